@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "omni_torch",
+      "sources": ["src/addon.cc", "src/store.cc", "src/convert.cc"],
+      "include_dirs": [
+        "<!@(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node find-libtorch.cjs include)"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "_GLIBCXX_USE_CXX11_ABI=<!(node find-libtorch.cjs abi)"
+      ],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "libraries": [
+        "-L<!(node find-libtorch.cjs lib)",
+        "-Wl,--no-as-needed",
+        "<!@(node find-libtorch.cjs libs)",
+        "-Wl,--as-needed",
+        "-Wl,-rpath,<!(node find-libtorch.cjs lib)"
+      ]
+    }
+  ]
+}

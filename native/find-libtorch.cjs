@@ -1,0 +1,68 @@
+// Locates LibTorch for binding.gyp. Prints one value, chosen by the first argument:
+//   include | lib | libs | abi | rpath
+// Order: $LIBTORCH (an official LibTorch download or a PyTorch install's torch/ directory),
+// then the system's (Debian's libtorch-dev). Fails with instructions when neither exists.
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+
+function candidates() {
+  const list = [];
+  if (process.env.LIBTORCH) {
+    const root = path.resolve(process.env.LIBTORCH);
+    list.push({ include: path.join(root, "include"), lib: path.join(root, "lib"), root, fromEnv: true });
+  }
+  for (const lib of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]) {
+    list.push({ include: lib.startsWith("/usr/local") ? "/usr/local/include" : "/usr/include", lib, root: null, fromEnv: false });
+  }
+  return list;
+}
+
+function valid(c) {
+  return fs.existsSync(path.join(c.include, "ATen", "ATen.h")) &&
+    (fs.existsSync(path.join(c.lib, "libtorch_cpu.so")) || fs.existsSync(path.join(c.lib, "libtorch.so")));
+}
+
+function fail(message) {
+  process.stderr.write(`\nomni-dpo: ${message}\n` +
+    "  Install Debian's LibTorch:   sudo apt-get install -y libtorch-dev libopenblas0-pthread\n" +
+    "  or point LIBTORCH at a directory with include/ and lib/: an official LibTorch download,\n" +
+    "  or a PyTorch install's torch/ directory (python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))').\n\n");
+  process.exit(1);
+}
+
+const all = candidates();
+if (process.env.LIBTORCH && !valid(all[0])) {
+  fail(`LIBTORCH=${process.env.LIBTORCH} has no include/ATen/ATen.h and lib/libtorch_cpu.so.`);
+}
+const found = all.find(valid);
+if (!found) fail("LibTorch was not found.");
+
+// The C++ ABI must match the one LibTorch was built with; its CMake config records it.
+function abi() {
+  const configs = [
+    found.root && path.join(found.root, "share", "cmake", "Torch", "TorchConfig.cmake"),
+    path.join(found.lib, "cmake", "Torch", "TorchConfig.cmake"),
+  ].filter(Boolean);
+  for (const file of configs) {
+    if (!fs.existsSync(file)) continue;
+    const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(fs.readFileSync(file, "utf8"));
+    if (m) return m[1];
+  }
+  return "1";
+}
+
+const libs = ["torch", "torch_cpu", "c10"];
+for (const optional of ["torch_cuda", "c10_cuda"]) {
+  if (fs.existsSync(path.join(found.lib, `lib${optional}.so`))) libs.push(optional);
+}
+
+const what = process.argv[2];
+const includeApi = path.join(found.include, "torch", "csrc", "api", "include");
+switch (what) {
+  case "include": console.log([found.include, includeApi].join(" ")); break;
+  case "lib": console.log(found.lib); break;
+  case "libs": console.log(libs.map((l) => `-l${l}`).join(" ")); break;
+  case "abi": console.log(abi()); break;
+  default: fail(`find-libtorch.cjs: unknown query '${what}'`);
+}

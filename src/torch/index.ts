@@ -1,0 +1,25 @@
+// The tensor API: `import { torch } from "omni-dpo"`. Names follow PyTorch, camelCased.
+export { Tensor, type NestedArray, type Scalar, type TensorOrScalar, type MaxResult } from "./tensor.js";
+export type { DType, Device, TypedArray } from "./dtype.js";
+export {
+  tensor, fromBuffer, zeros, ones, full, empty, arange, rand, randn, randint, randperm,
+  zerosLike, onesLike, fullLike, randLike, randnLike, type TensorOptions,
+} from "./creation.js";
+export {
+  cat, stack, where, matmul, bmm, linear, embedding, layerNorm, rmsNorm, softmax, logSoftmax,
+  crossEntropy, dropout, scaledDotProductAttention, tokenLogProbs, type Reduction, type AttentionOptions,
+} from "./functional.js";
+export { tidy, dispose, memory } from "./scope.js";
+export {
+  noGrad, enableGrad, isGradEnabled, setNumThreads, getNumThreads, manualSeed, getRngState, setRngState,
+  cuda, buildInfo,
+} from "./runtime.js";
+export { hasOp, schemaOf } from "./ops.js";
+export {
+  Optimizer, AdamW, SGD, clipGradNorm, type AdamWOptions, type SGDOptions, type ParamGroupSpec, type OptimizerStateDict,
+} from "./optim/optimizer.js";
+export { LRScheduler, scheduleMultiplier, warmupStepsOf, type ScheduleOptions, type ScheduleType } from "./optim/schedule.js";
+
+import { Tensor } from "./tensor.js";
+/** Exempts `t` from the enclosing tidy(): the caller owns it and disposes it. */
+export function keep<T extends Tensor>(t: T): T { return t.keep(); }
