@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Makes this checkout runnable on a fresh Debian machine: system packages when missing,
+# npm dependencies, the native addon and the TypeScript build. Safe to run again; it only
+# does what is missing or stale. Sourced by scripts/test.sh and scripts/demo.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "[setup] $*" >&2; }
+
+# LibTorch (the engine), OpenBLAS (without it Debian's LibTorch multiplies 50x slower) and
+# PyTorch for Python (parity tests and benchmarks compare against it).
+need=()
+[ -n "${LIBTORCH:-}" ] || dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
+dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-torch >/dev/null 2>&1; then need+=(python3-torch); fi
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]} (apt-get)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+addon=native/build/Release/omni_torch.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" 2>/dev/null | head -1)" ]; then
+  say "building the native addon (LibTorch)"
+  npm run --silent build:native >/tmp/omni-dpo-native-build.log 2>&1 || { cat /tmp/omni-dpo-native-build.log >&2; exit 1; }
+fi
+
+say "compiling TypeScript"
+npm run --silent build
