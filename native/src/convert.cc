@@ -9,6 +9,8 @@ namespace omni {
 
 namespace {
 
+// `where` is the argument's name; messages are built only when something is wrong, so the
+// per-call path allocates no strings.
 [[noreturn]] void mismatch(const std::string& where, const char* expected, const Napi::Value& v) {
   const char* got = v.IsNumber()  ? "number"
                     : v.IsString() ? "string"
@@ -16,7 +18,7 @@ namespace {
                     : v.IsArray()   ? "array"
                     : v.IsNull() || v.IsUndefined() ? "nothing"
                                                      : "object";
-  throw std::invalid_argument(where + " expects " + expected + ", got " + got);
+  throw std::invalid_argument("argument '" + where + "' expects " + expected + ", got " + got);
 }
 
 int64_t toInt(const Napi::Value& v, const std::string& where) {
@@ -24,7 +26,7 @@ int64_t toInt(const Napi::Value& v, const std::string& where) {
   if (!v.IsNumber()) mismatch(where, "an integer", v);
   double d = v.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(d) || std::floor(d) != d) {
-    throw std::invalid_argument(where + " expects an integer, got " + std::to_string(d));
+    throw std::invalid_argument("argument '" + where + "' expects an integer, got " + std::to_string(d));
   }
   return static_cast<int64_t>(d);
 }
@@ -75,7 +77,7 @@ c10::IValue toList(Napi::Env env, const Napi::Value& v, const c10::TypePtr& elem
   if (isIntLike(k)) {
     c10::List<int64_t> out;
     out.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) out.push_back(toInt(arr.Get(i), where + "[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < n; ++i) out.push_back(toInt(arr.Get(i), where));
     return c10::IValue(std::move(out));
   }
   if (k == c10::TypeKind::FloatType) {
@@ -91,7 +93,7 @@ c10::IValue toList(Napi::Env env, const Napi::Value& v, const c10::TypePtr& elem
   if (k == c10::TypeKind::TensorType) {
     c10::List<at::Tensor> out;
     out.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) out.push_back(toTensor(arr.Get(i), where + "[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < n; ++i) out.push_back(toTensor(arr.Get(i), where));
     return c10::IValue(std::move(out));
   }
   if (k == c10::TypeKind::OptionalType &&
@@ -100,11 +102,11 @@ c10::IValue toList(Napi::Env env, const Napi::Value& v, const c10::TypePtr& elem
     for (uint32_t i = 0; i < n; ++i) {
       Napi::Value e = arr.Get(i);
       if (e.IsNull() || e.IsUndefined()) out.push_back(c10::nullopt);
-      else out.push_back(toTensor(e, where + "[" + std::to_string(i) + "]"));
+      else out.push_back(toTensor(e, where));
     }
     return c10::IValue(std::move(out));
   }
-  throw std::invalid_argument(where + ": list of " + elem->str() + " is not supported by the binding");
+  throw std::invalid_argument("argument '" + where + "': list of " + elem->str() + " is not supported by the binding");
 }
 
 }  // namespace
@@ -136,7 +138,7 @@ c10::IValue toIValue(Napi::Env env, const Napi::Value& v, const c10::TypePtr& ty
       if (v.IsNull() || v.IsUndefined()) return c10::IValue();
       mismatch(where, "no generator (the default generator is used)", v);
     default:
-      throw std::invalid_argument(where + ": type " + type->str() + " is not supported by the binding");
+      throw std::invalid_argument("argument '" + where + "': type " + type->str() + " is not supported by the binding");
   }
 }
 

@@ -11,6 +11,17 @@ TensorStore& store() {
   return instance;
 }
 
+// V8 is told about native memory in batches: a call per tiny tensor would cost more than the
+// op itself, and the collector only needs the rough size.
+static int64_t unreported = 0;
+static void report(Napi::Env env, int64_t delta) {
+  unreported += delta;
+  if (unreported > (1 << 20) || unreported < -(1 << 20)) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, unreported);
+    unreported = 0;
+  }
+}
+
 static int64_t ownedBytes(const at::Tensor& t) {
   // Views share their base's storage; only count storage a result owns.
   if (!t.defined() || t.is_view() || !t.has_storage()) return 0;
@@ -31,7 +42,7 @@ int64_t TensorStore::put(Napi::Env env, at::Tensor t) {
   ++live_;
   int64_t bytes = ownedBytes(slots_[id]);
   accounted_[id] = bytes;
-  if (bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  if (bytes > 0) report(env, bytes);
   return id;
 }
 
@@ -50,7 +61,7 @@ const at::Tensor& TensorStore::get(int64_t id) const {
 void TensorStore::release(Napi::Env env, int64_t id) {
   if (!live(id)) return;
   slots_[id] = at::Tensor();
-  if (accounted_[id] > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_[id]);
+  if (accounted_[id] > 0) report(env, -accounted_[id]);
   accounted_[id] = 0;
   free_.push_back(id);
   --live_;

@@ -2,8 +2,8 @@
 // this module directly.
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { packageRoot } from "../util/package-root.js";
 
 export interface NativeMemory { tensors: number; bytes: number }
 export interface NativeBuildInfo { torchVersion: string; cuda: boolean; cudaDevices: number; parallelInfo: string }
@@ -54,17 +54,6 @@ function chooseBlasCoreType(): BlasSetup {
     return { coretype: "SkylakeX", chosenByEngine: true };
   }
   return { coretype: null, chosenByEngine: false };
-}
-
-function packageRoot(): string {
-  // dist/src/torch/native.js or src/torch/native.ts: walk up to the directory with package.json.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("omni-dpo: cannot find the package root");
-    dir = up;
-  }
-  return dir;
 }
 
 function load(): NativeAddon {

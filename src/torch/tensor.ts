@@ -180,10 +180,13 @@ export class Tensor implements Owned {
 
   // ---- arithmetic (broadcasting; numbers act as PyTorch's Python scalars) ---------------
 
-  add(other: TensorOrScalar, alpha: number = 1): Tensor {
+  // alpha is passed only when it is not 1: the schema default costs nothing to convert.
+  /** this + alpha * other */
+  add(other: TensorOrScalar, alpha?: number): Tensor {
     return other instanceof Tensor ? callTensor("add.Tensor", this.id, other.id, alpha) : callTensor("add.Scalar", this.id, other, alpha);
   }
-  sub(other: TensorOrScalar, alpha: number = 1): Tensor {
+  /** this - alpha * other */
+  sub(other: TensorOrScalar, alpha?: number): Tensor {
     return other instanceof Tensor ? callTensor("sub.Tensor", this.id, other.id, alpha) : callTensor("sub.Scalar", this.id, other, alpha);
   }
   mul(other: TensorOrScalar): Tensor {

@@ -1,0 +1,17 @@
+// The directory holding omni-dpo's package.json, from either src/ (ts) or dist/src/ (js).
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+let root: string | undefined;
+
+export function packageRoot(): string {
+  if (root) return root;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) || !existsSync(join(dir, "native"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("omni-dpo: cannot find the package root");
+    dir = up;
+  }
+  return (root = dir);
+}
