@@ -276,8 +276,21 @@ export class Tensor implements Owned {
     const [values, indices] = callTensors("min.dim", this.id, dim, keepdim);
     return { values, indices };
   }
+  /** Running sum along `dim` (int64 for integer and bool inputs, as PyTorch). */
+  cumsum(dim: number): Tensor { return callTensor("cumsum", this.id, dim, null); }
   argmax(dim?: number, keepdim = false): Tensor { return callTensor("argmax", this.id, dim ?? null, keepdim); }
   argmin(dim?: number, keepdim = false): Tensor { return callTensor("argmin", this.id, dim ?? null, keepdim); }
+  /** The k largest (or smallest) elements along `dim`, with their indices. */
+  topk(k: number, dim = -1, largest = true): MaxResult {
+    const [values, indices] = callTensors("topk", this.id, k, dim, largest, true);
+    return { values, indices };
+  }
+  sort(dim = -1, descending = false): MaxResult {
+    const [values, indices] = callTensors("sort.stable", this.id, false, dim, descending);
+    return { values, indices };
+  }
+  /** Samples indices from the rows of this probability tensor, using manualSeed()'s generator. */
+  multinomial(numSamples: number, replacement = false): Tensor { return callTensor("multinomial", this.id, numSamples, replacement, null); }
   logsumexp(dim: number | number[], keepdim = false): Tensor { return callTensor("logsumexp", this.id, dims(dim), keepdim); }
   /** Variance with Bessel's correction by default (correction 1), as torch.var. */
   var(dim?: number | number[], options: { correction?: number; keepdim?: boolean } = {}): Tensor {

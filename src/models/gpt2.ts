@@ -1,0 +1,118 @@
+// GPT-2 (GPT2LMHeadModel), readable in one file. Weight names and layouts are the Hugging Face
+// checkpoint's: Conv1D projections store [in, out]; the LM head is tied to the token embedding.
+import * as torch from "../torch/index.js";
+import { Module, ModuleList } from "../nn/module.js";
+import { Conv1D, Embedding, LayerNorm, type Init } from "../nn/layers.js";
+import { attentionMask, positionIds } from "./attention.js";
+import type { KVCache } from "./cache.js";
+import { num, type RawConfig } from "./config.js";
+import type { CausalLM, ForwardOptions } from "./causal-lm.js";
+
+export interface GPT2Config { vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number; dropout: number; activation: string }
+
+export function gpt2Config(raw: RawConfig): GPT2Config {
+  const nEmbd = num(raw, "n_embd", 768);
+  const act = (raw.activation_function as string | undefined) ?? "gelu_new";
+  if (!["gelu_new", "gelu", "gelu_pytorch_tanh", "relu"].includes(act)) throw new Error(`config.json: activation_function '${act}' is not supported`);
+  return {
+    vocabSize: num(raw, "vocab_size", 50257), nPositions: num(raw, "n_positions", 1024), nEmbd,
+    nLayer: num(raw, "n_layer", 12), nHead: num(raw, "n_head", 12), nInner: num(raw, "n_inner", 4 * nEmbd),
+    eps: num(raw, "layer_norm_epsilon", 1e-5), dropout: num(raw, "resid_pdrop", 0.1), activation: act,
+  };
+}
+
+class Attention extends Module {
+  readonly cAttn: Conv1D;
+  readonly cProj: Conv1D;
+  constructor(readonly c: GPT2Config, readonly layer: number, init: Init) {
+    super();
+    this.cAttn = this.module("c_attn", new Conv1D(c.nEmbd, 3 * c.nEmbd, init));
+    this.cProj = this.module("c_proj", new Conv1D(c.nEmbd, c.nEmbd, init));
+  }
+  forward(x: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
+    const [b, t] = x.shape;
+    const heads = this.c.nHead;
+    const d = this.c.nEmbd / heads;
+    const [q, k0, v0] = this.cAttn.forward(x).split(this.c.nEmbd, 2).map((p) => p.view(b, t, heads, d).transpose(1, 2));
+    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];
+    const p = this.training ? this.c.dropout : 0;
+    const y = torch.scaledDotProductAttention(q, k, v, { attnMask: mask, isCausal: mask === null, dropoutP: p });
+    return this.cProj.forward(y.transpose(1, 2).reshape(b, t, this.c.nEmbd));
+  }
+}
+
+class MLP extends Module {
+  readonly fc: Conv1D; readonly proj: Conv1D;
+  constructor(readonly c: GPT2Config, init: Init) {
+    super();
+    this.fc = this.module("c_fc", new Conv1D(c.nEmbd, c.nInner, init));
+    this.proj = this.module("c_proj", new Conv1D(c.nInner, c.nEmbd, init));
+  }
+  forward(x: torch.Tensor): torch.Tensor {
+    const a = this.fc.forward(x);
+    const act = this.c.activation === "relu" ? a.relu() : a.gelu(this.c.activation === "gelu" ? "none" : "tanh");
+    return this.proj.forward(act);
+  }
+}
+
+class Block extends Module {
+  readonly ln1: LayerNorm; readonly attn: Attention; readonly ln2: LayerNorm; readonly mlp: MLP;
+  constructor(readonly c: GPT2Config, layer: number, init: Init) {
+    super();
+    this.ln1 = this.module("ln_1", new LayerNorm(c.nEmbd, c.eps, init));
+    this.attn = this.module("attn", new Attention(c, layer, init));
+    this.ln2 = this.module("ln_2", new LayerNorm(c.nEmbd, c.eps, init));
+    this.mlp = this.module("mlp", new MLP(c, init));
+  }
+  forward(x: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
+    const p = this.training ? this.c.dropout : 0;
+    const h = x.add(torch.dropout(this.attn.forward(this.ln1.forward(x), mask, cache), p, this.training));
+    return h.add(torch.dropout(this.mlp.forward(this.ln2.forward(h)), p, this.training));
+  }
+}
+
+class Transformer extends Module {
+  readonly wte: Embedding; readonly wpe: Embedding; readonly h: Block[]; readonly lnF: LayerNorm;
+  constructor(c: GPT2Config, init: Init) {
+    super();
+    this.wte = this.module("wte", new Embedding(c.vocabSize, c.nEmbd, init));
+    this.wpe = this.module("wpe", new Embedding(c.nPositions, c.nEmbd, { ...init, std: 0.01 }));
+    this.h = this.module("h", new ModuleList(Array.from({ length: c.nLayer }, (_, i) => new Block(c, i, init)))).items;
+    this.lnF = this.module("ln_f", new LayerNorm(c.nEmbd, c.eps, init));
+  }
+}
+
+export class GPT2LMHeadModel extends Module implements CausalLM {
+  readonly architecture = "gpt2" as const;
+  readonly c: GPT2Config;
+  readonly transformer: Transformer;
+
+  constructor(readonly config: RawConfig, init: Init = {}) {
+    super();
+    this.c = gpt2Config(config);
+    this.transformer = this.module("transformer", new Transformer(this.c, init));
+  }
+
+  get numLayers(): number { return this.c.nLayer; }
+  get vocabSize(): number { return this.c.vocabSize; }
+  get maxPositions(): number { return this.c.nPositions; }
+  /** Names a checkpoint may hold that are buffers, not weights. */
+  isIgnoredCheckpointName(name: string): boolean { return /\.attn\.(bias|masked_bias)$/.test(name); }
+  /** The LM head shares the token embedding; checkpoints may still store it. */
+  tiedNames(): Record<string, string> { return { "lm_head.weight": "transformer.wte.weight" }; }
+
+  forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
+    return torch.tidy(() => {
+      const [b, t] = inputIds.shape;
+      const past = options.cache?.length ?? 0;
+      if (past + t > this.c.nPositions) throw new Error(`sequence of ${past + t} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
+      const tr = this.transformer;
+      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask);
+      const mask = attentionMask(b, t, past, options.attentionMask);
+      let h = tr.wte.forward(inputIds).add(tr.wpe.forward(pos));
+      h = torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
+      for (const block of tr.h) h = block.forward(h, mask, options.cache);
+      return torch.linear(tr.lnF.forward(h), tr.wte.weight);
+    });
+  }
+}

@@ -1,0 +1,137 @@
+// The Llama family in one file: Llama 2/3 (TinyLlama, SmolLM), Qwen2 (q/k/v biases) and Mistral
+// (sliding-window attention). Pre-norm RMSNorm blocks, rotary positions, grouped-query
+// attention and a SwiGLU MLP; weight names are the Hugging Face checkpoint's.
+import * as torch from "../torch/index.js";
+import { Module, ModuleList } from "../nn/module.js";
+import { Embedding, Linear, RMSNorm, type Init } from "../nn/layers.js";
+import { applyRope, attentionMask, positionIds, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
+import type { KVCache } from "./cache.js";
+import { num, type Architecture, type RawConfig } from "./config.js";
+import type { CausalLM, ForwardOptions } from "./causal-lm.js";
+
+export interface LlamaConfig {
+  vocabSize: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
+  eps: number; ropeTheta: number; ropeScaling: RopeScaling | null; maxPositions: number; tied: boolean;
+  qkvBias: boolean; oBias: boolean; mlpBias: boolean; slidingWindow: number | null; attentionDropout: number;
+}
+
+export function llamaConfig(raw: RawConfig, arch: Architecture): LlamaConfig {
+  const hidden = num(raw, "hidden_size");
+  const heads = num(raw, "num_attention_heads");
+  const act = (raw.hidden_act as string | undefined) ?? "silu";
+  if (act !== "silu") throw new Error(`config.json: hidden_act '${act}' is not supported (silu only)`);
+  const useWindow = arch === "mistral" || (arch === "qwen2" && raw.use_sliding_window === true);
+  return {
+    vocabSize: num(raw, "vocab_size"), hidden, intermediate: num(raw, "intermediate_size"),
+    layers: num(raw, "num_hidden_layers"), heads, kvHeads: num(raw, "num_key_value_heads", heads),
+    headDim: num(raw, "head_dim", hidden / heads), eps: num(raw, "rms_norm_eps", 1e-6),
+    ropeTheta: num(raw, "rope_theta", 10000), ropeScaling: (raw.rope_scaling as RopeScaling | null | undefined) ?? null,
+    maxPositions: num(raw, "max_position_embeddings", 2048),
+    tied: (raw.tie_word_embeddings as boolean | undefined) ?? false,  // the default of all three configs
+    qkvBias: arch === "qwen2" || raw.attention_bias === true, oBias: raw.attention_bias === true && arch !== "qwen2",
+    mlpBias: raw.mlp_bias === true,
+    slidingWindow: useWindow ? ((raw.sliding_window as number | null | undefined) ?? null) : null,
+    attentionDropout: num(raw, "attention_dropout", 0),
+  };
+}
+
+class Attention extends Module {
+  readonly q: Linear; readonly k: Linear; readonly v: Linear; readonly o: Linear;
+  constructor(readonly c: LlamaConfig, readonly layer: number, init: Init) {
+    super();
+    this.q = this.module("q_proj", new Linear(c.hidden, c.heads * c.headDim, c.qkvBias, init));
+    this.k = this.module("k_proj", new Linear(c.hidden, c.kvHeads * c.headDim, c.qkvBias, init));
+    this.v = this.module("v_proj", new Linear(c.hidden, c.kvHeads * c.headDim, c.qkvBias, init));
+    this.o = this.module("o_proj", new Linear(c.heads * c.headDim, c.hidden, c.oBias, init));
+  }
+  forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
+    const [b, t] = x.shape;
+    const { heads, kvHeads, headDim } = this.c;
+    const q = applyRope(this.q.forward(x).view(b, t, heads, headDim).transpose(1, 2), cos, sin);
+    const k0 = applyRope(this.k.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2), cos, sin);
+    const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];
+    const y = torch.scaledDotProductAttention(q, repeatKv(k, heads / kvHeads), repeatKv(v, heads / kvHeads), {
+      attnMask: mask, isCausal: mask === null, dropoutP: this.training ? this.c.attentionDropout : 0,
+    });
+    return this.o.forward(y.transpose(1, 2).reshape(b, t, heads * headDim));
+  }
+}
+
+class MLP extends Module {
+  readonly gate: Linear; readonly up: Linear; readonly down: Linear;
+  constructor(c: LlamaConfig, init: Init) {
+    super();
+    this.gate = this.module("gate_proj", new Linear(c.hidden, c.intermediate, c.mlpBias, init));
+    this.up = this.module("up_proj", new Linear(c.hidden, c.intermediate, c.mlpBias, init));
+    this.down = this.module("down_proj", new Linear(c.intermediate, c.hidden, c.mlpBias, init));
+  }
+  forward(x: torch.Tensor): torch.Tensor {
+    return this.down.forward(this.gate.forward(x).silu().mul(this.up.forward(x)));
+  }
+}
+
+class DecoderLayer extends Module {
+  readonly inputNorm: RMSNorm; readonly attn: Attention; readonly postNorm: RMSNorm; readonly mlp: MLP;
+  constructor(c: LlamaConfig, layer: number, init: Init) {
+    super();
+    this.inputNorm = this.module("input_layernorm", new RMSNorm(c.hidden, c.eps, init));
+    this.attn = this.module("self_attn", new Attention(c, layer, init));
+    this.postNorm = this.module("post_attention_layernorm", new RMSNorm(c.hidden, c.eps, init));
+    this.mlp = this.module("mlp", new MLP(c, init));
+  }
+  forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
+    const h = x.add(this.attn.forward(this.inputNorm.forward(x), cos, sin, mask, cache));
+    return h.add(this.mlp.forward(this.postNorm.forward(h)));
+  }
+}
+
+class Decoder extends Module {
+  readonly embed: Embedding; readonly layers: DecoderLayer[]; readonly norm: RMSNorm;
+  constructor(c: LlamaConfig, init: Init) {
+    super();
+    this.embed = this.module("embed_tokens", new Embedding(c.vocabSize, c.hidden, init));
+    this.layers = this.module("layers", new ModuleList(Array.from({ length: c.layers }, (_, i) => new DecoderLayer(c, i, init)))).items;
+    this.norm = this.module("norm", new RMSNorm(c.hidden, c.eps, init));
+  }
+}
+
+export class LlamaForCausalLM extends Module implements CausalLM {
+  readonly c: LlamaConfig;
+  readonly model: Decoder;
+  readonly lmHead: Linear | null;
+  readonly #inverseFrequencies: torch.Tensor;
+
+  constructor(readonly config: RawConfig, readonly architecture: "llama" | "qwen2" | "mistral", init: Init = {}) {
+    super();
+    const c = (this.c = llamaConfig(config, architecture));
+    this.model = this.module("model", new Decoder(c, init));
+    this.lmHead = c.tied ? null : this.module("lm_head", new Linear(c.hidden, c.vocabSize, false, init));
+    this.#inverseFrequencies = ropeInverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling).keep();
+  }
+
+  get numLayers(): number { return this.c.layers; }
+  get vocabSize(): number { return this.c.vocabSize; }
+  get maxPositions(): number { return this.c.maxPositions; }
+  isIgnoredCheckpointName(name: string): boolean { return /\.rotary_emb\.inv_freq$/.test(name); }
+  tiedNames(): Record<string, string> { return this.c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}; }
+
+  forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
+    return torch.tidy(() => {
+      const [b, t] = inputIds.shape;
+      const past = options.cache?.length ?? 0;
+      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask);
+      const mask = attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow);
+      let h = this.model.embed.forward(inputIds);
+      const [cos, sin] = ropeCosSin(this.#inverseFrequencies, pos, h.dtype);
+      for (const layer of this.model.layers) h = layer.forward(h, cos, sin, mask, options.cache);
+      h = this.model.norm.forward(h);
+      return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
+    });
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.#inverseFrequencies.dispose();
+  }
+}

@@ -1,0 +1,185 @@
+// The safetensors format (Hugging Face's weight files): an 8-byte little-endian header length,
+// a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes.
+// Single files and sharded checkpoints (model.safetensors.index.json) both read and write here.
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import * as torch from "../torch/index.js";
+
+const TO_DTYPE: Record<string, torch.DType> = {
+  F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16",
+  I64: "int64", I32: "int32", I16: "int16", I8: "int8", U8: "uint8", BOOL: "bool",
+};
+const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<torch.DType, string>;
+const ITEM: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+export interface TensorInfo { dtype: string; shape: number[]; data_offsets: [number, number] }
+export interface SafetensorsHeader { tensors: Map<string, TensorInfo>; metadata: Record<string, string>; dataStart: number }
+
+/** Reads and validates a file's header; errors name the file and the tensor. */
+export function readHeader(file: string): SafetensorsHeader {
+  const fd = openSync(file, "r");
+  try {
+    const lenBuf = Buffer.alloc(8);
+    if (readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new Error(`${file}: too short to be a safetensors file`);
+    const len = Number(lenBuf.readBigUInt64LE(0));
+    if (len <= 0 || len > 100_000_000) throw new Error(`${file}: invalid safetensors header length ${len}`);
+    const json = Buffer.alloc(len);
+    if (readSync(fd, json, 0, len, 8) !== len) throw new Error(`${file}: truncated safetensors header`);
+    let parsed: Record<string, unknown>;
+    try { parsed = JSON.parse(json.toString("utf8")); } catch (e) { throw new Error(`${file}: safetensors header is not valid JSON (${(e as Error).message})`); }
+    const tensors = new Map<string, TensorInfo>();
+    let metadata: Record<string, string> = {};
+    for (const [name, value] of Object.entries(parsed)) {
+      if (name === "__metadata__") { metadata = value as Record<string, string>; continue; }
+      const info = value as TensorInfo;
+      if (!(info.dtype in TO_DTYPE)) throw new Error(`${file}: tensor ${name} has dtype ${info.dtype}, which is not supported`);
+      const expected = info.shape.reduce((a, b) => a * b, 1) * ITEM[info.dtype];
+      if (info.data_offsets[1] - info.data_offsets[0] !== expected) {
+        throw new Error(`${file}: tensor ${name} has ${info.data_offsets[1] - info.data_offsets[0]} bytes, its dtype and shape need ${expected}`);
+      }
+      tensors.set(name, info);
+    }
+    return { tensors, metadata, dataStart: 8 + len };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Loads tensors from one safetensors file. Each tensor's bytes are read into their own buffer
+ * and viewed without a further copy; `dtype` casts floating-point tensors (e.g. BF16 -> float32).
+ */
+export function loadSafetensors(file: string, options: { dtype?: torch.DType; names?: Set<string> } = {}): Map<string, torch.Tensor> {
+  const header = readHeader(file);
+  const out = new Map<string, torch.Tensor>();
+  const fd = openSync(file, "r");
+  try {
+    for (const [name, info] of header.tensors) {
+      if (options.names && !options.names.has(name)) continue;
+      const [begin, end] = info.data_offsets;
+      const bytes = Buffer.allocUnsafe(end - begin);
+      if (readSync(fd, bytes, 0, end - begin, header.dataStart + begin) !== end - begin) throw new Error(`${file}: tensor ${name} is truncated`);
+      const stored = TO_DTYPE[info.dtype];
+      let t = torch.fromBuffer(bytes, { dtype: stored, shape: info.shape });
+      const target = options.dtype;
+      if (target && target !== stored && isFloat(stored)) {
+        const cast = t.to(target);
+        t.dispose();
+        t = cast;
+      }
+      out.set(name, t);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+function isFloat(d: torch.DType): boolean { return d === "float32" || d === "float64" || d === "float16" || d === "bfloat16"; }
+
+/**
+ * Writes tensors to one safetensors file, through a temporary file renamed into place, so an
+ * interrupted write never leaves a half-written file under the final name.
+ */
+export function saveSafetensors(file: string, tensors: [string, torch.Tensor][], metadata: Record<string, string> = { format: "pt" }): void {
+  const sorted = [...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [name, t] of sorted) {
+    const bytes = t.numel() * ITEM[FROM_DTYPE[t.dtype]];
+    header[name] = { dtype: FROM_DTYPE[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), "utf8");
+  const padded = Math.ceil(json.length / 8) * 8;  // keeps the data 8-byte aligned
+  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w");
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    writeSync(fd, len);
+    writeSync(fd, json);
+    for (const [, t] of sorted) {
+      const data = t.data();
+      writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, file);
+}
+
+export const SINGLE_FILE = "model.safetensors";
+export const INDEX_FILE = "model.safetensors.index.json";
+
+/** Loads every tensor of a checkpoint directory: model.safetensors, or the shards its index names. */
+export function loadCheckpoint(dir: string, options: { dtype?: torch.DType } = {}): Map<string, torch.Tensor> {
+  if (existsSync(join(dir, SINGLE_FILE))) return loadSafetensors(join(dir, SINGLE_FILE), options);
+  const indexPath = join(dir, INDEX_FILE);
+  if (existsSync(indexPath)) {
+    let index: { weight_map?: Record<string, string> };
+    try { index = JSON.parse(readFileSync(indexPath, "utf8")); } catch (e) { throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`); }
+    if (!index.weight_map) throw new Error(`${indexPath}: missing field weight_map`);
+    const byFile = new Map<string, Set<string>>();
+    for (const [name, file] of Object.entries(index.weight_map)) {
+      if (!byFile.has(file)) byFile.set(file, new Set());
+      byFile.get(file)!.add(name);
+    }
+    const out = new Map<string, torch.Tensor>();
+    for (const [file, names] of byFile) {
+      const path = join(dir, file);
+      if (!existsSync(path)) throw new Error(`${indexPath}: shard ${file} is missing`);
+      for (const [n, t] of loadSafetensors(path, { ...options, names })) out.set(n, t);
+    }
+    return out;
+  }
+  const other = ["pytorch_model.bin", "model.bin", "tf_model.h5"].filter((f) => existsSync(join(dir, f)));
+  throw new Error(`${dir}: no ${SINGLE_FILE} or ${INDEX_FILE}` +
+    (other.length ? ` (found ${other.join(", ")}; convert it to safetensors with transformers' save_pretrained(safe_serialization=True))` : ""));
+}
+
+/**
+ * Saves tensors as a checkpoint directory in Hugging Face's layout: one model.safetensors, or
+ * shards of at most `maxShardBytes` named model-0000i-of-0000n.safetensors plus an index.
+ */
+export function saveCheckpoint(dir: string, tensors: [string, torch.Tensor][], options: { maxShardBytes?: number } = {}): string[] {
+  mkdirSync(dir, { recursive: true });
+  const limit = options.maxShardBytes ?? 5 * 1024 ** 3;
+  const shards: [string, torch.Tensor][][] = [[]];
+  let size = 0;
+  let total = 0;
+  for (const entry of tensors) {
+    const bytes = entry[1].numel() * ITEM[FROM_DTYPE[entry[1].dtype]];
+    if (size > 0 && size + bytes > limit) { shards.push([]); size = 0; }
+    shards[shards.length - 1].push(entry);
+    size += bytes;
+    total += bytes;
+  }
+  if (shards.length === 1) {
+    saveSafetensors(join(dir, SINGLE_FILE), shards[0]);
+    for (const stale of [INDEX_FILE]) if (existsSync(join(dir, stale))) unlinkSync(join(dir, stale));
+    return [SINGLE_FILE];
+  }
+  const n = shards.length;
+  const names = shards.map((_, i) => `model-${String(i + 1).padStart(5, "0")}-of-${String(n).padStart(5, "0")}.safetensors`);
+  const weightMap: Record<string, string> = {};
+  shards.forEach((shard, i) => {
+    saveSafetensors(join(dir, names[i]), shard);
+    for (const [name] of shard) weightMap[name] = names[i];
+  });
+  writeJsonAtomic(join(dir, INDEX_FILE), { metadata: { total_size: total }, weight_map: weightMap });
+  if (existsSync(join(dir, SINGLE_FILE))) unlinkSync(join(dir, SINGLE_FILE));
+  return [...names, INDEX_FILE];
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w");
+  writeSync(fd, JSON.stringify(value, null, 2) + "\n");
+  closeSync(fd);
+  renameSync(tmp, file);
+}
