@@ -1,3 +1,9 @@
 // omni-dpo's public entry point.
 export * as torch from "./torch/index.js";
 export { Tensor } from "./torch/index.js";
+export {
+  preferenceLoss, objectiveFromConfig, resolvePreferenceOptions, OBJECTIVE_CONFIG_KEYS, LOSS_TYPES, REFERENCE_LOSSES,
+  OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,
+  type LossType, type PreferenceInputs, type PreferenceLossOptions, type ResolvedPreferenceOptions,
+  type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm,
+} from "./objectives/index.js";

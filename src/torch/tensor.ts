@@ -4,7 +4,7 @@
 import { native } from "./native.js";
 import { handle } from "./ops.js";
 import { track, untrack, type Owned } from "./scope.js";
-import { dtypeCode, dtypeName, typedArrayFor, type Device, type DType, type TypedArray } from "./dtype.js";
+import { dtypeCode, dtypeName, isFloating, typedArrayFor, type Device, type DType, type TypedArray } from "./dtype.js";
 
 export type Scalar = number | boolean;
 export type TensorOrScalar = Tensor | Scalar;
@@ -206,7 +206,19 @@ export class Tensor implements Owned {
   /** Limits values to [min, max]; either bound may be omitted (null). */
   clamp(min: TensorOrScalar | null = null, max: TensorOrScalar | null = null): Tensor {
     if (min instanceof Tensor || max instanceof Tensor) {
-      return callTensor("clamp.Tensor", this.id, min === null ? null : (min as Tensor).id, max === null ? null : (max as Tensor).id);
+      // A number beside a tensor bound becomes a 0-d tensor on this device (it used to be passed
+      // as `undefined`, i.e. silently dropped), typed as PyTorch types a Python scalar: this
+      // tensor's dtype, except a fractional bound of an integer tensor (default float).
+      const keepType = (b: Scalar) => typeof b !== "number" || Number.isInteger(b) || isFloating(this.dtype);
+      const bound = (b: TensorOrScalar | null): Tensor | null => b === null || b instanceof Tensor ? b
+        : callTensor("scalar_tensor", b, keepType(b) ? dtypeCode(this.dtype) : null, null, this.device, null);
+      const lo = bound(min), hi = bound(max);
+      try {
+        return callTensor("clamp.Tensor", this.id, lo ? lo.id : null, hi ? hi.id : null);
+      } finally {
+        if (lo && lo !== min) lo.dispose();
+        if (hi && hi !== max) hi.dispose();
+      }
     }
     return callTensor("clamp", this.id, min, max);
   }
