@@ -87,12 +87,16 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     const dropoutP = options.dropoutP ?? 0;
     let mask = options.attnMask ?? null;
     let isCausal = options.isCausal ?? false;
+    const [tq, tk] = [q.shape[q.ndim - 2], k.shape[k.ndim - 2]];
+    // Causal masks align the last query with the last key (query i of tq sees keys up to
+    // tk - tq + i), as a KV cache needs; LibTorch's is_causal aligns the first ones, so it is
+    // used only when the lengths are equal and no other mask is given.
+    if (isCausal && (mask || tq !== tk)) {
+      const causal = callTensor("ones", [tq, tk], dtypeCode("bool"), null, null, null).tril(tk - tq);
+      mask = mask ? (mask.dtype === "bool" ? causal.logicalAnd(mask) : mask.maskedFill(causal.logicalNot(), -Infinity)) : causal;
+      isCausal = false;
+    }
     if (mask && mask.dtype === "bool") {
-      if (isCausal) {
-        const [tq, tk] = [q.shape[q.ndim - 2], k.shape[k.ndim - 2]];
-        mask = callTensor("ones", [tq, tk], dtypeCode("bool"), null, null, null).tril(tk - tq).logicalAnd(mask);
-        isCausal = false;
-      }
       const lowest = q.dtype === "float64" ? -Number.MAX_VALUE : q.dtype === "float16" ? -65504 : -3.4028234663852886e38;
       mask = callTensor("zeros", mask.shape, dtypeCode(q.dtype), null, null, null).maskedFill(mask.logicalNot(), lowest);
     }

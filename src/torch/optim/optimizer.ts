@@ -70,38 +70,46 @@ export abstract class Optimizer<O extends GroupOptions> {
         if (s) state[index] = { ...s };
         return index++;
       });
-      return { ...hyper, params: indices };
+      return { ...structuredClone(hyper), params: indices };  // no arrays (betas) shared with the live group
     });
     return { state, paramGroups };
   }
 
-  /** Restores a stateDict() taken from an optimizer over parameters of the same shapes and order. */
+  /**
+   * Restores a stateDict() taken from an optimizer over parameters of the same shapes and order.
+   * Everything is checked and copied before anything changes, so a failed load leaves this
+   * optimizer as it was, and loading this optimizer's own stateDict() works.
+   */
   loadStateDict(dict: OptimizerStateDict): void {
     if (dict.paramGroups.length !== this.paramGroups.length) {
       throw new Error(`loadStateDict: ${dict.paramGroups.length} parameter groups saved, optimizer has ${this.paramGroups.length}`);
     }
     const params = this.paramGroups.flatMap((g) => g.params);
-    this.paramGroups.forEach((group, g) => {
+    const hypers = this.paramGroups.map((group, g) => {
       const saved = dict.paramGroups[g];
       const count = (saved.params as number[]).length;
       if (count !== group.params.length) throw new Error(`loadStateDict: group ${g} saved ${count} parameters, has ${group.params.length}`);
       const { params: _ignored, ...hyper } = saved;
-      Object.assign(group, hyper);
+      return hyper;
     });
-    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v.dispose();
-    this.state.clear();
     for (const [key, entry] of Object.entries(dict.state)) {
       const p = params[Number(key)];
       if (!p) throw new Error(`loadStateDict: state for parameter ${key}, which does not exist`);
-      const copy: Record<string, Tensor | number> = {};
       for (const [name, v] of Object.entries(entry)) {
-        if (v instanceof Tensor) {
-          if (v.shape.join() !== p.shape.join()) throw new Error(`loadStateDict: ${name} of parameter ${key} has shape [${v.shape}], parameter has [${p.shape}]`);
-          copy[name] = v.detach().clone().keep();
-        } else copy[name] = v;
+        if (v instanceof Tensor && v.shape.join() !== p.shape.join()) {
+          throw new Error(`loadStateDict: ${name} of parameter ${key} has shape [${v.shape}], parameter has [${p.shape}]`);
+        }
       }
-      this.state.set(p, copy);
     }
+    const loaded = new Map<Tensor, Record<string, Tensor | number>>();
+    for (const [key, entry] of Object.entries(dict.state)) {
+      const copy: Record<string, Tensor | number> = {};
+      for (const [name, v] of Object.entries(entry)) copy[name] = v instanceof Tensor ? v.detach().clone().keep() : v;
+      loaded.set(params[Number(key)], copy);
+    }
+    this.paramGroups.forEach((group, g) => Object.assign(group, hypers[g]));
+    this.dispose();
+    for (const [p, s] of loaded) this.state.set(p, s);
   }
 
   /** Frees the optimizer's state tensors. */
@@ -187,8 +195,10 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): n
       total = norms.length === 1 ? norms[0] : norms.slice(1).reduce((acc, n) => acc.add(n.pow(normType)), norms[0].pow(normType)).pow(1 / normType);
     }
     const totalNorm = total.item();
+    // As PyTorch: scale by min(maxNorm / (norm + 1e-6), 1); a NaN or infinite norm poisons the
+    // gradients the same way it does there, so a diverging run is not silently clipped.
     const coef = Math.min(maxNorm / (totalNorm + 1e-6), 1);
-    if (coef < 1) for (const g of grads) g.mul_(coef);
+    if (!(coef >= 1)) for (const g of grads) g.mul_(Number.isNaN(totalNorm) ? NaN : coef);
     return totalNorm;
   }));
 }
