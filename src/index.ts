@@ -7,3 +7,8 @@ export {
   type LossType, type PreferenceInputs, type PreferenceLossOptions, type ResolvedPreferenceOptions,
   type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm,
 } from "./objectives/index.js";
+export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
+export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
+export type { CausalLM, ForwardOptions } from "./models/causal-lm.js";
+export { generate, type GenerateOptions, type GenerateResult } from "./models/generate.js";
+export { KVCache } from "./models/cache.js";

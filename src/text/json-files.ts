@@ -1,0 +1,44 @@
+// Reading and writing the JSON files of a tokenizer directory, with errors that name the file.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { TokenizerError } from "./errors.js";
+
+export type JsonObject = Record<string, unknown>;
+
+/** Parses `path` as a JSON object. Missing file: names the directory and the file; bad JSON: names the file. */
+export function readJsonObject(path: string, missingHint = ""): JsonObject {
+  if (!existsSync(path)) {
+    throw new TokenizerError(`no ${basename(path)} in ${dirname(path)}${missingHint ? ` (${missingHint})` : ""}`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new TokenizerError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new TokenizerError(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new TokenizerError(`${path} must hold a JSON object, found ${Array.isArray(value) ? "an array" : String(value === null ? "null" : typeof value)}`);
+  }
+  return value as JsonObject;
+}
+
+/** As readJsonObject, or undefined when the file does not exist. */
+export function readJsonObjectIfExists(path: string): JsonObject | undefined {
+  return existsSync(path) ? readJsonObject(path) : undefined;
+}
+
+/** Reads a text file, or undefined when it does not exist. */
+export function readTextIfExists(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, "utf8") : undefined;
+}
+
+/** Writes `value` as indented JSON with a final newline (the layout Hugging Face writes). */
+export function writeJson(path: string, value: unknown): void {
+  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
+}
