@@ -1,0 +1,49 @@
+// Mixing preference files as the reference's `dataset_mixer` does: take the first
+// `fraction` of each file's rows, concatenate, shuffle under the seed; then hold out a split.
+import { readPreferenceFile } from "./readers.js";
+import { DataError, type PreferenceRecord } from "./records.js";
+
+/** A seeded PRNG (mulberry32): the same seed gives the same shuffle on every machine. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffled<T>(items: T[], seed: number): T[] {
+  const out = [...items];
+  const random = rng(seed);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Reads and mixes files: {path: fraction in (0, 1]} (or a list of paths, each whole). */
+export async function mixDatasets(mixer: Record<string, number> | string[], seed: number): Promise<PreferenceRecord[]> {
+  const entries = Array.isArray(mixer) ? mixer.map((p) => [p, 1] as [string, number]) : Object.entries(mixer);
+  if (entries.length === 0) throw new DataError(["dataset_mixer: no datasets given"]);
+  const all: PreferenceRecord[] = [];
+  for (const [path, fraction] of entries) {
+    if (typeof fraction !== "number" || !(fraction > 0 && fraction <= 1)) {
+      throw new DataError([`dataset_mixer: fraction for ${path} must be a number in (0, 1], got ${JSON.stringify(fraction)}`]);
+    }
+    const records = await readPreferenceFile(path);
+    all.push(...records.slice(0, Math.max(1, Math.floor(fraction * records.length))));
+  }
+  return shuffled(all, seed);
+}
+
+/** Splits off a held-out set: `size` below 1 is a fraction, otherwise a count. */
+export function holdOut<T>(records: T[], size: number): { train: T[]; test: T[] } {
+  if (!(size >= 0)) throw new DataError([`test_split_size must be >= 0, got ${size}`]);
+  const n = size < 1 ? Math.round(records.length * size) : Math.floor(size);
+  if (n >= records.length) throw new DataError([`test_split_size ${size} leaves no training records (${records.length} in all)`]);
+  return { train: records.slice(0, records.length - n), test: records.slice(records.length - n) };
+}

@@ -1,0 +1,108 @@
+// Preference records: what a row of a preference file must hold, checked field by field.
+// Every problem names the file, the line (or record/row) and the field, and all problems are
+// found before any training starts.
+
+export interface Message { role: string; content: string }
+export type Text = string | Message[];
+
+/** Where a record came from, for error messages: "data.jsonl:12". */
+export interface Source { file: string; index: number; unit: "line" | "record" | "row" }
+
+export interface PreferenceRecord {
+  prompt: Text | null;         // null: taken from chosen[:-1] (conversational records)
+  chosen: Text;
+  rejected: Text;
+  scoreChosen?: number;
+  scoreRejected?: number;
+  source: Source;
+}
+
+export function where(s: Source): string {
+  return s.unit === "line" ? `${s.file}:${s.index}` : `${s.file} ${s.unit} ${s.index}`;
+}
+
+/** A bad input file: all problems found, each naming file, line and field. */
+export class DataError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} problems in the data:\n  ${problems.slice(0, 20).join("\n  ")}` +
+      (problems.length > 20 ? `\n  ... and ${problems.length - 20} more` : ""));
+    this.name = "DataError";
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "number" && Number.isNaN(v)) return "NaN";
+  return typeof v === "string" ? (v.length ? "a string" : "an empty string") : `a ${typeof v}`;
+}
+
+function checkMessages(v: unknown[], field: string, problems: string[], at: string, mustEndWithAssistant: boolean): v is Message[] {
+  let ok = true;
+  v.forEach((m, i) => {
+    const msg = m as Message;
+    if (typeof m !== "object" || m === null || typeof msg.role !== "string" || typeof msg.content !== "string") {
+      problems.push(`${at}: field '${field}[${i}]': expected a message {role, content} with string values, got ${describe(m)}`);
+      ok = false;
+    }
+  });
+  if (ok && v.length === 0) { problems.push(`${at}: field '${field}': empty message list`); return false; }
+  if (ok && mustEndWithAssistant) {
+    const last = v[v.length - 1] as Message;
+    if (last.role !== "assistant") { problems.push(`${at}: field '${field}': the last message must be the assistant's answer, got role '${last.role}'`); ok = false; }
+    else if (last.content.trim() === "") { problems.push(`${at}: field '${field}': empty response`); ok = false; }
+  }
+  return ok;
+}
+
+function checkAnswer(row: Record<string, unknown>, field: string, problems: string[], at: string): Text | undefined {
+  const v = row[field];
+  if (v === undefined || v === null) { problems.push(`${at}: field '${field}': missing`); return undefined; }
+  if (typeof v === "string") {
+    if (v.trim() === "") { problems.push(`${at}: field '${field}': empty response`); return undefined; }
+    return v;
+  }
+  if (Array.isArray(v)) return checkMessages(v, field, problems, at, true) ? (v as Message[]) : undefined;
+  problems.push(`${at}: field '${field}': expected a string or a list of messages, got ${describe(v)}`);
+  return undefined;
+}
+
+function checkScore(row: Record<string, unknown>, field: string, problems: string[], at: string): number | undefined {
+  const v = row[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number") { problems.push(`${at}: field '${field}': expected a number, got ${describe(v)}`); return undefined; }
+  if (!Number.isFinite(v)) { problems.push(`${at}: field '${field}': must be finite, got ${v}`); return undefined; }
+  return v;
+}
+
+/** Validates one raw row; appends problems and returns null when the row is unusable. */
+export function toRecord(row: unknown, source: Source, problems: string[]): PreferenceRecord | null {
+  const at = where(source);
+  if (typeof row !== "object" || row === null || Array.isArray(row)) {
+    problems.push(`${at}: expected an object with prompt, chosen and rejected, got ${describe(row)}`);
+    return null;
+  }
+  const r = row as Record<string, unknown>;
+  const before = problems.length;
+  const chosen = checkAnswer(r, "chosen", problems, at);
+  const rejected = checkAnswer(r, "rejected", problems, at);
+  let prompt: Text | null = null;
+  const p = r.prompt;
+  if (typeof p === "string") prompt = p;
+  else if (Array.isArray(p)) prompt = checkMessages(p, "prompt", problems, at, false) ? (p as Message[]) : null;
+  else if (p !== undefined && p !== null) problems.push(`${at}: field 'prompt': expected a string or a list of messages, got ${describe(p)}`);
+  else if (typeof chosen === "string" || typeof rejected === "string") problems.push(`${at}: field 'prompt': missing`);
+  if (Array.isArray(chosen) !== Array.isArray(rejected) && chosen !== undefined && rejected !== undefined) {
+    problems.push(`${at}: fields 'chosen' and 'rejected' must both be strings or both be message lists`);
+  }
+  if (prompt === null && Array.isArray(chosen) && chosen.length < 2) {
+    problems.push(`${at}: field 'chosen': without a 'prompt' field, chosen must hold the conversation before the answer`);
+  }
+  const scoreChosen = checkScore(r, "score_chosen", problems, at);
+  const scoreRejected = checkScore(r, "score_rejected", problems, at);
+  if ((scoreChosen === undefined) !== (scoreRejected === undefined) && problems.length === before) {
+    problems.push(`${at}: field '${scoreChosen === undefined ? "score_chosen" : "score_rejected"}': missing (the other score is present)`);
+  }
+  if (problems.length > before) return null;
+  return { prompt, chosen: chosen!, rejected: rejected!, scoreChosen, scoreRejected, source };
+}

@@ -1,0 +1,192 @@
+// Turning preference records into token ids exactly as the reference does (TRL's DPO
+// tokenize_row, via alignment-handbook's chat formatting): the prompt/answer boundary, BOS and
+// EOS, truncation to max_length / max_prompt_length, and label masking of the prompt.
+import type { Tokenizer } from "../text/index.js";
+import { DataError, where, type Message, type PreferenceRecord, type Text } from "./records.js";
+
+export const LABEL_PAD = -100;
+
+export interface TokenizeOptions {
+  maxLength: number;
+  maxPromptLength: number;
+  truncationMode: "keep_end" | "keep_start";
+  /** A Jinja chat template that replaces the tokenizer's own for conversational records. */
+  chatTemplate?: string;
+}
+
+/** The reference's defaults (TRL DPOConfig). */
+export const TOKENIZE_DEFAULTS: TokenizeOptions = { maxLength: 512, maxPromptLength: 128, truncationMode: "keep_end" };
+
+export interface TokenizedPair {
+  chosenInputIds: number[];
+  chosenLabels: number[];
+  rejectedInputIds: number[];
+  rejectedLabels: number[];
+  /** Prompt tokens kept (after truncation), and whether truncation cut anything. */
+  promptLength: number;
+  truncated: boolean;
+  scoreChosen?: number;
+  scoreRejected?: number;
+}
+
+export interface FormattedPair { prompt: string; chosen: string; rejected: string }
+
+/**
+ * Renders a record to plain text. Conversational records go through the chat template as
+ * alignment-handbook does: prompt = every message before the answer (with an empty system
+ * message first when the template knows a system role), each answer = its last assistant
+ * message rendered alone, a leading BOS stripped so prompt + answer is the whole conversation.
+ */
+export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate?: string): FormattedPair {
+  const { prompt, chosen, rejected } = record;
+  if (typeof chosen === "string" && typeof rejected === "string") {
+    if (typeof prompt !== "string") {
+      if (prompt === null) throw new DataError([`${where(record.source)}: field 'prompt': missing`]);
+      return { prompt: render(prompt, tokenizer, chatTemplate, true, record), chosen, rejected };
+    }
+    return { prompt, chosen, rejected };
+  }
+  const chosenMessages = chosen as Message[];
+  const rejectedMessages = rejected as Message[];
+  let promptMessages: Message[];
+  let chosenTurn: Message[];
+  let rejectedTurn: Message[];
+  if (Array.isArray(prompt)) {
+    promptMessages = [...prompt];
+    chosenTurn = chosenMessages;
+    rejectedTurn = rejectedMessages;
+  } else if (typeof prompt === "string") {
+    promptMessages = [{ role: "user", content: prompt }];
+    chosenTurn = chosenMessages.slice(-1);
+    rejectedTurn = rejectedMessages.slice(-1);
+  } else {
+    promptMessages = chosenMessages.slice(0, -1);
+    chosenTurn = chosenMessages.slice(-1);
+    rejectedTurn = rejectedMessages.slice(-1);
+  }
+  const template = chatTemplate ?? tokenizer.chatTemplate;
+  if (template && (template.includes("system") || template.includes("<|im_start|>")) && promptMessages[0]?.role !== "system") {
+    promptMessages.unshift({ role: "system", content: "" });
+  }
+  const bos = tokenizer.bosToken;
+  const strip = (s: string) => (bos && s.startsWith(bos) ? s.slice(bos.length) : s);
+  return {
+    prompt: render(promptMessages, tokenizer, chatTemplate, false, record),
+    chosen: strip(render(chosenTurn, tokenizer, chatTemplate, false, record)),
+    rejected: strip(render(rejectedTurn, tokenizer, chatTemplate, false, record)),
+  };
+}
+
+function render(messages: Text, tokenizer: Tokenizer, chatTemplate: string | undefined, addGenerationPrompt: boolean, record: PreferenceRecord): string {
+  if (typeof messages === "string") return messages;
+  try {
+    return tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { chatTemplate, addGenerationPrompt });
+  } catch (e) {
+    throw new DataError([`${where(record.source)}: cannot render the conversation with the chat template: ${(e as Error).message}`]);
+  }
+}
+
+interface Answer { promptIds: number[]; answerIds: number[] }
+
+/**
+ * Tokenises prompt + answer together and splits at the prompt's length; when the tokenizer
+ * merged the prompt's last token with the answer's first, the boundary moves back by one.
+ */
+function tokenizeAnswer(tokenizer: Tokenizer, prompt: string, answer: string, promptIds: number[]): Answer {
+  const full = tokenizer.encode(prompt + answer, { addSpecialTokens: false });
+  let start = promptIds.length;
+  for (let i = 0; i < start; i++) {
+    if (full[i] !== promptIds[i]) { start -= 1; break; }
+  }
+  return { promptIds: full.slice(0, start), answerIds: full.slice(start) };
+}
+
+/** One pair's ids and labels, following TRL's DPOTrainer.tokenize_row step by step. */
+export function tokenizePair(pair: FormattedPair, tokenizer: Tokenizer, options: TokenizeOptions, at = "record"): TokenizedPair {
+  const { maxLength, maxPromptLength, truncationMode } = options;
+  const promptOnly = tokenizer.encode(pair.prompt, { addSpecialTokens: false });
+  const chosen = tokenizeAnswer(tokenizer, pair.prompt, pair.chosen, promptOnly);
+  const rejected = tokenizeAnswer(tokenizer, pair.prompt, pair.rejected, promptOnly);
+
+  const differing = chosen.promptIds.reduce((n, id, i) => n + (i < rejected.promptIds.length && id !== rejected.promptIds[i] ? 1 : 0), 0);
+  if (differing > 1 || Math.abs(chosen.promptIds.length - rejected.promptIds.length) > 1) {
+    throw new DataError([`${at}: chosen and rejected prompts tokenise differently beyond their last token`]);
+  }
+
+  const bos = tokenizer.bosTokenId;
+  const eos = tokenizer.eosTokenId;
+  if (eos === undefined) throw new DataError(["tokenizer has no eos_token; set one in tokenizer_config.json"]);
+  // BOS goes in front of both prompts unless the (shorter) prompt already starts with it.
+  const shared = promptOnly.slice(0, Math.min(chosen.promptIds.length, rejected.promptIds.length));
+  const addBos = bos !== undefined && (shared.length === 0 || shared[0] !== bos);
+  for (const a of [chosen, rejected]) {
+    if (addBos) a.promptIds = [bos!, ...a.promptIds];
+    if (a.answerIds.length === 0 || a.answerIds[a.answerIds.length - 1] !== eos) a.answerIds = [...a.answerIds, eos];
+  }
+
+  const longer = Math.max(chosen.answerIds.length, rejected.answerIds.length);
+  let truncated = false;
+  for (const a of [chosen, rejected]) {
+    if (a.promptIds.length + longer > maxLength) {
+      a.promptIds = truncationMode === "keep_start" ? a.promptIds.slice(0, maxPromptLength) : a.promptIds.slice(-maxPromptLength);
+      truncated = true;
+    }
+  }
+  for (const a of [chosen, rejected]) {
+    if (a.promptIds.length + longer > maxLength) {
+      a.answerIds = a.answerIds.slice(0, maxLength - maxPromptLength);
+      truncated = true;
+    }
+  }
+
+  const sequence = (a: Answer) => ({
+    ids: [...a.promptIds, ...a.answerIds],
+    labels: [...new Array(a.promptIds.length).fill(LABEL_PAD), ...a.answerIds],
+  });
+  const c = sequence(chosen);
+  const r = sequence(rejected);
+  return {
+    chosenInputIds: c.ids, chosenLabels: c.labels, rejectedInputIds: r.ids, rejectedLabels: r.labels,
+    promptLength: chosen.promptIds.length, truncated,
+  };
+}
+
+/** Formats and tokenises every record; problems name the record's file and line. */
+export function tokenizeRecords(records: PreferenceRecord[], tokenizer: Tokenizer, options: TokenizeOptions): TokenizedPair[] {
+  const problems: string[] = [];
+  const out: TokenizedPair[] = [];
+  for (const record of records) {
+    try {
+      const pair = tokenizePair(formatRecord(record, tokenizer, options.chatTemplate), tokenizer, options, where(record.source));
+      out.push({ ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected });
+    } catch (e) {
+      if (e instanceof DataError) problems.push(...e.problems);
+      else throw e;
+    }
+  }
+  if (problems.length) throw new DataError(problems);
+  return out;
+}
+
+export interface PaddedBatch {
+  /** [2B, T]: the B chosen sequences, then the B rejected ones (one forward pass for both). */
+  inputIds: number[][];
+  attentionMask: number[][];
+  labels: number[][];
+  scoreChosen?: number[];
+  scoreRejected?: number[];
+}
+
+/** Right-pads chosen and rejected sequences to one length and stacks them, chosen first. */
+export function concatenatedBatch(pairs: TokenizedPair[], padTokenId: number): PaddedBatch {
+  const rows = [...pairs.map((p) => [p.chosenInputIds, p.chosenLabels]), ...pairs.map((p) => [p.rejectedInputIds, p.rejectedLabels])];
+  const length = Math.max(...rows.map(([ids]) => ids.length));
+  const pad = (xs: number[], value: number) => [...xs, ...new Array(length - xs.length).fill(value)];
+  const scored = pairs.every((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined);
+  return {
+    inputIds: rows.map(([ids]) => pad(ids, padTokenId)),
+    attentionMask: rows.map(([ids]) => pad(ids.map(() => 1), 0)),
+    labels: rows.map(([, labels]) => pad(labels, LABEL_PAD)),
+    ...(scored ? { scoreChosen: pairs.map((p) => p.scoreChosen!), scoreRejected: pairs.map((p) => p.scoreRejected!) } : {}),
+  };
+}

@@ -1,0 +1,86 @@
+// The reference model's log-probabilities: computed live by a frozen model, or computed once
+// before training and cached on disk (keyed by the data's token ids, the reference weights and
+// the length normalisation), so only the policy sits in memory while training.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import * as torch from "../torch/index.js";
+import type { CausalLM } from "../models/causal-lm.js";
+import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
+import { writeJsonAtomic } from "../models/safetensors.js";
+import { concatenatedForward } from "./logprobs.js";
+
+export interface ReferenceLogps { chosen: number[]; rejected: number[] }
+
+/** Reference log-probs for the pairs at `indices` of a split. */
+export interface ReferenceSource {
+  logps(pairs: TokenizedPair[], indices: number[]): ReferenceLogps;
+}
+
+export class LiveReference implements ReferenceSource {
+  constructor(readonly model: CausalLM, readonly padTokenId: number, readonly lengthNorm: boolean) {}
+  logps(pairs: TokenizedPair[]): ReferenceLogps {
+    return torch.noGrad(() => torch.tidy(() => {
+      const out = concatenatedForward(this.model, concatenatedBatch(pairs, this.padTokenId), this.lengthNorm);
+      return { chosen: out.chosen.toArray() as number[], rejected: out.rejected.toArray() as number[] };
+    }));
+  }
+}
+
+export class CachedReference implements ReferenceSource {
+  constructor(readonly values: ReferenceLogps) {}
+  logps(_pairs: TokenizedPair[], indices: number[]): ReferenceLogps {
+    return { chosen: indices.map((i) => this.values.chosen[i]), rejected: indices.map((i) => this.values.rejected[i]) };
+  }
+}
+
+/** A hash of a model directory's config and weight files' contents. */
+export function modelFingerprint(dir: string): string {
+  const h = createHash("sha256");
+  for (const name of readdirSync(dir).sort()) {
+    if (name === "config.json" || name.endsWith(".safetensors") || name === "model.safetensors.index.json") {
+      h.update(name);
+      h.update(readFileSync(join(dir, name)));
+    }
+  }
+  return h.digest("hex");
+}
+
+export function cacheKey(pairs: TokenizedPair[], modelHash: string, lengthNorm: boolean): string {
+  const h = createHash("sha256");
+  h.update(`${modelHash}|norm=${lengthNorm}|`);
+  for (const p of pairs) h.update(`${p.chosenInputIds.join(",")};${p.chosenLabels.join(",")}|${p.rejectedInputIds.join(",")};${p.rejectedLabels.join(",")}\n`);
+  return h.digest("hex").slice(0, 32);
+}
+
+/**
+ * Reference log-probs for every pair, from the cache when present, else computed with `model`
+ * in batches of `batchSize` and stored. `onProgress` reports pairs done.
+ */
+export function precomputeReference(options: {
+  pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; batchSize: number; padTokenId: number;
+  loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void;
+}): { values: ReferenceLogps; cached: boolean; file: string } {
+  const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm);
+  const file = join(options.cacheDir, `${key}.json`);
+  if (existsSync(file) && statSync(file).size > 0) {
+    const values = JSON.parse(readFileSync(file, "utf8")) as ReferenceLogps;
+    if (values.chosen.length === options.pairs.length) return { values, cached: true, file };
+  }
+  const model = options.loadModel();
+  try {
+    const live = new LiveReference(model, options.padTokenId, options.lengthNorm);
+    const values: ReferenceLogps = { chosen: [], rejected: [] };
+    for (let start = 0; start < options.pairs.length; start += options.batchSize) {
+      const r = live.logps(options.pairs.slice(start, start + options.batchSize));
+      values.chosen.push(...r.chosen);
+      values.rejected.push(...r.rejected);
+      options.onProgress?.(Math.min(start + options.batchSize, options.pairs.length), options.pairs.length);
+    }
+    mkdirSync(options.cacheDir, { recursive: true });
+    writeJsonAtomic(file, values);
+    return { values, cached: false, file };
+  } finally {
+    model.dispose();
+  }
+}
