@@ -74,6 +74,11 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
   shape = shapeOf(data);
   const flat: (number | boolean)[] = [];
   flatten(data, shape, 0, flat);
+  if (options.shape) {
+    const n = options.shape.reduce((a, b) => a * b, 1);
+    if (n !== flat.length) throw new Error(`tensor(): shape [${options.shape}] needs ${n} elements, the data has ${flat.length}`);
+    shape = options.shape;
+  }
   const natural: DType = flat.length > 0 && typeof flat[0] === "boolean" ? "bool" : "float32";
   dtype = options.dtype ?? natural;
   const stored: DType = dtype === "float16" || dtype === "bfloat16" ? "float32" : dtype;

@@ -2,12 +2,18 @@
 // returns, except what fn returns (which moves to the enclosing scope) and what was `keep()`-ed.
 // A FinalizationRegistry frees tensors the program forgot, but only as a backstop: LibTorch's
 // memory is invisible to the garbage collector's sense of urgency, so waiting for it is slow.
+// A tensor owned by a scope needs no backstop (the scope frees it), so it is armed only when
+// it leaves every scope: made outside one, returned from the outermost, or kept.
 import { native } from "./native.js";
 
 /** What a scope needs from a tensor; implemented by Tensor. */
 export interface Owned {
   readonly isDisposed: boolean;
   readonly isKept: boolean;
+  /** The native id (for the backstop); throws once disposed. */
+  readonly id: number;
+  /** Whether the finalizer backstop is registered for it (scope.ts's bookkeeping). */
+  backstopArmed: boolean;
   dispose(): void;
 }
 
@@ -15,16 +21,39 @@ const scopes: Owned[][] = [];
 
 const finalizer = new FinalizationRegistry<number>((id) => native.free(id));
 
-/** Called by every new tensor wrapper: remember it in the innermost scope and arm the backstop. */
-export function track(t: Owned, id: number): void {
-  finalizer.register(t, id, t);
+/** Frees `t`'s native tensor if `t` is garbage-collected without being disposed. */
+export function armBackstop(t: Owned): void {
+  if (t.backstopArmed || t.isDisposed) return;
+  t.backstopArmed = true;
+  finalizer.register(t, t.id, t);
+}
+
+// Tensors made outside any scope are armed a little later, in batches: most are disposed
+// right after use (`a.add(b)` ... `dispose()`), and those never pay for registration.
+// The batch is bounded so that a long synchronous loop still hands forgotten tensors to the
+// garbage collector.
+const pending: Owned[] = [];
+let flushQueued = false;
+const PENDING_LIMIT = 1024;
+
+function flushPending(): void {
+  flushQueued = false;
+  for (const t of pending) armBackstop(t);
+  pending.length = 0;
+}
+
+/** Called by every new tensor wrapper: the innermost scope owns it, or else the backstop. */
+export function track(t: Owned): void {
   const scope = scopes[scopes.length - 1];
-  if (scope) scope.push(t);
+  if (scope) { scope.push(t); return; }
+  pending.push(t);
+  if (pending.length >= PENDING_LIMIT) flushPending();
+  else if (!flushQueued) { flushQueued = true; queueMicrotask(flushPending); }
 }
 
 /** Called by Tensor.dispose: the native slot is freed now, so the backstop must not fire later. */
 export function untrack(t: Owned): void {
-  finalizer.unregister(t);
+  if (t.backstopArmed) { finalizer.unregister(t); t.backstopArmed = false; }
 }
 
 /** Calls each tensor found in `value` (a tensor, or arrays and plain objects holding them). */
@@ -67,8 +96,10 @@ export function tidy<T>(fn: () => T): T {
     if (ok) forEachTensor(result, (t) => returned.add(t));
     const parent = scopes[scopes.length - 1];
     for (const t of scope) {
-      if (returned.has(t)) { if (parent) parent.push(t); }
-      else if (!t.isKept && !t.isDisposed) t.dispose();
+      if (t.isDisposed) continue;
+      if (returned.has(t)) { if (parent) parent.push(t); else armBackstop(t); }
+      else if (t.isKept) armBackstop(t);
+      else t.dispose();
     }
   }
 }

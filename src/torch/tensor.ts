@@ -3,7 +3,7 @@
 // broadcasting and type promotion are LibTorch's own.
 import { native } from "./native.js";
 import { handle } from "./ops.js";
-import { track, untrack, type Owned } from "./scope.js";
+import { armBackstop, track, untrack, type Owned } from "./scope.js";
 import { dtypeCode, dtypeName, isFloating, typedArrayFor, type Device, type DType, type TypedArray } from "./dtype.js";
 
 export type Scalar = number | boolean;
@@ -41,12 +41,14 @@ export interface MaxResult { values: Tensor; indices: Tensor }
 export class Tensor implements Owned {
   #id: number;
   #kept = false;
+  /** @internal scope.ts's bookkeeping for the finalizer backstop. */
+  backstopArmed = false;
   #meta: [number, string, boolean, ...number[]] | null = null;
 
   /** Wraps a native tensor id. Library code only; users make tensors with torch.tensor() etc. */
   constructor(id: number) {
     this.#id = id;
-    track(this, id);
+    track(this);
   }
 
   /** The native id; throws if this tensor has been disposed. */
@@ -70,7 +72,7 @@ export class Tensor implements Owned {
   }
 
   /** Exempts this tensor from the enclosing tidy(): the caller now owns it. */
-  keep(): this { this.#kept = true; return this; }
+  keep(): this { this.#kept = true; armBackstop(this); return this; }
 
   // ---- metadata -------------------------------------------------------------------------
 
