@@ -15,7 +15,9 @@
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
 
+#include <cmath>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -57,8 +59,10 @@ std::vector<int64_t> shapeArg(const Napi::Value& v) {
   auto arr = v.As<Napi::Array>();
   std::vector<int64_t> shape(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) {
-    double d = arr.Get(i).As<Napi::Number>().DoubleValue();
-    if (d < 0 || d != static_cast<double>(static_cast<int64_t>(d))) {
+    Napi::Value e = arr.Get(i);
+    double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+    // Range first: casting a double beyond int64 is undefined behaviour.
+    if (!(d >= 0 && d < 9223372036854775808.0) || d != std::floor(d)) {
       throw std::invalid_argument("shape entries must be non-negative integers");
     }
     shape[i] = static_cast<int64_t>(d);
@@ -237,7 +241,17 @@ Napi::Value ViewBuffer(const Napi::CallbackInfo& info) {
 Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
   return guarded(info, "requiresGrad", [&](Napi::Env env) -> Napi::Value {
     const at::Tensor& t = store().get(idArg(info, 0));
-    if (info.Length() > 1) const_cast<at::Tensor&>(t).set_requires_grad(info[1].As<Napi::Boolean>().Value());
+    if (info.Length() > 1) {
+      if (!info[1].IsBoolean()) throw std::invalid_argument("expects a boolean");
+      bool value = info[1].As<Napi::Boolean>().Value();
+      // LibTorch ignores the flag on a non-leaf (it keeps requiring grad through its grad_fn);
+      // PyTorch raises instead of failing silently, and so does this binding.
+      if (!value && !t.is_leaf()) {
+        throw std::invalid_argument("you can only change requires_grad flags of leaf variables; "
+                                    "use detach() for a tensor that does not require grad");
+      }
+      const_cast<at::Tensor&>(t).set_requires_grad(value);
+    }
     return Napi::Boolean::New(env, t.requires_grad());
   });
 }
@@ -261,8 +275,25 @@ Napi::Value Grad(const Napi::CallbackInfo& info) {
 Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   return guarded(info, "setGrad", [&](Napi::Env env) -> Napi::Value {
     at::Tensor t = store().get(idArg(info, 0));
-    if (info[1].IsNull() || info[1].IsUndefined()) t.mutable_grad().reset();
-    else t.mutable_grad() = store().get(idArg(info, 1));
+    if (info[1].IsNull() || info[1].IsUndefined()) {
+      t.mutable_grad().reset();
+      return env.Undefined();
+    }
+    // The checks PyTorch's `x.grad = g` makes: a gradient of another shape, dtype or device
+    // would be accepted here and fail (or silently promote) only at the next backward or step.
+    const at::Tensor& g = store().get(idArg(info, 1));
+    if (g.is_same(t)) throw std::invalid_argument("can't assign a tensor as its own grad");
+    if (g.scalar_type() != t.scalar_type()) {
+      throw std::invalid_argument(std::string("assigned grad has data of a different type (") +
+                                  c10::toString(g.scalar_type()) + ", the tensor is " + c10::toString(t.scalar_type()) + ")");
+    }
+    if (g.device() != t.device()) throw std::invalid_argument("assigned grad has data located on a different device");
+    if (!g.sizes().equals(t.sizes())) {
+      std::ostringstream msg;
+      msg << "assigned grad has data of a different size (" << g.sizes() << ", the tensor is " << t.sizes() << ")";
+      throw std::invalid_argument(msg.str());
+    }
+    t.mutable_grad() = g;
     return env.Undefined();
   });
 }

@@ -25,7 +25,8 @@ int64_t toInt(const Napi::Value& v, const std::string& where) {
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
   if (!v.IsNumber()) mismatch(where, "an integer", v);
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d) {
+  // |d| < 2^63 as well: casting a double beyond int64 is undefined behaviour.
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) >= 9223372036854775808.0) {
     throw std::invalid_argument("argument '" + where + "' expects an integer, got " + std::to_string(d));
   }
   return static_cast<int64_t>(d);

@@ -13,7 +13,11 @@ Commands:
   demo                 run the embedded demo (now: a small training run on the engine)
   train CONFIG.yaml    preference training from a reference-style YAML
   generate             generate text with a model directory (greedy or sampled)
-  bench engine|model   engine throughput and overhead, or model forward speed, beside PyTorch
+  eval                 pairwise preference accuracy and implied rewards of a model on pairs
+  data inspect FILE    counts, token lengths, truncation, score margins, duplicates of a data file
+  bench engine|model|train
+                       engine throughput and overhead, model forward speed, or one training
+                       step's speed and memory, beside PyTorch
 
 Options:
   -h, --help           show help (also: omni-dpo <command> --help)
@@ -172,20 +176,116 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
       return 0;
     },
   },
+  eval: {
+    help: `Usage: omni-dpo eval --model DIR --data FILE [--ref DIR] [options]
+
+Pairwise preference accuracy: the fraction of pairs whose implied reward of the chosen answer
+is strictly above the rejected one's, and the mean rewards (chosen, rejected, margin). With
+--ref the reward is DPO's, beta * (logp - ref); without it, beta * logp (SimPO-style).
+Log-probs are length-normalised (mean per answer token) unless --no-length-norm. The data are
+tokenised with the model's tokenizer exactly as training does.
+
+  --model DIR              the model to evaluate (config, safetensors, tokenizer)
+  --data FILE              preference pairs (.jsonl, .json, .parquet)
+  --ref DIR                reference model (default: none)
+  --beta B                 reward scale (default 0.1 with --ref, 2.0 without)
+  --batch-size N           pairs per forward pass (default 8)
+  --max-length N           truncation as in training (default 512)
+  --max-prompt-length N    (default 128)
+  --no-length-norm         sum the answer tokens' log-probs instead of averaging them
+  --json                   print one JSON object
+`,
+    async run(argv) {
+      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+        model: { type: "string" }, data: { type: "string" }, ref: { type: "string" }, beta: { type: "string" }, "batch-size": { type: "string" },
+        "max-length": { type: "string" }, "max-prompt-length": { type: "string" }, "no-length-norm": { type: "boolean" }, json: { type: "boolean" },
+      } });
+      if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
+      if (!values.model) throw new UsageError("eval: --model DIR is required");
+      if (!values.data) throw new UsageError("eval: --data FILE is required");
+      const beta = values.beta === undefined ? undefined : nonNegative(values.beta, "--beta", 0);
+      if (beta === 0) throw new UsageError("--beta must be positive");
+      const maxLength = positiveInt(values["max-length"], "--max-length", 512);
+      const maxPromptLength = positiveInt(values["max-prompt-length"], "--max-prompt-length", 128);
+      if (maxPromptLength >= maxLength) throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
+      const { evaluatePairwiseFile, formatPairwise } = await import("../eval/pairwise.js");
+      const { Progress } = await import("./progress.js");
+      let bar = null as InstanceType<typeof Progress> | null;
+      const r = await evaluatePairwiseFile({
+        model: values.model, data: values.data, ref: values.ref ?? null, beta, maxLength, maxPromptLength,
+        batchSize: positiveInt(values["batch-size"], "--batch-size", 8), lengthNorm: !values["no-length-norm"],
+        onStatus: values.json ? undefined : (m) => console.error(m),
+        onProgress: (done, total) => { (bar ??= new Progress(values.ref ? "policy + reference" : "evaluating", total, !values.json)).update(done); },
+      });
+      bar?.finish();
+      if (values.json) {
+        const { perPair: _perPair, ...summary } = r;
+        console.log(JSON.stringify(summary));
+      } else console.log(formatPairwise(r));
+      return 0;
+    },
+  },
+  data: {
+    help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
+
+Reads and validates a preference file as training does (bad rows fail with file:line:field)
+and reports: counts (records, with scores, conversational vs plain); with a tokenizer, token
+lengths (p50/p90/p99/max of prompt, chosen, rejected, prompt + longer answer) and how many
+rows truncation will cut; the score-margin (score_chosen - score_rejected) histogram and the
+share of near-ambiguous pairs; duplicate prompts.
+
+  --tokenizer DIR          a model or tokenizer directory (tokenizer.json, tokenizer_config.json)
+  --max-length N           truncation limit as in training (default 512)
+  --max-prompt-length N    (default 128)
+  --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
+  --json                   print one JSON object
+`,
+    async run(argv) {
+      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+        tokenizer: { type: "string" }, "max-length": { type: "string" }, "max-prompt-length": { type: "string" },
+        "ambiguous-margin": { type: "string" }, json: { type: "boolean" },
+      } });
+      const [sub, file, ...extra] = positionals;
+      if (sub !== "inspect") throw new UsageError(`data: unknown subcommand '${sub ?? ""}'; available: inspect`);
+      if (!file || extra.length) throw new UsageError("data inspect: expected one FILE");
+      const maxLength = positiveInt(values["max-length"], "--max-length", 512);
+      const maxPromptLength = positiveInt(values["max-prompt-length"], "--max-prompt-length", 128);
+      if (maxPromptLength >= maxLength) throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
+      const { inspectFile, formatInspection } = await import("../data/inspect.js");
+      const tokenizer = values.tokenizer ? (await import("../text/index.js")).Tokenizer.fromPretrainedSync(values.tokenizer) : null;
+      const r = await inspectFile(file, {
+        tokenizer, maxLength, maxPromptLength, ambiguousMargin: nonNegative(values["ambiguous-margin"], "--ambiguous-margin", 0.5),
+      });
+      console.log(values.json ? JSON.stringify(r) : formatInspection(r));
+      return 0;
+    },
+  },
   bench: {
-    help: `Usage: omni-dpo bench <engine|model> [--json] [--quick]
+    help: `Usage: omni-dpo bench <engine|model|train> [--json] [--quick]
 
 engine   matmul GFLOP/s at 1024 and 2048, linear forward+backward GFLOP/s and per-op
          overhead on tiny tensors, each beside PyTorch (Python) measured in the same run.
 model    forward tokens/s of a GPT-2-small-shaped (124M) random model at sequence 512,
          batch 2, beside the same forward in PyTorch (Python) in the same run.
+train    one Omni-DPO training step (policy forward+backward over chosen+rejected, frozen
+         reference forward, Omni-DPO loss, AdamW) on the same 124M model at sequence 256 and
+         512, one pair (2 rows) per step: tokens/s and peak memory (peak RSS), beside the same
+         step in PyTorch; each side in its own process (2 to 3 minutes on 2 cores).
 
   --json    print the results as JSON
-  --quick   shorter timing trials (noisier)
+  --quick   shorter timing trials (noisier); train: sequence 256 only, one timed step
 `,
     async run(argv) {
-      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" } } });
+      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" } } });
       const which = positionals[0];
+      if (which === "train") {
+        // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
+        const { benchTrain, formatTrainBench } = await import("../bench/train.js");
+        if (!values.json) console.error(`benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "under a minute" : "2 to 3 minutes"})...`);
+        const r = benchTrain({ quick: values.quick, tiny: values.tiny, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
+        console.log(values.json ? JSON.stringify(r, null, 2) : formatTrainBench(r));
+        return 0;
+      }
       if (which === "engine") {
         const { benchEngine, formatEngineBench } = await import("../bench/engine.js");
         if (!values.json) console.error("benchmarking the engine and PyTorch (under a minute)...");
@@ -200,7 +300,7 @@ model    forward tokens/s of a GPT-2-small-shaped (124M) random model at sequenc
         console.log(values.json ? JSON.stringify(r, null, 2) : formatModelBench(r));
         return 0;
       }
-      throw new UsageError(`bench: unknown benchmark '${which ?? ""}'; available: engine, model`);
+      throw new UsageError(`bench: unknown benchmark '${which ?? ""}'; available: engine, model, train`);
     },
   },
 };

@@ -9,26 +9,34 @@ export interface RawRow { row: unknown; source: Source }
 
 /** Reads every row of a .jsonl, .json or .parquet file, unvalidated. */
 export async function readRows(file: string): Promise<RawRow[]> {
+  const { rows, problems } = await readRowsCollecting(file);
+  if (problems.length) throw new DataError(problems.map((p) => p.problem));
+  return rows;
+}
+
+interface LineProblem { index: number; problem: string }
+
+/** readRows, but JSON Lines that do not parse come back as problems beside the rows that do. */
+async function readRowsCollecting(file: string): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   const ext = extname(file).toLowerCase();
-  if (ext === ".parquet") return readParquet(file);
+  if (ext === ".parquet") return { rows: await readParquet(file), problems: [] };
   const text = readFileSync(file, "utf8");
-  if (ext === ".json" && text.trimStart().startsWith("[")) return readJsonArray(file, text);
+  if (ext === ".json" && text.trimStart().startsWith("[")) return { rows: readJsonArray(file, text), problems: [] };
   if (ext === ".json" || ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, text);
   throw new DataError([`${file}: unknown format '${ext}'; expected .jsonl, .json or .parquet`]);
 }
 
-function readJsonLines(file: string, text: string): RawRow[] {
+function readJsonLines(file: string, text: string): { rows: RawRow[]; problems: LineProblem[] } {
   const rows: RawRow[] = [];
-  const problems: string[] = [];
+  const problems: LineProblem[] = [];
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "") return;
     try { rows.push({ row: JSON.parse(line), source: { file, index: i + 1, unit: "line" } }); } catch (e) {
-      problems.push(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      problems.push({ index: i + 1, problem: `${file}:${i + 1}: not valid JSON (${(e as Error).message})` });
     }
   });
-  if (problems.length) throw new DataError(problems);
-  return rows;
+  return { rows, problems };
 }
 
 function readJsonArray(file: string, text: string): RawRow[] {
@@ -58,13 +66,16 @@ function plain(v: unknown): unknown {
 
 /** Reads and validates a preference file; throws one DataError listing every bad row. */
 export async function readPreferenceFile(file: string): Promise<PreferenceRecord[]> {
-  const rows = await readRows(file);
-  const problems: string[] = [];
+  // Lines that are not JSON and rows that fail validation are reported together, in file order.
+  const { rows, problems: found } = await readRowsCollecting(file);
   const records: PreferenceRecord[] = [];
   for (const { row, source } of rows) {
+    const problems: string[] = [];
     const r = toRecord(row, source, problems);
     if (r) records.push(r);
+    for (const problem of problems) found.push({ index: source.index, problem });
   }
+  const problems = found.sort((a, b) => a.index - b.index).map((f) => f.problem);
   if (problems.length) throw new DataError(problems);
   if (records.length === 0) throw new DataError([`${file}: no records`]);
   return records;

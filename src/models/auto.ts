@@ -38,15 +38,21 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   const model = createModel(config, { dtype, empty: true });
   const tensors = loadCheckpoint(dir, { dtype });
   try {
-    const params = new Map(model.namedParameters());
+    // Names and shapes up front: setParameter frees the tensors it replaces.
+    const shapes = new Map(model.namedParameters().map(([n, p]) => [n, p.shape.join()]));
     const tied = model.tiedNames();
     // GPT-2 checkpoints exist with and without the "transformer." prefix.
     const prefix = model.architecture === "gpt2" && [...tensors.keys()].some((n) => n.startsWith("h.") || n === "wte.weight") ? "transformer." : "";
     const unexpected: string[] = [];
+    const misshapen: string[] = [];
     const loaded = new Set<string>();
     for (const [name, t] of tensors) {
-      const target = params.has(prefix + name) ? prefix + name : name;
-      if (params.has(target)) {
+      const target = shapes.has(prefix + name) ? prefix + name : name;
+      const shape = shapes.get(target);
+      if (shape !== undefined && shape !== t.shape.join()) {
+        misshapen.push(`${name} [${t.shape}] (model: [${shape}])`);
+        loaded.add(target);
+      } else if (shape !== undefined) {
         model.setParameter(target, t);
         loaded.add(target);
         tensors.delete(name);
@@ -54,11 +60,12 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
         unexpected.push(name);
       }
     }
-    const missing = [...params.keys()].filter((n) => !loaded.has(n));
-    if (missing.length || unexpected.length) {
+    const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
+    if (missing.length || unexpected.length || misshapen.length) {
       throw new Error(`${dir}: checkpoint does not match ${config.architectures?.[0] ?? model.architecture}` +
         (missing.length ? `\n  missing tensors: ${missing.join(", ")}` : "") +
-        (unexpected.length ? `\n  unexpected tensors: ${unexpected.join(", ")}` : ""));
+        (unexpected.length ? `\n  unexpected tensors: ${unexpected.join(", ")}` : "") +
+        (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""));
     }
     layouts.set(model, { prefix });
     return model.eval() as CausalLM;

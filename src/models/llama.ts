@@ -13,6 +13,8 @@ export interface LlamaConfig {
   vocabSize: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
   eps: number; ropeTheta: number; ropeScaling: RopeScaling | null; maxPositions: number; tied: boolean;
   qkvBias: boolean; oBias: boolean; mlpBias: boolean; slidingWindow: number | null; attentionDropout: number;
+  /** Per layer: whether it uses the sliding window (Qwen2 windows only layers >= max_window_layers). */
+  slidingLayers: boolean[];
 }
 
 export function llamaConfig(raw: RawConfig, arch: Architecture): LlamaConfig {
@@ -21,17 +23,27 @@ export function llamaConfig(raw: RawConfig, arch: Architecture): LlamaConfig {
   const act = (raw.hidden_act as string | undefined) ?? "silu";
   if (act !== "silu") throw new Error(`config.json: hidden_act '${act}' is not supported (silu only)`);
   const useWindow = arch === "mistral" || (arch === "qwen2" && raw.use_sliding_window === true);
+  const layers = num(raw, "num_hidden_layers");
+  // As transformers: an explicit layer_types wins; else Qwen2 windows the layers from
+  // max_window_layers on, Mistral all of them.
+  const layerTypes = raw.layer_types as string[] | undefined;
+  const windowFrom = arch === "qwen2" ? num(raw, "max_window_layers", 28) : 0;
+  const slidingLayers = Array.from({ length: layers }, (_, i) =>
+    useWindow && (Array.isArray(layerTypes) ? layerTypes[i] === "sliding_attention" : i >= windowFrom));
+  // transformers 5 writes rope_theta and the scaling into one rope_parameters object.
+  const ropeParameters = raw.rope_parameters as (RopeScaling & { rope_theta?: number }) | null | undefined;
   return {
     vocabSize: num(raw, "vocab_size"), hidden, intermediate: num(raw, "intermediate_size"),
-    layers: num(raw, "num_hidden_layers"), heads, kvHeads: num(raw, "num_key_value_heads", heads),
+    layers, heads, kvHeads: num(raw, "num_key_value_heads", heads),
     headDim: num(raw, "head_dim", hidden / heads), eps: num(raw, "rms_norm_eps", 1e-6),
-    ropeTheta: num(raw, "rope_theta", 10000), ropeScaling: (raw.rope_scaling as RopeScaling | null | undefined) ?? null,
+    ropeTheta: num(raw, "rope_theta", ropeParameters?.rope_theta ?? 10000),
+    ropeScaling: (raw.rope_scaling as RopeScaling | null | undefined) ?? (ropeParameters?.rope_type && ropeParameters.rope_type !== "default" ? ropeParameters : null),
     maxPositions: num(raw, "max_position_embeddings", 2048),
     tied: (raw.tie_word_embeddings as boolean | undefined) ?? false,  // the default of all three configs
     qkvBias: arch === "qwen2" || raw.attention_bias === true, oBias: raw.attention_bias === true && arch !== "qwen2",
     mlpBias: raw.mlp_bias === true,
     slidingWindow: useWindow ? ((raw.sliding_window as number | null | undefined) ?? null) : null,
-    attentionDropout: num(raw, "attention_dropout", 0),
+    attentionDropout: num(raw, "attention_dropout", 0), slidingLayers,
   };
 }
 
@@ -121,10 +133,13 @@ export class LlamaForCausalLM extends Module implements CausalLM {
       const [b, t] = inputIds.shape;
       const past = options.cache?.length ?? 0;
       const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask);
-      const mask = attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow);
+      const windowed = this.c.slidingLayers.includes(true) ? attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow) : null;
+      const full = this.c.slidingLayers.includes(false) ? attentionMask(b, t, past, options.attentionMask) : null;
       let h = this.model.embed.forward(inputIds);
       const [cos, sin] = ropeCosSin(this.#inverseFrequencies, pos, h.dtype);
-      for (const layer of this.model.layers) h = layer.forward(h, cos, sin, mask, options.cache);
+      this.model.layers.forEach((layer, i) => {
+        h = layer.forward(h, cos, sin, this.c.slidingLayers[i] ? windowed : full, options.cache);
+      });
       h = this.model.norm.forward(h);
       return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
     });

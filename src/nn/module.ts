@@ -41,15 +41,20 @@ export class Module {
 
   /** Replaces a registered parameter's tensor in place of the old one (loading weights). */
   setParameter(dottedName: string, value: torch.Tensor): void {
+    this.#setParameter(dottedName, value, dottedName);
+  }
+
+  // `fullName` is the name as the caller gave it, so errors from a submodule name the whole path.
+  #setParameter(dottedName: string, value: torch.Tensor, fullName: string): void {
     const dot = dottedName.indexOf(".");
     if (dot >= 0) {
       const child = this.#children.get(dottedName.slice(0, dot));
-      if (child) { child.setParameter(dottedName.slice(dot + 1), value); return; }
+      if (child) { child.#setParameter(dottedName.slice(dot + 1), value, fullName); return; }
     }
     const old = this.#params.get(dottedName);
-    if (!old) throw new Error(`no parameter named ${dottedName}`);
+    if (!old) throw new Error(`no parameter named ${fullName}`);
     if (old.shape.join() !== value.shape.join()) {
-      throw new Error(`parameter ${dottedName}: checkpoint has shape [${value.shape}], model expects [${old.shape}]`);
+      throw new Error(`parameter ${fullName}: checkpoint has shape [${value.shape}], model expects [${old.shape}]`);
     }
     const requiresGrad = old.requiresGrad;
     if (old !== value) old.dispose();

@@ -1,0 +1,151 @@
+# PyTorch's side of `omni-dpo bench train`: the same Omni-DPO training step as
+# src/bench/train.ts runTrainStep, written in plain PyTorch: a GPT-2 forward as
+# src/bench/model.py writes it (fused scaled dot-product attention, tanh GELU, tied head), the
+# length-normalised sequence log-prob of the answer tokens (gather minus logsumexp, the same
+# arithmetic as the omni-dpo side), a frozen reference under no_grad, the Omni-DPO loss of
+# OMNI_DPO.md (gradients through w_perf, c-NLL gate from values), backward and torch.optim.AdamW.
+# Reads the config as JSON on stdin; prints one JSON line. Peak memory: VmHWM from
+# /proc/self/status, reset beforehand through /proc/self/clear_refs where allowed.
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+cfg = json.load(sys.stdin)
+torch.set_num_threads(cfg["threads"])
+torch.manual_seed(0)
+E, L, H, V, P = cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["vocab_size"], cfg["n_positions"]
+B, T = cfg["pairs"], cfg["seq"]
+sdpa = getattr(F, "scaled_dot_product_attention", None) or getattr(F, "_scaled_dot_product_attention")
+
+
+def attention(q, k, v):
+    if sdpa.__name__ == "scaled_dot_product_attention":
+        return sdpa(q, k, v, None, 0.0, is_causal=True)
+    return sdpa(q, k, v, None, 0.0, False, True)[0]
+
+
+def init_params():
+    def w(*shape):
+        return torch.randn(*shape) * 0.02
+
+    params = {"wte": w(V, E), "wpe": w(P, E), "lnf_w": torch.ones(E), "lnf_b": torch.zeros(E)}
+    for i in range(L):
+        params.update({
+            f"{i}.ln1_w": torch.ones(E), f"{i}.ln1_b": torch.zeros(E),
+            f"{i}.attn_w": w(E, 3 * E), f"{i}.attn_b": torch.zeros(3 * E),
+            f"{i}.proj_w": w(E, E), f"{i}.proj_b": torch.zeros(E),
+            f"{i}.ln2_w": torch.ones(E), f"{i}.ln2_b": torch.zeros(E),
+            f"{i}.fc_w": w(E, 4 * E), f"{i}.fc_b": torch.zeros(4 * E),
+            f"{i}.fcp_w": w(4 * E, E), f"{i}.fcp_b": torch.zeros(E),
+        })
+    return params
+
+
+def conv1d(x, w, b):
+    return torch.addmm(b, x.view(-1, x.shape[-1]), w).view(*x.shape[:-1], w.shape[1])
+
+
+def forward(p, ids):
+    n, t = ids.shape
+    h = p["wte"][ids] + p["wpe"][torch.arange(t)]
+    for i in range(L):
+        a = F.layer_norm(h, (E,), p[f"{i}.ln1_w"], p[f"{i}.ln1_b"])
+        q, k, v = conv1d(a, p[f"{i}.attn_w"], p[f"{i}.attn_b"]).split(E, dim=2)
+        q, k, v = (x.view(n, t, H, E // H).transpose(1, 2) for x in (q, k, v))
+        y = attention(q, k, v)
+        h = h + conv1d(y.transpose(1, 2).reshape(n, t, E), p[f"{i}.proj_w"], p[f"{i}.proj_b"])
+        m = F.layer_norm(h, (E,), p[f"{i}.ln2_w"], p[f"{i}.ln2_b"])
+        h = h + conv1d(F.gelu(conv1d(m, p[f"{i}.fc_w"], p[f"{i}.fc_b"]), approximate="tanh"), p[f"{i}.fcp_w"], p[f"{i}.fcp_b"])
+    return F.linear(F.layer_norm(h, (E,), p["lnf_w"], p["lnf_b"]), p["wte"])
+
+
+def sequence_logps(logits, labels):
+    """Mean log-prob of the answer tokens per row: shift by one, labels -100 do not count."""
+    logits, labels = logits[:, :-1], labels[:, 1:]
+    ignored = labels == -100
+    picked = logits.gather(-1, labels.masked_fill(ignored, 0).unsqueeze(-1)).squeeze(-1)
+    token_logps = (picked - logits.logsumexp(-1)).masked_fill(ignored, 0)
+    return token_logps.sum(-1) / (~ignored).sum(-1).clamp(min=1)
+
+
+def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):
+    """OMNI_DPO.md: w_qual * w_perf * -logsigmoid(beta * m) + calibrated NLL; the batch mean."""
+    beta = o["beta"]
+    dpi = pc - pr
+    m = dpi - (rc - rr)
+    w_qual = torch.sigmoid(o["qual_eta"] * (sc - sr))
+    w_perf = (1 - torch.sigmoid(beta * dpi - o["tau_ref"])) ** o["perf_gamma"]  # gradient flows through it
+    losses = -w_qual * w_perf * F.logsigmoid(beta * m)
+    if o["nll_lambda"] > 0:
+        gate = ((rc.detach() > pc.detach()) & (sc >= o["tau_good"])).to(pc.dtype)
+        losses = losses - o["nll_lambda"] * gate * pc
+    return losses.mean()
+
+
+def proc_status():
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+policy = {k: v.requires_grad_() for k, v in init_params().items()}
+reference = {k: v.detach().clone() for k, v in policy.items()}  # the policy's frozen copy
+optimizer = torch.optim.AdamW(list(policy.values()), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+input_ids = torch.randint(0, V, (2 * B, T))
+labels = input_ids.masked_fill(torch.arange(T).lt(cfg["prompt_len"]).unsqueeze(0).expand(2 * B, T), -100)
+o = cfg["loss"]
+score_chosen = torch.full((B,), float(o["score_chosen"]))
+score_rejected = torch.full((B,), float(o["score_rejected"]))
+last_loss = float("nan")
+
+
+def step():
+    global last_loss
+    logps = sequence_logps(forward(policy, input_ids), labels)
+    with torch.no_grad():
+        ref = sequence_logps(forward(reference, input_ids), labels)
+    loss = omni_dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], score_chosen, score_rejected, o)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    last_loss = loss.item()
+
+
+for _ in range(cfg["warmup"]):
+    step()
+before = proc_status()
+reset = reset_peak()
+times = []
+for _ in range(cfg["steps"]):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+after = proc_status()
+seconds = sorted(times)[len(times) // 2]
+if after is None:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+else:
+    peak = after[1]
+print(json.dumps({
+    "side": "pytorch", "version": torch.__version__, "seq": T, "rows": 2 * B,
+    "seconds_per_step": seconds, "step_seconds": times, "tokens_per_second": 2 * B * T / seconds,
+    "rss_before_bytes": before[0] if before else None, "peak_rss_bytes": peak,
+    "peak_reset": reset and after is not None, "loss": last_loss,
+}))

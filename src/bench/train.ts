@@ -1,0 +1,244 @@
+// `omni-dpo bench train`: one Omni-DPO training step on a GPT-2-small-shaped (124M) random
+// model, beside the same step written in PyTorch (Python, src/bench/train.py) in the same run.
+//
+// The step, on both sides: the policy's forward over the concatenated batch (chosen rows, then
+// rejected rows), the length-normalised sequence log-probs of the answer tokens, the frozen
+// reference's forward under no-grad, the Omni-DPO loss of OMNI_DPO.md (gradients through
+// w_perf, c-NLL on), backward, one AdamW update and zero-grad. Each side runs in its own fresh
+// process per sequence length, so neither's memory counts in the other's: the peak resident
+// set during the timed steps is read from /proc/self/status (VmHWM, reset beforehand by writing
+// "5" to /proc/self/clear_refs where the kernel allows it).
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as torch from "../torch/index.js";
+import { createModel } from "../models/auto.js";
+import { preferenceLoss } from "../objectives/index.js";
+import { sequenceLogps } from "../train/logprobs.js";
+import { packageRoot } from "../util/package-root.js";
+import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../util/python.js";
+import { formatTable, row, type Row } from "./measure.js";
+
+/** What one process (either side) is asked to run. Keys are snake_case: the Python side reads the same object. */
+export interface TrainStepConfig {
+  vocab_size: number;
+  n_positions: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  /** Pairs per step; the forward runs 2x this many rows. */
+  pairs: number;
+  seq: number;
+  /** Prompt tokens at the start of every row (labels -100). */
+  prompt_len: number;
+  threads: number;
+  warmup: number;
+  steps: number;
+  lr: number;
+  weight_decay: number;
+  /** Omni-DPO hyperparameters (the reference's text setting for Qwen2.5-0.5B). */
+  loss: { beta: number; qual_eta: number; tau_ref: number; perf_gamma: number; nll_lambda: number; tau_good: number; score_chosen: number; score_rejected: number };
+}
+
+/** What one process reports. Memory in bytes; null where /proc is absent. */
+export interface TrainStepResult {
+  side: "omni-dpo" | "pytorch";
+  version: string;
+  seq: number;
+  rows: number;
+  /** Median seconds of the timed steps, and each of them. */
+  seconds_per_step: number;
+  step_seconds: number[];
+  tokens_per_second: number;
+  /** Resident set just before the timed steps (weights, reference, AdamW state, runtime). */
+  rss_before_bytes: number | null;
+  /** Peak resident set during the timed steps. */
+  peak_rss_bytes: number | null;
+  /** True when VmHWM could be reset before the timed steps; otherwise the peak is the process's lifetime peak. */
+  peak_reset: boolean;
+  /** The loss of the last step (a sanity check that both sides compute the same kind of thing). */
+  loss: number;
+}
+
+export interface TrainBenchOptions {
+  /** One sequence length (256), one timed step. */
+  quick?: boolean;
+  /** A tiny model (vocab 256, 2 layers, width 32) at sequence 32, for tests. */
+  tiny?: boolean;
+  /** Called before each process starts ("omni-dpo, seq 256"). */
+  onStatus?: (message: string) => void;
+}
+
+export interface TrainBenchResult {
+  rows: Row[];
+  runs: TrainStepResult[];
+  model: string;
+  pairs: number;
+  threads: number;
+  torchVersion: string;
+  pytorchVersion: string | null;
+  openblasCoretype: string | null;
+  peakReset: boolean;
+  note?: string;
+}
+
+const GPT2_SMALL = { vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
+const TINY = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 };
+const MiB = 1024 * 1024;
+
+export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
+  // Loading the engine here first settles OPENBLAS_CORETYPE in process.env, which both child
+  // processes inherit: both sides run under the same BLAS setting and thread count.
+  const info = torch.buildInfo();
+  const shape = options.tiny ? TINY : GPT2_SMALL;
+  const seqs = options.tiny ? [32] : options.quick ? [256] : [256, 512];
+  const base = {
+    ...shape, pairs: 1, threads: info.threads, warmup: 1, steps: options.tiny || options.quick ? 1 : 2, lr: 1e-6, weight_decay: 0.0,
+    loss: { beta: 3.5, qual_eta: 0.7, tau_ref: 0.8, perf_gamma: 3.0, nll_lambda: 0.001, tau_good: 3.2, score_chosen: 8.0, score_rejected: 3.0 },
+  };
+  const python = torchPython();
+  const runs: TrainStepResult[] = [];
+  const rows: Row[] = [];
+  let pytorchVersion: string | null = null;
+  for (const seq of seqs) {
+    const cfg: TrainStepConfig = { ...base, seq, prompt_len: Math.floor(seq / 4) };
+    options.onStatus?.(`omni-dpo: sequence ${seq}`);
+    const ours = runWorker(cfg);
+    runs.push(ours);
+    let theirs: TrainStepResult | null = null;
+    if (python) {
+      options.onStatus?.(`PyTorch: sequence ${seq}`);
+      theirs = runPythonJson<TrainStepResult>(join(packageRoot(), "src", "bench", "train.py"), cfg, { file: true });
+      pytorchVersion = theirs.version;
+      runs.push(theirs);
+    }
+    const label = `seq ${seq} (${2 * cfg.pairs} rows)`;
+    rows.push(row(`Omni-DPO step, ${label}`, "tokens/s", ours.tokens_per_second, theirs?.tokens_per_second ?? null, true));
+    if (ours.peak_rss_bytes !== null) {
+      rows.push(row(`  peak RSS during the step`, "MiB", ours.peak_rss_bytes / MiB, theirs?.peak_rss_bytes == null ? null : theirs.peak_rss_bytes / MiB, false));
+      if (ours.rss_before_bytes !== null) {
+        const grow = (r: TrainStepResult | null) => (r?.peak_rss_bytes == null || r.rss_before_bytes == null ? null : (r.peak_rss_bytes - r.rss_before_bytes) / MiB);
+        rows.push(row(`  step's rise over RSS before it`, "MiB", grow(ours)!, grow(theirs), false));
+      }
+    }
+  }
+  const model = options.tiny
+    ? `tiny GPT-2 (vocab ${shape.vocab_size}, ${shape.n_layer} layers, width ${shape.n_embd}; for tests)`
+    : `GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd})`;
+  return {
+    rows, runs, model, pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
+    openblasCoretype: info.openblasCoretype, peakReset: runs.every((r) => r.peak_reset),
+    note: python ? undefined : `PyTorch column empty: ${NO_TORCH_PYTHON}`,
+  };
+}
+
+/** Runs the omni-dpo side in a fresh node process (src/bench/train-worker.ts). */
+function runWorker(cfg: TrainStepConfig): TrainStepResult {
+  const worker = fileURLToPath(new URL("./train-worker.js", import.meta.url));
+  const r = spawnSync(process.execPath, [worker], { input: JSON.stringify(cfg), encoding: "utf8", maxBuffer: 64 * MiB, env: process.env });
+  if (r.status !== 0) throw new Error(`bench train: the omni-dpo worker failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+  const lines = r.stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]) as TrainStepResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The measured process (the worker calls this; the Python side mirrors it line for line).
+
+function procStatus(): { rss: number; hwm: number } | null {
+  if (!existsSync("/proc/self/status")) return null;
+  const text = readFileSync("/proc/self/status", "utf8");
+  const kb = (key: string) => Number(/^(\w+):\s+(\d+)\s+kB/m.exec(text.split("\n").find((l) => l.startsWith(`${key}:`)) ?? "")?.[2] ?? NaN) * 1024;
+  const rss = kb("VmRSS");
+  const hwm = kb("VmHWM");
+  return Number.isFinite(rss) && Number.isFinite(hwm) ? { rss, hwm } : null;
+}
+
+/** Resets VmHWM to the current RSS; false where the kernel does not allow it. */
+function resetPeak(): boolean {
+  try { writeFileSync("/proc/self/clear_refs", "5"); return true; } catch { return false; }
+}
+
+export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
+  torch.setNumThreads(cfg.threads);
+  torch.manualSeed(0);
+  const config = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
+  // The reference starts as the policy's copy, as in training (same seed, same weights), frozen.
+  const policy = createModel(config).eval();
+  torch.manualSeed(0);
+  const reference = createModel(config).eval().requiresGrad_(false);
+  const optimizer = new torch.AdamW(policy.parameters(), { lr: cfg.lr, weightDecay: cfg.weight_decay });
+  const b = cfg.pairs;
+  const inputIds = torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);
+  const labels = torch.tidy(() => {
+    const promptMask = torch.arange(0, cfg.seq).lt(cfg.prompt_len).unsqueeze(0).expand(2 * b, cfg.seq);
+    return inputIds.maskedFill(promptMask, -100);
+  });
+  const l = cfg.loss;
+  const scoreChosen = torch.full([b], l.score_chosen);
+  const scoreRejected = torch.full([b], l.score_rejected);
+  let lastLoss = NaN;
+
+  const step = () => torch.tidy(() => {
+    // Equal-length rows without padding: plain causal attention, as on the Python side.
+    const logits = policy.forward(inputIds);
+    const { logps } = sequenceLogps(logits, labels, true);
+    // The reference's logits go as soon as its log-probs exist (Python frees them by refcount).
+    const ref = torch.noGrad(() => torch.tidy(() => sequenceLogps(reference.forward(inputIds), labels, true).logps));
+    const out = preferenceLoss({
+      policyChosenLogps: logps.narrow(0, 0, b), policyRejectedLogps: logps.narrow(0, b, b),
+      referenceChosenLogps: ref.narrow(0, 0, b), referenceRejectedLogps: ref.narrow(0, b, b),
+      scoreChosen, scoreRejected,
+    }, { lossType: "omni_dpo", beta: l.beta, qualEta: l.qual_eta, tauRef: l.tau_ref, perfGamma: l.perf_gamma, nllLambda: l.nll_lambda, tauGood: l.tau_good });
+    out.loss.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    lastLoss = out.loss.item();
+  });
+
+  for (let i = 0; i < cfg.warmup; i++) step();
+  const before = procStatus();
+  const reset = resetPeak();
+  const times: number[] = [];
+  for (let i = 0; i < cfg.steps; i++) {
+    const t0 = process.hrtime.bigint();
+    step();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  const after = procStatus();
+  const sorted = [...times].sort((x, y) => x - y);
+  const seconds = sorted[Math.floor(sorted.length / 2)];
+  torch.dispose([inputIds, labels, scoreChosen, scoreRejected]);
+  optimizer.dispose();
+  policy.dispose();
+  reference.dispose();
+  return {
+    side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * b,
+    seconds_per_step: seconds, step_seconds: times, tokens_per_second: (2 * b * cfg.seq) / seconds,
+    rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
+    peak_reset: reset && after !== null, loss: lastLoss,
+  };
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
+}
+
+export function formatTrainBench(r: TrainBenchResult): string {
+  const lines = [
+    `${r.model}; ${r.pairs} pair per step = ${2 * r.pairs} rows (chosen + rejected), a frozen reference, AdamW`,
+    `LibTorch ${r.torchVersion} via omni-dpo; PyTorch ${r.pytorchVersion ?? "absent"} via Python; ${r.threads} threads; ` +
+      `OPENBLAS_CORETYPE=${r.openblasCoretype ?? "unset"}; each side in its own process per sequence length`,
+    "",
+    formatTable(r.rows),
+    "",
+    "tokens/s counts the policy's tokens (rows x sequence) per full step; higher is better. Memory: lower is better,",
+    "so 'vs PyTorch' above 1 means less memory than PyTorch. Peak RSS is the process's resident peak (VmHWM)" +
+      (r.peakReset ? " during the timed steps (reset via /proc/self/clear_refs)." : "; it could not be reset, so it is the process's lifetime peak."),
+  ];
+  const ours = r.runs.filter((x) => x.side === "omni-dpo").map((x) => x.loss);
+  const theirs = r.runs.filter((x) => x.side === "pytorch").map((x) => x.loss);
+  if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : ""} (random weights differ between the sides)`);
+  if (r.note) lines.push("", r.note);
+  return lines.join("\n");
+}

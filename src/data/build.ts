@@ -1,0 +1,131 @@
+// Building preference data the way the reference builds its math data: sample K responses per
+// prompt from the policy itself, score each (a verifier for the final answer and a judge for
+// the steps, or a user's scorer), drop prompts whose responses are all the same, and binarise
+// into (chosen, rejected) pairs with the reference's strategies.
+import { pathToFileURL } from "node:url";
+import { resolve } from "node:path";
+import type { CausalLM } from "../models/causal-lm.js";
+import { generate } from "../models/generate.js";
+import type { Tokenizer } from "../text/index.js";
+import { rng } from "./mixer.js";
+
+export interface Scored { response: string; score: number; correct: boolean }
+
+/** What a scorer says about one response: a score (0..10, or 0..1.1 which is rescaled x10) and, when known, correctness. */
+export type ScoreResult = number | { score: number; correct?: boolean };
+export type Scorer = (prompt: string, response: string) => ScoreResult | Promise<ScoreResult>;
+
+export type ChosenStrategy = "highest" | "random";
+export type RejectedStrategy = "lowest" | "random" | "positive";
+
+export interface BinarizeOptions {
+  chosen?: ChosenStrategy;
+  rejected?: RejectedStrategy;
+  /** Rejected must score at most chosen - margin (reference default 5). */
+  margin?: number;
+  /** A chosen response must score above this (reference: 6). */
+  minChosenScore?: number;
+  seed?: number;
+}
+
+export interface Pair { prompt: string; chosen: string; rejected: string; score_chosen: number; score_rejected: number; chosen_correct: boolean; rejected_correct: boolean }
+
+/**
+ * One prompt's responses to at most one pair, or null (no qualifying chosen or rejected, or
+ * all responses identical). Chosen: correct with score > minChosenScore, the highest or a
+ * random one. Rejected: score <= chosen - margin, the lowest, a random one, or "positive"
+ * (prefer a low-scoring correct response, else a low-scoring wrong one).
+ */
+export function binarize(prompt: string, responses: Scored[], options: BinarizeOptions = {}, random: () => number = Math.random): Pair | null {
+  if (responses.length < 2 || new Set(responses.map((r) => r.response)).size === 1) return null;
+  const minChosen = options.minChosenScore ?? 6;
+  const margin = options.margin ?? 5;
+  const candidates = responses.filter((r) => r.correct && r.score > minChosen);
+  if (candidates.length === 0) return null;
+  const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)];
+  const chosen = (options.chosen ?? "highest") === "highest" ? candidates.reduce((a, b) => (b.score > a.score ? b : a)) : pick(candidates);
+  const rejectable = responses.filter((r) => r !== chosen && r.response !== chosen.response && r.score <= chosen.score - margin);
+  if (rejectable.length === 0) return null;
+  const lowest = (xs: Scored[]) => xs.reduce((a, b) => (b.score < a.score ? b : a));
+  let rejected: Scored;
+  switch (options.rejected ?? "lowest") {
+    case "lowest": rejected = lowest(rejectable); break;
+    case "random": rejected = pick(rejectable); break;
+    case "positive": {
+      const correct = rejectable.filter((r) => r.correct);
+      rejected = lowest(correct.length ? correct : rejectable);
+      break;
+    }
+    default: throw new Error(`unknown rejected strategy '${options.rejected}'; expected lowest, random or positive`);
+  }
+  return {
+    prompt, chosen: chosen.response, rejected: rejected.response, score_chosen: chosen.score, score_rejected: rejected.score,
+    chosen_correct: chosen.correct, rejected_correct: rejected.correct,
+  };
+}
+
+/** Normalises a scorer's answer: scores at most 1.1 are on a 0..1 scale and become 0..10. */
+export function normaliseScore(result: ScoreResult): { score: number; correct: boolean } {
+  const r = typeof result === "number" ? { score: result } : result;
+  if (typeof r.score !== "number" || !Number.isFinite(r.score)) throw new Error(`scorer returned a non-finite score: ${JSON.stringify(result)}`);
+  return { score: r.score <= 1.1 ? r.score * 10 : r.score, correct: r.correct ?? true };
+}
+
+/** Loads a user's scorer: a JS module exporting `score(prompt, response)`. */
+export async function loadScorer(path: string): Promise<Scorer> {
+  const mod = await import(pathToFileURL(resolve(path)).href) as { score?: Scorer; default?: { score?: Scorer } | Scorer };
+  const fn = mod.score ?? (typeof mod.default === "function" ? mod.default : mod.default?.score);
+  if (typeof fn !== "function") throw new Error(`${path}: a scorer module must export a function score(prompt, response)`);
+  return fn;
+}
+
+export interface BuildOptions extends BinarizeOptions {
+  samples?: number;          // K responses per prompt (default 5)
+  temperature?: number;      // default 0.8, as the reference samples
+  topP?: number;
+  maxNewTokens?: number;
+  batchSize?: number;        // prompts per generation batch
+  maxPairs?: number;         // reference: up to 10,000
+  stopStrings?: string[];
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface BuildStats { prompts: number; responses: number; identicalDropped: number; noPair: number; pairs: number; correctShare: number }
+
+/** Samples, scores and pairs responses for every prompt. */
+export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
+  const k = options.samples ?? 5;
+  const batchSize = options.batchSize ?? 16;
+  const random = rng(options.seed ?? 0);
+  const eos = [tokenizer.eosTokenId].filter((x): x is number => x !== undefined);
+  const stats: BuildStats = { prompts: prompts.length, responses: 0, identicalDropped: 0, noPair: 0, pairs: 0, correctShare: 0 };
+  const pairs: Pair[] = [];
+  let correct = 0;
+  for (let start = 0; start < prompts.length; start += batchSize) {
+    const chunk = prompts.slice(start, start + batchSize);
+    const ids = chunk.flatMap((p) => new Array(k).fill(tokenizer.encode(p)));
+    const out = generate(model, ids, {
+      maxNewTokens: options.maxNewTokens ?? 64, temperature: options.temperature ?? 0.8, topP: options.topP,
+      eosTokenIds: eos, padTokenId: tokenizer.padTokenId, seed: Math.floor(random() * 2 ** 31),
+      stopStrings: options.stopStrings, decode: options.stopStrings ? (t) => tokenizer.decode(t, { skipSpecialTokens: true }) : undefined,
+    });
+    for (let i = 0; i < chunk.length; i++) {
+      const scored: Scored[] = [];
+      for (let j = 0; j < k; j++) {
+        const response = tokenizer.decode(out.tokens[i * k + j], { skipSpecialTokens: true });
+        const s = normaliseScore(await scorer(chunk[i], response));
+        if (s.correct) correct++;
+        scored.push({ response, ...s });
+      }
+      stats.responses += k;
+      if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; continue; }
+      const pair = binarize(chunk[i], scored, options, random);
+      if (!pair) { stats.noPair++; continue; }
+      if (pairs.length < (options.maxPairs ?? 10_000)) pairs.push(pair);
+    }
+    options.onProgress?.(Math.min(start + batchSize, prompts.length), prompts.length);
+  }
+  stats.pairs = pairs.length;
+  stats.correctShare = stats.responses ? correct / stats.responses : 0;
+  return { pairs, stats };
+}
