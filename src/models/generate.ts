@@ -106,9 +106,10 @@ export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, 
     if (p < 1) {
       const { values, indices } = scores.sort(-1, true);
       const probs = values.softmax(-1);
-      // Drop a token when the tokens ranked above it already reach p; the first always stays.
+      // Drop a token when the tokens ranked above it already reach p (transformers' top-p);
+      // the most likely token always stays.
       const before = probs.cumsum(-1).sub(probs);
-      const dropSorted = before.gt(p);
+      const dropSorted = before.ge(p).logicalAnd(torch.arange(0, vocab).gt(0));
       const drop = torch.zerosLike(dropSorted, { dtype: "uint8" }).scatterAdd(1, indices, dropSorted.to("uint8")).to("bool");
       scores = scores.maskedFill(drop, -Infinity);
     }

@@ -2,13 +2,16 @@
 // checkpoint's: Conv1D projections store [in, out]; the LM head is tied to the token embedding.
 import * as torch from "../torch/index.js";
 import { Module, ModuleList } from "../nn/module.js";
-import { Conv1D, Embedding, LayerNorm, type Init } from "../nn/layers.js";
+import { Conv1D, Embedding, LayerNorm, Linear, type Init } from "../nn/layers.js";
 import { attentionMask, positionIds } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
 import type { CausalLM, ForwardOptions } from "./causal-lm.js";
 
-export interface GPT2Config { vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number; dropout: number; activation: string }
+export interface GPT2Config {
+  vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number; dropout: number; activation: string;
+  scaleAttnWeights: boolean; scaleByInverseLayerIdx: boolean; tied: boolean;
+}
 
 export function gpt2Config(raw: RawConfig): GPT2Config {
   const nEmbd = num(raw, "n_embd", 768);
@@ -18,6 +21,8 @@ export function gpt2Config(raw: RawConfig): GPT2Config {
     vocabSize: num(raw, "vocab_size", 50257), nPositions: num(raw, "n_positions", 1024), nEmbd,
     nLayer: num(raw, "n_layer", 12), nHead: num(raw, "n_head", 12), nInner: num(raw, "n_inner", 4 * nEmbd),
     eps: num(raw, "layer_norm_epsilon", 1e-5), dropout: num(raw, "resid_pdrop", 0.1), activation: act,
+    scaleAttnWeights: raw.scale_attn_weights !== false, scaleByInverseLayerIdx: raw.scale_attn_by_inverse_layer_idx === true,
+    tied: raw.tie_word_embeddings !== false,
   };
 }
 
@@ -36,7 +41,9 @@ class Attention extends Module {
     const [q, k0, v0] = this.cAttn.forward(x).split(this.c.nEmbd, 2).map((p) => p.view(b, t, heads, d).transpose(1, 2));
     const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];
     const p = this.training ? this.c.dropout : 0;
-    const y = torch.scaledDotProductAttention(q, k, v, { attnMask: mask, isCausal: mask === null, dropoutP: p });
+    // The kernel divides by sqrt(d); GPT-2's options change that scale, so q absorbs the difference.
+    const scale = (this.c.scaleAttnWeights ? 1 : Math.sqrt(d)) / (this.c.scaleByInverseLayerIdx ? this.layer + 1 : 1);
+    const y = torch.scaledDotProductAttention(scale === 1 ? q : q.mul(scale), k, v, { attnMask: mask, isCausal: mask === null, dropoutP: p });
     return this.cProj.forward(y.transpose(1, 2).reshape(b, t, this.c.nEmbd));
   }
 }
@@ -86,11 +93,13 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   readonly architecture = "gpt2" as const;
   readonly c: GPT2Config;
   readonly transformer: Transformer;
+  readonly lmHead: Linear | null;
 
   constructor(readonly config: RawConfig, init: Init = {}) {
     super();
     this.c = gpt2Config(config);
     this.transformer = this.module("transformer", new Transformer(this.c, init));
+    this.lmHead = this.c.tied ? null : this.module("lm_head", new Linear(this.c.nEmbd, this.c.vocabSize, false, init));
   }
 
   get numLayers(): number { return this.c.nLayer; }
@@ -99,7 +108,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   /** Names a checkpoint may hold that are buffers, not weights. */
   isIgnoredCheckpointName(name: string): boolean { return /\.attn\.(bias|masked_bias)$/.test(name); }
   /** The LM head shares the token embedding; checkpoints may still store it. */
-  tiedNames(): Record<string, string> { return { "lm_head.weight": "transformer.wte.weight" }; }
+  tiedNames(): Record<string, string> { return this.c.tied ? { "lm_head.weight": "transformer.wte.weight" } : {}; }
 
   forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
     return torch.tidy(() => {
@@ -112,7 +121,8 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
       let h = tr.wte.forward(inputIds).add(tr.wpe.forward(pos));
       h = torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
       for (const block of tr.h) h = block.forward(h, mask, options.cache);
-      return torch.linear(tr.lnF.forward(h), tr.wte.weight);
+      const out = tr.lnF.forward(h);
+      return this.lmHead ? this.lmHead.forward(out) : torch.linear(out, tr.wte.weight);
     });
   }
 }

@@ -35,14 +35,17 @@ export function llamaConfig(raw: RawConfig, arch: Architecture): LlamaConfig {
   return {
     vocabSize: num(raw, "vocab_size"), hidden, intermediate: num(raw, "intermediate_size"),
     layers, heads, kvHeads: num(raw, "num_key_value_heads", heads),
-    headDim: num(raw, "head_dim", hidden / heads), eps: num(raw, "rms_norm_eps", 1e-6),
+    headDim: num(raw, "head_dim", Math.floor(hidden / heads)), eps: num(raw, "rms_norm_eps", 1e-6),
     ropeTheta: num(raw, "rope_theta", ropeParameters?.rope_theta ?? 10000),
     ropeScaling: (raw.rope_scaling as RopeScaling | null | undefined) ?? (ropeParameters?.rope_type && ropeParameters.rope_type !== "default" ? ropeParameters : null),
     maxPositions: num(raw, "max_position_embeddings", 2048),
     tied: (raw.tie_word_embeddings as boolean | undefined) ?? false,  // the default of all three configs
-    qkvBias: arch === "qwen2" || raw.attention_bias === true, oBias: raw.attention_bias === true && arch !== "qwen2",
-    mlpBias: raw.mlp_bias === true,
-    slidingWindow: useWindow ? ((raw.sliding_window as number | null | undefined) ?? null) : null,
+    // Only Llama's config has attention_bias / mlp_bias; Qwen2 always has q/k/v biases.
+    qkvBias: arch === "qwen2" || (arch === "llama" && raw.attention_bias === true),
+    oBias: arch === "llama" && raw.attention_bias === true,
+    mlpBias: arch === "llama" && raw.mlp_bias === true,
+    // MistralConfig's default window is 4096 when the field is absent.
+    slidingWindow: useWindow ? ((raw.sliding_window as number | null | undefined) ?? (arch === "mistral" && !("sliding_window" in raw) ? 4096 : null)) : null,
     attentionDropout: num(raw, "attention_dropout", 0), slidingLayers,
   };
 }

@@ -1,7 +1,7 @@
 // The safetensors format (Hugging Face's weight files): an 8-byte little-endian header length,
 // a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes.
 // Single files and sharded checkpoints (model.safetensors.index.json) both read and write here.
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 
@@ -148,6 +148,8 @@ export function loadCheckpoint(dir: string, options: { dtype?: torch.DType } = {
  */
 export function saveCheckpoint(dir: string, tensors: [string, torch.Tensor][], options: { maxShardBytes?: number } = {}): string[] {
   mkdirSync(dir, { recursive: true });
+  // Shards of an earlier save would linger beside the new files; remove them first.
+  for (const f of readdirSync(dir)) if (/^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) unlinkSync(join(dir, f));
   const limit = options.maxShardBytes ?? 5 * 1024 ** 3;
   const shards: [string, torch.Tensor][][] = [[]];
   let size = 0;

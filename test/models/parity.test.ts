@@ -45,6 +45,11 @@ const CONFIGS: Record<string, RawConfig> = {
     architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_positions: 64, n_embd: 32,
     n_layer: 2, n_head: 4, n_inner: null, activation_function: "gelu_new", layer_norm_epsilon: 1e-5,
   },
+  "gpt2 (untied head, unscaled and per-layer-scaled attention)": {
+    architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_positions: 64, n_embd: 32,
+    n_layer: 2, n_head: 4, n_inner: 48, activation_function: "gelu_new", layer_norm_epsilon: 1e-5,
+    tie_word_embeddings: false, scale_attn_weights: false, scale_attn_by_inverse_layer_idx: true,
+  },
   "llama (GQA)": {
     architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, num_key_value_heads: 2,
     rope_theta: 10000, tie_word_embeddings: false,
