@@ -55,11 +55,14 @@ export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, cha
     promptMessages = [...prompt];
     chosenTurn = chosenMessages;
     rejectedTurn = rejectedMessages;
-  } else if (typeof prompt === "string") {
+  } else if (typeof prompt === "string" && chosenMessages.length < 2) {
+    // Only the answer turn is given: the string prompt becomes the user's message.
     promptMessages = [{ role: "user", content: prompt }];
     chosenTurn = chosenMessages.slice(-1);
     rejectedTurn = rejectedMessages.slice(-1);
   } else {
+    // As alignment-handbook: a prompt that is not a message list (UltraFeedback's string prompt)
+    // is not used; the conversation before the answer is chosen[:-1], system messages included.
     promptMessages = chosenMessages.slice(0, -1);
     chosenTurn = chosenMessages.slice(-1);
     rejectedTurn = rejectedMessages.slice(-1);

@@ -1,0 +1,148 @@
+// Readers: the same records read from JSON Lines, a JSON array and Parquet come out the same,
+// with optional scores and conversational (message-list) records, each keeping its provenance.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parquetWriteFile } from "hyparquet-writer";
+import { readPreferenceFile, readRows } from "../../src/data/readers.js";
+import type { PreferenceRecord } from "../../src/data/records.js";
+import { writePreferenceParquet } from "../helpers/parquet.js";
+import { tempDir, writeJsonl } from "../helpers/toy.js";
+
+let root: string;
+before(() => { root = tempDir("omni-dpo-readers-"); });
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const SCORED = [
+  { prompt: "What is 7 times 6?", chosen: " 42.", rejected: " 36.", score_chosen: 9.5, score_rejected: 1.25 },
+  { prompt: "Say hello.", chosen: " Hello!", rejected: " No.", score_chosen: 7, score_rejected: 3 },
+  { prompt: "Café 🤖 中文\n\tand more", chosen: " ünïcödé", rejected: " ascii", score_chosen: -1.5, score_rejected: -2 },
+];
+
+const msg = (role: string, content: string) => ({ role, content });
+const CONVERSATIONS = [
+  {
+    chosen: [msg("user", "Hi there"), msg("assistant", "Hello! How can I help?")],
+    rejected: [msg("user", "Hi there"), msg("assistant", "Go away.")],
+    score_chosen: 8, score_rejected: 2,
+  },
+  {
+    chosen: [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4"), msg("user", "and 3+3?"), msg("assistant", "6")],
+    rejected: [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4"), msg("user", "and 3+3?"), msg("assistant", "7")],
+    score_chosen: 9, score_rejected: 1,
+  },
+];
+
+/** The content of records without their provenance. */
+function contents(records: PreferenceRecord[]) {
+  return records.map(({ source: _source, ...rest }) => rest);
+}
+
+/** Writes `rows` as .jsonl, .json (array) and .parquet, reads each back. */
+async function readAllFormats(name: string, rows: Record<string, unknown>[]) {
+  const jsonl = writeJsonl(join(root, `${name}.jsonl`), rows);
+  const json = join(root, `${name}.json`);
+  writeFileSync(json, JSON.stringify(rows, null, 2));
+  const parquet = writePreferenceParquet(join(root, `${name}.parquet`), rows);
+  return {
+    jsonl: await readPreferenceFile(jsonl), json: await readPreferenceFile(json), parquet: await readPreferenceFile(parquet),
+    files: { jsonl, json, parquet },
+  };
+}
+
+describe("the three formats agree", () => {
+  it("scored text records", async () => {
+    const r = await readAllFormats("scored", SCORED);
+    const expected = SCORED.map((s) => ({ prompt: s.prompt, chosen: s.chosen, rejected: s.rejected, scoreChosen: s.score_chosen, scoreRejected: s.score_rejected }));
+    assert.deepEqual(contents(r.jsonl), expected);
+    assert.deepEqual(contents(r.json), expected);
+    assert.deepEqual(contents(r.parquet), expected);
+  });
+
+  it("scores are optional (absent in every record)", async () => {
+    const rows = SCORED.map(({ prompt, chosen, rejected }) => ({ prompt, chosen, rejected }));
+    const r = await readAllFormats("unscored", rows);
+    for (const records of [r.jsonl, r.json, r.parquet]) {
+      assert.equal(records.length, 3);
+      for (const rec of records) {
+        assert.equal(rec.scoreChosen, undefined);
+        assert.equal(rec.scoreRejected, undefined);
+      }
+      assert.deepEqual(records.map((x) => x.chosen), SCORED.map((s) => s.chosen));
+    }
+  });
+
+  it("message-list records without a prompt field (prompt taken from the conversation)", async () => {
+    const r = await readAllFormats("conversations", CONVERSATIONS);
+    const expected = CONVERSATIONS.map((c) => ({ prompt: null, chosen: c.chosen, rejected: c.rejected, scoreChosen: c.score_chosen, scoreRejected: c.score_rejected }));
+    assert.deepEqual(contents(r.jsonl), expected);
+    assert.deepEqual(contents(r.json), expected);
+    assert.deepEqual(contents(r.parquet), expected);
+  });
+
+  it("message-list records with a message-list prompt, and with a string prompt", async () => {
+    const rows = [
+      { prompt: [msg("user", "Hi")], chosen: [msg("assistant", "Hello")], rejected: [msg("assistant", "Bye")] },
+      { prompt: [msg("user", "Name a fruit")], chosen: [msg("assistant", "Apple")], rejected: [msg("assistant", "Stone")] },
+    ];
+    const r = await readAllFormats("prompted", rows);
+    for (const records of [r.jsonl, r.json, r.parquet]) {
+      assert.deepEqual(contents(records), rows.map((x) => ({ ...x, scoreChosen: undefined, scoreRejected: undefined })));
+    }
+    const stringPrompt = writeJsonl(join(root, "string-prompt.jsonl"), [{ prompt: "Hi", chosen: [msg("assistant", "Hello")], rejected: [msg("assistant", "Bye")] }]);
+    const [rec] = await readPreferenceFile(stringPrompt);
+    assert.equal(rec.prompt, "Hi");
+    assert.deepEqual(rec.chosen, [msg("assistant", "Hello")]);
+  });
+});
+
+describe("provenance and layout details", () => {
+  it("each record knows its file and line, record or row", async () => {
+    const r = await readAllFormats("sources", SCORED);
+    assert.deepEqual(r.jsonl.map((x) => x.source), SCORED.map((_, i) => ({ file: r.files.jsonl, index: i + 1, unit: "line" })));
+    assert.deepEqual(r.json.map((x) => x.source), SCORED.map((_, i) => ({ file: r.files.json, index: i + 1, unit: "record" })));
+    assert.deepEqual(r.parquet.map((x) => x.source), SCORED.map((_, i) => ({ file: r.files.parquet, index: i + 1, unit: "row" })));
+  });
+
+  it("JSON Lines skip blank lines (and CRLF endings) but keep the file's line numbers", async () => {
+    const file = join(root, "gaps.jsonl");
+    writeFileSync(file, `\r\n${JSON.stringify(SCORED[0])}\r\n\r\n\r\n${JSON.stringify(SCORED[1])}\r\n`);
+    const records = await readPreferenceFile(file);
+    assert.deepEqual(records.map((x) => x.source.index), [2, 5]);
+    assert.equal(records[1].chosen, SCORED[1].chosen);
+  });
+
+  it("a .json file holding JSON Lines is read as JSON Lines", async () => {
+    const file = join(root, "lines.json");
+    writeFileSync(file, SCORED.map((s) => JSON.stringify(s)).join("\n"));
+    const records = await readPreferenceFile(file);
+    assert.deepEqual(records.map((x) => x.source.unit), ["line", "line", "line"]);
+    assert.deepEqual(contents(records).map((x) => x.prompt), SCORED.map((s) => s.prompt));
+  });
+
+  it("integer (INT64) score columns in Parquet come back as plain numbers", async () => {
+    const file = join(root, "ints.parquet");
+    parquetWriteFile({
+      filename: file,
+      columnData: [
+        { name: "prompt", data: ["a", "b"], type: "STRING" },
+        { name: "chosen", data: [" yes", " ok"], type: "STRING" },
+        { name: "rejected", data: [" no", " nope"], type: "STRING" },
+        { name: "score_chosen", data: [9n, 8n], type: "INT64" },
+        { name: "score_rejected", data: [1n, 2n], type: "INT64" },
+      ],
+    });
+    const records = await readPreferenceFile(file);
+    assert.deepEqual(records.map((x) => [x.scoreChosen, x.scoreRejected]), [[9, 1], [8, 2]]);
+    assert.equal(typeof records[0].scoreChosen, "number");
+  });
+
+  it("extra columns are ignored; readRows hands back raw rows unvalidated", async () => {
+    const rows = SCORED.map((s, i) => ({ ...s, id: `row-${i}`, source_model: "m" }));
+    const file = writeJsonl(join(root, "extra.jsonl"), rows);
+    assert.equal((await readPreferenceFile(file)).length, 3);
+    const raw = await readRows(file);
+    assert.deepEqual(raw.map((r) => r.row), rows);
+  });
+});
