@@ -15,5 +15,8 @@ function find(dir) {
 
 const files = find("dist/test").sort();
 const args = process.argv.slice(2);
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...args, ...files], { stdio: "inherit" });
+// Tests work on tiny tensors, where LibTorch's thread pool costs more than it saves (and on a
+// busy machine, far more); one thread keeps them fast. Benchmarks use every core.
+const env = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? "1" };
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...args, ...files], { stdio: "inherit", env });
 process.exit(r.status ?? 1);

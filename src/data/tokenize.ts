@@ -35,7 +35,9 @@ export interface FormattedPair { prompt: string; chosen: string; rejected: strin
  * Renders a record to plain text. Conversational records go through the chat template as
  * alignment-handbook does: prompt = every message before the answer (with an empty system
  * message first when the template knows a system role), each answer = its last assistant
- * message rendered alone, a leading BOS stripped so prompt + answer is the whole conversation.
+ * message rendered alone with a leading BOS stripped. For most templates prompt + answer is then
+ * the whole conversation; a template that writes a default system prompt in front of every
+ * render (Qwen2's) repeats it before the answer, exactly as the reference does.
  */
 export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate?: string): FormattedPair {
   const { prompt, chosen, rejected } = record;

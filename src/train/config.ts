@@ -38,7 +38,12 @@ export interface TrainConfig {
   evalSteps: number | null;
   saveSteps: number | null;
   saveTotalLimit: number | null;
+  /** true: from the latest checkpoint in output_dir; a path: from it; false: never; null: automatically when output_dir has one. */
   resumeFromCheckpoint: string | boolean | null;
+  /** Start afresh even when output_dir holds checkpoints (deleting them). */
+  overwriteOutputDir: boolean;
+  /** Use only the first N records of each split (the reference's max_samples). */
+  maxSamples: number | null;
   precomputeRefLogProbs: boolean;
   dpoLengthNorm: boolean;
   objective: ResolvedPreferenceOptions;
@@ -81,6 +86,8 @@ const KEYS: Record<string, { kind: Kind; default?: unknown }> = {
   save_total_limit: { kind: "integer", default: null },
   resume_from_checkpoint: { kind: "stringOrBool", default: null },
   precompute_ref_log_probs: { kind: "boolean", default: false },
+  overwrite_output_dir: { kind: "boolean", default: false },
+  max_samples: { kind: "integer", default: null },
   dpo_length_norm: { kind: "boolean", default: true },
   eval_strategy: { kind: "string", default: null },
   evaluation_strategy: { kind: "string", default: null },
@@ -96,7 +103,7 @@ const HARDWARE_KEYS = new Set([
 /** Keys that only matter to tools this project replaces (hub, trackers): silently accepted. */
 const IGNORED_KEYS = new Set([
   "hub_model_id", "push_to_hub", "hub_strategy", "hub_private_repo", "report_to", "run_name", "logging_first_step",
-  "do_eval", "do_train", "overwrite_output_dir", "remove_unused_columns", "preprocessing_num_workers", "dataset_splits",
+  "do_eval", "do_train", "use_ref_model", "remove_unused_columns", "preprocessing_num_workers", "dataset_splits",
   "log_level", "logging_strategy", "save_only_model", "optim", "model_revision", "trust_remote_code", "use_peft",
   "dataset_configs", "auto_insert_empty_system_msg", "truncation_side", "padding_side", "wandb_project", "output_hub",
   "is_llama3", "generate_during_eval", "disable_dropout", "label_pad_token_id", "padding_value",
@@ -107,7 +114,8 @@ export class ConfigError extends Error {
 }
 
 function typed(key: string, kind: Kind, v: unknown, where: string): unknown {
-  if (v === null || v === undefined) return null;
+  // Reference YAMLs are read by Python's HfArgumentParser, where `None` means unset.
+  if (v === null || v === undefined || v === "None") return null;
   const bad = (expected: string) => new ConfigError(`${where}: key '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
   switch (kind) {
     case "string": if (typeof v !== "string") throw bad("a string"); return v;
@@ -227,6 +235,8 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       saveTotalLimit: values.save_total_limit as number | null,
       resumeFromCheckpoint: typeof resume === "string" ? path(resume) : resume,
       precomputeRefLogProbs: values.precompute_ref_log_probs as boolean,
+      overwriteOutputDir: values.overwrite_output_dir as boolean,
+      maxSamples: values.max_samples as number | null,
       dpoLengthNorm: values.dpo_length_norm as boolean,
       objective,
       source: where,

@@ -2,7 +2,7 @@
 // semantics (AdamW with decay groups, schedules with warmup, gradient accumulation, clipping,
 // logging/eval/save every N steps, checkpoints and exact resume) and TRL's DPO step (one
 // forward over chosen and rejected together, a frozen or precomputed reference, dropout off).
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
@@ -18,7 +18,7 @@ import { concatenatedForward } from "./logprobs.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { MetricAverager, MetricsSink, type MetricRow } from "./metrics.js";
 import {
-  latestCheckpoint, loadOptimizerState, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState,
+  checkpointDirs, latestCheckpoint, loadOptimizerState, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState,
 } from "./checkpoint.js";
 
 export interface TrainHooks {
@@ -55,6 +55,10 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
   let evalRecords: PreferenceRecord[] = [];
   if (config.evalFile) evalRecords = await readPreferenceFile(config.evalFile);
   else if (config.testSplitSize > 0) ({ train: trainRecords, test: evalRecords } = holdOut(mixed, config.testSplitSize));
+  if (config.maxSamples !== null) {
+    trainRecords = trainRecords.slice(0, config.maxSamples);
+    evalRecords = evalRecords.slice(0, config.maxSamples);
+  }
   checkScores([...trainRecords, ...evalRecords], config);
   status?.("tokenizing");
   const tokenizer = Tokenizer.fromPretrainedSync(config.modelNameOrPath);
@@ -86,10 +90,10 @@ function parameterGroups(model: CausalLM, weightDecay: number): torch.ParamGroup
   return [{ params: decay, weightDecay }, { params: noDecay, weightDecay: 0 }].filter((g) => g.params.length > 0);
 }
 
-function fingerprint(config: TrainConfig, trainPairs: number): string {
+function fingerprint(config: TrainConfig, trainPairs: number, totalSteps: number): string {
   return JSON.stringify({
     data: config.datasetMixer, pairs: trainPairs, seed: config.seed, bs: config.perDeviceTrainBatchSize,
-    ga: config.gradientAccumulationSteps, maxLength: config.maxLength, loss: config.objective.lossType,
+    ga: config.gradientAccumulationSteps, maxLength: config.maxLength, loss: config.objective.lossType, totalSteps,
   });
 }
 
@@ -108,18 +112,32 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const updatesPerEpoch = Math.ceil(batchesPerEpoch / ga);
   const totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
   const epochs = Math.ceil(totalSteps / updatesPerEpoch);
-  const print = fingerprint(config, data.train.length);
+  const print = fingerprint(config, data.train.length, totalSteps);
 
   // Resume point, checked before anything is written.
+  // As alignment-handbook (and so the reference) does: a run whose output_dir already holds
+  // checkpoints continues from the latest one unless told to overwrite; asking to resume when
+  // there is nothing to resume from is an error rather than a silent fresh start.
   let resumeDir: string | null = null;
-  if (config.resumeFromCheckpoint === true) resumeDir = latestCheckpoint(config.outputDir);
-  else if (typeof config.resumeFromCheckpoint === "string") {
+  const latest = latestCheckpoint(config.outputDir);
+  if (typeof config.resumeFromCheckpoint === "string") {
     if (!existsSync(config.resumeFromCheckpoint)) throw new Error(`resume_from_checkpoint: ${config.resumeFromCheckpoint} does not exist`);
     resumeDir = config.resumeFromCheckpoint;
+  } else if (config.resumeFromCheckpoint === true) {
+    if (!latest) throw new Error(`resume_from_checkpoint: no checkpoint found in ${config.outputDir}`);
+    resumeDir = latest;
+  } else if (latest && config.resumeFromCheckpoint === null) {
+    if (config.overwriteOutputDir) {
+      for (const c of checkpointDirs(config.outputDir)) rmSync(c.dir, { recursive: true, force: true });
+    } else {
+      resumeDir = latest;
+      hooks.onStatus?.(`${config.outputDir} holds ${latest}; resuming from it (set overwrite_output_dir: true to start afresh)`);
+    }
   }
   const resumed: TrainerState | null = resumeDir ? readTrainerState(resumeDir) : null;
   if (resumed && resumed.fingerprint !== print) {
-    throw new Error(`resume_from_checkpoint: ${resumeDir} was made with different data or batch settings; start a new output_dir or restore them`);
+    throw new Error(`resume_from_checkpoint: ${resumeDir} was made with different data, batch or length settings; ` +
+      "restore them, or set overwrite_output_dir: true (or a new output_dir) to start afresh");
   }
 
   mkdirSync(config.outputDir, { recursive: true });

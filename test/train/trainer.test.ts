@@ -282,7 +282,25 @@ describe("interrupt and resume", () => {
     let step = 0;
     await train(recipe("mismatch", { save_steps: null }), { onProgress: (s) => { step = s; }, shouldStop: () => step >= 3 });
     const before = readFileSync(join(root, "mismatch", "metrics.jsonl"), "utf8");
-    await assert.rejects(train(recipe("mismatch", { per_device_train_batch_size: 8, resume_from_checkpoint: true })), /different data or batch settings/);
+    await assert.rejects(train(recipe("mismatch", { per_device_train_batch_size: 8, resume_from_checkpoint: true })), /different data, batch or length settings/);
     assert.equal(readFileSync(join(root, "mismatch", "metrics.jsonl"), "utf8"), before);
+  });
+
+  it("an output_dir with checkpoints resumes by itself; overwrite_output_dir starts afresh; resuming from nothing is an error", async () => {
+    await assert.rejects(train(recipe("auto", { resume_from_checkpoint: true })), /no checkpoint found/);
+    let step = 0;
+    await train(recipe("auto", { save_steps: null }), { onProgress: (s) => { step = s; }, shouldStop: () => step >= 3 });
+    const statuses: string[] = [];
+    const resumed = await train(recipe("auto"), { onStatus: (m) => statuses.push(m) });
+    assert.ok(statuses.some((m) => /checkpoint-3; resuming from it/.test(m)), statuses.join("\n"));
+    assert.equal(resumed.interrupted, false);
+    const rows = readFileSync(join(root, "auto", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+    assert.equal(rows.filter((r) => r.step === 1).length <= 1, true, "no step is logged twice");
+    assert.ok(readdirSync(join(root, "auto")).some((n) => n.startsWith("checkpoint-")), "the interrupted run's checkpoint is still there");
+    const fresh = await train(recipe("auto", { overwrite_output_dir: true, max_steps: 2 }));
+    assert.equal(fresh.globalStep, 2);
+    assert.deepEqual(readdirSync(join(root, "auto")).filter((n) => n.startsWith("checkpoint-")), [], "overwrite_output_dir removed the old checkpoints");
+    const after = readFileSync(join(root, "auto", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+    assert.ok(after.every((r) => r.step <= 2), "metrics.jsonl starts afresh");
   });
 });
