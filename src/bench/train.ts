@@ -10,6 +10,7 @@
 // "5" to /proc/self/clear_refs where the kernel allows it).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as torch from "../torch/index.js";
@@ -47,9 +48,11 @@ export interface TrainStepResult {
   version: string;
   seq: number;
   rows: number;
-  /** Median seconds of the timed steps, and each of them. */
+  /** Median and fastest seconds of the timed steps, and each of them. */
   seconds_per_step: number;
+  best_seconds: number;
   step_seconds: number[];
+  /** Tokens (rows x sequence) over the fastest step: the machine may be shared, and the least disturbed step says most about the engine. */
   tokens_per_second: number;
   /** Resident set just before the timed steps (weights, reference, AdamW state, runtime). */
   rss_before_bytes: number | null;
@@ -62,7 +65,7 @@ export interface TrainStepResult {
 }
 
 export interface TrainBenchOptions {
-  /** One sequence length (256), one timed step. */
+  /** One sequence length (256), two timed steps. */
   quick?: boolean;
   /** A tiny model (vocab 256, 2 layers, width 32) at sequence 32, for tests. */
   tiny?: boolean;
@@ -80,6 +83,9 @@ export interface TrainBenchResult {
   pytorchVersion: string | null;
   openblasCoretype: string | null;
   peakReset: boolean;
+  /** The 1-minute load average before the run and the cores: other work on the machine makes timings noisy. */
+  loadAverage: number;
+  cores: number;
   note?: string;
 }
 
@@ -91,18 +97,20 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
   // Loading the engine here first settles OPENBLAS_CORETYPE in process.env, which both child
   // processes inherit: both sides run under the same BLAS setting and thread count.
   const info = torch.buildInfo();
+  const loadAverage = loadavg()[0];
   const shape = options.tiny ? TINY : GPT2_SMALL;
-  const seqs = options.tiny ? [32] : options.quick ? [256] : [256, 512];
+  // Timed steps per sequence length, after one warm-up step (it allocates AdamW's state).
+  const plan: [number, number][] = options.tiny ? [[32, 2]] : options.quick ? [[256, 2]] : [[256, 3], [512, 2]];
   const base = {
-    ...shape, pairs: 1, threads: info.threads, warmup: 1, steps: options.tiny || options.quick ? 1 : 2, lr: 1e-6, weight_decay: 0.0,
+    ...shape, pairs: 1, threads: info.threads, warmup: 1, lr: 1e-6, weight_decay: 0.0,
     loss: { beta: 3.5, qual_eta: 0.7, tau_ref: 0.8, perf_gamma: 3.0, nll_lambda: 0.001, tau_good: 3.2, score_chosen: 8.0, score_rejected: 3.0 },
   };
   const python = torchPython();
   const runs: TrainStepResult[] = [];
   const rows: Row[] = [];
   let pytorchVersion: string | null = null;
-  for (const seq of seqs) {
-    const cfg: TrainStepConfig = { ...base, seq, prompt_len: Math.floor(seq / 4) };
+  for (const [seq, steps] of plan) {
+    const cfg: TrainStepConfig = { ...base, seq, steps, prompt_len: Math.floor(seq / 4) };
     options.onStatus?.(`omni-dpo: sequence ${seq}`);
     const ours = runWorker(cfg);
     runs.push(ours);
@@ -128,7 +136,7 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
     : `GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd})`;
   return {
     rows, runs, model, pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
-    openblasCoretype: info.openblasCoretype, peakReset: runs.every((r) => r.peak_reset),
+    openblasCoretype: info.openblasCoretype, peakReset: runs.every((r) => r.peak_reset), loadAverage, cores: availableParallelism(),
     note: python ? undefined : `PyTorch column empty: ${NO_TORCH_PYTHON}`,
   };
 }
@@ -163,10 +171,11 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   torch.setNumThreads(cfg.threads);
   torch.manualSeed(0);
   const config = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
-  // The reference starts as the policy's copy, as in training (same seed, same weights), frozen.
+  // The reference starts as the policy's frozen copy, as in training.
   const policy = createModel(config).eval();
-  torch.manualSeed(0);
-  const reference = createModel(config).eval().requiresGrad_(false);
+  const reference = createModel(config, { empty: true }).eval();
+  for (const [name, p] of policy.namedParameters()) reference.setParameter(name, torch.noGrad(() => p.detach().clone()));
+  reference.requiresGrad_(false);
   const optimizer = new torch.AdamW(policy.parameters(), { lr: cfg.lr, weightDecay: cfg.weight_decay });
   const b = cfg.pairs;
   const inputIds = torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);
@@ -207,14 +216,13 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   }
   const after = procStatus();
   const sorted = [...times].sort((x, y) => x - y);
-  const seconds = sorted[Math.floor(sorted.length / 2)];
   torch.dispose([inputIds, labels, scoreChosen, scoreRejected]);
   optimizer.dispose();
   policy.dispose();
   reference.dispose();
   return {
     side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * b,
-    seconds_per_step: seconds, step_seconds: times, tokens_per_second: (2 * b * cfg.seq) / seconds,
+    seconds_per_step: sorted[Math.floor(sorted.length / 2)], best_seconds: sorted[0], step_seconds: times, tokens_per_second: (2 * b * cfg.seq) / sorted[0],
     rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
     peak_reset: reset && after !== null, loss: lastLoss,
   };
@@ -232,13 +240,17 @@ export function formatTrainBench(r: TrainBenchResult): string {
     "",
     formatTable(r.rows),
     "",
-    "tokens/s counts the policy's tokens (rows x sequence) per full step; higher is better. Memory: lower is better,",
-    "so 'vs PyTorch' above 1 means less memory than PyTorch. Peak RSS is the process's resident peak (VmHWM)" +
+    "tokens/s: the policy's tokens (rows x sequence) per full step, over the fastest timed step after a warm-up",
+    "(the median is in --json); higher is better. Memory: lower is better, so 'vs PyTorch' above 1 means less",
+    "memory than PyTorch. Peak RSS is the process's resident peak (VmHWM)" +
       (r.peakReset ? " during the timed steps (reset via /proc/self/clear_refs)." : "; it could not be reset, so it is the process's lifetime peak."),
   ];
   const ours = r.runs.filter((x) => x.side === "omni-dpo").map((x) => x.loss);
   const theirs = r.runs.filter((x) => x.side === "pytorch").map((x) => x.loss);
   if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : ""} (random weights differ between the sides)`);
+  if (r.loadAverage >= 0.5) {
+    lines.push(`load average before the run: ${r.loadAverage.toFixed(2)} on ${r.cores} cores: other processes were running, so timings are noisy (memory is not affected)`);
+  }
   if (r.note) lines.push("", r.note);
   return lines.join("\n");
 }
