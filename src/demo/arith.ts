@@ -96,6 +96,10 @@ export interface DemoOptions {
   tune?: boolean;
   outDir: string;
   judgeNoise?: number;
+  /** Replaces the tuning grid (every method); for experiments. */
+  grid?: { learning_rate: number; beta: number }[];
+  /** Prompts used to build training pairs (default 448, quick 192). */
+  trainPrompts?: number;
   onStatus?: (message: string) => void;
   onProgress?: (label: string, done: number, total: number) => void;
 }
@@ -148,6 +152,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
   // 2. Problems: pair-building, validation and held-out sets never overlap.
   const sizes = quick ? { train: 192, val: 0, test: 200, testPairs: 96 } : { train: 448, val: 160, test: 400, testPairs: 160 };
+  if (options.trainPrompts) sizes.train = options.trainPrompts;
+  if (options.grid && tune && !sizes.val) sizes.val = 160;
   const difficulty = SFT_RECIPE.difficulty;
   const used = new Set(generateProblems(SFT_RECIPE.problems, { difficulty, seed: SFT_RECIPE.problemSeed }).map(formatPrompt));
   const take = (n: number, s: number) => {
@@ -203,10 +209,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
   const results: MethodResult[] = [];
   for (const spec of specs) {
-    let best = grid(spec)[tune ? 0 : defaultIndex(spec)];
+    const candidates = options.grid ?? grid(spec);
+    let best = candidates[tune || options.grid ? 0 : defaultIndex(spec)];
     let bestVal: number | null = null;
     if (tune && valProblems.length) {
-      for (const hp of grid(spec)) {
+      for (const hp of candidates) {
         status(`tuning ${spec.label}: lr ${hp.learning_rate}, beta ${hp.beta}`);
         const model = await runOne(spec, hp, seed, join(out, "runs", `${spec.name}-tune`));
         const acc = greedyAccuracy(model, tokenizer, valProblems);
