@@ -14,7 +14,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import { generate } from "../models/generate.js";
 import type { Tokenizer } from "../text/index.js";
 import {
-  arithTokenizer, formatPrompt, generateProblems, parsePrompt, processJudge, verify, workedSolution, writeArithTokenizer,
+  arithScorer, arithTokenizer, formatPrompt, generateProblems, verify, workedSolution, writeArithTokenizer,
   type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
 import { buildPairs, type Pair } from "../data/build.js";
@@ -32,7 +32,7 @@ export type { DemoResult, MethodResult, Spread };
 
 /** How the shipped SFT checkpoint was made; `omni-dpo demo sft` repeats it. */
 export const SFT_RECIPE = {
-  difficulty: "medium" as DifficultyName, problems: 4000, problemSeed: 1, steps: 600, batchSize: 64, learningRate: 3e-3, seed: 0,
+  difficulty: "medium" as DifficultyName, problems: 4000, problemSeed: 1, steps: 1500, batchSize: 64, learningRate: 3e-3, seed: 0,
   model: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4 },
 };
 
@@ -172,10 +172,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // 3. On-policy pairs, scored by the verifier and the noisy process judge.
   const judgeNoise = options.judgeNoise ?? 1.5;
   const settings = { difficulty, samples: 8, temperature: 0.8, judge_noise: judgeNoise, judge_aggregate: "mean", chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 };
-  const scorer = (prompt: string, response: string) => {
-    const problem = parsePrompt(prompt)!;
-    return { score: processJudge(problem, response, { noise: judgeNoise, seed }), correct: verify(problem, response) };
-  };
+  const scorer = arithScorer({ noise: judgeNoise, seed });
   const build = async (problems: ArithProblem[], label: string, s: number) => buildPairs(sft, tokenizer, problems.map(formatPrompt), scorer, {
     samples: settings.samples, temperature: settings.temperature, maxNewTokens: 64, chosen: "highest", rejected: "lowest",
     margin: settings.margin, minChosenScore: settings.min_chosen_score, seed: s, onProgress: (d, t) => options.onProgress?.(`sampling (${label})`, d, t),

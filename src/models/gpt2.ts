@@ -120,7 +120,14 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
       const mask = attentionMask(b, t, past, options.attentionMask);
       let h = tr.wte.forward(inputIds).add(tr.wpe.forward(pos));
       h = torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
-      for (const block of tr.h) h = block.forward(h, mask, options.cache);
+      // Each block in its own scope, and the previous activation freed as soon as the next
+      // exists: without autograd (reference log-probs, evaluation, generation) only one
+      // layer's intermediates are alive at a time; with it, autograd keeps what backward needs.
+      for (const block of tr.h) {
+        const prev = h;
+        h = torch.tidy(() => block.forward(prev, mask, options.cache));
+        prev.dispose();
+      }
       const out = tr.lnF.forward(h);
       return this.lmHead ? this.lmHead.forward(out) : torch.linear(out, tr.wte.weight);
     });

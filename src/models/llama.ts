@@ -140,8 +140,11 @@ export class LlamaForCausalLM extends Module implements CausalLM {
       const full = this.c.slidingLayers.includes(false) ? attentionMask(b, t, past, options.attentionMask) : null;
       let h = this.model.embed.forward(inputIds);
       const [cos, sin] = ropeCosSin(this.#inverseFrequencies, pos, h.dtype);
+      // One scope per layer, the previous activation freed once the next exists (see gpt2.ts).
       this.model.layers.forEach((layer, i) => {
-        h = layer.forward(h, cos, sin, this.c.slidingLayers[i] ? windowed : full, options.cache);
+        const prev = h;
+        h = torch.tidy(() => layer.forward(prev, cos, sin, this.c.slidingLayers[i] ? windowed : full, options.cache));
+        prev.dispose();
       });
       h = this.model.norm.forward(h);
       return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);

@@ -21,3 +21,4 @@ export { extractAnswer, verify } from "./verifier.js";
 export { judgeResponse, processJudge, type JudgeOptions, type JudgeReport, type StepAggregate, type StepCredit } from "./judge.js";
 export { ARITH_ALPHABET, ARITH_SPECIAL_TOKENS, arithTokenizer, arithTokenizerFiles, writeArithTokenizer } from "./tokenizer.js";
 export { gaussian, hashSeed, randomInt, seededRandom, type Random } from "./random.js";
+export { arithScorer, type ArithScore } from "./scorer.js";
