@@ -36,11 +36,17 @@ export const SFT_RECIPE = {
   model: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4 },
 };
 
+/** The demo's model is tiny: LibTorch's thread pool costs more than it saves on ops this small. */
+function singleThreadForTinyModels(): void {
+  if (!process.env.OMP_NUM_THREADS) torch.setNumThreads(1);
+}
+
 export function shippedSftDir(): string { return join(packageRoot(), "assets", "arith-sft"); }
 
 /** Trains the demo's starting policy on worked solutions and saves it (model + tokenizer) to `dir`. */
 export function trainSftModel(dir: string, onStep?: (step: number, total: number, loss: number) => void): { seconds: number; finalLoss: number } {
   const start = Date.now();
+  singleThreadForTinyModels();
   const tokenizer = arithTokenizer();
   torch.manualSeed(SFT_RECIPE.seed);
   const model = createModel({
@@ -137,8 +143,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = options.outDir;
   rmSync(join(out, "runs"), { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  // Tiny model: LibTorch's thread pool costs more than it saves on ops this small.
-  if (!process.env.OMP_NUM_THREADS) torch.setNumThreads(1);
+  singleThreadForTinyModels();
 
   // 1. The starting policy.
   let sftDir = shippedSftDir();

@@ -1,0 +1,23 @@
+// Argument helpers shared by the commands: usage errors and number parsing.
+export class UsageError extends Error {}
+
+export interface Command { help: string; run: (argv: string[]) => Promise<number> }
+
+export function positiveInt(text: string | undefined, name: string, fallback: number, allowZero = false): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new UsageError(`${name} must be a${allowZero ? " non-negative" : " positive"} integer, got '${text}'`);
+  return n;
+}
+
+export function nonNegative(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number, got '${text}'`);
+  return n;
+}
+
+/** One metrics row as `key=value` pairs for the console. */
+export function formatRow(row: Record<string, number | string>): string {
+  return Object.entries(row).map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v}`).join(" ");
+}

@@ -1,0 +1,47 @@
+// `omni-dpo bench engine|model|train`: speed (and memory) beside PyTorch in the same run.
+import { parseArgs } from "node:util";
+import { UsageError, type Command } from "../args.js";
+
+export const benchCommand: Command = {
+  help: `Usage: omni-dpo bench <engine|model|train> [--json] [--quick]
+
+engine   matmul GFLOP/s at 1024 and 2048, linear forward+backward GFLOP/s and per-op
+         overhead on tiny tensors, each beside PyTorch (Python) measured in the same run.
+model    forward tokens/s of a GPT-2-small-shaped (124M) random model at sequence 512,
+         batch 2, beside the same forward in PyTorch (Python) in the same run.
+train    one Omni-DPO training step (policy forward+backward over chosen+rejected, frozen
+         reference forward, Omni-DPO loss, AdamW) on the same 124M model at sequence 256 and
+         512, one pair (2 rows) per step: tokens/s and peak memory (peak RSS), beside the same
+         step in PyTorch; each side in its own process (2 to 3 minutes on 2 cores).
+
+  --json    print the results as JSON
+  --quick   shorter timing trials (noisier); train: sequence 256 only, two timed steps
+`,
+  async run(argv) {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" } } });
+    const which = positionals[0];
+    if (which === "train") {
+      // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
+      const { benchTrain, formatTrainBench } = await import("../../bench/train.js");
+      if (!values.json) console.error(`benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "under a minute" : "2 to 3 minutes"})...`);
+      const r = benchTrain({ quick: values.quick, tiny: values.tiny, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
+      console.log(values.json ? JSON.stringify(r, null, 2) : formatTrainBench(r));
+      return 0;
+    }
+    if (which === "engine") {
+      const { benchEngine, formatEngineBench } = await import("../../bench/engine.js");
+      if (!values.json) console.error("benchmarking the engine and PyTorch (under a minute)...");
+      const r = benchEngine({ quick: values.quick });
+      console.log(values.json ? JSON.stringify(r, null, 2) : formatEngineBench(r));
+      return 0;
+    }
+    if (which === "model") {
+      const { benchModel, formatModelBench } = await import("../../bench/model.js");
+      if (!values.json) console.error("benchmarking a 124M GPT-2 forward here and in PyTorch (about a minute)...");
+      const r = benchModel({ quick: values.quick });
+      console.log(values.json ? JSON.stringify(r, null, 2) : formatModelBench(r));
+      return 0;
+    }
+    throw new UsageError(`bench: unknown benchmark '${which ?? ""}'; available: engine, model, train`);
+  },
+};

@@ -1,0 +1,79 @@
+// `omni-dpo generate`: text from a model directory, greedy or sampled.
+import { parseArgs } from "node:util";
+import { UsageError, positiveInt, nonNegative, type Command } from "../args.js";
+
+export const generateCommand: Command = {
+  help: `Usage: omni-dpo generate --model DIR (--prompt TEXT | --prompts FILE) [options]
+
+Generates text with a causal LM in Hugging Face layout (config.json, safetensors, tokenizer).
+
+  --model DIR            model directory
+  --prompt TEXT          one prompt (repeatable)
+  --prompts FILE         a file with one prompt per line (or JSONL with a "prompt" field)
+  --chat                 wrap each prompt as a user message in the model's chat template
+  --max-new-tokens N     tokens to generate (default 128)
+  --temperature T        0 decodes greedily (default); above 0 samples
+  --top-k K              sample among the K most likely tokens
+  --top-p P              sample from the smallest set reaching probability P
+  --stop TEXT            stop when the text appears (repeatable)
+  --seed N               seed for sampling (default 0)
+  --batch-size N         prompts per batch (default 8; left-padded)
+  --json                 print JSON lines {prompt, completion, finish_reason}
+`,
+  async run(argv) {
+    const { values } = parseArgs({ args: argv, options: {
+      model: { type: "string" }, prompt: { type: "string", multiple: true }, prompts: { type: "string" }, chat: { type: "boolean" },
+      "max-new-tokens": { type: "string" }, temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" },
+      stop: { type: "string", multiple: true }, seed: { type: "string" }, "batch-size": { type: "string" }, json: { type: "boolean" },
+    } });
+    if (!values.model) throw new UsageError("generate: --model DIR is required");
+    const prompts = [...(values.prompt ?? [])];
+    if (values.prompts) {
+      const { readFileSync } = await import("node:fs");
+      for (const line of readFileSync(values.prompts, "utf8").split("\n")) {
+        if (!line.trim()) continue;
+        if (line.trimStart().startsWith("{")) {
+          const row = JSON.parse(line) as { prompt?: unknown };
+          if (typeof row.prompt !== "string") throw new UsageError(`${values.prompts}: a JSON line needs a string field 'prompt'`);
+          prompts.push(row.prompt);
+        } else prompts.push(line);
+      }
+    }
+    if (prompts.length === 0) throw new UsageError("generate: give --prompt TEXT or --prompts FILE");
+    const maxNew = positiveInt(values["max-new-tokens"], "--max-new-tokens", 128);
+    const temperature = nonNegative(values.temperature, "--temperature", 0);
+    const topK = positiveInt(values["top-k"], "--top-k", 0, true);
+    const topP = nonNegative(values["top-p"], "--top-p", 1);
+    const seed = positiveInt(values.seed, "--seed", 0, true);
+    const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
+    const { loadModel } = await import("../../models/auto.js");
+    const { generate } = await import("../../models/generate.js");
+    const { Tokenizer } = await import("../../text/index.js");
+    const { Progress } = await import("../progress.js");
+    const tokenizer = Tokenizer.fromPretrainedSync(values.model);
+    const model = loadModel(values.model);
+    const texts = prompts.map((p) => (values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p));
+    // A chat render writes its own special tokens; plain prompts get what the tokenizer adds (Llama's BOS).
+    const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: !values.chat }));
+    const eos = [tokenizer.eosTokenId, ...(tokenizer.tokenToId("<|im_end|>") !== undefined ? [tokenizer.tokenToId("<|im_end|>")] : []),
+      ...(tokenizer.tokenToId("<|eot_id|>") !== undefined ? [tokenizer.tokenToId("<|eot_id|>")] : [])].filter((x): x is number => x !== undefined);
+    const bar = new Progress("generating", prompts.length * maxNew, !values.json && prompts.length * maxNew > 64);
+    for (let start = 0; start < ids.length; start += batchSize) {
+      const chunk = ids.slice(start, start + batchSize);
+      const r = generate(model, chunk, {
+        maxNewTokens: maxNew, temperature, topK, topP, seed: seed + start, eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
+        stopStrings: values.stop, decode: (t) => tokenizer.decode(t, { skipSpecialTokens: true }),
+        onStep: (s) => bar.update(start * maxNew + s * chunk.length),
+      });
+      r.tokens.forEach((tokens, i) => {
+        const completion = tokenizer.decode(tokens, { skipSpecialTokens: true });
+        const prompt = prompts[start + i];
+        if (values.json) console.log(JSON.stringify({ prompt, completion, finish_reason: r.finishReasons[i], tokens: tokens.length }));
+        else console.log(`${prompt}${values.chat ? "\n" : ""}${completion}\n---`);
+      });
+    }
+    bar.finish();
+    model.dispose();
+    return 0;
+  },
+};
