@@ -32,7 +32,7 @@ export type { DemoResult, MethodResult, Spread };
 
 /** How the shipped SFT checkpoint was made; `omni-dpo demo sft` repeats it. */
 export const SFT_RECIPE = {
-  difficulty: "medium" as DifficultyName, problems: 4000, problemSeed: 1, steps: 1500, batchSize: 64, learningRate: 3e-3, seed: 0,
+  difficulty: "medium" as DifficultyName, problems: 4000, problemSeed: 1, steps: 900, batchSize: 64, learningRate: 3e-3, seed: 0,
   model: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4 },
 };
 
@@ -104,6 +104,8 @@ export interface DemoOptions {
   judgeNoise?: number;
   /** Replaces the tuning grid (every method); for experiments. */
   grid?: { learning_rate: number; beta: number }[];
+  /** The starting policy (default: the shipped assets/arith-sft, trained on the spot if absent). */
+  sftDir?: string;
   /** Prompts used to build training pairs (default 448, quick 192). */
   trainPrompts?: number;
   onStatus?: (message: string) => void;
@@ -146,7 +148,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   singleThreadForTinyModels();
 
   // 1. The starting policy.
-  let sftDir = shippedSftDir();
+  let sftDir = options.sftDir ?? shippedSftDir();
   if (!existsSync(join(sftDir, "model.safetensors"))) {
     sftDir = join(out, "sft");
     status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.steps} steps)`);

@@ -92,13 +92,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     // tk - tq + i), as a KV cache needs; LibTorch's is_causal aligns the first ones, so it is
     // used only when the lengths are equal and no other mask is given.
     if (isCausal && (mask || tq !== tk)) {
-      const causal = callTensor("ones", [tq, tk], dtypeCode("bool"), null, null, null).tril(tk - tq);
+      const causal = callTensor("ones", [tq, tk], dtypeCode("bool"), null, q.device, null).tril(tk - tq);
       mask = mask ? (mask.dtype === "bool" ? causal.logicalAnd(mask) : mask.maskedFill(causal.logicalNot(), -Infinity)) : causal;
       isCausal = false;
     }
     if (mask && mask.dtype === "bool") {
       const lowest = q.dtype === "float64" ? -Number.MAX_VALUE : q.dtype === "float16" ? -65504 : -3.4028234663852886e38;
-      mask = callTensor("zeros", mask.shape, dtypeCode(q.dtype), null, null, null).maskedFill(mask.logicalNot(), lowest);
+      mask = callTensor("zeros", mask.shape, dtypeCode(q.dtype), null, q.device, null).maskedFill(mask.logicalNot(), lowest);
     }
     const maskId = mask ? mask.id : null;
     if (hasOp("scaled_dot_product_attention")) {
