@@ -22,6 +22,18 @@ export function benchEngine(options: EngineBenchOptions = {}): EngineBenchResult
     trial_seconds: options.quick ? 0.05 : 0.25,
   };
   const timing = { trialSeconds: cfg.trial_seconds };
+  // PyTorch runs first, then this engine: each side gets a fresh, identical machine state.
+  let py: Record<string, number> | null = null;
+  let pytorchVersion: string | null = null;
+  let note: string | undefined;
+  if (torchPython()) {
+    const result = runPythonJson<Record<string, number | string>>(join(packageRoot(), "src", "bench", "engine.py"), cfg, { file: true });
+    pytorchVersion = String(result.torch_version);
+    py = result as Record<string, number>;
+  } else {
+    note = `PyTorch columns empty: ${NO_TORCH_PYTHON}`;
+  }
+
   torch.manualSeed(0);
   const omni: Record<string, number> = {};
 
@@ -46,17 +58,6 @@ export function benchEngine(options: EngineBenchOptions = {}): EngineBenchResult
   const g = torch.randn([4]).requiresGrad_();
   omni.tiny_mul_grad = measure(() => g.mul(t).dispose(), timing).secondsPerIteration;
   torch.dispose([s, t, g]);
-
-  let py: Record<string, number> | null = null;
-  let pytorchVersion: string | null = null;
-  let note: string | undefined;
-  if (torchPython()) {
-    const result = runPythonJson<Record<string, number | string>>(join(packageRoot(), "src", "bench", "engine.py"), cfg, { file: true });
-    pytorchVersion = String(result.torch_version);
-    py = result as Record<string, number>;
-  } else {
-    note = `PyTorch columns empty: ${NO_TORCH_PYTHON}`;
-  }
 
   const gflops = (flops: number, seconds: number) => flops / seconds / 1e9;
   const rows: Row[] = [];

@@ -185,6 +185,7 @@ export class Tensor implements Owned {
   // alpha is passed only when it is not 1: the schema default costs nothing to convert.
   /** this + alpha * other */
   add(other: TensorOrScalar, alpha?: number): Tensor {
+    if (alpha === undefined) return other instanceof Tensor ? callTensor("add.Tensor", this.id, other.id) : callTensor("add.Scalar", this.id, other);
     return other instanceof Tensor ? callTensor("add.Tensor", this.id, other.id, alpha) : callTensor("add.Scalar", this.id, other, alpha);
   }
   /** this - alpha * other */
