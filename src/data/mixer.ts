@@ -2,17 +2,11 @@
 // `fraction` of each file's rows, concatenate, shuffle under the seed; then hold out a split.
 import { readPreferenceFile } from "./readers.js";
 import { DataError, type PreferenceRecord } from "./records.js";
+import { mulberry32 } from "../util/random.js";
 
-/** A seeded PRNG (mulberry32): the same seed gives the same shuffle on every machine. */
+/** A seeded PRNG: the same seed gives the same shuffle on every machine. */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 export function shuffled<T>(items: T[], seed: number): T[] {

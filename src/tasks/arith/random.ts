@@ -2,19 +2,14 @@
 // to derive independent streams from (seed, text) pairs, and standard normal draws. Nothing here
 // touches Math.random, so every generator, corruption and judge score is reproducible by seed.
 
+import { mulberry32 } from "../../util/random.js";
+
 /** A source of uniform numbers in [0, 1). */
 export type Random = () => number;
 
-/** mulberry32: a 32-bit seeded generator; the same seed gives the same stream. */
+/** A seeded generator (mulberry32); the same seed gives the same stream. */
 export function seededRandom(seed: number): Random {
-  let s = (Math.trunc(seed) ^ 0x9e3779b9) >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((Math.trunc(seed) ^ 0x9e3779b9) >>> 0);
 }
 
 /** A 32-bit hash (FNV-1a with a final avalanche) of a seed and some strings, for deriving streams. */
