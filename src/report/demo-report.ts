@@ -4,7 +4,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BuildStats } from "../data/build.js";
 import type { MetricRow } from "../train/metrics.js";
-import { barChart, lineChart, pearson, scatterPlot, type Series } from "./svg.js";
+import { barChart, lineChart, PALETTE, pearson, scatterPlot, type Series } from "./svg.js";
 
 export interface Spread { mean: number; std: number; runs: number[] }
 export interface MethodResult {
@@ -62,7 +62,8 @@ export function demoHtml(r: DemoResult): string {
   const series = (key: string): Series[] => r.methods.map((m) => ({ name: m.label, points: meanCurve(m, key) }));
   const bars = [
     { label: "SFT", value: r.sft_accuracy.mean, color: "#999" },
-    ...r.methods.map((m) => ({ label: m.label, value: m.heldout_accuracy.mean, error: m.heldout_accuracy.std })),
+    // The same colour per method as in the curves.
+    ...r.methods.map((m, i) => ({ label: m.label, value: m.heldout_accuracy.mean, error: m.heldout_accuracy.std, color: PALETTE[i % PALETTE.length] })),
   ];
   const corr = pearson(r.weights.map((w) => w.w_qual), r.weights.map((w) => w.w_perf));
   const table = `<table><tr><th>method</th><th>lr</th><th>beta</th><th>held-out accuracy (mean ± std)</th><th>runs</th><th>pairwise accuracy</th><th>validation accuracy</th></tr>

@@ -3,7 +3,7 @@
 
 export interface Series { name: string; points: [number, number][]; color?: string }
 
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+export const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const W = 560;
 const H = 320;
 const M = { left: 58, right: 16, top: 28, bottom: 44 };
@@ -29,7 +29,7 @@ function fmt(v: number): string {
 
 interface Frame { x: (v: number) => number; y: (v: number) => number; body: string[] }
 
-function frame(title: string, xLabel: string, yLabel: string, xs: number[], ys: number[], yRange?: [number, number]): Frame {
+function frame(title: string, xLabel: string, yLabel: string, xs: number[], ys: number[], yRange?: [number, number], xTicks = true): Frame {
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = yRange ?? [Math.min(...ys), Math.max(...ys)];
   if (!Number.isFinite(x0)) [x0, x1] = [0, 1];
@@ -47,7 +47,7 @@ function frame(title: string, xLabel: string, yLabel: string, xs: number[], ys: 
     `<text x="${(M.left + W - M.right) / 2}" y="${H - 8}" text-anchor="middle" font-size="11">${esc(xLabel)}</text>`,
     `<text x="14" y="${(M.top + H - M.bottom) / 2}" text-anchor="middle" font-size="11" transform="rotate(-90 14 ${(M.top + H - M.bottom) / 2})">${esc(yLabel)}</text>`,
   ];
-  for (const t of niceTicks(x0, x1)) {
+  for (const t of xTicks ? niceTicks(x0, x1) : []) {
     body.push(`<line x1="${x(t)}" y1="${H - M.bottom}" x2="${x(t)}" y2="${H - M.bottom + 4}" stroke="#444"/>`,
       `<text x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="10">${fmt(t)}</text>`);
   }
@@ -84,7 +84,7 @@ export interface Bar { label: string; value: number; error?: number; color?: str
 /** Bars with optional ± error whiskers (e.g. mean ± std over seeds). */
 export function barChart(title: string, yLabel: string, bars: Bar[], yRange?: [number, number]): string {
   const values = bars.flatMap((b) => [b.value - (b.error ?? 0), b.value + (b.error ?? 0), 0]);
-  const f = frame(title, "", yLabel, [0, bars.length], values, yRange);
+  const f = frame(title, "", yLabel, [0, bars.length], values, yRange, false);
   const slot = (W - M.left - M.right) / Math.max(bars.length, 1);
   bars.forEach((b, i) => {
     const cx = M.left + slot * (i + 0.5);
