@@ -12,3 +12,11 @@ export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptio
 export type { CausalLM, ForwardOptions } from "./models/causal-lm.js";
 export { generate, type GenerateOptions, type GenerateResult } from "./models/generate.js";
 export { KVCache } from "./models/cache.js";
+export { readPreferenceFile } from "./data/readers.js";
+export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
+export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type TokenizeOptions } from "./data/tokenize.js";
+export { buildPairs, binarize, loadScorer, type Pair, type Scorer, type BuildOptions } from "./data/build.js";
+export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
+export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
+export { train, type TrainHooks, type TrainResult } from "./train/trainer.js";
+export { sftTrain, type SftExample, type SftOptions } from "./train/sft.js";
