@@ -7,9 +7,9 @@ import * as torch from "../torch/index.js";
  * [B, past + t] (1 = token, 0 = padding), positions count real tokens only, so left-padded
  * rows start at 0 as Hugging Face's generate() does (padding positions get 1; they are masked).
  */
-export function positionIds(batch: number, t: number, past: number, attentionMask?: torch.Tensor | null): torch.Tensor {
+export function positionIds(batch: number, t: number, past: number, attentionMask?: torch.Tensor | null, device: torch.Device = "cpu"): torch.Tensor {
   return torch.tidy(() => {
-    if (!attentionMask) return torch.arange(past, past + t).unsqueeze(0).expand(batch, t);
+    if (!attentionMask) return torch.arange(past, past + t, 1, { device }).unsqueeze(0).expand(batch, t);
     const pos = attentionMask.to("int64").cumsum(-1).sub(1).maskedFill(attentionMask.eq(0), 1);
     return pos.slice(1, past, past + t);
   });
@@ -19,13 +19,13 @@ export function positionIds(batch: number, t: number, past: number, attentionMas
  * The boolean attention mask [B, 1, T, past + T] (true = may attend), or null when plain
  * causal attention over the whole sequence suffices (the fused kernel's fast path).
  */
-export function attentionMask(batch: number, t: number, past: number, paddingMask?: torch.Tensor | null, slidingWindow?: number | null): torch.Tensor | null {
+export function attentionMask(batch: number, t: number, past: number, paddingMask?: torch.Tensor | null, slidingWindow?: number | null, device: torch.Device = "cpu"): torch.Tensor | null {
   const total = past + t;
   const windowed = slidingWindow != null && total > slidingWindow;
   if (!paddingMask && past === 0 && !windowed) return null;
   return torch.tidy(() => {
-    const q = torch.arange(past, total).unsqueeze(1);   // query positions [T, 1]
-    const k = torch.arange(0, total).unsqueeze(0);      // key positions [1, total]
+    const q = torch.arange(past, total, 1, { device }).unsqueeze(1);   // query positions [T, 1]
+    const k = torch.arange(0, total, 1, { device }).unsqueeze(0);      // key positions [1, total]
     let allowed = k.le(q);
     if (windowed) allowed = allowed.logicalAnd(q.sub(k).lt(slidingWindow!));
     let mask = allowed.unsqueeze(0).unsqueeze(0);        // [1, 1, T, total]

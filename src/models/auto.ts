@@ -22,6 +22,8 @@ export function createModel(config: RawConfig, init: Init = {}): CausalLM {
 export interface LoadOptions {
   /** Compute dtype; weights stored as F16/BF16/F32 are cast to it. Default float32. */
   dtype?: torch.DType;
+  /** Where the parameters live ("cpu", "cuda", "cuda:1"); default cpu. */
+  device?: torch.Device;
 }
 
 export class AutoModelForCausalLM {
@@ -68,6 +70,7 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
         (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""));
     }
     layouts.set(model, { prefix });
+    if (options.device && options.device !== "cpu") model.to(options.device);
     return model.eval() as CausalLM;
   } catch (e) {
     model.dispose();

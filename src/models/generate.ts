@@ -62,8 +62,9 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
       for (let step = 0; step < maxNew && done.includes(false); step++) {
         const next = torch.tidy(() => {
           const feed = cache && step > 0 ? ids.map((row) => [row[row.length - 1]]) : ids;
-          const input = torch.tensor(feed, { dtype: "int64" });
-          const attention = torch.tensor(mask, { dtype: "int64" });
+          const device = model.device as torch.Device;
+          const input = torch.tensor(feed, { dtype: "int64", device });
+          const attention = torch.tensor(mask, { dtype: "int64", device });
           const logits = model.forward(input, { attentionMask: attention, cache });
           const last = logits.select(1, logits.shape[1] - 1).to("float32");
           return pickTokens(last, options);
@@ -109,7 +110,7 @@ export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, 
       // Drop a token when the tokens ranked above it already reach p (transformers' top-p);
       // the most likely token always stays.
       const before = probs.cumsum(-1).sub(probs);
-      const dropSorted = before.ge(p).logicalAnd(torch.arange(0, vocab).gt(0));
+      const dropSorted = before.ge(p).logicalAnd(torch.arange(0, vocab, 1, { device: logits.device as torch.Device }).gt(0));
       const drop = torch.zerosLike(dropSorted, { dtype: "uint8" }).scatterAdd(1, indices, dropSorted.to("uint8")).to("bool");
       scores = scores.maskedFill(drop, -Infinity);
     }

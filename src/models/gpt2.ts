@@ -116,8 +116,9 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
       const past = options.cache?.length ?? 0;
       if (past + t > this.c.nPositions) throw new Error(`sequence of ${past + t} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
       const tr = this.transformer;
-      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask);
-      const mask = attentionMask(b, t, past, options.attentionMask);
+      const device = inputIds.device as torch.Device;
+      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask, device);
+      const mask = attentionMask(b, t, past, options.attentionMask, null, device);
       let h = tr.wte.forward(inputIds).add(tr.wpe.forward(pos));
       h = torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
       // Each block in its own scope, and the previous activation freed as soon as the next

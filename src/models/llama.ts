@@ -115,7 +115,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   readonly c: LlamaConfig;
   readonly model: Decoder;
   readonly lmHead: Linear | null;
-  readonly #inverseFrequencies: torch.Tensor;
+  #inverseFrequencies: torch.Tensor;
 
   constructor(readonly config: RawConfig, readonly architecture: "llama" | "qwen2" | "mistral", init: Init = {}) {
     super();
@@ -135,9 +135,10 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     return torch.tidy(() => {
       const [b, t] = inputIds.shape;
       const past = options.cache?.length ?? 0;
-      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask);
-      const windowed = this.c.slidingLayers.includes(true) ? attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow) : null;
-      const full = this.c.slidingLayers.includes(false) ? attentionMask(b, t, past, options.attentionMask) : null;
+      const device = inputIds.device as torch.Device;
+      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask, device);
+      const windowed = this.c.slidingLayers.includes(true) ? attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow, device) : null;
+      const full = this.c.slidingLayers.includes(false) ? attentionMask(b, t, past, options.attentionMask, null, device) : null;
       let h = this.model.embed.forward(inputIds);
       const [cos, sin] = ropeCosSin(this.#inverseFrequencies, pos, h.dtype);
       // One scope per layer, the previous activation freed once the next exists (see gpt2.ts).
@@ -149,6 +150,17 @@ export class LlamaForCausalLM extends Module implements CausalLM {
       h = this.model.norm.forward(h);
       return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
     });
+  }
+
+  /** Moves the parameters and the rotary frequencies (a buffer, not a parameter). */
+  override to(device: torch.Device): this {
+    super.to(device);
+    if (this.#inverseFrequencies.device !== this.device) {
+      const moved = this.#inverseFrequencies.to({ device: this.device as torch.Device }).keep();
+      this.#inverseFrequencies.dispose();
+      this.#inverseFrequencies = moved;
+    }
+    return this;
   }
 
   override dispose(): void {

@@ -63,6 +63,21 @@ export class Module {
     this.#params.set(dottedName, value);
   }
 
+  /** The device of the parameters ("cpu", "cuda:0"...). */
+  get device(): string {
+    const first = this.namedParameters()[0];
+    return first ? first[1].device : "cpu";
+  }
+
+  /** Moves every parameter to `device` (PyTorch's module.to(device)). */
+  to(device: torch.Device): this {
+    for (const [name, p] of this.namedParameters()) {
+      if (p.device === device || (device === "cuda" && p.device.startsWith("cuda"))) continue;
+      this.setParameter(name, torch.noGrad(() => p.detach().to({ device })));
+    }
+    return this;
+  }
+
   train(mode = true): this {
     this.training = mode;
     for (const m of this.#children.values()) m.train(mode);

@@ -44,6 +44,8 @@ export interface TrainConfig {
   overwriteOutputDir: boolean;
   /** Use only the first N records of each split (the reference's max_samples). */
   maxSamples: number | null;
+  /** "cpu", "cuda" or "cuda:N"; "auto" (default) takes CUDA when LibTorch has it, as the HF trainer does. */
+  device: string;
   precomputeRefLogProbs: boolean;
   dpoLengthNorm: boolean;
   objective: ResolvedPreferenceOptions;
@@ -87,6 +89,7 @@ const KEYS: Record<string, { kind: Kind; default?: unknown }> = {
   resume_from_checkpoint: { kind: "stringOrBool", default: null },
   precompute_ref_log_probs: { kind: "boolean", default: false },
   overwrite_output_dir: { kind: "boolean", default: false },
+  device: { kind: "string", default: "auto" },
   max_samples: { kind: "integer", default: null },
   dpo_length_norm: { kind: "boolean", default: true },
   eval_strategy: { kind: "string", default: null },
@@ -237,6 +240,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       precomputeRefLogProbs: values.precompute_ref_log_probs as boolean,
       overwriteOutputDir: values.overwrite_output_dir as boolean,
       maxSamples: values.max_samples as number | null,
+      device: values.device as string,
       dpoLengthNorm: values.dpo_length_norm as boolean,
       objective,
       source: where,

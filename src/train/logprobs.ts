@@ -25,11 +25,11 @@ export function sequenceLogps(logits: torch.Tensor, labels: torch.Tensor, length
 }
 
 /** The concatenated batch as tensors: input ids, attention mask and labels [2B, T]. */
-export function batchTensors(batch: PaddedBatch): { inputIds: torch.Tensor; attentionMask: torch.Tensor; labels: torch.Tensor } {
+export function batchTensors(batch: PaddedBatch, device: torch.Device = "cpu"): { inputIds: torch.Tensor; attentionMask: torch.Tensor; labels: torch.Tensor } {
   return {
-    inputIds: torch.tensor(batch.inputIds, { dtype: "int64" }),
-    attentionMask: torch.tensor(batch.attentionMask, { dtype: "int64" }),
-    labels: torch.tensor(batch.labels, { dtype: "int64" }),
+    inputIds: torch.tensor(batch.inputIds, { dtype: "int64", device }),
+    attentionMask: torch.tensor(batch.attentionMask, { dtype: "int64", device }),
+    labels: torch.tensor(batch.labels, { dtype: "int64", device }),
   };
 }
 
@@ -44,7 +44,7 @@ export interface ForwardResult {
 /** One forward pass over chosen and rejected together; splits the per-sequence log-probs. */
 export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean): ForwardResult {
   return torch.tidy(() => {
-    const { inputIds, attentionMask, labels } = batchTensors(batch);
+    const { inputIds, attentionMask, labels } = batchTensors(batch, model.device as torch.Device);
     const logits = model.forward(inputIds, { attentionMask });
     const { logps } = sequenceLogps(logits, labels, lengthNorm);
     const half = batch.inputIds.length / 2;

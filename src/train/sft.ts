@@ -47,9 +47,10 @@ export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExa
         const batch = order.slice(b, b + batchSize).map((i) => rows[i]);
         const length = Math.max(...batch.map((r) => r.ids.length));
         const loss = torch.tidy(() => {
-          const ids = torch.tensor(batch.map((r) => [...r.ids, ...new Array(length - r.ids.length).fill(pad)]), { dtype: "int64" });
-          const mask = torch.tensor(batch.map((r) => [...r.ids.map(() => 1), ...new Array(length - r.ids.length).fill(0)]), { dtype: "int64" });
-          const labels = torch.tensor(batch.map((r) => [...r.labels, ...new Array(length - r.labels.length).fill(-100)]), { dtype: "int64" });
+          const device = model.device as torch.Device;
+          const ids = torch.tensor(batch.map((r) => [...r.ids, ...new Array(length - r.ids.length).fill(pad)]), { dtype: "int64", device });
+          const mask = torch.tensor(batch.map((r) => [...r.ids.map(() => 1), ...new Array(length - r.ids.length).fill(0)]), { dtype: "int64", device });
+          const labels = torch.tensor(batch.map((r) => [...r.labels, ...new Array(length - r.labels.length).fill(-100)]), { dtype: "int64", device });
           const logits = model.forward(ids, { attentionMask: mask });
           const v = logits.shape[2];
           const l = torch.crossEntropy(logits.narrow(1, 0, length - 1).reshape(-1, v), labels.narrow(1, 1, length - 1).reshape(-1));

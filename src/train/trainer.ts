@@ -140,6 +140,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       "restore them, or set overwrite_output_dir: true (or a new output_dir) to start afresh");
   }
 
+  const device = (config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : config.device) as torch.Device;
+  if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
   mkdirSync(config.outputDir, { recursive: true });
   torch.manualSeed(config.seed);
 
@@ -150,7 +152,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   if (needsReference && config.precomputeRefLogProbs) {
     const compute = (pairs: TokenizedPair[], label: string) => precomputeReference({
       pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache"), lengthNorm,
-      batchSize: config.perDeviceEvalBatchSize, padTokenId, loadModel: () => loadModel(referenceDir),
+      batchSize: config.perDeviceEvalBatchSize, padTokenId, loadModel: () => loadModel(referenceDir, { device }),
       onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
     });
     const train = compute(data.train, "train");
@@ -158,13 +160,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     hooks.onStatus?.(`reference log-probs ${train.cached ? "read from" : "cached in"} ${train.file}`);
     reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
   } else if (needsReference) {
-    referenceModel = loadModel(referenceDir).requiresGrad_(false).eval() as CausalLM;
+    referenceModel = loadModel(referenceDir, { device }).requiresGrad_(false).eval() as CausalLM;
     const live = new LiveReference(referenceModel, padTokenId, lengthNorm);
     reference = { train: live, eval: live };
   }
 
   // Dropout stays off in the policy, as TRL's disable_dropout does by default.
-  const policy = loadModel(resumeDir ?? config.modelNameOrPath).eval() as CausalLM;
+  const policy = loadModel(resumeDir ?? config.modelNameOrPath, { device }).eval() as CausalLM;
   const optimizer = new torch.AdamW(parameterGroups(policy, config.weightDecay), {
     lr: config.learningRate, betas: [config.adamBeta1, config.adamBeta2], eps: config.adamEpsilon, weightDecay: config.weightDecay,
   });
@@ -193,12 +195,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     const out = concatenatedForward(policy, batch, lengthNorm);
     const refLogps = ref?.logps(pairs, indices);
     const dtype = out.chosen.dtype;
+    const device = out.chosen.device as torch.Device;
     const loss = preferenceLoss({
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
-      referenceChosenLogps: refLogps ? torch.tensor(refLogps.chosen, { dtype }) : null,
-      referenceRejectedLogps: refLogps ? torch.tensor(refLogps.rejected, { dtype }) : null,
-      scoreChosen: batch.scoreChosen ? torch.tensor(batch.scoreChosen, { dtype }) : null,
-      scoreRejected: batch.scoreRejected ? torch.tensor(batch.scoreRejected, { dtype }) : null,
+      referenceChosenLogps: refLogps ? torch.tensor(refLogps.chosen, { dtype, device }) : null,
+      referenceRejectedLogps: refLogps ? torch.tensor(refLogps.rejected, { dtype, device }) : null,
+      scoreChosen: batch.scoreChosen ? torch.tensor(batch.scoreChosen, { dtype, device }) : null,
+      scoreRejected: batch.scoreRejected ? torch.tensor(batch.scoreRejected, { dtype, device }) : null,
       policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
     }, config.objective);
     if (scale !== null) loss.loss.mul(scale).backward();

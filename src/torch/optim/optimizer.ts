@@ -4,6 +4,7 @@ import { Tensor } from "../tensor.js";
 import { noGrad } from "../runtime.js";
 import { zerosLike } from "../creation.js";
 import { tidy } from "../scope.js";
+import type { Device } from "../dtype.js";
 
 /** Hyperparameters every group carries; each optimizer adds its own. */
 export interface GroupOptions { lr: number; weightDecay: number }
@@ -104,8 +105,10 @@ export abstract class Optimizer<O extends GroupOptions> {
     const loaded = new Map<Tensor, Record<string, Tensor | number>>();
     for (const [key, entry] of Object.entries(dict.state)) {
       const copy: Record<string, Tensor | number> = {};
-      for (const [name, v] of Object.entries(entry)) copy[name] = v instanceof Tensor ? v.detach().clone().keep() : v;
-      loaded.set(params[Number(key)], copy);
+      const p = params[Number(key)];
+      // A copy on the parameter's device and in its dtype (a checkpoint is read on the CPU).
+      for (const [name, v] of Object.entries(entry)) copy[name] = v instanceof Tensor ? tidy(() => v.detach().to({ device: p.device as Device, dtype: p.dtype }).clone()).keep() : v;
+      loaded.set(p, copy);
     }
     this.paramGroups.forEach((group, g) => Object.assign(group, hypers[g]));
     this.dispose();
