@@ -23,7 +23,7 @@ import { evaluatePairs } from "../eval/pairwise.js";
 import { loadTrainConfig } from "../train/config.js";
 import { sftTrain } from "../train/sft.js";
 import { train } from "../train/trainer.js";
-import { MetricsSink, type MetricRow } from "../train/metrics.js";
+import { MetricsSink } from "../train/metrics.js";
 import { concatenatedForward } from "../train/logprobs.js";
 import { packageRoot } from "../util/package-root.js";
 import type { DemoResult, MethodResult, Spread } from "../report/demo-report.js";
@@ -105,6 +105,8 @@ export interface DemoOptions {
   tune?: boolean;
   outDir: string;
   judgeNoise?: number;
+  /** Replaces the methods compared (default: methodSpecs(ablations)). */
+  methods?: MethodSpec[];
   /** Replaces the tuning grid (every method); for experiments. */
   grid?: { learning_rate: number; beta: number }[];
   /** Training epochs over the pairs (default 3, quick 2). */
@@ -208,7 +210,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   sft.dispose();
 
   // 4. Train each method from the same start on the same pairs.
-  const specs = methodSpecs(options.ablations ?? false);
+  const specs = options.methods ?? methodSpecs(options.ablations ?? false);
   const base = {
     model_name_or_path: sftDir, dataset_mixer: { [pairsFile]: 1.0 }, max_length: 128, max_prompt_length: 32,
     lr_scheduler_type: "cosine", warmup_ratio: 0.1, num_train_epochs: options.epochs ?? (quick ? 2 : 3), per_device_train_batch_size: 16,
