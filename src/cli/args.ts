@@ -17,6 +17,16 @@ export function nonNegative(text: string | undefined, name: string, fallback: nu
   return n;
 }
 
+/** `--device`: cpu, cuda or cuda:N; "auto" (the default) takes CUDA when LibTorch has it. */
+export async function resolveDevice(flag: string | undefined): Promise<"cpu" | "cuda" | `cuda:${number}`> {
+  const torch = await import("../torch/index.js");
+  const want = flag ?? "auto";
+  if (want === "auto") return torch.cuda.isAvailable() ? "cuda" : "cpu";
+  if (want !== "cpu" && !/^cuda(:\d+)?$/.test(want)) throw new UsageError(`--device must be auto, cpu, cuda or cuda:N, got '${want}'`);
+  if (want !== "cpu" && !torch.cuda.isAvailable()) throw new UsageError(`--device ${want}: this LibTorch has no CUDA`);
+  return want as "cpu" | "cuda" | `cuda:${number}`;
+}
+
 /** One metrics row as `key=value` pairs for the console. */
 export function formatRow(row: Record<string, number | string>): string {
   return Object.entries(row).map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v}`).join(" ");

@@ -109,6 +109,8 @@ export interface PairwiseFileOptions extends PairwiseOptions {
   maxPromptLength?: number;
   truncationMode?: "keep_end" | "keep_start";
   chatTemplate?: string;
+  /** Where the models run (default cpu). */
+  device?: "cpu" | "cuda" | `cuda:${number}`;
   /** Phases ("tokenizing 120 pairs", "loading the model"). */
   onStatus?: (message: string) => void;
 }
@@ -137,10 +139,10 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
   });
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
   options.onStatus?.(`loading ${options.model}${options.ref ? ` and ${options.ref}` : ""}`);
-  const model = loadModel(options.model);
+  const model = loadModel(options.model, { device: options.device });
   let reference: CausalLM | null = null;
   try {
-    if (options.ref) reference = loadModel(options.ref).requiresGrad_(false) as CausalLM;
+    if (options.ref) reference = loadModel(options.ref, { device: options.device }).requiresGrad_(false) as CausalLM;
     model.requiresGrad_(false);
     const r = evaluatePairs(model, pairs, { ...options, reference, padTokenId });
     return {

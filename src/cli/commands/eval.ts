@@ -1,6 +1,6 @@
 // `omni-dpo eval`: pairwise preference accuracy and implied rewards on a preference file.
 import { parseArgs } from "node:util";
-import { UsageError, positiveInt, nonNegative, type Command } from "../args.js";
+import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 
 export const evalCommand: Command = {
   help: `Usage: omni-dpo eval --model DIR --data FILE [--ref DIR] [options]
@@ -19,12 +19,13 @@ tokenised with the model's tokenizer exactly as training does.
   --max-length N           truncation as in training (default 512)
   --max-prompt-length N    (default 128)
   --no-length-norm         sum the answer tokens' log-probs instead of averaging them
+  --device D               auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N
   --json                   print one JSON object
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
       model: { type: "string" }, data: { type: "string" }, ref: { type: "string" }, beta: { type: "string" }, "batch-size": { type: "string" },
-      "max-length": { type: "string" }, "max-prompt-length": { type: "string" }, "no-length-norm": { type: "boolean" }, json: { type: "boolean" },
+      "max-length": { type: "string" }, "max-prompt-length": { type: "string" }, "no-length-norm": { type: "boolean" }, json: { type: "boolean" }, device: { type: "string" },
     } });
     if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
     if (!values.model) throw new UsageError("eval: --model DIR is required");
@@ -38,7 +39,7 @@ tokenised with the model's tokenizer exactly as training does.
     const { Progress } = await import("../progress.js");
     let bar = null as InstanceType<typeof Progress> | null;
     const r = await evaluatePairwiseFile({
-      model: values.model, data: values.data, ref: values.ref ?? null, beta, maxLength, maxPromptLength,
+      model: values.model, data: values.data, ref: values.ref ?? null, beta, maxLength, maxPromptLength, device: await resolveDevice(values.device),
       batchSize: positiveInt(values["batch-size"], "--batch-size", 8), lengthNorm: !values["no-length-norm"],
       onStatus: values.json ? undefined : (m) => console.error(m),
       onProgress: (done, total) => { (bar ??= new Progress(values.ref ? "policy + reference" : "evaluating", total, !values.json)).update(done); },

@@ -1,6 +1,6 @@
 // `omni-dpo generate`: text from a model directory, greedy or sampled.
 import { parseArgs } from "node:util";
-import { UsageError, positiveInt, nonNegative, type Command } from "../args.js";
+import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 
 export const generateCommand: Command = {
   help: `Usage: omni-dpo generate --model DIR (--prompt TEXT | --prompts FILE) [options]
@@ -18,13 +18,14 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
   --stop TEXT            stop when the text appears (repeatable)
   --seed N               seed for sampling (default 0)
   --batch-size N         prompts per batch (default 8; left-padded)
+  --device D             auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N
   --json                 print JSON lines {prompt, completion, finish_reason}
 `,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: {
       model: { type: "string" }, prompt: { type: "string", multiple: true }, prompts: { type: "string" }, chat: { type: "boolean" },
       "max-new-tokens": { type: "string" }, temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" },
-      stop: { type: "string", multiple: true }, seed: { type: "string" }, "batch-size": { type: "string" }, json: { type: "boolean" },
+      stop: { type: "string", multiple: true }, seed: { type: "string" }, "batch-size": { type: "string" }, json: { type: "boolean" }, device: { type: "string" },
     } });
     if (!values.model) throw new UsageError("generate: --model DIR is required");
     const prompts = [...(values.prompt ?? [])];
@@ -51,7 +52,7 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const { Tokenizer } = await import("../../text/index.js");
     const { Progress } = await import("../progress.js");
     const tokenizer = Tokenizer.fromPretrainedSync(values.model);
-    const model = loadModel(values.model);
+    const model = loadModel(values.model, { device: await resolveDevice(values.device) });
     const texts = prompts.map((p) => (values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p));
     // A chat render writes its own special tokens; plain prompts get what the tokenizer adds (Llama's BOS).
     const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: !values.chat }));
