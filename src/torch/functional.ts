@@ -89,15 +89,15 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     let isCausal = options.isCausal ?? false;
     const [tq, tk] = [q.shape[q.ndim - 2], k.shape[k.ndim - 2]];
     // Causal masks align the last query with the last key (query i of tq sees keys up to
-    // tk - tq + i), as a KV cache needs; LibTorch's is_causal aligns the first ones, so it is
-    // used only when the lengths are equal and no other mask is given.
+    // tk - tq + i), as a KV cache needs. LibTorch versions disagree on how is_causal aligns
+    // them, so it is used only when the lengths are equal and no other mask is given.
     if (isCausal && (mask || tq !== tk)) {
       const causal = callTensor("ones", [tq, tk], dtypeCode("bool"), null, q.device, null).tril(tk - tq);
       mask = mask ? (mask.dtype === "bool" ? causal.logicalAnd(mask) : mask.maskedFill(causal.logicalNot(), -Infinity)) : causal;
       isCausal = false;
     }
     if (mask && mask.dtype === "bool") {
-      const lowest = q.dtype === "float64" ? -Number.MAX_VALUE : q.dtype === "float16" ? -65504 : -3.4028234663852886e38;
+      const lowest = { float64: -Number.MAX_VALUE, float16: -65504, bfloat16: -3.3895313892515355e38 }[q.dtype as string] ?? -3.4028234663852886e38;
       mask = callTensor("zeros", mask.shape, dtypeCode(q.dtype), null, q.device, null).maskedFill(mask.logicalNot(), lowest);
     }
     const maskId = mask ? mask.id : null;
