@@ -276,17 +276,14 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           log(lastEvalRow);
         }
         hooks.onProgress?.(globalStep, totalSteps, `loss ${loss.toFixed(4)} lr ${lr.toExponential(2)}`);
+        await tick();  // lets signal handlers (SIGINT, SIGTERM) run between steps
         const stop = hooks.shouldStop?.() ?? false;
-        if ((config.saveSteps && globalStep % config.saveSteps === 0 && !done) || (stop && !done)) {
-          await save(state(b >= batches.length ? epochIndex + 1 : epochIndex, b >= batches.length ? 0 : b, epoch));
+        if (!done && (stop || (config.saveSteps && globalStep % config.saveSteps === 0))) {
+          // The data position is the next micro-batch, in the next epoch when this one is done.
+          const epochDone = b >= batches.length;
+          await save(state(epochDone ? epochIndex + 1 : epochIndex, epochDone ? 0 : b, epoch));
         }
         if (stop && !done) { interrupted = true; break outer; }
-        await tick();  // lets signal handlers run between steps
-        if (hooks.shouldStop?.() && !done) {
-          await save(state(b >= batches.length ? epochIndex + 1 : epochIndex, b >= batches.length ? 0 : b, epoch));
-          interrupted = true;
-          break outer;
-        }
       }
     }
     if (!interrupted) {
