@@ -82,14 +82,16 @@ int64_t TensorStore::bytes() const {
 void TensorStore::queueRelease(napi_ref ref) {
   std::lock_guard<std::mutex> lock(pendingMutex_);
   pending_.push_back(ref);
+  hasPending_.store(true, std::memory_order_release);
 }
 
 void TensorStore::drainReleases(Napi::Env env) {
+  if (!hasPending_.load(std::memory_order_acquire)) return;
   std::vector<napi_ref> refs;
   {
     std::lock_guard<std::mutex> lock(pendingMutex_);
-    if (pending_.empty()) return;
     refs.swap(pending_);
+    hasPending_.store(false, std::memory_order_release);
   }
   for (napi_ref ref : refs) napi_delete_reference(env, ref);
 }

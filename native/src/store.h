@@ -7,6 +7,7 @@
 #include <napi.h>
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -38,6 +39,7 @@ class TensorStore {
   size_t live_ = 0;
   std::mutex pendingMutex_;
   std::vector<napi_ref> pending_;
+  std::atomic<bool> hasPending_{false};  // lets release() skip the lock in the common case
 };
 
 TensorStore& store();
