@@ -28,11 +28,42 @@
 namespace omni {
 namespace {
 
+// The commonest shapes of operator, called unboxed: no IValue stack for `a.add(b)`,
+// `a.mul(b)`, `a.exp()`... Everything else (and these, when given other arguments) goes through
+// the boxed call below. The typed handles are checked against the schema when made.
+using Unary = at::Tensor(const at::Tensor&);
+using Binary = at::Tensor(const at::Tensor&, const at::Tensor&);
+using BinaryAlpha = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Scalar&);
+
 struct OpEntry {
   c10::OperatorHandle handle;
   std::string name;
+  c10::optional<c10::TypedOperatorHandle<Unary>> unary;
+  c10::optional<c10::TypedOperatorHandle<Binary>> binary;
+  c10::optional<c10::TypedOperatorHandle<BinaryAlpha>> binaryAlpha;
 };
 std::vector<OpEntry> ops;
+
+// Fills the fast path when the schema is a pure (non-mutating) Tensor -> Tensor function of
+// one or two tensors (optionally with a trailing Scalar, as add/sub's alpha).
+void addFastPath(OpEntry& e) {
+  const auto& schema = e.handle.schema();
+  if (schema.is_mutable() || schema.returns().size() != 1 || schema.returns()[0].type()->kind() != c10::TypeKind::TensorType) return;
+  const auto& args = schema.arguments();
+  auto isTensor = [&](size_t i) { return args[i].type()->kind() == c10::TypeKind::TensorType; };
+  try {
+    if (args.size() == 1 && isTensor(0)) e.unary = e.handle.typed<Unary>();
+    else if (args.size() == 2 && isTensor(0) && isTensor(1)) e.binary = e.handle.typed<Binary>();
+    else if (args.size() == 3 && isTensor(0) && isTensor(1) && args[2].type()->kind() == c10::TypeKind::NumberType &&
+             args[2].default_value()) e.binaryAlpha = e.handle.typed<BinaryAlpha>();
+  } catch (const c10::Error&) {
+    // The C++ signature differs from what the schema suggests: keep the boxed call.
+  }
+}
+
+int64_t tensorId(const Napi::Value& v) {
+  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+}
 
 // Every entry point runs inside this guard so that no LibTorch error ever aborts the process.
 template <typename F>
@@ -83,7 +114,8 @@ Napi::Value Op(const Napi::CallbackInfo& info) {
     if (!handle) {
       throw std::invalid_argument("this LibTorch has no operator " + name + (overload.empty() ? "" : "." + overload));
     }
-    ops.push_back({*handle, name + (overload.empty() ? "" : "." + overload)});
+    ops.push_back({*handle, name + (overload.empty() ? "" : "." + overload), c10::nullopt, c10::nullopt, c10::nullopt});
+    addFastPath(ops.back());
     return Napi::Number::New(env, static_cast<double>(ops.size() - 1));
   });
 }
@@ -111,9 +143,19 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   if (h >= ops.size()) throw Napi::Error::New(info.Env(), "unknown operator handle");
   const OpEntry& op = ops[h];
   return guarded(info, op.name, [&](Napi::Env env) -> Napi::Value {
+    size_t given = info.Length() - 1;
+    // Fast path: every argument a tensor id (alpha left at its default).
+    if (op.unary && given == 1 && info[1].IsNumber()) {
+      return put(env, op.unary->call(store().get(tensorId(info[1]))));
+    }
+    if ((op.binary || op.binaryAlpha) && given == 2 && info[1].IsNumber() && info[2].IsNumber()) {
+      const at::Tensor& a = store().get(tensorId(info[1]));
+      const at::Tensor& b = store().get(tensorId(info[2]));
+      if (op.binary) return put(env, op.binary->call(a, b));
+      return put(env, op.binaryAlpha->call(a, b, op.handle.schema().arguments()[2].default_value()->toScalar()));
+    }
     const auto& schema = op.handle.schema();
     const auto& args = schema.arguments();
-    size_t given = info.Length() - 1;
     if (given > args.size()) {
       throw std::invalid_argument("takes " + std::to_string(args.size()) + " arguments, got " + std::to_string(given));
     }
