@@ -64,11 +64,20 @@ export function binarize(prompt: string, responses: Scored[], options: BinarizeO
   };
 }
 
-/** Normalises a scorer's answer: scores at most 1.1 are on a 0..1 scale and become 0..10. */
+/** A scorer's answer as {score, correct}; a bare number counts as correct (no verifier). */
 export function normaliseScore(result: ScoreResult): { score: number; correct: boolean } {
   const r = typeof result === "number" ? { score: result } : result;
   if (typeof r.score !== "number" || !Number.isFinite(r.score)) throw new Error(`scorer returned a non-finite score: ${JSON.stringify(result)}`);
-  return { score: r.score <= 1.1 ? r.score * 10 : r.score, correct: r.correct ?? true };
+  return { score: r.score, correct: r.correct ?? true };
+}
+
+/**
+ * The reference rescales process-reward scores x10 when the scorer works on a 0..1 scale,
+ * judged from all the scores (every one at most 1.1), not response by response: a 0..10 judge's
+ * low scores stay as they are.
+ */
+export function scoreScale(scores: number[]): number {
+  return scores.length > 0 && scores.every((s) => s <= 1.1) ? 10 : 1;
 }
 
 /** Loads a user's scorer: a JS module exporting `score(prompt, response)`. */
@@ -90,17 +99,25 @@ export interface BuildOptions extends BinarizeOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export interface BuildStats { prompts: number; responses: number; identicalDropped: number; noPair: number; pairs: number; correctShare: number }
+export interface BuildStats {
+  prompts: number; responses: number; identicalDropped: number; noPair: number; pairs: number;
+  /** Prompts with a pair beyond maxPairs (not kept). */
+  overCap: number;
+  correctShare: number;
+  /** The factor applied to the scorer's scores (10 for a 0..1 scorer, else 1). */
+  scoreScale: number;
+}
 
-/** Samples, scores and pairs responses for every prompt. */
+/**
+ * Samples, scores and pairs responses for every prompt. All samples are scored before any pair
+ * is made, so the score scale is decided from the whole set, as the reference does.
+ */
 export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
   const k = options.samples ?? 5;
   const batchSize = options.batchSize ?? 16;
   const random = rng(options.seed ?? 0);
   const eos = [tokenizer.eosTokenId].filter((x): x is number => x !== undefined);
-  const stats: BuildStats = { prompts: prompts.length, responses: 0, identicalDropped: 0, noPair: 0, pairs: 0, correctShare: 0 };
-  const pairs: Pair[] = [];
-  let correct = 0;
+  const scoredByPrompt: Scored[][] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
     const chunk = prompts.slice(start, start + batchSize);
     const ids = chunk.flatMap((p) => new Array(k).fill(tokenizer.encode(p)));
@@ -113,19 +130,27 @@ export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts:
       const scored: Scored[] = [];
       for (let j = 0; j < k; j++) {
         const response = tokenizer.decode(out.tokens[i * k + j], { skipSpecialTokens: true });
-        const s = normaliseScore(await scorer(chunk[i], response));
-        if (s.correct) correct++;
-        scored.push({ response, ...s });
+        scored.push({ response, ...normaliseScore(await scorer(chunk[i], response)) });
       }
-      stats.responses += k;
-      if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; continue; }
-      const pair = binarize(chunk[i], scored, options, random);
-      if (!pair) { stats.noPair++; continue; }
-      if (pairs.length < (options.maxPairs ?? 10_000)) pairs.push(pair);
+      scoredByPrompt.push(scored);
     }
     options.onProgress?.(Math.min(start + batchSize, prompts.length), prompts.length);
   }
+  const all = scoredByPrompt.flat();
+  const scale = scoreScale(all.map((s) => s.score));
+  const stats: BuildStats = {
+    prompts: prompts.length, responses: all.length, identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
+    correctShare: all.length ? all.filter((s) => s.correct).length / all.length : 0, scoreScale: scale,
+  };
+  const pairs: Pair[] = [];
+  scoredByPrompt.forEach((scored, i) => {
+    if (scale !== 1) scored = scored.map((s) => ({ ...s, score: s.score * scale }));
+    if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }
+    const pair = binarize(prompts[i], scored, options, random);
+    if (!pair) { stats.noPair++; return; }
+    if (pairs.length < (options.maxPairs ?? 10_000)) pairs.push(pair);
+    else stats.overCap++;
+  });
   stats.pairs = pairs.length;
-  stats.correctShare = stats.responses ? correct / stats.responses : 0;
   return { pairs, stats };
 }

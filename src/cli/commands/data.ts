@@ -104,6 +104,10 @@ async function dataBuild(argv: string[]): Promise<number> {
   writeFileSync(tmp, pairs.map((p) => JSON.stringify(p)).join("\n") + (pairs.length ? "\n" : ""));
   renameSync(tmp, values.out);
   if (values.json) console.log(JSON.stringify({ out: values.out, ...stats }));
-  else console.log(`${stats.pairs} pairs from ${stats.prompts} prompts (${stats.identicalDropped} with identical samples, ${stats.noPair} without a qualifying pair; ${(100 * stats.correctShare).toFixed(1)}% of samples correct) -> ${values.out}`);
+  else {
+    console.log(`${stats.pairs} pairs from ${stats.prompts} prompts (${stats.identicalDropped} with identical samples, ${stats.noPair} without a qualifying pair` +
+      `${stats.overCap ? `, ${stats.overCap} over --max-pairs` : ""}; ${(100 * stats.correctShare).toFixed(1)}% of samples correct` +
+      `${stats.scoreScale !== 1 ? `; scores x${stats.scoreScale} (a 0..1 scorer)` : ""}) -> ${values.out}`);
+  }
   return 0;
 }
