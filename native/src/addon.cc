@@ -143,7 +143,10 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   if (h >= ops.size()) throw Napi::Error::New(info.Env(), "unknown operator handle");
   const OpEntry& op = ops[h];
   return guarded(info, op.name, [&](Napi::Env env) -> Napi::Value {
+    // Trailing `undefined`s are arguments left out: they take the schema's defaults, and a call
+    // like a.add(b, undefined) can still take the fast path.
     size_t given = info.Length() - 1;
+    while (given > 0 && info[given].IsUndefined()) --given;
     // Fast path: every argument a tensor id (alpha left at its default).
     if (op.unary && given == 1 && info[1].IsNumber()) {
       return put(env, op.unary->call(store().get(tensorId(info[1]))));

@@ -182,10 +182,9 @@ export class Tensor implements Owned {
 
   // ---- arithmetic (broadcasting; numbers act as PyTorch's Python scalars) ---------------
 
-  // alpha is passed only when it is not 1: the schema default costs nothing to convert.
+  // An alpha left out reaches the addon as a trailing undefined: the schema default applies.
   /** this + alpha * other */
   add(other: TensorOrScalar, alpha?: number): Tensor {
-    if (alpha === undefined) return other instanceof Tensor ? callTensor("add.Tensor", this.id, other.id) : callTensor("add.Scalar", this.id, other);
     return other instanceof Tensor ? callTensor("add.Tensor", this.id, other.id, alpha) : callTensor("add.Scalar", this.id, other, alpha);
   }
   /** this - alpha * other */
