@@ -64,6 +64,29 @@ function plain(v: unknown): unknown {
   return v;
 }
 
+/**
+ * Reads a prompt file: one prompt per line, or JSON lines with a string field "prompt".
+ * Blank lines are skipped; a bad line is an error naming file and line.
+ */
+export function readPromptFile(file: string): string[] {
+  if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
+  const prompts: string[] = [];
+  const problems: string[] = [];
+  readFileSync(file, "utf8").split("\n").forEach((line, i) => {
+    if (!line.trim()) return;
+    if (!line.trimStart().startsWith("{")) { prompts.push(line); return; }
+    let row: { prompt?: unknown };
+    try { row = JSON.parse(line) as { prompt?: unknown }; } catch (e) {
+      problems.push(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      return;
+    }
+    if (typeof row.prompt === "string") prompts.push(row.prompt);
+    else problems.push(`${file}:${i + 1}: field 'prompt': expected a string`);
+  });
+  if (problems.length) throw new DataError(problems);
+  return prompts;
+}
+
 /** Reads and validates a preference file; throws one DataError listing every bad row. */
 export async function readPreferenceFile(file: string): Promise<PreferenceRecord[]> {
   // Lines that are not JSON and rows that fail validation are reported together, in file order.

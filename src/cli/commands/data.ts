@@ -76,13 +76,8 @@ async function dataBuild(argv: string[]): Promise<number> {
   const rejected = values.rejected ?? "lowest";
   if (chosen !== "highest" && chosen !== "random") throw new UsageError(`--chosen must be highest or random, got '${chosen}'`);
   if (!["lowest", "random", "positive"].includes(rejected)) throw new UsageError(`--rejected must be lowest, random or positive, got '${rejected}'`);
-  const { readFileSync, writeFileSync, renameSync } = await import("node:fs");
-  const prompts = readFileSync(values.prompts, "utf8").split("\n").filter((l) => l.trim()).map((line, i) => {
-    if (!line.trimStart().startsWith("{")) return line;
-    const row = JSON.parse(line) as { prompt?: unknown };
-    if (typeof row.prompt !== "string") throw new UsageError(`${values.prompts}:${i + 1}: field 'prompt': expected a string`);
-    return row.prompt;
-  });
+  const { writeFileSync, renameSync } = await import("node:fs");
+  const prompts = (await import("../../data/readers.js")).readPromptFile(values.prompts);
   const { buildPairs, loadScorer } = await import("../../data/build.js");
   const { loadModel } = await import("../../models/auto.js");
   const { Tokenizer } = await import("../../text/index.js");

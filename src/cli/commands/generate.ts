@@ -29,17 +29,7 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     } });
     if (!values.model) throw new UsageError("generate: --model DIR is required");
     const prompts = [...(values.prompt ?? [])];
-    if (values.prompts) {
-      const { readFileSync } = await import("node:fs");
-      for (const line of readFileSync(values.prompts, "utf8").split("\n")) {
-        if (!line.trim()) continue;
-        if (line.trimStart().startsWith("{")) {
-          const row = JSON.parse(line) as { prompt?: unknown };
-          if (typeof row.prompt !== "string") throw new UsageError(`${values.prompts}: a JSON line needs a string field 'prompt'`);
-          prompts.push(row.prompt);
-        } else prompts.push(line);
-      }
-    }
+    if (values.prompts) prompts.push(...(await import("../../data/readers.js")).readPromptFile(values.prompts));
     if (prompts.length === 0) throw new UsageError("generate: give --prompt TEXT or --prompts FILE");
     const maxNew = positiveInt(values["max-new-tokens"], "--max-new-tokens", 128);
     const temperature = nonNegative(values.temperature, "--temperature", 0);
