@@ -18,13 +18,13 @@ import {
   type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
 import { buildPairs, type Pair } from "../data/build.js";
-import { concatenatedBatch, tokenizePair, TOKENIZE_DEFAULTS, type TokenizedPair } from "../data/tokenize.js";
-import { evaluatePairs } from "../eval/pairwise.js";
+import { tokenizePair, TOKENIZE_DEFAULTS } from "../data/tokenize.js";
+import { evaluatePairs, pairLogps } from "../eval/pairwise.js";
+import { objectiveFromConfig } from "../objectives/index.js";
 import { loadTrainConfig } from "../train/config.js";
 import { sftTrain } from "../train/sft.js";
 import { train } from "../train/trainer.js";
 import { MetricsSink } from "../train/metrics.js";
-import { concatenatedForward } from "../train/logprobs.js";
 import { packageRoot } from "../util/package-root.js";
 import type { DemoResult, MethodResult, Spread } from "../report/demo-report.js";
 
@@ -263,30 +263,17 @@ function defaultIndex(_spec: MethodSpec): number {
 
 /**
  * w_qual = sigmoid(eta (S_w - S_l)) and the starting policy's w_perf = (1 - sigmoid(beta dpi - tau_ref))^gamma
- * for every training pair, with Omni-DPO's demo settings: the paper's view that data quality
- * and learning difficulty are different axes.
+ * for every training pair, with the demo's Omni-DPO settings (its method spec, at the grid's
+ * beta): the paper's view that data quality and learning difficulty are different axes.
  */
 function decouplingView(model: CausalLM, tokenizer: Tokenizer, pairs: Pair[], options: typeof TOKENIZE_DEFAULTS): DemoResult["weights"] {
-  const [eta, beta, tauRef, gamma] = [0.7, 2.0, 2.0, 3.0];
+  const omni = methodSpecs(false).find((m) => m.name === "omni_dpo")!;
+  const o = objectiveFromConfig({ ...omni.config, beta: grid(omni)[0].beta });
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-  const tokenized: TokenizedPair[] = pairs.map((p) => tokenizePair(p, tokenizer, options));
-  const out: DemoResult["weights"] = [];
-  torch.noGrad(() => {
-    for (let i = 0; i < tokenized.length; i += 64) {
-      const chunk = tokenized.slice(i, i + 64);
-      const [chosen, rejected] = torch.tidy(() => {
-        const r = concatenatedForward(model, concatenatedBatch(chunk, tokenizer.padTokenId!), true);
-        return [r.chosen.toArray() as number[], r.rejected.toArray() as number[]];
-      });
-      chunk.forEach((_, j) => {
-        const p = pairs[i + j];
-        out.push({
-          w_qual: sigmoid(eta * (p.score_chosen - p.score_rejected)),
-          w_perf: (1 - sigmoid(beta * (chosen[j] - rejected[j]) - tauRef)) ** gamma,
-          correct_rejected: p.rejected_correct,
-        });
-      });
-    }
-  });
-  return out;
+  const logps = pairLogps(model, pairs.map((p) => tokenizePair(p, tokenizer, options)), tokenizer.padTokenId!, true, 64);
+  return pairs.map((p, i) => ({
+    w_qual: sigmoid(o.qualEta * (p.score_chosen - p.score_rejected)),
+    w_perf: (1 - sigmoid(o.beta * (logps.chosen[i] - logps.rejected[i]) - o.tauRef)) ** o.perfGamma,
+    correct_rejected: p.rejected_correct,
+  }));
 }
