@@ -6,7 +6,7 @@
 //   3. DPO, SimPO and Omni-DPO (optionally its ablations) trained from the same start on the
 //      same pairs, over several seeds, hyperparameters chosen on a validation split;
 //   4. greedy accuracy on held-out problems and pairwise accuracy on held-out pairs.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { createModel, loadModel, saveModel } from "../models/auto.js";
@@ -26,6 +26,7 @@ import { sftTrain } from "../train/sft.js";
 import { train } from "../train/trainer.js";
 import { MetricsSink } from "../train/metrics.js";
 import { packageRoot } from "../util/package-root.js";
+import { writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
 import type { DemoResult, MethodResult, Spread } from "../report/demo-report.js";
 
 export type { DemoResult, MethodResult, Spread };
@@ -61,7 +62,7 @@ export function trainSftModel(dir: string, onStep?: (step: number, total: number
   mkdirSync(dir, { recursive: true });
   saveModel(model, dir);
   writeArithTokenizer(dir);
-  writeFileSync(join(dir, "sft_recipe.json"), JSON.stringify({ ...SFT_RECIPE, command: "omni-dpo demo sft --out DIR", finalLoss: losses[losses.length - 1] }, null, 2) + "\n");
+  writeJsonAtomic(join(dir, "sft_recipe.json"), { ...SFT_RECIPE, command: "omni-dpo demo sft --out DIR", finalLoss: losses[losses.length - 1] });
   model.dispose();
   return { seconds: (Date.now() - start) / 1000, finalLoss: losses[losses.length - 1] };
 }
@@ -140,10 +141,6 @@ export function greedyAccuracy(model: CausalLM, tokenizer: Tokenizer, problems: 
   return correct / Math.max(problems.length, 1);
 }
 
-function writeJsonl(file: string, rows: unknown[]): void {
-  writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-}
-
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const start = Date.now();
   const quick = options.quick ?? false;
@@ -200,8 +197,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   if (trainData.pairs.length < 8) throw new Error(`only ${trainData.pairs.length} training pairs were built; the SFT model is too strong or too weak for this setup`);
   const pairsFile = join(out, "pairs.jsonl");
   const testPairsFile = join(out, "heldout_pairs.jsonl");
-  writeJsonl(pairsFile, trainData.pairs);
-  writeJsonl(testPairsFile, testData.pairs);
+  writeJsonLinesAtomic(pairsFile, trainData.pairs);
+  writeJsonLinesAtomic(testPairsFile, testData.pairs);
   const tokenizeOptions = { ...TOKENIZE_DEFAULTS, maxLength: 128, maxPromptLength: 32 };
   const testPairs = testData.pairs.map((p) => tokenizePair(p, tokenizer, tokenizeOptions));
   const pad = tokenizer.padTokenId!;

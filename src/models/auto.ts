@@ -8,7 +8,8 @@ import { architectureOf, readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
 import { GPT2LMHeadModel } from "./gpt2.js";
 import { LlamaForCausalLM } from "./llama.js";
-import { loadCheckpoint, saveCheckpoint, writeJsonAtomic } from "./safetensors.js";
+import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
+import { writeJsonAtomic } from "../util/files.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<CausalLM, { prefix: string }>();

@@ -4,6 +4,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
+import { writeJsonAtomic } from "../util/files.js";
 
 const TO_DTYPE: Record<string, torch.DType> = {
   F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16",
@@ -176,12 +177,4 @@ export function saveCheckpoint(dir: string, tensors: [string, torch.Tensor][], o
   writeJsonAtomic(join(dir, INDEX_FILE), { metadata: { total_size: total }, weight_map: weightMap });
   if (existsSync(join(dir, SINGLE_FILE))) unlinkSync(join(dir, SINGLE_FILE));
   return [...names, INDEX_FILE];
-}
-
-export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
-  writeSync(fd, JSON.stringify(value, null, 2) + "\n");
-  closeSync(fd);
-  renameSync(tmp, file);
 }

@@ -1,5 +1,5 @@
 // Reading and writing the JSON files of a tokenizer directory, with errors that name the file.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { TokenizerError } from "./errors.js";
 
@@ -38,7 +38,3 @@ export function readTextIfExists(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, "utf8") : undefined;
 }
 
-/** Writes `value` as indented JSON with a final newline (the layout Hugging Face writes). */
-export function writeJson(path: string, value: unknown): void {
-  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
-}

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { renderChatTemplate, type ChatMessage, type RenderChatOptions } from "./chat-template.js";
 import { ChatTemplateError, TokenizerError } from "./errors.js";
-import { readJsonObject, readJsonObjectIfExists, readTextIfExists, writeJson, type JsonObject } from "./json-files.js";
+import { readJsonObject, readJsonObjectIfExists, readTextIfExists, type JsonObject } from "./json-files.js";
+import { writeJsonAtomic } from "../util/files.js";
 import { bosEosPostProcessor, rebuildsPostProcessor } from "./post-processor.js";
 import {
   parseTokenizerConfig, SPECIAL_TOKEN_KEYS, type ParsedTokenizerConfig, type SpecialTokenKey,
@@ -335,7 +336,7 @@ export class Tokenizer {
   /** save without the promise. */
   saveSync(dir: string): void {
     mkdirSync(dir, { recursive: true });
-    writeJson(join(dir, TOKENIZER_JSON), this.tokenizerJson);
+    writeJsonAtomic(join(dir, TOKENIZER_JSON), this.tokenizerJson);
     const config: JsonObject = { ...this.rawConfig };
     delete config.chat_template;
     const names = Object.keys(this.templates);
@@ -352,10 +353,10 @@ export class Tokenizer {
     if (this.parsed.additionalSpecialTokens.length > 0 && config.additional_special_tokens === undefined) {
       config.additional_special_tokens = [...this.parsed.additionalSpecialTokens];
     }
-    writeJson(join(dir, TOKENIZER_CONFIG), config);
+    writeJsonAtomic(join(dir, TOKENIZER_CONFIG), config);
     const map: JsonObject = { ...this.parsed.specialTokens };
     if (this.parsed.additionalSpecialTokens.length > 0) map.additional_special_tokens = [...this.parsed.additionalSpecialTokens];
-    writeJson(join(dir, SPECIAL_TOKENS_MAP), map);
+    writeJsonAtomic(join(dir, SPECIAL_TOKENS_MAP), map);
     // A chat_template.jinja left in `dir` would win over the config's template when loading.
     const jinja = join(dir, CHAT_TEMPLATE_FILE);
     if (existsSync(jinja)) {

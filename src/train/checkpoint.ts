@@ -7,7 +7,8 @@ import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { saveModel } from "../models/auto.js";
-import { loadSafetensors, saveSafetensors, writeJsonAtomic } from "../models/safetensors.js";
+import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
+import { writeJsonAtomic } from "../util/files.js";
 import type { Tokenizer } from "../text/index.js";
 
 export interface TrainerState {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
-import { writeJsonAtomic } from "../models/safetensors.js";
+import { writeJsonAtomic } from "../util/files.js";
 import { concatenatedForward } from "./logprobs.js";
 
 export interface ReferenceLogps { chosen: number[]; rejected: number[] }

@@ -76,7 +76,6 @@ async function dataBuild(argv: string[]): Promise<number> {
   const rejected = values.rejected ?? "lowest";
   if (chosen !== "highest" && chosen !== "random") throw new UsageError(`--chosen must be highest or random, got '${chosen}'`);
   if (!["lowest", "random", "positive"].includes(rejected)) throw new UsageError(`--rejected must be lowest, random or positive, got '${rejected}'`);
-  const { writeFileSync, renameSync } = await import("node:fs");
   const prompts = (await import("../../data/readers.js")).readPromptFile(values.prompts);
   const { buildPairs, loadScorer } = await import("../../data/build.js");
   const { loadModel } = await import("../../models/auto.js");
@@ -95,9 +94,7 @@ async function dataBuild(argv: string[]): Promise<number> {
     maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10_000), seed, onProgress: (d) => bar.update(d),
   });
   model.dispose();
-  const tmp = `${values.out}.tmp-${process.pid}`;
-  writeFileSync(tmp, pairs.map((p) => JSON.stringify(p)).join("\n") + (pairs.length ? "\n" : ""));
-  renameSync(tmp, values.out);
+  (await import("../../util/files.js")).writeJsonLinesAtomic(values.out, pairs);
   if (values.json) console.log(JSON.stringify({ out: values.out, ...stats }));
   else {
     console.log(`${stats.pairs} pairs from ${stats.prompts} prompts (${stats.identicalDropped} with identical samples, ${stats.noPair} without a qualifying pair` +
