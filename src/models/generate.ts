@@ -56,13 +56,13 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
   const done = new Array(batch).fill(false);
   const cache = useCache ? new KVCache(model.numLayers) : undefined;
   const wasTraining = model.training;
+  const device = model.device as torch.Device;
   model.eval();
   try {
     torch.noGrad(() => {
       for (let step = 0; step < maxNew && done.includes(false); step++) {
         const next = torch.tidy(() => {
           const feed = cache && step > 0 ? ids.map((row) => [row[row.length - 1]]) : ids;
-          const device = model.device as torch.Device;
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
           const logits = model.forward(input, { attentionMask: attention, cache });
