@@ -9,7 +9,12 @@ export {
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
-export type { CausalLM, ForwardOptions } from "./models/causal-lm.js";
+export { DecoderLM, type CausalLM, type ForwardOptions, type DecoderLayer, type DecoderStep } from "./models/causal-lm.js";
+export { registerArchitecture, supportedArchitectures, type ArchitectureSpec } from "./models/registry.js";
+export type { RawConfig } from "./models/config.js";
+export { readGenerationConfig, stopTokenIds, type GenerationConfig } from "./models/generation-config.js";
+export { Module, ModuleList } from "./nn/module.js";
+export { Embedding, LayerNorm, Linear, RMSNorm, type Init } from "./nn/layers.js";
 export { generate, type GenerateOptions, type GenerateResult } from "./models/generate.js";
 export { KVCache } from "./models/cache.js";
 export { readPreferenceFile } from "./data/readers.js";

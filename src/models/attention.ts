@@ -1,5 +1,7 @@
 // What every decoder architecture here shares: position ids (padding-aware), the attention
 // mask (causal, padding, optional sliding window, KV-cache offset), and rotary embeddings.
+// Shapes: B batch rows, T new tokens, past cached tokens, H query heads, Hkv key/value heads,
+// D head size.
 import * as torch from "../torch/index.js";
 
 /**
@@ -10,8 +12,8 @@ import * as torch from "../torch/index.js";
 export function positionIds(batch: number, t: number, past: number, attentionMask?: torch.Tensor | null, device: torch.Device = "cpu"): torch.Tensor {
   return torch.tidy(() => {
     if (!attentionMask) return torch.arange(past, past + t, 1, { device }).unsqueeze(0).expand(batch, t);
-    const pos = attentionMask.to("int64").cumsum(-1).sub(1).maskedFill(attentionMask.eq(0), 1);
-    return pos.slice(1, past, past + t);
+    const pos = attentionMask.to("int64").cumsum(-1).sub(1).maskedFill(attentionMask.eq(0), 1);   // [B, past + T]
+    return pos.slice(1, past, past + t);                                                            // [B, T]
   });
 }
 
@@ -26,17 +28,17 @@ export function attentionMask(batch: number, t: number, past: number, paddingMas
   return torch.tidy(() => {
     const q = torch.arange(past, total, 1, { device }).unsqueeze(1);   // query positions [T, 1]
     const k = torch.arange(0, total, 1, { device }).unsqueeze(0);      // key positions [1, total]
-    let allowed = k.le(q);
+    let allowed = k.le(q);                                              // causal [T, total]
     if (windowed) allowed = allowed.logicalAnd(q.sub(k).lt(slidingWindow!));
-    let mask = allowed.unsqueeze(0).unsqueeze(0);        // [1, 1, T, total]
-    if (paddingMask) mask = mask.logicalAnd(paddingMask.to("bool").reshape(batch, 1, 1, total));
-    return mask.expand(batch, 1, t, total);
+    let mask = allowed.unsqueeze(0).unsqueeze(0);                       // [1, 1, T, total]
+    if (paddingMask) mask = mask.logicalAnd(paddingMask.to("bool").reshape(batch, 1, 1, total));   // padding keys [B, 1, 1, total]
+    return mask.expand(batch, 1, t, total);                             // [B, 1, T, total]
   });
 }
 
 export interface RopeScaling { rope_type?: string; type?: string; factor?: number; low_freq_factor?: number; high_freq_factor?: number; original_max_position_embeddings?: number }
 
-/** Rotary inverse frequencies [d/2], with Llama 3's frequency-dependent scaling when configured. */
+/** Rotary inverse frequencies [D/2], with Llama 3's frequency-dependent scaling when configured. */
 export function ropeInverseFrequencies(headDim: number, theta: number, scaling?: RopeScaling | null): torch.Tensor {
   const inv = new Float64Array(headDim / 2);
   for (let i = 0; i < headDim / 2; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
@@ -63,27 +65,30 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling?:
   return torch.tensor(Float32Array.from(inv));
 }
 
-/** cos and sin [B, 1, T, d] for the given positions [B, T]. */
+/** cos and sin [B, 1, T, D] for the given positions [B, T]. */
 export function ropeCosSin(inverseFrequencies: torch.Tensor, positions: torch.Tensor, dtype: torch.DType): [torch.Tensor, torch.Tensor] {
   return torch.tidy(() => {
-    const freqs = positions.to("float32").unsqueeze(-1).mul(inverseFrequencies);   // [B, T, d/2]
-    const emb = torch.cat([freqs, freqs], -1).unsqueeze(1);                         // [B, 1, T, d]
+    const freqs = positions.to("float32").unsqueeze(-1).mul(inverseFrequencies);   // [B, T, D/2]
+    const emb = torch.cat([freqs, freqs], -1).unsqueeze(1);                         // [B, 1, T, D]
     return [emb.cos().to(dtype), emb.sin().to(dtype)];
   });
 }
 
-/** x * cos + rotate_half(x) * sin, with rotate_half(x) = [-x2, x1] (the Hugging Face layout). */
+/**
+ * x * cos + rotate_half(x) * sin, with rotate_half(x) = [-x2, x1] (the Hugging Face layout):
+ * x [B, H, T, D] (or Hkv heads), cos and sin [B, 1, T, D] broadcast over the heads.
+ */
 export function applyRope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor): torch.Tensor {
   return torch.tidy(() => {
     const half = x.shape[x.ndim - 1] / 2;
-    const [x1, x2] = x.split(half, -1);
+    const [x1, x2] = x.split(half, -1);   // [B, H, T, D/2] each
     return x.mul(cos).add(torch.cat([x2.neg(), x1], -1).mul(sin));
   });
 }
 
-/** Repeats key/value heads for grouped-query attention: [B, Hkv, T, d] -> [B, Hkv*n, T, d]. */
+/** Repeats key/value heads for grouped-query attention: [B, Hkv, T, D] -> [B, Hkv*n, T, D]. */
 export function repeatKv(x: torch.Tensor, n: number): torch.Tensor {
   if (n === 1) return x.clone();
   const [b, h, t, d] = x.shape;
-  return torch.tidy(() => x.unsqueeze(2).expand(b, h, n, t, d).reshape(b, h * n, t, d));
+  return torch.tidy(() => x.unsqueeze(2).expand(b, h, n, t, d).reshape(b, h * n, t, d));   // via [B, Hkv, n, T, D]
 }

@@ -1,23 +1,42 @@
-// Loading and saving causal language models in Hugging Face's layout: config.json plus
-// safetensors weights, single-file or sharded. A model saved here loads in transformers.
+// Loading and saving causal language models in Hugging Face's layout: config.json,
+// generation_config.json and safetensors weights, single-file or sharded. Which class, config
+// parser and checkpoint naming rules apply comes from the architecture registry. A model saved
+// here loads in transformers.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Init } from "../nn/layers.js";
-import { architectureOf, readConfig, type RawConfig } from "./config.js";
+import { readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
-import { GPT2LMHeadModel } from "./gpt2.js";
-import { LlamaForCausalLM } from "./llama.js";
+import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationConfig } from "./generation-config.js";
+import { resolveArchitecture, type ArchitectureSpec } from "./registry.js";
 import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
 import { writeJsonAtomic } from "../util/files.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<CausalLM, { prefix: string }>();
 
+/** The spec's model for `config`, with its parsed config (the checkpoint rules read it). */
+function build<C>(spec: ArchitectureSpec<C>, config: RawConfig, init: Init, where: string): { model: CausalLM; parsed: C } {
+  const parsed = spec.parseConfig(config);
+  const model = new spec.model(config, parsed, init);
+  if (model.architecture !== spec.name) {
+    model.dispose();
+    throw new Error(`${where}: architecture '${spec.name}' made a model that reports architecture '${model.architecture}'`);
+  }
+  return { model, parsed };
+}
+
 /** A model of the config's architecture with fresh (random, seeded by manualSeed) weights. */
 export function createModel(config: RawConfig, init: Init = {}): CausalLM {
-  const arch = architectureOf(config);
-  return arch === "gpt2" ? new GPT2LMHeadModel(config, init) : new LlamaForCausalLM(config, arch, init);
+  const { model } = build(resolveArchitecture(config), config, init, "config.json");
+  try {
+    model.generationConfig = generationConfigFromModelConfig(config);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
 }
 
 export interface LoadOptions {
@@ -28,24 +47,28 @@ export interface LoadOptions {
 }
 
 export class AutoModelForCausalLM {
-  /** Loads config.json and the safetensors weights of `dir`; the model starts in eval mode. */
+  /** Loads config.json, generation_config.json and the safetensors weights of `dir`; the model starts in eval mode. */
   static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
     return loadModel(dir, options);
   }
 }
 
 export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
+  const configFile = join(dir, "config.json");
   const config = readConfig(dir);
-  architectureOf(config, join(dir, "config.json"));
+  const spec = resolveArchitecture(config, configFile);
+  const generation = readGenerationConfig(dir) ?? generationConfigFromModelConfig(config, configFile);
   const dtype = options.dtype ?? "float32";
-  const model = createModel(config, { dtype, empty: true });
-  const tensors = loadCheckpoint(dir, { dtype });
+  const { model, parsed } = build(spec, config, { dtype, empty: true }, configFile);
+  let tensors = new Map<string, torch.Tensor>();
   try {
+    tensors = loadCheckpoint(dir, { dtype });
     // Names and shapes up front: setParameter frees the tensors it replaces.
     const shapes = new Map(model.namedParameters().map(([n, p]) => [n, p.shape.join()]));
-    const tied = model.tiedNames();
-    // GPT-2 checkpoints exist with and without the "transformer." prefix.
-    const prefix = model.architecture === "gpt2" && [...tensors.keys()].some((n) => n.startsWith("h.") || n === "wte.weight") ? "transformer." : "";
+    const tied = spec.tiedWeights?.(parsed) ?? {};
+    // A prefix the checkpoint left off: some stored name is a parameter's name without it.
+    const names = [...tensors.keys()];
+    const prefix = (spec.optionalPrefixes ?? []).find((p) => names.some((n) => !shapes.has(n) && shapes.has(p + n))) ?? "";
     const unexpected: string[] = [];
     const misshapen: string[] = [];
     const loaded = new Set<string>();
@@ -59,18 +82,19 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
         model.setParameter(target, t);
         loaded.add(target);
         tensors.delete(name);
-      } else if (!model.isIgnoredCheckpointName(name) && !(name in tied)) {
+      } else if (!spec.ignoredCheckpointNames?.test(name) && !(name in tied)) {
         unexpected.push(name);
       }
     }
     const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
     if (missing.length || unexpected.length || misshapen.length) {
-      throw new Error(`${dir}: checkpoint does not match ${config.architectures?.[0] ?? model.architecture}` +
+      throw new Error(`${dir}: checkpoint does not match ${config.architectures?.[0] ?? spec.name}` +
         (missing.length ? `\n  missing tensors: ${missing.join(", ")}` : "") +
         (unexpected.length ? `\n  unexpected tensors: ${unexpected.join(", ")}` : "") +
         (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""));
     }
     layouts.set(model, { prefix });
+    model.generationConfig = generation;
     if (options.device && options.device !== "cpu") model.to(options.device);
     return model.eval() as CausalLM;
   } catch (e) {
@@ -88,7 +112,7 @@ export interface SaveOptions {
   dtype?: torch.DType;
 }
 
-/** Writes config.json and the weights, with the names the model was loaded with. */
+/** Writes config.json, generation_config.json and the weights, with the names the model was loaded with. */
 export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): void {
   const prefix = layouts.get(model)?.prefix ?? "";
   torch.tidy(() => {
@@ -100,6 +124,7 @@ export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {
     saveCheckpoint(dir, entries, { maxShardBytes: options.maxShardBytes });
     const dtype = options.dtype ?? entries[0]?.[1].dtype ?? "float32";
     writeJsonAtomic(join(dir, "config.json"), { ...model.config, torch_dtype: dtype });
+    writeGenerationConfig(dir, model.generationConfig);
   });
 }
 

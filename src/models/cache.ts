@@ -1,5 +1,5 @@
 // The key/value cache for incremental decoding: per layer, the keys and values of every
-// position seen so far, [B, H_kv, T, d]. Positions and masks for new tokens come from it.
+// position seen so far, [B, Hkv, T, D]. Positions and masks for new tokens come from it.
 import * as torch from "../torch/index.js";
 
 export class KVCache {
@@ -17,7 +17,7 @@ export class KVCache {
     return k ? k.shape[2] : 0;
   }
 
-  /** Appends this step's keys and values for `layer`; returns all of them so far. */
+  /** Appends this step's keys and values [B, Hkv, T, D] for `layer`; returns all so far, [B, Hkv, past + T, D]. */
   update(layer: number, k: torch.Tensor, v: torch.Tensor): [torch.Tensor, torch.Tensor] {
     const pk = this.#keys[layer];
     const pv = this.#values[layer];
@@ -28,16 +28,6 @@ export class KVCache {
     this.#keys[layer] = keys.keep();
     this.#values[layer] = values.keep();
     return [keys, values];
-  }
-
-  /** Keeps only the batch rows in `index` (beam or finished-row pruning). */
-  selectRows(index: torch.Tensor): void {
-    for (let i = 0; i < this.numLayers; i++) {
-      for (const store of [this.#keys, this.#values]) {
-        const old = store[i];
-        if (old) { store[i] = old.indexSelect(0, index).keep(); old.dispose(); }
-      }
-    }
   }
 
   dispose(): void {

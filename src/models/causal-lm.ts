@@ -1,8 +1,14 @@
-// What every causal language model here offers the rest of the project.
-import type * as torch from "../torch/index.js";
-import type { Module } from "../nn/module.js";
+// What every causal language model here offers the rest of the project, and the one decoder
+// forward pass the architectures share: positions and attention masks made once per call, the
+// KV cache, and the loop that runs each layer in its own scope. Every architecture feeds its
+// embedding, layers and head to DecoderLM; the loop in DecoderLM.forward is the only place a
+// decoder layer is called from during a forward pass.
+import * as torch from "../torch/index.js";
+import { Module } from "../nn/module.js";
+import { attentionMask, positionIds } from "./attention.js";
 import type { KVCache } from "./cache.js";
-import type { Architecture, RawConfig } from "./config.js";
+import type { RawConfig } from "./config.js";
+import { generationConfigFromModelConfig, type GenerationConfig } from "./generation-config.js";
 
 export interface ForwardOptions {
   /** [B, past + T]: 1 for tokens, 0 for padding (right padding in training, left in generation). */
@@ -14,15 +20,107 @@ export interface ForwardOptions {
 }
 
 export interface CausalLM extends Module {
-  readonly architecture: Architecture;
+  /** The registered architecture's name ("gpt2", "llama", ...). */
+  readonly architecture: string;
+  /** config.json as read (or as given to createModel); saved back unchanged. */
   readonly config: RawConfig;
   readonly numLayers: number;
   readonly vocabSize: number;
   readonly maxPositions: number;
+  /** EOS, BOS and pad ids: generation_config.json's when loaded from a directory with one. */
+  generationConfig: GenerationConfig;
   /** Logits [B, T, V] for input ids [B, T] (int64). */
   forward(inputIds: torch.Tensor, options?: ForwardOptions): torch.Tensor;
-  /** Checkpoint names that are buffers rather than weights (skipped when loading). */
-  isIgnoredCheckpointName(name: string): boolean;
-  /** Checkpoint names that alias another parameter when embeddings are tied. */
-  tiedNames(): Record<string, string>;
+}
+
+/** What every layer of one forward call shares. */
+export interface DecoderStep {
+  /** B: rows in the batch. */
+  readonly batch: number;
+  /** T: new tokens in this call. */
+  readonly length: number;
+  /** Tokens already in the cache before this call (0 without a cache). */
+  readonly past: number;
+  readonly device: torch.Device;
+  /** [B, T] int64 position of each new token (padding-aware, after the cached ones). */
+  readonly positions: torch.Tensor;
+  /** Keys and values of earlier positions; each layer appends its own under its index. */
+  readonly cache?: KVCache;
+  /**
+   * The boolean mask [B, 1, T, past + T] (true = may attend) for a layer whose attentionWindow
+   * is `window`, or null where plain causal attention suffices (the fused kernel's fast path).
+   */
+  mask(window: number | null): torch.Tensor | null;
+}
+
+/** One decoder layer: hidden states [B, T, C] in, [B, T, C] out. */
+export interface DecoderLayer<S extends DecoderStep = DecoderStep> {
+  /** How many positions back this layer attends (a sliding window), or null for all of them. */
+  readonly attentionWindow: number | null;
+  forward(hidden: torch.Tensor, step: S): torch.Tensor;
+}
+
+/** Positions, and one mask per distinct window the layers use, for a forward call. */
+function decoderStep(inputIds: torch.Tensor, options: ForwardOptions, windows: Iterable<number | null>): DecoderStep {
+  const [batch, length] = inputIds.shape;
+  const past = options.cache?.length ?? 0;
+  const device = inputIds.device as torch.Device;
+  const positions = options.positionIds ?? positionIds(batch, length, past, options.attentionMask, device);
+  const masks = new Map<number | null, torch.Tensor | null>();
+  for (const w of windows) if (!masks.has(w)) masks.set(w, attentionMask(batch, length, past, options.attentionMask, w, device));
+  return {
+    batch, length, past, device, positions, cache: options.cache,
+    mask(window) {
+      const m = masks.get(window);
+      if (m === undefined) throw new Error(`no attention mask for window ${window}: a layer asked for a window other than its attentionWindow`);
+      return m;
+    },
+  };
+}
+
+/**
+ * A decoder-only causal LM: embed, every layer in order, head. Subclasses supply the three
+ * parts (and, through `prepare`, what their layers share beyond the step, such as rotary
+ * cos/sin); the loop is here, once.
+ */
+export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Module implements CausalLM {
+  abstract readonly architecture: string;
+  abstract readonly config: RawConfig;
+  abstract get vocabSize(): number;
+  abstract get maxPositions(): number;
+  /** The decoder layers, in the order they run. */
+  protected abstract get decoderLayers(): readonly DecoderLayer<S>[];
+  /** Input ids [B, T] -> hidden states [B, T, C]. */
+  protected abstract embed(inputIds: torch.Tensor, step: DecoderStep): torch.Tensor;
+  /** Final hidden states [B, T, C] -> logits [B, T, V]. */
+  protected abstract head(hidden: torch.Tensor): torch.Tensor;
+
+  /** Extends the step with what the layers share (made once per call, freed with it); `hidden` is the embedding [B, T, C]. */
+  protected prepare(step: DecoderStep, _hidden: torch.Tensor): S {
+    return step as S;
+  }
+
+  #generationConfig?: GenerationConfig;
+  get generationConfig(): GenerationConfig { return (this.#generationConfig ??= generationConfigFromModelConfig(this.config)); }
+  set generationConfig(value: GenerationConfig) { this.#generationConfig = value; }
+
+  get numLayers(): number { return this.decoderLayers.length; }
+
+  forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
+    return torch.tidy(() => {
+      const layers = this.decoderLayers;
+      const base = decoderStep(inputIds, options, layers.map((l) => l.attentionWindow));
+      let h = this.embed(inputIds, base);                  // [B, T, C]
+      const step = this.prepare(base, h);
+      // Each layer in its own scope, and the previous activation freed as soon as the next
+      // exists: without autograd (reference log-probs, evaluation, generation) only one
+      // layer's intermediates are alive at a time; with it, autograd keeps what backward needs.
+      for (const layer of layers) {
+        const prev = h;
+        h = torch.tidy(() => layer.forward(prev, step));
+        prev.dispose();
+      }
+      return this.head(h);                                 // [B, T, V]
+    });
+  }
 }

@@ -1,34 +1,22 @@
-// config.json: which architecture a checkpoint is, and its hyperparameters with Hugging Face's
-// defaults filled in. An unsupported architecture is an error that lists the supported ones.
+// config.json: the raw hyperparameter object every architecture reads its fields from, and the
+// typed reads of its fields (with Hugging Face's defaults) that the config parsers share.
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 
-export type Architecture = "gpt2" | "llama" | "qwen2" | "mistral";
-
-const BY_CLASS: Record<string, Architecture> = {
-  GPT2LMHeadModel: "gpt2", LlamaForCausalLM: "llama", Qwen2ForCausalLM: "qwen2", MistralForCausalLM: "mistral",
-};
-const BY_MODEL_TYPE: Record<string, Architecture> = { gpt2: "gpt2", llama: "llama", qwen2: "qwen2", mistral: "mistral" };
-export const SUPPORTED = Object.keys(BY_CLASS);
-
-/** The raw config.json object; the models read what they need from it. */
+/** The raw config.json object; each architecture's config parser reads what it needs from it. */
 export type RawConfig = Record<string, unknown> & { architectures?: string[]; model_type?: string };
 
 export function readConfig(dir: string): RawConfig {
   const file = join(dir, "config.json");
   if (!existsSync(file)) throw new Error(`${dir}: no config.json (is this a Hugging Face model directory?)`);
+  let parsed: unknown;
   try {
-    return JSON.parse(readFileSync(file, "utf8")) as RawConfig;
+    parsed = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
-}
-
-export function architectureOf(config: RawConfig, where = "config.json"): Architecture {
-  for (const cls of config.architectures ?? []) if (BY_CLASS[cls]) return BY_CLASS[cls];
-  if (config.model_type && BY_MODEL_TYPE[config.model_type]) return BY_MODEL_TYPE[config.model_type];
-  const what = config.architectures?.length ? `architectures ${JSON.stringify(config.architectures)}` : `model_type '${config.model_type ?? "(none)"}'`;
-  throw new Error(`${where}: unsupported ${what}; supported: ${SUPPORTED.join(", ")}`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: must be a JSON object`);
+  return parsed as RawConfig;
 }
 
 /** Reads a numeric field, with a default; a present field of the wrong type is an error. */

@@ -3,10 +3,10 @@
 import * as torch from "../torch/index.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { Conv1D, Embedding, LayerNorm, Linear, type Init } from "../nn/layers.js";
-import { attentionMask, positionIds } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
-import type { CausalLM, ForwardOptions } from "./causal-lm.js";
+import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
+import type { ArchitectureSpec } from "./registry.js";
 
 export interface GPT2Config {
   vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number; dropout: number; activation: string;
@@ -34,17 +34,19 @@ class Attention extends Module {
     this.cAttn = this.module("c_attn", new Conv1D(c.nEmbd, 3 * c.nEmbd, init));
     this.cProj = this.module("c_proj", new Conv1D(c.nEmbd, c.nEmbd, init));
   }
+  /** x [B, T, C] -> [B, T, C]; mask [B, 1, T, past + T] or null (causal). */
   forward(x: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
     const [b, t] = x.shape;
     const heads = this.c.nHead;
     const d = this.c.nEmbd / heads;
+    // [B, T, 3C] -> three [B, T, C] -> [B, H, T, D] each
     const [q, k0, v0] = this.cAttn.forward(x).split(this.c.nEmbd, 2).map((p) => p.view(b, t, heads, d).transpose(1, 2));
-    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];
+    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];   // [B, H, past + T, D]
     const p = this.training ? this.c.dropout : 0;
     // The kernel divides by sqrt(d); GPT-2's options change that scale, so q absorbs the difference.
     const scale = (this.c.scaleAttnWeights ? 1 : Math.sqrt(d)) / (this.c.scaleByInverseLayerIdx ? this.layer + 1 : 1);
-    const y = torch.scaledDotProductAttention(scale === 1 ? q : q.mul(scale), k, v, { attnMask: mask, isCausal: mask === null, dropoutP: p });
-    return this.cProj.forward(y.transpose(1, 2).reshape(b, t, this.c.nEmbd));
+    const y = torch.scaledDotProductAttention(scale === 1 ? q : q.mul(scale), k, v, { attnMask: mask, isCausal: mask === null, dropoutP: p });  // [B, H, T, D]
+    return this.cProj.forward(y.transpose(1, 2).reshape(b, t, this.c.nEmbd));                                                               // [B, T, C]
   }
 }
 
@@ -62,7 +64,8 @@ class MLP extends Module {
   }
 }
 
-class Block extends Module {
+class Block extends Module implements DecoderLayer {
+  readonly attentionWindow = null;
   readonly ln1: LayerNorm; readonly attn: Attention; readonly ln2: LayerNorm; readonly mlp: MLP;
   constructor(readonly c: GPT2Config, layer: number, init: Init) {
     super();
@@ -71,9 +74,9 @@ class Block extends Module {
     this.ln2 = this.module("ln_2", new LayerNorm(c.nEmbd, c.eps, init));
     this.mlp = this.module("mlp", new MLP(c, init));
   }
-  forward(x: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
+  forward(x: torch.Tensor, step: DecoderStep): torch.Tensor {
     const p = this.training ? this.c.dropout : 0;
-    const h = x.add(torch.dropout(this.attn.forward(this.ln1.forward(x), mask, cache), p, this.training));
+    const h = x.add(torch.dropout(this.attn.forward(this.ln1.forward(x), step.mask(null), step.cache), p, this.training));
     return h.add(torch.dropout(this.mlp.forward(this.ln2.forward(h)), p, this.training));
   }
 }
@@ -89,48 +92,44 @@ class Transformer extends Module {
   }
 }
 
-export class GPT2LMHeadModel extends Module implements CausalLM {
-  readonly architecture = "gpt2" as const;
-  readonly c: GPT2Config;
+export class GPT2LMHeadModel extends DecoderLM {
+  readonly architecture = "gpt2";
   readonly transformer: Transformer;
   readonly lmHead: Linear | null;
 
-  constructor(readonly config: RawConfig, init: Init = {}) {
+  constructor(readonly config: RawConfig, readonly c: GPT2Config = gpt2Config(config), init: Init = {}) {
     super();
-    this.c = gpt2Config(config);
-    this.transformer = this.module("transformer", new Transformer(this.c, init));
-    this.lmHead = this.c.tied ? null : this.module("lm_head", new Linear(this.c.nEmbd, this.c.vocabSize, false, init));
+    this.transformer = this.module("transformer", new Transformer(c, init));
+    this.lmHead = c.tied ? null : this.module("lm_head", new Linear(c.nEmbd, c.vocabSize, false, init));
   }
 
-  get numLayers(): number { return this.c.nLayer; }
   get vocabSize(): number { return this.c.vocabSize; }
   get maxPositions(): number { return this.c.nPositions; }
-  /** Names a checkpoint may hold that are buffers, not weights. */
-  isIgnoredCheckpointName(name: string): boolean { return /\.attn\.(bias|masked_bias)$/.test(name); }
-  /** The LM head shares the token embedding; checkpoints may still store it. */
-  tiedNames(): Record<string, string> { return this.c.tied ? { "lm_head.weight": "transformer.wte.weight" } : {}; }
+  protected get decoderLayers(): readonly Block[] { return this.transformer.h; }
 
-  forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
-    return torch.tidy(() => {
-      const [b, t] = inputIds.shape;
-      const past = options.cache?.length ?? 0;
-      if (past + t > this.c.nPositions) throw new Error(`sequence of ${past + t} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
-      const tr = this.transformer;
-      const device = inputIds.device as torch.Device;
-      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask, device);
-      const mask = attentionMask(b, t, past, options.attentionMask, null, device);
-      let h = tr.wte.forward(inputIds).add(tr.wpe.forward(pos));
-      h = torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
-      // Each block in its own scope, and the previous activation freed as soon as the next
-      // exists: without autograd (reference log-probs, evaluation, generation) only one
-      // layer's intermediates are alive at a time; with it, autograd keeps what backward needs.
-      for (const block of tr.h) {
-        const prev = h;
-        h = torch.tidy(() => block.forward(prev, mask, options.cache));
-        prev.dispose();
-      }
-      const out = tr.lnF.forward(h);
-      return this.lmHead ? this.lmHead.forward(out) : torch.linear(out, tr.wte.weight);
-    });
+  protected embed(inputIds: torch.Tensor, step: DecoderStep): torch.Tensor {
+    const total = step.past + step.length;
+    if (total > this.c.nPositions) throw new Error(`sequence of ${total} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
+    const h = this.transformer.wte.forward(inputIds).add(this.transformer.wpe.forward(step.positions));   // [B, T, C]
+    return torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
+  }
+
+  protected head(hidden: torch.Tensor): torch.Tensor {
+    const out = this.transformer.lnF.forward(hidden);
+    return this.lmHead ? this.lmHead.forward(out) : torch.linear(out, this.transformer.wte.weight);
   }
 }
+
+export const GPT2: ArchitectureSpec<GPT2Config> = {
+  name: "gpt2",
+  architectures: ["GPT2LMHeadModel"],
+  modelTypes: ["gpt2"],
+  parseConfig: gpt2Config,
+  model: GPT2LMHeadModel,
+  // GPT2Model checkpoints (and some GPT2LMHeadModel ones) store "h.0...", "wte.weight" without it.
+  optionalPrefixes: ["transformer."],
+  // The head shares the token embedding; checkpoints may still store it.
+  tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "transformer.wte.weight" } : {}),
+  // The causal-mask buffers of older checkpoints.
+  ignoredCheckpointNames: /\.attn\.(bias|masked_bias)$/,
+};

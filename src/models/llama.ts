@@ -1,13 +1,22 @@
 // The Llama family in one file: Llama 2/3 (TinyLlama, SmolLM), Qwen2 (q/k/v biases) and Mistral
 // (sliding-window attention). Pre-norm RMSNorm blocks, rotary positions, grouped-query
-// attention and a SwiGLU MLP; weight names are the Hugging Face checkpoint's.
+// attention and a SwiGLU MLP; weight names are the Hugging Face checkpoint's. One model class
+// with a subclass per architecture, as transformers names them; what differs between the three
+// is read from config.json by llamaConfig.
 import * as torch from "../torch/index.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { Embedding, Linear, RMSNorm, type Init } from "../nn/layers.js";
-import { applyRope, attentionMask, positionIds, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
+import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
 import type { KVCache } from "./cache.js";
-import { num, type Architecture, type RawConfig } from "./config.js";
-import type { CausalLM, ForwardOptions } from "./causal-lm.js";
+import { num, type RawConfig } from "./config.js";
+import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
+import type { ArchitectureSpec } from "./registry.js";
+
+/** The members of the family; their config fields differ (see llamaConfig). */
+export type LlamaFamily = "llama" | "qwen2" | "mistral";
+
+/** What every layer of one forward call shares: the step, and the rotary cos/sin [B, 1, T, D]. */
+interface RotaryStep extends DecoderStep { readonly cos: torch.Tensor; readonly sin: torch.Tensor }
 
 export interface LlamaConfig {
   vocabSize: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
@@ -17,7 +26,7 @@ export interface LlamaConfig {
   slidingLayers: boolean[];
 }
 
-export function llamaConfig(raw: RawConfig, arch: Architecture): LlamaConfig {
+export function llamaConfig(raw: RawConfig, arch: LlamaFamily): LlamaConfig {
   const hidden = num(raw, "hidden_size");
   const heads = num(raw, "num_attention_heads");
   const act = (raw.hidden_act as string | undefined) ?? "silu";
@@ -59,17 +68,19 @@ class Attention extends Module {
     this.v = this.module("v_proj", new Linear(c.hidden, c.kvHeads * c.headDim, c.qkvBias, init));
     this.o = this.module("o_proj", new Linear(c.heads * c.headDim, c.hidden, c.oBias, init));
   }
+  /** x [B, T, C] -> [B, T, C]; cos/sin [B, 1, T, D]; mask [B, 1, T, past + T] or null (causal). */
   forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
     const [b, t] = x.shape;
     const { heads, kvHeads, headDim } = this.c;
-    const q = applyRope(this.q.forward(x).view(b, t, heads, headDim).transpose(1, 2), cos, sin);
-    const k0 = applyRope(this.k.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2), cos, sin);
-    const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
-    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];
+    const q = applyRope(this.q.forward(x).view(b, t, heads, headDim).transpose(1, 2), cos, sin);      // [B, H, T, D]
+    const k0 = applyRope(this.k.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2), cos, sin);   // [B, Hkv, T, D]
+    const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);                        // [B, Hkv, T, D]
+    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];                               // [B, Hkv, past + T, D]
+    // Grouped-query attention: each key/value head serves heads / kvHeads query heads.
     const y = torch.scaledDotProductAttention(q, repeatKv(k, heads / kvHeads), repeatKv(v, heads / kvHeads), {
       attnMask: mask, isCausal: mask === null, dropoutP: this.training ? this.c.attentionDropout : 0,
-    });
-    return this.o.forward(y.transpose(1, 2).reshape(b, t, heads * headDim));
+    });                                                                                               // [B, H, T, D]
+    return this.o.forward(y.transpose(1, 2).reshape(b, t, heads * headDim));                          // [B, T, C]
   }
 }
 
@@ -86,70 +97,63 @@ class MLP extends Module {
   }
 }
 
-class DecoderLayer extends Module {
+class LlamaDecoderLayer extends Module implements DecoderLayer<RotaryStep> {
+  readonly attentionWindow: number | null;
   readonly inputNorm: RMSNorm; readonly attn: Attention; readonly postNorm: RMSNorm; readonly mlp: MLP;
   constructor(c: LlamaConfig, layer: number, init: Init) {
     super();
+    this.attentionWindow = c.slidingLayers[layer] ? c.slidingWindow : null;
     this.inputNorm = this.module("input_layernorm", new RMSNorm(c.hidden, c.eps, init));
     this.attn = this.module("self_attn", new Attention(c, layer, init));
     this.postNorm = this.module("post_attention_layernorm", new RMSNorm(c.hidden, c.eps, init));
     this.mlp = this.module("mlp", new MLP(c, init));
   }
-  forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
-    const h = x.add(this.attn.forward(this.inputNorm.forward(x), cos, sin, mask, cache));
+  forward(x: torch.Tensor, step: RotaryStep): torch.Tensor {
+    const h = x.add(this.attn.forward(this.inputNorm.forward(x), step.cos, step.sin, step.mask(this.attentionWindow), step.cache));
     return h.add(this.mlp.forward(this.postNorm.forward(h)));
   }
 }
 
 class Decoder extends Module {
-  readonly embed: Embedding; readonly layers: DecoderLayer[]; readonly norm: RMSNorm;
+  readonly embed: Embedding; readonly layers: LlamaDecoderLayer[]; readonly norm: RMSNorm;
   constructor(c: LlamaConfig, init: Init) {
     super();
     this.embed = this.module("embed_tokens", new Embedding(c.vocabSize, c.hidden, init));
-    this.layers = this.module("layers", new ModuleList(Array.from({ length: c.layers }, (_, i) => new DecoderLayer(c, i, init)))).items;
+    this.layers = this.module("layers", new ModuleList(Array.from({ length: c.layers }, (_, i) => new LlamaDecoderLayer(c, i, init)))).items;
     this.norm = this.module("norm", new RMSNorm(c.hidden, c.eps, init));
   }
 }
 
-export class LlamaForCausalLM extends Module implements CausalLM {
-  readonly c: LlamaConfig;
+export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
+  readonly architecture: string = "llama";
   readonly model: Decoder;
   readonly lmHead: Linear | null;
   #inverseFrequencies: torch.Tensor;
 
-  constructor(readonly config: RawConfig, readonly architecture: "llama" | "qwen2" | "mistral", init: Init = {}) {
+  constructor(readonly config: RawConfig, readonly c: LlamaConfig = llamaConfig(config, "llama"), init: Init = {}) {
     super();
-    const c = (this.c = llamaConfig(config, architecture));
     this.model = this.module("model", new Decoder(c, init));
     this.lmHead = c.tied ? null : this.module("lm_head", new Linear(c.hidden, c.vocabSize, false, init));
     this.#inverseFrequencies = ropeInverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling).keep();
   }
 
-  get numLayers(): number { return this.c.layers; }
   get vocabSize(): number { return this.c.vocabSize; }
   get maxPositions(): number { return this.c.maxPositions; }
-  isIgnoredCheckpointName(name: string): boolean { return /\.rotary_emb\.inv_freq$/.test(name); }
-  tiedNames(): Record<string, string> { return this.c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}; }
+  protected get decoderLayers(): readonly LlamaDecoderLayer[] { return this.model.layers; }
 
-  forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
-    return torch.tidy(() => {
-      const [b, t] = inputIds.shape;
-      const past = options.cache?.length ?? 0;
-      const device = inputIds.device as torch.Device;
-      const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask, device);
-      const windowed = this.c.slidingLayers.includes(true) ? attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow, device) : null;
-      const full = this.c.slidingLayers.includes(false) ? attentionMask(b, t, past, options.attentionMask, null, device) : null;
-      let h = this.model.embed.forward(inputIds);
-      const [cos, sin] = ropeCosSin(this.#inverseFrequencies, pos, h.dtype);
-      // One scope per layer, the previous activation freed once the next exists (see gpt2.ts).
-      this.model.layers.forEach((layer, i) => {
-        const prev = h;
-        h = torch.tidy(() => layer.forward(prev, cos, sin, this.c.slidingLayers[i] ? windowed : full, options.cache));
-        prev.dispose();
-      });
-      h = this.model.norm.forward(h);
-      return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
-    });
+  protected embed(inputIds: torch.Tensor): torch.Tensor {
+    return this.model.embed.forward(inputIds);   // [B, T, C]
+  }
+
+  /** cos and sin [B, 1, T, D] for the step's positions, once for all layers. */
+  protected override prepare(step: DecoderStep, hidden: torch.Tensor): RotaryStep {
+    const [cos, sin] = ropeCosSin(this.#inverseFrequencies, step.positions, hidden.dtype);
+    return { ...step, cos, sin };
+  }
+
+  protected head(hidden: torch.Tensor): torch.Tensor {
+    const h = this.model.norm.forward(hidden);
+    return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
   }
 
   /** Moves the parameters and the rotary frequencies (a buffer, not a parameter). */
@@ -168,3 +172,31 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     this.#inverseFrequencies.dispose();
   }
 }
+
+export class Qwen2ForCausalLM extends LlamaForCausalLM {
+  override readonly architecture: string = "qwen2";
+  constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "qwen2"), init: Init = {}) { super(config, c, init); }
+}
+
+export class MistralForCausalLM extends LlamaForCausalLM {
+  override readonly architecture: string = "mistral";
+  constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "mistral"), init: Init = {}) { super(config, c, init); }
+}
+
+/** The family's declarations: names config.json answers to, class, config parser, checkpoint rules. */
+function familySpec(name: LlamaFamily, className: string, model: ArchitectureSpec<LlamaConfig>["model"]): ArchitectureSpec<LlamaConfig> {
+  return {
+    name,
+    architectures: [className],
+    modelTypes: [name],
+    parseConfig: (raw) => llamaConfig(raw, name),
+    model,
+    tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}),
+    // Older checkpoints store the rotary frequencies, which are computed from the config here.
+    ignoredCheckpointNames: /\.rotary_emb\.inv_freq$/,
+  };
+}
+
+export const LLAMA = familySpec("llama", "LlamaForCausalLM", LlamaForCausalLM);
+export const QWEN2 = familySpec("qwen2", "Qwen2ForCausalLM", Qwen2ForCausalLM);
+export const MISTRAL = familySpec("mistral", "MistralForCausalLM", MistralForCausalLM);

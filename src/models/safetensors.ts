@@ -1,7 +1,7 @@
 // The safetensors format (Hugging Face's weight files): an 8-byte little-endian header length,
 // a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes.
 // Single files and sharded checkpoints (model.safetensors.index.json) both read and write here.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/files.js";
@@ -16,31 +16,86 @@ const ITEM: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I64: 8, 
 export interface TensorInfo { dtype: string; shape: number[]; data_offsets: [number, number] }
 export interface SafetensorsHeader { tensors: Map<string, TensorInfo>; metadata: Record<string, string>; dataStart: number }
 
-/** Reads and validates a file's header; errors name the file and the tensor. */
+// The reference implementation's cap: a larger header is taken as a corrupt length.
+const MAX_HEADER_BYTES = 100_000_000;
+
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+/** One tensor's header entry, checked on its own: dtype, shape, offsets and their byte count. */
+function tensorInfo(file: string, name: string, value: unknown, dataBytes: number): TensorInfo {
+  const where = `${file}: tensor ${name}`;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${where}: its header entry must be an object {dtype, shape, data_offsets}, got ${JSON.stringify(value)}`);
+  const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
+  if (typeof dtype !== "string" || !(dtype in TO_DTYPE)) {
+    throw new Error(`${where} has dtype ${JSON.stringify(dtype)}, which is not supported (supported: ${Object.keys(TO_DTYPE).join(", ")})`);
+  }
+  if (!Array.isArray(shape) || !shape.every(isCount)) throw new Error(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => typeof o === "number" && Number.isSafeInteger(o))) {
+    throw new Error(`${where}: data_offsets must be two integers [begin, end], got ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (begin < 0) throw new Error(`${where}: data_offsets [${begin}, ${end}] begin before the data section (begin < 0)`);
+  if (begin > end) throw new Error(`${where}: data_offsets [${begin}, ${end}] begin after they end`);
+  if (end > dataBytes) throw new Error(`${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataBytes} bytes)`);
+  const expected = shape.reduce((a: number, b: number) => a * b, 1) * ITEM[dtype];
+  if (end - begin !== expected) throw new Error(`${where} has ${end - begin} bytes, its dtype ${dtype} and shape [${shape}] need ${expected}`);
+  return { dtype, shape, data_offsets: [begin, end] };
+}
+
+/**
+ * Reads and validates a file's header; errors name the file and the tensor. As the reference
+ * implementation requires, the header fits in the file, is a JSON object, every tensor's bytes
+ * lie in the data section and match its dtype and shape, and the tensors cover the data section
+ * exactly: no two share a byte and none is left over, so no bytes can load as two tensors.
+ */
 export function readHeader(file: string): SafetensorsHeader {
   const fd = openSync(file, "r");
   try {
+    const size = fstatSync(fd).size;
     const lenBuf = Buffer.alloc(8);
-    if (readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new Error(`${file}: too short to be a safetensors file`);
-    const len = Number(lenBuf.readBigUInt64LE(0));
-    if (len <= 0 || len > 100_000_000) throw new Error(`${file}: invalid safetensors header length ${len}`);
-    const json = Buffer.alloc(len);
-    if (readSync(fd, json, 0, len, 8) !== len) throw new Error(`${file}: truncated safetensors header`);
-    let parsed: Record<string, unknown>;
+    if (size < 8 || readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new Error(`${file}: too short to be a safetensors file (${size} bytes)`);
+    const len = lenBuf.readBigUInt64LE(0);
+    if (len === 0n || len > BigInt(MAX_HEADER_BYTES)) throw new Error(`${file}: invalid safetensors header length ${len}`);
+    if (len > BigInt(size - 8)) throw new Error(`${file}: safetensors header length ${len} exceeds the ${size - 8} bytes after the length field`);
+    const n = Number(len);
+    const json = Buffer.alloc(n);
+    if (readSync(fd, json, 0, n, 8) !== n) throw new Error(`${file}: truncated safetensors header`);
+    let parsed: unknown;
     try { parsed = JSON.parse(json.toString("utf8")); } catch (e) { throw new Error(`${file}: safetensors header is not valid JSON (${(e as Error).message})`); }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new Error(`${file}: safetensors header must be a JSON object {name: {dtype, shape, data_offsets}}, got ${Array.isArray(parsed) ? "a list" : JSON.stringify(parsed)}`);
+    }
+    const dataBytes = size - 8 - n;
     const tensors = new Map<string, TensorInfo>();
     let metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(parsed)) {
-      if (name === "__metadata__") { metadata = value as Record<string, string>; continue; }
-      const info = value as TensorInfo;
-      if (!(info.dtype in TO_DTYPE)) throw new Error(`${file}: tensor ${name} has dtype ${info.dtype}, which is not supported`);
-      const expected = info.shape.reduce((a, b) => a * b, 1) * ITEM[info.dtype];
-      if (info.data_offsets[1] - info.data_offsets[0] !== expected) {
-        throw new Error(`${file}: tensor ${name} has ${info.data_offsets[1] - info.data_offsets[0]} bytes, its dtype and shape need ${expected}`);
+      if (name === "__metadata__") {
+        if (typeof value !== "object" || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === "string")) {
+          throw new Error(`${file}: __metadata__ must be an object of strings, got ${JSON.stringify(value)}`);
+        }
+        metadata = value as Record<string, string>;
+        continue;
       }
-      tensors.set(name, info);
+      tensors.set(name, tensorInfo(file, name, value, dataBytes));
     }
-    return { tensors, metadata, dataStart: 8 + len };
+    // In data order (by begin, then end), each tensor must start where the previous one ended.
+    const ordered = [...tensors].sort(([, a], [, b]) => a.data_offsets[0] - b.data_offsets[0] || a.data_offsets[1] - b.data_offsets[1]);
+    let covered = 0;
+    let previous: [string, TensorInfo] | null = null;
+    for (const [name, info] of ordered) {
+      const [begin, end] = info.data_offsets;
+      if (begin < covered) {
+        const [other, { data_offsets: [b0, b1] }] = previous!;
+        throw new Error(`${file}: tensor ${name} (bytes ${begin}..${end}) overlaps tensor ${other} (bytes ${b0}..${b1})`);
+      }
+      if (begin > covered) throw new Error(`${file}: bytes ${covered}..${begin} of the data section belong to no tensor (a gap before tensor ${name})`);
+      covered = end;
+      previous = [name, info];
+    }
+    if (covered !== dataBytes) {
+      throw new Error(`${file}: bytes ${covered}..${dataBytes} of the data section belong to no tensor (after ${previous ? `tensor ${previous[0]}` : "the header"})`);
+    }
+    return { tensors, metadata, dataStart: 8 + n };
   } finally {
     closeSync(fd);
   }

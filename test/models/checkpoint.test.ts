@@ -1,5 +1,6 @@
 // Saving and loading checkpoints in Hugging Face's layout: save -> load round-trips bit-exactly
-// for every architecture (every parameter and the logits), config.json carries torch_dtype,
+// for every architecture (every parameter and the logits), config.json carries torch_dtype
+// (generation_config.json is tested in generation-config.test.ts),
 // sharded checkpoints (model-0000i-of-0000n.safetensors + index) load to the same model, BF16
 // and F16 files load cast to float32 (or kept in bfloat16 when asked), and a GPT-2 loaded
 // without the "transformer." prefix is saved back the same way.
@@ -93,7 +94,7 @@ for (const [name, config] of Object.entries(CONFIGS)) {
     const dir = newDir(name);
     saveModel(model, dir);
     assert.ok(isModelDirectory(dir));
-    assert.deepEqual(readdirSync(dir).sort(), ["config.json", "model.safetensors"]);
+    assert.deepEqual(readdirSync(dir).sort(), ["config.json", "generation_config.json", "model.safetensors"]);
     const written = readJson(join(dir, "config.json"));
     assert.equal(written.torch_dtype, "float32");
     for (const [k, v] of Object.entries(config)) assert.deepEqual(written[k], v, `config.json field ${k}`);

@@ -15,7 +15,8 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
   --temperature T        0 decodes greedily (default); above 0 samples
   --top-k K              sample among the K most likely tokens
   --top-p P              sample from the smallest set reaching probability P
-  --stop TEXT            stop when the text appears (repeatable)
+  --stop TEXT            stop when the text appears (repeatable); generation also stops on the
+                         EOS ids of the model's generation_config.json (else the tokenizer's EOS)
   --seed N               seed for sampling (default 0)
   --batch-size N         prompts per batch (default 8; left-padded)
   --device D             auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N
@@ -39,6 +40,7 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
     const { loadModel } = await import("../../models/auto.js");
     const { generate } = await import("../../models/generate.js");
+    const { stopTokenIds } = await import("../../models/generation-config.js");
     const { Tokenizer } = await import("../../text/index.js");
     const { Progress } = await import("../progress.js");
     const tokenizer = Tokenizer.fromPretrainedSync(values.model);
@@ -46,8 +48,8 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const texts = prompts.map((p) => (values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p));
     // A chat render writes its own special tokens; plain prompts get what the tokenizer adds (Llama's BOS).
     const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: !values.chat }));
-    const eos = [tokenizer.eosTokenId, ...(tokenizer.tokenToId("<|im_end|>") !== undefined ? [tokenizer.tokenToId("<|im_end|>")] : []),
-      ...(tokenizer.tokenToId("<|eot_id|>") !== undefined ? [tokenizer.tokenToId("<|eot_id|>")] : [])].filter((x): x is number => x !== undefined);
+    // The model's generation_config.json names its EOS ids (chat models list the end-of-turn token there).
+    const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
     const bar = new Progress("generating", prompts.length * maxNew, !values.json && prompts.length * maxNew > 64);
     for (let start = 0; start < ids.length; start += batchSize) {
       const chunk = ids.slice(start, start + batchSize);

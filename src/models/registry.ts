@@ -1,0 +1,104 @@
+// The architecture registry: one declaration per architecture (the config.json names it answers
+// to, its class, its config parser, its checkpoint naming rules), read by createModel,
+// loadModel and saveModel. Adding an architecture is a file that exports its spec and one line
+// in BUILT_IN below; code outside the package adds its own with registerArchitecture.
+import type { Init } from "../nn/layers.js";
+import type { CausalLM } from "./causal-lm.js";
+import type { RawConfig } from "./config.js";
+import { GPT2 } from "./gpt2.js";
+import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
+
+/** Everything the loaders need to know about one architecture; `C` is its parsed config. */
+export interface ArchitectureSpec<C = unknown> {
+  /** The short name its models report as `architecture` ("gpt2", "llama"). */
+  readonly name: string;
+  /** config.json `architectures` class names it answers to ("LlamaForCausalLM"). */
+  readonly architectures: readonly string[];
+  /** config.json `model_type` values it answers to when no `architectures` entry is known. */
+  readonly modelTypes: readonly string[];
+  /** Reads the hyperparameters from config.json, with Hugging Face's defaults; errors name the field. */
+  parseConfig(raw: RawConfig): C;
+  /** The model class, built from config.json (kept, to be saved back) and the parsed config. */
+  readonly model: new (raw: RawConfig, config: C, init: Init) => CausalLM;
+  /**
+   * Prefixes a checkpoint may leave off the parameter names (GPT-2's "transformer.": base-model
+   * checkpoints store "h.0.attn..." where the LM has "transformer.h.0.attn..."). A checkpoint
+   * loaded without one is saved back without it.
+   */
+  readonly optionalPrefixes?: readonly string[];
+  /** Checkpoint names that alias a parameter when embeddings are tied (name -> the parameter): accepted when loading, not saved. */
+  tiedWeights?(config: C): Readonly<Record<string, string>>;
+  /** Checkpoint names that hold buffers rather than weights (skipped when loading). */
+  readonly ignoredCheckpointNames?: RegExp;
+}
+
+// Registered specs have different parsed-config types; each is only ever called with its own.
+type AnySpec = ArchitectureSpec<any>;
+
+const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL];
+
+const byName = new Map<string, AnySpec>();
+const byClass = new Map<string, AnySpec>();
+const byModelType = new Map<string, AnySpec>();
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === "string" && s.length > 0);
+}
+
+/**
+ * Adds an architecture: config.json files naming one of its `architectures` (or, failing that,
+ * its `modelTypes`) then create, load and save through it. A name, class or model_type that
+ * another spec already answers to is an error.
+ */
+export function registerArchitecture<C>(spec: ArchitectureSpec<C>): void {
+  const what = `registerArchitecture(${typeof spec?.name === "string" ? `'${spec.name}'` : "spec"})`;
+  if (typeof spec !== "object" || spec === null) throw new Error(`${what}: the spec must be an object`);
+  if (typeof spec.name !== "string" || !spec.name) throw new Error(`${what}: name must be a non-empty string`);
+  if (!isStringList(spec.architectures)) throw new Error(`${what}: architectures must be a list of class names`);
+  if (!isStringList(spec.modelTypes)) throw new Error(`${what}: modelTypes must be a list of model_type names`);
+  if (spec.architectures.length + spec.modelTypes.length === 0) throw new Error(`${what}: give at least one class name or model_type`);
+  if (typeof spec.parseConfig !== "function") throw new Error(`${what}: parseConfig must be a function`);
+  if (typeof spec.model !== "function") throw new Error(`${what}: model must be a class`);
+  if (spec.optionalPrefixes !== undefined && !isStringList(spec.optionalPrefixes)) throw new Error(`${what}: optionalPrefixes must be a list of strings`);
+  if (spec.tiedWeights !== undefined && typeof spec.tiedWeights !== "function") throw new Error(`${what}: tiedWeights must be a function`);
+  if (spec.ignoredCheckpointNames !== undefined && !(spec.ignoredCheckpointNames instanceof RegExp)) throw new Error(`${what}: ignoredCheckpointNames must be a RegExp`);
+  const taken = byName.get(spec.name);
+  if (taken) throw new Error(`${what}: an architecture named '${spec.name}' is already registered`);
+  for (const cls of spec.architectures) {
+    const other = byClass.get(cls);
+    if (other) throw new Error(`${what}: class ${cls} is already registered, by '${other.name}'`);
+  }
+  for (const type of spec.modelTypes) {
+    const other = byModelType.get(type);
+    if (other) throw new Error(`${what}: model_type '${type}' is already registered, by '${other.name}'`);
+  }
+  byName.set(spec.name, spec);
+  for (const cls of spec.architectures) byClass.set(cls, spec);
+  for (const type of spec.modelTypes) byModelType.set(type, spec);
+}
+
+for (const spec of BUILT_IN) registerArchitecture(spec);
+
+/** The class names of every registered architecture, in registration order. */
+export function supportedArchitectures(): string[] {
+  return [...byClass.keys()];
+}
+
+/**
+ * The spec a config.json answers to: its first `architectures` entry that is registered, else
+ * its `model_type`. Anything else is an error, naming `where`, that lists the supported classes.
+ */
+export function resolveArchitecture(config: RawConfig, where = "config.json"): AnySpec {
+  const classes: unknown = config.architectures;
+  if (classes !== undefined && classes !== null && !isStringList(classes)) {
+    throw new Error(`${where}: field architectures must be a list of class names, got ${JSON.stringify(classes)}`);
+  }
+  for (const cls of classes ?? []) {
+    const spec = byClass.get(cls);
+    if (spec) return spec;
+  }
+  const type = config.model_type;
+  if (typeof type === "string" && byModelType.has(type)) return byModelType.get(type)!;
+  const what = classes?.length ? `architectures ${JSON.stringify(classes)}` : `model_type '${type ?? "(none)"}'`;
+  throw new Error(`${where}: unsupported ${what}; supported: ${supportedArchitectures().join(", ")}`);
+}
