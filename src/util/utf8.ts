@@ -36,7 +36,7 @@ export function decodeUtf8(bytes: Uint8Array, atFileStart = false): string {
 }
 
 /** The offset of the first byte that does not belong to a valid UTF-8 sequence (run only on failure). */
-export function firstInvalidByte(bytes: Uint8Array): number {
+function firstInvalidByte(bytes: Uint8Array): number {
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i];
