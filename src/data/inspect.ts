@@ -5,8 +5,8 @@
 // errors.
 import type { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "./readers.js";
-import { DataError, where, type PreferenceRecord, type Text } from "./records.js";
-import { formatRecord, LABEL_PAD, tokenizePair, TOKENIZE_DEFAULTS } from "./tokenize.js";
+import { mapRecords, where, type PreferenceRecord, type Text } from "./records.js";
+import { boundPair, CHARS_PER_TOKEN_BOUND, formatRecord, LABEL_PAD, tokenizePair, TOKENIZE_DEFAULTS } from "./tokenize.js";
 
 export interface InspectOptions {
   /** Token lengths and truncation counts need a tokenizer (a model or tokenizer directory's). */
@@ -70,6 +70,12 @@ export interface DataInspection {
     promptCut: number;
     /** ...and rows whose answers are cut too (still too long after the prompt cut). */
     answersCut: number;
+    /**
+     * Rows with a field too long to tokenise whole (above max_length x CHARS_PER_TOKEN_BOUND
+     * characters): tokenised up to that cut as training does, so their lengths above are lower
+     * bounds. Every one of them is truncated.
+     */
+    cutBeforeTokenising: number;
   };
   /** Null when no row has scores. Margin = score_chosen - score_rejected. */
   margins: null | {
@@ -117,7 +123,7 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
   let tokens: DataInspection["tokens"] = null;
   let truncation: DataInspection["truncation"] = null;
   if (options.tokenizer) {
-    const lengths = tokenLengths(records, options.tokenizer, options.chatTemplate);
+    const lengths = tokenLengths(records, options.tokenizer, maxLength, options.chatTemplate);
     tokens = {
       prompt: percentiles(lengths.map((l) => l.prompt)),
       chosen: percentiles(lengths.map((l) => l.chosen)),
@@ -136,7 +142,7 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
       if (prompts.some((p) => p + longer > maxLength && p > maxPromptLength)) promptCut++;
       if (prompts.some((p) => p + longer > maxLength && Math.min(p, maxPromptLength) + longer > maxLength)) answersCut++;
     }
-    truncation = { maxLength, maxPromptLength, truncated, promptCut, answersCut };
+    truncation = { maxLength, maxPromptLength, truncated, promptCut, answersCut, cutBeforeTokenising: lengths.filter((l) => l.cut).length };
   }
 
   let margins: DataInspection["margins"] = null;
@@ -159,29 +165,24 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
   };
 }
 
-interface Lengths { prompt: number; promptChosen: number; promptRejected: number; chosen: number; rejected: number }
+interface Lengths { prompt: number; promptChosen: number; promptRejected: number; chosen: number; rejected: number; cut: boolean }
 
-/** Untruncated token lengths of every record, through the training tokenisation (BOS, EOS, boundary rule). */
-function tokenLengths(records: PreferenceRecord[], tokenizer: Tokenizer, chatTemplate?: string): Lengths[] {
-  const problems: string[] = [];
-  const out: Lengths[] = [];
+/**
+ * Untruncated token lengths of every record, through the training tokenisation (BOS, EOS,
+ * boundary rule); a field too long for max_length is cut first as training cuts it.
+ */
+function tokenLengths(records: PreferenceRecord[], tokenizer: Tokenizer, maxLength: number, chatTemplate?: string): Lengths[] {
   const options = { maxLength: Infinity, maxPromptLength: Infinity, truncationMode: "keep_end" as const, chatTemplate };
-  for (const record of records) {
-    try {
-      const p = tokenizePair(formatRecord(record, tokenizer, chatTemplate), tokenizer, options, where(record.source));
-      const promptChosen = p.chosenLabels.filter((x) => x === LABEL_PAD).length;
-      const promptRejected = p.rejectedLabels.filter((x) => x === LABEL_PAD).length;
-      out.push({
-        prompt: promptChosen, promptChosen, promptRejected,
-        chosen: p.chosenInputIds.length - promptChosen, rejected: p.rejectedInputIds.length - promptRejected,
-      });
-    } catch (e) {
-      if (e instanceof DataError) problems.push(...e.problems);
-      else throw e;
-    }
-  }
-  if (problems.length) throw new DataError(problems);
-  return out;
+  return mapRecords(records, (record) => {
+    const { pair, cut } = boundPair(formatRecord(record, tokenizer, chatTemplate), tokenizer, maxLength);
+    const p = tokenizePair(pair, tokenizer, options, where(record.source));
+    const promptChosen = p.chosenLabels.filter((x) => x === LABEL_PAD).length;
+    const promptRejected = p.rejectedLabels.filter((x) => x === LABEL_PAD).length;
+    return {
+      prompt: promptChosen, promptChosen, promptRejected,
+      chosen: p.chosenInputIds.length - promptChosen, rejected: p.rejectedInputIds.length - promptRejected, cut,
+    };
+  });
 }
 
 /** Linear-interpolation percentiles (numpy's default), the max and the mean; zeros when empty. */
@@ -280,6 +281,10 @@ export function formatInspection(r: DataInspection): string {
     const t = r.truncation;
     out.push("", `Truncation at max_length ${t.maxLength}, max_prompt_length ${t.maxPromptLength}: ${t.truncated} of ${c.records} rows (${pct(t.truncated, c.records)})`);
     out.push(`  prompt cut: ${t.promptCut}; answers cut too: ${t.answersCut}`);
+    if (t.cutBeforeTokenising) {
+      out.push(`  ${t.cutBeforeTokenising} rows have a field above ${t.maxLength * CHARS_PER_TOKEN_BOUND} characters (max_length x ${CHARS_PER_TOKEN_BOUND}): ` +
+        "tokenised up to that cut, as training does, so the lengths above are lower bounds for them");
+    }
   } else {
     out.push("  (give --tokenizer DIR for token lengths and truncation counts)");
   }

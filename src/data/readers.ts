@@ -1,96 +1,168 @@
 // Reading preference files: JSON Lines, JSON arrays and Parquet. Rows keep their provenance
-// (file and line, record or row number) so every later error can point at them.
-import { readFileSync, existsSync } from "node:fs";
+// (file and line, record or row number) so every later error can point at them. Text is strict
+// UTF-8 (a BOM at the start of a file is allowed) and sizes are bounded, so a corrupt or
+// oversized file is an error naming file and line, never replacement characters or a crash.
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
+import { decodeUtf8, Utf8Error } from "../util/utf8.js";
+import { MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
 import { DataError, toRecord, type PreferenceRecord, type Source } from "./records.js";
 
 export interface RawRow { row: unknown; source: Source }
 
+/** The most bytes a JSON array file may hold: it is parsed whole (256 MiB). */
+export const MAX_JSON_ARRAY_BYTES = 256 * 2 ** 20;
+
+export interface ReadOptions {
+  /** The most bytes one JSON line (one record, one prompt) may hold (default MAX_LINE_BYTES, 64 MiB). */
+  maxLineBytes?: number;
+  /** The most bytes a JSON array file may hold (default MAX_JSON_ARRAY_BYTES, 256 MiB). */
+  maxJsonArrayBytes?: number;
+}
+
 /** Reads every row of a .jsonl, .json or .parquet file, unvalidated. */
-export async function readRows(file: string): Promise<RawRow[]> {
-  const { rows, problems } = await readRowsCollecting(file);
+export async function readRows(file: string, options: ReadOptions = {}): Promise<RawRow[]> {
+  const { rows, problems } = await readRowsCollecting(file, options);
   if (problems.length) throw new DataError(problems.map((p) => p.problem));
   return rows;
 }
 
 interface LineProblem { index: number; problem: string }
 
-/** readRows, but JSON Lines that do not parse come back as problems beside the rows that do. */
-async function readRowsCollecting(file: string): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
+/** readRows, but JSON Lines that cannot be read come back as problems beside the rows that can. */
+async function readRowsCollecting(file: string, options: ReadOptions): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   const ext = extname(file).toLowerCase();
   if (ext === ".parquet") return { rows: await readParquet(file), problems: [] };
-  const text = readFileSync(file, "utf8");
-  if (ext === ".json" && text.trimStart().startsWith("[")) return { rows: readJsonArray(file, text), problems: [] };
-  if (ext === ".json" || ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, text);
+  if (ext === ".json" && firstNonSpaceByte(file) === 0x5b /* [ */) {
+    return { rows: readJsonArray(file, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES), problems: [] };
+  }
+  if (ext === ".json" || ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
   throw new DataError([`${file}: unknown format '${ext}'; expected .jsonl, .json or .parquet`]);
 }
 
-function readJsonLines(file: string, text: string): { rows: RawRow[]; problems: LineProblem[] } {
+function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; problems: LineProblem[] } {
   const rows: RawRow[] = [];
   const problems: LineProblem[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    try { rows.push({ row: JSON.parse(line), source: { file, index: i + 1, unit: "line" } }); } catch (e) {
-      problems.push({ index: i + 1, problem: `${file}:${i + 1}: not valid JSON (${(e as Error).message})` });
+  for (const line of readLines(file, maxLineBytes)) {
+    if ("problem" in line) { problems.push({ index: line.number, problem: line.problem }); continue; }
+    if (line.text.trim() === "") continue;
+    try { rows.push({ row: JSON.parse(line.text), source: { file, index: line.number, unit: "line" } }); } catch (e) {
+      problems.push({ index: line.number, problem: `${file}:${line.number}: not valid JSON (${(e as Error).message})` });
     }
-  });
+  }
   return { rows, problems };
 }
 
-function readJsonArray(file: string, text: string): RawRow[] {
+/** The first byte after a BOM and JSON white space (-1 for none): "[" means a JSON array, anything else JSON Lines. */
+function firstNonSpaceByte(file: string): number {
+  const fd = openSync(file, "r");
+  try {
+    const chunk = Buffer.alloc(64 * 1024);
+    let offset = 0;
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return -1;
+      let i = offset === 0 && n >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0;
+      for (; i < n; i++) if (![0x20, 0x09, 0x0a, 0x0d].includes(chunk[i])) return chunk[i];
+      offset += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readJsonArray(file: string, maxBytes: number): RawRow[] {
+  const size = statSync(file).size;
+  if (size > maxBytes) {
+    throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}, this one holds ${size} bytes; ` +
+      "write the records as JSON Lines (.jsonl, one per line), which are read line by line"]);
+  }
+  const bytes = readFileSync(file);
+  let text: string;
+  try { text = decodeUtf8(bytes, true); } catch (e) {
+    if (!(e instanceof Utf8Error)) throw e;
+    throw new DataError([`${file}:${e.line}: invalid UTF-8 at byte ${e.byteOffset} of the file`]);
+  }
   let data: unknown;
   try { data = JSON.parse(text); } catch (e) { throw new DataError([`${file}: not valid JSON (${(e as Error).message})`]); }
   if (!Array.isArray(data)) throw new DataError([`${file}: expected a JSON array of records`]);
   return data.map((row, i) => ({ row, source: { file, index: i + 1, unit: "record" as const } }));
 }
 
+/** A Parquet string whose bytes are not UTF-8, kept so the error can name its row and field. */
+class InvalidString {
+  constructor(readonly byteOffset: number) {}
+}
+
+/** Parquet's strings, decoded strictly (hyparquet's own decoder would replace invalid bytes with U+FFFD). */
+function parquetString(bytes: Uint8Array): string | InvalidString {
+  try { return decodeUtf8(bytes); } catch (e) {
+    if (e instanceof Utf8Error) return new InvalidString(e.byteOffset);
+    throw e;
+  }
+}
+
 async function readParquet(file: string): Promise<RawRow[]> {
   let rows: Record<string, unknown>[];
   try {
-    rows = await parquetReadObjects({ file: await asyncBufferFromFile(file) }) as Record<string, unknown>[];
+    rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), parsers: { stringFromBytes: parquetString } }) as Record<string, unknown>[];
   } catch (e) {
     throw new DataError([`${file}: cannot read Parquet (${(e as Error).message})`]);
   }
-  return rows.map((row, i) => ({ row: plain(row), source: { file, index: i + 1, unit: "row" as const } }));
+  const problems: string[] = [];
+  const out = rows.map((row, i) => {
+    const source = { file, index: i + 1, unit: "row" as const };
+    return { row: plain(row, (field, bad) => problems.push(`${file} row ${i + 1}: field '${field}': invalid UTF-8 at byte ${bad.byteOffset} of the value`)), source };
+  });
+  if (problems.length) throw new DataError(problems);
+  return out;
 }
 
-/** Parquet readers may hand back BigInt for integer columns; scores and text want plain JSON values. */
-function plain(v: unknown): unknown {
+/**
+ * Parquet values as plain JSON values: BigInt integer columns become numbers (scores and text
+ * want them), and strings that were not UTF-8 are reported with their field path ("chosen[1].content").
+ */
+function plain(v: unknown, invalid: (field: string, bad: InvalidString) => void, field = ""): unknown {
   if (typeof v === "bigint") return Number(v);
-  if (Array.isArray(v)) return v.map(plain);
-  if (v && typeof v === "object" && !(v instanceof Uint8Array)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  if (v instanceof InvalidString) { invalid(field, v); return null; }
+  if (Array.isArray(v)) return v.map((x, i) => plain(x, invalid, `${field}[${i}]`));
+  if (v && typeof v === "object" && !(v instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x, invalid, field ? `${field}.${k}` : k)]));
+  }
   return v;
 }
 
 /**
  * Reads a prompt file: one prompt per line, or JSON lines with a string field "prompt".
- * Blank lines are skipped; a bad line is an error naming file and line.
+ * Blank lines are skipped; a bad line (not JSON, not UTF-8, too long) is an error naming file and line.
  */
-export function readPromptFile(file: string): string[] {
+export function readPromptFile(file: string, options: Pick<ReadOptions, "maxLineBytes"> = {}): string[] {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   const prompts: string[] = [];
   const problems: string[] = [];
-  readFileSync(file, "utf8").split("\n").forEach((line, i) => {
-    if (!line.trim()) return;
-    if (!line.trimStart().startsWith("{")) { prompts.push(line); return; }
+  for (const line of readLines(file, options.maxLineBytes ?? MAX_LINE_BYTES)) {
+    if ("problem" in line) { problems.push(line.problem); continue; }
+    const text = line.text;
+    if (!text.trim()) continue;
+    if (!text.trimStart().startsWith("{")) { prompts.push(text); continue; }
     let row: { prompt?: unknown };
-    try { row = JSON.parse(line) as { prompt?: unknown }; } catch (e) {
-      problems.push(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
-      return;
+    try { row = JSON.parse(text) as { prompt?: unknown }; } catch (e) {
+      problems.push(`${file}:${line.number}: not valid JSON (${(e as Error).message})`);
+      continue;
     }
     if (typeof row.prompt === "string") prompts.push(row.prompt);
-    else problems.push(`${file}:${i + 1}: field 'prompt': expected a string`);
-  });
+    else problems.push(`${file}:${line.number}: field 'prompt': expected a string`);
+  }
   if (problems.length) throw new DataError(problems);
   return prompts;
 }
 
 /** Reads and validates a preference file; throws one DataError listing every bad row. */
-export async function readPreferenceFile(file: string): Promise<PreferenceRecord[]> {
-  // Lines that are not JSON and rows that fail validation are reported together, in file order.
-  const { rows, problems: found } = await readRowsCollecting(file);
+export async function readPreferenceFile(file: string, options: ReadOptions = {}): Promise<PreferenceRecord[]> {
+  // Lines that cannot be read and rows that fail validation are reported together, in file order.
+  const { rows, problems: found } = await readRowsCollecting(file, options);
   const records: PreferenceRecord[] = [];
   for (const { row, source } of rows) {
     const problems: string[] = [];

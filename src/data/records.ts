@@ -30,6 +30,22 @@ export class DataError extends Error {
   }
 }
 
+/** `fn` over every record; the DataErrors of all of them are gathered into one, thrown after the last. */
+export function mapRecords<T>(records: PreferenceRecord[], fn: (record: PreferenceRecord) => T): T[] {
+  const problems: string[] = [];
+  const out: T[] = [];
+  for (const record of records) {
+    try {
+      out.push(fn(record));
+    } catch (e) {
+      if (e instanceof DataError) problems.push(...e.problems);
+      else throw e;
+    }
+  }
+  if (problems.length) throw new DataError(problems);
+  return out;
+}
+
 function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";

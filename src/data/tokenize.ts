@@ -2,7 +2,7 @@
 // tokenize_row, via alignment-handbook's chat formatting): the prompt/answer boundary, BOS and
 // EOS, truncation to max_length / max_prompt_length, and label masking of the prompt.
 import type { Tokenizer } from "../text/index.js";
-import { DataError, where, type Message, type PreferenceRecord, type Text } from "./records.js";
+import { DataError, mapRecords, where, type Message, type PreferenceRecord, type Text } from "./records.js";
 
 export const LABEL_PAD = -100;
 
@@ -106,9 +106,62 @@ function tokenizeAnswer(tokenizer: Tokenizer, prompt: string, answer: string, pr
   return { promptIds: full.slice(0, start), answerIds: full.slice(start) };
 }
 
-/** One pair's ids and labels, following TRL's DPOTrainer.tokenize_row step by step. */
-export function tokenizePair(pair: FormattedPair, tokenizer: Tokenizer, options: TokenizeOptions, at = "record"): TokenizedPair {
+/**
+ * Characters per token assumed when bounding text before tokenising. Over hundreds of tokens no
+ * vocabulary averages anywhere near 64 characters a token, so the text of a field beyond
+ * max_length x 64 characters is cut by truncation anyway; tokenising it would only cost memory
+ * (a 50 MB field is millions of token ids) for ids that are thrown away.
+ */
+export const CHARS_PER_TOKEN_BOUND = 64;
+
+/**
+ * The pair with every field cut to what max_length can keep, so that tokenising it gives the
+ * same ids as tokenising the whole text and truncating. A field longer than
+ * maxLength x CHARS_PER_TOKEN_BOUND characters keeps pieces of that many characters: an answer
+ * its start (truncation keeps an answer's first tokens); a prompt its start and its end, joined
+ * (keep_start keeps the first prompt tokens, keep_end the last, and the answer's boundary is
+ * tokenised against the prompt's real end; the tokens at the join are in the part truncation
+ * drops). Each piece must tokenise to at least 2 x maxLength tokens on its own, so every token
+ * kept lies at least maxLength tokens from a cut and the same truncation applies; when a piece
+ * falls short (very long tokens), the pieces double until it does or the field is whole.
+ */
+export function boundPair(pair: FormattedPair, tokenizer: Tokenizer, maxLength: number): { pair: FormattedPair; cut: boolean } {
+  const prompt = boundField(pair.prompt, true, tokenizer, maxLength);
+  const chosen = boundField(pair.chosen, false, tokenizer, maxLength);
+  const rejected = boundField(pair.rejected, false, tokenizer, maxLength);
+  const cut = prompt !== pair.prompt || chosen !== pair.chosen || rejected !== pair.rejected;
+  return { pair: cut ? { prompt, chosen, rejected } : pair, cut };
+}
+
+function boundField(text: string, bothEnds: boolean, tokenizer: Tokenizer, maxLength: number): string {
+  const enough = (piece: string) => tokenizer.encode(piece, { addSpecialTokens: false }).length >= 2 * maxLength;
+  for (let chars = maxLength * CHARS_PER_TOKEN_BOUND; (bothEnds ? 2 * chars : chars) < text.length; chars *= 2) {
+    const pieces = bothEnds ? [head(text, chars), tail(text, chars)] : [head(text, chars)];
+    if (pieces.every(enough)) return pieces.join("");
+  }
+  return text;
+}
+
+/** The first `chars` UTF-16 units of `text`, one fewer rather than half a surrogate pair. */
+function head(text: string, chars: number): string {
+  const code = text.charCodeAt(chars - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? chars - 1 : chars);
+}
+
+/** The last `chars` UTF-16 units of `text`, one fewer rather than half a surrogate pair. */
+function tail(text: string, chars: number): string {
+  const start = text.length - chars;
+  const code = text.charCodeAt(start);
+  return text.slice(code >= 0xdc00 && code <= 0xdfff ? start + 1 : start);
+}
+
+/**
+ * One pair's ids and labels, following TRL's DPOTrainer.tokenize_row step by step. Fields far
+ * longer than max_length are cut first (boundPair), with the same result.
+ */
+export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options: TokenizeOptions, at = "record"): TokenizedPair {
   const { maxLength, maxPromptLength, truncationMode } = options;
+  const pair = boundPair(whole, tokenizer, maxLength).pair;
   const promptOnly = tokenizer.encode(pair.prompt, { addSpecialTokens: false });
   const chosen = tokenizeAnswer(tokenizer, pair.prompt, pair.chosen, promptOnly);
   const rejected = tokenizeAnswer(tokenizer, pair.prompt, pair.rejected, promptOnly);
@@ -158,19 +211,10 @@ export function tokenizePair(pair: FormattedPair, tokenizer: Tokenizer, options:
 
 /** Formats and tokenises every record; problems name the record's file and line. */
 export function tokenizeRecords(records: PreferenceRecord[], tokenizer: Tokenizer, options: TokenizeOptions): TokenizedPair[] {
-  const problems: string[] = [];
-  const out: TokenizedPair[] = [];
-  for (const record of records) {
-    try {
-      const pair = tokenizePair(formatRecord(record, tokenizer, options.chatTemplate), tokenizer, options, where(record.source));
-      out.push({ ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected });
-    } catch (e) {
-      if (e instanceof DataError) problems.push(...e.problems);
-      else throw e;
-    }
-  }
-  if (problems.length) throw new DataError(problems);
-  return out;
+  return mapRecords(records, (record) => {
+    const pair = tokenizePair(formatRecord(record, tokenizer, options.chatTemplate), tokenizer, options, where(record.source));
+    return { ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected };
+  });
 }
 
 export interface PaddedBatch {

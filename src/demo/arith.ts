@@ -69,7 +69,7 @@ export function trainSftModel(dir: string, onStep?: (step: number, total: number
 
 export interface MethodSpec { name: string; label: string; config: Record<string, unknown> }
 
-/** The methods compared, with the reference's defaults; the grid below tunes lr and beta. */
+/** The methods compared, with the reference's defaults; TUNING_GRID below picks the learning rate. */
 export function methodSpecs(ablations: boolean): MethodSpec[] {
   const omni = { pref_loss: "uni_dpo", uni_dpo_qual_eta: 0.7, uni_dpo_tau_ref: 2.0, uni_dpo_perf_gamma: 3.0, uni_dpo_nll_lambda: 0.2, uni_dpo_tau_good: 8.0 };
   const specs: MethodSpec[] = [
@@ -87,14 +87,15 @@ export function methodSpecs(ablations: boolean): MethodSpec[] {
   return specs;
 }
 
+/** One grid point: the learning rate and beta a method trains with. */
+export type Hyperparameters = MethodResult["hyperparameters"];
+
 /**
- * Hyperparameters tried per method on the validation split. Measured while building the demo
- * (README, "The demo"): with this model every method loses held-out accuracy from lr 3e-5 up,
- * so the grid spans the learning rate at the reference's beta.
+ * Hyperparameters tried for every method on the validation split; without tuning, the first.
+ * Measured while building the demo (README, "The demo"): with this model every method loses
+ * held-out accuracy from lr 3e-5 up, so the grid spans the learning rate at the reference's beta.
  */
-export function grid(_spec: MethodSpec): { learning_rate: number; beta: number }[] {
-  return [3e-6, 1e-5, 3e-5].map((learning_rate) => ({ learning_rate, beta: 2.0 }));
-}
+export const TUNING_GRID: readonly Hyperparameters[] = [3e-6, 1e-5, 3e-5].map((learning_rate) => ({ learning_rate, beta: 2.0 }));
 
 export interface DemoOptions {
   quick?: boolean;
@@ -109,7 +110,7 @@ export interface DemoOptions {
   /** Replaces the methods compared (default: methodSpecs(ablations)). */
   methods?: MethodSpec[];
   /** Replaces the tuning grid (every method); for experiments. */
-  grid?: { learning_rate: number; beta: number }[];
+  grid?: Hyperparameters[];
   /** Training epochs over the pairs (default 3, quick 2). */
   epochs?: number;
   /** The starting policy (default: the shipped assets/arith-sft, trained on the spot if absent). */
@@ -213,15 +214,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     lr_scheduler_type: "cosine", warmup_ratio: 0.1, num_train_epochs: options.epochs ?? (quick ? 2 : 3), per_device_train_batch_size: 16,
     per_device_eval_batch_size: 32, logging_steps: 2, save_steps: null, weight_decay: 0, report_to: "none",
   };
-  const runOne = async (spec: MethodSpec, hp: { learning_rate: number; beta: number }, runSeed: number, dir: string) => {
+  const runOne = async (spec: MethodSpec, hp: Hyperparameters, runSeed: number, dir: string) => {
     const { config } = loadTrainConfig({ ...base, ...spec.config, ...hp, seed: runSeed, output_dir: dir, overwrite_output_dir: true });
     await train(config, { onProgress: (s, t) => options.onProgress?.(`${spec.label} seed ${runSeed}`, s, t) });
     return loadModel(dir);
   };
   const results: MethodResult[] = [];
   for (const spec of specs) {
-    const candidates = options.grid ?? grid(spec);
-    let best = candidates[tune || options.grid ? 0 : defaultIndex(spec)];
+    const candidates = options.grid ?? TUNING_GRID;
+    let best = candidates[0];
     let bestVal: number | null = null;
     if (tune && valProblems.length) {
       for (const hp of candidates) {
@@ -253,11 +254,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
 }
 
-/** The grid point used without tuning: the one the validation split picked for every method. */
-function defaultIndex(_spec: MethodSpec): number {
-  return 0;
-}
-
 /**
  * w_qual = sigmoid(eta (S_w - S_l)) and the starting policy's w_perf = (1 - sigmoid(beta dpi - tau_ref))^gamma
  * for every training pair, with the demo's Omni-DPO settings (its method spec, at the grid's
@@ -265,7 +261,7 @@ function defaultIndex(_spec: MethodSpec): number {
  */
 function decouplingView(model: CausalLM, tokenizer: Tokenizer, pairs: Pair[], options: typeof TOKENIZE_DEFAULTS): DemoResult["weights"] {
   const omni = methodSpecs(false).find((m) => m.name === "omni_dpo")!;
-  const o = objectiveFromConfig({ ...omni.config, beta: grid(omni)[0].beta });
+  const o = objectiveFromConfig({ ...omni.config, beta: TUNING_GRID[0].beta });
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
   const logps = pairLogps(model, pairs.map((p) => tokenizePair(p, tokenizer, options)), tokenizer.padTokenId!, true, 64);
   return pairs.map((p, i) => ({

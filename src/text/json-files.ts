@@ -1,6 +1,8 @@
-// Reading and writing the JSON files of a tokenizer directory, with errors that name the file.
+// Reading the JSON and text files of a tokenizer directory, with errors that name the file.
+// Text is strict UTF-8: a BOM at the start is accepted, invalid bytes are an error.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
+import { decodeUtf8, Utf8Error } from "../util/utf8.js";
 import { TokenizerError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;
@@ -10,12 +12,7 @@ export function readJsonObject(path: string, missingHint = ""): JsonObject {
   if (!existsSync(path)) {
     throw new TokenizerError(`no ${basename(path)} in ${dirname(path)}${missingHint ? ` (${missingHint})` : ""}`);
   }
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new TokenizerError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const text = readText(path);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -35,6 +32,22 @@ export function readJsonObjectIfExists(path: string): JsonObject | undefined {
 
 /** Reads a text file, or undefined when it does not exist. */
 export function readTextIfExists(path: string): string | undefined {
-  return existsSync(path) ? readFileSync(path, "utf8") : undefined;
+  return existsSync(path) ? readText(path) : undefined;
+}
+
+/** A file's text as strict UTF-8, a leading BOM dropped; unreadable or invalid bytes name the file (and the line and byte). */
+function readText(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new TokenizerError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return decodeUtf8(bytes, true);
+  } catch (e) {
+    if (!(e instanceof Utf8Error)) throw e;
+    throw new TokenizerError(`${path}:${e.line}: invalid UTF-8 at byte ${e.byteOffset}; the file must be UTF-8`, { cause: e });
+  }
 }
 

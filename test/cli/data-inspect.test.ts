@@ -141,7 +141,7 @@ test("CLI: --json prints one object of the library's shape", () => {
   assert.deepEqual(Object.keys(j).sort(), ["counts", "duplicates", "file", "margins", "tokens", "truncation"]);
   assert.deepEqual(Object.keys(j.tokens!).sort(), ["chosen", "prompt", "promptPlusLonger", "rejected"]);
   assert.deepEqual(Object.keys(j.tokens!.prompt).sort(), ["max", "mean", "p50", "p90", "p99"]);
-  assert.deepEqual(Object.keys(j.truncation!).sort(), ["answersCut", "maxLength", "maxPromptLength", "promptCut", "truncated"]);
+  assert.deepEqual(Object.keys(j.truncation!).sort(), ["answersCut", "cutBeforeTokenising", "maxLength", "maxPromptLength", "promptCut", "truncated"]);
   assert.equal(j.margins!.ambiguousThreshold, 0.5);
   assert.ok(Array.isArray(j.margins!.histogram) && j.margins!.histogram.every((b) => "from" in b && "to" in b && "count" in b));
   assert.equal(j.counts.records, 10);

@@ -13,23 +13,13 @@ import { train } from "../../src/train/trainer.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writePreferenceParquet } from "../helpers/parquet.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { problemsOf } from "./problems.js";
 
 let root: string;
 before(() => { root = tempDir("omni-dpo-validation-"); });
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const GOOD = { prompt: "say apple:", chosen: " apple apple", rejected: " river", score_chosen: 8, score_rejected: 2 };
-
-/** The problems of a DataError thrown by `fn` (fails when nothing or something else is thrown). */
-async function problemsOf(fn: () => Promise<unknown>): Promise<string[]> {
-  try {
-    await fn();
-  } catch (e) {
-    assert.ok(e instanceof DataError, `expected a DataError, got ${String(e)}`);
-    return e.problems;
-  }
-  assert.fail("expected a DataError, but reading succeeded");
-}
 
 function hasProblem(problems: string[], ...parts: string[]): void {
   assert.ok(problems.some((p) => parts.every((part) => p.includes(part))),
