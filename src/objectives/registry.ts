@@ -115,9 +115,7 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
   for (const field of ["title", "equation"] as const) {
     if (spec[field] !== undefined && typeof spec[field] !== "string") bad(`loss ${name}: ${field} must be a string`);
   }
-  for (const field of ["validate"] as const) {
-    if (spec[field] !== undefined && typeof spec[field] !== "function") bad(`loss ${name}: ${field} must be a function`);
-  }
+  if (spec.validate !== undefined && typeof spec.validate !== "function") bad(`loss ${name}: validate must be a function`);
   const needsScores = spec.needsScores ?? false;
   if (typeof needsScores !== "boolean" && typeof needsScores !== "function") bad(`loss ${name}: needsScores must be true, false or a function of the options`);
 

@@ -28,7 +28,10 @@ export interface OptionSpec {
   values?: readonly string[];
   /** A number option's range (default "finite"). */
   check?: NumberCheck;
-  /** A further check of the value: what is wrong with it ("must be in [0, 1]"), or null. */
+  /**
+   * A further check of the value: what is wrong with it ("must be in [0, 1]"), or null. (The
+   * parameter is typed never so that a function of the option's own type fits.)
+   */
   refine?: (value: never) => string | null;
   /** The option must be given when its loss is used; the text says why (for the error). */
   required?: string;
@@ -42,7 +45,7 @@ export interface OptionSpec {
   keys?: readonly string[];
   /** Its keys are read only in this reading of a YAML. */
   style?: ConfigStyle;
-  /** The value a YAML value stands for (e.g. a negative c-NLL weight means off). */
+  /** The value a YAML value stands for (e.g. a negative c-NLL weight means off); typed as refine. */
   fromYaml?: (value: never) => OptionValue;
   /** A YAML key it is computed from when none of its own keys is given. */
   derived?: DerivedKey;
@@ -143,7 +146,10 @@ export interface LossSpec<O extends OptionDecls = OptionDecls> {
   needsScores?: boolean | ((options: LossOptions<O>) => Partial<Record<ScoreInput, string>>);
   /** Its default beta; default 0.1 (TRL's DPOConfig). */
   beta?: number | { default: number; mathDefault?: number };
-  /** Its options, by name (a recipe sets them by the same names unless `keys` says otherwise). */
+  /**
+   * Its options, by name (a recipe sets them by the same names unless `keys` says otherwise).
+   * `beta: <number>` here is its default beta, like `beta` below.
+   */
   options?: O;
   /** The per-pair losses [B]. */
   losses: (inputs: LossInputs, options: LossOptions<O>) => Tensor | LossResult;

@@ -101,8 +101,10 @@ export interface PreferenceLossOutput {
 const defaultsOf = <O extends OptionDecls>(options: O) =>
   Object.fromEntries(Object.entries(options).map(([k, d]) => [k, typeof d === "object" ? d.default : d])) as { [K in keyof O]: OptionValueOf<O[K]> };
 
-/** Omni-DPO's defaults in code and in a Textual-style YAML (the Textual trainer's UniDPOConfig). */
-export const OMNI_DPO_DEFAULTS = { beta: lossSpec(omniDpo.name)!.beta.default, ...defaultsOf(omniDpo.options) } as const;
+/** Omni-DPO's hyperparameters' defaults in code and in a Textual-style YAML (the Textual trainer's UniDPOConfig). */
+export const OMNI_DPO_DEFAULTS = (({ qualEta, tauRef, perfGamma, nllLambda, tauGood }) => ({
+  beta: lossSpec(omniDpo.name)!.beta.default, qualEta, tauRef, perfGamma, nllLambda, tauGood,
+}))(defaultsOf(omniDpo.options));
 
 /** SimPO's defaults (the Textual trainer's UniDPOConfig), beta aside. */
 export const SIMPO_DEFAULTS = (({ gammaBetaRatio, simpoForm }) => ({ gammaBetaRatio, simpoForm }))(defaultsOf(simpo.options));
