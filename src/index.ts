@@ -2,10 +2,12 @@
 export * as torch from "./torch/index.js";
 export { Tensor } from "./torch/index.js";
 export {
-  preferenceLoss, objectiveFromConfig, resolvePreferenceOptions, OBJECTIVE_CONFIG_KEYS, LOSS_TYPES, REFERENCE_LOSSES,
+  preferenceLoss, objectiveFromConfig, objectiveConfigKeys, resolvePreferenceOptions, requiredInputs, registerLoss, lossSpec,
+  registeredLosses, needsReference, ObjectiveError, OBJECTIVE_CONFIG_KEYS, LOSS_TYPES, REFERENCE_LOSSES,
   OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,
-  type LossType, type PreferenceInputs, type PreferenceLossOptions, type ResolvedPreferenceOptions,
-  type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm,
+  type LossType, type LossName, type LossSpec, type OptionSpec, type LossInputs, type LossOptions, type LossResult,
+  type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions, type ResolvedPreferenceOptions,
+  type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm, type ObjectiveConfigKey,
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 
-test("import { torch } from \"omni-dpo\" runs DESIGN.md's example", () => {
+test("import { torch } from \"omni-dpo\" runs the README's examples", () => {
   const script = `
     import { torch, preferenceLoss, AutoModelForCausalLM, AutoTokenizer, generate } from "omni-dpo";
     const x = torch.tensor([1, 2, 3], { dtype: "float64", requiresGrad: true });

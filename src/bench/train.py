@@ -3,7 +3,7 @@
 # src/bench/model.py writes it (fused scaled dot-product attention, tanh GELU, tied head), the
 # length-normalised sequence log-prob of the answer tokens (gather minus logsumexp, the same
 # arithmetic as the omni-dpo side), a frozen reference under no_grad, the Omni-DPO loss of
-# OMNI_DPO.md (gradients through w_perf, c-NLL gate from values), backward and torch.optim.AdamW.
+# docs/method.md (gradients through w_perf, c-NLL gate from values), backward and torch.optim.AdamW.
 # Reads the config as JSON on stdin; prints one JSON line. Peak memory: VmHWM from
 # /proc/self/status, reset beforehand through /proc/self/clear_refs where allowed.
 import json
@@ -73,7 +73,7 @@ def sequence_logps(logits, labels):
 
 
 def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):
-    """OMNI_DPO.md: w_qual * w_perf * -logsigmoid(beta * m) + calibrated NLL; the batch mean."""
+    """docs/method.md: w_qual * w_perf * -logsigmoid(beta * m) + calibrated NLL; the batch mean."""
     beta = o["beta"]
     dpi = pc - pr
     m = dpi - (rc - rr)

@@ -3,7 +3,7 @@
 //
 // The step, on both sides: the policy's forward over the concatenated batch (chosen rows, then
 // rejected rows), the length-normalised sequence log-probs of the answer tokens, the frozen
-// reference's forward under no-grad, the Omni-DPO loss of OMNI_DPO.md (gradients through
+// reference's forward under no-grad, the Omni-DPO loss of docs/method.md (gradients through
 // w_perf, c-NLL on), backward, one AdamW update and zero-grad. Each side runs in its own fresh
 // process per sequence length, so neither's memory counts in the other's: the peak resident
 // set during the timed steps is read from /proc/self/status (VmHWM, reset beforehand by writing

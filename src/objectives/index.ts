@@ -1,10 +1,21 @@
-// Preference objectives: pure functions of per-pair log-probs and scores.
+// Preference objectives: pure functions of per-pair log-probs and scores, one declaration per loss.
 export { preferenceLoss } from "./preference.js";
-export { objectiveFromConfig, OBJECTIVE_CONFIG_KEYS } from "./config.js";
+export { objectiveFromConfig, objectiveConfigKeys, type ObjectiveConfigKey, type ObjectiveConfigOptions } from "./config.js";
 export { resolvePreferenceOptions } from "./options.js";
-export { requiredInputs } from "./inputs.js";
+export { requiredInputs, type TensorInputName } from "./inputs.js";
 export {
-  LOSS_TYPES, REFERENCE_LOSSES, OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,
-  type LossType, type PreferenceInputs, type PreferenceLossOptions, type ResolvedPreferenceOptions,
-  type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm,
+  registerLoss, lossSpec, registeredLosses, needsReference, REFERENCE_LOSSES, OBJECTIVE_CONFIG_KEYS,
+  type RegisteredLoss, type RegisteredOption,
+} from "./registry.js";
+export { ObjectiveError, type ObjectiveErrorFields, type ObjectiveErrorSource } from "./errors.js";
+export { lossTable } from "./table.js";
+export type {
+  LossSpec, OptionSpec, OptionDecl, OptionDecls, OptionValue, ConfigName, ConfigStyle, DerivedKey, LossInputs, LossOptions,
+  LossResult, NumberCheck, ScoreInput,
+} from "./spec.js";
+export {
+  LOSS_TYPES, OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,
+  type LossType, type LossName, type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions,
+  type ResolvedPreferenceOptions, type ResolvedBuiltinOptions, type PreferenceLossOutput, type PreferenceMetrics,
+  type RobustVariant, type SimpoForm,
 } from "./types.js";

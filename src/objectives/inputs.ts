@@ -1,27 +1,18 @@
-// Checking and aligning the inputs of preferenceLoss: which inputs a loss needs, their shapes,
-// dtypes and values. Every error names the offending input.
+// Checking and aligning the inputs of preferenceLoss: which inputs a loss needs (from its
+// declaration), their shapes, dtypes and values. Every error names the offending input.
 import * as torch from "../torch/index.js";
 import { Tensor, type DType } from "../torch/index.js";
-import { REFERENCE_LOSSES, type PreferenceInputs, type ResolvedPreferenceOptions } from "./types.js";
+import { ObjectiveError } from "./errors.js";
+import { lossSpec } from "./registry.js";
+import type { LossInputs } from "./spec.js";
+import type { PreferenceInputs, ResolvedPreferenceOptions } from "./types.js";
 
 export type TensorInputName =
   | "policyChosenLogps" | "policyRejectedLogps" | "referenceChosenLogps" | "referenceRejectedLogps"
   | "scoreChosen" | "scoreRejected";
 
-/** The inputs a loss reads, cast to one floating dtype and moved to the policy's device. */
-export interface AlignedInputs {
-  batchSize: number;
-  dtype: DType;
-  policyChosenLogps: Tensor;
-  policyRejectedLogps: Tensor;
-  referenceChosenLogps: Tensor | null;
-  referenceRejectedLogps: Tensor | null;
-  scoreChosen: Tensor | null;
-  scoreRejected: Tensor | null;
-}
-
-function fail(message: string): never {
-  throw new Error(`preferenceLoss: ${message}`);
+function fail(detail: string, input?: string): never {
+  throw new ObjectiveError("preferenceLoss", detail, input === undefined ? {} : { input });
 }
 
 const FLOATING: ReadonlySet<DType> = new Set(["float64", "float32", "float16", "bfloat16"]);
@@ -33,26 +24,21 @@ function promoteFloat(a: DType, b: DType): DType {
   return "float32";
 }
 
-/** The inputs `options` makes this loss read, and why (for the error when one is missing). */
+/** The inputs `options` makes its loss read, in input order, each with why (for the error when one is missing). */
 export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorInputName, string> {
+  const loss = lossSpec(options.lossType);
+  if (!loss) fail(`unknown lossType ${JSON.stringify(options.lossType)}`);
   const need = new Map<TensorInputName, string>([
     ["policyChosenLogps", "every loss"],
     ["policyRejectedLogps", "every loss"],
   ]);
-  const t = options.lossType;
-  if (REFERENCE_LOSSES.has(t)) {
-    need.set("referenceChosenLogps", `lossType ${t} (its margin is relative to the reference model)`);
-    need.set("referenceRejectedLogps", `lossType ${t} (its margin is relative to the reference model)`);
+  if (loss.needsReference) {
+    const why = `lossType ${loss.name} (its margin is relative to the reference model)`;
+    need.set("referenceChosenLogps", why);
+    need.set("referenceRejectedLogps", why);
   }
-  if (t === "omni_dpo") {
-    if (options.useQualityWeight) {
-      need.set("scoreChosen", "omni_dpo's quality weight w_qual (set useQualityWeight: false to ablate it)");
-      need.set("scoreRejected", "omni_dpo's quality weight w_qual (set useQualityWeight: false to ablate it)");
-    }
-    if (options.nllLambda > 0 && !need.has("scoreChosen")) {
-      need.set("scoreChosen", "omni_dpo's c-NLL gate [S_w >= tauGood] (set nllLambda: 0 to turn c-NLL off)");
-    }
-  }
+  const scores = loss.scoresNeeded(options);
+  for (const name of ["scoreChosen", "scoreRejected"] as const) if (scores[name]) need.set(name, scores[name]);
   return need;
 }
 
@@ -61,33 +47,33 @@ export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorIn
  * finite values when `options.validate`) and returns them aligned to one dtype and device.
  * The tensors it returns are new handles owned by the caller's tidy() scope.
  */
-export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): AlignedInputs {
+export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): LossInputs {
   if (inputs === null || typeof inputs !== "object") fail(`inputs must be an object of tensors, got ${inputs === null ? "null" : typeof inputs}`);
   const need = requiredInputs(options);
   const given = new Map<TensorInputName, Tensor>();
   for (const [name, why] of need) {
     const value = (inputs as unknown as Record<string, unknown>)[name];
-    if (value === undefined || value === null) fail(`missing input ${name}, needed by ${why}`);
-    if (!(value instanceof Tensor)) fail(`input ${name} must be a Tensor, got ${Array.isArray(value) ? "an array" : typeof value}`);
-    if (value.isDisposed) fail(`input ${name} has been disposed`);
-    if (value.ndim !== 1) fail(`input ${name} must be 1-D (one value per pair), got shape [${value.shape.join(", ")}]`);
+    if (value === undefined || value === null) fail(`missing input ${name}, needed by ${why}`, name);
+    if (!(value instanceof Tensor)) fail(`input ${name} must be a Tensor, got ${Array.isArray(value) ? "an array" : typeof value}`, name);
+    if (value.isDisposed) fail(`input ${name} has been disposed`, name);
+    if (value.ndim !== 1) fail(`input ${name} must be 1-D (one value per pair), got shape [${value.shape.join(", ")}]`, name);
     const isLogp = name.endsWith("Logps");
-    if (isLogp && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`);
-    if (!isLogp && value.dtype === "bool") fail(`input ${name} must be numeric, got bool`);
+    if (isLogp && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
+    if (!isLogp && value.dtype === "bool") fail(`input ${name} must be numeric, got bool`, name);
     given.set(name, value);
   }
   const pc = given.get("policyChosenLogps")!;
   const batchSize = pc.shape[0];
   for (const [name, t] of given) {
     if (t.shape[0] !== batchSize) {
-      fail(`inputs have different lengths: policyChosenLogps has ${batchSize} pairs, ${name} has ${t.shape[0]}`);
+      fail(`inputs have different lengths: policyChosenLogps has ${batchSize} pairs, ${name} has ${t.shape[0]}`, name);
     }
   }
-  if (batchSize === 0) fail("the batch is empty (policyChosenLogps has length 0)");
+  if (batchSize === 0) fail("the batch is empty (policyChosenLogps has length 0)", "policyChosenLogps");
   for (const key of ["policyChosenLogitsMean", "policyRejectedLogitsMean"] as const) {
     const v = inputs[key];
     if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v))) {
-      fail(`input ${key} must be a finite number, got ${typeof v === "number" ? v : typeof v}`);
+      fail(`input ${key} must be a finite number, got ${typeof v === "number" ? v : typeof v}`, key);
     }
   }
 
@@ -98,7 +84,7 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     if (t.dtype === dtype && t.device === device) return t;
     return t.to({ dtype, device: device as torch.Device });
   };
-  const aligned: AlignedInputs = {
+  const aligned: LossInputs = {
     batchSize, dtype,
     policyChosenLogps: align(pc)!,
     policyRejectedLogps: align(given.get("policyRejectedLogps"))!,
@@ -112,7 +98,7 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
 }
 
 /** One read-back for all inputs: the count of NaN / infinite values in each. */
-function checkFinite(aligned: AlignedInputs, names: TensorInputName[]): void {
+function checkFinite(aligned: LossInputs, names: TensorInputName[]): void {
   torch.tidy(() => torch.noGrad(() => {
     const rows = names.map((n) => aligned[n] as Tensor);
     const bad = torch.stack(rows).isfinite().logicalNot();
@@ -123,6 +109,6 @@ function checkFinite(aligned: AlignedInputs, names: TensorInputName[]): void {
     const first = flags.indexOf(true);
     const value = (rows[i].toArray() as number[])[first];
     fail(`input ${names[i]} has ${counts[i]} non-finite value${counts[i] === 1 ? "" : "s"} (NaN or infinite); ` +
-      `the first is ${value} at index ${first}`);
+      `the first is ${value} at index ${first}`, names[i]);
   }));
 }

@@ -1,87 +1,72 @@
-// Options of preferenceLoss: defaults (the reference's code defaults) and validation.
-import {
-  DEFAULT_BETA, LOSS_TYPES, OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS,
-  type LossType, type PreferenceLossOptions, type ResolvedPreferenceOptions,
-} from "./types.js";
+// Options of preferenceLoss: defaults and validation, from the registered loss declarations.
+import { ObjectiveError } from "./errors.js";
+import { DEFAULT_LOSS, lossSpec, optionNames, registeredLosses, registeredOptions, type RegisteredOption } from "./registry.js";
+import type { LossOptions, NumberCheck, OptionValue } from "./spec.js";
+import type { PreferenceLossOptions, RegisteredLossOptions, ResolvedBuiltinOptions, ResolvedPreferenceOptions } from "./types.js";
 
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof PreferenceLossOptions>([
-  "lossType", "beta", "qualEta", "tauRef", "perfGamma", "nllLambda", "tauGood", "useQualityWeight",
-  "usePerformanceWeight", "detachPerformanceWeight", "labelSmoothing", "robustVariant", "gammaBetaRatio",
-  "simpoForm", "rpoAlpha", "validate",
-]);
-
-function fail(message: string): never {
-  throw new Error(`preferenceLoss: ${message}`);
+function fail(detail: string, option?: string): never {
+  throw new ObjectiveError("preferenceLoss", detail, option === undefined ? {} : { option });
 }
 
-type Check = "positive" | "nonnegative" | "finite" | "notNaN";
-
-function num(options: PreferenceLossOptions, key: keyof PreferenceLossOptions, fallback: number, check: Check): number {
-  const v = options[key];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== "number") fail(`option ${key} must be a number, got ${typeof v} (${JSON.stringify(v)})`);
-  if (Number.isNaN(v)) fail(`option ${key} is NaN`);
-  if (check !== "notNaN" && !Number.isFinite(v)) fail(`option ${key} must be finite, got ${v}`);
-  if (check === "positive" && !(v > 0)) fail(`option ${key} must be > 0, got ${v}`);
-  if (check === "nonnegative" && !(v >= 0)) fail(`option ${key} must be >= 0, got ${v}`);
+function checkNumber(name: string, v: unknown, check: NumberCheck): number {
+  if (typeof v !== "number") fail(`option ${name} must be a number, got ${typeof v} (${JSON.stringify(v)})`, name);
+  if (Number.isNaN(v)) fail(`option ${name} is NaN`, name);
+  if (check !== "notNaN" && !Number.isFinite(v)) fail(`option ${name} must be finite, got ${v}`, name);
+  if (check === "positive" && !(v > 0)) fail(`option ${name} must be > 0, got ${v}`, name);
+  if (check === "nonnegative" && !(v >= 0)) fail(`option ${name} must be >= 0, got ${v}`, name);
   return v;
 }
 
-function bool(options: PreferenceLossOptions, key: keyof PreferenceLossOptions, fallback: boolean): boolean {
-  const v = options[key];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== "boolean") fail(`option ${key} must be true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function oneOf<T extends string>(options: PreferenceLossOptions, key: keyof PreferenceLossOptions, allowed: readonly T[], fallback: T): T {
-  const v = options[key];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== "string" || !allowed.includes(v as T)) {
-    fail(`option ${key} must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+function checkValue(o: RegisteredOption, v: unknown): OptionValue {
+  let value: OptionValue;
+  if (o.type === "number") value = checkNumber(o.name, v, o.check);
+  else if (o.type === "boolean") {
+    if (typeof v !== "boolean") fail(`option ${o.name} must be true or false, got ${JSON.stringify(v)}`, o.name);
+    value = v;
+  } else {
+    if (typeof v !== "string" || (o.values && !o.values.includes(v))) {
+      fail(o.values ? `option ${o.name} must be one of ${o.values.join(", ")}, got ${JSON.stringify(v)}` : `option ${o.name} must be a string, got ${JSON.stringify(v)}`, o.name);
+    }
+    value = v;
   }
-  return v as T;
+  const complaint = o.refine?.(value);
+  if (complaint) fail(`option ${o.name} ${complaint}, got ${value}`, o.name);
+  return value;
 }
 
 /**
- * Fills in the defaults and checks every option given (options a loss type does not use are
+ * Fills in the defaults and checks every option given (options the chosen loss does not use are
  * checked too, then ignored). Unknown option names are an error, so a misspelt option cannot
- * silently fall back to its default.
+ * silently fall back to its default; so is a missing option the loss requires.
  */
-export function resolvePreferenceOptions(options: PreferenceLossOptions = {}): ResolvedPreferenceOptions {
+export function resolvePreferenceOptions(options: RegisteredLossOptions): ResolvedPreferenceOptions;
+export function resolvePreferenceOptions(options?: PreferenceLossOptions): ResolvedBuiltinOptions;
+export function resolvePreferenceOptions(options: PreferenceLossOptions | RegisteredLossOptions = {}): ResolvedPreferenceOptions {
   if (options === null || typeof options !== "object") fail(`options must be an object, got ${options === null ? "null" : typeof options}`);
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) fail(`unknown option '${key}'; known options: ${[...KNOWN_OPTIONS].join(", ")}`);
+  const given = options as Record<string, unknown>;
+  const known = optionNames();
+  for (const key of Object.keys(given)) {
+    if (!known.includes(key)) fail(`unknown option '${key}'; known options: ${known.join(", ")}`, key);
   }
-  const lossType = oneOf<LossType>(options, "lossType", LOSS_TYPES, "omni_dpo");
-  const robustVariant = oneOf(options, "robustVariant", ["cdpo", "rdpo"] as const, "cdpo");
-  const labelSmoothing = num(options, "labelSmoothing", 0, "nonnegative");
-  // rDPO divides by (1 - 2e); cDPO's e is a probability that the label is flipped.
-  if (lossType === "robust" && robustVariant === "rdpo" && !(labelSmoothing < 0.5)) {
-    fail(`option labelSmoothing must be < 0.5 for the rdpo form of robust (it divides by 1 - 2e), got ${labelSmoothing}`);
-  }
-  if (!(labelSmoothing <= 1)) fail(`option labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
-  const rpoAlphaGiven = options.rpoAlpha !== undefined && options.rpoAlpha !== null;
-  if (lossType === "rpo" && !rpoAlphaGiven) {
-    fail("lossType rpo needs option rpoAlpha (the weight of the chosen NLL; the RPO paper uses 1.0)");
-  }
-  return {
-    lossType,
-    beta: num(options, "beta", DEFAULT_BETA[lossType], "positive"),
-    qualEta: num(options, "qualEta", OMNI_DPO_DEFAULTS.qualEta, "nonnegative"),
-    tauRef: num(options, "tauRef", OMNI_DPO_DEFAULTS.tauRef, "finite"),
-    perfGamma: num(options, "perfGamma", OMNI_DPO_DEFAULTS.perfGamma, "nonnegative"),
-    nllLambda: num(options, "nllLambda", OMNI_DPO_DEFAULTS.nllLambda, "nonnegative"),
-    // tauGood may be +-Infinity: never / always open by score.
-    tauGood: num(options, "tauGood", OMNI_DPO_DEFAULTS.tauGood, "notNaN"),
-    useQualityWeight: bool(options, "useQualityWeight", true),
-    usePerformanceWeight: bool(options, "usePerformanceWeight", true),
-    detachPerformanceWeight: bool(options, "detachPerformanceWeight", false),
-    labelSmoothing,
-    robustVariant,
-    gammaBetaRatio: num(options, "gammaBetaRatio", SIMPO_DEFAULTS.gammaBetaRatio, "finite"),
-    simpoForm: oneOf(options, "simpoForm", ["sigmoid", "hinge"] as const, SIMPO_DEFAULTS.simpoForm),
-    rpoAlpha: rpoAlphaGiven ? num(options, "rpoAlpha", 0, "nonnegative") : null,
-    validate: bool(options, "validate", true),
+  const absent = (v: unknown) => v === undefined || v === null;
+  const name = absent(given.lossType) ? DEFAULT_LOSS : given.lossType;
+  const loss = typeof name === "string" ? lossSpec(name) : undefined;
+  if (!loss) fail(`option lossType must be one of ${registeredLosses().map((l) => l.name).join(", ")}, got ${JSON.stringify(given.lossType)}`, "lossType");
+
+  const resolved: Record<string, OptionValue> = {
+    lossType: loss.name,
+    beta: absent(given.beta) ? loss.beta.default : checkNumber("beta", given.beta, "positive"),
   };
+  for (const o of registeredOptions()) {
+    const v = given[o.name];
+    if (!absent(v)) resolved[o.name] = checkValue(o, v);
+    else if (o.required && loss.options.includes(o)) fail(`lossType ${loss.name} needs option ${o.name} (${o.required})`, o.name);
+    else resolved[o.name] = o.default;
+  }
+  if (!absent(given.validate) && typeof given.validate !== "boolean") fail(`option validate must be true or false, got ${JSON.stringify(given.validate)}`, "validate");
+  resolved.validate = (given.validate as boolean | undefined) ?? true;
+
+  const wrong = loss.validate?.(resolved as LossOptions);
+  if (wrong) fail(`option ${wrong.option} ${wrong.message}, got ${resolved[wrong.option]}`, wrong.option);
+  return resolved as ResolvedPreferenceOptions;
 }

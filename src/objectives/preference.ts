@@ -1,10 +1,34 @@
 // preferenceLoss: the one entry point to the preference objectives.
 import * as torch from "../torch/index.js";
+import { Tensor } from "../torch/index.js";
+import { ObjectiveError } from "./errors.js";
 import { alignInputs } from "./inputs.js";
-import { LOSSES } from "./losses.js";
-import { computeMetrics } from "./metrics.js";
+import { computeMetrics, implicitRewards, STANDARD_METRICS } from "./metrics.js";
 import { resolvePreferenceOptions } from "./options.js";
-import type { PreferenceInputs, PreferenceLossOptions, PreferenceLossOutput } from "./types.js";
+import { lossSpec, type RegisteredLoss } from "./registry.js";
+import type { LossInputs, LossOptions, LossResult } from "./spec.js";
+import type { PreferenceInputs, PreferenceLossOptions, PreferenceLossOutput, RegisteredLossOptions } from "./types.js";
+
+/** Runs the loss's function and checks what it returns: losses [B], and metrics of known kinds. */
+function runLoss(loss: RegisteredLoss, x: LossInputs, options: LossOptions): Required<LossResult> {
+  const out = loss.losses(x, options);
+  const result: LossResult = out instanceof Tensor ? { losses: out } : out;
+  const fail = (detail: string): never => {
+    throw new ObjectiveError("preferenceLoss", `loss ${loss.name}: ${detail}`, { loss: loss.name });
+  };
+  if (result === null || typeof result !== "object" || !(result.losses instanceof Tensor)) {
+    fail("losses() must return the per-pair losses (a Tensor [B]) or { losses, metrics? }");
+  }
+  const { losses } = result;
+  if (losses.ndim !== 1 || losses.shape[0] !== x.batchSize) fail(`losses() returned shape [${losses.shape.join(", ")}], expected [${x.batchSize}] (one loss per pair)`);
+  if (!["float64", "float32", "float16", "bfloat16"].includes(losses.dtype)) fail(`losses() returned a ${losses.dtype} tensor, expected a floating one`);
+  const metrics = result.metrics ?? {};
+  for (const [name, v] of Object.entries(metrics)) {
+    if (STANDARD_METRICS.includes(name)) fail(`metric ${name} is one of the standard metrics every loss logs`);
+    if (!(v instanceof Tensor) && typeof v !== "number") fail(`metric ${name} must be a Tensor [B] or a number`);
+  }
+  return { losses, metrics };
+}
 
 /**
  * The preference loss of a batch of B pairs.
@@ -21,18 +45,14 @@ import type { PreferenceInputs, PreferenceLossOptions, PreferenceLossOutput } fr
  * intermediate tensor is freed before it returns; the caller owns (and disposes, or tidies)
  * losses, loss, chosenRewards and rejectedRewards.
  */
-export function preferenceLoss(inputs: PreferenceInputs, options: PreferenceLossOptions = {}): PreferenceLossOutput {
-  const resolved = resolvePreferenceOptions(options);
+export function preferenceLoss(inputs: PreferenceInputs, options: PreferenceLossOptions | RegisteredLossOptions = {}): PreferenceLossOutput {
+  const resolved = resolvePreferenceOptions(options as PreferenceLossOptions);
+  const loss = lossSpec(resolved.lossType)!;
   return torch.tidy(() => {
-    const aligned = alignInputs(inputs, resolved);
-    const terms = LOSSES[resolved.lossType](aligned, resolved);
-    const metrics = computeMetrics(inputs, aligned, terms, resolved);
-    return {
-      losses: terms.losses,
-      loss: terms.losses.mean(),
-      chosenRewards: terms.chosenRewards,
-      rejectedRewards: terms.rejectedRewards,
-      metrics,
-    };
+    const x = alignInputs(inputs, resolved);
+    const { losses, metrics: own } = runLoss(loss, x, resolved as LossOptions);
+    const [chosenRewards, rejectedRewards] = implicitRewards(x, resolved.beta, loss.needsReference);
+    const metrics = computeMetrics(inputs, x, chosenRewards, rejectedRewards, own);
+    return { losses, loss: losses.mean(), chosenRewards, rejectedRewards, metrics };
   });
 }

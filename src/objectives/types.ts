@@ -1,12 +1,28 @@
-// Types and defaults of the preference objectives (see OMNI_DPO.md and the README's "Preference objectives").
+// Public types and constants of the preference objectives, derived from the built-in loss
+// declarations (losses.ts) so that a loss is declared in one place.
 import type { Tensor } from "../torch/index.js";
+import { BUILTIN_LOSSES, omniDpo, simpo } from "./losses.js";
+import { lossSpec } from "./registry.js";
+import type { OptionDecls, OptionValue, OptionValueOf } from "./spec.js";
 
-/** The objectives preferenceLoss() computes. */
-export const LOSS_TYPES = ["omni_dpo", "dpo", "robust", "ipo", "hinge", "simpo", "rpo"] as const;
-export type LossType = (typeof LOSS_TYPES)[number];
+type Builtin = (typeof BUILTIN_LOSSES)[number];
 
-/** Losses whose margin is reference-adjusted, so they need the reference model's log-probs. */
-export const REFERENCE_LOSSES: ReadonlySet<LossType> = new Set(["omni_dpo", "dpo", "robust", "ipo", "hinge", "rpo"]);
+/** The built-in objectives preferenceLoss() computes. */
+export type LossType = Builtin["name"];
+export const LOSS_TYPES: readonly LossType[] = BUILTIN_LOSSES.map((l) => l.name);
+
+/** A built-in lossType or the name of a loss added with registerLoss. */
+export type LossName = LossType | (string & {});
+
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+type DeclsOf<L> = L extends { options: infer O extends OptionDecls } ? O : never;
+type BuiltinDecls = UnionToIntersection<DeclsOf<Builtin>>;
+type BuiltinOptionValues = { [K in keyof BuiltinDecls]: OptionValueOf<BuiltinDecls[K]> };
+
+/** The form of the `robust` loss (label smoothing e): cdpo (conservative DPO) or rdpo (unbiased robust DPO). */
+export type RobustVariant = BuiltinOptionValues["robustVariant"];
+/** SimPO's two forms, the reference's `loss_type` under `pref_loss: simpo`. */
+export type SimpoForm = BuiltinOptionValues["simpoForm"];
 
 /**
  * Per-pair inputs: 1-D tensors of the same length B (the number of preference pairs).
@@ -17,7 +33,7 @@ export const REFERENCE_LOSSES: ReadonlySet<LossType> = new Set(["omni_dpo", "dpo
 export interface PreferenceInputs {
   policyChosenLogps: Tensor;
   policyRejectedLogps: Tensor;
-  /** Needed by every loss except SimPO. */
+  /** Needed by every loss that needs the reference model (all built-in ones but SimPO). */
   referenceChosenLogps?: Tensor | null;
   referenceRejectedLogps?: Tensor | null;
   /** Needed by Omni-DPO when its quality weight is on (both) or its c-NLL is on (chosen). */
@@ -28,80 +44,29 @@ export interface PreferenceInputs {
   policyRejectedLogitsMean?: number | null;
 }
 
-/** The form of the `robust` loss (label smoothing e). */
-export type RobustVariant =
-  /** Conservative DPO (cDPO), OMNI_DPO.md's "robust": -(1-e) logsigmoid(beta m) - e logsigmoid(-beta m); TRL's `sigmoid` with label_smoothing. */
-  | "cdpo"
-  /** Unbiased robust DPO (Chowdhury et al. 2024), TRL's `robust`: ((1-e)(-logsigmoid(beta m)) + e logsigmoid(-beta m)) / (1-2e). */
-  | "rdpo";
-
-/** SimPO's two forms, the reference's `loss_type` under `pref_loss: simpo`. */
-export type SimpoForm = "sigmoid" | "hinge";
-
-export interface PreferenceLossOptions {
-  /** Default "omni_dpo". */
-  lossType?: LossType;
-  /** Temperature of the implicit reward. Default 2.0 for omni_dpo and simpo (the reference's UniDPOConfig), 0.1 for dpo, robust, ipo, hinge and rpo (TRL's DPOConfig, which the reference's DPO path uses). */
+interface CommonOptions {
+  /** Temperature of the implicit reward; each loss declares its default (README, "Preference objectives"). */
   beta?: number;
-
-  // ---- omni_dpo ----
-  /** eta of w_qual = sigmoid(eta (S_w - S_l)). Default 0.1 (`uni_dpo_qual_eta`). */
-  qualEta?: number;
-  /** tau_ref of w_perf = (1 - sigmoid(beta dpi - tau_ref))^gamma. Default 0.8 (`uni_dpo_tau_ref`). */
-  tauRef?: number;
-  /** gamma of w_perf. Default 1.0 (`uni_dpo_perf_gamma`). */
-  perfGamma?: number;
-  /** lambda of the calibrated NLL; 0 turns c-NLL off. Default 0.01 (`uni_dpo_nll_lambda`). */
-  nllLambda?: number;
-  /** tau_good: the c-NLL gate opens only where S_w >= tau_good. Default 7.0 (`uni_dpo_tau_good`). */
-  tauGood?: number;
-  /** Ablation switch: false replaces w_qual by 1 (scores then unused by the weight). Default true. */
-  useQualityWeight?: boolean;
-  /** Ablation switch: false replaces w_perf by 1. Default true. */
-  usePerformanceWeight?: boolean;
-  /** Stop the gradient through w_perf. Default false: the reference lets gradients flow through it. */
-  detachPerformanceWeight?: boolean;
-
-  // ---- robust, simpo ----
-  /** Label smoothing e in robust (and SimPO's sigmoid form, as the reference). Default 0. */
-  labelSmoothing?: number;
-  /** Which robust loss; default "cdpo" (OMNI_DPO.md's formula). */
-  robustVariant?: RobustVariant;
-
-  // ---- simpo ----
-  /** gamma / beta, SimPO's target margin over beta. Default 0.25. */
-  gammaBetaRatio?: number;
-  /** Default "sigmoid". */
-  simpoForm?: SimpoForm;
-
-  // ---- rpo ----
-  /** Weight of the chosen NLL added to DPO. Required by rpo (the reference has no default: None means off). */
-  rpoAlpha?: number | null;
-
   /** Check the inputs (lengths, finiteness) before computing. Default true; the finiteness check reads the values back once per call. */
   validate?: boolean;
 }
 
+/**
+ * Options of the built-in losses: lossType (default omni_dpo), beta, validate, and every
+ * built-in loss's options by name (see each declaration in losses.ts, or the README's table).
+ * Options a loss does not use are checked, then ignored.
+ */
+export type PreferenceLossOptions = CommonOptions & { lossType?: LossType } & { [K in keyof BuiltinOptionValues]?: BuiltinOptionValues[K] };
+
+/** Options of a loss added with registerLoss: its name, beta, and its options by name. */
+export type RegisteredLossOptions = CommonOptions & { lossType: string; [option: string]: OptionValue | undefined };
+
 /** Options with every default filled in, as preferenceLoss uses them (see resolvePreferenceOptions). */
-export interface ResolvedPreferenceOptions {
-  lossType: LossType;
-  beta: number;
-  qualEta: number;
-  tauRef: number;
-  perfGamma: number;
-  nllLambda: number;
-  tauGood: number;
-  useQualityWeight: boolean;
-  usePerformanceWeight: boolean;
-  detachPerformanceWeight: boolean;
-  labelSmoothing: number;
-  robustVariant: RobustVariant;
-  gammaBetaRatio: number;
-  simpoForm: SimpoForm;
-  /** null only for loss types other than rpo. */
-  rpoAlpha: number | null;
-  validate: boolean;
-}
+export type ResolvedPreferenceOptions =
+  { lossType: LossName; beta: number; validate: boolean } & BuiltinOptionValues & { [option: string]: OptionValue };
+
+/** Resolved options of a built-in loss. */
+export type ResolvedBuiltinOptions = ResolvedPreferenceOptions & { lossType: LossType };
 
 /** Metric names, as the reference logs them (so curves compare). All plain numbers. */
 export interface PreferenceMetrics {
@@ -127,20 +92,22 @@ export interface PreferenceLossOutput {
   losses: Tensor;
   /** Mean of `losses`, a scalar; call backward() on it. */
   loss: Tensor;
-  /** Implicit rewards of the chosen responses, [B], detached: beta (logp - ref), or beta logp for SimPO. */
+  /** Implicit rewards of the chosen responses, [B], detached: beta (logp - ref), or beta logp without a reference model. */
   chosenRewards: Tensor;
   rejectedRewards: Tensor;
   metrics: PreferenceMetrics;
 }
 
-/** Defaults of the Omni-DPO and SimPO options: the reference's code defaults (Textual UniDPOConfig). */
-export const OMNI_DPO_DEFAULTS = {
-  beta: 2.0, qualEta: 0.1, tauRef: 0.8, perfGamma: 1.0, nllLambda: 0.01, tauGood: 7.0,
-} as const;
+const defaultsOf = <O extends OptionDecls>(options: O) =>
+  Object.fromEntries(Object.entries(options).map(([k, d]) => [k, typeof d === "object" ? d.default : d])) as { [K in keyof O]: OptionValueOf<O[K]> };
 
-/** Default beta per loss type (see PreferenceLossOptions.beta). */
-export const DEFAULT_BETA: Readonly<Record<LossType, number>> = {
-  omni_dpo: 2.0, simpo: 2.0, dpo: 0.1, robust: 0.1, ipo: 0.1, hinge: 0.1, rpo: 0.1,
-};
+/** Omni-DPO's hyperparameters' defaults in code and in a Textual-style YAML (the Textual trainer's UniDPOConfig). */
+export const OMNI_DPO_DEFAULTS = (({ qualEta, tauRef, perfGamma, nllLambda, tauGood }) => ({
+  beta: lossSpec(omniDpo.name)!.beta.default, qualEta, tauRef, perfGamma, nllLambda, tauGood,
+}))(defaultsOf(omniDpo.options));
 
-export const SIMPO_DEFAULTS = { gammaBetaRatio: 0.25, simpoForm: "sigmoid" as SimpoForm } as const;
+/** SimPO's defaults (the Textual trainer's UniDPOConfig), beta aside. */
+export const SIMPO_DEFAULTS = (({ gammaBetaRatio, simpoForm }) => ({ gammaBetaRatio, simpoForm }))(defaultsOf(simpo.options));
+
+/** Default beta per built-in loss type, in code and in a Textual-style YAML. */
+export const DEFAULT_BETA = Object.fromEntries(LOSS_TYPES.map((name) => [name, lossSpec(name)!.beta.default])) as Readonly<Record<LossType, number>>;

@@ -34,7 +34,7 @@ export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
 }
 
-/** What the engine did about OpenBLAS's core type before LibTorch loaded (see DESIGN.md). */
+/** What the engine did about OpenBLAS's core type before LibTorch loaded (README, "How it is built"). */
 export interface BlasSetup { coretype: string | null; chosenByEngine: boolean }
 export const blasSetup: BlasSetup = chooseBlasCoreType();
 

@@ -1,6 +1,6 @@
 // Closed-form values of every objective at hand-picked points, the metrics, the ablation
 // switches, the c-NLL gate and the gradient of w_perf (flowing or detached), all against plain
-// JavaScript arithmetic written from OMNI_DPO.md's formulas (no tensor engine involved).
+// JavaScript arithmetic written from docs/method.md's formulas (no tensor engine involved).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { torch, preferenceLoss, resolvePreferenceOptions, type PreferenceLossOptions, type Tensor } from "../../src/index.js";

@@ -29,7 +29,9 @@ test("the reference's math YAML: loss_type uni_dpo", () => {
 test("omni_dpo spellings, defaults, ablation keys, numeric strings", () => {
   assert.deepEqual(objectiveFromConfig({}), expect({}));
   assert.deepEqual(objectiveFromConfig({ pref_loss: "omni_dpo", omni_dpo_qual_eta: 0.5 }), expect({ qualEta: 0.5 }));
-  assert.deepEqual(objectiveFromConfig({ loss_type: "Omni-DPO", uni_dpo_tau_good: "3.2", beta: "1e1" }), expect({ tauGood: 3.2, beta: 10 }));
+  // loss_type without pref_loss is a Math-style YAML: the Math trainer's defaults fill the rest.
+  assert.deepEqual(objectiveFromConfig({ loss_type: "Omni-DPO", uni_dpo_tau_good: "3.2", beta: "1e1" }),
+    expect({ tauGood: 3.2, beta: 10, qualEta: 0.7, tauRef: 2, perfGamma: 3, nllLambda: 0.001 }));
   assert.deepEqual(objectiveFromConfig({ pref_loss: "uni_dpo", uni_dpo_qual_eta: 0.7, omni_dpo_qual_eta: 0.7 }), expect({ qualEta: 0.7 }));
   assert.deepEqual(
     objectiveFromConfig({ pref_loss: "uni_dpo", uni_dpo_use_qual_weight: false, omni_dpo_use_perf_weight: "false", uni_dpo_detach_perf_weight: true }),

@@ -8,7 +8,7 @@ import { torch, preferenceLoss, resolvePreferenceOptions, type PreferenceLossOpt
 import { values } from "../helpers/gradcheck.js";
 import { runPython, skipReason } from "../helpers/python.js";
 
-// Written from OMNI_DPO.md's formulas with torch.nn.functional, independently of src/.
+// Written from docs/method.md's formulas with torch.nn.functional, independently of src/.
 const SCRIPT = String.raw`
 import json, sys
 import torch
