@@ -86,7 +86,7 @@ export function evaluatePairs(model: CausalLM, pairs: TokenizedPair[], options: 
   assertFinite({
     "logps/chosen": logps.chosen, "logps/rejected": logps.rejected,
     "rewards/chosen": rewards.chosen, "rewards/rejected": rewards.rejected, "rewards/margins": rewards.margin,
-  }, `eval${culprit ? ` (${culprit})` : ""}`);
+  }, "eval", culprit);
   return {
     pairs: pairs.length,
     accuracy: correct / pairs.length,

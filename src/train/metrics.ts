@@ -11,10 +11,10 @@ export class NonFiniteMetricError extends Error {
   constructor(message: string) { super(message); this.name = "NonFiniteMetricError"; }
 }
 
-/** Throws a NonFiniteMetricError naming every metric of `values` that is NaN or infinite, after `context` ("step 12"). */
-export function assertFinite(values: Record<string, number>, context: string): void {
+/** Throws a NonFiniteMetricError naming every metric of `values` that is NaN or infinite, after `context` ("step 12"), with `detail` (where it came from) after them. */
+export function assertFinite(values: Record<string, number>, context: string, detail?: string | null): void {
   const bad = Object.entries(values).filter(([, v]) => !Number.isFinite(v));
-  if (bad.length) throw new NonFiniteMetricError(`${context}: ${bad.map(([k, v]) => `${k} is ${v}`).join(", ")}`);
+  if (bad.length) throw new NonFiniteMetricError(`${context}: ${bad.map(([k, v]) => `${k} is ${v}`).join(", ")}${detail ? ` (${detail})` : ""}`);
 }
 
 export class MetricsSink {

@@ -110,7 +110,8 @@ export function planResume(config: TrainConfig, run: { trainPairs: number; total
       `To start afresh, set overwrite_output_dir: true (or a new output_dir); to continue that run with the new settings, set resume_from_checkpoint: ${dir}`);
   }
   if (soft.length) {
-    (notices.onWarning ?? notices.onStatus)?.(`resuming from ${dir} with changed settings (${formatChanges(soft)}); the optimizer state, schedule position and data position carry over`);
+    (notices.onWarning ?? notices.onStatus)?.(`resuming from ${dir} with changed settings (${formatChanges(soft)}): the new values apply from step ${state.globalStep + 1}; ` +
+      "the optimizer's moments, the schedule's position and the data position carry over");
   }
   return { dir, state, finished: state.globalStep >= run.totalSteps };
 }

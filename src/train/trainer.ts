@@ -311,7 +311,11 @@ export class PreferenceTrainer {
 
   /** Continues from a checkpoint: optimizer, schedule, RNG, step and data position; later metrics rows are dropped (they are redone). */
   resume(dir: string, state: TrainerState): void {
+    // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
+    // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
+    const hyper = this.optimizer.paramGroups.map(({ params: _params, ...h }) => structuredClone(h));
     loadOptimizerState(dir, this.optimizer);
+    this.optimizer.paramGroups.forEach((g, i) => Object.assign(g, hyper[i]));
     this.scheduler.loadStateDict({ step: state.schedulerStep });
     restoreRngState(state.rngState);
     this.globalStep = state.globalStep;
