@@ -12,6 +12,7 @@ import { tokenizeRecords, TOKENIZE_DEFAULTS, type TokenizedPair } from "../data/
 import { pairLogps, type PairLogps } from "../train/batching.js";
 import { assertFinite } from "../train/metrics.js";
 
+/** The shared batching loop, also offered here beside the metrics built on it. */
 export { pairLogps };
 
 export interface PairwiseOptions {

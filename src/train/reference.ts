@@ -8,6 +8,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import type { TokenizedPair } from "../data/tokenize.js";
 import { writeJsonAtomic } from "../util/files.js";
 import { pairLogps, type PairLogps } from "./batching.js";
+import { NonFiniteMetricError } from "./metrics.js";
 
 /** Reference log-probs for the pairs at `indices` of a split. */
 export interface ReferenceSource {
@@ -66,6 +67,11 @@ export function precomputeReference(options: {
   try {
     const values = pairLogps(model, options.pairs, options.padTokenId, options.lengthNorm, options.batchSize,
       (done) => options.onProgress?.(done, options.pairs.length));
+    // JSON would store NaN as null, and a later run would read it back as a number.
+    for (const side of ["chosen", "rejected"] as const) {
+      const i = values[side].findIndex((x) => !Number.isFinite(x));
+      if (i >= 0) throw new NonFiniteMetricError(`${options.modelDir}: the reference's ${side} log-prob of pair ${i + 1} is ${values[side][i]}; nothing cached`);
+    }
     mkdirSync(options.cacheDir, { recursive: true });
     writeJsonAtomic(file, values);
     return { values, cached: false, file };

@@ -92,7 +92,8 @@ export class RunLock {
       if (stale === null) {
         const who = holder!;
         throw new RunLockedError(`${outputDir} is in use by another run: pid ${who.pid} on ${who.hostname}, started ${who.started} ` +
-          `(lock file ${file}). Wait for that run to end or stop it${who.hostname === me.hostname ? "" : "; if it is gone, delete the lock file"}.`, file, who);
+          `(lock file ${file}). Wait for that run to end or stop it; if no run holds it (a crashed run on another host, ` +
+          "or a pid since reused), delete the lock file.", file, who);
       }
       // Only the lock just read is removed: one that changed meanwhile belongs to a run that
       // took it over first. (The re-read and the unlink are not one atomic step; the window is

@@ -216,3 +216,14 @@ describe("the trainer's steps are methods", () => {
     assert.deepEqual(rows(r.outputDir), seen.rows);
   });
 });
+
+describe("a broken reference", () => {
+  it("NaN reference log-probs are an error naming the reference and the pair, and are never cached", async () => {
+    const nan = join(root, "nan-model");
+    if (!existsSync(nan)) writeNanModel(nan);
+    const out = join(root, "nan-ref");
+    await assert.rejects(train(recipe("nan-ref", { ref_model: nan, precompute_ref_log_probs: true, max_steps: 1 })),
+      new RegExp(`${nan}: the reference's chosen log-prob of pair 1 is NaN; nothing cached`));
+    assert.ok(!existsSync(join(out, "ref_logps_cache")) || readdirSync(join(out, "ref_logps_cache")).length === 0);
+  });
+});
