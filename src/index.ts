@@ -25,5 +25,8 @@ export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type
 export { buildPairs, binarize, loadScorer, type Pair, type Scorer, type BuildOptions } from "./data/build.js";
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
-export { train, type TrainHooks, type TrainResult } from "./train/trainer.js";
+export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
+export { train, PreferenceTrainer, type TrainHooks, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export { RunLockedError } from "./train/run-lock.js";
+export { NonFiniteMetricError } from "./train/metrics.js";
 export { sftTrain, type SftExample, type SftOptions } from "./train/sft.js";

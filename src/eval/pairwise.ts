@@ -3,14 +3,17 @@
 // reward is DPO's, beta * (logp - ref); without one it is SimPO's, beta * logp (length-normalised
 // by default). Data go through the training tokenisation, log-probs through the training
 // forward (one concatenated chosen+rejected pass), all under noGrad.
-import * as torch from "../torch/index.js";
 import { loadModel } from "../models/auto.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError } from "../data/records.js";
-import { concatenatedBatch, tokenizeRecords, TOKENIZE_DEFAULTS, type TokenizedPair } from "../data/tokenize.js";
-import { concatenatedForward } from "../train/logprobs.js";
+import { tokenizeRecords, TOKENIZE_DEFAULTS, type TokenizedPair } from "../data/tokenize.js";
+import { pairLogps, type PairLogps } from "../train/batching.js";
+import { assertFinite } from "../train/metrics.js";
+
+/** The shared batching loop, also offered here beside the metrics built on it. */
+export { pairLogps };
 
 export interface PairwiseOptions {
   /** Reward scale (default 0.1 with a reference, as DPO; 2.0 without, as SimPO). Accuracy does not depend on it. */
@@ -40,23 +43,15 @@ export interface PairwiseResult {
   lengthNorm: boolean;
 }
 
-/** Per-pair log-probs of chosen and rejected answers, batch by batch, under noGrad. */
-export function pairLogps(model: CausalLM, pairs: TokenizedPair[], padTokenId: number, lengthNorm: boolean, batchSize: number,
-  onBatch?: (done: number) => void): { chosen: number[]; rejected: number[] } {
-  const chosen: number[] = [];
-  const rejected: number[] = [];
-  torch.noGrad(() => {
-    for (let start = 0; start < pairs.length; start += batchSize) {
-      const slice = pairs.slice(start, start + batchSize);
-      torch.tidy(() => {
-        const out = concatenatedForward(model, concatenatedBatch(slice, padTokenId), lengthNorm);
-        chosen.push(...(out.chosen.toArray() as number[]));
-        rejected.push(...(out.rejected.toArray() as number[]));
-      });
-      onBatch?.(start + slice.length);
+/** Which model's log-prob of which pair (1-based, in the data's order) is first to be NaN or infinite. */
+function firstNonFinite(label: string, logps: PairLogps | null): string | null {
+  if (!logps) return null;
+  for (let i = 0; i < logps.chosen.length; i++) {
+    for (const side of ["chosen", "rejected"] as const) {
+      if (!Number.isFinite(logps[side][i])) return `${label}'s ${side} log-prob of pair ${i + 1} is ${logps[side][i]}`;
     }
-  });
-  return { chosen, rejected };
+  }
+  return null;
 }
 
 /**
@@ -85,12 +80,20 @@ export function evaluatePairs(model: CausalLM, pairs: TokenizedPair[], options: 
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const correct = chosen.filter((c, i) => c > rejected[i]).length;
   const ties = chosen.filter((c, i) => c === rejected[i]).length;
+  const rewards = { chosen: mean(chosen), rejected: mean(rejected), margin: mean(chosen.map((c, i) => c - rejected[i])) };
+  const logps = { chosen: mean(policy.chosen), rejected: mean(policy.rejected) };
+  // A NaN reward compares false both ways, so NaN weights would read as 0% accuracy, not as broken.
+  const culprit = firstNonFinite("the model", policy) ?? firstNonFinite("the reference", ref);
+  assertFinite({
+    "logps/chosen": logps.chosen, "logps/rejected": logps.rejected,
+    "rewards/chosen": rewards.chosen, "rewards/rejected": rewards.rejected, "rewards/margins": rewards.margin,
+  }, "eval", culprit);
   return {
     pairs: pairs.length,
     accuracy: correct / pairs.length,
     ties,
-    rewards: { chosen: mean(chosen), rejected: mean(rejected), margin: mean(chosen.map((c, i) => c - rejected[i])) },
-    logps: { chosen: mean(policy.chosen), rejected: mean(policy.rejected) },
+    rewards,
+    logps,
     perPair: { chosen, rejected },
     reference: hasRef,
     beta,

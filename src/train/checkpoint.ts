@@ -1,14 +1,17 @@
 // Checkpoints: everything a run needs to continue exactly where it stopped. A checkpoint
 // directory (output_dir/checkpoint-<step>) holds the model in Hugging Face layout, the
-// optimizer's state tensors, and trainer_state.json (step, data position, scheduler, RNG).
-// It is written under a temporary name and renamed, so a crash never leaves half of one.
+// optimizer's state tensors, and trainer_state.json (step, data position, scheduler, RNG, and
+// the run's resolved config). It is written under a temporary name, every file and the
+// directory fsynced, then renamed into place and output_dir fsynced, so a crash never leaves
+// half of one under the final name. Deleting one (rotation, overwrite_output_dir) renames it to
+// `*.deleting` first, so a deletion cut short is recognisable and finished at the next start.
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { saveModel } from "../models/auto.js";
 import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
-import { writeJsonAtomic } from "../util/files.js";
+import { fsyncPath, fsyncTree, isTempName, tempPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { Tokenizer } from "../text/index.js";
 
 export interface TrainerState {
@@ -22,11 +25,14 @@ export interface TrainerState {
   /** Base64 of the CPU generator's state. */
   rngState: string;
   totalSteps: number;
-  /** The config fingerprint a resumed run must match (batch size, data, seed...). */
-  fingerprint: string;
+  /** Training pairs of the run (the data position counts in them). */
+  trainPairs: number;
+  /** The run's resolved config by recipe key, with `objective` and `objective_keys` (see resume.ts). */
+  config: Record<string, unknown>;
 }
 
 const PREFIX = "checkpoint-";
+const DELETING = ".deleting";
 
 export function checkpointDirs(outputDir: string): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
@@ -48,38 +54,79 @@ export interface CheckpointParts {
   state: TrainerState;
 }
 
+/** Deletes a checkpoint (or any directory) by renaming it to `<dir>.deleting` first, so a cut-short deletion is finished by cleanOutputDir. */
+export function removeCheckpoint(dir: string): void {
+  const doomed = dir + DELETING;
+  rmSync(doomed, { recursive: true, force: true });
+  renameSync(dir, doomed);
+  fsyncPath(dirname(dir));
+  rmSync(doomed, { recursive: true, force: true });
+}
+
 export async function saveTrainingCheckpoint(outputDir: string, parts: CheckpointParts, saveTotalLimit: number | null): Promise<string> {
   const final = join(outputDir, `${PREFIX}${parts.state.globalStep}`);
-  const tmp = `${final}.tmp`;
+  const tmp = tempPath(final);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  saveModel(parts.model, tmp);
-  if (parts.tokenizer) await parts.tokenizer.save(tmp);
-  const dict = parts.optimizer.stateDict();
-  const tensors: [string, torch.Tensor][] = [];
-  const scalars: Record<string, Record<string, number>> = {};
-  for (const [index, entry] of Object.entries(dict.state)) {
-    for (const [name, v] of Object.entries(entry)) {
-      if (v instanceof torch.Tensor) tensors.push([`${index}.${name}`, v]);
-      else (scalars[index] ??= {})[name] = v;
+  try {
+    writingTo(tmp, () => mkdirSync(tmp, { recursive: true }));
+    writingTo(tmp, () => saveModel(parts.model, tmp));
+    if (parts.tokenizer) await parts.tokenizer.save(tmp);
+    const dict = parts.optimizer.stateDict();
+    const tensors: [string, torch.Tensor][] = [];
+    const scalars: Record<string, Record<string, number>> = {};
+    for (const [index, entry] of Object.entries(dict.state)) {
+      for (const [name, v] of Object.entries(entry)) {
+        if (v instanceof torch.Tensor) tensors.push([`${index}.${name}`, v]);
+        else (scalars[index] ??= {})[name] = v;
+      }
     }
+    const optimizerFile = join(tmp, "optimizer.safetensors");
+    writingTo(optimizerFile, () => saveSafetensors(optimizerFile, tensors));
+    writeJsonAtomic(join(tmp, "optimizer.json"), { scalars, paramGroups: dict.paramGroups });
+    writeJsonAtomic(join(tmp, "trainer_state.json"), parts.state);
+    // Durable before it is visible: every file, then the directory, then the rename, then its parent.
+    fsyncTree(tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
   }
-  saveSafetensors(join(tmp, "optimizer.safetensors"), tensors);
-  writeJsonAtomic(join(tmp, "optimizer.json"), { scalars, paramGroups: dict.paramGroups });
-  writeJsonAtomic(join(tmp, "trainer_state.json"), parts.state);
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
+  if (existsSync(final)) removeCheckpoint(final);  // a step saved again (a run resumed from an earlier checkpoint)
+  writingTo(final, () => renameSync(tmp, final));
+  fsyncPath(outputDir);
   if (saveTotalLimit !== null && saveTotalLimit > 0) {
     const all = checkpointDirs(outputDir);
-    for (const old of all.slice(0, Math.max(0, all.length - saveTotalLimit))) rmSync(old.dir, { recursive: true, force: true });
+    for (const old of all.slice(0, Math.max(0, all.length - saveTotalLimit))) removeCheckpoint(old.dir);
   }
   return final;
+}
+
+/**
+ * Finishes what a killed run left in output_dir (and its reference cache): deletions cut short
+ * (`*.deleting`) are completed, and temporary files and checkpoint directories (`*.tmp-<pid>`)
+ * removed. Only call it while holding the run lock. Returns the names removed.
+ */
+export function cleanOutputDir(outputDir: string): string[] {
+  const removed: string[] = [];
+  for (const dir of [outputDir, join(outputDir, "ref_logps_cache")]) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir)) {
+      if (!name.endsWith(DELETING) && !isTempName(name)) continue;
+      rmSync(join(dir, name), { recursive: true, force: true });
+      removed.push(dir === outputDir ? name : join(basename(dir), name));
+    }
+  }
+  if (removed.length) fsyncPath(outputDir);
+  return removed;
 }
 
 export function readTrainerState(dir: string): TrainerState {
   const file = join(dir, "trainer_state.json");
   if (!existsSync(file)) throw new Error(`${dir}: not a checkpoint (no trainer_state.json)`);
-  return JSON.parse(readFileSync(file, "utf8")) as TrainerState;
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as TrainerState;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
 }
 
 /** Restores the optimizer's state saved by saveTrainingCheckpoint. */

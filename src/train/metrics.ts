@@ -1,14 +1,27 @@
 // Where training metrics go: one JSON object per line in output_dir/metrics.jsonl (train rows
-// and `eval_`-prefixed eval rows), written as they happen so an interrupted run keeps them.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+// and `eval_`-prefixed eval rows), written as they happen so an interrupted run keeps them;
+// and the check that a metric is a number at all (NaN or infinity is an error, never a row).
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { writeFileAtomic, writingTo } from "../util/files.js";
 
 export type MetricRow = Record<string, number | string>;
+
+/** A loss or metric that came out NaN or infinite: the weights or the data are broken, and averaging would hide it. */
+export class NonFiniteMetricError extends Error {
+  constructor(message: string) { super(message); this.name = "NonFiniteMetricError"; }
+}
+
+/** Throws a NonFiniteMetricError naming every metric of `values` that is NaN or infinite, after `context` ("step 12"), with `detail` (where it came from) after them. */
+export function assertFinite(values: Record<string, number>, context: string, detail?: string | null): void {
+  const bad = Object.entries(values).filter(([, v]) => !Number.isFinite(v));
+  if (bad.length) throw new NonFiniteMetricError(`${context}: ${bad.map(([k, v]) => `${k} is ${v}`).join(", ")}${detail ? ` (${detail})` : ""}`);
+}
 
 export class MetricsSink {
   constructor(readonly file: string) {}
 
   write(row: MetricRow): void {
-    appendFileSync(this.file, JSON.stringify(row) + "\n");
+    writingTo(this.file, () => appendFileSync(this.file, JSON.stringify(row) + "\n"));
   }
 
   /** Drops rows logged after `step` (a resumed run rewrites them). */
@@ -18,7 +31,7 @@ export class MetricsSink {
       if (!l.trim()) return false;
       try { return (JSON.parse(l) as MetricRow).step as number <= step; } catch { return false; }
     });
-    writeFileSync(this.file, kept.map((l) => l + "\n").join(""));
+    writeFileAtomic(this.file, kept.map((l) => l + "\n").join(""));
   }
 
   static read(file: string): MetricRow[] {
@@ -34,13 +47,10 @@ export class MetricAverager {
 
   add(values: Record<string, number>): void {
     for (const [k, v] of Object.entries(values)) {
-      if (!Number.isFinite(v)) continue;
       this.#sums.set(k, (this.#sums.get(k) ?? 0) + v);
       this.#counts.set(k, (this.#counts.get(k) ?? 0) + 1);
     }
   }
-
-  get empty(): boolean { return this.#sums.size === 0; }
 
   drain(): Record<string, number> {
     const out: Record<string, number> = {};

@@ -4,32 +4,28 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
+import type { TokenizedPair } from "../data/tokenize.js";
 import { writeJsonAtomic } from "../util/files.js";
-import { concatenatedForward } from "./logprobs.js";
-
-export interface ReferenceLogps { chosen: number[]; rejected: number[] }
+import { pairLogps, type PairLogps } from "./batching.js";
+import { NonFiniteMetricError } from "./metrics.js";
 
 /** Reference log-probs for the pairs at `indices` of a split. */
 export interface ReferenceSource {
-  logps(pairs: TokenizedPair[], indices: number[]): ReferenceLogps;
+  logps(pairs: TokenizedPair[], indices: number[]): PairLogps;
 }
 
+/** A frozen model run on each batch as it comes (one forward per batch). */
 export class LiveReference implements ReferenceSource {
   constructor(readonly model: CausalLM, readonly padTokenId: number, readonly lengthNorm: boolean) {}
-  logps(pairs: TokenizedPair[]): ReferenceLogps {
-    return torch.noGrad(() => torch.tidy(() => {
-      const out = concatenatedForward(this.model, concatenatedBatch(pairs, this.padTokenId), this.lengthNorm);
-      return { chosen: out.chosen.toArray() as number[], rejected: out.rejected.toArray() as number[] };
-    }));
+  logps(pairs: TokenizedPair[]): PairLogps {
+    return pairLogps(this.model, pairs, this.padTokenId, this.lengthNorm, Math.max(1, pairs.length));
   }
 }
 
 export class CachedReference implements ReferenceSource {
-  constructor(readonly values: ReferenceLogps) {}
-  logps(_pairs: TokenizedPair[], indices: number[]): ReferenceLogps {
+  constructor(readonly values: PairLogps) {}
+  logps(_pairs: TokenizedPair[], indices: number[]): PairLogps {
     return { chosen: indices.map((i) => this.values.chosen[i]), rejected: indices.map((i) => this.values.rejected[i]) };
   }
 }
@@ -60,22 +56,21 @@ export function cacheKey(pairs: TokenizedPair[], modelHash: string, lengthNorm: 
 export function precomputeReference(options: {
   pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; batchSize: number; padTokenId: number;
   loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void;
-}): { values: ReferenceLogps; cached: boolean; file: string } {
+}): { values: PairLogps; cached: boolean; file: string } {
   const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm);
   const file = join(options.cacheDir, `${key}.json`);
   if (existsSync(file) && statSync(file).size > 0) {
-    const values = JSON.parse(readFileSync(file, "utf8")) as ReferenceLogps;
+    const values = JSON.parse(readFileSync(file, "utf8")) as PairLogps;
     if (values.chosen.length === options.pairs.length) return { values, cached: true, file };
   }
   const model = options.loadModel();
   try {
-    const live = new LiveReference(model, options.padTokenId, options.lengthNorm);
-    const values: ReferenceLogps = { chosen: [], rejected: [] };
-    for (let start = 0; start < options.pairs.length; start += options.batchSize) {
-      const r = live.logps(options.pairs.slice(start, start + options.batchSize));
-      values.chosen.push(...r.chosen);
-      values.rejected.push(...r.rejected);
-      options.onProgress?.(Math.min(start + options.batchSize, options.pairs.length), options.pairs.length);
+    const values = pairLogps(model, options.pairs, options.padTokenId, options.lengthNorm, options.batchSize,
+      (done) => options.onProgress?.(done, options.pairs.length));
+    // JSON would store NaN as null, and a later run would read it back as a number.
+    for (const side of ["chosen", "rejected"] as const) {
+      const i = values[side].findIndex((x) => !Number.isFinite(x));
+      if (i >= 0) throw new NonFiniteMetricError(`${options.modelDir}: the reference's ${side} log-prob of pair ${i + 1} is ${values[side][i]}; nothing cached`);
     }
     mkdirSync(options.cacheDir, { recursive: true });
     writeJsonAtomic(file, values);

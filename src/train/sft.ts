@@ -1,10 +1,11 @@
 // Supervised fine-tuning on (prompt, completion) pairs: next-token cross-entropy on the
 // completion tokens only. The demo uses it to make the starting policy; it shares the
-// optimizer, schedule and batching conventions of the preference trainer.
+// optimizer's decay groups, schedule and batching conventions of the preference trainer.
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { Tokenizer } from "../text/index.js";
 import { shuffled } from "../data/mixer.js";
+import { decayGroups } from "./optimizer.js";
 
 export interface SftExample { prompt: string; completion: string }
 
@@ -36,7 +37,8 @@ export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExa
   const rows = examples.map((e) => sftTokens(tokenizer, e));
   const perEpoch = Math.ceil(rows.length / batchSize);
   const total = options.maxSteps ?? perEpoch * (options.epochs ?? 1);
-  const optimizer = new torch.AdamW(model.parameters(), { lr: options.learningRate ?? 3e-3, weightDecay: options.weightDecay ?? 0.01 });
+  const weightDecay = options.weightDecay ?? 0.01;
+  const optimizer = new torch.AdamW(decayGroups(model, weightDecay), { lr: options.learningRate ?? 3e-3, weightDecay });
   const scheduler = new torch.LRScheduler(optimizer, { type: "cosine", totalSteps: total, warmupRatio: options.warmupRatio ?? 0.05 });
   const losses: number[] = [];
   model.train();

@@ -1,8 +1,12 @@
 // The preference trainer: data in, aligned model out. It follows the Hugging Face trainer's
 // semantics (AdamW with decay groups, schedules with warmup, gradient accumulation, clipping,
-// logging/eval/save every N steps, checkpoints and exact resume) and TRL's DPO step (one
-// forward over chosen and rejected together, a frozen or precomputed reference, dropout off).
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+// logging/eval/save every N steps, checkpoints, a final checkpoint, exact resume) and TRL's DPO
+// step (one forward over chosen and rejected together, a frozen or precomputed reference,
+// dropout off). As TRL's DPOTrainer, each part of a step is a method a subclass can override
+// (computeLoss, optimizerStep, evaluate, log, save, resume, createOptimizer), so gradient
+// checkpointing, mixed precision, LoRA or data parallelism hook in there; train(config, hooks)
+// runs the stock trainer.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
@@ -11,15 +15,17 @@ import type { CausalLM } from "../models/causal-lm.js";
 import { holdOut, mixDatasets, shuffled } from "../data/mixer.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError, where, type PreferenceRecord } from "../data/records.js";
-import { concatenatedBatch, tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
+import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
+import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
-import { concatenatedForward } from "./logprobs.js";
+import { batchesOf, forwardPairs } from "./batching.js";
+import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
-import { MetricAverager, MetricsSink, type MetricRow } from "./metrics.js";
-import {
-  checkpointDirs, latestCheckpoint, loadOptimizerState, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState,
-} from "./checkpoint.js";
+import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type MetricRow } from "./metrics.js";
+import { cleanOutputDir, loadOptimizerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState } from "./checkpoint.js";
+import { configRecord, planResume, type ResumePlan } from "./resume.js";
+import { RunLock } from "./run-lock.js";
 
 export interface TrainHooks {
   /** Each logged row (train and eval), as written to metrics.jsonl. */
@@ -27,6 +33,8 @@ export interface TrainHooks {
   onProgress?: (step: number, total: number, info: string) => void;
   /** Phases before the loop ("tokenizing", "reference log-probs 10/40"...). */
   onStatus?: (message: string) => void;
+  /** Things the user should know but that do not stop the run (a resume accepting changed settings); default: onStatus. */
+  onWarning?: (message: string) => void;
   /** Checked between optimizer steps: when it returns true the run checkpoints and stops. */
   shouldStop?: () => boolean;
 }
@@ -39,12 +47,24 @@ export interface TrainResult {
   checkpoint: string | null;
   lastTrainRow: MetricRow | null;
   lastEvalRow: MetricRow | null;
+  /** output_dir already held this run, finished (its final checkpoint): nothing was trained. */
+  alreadyFinished: boolean;
 }
 
 export interface PreparedData {
   train: TokenizedPair[];
   eval: TokenizedPair[];
   tokenizer: Tokenizer;
+}
+
+/** One micro-batch through the policy and the objective. */
+export interface MicroBatchOutput {
+  /** The batch's mean loss: a scalar tensor, with its graph when grad mode is on. */
+  loss: torch.Tensor;
+  /** The objective's metrics (plain numbers, the reference's names). */
+  metrics: Record<string, number>;
+  /** Attention-mask tokens in the batch (for tokens_per_second). */
+  tokens: number;
 }
 
 /** Reads, validates and tokenises everything before any training (and before any output). */
@@ -79,228 +99,318 @@ function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
   }
 }
 
-/** Parameter groups as the HF trainer makes them: no weight decay on biases and norm weights. */
-function parameterGroups(model: CausalLM, weightDecay: number): torch.ParamGroupSpec<torch.AdamWOptions>[] {
-  const decay: torch.Tensor[] = [];
-  const noDecay: torch.Tensor[] = [];
-  for (const [name, p] of model.namedParameters()) {
-    if (name.endsWith(".bias") || /(norm|ln_\d|ln_f)\./.test(name)) noDecay.push(p);
-    else decay.push(p);
-  }
-  return [{ params: decay, weightDecay }, { params: noDecay, weightDecay: 0 }].filter((g) => g.params.length > 0);
-}
-
-function fingerprint(config: TrainConfig, trainPairs: number, totalSteps: number): string {
-  return JSON.stringify({
-    data: config.datasetMixer, pairs: trainPairs, seed: config.seed, bs: config.perDeviceTrainBatchSize,
-    ga: config.gradientAccumulationSteps, maxLength: config.maxLength, loss: config.objective.lossType, totalSteps,
-  });
+/** logging/eval/save steps as a step count: a fraction of the run in (0, 1) rounds up, as transformers does. */
+export function resolveSteps(steps: number | null, totalSteps: number): number | null {
+  if (steps === null) return null;
+  return steps < 1 ? Math.ceil(steps * totalSteps) : steps;
 }
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+const round = (x: number) => Math.round(x * 1e4) / 1e4;
+const TRAIN_RESULTS = "train_results.json";
 
-export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const data = await prepareData(config, hooks.onStatus);
-  if (data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
-  const padTokenId = data.tokenizer.padTokenId ?? data.tokenizer.eosTokenId!;
-  const lengthNorm = config.dpoLengthNorm;
-  const needsReference = REFERENCE_LOSSES.has(config.objective.lossType);
+export class PreferenceTrainer {
+  data!: PreparedData;
+  padTokenId = 0;
+  policy!: CausalLM;
+  optimizer!: torch.AdamW;
+  scheduler!: torch.LRScheduler;
+  /** Reference log-probs per split; null for losses without a reference (SimPO). */
+  reference: { train: ReferenceSource; eval: ReferenceSource } | null = null;
+  /** The live reference model, when the reference is not precomputed. */
+  referenceModel: CausalLM | null = null;
+  metrics!: MetricsSink;
+  totalSteps = 0;
+  batchesPerEpoch = 0;
+  /** Optimizer steps done, and where the data resume: epoch index and next micro-batch in it. */
+  globalStep = 0;
+  epochIndex = 0;
+  nextBatch = 0;
+  /** Epochs done as a fraction, as the HF trainer logs it. */
+  epoch = 0;
+  lastTrainRow: MetricRow | null = null;
+  lastEvalRow: MetricRow | null = null;
+  /** The last checkpoint written (or resumed from). */
+  checkpoint: string | null = null;
+  readonly #averager = new MetricAverager();
+  #tokensSinceLog = 0;
+  #timeSinceLog = Date.now();
 
-  const batchSize = config.perDeviceTrainBatchSize;
-  const ga = config.gradientAccumulationSteps;
-  const batchesPerEpoch = Math.ceil(data.train.length / batchSize);
-  const updatesPerEpoch = Math.ceil(batchesPerEpoch / ga);
-  const totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
-  const epochs = Math.ceil(totalSteps / updatesPerEpoch);
-  const print = fingerprint(config, data.train.length, totalSteps);
+  constructor(readonly config: TrainConfig, readonly hooks: TrainHooks = {}) {}
 
-  // Resume point, checked before anything is written.
-  // As alignment-handbook (and so the reference) does: a run whose output_dir already holds
-  // checkpoints continues from the latest one unless told to overwrite; asking to resume when
-  // there is nothing to resume from is an error rather than a silent fresh start.
-  let resumeDir: string | null = null;
-  const latest = latestCheckpoint(config.outputDir);
-  if (typeof config.resumeFromCheckpoint === "string") {
-    if (!existsSync(config.resumeFromCheckpoint)) throw new Error(`resume_from_checkpoint: ${config.resumeFromCheckpoint} does not exist`);
-    resumeDir = config.resumeFromCheckpoint;
-  } else if (config.resumeFromCheckpoint === true) {
-    if (!latest) throw new Error(`resume_from_checkpoint: no checkpoint found in ${config.outputDir}`);
-    resumeDir = latest;
-  } else if (latest && config.resumeFromCheckpoint === null) {
-    if (config.overwriteOutputDir) {
-      for (const c of checkpointDirs(config.outputDir)) rmSync(c.dir, { recursive: true, force: true });
-    } else {
-      resumeDir = latest;
-      hooks.onStatus?.(`${config.outputDir} holds ${latest}; resuming from it (set overwrite_output_dir: true to start afresh)`);
+  /** Runs the whole training: data, lock, resume point, models, the loop, the final model and checkpoint. */
+  async train(): Promise<TrainResult> {
+    const { config, hooks } = this;
+    this.data = await prepareData(config, hooks.onStatus);
+    if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
+    this.padTokenId = this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
+    this.batchesPerEpoch = Math.ceil(this.data.train.length / config.perDeviceTrainBatchSize);
+    const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
+    this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
+
+    const lock = RunLock.acquire(config.outputDir, hooks.onStatus);
+    try {
+      const leftovers = cleanOutputDir(config.outputDir);
+      if (leftovers.length) hooks.onStatus?.(`removed what an interrupted run left in ${config.outputDir}: ${leftovers.join(", ")}`);
+      const plan = planResume(config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, hooks);
+      if (plan.finished) return this.#finishedRun(plan);
+
+      const device = (config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : config.device) as torch.Device;
+      if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
+      torch.manualSeed(config.seed);
+      this.setUpReference(device);
+      // Dropout stays off in the policy, as TRL's disable_dropout does by default.
+      this.policy = loadModel(plan.dir ?? config.modelNameOrPath, { device }).eval() as CausalLM;
+      this.optimizer = this.createOptimizer();
+      this.scheduler = new torch.LRScheduler(this.optimizer, {
+        type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
+      });
+      this.metrics = new MetricsSink(join(config.outputDir, "metrics.jsonl"));
+      if (plan.dir) this.resume(plan.dir, plan.state!);
+      else this.metrics.truncateAfter(-1);
+
+      const interrupted = await this.#loop();
+      if (!interrupted) {
+        await this.saveFinalModel();
+        // Last, as the HF trainer's end-of-run save: its presence means the run finished and
+        // output_dir holds its model, so a rerun says so instead of redoing the tail.
+        if (config.saveSteps !== null) await this.save();
+      }
+      return this.#result(interrupted, false);
+    } finally {
+      this.optimizer?.dispose();
+      this.policy?.dispose();
+      this.referenceModel?.dispose();
+      lock.release();
     }
   }
-  const resumed: TrainerState | null = resumeDir ? readTrainerState(resumeDir) : null;
-  if (resumed && resumed.fingerprint !== print) {
-    throw new Error(`resume_from_checkpoint: ${resumeDir} was made with different data, batch or length settings; ` +
-      "restore them, or set overwrite_output_dir: true (or a new output_dir) to start afresh");
+
+  /** The reference: precomputed once (only the policy stays in memory) or a live frozen model. */
+  setUpReference(device: torch.Device): void {
+    const { config, data, hooks } = this;
+    if (!REFERENCE_LOSSES.has(config.objective.lossType)) return;
+    const referenceDir = config.refModel ?? config.modelNameOrPath;
+    if (config.precomputeRefLogProbs) {
+      const compute = (pairs: TokenizedPair[], label: string) => precomputeReference({
+        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache"), lengthNorm: config.dpoLengthNorm,
+        batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device }),
+        onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
+      });
+      const train = compute(data.train, "train");
+      const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
+      hooks.onStatus?.(`reference log-probs ${train.cached ? "read from" : "cached in"} ${train.file}`);
+      this.reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
+    } else {
+      this.referenceModel = loadModel(referenceDir, { device }).requiresGrad_(false).eval() as CausalLM;
+      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm);
+      this.reference = { train: live, eval: live };
+    }
   }
 
-  const device = (config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : config.device) as torch.Device;
-  if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
-  mkdirSync(config.outputDir, { recursive: true });
-  torch.manualSeed(config.seed);
-
-  // The reference: precomputed once (only the policy stays in memory) or a live frozen model.
-  let reference: { train: ReferenceSource; eval: ReferenceSource } | null = null;
-  let referenceModel: CausalLM | null = null;
-  const referenceDir = config.refModel ?? config.modelNameOrPath;
-  if (needsReference && config.precomputeRefLogProbs) {
-    const compute = (pairs: TokenizedPair[], label: string) => precomputeReference({
-      pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache"), lengthNorm,
-      batchSize: config.perDeviceEvalBatchSize, padTokenId, loadModel: () => loadModel(referenceDir, { device }),
-      onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
+  /** AdamW over the policy's parameters, with the HF trainer's decay groups. */
+  createOptimizer(): torch.AdamW {
+    const c = this.config;
+    return new torch.AdamW(decayGroups(this.policy, c.weightDecay), {
+      lr: c.learningRate, betas: [c.adamBeta1, c.adamBeta2], eps: c.adamEpsilon, weightDecay: c.weightDecay,
     });
-    const train = compute(data.train, "train");
-    const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
-    hooks.onStatus?.(`reference log-probs ${train.cached ? "read from" : "cached in"} ${train.file}`);
-    reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
-  } else if (needsReference) {
-    referenceModel = loadModel(referenceDir, { device }).requiresGrad_(false).eval() as CausalLM;
-    const live = new LiveReference(referenceModel, padTokenId, lengthNorm);
-    reference = { train: live, eval: live };
   }
 
-  // Dropout stays off in the policy, as TRL's disable_dropout does by default.
-  const policy = loadModel(resumeDir ?? config.modelNameOrPath, { device }).eval() as CausalLM;
-  const optimizer = new torch.AdamW(parameterGroups(policy, config.weightDecay), {
-    lr: config.learningRate, betas: [config.adamBeta1, config.adamBeta2], eps: config.adamEpsilon, weightDecay: config.weightDecay,
-  });
-  const scheduler = new torch.LRScheduler(optimizer, {
-    type: config.lrSchedulerType, totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
-  });
-  const metrics = new MetricsSink(join(config.outputDir, "metrics.jsonl"));
-  let globalStep = 0;
-  let startEpoch = 0;
-  let startBatch = 0;
-  if (resumed && resumeDir) {
-    loadOptimizerState(resumeDir, optimizer);
-    scheduler.loadStateDict({ step: resumed.schedulerStep });
-    restoreRngState(resumed.rngState);
-    globalStep = resumed.globalStep;
-    startEpoch = resumed.epochIndex;
-    startBatch = resumed.nextBatch;
-    metrics.truncateAfter(globalStep);
-    hooks.onStatus?.(`resumed from ${resumeDir} at step ${globalStep}`);
-  } else {
-    metrics.truncateAfter(-1);
-  }
-
-  const stepOnPairs = (pairs: TokenizedPair[], indices: number[], ref: ReferenceSource | undefined, scale: number | null) => torch.tidy(() => {
-    const batch = concatenatedBatch(pairs, padTokenId);
-    const out = concatenatedForward(policy, batch, lengthNorm);
-    const refLogps = ref?.logps(pairs, indices);
+  /** One micro-batch: the policy's forward over chosen and rejected together, the reference's log-probs, the loss and its metrics. */
+  computeLoss(pairs: TokenizedPair[], indices: number[], split: "train" | "eval"): MicroBatchOutput {
+    const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm);
+    const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
     const device = out.chosen.device as torch.Device;
-    const loss = preferenceLoss({
+    const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null);  // [B]
+    const result = preferenceLoss({
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
-      referenceChosenLogps: refLogps ? torch.tensor(refLogps.chosen, { dtype, device }) : null,
-      referenceRejectedLogps: refLogps ? torch.tensor(refLogps.rejected, { dtype, device }) : null,
-      scoreChosen: batch.scoreChosen ? torch.tensor(batch.scoreChosen, { dtype, device }) : null,
-      scoreRejected: batch.scoreRejected ? torch.tensor(batch.scoreRejected, { dtype, device }) : null,
+      referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
+      scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
       policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
-    }, config.objective);
-    if (scale !== null) loss.loss.mul(scale).backward();
-    const tokens = batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);
-    return { loss: loss.loss.item(), metrics: loss.metrics as Record<string, number>, tokens };
-  });
+    }, this.config.objective);
+    const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);
+    return { loss: result.loss, metrics: result.metrics as Record<string, number>, tokens };
+  }
 
-  const evaluate = (): MetricRow => torch.noGrad(() => {
+  /**
+   * One optimizer step over up to gradient_accumulation_steps micro-batches (fewer at the end
+   * of an epoch): each micro-batch's loss is scaled by 1/n and backpropagated, then
+   * optimizerStep. Returns the step's mean loss. A NaN or infinite loss or metric is an error
+   * naming the step and the metric, before the weights change.
+   */
+  trainingStep(group: number[][]): number {
+    const step = this.globalStep + 1;
+    let loss = 0;
+    try {
+      for (const indices of group) {
+        const r = torch.tidy(() => {
+          const out = this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train");
+          out.loss.mul(1 / group.length).backward();
+          return { loss: out.loss.item(), metrics: out.metrics, tokens: out.tokens };
+        });
+        assertFinite({ loss: r.loss, ...r.metrics }, `step ${step}`);
+        loss += r.loss / group.length;
+        this.#averager.add(r.metrics);
+        this.#tokensSinceLog += r.tokens;
+      }
+      const { gradNorm, learningRate } = this.optimizerStep();
+      this.globalStep = step;
+      this.#averager.add({ loss, grad_norm: gradNorm, learning_rate: learningRate });
+      return loss;
+    } catch (e) {
+      if (e instanceof NonFiniteMetricError) throw e;
+      throw new Error(`step ${step}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Clip the gradients, step the optimizer, zero the gradients, advance the schedule. Returns the pre-clip norm and the step's learning rate. */
+  optimizerStep(): { gradNorm: number; learningRate: number } {
+    const maxNorm = this.config.maxGradNorm > 0 ? this.config.maxGradNorm : Infinity;
+    const gradNorm = torch.clipGradNorm(this.policy.parameters(), maxNorm);
+    if (!Number.isFinite(gradNorm)) {
+      this.optimizer.zeroGrad();
+      throw new NonFiniteMetricError(`step ${this.globalStep + 1}: grad_norm is ${gradNorm}; the weights were not updated`);
+    }
+    const learningRate = this.scheduler.getLastLr()[0];
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    this.scheduler.step();
+    return { gradNorm, learningRate };
+  }
+
+  /** Loss and metrics over the eval split, averaged per pair, as an `eval_`-prefixed row. */
+  evaluate(): MetricRow {
     const sums: Record<string, number> = {};
     let n = 0;
-    for (let start = 0; start < data.eval.length; start += config.perDeviceEvalBatchSize) {
-      const indices = Array.from({ length: Math.min(config.perDeviceEvalBatchSize, data.eval.length - start) }, (_, i) => start + i);
-      const r = stepOnPairs(indices.map((i) => data.eval[i]), indices, reference?.eval, null);
-      for (const [k, v] of Object.entries({ loss: r.loss, ...r.metrics })) if (Number.isFinite(v)) sums[k] = (sums[k] ?? 0) + v * indices.length;
-      n += indices.length;
-    }
-    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval_${k}`, v / n]));
-  });
+    torch.noGrad(() => {
+      for (const indices of batchesOf(this.data.eval.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
+        const r = torch.tidy(() => {
+          const out = this.computeLoss(indices.map((i) => this.data.eval[i]), indices, "eval");
+          return { loss: out.loss.item(), ...out.metrics };
+        });
+        assertFinite(r, `evaluation at step ${this.globalStep}`);
+        for (const [k, v] of Object.entries(r)) sums[k] = (sums[k] ?? 0) + v * indices.length;
+        n += indices.length;
+      }
+    });
+    return { step: this.globalStep, epoch: round(this.epoch), ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval_${k}`, v / n])) };
+  }
 
-  const log = (row: MetricRow) => { metrics.write(row); hooks.onLog?.(row); };
-  const averager = new MetricAverager();
-  let tokensSinceLog = 0;
-  let timeSinceLog = Date.now();
-  let lastTrainRow: MetricRow | null = null;
-  let lastEvalRow: MetricRow | null = null;
-  let checkpoint: string | null = null;
-  let interrupted = false;
-  const state = (epochIndex: number, nextBatch: number, epoch: number): TrainerState => ({
-    globalStep, epoch, epochIndex, nextBatch, schedulerStep: scheduler.lastStep, rngState: rngStateToBase64(), totalSteps, fingerprint: print,
-  });
-  const save = async (s: TrainerState) => {
-    checkpoint = await saveTrainingCheckpoint(config.outputDir, { model: policy, optimizer, tokenizer: data.tokenizer, state: s }, config.saveTotalLimit);
-  };
+  /** Writes a row to metrics.jsonl and hands it to onLog. */
+  log(row: MetricRow): void {
+    this.metrics.write(row);
+    this.hooks.onLog?.(row);
+  }
 
-  try {
-    outer: for (let epochIndex = startEpoch; epochIndex < epochs && globalStep < totalSteps; epochIndex++) {
-      const order = shuffled(Array.from({ length: data.train.length }, (_, i) => i), config.seed + epochIndex);
-      const batches: number[][] = [];
-      for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
-      const firstBatch = epochIndex === startEpoch ? startBatch : 0;
-      for (let b = firstBatch; b < batches.length && globalStep < totalSteps; ) {
-        // One optimizer step over up to `ga` micro-batches (fewer at the end of an epoch).
-        const group = batches.slice(b, Math.min(b + ga, batches.length));
-        let loss = 0;
-        for (const indices of group) {
-          const r = stepOnPairs(indices.map((i) => data.train[i]), indices, reference?.train, 1 / group.length);
-          loss += r.loss / group.length;
-          averager.add(r.metrics);
-          tokensSinceLog += r.tokens;
-        }
-        b += group.length;
-        const gradNorm = torch.clipGradNorm(policy.parameters(), config.maxGradNorm > 0 ? config.maxGradNorm : Infinity);
-        const lr = scheduler.getLastLr()[0];
-        optimizer.step();
-        optimizer.zeroGrad();
-        scheduler.step();
-        globalStep += 1;
-        averager.add({ loss, grad_norm: gradNorm, learning_rate: lr });
-        const epoch = epochIndex + b / batches.length;
-        const done = globalStep >= totalSteps;
-        if (globalStep % config.loggingSteps === 0 || done) {
-          const seconds = (Date.now() - timeSinceLog) / 1000;
-          const avg = averager.drain();
-          lastTrainRow = { step: globalStep, epoch: round(epoch), loss: avg.loss, learning_rate: avg.learning_rate, grad_norm: avg.grad_norm,
-            tokens_per_second: tokensSinceLog / Math.max(seconds, 1e-9), ...omit(avg, ["loss", "learning_rate", "grad_norm"]) };
-          log(lastTrainRow);
-          tokensSinceLog = 0;
-          timeSinceLog = Date.now();
-        }
-        if (data.eval.length && ((config.evalSteps && globalStep % config.evalSteps === 0) || done)) {
-          lastEvalRow = { step: globalStep, epoch: round(epoch), ...evaluate() };
-          log(lastEvalRow);
-        }
-        hooks.onProgress?.(globalStep, totalSteps, `loss ${loss.toFixed(4)} lr ${lr.toExponential(2)}`);
-        await tick();  // lets signal handlers (SIGINT, SIGTERM) run between steps
+  /** Writes a checkpoint of the current step (rotating old ones) and returns its directory. */
+  async save(): Promise<string> {
+    this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir,
+      { model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state: this.trainerState() }, this.config.saveTotalLimit);
+    return this.checkpoint;
+  }
+
+  /** Continues from a checkpoint: optimizer, schedule, RNG, step and data position; later metrics rows are dropped (they are redone). */
+  resume(dir: string, state: TrainerState): void {
+    // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
+    // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
+    const hyper = this.optimizer.paramGroups.map(({ params: _params, ...h }) => structuredClone(h));
+    loadOptimizerState(dir, this.optimizer);
+    this.optimizer.paramGroups.forEach((g, i) => Object.assign(g, hyper[i]));
+    this.scheduler.loadStateDict({ step: state.schedulerStep });
+    restoreRngState(state.rngState);
+    this.globalStep = state.globalStep;
+    this.epochIndex = state.epochIndex;
+    this.nextBatch = state.nextBatch;
+    this.epoch = state.epoch;
+    this.checkpoint = dir;
+    this.metrics.truncateAfter(this.globalStep);
+    this.hooks.onStatus?.(`resumed from ${dir} at step ${this.globalStep}`);
+  }
+
+  /** What a checkpoint records: the step, the next micro-batch (in the next epoch when this one is done), the schedule, the RNG and the config. */
+  trainerState(): TrainerState {
+    const epochDone = this.nextBatch >= this.batchesPerEpoch;
+    return {
+      globalStep: this.globalStep, epoch: this.epoch, epochIndex: epochDone ? this.epochIndex + 1 : this.epochIndex,
+      nextBatch: epochDone ? 0 : this.nextBatch, schedulerStep: this.scheduler.lastStep, rngState: rngStateToBase64(),
+      totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config),
+    };
+  }
+
+  /** The trained model and tokenizer in Hugging Face layout in output_dir, with train_results.json, fsynced. */
+  async saveFinalModel(): Promise<void> {
+    const dir = this.config.outputDir;
+    this.hooks.onStatus?.(`saving the model to ${dir}`);
+    writingTo(dir, () => saveModel(this.policy, dir));
+    await this.data.tokenizer.save(dir);
+    writeJsonAtomic(join(dir, TRAIN_RESULTS), { global_step: this.globalStep, total_steps: this.totalSteps, train: this.lastTrainRow, eval: this.lastEvalRow });
+    for (const name of readdirSync(dir)) if (name.endsWith(".safetensors") && statSync(join(dir, name)).isFile()) fsyncPath(join(dir, name));
+    fsyncPath(dir);
+  }
+
+  /** The epochs and steps; returns true when stopped by shouldStop before the last step. */
+  async #loop(): Promise<boolean> {
+    const { config, data, hooks } = this;
+    const ga = config.gradientAccumulationSteps;
+    const epochs = Math.ceil(this.totalSteps / Math.ceil(this.batchesPerEpoch / ga));
+    const loggingSteps = resolveSteps(config.loggingSteps, this.totalSteps)!;
+    const evalSteps = resolveSteps(config.evalSteps, this.totalSteps);
+    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
+    this.#tokensSinceLog = 0;
+    this.#timeSinceLog = Date.now();
+    for (; this.epochIndex < epochs && this.globalStep < this.totalSteps; this.epochIndex++, this.nextBatch = 0) {
+      const order = shuffled(data.train.map((_, i) => i), config.seed + this.epochIndex);
+      const batches = batchesOf(order, config.perDeviceTrainBatchSize);
+      while (this.nextBatch < batches.length && this.globalStep < this.totalSteps) {
+        const group = batches.slice(this.nextBatch, this.nextBatch + ga);
+        const loss = this.trainingStep(group);
+        this.nextBatch += group.length;
+        this.epoch = this.epochIndex + this.nextBatch / batches.length;
+        const step = this.globalStep;
+        const done = step >= this.totalSteps;
+        if (step % loggingSteps === 0 || done) this.log(this.lastTrainRow = this.#trainRow());
+        if (data.eval.length && ((evalSteps && step % evalSteps === 0) || done)) this.log(this.lastEvalRow = this.evaluate());
+        hooks.onProgress?.(step, this.totalSteps, `loss ${loss.toFixed(4)} lr ${this.scheduler.getLastLr()[0].toExponential(2)}`);
+        await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
         const stop = hooks.shouldStop?.() ?? false;
-        if (!done && (stop || (config.saveSteps && globalStep % config.saveSteps === 0))) {
-          // The data position is the next micro-batch, in the next epoch when this one is done.
-          const epochDone = b >= batches.length;
-          await save(state(epochDone ? epochIndex + 1 : epochIndex, epochDone ? 0 : b, epoch));
-        }
-        if (stop && !done) { interrupted = true; break outer; }
+        if (!done && (stop || (saveSteps && step % saveSteps === 0))) await this.save();
+        if (stop && !done) return true;
       }
     }
-    if (!interrupted) {
-      hooks.onStatus?.(`saving the model to ${config.outputDir}`);
-      saveModel(policy, config.outputDir);
-      await data.tokenizer.save(config.outputDir);
-      writeFileSync(join(config.outputDir, "train_results.json"), JSON.stringify({ global_step: globalStep, total_steps: totalSteps, train: lastTrainRow, eval: lastEvalRow }, null, 2) + "\n");
-    }
-  } finally {
-    optimizer.dispose();
-    policy.dispose();
-    referenceModel?.dispose();
+    return false;
   }
-  return { outputDir: config.outputDir, globalStep, totalSteps, interrupted, checkpoint, lastTrainRow, lastEvalRow };
+
+  /** The averaged train metrics since the last log, as the HF trainer logs them. */
+  #trainRow(): MetricRow {
+    const seconds = (Date.now() - this.#timeSinceLog) / 1000;
+    const { loss, learning_rate, grad_norm, ...rest } = this.#averager.drain();
+    const row = { step: this.globalStep, epoch: round(this.epoch), loss, learning_rate, grad_norm, tokens_per_second: this.#tokensSinceLog / Math.max(seconds, 1e-9), ...rest };
+    this.#tokensSinceLog = 0;
+    this.#timeSinceLog = Date.now();
+    return row;
+  }
+
+  #finishedRun(plan: ResumePlan): TrainResult {
+    const file = join(this.config.outputDir, TRAIN_RESULTS);
+    const results = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) as { train?: MetricRow | null; eval?: MetricRow | null } : {};
+    this.globalStep = plan.state!.globalStep;
+    this.checkpoint = plan.dir;
+    this.lastTrainRow = results.train ?? null;
+    this.lastEvalRow = results.eval ?? null;
+    this.hooks.onStatus?.(`${this.config.outputDir} holds a finished run (${plan.dir}, step ${this.globalStep} of ${this.totalSteps}); nothing to train ` +
+      "(set overwrite_output_dir: true to train afresh)");
+    return this.#result(false, true);
+  }
+
+  #result(interrupted: boolean, alreadyFinished: boolean): TrainResult {
+    return {
+      outputDir: this.config.outputDir, globalStep: this.globalStep, totalSteps: this.totalSteps, interrupted, checkpoint: this.checkpoint,
+      lastTrainRow: this.lastTrainRow, lastEvalRow: this.lastEvalRow, alreadyFinished,
+    };
+  }
 }
 
-function round(x: number): number { return Math.round(x * 1e4) / 1e4; }
-function omit(o: Record<string, number>, keys: string[]): Record<string, number> {
-  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+/** Trains with the stock PreferenceTrainer (the CLI, the demo and the tests call this). */
+export function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  return new PreferenceTrainer(config, hooks).train();
 }

@@ -11,7 +11,9 @@ import { readPreferenceFile } from "../../src/data/readers.js";
 import { concatenatedBatch, tokenizeRecords, TOKENIZE_DEFAULTS } from "../../src/data/tokenize.js";
 import { concatenatedForward } from "../../src/train/logprobs.js";
 import { evaluatePairs, evaluatePairwiseFile, type PairwiseFileResult } from "../../src/eval/pairwise.js";
+import { NonFiniteMetricError } from "../../src/train/metrics.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { writeNanModel } from "../train/broken-model.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 function cli(...args: string[]) {
@@ -139,4 +141,21 @@ test("CLI: --json prints one summary object; text output; usage errors", () => {
   const missing = cli("eval", "--model", policyDir, "--data", join(dir, "nope.jsonl"));
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope\.jsonl: file not found/);
+});
+
+test("a model with NaN weights is an error naming the metric and the first pair, not a report of NaN (library and CLI)", async () => {
+  const nan = writeNanModel(join(dir, "nan"), { architecture: "gpt2" });
+  await assert.rejects(evaluatePairwiseFile({ model: nan, data }), (e: unknown) => {
+    assert.ok(e instanceof NonFiniteMetricError, String(e));
+    assert.match(e.message, /logps\/chosen is NaN/);
+    assert.match(e.message, /rewards\/margins is NaN/);
+    assert.match(e.message, /the model's chosen log-prob of pair 1 is NaN/);
+    return true;
+  });
+  // A sound model against a broken reference names the reference.
+  await assert.rejects(evaluatePairwiseFile({ model: policyDir, ref: nan, data }), /rewards\/chosen is NaN.*the reference's chosen log-prob of pair 1/);
+  const r = cli("eval", "--model", nan, "--data", data, "--json");
+  assert.equal(r.code, 1, `exit ${r.code}: ${r.stdout}`);
+  assert.equal(r.stdout, "", "no result printed");
+  assert.match(r.stderr, /omni-dpo: eval: logps\/chosen is NaN.*pair 1/);
 });

@@ -1,14 +1,19 @@
 // The `omni-dpo train` command as users run it: a reference-style YAML trains and exits 0;
 // Ctrl-C (SIGINT) mid-training writes a checkpoint and exits 130; --set resume_from_checkpoint=true
-// then finishes the run.
+// then finishes the run. A closed terminal (SIGHUP) checkpoints the same way; a second run on a
+// busy output_dir is refused; a write that fails (a file-size limit) names the file; --help
+// lists every recipe key.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { RECIPE_KEYS, type KeySpec } from "../../src/train/keys.js";
+import { OBJECTIVE_CONFIG_KEYS } from "../../src/objectives/index.js";
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
 
@@ -170,5 +175,130 @@ seed: 3
     assert.equal(r.status, 1);
     assert.match(r.stderr, /learning_rate/);
     assert.ok(!existsSync(join(root, "o")));
+  });
+});
+
+/** A training child of the CLI, with its output collected. */
+function startTrain(args: string[], cwd: string) {
+  const child = spawn(process.execPath, [CLI, "train", ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const out = { stdout: "", stderr: "" };
+  child.stdout.on("data", (d) => { out.stdout += d; });
+  child.stderr.on("data", (d) => { out.stderr += d; });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+async function untilFirstRow(dir: string, run: ReturnType<typeof startTrain>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (metricRows(dir).length === 0) {
+    assert.ok(Date.now() < deadline, `no metrics row within a minute; stderr: ${run.out.stderr}`);
+    assert.equal(run.child.exitCode, null, `the run ended before it could be interrupted; stderr: ${run.out.stderr}`);
+    await sleep(10);
+  }
+}
+
+/** A recipe of `epochs` x 4 steps on 16 pairs of a tiny Llama, logging every step. */
+function longRecipe(name: string, epochs: number): { yaml: string; out: string } {
+  if (!existsSync(join(root, "llama-tiny-2"))) writeToyModel(join(root, "llama-tiny-2"));
+  if (!existsSync(join(root, "pairs-2.jsonl"))) writeJsonl(join(root, "pairs-2.jsonl"), toyPairs(16));
+  const yaml = join(root, `${name}.yaml`);
+  writeFileSync(yaml, `model_name_or_path: llama-tiny-2
+dataset_mixer:
+  pairs-2.jsonl: 1.0
+output_dir: ${name}
+pref_loss: uni_dpo
+learning_rate: 1.0e-3
+num_train_epochs: ${epochs}
+per_device_train_batch_size: 4
+max_length: 48
+max_prompt_length: 24
+logging_steps: 1
+save_steps: 1000
+seed: 3
+`);
+  return { yaml, out: join(root, name) };
+}
+
+describe("omni-dpo train: no lost or overwritten work", () => {
+  it("a second run on a busy output_dir is refused, naming the first run's pid and host and the lock file; the first goes on", async () => {
+    const { yaml, out } = longRecipe("busy", 100);
+    const first = startTrain([yaml], root);
+    await untilFirstRow(out, first);
+    const lock = join(out, "train.lock");
+    assert.deepEqual(JSON.parse(readFileSync(lock, "utf8")).pid, first.child.pid);
+    const second = startTrain([yaml], root);
+    const code = await second.exited;
+    assert.equal(code, 1, `second run: exit ${code}\n${second.out.stderr}`);
+    assert.match(second.out.stderr, new RegExp(`in use by another run: pid ${first.child.pid} on ${hostname()}`));
+    assert.ok(second.out.stderr.includes(lock), second.out.stderr);
+    assert.equal(first.child.exitCode, null, "the first run is still training");
+    const steps = metricRows(out).map((row) => row.step as number);
+    assert.deepEqual(steps, Array.from({ length: steps.length }, (_, i) => i + 1), "the refused run wrote no rows");
+    first.child.kill("SIGINT");
+    assert.equal(await first.exited, 130, first.out.stderr);
+    assert.ok(!existsSync(lock), "the lock is released when the run stops");
+  });
+
+  it("SIGHUP (a closed terminal) checkpoints and stops as SIGTERM does; the next run resumes from that checkpoint and finishes", async () => {
+    const { yaml, out } = longRecipe("hangup", 8);
+    const run = startTrain([yaml], root);
+    await untilFirstRow(out, run);
+    run.child.kill("SIGHUP");
+    const code = await run.exited;
+    assert.equal(code, 130, `exit ${code}\nstderr: ${run.out.stderr}`);
+    assert.match(run.out.stderr, /SIGHUP: saving a checkpoint/);
+    const saved = readdirSync(out).filter((n) => n.startsWith("checkpoint-"));
+    assert.equal(saved.length, 1, `checkpoints: ${saved}`);
+    const stoppedAt = Number(saved[0].slice("checkpoint-".length));
+    assert.ok(stoppedAt >= 1 && stoppedAt < 32, `stopped at step ${stoppedAt}`);
+    assert.ok(!existsSync(join(out, "train.lock")));
+
+    const resumed = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr, new RegExp(`resumed from .*checkpoint-${stoppedAt} at step ${stoppedAt}`));
+    assert.match(resumed.stdout, /trained 32 steps/);
+    assert.deepEqual(metricRows(out).map((row) => row.step), Array.from({ length: 32 }, (_, i) => i + 1));
+
+    // Run once more: the run is finished (its last step is checkpointed), so nothing is trained.
+    const again = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /already holds the finished run \(step 32\/32\); nothing to train/);
+  });
+
+  it("a checkpoint write that fails (a file-size limit: EFBIG) is an error naming the file's directory; nothing half-written or locked is left", () => {
+    const { yaml, out } = longRecipe("too-big", 1);
+    // The weights are ~170 kB; a 64 kB limit lets the small files through and stops the first
+    // checkpoint. XFSZ is ignored so the write fails with EFBIG instead of killing the process.
+    const r = spawnSync("bash", ["-c", `trap '' XFSZ; ulimit -f 64; exec "${process.execPath}" "${CLI}" train "${yaml}" --set save_steps=1`],
+      { cwd: root, encoding: "utf8", timeout: 120_000 });
+    assert.equal(r.status, 1, `exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`omni-dpo: ${out}/checkpoint-1\\.tmp-\\d+: cannot write \\(EFBIG: file too large`));
+    assert.deepEqual(readdirSync(out).sort(), ["metrics.jsonl"], "no checkpoint, temporary directory or lock left");
+  });
+
+  it("train --help lists every recipe key with its type and default, grouped, and the objective's keys", () => {
+    const r = spawnSync(process.execPath, [CLI, "train", "--help"], { encoding: "utf8" });
+    assert.equal(r.status, 0);
+    const lines = r.stdout.split("\n");
+    const groups = ["model:", "data:", "optimisation:", "schedule:", "logging/saving:", "objective:"];
+    const at = groups.map((g) => lines.indexOf(g));
+    assert.ok(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])), `groups in order: ${at}`);
+    const shown = (d: unknown) => (d === null ? "None" : d === "" ? '""' : typeof d === "object" ? JSON.stringify(d) : String(d));
+    for (const [key, spec] of Object.entries(RECIPE_KEYS) as [string, KeySpec][]) {
+      const line = lines.findIndex((l) => l.startsWith(`  ${key} (`));
+      assert.ok(line >= 0, `${key} is not listed`);
+      const expected = "default" in spec ? `, default ${shown(spec.default)})` : ", required)";
+      assert.ok(lines[line].endsWith(expected), `${key}: '${lines[line]}' does not end with '${expected}'`);
+      const group = groups.filter((_, k) => at[k] < line).length - 1;
+      assert.equal(groups[group], `${spec.group}:`, `${key} listed under ${groups[group]}`);
+      const end = lines.findIndex((l, i) => i > line && !l.startsWith("      "));
+      const help = lines.slice(line + 1, end).join(" ").replace(/\s+/g, " ");
+      if (spec.status === "warn") assert.match(help, /Not yet supported: ignored with a warning/, key);
+      assert.ok(help.includes(`[default from ${spec.follows}]`), `${key}: where its default comes from: ${help}`);
+    }
+    assert.match(r.stdout, /learning_rate \(float, default 5e-7\)/);
+    assert.match(r.stdout, /lr_scheduler_type \(constant \| constant_with_warmup \| linear \| cosine, default linear\)/);
+    const objective = r.stdout.slice(r.stdout.indexOf("objective:"));
+    for (const key of OBJECTIVE_CONFIG_KEYS) assert.ok(objective.includes(key), `objective key ${key} is not listed`);
   });
 });

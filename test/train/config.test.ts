@@ -2,9 +2,10 @@
 // errors naming the key, --set overrides typed by YAML, paths relative to the YAML's directory.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadTrainConfig, parseOverride } from "../../src/train/config.js";
+import { RECIPE_KEYS, type KeySpec } from "../../src/train/keys.js";
 import { tempDir } from "../helpers/toy.js";
 
 let root: string;
@@ -252,5 +253,98 @@ dataset_mixer:
     const { config } = loadTrainConfig(yamlFile(BASE + "eval_strategy: \"no\"\neval_steps: 10\nsave_strategy: \"no\"\n"));
     assert.equal(config.evalSteps, null);
     assert.equal(config.saveSteps, null);
+  });
+});
+
+describe("values checked as transformers checks them", () => {
+  const rejects = (lines: string, key: string, value: string) => {
+    assert.throws(() => loadTrainConfig(yamlFile(BASE + lines)), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `${lines.trim()}: expected a ConfigError, got ${String(e)}`);
+      assert.ok(e.message.includes(`'${key}'`) && e.message.includes(`got ${value}`), `${lines.trim()}: the message names neither the key nor the value: ${e.message}`);
+      return true;
+    }, lines);
+  };
+
+  it("out-of-range values are errors naming the key and the value", () => {
+    rejects("num_train_epochs: 0\n", "num_train_epochs", "0");
+    rejects("num_train_epochs: -1\nmax_steps: -1\n", "num_train_epochs", "-1");
+    rejects("save_steps: -5\n", "save_steps", "-5");
+    rejects("save_steps: 0\n", "save_steps", "0");
+    rejects("save_steps: 2.5\n", "save_steps", "2.5");
+    rejects("eval_steps: 0\n", "eval_steps", "0");
+    rejects("eval_steps: -10\n", "eval_steps", "-10");
+    rejects("logging_steps: 0\n", "logging_steps", "0");
+    rejects("logging_steps: -1\n", "logging_steps", "-1");
+    rejects("warmup_ratio: 1.5\n", "warmup_ratio", "1.5");
+    rejects("warmup_ratio: -0.1\n", "warmup_ratio", "-0.1");
+    rejects("warmup_steps: -3\n", "warmup_steps", "-3");
+    rejects("weight_decay: -0.01\n", "weight_decay", "-0.01");
+    rejects("learning_rate: -1.0e-5\n", "learning_rate", "-0.00001");
+    rejects("save_total_limit: -1\n", "save_total_limit", "-1");
+  });
+
+  it("what transformers accepts is accepted: epochs unused under max_steps, save_steps 0 with saving off, limits of 0, ratios up to 1", () => {
+    assert.equal(loadTrainConfig(yamlFile(BASE + "num_train_epochs: 0\nmax_steps: 10\n")).config.maxSteps, 10);
+    const off = loadTrainConfig(yamlFile(BASE + "save_steps: 0\nsave_strategy: \"no\"\neval_steps: 0\neval_strategy: \"no\"\n")).config;
+    assert.equal(off.saveSteps, null);
+    assert.equal(off.evalSteps, null);
+    assert.equal(loadTrainConfig(yamlFile(BASE + "save_total_limit: 0\n")).config.saveTotalLimit, 0);
+    assert.equal(loadTrainConfig(yamlFile(BASE + "warmup_ratio: 1\n")).config.warmupRatio, 1);
+    assert.equal(loadTrainConfig(yamlFile(BASE + "learning_rate: 0\n")).config.learningRate, 0);
+  });
+
+  it("logging, eval and save steps below 1 are fractions of the run, as the reference Math recipe's save_steps: 0.35", () => {
+    const { config } = loadTrainConfig(yamlFile(BASE + "save_steps: 0.35\neval_steps: 0.5\nlogging_steps: 0.05\n"));
+    assert.equal(config.saveSteps, 0.35);
+    assert.equal(config.evalSteps, 0.5);
+    assert.equal(config.loggingSteps, 0.05);
+  });
+});
+
+describe("the table of recipe keys", () => {
+  it("every key the trainer acts on has its table default in the config; the others warn or stay silent as the table says", () => {
+    const { config, warnings } = loadTrainConfig(yamlFile(BASE));
+    assert.deepEqual(warnings, []);
+    const fields = config as unknown as Record<string, unknown>;
+    for (const [key, spec] of Object.entries(RECIPE_KEYS) as [string, KeySpec][]) {
+      const field = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+      if (spec.status) {
+        assert.ok(!(field in fields), `${key} is not acted on, yet the config has ${field}`);
+        const { warnings: w } = loadTrainConfig(yamlFile(`${BASE}${key}: true\n`));
+        assert.equal(w.length, spec.status === "warn" ? 1 : 0, `${key}: ${w.join(" | ")}`);
+        if (spec.status === "warn") assert.match(w[0], new RegExp(`'${key}'.*ignored`));
+      } else if ("default" in spec && !["model_name_or_path", "output_dir", "dataset_mixer"].includes(key)) {
+        assert.deepEqual(fields[field], spec.default, `${key} -> ${field}`);
+      } else {
+        assert.ok(fields[field] !== undefined, `${key} -> ${field}`);
+      }
+    }
+  });
+});
+
+describe("output_dir never overwrites the model it starts from", () => {
+  it("output_dir equal to model_name_or_path or ref_model, also through a trailing slash or a symlink, is a ConfigError naming both keys", () => {
+    const models = join(root, "overwrite-guard");
+    mkdirSync(join(models, "sft"), { recursive: true });
+    mkdirSync(join(models, "ref"), { recursive: true });
+    symlinkSync(join(models, "sft"), join(models, "sft-link"));
+    const cases: [string, string][] = [
+      ["model_name_or_path: sft\noutput_dir: sft\n", "model_name_or_path"],
+      ["model_name_or_path: sft\noutput_dir: sft/\n", "model_name_or_path"],
+      ["model_name_or_path: sft\noutput_dir: ./sft-link\n", "model_name_or_path"],
+      ["model_name_or_path: sft-link/\noutput_dir: ../overwrite-guard/sft\n", "model_name_or_path"],
+      ["model_name_or_path: sft\nref_model: ref\noutput_dir: ref\n", "ref_model"],
+    ];
+    for (const [lines, key] of cases) {
+      const file = yamlFile(`${lines}dataset_mixer:\n  data.jsonl: 1.0\n`, models);
+      assert.throws(() => loadTrainConfig(file), (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.ok(e.message.includes("output_dir") && e.message.includes(key), `${lines.trim()}: ${e.message}`);
+        return true;
+      }, lines);
+    }
+    // A sibling, or a directory inside the model's, is fine.
+    const ok = yamlFile("model_name_or_path: sft\noutput_dir: sft-dpo\ndataset_mixer:\n  data.jsonl: 1.0\n", models);
+    assert.equal(loadTrainConfig(ok).config.outputDir, join(models, "sft-dpo"));
   });
 });

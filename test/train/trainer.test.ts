@@ -135,11 +135,12 @@ describe("Omni-DPO on a tiny model", () => {
     for (const row of m.train) assert.ok(num(row, "nll_gate") >= 0 && num(row, "nll_gate") <= 1);
   });
 
-  it("checkpoints every save_steps, keeping save_total_limit of them", async () => {
+  it("checkpoints every save_steps and at the end, keeping save_total_limit of them", async () => {
     const r = await omniRun();
     const dirs = readdirSync(r.outputDir).filter((n) => n.startsWith("checkpoint-")).sort();
-    // Saved at 4, 8, 12 and 16; the limit of 2 keeps the newest two, and nothing half-written.
-    assert.deepEqual(dirs, ["checkpoint-12", "checkpoint-16"]);
+    // Saved at 4, 8, 12, 16 and, as the HF trainer does, at the last step (18); the limit of 2
+    // keeps the newest two, and nothing half-written or half-deleted is left.
+    assert.deepEqual(dirs, ["checkpoint-16", "checkpoint-18"]);
     for (const d of dirs) {
       const state = JSON.parse(readFileSync(join(r.outputDir, d, "trainer_state.json"), "utf8"));
       assert.equal(state.globalStep, Number(d.slice("checkpoint-".length)));
@@ -228,7 +229,8 @@ describe("precomputed reference log-probs", () => {
 
   it("are cached in output_dir and read back by a second run", async () => {
     const statuses: string[] = [];
-    const first = await train(recipe("cache-reuse", { precompute_ref_log_probs: true, max_steps: 2, save_steps: null }), { onStatus: (s) => statuses.push(s) });
+    // No checkpoints (save_strategy "no"), so the second run trains again rather than finding a finished run.
+    const first = await train(recipe("cache-reuse", { precompute_ref_log_probs: true, max_steps: 2, save_strategy: "no" }), { onStatus: (s) => statuses.push(s) });
     const cacheDir = join(first.outputDir, "ref_logps_cache");
     const files = readdirSync(cacheDir).filter((f) => f.endsWith(".json"));
     assert.equal(files.length, 2, "one cache file for the training split, one for the eval split");
@@ -238,7 +240,7 @@ describe("precomputed reference log-probs", () => {
     assert.ok(Array.isArray(values.chosen) && values.chosen.every((v: unknown) => typeof v === "number" && Number.isFinite(v)));
 
     statuses.length = 0;
-    await train(recipe("cache-reuse", { precompute_ref_log_probs: true, max_steps: 2, save_steps: null }), { onStatus: (s) => statuses.push(s) });
+    await train(recipe("cache-reuse", { precompute_ref_log_probs: true, max_steps: 2, save_strategy: "no" }), { onStatus: (s) => statuses.push(s) });
     assert.ok(statuses.some((s) => /read from/.test(s)), statuses.join(" | "));
     assert.ok(!statuses.some((s) => /reference log-probs \((train|eval)\)/.test(s)), "the second run computed reference log-probs again");
     assert.deepEqual(readdirSync(cacheDir).filter((f) => f.endsWith(".json")).sort(), [...files].sort());
@@ -279,7 +281,7 @@ describe("interrupt and resume", () => {
     for (const [x, y] of a.eval.map((row, i) => [row, b.eval[i]])) {
       for (const key of Object.keys(x)) assert.ok(Math.abs(num(x, key) - num(y, key)) < 1e-6, `eval step ${x.step} ${key}: ${x[key]} vs ${y[key]}`);
     }
-    assert.deepEqual(readdirSync(resumed.outputDir).filter((n) => n.startsWith("checkpoint-")).sort(), ["checkpoint-12", "checkpoint-16"]);
+    assert.deepEqual(readdirSync(resumed.outputDir).filter((n) => n.startsWith("checkpoint-")).sort(), ["checkpoint-16", "checkpoint-18"]);
   });
 
   it("resuming with different batch settings is refused before anything changes", async () => {
@@ -303,7 +305,8 @@ describe("interrupt and resume", () => {
     assert.ok(readdirSync(join(root, "auto")).some((n) => n.startsWith("checkpoint-")), "the interrupted run's checkpoint is still there");
     const fresh = await train(recipe("auto", { overwrite_output_dir: true, max_steps: 2 }));
     assert.equal(fresh.globalStep, 2);
-    assert.deepEqual(readdirSync(join(root, "auto")).filter((n) => n.startsWith("checkpoint-")), [], "overwrite_output_dir removed the old checkpoints");
+    assert.deepEqual(readdirSync(join(root, "auto")).filter((n) => n.startsWith("checkpoint-")), ["checkpoint-2"],
+      "overwrite_output_dir removed the old checkpoints; the fresh run's final one is all there is");
     const after = readFileSync(join(root, "auto", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
     assert.ok(after.every((r) => r.step <= 2), "metrics.jsonl starts afresh");
   });

@@ -1,23 +1,26 @@
-// `omni-dpo train`: preference training from a reference-style YAML, with Ctrl-C checkpointing.
+// `omni-dpo train`: preference training from a reference-style YAML, with checkpointing on
+// Ctrl-C, SIGTERM and SIGHUP (a closed terminal).
 import { parseArgs } from "node:util";
 import { UsageError, formatRow, type Command } from "../args.js";
+import { recipeKeysHelp } from "../../train/recipe-help.js";
 
 export const trainCommand: Command = {
   help: `Usage: omni-dpo train CONFIG.yaml [--set key=value ...] [--json]
 
 Trains a causal LM on preference pairs with Omni-DPO or a baseline. CONFIG.yaml takes the
-reference implementation's keys as they are (model_name_or_path, dataset_mixer, beta,
-uni_dpo_*, pref_loss / loss_type, learning_rate, lr_scheduler_type, warmup_ratio,
-num_train_epochs, per_device_train_batch_size, gradient_accumulation_steps, max_length,
-max_prompt_length, logging_steps, eval_steps, save_steps, output_dir, ref_model, ...).
+reference implementation's keys as they are (listed below).
 
-Writes output_dir/metrics.jsonl as it goes, checkpoints every save_steps, and the trained
-model with its tokenizer to output_dir. Ctrl-C (or SIGTERM) saves a checkpoint and stops;
-resume with --set resume_from_checkpoint=true.
+Writes output_dir/metrics.jsonl as it goes, checkpoints every save_steps and at the end, and
+the trained model with its tokenizer to output_dir. Ctrl-C, SIGTERM or SIGHUP saves a
+checkpoint and stops; the next run on that output_dir resumes from it. One run at a time holds
+an output_dir (output_dir/train.lock).
 
   --set key=value   override a config key (repeatable; the value is read as YAML)
   --json            print the final result as JSON
-`,
+
+Recipe keys, by group (type, default; where the default comes from):
+
+${recipeKeysHelp()}`,
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { set: { type: "string", multiple: true }, json: { type: "boolean" } } });
     if (positionals.length !== 1) throw new UsageError("train: expected one CONFIG.yaml");
@@ -27,30 +30,33 @@ resume with --set resume_from_checkpoint=true.
     const { config, warnings } = loadTrainConfig(positionals[0], (values.set ?? []).map(parseOverride));
     for (const w of warnings) console.error(`warning: ${w}`);
     let stopRequested = false;
-    const onSignal = (signal: string) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signal === "SIGHUP") {
+        // The terminal is gone: writing to it fails, and the failure must not end the run before its checkpoint.
+        for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+      }
       if (stopRequested) { console.error(`\n${signal} again: exiting without a checkpoint`); process.exit(130); }
       stopRequested = true;
       console.error(`\n${signal}: saving a checkpoint after this step, then stopping (again to exit now)`);
     };
-    const sigint = () => onSignal("SIGINT");
-    const sigterm = () => onSignal("SIGTERM");
-    process.on("SIGINT", sigint);
-    process.on("SIGTERM", sigterm);
+    const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+    for (const s of signals) process.on(s, onSignal);
     let bar: InstanceType<typeof Progress> | null = null;
     try {
       const result = await train(config, {
         onStatus: (m) => console.error(m),
+        onWarning: (m) => console.error(`warning: ${m}`),
         onProgress: (step, total, info) => { (bar ??= new Progress("training", total, true)).update(step, info); },
         onLog: (row) => { if (!values.json && String(Object.keys(row).find((k) => k.startsWith("eval_")) ?? "")) console.error(formatRow(row)); },
         shouldStop: () => stopRequested,
       });
       if (values.json) console.log(JSON.stringify(result));
+      else if (result.alreadyFinished) console.log(`${result.outputDir} already holds the finished run (step ${result.globalStep}/${result.totalSteps}); nothing to train`);
       else if (result.interrupted) console.log(`stopped at step ${result.globalStep}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
       else console.log(`trained ${result.globalStep} steps; model saved to ${result.outputDir}`);
       return result.interrupted ? 130 : 0;
     } finally {
-      process.off("SIGINT", sigint);
-      process.off("SIGTERM", sigterm);
+      for (const s of signals) process.off(s, onSignal);
     }
   },
 };

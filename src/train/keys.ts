@@ -1,0 +1,230 @@
+// Every recipe key `omni-dpo train` knows, in one table: its type, default, help, where the
+// default comes from, its group in `train --help`, how a change is treated on resume, and, for
+// keys not (yet) acted on, that status. The TrainConfig type, the loader's validation and the
+// help are all derived from it, so a key is written once. The objective's keys (beta, uni_dpo_*,
+// loss_type...) belong to src/objectives and are listed from OBJECTIVE_CONFIG_KEYS.
+//
+// This module does not load LibTorch (the CLI prints help from it without the engine).
+
+export const GROUPS = ["model", "data", "optimisation", "schedule", "logging/saving", "objective"] as const;
+export type Group = (typeof GROUPS)[number];
+
+/** Keys read but not acted on: "warn" ones are warned about when set (to anything but false/None), "ignored" ones are accepted silently. */
+export type KeyStatus = "warn" | "ignored";
+export const STATUS_TEXT: Record<KeyStatus, string> = {
+  warn: "Not yet supported: ignored with a warning.",
+  ignored: "Not used by this trainer: accepted silently.",
+};
+
+/**
+ * How a changed value is treated when a run resumes from a checkpoint made with another value:
+ * "hard" (data, batching, lengths: the saved data position would mean other examples) is always
+ * refused; "soft" (optimisation, schedule, objective) is refused on an automatic resume and
+ * accepted, with a warning, when resume_from_checkpoint names the checkpoint.
+ */
+export type ResumeCheck = "hard" | "soft";
+
+/** Value kinds; "list" and "mapping" only describe keys the trainer does not read. */
+export type Kind = "path" | "string" | "enum" | "number" | "integer" | "boolean" | "steps" | "mixer" | "checkpoint" | "list" | "mapping";
+
+/** A rule beyond the type: returns what is wrong ("must be ...") or undefined. `all` holds every key's value, defaults filled. */
+export type Check = (value: never, all: Record<string, unknown>) => string | undefined;
+
+export interface KeySpec {
+  kind: Kind;
+  /** For "enum": the accepted values. */
+  values?: readonly string[];
+  /** Absent: the key is required. null: unset (Python's None). A key set to None takes its default. */
+  default?: unknown;
+  /** The value can end up null though its default is not (save_steps under save_strategy: "no"). */
+  nullable?: true;
+  group: Group;
+  help: string;
+  /** Where the default comes from. */
+  follows: string;
+  resume?: ResumeCheck;
+  status?: KeyStatus;
+  check?: Check;
+}
+
+const TA = "transformers 4.46 TrainingArguments";
+const DPO = "TRL DPOConfig";
+const HANDBOOK_MODEL = "alignment-handbook ModelArguments";
+const HANDBOOK_DATA = "alignment-handbook DataArguments";
+const UNI_DPO = "Uni-DPO UniDPOConfig";
+const OURS = "omni-dpo";
+
+const atLeast = (min: number) => (v: number) => (v < min ? `must be at least ${min}` : undefined);
+const nonNegative = (v: number) => (v < 0 ? "must not be negative" : undefined);
+
+/** logging/eval/save steps: a positive step count, or a fraction of the run's steps in (0, 1) (transformers' ratios). */
+const stepsRule = (strategyKeys: string[]) => (v: number, all: Record<string, unknown>) => {
+  if (strategyKeys.some((k) => all[k] === "no")) return undefined;
+  const off = strategyKeys.length ? `, or set ${strategyKeys[0]}: "no"` : "";
+  if (!(v > 0)) return `must be positive (a number of steps, or a fraction of the run in (0, 1))${off}`;
+  if (v > 1 && !Number.isInteger(v)) return "must be a whole number of steps when above 1";
+  return undefined;
+};
+
+export const RECIPE_KEYS = {
+  // --- model
+  model_name_or_path: { kind: "path", group: "model", follows: HANDBOOK_MODEL, resume: "soft",
+    help: "The Hugging Face model directory to start from (config.json, safetensors weights, tokenizer)." },
+  ref_model: { kind: "path", default: null, group: "model", follows: UNI_DPO, resume: "soft",
+    help: "The frozen reference model's directory; None: the starting weights (model_name_or_path)." },
+  device: { kind: "string", default: "auto", group: "model", follows: OURS,
+    help: "cpu, cuda or cuda:N; auto takes CUDA when LibTorch has it, as the HF trainer does." },
+  torch_dtype: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Weights' dtype when loading (float32 here)." },
+  attn_implementation: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Attention kernel (eager, sdpa, flash_attention_2)." },
+  use_flash_attention_2: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Older spelling of attn_implementation: flash_attention_2." },
+  load_in_4bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 4 bits." },
+  load_in_8bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 8 bits." },
+  use_peft: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Train LoRA adapters instead of the full model." },
+  model_revision: { kind: "string", default: "main", group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Hub revision of the model (models are local directories here)." },
+  trust_remote_code: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Run a hub model's own Python code." },
+  use_ref_model: { kind: "boolean", default: false, group: "model", follows: UNI_DPO, status: "ignored", help: "Whether a reference model is used (decided here by the loss)." },
+  disable_dropout: { kind: "boolean", default: true, group: "model", follows: DPO, status: "ignored", help: "Dropout off in the policy (always, here)." },
+
+  // --- data
+  dataset_mixer: { kind: "mixer", group: "data", follows: HANDBOOK_DATA, resume: "hard",
+    help: "Preference files (JSONL, JSON or Parquet) and the fraction of each to use: {path: fraction}, a path, or a list of paths." },
+  eval_file: { kind: "path", default: null, group: "data", follows: OURS, help: "A held-out preference file to evaluate on." },
+  test_split_size: { kind: "number", default: 0, group: "data", follows: OURS, resume: "hard",
+    help: "Without eval_file: the share (below 1) or number of training pairs held out for evaluation." },
+  max_samples: { kind: "integer", default: null, group: "data", follows: UNI_DPO, resume: "hard", help: "Use only the first N records of each split." },
+  chat_template: { kind: "string", default: null, group: "data", follows: HANDBOOK_DATA, resume: "hard",
+    help: "A Jinja chat template for conversational records; None: the tokenizer's." },
+  max_length: { kind: "integer", default: 512, group: "data", follows: "TRL 0.12 DPOTrainer (DPOConfig's None means 512)", resume: "hard", check: atLeast(1),
+    help: "Tokens of prompt plus answer kept per sequence." },
+  max_prompt_length: { kind: "integer", default: 128, group: "data", follows: "TRL 0.12 DPOTrainer (DPOConfig's None means 128)", resume: "hard",
+    check: (v: number, all) => (v >= (all.max_length as number) ? `must be below max_length (${all.max_length})` : undefined),
+    help: "Prompt tokens kept when prompt plus answer exceed max_length." },
+  truncation_mode: { kind: "enum", values: ["keep_end", "keep_start"], default: "keep_end", group: "data", follows: DPO, resume: "hard",
+    help: "Which end of a too-long prompt is kept." },
+  dataset_splits: { kind: "list", default: ["train", "test"], group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "Hub dataset splits (files are read whole here)." },
+  dataset_configs: { kind: "list", default: null, group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "Hub dataset configurations." },
+  preprocessing_num_workers: { kind: "integer", default: null, group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "Worker processes for tokenisation." },
+  dataloader_num_workers: { kind: "integer", default: 0, group: "data", follows: TA, status: "warn", help: "Worker processes for data loading." },
+  auto_insert_empty_system_msg: { kind: "boolean", default: true, group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "An empty system message before conversations (done when the template knows a system role)." },
+  truncation_side: { kind: "string", default: null, group: "data", follows: HANDBOOK_MODEL, status: "ignored", help: "Tokenizer truncation side (truncation_mode decides here)." },
+  padding_side: { kind: "string", default: null, group: "data", follows: HANDBOOK_MODEL, status: "ignored", help: "Tokenizer padding side (right padding, as TRL's collator)." },
+  label_pad_token_id: { kind: "integer", default: -100, group: "data", follows: DPO, status: "ignored", help: "Label of padding (always -100 here)." },
+  padding_value: { kind: "integer", default: null, group: "data", follows: DPO, status: "ignored", help: "Padding token id (the tokenizer's pad token, else EOS)." },
+  remove_unused_columns: { kind: "boolean", default: true, group: "data", follows: TA, status: "ignored", help: "Drop dataset columns the model does not take." },
+  is_llama3: { kind: "boolean", default: false, group: "data", follows: "Uni-DPO recipes", status: "ignored", help: "Llama 3 chat formatting (the chat template decides here)." },
+
+  // --- optimisation
+  learning_rate: { kind: "number", default: 5e-7, group: "optimisation", follows: `${OURS} (alignment-handbook's DPO recipes; ${TA}: 5e-5)`, resume: "soft", check: nonNegative,
+    help: "AdamW's peak learning rate." },
+  weight_decay: { kind: "number", default: 0, group: "optimisation", follows: TA, resume: "soft", check: nonNegative,
+    help: "AdamW's decoupled weight decay, on weights of two or more dimensions only (not biases or norm weights)." },
+  adam_beta1: { kind: "number", default: 0.9, group: "optimisation", follows: TA, resume: "soft", help: "AdamW's beta1." },
+  adam_beta2: { kind: "number", default: 0.999, group: "optimisation", follows: TA, resume: "soft", help: "AdamW's beta2." },
+  adam_epsilon: { kind: "number", default: 1e-8, group: "optimisation", follows: TA, resume: "soft", help: "AdamW's epsilon." },
+  max_grad_norm: { kind: "number", default: 1, group: "optimisation", follows: TA, resume: "soft", help: "Gradient clipping norm; 0 turns clipping off." },
+  per_device_train_batch_size: { kind: "integer", default: 8, group: "optimisation", follows: TA, resume: "hard", check: atLeast(1),
+    help: "Pairs per micro-batch (each runs chosen and rejected together: twice as many rows)." },
+  per_device_eval_batch_size: { kind: "integer", default: 8, group: "optimisation", follows: TA, check: atLeast(1), help: "Pairs per evaluation batch." },
+  gradient_accumulation_steps: { kind: "integer", default: 1, group: "optimisation", follows: TA, resume: "hard", check: atLeast(1),
+    help: "Micro-batches per optimizer step." },
+  seed: { kind: "integer", default: 42, group: "optimisation", follows: TA, resume: "hard", help: "Seeds the data order, the split and the RNG." },
+  bf16: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "bfloat16 mixed precision." },
+  fp16: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "float16 mixed precision." },
+  tf32: { kind: "boolean", default: null, group: "optimisation", follows: TA, status: "warn", help: "TF32 matmuls on Ampere and later GPUs." },
+  bf16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Evaluate in bfloat16." },
+  fp16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Evaluate in float16." },
+  gradient_checkpointing: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Recompute activations in backward to save memory." },
+  gradient_checkpointing_kwargs: { kind: "mapping", default: null, group: "optimisation", follows: TA, status: "warn", help: "Options of gradient checkpointing (use_reentrant)." },
+  torch_compile: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Compile the model with torch.compile." },
+  deepspeed: { kind: "path", default: null, group: "optimisation", follows: TA, status: "warn", help: "A DeepSpeed config file." },
+  fsdp: { kind: "string", default: "", group: "optimisation", follows: TA, status: "warn", help: "Fully sharded data parallel options." },
+  fsdp_config: { kind: "path", default: null, group: "optimisation", follows: TA, status: "warn", help: "An FSDP config file." },
+  local_rank: { kind: "integer", default: -1, group: "optimisation", follows: TA, status: "warn", help: "Process rank in distributed training." },
+  ddp_timeout: { kind: "integer", default: 1800, group: "optimisation", follows: TA, status: "warn", help: "Distributed process-group timeout in seconds." },
+  optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, status: "ignored", help: "The optimizer (AdamW, as adamw_torch, here)." },
+
+  // --- schedule
+  num_train_epochs: { kind: "number", default: 3, group: "schedule", follows: TA, resume: "soft",
+    check: (v: number, all) => ((all.max_steps as number) <= 0 && !(v > 0) ? "must be positive when max_steps is not set (max_steps <= 0)" : undefined),
+    help: "Passes over the training pairs (fractions allowed); max_steps > 0 wins." },
+  max_steps: { kind: "integer", default: -1, group: "schedule", follows: TA, resume: "soft", help: "Optimizer steps in the run; -1 (or any value <= 0): from num_train_epochs." },
+  lr_scheduler_type: { kind: "enum", values: ["constant", "constant_with_warmup", "linear", "cosine"], default: "linear", group: "schedule", follows: TA, resume: "soft",
+    help: "Learning-rate schedule after warmup." },
+  warmup_ratio: { kind: "number", default: 0, group: "schedule", follows: TA, resume: "soft",
+    check: (v: number) => (v < 0 || v > 1 ? "must lie in [0, 1]" : undefined), help: "Warmup as a share of the run's steps (rounded up); warmup_steps > 0 wins." },
+  warmup_steps: { kind: "integer", default: 0, group: "schedule", follows: TA, resume: "soft", check: nonNegative, help: "Warmup steps." },
+  eval_strategy: { kind: "string", default: null, group: "schedule", follows: TA,
+    help: "\"no\" turns evaluation off; otherwise the eval data are evaluated every eval_steps and at the end." },
+  evaluation_strategy: { kind: "string", default: null, group: "schedule", follows: "transformers < 4.46 TrainingArguments", help: "Older name of eval_strategy." },
+  eval_steps: { kind: "steps", default: null, group: "schedule", follows: TA, check: stepsRule(["eval_strategy", "evaluation_strategy"]),
+    help: "Evaluate every N steps, or every fraction of the run in (0, 1); None: only at the end." },
+  do_eval: { kind: "boolean", default: false, group: "schedule", follows: TA, status: "ignored", help: "Evaluate (decided here by the eval data)." },
+  do_train: { kind: "boolean", default: false, group: "schedule", follows: TA, status: "ignored", help: "Train (always, here)." },
+  generate_during_eval: { kind: "boolean", default: false, group: "schedule", follows: DPO, status: "ignored", help: "Sample and log generations while evaluating." },
+
+  // --- logging/saving
+  output_dir: { kind: "path", group: "logging/saving", follows: TA,
+    help: "Where metrics.jsonl, checkpoints and the trained model go; never the starting or reference model's directory." },
+  overwrite_output_dir: { kind: "boolean", default: false, group: "logging/saving", follows: TA,
+    help: "Start afresh even when output_dir holds checkpoints or a finished run (deleting the checkpoints)." },
+  resume_from_checkpoint: { kind: "checkpoint", default: null, group: "logging/saving", follows: TA,
+    help: "A checkpoint directory to resume from (accepting changed optimisation, schedule and objective settings, with a warning); true: the latest in output_dir; None: the latest automatically, as alignment-handbook's scripts do; false: never." },
+  logging_steps: { kind: "steps", default: 10, group: "logging/saving", follows: `${OURS} (${TA}: 500)`, check: stepsRule([]),
+    help: "Log averaged metrics every N steps (or every fraction of the run in (0, 1)) to metrics.jsonl and the console." },
+  save_strategy: { kind: "string", default: null, group: "logging/saving", follows: TA, help: "\"no\" turns checkpoints off (the final model is still written)." },
+  save_steps: { kind: "steps", default: 500, nullable: true, group: "logging/saving", follows: TA, check: stepsRule(["save_strategy"]),
+    help: "Checkpoint every N steps, or every fraction of the run in (0, 1); a final checkpoint is written at the end." },
+  save_total_limit: { kind: "integer", default: null, group: "logging/saving", follows: TA, check: nonNegative,
+    help: "Checkpoints kept (the oldest are deleted); None or 0: all." },
+  precompute_ref_log_probs: { kind: "boolean", default: false, group: "logging/saving", follows: DPO,
+    help: "Compute the reference log-probs once and cache them in output_dir/ref_logps_cache, so only the policy is in memory." },
+  logging_strategy: { kind: "string", default: "steps", group: "logging/saving", follows: TA, status: "ignored", help: "When to log (every logging_steps, here)." },
+  logging_first_step: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Log the first step too." },
+  log_level: { kind: "string", default: "passive", group: "logging/saving", follows: TA, status: "ignored", help: "Python logging level." },
+  report_to: { kind: "list", default: null, group: "logging/saving", follows: TA, status: "ignored", help: "Experiment trackers (None: every one installed); metrics.jsonl here." },
+  run_name: { kind: "string", default: null, group: "logging/saving", follows: TA, status: "ignored", help: "A tracker's run name." },
+  wandb_project: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "ignored", help: "Weights & Biases project." },
+  save_only_model: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Checkpoints without optimizer state (they always hold it here, for exact resume)." },
+  push_to_hub: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Upload the model to the Hugging Face hub." },
+  hub_model_id: { kind: "string", default: null, group: "logging/saving", follows: TA, status: "ignored", help: "Hub repository to upload to." },
+  hub_strategy: { kind: "string", default: "every_save", group: "logging/saving", follows: TA, status: "ignored", help: "When to upload." },
+  hub_private_repo: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Make the hub repository private." },
+  output_hub: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "ignored", help: "Hub destination." },
+
+  // --- objective: the loss's own keys come from OBJECTIVE_CONFIG_KEYS; this one is how log-probs are taken.
+  dpo_length_norm: { kind: "boolean", default: true, group: "objective", follows: UNI_DPO, resume: "soft",
+    help: "Sequence log-prob as the mean over answer tokens (true) or their sum." },
+} as const satisfies Record<string, KeySpec>;
+
+export type RecipeKey = keyof typeof RECIPE_KEYS;
+type Table = typeof RECIPE_KEYS;
+
+/** Keys the trainer acts on (no status). */
+export type SupportedKey = { [K in RecipeKey]: Table[K] extends { status: KeyStatus } ? never : K }[RecipeKey];
+
+/** snake_case to camelCase, as a type: "per_device_train_batch_size" -> "perDeviceTrainBatchSize". */
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+
+/** What each kind holds once read (paths resolved, steps possibly a fraction of the run). */
+interface KindValue {
+  path: string; string: string; number: number; integer: number; boolean: boolean; steps: number;
+  mixer: Record<string, number>; checkpoint: string | boolean; list: unknown[]; mapping: Record<string, unknown>;
+}
+type ValueOf<S> =
+  | (S extends { kind: "enum"; values: readonly (infer V)[] } ? V : S extends { kind: infer K extends keyof KindValue } ? KindValue[K] : never)
+  | (S extends { default: null } | { nullable: true } ? null : never);
+
+/** The values of the keys the trainer acts on, by camelCase name, typed from the table. */
+export type RecipeValues = { -readonly [K in SupportedKey as Camel<K>]: ValueOf<Table[K]> };
+
+/** The camelCase field of a key, as RecipeValues names it. */
+export function fieldOf(key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function specOf(key: string): KeySpec | undefined {
+  return Object.hasOwn(RECIPE_KEYS, key) ? (RECIPE_KEYS as Record<string, KeySpec>)[key] : undefined;
+}
+
+export const ALL_KEYS = Object.keys(RECIPE_KEYS) as RecipeKey[];
+export const SUPPORTED_KEYS = ALL_KEYS.filter((k) => !specOf(k)!.status) as SupportedKey[];
