@@ -6,8 +6,8 @@
 import { readFileSync, existsSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { objectiveFromConfig, OBJECTIVE_CONFIG_KEYS, type ResolvedPreferenceOptions } from "../objectives/index.js";
-import { fieldOf, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
+import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
+import { ALL_KEYS, fieldOf, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
 export interface TrainConfig extends RecipeValues {
   objective: ResolvedPreferenceOptions;
@@ -90,7 +90,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   const warnings: string[] = [];
   const values: Record<string, unknown> = {};
   const objectiveKeys: Record<string, unknown> = {};
-  const objectiveNames = new Set(OBJECTIVE_CONFIG_KEYS);
+  const objectiveNames = new Set(objectiveConfigKeys().map((k) => k.key));
   for (const [key, v] of Object.entries(raw)) {
     const spec = specOf(key);
     if (spec?.status === "warn") {
@@ -118,7 +118,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     if (problem) throw new ConfigError(`${where}: key '${key}' ${problem}, got ${JSON.stringify(v)}`);
   }
   let objective: ResolvedPreferenceOptions;
-  try { objective = objectiveFromConfig(raw); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
+  try { objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS }); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
 
   // Paths resolve against the YAML's directory, as the reference scripts run from theirs.
   const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));

@@ -1,7 +1,7 @@
 // `omni-dpo train --help`'s list of recipe keys, derived from the table (keys.ts): grouped as
 // HfArgumentParser groups its dataclasses' fields, each key with its type, default, help and
 // where the default comes from. Free of LibTorch, so help prints without loading the engine.
-import { OBJECTIVE_CONFIG_KEYS } from "../objectives/config.js";  // the objectives' index loads LibTorch
+import { objectiveConfigKeys } from "../objectives/config.js";
 import { ALL_KEYS, GROUPS, specOf, STATUS_TEXT, type KeySpec } from "./keys.js";
 
 const KIND_TEXT: Record<KeySpec["kind"], string> = {
@@ -45,10 +45,19 @@ export function recipeKeysHelp(): string {
       const status = spec.status ? ` ${STATUS_TEXT[spec.status]}` : "";
       out.push(...wrap(`${spec.help}${status} [default from ${spec.follows}]`, "      "));
     }
-    if (group === "objective") {
-      out.push(...wrap(`The loss's own keys (defaults depend on the loss: see the README's objectives table): ${OBJECTIVE_CONFIG_KEYS.join(", ")}.`, "  "));
-    }
+    if (group === "objective") out.push(...objectiveKeysHelp());
     out.push("");
   }
   return out.join("\n");
+}
+
+/** The loss's own keys, from the loss registry (so a registered loss's options show too). */
+function objectiveKeysHelp(): string[] {
+  const out: string[] = [];
+  for (const k of objectiveConfigKeys()) {
+    const math = k.mathDefault === undefined ? "" : `; in a Math-style YAML ${defaultText(k.mathDefault)}`;
+    out.push(`  ${k.key} (default ${defaultText(k.default)}${math})`);
+    out.push(...wrap(`${k.help} [losses: ${k.losses.join(", ")}]`, "      "));
+  }
+  return out;
 }
