@@ -6,6 +6,7 @@ import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import type { CausalLM } from "../models/causal-lm.js";
 import { generate } from "../models/generate.js";
+import { stopTokenIds } from "../models/generation-config.js";
 import type { Tokenizer } from "../text/index.js";
 import { rng } from "./mixer.js";
 
@@ -116,7 +117,8 @@ export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts:
   const k = options.samples ?? 5;
   const batchSize = options.batchSize ?? 16;
   const random = rng(options.seed ?? 0);
-  const eos = [tokenizer.eosTokenId].filter((x): x is number => x !== undefined);
+  // The model's generation_config.json says where a response ends (instruct models list several ids).
+  const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
   const scoredByPrompt: Scored[][] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
     const chunk = prompts.slice(start, start + batchSize);

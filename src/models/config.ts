@@ -1,7 +1,8 @@
 // config.json: the raw hyperparameter object every architecture reads its fields from, and the
 // typed reads of its fields (with Hugging Face's defaults) that the config parsers share.
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { readTextFile } from "../util/utf8.js";
 
 /** The raw config.json object; each architecture's config parser reads what it needs from it. */
 export type RawConfig = Record<string, unknown> & { architectures?: string[]; model_type?: string };
@@ -9,9 +10,10 @@ export type RawConfig = Record<string, unknown> & { architectures?: string[]; mo
 export function readConfig(dir: string): RawConfig {
   const file = join(dir, "config.json");
   if (!existsSync(file)) throw new Error(`${dir}: no config.json (is this a Hugging Face model directory?)`);
+  const text = readTextFile(file);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }

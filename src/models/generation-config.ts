@@ -2,7 +2,8 @@
 // when a model directory is loaded and written when one is saved, as transformers does. A
 // directory without the file takes the ids from config.json (transformers'
 // GenerationConfig.from_model_config).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { readTextFile } from "../util/utf8.js";
 import { join } from "node:path";
 import { writeJsonAtomic } from "../util/files.js";
 import type { RawConfig } from "./config.js";
@@ -55,9 +56,10 @@ export function generationConfigFromModelConfig(config: RawConfig, where = "conf
 export function readGenerationConfig(dir: string): GenerationConfig | null {
   const file = join(dir, GENERATION_CONFIG_FILE);
   if (!existsSync(file)) return null;
+  const text = readTextFile(file);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
+    raw = JSON.parse(text);
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }

@@ -1,8 +1,9 @@
 // The safetensors format (Hugging Face's weight files): an 8-byte little-endian header length,
 // a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes.
 // Single files and sharded checkpoints (model.safetensors.index.json) both read and write here.
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { readTextFile } from "../util/utf8.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/files.js";
 
@@ -177,8 +178,9 @@ export function loadCheckpoint(dir: string, options: { dtype?: torch.DType } = {
   if (existsSync(join(dir, SINGLE_FILE))) return loadSafetensors(join(dir, SINGLE_FILE), options);
   const indexPath = join(dir, INDEX_FILE);
   if (existsSync(indexPath)) {
+    const text = readTextFile(indexPath);
     let index: { weight_map?: Record<string, string> };
-    try { index = JSON.parse(readFileSync(indexPath, "utf8")); } catch (e) { throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`); }
+    try { index = JSON.parse(text); } catch (e) { throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`); }
     if (!index.weight_map) throw new Error(`${indexPath}: missing field weight_map`);
     const byFile = new Map<string, Set<string>>();
     for (const [name, file] of Object.entries(index.weight_map)) {

@@ -1,8 +1,8 @@
 // Reading the JSON and text files of a tokenizer directory, with errors that name the file.
 // Text is strict UTF-8: a BOM at the start is accepted, invalid bytes are an error.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { decodeUtf8, Utf8Error } from "../util/utf8.js";
+import { readTextFile } from "../util/utf8.js";
 import { TokenizerError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;
@@ -37,17 +37,5 @@ export function readTextIfExists(path: string): string | undefined {
 
 /** A file's text as strict UTF-8, a leading BOM dropped; unreadable or invalid bytes name the file (and the line and byte). */
 function readText(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new TokenizerError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return decodeUtf8(bytes, true);
-  } catch (e) {
-    if (!(e instanceof Utf8Error)) throw e;
-    throw new TokenizerError(`${path}:${e.line}: invalid UTF-8 at byte ${e.byteOffset}; the file must be UTF-8`, { cause: e });
-  }
+  return readTextFile(path, (message, cause) => new TokenizerError(message, { cause }));
 }
-

@@ -3,8 +3,9 @@
 // types, defaults and rules come from there. Unknown keys are warned about by name, wrong
 // values are errors naming the file, the key and the value, and keys the trainer does not act
 // on yet are accepted as the table says (with a warning, or silently).
-import { readFileSync, existsSync, realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { readTextFile } from "../util/utf8.js";
 import { parse as parseYaml } from "yaml";
 import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
 import { ALL_KEYS, fieldOf, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
@@ -77,8 +78,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   if (typeof source === "string") {
     where = source;
     if (!existsSync(source)) throw new ConfigError(`${source}: file not found`);
+    const text = readTextFile(source, (m) => new ConfigError(m));
     let parsed: unknown;
-    try { parsed = parseYaml(readFileSync(source, "utf8")); } catch (e) { throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`); }
+    try { parsed = parseYaml(text); } catch (e) { throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`); }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${source}: expected a mapping of keys to values`);
     raw = parsed as Record<string, unknown>;
     baseDir = dirname(resolve(source));

@@ -1,6 +1,7 @@
 // Strict UTF-8 decoding for every file the toolkit reads as text. Node's own "utf8" decoding
 // replaces invalid bytes with U+FFFD without a word, so a corrupt file would train on
 // replacement characters; here invalid bytes are an error that says where they are.
+import { readFileSync } from "node:fs";
 
 const BOM = "\uFEFF";
 // ignoreBOM: true keeps a leading BOM in the output, so only the caller decides where one is
@@ -55,4 +56,23 @@ function firstInvalidByte(bytes: Uint8Array): number {
     i += n;
   }
   return bytes.length;
+}
+
+/**
+ * A whole text file as strict UTF-8 (a leading BOM dropped). Unreadable files and invalid bytes
+ * become `makeError(message)`, the message naming the file (and the line and byte).
+ */
+export function readTextFile(path: string, makeError: (message: string, cause: unknown) => Error = (m, cause) => new Error(m, { cause })): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw makeError(`cannot read ${path}: ${(e as Error).message}`, e);
+  }
+  try {
+    return decodeUtf8(bytes, true);
+  } catch (e) {
+    if (!(e instanceof Utf8Error)) throw e;
+    throw makeError(`${path}:${e.line}: invalid UTF-8 at byte ${e.byteOffset}; the file must be UTF-8`, e);
+  }
 }
