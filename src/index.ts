@@ -1,6 +1,6 @@
 // omni-dpo's public entry point.
 export * as torch from "./torch/index.js";
-export { Tensor } from "./torch/index.js";
+export { Tensor, TorchError } from "./torch/index.js";
 export {
   preferenceLoss, objectiveFromConfig, resolvePreferenceOptions, OBJECTIVE_CONFIG_KEYS, LOSS_TYPES, REFERENCE_LOSSES,
   OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,

@@ -116,7 +116,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
       const past = options.cache?.length ?? 0;
       if (past + t > this.c.nPositions) throw new Error(`sequence of ${past + t} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
       const tr = this.transformer;
-      const device = inputIds.device as torch.Device;
+      const device = inputIds.device;
       const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask, device);
       const mask = attentionMask(b, t, past, options.attentionMask, null, device);
       let h = tr.wte.forward(inputIds).add(tr.wpe.forward(pos));

@@ -135,7 +135,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     return torch.tidy(() => {
       const [b, t] = inputIds.shape;
       const past = options.cache?.length ?? 0;
-      const device = inputIds.device as torch.Device;
+      const device = inputIds.device;
       const pos = options.positionIds ?? positionIds(b, t, past, options.attentionMask, device);
       const windowed = this.c.slidingLayers.includes(true) ? attentionMask(b, t, past, options.attentionMask, this.c.slidingWindow, device) : null;
       const full = this.c.slidingLayers.includes(false) ? attentionMask(b, t, past, options.attentionMask, null, device) : null;
@@ -156,7 +156,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   override to(device: torch.Device): this {
     super.to(device);
     if (this.#inverseFrequencies.device !== this.device) {
-      const moved = this.#inverseFrequencies.to({ device: this.device as torch.Device }).keep();
+      const moved = this.#inverseFrequencies.to({ device: this.device }).keep();
       this.#inverseFrequencies.dispose();
       this.#inverseFrequencies = moved;
     }

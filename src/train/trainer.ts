@@ -140,7 +140,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       "restore them, or set overwrite_output_dir: true (or a new output_dir) to start afresh");
   }
 
-  const device = (config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : config.device) as torch.Device;
+  const device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : torch.toDevice(config.device);
   if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
   mkdirSync(config.outputDir, { recursive: true });
   torch.manualSeed(config.seed);
@@ -195,7 +195,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     const out = concatenatedForward(policy, batch, lengthNorm);
     const refLogps = ref?.logps(pairs, indices);
     const dtype = out.chosen.dtype;
-    const device = out.chosen.device as torch.Device;
+    const device = out.chosen.device;
     const loss = preferenceLoss({
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
       referenceChosenLogps: refLogps ? torch.tensor(refLogps.chosen, { dtype, device }) : null,

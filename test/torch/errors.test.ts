@@ -150,7 +150,7 @@ test("fromBuffer with a byte length that does not match shape and dtype throws",
   throwsWith(() => torch.fromBuffer(new Float32Array(3), { dtype: "float32", shape: [2, 2] }), /fromBuffer/, /buffer holds 12 bytes, shape and dtype need 16/);
   throwsWith(() => torch.fromBuffer(new Float32Array(5), { dtype: "float32", shape: [2, 2] }), /holds 20 bytes/);
   throwsWith(() => torch.fromBuffer(new Uint8Array(6), { dtype: "float64", shape: [1] }), /holds 6 bytes, shape and dtype need 8/);
-  throwsWith(() => torch.fromBuffer(new Float32Array(4), { dtype: "float32", shape: [5], copy: true }), /holds 16 bytes, shape and dtype need 20/);
+  throwsWith(() => torch.fromBuffer(new Float32Array(4), { dtype: "float32", shape: [5] }), /holds 16 bytes, shape and dtype need 20/);
   throwsWith(() => torch.tensor(new Float32Array(4), { shape: [3] }), /holds 16 bytes/);
   // Same length, another element size: fine.
   assert.deepEqual(torch.fromBuffer(new Float32Array(4), { dtype: "float64", shape: [2] }).shape, [2]);
@@ -158,7 +158,7 @@ test("fromBuffer with a byte length that does not match shape and dtype throws",
 
 test("setNumThreads and manualSeed reject bad values and change nothing", run(() => {
   const threads = torch.getNumThreads();
-  for (const n of [0, -1, 1.5, NaN, Infinity]) throwsWith(() => torch.setNumThreads(n), /setNumThreads: expected a positive integer/);
+  for (const n of [0, -1, 1.5, NaN, Infinity, 1e9]) throwsWith(() => torch.setNumThreads(n), /setNumThreads: expected an integer from 1 to \d+/);
   throwsWith(() => torch.setNumThreads(any("2")), /setNumThreads/);
   assert.equal(torch.getNumThreads(), threads);
   for (const s of [-1, 0.5, NaN, Infinity]) throwsWith(() => torch.manualSeed(s), /manualSeed: expected a non-negative integer/);
