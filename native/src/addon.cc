@@ -71,12 +71,15 @@ void addFastPath(OpEntry& e) {
 // ---- errors ------------------------------------------------------------------------------
 
 // src/torch's TorchError, handed over by configure(); errors carry the operator's name and
-// LibTorch's message as fields, so callers never parse the text.
-Napi::FunctionReference errorClass;
+// LibTorch's message as fields, so callers never parse the text. Heap-held and released by the
+// environment's cleanup hook, so no static destructor touches N-API after the environment is gone.
+Napi::FunctionReference* errorClass = nullptr;
+
+bool haveErrorClass() { return errorClass != nullptr && !errorClass->IsEmpty(); }
 
 [[noreturn]] void fail(Napi::Env env, const std::string& what, const std::string& detail) {
-  if (!errorClass.IsEmpty()) {
-    Napi::Value err = errorClass.New({Napi::String::New(env, what), Napi::String::New(env, detail)});
+  if (haveErrorClass()) {
+    Napi::Value err = errorClass->New({Napi::String::New(env, what), Napi::String::New(env, detail)});
     throw Napi::Error(env, err);
   }
   throw Napi::Error::New(env, what + ": " + detail);
@@ -92,7 +95,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::string& what, F&&
   } catch (const Napi::Error& e) {
     // Already a TorchError (a nested guard made it): pass it on. Otherwise it is N-API's
     // own complaint ("A number was expected"), which still needs the entry point's name.
-    if (!errorClass.IsEmpty() && e.Value().IsObject() && e.Value().InstanceOf(errorClass.Value())) throw;
+    if (haveErrorClass() && e.Value().IsObject() && e.Value().InstanceOf(errorClass->Value())) throw;
     fail(env, what, e.Message());
   } catch (const c10::Error& e) {
     fail(env, what, e.what_without_backtrace());
@@ -544,7 +547,8 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return guarded(info, "configure", [&](Napi::Env env) -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsFunction()) throw std::invalid_argument("errorClass must be a constructor");
     int64_t limit = intArg(info, 1, "maxThreads", 1, std::numeric_limits<int>::max());
-    errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+    if (!errorClass) errorClass = new Napi::FunctionReference();
+    *errorClass = Napi::Persistent(info[0].As<Napi::Function>());
     maxThreads = limit;
     return env.Undefined();
   });
@@ -560,6 +564,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                                 "(tensors can be used from one thread only, usually the main one)");
   }
   owner = env;
+  // When this environment ends (a worker that loaded the addon exits), another may take over.
+  napi_add_env_cleanup_hook(env, [](void*) {
+    if (errorClass) errorClass->Reset();
+    owner = nullptr;
+  }, nullptr);
   installCountingAllocator();
   exports.Set("op", Napi::Function::New(env, Op));
   exports.Set("hasOp", Napi::Function::New(env, HasOp));
