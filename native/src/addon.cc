@@ -68,6 +68,7 @@ void addFastPath(OpEntry& e) {
     // The C++ signature differs from what the schema suggests: keep the boxed call.
   }
 }
+
 // ---- errors ------------------------------------------------------------------------------
 
 // src/torch's TorchError, handed over by configure(); errors carry the operator's name and

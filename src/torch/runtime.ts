@@ -20,7 +20,8 @@ export function isGradEnabled(): boolean {
 
 /**
  * Threads LibTorch uses inside one op. Defaults to the machine's cores (or OMP_NUM_THREADS).
- * At most MAX_THREADS (1024, or 4 per core on larger machines).
+ * At most 1024, or 4 per core on machines with more than 256 (a count OpenMP cannot allocate
+ * would end the process at the next parallel op).
  */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {

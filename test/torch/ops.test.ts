@@ -2,6 +2,9 @@
 // creation, dtypes, shape ops, elementwise math, reductions and the nn building blocks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { closeSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { torch, type Tensor } from "../../src/index.js";
 import type { DType, NestedArray } from "../../src/torch/index.js";
 import { values } from "../helpers/gradcheck.js";
@@ -198,6 +201,26 @@ test("fromBuffer copies: later writes on either side do not show in the other", 
   view.setFloat32(1, 1.5, true);
   view.setFloat32(5, -2.25, true);
   same(torch.fromBuffer(new Uint8Array(odd.buffer, 1, 8), { dtype: "float32", shape: [2] }), [1.5, -2.25]);
+}));
+
+test("readInto fills a tensor's own memory from a file; short at the end of the file; CPU contiguous only", run(() => {
+  const file = join(mkdtempSync(join(tmpdir(), "omni-dpo-read-")), "bytes.bin");
+  writeFileSync(file, Buffer.concat([Buffer.from([0xaa, 0xbb]), Buffer.from(new Float32Array([1.5, -2, 3, 4.25]).buffer)]));
+  const fd = openSync(file, "r");
+  try {
+    const t = torch.empty([2, 2]);
+    assert.equal(torch.readInto(t, fd, 2), 16);
+    same(t, [[1.5, -2], [3, 4.25]], "float32", [2, 2]);
+    const tail = torch.zeros([4]);
+    assert.equal(torch.readInto(tail, fd, 10), 8, "the file ends after two elements");
+    same(tail, [3, 4.25, 0, 0]);
+    assert.equal(torch.readInto(torch.empty([0]), fd, 0), 0);
+    assert.throws(() => torch.readInto(torch.empty([2, 2]).transpose(0, 1), fd, 0), /readInto: needs a contiguous CPU tensor/);
+    assert.throws(() => torch.readInto(torch.empty([1]), -1, 0), /readInto: fd must be an integer/);
+  } finally {
+    closeSync(fd);
+  }
+  assert.throws(() => torch.readInto(torch.empty([1]), fd, 0), /readInto: reading fd \d+: Bad file descriptor/);
 }));
 
 test("dataView: writes through in both directions; data() is a copy", run(() => {
