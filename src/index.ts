@@ -1,6 +1,6 @@
 // omni-dpo's public entry point.
 export * as torch from "./torch/index.js";
-export { Tensor } from "./torch/index.js";
+export { Tensor, TorchError } from "./torch/index.js";
 export {
   preferenceLoss, objectiveFromConfig, objectiveConfigKeys, resolvePreferenceOptions, requiredInputs, registerLoss, lossSpec,
   registeredLosses, needsReference, ObjectiveError, OBJECTIVE_CONFIG_KEYS, LOSS_TYPES, REFERENCE_LOSSES,

@@ -6,6 +6,9 @@
 // own interpreter does. Everything else here is what the dispatcher cannot express: the tensor
 // store, buffers in and out, autograd entry points, threads, seeds and memory figures.
 // No policy lives here; it is all in src/torch/.
+//
+// No input from JavaScript may end the process: every entry point runs under `guarded`, which
+// turns any C++ exception into a JavaScript error (src/torch's TorchError, once configured).
 
 #include <napi.h>
 #include <ATen/ATen.h>
@@ -15,14 +18,19 @@
 #include <c10/core/GradMode.h>
 #include <torch/version.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "convert.h"
+#include "memory.h"
 #include "store.h"
 
 namespace omni {
@@ -61,28 +69,73 @@ void addFastPath(OpEntry& e) {
   }
 }
 
-int64_t tensorId(const Napi::Value& v) {
-  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+// ---- errors ------------------------------------------------------------------------------
+
+// src/torch's TorchError, handed over by configure(); errors carry the operator's name and
+// LibTorch's message as fields, so callers never parse the text. Heap-held and released by the
+// environment's cleanup hook, so no static destructor touches N-API after the environment is gone.
+Napi::FunctionReference* errorClass = nullptr;
+
+bool haveErrorClass() { return errorClass != nullptr && !errorClass->IsEmpty(); }
+
+[[noreturn]] void fail(Napi::Env env, const std::string& what, const std::string& detail) {
+  if (haveErrorClass()) {
+    Napi::Value err = errorClass->New({Napi::String::New(env, what), Napi::String::New(env, detail)});
+    throw Napi::Error(env, err);
+  }
+  throw Napi::Error::New(env, what + ": " + detail);
 }
 
-// Every entry point runs inside this guard so that no LibTorch error ever aborts the process.
+// Every entry point runs inside this guard so that no input ever aborts the process: C++
+// exceptions (LibTorch's, the binding's own checks, N-API's type errors) become TorchErrors.
 template <typename F>
 Napi::Value guarded(const Napi::CallbackInfo& info, const std::string& what, F&& body) {
   Napi::Env env = info.Env();
   try {
     return body(env);
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    // Already a TorchError (a nested guard made it): pass it on. Otherwise it is N-API's
+    // own complaint ("A number was expected"), which still needs the entry point's name.
+    if (haveErrorClass() && e.Value().IsObject() && e.Value().InstanceOf(errorClass->Value())) throw;
+    fail(env, what, e.Message());
   } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, what + ": " + e.what_without_backtrace());
+    fail(env, what, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, what + ": " + e.what());
+    fail(env, what, e.what());
+  } catch (...) {
+    fail(env, what, "unknown native error");
   }
 }
 
+// ---- arguments ---------------------------------------------------------------------------
+
 int64_t idArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsNumber()) throw std::invalid_argument("expected a tensor id");
-  return info[i].As<Napi::Number>().Int64Value();
+  return tensorId(info[i]);
+}
+
+std::string stringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) throw std::invalid_argument(std::string(what) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsBoolean()) throw std::invalid_argument(std::string(what) + " must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+// An integer argument in [lo, hi]; doubles outside int64 are rejected before any cast.
+int64_t intArg(const Napi::CallbackInfo& info, size_t i, const char* what, int64_t lo, int64_t hi) {
+  double d = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d)) {
+    throw std::invalid_argument(std::string(what) + " must be an integer from " + std::to_string(lo) + " to " +
+                                std::to_string(hi));
+  }
+  return static_cast<int64_t>(d);
+}
+
+bool isNothing(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() <= i || info[i].IsNull() || info[i].IsUndefined();
 }
 
 std::vector<int64_t> shapeArg(const Napi::Value& v) {
@@ -105,14 +158,22 @@ Napi::Value put(Napi::Env env, at::Tensor t) {
   return Napi::Number::New(env, static_cast<double>(store().put(env, std::move(t))));
 }
 
+const OpEntry& opArg(const Napi::CallbackInfo& info) {
+  double h = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(h >= 0 && h < static_cast<double>(ops.size())) || h != std::floor(h)) throw std::invalid_argument("unknown operator handle");
+  return ops[static_cast<size_t>(h)];
+}
+
+// ---- operators ---------------------------------------------------------------------------
+
 // op(name, overload) -> handle. Throws when this LibTorch has no such operator.
 Napi::Value Op(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  return guarded(info, name, [&](Napi::Env env) -> Napi::Value {
+  return guarded(info, "op", [&](Napi::Env env) -> Napi::Value {
+    std::string name = stringArg(info, 0, "operator name");
+    std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
     if (!handle) {
-      throw std::invalid_argument("this LibTorch has no operator " + name + (overload.empty() ? "" : "." + overload));
+      fail(env, name, "this LibTorch has no operator " + name + (overload.empty() ? "" : "." + overload));
     }
     ops.push_back({*handle, name + (overload.empty() ? "" : "." + overload), c10::nullopt, c10::nullopt, c10::nullopt});
     addFastPath(ops.back());
@@ -122,16 +183,19 @@ Napi::Value Op(const Napi::CallbackInfo& info) {
 
 // hasOp(name, overload) -> boolean
 Napi::Value HasOp(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  return Napi::Boolean::New(info.Env(), c10::Dispatcher::singleton().findSchema({name, overload}).has_value());
+  return guarded(info, "hasOp", [&](Napi::Env env) -> Napi::Value {
+    std::string name = stringArg(info, 0, "operator name");
+    std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    return Napi::Boolean::New(env, c10::Dispatcher::singleton().findSchema({name, overload}).has_value());
+  });
 }
 
 Napi::Value Schema(const Napi::CallbackInfo& info) {
-  uint32_t h = info[0].As<Napi::Number>().Uint32Value();
-  std::ostringstream s;
-  s << ops.at(h).handle.schema();
-  return Napi::String::New(info.Env(), s.str());
+  return guarded(info, "schema", [&](Napi::Env env) -> Napi::Value {
+    std::ostringstream s;
+    s << opArg(info).handle.schema();
+    return Napi::String::New(env, s.str());
+  });
 }
 
 // call(handle, ...args): runs the operator through the dispatcher (autograd included).
@@ -139,59 +203,59 @@ Napi::Value Schema(const Napi::CallbackInfo& info) {
 // Every tensor result gets a fresh store slot, even when an op returns its input (in-place
 // ops, a `to` that changes nothing): JavaScript frees what it does not need.
 Napi::Value Call(const Napi::CallbackInfo& info) {
-  uint32_t h = info[0].As<Napi::Number>().Uint32Value();
-  if (h >= ops.size()) throw Napi::Error::New(info.Env(), "unknown operator handle");
-  const OpEntry& op = ops[h];
-  return guarded(info, op.name, [&](Napi::Env env) -> Napi::Value {
-    // Trailing `undefined`s are arguments left out: they take the schema's defaults, and a call
-    // like a.add(b, undefined) can still take the fast path.
-    size_t given = info.Length() - 1;
-    while (given > 0 && info[given].IsUndefined()) --given;
-    // Fast path: every argument a tensor id (alpha left at its default).
-    if (op.unary && given == 1 && info[1].IsNumber()) {
-      return put(env, op.unary->call(store().get(tensorId(info[1]))));
-    }
-    if ((op.binary || op.binaryAlpha) && given == 2 && info[1].IsNumber() && info[2].IsNumber()) {
-      const at::Tensor& a = store().get(tensorId(info[1]));
-      const at::Tensor& b = store().get(tensorId(info[2]));
-      if (op.binary) return put(env, op.binary->call(a, b));
-      return put(env, op.binaryAlpha->call(a, b, op.handle.schema().arguments()[2].default_value()->toScalar()));
-    }
-    const auto& schema = op.handle.schema();
-    const auto& args = schema.arguments();
-    if (given > args.size()) {
-      throw std::invalid_argument("takes " + std::to_string(args.size()) + " arguments, got " + std::to_string(given));
-    }
-    // One stack reused across calls saves an allocation per op (calls never nest: JavaScript
-    // is single-threaded and no op calls back into it).
-    static std::vector<c10::IValue> stack;
-    stack.clear();
-    struct Clear { ~Clear() { stack.clear(); } } clearOnExit;  // release inputs even on errors
-    for (size_t i = 0; i < args.size(); ++i) {
-      Napi::Value v = i < given ? info[i + 1] : env.Undefined();
-      if (v.IsUndefined()) {
-        if (args[i].default_value()) { stack.push_back(*args[i].default_value()); continue; }
-        if (args[i].type()->kind() == c10::TypeKind::OptionalType) { stack.emplace_back(); continue; }
-        throw std::invalid_argument("missing argument '" + args[i].name() + "'");
+  return guarded(info, "call", [&](Napi::Env) -> Napi::Value {
+    const OpEntry& op = opArg(info);
+    return guarded(info, op.name, [&](Napi::Env env) -> Napi::Value {
+      // Trailing `undefined`s are arguments left out: they take the schema's defaults, and a
+      // call like a.add(b, undefined) can still take the fast path.
+      size_t given = info.Length() - 1;
+      while (given > 0 && info[given].IsUndefined()) --given;
+      // Fast path: every argument a tensor id (alpha left at its default).
+      if (op.unary && given == 1 && info[1].IsNumber()) {
+        return put(env, op.unary->call(store().get(tensorId(info[1]))));
       }
-      stack.push_back(toIValue(env, v, args[i].type(), args[i].name()));
-    }
-    op.handle.callBoxed(&stack);
-    if (stack.empty()) return env.Undefined();
-    if (stack.size() == 1) return fromIValue(env, std::move(stack[0]));
-    auto out = Napi::Array::New(env, stack.size());
-    for (size_t i = 0; i < stack.size(); ++i) out.Set(static_cast<uint32_t>(i), fromIValue(env, std::move(stack[i])));
-    return out;
+      if ((op.binary || op.binaryAlpha) && given == 2 && info[1].IsNumber() && info[2].IsNumber()) {
+        const at::Tensor& a = store().get(tensorId(info[1]));
+        const at::Tensor& b = store().get(tensorId(info[2]));
+        if (op.binary) return put(env, op.binary->call(a, b));
+        return put(env, op.binaryAlpha->call(a, b, op.handle.schema().arguments()[2].default_value()->toScalar()));
+      }
+      const auto& schema = op.handle.schema();
+      const auto& args = schema.arguments();
+      if (given > args.size()) {
+        throw std::invalid_argument("takes " + std::to_string(args.size()) + " arguments, got " + std::to_string(given));
+      }
+      // One stack reused across calls saves an allocation per op (calls never nest:
+      // JavaScript is single-threaded and no op calls back into it).
+      static std::vector<c10::IValue> stack;
+      stack.clear();
+      struct Clear { ~Clear() { stack.clear(); } } clearOnExit;  // release inputs even on errors
+      for (size_t i = 0; i < args.size(); ++i) {
+        Napi::Value v = i < given ? info[i + 1] : env.Undefined();
+        if (v.IsUndefined()) {
+          if (args[i].default_value()) { stack.push_back(*args[i].default_value()); continue; }
+          if (args[i].type()->kind() == c10::TypeKind::OptionalType) { stack.emplace_back(); continue; }
+          throw std::invalid_argument("missing argument '" + args[i].name() + "'");
+        }
+        stack.push_back(toIValue(env, v, args[i].type(), args[i].name()));
+      }
+      op.handle.callBoxed(&stack);
+      if (stack.empty()) return env.Undefined();
+      if (stack.size() == 1) return fromIValue(env, std::move(stack[0]));
+      auto out = Napi::Array::New(env, stack.size());
+      for (size_t i = 0; i < stack.size(); ++i) out.Set(static_cast<uint32_t>(i), fromIValue(env, std::move(stack[i])));
+      return out;
+    });
   });
 }
 
-Napi::Value Free(const Napi::CallbackInfo& info) {
-  store().release(info.Env(), idArg(info, 0));
-  return info.Env().Undefined();
-}
+// ---- the store ---------------------------------------------------------------------------
 
-Napi::Value IsLive(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), store().live(idArg(info, 0)));
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  return guarded(info, "free", [&](Napi::Env env) -> Napi::Value {
+    store().release(env, idArg(info, 0));
+    return env.Undefined();
+  });
 }
 
 // Metadata in one call: [dtype, device, requiresGrad, ...shape].
@@ -214,43 +278,69 @@ Napi::Value Numel(const Napi::CallbackInfo& info) {
   });
 }
 
-// fromBuffer(typedArrayOrArrayBuffer, dtype, shape, copy): a tensor over the bytes.
-// Without copy the tensor borrows the buffer (zero-copy) and keeps it alive.
+// setData(id, srcId): PyTorch's `t.data = src`. The tensor in `id` keeps its autograd identity
+// (leaf, requires_grad, grad) and now holds src's data, dtype and device; src still shares it.
+// Module.to() moves parameters this way, so references to them (an optimizer's) stay valid.
+Napi::Value SetData(const Napi::CallbackInfo& info) {
+  return guarded(info, "setData", [&](Napi::Env env) -> Napi::Value {
+    int64_t id = idArg(info, 0);
+    at::Tensor t = store().get(id);
+    const at::Tensor& src = store().get(idArg(info, 1));
+    if (src.is_same(t)) return env.Undefined();
+    t.set_data(src);
+    store().refresh(env, id);
+    return env.Undefined();
+  });
+}
+
+// ---- buffers -----------------------------------------------------------------------------
+
+// fromBuffer(typedArrayOrArrayBuffer, dtype, shape): a tensor with a copy of the bytes.
+// Always a copy: a JavaScript buffer's memory can be freed under a tensor that borrows it (a
+// transfer to a worker or structuredClone detaches it, a resizable buffer can shrink), and
+// N-API offers no way to pin it. Zero-copy input goes the other way: write into the memory
+// of a tensor LibTorch owns (viewBuffer).
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   return guarded(info, "fromBuffer", [&](Napi::Env env) -> Napi::Value {
-    Napi::Value src = info[0];
-    uint8_t* data;
-    size_t length;
+    Napi::Value src = info.Length() > 0 ? info[0] : env.Undefined();
+    const uint8_t* data = nullptr;
+    size_t length = 0;
+    napi_value arraybuffer = nullptr;
     if (src.IsTypedArray()) {
-      auto ta = src.As<Napi::TypedArray>();
-      data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-      length = ta.ByteLength();
+      napi_typedarray_type type;
+      size_t elements, offset;
+      void* p;
+      NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, src, &type, &elements, &p, &arraybuffer, &offset), env.Undefined());
+      data = static_cast<const uint8_t*>(p);
+      length = src.As<Napi::TypedArray>().ByteLength();
     } else if (src.IsArrayBuffer()) {
-      auto ab = src.As<Napi::ArrayBuffer>();
-      data = static_cast<uint8_t*>(ab.Data());
-      length = ab.ByteLength();
+      arraybuffer = src;
+      void* p;
+      NAPI_THROW_IF_FAILED(env, napi_get_arraybuffer_info(env, src, &p, &length), env.Undefined());
+      data = static_cast<const uint8_t*>(p);
     } else {
       throw std::invalid_argument("expected a TypedArray, Buffer or ArrayBuffer");
     }
-    auto dtype = static_cast<at::ScalarType>(info[1].As<Napi::Number>().Int32Value());
-    auto shape = shapeArg(info[2]);
-    bool copy = info[3].As<Napi::Boolean>().Value();
-    int64_t numel = 1;
-    for (auto s : shape) numel *= s;
-    size_t expected = static_cast<size_t>(numel) * c10::elementSize(dtype);
-    if (expected != length) {
+    bool detached = false;
+    if (arraybuffer) NAPI_THROW_IF_FAILED(env, napi_is_detached_arraybuffer(env, arraybuffer, &detached), env.Undefined());
+    if (detached) throw std::invalid_argument("the buffer is detached (it was transferred to a worker or by structuredClone)");
+    auto dtype = static_cast<at::ScalarType>(intArg(info, 1, "dtype", 0, static_cast<int64_t>(at::ScalarType::NumOptions) - 1));
+    auto shape = shapeArg(info.Length() > 2 ? info[2] : env.Undefined());
+    // Overflow-checked: a shape whose element count wraps around could otherwise pass the
+    // length check below and describe memory far beyond the buffer.
+    int64_t numel = 1, expected = 0;
+    for (auto s : shape) {
+      if (__builtin_mul_overflow(numel, s, &numel)) throw std::invalid_argument("shape has more elements than fit in memory");
+    }
+    if (__builtin_mul_overflow(numel, static_cast<int64_t>(c10::elementSize(dtype)), &expected)) {
+      throw std::invalid_argument("shape has more elements than fit in memory");
+    }
+    if (static_cast<uint64_t>(expected) != length) {
       throw std::invalid_argument("buffer holds " + std::to_string(length) + " bytes, shape and dtype need " +
                                   std::to_string(expected));
     }
-    auto options = at::TensorOptions().dtype(dtype);
-    if (copy || numel == 0) {
-      at::Tensor t = at::empty(shape, options);
-      if (length > 0) std::memcpy(t.data_ptr(), data, length);
-      return put(env, std::move(t));
-    }
-    napi_ref ref;
-    NAPI_THROW_IF_FAILED(env, napi_create_reference(env, src, 1, &ref), env.Undefined());
-    at::Tensor t = at::from_blob(data, shape, [ref](void*) { store().queueRelease(ref); }, options);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    if (length > 0) std::memcpy(t.data_ptr(), data, length);
     return put(env, std::move(t));
   });
 }
@@ -269,7 +359,9 @@ Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
 }
 
 // viewBuffer(id): an ArrayBuffer over the tensor's own memory (CPU, contiguous), no copy.
-// The ArrayBuffer keeps the storage alive until it is garbage-collected.
+// The ArrayBuffer holds its own reference to the storage until it is garbage-collected, so
+// the memory stays valid after the tensor is disposed (Node does not detach such buffers;
+// if one were detached, the memory would still be LibTorch's until that reference drops).
 Napi::Value ViewBuffer(const Napi::CallbackInfo& info) {
   return guarded(info, "viewBuffer", [&](Napi::Env env) -> Napi::Value {
     const at::Tensor& t = store().get(idArg(info, 0));
@@ -283,12 +375,35 @@ Napi::Value ViewBuffer(const Napi::CallbackInfo& info) {
   });
 }
 
+// readInto(id, fd, position) -> bytes read: fills a contiguous CPU tensor's memory from an open
+// file, as fs.readSync would fill a buffer (fewer bytes only at the end of the file). Loading
+// weights this way copies nothing and leaves no JavaScript buffer for the collector.
+Napi::Value ReadInto(const Napi::CallbackInfo& info) {
+  return guarded(info, "readInto", [&](Napi::Env env) -> Napi::Value {
+    const at::Tensor& t = store().get(idArg(info, 0));
+    int fd = static_cast<int>(intArg(info, 1, "fd", 0, std::numeric_limits<int>::max()));
+    int64_t position = intArg(info, 2, "position", 0, 9007199254740991LL);
+    if (!t.device().is_cpu() || !t.is_contiguous()) throw std::invalid_argument("needs a contiguous CPU tensor");
+    auto* data = static_cast<char*>(t.data_ptr());
+    size_t want = t.numel() * t.element_size(), done = 0;
+    while (done < want) {
+      ssize_t n = pread(fd, data + done, want - done, static_cast<off_t>(position + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw std::runtime_error(std::string("reading fd ") + std::to_string(fd) + ": " + std::strerror(errno));
+      if (n == 0) break;  // end of file
+      done += static_cast<size_t>(n);
+    }
+    return Napi::Number::New(env, static_cast<double>(done));
+  });
+}
+
+// ---- autograd ----------------------------------------------------------------------------
+
 Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
   return guarded(info, "requiresGrad", [&](Napi::Env env) -> Napi::Value {
     const at::Tensor& t = store().get(idArg(info, 0));
     if (info.Length() > 1) {
-      if (!info[1].IsBoolean()) throw std::invalid_argument("expects a boolean");
-      bool value = info[1].As<Napi::Boolean>().Value();
+      bool value = boolArg(info, 1, "requiresGrad");
       // LibTorch ignores the flag on a non-leaf (it keeps requiring grad through its grad_fn);
       // PyTorch raises instead of failing silently, and so does this binding.
       if (!value && !t.is_leaf()) {
@@ -307,11 +422,15 @@ Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
   });
 }
 
-// grad(id) -> id of the accumulated gradient, or null.
+// grad(id, knownId) -> id of the accumulated gradient, or null. `knownId` (-1 for none) is the
+// slot JavaScript already holds for this gradient: when it is still the same tensor (backward
+// accumulates in place) it comes back as is, and no new slot is made.
 Napi::Value Grad(const Napi::CallbackInfo& info) {
   return guarded(info, "grad", [&](Napi::Env env) -> Napi::Value {
     const at::Tensor& g = store().get(idArg(info, 0)).grad();
     if (!g.defined()) return env.Null();
+    int64_t known = info.Length() > 1 ? tensorId(info[1]) : -1;
+    if (store().live(known) && store().get(known).is_same(g)) return info[1];
     return put(env, g);
   });
 }
@@ -320,7 +439,7 @@ Napi::Value Grad(const Napi::CallbackInfo& info) {
 Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   return guarded(info, "setGrad", [&](Napi::Env env) -> Napi::Value {
     at::Tensor t = store().get(idArg(info, 0));
-    if (info[1].IsNull() || info[1].IsUndefined()) {
+    if (isNothing(info, 1)) {
       t.mutable_grad().reset();
       return env.Undefined();
     }
@@ -348,35 +467,40 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   return guarded(info, "backward", [&](Napi::Env env) -> Napi::Value {
     const at::Tensor& t = store().get(idArg(info, 0));
     at::Tensor gradient;
-    if (!info[1].IsNull() && !info[1].IsUndefined()) gradient = store().get(idArg(info, 1));
-    bool retain = info[2].As<Napi::Boolean>().Value();
-    bool create = info[3].As<Napi::Boolean>().Value();
+    if (!isNothing(info, 1)) gradient = store().get(idArg(info, 1));
+    bool retain = boolArg(info, 2, "retainGraph");
+    bool create = boolArg(info, 3, "createGraph");
     t.backward(gradient, retain, create);
     return env.Undefined();
   });
 }
 
 Napi::Value GradEnabled(const Napi::CallbackInfo& info) {
-  bool before = c10::GradMode::is_enabled();
-  if (info.Length() > 0 && info[0].IsBoolean()) c10::GradMode::set_enabled(info[0].As<Napi::Boolean>().Value());
-  return Napi::Boolean::New(info.Env(), before);
+  return guarded(info, "gradEnabled", [&](Napi::Env env) -> Napi::Value {
+    bool before = c10::GradMode::is_enabled();
+    if (!isNothing(info, 0)) c10::GradMode::set_enabled(boolArg(info, 0, "gradEnabled"));
+    return Napi::Boolean::New(env, before);
+  });
 }
+
+// ---- process-wide settings ---------------------------------------------------------------
+
+// The most threads setNumThreads accepts, handed over by configure(). OpenMP allocates per
+// thread up front, so an absurd count (1e9) would end the process at the next parallel op.
+int64_t maxThreads = 1024;
 
 Napi::Value NumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, "setNumThreads", [&](Napi::Env env) -> Napi::Value {
-    if (info.Length() > 0 && info[0].IsNumber()) {
-      int n = info[0].As<Napi::Number>().Int32Value();
-      if (n < 1) throw std::invalid_argument("thread count must be at least 1");
-      at::set_num_threads(n);
-    }
+    if (!isNothing(info, 0)) at::set_num_threads(static_cast<int>(intArg(info, 0, "thread count", 1, maxThreads)));
     return Napi::Number::New(env, at::get_num_threads());
   });
 }
 
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   return guarded(info, "manualSeed", [&](Napi::Env env) -> Napi::Value {
-    double seed = info[0].As<Napi::Number>().DoubleValue();
-    if (seed < 0 || seed != static_cast<double>(static_cast<uint64_t>(seed))) {
+    double seed = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    // Range first: casting a double beyond uint64 is undefined behaviour.
+    if (!(seed >= 0 && seed < 18446744073709551616.0) || seed != std::floor(seed)) {
       throw std::invalid_argument("seed must be a non-negative integer");
     }
     at::manual_seed(static_cast<uint64_t>(seed));
@@ -389,7 +513,7 @@ Napi::Value RngState(const Napi::CallbackInfo& info) {
   return guarded(info, "rngState", [&](Napi::Env env) -> Napi::Value {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
-    if (info.Length() > 0 && info[0].IsNumber()) {
+    if (!isNothing(info, 0)) {
       gen.set_state(store().get(idArg(info, 0)));
       return env.Undefined();
     }
@@ -398,35 +522,67 @@ Napi::Value RngState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Memory(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto out = Napi::Object::New(env);
-  out.Set("tensors", Napi::Number::New(env, static_cast<double>(store().count())));
-  out.Set("bytes", Napi::Number::New(env, static_cast<double>(store().bytes())));
-  return out;
+  return guarded(info, "memory", [&](Napi::Env env) -> Napi::Value {
+    auto out = Napi::Object::New(env);
+    out.Set("tensors", Napi::Number::New(env, static_cast<double>(store().count())));
+    out.Set("bytes", Napi::Number::New(env, static_cast<double>(store().bytes())));
+    out.Set("cpuAllocated", Napi::Number::New(env, static_cast<double>(cpuAllocated())));
+    return out;
+  });
 }
 
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto out = Napi::Object::New(env);
-  out.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
-  out.Set("cuda", Napi::Boolean::New(env, at::hasCUDA()));
-  out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
-  out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
-  return out;
+  return guarded(info, "buildInfo", [&](Napi::Env env) -> Napi::Value {
+    auto out = Napi::Object::New(env);
+    out.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+    out.Set("cuda", Napi::Boolean::New(env, at::hasCUDA()));
+    out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
+    out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+    return out;
+  });
 }
 
+// configure(errorClass, maxThreads): what src/torch/native.ts hands over when it loads the
+// addon. `errorClass` is constructed as new errorClass(op, message) for every error.
+Napi::Value Configure(const Napi::CallbackInfo& info) {
+  return guarded(info, "configure", [&](Napi::Env env) -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsFunction()) throw std::invalid_argument("errorClass must be a constructor");
+    int64_t limit = intArg(info, 1, "maxThreads", 1, std::numeric_limits<int>::max());
+    if (!errorClass) errorClass = new Napi::FunctionReference();
+    *errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+    maxThreads = limit;
+    return env.Undefined();
+  });
+}
+
+// The store and the op table are process-wide and unsynchronised, so one JavaScript thread
+// may use the addon; a worker that loads it as well gets an error instead of a data race.
+napi_env owner = nullptr;
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (owner != nullptr && owner != static_cast<napi_env>(env)) {
+    throw Napi::Error::New(env, "the omni-dpo engine is already in use by another thread of this process "
+                                "(tensors can be used from one thread only, usually the main one)");
+  }
+  owner = env;
+  // When this environment ends (a worker that loaded the addon exits), another may take over.
+  napi_add_env_cleanup_hook(env, [](void*) {
+    if (errorClass) errorClass->Reset();
+    owner = nullptr;
+  }, nullptr);
+  installCountingAllocator();
   exports.Set("op", Napi::Function::New(env, Op));
   exports.Set("hasOp", Napi::Function::New(env, HasOp));
   exports.Set("schema", Napi::Function::New(env, Schema));
   exports.Set("call", Napi::Function::New(env, Call));
   exports.Set("free", Napi::Function::New(env, Free));
-  exports.Set("isLive", Napi::Function::New(env, IsLive));
   exports.Set("meta", Napi::Function::New(env, Meta));
   exports.Set("numel", Napi::Function::New(env, Numel));
+  exports.Set("setData", Napi::Function::New(env, SetData));
   exports.Set("fromBuffer", Napi::Function::New(env, FromBuffer));
   exports.Set("toBuffer", Napi::Function::New(env, ToBuffer));
   exports.Set("viewBuffer", Napi::Function::New(env, ViewBuffer));
+  exports.Set("readInto", Napi::Function::New(env, ReadInto));
   exports.Set("requiresGrad", Napi::Function::New(env, RequiresGrad));
   exports.Set("isLeaf", Napi::Function::New(env, IsLeaf));
   exports.Set("grad", Napi::Function::New(env, Grad));
@@ -438,6 +594,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rngState", Napi::Function::New(env, RngState));
   exports.Set("memory", Napi::Function::New(env, Memory));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  exports.Set("configure", Napi::Function::New(env, Configure));
   return exports;
 }
 

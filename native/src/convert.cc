@@ -44,7 +44,7 @@ bool toBool(const Napi::Value& v, const std::string& where) {
 
 at::Tensor toTensor(const Napi::Value& v, const std::string& where) {
   if (!v.IsNumber()) mismatch(where, "a tensor", v);
-  return store().get(static_cast<int64_t>(v.As<Napi::Number>().Int64Value()));
+  return store().get(tensorId(v));
 }
 
 // A Scalar keeps JavaScript's integers integral, as Python's literals are: `intTensor + 1`

@@ -1,8 +1,11 @@
 #include "store.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <unordered_set>
+
+#include "memory.h"
 
 namespace omni {
 
@@ -11,21 +14,24 @@ TensorStore& store() {
   return instance;
 }
 
-// V8 is told about native memory in batches: a call per tiny tensor would cost more than the
-// op itself, and the collector only needs the rough size.
-static int64_t unreported = 0;
-static void report(Napi::Env env, int64_t delta) {
-  unreported += delta;
-  if (unreported > (1 << 20) || unreported < -(1 << 20)) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, unreported);
-    unreported = 0;
-  }
+int64_t tensorId(const Napi::Value& v) {
+  if (!v.IsNumber()) return -1;
+  double d = v.As<Napi::Number>().DoubleValue();
+  return d >= 0 && d < 9007199254740992.0 && d == std::floor(d) ? static_cast<int64_t>(d) : -1;
 }
 
-static int64_t ownedBytes(const at::Tensor& t) {
-  // Views share their base's storage; only count storage a result owns.
-  if (!t.defined() || t.is_view() || !t.has_storage()) return 0;
+// Views share their base's storage; only storage a result owns counts. CPU storage is left
+// to the counting allocator, which sees it anyway.
+static int64_t ownedDeviceBytes(const at::Tensor& t) {
+  if (!t.defined() || t.is_view() || !t.has_storage() || t.device().is_cpu()) return 0;
   return static_cast<int64_t>(t.storage().nbytes());
+}
+
+void TensorStore::account(Napi::Env env, int64_t id) {
+  int64_t bytes = ownedDeviceBytes(slots_[id]);
+  deviceTotal_ += bytes - deviceBytes_[id];
+  deviceBytes_[id] = bytes;
+  syncExternalMemory(env, deviceTotal_);
 }
 
 int64_t TensorStore::put(Napi::Env env, at::Tensor t) {
@@ -37,12 +43,10 @@ int64_t TensorStore::put(Napi::Env env, at::Tensor t) {
   } else {
     id = static_cast<int64_t>(slots_.size());
     slots_.push_back(std::move(t));
-    accounted_.push_back(0);
+    deviceBytes_.push_back(0);
   }
   ++live_;
-  int64_t bytes = ownedBytes(slots_[id]);
-  accounted_[id] = bytes;
-  if (bytes > 0) report(env, bytes);
+  account(env, id);
   return id;
 }
 
@@ -61,11 +65,13 @@ const at::Tensor& TensorStore::get(int64_t id) const {
 void TensorStore::release(Napi::Env env, int64_t id) {
   if (!live(id)) return;
   slots_[id] = at::Tensor();
-  if (accounted_[id] > 0) report(env, -accounted_[id]);
-  accounted_[id] = 0;
   free_.push_back(id);
   --live_;
-  drainReleases(env);
+  account(env, id);
+}
+
+void TensorStore::refresh(Napi::Env env, int64_t id) {
+  if (live(id)) account(env, id);
 }
 
 int64_t TensorStore::bytes() const {
@@ -77,23 +83,6 @@ int64_t TensorStore::bytes() const {
     if (seen.insert(key).second) total += static_cast<int64_t>(t.storage().nbytes());
   }
   return total;
-}
-
-void TensorStore::queueRelease(napi_ref ref) {
-  std::lock_guard<std::mutex> lock(pendingMutex_);
-  pending_.push_back(ref);
-  hasPending_.store(true, std::memory_order_release);
-}
-
-void TensorStore::drainReleases(Napi::Env env) {
-  if (!hasPending_.load(std::memory_order_acquire)) return;
-  std::vector<napi_ref> refs;
-  {
-    std::lock_guard<std::mutex> lock(pendingMutex_);
-    refs.swap(pending_);
-    hasPending_.store(false, std::memory_order_release);
-  }
-  for (napi_ref ref : refs) napi_delete_reference(env, ref);
 }
 
 }  // namespace omni

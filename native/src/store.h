@@ -7,41 +7,42 @@
 #include <napi.h>
 #include <ATen/ATen.h>
 
-#include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
 namespace omni {
 
 class TensorStore {
  public:
-  // Stores `t` and returns its id. Tells V8 about the native bytes so the GC paces itself.
+  // Stores `t` and returns its id.
   int64_t put(Napi::Env env, at::Tensor t);
   // The tensor behind `id`; throws a clear error for an id that was freed or never existed.
   const at::Tensor& get(int64_t id) const;
   bool live(int64_t id) const;
   void release(Napi::Env env, int64_t id);
+  // Re-reads the storage of the tensor in `id` after its data was replaced in place.
+  void refresh(Napi::Env env, int64_t id);
 
   size_t count() const { return live_; }
   // Bytes held by the storages of live tensors, each storage counted once.
   int64_t bytes() const;
 
-  // Zero-copy tensors borrow a JavaScript buffer; LibTorch may drop its last reference on any
-  // thread, so the buffer's reference is queued and released later on the JavaScript thread.
-  void queueRelease(napi_ref ref);
-  void drainReleases(Napi::Env env);
-
  private:
+  void account(Napi::Env env, int64_t id);
+
   std::vector<at::Tensor> slots_;
-  std::vector<int64_t> accounted_;  // bytes reported to V8 per slot
+  // CPU memory reaches V8 through the counting allocator (memory.h); storage on other devices
+  // (CUDA) is counted here, per slot that owns it, and added to that figure.
+  std::vector<int64_t> deviceBytes_;
+  int64_t deviceTotal_ = 0;
   std::vector<int64_t> free_;
   size_t live_ = 0;
-  std::mutex pendingMutex_;
-  std::vector<napi_ref> pending_;
-  std::atomic<bool> hasPending_{false};  // lets release() skip the lock in the common case
 };
 
 TensorStore& store();
+
+// The tensor id a JavaScript value names: a non-negative integer. Anything else maps to -1,
+// which the store rejects as "disposed (or never existed)".
+int64_t tensorId(const Napi::Value& v);
 
 }  // namespace omni

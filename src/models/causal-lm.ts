@@ -64,7 +64,7 @@ export interface DecoderLayer<S extends DecoderStep = DecoderStep> {
 function decoderStep(inputIds: torch.Tensor, options: ForwardOptions, windows: Iterable<number | null>): DecoderStep {
   const [batch, length] = inputIds.shape;
   const past = options.cache?.length ?? 0;
-  const device = inputIds.device as torch.Device;
+  const device = inputIds.device;
   const positions = options.positionIds ?? positionIds(batch, length, past, options.attentionMask, device);
   const masks = new Map<number | null, torch.Tensor | null>();
   for (const w of windows) if (!masks.has(w)) masks.set(w, attentionMask(batch, length, past, options.attentionMask, w, device));

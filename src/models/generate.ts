@@ -56,7 +56,7 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
   const done = new Array(batch).fill(false);
   const cache = useCache ? new KVCache(model.numLayers) : undefined;
   const wasTraining = model.training;
-  const device = model.device as torch.Device;
+  const device = model.device;
   model.eval();
   try {
     torch.noGrad(() => {
@@ -110,7 +110,7 @@ export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, 
       // Drop a token when the tokens ranked above it already reach p (transformers' top-p);
       // the most likely token always stays.
       const before = probs.cumsum(-1).sub(probs);
-      const dropSorted = before.ge(p).logicalAnd(torch.arange(0, vocab, 1, { device: logits.device as torch.Device }).gt(0));
+      const dropSorted = before.ge(p).logicalAnd(torch.arange(0, vocab, 1, { device: logits.device }).gt(0));
       const drop = torch.zerosLike(dropSorted, { dtype: "uint8" }).scatterAdd(1, indices, dropSorted.to("uint8")).to("bool");
       scores = scores.maskedFill(drop, -Infinity);
     }

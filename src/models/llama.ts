@@ -4,7 +4,7 @@
 // with a subclass per architecture, as transformers names them; what differs between the three
 // is read from config.json by llamaConfig.
 import * as torch from "../torch/index.js";
-import { Module, ModuleList } from "../nn/module.js";
+import { Module, ModuleList, type ModuleTarget } from "../nn/module.js";
 import { Embedding, Linear, RMSNorm, type Init } from "../nn/layers.js";
 import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
 import type { KVCache } from "./cache.js";
@@ -156,11 +156,15 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
     return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
   }
 
-  /** Moves the parameters and the rotary frequencies (a buffer, not a parameter). */
-  override to(device: torch.Device): this {
-    super.to(device);
+  /**
+   * Moves the parameters and the rotary frequencies. The frequencies follow the device only:
+   * they stay float32 (as transformers computes them), and ropeCosSin casts cos/sin to the
+   * hidden states' dtype.
+   */
+  override to(target: ModuleTarget): this {
+    super.to(target);
     if (this.#inverseFrequencies.device !== this.device) {
-      const moved = this.#inverseFrequencies.to({ device: this.device as torch.Device }).keep();
+      const moved = this.#inverseFrequencies.to({ device: this.device }).keep();
       this.#inverseFrequencies.dispose();
       this.#inverseFrequencies = moved;
     }

@@ -103,8 +103,8 @@ export function readHeader(file: string): SafetensorsHeader {
 }
 
 /**
- * Loads tensors from one safetensors file. Each tensor's bytes are read into their own buffer
- * and viewed without a further copy; `dtype` casts floating-point tensors (e.g. BF16 -> float32).
+ * Loads tensors from one safetensors file. Each tensor's bytes are read into the tensor's own
+ * memory, without a further copy; `dtype` casts floating-point tensors (e.g. BF16 -> float32).
  */
 export function loadSafetensors(file: string, options: { dtype?: torch.DType; names?: Set<string> } = {}): Map<string, torch.Tensor> {
   const header = readHeader(file);
@@ -114,10 +114,13 @@ export function loadSafetensors(file: string, options: { dtype?: torch.DType; na
     for (const [name, info] of header.tensors) {
       if (options.names && !options.names.has(name)) continue;
       const [begin, end] = info.data_offsets;
-      const bytes = Buffer.allocUnsafe(end - begin);
-      if (readSync(fd, bytes, 0, end - begin, header.dataStart + begin) !== end - begin) throw new Error(`${file}: tensor ${name} is truncated`);
       const stored = TO_DTYPE[info.dtype];
-      let t = torch.fromBuffer(bytes, { dtype: stored, shape: info.shape });
+      // Read straight into the tensor's own memory: no copy, and nothing JavaScript can free.
+      let t = torch.empty(info.shape, { dtype: stored });
+      if (torch.readInto(t, fd, header.dataStart + begin) !== end - begin) {
+        t.dispose();
+        throw new Error(`${file}: tensor ${name} is truncated`);
+      }
       const target = options.dtype;
       if (target && target !== stored && isFloat(stored)) {
         const cast = t.to(target);

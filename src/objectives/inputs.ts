@@ -82,7 +82,7 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
   const align = (t: Tensor | undefined): Tensor | null => {
     if (!t) return null;
     if (t.dtype === dtype && t.device === device) return t;
-    return t.to({ dtype, device: device as torch.Device });
+    return t.to({ dtype, device });
   };
   const aligned: LossInputs = {
     batchSize, dtype,

@@ -1,5 +1,5 @@
-// Making tensors: from JavaScript data, from byte buffers (zero-copy), and by the factory
-// functions PyTorch has. Numbers default to float32 (JavaScript cannot tell 1 from 1.0);
+// Making tensors: from JavaScript data, from byte buffers, and by the factory functions
+// PyTorch has. Numbers default to float32 (JavaScript cannot tell 1 from 1.0);
 // ask for another dtype with { dtype }.
 import { native } from "./native.js";
 import { callTensor, Tensor, type NestedArray } from "./tensor.js";
@@ -68,7 +68,7 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
     dtype = options.dtype ?? natural;
     shape = options.shape ?? [data.byteLength / itemSize(natural)];
     values = data;
-    const t = new Tensor(native.fromBuffer(values, dtypeCode(natural), shape, true));
+    const t = new Tensor(native.fromBuffer(values, dtypeCode(natural), shape));
     return finish(castAndMove(t, dtype, natural, options.device), options);
   }
   shape = shapeOf(data);
@@ -82,7 +82,7 @@ export function tensor(data: NestedArray | ArrayBufferView, options: TensorOptio
   const natural: DType = flat.length > 0 && typeof flat[0] === "boolean" ? "bool" : "float32";
   dtype = options.dtype ?? natural;
   const stored: DType = dtype === "float16" || dtype === "bfloat16" ? "float32" : dtype;
-  const t = new Tensor(native.fromBuffer(packed(flat, stored), dtypeCode(stored), shape, true));
+  const t = new Tensor(native.fromBuffer(packed(flat, stored), dtypeCode(stored), shape));
   return finish(castAndMove(t, dtype, stored, options.device), options);
 }
 
@@ -94,15 +94,28 @@ function castAndMove(t: Tensor, dtype: DType, current: DType, device: Device | u
 }
 
 /**
- * A tensor over a byte buffer with the given dtype and shape (little-endian, row-major).
- * By default it shares the buffer's memory (no copy) and keeps the buffer alive; writes to one
- * show in the other. `copy: true` copies instead. Safetensors loading reads weights this way.
+ * A tensor with a copy of a byte buffer's contents, read as `dtype` in `shape` (little-endian,
+ * row-major). Always a copy: a tensor that borrowed JavaScript memory could be left reading
+ * freed memory when the buffer is transferred (postMessage, structuredClone) or shrunk, and a
+ * detached buffer is an error. To fill a tensor without a copy, write into the memory
+ * LibTorch owns: `readInto(torch.empty(shape, { dtype }), fd, position)`, or `t.dataView()`.
  */
-export function fromBuffer(buffer: ArrayBufferView | ArrayBuffer, options: { dtype: DType; shape: number[]; copy?: boolean }): Tensor {
-  const offset = ArrayBuffer.isView(buffer) ? buffer.byteOffset : 0;
-  // Kernels assume aligned elements; copy when the bytes sit at an unaligned offset.
-  const copy = options.copy === true || offset % itemSize(options.dtype) !== 0;
-  return new Tensor(native.fromBuffer(buffer, dtypeCode(options.dtype), options.shape, copy));
+export function fromBuffer(buffer: ArrayBufferView | ArrayBuffer, options: { dtype: DType; shape: number[] }): Tensor {
+  if ((options as { copy?: unknown }).copy === false) {
+    throw new Error("fromBuffer: copy: false is no longer supported (a tensor cannot safely borrow JavaScript memory); " +
+      "fill a torch.empty(shape, { dtype }) tensor with readInto() or through dataView() to avoid a copy");
+  }
+  return new Tensor(native.fromBuffer(buffer, dtypeCode(options.dtype), options.shape));
+}
+
+/**
+ * Reads `t`'s bytes (a contiguous CPU tensor: all of its elements, little-endian, row-major)
+ * from the open file `fd` at byte `position`, straight into the tensor's memory. Returns the
+ * bytes read, fewer than the tensor holds only when the file ends first (as fs.readSync).
+ * Checkpoint loading fills `torch.empty(...)` tensors this way, with no copy.
+ */
+export function readInto(t: Tensor, fd: number, position: number): number {
+  return native.readInto(t.id, fd, position);
 }
 
 export function zeros(shape: number[], options: TensorOptions = {}): Tensor {

@@ -1,7 +1,18 @@
-// Data types: PyTorch's names, LibTorch's ScalarType codes, and the typed arrays that hold them.
+// Data types and devices: PyTorch's names, LibTorch's ScalarType codes, and the typed arrays that hold them.
 
 export type DType = "float32" | "float64" | "float16" | "bfloat16" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
+
+/** Whether `name` is a device this API knows ("cpu", "cuda", "cuda:N"), as opposed to a dtype or a typo. */
+export function isDevice(name: string): name is Device {
+  return name === "cpu" || /^cuda(:\d+)?$/.test(name);
+}
+
+/** `name` as a Device, or an error naming what is accepted (device names read from config files). */
+export function toDevice(name: string): Device {
+  if (!isDevice(name)) throw new Error(`unknown device '${name}' (expected cpu, cuda or cuda:N)`);
+  return name;
+}
 
 /** c10::ScalarType codes (c10/core/ScalarType.h). */
 const CODES: Record<DType, number> = {

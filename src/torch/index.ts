@@ -1,8 +1,10 @@
 // The tensor API: `import { torch } from "omni-dpo"`. Names follow PyTorch, camelCased.
 export { Tensor, type NestedArray, type Scalar, type TensorOrScalar, type MaxResult } from "./tensor.js";
 export type { DType, Device, TypedArray } from "./dtype.js";
+export { isDevice, toDevice } from "./dtype.js";
+export { TorchError } from "./errors.js";
 export {
-  tensor, fromBuffer, zeros, ones, full, empty, arange, rand, randn, randint, randperm,
+  tensor, fromBuffer, readInto, zeros, ones, full, empty, arange, rand, randn, randint, randperm,
   zerosLike, onesLike, fullLike, randLike, randnLike, type TensorOptions,
 } from "./creation.js";
 export {

@@ -1,11 +1,17 @@
-// Loads the N-API addon (native/) and describes its surface. Nothing above src/torch/ touches
-// this module directly.
+// Loads the N-API addon (native/) on first use and describes its surface. Nothing above
+// src/torch/ touches this module directly.
+//
+// Loading is lazy so that the parts of omni-dpo that need no tensors (tokenizers, the data
+// tools) work where the addon is not built: importing the package loads nothing native, and the
+// first tensor operation loads the addon or says why it cannot.
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../util/package-root.js";
+import { TorchError } from "./errors.js";
 
-export interface NativeMemory { tensors: number; bytes: number }
+export interface NativeMemory { tensors: number; bytes: number; cpuAllocated: number }
 export interface NativeBuildInfo { torchVersion: string; cuda: boolean; cudaDevices: number; parallelInfo: string }
 
 /** What native/src/addon.cc exports. Tensor ids are plain numbers naming slots in its store. */
@@ -15,15 +21,17 @@ export interface NativeAddon {
   schema(handle: number): string;
   call(handle: number, ...args: unknown[]): any;
   free(id: number): void;
-  isLive(id: number): boolean;
   meta(id: number): [number, string, boolean, ...number[]];
   numel(id: number): number;
-  fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: number, shape: number[], copy: boolean): number;
+  setData(id: number, src: number): void;
+  fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: number, shape: number[]): number;
   toBuffer(id: number): ArrayBuffer;
   viewBuffer(id: number): ArrayBuffer;
+  readInto(id: number, fd: number, position: number): number;
   requiresGrad(id: number, value?: boolean): boolean;
   isLeaf(id: number): boolean;
-  grad(id: number): number | null;
+  /** The gradient's id; `known` when that slot still holds this very gradient. */
+  grad(id: number, known: number): number | null;
   setGrad(id: number, grad: number | null): void;
   backward(id: number, grad: number | null, retainGraph: boolean, createGraph: boolean): void;
   gradEnabled(value?: boolean): boolean;
@@ -32,11 +40,29 @@ export interface NativeAddon {
   rngState(id?: number): number | undefined;
   memory(): NativeMemory;
   buildInfo(): NativeBuildInfo;
+  configure(errorClass: typeof TorchError, maxThreads: number): void;
+}
+
+/**
+ * The most threads LibTorch may be given (setNumThreads, OMP_NUM_THREADS). OpenMP allocates per
+ * thread up front, so an absurd count ends the process at the next parallel op.
+ */
+export const MAX_THREADS = Math.max(1024, 4 * availableParallelism());
+
+/** Where the addon is looked for: OMNI_DPO_ADDON (a built omni_torch.node), else this package's build. */
+export function addonPath(): string {
+  return process.env.OMNI_DPO_ADDON || join(packageRoot(), "native", "build", "Release", "omni_torch.node");
 }
 
 /** What the engine did about OpenBLAS's core type before LibTorch loaded (README, "How it is built"). */
 export interface BlasSetup { coretype: string | null; chosenByEngine: boolean }
-export const blasSetup: BlasSetup = chooseBlasCoreType();
+let blas: BlasSetup | null = null;
+
+/** The BLAS setup, settled when the addon loads (it loads here if it has not yet). */
+export function blasSetup(): BlasSetup {
+  addon();
+  return blas!;
+}
 
 /**
  * OpenBLAS 0.3.21 (Debian 12) does not recognise recent AVX-512 CPUs and falls back to its
@@ -56,13 +82,47 @@ function chooseBlasCoreType(): BlasSetup {
   return { coretype: null, chosenByEngine: false };
 }
 
-function load(): NativeAddon {
-  const file = join(packageRoot(), "native", "build", "Release", "omni_torch.node");
+/** OMP_NUM_THREADS as OpenMP reads it (a count, or a comma-separated list for nested levels), checked against MAX_THREADS. */
+function checkOmpNumThreads(): void {
+  const value = process.env.OMP_NUM_THREADS;
+  if (value === undefined || value.trim() === "") return;
+  const ok = value.split(",").every((part) => /^\s*\d+\s*$/.test(part) && Number(part) >= 1 && Number(part) <= MAX_THREADS);
+  if (!ok) {
+    throw new Error(`omni-dpo: OMP_NUM_THREADS=${value} is not a thread count from 1 to ${MAX_THREADS}; ` +
+      "set it to a whole number in that range (or unset it to use every core)");
+  }
+}
+
+let loaded: NativeAddon | null = null;
+
+function addon(): NativeAddon {
+  if (loaded) return loaded;
+  blas ??= chooseBlasCoreType();
+  checkOmpNumThreads();
+  const file = addonPath();
   if (!existsSync(file)) {
     throw new Error(`omni-dpo: the native addon is not built (${file} is missing).\n` +
       "  Build it with `npm run build:native` (needs LibTorch: `apt-get install libtorch-dev`, or LIBTORCH=<dir>).");
   }
-  return createRequire(import.meta.url)(file) as NativeAddon;
+  let a: NativeAddon;
+  try {
+    a = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (e) {
+    throw new Error(`omni-dpo: the native addon ${file} could not be loaded: ${(e as Error).message}\n` +
+      "  Rebuild it with `npm run build:native` against the LibTorch this machine has.");
+  }
+  a.configure(TorchError, MAX_THREADS);
+  // LibTorch's own default can be a single thread; use every core unless the user said otherwise.
+  if (!process.env.OMP_NUM_THREADS) a.numThreads(availableParallelism());
+  loaded = a;
+  native = a;
+  return a;
 }
 
-export const native: NativeAddon = load();
+/**
+ * The addon. Until the first use this is a stand-in that loads it; from then on the binding
+ * is the addon itself (an ES module live binding), so calls cost nothing extra.
+ */
+export let native: NativeAddon = new Proxy({} as NativeAddon, {
+  get: (_target, name) => (addon() as unknown as Record<string | symbol, unknown>)[name],
+});

@@ -1,6 +1,5 @@
 // Process-wide engine settings: gradient mode, threads, random seeds, devices, build facts.
-import { availableParallelism } from "node:os";
-import { blasSetup, native } from "./native.js";
+import { blasSetup, MAX_THREADS, native } from "./native.js";
 import { Tensor } from "./tensor.js";
 
 /** Runs `fn` with gradient recording off (PyTorch's torch.no_grad()), restoring it after. */
@@ -19,9 +18,15 @@ export function isGradEnabled(): boolean {
   return native.gradEnabled();
 }
 
-/** Threads LibTorch uses inside one op. Defaults to the machine's cores. */
+/**
+ * Threads LibTorch uses inside one op. Defaults to the machine's cores (or OMP_NUM_THREADS).
+ * At most 1024, or 4 per core on machines with more than 256 (a count OpenMP cannot allocate
+ * would end the process at the next parallel op).
+ */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new Error(`setNumThreads: expected an integer from 1 to ${MAX_THREADS}, got ${n}`);
+  }
   native.numThreads(n);
 }
 export function getNumThreads(): number { return native.numThreads(); }
@@ -44,11 +49,9 @@ export const cuda = {
 /** What LibTorch this is and how it was set up: version, CUDA, threads, BLAS core type. */
 export function buildInfo(): { torchVersion: string; cuda: boolean; threads: number; openblasCoretype: string | null; coretypeChosenByEngine: boolean } {
   const info = native.buildInfo();
+  const blas = blasSetup();
   return {
     torchVersion: info.torchVersion, cuda: info.cuda, threads: native.numThreads(),
-    openblasCoretype: blasSetup.coretype, coretypeChosenByEngine: blasSetup.chosenByEngine,
+    openblasCoretype: blas.coretype, coretypeChosenByEngine: blas.chosenByEngine,
   };
 }
-
-// LibTorch's own default can be a single thread; use every core unless the user said otherwise.
-if (!process.env.OMP_NUM_THREADS) native.numThreads(availableParallelism());

@@ -109,7 +109,13 @@ export function dispose(value: unknown): void {
   forEachTensor(value, (t) => t.dispose());
 }
 
-/** Live tensors and the bytes their storages hold (views share storage and count once). */
-export function memory(): { tensors: number; bytes: number } {
+/**
+ * What the engine holds. `tensors`: live tensor handles; `bytes`: what their storages hold
+ * (views share storage and count once; every device); `cpuAllocated`: every byte LibTorch holds
+ * in CPU memory, which also counts tensors no handle names, such as those an autograd graph
+ * saved for backward. A graph lives as long as a tensor made from it does, so `cpuAllocated`
+ * far above `bytes` usually means outputs of forward passes that were never disposed.
+ */
+export function memory(): { tensors: number; bytes: number; cpuAllocated: number } {
   return native.memory();
 }

@@ -4,7 +4,7 @@
 import { native } from "./native.js";
 import { handle } from "./ops.js";
 import { armBackstop, track, untrack, type Owned } from "./scope.js";
-import { dtypeCode, dtypeName, isFloating, typedArrayFor, type Device, type DType, type TypedArray } from "./dtype.js";
+import { dtypeCode, dtypeName, isDevice, isFloating, typedArrayFor, type Device, type DType, type TypedArray } from "./dtype.js";
 
 export type Scalar = number | boolean;
 export type TensorOrScalar = Tensor | Scalar;
@@ -43,7 +43,9 @@ export class Tensor implements Owned {
   #kept = false;
   /** @internal scope.ts's bookkeeping for the finalizer backstop. */
   backstopArmed = false;
-  #meta: [number, string, boolean, ...number[]] | null = null;
+  #meta: [number, Device, boolean, ...number[]] | null = null;
+  /** The wrapper `grad` returned last (owned by its scope, like any tensor; see `grad`). */
+  #grad: Tensor | null = null;
 
   /** Wraps a native tensor id. Library code only; users make tensors with torch.tensor() etc. */
   constructor(id: number) {
@@ -66,6 +68,7 @@ export class Tensor implements Owned {
   /** Frees the native tensor now. Using this tensor afterwards throws. Safe to call twice. */
   dispose(): void {
     if (this.#id < 0) return;
+    this.#grad = null;
     untrack(this);
     native.free(this.#id);
     this.#id = -1;
@@ -76,15 +79,16 @@ export class Tensor implements Owned {
 
   // ---- metadata -------------------------------------------------------------------------
 
-  private meta(): [number, string, boolean, ...number[]] {
-    // Shape, dtype and device never change for a tensor this API exposes (no resize_), so
-    // they are read once; requiresGrad can change and is read live.
-    return (this.#meta ??= native.meta(this.id));
+  private meta(): [number, Device, boolean, ...number[]] {
+    // Shape, dtype and device change only through setData() (no resize_), so they are read
+    // once and re-read after it; requiresGrad can change and is read live. LibTorch names
+    // devices as Device spells them ("cpu", "cuda:0").
+    return (this.#meta ??= native.meta(this.id) as [number, Device, boolean, ...number[]]);
   }
   get shape(): number[] { return this.meta().slice(3) as number[]; }
   get ndim(): number { return this.meta().length - 3; }
   get dtype(): DType { return dtypeName(this.meta()[0]); }
-  get device(): string { return this.meta()[1]; }
+  get device(): Device { return this.meta()[1]; }
   size(dim?: number): number | number[] {
     const s = this.shape;
     if (dim === undefined) return s;
@@ -100,14 +104,28 @@ export class Tensor implements Owned {
   requiresGrad_(value = true): this { native.requiresGrad(this.id, value); return this; }
   get isLeaf(): boolean { return native.isLeaf(this.id); }
 
-  /** The accumulated gradient, or null before backward() reaches this tensor. */
+  /**
+   * The accumulated gradient, or null before backward() reaches this tensor. Reading it again
+   * returns the same wrapper while the gradient is the same tensor (backward accumulates into
+   * it in place) and that wrapper is alive; it belongs to the scope it was first read in, as
+   * any tensor made there. After zeroGrad(), an assignment or a backward that makes a new
+   * gradient, the next read returns a new wrapper, and earlier ones still hold the old gradient.
+   */
   get grad(): Tensor | null {
-    const id = native.grad(this.id);
-    return id === null ? null : new Tensor(id);
+    const known = this.#grad !== null && !this.#grad.isDisposed ? this.#grad : null;
+    const id = native.grad(this.id, known ? known.id : -1);
+    if (known && id === known.id) return known;
+    return (this.#grad = id === null ? null : new Tensor(id));
   }
-  set grad(value: Tensor | null) { native.setGrad(this.id, value === null ? null : value.id); }
+  set grad(value: Tensor | null) {
+    native.setGrad(this.id, value === null ? null : value.id);
+    this.#grad = null;
+  }
   /** Drops the accumulated gradient (PyTorch's zero_grad(set_to_none=True)). */
-  zeroGrad(): void { native.setGrad(this.id, null); }
+  zeroGrad(): void {
+    native.setGrad(this.id, null);
+    this.#grad = null;
+  }
 
   /** Back-propagates from this tensor. A non-scalar tensor needs `gradient` of its shape. */
   backward(gradient?: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
@@ -116,13 +134,21 @@ export class Tensor implements Owned {
   }
   detach(): Tensor { return callTensor("detach", this.id); }
 
+  /**
+   * PyTorch's `t.data = src`: this tensor (the same object, leaf status, requiresGrad and grad)
+   * now holds src's data, dtype, device and shape; src keeps sharing that memory. Module.to()
+   * moves parameters this way, so an optimizer holding them keeps working.
+   */
+  setData(src: Tensor): void {
+    native.setData(this.id, src.id);
+    this.#meta = null;
+  }
+
   // ---- conversion and output ------------------------------------------------------------
 
   /** Casts and/or moves: `to("float64")`, `to("cuda")`, `to({ dtype, device })`. */
   to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
-    const spec = typeof target === "string"
-      ? (target === "cpu" || target.startsWith("cuda") ? { device: target as Device } : { dtype: target as DType })
-      : target;
+    const spec = typeof target === "string" ? (isDevice(target) ? { device: target } : { dtype: target }) : target;
     return callTensor("to.dtype_layout", this.id, spec.dtype === undefined ? null : dtypeCode(spec.dtype),
       null, spec.device ?? null, null, false, false, null);
   }

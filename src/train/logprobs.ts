@@ -44,7 +44,7 @@ export interface ForwardResult {
 /** One forward pass over chosen and rejected together; splits the per-sequence log-probs. */
 export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean): ForwardResult {
   return torch.tidy(() => {
-    const { inputIds, attentionMask, labels } = batchTensors(batch, model.device as torch.Device);
+    const { inputIds, attentionMask, labels } = batchTensors(batch, model.device);
     const logits = model.forward(inputIds, { attentionMask });
     const { logps } = sequenceLogps(logits, labels, lengthNorm);
     const half = batch.inputIds.length / 2;

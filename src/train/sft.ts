@@ -49,7 +49,7 @@ export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExa
         const batch = order.slice(b, b + batchSize).map((i) => rows[i]);
         const length = Math.max(...batch.map((r) => r.ids.length));
         const loss = torch.tidy(() => {
-          const device = model.device as torch.Device;
+          const device = model.device;
           const ids = torch.tensor(batch.map((r) => [...r.ids, ...new Array(length - r.ids.length).fill(pad)]), { dtype: "int64", device });
           const mask = torch.tensor(batch.map((r) => [...r.ids.map(() => 1), ...new Array(length - r.ids.length).fill(0)]), { dtype: "int64", device });
           const labels = torch.tensor(batch.map((r) => [...r.labels, ...new Array(length - r.labels.length).fill(-100)]), { dtype: "int64", device });

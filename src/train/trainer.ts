@@ -155,7 +155,7 @@ export class PreferenceTrainer {
       const plan = planResume(config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, hooks);
       if (plan.finished) return this.#finishedRun(plan);
 
-      const device = (config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : config.device) as torch.Device;
+      const device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : torch.toDevice(config.device);
       if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
       torch.manualSeed(config.seed);
       this.setUpReference(device);
@@ -220,7 +220,7 @@ export class PreferenceTrainer {
     const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm);
     const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
-    const device = out.chosen.device as torch.Device;
+    const device = out.chosen.device;
     const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null);  // [B]
     const result = preferenceLoss({
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,

@@ -393,3 +393,35 @@ test("requiresGrad on an integer tensor is a clear error; requiresGrad setter an
   torch.noGrad(() => x.add_(1));  // allowed under noGrad, as an optimizer step does
   assert.deepEqual(Array.from(x.data() as Float32Array), [1, 1]);
 }));
+
+test("grad returns the same wrapper while the gradient is unchanged, and a new one after it changes", run(() => {
+  const x = f64([1, 2]).requiresGrad_();
+  x.mul(3).sum().backward();
+  const g = x.grad!;
+  assert.equal(x.grad, g, "a second read is the same object");
+  const before = torch.memory().tensors;
+  for (let i = 0; i < 1000; i++) assert.equal(x.grad, g);
+  assert.equal(torch.memory().tensors, before, "reads make no handles");
+  // backward accumulates into the same gradient tensor: the wrapper shows the new values.
+  x.square().sum().backward();
+  assert.equal(x.grad, g);
+  assert.deepEqual(nums(g), [3 + 2, 3 + 4]);
+  // After zeroGrad the next backward makes a new gradient; the old wrapper keeps the old one.
+  x.zeroGrad();
+  assert.equal(x.grad, null);
+  x.mul(5).sum().backward();
+  const g2 = x.grad!;
+  assert.notEqual(g2, g);
+  assert.deepEqual(nums(g2), [5, 5]);
+  assert.deepEqual(nums(g), [5, 7]);
+  // An assigned gradient, and a wrapper disposed by the caller, are noticed too.
+  x.grad = f64([9, 9]);
+  assert.deepEqual(nums(x.grad!), [9, 9]);
+  const g3 = x.grad!;
+  g3.dispose();
+  assert.deepEqual(nums(x.grad!), [9, 9]);
+  // A wrapper read inside a tidy belongs to it; reading afterwards gives a live one.
+  const inner = torch.tidy(() => { const gi = x.grad!; return gi.isDisposed; });
+  assert.equal(inner, false);
+  assert.equal(x.grad!.isDisposed, false);
+}));

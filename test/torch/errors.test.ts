@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { torch, type Tensor } from "../../src/index.js";
+import { torch, TorchError, type Tensor } from "../../src/index.js";
 
 const run = (fn: () => void) => () => { torch.tidy(fn); };
 // Calls with deliberately wrong types, as untyped JavaScript could make them.
@@ -150,7 +150,7 @@ test("fromBuffer with a byte length that does not match shape and dtype throws",
   throwsWith(() => torch.fromBuffer(new Float32Array(3), { dtype: "float32", shape: [2, 2] }), /fromBuffer/, /buffer holds 12 bytes, shape and dtype need 16/);
   throwsWith(() => torch.fromBuffer(new Float32Array(5), { dtype: "float32", shape: [2, 2] }), /holds 20 bytes/);
   throwsWith(() => torch.fromBuffer(new Uint8Array(6), { dtype: "float64", shape: [1] }), /holds 6 bytes, shape and dtype need 8/);
-  throwsWith(() => torch.fromBuffer(new Float32Array(4), { dtype: "float32", shape: [5], copy: true }), /holds 16 bytes, shape and dtype need 20/);
+  throwsWith(() => torch.fromBuffer(new Float32Array(4), { dtype: "float32", shape: [5] }), /holds 16 bytes, shape and dtype need 20/);
   throwsWith(() => torch.tensor(new Float32Array(4), { shape: [3] }), /holds 16 bytes/);
   // Same length, another element size: fine.
   assert.deepEqual(torch.fromBuffer(new Float32Array(4), { dtype: "float64", shape: [2] }).shape, [2]);
@@ -158,7 +158,7 @@ test("fromBuffer with a byte length that does not match shape and dtype throws",
 
 test("setNumThreads and manualSeed reject bad values and change nothing", run(() => {
   const threads = torch.getNumThreads();
-  for (const n of [0, -1, 1.5, NaN, Infinity]) throwsWith(() => torch.setNumThreads(n), /setNumThreads: expected a positive integer/);
+  for (const n of [0, -1, 1.5, NaN, Infinity, 1e9]) throwsWith(() => torch.setNumThreads(n), /setNumThreads: expected an integer from 1 to \d+/);
   throwsWith(() => torch.setNumThreads(any("2")), /setNumThreads/);
   assert.equal(torch.getNumThreads(), threads);
   for (const s of [-1, 0.5, NaN, Infinity]) throwsWith(() => torch.manualSeed(s), /manualSeed: expected a non-negative integer/);
@@ -242,4 +242,102 @@ test("risky cases each throw an Error in this process, which then carries on", (
   // Still fully working.
   assert.deepEqual(torch.tidy(() => torch.ones([2]).add(1).toArray()), [2, 2]);
   assert.equal(torch.isGradEnabled(), true);
+});
+
+test("every LibTorch error is a TorchError carrying the op and LibTorch's message", run(() => {
+  const cases: [() => unknown, string, RegExp][] = [
+    [() => torch.ones([2]).add(torch.ones([3])), "aten::add.Tensor", /^The size of tensor a \(2\) must match the size of tensor b \(3\)/],
+    [() => torch.ones([2, 3]).matmul(torch.ones([2, 3])), "aten::matmul", /cannot be multiplied/],
+    [() => torch.ones([2, 3]).sum(any("x")), "aten::sum.dim_IntList", /^argument 'dim' expects an integer, got string$/],
+    [() => torch.ones([2]).sum().backward(), "backward", /does not require grad/],
+    [() => { torch.ones([2], { requiresGrad: true }).grad = torch.ones([3]); }, "setGrad", /different size/],
+    [() => torch.fromBuffer(new Float32Array(3), { dtype: "float32", shape: [2] }), "fromBuffer", /^buffer holds 12 bytes, shape and dtype need 8$/],
+    [() => torch.schemaOf("no_such_op"), "aten::no_such_op", /this LibTorch has no operator/],
+  ];
+  for (const [fn, op, detail] of cases) {
+    const e = throwsWith(fn, /./);
+    assert.ok(e instanceof torch.TorchError, `${op}: a TorchError`);
+    assert.ok(e instanceof TorchError, "the package entry exports the same class");
+    assert.equal(e.name, "TorchError");
+    assert.equal(e.op, op);
+    assert.match(e.torchMessage, detail);
+    assert.equal(e.message, `${op}: ${e.torchMessage}`, "the message is the op and LibTorch's message, as before");
+  }
+  // Errors the TypeScript layer raises itself are plain Errors.
+  assert.equal(throwsWith(() => torch.ones([2]).item(), /item/) instanceof torch.TorchError, false);
+}));
+
+test("every addon entry point turns any input into an Error, never a crash (child process)", () => {
+  const dist = new URL("../../src/", import.meta.url).href;
+  const script = `
+    const { torch } = await import(${JSON.stringify(dist + "index.js")});
+    torch.ones([1]);  // loads the addon
+    const { native } = await import(${JSON.stringify(dist + "torch/native.js")});
+    const { TorchError } = await import(${JSON.stringify(dist + "torch/errors.js")});
+    const live = () => torch.ones([2]).id;
+    const bad = [undefined, null, "x", {}, [], [1, "a"], -1, 1.5, NaN, Infinity, 1e300, 2 ** 53, true, 10n, Symbol("s"), () => 1];
+    let calls = 0, errors = 0;
+    const notTorchErrors = [];
+    for (const name of Object.keys(native).filter((n) => n !== "configure")) {
+      for (const b of bad) {
+        for (const args of [[], [b], [live(), b], [live(), live(), b], [live(), b, b, b], [b, b, b, b]]) {
+          calls++;
+          try { native[name](...args); }
+          catch (e) { errors++; if (!(e instanceof TorchError)) notTorchErrors.push(name + ": " + String(e)); }
+        }
+      }
+    }
+    // configure() last: bad input leaves the error class in place.
+    for (const b of bad) { try { native.configure(b, b); } catch (e) { if (!(e instanceof TorchError)) notTorchErrors.push("configure: " + String(e)); } }
+    torch.setNumThreads(1);
+    console.log(JSON.stringify({ calls, errors, notTorchErrors: notTorchErrors.slice(0, 5), after: torch.ones([2]).add(1).sum().item() }));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.signal, null, `child killed by ${r.signal}; stderr:\n${r.stderr.slice(-2000)}`);
+  assert.equal(r.status, 0, `child exited ${r.status}; stderr:\n${r.stderr.slice(-2000)}`);
+  const got = JSON.parse(r.stdout.trim().split("\n").pop()!);
+  assert.ok(got.calls > 1000 && got.errors > got.calls / 2, JSON.stringify(got));
+  assert.deepEqual(got.notTorchErrors, [], "every failure is a TorchError");
+  assert.equal(got.after, 4, "the engine still works");
+});
+
+test("thread counts beyond the bound are refused, not fatal: setNumThreads(1e9), OMP_NUM_THREADS=1000000000 (child process)", () => {
+  const index = new URL("../../src/index.js", import.meta.url).href;
+  const script = `
+    import { torch } from ${JSON.stringify(index)};
+    let error = null;
+    try { if (process.env.OMP_NUM_THREADS === undefined) torch.setNumThreads(1e9); else torch.ones([1]); } catch (e) { error = e.message; }
+    if (process.env.OMP_NUM_THREADS === undefined) {
+      const a = torch.randn([256, 256]);
+      console.log(JSON.stringify({ error, threads: torch.getNumThreads(), ok: a.matmul(a).abs().sum().item() > 0 }));
+    } else console.log(JSON.stringify({ error }));`;
+  const env = { ...process.env };
+  delete env.OMP_NUM_THREADS;
+  const viaCall = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env, timeout: 60_000 });
+  assert.equal(viaCall.status, 0, viaCall.stderr);
+  const a = JSON.parse(viaCall.stdout.trim());
+  assert.match(a.error, /setNumThreads: expected an integer from 1 to \d+, got 1000000000/);
+  assert.ok(a.threads >= 1 && a.threads < 1e9 && a.ok, viaCall.stdout);
+  const viaEnv = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...env, OMP_NUM_THREADS: "1000000000" }, timeout: 60_000 });
+  assert.equal(viaEnv.status, 0, viaEnv.stderr);
+  assert.match(JSON.parse(viaEnv.stdout.trim()).error, /OMP_NUM_THREADS=1000000000 is not a thread count from 1 to \d+/);
+});
+
+test("a worker thread that uses tensors gets an error; the main thread carries on (child process)", () => {
+  const index = new URL("../../src/index.js", import.meta.url).href;
+  const script = `
+    import { Worker } from "node:worker_threads";
+    import { torch } from ${JSON.stringify(index)};
+    const a = torch.ones([2]);
+    const worker = new Worker(${JSON.stringify(`
+      import { parentPort } from "node:worker_threads";
+      import { torch } from ${JSON.stringify(index)};
+      try { torch.ones([2]).add(1); parentPort.postMessage("no error"); } catch (e) { parentPort.postMessage(e.message); }`)}, { eval: true });
+    const message = await new Promise((resolve) => worker.once("message", resolve));
+    await worker.terminate();
+    console.log(JSON.stringify({ message, main: a.add(1).sum().item() }));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout.trim());
+  assert.match(got.message, /could not be loaded: the omni-dpo engine is already in use by another thread/);
+  assert.equal(got.main, 4);
 });

@@ -1,7 +1,10 @@
 // Deterministic memory: tidy() scopes, keep(), dispose(), the memory() figures, and a soak of
-// 10,000 tidied training steps that must hold RSS and the live tensor count flat.
+// 10,000 tidied training steps that must hold RSS and the live tensor count flat. Also what the
+// engine guarantees when memory is left to the garbage collector, and that a tensor never reads
+// memory JavaScript can free.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { torch, type Tensor } from "../../src/index.js";
 
 const live = () => torch.memory().tensors;
@@ -211,4 +214,100 @@ test("soak: 10,000 tidied AdamW steps of a small MLP keep RSS and the live tenso
   opt.dispose();
   torch.dispose([params, direction]);
   assert.equal(live(), before, "everything is freed at the end");
+});
+
+test("memory().cpuAllocated counts what an autograd graph alone keeps alive; bytes counts live handles", () => {
+  const m0 = torch.memory();
+  const x = torch.randn([512, 512], { dtype: "float64" }).requiresGrad_();  // 2 MiB
+  const mb = 2 ** 20;
+  // exp() saves its result for backward: inside tidy its handle is freed, the graph keeps it.
+  const out = torch.tidy(() => x.exp().mul(2).sum());
+  const m1 = torch.memory();
+  assert.ok(m1.bytes - m0.bytes < 2.1 * mb, `bytes: x and a scalar (${m1.bytes - m0.bytes})`);
+  assert.ok(m1.cpuAllocated - m0.cpuAllocated >= 4 * mb, `cpuAllocated: x and the saved exp(x) (${m1.cpuAllocated - m0.cpuAllocated})`);
+  out.dispose();  // the graph goes with its last tensor
+  const m2 = torch.memory();
+  assert.ok(m2.cpuAllocated - m0.cpuAllocated < 2.1 * mb, `freed with the graph (${m2.cpuAllocated - m0.cpuAllocated})`);
+  x.dispose();
+  assert.ok(Math.abs(torch.memory().cpuAllocated - m0.cpuAllocated) < 0.1 * mb);
+});
+
+// A forward pass whose intermediates a tidy() frees but whose output is never disposed: its
+// graph holds the activations saved for backward (here about 1 MB a pass), invisible to V8.
+const LEAKY_PASSES = `
+  torch.setNumThreads(1);
+  torch.manualSeed(0);
+  const ws = Array.from({ length: 4 }, () => torch.randn([256, 256]).mul(0.05).requiresGrad_().keep());
+  const x = torch.randn([128, 256]).keep();
+  const pass = () => torch.tidy(() => { let h = x; for (const w of ws) h = torch.linear(h, w).gelu(); return h.sum(); });
+  for (let i = 0; i < 20; i++) pass();
+  await new Promise((r) => setTimeout(r, 50));`;
+
+test("undisposed forward outputs: V8 is told their graphs' memory, so collection keeps RSS bounded (child process)", () => {
+  const index = new URL("../../src/index.js", import.meta.url).href;
+  const script = `
+    import { torch } from ${JSON.stringify(index)};
+    ${LEAKY_PASSES}
+    const rss0 = process.memoryUsage().rss;
+    for (let i = 0; i < 400; i++) { pass(); await new Promise((r) => setImmediate(r)); }
+    console.log(JSON.stringify({ grownMb: (process.memoryUsage().rss - rss0) / 2 ** 20 }));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const { grownMb } = JSON.parse(r.stdout.trim());
+  // Unreclaimed, 400 passes hold about 400 MB.
+  assert.ok(grownMb < 150, `RSS grew ${grownMb.toFixed(0)} MB over 400 undisposed passes`);
+});
+
+test("undisposed forward outputs in a synchronous loop: cpuAllocated reports the graphs (child process)", () => {
+  const index = new URL("../../src/index.js", import.meta.url).href;
+  const script = `
+    import { torch } from ${JSON.stringify(index)};
+    ${LEAKY_PASSES}
+    const m0 = torch.memory(), rss0 = process.memoryUsage().rss;
+    for (let i = 0; i < 200; i++) pass();
+    const m1 = torch.memory(), rss1 = process.memoryUsage().rss;
+    console.log(JSON.stringify({ rss: rss1 - rss0, bytes: m1.bytes - m0.bytes, cpuAllocated: m1.cpuAllocated - m0.cpuAllocated }));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout.trim());
+  const mb = (n: number) => (n / 2 ** 20).toFixed(0);
+  // No collection can run inside one synchronous job: the memory stays, and the figure says so.
+  assert.ok(got.rss > 150 * 2 ** 20, `RSS grew ${mb(got.rss)} MB`);
+  assert.ok(got.cpuAllocated > 0.8 * got.rss, `cpuAllocated grew ${mb(got.cpuAllocated)} MB, RSS ${mb(got.rss)} MB`);
+  assert.ok(got.bytes < 0.05 * got.rss, `bytes (live handles only) grew ${mb(got.bytes)} MB`);
+});
+
+test("a tensor made from a buffer owns its memory: transferring or shrinking the buffer later changes nothing (child process)", () => {
+  const index = new URL("../../src/index.js", import.meta.url).href;
+  const script = `
+    import { torch } from ${JSON.stringify(index)};
+    const n = 1 << 20;
+    const made = (buffer) => { new Float32Array(buffer).fill(7); return torch.fromBuffer(new Float32Array(buffer), { dtype: "float32", shape: [n] }).keep(); };
+    let transferred = new ArrayBuffer(4 * n), posted = new ArrayBuffer(4 * n), shrunk = new ArrayBuffer(4 * n, { maxByteLength: 4 * n });
+    const a = made(transferred), b = made(posted), c = made(shrunk);
+    (() => { structuredClone(transferred, { transfer: [transferred] }); })();
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(posted, [posted]);
+    port1.close(); port2.close();
+    shrunk.resize(0);
+    transferred = posted = shrunk = null;
+    for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+    const junk = Array.from({ length: 40 }, () => new Float32Array(n).fill(-1));
+    console.log(JSON.stringify({ sums: [a, b, c].map((t) => t.sum().item()), junk: junk.length }));`;
+  const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.signal, null, `child killed by ${r.signal}; stderr:\n${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim()).sums, [7 * 2 ** 20, 7 * 2 ** 20, 7 * 2 ** 20]);
+});
+
+test("fromBuffer of a detached buffer is an error naming it", () => {
+  const buffer = new ArrayBuffer(8);
+  const view = new Float32Array(buffer);
+  structuredClone(buffer, { transfer: [buffer] });
+  for (const source of [buffer, view]) {
+    for (const shape of [[2], [0]]) {
+      assert.throws(() => torch.fromBuffer(source, { dtype: "float32", shape }), (e: Error) =>
+        e instanceof torch.TorchError && e.op === "fromBuffer" && /detached/.test(e.torchMessage));
+    }
+  }
 });

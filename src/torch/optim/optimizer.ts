@@ -4,7 +4,6 @@ import { Tensor } from "../tensor.js";
 import { noGrad } from "../runtime.js";
 import { zerosLike } from "../creation.js";
 import { tidy } from "../scope.js";
-import type { Device } from "../dtype.js";
 
 /** Hyperparameters every group carries; each optimizer adds its own. */
 export interface GroupOptions { lr: number; weightDecay: number }
@@ -107,7 +106,7 @@ export abstract class Optimizer<O extends GroupOptions> {
       const copy: Record<string, Tensor | number> = {};
       const p = params[Number(key)];
       // A copy on the parameter's device and in its dtype (a checkpoint is read on the CPU).
-      for (const [name, v] of Object.entries(entry)) copy[name] = v instanceof Tensor ? tidy(() => v.detach().to({ device: p.device as Device, dtype: p.dtype }).clone()).keep() : v;
+      for (const [name, v] of Object.entries(entry)) copy[name] = v instanceof Tensor ? tidy(() => v.detach().to({ device: p.device, dtype: p.dtype }).clone()).keep() : v;
       loaded.set(p, copy);
     }
     this.paramGroups.forEach((group, g) => Object.assign(group, hypers[g]));
