@@ -2,7 +2,7 @@
 // typed reads of its fields (with Hugging Face's defaults) that the config parsers share.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { readTextFile } from "../util/utf8.js";
+import { readJsonObjectFile } from "../util/utf8.js";
 
 /** The raw config.json object; each architecture's config parser reads what it needs from it. */
 export type RawConfig = Record<string, unknown> & { architectures?: string[]; model_type?: string };
@@ -10,15 +10,7 @@ export type RawConfig = Record<string, unknown> & { architectures?: string[]; mo
 export function readConfig(dir: string): RawConfig {
   const file = join(dir, "config.json");
   if (!existsSync(file)) throw new Error(`${dir}: no config.json (is this a Hugging Face model directory?)`);
-  const text = readTextFile(file);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: must be a JSON object`);
-  return parsed as RawConfig;
+  return readJsonObjectFile(file) as RawConfig;
 }
 
 /** Reads a numeric field, with a default; a present field of the wrong type is an error. */

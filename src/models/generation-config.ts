@@ -3,7 +3,7 @@
 // directory without the file takes the ids from config.json (transformers'
 // GenerationConfig.from_model_config).
 import { existsSync } from "node:fs";
-import { readTextFile } from "../util/utf8.js";
+import { readJsonObjectFile } from "../util/utf8.js";
 import { join } from "node:path";
 import { writeJsonAtomic } from "../util/files.js";
 import type { RawConfig } from "./config.js";
@@ -56,15 +56,7 @@ export function generationConfigFromModelConfig(config: RawConfig, where = "conf
 export function readGenerationConfig(dir: string): GenerationConfig | null {
   const file = join(dir, GENERATION_CONFIG_FILE);
   if (!existsSync(file)) return null;
-  const text = readTextFile(file);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`${file}: must be a JSON object`);
-  const fields = raw as Record<string, unknown>;
+  const fields = readJsonObjectFile(file);
   const extra = Object.fromEntries(Object.entries(fields).filter(([k]) => !(ID_KEYS as readonly string[]).includes(k)));
   return { ...generationConfigFromModelConfig(fields, file), file, extra };
 }

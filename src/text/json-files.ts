@@ -2,7 +2,7 @@
 // Text is strict UTF-8: a BOM at the start is accepted, invalid bytes are an error.
 import { existsSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { readTextFile } from "../util/utf8.js";
+import { readJsonObjectFile, readTextFile } from "../util/utf8.js";
 import { TokenizerError } from "./errors.js";
 
 export type JsonObject = Record<string, unknown>;
@@ -12,17 +12,7 @@ export function readJsonObject(path: string, missingHint = ""): JsonObject {
   if (!existsSync(path)) {
     throw new TokenizerError(`no ${basename(path)} in ${dirname(path)}${missingHint ? ` (${missingHint})` : ""}`);
   }
-  const text = readText(path);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new TokenizerError(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new TokenizerError(`${path} must hold a JSON object, found ${Array.isArray(value) ? "an array" : String(value === null ? "null" : typeof value)}`);
-  }
-  return value as JsonObject;
+  return readJsonObjectFile(path, (message, cause) => new TokenizerError(message, { cause }));
 }
 
 /** As readJsonObject, or undefined when the file does not exist. */

@@ -76,3 +76,21 @@ export function readTextFile(path: string, makeError: (message: string, cause: u
     throw makeError(`${path}:${e.line}: invalid UTF-8 at byte ${e.byteOffset}; the file must be UTF-8`, e);
   }
 }
+
+/**
+ * A file holding one JSON object, read as strict UTF-8. Unreadable files, invalid bytes, bad
+ * JSON and anything but an object become `makeError(message)`, the message naming the file.
+ */
+export function readJsonObjectFile(path: string, makeError: (message: string, cause: unknown) => Error = (m, cause) => new Error(m, { cause })): Record<string, unknown> {
+  const text = readTextFile(path, makeError);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw makeError(`${path}: not valid JSON (${(e as Error).message})`, e);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw makeError(`${path}: must hold a JSON object, found ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`, undefined);
+  }
+  return value as Record<string, unknown>;
+}

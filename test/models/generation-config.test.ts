@@ -59,7 +59,7 @@ test("bad generation_config.json fields are errors naming the file and the field
     [{ eos_token_id: [3, -1] }, /field eos_token_id\[1\] must be a token id .*got -1/],
     [{ bos_token_id: "<s>" }, /field bos_token_id must be a token id/],
     [{ pad_token_id: [0] }, /field pad_token_id must be a token id/],
-    [[2], /must be a JSON object/],
+    [[2], /must hold a JSON object/],
   ];
   for (const [content, pattern] of cases) {
     writeFileSync(file, JSON.stringify(content));
