@@ -155,7 +155,7 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
   const rows: Row[] = [];
   let pytorchVersion: string | null = null;
   for (const [cfg, script, label] of plan) {
-    const name = `${cfg.arch}, sequence ${cfg.seq}`;
+    const name = cfg.arch === "gpt2" ? `sequence ${cfg.seq}` : `${cfg.arch}, sequence ${cfg.seq}`;
     options.onStatus?.(`omni-dpo: ${name}`);
     const ours = runWorker(cfg);
     runs.push(ours);
