@@ -1,13 +1,23 @@
-// `omni-dpo bench train`: one Omni-DPO training step on a GPT-2-small-shaped (124M) random
-// model, beside the same step written in PyTorch (Python, src/bench/train.py) in the same run.
+// `omni-dpo bench train`: one Omni-DPO training step beside the same step written in PyTorch
+// (Python) in the same run, in two cases.
 //
-// The step, on both sides: the policy's forward over the concatenated batch (chosen rows, then
+// gpt2: a GPT-2-small-shaped (124M) random model, the step written alike on both sides
+// (src/bench/train.py), full logits on both. The step, on both sides: the policy's forward over the concatenated batch (chosen rows, then
 // rejected rows), the length-normalised sequence log-probs of the answer tokens, the frozen
 // reference's forward under no-grad, the Omni-DPO loss of docs/method.md (gradients through
 // w_perf, c-NLL on), backward, one AdamW update and zero-grad. Each side runs in its own fresh
 // process per sequence length, so neither's memory counts in the other's: the peak resident
 // set during the timed steps is read from /proc/self/status (VmHWM, reset beforehand by writing
 // "5" to /proc/self/clear_refs where the kernel allows it).
+//
+// qwen2: what training a Qwen2.5-0.5B-like model costs: Qwen2's shape with Qwen2.5's vocabulary
+// (151936) and hidden size (896), tied embeddings, but 2 decoder layers instead of 24 so that a
+// step takes seconds on two cores (the vocabulary, where the logits' memory goes, stays real);
+// one pair of 1024 tokens (768 prompt + 256 response), a live reference, Omni-DPO with the
+// Qwen2.5-0.5B recipe's settings. omni-dpo runs the trainer's own path (concatenatedForward
+// with gradient checkpointing and the LM head on response positions in chunks); PyTorch runs
+// what TRL does with gradient_checkpointing: true (src/bench/train_qwen2.py: HF-style forward
+// with full logits, torch.utils.checkpoint on each layer).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -16,18 +26,26 @@ import { fileURLToPath } from "node:url";
 import * as torch from "../torch/index.js";
 import { createModel } from "../models/auto.js";
 import { preferenceLoss } from "../objectives/index.js";
-import { sequenceLogps } from "../train/logprobs.js";
+import { concatenatedForward, sequenceLogps } from "../train/logprobs.js";
+import { RecomputeTape } from "../nn/recompute.js";
+import type { PaddedBatch } from "../data/tokenize.js";
 import { packageRoot } from "../util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../util/python.js";
 import { formatTable, row, type Row } from "./measure.js";
 
 /** What one process (either side) is asked to run. Keys are snake_case: the Python side reads the same object. */
 export interface TrainStepConfig {
+  arch: "gpt2" | "qwen2";
   vocab_size: number;
   n_positions: number;
   n_embd: number;
   n_layer: number;
   n_head: number;
+  /** qwen2: key/value heads, MLP width, rotary base, and whether the policy's layers are recomputed in backward. */
+  n_kv_head?: number;
+  intermediate_size?: number;
+  rope_theta?: number;
+  gradient_checkpointing?: boolean;
   /** Pairs per step; the forward runs 2x this many rows. */
   pairs: number;
   seq: number;
@@ -64,11 +82,16 @@ export interface TrainStepResult {
   loss: number;
 }
 
+export type TrainBenchCase = "gpt2" | "qwen2";
+export const TRAIN_BENCH_CASES: readonly TrainBenchCase[] = ["gpt2", "qwen2"];
+
 export interface TrainBenchOptions {
-  /** One sequence length (256), two timed steps. */
+  /** gpt2: one sequence length (256), two timed steps; qwen2: one timed step. */
   quick?: boolean;
-  /** A tiny model (vocab 256, 2 layers, width 32) at sequence 32, for tests. */
+  /** Tiny models (vocab 256, 2 layers, width 32) at sequence 32, for tests. */
   tiny?: boolean;
+  /** Which cases to run (default both). */
+  cases?: readonly TrainBenchCase[];
   /** Called before each process starts ("omni-dpo, seq 256"). */
   onStatus?: (message: string) => void;
 }
@@ -76,6 +99,7 @@ export interface TrainBenchOptions {
 export interface TrainBenchResult {
   rows: Row[];
   runs: TrainStepResult[];
+  /** The models of the cases run, one line each. */
   model: string;
   pairs: number;
   threads: number;
@@ -91,6 +115,9 @@ export interface TrainBenchResult {
 
 const GPT2_SMALL = { vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
 const TINY = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 };
+/** Qwen2.5-0.5B's vocabulary, width, heads, MLP and rotary base; 2 layers of its 24. */
+const QWEN2_SHAPED = { vocab_size: 151936, n_positions: 32768, n_embd: 896, n_layer: 2, n_head: 14, n_kv_head: 2, intermediate_size: 4864, rope_theta: 1e6 };
+const TINY_QWEN2 = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 2, intermediate_size: 64, rope_theta: 1e6 };
 const MiB = 1024 * 1024;
 
 export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
@@ -98,30 +125,47 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
   // processes inherit: both sides run under the same BLAS setting and thread count.
   const info = torch.buildInfo();
   const loadAverage = loadavg()[0];
-  const shape = options.tiny ? TINY : GPT2_SMALL;
-  // Timed steps per sequence length, after one warm-up step (it allocates AdamW's state).
-  const plan: [number, number][] = options.tiny ? [[32, 2]] : options.quick ? [[256, 2]] : [[256, 3], [512, 2]];
+  const cases = options.cases ?? TRAIN_BENCH_CASES;
   const base = {
-    ...shape, pairs: 1, threads: info.threads, warmup: 1, lr: 1e-6, weight_decay: 0.0,
+    pairs: 1, threads: info.threads, warmup: 1, lr: 1e-6, weight_decay: 0.0,
     loss: { beta: 3.5, qual_eta: 0.7, tau_ref: 0.8, perf_gamma: 3.0, nll_lambda: 0.001, tau_good: 3.2, score_chosen: 8.0, score_rejected: 3.0 },
   };
+  // [config, the PyTorch script, the row's label] per run; each case's timed steps follow one warm-up step (it allocates AdamW's state).
+  const plan: [TrainStepConfig, string, string][] = [];
+  const models: string[] = [];
+  if (cases.includes("gpt2")) {
+    const shape = options.tiny ? TINY : GPT2_SMALL;
+    const seqs: [number, number][] = options.tiny ? [[32, 2]] : options.quick ? [[256, 2]] : [[256, 3], [512, 2]];
+    for (const [seq, steps] of seqs) plan.push([{ arch: "gpt2", ...shape, ...base, seq, steps, prompt_len: Math.floor(seq / 4) }, "train.py", `seq ${seq} (${2 * base.pairs} rows)`]);
+    models.push(options.tiny
+      ? `gpt2: tiny GPT-2 (vocab ${shape.vocab_size}, ${shape.n_layer} layers, width ${shape.n_embd}; for tests), full logits on both sides`
+      : `gpt2: GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd}), full logits on both sides`);
+  }
+  if (cases.includes("qwen2")) {
+    const shape = options.tiny ? TINY_QWEN2 : QWEN2_SHAPED;
+    const [seq, promptLen] = options.tiny ? [32, 24] : [1024, 768];
+    plan.push([{ arch: "qwen2", ...shape, ...base, seq, prompt_len: promptLen, steps: options.tiny || !options.quick ? 2 : 1, gradient_checkpointing: true },
+      "train_qwen2.py", `Qwen2-shaped, checkpointed, seq ${seq} = ${promptLen} + ${seq - promptLen} (${2 * base.pairs} rows)`]);
+    models.push(`qwen2: ${options.tiny ? "tiny " : ""}Qwen2-shaped random model (vocab ${shape.vocab_size}, width ${shape.n_embd}, ${shape.n_layer} layers, ` +
+      `${shape.n_head} heads / ${shape.n_kv_head} key-value heads, MLP ${shape.intermediate_size}, tied embeddings); gradient checkpointing on both sides: ` +
+      "omni-dpo's log-probs on response positions in chunks, PyTorch TRL-style with full logits and torch.utils.checkpoint");
+  }
   const python = torchPython();
   const runs: TrainStepResult[] = [];
   const rows: Row[] = [];
   let pytorchVersion: string | null = null;
-  for (const [seq, steps] of plan) {
-    const cfg: TrainStepConfig = { ...base, seq, steps, prompt_len: Math.floor(seq / 4) };
-    options.onStatus?.(`omni-dpo: sequence ${seq}`);
+  for (const [cfg, script, label] of plan) {
+    const name = cfg.arch === "gpt2" ? `sequence ${cfg.seq}` : `${cfg.arch}, sequence ${cfg.seq}`;
+    options.onStatus?.(`omni-dpo: ${name}`);
     const ours = runWorker(cfg);
     runs.push(ours);
     let theirs: TrainStepResult | null = null;
     if (python) {
-      options.onStatus?.(`PyTorch: sequence ${seq}`);
-      theirs = runPythonJson<TrainStepResult>(join(packageRoot(), "src", "bench", "train.py"), cfg, { file: true });
+      options.onStatus?.(`PyTorch: ${name}`);
+      theirs = runPythonJson<TrainStepResult>(join(packageRoot(), "src", "bench", script), cfg, { file: true });
       pytorchVersion = theirs.version;
       runs.push(theirs);
     }
-    const label = `seq ${seq} (${2 * cfg.pairs} rows)`;
     rows.push(row(`Omni-DPO step, ${label}`, "tokens/s", ours.tokens_per_second, theirs?.tokens_per_second ?? null, true));
     if (ours.peak_rss_bytes !== null) {
       rows.push(row(`  peak RSS during the step`, "MiB", ours.peak_rss_bytes / MiB, theirs?.peak_rss_bytes == null ? null : theirs.peak_rss_bytes / MiB, false));
@@ -131,11 +175,8 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
       }
     }
   }
-  const model = options.tiny
-    ? `tiny GPT-2 (vocab ${shape.vocab_size}, ${shape.n_layer} layers, width ${shape.n_embd}; for tests)`
-    : `GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd})`;
   return {
-    rows, runs, model, pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
+    rows, runs, model: models.join("\n"), pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
     openblasCoretype: info.openblasCoretype, peakReset: runs.every((r) => r.peak_reset), loadAverage, cores: availableParallelism(),
     note: python ? undefined : `PyTorch column empty: ${NO_TORCH_PYTHON}`,
   };
@@ -167,27 +208,64 @@ function resetPeak(): boolean {
   try { writeFileSync("/proc/self/clear_refs", "5"); return true; } catch { return false; }
 }
 
+/** One process's measured run: set up the case's models and step, one warm-up step, the timed steps, peak RSS. */
 export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   torch.setNumThreads(cfg.threads);
   torch.manualSeed(0);
-  const config = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
-  // The reference starts as the policy's frozen copy, as in training.
+  const { step, dispose } = cfg.arch === "qwen2" ? qwen2Step(cfg) : gpt2Step(cfg);
+  let lastLoss = NaN;
+  for (let i = 0; i < cfg.warmup; i++) lastLoss = step();
+  const before = procStatus();
+  const reset = resetPeak();
+  const times: number[] = [];
+  for (let i = 0; i < cfg.steps; i++) {
+    const t0 = process.hrtime.bigint();
+    lastLoss = step();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  const after = procStatus();
+  const sorted = [...times].sort((x, y) => x - y);
+  dispose();
+  return {
+    side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * cfg.pairs,
+    seconds_per_step: sorted[Math.floor(sorted.length / 2)], best_seconds: sorted[0], step_seconds: times, tokens_per_second: (2 * cfg.pairs * cfg.seq) / sorted[0],
+    rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
+    peak_reset: reset && after !== null, loss: lastLoss,
+  };
+}
+
+interface BenchStep { step: () => number; dispose: () => void }
+
+/** The policy, its frozen copy as the reference (as in training), AdamW, the scores and the objective's options. */
+function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
   const policy = createModel(config).eval();
   const reference = createModel(config, { empty: true }).eval();
   for (const [name, p] of policy.namedParameters()) reference.setParameter(name, torch.noGrad(() => p.detach().clone()));
   reference.requiresGrad_(false);
   const optimizer = new torch.AdamW(policy.parameters(), { lr: cfg.lr, weightDecay: cfg.weight_decay });
+  const l = cfg.loss;
+  const scoreChosen = torch.full([cfg.pairs], l.score_chosen);
+  const scoreRejected = torch.full([cfg.pairs], l.score_rejected);
+  const objective = { lossType: "omni_dpo", beta: l.beta, qualEta: l.qual_eta, tauRef: l.tau_ref, perfGamma: l.perf_gamma, nllLambda: l.nll_lambda, tauGood: l.tau_good } as const;
+  const dispose = () => {
+    torch.dispose([scoreChosen, scoreRejected]);
+    optimizer.dispose();
+    policy.dispose();
+    reference.dispose();
+  };
+  return { policy, reference, optimizer, scoreChosen, scoreRejected, objective, dispose };
+}
+
+/** gpt2: full logits and sequenceLogps, written as the Python side writes it. */
+function gpt2Step(cfg: TrainStepConfig): BenchStep {
+  const config = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
+  const { policy, reference, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
   const b = cfg.pairs;
   const inputIds = torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);
   const labels = torch.tidy(() => {
     const promptMask = torch.arange(0, cfg.seq).lt(cfg.prompt_len).unsqueeze(0).expand(2 * b, cfg.seq);
     return inputIds.maskedFill(promptMask, -100);
   });
-  const l = cfg.loss;
-  const scoreChosen = torch.full([b], l.score_chosen);
-  const scoreRejected = torch.full([b], l.score_rejected);
-  let lastLoss = NaN;
-
   const step = () => torch.tidy(() => {
     // Equal-length rows without padding: plain causal attention, as on the Python side.
     const logits = policy.forward(inputIds);
@@ -198,34 +276,49 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
       policyChosenLogps: logps.narrow(0, 0, b), policyRejectedLogps: logps.narrow(0, b, b),
       referenceChosenLogps: ref.narrow(0, 0, b), referenceRejectedLogps: ref.narrow(0, b, b),
       scoreChosen, scoreRejected,
-    }, { lossType: "omni_dpo", beta: l.beta, qualEta: l.qual_eta, tauRef: l.tau_ref, perfGamma: l.perf_gamma, nllLambda: l.nll_lambda, tauGood: l.tau_good });
+    }, objective);
     out.loss.backward();
     optimizer.step();
     optimizer.zeroGrad();
-    lastLoss = out.loss.item();
+    return out.loss.item();
   });
+  return { step, dispose: () => { torch.dispose([inputIds, labels]); dispose(); } };
+}
 
-  for (let i = 0; i < cfg.warmup; i++) step();
-  const before = procStatus();
-  const reset = resetPeak();
-  const times: number[] = [];
-  for (let i = 0; i < cfg.steps; i++) {
-    const t0 = process.hrtime.bigint();
-    step();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  const after = procStatus();
-  const sorted = [...times].sort((x, y) => x - y);
-  torch.dispose([inputIds, labels, scoreChosen, scoreRejected]);
-  optimizer.dispose();
-  policy.dispose();
-  reference.dispose();
-  return {
-    side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * b,
-    seconds_per_step: sorted[Math.floor(sorted.length / 2)], best_seconds: sorted[0], step_seconds: times, tokens_per_second: (2 * b * cfg.seq) / sorted[0],
-    rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
-    peak_reset: reset && after !== null, loss: lastLoss,
+/** qwen2: the trainer's path (PreferenceTrainer.computeLoss and trainingStep do the same). */
+function qwen2Step(cfg: TrainStepConfig): BenchStep {
+  const config = {
+    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: cfg.vocab_size, hidden_size: cfg.n_embd, intermediate_size: cfg.intermediate_size,
+    num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head, num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions,
+    rope_theta: cfg.rope_theta, rms_norm_eps: 1e-6, tie_word_embeddings: true,
   };
+  const { policy, reference, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
+  const b = cfg.pairs;
+  const ids = torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);
+  const batch: PaddedBatch = {
+    inputIds: ids, attentionMask: ids.map((r) => r.map(() => 1)), labels: ids.map((r) => r.map((x, t) => (t < cfg.prompt_len ? -100 : x))),
+  };
+  const step = () => {
+    const recompute = new RecomputeTape();
+    try {
+      return torch.tidy(() => {
+        const out = concatenatedForward(policy, batch, true, { recompute, gradientCheckpointing: cfg.gradient_checkpointing ?? false });
+        const ref = torch.noGrad(() => concatenatedForward(reference, batch, true));
+        const loss = preferenceLoss({
+          policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected, referenceChosenLogps: ref.chosen, referenceRejectedLogps: ref.rejected,
+          scoreChosen, scoreRejected, policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
+        }, objective).loss;
+        loss.backward();
+        recompute.backward();
+        optimizer.step();
+        optimizer.zeroGrad();
+        return loss.item();
+      });
+    } finally {
+      recompute.dispose();
+    }
+  };
+  return { step, dispose };
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> {
@@ -234,9 +327,10 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> 
 
 export function formatTrainBench(r: TrainBenchResult): string {
   const lines = [
-    `${r.model}; ${r.pairs} pair per step = ${2 * r.pairs} rows (chosen + rejected), a frozen reference, AdamW`,
+    ...r.model.split("\n"),
+    `${r.pairs} pair per step = ${2 * r.pairs} rows (chosen + rejected), a live frozen reference, AdamW, Omni-DPO (beta 3.5, eta 0.7, tau_ref 0.8, gamma 3, lambda 0.001, tau_good 3.2)`,
     `LibTorch ${r.torchVersion} via omni-dpo; PyTorch ${r.pytorchVersion ?? "absent"} via Python; ${r.threads} threads; ` +
-      `OPENBLAS_CORETYPE=${r.openblasCoretype ?? "unset"}; each side in its own process per sequence length`,
+      `OPENBLAS_CORETYPE=${r.openblasCoretype ?? "unset"}; each side in its own process per case and sequence length`,
     "",
     formatTable(r.rows),
     "",

@@ -2,9 +2,13 @@
 // forward pass the architectures share: positions and attention masks made once per call, the
 // KV cache, and the loop that runs each layer in its own scope. Every architecture feeds its
 // embedding, layers and head to DecoderLM; the loop in DecoderLM.forward is the only place a
-// decoder layer is called from during a forward pass.
+// decoder layer is called from during a forward pass. With a recompute tape (gradient
+// checkpointing) each layer is a tape segment: only its input [B, T, C] is kept between forward
+// and backward, and backward recomputes the layer from it.
 import * as torch from "../torch/index.js";
 import { Module } from "../nn/module.js";
+import type { RecomputeTape } from "../nn/recompute.js";
+import { forEachTensor } from "../torch/scope.js";
 import { attentionMask, positionIds } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import type { RawConfig } from "./config.js";
@@ -19,6 +23,14 @@ export interface ForwardOptions {
   cache?: KVCache;
 }
 
+export interface HiddenStatesOptions extends ForwardOptions {
+  /**
+   * Gradient checkpointing: each decoder layer runs as a segment of this tape (forward under
+   * no-grad, recomputed with grad by tape.backward() after loss.backward()). Not with a cache.
+   */
+  recompute?: RecomputeTape;
+}
+
 export interface CausalLM extends Module {
   /** The registered architecture's name ("gpt2", "llama", ...). */
   readonly architecture: string;
@@ -31,6 +43,14 @@ export interface CausalLM extends Module {
   generationConfig: GenerationConfig;
   /** Logits [B, T, V] for input ids [B, T] (int64). */
   forward(inputIds: torch.Tensor, options?: ForwardOptions): torch.Tensor;
+  /** The last decoder layer's output [B, T, C] (before the final norm) for input ids [B, T]: forward without the head. */
+  hiddenStates(inputIds: torch.Tensor, options?: HiddenStatesOptions): torch.Tensor;
+  /**
+   * The final norm and the LM head: hidden states [..., C] -> logits [..., V]. Both act on each
+   * position alone, so any subset of positions (the response tokens, a chunk of them) may go
+   * through it, and gives the logits forward() gives at those positions.
+   */
+  logitsFromHidden(hidden: torch.Tensor): torch.Tensor;
 }
 
 /** What every layer of one forward call shares. */
@@ -92,7 +112,7 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
   protected abstract get decoderLayers(): readonly DecoderLayer<S>[];
   /** Input ids [B, T] -> hidden states [B, T, C]. */
   protected abstract embed(inputIds: torch.Tensor, step: DecoderStep): torch.Tensor;
-  /** Final hidden states [B, T, C] -> logits [B, T, V]. */
+  /** Final hidden states [..., C] -> logits [..., V] (the final norm and the LM head, per position). */
   protected abstract head(hidden: torch.Tensor): torch.Tensor;
 
   /** Extends the step with what the layers share (made once per call, freed with it); `hidden` is the embedding [B, T, C]. */
@@ -107,11 +127,37 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
   get numLayers(): number { return this.decoderLayers.length; }
 
   forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
+    return torch.tidy(() => this.head(this.hiddenStates(inputIds, options)));   // [B, T, V]
+  }
+
+  logitsFromHidden(hidden: torch.Tensor): torch.Tensor {
+    return this.head(hidden);
+  }
+
+  hiddenStates(inputIds: torch.Tensor, options: HiddenStatesOptions = {}): torch.Tensor {
+    const tape = options.recompute;
+    if (tape && options.cache) throw new Error("gradient checkpointing (a recompute tape) cannot be used with a KV cache");
+    // Recomputation must reproduce the forward exactly; dropout would draw other masks.
+    if (tape && this.training) throw new Error("gradient checkpointing needs the model in eval mode (dropout off): call model.eval()");
     return torch.tidy(() => {
       const layers = this.decoderLayers;
       const base = decoderStep(inputIds, options, layers.map((l) => l.attentionWindow));
       let h = this.embed(inputIds, base);                  // [B, T, C]
       const step = this.prepare(base, h);
+      if (tape) {
+        // The layers read the step's tensors again in backward: the tape keeps the ones made
+        // here (positions, masks, rotary cos/sin), never the caller's own.
+        const callers = new Set([options.positionIds, options.attentionMask]);
+        const made: torch.Tensor[] = [];
+        const collect = (v: unknown) => forEachTensor(v, (t) => { if (!callers.has(t as torch.Tensor)) made.push(t as torch.Tensor); });
+        collect({ ...step });
+        for (const layer of layers) collect(step.mask(layer.attentionWindow));
+        tape.hold(made);
+        // Only each layer's input [B, T, C] stays alive until backward; the first is the
+        // embedding's output, whose graph takes the last recomputation's gradient to the weights.
+        for (const layer of layers) h = tape.segment(h, (x) => layer.forward(x, step));
+        return h;                                          // [B, T, C], a leaf owned by the tape
+      }
       // Each layer in its own scope, and the previous activation freed as soon as the next
       // exists: without autograd (reference log-probs, evaluation, generation) only one
       // layer's intermediates are alive at a time; with it, autograd keeps what backward needs.
@@ -120,7 +166,7 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
         h = torch.tidy(() => layer.forward(prev, step));
         prev.dispose();
       }
-      return this.head(h);                                 // [B, T, V]
+      return h;                                            // [B, T, C]
     });
   }
 }

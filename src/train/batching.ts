@@ -1,10 +1,10 @@
 // The one pair-batching loop, shared by training, the reference log-prob cache and `eval`:
 // pairs in batches -> one padded batch of chosen then rejected rows (concatenatedBatch) -> one
-// forward -> per-pair sequence log-probs.
+// forward -> per-pair sequence log-probs (the LM head on response positions only, in chunks).
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { concatenatedBatch, type PaddedBatch, type TokenizedPair } from "../data/tokenize.js";
-import { concatenatedForward, type ForwardResult } from "./logprobs.js";
+import { concatenatedForward, type ForwardResult, type LogpsOptions } from "./logprobs.js";
 
 /** Consecutive slices of at most `size` items, in order (the last may be shorter). */
 export function batchesOf<T>(items: readonly T[], size: number): T[][] {
@@ -19,10 +19,13 @@ export interface PairForward extends ForwardResult {
   batch: PaddedBatch;
 }
 
-/** One forward over the pairs' chosen and rejected sequences together; gradients as the caller's grad mode. */
-export function forwardPairs(model: CausalLM, pairs: TokenizedPair[], padTokenId: number, lengthNorm: boolean): PairForward {
+/**
+ * One forward over the pairs' chosen and rejected sequences together; gradients as the
+ * caller's grad mode, recorded for recomputation on `options.recompute` when given (training).
+ */
+export function forwardPairs(model: CausalLM, pairs: TokenizedPair[], padTokenId: number, lengthNorm: boolean, options: LogpsOptions = {}): PairForward {
   const batch = concatenatedBatch(pairs, padTokenId);
-  return { ...concatenatedForward(model, batch, lengthNorm), batch };
+  return { ...concatenatedForward(model, batch, lengthNorm, options), batch };
 }
 
 /** Per-pair log-probs of the chosen and rejected answers, in the pairs' order. */

@@ -1,9 +1,22 @@
 // Per-sequence log-probabilities of the response tokens, as the reference computes them:
 // logits predict the next token (shift by one), prompt and padding labels (-100) do not count,
 // and with length normalisation the sum becomes a mean over response tokens.
+//
+// Training, the reference, the cache and evaluation take them from the last hidden states, not
+// from full logits: DPO needs only the response tokens' log-probs, so the final norm and the LM
+// head run on the response positions only ([N, C] gathered from [2B, T, C]), in chunks of
+// rows whose [chunk, V] logits are freed once their log-probs exist. Under grad, with a
+// recompute tape, the chunks are tape segments (recomputed one at a time in backward), so no
+// [*, V] tensor outlives its chunk; with gradient checkpointing the decoder layers are too.
+// sequenceLogps (from full logits) is the same arithmetic, kept for the benchmark's
+// HF-style side and as the tests' reference.
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { PaddedBatch } from "../data/tokenize.js";
+import type { RecomputeTape } from "../nn/recompute.js";
+
+/** Response positions per LM-head chunk: [chunk, V] logits at a time (about 600 MB in float32 at Qwen2.5's vocabulary). */
+export const LOGPROB_CHUNK_ROWS = 1024;
 
 export interface SequenceLogps {
   /** [N]: sum (or mean) of response-token log-probs per row. */
@@ -36,21 +49,112 @@ export function batchTensors(batch: PaddedBatch, device: torch.Device = "cpu"): 
 export interface ForwardResult {
   chosen: torch.Tensor;
   rejected: torch.Tensor;
-  /** Mean raw logit over the chosen and rejected halves (TRL's logits/chosen, logits/rejected). */
+  /**
+   * Mean raw logit over the response tokens of the chosen and rejected halves, over the whole
+   * vocabulary (TRL's logits/chosen, logits/rejected as current TRL defines them: the logits at
+   * the positions its loss mask selects); 0 for a half without response tokens.
+   */
   chosenLogitsMean: number;
   rejectedLogitsMean: number;
 }
 
-/** One forward pass over chosen and rejected together; splits the per-sequence log-probs. */
-export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean): ForwardResult {
+export interface LogpsOptions {
+  /**
+   * Under grad: records the LM head's chunks (and with gradientCheckpointing the decoder
+   * layers) for recomputation; the caller runs recompute.backward() after loss.backward().
+   * Without it, a forward under grad keeps every chunk's logits for backward.
+   */
+  recompute?: RecomputeTape | null;
+  /** Recompute each decoder layer in backward from its input (needs `recompute`). */
+  gradientCheckpointing?: boolean;
+  /** Response positions per LM-head chunk (default LOGPROB_CHUNK_ROWS). */
+  chunkRows?: number;
+}
+
+/** The response tokens of a batch, row by row: flat position (row * T + t) of each logit used, its label and its row. */
+interface ResponsePositions {
+  flat: number[];
+  targets: number[];
+  rows: number[];
+  /** Response tokens per row. */
+  perRow: number[];
+}
+
+function responsePositions(labels: number[][]): ResponsePositions {
+  const out: ResponsePositions = { flat: [], targets: [], rows: [], perRow: [] };
+  labels.forEach((row, r) => {
+    let n = 0;
+    // The logit at t predicts the token at t + 1.
+    for (let t = 0; t + 1 < row.length; t++) {
+      if (row[t + 1] === -100) continue;
+      out.flat.push(r * row.length + t);
+      out.targets.push(row[t + 1]);
+      out.rows.push(r);
+      n++;
+    }
+    out.perRow.push(n);
+  });
+  return out;
+}
+
+/**
+ * One forward pass over chosen and rejected together (the batch's first half, then its second);
+ * splits the per-sequence log-probs. Gradients as the caller's grad mode, through `recompute`
+ * when given.
+ */
+export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean, options: LogpsOptions = {}): ForwardResult {
+  const chunkRows = options.chunkRows ?? LOGPROB_CHUNK_ROWS;
+  if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new RangeError(`chunkRows must be a positive integer, got ${chunkRows}`);
+  const tape = options.recompute ?? null;
+  if (options.gradientCheckpointing && !tape) throw new Error("gradient checkpointing needs a recompute tape (options.recompute) to run backward with");
   return torch.tidy(() => {
-    const { inputIds, attentionMask, labels } = batchTensors(batch, model.device);
-    const logits = model.forward(inputIds, { attentionMask });
-    const { logps } = sequenceLogps(logits, labels, lengthNorm);
-    const half = batch.inputIds.length / 2;
-    const [chosenLogitsMean, rejectedLogitsMean] = torch.noGrad(() => [
-      logits.narrow(0, 0, half).mean().item(), logits.narrow(0, half, half).mean().item(),
-    ]);
-    return { chosen: logps.narrow(0, 0, half), rejected: logps.narrow(0, half, half), chosenLogitsMean, rejectedLogitsMean };
+    const device = model.device;
+    const { inputIds, attentionMask } = batchTensors(batch, device);
+    const rowCount = batch.inputIds.length;
+    const half = rowCount / 2;
+    const length = batch.inputIds[0].length;
+    const pos = responsePositions(batch.labels);
+    const chosenTokens = pos.perRow.slice(0, half).reduce((a, b) => a + b, 0);
+    const hidden = model.hiddenStates(inputIds, { attentionMask, recompute: options.gradientCheckpointing ? tape! : undefined });  // [2B, T, C]
+    const [, , width] = hidden.shape;
+    const dtype = hidden.dtype;
+    const flat = torch.tensor(pos.flat, { dtype: "int64", device });       // [N]
+    const gather = (h: torch.Tensor) => h.reshape([rowCount * length, width]).indexSelect(0, flat);   // [N, C]
+    const picked = tape ? tape.segment(hidden, gather) : gather(hidden);  // [N, C]
+    tape?.hold(flat);
+
+    const logitSums = [0, 0];  // chosen half, rejected half
+    let vocab = 0;
+    const pieces: torch.Tensor[] = [];
+    for (let start = 0; start < pos.flat.length; start += chunkRows) {
+      const n = Math.min(chunkRows, pos.flat.length - start);
+      const targets = torch.tensor(pos.targets.slice(start, start + n), { dtype: "int64", device });  // [n]
+      const run = (x: torch.Tensor) => torch.tokenLogProbs(model.logitsFromHidden(x.narrow(0, start, n)), targets);  // [n]
+      // The forward also sums the chunk's logits per position, for the logits/* metrics.
+      const first = (x: torch.Tensor) => torch.tidy(() => {
+        const logits = model.logitsFromHidden(x.narrow(0, start, n));    // [n, V]
+        vocab = logits.shape[1];
+        const sums = torch.noGrad(() => logits.sum(-1).toArray() as number[]);
+        sums.forEach((v, i) => { logitSums[start + i < chosenTokens ? 0 : 1] += v; });
+        return torch.tokenLogProbs(logits, targets);
+      });
+      if (tape) {
+        tape.hold(targets);
+        pieces.push(tape.segment(picked, run, first));
+      } else {
+        pieces.push(first(picked));
+      }
+    }
+    const tokenLogps = pieces.length ? torch.cat(pieces, 0) : torch.zeros([0], { dtype, device });  // [N]
+    const rows = torch.tensor(pos.rows, { dtype: "int64", device });        // [N]
+    const sums = torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, tokenLogps);   // [2B]
+    const lengths = torch.tensor(pos.perRow, { dtype, device });            // [2B]
+    const logps = lengthNorm ? sums.div(lengths.clamp(1)) : sums;
+    const rejectedTokens = pos.flat.length - chosenTokens;
+    return {
+      chosen: logps.narrow(0, 0, half), rejected: logps.narrow(0, half, half),
+      chosenLogitsMean: chosenTokens ? logitSums[0] / (chosenTokens * vocab) : 0,
+      rejectedLogitsMean: rejectedTokens ? logitSums[1] / (rejectedTokens * vocab) : 0,
+    };
   });
 }

@@ -19,6 +19,7 @@ import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
+import { RecomputeTape } from "../nn/recompute.js";
 import { batchesOf, forwardPairs } from "./batching.js";
 import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
@@ -65,6 +66,8 @@ export interface MicroBatchOutput {
   metrics: Record<string, number>;
   /** Attention-mask tokens in the batch (for tokens_per_second). */
   tokens: number;
+  /** What backward must recompute after loss.backward() (the LM head's chunks, checkpointed layers); absent without grad. */
+  recompute?: RecomputeTape | null;
 }
 
 /** Reads, validates and tokenises everything before any training (and before any output). */
@@ -217,7 +220,21 @@ export class PreferenceTrainer {
 
   /** One micro-batch: the policy's forward over chosen and rejected together, the reference's log-probs, the loss and its metrics. */
   computeLoss(pairs: TokenizedPair[], indices: number[], split: "train" | "eval"): MicroBatchOutput {
-    const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm);
+    // Under grad the policy's forward records what backward recomputes (the LM head's chunks,
+    // and with gradient_checkpointing every decoder layer); trainingStep runs it after
+    // loss.backward(). Evaluation (no grad) needs no tape.
+    const recompute = torch.isGradEnabled() ? new RecomputeTape() : null;
+    try {
+      return { ...this.#policyLoss(pairs, indices, split, recompute), recompute };
+    } catch (e) {
+      recompute?.dispose();
+      throw e;
+    }
+  }
+
+  #policyLoss(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): MicroBatchOutput {
+    const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm,
+      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null });
     const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
     const device = out.chosen.device;
@@ -245,7 +262,12 @@ export class PreferenceTrainer {
       for (const indices of group) {
         const r = torch.tidy(() => {
           const out = this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train");
-          out.loss.mul(1 / group.length).backward();
+          try {
+            out.loss.mul(1 / group.length).backward();
+            out.recompute?.backward();
+          } finally {
+            out.recompute?.dispose();
+          }
           return { loss: out.loss.item(), metrics: out.metrics, tokens: out.tokens };
         });
         assertFinite({ loss: r.loss, ...r.metrics }, `step ${step}`);

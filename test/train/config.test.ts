@@ -105,11 +105,12 @@ describe("reference YAML", () => {
     assert.equal(config.objective.tauGood, 3.2);
     assert.equal(config.modelNameOrPath, join(root, "models/Qwen2.5-0.5B"));
     assert.equal(config.refModel, join(root, "models/Qwen2.5-0.5B"));
+    assert.equal(config.gradientCheckpointing, true);
     // Hardware keys are accepted with a warning naming them; hub and tracker keys silently.
-    for (const key of ["bf16", "attn_implementation", "gradient_checkpointing"]) {
+    for (const key of ["bf16", "attn_implementation"]) {
       assert.ok(warnings.some((w) => w.includes(`'${key}'`)), `no warning for ${key}: ${warnings.join(" | ")}`);
     }
-    for (const key of ["hub_model_id", "run_name", "push_to_hub", "optim", "dataset_splits", "do_eval", "log_level"]) {
+    for (const key of ["hub_model_id", "run_name", "push_to_hub", "optim", "dataset_splits", "do_eval", "log_level", "gradient_checkpointing", "gradient_checkpointing_kwargs"]) {
       assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `unexpected warning for ${key}`);
     }
     assert.ok(warnings.every((w) => w.startsWith(file)), "warnings name the YAML file");

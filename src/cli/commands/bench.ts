@@ -9,22 +9,36 @@ engine   matmul GFLOP/s at 1024 and 2048, linear forward+backward GFLOP/s and pe
          overhead on tiny tensors, each beside PyTorch (Python) measured in the same run.
 model    forward tokens/s of a GPT-2-small-shaped (124M) random model at sequence 512,
          batch 2, beside the same forward in PyTorch (Python) in the same run.
-train    one Omni-DPO training step (policy forward+backward over chosen+rejected, frozen
-         reference forward, Omni-DPO loss, AdamW) on the same 124M model at sequence 256 and
-         512, one pair (2 rows) per step: tokens/s and peak memory (peak RSS), beside the same
-         step in PyTorch; each side in its own process (2 to 3 minutes on 2 cores).
+train    one Omni-DPO training step (policy forward+backward over chosen+rejected, live
+         frozen reference, Omni-DPO loss, AdamW), one pair (2 rows) per step: tokens/s and
+         peak memory (peak RSS), beside the same step in PyTorch; each side in its own
+         process. Two cases (--case picks one):
+           gpt2   the same 124M model at sequence 256 and 512, full logits on both sides
+                  (2 to 3 minutes on 2 cores)
+           qwen2  a Qwen2-shaped model with Qwen2.5's vocabulary (151936) and width (896),
+                  tied embeddings, 2 layers; one pair of 768 prompt + 256 response tokens,
+                  gradient checkpointing: the trainer's path (log-probs on response positions,
+                  the LM head in chunks) beside TRL's (full logits, torch.utils.checkpoint)
+                  (about 2 minutes on 2 cores; about 8 GB of memory)
 
-  --json    print the results as JSON
-  --quick   shorter timing trials (noisier); train: sequence 256 only, two timed steps
+  --json        print the results as JSON
+  --quick       shorter timing trials (noisier); train: gpt2 at sequence 256 only, two timed
+                steps; qwen2 one timed step
+  --case NAME   train: gpt2 or qwen2 (default: both)
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" }, case: { type: "string" } } });
     const which = positionals[0];
     if (which === "train") {
       // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
-      const { benchTrain, formatTrainBench } = await import("../../bench/train.js");
-      if (!values.json) console.error(`benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "under a minute" : "2 to 3 minutes"})...`);
-      const r = benchTrain({ quick: values.quick, tiny: values.tiny, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
+      const { benchTrain, formatTrainBench, TRAIN_BENCH_CASES } = await import("../../bench/train.js");
+      const chosen = values.case;
+      if (chosen !== undefined && !(TRAIN_BENCH_CASES as readonly string[]).includes(chosen)) {
+        throw new UsageError(`bench train: unknown --case '${chosen}'; available: ${TRAIN_BENCH_CASES.join(", ")}`);
+      }
+      const cases = chosen === undefined ? TRAIN_BENCH_CASES : TRAIN_BENCH_CASES.filter((c) => c === chosen);
+      if (!values.json) console.error(`benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "a minute or two" : "4 to 5 minutes"})...`);
+      const r = benchTrain({ quick: values.quick, tiny: values.tiny, cases, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
       console.log(values.json ? JSON.stringify(r, null, 2) : formatTrainBench(r));
       return 0;
     }

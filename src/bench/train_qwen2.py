@@ -1,0 +1,191 @@
+# PyTorch's side of `omni-dpo bench train`'s Qwen2 case: one Omni-DPO step as TRL's DPOTrainer
+# runs it on a Hugging Face Qwen2ForCausalLM with gradient_checkpointing: true. The model is
+# written out in plain PyTorch the way transformers' Qwen2 computes it (tied embeddings, RMSNorm
+# in float32, rotary embeddings with rotate_half, q/k/v biases, grouped keys and values
+# repeated to every head, SwiGLU MLP), each decoder layer wrapped in
+# torch.utils.checkpoint(use_reentrant=False) as HF's gradient checkpointing does, and the full
+# logits [2B, T, V] returned. The log-probs follow TRL's concatenated_forward: labels rolled by
+# one, selective_log_softmax (gather minus a per-row logsumexp), the loss mask, and the mean
+# logit over response tokens for logits/chosen; length-normalised as the recipe's
+# dpo_length_norm. The reference is a live frozen copy run under no_grad; torch.optim.AdamW.
+# Reads the config as JSON on stdin; prints one JSON line (src/bench/train.py's format).
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+cfg = json.load(sys.stdin)
+torch.set_num_threads(cfg["threads"])
+torch.manual_seed(0)
+E, L, H, KV, V, I = cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"], cfg["vocab_size"], cfg["intermediate_size"]
+D = E // H
+B, T = cfg["pairs"], cfg["seq"]
+EPS = 1e-6
+sdpa = getattr(F, "scaled_dot_product_attention", None) or getattr(torch, "_scaled_dot_product_attention", None) \
+    or getattr(F, "_scaled_dot_product_attention")
+
+
+def attention(q, k, v):
+    if sdpa.__name__ == "scaled_dot_product_attention":
+        return sdpa(q, k, v, None, 0.0, is_causal=True)
+    return sdpa(q, k, v, None, 0.0, False, True)[0]
+
+
+def init_params():
+    def w(*shape):
+        return torch.randn(*shape) * 0.02
+
+    params = {"embed": w(V, E), "norm": torch.ones(E)}
+    for i in range(L):
+        params.update({
+            f"{i}.in_norm": torch.ones(E), f"{i}.post_norm": torch.ones(E),
+            f"{i}.q_w": w(H * D, E), f"{i}.q_b": torch.zeros(H * D),
+            f"{i}.k_w": w(KV * D, E), f"{i}.k_b": torch.zeros(KV * D),
+            f"{i}.v_w": w(KV * D, E), f"{i}.v_b": torch.zeros(KV * D),
+            f"{i}.o_w": w(E, H * D),
+            f"{i}.gate_w": w(I, E), f"{i}.up_w": w(I, E), f"{i}.down_w": w(E, I),
+        })
+    return params
+
+
+def rms_norm(x, weight):
+    variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
+    return weight * (x * torch.rsqrt(variance + EPS)).to(x.dtype)
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
+freqs = torch.outer(torch.arange(T, dtype=torch.float32), inv_freq)
+emb = torch.cat((freqs, freqs), dim=-1)
+COS, SIN = emb.cos()[None, None], emb.sin()[None, None]  # [1, 1, T, D]
+
+
+def layer(p, i, h):
+    n, t, _ = h.shape
+    a = rms_norm(h, p[f"{i}.in_norm"])
+    q = F.linear(a, p[f"{i}.q_w"], p[f"{i}.q_b"]).view(n, t, H, D).transpose(1, 2)
+    k = F.linear(a, p[f"{i}.k_w"], p[f"{i}.k_b"]).view(n, t, KV, D).transpose(1, 2)
+    v = F.linear(a, p[f"{i}.v_w"], p[f"{i}.v_b"]).view(n, t, KV, D).transpose(1, 2)
+    q, k = q * COS + rotate_half(q) * SIN, k * COS + rotate_half(k) * SIN
+    k, v = (x.repeat_interleave(H // KV, dim=1) for x in (k, v))  # HF's repeat_kv
+    y = attention(q, k, v).transpose(1, 2).reshape(n, t, H * D)
+    h = h + F.linear(y, p[f"{i}.o_w"])
+    m = rms_norm(h, p[f"{i}.post_norm"])
+    return h + F.linear(F.silu(F.linear(m, p[f"{i}.gate_w"])) * F.linear(m, p[f"{i}.up_w"]), p[f"{i}.down_w"])
+
+
+def forward(p, ids, checkpointing):
+    h = F.embedding(ids, p["embed"])
+    for i in range(L):
+        if checkpointing:
+            h = checkpoint(lambda x, i=i: layer(p, i, x), h, use_reentrant=False)
+        else:
+            h = layer(p, i, h)
+    return F.linear(rms_norm(h, p["norm"]), p["embed"]).float()  # [2B, T, V]; tied head; HF upcasts logits
+
+
+def selective_log_softmax(logits, index):
+    """TRL's: for float32, gather minus a logsumexp computed row by row."""
+    selected = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
+    logsumexp = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
+    return selected - logsumexp
+
+
+def concatenated_logps(logits, input_ids, loss_mask):
+    """TRL's concatenated_forward after the model call: per-row mean log-prob and the chosen/rejected mean logits."""
+    labels = torch.roll(input_ids, shifts=-1, dims=1)
+    mask = torch.roll(loss_mask, shifts=-1, dims=1).bool()
+    labels = labels.masked_fill(~mask, 0)
+    per_token = selective_log_softmax(logits, labels).masked_fill(~mask, 0)
+    logps = per_token.sum(-1) / mask.sum(-1).clamp(min=1)
+    with torch.no_grad():
+        mean_chosen = logits[:B][mask[:B]].mean().item()
+        mean_rejected = logits[B:][mask[B:]].mean().item()
+    return logps, mean_chosen, mean_rejected
+
+
+def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):
+    """docs/method.md: w_qual * w_perf * -logsigmoid(beta * m) + calibrated NLL; the batch mean."""
+    beta = o["beta"]
+    dpi = pc - pr
+    m = dpi - (rc - rr)
+    w_qual = torch.sigmoid(o["qual_eta"] * (sc - sr))
+    w_perf = (1 - torch.sigmoid(beta * dpi - o["tau_ref"])) ** o["perf_gamma"]
+    losses = -w_qual * w_perf * F.logsigmoid(beta * m)
+    if o["nll_lambda"] > 0:
+        gate = ((rc.detach() > pc.detach()) & (sc >= o["tau_good"])).to(pc.dtype)
+        losses = losses - o["nll_lambda"] * gate * pc
+    return losses.mean()
+
+
+def proc_status():
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+policy = {k: v.requires_grad_() for k, v in init_params().items()}
+reference = {k: v.detach().clone() for k, v in policy.items()}
+optimizer = torch.optim.AdamW(list(policy.values()), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+input_ids = torch.randint(0, V, (2 * B, T))
+loss_mask = torch.arange(T).ge(cfg["prompt_len"]).unsqueeze(0).expand(2 * B, T).to(torch.int64)
+o = cfg["loss"]
+score_chosen = torch.full((B,), float(o["score_chosen"]))
+score_rejected = torch.full((B,), float(o["score_rejected"]))
+last_loss = float("nan")
+
+
+def step():
+    global last_loss
+    logps, _, _ = concatenated_logps(forward(policy, input_ids, cfg["gradient_checkpointing"]), input_ids, loss_mask)
+    with torch.no_grad():
+        ref, _, _ = concatenated_logps(forward(reference, input_ids, False), input_ids, loss_mask)
+    loss = omni_dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], score_chosen, score_rejected, o)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    last_loss = loss.item()
+
+
+for _ in range(cfg["warmup"]):
+    step()
+before = proc_status()
+reset = reset_peak()
+times = []
+for _ in range(cfg["steps"]):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+after = proc_status()
+ordered = sorted(times)
+if after is None:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+else:
+    peak = after[1]
+print(json.dumps({
+    "side": "pytorch", "version": torch.__version__, "seq": T, "rows": 2 * B,
+    "seconds_per_step": ordered[len(ordered) // 2], "best_seconds": ordered[0], "step_seconds": times,
+    "tokens_per_second": 2 * B * T / ordered[0],
+    "rss_before_bytes": before[0] if before else None, "peak_rss_bytes": peak,
+    "peak_reset": reset and after is not None, "loss": last_loss,
+}))

@@ -1,0 +1,99 @@
+// Recomputation in backward ("gradient checkpointing") without running JavaScript inside
+// LibTorch's autograd, which the addon cannot do: a recorded segment runs forward under no-grad
+// and hands on its output as a fresh leaf that requires grad, so nothing inside it is kept. The
+// caller's loss.backward() stops at those leaves and fills their .grad; backward() then walks
+// the segments in reverse, recomputes each one with grad from its saved input and
+// backpropagates output.grad through it. That fills the input's .grad when the input is the
+// previous segment's output (a leaf), or reaches the weights through the input's own graph
+// (the embedding's, say), and parameters' grads accumulate across segments as usual.
+//
+// One tape serves every kind of segment (decoder layers, the LM head's chunks), so a training
+// step calls one thing after loss.backward(). Recomputation must give the forward's values
+// again: the segments it records are deterministic (dropout off, as in preference training).
+import * as torch from "../torch/index.js";
+import { forEachTensor } from "../torch/scope.js";
+
+interface Segment {
+  input: torch.Tensor;
+  run: (input: torch.Tensor) => torch.Tensor;
+  /** The forward's output as a leaf that requires grad; loss.backward() fills its .grad. */
+  output: torch.Tensor;
+}
+
+export class RecomputeTape {
+  readonly #segments: Segment[] = [];
+  /** Tensors the tape keeps alive until it is done: segment inputs and what the segments read. */
+  readonly #held = new Set<torch.Tensor>();
+  #done = false;
+
+  /** Segments recorded and not yet backpropagated. */
+  get length(): number { return this.#segments.length; }
+
+  /**
+   * Runs `forward(input)` under no-grad (default: `run`) and records `run` for backward.
+   * Returns the output as a leaf that requires grad, owned by the tape (freed by backward() or
+   * dispose()). `input` is kept alive until then. `forward` may record values the
+   * recomputation does not need (metrics), but must return what `run` returns.
+   *
+   * An input that is not a leaf is backpropagated through once, by this segment's backward:
+   * at most one segment may read a given non-leaf input.
+   */
+  segment(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor, forward: (input: torch.Tensor) => torch.Tensor = run): torch.Tensor {
+    if (this.#done) throw new Error("this recompute tape has already run backward; make a new one per forward");
+    this.hold(input);
+    const output = torch.noGrad(() => torch.tidy(() => forward(input))).keep();
+    output.requiresGrad_(true);
+    this.#held.add(output);
+    this.#segments.push({ input, run, output });
+    return output;
+  }
+
+  /** Keeps every tensor in `value` (a tensor, or arrays and plain objects of them) alive until the tape is done; returns `value`. */
+  hold<T>(value: T): T {
+    forEachTensor(value, (t) => {
+      const tensor = t as torch.Tensor;
+      if (this.#held.has(tensor)) return;
+      tensor.keep();
+      this.#held.add(tensor);
+    });
+    return value;
+  }
+
+  /**
+   * After loss.backward(): recomputes each segment with grad, last first, and backpropagates
+   * its output's gradient through it. A segment whose output got no gradient (unused by the
+   * loss) is skipped. Frees what the tape held, also when it throws.
+   */
+  backward(): void {
+    if (this.#done) throw new Error("this recompute tape has already run backward");
+    try {
+      for (let i = this.#segments.length - 1; i >= 0; i--) {
+        const { input, run, output } = this.#segments[i];
+        const grad = output.grad;
+        if (grad) {
+          torch.tidy(() => torch.enableGrad(() => {
+            const recomputed = run(input);
+            if (recomputed.requiresGrad) recomputed.backward(grad);
+          }));
+          grad.dispose();
+        }
+        // The output (the next segment's input) is done with: its gradient has gone down.
+        this.#release(output);
+      }
+    } finally {
+      this.dispose();
+    }
+  }
+
+  /** Frees everything the tape holds without backpropagating (evaluation, or an error before backward). */
+  dispose(): void {
+    this.#done = true;
+    for (const t of this.#held) t.dispose();
+    this.#held.clear();
+    this.#segments.length = 0;
+  }
+
+  #release(t: torch.Tensor): void {
+    if (this.#held.delete(t)) t.dispose();
+  }
+}
