@@ -18,7 +18,7 @@ export function sequenceLogps(logits: torch.Tensor, labels: torch.Tensor, length
     const shiftedLogits = logits.narrow(1, 0, t - 1);
     const shiftedLabels = labels.narrow(1, 1, t - 1);
     const tokenLogps = torch.tokenLogProbs(shiftedLogits, shiftedLabels);
-    const lengths = shiftedLabels.ne(-100).sum(-1).to(logits.dtype);
+    const lengths = shiftedLabels.ne(-100).sum(-1).to(tokenLogps.dtype);  // not bf16 logits' dtype: it rounds counts above 256
     const sums = tokenLogps.sum(-1);
     return { logps: lengthNorm ? sums.div(lengths.clamp(1)) : sums, lengths };
   });
