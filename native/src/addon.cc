@@ -29,6 +29,7 @@
 
 #include <unistd.h>
 
+#include "autocast.h"
 #include "convert.h"
 #include "memory.h"
 #include "store.h"
@@ -483,6 +484,51 @@ Napi::Value GradEnabled(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- autocast ------------------------------------------------------------------------------
+
+c10::DeviceType autocastDeviceArg(const Napi::CallbackInfo& info) {
+  std::string device = stringArg(info, 0, "autocast device");
+  if (device == "cpu") return c10::DeviceType::CPU;
+  if (device == "cuda") return c10::DeviceType::CUDA;
+  throw std::invalid_argument("autocast device must be 'cpu' or 'cuda', got '" + device + "'");
+}
+
+at::ScalarType autocastDtypeArg(const Napi::CallbackInfo& info, size_t i) {
+  return static_cast<at::ScalarType>(intArg(info, i, "autocast dtype", 0, static_cast<int64_t>(at::ScalarType::NumOptions) - 1));
+}
+
+Napi::Value stateValue(Napi::Env env, AutocastState state) {
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Boolean::New(env, state.enabled));
+  out.Set(1u, Napi::Number::New(env, static_cast<int>(state.dtype)));
+  return out;
+}
+
+// autocastState(device) -> [enabled, dtypeCode]
+Napi::Value AutocastStateOf(const Napi::CallbackInfo& info) {
+  return guarded(info, "autocast", [&](Napi::Env env) -> Napi::Value {
+    return stateValue(env, autocastState(autocastDeviceArg(info)));
+  });
+}
+
+// autocastEnter(device, enabled, dtypeCode) -> the previous [enabled, dtypeCode]
+Napi::Value AutocastEnter(const Napi::CallbackInfo& info) {
+  return guarded(info, "autocast", [&](Napi::Env env) -> Napi::Value {
+    c10::DeviceType device = autocastDeviceArg(info);
+    AutocastState state{boolArg(info, 1, "autocast enabled"), autocastDtypeArg(info, 2)};
+    return stateValue(env, enterAutocast(device, state));
+  });
+}
+
+// autocastExit(device, enabled, dtypeCode): restores what autocastEnter returned.
+Napi::Value AutocastExit(const Napi::CallbackInfo& info) {
+  return guarded(info, "autocast", [&](Napi::Env env) -> Napi::Value {
+    c10::DeviceType device = autocastDeviceArg(info);
+    exitAutocast(device, AutocastState{boolArg(info, 1, "autocast enabled"), autocastDtypeArg(info, 2)});
+    return env.Undefined();
+  });
+}
+
 // ---- process-wide settings ---------------------------------------------------------------
 
 // The most threads setNumThreads accepts, handed over by configure(). OpenMP allocates per
@@ -589,6 +635,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setGrad", Napi::Function::New(env, SetGrad));
   exports.Set("backward", Napi::Function::New(env, Backward));
   exports.Set("gradEnabled", Napi::Function::New(env, GradEnabled));
+  exports.Set("autocastState", Napi::Function::New(env, AutocastStateOf));
+  exports.Set("autocastEnter", Napi::Function::New(env, AutocastEnter));
+  exports.Set("autocastExit", Napi::Function::New(env, AutocastExit));
   exports.Set("numThreads", Napi::Function::New(env, NumThreads));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   exports.Set("rngState", Napi::Function::New(env, RngState));

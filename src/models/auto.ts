@@ -40,8 +40,12 @@ export function createModel(config: RawConfig, init: Init = {}): CausalLM {
 }
 
 export interface LoadOptions {
-  /** Compute dtype; weights stored as F16/BF16/F32 are cast to it. Default float32. */
-  dtype?: torch.DType;
+  /**
+   * Compute dtype; weights stored as F16/BF16/F32 are cast to it. "auto": the checkpoint's own,
+   * as config.json's torch_dtype names it (float32 when it names none), as transformers' auto.
+   * Default float32.
+   */
+  dtype?: torch.DType | "auto";
   /** Where the parameters live ("cpu", "cuda", "cuda:1"); default cpu. */
   device?: torch.Device;
 }
@@ -53,12 +57,18 @@ export class AutoModelForCausalLM {
   }
 }
 
+/** The floating dtype config.json's torch_dtype names ("auto" loading), float32 when it names none. */
+function configDtype(config: RawConfig): torch.DType {
+  const named = (config as { torch_dtype?: unknown }).torch_dtype;
+  return named === "bfloat16" || named === "float16" || named === "float32" ? named : "float32";
+}
+
 export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   const configFile = join(dir, "config.json");
   const config = readConfig(dir);
   const spec = resolveArchitecture(config, configFile);
   const generation = readGenerationConfig(dir) ?? generationConfigFromModelConfig(config, configFile);
-  const dtype = options.dtype ?? "float32";
+  const dtype = options.dtype === "auto" ? configDtype(config) : options.dtype ?? "float32";
   const { model, parsed } = build(spec, config, { dtype, empty: true }, configFile);
   let tensors = new Map<string, torch.Tensor>();
   try {

@@ -119,12 +119,17 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
  * Computed as logits[label] - logsumexp(logits): backward needs only the logits (alive anyway)
  * and the [N, T] normaliser, so no [N, T, V] log-softmax copy is kept alive between forward
  * and backward, which is where a DPO step's memory goes.
+ *
+ * bfloat16 and float16 logits (bf16 weights, or autocast, whose CPU policy leaves logsumexp in
+ * the input's dtype) are taken in float32, as transformers upcasts logits before the loss: a
+ * bf16 logsumexp over a vocabulary is off in the third digit. The result is then float32.
  */
 export function tokenLogProbs(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
   if (logits.ndim !== labels.ndim + 1) {
     throw new Error(`tokenLogProbs: logits must have one more dimension than labels, got [${logits.shape}] and [${labels.shape}]`);
   }
   return tidy(() => {
+    if (logits.dtype === "bfloat16" || logits.dtype === "float16") logits = logits.to("float32");  // [N, T, V]
     const ignored = labels.eq(ignoreIndex);
     const picked = logits.gather(-1, labels.maskedFill(ignored, 0).unsqueeze(-1)).squeeze(-1);
     return picked.sub(logits.logsumexp(-1)).maskedFill(ignored, 0);

@@ -16,6 +16,7 @@ export {
   noGrad, enableGrad, isGradEnabled, setNumThreads, getNumThreads, manualSeed, getRngState, setRngState,
   cuda, buildInfo,
 } from "./runtime.js";
+export { autocast, autocastState, type AutocastOptions } from "./autocast.js";
 export { hasOp, schemaOf } from "./ops.js";
 export {
   Optimizer, AdamW, SGD, clipGradNorm, type AdamWOptions, type SGDOptions, type ParamGroupSpec, type OptimizerStateDict,

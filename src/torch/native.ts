@@ -35,6 +35,11 @@ export interface NativeAddon {
   setGrad(id: number, grad: number | null): void;
   backward(id: number, grad: number | null, retainGraph: boolean, createGraph: boolean): void;
   gradEnabled(value?: boolean): boolean;
+  /** Autocast state of "cpu" or "cuda": [enabled, dtype code]. */
+  autocastState(device: string): [boolean, number];
+  /** Sets it and counts the nesting; returns the state it replaced, for autocastExit. */
+  autocastEnter(device: string, enabled: boolean, dtype: number): [boolean, number];
+  autocastExit(device: string, enabled: boolean, dtype: number): void;
   numThreads(value?: number): number;
   manualSeed(seed: number): void;
   rngState(id?: number): number | undefined;

@@ -54,6 +54,9 @@ const HANDBOOK_DATA = "alignment-handbook DataArguments";
 const UNI_DPO = "Uni-DPO UniDPOConfig";
 const OURS = "omni-dpo";
 
+/** torch_dtype's values: transformers' names for the weights' dtype, and auto (the checkpoint's). */
+export const TORCH_DTYPES = ["auto", "bfloat16", "float16", "float32"] as const;
+
 const atLeast = (min: number) => (v: number) => (v < min ? `must be at least ${min}` : undefined);
 const nonNegative = (v: number) => (v < 0 ? "must not be negative" : undefined);
 
@@ -74,7 +77,8 @@ export const RECIPE_KEYS = {
     help: "The frozen reference model's directory; None: the starting weights (model_name_or_path)." },
   device: { kind: "string", default: "auto", group: "model", follows: OURS,
     help: "cpu, cuda or cuda:N; auto takes CUDA when LibTorch has it, as the HF trainer does." },
-  torch_dtype: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Weights' dtype when loading (float32 here)." },
+  torch_dtype: { kind: "enum", values: TORCH_DTYPES, default: null, group: "model", follows: HANDBOOK_MODEL, resume: "soft",
+    help: "The dtype the policy and reference are loaded, trained and saved in: bfloat16, float16, float32, or auto (the checkpoint's, from its config.json); None: float32. Without LoRA, bf16 weights are trained directly (AdamW state in bf16), as transformers does." },
   attn_implementation: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Attention kernel (eager, sdpa, flash_attention_2)." },
   use_flash_attention_2: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Older spelling of attn_implementation: flash_attention_2." },
   load_in_4bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 4 bits." },
@@ -128,10 +132,12 @@ export const RECIPE_KEYS = {
   gradient_accumulation_steps: { kind: "integer", default: 1, group: "optimisation", follows: TA, resume: "hard", check: atLeast(1),
     help: "Micro-batches per optimizer step." },
   seed: { kind: "integer", default: 42, group: "optimisation", follows: TA, resume: "hard", help: "Seeds the data order, the split and the RNG." },
-  bf16: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "bfloat16 mixed precision." },
+  bf16: { kind: "boolean", default: false, group: "optimisation", follows: TA, resume: "soft",
+    help: "bfloat16 mixed precision: forwards under autocast (matmuls in bf16), float32 master weights, AdamW state and loss. Fast on CUDA; slower than float32 on most CPUs." },
   fp16: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "float16 mixed precision." },
   tf32: { kind: "boolean", default: null, group: "optimisation", follows: TA, status: "warn", help: "TF32 matmuls on Ampere and later GPUs." },
-  bf16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Evaluate in bfloat16." },
+  bf16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA,
+    help: "Evaluation forwards under bfloat16 autocast even without bf16 (with bf16 they are anyway, as in transformers). The weights stay as loaded; transformers casts the model to bf16 instead." },
   fp16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Evaluate in float16." },
   gradient_checkpointing: { kind: "boolean", default: false, group: "optimisation", follows: TA,
     help: "Recompute each decoder layer in backward from its input instead of keeping its activations: less memory, about one more forward per step; same gradients." },

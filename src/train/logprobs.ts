@@ -31,7 +31,7 @@ export function sequenceLogps(logits: torch.Tensor, labels: torch.Tensor, length
     const shiftedLogits = logits.narrow(1, 0, t - 1);
     const shiftedLabels = labels.narrow(1, 1, t - 1);
     const tokenLogps = torch.tokenLogProbs(shiftedLogits, shiftedLabels);
-    const lengths = shiftedLabels.ne(-100).sum(-1).to(logits.dtype);
+    const lengths = shiftedLabels.ne(-100).sum(-1).to(tokenLogps.dtype);  // not bf16 logits' dtype: it rounds counts above 256
     const sums = tokenLogps.sum(-1);
     return { logps: lengthNorm ? sums.div(lengths.clamp(1)) : sums, lengths };
   });
@@ -117,7 +117,9 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
     const chosenTokens = pos.perRow.slice(0, half).reduce((a, b) => a + b, 0);
     const hidden = model.hiddenStates(inputIds, { attentionMask, recompute: options.gradientCheckpointing ? tape! : undefined });  // [2B, T, C]
     const [, , width] = hidden.shape;
-    const dtype = hidden.dtype;
+    // Log-probs of half-precision logits are float32 (tokenLogProbs upcasts), and so are their sums
+    // and the token counts (bf16 rounds counts above 256).
+    const dtype = hidden.dtype === "bfloat16" || hidden.dtype === "float16" ? "float32" : hidden.dtype;
     const flat = torch.tensor(pos.flat, { dtype: "int64", device });       // [N]
     const gather = (h: torch.Tensor) => h.reshape([rowCount * length, width]).indexSelect(0, flat);   // [N, C]
     const picked = tape ? tape.segment(hidden, gather) : gather(hidden);  // [N, C]

@@ -163,7 +163,7 @@ export class PreferenceTrainer {
       torch.manualSeed(config.seed);
       this.setUpReference(device);
       // Dropout stays off in the policy, as TRL's disable_dropout does by default.
-      this.policy = loadModel(plan.dir ?? config.modelNameOrPath, { device }).eval() as CausalLM;
+      this.policy = loadModel(plan.dir ?? config.modelNameOrPath, { device, dtype: config.torchDtype ?? "float32" }).eval() as CausalLM;
       this.optimizer = this.createOptimizer();
       this.scheduler = new torch.LRScheduler(this.optimizer, {
         type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
@@ -193,24 +193,38 @@ export class PreferenceTrainer {
     const { config, data, hooks } = this;
     if (!REFERENCE_LOSSES.has(config.objective.lossType)) return;
     const referenceDir = config.refModel ?? config.modelNameOrPath;
+    const dtype = config.torchDtype ?? "float32";
     if (config.precomputeRefLogProbs) {
-      const compute = (pairs: TokenizedPair[], label: string) => precomputeReference({
-        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache"), lengthNorm: config.dpoLengthNorm,
-        batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device }),
+      // Values differ with the weights' dtype and autocast, which the cache key does not cover:
+      // other precisions cache in a directory of their own (float32's stays where it was).
+      const precision = (split: "train" | "eval") => [dtype === "float32" ? "" : dtype, this.mixedPrecision(split) ? "autocast-bf16" : ""].filter(Boolean).join("-");
+      const compute = (pairs: TokenizedPair[], label: "train" | "eval") => this.withMixedPrecision(label, device, () => precomputeReference({
+        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm,
+        batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
         onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
-      });
+      }));
       const train = compute(data.train, "train");
       const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
       hooks.onStatus?.(`reference log-probs ${train.cached ? "read from" : "cached in"} ${train.file}`);
       this.reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
     } else {
-      this.referenceModel = loadModel(referenceDir, { device }).requiresGrad_(false).eval() as CausalLM;
+      this.referenceModel = loadModel(referenceDir, { device, dtype }).requiresGrad_(false).eval() as CausalLM;
       const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm);
       this.reference = { train: live, eval: live };
     }
   }
 
-  /** AdamW over the policy's parameters, with the HF trainer's decay groups. */
+  /** Whether `split`'s forwards run under bf16 autocast: bf16 (training and evaluation, as the HF trainer) or bf16_full_eval (evaluation). */
+  mixedPrecision(split: "train" | "eval"): boolean {
+    return this.config.bf16 || (split === "eval" && this.config.bf16FullEval);
+  }
+
+  /** Runs `fn` (forwards, not backward: that follows the forward's dtypes) under bf16 autocast when mixedPrecision(split). */
+  withMixedPrecision<T>(split: "train" | "eval", device: torch.Device, fn: () => T): T {
+    return this.mixedPrecision(split) ? torch.autocast("bfloat16", fn, { device }) : fn();
+  }
+
+  /** AdamW over the policy's parameters (in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups. */
   createOptimizer(): torch.AdamW {
     const c = this.config;
     return new torch.AdamW(decayGroups(this.policy, c.weightDecay), {
@@ -261,10 +275,12 @@ export class PreferenceTrainer {
     try {
       for (const indices of group) {
         const r = torch.tidy(() => {
-          const out = this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train");
+          const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
           try {
             out.loss.mul(1 / group.length).backward();
-            out.recompute?.backward();
+            // Recomputed segments (checkpointed layers, LM-head chunks) run their forward again
+            // here, under the same precision as the first forward.
+            this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward());
           } finally {
             out.recompute?.dispose();
           }
@@ -307,7 +323,7 @@ export class PreferenceTrainer {
     torch.noGrad(() => {
       for (const indices of batchesOf(this.data.eval.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
         const r = torch.tidy(() => {
-          const out = this.computeLoss(indices.map((i) => this.data.eval[i]), indices, "eval");
+          const out = this.withMixedPrecision("eval", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.eval[i]), indices, "eval"));
           return { loss: out.loss.item(), ...out.metrics };
         });
         assertFinite(r, `evaluation at step ${this.globalStep}`);

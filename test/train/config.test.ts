@@ -107,9 +107,13 @@ describe("reference YAML", () => {
     assert.equal(config.refModel, join(root, "models/Qwen2.5-0.5B"));
     assert.equal(config.gradientCheckpointing, true);
     // Hardware keys are accepted with a warning naming them; hub and tracker keys silently.
-    for (const key of ["bf16", "attn_implementation"]) {
+    for (const key of ["attn_implementation"]) {
       assert.ok(warnings.some((w) => w.includes(`'${key}'`)), `no warning for ${key}: ${warnings.join(" | ")}`);
     }
+    // bf16, torch_dtype and gradient checkpointing are honoured: no warning, and their values reach the config.
+    for (const key of ["bf16", "torch_dtype"]) assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `warning for ${key}: ${warnings.join(" | ")}`);
+    assert.equal(config.bf16, true);
+    assert.equal(config.torchDtype, null);
     for (const key of ["hub_model_id", "run_name", "push_to_hub", "optim", "dataset_splits", "do_eval", "log_level", "gradient_checkpointing", "gradient_checkpointing_kwargs"]) {
       assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `unexpected warning for ${key}`);
     }
@@ -147,10 +151,10 @@ describe("warnings and errors name the key", () => {
     assert.ok(warnings.some((w) => w.includes("unknown key 'my_custom_flag'")));
   });
 
-  it("hardware keys (bf16, use_flash_attention_2, deepspeed) are accepted with a warning", () => {
-    const { config, warnings } = loadTrainConfig(yamlFile(BASE + "bf16: true\nuse_flash_attention_2: true\ndeepspeed: configs/zero3.json\n"));
+  it("hardware keys (fp16, use_flash_attention_2, deepspeed) are accepted with a warning", () => {
+    const { config, warnings } = loadTrainConfig(yamlFile(BASE + "fp16: true\nuse_flash_attention_2: true\ndeepspeed: configs/zero3.json\n"));
     assert.equal(config.maxLength, 512);
-    for (const key of ["bf16", "use_flash_attention_2", "deepspeed"]) {
+    for (const key of ["fp16", "use_flash_attention_2", "deepspeed"]) {
       assert.ok(warnings.some((w) => w.includes(`'${key}'`) && /hardware/.test(w)), `no hardware warning for ${key}`);
     }
     // Switched off, they need no warning.
@@ -169,6 +173,7 @@ describe("warnings and errors name the key", () => {
       ["truncation_mode: middle\n", "truncation_mode"],
       ["max_prompt_length: 600\nmax_length: 512\n", "max_prompt_length"],
       ["gradient_accumulation_steps: 0\n", "gradient_accumulation_steps"],
+      ["torch_dtype: bf16\n", "torch_dtype"],
     ];
     for (const [line, key] of cases) {
       const text = BASE.replace(/^output_dir: out\n/m, line.startsWith("output_dir") ? "" : "output_dir: out\n") + line;
