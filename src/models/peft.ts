@@ -21,6 +21,19 @@ const PEFT_PREFIX = "base_model.model.";
 /** Settings named as errors about adapter_config.json name them ("field r"). */
 const FIELDS = Object.fromEntries(Object.entries(PEFT_NAMES).map(([k, v]) => [k, `field ${v}`])) as SettingNames;
 
+/** PEFT's default target_modules per model_type, for a LoRA config that names none. */
+const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
+  gpt2: ["c_attn"], llama: ["q_proj", "v_proj"], mistral: ["q_proj", "v_proj"], qwen2: ["q_proj", "v_proj"],
+};
+
+/** PEFT's default target_modules for a model's config.json model_type; an unknown type is an error asking for the list. */
+export function defaultTargetModules(model: CausalLM, key = "target_modules"): readonly string[] {
+  const type = String(model.config.model_type ?? model.architecture);
+  const targets = DEFAULT_TARGETS[type] ?? DEFAULT_TARGETS[model.architecture];
+  if (!targets) throw new Error(`${key}: no default for model_type '${type}'; name the layers (or all-linear)`);
+  return targets;
+}
+
 /** A directory holding a PEFT adapter (adapter_config.json) rather than a whole model. */
 export function isAdapterDirectory(dir: string): boolean {
   return existsSync(join(dir, ADAPTER_CONFIG));
