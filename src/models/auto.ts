@@ -12,6 +12,7 @@ import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationC
 import { resolveArchitecture, type ArchitectureSpec } from "./registry.js";
 import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
 import { writeJsonAtomic } from "../util/files.js";
+import { isAdapterDirectory, loadAdapterModel } from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<CausalLM, { prefix: string }>();
@@ -51,7 +52,11 @@ export interface LoadOptions {
 }
 
 export class AutoModelForCausalLM {
-  /** Loads config.json, generation_config.json and the safetensors weights of `dir`; the model starts in eval mode. */
+  /**
+   * Loads config.json, generation_config.json and the safetensors weights of `dir`; the model
+   * starts in eval mode. An adapter directory (adapter_config.json) loads its base model with
+   * the adapter applied, as PEFT's AutoPeftModelForCausalLM does.
+   */
   static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
     return loadModel(dir, options);
   }
@@ -64,6 +69,7 @@ function configDtype(config: RawConfig): torch.DType {
 }
 
 export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
+  if (isAdapterDirectory(dir)) return loadAdapterModel(dir, options);
   const configFile = join(dir, "config.json");
   const config = readConfig(dir);
   const spec = resolveArchitecture(config, configFile);

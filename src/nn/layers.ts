@@ -10,8 +10,16 @@ function normal(shape: number[], init: Init): torch.Tensor {
   return torch.tidy(() => torch.randn(shape, { dtype: init.dtype ?? "float32" }).mul(init.std ?? 0.02));
 }
 
+/**
+ * A term added to a layer's output, computed from its input x [..., in] and the layer's own
+ * output y [..., out] (a LoRA adapter, src/nn/lora.ts); returns the new output [..., out].
+ */
+export type OutputAdapter = (x: torch.Tensor, y: torch.Tensor) => torch.Tensor;
+
 /** y = x W^T + b with W [out, in] (torch.nn.Linear). */
 export class Linear extends Module {
+  /** Set by an adapter wrapped around this layer; null: the plain layer. */
+  adapter: OutputAdapter | null = null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true, init: Init = {}) {
     super();
     this.param("weight", normal([outFeatures, inFeatures], init));
@@ -19,7 +27,8 @@ export class Linear extends Module {
   }
   get weight(): torch.Tensor { return this.get("weight"); }
   forward(x: torch.Tensor): torch.Tensor {
-    return torch.linear(x, this.get("weight"), this.has("bias") ? this.get("bias") : null);
+    const y = torch.linear(x, this.get("weight"), this.has("bias") ? this.get("bias") : null);
+    return this.adapter ? this.adapter(x, y) : y;
   }
 }
 
@@ -28,13 +37,19 @@ export class Linear extends Module {
  * store it this way, so the weight is kept as stored and transposed (a view) when used.
  */
 export class Conv1D extends Module {
+  /** Set by an adapter wrapped around this layer; null: the plain layer. */
+  adapter: OutputAdapter | null = null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, init: Init = {}) {
     super();
     this.param("weight", normal([inFeatures, outFeatures], init));
     this.param("bias", torch.zeros([outFeatures], { dtype: init.dtype }));
   }
+  get weight(): torch.Tensor { return this.get("weight"); }
   forward(x: torch.Tensor): torch.Tensor {
-    return torch.tidy(() => torch.linear(x, this.get("weight").t(), this.get("bias")));
+    return torch.tidy(() => {
+      const y = torch.linear(x, this.get("weight").t(), this.get("bias"));
+      return this.adapter ? this.adapter(x, y) : y;
+    });
   }
 }
 

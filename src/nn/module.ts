@@ -74,6 +74,17 @@ export class Module {
     return m;
   }
 
+  /**
+   * Adds a submodule from outside the class (PyTorch's register_module), so its parameters
+   * are named under this module's: how adapters (src/nn/lora.ts) attach to existing layers.
+   */
+  registerModule<M extends Module>(name: string, m: M): M { return this.module(name, m); }
+
+  /** Removes a submodule added by registerModule (its tensors stay alive: dispose them yourself). */
+  removeModule(name: string): void {
+    if (!this.#children.delete(name)) throw new Error(`${this.constructor.name} has no submodule ${name}`);
+  }
+
   /** Parameters with their dotted names, depth-first in registration order. */
   namedParameters(prefix = ""): [string, torch.Tensor][] {
     const out: [string, torch.Tensor][] = [];
@@ -83,6 +94,13 @@ export class Module {
   }
 
   parameters(): torch.Tensor[] { return this.namedParameters().map(([, p]) => p); }
+
+  /** This module ("" or `prefix` without its dot) and every submodule, with dotted names, depth-first (PyTorch's named_modules). */
+  namedModules(prefix = ""): [string, Module][] {
+    const out: [string, Module][] = [[prefix.endsWith(".") ? prefix.slice(0, -1) : prefix, this]];
+    for (const [n, m] of this.#children) out.push(...m.namedModules(`${prefix}${n}.`));
+    return out;
+  }
 
   /** Buffers (persistent or not) with their dotted names, depth-first in registration order. */
   namedBuffers(prefix = ""): [string, torch.Tensor][] {

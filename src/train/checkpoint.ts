@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } 
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { saveModel } from "../models/auto.js";
+import { savePretrained } from "../models/peft.js";
 import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
 import { fsyncPath, fsyncTree, isTempName, tempPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { Tokenizer } from "../text/index.js";
@@ -52,6 +52,8 @@ export interface CheckpointParts {
   optimizer: torch.Optimizer<torch.AdamWOptions>;
   tokenizer?: Tokenizer;
   state: TrainerState;
+  /** For a model with LoRA adapters (saved as a PEFT adapter): the base it names. */
+  baseModelNameOrPath?: string;
 }
 
 /** Deletes a checkpoint (or any directory) by renaming it to `<dir>.deleting` first, so a cut-short deletion is finished by cleanOutputDir. */
@@ -69,7 +71,8 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
   rmSync(tmp, { recursive: true, force: true });
   try {
     writingTo(tmp, () => mkdirSync(tmp, { recursive: true }));
-    writingTo(tmp, () => saveModel(parts.model, tmp));
+    // The adapter alone for a LoRA model (its optimizer state is the adapter's too), else the whole model.
+    writingTo(tmp, () => savePretrained(parts.model, tmp, { baseModelNameOrPath: parts.baseModelNameOrPath }));
     if (parts.tokenizer) await parts.tokenizer.save(tmp);
     const dict = parts.optimizer.stateDict();
     const tensors: [string, torch.Tensor][] = [];

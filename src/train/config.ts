@@ -46,7 +46,7 @@ function typed(key: string, spec: KeySpec, v: unknown, where: string): unknown {
       return v;
     }
     case "list":
-    case "mapping": return v;  // only keys the trainer does not read have these kinds
+    case "mapping": return v;  // checked by the key's own rule, where the trainer reads it
   }
 }
 

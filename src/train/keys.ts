@@ -24,7 +24,7 @@ export const STATUS_TEXT: Record<KeyStatus, string> = {
  */
 export type ResumeCheck = "hard" | "soft";
 
-/** Value kinds; "list" and "mapping" only describe keys the trainer does not read. */
+/** Value kinds; "list" and "mapping" values are taken as given (a key that reads one checks it with `check`). */
 export type Kind = "path" | "string" | "enum" | "number" | "integer" | "boolean" | "steps" | "mixer" | "checkpoint" | "list" | "mapping";
 
 /** A rule beyond the type: returns what is wrong ("must be ...") or undefined. `all` holds every key's value, defaults filled. */
@@ -69,6 +69,11 @@ const stepsRule = (strategyKeys: string[]) => (v: number, all: Record<string, un
   return undefined;
 };
 
+const isNameList = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string" && x !== "");
+const targetModulesRule = (v: unknown) =>
+  ((typeof v === "string" && v !== "") || isNameList(v) ? undefined : "must be a list of module names or all-linear");
+const moduleListRule = (v: unknown) => (isNameList(v) ? undefined : "must be a list of module names");
+
 export const RECIPE_KEYS = {
   // --- model
   model_name_or_path: { kind: "path", group: "model", follows: HANDBOOK_MODEL, resume: "soft",
@@ -83,7 +88,21 @@ export const RECIPE_KEYS = {
   use_flash_attention_2: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Older spelling of attn_implementation: flash_attention_2." },
   load_in_4bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 4 bits." },
   load_in_8bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 8 bits." },
-  use_peft: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Train LoRA adapters instead of the full model." },
+  use_peft: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, resume: "hard",
+    help: "Train LoRA adapters (float32) on the frozen model instead of the full model; the reference is the same network with its adapters off, and the output is a PEFT adapter (adapter_config.json, adapter_model.safetensors)." },
+  lora_r: { kind: "integer", default: 16, group: "model", follows: HANDBOOK_MODEL, resume: "hard",
+    check: (v: number) => (v <= 0 ? "must be a positive integer" : undefined), help: "With use_peft: the adapters' rank r." },
+  lora_alpha: { kind: "number", default: 32, group: "model", follows: HANDBOOK_MODEL, resume: "hard",
+    help: "With use_peft: the adapters' update is scaled by lora_alpha / lora_r (lora_alpha / sqrt(lora_r) with use_rslora)." },
+  lora_dropout: { kind: "number", default: 0.05, group: "model", follows: HANDBOOK_MODEL, resume: "soft",
+    check: (v: number) => (v < 0 || v >= 1 ? "must lie in [0, 1)" : undefined),
+    help: "With use_peft: dropout on the adapters' input in training mode (off here, as TRL's disable_dropout turns every dropout off)." },
+  lora_target_modules: { kind: "list", default: null, group: "model", follows: HANDBOOK_MODEL, resume: "hard", check: (v: unknown) => targetModulesRule(v),
+    help: "With use_peft: the layers that get adapters: a list of module names (q_proj, v_proj, ...; a layer matches its full name or its last part), or all-linear (every linear layer but the output head); None: PEFT's default for the architecture." },
+  lora_modules_to_save: { kind: "list", default: null, group: "model", follows: HANDBOOK_MODEL, resume: "hard", check: (v: unknown) => moduleListRule(v),
+    help: "With use_peft: modules trained in full beside the adapters (e.g. lm_head) and saved whole in the adapter." },
+  use_rslora: { kind: "boolean", default: false, group: "model", follows: "TRL ModelConfig", resume: "hard",
+    help: "With use_peft: rank-stabilised LoRA, scaling by lora_alpha / sqrt(lora_r)." },
   model_revision: { kind: "string", default: "main", group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Hub revision of the model (models are local directories here)." },
   trust_remote_code: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Run a hub model's own Python code." },
   use_ref_model: { kind: "boolean", default: false, group: "model", follows: UNI_DPO, status: "ignored", help: "Whether a reference model is used (decided here by the loss)." },

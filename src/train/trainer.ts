@@ -10,7 +10,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
-import { loadModel, saveModel } from "../models/auto.js";
+import { loadModel } from "../models/auto.js";
+import { defaultTargetModules, isAdapterDirectory, savePretrained } from "../models/peft.js";
+import { attachLora, loraOf, type SettingNames } from "../nn/lora.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { holdOut, mixDatasets, shuffled } from "../data/mixer.js";
 import { readPreferenceFile } from "../data/readers.js";
@@ -20,7 +22,7 @@ import { preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
 import { RecomputeTape } from "../nn/recompute.js";
-import { batchesOf, forwardPairs } from "./batching.js";
+import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
 import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type MetricRow } from "./metrics.js";
@@ -111,6 +113,11 @@ export function resolveSteps(steps: number | null, totalSteps: number): number |
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 const TRAIN_RESULTS = "train_results.json";
+/** The recipe's names of the LoRA settings, for errors. */
+const LORA_KEYS: SettingNames = {
+  r: "key 'lora_r'", alpha: "key 'lora_alpha'", dropout: "key 'lora_dropout'", targetModules: "key 'lora_target_modules'",
+  modulesToSave: "key 'lora_modules_to_save'", useRslora: "key 'use_rslora'",
+};
 
 export class PreferenceTrainer {
   data!: PreparedData;
@@ -163,7 +170,7 @@ export class PreferenceTrainer {
       torch.manualSeed(config.seed);
       this.setUpReference(device);
       // Dropout stays off in the policy, as TRL's disable_dropout does by default.
-      this.policy = loadModel(plan.dir ?? config.modelNameOrPath, { device, dtype: config.torchDtype ?? "float32" }).eval() as CausalLM;
+      this.policy = this.loadPolicy(plan.dir, device);
       this.optimizer = this.createOptimizer();
       this.scheduler = new torch.LRScheduler(this.optimizer, {
         type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
@@ -188,10 +195,42 @@ export class PreferenceTrainer {
     }
   }
 
-  /** The reference: precomputed once (only the policy stays in memory) or a live frozen model. */
+  /**
+   * The policy: the checkpoint being resumed, else model_name_or_path; with use_peft, LoRA
+   * adapters on its frozen weights (a resumed LoRA checkpoint is an adapter directory and
+   * brings its own).
+   */
+  loadPolicy(checkpoint: string | null, device: torch.Device): CausalLM {
+    const { config } = this;
+    const model = loadModel(checkpoint ?? config.modelNameOrPath, { device, dtype: config.torchDtype ?? "float32" }).eval() as CausalLM;
+    if (!config.usePeft || loraOf(model)) return model;
+    try {
+      attachLora(model, {
+        r: config.loraR, alpha: config.loraAlpha, dropout: config.loraDropout,
+        targetModules: (config.loraTargetModules as string[] | string | null) ?? defaultTargetModules(model, "key 'lora_target_modules'"),
+        modulesToSave: (config.loraModulesToSave as string[] | null) ?? [], useRslora: config.useRslora,
+      }, config.source, LORA_KEYS);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /** The reference: precomputed once (only the policy stays in memory), a live frozen model, or with LoRA the policy with its adapters off. */
   setUpReference(device: torch.Device): void {
     const { config, data, hooks } = this;
     if (!REFERENCE_LOSSES.has(config.objective.lossType)) return;
+    if (config.usePeft && config.refModel === null && !config.precomputeRefLogProbs) {
+      // As TRL with a PEFT model and no ref_model: the same network with its adapters off, so
+      // the base weights are in memory once. Read at each call: the policy is loaded after this.
+      const disabled: ReferenceSource = {
+        logps: (pairs) => loraOf(this.policy)!.withAdaptersDisabled(() =>
+          pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length))),
+      };
+      this.reference = { train: disabled, eval: disabled };
+      return;
+    }
     const referenceDir = config.refModel ?? config.modelNameOrPath;
     const dtype = config.torchDtype ?? "float32";
     if (config.precomputeRefLogProbs) {
@@ -224,10 +263,13 @@ export class PreferenceTrainer {
     return this.mixedPrecision(split) ? torch.autocast("bfloat16", fn, { device }) : fn();
   }
 
-  /** AdamW over the policy's parameters (in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups. */
+  /** AdamW over the policy's trainable parameters (all of them, or the LoRA adapters; in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups. */
   createOptimizer(): torch.AdamW {
     const c = this.config;
-    return new torch.AdamW(decayGroups(this.policy, c.weightDecay), {
+    const groups = decayGroups(this.policy, c.weightDecay)
+      .map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) }))
+      .filter((g) => g.params.length > 0);
+    return new torch.AdamW(groups, {
       lr: c.learningRate, betas: [c.adamBeta1, c.adamBeta2], eps: c.adamEpsilon, weightDecay: c.weightDecay,
     });
   }
@@ -343,7 +385,8 @@ export class PreferenceTrainer {
   /** Writes a checkpoint of the current step (rotating old ones) and returns its directory. */
   async save(): Promise<string> {
     this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir,
-      { model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state: this.trainerState() }, this.config.saveTotalLimit);
+      { model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state: this.trainerState(), baseModelNameOrPath: this.adapterBase() },
+      this.config.saveTotalLimit);
     return this.checkpoint;
   }
 
@@ -375,11 +418,16 @@ export class PreferenceTrainer {
     };
   }
 
-  /** The trained model and tokenizer in Hugging Face layout in output_dir, with train_results.json, fsynced. */
+  /** What a LoRA run's adapters name as their base: model_name_or_path, unless that is itself an adapter (whose base then carries over). */
+  adapterBase(): string | undefined {
+    return isAdapterDirectory(this.config.modelNameOrPath) ? undefined : this.config.modelNameOrPath;
+  }
+
+  /** The trained model (or, with use_peft, its adapter in PEFT's layout) and tokenizer in output_dir, with train_results.json, fsynced. */
   async saveFinalModel(): Promise<void> {
     const dir = this.config.outputDir;
-    this.hooks.onStatus?.(`saving the model to ${dir}`);
-    writingTo(dir, () => saveModel(this.policy, dir));
+    this.hooks.onStatus?.(`saving the ${loraOf(this.policy) ? "adapter" : "model"} to ${dir}`);
+    writingTo(dir, () => savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() }));
     await this.data.tokenizer.save(dir);
     writeJsonAtomic(join(dir, TRAIN_RESULTS), { global_step: this.globalStep, total_steps: this.totalSteps, train: this.lastTrainRow, eval: this.lastEvalRow });
     for (const name of readdirSync(dir)) if (name.endsWith(".safetensors") && statSync(join(dir, name)).isFile()) fsyncPath(join(dir, name));
