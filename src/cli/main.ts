@@ -10,6 +10,7 @@ import { generateCommand } from "./commands/generate.js";
 import { evalCommand } from "./commands/eval.js";
 import { dataCommand } from "./commands/data.js";
 import { benchCommand } from "./commands/bench.js";
+import { mergeCommand } from "./commands/merge.js";
 
 const HELP = `omni-dpo: preference training (Omni-DPO, DPO, SimPO, ...) for causal language models
 
@@ -20,6 +21,7 @@ Commands:
   train CONFIG.yaml    preference training from a reference-style YAML
   generate             generate text with a model directory (greedy or sampled)
   eval                 pairwise preference accuracy and implied rewards of a model on pairs
+  merge                fold a LoRA adapter into its base model: a plain Hugging Face checkpoint
   data inspect FILE    counts, token lengths, truncation, score margins, duplicates of a data file
   data build           on-policy preference pairs: sample, score, binarise
   bench engine|model|train
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   data: dataCommand,
   bench: benchCommand,
+  merge: mergeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

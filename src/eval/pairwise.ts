@@ -4,6 +4,7 @@
 // by default). Data go through the training tokenisation, log-probs through the training
 // forward (one concatenated chosen+rejected pass), all under noGrad.
 import { loadModel } from "../models/auto.js";
+import { tokenizerDirectory } from "../models/peft.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "../data/readers.js";
@@ -131,7 +132,7 @@ export interface PairwiseFileResult extends PairwiseResult {
 /** Reads and tokenises a preference file with the model's tokenizer, loads the models and evaluates. */
 export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promise<PairwiseFileResult> {
   const records = await readPreferenceFile(options.data);
-  const tokenizer = Tokenizer.fromPretrainedSync(options.model);
+  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(options.model));
   if (tokenizer.eosTokenId === undefined) throw new DataError([`${options.model}: the tokenizer has no eos_token`]);
   const maxLength = options.maxLength ?? TOKENIZE_DEFAULTS.maxLength;
   const maxPromptLength = options.maxPromptLength ?? TOKENIZE_DEFAULTS.maxPromptLength;

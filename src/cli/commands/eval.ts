@@ -11,9 +11,10 @@ is strictly above the rejected one's, and the mean rewards (chosen, rejected, ma
 Log-probs are length-normalised (mean per answer token) unless --no-length-norm. The data are
 tokenised with the model's tokenizer exactly as training does.
 
-  --model DIR              the model to evaluate (config, safetensors, tokenizer)
+  --model DIR              the model to evaluate (config, safetensors, tokenizer), or a LoRA
+                           adapter directory (its base model with the adapter)
   --data FILE              preference pairs (.jsonl, .json, .parquet)
-  --ref DIR                reference model (default: none)
+  --ref DIR                reference model, or adapter directory (default: none)
   --beta B                 reward scale (default 0.1 with --ref, 2.0 without)
   --batch-size N           pairs per forward pass (default 8)
   --max-length N           truncation as in training (default 512)

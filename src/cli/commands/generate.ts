@@ -7,7 +7,8 @@ export const generateCommand: Command = {
 
 Generates text with a causal LM in Hugging Face layout (config.json, safetensors, tokenizer).
 
-  --model DIR            model directory
+  --model DIR            model directory, or a LoRA adapter directory (adapter_config.json: its
+                         base model with the adapter; the tokenizer is the adapter's, else the base's)
   --prompt TEXT          one prompt (repeatable)
   --prompts FILE         a file with one prompt per line (or JSONL with a "prompt" field)
   --chat                 wrap each prompt as a user message in the model's chat template
@@ -43,7 +44,8 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const { stopTokenIds } = await import("../../models/generation-config.js");
     const { Tokenizer } = await import("../../text/index.js");
     const { Progress } = await import("../progress.js");
-    const tokenizer = Tokenizer.fromPretrainedSync(values.model);
+    const { tokenizerDirectory } = await import("../../models/peft.js");
+    const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.model));
     const model = loadModel(values.model, { device: await resolveDevice(values.device) });
     const texts = prompts.map((p) => (values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p));
     // A chat render writes its own special tokens; plain prompts get what the tokenizer adds (Llama's BOS).

@@ -1,0 +1,39 @@
+// `omni-dpo merge`: a LoRA adapter folded into its base model, written as a plain Hugging Face checkpoint.
+import { parseArgs } from "node:util";
+import { UsageError, type Command } from "../args.js";
+
+const DTYPES = ["float32", "bfloat16", "float16"] as const;
+
+export const mergeCommand: Command = {
+  help: `Usage: omni-dpo merge --adapter DIR --out DIR [--dtype D]
+
+Merges a LoRA adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors) into
+the base model its base_model_name_or_path names: each adapted weight becomes
+W + scaling * B A (scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora), and
+modules_to_save take their trained weights. Writes config.json, generation_config.json, the
+safetensors weights and the tokenizer (the adapter directory's, else the base model's) to --out,
+as PEFT's merge_and_unload() then save_pretrained() do; the result loads without the adapter.
+
+  --adapter DIR    the adapter directory (a LoRA run's output_dir or checkpoint)
+  --out DIR        where the merged model goes (not the base model's or the adapter's directory)
+  --dtype D        store the weights as float32 (default), bfloat16 or float16
+`,
+  async run(argv) {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+      adapter: { type: "string" }, out: { type: "string" }, dtype: { type: "string" },
+    } });
+    if (positionals.length) throw new UsageError(`merge: unexpected argument '${positionals[0]}'`);
+    if (!values.adapter) throw new UsageError("merge: --adapter DIR is required");
+    if (!values.out) throw new UsageError("merge: --out DIR is required");
+    const dtype = values.dtype as (typeof DTYPES)[number] | undefined;
+    if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}, got '${values.dtype}'`);
+    const { isAdapterDirectory, mergeAdapterDirectory, tokenizerDirectory } = await import("../../models/peft.js");
+    if (!isAdapterDirectory(values.adapter)) throw new UsageError(`merge: ${values.adapter} is not an adapter directory (no adapter_config.json)`);
+    const { Tokenizer } = await import("../../text/index.js");
+    const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.adapter));
+    const r = mergeAdapterDirectory(values.adapter, values.out, { dtype });
+    await tokenizer.save(values.out);
+    console.log(`merged ${r.layers} adapted layers of ${values.adapter} into ${r.baseDir}; wrote ${values.out}`);
+    return 0;
+  },
+};
