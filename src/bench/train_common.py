@@ -1,0 +1,66 @@
+"""What the PyTorch sides of `omni-dpo bench train` share: the Omni-DPO loss (docs/method.md),
+the process's RSS and peak, and the timed loop that prints the JSON row train.ts reads."""
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):
+    """docs/method.md: w_qual * w_perf * -logsigmoid(beta * m) + calibrated NLL; the batch mean."""
+    beta = o["beta"]
+    dpi = pc - pr
+    m = dpi - (rc - rr)
+    w_qual = torch.sigmoid(o["qual_eta"] * (sc - sr))
+    w_perf = (1 - torch.sigmoid(beta * dpi - o["tau_ref"])) ** o["perf_gamma"]  # gradient flows through it
+    losses = -w_qual * w_perf * F.logsigmoid(beta * m)
+    if o["nll_lambda"] > 0:
+        gate = ((rc.detach() > pc.detach()) & (sc >= o["tau_good"])).to(pc.dtype)
+        losses = losses - o["nll_lambda"] * gate * pc
+    return losses.mean()
+
+
+def proc_status():
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_and_report(step, cfg, rows, seq, last_loss):
+    """Warm-up steps, then timed steps with the peak RSS reset between; prints the JSON row."""
+    for _ in range(cfg["warmup"]):
+        step()
+    before = proc_status()
+    reset = reset_peak()
+    times = []
+    for _ in range(cfg["steps"]):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    after = proc_status()
+    ordered = sorted(times)
+    if after is None:
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    else:
+        peak = after[1]
+    print(json.dumps({
+        "side": "pytorch", "version": torch.__version__, "seq": seq, "rows": rows,
+        "seconds_per_step": ordered[len(ordered) // 2], "best_seconds": ordered[0], "step_seconds": times,
+        "tokens_per_second": rows * seq / ordered[0],
+        "rss_before_bytes": before[0] if before else None, "peak_rss_bytes": peak,
+        "peak_reset": reset and after is not None, "loss": last_loss(),
+    }))
