@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { torch, createModel, saveModel } from "../../src/index.js";
+import { torch, createModel, saveModel, type CausalLM } from "../../src/index.js";
 import { writeByteLevelTokenizer } from "./tokenizers.js";
 
 export function tempDir(prefix = "omni-dpo-"): string {
@@ -46,4 +46,24 @@ export function toyPairs(n: number, seed = 1): ToyPair[] {
 export function writeJsonl(file: string, rows: unknown[]): string {
   writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
   return file;
+}
+
+/** Two rows of token ids for logits checks: one full, one left-padded (ids below every toy vocabulary's size). */
+export const PROBE_IDS = [[5, 17, 3, 88, 42, 9, 61], [0, 0, 0, 12, 7, 33, 2]];
+const PROBE_MASK = [[1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1]];
+
+/** The model's logits [2, 7, V] on the probe batch, as float32 values. */
+export function probeLogits(model: CausalLM): Float32Array {
+  return torch.noGrad(() => torch.tidy(() => {
+    const out = model.forward(torch.tensor(PROBE_IDS, { dtype: "int64" }), { attentionMask: torch.tensor(PROBE_MASK, { dtype: "int64" }) });
+    return out.to("float32").data() as Float32Array;
+  }));
+}
+
+/** The largest elementwise difference of two equally long arrays. */
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`maxAbsDiff: lengths ${a.length} and ${b.length} differ`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }

@@ -11,30 +11,13 @@ import { torch } from "../../src/index.js";
 import { loadModel } from "../../src/models/auto.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import { attachLora, loraOf, type LoraSettings } from "../../src/nn/lora.js";
-import { tempDir, writeToyModel } from "../helpers/toy.js";
+import { tempDir, writeToyModel, probeLogits, maxAbsDiff, PROBE_IDS } from "../helpers/toy.js";
 
 torch.setNumThreads(1);
 const root = tempDir("omni-dpo-lora-");
 after(() => rmSync(root, { recursive: true, force: true }));
 const llamaDir = writeToyModel(join(root, "llama"), { seed: 3 });
 const gpt2Dir = writeToyModel(join(root, "gpt2"), { architecture: "gpt2", seed: 4 });
-
-const IDS = [[5, 17, 3, 88, 42, 9, 61], [0, 0, 0, 12, 7, 33, 2]];
-const MASK = [[1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1]];
-
-function logits(model: CausalLM): Float32Array {
-  return torch.noGrad(() => torch.tidy(() => {
-    const out = model.forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) });
-    return out.to("float32").data() as Float32Array;
-  }));
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 const settings = (over: Partial<LoraSettings> = {}): LoraSettings => ({
   r: 4, alpha: 8, dropout: 0, targetModules: "all-linear", modulesToSave: [], useRslora: false, ...over,
@@ -49,11 +32,11 @@ function randomiseB(model: CausalLM, seed: number): void {
 test("a fresh adapter (B = 0) leaves the logits exactly as the base model's, Llama and GPT-2", () => {
   for (const dir of [llamaDir, gpt2Dir]) {
     const model = loadModel(dir);
-    const before = logits(model);
+    const before = probeLogits(model);
     const lora = attachLora(model, settings());
     assert.ok(lora.layers.length > 0);
     for (const l of lora.layers) assert.ok(l.a.weight.abs().max().item() > 0, `${l.name}: A starts random`);
-    assert.deepEqual(logits(model), before, dir);
+    assert.deepEqual(probeLogits(model), before, dir);
     model.dispose();
   }
 });
@@ -78,7 +61,7 @@ for (const [label, dir, useRslora] of [["Llama", llamaDir, false], ["Llama, rsLo
     const model = loadModel(dir);
     attachLora(model, s);
     randomiseB(model, 11);
-    const adapted = logits(model);
+    const adapted = probeLogits(model);
     // The merge written out here, independently of mergeAndUnload: W + (alpha/r)·B·A, transposed for Conv1D's [in, out].
     const scaling = useRslora ? 16 / Math.sqrt(4) : 16 / 4;
     const merged = loadModel(dir);
@@ -90,12 +73,12 @@ for (const [label, dir, useRslora] of [["Llama", llamaDir, false], ["Llama, rsLo
         w.copy_(w.add(l.layer.constructor.name === "Conv1D" ? delta.t() : delta));
       }
     }));
-    const expected = logits(merged);
-    assert.ok(maxDiff(adapted, expected) < 1e-5, `max diff ${maxDiff(adapted, expected)}`);
-    assert.ok(maxDiff(adapted, logits(loadModel(dir))) > 1e-3, "the adapter changes the logits");
+    const expected = probeLogits(merged);
+    assert.ok(maxAbsDiff(adapted, expected) < 1e-5, `max diff ${maxAbsDiff(adapted, expected)}`);
+    assert.ok(maxAbsDiff(adapted, probeLogits(loadModel(dir))) > 1e-3, "the adapter changes the logits");
     // mergeAndUnload gives the same model, with no adapter parameters left.
     loraOf(model)!.mergeAndUnload();
-    assert.ok(maxDiff(logits(model), expected) < 1e-5);
+    assert.ok(maxAbsDiff(probeLogits(model), expected) < 1e-5);
     assert.ok(!model.namedParameters().some(([n]) => n.includes("lora_")));
     assert.equal(loraOf(model), null);
     model.dispose();
@@ -108,7 +91,7 @@ test("only adapter parameters receive gradients", () => {
   const lora = attachLora(model, settings({ targetModules: ["q_proj", "v_proj"] }));
   randomiseB(model, 5);
   torch.tidy(() => {
-    const out = model.forward(torch.tensor(IDS, { dtype: "int64" }));
+    const out = model.forward(torch.tensor(PROBE_IDS, { dtype: "int64" }));
     out.pow(2).mean().backward();
   });
   const adapter = new Set(lora.parameters());
@@ -128,28 +111,28 @@ test("only adapter parameters receive gradients", () => {
 });
 
 test("with its adapters switched off the model is its base again (the LoRA reference model); modules_to_save too", () => {
-  const base = logits(loadModel(llamaDir));
+  const base = probeLogits(loadModel(llamaDir));
   const model = loadModel(llamaDir);
   const lora = attachLora(model, settings({ modulesToSave: ["lm_head"] }));
   randomiseB(model, 9);
   const head = model.namedParameters().find(([n]) => n === "lm_head.weight")![1];
   assert.ok(head.requiresGrad, "modules_to_save train in full");
   torch.noGrad(() => head.copy_(head.add(0.5)));  // as a trained head would differ
-  const adapted = logits(model);
-  const off = lora.withAdaptersDisabled(() => logits(model));
+  const adapted = probeLogits(model);
+  const off = lora.withAdaptersDisabled(() => probeLogits(model));
   assert.deepEqual(off, base);
-  assert.deepEqual(logits(model), adapted, "switched back on, the trained values are back");
-  assert.ok(maxDiff(adapted, base) > 1e-3);
+  assert.deepEqual(probeLogits(model), adapted, "switched back on, the trained values are back");
+  assert.ok(maxAbsDiff(adapted, base) > 1e-3);
   model.dispose();
 });
 
 test("a bfloat16 base keeps float32 adapters and gives bfloat16 logits", () => {
   const model = loadModel(llamaDir, { dtype: "bfloat16" });
-  const before = logits(model);
+  const before = probeLogits(model);
   const lora = attachLora(model, settings());
   for (const p of lora.parameters()) assert.equal(p.dtype, "float32");
-  assert.deepEqual(logits(model), before);
-  const out = torch.noGrad(() => model.forward(torch.tensor(IDS, { dtype: "int64" })));
+  assert.deepEqual(probeLogits(model), before);
+  const out = torch.noGrad(() => model.forward(torch.tensor(PROBE_IDS, { dtype: "int64" })));
   assert.equal(out.dtype, "bfloat16");
   out.dispose();
   model.dispose();

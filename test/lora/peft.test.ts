@@ -16,7 +16,7 @@ import { saveAdapter } from "../../src/models/peft.js";
 import { saveSafetensors } from "../../src/models/safetensors.js";
 import { attachLora, loraOf } from "../../src/nn/lora.js";
 import { packageRoot } from "../../src/util/package-root.js";
-import { tempDir, writeToyModel } from "../helpers/toy.js";
+import { tempDir, writeToyModel, probeLogits, maxAbsDiff } from "../helpers/toy.js";
 
 torch.setNumThreads(1);
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
@@ -26,23 +26,6 @@ const llamaDir = writeToyModel(join(root, "llama"), { seed: 5 });
 const gpt2Dir = writeToyModel(join(root, "gpt2"), { architecture: "gpt2", seed: 6 });
 let dirs = 0;
 const newDir = (what: string) => join(root, `${dirs++}-${what}`);
-
-const IDS = [[5, 17, 3, 88, 42, 9, 61], [0, 0, 0, 12, 7, 33, 2]];
-const MASK = [[1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1]];
-
-function logits(model: CausalLM): Float32Array {
-  return torch.noGrad(() => torch.tidy(() => {
-    const out = model.forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) });
-    return out.to("float32").data() as Float32Array;
-  }));
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** adapter_config.json as PEFT 0.13's save_pretrained writes it for a LoraConfig. */
 function peftConfig(base: string, over: Record<string, unknown> = {}): string {
@@ -101,7 +84,7 @@ test("an adapter written by hand as PEFT writes it loads through fromPretrained 
   assert.equal(lora.scaling, 4);
   assert.equal(model.training, false);
   const expected = mergedByHand(llamaDir, adapter, 16 / 4);
-  assert.ok(maxDiff(logits(model), logits(expected)) < 1e-5, `max diff ${maxDiff(logits(model), logits(expected))}`);
+  assert.ok(maxAbsDiff(probeLogits(model), probeLogits(expected)) < 1e-5, `max diff ${maxAbsDiff(probeLogits(model), probeLogits(expected))}`);
   model.dispose(); expected.dispose();
 });
 
@@ -110,7 +93,7 @@ test("a GPT-2 adapter on c_attn (Conv1D, fan_in_fan_out) with rsLoRA and a base 
   const adapter = writeHandAdapter("../gpt2", layers, { target_modules: ["c_attn"], fan_in_fan_out: true, use_rslora: true, lora_alpha: 6 });
   const model = await AutoModelForCausalLM.fromPretrained(adapter.dir);
   const expected = mergedByHand(gpt2Dir, adapter, 6 / Math.sqrt(4), true);
-  assert.ok(maxDiff(logits(model), logits(expected)) < 1e-5);
+  assert.ok(maxAbsDiff(probeLogits(model), probeLogits(expected)) < 1e-5);
   model.dispose(); expected.dispose();
 });
 
@@ -126,7 +109,7 @@ test("an adapter saved here loads back to the same logits, with PEFT's config fi
   const dir = newDir("saved");
   saveAdapter(model, dir, { baseModelNameOrPath: llamaDir });
   const back = loadModel(dir);
-  assert.deepEqual(logits(back), logits(model));
+  assert.deepEqual(probeLogits(back), probeLogits(model));
   assert.deepEqual(loraOf(back)!.settings.modulesToSave, ["lm_head"]);
   model.dispose(); back.dispose();
 });
@@ -143,7 +126,7 @@ test("omni-dpo merge writes a plain checkpoint whose logits equal the adapter mo
   assert.equal(loraOf(merged), null);
   assert.ok(!merged.namedParameters().some(([n]) => n.includes("lora_")));
   const adapted = loadModel(adapter.dir);
-  assert.ok(maxDiff(logits(merged), logits(adapted)) < 1e-5);
+  assert.ok(maxAbsDiff(probeLogits(merged), probeLogits(adapted)) < 1e-5);
   merged.dispose(); adapted.dispose();
   // The adapter directory has no tokenizer of its own: generate takes the base model's.
   const gen = (dir: string) => spawnSync(process.execPath, [CLI, "generate", "--model", dir, "--prompt", "say apple:", "--max-new-tokens", "4", "--json", "--device", "cpu"],

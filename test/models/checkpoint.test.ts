@@ -14,6 +14,7 @@ import { AutoModelForCausalLM, createModel, isModelDirectory, loadModel, saveMod
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { readHeader, saveCheckpoint } from "../../src/models/safetensors.js";
+import { PROBE_IDS, probeLogits } from "../helpers/toy.js";
 
 // Tiny models: one thread avoids thread-pool overhead on every small op (and contention).
 torch.setNumThreads(1);
@@ -48,16 +49,6 @@ function makeModel(config: RawConfig, seed: number): CausalLM {
     }
   }));
   return model.eval();
-}
-
-const IDS = [[5, 17, 3, 88, 42, 9, 61], [0, 0, 0, 12, 7, 33, 2]];
-const MASK = [[1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1]];
-
-function logits(model: CausalLM): Float32Array {
-  return torch.noGrad(() => torch.tidy(() => {
-    const out = model.forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) });
-    return out.to("float32").data() as Float32Array;
-  }));
 }
 
 function bytesOf(t: torch.Tensor): Buffer {
@@ -107,7 +98,7 @@ for (const [name, config] of Object.entries(CONFIGS)) {
     assert.equal(loaded.training, false, "loaded models start in eval mode");
     assert.equal(loaded.architecture, model.architecture);
     assertSameParameters(model, loaded);
-    assertBitEqual(logits(loaded), logits(model), name);
+    assertBitEqual(probeLogits(loaded), probeLogits(model), name);
     // and once more: a loaded model saves to the same bytes
     const again = newDir(`${name}-again`);
     saveModel(loaded, again);
@@ -155,7 +146,7 @@ test("sharded checkpoints: model-0000i-of-0000n.safetensors plus an index, loadi
 
     const loaded = loadModel(dir);
     assertSameParameters(model, loaded);
-    assertBitEqual(logits(loaded), logits(model), `${name} sharded`);
+    assertBitEqual(probeLogits(loaded), probeLogits(model), `${name} sharded`);
 
     // saving the same directory unsharded replaces the index by one file
     saveModel(loaded, dir);
@@ -181,7 +172,7 @@ test("BF16 checkpoints: written as BF16 with torch_dtype bfloat16, loaded cast t
     const loaded = loadModel(dir);
     // float32 parameters holding exactly the bf16-rounded values
     assertSameParameters(model, loaded, (t) => t.to("bfloat16").to("float32"));
-    const a = logits(loaded), b = logits(model);
+    const a = probeLogits(loaded), b = probeLogits(model);
     let worst = 0;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
     assert.ok(worst > 0 && worst < 0.5, `${name}: bf16 rounding moved logits by ${worst}`);
@@ -189,7 +180,7 @@ test("BF16 checkpoints: written as BF16 with torch_dtype bfloat16, loaded cast t
     // asked for, the weights stay in bfloat16
     const bf16 = loadModel(dir, { dtype: "bfloat16" });
     assertSameParameters(model, bf16, (t) => t.to("bfloat16"));
-    const out = torch.noGrad(() => torch.tidy(() => bf16.forward(torch.tensor(IDS, { dtype: "int64" })).dtype));
+    const out = torch.noGrad(() => torch.tidy(() => bf16.forward(torch.tensor(PROBE_IDS, { dtype: "int64" })).dtype));
     assert.equal(out, "bfloat16");
 
     // and a float32 save of the bf16-loaded model round-trips it exactly
@@ -224,7 +215,7 @@ test("GPT-2 loaded without the transformer. prefix is saved back without it", ()
   torch.tidy(() => saveCheckpoint(dir, model.namedParameters().map(([n, p]) => [n.replace(/^transformer\./, ""), p.detach()])));
   const loaded = loadModel(dir);
   assertSameParameters(model, loaded);
-  assertBitEqual(logits(loaded), logits(model), "gpt2 unprefixed");
+  assertBitEqual(probeLogits(loaded), probeLogits(model), "gpt2 unprefixed");
   const out = newDir("gpt2-unprefixed-resaved");
   saveModel(loaded, out);
   const names = [...readHeader(join(out, "model.safetensors")).tensors.keys()];
