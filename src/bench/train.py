@@ -14,22 +14,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_common import omni_dpo_loss, run_and_report  # noqa: E402
+from train_common import attention, omni_dpo_loss, run_and_report  # noqa: E402
 
 cfg = json.load(sys.stdin)
 torch.set_num_threads(cfg["threads"])
 torch.manual_seed(0)
 E, L, H, V, P = cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["vocab_size"], cfg["n_positions"]
 B, T = cfg["pairs"], cfg["seq"]
-sdpa = getattr(F, "scaled_dot_product_attention", None) or getattr(F, "_scaled_dot_product_attention")
-
-
-def attention(q, k, v):
-    if sdpa.__name__ == "scaled_dot_product_attention":
-        return sdpa(q, k, v, None, 0.0, is_causal=True)
-    return sdpa(q, k, v, None, 0.0, False, True)[0]
-
-
 def init_params():
     def w(*shape):
         return torch.randn(*shape) * 0.02

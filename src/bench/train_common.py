@@ -1,10 +1,22 @@
-"""What the PyTorch sides of `omni-dpo bench train` share: the Omni-DPO loss (docs/method.md),
+"""What the PyTorch sides of `omni-dpo bench train` share: causal attention, the Omni-DPO loss (docs/method.md),
 the process's RSS and peak, and the timed loop that prints the JSON row train.ts reads."""
 import json
 import time
 
 import torch
 import torch.nn.functional as F
+
+
+# Causal attention as this PyTorch has it (older builds name the function with a leading underscore).
+_sdpa = getattr(F, "scaled_dot_product_attention", None) or getattr(torch, "_scaled_dot_product_attention", None) \
+    or getattr(F, "_scaled_dot_product_attention")
+
+
+def attention(q, k, v):
+    """Causal scaled dot-product attention of q, k, v [B, H, T, D]."""
+    if _sdpa.__name__ == "scaled_dot_product_attention":
+        return _sdpa(q, k, v, None, 0.0, is_causal=True)
+    return _sdpa(q, k, v, None, 0.0, False, True)[0]
 
 
 def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_common import omni_dpo_loss, run_and_report  # noqa: E402
+from train_common import attention, omni_dpo_loss, run_and_report  # noqa: E402
 from torch.utils.checkpoint import checkpoint
 
 cfg = json.load(sys.stdin)
@@ -27,16 +27,6 @@ E, L, H, KV, V, I = cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head
 D = E // H
 B, T = cfg["pairs"], cfg["seq"]
 EPS = 1e-6
-sdpa = getattr(F, "scaled_dot_product_attention", None) or getattr(torch, "_scaled_dot_product_attention", None) \
-    or getattr(F, "_scaled_dot_product_attention")
-
-
-def attention(q, k, v):
-    if sdpa.__name__ == "scaled_dot_product_attention":
-        return sdpa(q, k, v, None, 0.0, is_causal=True)
-    return sdpa(q, k, v, None, 0.0, False, True)[0]
-
-
 def init_params():
     def w(*shape):
         return torch.randn(*shape) * 0.02
