@@ -38,7 +38,7 @@ export function attentionMask(batch: number, t: number, past: number, paddingMas
 
 export interface RopeScaling { rope_type?: string; type?: string; factor?: number; low_freq_factor?: number; high_freq_factor?: number; original_max_position_embeddings?: number }
 
-/** Rotary inverse frequencies [D/2], with Llama 3's frequency-dependent scaling when configured. */
+/** Rotary inverse frequencies [D/2], with Llama 3's frequency-dependent or linear scaling when configured. */
 export function ropeInverseFrequencies(headDim: number, theta: number, scaling?: RopeScaling | null): torch.Tensor {
   const inv = new Float64Array(headDim / 2);
   for (let i = 0; i < headDim / 2; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
@@ -58,8 +58,12 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling?:
         inv[i] = (1 - smooth) * (inv[i] / factor) + smooth * inv[i];
       }
     }
+  } else if (kind === "linear") {
+    // Position interpolation: positions divided by the factor, i.e. every frequency.
+    const factor = scaling!.factor ?? 1;
+    for (let i = 0; i < inv.length; i++) inv[i] = inv[i] / factor;
   } else if (kind && kind !== "default") {
-    throw new Error(`rope_scaling of type '${kind}' is not supported (supported: llama3)`);
+    throw new Error(`rope_scaling of type '${kind}' is not supported (supported: llama3, linear)`);
   }
   // Hugging Face computes the frequencies in float32; match it.
   return torch.tensor(Float32Array.from(inv));

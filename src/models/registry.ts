@@ -5,6 +5,8 @@
 import type { Init } from "../nn/layers.js";
 import type { CausalLM } from "./causal-lm.js";
 import type { RawConfig } from "./config.js";
+import { GEMMA2 } from "./gemma2.js";
+import { GEMMA3_TEXT } from "./gemma3.js";
 import { GPT2 } from "./gpt2.js";
 import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
 
@@ -35,7 +37,7 @@ export interface ArchitectureSpec<C = unknown> {
 // Registered specs have different parsed-config types; each is only ever called with its own.
 type AnySpec = ArchitectureSpec<any>;
 
-const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL];
+const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL, GEMMA2, GEMMA3_TEXT];
 
 const byName = new Map<string, AnySpec>();
 const byClass = new Map<string, AnySpec>();
