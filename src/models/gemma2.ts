@@ -109,7 +109,7 @@ export function gemma2Config(raw: RawConfig): GemmaConfig {
   };
 }
 
-/** Gemma's RMSNorm: x / rms(x) * (1 + weight), all in float32, cast to x's dtype at the end. */
+/** Gemma's RMSNorm: x / rms(x) * (1 + weight), in float32 (float64 stays float64), cast to x's dtype at the end. */
 export class GemmaRMSNorm extends Module {
   constructor(readonly dim: number, readonly eps = 1e-6, init: Init = {}) {
     super();
@@ -118,11 +118,17 @@ export class GemmaRMSNorm extends Module {
   }
   forward(x: torch.Tensor): torch.Tensor {
     return torch.tidy(() => {
-      const xf = x.to("float32");                                                     // [..., D]
+      const wide = atLeastFloat32(x.dtype);
+      const xf = x.to(wide);                                                          // [..., D]
       const normed = xf.mul(xf.square().mean(-1, true).add(this.eps).rsqrt());        // [..., D]
-      return normed.mul(this.get("weight").to("float32").add(1)).to(x.dtype);
+      return normed.mul(this.get("weight").to(wide).add(1)).to(x.dtype);
     });
   }
+}
+
+/** float32 for the 16-bit dtypes (where transformers upcasts), else the dtype itself. */
+function atLeastFloat32(dtype: torch.DType): torch.DType {
+  return dtype === "float64" ? "float64" : "float32";
 }
 
 /** The most negative finite value of a float dtype (finfo.min): masked scores, finite so fully masked rows stay finite. */
@@ -133,7 +139,7 @@ function lowest(dtype: torch.DType): number {
 /**
  * Eager attention as transformers' eager_attention_forward: scores q k^T * scale [B, H, T, S],
  * soft-capped when `softcap` is set, masked (mask [B, 1, T, S] boolean, true = may attend; null: causal, T = S),
- * softmax in float32, times v. q [B, H, T, D]; k, v [B, H, S, D] (already repeated for GQA).
+ * softmax in float32 (or float64), times v. q [B, H, T, D]; k, v [B, H, S, D] (already repeated for GQA).
  */
 function eagerAttention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | null, scale: number, softcap: number | null, dropoutP: number): torch.Tensor {
   return torch.tidy(() => {
@@ -142,7 +148,7 @@ function eagerAttention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
     const [t, s] = [q.shape[2], k.shape[2]];
     const allowed = mask ?? torch.ones([t, s], { dtype: "bool", device: q.device }).tril(s - t);   // [B, 1, T, S] or [T, S]
     scores = scores.maskedFill(allowed.logicalNot(), lowest(scores.dtype));
-    let probs = scores.to("float32").softmax(-1).to(q.dtype);                          // [B, H, T, S]
+    let probs = scores.to(atLeastFloat32(scores.dtype)).softmax(-1).to(q.dtype);       // [B, H, T, S]
     if (dropoutP > 0) probs = torch.dropout(probs, dropoutP, true);
     return probs.matmul(v);                                                           // [B, H, T, D]
   });

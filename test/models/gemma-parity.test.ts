@@ -6,8 +6,8 @@
 // query_pre_attn_scalar != head_dim, Gemma 3's q/k norms, local/global rotary bases and
 // linear rope scaling. Unpadded, right- and left-padded batches; float32 at 1e-4, plain and
 // sharded bf16 checkpoints, loaded to float32 (1e-4) and run in bf16 (against the reference in
-// bf16, to one bf16 step). One
-// python process serves the file; it skips, saying why, where no python with torch exists.
+// bf16, to one bf16 step). One python process serves the file; it skips, saying why, where no
+// python with torch exists.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
