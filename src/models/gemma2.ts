@@ -70,15 +70,14 @@ export function gemmaSlidingLayers(raw: RawConfig, layers: number, pattern: numb
   return Array.from({ length: layers }, (_, i) => (i + 1) % pattern !== 0);
 }
 
-/** The fields Gemma 2 and Gemma 3 read alike, with the defaults their configs share. */
-export function gemmaCommonConfig(raw: RawConfig): Omit<GemmaConfig, "attentionSoftcap" | "finalSoftcap" | "slidingLayers" | "globalRope" | "localRope" | "qkNorm"> {
+/** The fields Gemma 2 and Gemma 3 read alike, with the defaults their configs share (max_position_embeddings: theirs differ). */
+export function gemmaCommonConfig(raw: RawConfig, maxPositions: number): Omit<GemmaConfig, "attentionSoftcap" | "finalSoftcap" | "slidingLayers" | "globalRope" | "localRope" | "qkNorm"> {
   const hidden = num(raw, "hidden_size");
   const heads = num(raw, "num_attention_heads");
-  // Gemma 2 configs on the hub carry both names; hidden_activation is the one transformers reads.
-  const actKey = raw.hidden_activation != null ? "hidden_activation" : "hidden_act";
-  const act = (raw[actKey] as string | undefined) ?? "gelu_pytorch_tanh";
+  // Hub configs carry hidden_act too, but Gemma 2 and 3 configs read only hidden_activation.
+  const act = (raw.hidden_activation as string | null | undefined) ?? "gelu_pytorch_tanh";
   const gelu = GELUS[act];
-  if (!gelu) throw new Error(`config.json: ${actKey} '${act}' is not supported (gelu_pytorch_tanh or gelu)`);
+  if (!gelu) throw new Error(`config.json: hidden_activation '${act}' is not supported (gelu_pytorch_tanh or gelu)`);
   if (raw.use_bidirectional_attention === true) throw new Error("config.json: use_bidirectional_attention (EmbeddingGemma) is not supported: this is a causal LM");
   const kvHeads = num(raw, "num_key_value_heads", heads);
   if (heads % kvHeads !== 0) throw new Error(`config.json: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
@@ -86,7 +85,7 @@ export function gemmaCommonConfig(raw: RawConfig): Omit<GemmaConfig, "attentionS
   return {
     vocabSize: num(raw, "vocab_size"), hidden, intermediate: num(raw, "intermediate_size"),
     layers: num(raw, "num_hidden_layers"), heads, kvHeads, headDim,
-    eps: num(raw, "rms_norm_eps", 1e-6), maxPositions: num(raw, "max_position_embeddings", 8192),
+    eps: num(raw, "rms_norm_eps", 1e-6), maxPositions: num(raw, "max_position_embeddings", maxPositions),
     tied: raw.tie_word_embeddings !== false,   // both configs default to tied
     attentionBias: raw.attention_bias === true, attentionDropout: num(raw, "attention_dropout", 0), gelu,
     attentionScale: num(raw, "query_pre_attn_scalar", 256) ** -0.5,
@@ -95,7 +94,7 @@ export function gemmaCommonConfig(raw: RawConfig): Omit<GemmaConfig, "attentionS
 }
 
 export function gemma2Config(raw: RawConfig): GemmaConfig {
-  const common = gemmaCommonConfig(raw);
+  const common = gemmaCommonConfig(raw, 8192);
   // transformers 5 writes rope_theta into rope_parameters.
   const params = raw.rope_parameters as (RopeScaling & { rope_theta?: number }) | null | undefined;
   const scaling = (raw.rope_scaling as RopeScaling | null | undefined) ?? (params?.rope_type && params.rope_type !== "default" ? params : null);

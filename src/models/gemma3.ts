@@ -26,7 +26,7 @@ function checkedScaling(scaling: RopeScaling | null | undefined, field: string):
 type LayerRope = RopeScaling & { rope_theta?: number };
 
 export function gemma3TextConfig(raw: RawConfig): GemmaConfig {
-  const common = gemmaCommonConfig(raw);
+  const common = gemmaCommonConfig(raw, 131072);
   // transformers 5 writes one rope_parameters entry per layer type; older configs write
   // rope_theta, rope_scaling (global layers) and rope_local_base_freq.
   const params = raw.rope_parameters as { full_attention?: LayerRope; sliding_attention?: LayerRope } | null | undefined;

@@ -12,13 +12,14 @@ const base = {
 };
 
 export const GEMMA_CONFIGS: Record<string, RawConfig> = {
-  // Layers 0 and 2 slide (window 3), layer 1 is global; tied head (the default).
+  // Layers 0 and 2 slide (window 3), layer 1 is global; tied head (the default). hidden_act is
+  // there as on the hub, with a value Gemma does not read (hidden_activation wins).
   gemma2: {
-    architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", ...base, hidden_act: "gelu_pytorch_tanh", hidden_activation: "gelu_pytorch_tanh",
+    architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", ...base, hidden_act: "gelu", hidden_activation: "gelu_pytorch_tanh",
     query_pre_attn_scalar: 24, attn_logit_softcapping: 2.0, final_logit_softcapping: 3.0, sliding_window: 3, rope_theta: 10000,
   },
-  "gemma2 (layer_types, untied head, attention_bias)": {
-    architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", ...base, hidden_activation: "gelu_pytorch_tanh",
+  "gemma2 (layer_types, untied head, attention_bias, exact gelu)": {
+    architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", ...base, hidden_activation: "gelu",
     query_pre_attn_scalar: 16, attn_logit_softcapping: 1.5, final_logit_softcapping: 4.0, sliding_window: 4,
     layer_types: ["full_attention", "sliding_attention", "sliding_attention"], tie_word_embeddings: false, attention_bias: true,
   },

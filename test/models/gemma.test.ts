@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { torch, createModel } from "../../src/index.js";
 import { loadModel, saveModel } from "../../src/models/auto.js";
 import { KVCache } from "../../src/models/cache.js";
+import { generate } from "../../src/models/generate.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { gemma2Config } from "../../src/models/gemma2.js";
@@ -174,6 +175,22 @@ for (const [name, config] of Object.entries(ARCHS)) {
   }
 }
 
+it("forward, cached generation and a checkpointed backward leave no tensor alive (both rotary tables freed with the model)", () => {
+  const before = torch.memory().tensors;
+  for (const config of Object.values(GEMMA_CONFIGS)) {
+    const model = randomGemma(config, 10);
+    generate(model, [[3, 1, 4, 1, 5], [9, 2]], { maxNewTokens: 8 });
+    const tape = new RecomputeTape();
+    torch.tidy(() => {
+      const out = concatenatedForward(model, pairBatch("right"), true, { recompute: tape, gradientCheckpointing: true, chunkRows: 4 });
+      out.chosen.sum().add(out.rejected.sum()).backward();
+    });
+    tape.backward();
+    model.dispose();
+  }
+  assert.equal(torch.memory().tensors, before);
+});
+
 // ---- LoRA and config.json ------------------------------------------------------------------------
 
 it("LoRA all-linear adapts every attention and MLP projection of every layer, not the head, and starts as the base model", () => {
@@ -214,6 +231,8 @@ describe("config.json as transformers reads it", () => {
     assert.throws(() => gemma3({ rope_scaling: { rope_type: "yarn", factor: 8 } }), /config\.json: field rope_scaling: rope type 'yarn' is not supported for gemma3_text \(supported: default, linear\)/);
     assert.throws(() => gemma3({ rope_scaling: { rope_type: "linear" } }), /rope_scaling: linear scaling needs a positive factor/);
     assert.throws(() => gemma2({ hidden_activation: "silu" }), /config\.json: hidden_activation 'silu' is not supported/);
+    assert.equal(gemma2({ hidden_activation: null, hidden_act: "silu" }).gelu, "tanh", "hidden_act is not Gemma's key (transformers ignores it)");
+    assert.equal(gemma3({ hidden_activation: "gelu" }).gelu, "none");
     assert.throws(() => gemma2({ layer_types: ["full_attention"] }), /config\.json: field layer_types must list 6 entries/);
     assert.throws(() => gemma2({ final_logit_softcapping: "30" }), /field final_logit_softcapping must be a positive number or null/);
     assert.throws(() => gemma3({ use_bidirectional_attention: true }), /use_bidirectional_attention/);

@@ -78,7 +78,7 @@ def gemma_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
     head_dim = config.get("head_dim") or 256
     n_layers = config["num_hidden_layers"]
     eps = config.get("rms_norm_eps", 1e-6)
-    act = config.get("hidden_activation") or config.get("hidden_act") or "gelu_pytorch_tanh"
+    act = config.get("hidden_activation") or "gelu_pytorch_tanh"  # the configs do not read hidden_act
     gelu = {"gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"), "gelu": F.gelu}[act]
     scaling = config.get("query_pre_attn_scalar", 256) ** -0.5
     bias = bool(config.get("attention_bias", False))
