@@ -29,6 +29,12 @@ export const GEMMA_CONFIGS: Record<string, RawConfig> = {
     query_pre_attn_scalar: 24, sliding_window: 4, sliding_window_pattern: 3, rope_theta: 1000000, rope_local_base_freq: 10000,
     rope_scaling: { rope_type: "linear", factor: 4 }, final_logit_softcapping: null, attn_logit_softcapping: null,
   },
+  // As Gemma-3-1B: query_pre_attn_scalar = head_dim and no caps, so attention takes the fused kernel.
+  "gemma3_text (query_pre_attn_scalar = head_dim: fused attention)": {
+    architectures: ["Gemma3ForCausalLM"], model_type: "gemma3_text", ...base, hidden_activation: "gelu_pytorch_tanh",
+    query_pre_attn_scalar: 16, sliding_window: 4, sliding_window_pattern: 3, rope_theta: 1000000, rope_local_base_freq: 10000,
+    final_logit_softcapping: null, attn_logit_softcapping: null,
+  },
   "gemma3_text (transformers 5 rope_parameters, layer_types, both soft-caps)": {
     architectures: ["Gemma3ForCausalLM"], model_type: "gemma3_text", ...base, hidden_activation: "gelu_pytorch_tanh",
     query_pre_attn_scalar: 16, sliding_window: 3, layer_types: ["sliding_attention", "full_attention", "sliding_attention"],
