@@ -100,7 +100,7 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     root = tempDir("omni-dpo-dashboard-");
     const model = writeToyModel(join(root, "model"));
     const data = writeJsonl(join(root, "pairs.jsonl"), toyPairs(24));
-    // 24 pairs in batches of 4: 6 steps an epoch, 2 epochs; logged every step, the pairs every 2.
+    // 20 training pairs (4 held out) in batches of 4: 5 steps an epoch, 2 epochs = 10 steps; logged every step, the pairs every 2.
     const { config } = loadTrainConfig({
       model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, "omni-dpo-run"), test_split_size: 4,
       pref_loss: "uni_dpo", beta: 2.0, uni_dpo_qual_eta: 0.7, uni_dpo_tau_ref: 0.8, uni_dpo_perf_gamma: 2.0, uni_dpo_nll_lambda: 0.01,
@@ -145,7 +145,7 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
 
     const runText = (i: number) => page.locator(`.run[data-run="${i}"]`).innerText();
     assert.match(await runText(0), /finished/);
-    assert.match(await runText(0), /step 12 of 12/);
+    assert.match(await runText(0), /step 10 of 10/);
     assert.match(await runText(1), /running/);
     assert.match(await runText(1), /step 4 of 20 \(20%\), ETA \d+/);
     assert.match(await runText(2), /not a run/);
@@ -164,6 +164,9 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     assert.doesNotMatch(await runText(1), /incomplete/);
     assert.match(await runText(1), /step 5 of 20/);
 
+    // Hovering a marker shows its value.
+    await page.hover('[data-chart="loss"] g.series[data-series="dpo-writing"] circle.pt >> nth=4');
+    assert.match(await page.locator("#tip").innerText(), /dpo-writing: step 5, loss 0\.64/);
     // Log scale and smoothing redraw the same points.
     await page.check("#logscale");
     await page.waitForFunction(() => /\(log\)/.test(document.querySelector('[data-chart="loss"] svg')!.textContent!));
@@ -172,9 +175,6 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     const smoothed = await drawnPoints(page);
     assert.equal(smoothed["loss|dpo-writing"], 5);
     assert.equal(smoothed["loss|omni-dpo-run"], drawn["loss|omni-dpo-run"]);
-    // Hovering a marker shows its value.
-    await page.hover('[data-chart="loss"] g.series[data-series="dpo-writing"] circle.pt >> nth=4');
-    assert.match(await page.locator("#tip").innerText(), /dpo-writing: step 5, loss 0\.64/);
     await page.uncheck("#logscale");
     await page.fill("#smoothing", "0");
 
@@ -192,15 +192,15 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     const header = JSON.parse(lines[0]) as { ids: number[] };
     const rows = lines.slice(1).map((l) => JSON.parse(l) as { step: number; m: number[] });
     assert.equal(header.ids.length, SAMPLE);
-    assert.deepEqual(rows.map((r) => r.step), [2, 4, 6, 8, 10, 12]);
+    assert.deepEqual(rows.map((r) => r.step), [2, 4, 6, 8, 10]);
     assert.equal(await page.locator('[data-chart="pairs"] circle.dot').count(), SAMPLE);
-    assert.match(await page.locator("#pair-step-value").innerText(), /step 12 of 12/);
+    assert.match(await page.locator("#pair-step-value").innerText(), /step 10 of 10/);
     const fitted = rows.at(-1)!.m.filter((m) => m > 0).length;
     assert.match(await page.locator('[data-chart="pairs"]').innerText(), new RegExp(`${fitted}/${SAMPLE} fitted`));
     assert.equal(await page.locator('[data-chart="pairs"] circle.dot[fill="#2ca02c"]').count(), fitted, "green: fitted");
     // The slider's first position is the first logged step.
     await page.fill("#pair-step", "0");
-    await page.waitForFunction(() => /step 2 of 12/.test(document.getElementById("pair-step-value")!.textContent!));
+    await page.waitForFunction(() => /step 2 of 10/.test(document.getElementById("pair-step-value")!.textContent!));
     assert.equal(await page.locator('[data-chart="pairs"] circle.dot').count(), SAMPLE);
     await page.fill("#pair-step", String(rows.length - 1));
     await page.selectOption("#pair-colour", "progress");
