@@ -77,7 +77,8 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   function renderPairs(): void {
     const withPairs = runs.map((r, i) => [r, i] as const).filter(([r]) => r.pairHeader);
     const select = $<HTMLSelectElement>("pair-run");
-    select.innerHTML = withPairs.map(([r, i]) => `<option value="${i}">${esc(r.name)}</option>`).join("");
+    const options = withPairs.map(([r, i]) => `<option value="${i}">${esc(r.name)}</option>`).join("");
+    if (select.dataset.options !== options) { select.innerHTML = options; select.dataset.options = options; }  // not while it is open
     if (!withPairs.some(([, i]) => i === ui.pairRun)) ui.pairRun = withPairs.length ? withPairs[0][1] : -1;
     select.value = String(ui.pairRun);
     const body = $("pair-body");

@@ -1,7 +1,7 @@
 // The dashboard's one page, live (it subscribes to the server's events) or exported (the runs'
 // data inline): chartKit and dashboardApp inlined as script, no other resource, so the export
 // opens offline and the live page needs nothing from the network.
-import { chartKit } from "./svg.js";
+import { chartKit, esc } from "./svg.js";
 import { dashboardApp, type ChartSpec, type DashboardConfig } from "./dashboard-client.js";
 import { RunReader, type RunUpdate } from "./run-data.js";
 
@@ -52,8 +52,8 @@ export function dashboardHtml(o: PageOptions): string {
   const config: DashboardConfig = { live: o.live, charts: DASHBOARD_CHARTS, updates: o.updates ?? [], generated: o.generated ?? new Date().toISOString() };
   const title = o.title ?? "omni-dpo dashboard";
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${chartKit().esc(title)}</title><style>${DASHBOARD_STYLE}</style></head><body>
-${o.before ?? `<h1>${chartKit().esc(title)}</h1>`}
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${DASHBOARD_STYLE}</style></head><body>
+${o.before ?? `<h1>${esc(title)}</h1>`}
 <div id="dashboard"><noscript>This page draws its charts with its inline script.</noscript></div>
 ${o.after ?? ""}
 <script>"use strict";

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BuildStats } from "../data/build.js";
 import type { MetricRow } from "../train/metrics.js";
-import { barChart, PALETTE, pearson, scatterPlot } from "./svg.js";
+import { barChart, esc, PALETTE, pearson, scatterPlot } from "./svg.js";
 import { dashboardHtml, readRuns } from "./dashboard-page.js";
 
 export interface Spread { mean: number; std: number; runs: number[] }
@@ -40,10 +40,6 @@ export function demoTable(r: DemoResult): string {
     const line = row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
     return k === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
   }).join("\n");
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 /** The demo's training runs, by directory, as the dashboard names them ("DPO seed 0"). */

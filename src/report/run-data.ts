@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import type { MetricRow } from "../train/metrics.js";
-import { LOCK_FILE, type LockHolder } from "../train/run-lock.js";
+import { isAlive, LOCK_FILE, type LockHolder } from "../train/run-lock.js";
 import { PAIR_LOG_FILE, type PairLogHeader, type PairLogRow } from "../train/pair-log.js";
 import { checkpointDirs } from "../train/checkpoint.js";
 
@@ -75,10 +75,6 @@ class LineTail {
 
 function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, "utf8")) as T; } catch { return null; }
-}
-
-function isAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
 }
 
 export class RunReader {

@@ -147,7 +147,7 @@ export function chartKit(): ChartKit {
 }
 
 const kit = chartKit();
-export const { PALETTE, lineChart, barChart, scatterPlot } = kit;
+export const { PALETTE, esc, lineChart, barChart, scatterPlot } = kit;
 
 /** Pearson correlation (NaN for fewer than two points or no spread). */
 export function pearson(xs: number[], ys: number[]): number {

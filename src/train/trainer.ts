@@ -6,7 +6,7 @@
 // (computeLoss, optimizerStep, evaluate, log, save, resume, createOptimizer), so gradient
 // checkpointing, mixed precision, LoRA or data parallelism hook in there; train(config, hooks)
 // runs the stock trainer.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
@@ -185,7 +185,11 @@ export class PreferenceTrainer {
         });
       }
       if (plan.dir) this.resume(plan.dir, plan.state!);
-      else { this.metrics.truncateAfter(-1); this.pairLog?.open(-1); }
+      else {
+        this.metrics.truncateAfter(-1);
+        if (this.pairLog) this.pairLog.open(-1);
+        else rmSync(join(config.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
+      }
 
       const interrupted = await this.#loop();
       if (!interrupted) {
