@@ -57,7 +57,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
       const series: Series[] = [];
       runs.forEach((r, i) => c.keys.forEach((k, j) => {
         const points = r.rows.filter((row) => typeof row[k] === "number").map((row) => [row.step as number, row[k] as number] as [number, number]);
-        if (points.length) series.push({ name: c.keys.length > 1 ? `${r.name} ${k.split("/").pop()}` : r.name, points: smooth(points, ui.smoothing), color: kit.PALETTE[(i * c.keys.length + j) % kit.PALETTE.length] });
+        if (points.length) series.push({ name: c.keys.length > 1 ? `${r.name} ${k.split("/").pop()}` : r.name, points: smooth(points, ui.smoothing), color: colourOf(i), dash: ["", "5 3", "1 3"][j % 3] || undefined });
       }));
       const body = series.length ? kit.lineChart(c.title, "step", c.yLabel, series, { logY: ui.log, width: 440, height: 260 }) : `<p class="empty"><b>${esc(c.title)}</b>: ${esc(c.empty)}</p>`;
       return `<div class="chart" data-chart="${esc(c.id)}">${body}</div>`;
@@ -79,7 +79,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     const select = $<HTMLSelectElement>("pair-run");
     const options = withPairs.map(([r, i]) => `<option value="${i}">${esc(r.name)}</option>`).join("");
     if (select.dataset.options !== options) { select.innerHTML = options; select.dataset.options = options; }  // not while it is open
-    if (!withPairs.some(([, i]) => i === ui.pairRun)) ui.pairRun = withPairs.length ? withPairs[0][1] : -1;
+    // By default the first run whose loss has w_qual and w_perf (the picture this view is for).
+    const withWeights = withPairs.find(([r]) => r.pairRows.at(-1)?.q !== undefined && r.pairRows.at(-1)?.p !== undefined);
+    if (!withPairs.some(([, i]) => i === ui.pairRun)) ui.pairRun = (withWeights ?? withPairs[0])?.[1] ?? -1;
     select.value = String(ui.pairRun);
     const body = $("pair-body");
     if (ui.pairRun < 0) {
@@ -110,7 +112,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     const fitted = row.m.filter((m) => m > 0).length;
     const note = `${fitted}/${ids.length} fitted`;
     const chart = weighted
-      ? kit.scatterPlot(`w_qual against w_perf at step ${row.step} (${run.pairHeader!.loss})`, "w_qual = σ(η(S_w − S_l))", "w_perf = (1 − σ(β·Δπ − τ_ref))^γ", points, { note, xRange: [0, 1], yRange: [0, 1], width: 520, height: 400 })
+      ? kit.scatterPlot(`w_qual against w_perf at step ${row.step} (${run.pairHeader!.loss})`, "w_qual = σ(η(S_w − S_l))", "w_perf = (1 − σ(β·Δπ − τ_ref))^γ", points, { note, width: 520, height: 400 })
       : kit.scatterPlot(`margin per pair at step ${row.step} (${run.pairHeader!.loss}: no w_qual/w_perf)`, "pair (index in the training split)", "reward margin", points, { note, width: 520, height: 400 });
     const legend = ui.colour === "fitted" ? `<span style="color:#2ca02c">●</span> fitted (margin &gt; 0) <span style="color:#d62728">●</span> not fitted`
       : `colour: the log at which the pair was first fitted, <span style="color:${ramp(0)}">●</span> first … <span style="color:${ramp(1)}">●</span> this one; <span style="color:#bbb">●</span> not yet`;

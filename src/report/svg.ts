@@ -6,7 +6,7 @@
 // calls it, and the dashboard page inlines its source (chartKit.toString()) so the browser
 // draws with the same code. One charting code path for the live page, its export and the demo.
 
-export interface Series { name: string; points: [number, number][]; color?: string }
+export interface Series { name: string; points: [number, number][]; color?: string; /** An SVG stroke-dasharray ("4 3"): a second metric of the same run. */ dash?: string }
 export interface LineOptions { logY?: boolean; width?: number; height?: number }
 export interface Bar { label: string; value: number; error?: number; color?: string }
 export interface ScatterPoint { x: number; y: number; color?: string; title?: string; id?: string | number }
@@ -48,9 +48,10 @@ export function chartKit(): ChartKit {
 
   /** Axes, labels and ticks; `log` plots log10 of y (the values passed in are already log10). */
   function frame(title: string, xLabel: string, yLabel: string, xs: number[], ys: number[],
-    o: { yRange?: [number, number]; xRange?: [number, number]; xTicks?: boolean; log?: boolean; width?: number; height?: number }): Frame {
+    o: { yRange?: [number, number]; xRange?: [number, number]; xTicks?: boolean; log?: boolean; width?: number; height?: number; legendRows?: number }): Frame {
     const W = o.width ?? 560;
     const H = o.height ?? 320;
+    const top = M.top + (o.legendRows ?? 0) * 14;  // the legend sits between the title and the plot
     let [x0, x1] = o.xRange ?? [Math.min(...xs), Math.max(...xs)];
     let [y0, y1] = o.yRange ?? [Math.min(...ys), Math.max(...ys)];
     if (!Number.isFinite(x0) || !Number.isFinite(x1)) [x0, x1] = [0, 1];
@@ -59,12 +60,12 @@ export function chartKit(): ChartKit {
     if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
     if (!o.yRange) { const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad; }
     const x = (v: number) => M.left + ((v - x0) / (x1 - x0)) * (W - M.left - M.right);
-    const y = (v: number) => H - M.bottom - ((v - y0) / (y1 - y0)) * (H - M.top - M.bottom);
-    const midY = (M.top + H - M.bottom) / 2;
+    const y = (v: number) => H - M.bottom - ((v - y0) / (y1 - y0)) * (H - top - M.bottom);
+    const midY = (top + H - M.bottom) / 2;
     const body: string[] = [
       `<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="600">${esc(title)}</text>`,
       `<line x1="${M.left}" y1="${H - M.bottom}" x2="${W - M.right}" y2="${H - M.bottom}" stroke="#444"/>`,
-      `<line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${H - M.bottom}" stroke="#444"/>`,
+      `<line x1="${M.left}" y1="${top}" x2="${M.left}" y2="${H - M.bottom}" stroke="#444"/>`,
       `<text x="${(M.left + W - M.right) / 2}" y="${H - 8}" text-anchor="middle" font-size="11">${esc(xLabel)}</text>`,
       `<text x="14" y="${midY}" text-anchor="middle" font-size="11" transform="rotate(-90 14 ${midY})">${esc(yLabel)}${o.log ? " (log)" : ""}</text>`,
     ];
@@ -80,9 +81,17 @@ export function chartKit(): ChartKit {
     return { x, y, body, W, H };
   }
 
-  function legend(names: string[], colors: string[]): string {
-    return names.map((n, i) => `<g class="legend" transform="translate(${M.left + 8 + (i % 4) * 130},${M.top + 4 + Math.floor(i / 4) * 14})">` +
-      `<rect width="10" height="10" fill="${colors[i]}"/><text x="14" y="9" font-size="10">${esc(n)}</text></g>`).join("");
+  /** Entries in as many columns as the longest name allows, from just under the title. */
+  function legendLayout(names: string[], width: number): { columns: number; entry: number; rows: number } {
+    const entry = Math.max(60, Math.max(0, ...names.map((n) => n.length)) * 5.6 + 22);
+    const columns = Math.max(1, Math.floor((width - M.left - M.right) / entry));
+    return { columns, entry, rows: Math.ceil(names.length / columns) };
+  }
+
+  function legend(names: string[], colors: string[], dashes: (string | undefined)[], width: number): string {
+    const { columns, entry } = legendLayout(names, width);
+    return names.map((n, i) => `<g class="legend" transform="translate(${M.left + 4 + (i % columns) * entry},${M.top - 6 + Math.floor(i / columns) * 14})">` +
+      `<line x1="0" y1="5" x2="14" y2="5" stroke="${colors[i]}" stroke-width="2.5"${dashes[i] ? ` stroke-dasharray="${dashes[i]}"` : ""}/><text x="18" y="9" font-size="10">${esc(n)}</text></g>`).join("");
   }
 
   function svg(f: Frame): string {
@@ -95,17 +104,19 @@ export function chartKit(): ChartKit {
     const shown = series.map((s) => s.points.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b) && (!log || b > 0)));
     const ty = (v: number) => (log ? Math.log10(v) : v);
     const all = shown.flat();
-    const f = frame(title, xLabel, yLabel, all.map((p) => p[0]), all.map((p) => ty(p[1])), { log, width: options.width, height: options.height });
+    const width = options.width ?? 560;
+    const legendRows = legendLayout(series.map((s) => s.name), width).rows;
+    const f = frame(title, xLabel, yLabel, all.map((p) => p[0]), all.map((p) => ty(p[1])), { log, width, height: options.height, legendRows });
     const colors = series.map((s, i) => s.color ?? PALETTE[i % PALETTE.length]);
     series.forEach((s, i) => {
       const pts = shown[i];
       const xy = pts.map(([a, b]) => [f.x(a).toFixed(1), f.y(ty(b)).toFixed(1)]);
       f.body.push(`<g class="series" data-series="${esc(s.name)}" data-points="${pts.length}">`);
-      if (pts.length) f.body.push(`<polyline fill="none" stroke="${colors[i]}" stroke-width="1.6" points="${xy.map((p) => p.join(",")).join(" ")}"/>`);
+      if (pts.length) f.body.push(`<polyline fill="none" stroke="${colors[i]}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""} points="${xy.map((p) => p.join(",")).join(" ")}"/>`);
       pts.forEach(([a, b], k) => f.body.push(`<circle class="pt" cx="${xy[k][0]}" cy="${xy[k][1]}" r="2.4" fill="${colors[i]}"><title>${esc(s.name)}: step ${fmt(a)}, ${esc(yLabel)} ${fmt(b)}</title></circle>`));
       f.body.push("</g>");
     });
-    f.body.push(legend(series.map((s) => s.name), colors));
+    f.body.push(legend(series.map((s) => s.name), colors, series.map((s) => s.dash), width));
     return svg(f);
   }
 
