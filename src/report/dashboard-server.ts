@@ -42,8 +42,13 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
   poll();
   const timer = setInterval(poll, options.intervalMs ?? 500);
 
+  const host = options.host ?? "127.0.0.1";
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
+    // Bound to loopback, only a loopback Host is served: a web page that rebinds its own name to
+    // 127.0.0.1 (DNS rebinding) must not read the runs from the user's browser.
+    const asked = (req.headers.host ?? "").replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+    if (isLoopback(host) && !isLoopback(asked)) { res.writeHead(403, { "content-type": "text/plain" }).end(`Host '${asked}' is not served\n`); return; }
     if (req.method !== "GET") { res.writeHead(405, { allow: "GET" }).end("GET only\n"); return; }
     if (path === "/" || path === "/index.html") {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(page);
@@ -65,7 +70,6 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
       res.end(`dashboard error: ${(e as Error).message}\n`);
     }
   });
-  const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, host, () => { server.off("error", reject); resolve(); });

@@ -10,13 +10,14 @@
 //   - `omni-dpo dashboard --export` writes one file that opens with every network request
 //     blocked, and none is attempted;
 //   - screenshots (under the test's temp dir) are not blank;
-//   - bad requests get 404/405 and the server keeps serving; a non-loopback --host needs
-//     --allow-remote.
+//   - bad requests get 404/405, another Host header 403, and the server keeps serving; a
+//     non-loopback --host needs --allow-remote.
 // Skips with the reason when chromium is absent or OMNI_DPO_SKIP_BROWSER=1.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -243,6 +244,11 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
   it("bad requests do not stop the server; a non-loopback --host needs --allow-remote", async () => {
     assert.equal((await fetch(new URL("nope", dash.url))).status, 404);
     assert.equal((await fetch(dash.url, { method: "POST", body: "x" })).status, 405);
+    // Another Host (a rebinding web page) is refused.
+    const status = await new Promise<number>((resolve, reject) => {
+      request(dash.url, { headers: { host: "evil.example" } }, (res) => { res.resume(); resolve(res.statusCode!); }).on("error", reject).end();
+    });
+    assert.equal(status, 403);
     const page = await fetch(dash.url);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<div id="dashboard">/);
