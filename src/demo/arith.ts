@@ -245,7 +245,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const model = await runOne(spec, best, seed + s, dir);
       heldout.push(greedyAccuracy(model, tokenizer, testProblems));
       pairwise.push(evaluatePairs(model, testPairs, { padTokenId: pad, reference: null }).accuracy);
-      curves.push({ seed: seed + s, rows: MetricsSink.read(join(dir, "metrics.jsonl")) });
+      curves.push({ seed: seed + s, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) });
       model.dispose();
     }
     results.push({ name: spec.name, label: spec.label, hyperparameters: best, heldout_accuracy: spread(heldout), pairwise_accuracy: spread(pairwise), validation_accuracy: bestVal, curves });

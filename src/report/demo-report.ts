@@ -12,7 +12,8 @@ export interface Spread { mean: number; std: number; runs: number[] }
 export interface MethodResult {
   name: string; label: string; hyperparameters: { learning_rate: number; beta: number };
   heldout_accuracy: Spread; pairwise_accuracy: Spread; validation_accuracy: number | null;
-  curves: { seed: number; rows: MetricRow[] }[];
+  /** Each seed's run: its output_dir and its metrics rows. */
+  curves: { seed: number; dir: string; rows: MetricRow[] }[];
 }
 export interface DemoResult {
   sft_accuracy: Spread;
@@ -44,7 +45,7 @@ export function demoTable(r: DemoResult): string {
 
 /** The demo's training runs, by directory, as the dashboard names them ("DPO seed 0"). */
 export function demoRuns(r: DemoResult): { dir: string; name: string }[] {
-  return r.methods.flatMap((m) => m.curves.map((c) => ({ dir: join(r.outDir, "runs", `${m.name}-seed${c.seed}`), name: `${m.label} seed ${c.seed}` })));
+  return r.methods.flatMap((m) => m.curves.map((c) => ({ dir: c.dir, name: `${m.label} seed ${c.seed}` })));
 }
 
 /** The report: the dashboard's export of the demo's runs, between the demo's own sections (results, held-out accuracy, the starting policy's weights, settings). */

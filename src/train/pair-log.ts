@@ -33,6 +33,9 @@ export function pairSample(pairs: number, count: number, seed: number): number[]
 const short = (v: number) => Number(v.toPrecision(4));
 
 export class PairLog {
+  /** The file is not there yet: the header goes with the first row (a run that fails before logging leaves no file). */
+  #headerPending = false;
+
   constructor(readonly file: string, readonly header: PairLogHeader) {}
 
   /**
@@ -46,7 +49,8 @@ export class PairLog {
         return h.pair_log === 1 && JSON.stringify(h.ids) === JSON.stringify(this.header.ids) && h.loss === this.header.loss;
       } catch { return false; }
     };
-    const lines = existsSync(this.file) ? readFileSync(this.file, "utf8").split("\n").filter((l) => l.trim()) : [];
+    if (!existsSync(this.file)) { this.#headerPending = true; return; }
+    const lines = readFileSync(this.file, "utf8").split("\n").filter((l) => l.trim());
     const kept = step >= 0 && lines.length && same(lines[0]) ? lines.slice(1).filter((l) => {
       try { return (JSON.parse(l) as PairLogRow).step <= step; } catch { return false; }
     }) : [];
@@ -59,6 +63,10 @@ export class PairLog {
     for (const [name, key] of Object.entries(PAIR_FIELDS)) {
       const v = metrics[name];
       if (v !== undefined) row[key] = typeof v === "number" ? short(v) : v.map(short);
+    }
+    if (this.#headerPending) {
+      writeFileAtomic(this.file, JSON.stringify(this.header) + "\n");
+      this.#headerPending = false;
     }
     writingTo(this.file, () => {
       const fd = openSync(this.file, "a");
