@@ -11,6 +11,7 @@ import { evalCommand } from "./commands/eval.js";
 import { dataCommand } from "./commands/data.js";
 import { benchCommand } from "./commands/bench.js";
 import { mergeCommand } from "./commands/merge.js";
+import { dashboardCommand } from "./commands/dashboard.js";
 
 const HELP = `omni-dpo: preference training (Omni-DPO, DPO, SimPO, ...) for causal language models
 
@@ -21,6 +22,7 @@ Commands:
   train CONFIG.yaml    preference training from a reference-style YAML
   generate             generate text with a model directory (greedy or sampled)
   eval                 pairwise preference accuracy and implied rewards of a model on pairs
+  dashboard RUN_DIR... a live local view of training runs (or --export report.html)
   merge                fold a LoRA adapter into its base model: a plain Hugging Face checkpoint
   data inspect FILE    counts, token lengths, truncation, score margins, duplicates of a data file
   data build           on-policy preference pairs: sample, score, binarise
@@ -41,6 +43,7 @@ const COMMANDS: Record<string, Command> = {
   data: dataCommand,
   bench: benchCommand,
   merge: mergeCommand,
+  dashboard: dashboardCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

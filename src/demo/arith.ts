@@ -213,6 +213,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     model_name_or_path: sftDir, dataset_mixer: { [pairsFile]: 1.0 }, max_length: 128, max_prompt_length: 32,
     lr_scheduler_type: "cosine", warmup_ratio: 0.1, num_train_epochs: options.epochs ?? (quick ? 2 : 3), per_device_train_batch_size: 16,
     per_device_eval_batch_size: 32, logging_steps: 2, save_strategy: "no", weight_decay: 0, report_to: "none",
+    // The report's per-pair view: a small sample at a few points of each run (each log is a forward over the sample).
+    pair_log_samples: 64, pair_logging_steps: 0.2,
   };
   const runOne = async (spec: MethodSpec, hp: Hyperparameters, runSeed: number, dir: string) => {
     const { config } = loadTrainConfig({ ...base, ...spec.config, ...hp, seed: runSeed, output_dir: dir, overwrite_output_dir: true });
@@ -243,7 +245,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const model = await runOne(spec, best, seed + s, dir);
       heldout.push(greedyAccuracy(model, tokenizer, testProblems));
       pairwise.push(evaluatePairs(model, testPairs, { padTokenId: pad, reference: null }).accuracy);
-      curves.push({ seed: seed + s, rows: MetricsSink.read(join(dir, "metrics.jsonl")) });
+      curves.push({ seed: seed + s, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) });
       model.dispose();
     }
     results.push({ name: spec.name, label: spec.label, hyperparameters: best, heldout_accuracy: spread(heldout), pairwise_accuracy: spread(pairwise), validation_accuracy: bestVal, curves });

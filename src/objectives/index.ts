@@ -1,5 +1,5 @@
 // Preference objectives: pure functions of per-pair log-probs and scores, one declaration per loss.
-export { preferenceLoss } from "./preference.js";
+export { preferenceLoss, pairValues, type PairValues } from "./preference.js";
 export { objectiveFromConfig, objectiveConfigKeys, type ObjectiveConfigKey, type ObjectiveConfigOptions } from "./config.js";
 export { resolvePreferenceOptions } from "./options.js";
 export { requiredInputs, type TensorInputName } from "./inputs.js";

@@ -56,3 +56,30 @@ export function preferenceLoss(inputs: PreferenceInputs, options: PreferenceLoss
     return { losses, loss: losses.mean(), chosenRewards, rejectedRewards, metrics };
   });
 }
+
+/** Per-pair values of a batch, read back as plain numbers (no gradient): what the dashboard's pair view plots. */
+export interface PairValues {
+  /** Implicit reward margin per pair, chosen - rejected: the pair is fitted when it is above 0. */
+  margins: number[];
+  /** The loss's own metrics per pair (Omni-DPO: w_qual, w_perf, nll_gate); a number where the loss gives a constant (a weight switched off). */
+  metrics: Record<string, number[] | number>;
+}
+
+/**
+ * The per-pair margins and own metrics of preferenceLoss (the same loss function, so the
+ * values are those it averages into rewards/margins, w_qual, w_perf and nll_gate), without
+ * gradient and with every tensor freed.
+ */
+export function pairValues(inputs: PreferenceInputs, options: PreferenceLossOptions | RegisteredLossOptions = {}): PairValues {
+  const resolved = resolvePreferenceOptions(options as PreferenceLossOptions);
+  const loss = lossSpec(resolved.lossType)!;
+  return torch.noGrad(() => torch.tidy(() => {
+    const x = alignInputs(inputs, resolved);
+    const { metrics: own } = runLoss(loss, x, resolved as LossOptions);
+    const [chosenRewards, rejectedRewards] = implicitRewards(x, resolved.beta, loss.needsReference);
+    const read = (t: Tensor) => t.detach().to("float64").toArray() as number[];  // [B]
+    const metrics: Record<string, number[] | number> = {};
+    for (const [name, v] of Object.entries(own)) metrics[name] = typeof v === "number" ? v : read(v);
+    return { margins: read(chosenRewards.sub(rejectedRewards)), metrics };
+  }));
+}

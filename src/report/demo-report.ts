@@ -1,16 +1,19 @@
-// The demo's report: a console table and a self-contained HTML page (inline SVG, no scripts)
-// with the curves per method, held-out accuracy, and the w_qual-against-w_perf scatter.
+// The demo's report: a console table and a self-contained HTML page: the dashboard's export of
+// the demo's runs (one charting code path), with the demo's results, held-out accuracy and the
+// starting policy's w_qual-against-w_perf scatter around it.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BuildStats } from "../data/build.js";
 import type { MetricRow } from "../train/metrics.js";
-import { barChart, lineChart, PALETTE, pearson, scatterPlot, type Series } from "./svg.js";
+import { barChart, esc, PALETTE, pearson, scatterPlot } from "./svg.js";
+import { dashboardHtml, readRuns } from "./dashboard-page.js";
 
 export interface Spread { mean: number; std: number; runs: number[] }
 export interface MethodResult {
   name: string; label: string; hyperparameters: { learning_rate: number; beta: number };
   heldout_accuracy: Spread; pairwise_accuracy: Spread; validation_accuracy: number | null;
-  curves: { seed: number; rows: MetricRow[] }[];
+  /** Each seed's run: its output_dir and its metrics rows. */
+  curves: { seed: number; dir: string; rows: MetricRow[] }[];
 }
 export interface DemoResult {
   sft_accuracy: Spread;
@@ -40,29 +43,15 @@ export function demoTable(r: DemoResult): string {
   }).join("\n");
 }
 
-/** Mean over seeds of `key` at each logged step. */
-function meanCurve(m: MethodResult, key: string): [number, number][] {
-  const byStep = new Map<number, number[]>();
-  for (const c of m.curves) for (const row of c.rows) {
-    const v = row[key];
-    if (typeof v === "number" && "loss" in row) {
-      const step = row.step as number;
-      if (!byStep.has(step)) byStep.set(step, []);
-      byStep.get(step)!.push(v);
-    }
-  }
-  return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([s, vs]) => [s, vs.reduce((a, b) => a + b, 0) / vs.length]);
+/** The demo's training runs, by directory, as the dashboard names them ("DPO seed 0"). */
+export function demoRuns(r: DemoResult): { dir: string; name: string }[] {
+  return r.methods.flatMap((m) => m.curves.map((c) => ({ dir: c.dir, name: `${m.label} seed ${c.seed}` })));
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
+/** The report: the dashboard's export of the demo's runs, between the demo's own sections (results, held-out accuracy, the starting policy's weights, settings). */
 export function demoHtml(r: DemoResult): string {
-  const series = (key: string): Series[] => r.methods.map((m) => ({ name: m.label, points: meanCurve(m, key) }));
   const bars = [
     { label: "SFT", value: r.sft_accuracy.mean, color: "#999" },
-    // The same colour per method as in the curves.
     ...r.methods.map((m, i) => ({ label: m.label, value: m.heldout_accuracy.mean, error: m.heldout_accuracy.std, color: PALETTE[i % PALETTE.length] })),
   ];
   const corr = pearson(r.weights.map((w) => w.w_qual), r.weights.map((w) => w.w_perf));
@@ -71,12 +60,7 @@ export function demoHtml(r: DemoResult): string {
 ${r.methods.map((m) => `<tr><td>${esc(m.label)}</td><td>${m.hyperparameters.learning_rate}</td><td>${m.hyperparameters.beta}</td><td>${pm(m.heldout_accuracy)}</td>` +
     `<td>${m.heldout_accuracy.runs.map(pct).join(", ")}</td><td>${pm(m.pairwise_accuracy)}</td><td>${m.validation_accuracy === null ? "" : pct(m.validation_accuracy)}</td></tr>`).join("\n")}</table>`;
   const s = r.data.train;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>omni-dpo demo report</title>
-<style>body{font-family:sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#222}
-table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}
-.charts{display:flex;flex-wrap:wrap;gap:12px}section{margin:28px 0}code{background:#f4f4f4;padding:1px 4px}</style></head><body>
-<h1>omni-dpo demo: preference training on arithmetic</h1>
+  const before = `<h1>omni-dpo demo: preference training on arithmetic</h1>
 <p>A small Llama-style model, SFT-trained on worked solutions, samples ${r.data.settings.samples} responses per prompt at T=${r.data.settings.temperature};
 a verifier checks each final answer and a process judge (Gaussian noise σ=${r.data.settings.judge_noise}) scores the steps 0–10.
 Pairs follow the reference's rules (chosen: correct, score &gt; ${r.data.settings.min_chosen_score}, highest; rejected: lowest, at most chosen − ${r.data.settings.margin}).
@@ -84,18 +68,19 @@ Every method starts from the same SFT model and trains on the same pairs; hyperp
 <section id="results"><h2>Results</h2>${table}
 <p>Training pairs: ${s.pairs} from ${s.prompts} prompts (${s.identicalDropped} dropped with identical samples, ${s.noPair} without a qualifying pair; ${pct(s.correctShare)} of samples correct). Held-out pairs: ${r.data.heldout.pairs}.</p></section>
 <section id="accuracy"><h2>Held-out accuracy</h2><div class="charts">${barChart("Greedy accuracy on held-out problems (mean ± std over seeds)", "accuracy", bars, [0, 1])}</div></section>
-<section id="curves"><h2>Training curves (mean over seeds)</h2><div class="charts">
-${lineChart("Training loss", "step", "loss", series("loss"))}
-${lineChart("Reward margin (rewards/margins)", "step", "margin", series("rewards/margins"))}
-${lineChart("Reward accuracy (rewards/accuracies)", "step", "accuracy", series("rewards/accuracies"))}
-</div></section>
-<section id="decoupling"><h2>Data quality against learning difficulty</h2><div class="charts">
+<section id="curves"><h2>Training runs (one per method and seed)</h2>
+<p>The same page as <code>omni-dpo dashboard DIR/runs/* --export</code>: curves per run, and each Omni-DPO run's sampled pairs over training.</p>`;
+  const after = `</section>
+<section id="decoupling"><h2>Data quality against learning difficulty (the starting policy)</h2><div class="charts">
 ${scatterPlot("w_qual against w_perf of the training pairs (starting policy)", "w_qual = σ(η(S_w − S_l))", "w_perf = (1 − σ(β·Δπ − τ_ref))^γ",
-    r.weights.map((w) => ({ x: w.w_qual, y: w.w_perf, color: w.correct_rejected ? "#d62728" : "#1f77b4" })), `Pearson r = ${Number.isFinite(corr) ? corr.toFixed(2) : "n/a"}`)}
+    r.weights.map((w) => ({ x: w.w_qual, y: w.w_perf, color: w.correct_rejected ? "#d62728" : "#1f77b4" })), { note: `Pearson r = ${Number.isFinite(corr) ? corr.toFixed(2) : "n/a"}` })}
 </div><p>Each dot is a training pair (red: the rejected answer was also correct). The paper's point: the score margin (quality) and the policy's own margin (difficulty) are only weakly related, so Omni-DPO weighs pairs by both.</p></section>
-<section id="settings"><h2>Settings</h2><pre>${esc(JSON.stringify(r.data.settings, null, 2))}</pre></section>
-</body></html>
-`;
+<section id="settings"><h2>Settings</h2><pre>${esc(JSON.stringify(r.data.settings, null, 2))}</pre></section>`;
+  const runs = demoRuns(r);
+  return dashboardHtml({
+    title: "omni-dpo demo report", live: false, before, after, generated: "by omni-dpo demo",
+    updates: readRuns(runs.map((x) => x.dir), runs.map((x) => x.name)),
+  });
 }
 
 export function writeDemoReport(r: DemoResult): { html: string; json: string } {

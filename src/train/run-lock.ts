@@ -24,7 +24,8 @@ export class RunLockedError extends Error {
 /** A lock file whose content cannot be read yet may be one being written this instant; older than this, it is a creator killed mid-write. */
 const UNREADABLE_GRACE_MS = 5_000;
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid runs on this host. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,7 +6,7 @@
 // (computeLoss, optimizerStep, evaluate, log, save, resume, createOptimizer), so gradient
 // checkpointing, mixed precision, LoRA or data parallelism hook in there; train(config, hooks)
 // runs the stock trainer.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
@@ -18,7 +18,7 @@ import { holdOut, mixDatasets, shuffled } from "../data/mixer.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
-import { preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
+import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs, type PreferenceInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
 import { RecomputeTape } from "../nn/recompute.js";
@@ -29,6 +29,7 @@ import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type M
 import { cleanOutputDir, loadOptimizerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState } from "./checkpoint.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
 import { RunLock } from "./run-lock.js";
+import { PAIR_LOG_FILE, PairLog, pairSample } from "./pair-log.js";
 
 export interface TrainHooks {
   /** Each logged row (train and eval), as written to metrics.jsonl. */
@@ -130,6 +131,8 @@ export class PreferenceTrainer {
   /** The live reference model, when the reference is not precomputed. */
   referenceModel: CausalLM | null = null;
   metrics!: MetricsSink;
+  /** pair_log.jsonl, when pair_log_samples > 0. */
+  pairLog: PairLog | null = null;
   totalSteps = 0;
   batchesPerEpoch = 0;
   /** Optimizer steps done, and where the data resume: epoch index and next micro-batch in it. */
@@ -176,8 +179,17 @@ export class PreferenceTrainer {
         type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
       });
       this.metrics = new MetricsSink(join(config.outputDir, "metrics.jsonl"));
+      if (config.pairLogSamples > 0) {
+        this.pairLog = new PairLog(join(config.outputDir, PAIR_LOG_FILE), {
+          pair_log: 1, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: config.objective.lossType, total_steps: this.totalSteps,
+        });
+      }
       if (plan.dir) this.resume(plan.dir, plan.state!);
-      else this.metrics.truncateAfter(-1);
+      else {
+        this.metrics.truncateAfter(-1);
+        if (this.pairLog) this.pairLog.open(-1);
+        else rmSync(join(config.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
+      }
 
       const interrupted = await this.#loop();
       if (!interrupted) {
@@ -289,20 +301,45 @@ export class PreferenceTrainer {
   }
 
   #policyLoss(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): MicroBatchOutput {
+    const { inputs, tokens } = this.#lossInputs(pairs, indices, split, recompute);
+    const result = preferenceLoss(inputs, this.config.objective);
+    return { loss: result.loss, metrics: result.metrics as Record<string, number>, tokens };
+  }
+
+  /** The objective's inputs for a micro-batch: the policy's forward, the reference's log-probs, the scores; and its attention-mask tokens. */
+  #lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): { inputs: PreferenceInputs; tokens: number } {
     const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm,
       { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null });
     const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
     const device = out.chosen.device;
     const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null);  // [B]
-    const result = preferenceLoss({
+    const inputs: PreferenceInputs = {
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
       referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
       scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
       policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
-    }, this.config.objective);
+    };
     const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);
-    return { loss: result.loss, metrics: result.metrics as Record<string, number>, tokens };
+    return { inputs, tokens };
+  }
+
+  /** The pair log's sample through the policy (no gradient): each pair's margin, w_qual, w_perf and gate, appended to pair_log.jsonl. */
+  logPairs(): void {
+    const log = this.pairLog!;
+    const started = Date.now();
+    const margins: number[] = [];
+    const metrics: Record<string, number[] | number> = {};
+    torch.noGrad(() => {
+      for (const indices of batchesOf(log.header.ids, this.config.perDeviceEvalBatchSize)) {
+        const v = torch.tidy(() => this.withMixedPrecision("train", this.policy.device, () =>
+          pairValues(this.#lossInputs(indices.map((i) => this.data.train[i]), indices, "train", null).inputs, this.config.objective)));
+        margins.push(...v.margins);
+        for (const [k, x] of Object.entries(v.metrics)) metrics[k] = typeof x === "number" ? x : [...((metrics[k] as number[] | undefined) ?? []), ...x];
+      }
+    });
+    log.write(this.globalStep, round(this.epoch), margins, metrics);
+    this.#timeSinceLog += Date.now() - started;  // tokens_per_second counts training only
   }
 
   /**
@@ -405,6 +442,7 @@ export class PreferenceTrainer {
     this.epoch = state.epoch;
     this.checkpoint = dir;
     this.metrics.truncateAfter(this.globalStep);
+    this.pairLog?.open(this.globalStep);
     this.hooks.onStatus?.(`resumed from ${dir} at step ${this.globalStep}`);
   }
 
@@ -442,6 +480,7 @@ export class PreferenceTrainer {
     const loggingSteps = resolveSteps(config.loggingSteps, this.totalSteps)!;
     const evalSteps = resolveSteps(config.evalSteps, this.totalSteps);
     const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
+    const pairSteps = this.pairLog ? resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps) : null;
     this.#tokensSinceLog = 0;
     this.#timeSinceLog = Date.now();
     for (; this.epochIndex < epochs && this.globalStep < this.totalSteps; this.epochIndex++, this.nextBatch = 0) {
@@ -455,6 +494,7 @@ export class PreferenceTrainer {
         const step = this.globalStep;
         const done = step >= this.totalSteps;
         if (step % loggingSteps === 0 || done) this.log(this.lastTrainRow = this.#trainRow());
+        if (pairSteps && (step % pairSteps === 0 || done)) this.logPairs();
         if (data.eval.length && ((evalSteps && step % evalSteps === 0) || done)) this.log(this.lastEvalRow = this.evaluate());
         hooks.onProgress?.(step, this.totalSteps, `loss ${loss.toFixed(4)} lr ${this.scheduler.getLastLr()[0].toExponential(2)}`);
         await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps

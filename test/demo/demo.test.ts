@@ -90,7 +90,10 @@ test("runDemo on its smallest settings completes; the report has every section, 
   assert.ok(svgs.length >= 1, "at least one SVG chart");
   assert.equal(svgs.length, (html.match(/<\/svg>/g) ?? []).length, "every <svg> is closed");
   assert.match(html, /Pearson r = (-?\d\.\d\d|n\/a)/);
-  assert.ok(!/<script/i.test(html), "self-contained, no scripts");
+  // The dashboard's export: its script and the runs' data inline, nothing fetched (test/report/dashboard.test.ts opens one offline).
+  assert.doesNotMatch(html, /<script[^>]*\bsrc=|<link[^>]*\bhref=|(src|href)=["']?(https?:)?\/\//i, "self-contained: no external script, stylesheet or resource");
+  assert.match(html, /<div id="dashboard">/);
+  for (const m of result.methods) for (const c of m.curves) assert.ok(html.includes(`${m.label} seed ${c.seed}`), `${m.label} seed ${c.seed}: its run is in the report`);
   for (const label of ["DPO", "SimPO", "Omni-DPO"]) assert.ok(html.includes(`<td>${label}</td>`), `results row for ${label}`);
 
   const fromFile = JSON.parse(readFileSync(files.json, "utf8")) as unknown;

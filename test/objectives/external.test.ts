@@ -27,6 +27,7 @@ per_device_train_batch_size: 4
 gradient_accumulation_steps: 1
 max_steps: 3
 logging_steps: 1
+pair_log_samples: 0  # the pair log's no-grad pass would call the loss too
 save_steps: 100
 max_length: 64
 max_prompt_length: 32

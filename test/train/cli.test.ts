@@ -274,7 +274,7 @@ describe("omni-dpo train: no lost or overwritten work", () => {
       { cwd: root, encoding: "utf8", timeout: 120_000 });
     assert.equal(r.status, 1, `exit ${r.status}\n${r.stderr}`);
     assert.match(r.stderr, new RegExp(`omni-dpo: ${out}/checkpoint-1\\.tmp-\\d+: cannot write \\(EFBIG: file too large`));
-    assert.deepEqual(readdirSync(out).sort(), ["metrics.jsonl"], "no checkpoint, temporary directory or lock left");
+    assert.deepEqual(readdirSync(out).sort(), ["metrics.jsonl", "pair_log.jsonl"], "the logs of step 1; no checkpoint, temporary directory or lock left");
   });
 
   it("train --help lists every recipe key with its type and default, grouped, and the objective's keys", () => {

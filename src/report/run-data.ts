@@ -1,0 +1,223 @@
+// What the dashboard knows of a run directory, read incrementally: metrics.jsonl and
+// pair_log.jsonl from where the last read stopped (only complete lines: a line being written
+// waits for its newline), the run lock and the checkpoints for the run's state. A file that
+// shrank or was replaced (a resumed run truncates both logs) is read again from the start.
+// Whatever is missing or broken becomes a problem the page shows, never an exception.
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { hostname } from "node:os";
+import { basename, join, resolve } from "node:path";
+import type { MetricRow } from "../train/metrics.js";
+import { isAlive, LOCK_FILE, type LockHolder } from "../train/run-lock.js";
+import { PAIR_LOG_FILE, type PairLogHeader, type PairLogRow } from "../train/pair-log.js";
+import { checkpointDirs } from "../train/checkpoint.js";
+
+export const METRICS_FILE = "metrics.jsonl";
+const RESULTS_FILE = "train_results.json";
+
+export type RunState = "running" | "finished" | "interrupted" | "not started" | "not a run";
+
+export interface RunStatus {
+  state: RunState;
+  /** The last logged step, and the run's total when known (pair log header, checkpoint or train_results.json). */
+  step: number;
+  totalSteps: number | null;
+  etaSeconds: number | null;
+  /** Latest checkpoint's step. */
+  checkpoint: number | null;
+  detail: string;
+}
+
+/** What changed since the last poll; `reset`: the client drops what it had of this run first. */
+export interface RunUpdate {
+  run: number;
+  name: string;
+  reset: boolean;
+  rows: MetricRow[];
+  pairHeader: PairLogHeader | null;
+  pairRows: PairLogRow[];
+  status: RunStatus;
+  problems: string[];
+}
+
+/** Complete lines of a growing file, from a byte offset; restarts when the file shrinks or is replaced. */
+class LineTail {
+  offset = 0;
+  line = 0;
+  ino = -1;
+  /** Set when the file was replaced or shrank since the last read. */
+  restarted = false;
+  partial = false;
+
+  constructor(readonly file: string) {}
+
+  read(): string[] {
+    this.restarted = false;
+    let st;
+    try { st = statSync(this.file); } catch { if (this.ino !== -1) this.#restart(-1); this.partial = false; return []; }
+    if (st.ino !== this.ino || st.size < this.offset) this.#restart(st.ino);
+    if (st.size === this.offset) return [];
+    const buf = Buffer.alloc(st.size - this.offset);
+    const fd = openSync(this.file, "r");
+    try { readSync(fd, buf, 0, buf.length, this.offset); } finally { closeSync(fd); }
+    const end = buf.lastIndexOf(0x0a) + 1;  // only up to the last newline: the rest is being written
+    this.partial = end < buf.length;
+    this.offset += end;
+    return end ? buf.subarray(0, end).toString("utf8").split("\n").slice(0, -1) : [];
+  }
+
+  #restart(ino: number): void {
+    this.restarted = this.ino !== -1 || this.offset > 0;
+    this.ino = ino;
+    this.offset = 0;
+    this.line = 0;
+  }
+}
+
+function readJson<T>(file: string): T | null {
+  try { return JSON.parse(readFileSync(file, "utf8")) as T; } catch { return null; }
+}
+
+export class RunReader {
+  readonly name: string;
+  readonly dir: string;
+  rows: MetricRow[] = [];
+  pairHeader: PairLogHeader | null = null;
+  pairRows: PairLogRow[] = [];
+  readonly #metrics: LineTail;
+  readonly #pairs: LineTail;
+  #badLines: string[] = [];
+  /** (time, step) when rows arrived, for the ETA. */
+  #seen: [number, number][] = [];
+
+  constructor(dir: string, readonly index: number, name?: string) {
+    this.dir = resolve(dir);
+    this.name = name ?? basename(this.dir);
+    this.#metrics = new LineTail(join(this.dir, METRICS_FILE));
+    this.#pairs = new LineTail(join(this.dir, PAIR_LOG_FILE));
+  }
+
+  /** Reads what was appended; returns the update, or null when nothing changed (the ETA aside). */
+  poll(): RunUpdate | null {
+    const newRows = this.#readMetrics();
+    const newPairs = this.#readPairs();
+    const reset = this.#metrics.restarted || this.#pairs.restarted;
+    const status = this.status();
+    const problems = this.problems();
+    const seen = JSON.stringify([{ ...status, etaSeconds: null }, problems]);
+    const changed = seen !== this.#lastSeen;
+    this.#lastSeen = seen;
+    if (reset) return this.snapshot();
+    return newRows.length || newPairs.length || changed ? this.#update(false, newRows, newPairs, status) : null;
+  }
+
+  /** Everything read so far, as one update that replaces the client's copy. */
+  snapshot(): RunUpdate {
+    return this.#update(true, this.rows, this.pairRows, this.status());
+  }
+
+  #lastSeen = "";
+
+  #update(reset: boolean, rows: MetricRow[], pairRows: PairLogRow[], status: RunStatus): RunUpdate {
+    return { run: this.index, name: this.name, reset, rows, pairHeader: this.pairHeader, pairRows, status, problems: this.problems() };
+  }
+
+  #readMetrics(): MetricRow[] {
+    const lines = this.#metrics.read();
+    if (this.#metrics.restarted) { this.rows = []; this.#badLines = this.#badLines.filter((p) => !p.startsWith(METRICS_FILE)); }
+    const out: MetricRow[] = [];
+    for (const l of lines) {
+      this.#metrics.line++;
+      if (!l.trim()) continue;
+      try {
+        const row = JSON.parse(l) as MetricRow;
+        if (typeof row !== "object" || row === null || typeof row.step !== "number") throw new Error("no numeric 'step'");
+        out.push(row);
+      } catch (e) {
+        this.#badLines.push(`${METRICS_FILE} line ${this.#metrics.line}: not a metrics row (${(e as Error).message}); skipped`);
+      }
+    }
+    this.rows.push(...out);
+    const last = out.filter((r) => "loss" in r).at(-1);
+    if (last) this.#seen.push([Date.now(), last.step as number]);
+    return out;
+  }
+
+  #readPairs(): PairLogRow[] {
+    const lines = this.#pairs.read();
+    if (this.#pairs.restarted) { this.pairHeader = null; this.pairRows = []; this.#badLines = this.#badLines.filter((p) => !p.startsWith(PAIR_LOG_FILE)); }
+    const out: PairLogRow[] = [];
+    for (const l of lines) {
+      this.#pairs.line++;
+      try {
+        const v = JSON.parse(l) as PairLogHeader & PairLogRow;
+        if (this.#pairs.line === 1) {
+          if (v.pair_log !== 1 || !Array.isArray(v.ids)) throw new Error("the first line is not a pair_log header");
+          this.pairHeader = v;
+        } else if (typeof v.step === "number" && Array.isArray(v.m) && v.m.length === this.pairHeader?.ids.length) {
+          out.push(v);
+        } else {
+          throw new Error(`expected {"step", "m": [${this.pairHeader?.ids.length ?? "?"} margins]}`);
+        }
+      } catch (e) {
+        this.#badLines.push(`${PAIR_LOG_FILE} line ${this.#pairs.line}: ${(e as Error).message}; skipped`);
+      }
+    }
+    this.pairRows.push(...out);
+    return out;
+  }
+
+  /** What the page should say is missing or wrong. */
+  problems(): string[] {
+    if (!existsSync(this.dir)) return [`${this.dir} does not exist`];
+    const out: string[] = [];
+    if (this.status().state === "not a run") {
+      out.push(`${this.dir} is not a training run: it has no ${METRICS_FILE}, ${LOCK_FILE} or checkpoint-* (pass an output_dir of omni-dpo train)`);
+      return out;
+    }
+    if (!existsSync(join(this.dir, METRICS_FILE))) out.push(`no ${METRICS_FILE} yet: nothing logged (the run logs every logging_steps)`);
+    else if (!this.rows.length) out.push(`${METRICS_FILE} has no rows yet`);
+    if (this.#metrics.partial) out.push(`${METRICS_FILE}: the last line is incomplete (being written); it is shown once complete`);
+    if (!existsSync(join(this.dir, PAIR_LOG_FILE))) out.push(`no ${PAIR_LOG_FILE}: the per-pair view needs a run with pair_log_samples > 0`);
+    else if (this.pairHeader && !this.pairRows.length) out.push(`${PAIR_LOG_FILE} has no logged step yet`);
+    return [...out, ...this.#badLines.slice(-20)];
+  }
+
+  status(): RunStatus {
+    const dir = this.dir;
+    const checkpoints = checkpointDirs(dir);
+    const latest = checkpoints.at(-1) ?? null;
+    const lock = readJson<LockHolder>(join(dir, LOCK_FILE));
+    const results = readJson<{ global_step?: number; total_steps?: number }>(join(dir, RESULTS_FILE));
+    const state = latest ? readJson<{ totalSteps?: number }>(join(latest.dir, "trainer_state.json")) : null;
+    const step = Math.max(0, ...this.rows.filter((r) => "loss" in r).map((r) => r.step as number));
+    const totalSteps = this.pairHeader?.total_steps ?? state?.totalSteps ?? results?.total_steps ?? null;
+    const base = { step, totalSteps, etaSeconds: null as number | null, checkpoint: latest?.step ?? null };
+    const hasMetrics = existsSync(join(dir, METRICS_FILE));
+    if (lock && Number.isInteger(lock.pid)) {
+      if (lock.hostname !== hostname()) return { ...base, state: "running", detail: `locked by pid ${lock.pid} on ${lock.hostname} (not checkable from here), started ${lock.started}` };
+      if (isAlive(lock.pid)) return { ...base, state: "running", etaSeconds: this.#eta(step, totalSteps, lock), detail: `pid ${lock.pid}, started ${lock.started}` };
+      return { ...base, state: "interrupted", detail: `its process (pid ${lock.pid}) is gone and left ${LOCK_FILE}: it was killed${latest ? `; resumes from checkpoint-${latest.step}` : ""}` };
+    }
+    if (results && (results.total_steps === undefined || (results.global_step ?? 0) >= results.total_steps)) {
+      return { ...base, step: Math.max(step, results.global_step ?? 0), state: "finished", detail: `finished at step ${results.global_step ?? step}` };
+    }
+    if (!hasMetrics && !latest && !lock) return { ...base, state: "not a run", detail: "no run files" };
+    if (!step && !latest) return { ...base, state: "not started", detail: "no step logged and no lock held" };
+    return { ...base, state: "interrupted", detail: latest ? `stopped; resumes from checkpoint-${latest.step}` : "stopped before its first checkpoint" };
+  }
+
+  /** Seconds left at the rate rows arrived while watching, else since the lock was taken. */
+  #eta(step: number, total: number | null, lock: LockHolder): number | null {
+    if (total === null || step <= 0) return null;
+    const seen = this.#seen.filter(([, s]) => s > 0);
+    let rate = 0;
+    if (seen.length >= 2 && seen.at(-1)![1] > seen[0][1]) rate = (seen.at(-1)![1] - seen[0][1]) / ((seen.at(-1)![0] - seen[0][0]) / 1000);
+    else {
+      const started = Date.parse(lock.started);
+      const since = checkpointDirs(this.dir).filter((c) => statSync(c.dir).mtimeMs < started).at(-1)?.step ?? 0;
+      const seconds = (statSync(join(this.dir, METRICS_FILE), { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) / 1000 - started / 1000;
+      if (step > since && seconds > 0) rate = (step - since) / seconds;
+    }
+    return rate > 0 ? Math.max(0, (total - step) / rate) : null;
+  }
+}
