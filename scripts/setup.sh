@@ -13,6 +13,8 @@ need=()
 [ -n "${LIBTORCH:-}" ] || dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-torch >/dev/null 2>&1; then need+=(python3-torch); fi
+# Jinja2 for Python: chat templates and TRL's chat rendering are checked against it.
+if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-jinja2 >/dev/null 2>&1; then need+=(python3-jinja2); fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt-get)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
