@@ -83,13 +83,12 @@ test("tokenizers, chat templates and the data tools work without the native addo
       writeFileSync(${JSON.stringify(data)}, JSON.stringify({ prompt: [{ role: "user", content: "Hi" }],
         chosen: [{ role: "assistant", content: "Hello!" }], rejected: [{ role: "assistant", content: "Bye." }] }) + "\\n");
       const tok = await AutoTokenizer.fromPretrained(${JSON.stringify(qwen3)});
-      const same = await FromText.fromPretrained(${JSON.stringify(qwen3)});
       const [record] = await readPreferenceFile(${JSON.stringify(data)});
       const pair = formatRecord(record, tok);
       const ids = tokenizePair(pair, tok, { maxLength: 64, maxPromptLength: 32, truncationMode: "keep_end" });
       let tensorError = "";
       try { torch.tensor([1, 2]); } catch (e) { tensorError = e.message; }
-      console.log(JSON.stringify({ pair, ids: ids.chosenInputIds, same: same.encode("Hello") .join() === tok.encode("Hello").join(),
+      console.log(JSON.stringify({ pair, ids: ids.chosenInputIds, same: FromText === AutoTokenizer,
         render: typeof renderChatTemplate, tensorError }));`;
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
       cwd: root, encoding: "utf8", env: { ...process.env, OMNI_DPO_ADDON: join(dir, "missing", "omni_torch.node") },
