@@ -15,6 +15,8 @@ dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-torch >/dev/null 2>&1; then need+=(python3-torch); fi
 # Chromium for the dashboard's browser tests (driven by playwright-core; OMNI_DPO_SKIP_BROWSER=1 skips).
 if [ "${OMNI_DPO_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
+# Jinja2 for Python: chat templates and TRL's chat rendering are checked against it.
+if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-jinja2 >/dev/null 2>&1; then need+=(python3-jinja2); fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} (apt-get)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

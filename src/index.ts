@@ -21,7 +21,7 @@ export { generate, type GenerateOptions, type GenerateResult } from "./models/ge
 export { KVCache } from "./models/cache.js";
 export { readPreferenceFile } from "./data/readers.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
-export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type TokenizeOptions } from "./data/tokenize.js";
+export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type TokenizeOptions, type ChatRendering } from "./data/tokenize.js";
 export { buildPairs, binarize, loadScorer, type Pair, type Scorer, type BuildOptions } from "./data/build.js";
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";

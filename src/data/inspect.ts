@@ -6,7 +6,7 @@
 import type { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "./readers.js";
 import { mapRecords, where, type PreferenceRecord, type Text } from "./records.js";
-import { boundPair, CHARS_PER_TOKEN_BOUND, formatRecord, LABEL_PAD, tokenizePair, TOKENIZE_DEFAULTS } from "./tokenize.js";
+import { boundPair, CHARS_PER_TOKEN_BOUND, formatRecord, LABEL_PAD, tokenizePair, TOKENIZE_DEFAULTS, type ChatRendering } from "./tokenize.js";
 
 export interface InspectOptions {
   /** Token lengths and truncation counts need a tokenizer (a model or tokenizer directory's). */
@@ -16,6 +16,8 @@ export interface InspectOptions {
   maxPromptLength?: number;
   /** A Jinja chat template that replaces the tokenizer's own for conversational records. */
   chatTemplate?: string;
+  /** How conversational records become text (default "trl", as training's chat_rendering). */
+  chatRendering?: ChatRendering;
   /** |score_chosen - score_rejected| below this is a near-ambiguous pair (default 0.5). */
   ambiguousMargin?: number;
   /** Target number of histogram buckets (default 10; the bucket width is rounded to 1, 2, 2.5 or 5 x 10^k). */
@@ -123,7 +125,7 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
   let tokens: DataInspection["tokens"] = null;
   let truncation: DataInspection["truncation"] = null;
   if (options.tokenizer) {
-    const lengths = tokenLengths(records, options.tokenizer, maxLength, options.chatTemplate);
+    const lengths = tokenLengths(records, options.tokenizer, maxLength, options.chatTemplate, options.chatRendering);
     tokens = {
       prompt: percentiles(lengths.map((l) => l.prompt)),
       chosen: percentiles(lengths.map((l) => l.chosen)),
@@ -171,10 +173,10 @@ interface Lengths { prompt: number; promptChosen: number; promptRejected: number
  * Untruncated token lengths of every record, through the training tokenisation (BOS, EOS,
  * boundary rule); a field too long for max_length is cut first as training cuts it.
  */
-function tokenLengths(records: PreferenceRecord[], tokenizer: Tokenizer, maxLength: number, chatTemplate?: string): Lengths[] {
+function tokenLengths(records: PreferenceRecord[], tokenizer: Tokenizer, maxLength: number, chatTemplate?: string, chatRendering?: ChatRendering): Lengths[] {
   const options = { maxLength: Infinity, maxPromptLength: Infinity, truncationMode: "keep_end" as const, chatTemplate };
   return mapRecords(records, (record) => {
-    const { pair, cut } = boundPair(formatRecord(record, tokenizer, chatTemplate), tokenizer, maxLength);
+    const { pair, cut } = boundPair(formatRecord(record, tokenizer, chatTemplate, chatRendering), tokenizer, maxLength);
     const p = tokenizePair(pair, tokenizer, options, where(record.source));
     const promptChosen = p.chosenLabels.filter((x) => x === LABEL_PAD).length;
     const promptRejected = p.rejectedLabels.filter((x) => x === LABEL_PAD).length;

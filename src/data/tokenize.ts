@@ -1,8 +1,11 @@
 // Turning preference records into token ids exactly as the reference does (TRL's DPO
-// tokenize_row, via alignment-handbook's chat formatting): the prompt/answer boundary, BOS and
+// tokenize_row, after the chat formatting of chat-format.ts): the prompt/answer boundary, BOS and
 // EOS, truncation to max_length / max_prompt_length, and label masking of the prompt.
 import type { Tokenizer } from "../text/index.js";
-import { DataError, mapRecords, where, type Message, type PreferenceRecord, type Text } from "./records.js";
+import { formatRecord, RenderingComparison, type ChatRendering, type FormattedPair } from "./chat-format.js";
+import { DataError, mapRecords, where, type PreferenceRecord } from "./records.js";
+
+export { formatRecord, type ChatRendering, type FormattedPair } from "./chat-format.js";
 
 export const LABEL_PAD = -100;
 
@@ -12,6 +15,10 @@ export interface TokenizeOptions {
   truncationMode: "keep_end" | "keep_start";
   /** A Jinja chat template that replaces the tokenizer's own for conversational records. */
   chatTemplate?: string;
+  /** How conversational records become text (chat-format.ts; default "trl"). */
+  chatRendering?: ChatRendering;
+  /** Told, once per call, when some records would render differently the other way. */
+  onWarning?: (message: string) => void;
 }
 
 /** The reference's defaults (TRL DPOConfig). */
@@ -27,68 +34,6 @@ export interface TokenizedPair {
   truncated: boolean;
   scoreChosen?: number;
   scoreRejected?: number;
-}
-
-export interface FormattedPair { prompt: string; chosen: string; rejected: string }
-
-/**
- * Renders a record to plain text. Conversational records go through the chat template as
- * alignment-handbook does: prompt = every message before the answer (with an empty system
- * message first when the template knows a system role), each answer = its last assistant
- * message rendered alone with a leading BOS stripped. For most templates prompt + answer is then
- * the whole conversation; a template that writes a default system prompt in front of every
- * render (Qwen2's) repeats it before the answer, exactly as the reference does.
- */
-export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate?: string): FormattedPair {
-  const { prompt, chosen, rejected } = record;
-  if (typeof chosen === "string" && typeof rejected === "string") {
-    if (typeof prompt !== "string") {
-      if (prompt === null) throw new DataError([`${where(record.source)}: field 'prompt': missing`]);
-      return { prompt: render(prompt, tokenizer, chatTemplate, true, record), chosen, rejected };
-    }
-    return { prompt, chosen, rejected };
-  }
-  const chosenMessages = chosen as Message[];
-  const rejectedMessages = rejected as Message[];
-  let promptMessages: Message[];
-  let chosenTurn: Message[];
-  let rejectedTurn: Message[];
-  if (Array.isArray(prompt)) {
-    promptMessages = [...prompt];
-    chosenTurn = chosenMessages;
-    rejectedTurn = rejectedMessages;
-  } else if (typeof prompt === "string" && chosenMessages.length < 2) {
-    // Only the answer turn is given: the string prompt becomes the user's message.
-    promptMessages = [{ role: "user", content: prompt }];
-    chosenTurn = chosenMessages.slice(-1);
-    rejectedTurn = rejectedMessages.slice(-1);
-  } else {
-    // As alignment-handbook: a prompt that is not a message list (UltraFeedback's string prompt)
-    // is not used; the conversation before the answer is chosen[:-1], system messages included.
-    promptMessages = chosenMessages.slice(0, -1);
-    chosenTurn = chosenMessages.slice(-1);
-    rejectedTurn = rejectedMessages.slice(-1);
-  }
-  const template = chatTemplate ?? tokenizer.chatTemplate;
-  if (template && (template.includes("system") || template.includes("<|im_start|>")) && promptMessages[0]?.role !== "system") {
-    promptMessages.unshift({ role: "system", content: "" });
-  }
-  const bos = tokenizer.bosToken;
-  const strip = (s: string) => (bos && s.startsWith(bos) ? s.slice(bos.length) : s);
-  return {
-    prompt: render(promptMessages, tokenizer, chatTemplate, false, record),
-    chosen: strip(render(chosenTurn, tokenizer, chatTemplate, false, record)),
-    rejected: strip(render(rejectedTurn, tokenizer, chatTemplate, false, record)),
-  };
-}
-
-function render(messages: Text, tokenizer: Tokenizer, chatTemplate: string | undefined, addGenerationPrompt: boolean, record: PreferenceRecord): string {
-  if (typeof messages === "string") return messages;
-  try {
-    return tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { chatTemplate, addGenerationPrompt });
-  } catch (e) {
-    throw new DataError([`${where(record.source)}: cannot render the conversation with the chat template: ${(e as Error).message}`]);
-  }
 }
 
 interface Answer { promptIds: number[]; answerIds: number[] }
@@ -209,12 +154,23 @@ export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options
   };
 }
 
-/** Formats and tokenises every record; problems name the record's file and line. */
+/**
+ * Formats and tokenises every record; problems name the record's file and line. With onWarning,
+ * each conversational record is rendered the other way too, and the records that differ are
+ * reported in one warning.
+ */
 export function tokenizeRecords(records: PreferenceRecord[], tokenizer: Tokenizer, options: TokenizeOptions): TokenizedPair[] {
-  return mapRecords(records, (record) => {
-    const pair = tokenizePair(formatRecord(record, tokenizer, options.chatTemplate), tokenizer, options, where(record.source));
+  const rendering = options.chatRendering ?? "trl";
+  const comparison = options.onWarning ? new RenderingComparison(rendering) : null;
+  const pairs = mapRecords(records, (record) => {
+    const formatted = formatRecord(record, tokenizer, options.chatTemplate, rendering);
+    comparison?.compare(record, formatted, tokenizer, options.chatTemplate);
+    const pair = tokenizePair(formatted, tokenizer, options, where(record.source));
     return { ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected };
   });
+  const warning = comparison?.warning();
+  if (warning) options.onWarning!(warning);
+  return pairs;
 }
 
 export interface PaddedBatch {

@@ -9,7 +9,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError } from "../data/records.js";
-import { tokenizeRecords, TOKENIZE_DEFAULTS, type TokenizedPair } from "../data/tokenize.js";
+import { tokenizeRecords, TOKENIZE_DEFAULTS, type ChatRendering, type TokenizedPair } from "../data/tokenize.js";
 import { pairLogps, type PairLogps } from "../train/batching.js";
 import { assertFinite } from "../train/metrics.js";
 
@@ -113,6 +113,8 @@ export interface PairwiseFileOptions extends PairwiseOptions {
   maxPromptLength?: number;
   truncationMode?: "keep_end" | "keep_start";
   chatTemplate?: string;
+  /** How conversational records become text (default "trl", as training's chat_rendering). */
+  chatRendering?: ChatRendering;
   /** Where the models run (default cpu). */
   device?: "cpu" | "cuda" | `cuda:${number}`;
   /** Phases ("tokenizing 120 pairs", "loading the model"). */
@@ -140,6 +142,7 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
   options.onStatus?.(`tokenizing ${records.length} pairs`);
   const pairs = tokenizeRecords(records, tokenizer, {
     maxLength, maxPromptLength, truncationMode: options.truncationMode ?? TOKENIZE_DEFAULTS.truncationMode, chatTemplate: options.chatTemplate,
+    chatRendering: options.chatRendering,
   });
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
   options.onStatus?.(`loading ${options.model}${options.ref ? ` and ${options.ref}` : ""}`);

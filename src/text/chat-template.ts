@@ -31,11 +31,53 @@ export interface RenderChatOptions {
 const cache = new Map<string, Template>();
 const CACHE_LIMIT = 64;
 
+/**
+ * The engine's str.strip / lstrip / rstrip ignore their argument and strip whitespace; Python's
+ * strip only the characters given, and templates rely on it (Qwen3's `content.lstrip('\n')`
+ * keeps an answer's leading spaces). Calls with an argument are rewritten, in the parsed
+ * template, into calls of PY_STRIP, which strips as Python does.
+ */
+const PY_STRIP = "__omni_dpo_py_strip";
+const STRIPS = new Set(["strip", "lstrip", "rstrip"]);
+
+interface Node { type?: string; [field: string]: unknown }
+
+function rewriteStrips(node: unknown): void {
+  if (!node || typeof node !== "object") return;
+  if (Array.isArray(node)) { for (const n of node) rewriteStrips(n); return; }
+  const n = node as Node;
+  for (const v of Object.values(n)) rewriteStrips(v);
+  const callee = n.callee as Node | undefined;
+  const args = n.args as unknown[] | undefined;
+  const name = (callee?.property as Node | undefined)?.value;
+  if (n.type === "CallExpression" && callee?.type === "MemberExpression" && !callee.computed && typeof name === "string" && STRIPS.has(name) && args?.length === 1) {
+    // The property node is an Identifier: its class makes the helper's name.
+    const Identifier = (callee.property as object).constructor as new (value: string) => unknown;
+    n.callee = new Identifier(PY_STRIP);
+    n.args = [callee.object, ...args, new Identifier(`${PY_STRIP}_${name}`)];
+  }
+}
+
+function pyStrip(value: unknown, chars: unknown, side: unknown): string {
+  if (typeof value !== "string") throw new Error(`strip() on a ${value === undefined ? "undefined value" : typeof value}, not a string`);
+  if (chars === null || chars === undefined) return side === "lstrip" ? value.trimStart() : side === "rstrip" ? value.trimEnd() : value.trim();
+  if (typeof chars !== "string") throw new Error("strip() argument must be a string or none");
+  let start = 0;
+  let end = value.length;
+  if (side !== "rstrip") while (start < end && chars.includes(value[start]!)) start++;
+  if (side !== "lstrip") while (end > start && chars.includes(value[end - 1]!)) end--;
+  return value.slice(start, end);
+}
+
+/** The helper and the names telling it which side, as template variables. */
+const PY_STRIP_CONTEXT = Object.fromEntries([[PY_STRIP, pyStrip], ...[...STRIPS].map((s) => [`${PY_STRIP}_${s}`, s])]);
+
 function compile(source: string): Template {
   let t = cache.get(source);
   if (t) return t;
   try {
     t = new Template(source);
+    rewriteStrips(t.parsed);
   } catch (e) {
     throw new ChatTemplateError(`chat template does not parse: ${(e as Error).message}`, { cause: e });
   }
@@ -87,6 +129,7 @@ export function renderChatTemplate(
     tools: options.tools ?? null,
     documents: options.documents ?? null,
     add_generation_prompt: addGenerationPrompt,
+    ...PY_STRIP_CONTEXT,
   };
   for (const reserved of ["raise_exception", "strftime_now", "range", "namespace"]) delete context[reserved];
   let rendered: string;

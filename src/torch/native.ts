@@ -107,7 +107,8 @@ function addon(): NativeAddon {
   const file = addonPath();
   if (!existsSync(file)) {
     throw new Error(`omni-dpo: the native addon is not built (${file} is missing).\n` +
-      "  Build it with `npm run build:native` (needs LibTorch: `apt-get install libtorch-dev`, or LIBTORCH=<dir>).");
+      "  Build it with `npm rebuild omni-dpo` where omni-dpo is installed, `npm run build:native` in a checkout\n" +
+      "  (needs LibTorch: `apt-get install libtorch-dev libopenblas0-pthread`, or LIBTORCH=<dir>).");
   }
   let a: NativeAddon;
   try {

@@ -5,6 +5,7 @@
 // loss_type...) belong to src/objectives and are listed from OBJECTIVE_CONFIG_KEYS.
 //
 // This module does not load LibTorch (the CLI prints help from it without the engine).
+import { CHAT_RENDERINGS } from "../data/chat-format.js";
 
 export const GROUPS = ["model", "data", "optimisation", "schedule", "logging/saving", "objective"] as const;
 export type Group = (typeof GROUPS)[number];
@@ -117,6 +118,8 @@ export const RECIPE_KEYS = {
   max_samples: { kind: "integer", default: null, group: "data", follows: UNI_DPO, resume: "hard", help: "Use only the first N records of each split." },
   chat_template: { kind: "string", default: null, group: "data", follows: HANDBOOK_DATA, resume: "hard",
     help: "A Jinja chat template for conversational records; None: the tokenizer's." },
+  chat_rendering: { kind: "enum", values: CHAT_RENDERINGS, default: "trl", group: "data", follows: "TRL DPOTrainer (apply_chat_template)", resume: "hard",
+    help: "How conversational records become text. trl: the prompt with the generation prompt, the answer as what prompt + answer renders beyond it (what the model sees in a chat). reference: the Uni-DPO reference's (alignment-handbook's) rendering, an empty system turn and each answer rendered alone, for exact parity with it. Records the two render differently are counted in a warning." },
   max_length: { kind: "integer", default: 512, group: "data", follows: "TRL 0.12 DPOTrainer (DPOConfig's None means 512)", resume: "hard", check: atLeast(1),
     help: "Tokens of prompt plus answer kept per sequence." },
   max_prompt_length: { kind: "integer", default: 128, group: "data", follows: "TRL 0.12 DPOTrainer (DPOConfig's None means 128)", resume: "hard",

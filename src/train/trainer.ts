@@ -74,7 +74,7 @@ export interface MicroBatchOutput {
 }
 
 /** Reads, validates and tokenises everything before any training (and before any output). */
-export async function prepareData(config: TrainConfig, status?: (m: string) => void): Promise<PreparedData> {
+export async function prepareData(config: TrainConfig, status?: (m: string) => void, warn?: (m: string) => void): Promise<PreparedData> {
   status?.("reading data");
   const mixed = await mixDatasets(config.datasetMixer, config.seed);
   let trainRecords: PreferenceRecord[] = mixed;
@@ -91,7 +91,7 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
   if (tokenizer.eosTokenId === undefined) throw new DataError([`${config.modelNameOrPath}: the tokenizer has no eos_token`]);
   const options = {
     maxLength: config.maxLength, maxPromptLength: config.maxPromptLength, truncationMode: config.truncationMode,
-    chatTemplate: config.chatTemplate ?? undefined,
+    chatTemplate: config.chatTemplate ?? undefined, chatRendering: config.chatRendering, onWarning: warn,
   };
   return { train: tokenizeRecords(trainRecords, tokenizer, options), eval: tokenizeRecords(evalRecords, tokenizer, options), tokenizer };
 }
@@ -154,7 +154,7 @@ export class PreferenceTrainer {
   /** Runs the whole training: data, lock, resume point, models, the loop, the final model and checkpoint. */
   async train(): Promise<TrainResult> {
     const { config, hooks } = this;
-    this.data = await prepareData(config, hooks.onStatus);
+    this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
     this.padTokenId = this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
     this.batchesPerEpoch = Math.ceil(this.data.train.length / config.perDeviceTrainBatchSize);

@@ -217,7 +217,7 @@ describe("the concatenated batch", () => {
   });
 });
 
-describe("conversational records", () => {
+describe("conversational records, chat_rendering: reference (the Uni-DPO reference's)", () => {
   const msg = (role: string, content: string) => ({ role, content });
   const conversation = record(null,
     [msg("user", "Hi"), msg("assistant", "Hello")],
@@ -228,7 +228,7 @@ describe("conversational records", () => {
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
   it("ChatML: the prompt gets an empty system message, and prompt + chosen is the whole conversation's render", () => {
-    const f = formatRecord(conversation, qwen, PLAIN_CHATML);
+    const f = formatRecord(conversation, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
     assert.equal(f.chosen, "<|im_start|>assistant\nHello<|im_end|>\n");
     assert.equal(f.rejected, "<|im_start|>assistant\nGo away<|im_end|>\n");
@@ -246,7 +246,7 @@ describe("conversational records", () => {
   it("ChatML (Qwen2's own template): the system message is inserted in the prompt, and each answer renders alone as the reference does", () => {
     // alignment-handbook renders the answer turn alone with the tokenizer's template; Qwen2's
     // template then writes its default system prompt in front of it. This pins that parity.
-    const f = formatRecord(conversation, qwen);
+    const f = formatRecord(conversation, qwen, undefined, "reference");
     assert.equal(f.prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
     assert.equal(f.chosen, qwen.applyChatTemplate([msg("assistant", "Hello")]));
     assert.ok(f.chosen.endsWith("<|im_start|>assistant\nHello<|im_end|>\n"));
@@ -256,7 +256,7 @@ describe("conversational records", () => {
     const withSystem = record(null,
       [msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Hello")],
       [msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Go away")]);
-    const f = formatRecord(withSystem, qwen, PLAIN_CHATML);
+    const f = formatRecord(withSystem, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
   });
 
@@ -264,14 +264,14 @@ describe("conversational records", () => {
     const turns = record(null,
       [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "6")],
       [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "7")]);
-    const f = formatRecord(turns, qwen, PLAIN_CHATML);
+    const f = formatRecord(turns, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n");
     assert.equal(f.chosen, "<|im_start|>assistant\n6<|im_end|>\n");
     assert.equal(f.rejected, "<|im_start|>assistant\n7<|im_end|>\n");
   });
 
   it("Llama 3: the answer's leading BOS is stripped, prompt + chosen is the whole render, and BOS is not doubled", () => {
-    const f = formatRecord(conversation, llama3);
+    const f = formatRecord(conversation, llama3, undefined, "reference");
     const whole = llama3.applyChatTemplate(conversation.chosen as { role: string; content: string }[]);
     assert.equal(f.prompt + f.chosen, whole);
     assert.ok(f.prompt.startsWith("<|begin_of_text|>"));
@@ -289,7 +289,7 @@ describe("conversational records", () => {
 
   it("a message-list prompt with message-list answers renders the answers' messages", () => {
     const prompted = record([msg("user", "Hi")], [msg("assistant", "Hello")], [msg("assistant", "Go away")]);
-    const f = formatRecord(prompted, qwen, PLAIN_CHATML);
+    const f = formatRecord(prompted, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt + f.chosen, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n");
   });
 
@@ -297,12 +297,12 @@ describe("conversational records", () => {
     const ultra = record("2+2?",
       [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4")],
       [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "5")]);
-    const f = formatRecord(ultra, qwen, PLAIN_CHATML);
+    const f = formatRecord(ultra, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n");
     assert.equal(f.chosen, "<|im_start|>assistant\n4<|im_end|>\n");
     // With only the answer turn given, the string prompt is the user's message.
     const answerOnly = record("2+2?", [msg("assistant", "4")], [msg("assistant", "5")]);
-    assert.equal(formatRecord(answerOnly, qwen, PLAIN_CHATML).prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n");
+    assert.equal(formatRecord(answerOnly, qwen, PLAIN_CHATML, "reference").prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n");
   });
 
   it("a template that cannot render names the record", () => {

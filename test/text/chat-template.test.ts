@@ -219,18 +219,32 @@ function jinja2Missing(): string | false {
   return r.status === 0 ? false : "python3 with jinja2 not found";
 }
 
+// Python's str.strip family strips only the characters given (Qwen3's template relies on it).
+const STRIP_TEMPLATE = "{% for m in messages %}[{{ m.content.lstrip('\\n') }}|{{ m.content.rstrip('\\n ') }}|{{ m.content.strip('\\n') }}|" +
+  "{{ m.content.split('</think>')[-1].lstrip('\\n') }}|{{ m.content.strip() }}|{{ m.content.lstrip(none) }}]{% endfor %}";
+
+describe("str.strip, lstrip and rstrip with an argument", () => {
+  it("strip only the characters given, as Python does", () => {
+    const got = renderChatTemplate(STRIP_TEMPLATE, [{ role: "assistant", content: "\n  <think>x</think>\n\n  hi \n" }], {});
+    assert.equal(got, "[  <think>x</think>\n\n  hi \n|\n  <think>x</think>\n\n  hi|  <think>x</think>\n\n  hi |  hi \n|<think>x</think>\n\n  hi|<think>x</think>\n\n  hi \n]");
+    assert.throws(() => renderChatTemplate("{{ messages[0].content.strip(3) }}", [{ role: "user", content: "a" }], {}), /strip\(\) argument must be a string/);
+  });
+});
+
 describe("agreement with Python's Jinja2", { skip: jinja2Missing() }, () => {
-  it("renders the ChatML, Llama 3 and Llama 2 templates identically", () => {
+  it("renders the ChatML, Llama 3 and Llama 2 templates (and str.strip with arguments) identically", () => {
     const conversations: ChatMessage[][] = [
       CONVERSATION,
       PROMPT,
       [{ role: "user", content: "  spaced  \n" }, { role: "assistant", content: " ok " }, { role: "user", content: "más, 中文 🤖" }],
       [{ role: "assistant", content: "starts wrong" }],
+      [{ role: "user", content: "\n\n  lead</think>\n trail \n\n" }],
     ];
     const templates: [string, Record<string, string>][] = [
       [CHATML_TEMPLATE, { eos_token: "<|im_end|>", pad_token: "<|endoftext|>" }],
       [LLAMA3_TEMPLATE, { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" }],
       [LLAMA2_TEMPLATE, { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" }],
+      [STRIP_TEMPLATE, {}],
     ];
     const cases: { template: string; specials: Record<string, string>; messages: ChatMessage[]; gen: boolean }[] = [];
     for (const [template, specials] of templates) {
