@@ -7,6 +7,8 @@ import type { CausalLM } from "./causal-lm.js";
 import type { RawConfig } from "./config.js";
 import { GPT2 } from "./gpt2.js";
 import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
+import { PHI3 } from "./phi3.js";
+import { QWEN3 } from "./qwen3.js";
 
 /** Everything the loaders need to know about one architecture; `C` is its parsed config. */
 export interface ArchitectureSpec<C = unknown> {
@@ -42,7 +44,7 @@ export interface ArchitectureSpec<C = unknown> {
 // Registered specs have different parsed-config types; each is only ever called with its own.
 type AnySpec = ArchitectureSpec<any>;
 
-const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL];
+const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL, QWEN3, PHI3];
 
 const byName = new Map<string, AnySpec>();
 const byClass = new Map<string, AnySpec>();

@@ -1,9 +1,10 @@
 // Sequence-classification (reward-model) heads: scores against an independent PyTorch
 // implementation of transformers' head (test/models/reference_archs2.py, reading the same
-// checkpoint directory) for Llama, Qwen2 and Mistral classifiers, left- and right-padded, plain,
-// sharded and BF16 checkpoints, at 1e-4; the last-non-padding-token rule; save/load round trip;
-// the errors a user meets (no score head, no pad_token_id with a batch). One python process
-// serves the file; parity skips, with the reason printed, where no python with torch exists.
+// checkpoint directory) for Llama, Qwen2, Mistral, Qwen3 and Phi-3 classifiers, left- and
+// right-padded, plain, sharded and BF16 checkpoints, at 1e-4; the last-non-padding-token rule;
+// save/load round trip; the errors a user meets (no score head, no pad_token_id with a batch).
+// One python process serves the file; parity skips, with the reason printed, where no python
+// with torch exists.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -48,6 +49,12 @@ export const CLASSIFIER_CONFIGS: Record<string, RawConfig> = {
   },
   "mistral, sliding window 3": {
     architectures: ["MistralForSequenceClassification"], model_type: "mistral", ...base, sliding_window: 3, id2label: { 0: "bad", 1: "good" },
+  },
+  "qwen3, tied embeddings": {
+    architectures: ["Qwen3ForSequenceClassification"], model_type: "qwen3", ...base, head_dim: 16, tie_word_embeddings: true, num_labels: 1,
+  },
+  "phi3, partial rotary": {
+    architectures: ["Phi3ForSequenceClassification"], model_type: "phi3", ...base, partial_rotary_factor: 0.5, num_labels: 1,
   },
 };
 
@@ -102,7 +109,7 @@ const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => { const d
 interface Case { name: string; dir: string; model: SequenceClassifier; batches: Batch[] }
 
 const prepared = (() => {
-  let done: { cases: Case[]; refs: { shape: number[]; scores: number[] }[][] } | undefined;
+  let done: { cases: Case[]; refs: { shape: number[]; values: number[] }[][] } | undefined;
   let failure: unknown;
   return () => {
     if (failure) throw failure;
@@ -127,7 +134,7 @@ const prepared = (() => {
       cases.push({ name, dir, model: loadSequenceClassifier(dir), batches: batches([7, 4, 2], seed * 13) });
     }
     const request = { cases: cases.flatMap((c) => c.batches.map((b) => ({ task: "scores", dir: c.dir, input_ids: b.ids, attention_mask: b.mask }))) };
-    const response = runPythonJson<{ results: { shape: number[]; scores: number[] }[] }>(REFERENCE, request, { file: true });
+    const response = runPythonJson<{ results: { shape: number[]; values: number[] }[] }>(REFERENCE, request, { file: true });
     let at = 0;
     return { cases, refs: cases.map((c) => c.batches.map(() => response.results[at++])) };
   }
@@ -141,10 +148,10 @@ for (const name of [...Object.keys(CLASSIFIER_CONFIGS), "llama, sharded", "qwen2
     for (let j = 0; j < c.batches.length; j++) {
       const ours = scoresOf(c.model, c.batches[j]);
       assert.deepEqual(ours.shape, refs[i][j].shape);
-      const diff = maxAbsDiff(ours.values, refs[i][j].scores);
+      const diff = maxAbsDiff(ours.values, refs[i][j].values);
       assert.ok(diff <= TOL, `${name}, ${c.batches[j].kind}: max |diff| ${diff} > ${TOL}`);
       // Not vacuous: the rows score differently, by far more than the tolerance.
-      const ref = refs[i][j].scores;
+      const ref = refs[i][j].values;
       assert.ok(Math.max(...ref) - Math.min(...ref) > 100 * TOL, `${name}: scores span only ${Math.max(...ref) - Math.min(...ref)}`);
     }
   });
@@ -238,7 +245,7 @@ test("config errors name the field; unknown architectures list the supported cla
   assert.throws(() => createSequenceClassifier({ ...llama, id2label: undefined, num_labels: 0 }), /config.json: field num_labels must be a positive integer, got 0/);
   assert.throws(() => createSequenceClassifier({ ...llama, pad_token_id: "x" }), /config.json: field pad_token_id must be a non-negative integer or null/);
   assert.throws(() => createSequenceClassifier({ architectures: ["BertForSequenceClassification"], model_type: "bert" }),
-    /config.json: no sequence-classification model for architectures \["BertForSequenceClassification"\]; supported: LlamaForSequenceClassification, Qwen2ForSequenceClassification, MistralForSequenceClassification/);
+    /config.json: no sequence-classification model for architectures \["BertForSequenceClassification"\]; supported: LlamaForSequenceClassification, Qwen2ForSequenceClassification, MistralForSequenceClassification, Qwen3ForSequenceClassification, Phi3ForSequenceClassification/);
   // A causal-LM class or a bare model_type resolves to the architecture's classifier.
   for (const c of [{ ...llama, architectures: ["LlamaForCausalLM"] }, { ...llama, architectures: undefined }]) {
     const m = createSequenceClassifier(c);
