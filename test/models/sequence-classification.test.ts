@@ -11,7 +11,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AutoModelForSequenceClassification, createModel, saveModel, torch } from "../../src/index.js";
+import { AutoModelForSequenceClassification, createModel, registerArchitecture, saveModel, torch } from "../../src/index.js";
+import { familySpec, llamaConfig, LlamaForCausalLM } from "../../src/models/llama.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from "../../src/models/sequence-classification.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
@@ -272,4 +273,29 @@ test("gradients reach the body and the head, with and without gradient checkpoin
   tape.dispose();
   for (let i = 0; i < plain.length; i++) assert.ok(maxAbsDiff(plain[i][1], recomputed[i][1]) < 1e-5, `${plain[i][0]}: checkpointed gradient differs`);
   model.dispose();
+});
+
+// ---- registration ----------------------------------------------------------------------------
+
+test("an architecture registered from outside gains a classifier by listing it (and finalNorm)", () => {
+  class TinyForCausalLM extends LlamaForCausalLM { override readonly architecture: string = "tiny" }
+  registerArchitecture(familySpec("tiny", "Tiny", TinyForCausalLM, (raw) => llamaConfig(raw, "llama")));
+  const config = { ...CLASSIFIER_CONFIGS["llama, one label (a reward model)"], architectures: ["TinyForSequenceClassification"], model_type: "tiny" };
+  const model = classifier(config, 9);
+  assert.equal(model.architecture, "tiny");
+  const dir = newDir("tiny");
+  saveSequenceClassifier(model, dir);
+  const loaded = loadSequenceClassifier(dir);
+  const batch = batches([4, 2], 3)[2];
+  assert.deepEqual(scoresOf(loaded, batch).values, scoresOf(model, batch).values);
+  model.dispose();
+  loaded.dispose();
+
+  // A class name is taken once, across causal-LM and classifier names; a model without finalNorm cannot have one.
+  assert.throws(() => registerArchitecture({ ...familySpec("tiny2", "Tiny2", TinyForCausalLM, (raw) => llamaConfig(raw, "llama")), sequenceClassifiers: ["LlamaForSequenceClassification"] }),
+    /class LlamaForSequenceClassification is already registered, by 'llama'/);
+  class NoNorm extends TinyForCausalLM { override readonly architecture: string = "nonorm"; override readonly finalNorm = undefined as never }
+  registerArchitecture(familySpec("nonorm", "NoNorm", NoNorm, (raw) => llamaConfig(raw, "llama")));
+  assert.throws(() => createSequenceClassifier({ ...config, architectures: ["NoNormForSequenceClassification"] }),
+    /architecture 'nonorm' lists NoNormForSequenceClassification but its model has no finalNorm/);
 });
