@@ -18,6 +18,7 @@ import { KVCache } from "../../src/models/cache.js";
 import { attachLora } from "../../src/nn/lora.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { skipReason } from "../helpers/python.js";
+import { paddedBatches, randomizeParameters, type Batch } from "../helpers/batches.js";
 
 const reason = skipReason();
 if (reason) console.log(`Qwen3 / Phi-3 parity tests skipped: ${reason}`);
@@ -38,7 +39,7 @@ const LONGROPE = {
   type: "longrope", short_factor: [1, 1.5, 2, 3], long_factor: [2, 4, 8, 16],
 };
 
-export const ARCHS2_CONFIGS: Record<string, RawConfig> = {
+const ARCHS2_CONFIGS: Record<string, RawConfig> = {
   "qwen3 (GQA, head_dim 16 = 2 x hidden / heads)": {
     architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...base, num_key_value_heads: 2, head_dim: 16, rope_theta: 1000000,
     rms_norm_eps: 1e-6,
@@ -60,38 +61,15 @@ export const ARCHS2_CONFIGS: Record<string, RawConfig> = {
   },
 };
 
-/** Every parameter random (norm weights near 1), so a wrong name or a skipped norm shows. */
 function makeModel(config: RawConfig, seed: number): CausalLM {
   torch.manualSeed(seed);
   const model = createModel(config, { std: 0.2 });
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      let v = torch.randn(p.shape).mul(0.3);
-      if (/norm/.test(name) && name.endsWith("weight")) v = v.mul(0.3).add(1);
-      model.setParameter(name, v);
-    }
-  }));
+  randomizeParameters(model, seed + 1000);
   return model.eval();
 }
 
-interface Batch { kind: string; ids: number[][]; mask: number[][] | null }
+const batches = (lengths: number[], seed: number): Batch[] => paddedBatches(lengths, seed, VOCAB);
 
-/** Rows of the given lengths, unpadded (filled with more tokens) and padded with 0 on either side. */
-function batches(lengths: number[], seed: number): Batch[] {
-  let s = seed;
-  const rand = () => { s = (s * 1103515245 + 12345) % 2147483648; return 1 + (s % (VOCAB - 1)); };
-  const rows = lengths.map((n) => Array.from({ length: n }, rand));
-  const t = Math.max(...lengths);
-  const padded = (left: boolean) => ({
-    ids: rows.map((r) => { const fill = new Array(t - r.length).fill(0); return left ? [...fill, ...r] : [...r, ...fill]; }),
-    mask: rows.map((r) => { const ones = new Array(r.length).fill(1), zeros = new Array(t - r.length).fill(0); return left ? [...zeros, ...ones] : [...ones, ...zeros]; }),
-  });
-  return [
-    { kind: "unpadded", ids: rows.map((r) => [...r, ...Array.from({ length: t - r.length }, rand)]), mask: null },
-    { kind: "right-padded", ...padded(false) },
-    { kind: "left-padded", ...padded(true) },
-  ];
-}
 
 function logitsOf(model: CausalLM, batch: Batch): number[] {
   return torch.noGrad(() => torch.tidy(() => {

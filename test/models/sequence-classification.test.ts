@@ -16,9 +16,9 @@ import { familySpec, llamaConfig, LlamaForCausalLM } from "../../src/models/llam
 import type { RawConfig } from "../../src/models/config.js";
 import { createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from "../../src/models/sequence-classification.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
-import type { Module } from "../../src/nn/module.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { skipReason } from "../helpers/python.js";
+import { paddedBatches, randomizeParameters, type Batch } from "../helpers/batches.js";
 
 const reason = skipReason();
 if (reason) console.log(`sequence-classification parity tests skipped: ${reason}`);
@@ -40,7 +40,7 @@ const base = {
   num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6, hidden_act: "silu", pad_token_id: PAD,
 };
 
-export const CLASSIFIER_CONFIGS: Record<string, RawConfig> = {
+const CLASSIFIER_CONFIGS: Record<string, RawConfig> = {
   "llama, one label (a reward model)": {
     architectures: ["LlamaForSequenceClassification"], model_type: "llama", ...base, rope_theta: 10000,
     id2label: { 0: "LABEL_0" },
@@ -59,42 +59,13 @@ export const CLASSIFIER_CONFIGS: Record<string, RawConfig> = {
   },
 };
 
-/** Every parameter random (norm weights near 1), so a wrong name or a skipped norm shows. */
-export function randomize(model: Module, seed: number): void {
-  torch.manualSeed(seed);
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      let v = torch.randn(p.shape).mul(0.3);
-      if (/norm/.test(name) && name.endsWith("weight")) v = v.add(1);
-      model.setParameter(name, v);
-    }
-  }));
-}
 
 function classifier(config: RawConfig, seed: number): SequenceClassifier {
   const model = createSequenceClassifier(config, { std: 0.2 });
-  randomize(model, seed);
+  randomizeParameters(model, seed);
   return model.eval();
 }
 
-interface Batch { kind: string; ids: number[][]; mask: number[][] | null }
-
-/** Rows of the given lengths (ids 1..VOCAB-1, never the pad), padded with PAD on the given side. */
-function batches(lengths: number[], seed: number): Batch[] {
-  let s = seed;
-  const rand = () => { s = (s * 1103515245 + 12345) % 2147483648; return 1 + (s % (VOCAB - 1)); };
-  const rows = lengths.map((n) => Array.from({ length: n }, rand));
-  const t = Math.max(...lengths);
-  const padded = (left: boolean) => ({
-    ids: rows.map((r) => { const fill = new Array(t - r.length).fill(PAD); return left ? [...fill, ...r] : [...r, ...fill]; }),
-    mask: rows.map((r) => { const ones = new Array(r.length).fill(1), zeros = new Array(t - r.length).fill(0); return left ? [...zeros, ...ones] : [...ones, ...zeros]; }),
-  });
-  return [
-    { kind: "unpadded", ids: rows.map((r) => [...r, ...Array.from({ length: t - r.length }, rand)]), mask: null },
-    { kind: "right-padded", ...padded(false) },
-    { kind: "left-padded", ...padded(true) },
-  ];
-}
 
 function scoresOf(model: SequenceClassifier, batch: Batch): { shape: number[]; values: number[] } {
   return torch.noGrad(() => torch.tidy(() => {
@@ -102,6 +73,8 @@ function scoresOf(model: SequenceClassifier, batch: Batch): { shape: number[]; v
     return { shape: out.shape, values: Array.from(out.data() as Float32Array) };
   }));
 }
+
+const batches = (lengths: number[], seed: number): Batch[] => paddedBatches(lengths, seed, VOCAB, PAD);
 
 const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => { const d = Math.abs(x - b[i]); return d <= m ? m : d; }, 0);
 
