@@ -17,7 +17,7 @@ import type { RawConfig } from "../../src/models/config.js";
 import { KVCache } from "../../src/models/cache.js";
 import { attachLora } from "../../src/nn/lora.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { once, skipReason } from "../helpers/python.js";
 import { paddedBatches, randomizeParameters, type Batch } from "../helpers/batches.js";
 
 const reason = skipReason();
@@ -94,38 +94,28 @@ function maxDiff(ours: number[], ref: number[], batch: Batch): number {
 
 interface Case { name: string; dir: string; model: CausalLM; batches: Batch[] }
 
-const prepared = (() => {
-  let done: { cases: Case[]; refs: number[][][] } | undefined;
-  let failure: unknown;
-  return () => {
-    if (failure) throw failure;
-    if (done) return done;
-    try { done = build(); } catch (e) { failure = e; throw e; }
-    return done;
-  };
-  function build() {
-    const cases: Case[] = [];
-    let seed = 21;
-    const variants: [string, string, { maxShardBytes?: number; dtype?: torch.DType }, number[]][] = [
-      ...Object.keys(ARCHS2_CONFIGS).map((k) => [k, k, {}, [9, 6, 3]] as [string, string, object, number[]]),
-      ["phi3 (longrope, within the original context)", "phi3 (longrope)", {}, [7, 4, 2]],
-      ["qwen3, bfloat16 and sharded", "qwen3 (GQA, head_dim 16 = 2 x hidden / heads)", { dtype: "bfloat16", maxShardBytes: 4096 }, [8, 5, 2]],
-      ["phi3, bfloat16 and sharded", "phi3 (partial rotary 0.5, sliding window 4, tied)", { dtype: "bfloat16", maxShardBytes: 4096 }, [8, 5, 2]],
-    ];
-    for (const [name, key, options, lengths] of variants) {
-      const dir = join(root, name.replace(/[^a-z0-9]+/gi, "-"));
-      const model = makeModel(ARCHS2_CONFIGS[key], seed++);
-      saveModel(model, dir, options);
-      model.dispose();
-      if (options.maxShardBytes) assert.ok(readdirSync(dir).includes("model.safetensors.index.json"), `${name}: not sharded`);
-      cases.push({ name, dir, model: loadModel(dir), batches: batches(lengths, seed * 19) });
-    }
-    const request = { cases: cases.flatMap((c) => c.batches.map((b) => ({ task: "logits", dir: c.dir, input_ids: b.ids, attention_mask: b.mask }))) };
-    const response = runPythonJson<{ results: { values: number[] }[] }>(REFERENCE, request, { file: true });
-    let at = 0;
-    return { cases, refs: cases.map((c) => c.batches.map(() => response.results[at++].values)) };
+const prepared = once(() => {
+  const cases: Case[] = [];
+  let seed = 21;
+  const variants: [string, string, { maxShardBytes?: number; dtype?: torch.DType }, number[]][] = [
+    ...Object.keys(ARCHS2_CONFIGS).map((k) => [k, k, {}, [9, 6, 3]] as [string, string, object, number[]]),
+    ["phi3 (longrope, within the original context)", "phi3 (longrope)", {}, [7, 4, 2]],
+    ["qwen3, bfloat16 and sharded", "qwen3 (GQA, head_dim 16 = 2 x hidden / heads)", { dtype: "bfloat16", maxShardBytes: 4096 }, [8, 5, 2]],
+    ["phi3, bfloat16 and sharded", "phi3 (partial rotary 0.5, sliding window 4, tied)", { dtype: "bfloat16", maxShardBytes: 4096 }, [8, 5, 2]],
+  ];
+  for (const [name, key, options, lengths] of variants) {
+    const dir = join(root, name.replace(/[^a-z0-9]+/gi, "-"));
+    const model = makeModel(ARCHS2_CONFIGS[key], seed++);
+    saveModel(model, dir, options);
+    model.dispose();
+    if (options.maxShardBytes) assert.ok(readdirSync(dir).includes("model.safetensors.index.json"), `${name}: not sharded`);
+    cases.push({ name, dir, model: loadModel(dir), batches: batches(lengths, seed * 19) });
   }
-})();
+  const request = { cases: cases.flatMap((c) => c.batches.map((b) => ({ task: "logits", dir: c.dir, input_ids: b.ids, attention_mask: b.mask }))) };
+  const response = runPythonJson<{ results: { values: number[] }[] }>(REFERENCE, request, { file: true });
+  let at = 0;
+  return { cases, refs: cases.map((c) => c.batches.map(() => response.results[at++].values)) };
+});
 
 const NAMES = [...Object.keys(ARCHS2_CONFIGS), "phi3 (longrope, within the original context)", "qwen3, bfloat16 and sharded", "phi3, bfloat16 and sharded"];
 for (const name of NAMES) {

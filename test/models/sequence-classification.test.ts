@@ -17,7 +17,7 @@ import type { RawConfig } from "../../src/models/config.js";
 import { createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from "../../src/models/sequence-classification.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { once, skipReason } from "../helpers/python.js";
 import { paddedBatches, randomizeParameters, type Batch } from "../helpers/batches.js";
 
 const reason = skipReason();
@@ -82,37 +82,27 @@ const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => { const d
 
 interface Case { name: string; dir: string; model: SequenceClassifier; batches: Batch[] }
 
-const prepared = (() => {
-  let done: { cases: Case[]; refs: { shape: number[]; values: number[] }[][] } | undefined;
-  let failure: unknown;
-  return () => {
-    if (failure) throw failure;
-    if (done) return done;
-    try { done = build(); } catch (e) { failure = e; throw e; }
-    return done;
-  };
-  function build() {
-    const cases: Case[] = [];
-    let seed = 7;
-    const variants: [string, string, { maxShardBytes?: number; dtype?: torch.DType }][] = [
-      ...Object.keys(CLASSIFIER_CONFIGS).map((k) => [k, k, {}] as [string, string, object]),
-      ["llama, sharded", "llama, one label (a reward model)", { maxShardBytes: 4096 }],
-      ["qwen2, bfloat16 and sharded", "qwen2, three labels", { dtype: "bfloat16", maxShardBytes: 4096 }],
-    ];
-    for (const [name, key, options] of variants) {
-      const dir = newDir(name.replace(/[^a-z0-9]+/gi, "-"));
-      const model = classifier(CLASSIFIER_CONFIGS[key], seed++);
-      saveSequenceClassifier(model, dir, options);
-      model.dispose();
-      if (options.maxShardBytes) assert.ok(readdirSync(dir).includes("model.safetensors.index.json"), `${name}: not sharded`);
-      cases.push({ name, dir, model: loadSequenceClassifier(dir), batches: batches([7, 4, 2], seed * 13) });
-    }
-    const request = { cases: cases.flatMap((c) => c.batches.map((b) => ({ task: "scores", dir: c.dir, input_ids: b.ids, attention_mask: b.mask }))) };
-    const response = runPythonJson<{ results: { shape: number[]; values: number[] }[] }>(REFERENCE, request, { file: true });
-    let at = 0;
-    return { cases, refs: cases.map((c) => c.batches.map(() => response.results[at++])) };
+const prepared = once(() => {
+  const cases: Case[] = [];
+  let seed = 7;
+  const variants: [string, string, { maxShardBytes?: number; dtype?: torch.DType }][] = [
+    ...Object.keys(CLASSIFIER_CONFIGS).map((k) => [k, k, {}] as [string, string, object]),
+    ["llama, sharded", "llama, one label (a reward model)", { maxShardBytes: 4096 }],
+    ["qwen2, bfloat16 and sharded", "qwen2, three labels", { dtype: "bfloat16", maxShardBytes: 4096 }],
+  ];
+  for (const [name, key, options] of variants) {
+    const dir = newDir(name.replace(/[^a-z0-9]+/gi, "-"));
+    const model = classifier(CLASSIFIER_CONFIGS[key], seed++);
+    saveSequenceClassifier(model, dir, options);
+    model.dispose();
+    if (options.maxShardBytes) assert.ok(readdirSync(dir).includes("model.safetensors.index.json"), `${name}: not sharded`);
+    cases.push({ name, dir, model: loadSequenceClassifier(dir), batches: batches([7, 4, 2], seed * 13) });
   }
-})();
+  const request = { cases: cases.flatMap((c) => c.batches.map((b) => ({ task: "scores", dir: c.dir, input_ids: b.ids, attention_mask: b.mask }))) };
+  const response = runPythonJson<{ results: { shape: number[]; values: number[] }[] }>(REFERENCE, request, { file: true });
+  let at = 0;
+  return { cases, refs: cases.map((c) => c.batches.map(() => response.results[at++])) };
+});
 
 for (const name of [...Object.keys(CLASSIFIER_CONFIGS), "llama, sharded", "qwen2, bfloat16 and sharded"]) {
   test(`scores match the PyTorch reference: ${name}`, { skip }, () => {
