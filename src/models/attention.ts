@@ -69,12 +69,16 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling?:
   return torch.tensor(Float32Array.from(inv));
 }
 
-/** cos and sin [B, 1, T, D] for the given positions [B, T]. */
-export function ropeCosSin(inverseFrequencies: torch.Tensor, positions: torch.Tensor, dtype: torch.DType): [torch.Tensor, torch.Tensor] {
+/**
+ * cos and sin [B, 1, T, D] for the given positions [B, T], times `scale` (a rope type's
+ * attention factor) in float32 before the cast, as transformers scales them.
+ */
+export function ropeCosSin(inverseFrequencies: torch.Tensor, positions: torch.Tensor, dtype: torch.DType, scale = 1): [torch.Tensor, torch.Tensor] {
   return torch.tidy(() => {
     const freqs = positions.to("float32").unsqueeze(-1).mul(inverseFrequencies);   // [B, T, D/2]
     const emb = torch.cat([freqs, freqs], -1).unsqueeze(1);                         // [B, 1, T, D]
-    return [emb.cos().to(dtype), emb.sin().to(dtype)];
+    const scaled = (t: torch.Tensor) => (scale === 1 ? t : t.mul(scale));
+    return [scaled(emb.cos()).to(dtype), scaled(emb.sin()).to(dtype)];
   });
 }
 

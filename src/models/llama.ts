@@ -22,6 +22,8 @@ export interface LlamaConfig {
   vocabSize: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
   eps: number; ropeTheta: number; ropeScaling: RopeScaling | null; maxPositions: number; tied: boolean;
   qkvBias: boolean; oBias: boolean; mlpBias: boolean; slidingWindow: number | null; attentionDropout: number;
+  /** RMSNorm over head_dim on each query and key head before RoPE (Qwen3's q_norm / k_norm). */
+  qkNorm: boolean;
   /** Per layer: whether it uses the sliding window (Qwen2 windows only layers >= max_window_layers). */
   slidingLayers: boolean[];
 }
@@ -55,25 +57,34 @@ export function llamaConfig(raw: RawConfig, arch: LlamaFamily): LlamaConfig {
     mlpBias: arch === "llama" && raw.mlp_bias === true,
     // MistralConfig's default window is 4096 when the field is absent.
     slidingWindow: useWindow ? ((raw.sliding_window as number | null | undefined) ?? (arch === "mistral" && !("sliding_window" in raw) ? 4096 : null)) : null,
-    attentionDropout: num(raw, "attention_dropout", 0), slidingLayers,
+    attentionDropout: num(raw, "attention_dropout", 0), slidingLayers, qkNorm: false,
   };
 }
 
 class Attention extends Module {
   readonly q: Linear; readonly k: Linear; readonly v: Linear; readonly o: Linear;
+  readonly qNorm: RMSNorm | null = null; readonly kNorm: RMSNorm | null = null;
   constructor(readonly c: LlamaConfig, readonly layer: number, init: Init) {
     super();
     this.q = this.module("q_proj", new Linear(c.hidden, c.heads * c.headDim, c.qkvBias, init));
     this.k = this.module("k_proj", new Linear(c.hidden, c.kvHeads * c.headDim, c.qkvBias, init));
     this.v = this.module("v_proj", new Linear(c.hidden, c.kvHeads * c.headDim, c.qkvBias, init));
     this.o = this.module("o_proj", new Linear(c.heads * c.headDim, c.hidden, c.oBias, init));
+    if (c.qkNorm) {
+      this.qNorm = this.module("q_norm", new RMSNorm(c.headDim, c.eps, init));
+      this.kNorm = this.module("k_norm", new RMSNorm(c.headDim, c.eps, init));
+    }
   }
   /** x [B, T, C] -> [B, T, C]; cos/sin [B, 1, T, D]; mask [B, 1, T, past + T] or null (causal). */
   forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
     const [b, t] = x.shape;
     const { heads, kvHeads, headDim } = this.c;
-    const q = applyRope(this.q.forward(x).view(b, t, heads, headDim).transpose(1, 2), cos, sin);      // [B, H, T, D]
-    const k0 = applyRope(this.k.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2), cos, sin);   // [B, Hkv, T, D]
+    const perHead = (y: torch.Tensor, n: number, norm: RMSNorm | null) => {
+      const h = y.view(b, t, n, headDim);                                                             // [B, T, n, D]
+      return (norm ? norm.forward(h) : h).transpose(1, 2);                                            // [B, n, T, D]
+    };
+    const q = applyRope(perHead(this.q.forward(x), heads, this.qNorm), cos, sin);                     // [B, H, T, D]
+    const k0 = applyRope(perHead(this.k.forward(x), kvHeads, this.kNorm), cos, sin);                  // [B, Hkv, T, D]
     const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);                        // [B, Hkv, T, D]
     const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];                               // [B, Hkv, past + T, D]
     // Grouped-query attention: each key/value head serves heads / kvHeads query heads.
@@ -151,8 +162,12 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
     return { ...step, cos, sin };
   }
 
+  finalNorm(hidden: torch.Tensor): torch.Tensor {
+    return this.model.norm.forward(hidden);
+  }
+
   protected head(hidden: torch.Tensor): torch.Tensor {
-    const h = this.model.norm.forward(hidden);
+    const h = this.finalNorm(hidden);
     return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
   }
 
@@ -187,13 +202,17 @@ export class MistralForCausalLM extends LlamaForCausalLM {
   constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "mistral"), init: Init = {}) { super(config, c, init); }
 }
 
-/** The family's declarations: names config.json answers to, class, config parser, checkpoint rules. */
-function familySpec(name: LlamaFamily, className: string, model: ArchitectureSpec<LlamaConfig>["model"]): ArchitectureSpec<LlamaConfig> {
+/**
+ * The declarations of a Llama-like architecture (class names from transformers' `prefix`):
+ * names config.json answers to, class, config parser, checkpoint rules.
+ */
+export function familySpec(name: string, prefix: string, model: ArchitectureSpec<LlamaConfig>["model"], parseConfig: (raw: RawConfig) => LlamaConfig): ArchitectureSpec<LlamaConfig> {
   return {
     name,
-    architectures: [className],
+    architectures: [`${prefix}ForCausalLM`],
+    sequenceClassifiers: [`${prefix}ForSequenceClassification`],
     modelTypes: [name],
-    parseConfig: (raw) => llamaConfig(raw, name),
+    parseConfig,
     model,
     tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}),
     // Older checkpoints store the rotary frequencies, which are computed from the config here.
@@ -201,6 +220,6 @@ function familySpec(name: LlamaFamily, className: string, model: ArchitectureSpe
   };
 }
 
-export const LLAMA = familySpec("llama", "LlamaForCausalLM", LlamaForCausalLM);
-export const QWEN2 = familySpec("qwen2", "Qwen2ForCausalLM", Qwen2ForCausalLM);
-export const MISTRAL = familySpec("mistral", "MistralForCausalLM", MistralForCausalLM);
+export const LLAMA = familySpec("llama", "Llama", LlamaForCausalLM, (raw) => llamaConfig(raw, "llama"));
+export const QWEN2 = familySpec("qwen2", "Qwen2", Qwen2ForCausalLM, (raw) => llamaConfig(raw, "qwen2"));
+export const MISTRAL = familySpec("mistral", "Mistral", MistralForCausalLM, (raw) => llamaConfig(raw, "mistral"));

@@ -24,6 +24,7 @@ const FIELDS = Object.fromEntries(Object.entries(PEFT_NAMES).map(([k, v]) => [k,
 /** PEFT's default target_modules per model_type, for a LoRA config that names none. */
 const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
   gpt2: ["c_attn"], llama: ["q_proj", "v_proj"], mistral: ["q_proj", "v_proj"], qwen2: ["q_proj", "v_proj"],
+  qwen3: ["q_proj", "v_proj"], phi3: ["qkv_proj"],
 };
 
 /** PEFT's default target_modules for a model's config.json model_type; an unknown type is an error asking for the list. */

@@ -35,6 +35,11 @@ const CONFIGS: Record<string, RawConfig> = {
   "llama (tied)": { architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, tie_word_embeddings: true, head_dim: 16 },
   qwen2: { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", ...llamaBase },
   mistral: { architectures: ["MistralForCausalLM"], model_type: "mistral", ...llamaBase, sliding_window: 4 },
+  "qwen3 (tied)": { architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...llamaBase, head_dim: 8, tie_word_embeddings: true },
+  "phi3 (longrope)": {
+    architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...llamaBase, partial_rotary_factor: 0.5, original_max_position_embeddings: 8,
+    rope_scaling: { type: "longrope", short_factor: [1, 1.5], long_factor: [2, 4] },
+  },
 };
 
 /** A model with every parameter random (biases and norm weights too). */
@@ -91,7 +96,7 @@ for (const [name, config] of Object.entries(CONFIGS)) {
     for (const [k, v] of Object.entries(config)) assert.deepEqual(written[k], v, `config.json field ${k}`);
     // tied models store no lm_head; untied ones do
     const names = [...readHeader(join(dir, "model.safetensors")).tensors.keys()];
-    assert.equal(names.includes("lm_head.weight"), name === "llama" || name === "qwen2" || name === "mistral", `lm_head.weight stored: ${names.includes("lm_head.weight")}`);
+    assert.equal(names.includes("lm_head.weight"), name !== "gpt2" && config.tie_word_embeddings !== true, `lm_head.weight stored: ${names.includes("lm_head.weight")}`);
     assert.deepEqual(names.sort(), model.namedParameters().map(([n]) => n).sort());
 
     const loaded = loadModel(dir);

@@ -1,6 +1,6 @@
 // Gradient checkpointing and the chunked response log-probs against the full-logits path:
-// the same per-sequence log-probs and the same gradient for every parameter, on the toy Llama
-// and GPT-2 shapes, in float64 (1e-10) and float32 (1e-5). The batches have rows with different
+// the same per-sequence log-probs and the same gradient for every parameter, on the toy Llama,
+// GPT-2, Qwen3 and Phi-3 shapes, in float64 (1e-10) and float32 (1e-5). The batches have rows with different
 // response lengths, responses longer than the chunk, and right or left padding.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -13,15 +13,22 @@ import { KVCache } from "../../src/models/cache.js";
 
 const VOCAB = 40;
 
-function toyConfig(architecture: "llama" | "gpt2", layers = 3): Record<string, unknown> {
-  return architecture === "gpt2"
-    ? { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_embd: 16, n_layer: layers, n_head: 2, n_positions: 64 }
-    : { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: VOCAB, hidden_size: 16, intermediate_size: 32,
-      num_hidden_layers: layers, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6,
-      tie_word_embeddings: architecture === "llama" ? false : true };
+type Toy = "llama" | "gpt2" | "qwen3" | "phi3";
+
+function toyConfig(architecture: Toy, layers = 3): Record<string, unknown> {
+  const decoder = {
+    vocab_size: VOCAB, hidden_size: 16, intermediate_size: 32, num_hidden_layers: layers, num_attention_heads: 4,
+    num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6,
+  };
+  switch (architecture) {
+    case "gpt2": return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_embd: 16, n_layer: layers, n_head: 2, n_positions: 64 };
+    case "llama": return { architectures: ["LlamaForCausalLM"], model_type: "llama", ...decoder, tie_word_embeddings: false };
+    case "qwen3": return { architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...decoder, head_dim: 4, tie_word_embeddings: true };
+    case "phi3": return { architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...decoder, partial_rotary_factor: 0.5, sliding_window: 6 };
+  }
 }
 
-function toyModel(architecture: "llama" | "gpt2", dtype: torch.DType, seed = 3): CausalLM {
+function toyModel(architecture: Toy, dtype: torch.DType, seed = 3): CausalLM {
   torch.manualSeed(seed);
   return createModel(toyConfig(architecture), { dtype }).eval();
 }
@@ -102,7 +109,7 @@ function assertSameRun(got: Run, want: Run, tol: number, label: string) {
   for (const [name, g] of want.grads) assertClose(got.grads.get(name)!, g, tol, `${label}: gradient of ${name}`);
 }
 
-for (const architecture of ["llama", "gpt2"] as const) {
+for (const architecture of ["llama", "gpt2", "qwen3", "phi3"] as const) {
   describe(`${architecture}: chunked log-probs and gradient checkpointing equal the full-logits path`, () => {
     for (const [dtype, tol] of [["float64", 1e-10], ["float32", 1e-5]] as const) {
       it(`${dtype}: every parameter's gradient, right padding, responses longer than the chunk`, () => {

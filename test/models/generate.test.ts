@@ -32,6 +32,13 @@ const CONFIGS: Record<string, RawConfig> = {
     architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", ...llamaBase, use_sliding_window: true, sliding_window: 3, max_window_layers: 1,
   },
   "mistral (sliding_window 4)": { architectures: ["MistralForCausalLM"], model_type: "mistral", ...llamaBase, sliding_window: 4 },
+  "qwen3 (q/k norms, window 3 on layer 1)": {
+    architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...llamaBase, head_dim: 16, use_sliding_window: true, sliding_window: 3, max_window_layers: 1,
+  },
+  "phi3 (partial rotary, longrope within its original context, sliding_window 5)": {
+    architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...llamaBase, partial_rotary_factor: 0.5, sliding_window: 5,
+    original_max_position_embeddings: 32, rope_scaling: { type: "longrope", short_factor: [1, 1.5], long_factor: [2, 4] },
+  },
 };
 
 /** A model with every parameter random (biases and norm weights too), peaked enough that greedy paths vary. */
