@@ -280,10 +280,15 @@ export class Gemma2ForCausalLM extends DecoderLM<GemmaStep> {
     return { ...step, globalCos, globalSin, localCos, localSin };
   }
 
+  /** The final norm alone (a sequence classifier's input: no LM head, no soft-capping). */
+  finalNorm(hidden: torch.Tensor): torch.Tensor {
+    return this.model.norm.forward(hidden);
+  }
+
   /** The final norm, the LM head and the final soft-capping: [..., C] -> [..., V]. */
   protected head(hidden: torch.Tensor): torch.Tensor {
     return torch.tidy(() => {
-      const h = this.model.norm.forward(hidden);
+      const h = this.finalNorm(hidden);
       const logits = this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
       const cap = this.c.finalSoftcap;
       return cap === null ? logits : logits.div(cap).tanh().mul(cap);
@@ -314,12 +319,12 @@ export class Gemma2ForCausalLM extends DecoderLM<GemmaStep> {
 
 /** The checkpoint rules both Gemma architectures share. */
 export function gemmaSpec(name: string, className: string, modelType: string, parseConfig: (raw: RawConfig) => GemmaConfig,
-  model: ArchitectureSpec<GemmaConfig>["model"]): ArchitectureSpec<GemmaConfig> {
+  model: ArchitectureSpec<GemmaConfig>["model"], sequenceClassifiers: readonly string[] = []): ArchitectureSpec<GemmaConfig> {
   return {
-    name, architectures: [className], modelTypes: [modelType], parseConfig, model,
+    name, architectures: [className], modelTypes: [modelType], parseConfig, model, sequenceClassifiers,
     tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}),
     ignoredCheckpointNames: /\.rotary_emb(_local)?\.inv_freq$/,
   };
 }
 
-export const GEMMA2 = gemmaSpec("gemma2", "Gemma2ForCausalLM", "gemma2", gemma2Config, Gemma2ForCausalLM);
+export const GEMMA2 = gemmaSpec("gemma2", "Gemma2ForCausalLM", "gemma2", gemma2Config, Gemma2ForCausalLM, ["Gemma2ForSequenceClassification"]);

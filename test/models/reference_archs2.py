@@ -157,6 +157,9 @@ def body_hidden(config, W, input_ids, attention_mask, position_ids, dtype):
     for prefix, arch in ARCHS2.items():
         if f"{prefix}ForCausalLM" in classes or (not classes and config.get("model_type") == arch):
             return new_decoder_hidden(arch, config, W, input_ids, attention_mask, position_ids, dtype)
+    if "Gemma2ForCausalLM" in classes:
+        import reference_gemma
+        return reference_gemma.gemma_hidden("gemma2", config, W, input_ids, attention_mask, position_ids, dtype)
     arch = ref.architecture_of({**config, "architectures": classes})
     if arch == "gpt2":
         raise ValueError("GPT-2 classifiers are not part of this reference")

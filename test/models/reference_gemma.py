@@ -72,6 +72,24 @@ def additive_mask(attention_mask, t, dtype, window):
 
 def gemma_logits(arch, config, tensors, input_ids, attention_mask, position_ids, dtype):
     W = Weights(tensors, dtype, ignore=lambda n: n.endswith("inv_freq"))
+    h = gemma_hidden(arch, config, W, input_ids, attention_mask, position_ids, dtype)
+    embed = W("model.embed_tokens.weight")
+    if config.get("tie_word_embeddings", True):
+        head = embed
+        if W.has("lm_head.weight"):
+            W.used.add("lm_head.weight")
+    else:
+        head = W("lm_head.weight")
+    logits = F.linear(h, head)
+    final_cap = config.get("final_logit_softcapping", 30.0 if arch == "gemma2" else None)
+    if final_cap is not None:
+        logits = torch.tanh(logits / final_cap) * final_cap
+    W.check_all_used()
+    return logits
+
+
+def gemma_hidden(arch, config, W, input_ids, attention_mask, position_ids, dtype):
+    """The decoder's last hidden states after the final norm [B, T, hidden] (a classifier's input)."""
     hidden = config["hidden_size"]
     n_heads = config["num_attention_heads"]
     n_kv = config.get("num_key_value_heads") or n_heads
@@ -84,7 +102,6 @@ def gemma_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
     bias = bool(config.get("attention_bias", False))
     if arch == "gemma2":
         attn_cap = config.get("attn_logit_softcapping", 50.0)
-        final_cap = config.get("final_logit_softcapping", 30.0)
         default_types = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n_layers)]
         params = config.get("rope_parameters") or {}
         theta = config.get("rope_theta") or params.get("rope_theta", 10000.0)
@@ -92,7 +109,6 @@ def gemma_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
         ropes = {"full_attention": (theta, sc), "sliding_attention": (theta, sc)}
     else:
         attn_cap = config.get("attn_logit_softcapping")
-        final_cap = config.get("final_logit_softcapping")
         pattern = config.get("sliding_window_pattern", 6)
         default_types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n_layers)]
         params = config.get("rope_parameters")
@@ -104,7 +120,6 @@ def gemma_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
                      "sliding_attention": (config.get("rope_local_base_freq", 1e4), None)}
     layer_types = config.get("layer_types") or default_types
     window = config.get("sliding_window", 4096)
-    tied = config.get("tie_word_embeddings", True)
     b, t = input_ids.shape
 
     def lin(x, name, with_bias=bias):
@@ -144,18 +159,7 @@ def gemma_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
         x = gemma_rms_norm(h, W(p + "pre_feedforward_layernorm.weight"), eps)
         x = lin(gelu(lin(x, p + "mlp.gate_proj", False)) * lin(x, p + "mlp.up_proj", False), p + "mlp.down_proj", False)
         h = residual + gemma_rms_norm(x, W(p + "post_feedforward_layernorm.weight"), eps)
-    h = gemma_rms_norm(h, W("model.norm.weight"), eps)
-    if tied:
-        head = embed
-        if W.has("lm_head.weight"):
-            W.used.add("lm_head.weight")
-    else:
-        head = W("lm_head.weight")
-    logits = F.linear(h, head)
-    if final_cap is not None:
-        logits = torch.tanh(logits / final_cap) * final_cap
-    W.check_all_used()
-    return logits
+    return gemma_rms_norm(h, W("model.norm.weight"), eps)
 
 
 def architecture_of(config):

@@ -54,6 +54,10 @@ const CLASSIFIER_CONFIGS: Record<string, RawConfig> = {
   "qwen3, tied embeddings": {
     architectures: ["Qwen3ForSequenceClassification"], model_type: "qwen3", ...base, head_dim: 16, tie_word_embeddings: true, num_labels: 1,
   },
+  "gemma2, soft-capped, sliding window 3": {
+    architectures: ["Gemma2ForSequenceClassification"], model_type: "gemma2", ...base, head_dim: 16, query_pre_attn_scalar: 16,
+    attn_logit_softcapping: 2.0, final_logit_softcapping: 3.0, sliding_window: 3, hidden_activation: "gelu_pytorch_tanh", num_labels: 1,
+  },
   "phi3, partial rotary": {
     architectures: ["Phi3ForSequenceClassification"], model_type: "phi3", ...base, partial_rotary_factor: 0.5, num_labels: 1,
   },
