@@ -1,5 +1,5 @@
 // The `omni-dpo train` command as users run it: a reference-style YAML trains and exits 0;
-// Ctrl-C (SIGINT) mid-training writes a checkpoint and exits 130; --set resume_from_checkpoint=true
+// Ctrl-C (SIGINT) mid-training writes a checkpoint and exits 130 (SIGTERM 143, SIGHUP 129); --set resume_from_checkpoint=true
 // then finishes the run. A closed terminal (SIGHUP) checkpoints the same way; a second run on a
 // busy output_dir is refused; a write that fails (a file-size limit) names the file; --help
 // lists every recipe key.
@@ -238,6 +238,16 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     first.child.kill("SIGINT");
     assert.equal(await first.exited, 130, first.out.stderr);
     assert.ok(!existsSync(lock), "the lock is released when the run stops");
+  });
+
+  it("SIGTERM checkpoints and stops, exiting 143 (128 + SIGTERM's 15)", async () => {
+    const { yaml, out } = longRecipe("terminated", 100);
+    const run = startTrain([yaml], root);
+    await untilFirstRow(out, run);
+    run.child.kill("SIGTERM");
+    assert.equal(await run.exited, 143, run.out.stderr);
+    assert.match(run.out.stderr, /SIGTERM: saving a checkpoint/);
+    assert.equal(readdirSync(out).filter((n) => n.startsWith("checkpoint-")).length, 1);
   });
 
   it("SIGHUP (a closed terminal) checkpoints and stops as SIGTERM does; the next run resumes from that checkpoint and finishes", async () => {
