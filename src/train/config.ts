@@ -160,7 +160,6 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     throw new ConfigError(`${unknown.join("; ")}. A misspelt key would train with the default instead; fix it, or pass --allow-unknown-keys to ignore unknown keys with a warning`);
   }
   warnings.push(...unknown.map((u) => `${u} ignored (--allow-unknown-keys)`));
-  for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
   for (const key of SUPPORTED_KEYS) {
     if (values[key] === undefined || values[key] === null) {
       const spec = specOf(key)!;
@@ -177,6 +176,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     const problem = v === null ? undefined : specOf(key)!.check?.(v as never, values);
     if (problem) throw new ConfigError(`${where}: key '${key}' ${problem}, got ${JSON.stringify(v)}`);
   }
+  for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
   let objective: ResolvedPreferenceOptions;
   try { objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS }); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
 

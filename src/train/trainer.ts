@@ -1,11 +1,11 @@
 // The preference trainer: data in, aligned model out. It follows the Hugging Face trainer's
 // semantics (AdamW or SGD with decay groups, its schedules, gradient accumulation, clipping,
 // logging/eval/save by steps or epoch, checkpoints, a final checkpoint, its output files,
-// exact resume) and TRL's DPO step (one forward over chosen and rejected together, a frozen or precomputed reference,
-// dropout off). As TRL's DPOTrainer, each part of a step is a method a subclass can override
-// (computeLoss, optimizerStep, evaluate, log, save, resume, createOptimizer), so gradient
-// checkpointing, mixed precision, LoRA or data parallelism hook in there; train(config, hooks)
-// runs the stock trainer.
+// exact resume) and TRL's DPO step (one forward over chosen and rejected together, a frozen
+// or precomputed reference, dropout off). As TRL's DPOTrainer, each part of a step is a
+// method a subclass can override (computeLoss, optimizerStep, evaluate, log, save, resume,
+// createOptimizer), so gradient checkpointing, mixed precision, LoRA or data parallelism hook
+// in there; train(config, hooks) runs the stock trainer.
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";

@@ -132,6 +132,14 @@ describe("the Math recipe as it is", () => {
     await assert.rejects(prepareData(loadTrainConfig(yaml("math-many2", base + "max_training_samples: 151\n")).config), /max_training_samples: 151 asked for, but the training data hold 150 records/);
   });
 
+  it("eval_data_path is the held-out split (eot_token applied), and do_eval: false drops it as the Math script does", async () => {
+    const withEval = MATH("out-math-eval") + "eval_data_path: data/Train_tiny.jsonl\n";
+    const evaluated = await prepareData(loadTrainConfig(yaml("math-eval", withEval.replace("do_eval: false", "do_eval: true"))).config);
+    assert.equal(evaluated.eval.length, 16);
+    assert.deepEqual(evaluated.eval[0].chosenInputIds, evaluated.train[0].chosenInputIds, "the same records, prepared the same way");
+    assert.equal((await prepareData(loadTrainConfig(yaml("math-no-eval", withEval)).config)).eval.length, 0);
+  });
+
   it("train_data_path and dataset_mixer together, or neither, are errors", () => {
     assert.throws(() => loadTrainConfig(yaml("both", MATH("o") + "dataset_mixer:\n  data/many.jsonl: 1.0\n")), /'dataset_mixer' and 'train_data_path' both name training data/);
     assert.throws(() => loadTrainConfig(yaml("neither", MATH("o").replace(/^train_data_path:.*$/m, ""))), /missing required key 'dataset_mixer' \(or the Math recipe's train_data_path\)/);
