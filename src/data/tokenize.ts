@@ -13,6 +13,8 @@ export interface TokenizeOptions {
   maxLength: number;
   maxPromptLength: number;
   truncationMode: "keep_end" | "keep_start";
+  /** Tokens kept of each answer (its start, EOS included), before max_length applies, as TRL's max_completion_length. */
+  maxCompletionLength?: number;
   /** A Jinja chat template that replaces the tokenizer's own for conversational records. */
   chatTemplate?: string;
   /** How conversational records become text (chat-format.ts; default "trl"). */
@@ -126,9 +128,15 @@ export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options
     if (addBos) a.promptIds = [bos!, ...a.promptIds];
     if (a.answerIds.length === 0 || a.answerIds[a.answerIds.length - 1] !== eos) a.answerIds = [...a.answerIds, eos];
   }
+  let cut = false;
+  if (options.maxCompletionLength !== undefined) {
+    for (const a of [chosen, rejected]) {
+      if (a.answerIds.length > options.maxCompletionLength) { a.answerIds = a.answerIds.slice(0, options.maxCompletionLength); cut = true; }
+    }
+  }
 
   const longer = Math.max(chosen.answerIds.length, rejected.answerIds.length);
-  let truncated = false;
+  let truncated = cut;
   for (const a of [chosen, rejected]) {
     if (a.promptIds.length + longer > maxLength) {
       a.promptIds = truncationMode === "keep_start" ? a.promptIds.slice(0, maxPromptLength) : a.promptIds.slice(-maxPromptLength);

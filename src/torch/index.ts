@@ -21,7 +21,7 @@ export { hasOp, schemaOf } from "./ops.js";
 export {
   Optimizer, AdamW, SGD, clipGradNorm, type AdamWOptions, type SGDOptions, type ParamGroupSpec, type OptimizerStateDict,
 } from "./optim/optimizer.js";
-export { LRScheduler, scheduleMultiplier, warmupStepsOf, type ScheduleOptions, type ScheduleType } from "./optim/schedule.js";
+export { LRScheduler, scheduleMultiplier, warmupStepsOf, SCHEDULE_TYPES, scheduleKwargsProblem, type ScheduleOptions, type ScheduleType } from "./optim/schedule.js";
 
 import { Tensor } from "./tensor.js";
 /** Exempts `t` from the enclosing tidy(): the caller owns it and disposes it. */

@@ -1,7 +1,8 @@
 // Checkpoints: everything a run needs to continue exactly where it stopped. A checkpoint
 // directory (output_dir/checkpoint-<step>) holds the model in Hugging Face layout, the
-// optimizer's state tensors, and trainer_state.json (step, data position, scheduler, RNG, and
-// the run's resolved config). It is written under a temporary name, every file and the
+// optimizer's state tensors, transformers' trainer_state.json (for tools that read HF runs),
+// and omni_dpo_state.json, this project's resume state (step, data position, scheduler, RNG,
+// and the run's resolved config). It is written under a temporary name, every file and the
 // directory fsynced, then renamed into place and output_dir fsynced, so a crash never leaves
 // half of one under the final name. Deleting one (rotation, overwrite_output_dir) renames it to
 // `*.deleting` first, so a deletion cut short is recognisable and finished at the next start.
@@ -13,6 +14,13 @@ import { savePretrained } from "../models/peft.js";
 import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
 import { fsyncPath, fsyncTree, isTempName, tempPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { Tokenizer } from "../text/index.js";
+import { TRAINER_STATE, type HfTrainerState } from "./hf-outputs.js";
+
+/** The optimizers a run can use (optim). */
+export type TrainOptimizer = torch.Optimizer<torch.AdamWOptions> | torch.Optimizer<torch.SGDOptions>;
+
+/** This project's resume state in a checkpoint (trainer_state.json is transformers' format). */
+export const RESUME_STATE = "omni_dpo_state.json";
 
 export interface TrainerState {
   globalStep: number;
@@ -37,7 +45,7 @@ const DELETING = ".deleting";
 export function checkpointDirs(outputDir: string): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir)
-    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)) && existsSync(join(outputDir, n, "trainer_state.json")))
+    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)) && existsSync(join(outputDir, n, RESUME_STATE)))
     .map((n) => ({ step: Number(n.slice(PREFIX.length)), dir: join(outputDir, n) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -49,9 +57,11 @@ export function latestCheckpoint(outputDir: string): string | null {
 
 export interface CheckpointParts {
   model: CausalLM;
-  optimizer: torch.Optimizer<torch.AdamWOptions>;
+  optimizer: TrainOptimizer;
   tokenizer?: Tokenizer;
   state: TrainerState;
+  /** transformers' TrainerState for this checkpoint. */
+  hfState: HfTrainerState;
   /** For a model with LoRA adapters (saved as a PEFT adapter): the base it names. */
   baseModelNameOrPath?: string;
 }
@@ -86,7 +96,8 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
     const optimizerFile = join(tmp, "optimizer.safetensors");
     writingTo(optimizerFile, () => saveSafetensors(optimizerFile, tensors));
     writeJsonAtomic(join(tmp, "optimizer.json"), { scalars, paramGroups: dict.paramGroups });
-    writeJsonAtomic(join(tmp, "trainer_state.json"), parts.state);
+    writeJsonAtomic(join(tmp, RESUME_STATE), parts.state);
+    writeJsonAtomic(join(tmp, TRAINER_STATE), parts.hfState);
     // Durable before it is visible: every file, then the directory, then the rename, then its parent.
     fsyncTree(tmp);
   } catch (e) {
@@ -123,8 +134,11 @@ export function cleanOutputDir(outputDir: string): string[] {
 }
 
 export function readTrainerState(dir: string): TrainerState {
-  const file = join(dir, "trainer_state.json");
-  if (!existsSync(file)) throw new Error(`${dir}: not a checkpoint (no trainer_state.json)`);
+  const file = join(dir, RESUME_STATE);
+  if (!existsSync(file)) {
+    const hfOnly = existsSync(join(dir, TRAINER_STATE)) ? ` (its ${TRAINER_STATE} is transformers' record, without the data position and RNG an exact resume needs)` : "";
+    throw new Error(`${dir}: not an omni-dpo checkpoint (no ${RESUME_STATE})${hfOnly}`);
+  }
   try {
     return JSON.parse(readFileSync(file, "utf8")) as TrainerState;
   } catch (e) {
@@ -133,7 +147,7 @@ export function readTrainerState(dir: string): TrainerState {
 }
 
 /** Restores the optimizer's state saved by saveTrainingCheckpoint. */
-export function loadOptimizerState(dir: string, optimizer: torch.Optimizer<torch.AdamWOptions>): void {
+export function loadOptimizerState(dir: string, optimizer: TrainOptimizer): void {
   const meta = JSON.parse(readFileSync(join(dir, "optimizer.json"), "utf8")) as {
     scalars: Record<string, Record<string, number>>; paramGroups: Record<string, unknown>[];
   };

@@ -1,14 +1,15 @@
 // The training configuration: a reference YAML (alignment-handbook / TRL / Uni-DPO keys, as
 // they are) with `--set key=value` overrides, read against the table of recipe keys (keys.ts):
-// types, defaults and rules come from there. Unknown keys are warned about by name, wrong
-// values are errors naming the file, the key and the value, and keys the trainer does not act
-// on yet are accepted as the table says (with a warning, or silently).
+// types, defaults and rules come from there. An unknown key is an error with the nearest known
+// key as a suggestion (a warning with allowUnknownKeys), wrong values are errors naming the
+// file, the key and the value, and keys the trainer does not act on are, as the table says,
+// warned about (tooling) or refused (they would change training).
 import { existsSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { readTextFile } from "../util/utf8.js";
 import { parse as parseYaml } from "yaml";
 import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
-import { ALL_KEYS, fieldOf, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
+import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
 export interface TrainConfig extends RecipeValues {
   objective: ResolvedPreferenceOptions;
@@ -68,10 +69,56 @@ function realPath(p: string): string {
   return join(realpathSync(head), ...tail);
 }
 
+/** report_to as {tracker: written here}; "none" (or an empty list) is none, "all" every tracker. */
+export function reportedTo(v: unknown): Record<string, boolean> {
+  const names = v === null || v === undefined ? [] : typeof v === "string" ? [v] : (v as string[]);
+  const out: Record<string, boolean> = {};
+  for (const name of names) {
+    if (name === "none") continue;
+    if (name === "all") for (const r of REPORTERS) out[r] = true;
+    else out[name] = (REPORTERS as readonly string[]).includes(name);
+  }
+  return out;
+}
+
 export interface LoadedConfig { config: TrainConfig; warnings: string[] }
 
+export interface LoadOptions {
+  /** Unknown keys are warnings instead of errors (the CLI's --allow-unknown-keys). */
+  allowUnknownKeys?: boolean;
+}
+
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps), for did-you-mean. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known key nearest `key`, when near enough to be a misspelling (a third of its length). */
+export function nearestKey(key: string, known: Iterable<string>): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(key, name);
+    if (!best || distance < best.distance) best = { name, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? best.name : undefined;
+}
+
+/** Whether a status key's value leaves it as if unset: None, its default, or false for a key whose default is None. */
+function leftAtDefault(spec: KeySpec, v: unknown): boolean {
+  if (v === null || v === undefined || v === "None" || (v === false && spec.default === null)) return true;
+  return JSON.stringify(v) === JSON.stringify(spec.default);
+}
+
 /** Reads a YAML file (or an already-parsed object) with overrides into a checked TrainConfig. */
-export function loadTrainConfig(source: string | Record<string, unknown>, overrides: [string, unknown][] = []): LoadedConfig {
+export function loadTrainConfig(source: string | Record<string, unknown>, overrides: [string, unknown][] = [], options: LoadOptions = {}): LoadedConfig {
   let raw: Record<string, unknown>;
   let where = "config";
   let baseDir = process.cwd();
@@ -93,20 +140,26 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   const values: Record<string, unknown> = {};
   const objectiveKeys: Record<string, unknown> = {};
   const objectiveNames = new Set(objectiveConfigKeys().map((k) => k.key));
+  const unknown: string[] = [];
   for (const [key, v] of Object.entries(raw)) {
     const spec = specOf(key);
     if (spec?.status === "warn") {
-      if (v !== false && v !== null) warnings.push(`${where}: key '${key}' is for hardware or tooling this run does not use; ignored`);
-    } else if (spec?.status === "ignored") {
-      // hub, trackers and tooling this project replaces
+      if (!leftAtDefault(spec, v)) warnings.push(`${where}: key '${key}' is for hardware or tooling this run does not use; ignored (${spec.help})`);
+    } else if (spec?.status === "error") {
+      if (!leftAtDefault(spec, v)) throw new ConfigError(`${where}: key '${key}' (${JSON.stringify(v)}) is not supported: ${spec.help} It would change what training does; remove it or set it to ${JSON.stringify(spec.default)}`);
     } else if (spec) {
       values[key] = typed(key, spec, v, where);
     } else if (objectiveNames.has(key)) {
       if (v !== undefined) objectiveKeys[key] = v;
     } else {
-      warnings.push(`${where}: unknown key '${key}' ignored`);
+      const near = nearestKey(key, [...ALL_KEYS, ...objectiveNames]);
+      unknown.push(`${where}: unknown key '${key}'${near ? ` (did you mean '${near}'?)` : ""}`);
     }
   }
+  if (unknown.length && !options.allowUnknownKeys) {
+    throw new ConfigError(`${unknown.join("; ")}. A misspelt key would train with the default instead; fix it, or pass --allow-unknown-keys to ignore unknown keys with a warning`);
+  }
+  warnings.push(...unknown.map((u) => `${u} ignored (--allow-unknown-keys)`));
   for (const key of SUPPORTED_KEYS) {
     if (values[key] === undefined || values[key] === null) {
       const spec = specOf(key)!;
@@ -114,11 +167,16 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       values[key] = spec.default;
     }
   }
+  // The training data: alignment-handbook's dataset_mixer, or the Math recipe's train_data_path.
+  if (values.dataset_mixer === null && values.train_data_path === null) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or the Math recipe's train_data_path)`);
+  if (values.dataset_mixer !== null && values.train_data_path !== null) throw new ConfigError(`${where}: keys 'dataset_mixer' and 'train_data_path' both name training data; give one`);
+  if (values.eval_file !== null && values.eval_data_path !== null) throw new ConfigError(`${where}: keys 'eval_file' and 'eval_data_path' both name evaluation data; give one`);
   for (const key of SUPPORTED_KEYS) {
     const v = values[key];
     const problem = v === null ? undefined : specOf(key)!.check?.(v as never, values);
     if (problem) throw new ConfigError(`${where}: key '${key}' ${problem}, got ${JSON.stringify(v)}`);
   }
+  for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
   let objective: ResolvedPreferenceOptions;
   try { objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS }); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
 
@@ -135,7 +193,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   }
   const config = { ...fields, objective, objectiveKeys, source: where } as TrainConfig;
   if ((config.evalStrategy ?? config.evaluationStrategy) === "no") config.evalSteps = null;
-  if (config.saveStrategy === "no") config.saveSteps = null;
+  if (config.saveStrategy === "no" || config.saveStrategy === "epoch") config.saveSteps = null;
+  // transformers: eval_strategy steps without eval_steps evaluates every logging_steps.
+  if ((config.evalStrategy ?? config.evaluationStrategy) === "steps" && config.evalSteps === null) config.evalSteps = config.loggingSteps;
 
   // Writing the run's output over the model it starts from (or compares against) destroys it.
   const out = realPath(config.outputDir);

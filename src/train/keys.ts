@@ -4,17 +4,24 @@
 // help are all derived from it, so a key is written once. The objective's keys (beta, uni_dpo_*,
 // loss_type...) belong to src/objectives and are listed from OBJECTIVE_CONFIG_KEYS.
 //
-// This module does not load LibTorch (the CLI prints help from it without the engine).
+// This module does not load LibTorch (the CLI prints help from it without the engine; the
+// schedule and chat-format modules it reads have no engine import).
 import { CHAT_RENDERINGS } from "../data/chat-format.js";
+import { SCHEDULE_TYPES, scheduleKwargsProblem, type ScheduleType } from "../torch/optim/schedule.js";
 
 export const GROUPS = ["model", "data", "optimisation", "schedule", "logging/saving", "objective"] as const;
 export type Group = (typeof GROUPS)[number];
 
-/** Keys read but not acted on: "warn" ones are warned about when set (to anything but false/None), "ignored" ones are accepted silently. */
-export type KeyStatus = "warn" | "ignored";
+/**
+ * Keys read but not acted on. None is ever accepted silently: set to anything but its default
+ * (or false/None), a "warn" key (hardware or tooling this run does not use: hub, trackers,
+ * kernels) is ignored with a warning, and an "error" key (it would change what training does,
+ * and this trainer cannot) stops the run with an error naming it.
+ */
+export type KeyStatus = "warn" | "error";
 export const STATUS_TEXT: Record<KeyStatus, string> = {
-  warn: "Not yet supported: ignored with a warning.",
-  ignored: "Not used by this trainer: accepted silently.",
+  warn: "Tooling this run does not use: ignored with a warning when set.",
+  error: "Not supported: an error when set (it would change what training does).",
 };
 
 /**
@@ -75,6 +82,27 @@ const targetModulesRule = (v: unknown) =>
   ((typeof v === "string" && v !== "") || isNameList(v) ? undefined : "must be a list of module names or all-linear");
 const moduleListRule = (v: unknown) => (isNameList(v) ? undefined : "must be a list of module names");
 
+/** logging/eval/save strategies: transformers' IntervalStrategy. */
+export const STRATEGIES = ["no", "steps", "epoch"] as const;
+
+/** The optimizers `optim` names (transformers' OptimizerNames) that this trainer runs exactly. */
+export const OPTIMIZERS = ["adamw_torch", "adamw_torch_fused", "sgd"] as const;
+const optimRule = (v: string) => ((OPTIMIZERS as readonly string[]).includes(v) ? undefined
+  : v.startsWith("adafactor") ? "adafactor is not supported (no implementation here is checked against transformers' Adafactor); use adamw_torch or sgd"
+  : `is not supported; supported: ${OPTIMIZERS.join(", ")}`);
+
+const scheduleKwargsRule = (v: unknown, all: Record<string, unknown>) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "must be a mapping of the schedule's options";
+  return scheduleKwargsProblem(all.lr_scheduler_type as ScheduleType, v as Record<string, unknown>, all.learning_rate as number);
+};
+
+/** report_to's values: trackers this trainer writes, and those it only warns about (config.ts). */
+export const REPORTERS = ["tensorboard"] as const;
+const reportToRule = (v: unknown) => {
+  const names = typeof v === "string" ? [v] : v;
+  return Array.isArray(names) && names.every((x) => typeof x === "string") ? undefined : "must be a tracker's name or a list of them";
+};
+
 export const RECIPE_KEYS = {
   // --- model
   model_name_or_path: { kind: "path", group: "model", follows: HANDBOOK_MODEL, resume: "soft",
@@ -85,10 +113,10 @@ export const RECIPE_KEYS = {
     help: "cpu, cuda or cuda:N; auto takes CUDA when LibTorch has it, as the HF trainer does." },
   torch_dtype: { kind: "enum", values: TORCH_DTYPES, default: null, group: "model", follows: HANDBOOK_MODEL, resume: "soft",
     help: "The dtype the policy and reference are loaded, trained and saved in: bfloat16, float16, float32, or auto (the checkpoint's, from its config.json); None: float32. Without LoRA, bf16 weights are trained directly (AdamW state in bf16), as transformers does." },
-  attn_implementation: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Attention kernel (eager, sdpa, flash_attention_2)." },
+  attn_implementation: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Attention kernel (eager, sdpa, flash_attention_2); attention is LibTorch's scaled_dot_product_attention here, the same function." },
   use_flash_attention_2: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Older spelling of attn_implementation: flash_attention_2." },
-  load_in_4bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 4 bits." },
-  load_in_8bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Load the model quantised to 8 bits." },
+  load_in_4bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "error", help: "Load the model quantised to 4 bits (QLoRA)." },
+  load_in_8bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "error", help: "Load the model quantised to 8 bits." },
   use_peft: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, resume: "hard",
     help: "Train LoRA adapters (float32) on the frozen model instead of the full model; the reference is the same network with its adapters off, and the output is a PEFT adapter (adapter_config.json, adapter_model.safetensors)." },
   lora_r: { kind: "integer", default: 16, group: "model", follows: HANDBOOK_MODEL, resume: "hard",
@@ -104,14 +132,26 @@ export const RECIPE_KEYS = {
     help: "With use_peft: modules trained in full beside the adapters (e.g. lm_head) and saved whole in the adapter." },
   use_rslora: { kind: "boolean", default: false, group: "model", follows: "TRL ModelConfig", resume: "hard",
     help: "With use_peft: rank-stabilised LoRA, scaling by lora_alpha / sqrt(lora_r)." },
-  model_revision: { kind: "string", default: "main", group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Hub revision of the model (models are local directories here)." },
-  trust_remote_code: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "ignored", help: "Run a hub model's own Python code." },
-  use_ref_model: { kind: "boolean", default: false, group: "model", follows: UNI_DPO, status: "ignored", help: "Whether a reference model is used (decided here by the loss)." },
-  disable_dropout: { kind: "boolean", default: true, group: "model", follows: DPO, status: "ignored", help: "Dropout off in the policy (always, here)." },
+  model_revision: { kind: "string", default: "main", group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Hub revision of the model (models are local directories here)." },
+  trust_remote_code: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Run a hub model's own Python code (architectures come from the registry here)." },
+  use_ref_model: { kind: "boolean", default: null, group: "model", follows: UNI_DPO,
+    help: "Whether a reference model is used: as in the reference (UniDPOConfig.__post_init__), decided by the loss whatever the YAML says (no reference for SimPO and ORPO)." },
+  disable_dropout: { kind: "boolean", default: true, group: "model", follows: DPO, check: (v: boolean) => (v ? undefined : "false is not supported (dropout stays off in the policy: the recomputed LM-head chunks and checkpointed layers must see the same forward)"),
+    help: "Dropout off in the policy (and the LoRA adapters), as TRL does by default; false is an error." },
 
   // --- data
-  dataset_mixer: { kind: "mixer", group: "data", follows: HANDBOOK_DATA, resume: "hard",
-    help: "Preference files (JSONL, JSON or Parquet) and the fraction of each to use: {path: fraction}, a path, or a list of paths." },
+  dataset_mixer: { kind: "mixer", default: null, group: "data", follows: HANDBOOK_DATA, resume: "hard",
+    help: "Preference files (JSONL, JSON or Parquet) and the fraction of each to use: {path: fraction}, a path, or a list of paths. Required unless train_data_path is given." },
+  train_data_path: { kind: "path", default: null, group: "data", follows: "Uni-DPO Math ScriptArgs", resume: "hard",
+    help: "The Math recipe's training file (JSONL of prompt, chosen, rejected, scores), read whole and in order; instead of dataset_mixer." },
+  eval_data_path: { kind: "path", default: null, group: "data", follows: "Uni-DPO Math ScriptArgs",
+    help: "The Math recipe's held-out preference file (as eval_file); eot_token and sanity_check apply to it too." },
+  eot_token: { kind: "string", default: "", group: "data", follows: "Uni-DPO Math ScriptArgs", resume: "hard",
+    help: "Appended to every chosen and rejected answer (text records) that does not already end with it, as the Math data.py does; \"\": nothing." },
+  sanity_check: { kind: "boolean", default: false, group: "data", follows: "Uni-DPO Math ScriptArgs", resume: "hard",
+    help: "Use only the first 100 records of each split, as the Math data.py does." },
+  max_training_samples: { kind: "integer", default: -1, group: "data", follows: "Uni-DPO Math ScriptArgs", resume: "hard",
+    help: "Use only the first N training records (after sanity_check); -1 (or any value <= 0): all. More than there are is an error, as datasets' select is." },
   eval_file: { kind: "path", default: null, group: "data", follows: OURS, help: "A held-out preference file to evaluate on." },
   test_split_size: { kind: "number", default: 0, group: "data", follows: OURS, resume: "hard",
     help: "Without eval_file: the share (below 1) or number of training pairs held out for evaluation." },
@@ -127,17 +167,23 @@ export const RECIPE_KEYS = {
     help: "Prompt tokens kept when prompt plus answer exceed max_length." },
   truncation_mode: { kind: "enum", values: ["keep_end", "keep_start"], default: "keep_end", group: "data", follows: DPO, resume: "hard",
     help: "Which end of a too-long prompt is kept." },
-  dataset_splits: { kind: "list", default: ["train", "test"], group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "Hub dataset splits (files are read whole here)." },
-  dataset_configs: { kind: "list", default: null, group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "Hub dataset configurations." },
-  preprocessing_num_workers: { kind: "integer", default: null, group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "Worker processes for tokenisation." },
-  dataloader_num_workers: { kind: "integer", default: 0, group: "data", follows: TA, status: "warn", help: "Worker processes for data loading." },
-  auto_insert_empty_system_msg: { kind: "boolean", default: true, group: "data", follows: HANDBOOK_DATA, status: "ignored", help: "An empty system message before conversations (done when the template knows a system role)." },
-  truncation_side: { kind: "string", default: null, group: "data", follows: HANDBOOK_MODEL, status: "ignored", help: "Tokenizer truncation side (truncation_mode decides here)." },
-  padding_side: { kind: "string", default: null, group: "data", follows: HANDBOOK_MODEL, status: "ignored", help: "Tokenizer padding side (right padding, as TRL's collator)." },
-  label_pad_token_id: { kind: "integer", default: -100, group: "data", follows: DPO, status: "ignored", help: "Label of padding (always -100 here)." },
-  padding_value: { kind: "integer", default: null, group: "data", follows: DPO, status: "ignored", help: "Padding token id (the tokenizer's pad token, else EOS)." },
-  remove_unused_columns: { kind: "boolean", default: true, group: "data", follows: TA, status: "ignored", help: "Drop dataset columns the model does not take." },
-  is_llama3: { kind: "boolean", default: false, group: "data", follows: "Uni-DPO recipes", status: "ignored", help: "Llama 3 chat formatting (the chat template decides here)." },
+  dataset_splits: { kind: "list", default: ["train", "test"], group: "data", follows: HANDBOOK_DATA, status: "warn", help: "Hub dataset splits (files are read whole here)." },
+  dataset_configs: { kind: "list", default: null, group: "data", follows: HANDBOOK_DATA, status: "warn", help: "Hub dataset configurations." },
+  preprocessing_num_workers: { kind: "integer", default: null, group: "data", follows: HANDBOOK_DATA, status: "warn", help: "Worker processes for tokenisation (one process here)." },
+  dataloader_num_workers: { kind: "integer", default: 0, group: "data", follows: TA, status: "warn", help: "Worker processes for data loading (one process here)." },
+  auto_insert_empty_system_msg: { kind: "boolean", default: true, group: "data", follows: HANDBOOK_DATA, resume: "hard",
+    check: (v: boolean) => (v ? undefined : "false is not supported (an empty system message is inserted when the chat template knows a system role)"),
+    help: "An empty system message before conversations, when the chat template knows a system role; false is an error." },
+  truncation_side: { kind: "string", default: null, group: "data", follows: HANDBOOK_MODEL, status: "warn", help: "Tokenizer truncation side; DPO's tokenisation cuts by truncation_mode (in TRL too), so it has no effect." },
+  padding_side: { kind: "enum", values: ["left", "right"], default: null, group: "data", follows: HANDBOOK_MODEL,
+    help: "Tokenizer padding side: left or right give the same training, as in TRL, whose DPO collator pads every batch itself (answers on the right, masked)." },
+  label_pad_token_id: { kind: "integer", default: -100, group: "data", follows: DPO, check: (v: number) => (v >= 0 ? "must be negative (a label no token has: the prompt and padding are masked by it)" : undefined),
+    help: "The label that masks the prompt and padding out of the loss; any negative value trains the same." },
+  padding_value: { kind: "integer", default: null, group: "data", follows: DPO, check: nonNegative, help: "The token id batches are padded with (masked, so it does not change the loss); None: the tokenizer's pad token, else EOS." },
+  remove_unused_columns: { kind: "boolean", default: true, group: "data", follows: TA, status: "warn", help: "Drop dataset columns the model does not take (only prompt, chosen, rejected and scores are read here)." },
+  is_llama3: { kind: "boolean", default: false, group: "data", follows: "Uni-DPO recipes", status: "warn", help: "Llama 3 chat formatting in the reference's scripts (the tokenizer's chat template decides here)." },
+  max_completion_length: { kind: "integer", default: null, group: "data", follows: DPO, resume: "hard", check: atLeast(1),
+    help: "Tokens kept of each answer (its start, EOS included), as TRL cuts completions, before max_length applies; None: no separate limit." },
 
   // --- optimisation
   learning_rate: { kind: "number", default: 5e-7, group: "optimisation", follows: `${OURS} (alignment-handbook's DPO recipes; ${TA}: 5e-5)`, resume: "soft", check: nonNegative,
@@ -156,41 +202,47 @@ export const RECIPE_KEYS = {
   seed: { kind: "integer", default: 42, group: "optimisation", follows: TA, resume: "hard", help: "Seeds the data order, the split and the RNG." },
   bf16: { kind: "boolean", default: false, group: "optimisation", follows: TA, resume: "soft",
     help: "bfloat16 mixed precision: forwards under autocast (matmuls in bf16), float32 master weights, AdamW state and loss. Fast on CUDA; slower than float32 on most CPUs." },
-  fp16: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "float16 mixed precision." },
-  tf32: { kind: "boolean", default: null, group: "optimisation", follows: TA, status: "warn", help: "TF32 matmuls on Ampere and later GPUs." },
+  fp16: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "error", help: "float16 mixed precision (bf16 is supported)." },
+  tf32: { kind: "boolean", default: null, group: "optimisation", follows: TA, status: "warn", help: "TF32 matmuls on Ampere and later GPUs (float32 matmuls stay full precision here)." },
   bf16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA,
     help: "Evaluation forwards under bfloat16 autocast even without bf16 (with bf16 they are anyway, as in transformers). The weights stay as loaded; transformers casts the model to bf16 instead." },
-  fp16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Evaluate in float16." },
+  fp16_full_eval: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "error", help: "Evaluate in float16." },
   gradient_checkpointing: { kind: "boolean", default: false, group: "optimisation", follows: TA,
     help: "Recompute each decoder layer in backward from its input instead of keeping its activations: less memory, about one more forward per step; same gradients." },
-  gradient_checkpointing_kwargs: { kind: "mapping", default: null, group: "optimisation", follows: TA, status: "ignored",
-    help: "Options of PyTorch's checkpoint (use_reentrant); layers are always recomputed from their saved input here." },
+  gradient_checkpointing_kwargs: { kind: "mapping", default: null, group: "optimisation", follows: TA,
+    check: (v: unknown) => (typeof v !== "object" || v === null || Array.isArray(v) ? "must be a mapping" : Object.keys(v).filter((k) => k !== "use_reentrant").length ? `supports only use_reentrant (got ${Object.keys(v).join(", ")})` : undefined),
+    help: "Options of PyTorch's checkpoint: use_reentrant only, which changes how, not what, it recomputes (layers are recomputed from their saved input here, with the same gradients)." },
   torch_compile: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn", help: "Compile the model with torch.compile." },
   deepspeed: { kind: "path", default: null, group: "optimisation", follows: TA, status: "warn", help: "A DeepSpeed config file." },
   fsdp: { kind: "string", default: "", group: "optimisation", follows: TA, status: "warn", help: "Fully sharded data parallel options." },
   fsdp_config: { kind: "path", default: null, group: "optimisation", follows: TA, status: "warn", help: "An FSDP config file." },
   local_rank: { kind: "integer", default: -1, group: "optimisation", follows: TA, status: "warn", help: "Process rank in distributed training." },
   ddp_timeout: { kind: "integer", default: 1800, group: "optimisation", follows: TA, status: "warn", help: "Distributed process-group timeout in seconds." },
-  optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, status: "ignored", help: "The optimizer (AdamW, as adamw_torch, here)." },
+  optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, resume: "hard", check: (v: string) => optimRule(v),
+    help: `The optimizer: ${OPTIMIZERS.join(", ")} (adamw_torch_fused is the same update as adamw_torch; sgd is torch.optim.SGD with learning_rate and weight_decay, no momentum, as transformers makes it). Others, adafactor included, are an error.` },
 
   // --- schedule
   num_train_epochs: { kind: "number", default: 3, group: "schedule", follows: TA, resume: "soft",
     check: (v: number, all) => ((all.max_steps as number) <= 0 && !(v > 0) ? "must be positive when max_steps is not set (max_steps <= 0)" : undefined),
     help: "Passes over the training pairs (fractions allowed); max_steps > 0 wins." },
   max_steps: { kind: "integer", default: -1, group: "schedule", follows: TA, resume: "soft", help: "Optimizer steps in the run; -1 (or any value <= 0): from num_train_epochs." },
-  lr_scheduler_type: { kind: "enum", values: ["constant", "constant_with_warmup", "linear", "cosine"], default: "linear", group: "schedule", follows: TA, resume: "soft",
-    help: "Learning-rate schedule after warmup." },
+  lr_scheduler_type: { kind: "enum", values: SCHEDULE_TYPES, default: "linear", group: "schedule", follows: TA, resume: "soft",
+    help: "Learning-rate schedule, as transformers' get_scheduler (lr_scheduler_kwargs for their options)." },
+  lr_scheduler_kwargs: { kind: "mapping", default: {}, group: "schedule", follows: TA, resume: "soft", check: (v: unknown, all) => scheduleKwargsRule(v, all),
+    help: "The schedule's options, transformers' names: num_cycles (cosine, cosine_with_restarts, cosine_with_min_lr), min_lr or min_lr_rate (cosine_with_min_lr), lr_end and power (polynomial), timescale (inverse_sqrt), num_stable_steps, num_decay_steps, min_lr_ratio, decay_type (warmup_stable_decay)." },
   warmup_ratio: { kind: "number", default: 0, group: "schedule", follows: TA, resume: "soft",
     check: (v: number) => (v < 0 || v > 1 ? "must lie in [0, 1]" : undefined), help: "Warmup as a share of the run's steps (rounded up); warmup_steps > 0 wins." },
   warmup_steps: { kind: "integer", default: 0, group: "schedule", follows: TA, resume: "soft", check: nonNegative, help: "Warmup steps." },
-  eval_strategy: { kind: "string", default: null, group: "schedule", follows: TA,
-    help: "\"no\" turns evaluation off; otherwise the eval data are evaluated every eval_steps and at the end." },
-  evaluation_strategy: { kind: "string", default: null, group: "schedule", follows: "transformers < 4.46 TrainingArguments", help: "Older name of eval_strategy." },
+  eval_strategy: { kind: "enum", values: STRATEGIES, default: null, group: "schedule", follows: TA,
+    help: "no: no evaluation; steps: every eval_steps; epoch: at the end of each epoch; None: every eval_steps when set; with eval data, always at the end of training too." },
+  evaluation_strategy: { kind: "enum", values: STRATEGIES, default: null, group: "schedule", follows: "transformers < 4.46 TrainingArguments", help: "Older name of eval_strategy." },
   eval_steps: { kind: "steps", default: null, group: "schedule", follows: TA, check: stepsRule(["eval_strategy", "evaluation_strategy"]),
     help: "Evaluate every N steps, or every fraction of the run in (0, 1); None: only at the end." },
-  do_eval: { kind: "boolean", default: false, group: "schedule", follows: TA, status: "ignored", help: "Evaluate (decided here by the eval data)." },
-  do_train: { kind: "boolean", default: false, group: "schedule", follows: TA, status: "ignored", help: "Train (always, here)." },
-  generate_during_eval: { kind: "boolean", default: false, group: "schedule", follows: DPO, status: "ignored", help: "Sample and log generations while evaluating." },
+  do_eval: { kind: "boolean", default: null, group: "schedule", follows: TA,
+    help: "false: no evaluation at all, even with eval data (as the Math script, which builds none); None or true: the eval data, when there are any, are evaluated." },
+  do_train: { kind: "boolean", default: null, group: "schedule", follows: TA,
+    check: (v: boolean) => (v === false ? "false (evaluation only) is not what omni-dpo train does; use omni-dpo eval" : undefined), help: "Train: None or true (false is an error: omni-dpo eval evaluates)." },
+  generate_during_eval: { kind: "boolean", default: false, group: "schedule", follows: DPO, status: "warn", help: "Sample generations while evaluating and log them to Weights & Biases or Comet (neither is used here)." },
 
   // --- logging/saving
   output_dir: { kind: "path", group: "logging/saving", follows: TA,
@@ -199,31 +251,36 @@ export const RECIPE_KEYS = {
     help: "Start afresh even when output_dir holds checkpoints or a finished run (deleting the checkpoints)." },
   resume_from_checkpoint: { kind: "checkpoint", default: null, group: "logging/saving", follows: TA,
     help: "A checkpoint directory to resume from (accepting changed optimisation, schedule and objective settings, with a warning); true: the latest in output_dir; None: the latest automatically, as alignment-handbook's scripts do; false: never." },
-  logging_steps: { kind: "steps", default: 10, group: "logging/saving", follows: `${OURS} (${TA}: 500)`, check: stepsRule([]),
+  logging_steps: { kind: "steps", default: 10, group: "logging/saving", follows: `${OURS} (${TA}: 500)`, check: stepsRule(["logging_strategy"]),
     help: "Log averaged metrics every N steps (or every fraction of the run in (0, 1)) to metrics.jsonl and the console." },
   pair_logging_steps: { kind: "steps", default: null, group: "logging/saving", follows: OURS, check: stepsRule([]),
     help: "Log each sampled pair's w_qual, w_perf, margin and c-NLL gate to pair_log.jsonl every N steps (or every fraction of the run in (0, 1)); None: every logging_steps." },
   pair_log_samples: { kind: "integer", default: 256, group: "logging/saving", follows: OURS, check: nonNegative,
     help: "How many training pairs (a fixed sample, drawn with the seed) pair_log.jsonl follows through the run, for `omni-dpo dashboard`; 0: no pair log." },
-  save_strategy: { kind: "string", default: null, group: "logging/saving", follows: TA, help: "\"no\" turns checkpoints off (the final model is still written)." },
+  save_strategy: { kind: "enum", values: STRATEGIES, default: null, group: "logging/saving", follows: TA,
+    help: "no: no checkpoints (the final model is still written); steps (None: the same): every save_steps and at the end; epoch: at the end of each epoch (and so at the end)." },
   save_steps: { kind: "steps", default: 500, nullable: true, group: "logging/saving", follows: TA, check: stepsRule(["save_strategy"]),
     help: "Checkpoint every N steps, or every fraction of the run in (0, 1); a final checkpoint is written at the end." },
   save_total_limit: { kind: "integer", default: null, group: "logging/saving", follows: TA, check: nonNegative,
     help: "Checkpoints kept (the oldest are deleted); None or 0: all." },
   precompute_ref_log_probs: { kind: "boolean", default: false, group: "logging/saving", follows: DPO,
     help: "Compute the reference log-probs once and cache them in output_dir/ref_logps_cache, so only the policy is in memory." },
-  logging_strategy: { kind: "string", default: "steps", group: "logging/saving", follows: TA, status: "ignored", help: "When to log (every logging_steps, here)." },
-  logging_first_step: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Log the first step too." },
-  log_level: { kind: "string", default: "passive", group: "logging/saving", follows: TA, status: "ignored", help: "Python logging level." },
-  report_to: { kind: "list", default: null, group: "logging/saving", follows: TA, status: "ignored", help: "Experiment trackers (None: every one installed); metrics.jsonl here." },
-  run_name: { kind: "string", default: null, group: "logging/saving", follows: TA, status: "ignored", help: "A tracker's run name." },
-  wandb_project: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "ignored", help: "Weights & Biases project." },
-  save_only_model: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Checkpoints without optimizer state (they always hold it here, for exact resume)." },
-  push_to_hub: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Upload the model to the Hugging Face hub." },
-  hub_model_id: { kind: "string", default: null, group: "logging/saving", follows: TA, status: "ignored", help: "Hub repository to upload to." },
-  hub_strategy: { kind: "string", default: "every_save", group: "logging/saving", follows: TA, status: "ignored", help: "When to upload." },
-  hub_private_repo: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "ignored", help: "Make the hub repository private." },
-  output_hub: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "ignored", help: "Hub destination." },
+  logging_strategy: { kind: "enum", values: STRATEGIES, default: "steps", group: "logging/saving", follows: TA,
+    help: "no: no train rows; steps: every logging_steps; epoch: at the end of each epoch. The last step is always logged." },
+  logging_first_step: { kind: "boolean", default: false, group: "logging/saving", follows: TA, help: "Log the first step too." },
+  log_level: { kind: "string", default: "passive", group: "logging/saving", follows: TA, status: "warn", help: "Python logging level (the console shows progress, warnings and logged rows here)." },
+  report_to: { kind: "list", default: null, group: "logging/saving", follows: TA, check: (v: unknown) => reportToRule(v),
+    help: "Trackers: tensorboard (event files under logging_dir), none; others (wandb, comet_ml, mlflow...) are warned about and skipped. metrics.jsonl is always written. None: none (transformers 5's default)." },
+  logging_dir: { kind: "path", default: null, group: "logging/saving", follows: TA, help: "TensorBoard's directory; None: output_dir/runs/<date>_<host>, as transformers names it." },
+  run_name: { kind: "string", default: null, group: "logging/saving", follows: TA, help: "The run's name, in the model card and TensorBoard's run directory; None: output_dir." },
+  wandb_project: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "warn", help: "Weights & Biases project." },
+  wandb_key: { kind: "string", default: "", group: "logging/saving", follows: "Uni-DPO Math TrainingArgs", status: "warn", help: "A Weights & Biases API key (never used here)." },
+  save_only_model: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "warn", help: "Checkpoints without optimizer state (they always hold it here, for exact resume)." },
+  push_to_hub: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "warn", help: "Upload the model to the Hugging Face hub." },
+  hub_model_id: { kind: "string", default: null, group: "logging/saving", follows: TA, status: "warn", help: "Hub repository to upload to." },
+  hub_strategy: { kind: "string", default: "every_save", group: "logging/saving", follows: TA, status: "warn", help: "When to upload." },
+  hub_private_repo: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "warn", help: "Make the hub repository private." },
+  output_hub: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "warn", help: "Hub destination." },
 
   // --- objective: the loss's own keys come from OBJECTIVE_CONFIG_KEYS; this one is how log-probs are taken.
   dpo_length_norm: { kind: "boolean", default: true, group: "objective", follows: UNI_DPO, resume: "soft",

@@ -1,11 +1,11 @@
 // The preference trainer: data in, aligned model out. It follows the Hugging Face trainer's
-// semantics (AdamW with decay groups, schedules with warmup, gradient accumulation, clipping,
-// logging/eval/save every N steps, checkpoints, a final checkpoint, exact resume) and TRL's DPO
-// step (one forward over chosen and rejected together, a frozen or precomputed reference,
-// dropout off). As TRL's DPOTrainer, each part of a step is a method a subclass can override
-// (computeLoss, optimizerStep, evaluate, log, save, resume, createOptimizer), so gradient
-// checkpointing, mixed precision, LoRA or data parallelism hook in there; train(config, hooks)
-// runs the stock trainer.
+// semantics (AdamW or SGD with decay groups, its schedules, gradient accumulation, clipping,
+// logging/eval/save by steps or epoch, checkpoints, a final checkpoint, its output files,
+// exact resume) and TRL's DPO step (one forward over chosen and rejected together, a frozen
+// or precomputed reference, dropout off). As TRL's DPOTrainer, each part of a step is a
+// method a subclass can override (computeLoss, optimizerStep, evaluate, log, save, resume,
+// createOptimizer), so gradient checkpointing, mixed precision, LoRA or data parallelism hook
+// in there; train(config, hooks) runs the stock trainer.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
@@ -26,7 +26,11 @@ import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
 import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type MetricRow } from "./metrics.js";
-import { cleanOutputDir, loadOptimizerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState } from "./checkpoint.js";
+import { cleanOutputDir, loadOptimizerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState, type TrainOptimizer } from "./checkpoint.js";
+import { hfTrainerState, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
+import { defaultLoggingDir, TensorBoardWriter } from "./tensorboard.js";
+import { reportedTo } from "./config.js";
+import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
 import { RunLock } from "./run-lock.js";
 import { PAIR_LOG_FILE, PairLog, pairSample } from "./pair-log.js";
@@ -76,14 +80,32 @@ export interface MicroBatchOutput {
 /** Reads, validates and tokenises everything before any training (and before any output). */
 export async function prepareData(config: TrainConfig, status?: (m: string) => void, warn?: (m: string) => void): Promise<PreparedData> {
   status?.("reading data");
-  const mixed = await mixDatasets(config.datasetMixer, config.seed);
+  // The Math recipe's train_data_path is read whole and in order (its data.py); the mixer shuffles.
+  const mixed = config.trainDataPath !== null ? await readPreferenceFile(config.trainDataPath) : await mixDatasets(config.datasetMixer!, config.seed);
   let trainRecords: PreferenceRecord[] = mixed;
   let evalRecords: PreferenceRecord[] = [];
-  if (config.evalFile) evalRecords = await readPreferenceFile(config.evalFile);
+  const evalFile = config.evalFile ?? config.evalDataPath;
+  if (evalFile) evalRecords = await readPreferenceFile(evalFile);
   else if (config.testSplitSize > 0) ({ train: trainRecords, test: evalRecords } = holdOut(mixed, config.testSplitSize));
+  if (config.doEval === false) evalRecords = [];
   if (config.maxSamples !== null) {
     trainRecords = trainRecords.slice(0, config.maxSamples);
     evalRecords = evalRecords.slice(0, config.maxSamples);
+  }
+  // The Math data.py's order: sanity_check's first 100, the EOT token, then max_training_samples.
+  if (config.sanityCheck) {
+    trainRecords = trainRecords.slice(0, 100);
+    evalRecords = evalRecords.slice(0, 100);
+  }
+  if (config.eotToken) {
+    trainRecords = trainRecords.map((r) => withEotToken(r, config.eotToken));
+    evalRecords = evalRecords.map((r) => withEotToken(r, config.eotToken));
+  }
+  if (config.maxTrainingSamples > 0) {
+    if (config.maxTrainingSamples > trainRecords.length) {
+      throw new DataError([`max_training_samples: ${config.maxTrainingSamples} asked for, but the training data hold ${trainRecords.length} records`]);
+    }
+    trainRecords = trainRecords.slice(0, config.maxTrainingSamples);
   }
   checkScores([...trainRecords, ...evalRecords], config);
   status?.("tokenizing");
@@ -91,9 +113,19 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
   if (tokenizer.eosTokenId === undefined) throw new DataError([`${config.modelNameOrPath}: the tokenizer has no eos_token`]);
   const options = {
     maxLength: config.maxLength, maxPromptLength: config.maxPromptLength, truncationMode: config.truncationMode,
-    chatTemplate: config.chatTemplate ?? undefined, chatRendering: config.chatRendering, onWarning: warn,
+    maxCompletionLength: config.maxCompletionLength ?? undefined, chatTemplate: config.chatTemplate ?? undefined,
+    chatRendering: config.chatRendering, onWarning: warn,
   };
   return { train: tokenizeRecords(trainRecords, tokenizer, options), eval: tokenizeRecords(evalRecords, tokenizer, options), tokenizer };
+}
+
+/** The Math data.py's eot_token: appended to each text answer not already ending with it (conversations end their turns through the template). */
+function withEotToken(r: PreferenceRecord, eot: string): PreferenceRecord {
+  const add = (t: PreferenceRecord["chosen"], field: string) => {
+    if (typeof t !== "string") throw new DataError([`${where(r.source)}: field '${field}': eot_token applies to text answers; this record is a conversation`]);
+    return t.endsWith(eot) ? t : t + eot;
+  };
+  return { ...r, chosen: add(r.chosen, "chosen"), rejected: add(r.rejected, "rejected") };
 }
 
 function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
@@ -113,7 +145,6 @@ export function resolveSteps(steps: number | null, totalSteps: number): number |
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
-const TRAIN_RESULTS = "train_results.json";
 /** The recipe's names of the LoRA settings, for errors. */
 const LORA_KEYS: SettingNames = {
   r: "key 'lora_r'", alpha: "key 'lora_alpha'", dropout: "key 'lora_dropout'", targetModules: "key 'lora_target_modules'",
@@ -124,7 +155,7 @@ export class PreferenceTrainer {
   data!: PreparedData;
   padTokenId = 0;
   policy!: CausalLM;
-  optimizer!: torch.AdamW;
+  optimizer!: TrainOptimizer;
   scheduler!: torch.LRScheduler;
   /** Reference log-probs per split; null for losses without a reference (SimPO). */
   reference: { train: ReferenceSource; eval: ReferenceSource } | null = null;
@@ -145,9 +176,17 @@ export class PreferenceTrainer {
   lastEvalRow: MetricRow | null = null;
   /** The last checkpoint written (or resumed from). */
   checkpoint: string | null = null;
+  /** TensorBoard's event file, with report_to: tensorboard. */
+  tensorboard: TensorBoardWriter | null = null;
+  /** Step intervals resolved against the run's length (null: not by steps). */
+  intervals: { logging: number | null; eval: number | null; save: number | null } = { logging: null, eval: null, save: null };
   readonly #averager = new MetricAverager();
   #tokensSinceLog = 0;
   #timeSinceLog = Date.now();
+  /** This session's summed step losses and steps (train_loss), and when it started training. */
+  #lossSum = 0;
+  #stepsThisSession = 0;
+  #startedAt = Date.now();
 
   constructor(readonly config: TrainConfig, readonly hooks: TrainHooks = {}) {}
 
@@ -156,7 +195,7 @@ export class PreferenceTrainer {
     const { config, hooks } = this;
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
-    this.padTokenId = this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
+    this.padTokenId = config.paddingValue ?? this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
     this.batchesPerEpoch = Math.ceil(this.data.train.length / config.perDeviceTrainBatchSize);
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
     this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
@@ -177,7 +216,13 @@ export class PreferenceTrainer {
       this.optimizer = this.createOptimizer();
       this.scheduler = new torch.LRScheduler(this.optimizer, {
         type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
+        baseLr: config.learningRate, kwargs: (config.lrSchedulerKwargs as Record<string, unknown> | null) ?? {},
       });
+      this.intervals = {
+        logging: config.loggingStrategy === "steps" ? resolveSteps(config.loggingSteps, this.totalSteps) : null,
+        eval: resolveSteps(config.evalSteps, this.totalSteps),
+        save: resolveSteps(config.saveSteps, this.totalSteps),
+      };
       this.metrics = new MetricsSink(join(config.outputDir, "metrics.jsonl"));
       if (config.pairLogSamples > 0) {
         this.pairLog = new PairLog(join(config.outputDir, PAIR_LOG_FILE), {
@@ -190,16 +235,19 @@ export class PreferenceTrainer {
         if (this.pairLog) this.pairLog.open(-1);
         else rmSync(join(config.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
       }
+      if (reportedTo(config.reportTo).tensorboard) this.tensorboard = new TensorBoardWriter(config.loggingDir ?? defaultLoggingDir(config.outputDir));
 
+      this.#startedAt = Date.now();
       const interrupted = await this.#loop();
       if (!interrupted) {
         await this.saveFinalModel();
         // Last, as the HF trainer's end-of-run save: its presence means the run finished and
         // output_dir holds its model, so a rerun says so instead of redoing the tail.
-        if (config.saveSteps !== null) await this.save();
+        if (config.saveStrategy !== "no") await this.save();
       }
       return this.#result(interrupted, false);
     } finally {
+      this.tensorboard?.close();
       this.optimizer?.dispose();
       this.policy?.dispose();
       this.referenceModel?.dispose();
@@ -275,12 +323,18 @@ export class PreferenceTrainer {
     return this.mixedPrecision(split) ? torch.autocast("bfloat16", fn, { device }) : fn();
   }
 
-  /** AdamW over the policy's trainable parameters (all of them, or the LoRA adapters; in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups. */
-  createOptimizer(): torch.AdamW {
+  /**
+   * The optimizer `optim` names over the policy's trainable parameters (all of them, or the LoRA
+   * adapters; in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups:
+   * AdamW (adamw_torch; adamw_torch_fused is the same update in one kernel), or plain SGD with
+   * only the learning rate and the groups' weight decay, as transformers builds torch.optim.SGD.
+   */
+  createOptimizer(): TrainOptimizer {
     const c = this.config;
     const groups = decayGroups(this.policy, c.weightDecay)
       .map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) }))
       .filter((g) => g.params.length > 0);
+    if (c.optim === "sgd") return new torch.SGD(groups, { lr: c.learningRate, weightDecay: c.weightDecay });
     return new torch.AdamW(groups, {
       lr: c.learningRate, betas: [c.adamBeta1, c.adamBeta2], eps: c.adamEpsilon, weightDecay: c.weightDecay,
     });
@@ -370,9 +424,11 @@ export class PreferenceTrainer {
         this.#averager.add(r.metrics);
         this.#tokensSinceLog += r.tokens;
       }
-      const { gradNorm, learningRate } = this.optimizerStep();
+      const { gradNorm } = this.optimizerStep();
       this.globalStep = step;
-      this.#averager.add({ loss, grad_norm: gradNorm, learning_rate: learningRate });
+      this.#averager.add({ loss, grad_norm: gradNorm });
+      this.#lossSum += loss;
+      this.#stepsThisSession += 1;
       return loss;
     } catch (e) {
       if (e instanceof NonFiniteMetricError) throw e;
@@ -413,18 +469,33 @@ export class PreferenceTrainer {
     return { step: this.globalStep, epoch: round(this.epoch), ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval_${k}`, v / n])) };
   }
 
-  /** Writes a row to metrics.jsonl and hands it to onLog. */
+  /** Writes a row to metrics.jsonl (and TensorBoard, with report_to: tensorboard) and hands it to onLog. */
   log(row: MetricRow): void {
     this.metrics.write(row);
+    this.tensorboard?.logRow(row, this.globalStep);
     this.hooks.onLog?.(row);
   }
 
   /** Writes a checkpoint of the current step (rotating old ones) and returns its directory. */
   async save(): Promise<string> {
-    this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir,
-      { model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state: this.trainerState(), baseModelNameOrPath: this.adapterBase() },
-      this.config.saveTotalLimit);
+    this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
+      model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state: this.trainerState(),
+      hfState: this.hfState(MetricsSink.read(this.metrics.file)), baseModelNameOrPath: this.adapterBase(),
+    }, this.config.saveTotalLimit);
     return this.checkpoint;
+  }
+
+  /** transformers' TrainerState now, with `logHistory` (the rows logged so far, and at the end the train summary). */
+  hfState(logHistory: MetricRow[]): HfTrainerState {
+    const c = this.config;
+    // transformers keeps the interval arguments as given when not resolved by steps (500 logging, None -> logging_steps for eval).
+    const loggingSteps = this.intervals.logging ?? 500;
+    return hfTrainerState({
+      globalStep: this.globalStep, epoch: this.epoch, maxSteps: this.totalSteps,
+      numTrainEpochs: Math.ceil(this.totalSteps / Math.ceil(this.batchesPerEpoch / c.gradientAccumulationSteps)),
+      loggingSteps, evalSteps: this.intervals.eval ?? loggingSteps, saveSteps: this.intervals.save ?? 500,
+      trainBatchSize: c.perDeviceTrainBatchSize, logHistory, finished: this.globalStep >= this.totalSteps,
+    });
   }
 
   /** Continues from a checkpoint: optimizer, schedule, RNG, step and data position; later metrics rows are dropped (they are redone). */
@@ -461,13 +532,50 @@ export class PreferenceTrainer {
     return isAdapterDirectory(this.config.modelNameOrPath) ? undefined : this.config.modelNameOrPath;
   }
 
-  /** The trained model (or, with use_peft, its adapter in PEFT's layout) and tokenizer in output_dir, with train_results.json, fsynced. */
+  /**
+   * The trained model (or, with use_peft, its adapter in PEFT's layout) and tokenizer in
+   * output_dir, fsynced, with what the HF Trainer and the handbook's scripts write beside them:
+   * train_results.json, eval_results.json, all_results.json, trainer_state.json (its
+   * log_history ending with the train summary) and a model card README.md.
+   */
   async saveFinalModel(): Promise<void> {
-    const dir = this.config.outputDir;
+    const { config } = this;
+    const dir = config.outputDir;
     this.hooks.onStatus?.(`saving the ${loraOf(this.policy) ? "adapter" : "model"} to ${dir}`);
     writingTo(dir, () => savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() }));
     await this.data.tokenizer.save(dir);
-    writeJsonAtomic(join(dir, TRAIN_RESULTS), { global_step: this.globalStep, total_steps: this.totalSteps, train: this.lastTrainRow, eval: this.lastEvalRow });
+
+    // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
+    const samples = config.maxSteps > 0 ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps
+      : this.data.train.length * config.numTrainEpochs;
+    const train = trainMetrics({
+      runtimeSeconds: Math.max((Date.now() - this.#startedAt) / 1000, 1e-3), samples, steps: this.totalSteps,
+      trainLoss: this.#lossSum / Math.max(1, this.#stepsThisSession), epoch: round(this.epoch), trainSamples: this.data.train.length,
+    });
+    saveMetrics(dir, "train", train);
+    let evalMetrics: Record<string, number> | null = null;
+    if (this.lastEvalRow) {
+      const { step: _step, ...rest } = this.lastEvalRow;
+      evalMetrics = { ...(rest as Record<string, number>), eval_samples: this.data.eval.length };
+      saveMetrics(dir, "eval", evalMetrics);
+    }
+    const history = [...MetricsSink.read(this.metrics.file), { ...train, step: this.globalStep }];
+    writeJsonAtomic(join(dir, TRAINER_STATE), this.hfState(history));
+    writeModelCard({
+      runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
+      lossType: config.objective.lossType, beta: (config.objective as { beta?: number }).beta,
+      dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
+      trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
+      hyperparameters: {
+        learning_rate: config.learningRate, optim: config.optim, lr_scheduler_type: config.lrSchedulerType,
+        warmup_steps: torch.warmupStepsOf({ type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio }),
+        per_device_train_batch_size: config.perDeviceTrainBatchSize, gradient_accumulation_steps: config.gradientAccumulationSteps,
+        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps, num_steps: this.totalSteps,
+        num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
+        seed: config.seed, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
+      },
+      trainMetrics: train, evalMetrics, version: packageVersion(),
+    });
     for (const name of readdirSync(dir)) if (name.endsWith(".safetensors") && statSync(join(dir, name)).isFile()) fsyncPath(join(dir, name));
     fsyncPath(dir);
   }
@@ -477,9 +585,9 @@ export class PreferenceTrainer {
     const { config, data, hooks } = this;
     const ga = config.gradientAccumulationSteps;
     const epochs = Math.ceil(this.totalSteps / Math.ceil(this.batchesPerEpoch / ga));
-    const loggingSteps = resolveSteps(config.loggingSteps, this.totalSteps)!;
-    const evalSteps = resolveSteps(config.evalSteps, this.totalSteps);
-    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
+    const { logging: loggingSteps, eval: evalSteps, save: saveSteps } = this.intervals;
+    const evalStrategy = config.evalStrategy ?? config.evaluationStrategy;
+    const every = (n: number | null, step: number) => n !== null && step % n === 0;
     const pairSteps = this.pairLog ? resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps) : null;
     this.#tokensSinceLog = 0;
     this.#timeSinceLog = Date.now();
@@ -493,13 +601,18 @@ export class PreferenceTrainer {
         this.epoch = this.epochIndex + this.nextBatch / batches.length;
         const step = this.globalStep;
         const done = step >= this.totalSteps;
-        if (step % loggingSteps === 0 || done) this.log(this.lastTrainRow = this.#trainRow());
-        if (pairSteps && (step % pairSteps === 0 || done)) this.logPairs();
-        if (data.eval.length && ((evalSteps && step % evalSteps === 0) || done)) this.log(this.lastEvalRow = this.evaluate());
+        const epochEnd = this.nextBatch >= batches.length;
+        // transformers' DefaultFlowCallback: by steps (and logging_first_step), or at each epoch's end; here also at the last step.
+        const logNow = done || every(loggingSteps, step) || (step === 1 && config.loggingFirstStep) || (epochEnd && config.loggingStrategy === "epoch");
+        if (logNow) this.log(this.lastTrainRow = this.#trainRow());
+        if (pairSteps && (every(pairSteps, step) || done)) this.logPairs();
+        const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
+        if (data.eval.length && evalNow) this.log(this.lastEvalRow = this.evaluate());
         hooks.onProgress?.(step, this.totalSteps, `loss ${loss.toFixed(4)} lr ${this.scheduler.getLastLr()[0].toExponential(2)}`);
         await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
         const stop = hooks.shouldStop?.() ?? false;
-        if (!done && (stop || (saveSteps && step % saveSteps === 0))) await this.save();
+        const saveNow = every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
+        if (!done && (stop || saveNow)) await this.save();
         if (stop && !done) return true;
       }
     }
@@ -509,7 +622,9 @@ export class PreferenceTrainer {
   /** The averaged train metrics since the last log, as the HF trainer logs them. */
   #trainRow(): MetricRow {
     const seconds = (Date.now() - this.#timeSinceLog) / 1000;
-    const { loss, learning_rate, grad_norm, ...rest } = this.#averager.drain();
+    const { loss, grad_norm, ...rest } = this.#averager.drain();
+    // The rate the next step will use (the schedule has advanced), as the HF trainer logs it.
+    const learning_rate = this.scheduler.getLastLr()[0];
     const row = { step: this.globalStep, epoch: round(this.epoch), loss, learning_rate, grad_norm, tokens_per_second: this.#tokensSinceLog / Math.max(seconds, 1e-9), ...rest };
     this.#tokensSinceLog = 0;
     this.#timeSinceLog = Date.now();
@@ -517,12 +632,12 @@ export class PreferenceTrainer {
   }
 
   #finishedRun(plan: ResumePlan): TrainResult {
-    const file = join(this.config.outputDir, TRAIN_RESULTS);
-    const results = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) as { train?: MetricRow | null; eval?: MetricRow | null } : {};
+    const rows = MetricsSink.read(join(this.config.outputDir, "metrics.jsonl"));
+    const isEval = (r: MetricRow) => Object.keys(r).some((k) => k.startsWith("eval_"));
     this.globalStep = plan.state!.globalStep;
     this.checkpoint = plan.dir;
-    this.lastTrainRow = results.train ?? null;
-    this.lastEvalRow = results.eval ?? null;
+    this.lastTrainRow = rows.filter((r) => !isEval(r)).at(-1) ?? null;
+    this.lastEvalRow = rows.filter(isEval).at(-1) ?? null;
     this.hooks.onStatus?.(`${this.config.outputDir} holds a finished run (${plan.dir}, step ${this.globalStep} of ${this.totalSteps}); nothing to train ` +
       "(set overwrite_output_dir: true to train afresh)");
     return this.#result(false, true);

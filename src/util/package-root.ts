@@ -1,5 +1,5 @@
 // The directory holding omni-dpo's package.json, from either src/ (ts) or dist/src/ (js).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,4 +14,9 @@ export function packageRoot(): string {
     dir = up;
   }
   return (root = dir);
+}
+
+/** omni-dpo's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
 }

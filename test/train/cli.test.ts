@@ -1,5 +1,5 @@
 // The `omni-dpo train` command as users run it: a reference-style YAML trains and exits 0;
-// Ctrl-C (SIGINT) mid-training writes a checkpoint and exits 130; --set resume_from_checkpoint=true
+// Ctrl-C (SIGINT) mid-training writes a checkpoint and exits 130 (SIGTERM 143, SIGHUP 129); --set resume_from_checkpoint=true
 // then finishes the run. A closed terminal (SIGHUP) checkpoints the same way; a second run on a
 // busy output_dir is refused; a write that fails (a file-size limit) names the file; --help
 // lists every recipe key.
@@ -240,13 +240,23 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     assert.ok(!existsSync(lock), "the lock is released when the run stops");
   });
 
+  it("SIGTERM checkpoints and stops, exiting 143 (128 + SIGTERM's 15)", async () => {
+    const { yaml, out } = longRecipe("terminated", 100);
+    const run = startTrain([yaml], root);
+    await untilFirstRow(out, run);
+    run.child.kill("SIGTERM");
+    assert.equal(await run.exited, 143, run.out.stderr);
+    assert.match(run.out.stderr, /SIGTERM: saving a checkpoint/);
+    assert.equal(readdirSync(out).filter((n) => n.startsWith("checkpoint-")).length, 1);
+  });
+
   it("SIGHUP (a closed terminal) checkpoints and stops as SIGTERM does; the next run resumes from that checkpoint and finishes", async () => {
     const { yaml, out } = longRecipe("hangup", 8);
     const run = startTrain([yaml], root);
     await untilFirstRow(out, run);
     run.child.kill("SIGHUP");
     const code = await run.exited;
-    assert.equal(code, 130, `exit ${code}\nstderr: ${run.out.stderr}`);
+    assert.equal(code, 129, `exit ${code} (128 + SIGHUP's 1)\nstderr: ${run.out.stderr}`);
     assert.match(run.out.stderr, /SIGHUP: saving a checkpoint/);
     const saved = readdirSync(out).filter((n) => n.startsWith("checkpoint-"));
     assert.equal(saved.length, 1, `checkpoints: ${saved}`);
@@ -294,11 +304,13 @@ describe("omni-dpo train: no lost or overwritten work", () => {
       assert.equal(groups[group], `${spec.group}:`, `${key} listed under ${groups[group]}`);
       const end = lines.findIndex((l, i) => i > line && !l.startsWith("      "));
       const help = lines.slice(line + 1, end).join(" ").replace(/\s+/g, " ");
-      if (spec.status === "warn") assert.match(help, /Not yet supported: ignored with a warning/, key);
+      if (spec.status === "warn") assert.match(help, /Tooling this run does not use: ignored with a warning when set/, key);
+      if (spec.status === "error") assert.match(help, /Not supported: an error when set/, key);
       assert.ok(help.includes(`[default from ${spec.follows}]`), `${key}: where its default comes from: ${help}`);
     }
     assert.match(r.stdout, /learning_rate \(float, default 5e-7\)/);
-    assert.match(r.stdout, /lr_scheduler_type \(constant \| constant_with_warmup \| linear \| cosine, default linear\)/);
+    assert.match(r.stdout, /lr_scheduler_type \(linear \| cosine \| cosine_with_restarts \| polynomial \| constant \| constant_with_warmup \| inverse_sqrt \| cosine_with_min_lr \| cosine_warmup_with_min_lr \| warmup_stable_decay, default linear\)/);
+    assert.match(r.stdout, /--allow-unknown-keys/);
     const objective = r.stdout.slice(r.stdout.indexOf("objective:"));
     for (const key of OBJECTIVE_CONFIG_KEYS) assert.ok(objective.includes(key), `objective key ${key} is not listed`);
   });

@@ -106,15 +106,18 @@ describe("reference YAML", () => {
     assert.equal(config.modelNameOrPath, join(root, "models/Qwen2.5-0.5B"));
     assert.equal(config.refModel, join(root, "models/Qwen2.5-0.5B"));
     assert.equal(config.gradientCheckpointing, true);
-    // Hardware keys are accepted with a warning naming them; hub and tracker keys silently.
-    for (const key of ["attn_implementation"]) {
+    // Hardware, hub and tooling keys set to anything but their default are accepted with a warning naming them.
+    for (const key of ["attn_implementation", "hub_model_id", "dataset_splits", "preprocessing_num_workers", "log_level"]) {
       assert.ok(warnings.some((w) => w.includes(`'${key}'`)), `no warning for ${key}: ${warnings.join(" | ")}`);
     }
     // bf16, torch_dtype and gradient checkpointing are honoured: no warning, and their values reach the config.
     for (const key of ["bf16", "torch_dtype"]) assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `warning for ${key}: ${warnings.join(" | ")}`);
     assert.equal(config.bf16, true);
     assert.equal(config.torchDtype, null);
-    for (const key of ["hub_model_id", "run_name", "push_to_hub", "optim", "dataset_splits", "do_eval", "log_level", "gradient_checkpointing", "gradient_checkpointing_kwargs"]) {
+    // Honoured (run_name, optim, do_eval, gradient_checkpointing_kwargs' use_reentrant), or at their default (push_to_hub: false).
+    assert.equal(config.runName, "Qwen2.5-0.5B-Uni-DPO");
+    assert.equal(config.optim, "adamw_torch");
+    for (const key of ["run_name", "push_to_hub", "optim", "do_eval", "gradient_checkpointing", "gradient_checkpointing_kwargs", "save_strategy", "eval_strategy"]) {
       assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `unexpected warning for ${key}`);
     }
     assert.ok(warnings.every((w) => w.startsWith(file)), "warnings name the YAML file");
@@ -144,21 +147,53 @@ describe("reference YAML", () => {
 });
 
 describe("warnings and errors name the key", () => {
-  it("unknown keys are warned about by name and otherwise ignored", () => {
-    const { warnings } = loadTrainConfig(yamlFile(BASE + "learnin_rate: 1.0e-5\nmy_custom_flag: true\n"));
-    assert.equal(warnings.length, 2);
-    assert.ok(warnings.some((w) => w.includes("unknown key 'learnin_rate'")));
-    assert.ok(warnings.some((w) => w.includes("unknown key 'my_custom_flag'")));
+  it("an unknown key is an error naming it, with the nearest known key; allowUnknownKeys makes it a warning", () => {
+    const text = BASE + "learnig_rate: 1.0e-5\nmy_custom_flag: true\nper_device_train_batchsize: 2\n";
+    assert.throws(() => loadTrainConfig(yamlFile(text)), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)/);
+      assert.match(e.message, /unknown key 'per_device_train_batchsize' \(did you mean 'per_device_train_batch_size'\?\)/);
+      assert.match(e.message, /unknown key 'my_custom_flag'[;.]/, "no suggestion for a key near none");
+      assert.match(e.message, /--allow-unknown-keys/);
+      return true;
+    });
+    const { config, warnings } = loadTrainConfig(yamlFile(text), [], { allowUnknownKeys: true });
+    assert.equal(warnings.length, 3);
+    assert.ok(warnings.some((w) => /unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\) ignored/.test(w)));
+    assert.equal(config.learningRate, 5e-7, "the misspelt key is not read");
   });
 
-  it("hardware keys (fp16, use_flash_attention_2, deepspeed) are accepted with a warning", () => {
-    const { config, warnings } = loadTrainConfig(yamlFile(BASE + "fp16: true\nuse_flash_attention_2: true\ndeepspeed: configs/zero3.json\n"));
+  it("hardware and tooling keys (use_flash_attention_2, deepspeed, push_to_hub, report_to: wandb) are accepted with a warning", () => {
+    const { config, warnings } = loadTrainConfig(yamlFile(BASE + "use_flash_attention_2: true\ndeepspeed: configs/zero3.json\npush_to_hub: true\nreport_to: wandb\n"));
     assert.equal(config.maxLength, 512);
-    for (const key of ["fp16", "use_flash_attention_2", "deepspeed"]) {
-      assert.ok(warnings.some((w) => w.includes(`'${key}'`) && /hardware/.test(w)), `no hardware warning for ${key}`);
+    for (const key of ["use_flash_attention_2", "deepspeed", "push_to_hub"]) {
+      assert.ok(warnings.some((w) => w.includes(`'${key}'`) && /tooling/.test(w)), `no tooling warning for ${key}`);
     }
+    assert.ok(warnings.some((w) => /report_to: wandb is not available here; skipped/.test(w)), warnings.join(" | "));
     // Switched off, they need no warning.
-    assert.deepEqual(loadTrainConfig(yamlFile(BASE + "bf16: false\nfp16: false\n")).warnings, []);
+    assert.deepEqual(loadTrainConfig(yamlFile(BASE + "bf16: false\nfp16: false\npush_to_hub: false\nreport_to: none\n")).warnings, []);
+  });
+
+  it("keys that would change training and are not supported are errors naming them (fp16, load_in_4bit, disable_dropout: false, optim: adafactor)", () => {
+    const cases: [string, RegExp][] = [
+      ["fp16: true\n", /key 'fp16' \(true\) is not supported/],
+      ["load_in_4bit: true\n", /key 'load_in_4bit' \(true\) is not supported/],
+      ["fp16_full_eval: true\n", /key 'fp16_full_eval'/],
+      ["disable_dropout: false\n", /key 'disable_dropout' false is not supported/],
+      ["optim: adafactor\n", /key 'optim' adafactor is not supported/],
+      ["optim: adamw_bnb_8bit\n", /key 'optim' is not supported; supported: adamw_torch, adamw_torch_fused, sgd/],
+      ["do_train: false\n", /key 'do_train' false \(evaluation only\)/],
+      ["auto_insert_empty_system_msg: false\n", /key 'auto_insert_empty_system_msg' false is not supported/],
+      ["label_pad_token_id: 0\n", /key 'label_pad_token_id' must be negative/],
+      ["gradient_checkpointing_kwargs:\n  preserve_rng_state: false\n", /key 'gradient_checkpointing_kwargs' supports only use_reentrant/],
+      ["lr_scheduler_type: reduce_lr_on_plateau\n", /key 'lr_scheduler_type' must be one of/],
+      ["lr_scheduler_type: cosine_with_min_lr\n", /key 'lr_scheduler_kwargs' cosine_with_min_lr needs exactly one of min_lr or min_lr_rate/],
+      ["lr_scheduler_type: linear\nlr_scheduler_kwargs:\n  power: 2\n", /key 'lr_scheduler_kwargs' linear takes no lr_scheduler_kwargs \(got power\)/],
+      ["save_strategy: best\n", /key 'save_strategy' must be one of no, steps, epoch/],
+    ];
+    for (const [line, pattern] of cases) assert.throws(() => loadTrainConfig(yamlFile(BASE + line)), pattern, line);
+    // Their defaults (or false) are fine.
+    assert.deepEqual(loadTrainConfig(yamlFile(BASE + "fp16: false\nload_in_4bit: false\ndisable_dropout: true\noptim: adamw_torch_fused\ndo_train: true\n")).warnings, []);
   });
 
   it("wrong types are errors naming the key", () => {
@@ -316,9 +351,14 @@ describe("the table of recipe keys", () => {
       const field = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
       if (spec.status) {
         assert.ok(!(field in fields), `${key} is not acted on, yet the config has ${field}`);
-        const { warnings: w } = loadTrainConfig(yamlFile(`${BASE}${key}: true\n`));
-        assert.equal(w.length, spec.status === "warn" ? 1 : 0, `${key}: ${w.join(" | ")}`);
-        if (spec.status === "warn") assert.match(w[0], new RegExp(`'${key}'.*ignored`));
+        // Never silent: a warning ("warn") or an error ("error") naming the key.
+        const set = `${BASE}${key}: ${spec.default === true ? "false" : "true"}\n`;
+        if (spec.status === "error") assert.throws(() => loadTrainConfig(yamlFile(set)), new RegExp(`key '${key}'.*not supported`));
+        else {
+          const { warnings: w } = loadTrainConfig(yamlFile(set));
+          assert.equal(w.length, 1, `${key}: ${w.join(" | ")}`);
+          assert.match(w[0], new RegExp(`'${key}'.*ignored`));
+        }
       } else if ("default" in spec && !["model_name_or_path", "output_dir", "dataset_mixer"].includes(key)) {
         assert.deepEqual(fields[field], spec.default, `${key} -> ${field}`);
       } else {

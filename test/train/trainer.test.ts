@@ -142,9 +142,13 @@ describe("Omni-DPO on a tiny model", () => {
     // keeps the newest two, and nothing half-written or half-deleted is left.
     assert.deepEqual(dirs, ["checkpoint-16", "checkpoint-18"]);
     for (const d of dirs) {
+      // transformers' TrainerState, and this project's resume state beside it.
       const state = JSON.parse(readFileSync(join(r.outputDir, d, "trainer_state.json"), "utf8"));
-      assert.equal(state.globalStep, Number(d.slice("checkpoint-".length)));
-      for (const f of ["model.safetensors", "config.json", "optimizer.safetensors", "optimizer.json", "tokenizer.json"]) {
+      assert.equal(state.global_step, Number(d.slice("checkpoint-".length)));
+      assert.equal(state.max_steps, TOTAL_STEPS);
+      assert.ok(state.log_history.length > 0 && state.log_history.every((row: { step: number }) => row.step <= state.global_step));
+      assert.equal(JSON.parse(readFileSync(join(r.outputDir, d, "omni_dpo_state.json"), "utf8")).globalStep, state.global_step);
+      for (const f of ["model.safetensors", "config.json", "generation_config.json", "optimizer.safetensors", "optimizer.json", "tokenizer.json"]) {
         assert.ok(existsSync(join(r.outputDir, d, f)), `${d}/${f}`);
       }
     }
@@ -169,7 +173,8 @@ describe("Omni-DPO on a tiny model", () => {
     assert.deepEqual(tok.encode("say apple: apple apple"), original.encode("say apple: apple apple"));
     assert.equal(tok.eosTokenId, original.eosTokenId);
     const results = JSON.parse(readFileSync(join(r.outputDir, "train_results.json"), "utf8"));
-    assert.equal(results.global_step, TOTAL_STEPS);
+    assert.ok(Number.isFinite(results.train_loss) && results.train_runtime > 0, JSON.stringify(results));
+    assert.equal(JSON.parse(readFileSync(join(r.outputDir, "trainer_state.json"), "utf8")).global_step, TOTAL_STEPS);
   });
 });
 
