@@ -55,8 +55,12 @@ export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, cha
   let rejectedTurn: Message[];
   if (Array.isArray(prompt)) {
     promptMessages = [...prompt];
-    chosenTurn = chosenMessages;
-    rejectedTurn = rejectedMessages;
+    // Answers may repeat the prompt's conversation before their own turn (as `data build`
+    // writes them, and UltraFeedback does); the answer is what follows it.
+    const after = (answer: Message[]) => (answer.length > prompt.length && prompt.every((m, i) => answer[i].role === m.role && answer[i].content === m.content)
+      ? answer.slice(prompt.length) : answer);
+    chosenTurn = after(chosenMessages);
+    rejectedTurn = after(rejectedMessages);
   } else if (typeof prompt === "string" && chosenMessages.length < 2) {
     // Only the answer turn is given: the string prompt becomes the user's message.
     promptMessages = [{ role: "user", content: prompt }];
