@@ -254,18 +254,33 @@ function describe(values: number[]): TextBuildSummary["scores"] {
   };
 }
 
-/** The first index of the largest (or smallest) value: numpy's argmax / argmin, so ties go to the earlier sample. */
-function argBest(xs: number[], better: (a: number, b: number) => boolean): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (better(xs[i], xs[best])) best = i;
-  return best;
+/**
+ * The chosen and rejected indices of one prompt's scores: the first highest and the first lowest
+ * (the reference's np.argmax / np.argmin, so ties go to the earlier sample); null when every
+ * score is the same (no preference to learn; the reference would pair a response with itself).
+ */
+export function bestAndWorst(scores: number[]): { chosen: number; rejected: number } | null {
+  let chosen = 0;
+  let rejected = 0;
+  for (let i = 1; i < scores.length; i++) {
+    if (scores[i] > scores[chosen]) chosen = i;
+    if (scores[i] < scores[rejected]) rejected = i;
+  }
+  return scores[chosen] === scores[rejected] ? null : { chosen, rejected };
+}
+
+/** Adds score_margin and score_margin_normalized, as the reference's normalize_score_margin: (m - mean) / (population std + 1e-6). */
+export function normalizeMargins(pairs: TextPair[]): void {
+  if (pairs.length === 0) return;
+  const margins = pairs.map((p) => p.score_chosen - p.score_rejected);
+  const mean = margins.reduce((a, b) => a + b, 0) / margins.length;
+  const std = Math.sqrt(margins.reduce((a, m) => a + (m - mean) ** 2, 0) / margins.length) + 1e-6;
+  pairs.forEach((p, n) => { p.score_margin = margins[n]; p.score_margin_normalized = (margins[n] - mean) / std; });
 }
 
 /**
- * Pairs every finished prompt, in input order: chosen = the first highest-scoring response,
- * rejected = the first lowest-scoring one (the reference's np.argmax / np.argmin). Dropped: all
- * responses identical (never scored), all scores tied (no preference to learn; the reference
- * would pair a response with itself), margin below minMargin.
+ * Pairs every finished prompt, in input order. Dropped: all responses identical (never scored),
+ * all scores tied, margin below minMargin.
  */
 function binarizeAll(prepared: Prepared[], done: Map<number, Finished>, options: TextBuildOptions): { pairs: TextPair[]; dropped: TextBuildSummary["dropped"] } {
   const dropped = { identical_responses: 0, tied_scores: 0, below_margin: 0 };
@@ -273,23 +288,17 @@ function binarizeAll(prepared: Prepared[], done: Map<number, Finished>, options:
   prepared.forEach((p, i) => {
     const f = done.get(i)!;
     if (!f.scores) { dropped.identical_responses++; return; }
-    const c = argBest(f.scores, (a, b) => a > b);
-    const r = argBest(f.scores, (a, b) => a < b);
-    if (f.scores[c] === f.scores[r]) { dropped.tied_scores++; return; }
-    if (options.minMargin !== undefined && f.scores[c] - f.scores[r] < options.minMargin) { dropped.below_margin++; return; }
+    const pick = bestAndWorst(f.scores);
+    if (!pick) { dropped.tied_scores++; return; }
+    const [best, worst] = [f.scores[pick.chosen], f.scores[pick.rejected]];
+    if (options.minMargin !== undefined && best - worst < options.minMargin) { dropped.below_margin++; return; }
     const answer = (text: string): string | Message[] => (p.messages ? [...p.messages, { role: "assistant", content: text }] : text);
     pairs.push({
-      prompt: p.row.prompt, chosen: answer(f.responses[c]), rejected: answer(f.responses[r]),
-      score_chosen: f.scores[c], score_rejected: f.scores[r], all_generated_responses: f.responses, all_rm_scores: f.scores,
+      prompt: p.row.prompt, chosen: answer(f.responses[pick.chosen]), rejected: answer(f.responses[pick.rejected]),
+      score_chosen: best, score_rejected: worst, all_generated_responses: f.responses, all_rm_scores: f.scores,
     });
   });
-  if (options.normalizeMargin && pairs.length) {
-    // As the reference's normalize_score_margin: population std, plus 1e-6.
-    const margins = pairs.map((p) => p.score_chosen - p.score_rejected);
-    const mean = margins.reduce((a, b) => a + b, 0) / margins.length;
-    const std = Math.sqrt(margins.reduce((a, m) => a + (m - mean) ** 2, 0) / margins.length) + 1e-6;
-    pairs.forEach((p, n) => { p.score_margin = margins[n]; p.score_margin_normalized = (margins[n] - mean) / std; });
-  }
+  if (options.normalizeMargin) normalizeMargins(pairs);
   return { pairs, dropped };
 }
 
