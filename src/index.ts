@@ -12,7 +12,11 @@ export {
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
 export { DecoderLM, type CausalLM, type ForwardOptions, type DecoderLayer, type DecoderStep } from "./models/causal-lm.js";
-export { registerArchitecture, supportedArchitectures, type ArchitectureSpec } from "./models/registry.js";
+export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers, type ArchitectureSpec } from "./models/registry.js";
+export {
+  AutoModelForSequenceClassification, SequenceClassifier, createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier,
+  type ClassifierForwardOptions,
+} from "./models/sequence-classification.js";
 export type { RawConfig } from "./models/config.js";
 export { readGenerationConfig, stopTokenIds, type GenerationConfig } from "./models/generation-config.js";
 export { Module, ModuleList } from "./nn/module.js";

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Init } from "../nn/layers.js";
+import type { Module } from "../nn/module.js";
 import { readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
 import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationConfig } from "./generation-config.js";
@@ -15,7 +16,7 @@ import { writeJsonAtomic } from "../util/files.js";
 import { isAdapterDirectory, loadAdapterModel } from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
-const layouts = new WeakMap<CausalLM, { prefix: string }>();
+const layouts = new WeakMap<Module, { prefix: string }>();
 
 /** The spec's model for `config`, with its parsed config (the checkpoint rules read it). */
 function build<C>(spec: ArchitectureSpec<C>, config: RawConfig, init: Init, where: string): { model: CausalLM; parsed: C } {
@@ -74,11 +75,40 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
   const config = readConfig(dir);
   const spec = resolveArchitecture(config, configFile);
   const generation = readGenerationConfig(dir) ?? generationConfigFromModelConfig(config, configFile);
-  const dtype = options.dtype === "auto" ? configDtype(config) : options.dtype ?? "float32";
+  const dtype = loadDtype(config, options);
   const { model, parsed } = build(spec, config, { dtype, empty: true }, configFile);
+  try {
+    loadWeights(dir, model, spec, parsed, dtype, config.architectures?.[0] ?? spec.name);
+    model.generationConfig = generation;
+    if (options.device && options.device !== "cpu") model.to(options.device);
+    return model.eval() as CausalLM;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** The compute dtype LoadOptions ask for, given config.json. */
+export function loadDtype(config: RawConfig, options: LoadOptions): torch.DType {
+  return options.dtype === "auto" ? configDtype(config) : options.dtype ?? "float32";
+}
+
+/** A head tensor a checkpoint must hold, checked before the rest for a clearer error. */
+export interface RequiredHead { tensor: string; kind: string }
+
+/**
+ * Fills every parameter of `model` (built by `spec` with `parsed`) from the checkpoint in
+ * `dir`, by name; names `what` (the class) in the one error listing missing, unexpected and
+ * misshapen tensors (or, first, the missing `head`). Remembers the naming so saving writes it back.
+ */
+export function loadWeights<C>(dir: string, model: Module, spec: ArchitectureSpec<C>, parsed: C, dtype: torch.DType, what: string, head?: RequiredHead): void {
   let tensors = new Map<string, torch.Tensor>();
   try {
     tensors = loadCheckpoint(dir, { dtype });
+    if (head && !tensors.has(head.tensor)) {
+      throw new Error(`${dir}: no ${head.kind}: the checkpoint has no tensor ${head.tensor}, which ${what} needs` +
+        (tensors.has("lm_head.weight") ? " (it holds lm_head.weight: a causal-LM checkpoint?)" : ""));
+    }
     // Names and shapes up front: setParameter frees the tensors it replaces.
     const shapes = new Map(model.namedParameters().map(([n, p]) => [n, p.shape.join()]));
     const tied = spec.tiedWeights?.(parsed) ?? {};
@@ -104,18 +134,12 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
     }
     const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
     if (missing.length || unexpected.length || misshapen.length) {
-      throw new Error(`${dir}: checkpoint does not match ${config.architectures?.[0] ?? spec.name}` +
+      throw new Error(`${dir}: checkpoint does not match ${what}` +
         (missing.length ? `\n  missing tensors: ${missing.join(", ")}` : "") +
         (unexpected.length ? `\n  unexpected tensors: ${unexpected.join(", ")}` : "") +
         (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""));
     }
     layouts.set(model, { prefix });
-    model.generationConfig = generation;
-    if (options.device && options.device !== "cpu") model.to(options.device);
-    return model.eval() as CausalLM;
-  } catch (e) {
-    model.dispose();
-    throw e;
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
@@ -130,17 +154,22 @@ export interface SaveOptions {
 
 /** Writes config.json, generation_config.json and the weights, with the names the model was loaded with. */
 export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): void {
+  const dtype = saveWeights(model, dir, options);
+  writeJsonAtomic(join(dir, "config.json"), { ...model.config, torch_dtype: dtype });
+  writeGenerationConfig(dir, model.generationConfig);
+}
+
+/** Writes the weights of `model` (with the names it was loaded with); returns the dtype stored. */
+export function saveWeights(model: Module, dir: string, options: SaveOptions = {}): torch.DType {
   const prefix = layouts.get(model)?.prefix ?? "";
-  torch.tidy(() => {
+  return torch.tidy(() => {
     const entries: [string, torch.Tensor][] = model.namedParameters().map(([name, p]) => {
       const stored = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
       const value = p.detach();
       return [stored, options.dtype && options.dtype !== value.dtype ? value.to(options.dtype) : value];
     });
     saveCheckpoint(dir, entries, { maxShardBytes: options.maxShardBytes });
-    const dtype = options.dtype ?? entries[0]?.[1].dtype ?? "float32";
-    writeJsonAtomic(join(dir, "config.json"), { ...model.config, torch_dtype: dtype });
-    writeGenerationConfig(dir, model.generationConfig);
+    return options.dtype ?? entries[0]?.[1].dtype ?? "float32";
   });
 }
 

@@ -51,6 +51,11 @@ export interface CausalLM extends Module {
    * through it, and gives the logits forward() gives at those positions.
    */
   logitsFromHidden(hidden: torch.Tensor): torch.Tensor;
+  /**
+   * The final norm alone: hidden states [..., C] -> [..., C], what the base model (LlamaModel)
+   * returns and a sequence-classification head reads. Architectures with classifiers have it.
+   */
+  finalNorm?(hidden: torch.Tensor): torch.Tensor;
 }
 
 /** What every layer of one forward call shares. */

@@ -151,8 +151,12 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
     return { ...step, cos, sin };
   }
 
+  finalNorm(hidden: torch.Tensor): torch.Tensor {
+    return this.model.norm.forward(hidden);
+  }
+
   protected head(hidden: torch.Tensor): torch.Tensor {
-    const h = this.model.norm.forward(hidden);
+    const h = this.finalNorm(hidden);
     return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
   }
 
@@ -187,11 +191,12 @@ export class MistralForCausalLM extends LlamaForCausalLM {
   constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "mistral"), init: Init = {}) { super(config, c, init); }
 }
 
-/** The family's declarations: names config.json answers to, class, config parser, checkpoint rules. */
-function familySpec(name: LlamaFamily, className: string, model: ArchitectureSpec<LlamaConfig>["model"]): ArchitectureSpec<LlamaConfig> {
+/** The family's declarations (class names from transformers' `prefix`): names config.json answers to, class, config parser, checkpoint rules. */
+function familySpec(name: LlamaFamily, prefix: string, model: ArchitectureSpec<LlamaConfig>["model"]): ArchitectureSpec<LlamaConfig> {
   return {
     name,
-    architectures: [className],
+    architectures: [`${prefix}ForCausalLM`],
+    sequenceClassifiers: [`${prefix}ForSequenceClassification`],
     modelTypes: [name],
     parseConfig: (raw) => llamaConfig(raw, name),
     model,
@@ -201,6 +206,6 @@ function familySpec(name: LlamaFamily, className: string, model: ArchitectureSpe
   };
 }
 
-export const LLAMA = familySpec("llama", "LlamaForCausalLM", LlamaForCausalLM);
-export const QWEN2 = familySpec("qwen2", "Qwen2ForCausalLM", Qwen2ForCausalLM);
-export const MISTRAL = familySpec("mistral", "MistralForCausalLM", MistralForCausalLM);
+export const LLAMA = familySpec("llama", "Llama", LlamaForCausalLM);
+export const QWEN2 = familySpec("qwen2", "Qwen2", Qwen2ForCausalLM);
+export const MISTRAL = familySpec("mistral", "Mistral", MistralForCausalLM);

@@ -30,6 +30,13 @@ export interface ArchitectureSpec<C = unknown> {
   tiedWeights?(config: C): Readonly<Record<string, string>>;
   /** Checkpoint names that hold buffers rather than weights (skipped when loading). */
   readonly ignoredCheckpointNames?: RegExp;
+  /**
+   * config.json class names of its sequence-classification models
+   * ("LlamaForSequenceClassification"): the decoder without the LM head, plus score.weight
+   * (src/models/sequence-classification.ts). An architecture that lists any must implement
+   * CausalLM.finalNorm, and keep its LM head (if untied) as the submodule named lm_head.
+   */
+  readonly sequenceClassifiers?: readonly string[];
 }
 
 // Registered specs have different parsed-config types; each is only ever called with its own.
@@ -40,6 +47,7 @@ const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL];
 const byName = new Map<string, AnySpec>();
 const byClass = new Map<string, AnySpec>();
 const byModelType = new Map<string, AnySpec>();
+const byClassifierClass = new Map<string, AnySpec>();
 
 function isStringList(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((s) => typeof s === "string" && s.length > 0);
@@ -62,10 +70,13 @@ export function registerArchitecture<C>(spec: ArchitectureSpec<C>): void {
   if (spec.optionalPrefixes !== undefined && !isStringList(spec.optionalPrefixes)) throw new Error(`${what}: optionalPrefixes must be a list of strings`);
   if (spec.tiedWeights !== undefined && typeof spec.tiedWeights !== "function") throw new Error(`${what}: tiedWeights must be a function`);
   if (spec.ignoredCheckpointNames !== undefined && !(spec.ignoredCheckpointNames instanceof RegExp)) throw new Error(`${what}: ignoredCheckpointNames must be a RegExp`);
+  if (spec.sequenceClassifiers !== undefined && !isStringList(spec.sequenceClassifiers)) throw new Error(`${what}: sequenceClassifiers must be a list of class names`);
   const taken = byName.get(spec.name);
   if (taken) throw new Error(`${what}: an architecture named '${spec.name}' is already registered`);
-  for (const cls of spec.architectures) {
-    const other = byClass.get(cls);
+  // Causal-LM and classifier class names share one namespace.
+  const classes = [...spec.architectures, ...(spec.sequenceClassifiers ?? [])];
+  for (const [i, cls] of classes.entries()) {
+    const other = byClass.get(cls) ?? byClassifierClass.get(cls) ?? (classes.indexOf(cls) < i ? spec : undefined);
     if (other) throw new Error(`${what}: class ${cls} is already registered, by '${other.name}'`);
   }
   for (const type of spec.modelTypes) {
@@ -74,6 +85,7 @@ export function registerArchitecture<C>(spec: ArchitectureSpec<C>): void {
   }
   byName.set(spec.name, spec);
   for (const cls of spec.architectures) byClass.set(cls, spec);
+  for (const cls of spec.sequenceClassifiers ?? []) byClassifierClass.set(cls, spec);
   for (const type of spec.modelTypes) byModelType.set(type, spec);
 }
 
@@ -101,4 +113,32 @@ export function resolveArchitecture(config: RawConfig, where = "config.json"): A
   if (typeof type === "string" && byModelType.has(type)) return byModelType.get(type)!;
   const what = classes?.length ? `architectures ${JSON.stringify(classes)}` : `model_type '${type ?? "(none)"}'`;
   throw new Error(`${where}: unsupported ${what}; supported: ${supportedArchitectures().join(", ")}`);
+}
+
+/** The sequence-classification class names of every registered architecture, in registration order. */
+export function supportedSequenceClassifiers(): string[] {
+  return [...byClassifierClass.keys()];
+}
+
+/**
+ * The spec, and the classifier class name to save under, for a sequence-classification model
+ * of this config.json: its first `architectures` entry registered as a classifier; else the
+ * first registered causal-LM class, or else its `model_type`, of an architecture that has
+ * classifiers (a causal-LM checkpoint then fails to load for want of score.weight, naming it).
+ */
+export function resolveSequenceClassifier(config: RawConfig, where = "config.json"): { spec: AnySpec; className: string } {
+  const classes: unknown = config.architectures;
+  if (classes !== undefined && classes !== null && !isStringList(classes)) {
+    throw new Error(`${where}: field architectures must be a list of class names, got ${JSON.stringify(classes)}`);
+  }
+  for (const cls of classes ?? []) {
+    const spec = byClassifierClass.get(cls);
+    if (spec) return { spec, className: cls };
+  }
+  const type = config.model_type;
+  const spec = (classes ?? []).map((c) => byClass.get(c)).find((s) => s?.sequenceClassifiers?.length)
+    ?? (typeof type === "string" ? byModelType.get(type) : undefined);
+  if (spec?.sequenceClassifiers?.length) return { spec, className: spec.sequenceClassifiers[0] };
+  const what = classes?.length ? `architectures ${JSON.stringify(classes)}` : `model_type '${type ?? "(none)"}'`;
+  throw new Error(`${where}: no sequence-classification model for ${what}; supported: ${supportedSequenceClassifiers().join(", ")}`);
 }

@@ -302,6 +302,20 @@ def repeat_kv(x, n_rep):
 
 def llama_logits(arch, config, tensors, input_ids, attention_mask, position_ids, dtype):
     W = Weights(tensors, dtype, ignore=lambda n: n.endswith("rotary_emb.inv_freq"))
+    h = llama_hidden(arch, config, W, input_ids, attention_mask, position_ids, dtype)
+    if config.get("tie_word_embeddings", False):
+        head = W("model.embed_tokens.weight")
+        if W.has("lm_head.weight"):
+            W.used.add("lm_head.weight")  # overwritten by the tie
+    else:
+        head = W("lm_head.weight")
+    logits = F.linear(h, head)
+    W.check_all_used()
+    return logits
+
+
+def llama_hidden(arch, config, W, input_ids, attention_mask, position_ids, dtype):
+    """The base model's output (LlamaModel: after the final norm), [B, T, hidden]."""
     hidden = config["hidden_size"]
     n_heads = config["num_attention_heads"]
     n_kv = config.get("num_key_value_heads") or n_heads
@@ -317,7 +331,6 @@ def llama_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
         qkv_bias, o_bias, mlp_bias = True, False, False
     else:  # mistral
         qkv_bias = o_bias = mlp_bias = False
-    tied = config.get("tie_word_embeddings", False)
     b, t = input_ids.shape
 
     def window_of(layer):
@@ -366,16 +379,7 @@ def llama_logits(arch, config, tensors, input_ids, attention_mask, position_ids,
         gate = lin(x, p + "mlp.gate_proj", mlp_bias)
         up = lin(x, p + "mlp.up_proj", mlp_bias)
         h = h + lin(F.silu(gate) * up, p + "mlp.down_proj", mlp_bias)
-    h = rms_norm(h, W("model.norm.weight"), eps)
-    if tied:
-        head = W("model.embed_tokens.weight")
-        if W.has("lm_head.weight"):
-            W.used.add("lm_head.weight")  # overwritten by the tie
-    else:
-        head = W("lm_head.weight")
-    logits = F.linear(h, head)
-    W.check_all_used()
-    return logits
+    return rms_norm(h, W("model.norm.weight"), eps)
 
 
 # ---------------------------------------------------------------------------- entry points
