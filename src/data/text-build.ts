@@ -323,9 +323,9 @@ export function formatTextSummary(s: TextBuildSummary): string {
     if (!d) continue;
     lines.push(`${name}: min ${d.min.toFixed(3)}, mean ${d.mean.toFixed(3)}, max ${d.max.toFixed(3)}`);
     const peak = Math.max(...d.histogram.map((b) => b.count));
-    for (const b of d.histogram) {
-      lines.push(`  [${b.from.toPrecision(4)}, ${b.to.toPrecision(4)}) ${"#".repeat(Math.round((30 * b.count) / peak)).padEnd(30)} ${b.count}`);
-    }
+    const labels = d.histogram.map((b) => `[${Number(b.from.toPrecision(4))}, ${Number(b.to.toPrecision(4))})`);
+    const width = Math.max(...labels.map((l) => l.length));
+    d.histogram.forEach((b, i) => lines.push(`  ${labels[i].padEnd(width)} ${"#".repeat(Math.round((30 * b.count) / peak)).padEnd(30)} ${b.count}`));
   }
   return lines.join("\n");
 }
