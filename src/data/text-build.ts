@@ -151,11 +151,17 @@ export function sampleSeeds(k: number, seeds: number[] = REFERENCE_SEEDS): numbe
   return Array.from({ length: k }, (_, j) => (j < seeds.length ? seeds[j] : 1000 + j - seeds.length));
 }
 
-/** Reads a journal back: its finished prompts by index, after checking it belongs to this build. */
-function readJournal(file: string, identity: string): Map<number, Finished> {
+/**
+ * Reads a journal back: its finished prompts by index, after checking it belongs to this build;
+ * starts one (its header line) when there is none.
+ */
+function openJournal(file: string, identity: string): Map<number, Finished> {
   const lines = readJournalLines(file);
   const done = new Map<number, Finished>();
-  if (lines.length === 0) return done;
+  if (lines.length === 0) {
+    appendLinesDurable(file, [JSON.stringify({ journal: "omni-dpo data build", identity })]);
+    return done;
+  }
   const header = JSON.parse(lines[0]) as { journal?: string; identity?: string };
   if (header.journal !== "omni-dpo data build" || header.identity !== identity) {
     throw new Error(`${file}: this journal belongs to another build (other prompts, policy, scorer or sampling settings); ` +
@@ -189,8 +195,7 @@ export async function buildTextPairs(
   const identity = createHash("sha256").update(JSON.stringify({
     prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
   })).digest("hex");
-  const done = readJournal(options.journal, identity);
-  if (done.size === 0) appendLinesDurable(options.journal, [JSON.stringify({ journal: "omni-dpo data build", identity })]);
+  const done = openJournal(options.journal, identity);
   const resumed = done.size;
   const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a].ids.length - prepared[b].ids.length || a - b);

@@ -211,6 +211,12 @@ test("another build's journal (other settings) is refused, naming it; a journal'
   const again = await build();
   assert.equal(again.summary.resumed, 1);
   assert.deepEqual(again.pairs, first.pairs);
+  // Killed before the first prompt finished: only the header is there, and the build starts clean.
+  writeFileSync(journal, `${lines[0]}\n`);
+  const fresh = await build();
+  assert.equal(fresh.summary.resumed, 0);
+  assert.deepEqual(fresh.pairs, first.pairs);
+  assert.equal(readFileSync(journal, "utf8").split("\n").filter(Boolean).length, 3);
   policy.dispose();
 });
 
