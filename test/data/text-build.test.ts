@@ -21,6 +21,7 @@ import { loadModel } from "../../src/models/auto.js";
 import { generate, pickTokens } from "../../src/models/generate.js";
 import { Tokenizer } from "../../src/text/index.js";
 import { readPreferenceFile, readPromptRows, type PromptRow } from "../../src/data/readers.js";
+import { formatRecord } from "../../src/data/tokenize.js";
 import type { DataError } from "../../src/data/records.js";
 import {
   bestAndWorst, buildTextPairs, moduleScorer, normalizeMargins, preparePrompts, rowSeed, sampleSeeds, type TextPair,
@@ -261,4 +262,16 @@ test("bad prompts are named by file, line and field before any sampling", () => 
   assert.equal(r.status, 1);
   assert.ok(r.stderr.includes(`${file}:2: field 'prompt': empty prompt`), r.stderr);
   assert.ok(!existsSync(join(root, "bad-out.jsonl")));
+});
+
+test("a message-list prompt with answers that repeat its conversation formats as the answer turn alone", () => {
+  const tok = Tokenizer.fromPretrainedSync(CHAT_POLICY);
+  const prompt = [{ role: "system", content: "be brief" }, { role: "user", content: "say river" }];
+  const source = { file: "pairs.jsonl", index: 1, unit: "line" as const };
+  const asWritten = formatRecord({ prompt, chosen: [...prompt, { role: "assistant", content: "river" }], rejected: [...prompt, { role: "assistant", content: "no" }], source }, tok);
+  const turnOnly = formatRecord({ prompt, chosen: [{ role: "assistant", content: "river" }], rejected: [{ role: "assistant", content: "no" }], source }, tok);
+  assert.deepEqual(asWritten, turnOnly);
+  // The answer turn only (this chatml template writes its default system line in front of any render).
+  assert.ok(asWritten.chosen.endsWith("<|im_start|>assistant\nriver<|im_end|>\n") && !asWritten.chosen.includes("say river"), asWritten.chosen);
+  assert.ok(asWritten.prompt.includes("say river") && !asWritten.prompt.includes("<|im_start|>assistant\nriver"));
 });
