@@ -254,8 +254,11 @@ export async function buildTextPairs(
 
 function describe(values: number[]): TextBuildSummary["scores"] {
   if (values.length === 0) return null;
+  const buckets = histogram(values, 10);
+  // Reduced, not spread into Math.min: a build's scores can number hundreds of thousands.
   return {
-    min: Math.min(...values), mean: values.reduce((a, b) => a + b, 0) / values.length, max: Math.max(...values), histogram: histogram(values, 10),
+    min: values.reduce((a, b) => Math.min(a, b)), mean: values.reduce((a, b) => a + b, 0) / values.length,
+    max: values.reduce((a, b) => Math.max(a, b)), histogram: buckets,
   };
 }
 

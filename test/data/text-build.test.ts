@@ -22,6 +22,7 @@ import { generate, pickTokens } from "../../src/models/generate.js";
 import { Tokenizer } from "../../src/text/index.js";
 import { readPreferenceFile, readPromptRows, type PromptRow } from "../../src/data/readers.js";
 import { formatRecord } from "../../src/data/tokenize.js";
+import { histogram } from "../../src/data/inspect.js";
 import type { DataError } from "../../src/data/records.js";
 import {
   bestAndWorst, buildTextPairs, moduleScorer, normalizeMargins, preparePrompts, rowSeed, sampleSeeds, type TextPair,
@@ -274,4 +275,10 @@ test("a message-list prompt with answers that repeat its conversation formats as
   // The answer turn only (this chatml template writes its default system line in front of any render).
   assert.ok(asWritten.chosen.endsWith("<|im_start|>assistant\nriver<|im_end|>\n") && !asWritten.chosen.includes("say river"), asWritten.chosen);
   assert.ok(asWritten.prompt.includes("say river") && !asWritten.prompt.includes("<|im_start|>assistant\nriver"));
+});
+
+test("score histograms take a full-size build's scores (300,000: UltraFeedback's 60k prompts x 5)", () => {
+  const buckets = histogram(Array.from({ length: 300_000 }, (_, i) => (i % 1000) / 100), 10);
+  assert.equal(buckets.reduce((s, b) => s + b.count, 0), 300_000);
+  assert.equal(buckets[0].from, 0);
 });

@@ -197,11 +197,16 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     const prepared = preparePrompts(rows, policy, tokenizer, options.promptFormat, model);
     const journal = `${out}.progress.jsonl`;
     if (values.restart) rmSync(journal, { force: true });
-    const bar = new Progress("sampling and scoring", prepared.length, !values.json);
+    // The bar counts this run's prompts, so its rate and ETA leave out those an earlier run finished.
+    let bar: InstanceType<typeof Progress> | undefined;
+    let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: resolve(model) }, onProgress: (done, _total, info) => bar.update(done, info),
+      ...options, journal, identity: { policy: resolve(model) }, onProgress: (done, total, info) => {
+        if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
+        bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
+      },
     });
-    bar.finish();
+    bar?.finish();
     const summaryFile = writeTextBuild(out, journal, pairs, summary);
     console.log(values.json ? JSON.stringify({ out, summary: summaryFile, ...summary }) : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`);
   } finally {
