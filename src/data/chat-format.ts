@@ -44,7 +44,7 @@ export function isConversationalPair(record: PreferenceRecord): boolean {
 function splitConversation(record: PreferenceRecord): { prompt: Message[]; chosen: Message[]; rejected: Message[] } {
   const chosen = record.chosen as Message[];
   const rejected = record.rejected as Message[];
-  if (Array.isArray(record.prompt)) return { prompt: record.prompt, chosen, rejected };
+  if (Array.isArray(record.prompt)) return { prompt: record.prompt, chosen: answerAfter(record.prompt, chosen), rejected: answerAfter(record.prompt, rejected) };
   if (typeof record.prompt === "string" && chosen.length < 2 && rejected.length < 2) {
     return { prompt: [{ role: "user", content: record.prompt }], chosen, rejected };
   }
@@ -54,6 +54,14 @@ function splitConversation(record: PreferenceRecord): { prompt: Message[]; chose
   // As extract_prompt's loop: identical up to the shorter one, the last shared message is an answer.
   if (shared === shorter) shared = shorter - 1;
   return { prompt: chosen.slice(0, shared), chosen: chosen.slice(shared), rejected: rejected.slice(shared) };
+}
+
+/**
+ * An answer's own turns: answers may repeat the prompt's conversation before their turn (as
+ * `data build` writes them, and UltraFeedback does); the answer is then what follows it.
+ */
+function answerAfter(prompt: readonly Message[], answer: Message[]): Message[] {
+  return answer.length > prompt.length && prompt.every((m, i) => sameMessage(answer[i]!, m)) ? answer.slice(prompt.length) : answer;
 }
 
 function sameMessage(a: Message, b: Message): boolean {
@@ -129,8 +137,8 @@ function formatReference(record: PreferenceRecord, tokenizer: Tokenizer, chatTem
   let rejectedTurn: Message[];
   if (Array.isArray(prompt)) {
     promptMessages = [...prompt];
-    chosenTurn = chosenMessages;
-    rejectedTurn = rejectedMessages;
+    chosenTurn = answerAfter(prompt, chosenMessages);
+    rejectedTurn = answerAfter(prompt, rejectedMessages);
   } else if (typeof prompt === "string" && chosenMessages.length < 2) {
     // Only the answer turn is given: the string prompt becomes the user's message.
     promptMessages = [{ role: "user", content: prompt }];

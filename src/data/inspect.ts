@@ -150,8 +150,8 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
   let margins: DataInspection["margins"] = null;
   if (scored.length) {
     const m = scored.map((r) => r.scoreChosen! - r.scoreRejected!);
-    const min = Math.min(...m);
-    const max = Math.max(...m);
+    const min = m.reduce((a, b) => Math.min(a, b));
+    const max = m.reduce((a, b) => Math.max(a, b));
     const ambiguous = m.filter((x) => Math.abs(x) < threshold).length;
     margins = {
       count: m.length, mean: m.reduce((a, b) => a + b, 0) / m.length, min, max, percentiles: percentiles(m),
@@ -213,8 +213,10 @@ function niceWidth(raw: number): number {
  */
 export function histogram(values: number[], bins = 10): HistogramBucket[] {
   if (values.length === 0) return [];
-  const min = Math.min(...values);
-  const max = Math.max(...values);
+  // A loop, not Math.min(...values): spreading a few hundred thousand arguments overflows the stack.
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) { if (v < min) min = v; if (v > max) max = v; }
   if (min === max) return [{ from: min, to: max, count: values.length }];
   const width = niceWidth((max - min) / Math.max(1, bins));
   const round = (x: number) => Number(x.toPrecision(12));

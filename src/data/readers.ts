@@ -7,7 +7,7 @@ import { extname } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { decodeUtf8, Utf8Error } from "../util/utf8.js";
 import { MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
-import { DataError, toRecord, type PreferenceRecord, type Source } from "./records.js";
+import { DataError, toRecord, type Message, type PreferenceRecord, type Source } from "./records.js";
 
 export interface RawRow { row: unknown; source: Source }
 
@@ -174,4 +174,56 @@ export async function readPreferenceFile(file: string, options: ReadOptions = {}
   if (problems.length) throw new DataError(problems);
   if (records.length === 0) throw new DataError([`${file}: no records`]);
   return records;
+}
+
+/** A prompt for the text pipeline: plain text, or a conversation to continue; `at` is "file:line". */
+export interface PromptRow { prompt: string | Message[]; at: string }
+
+/**
+ * Reads a prompt file for `data build`: one prompt per line as plain text, or JSONL rows with a
+ * "prompt" field (a string, or a message list ending with the user's turn) or a "messages" field.
+ * Blank lines are skipped; an empty prompt, a malformed message or bad JSON is an error naming
+ * the file, the line and the field, all of them found before any work starts.
+ */
+export function readPromptRows(file: string, options: Pick<ReadOptions, "maxLineBytes"> = {}): PromptRow[] {
+  if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
+  const rows: PromptRow[] = [];
+  const problems: string[] = [];
+  for (const line of readLines(file, options.maxLineBytes ?? MAX_LINE_BYTES)) {
+    if ("problem" in line) { problems.push(line.problem); continue; }
+    const at = `${file}:${line.number}`;
+    const text = line.text.replace(/\r$/, "");
+    if (!text.trim()) continue;
+    if (!text.trimStart().startsWith("{")) { rows.push({ prompt: text, at }); continue; }
+    let row: Record<string, unknown>;
+    try { row = JSON.parse(text) as Record<string, unknown>; } catch (e) {
+      problems.push(`${at}: not valid JSON (${(e as Error).message})`);
+      continue;
+    }
+    const field = row.prompt !== undefined ? "prompt" : row.messages !== undefined ? "messages" : null;
+    if (field === null) { problems.push(`${at}: field 'prompt': missing (give "prompt" or "messages")`); continue; }
+    const value = row[field];
+    if (typeof value === "string") {
+      if (!value.trim()) problems.push(`${at}: field '${field}': empty prompt`);
+      else rows.push({ prompt: value, at });
+      continue;
+    }
+    if (!Array.isArray(value)) { problems.push(`${at}: field '${field}': expected a string or a list of messages`); continue; }
+    const before = problems.length;
+    if (value.length === 0) problems.push(`${at}: field '${field}': empty message list`);
+    value.forEach((m: unknown, i) => {
+      const msg = m as Message;
+      if (typeof m !== "object" || m === null || typeof msg.role !== "string" || typeof msg.content !== "string") {
+        problems.push(`${at}: field '${field}[${i}]': expected a message {role, content} with string values`);
+      } else if (!msg.content.trim() && msg.role !== "system") problems.push(`${at}: field '${field}[${i}].content': empty message`);
+    });
+    const last = value[value.length - 1] as Message | undefined;
+    if (problems.length === before && last?.role === "assistant") {
+      problems.push(`${at}: field '${field}[${value.length - 1}]': a prompt ends with the user's turn, not the assistant's`);
+    }
+    if (problems.length === before) rows.push({ prompt: (value as Message[]).map((m) => ({ role: m.role, content: m.content })), at });
+  }
+  if (problems.length) throw new DataError(problems);
+  if (rows.length === 0) throw new DataError([`${file}: no prompts`]);
+  return rows;
 }

@@ -30,6 +30,25 @@ export class KVCache {
     return [keys, values];
   }
 
+  /**
+   * Keeps only batch rows `rows` (int64 [B']) and the positions from `firstColumn` on: rows that
+   * finished generating leave the batch, and columns that are padding in every remaining row go.
+   */
+  compact(rows: torch.Tensor | null, firstColumn = 0): void {
+    for (const store of [this.#keys, this.#values]) {
+      store.forEach((t, layer) => {
+        if (!t) return;
+        const kept = torch.tidy(() => {
+          let x = rows ? t.indexSelect(0, rows) : t;                         // [B', Hkv, T, D]
+          if (firstColumn > 0) x = x.narrow(2, firstColumn, x.shape[2] - firstColumn);
+          return x.contiguous();
+        });
+        t.dispose();
+        store[layer] = kept.keep();
+      });
+    }
+  }
+
   dispose(): void {
     for (const t of [...this.#keys, ...this.#values]) t?.dispose();
     this.#keys.fill(null);

@@ -3,9 +3,11 @@
 import * as torch from "../torch/index.js";
 import { KVCache } from "./cache.js";
 import type { CausalLM } from "./causal-lm.js";
+import { mulberry32 } from "../util/random.js";
 
 export interface GenerateOptions {
-  maxNewTokens?: number;
+  /** At most this many new tokens per prompt: one number, or one per prompt. */
+  maxNewTokens?: number | number[];
   /** 0 (default) decodes greedily; above 0 samples from softmax(logits / temperature). */
   temperature?: number;
   /** Sample only among the k most likely tokens (0 = no limit). */
@@ -21,6 +23,11 @@ export interface GenerateOptions {
   decode?: (ids: number[]) => string;
   /** Seeds the sampler (torch.manualSeed) so a run can be repeated. */
   seed?: number;
+  /**
+   * One seed per prompt: each row samples from its own stream, so what a prompt generates does
+   * not depend on the other prompts of the batch or on their order (as vLLM's per-request seed).
+   */
+  rowSeeds?: number[];
   /** Reuse keys and values of earlier positions (default true); false recomputes everything. */
   useCache?: boolean;
   /** Called after each step with the number of tokens generated so far. */
@@ -34,54 +41,77 @@ export interface GenerateResult {
 }
 
 export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions = {}): GenerateResult {
-  const maxNew = options.maxNewTokens ?? 64;
+  const limits = typeof options.maxNewTokens === "object" ? options.maxNewTokens : prompts.map(() => (options.maxNewTokens as number | undefined) ?? 64);
+  const maxNew = Math.max(0, ...limits);
   const eos = new Set(options.eosTokenIds ?? []);
   const pad = options.padTokenId ?? options.eosTokenIds?.[0] ?? 0;
   const useCache = options.useCache ?? true;
   if (prompts.length === 0) return { tokens: [], finishReasons: [] };
+  if (limits.length !== prompts.length) throw new Error(`generate: maxNewTokens has ${limits.length} limits for ${prompts.length} prompts`);
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token");
   if (options.stopStrings?.length && !options.decode) throw new Error("generate: stopStrings need a decode function");
   if (options.seed !== undefined) torch.manualSeed(options.seed);
   const longest = Math.max(...prompts.map((p) => p.length));
-  if (longest + maxNew > model.maxPositions) {
-    throw new Error(`generate: prompt (${longest}) + maxNewTokens (${maxNew}) exceeds the model's ${model.maxPositions} positions`);
-  }
+  prompts.forEach((p, r) => {
+    if (p.length + limits[r] > model.maxPositions) {
+      throw new Error(`generate: prompt (${p.length}) + maxNewTokens (${limits[r]}) exceeds the model's ${model.maxPositions} positions`);
+    }
+  });
 
-  const batch = prompts.length;
-  // Left padding: every row's last prompt token sits in the last column.
-  const ids = prompts.map((p) => [...new Array(longest - p.length).fill(pad), ...p]);
-  const mask = prompts.map((p) => [...new Array(longest - p.length).fill(0), ...new Array(p.length).fill(1)]);
+  // Left padding: every row's last prompt token sits in the last column. `rows` maps the rows
+  // still generating to their prompt; finished rows leave the batch (and the cache) so they stop
+  // costing compute, and columns that are padding in every remaining row are dropped.
+  let rows = prompts.map((_, r) => r).filter((r) => limits[r] > 0);
+  let ids = rows.map((r) => [...new Array(longest - prompts[r].length).fill(pad), ...prompts[r]]);
+  let mask = rows.map((r) => [...new Array(longest - prompts[r].length).fill(0), ...new Array(prompts[r].length).fill(1)]);
   const out: number[][] = prompts.map(() => []);
   const reasons: GenerateResult["finishReasons"] = prompts.map(() => "length");
-  const done = new Array(batch).fill(false);
+  // Per-row streams: a row's samples depend on its own seed only, not on the rows beside it.
+  const streams = options.rowSeeds ? prompts.map((_, r) => mulberry32(options.rowSeeds![r])) : null;
+  if (options.rowSeeds && options.rowSeeds.length !== prompts.length) {
+    throw new Error(`generate: rowSeeds has ${options.rowSeeds.length} seeds for ${prompts.length} prompts`);
+  }
   const cache = useCache ? new KVCache(model.numLayers) : undefined;
   const wasTraining = model.training;
   const device = model.device;
   model.eval();
   try {
     torch.noGrad(() => {
-      for (let step = 0; step < maxNew && done.includes(false); step++) {
+      for (let step = 0; step < maxNew && rows.length > 0; step++) {
+        const uniforms = streams ? rows.map((r) => streams[r]()) : undefined;
         const next = torch.tidy(() => {
           const feed = cache && step > 0 ? ids.map((row) => [row[row.length - 1]]) : ids;
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
-          const logits = model.forward(input, { attentionMask: attention, cache });
-          const last = logits.select(1, logits.shape[1] - 1).to("float32");
-          return pickTokens(last, options);
+          const logits = model.forward(input, { attentionMask: attention, cache });   // [B', T, V]
+          const last = logits.select(1, logits.shape[1] - 1).to("float32");            // [B', V]
+          return pickTokens(last, options, uniforms);
         });
-        for (let r = 0; r < batch; r++) {
-          const token = done[r] ? pad : next[r];
-          ids[r].push(token);
-          mask[r].push(done[r] ? 0 : 1);
-          if (done[r]) continue;
+        const keep: number[] = [];
+        rows.forEach((r, i) => {
+          const token = next[i];
+          ids[i].push(token);
+          mask[i].push(1);
           out[r].push(token);
-          if (eos.has(token)) { done[r] = true; reasons[r] = "eos"; continue; }
+          if (eos.has(token)) { reasons[r] = "eos"; return; }
           if (options.stopStrings?.length) {
             const text = options.decode!(out[r]);
-            if (options.stopStrings.some((s) => text.endsWith(s) || text.includes(s))) { done[r] = true; reasons[r] = "stop_string"; }
+            if (options.stopStrings.some((s) => text.endsWith(s) || text.includes(s))) { reasons[r] = "stop_string"; return; }
           }
-        }
+          if (out[r].length < limits[r]) keep.push(i);
+        });
         options.onStep?.(step + 1);
+        if (keep.length === rows.length || keep.length === 0) { if (keep.length === 0) rows = []; continue; }
+        rows = keep.map((i) => rows[i]);
+        ids = keep.map((i) => ids[i]);
+        mask = keep.map((i) => mask[i]);
+        let firstColumn = 0;
+        while (mask.every((m) => m[firstColumn] === 0)) firstColumn++;
+        if (firstColumn > 0) { ids = ids.map((row) => row.slice(firstColumn)); mask = mask.map((m) => m.slice(firstColumn)); }
+        if (cache) {
+          const index = torch.tensor(keep, { dtype: "int64", device });
+          try { cache.compact(index, firstColumn); } finally { index.dispose(); }
+        }
       }
     });
   } finally {
@@ -91,8 +121,12 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
   return { tokens: out, finishReasons: reasons };
 }
 
-/** Chooses one token per row of logits [B, V]: argmax, or a sample after temperature/top-k/top-p. */
-export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, "temperature" | "topK" | "topP">): number[] {
+/**
+ * Chooses one token per row of logits [B, V]: argmax, or a sample after temperature/top-k/top-p,
+ * drawn by the global generator, or, given one uniform in [0, 1) per row, by inverting that
+ * row's cumulative distribution (so each row's draw depends on its own uniform only).
+ */
+export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, "temperature" | "topK" | "topP">, uniforms?: number[]): number[] {
   const temperature = options.temperature ?? 0;
   return torch.tidy(() => {
     if (temperature <= 0) return (logits.argmax(-1).toArray() as number[]);
@@ -114,6 +148,12 @@ export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, 
       const drop = torch.zerosLike(dropSorted, { dtype: "uint8" }).scatterAdd(1, indices, dropSorted.to("uint8")).to("bool");
       scores = scores.maskedFill(drop, -Infinity);
     }
-    return scores.softmax(-1).multinomial(1).squeeze(1).toArray() as number[];
+    const probs = scores.softmax(-1);                                                        // [B, V]
+    if (!uniforms) return probs.multinomial(1).squeeze(1).toArray() as number[];
+    // The first token whose cumulative probability exceeds u; tokens of probability 0 never are
+    // (their cumulative value equals the one before). The clamp covers rounding at the top.
+    const cdf = probs.to("float64").cumsum(-1);                                              // [B, V]
+    const u = torch.tensor(uniforms.map((x) => [x]), { dtype: "float64", device: logits.device });   // [B, 1]
+    return cdf.le(u).sum(-1).clamp(null, vocab - 1).toArray() as number[];
   });
 }

@@ -2,7 +2,7 @@
 // fsynced, renamed into place, and the directory is fsynced, so neither an interrupted run nor
 // a power cut leaves a half-written file under the final name (or a rename that never reached
 // the disk). Write errors (a full disk, a quota, an I/O error) name the file being written.
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 /** A write that failed, naming the path; `code` is the system's (ENOSPC, EDQUOT, EIO, EFBIG...). */
@@ -79,4 +79,37 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 /** One JSON object per line (JSONL). */
 export function writeJsonLinesAtomic(file: string, rows: unknown[]): void {
   writeFileAtomic(file, rows.map((r) => JSON.stringify(r)).join("\n") + (rows.length ? "\n" : ""));
+}
+
+/**
+ * Appends whole lines to a journal and fsyncs it before returning, so what was appended survives
+ * a kill or a power cut; a new file's directory entry is made durable too. A kill in the middle
+ * of a write can leave a torn last line, which readJournalLines drops.
+ */
+export function appendLinesDurable(file: string, lines: string[]): void {
+  if (lines.length === 0) return;
+  const created = !existsSync(file);
+  writingTo(file, () => {
+    const fd = openSync(file, "a");
+    try {
+      const bytes = Buffer.from(lines.map((l) => l + "\n").join(""), "utf8");
+      for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  if (created) fsyncPath(dirname(file));
+}
+
+/**
+ * The complete lines of a journal (none when it does not exist). A torn last line (no final
+ * newline: the writer was killed mid-write) is cut off the file, so the next append starts clean.
+ */
+export function readJournalLines(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, "utf8");
+  const end = text.lastIndexOf("\n") + 1;
+  if (end < text.length) writingTo(file, () => truncateSync(file, Buffer.byteLength(text.slice(0, end), "utf8")));
+  return text.slice(0, end).split("\n").filter((l) => l.length > 0);
 }

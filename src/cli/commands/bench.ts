@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../args.js";
 
 export const benchCommand: Command = {
-  help: `Usage: omni-dpo bench <engine|model|train> [--json] [--quick]
+  help: `Usage: omni-dpo bench <engine|model|train|generate> [--json] [--quick]
 
 engine   matmul GFLOP/s at 1024 and 2048, linear forward+backward GFLOP/s and per-op
          overhead on tiny tensors, each beside PyTorch (Python) measured in the same run.
@@ -21,13 +21,19 @@ train    one Omni-DPO training step (policy forward+backward over chosen+rejecte
                   the LM head in chunks) beside TRL's (full logits, torch.utils.checkpoint)
                   (about 2 minutes on 2 cores; about 8 GB of memory)
 
+generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as data build
+         samples) on a Llama-shaped random model (8 layers x 512, vocabulary 32000), 16
+         prompts of 64 tokens, 64 new tokens each: generated tokens/s beside transformers'
+         generate() loop written in PyTorch, same shape, same run (a minute or two on 2 cores)
+
   --json        print the results as JSON
   --quick       shorter timing trials (noisier); train: gpt2 at sequence 256 only, two timed
                 steps; qwen2 one timed step
   --case NAME   train: gpt2 or qwen2 (default: both)
+  --device D    generate: auto (default), cpu, cuda or cuda:N (PyTorch runs on the same device)
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" }, case: { type: "string" } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" }, case: { type: "string" }, device: { type: "string" } } });
     const which = positionals[0];
     if (which === "train") {
       // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
@@ -56,6 +62,14 @@ train    one Omni-DPO training step (policy forward+backward over chosen+rejecte
       console.log(values.json ? JSON.stringify(r, null, 2) : formatModelBench(r));
       return 0;
     }
-    throw new UsageError(`bench: unknown benchmark '${which ?? ""}'; available: engine, model, train`);
+    if (which === "generate") {
+      const { benchGenerate, formatGenerateBench } = await import("../../bench/generate.js");
+      const device = await (await import("../args.js")).resolveDevice(values.device);
+      if (!values.json) console.error(`benchmarking sampled decoding here and in PyTorch on ${device} (${values.tiny ? "seconds" : "a minute or two"})...`);
+      const r = benchGenerate({ quick: values.quick, tiny: values.tiny, device });
+      console.log(values.json ? JSON.stringify(r, null, 2) : formatGenerateBench(r));
+      return 0;
+    }
+    throw new UsageError(`bench: unknown benchmark '${which ?? ""}'; available: engine, model, train, generate`);
   },
 };

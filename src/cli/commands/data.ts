@@ -1,12 +1,47 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
-import { UsageError, positiveInt, nonNegative, type Command } from "../args.js";
+import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 
 export const dataCommand: Command = {
   help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
-       omni-dpo data build --model DIR --prompts FILE --out FILE [options]
+       omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
+       omni-dpo data build --model DIR --prompts FILE --out FILE [options]   (the math task)
 
-data build: samples K responses per prompt from the model (T 0.8), scores each (the arithmetic
+data build --reward-model (text, as the reference's on_policy_data_gen): samples K responses per
+prompt from the policy, one seed per sample (chat prompts through the policy's chat template with
+a generation prompt), drops prompts whose responses are all identical, scores each response with
+the reward model (a sequence-classification checkpoint; its own chat template when it has one;
+the score at the last token), and keeps the highest-scoring response as chosen and the lowest as
+rejected (first of equals; all scores tied: dropped). Rows: prompt, chosen, rejected (message
+lists for chat prompts), score_chosen, score_rejected, all_generated_responses, all_rm_scores.
+Finished prompts are journaled in OUT.progress.jsonl: an interrupted build run again with the
+same arguments continues where it stopped. OUT is written whole at the end, its summary (counts,
+what was dropped and why, score and margin histograms) in OUT.summary.json.
+
+  --model DIR              the policy (or a LoRA adapter directory)
+  --prompts FILE           plain text (one prompt a line) or JSONL with "prompt" (a string or
+                           a message list) or "messages"
+  --reward-model DIR       the reward model (AutoModelForSequenceClassification, num_labels 1)
+  --task text|math         text (default with --reward-model): the pipeline above; --scorer
+                           MODULE scores instead of a reward model
+  --samples K              responses per prompt (default 5)
+  --seeds LIST             one seed per sample (default 13,21,42,79,100; more samples continue
+                           1000, 1001, ...); a response's seed is mixed with its prompt's text
+  --temperature T          (default 0.8)
+  --top-p P                (default 0.95, the reference's decode.py)
+  --top-k K                (default 0: no limit)
+  --max-new-tokens N       (default 4096, the reference's; never past the policy's context)
+  --batch-size N           prompts per generation batch, K rows each (default 8)
+  --score-batch-size N     responses per reward-model batch (default 16)
+  --prompt-format F        auto (default: chat when the prompt is a message list or the policy
+                           has a chat template), chat, or text
+  --min-margin M           drop pairs with score_chosen - score_rejected below M
+  --normalize-margin       add score_margin and score_margin_normalized (z-scored over the pairs)
+  --restart                discard the journal of an earlier run and start over
+  --device D               auto (default), cpu, cuda or cuda:N
+  --json                   print the summary as JSON
+
+data build (the math task): samples K responses per prompt from the model (T 0.8), scores each (the arithmetic
 task's verifier and noisy process judge, or your scorer module exporting score(prompt, response)
 that returns a number or {score, correct}), drops prompts whose samples are all the same, and
 binarises as the reference does: chosen = a correct response scoring above 6 (highest or random),
@@ -63,15 +98,24 @@ share of near-ambiguous pairs; duplicate prompts.
   },
 };
 
+type BuildValues = Record<string, string | boolean | undefined>;
+
 async function dataBuild(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     model: { type: "string" }, prompts: { type: "string" }, out: { type: "string" }, scorer: { type: "string" },
     "judge-noise": { type: "string" }, samples: { type: "string" }, temperature: { type: "string" }, "max-new-tokens": { type: "string" },
     chosen: { type: "string" }, rejected: { type: "string" }, margin: { type: "string" }, "max-pairs": { type: "string" },
     seed: { type: "string" }, json: { type: "boolean" },
+    "reward-model": { type: "string" }, task: { type: "string" }, seeds: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
+    "batch-size": { type: "string" }, "score-batch-size": { type: "string" }, "prompt-format": { type: "string" }, "min-margin": { type: "string" },
+    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" },
   } });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
   if (!values.model || !values.prompts || !values.out) throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
+  const task = values.task ?? (values["reward-model"] ? "text" : "math");
+  if (task !== "text" && task !== "math") throw new UsageError(`--task must be text or math, got '${task}'`);
+  if (task === "text") return dataBuildText(values);
+  for (const flag of TEXT_ONLY_FLAGS) if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the text pipeline (--reward-model or --task text)`);
   const chosen = values.chosen ?? "highest";
   const rejected = values.rejected ?? "lowest";
   if (chosen !== "highest" && chosen !== "random") throw new UsageError(`--chosen must be highest or random, got '${chosen}'`);
@@ -100,6 +144,74 @@ async function dataBuild(argv: string[]): Promise<number> {
     console.log(`${stats.pairs} pairs from ${stats.prompts} prompts (${stats.identicalDropped} with identical samples, ${stats.noPair} without a qualifying pair` +
       `${stats.overCap ? `, ${stats.overCap} over --max-pairs` : ""}; ${(100 * stats.correctShare).toFixed(1)}% of samples correct` +
       `${stats.scoreScale !== 1 ? `; scores x${stats.scoreScale} (a 0..1 scorer)` : ""}) -> ${values.out}`);
+  }
+  return 0;
+}
+
+const TEXT_ONLY_FLAGS = ["reward-model", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
+
+/** The text pipeline: policy samples, reward-model (or scorer-module) scores, best vs worst. */
+async function dataBuildText(values: BuildValues): Promise<number> {
+  const str = (k: string) => values[k] as string | undefined;
+  const model = str("model")!, out = str("out")!;
+  if (!values["reward-model"] && !values.scorer) throw new UsageError("data build --task text: give --reward-model DIR or --scorer MODULE");
+  if (values["reward-model"] && values.scorer) throw new UsageError("data build: give --reward-model or --scorer, not both");
+  for (const flag of ["chosen", "rejected", "margin", "max-pairs", "judge-noise", "seed"]) {
+    if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the math task; the text pipeline pairs best vs worst (see --min-margin, --seeds)`);
+  }
+  const format = str("prompt-format") ?? "auto";
+  if (!["auto", "chat", "text"].includes(format)) throw new UsageError(`--prompt-format must be auto, chat or text, got '${format}'`);
+  const seeds = str("seeds")?.split(",").map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--seeds must be non-negative integers separated by commas, got '${str("seeds")}'`);
+    return n;
+  });
+  const samples = positiveInt(str("samples"), "--samples", seeds?.length ?? 5);
+  if (samples < 2) throw new UsageError("--samples must be at least 2 (a pair needs two responses)");
+  const minMargin = str("min-margin") === undefined ? undefined : Number(str("min-margin"));
+  if (minMargin !== undefined && !Number.isFinite(minMargin)) throw new UsageError(`--min-margin must be a number, got '${str("min-margin")}'`);
+  const options = {
+    samples, seeds, temperature: nonNegative(str("temperature"), "--temperature", 0.8), topP: nonNegative(str("top-p"), "--top-p", 0.95),
+    topK: positiveInt(str("top-k"), "--top-k", 0, true), maxNewTokens: positiveInt(str("max-new-tokens"), "--max-new-tokens", 4096),
+    batchSize: positiveInt(str("batch-size"), "--batch-size", 8), minMargin, normalizeMargin: Boolean(values["normalize-margin"]),
+    promptFormat: format as "auto" | "chat" | "text",
+  };
+  if (options.topP <= 0 || options.topP > 1) throw new UsageError(`--top-p must be in (0, 1], got '${str("top-p")}'`);
+  const scoreBatchSize = positiveInt(str("score-batch-size"), "--score-batch-size", 16);
+  const device = await resolveDevice(str("device"));
+  const { readPromptRows } = await import("../../data/readers.js");
+  const { buildTextPairs, formatTextSummary, moduleScorer, preparePrompts, writeTextBuild } = await import("../../data/text-build.js");
+  const { loadModel } = await import("../../models/auto.js");
+  const { tokenizerDirectory } = await import("../../models/peft.js");
+  const { Tokenizer } = await import("../../text/index.js");
+  const { Progress } = await import("../progress.js");
+  const { resolve } = await import("node:path");
+  const { rmSync } = await import("node:fs");
+  const rows = readPromptRows(str("prompts")!);
+  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
+  // The reward model is checked before the policy samples anything: a bad directory fails fast.
+  const scorer = values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
+    : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize });
+  const policy = loadModel(model, { device });
+  try {
+    const prepared = preparePrompts(rows, policy, tokenizer, options.promptFormat, model);
+    const journal = `${out}.progress.jsonl`;
+    if (values.restart) rmSync(journal, { force: true });
+    // The bar counts this run's prompts, so its rate and ETA leave out those an earlier run finished.
+    let bar: InstanceType<typeof Progress> | undefined;
+    let resumed = 0;
+    const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
+      ...options, journal, identity: { policy: resolve(model) }, onProgress: (done, total, info) => {
+        if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
+        bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
+      },
+    });
+    bar?.finish();
+    const summaryFile = writeTextBuild(out, journal, pairs, summary);
+    console.log(values.json ? JSON.stringify({ out, summary: summaryFile, ...summary }) : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`);
+  } finally {
+    policy.dispose();
+    scorer.dispose?.();
   }
   return 0;
 }
