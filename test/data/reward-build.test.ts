@@ -92,11 +92,11 @@ test("every stored reward score equals the independent PyTorch head on the conve
   const tok = Tokenizer.fromPretrainedSync(RM);
   const ids = rows.flatMap((row) => row.all_generated_responses.map((response) =>
     rewardInput(tok, { prompt: row.prompt, promptText: "", chat: true, response, at: "" })));
-  const response = runPythonJson<{ results: { scores: number[] }[] }>(REFERENCE, {
+  const response = runPythonJson<{ results: { shape: number[]; values: number[] }[] }>(REFERENCE, {
     cases: ids.map((row) => ({ task: "scores", dir: RM, input_ids: [row], attention_mask: null })),
   }, { file: true });
   const ours = rows.flatMap((row) => row.all_rm_scores);
-  const theirs = response.results.map((x) => x.scores[0]);
+  const theirs = response.results.map((x) => x.values[0]);  // one row, one label each
   const diff = Math.max(...ours.map((s, i) => Math.abs(s - theirs[i])));
   assert.ok(diff <= 1e-4, `max |diff| ${diff}`);
   // Not vacuous: the scores spread far beyond the tolerance.
