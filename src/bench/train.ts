@@ -18,6 +18,13 @@
 // with gradient checkpointing and the LM head on response positions in chunks); PyTorch runs
 // what TRL does with gradient_checkpointing: true (src/bench/train_qwen2.py: HF-style forward
 // with full logits, torch.utils.checkpoint on each layer).
+//
+// lora: the qwen2 case's step with LoRA adapters (r 16, alpha 32, every linear layer but the
+// head) on frozen base weights, the reference being the same network with its adapters off, as
+// TRL runs a PEFT model without a ref_model: one copy of the weights, AdamW state for the
+// adapters only. PyTorch runs the same with the adapters written as PEFT computes them
+// (y = x W^T + b + (alpha / r) B A x). Beside the qwen2 case in the same run, it shows what
+// LoRA saves over the full fine-tune.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -25,9 +32,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as torch from "../torch/index.js";
 import { createModel } from "../models/auto.js";
+import type { CausalLM } from "../models/causal-lm.js";
 import { preferenceLoss } from "../objectives/index.js";
 import { concatenatedForward, sequenceLogps } from "../train/logprobs.js";
 import { RecomputeTape } from "../nn/recompute.js";
+import { attachLora } from "../nn/lora.js";
 import type { PaddedBatch } from "../data/tokenize.js";
 import { packageRoot } from "../util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../util/python.js";
@@ -46,6 +55,8 @@ export interface TrainStepConfig {
   intermediate_size?: number;
   rope_theta?: number;
   gradient_checkpointing?: boolean;
+  /** qwen2: LoRA adapters on every linear layer but the head, the reference being the adapters switched off. */
+  lora?: { r: number; alpha: number };
   /** Pairs per step; the forward runs 2x this many rows. */
   pairs: number;
   seq: number;
@@ -80,18 +91,22 @@ export interface TrainStepResult {
   peak_reset: boolean;
   /** The loss of the last step (a sanity check that both sides compute the same kind of thing). */
   loss: number;
+  /** Whether the step trained LoRA adapters (the lora case). */
+  lora?: boolean;
 }
 
-export type TrainBenchCase = "gpt2" | "qwen2";
-export const TRAIN_BENCH_CASES: readonly TrainBenchCase[] = ["gpt2", "qwen2"];
+export type TrainBenchCase = "gpt2" | "qwen2" | "lora";
+export const TRAIN_BENCH_CASES: readonly TrainBenchCase[] = ["gpt2", "qwen2", "lora"];
 
 export interface TrainBenchOptions {
   /** gpt2: one sequence length (256), two timed steps; qwen2: one timed step. */
   quick?: boolean;
   /** Tiny models (vocab 256, 2 layers, width 32) at sequence 32, for tests. */
   tiny?: boolean;
-  /** Which cases to run (default both). */
+  /** Which cases to run (default all). */
   cases?: readonly TrainBenchCase[];
+  /** qwen2 and lora: tokens per row (default 1024), three quarters of them prompt. */
+  seq?: number;
   /** Called before each process starts ("omni-dpo, seq 256"). */
   onStatus?: (message: string) => void;
 }
@@ -118,6 +133,8 @@ const TINY = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head:
 /** Qwen2.5-0.5B's vocabulary, width, heads, MLP and rotary base; 2 layers of its 24. */
 const QWEN2_SHAPED = { vocab_size: 151936, n_positions: 32768, n_embd: 896, n_layer: 2, n_head: 14, n_kv_head: 2, intermediate_size: 4864, rope_theta: 1e6 };
 const TINY_QWEN2 = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 2, intermediate_size: 64, rope_theta: 1e6 };
+/** The lora case's adapters: PEFT's usual r 16 with alpha 2r. */
+const LORA = { r: 16, alpha: 32 };
 const MiB = 1024 * 1024;
 
 export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
@@ -141,14 +158,22 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
       ? `gpt2: tiny GPT-2 (vocab ${shape.vocab_size}, ${shape.n_layer} layers, width ${shape.n_embd}; for tests), full logits on both sides`
       : `gpt2: GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd}), full logits on both sides`);
   }
+  const qwen2Shape = options.tiny ? TINY_QWEN2 : QWEN2_SHAPED;
+  const [seq, promptLen] = options.tiny ? [32, 24] : [options.seq ?? 1024, Math.floor(((options.seq ?? 1024) * 3) / 4)];
+  const qwen2Steps = options.tiny || !options.quick ? 2 : 1;
+  const qwen2Config = { arch: "qwen2", ...qwen2Shape, ...base, seq, prompt_len: promptLen, steps: qwen2Steps, gradient_checkpointing: true } as const;
+  const qwen2Label = `Qwen2-shaped, checkpointed, seq ${seq} = ${promptLen} + ${seq - promptLen} (${2 * base.pairs} rows)`;
+  const qwen2Model = `${options.tiny ? "tiny " : ""}Qwen2-shaped random model (vocab ${qwen2Shape.vocab_size}, width ${qwen2Shape.n_embd}, ${qwen2Shape.n_layer} layers, ` +
+    `${qwen2Shape.n_head} heads / ${qwen2Shape.n_kv_head} key-value heads, MLP ${qwen2Shape.intermediate_size}, tied embeddings)`;
   if (cases.includes("qwen2")) {
-    const shape = options.tiny ? TINY_QWEN2 : QWEN2_SHAPED;
-    const [seq, promptLen] = options.tiny ? [32, 24] : [1024, 768];
-    plan.push([{ arch: "qwen2", ...shape, ...base, seq, prompt_len: promptLen, steps: options.tiny || !options.quick ? 2 : 1, gradient_checkpointing: true },
-      "train_qwen2.py", `Qwen2-shaped, checkpointed, seq ${seq} = ${promptLen} + ${seq - promptLen} (${2 * base.pairs} rows)`]);
-    models.push(`qwen2: ${options.tiny ? "tiny " : ""}Qwen2-shaped random model (vocab ${shape.vocab_size}, width ${shape.n_embd}, ${shape.n_layer} layers, ` +
-      `${shape.n_head} heads / ${shape.n_kv_head} key-value heads, MLP ${shape.intermediate_size}, tied embeddings); gradient checkpointing on both sides: ` +
+    plan.push([qwen2Config, "train_qwen2.py", qwen2Label]);
+    models.push(`qwen2: ${qwen2Model}; gradient checkpointing on both sides: ` +
       "omni-dpo's log-probs on response positions in chunks, PyTorch TRL-style with full logits and torch.utils.checkpoint");
+  }
+  if (cases.includes("lora")) {
+    plan.push([{ ...qwen2Config, lora: LORA }, "train_qwen2.py", `LoRA r ${LORA.r} all-linear, ${qwen2Label}`]);
+    models.push(`lora: the qwen2 case's model and step with LoRA (r ${LORA.r}, alpha ${LORA.alpha}, every linear layer but the head) on frozen weights; ` +
+      "the reference is the adapters switched off (one copy of the weights), on both sides");
   }
   const python = torchPython();
   const runs: TrainStepResult[] = [];
@@ -174,6 +199,13 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
         rows.push(row(`  step's rise over RSS before it`, "MiB", grow(ours)!, grow(theirs), false));
       }
     }
+  }
+  // LoRA against the full fine-tune, both omni-dpo (the PyTorch column holds the full fine-tune here).
+  const full = runs.find((r) => r.side === "omni-dpo" && r.seq === seq && !r.lora);
+  const lora = runs.find((r) => r.side === "omni-dpo" && r.lora);
+  if (full && lora) {
+    rows.push(row("LoRA step vs the full fine-tune (both omni-dpo)", "tokens/s", lora.tokens_per_second, full.tokens_per_second, true));
+    if (full.peak_rss_bytes !== null && lora.peak_rss_bytes !== null) rows.push(row("  peak RSS, LoRA vs full", "MiB", lora.peak_rss_bytes / MiB, full.peak_rss_bytes / MiB, false));
   }
   return {
     rows, runs, model: models.join("\n"), pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
@@ -230,19 +262,32 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
     side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * cfg.pairs,
     seconds_per_step: sorted[Math.floor(sorted.length / 2)], best_seconds: sorted[0], step_seconds: times, tokens_per_second: (2 * cfg.pairs * cfg.seq) / sorted[0],
     rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
-    peak_reset: reset && after !== null, loss: lastLoss,
+    peak_reset: reset && after !== null, loss: lastLoss, lora: cfg.lora !== undefined,
   };
 }
 
 interface BenchStep { step: () => number; dispose: () => void }
 
-/** The policy, its frozen copy as the reference (as in training), AdamW, the scores and the objective's options. */
+/**
+ * The policy, AdamW, the scores and the objective's options, and the reference as training
+ * has it: the policy's frozen copy, or with LoRA the policy itself with its adapters off.
+ */
 function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
   const policy = createModel(config).eval();
-  const reference = createModel(config, { empty: true }).eval();
-  for (const [name, p] of policy.namedParameters()) reference.setParameter(name, torch.noGrad(() => p.detach().clone()));
-  reference.requiresGrad_(false);
-  const optimizer = new torch.AdamW(policy.parameters(), { lr: cfg.lr, weightDecay: cfg.weight_decay });
+  let reference: CausalLM | null = null;
+  let referenceLogps: <T>(forward: (model: CausalLM) => T) => T;
+  if (cfg.lora) {
+    const adapters = attachLora(policy, { r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: 0, targetModules: "all-linear", modulesToSave: [], useRslora: false });
+    referenceLogps = (forward) => adapters.withAdaptersDisabled(() => forward(policy));
+  } else {
+    const frozen = createModel(config, { empty: true }).eval();
+    for (const [name, p] of policy.namedParameters()) frozen.setParameter(name, torch.noGrad(() => p.detach().clone()));
+    frozen.requiresGrad_(false);
+    reference = frozen;
+    referenceLogps = (forward) => forward(frozen);
+  }
+  const trainable = policy.parameters().filter((p) => p.requiresGrad);
+  const optimizer = new torch.AdamW(trainable, { lr: cfg.lr, weightDecay: cfg.weight_decay });
   const l = cfg.loss;
   const scoreChosen = torch.full([cfg.pairs], l.score_chosen);
   const scoreRejected = torch.full([cfg.pairs], l.score_rejected);
@@ -251,15 +296,15 @@ function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
     torch.dispose([scoreChosen, scoreRejected]);
     optimizer.dispose();
     policy.dispose();
-    reference.dispose();
+    reference?.dispose();
   };
-  return { policy, reference, optimizer, scoreChosen, scoreRejected, objective, dispose };
+  return { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose };
 }
 
 /** gpt2: full logits and sequenceLogps, written as the Python side writes it. */
 function gpt2Step(cfg: TrainStepConfig): BenchStep {
   const config = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
-  const { policy, reference, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
+  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
   const b = cfg.pairs;
   const inputIds = torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);
   const labels = torch.tidy(() => {
@@ -271,7 +316,7 @@ function gpt2Step(cfg: TrainStepConfig): BenchStep {
     const logits = policy.forward(inputIds);
     const { logps } = sequenceLogps(logits, labels, true);
     // The reference's logits go as soon as its log-probs exist (Python frees them by refcount).
-    const ref = torch.noGrad(() => torch.tidy(() => sequenceLogps(reference.forward(inputIds), labels, true).logps));
+    const ref = torch.noGrad(() => torch.tidy(() => referenceLogps((reference) => sequenceLogps(reference.forward(inputIds), labels, true).logps)));
     const out = preferenceLoss({
       policyChosenLogps: logps.narrow(0, 0, b), policyRejectedLogps: logps.narrow(0, b, b),
       referenceChosenLogps: ref.narrow(0, 0, b), referenceRejectedLogps: ref.narrow(0, b, b),
@@ -292,7 +337,7 @@ function qwen2Step(cfg: TrainStepConfig): BenchStep {
     num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head, num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions,
     rope_theta: cfg.rope_theta, rms_norm_eps: 1e-6, tie_word_embeddings: true,
   };
-  const { policy, reference, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
+  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
   const b = cfg.pairs;
   const ids = torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);
   const batch: PaddedBatch = {
@@ -303,7 +348,7 @@ function qwen2Step(cfg: TrainStepConfig): BenchStep {
     try {
       return torch.tidy(() => {
         const out = concatenatedForward(policy, batch, true, { recompute, gradientCheckpointing: cfg.gradient_checkpointing ?? false });
-        const ref = torch.noGrad(() => concatenatedForward(reference, batch, true));
+        const ref = torch.noGrad(() => referenceLogps((reference) => concatenatedForward(reference, batch, true)));
         const loss = preferenceLoss({
           policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected, referenceChosenLogps: ref.chosen, referenceRejectedLogps: ref.rejected,
           scoreChosen, scoreRejected, policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
@@ -328,7 +373,7 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> 
 export function formatTrainBench(r: TrainBenchResult): string {
   const lines = [
     ...r.model.split("\n"),
-    `${r.pairs} pair per step = ${2 * r.pairs} rows (chosen + rejected), a live frozen reference, AdamW, Omni-DPO (beta 3.5, eta 0.7, tau_ref 0.8, gamma 3, lambda 0.001, tau_good 3.2)`,
+    `${r.pairs} pair per step = ${2 * r.pairs} rows (chosen + rejected), a live frozen reference (lora: the adapters off), AdamW, Omni-DPO (beta 3.5, eta 0.7, tau_ref 0.8, gamma 3, lambda 0.001, tau_good 3.2)`,
     `LibTorch ${r.torchVersion} via omni-dpo; PyTorch ${r.pytorchVersion ?? "absent"} via Python; ${r.threads} threads; ` +
       `OPENBLAS_CORETYPE=${r.openblasCoretype ?? "unset"}; each side in its own process per case and sequence length`,
     "",
@@ -339,6 +384,7 @@ export function formatTrainBench(r: TrainBenchResult): string {
     "memory than PyTorch. Peak RSS is the process's resident peak (VmHWM)" +
       (r.peakReset ? " during the timed steps (reset via /proc/self/clear_refs)." : "; it could not be reset, so it is the process's lifetime peak."),
   ];
+  if (r.rows.some((x) => x.name.startsWith("LoRA step vs"))) lines.push("In the 'LoRA vs full' rows the PyTorch column holds omni-dpo's full fine-tune (the qwen2 case), not PyTorch.");
   const ours = r.runs.filter((x) => x.side === "omni-dpo").map((x) => x.loss);
   const theirs = r.runs.filter((x) => x.side === "pytorch").map((x) => x.loss);
   if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : ""} (random weights differ between the sides)`);

@@ -8,6 +8,10 @@
 # one, selective_log_softmax (gather minus a per-row logsumexp), the loss mask, and the mean
 # logit over response tokens for logits/chosen; length-normalised as the recipe's
 # dpo_length_norm. The reference is a live frozen copy run under no_grad; torch.optim.AdamW.
+# With cfg["lora"] ({r, alpha}) it is the lora case: PEFT's LoRA on every linear layer of the
+# decoder (the tied head stays plain), y = x W^T + b + (alpha / r) * (x A^T) B^T with A
+# kaiming-uniform and B zero, the base frozen, and the reference the same weights with the
+# adapters off under no_grad, as TRL does with a PEFT model and no ref_model.
 # Reads the config as JSON on stdin; prints one JSON line (src/bench/train.py's format).
 import json
 import os
@@ -60,18 +64,43 @@ emb = torch.cat((freqs, freqs), dim=-1)
 COS, SIN = emb.cos()[None, None], emb.sin()[None, None]  # [1, 1, T, D]
 
 
+LORA = cfg.get("lora")
+LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+def lora_params():
+    """PEFT's fresh adapters for every decoder linear layer: A kaiming-uniform(a=sqrt(5)) [r, in], B zero [out, r]."""
+    shapes = {"q": (H * D, E), "k": (KV * D, E), "v": (KV * D, E), "o": (E, H * D), "gate": (I, E), "up": (I, E), "down": (E, I)}
+    params = {}
+    for i in range(L):
+        for name in LINEARS:
+            out_f, in_f = shapes[name]
+            a = torch.empty(LORA["r"], in_f)
+            torch.nn.init.kaiming_uniform_(a, a=5 ** 0.5)
+            params[f"{i}.{name}_A"], params[f"{i}.{name}_B"] = a, torch.zeros(out_f, LORA["r"])
+    return params
+
+
+def linear(p, i, name, x, bias=None):
+    """One decoder linear layer, with its LoRA update when adapters are on (p holds them)."""
+    y = F.linear(x, p[f"{i}.{name}_w"], bias)
+    if f"{i}.{name}_A" in p:
+        y = y + (LORA["alpha"] / LORA["r"]) * F.linear(F.linear(x, p[f"{i}.{name}_A"]), p[f"{i}.{name}_B"])
+    return y
+
+
 def layer(p, i, h):
     n, t, _ = h.shape
     a = rms_norm(h, p[f"{i}.in_norm"])
-    q = F.linear(a, p[f"{i}.q_w"], p[f"{i}.q_b"]).view(n, t, H, D).transpose(1, 2)
-    k = F.linear(a, p[f"{i}.k_w"], p[f"{i}.k_b"]).view(n, t, KV, D).transpose(1, 2)
-    v = F.linear(a, p[f"{i}.v_w"], p[f"{i}.v_b"]).view(n, t, KV, D).transpose(1, 2)
+    q = linear(p, i, "q", a, p[f"{i}.q_b"]).view(n, t, H, D).transpose(1, 2)
+    k = linear(p, i, "k", a, p[f"{i}.k_b"]).view(n, t, KV, D).transpose(1, 2)
+    v = linear(p, i, "v", a, p[f"{i}.v_b"]).view(n, t, KV, D).transpose(1, 2)
     q, k = q * COS + rotate_half(q) * SIN, k * COS + rotate_half(k) * SIN
     k, v = (x.repeat_interleave(H // KV, dim=1) for x in (k, v))  # HF's repeat_kv
     y = attention(q, k, v).transpose(1, 2).reshape(n, t, H * D)
-    h = h + F.linear(y, p[f"{i}.o_w"])
+    h = h + linear(p, i, "o", y)
     m = rms_norm(h, p[f"{i}.post_norm"])
-    return h + F.linear(F.silu(F.linear(m, p[f"{i}.gate_w"])) * F.linear(m, p[f"{i}.up_w"]), p[f"{i}.down_w"])
+    return h + linear(p, i, "down", F.silu(linear(p, i, "gate", m)) * linear(p, i, "up", m))
 
 
 def forward(p, ids, checkpointing):
@@ -110,9 +139,16 @@ def concatenated_logps(logits, input_ids, loss_mask):
 
 
 
-policy = {k: v.requires_grad_() for k, v in init_params().items()}
-reference = {k: v.detach().clone() for k, v in policy.items()}
-optimizer = torch.optim.AdamW(list(policy.values()), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+if LORA:
+    reference = init_params()  # the frozen base; the policy is the base plus its adapters
+    adapters = {k: v.requires_grad_() for k, v in lora_params().items()}
+    policy = {**reference, **adapters}
+    trainable = list(adapters.values())
+else:
+    policy = {k: v.requires_grad_() for k, v in init_params().items()}
+    reference = {k: v.detach().clone() for k, v in policy.items()}
+    trainable = list(policy.values())
+optimizer = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 input_ids = torch.randint(0, V, (2 * B, T))
 loss_mask = torch.arange(T).ge(cfg["prompt_len"]).unsqueeze(0).expand(2 * B, T).to(torch.int64)
 o = cfg["loss"]

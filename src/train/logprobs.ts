@@ -15,8 +15,14 @@ import type { CausalLM } from "../models/causal-lm.js";
 import type { PaddedBatch } from "../data/tokenize.js";
 import type { RecomputeTape } from "../nn/recompute.js";
 
-/** Response positions per LM-head chunk: [chunk, V] logits at a time (about 600 MB in float32 at Qwen2.5's vocabulary). */
-export const LOGPROB_CHUNK_ROWS = 1024;
+/**
+ * Response positions per LM-head chunk: [chunk, V] logits at a time, about 78 MB in float32 at
+ * Qwen2.5's vocabulary (151936). A chunk's backward holds three or four [chunk, V] tensors at
+ * once (the recomputed logits, the log-softmax, their gradients), so this bounds what the LM
+ * head adds to the peak (about 0.3 GB here; 1024 rows cost 1.2 GB, measured by `bench train
+ * --case qwen2`), while [128, hidden] x [hidden, V] is still a large, efficient matmul.
+ */
+export const LOGPROB_CHUNK_ROWS = 128;
 
 export interface SequenceLogps {
   /** [N]: sum (or mean) of response-token log-probs per row. */

@@ -29,8 +29,29 @@ test("bench train --case qwen2 --tiny --json: the checkpointed step on both side
   }
 });
 
+test("bench train --case qwen2,lora --tiny --json: LoRA beside the full fine-tune, the reference being the adapters off", { skip }, () => {
+  const r = spawnSync(process.execPath, [CLI, "bench", "train", "--case", "qwen2,lora", "--tiny", "--json"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as TrainBenchResult;
+  const ours = j.runs.filter((x) => x.side === "omni-dpo");
+  assert.deepEqual(ours.map((x) => x.lora), [false, true]);
+  const [full, lora] = ours;
+  // B starts at zero, so the adapted policy equals its reference (m = 0) as the fresh copy does: the same first loss.
+  // Both train, so the losses after the warm-up step stay close but need not be equal.
+  assert.ok(Number.isFinite(lora.loss) && Math.abs(lora.loss - full.loss) < 0.05, `${lora.loss} vs ${full.loss}`);
+  assert.ok(j.rows.some((x) => /^Omni-DPO step, LoRA r 16 all-linear, Qwen2-shaped/.test(x.name)));
+  const versus = j.rows.find((x) => x.name === "LoRA step vs the full fine-tune (both omni-dpo)")!;
+  assert.equal(versus.omni, lora.tokens_per_second);
+  assert.equal(versus.pytorch, full.tokens_per_second);
+  if (!noTorch) {
+    const theirs = j.runs.filter((x) => x.side === "pytorch");
+    assert.equal(theirs.length, 2);
+    assert.ok(Math.abs(theirs[1].loss - lora.loss) < 0.05, `PyTorch LoRA ${theirs[1].loss} vs omni-dpo ${lora.loss}`);
+  }
+});
+
 test("bench train --case with an unknown name is a usage error naming the cases", { skip }, () => {
   const r = spawnSync(process.execPath, [CLI, "bench", "train", "--case", "llama", "--tiny"], { encoding: "utf8" });
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /unknown --case 'llama'; available: gpt2, qwen2/);
+  assert.match(r.stderr, /unknown --case 'llama'; available: gpt2, qwen2, lora/);
 });

@@ -12,7 +12,7 @@ model    forward tokens/s of a GPT-2-small-shaped (124M) random model at sequenc
 train    one Omni-DPO training step (policy forward+backward over chosen+rejected, live
          frozen reference, Omni-DPO loss, AdamW), one pair (2 rows) per step: tokens/s and
          peak memory (peak RSS), beside the same step in PyTorch; each side in its own
-         process. Two cases (--case picks one):
+         process. Three cases (--case picks one):
            gpt2   the same 124M model at sequence 256 and 512, full logits on both sides
                   (2 to 3 minutes on 2 cores)
            qwen2  a Qwen2-shaped model with Qwen2.5's vocabulary (151936) and width (896),
@@ -20,6 +20,9 @@ train    one Omni-DPO training step (policy forward+backward over chosen+rejecte
                   gradient checkpointing: the trainer's path (log-probs on response positions,
                   the LM head in chunks) beside TRL's (full logits, torch.utils.checkpoint)
                   (about 2 minutes on 2 cores; about 8 GB of memory)
+           lora   the qwen2 case with LoRA (r 16, alpha 32, every linear layer but the
+                  head) on frozen weights, the reference being the adapters switched off;
+                  with qwen2 in the same run, a LoRA-vs-full-fine-tune row (about 1 minute)
 
 generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as data build
          samples) on a Llama-shaped random model (8 layers x 512, vocabulary 32000), 16
@@ -29,22 +32,25 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
   --json        print the results as JSON
   --quick       shorter timing trials (noisier); train: gpt2 at sequence 256 only, two timed
                 steps; qwen2 one timed step
-  --case NAME   train: gpt2 or qwen2 (default: both)
+  --case NAMES  train: gpt2, qwen2 or lora, or several joined by commas (default: all three)
+  --seq N       train, qwen2 and lora: tokens per row (default 1024; three quarters prompt);
+                PyTorch's full logits grow with it (2048: about 14 GB)
   --device D    generate: auto (default), cpu, cuda or cuda:N (PyTorch runs on the same device)
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" }, case: { type: "string" }, device: { type: "string" } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" }, case: { type: "string" }, seq: { type: "string" }, device: { type: "string" } } });
     const which = positionals[0];
     if (which === "train") {
       // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
       const { benchTrain, formatTrainBench, TRAIN_BENCH_CASES } = await import("../../bench/train.js");
-      const chosen = values.case;
-      if (chosen !== undefined && !(TRAIN_BENCH_CASES as readonly string[]).includes(chosen)) {
-        throw new UsageError(`bench train: unknown --case '${chosen}'; available: ${TRAIN_BENCH_CASES.join(", ")}`);
-      }
-      const cases = chosen === undefined ? TRAIN_BENCH_CASES : TRAIN_BENCH_CASES.filter((c) => c === chosen);
+      const chosen = values.case?.split(",");
+      const unknown = chosen?.find((c) => !(TRAIN_BENCH_CASES as readonly string[]).includes(c));
+      if (unknown !== undefined) throw new UsageError(`bench train: unknown --case '${unknown}'; available: ${TRAIN_BENCH_CASES.join(", ")}`);
+      const cases = chosen === undefined ? TRAIN_BENCH_CASES : TRAIN_BENCH_CASES.filter((c) => chosen.includes(c));
+      const seq = values.seq === undefined ? undefined : Number(values.seq);
+      if (seq !== undefined && !(Number.isInteger(seq) && seq >= 8)) throw new UsageError(`bench train: --seq must be a whole number of tokens >= 8, got '${values.seq}'`);
       if (!values.json) console.error(`benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "a minute or two" : "4 to 5 minutes"})...`);
-      const r = benchTrain({ quick: values.quick, tiny: values.tiny, cases, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
+      const r = benchTrain({ quick: values.quick, tiny: values.tiny, cases, seq, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
       console.log(values.json ? JSON.stringify(r, null, 2) : formatTrainBench(r));
       return 0;
     }
