@@ -5,7 +5,7 @@
 // writing output_dir.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/toy.js";
 import { freePort } from "./ranks.js";
@@ -106,5 +106,21 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
         a[i][side].forEach((x, j) => assert.ok(Math.abs(x - b[i][side][j]) <= 1e-5 * Math.max(1, Math.abs(x)), `${side} ${j}: ${x} vs ${b[i][side][j]}`));
       }
     }
+  });
+
+  it("two machines' launchers (--nnodes 2, node ranks 0 and 1, on loopback) train as one process too (float64, 1e-10)", async () => {
+    const alone = join(root, "float64-alone");
+    assert.ok(existsSync(join(alone, "model.safetensors")), "the first test's run alone");
+    const nodes = recipe("float64-nodes", "float64", 2);
+    const port = String(await freePort());
+    const node = (rank: number) => runTrain(nodes.file, ["--nnodes", "2", "--node-rank", String(rank), "--nproc-per-node", "1",
+      "--master-addr", "127.0.0.1", "--master-port", port]);
+    const [n0, n1] = await Promise.all([node(0), node(1)]);
+    assert.equal(n0.code, 0, n0.output);
+    assert.equal(n1.code, 0, n1.output);
+    assert.match(n0.stdout, /trained 8 steps/);
+    assert.equal(n1.stdout, "", "only rank 0 reports");
+    const diff = maxWeightDifference(weightsOf(alone), weightsOf(nodes.dir));
+    assert.ok(diff <= 1e-10, `weights differ by ${diff}`);
   });
 });
