@@ -1,7 +1,8 @@
 // A distributed run fails and stops as users need: a killed rank brings the launcher and the
 // other ranks down within seconds, naming the rank; Ctrl-C on the launcher stops every rank at
 // one agreed step with one checkpoint, which a run of the same world size resumes and one of
-// another world size refuses with a message saying what to do.
+// another world size refuses with a message saying what to do; ranks started by an outside
+// launcher (only the standard environment) train as one run.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -86,5 +87,17 @@ describe("faults in a 2-rank run", () => {
     assert.match(resumed.output, new RegExp(`resumed from .*checkpoint-${step} at step ${step}`));
     const rows = metricRows(dir).filter((row) => "loss" in row);
     assert.deepEqual(rows.map((row) => row.step), Array.from({ length: 60 }, (_, i) => i + 1), "every step logged once");
+  });
+
+  it("processes started by an outside launcher (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) are the ranks of one run", async () => {
+    const { file, dir } = recipe("outside", { max_steps: 3 });
+    const port = String(await freePort());
+    const rank = (r: number) => runTrain(file, [], { RANK: String(r), WORLD_SIZE: "2", LOCAL_RANK: String(r), MASTER_ADDR: "127.0.0.1", MASTER_PORT: port });
+    const [r0, r1] = await Promise.all([rank(0), rank(1)]);
+    assert.equal(r0.code, 0, r0.output);
+    assert.equal(r1.code, 0, r1.output);
+    assert.match(r0.output, /rank 0 of 2 joined \(gloo, 127\.0\.0\.1:\d+\)/);
+    assert.deepEqual(metricRows(dir).filter((row) => "loss" in row).map((row) => row.step), [1, 2, 3]);
+    assert.ok(existsSync(join(dir, "model.safetensors")));
   });
 });
