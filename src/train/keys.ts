@@ -170,6 +170,8 @@ export const RECIPE_KEYS = {
     help: "This process's rank on its machine in a distributed run (its GPU: cuda:local_rank); the launcher's LOCAL_RANK wins, as in transformers. -1: from the launcher." },
   ddp_timeout: { kind: "integer", default: 1800, group: "optimisation", follows: TA, check: atLeast(1),
     help: "Seconds a distributed rendezvous or collective may wait for the other ranks before the run fails with an error naming the rank." },
+  ddp_bucket_cap_mb: { kind: "number", default: null, group: "optimisation", follows: TA, check: (v: number) => (v <= 0 ? "must be above 0" : undefined),
+    help: "Size of the buckets (MB) gradients are flattened into and all-reduced in, across ranks; None: 25, as DistributedDataParallel." },
   optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, status: "ignored", help: "The optimizer (AdamW, as adamw_torch, here)." },
 
   // --- schedule

@@ -141,7 +141,7 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   }
 
   override optimizerStep(): { gradNorm: number; learningRate: number } {
-    averageGradients(this.group, this.policy.parameters().filter((p) => p.requiresGrad));
+    averageGradients(this.group, this.policy.parameters().filter((p) => p.requiresGrad), (this.config.ddpBucketCapMb ?? 25) * 1024 * 1024);
     return super.optimizerStep();
   }
 
