@@ -30,6 +30,8 @@ export interface ProcessGroupOptions {
   timeoutMs: number;
   /** Gloo's network interface (GLOO_SOCKET_IFNAME); default: the master address's kind (loopback stays on loopback). */
   socketIfname?: string;
+  /** The store at masterAddr:masterPort is already served (torchrun's agent: TORCHELASTIC_USE_AGENT_STORE); rank 0 connects to it too. */
+  storeServed?: boolean;
 }
 
 /** Whether this build of the addon has `backend` (Gloo needs libgloo-dev at build time; NCCL a CUDA LibTorch). */
@@ -58,7 +60,7 @@ export class ProcessGroup {
     this.#group = group;
   }
 
-  /** Joins the group: rank 0 serves the store at masterAddr:masterPort, the others connect (retrying until the timeout). */
+  /** Joins the group: rank 0 serves the store at masterAddr:masterPort (unless storeServed), the others connect (retrying until the timeout). */
   static init(o: ProcessGroupOptions): ProcessGroup {
     if (!Number.isInteger(o.worldSize) || o.worldSize < 1) throw new Error(`world size must be a positive integer, not ${o.worldSize}`);
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new Error(`rank must be an integer from 0 to ${o.worldSize - 1}, not ${o.rank}`);
@@ -72,7 +74,7 @@ export class ProcessGroup {
     const attempt = <T>(what: string, fn: () => T): T => {
       try { return fn(); } catch (e) { throw new DistributedError(o.rank, o.worldSize, what, (e as Error).message); }
     };
-    const store = attempt(where, () => native.distStore(o.masterAddr, o.masterPort, o.worldSize, o.rank === 0, o.timeoutMs));
+    const store = attempt(where, () => native.distStore(o.masterAddr, o.masterPort, o.worldSize, o.rank === 0 && !o.storeServed, o.timeoutMs));
     const group = attempt(`${o.backend} process group (${where})`, () =>
       native.distGroup(store, o.rank, o.worldSize, o.backend, o.timeoutMs, o.masterAddr, o.socketIfname ?? ""));
     return new ProcessGroup(o.rank, o.worldSize, o.backend, store, group);

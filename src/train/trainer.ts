@@ -449,14 +449,14 @@ export class PreferenceTrainer {
 
   /** Continues from a checkpoint: optimizer, schedule, RNG, step and data position; later metrics rows are dropped (they are redone). */
   resume(dir: string, state: TrainerState): void {
-    // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
-    // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
     const savedWorldSize = state.worldSize ?? 1;
     if (savedWorldSize !== this.worldSize) {
       throw new Error(`${dir}: this checkpoint was written by ${savedWorldSize} process${savedWorldSize === 1 ? "" : "es"} and its data position ` +
         `counts in ${savedWorldSize} shard${savedWorldSize === 1 ? "" : "s"}; resume it with ${savedWorldSize} (--nproc-per-node x --nnodes = ${savedWorldSize}), ` +
         `not ${this.worldSize}, or set overwrite_output_dir: true to start afresh`);
     }
+    // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
+    // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
     const hyper = this.optimizer.paramGroups.map(({ params: _params, ...h }) => structuredClone(h));
     loadOptimizerState(dir, this.optimizer);
     this.optimizer.paramGroups.forEach((g, i) => Object.assign(g, hyper[i]));

@@ -2,15 +2,22 @@
 // other ranks down within seconds, naming the rank; Ctrl-C on the launcher stops every rank at
 // one agreed step with one checkpoint, which a run of the same world size resumes and one of
 // another world size refuses with a message saying what to do; ranks started by an outside
-// launcher (only the standard environment) train as one run.
+// launcher (only the standard environment) train as one run, also over a store torchrun's
+// agent serves.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { torchPython } from "../../src/util/python.js";
+import { skipReason } from "../helpers/python.js";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir } from "../helpers/toy.js";
 import { freePort } from "./ranks.js";
 import { metricRows, runTrain, startTrain, writeRecipe, writeSetup } from "./train-ranks.js";
+
+const AGENT_STORE = fileURLToPath(new URL("../../../test/distributed/agent_store.py", import.meta.url));
 
 let root: string;
 let setup: { model: string; data: string };
@@ -99,5 +106,25 @@ describe("faults in a 2-rank run", () => {
     assert.match(r0.output, /rank 0 of 2 joined \(gloo, 127\.0\.0\.1:\d+\)/);
     assert.deepEqual(metricRows(dir).filter((row) => "loss" in row).map((row) => row.step), [1, 2, 3]);
     assert.ok(existsSync(join(dir, "model.safetensors")));
+  });
+
+  it("with TORCHELASTIC_USE_AGENT_STORE=True (torchrun's workers) the ranks use the store already served (PyTorch's own TCPStore)", { skip: skipReason() ?? false }, async () => {
+    const { file, dir } = recipe("agent-store", { max_steps: 2 });
+    const port = String(await freePort());
+    const agent = spawn(torchPython()!, [AGENT_STORE, port, "3"], { stdio: ["pipe", "pipe", "inherit"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        agent.stdout.on("data", (d) => { if (String(d).includes("serving")) resolve(); });
+        agent.on("exit", (code) => reject(new Error(`the store exited with ${code}`)));
+      });
+      const env = (r: number) => ({ RANK: String(r), WORLD_SIZE: "2", LOCAL_RANK: String(r), MASTER_ADDR: "127.0.0.1", MASTER_PORT: port, TORCHELASTIC_USE_AGENT_STORE: "True" });
+      const [r0, r1] = await Promise.all([runTrain(file, [], env(0)), runTrain(file, [], env(1))]);
+      assert.equal(r0.code, 0, r0.output);
+      assert.equal(r1.code, 0, r1.output);
+      assert.deepEqual(metricRows(dir).filter((row) => "loss" in row).map((row) => row.step), [1, 2]);
+    } finally {
+      agent.stdin.end();
+      agent.kill();
+    }
   });
 });

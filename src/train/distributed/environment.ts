@@ -13,6 +13,8 @@ export interface DistributedEnv {
   backend: Backend | null;
   /** GLOO_SOCKET_IFNAME, as torch.distributed reads it. */
   socketIfname: string | null;
+  /** torchrun's agent already serves the store at MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True). */
+  agentStore: boolean;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, min: number, max: number, fallback?: number): number {
@@ -43,6 +45,6 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env, localRankKe
   return {
     rank, worldSize, localRank: integer(env, "LOCAL_RANK", 0, 1 << 20, localRankKey >= 0 ? localRankKey : rank),
     masterAddr, masterPort: integer(env, "MASTER_PORT", 1, 65535), backend: backend as Backend | null,
-    socketIfname: env.GLOO_SOCKET_IFNAME || null,
+    socketIfname: env.GLOO_SOCKET_IFNAME || null, agentStore: env.TORCHELASTIC_USE_AGENT_STORE === "True",
   };
 }

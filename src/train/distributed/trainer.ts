@@ -49,7 +49,7 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   override async train(): Promise<TrainResult> {
     this.group = ProcessGroup.init({
       rank: this.rank, worldSize: this.worldSize, masterAddr: this.env.masterAddr, masterPort: this.env.masterPort,
-      backend: this.backend(), timeoutMs: this.config.ddpTimeout * 1000, socketIfname: this.env.socketIfname ?? undefined,
+      backend: this.backend(), timeoutMs: this.config.ddpTimeout * 1000, socketIfname: this.env.socketIfname ?? undefined, storeServed: this.env.agentStore,
     });
     this.hooks.onStatus?.(`rank ${this.rank} of ${this.worldSize} joined (${this.group.backend}, ${this.env.masterAddr}:${this.env.masterPort})`);
     return super.train();
