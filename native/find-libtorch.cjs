@@ -1,5 +1,5 @@
 // Locates LibTorch for binding.gyp. Prints one value, chosen by the first argument:
-//   include | lib | libs | abi | rpath
+//   include | lib | libs | abi | c10d-defines | c10d-libs
 // Order: $LIBTORCH (an official LibTorch download or a PyTorch install's torch/ directory),
 // then the system's (Debian's libtorch-dev). Fails with instructions when neither exists.
 "use strict";
@@ -57,6 +57,24 @@ for (const optional of ["torch_cuda", "c10_cuda"]) {
   if (fs.existsSync(path.join(found.lib, `lib${optional}.so`))) libs.push(optional);
 }
 
+// c10d backends, each compiled only when its headers and library are there. Gloo: Debian's
+// libtorch-dev needs libgloo-dev (headers and libgloo.so); an official LibTorch links Gloo into
+// libtorch_cpu and ships its headers. NCCL: CUDA builds (libtorch_cuda with ProcessGroupNCCL).
+function c10d() {
+  const includes = [found.include, "/usr/include"];
+  const has = (rel) => includes.some((dir) => fs.existsSync(path.join(dir, rel)));
+  const defines = [];
+  const extra = [];
+  if (has("gloo/config.h") && has("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp")) {
+    defines.push("USE_C10D_GLOO");
+    const systemGloo = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", found.lib]
+      .some((dir) => fs.existsSync(path.join(dir, "libgloo.so")));
+    if (systemGloo && !found.fromEnv) extra.push("-lgloo");
+  }
+  if (libs.includes("torch_cuda") && has("torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp") && has("nccl.h")) defines.push("USE_C10D_NCCL");
+  return { defines, extra };
+}
+
 const what = process.argv[2];
 const includeApi = path.join(found.include, "torch", "csrc", "api", "include");
 switch (what) {
@@ -64,5 +82,7 @@ switch (what) {
   case "lib": console.log(found.lib); break;
   case "libs": console.log(libs.map((l) => `-l${l}`).join(" ")); break;
   case "abi": console.log(abi()); break;
+  case "c10d-defines": console.log(c10d().defines.join(" ")); break;
+  case "c10d-libs": console.log(c10d().extra.join(" ")); break;
   default: fail(`find-libtorch.cjs: unknown query '${what}'`);
 }

@@ -12,6 +12,8 @@ say() { echo "[setup] $*" >&2; }
 need=()
 [ -n "${LIBTORCH:-}" ] || dpkg -s libtorch-dev >/dev/null 2>&1 || need+=(libtorch-dev)
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+# Gloo's headers and library: the addon's c10d backend for data-parallel training on CPU.
+[ -n "${LIBTORCH:-}" ] || dpkg -s libgloo-dev >/dev/null 2>&1 || need+=(libgloo-dev)
 if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-torch >/dev/null 2>&1; then need+=(python3-torch); fi
 # Chromium for the dashboard's browser tests (driven by playwright-core; OMNI_DPO_SKIP_BROWSER=1 skips).
 if [ "${OMNI_DPO_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi

@@ -31,6 +31,7 @@
 
 #include "autocast.h"
 #include "convert.h"
+#include "distributed.h"
 #include "memory.h"
 #include "store.h"
 
@@ -588,6 +589,110 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- distributed (c10d) ------------------------------------------------------------------
+// Thin wrappers over distributed.h; src/torch/distributed.ts gives them types and names.
+
+std::vector<at::Tensor> tensorListArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsArray()) throw std::invalid_argument("expected an array of tensor ids");
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    const at::Tensor& t = store().get(tensorId(arr.Get(k)));
+    // Collectives write in place into the tensor's memory, which must be one dense block.
+    if (!t.is_contiguous()) throw std::invalid_argument("tensor " + std::to_string(k) + " is not contiguous");
+    out.push_back(t);
+  }
+  return out;
+}
+
+constexpr int64_t kMaxHandle = int64_t(1) << 52;
+constexpr int64_t kMaxTimeoutMs = int64_t(1) << 40;
+
+Napi::Value DistHasBackend(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.hasBackend", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Boolean::New(env, dist::hasBackend(stringArg(info, 0, "backend")));
+  });
+}
+
+Napi::Value DistStore(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.store", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::createStore(stringArg(info, 0, "host"), intArg(info, 1, "port", 1, 65535),
+        intArg(info, 2, "worldSize", 1, 1 << 20), boolArg(info, 3, "isServer"), intArg(info, 4, "timeoutMs", 1, kMaxTimeoutMs))));
+  });
+}
+
+Napi::Value DistStoreSet(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.storeSet", [&](Napi::Env env) -> Napi::Value {
+    dist::storeSet(intArg(info, 0, "store", 0, kMaxHandle), stringArg(info, 1, "key"), stringArg(info, 2, "value"));
+    return env.Undefined();
+  });
+}
+
+Napi::Value DistStoreGet(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.storeGet", [&](Napi::Env env) -> Napi::Value {
+    return Napi::String::New(env, dist::storeGet(intArg(info, 0, "store", 0, kMaxHandle), stringArg(info, 1, "key")));
+  });
+}
+
+Napi::Value DistStoreAdd(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.storeAdd", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::storeAdd(intArg(info, 0, "store", 0, kMaxHandle), stringArg(info, 1, "key"),
+        intArg(info, 2, "delta", -kMaxHandle, kMaxHandle))));
+  });
+}
+
+Napi::Value DistGroup(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.processGroup", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::createGroup(intArg(info, 0, "store", 0, kMaxHandle),
+        intArg(info, 1, "rank", 0, 1 << 20), intArg(info, 2, "worldSize", 1, 1 << 20), stringArg(info, 3, "backend"),
+        intArg(info, 4, "timeoutMs", 1, kMaxTimeoutMs), stringArg(info, 5, "host"), stringArg(info, 6, "ifname"))));
+  });
+}
+
+Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.destroy", [&](Napi::Env env) -> Napi::Value {
+    dist::destroyGroup(intArg(info, 0, "group", 0, kMaxHandle));
+    return env.Undefined();
+  });
+}
+
+Napi::Value DistAllreduce(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.allReduce", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::allreduce(intArg(info, 0, "group", 0, kMaxHandle), tensorListArg(info, 1),
+        stringArg(info, 2, "op"))));
+  });
+}
+
+Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.broadcast", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::broadcast(intArg(info, 0, "group", 0, kMaxHandle), tensorListArg(info, 1),
+        intArg(info, 2, "root", 0, 1 << 20))));
+  });
+}
+
+Napi::Value DistAllgather(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.allGather", [&](Napi::Env env) -> Napi::Value {
+    auto parts = dist::allgather(intArg(info, 0, "group", 0, kMaxHandle), store().get(idArg(info, 1)));
+    auto out = Napi::Array::New(env, parts.size());
+    for (size_t i = 0; i < parts.size(); ++i) out.Set(static_cast<uint32_t>(i), put(env, std::move(parts[i])));
+    return out;
+  });
+}
+
+Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.barrier", [&](Napi::Env env) -> Napi::Value {
+    dist::barrier(intArg(info, 0, "group", 0, kMaxHandle));
+    return env.Undefined();
+  });
+}
+
+Napi::Value DistWait(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.wait", [&](Napi::Env env) -> Napi::Value {
+    dist::wait(intArg(info, 0, "work", 0, kMaxHandle));
+    return env.Undefined();
+  });
+}
+
 // configure(errorClass, maxThreads): what src/torch/native.ts hands over when it loads the
 // addon. `errorClass` is constructed as new errorClass(op, message) for every error.
 Napi::Value Configure(const Napi::CallbackInfo& info) {
@@ -644,6 +749,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memory", Napi::Function::New(env, Memory));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("distHasBackend", Napi::Function::New(env, DistHasBackend));
+  exports.Set("distStore", Napi::Function::New(env, DistStore));
+  exports.Set("distStoreSet", Napi::Function::New(env, DistStoreSet));
+  exports.Set("distStoreGet", Napi::Function::New(env, DistStoreGet));
+  exports.Set("distStoreAdd", Napi::Function::New(env, DistStoreAdd));
+  exports.Set("distGroup", Napi::Function::New(env, DistGroup));
+  exports.Set("distDestroy", Napi::Function::New(env, DistDestroy));
+  exports.Set("distAllreduce", Napi::Function::New(env, DistAllreduce));
+  exports.Set("distBroadcast", Napi::Function::New(env, DistBroadcast));
+  exports.Set("distAllgather", Napi::Function::New(env, DistAllgather));
+  exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
+  exports.Set("distWait", Napi::Function::New(env, DistWait));
   return exports;
 }
 

@@ -26,3 +26,4 @@ export { LRScheduler, scheduleMultiplier, warmupStepsOf, SCHEDULE_TYPES, schedul
 import { Tensor } from "./tensor.js";
 /** Exempts `t` from the enclosing tidy(): the caller owns it and disposes it. */
 export function keep<T extends Tensor>(t: T): T { return t.keep(); }
+export * as distributed from "./distributed.js";

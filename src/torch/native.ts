@@ -46,6 +46,20 @@ export interface NativeAddon {
   memory(): NativeMemory;
   buildInfo(): NativeBuildInfo;
   configure(errorClass: typeof TorchError, maxThreads: number): void;
+  // c10d (native/src/distributed.h): handles are plain numbers; collectives work in place.
+  distHasBackend(backend: string): boolean;
+  distStore(host: string, port: number, worldSize: number, isServer: boolean, timeoutMs: number): number;
+  distStoreSet(store: number, key: string, value: string): void;
+  distStoreGet(store: number, key: string): string;
+  distStoreAdd(store: number, key: string, delta: number): number;
+  distGroup(store: number, rank: number, worldSize: number, backend: string, timeoutMs: number, host: string, ifname: string): number;
+  distDestroy(group: number): void;
+  /** Returns a work handle for distWait. */
+  distAllreduce(group: number, ids: number[], op: string): number;
+  distBroadcast(group: number, ids: number[], root: number): number;
+  distAllgather(group: number, id: number): number[];
+  distBarrier(group: number): void;
+  distWait(work: number): void;
 }
 
 /**

@@ -37,6 +37,10 @@ export interface TrainerState {
   trainPairs: number;
   /** The run's resolved config by recipe key, with `objective` and `objective_keys` (see resume.ts). */
   config: Record<string, unknown>;
+  /** Processes that trained it (data parallelism); absent in older checkpoints: 1. */
+  worldSize?: number;
+  /** With several processes: each rank's generator state, rank r's at index r (rngState is rank 0's). */
+  rngStates?: string[];
 }
 
 const PREFIX = "checkpoint-";

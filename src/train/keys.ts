@@ -63,7 +63,7 @@ const UNI_DPO = "Uni-DPO UniDPOConfig";
 const OURS = "omni-dpo";
 
 /** torch_dtype's values: transformers' names for the weights' dtype, and auto (the checkpoint's). */
-export const TORCH_DTYPES = ["auto", "bfloat16", "float16", "float32"] as const;
+export const TORCH_DTYPES = ["auto", "bfloat16", "float16", "float32", "float64"] as const;
 
 const atLeast = (min: number) => (v: number) => (v < min ? `must be at least ${min}` : undefined);
 const nonNegative = (v: number) => (v < 0 ? "must not be negative" : undefined);
@@ -112,7 +112,7 @@ export const RECIPE_KEYS = {
   device: { kind: "string", default: "auto", group: "model", follows: OURS,
     help: "cpu, cuda or cuda:N; auto takes CUDA when LibTorch has it, as the HF trainer does." },
   torch_dtype: { kind: "enum", values: TORCH_DTYPES, default: null, group: "model", follows: HANDBOOK_MODEL, resume: "soft",
-    help: "The dtype the policy and reference are loaded, trained and saved in: bfloat16, float16, float32, or auto (the checkpoint's, from its config.json); None: float32. Without LoRA, bf16 weights are trained directly (AdamW state in bf16), as transformers does." },
+    help: "The dtype the policy and reference are loaded, trained and saved in: bfloat16, float16, float32, float64 (exactness checks), or auto (the checkpoint's, from its config.json); None: float32. Without LoRA, bf16 weights are trained directly (AdamW state in bf16), as transformers does." },
   attn_implementation: { kind: "string", default: null, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Attention kernel (eager, sdpa, flash_attention_2); attention is LibTorch's scaled_dot_product_attention here, the same function." },
   use_flash_attention_2: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "warn", help: "Older spelling of attn_implementation: flash_attention_2." },
   load_in_4bit: { kind: "boolean", default: false, group: "model", follows: HANDBOOK_MODEL, status: "error", help: "Load the model quantised to 4 bits (QLoRA)." },
@@ -216,8 +216,12 @@ export const RECIPE_KEYS = {
   deepspeed: { kind: "path", default: null, group: "optimisation", follows: TA, status: "warn", help: "A DeepSpeed config file." },
   fsdp: { kind: "string", default: "", group: "optimisation", follows: TA, status: "warn", help: "Fully sharded data parallel options." },
   fsdp_config: { kind: "path", default: null, group: "optimisation", follows: TA, status: "warn", help: "An FSDP config file." },
-  local_rank: { kind: "integer", default: -1, group: "optimisation", follows: TA, status: "warn", help: "Process rank in distributed training." },
-  ddp_timeout: { kind: "integer", default: 1800, group: "optimisation", follows: TA, status: "warn", help: "Distributed process-group timeout in seconds." },
+  local_rank: { kind: "integer", default: -1, group: "optimisation", follows: TA,
+    help: "This process's rank on its machine in a distributed run (its GPU: cuda:local_rank); the launcher's LOCAL_RANK wins, as in transformers. -1: from the launcher." },
+  ddp_timeout: { kind: "integer", default: 1800, group: "optimisation", follows: TA, check: atLeast(1),
+    help: "Seconds a distributed rendezvous or collective may wait for the other ranks before the run fails with an error naming the rank." },
+  ddp_bucket_cap_mb: { kind: "number", default: null, group: "optimisation", follows: TA, check: (v: number) => (v <= 0 ? "must be above 0" : undefined),
+    help: "Size of the buckets (MB) gradients are flattened into and all-reduced in, across ranks; None: 25, as DistributedDataParallel." },
   optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, resume: "hard", check: (v: string) => optimRule(v),
     help: `The optimizer: ${OPTIMIZERS.join(", ")} (adamw_torch_fused is the same update as adamw_torch; sgd is torch.optim.SGD with learning_rate and weight_decay, no momentum, as transformers makes it). Others, adafactor included, are an error.` },
 

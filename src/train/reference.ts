@@ -49,29 +49,53 @@ export function cacheKey(pairs: TokenizedPair[], modelHash: string, lengthNorm: 
   return h.digest("hex").slice(0, 32);
 }
 
+/** Splits precomputing across processes (data parallelism): each computes its share, all get every value. */
+export interface ReferenceSharding {
+  /** Whether `mine` is true in every process (all of them hold the cache). */
+  all(mine: boolean): boolean;
+  /** The pairs (indices among `n`) this process computes. */
+  indices(n: number): number[];
+  /** Every process's values for its indices(n), merged into values for all n pairs in order. */
+  gather(mine: PairLogps, n: number): PairLogps;
+  /** Whether this process writes the cache file (one per machine). */
+  writes: boolean;
+}
+
+function readCache(file: string, pairs: number): PairLogps | null {
+  if (!existsSync(file) || statSync(file).size === 0) return null;
+  const values = JSON.parse(readFileSync(file, "utf8")) as PairLogps;
+  return values.chosen.length === pairs ? values : null;
+}
+
 /**
  * Reference log-probs for every pair, from the cache when present, else computed with `model`
- * in batches of `batchSize` and stored. `onProgress` reports pairs done.
+ * in batches of `batchSize` and stored. `onProgress` reports pairs done. With `sharding`, each
+ * process computes its share and the values are gathered.
  */
 export function precomputeReference(options: {
   pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; batchSize: number; padTokenId: number;
-  loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void;
+  loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void; sharding?: ReferenceSharding;
 }): { values: PairLogps; cached: boolean; file: string } {
+  const { sharding } = options;
   const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm);
   const file = join(options.cacheDir, `${key}.json`);
-  if (existsSync(file) && statSync(file).size > 0) {
-    const values = JSON.parse(readFileSync(file, "utf8")) as PairLogps;
-    if (values.chosen.length === options.pairs.length) return { values, cached: true, file };
-  }
+  const cached = readCache(file, options.pairs.length);
+  // Every process must take the same path: one computing alone would wait for the others forever.
+  if (cached && (!sharding || sharding.all(true))) return { values: cached, cached: true, file };
+  if (!cached && sharding) sharding.all(false);
   const model = options.loadModel();
   try {
-    const values = pairLogps(model, options.pairs, options.padTokenId, options.lengthNorm, options.batchSize,
-      (done) => options.onProgress?.(done, options.pairs.length));
+    const indices = sharding?.indices(options.pairs.length);
+    const mine = indices ? indices.map((i) => options.pairs[i]) : options.pairs;
+    const own = pairLogps(model, mine, options.padTokenId, options.lengthNorm, options.batchSize,
+      (done) => options.onProgress?.(done, mine.length));
+    const values = sharding ? sharding.gather(own, options.pairs.length) : own;
     // JSON would store NaN as null, and a later run would read it back as a number.
     for (const side of ["chosen", "rejected"] as const) {
       const i = values[side].findIndex((x) => !Number.isFinite(x));
       if (i >= 0) throw new NonFiniteMetricError(`${options.modelDir}: the reference's ${side} log-prob of pair ${i + 1} is ${values[side][i]}; nothing cached`);
     }
+    if (sharding && !sharding.writes) return { values, cached: false, file };
     mkdirSync(options.cacheDir, { recursive: true });
     writeJsonAtomic(file, values);
     return { values, cached: false, file };

@@ -24,7 +24,7 @@ import type { TrainConfig } from "./config.js";
 import { RecomputeTape } from "../nn/recompute.js";
 import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
 import { decayGroups } from "./optimizer.js";
-import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
+import { CachedReference, LiveReference, precomputeReference, type ReferenceSharding, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type MetricRow } from "./metrics.js";
 import { cleanOutputDir, loadOptimizerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState, type TrainOptimizer } from "./checkpoint.js";
 import { hfTrainerState, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
@@ -196,19 +196,16 @@ export class PreferenceTrainer {
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
     this.padTokenId = config.paddingValue ?? this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
-    this.batchesPerEpoch = Math.ceil(this.data.train.length / config.perDeviceTrainBatchSize);
+    this.batchesPerEpoch = this.epochBatches(0).length;
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
     this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
 
-    const lock = RunLock.acquire(config.outputDir, hooks.onStatus);
+    const lock = this.openOutputDir();
     try {
-      const leftovers = cleanOutputDir(config.outputDir);
-      if (leftovers.length) hooks.onStatus?.(`removed what an interrupted run left in ${config.outputDir}: ${leftovers.join(", ")}`);
-      const plan = planResume(config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, hooks);
+      const plan = this.planRun();
       if (plan.finished) return this.#finishedRun(plan);
 
-      const device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : torch.toDevice(config.device);
-      if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
+      const device = this.chooseDevice();
       torch.manualSeed(config.seed);
       this.setUpReference(device);
       // Dropout stays off in the policy, as TRL's disable_dropout does by default.
@@ -223,8 +220,9 @@ export class PreferenceTrainer {
         eval: resolveSteps(config.evalSteps, this.totalSteps),
         save: resolveSteps(config.saveSteps, this.totalSteps),
       };
-      this.metrics = new MetricsSink(join(config.outputDir, "metrics.jsonl"));
-      if (config.pairLogSamples > 0) {
+      this.metrics = this.createMetricsSink();
+      // The per-pair log and TensorBoard are output_dir's, written by the main process alone.
+      if (config.pairLogSamples > 0 && this.isMainProcess) {
         this.pairLog = new PairLog(join(config.outputDir, PAIR_LOG_FILE), {
           pair_log: 1, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: config.objective.lossType, total_steps: this.totalSteps,
         });
@@ -233,9 +231,9 @@ export class PreferenceTrainer {
       else {
         this.metrics.truncateAfter(-1);
         if (this.pairLog) this.pairLog.open(-1);
-        else rmSync(join(config.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
+        else if (this.isMainProcess) rmSync(join(config.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
       }
-      if (reportedTo(config.reportTo).tensorboard) this.tensorboard = new TensorBoardWriter(config.loggingDir ?? defaultLoggingDir(config.outputDir));
+      if (reportedTo(config.reportTo).tensorboard && this.isMainProcess) this.tensorboard = new TensorBoardWriter(config.loggingDir ?? defaultLoggingDir(config.outputDir));
 
       this.#startedAt = Date.now();
       const interrupted = await this.#loop();
@@ -253,6 +251,58 @@ export class PreferenceTrainer {
       this.referenceModel?.dispose();
       lock.release();
     }
+  }
+
+  /** Holds output_dir for this run (its lock) and clears what an interrupted run left there. */
+  openOutputDir(): { release(): void } {
+    const { config, hooks } = this;
+    const lock = RunLock.acquire(config.outputDir, hooks.onStatus);
+    try {
+      const leftovers = cleanOutputDir(config.outputDir);
+      if (leftovers.length) hooks.onStatus?.(`removed what an interrupted run left in ${config.outputDir}: ${leftovers.join(", ")}`);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    return lock;
+  }
+
+  /** Where the run starts: afresh, from a checkpoint, or nowhere (output_dir holds it finished). */
+  planRun(): ResumePlan {
+    return planResume(this.config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, this.hooks);
+  }
+
+  /** The device from the config's `device` (auto: CUDA when this LibTorch has it). */
+  chooseDevice(): torch.Device {
+    const { config } = this;
+    const device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : torch.toDevice(config.device);
+    if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
+    return device;
+  }
+
+  createMetricsSink(): MetricsSink {
+    return new MetricsSink(join(this.config.outputDir, "metrics.jsonl"));
+  }
+
+  /** Processes training together (data parallelism); 1 here. Checkpoints record it: their data position means this many shards. */
+  get worldSize(): number { return 1; }
+
+  /** Whether this process writes output_dir's files (transformers' is_world_process_zero); always, here. */
+  get isMainProcess(): boolean { return true; }
+
+  /** Epoch `epochIndex`'s order of the training pairs (a shuffle seeded by seed + epoch). */
+  epochOrder(epochIndex: number): number[] {
+    return shuffled(this.data.train.map((_, i) => i), this.config.seed + epochIndex);
+  }
+
+  /** The micro-batches of epoch `epochIndex`, as training-pair indices: its order in batches of per_device_train_batch_size. */
+  epochBatches(epochIndex: number): number[][] {
+    return batchesOf(this.epochOrder(epochIndex), this.config.perDeviceTrainBatchSize);
+  }
+
+  /** How precompute_ref_log_probs splits its work across processes: not at all here. */
+  referenceSharding(): ReferenceSharding | undefined {
+    return undefined;
   }
 
   /**
@@ -300,7 +350,7 @@ export class PreferenceTrainer {
       const compute = (pairs: TokenizedPair[], label: "train" | "eval") => this.withMixedPrecision(label, device, () => precomputeReference({
         pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm,
         batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
-        onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
+        onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.referenceSharding(),
       }));
       const train = compute(data.train, "train");
       const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
@@ -453,10 +503,10 @@ export class PreferenceTrainer {
 
   /** Loss and metrics over the eval split, averaged per pair, as an `eval_`-prefixed row. */
   evaluate(): MetricRow {
-    const sums: Record<string, number> = {};
+    let sums: Record<string, number> = {};
     let n = 0;
     torch.noGrad(() => {
-      for (const indices of batchesOf(this.data.eval.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
+      for (const indices of batchesOf(this.evalIndices(), this.config.perDeviceEvalBatchSize)) {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("eval", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.eval[i]), indices, "eval"));
           return { loss: out.loss.item(), ...out.metrics };
@@ -466,7 +516,18 @@ export class PreferenceTrainer {
         n += indices.length;
       }
     });
+    ({ sums, n } = this.combineEvalSums(sums, n));
     return { step: this.globalStep, epoch: round(this.epoch), ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval_${k}`, v / n])) };
+  }
+
+  /** The eval pairs this process evaluates: all of them. */
+  evalIndices(): number[] {
+    return this.data.eval.map((_, i) => i);
+  }
+
+  /** Per-metric sums (value x pairs) and the pair count of this process's evaluation, as the whole evaluation's: as they are here. */
+  combineEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
+    return { sums, n };
   }
 
   /** Writes a row to metrics.jsonl (and TensorBoard, with report_to: tensorboard) and hands it to onLog. */
@@ -500,6 +561,12 @@ export class PreferenceTrainer {
 
   /** Continues from a checkpoint: optimizer, schedule, RNG, step and data position; later metrics rows are dropped (they are redone). */
   resume(dir: string, state: TrainerState): void {
+    const savedWorldSize = state.worldSize ?? 1;
+    if (savedWorldSize !== this.worldSize) {
+      throw new Error(`${dir}: this checkpoint was written by ${savedWorldSize} process${savedWorldSize === 1 ? "" : "es"} and its data position ` +
+        `counts in ${savedWorldSize} shard${savedWorldSize === 1 ? "" : "s"}; resume it with ${savedWorldSize} (--nproc-per-node x --nnodes = ${savedWorldSize}), ` +
+        `not ${this.worldSize}, or set overwrite_output_dir: true to start afresh`);
+    }
     // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
     // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
     const hyper = this.optimizer.paramGroups.map(({ params: _params, ...h }) => structuredClone(h));
@@ -523,7 +590,7 @@ export class PreferenceTrainer {
     return {
       globalStep: this.globalStep, epoch: this.epoch, epochIndex: epochDone ? this.epochIndex + 1 : this.epochIndex,
       nextBatch: epochDone ? 0 : this.nextBatch, schedulerStep: this.scheduler.lastStep, rngState: rngStateToBase64(),
-      totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config),
+      totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config), worldSize: this.worldSize,
     };
   }
 
@@ -546,7 +613,7 @@ export class PreferenceTrainer {
     await this.data.tokenizer.save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
-    const samples = config.maxSteps > 0 ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps
+    const samples = config.maxSteps > 0 ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * this.worldSize
       : this.data.train.length * config.numTrainEpochs;
     const train = trainMetrics({
       runtimeSeconds: Math.max((Date.now() - this.#startedAt) / 1000, 1e-3), samples, steps: this.totalSteps,
@@ -570,7 +637,7 @@ export class PreferenceTrainer {
         learning_rate: config.learningRate, optim: config.optim, lr_scheduler_type: config.lrSchedulerType,
         warmup_steps: torch.warmupStepsOf({ type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio }),
         per_device_train_batch_size: config.perDeviceTrainBatchSize, gradient_accumulation_steps: config.gradientAccumulationSteps,
-        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps, num_steps: this.totalSteps,
+        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * this.worldSize, num_steps: this.totalSteps,
         num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
         seed: config.seed, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
       },
@@ -592,8 +659,7 @@ export class PreferenceTrainer {
     this.#tokensSinceLog = 0;
     this.#timeSinceLog = Date.now();
     for (; this.epochIndex < epochs && this.globalStep < this.totalSteps; this.epochIndex++, this.nextBatch = 0) {
-      const order = shuffled(data.train.map((_, i) => i), config.seed + this.epochIndex);
-      const batches = batchesOf(order, config.perDeviceTrainBatchSize);
+      const batches = this.epochBatches(this.epochIndex);
       while (this.nextBatch < batches.length && this.globalStep < this.totalSteps) {
         const group = batches.slice(this.nextBatch, this.nextBatch + ga);
         const loss = this.trainingStep(group);

@@ -6,6 +6,7 @@ import { recipeKeysHelp } from "../../train/recipe-help.js";
 
 export const trainCommand: Command = {
   help: `Usage: omni-dpo train CONFIG.yaml [--set key=value ...] [--json]
+       omni-dpo train CONFIG.yaml --nproc-per-node N [--nnodes M --node-rank K --master-addr HOST --master-port P] [--backend gloo|nccl]
 
 Trains a causal LM on preference pairs with Omni-DPO or a baseline. CONFIG.yaml takes the
 reference implementation's keys as they are (listed below).
@@ -21,17 +22,30 @@ the next run on that output_dir resumes from it. One run at a time holds an outp
   --allow-unknown-keys   ignore unknown keys with a warning instead of an error
   --json                 print the final result as JSON
 
+Several processes (data parallelism on c10d, as torchrun): --nproc-per-node N starts N ranks on
+this machine; with --nnodes M, run the same command on each machine with its --node-rank and
+node 0's --master-addr (default 127.0.0.1) and --master-port (default 29500). A process started
+by another launcher with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT is one rank.
+per_device_train_batch_size is per rank; --backend defaults to gloo on CPU, nccl on CUDA.
+
 Recipe keys, by group (type, default; where the default comes from):
 
 ${recipeKeysHelp()}`,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { set: { type: "string", multiple: true }, json: { type: "boolean" }, "allow-unknown-keys": { type: "boolean" } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+      set: { type: "string", multiple: true }, json: { type: "boolean" }, "allow-unknown-keys": { type: "boolean" }, ...LAUNCH_OPTIONS,
+    } });
     if (positionals.length !== 1) throw new UsageError("train: expected one CONFIG.yaml");
+    if (values["nproc-per-node"] !== undefined || values.nnodes !== undefined) return launchRanks(values, argv);
     const { loadTrainConfig, parseOverride } = await import("../../train/config.js");
-    const { train } = await import("../../train/trainer.js");
+    const { trainHere, watchLauncher } = await import("../../train/distributed/index.js");
+    watchLauncher();
+    // In a distributed run rank 0 speaks for the run; the others print only warnings and errors.
+    const rank = Number(process.env.RANK ?? 0);
+    const quiet = process.env.WORLD_SIZE !== undefined && rank !== 0;
     const { Progress } = await import("../progress.js");
     const { config, warnings } = loadTrainConfig(positionals[0], (values.set ?? []).map(parseOverride), { allowUnknownKeys: values["allow-unknown-keys"] ?? false });
-    for (const w of warnings) console.error(`warning: ${w}`);
+    if (!quiet) for (const w of warnings) console.error(`warning: ${w}`);
     // Unix's convention for a process ended by a signal: 128 + its number.
     const exitCodes: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
     let stopRequested: NodeJS.Signals | null = null;
@@ -48,13 +62,14 @@ ${recipeKeysHelp()}`,
     for (const s of signals) process.on(s, onSignal);
     let bar: InstanceType<typeof Progress> | null = null;
     try {
-      const result = await train(config, {
+      const result = await trainHere(config, quiet ? { onWarning: (m) => console.error(`warning: rank ${rank}: ${m}`), shouldStop: () => stopRequested !== null } : {
         onStatus: (m) => console.error(m),
         onWarning: (m) => console.error(`warning: ${m}`),
         onProgress: (step, total, info) => { (bar ??= new Progress("training", total, true)).update(step, info); },
         onLog: (row) => { if (!values.json && String(Object.keys(row).find((k) => k.startsWith("eval_")) ?? "")) console.error(formatRow(row)); },
         shouldStop: () => stopRequested !== null,
       });
+      if (quiet) return result.interrupted ? exitCodes[stopRequested ?? "SIGINT"]! : 0;
       if (values.json) console.log(JSON.stringify(result));
       else if (result.alreadyFinished) console.log(`${result.outputDir} already holds the finished run (step ${result.globalStep}/${result.totalSteps}); nothing to train`);
       else if (result.interrupted) console.log(`stopped at step ${result.globalStep}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
@@ -66,3 +81,37 @@ ${recipeKeysHelp()}`,
     }
   },
 };
+
+const LAUNCH_OPTIONS = {
+  "nproc-per-node": { type: "string" }, nnodes: { type: "string" }, "node-rank": { type: "string" },
+  "master-addr": { type: "string" }, "master-port": { type: "string" }, backend: { type: "string" },
+} as const;
+
+/** --nproc-per-node / --nnodes: this process is the launcher; each rank runs this command without those flags. */
+async function launchRanks(values: Record<string, unknown>, argv: string[]): Promise<number> {
+  const { launch } = await import("../../train/distributed/launcher.js");
+  const { BACKENDS } = await import("../../torch/distributed.js");
+  const int = (flag: string, fallback: number) => {
+    const text = values[flag] as string | undefined;
+    if (text === undefined) return fallback;
+    if (!/^\d+$/.test(text)) throw new UsageError(`train: --${flag} must be a whole number, not '${text}'`);
+    return Number(text);
+  };
+  const backend = (values.backend as string | undefined) ?? null;
+  if (backend !== null && !(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`train: --backend must be one of ${BACKENDS.join(", ")}, not '${backend}'`);
+  const forwarded: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [name] = argv[i].replace(/^--/, "").split("=");
+    if (argv[i].startsWith("--") && name in LAUNCH_OPTIONS) { if (!argv[i].includes("=")) i++; continue; }
+    forwarded.push(argv[i]);
+  }
+  try {
+    return await launch({
+      script: process.argv[1], args: ["train", ...forwarded], nprocPerNode: int("nproc-per-node", 1), nnodes: int("nnodes", 1),
+      nodeRank: int("node-rank", 0), masterAddr: (values["master-addr"] as string | undefined) ?? "127.0.0.1", masterPort: int("master-port", 29500),
+      backend: backend as "gloo" | "nccl" | null,
+    });
+  } catch (e) {
+    throw new UsageError(`train: ${(e as Error).message}`);
+  }
+}

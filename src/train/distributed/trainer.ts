@@ -1,0 +1,193 @@
+// The preference trainer over several processes (data parallelism on c10d), as the HF trainer
+// runs under DDP: each rank trains on its shard of every epoch (shardOf), gradients are averaged
+// before clipping and the step, so the weights stay identical on every rank; metrics are
+// averaged before logging; rank 0 alone writes output_dir (metrics, checkpoints, the model).
+// Each override below is one step of PreferenceTrainer; the step itself is unchanged.
+import * as torch from "../../torch/index.js";
+import { ProcessGroup, type Backend } from "../../torch/distributed.js";
+import { batchesOf } from "../batching.js";
+import { readTrainerState, restoreRngState, type TrainerState } from "../checkpoint.js";
+import type { TrainConfig } from "../config.js";
+import { MetricsSink, type MetricRow } from "../metrics.js";
+import type { ReferenceSharding } from "../reference.js";
+import type { ResumePlan } from "../resume.js";
+import type { CausalLM } from "../../models/causal-lm.js";
+import { PreferenceTrainer, type TrainHooks, type TrainResult } from "../trainer.js";
+import type { DistributedEnv } from "./environment.js";
+import { averageGradients } from "./gradients.js";
+import { interleave, shardOf, strideOf } from "./sharding.js";
+
+/** Ranks other than 0 keep no metrics file: rank 0's is the run's. */
+class NoMetricsFile extends MetricsSink {
+  constructor() { super(""); }
+  override write(): void {}
+  override truncateAfter(): void {}
+}
+
+export class DistributedPreferenceTrainer extends PreferenceTrainer {
+  group!: ProcessGroup;
+  readonly env: DistributedEnv;
+  /** Eval rows logged so far (each row's key list is shared under its own store key). */
+  #evals = 0;
+
+  constructor(config: TrainConfig, hooks: TrainHooks, env: DistributedEnv) {
+    // A stop (Ctrl-C on any rank) is agreed at each step, so every rank checkpoints the same step.
+    const self: { trainer?: DistributedPreferenceTrainer } = {};
+    super(config, { ...hooks, shouldStop: () => self.trainer!.anyRank(hooks.shouldStop?.() ?? false) });
+    self.trainer = this;
+    this.env = env;
+  }
+
+  get rank(): number { return this.env.rank; }
+
+  override get isMainProcess(): boolean { return this.rank === 0; }
+  override get worldSize(): number { return this.env.worldSize; }
+
+  /** The backend: --backend (OMNI_DPO_BACKEND), else by device: gloo on CPU, nccl on CUDA. */
+  backend(): Backend {
+    return this.env.backend ?? (this.chooseDevice() === "cpu" ? "gloo" : "nccl");
+  }
+
+  override async train(): Promise<TrainResult> {
+    this.group = ProcessGroup.init({
+      rank: this.rank, worldSize: this.worldSize, masterAddr: this.env.masterAddr, masterPort: this.env.masterPort,
+      backend: this.backend(), timeoutMs: this.config.ddpTimeout * 1000, socketIfname: this.env.socketIfname ?? undefined, storeServed: this.env.agentStore,
+    });
+    this.hooks.onStatus?.(`rank ${this.rank} of ${this.worldSize} joined (${this.group.backend}, ${this.env.masterAddr}:${this.env.masterPort})`);
+    return super.train();
+  }
+
+  /** Whether `mine` is true on any rank. */
+  anyRank(mine: boolean): boolean {
+    return torch.tidy(() => {
+      const flag = torch.tensor([mine ? 1 : 0], { dtype: "int64" });
+      this.group.allReduce([flag], "max");
+      return flag.item() === 1;
+    });
+  }
+
+  // ---- output_dir: rank 0's ------------------------------------------------------------
+
+  override openOutputDir(): { release(): void } {
+    const lock = this.rank === 0 ? super.openOutputDir() : { release() {} };
+    this.group.barrier();
+    return lock;
+  }
+
+  /** Rank 0 plans (it may delete checkpoints); the others follow its plan. */
+  override planRun(): ResumePlan {
+    const mine = this.rank === 0 ? super.planRun() : null;
+    const shared = JSON.parse(this.group.shareString("omni-dpo/plan", mine && JSON.stringify({ dir: mine.dir, finished: mine.finished })));
+    if (mine) return mine;
+    return { dir: shared.dir, finished: shared.finished, state: shared.dir ? readTrainerState(shared.dir) : null };
+  }
+
+  override chooseDevice(): torch.Device {
+    // Each process of a machine takes its own GPU, as torchrun's workers do.
+    if (this.config.device === "auto" && torch.cuda.isAvailable()) return `cuda:${this.env.localRank}`;
+    return super.chooseDevice();
+  }
+
+  override createMetricsSink(): MetricsSink {
+    return this.rank === 0 ? super.createMetricsSink() : new NoMetricsFile();
+  }
+
+  // ---- data ----------------------------------------------------------------------------
+
+  override epochBatches(epochIndex: number): number[][] {
+    return batchesOf(shardOf(this.epochOrder(epochIndex), this.rank, this.worldSize), this.config.perDeviceTrainBatchSize);
+  }
+
+  override evalIndices(): number[] {
+    return strideOf(super.evalIndices(), this.rank, this.worldSize);
+  }
+
+  override combineEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
+    // Rank 0 always holds eval pair 0, so its metric names are the run's (a rank may have none).
+    const keys = JSON.parse(this.group.shareString(`omni-dpo/eval-keys/${this.#evals++}`, JSON.stringify(Object.keys(sums)))) as string[];
+    const totals = this.#sumOverRanks([n, ...keys.map((k) => sums[k] ?? 0)]);
+    return { n: totals[0], sums: Object.fromEntries(keys.map((k, i) => [k, totals[i + 1]])) };
+  }
+
+  override referenceSharding(): ReferenceSharding {
+    const { rank, worldSize } = this;
+    return {
+      all: (mine) => !this.anyRank(!mine),
+      indices: (n) => strideOf(Array.from({ length: n }, (_, i) => i), rank, worldSize),
+      gather: (mine, n) => {
+        const per = Math.ceil(n / worldSize);
+        const parts = torch.tidy(() => {
+          const own = torch.zeros([2, per], { dtype: "float64" });  // [chosen | rejected, pairs], padded
+          if (mine.chosen.length) own.narrow(1, 0, mine.chosen.length).copy_(torch.tensor([mine.chosen, mine.rejected], { dtype: "float64" }));
+          return this.group.allGather(own).map((t) => t.toArray() as number[][]);
+        });
+        const counts = Array.from({ length: worldSize }, (_, r) => Math.max(0, Math.ceil((n - r) / worldSize)));
+        return {
+          chosen: interleave(parts.map((p, r) => p[0].slice(0, counts[r])), n),
+          rejected: interleave(parts.map((p, r) => p[1].slice(0, counts[r])), n),
+        };
+      },
+      writes: this.env.localRank === 0,
+    };
+  }
+
+  // ---- the step ------------------------------------------------------------------------
+
+  /** Identical starting weights everywhere (LoRA's random adapters included): rank 0's, as DDP broadcasts them. */
+  override loadPolicy(checkpoint: string | null, device: torch.Device): CausalLM {
+    const model = super.loadPolicy(checkpoint, device);
+    torch.noGrad(() => this.group.broadcast(model.parameters(), 0));
+    // From here each rank draws from its own stream (seed + rank), reproducible per rank.
+    torch.manualSeed(this.config.seed + this.rank);
+    return model;
+  }
+
+  override optimizerStep(): { gradNorm: number; learningRate: number } {
+    averageGradients(this.group, this.policy.parameters().filter((p) => p.requiresGrad), (this.config.ddpBucketCapMb ?? 25) * 1024 * 1024);
+    return super.optimizerStep();
+  }
+
+  #sumOverRanks(values: number[]): number[] {
+    return torch.tidy(() => {
+      const t = torch.tensor(values, { dtype: "float64" });
+      this.group.allReduce([t], "sum");
+      return t.toArray() as number[];
+    });
+  }
+
+  /** Train rows: every metric averaged over the ranks (tokens_per_second summed); eval rows are already whole. Rank 0 writes. */
+  override log(row: MetricRow): void {
+    const isEval = Object.keys(row).some((k) => k.startsWith("eval_"));
+    let out = row;
+    if (!isEval) {
+      const keys = Object.keys(row).filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch");
+      const totals = this.#sumOverRanks(keys.map((k) => row[k] as number));
+      out = { ...row, ...Object.fromEntries(keys.map((k, i) => [k, k === "tokens_per_second" ? totals[i] : totals[i] / this.worldSize])) };
+    }
+    if (this.rank === 0) super.log(out);
+  }
+
+  // ---- checkpoints and the model: rank 0 writes -------------------------------------------
+
+  override trainerState(): TrainerState {
+    const state = super.trainerState();
+    const rngStates = torch.tidy(() => this.group.allGather(torch.getRngState()).map((t) => Buffer.from(t.data() as Uint8Array).toString("base64")));
+    return { ...state, rngStates };
+  }
+
+  override async save(): Promise<string> {
+    if (this.rank === 0) return super.save();
+    this.trainerState();  // its gather needs every rank
+    return this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
+  }
+
+  override resume(dir: string, state: TrainerState): void {
+    super.resume(dir, state);
+    const own = state.rngStates?.[this.rank];
+    if (own) restoreRngState(own);
+  }
+
+  override async saveFinalModel(): Promise<void> {
+    if (this.rank === 0) await super.saveFinalModel();
+  }
+}
