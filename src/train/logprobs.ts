@@ -56,6 +56,9 @@ export interface ForwardResult {
    */
   chosenLogitsMean: number;
   rejectedLogitsMean: number;
+  /** Response tokens of each chosen / rejected answer [B] (the losses that work per token read them). */
+  chosenLengths: torch.Tensor;
+  rejectedLengths: torch.Tensor;
 }
 
 export interface LogpsOptions {
@@ -155,6 +158,7 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
     const rejectedTokens = pos.flat.length - chosenTokens;
     return {
       chosen: logps.narrow(0, 0, half), rejected: logps.narrow(0, half, half),
+      chosenLengths: lengths.narrow(0, 0, half), rejectedLengths: lengths.narrow(0, half, half),
       chosenLogitsMean: chosenTokens ? logitSums[0] / (chosenTokens * vocab) : 0,
       rejectedLogitsMean: rejectedTokens ? logitSums[1] / (rejectedTokens * vocab) : 0,
     };

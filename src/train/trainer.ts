@@ -299,6 +299,7 @@ export class PreferenceTrainer {
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
       referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
       scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
+      chosenLengths: out.chosenLengths, rejectedLengths: out.rejectedLengths, logpsPerToken: this.config.dpoLengthNorm,
       policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
     }, this.config.objective);
     const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);
