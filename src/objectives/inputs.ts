@@ -9,7 +9,7 @@ import type { PreferenceInputs, ResolvedPreferenceOptions } from "./types.js";
 
 export type TensorInputName =
   | "policyChosenLogps" | "policyRejectedLogps" | "referenceChosenLogps" | "referenceRejectedLogps"
-  | "scoreChosen" | "scoreRejected" | "chosenLengths" | "rejectedLengths";
+  | "scoreChosen" | "scoreRejected" | "chosenLengths" | "rejectedLengths" | "chosenWeights" | "rejectedWeights";
 
 const LENGTHS = ["chosenLengths", "rejectedLengths"] as const;
 
@@ -24,6 +24,11 @@ function promoteFloat(a: DType, b: DType): DType {
   if (a === b) return a;
   if (a === "float64" || b === "float64") return "float64";
   return "float32";
+}
+
+/** Does the loss multiply each pair's loss by WPO's weights (TRL's use_weighting)? */
+export function weighted(options: ResolvedPreferenceOptions): boolean {
+  return options.useWeighting === true && (lossSpec(options.lossType)?.options.some((o) => o.name === "useWeighting") ?? false);
 }
 
 /** The inputs `options` makes its loss read, in input order, each with why (for the error when one is missing). */
@@ -43,6 +48,7 @@ export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorIn
   for (const name of ["scoreChosen", "scoreRejected"] as const) if (scores[name]) need.set(name, scores[name]);
   const lengths = loss.lengthsNeeded(options);
   if (lengths) for (const name of LENGTHS) need.set(name, `${lengths} (the answers' token counts)`);
+  if (weighted(options)) for (const name of ["chosenWeights", "rejectedWeights"] as const) need.set(name, `useWeighting (WPO's answer weights) with lossType ${loss.name}`);
   return need;
 }
 
@@ -72,6 +78,7 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     if (value.ndim !== 1) fail(`input ${name} must be 1-D (one value per pair), got shape [${value.shape.join(", ")}]`, name);
     const isLogp = name.endsWith("Logps");
     if (isLogp && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
+    if (name.endsWith("Weights") && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
     if (name.endsWith("Lengths") && value.dtype !== "int64" && value.dtype !== "int32" && !FLOATING.has(value.dtype)) fail(`input ${name} must be numeric token counts, got ${value.dtype}`, name);
     if (!isLogp && value.dtype === "bool") fail(`input ${name} must be numeric, got bool`, name);
     given.set(name, value);
@@ -106,6 +113,8 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     referenceRejectedLogps: align(given.get("referenceRejectedLogps")),
     scoreChosen: align(given.get("scoreChosen")),
     scoreRejected: align(given.get("scoreRejected")),
+    chosenWeights: align(given.get("chosenWeights")),
+    rejectedWeights: align(given.get("rejectedWeights")),
     chosenLengths: align(given.get("chosenLengths")),
     rejectedLengths: align(given.get("rejectedLengths")),
     logpsPerToken: withLengths ? inputs.logpsPerToken as boolean : null,

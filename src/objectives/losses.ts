@@ -136,7 +136,22 @@ const F_ALPHA = {
   help: "α of f_divergence_type alpha_divergence (within 1e-6 of 1 it is reverse_kl)",
 } as const satisfies OptionSpec;
 
-const F_OPTIONS = { fDivergenceType: F_DIVERGENCE, fAlphaDivergenceCoef: F_ALPHA };
+/** TRL's use_weighting: WPO's per-pair weight (the trainer computes the answers' weights inside its log-prob chunks). */
+const USE_WEIGHTING = {
+  default: false, keys: ["use_weighting"],
+  help: "WPO (arXiv 2406.11827): multiply each pair's loss by its answers' weights exp(mean_t (logp_t - log Σ_v p_v²)), from the policy, without gradient",
+} as const satisfies OptionSpec;
+
+/** TRL's ld_alpha (LD-DPO): its log-probs would need the answers' tokens split at the shorter answer's length, which the trainer does not take yet. */
+const LD_ALPHA = {
+  type: "number", default: null, keys: ["ld_alpha"],
+  refine: () => "is not supported yet (LD-DPO weights the log-probs of the tokens past the shorter answer's length, which the trainer does not compute); remove ld_alpha",
+  help: "LD-DPO's weight of the tokens past the shorter answer's length: not supported yet, an error when set",
+} as const satisfies OptionSpec;
+
+/** Options every TRL DPOTrainer loss type reads. */
+const TRL_OPTIONS = { useWeighting: USE_WEIGHTING, ldAlpha: LD_ALPHA };
+const F_OPTIONS = { fDivergenceType: F_DIVERGENCE, fAlphaDivergenceCoef: F_ALPHA, ...TRL_OPTIONS };
 
 /** The largest exponent TRL lets alpha_divergence's exp take, so that it stays finite in the dtype. */
 const ALPHA_CLAMP: Partial<Record<DType, number>> = { float16: 11, bfloat16: 80, float32: 80, float64: 80 };
@@ -168,8 +183,10 @@ function scores(x: LossInputs, o: LossOptions): [Tensor, Tensor] {
   ];
 }
 
-/** β Δs = β (s_w - s_l) [B]; for reverse_kl it is β m. */
+/** β Δs = β (s_w - s_l) [B]; for reverse_kl it is β m, computed as m (dpi - dref, so that DPO stays bit-equal to ablated Omni-DPO). */
 function scoreMargin(x: LossInputs, o: LossOptions): Tensor {
+  const identity = o.fDivergenceType === "reverse_kl" || (o.fDivergenceType === "alpha_divergence" && Math.abs((o.fAlphaDivergenceCoef as number) - 1) < 1e-6);
+  if (identity) return margin(x).mul(o.beta);
   const [sw, sl] = scores(x, o);
   return sw.sub(sl).mul(o.beta);
 }
@@ -356,6 +373,10 @@ export const sppoHard = defineLoss({
   },
 });
 
+/** TRL refuses WPO weights for AOT: its losses sort pairs, so a pair's weight would land on another pair's loss. */
+const noWeighting = (o: { useWeighting: boolean }) =>
+  (o.useWeighting ? { option: "useWeighting", message: "cannot be used with aot or aot_unpaired, whose losses are sorted over the batch (TRL refuses it too)" } : null);
+
 /** AOT's loss on a batch: label-smoothed sigmoid of β times the difference of two sorted [B] vectors. */
 function aotLoss(a: Tensor, b: Tensor, o: LossOptions): Tensor {
   const delta = a.sort(0).values.sub(b.sort(0).values).mul(o.beta);   // [B], sorted along the batch
@@ -373,7 +394,8 @@ export const aot = defineLoss({
   equation: "`-(1-e)·logσ(β·δ) - e·logσ(-β·δ)`, `δ = sort(dpi) - sort(dref)` over the batch",
   needsReference: true,
   trlLossType: "aot",
-  options: { labelSmoothing: LABEL_SMOOTHING },
+  options: { labelSmoothing: LABEL_SMOOTHING, ...TRL_OPTIONS },
+  validate: noWeighting,
   losses: (x, o) => aotLoss(policyMargin(x), x.referenceChosenLogps!.sub(x.referenceRejectedLogps!), o),
 });
 
@@ -384,7 +406,8 @@ export const aotUnpaired = defineLoss({
   equation: "`-(1-e)·logσ(β·δ) - e·logσ(-β·δ)`, `δ = sort(logp(y_w) - ref(y_w)) - sort(logp(y_l) - ref(y_l))` over the batch",
   needsReference: true,
   trlLossType: "aot_unpaired",
-  options: { labelSmoothing: LABEL_SMOOTHING },
+  options: { labelSmoothing: LABEL_SMOOTHING, ...TRL_OPTIONS },
+  validate: noWeighting,
   losses: (x, o) => aotLoss(x.policyChosenLogps.sub(x.referenceChosenLogps!), x.policyRejectedLogps.sub(x.referenceRejectedLogps!), o),
 });
 
@@ -395,6 +418,7 @@ export const apoZero = defineLoss({
   equation: "`1 - σ(β·(logp(y_w) - ref(y_w))) + σ(β·(logp(y_l) - ref(y_l)))`",
   needsReference: true,
   trlLossType: "apo_zero",
+  options: TRL_OPTIONS,
   losses(x, o) {
     const chosen = x.policyChosenLogps.sub(x.referenceChosenLogps!).mul(o.beta).sigmoid().neg().add(1);
     return chosen.add(x.policyRejectedLogps.sub(x.referenceRejectedLogps!).mul(o.beta).sigmoid());
@@ -456,6 +480,7 @@ export const sft = defineLoss({
   needsReference: false,
   needsLengths: true,
   trlLossType: "sft",
+  options: TRL_OPTIONS,
   losses: (x) => chosenTokenNll(x),
 });
 
@@ -513,6 +538,7 @@ export const combined = defineLoss({
       type: "string", default: null, keys: ["loss_weights"], list: true, exclusive: true,
       help: "their weights, separated by commas (a YAML's loss_weights list); unset: all 1",
     },
+    ...TRL_OPTIONS,
   },
   validate(o) {
     const r = combinedTerms(o);

@@ -126,6 +126,9 @@ export interface LossInputs {
    */
   chosenLengths: Tensor | null;
   rejectedLengths: Tensor | null;
+  /** WPO's answer weights [B] (TRL's use_weighting), when the loss's useWeighting is on; else null. */
+  chosenWeights: Tensor | null;
+  rejectedWeights: Tensor | null;
   /** Are the log-probs per-token means (true) or sums (false)? null when the caller did not say (no lengths given). */
   logpsPerToken: boolean | null;
 }

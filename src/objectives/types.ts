@@ -47,6 +47,13 @@ export interface PreferenceInputs {
   chosenLengths?: Tensor | null;
   rejectedLengths?: Tensor | null;
   logpsPerToken?: boolean | null;
+  /**
+   * WPO's weights of the chosen / rejected answers [B], needed with useWeighting: each pair's
+   * loss is multiplied by their product, without gradient (the trainer computes them; see
+   * docs/baselines.md).
+   */
+  chosenWeights?: Tensor | null;
+  rejectedWeights?: Tensor | null;
   /** Mean raw logit over the chosen / rejected batch; passed through as `logits/chosen` / `logits/rejected`. */
   policyChosenLogitsMean?: number | null;
   policyRejectedLogitsMean?: number | null;

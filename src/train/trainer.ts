@@ -290,7 +290,7 @@ export class PreferenceTrainer {
 
   #policyLoss(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): MicroBatchOutput {
     const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm,
-      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null });
+      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null, wpoWeights: this.config.objective.useWeighting === true });
     const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
     const device = out.chosen.device;
@@ -300,6 +300,7 @@ export class PreferenceTrainer {
       referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
       scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
       chosenLengths: out.chosenLengths, rejectedLengths: out.rejectedLengths, logpsPerToken: this.config.dpoLengthNorm,
+      chosenWeights: out.chosenWeights, rejectedWeights: out.rejectedWeights,
       policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
     }, this.config.objective);
     const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);

@@ -169,6 +169,9 @@ def run(case):
         with_reference = False
     else:
         raise ValueError(t)
+    if o.get("useWeighting") and t in list(TRL_NAME) + ["combined"]:
+        # TRL: per_sequence_loss *= chosen_weights * rejected_weights (computed under no_grad)
+        losses = losses * (f64(x["wc"]) * f64(x["wr"]))
     if with_reference:
         cr, rj = beta * (pc - rc).detach(), beta * (pr - rr).detach()
     else:

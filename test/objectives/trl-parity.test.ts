@@ -15,7 +15,7 @@ const REFERENCE = fileURLToPath(new URL("../../../test/objectives/reference_trl_
 const B = 12;
 
 interface PyResult { losses: number[]; loss: number; grads: number[][]; metrics: Record<string, number> }
-interface Inputs { pc: number[]; pr: number[]; rc: number[]; rr: number[]; lc: number[]; lr: number[]; perToken: boolean }
+interface Inputs { pc: number[]; pr: number[]; rc: number[]; rr: number[]; lc: number[]; lr: number[]; wc: number[]; wr: number[]; perToken: boolean }
 
 /** Random pairs: per-token means in [-3, -0.1] (both sides of ORPO's -log 2 branch), or their sums over 1..20 tokens. */
 function inputs(seed: number, perToken: boolean): Inputs {
@@ -28,7 +28,9 @@ function inputs(seed: number, perToken: boolean): Inputs {
   const rc = pc.map((v, i) => v + (i % 2 ? 1 : -1) * (0.05 + 0.5 * Math.abs(values(B, seed + 2)[i])));
   const rr = pr.map((v, i) => v + values(B, seed + 3)[i] * 0.6);
   const sum = (xs: number[], ls: number[]) => (perToken ? xs : xs.map((v, i) => v * ls[i]));
-  return { pc: sum(pc, lc), pr: sum(pr, lr), rc: sum(rc, lc), rr: sum(rr, lr), lc, lr, perToken };
+  // WPO weights in (0, 1], as exp of a mean aligned log-prob gives them.
+  const wc = values(B, seed + 12, 0.05, 1), wr = values(B, seed + 13, 0.05, 1);
+  return { pc: sum(pc, lc), pr: sum(pr, lr), rc: sum(rc, lc), rr: sum(rr, lr), lc, lr, wc, wr, perToken };
 }
 
 const F_DIVERGENCES = [
@@ -60,6 +62,8 @@ add({ lossType: "combined", lossTypes: "sigmoid,bco_pair,sft", lossWeights: "0.8
 add({ lossType: "combined", lossTypes: "robust,ipo,apo_zero", lossWeights: "1,0.5,2", labelSmoothing: 0.1, fDivergenceType: "js_divergence" });
 add({ lossType: "dpop", beta: 0.5, nllLambda: 5 }); add({ lossType: "dpop", beta: 2, nllLambda: 0.3, labelSmoothing: 0.1 }, false);
 add({ lossType: "dpop", nllLambda: 0 });
+for (const lossType of ["dpo", "ipo", "exo_pair", "apo_zero", "sft", "sigmoid_norm"]) add({ lossType, useWeighting: true, labelSmoothing: 0.01 });
+add({ lossType: "combined", lossTypes: "sigmoid,sft", lossWeights: "1,0.3", useWeighting: true, fDivergenceType: "forward_kl" }, false);
 add({ lossType: "orpo" }); add({ lossType: "orpo", beta: 0.5 }, false);
 add({ lossType: "simpo", sftWeight: 0.5 }); add({ lossType: "simpo", sftWeight: 1, simpoForm: "hinge", beta: 1 }, false);
 
@@ -91,7 +95,7 @@ CASES.forEach((c, k) => {
       const leaves = [t(x.pc, true), t(x.pr, true), t(x.rc, true), t(x.rr, true)];
       const out = preferenceLoss({
         policyChosenLogps: leaves[0], policyRejectedLogps: leaves[1], referenceChosenLogps: leaves[2], referenceRejectedLogps: leaves[3],
-        chosenLengths: t(x.lc), rejectedLengths: t(x.lr), logpsPerToken: x.perToken,
+        chosenLengths: t(x.lc), rejectedLengths: t(x.lr), logpsPerToken: x.perToken, chosenWeights: t(x.wc), rejectedWeights: t(x.wr),
       }, c.options);
       out.loss.backward();
       nearAll(out.losses.toArray() as number[], py.losses, "losses");
