@@ -5,8 +5,9 @@
 // (docs/method.md, "Two trainers"):
 // - the Textual trainer (SimPO-derived): `pref_loss: uni_dpo | simpo` picks the loss, and
 //   `loss_type: sigmoid | hinge` is SimPO's form;
-// - the Math trainer (TRL-derived): `loss_type` picks the loss: `uni_dpo`, `simpo`, or one of
-//   TRL's DPO losses (`sigmoid`, `robust`, `ipo`, `hinge`), and `rpo_alpha` adds the chosen NLL.
+// - the Math trainer (TRL-derived): `loss_type` picks the loss: `uni_dpo`, `simpo`,
+//   `dpo_positive`, or one of TRL's loss types (`sigmoid`, `robust`, `ipo`, `hinge`, ..., or a
+//   list of them with `loss_weights`), and `rpo_alpha` adds the chosen NLL.
 // So: with `pref_loss` the Textual reading applies, with only `loss_type` the Math one; with
 // neither, the loss is omni_dpo, read as the Textual trainer (whose default it is). Each reading
 // has its trainer's defaults. A loss's declaration says which values name it in which reading
@@ -204,9 +205,10 @@ export interface ObjectiveConfigOptions {
  * loss reads (`simpo_gama`, `uni_dpo_tau_goood`), which are errors. Every error is an
  * ObjectiveError naming the key.
  *
- * TRL's conventions carry over exactly: `loss_type: sigmoid` with `label_smoothing` > 0 is
- * cDPO (lossType robust, variant cdpo); `loss_type: robust` is TRL's unbiased rDPO (variant
- * rdpo); `rpo_alpha` with `loss_type: sigmoid` is lossType rpo.
+ * TRL's conventions carry over as current TRL has them: `loss_type: sigmoid` ignores
+ * `label_smoothing` (since TRL v0.29; `cdpo` is conservative DPO, lossType robust, variant
+ * cdpo); `loss_type: robust` is TRL's unbiased rDPO (variant rdpo); a `loss_type` list, or
+ * `loss_weights`, is lossType combined; `rpo_alpha` with `loss_type: sigmoid` is lossType rpo.
  */
 export function objectiveFromConfig(config: Record<string, unknown>, options: ObjectiveConfigOptions = {}): ResolvedPreferenceOptions {
   if (config === null || typeof config !== "object" || Array.isArray(config)) {

@@ -529,14 +529,15 @@ export const combined = defineLoss({
     return typeof need === "function" ? need(t.options as never) : need ? `the ${t.trl} term of lossType combined` : null;
   }).find((r) => r) ?? null,
   config: [],
+  selectedBy: "`loss_type`: a list of TRL loss types (`[sigmoid, sft]`), or one with `loss_weights`",
   options: {
     lossTypes: {
       type: "string", default: null, keys: [], required: "the TRL loss types to combine, e.g. \"sigmoid,sft\"",
-      help: "the TRL loss types summed, separated by commas (a YAML's loss_type list)",
+      help: "the TRL loss types summed, separated by commas (a YAML's loss_type list sets it)",
     },
     lossWeights: {
       type: "string", default: null, keys: ["loss_weights"], list: true, exclusive: true,
-      help: "their weights, separated by commas (a YAML's loss_weights list); unset: all 1",
+      help: "TRL's loss_weights: a weight per loss type of a loss_type list (in code, lossWeights separated by commas); unset: all 1",
     },
     ...TRL_OPTIONS,
   },

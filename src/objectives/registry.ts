@@ -43,6 +43,8 @@ export interface RegisteredLoss {
   readonly scoresNeeded: (options: LossOptions) => Partial<Record<ScoreInput, string>>;
   /** Why it needs the answers' token counts under these options, or null. */
   readonly lengthsNeeded: (options: LossOptions) => string | null;
+  /** How a YAML selects it when no config name does, for the README. */
+  readonly selectedBy?: string;
   /** Its TRL DPOTrainer loss_type, when it is one (a possible term of a loss_type list). */
   readonly trlLossType?: string;
   readonly beta: { readonly default: number; readonly mathDefault?: number };
@@ -121,6 +123,7 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
     if (spec[field] !== undefined && typeof spec[field] !== "string") bad(`loss ${name}: ${field} must be a string`);
   }
   if (spec.validate !== undefined && typeof spec.validate !== "function") bad(`loss ${name}: validate must be a function`);
+  if (spec.selectedBy !== undefined && typeof spec.selectedBy !== "string") bad(`loss ${name}: selectedBy must be a string`);
   const needsScores = spec.needsScores ?? false;
   if (typeof needsScores !== "boolean" && typeof needsScores !== "function") bad(`loss ${name}: needsScores must be true, false or a function of the options`);
   const needsLengths = spec.needsLengths ?? false;
@@ -204,7 +207,8 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
     : () => (needsLengths ? `lossType ${name}` : null);
   const loss: RegisteredLoss = {
     name, aliases: [...aliases], title: spec.title ?? name, equation: spec.equation ?? "", needsReference: spec.needsReference,
-    scoresNeeded, lengthsNeeded, ...(spec.trlLossType !== undefined ? { trlLossType: spec.trlLossType } : {}), beta, options: own, losses: spec.losses as RegisteredLoss["losses"], config: config.map((c) => ({ ...c })),
+    scoresNeeded, lengthsNeeded, ...(spec.trlLossType !== undefined ? { trlLossType: spec.trlLossType } : {}),
+    ...(spec.selectedBy !== undefined ? { selectedBy: spec.selectedBy } : {}), beta, options: own, losses: spec.losses as RegisteredLoss["losses"], config: config.map((c) => ({ ...c })),
     readIn: { ...readIn } as Record<string, ConfigStyle>, validate: spec.validate as RegisteredLoss["validate"], builtin,
   };
   return { loss, newOptions };

@@ -177,6 +177,8 @@ export interface LossSpec<O extends OptionDecls = OptionDecls> {
   options?: O;
   /** The per-pair losses [B]. */
   losses: (inputs: LossInputs, options: LossOptions<O>) => Tensor | LossResult;
+  /** How a YAML selects it when no name does (`config: []`), for the README. */
+  selectedBy?: string;
   /** How reference YAMLs name it; default: its name and aliases, under pref_loss or loss_type. */
   config?: readonly ConfigName[];
   /** Options this loss reads from a YAML in one reading only (the Math SimPO has no label smoothing). */
