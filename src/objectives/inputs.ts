@@ -66,9 +66,6 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     if (!need.has(name) && raw[name] !== undefined && raw[name] !== null) need.set(name, "the caller");
   }
   const withLengths = need.has("chosenLengths") || need.has("rejectedLengths");
-  if (withLengths && typeof inputs.logpsPerToken !== "boolean") {
-    fail(`input logpsPerToken must be true or false with chosenLengths / rejectedLengths (are the log-probs per-token means or sums?), got ${JSON.stringify(inputs.logpsPerToken)}`, "logpsPerToken");
-  }
   const given = new Map<TensorInputName, Tensor>();
   for (const [name, why] of need) {
     const value = (inputs as unknown as Record<string, unknown>)[name];
@@ -82,6 +79,9 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     if (name.endsWith("Lengths") && value.dtype !== "int64" && value.dtype !== "int32" && !FLOATING.has(value.dtype)) fail(`input ${name} must be numeric token counts, got ${value.dtype}`, name);
     if (!isLogp && value.dtype === "bool") fail(`input ${name} must be numeric, got bool`, name);
     given.set(name, value);
+  }
+  if (withLengths && typeof inputs.logpsPerToken !== "boolean") {
+    fail(`input logpsPerToken must be true or false with chosenLengths / rejectedLengths (are the log-probs per-token means or sums?), got ${JSON.stringify(inputs.logpsPerToken)}`, "logpsPerToken");
   }
   const pc = given.get("policyChosenLogps")!;
   const batchSize = pc.shape[0];

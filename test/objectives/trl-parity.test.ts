@@ -126,3 +126,36 @@ test("the parity inputs reach both branches: DPOP's penalty on and off, hinge ac
   // Gradients are not all zero anywhere: every case's loss depends on the policy.
   pythonResults().forEach((r, k) => assert.ok(r.grads[0].some((g) => g !== 0), `${JSON.stringify(CASES[k].options)}: d/d policyChosenLogps is zero`));
 });
+
+test("inputs the TRL losses need are errors naming them when missing or wrong", () => {
+  torch.tidy(() => {
+    const t = (v: number[]) => torch.tensor(v, { dtype: "float64" });
+    const base = { policyChosenLogps: t([-1, -2]), policyRejectedLogps: t([-1.5, -1]), referenceChosenLogps: t([-1.2, -1.9]), referenceRejectedLogps: t([-1.4, -1.1]) };
+    const lengths = { chosenLengths: t([3, 4]), rejectedLengths: t([2, 5]) };
+    const bad: [Record<string, unknown>, RegisteredLossOptions, RegExp][] = [
+      [base, { lossType: "sft" }, /missing input chosenLengths, needed by lossType sft/],
+      [base, { lossType: "orpo" }, /missing input chosenLengths, needed by lossType orpo/],
+      [base, { lossType: "simpo", sftWeight: 0.5 }, /missing input chosenLengths.*sftWeight/],
+      [base, { lossType: "combined", lossTypes: "sigmoid,sft" }, /missing input chosenLengths, needed by the sft term/],
+      [{ ...base, ...lengths }, { lossType: "sigmoid_norm" }, /input logpsPerToken must be true or false/],
+      [{ ...base, ...lengths, chosenLengths: t([3, -1]), logpsPerToken: true }, { lossType: "sft" }, /input chosenLengths must hold token counts/],
+      [{ ...base, ...lengths, chosenLengths: t([3, 1.5]), logpsPerToken: true }, { lossType: "sft" }, /input chosenLengths must hold token counts/],
+      [base, { lossType: "dpo", useWeighting: true }, /missing input chosenWeights, needed by useWeighting/],
+      [base, { lossType: "aot", useWeighting: true }, /useWeighting cannot be used with aot/],
+      [base, { lossType: "combined", lossTypes: "sigmoid,aot_unpaired", useWeighting: true }, /useWeighting cannot be used with aot.*aot_unpaired term/],
+      [base, { lossType: "combined", lossTypes: "sigmoid,kto" }, /lossTypes must list TRL loss types.*kto is not one/],
+      [base, { lossType: "combined", lossTypes: "sigmoid,sft", lossWeights: "1" }, /lossWeights must be 2 finite numbers/],
+      [base, { lossType: "combined" }, /needs option lossTypes/],
+      [base, { lossType: "dpo", ldAlpha: 0.5 }, /ldAlpha is not supported yet/],
+      [base, { lossType: "exo_pair" }, /labelSmoothing must be in \(0, 1\) for exo_pair/],
+    ];
+    for (const [inputs, options, message] of bad) {
+      assert.throws(() => preferenceLoss(inputs as never, options), message, `${JSON.stringify(options)}`);
+    }
+    // Given but unneeded, weights change nothing; ipo reads token counts when given.
+    const plain = preferenceLoss(base, { lossType: "dpo" }).loss.item();
+    assert.equal(preferenceLoss({ ...base, chosenWeights: t([0.5, 0.1]), rejectedWeights: t([1, 1]) }, { lossType: "dpo" }).loss.item(), plain);
+    const sums = { ...base, ...lengths, logpsPerToken: false };
+    assert.notEqual(preferenceLoss(sums, { lossType: "ipo" }).loss.item(), preferenceLoss(base, { lossType: "ipo" }).loss.item());
+  });
+});
