@@ -138,13 +138,14 @@ const F_ALPHA = {
 
 /** TRL's use_weighting: WPO's per-pair weight (the trainer computes the answers' weights inside its log-prob chunks). */
 const USE_WEIGHTING = {
-  default: false, keys: ["use_weighting"],
+  // exclusive: a YAML asking for WPO with a loss that cannot apply it is an error, not ignored.
+  default: false, keys: ["use_weighting"], exclusive: true,
   help: "WPO (arXiv 2406.11827): multiply each pair's loss by its answers' weights exp(mean_t (logp_t - log Σ_v p_v²)), from the policy, without gradient",
 } as const satisfies OptionSpec;
 
 /** TRL's ld_alpha (LD-DPO): its log-probs would need the answers' tokens split at the shorter answer's length, which the trainer does not take yet. */
 const LD_ALPHA = {
-  type: "number", default: null, keys: ["ld_alpha"],
+  type: "number", default: null, keys: ["ld_alpha"], exclusive: true,
   refine: () => "is not supported yet (LD-DPO weights the log-probs of the tokens past the shorter answer's length, which the trainer does not compute); remove ld_alpha",
   help: "LD-DPO's weight of the tokens past the shorter answer's length: not supported yet, an error when set",
 } as const satisfies OptionSpec;
