@@ -5,8 +5,9 @@
 // (docs/method.md, "Two trainers"):
 // - the Textual trainer (SimPO-derived): `pref_loss: uni_dpo | simpo` picks the loss, and
 //   `loss_type: sigmoid | hinge` is SimPO's form;
-// - the Math trainer (TRL-derived): `loss_type` picks the loss: `uni_dpo`, `simpo`, or one of
-//   TRL's DPO losses (`sigmoid`, `robust`, `ipo`, `hinge`), and `rpo_alpha` adds the chosen NLL.
+// - the Math trainer (TRL-derived): `loss_type` picks the loss: `uni_dpo`, `simpo`,
+//   `dpo_positive`, or one of TRL's loss types (`sigmoid`, `robust`, `ipo`, `hinge`, ..., or a
+//   list of them with `loss_weights`), and `rpo_alpha` adds the chosen NLL.
 // So: with `pref_loss` the Textual reading applies, with only `loss_type` the Math one; with
 // neither, the loss is omni_dpo, read as the Textual trainer (whose default it is). Each reading
 // has its trainer's defaults. A loss's declaration says which values name it in which reading
@@ -71,10 +72,24 @@ class YamlReader {
     return v;
   }
 
+  /** A list of names or numbers (a single value is a list of one); each item a string or a number. */
+  list(key: string): string[] | undefined {
+    const v = this.config[key];
+    if (!present(v)) return undefined;
+    const items = Array.isArray(v) ? v : [v];
+    items.forEach((item, i) => {
+      if (typeof item !== "string" && typeof item !== "number") fail(`${key}[${i}] must be a name or a number, got ${JSON.stringify(item)}`, { key });
+      if (typeof item === "string" && item.includes(",")) fail(`${key}[${i}] must be one item, got ${JSON.stringify(item)}`, { key });
+    });
+    if (items.length === 0) fail(`${key} is an empty list`, { key });
+    return items.map((item) => String(item).trim());
+  }
+
   /** The value of one of an option's keys, as the option's type. */
   value(key: string, o: RegisteredOption): OptionValue | undefined {
     if (o.type === "number") return this.number(key);
     if (o.type === "boolean") return this.boolean(key);
+    if (o.list) return this.list(key)?.join(",");
     const s = this.string(key);
     if (s === undefined || !o.values) return s;
     const v = normalise(s);
@@ -130,6 +145,25 @@ function rejectUnknownKeys(config: Config, otherKeys: ReadonlySet<string>): void
 
 interface Selection { loss: RegisteredLoss; name?: ConfigName }
 
+/** The registered loss that sums TRL loss types (a YAML's loss_type list). */
+const COMBINED = "combined";
+
+/**
+ * TRL's list form: in a Math-style YAML, `loss_type: [sigmoid, sft]`, or any loss_type with
+ * `loss_weights`, is the combined loss of those TRL loss types.
+ */
+function selectList(yaml: YamlReader): (Selection & { terms: string }) | null {
+  if (yaml.style !== "math" || !(Array.isArray(yaml.config.loss_type) || yaml.has("loss_weights"))) return null;
+  const terms = yaml.list("loss_type")!.map(normalise);
+  const known = new Map(registeredLosses().flatMap((l) => (l.trlLossType ? [[l.trlLossType, l] as const] : [])));
+  const bad = terms.find((t) => !known.has(t));
+  if (bad !== undefined) {
+    fail(`loss_type ${JSON.stringify(yaml.config.loss_type)}: ${bad} cannot be a term of a loss_type list (with loss_weights); ` +
+      `TRL's loss types are ${[...known.keys()].join(", ")}`, { key: "loss_type" });
+  }
+  return { loss: lossSpec(COMBINED)!, terms: terms.join(",") };
+}
+
 /** The loss a YAML names, in its reading. */
 function selectLoss(yaml: YamlReader): Selection {
   const key = yaml.style === "textual" ? "pref_loss" : "loss_type";
@@ -171,9 +205,10 @@ export interface ObjectiveConfigOptions {
  * loss reads (`simpo_gama`, `uni_dpo_tau_goood`), which are errors. Every error is an
  * ObjectiveError naming the key.
  *
- * TRL's conventions carry over exactly: `loss_type: sigmoid` with `label_smoothing` > 0 is
- * cDPO (lossType robust, variant cdpo); `loss_type: robust` is TRL's unbiased rDPO (variant
- * rdpo); `rpo_alpha` with `loss_type: sigmoid` is lossType rpo.
+ * TRL's conventions carry over as current TRL has them: `loss_type: sigmoid` ignores
+ * `label_smoothing` (since TRL v0.29; `cdpo` is conservative DPO, lossType robust, variant
+ * cdpo); `loss_type: robust` is TRL's unbiased rDPO (variant rdpo); a `loss_type` list, or
+ * `loss_weights`, is lossType combined; `rpo_alpha` with `loss_type: sigmoid` is lossType rpo.
  */
 export function objectiveFromConfig(config: Record<string, unknown>, options: ObjectiveConfigOptions = {}): ResolvedPreferenceOptions {
   if (config === null || typeof config !== "object" || Array.isArray(config)) {
@@ -182,7 +217,11 @@ export function objectiveFromConfig(config: Record<string, unknown>, options: Ob
   rejectUnknownKeys(config, new Set(options.otherKeys ?? []));
   const style: ConfigStyle = present(config.pref_loss) || !present(config.loss_type) ? "textual" : "math";
   const yaml = new YamlReader(config, style);
-  const { loss, name } = selectLoss(yaml);
+  const list = selectList(yaml);
+  const { loss, name } = list ?? selectLoss(yaml);
+  // A combined loss reads its terms' options too, each as the term alone would.
+  const termLosses = list ? list.terms.split(",").map((t) => registeredLosses().find((l) => l.trlLossType === t)!) : [];
+  const readOptions = [...new Set([...loss.options, ...termLosses.flatMap((l) => l.options)])];
 
   // Every objective key present is read, whichever loss it belongs to, so a bad value is never ignored.
   for (const o of registeredOptions()) {
@@ -190,7 +229,7 @@ export function objectiveFromConfig(config: Record<string, unknown>, options: Ob
     if (o.derived) yaml.number(o.derived.key);
   }
   for (const o of registeredOptions()) {
-    if (!o.exclusive || loss.options.includes(o)) continue;
+    if (!o.exclusive || readOptions.includes(o)) continue;
     const key = o.keys.find((k) => yaml.has(k));
     if (key) fail(`${key} is an option of ${o.losses.join(", ")} only, not of loss ${loss.name}`, { key, option: o.name, loss: loss.name });
   }
@@ -199,8 +238,12 @@ export function objectiveFromConfig(config: Record<string, unknown>, options: Ob
   const keyOf = new Map<string, string>([["beta", "beta"]]);   // option -> the YAML key it came from
   const beta = yaml.number("beta") ?? (style === "math" ? loss.beta.mathDefault : undefined);
   if (beta !== undefined) chosen.beta = beta;
-  for (const o of loss.options) {
-    keyOf.set(o.name, o.keys[0]);
+  if (list) {
+    chosen.lossTypes = list.terms;
+    keyOf.set("lossTypes", "loss_type");
+  }
+  for (const o of readOptions) {
+    if (o.keys.length) keyOf.set(o.name, o.keys[0]);
     if (loss.readIn[o.name] && loss.readIn[o.name] !== style) continue;
     const given = yaml.option(o);
     let value: OptionValue | undefined = given?.value;

@@ -9,7 +9,9 @@ import type { PreferenceInputs, ResolvedPreferenceOptions } from "./types.js";
 
 export type TensorInputName =
   | "policyChosenLogps" | "policyRejectedLogps" | "referenceChosenLogps" | "referenceRejectedLogps"
-  | "scoreChosen" | "scoreRejected";
+  | "scoreChosen" | "scoreRejected" | "chosenLengths" | "rejectedLengths" | "chosenWeights" | "rejectedWeights";
+
+const LENGTHS = ["chosenLengths", "rejectedLengths"] as const;
 
 function fail(detail: string, input?: string): never {
   throw new ObjectiveError("preferenceLoss", detail, input === undefined ? {} : { input });
@@ -22,6 +24,11 @@ function promoteFloat(a: DType, b: DType): DType {
   if (a === b) return a;
   if (a === "float64" || b === "float64") return "float64";
   return "float32";
+}
+
+/** Does the loss multiply each pair's loss by WPO's weights (TRL's use_weighting)? */
+export function weighted(options: ResolvedPreferenceOptions): boolean {
+  return options.useWeighting === true && (lossSpec(options.lossType)?.options.some((o) => o.name === "useWeighting") ?? false);
 }
 
 /** The inputs `options` makes its loss read, in input order, each with why (for the error when one is missing). */
@@ -39,6 +46,9 @@ export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorIn
   }
   const scores = loss.scoresNeeded(options);
   for (const name of ["scoreChosen", "scoreRejected"] as const) if (scores[name]) need.set(name, scores[name]);
+  const lengths = loss.lengthsNeeded(options);
+  if (lengths) for (const name of LENGTHS) need.set(name, `${lengths} (the answers' token counts)`);
+  if (weighted(options)) for (const name of ["chosenWeights", "rejectedWeights"] as const) need.set(name, `useWeighting (WPO's answer weights) with lossType ${loss.name}`);
   return need;
 }
 
@@ -50,6 +60,12 @@ export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorIn
 export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): LossInputs {
   if (inputs === null || typeof inputs !== "object") fail(`inputs must be an object of tensors, got ${inputs === null ? "null" : typeof inputs}`);
   const need = requiredInputs(options);
+  // Token counts are read whenever given (ipo uses them when present), and checked like the rest.
+  const raw = inputs as unknown as Record<string, unknown>;
+  for (const name of LENGTHS) {
+    if (!need.has(name) && raw[name] !== undefined && raw[name] !== null) need.set(name, "the caller");
+  }
+  const withLengths = need.has("chosenLengths") || need.has("rejectedLengths");
   const given = new Map<TensorInputName, Tensor>();
   for (const [name, why] of need) {
     const value = (inputs as unknown as Record<string, unknown>)[name];
@@ -59,8 +75,13 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     if (value.ndim !== 1) fail(`input ${name} must be 1-D (one value per pair), got shape [${value.shape.join(", ")}]`, name);
     const isLogp = name.endsWith("Logps");
     if (isLogp && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
+    if (name.endsWith("Weights") && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
+    if (name.endsWith("Lengths") && value.dtype !== "int64" && value.dtype !== "int32" && !FLOATING.has(value.dtype)) fail(`input ${name} must be numeric token counts, got ${value.dtype}`, name);
     if (!isLogp && value.dtype === "bool") fail(`input ${name} must be numeric, got bool`, name);
     given.set(name, value);
+  }
+  if (withLengths && typeof inputs.logpsPerToken !== "boolean") {
+    fail(`input logpsPerToken must be true or false with chosenLengths / rejectedLengths (are the log-probs per-token means or sums?), got ${JSON.stringify(inputs.logpsPerToken)}`, "logpsPerToken");
   }
   const pc = given.get("policyChosenLogps")!;
   const batchSize = pc.shape[0];
@@ -92,8 +113,14 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     referenceRejectedLogps: align(given.get("referenceRejectedLogps")),
     scoreChosen: align(given.get("scoreChosen")),
     scoreRejected: align(given.get("scoreRejected")),
+    chosenWeights: align(given.get("chosenWeights")),
+    rejectedWeights: align(given.get("rejectedWeights")),
+    chosenLengths: align(given.get("chosenLengths")),
+    rejectedLengths: align(given.get("rejectedLengths")),
+    logpsPerToken: withLengths ? inputs.logpsPerToken as boolean : null,
   };
   if (options.validate) checkFinite(aligned, [...given.keys()]);
+  if (options.validate && withLengths) checkCounts(aligned);
   return aligned;
 }
 
@@ -110,5 +137,17 @@ function checkFinite(aligned: LossInputs, names: TensorInputName[]): void {
     const value = (rows[i].toArray() as number[])[first];
     fail(`input ${names[i]} has ${counts[i]} non-finite value${counts[i] === 1 ? "" : "s"} (NaN or infinite); ` +
       `the first is ${value} at index ${first}`, names[i]);
+  }));
+}
+
+/** Token counts must be whole numbers >= 0 (one read-back). */
+function checkCounts(aligned: LossInputs): void {
+  torch.tidy(() => torch.noGrad(() => {
+    for (const name of LENGTHS) {
+      const t = aligned[name];
+      if (!t) continue;
+      const bad = t.lt(0).logicalOr(t.ne(t.round())).sum().item();
+      if (bad > 0) fail(`input ${name} must hold token counts (whole numbers >= 0); ${bad} value${bad === 1 ? " is" : "s are"} not`, name);
+    }
   }));
 }

@@ -2,7 +2,7 @@
 import * as torch from "../torch/index.js";
 import { Tensor } from "../torch/index.js";
 import { ObjectiveError } from "./errors.js";
-import { alignInputs } from "./inputs.js";
+import { alignInputs, weighted } from "./inputs.js";
 import { computeMetrics, implicitRewards, STANDARD_METRICS } from "./metrics.js";
 import { resolvePreferenceOptions } from "./options.js";
 import { lossSpec, type RegisteredLoss } from "./registry.js";
@@ -50,7 +50,9 @@ export function preferenceLoss(inputs: PreferenceInputs, options: PreferenceLoss
   const loss = lossSpec(resolved.lossType)!;
   return torch.tidy(() => {
     const x = alignInputs(inputs, resolved);
-    const { losses, metrics: own } = runLoss(loss, x, resolved as LossOptions);
+    const { losses: raw, metrics: own } = runLoss(loss, x, resolved as LossOptions);
+    // WPO (TRL's use_weighting): every term of the loss times the pair's weight, a constant.
+    const losses = weighted(resolved) ? raw.mul(x.chosenWeights!.mul(x.rejectedWeights!).detach()) : raw;
     const [chosenRewards, rejectedRewards] = implicitRewards(x, resolved.beta, loss.needsReference);
     const metrics = computeMetrics(inputs, x, chosenRewards, rejectedRewards, own);
     return { losses, loss: losses.mean(), chosenRewards, rejectedRewards, metrics };

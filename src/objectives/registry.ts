@@ -16,6 +16,7 @@ export interface RegisteredOption {
   readonly default: OptionValue;
   readonly mathDefault?: OptionValue;
   readonly values?: readonly string[];
+  readonly list: boolean;
   readonly check: NumberCheck;
   readonly refine?: (value: OptionValue) => string | null;
   readonly required?: string;
@@ -40,6 +41,12 @@ export interface RegisteredLoss {
   readonly needsReference: boolean;
   /** The scores it reads under these options, each with the reason. */
   readonly scoresNeeded: (options: LossOptions) => Partial<Record<ScoreInput, string>>;
+  /** Why it needs the answers' token counts under these options, or null. */
+  readonly lengthsNeeded: (options: LossOptions) => string | null;
+  /** How a YAML selects it when no config name does, for the README. */
+  readonly selectedBy?: string;
+  /** Its TRL DPOTrainer loss_type, when it is one (a possible term of a loss_type list). */
+  readonly trlLossType?: string;
   readonly beta: { readonly default: number; readonly mathDefault?: number };
   /** Its own options, in declaration order. */
   readonly options: readonly RegisteredOption[];
@@ -116,8 +123,14 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
     if (spec[field] !== undefined && typeof spec[field] !== "string") bad(`loss ${name}: ${field} must be a string`);
   }
   if (spec.validate !== undefined && typeof spec.validate !== "function") bad(`loss ${name}: validate must be a function`);
+  if (spec.selectedBy !== undefined && typeof spec.selectedBy !== "string") bad(`loss ${name}: selectedBy must be a string`);
   const needsScores = spec.needsScores ?? false;
   if (typeof needsScores !== "boolean" && typeof needsScores !== "function") bad(`loss ${name}: needsScores must be true, false or a function of the options`);
+  const needsLengths = spec.needsLengths ?? false;
+  if (typeof needsLengths !== "boolean" && typeof needsLengths !== "function") bad(`loss ${name}: needsLengths must be true, false or a function of the options`);
+  if (spec.trlLossType !== undefined && (typeof spec.trlLossType !== "string" || !NAME.test(spec.trlLossType))) bad(`loss ${name}: trlLossType must be a TRL loss_type name`);
+  const trlTaken = spec.trlLossType === undefined ? undefined : losses.find((l) => l.trlLossType === spec.trlLossType);
+  if (trlTaken) bad(`loss ${name}: TRL's loss_type ${spec.trlLossType} is already loss ${trlTaken.name}`);
 
   // Options: beta may be declared among them (as its default) or as spec.beta.
   const decls = spec.options ?? {};
@@ -189,9 +202,13 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
     : needsScores
       ? () => ({ scoreChosen: `lossType ${name}`, scoreRejected: `lossType ${name}` })
       : () => ({});
+  const lengthsNeeded = typeof needsLengths === "function"
+    ? needsLengths as (o: LossOptions) => string | null
+    : () => (needsLengths ? `lossType ${name}` : null);
   const loss: RegisteredLoss = {
     name, aliases: [...aliases], title: spec.title ?? name, equation: spec.equation ?? "", needsReference: spec.needsReference,
-    scoresNeeded, beta, options: own, losses: spec.losses as RegisteredLoss["losses"], config: config.map((c) => ({ ...c })),
+    scoresNeeded, lengthsNeeded, ...(spec.trlLossType !== undefined ? { trlLossType: spec.trlLossType } : {}),
+    ...(spec.selectedBy !== undefined ? { selectedBy: spec.selectedBy } : {}), beta, options: own, losses: spec.losses as RegisteredLoss["losses"], config: config.map((c) => ({ ...c })),
     readIn: { ...readIn } as Record<string, ConfigStyle>, validate: spec.validate as RegisteredLoss["validate"], builtin,
   };
   return { loss, newOptions };
@@ -232,6 +249,7 @@ function normaliseOption(loss: string, name: string, decl: OptionDecl, bad: (det
     for (const d of [spec.default, spec.mathDefault]) if (typeof d === "string" && !spec.values.includes(d)) fail(`its default ${JSON.stringify(d)} is not one of its values`);
   }
   if (spec.check !== undefined && !CHECKS.includes(spec.check)) fail(`check must be one of ${CHECKS.join(", ")}`);
+  if (spec.list !== undefined && (typeof spec.list !== "boolean" || (spec.list && (type !== "string" || spec.values)))) fail("list must be true or false, and true only on a string option without values");
   for (const field of ["refine", "fromYaml"] as const) if (spec[field] !== undefined && typeof spec[field] !== "function") fail(`${field} must be a function`);
   for (const field of ["required", "help", "symbol", "label"] as const) if (spec[field] !== undefined && typeof spec[field] !== "string") fail(`${field} must be a string`);
   const keys = spec.keys ?? [name];
@@ -243,7 +261,7 @@ function normaliseOption(loss: string, name: string, decl: OptionDecl, bad: (det
   }
   return {
     name, type, default: spec.default, ...(spec.mathDefault !== undefined ? { mathDefault: spec.mathDefault } : {}),
-    ...(spec.values ? { values: [...spec.values] } : {}), check: spec.check ?? "finite",
+    ...(spec.values ? { values: [...spec.values] } : {}), list: spec.list === true, check: spec.check ?? "finite",
     refine: spec.refine as RegisteredOption["refine"], required: spec.required, help: spec.help ?? "", symbol: spec.symbol,
     label: spec.label, keys: [...keys], style: spec.style, fromYaml: spec.fromYaml as RegisteredOption["fromYaml"], derived: d,
     exclusive: spec.exclusive === true, losses: [],

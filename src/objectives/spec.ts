@@ -24,6 +24,8 @@ export interface OptionSpec {
   mathDefault?: OptionValue;
   /** The value's type; needed only when `default` is null. */
   type?: "number" | "boolean" | "string";
+  /** A string option a YAML gives as a list (`loss_weights: [1.0, 0.5]`): it holds the items joined by commas. */
+  list?: boolean;
   /** The values a string option may take. */
   values?: readonly string[];
   /** A number option's range (default "finite"). */
@@ -117,6 +119,18 @@ export interface LossInputs {
   referenceRejectedLogps: Tensor | null;
   scoreChosen: Tensor | null;
   scoreRejected: Tensor | null;
+  /**
+   * Response tokens per chosen / rejected answer [B], or null when the caller gave none (a loss
+   * that declares needsLengths always gets them). For the losses that, like TRL, work per token
+   * of the summed log-probs (ipo, sigmoid_norm, the sft term, ORPO).
+   */
+  chosenLengths: Tensor | null;
+  rejectedLengths: Tensor | null;
+  /** WPO's answer weights [B] (TRL's use_weighting), when the loss's useWeighting is on; else null. */
+  chosenWeights: Tensor | null;
+  rejectedWeights: Tensor | null;
+  /** Are the log-probs per-token means (true) or sums (false)? null when the caller did not say (no lengths given). */
+  logpsPerToken: boolean | null;
 }
 
 /**
@@ -144,6 +158,16 @@ export interface LossSpec<O extends OptionDecls = OptionDecls> {
    * options (for the error when one is missing). Default: none.
    */
   needsScores?: boolean | ((options: LossOptions<O>) => Partial<Record<ScoreInput, string>>);
+  /**
+   * Does it read the answers' token counts (chosenLengths, rejectedLengths with logpsPerToken)?
+   * true, or under these options the reason they are needed (null: not needed). Default: no.
+   */
+  needsLengths?: boolean | ((options: LossOptions<O>) => string | null);
+  /**
+   * Its name among TRL DPOTrainer's loss types, when it is one: only these may be terms of a
+   * list `loss_type: [sigmoid, sft]` (the `combined` loss).
+   */
+  trlLossType?: string;
   /** Its default beta; default 0.1 (TRL's DPOConfig). */
   beta?: number | { default: number; mathDefault?: number };
   /**
@@ -153,6 +177,8 @@ export interface LossSpec<O extends OptionDecls = OptionDecls> {
   options?: O;
   /** The per-pair losses [B]. */
   losses: (inputs: LossInputs, options: LossOptions<O>) => Tensor | LossResult;
+  /** How a YAML selects it when no name does (`config: []`), for the README. */
+  selectedBy?: string;
   /** How reference YAMLs name it; default: its name and aliases, under pref_loss or loss_type. */
   config?: readonly ConfigName[];
   /** Options this loss reads from a YAML in one reading only (the Math SimPO has no label smoothing). */

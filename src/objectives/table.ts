@@ -23,6 +23,7 @@ function optionCell(loss: RegisteredLoss): string {
 
 /** How YAMLs name the loss: entries that differ only in their value are listed together. */
 function namesOf(loss: RegisteredLoss): string {
+  if (loss.config.length === 0) return loss.selectedBy ?? "(no YAML name)";
   const groups: { head: string; values: string[]; tail: string }[] = [];
   for (const c of loss.config) {
     const head = c.style === "textual" ? code("pref_loss") : c.style === "math" ? code("loss_type") : `${code("pref_loss")} or ${code("loss_type")}`;

@@ -39,6 +39,21 @@ export interface PreferenceInputs {
   /** Needed by Omni-DPO when its quality weight is on (both) or its c-NLL is on (chosen). */
   scoreChosen?: Tensor | null;
   scoreRejected?: Tensor | null;
+  /**
+   * Response tokens per chosen / rejected answer [B]. Needed by the losses that work per token
+   * of the summed log-probs as TRL does (sigmoid_norm, sft, ORPO, SimPO's sft_weight) and used
+   * by ipo when given; with them, logpsPerToken says whether the log-probs are per-token means.
+   */
+  chosenLengths?: Tensor | null;
+  rejectedLengths?: Tensor | null;
+  logpsPerToken?: boolean | null;
+  /**
+   * WPO's weights of the chosen / rejected answers [B], needed with useWeighting: each pair's
+   * loss is multiplied by their product, without gradient (the trainer computes them; see
+   * docs/baselines.md).
+   */
+  chosenWeights?: Tensor | null;
+  rejectedWeights?: Tensor | null;
   /** Mean raw logit over the chosen / rejected batch; passed through as `logits/chosen` / `logits/rejected`. */
   policyChosenLogitsMean?: number | null;
   policyRejectedLogitsMean?: number | null;

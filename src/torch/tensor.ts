@@ -255,6 +255,7 @@ export class Tensor implements Owned {
   exp(): Tensor { return callTensor("exp", this.id); }
   log(): Tensor { return callTensor("log", this.id); }
   log1p(): Tensor { return callTensor("log1p", this.id); }
+  expm1(): Tensor { return callTensor("expm1", this.id); }
   sqrt(): Tensor { return callTensor("sqrt", this.id); }
   rsqrt(): Tensor { return callTensor("rsqrt", this.id); }
   square(): Tensor { return callTensor("square", this.id); }

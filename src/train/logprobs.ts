@@ -62,6 +62,12 @@ export interface ForwardResult {
    */
   chosenLogitsMean: number;
   rejectedLogitsMean: number;
+  /** Response tokens of each chosen / rejected answer [B] (the losses that work per token read them). */
+  chosenLengths: torch.Tensor;
+  rejectedLengths: torch.Tensor;
+  /** With options.wpoWeights: WPO's weight of each chosen / rejected answer [B] (see wpoWeights), without gradient. */
+  chosenWeights?: torch.Tensor;
+  rejectedWeights?: torch.Tensor;
 }
 
 export interface LogpsOptions {
@@ -75,6 +81,13 @@ export interface LogpsOptions {
   gradientCheckpointing?: boolean;
   /** Response positions per LM-head chunk (default LOGPROB_CHUNK_ROWS). */
   chunkRows?: number;
+  /**
+   * Also return WPO's answer weights (arXiv 2406.11827 eq. 2, as TRL's use_weighting computes
+   * them): exp of the mean over the answer's tokens of logp_t - log Σ_v p_v², where
+   * log Σ_v p_v² = logsumexp(2 z) - 2 logsumexp(z) of the position's logits z. Each chunk
+   * computes its positions' term from its own [chunk, V] logits, without gradient.
+   */
+  wpoWeights?: boolean;
 }
 
 /** The response tokens of a batch, row by row: flat position (row * T + t) of each logit used, its label and its row. */
@@ -132,6 +145,7 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
     tape?.hold(flat);
 
     const logitSums = [0, 0];  // chosen half, rejected half
+    const logSquareSums: number[] = [];  // [N] with wpoWeights: log Σ_v p_v² per response position
     let vocab = 0;
     const pieces: torch.Tensor[] = [];
     for (let start = 0; start < pos.flat.length; start += chunkRows) {
@@ -144,6 +158,12 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
         vocab = logits.shape[1];
         const sums = torch.noGrad(() => logits.sum(-1).toArray() as number[]);
         sums.forEach((v, i) => { logitSums[start + i < chosenTokens ? 0 : 1] += v; });
+        if (options.wpoWeights) {
+          torch.noGrad(() => {
+            const square = logits.mul(2).logsumexp(-1).sub(logits.logsumexp(-1).mul(2));   // [n]
+            logSquareSums.push(...(square.toArray() as number[]));
+          });
+        }
         return torch.tokenLogProbs(logits, targets);
       });
       if (tape) {
@@ -159,8 +179,17 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
     const lengths = torch.tensor(pos.perRow, { dtype, device });            // [2B]
     const logps = lengthNorm ? sums.div(lengths.clamp(1)) : sums;
     const rejectedTokens = pos.flat.length - chosenTokens;
+    let weights: torch.Tensor | null = null;                                // [2B]
+    if (options.wpoWeights) {
+      weights = torch.noGrad(() => {
+        const aligned = tokenLogps.detach().sub(torch.tensor(logSquareSums, { dtype, device }));   // [N]
+        return torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, aligned).div(lengths.clamp(1)).exp();
+      });
+    }
     return {
+      ...(weights ? { chosenWeights: weights.narrow(0, 0, half), rejectedWeights: weights.narrow(0, half, half) } : {}),
       chosen: logps.narrow(0, 0, half), rejected: logps.narrow(0, half, half),
+      chosenLengths: lengths.narrow(0, 0, half), rejectedLengths: lengths.narrow(0, half, half),
       chosenLogitsMean: chosenTokens ? logitSums[0] / (chosenTokens * vocab) : 0,
       rejectedLogitsMean: rejectedTokens ? logitSums[1] / (rejectedTokens * vocab) : 0,
     };

@@ -413,7 +413,7 @@ export class PreferenceTrainer {
   /** The objective's inputs for a micro-batch: the policy's forward, the reference's log-probs, the scores; and its attention-mask tokens. */
   #lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): { inputs: PreferenceInputs; tokens: number } {
     const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm,
-      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null });
+      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null, wpoWeights: this.config.objective.useWeighting === true });
     const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
     const device = out.chosen.device;
@@ -422,6 +422,8 @@ export class PreferenceTrainer {
       policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
       referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
       scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
+      chosenLengths: out.chosenLengths, rejectedLengths: out.rejectedLengths, logpsPerToken: this.config.dpoLengthNorm,
+      chosenWeights: out.chosenWeights, rejectedWeights: out.rejectedWeights,
       policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
     };
     const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);

@@ -40,6 +40,7 @@ function jsLoss(p: Pair, o: ReturnType<typeof resolvePreferenceOptions>): number
       return o.simpoForm === "sigmoid" ? -(1 - e) * logsigmoid(z) - e * logsigmoid(-z) : Math.max(0, 1 - z);
     }
     case "rpo": return -logsigmoid(b * m) - o.rpoAlpha! * p.pc;
+    default: throw new Error(`no closed form here for ${o.lossType} (test/objectives/trl-parity.test.ts covers it)`);
   }
 }
 

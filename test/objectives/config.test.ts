@@ -57,8 +57,11 @@ test("TRL's DPO losses under loss_type (no pref_loss), and rpo_alpha", () => {
   assert.deepEqual(objectiveFromConfig({ loss_type: "sigmoid", beta: 0.1 }), expect({ lossType: "dpo", beta: 0.1 }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "dpo" }), expect({ lossType: "dpo" }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "sigmoid", label_smoothing: 0 }), expect({ lossType: "dpo" }));
-  // TRL's sigmoid loss with label smoothing is cDPO; TRL's robust is rDPO.
-  assert.deepEqual(objectiveFromConfig({ loss_type: "sigmoid", label_smoothing: 0.1 }), expect({ lossType: "robust", robustVariant: "cdpo", labelSmoothing: 0.1 }));
+  // Since TRL v0.29 label smoothing does not change sigmoid (it was cDPO up to v0.28); cDPO has its
+  // own name, and a Textual-style pref_loss: dpo smooths as the Textual trainer does. TRL's robust is rDPO.
+  assert.deepEqual(objectiveFromConfig({ loss_type: "sigmoid", label_smoothing: 0.1 }), expect({ lossType: "dpo" }));
+  assert.deepEqual(objectiveFromConfig({ pref_loss: "dpo", label_smoothing: 0.1 }), expect({ lossType: "robust", robustVariant: "cdpo", labelSmoothing: 0.1 }));
+  assert.deepEqual(objectiveFromConfig({ pref_loss: "cdpo", label_smoothing: 0.1 }), expect({ lossType: "robust", robustVariant: "cdpo", labelSmoothing: 0.1 }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "robust", label_smoothing: 0.2 }), expect({ lossType: "robust", robustVariant: "rdpo", labelSmoothing: 0.2 }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "cdpo", label_smoothing: 0.2 }), expect({ lossType: "robust", robustVariant: "cdpo", labelSmoothing: 0.2 }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "ipo", beta: 0.5 }), expect({ lossType: "ipo", beta: 0.5 }));
@@ -67,6 +70,21 @@ test("TRL's DPO losses under loss_type (no pref_loss), and rpo_alpha", () => {
   assert.deepEqual(objectiveFromConfig({ loss_type: "sigmoid", rpo_alpha: 1.0 }), expect({ lossType: "rpo", rpoAlpha: 1 }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "sigmoid", rpo_alpha: null }), expect({ lossType: "dpo" }));
   assert.deepEqual(objectiveFromConfig({ loss_type: "rpo", rpo_alpha: 0.5, beta: 0.2 }), expect({ lossType: "rpo", rpoAlpha: 0.5, beta: 0.2 }));
+  // TRL's other loss types, its f-divergences, its list form; DPOP and ORPO.
+  assert.deepEqual(objectiveFromConfig({ loss_type: "exo_pair", label_smoothing: 1e-3, f_divergence_type: "js_divergence" }),
+    expect({ lossType: "exo_pair", labelSmoothing: 1e-3, fDivergenceType: "js_divergence" }));
+  assert.deepEqual(objectiveFromConfig({ loss_type: "discopop", discopop_tau: 0.1, f_divergence_type: "alpha_divergence", f_alpha_divergence_coef: 0.3 }),
+    expect({ lossType: "discopop", discopopTau: 0.1, fDivergenceType: "alpha_divergence", fAlphaDivergenceCoef: 0.3 }));
+  assert.deepEqual(objectiveFromConfig({ loss_type: ["sigmoid", "bco_pair", "sft"], loss_weights: [0.8, 0.2, 1.0] }),
+    expect({ lossType: "combined", lossTypes: "sigmoid,bco_pair,sft", lossWeights: "0.8,0.2,1" }));
+  assert.deepEqual(objectiveFromConfig({ loss_type: ["sigmoid", "robust"], label_smoothing: 0.1, beta: 0.2 }),
+    expect({ lossType: "combined", lossTypes: "sigmoid,robust", labelSmoothing: 0.1, beta: 0.2 }));
+  assert.deepEqual(objectiveFromConfig({ loss_type: "apo_zero", loss_weights: [2] }), expect({ lossType: "combined", lossTypes: "apo_zero", lossWeights: "2" }));
+  assert.deepEqual(objectiveFromConfig({ loss_type: "dpo_positive", uni_dpo_nll_lambda: 50, label_smoothing: 0.1 }),
+    expect({ lossType: "dpop", nllLambda: 50, labelSmoothing: 0.1 }));
+  assert.deepEqual(objectiveFromConfig({ loss_type: "dpo_positive" }), expect({ lossType: "dpop", nllLambda: 0.001 }));   // the Math trainer's default
+  assert.deepEqual(objectiveFromConfig({ loss_type: "orpo", beta: 0.25 }), expect({ lossType: "orpo", beta: 0.25 }));
+  assert.deepEqual(objectiveFromConfig({ pref_loss: "simpo", sft_weight: 0.5 }), expect({ lossType: "simpo", sftWeight: 0.5 }));
   // This project's names work under pref_loss too.
   assert.deepEqual(objectiveFromConfig({ pref_loss: "ipo" }), expect({ lossType: "ipo" }));
 });
@@ -88,11 +106,23 @@ test("the options it returns drive preferenceLoss", () => {
 test("config errors name the key", () => {
   const bad: [Record<string, unknown>, string[]][] = [
     [{ pref_loss: "kto" }, ["unknown pref_loss", "kto"]],
-    [{ loss_type: "dpo_positive" }, ["loss_type", "dpo_positive", "not supported"]],
-    [{ loss_type: "orpo" }, ["orpo"]],
+    [{ loss_type: "kto_pair" }, ["loss_type", "kto_pair", "not supported"]],
+    [{ loss_type: ["sigmoid", "orpo"] }, ["loss_type", "orpo cannot be a term", "sft"]],
+    [{ loss_type: ["sigmoid", "sft"], loss_weights: [1] }, ["lossWeights must be 2 finite numbers", "YAML key loss_weights"]],
+    [{ loss_type: ["sigmoid", "sft"], loss_weights: [1, "x"] }, ["lossWeights must be 2 finite numbers", "YAML key loss_weights"]],
+    [{ loss_type: ["sigmoid", { a: 1 }] }, ["loss_type[1] must be a name"]],
+    [{ loss_type: "uni_dpo", loss_weights: [1] }, ["uni_dpo cannot be a term"]],
+    [{ pref_loss: "uni_dpo", loss_weights: [1] }, ["loss_weights is an option of combined only"]],
+    [{ loss_type: "exo_pair" }, ["labelSmoothing must be in (0, 1) for exo_pair", "YAML key label_smoothing"]],
+    [{ loss_type: ["sigmoid", "exo_pair"] }, ["exo_pair term", "YAML key label_smoothing"]],
+    [{ loss_type: "sigmoid", f_divergence_type: "kl" }, ["f_divergence_type must be one of reverse_kl"]],
+    [{ loss_type: "uni_dpo", use_weighting: true }, ["use_weighting is an option of", "not of loss omni_dpo"]],
+    [{ loss_type: "dpo_positive", ld_alpha: 0.5 }, ["ld_alpha is an option of", "not of loss dpop"]],
+    [{ loss_type: "sigmoid", ld_alpha: 0.5 }, ["ldAlpha is not supported yet", "YAML key ld_alpha"]],
+    [{ loss_type: "aot", use_weighting: true }, ["useWeighting cannot be used with aot", "YAML key use_weighting"]],
     [{ pref_loss: "simpo", loss_type: "ipo" }, ["loss_type is SimPO's form", "sigmoid or hinge"]],
     [{ pref_loss: "uni_dpo", rpo_alpha: 1 }, ["rpo_alpha", "omni_dpo"]],
-    [{ loss_type: "sigmoid", label_smoothing: 0.1, rpo_alpha: 1 }, ["rpo_alpha", "label_smoothing"]],
+    [{ pref_loss: "dpo", label_smoothing: 0.1, rpo_alpha: 1 }, ["rpo_alpha", "label_smoothing"]],
     [{ loss_type: "rpo" }, ["rpoAlpha"]],
     [{ pref_loss: "uni_dpo", uni_dpo_qual_eta: 0.7, omni_dpo_qual_eta: 0.5 }, ["uni_dpo_qual_eta", "omni_dpo_qual_eta", "disagree"]],
     [{ beta: "two" }, ["beta must be a number", "two"]],

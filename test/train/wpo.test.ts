@@ -1,0 +1,53 @@
+// WPO's answer weights (TRL's use_weighting) from the trainer's chunked log-prob path equal
+// TRL's formula computed by PyTorch from the full logits (float64, 1e-9), with chunks that split
+// answers; the token counts it returns are the answers' lengths. Skips, with the reason
+// printed, where no Python with torch exists.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { torch, loadModel, Tokenizer } from "../../src/index.js";
+import { concatenatedBatch, tokenizeRecords } from "../../src/data/tokenize.js";
+import { readPreferenceFile } from "../../src/data/readers.js";
+import { batchTensors, concatenatedForward } from "../../src/train/logprobs.js";
+import { runPythonJson } from "../../src/util/python.js";
+import { skipReason } from "../helpers/python.js";
+import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+
+const REFERENCE = fileURLToPath(new URL("../../../test/train/reference_wpo.py", import.meta.url));
+const reason = skipReason();
+if (reason) console.log(`# WPO weight parity skipped: ${reason}`);
+
+let root: string;
+before(() => { root = tempDir("omni-dpo-wpo-"); });
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test("WPO weights from the chunked path equal TRL's, from full logits", { skip: reason ?? false }, async () => {
+  torch.setNumThreads(1);
+  const dir = writeToyModel(join(root, "model"));
+  const tokenizer = Tokenizer.fromPretrainedSync(dir);
+  const records = await readPreferenceFile(writeJsonl(join(root, "pairs.jsonl"), toyPairs(4)));
+  const pairs = tokenizeRecords(records, tokenizer, { maxLength: 64, maxPromptLength: 32, truncationMode: "keep_end" });
+  const batch = concatenatedBatch(pairs, tokenizer.padTokenId ?? tokenizer.eosTokenId!);
+  const model = loadModel(dir, { dtype: "float64" });
+  try {
+    torch.noGrad(() => torch.tidy(() => {
+      const { inputIds, attentionMask } = batchTensors(batch);
+      const logits = model.forward(inputIds, { attentionMask }).toArray();      // [2B, T, V]
+      const py = runPythonJson<{ weights: number[]; sums: number[]; lengths: number[] }>(REFERENCE, { logits, labels: batch.labels }, { file: true });
+      for (const chunkRows of [5, 1024]) {
+        const out = concatenatedForward(model, batch, false, { wpoWeights: true, chunkRows });
+        const got = [...(out.chosenWeights!.toArray() as number[]), ...(out.rejectedWeights!.toArray() as number[])];
+        got.forEach((w, i) => assert.ok(Math.abs(w - py.weights[i]) <= 1e-9 * Math.max(1, py.weights[i]), `chunks of ${chunkRows}: weight ${i}: ${w} vs ${py.weights[i]}`));
+        const sums = [...(out.chosen.toArray() as number[]), ...(out.rejected.toArray() as number[])];
+        sums.forEach((v, i) => assert.ok(Math.abs(v - py.sums[i]) <= 1e-9 * Math.max(1, Math.abs(py.sums[i])), `summed log-prob ${i}`));
+        assert.deepEqual([...(out.chosenLengths.toArray() as number[]), ...(out.rejectedLengths.toArray() as number[])], py.lengths);
+      }
+      // The weights are positive and differ between answers (a constant would hide a wrong formula).
+      assert.ok(py.weights.every((w) => w > 0) && new Set(py.weights).size > 1);
+    }));
+  } finally {
+    model.dispose();
+  }
+});
