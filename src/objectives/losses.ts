@@ -143,11 +143,15 @@ const USE_WEIGHTING = {
   help: "WPO (arXiv 2406.11827): multiply each pair's loss by its answers' weights exp(mean_t (logp_t - log Σ_v p_v²)), from the policy, without gradient",
 } as const satisfies OptionSpec;
 
-/** TRL's ld_alpha (LD-DPO): its log-probs would need the answers' tokens split at the shorter answer's length, which the trainer does not take yet. */
+/**
+ * TRL's ld_alpha (LD-DPO, arXiv 2409.06411): the tokens of each answer past the shorter answer's
+ * length count alpha times in its log-prob, for the policy and the reference alike. The trainer
+ * applies it inside its log-prob chunks (src/train/logprobs.ts); the losses see the result.
+ */
 const LD_ALPHA = {
   type: "number", default: null, keys: ["ld_alpha"], exclusive: true,
-  refine: () => "is not supported yet (LD-DPO weights the log-probs of the tokens past the shorter answer's length, which the trainer does not compute); remove ld_alpha",
-  help: "LD-DPO's weight of the tokens past the shorter answer's length: not supported yet, an error when set",
+  refine: (v: number | null) => (v === null || (v >= 0 && v <= 1) ? null : "must be in [0, 1]"),
+  help: "LD-DPO: weight α of each answer's tokens past the shorter answer's length in its log-prob (policy and reference); None: off",
 } as const satisfies OptionSpec;
 
 /** Options every TRL DPOTrainer loss type reads. */

@@ -31,15 +31,18 @@ export function forwardPairs(model: CausalLM, pairs: TokenizedPair[], padTokenId
 /** Per-pair log-probs of the chosen and rejected answers, in the pairs' order. */
 export interface PairLogps { chosen: number[]; rejected: number[] }
 
-/** Per-pair log-probs of every pair, `batchSize` pairs per forward, under noGrad; `onBatch` gets the pairs done. */
+/**
+ * Per-pair log-probs of every pair, `batchSize` pairs per forward, under noGrad; `onBatch` gets
+ * the pairs done; `options.ldAlpha` as the policy's (LD-DPO weighs the reference alike).
+ */
 export function pairLogps(model: CausalLM, pairs: TokenizedPair[], padTokenId: number, lengthNorm: boolean, batchSize: number,
-  onBatch?: (done: number) => void): PairLogps {
+  onBatch?: (done: number) => void, options: Pick<LogpsOptions, "ldAlpha"> = {}): PairLogps {
   const out: PairLogps = { chosen: [], rejected: [] };
   let done = 0;
   torch.noGrad(() => {
     for (const slice of batchesOf(pairs, batchSize)) {
       torch.tidy(() => {
-        const r = forwardPairs(model, slice, padTokenId, lengthNorm);
+        const r = forwardPairs(model, slice, padTokenId, lengthNorm, options);
         out.chosen.push(...(r.chosen.toArray() as number[]));  // [B]
         out.rejected.push(...(r.rejected.toArray() as number[]));  // [B]
       });

@@ -88,6 +88,11 @@ export interface LogpsOptions {
    * computes its positions' term from its own [chunk, V] logits, without gradient.
    */
   wpoWeights?: boolean;
+  /**
+   * LD-DPO (TRL's ld_alpha): each answer's tokens past the shorter answer of its pair (row r
+   * and row r ± B) count ldAlpha times in its log-prob; null or undefined: off.
+   */
+  ldAlpha?: number | null;
 }
 
 /** The response tokens of a batch, row by row: flat position (row * T + t) of each logit used, its label and its row. */
@@ -114,6 +119,23 @@ function responsePositions(labels: number[][]): ResponsePositions {
     out.perRow.push(n);
   });
   return out;
+}
+
+/**
+ * LD-DPO's weight of each response position [N]: 1 for an answer's first min(|y_w|, |y_l|)
+ * tokens (the pair's shared length), alpha for the rest, as TRL's shared and tail masks.
+ */
+function ldTokenWeights(pos: ResponsePositions, alpha: number): number[] {
+  const half = pos.perRow.length / 2;
+  const shared = pos.perRow.map((_, r) => Math.min(pos.perRow[r % half], pos.perRow[(r % half) + half]));
+  const weights: number[] = [];
+  let row = -1;
+  let k = 0;
+  for (const r of pos.rows) {
+    if (r !== row) { row = r; k = 0; }
+    weights.push(k++ < shared[r] ? 1 : alpha);
+  }
+  return weights;
 }
 
 /**
@@ -175,7 +197,8 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
     }
     const tokenLogps = pieces.length ? torch.cat(pieces, 0) : torch.zeros([0], { dtype, device });  // [N]
     const rows = torch.tensor(pos.rows, { dtype: "int64", device });        // [N]
-    const sums = torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, tokenLogps);   // [2B]
+    const weighted = options.ldAlpha == null ? tokenLogps : tokenLogps.mul(torch.tensor(ldTokenWeights(pos, options.ldAlpha), { dtype, device }));  // [N]
+    const sums = torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, weighted);   // [2B]
     const lengths = torch.tensor(pos.perRow, { dtype, device });            // [2B]
     const logps = lengthNorm ? sums.div(lengths.clamp(1)) : sums;
     const rejectedTokens = pos.flat.length - chosenTokens;

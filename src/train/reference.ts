@@ -1,6 +1,6 @@
 // The reference model's log-probabilities: computed live by a frozen model, or computed once
-// before training and cached on disk (keyed by the data's token ids, the reference weights and
-// the length normalisation), so only the policy sits in memory while training.
+// before training and cached on disk (keyed by the data's token ids, the reference weights, the
+// length normalisation and LD-DPO's alpha), so only the policy sits in memory while training.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -17,9 +17,9 @@ export interface ReferenceSource {
 
 /** A frozen model run on each batch as it comes (one forward per batch). */
 export class LiveReference implements ReferenceSource {
-  constructor(readonly model: CausalLM, readonly padTokenId: number, readonly lengthNorm: boolean) {}
+  constructor(readonly model: CausalLM, readonly padTokenId: number, readonly lengthNorm: boolean, readonly ldAlpha: number | null = null) {}
   logps(pairs: TokenizedPair[]): PairLogps {
-    return pairLogps(this.model, pairs, this.padTokenId, this.lengthNorm, Math.max(1, pairs.length));
+    return pairLogps(this.model, pairs, this.padTokenId, this.lengthNorm, Math.max(1, pairs.length), undefined, { ldAlpha: this.ldAlpha });
   }
 }
 
@@ -42,9 +42,9 @@ export function modelFingerprint(dir: string): string {
   return h.digest("hex");
 }
 
-export function cacheKey(pairs: TokenizedPair[], modelHash: string, lengthNorm: boolean): string {
+export function cacheKey(pairs: TokenizedPair[], modelHash: string, lengthNorm: boolean, ldAlpha: number | null = null): string {
   const h = createHash("sha256");
-  h.update(`${modelHash}|norm=${lengthNorm}|`);
+  h.update(`${modelHash}|norm=${lengthNorm}|${ldAlpha === null ? "" : `ld=${ldAlpha}|`}`);
   for (const p of pairs) h.update(`${p.chosenInputIds.join(",")};${p.chosenLabels.join(",")}|${p.rejectedInputIds.join(",")};${p.rejectedLabels.join(",")}\n`);
   return h.digest("hex").slice(0, 32);
 }
@@ -73,11 +73,11 @@ function readCache(file: string, pairs: number): PairLogps | null {
  * process computes its share and the values are gathered.
  */
 export function precomputeReference(options: {
-  pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; batchSize: number; padTokenId: number;
+  pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; ldAlpha?: number | null; batchSize: number; padTokenId: number;
   loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void; sharding?: ReferenceSharding;
 }): { values: PairLogps; cached: boolean; file: string } {
   const { sharding } = options;
-  const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm);
+  const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm, options.ldAlpha ?? null);
   const file = join(options.cacheDir, `${key}.json`);
   const cached = readCache(file, options.pairs.length);
   // Every process must take the same path: one computing alone would wait for the others forever.
@@ -88,7 +88,7 @@ export function precomputeReference(options: {
     const indices = sharding?.indices(options.pairs.length);
     const mine = indices ? indices.map((i) => options.pairs[i]) : options.pairs;
     const own = pairLogps(model, mine, options.padTokenId, options.lengthNorm, options.batchSize,
-      (done) => options.onProgress?.(done, mine.length));
+      (done) => options.onProgress?.(done, mine.length), { ldAlpha: options.ldAlpha });
     const values = sharding ? sharding.gather(own, options.pairs.length) : own;
     // JSON would store NaN as null, and a later run would read it back as a number.
     for (const side of ["chosen", "rejected"] as const) {

@@ -287,6 +287,9 @@ export class PreferenceTrainer {
   /** Processes training together (data parallelism); 1 here. Checkpoints record it: their data position means this many shards. */
   get worldSize(): number { return 1; }
 
+  /** LD-DPO's alpha (TRL's ld_alpha), which the policy's and the reference's log-probs apply alike; null: off. */
+  get ldAlpha(): number | null { return (this.config.objective.ldAlpha as number | null | undefined) ?? null; }
+
   /** Whether this process writes output_dir's files (transformers' is_world_process_zero); always, here. */
   get isMainProcess(): boolean { return true; }
 
@@ -336,7 +339,7 @@ export class PreferenceTrainer {
       // the base weights are in memory once. Read at each call: the policy is loaded after this.
       const disabled: ReferenceSource = {
         logps: (pairs) => loraOf(this.policy)!.withAdaptersDisabled(() =>
-          pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length))),
+          pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length), undefined, { ldAlpha: this.ldAlpha })),
       };
       this.reference = { train: disabled, eval: disabled };
       return;
@@ -348,7 +351,7 @@ export class PreferenceTrainer {
       // other precisions cache in a directory of their own (float32's stays where it was).
       const precision = (split: "train" | "eval") => [dtype === "float32" ? "" : dtype, this.mixedPrecision(split) ? "autocast-bf16" : ""].filter(Boolean).join("-");
       const compute = (pairs: TokenizedPair[], label: "train" | "eval") => this.withMixedPrecision(label, device, () => precomputeReference({
-        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm,
+        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha: this.ldAlpha,
         batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
         onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.referenceSharding(),
       }));
@@ -358,7 +361,7 @@ export class PreferenceTrainer {
       this.reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
     } else {
       this.referenceModel = loadModel(referenceDir, { device, dtype }).requiresGrad_(false).eval() as CausalLM;
-      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm);
+      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm, this.ldAlpha);
       this.reference = { train: live, eval: live };
     }
   }
@@ -413,7 +416,7 @@ export class PreferenceTrainer {
   /** The objective's inputs for a micro-batch: the policy's forward, the reference's log-probs, the scores; and its attention-mask tokens. */
   #lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): { inputs: PreferenceInputs; tokens: number } {
     const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm,
-      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null, wpoWeights: this.config.objective.useWeighting === true });
+      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null, wpoWeights: this.config.objective.useWeighting === true, ldAlpha: this.ldAlpha });
     const ref = this.reference?.[split].logps(pairs, indices);
     const dtype = out.chosen.dtype;
     const device = out.chosen.device;

@@ -118,7 +118,7 @@ test("config errors name the key", () => {
     [{ loss_type: "sigmoid", f_divergence_type: "kl" }, ["f_divergence_type must be one of reverse_kl"]],
     [{ loss_type: "uni_dpo", use_weighting: true }, ["use_weighting is an option of", "not of loss omni_dpo"]],
     [{ loss_type: "dpo_positive", ld_alpha: 0.5 }, ["ld_alpha is an option of", "not of loss dpop"]],
-    [{ loss_type: "sigmoid", ld_alpha: 0.5 }, ["ldAlpha is not supported yet", "YAML key ld_alpha"]],
+    [{ loss_type: "sigmoid", ld_alpha: 1.5 }, ["ldAlpha must be in [0, 1]", "YAML key ld_alpha"]],
     [{ loss_type: "aot", use_weighting: true }, ["useWeighting cannot be used with aot", "YAML key use_weighting"]],
     [{ pref_loss: "simpo", loss_type: "ipo" }, ["loss_type is SimPO's form", "sigmoid or hinge"]],
     [{ pref_loss: "uni_dpo", rpo_alpha: 1 }, ["rpo_alpha", "omni_dpo"]],

@@ -146,7 +146,7 @@ test("inputs the TRL losses need are errors naming them when missing or wrong", 
       [base, { lossType: "combined", lossTypes: "sigmoid,kto" }, /lossTypes must list TRL loss types.*kto is not one/],
       [base, { lossType: "combined", lossTypes: "sigmoid,sft", lossWeights: "1" }, /lossWeights must be 2 finite numbers/],
       [base, { lossType: "combined" }, /needs option lossTypes/],
-      [base, { lossType: "dpo", ldAlpha: 0.5 }, /ldAlpha is not supported yet/],
+      [base, { lossType: "dpo", ldAlpha: 1.5 }, /ldAlpha must be in \[0, 1\]/],
       [base, { lossType: "exo_pair" }, /labelSmoothing must be in \(0, 1\) for exo_pair/],
     ];
     for (const [inputs, options, message] of bad) {

@@ -1,5 +1,6 @@
 # WPO's answer weights as TRL's DPOTrainer computes them for use_weighting (trl/trainer/
-# dpo_trainer.py, eq. 2 of arXiv 2406.11827), from the full logits [2B, T, V] in float64,
+# dpo_trainer.py, eq. 2 of arXiv 2406.11827), and LD-DPO's log-probs for ld_alpha (TRL's shared
+# and tail masks from the completion mask's cumsum), from the full logits [2B, T, V] in float64,
 # independently of omni-dpo's chunked path: test/train/wpo.test.ts compares the two.
 import json
 import sys
@@ -20,4 +21,15 @@ lse2 = torch.logsumexp(2.0 * shift_logits, dim=-1)
 log_denom = lse2 - 2.0 * lse1
 aligned = (per_token_logps - log_denom) * mask
 weights = torch.exp(aligned.sum(dim=1) / lengths)
-print(json.dumps({"weights": weights.tolist(), "sums": per_token_logps.sum(dim=1).tolist(), "lengths": mask.sum(dim=1).tolist()}))
+ld = {}
+if case.get("ld_alpha") is not None:
+    comp_pos = mask.cumsum(dim=1)
+    comp_lens = mask.sum(dim=1)
+    chosen_lens, rejected_lens = comp_lens.chunk(2, dim=0)
+    shared_lens = torch.minimum(chosen_lens, rejected_lens)
+    shared_lens = torch.cat([shared_lens, shared_lens], dim=0)
+    shared_mask = (comp_pos > 0) & (comp_pos <= shared_lens.unsqueeze(1))
+    tail_mask = comp_pos > shared_lens.unsqueeze(1)
+    ld_sums = (per_token_logps * shared_mask).sum(dim=1) + case["ld_alpha"] * (per_token_logps * tail_mask).sum(dim=1)
+    ld = {"ld_sums": ld_sums.tolist()}
+print(json.dumps({"weights": weights.tolist(), "sums": per_token_logps.sum(dim=1).tolist(), "lengths": mask.sum(dim=1).tolist(), **ld}))

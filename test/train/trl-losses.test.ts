@@ -1,5 +1,5 @@
 // TRL's loss types through the trainer: a loss_type list with loss_weights, use_weighting (WPO
-// weights from the policy's own log-prob chunks) and ORPO (no reference model), on a toy model
+// weights from the policy's own log-prob chunks), ld_alpha (LD-DPO) and ORPO (no reference model), on a toy model
 // for a few steps. The losses' values are checked against PyTorch in
 // test/objectives/trl-parity.test.ts and the WPO weights in test/train/wpo.test.ts; this checks
 // that the trainer feeds them (token counts, weights) and logs what TRL logs.
@@ -53,7 +53,15 @@ test("ORPO trains without a reference model and logs TRL's ORPO metrics", async 
   assert.ok(!existsSync(join(root, "orpo", "ref_logps_cache")));
 });
 
-test("ld_alpha is an error naming the key", () => {
-  assert.throws(() => loadTrainConfig({ model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, "ld"), loss_type: "sigmoid", ld_alpha: 0.5 }),
-    /ld_alpha.*not supported|not supported.*ld_alpha/s);
+test("ld_alpha trains (LD-DPO), ld_alpha 1 is plain DPO, and a value outside [0, 1] is an error naming the key", async () => {
+  const losses = (rows: MetricRow[]) => rows.map((r) => r.loss as number);
+  const dpo = losses(await run("ld-none", { loss_type: "sigmoid" }));
+  const one = losses(await run("ld-one", { loss_type: "sigmoid", ld_alpha: 1.0 }));
+  // With a precomputed reference the cache is keyed by alpha too.
+  const half = losses(await run("ld-half", { loss_type: "sigmoid", ld_alpha: 0.5, precompute_ref_log_probs: true }));
+  assert.deepEqual(one, dpo);
+  assert.equal(half.length, 2);
+  assert.ok(half.every(Number.isFinite) && half.some((x, i) => Math.abs(x - dpo[i]) > 1e-7), `${half} vs ${dpo}`);
+  assert.throws(() => loadTrainConfig({ model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, "ld"), loss_type: "sigmoid", ld_alpha: 1.5 }),
+    /ld_alpha/);
 });
