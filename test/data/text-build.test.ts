@@ -269,12 +269,19 @@ test("a message-list prompt with answers that repeat its conversation formats as
   const tok = Tokenizer.fromPretrainedSync(CHAT_POLICY);
   const prompt = [{ role: "system", content: "be brief" }, { role: "user", content: "say river" }];
   const source = { file: "pairs.jsonl", index: 1, unit: "line" as const };
-  const asWritten = formatRecord({ prompt, chosen: [...prompt, { role: "assistant", content: "river" }], rejected: [...prompt, { role: "assistant", content: "no" }], source }, tok);
-  const turnOnly = formatRecord({ prompt, chosen: [{ role: "assistant", content: "river" }], rejected: [{ role: "assistant", content: "no" }], source }, tok);
-  assert.deepEqual(asWritten, turnOnly);
-  // The answer turn only (this chatml template writes its default system line in front of any render).
-  assert.ok(asWritten.chosen.endsWith("<|im_start|>assistant\nriver<|im_end|>\n") && !asWritten.chosen.includes("say river"), asWritten.chosen);
-  assert.ok(asWritten.prompt.includes("say river") && !asWritten.prompt.includes("<|im_start|>assistant\nriver"));
+  const record = (chosen: object[], rejected: object[]) => ({ prompt, chosen, rejected, source }) as Parameters<typeof formatRecord>[0];
+  const written = record([...prompt, { role: "assistant", content: "river" }], [...prompt, { role: "assistant", content: "no" }]);
+  const turns = record([{ role: "assistant", content: "river" }], [{ role: "assistant", content: "no" }]);
+  // TRL's rendering (the default): the answer is what the whole conversation adds to the prompt with its generation prompt.
+  const trl = formatRecord(written, tok);
+  assert.deepEqual(trl, formatRecord(turns, tok));
+  assert.equal(trl.chosen, "river<|im_end|>\n");
+  assert.ok(trl.prompt.includes("say river") && trl.prompt.endsWith("<|im_start|>assistant\n"), trl.prompt);
+  // The reference's: the answer turn rendered alone (this chatml template writes its default system line in front of any render).
+  const reference = formatRecord(written, tok, undefined, "reference");
+  assert.deepEqual(reference, formatRecord(turns, tok, undefined, "reference"));
+  assert.ok(reference.chosen.endsWith("<|im_start|>assistant\nriver<|im_end|>\n") && !reference.chosen.includes("say river"), reference.chosen);
+  assert.ok(reference.prompt.includes("say river") && !reference.prompt.includes("<|im_start|>assistant\nriver"));
 });
 
 test("score histograms take a full-size build's scores (300,000: UltraFeedback's 60k prompts x 5)", () => {

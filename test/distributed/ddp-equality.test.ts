@@ -85,7 +85,7 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
     // Rank 0 alone wrote output_dir, and its checkpoints record both ranks' RNG streams.
     const checkpoints = readdirSync(ranks.dir).filter((n) => n.startsWith("checkpoint-")).sort();
     assert.ok(checkpoints.length > 0);
-    const state = readJson(join(ranks.dir, checkpoints[0], "trainer_state.json")) as { worldSize: number; rngStates: string[] };
+    const state = readJson(join(ranks.dir, checkpoints[0], "omni_dpo_state.json")) as { worldSize: number; rngStates: string[] };
     assert.equal(state.worldSize, 2);
     assert.equal(state.rngStates.length, 2);
     assert.notEqual(state.rngStates[0], state.rngStates[1], "each rank has its own stream");
