@@ -9,10 +9,11 @@ import { basename, join, resolve } from "node:path";
 import type { MetricRow } from "../train/metrics.js";
 import { isAlive, LOCK_FILE, type LockHolder } from "../train/run-lock.js";
 import { PAIR_LOG_FILE, type PairLogHeader, type PairLogRow } from "../train/pair-log.js";
-import { checkpointDirs } from "../train/checkpoint.js";
+import { checkpointDirs, RESUME_STATE } from "../train/checkpoint.js";
 
 export const METRICS_FILE = "metrics.jsonl";
 const RESULTS_FILE = "train_results.json";
+const HF_STATE_FILE = "trainer_state.json";
 
 export type RunState = "running" | "finished" | "interrupted" | "not started" | "not a run";
 
@@ -187,10 +188,13 @@ export class RunReader {
     const checkpoints = checkpointDirs(dir);
     const latest = checkpoints.at(-1) ?? null;
     const lock = readJson<LockHolder>(join(dir, LOCK_FILE));
-    const results = readJson<{ global_step?: number; total_steps?: number }>(join(dir, RESULTS_FILE));
-    const state = latest ? readJson<{ totalSteps?: number }>(join(latest.dir, "trainer_state.json")) : null;
+    // train_results.json is written with the final model; so is output_dir's trainer_state.json
+    // (transformers' format: global_step, max_steps). A checkpoint's own resume state has the total.
+    const finished = existsSync(join(dir, RESULTS_FILE));
+    const final = finished ? readJson<{ global_step?: number; max_steps?: number }>(join(dir, HF_STATE_FILE)) : null;
+    const state = latest ? readJson<{ totalSteps?: number }>(join(latest.dir, RESUME_STATE)) : null;
     const step = Math.max(0, ...this.rows.filter((r) => "loss" in r).map((r) => r.step as number));
-    const totalSteps = this.pairHeader?.total_steps ?? state?.totalSteps ?? results?.total_steps ?? null;
+    const totalSteps = this.pairHeader?.total_steps ?? state?.totalSteps ?? final?.max_steps ?? null;
     const base = { step, totalSteps, etaSeconds: null as number | null, checkpoint: latest?.step ?? null };
     const hasMetrics = existsSync(join(dir, METRICS_FILE));
     if (lock && Number.isInteger(lock.pid)) {
@@ -198,8 +202,8 @@ export class RunReader {
       if (isAlive(lock.pid)) return { ...base, state: "running", etaSeconds: this.#eta(step, totalSteps, lock), detail: `pid ${lock.pid}, started ${lock.started}` };
       return { ...base, state: "interrupted", detail: `its process (pid ${lock.pid}) is gone and left ${LOCK_FILE}: it was killed${latest ? `; resumes from checkpoint-${latest.step}` : ""}` };
     }
-    if (results && (results.total_steps === undefined || (results.global_step ?? 0) >= results.total_steps)) {
-      return { ...base, step: Math.max(step, results.global_step ?? 0), state: "finished", detail: `finished at step ${results.global_step ?? step}` };
+    if (finished && (final?.max_steps === undefined || (final.global_step ?? 0) >= final.max_steps)) {
+      return { ...base, step: Math.max(step, final?.global_step ?? 0), state: "finished", detail: `finished at step ${final?.global_step ?? step}` };
     }
     if (!hasMetrics && !latest && !lock) return { ...base, state: "not a run", detail: "no run files" };
     if (!step && !latest) return { ...base, state: "not started", detail: "no step logged and no lock held" };

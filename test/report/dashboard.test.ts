@@ -112,7 +112,7 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     // A run being written: rows in the trainer's format, a lock held by a live process on this host, a checkpoint giving the total.
     writing = join(root, "dpo-writing");
     mkdirSync(join(writing, "checkpoint-2"), { recursive: true });
-    writeFileSync(join(writing, "checkpoint-2", "trainer_state.json"), JSON.stringify({ globalStep: 2, totalSteps: 20 }));
+    writeFileSync(join(writing, "checkpoint-2", "omni_dpo_state.json"), JSON.stringify({ globalStep: 2, totalSteps: 20 }));
     writeFileSync(join(writing, "train.lock"), JSON.stringify({ pid: process.pid, hostname: hostname(), started: new Date(Date.now() - 30_000).toISOString() }));
     writeFileSync(join(writing, "metrics.jsonl"), [1, 2, 3, 4].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
     notRun = join(root, "not-a-run");

@@ -58,7 +58,7 @@ test("state: not a run, killed (a lock whose process is gone), finished; and wha
 
   const dir = join(root, "killed");
   mkdirSync(join(dir, "checkpoint-4"), { recursive: true });
-  writeFileSync(join(dir, "checkpoint-4", "trainer_state.json"), JSON.stringify({ globalStep: 4, totalSteps: 10 }));
+  writeFileSync(join(dir, "checkpoint-4", "omni_dpo_state.json"), JSON.stringify({ globalStep: 4, totalSteps: 10 }));
   writeFileSync(join(dir, "metrics.jsonl"), row(2) + row(4) + row(6));
   const dead = spawnSync(process.execPath, ["-e", "console.log(process.pid)"], { encoding: "utf8" });
   writeFileSync(join(dir, "train.lock"), JSON.stringify({ pid: Number(dead.stdout.trim()), hostname: hostname(), started: new Date().toISOString() }));
@@ -70,7 +70,9 @@ test("state: not a run, killed (a lock whose process is gone), finished; and wha
   assert.ok(killed.problems.some((p) => /no pair_log\.jsonl/.test(p)));
 
   rmSync(join(dir, "train.lock"));
-  writeFileSync(join(dir, "train_results.json"), JSON.stringify({ global_step: 10, total_steps: 10 }));
+  // What the trainer writes with the final model: HF's train_results.json and trainer_state.json.
+  writeFileSync(join(dir, "train_results.json"), JSON.stringify({ train_loss: 0.5, epoch: 1 }));
+  writeFileSync(join(dir, "trainer_state.json"), JSON.stringify({ global_step: 10, max_steps: 10 }));
   appendFileSync(join(dir, "metrics.jsonl"), row(8) + row(10));
   const finished = reader.poll()!;
   assert.equal(finished.status.state, "finished");
