@@ -19,7 +19,7 @@ export type RunState = "running" | "finished" | "interrupted" | "not started" | 
 
 export interface RunStatus {
   state: RunState;
-  /** The last logged step, and the run's total when known (pair log header, checkpoint or train_results.json). */
+  /** The last logged step, and the run's total when known (pair log header, checkpoint, or the finished run's trainer_state.json). */
   step: number;
   totalSteps: number | null;
   etaSeconds: number | null;
@@ -103,23 +103,24 @@ export class RunReader {
     const newPairs = this.#readPairs();
     const reset = this.#metrics.restarted || this.#pairs.restarted;
     const status = this.status();
-    const problems = this.problems();
+    const problems = this.problems(status);
     const seen = JSON.stringify([{ ...status, etaSeconds: null }, problems]);
     const changed = seen !== this.#lastSeen;
     this.#lastSeen = seen;
-    if (reset) return this.snapshot();
-    return newRows.length || newPairs.length || changed ? this.#update(false, newRows, newPairs, status) : null;
+    if (reset) return this.#update(true, this.rows, this.pairRows, status, problems);
+    return newRows.length || newPairs.length || changed ? this.#update(false, newRows, newPairs, status, problems) : null;
   }
 
   /** Everything read so far, as one update that replaces the client's copy. */
   snapshot(): RunUpdate {
-    return this.#update(true, this.rows, this.pairRows, this.status());
+    const status = this.status();
+    return this.#update(true, this.rows, this.pairRows, status, this.problems(status));
   }
 
   #lastSeen = "";
 
-  #update(reset: boolean, rows: MetricRow[], pairRows: PairLogRow[], status: RunStatus): RunUpdate {
-    return { run: this.index, name: this.name, reset, rows, pairHeader: this.pairHeader, pairRows, status, problems: this.problems() };
+  #update(reset: boolean, rows: MetricRow[], pairRows: PairLogRow[], status: RunStatus, problems: string[]): RunUpdate {
+    return { run: this.index, name: this.name, reset, rows, pairHeader: this.pairHeader, pairRows, status, problems };
   }
 
   #readMetrics(): MetricRow[] {
@@ -167,11 +168,11 @@ export class RunReader {
     return out;
   }
 
-  /** What the page should say is missing or wrong. */
-  problems(): string[] {
+  /** What the page should say is missing or wrong (`status`: this poll's, read once). */
+  problems(status: RunStatus = this.status()): string[] {
     if (!existsSync(this.dir)) return [`${this.dir} does not exist`];
     const out: string[] = [];
-    if (this.status().state === "not a run") {
+    if (status.state === "not a run") {
       out.push(`${this.dir} is not a training run: it has no ${METRICS_FILE}, ${LOCK_FILE} or checkpoint-* (pass an output_dir of omni-dpo train)`);
       return out;
     }
