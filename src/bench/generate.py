@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from measure import measure  # noqa: E402
+from hf_blocks import rms_norm as hf_rms_norm, rotate_half  # noqa: E402
 
 cfg = json.load(sys.stdin)
 torch.set_num_threads(cfg["threads"])
@@ -38,13 +39,7 @@ inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float3
 
 
 def rms_norm(x, weight):
-    variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
-    return weight * (x * torch.rsqrt(variance + EPS)).to(x.dtype)
-
-
-def rotate_half(x):
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
-    return torch.cat((-x2, x1), dim=-1)
+    return hf_rms_norm(x, weight, EPS)
 
 
 def attention(q, k, v, causal):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_common import attention, omni_dpo_loss, run_and_report  # noqa: E402
+from hf_blocks import rms_norm as hf_rms_norm, rotate_half  # noqa: E402
 from torch.utils.checkpoint import checkpoint
 
 cfg = json.load(sys.stdin)
@@ -49,13 +50,7 @@ def init_params():
 
 
 def rms_norm(x, weight):
-    variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
-    return weight * (x * torch.rsqrt(variance + EPS)).to(x.dtype)
-
-
-def rotate_half(x):
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
-    return torch.cat((-x2, x1), dim=-1)
+    return hf_rms_norm(x, weight, EPS)
 
 
 inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
