@@ -1,5 +1,5 @@
 // `omni-dpo bench train`: one Omni-DPO training step beside the same step written in PyTorch
-// (Python) in the same run, in two cases.
+// (Python) in the same run, in three cases.
 //
 // gpt2: a GPT-2-small-shaped (124M) random model, the step written alike on both sides
 // (src/bench/train.py), full logits on both. The step, on both sides: the policy's forward over the concatenated batch (chosen rows, then
