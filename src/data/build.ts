@@ -109,11 +109,14 @@ export interface BuildStats {
   scoreScale: number;
 }
 
+/** Every prompt's K sampled responses, scored, on the scale pairs are built on (see scoreScale). */
+export interface ScoredSamples { prompts: string[]; scored: Scored[][]; scoreScale: number; correctShare: number }
+
 /**
- * Samples, scores and pairs responses for every prompt. All samples are scored before any pair
- * is made, so the score scale is decided from the whole set, as the reference does.
+ * Samples K responses per prompt from the policy and scores them all. All samples are scored
+ * before any pair is made, so the score scale is decided from the whole set, as the reference does.
  */
-export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
+export async function sampleAndScore(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<ScoredSamples> {
   const k = options.samples ?? 5;
   const batchSize = options.batchSize ?? 16;
   const random = rng(options.seed ?? 0);
@@ -140,19 +143,34 @@ export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts:
   }
   const all = scoredByPrompt.flat();
   const scale = scoreScale(all.map((s) => s.score));
+  return {
+    prompts, scoreScale: scale, correctShare: all.length ? all.filter((s) => s.correct).length / all.length : 0,
+    scored: scale === 1 ? scoredByPrompt : scoredByPrompt.map((xs) => xs.map((s) => ({ ...s, score: s.score * scale }))),
+  };
+}
+
+/** Binarises scored samples with the reference's math rules (see binarize); `seed` drives the random strategies. */
+export function pairsFromSamples(samples: ScoredSamples, options: BuildOptions = {}): { pairs: Pair[]; stats: BuildStats } {
+  // The random strategies' own stream (offset from the sampling stream's seed, so the two do not
+  // echo each other): binarising the same samples twice picks the same pairs.
+  const random = rng((options.seed ?? 0) + 1_000_003);
   const stats: BuildStats = {
-    prompts: prompts.length, responses: all.length, identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
-    correctShare: all.length ? all.filter((s) => s.correct).length / all.length : 0, scoreScale: scale,
+    prompts: samples.prompts.length, responses: samples.scored.reduce((n, xs) => n + xs.length, 0), identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
+    correctShare: samples.correctShare, scoreScale: samples.scoreScale,
   };
   const pairs: Pair[] = [];
-  scoredByPrompt.forEach((scored, i) => {
-    if (scale !== 1) scored = scored.map((s) => ({ ...s, score: s.score * scale }));
+  samples.scored.forEach((scored, i) => {
     if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }
-    const pair = binarize(prompts[i], scored, options, random);
+    const pair = binarize(samples.prompts[i], scored, options, random);
     if (!pair) { stats.noPair++; return; }
     if (pairs.length < (options.maxPairs ?? 10_000)) pairs.push(pair);
     else stats.overCap++;
   });
   stats.pairs = pairs.length;
   return { pairs, stats };
+}
+
+/** Samples, scores and pairs responses for every prompt (sampleAndScore, then pairsFromSamples). */
+export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
+  return pairsFromSamples(await sampleAndScore(model, tokenizer, prompts, scorer, options), options);
 }

@@ -1,39 +1,51 @@
-// The embedded demo: the reference's mathematical-reasoning pipeline in miniature.
-//   1. a small Llama-style model SFT-trained on worked arithmetic solutions (shipped in
-//      assets/arith-sft, reproducible with `omni-dpo demo sft`);
-//   2. on-policy pairs: K samples per prompt at T = 0.8, scored by the verifier (final answer)
-//      and a noisy process judge (steps), binarised as the reference does;
-//   3. DPO, SimPO and Omni-DPO (optionally its ablations) trained from the same start on the
-//      same pairs, over several seeds, hyperparameters chosen on a validation split;
-//   4. greedy accuracy on held-out problems and pairwise accuracy on held-out pairs.
+// The embedded demo: the paper's two data pipelines in miniature, as an experiment a reviewer
+// would accept.
+//   1. the start: a small Llama-style model SFT-trained on worked arithmetic solutions (shipped
+//      in assets/arith-sft, reproducible with `omni-dpo demo sft`), right about half the time;
+//   2. on-policy pairs: K samples per prompt at T = 0.8, scored by a verifier (final answer) and
+//      a noisy process judge (steps), binarised by the math pipeline's rules and by the text
+//      pipeline's (the judge alone; src/demo/pipelines.ts), once per pair-building seed;
+//   3. RFT (SFT on the chosen answers), DPO, SimPO and Omni-DPO (optionally its ablations) from
+//      the same start, each at the learning rate its validation accuracy picks, over training
+//      seeds x pair seeds, and again at 2x and 4x the learning rate DPO picked;
+//   4. greedy accuracy on held-out problems, paired differences with 95% intervals
+//      (src/demo/statistics.ts).
+// Every run is a job for a pool of worker processes (src/demo/runs.ts), one per core.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { createModel, loadModel, saveModel } from "../models/auto.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { generate } from "../models/generate.js";
 import type { Tokenizer } from "../text/index.js";
 import {
-  arithScorer, arithTokenizer, formatPrompt, generateProblems, verify, workedSolution, writeArithTokenizer,
-  type ArithProblem, type DifficultyName,
+  arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
-import { buildPairs, type Pair } from "../data/build.js";
+import type { Pair } from "../data/build.js";
+import { pairLogps } from "../eval/pairwise.js";
+import { MetricsSink, type MetricRow } from "../train/metrics.js";
+import { greedyCorrect } from "./evaluate.js";
+import { labelQuality, pipelinePairs, PIPELINES, type LabelQuality, type PipelineName } from "./pipelines.js";
+import { JobPool, type TrainJob } from "./runs.js";
+import { average, pairedDifference, spread, verdict, type PairedDifference, type Spread } from "./statistics.js";
+
 import { tokenizePair, TOKENIZE_DEFAULTS } from "../data/tokenize.js";
-import { evaluatePairs, pairLogps } from "../eval/pairwise.js";
 import { objectiveFromConfig } from "../objectives/index.js";
-import { loadTrainConfig } from "../train/config.js";
 import { sftTrain } from "../train/sft.js";
-import { train } from "../train/trainer.js";
-import { MetricsSink } from "../train/metrics.js";
 import { packageRoot } from "../util/package-root.js";
 import { writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
-import type { DemoResult, MethodResult, Spread } from "../report/demo-report.js";
 
-export type { DemoResult, MethodResult, Spread };
+export { greedyAccuracy, greedyCorrect } from "./evaluate.js";
+export { spread, type Spread } from "./statistics.js";
 
-/** How the shipped SFT checkpoint was made; `omni-dpo demo sft` repeats it. */
+/**
+ * How the shipped SFT checkpoint was made; `omni-dpo demo sft` repeats it. The cosine schedule
+ * spans `steps` but the checkpoint is taken at `saveAtStep`: a policy that is right about half
+ * the time when sampling, with systematic errors left for preference learning to fix (a fully
+ * trained one is ~97% right and leaves no room; the old 600-step medium one was right 8% of the
+ * time when sampling, so its chosen answers were rare lucky samples).
+ */
 export const SFT_RECIPE = {
-  difficulty: "medium" as DifficultyName, problems: 4000, problemSeed: 1, steps: 600, batchSize: 64, learningRate: 3e-3, seed: 0,
+  difficulty: "hard" as DifficultyName, problems: 20_000, problemSeed: 1, steps: 1500, saveAtStep: 800, batchSize: 64, learningRate: 3e-3, seed: 0,
   model: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4 },
 };
 
@@ -45,7 +57,7 @@ function singleThreadForTinyModels(): void {
 export function shippedSftDir(): string { return join(packageRoot(), "assets", "arith-sft"); }
 
 /** Trains the demo's starting policy on worked solutions and saves it (model + tokenizer) to `dir`. */
-export function trainSftModel(dir: string, onStep?: (step: number, total: number, loss: number) => void): { seconds: number; finalLoss: number } {
+export function trainSftModel(dir: string, onStep?: (step: number, total: number, loss: number) => void, saveAtStep: number = SFT_RECIPE.saveAtStep): { seconds: number; finalLoss: number } {
   const start = Date.now();
   singleThreadForTinyModels();
   const tokenizer = arithTokenizer();
@@ -57,118 +69,159 @@ export function trainSftModel(dir: string, onStep?: (step: number, total: number
   });
   const problems = generateProblems(SFT_RECIPE.problems, { difficulty: SFT_RECIPE.difficulty, seed: SFT_RECIPE.problemSeed });
   const losses = sftTrain(model, tokenizer, problems.map((p) => ({ prompt: formatPrompt(p), completion: workedSolution(p) })), {
-    maxSteps: SFT_RECIPE.steps, batchSize: SFT_RECIPE.batchSize, learningRate: SFT_RECIPE.learningRate, seed: SFT_RECIPE.seed, onStep,
+    maxSteps: SFT_RECIPE.steps, stopAtStep: saveAtStep, batchSize: SFT_RECIPE.batchSize, learningRate: SFT_RECIPE.learningRate, seed: SFT_RECIPE.seed, onStep,
   });
   mkdirSync(dir, { recursive: true });
   saveModel(model, dir);
   writeArithTokenizer(dir);
-  writeJsonAtomic(join(dir, "sft_recipe.json"), { ...SFT_RECIPE, command: "omni-dpo demo sft --out DIR", finalLoss: losses[losses.length - 1] });
+  writeJsonAtomic(join(dir, "sft_recipe.json"), { ...SFT_RECIPE, saveAtStep, command: `omni-dpo demo sft --out DIR --save-at-step ${saveAtStep}`, finalLoss: losses[losses.length - 1] });
   model.dispose();
   return { seconds: (Date.now() - start) / 1000, finalLoss: losses[losses.length - 1] };
 }
 
-export interface MethodSpec { name: string; label: string; config: Record<string, unknown> }
 
-/** The methods compared, with the reference's defaults; TUNING_GRID below picks the learning rate. */
+export interface MethodSpec {
+  name: string; label: string;
+  /** The recipe keys that make the method, with the reference's defaults. */
+  config: Record<string, unknown>;
+  /** Learning rates tried on the validation split. */
+  grid: readonly number[];
+}
+
+/**
+ * Learning rates each kind of method tries on validation. Measured on the shipped start (1024
+ * prompts, 2 epochs, batch 32): the preference losses peak near 2e-5 and fall apart from 8e-5,
+ * RFT is flat from 4e-5 to 1.6e-4.
+ */
+export const PREFERENCE_GRID = [1e-5, 2e-5, 4e-5] as const;
+export const RFT_GRID = [1e-5, 4e-5, 1.6e-4] as const;
+/** The robustness sweep: every method at these multiples of the learning rate DPO picked. */
+export const LR_MULTIPLES = [2, 4] as const;
+
+/** The methods compared: the simple baseline, DPO, SimPO and Omni-DPO (with the Math recipe's settings). */
 export function methodSpecs(ablations: boolean): MethodSpec[] {
   const omni = { pref_loss: "uni_dpo", uni_dpo_qual_eta: 0.7, uni_dpo_tau_ref: 2.0, uni_dpo_perf_gamma: 3.0, uni_dpo_nll_lambda: 0.2, uni_dpo_tau_good: 8.0 };
   const specs: MethodSpec[] = [
-    { name: "dpo", label: "DPO", config: { loss_type: "sigmoid" } },
-    { name: "simpo", label: "SimPO", config: { pref_loss: "simpo", loss_type: "sigmoid", gamma_beta_ratio: 0.25 } },
-    { name: "omni_dpo", label: "Omni-DPO", config: omni },
+    // Rejection-sampling fine-tuning: next-token NLL of the chosen answers only (TRL's `sft` loss type).
+    { name: "rft", label: "RFT", config: { loss_type: "sft" }, grid: RFT_GRID },
+    { name: "dpo", label: "DPO", config: { loss_type: "sigmoid" }, grid: PREFERENCE_GRID },
+    { name: "simpo", label: "SimPO", config: { pref_loss: "simpo", loss_type: "sigmoid", gamma_beta_ratio: 0.25 }, grid: PREFERENCE_GRID },
+    { name: "omni_dpo", label: "Omni-DPO", config: omni, grid: PREFERENCE_GRID },
   ];
   if (ablations) {
     specs.push(
-      { name: "omni_dpo_no_qual", label: "Omni-DPO w/o w_qual", config: { ...omni, uni_dpo_use_qual_weight: false } },
-      { name: "omni_dpo_no_perf", label: "Omni-DPO w/o w_perf", config: { ...omni, uni_dpo_use_perf_weight: false } },
-      { name: "omni_dpo_no_nll", label: "Omni-DPO w/o c-NLL", config: { ...omni, uni_dpo_nll_lambda: 0 } },
+      { name: "omni_dpo_no_qual", label: "Omni-DPO w/o w_qual", config: { ...omni, uni_dpo_use_qual_weight: false }, grid: PREFERENCE_GRID },
+      { name: "omni_dpo_no_perf", label: "Omni-DPO w/o w_perf", config: { ...omni, uni_dpo_use_perf_weight: false }, grid: PREFERENCE_GRID },
+      { name: "omni_dpo_no_nll", label: "Omni-DPO w/o c-NLL", config: { ...omni, uni_dpo_nll_lambda: 0 }, grid: PREFERENCE_GRID },
     );
   }
   return specs;
 }
 
-/** One grid point: the learning rate and beta a method trains with. */
-export type Hyperparameters = MethodResult["hyperparameters"];
+/** The recipe keys every run shares (one place, so all methods train alike). */
+const BASE_RECIPE = {
+  max_length: 128, max_prompt_length: 32, beta: 2.0, lr_scheduler_type: "cosine", warmup_ratio: 0.1, num_train_epochs: 2,
+  per_device_train_batch_size: 32, precompute_ref_log_probs: true, weight_decay: 0, logging_steps: 2, save_strategy: "no", report_to: "none",
+  overwrite_output_dir: true,
+} as const;
 
-/**
- * Hyperparameters tried for every method on the validation split; without tuning, the first.
- * Measured while building the demo (README, "The demo"): with this model every method loses
- * held-out accuracy from lr 3e-5 up, so the grid spans the learning rate at the reference's beta.
- */
-export const TUNING_GRID: readonly Hyperparameters[] = [3e-6, 1e-5, 3e-5].map((learning_rate) => ({ learning_rate, beta: 2.0 }));
+export interface DemoSizes { train: number; val: number; test: number }
+/** Problems per set: pair-building prompts, validation (learning-rate choice) and held-out (the result). */
+export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = { full: { train: 1024, val: 300, test: 600 }, quick: { train: 512, val: 200, test: 400 } };
+/** Training seeds x pair-building seeds of the reported runs. */
+export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number }> = { full: { train: 2, pair: 3 }, quick: { train: 1, pair: 2 } };
 
 export interface DemoOptions {
+  /** Which of the paper's pipelines build the pairs (default both). */
+  pipeline?: PipelineName | "both";
   quick?: boolean;
+  /** Base seed: the problem sets, and the first training and pair seed (default 0). */
   seed?: number;
-  /** Training seeds per method (default 3, quick 2). */
-  seeds?: number;
+  trainSeeds?: number;
+  pairSeeds?: number;
   ablations?: boolean;
-  /** Tune lr and beta on the validation split (default: on, off with quick). */
-  tune?: boolean;
+  /** Worker processes (default: one per core). */
+  jobs?: number;
   outDir: string;
+  /** The process judge's noise, in score points (default 1.5). */
   judgeNoise?: number;
-  /** Replaces the methods compared (default: methodSpecs(ablations)). */
-  methods?: MethodSpec[];
-  /** Replaces the tuning grid (every method); for experiments. */
-  grid?: Hyperparameters[];
-  /** Training epochs over the pairs (default 3, quick 2). */
-  epochs?: number;
   /** The starting policy (default: the shipped assets/arith-sft, trained on the spot if absent). */
   sftDir?: string;
-  /** Prompts used to build training pairs (default 1536, quick 512). */
-  trainPrompts?: number;
+  /** Replaces the methods compared (default: methodSpecs(ablations)). */
+  methods?: MethodSpec[];
   /** Overrides the problem-set sizes (tests use tiny ones). */
-  sizes?: Partial<{ train: number; val: number; test: number; testPairs: number }>;
+  sizes?: Partial<DemoSizes>;
   onStatus?: (message: string) => void;
   onProgress?: (label: string, done: number, total: number) => void;
 }
 
-export function spread(runs: number[]): Spread {
-  const mean = runs.reduce((a, b) => a + b, 0) / Math.max(runs.length, 1);
-  const std = runs.length > 1 ? Math.sqrt(runs.reduce((a, b) => a + (b - mean) ** 2, 0) / (runs.length - 1)) : 0;
-  return { mean, std, runs };
+/** One reported run: its seeds and held-out accuracy. */
+export interface Cell { train_seed: number; pair_seed: number; accuracy: number }
+
+export interface MethodResult {
+  name: string; label: string;
+  learning_rate: number;
+  /** Validation accuracy of every learning rate tried (the tuning runs). */
+  validation: { learning_rate: number; accuracy: number }[];
+  heldout_accuracy: Spread;
+  cells: Cell[];
+  /** The reported runs' output_dir and metrics (training seed 0's, per pair seed), for the report's curves. */
+  curves: { name: string; dir: string; rows: MetricRow[] }[];
 }
 
-/** Greedy accuracy of `model` on problems: generate, then verify the final answer. */
-export function greedyAccuracy(model: CausalLM, tokenizer: Tokenizer, problems: ArithProblem[]): number {
-  let correct = 0;
-  for (let i = 0; i < problems.length; i += 128) {
-    const chunk = problems.slice(i, i + 128);
-    const out = generate(model, chunk.map((p) => tokenizer.encode(formatPrompt(p))), {
-      maxNewTokens: 64, eosTokenIds: [tokenizer.eosTokenId!], padTokenId: tokenizer.padTokenId,
-    });
-    out.tokens.forEach((t, j) => { if (verify(chunk[j], tokenizer.decode(t, { skipSpecialTokens: true }))) correct++; });
-  }
-  return correct / Math.max(problems.length, 1);
+export interface Comparison extends PairedDifference { a: string; b: string; verdict: ReturnType<typeof verdict> }
+
+export interface SweepPoint { name: string; learning_rate: number; lr_multiple: number; heldout_accuracy: Spread }
+
+export interface PipelineResult {
+  name: PipelineName;
+  sft_accuracy: Spread;
+  methods: MethodResult[];
+  /** Every method against DPO, and every method against the start. */
+  comparisons: Comparison[];
+  lr_sweep: SweepPoint[];
+  /** Per pair seed: the pairs built and how often their labels are wrong. */
+  data: { pair_seed: number; pairs: number; prompts: number; identical_dropped: number; no_pair: number; correct_share: number; labels: LabelQuality }[];
+  /** Per training pair of the first pair seed: w_qual and the starting policy's w_perf (the paper's decoupling view). */
+  weights: { w_qual: number; w_perf: number; correct_rejected: boolean; correct_chosen: boolean }[];
+}
+
+export interface DemoResult {
+  pipelines: PipelineResult[];
+  settings: Record<string, unknown>;
+  wall_seconds: number;
+  outDir: string;
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const start = Date.now();
-  const quick = options.quick ?? false;
+  const mode = options.quick ? "quick" : "full";
   const seed = options.seed ?? 0;
-  const seeds = options.seeds ?? (quick ? 2 : 3);
-  const tune = options.tune ?? !quick;
+  const sizes = { ...DEMO_SIZES[mode], ...options.sizes };
+  const trainSeeds = range(options.trainSeeds ?? DEMO_SEEDS[mode].train, seed);
+  const pairSeeds = range(options.pairSeeds ?? DEMO_SEEDS[mode].pair, seed);
+  // The tuning runs' training seed: none of the reported runs uses it, so the runs a learning
+  // rate is chosen on are not the runs it is judged by.
+  const tuneSeed = seed + 1000;
+  const pipelines = options.pipeline === undefined || options.pipeline === "both" ? [...PIPELINES] : [options.pipeline];
+  const specs = options.methods ?? methodSpecs(options.ablations ?? false);
+  if (!specs.some((m) => m.name === "dpo")) throw new Error("the demo compares every method with DPO: the methods must include 'dpo'");
   const status = options.onStatus ?? (() => {});
   const out = options.outDir;
   rmSync(join(out, "runs"), { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
+  mkdirSync(join(out, "runs"), { recursive: true });
   singleThreadForTinyModels();
 
   // 1. The starting policy.
   let sftDir = options.sftDir ?? shippedSftDir();
   if (!existsSync(join(sftDir, "model.safetensors"))) {
     sftDir = join(out, "sft");
-    status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.steps} steps)`);
+    status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.saveAtStep} steps)`);
     trainSftModel(sftDir, (s, t) => options.onProgress?.("SFT", s, t));
   }
   const tokenizer = arithTokenizer();
-  const sft = loadModel(sftDir);
 
-  // 2. Problems: pair-building, validation and held-out sets never overlap.
-  const sizes = quick ? { train: 512, val: 0, test: 200, testPairs: 96 } : { train: 1536, val: 160, test: 400, testPairs: 160 };
-  if (options.trainPrompts) sizes.train = options.trainPrompts;
-  Object.assign(sizes, options.sizes ?? {});
-  if (options.grid && tune && !sizes.val) sizes.val = 160;
+  // 2. Problems: the SFT set, pair-building, validation and held-out sets never overlap.
   const difficulty = SFT_RECIPE.difficulty;
   const used = new Set(generateProblems(SFT_RECIPE.problems, { difficulty, seed: SFT_RECIPE.problemSeed }).map(formatPrompt));
   const take = (n: number, s: number) => {
@@ -176,99 +229,147 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     for (const p of ps) used.add(formatPrompt(p));
     return ps;
   };
-  const trainProblems = take(sizes.train, 1000 + seed);
-  const valProblems = sizes.val ? take(sizes.val, 2000 + seed) : [];
+  const trainPrompts = take(sizes.train, 1000 + seed).map(formatPrompt);
+  const valProblems = take(sizes.val, 2000 + seed);
   const testProblems = take(sizes.test, 3000 + seed);
-  const testPairProblems = take(sizes.testPairs, 4000 + seed);
 
-  status("measuring the SFT model");
-  const sftAccuracy = greedyAccuracy(sft, tokenizer, testProblems);
-
-  // 3. On-policy pairs, scored by the verifier and the noisy process judge.
   const judgeNoise = options.judgeNoise ?? 1.5;
-  const settings = { difficulty, samples: 8, temperature: 0.8, judge_noise: judgeNoise, judge_aggregate: "mean", chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 };
-  const scorer = arithScorer({ noise: judgeNoise, seed });
-  const build = async (problems: ArithProblem[], label: string, s: number) => buildPairs(sft, tokenizer, problems.map(formatPrompt), scorer, {
-    samples: settings.samples, temperature: settings.temperature, maxNewTokens: 64, chosen: "highest", rejected: "lowest",
-    margin: settings.margin, minChosenScore: settings.min_chosen_score, seed: s, onProgress: (d, t) => options.onProgress?.(`sampling (${label})`, d, t),
-  });
-  status(`building pairs: ${settings.samples} samples per prompt at T=${settings.temperature}, judge noise ${judgeNoise}`);
-  const trainData = await build(trainProblems, "train", seed);
-  const testData = await build(testPairProblems, "held-out", seed + 1);
-  if (trainData.pairs.length < 8) throw new Error(`only ${trainData.pairs.length} training pairs were built; the SFT model is too strong or too weak for this setup`);
-  const pairsFile = join(out, "pairs.jsonl");
-  const testPairsFile = join(out, "heldout_pairs.jsonl");
-  writeJsonLinesAtomic(pairsFile, trainData.pairs);
-  writeJsonLinesAtomic(testPairsFile, testData.pairs);
-  const tokenizeOptions = { ...TOKENIZE_DEFAULTS, maxLength: 128, maxPromptLength: 32 };
-  const testPairs = testData.pairs.map((p) => tokenizePair(p, tokenizer, tokenizeOptions));
-  const pad = tokenizer.padTokenId!;
-  const sftPairwise = evaluatePairs(sft, testPairs, { padTokenId: pad, reference: null }).accuracy;
-  const weights = decouplingView(sft, tokenizer, trainData.pairs, tokenizeOptions);
-  sft.dispose();
+  const sampling = { samples: 8, temperature: 0.8 };
+  const plannedRuns = pipelines.length * specs.reduce((n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length, 0);
+  const totalJobs = pairSeeds.length + plannedRuns;
+  status(`${pipelines.join(" and ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods, ${trainSeeds.length} training x ${pairSeeds.length} pair seeds, ` +
+    `${sizes.train} prompts x ${sampling.samples} samples, ${sizes.val} validation and ${sizes.test} held-out problems; up to ${plannedRuns} training runs`);
+  let finished = 0;
+  const tick = () => options.onProgress?.("demo runs", ++finished, totalJobs);
+  const pool = new JobPool(options.jobs);
+  try {
+    // 3. Samples once per pair seed; each pipeline binarises them its own way.
+    const samples = new Map(pairSeeds.map((p) => [p, pool.run({
+      kind: "sample", id: `sample/${p}`, sftDir, prompts: trainPrompts, ...sampling, judgeNoise, seed: p,
+    }).then((s) => { tick(); return s; })]));
+    const pairSets = new Map<string, Promise<{ file: string; pairs: Pair[]; stats: import("../data/build.js").BuildStats }>>();
+    const pairSet = (pipeline: PipelineName, p: number) => {
+      const key = `${pipeline}/${p}`;
+      if (!pairSets.has(key)) pairSets.set(key, samples.get(p)!.then((s) => {
+        const built = pipelinePairs(pipeline, s, p);
+        if (built.pairs.length < 8) throw new Error(`${pipeline} pipeline, pair seed ${p}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`);
+        const file = join(out, `pairs-${pipeline}-seed${p}.jsonl`);
+        writeJsonLinesAtomic(file, built.pairs);
+        return { file, ...built };
+      }));
+      return pairSets.get(key)!;
+    };
 
-  // 4. Train each method from the same start on the same pairs.
-  const specs = options.methods ?? methodSpecs(options.ablations ?? false);
-  const base = {
-    model_name_or_path: sftDir, dataset_mixer: { [pairsFile]: 1.0 }, max_length: 128, max_prompt_length: 32,
-    lr_scheduler_type: "cosine", warmup_ratio: 0.1, num_train_epochs: options.epochs ?? (quick ? 2 : 3), per_device_train_batch_size: 16,
-    per_device_eval_batch_size: 32, logging_steps: 2, save_strategy: "no", weight_decay: 0, report_to: "none",
-    // The report's per-pair view: a small sample at a few points of each run (each log is a forward over the sample).
-    pair_log_samples: 64, pair_logging_steps: 0.2,
-  };
-  const runOne = async (spec: MethodSpec, hp: Hyperparameters, runSeed: number, dir: string) => {
-    const { config } = loadTrainConfig({ ...base, ...spec.config, ...hp, seed: runSeed, output_dir: dir, overwrite_output_dir: true });
-    await train(config, { onProgress: (s, t) => options.onProgress?.(`${spec.label} seed ${runSeed}`, s, t) });
-    return loadModel(dir);
-  };
-  const results: MethodResult[] = [];
-  for (const spec of specs) {
-    const candidates = options.grid ?? TUNING_GRID;
-    let best = candidates[0];
-    let bestVal: number | null = null;
-    if (tune && valProblems.length) {
-      for (const hp of candidates) {
-        status(`tuning ${spec.label}: lr ${hp.learning_rate}, beta ${hp.beta}`);
-        const model = await runOne(spec, hp, seed, join(out, "runs", `${spec.name}-tune`));
-        const acc = greedyAccuracy(model, tokenizer, valProblems);
-        model.dispose();
-        if (bestVal === null || acc > bestVal) { bestVal = acc; best = hp; }
-      }
-      rmSync(join(out, "runs", `${spec.name}-tune`), { recursive: true, force: true });
-    }
-    const heldout: number[] = [];
-    const pairwise: number[] = [];
-    const curves: MethodResult["curves"] = [];
-    for (let s = 0; s < seeds; s++) {
-      status(`training ${spec.label} (lr ${best.learning_rate}, beta ${best.beta}), seed ${seed + s}`);
-      const dir = join(out, "runs", `${spec.name}-seed${seed + s}`);
-      const model = await runOne(spec, best, seed + s, dir);
-      heldout.push(greedyAccuracy(model, tokenizer, testProblems));
-      pairwise.push(evaluatePairs(model, testPairs, { padTokenId: pad, reference: null }).accuracy);
-      curves.push({ seed: seed + s, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) });
-      model.dispose();
-    }
-    results.push({ name: spec.name, label: spec.label, hyperparameters: best, heldout_accuracy: spread(heldout), pairwise_accuracy: spread(pairwise), validation_accuracy: bestVal, curves });
+    // 4. Runs, deduplicated: a sweep point that is also a reported run is trained once.
+    const runs = new Map<string, Promise<number[]>>();
+    const run = (pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, p: number, problems: ArithProblem[], keepLogs: boolean) => {
+      const id = `${pipeline}/${spec.name}/lr${lr}/t${trainSeed}/p${p}`;
+      if (!runs.has(id)) runs.set(id, pairSet(pipeline, p).then(async ({ file }) => {
+        const dir = join(out, "runs", id.replaceAll("/", "-"));
+        const job: TrainJob = {
+          kind: "train", id, evaluate: problems, keepLogs,
+          recipe: {
+            ...BASE_RECIPE, ...spec.config, model_name_or_path: sftDir, dataset_mixer: { [file]: 1.0 }, learning_rate: lr, seed: trainSeed, output_dir: dir,
+            // The report's per-pair view, for the runs it shows.
+            pair_log_samples: keepLogs ? 64 : 0, pair_logging_steps: 0.25,
+          },
+        };
+        const r = await pool.run(job);
+        tick();
+        return r.correct;
+      }));
+      return runs.get(id)!;
+    };
+    const dirOf = (pipeline: PipelineName, spec: MethodSpec, lr: number, t: number, p: number) => join(out, "runs", `${pipeline}-${spec.name}-lr${lr}-t${t}-p${p}`);
+
+    const sftCorrect = (() => { const sft = loadModel(sftDir); try { return greedyCorrect(sft, tokenizer, testProblems); } finally { sft.dispose(); } })();
+    const perPipeline = pipelines.map(async (pipeline): Promise<PipelineResult> => {
+      // Learning rate per method: the best validation accuracy of the tuning runs (first pair seed).
+      const tuned = new Map(specs.map((spec) => [spec.name, Promise.all(spec.grid.map((lr) => run(pipeline, spec, lr, tuneSeed, pairSeeds[0], valProblems, false)))
+        .then((corrects) => {
+          const validation = spec.grid.map((learning_rate, i) => ({ learning_rate, accuracy: average(corrects[i]) }));
+          return { validation, lr: validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate };
+        })]));
+      const methods = await Promise.all(specs.map(async (spec) => {
+        const { validation, lr } = await tuned.get(spec.name)!;
+        const cells = trainSeeds.flatMap((t) => pairSeeds.map((p) => ({ t, p })));
+        const corrects = await Promise.all(cells.map(({ t, p }) => run(pipeline, spec, lr, t, p, testProblems, true)));
+        return { spec, lr, validation, cells, corrects };
+      }));
+      const dpoLr = (await tuned.get("dpo")!).lr;
+      // The sweep: every method at its own rate and at 2x and 4x DPO's, on training seed 0 over every pair seed.
+      const lr_sweep = await Promise.all(methods.flatMap((m) => [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)]
+        .filter((lr, i, all) => all.indexOf(lr) === i)
+        .map(async (lr): Promise<SweepPoint> => {
+          const corrects = await Promise.all(pairSeeds.map((p) => run(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)));
+          return { name: m.spec.name, learning_rate: lr, lr_multiple: lr / dpoLr, heldout_accuracy: spread(corrects.map(average)) };
+        })));
+      const dpo = methods.find((m) => m.spec.name === "dpo")!;
+      const comparisons: Comparison[] = [];
+      const compare = (a: string, b: string, ca: number[][], cb: number[][]) => {
+        const d = pairedDifference(ca, cb);
+        comparisons.push({ a, b, ...d, verdict: verdict(d) });
+      };
+      for (const m of methods) if (m !== dpo) compare(m.spec.name, "dpo", m.corrects, dpo.corrects);
+      for (const m of methods) compare(m.spec.name, "sft", m.corrects, m.corrects.map(() => sftCorrect));
+      const data = await Promise.all(pairSeeds.map(async (p) => {
+        const { pairs, stats } = await pairSet(pipeline, p);
+        return {
+          pair_seed: p, pairs: stats.pairs, prompts: stats.prompts, identical_dropped: stats.identicalDropped, no_pair: stats.noPair,
+          correct_share: stats.correctShare, labels: labelQuality(pairs),
+        };
+      }));
+      return {
+        name: pipeline, sft_accuracy: spread([average(sftCorrect)]), comparisons, lr_sweep, data,
+        weights: decouplingView(sftDir, tokenizer, (await pairSet(pipeline, pairSeeds[0])).pairs),
+        methods: methods.map((m) => ({
+          name: m.spec.name, label: m.spec.label, learning_rate: m.lr, validation: m.validation,
+          heldout_accuracy: spread(m.corrects.map(average)),
+          cells: m.cells.map(({ t, p }, i) => ({ train_seed: t, pair_seed: p, accuracy: average(m.corrects[i]) })),
+          curves: pairSeeds.map((p) => {
+            const dir = dirOf(pipeline, m.spec, m.lr, trainSeeds[0], p);
+            return { name: `${pipeline}: ${m.spec.label} pair seed ${p}`, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) };
+          }),
+        })),
+      };
+    });
+    const results = await Promise.all(perPipeline);
+    return {
+      pipelines: results, outDir: out, wall_seconds: (Date.now() - start) / 1000,
+      settings: {
+        sft: sftDir, difficulty, sizes, train_seeds: trainSeeds, pair_seeds: pairSeeds, tune_seed: tuneSeed, judge_noise: judgeNoise, ...sampling,
+        math_rules: { chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 }, text_rules: "best vs worst judge score",
+        recipe: BASE_RECIPE, methods: Object.fromEntries(specs.map((m) => [m.name, { ...m.config, grid: m.grid }])), lr_multiples: LR_MULTIPLES,
+      },
+    };
+  } finally {
+    pool.close();
   }
-  return {
-    sft_accuracy: spread([sftAccuracy]), sft_pairwise_accuracy: sftPairwise, methods: results,
-    data: { train: trainData.stats, heldout: testData.stats, settings }, weights, wall_seconds: (Date.now() - start) / 1000, outDir: out,
-  };
+}
+
+function range(n: number, from: number): number[] {
+  return Array.from({ length: n }, (_, i) => from + i);
 }
 
 /**
  * w_qual = sigmoid(eta (S_w - S_l)) and the starting policy's w_perf = (1 - sigmoid(beta dpi - tau_ref))^gamma
- * for every training pair, with the demo's Omni-DPO settings (its method spec, at the grid's
- * beta): the paper's view that data quality and learning difficulty are different axes.
+ * for every training pair, with the demo's Omni-DPO settings: the paper's view that data quality
+ * and learning difficulty are different axes.
  */
-function decouplingView(model: CausalLM, tokenizer: Tokenizer, pairs: Pair[], options: typeof TOKENIZE_DEFAULTS): DemoResult["weights"] {
+function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[]): PipelineResult["weights"] {
   const omni = methodSpecs(false).find((m) => m.name === "omni_dpo")!;
-  const o = objectiveFromConfig({ ...omni.config, beta: TUNING_GRID[0].beta });
+  const o = objectiveFromConfig({ ...omni.config, beta: BASE_RECIPE.beta });
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-  const logps = pairLogps(model, pairs.map((p) => tokenizePair(p, tokenizer, options)), tokenizer.padTokenId!, true, 64);
-  return pairs.map((p, i) => ({
-    w_qual: sigmoid(o.qualEta * (p.score_chosen - p.score_rejected)),
-    w_perf: (1 - sigmoid(o.beta * (logps.chosen[i] - logps.rejected[i]) - o.tauRef)) ** o.perfGamma,
-    correct_rejected: p.rejected_correct,
-  }));
+  const model = loadModel(sftDir);
+  try {
+    const options = { ...TOKENIZE_DEFAULTS, maxLength: BASE_RECIPE.max_length, maxPromptLength: BASE_RECIPE.max_prompt_length };
+    const logps = pairLogps(model, pairs.map((p) => tokenizePair(p, tokenizer, options)), tokenizer.padTokenId!, true, 64);
+    return pairs.map((p, i) => ({
+      w_qual: sigmoid(o.qualEta * (p.score_chosen - p.score_rejected)),
+      w_perf: (1 - sigmoid(o.beta * (logps.chosen[i] - logps.rejected[i]) - o.tauRef)) ** o.perfGamma,
+      correct_rejected: p.rejected_correct, correct_chosen: p.chosen_correct,
+    }));
+  } finally {
+    model.dispose();
+  }
 }

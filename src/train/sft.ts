@@ -12,6 +12,8 @@ export interface SftExample { prompt: string; completion: string }
 export interface SftOptions {
   epochs?: number;
   maxSteps?: number;
+  /** Stop after this many steps while the schedule still spans maxSteps (a checkpoint taken mid-schedule). */
+  stopAtStep?: number;
   batchSize?: number;
   learningRate?: number;
   weightDecay?: number;
@@ -37,15 +39,16 @@ export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExa
   const rows = examples.map((e) => sftTokens(tokenizer, e));
   const perEpoch = Math.ceil(rows.length / batchSize);
   const total = options.maxSteps ?? perEpoch * (options.epochs ?? 1);
+  const stop = Math.min(total, options.stopAtStep ?? total);
   const weightDecay = options.weightDecay ?? 0.01;
   const optimizer = new torch.AdamW(decayGroups(model, weightDecay), { lr: options.learningRate ?? 3e-3, weightDecay });
   const scheduler = new torch.LRScheduler(optimizer, { type: "cosine", totalSteps: total, warmupRatio: options.warmupRatio ?? 0.05 });
   const losses: number[] = [];
   model.train();
   try {
-    for (let step = 0, epoch = 0; step < total; epoch++) {
+    for (let step = 0, epoch = 0; step < stop; epoch++) {
       const order = shuffled(rows.map((_, i) => i), (options.seed ?? 0) + epoch);
-      for (let b = 0; b < order.length && step < total; b += batchSize, step++) {
+      for (let b = 0; b < order.length && step < stop; b += batchSize, step++) {
         const batch = order.slice(b, b + batchSize).map((i) => rows[i]);
         const length = Math.max(...batch.map((r) => r.ids.length));
         const loss = torch.tidy(() => {
@@ -64,7 +67,7 @@ export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExa
         optimizer.zeroGrad();
         scheduler.step();
         losses.push(loss);
-        options.onStep?.(step + 1, total, loss);
+        options.onStep?.(step + 1, stop, loss);
       }
     }
   } finally {
