@@ -160,7 +160,7 @@ test("loadScorer loads a module exporting score() (named, default, async) and re
 
 // ---------------------------------------------------------------- buildPairs on the shipped model
 
-const PROMPTS = generateProblems(16, { difficulty: "medium", seed: 5 }).map(formatPrompt);
+const PROMPTS = generateProblems(16, { difficulty: "hard", seed: 5 }).map(formatPrompt);
 
 function checkPairs(pairs: Pair[], prompts: string[], margin: number): void {
   for (const p of pairs) {
@@ -208,7 +208,7 @@ test("buildPairs on the shipped SFT model: chosen verifies, scores obey the stra
 // a 0..1 scale and multiplied by 10, which would promote lucky answers to "highest".
 test("pairs built with the arithmetic scorer carry the judge's own 0..10 scores", async () => {
   const model = loadModel(SFT_DIR);
-  const prompts = generateProblems(128, { difficulty: "medium", seed: 1000 }).map(formatPrompt);
+  const prompts = generateProblems(128, { difficulty: "hard", seed: 1000 }).map(formatPrompt);
   const scorer = arithScorer({ noise: 1.5, seed: 0 });
   const { pairs } = await buildPairs(model, arithTokenizer(), prompts, scorer, { samples: 8, margin: 2, seed: 0 });
   model.dispose();

@@ -1,19 +1,21 @@
-// The embedded demo (src/demo/arith.ts, src/report/demo-report.ts, `omni-dpo demo`):
-//   - runDemo on its smallest settings completes; the HTML report has every section and its
-//     charts; results.json and demoJson(result) have the issue's shape;
-//   - `omni-dpo demo --quick --json` prints exactly one JSON object of that shape;
-//   - spread (mean, sample std) and greedyAccuracy against values computed here.
+// The embedded demo (src/demo/*, src/report/demo-report.ts, `omni-dpo demo`):
+//   - runDemo on tiny settings completes with both pipelines; every number it reports is the
+//     one its runs give (means of cells, paired differences, the sweep's points), the learning
+//     rate is the validation argmax, the report has every section and results.json is demoJson;
+//   - `omni-dpo demo --quick --pipeline math --json` prints one JSON object of the issue's shape,
+//     and on it preference learning beats the SFT start beyond noise;
+//   - greedyAccuracy against values computed here; bad flags are usage errors.
 //
-// The command-line test runs the real quick demo (about 15 s on a 2-core machine). Set
-// OMNI_DPO_SKIP_SLOW=1 to skip it on a slow or busy machine; it runs by default.
+// The command-line test runs the real quick demo's math pipeline (about 70 s on a 2-core
+// machine). Set OMNI_DPO_SKIP_SLOW=1 to skip it on a slow or busy machine; it runs by default.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
-import { greedyAccuracy, runDemo, spread } from "../../src/demo/arith.js";
-import { demoHtml, demoJson, demoTable, writeDemoReport, type DemoResult } from "../../src/report/demo-report.js";
+import { greedyAccuracy, methodSpecs, runDemo, spread, LR_MULTIPLES, type DemoResult, type MethodSpec } from "../../src/demo/arith.js";
+import { demoHtml, demoJson, demoSummary, writeDemoReport } from "../../src/report/demo-report.js";
 import { loadModel } from "../../src/models/auto.js";
 import { generate } from "../../src/models/generate.js";
 import { arithTokenizer, formatPrompt, generateProblems, verify } from "../../src/tasks/arith/index.js";
@@ -25,119 +27,120 @@ torch.setNumThreads(1);
 const ROOT = packageRoot();
 const SFT_DIR = join(ROOT, "assets", "arith-sft");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
-const METHODS = ["dpo", "simpo", "omni_dpo"];
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} != ${b}`);
-const isStat = (v: unknown): v is { mean: number; std: number } =>
-  typeof v === "object" && v !== null && typeof (v as { mean: unknown }).mean === "number" && typeof (v as { std: unknown }).std === "number";
 const inUnit = (x: number, what: string) => assert.ok(Number.isFinite(x) && x >= 0 && x <= 1, `${what} = ${x} is not in [0, 1]`);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/**
- * The issue's JSON: {"sft_accuracy": {mean, std}, "methods": [{"name", "heldout_accuracy": {mean, std, runs},
- * "pairwise_accuracy": {mean, std}}], "wall_seconds": N}, the three methods, accuracies in [0, 1], one run per seed.
- */
-function assertIssueShape(json: unknown, seeds: number): void {
-  const j = json as Record<string, unknown>;
-  assert.ok(isStat(j.sft_accuracy), "sft_accuracy: {mean, std}");
-  inUnit(j.sft_accuracy.mean, "sft_accuracy.mean");
-  assert.ok(j.sft_accuracy.std >= 0);
-  assert.ok(Array.isArray(j.methods), "methods is an array");
-  const methods = j.methods as Record<string, unknown>[];
-  assert.deepEqual(methods.map((m) => m.name), METHODS);
-  for (const m of methods) {
-    const h = m.heldout_accuracy as { mean: number; std: number; runs: number[] };
-    assert.ok(isStat(h), `${m.name}: heldout_accuracy {mean, std}`);
-    assert.ok(Array.isArray(h.runs) && h.runs.length === seeds, `${m.name}: ${seeds} run(s)`);
-    for (const x of h.runs) inUnit(x, `${m.name} run`);
-    inUnit(h.mean, `${m.name} heldout mean`);
-    // The mean and std are those of the runs.
-    const s = spread(h.runs);
-    close(h.mean, s.mean, `${m.name} heldout mean`);
-    close(h.std, s.std, `${m.name} heldout std`);
-    assert.ok(isStat(m.pairwise_accuracy), `${m.name}: pairwise_accuracy {mean, std}`);
-    inUnit(m.pairwise_accuracy.mean, `${m.name} pairwise mean`);
-    assert.ok(m.pairwise_accuracy.std >= 0);
-  }
-  assert.equal(typeof j.wall_seconds, "number");
-  assert.ok((j.wall_seconds as number) > 0);
-}
-
-test("runDemo on its smallest settings completes; the report has every section, its charts and results.json", async () => {
+test("runDemo on tiny settings: both pipelines, and every reported number is what its runs give", async () => {
   const out = tempDir("omni-dpo-demo-");
-  const seeds = 2;
-  const result: DemoResult = await runDemo({ quick: true, seeds, sizes: { train: 48, test: 24, testPairs: 24 }, outDir: out });
+  const all = methodSpecs(false);
+  // Two methods and small grids keep this to ~30 short runs; the design is the full one's.
+  const methods: MethodSpec[] = [{ ...all.find((m) => m.name === "dpo")!, grid: [2e-5, 4e-5] }, { ...all.find((m) => m.name === "omni_dpo")!, grid: [2e-5] }];
+  const result: DemoResult = await runDemo({ methods, trainSeeds: 1, pairSeeds: 2, sizes: { train: 48, val: 24, test: 24 }, outDir: out });
   assert.equal(result.outDir, out);
-  assert.deepEqual(result.methods.map((m) => m.name), METHODS);
-  assert.equal(result.data.train.prompts, 48);
-  assert.equal(result.data.heldout.prompts, 24);
-  assert.ok(result.data.train.pairs >= 8);
-  assert.equal(result.weights.length, result.data.train.pairs, "one decoupling point per training pair");
-  // The pairs written for training are the ones counted.
-  assert.equal(readFileSync(join(out, "pairs.jsonl"), "utf8").trimEnd().split("\n").length, result.data.train.pairs);
-  for (const m of result.methods) {
-    assert.equal(m.curves.length, seeds, `${m.name}: one curve per seed`);
-    assert.ok(m.curves.every((c) => c.rows.some((r) => typeof r.loss === "number")), `${m.name}: logged losses`);
-    assert.equal(m.validation_accuracy, null, "quick mode does not tune");
+  assert.deepEqual(result.pipelines.map((p) => p.name), ["math", "text"]);
+  for (const p of result.pipelines) {
+    const where = `${p.name} pipeline`;
+    assert.deepEqual(p.methods.map((m) => m.name), ["dpo", "omni_dpo"]);
+    inUnit(p.sft_accuracy.mean, `${where}: SFT accuracy`);
+    assert.equal(p.data.length, 2, "one data summary per pair seed");
+    for (const d of p.data) {
+      assert.equal(d.prompts, 48);
+      assert.ok(d.pairs >= 8, `${where}: ${d.pairs} pairs`);
+      assert.ok(d.labels.flipped <= d.labels.chosen_wrong);
+      // The pairs written for training are the ones counted.
+      assert.equal(readFileSync(join(out, `pairs-${p.name}-seed${d.pair_seed}.jsonl`), "utf8").trimEnd().split("\n").length, d.pairs);
+    }
+    if (p.name === "math") assert.ok(p.data.every((d) => d.labels.chosen_wrong === 0 && d.labels.gap_auc === null), "the verifier picks every chosen");
+    assert.equal(p.weights.length, p.data[0].pairs, "one decoupling point per training pair of the first pair seed");
+    for (const m of p.methods) {
+      const spec = methods.find((s) => s.name === m.name)!;
+      assert.deepEqual(m.validation.map((v) => v.learning_rate), [...spec.grid]);
+      assert.equal(m.learning_rate, m.validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate, `${m.name}: the validation argmax`);
+      assert.deepEqual(m.cells.map((c) => [c.train_seed, c.pair_seed]), [[0, 0], [0, 1]]);
+      assert.deepEqual(m.heldout_accuracy.runs, m.cells.map((c) => c.accuracy));
+      close(m.heldout_accuracy.mean, spread(m.cells.map((c) => c.accuracy)).mean, `${m.name} mean`);
+      assert.equal(m.curves.length, 2, "training seed 0's run per pair seed");
+      assert.ok(m.curves.every((c) => c.rows.some((r) => typeof r.loss === "number")), `${m.name}: logged losses`);
+      assert.ok(!existsSync(join(m.curves[0].dir, "model.safetensors")), "weights removed, logs kept");
+      // Paired differences over the same problems: the mean difference is the difference of means.
+      const vsSft = p.comparisons.find((c) => c.a === m.name && c.b === "sft")!;
+      close(vsSft.mean_diff, m.heldout_accuracy.mean - p.sft_accuracy.mean, `${m.name} - SFT`);
+      assert.ok(vsSft.ci95[0] <= vsSft.mean_diff && vsSft.mean_diff <= vsSft.ci95[1]);
+      // The sweep: its own rate and 2x, 4x DPO's; at its own rate, the reported runs (one training seed here).
+      const dpoLr = p.methods.find((x) => x.name === "dpo")!.learning_rate;
+      const sweep = p.lr_sweep.filter((s) => s.name === m.name);
+      for (const k of LR_MULTIPLES) assert.ok(sweep.some((s) => s.lr_multiple === k && s.learning_rate === k * dpoLr), `${m.name} at ${k}x DPO's lr`);
+      const own = sweep.find((s) => s.learning_rate === m.learning_rate)!;
+      assert.deepEqual(own.heldout_accuracy.runs, m.heldout_accuracy.runs);
+      for (const s of sweep) { assert.equal(s.heldout_accuracy.runs.length, 2); s.heldout_accuracy.runs.forEach((x) => inUnit(x, "sweep accuracy")); }
+    }
+    const omniVsDpo = p.comparisons.find((c) => c.a === "omni_dpo" && c.b === "dpo")!;
+    close(omniVsDpo.mean_diff, p.methods[1].heldout_accuracy.mean - p.methods[0].heldout_accuracy.mean, "Omni-DPO - DPO");
+    assert.equal(p.comparisons.length, 1 + 2, "each method against DPO, and each against the start");
   }
 
   const files = writeDemoReport(result);
-  assert.equal(files.html, join(out, "report.html"));
-  assert.equal(files.json, join(out, "results.json"));
   const html = readFileSync(files.html, "utf8");
   assert.equal(html, demoHtml(result));
   assert.ok(html.startsWith("<!doctype html>") && html.trimEnd().endsWith("</html>"));
-  for (const id of ["results", "accuracy", "curves", "decoupling", "settings"]) assert.ok(html.includes(`<section id="${id}">`), `section #${id}`);
+  for (const id of ["results", "pipeline-math", "pipeline-text", "curves", "settings"]) assert.ok(html.includes(`<section id="${id}">`), `section #${id}`);
   const svgs = html.match(/<svg[\s>]/g) ?? [];
-  assert.ok(svgs.length >= 1, "at least one SVG chart");
+  assert.ok(svgs.length >= 6, "per pipeline: accuracy bars, the lr sweep, the weights scatter");
   assert.equal(svgs.length, (html.match(/<\/svg>/g) ?? []).length, "every <svg> is closed");
-  assert.match(html, /Pearson r = (-?\d\.\d\d|n\/a)/);
-  // The dashboard's export: its script and the runs' data inline, nothing fetched (test/report/dashboard.test.ts opens one offline).
+  assert.match(html, /held-out accuracy against learning rate/);
   assert.doesNotMatch(html, /<script[^>]*\bsrc=|<link[^>]*\bhref=|(src|href)=["']?(https?:)?\/\//i, "self-contained: no external script, stylesheet or resource");
-  assert.match(html, /<div id="dashboard">/);
-  for (const m of result.methods) for (const c of m.curves) assert.ok(html.includes(`${m.label} seed ${c.seed}`), `${m.label} seed ${c.seed}: its run is in the report`);
-  for (const label of ["DPO", "SimPO", "Omni-DPO"]) assert.ok(html.includes(`<td>${label}</td>`), `results row for ${label}`);
-
-  const fromFile = JSON.parse(readFileSync(files.json, "utf8")) as unknown;
-  assertIssueShape(fromFile, seeds);
-  assertIssueShape(demoJson(result), seeds);
+  for (const p of result.pipelines) for (const m of p.methods) for (const c of m.curves) assert.ok(html.includes(c.name), `${c.name}: its run is in the report`);
+  const fromFile = JSON.parse(readFileSync(files.json, "utf8")) as { pipelines: { pipeline: string }[] };
   assert.deepEqual(fromFile, JSON.parse(JSON.stringify(demoJson(result))), "results.json is demoJson(result)");
-
-  // The console table: header, rule, SFT and one row per method.
-  const table = demoTable(result).split("\n");
-  assert.equal(table.length, 2 + 1 + METHODS.length);
-  assert.ok(table[2].startsWith("SFT (start)"));
+  assert.deepEqual(fromFile.pipelines.map((p) => p.pipeline), ["math", "text"]);
+  const summary = demoSummary(result);
+  assert.match(summary, /== math pipeline ==[\s\S]*== text pipeline ==/);
+  assert.match(summary, /Omni-DPO - DPO: [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] points \(95% CI\): (within noise|better beyond noise|worse beyond noise)/);
 });
 
-test("omni-dpo demo --quick --json prints exactly one JSON object of the issue's shape", { skip: process.env.OMNI_DPO_SKIP_SLOW === "1" ? "OMNI_DPO_SKIP_SLOW=1" : undefined }, () => {
+interface PipelineJson {
+  pipeline: string; sft_accuracy: { mean: number };
+  methods: { name: string; heldout_accuracy: { mean: number; runs: number[] } }[];
+  comparisons: { a: string; b: string; mean_diff: number; ci95: [number, number] }[];
+  lr_sweep: { name: string; lr_multiple: number; heldout_accuracy: number }[];
+}
+
+test("omni-dpo demo --quick --pipeline math --json: one JSON object, and preference learning beats the start beyond noise", { skip: process.env.OMNI_DPO_SKIP_SLOW === "1" ? "OMNI_DPO_SKIP_SLOW=1" : undefined }, () => {
   const out = tempDir("omni-dpo-demo-cli-");
-  const r = spawnSync(process.execPath, [CLI, "demo", "--quick", "--json", "--out", out],
-    { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" }, timeout: 300_000 });
+  const r = spawnSync(process.execPath, [CLI, "demo", "--quick", "--pipeline", "math", "--json", "--out", out], { encoding: "utf8", timeout: 600_000 });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split("\n").filter((l) => l.trim() !== "");
   assert.equal(lines.length, 1, `exactly one line on stdout, got:\n${r.stdout}`);
-  const json = JSON.parse(lines[0]) as unknown;
-  assertIssueShape(json, 2); // quick: two seeds
+  const json = JSON.parse(lines[0]) as PipelineJson & { pipelines: PipelineJson[] };
+  assert.equal(json.pipeline, "math", "one pipeline: its fields at the top level");
+  assert.deepEqual(json.pipelines.map((p) => p.pipeline), ["math"]);
+  assert.deepEqual(json.methods.map((m) => m.name), ["rft", "dpo", "simpo", "omni_dpo"]);
+  inUnit(json.sft_accuracy.mean, "sft_accuracy.mean");
+  for (const m of json.methods) { assert.equal(m.heldout_accuracy.runs.length, 2, "quick: 1 training x 2 pair seeds"); close(m.heldout_accuracy.mean, mean(m.heldout_accuracy.runs), m.name); }
+  for (const name of ["simpo", "omni_dpo", "rft"]) assert.ok(json.comparisons.some((c) => c.a === name && c.b === "dpo"), `${name} - DPO`);
+  const dpo = json.comparisons.find((c) => c.a === "dpo" && c.b === "sft")!;
+  assert.ok(dpo.ci95[0] > 0, `DPO - SFT = ${dpo.mean_diff} [${dpo.ci95}]: the quick demo must show preference learning beating the start beyond noise`);
+  for (const m of json.methods) for (const k of [2, 4]) assert.ok(json.lr_sweep.some((s) => s.name === m.name && s.lr_multiple === k), `${m.name} at ${k}x`);
   assert.ok(existsSync(join(out, "report.html")));
   assert.deepEqual(JSON.parse(readFileSync(join(out, "results.json"), "utf8")), json, "results.json holds the same object");
 });
 
-test("spread: the mean and the sample standard deviation (n - 1)", () => {
-  const a = spread([0.5, 0.7, 0.9]); // deviations -0.2, 0, 0.2: (0.04 + 0 + 0.04) / 2 = 0.04
-  close(a.mean, 0.7, "mean");
-  close(a.std, 0.2, "std");
-  assert.deepEqual(a.runs, [0.5, 0.7, 0.9]);
-  const b = spread([1, 2, 3, 4]); // mean 2.5, squares 2.25 + 0.25 + 0.25 + 2.25 = 5, / 3
-  close(b.mean, 2.5, "mean");
-  close(b.std, Math.sqrt(5 / 3), "std");
-  const c = spread([0.25, 0.75]); // (0.0625 + 0.0625) / 1
-  close(c.std, Math.sqrt(0.125), "std");
-  assert.deepEqual(spread([0.4]), { mean: 0.4, std: 0, runs: [0.4] });
-  assert.deepEqual(spread([]), { mean: 0, std: 0, runs: [] });
+test("omni-dpo demo: bad flags are usage errors naming the flag", () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, "demo", ...args], { encoding: "utf8" });
+  const pipeline = run("--pipeline", "maths");
+  assert.notEqual(pipeline.status, 0);
+  assert.match(pipeline.stderr, /--pipeline must be math, text or both, got 'maths'/);
+  const step = run("sft", "--out", tempDir("omni-dpo-sft-"), "--save-at-step", "2000");
+  assert.notEqual(step.status, 0);
+  assert.match(step.stderr, /--save-at-step 2000 is past the schedule's 1500 steps/);
+  assert.match(run("--jobs", "0").stderr, /--jobs must be a positive integer/);
 });
 
 test("greedyAccuracy of the shipped SFT model is the share of greedy answers that verify", () => {
   const model = loadModel(SFT_DIR);
   const tokenizer = arithTokenizer();
-  const problems = generateProblems(10, { difficulty: "medium", seed: 31 });
+  const problems = generateProblems(10, { difficulty: "hard", seed: 31 });
   const out = generate(model, problems.map((p) => tokenizer.encode(formatPrompt(p))),
     { maxNewTokens: 64, eosTokenIds: [tokenizer.eosTokenId!], padTokenId: tokenizer.padTokenId });
   let correct = 0;

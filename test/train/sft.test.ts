@@ -56,4 +56,29 @@ describe("sftTrain", () => {
       model.dispose();
     }
   });
+
+  it("stopAtStep takes the run mid-schedule: the same steps as the full run, not a run whose schedule ends there", () => {
+    const dir = writeToyModel(join(root, "sft-stop"));
+    const tokenizer = Tokenizer.fromPretrainedSync(dir);
+    const examples = ["apple", "pear", "plum", "fig"].map((w) => ({ prompt: `say ${w}:`, completion: ` ${w} ${w}` }));
+    const run = (options: { maxSteps: number; stopAtStep?: number }) => {
+      const model = loadModel(dir);
+      torch.manualSeed(0);
+      try {
+        const steps: [number, number][] = [];
+        const losses = sftTrain(model, tokenizer, examples, { ...options, batchSize: 2, learningRate: 1e-2, warmupRatio: 0, onStep: (s, t) => steps.push([s, t]) });
+        return { losses, steps, weight: torch.tidy(() => model.parameters()[0].sum().item()) };
+      } finally {
+        model.dispose();
+      }
+    };
+    const full = run({ maxSteps: 6 });
+    const stopped = run({ maxSteps: 6, stopAtStep: 3 });
+    const short = run({ maxSteps: 3 });
+    assert.deepEqual(stopped.losses, full.losses.slice(0, 3), "the first three steps of the 6-step schedule");
+    assert.deepEqual(stopped.steps, [[1, 3], [2, 3], [3, 3]], "progress counts to the stop");
+    // A 3-step schedule decays the learning rate sooner, so its third step differs.
+    assert.notEqual(short.losses[2], stopped.losses[2]);
+    assert.notEqual(short.weight, stopped.weight);
+  });
 });
