@@ -1,6 +1,6 @@
 // Remakes assets/dashboard.png: the dashboard over run directories, screenshotted in chromium.
 //   node scripts/dashboard-screenshot.mjs OUT.png RUN_DIR [RUN_DIR...]
-// (The README's is of `omni-dpo demo --quick --out /tmp/demo`'s runs: /tmp/demo/runs/*-seed0.)
+// (The README's is of `omni-dpo demo --out /tmp/demo`'s math-pipeline runs of the first pair seed: /tmp/demo/runs/math-*-t0-p0.)
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
