@@ -149,15 +149,20 @@ export async function sampleAndScore(model: CausalLM, tokenizer: Tokenizer, prom
   };
 }
 
+/** The counts of a binarisation about to start over `samples` (no prompt counted yet). */
+export function emptyStats(samples: ScoredSamples): BuildStats {
+  return {
+    prompts: samples.prompts.length, responses: samples.scored.reduce((n, xs) => n + xs.length, 0), identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
+    correctShare: samples.correctShare, scoreScale: samples.scoreScale,
+  };
+}
+
 /** Binarises scored samples with the reference's math rules (see binarize); `seed` drives the random strategies. */
 export function pairsFromSamples(samples: ScoredSamples, options: BuildOptions = {}): { pairs: Pair[]; stats: BuildStats } {
   // The random strategies' own stream (offset from the sampling stream's seed, so the two do not
   // echo each other): binarising the same samples twice picks the same pairs.
   const random = rng((options.seed ?? 0) + 1_000_003);
-  const stats: BuildStats = {
-    prompts: samples.prompts.length, responses: samples.scored.reduce((n, xs) => n + xs.length, 0), identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
-    correctShare: samples.correctShare, scoreScale: samples.scoreScale,
-  };
+  const stats = emptyStats(samples);
   const pairs: Pair[] = [];
   samples.scored.forEach((scored, i) => {
     if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }

@@ -20,7 +20,7 @@ import type { Tokenizer } from "../text/index.js";
 import {
   arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
-import type { Pair } from "../data/build.js";
+import type { BuildStats, Pair } from "../data/build.js";
 import { pairLogps } from "../eval/pairwise.js";
 import { MetricsSink, type MetricRow } from "../train/metrics.js";
 import { greedyCorrect } from "./evaluate.js";
@@ -247,7 +247,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const samples = new Map(pairSeeds.map((p) => [p, pool.run({
       kind: "sample", id: `sample/${p}`, sftDir, prompts: trainPrompts, ...sampling, judgeNoise, seed: p,
     }).then((s) => { tick(); return s; })]));
-    const pairSets = new Map<string, Promise<{ file: string; pairs: Pair[]; stats: import("../data/build.js").BuildStats }>>();
+    const pairSets = new Map<string, Promise<{ file: string; pairs: Pair[]; stats: BuildStats }>>();
     const pairSet = (pipeline: PipelineName, p: number) => {
       const key = `${pipeline}/${p}`;
       if (!pairSets.has(key)) pairSets.set(key, samples.get(p)!.then((s) => {

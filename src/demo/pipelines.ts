@@ -7,7 +7,7 @@
 //     scores, no verifier (the reference's text rules, src/data/text-build.ts). Its labels can
 //     be wrong, which is what Omni-DPO's quality weight is for.
 // The verifier's verdicts ride along on every pair so the demo can say how often a label is wrong.
-import { pairsFromSamples, type BuildStats, type Pair, type ScoredSamples } from "../data/build.js";
+import { emptyStats, pairsFromSamples, type BuildStats, type Pair, type ScoredSamples } from "../data/build.js";
 import { bestAndWorst } from "../data/text-build.js";
 
 export type PipelineName = "math" | "text";
@@ -24,10 +24,7 @@ export function pipelinePairs(pipeline: PipelineName, samples: ScoredSamples, se
 
 /** Best against worst by score for every prompt; prompts whose samples are identical or all tied give none. */
 export function textPairs(samples: ScoredSamples): PipelinePairs {
-  const stats: BuildStats = {
-    prompts: samples.prompts.length, responses: samples.scored.reduce((n, xs) => n + xs.length, 0), identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
-    correctShare: samples.correctShare, scoreScale: samples.scoreScale,
-  };
+  const stats = emptyStats(samples);
   const pairs: Pair[] = [];
   samples.scored.forEach((scored, i) => {
     if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }
