@@ -247,16 +247,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const samples = new Map(pairSeeds.map((p) => [p, pool.run({
       kind: "sample", id: `sample/${p}`, sftDir, prompts: trainPrompts, ...sampling, judgeNoise, seed: p,
     }).then((s) => { tick(); return s; })]));
+    // A failed job fails the pool and every job after it; the first error is the one reported
+    // (through whichever result is awaited), the others must not surface as unhandled rejections.
+    const quiet = <T>(p: Promise<T>) => { p.catch(() => {}); return p; };
+    for (const p of samples.values()) quiet(p);
     const pairSets = new Map<string, Promise<{ file: string; pairs: Pair[]; stats: BuildStats }>>();
     const pairSet = (pipeline: PipelineName, p: number) => {
       const key = `${pipeline}/${p}`;
-      if (!pairSets.has(key)) pairSets.set(key, samples.get(p)!.then((s) => {
+      if (!pairSets.has(key)) pairSets.set(key, quiet(samples.get(p)!.then((s) => {
         const built = pipelinePairs(pipeline, s, p);
         if (built.pairs.length < 8) throw new Error(`${pipeline} pipeline, pair seed ${p}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`);
         const file = join(out, `pairs-${pipeline}-seed${p}.jsonl`);
         writeJsonLinesAtomic(file, built.pairs);
         return { file, ...built };
-      }));
+      })));
       return pairSets.get(key)!;
     };
 
@@ -264,7 +268,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const runs = new Map<string, Promise<number[]>>();
     const run = (pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, p: number, problems: ArithProblem[], keepLogs: boolean) => {
       const id = `${pipeline}/${spec.name}/lr${lr}/t${trainSeed}/p${p}`;
-      if (!runs.has(id)) runs.set(id, pairSet(pipeline, p).then(async ({ file }) => {
+      if (!runs.has(id)) runs.set(id, quiet(pairSet(pipeline, p).then(async ({ file }) => {
         const dir = join(out, "runs", id.replaceAll("/", "-"));
         const job: TrainJob = {
           kind: "train", id, evaluate: problems, keepLogs,
@@ -277,7 +281,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         const r = await pool.run(job);
         tick();
         return r.correct;
-      }));
+      })));
       return runs.get(id)!;
     };
     const dirOf = (pipeline: PipelineName, spec: MethodSpec, lr: number, t: number, p: number) => join(out, "runs", `${pipeline}-${spec.name}-lr${lr}-t${t}-p${p}`);
@@ -298,8 +302,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       }));
       const dpoLr = (await tuned.get("dpo")!).lr;
       // The sweep: every method at its own rate and at 2x and 4x DPO's, on training seed 0 over every pair seed.
-      const lr_sweep = await Promise.all(methods.flatMap((m) => [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)]
-        .filter((lr, i, all) => all.indexOf(lr) === i)
+      const sweepRates = (m: (typeof methods)[number]) => {
+        // A multiple that is the method's own rate is its reported runs: those planned jobs are done.
+        for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) pairSeeds.forEach(tick);
+        return [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)].filter((lr, i, all) => all.indexOf(lr) === i);
+      };
+      const lr_sweep = await Promise.all(methods.flatMap((m) => sweepRates(m)
         .map(async (lr): Promise<SweepPoint> => {
           const corrects = await Promise.all(pairSeeds.map((p) => run(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)));
           return { name: m.spec.name, learning_rate: lr, lr_multiple: lr / dpoLr, heldout_accuracy: spread(corrects.map(average)) };
