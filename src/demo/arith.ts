@@ -266,10 +266,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
     // 4. Runs, deduplicated: a sweep point that is also a reported run is trained once.
     const runs = new Map<string, Promise<number[]>>();
+    const runId = (pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, p: number) => `${pipeline}/${spec.name}/lr${lr}/t${trainSeed}/p${p}`;
+    const dirOf = (id: string) => join(out, "runs", id.replaceAll("/", "-"));
     const run = (pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, p: number, problems: ArithProblem[], keepLogs: boolean) => {
-      const id = `${pipeline}/${spec.name}/lr${lr}/t${trainSeed}/p${p}`;
+      const id = runId(pipeline, spec, lr, trainSeed, p);
       if (!runs.has(id)) runs.set(id, quiet(pairSet(pipeline, p).then(async ({ file }) => {
-        const dir = join(out, "runs", id.replaceAll("/", "-"));
+        const dir = dirOf(id);
         const job: TrainJob = {
           kind: "train", id, evaluate: problems, keepLogs,
           recipe: {
@@ -284,7 +286,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       })));
       return runs.get(id)!;
     };
-    const dirOf = (pipeline: PipelineName, spec: MethodSpec, lr: number, t: number, p: number) => join(out, "runs", `${pipeline}-${spec.name}-lr${lr}-t${t}-p${p}`);
 
     const sftCorrect = (() => { const sft = loadModel(sftDir); try { return greedyCorrect(sft, tokenizer, testProblems); } finally { sft.dispose(); } })();
     const perPipeline = pipelines.map(async (pipeline): Promise<PipelineResult> => {
@@ -335,7 +336,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           heldout_accuracy: spread(m.corrects.map(average)),
           cells: m.cells.map(({ t, p }, i) => ({ train_seed: t, pair_seed: p, accuracy: average(m.corrects[i]) })),
           curves: pairSeeds.map((p) => {
-            const dir = dirOf(pipeline, m.spec, m.lr, trainSeeds[0], p);
+            const dir = dirOf(runId(pipeline, m.spec, m.lr, trainSeeds[0], p));
             return { name: `${pipeline}: ${m.spec.label} pair seed ${p}`, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) };
           }),
         })),
