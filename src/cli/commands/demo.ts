@@ -4,7 +4,8 @@ import { UsageError, positiveInt, nonNegative, type Command } from "../args.js";
 
 export const demoCommand: Command = {
   help: `Usage: omni-dpo demo [--pipeline math|text|both] [--quick] [--seed N] [--train-seeds N] [--pair-seeds N]
-                     [--ablations] [--jobs N] [--judge-noise S] [--out DIR] [--json]
+                     [--prompts N] [--val N] [--heldout N] [--ablations] [--jobs N] [--judge-noise S]
+                     [--out DIR] [--json]
        omni-dpo demo sft --out DIR [--save-at-step N]
 
 Preference learning tested in miniature, on this machine. A small Llama-style model (SFT on
@@ -21,6 +22,9 @@ intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
   --seed N          base seed: problem sets, first training and pair seed (default 0)
   --train-seeds N   training seeds per method (default 2; quick 1)
   --pair-seeds N    pair-building seeds (default 3; quick 2)
+  --prompts N       prompts sampled for pairs (default 1024; quick 512)
+  --val N           validation problems, for the learning rate (default 300; quick 200)
+  --heldout N       held-out problems, for the result (default 600; quick 400)
   --ablations       also train Omni-DPO without each of w_qual, w_perf and c-NLL
   --jobs N          worker processes (default: one per core)
   --judge-noise S   the process judge's noise, in score points (default 1.5)
@@ -34,7 +38,7 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
       pipeline: { type: "string" }, quick: { type: "boolean" }, seed: { type: "string" }, "train-seeds": { type: "string" }, "pair-seeds": { type: "string" },
       ablations: { type: "boolean" }, jobs: { type: "string" }, "judge-noise": { type: "string" }, out: { type: "string" }, json: { type: "boolean" },
-      "save-at-step": { type: "string" },
+      "save-at-step": { type: "string" }, prompts: { type: "string" }, val: { type: "string" }, heldout: { type: "string" },
     } });
     const demo = await import("../../demo/arith.js");
     const { Progress } = await import("../progress.js");
@@ -58,6 +62,11 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
       trainSeeds: values["train-seeds"] ? positiveInt(values["train-seeds"], "--train-seeds", 1) : undefined,
       pairSeeds: values["pair-seeds"] ? positiveInt(values["pair-seeds"], "--pair-seeds", 1) : undefined,
       jobs: values.jobs ? positiveInt(values.jobs, "--jobs", 1) : undefined,
+      sizes: {
+        ...(values.prompts ? { train: positiveInt(values.prompts, "--prompts", 1) } : {}),
+        ...(values.val ? { val: positiveInt(values.val, "--val", 1) } : {}),
+        ...(values.heldout ? { test: positiveInt(values.heldout, "--heldout", 1) } : {}),
+      },
       ablations: values.ablations, judgeNoise: values["judge-noise"] ? nonNegative(values["judge-noise"], "--judge-noise", 1.5) : undefined,
       outDir: values.out ?? "omni-dpo-demo",
       onStatus: (m) => { if (!values.json) console.error(m); },
