@@ -21,7 +21,7 @@ import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs, type PreferenceInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
-import { RecomputeTape } from "../nn/recompute.js";
+import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
 import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSharding, type ReferenceSource } from "./reference.js";
@@ -461,14 +461,11 @@ export class PreferenceTrainer {
     const step = this.globalStep + 1;
     let loss = 0;
     try {
-      for (const indices of group) {
+      for (const [k, indices] of group.entries()) {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
           try {
-            out.loss.mul(1 / group.length).backward();
-            // Recomputed segments (checkpointed layers, LM-head chunks) run their forward again
-            // here, under the same precision as the first forward.
-            this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward());
+            this.backward(out, 1 / group.length, k === group.length - 1);
           } finally {
             out.recompute?.dispose();
           }
@@ -489,6 +486,17 @@ export class PreferenceTrainer {
       if (e instanceof NonFiniteMetricError) throw e;
       throw new Error(`step ${step}: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /**
+   * Backpropagates a micro-batch's loss x `scale`, then its recomputed segments (checkpointed
+   * layers, LM-head chunks: their forward runs again here, under the same precision as the
+   * first). `last`: the step's final micro-batch (data parallelism reduces gradients during it).
+   */
+  backward(out: MicroBatchOutput, scale: number, _last: boolean, backprop: Backprop = plainBackprop): void {
+    const loss = out.loss.mul(scale);
+    backprop(loss, null, out.recompute?.inputsBefore() ?? []);
+    this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward(backprop));
   }
 
   /** Clip the gradients, step the optimizer, zero the gradients, advance the schedule. Returns the pre-clip norm and the step's learning rate. */

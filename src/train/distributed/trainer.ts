@@ -4,7 +4,7 @@
 // averaged before logging; rank 0 alone writes output_dir (metrics, checkpoints, the model).
 // Each override below is one step of PreferenceTrainer; the step itself is unchanged.
 import * as torch from "../../torch/index.js";
-import { ProcessGroup, type Backend } from "../../torch/distributed.js";
+import { ProcessGroup, type Backend, type GradientSync } from "../../torch/distributed.js";
 import { batchesOf } from "../batching.js";
 import { readTrainerState, restoreRngState, type TrainerState } from "../checkpoint.js";
 import type { TrainConfig } from "../config.js";
@@ -12,9 +12,9 @@ import { MetricsSink, type MetricRow } from "../metrics.js";
 import type { ReferenceSharding } from "../reference.js";
 import type { ResumePlan } from "../resume.js";
 import type { CausalLM } from "../../models/causal-lm.js";
-import { PreferenceTrainer, type TrainHooks, type TrainResult } from "../trainer.js";
+import { PreferenceTrainer, type MicroBatchOutput, type TrainHooks, type TrainResult } from "../trainer.js";
 import type { DistributedEnv } from "./environment.js";
-import { averageGradients } from "./gradients.js";
+import { averageGradients, bucketSizes, overlapEnabled } from "./gradients.js";
 import { interleave, shardOf, strideOf } from "./sharding.js";
 
 /** Ranks other than 0 keep no metrics file: rank 0's is the run's. */
@@ -29,6 +29,12 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   readonly env: DistributedEnv;
   /** Eval rows logged so far (each row's key list is shared under its own store key). */
   #evals = 0;
+  /** The all-reduce overlapped with backward (made at the first step; null: off or one rank). */
+  #sync: GradientSync | null = null;
+  /** Buckets this run started during backward, and all it reduced (the overlap, for the log and tests). */
+  overlap = { early: 0, buckets: 0 };
+  /** OMNI_DPO_DDP_OVERLAP, read once at the start. */
+  #overlapOn = true;
 
   constructor(config: TrainConfig, hooks: TrainHooks, env: DistributedEnv) {
     // A stop (Ctrl-C on any rank) is agreed at each step, so every rank checkpoints the same step.
@@ -49,12 +55,20 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   }
 
   override async train(): Promise<TrainResult> {
+    this.#overlapOn = overlapEnabled();
     this.group = ProcessGroup.init({
       rank: this.rank, worldSize: this.worldSize, masterAddr: this.env.masterAddr, masterPort: this.env.masterPort,
       backend: this.backend(), timeoutMs: this.config.ddpTimeout * 1000, socketIfname: this.env.socketIfname ?? undefined, storeServed: this.env.agentStore,
     });
     this.hooks.onStatus?.(`rank ${this.rank} of ${this.worldSize} joined (${this.group.backend}, ${this.env.masterAddr}:${this.env.masterPort})`);
-    return super.train();
+    try {
+      const result = await super.train();
+      if (this.overlap.buckets) this.hooks.onStatus?.(`rank ${this.rank}: ${this.overlap.early} of ${this.overlap.buckets} gradient buckets started their all-reduce during backward`);
+      return result;
+    } finally {
+      this.#sync?.destroy();
+      this.#sync = null;
+    }
   }
 
   /** Whether `mine` is true on any rank. */
@@ -142,8 +156,34 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     return model;
   }
 
+  /** The trainable parameters in DDP's bucket order (reverse registration: backward reaches the last ones first) and the bucket cap. */
+  #bucketing(): { params: torch.Tensor[]; bucketBytes: number } {
+    return { params: this.policy.parameters().filter((p) => p.requiresGrad).reverse(), bucketBytes: (this.config.ddpBucketCapMb ?? 25) * 1024 * 1024 };
+  }
+
+  /**
+   * The step's last micro-batch starts each bucket's all-reduce as soon as backward has made its
+   * gradients final (earlier micro-batches accumulate locally, as under DDP's no_sync).
+   */
+  override backward(out: MicroBatchOutput, scale: number, last: boolean): void {
+    if (!last || this.worldSize === 1 || !this.#overlapOn) return super.backward(out, scale, last);
+    if (!this.#sync) {
+      const { params, bucketBytes } = this.#bucketing();
+      this.#sync = this.group.gradientSync(params, bucketSizes(params, bucketBytes));
+    }
+    const sync = this.#sync;
+    sync.arm();
+    super.backward(out, scale, last, (root, grad, later) => sync.backward(root, grad, later));
+  }
+
   override optimizerStep(): { gradNorm: number; learningRate: number } {
-    averageGradients(this.group, this.policy.parameters().filter((p) => p.requiresGrad), (this.config.ddpBucketCapMb ?? 25) * 1024 * 1024);
+    if (this.#sync && this.worldSize > 1 && this.#overlapOn) {
+      this.overlap.early += this.#sync.finish();
+      this.overlap.buckets += this.#sync.bucketCount;
+    } else {
+      const { params, bucketBytes } = this.#bucketing();
+      averageGradients(this.group, params, bucketBytes);
+    }
     return super.optimizerStep();
   }
 
