@@ -745,6 +745,12 @@ Napi::Value GradSyncFinish(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value GradSyncStarted(const Napi::CallbackInfo& info) {
+  return guarded(info, "gradSync.started", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::gradSyncStarted(intArg(info, 0, "sync", 0, kMaxHandle))));
+  });
+}
+
 Napi::Value GradSyncDestroy(const Napi::CallbackInfo& info) {
   return guarded(info, "gradSync.destroy", [&](Napi::Env env) -> Napi::Value {
     dist::destroyGradSync(intArg(info, 0, "sync", 0, kMaxHandle));
@@ -824,6 +830,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gradSyncArm", Napi::Function::New(env, GradSyncArm));
   exports.Set("gradSyncBackward", Napi::Function::New(env, GradSyncBackward));
   exports.Set("gradSyncFinish", Napi::Function::New(env, GradSyncFinish));
+  exports.Set("gradSyncStarted", Napi::Function::New(env, GradSyncStarted));
   exports.Set("gradSyncDestroy", Napi::Function::New(env, GradSyncDestroy));
   return exports;
 }

@@ -237,6 +237,12 @@ int64_t gradSyncFinish(int64_t sync) {
   return early;
 }
 
+int64_t gradSyncStarted(int64_t sync) {
+  auto& s = *syncs.get(sync);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return static_cast<int64_t>(s.nextBucket);
+}
+
 void destroyGradSync(int64_t sync) {
   auto s = syncs.get(sync);
   std::lock_guard<std::mutex> lock(s->mutex);

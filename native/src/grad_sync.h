@@ -41,6 +41,8 @@ void gradSyncBackward(int64_t sync, const at::Tensor& root, const at::Tensor& gr
 // back (a parameter without a gradient gets one: zeros on this rank). Returns how many buckets
 // had started during backward.
 int64_t gradSyncFinish(int64_t sync);
+// How many buckets have started their all-reduce in this step so far.
+int64_t gradSyncStarted(int64_t sync);
 // Removes the hooks and frees the buffers.
 void destroyGradSync(int64_t sync);
 

@@ -181,6 +181,9 @@ export class GradientSync {
     return this.run("allReduce", () => native.gradSyncFinish(this.handle));
   }
 
+  /** Buckets whose all-reduce has started in this step so far. */
+  started(): number { return native.gradSyncStarted(this.handle); }
+
   /** Removes the hooks. */
   destroy(): void {
     if (this.#handle === null) return;

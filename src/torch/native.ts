@@ -66,6 +66,7 @@ export interface NativeAddon {
   gradSyncBackward(sync: number, rootId: number, gradId: number | null, laterIds: number[]): void;
   /** Returns how many buckets started during backward. */
   gradSyncFinish(sync: number): number;
+  gradSyncStarted(sync: number): number;
   gradSyncDestroy(sync: number): void;
 }
 
