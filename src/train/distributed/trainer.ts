@@ -187,6 +187,14 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     return super.optimizerStep();
   }
 
+  #maxOverRanks(value: number): number {
+    return torch.tidy(() => {
+      const t = torch.tensor([value], { dtype: "float64" });
+      this.group.allReduce([t], "max");
+      return t.item();
+    });
+  }
+
   #sumOverRanks(values: number[]): number[] {
     return torch.tidy(() => {
       const t = torch.tensor(values, { dtype: "float64" });
@@ -195,14 +203,20 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     });
   }
 
-  /** Train rows: every metric averaged over the ranks (tokens_per_second summed); eval rows are already whole. Rank 0 writes. */
+  /**
+   * Train rows: every metric averaged over the ranks, but tokens_per_second: the run's, every
+   * rank's tokens over the slowest rank's seconds (the interval's wall time: each waits for the
+   * others at every all-reduce); eval rows are already whole. Rank 0 writes.
+   */
   override log(row: MetricRow): void {
     const isEval = Object.keys(row).some((k) => k.startsWith("eval_"));
     let out = row;
     if (!isEval) {
-      const keys = Object.keys(row).filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch");
-      const totals = this.#sumOverRanks(keys.map((k) => row[k] as number));
-      out = { ...row, ...Object.fromEntries(keys.map((k, i) => [k, k === "tokens_per_second" ? totals[i] : totals[i] / this.worldSize])) };
+      const keys = Object.keys(row).filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch" && k !== "tokens_per_second");
+      const totals = this.#sumOverRanks([this.lastInterval.tokens, ...keys.map((k) => row[k] as number)]);
+      const seconds = this.#maxOverRanks(this.lastInterval.seconds);
+      const mean = Object.fromEntries(keys.map((k, i) => [k, totals[i + 1] / this.worldSize]));
+      out = { ...row, ...mean, ...("tokens_per_second" in row ? { tokens_per_second: totals[0] / Math.max(seconds, 1e-9) } : {}) };
     }
     if (this.rank === 0) super.log(out);
   }
