@@ -16,6 +16,8 @@ import { PreferenceTrainer, type MicroBatchOutput, type TrainHooks, type TrainRe
 import type { DistributedEnv } from "./environment.js";
 import { averageGradients, bucketSizes, overlapEnabled } from "./gradients.js";
 import { interleave, shardOf, strideOf } from "./sharding.js";
+import { ShardedOptimizer } from "./zero.js";
+import type { TrainOptimizer } from "../checkpoint.js";
 
 /** Ranks other than 0 keep no metrics file: rank 0's is the run's. */
 class NoMetricsFile extends MetricsSink {
@@ -176,6 +178,18 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     super.backward(out, scale, last, (root, grad, later) => sync.backward(root, grad, later));
   }
 
+  /** With zero_stage: 1 (and several ranks) the optimizer's state is sharded (src/train/distributed/zero.ts). */
+  override createOptimizer(): TrainOptimizer {
+    const full = super.createOptimizer();
+    if (this.config.zeroStage !== 1 || this.worldSize === 1) return full;
+    const sharded = new ShardedOptimizer(full as never, this.group);
+    const params = sharded.paramGroups.flatMap((g) => g.params);
+    const mine = params.filter((_, i) => sharded.owners[i] === this.rank).reduce((n, p) => n + p.numel(), 0);
+    const all = params.reduce((n, p) => n + p.numel(), 0);
+    this.hooks.onStatus?.(`rank ${this.rank}: ZeRO-1, optimizer state for ${mine} of ${all} parameter elements (${(100 * mine / all).toFixed(1)}%)`);
+    return sharded as unknown as TrainOptimizer;
+  }
+
   override optimizerStep(): { gradNorm: number; learningRate: number } {
     if (this.#sync && this.worldSize > 1 && this.#overlapOn) {
       this.overlap.early += this.#sync.finish();
@@ -230,7 +244,16 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   }
 
   override async save(): Promise<string> {
-    if (this.rank === 0) return super.save();
+    // Sharded state comes to rank 0 first, every rank taking part, before rank 0 writes.
+    const sharded = this.optimizer instanceof ShardedOptimizer ? this.optimizer : null;
+    sharded?.gatherState();
+    if (this.rank === 0) {
+      try {
+        return await super.save();
+      } finally {
+        sharded?.releaseGathered();
+      }
+    }
     this.trainerState();  // its gather needs every rank
     return this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
   }
