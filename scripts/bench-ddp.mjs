@@ -80,7 +80,8 @@ async function run(ranks, overlapOn) {
   const recipe = join(root, `recipe-${name}.yaml`);
   writeFileSync(recipe, Object.entries({
     model_name_or_path: modelDir, dataset_mixer: { [data]: 1.0 }, output_dir: out, ...recipeKeys,
-    per_device_train_batch_size: perRank, max_steps: steps, logging_steps: 1, save_strategy: "no", seed: 1,
+    // No pair log (rank 0 alone would run it, a forward over its sample every logged step) and no checkpoints: the step alone.
+    per_device_train_batch_size: perRank, max_steps: steps, logging_steps: 1, save_strategy: "no", pair_log_samples: 0, seed: 1,
   }).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join("\n"));
   const args = [cli, "train", recipe, ...(ranks > 1 ? ["--nproc-per-node", String(ranks), "--master-port", String(await freePort())] : [])];
   const started = Date.now();

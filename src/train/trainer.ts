@@ -701,7 +701,9 @@ export class PreferenceTrainer {
         if (data.eval.length && evalNow) this.log(this.lastEvalRow = await untimed(() => this.evaluate()));
         hooks.onProgress?.(step, this.totalSteps, `loss ${loss.toFixed(4)} lr ${this.scheduler.getLastLr()[0].toExponential(2)}`);
         await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
-        const stop = hooks.shouldStop?.() ?? false;
+        // Untimed too: under data parallelism it is where the other ranks wait for the main
+        // process's pair log, which would otherwise count in their training time.
+        const stop = await untimed(() => hooks.shouldStop?.() ?? false);
         const saveNow = every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
         if (!done && (stop || saveNow)) await untimed(() => this.save());
         if (stop && !done) return true;

@@ -249,13 +249,17 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     sharded?.gatherState();
     if (this.rank === 0) {
       try {
-        return await super.save();
+        this.checkpoint = await super.save();
       } finally {
         sharded?.releaseGathered();
       }
+    } else {
+      this.trainerState();  // its gather needs every rank
+      this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
     }
-    this.trainerState();  // its gather needs every rank
-    return this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
+    // The others wait here while rank 0 writes (not in the next step, whose time it is not).
+    this.group.barrier();
+    return this.checkpoint;
   }
 
   override resume(dir: string, state: TrainerState): void {
