@@ -83,24 +83,14 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
       Object.assign(g, structuredClone(hyper));
     });
     this.local.step();
+    // Each owner's parameters in place, one broadcast each (all started, then awaited): no flat
+    // copy, whose transient size (the owner's share of the weights) would eat into what the
+    // sharding saves.
     torch.noGrad(() => {
       const params = this.paramGroups.flatMap((g) => g.params);
       for (let owner = 0; owner < this.#group.worldSize; owner++) {
         const owned = params.filter((_, i) => this.owners[i] === owner);
-        // One flat buffer per owner and dtype (the parameters' dtypes are the same on every rank).
-        for (const dtype of [...new Set(owned.map((p) => p.dtype))]) {
-          torch.tidy(() => {
-            const same = owned.filter((p) => p.dtype === dtype);
-            const flat = torch.cat(same.map((p) => p.detach().reshape(-1)));   // [sum of numels]
-            this.#group.broadcast([flat], owner);
-            if (owner === this.#group.rank) return;
-            let offset = 0;
-            for (const p of same) {
-              p.copy_(flat.narrow(0, offset, p.numel()).view(p.shape));
-              offset += p.numel();
-            }
-          });
-        }
+        if (owned.length) this.#group.broadcast(owned, owner);
       }
     });
   }
