@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "omni_torch",
-      "sources": ["src/addon.cc", "src/store.cc", "src/convert.cc", "src/memory.cc", "src/autocast.cc", "src/distributed.cc"],
+      "sources": ["src/addon.cc", "src/store.cc", "src/convert.cc", "src/memory.cc", "src/autocast.cc", "src/distributed.cc", "src/grad_sync.cc"],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node find-libtorch.cjs include)"

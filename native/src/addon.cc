@@ -32,6 +32,7 @@
 #include "autocast.h"
 #include "convert.h"
 #include "distributed.h"
+#include "grad_sync.h"
 #include "memory.h"
 #include "store.h"
 
@@ -693,6 +694,70 @@ Napi::Value DistWait(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- gradient sync (grad_sync.h): the all-reduce overlapped with backward ----------------
+
+std::vector<at::Tensor> tensorsArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsArray()) throw std::invalid_argument(std::string(what) + " must be an array of tensor ids");
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(store().get(tensorId(arr.Get(k))));
+  return out;
+}
+
+Napi::Value GradSyncCreate(const Napi::CallbackInfo& info) {
+  return guarded(info, "gradSync.create", [&](Napi::Env env) -> Napi::Value {
+    if (info.Length() <= 2 || !info[2].IsArray()) throw std::invalid_argument("bucketSizes must be an array of integers");
+    auto arr = info[2].As<Napi::Array>();
+    std::vector<int64_t> sizes;
+    for (uint32_t k = 0; k < arr.Length(); ++k) {
+      Napi::Value v = arr.Get(k);
+      if (!v.IsNumber()) throw std::invalid_argument("bucketSizes must be an array of integers");
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (!(d >= 1 && d <= double(kMaxHandle)) || d != std::floor(d)) throw std::invalid_argument("every bucket size must be a positive integer");
+      sizes.push_back(static_cast<int64_t>(d));
+    }
+    return Napi::Number::New(env, static_cast<double>(dist::createGradSync(intArg(info, 0, "group", 0, kMaxHandle),
+        tensorsArg(info, 1, "params"), sizes)));
+  });
+}
+
+Napi::Value GradSyncArm(const Napi::CallbackInfo& info) {
+  return guarded(info, "gradSync.arm", [&](Napi::Env env) -> Napi::Value {
+    dist::gradSyncArm(intArg(info, 0, "sync", 0, kMaxHandle));
+    return env.Undefined();
+  });
+}
+
+// gradSyncBackward(sync, rootId, gradId | null, laterIds)
+Napi::Value GradSyncBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, "backward", [&](Napi::Env env) -> Napi::Value {
+    const at::Tensor& root = store().get(idArg(info, 1));
+    at::Tensor gradient;
+    if (!isNothing(info, 2)) gradient = store().get(idArg(info, 2));
+    dist::gradSyncBackward(intArg(info, 0, "sync", 0, kMaxHandle), root, gradient, tensorsArg(info, 3, "later"));
+    return env.Undefined();
+  });
+}
+
+Napi::Value GradSyncFinish(const Napi::CallbackInfo& info) {
+  return guarded(info, "gradSync.finish", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::gradSyncFinish(intArg(info, 0, "sync", 0, kMaxHandle))));
+  });
+}
+
+Napi::Value GradSyncStarted(const Napi::CallbackInfo& info) {
+  return guarded(info, "gradSync.started", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::gradSyncStarted(intArg(info, 0, "sync", 0, kMaxHandle))));
+  });
+}
+
+Napi::Value GradSyncDestroy(const Napi::CallbackInfo& info) {
+  return guarded(info, "gradSync.destroy", [&](Napi::Env env) -> Napi::Value {
+    dist::destroyGradSync(intArg(info, 0, "sync", 0, kMaxHandle));
+    return env.Undefined();
+  });
+}
+
 // configure(errorClass, maxThreads): what src/torch/native.ts hands over when it loads the
 // addon. `errorClass` is constructed as new errorClass(op, message) for every error.
 Napi::Value Configure(const Napi::CallbackInfo& info) {
@@ -761,6 +826,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("distAllgather", Napi::Function::New(env, DistAllgather));
   exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
   exports.Set("distWait", Napi::Function::New(env, DistWait));
+  exports.Set("gradSyncCreate", Napi::Function::New(env, GradSyncCreate));
+  exports.Set("gradSyncArm", Napi::Function::New(env, GradSyncArm));
+  exports.Set("gradSyncBackward", Napi::Function::New(env, GradSyncBackward));
+  exports.Set("gradSyncFinish", Napi::Function::New(env, GradSyncFinish));
+  exports.Set("gradSyncStarted", Napi::Function::New(env, GradSyncStarted));
+  exports.Set("gradSyncDestroy", Napi::Function::New(env, GradSyncDestroy));
   return exports;
 }
 

@@ -117,6 +117,10 @@ void destroyGroup(int64_t group) {
   groups.items.erase(group);
 }
 
+c10::intrusive_ptr<c10d::ProcessGroup> processGroup(int64_t group) {
+  return groups.get(group, "process group");
+}
+
 int64_t allreduce(int64_t group, std::vector<at::Tensor> tensors, const std::string& op) {
   c10d::AllreduceOptions opts;
   opts.reduceOp = reduceOp(op);

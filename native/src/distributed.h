@@ -8,10 +8,13 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/util/intrusive_ptr.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+namespace c10d { class ProcessGroup; }
 
 namespace omni::dist {
 
@@ -31,6 +34,8 @@ int64_t storeAdd(int64_t store, const std::string& key, int64_t delta);
 int64_t createGroup(int64_t store, int64_t rank, int64_t worldSize, const std::string& backend, int64_t timeoutMs,
                     const std::string& host, const std::string& ifname);
 void destroyGroup(int64_t group);
+// The group behind a handle (for grad_sync.cc); throws for an unknown one.
+c10::intrusive_ptr<c10d::ProcessGroup> processGroup(int64_t group);
 
 // Collectives, in place, asynchronous: each returns a work handle for wait().
 // op: "sum" | "max" | "min" | "product".

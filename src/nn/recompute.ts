@@ -13,8 +13,26 @@
 import * as torch from "../torch/index.js";
 import { forEachTensor } from "../torch/scope.js";
 
+/**
+ * How a backward call is made: root.backward(grad) by default. `later` is what the calls after
+ * this one will backpropagate from or through (data parallelism reduces a parameter's gradient
+ * early only when none of them reaches it: src/train/distributed/trainer.ts).
+ */
+export type Backprop = (root: torch.Tensor, grad: torch.Tensor | null, later: torch.Tensor[]) => void;
+
+export const plainBackprop: Backprop = (root, grad) => root.backward(grad ?? undefined);
+
+export interface SegmentOptions {
+  /**
+   * Segments of one group read the same parameters (the LM head's chunks); a segment without
+   * one reads parameters no other segment reads (a decoder layer).
+   */
+  group?: string;
+}
+
 interface Segment {
   input: torch.Tensor;
+  group: string | undefined;
   run: (input: torch.Tensor) => torch.Tensor;
   /** The forward's output as a leaf that requires grad; loss.backward() fills its .grad. */
   output: torch.Tensor;
@@ -38,13 +56,14 @@ export class RecomputeTape {
    * An input that is not a leaf is backpropagated through once, by this segment's backward:
    * at most one segment may read a given non-leaf input.
    */
-  segment(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor, forward: (input: torch.Tensor) => torch.Tensor = run): torch.Tensor {
+  segment(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor, forward: (input: torch.Tensor) => torch.Tensor = run,
+    options: SegmentOptions = {}): torch.Tensor {
     if (this.#done) throw new Error("this recompute tape has already run backward; make a new one per forward");
     this.hold(input);
     const output = torch.noGrad(() => torch.tidy(() => forward(input))).keep();
     output.requiresGrad_(true);
     this.#held.add(output);
-    this.#segments.push({ input, run, output });
+    this.#segments.push({ input, group: options.group, run, output });
     return output;
   }
 
@@ -64,16 +83,18 @@ export class RecomputeTape {
    * its output's gradient through it. A segment whose output got no gradient (unused by the
    * loss) is skipped. Frees what the tape held, also when it throws.
    */
-  backward(): void {
+  backward(backprop: Backprop = plainBackprop): void {
     if (this.#done) throw new Error("this recompute tape has already run backward");
     try {
       for (let i = this.#segments.length - 1; i >= 0; i--) {
-        const { input, run, output } = this.#segments[i];
+        const { input, group, run, output } = this.#segments[i];
         const grad = output.grad;
         if (grad) {
           torch.tidy(() => torch.enableGrad(() => {
             const recomputed = run(input);
-            if (recomputed.requiresGrad) recomputed.backward(grad);
+            // While segments of this one's group follow, what this graph reaches is read again.
+            const sameGroupNext = group !== undefined && i > 0 && this.#segments[i - 1].group === group;
+            if (recomputed.requiresGrad) backprop(recomputed, grad, [...this.inputsBefore(i), ...(sameGroupNext ? [recomputed] : [])]);
           }));
           grad.dispose();
         }
@@ -83,6 +104,14 @@ export class RecomputeTape {
     } finally {
       this.dispose();
     }
+  }
+
+  /**
+   * The inputs of the segments before `end` (all by default): backward() backpropagates through
+   * each one's graph after segment `end`'s (loss.backward() comes before them all).
+   */
+  inputsBefore(end = this.#segments.length): torch.Tensor[] {
+    return this.#segments.slice(0, end).map((s) => s.input);
   }
 
   /** Frees everything the tape holds without backpropagating (evaluation, or an error before backward). */

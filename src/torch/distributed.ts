@@ -132,10 +132,62 @@ export class ProcessGroup {
     });
   }
 
+  /**
+   * Gradient averaging overlapped with backward (native/src/grad_sync.h) for `params` (distinct
+   * leaves that require grad), bucketSizes[k] of them in bucket k, in order: reverse registration
+   * order, as DistributedDataParallel, so the first buckets fill first in backward.
+   */
+  gradientSync(params: Tensor[], bucketSizes: number[]): GradientSync {
+    const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes);
+    return new GradientSync(handle, bucketSizes.length, (operation, fn) => this.#run(operation, fn));
+  }
+
   /** Leaves the group (its connections close). Not needed before exiting. */
   destroy(): void {
     if (this.#group === null) return;
     native.distDestroy(this.#group);
     this.#group = null;
+  }
+}
+
+/**
+ * One step's gradient averaging while backward runs: arm() before the step's last micro-batch
+ * (earlier ones accumulate locally, DDP's no_sync), every backward call of that micro-batch
+ * through backward(), then finish() before reading the gradients (clipping, the optimizer).
+ */
+export class GradientSync {
+  #handle: number | null;
+
+  constructor(handle: number, readonly bucketCount: number, readonly run: <T>(operation: string, fn: () => T) => T) { this.#handle = handle; }
+
+  get handle(): number {
+    if (this.#handle === null) throw new Error("the gradient sync was destroyed");
+    return this.#handle;
+  }
+
+  arm(): void { native.gradSyncArm(this.handle); }
+
+  /**
+   * root.backward(grad), starting each bucket's all-reduce as soon as its gradients are final.
+   * `later`: the tensors later backward calls of this step will backpropagate from (or through):
+   * a parameter they reach is not final after this call.
+   */
+  backward(root: Tensor, grad: Tensor | null, later: Tensor[]): void {
+    native.gradSyncBackward(this.handle, root.id, grad ? grad.id : null, later.map((t) => t.id));
+  }
+
+  /** Waits for every bucket and leaves each gradient's mean over the ranks; returns how many buckets started during backward. */
+  finish(): number {
+    return this.run("allReduce", () => native.gradSyncFinish(this.handle));
+  }
+
+  /** Buckets whose all-reduce has started in this step so far. */
+  started(): number { return native.gradSyncStarted(this.handle); }
+
+  /** Removes the hooks. */
+  destroy(): void {
+    if (this.#handle === null) return;
+    native.gradSyncDestroy(this.#handle);
+    this.#handle = null;
   }
 }

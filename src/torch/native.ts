@@ -60,6 +60,14 @@ export interface NativeAddon {
   distAllgather(group: number, id: number): number[];
   distBarrier(group: number): void;
   distWait(work: number): void;
+  // native/src/grad_sync.h: the all-reduce of gradient buckets overlapped with backward.
+  gradSyncCreate(group: number, paramIds: number[], bucketSizes: number[]): number;
+  gradSyncArm(sync: number): void;
+  gradSyncBackward(sync: number, rootId: number, gradId: number | null, laterIds: number[]): void;
+  /** Returns how many buckets started during backward. */
+  gradSyncFinish(sync: number): number;
+  gradSyncStarted(sync: number): number;
+  gradSyncDestroy(sync: number): void;
 }
 
 /**

@@ -190,7 +190,7 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
       });
       if (tape) {
         tape.hold(targets);
-        pieces.push(tape.segment(picked, run, first));
+        pieces.push(tape.segment(picked, run, first, { group: "lm-head" }));
       } else {
         pieces.push(first(picked));
       }

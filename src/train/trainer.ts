@@ -21,7 +21,7 @@ import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs, type PreferenceInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
-import { RecomputeTape } from "../nn/recompute.js";
+import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
 import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSharding, type ReferenceSource } from "./reference.js";
@@ -182,7 +182,10 @@ export class PreferenceTrainer {
   intervals: { logging: number | null; eval: number | null; save: number | null } = { logging: null, eval: null, save: null };
   readonly #averager = new MetricAverager();
   #tokensSinceLog = 0;
-  #timeSinceLog = Date.now();
+  /** When the current logging interval began (performance.now(), ms), moved on by whatever is not training (evaluation, checkpoints, the pair log). */
+  #timeSinceLog = performance.now();
+  /** The last train row's interval: this process's attention-mask tokens and training seconds (a data-parallel run combines the ranks' in log()). */
+  lastInterval = { tokens: 0, seconds: 0 };
   /** This session's summed step losses and steps (train_loss), and when it started training. */
   #lossSum = 0;
   #stepsThisSession = 0;
@@ -436,7 +439,7 @@ export class PreferenceTrainer {
   /** The pair log's sample through the policy (no gradient): each pair's margin, w_qual, w_perf and gate, appended to pair_log.jsonl. */
   logPairs(): void {
     const log = this.pairLog!;
-    const started = Date.now();
+    const started = performance.now();
     const margins: number[] = [];
     const metrics: Record<string, number[] | number> = {};
     torch.noGrad(() => {
@@ -448,7 +451,7 @@ export class PreferenceTrainer {
       }
     });
     log.write(this.globalStep, round(this.epoch), margins, metrics);
-    this.#timeSinceLog += Date.now() - started;  // tokens_per_second counts training only
+    this.#timeSinceLog += performance.now() - started;  // tokens_per_second counts training only
   }
 
   /**
@@ -461,14 +464,11 @@ export class PreferenceTrainer {
     const step = this.globalStep + 1;
     let loss = 0;
     try {
-      for (const indices of group) {
+      for (const [k, indices] of group.entries()) {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
           try {
-            out.loss.mul(1 / group.length).backward();
-            // Recomputed segments (checkpointed layers, LM-head chunks) run their forward again
-            // here, under the same precision as the first forward.
-            this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward());
+            this.backward(out, 1 / group.length, k === group.length - 1);
           } finally {
             out.recompute?.dispose();
           }
@@ -489,6 +489,17 @@ export class PreferenceTrainer {
       if (e instanceof NonFiniteMetricError) throw e;
       throw new Error(`step ${step}: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /**
+   * Backpropagates a micro-batch's loss x `scale`, then its recomputed segments (checkpointed
+   * layers, LM-head chunks: their forward runs again here, under the same precision as the
+   * first). `last`: the step's final micro-batch (data parallelism reduces gradients during it).
+   */
+  backward(out: MicroBatchOutput, scale: number, _last: boolean, backprop: Backprop = plainBackprop): void {
+    const loss = out.loss.mul(scale);
+    backprop(loss, null, out.recompute?.inputsBefore() ?? []);
+    this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward(backprop));
   }
 
   /** Clip the gradients, step the optimizer, zero the gradients, advance the schedule. Returns the pre-clip norm and the step's learning rate. */
@@ -662,7 +673,16 @@ export class PreferenceTrainer {
     const every = (n: number | null, step: number) => n !== null && step % n === 0;
     const pairSteps = this.pairLog ? resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps) : null;
     this.#tokensSinceLog = 0;
-    this.#timeSinceLog = Date.now();
+    this.#timeSinceLog = performance.now();
+    // Evaluation and checkpoints are not training: their time stays out of tokens_per_second.
+    const untimed = async <T>(fn: () => T | Promise<T>): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await fn();
+      } finally {
+        this.#timeSinceLog += performance.now() - started;
+      }
+    };
     for (; this.epochIndex < epochs && this.globalStep < this.totalSteps; this.epochIndex++, this.nextBatch = 0) {
       const batches = this.epochBatches(this.epochIndex);
       while (this.nextBatch < batches.length && this.globalStep < this.totalSteps) {
@@ -678,12 +698,14 @@ export class PreferenceTrainer {
         if (logNow) this.log(this.lastTrainRow = this.#trainRow());
         if (pairSteps && (every(pairSteps, step) || done)) this.logPairs();
         const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
-        if (data.eval.length && evalNow) this.log(this.lastEvalRow = this.evaluate());
+        if (data.eval.length && evalNow) this.log(this.lastEvalRow = await untimed(() => this.evaluate()));
         hooks.onProgress?.(step, this.totalSteps, `loss ${loss.toFixed(4)} lr ${this.scheduler.getLastLr()[0].toExponential(2)}`);
         await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
-        const stop = hooks.shouldStop?.() ?? false;
+        // Untimed too: under data parallelism it is where the other ranks wait for the main
+        // process's pair log, which would otherwise count in their training time.
+        const stop = await untimed(() => hooks.shouldStop?.() ?? false);
         const saveNow = every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
-        if (!done && (stop || saveNow)) await this.save();
+        if (!done && (stop || saveNow)) await untimed(() => this.save());
         if (stop && !done) return true;
       }
     }
@@ -692,13 +714,14 @@ export class PreferenceTrainer {
 
   /** The averaged train metrics since the last log, as the HF trainer logs them. */
   #trainRow(): MetricRow {
-    const seconds = (Date.now() - this.#timeSinceLog) / 1000;
+    const seconds = (performance.now() - this.#timeSinceLog) / 1000;
     const { loss, grad_norm, ...rest } = this.#averager.drain();
     // The rate the next step will use (the schedule has advanced), as the HF trainer logs it.
     const learning_rate = this.scheduler.getLastLr()[0];
+    this.lastInterval = { tokens: this.#tokensSinceLog, seconds };
     const row = { step: this.globalStep, epoch: round(this.epoch), loss, learning_rate, grad_norm, tokens_per_second: this.#tokensSinceLog / Math.max(seconds, 1e-9), ...rest };
     this.#tokensSinceLog = 0;
-    this.#timeSinceLog = Date.now();
+    this.#timeSinceLog = performance.now();
     return row;
   }
 

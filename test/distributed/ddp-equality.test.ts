@@ -13,7 +13,12 @@ import { maxWeightDifference, metricRows, readJson, runTrain, weightsOf, writeRe
 
 let root: string;
 let setup: { model: string; data: string };
-before(() => { root = tempDir("omni-dpo-ddp-"); setup = writeSetup(root, 21); });
+let tied: string;
+before(() => {
+  root = tempDir("omni-dpo-ddp-");
+  setup = writeSetup(root, 21);
+  tied = writeSetup(root, 21, { tieWordEmbeddings: true }).model;
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /**
@@ -58,9 +63,15 @@ function assertRowsClose(one: Record<string, unknown>[], two: Record<string, unk
   }
 }
 
-async function compare(dtype: "float64" | "float32", tolerance: number, extra: Record<string, unknown> = {}) {
-  const alone = recipe(`${dtype}-alone`, dtype, 4, extra);
-  const ranks = recipe(`${dtype}-ranks`, dtype, 2, extra);
+/** What each rank says about the overlap: buckets started during backward, and all of them, over the run. */
+function overlapOf(output: string): { early: number; total: number }[] {
+  return [...output.matchAll(/rank (\d+): (\d+) of (\d+) gradient buckets started their all-reduce during backward/g)]
+    .map((m) => ({ early: Number(m[2]), total: Number(m[3]) }));
+}
+
+async function compare(dtype: "float64" | "float32", tolerance: number, extra: Record<string, unknown> = {}, name: string = dtype) {
+  const alone = recipe(`${name}-alone`, dtype, 4, extra);
+  const ranks = recipe(`${name}-ranks`, dtype, 2, extra);
   const [a, b] = await Promise.all([runTrain(alone.file), runTrain(ranks.file, ["--nproc-per-node", "2", "--master-port", String(await freePort())])]);
   assert.equal(a.code, 0, a.output);
   assert.equal(b.code, 0, b.output);
@@ -71,17 +82,22 @@ async function compare(dtype: "float64" | "float32", tolerance: number, extra: R
   assertRowsClose(rowsA, rowsB, tolerance, extra.precompute_ref_log_probs === true);
   const train = rowsA.filter((r) => "loss" in r);
   assert.equal(train.length, 8, "8 optimizer steps");
-  assert.ok(train.every((r) => (r.grad_norm as number) > 0.05), "clipping was active at every step");
+  const maxNorm = (extra.max_grad_norm as number | undefined) ?? 0.05;
+  assert.ok(train.every((r) => (r.grad_norm as number) > maxNorm), `clipping was active at every step: ${train.map((r) => r.grad_norm).join(", ")}`);
   assert.equal(rowsA.filter((r) => "eval_loss" in r).length, 4);
   // The learning rate follows the global step: warmup then linear decay over 8 steps.
   assert.deepEqual(train.map((r) => r.learning_rate), rowsB.filter((r) => "loss" in r).map((r) => r.learning_rate));
-  return { alone, ranks };
+  return { alone, ranks, output: b.output };
 }
 
 describe("2 ranks with batch b train as 1 process with batch 2b", () => {
   it("float64: the same weights to 1e-10 and the same metrics after 8 steps (accumulation 2, clipping, many buckets)", async () => {
     // Buckets of 16 KB: the gradients travel in many buckets (the default 25 MB holds them all).
-    const { ranks } = await compare("float64", 1e-10, { ddp_bucket_cap_mb: 0.016 });
+    const { ranks, output } = await compare("float64", 1e-10, { ddp_bucket_cap_mb: 0.016 });
+    // Every bucket's all-reduce started during the last micro-batch's backward, none after it.
+    const overlap = overlapOf(output);
+    assert.ok(overlap.length > 0, output);
+    for (const o of overlap) assert.ok(o.total >= 8 * 10 && o.early === o.total, `${o.early} of ${o.total} buckets started during backward`);
     // Rank 0 alone wrote output_dir, and its checkpoints record both ranks' RNG streams.
     const checkpoints = readdirSync(ranks.dir).filter((n) => n.startsWith("checkpoint-")).sort();
     assert.ok(checkpoints.length > 0);
@@ -90,6 +106,24 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
     assert.equal(state.rngStates.length, 2);
     assert.notEqual(state.rngStates[0], state.rngStates[1], "each rank has its own stream");
   });
+
+  // The paths where one parameter accumulates in several backward calls: the tied embedding is
+  // the LM head of every chunk and the decoder's input, and with gradient checkpointing each
+  // layer is a call of its own; with LoRA only the adapters are reduced.
+  // LoRA's adapters are float32 whatever torch_dtype (as PEFT makes them): float32's tolerance.
+  for (const [label, extra, tolerance] of [
+    ["tied embeddings", { model_name_or_path: "TIED" }, 1e-10],
+    ["tied embeddings with gradient checkpointing", { model_name_or_path: "TIED", gradient_checkpointing: true }, 1e-10],
+    ["LoRA with gradient checkpointing (only the adapters are reduced)", { use_peft: true, lora_r: 4, lora_alpha: 8, gradient_checkpointing: true, max_grad_norm: 0.002, ddp_bucket_cap_mb: 0.001 }, 1e-5],
+  ] as const) {
+    it(`float64 weights, ${label}: the same weights to ${tolerance}, every bucket started during backward`, async () => {
+      const keys = { ddp_bucket_cap_mb: 0.004, ...extra, ...("model_name_or_path" in extra ? { model_name_or_path: tied } : {}) };
+      const { output } = await compare("float64", tolerance, keys, label.replace(/\W+/g, "-"));
+      const overlap = overlapOf(output);
+      // Several buckets at each of the 8 steps.
+      assert.ok(overlap.length > 0 && overlap.every((o) => o.total >= 3 * 8 && o.early === o.total), output);
+    });
+  }
 
   it("float32 with a precomputed reference: weights to 1e-5, the same metrics, and the same reference cache", async () => {
     const { alone, ranks } = await compare("float32", 1e-5, { precompute_ref_log_probs: true });

@@ -13,8 +13,9 @@ import type { RankRun } from "./ranks.js";
 export const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
 
 /** A toy model and `pairs` preference pairs under `root`. */
-export function writeSetup(root: string, pairs: number): { model: string; data: string } {
-  return { model: writeToyModel(join(root, "model"), { seed: 3 }), data: writeJsonl(join(root, "pairs.jsonl"), toyPairs(pairs, 5)) };
+export function writeSetup(root: string, pairs: number, model: { tieWordEmbeddings?: boolean } = {}): { model: string; data: string } {
+  const name = model.tieWordEmbeddings ? "model-tied" : "model";
+  return { model: writeToyModel(join(root, name), { seed: 3, ...model }), data: writeJsonl(join(root, "pairs.jsonl"), toyPairs(pairs, 5)) };
 }
 
 /** Writes a recipe YAML (values as JSON, which YAML reads) and returns its path. */
@@ -38,9 +39,10 @@ export function runTrain(recipe: string, args: string[] = [], env: Record<string
   return startTrain(recipe, args, env).done;
 }
 
-/** The final model's tensors as float64 values, by name. */
+/** The final model's tensors (a LoRA run's: its adapter's) as float64 values, by name. */
 export function weightsOf(dir: string): Map<string, Float64Array> {
-  const tensors = loadSafetensors(join(dir, "model.safetensors"));
+  const adapter = join(dir, "adapter_model.safetensors");
+  const tensors = loadSafetensors(existsSync(adapter) ? adapter : join(dir, "model.safetensors"));
   const out = new Map<string, Float64Array>();
   for (const [name, t] of tensors) {
     out.set(name, Float64Array.from(t.to("float64").data() as Float64Array));

@@ -12,7 +12,7 @@ export function tempDir(prefix = "omni-dpo-"): string {
 }
 
 /** Writes a tiny model directory (config, weights, tokenizer) and returns its path. */
-export function writeToyModel(dir: string, options: { architecture?: "llama" | "gpt2"; seed?: number; chatTemplate?: "chatml" } = {}): string {
+export function writeToyModel(dir: string, options: { architecture?: "llama" | "gpt2"; seed?: number; chatTemplate?: "chatml"; tieWordEmbeddings?: boolean } = {}): string {
   mkdirSync(dir, { recursive: true });
   const tok = writeByteLevelTokenizer(dir, options.chatTemplate ? { chatTemplate: options.chatTemplate } : {});
   torch.manualSeed(options.seed ?? 0);
@@ -21,7 +21,7 @@ export function writeToyModel(dir: string, options: { architecture?: "llama" | "
       bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId }
     : { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 64,
       num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, rms_norm_eps: 1e-6,
-      tie_word_embeddings: false, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId };
+      tie_word_embeddings: options.tieWordEmbeddings ?? false, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId };
   const model = createModel(config);
   saveModel(model, dir);
   model.dispose();

@@ -1,8 +1,14 @@
-// Gradient averaging across ranks, as DistributedDataParallel does it: the gradients flattened
-// into buckets of about 25 MB (bucket_cap_mb), each bucket all-reduced (summed) while the next is
-// packed, then divided by the world size and copied back. It runs once per optimizer step, after
-// the last micro-batch's backward (gradient accumulation needs no communication before that,
-// as DDP's no_sync), and before clipping, so the norm and the step are the same on every rank.
+// Gradient averaging across ranks, as DistributedDataParallel does it: the gradients in buckets
+// of about 25 MB (bucket_cap_mb), the parameters in reverse registration order (backward reaches
+// the last layers first), each bucket all-reduced (summed), then divided by the world size. It
+// is done once per optimizer step, for the last micro-batch (gradient accumulation needs no
+// communication before that, as DDP's no_sync), and before clipping, so the norm and the step
+// are the same on every rank.
+//
+// Two ways, the same numbers: by default each bucket's all-reduce starts during the last
+// micro-batch's backward, as soon as its gradients are final (native/src/grad_sync.h, driven by
+// the distributed trainer's backward); with OMNI_DPO_DDP_OVERLAP=0 (for measuring what the
+// overlap gains) averageGradients below does it all after backward.
 import * as torch from "../../torch/index.js";
 import type { ProcessGroup } from "../../torch/distributed.js";
 
@@ -28,6 +34,19 @@ export function buckets(tensors: torch.Tensor[], bucketBytes = BUCKET_BYTES): to
   }
   if (current.length) out.push(current);
   return out;
+}
+
+/** How many of `tensors` (in order) go in each bucket: buckets() as counts, for the native gradient sync. */
+export function bucketSizes(tensors: torch.Tensor[], bucketBytes = BUCKET_BYTES): number[] {
+  return buckets(tensors, bucketBytes).map((b) => b.length);
+}
+
+/** Whether the all-reduce overlaps with backward: yes unless OMNI_DPO_DDP_OVERLAP is 0 (or false, off, no). */
+export function overlapEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.OMNI_DPO_DDP_OVERLAP ?? "").trim().toLowerCase();
+  if (v === "" || v === "1" || v === "true" || v === "on" || v === "yes") return true;
+  if (v === "0" || v === "false" || v === "off" || v === "no") return false;
+  throw new Error(`environment: OMNI_DPO_DDP_OVERLAP=${env.OMNI_DPO_DDP_OVERLAP} must be 1 or 0`);
 }
 
 /**

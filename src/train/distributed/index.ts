@@ -2,7 +2,7 @@
 export { distributedEnv, type DistributedEnv } from "./environment.js";
 export { launch, launchProblems, watchLauncher, type LaunchOptions } from "./launcher.js";
 export { DistributedPreferenceTrainer } from "./trainer.js";
-export { averageGradients, buckets, BUCKET_BYTES } from "./gradients.js";
+export { averageGradients, buckets, bucketSizes, overlapEnabled, BUCKET_BYTES } from "./gradients.js";
 export { shardOf, strideOf, interleave } from "./sharding.js";
 
 import type { TrainConfig } from "../config.js";

@@ -4,7 +4,7 @@
 // averaged before logging; rank 0 alone writes output_dir (metrics, checkpoints, the model).
 // Each override below is one step of PreferenceTrainer; the step itself is unchanged.
 import * as torch from "../../torch/index.js";
-import { ProcessGroup, type Backend } from "../../torch/distributed.js";
+import { ProcessGroup, type Backend, type GradientSync } from "../../torch/distributed.js";
 import { batchesOf } from "../batching.js";
 import { readTrainerState, restoreRngState, type TrainerState } from "../checkpoint.js";
 import type { TrainConfig } from "../config.js";
@@ -12,10 +12,12 @@ import { MetricsSink, type MetricRow } from "../metrics.js";
 import type { ReferenceSharding } from "../reference.js";
 import type { ResumePlan } from "../resume.js";
 import type { CausalLM } from "../../models/causal-lm.js";
-import { PreferenceTrainer, type TrainHooks, type TrainResult } from "../trainer.js";
+import { PreferenceTrainer, type MicroBatchOutput, type TrainHooks, type TrainResult } from "../trainer.js";
 import type { DistributedEnv } from "./environment.js";
-import { averageGradients } from "./gradients.js";
+import { averageGradients, bucketSizes, overlapEnabled } from "./gradients.js";
 import { interleave, shardOf, strideOf } from "./sharding.js";
+import { ShardedOptimizer } from "./zero.js";
+import type { TrainOptimizer } from "../checkpoint.js";
 
 /** Ranks other than 0 keep no metrics file: rank 0's is the run's. */
 class NoMetricsFile extends MetricsSink {
@@ -29,6 +31,12 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   readonly env: DistributedEnv;
   /** Eval rows logged so far (each row's key list is shared under its own store key). */
   #evals = 0;
+  /** The all-reduce overlapped with backward (made at the first step; null: off or one rank). */
+  #sync: GradientSync | null = null;
+  /** Buckets this run started during backward, and all it reduced (the overlap, for the log and tests). */
+  overlap = { early: 0, buckets: 0 };
+  /** OMNI_DPO_DDP_OVERLAP, read once at the start. */
+  #overlapOn = true;
 
   constructor(config: TrainConfig, hooks: TrainHooks, env: DistributedEnv) {
     // A stop (Ctrl-C on any rank) is agreed at each step, so every rank checkpoints the same step.
@@ -49,12 +57,20 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   }
 
   override async train(): Promise<TrainResult> {
+    this.#overlapOn = overlapEnabled();
     this.group = ProcessGroup.init({
       rank: this.rank, worldSize: this.worldSize, masterAddr: this.env.masterAddr, masterPort: this.env.masterPort,
       backend: this.backend(), timeoutMs: this.config.ddpTimeout * 1000, socketIfname: this.env.socketIfname ?? undefined, storeServed: this.env.agentStore,
     });
     this.hooks.onStatus?.(`rank ${this.rank} of ${this.worldSize} joined (${this.group.backend}, ${this.env.masterAddr}:${this.env.masterPort})`);
-    return super.train();
+    try {
+      const result = await super.train();
+      if (this.overlap.buckets) this.hooks.onStatus?.(`rank ${this.rank}: ${this.overlap.early} of ${this.overlap.buckets} gradient buckets started their all-reduce during backward`);
+      return result;
+    } finally {
+      this.#sync?.destroy();
+      this.#sync = null;
+    }
   }
 
   /** Whether `mine` is true on any rank. */
@@ -142,9 +158,55 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     return model;
   }
 
+  /** The trainable parameters in DDP's bucket order (reverse registration: backward reaches the last ones first) and the bucket cap. */
+  #bucketing(): { params: torch.Tensor[]; bucketBytes: number } {
+    return { params: this.policy.parameters().filter((p) => p.requiresGrad).reverse(), bucketBytes: (this.config.ddpBucketCapMb ?? 25) * 1024 * 1024 };
+  }
+
+  /**
+   * The step's last micro-batch starts each bucket's all-reduce as soon as backward has made its
+   * gradients final (earlier micro-batches accumulate locally, as under DDP's no_sync).
+   */
+  override backward(out: MicroBatchOutput, scale: number, last: boolean): void {
+    if (!last || this.worldSize === 1 || !this.#overlapOn) return super.backward(out, scale, last);
+    if (!this.#sync) {
+      const { params, bucketBytes } = this.#bucketing();
+      this.#sync = this.group.gradientSync(params, bucketSizes(params, bucketBytes));
+    }
+    const sync = this.#sync;
+    sync.arm();
+    super.backward(out, scale, last, (root, grad, later) => sync.backward(root, grad, later));
+  }
+
+  /** With zero_stage: 1 (and several ranks) the optimizer's state is sharded (src/train/distributed/zero.ts). */
+  override createOptimizer(): TrainOptimizer {
+    const full = super.createOptimizer();
+    if (this.config.zeroStage !== 1 || this.worldSize === 1) return full;
+    const sharded = new ShardedOptimizer(full as never, this.group);
+    const params = sharded.paramGroups.flatMap((g) => g.params);
+    const mine = params.filter((_, i) => sharded.owners[i] === this.rank).reduce((n, p) => n + p.numel(), 0);
+    const all = params.reduce((n, p) => n + p.numel(), 0);
+    this.hooks.onStatus?.(`rank ${this.rank}: ZeRO-1, optimizer state for ${mine} of ${all} parameter elements (${(100 * mine / all).toFixed(1)}%)`);
+    return sharded as unknown as TrainOptimizer;
+  }
+
   override optimizerStep(): { gradNorm: number; learningRate: number } {
-    averageGradients(this.group, this.policy.parameters().filter((p) => p.requiresGrad), (this.config.ddpBucketCapMb ?? 25) * 1024 * 1024);
+    if (this.#sync && this.worldSize > 1 && this.#overlapOn) {
+      this.overlap.early += this.#sync.finish();
+      this.overlap.buckets += this.#sync.bucketCount;
+    } else {
+      const { params, bucketBytes } = this.#bucketing();
+      averageGradients(this.group, params, bucketBytes);
+    }
     return super.optimizerStep();
+  }
+
+  #maxOverRanks(value: number): number {
+    return torch.tidy(() => {
+      const t = torch.tensor([value], { dtype: "float64" });
+      this.group.allReduce([t], "max");
+      return t.item();
+    });
   }
 
   #sumOverRanks(values: number[]): number[] {
@@ -155,14 +217,20 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
     });
   }
 
-  /** Train rows: every metric averaged over the ranks (tokens_per_second summed); eval rows are already whole. Rank 0 writes. */
+  /**
+   * Train rows: every metric averaged over the ranks, but tokens_per_second: the run's, every
+   * rank's tokens over the slowest rank's seconds (the interval's wall time: each waits for the
+   * others at every all-reduce); eval rows are already whole. Rank 0 writes.
+   */
   override log(row: MetricRow): void {
     const isEval = Object.keys(row).some((k) => k.startsWith("eval_"));
     let out = row;
     if (!isEval) {
-      const keys = Object.keys(row).filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch");
-      const totals = this.#sumOverRanks(keys.map((k) => row[k] as number));
-      out = { ...row, ...Object.fromEntries(keys.map((k, i) => [k, k === "tokens_per_second" ? totals[i] : totals[i] / this.worldSize])) };
+      const keys = Object.keys(row).filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch" && k !== "tokens_per_second");
+      const totals = this.#sumOverRanks([this.lastInterval.tokens, ...keys.map((k) => row[k] as number)]);
+      const seconds = this.#maxOverRanks(this.lastInterval.seconds);
+      const mean = Object.fromEntries(keys.map((k, i) => [k, totals[i + 1] / this.worldSize]));
+      out = { ...row, ...mean, ...("tokens_per_second" in row ? { tokens_per_second: totals[0] / Math.max(seconds, 1e-9) } : {}) };
     }
     if (this.rank === 0) super.log(out);
   }
@@ -176,9 +244,22 @@ export class DistributedPreferenceTrainer extends PreferenceTrainer {
   }
 
   override async save(): Promise<string> {
-    if (this.rank === 0) return super.save();
-    this.trainerState();  // its gather needs every rank
-    return this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
+    // Sharded state comes to rank 0 first, every rank taking part, before rank 0 writes.
+    const sharded = this.optimizer instanceof ShardedOptimizer ? this.optimizer : null;
+    sharded?.gatherState();
+    if (this.rank === 0) {
+      try {
+        this.checkpoint = await super.save();
+      } finally {
+        sharded?.releaseGathered();
+      }
+    } else {
+      this.trainerState();  // its gather needs every rank
+      this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
+    }
+    // The others wait here while rank 0 writes (not in the next step, whose time it is not).
+    this.group.barrier();
+    return this.checkpoint;
   }
 
   override resume(dir: string, state: TrainerState): void {
