@@ -127,7 +127,7 @@ const BASE_RECIPE = {
 
 export interface DemoSizes { train: number; val: number; test: number }
 /** Problems per set: pair-building prompts, validation (learning-rate choice) and held-out (the result). */
-export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = { full: { train: 1024, val: 300, test: 600 }, quick: { train: 512, val: 200, test: 400 } };
+export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = { full: { train: 1024, val: 300, test: 600 }, quick: { train: 384, val: 200, test: 400 } };
 /** Training seeds x pair-building seeds of the reported runs. */
 export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number }> = { full: { train: 2, pair: 3 }, quick: { train: 1, pair: 2 } };
 

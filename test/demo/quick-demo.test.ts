@@ -1,6 +1,6 @@
 // The quick demo's promise, on the real thing: `omni-dpo demo --quick --json` (both pipelines)
 // prints the issue's JSON, and preference learning beats the SFT start beyond noise in each
-// pipeline (DPO - SFT's 95% interval above 0). About 2.5 minutes on two cores, so it is not in
+// pipeline (DPO - SFT's 95% interval above 0). About 1.5 minutes on two cores, so it is not in
 // the suite: .ci/run runs it with OMNI_DPO_TEST_DEMO=1 after the suite.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import { tempDir } from "../helpers/toy.js";
 import { assertPipelineShape, type PipelineJson } from "../helpers/demo-json.js";
 
 const enabled = process.env.OMNI_DPO_TEST_DEMO === "1";
-if (!enabled) console.log("# skipping the quick demo: set OMNI_DPO_TEST_DEMO=1 (CI does) to run it (about 2.5 minutes)");
+if (!enabled) console.log("# skipping the quick demo: set OMNI_DPO_TEST_DEMO=1 (CI does) to run it (about 1.5 minutes)");
 
 test("omni-dpo demo --quick: both pipelines, and preference learning beats the start beyond noise in each", { skip: enabled ? undefined : "OMNI_DPO_TEST_DEMO is not 1" }, () => {
   const start = Date.now();

@@ -18,11 +18,11 @@ DPO's learning rate. Held-out greedy accuracy decides; differences are paired, w
 intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
 
   --pipeline P      math, text or both (default both)
-  --quick           fewer problems and seeds, same design (about 3 minutes on 2 cores)
+  --quick           fewer problems and seeds, same design (about 1.5 minutes on 2 cores)
   --seed N          base seed: problem sets, first training and pair seed (default 0)
   --train-seeds N   training seeds per method (default 2; quick 1)
   --pair-seeds N    pair-building seeds (default 3; quick 2)
-  --prompts N       prompts sampled for pairs (default 1024; quick 512)
+  --prompts N       prompts sampled for pairs (default 1024; quick 384)
   --val N           validation problems, for the learning rate (default 300; quick 200)
   --heldout N       held-out problems, for the result (default 600; quick 400)
   --ablations       also train Omni-DPO without each of w_qual, w_perf and c-NLL
