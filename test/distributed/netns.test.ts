@@ -7,11 +7,11 @@
 // (and with them the veth pair) are deleted in `finally`.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/toy.js";
-import type { RankRun } from "./ranks.js";
+import { runCommand, type RankRun } from "./ranks.js";
 import { CLI, maxWeightDifference, runTrain, weightsOf, writeRecipe, writeSetup } from "./train-ranks.js";
 
 const HOSTS = [
@@ -50,16 +50,7 @@ function removeHosts(): void {
 
 /** `omni-dpo train` inside host h's namespace, its Gloo on the veth (GLOO_SOCKET_IFNAME, as on a real machine with several interfaces). */
 function trainOnHost(h: (typeof HOSTS)[number], recipe: string, args: string[], timeoutMs = 120000): Promise<RankRun> {
-  return new Promise((resolve) => {
-    const child = spawn("ip", ["netns", "exec", h.ns, process.execPath, CLI, "train", recipe, ...args],
-      { env: { ...process.env, OMP_NUM_THREADS: "1", GLOO_SOCKET_IFNAME: h.dev }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let output = "";
-    child.stdout.on("data", (d) => { stdout += d; output += d; });
-    child.stderr.on("data", (d) => { output += d; });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, output }); });
-  });
+  return runCommand("ip", ["netns", "exec", h.ns, process.execPath, CLI, "train", recipe, ...args], { GLOO_SOCKET_IFNAME: h.dev }, timeoutMs);
 }
 
 let root: string;

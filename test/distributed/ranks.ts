@@ -26,8 +26,13 @@ export function runRanks(script: string, worldSize: number, env: Record<string, 
 
 /** Runs node with `args` and the extra environment; resolves when it exits. */
 export function runProcess(args: string[], env: Record<string, string>, timeoutMs = 60000): Promise<RankRun> {
+  return runCommand(process.execPath, args, env, timeoutMs);
+}
+
+/** Runs `command` with `args` (one thread, the extra environment); resolves when it exits, killed after `timeoutMs`. */
+export function runCommand(command: string, args: string[], env: Record<string, string>, timeoutMs = 60000): Promise<RankRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let output = "";
     child.stdout.on("data", (d) => { stdout += d; output += d; });
