@@ -15,7 +15,6 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { createModel, loadModel, saveModel } from "../models/auto.js";
-import type { CausalLM } from "../models/causal-lm.js";
 import type { Tokenizer } from "../text/index.js";
 import {
   arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,

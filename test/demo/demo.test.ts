@@ -27,7 +27,6 @@ const SFT_DIR = join(ROOT, "assets", "arith-sft");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} != ${b}`);
 const inUnit = (x: number, what: string) => assert.ok(Number.isFinite(x) && x >= 0 && x <= 1, `${what} = ${x} is not in [0, 1]`);
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 test("runDemo on tiny settings: both pipelines, and every reported number is what its runs give", async () => {
   const out = tempDir("omni-dpo-demo-");
