@@ -34,7 +34,7 @@ import * as torch from "../torch/index.js";
 import { createModel } from "../models/auto.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { preferenceLoss } from "../objectives/index.js";
-import { concatenatedForward, sequenceLogps } from "../train/logprobs.js";
+import { concatenatedForward, sequenceLogps } from "../logprobs/forward.js";
 import { RecomputeTape } from "../nn/recompute.js";
 import { attachLora } from "../nn/lora.js";
 import type { PaddedBatch } from "../data/tokenize.js";

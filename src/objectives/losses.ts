@@ -146,7 +146,7 @@ const USE_WEIGHTING = {
 /**
  * TRL's ld_alpha (LD-DPO, arXiv 2409.06411): the tokens of each answer past the shorter answer's
  * length count alpha times in its log-prob, for the policy and the reference alike. The trainer
- * applies it inside its log-prob chunks (src/train/logprobs.ts); the losses see the result.
+ * applies it inside its log-prob chunks (src/logprobs/forward.ts); the losses see the result.
  */
 const LD_ALPHA = {
   type: "number", default: null, keys: ["ld_alpha"], exclusive: true,

@@ -22,7 +22,7 @@ import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs, type Pref
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
-import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
+import { batchesOf, forwardPairs, pairLogps } from "../logprobs/pairs.js";
 import { decayGroups } from "./optimizer.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSharding, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type MetricRow } from "./metrics.js";

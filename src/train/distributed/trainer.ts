@@ -5,7 +5,7 @@
 // Each override below is one step of PreferenceTrainer; the step itself is unchanged.
 import * as torch from "../../torch/index.js";
 import { ProcessGroup, type Backend, type GradientSync } from "../../torch/distributed.js";
-import { batchesOf } from "../batching.js";
+import { batchesOf } from "../../logprobs/pairs.js";
 import { readTrainerState, restoreRngState, type TrainerState } from "../checkpoint.js";
 import type { TrainConfig } from "../config.js";
 import { MetricsSink, type MetricRow } from "../metrics.js";
