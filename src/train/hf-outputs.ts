@@ -151,3 +151,11 @@ export function modelCardText(c: ModelCard): string {
 export function writeModelCard(c: ModelCard): void {
   writeFileAtomic(join(c.outputDir, "README.md"), modelCardText(c));
 }
+
+/** The log_history of a checkpoint's trainer_state.json (the rows logged up to its step); [] without one. */
+export function readLogHistory(checkpoint: string): MetricRow[] {
+  const file = join(checkpoint, TRAINER_STATE);
+  if (!existsSync(file)) return [];
+  const history = (JSON.parse(readFileSync(file, "utf8")) as Partial<HfTrainerState>).log_history;
+  return Array.isArray(history) ? history : [];
+}
