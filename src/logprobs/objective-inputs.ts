@@ -14,8 +14,11 @@ export interface ObjectiveInputsOptions {
   padTokenId: number;
   /** dpo_length_norm: sequence log-probs as means over answer tokens (else sums). */
   lengthNorm: boolean;
-  /** The reference's log-probs of these pairs (computed with referenceLogpsOptions(objective)); null: a loss without one. */
-  reference?: PairLogps | null;
+  /**
+   * The reference's log-probs of these pairs (computed with referenceLogpsOptions(objective)),
+   * asked for after the policy's forward; absent or null: a loss without one.
+   */
+  reference?: () => PairLogps | null;
   /** Under grad: what backward recomputes (the LM head's chunks, checkpointed layers). */
   recompute?: RecomputeTape | null;
   /** Checkpoint every decoder layer (needs `recompute`). */
@@ -46,7 +49,7 @@ export function objectiveInputs(policy: CausalLM, pairs: TokenizedPair[], object
   const dtype = out.chosen.dtype;
   const device = out.chosen.device;
   const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null);  // [B]
-  const ref = options.reference ?? undefined;
+  const ref = options.reference?.() ?? undefined;
   const inputs: PreferenceInputs = {
     policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
     referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),

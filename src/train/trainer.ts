@@ -464,7 +464,7 @@ export class PreferenceTrainer {
   /** The objective's inputs for a micro-batch of `split` (objectiveInputs with this run's policy, reference and settings). */
   lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): ObjectiveInputs {
     return objectiveInputs(this.policy, pairs, this.config.objective, {
-      padTokenId: this.padTokenId, lengthNorm: this.config.dpoLengthNorm, reference: this.reference?.[split].logps(pairs, indices) ?? null,
+      padTokenId: this.padTokenId, lengthNorm: this.config.dpoLengthNorm, reference: () => this.reference?.[split].logps(pairs, indices) ?? null,
       recompute, gradientCheckpointing: this.config.gradientCheckpointing,
     });
   }
