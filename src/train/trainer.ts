@@ -19,7 +19,7 @@ import { loadModel } from "../models/auto.js";
 import { defaultTargetModules, isAdapterDirectory, savePretrained } from "../models/peft.js";
 import { attachLora, loraOf, type SettingNames } from "../nn/lora.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { holdOut, mixDatasets, shuffled } from "../data/mixer.js";
+import { holdOut, mixDatasets } from "../data/mixer.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
@@ -29,7 +29,7 @@ import type { TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, pairLogps } from "../logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
-import { decayGroups } from "./optimizer.js";
+import { applyOptimizerStep, createOptimizer, epochOrder, stepGroups } from "./steps.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, NonFiniteMetricError, type MetricRow } from "./metrics.js";
 import {
@@ -348,7 +348,7 @@ export class PreferenceTrainer {
 
   /** Epoch `epochIndex`'s order of the training pairs (a shuffle seeded by seed + epoch). */
   epochOrder(epochIndex: number): number[] {
-    return shuffled(this.data.train.map((_, i) => i), this.config.seed + epochIndex);
+    return epochOrder(this.data.train.length, this.config.seed, epochIndex);
   }
 
   /** This process's micro-batches of epoch `epochIndex`, as training-pair indices: its share of the order in batches of per_device_train_batch_size. */
@@ -427,22 +427,9 @@ export class PreferenceTrainer {
     return this.mixedPrecision(split) ? torch.autocast("bfloat16", fn, { device }) : fn();
   }
 
-  /**
-   * The optimizer `optim` names over the policy's trainable parameters (all of them, or the LoRA
-   * adapters; in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups:
-   * AdamW (adamw_torch; adamw_torch_fused is the same update in one kernel), or plain SGD with
-   * only the learning rate and the groups' weight decay, as transformers builds torch.optim.SGD;
-   * then as the strategy keeps it (ZeRO-1 shards its state).
-   */
+  /** The optimizer `optim` names over the policy's trainable parameters (steps.ts), as the strategy keeps it (ZeRO-1 shards its state). */
   createOptimizer(): TrainOptimizer {
-    const c = this.config;
-    const groups = decayGroups(this.policy, c.weightDecay)
-      .map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) }))
-      .filter((g) => g.params.length > 0);
-    const full = c.optim === "sgd"
-      ? new torch.SGD(groups, { lr: c.learningRate, weightDecay: c.weightDecay })
-      : new torch.AdamW(groups, { lr: c.learningRate, betas: [c.adamBeta1, c.adamBeta2], eps: c.adamEpsilon, weightDecay: c.weightDecay });
-    return this.strategy.wrapOptimizer(full, (m) => this.hooks.onStatus?.(m));
+    return this.strategy.wrapOptimizer(createOptimizer(this.policy, this.config), (m) => this.hooks.onStatus?.(m));
   }
 
   /** One micro-batch: the policy's forward over chosen and rejected together, the reference's log-probs, the loss and its metrics. */
@@ -533,20 +520,10 @@ export class PreferenceTrainer {
     this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward(backprop));
   }
 
-  /** Averages the gradients over processes, clips them, steps the optimizer, zeroes the gradients, advances the schedule. Returns the pre-clip norm and the step's learning rate. */
+  /** Averages the gradients over processes, then clips them, steps the optimizer, zeroes the gradients and advances the schedule (steps.ts). Returns the pre-clip norm and the step's learning rate. */
   optimizerStep(): { gradNorm: number; learningRate: number } {
     this.strategy.syncGradients(this.#trainable);
-    const maxNorm = this.config.maxGradNorm > 0 ? this.config.maxGradNorm : Infinity;
-    const gradNorm = torch.clipGradNorm(this.policy.parameters(), maxNorm);
-    if (!Number.isFinite(gradNorm)) {
-      this.optimizer.zeroGrad();
-      throw new NonFiniteMetricError(`step ${this.globalStep + 1}: grad_norm is ${gradNorm}; the weights were not updated`);
-    }
-    const learningRate = this.scheduler.getLastLr()[0];
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
-    this.scheduler.step();
-    return { gradNorm, learningRate };
+    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1);
   }
 
   /** Loss and metrics over the eval split (each process its share), averaged per pair, as an `eval_`-prefixed row. */
@@ -740,38 +717,35 @@ export class PreferenceTrainer {
         this.#timeSinceLog += performance.now() - started;
       }
     };
-    for (; this.epochIndex < epochs && this.globalStep < this.totalSteps; this.epochIndex++, this.nextBatch = 0) {
-      const batches = this.epochBatches(this.epochIndex);
-      while (this.nextBatch < batches.length && this.globalStep < this.totalSteps) {
-        const group = batches.slice(this.nextBatch, this.nextBatch + ga);
-        const loss = this.trainingStep(group);
-        this.nextBatch += group.length;
-        this.epoch = this.epochIndex + this.nextBatch / batches.length;
-        const step = this.globalStep;
-        const done = step >= this.totalSteps;
-        const epochEnd = this.nextBatch >= batches.length;
-        await untimed(() => this.#call("onStepEnd", { metrics: { loss, learning_rate: this.scheduler.getLastLr()[0] } }));
-        // transformers' DefaultFlowCallback: by steps (and logging_first_step), or at each epoch's end; here also at the last step.
-        const logNow = done || every(loggingSteps, step) || (step === 1 && config.loggingFirstStep) || (epochEnd && config.loggingStrategy === "epoch");
-        if (logNow) this.log(this.lastTrainRow = strategy.reduceTrainRow(this.#trainRow(), this.lastInterval));
-        const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
-        if (data.eval.length && evalNow) {
-          const row = this.lastEvalRow = await untimed(() => this.evaluate());
-          this.log(row);
-          await untimed(() => this.#call("onEvaluate", { metrics: row }));
-        }
-        await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
-        // One agreement per step: a stop or save asked on any process is taken on all.
-        const [interrupt, stop, saveAsked] = await untimed(() => strategy.anyProcess([hooks.shouldStop?.() ?? false, control.shouldTrainingStop, control.shouldSave]));
-        control.shouldTrainingStop = stop;
-        const saveNow = saveAsked || every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
-        // A stop by a callback ends the run here, with the final model and checkpoint after the loop.
-        if (!done && !stop && (interrupt || saveNow)) await untimed(() => this.save());
-        control.shouldSave = false;
-        if (stop && !done) return "stopped";
-        if (interrupt && !done) return "interrupted";
+    const position = { epochIndex: this.epochIndex, nextBatch: this.nextBatch };
+    for (const { group, epochLength, epochEnd } of stepGroups(position, epochs, (e) => this.epochBatches(e), ga, () => this.globalStep >= this.totalSteps)) {
+      ({ epochIndex: this.epochIndex, nextBatch: this.nextBatch } = position);
+      const loss = this.trainingStep(group);
+      this.epoch = this.epochIndex + this.nextBatch / epochLength;
+      const step = this.globalStep;
+      const done = step >= this.totalSteps;
+      await untimed(() => this.#call("onStepEnd", { metrics: { loss, learning_rate: this.scheduler.getLastLr()[0] } }));
+      // transformers' DefaultFlowCallback: by steps (and logging_first_step), or at each epoch's end; here also at the last step.
+      const logNow = done || every(loggingSteps, step) || (step === 1 && config.loggingFirstStep) || (epochEnd && config.loggingStrategy === "epoch");
+      if (logNow) this.log(this.lastTrainRow = strategy.reduceTrainRow(this.#trainRow(), this.lastInterval));
+      const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
+      if (data.eval.length && evalNow) {
+        const row = this.lastEvalRow = await untimed(() => this.evaluate());
+        this.log(row);
+        await untimed(() => this.#call("onEvaluate", { metrics: row }));
       }
+      await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
+      // One agreement per step: a stop or save asked on any process is taken on all.
+      const [interrupt, stop, saveAsked] = await untimed(() => strategy.anyProcess([hooks.shouldStop?.() ?? false, control.shouldTrainingStop, control.shouldSave]));
+      control.shouldTrainingStop = stop;
+      const saveNow = saveAsked || every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
+      // A stop by a callback ends the run here, with the final model and checkpoint after the loop.
+      if (!done && !stop && (interrupt || saveNow)) await untimed(() => this.save());
+      control.shouldSave = false;
+      if (stop && !done) return "stopped";
+      if (interrupt && !done) return "interrupted";
     }
+    ({ epochIndex: this.epochIndex, nextBatch: this.nextBatch } = position);
     return "done";
   }
 
