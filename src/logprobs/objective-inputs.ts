@@ -39,7 +39,8 @@ export function referenceLogpsOptions(objective: ResolvedPreferenceOptions): { l
 }
 
 /** `pairs` through `policy` as the inputs of `objective`'s loss (grad as the caller's grad mode). */
-export function objectiveInputs(policy: CausalLM, pairs: TokenizedPair[], objective: ResolvedPreferenceOptions, options: ObjectiveInputsOptions): ObjectiveInputs {
+export function objectiveInputs(policy: CausalLM, pairs: TokenizedPair[], objective: ResolvedPreferenceOptions,
+  options: ObjectiveInputsOptions): ObjectiveInputs {
   const needs = tokenNeeds(objective);
   const recompute = options.recompute ?? null;
   const out = forwardPairs(policy, pairs, options.padTokenId, options.lengthNorm, {

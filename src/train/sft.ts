@@ -33,7 +33,8 @@ export function sftTokens(tokenizer: Tokenizer, example: SftExample): { ids: num
 }
 
 /** Trains `model` in place; returns the loss of each step. */
-export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExample[], options: SftOptions = {}): number[] {
+export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExample[],
+  options: SftOptions = {}): number[] {
   const batchSize = options.batchSize ?? 32;
   const pad = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
   const rows = examples.map((e) => sftTokens(tokenizer, e));
@@ -45,14 +46,16 @@ export function sftTrain(model: CausalLM, tokenizer: Tokenizer, examples: SftExa
     optim: "adamw_torch", learningRate: options.learningRate ?? 3e-3, weightDecay: options.weightDecay ?? 0.01,
     adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8,
   });
-  const scheduler = new torch.LRScheduler(optimizer, { type: "cosine", totalSteps: total, warmupRatio: options.warmupRatio ?? 0.05 });
+  const scheduler = new torch.LRScheduler(optimizer, {
+    type: "cosine", totalSteps: total, warmupRatio: options.warmupRatio ?? 0.05,
+  });
   const trainable = model.parameters().filter((p) => p.requiresGrad);
   const losses: number[] = [];
   model.train();
   try {
     // Epochs until the steps are done (maxSteps may span several), one micro-batch a step.
-    const steps = stepGroups({ epochIndex: 0, nextBatch: 0 }, Infinity,
-      (epoch) => batchesOf(epochOrder(rows.length, options.seed ?? 0, epoch), batchSize), 1, () => losses.length >= stop);
+    const epochBatches = (epoch: number) => batchesOf(epochOrder(rows.length, options.seed ?? 0, epoch), batchSize);
+    const steps = stepGroups({ epochIndex: 0, nextBatch: 0 }, Infinity, epochBatches, 1, () => losses.length >= stop);
     for (const { group: [indices] } of steps) {
       const loss = torch.tidy(() => {
         const l = completionLoss(model, indices.map((i) => rows[i]), pad);
@@ -80,5 +83,7 @@ function completionLoss(model: CausalLM, batch: { ids: number[]; labels: number[
   const labels = torch.tensor(batch.map((r) => padded(r.labels, -100)), { dtype: "int64", device });  // [B, T]
   const logits = model.forward(ids, { attentionMask: mask });  // [B, T, V]
   const v = logits.shape[2];
-  return torch.crossEntropy(logits.narrow(1, 0, length - 1).reshape(-1, v), labels.narrow(1, 1, length - 1).reshape(-1));
+  // Position t predicts token t + 1.
+  const predicted = logits.narrow(1, 0, length - 1).reshape(-1, v);  // [B (T - 1), V]
+  return torch.crossEntropy(predicted, labels.narrow(1, 1, length - 1).reshape(-1));
 }

@@ -66,7 +66,9 @@ export function createOptimizer(model: CausalLM, s: OptimizerSettings): TrainOpt
     .map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) }))
     .filter((g) => g.params.length > 0);
   if (s.optim === "sgd") return new torch.SGD(groups, { lr: s.learningRate, weightDecay: s.weightDecay });
-  return new torch.AdamW(groups, { lr: s.learningRate, betas: [s.adamBeta1, s.adamBeta2], eps: s.adamEpsilon, weightDecay: s.weightDecay });
+  return new torch.AdamW(groups, {
+    lr: s.learningRate, betas: [s.adamBeta1, s.adamBeta2], eps: s.adamEpsilon, weightDecay: s.weightDecay,
+  });
 }
 
 /**
@@ -75,8 +77,8 @@ export function createOptimizer(model: CausalLM, s: OptimizerSettings): TrainOpt
  * pre-clip norm and the step's learning rate. A NaN or infinite norm is an error naming `step`,
  * before the weights change.
  */
-export function applyOptimizerStep(params: torch.Tensor[], optimizer: TrainOptimizer, scheduler: torch.LRScheduler, maxGradNorm: number,
-  step: number): { gradNorm: number; learningRate: number } {
+export function applyOptimizerStep(params: torch.Tensor[], optimizer: TrainOptimizer, scheduler: torch.LRScheduler,
+  maxGradNorm: number, step: number): { gradNorm: number; learningRate: number } {
   const gradNorm = torch.clipGradNorm(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
   if (!Number.isFinite(gradNorm)) {
     optimizer.zeroGrad();

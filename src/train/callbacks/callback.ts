@@ -36,7 +36,7 @@ export interface TrainerRunState {
 
 /** What callbacks may ask of the loop (transformers' TrainerControl); the loop resets shouldSave after saving. */
 export class TrainerControl {
-  /** End training after this step: as the run's last step, so the final model is written (transformers' should_training_stop). */
+  /** End training after this step, as its last: the final model is written (transformers' should_training_stop). */
   shouldTrainingStop = false;
   /** Save a checkpoint after this step (transformers' should_save). */
   shouldSave = false;

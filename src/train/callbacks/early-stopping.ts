@@ -54,14 +54,15 @@ export class EarlyStoppingCallback implements TrainerCallback {
     if (!metrics) return;
     if (!(this.metric in metrics)) {
       const known = Object.keys(metrics).filter((k) => k.startsWith("eval_")).map((k) => k.slice(5));
-      throw new Error(`${config.source}: key 'metric_for_best_model': ${this.metric.slice(5)} is not an evaluation metric; ` +
+      const name = this.metric.slice("eval_".length);
+      throw new Error(`${config.source}: key 'metric_for_best_model': ${name} is not an evaluation metric; ` +
         `the evaluation logs ${known.join(", ")}`);
     }
     this.#see(metrics);
     if (this.waited >= this.options.patience) control.shouldTrainingStop = true;
   }
 
-  /** As transformers: the counter compares with the best before this row; the best moves on any gain (within the threshold too). */
+  /** As transformers: the counter compares with the best before this row; the best moves on any gain, however small. */
   #see(row: MetricRow): void {
     const value = Number(row[this.metric]);
     const better = this.best === null || (this.greaterIsBetter ? value > this.best : value < this.best);

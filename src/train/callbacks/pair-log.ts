@@ -14,14 +14,16 @@ export class PairLogCallback implements TrainerCallback {
   readonly #log: PairLog | null;
 
   /** `header` null: no pair log this run; `every`: the resolved pair_logging_steps. */
-  constructor(readonly outputDir: string, header: PairLogHeader | null, readonly every: number | null, readonly valuesOf: PairValuesOf) {
+  constructor(readonly outputDir: string, header: PairLogHeader | null, readonly every: number | null,
+    readonly valuesOf: PairValuesOf) {
     this.#log = header ? new PairLog(join(outputDir, PAIR_LOG_FILE), header) : null;
   }
 
   onTrainBegin({ state }: TrainerEvent): void {
     if (!state.isWorldProcessZero) return;
     if (this.#log) this.#log.open(state.resumedFrom ? state.globalStep : -1);
-    else if (!state.resumedFrom) rmSync(join(this.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
+    // An earlier run's file, not this one's.
+    else if (!state.resumedFrom) rmSync(join(this.outputDir, PAIR_LOG_FILE), { force: true });
   }
 
   onStepEnd({ state }: TrainerEvent): void {

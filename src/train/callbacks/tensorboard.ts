@@ -10,7 +10,8 @@ export class TensorBoardCallback implements TrainerCallback {
   constructor(readonly config: TrainConfig) {}
 
   onTrainBegin({ state }: TrainerEvent): void {
-    if (state.isWorldProcessZero) this.#writer = new TensorBoardWriter(this.config.loggingDir ?? defaultLoggingDir(this.config.outputDir));
+    if (!state.isWorldProcessZero) return;
+    this.#writer = new TensorBoardWriter(this.config.loggingDir ?? defaultLoggingDir(this.config.outputDir));
   }
 
   onLog({ state, metrics }: TrainerEvent): void {

@@ -10,5 +10,7 @@ export const TRACKERS: Record<string, (config: TrainConfig) => TrainerCallback> 
 
 /** The callbacks of the trackers `report_to` names (those this package has; config.ts warns about the rest). */
 export function trackerCallbacks(config: TrainConfig): TrainerCallback[] {
-  return Object.entries(reportedTo(config.reportTo)).filter(([name, on]) => on && TRACKERS[name]).map(([name]) => TRACKERS[name](config));
+  return Object.entries(reportedTo(config.reportTo))
+    .filter(([name, on]) => on && TRACKERS[name])
+    .map(([name]) => TRACKERS[name](config));
 }

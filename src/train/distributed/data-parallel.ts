@@ -62,12 +62,15 @@ export class DataParallel implements ParallelStrategy {
       backend: this.backend(config), timeoutMs: config.ddpTimeout * 1000, socketIfname: env.socketIfname ?? undefined,
       storeServed: env.agentStore,
     });
-    status(`rank ${this.rank} of ${this.worldSize} joined (${this.group.backend}, ${env.masterAddr}:${env.masterPort})`);
+    const where = `${this.group.backend}, ${env.masterAddr}:${env.masterPort}`;
+    status(`rank ${this.rank} of ${this.worldSize} joined (${where})`);
   }
 
   end(): void {
     if (this.overlap.buckets) {
-      this.#status(`rank ${this.rank}: ${this.overlap.early} of ${this.overlap.buckets} gradient buckets started their all-reduce during backward`);
+      const { early, buckets } = this.overlap;
+      const what = "gradient buckets started their all-reduce during backward";
+      this.#status(`rank ${this.rank}: ${early} of ${buckets} ${what}`);
     }
     this.#sync?.destroy();
     this.#sync = null;
@@ -93,7 +96,8 @@ export class DataParallel implements ParallelStrategy {
         const parts = torch.tidy(() => {
           const own = torch.zeros([2, per], { dtype: "float64" });  // [chosen | rejected, pairs], padded
           if (mine.chosen.length) {
-            own.narrow(1, 0, mine.chosen.length).copy_(torch.tensor([mine.chosen, mine.rejected], { dtype: "float64" }));
+            const values = torch.tensor([mine.chosen, mine.rejected], { dtype: "float64" });  // [2, own pairs]
+            own.narrow(1, 0, mine.chosen.length).copy_(values);
           }
           return this.group.allGather(own).map((t) => t.toArray() as number[][]);
         });
@@ -161,7 +165,8 @@ export class DataParallel implements ParallelStrategy {
    * all-reduce).
    */
   reduceTrainRow(row: MetricRow, interval: Interval): MetricRow {
-    const keys = Object.keys(row).filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch" && k !== "tokens_per_second");
+    const keys = Object.keys(row)
+      .filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch" && k !== "tokens_per_second");
     const totals = this.#sum([interval.tokens, ...keys.map((k) => row[k] as number)]);
     const seconds = torch.tidy(() => {
       const t = torch.tensor([interval.seconds], { dtype: "float64" });
@@ -169,12 +174,15 @@ export class DataParallel implements ParallelStrategy {
       return t.item();
     });
     const mean = Object.fromEntries(keys.map((k, i) => [k, totals[i + 1] / this.worldSize]));
-    return { ...row, ...mean, ...("tokens_per_second" in row ? { tokens_per_second: totals[0] / Math.max(seconds, 1e-9) } : {}) };
+    const reduced: MetricRow = { ...row, ...mean };
+    if ("tokens_per_second" in row) reduced.tokens_per_second = totals[0] / Math.max(seconds, 1e-9);
+    return reduced;
   }
 
   reduceEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
     // Rank 0 always holds eval pair 0, so its metric names are the run's (a rank may have none).
-    const keys = JSON.parse(this.group.shareString(`omni-dpo/eval-keys/${this.#evals++}`, JSON.stringify(Object.keys(sums)))) as string[];
+    const shared = this.group.shareString(`omni-dpo/eval-keys/${this.#evals++}`, JSON.stringify(Object.keys(sums)));
+    const keys = JSON.parse(shared) as string[];
     const totals = this.#sum([n, ...keys.map((k) => sums[k] ?? 0)]);
     return { n: totals[0], sums: Object.fromEntries(keys.map((k, i) => [k, totals[i + 1]])) };
   }
@@ -202,7 +210,8 @@ export class DataParallel implements ParallelStrategy {
   // ---- checkpoints ---------------------------------------------------------------------
 
   gatherCheckpoint(_optimizer: TrainOptimizer): GatheredState {
-    const rngStates = torch.tidy(() => this.group.allGather(torch.getRngState()).map((t) => Buffer.from(t.data() as Uint8Array).toString("base64")));
+    const rngStates = torch.tidy(() => this.group.allGather(torch.getRngState())
+      .map((t) => Buffer.from(t.data() as Uint8Array).toString("base64")));
     return { rngStates, release() {} };
   }
 

@@ -18,7 +18,8 @@ export interface StrategyEntry {
 const REGISTRY = new Map<number, StrategyEntry>();
 
 export function registerStrategy(entry: StrategyEntry): void {
-  if (REGISTRY.has(entry.zeroStage)) throw new Error(`zero_stage ${entry.zeroStage} already has a strategy (${REGISTRY.get(entry.zeroStage)!.name})`);
+  const taken = REGISTRY.get(entry.zeroStage);
+  if (taken) throw new Error(`zero_stage ${entry.zeroStage} already has a strategy (${taken.name})`);
   REGISTRY.set(entry.zeroStage, entry);
 }
 
@@ -30,11 +31,13 @@ registerStrategy({ name: "ddp", zeroStage: 0, create: (env) => new DataParallel(
 registerStrategy({ name: "zero1", zeroStage: 1, create: (env) => new ZeroStage1(env) });
 
 /** The strategy this process runs: from its environment (WORLD_SIZE, RANK...) and the recipe's zero_stage. */
-export function strategyFor(config: TrainConfig, env: DistributedEnv | null = distributedEnv(process.env, config.localRank)): ParallelStrategy {
+export function strategyFor(config: TrainConfig,
+  env: DistributedEnv | null = distributedEnv(process.env, config.localRank)): ParallelStrategy {
   if (!env) return new SingleProcess();
   const entry = REGISTRY.get(config.zeroStage);
   if (!entry) {
-    throw new Error(`zero_stage: ${config.zeroStage} has no parallelism strategy (registered: ${registeredStrategies().map((e) => `${e.zeroStage} (${e.name})`).join(", ")})`);
+    const known = registeredStrategies().map((e) => `${e.zeroStage} (${e.name})`).join(", ");
+    throw new Error(`zero_stage: ${config.zeroStage} has no parallelism strategy (registered: ${known})`);
   }
   return entry.create(env);
 }

@@ -85,8 +85,9 @@ export class SingleProcess implements ParallelStrategy {
   readonly isLocalMainProcess: boolean = true;
 
   device(config: TrainConfig): torch.Device {
-    const device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : torch.toDevice(config.device);
-    if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
+    const cuda = torch.cuda.isAvailable();
+    const device = config.device === "auto" ? (cuda ? "cuda" : "cpu") : torch.toDevice(config.device);
+    if (device !== "cpu" && !cuda) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
     return device;
   }
 
@@ -101,7 +102,9 @@ export class SingleProcess implements ParallelStrategy {
   lastBackprop(): Backprop { return plainBackprop; }
   syncGradients(): void {}
   reduceTrainRow(row: MetricRow): MetricRow { return row; }
-  reduceEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } { return { sums, n }; }
+  reduceEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
+    return { sums, n };
+  }
   anyProcess(flags: boolean[]): boolean[] { return flags; }
   barrier(): void {}
   gatherCheckpoint(): GatheredState { return { release() {} }; }
