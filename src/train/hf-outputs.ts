@@ -156,6 +156,12 @@ export function writeModelCard(c: ModelCard): void {
 export function readLogHistory(checkpoint: string): MetricRow[] {
   const file = join(checkpoint, TRAINER_STATE);
   if (!existsSync(file)) return [];
-  const history = (JSON.parse(readFileSync(file, "utf8")) as Partial<HfTrainerState>).log_history;
-  return Array.isArray(history) ? history : [];
+  let state: Partial<HfTrainerState>;
+  try {
+    state = JSON.parse(readFileSync(file, "utf8")) as Partial<HfTrainerState>;
+  } catch (e) {
+    throw new Error(`${file}: not readable as JSON (${(e as Error).message}); this checkpoint is damaged`);
+  }
+  if (!Array.isArray(state.log_history)) throw new Error(`${file}: field 'log_history': missing or not a list`);
+  return state.log_history;
 }

@@ -5,7 +5,8 @@
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { Tokenizer } from "../text/index.js";
-import { applyOptimizerStep, batchesOf, createOptimizer, epochOrder, stepGroups } from "./steps.js";
+import { batchesOf } from "../logprobs/pairs.js";
+import { applyOptimizerStep, createOptimizer, epochOrder, stepGroups } from "./steps.js";
 
 export interface SftExample { prompt: string; completion: string }
 

@@ -5,7 +5,6 @@
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { shuffled } from "../data/mixer.js";
-import { batchesOf } from "../logprobs/pairs.js";
 import type { TrainOptimizer } from "./checkpoint.js";
 import { NonFiniteMetricError } from "./metrics.js";
 import { decayGroups } from "./optimizer.js";
@@ -90,5 +89,3 @@ export function applyOptimizerStep(params: torch.Tensor[], optimizer: TrainOptim
   scheduler.step();
   return { gradNorm, learningRate };
 }
-
-export { batchesOf };
