@@ -2,12 +2,13 @@
 export * as torch from "./torch/index.js";
 export { Tensor, TorchError } from "./torch/index.js";
 export {
-  preferenceLoss, objectiveFromConfig, objectiveConfigKeys, resolvePreferenceOptions, requiredInputs, registerLoss, lossSpec,
+  preferenceLoss, objectiveFromConfig, objectiveConfigKeys, resolvePreferenceOptions, requiredInputs, tokenNeeds, registerLoss, lossSpec,
   registeredLosses, needsReference, ObjectiveError, OBJECTIVE_CONFIG_KEYS, LOSS_TYPES, REFERENCE_LOSSES,
   OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,
   type LossType, type LossName, type LossSpec, type OptionSpec, type LossInputs, type LossOptions, type LossResult,
   type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions, type ResolvedPreferenceOptions,
-  type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm, type ObjectiveConfigKey,
+  type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm, type ObjectiveConfigKey, type TokenNeeds,
+  type TokenWork,
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
@@ -30,7 +31,12 @@ export { buildPairs, binarize, loadScorer, pairsFromSamples, sampleAndScore, typ
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
-export { train, PreferenceTrainer, type TrainHooks, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export { train, PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export {
+  TrainerControl, EarlyStoppingCallback, type TrainerCallback, type TrainerEvent, type TrainerRunState, type EarlyStoppingOptions,
+} from "./train/callbacks/index.js";
+export { registerStrategy, registeredStrategies, type ParallelStrategy, type StrategyEntry } from "./train/distributed/index.js";
+export { objectiveInputs, type ObjectiveInputs, type ObjectiveInputsOptions } from "./logprobs/objective-inputs.js";
 export { RunLockedError } from "./train/run-lock.js";
 export { NonFiniteMetricError } from "./train/metrics.js";
 export { sftTrain, type SftExample, type SftOptions } from "./train/sft.js";

@@ -14,7 +14,7 @@
 // (151936) and hidden size (896), tied embeddings, but 2 decoder layers instead of 24 so that a
 // step takes seconds on two cores (the vocabulary, where the logits' memory goes, stays real);
 // one pair of 1024 tokens (768 prompt + 256 response), a live reference, Omni-DPO with the
-// Qwen2.5-0.5B recipe's settings. omni-dpo runs the trainer's own path (concatenatedForward
+// Qwen2.5-0.5B recipe's settings. omni-dpo runs the trainer's own path (objectiveInputs: the forward
 // with gradient checkpointing and the LM head on response positions in chunks); PyTorch runs
 // what TRL does with gradient_checkpointing: true (src/bench/train_qwen2.py: HF-style forward
 // with full logits, torch.utils.checkpoint on each layer).
@@ -33,11 +33,13 @@ import { fileURLToPath } from "node:url";
 import * as torch from "../torch/index.js";
 import { createModel } from "../models/auto.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { preferenceLoss } from "../objectives/index.js";
-import { concatenatedForward, sequenceLogps } from "../train/logprobs.js";
+import { preferenceLoss, resolvePreferenceOptions } from "../objectives/index.js";
+import { sequenceLogps } from "../logprobs/forward.js";
+import { pairLogps } from "../logprobs/pairs.js";
+import { objectiveInputs, referenceLogpsOptions } from "../logprobs/objective-inputs.js";
 import { RecomputeTape } from "../nn/recompute.js";
 import { attachLora } from "../nn/lora.js";
-import type { PaddedBatch } from "../data/tokenize.js";
+import type { TokenizedPair } from "../data/tokenize.js";
 import { packageRoot } from "../util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../util/python.js";
 import { formatTable, row, type Row } from "./measure.js";
@@ -330,29 +332,32 @@ function gpt2Step(cfg: TrainStepConfig): BenchStep {
   return { step, dispose: () => { torch.dispose([inputIds, labels]); dispose(); } };
 }
 
-/** qwen2: the trainer's path (PreferenceTrainer.computeLoss and trainingStep do the same). */
+/** qwen2: the trainer's path (objectiveInputs, as PreferenceTrainer.computeLoss; trainingStep's backward and step). */
 function qwen2Step(cfg: TrainStepConfig): BenchStep {
   const config = {
     architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: cfg.vocab_size, hidden_size: cfg.n_embd, intermediate_size: cfg.intermediate_size,
     num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head, num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions,
     rope_theta: cfg.rope_theta, rms_norm_eps: 1e-6, tie_word_embeddings: true,
   };
-  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
+  const { policy, referenceLogps, optimizer, objective, dispose } = setUp(config, cfg);
   const b = cfg.pairs;
   const ids = torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);
-  const batch: PaddedBatch = {
-    inputIds: ids, attentionMask: ids.map((r) => r.map(() => 1)), labels: ids.map((r) => r.map((x, t) => (t < cfg.prompt_len ? -100 : x))),
-  };
+  const labels = (row: number[]) => row.map((x, t) => (t < cfg.prompt_len ? -100 : x));
+  // Equal-length rows: no padding. Pair i: rows i (chosen) and b + i (rejected), scored as the Python side.
+  const pairs: TokenizedPair[] = Array.from({ length: b }, (_, i) => ({
+    chosenInputIds: ids[i], chosenLabels: labels(ids[i]), rejectedInputIds: ids[b + i], rejectedLabels: labels(ids[b + i]),
+    promptLength: cfg.prompt_len, truncated: false, scoreChosen: cfg.loss.score_chosen, scoreRejected: cfg.loss.score_rejected,
+  }));
+  const resolved = resolvePreferenceOptions(objective);
   const step = () => {
     const recompute = new RecomputeTape();
     try {
       return torch.tidy(() => {
-        const out = concatenatedForward(policy, batch, true, { recompute, gradientCheckpointing: cfg.gradient_checkpointing ?? false });
-        const ref = torch.noGrad(() => referenceLogps((reference) => concatenatedForward(reference, batch, true)));
-        const loss = preferenceLoss({
-          policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected, referenceChosenLogps: ref.chosen, referenceRejectedLogps: ref.rejected,
-          scoreChosen, scoreRejected, policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
-        }, objective).loss;
+        const { inputs } = objectiveInputs(policy, pairs, resolved, {
+          padTokenId: 0, lengthNorm: true, recompute, gradientCheckpointing: cfg.gradient_checkpointing ?? false,
+          reference: () => referenceLogps((reference) => pairLogps(reference, pairs, 0, true, b, undefined, referenceLogpsOptions(resolved))),
+        });
+        const loss = preferenceLoss(inputs, resolved).loss;
         loss.backward();
         recompute.backward();
         optimizer.step();

@@ -20,7 +20,8 @@ import {
   arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
 import type { BuildStats, Pair } from "../data/build.js";
-import { pairLogps } from "../eval/pairwise.js";
+import { batchesOf, pairLogps } from "../logprobs/pairs.js";
+import { objectiveInputs, referenceLogpsOptions } from "../logprobs/objective-inputs.js";
 import { MetricsSink, type MetricRow } from "../train/metrics.js";
 import { greedyCorrect } from "./evaluate.js";
 import { labelQuality, pipelinePairs, PIPELINES, type LabelQuality, type PipelineName } from "./pipelines.js";
@@ -28,7 +29,7 @@ import { JobPool, type TrainJob } from "./runs.js";
 import { average, pairedDifference, spread, verdict, type PairedDifference, type Spread } from "./statistics.js";
 
 import { tokenizePair, TOKENIZE_DEFAULTS } from "../data/tokenize.js";
-import { objectiveFromConfig } from "../objectives/index.js";
+import { objectiveFromConfig, pairValues } from "../objectives/index.js";
 import { sftTrain } from "../train/sft.js";
 import { packageRoot } from "../util/package-root.js";
 import { writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
@@ -360,22 +361,34 @@ function range(n: number, from: number): number[] {
 }
 
 /**
- * w_qual = sigmoid(eta (S_w - S_l)) and the starting policy's w_perf = (1 - sigmoid(beta dpi - tau_ref))^gamma
- * for every training pair, with the demo's Omni-DPO settings: the paper's view that data quality
- * and learning difficulty are different axes.
+ * w_qual and the starting policy's w_perf for every training pair, as the loss computes them
+ * (objectiveInputs, the trainer's function, with the demo's Omni-DPO settings; the starting
+ * policy is its own reference): the paper's view that data quality and learning difficulty are
+ * different axes.
  */
 function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[]): PipelineResult["weights"] {
   const omni = methodSpecs(false).find((m) => m.name === "omni_dpo")!;
   const o = objectiveFromConfig({ ...omni.config, beta: BASE_RECIPE.beta });
-  const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
   const model = loadModel(sftDir);
   try {
     const options = { ...TOKENIZE_DEFAULTS, maxLength: BASE_RECIPE.max_length, maxPromptLength: BASE_RECIPE.max_prompt_length };
-    const logps = pairLogps(model, pairs.map((p) => tokenizePair(p, tokenizer, options)), tokenizer.padTokenId!, true, 64);
+    const tokenized = pairs.map((p) => ({ ...tokenizePair(p, tokenizer, options), scoreChosen: p.score_chosen, scoreRejected: p.score_rejected }));
+    const padTokenId = tokenizer.padTokenId!;
+    const weights: { w_qual: number[]; w_perf: number[] } = { w_qual: [], w_perf: [] };
+    torch.noGrad(() => {
+      for (const batch of batchesOf(tokenized, 64)) {
+        torch.tidy(() => {
+          const reference = () => pairLogps(model, batch, padTokenId, true, batch.length, undefined, referenceLogpsOptions(o));
+          const { metrics } = pairValues(objectiveInputs(model, batch, o, { padTokenId, lengthNorm: true, reference }).inputs, o);
+          for (const k of ["w_qual", "w_perf"] as const) {
+            const v = metrics[k];
+            weights[k].push(...(typeof v === "number" ? batch.map(() => v) : v));  // a weight switched off is one number
+          }
+        });
+      }
+    });
     return pairs.map((p, i) => ({
-      w_qual: sigmoid(o.qualEta * (p.score_chosen - p.score_rejected)),
-      w_perf: (1 - sigmoid(o.beta * (logps.chosen[i] - logps.rejected[i]) - o.tauRef)) ** o.perfGamma,
-      correct_rejected: p.rejected_correct, correct_chosen: p.chosen_correct,
+      w_qual: weights.w_qual[i], w_perf: weights.w_perf[i], correct_rejected: p.rejected_correct, correct_chosen: p.chosen_correct,
     }));
   } finally {
     model.dispose();

@@ -10,8 +10,8 @@ import { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError } from "../data/records.js";
 import { tokenizeRecords, TOKENIZE_DEFAULTS, type ChatRendering, type TokenizedPair } from "../data/tokenize.js";
-import { pairLogps, type PairLogps } from "../train/batching.js";
-import { assertFinite } from "../train/metrics.js";
+import { pairLogps, type PairLogps } from "../logprobs/pairs.js";
+import { assertFinite } from "../util/finite.js";
 
 /** The shared batching loop, also offered here beside the metrics built on it. */
 export { pairLogps };

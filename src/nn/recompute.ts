@@ -16,7 +16,7 @@ import { forEachTensor } from "../torch/scope.js";
 /**
  * How a backward call is made: root.backward(grad) by default. `later` is what the calls after
  * this one will backpropagate from or through (data parallelism reduces a parameter's gradient
- * early only when none of them reaches it: src/train/distributed/trainer.ts).
+ * early only when none of them reaches it: src/train/distributed/data-parallel.ts).
  */
 export type Backprop = (root: torch.Tensor, grad: torch.Tensor | null, later: torch.Tensor[]) => void;
 

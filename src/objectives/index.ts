@@ -2,7 +2,7 @@
 export { preferenceLoss, pairValues, type PairValues } from "./preference.js";
 export { objectiveFromConfig, objectiveConfigKeys, type ObjectiveConfigKey, type ObjectiveConfigOptions } from "./config.js";
 export { resolvePreferenceOptions } from "./options.js";
-export { requiredInputs, type TensorInputName } from "./inputs.js";
+export { requiredInputs, tokenNeeds, type TensorInputName, type TokenNeeds } from "./inputs.js";
 export {
   registerLoss, lossSpec, registeredLosses, needsReference, REFERENCE_LOSSES, OBJECTIVE_CONFIG_KEYS,
   type RegisteredLoss, type RegisteredOption,
@@ -11,7 +11,7 @@ export { ObjectiveError, type ObjectiveErrorFields, type ObjectiveErrorSource } 
 export { lossTable } from "./table.js";
 export type {
   LossSpec, OptionSpec, OptionDecl, OptionDecls, OptionValue, ConfigName, ConfigStyle, DerivedKey, LossInputs, LossOptions,
-  LossResult, NumberCheck, ScoreInput,
+  LossResult, NumberCheck, ScoreInput, TokenWork,
 } from "./spec.js";
 export {
   LOSS_TYPES, OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,

@@ -26,9 +26,27 @@ function promoteFloat(a: DType, b: DType): DType {
   return "float32";
 }
 
+/** What the log-prob pass computes per token for `options`' loss (its options' `tokens` declarations). */
+export interface TokenNeeds {
+  /** Each answer's WPO weight (chosenWeights / rejectedWeights). */
+  answerWeights: boolean;
+  /** LD-DPO's alpha for the tokens past the shorter answer's length; null: every token counts once. */
+  lengthWeight: number | null;
+}
+
+export function tokenNeeds(options: ResolvedPreferenceOptions): TokenNeeds {
+  const needs: TokenNeeds = { answerWeights: false, lengthWeight: null };
+  for (const option of lossSpec(options.lossType)?.options ?? []) {
+    const value = (options as Record<string, unknown>)[option.name];
+    if (option.tokens === "answerWeights" && value === true) needs.answerWeights = true;
+    if (option.tokens === "lengthWeight" && typeof value === "number") needs.lengthWeight = value;
+  }
+  return needs;
+}
+
 /** Does the loss multiply each pair's loss by WPO's weights (TRL's use_weighting)? */
 export function weighted(options: ResolvedPreferenceOptions): boolean {
-  return options.useWeighting === true && (lossSpec(options.lossType)?.options.some((o) => o.name === "useWeighting") ?? false);
+  return tokenNeeds(options).answerWeights;
 }
 
 /** The inputs `options` makes its loss read, in input order, each with why (for the error when one is missing). */

@@ -136,20 +136,20 @@ const F_ALPHA = {
   help: "α of f_divergence_type alpha_divergence (within 1e-6 of 1 it is reverse_kl)",
 } as const satisfies OptionSpec;
 
-/** TRL's use_weighting: WPO's per-pair weight (the trainer computes the answers' weights inside its log-prob chunks). */
+/** TRL's use_weighting: WPO's per-pair weight (the log-prob pass computes the answers' weights inside its chunks: tokens). */
 const USE_WEIGHTING = {
   // exclusive: a YAML asking for WPO with a loss that cannot apply it is an error, not ignored.
-  default: false, keys: ["use_weighting"], exclusive: true,
+  default: false, keys: ["use_weighting"], exclusive: true, tokens: "answerWeights",
   help: "WPO (arXiv 2406.11827): multiply each pair's loss by its answers' weights exp(mean_t (logp_t - log Σ_v p_v²)), from the policy, without gradient",
 } as const satisfies OptionSpec;
 
 /**
  * TRL's ld_alpha (LD-DPO, arXiv 2409.06411): the tokens of each answer past the shorter answer's
- * length count alpha times in its log-prob, for the policy and the reference alike. The trainer
- * applies it inside its log-prob chunks (src/train/logprobs.ts); the losses see the result.
+ * length count alpha times in its log-prob, for the policy and the reference alike. The log-prob
+ * pass applies it inside its chunks (src/logprobs/forward.ts, by `tokens`); the losses see the result.
  */
 const LD_ALPHA = {
-  type: "number", default: null, keys: ["ld_alpha"], exclusive: true,
+  type: "number", default: null, keys: ["ld_alpha"], exclusive: true, tokens: "lengthWeight",
   refine: (v: number | null) => (v === null || (v >= 0 && v <= 1) ? null : "must be in [0, 1]"),
   help: "LD-DPO: weight α of each answer's tokens past the shorter answer's length in its log-prob (policy and reference); None: off",
 } as const satisfies OptionSpec;

@@ -5,7 +5,7 @@ import { ObjectiveError } from "./errors.js";
 import { BUILTIN_LOSSES } from "./losses.js";
 import type {
   ConfigName, ConfigStyle, DerivedKey, LossInputs, LossOptions, LossResult, LossSpec, NumberCheck, OptionDecl, OptionDecls,
-  OptionSpec, OptionValue, ScoreInput,
+  OptionSpec, OptionValue, ScoreInput, TokenWork,
 } from "./spec.js";
 import type { Tensor } from "../torch/index.js";
 
@@ -28,6 +28,8 @@ export interface RegisteredOption {
   readonly fromYaml?: (value: OptionValue) => OptionValue;
   readonly derived?: DerivedKey;
   readonly exclusive: boolean;
+  /** Per-token work of the log-prob pass it asks for (OptionSpec.tokens). */
+  readonly tokens?: TokenWork;
   /** The losses that declare it. */
   readonly losses: readonly string[];
 }
@@ -255,6 +257,9 @@ function normaliseOption(loss: string, name: string, decl: OptionDecl, bad: (det
   const keys = spec.keys ?? [name];
   if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string" && NAME.test(k))) fail(`keys must be YAML keys (lower case, digits, _), got ${JSON.stringify(spec.keys)}`);
   if (spec.style !== undefined && !STYLES.includes(spec.style)) fail("style must be textual or math");
+  if (spec.tokens !== undefined && !(["answerWeights", "lengthWeight"] as unknown[]).includes(spec.tokens)) fail("tokens must be answerWeights or lengthWeight");
+  if (spec.tokens === "answerWeights" && type !== "boolean") fail("tokens: answerWeights is a boolean option's");
+  if (spec.tokens === "lengthWeight" && type !== "number") fail("tokens: lengthWeight is a number option's");
   const d = spec.derived;
   if (d !== undefined && (!isPlainObject(d) || typeof d.key !== "string" || !NAME.test(d.key) || typeof d.compute !== "function" || type !== "number")) {
     fail("derived must be { key, help, compute(value, beta), text } on a number option");
@@ -264,7 +269,7 @@ function normaliseOption(loss: string, name: string, decl: OptionDecl, bad: (det
     ...(spec.values ? { values: [...spec.values] } : {}), list: spec.list === true, check: spec.check ?? "finite",
     refine: spec.refine as RegisteredOption["refine"], required: spec.required, help: spec.help ?? "", symbol: spec.symbol,
     label: spec.label, keys: [...keys], style: spec.style, fromYaml: spec.fromYaml as RegisteredOption["fromYaml"], derived: d,
-    exclusive: spec.exclusive === true, losses: [],
+    exclusive: spec.exclusive === true, tokens: spec.tokens, losses: [],
   };
 }
 

@@ -56,7 +56,18 @@ export interface OptionSpec {
    * reference would apply it to that loss (TRL adds rpo_alpha's NLL to any loss).
    */
   exclusive?: boolean;
+  /**
+   * Work this option asks of the log-prob pass, per token, when set (true or a number):
+   * "answerWeights": each answer's WPO weight (exp of the mean of log p_t - log Σ_v p_v², no
+   * gradient), given to the loss as chosenWeights / rejectedWeights; "lengthWeight": the tokens
+   * of each answer past the shorter answer's length count the option's value times in its
+   * log-prob (LD-DPO), for the policy and the reference alike.
+   */
+  tokens?: TokenWork;
 }
+
+/** See OptionSpec.tokens. */
+export type TokenWork = "answerWeights" | "lengthWeight";
 
 /** A YAML key whose value determines an option (SimPO's gamma_beta_ratio = simpo_gamma / beta). */
 export interface DerivedKey {

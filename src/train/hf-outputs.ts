@@ -151,3 +151,17 @@ export function modelCardText(c: ModelCard): string {
 export function writeModelCard(c: ModelCard): void {
   writeFileAtomic(join(c.outputDir, "README.md"), modelCardText(c));
 }
+
+/** The log_history of a checkpoint's trainer_state.json (the rows logged up to its step); [] without one. */
+export function readLogHistory(checkpoint: string): MetricRow[] {
+  const file = join(checkpoint, TRAINER_STATE);
+  if (!existsSync(file)) return [];
+  let state: Partial<HfTrainerState>;
+  try {
+    state = JSON.parse(readFileSync(file, "utf8")) as Partial<HfTrainerState>;
+  } catch (e) {
+    throw new Error(`${file}: not readable as JSON (${(e as Error).message}); this checkpoint is damaged`);
+  }
+  if (!Array.isArray(state.log_history)) throw new Error(`${file}: field 'log_history': missing or not a list`);
+  return state.log_history;
+}

@@ -248,6 +248,14 @@ export const RECIPE_KEYS = {
     help: "false: no evaluation at all, even with eval data (as the Math script, which builds none); None or true: the eval data, when there are any, are evaluated." },
   do_train: { kind: "boolean", default: null, group: "schedule", follows: TA,
     check: (v: boolean) => (v === false ? "false (evaluation only) is not what omni-dpo train does; use omni-dpo eval" : undefined), help: "Train: None or true (false is an error: omni-dpo eval evaluates)." },
+  early_stopping_patience: { kind: "integer", default: null, group: "schedule", follows: "transformers EarlyStoppingCallback", check: atLeast(1),
+    help: "Stop training after this many evaluations in a row without metric_for_best_model improving by more than early_stopping_threshold; the final model is the last step's. Needs eval data. None: never stop early." },
+  early_stopping_threshold: { kind: "number", default: 0, group: "schedule", follows: "transformers EarlyStoppingCallback", check: nonNegative,
+    help: "How much metric_for_best_model must improve on its best to count as an improvement (early_stopping_patience)." },
+  metric_for_best_model: { kind: "string", default: null, group: "schedule", follows: TA,
+    help: "The eval metric early stopping watches, with or without its eval_ prefix (loss, rewards/accuracies...); None: loss." },
+  greater_is_better: { kind: "boolean", default: null, group: "schedule", follows: TA,
+    help: "Whether a larger metric_for_best_model is better; None: false for loss, true for any other metric, as transformers." },
   generate_during_eval: { kind: "boolean", default: false, group: "schedule", follows: DPO, status: "warn", help: "Sample generations while evaluating and log them to Weights & Biases or Comet (neither is used here)." },
 
   // --- logging/saving

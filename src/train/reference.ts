@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { TokenizedPair } from "../data/tokenize.js";
 import { writeJsonAtomic } from "../util/files.js";
-import { pairLogps, type PairLogps } from "./batching.js";
+import { pairLogps, type PairLogps } from "../logprobs/pairs.js";
 import { NonFiniteMetricError } from "./metrics.js";
 
 /** Reference log-probs for the pairs at `indices` of a split. */

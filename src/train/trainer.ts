@@ -1,12 +1,17 @@
-// The preference trainer: data in, aligned model out. It follows the Hugging Face trainer's
-// semantics (AdamW or SGD with decay groups, its schedules, gradient accumulation, clipping,
-// logging/eval/save by steps or epoch, checkpoints, a final checkpoint, its output files,
-// exact resume) and TRL's DPO step (one forward over chosen and rejected together, a frozen
-// or precomputed reference, dropout off). As TRL's DPOTrainer, each part of a step is a
-// method a subclass can override (computeLoss, optimizerStep, evaluate, log, save, resume,
-// createOptimizer), so gradient checkpointing, mixed precision, LoRA or data parallelism hook
-// in there; train(config, hooks) runs the stock trainer.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+// The preference trainer: data in, aligned model out, for one process or many. It follows the
+// Hugging Face trainer's semantics (AdamW or SGD with decay groups, its schedules, gradient
+// accumulation, clipping, logging/eval/save by steps or epoch, checkpoints, a final checkpoint,
+// its output files, exact resume) and TRL's DPO step (one forward over chosen and rejected
+// together, a frozen or precomputed reference, dropout off).
+//
+// It is composed of two parts it does not itself decide: a parallelism strategy
+// (distributed/strategy.ts: one process, DDP, ZeRO-1), which owns every collective, and
+// callbacks (callbacks/), which carry everything around the steps: metrics.jsonl, TensorBoard,
+// the pair log, early stopping, progress, user code. The loop runs the same steps for any
+// number of processes and calls the strategy wherever they must agree. As TRL's DPOTrainer,
+// each part of a step is a method a subclass can override (computeLoss, optimizerStep,
+// evaluate, log, save, resume, createOptimizer).
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
@@ -14,44 +19,66 @@ import { loadModel } from "../models/auto.js";
 import { defaultTargetModules, isAdapterDirectory, savePretrained } from "../models/peft.js";
 import { attachLora, loraOf, type SettingNames } from "../nn/lora.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { holdOut, mixDatasets, shuffled } from "../data/mixer.js";
+import { holdOut, mixDatasets } from "../data/mixer.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
-import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs, type PreferenceInputs } from "../objectives/index.js";
+import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
-import { batchesOf, forwardPairs, pairLogps } from "./batching.js";
-import { decayGroups } from "./optimizer.js";
-import { CachedReference, LiveReference, precomputeReference, type ReferenceSharding, type ReferenceSource } from "./reference.js";
-import { assertFinite, MetricAverager, MetricsSink, NonFiniteMetricError, type MetricRow } from "./metrics.js";
-import { cleanOutputDir, loadOptimizerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint, type TrainerState, type TrainOptimizer } from "./checkpoint.js";
-import { hfTrainerState, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
-import { defaultLoggingDir, TensorBoardWriter } from "./tensorboard.js";
-import { reportedTo } from "./config.js";
+import { batchesOf, pairLogps } from "../logprobs/pairs.js";
+import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
+import { applyOptimizerStep, createOptimizer, epochOrder, stepGroups } from "./steps.js";
+import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
+import { assertFinite, MetricAverager, NonFiniteMetricError, type MetricRow } from "./metrics.js";
+import {
+  cleanOutputDir, loadOptimizerState, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint,
+  type TrainerState, type TrainOptimizer,
+} from "./checkpoint.js";
+import { hfTrainerState, readLogHistory, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
 import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
 import { RunLock } from "./run-lock.js";
-import { PAIR_LOG_FILE, PairLog, pairSample } from "./pair-log.js";
+import { pairSample } from "./pair-log.js";
+import {
+  CallbackList, EarlyStoppingCallback, HooksCallback, MetricsFileCallback, PairLogCallback, TrainerControl, trackerCallbacks,
+  type CallbackEvent, type TrainerCallback, type TrainerEvent, type TrainerRunState,
+} from "./callbacks/index.js";
+import type { ParallelStrategy } from "./distributed/strategy.js";
+import { strategyFor } from "./distributed/strategies.js";
 
 export interface TrainHooks {
-  /** Each logged row (train and eval), as written to metrics.jsonl. */
+  /** Each logged row (train and eval), as written to metrics.jsonl (a shorthand for a callback's onLog). */
   onLog?: (row: MetricRow) => void;
+  /** After each optimizer step: steps done, the total, "loss L lr R" (a shorthand for a callback's onStepEnd). */
   onProgress?: (step: number, total: number, info: string) => void;
   /** Phases before the loop ("tokenizing", "reference log-probs 10/40"...). */
   onStatus?: (message: string) => void;
   /** Things the user should know but that do not stop the run (a resume accepting changed settings); default: onStatus. */
   onWarning?: (message: string) => void;
-  /** Checked between optimizer steps: when it returns true the run checkpoints and stops. */
+  /**
+   * Checked between optimizer steps (a signal handler's flag): when it returns true on any
+   * process, the run checkpoints that step and stops, to be resumed (TrainResult.interrupted).
+   */
   shouldStop?: () => boolean;
+}
+
+export interface TrainOptions extends TrainHooks {
+  /** Called at each point of the loop, after the built-in ones (metrics.jsonl, trackers, the pair log, early stopping). */
+  callbacks?: TrainerCallback[];
+  /** How this process works with others; default: from the environment (WORLD_SIZE...) and zero_stage. */
+  strategy?: ParallelStrategy;
 }
 
 export interface TrainResult {
   outputDir: string;
   globalStep: number;
   totalSteps: number;
+  /** Stopped by shouldStop (a signal) before the last step, after a checkpoint: rerun to resume. */
   interrupted: boolean;
+  /** Ended by a callback (control.shouldTrainingStop: early stopping...) before the planned last step; the model was saved. */
+  stoppedEarly: boolean;
   checkpoint: string | null;
   lastTrainRow: MetricRow | null;
   lastEvalRow: MetricRow | null;
@@ -157,13 +184,12 @@ export class PreferenceTrainer {
   policy!: CausalLM;
   optimizer!: TrainOptimizer;
   scheduler!: torch.LRScheduler;
+  /** How this process works with the others (one process: SingleProcess). */
+  readonly strategy: ParallelStrategy;
   /** Reference log-probs per split; null for losses without a reference (SimPO). */
   reference: { train: ReferenceSource; eval: ReferenceSource } | null = null;
   /** The live reference model, when the reference is not precomputed. */
   referenceModel: CausalLM | null = null;
-  metrics!: MetricsSink;
-  /** pair_log.jsonl, when pair_log_samples > 0. */
-  pairLog: PairLog | null = null;
   totalSteps = 0;
   batchesPerEpoch = 0;
   /** Optimizer steps done, and where the data resume: epoch index and next micro-batch in it. */
@@ -174,30 +200,52 @@ export class PreferenceTrainer {
   epoch = 0;
   lastTrainRow: MetricRow | null = null;
   lastEvalRow: MetricRow | null = null;
+  /** Every row logged so far (transformers' log_history): a resumed run's starts with its checkpoint's. */
+  logHistory: MetricRow[] = [];
   /** The last checkpoint written (or resumed from). */
   checkpoint: string | null = null;
-  /** TensorBoard's event file, with report_to: tensorboard. */
-  tensorboard: TensorBoardWriter | null = null;
+  /** The checkpoint this session resumed from. */
+  resumedFrom: string | null = null;
   /** Step intervals resolved against the run's length (null: not by steps). */
   intervals: { logging: number | null; eval: number | null; save: number | null } = { logging: null, eval: null, save: null };
+  /** What callbacks ask of the loop. */
+  readonly control = new TrainerControl();
+  /** The last train row's interval: this process's attention-mask tokens and training seconds (the strategy combines the processes'). */
+  lastInterval = { tokens: 0, seconds: 0 };
+  #callbacks = new CallbackList([]);
+  /** The policy's trainable parameters (all, or the LoRA adapters), in registration order. */
+  #trainable: torch.Tensor[] = [];
   readonly #averager = new MetricAverager();
   #tokensSinceLog = 0;
-  /** When the current logging interval began (performance.now(), ms), moved on by whatever is not training (evaluation, checkpoints, the pair log). */
+  /** When the current logging interval began (performance.now(), ms), moved on by whatever is not training (evaluation, checkpoints, callbacks). */
   #timeSinceLog = performance.now();
-  /** The last train row's interval: this process's attention-mask tokens and training seconds (a data-parallel run combines the ranks' in log()). */
-  lastInterval = { tokens: 0, seconds: 0 };
   /** This session's summed step losses and steps (train_loss), and when it started training. */
   #lossSum = 0;
   #stepsThisSession = 0;
   #startedAt = Date.now();
 
-  constructor(readonly config: TrainConfig, readonly hooks: TrainHooks = {}) {}
+  constructor(readonly config: TrainConfig, readonly hooks: TrainOptions = {}) {
+    this.strategy = hooks.strategy ?? strategyFor(config);
+  }
 
   /** Runs the whole training: data, lock, resume point, models, the loop, the final model and checkpoint. */
   async train(): Promise<TrainResult> {
-    const { config, hooks } = this;
+    this.strategy.begin(this.config, (m) => this.hooks.onStatus?.(m));
+    try {
+      return await this.#run();
+    } finally {
+      this.strategy.end();
+    }
+  }
+
+  async #run(): Promise<TrainResult> {
+    const { config, hooks, strategy } = this;
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
+    if (config.earlyStoppingPatience !== null && this.data.eval.length === 0) {
+      throw new DataError([`${config.source}: key 'early_stopping_patience': early stopping watches the evaluation, and this run has no eval pairs ` +
+        "(set eval_data_path, or test_split_size with dataset_mixer)"]);
+    }
     this.padTokenId = config.paddingValue ?? this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
     this.batchesPerEpoch = this.epochBatches(0).length;
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
@@ -208,11 +256,12 @@ export class PreferenceTrainer {
       const plan = this.planRun();
       if (plan.finished) return this.#finishedRun(plan);
 
-      const device = this.chooseDevice();
+      const device = strategy.device(config);
       torch.manualSeed(config.seed);
       this.setUpReference(device);
       // Dropout stays off in the policy, as TRL's disable_dropout does by default.
       this.policy = this.loadPolicy(plan.dir, device);
+      this.#trainable = this.policy.parameters().filter((p) => p.requiresGrad);
       this.optimizer = this.createOptimizer();
       this.scheduler = new torch.LRScheduler(this.optimizer, {
         type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
@@ -223,41 +272,59 @@ export class PreferenceTrainer {
         eval: resolveSteps(config.evalSteps, this.totalSteps),
         save: resolveSteps(config.saveSteps, this.totalSteps),
       };
-      this.metrics = this.createMetricsSink();
-      // The per-pair log and TensorBoard are output_dir's, written by the main process alone.
-      if (config.pairLogSamples > 0 && this.isMainProcess) {
-        this.pairLog = new PairLog(join(config.outputDir, PAIR_LOG_FILE), {
-          pair_log: 1, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: config.objective.lossType, total_steps: this.totalSteps,
-        });
-      }
+      this.#callbacks = new CallbackList([...this.builtinCallbacks(), ...(hooks.callbacks ?? [])]);
       if (plan.dir) this.resume(plan.dir, plan.state!);
-      else {
-        this.metrics.truncateAfter(-1);
-        if (this.pairLog) this.pairLog.open(-1);
-        else if (this.isMainProcess) rmSync(join(config.outputDir, PAIR_LOG_FILE), { force: true });  // an earlier run's, not this one's
-      }
-      if (reportedTo(config.reportTo).tensorboard && this.isMainProcess) this.tensorboard = new TensorBoardWriter(config.loggingDir ?? defaultLoggingDir(config.outputDir));
+      this.#call("onTrainBegin");
 
       this.#startedAt = Date.now();
-      const interrupted = await this.#loop();
-      if (!interrupted) {
+      const end = await this.#loop();
+      if (end !== "interrupted") {
         await this.saveFinalModel();
         // Last, as the HF trainer's end-of-run save: its presence means the run finished and
         // output_dir holds its model, so a rerun says so instead of redoing the tail.
         if (config.saveStrategy !== "no") await this.save();
       }
-      return this.#result(interrupted, false);
+      this.#call("onTrainEnd");
+      return this.#result(end === "interrupted", end === "stopped", false);
     } finally {
-      this.tensorboard?.close();
-      this.optimizer?.dispose();
-      this.policy?.dispose();
-      this.referenceModel?.dispose();
-      lock.release();
+      try {
+        this.#callbacks.close();
+      } finally {
+        this.optimizer?.dispose();
+        this.policy?.dispose();
+        this.referenceModel?.dispose();
+        lock.release();
+      }
     }
   }
 
-  /** Holds output_dir for this run (its lock) and clears what an interrupted run left there. */
+  /**
+   * The callbacks every run has, before the caller's: metrics.jsonl, the trackers report_to
+   * names, the pair log, early stopping when early_stopping_patience is set, and the hooks.
+   */
+  builtinCallbacks(): TrainerCallback[] {
+    const { config } = this;
+    const header = config.pairLogSamples > 0 ? {
+      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: config.objective.lossType,
+      total_steps: this.totalSteps,
+    } : null;
+    const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
+    const early = EarlyStoppingCallback.fromConfig(config);
+    return [
+      new MetricsFileCallback(config.outputDir), ...trackerCallbacks(config),
+      new PairLogCallback(config.outputDir, header, pairSteps, (ids) => this.pairValues(ids)),
+      ...(early ? [early] : []), new HooksCallback(this.hooks),
+    ];
+  }
+
+  /** Holds output_dir for this run (its lock) and clears what an interrupted run left there: the main process's work; the others wait. */
   openOutputDir(): { release(): void } {
+    const lock = this.strategy.isMainProcess ? this.#lockOutputDir() : { release() {} };
+    this.strategy.barrier();
+    return lock;
+  }
+
+  #lockOutputDir(): { release(): void } {
     const { config, hooks } = this;
     const lock = RunLock.acquire(config.outputDir, hooks.onStatus);
     try {
@@ -270,66 +337,46 @@ export class PreferenceTrainer {
     return lock;
   }
 
-  /** Where the run starts: afresh, from a checkpoint, or nowhere (output_dir holds it finished). */
+  /** Where the run starts: afresh, from a checkpoint, or nowhere (output_dir holds it finished). The main process plans (it may delete checkpoints); the others follow. */
   planRun(): ResumePlan {
-    return planResume(this.config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, this.hooks);
+    const mine = this.strategy.isMainProcess
+      ? planResume(this.config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, this.hooks)
+      : null;
+    const shared = JSON.parse(this.strategy.fromMain("plan", mine && JSON.stringify({ dir: mine.dir, finished: mine.finished })));
+    return mine ?? { dir: shared.dir, finished: shared.finished, state: shared.dir ? readTrainerState(shared.dir) : null };
   }
-
-  /** The device from the config's `device` (auto: CUDA when this LibTorch has it). */
-  chooseDevice(): torch.Device {
-    const { config } = this;
-    const device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : torch.toDevice(config.device);
-    if (device !== "cpu" && !torch.cuda.isAvailable()) throw new Error(`device: ${device} was asked for, but this LibTorch has no CUDA`);
-    return device;
-  }
-
-  createMetricsSink(): MetricsSink {
-    return new MetricsSink(join(this.config.outputDir, "metrics.jsonl"));
-  }
-
-  /** Processes training together (data parallelism); 1 here. Checkpoints record it: their data position means this many shards. */
-  get worldSize(): number { return 1; }
-
-  /** LD-DPO's alpha (TRL's ld_alpha), which the policy's and the reference's log-probs apply alike; null: off. */
-  get ldAlpha(): number | null { return (this.config.objective.ldAlpha as number | null | undefined) ?? null; }
-
-  /** Whether this process writes output_dir's files (transformers' is_world_process_zero); always, here. */
-  get isMainProcess(): boolean { return true; }
 
   /** Epoch `epochIndex`'s order of the training pairs (a shuffle seeded by seed + epoch). */
   epochOrder(epochIndex: number): number[] {
-    return shuffled(this.data.train.map((_, i) => i), this.config.seed + epochIndex);
+    return epochOrder(this.data.train.length, this.config.seed, epochIndex);
   }
 
-  /** The micro-batches of epoch `epochIndex`, as training-pair indices: its order in batches of per_device_train_batch_size. */
+  /** This process's micro-batches of epoch `epochIndex`, as training-pair indices: its share of the order in batches of per_device_train_batch_size. */
   epochBatches(epochIndex: number): number[][] {
-    return batchesOf(this.epochOrder(epochIndex), this.config.perDeviceTrainBatchSize);
-  }
-
-  /** How precompute_ref_log_probs splits its work across processes: not at all here. */
-  referenceSharding(): ReferenceSharding | undefined {
-    return undefined;
+    return batchesOf(this.strategy.shardEpoch(this.epochOrder(epochIndex)), this.config.perDeviceTrainBatchSize);
   }
 
   /**
    * The policy: the checkpoint being resumed, else model_name_or_path; with use_peft, LoRA
    * adapters on its frozen weights (a resumed LoRA checkpoint is an adapter directory and
-   * brings its own).
+   * brings its own); the same on every process.
    */
   loadPolicy(checkpoint: string | null, device: torch.Device): CausalLM {
     const { config } = this;
     const model = loadModel(checkpoint ?? config.modelNameOrPath, { device, dtype: config.torchDtype ?? "float32" }).eval() as CausalLM;
-    if (!config.usePeft || loraOf(model)) return model;
-    try {
-      attachLora(model, {
-        r: config.loraR, alpha: config.loraAlpha, dropout: config.loraDropout,
-        targetModules: (config.loraTargetModules as string[] | string | null) ?? defaultTargetModules(model, "key 'lora_target_modules'"),
-        modulesToSave: (config.loraModulesToSave as string[] | null) ?? [], useRslora: config.useRslora,
-      }, config.source, LORA_KEYS);
-    } catch (e) {
-      model.dispose();
-      throw e;
+    if (config.usePeft && !loraOf(model)) {
+      try {
+        attachLora(model, {
+          r: config.loraR, alpha: config.loraAlpha, dropout: config.loraDropout,
+          targetModules: (config.loraTargetModules as string[] | string | null) ?? defaultTargetModules(model, "key 'lora_target_modules'"),
+          modulesToSave: (config.loraModulesToSave as string[] | null) ?? [], useRslora: config.useRslora,
+        }, config.source, LORA_KEYS);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
     }
+    this.strategy.prepareModel(model, config.seed);
     return model;
   }
 
@@ -337,12 +384,13 @@ export class PreferenceTrainer {
   setUpReference(device: torch.Device): void {
     const { config, data, hooks } = this;
     if (!REFERENCE_LOSSES.has(config.objective.lossType)) return;
+    const { ldAlpha } = referenceLogpsOptions(config.objective);
     if (config.usePeft && config.refModel === null && !config.precomputeRefLogProbs) {
       // As TRL with a PEFT model and no ref_model: the same network with its adapters off, so
       // the base weights are in memory once. Read at each call: the policy is loaded after this.
       const disabled: ReferenceSource = {
         logps: (pairs) => loraOf(this.policy)!.withAdaptersDisabled(() =>
-          pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length), undefined, { ldAlpha: this.ldAlpha })),
+          pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length), undefined, { ldAlpha })),
       };
       this.reference = { train: disabled, eval: disabled };
       return;
@@ -354,9 +402,9 @@ export class PreferenceTrainer {
       // other precisions cache in a directory of their own (float32's stays where it was).
       const precision = (split: "train" | "eval") => [dtype === "float32" ? "" : dtype, this.mixedPrecision(split) ? "autocast-bf16" : ""].filter(Boolean).join("-");
       const compute = (pairs: TokenizedPair[], label: "train" | "eval") => this.withMixedPrecision(label, device, () => precomputeReference({
-        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha: this.ldAlpha,
+        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha,
         batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
-        onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.referenceSharding(),
+        onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.strategy.referenceSharding(),
       }));
       const train = compute(data.train, "train");
       const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
@@ -364,7 +412,7 @@ export class PreferenceTrainer {
       this.reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
     } else {
       this.referenceModel = loadModel(referenceDir, { device, dtype }).requiresGrad_(false).eval() as CausalLM;
-      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm, this.ldAlpha);
+      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm, ldAlpha);
       this.reference = { train: live, eval: live };
     }
   }
@@ -379,21 +427,9 @@ export class PreferenceTrainer {
     return this.mixedPrecision(split) ? torch.autocast("bfloat16", fn, { device }) : fn();
   }
 
-  /**
-   * The optimizer `optim` names over the policy's trainable parameters (all of them, or the LoRA
-   * adapters; in their dtype, as PyTorch keeps its state), with the HF trainer's decay groups:
-   * AdamW (adamw_torch; adamw_torch_fused is the same update in one kernel), or plain SGD with
-   * only the learning rate and the groups' weight decay, as transformers builds torch.optim.SGD.
-   */
+  /** The optimizer `optim` names over the policy's trainable parameters (steps.ts), as the strategy keeps it (ZeRO-1 shards its state). */
   createOptimizer(): TrainOptimizer {
-    const c = this.config;
-    const groups = decayGroups(this.policy, c.weightDecay)
-      .map((g) => ({ ...g, params: g.params.filter((p) => p.requiresGrad) }))
-      .filter((g) => g.params.length > 0);
-    if (c.optim === "sgd") return new torch.SGD(groups, { lr: c.learningRate, weightDecay: c.weightDecay });
-    return new torch.AdamW(groups, {
-      lr: c.learningRate, betas: [c.adamBeta1, c.adamBeta2], eps: c.adamEpsilon, weightDecay: c.weightDecay,
-    });
+    return this.strategy.wrapOptimizer(createOptimizer(this.policy, this.config), (m) => this.hooks.onStatus?.(m));
   }
 
   /** One micro-batch: the policy's forward over chosen and rejected together, the reference's log-probs, the loss and its metrics. */
@@ -403,62 +439,44 @@ export class PreferenceTrainer {
     // loss.backward(). Evaluation (no grad) needs no tape.
     const recompute = torch.isGradEnabled() ? new RecomputeTape() : null;
     try {
-      return { ...this.#policyLoss(pairs, indices, split, recompute), recompute };
+      const { inputs, tokens } = this.lossInputs(pairs, indices, split, recompute);
+      const result = preferenceLoss(inputs, this.config.objective);
+      return { loss: result.loss, metrics: result.metrics as Record<string, number>, tokens, recompute };
     } catch (e) {
       recompute?.dispose();
       throw e;
     }
   }
 
-  #policyLoss(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): MicroBatchOutput {
-    const { inputs, tokens } = this.#lossInputs(pairs, indices, split, recompute);
-    const result = preferenceLoss(inputs, this.config.objective);
-    return { loss: result.loss, metrics: result.metrics as Record<string, number>, tokens };
+  /** The objective's inputs for a micro-batch of `split` (objectiveInputs with this run's policy, reference and settings). */
+  lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): ObjectiveInputs {
+    return objectiveInputs(this.policy, pairs, this.config.objective, {
+      padTokenId: this.padTokenId, lengthNorm: this.config.dpoLengthNorm, reference: () => this.reference?.[split].logps(pairs, indices) ?? null,
+      recompute, gradientCheckpointing: this.config.gradientCheckpointing,
+    });
   }
 
-  /** The objective's inputs for a micro-batch: the policy's forward, the reference's log-probs, the scores; and its attention-mask tokens. */
-  #lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): { inputs: PreferenceInputs; tokens: number } {
-    const out = forwardPairs(this.policy, pairs, this.padTokenId, this.config.dpoLengthNorm,
-      { recompute, gradientCheckpointing: this.config.gradientCheckpointing && recompute !== null, wpoWeights: this.config.objective.useWeighting === true, ldAlpha: this.ldAlpha });
-    const ref = this.reference?.[split].logps(pairs, indices);
-    const dtype = out.chosen.dtype;
-    const device = out.chosen.device;
-    const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null);  // [B]
-    const inputs: PreferenceInputs = {
-      policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
-      referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
-      scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
-      chosenLengths: out.chosenLengths, rejectedLengths: out.rejectedLengths, logpsPerToken: this.config.dpoLengthNorm,
-      chosenWeights: out.chosenWeights, rejectedWeights: out.rejectedWeights,
-      policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
-    };
-    const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);
-    return { inputs, tokens };
-  }
-
-  /** The pair log's sample through the policy (no gradient): each pair's margin, w_qual, w_perf and gate, appended to pair_log.jsonl. */
-  logPairs(): void {
-    const log = this.pairLog!;
-    const started = performance.now();
+  /** Training pairs `ids` through the policy (no gradient): each pair's margin and the loss's per-pair values (the pair log's). */
+  pairValues(ids: number[]): { margins: number[]; metrics: Record<string, number[] | number> } {
     const margins: number[] = [];
     const metrics: Record<string, number[] | number> = {};
     torch.noGrad(() => {
-      for (const indices of batchesOf(log.header.ids, this.config.perDeviceEvalBatchSize)) {
+      for (const indices of batchesOf(ids, this.config.perDeviceEvalBatchSize)) {
         const v = torch.tidy(() => this.withMixedPrecision("train", this.policy.device, () =>
-          pairValues(this.#lossInputs(indices.map((i) => this.data.train[i]), indices, "train", null).inputs, this.config.objective)));
+          pairValues(this.lossInputs(indices.map((i) => this.data.train[i]), indices, "train", null).inputs, this.config.objective)));
         margins.push(...v.margins);
         for (const [k, x] of Object.entries(v.metrics)) metrics[k] = typeof x === "number" ? x : [...((metrics[k] as number[] | undefined) ?? []), ...x];
       }
     });
-    log.write(this.globalStep, round(this.epoch), margins, metrics);
-    this.#timeSinceLog += performance.now() - started;  // tokens_per_second counts training only
+    return { margins, metrics };
   }
 
   /**
    * One optimizer step over up to gradient_accumulation_steps micro-batches (fewer at the end
-   * of an epoch): each micro-batch's loss is scaled by 1/n and backpropagated, then
-   * optimizerStep. Returns the step's mean loss. A NaN or infinite loss or metric is an error
-   * naming the step and the metric, before the weights change.
+   * of an epoch): each micro-batch's loss is scaled by 1/n and backpropagated (the last as the
+   * strategy says: DDP starts its all-reduce during it), then optimizerStep. Returns the step's
+   * mean loss. A NaN or infinite loss or metric is an error naming the step and the metric,
+   * before the weights change.
    */
   trainingStep(group: number[][]): number {
     const step = this.globalStep + 1;
@@ -468,7 +486,7 @@ export class PreferenceTrainer {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
           try {
-            this.backward(out, 1 / group.length, k === group.length - 1);
+            this.backward(out, 1 / group.length, k === group.length - 1 ? this.strategy.lastBackprop(this.#trainable) : plainBackprop);
           } finally {
             out.recompute?.dispose();
           }
@@ -492,37 +510,28 @@ export class PreferenceTrainer {
   }
 
   /**
-   * Backpropagates a micro-batch's loss x `scale`, then its recomputed segments (checkpointed
-   * layers, LM-head chunks: their forward runs again here, under the same precision as the
-   * first). `last`: the step's final micro-batch (data parallelism reduces gradients during it).
+   * Backpropagates a micro-batch's loss x `scale` through `backprop`, then its recomputed
+   * segments (checkpointed layers, LM-head chunks: their forward runs again here, under the
+   * same precision as the first).
    */
-  backward(out: MicroBatchOutput, scale: number, _last: boolean, backprop: Backprop = plainBackprop): void {
+  backward(out: MicroBatchOutput, scale: number, backprop: Backprop = plainBackprop): void {
     const loss = out.loss.mul(scale);
     backprop(loss, null, out.recompute?.inputsBefore() ?? []);
     this.withMixedPrecision("train", this.policy.device, () => out.recompute?.backward(backprop));
   }
 
-  /** Clip the gradients, step the optimizer, zero the gradients, advance the schedule. Returns the pre-clip norm and the step's learning rate. */
+  /** Averages the gradients over processes, then clips them, steps the optimizer, zeroes the gradients and advances the schedule (steps.ts). Returns the pre-clip norm and the step's learning rate. */
   optimizerStep(): { gradNorm: number; learningRate: number } {
-    const maxNorm = this.config.maxGradNorm > 0 ? this.config.maxGradNorm : Infinity;
-    const gradNorm = torch.clipGradNorm(this.policy.parameters(), maxNorm);
-    if (!Number.isFinite(gradNorm)) {
-      this.optimizer.zeroGrad();
-      throw new NonFiniteMetricError(`step ${this.globalStep + 1}: grad_norm is ${gradNorm}; the weights were not updated`);
-    }
-    const learningRate = this.scheduler.getLastLr()[0];
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
-    this.scheduler.step();
-    return { gradNorm, learningRate };
+    this.strategy.syncGradients(this.#trainable);
+    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1);
   }
 
-  /** Loss and metrics over the eval split, averaged per pair, as an `eval_`-prefixed row. */
+  /** Loss and metrics over the eval split (each process its share), averaged per pair, as an `eval_`-prefixed row. */
   evaluate(): MetricRow {
-    let sums: Record<string, number> = {};
+    const sums: Record<string, number> = {};
     let n = 0;
     torch.noGrad(() => {
-      for (const indices of batchesOf(this.evalIndices(), this.config.perDeviceEvalBatchSize)) {
+      for (const indices of batchesOf(this.strategy.shardEval(this.data.eval.map((_, i) => i)), this.config.perDeviceEvalBatchSize)) {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("eval", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.eval[i]), indices, "eval"));
           return { loss: out.loss.item(), ...out.metrics };
@@ -532,33 +541,35 @@ export class PreferenceTrainer {
         n += indices.length;
       }
     });
-    ({ sums, n } = this.combineEvalSums(sums, n));
-    return { step: this.globalStep, epoch: round(this.epoch), ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval_${k}`, v / n])) };
+    const all = this.strategy.reduceEvalSums(sums, n);
+    return { step: this.globalStep, epoch: round(this.epoch), ...Object.fromEntries(Object.entries(all.sums).map(([k, v]) => [`eval_${k}`, v / all.n])) };
   }
 
-  /** The eval pairs this process evaluates: all of them. */
-  evalIndices(): number[] {
-    return this.data.eval.map((_, i) => i);
-  }
-
-  /** Per-metric sums (value x pairs) and the pair count of this process's evaluation, as the whole evaluation's: as they are here. */
-  combineEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
-    return { sums, n };
-  }
-
-  /** Writes a row to metrics.jsonl (and TensorBoard, with report_to: tensorboard) and hands it to onLog. */
+  /** Records a row (the run's, on every process) in the log history and hands it to the callbacks' onLog (metrics.jsonl, trackers...). */
   log(row: MetricRow): void {
-    this.metrics.write(row);
-    this.tensorboard?.logRow(row, this.globalStep);
-    this.hooks.onLog?.(row);
+    this.logHistory.push(row);
+    this.#call("onLog", { metrics: row });
   }
 
-  /** Writes a checkpoint of the current step (rotating old ones) and returns its directory. */
+  /** Writes a checkpoint of the current step (rotating old ones; the main process writes, every process takes part) and returns its directory. */
   async save(): Promise<string> {
-    this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
-      model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state: this.trainerState(),
-      hfState: this.hfState(MetricsSink.read(this.metrics.file)), baseModelNameOrPath: this.adapterBase(),
-    }, this.config.saveTotalLimit);
+    const gathered = this.strategy.gatherCheckpoint(this.optimizer);
+    try {
+      if (this.strategy.isMainProcess) {
+        const state: TrainerState = { ...this.trainerState(), ...(gathered.rngStates ? { rngStates: gathered.rngStates } : {}) };
+        this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
+          model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state,
+          hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(),
+        }, this.config.saveTotalLimit);
+      } else {
+        this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
+      }
+    } finally {
+      gathered.release();
+    }
+    // The others wait here while the main process writes (not in the next step, whose time it is not).
+    this.strategy.barrier();
+    this.#call("onSave", { checkpoint: this.checkpoint });
     return this.checkpoint;
   }
 
@@ -575,13 +586,14 @@ export class PreferenceTrainer {
     });
   }
 
-  /** Continues from a checkpoint: optimizer, schedule, RNG, step and data position; later metrics rows are dropped (they are redone). */
+  /** Continues from a checkpoint: optimizer, schedule, RNG, step, data position and log history (later rows are redone). */
   resume(dir: string, state: TrainerState): void {
     const savedWorldSize = state.worldSize ?? 1;
-    if (savedWorldSize !== this.worldSize) {
+    const { worldSize } = this.strategy;
+    if (savedWorldSize !== worldSize) {
       throw new Error(`${dir}: this checkpoint was written by ${savedWorldSize} process${savedWorldSize === 1 ? "" : "es"} and its data position ` +
         `counts in ${savedWorldSize} shard${savedWorldSize === 1 ? "" : "s"}; resume it with ${savedWorldSize} (--nproc-per-node x --nnodes = ${savedWorldSize}), ` +
-        `not ${this.worldSize}, or set overwrite_output_dir: true to start afresh`);
+        `not ${worldSize}, or set overwrite_output_dir: true to start afresh`);
     }
     // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
     // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
@@ -589,14 +601,14 @@ export class PreferenceTrainer {
     loadOptimizerState(dir, this.optimizer);
     this.optimizer.paramGroups.forEach((g, i) => Object.assign(g, hyper[i]));
     this.scheduler.loadStateDict({ step: state.schedulerStep });
-    restoreRngState(state.rngState);
+    restoreRngState(this.strategy.rngStateOf(state));
     this.globalStep = state.globalStep;
     this.epochIndex = state.epochIndex;
     this.nextBatch = state.nextBatch;
     this.epoch = state.epoch;
     this.checkpoint = dir;
-    this.metrics.truncateAfter(this.globalStep);
-    this.pairLog?.open(this.globalStep);
+    this.resumedFrom = dir;
+    this.logHistory = readLogHistory(dir).filter((r) => Number(r.step) <= this.globalStep);
     this.hooks.onStatus?.(`resumed from ${dir} at step ${this.globalStep}`);
   }
 
@@ -606,7 +618,7 @@ export class PreferenceTrainer {
     return {
       globalStep: this.globalStep, epoch: this.epoch, epochIndex: epochDone ? this.epochIndex + 1 : this.epochIndex,
       nextBatch: epochDone ? 0 : this.nextBatch, schedulerStep: this.scheduler.lastStep, rngState: rngStateToBase64(),
-      totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config), worldSize: this.worldSize,
+      totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config), worldSize: this.strategy.worldSize,
     };
   }
 
@@ -619,17 +631,19 @@ export class PreferenceTrainer {
    * The trained model (or, with use_peft, its adapter in PEFT's layout) and tokenizer in
    * output_dir, fsynced, with what the HF Trainer and the handbook's scripts write beside them:
    * train_results.json, eval_results.json, all_results.json, trainer_state.json (its
-   * log_history ending with the train summary) and a model card README.md.
+   * log_history ending with the train summary) and a model card README.md. The main process's.
    */
   async saveFinalModel(): Promise<void> {
+    if (!this.strategy.isMainProcess) return;
     const { config } = this;
     const dir = config.outputDir;
+    const worldSize = this.strategy.worldSize;
     this.hooks.onStatus?.(`saving the ${loraOf(this.policy) ? "adapter" : "model"} to ${dir}`);
     writingTo(dir, () => savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() }));
     await this.data.tokenizer.save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
-    const samples = config.maxSteps > 0 ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * this.worldSize
+    const samples = config.maxSteps > 0 ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize
       : this.data.train.length * config.numTrainEpochs;
     const train = trainMetrics({
       runtimeSeconds: Math.max((Date.now() - this.#startedAt) / 1000, 1e-3), samples, steps: this.totalSteps,
@@ -642,7 +656,7 @@ export class PreferenceTrainer {
       evalMetrics = { ...(rest as Record<string, number>), eval_samples: this.data.eval.length };
       saveMetrics(dir, "eval", evalMetrics);
     }
-    const history = [...MetricsSink.read(this.metrics.file), { ...train, step: this.globalStep }];
+    const history = [...this.logHistory, { ...train, step: this.globalStep }];
     writeJsonAtomic(join(dir, TRAINER_STATE), this.hfState(history));
     writeModelCard({
       runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
@@ -653,7 +667,7 @@ export class PreferenceTrainer {
         learning_rate: config.learningRate, optim: config.optim, lr_scheduler_type: config.lrSchedulerType,
         warmup_steps: torch.warmupStepsOf({ type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio }),
         per_device_train_batch_size: config.perDeviceTrainBatchSize, gradient_accumulation_steps: config.gradientAccumulationSteps,
-        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * this.worldSize, num_steps: this.totalSteps,
+        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize, num_steps: this.totalSteps,
         num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
         seed: config.seed, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
       },
@@ -663,18 +677,38 @@ export class PreferenceTrainer {
     fsyncPath(dir);
   }
 
-  /** The epochs and steps; returns true when stopped by shouldStop before the last step. */
-  async #loop(): Promise<boolean> {
-    const { config, data, hooks } = this;
+  /** Where the run is, as callbacks see it. */
+  runState(): TrainerRunState {
+    const { strategy } = this;
+    return {
+      globalStep: this.globalStep, epoch: this.epoch, maxSteps: this.totalSteps, logHistory: this.logHistory,
+      isWorldProcessZero: strategy.isMainProcess, isLocalProcessZero: strategy.isLocalMainProcess, rank: strategy.rank,
+      worldSize: strategy.worldSize, resumedFrom: this.resumedFrom,
+    };
+  }
+
+  /** Calls every callback's `name` with this moment's event (callbacks are synchronous, as transformers'). */
+  #call(name: CallbackEvent, extra: Pick<TrainerEvent, "metrics" | "checkpoint"> = {}): void {
+    this.#callbacks.call(name, { state: this.runState(), control: this.control, model: this.policy, config: this.config, ...extra });
+  }
+
+  /**
+   * The epochs and steps. Returns how it ended: "done" (the planned last step), "stopped" (a
+   * callback's control.shouldTrainingStop: ends as if it were the last step), "interrupted"
+   * (shouldStop: a checkpoint of this step, to be resumed).
+   */
+  async #loop(): Promise<"done" | "stopped" | "interrupted"> {
+    const { config, data, hooks, strategy, control } = this;
     const ga = config.gradientAccumulationSteps;
     const epochs = Math.ceil(this.totalSteps / Math.ceil(this.batchesPerEpoch / ga));
     const { logging: loggingSteps, eval: evalSteps, save: saveSteps } = this.intervals;
     const evalStrategy = config.evalStrategy ?? config.evaluationStrategy;
     const every = (n: number | null, step: number) => n !== null && step % n === 0;
-    const pairSteps = this.pairLog ? resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps) : null;
     this.#tokensSinceLog = 0;
     this.#timeSinceLog = performance.now();
-    // Evaluation and checkpoints are not training: their time stays out of tokens_per_second.
+    // Evaluation, checkpoints, callbacks (the pair log's forward) and the per-step agreement
+    // (where the other processes wait for the main one's pair log) are not training: their time
+    // stays out of tokens_per_second.
     const untimed = async <T>(fn: () => T | Promise<T>): Promise<T> => {
       const started = performance.now();
       try {
@@ -683,36 +717,39 @@ export class PreferenceTrainer {
         this.#timeSinceLog += performance.now() - started;
       }
     };
-    for (; this.epochIndex < epochs && this.globalStep < this.totalSteps; this.epochIndex++, this.nextBatch = 0) {
-      const batches = this.epochBatches(this.epochIndex);
-      while (this.nextBatch < batches.length && this.globalStep < this.totalSteps) {
-        const group = batches.slice(this.nextBatch, this.nextBatch + ga);
-        const loss = this.trainingStep(group);
-        this.nextBatch += group.length;
-        this.epoch = this.epochIndex + this.nextBatch / batches.length;
-        const step = this.globalStep;
-        const done = step >= this.totalSteps;
-        const epochEnd = this.nextBatch >= batches.length;
-        // transformers' DefaultFlowCallback: by steps (and logging_first_step), or at each epoch's end; here also at the last step.
-        const logNow = done || every(loggingSteps, step) || (step === 1 && config.loggingFirstStep) || (epochEnd && config.loggingStrategy === "epoch");
-        if (logNow) this.log(this.lastTrainRow = this.#trainRow());
-        if (pairSteps && (every(pairSteps, step) || done)) this.logPairs();
-        const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
-        if (data.eval.length && evalNow) this.log(this.lastEvalRow = await untimed(() => this.evaluate()));
-        hooks.onProgress?.(step, this.totalSteps, `loss ${loss.toFixed(4)} lr ${this.scheduler.getLastLr()[0].toExponential(2)}`);
-        await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
-        // Untimed too: under data parallelism it is where the other ranks wait for the main
-        // process's pair log, which would otherwise count in their training time.
-        const stop = await untimed(() => hooks.shouldStop?.() ?? false);
-        const saveNow = every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
-        if (!done && (stop || saveNow)) await untimed(() => this.save());
-        if (stop && !done) return true;
+    const position = { epochIndex: this.epochIndex, nextBatch: this.nextBatch };
+    for (const { group, epochLength, epochEnd } of stepGroups(position, epochs, (e) => this.epochBatches(e), ga, () => this.globalStep >= this.totalSteps)) {
+      ({ epochIndex: this.epochIndex, nextBatch: this.nextBatch } = position);
+      const loss = this.trainingStep(group);
+      this.epoch = this.epochIndex + this.nextBatch / epochLength;
+      const step = this.globalStep;
+      const done = step >= this.totalSteps;
+      await untimed(() => this.#call("onStepEnd", { metrics: { loss, learning_rate: this.scheduler.getLastLr()[0] } }));
+      // transformers' DefaultFlowCallback: by steps (and logging_first_step), or at each epoch's end; here also at the last step.
+      const logNow = done || every(loggingSteps, step) || (step === 1 && config.loggingFirstStep) || (epochEnd && config.loggingStrategy === "epoch");
+      if (logNow) this.log(this.lastTrainRow = strategy.reduceTrainRow(this.#trainRow(), this.lastInterval));
+      const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
+      if (data.eval.length && evalNow) {
+        const row = this.lastEvalRow = await untimed(() => this.evaluate());
+        this.log(row);
+        await untimed(() => this.#call("onEvaluate", { metrics: row }));
       }
+      await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
+      // One agreement per step: a stop or save asked on any process is taken on all.
+      const [interrupt, stop, saveAsked] = await untimed(() => strategy.anyProcess([hooks.shouldStop?.() ?? false, control.shouldTrainingStop, control.shouldSave]));
+      control.shouldTrainingStop = stop;
+      const saveNow = saveAsked || every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
+      // A stop by a callback ends the run here, with the final model and checkpoint after the loop.
+      if (!done && !stop && (interrupt || saveNow)) await untimed(() => this.save());
+      control.shouldSave = false;
+      if (stop && !done) return "stopped";
+      if (interrupt && !done) return "interrupted";
     }
-    return false;
+    ({ epochIndex: this.epochIndex, nextBatch: this.nextBatch } = position);
+    return "done";
   }
 
-  /** The averaged train metrics since the last log, as the HF trainer logs them. */
+  /** This process's averaged train metrics since the last log, as the HF trainer logs them. */
   #trainRow(): MetricRow {
     const seconds = (performance.now() - this.#timeSinceLog) / 1000;
     const { loss, grad_norm, ...rest } = this.#averager.drain();
@@ -726,7 +763,7 @@ export class PreferenceTrainer {
   }
 
   #finishedRun(plan: ResumePlan): TrainResult {
-    const rows = MetricsSink.read(join(this.config.outputDir, "metrics.jsonl"));
+    const rows = readLogHistory(plan.dir!);
     const isEval = (r: MetricRow) => Object.keys(r).some((k) => k.startsWith("eval_"));
     this.globalStep = plan.state!.globalStep;
     this.checkpoint = plan.dir;
@@ -734,18 +771,21 @@ export class PreferenceTrainer {
     this.lastEvalRow = rows.filter(isEval).at(-1) ?? null;
     this.hooks.onStatus?.(`${this.config.outputDir} holds a finished run (${plan.dir}, step ${this.globalStep} of ${this.totalSteps}); nothing to train ` +
       "(set overwrite_output_dir: true to train afresh)");
-    return this.#result(false, true);
+    return this.#result(false, false, true);
   }
 
-  #result(interrupted: boolean, alreadyFinished: boolean): TrainResult {
+  #result(interrupted: boolean, stoppedEarly: boolean, alreadyFinished: boolean): TrainResult {
     return {
-      outputDir: this.config.outputDir, globalStep: this.globalStep, totalSteps: this.totalSteps, interrupted, checkpoint: this.checkpoint,
-      lastTrainRow: this.lastTrainRow, lastEvalRow: this.lastEvalRow, alreadyFinished,
+      outputDir: this.config.outputDir, globalStep: this.globalStep, totalSteps: this.totalSteps, interrupted, stoppedEarly,
+      checkpoint: this.checkpoint, lastTrainRow: this.lastTrainRow, lastEvalRow: this.lastEvalRow, alreadyFinished,
     };
   }
 }
 
-/** Trains with the stock PreferenceTrainer (the CLI, the demo and the tests call this). */
-export function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  return new PreferenceTrainer(config, hooks).train();
+/**
+ * Trains as this process's environment says (one rank of a distributed run when WORLD_SIZE is
+ * set, else alone), with the stock PreferenceTrainer; `options.callbacks` join the built-in ones.
+ */
+export function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  return new PreferenceTrainer(config, options).train();
 }

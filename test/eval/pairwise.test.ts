@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { torch, loadModel, Tokenizer } from "../../src/index.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
 import { concatenatedBatch, tokenizeRecords, TOKENIZE_DEFAULTS } from "../../src/data/tokenize.js";
-import { concatenatedForward } from "../../src/train/logprobs.js";
+import { concatenatedForward } from "../../src/logprobs/forward.js";
 import { evaluatePairs, evaluatePairwiseFile, type PairwiseFileResult } from "../../src/eval/pairwise.js";
 import { NonFiniteMetricError } from "../../src/train/metrics.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";

@@ -21,7 +21,7 @@ import { readHeader } from "../../src/models/safetensors.js";
 import { attachLora } from "../../src/nn/lora.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
 import type { PaddedBatch } from "../../src/data/tokenize.js";
-import { batchTensors, concatenatedForward, sequenceLogps } from "../../src/train/logprobs.js";
+import { batchTensors, concatenatedForward, sequenceLogps } from "../../src/logprobs/forward.js";
 import { GEMMA_CONFIGS, randomGemma } from "../helpers/gemma.js";
 import { maxAbsDiff, probeLogits } from "../helpers/toy.js";
 

@@ -12,7 +12,7 @@ import { Tokenizer } from "../../src/text/index.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
 import { tokenizeRecords } from "../../src/data/tokenize.js";
 import { preferenceLoss } from "../../src/objectives/index.js";
-import { forwardPairs } from "../../src/train/batching.js";
+import { forwardPairs } from "../../src/logprobs/pairs.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";

@@ -13,8 +13,8 @@ import type { CausalLM } from "../../src/models/causal-lm.js";
 import { loadSafetensors } from "../../src/models/safetensors.js";
 import { concatenatedBatch, tokenizeRecords, type TokenizedPair } from "../../src/data/tokenize.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
-import { batchTensors, sequenceLogps } from "../../src/train/logprobs.js";
-import { pairLogps, type PairLogps } from "../../src/train/batching.js";
+import { batchTensors, sequenceLogps } from "../../src/logprobs/forward.js";
+import { pairLogps, type PairLogps } from "../../src/logprobs/pairs.js";
 import { precomputeReference } from "../../src/train/reference.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
@@ -172,7 +172,7 @@ describe("memory", () => {
     const url = (p: string) => new URL(p, import.meta.url).href;
     const held = (checkpointing: boolean): number => {
       const r = spawnSync(process.execPath, ["--input-type=module", "-e", WORKER, url("../../src/index.js"), url("../../src/nn/recompute.js"),
-        url("../../src/train/logprobs.js"), String(checkpointing)], {
+        url("../../src/logprobs/forward.js"), String(checkpointing)], {
         encoding: "utf8", env: { ...process.env, MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "0", OMP_NUM_THREADS: "1" },
       });
       assert.equal(r.status, 0, r.stderr);

@@ -1,7 +1,7 @@
 // TRL's loss types through the trainer: a loss_type list with loss_weights, use_weighting (WPO
 // weights from the policy's own log-prob chunks), ld_alpha (LD-DPO) and ORPO (no reference model), on a toy model
 // for a few steps. The losses' values are checked against PyTorch in
-// test/objectives/trl-parity.test.ts and the WPO weights in test/train/wpo.test.ts; this checks
+// test/objectives/trl-parity.test.ts and the WPO weights in test/logprobs/wpo.test.ts; this checks
 // that the trainer feeds them (token counts, weights) and logs what TRL logs.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";

@@ -1,7 +1,7 @@
 // `omni-dpo train`: preference training from a reference-style YAML, with checkpointing on
 // Ctrl-C, SIGTERM and SIGHUP (a closed terminal).
 import { parseArgs } from "node:util";
-import { UsageError, formatRow, type Command } from "../args.js";
+import { UsageError, type Command } from "../args.js";
 import { recipeKeysHelp } from "../../train/recipe-help.js";
 
 export const trainCommand: Command = {
@@ -38,12 +38,13 @@ ${recipeKeysHelp()}`,
     if (positionals.length !== 1) throw new UsageError("train: expected one CONFIG.yaml");
     if (values["nproc-per-node"] !== undefined || values.nnodes !== undefined) return launchRanks(values, argv);
     const { loadTrainConfig, parseOverride } = await import("../../train/config.js");
-    const { trainHere, watchLauncher } = await import("../../train/distributed/index.js");
+    const { train } = await import("../../train/trainer.js");
+    const { watchLauncher } = await import("../../train/distributed/launcher.js");
+    const { ConsoleProgressCallback } = await import("../progress-callback.js");
     watchLauncher();
     // In a distributed run rank 0 speaks for the run; the others print only warnings and errors.
     const rank = Number(process.env.RANK ?? 0);
     const quiet = process.env.WORLD_SIZE !== undefined && rank !== 0;
-    const { Progress } = await import("../progress.js");
     const { config, warnings } = loadTrainConfig(positionals[0], (values.set ?? []).map(parseOverride), { allowUnknownKeys: values["allow-unknown-keys"] ?? false });
     if (!quiet) for (const w of warnings) console.error(`warning: ${w}`);
     // Unix's convention for a process ended by a signal: 128 + its number.
@@ -60,14 +61,13 @@ ${recipeKeysHelp()}`,
     };
     const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
     for (const s of signals) process.on(s, onSignal);
-    let bar: InstanceType<typeof Progress> | null = null;
     try {
-      const result = await trainHere(config, quiet ? { onWarning: (m) => console.error(`warning: rank ${rank}: ${m}`), shouldStop: () => stopRequested !== null } : {
+      const shouldStop = () => stopRequested !== null;
+      const result = await train(config, quiet ? { onWarning: (m) => console.error(`warning: rank ${rank}: ${m}`), shouldStop } : {
         onStatus: (m) => console.error(m),
         onWarning: (m) => console.error(`warning: ${m}`),
-        onProgress: (step, total, info) => { (bar ??= new Progress("training", total, true)).update(step, info); },
-        onLog: (row) => { if (!values.json && String(Object.keys(row).find((k) => k.startsWith("eval_")) ?? "")) console.error(formatRow(row)); },
-        shouldStop: () => stopRequested !== null,
+        callbacks: [new ConsoleProgressCallback(!values.json)],
+        shouldStop,
       });
       if (quiet) return result.interrupted ? exitCodes[stopRequested ?? "SIGINT"]! : 0;
       if (values.json) console.log(JSON.stringify(result));

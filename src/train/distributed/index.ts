@@ -1,17 +1,10 @@
-// Data-parallel training on c10d: the environment a rank reads, the launcher, and the trainer.
+// Data-parallel training on c10d: the environment a rank reads, the launcher, and the
+// parallelism strategies the trainer composes (strategy.ts, strategies.ts).
 export { distributedEnv, type DistributedEnv } from "./environment.js";
 export { launch, launchProblems, watchLauncher, type LaunchOptions } from "./launcher.js";
-export { DistributedPreferenceTrainer } from "./trainer.js";
+export { SingleProcess, type ParallelStrategy, type GatheredState, type Interval } from "./strategy.js";
+export { DataParallel } from "./data-parallel.js";
+export { ZeroStage1, ShardedOptimizer } from "./zero.js";
+export { registerStrategy, registeredStrategies, strategyFor, type StrategyEntry } from "./strategies.js";
 export { averageGradients, buckets, bucketSizes, overlapEnabled, BUCKET_BYTES } from "./gradients.js";
 export { shardOf, strideOf, interleave } from "./sharding.js";
-
-import type { TrainConfig } from "../config.js";
-import { PreferenceTrainer, type TrainHooks, type TrainResult } from "../trainer.js";
-import { distributedEnv } from "./environment.js";
-import { DistributedPreferenceTrainer } from "./trainer.js";
-
-/** Trains as this process's environment says: one rank of a distributed run (WORLD_SIZE set), else alone. */
-export function trainHere(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const env = distributedEnv(process.env, config.localRank);
-  return env ? new DistributedPreferenceTrainer(config, hooks, env).train() : new PreferenceTrainer(config, hooks).train();
-}

@@ -13,6 +13,9 @@
 import * as torch from "../../torch/index.js";
 import type { ProcessGroup } from "../../torch/distributed.js";
 import type { GroupOptions, OptimizerStateDict, ParamGroupSpec } from "../../torch/optim/optimizer.js";
+import type { TrainOptimizer } from "../checkpoint.js";
+import { DataParallel } from "./data-parallel.js";
+import type { GatheredState } from "./strategy.js";
 
 /** Owner rank of each parameter of `groups` (by position, across groups). */
 export function ownersOf(groups: readonly { params: readonly torch.Tensor[] }[], worldSize: number): number[] {
@@ -32,7 +35,7 @@ export function ownersOf(groups: readonly { params: readonly torch.Tensor[] }[],
 }
 
 /** A parameter's state entries: tensors shaped like it, and numbers (AdamW's step). */
-interface StateLayout { tensors: string[]; numbers: string[] }
+export interface StateLayout { tensors: string[]; numbers: string[] }
 
 export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O> {
   /** The optimizer over this rank's own parameters; its groups mirror this one's. */
@@ -44,31 +47,28 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
   readonly #localIndex = new Map<number, number>();
   #gathered: OptimizerStateDict | null = null;
 
-  /** Shards `full` (made over every trainable parameter, before any step) across the group's ranks. */
-  constructor(full: torch.Optimizer<O>, group: ProcessGroup) {
-    super(full.paramGroups.map(({ initialLr: _i, ...g }) => ({ ...g } as unknown as ParamGroupSpec<O>)), {} as O);
+  /**
+   * Shards `full` (made over every trainable parameter, before any step) across the group's
+   * ranks; `makeLocal` makes the same kind of optimizer over this rank's share, whose state
+   * entries are `layout`'s.
+   */
+  constructor(full: torch.Optimizer<O>, group: ProcessGroup, makeLocal: (groups: ParamGroupSpec<O>[]) => torch.Optimizer<O>, layout: StateLayout) {
+    // The full optimizer's groups, hyperparameters included (each group's own override the defaults).
+    super(full.paramGroups, full.paramGroups[0]);
     this.#group = group;
+    this.#layout = layout;
     this.owners = ownersOf(this.paramGroups, group.worldSize);
     let position = 0;
     let local = 0;
-    const specs = this.paramGroups.map(({ params, initialLr: _i, ...hyper }) => ({
-      ...hyper,
-      params: params.filter(() => {
+    this.local = makeLocal(this.paramGroups.map((g) => ({
+      ...g,
+      params: g.params.filter(() => {
         const mine = this.owners[position] === group.rank;
         if (mine) this.#localIndex.set(position, local++);
         position++;
         return mine;
       }),
-    })) as unknown as ParamGroupSpec<O>[];
-    if (full instanceof torch.SGD) {
-      this.local = new torch.SGD(specs as never, { lr: full.paramGroups[0].lr }) as unknown as torch.Optimizer<O>;
-      this.#layout = { tensors: ["momentumBuffer"], numbers: [] };
-    } else if (full instanceof torch.AdamW) {
-      this.local = new torch.AdamW(specs as never) as unknown as torch.Optimizer<O>;
-      this.#layout = { tensors: ["expAvg", "expAvgSq"], numbers: ["step"] };
-    } else {
-      throw new Error("zero_stage 1 shards AdamW and SGD only");
-    }
+    })));
     this.local.paramGroups.forEach((g, i) => { g.initialLr = this.paramGroups[i].initialLr; });
   }
 
@@ -177,5 +177,35 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
     this.#dropGathered();
     this.local.dispose();
     super.dispose();
+  }
+}
+
+/** DDP with the optimizer's state sharded (zero_stage: 1); everything else is DDP's. */
+export class ZeroStage1 extends DataParallel {
+  override readonly name: string = "zero1";
+
+  /** With several ranks, a ShardedOptimizer over `full` (AdamW or SGD); with one, `full`. */
+  override wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer {
+    if (this.worldSize === 1) return full;
+    const lr = full.paramGroups[0].lr;
+    const sharded = full instanceof torch.AdamW
+      ? new ShardedOptimizer(full, this.group, (groups) => new torch.AdamW(groups), { tensors: ["expAvg", "expAvgSq"], numbers: ["step"] })
+      : full instanceof torch.SGD
+        ? new ShardedOptimizer(full, this.group, (groups) => new torch.SGD(groups, { lr }), { tensors: ["momentumBuffer"], numbers: [] })
+        : null;
+    if (!sharded) throw new Error("zero_stage 1 shards AdamW and SGD only");
+    const params = sharded.paramGroups.flatMap((g) => g.params);
+    const mine = params.filter((_, i) => sharded.owners[i] === this.rank).reduce((n, p) => n + p.numel(), 0);
+    const all = params.reduce((n, p) => n + p.numel(), 0);
+    status(`rank ${this.rank}: ZeRO-1, optimizer state for ${mine} of ${all} parameter elements (${(100 * mine / all).toFixed(1)}%)`);
+    return sharded;
+  }
+
+  /** DDP's RNG states, and the optimizer's state from every owner, kept on rank 0 until released. */
+  override gatherCheckpoint(optimizer: TrainOptimizer): GatheredState {
+    const sharded = optimizer instanceof ShardedOptimizer ? optimizer : null;
+    sharded?.gatherState();
+    const { rngStates } = super.gatherCheckpoint(optimizer);
+    return { rngStates, release: () => sharded?.releaseGathered() };
   }
 }

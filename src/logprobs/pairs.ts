@@ -4,7 +4,7 @@
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { concatenatedBatch, type PaddedBatch, type TokenizedPair } from "../data/tokenize.js";
-import { concatenatedForward, type ForwardResult, type LogpsOptions } from "./logprobs.js";
+import { concatenatedForward, type ForwardResult, type LogpsOptions } from "./forward.js";
 
 /** Consecutive slices of at most `size` items, in order (the last may be shorter). */
 export function batchesOf<T>(items: readonly T[], size: number): T[][] {

@@ -8,7 +8,7 @@ import { torch, createModel } from "../../src/index.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { PaddedBatch } from "../../src/data/tokenize.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
-import { batchTensors, concatenatedForward, sequenceLogps } from "../../src/train/logprobs.js";
+import { batchTensors, concatenatedForward, sequenceLogps } from "../../src/logprobs/forward.js";
 import { KVCache } from "../../src/models/cache.js";
 
 const VOCAB = 40;

@@ -1,7 +1,7 @@
 # WPO's answer weights as TRL's DPOTrainer computes them for use_weighting (trl/trainer/
 # dpo_trainer.py, eq. 2 of arXiv 2406.11827), and LD-DPO's log-probs for ld_alpha (TRL's shared
 # and tail masks from the completion mask's cumsum), from the full logits [2B, T, V] in float64,
-# independently of omni-dpo's chunked path: test/train/wpo.test.ts compares the two.
+# independently of omni-dpo's chunked path: test/logprobs/wpo.test.ts compares the two.
 import json
 import sys
 

@@ -10,12 +10,12 @@ import { fileURLToPath } from "node:url";
 import { torch, loadModel, Tokenizer } from "../../src/index.js";
 import { concatenatedBatch, tokenizeRecords } from "../../src/data/tokenize.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
-import { batchTensors, concatenatedForward } from "../../src/train/logprobs.js";
+import { batchTensors, concatenatedForward } from "../../src/logprobs/forward.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { skipReason } from "../helpers/python.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
-const REFERENCE = fileURLToPath(new URL("../../../test/train/reference_wpo.py", import.meta.url));
+const REFERENCE = fileURLToPath(new URL("../../../test/logprobs/reference_wpo.py", import.meta.url));
 const reason = skipReason();
 if (reason) console.log(`# WPO weight parity skipped: ${reason}`);
 

@@ -1,0 +1,32 @@
+// The parallelism strategies' registry: a process without WORLD_SIZE is one process; a rank
+// takes the strategy registered for its recipe's zero_stage; a stage registered twice is an
+// error naming both. (What each strategy does is tested by ddp-equality, zero and faults.)
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  registerStrategy, registeredStrategies, strategyFor, SingleProcess, DataParallel, ZeroStage1,
+} from "../../src/train/distributed/index.js";
+import { distributedEnv } from "../../src/train/distributed/environment.js";
+import type { TrainConfig } from "../../src/train/config.js";
+
+const env = distributedEnv({ WORLD_SIZE: "2", RANK: "1", MASTER_ADDR: "127.0.0.1", MASTER_PORT: "29500" })!;
+const config = (zeroStage: number) => ({ zeroStage, localRank: -1 }) as TrainConfig;
+
+describe("parallelism strategies", () => {
+  it("one process without WORLD_SIZE; DDP or ZeRO-1 by zero_stage in a distributed run", () => {
+    assert.ok(strategyFor(config(0), null) instanceof SingleProcess);
+    const ddp = strategyFor(config(0), env);
+    assert.ok(ddp instanceof DataParallel && !(ddp instanceof ZeroStage1));
+    assert.deepEqual([ddp.name, ddp.rank, ddp.worldSize, ddp.isMainProcess, ddp.isLocalMainProcess],
+      ["ddp", 1, 2, false, false]);
+    assert.ok(strategyFor(config(1), env) instanceof ZeroStage1);
+    assert.deepEqual(registeredStrategies().map((e) => [e.zeroStage, e.name]), [[0, "ddp"], [1, "zero1"]]);
+  });
+
+  it("a stage without a strategy, or registered twice, is an error naming it", () => {
+    assert.throws(() => strategyFor(config(2), env),
+      /zero_stage: 2 has no parallelism strategy \(registered: 0 \(ddp\), 1 \(zero1\)\)/);
+    assert.throws(() => registerStrategy({ name: "other", zeroStage: 1, create: (e) => new DataParallel(e) }),
+      /zero_stage 1 already has a strategy \(zero1\)/);
+  });
+});
