@@ -1,7 +1,7 @@
 // Inputs and outputs compared as the file system sees them: symlinks resolved (also for paths
 // that do not exist yet), so `out -> prompts.jsonl` or `runs/x/../x` is recognised as the same
 // place. Commands use it to refuse an output that would overwrite or delete one of their inputs.
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 
 /** A path with symlinks resolved, also when it does not exist yet (its nearest existing ancestor is resolved). */
@@ -24,13 +24,19 @@ export function isWithin(inner: string, outer: string): boolean {
 /** A path a command is given, with the flag or key that named it (`--prompts`, `model_name_or_path`). */
 export interface NamedPath { name: string; path: string }
 
-/** The first output that is one of the inputs (after resolving links), as a message; null when none is. */
-export function sameFileAs(outputs: NamedPath[], inputs: NamedPath[]): string | null {
+/**
+ * The first output that would overwrite an input, as a message naming both; null when none
+ * would. An output clashes with an input file it is (after resolving links), and with an input
+ * directory (a model) it is or lies inside, since it would be written among that input's files.
+ */
+export function outputClash(outputs: NamedPath[], inputs: NamedPath[]): string | null {
   for (const out of outputs) {
     for (const input of inputs) {
-      if (realPath(out.path) === realPath(input.path)) {
-        return `${out.name} ${out.path} is ${input.name} (${input.path}${realPath(input.path) !== resolve(input.path) ? ` -> ${realPath(input.path)}` : ""})`;
-      }
+      const dir = existsSync(input.path) && statSync(input.path).isDirectory();
+      const real = realPath(input.path);
+      const shown = `${input.path}${real !== resolve(input.path) ? `, which is ${real}` : ""}`;
+      if (realPath(out.path) === real) return `${out.name} ${out.path} is ${input.name} (${shown})`;
+      if (dir && isWithin(out.path, input.path)) return `${out.name} ${out.path} lies inside ${input.name} (${shown})`;
     }
   }
   return null;
