@@ -357,6 +357,7 @@ export class PreferenceTrainer {
         pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha: this.ldAlpha,
         batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
         onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.referenceSharding(),
+        onNotice: hooks.onWarning ?? hooks.onStatus,
       }));
       const train = compute(data.train, "train");
       const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
