@@ -97,7 +97,11 @@ export interface TextBuildSummary {
 }
 
 /** One prompt's finished work as journaled: its responses, their scores (null: all identical, not scored). */
-interface Finished { i: number; responses: string[]; scores: number[] | null; tokens: number[]; finish: string[] }
+interface Finished {
+  i: number; responses: string[]; scores: number[] | null; tokens: number[]; finish: string[];
+  /** Responses cut to fit the reward model's context for scoring (absent: none). */
+  truncated?: number;
+}
 
 interface Prepared { row: PromptRow; chat: boolean; messages: Message[] | null; text: string; ids: number[] }
 
@@ -155,26 +159,44 @@ export function sampleSeeds(k: number, seeds: number[] = REFERENCE_SEEDS): numbe
  * Reads a journal back: its finished prompts by index, after checking it belongs to this build;
  * starts one (its header line) when there is none.
  */
-function openJournal(file: string, identity: string): Map<number, Finished> {
+function openJournal(file: string, identity: string, prompts: number, k: number): Map<number, Finished> {
   const lines = readJournalLines(file);
   const done = new Map<number, Finished>();
   if (lines.length === 0) {
     appendLinesDurable(file, [JSON.stringify({ journal: "omni-dpo data build", identity })]);
     return done;
   }
-  const header = JSON.parse(lines[0]) as { journal?: string; identity?: string };
-  if (header.journal !== "omni-dpo data build" || header.identity !== identity) {
-    throw new Error(`${file}: this journal belongs to another build (other prompts, policy, scorer or sampling settings); ` +
+  let header: { journal?: unknown; identity?: unknown } | null = null;
+  try { header = JSON.parse(lines[0]) as { journal?: unknown; identity?: unknown } | null; } catch { /* not a journal: refused below */ }
+  if (header?.journal !== "omni-dpo data build" || header.identity !== identity) {
+    throw new Error(`${file}: this journal belongs to another build (other prompts, policy, scorer or sampling settings)` +
+      `${header?.journal === "omni-dpo data build" ? "" : ", or is not a data build journal (line 1)"}; ` +
       "delete it or pass --restart to start over, or run with the settings it was made with");
   }
   lines.slice(1).forEach((line, n) => {
-    let f: Finished;
-    try { f = JSON.parse(line) as Finished; } catch (e) {
-      throw new Error(`${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`);
-    }
+    const f = journalEntry(line, prompts, k, `${file}:${n + 2}`);
     done.set(f.i, f);
   });
   return done;
+}
+
+/** One journal line: a finished prompt of this build (its index, and K responses with their counts), or an error naming the line. */
+function journalEntry(line: string, prompts: number, k: number, at: string): Finished {
+  const bad = (what: string) => new Error(`${at}: ${what}; not a line this build wrote. Delete the journal or pass --restart`);
+  let f: Finished;
+  try { f = JSON.parse(line) as Finished; } catch (e) { throw bad(`not valid JSON (${(e as Error).message})`); }
+  if (typeof f !== "object" || f === null || Array.isArray(f)) throw bad("expected a JSON object");
+  if (!Number.isInteger(f.i) || f.i < 0 || f.i >= prompts) throw bad(`field 'i' must be a prompt index below ${prompts}, got ${JSON.stringify(f.i)}`);
+  const list = (field: keyof Finished, ok: (x: unknown) => boolean, what: string) => {
+    const v = f[field];
+    if (!Array.isArray(v) || v.length !== k || !v.every(ok)) throw bad(`field '${field}' must be a list of ${k} ${what}`);
+  };
+  list("responses", (x) => typeof x === "string", "strings");
+  list("tokens", (x) => Number.isInteger(x) && (x as number) >= 0, "token counts");
+  list("finish", (x) => typeof x === "string", "finish reasons");
+  if (f.scores !== null) list("scores", (x) => typeof x === "number" && Number.isFinite(x), "finite scores");
+  if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) throw bad("field 'truncated' must be a count");
+  return f;
 }
 
 /**
@@ -195,7 +217,7 @@ export async function buildTextPairs(
   const identity = createHash("sha256").update(JSON.stringify({
     prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
   })).digest("hex");
-  const done = openJournal(options.journal, identity);
+  const done = openJournal(options.journal, identity, prepared.length, k);
   const resumed = done.size;
   const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a].ids.length - prepared[b].ids.length || a - b);
