@@ -7,6 +7,8 @@
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import type { CausalLM } from "../models/causal-lm.js";
+import { tokenizerDirectory } from "../models/peft.js";
+import { checkTokenIds, modelVocab } from "../models/vocab.js";
 import { generate } from "../models/generate.js";
 import { stopTokenIds } from "../models/generation-config.js";
 import type { Tokenizer } from "../text/index.js";
@@ -20,12 +22,23 @@ import { normaliseScore, type Scorer } from "./build.js";
 export const REFERENCE_SEEDS = [13, 21, 42, 79, 100];
 
 /** One response to score: the prompt as given, the text the policy saw, and the response. */
-export interface ResponseToScore { prompt: string | Message[]; promptText: string; chat: boolean; response: string; at: string }
+export interface ResponseToScore {
+  prompt: string | Message[]; promptText: string; chat: boolean; response: string; at: string;
+  /** Set by a scorer that had to cut the item to fit its context: the tokens it scored. */
+  truncatedTo?: number;
+}
 
 /** Scores responses in batches; `name` identifies it in the journal (a directory, a module path). */
 export interface BatchScorer {
   name: string;
+  /** Scores, one per item; a scorer that cut an item to fit its context sets the item's `truncatedTo`. */
   score(items: ResponseToScore[]): number[] | Promise<number[]>;
+  /**
+   * A scorer with a bounded input (a reward model's max_position_embeddings): its size, the file
+   * that sets it, and the tokens an item takes with an empty response (the prompt, the template).
+   * Responses are sampled short enough to fit it.
+   */
+  context?: { tokens: number; file: string; promptTokens(item: ResponseToScore): number };
   dispose?(): void;
 }
 
@@ -66,6 +79,8 @@ export interface TextBuildOptions {
   /** More identity for the journal: the policy's directory, say. A journal of another build is refused. */
   identity?: Record<string, unknown>;
   onProgress?: (done: number, total: number, info: string) => void;
+  /** Told once when responses are sampled shorter than maxNewTokens to fit the scorer's context. */
+  onNotice?: (message: string) => void;
 }
 
 export interface TextPair {
@@ -87,6 +102,8 @@ export interface TextBuildSummary {
   pairs: number;
   dropped: { identical_responses: number; tied_scores: number; below_margin: number };
   responses: number;
+  /** Responses cut to fit the scorer's context before scoring (their samples kept). */
+  truncated_for_scoring: number;
   generated_tokens: number;
   finish_reasons: Record<string, number>;
   /** Tokens generated per second by this run (not counting resumed prompts). */
@@ -140,6 +157,7 @@ export function preparePrompts(rows: PromptRow[], policy: CausalLM, tokenizer: T
     prepared.push({ row, chat, messages, text, ids });
   }
   if (problems.length) throw new DataError(problems);
+  checkTokenIds(prepared.map((p) => ({ at: `${p.row.at}: the prompt`, ids: p.ids })), modelVocab(policyDir), tokenizerDirectory(policyDir));
   return prepared;
 }
 
@@ -200,6 +218,34 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
 }
 
 /**
+ * New tokens each prompt may sample: maxNew, within the policy's context, and within the
+ * scorer's (a reward model's) so that prompt + response can be scored whole. Checked before
+ * any sampling: a prompt that leaves the scorer no room is an error naming it; a cap below
+ * maxNew is said once, with the numbers.
+ */
+function newTokenCaps(prepared: Prepared[], policy: CausalLM, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void): number[] {
+  const policyCaps = prepared.map((p) => Math.min(maxNew, policy.maxPositions - p.ids.length));
+  const context = scorer.context;
+  if (!context) return policyCaps;
+  const problems: string[] = [];
+  const caps = prepared.map((p, i) => {
+    const used = context.promptTokens({ prompt: p.row.prompt, promptText: p.text, chat: p.chat, response: "", at: p.row.at });
+    if (used >= context.tokens) {
+      problems.push(`${p.row.at}: field 'prompt': ${used} tokens for ${scorer.name}, whose context (${context.file}) holds ${context.tokens}: no room to score a response`);
+    }
+    return Math.min(policyCaps[i], context.tokens - used);
+  });
+  if (problems.length) throw new DataError(problems);
+  const capped = caps.filter((c, i) => c < policyCaps[i]);
+  if (capped.length) {
+    onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens (${context.file}) with their prompt: ` +
+      `${capped.length} of ${prepared.length} prompts sample at most ${Math.min(...capped)}${Math.max(...capped) > Math.min(...capped) ? `-${Math.max(...capped)}` : ""} ` +
+      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions})`);
+  }
+  return caps;
+}
+
+/**
  * Samples, scores and pairs. Prompts are generated in batches sorted by token length; each
  * finished prompt is journaled (fsynced) before the next batch starts, and a journal left by an
  * interrupted run is read back so those prompts are not redone. Each response is sampled from
@@ -217,6 +263,7 @@ export async function buildTextPairs(
   const identity = createHash("sha256").update(JSON.stringify({
     prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
   })).digest("hex");
+  const caps = newTokenCaps(prepared, policy, scorer, maxNew, options.onNotice);
   const done = openJournal(options.journal, identity, prepared.length, k);
   const resumed = done.size;
   const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
@@ -233,7 +280,7 @@ export async function buildTextPairs(
     if (todo.length === 0) continue;
     const rows = todo.flatMap((i) => seeds.map((s) => ({ i, seed: rowSeed(s, prepared[i].text) })));
     const out = generate(policy, rows.map((r) => prepared[r.i].ids), {
-      maxNewTokens: rows.map((r) => Math.min(maxNew, policy.maxPositions - prepared[r.i].ids.length)),
+      maxNewTokens: rows.map((r) => caps[r.i]),
       ...sampling, rowSeeds: rows.map((r) => r.seed), eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
     });
     const finished: Finished[] = todo.map((i, n) => {
@@ -245,13 +292,15 @@ export async function buildTextPairs(
     });
     // As the reference: prompts whose responses are all the same are dropped before scoring.
     const toScore = finished.filter((f) => new Set(f.responses).size > 1);
-    const items = toScore.flatMap((f) => f.responses.map((response) => ({
+    const items = toScore.flatMap((f) => f.responses.map((response): ResponseToScore => ({
       prompt: prepared[f.i].row.prompt, promptText: prepared[f.i].text, chat: prepared[f.i].chat, response, at: prepared[f.i].row.at,
     })));
     const scores = items.length ? await scorer.score(items) : [];
     if (scores.length !== items.length) throw new Error(`scorer ${scorer.name} returned ${scores.length} scores for ${items.length} responses`);
     toScore.forEach((f, n) => {
       f.scores = scores.slice(n * k, (n + 1) * k);
+      const cut = items.slice(n * k, (n + 1) * k).filter((item) => item.truncatedTo !== undefined).length;
+      if (cut) f.truncated = cut;
       const bad = f.scores.findIndex((s) => typeof s !== "number" || !Number.isFinite(s));
       if (bad >= 0) throw new Error(`${prepared[f.i].row.at}: scorer ${scorer.name} gave response ${bad} a non-finite score (${f.scores[bad]})`);
     });
@@ -267,7 +316,7 @@ export async function buildTextPairs(
   for (const f of all) for (const r of f.finish) finishReasons[r] = (finishReasons[r] ?? 0) + 1;
   const summary: TextBuildSummary = {
     prompts: prepared.length, resumed, pairs: result.pairs.length, dropped: result.dropped,
-    responses: all.length * k, generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
+    responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0), generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
     finish_reasons: finishReasons, tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9), seconds,
     scores: describe(allScores), margins: describe(result.pairs.map((p) => p.score_chosen - p.score_rejected)),
   };
@@ -349,6 +398,7 @@ export function formatTextSummary(s: TextBuildSummary): string {
     `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons).map(([r, n]) => `${n} ${r}`).join(", ")}); ` +
       `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
   ];
+  if (s.truncated_for_scoring) lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
   for (const [name, d] of [["scores", s.scores], ["margins (chosen - rejected)", s.margins]] as const) {
     if (!d) continue;
     lines.push(`${name}: min ${d.min.toFixed(3)}, mean ${d.mean.toFixed(3)}, max ${d.max.toFixed(3)}`);

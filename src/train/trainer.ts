@@ -32,6 +32,7 @@ import { defaultLoggingDir, TensorBoardWriter } from "./tensorboard.js";
 import { reportedTo } from "./config.js";
 import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
+import { checkTrainingVocab } from "./vocab-check.js";
 import { RunLock } from "./run-lock.js";
 import { PAIR_LOG_FILE, PairLog, pairSample } from "./pair-log.js";
 
@@ -199,6 +200,7 @@ export class PreferenceTrainer {
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
     this.padTokenId = config.paddingValue ?? this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
+    checkTrainingVocab(config, this.data, this.padTokenId);
     this.batchesPerEpoch = this.epochBatches(0).length;
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
     this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));

@@ -213,7 +213,7 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     let bar: InstanceType<typeof Progress> | undefined;
     let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: resolve(model) }, onProgress: (done, total, info) => {
+      ...options, journal, identity: { policy: resolve(model) }, onNotice: (m) => console.error(m), onProgress: (done, total, info) => {
         if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
         bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
       },
