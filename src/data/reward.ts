@@ -47,7 +47,15 @@ export function rewardModelScorer(dir: string, options: RewardModelOptions = {})
   const vocab = { size: model.vocabSize, file: join(dir, "config.json") };
   return {
     name: `reward model ${dir}`,
-    context: { tokens: context, file: join(dir, "config.json"), promptTokens: (item) => rewardInput(tokenizer, item).length },
+    context: {
+      tokens: context, file: join(dir, "config.json"),
+      promptTokens(item) {
+        // Called for each prompt before sampling, so a tokenizer that does not fit the model fails first.
+        const ids = rewardInput(tokenizer, item);
+        checkTokenIds([{ at: `${item.at}: the prompt`, ids }], vocab, dir);
+        return ids.length;
+      },
+    },
     score(items) {
       const rows = items.map((item) => rewardInput(tokenizer, item));
       checkTokenIds(rows.map((ids, i) => ({ at: `${items[i].at} (response to score)`, ids })), vocab, dir);

@@ -34,11 +34,11 @@ const root = tempDir("omni-dpo-rewardbuild-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** A tiny Llama reward model (one label, every weight random so scores spread) with a byte-level tokenizer. */
-function writeRewardModel(dir: string, options: { chatTemplate?: "chatml"; numLabels?: number; maxPositions?: number } = {}): string {
+function writeRewardModel(dir: string, options: { chatTemplate?: "chatml"; numLabels?: number; maxPositions?: number; vocabSize?: number } = {}): string {
   const tok = writeByteLevelTokenizer(dir, options.chatTemplate ? { chatTemplate: options.chatTemplate } : {});
   torch.manualSeed(5);
   const model = createSequenceClassifier({
-    architectures: ["LlamaForSequenceClassification"], model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 64,
+    architectures: ["LlamaForSequenceClassification"], model_type: "llama", vocab_size: options.vocabSize ?? tok.vocabSize, hidden_size: 32, intermediate_size: 64,
     num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: options.maxPositions ?? 256, rms_norm_eps: 1e-6,
     num_labels: options.numLabels ?? 1, pad_token_id: tok.eosTokenId, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
   });
@@ -119,6 +119,16 @@ test("a reward model with a short context: sampling is capped to fit it (said on
   assert.equal(refused.status, 1, refused.stderr);
   assert.match(refused.stderr, /long-prompts\.jsonl:2: field 'prompt': \d+ tokens for reward model .*rm-short.*holds \d+: no room to score a response/);
   assert.ok(!existsSync(join(root, "long.jsonl.progress.jsonl")), "nothing was sampled");
+});
+
+test("a reward model whose tokenizer gives ids past its vocab_size is refused before sampling, naming both, the id and the size", () => {
+  const rm = writeRewardModel(join(root, "rm-small-vocab"), { chatTemplate: "chatml", vocabSize: 40 });
+  const out = join(root, "small-vocab.jsonl");
+  const r = cli(["data", "build", "--model", POLICY, "--prompts", PROMPTS, "--reward-model", rm, "--out", out, "--max-new-tokens", "4"]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /prompts\.jsonl:1: the prompt: token id \d+.*the tokenizer of .*rm-small-vocab gives ids .*rm-small-vocab\/config\.json: vocab_size 40/);
+  assert.doesNotMatch(r.stderr, /index out of range/);
+  assert.ok(!existsSync(`${out}.progress.jsonl`), "nothing was sampled");
 });
 
 test("every stored reward score equals the independent PyTorch head on the conversation scored alone", { skip: reason ?? false }, () => {
