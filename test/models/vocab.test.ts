@@ -75,5 +75,10 @@ describe("the command line", () => {
     assert.match(r.stderr, /prompts\.jsonl:1: the prompt: token id/);
     assert.match(r.stderr, names(SMALL));
     assert.ok(!existsSync(`${out}.progress.jsonl`));
+    const math = cli("data", "build", "--model", SMALL, "--prompts", prompts, "--out", out);
+    assert.equal(math.status, 1, math.stderr);
+    assert.match(math.stderr, /prompts\.jsonl: prompt 1: token id/);
+    assert.match(math.stderr, names(SMALL));
+    assert.ok(!existsSync(out));
   });
 });

@@ -132,6 +132,8 @@ async function dataBuild(argv: string[]): Promise<number> {
     : (await import("../../tasks/arith/index.js")).arithScorer({ noise: nonNegative(values["judge-noise"], "--judge-noise", 1.5), seed });
   const model = loadModel(values.model);
   const tokenizer = Tokenizer.fromPretrainedSync(values.model);
+  const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
+  checkTokenIds(prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) })), modelVocab(values.model), values.model);
   const bar = new Progress("sampling", prompts.length, !values.json);
   const { pairs, stats } = await buildPairs(model, tokenizer, prompts, scorer, {
     samples: positiveInt(values.samples, "--samples", 5), temperature: nonNegative(values.temperature, "--temperature", 0.8),
