@@ -157,7 +157,8 @@ export function preparePrompts(rows: PromptRow[], policy: CausalLM, tokenizer: T
     prepared.push({ row, chat, messages, text, ids });
   }
   if (problems.length) throw new DataError(problems);
-  checkTokenIds(prepared.map((p) => ({ at: `${p.row.at}: the prompt`, ids: p.ids })), modelVocab(policyDir), tokenizerDirectory(policyDir));
+  const promptIds = prepared.map((p) => ({ at: `${p.row.at}: the prompt`, ids: p.ids }));
+  checkTokenIds(promptIds, modelVocab(policyDir), tokenizerDirectory(policyDir));
   return prepared;
 }
 
@@ -185,9 +186,12 @@ function openJournal(file: string, identity: string, prompts: number, k: number)
     return done;
   }
   let header: { journal?: unknown; identity?: unknown } | null = null;
-  try { header = JSON.parse(lines[0]) as { journal?: unknown; identity?: unknown } | null; } catch { /* not a journal: refused below */ }
+  try {
+    header = JSON.parse(lines[0]) as { journal?: unknown; identity?: unknown } | null;
+  } catch { /* not a journal: refused below */ }
   if (header?.journal !== "omni-dpo data build" || header.identity !== identity) {
-    throw new Error(`${file}: this journal belongs to another build (other prompts, policy, scorer or sampling settings)` +
+    throw new Error(`${file}: this journal belongs to another build ` +
+      "(other prompts, policy, scorer or sampling settings)" +
       `${header?.journal === "omni-dpo data build" ? "" : ", or is not a data build journal (line 1)"}; ` +
       "delete it or pass --restart to start over, or run with the settings it was made with");
   }
@@ -198,22 +202,32 @@ function openJournal(file: string, identity: string, prompts: number, k: number)
   return done;
 }
 
-/** One journal line: a finished prompt of this build (its index, and K responses with their counts), or an error naming the line. */
+/**
+ * One journal line: a finished prompt of this build (its index, and K responses with their
+ * counts), or an error naming the line.
+ */
 function journalEntry(line: string, prompts: number, k: number, at: string): Finished {
-  const bad = (what: string) => new Error(`${at}: ${what}; not a line this build wrote. Delete the journal or pass --restart`);
+  const bad = (what: string) =>
+    new Error(`${at}: ${what}; not a line this build wrote. Delete the journal or pass --restart`);
   let f: Finished;
   try { f = JSON.parse(line) as Finished; } catch (e) { throw bad(`not valid JSON (${(e as Error).message})`); }
   if (typeof f !== "object" || f === null || Array.isArray(f)) throw bad("expected a JSON object");
-  if (!Number.isInteger(f.i) || f.i < 0 || f.i >= prompts) throw bad(`field 'i' must be a prompt index below ${prompts}, got ${JSON.stringify(f.i)}`);
+  if (!Number.isInteger(f.i) || f.i < 0 || f.i >= prompts) {
+    throw bad(`field 'i' must be a prompt index below ${prompts}, got ${JSON.stringify(f.i)}`);
+  }
   const list = (field: keyof Finished, ok: (x: unknown) => boolean, what: string) => {
     const v = f[field];
-    if (!Array.isArray(v) || v.length !== k || !v.every(ok)) throw bad(`field '${field}' must be a list of ${k} ${what}`);
+    if (!Array.isArray(v) || v.length !== k || !v.every(ok)) {
+      throw bad(`field '${field}' must be a list of ${k} ${what}`);
+    }
   };
   list("responses", (x) => typeof x === "string", "strings");
   list("tokens", (x) => Number.isInteger(x) && (x as number) >= 0, "token counts");
   list("finish", (x) => typeof x === "string", "finish reasons");
   if (f.scores !== null) list("scores", (x) => typeof x === "number" && Number.isFinite(x), "finite scores");
-  if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) throw bad("field 'truncated' must be a count");
+  if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) {
+    throw bad("field 'truncated' must be a count");
+  }
   return f;
 }
 
@@ -223,23 +237,29 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
  * any sampling: a prompt that leaves the scorer no room is an error naming it; a cap below
  * maxNew is said once, with the numbers.
  */
-function newTokenCaps(prepared: Prepared[], policy: CausalLM, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void): number[] {
+function newTokenCaps(
+  prepared: Prepared[], policy: CausalLM, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
+): number[] {
   const policyCaps = prepared.map((p) => Math.min(maxNew, policy.maxPositions - p.ids.length));
   const context = scorer.context;
   if (!context) return policyCaps;
   const problems: string[] = [];
   const caps = prepared.map((p, i) => {
-    const used = context.promptTokens({ prompt: p.row.prompt, promptText: p.text, chat: p.chat, response: "", at: p.row.at });
+    const empty = { prompt: p.row.prompt, promptText: p.text, chat: p.chat, response: "", at: p.row.at };
+    const used = context.promptTokens(empty);
     if (used >= context.tokens) {
-      problems.push(`${p.row.at}: field 'prompt': ${used} tokens for ${scorer.name}, whose context (${context.file}) holds ${context.tokens}: no room to score a response`);
+      problems.push(`${p.row.at}: field 'prompt': ${used} tokens for ${scorer.name}, whose context ` +
+        `(${context.file}) holds ${context.tokens}: no room to score a response`);
     }
     return Math.min(policyCaps[i], context.tokens - used);
   });
   if (problems.length) throw new DataError(problems);
   const capped = caps.filter((c, i) => c < policyCaps[i]);
   if (capped.length) {
-    onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens (${context.file}) with their prompt: ` +
-      `${capped.length} of ${prepared.length} prompts sample at most ${Math.min(...capped)}${Math.max(...capped) > Math.min(...capped) ? `-${Math.max(...capped)}` : ""} ` +
+    const [least, most] = [Math.min(...capped), Math.max(...capped)];
+    onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens ` +
+      `(${context.file}) with their prompt: ${capped.length} of ${prepared.length} prompts sample at most ` +
+      `${least}${most > least ? `-${most}` : ""} ` +
       `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions})`);
   }
   return caps;
@@ -316,7 +336,8 @@ export async function buildTextPairs(
   for (const f of all) for (const r of f.finish) finishReasons[r] = (finishReasons[r] ?? 0) + 1;
   const summary: TextBuildSummary = {
     prompts: prepared.length, resumed, pairs: result.pairs.length, dropped: result.dropped,
-    responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0), generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
+    responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0),
+    generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
     finish_reasons: finishReasons, tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9), seconds,
     scores: describe(allScores), margins: describe(result.pairs.map((p) => p.score_chosen - p.score_rejected)),
   };
@@ -398,7 +419,9 @@ export function formatTextSummary(s: TextBuildSummary): string {
     `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons).map(([r, n]) => `${n} ${r}`).join(", ")}); ` +
       `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
   ];
-  if (s.truncated_for_scoring) lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
+  if (s.truncated_for_scoring) {
+    lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
+  }
   for (const [name, d] of [["scores", s.scores], ["margins (chosen - rejected)", s.margins]] as const) {
     if (!d) continue;
     lines.push(`${name}: min ${d.min.toFixed(3)}, mean ${d.mean.toFixed(3)}, max ${d.max.toFixed(3)}`);

@@ -147,8 +147,11 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
   });
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
   // Before loading: ids the policy's or the reference's embedding lacks name the record, not the engine.
-  const rows = () => [...pairTokenRows(pairs, (i) => where(records[i].source)), { at: "the pad token", ids: [padTokenId] }];
-  for (const dir of [options.model, options.ref]) if (dir) checkTokenIds(rows(), modelVocab(dir), tokenizerDirectory(options.model));
+  const pad = { at: "the pad token", ids: [padTokenId] };
+  const rows = () => [...pairTokenRows(pairs, (i) => where(records[i].source)), pad];
+  for (const dir of [options.model, options.ref]) {
+    if (dir) checkTokenIds(rows(), modelVocab(dir), tokenizerDirectory(options.model));
+  }
   options.onStatus?.(`loading ${options.model}${options.ref ? ` and ${options.ref}` : ""}`);
   const model = loadModel(options.model, { device: options.device });
   let reference: CausalLM | null = null;

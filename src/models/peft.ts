@@ -208,7 +208,9 @@ export function mergeAdapterDirectory(
 /** The files that make a directory hold a model (a full checkpoint or an adapter). */
 function modelFiles(dir: string): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
-  return readdirSync(dir).filter((n) => n === "config.json" || n === ADAPTER_CONFIG || n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json"));
+  const isModelFile = (n: string) =>
+    n === "config.json" || n === ADAPTER_CONFIG || n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json");
+  return readdirSync(dir).filter(isModelFile);
 }
 
 /**
@@ -223,7 +225,8 @@ export function checkMergeOutput(outDir: string, adapterDir: string, baseDir: st
   }
   const held = modelFiles(outDir);
   if (held.length && !force) {
-    throw new Error(`--out ${outDir} already holds a model (${held.slice(0, 4).join(", ")}${held.length > 4 ? ", ..." : ""}); ` +
+    const shown = `${held.slice(0, 4).join(", ")}${held.length > 4 ? ", ..." : ""}`;
+    throw new Error(`--out ${outDir} already holds a model (${shown}); ` +
       "merging would replace it. Choose an empty or new directory, or pass --force to replace it");
   }
 }

@@ -17,7 +17,8 @@ export function modelVocab(dir: string): ModelVocab {
   const modelDir = isAdapterDirectory(dir) ? readAdapterConfig(dir).baseDir : dir;
   const file = join(modelDir, "config.json");
   const raw = readConfig(modelDir);
-  const parsed = parseModelConfig((r) => resolveArchitecture(r, file).parseConfig(r), raw, file) as { vocabSize?: unknown };
+  const parse = (r: typeof raw) => resolveArchitecture(r, file).parseConfig(r) as { vocabSize?: unknown };
+  const parsed = parseModelConfig(parse, raw, file);
   if (typeof parsed.vocabSize !== "number") throw new Error(`${file}: no vocab_size`);
   return { size: parsed.vocabSize, file };
 }
@@ -53,6 +54,7 @@ export function checkTokenIds(rows: Iterable<TokenRow>, vocab: ModelVocab, token
   }
   if (count === 0) return;
   throw new VocabularyError(`${bad.join("; ")}${count > bad.length ? ` (and ${count - bad.length} more rows)` : ""}: ` +
-    `the tokenizer of ${tokenizer} gives ids the model's embedding does not have (${vocab.file}: vocab_size ${vocab.size}, ids 0..${vocab.size - 1}). ` +
+    `the tokenizer of ${tokenizer} gives ids the model's embedding does not have ` +
+    `(${vocab.file}: vocab_size ${vocab.size}, ids 0..${vocab.size - 1}). ` +
     "The tokenizer and the model do not match: another vocabulary, or tokens added past vocab_size");
 }

@@ -51,7 +51,8 @@ export function checkpointDirs(outputDir: string): { step: number; dir: string }
   return readdirSync(outputDir)
     // Every checkpoint-N, also one without its resume state: skipping it would silently restart the
     // run, and a later save of that step would replace it (checkResumable refuses it instead).
-    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)) && statSync(join(outputDir, n)).isDirectory())
+    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)))
+    .filter((n) => statSync(join(outputDir, n)).isDirectory())
     .map((n) => ({ step: Number(n.slice(PREFIX.length)), dir: join(outputDir, n) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -143,16 +144,23 @@ export function readTrainerState(dir: string): TrainerState {
   const file = join(dir, RESUME_STATE);
   if (!existsSync(file)) {
     const hfOnly = existsSync(join(dir, TRAINER_STATE)) ? ` (its ${TRAINER_STATE} is transformers' record, without the data position and RNG an exact resume needs)` : "";
-    throw new Error(`${dir}: not an omni-dpo checkpoint: ${file} is missing${hfOnly}; the run cannot continue from it. ` +
+    throw new Error(`${dir}: not an omni-dpo checkpoint: ${file} is missing${hfOnly}; ` +
+      "the run cannot continue from it. " +
       "Set overwrite_output_dir: true (deleting its checkpoints) or choose a new output_dir to start afresh");
   }
   const state = readJsonFile(file) as Partial<TrainerState>;
   const integers = ["globalStep", "epochIndex", "nextBatch", "schedulerStep", "totalSteps", "trainPairs"] as const;
   for (const field of integers) {
-    if (!Number.isInteger(state[field]) || (state[field] as number) < 0) throw new Error(`${file}: field '${field}' must be a non-negative integer, got ${JSON.stringify(state[field])}`);
+    if (!Number.isInteger(state[field]) || (state[field] as number) < 0) {
+      throw new Error(`${file}: field '${field}' must be a non-negative integer, got ${JSON.stringify(state[field])}`);
+    }
   }
-  if (typeof state.epoch !== "number" || !Number.isFinite(state.epoch)) throw new Error(`${file}: field 'epoch' must be a number, got ${JSON.stringify(state.epoch)}`);
-  if (typeof state.rngState !== "string") throw new Error(`${file}: field 'rngState' must be a string, got ${JSON.stringify(state.rngState)}`);
+  if (typeof state.epoch !== "number" || !Number.isFinite(state.epoch)) {
+    throw new Error(`${file}: field 'epoch' must be a number, got ${JSON.stringify(state.epoch)}`);
+  }
+  if (typeof state.rngState !== "string") {
+    throw new Error(`${file}: field 'rngState' must be a string, got ${JSON.stringify(state.rngState)}`);
+  }
   return state as TrainerState;
 }
 
@@ -164,7 +172,9 @@ function readJsonFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${file}: expected a JSON object; the checkpoint is damaged`);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${file}: expected a JSON object; the checkpoint is damaged`);
+  }
   return value as Record<string, unknown>;
 }
 
@@ -176,13 +186,18 @@ function readOptimizerMeta(dir: string): OptimizerMeta {
   if (!existsSync(file)) throw new Error(`${dir}: ${file} is missing; the checkpoint cannot be resumed`);
   const meta = readJsonFile(file);
   const scalars = meta.scalars;
-  if (typeof scalars !== "object" || scalars === null || Array.isArray(scalars)) throw new Error(`${file}: field 'scalars' must be an object`);
+  if (typeof scalars !== "object" || scalars === null || Array.isArray(scalars)) {
+    throw new Error(`${file}: field 'scalars' must be an object`);
+  }
   for (const [index, values] of Object.entries(scalars as Record<string, unknown>)) {
     const bad = typeof values !== "object" || values === null ? [index, values]
       : Object.entries(values).find(([, v]) => typeof v !== "number" || !Number.isFinite(v));
-    if (bad) throw new Error(`${file}: field 'scalars.${index}' must hold finite numbers, got ${JSON.stringify(values)}`);
+    if (bad) {
+      throw new Error(`${file}: field 'scalars.${index}' must hold finite numbers, got ${JSON.stringify(values)}`);
+    }
   }
-  if (!Array.isArray(meta.paramGroups) || meta.paramGroups.some((g) => typeof g !== "object" || g === null || Array.isArray(g))) {
+  const isObject = (g: unknown) => typeof g === "object" && g !== null && !Array.isArray(g);
+  if (!Array.isArray(meta.paramGroups) || !meta.paramGroups.every(isObject)) {
     throw new Error(`${file}: field 'paramGroups' must be a list of objects`);
   }
   return meta as unknown as OptimizerMeta;
@@ -197,7 +212,9 @@ export function checkResumable(dir: string): TrainerState {
   const state = readTrainerState(dir);
   readOptimizerMeta(dir);
   const need = (names: string[], what: string) => {
-    if (!names.some((n) => existsSync(join(dir, n)))) throw new Error(`${dir}: ${what} is missing (${names.join(" or ")}); the checkpoint cannot be resumed`);
+    if (!names.some((n) => existsSync(join(dir, n)))) {
+      throw new Error(`${dir}: ${what} is missing (${names.join(" or ")}); the checkpoint cannot be resumed`);
+    }
   };
   need(["optimizer.safetensors"], "the optimizer's state");
   need(["config.json", "adapter_config.json"], "the model's config");
@@ -218,7 +235,8 @@ export function loadOptimizerState(dir: string, optimizer: TrainOptimizer): void
   try {
     optimizer.loadStateDict({ state, paramGroups: meta.paramGroups });
   } catch (e) {
-    throw new Error(`${join(dir, "optimizer.json")} and optimizer.safetensors do not fit this run's optimizer: ${(e as Error).message}`);
+    const files = `${join(dir, "optimizer.json")} and optimizer.safetensors`;
+    throw new Error(`${files} do not fit this run's optimizer: ${(e as Error).message}`);
   } finally {
     for (const t of tensors.values()) t.dispose();
   }

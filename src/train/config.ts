@@ -199,7 +199,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
  */
 function checkOutputDir(config: TrainConfig, where: string): void {
   const out = config.outputDir;
-  const models: [string, string | null][] = [["model_name_or_path", config.modelNameOrPath], ["ref_model", config.refModel]];
+  const models: [string, string | null][] = [
+    ["model_name_or_path", config.modelNameOrPath], ["ref_model", config.refModel],
+  ];
   const data: [string, string | null][] = [
     ["train_data_path", config.trainDataPath], ["eval_data_path", config.evalDataPath], ["eval_file", config.evalFile],
     ...Object.keys(config.datasetMixer ?? {}).map((p): [string, string] => ["dataset_mixer", p]),
@@ -210,8 +212,9 @@ function checkOutputDir(config: TrainConfig, where: string): void {
     const problem = isWithin(input, out) ? (isWithin(out, input) ? "is the directory of" : "contains")
       : model && isWithin(out, input) ? "lies inside" : null;
     if (problem) {
-      throw new ConfigError(`${where}: output_dir (${out}) ${problem} ${key} (${input}): the run writes and deletes files there ` +
-        "(checkpoints, overwrite_output_dir, save_total_limit), which would destroy that input; choose an output_dir apart from it");
+      throw new ConfigError(`${where}: output_dir (${out}) ${problem} ${key} (${input}): ` +
+        "the run writes and deletes files there (checkpoints, overwrite_output_dir, save_total_limit), " +
+        "which would destroy that input; choose an output_dir apart from it");
     }
   }
 }

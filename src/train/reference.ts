@@ -75,7 +75,9 @@ function readCache(file: string, pairs: number): PairLogps | { damaged: string }
   }
   for (const side of ["chosen", "rejected"] as const) {
     const list = values?.[side];
-    if (!Array.isArray(list) || list.length !== pairs) return { damaged: `field '${side}' is not a list of ${pairs} log-probs` };
+    if (!Array.isArray(list) || list.length !== pairs) {
+      return { damaged: `field '${side}' is not a list of ${pairs} log-probs` };
+    }
     const bad = list.findIndex((x) => typeof x !== "number" || !Number.isFinite(x));
     if (bad >= 0) return { damaged: `field '${side}' holds ${JSON.stringify(list[bad])} at index ${bad}` };
   }
@@ -97,7 +99,9 @@ export function precomputeReference(options: {
   const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm, options.ldAlpha ?? null);
   const file = join(options.cacheDir, `${key}.json`);
   const read = readCache(file, options.pairs.length);
-  if (read && "damaged" in read) options.onNotice?.(`${file}: the reference log-prob cache is damaged (${read.damaged}); recomputing it`);
+  if (read && "damaged" in read) {
+    options.onNotice?.(`${file}: the reference log-prob cache is damaged (${read.damaged}); recomputing it`);
+  }
   const cached = read && !("damaged" in read) ? read : null;
   // Every process must take the same path: one computing alone would wait for the others forever.
   if (cached && (!sharding || sharding.all(true))) return { values: cached, cached: true, file };

@@ -6,7 +6,9 @@ import { REFERENCE_LOSSES } from "../objectives/index.js";
 import { checkTokenIds, modelVocab, pairTokenRows, type TokenRow } from "../models/vocab.js";
 import type { TrainConfig } from "./config.js";
 
-export function checkTrainingVocab(config: TrainConfig, data: { train: TokenizedPair[]; eval: TokenizedPair[] }, padTokenId: number): void {
+export function checkTrainingVocab(
+  config: TrainConfig, data: { train: TokenizedPair[]; eval: TokenizedPair[] }, padTokenId: number,
+): void {
   function* rows(): Generator<TokenRow> {
     yield* pairTokenRows(data.train, (i) => `pair ${i + 1} of the training split`);
     yield* pairTokenRows(data.eval, (i) => `pair ${i + 1} of the evaluation split`);
@@ -14,5 +16,7 @@ export function checkTrainingVocab(config: TrainConfig, data: { train: Tokenized
   }
   checkTokenIds(rows(), modelVocab(config.modelNameOrPath), config.modelNameOrPath);
   // A loss without a reference (SimPO) never reads ref_model.
-  if (config.refModel !== null && REFERENCE_LOSSES.has(config.objective.lossType)) checkTokenIds(rows(), modelVocab(config.refModel), config.modelNameOrPath);
+  if (config.refModel !== null && REFERENCE_LOSSES.has(config.objective.lossType)) {
+    checkTokenIds(rows(), modelVocab(config.refModel), config.modelNameOrPath);
+  }
 }

@@ -133,7 +133,8 @@ async function dataBuild(argv: string[]): Promise<number> {
   const model = loadModel(values.model);
   const tokenizer = Tokenizer.fromPretrainedSync(values.model);
   const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
-  checkTokenIds(prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) })), modelVocab(values.model), values.model);
+  const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) }));
+  checkTokenIds(promptIds, modelVocab(values.model), values.model);
   const bar = new Progress("sampling", prompts.length, !values.json);
   const { pairs, stats } = await buildPairs(model, tokenizer, prompts, scorer, {
     samples: positiveInt(values.samples, "--samples", 5), temperature: nonNegative(values.temperature, "--temperature", 0.8),
@@ -155,11 +156,17 @@ async function dataBuild(argv: string[]): Promise<number> {
 /** --out (and the journal and summary beside it) must not replace a file the build reads. */
 function refuseOverwritingInputs(values: BuildValues): void {
   const out = values.out as string;
-  const outputs = [{ name: "--out", path: out }, { name: "--out's journal", path: `${out}.progress.jsonl` }, { name: "--out's summary", path: `${out}.summary.json` }];
+  const outputs = [
+    { name: "--out", path: out },
+    { name: "--out's journal", path: `${out}.progress.jsonl` },
+    { name: "--out's summary", path: `${out}.summary.json` },
+  ];
   const inputs = (["prompts", "model", "reward-model", "scorer"] as const).filter((f) => typeof values[f] === "string")
     .map((f) => ({ name: `--${f}`, path: values[f] as string }));
   const clash = outputClash(outputs, inputs);
-  if (clash) throw new UsageError(`data build: ${clash}; writing the pairs there would destroy it. Choose another --out`);
+  if (clash) {
+    throw new UsageError(`data build: ${clash}; writing the pairs there would destroy it. Choose another --out`);
+  }
 }
 
 const TEXT_ONLY_FLAGS = ["reward-model", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
@@ -215,7 +222,8 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     let bar: InstanceType<typeof Progress> | undefined;
     let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: resolve(model) }, onNotice: (m) => console.error(m), onProgress: (done, total, info) => {
+      ...options, journal, identity: { policy: resolve(model) }, onNotice: (m) => console.error(m),
+      onProgress: (done, total, info) => {
         if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
         bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
       },
