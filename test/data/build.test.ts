@@ -285,7 +285,7 @@ test("omni-dpo data build --scorer uses a user's scorer module (async, JSONL pro
   assert.match(bad.stderr, /must export a function score\(prompt, response\)/);
 });
 
-test("omni-dpo data build refuses an --out that is --prompts (also through a link), --scorer, or inside --model; the input is untouched", () => {
+test("data build refuses an --out that is --prompts (through a link too), --scorer, or in --model", () => {
   const dir = tempDir("omni-dpo-build-clash-");
   const promptsFile = join(dir, "prompts.txt");
   const text = PROMPTS.join("\n") + "\n";

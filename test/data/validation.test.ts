@@ -54,8 +54,10 @@ describe("JSON Lines: file, line and field", () => {
   });
 
   it("names a score that is finite in JSON but overflows float32, and a margin that does", async () => {
-    const file = writeJsonl(join(root, "overflow.jsonl"), [GOOD, { ...GOOD, score_chosen: 1e39 }, { ...GOOD, score_rejected: -3e38, score_chosen: 3e38 },
-      { ...GOOD, score_chosen: 3.4e38, score_rejected: 1 }]);
+    const file = writeJsonl(join(root, "overflow.jsonl"), [
+      GOOD, { ...GOOD, score_chosen: 1e39 }, { ...GOOD, score_rejected: -3e38, score_chosen: 3e38 },
+      { ...GOOD, score_chosen: 3.4e38, score_rejected: 1 },
+    ]);
     const problems = await problemsOf(() => readPreferenceFile(file));
     assert.equal(problems.length, 2, problems.join("\n"));
     hasProblem(problems, `${file}:2:`, "'score_chosen'", "1e+39 overflows float32");

@@ -24,11 +24,13 @@ const POLICY = writeToyModel(join(root, "policy"));
 /** Its tokenizer is the policy's (byte-level, ids past 40); its embedding has 40 rows. */
 const SMALL = writeToyModel(join(root, "small"), { vocabSize: 40 });
 const DATA = writeJsonl(join(root, "pairs.jsonl"), toyPairs(8));
-const names = (tokenizer: string) => new RegExp(`token id \\d+.*the tokenizer of ${tokenizer} gives ids .*${SMALL}/config\\.json: vocab_size 40, ids 0\\.\\.39`);
+const names = (tokenizer: string) =>
+  new RegExp(`token id \\d+.*the tokenizer of ${tokenizer} gives ids .*${SMALL}/config\\.json: vocab_size 40, ids 0`);
 
 function recipe(extra: Record<string, unknown>) {
   return loadTrainConfig({
-    model_name_or_path: POLICY, dataset_mixer: { [DATA]: 1.0 }, output_dir: join(root, `run-${Object.keys(extra).join("-")}`),
+    model_name_or_path: POLICY, dataset_mixer: { [DATA]: 1.0 },
+    output_dir: join(root, `run-${Object.keys(extra).join("-")}`),
     per_device_train_batch_size: 4, max_length: 48, max_prompt_length: 24, max_steps: 1, ...extra,
   }).config;
 }
@@ -50,13 +52,17 @@ describe("training", () => {
 
 describe("eval", () => {
   it("--ref with a smaller vocabulary names the data file and line", async () => {
-    await assert.rejects(evaluatePairwiseFile({ model: POLICY, ref: SMALL, data: DATA, maxLength: 48, maxPromptLength: 24, batchSize: 4 }),
-      (e: Error) => e instanceof VocabularyError && e.message.startsWith(`${DATA}:1, chosen: token id`) && names(POLICY).test(e.message));
+    const options = { model: POLICY, ref: SMALL, data: DATA, maxLength: 48, maxPromptLength: 24, batchSize: 4 };
+    await assert.rejects(evaluatePairwiseFile(options), (e: Error) => e instanceof VocabularyError &&
+      e.message.startsWith(`${DATA}:1, chosen: token id`) && names(POLICY).test(e.message));
   });
 });
 
 describe("the command line", () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], {
+      encoding: "utf8", timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: "1" },
+    });
 
   it("generate names the prompt", () => {
     const r = cli("generate", "--model", SMALL, "--prompt", "say apple", "--max-new-tokens", "2", "--device", "cpu");
@@ -70,7 +76,8 @@ describe("the command line", () => {
     const prompts = writeJsonl(join(root, "prompts.jsonl"), [{ prompt: "say apple" }]);
     writeFileSync(join(root, "len.mjs"), "export function score(p, r) { return r.length; }\n");
     const out = join(root, "built.jsonl");
-    const r = cli("data", "build", "--task", "text", "--model", SMALL, "--prompts", prompts, "--scorer", join(root, "len.mjs"), "--out", out);
+    const r = cli("data", "build", "--task", "text", "--model", SMALL, "--prompts", prompts,
+      "--scorer", join(root, "len.mjs"), "--out", out);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /prompts\.jsonl:1: the prompt: token id/);
     assert.match(r.stderr, names(SMALL));

@@ -396,7 +396,7 @@ describe("output_dir never overwrites the model it starts from", () => {
 });
 
 describe("output_dir never deletes an input", () => {
-  it("a model or reference inside output_dir (a checkpoint), output_dir inside a model, or data inside it is refused, naming the key", () => {
+  it("a model or data in output_dir (a checkpoint), or output_dir in a model: refused, naming the key", () => {
     const runs = join(root, "inputs-guard");
     mkdirSync(join(runs, "run", "checkpoint-6"), { recursive: true });
     mkdirSync(join(runs, "base"), { recursive: true });
@@ -407,12 +407,16 @@ describe("output_dir never deletes an input", () => {
         /output_dir \(.*run\) contains model_name_or_path \(.*run\/checkpoint-6\)/],
       ["model_name_or_path: ckpt-link\noutput_dir: run\n" + data, /contains model_name_or_path \(.*ckpt-link\)/],
       ["model_name_or_path: base\nref_model: run/checkpoint-6\noutput_dir: run\n" + data, /contains ref_model/],
-      ["model_name_or_path: base\noutput_dir: base/dpo\n" + data, /output_dir \(.*base\/dpo\) lies inside model_name_or_path/],
-      ["model_name_or_path: base\noutput_dir: run\ndataset_mixer:\n  run/pairs.jsonl: 1.0\n", /contains dataset_mixer \(.*run\/pairs\.jsonl\)/],
-      ["model_name_or_path: base\noutput_dir: run\ntrain_data_path: d.jsonl\neval_file: run/eval.jsonl\n", /contains eval_file/],
+      ["model_name_or_path: base\noutput_dir: base/dpo\n" + data,
+        /output_dir \(.*base\/dpo\) lies inside model_name_or_path/],
+      ["model_name_or_path: base\noutput_dir: run\ndataset_mixer:\n  run/pairs.jsonl: 1.0\n",
+        /contains dataset_mixer \(.*run\/pairs\.jsonl\)/],
+      ["model_name_or_path: base\noutput_dir: run\ntrain_data_path: d.jsonl\neval_file: run/eval.jsonl\n",
+        /contains eval_file/],
     ];
     for (const [text, message] of cases) {
-      assert.throws(() => loadTrainConfig(yamlFile(text, runs)), (e: unknown) => e instanceof ConfigError && message.test(e.message), text);
+      const refused = (e: unknown) => e instanceof ConfigError && message.test(e.message);
+      assert.throws(() => loadTrainConfig(yamlFile(text, runs)), refused, text);
     }
     assert.ok(existsSync(join(runs, "run", "checkpoint-6")), "nothing was deleted");
     const ok = loadTrainConfig(yamlFile("model_name_or_path: run/checkpoint-6\noutput_dir: run-2\n" + data, runs));
