@@ -88,8 +88,16 @@ function checkScore(row: Record<string, unknown>, field: string, problems: strin
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number") { problems.push(`${at}: field '${field}': expected a number, got ${describe(v)}`); return undefined; }
   if (!Number.isFinite(v)) { problems.push(`${at}: field '${field}': must be finite, got ${v}`); return undefined; }
+  // Training reads scores as float32, where a JSON number past ±3.4028e38 becomes infinite.
+  if (!Number.isFinite(Math.fround(v))) {
+    problems.push(`${at}: field '${field}': ${v} overflows float32 (largest ${FLOAT32_MAX})`);
+    return undefined;
+  }
   return v;
 }
+
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Validates one raw row; appends problems and returns null when the row is unusable. */
 export function toRecord(row: unknown, source: Source, problems: string[]): PreferenceRecord | null {
@@ -116,6 +124,11 @@ export function toRecord(row: unknown, source: Source, problems: string[]): Pref
   }
   const scoreChosen = checkScore(r, "score_chosen", problems, at);
   const scoreRejected = checkScore(r, "score_rejected", problems, at);
+  const margin = Math.fround(Math.fround(scoreChosen ?? 0) - Math.fround(scoreRejected ?? 0));
+  if (!Number.isFinite(margin)) {
+    problems.push(`${at}: fields 'score_chosen' and 'score_rejected': their difference (the score margin) ` +
+      "overflows float32");
+  }
   if ((scoreChosen === undefined) !== (scoreRejected === undefined) && problems.length === before) {
     problems.push(`${at}: field '${scoreChosen === undefined ? "score_chosen" : "score_rejected"}': missing (the other score is present)`);
   }

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { loadSequenceClassifier } from "../models/sequence-classification.js";
 import type { Device } from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
-import { DataError, type Message } from "./records.js";
+import { checkTokenIds } from "../models/vocab.js";
+import type { Message } from "./records.js";
 import type { BatchScorer, ResponseToScore } from "./text-build.js";
 
 export interface RewardModelOptions {
@@ -43,17 +44,29 @@ export function rewardModelScorer(dir: string, options: RewardModelOptions = {})
   }
   const tokenizer = Tokenizer.fromPretrainedSync(dir);
   const context = model.body.maxPositions;
+  const vocab = { size: model.vocabSize, file: join(dir, "config.json") };
   return {
     name: `reward model ${dir}`,
-    score(items) {
-      const problems: string[] = [];
-      const rows = items.map((item) => {
+    context: {
+      tokens: context, file: join(dir, "config.json"),
+      promptTokens(item) {
+        // Called for each prompt before sampling, so a tokenizer that does not fit the model fails first.
         const ids = rewardInput(tokenizer, item);
-        if (ids.length > context) problems.push(`${item.at}: prompt + response is ${ids.length} tokens for the reward model, above its context of ${context} (${join(dir, "config.json")})`);
-        return ids;
-      });
-      if (problems.length) throw new DataError(problems);
-      return model.scoreTokenLists(rows, { batchSize: options.batchSize ?? 16 }).map((s) => s[0]);
+        checkTokenIds([{ at: `${item.at}: the prompt`, ids }], vocab, dir);
+        return ids.length;
+      },
+    },
+    score(items) {
+      const rows = items.map((item) => rewardInput(tokenizer, item));
+      checkTokenIds(rows.map((ids, i) => ({ at: `${items[i].at} (response to score)`, ids })), vocab, dir);
+      // Sampling is capped to fit (text-build.ts), but the reward model's tokenizer may count a
+      // response longer than the policy's did: such a row is cut at the context and counted,
+      // rather than losing the build's samples. A cut keeps the start, as TRL's truncation does.
+      return model.scoreTokenLists(rows.map((ids, i) => {
+        if (ids.length <= context) return ids;
+        items[i].truncatedTo = context;
+        return ids.slice(0, context);
+      }), { batchSize: options.batchSize ?? 16 }).map((s) => s[0]);
     },
     dispose: () => model.dispose(),
   };

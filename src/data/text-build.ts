@@ -7,6 +7,8 @@
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import type { CausalLM } from "../models/causal-lm.js";
+import { tokenizerDirectory } from "../models/peft.js";
+import { checkTokenIds, modelVocab } from "../models/vocab.js";
 import { generate } from "../models/generate.js";
 import { stopTokenIds } from "../models/generation-config.js";
 import type { Tokenizer } from "../text/index.js";
@@ -20,12 +22,23 @@ import { normaliseScore, type Scorer } from "./build.js";
 export const REFERENCE_SEEDS = [13, 21, 42, 79, 100];
 
 /** One response to score: the prompt as given, the text the policy saw, and the response. */
-export interface ResponseToScore { prompt: string | Message[]; promptText: string; chat: boolean; response: string; at: string }
+export interface ResponseToScore {
+  prompt: string | Message[]; promptText: string; chat: boolean; response: string; at: string;
+  /** Set by a scorer that had to cut the item to fit its context: the tokens it scored. */
+  truncatedTo?: number;
+}
 
 /** Scores responses in batches; `name` identifies it in the journal (a directory, a module path). */
 export interface BatchScorer {
   name: string;
+  /** Scores, one per item; a scorer that cut an item to fit its context sets the item's `truncatedTo`. */
   score(items: ResponseToScore[]): number[] | Promise<number[]>;
+  /**
+   * A scorer with a bounded input (a reward model's max_position_embeddings): its size, the file
+   * that sets it, and the tokens an item takes with an empty response (the prompt, the template).
+   * Responses are sampled short enough to fit it.
+   */
+  context?: { tokens: number; file: string; promptTokens(item: ResponseToScore): number };
   dispose?(): void;
 }
 
@@ -66,6 +79,8 @@ export interface TextBuildOptions {
   /** More identity for the journal: the policy's directory, say. A journal of another build is refused. */
   identity?: Record<string, unknown>;
   onProgress?: (done: number, total: number, info: string) => void;
+  /** Told once when responses are sampled shorter than maxNewTokens to fit the scorer's context. */
+  onNotice?: (message: string) => void;
 }
 
 export interface TextPair {
@@ -87,6 +102,8 @@ export interface TextBuildSummary {
   pairs: number;
   dropped: { identical_responses: number; tied_scores: number; below_margin: number };
   responses: number;
+  /** Responses cut to fit the scorer's context before scoring (their samples kept). */
+  truncated_for_scoring: number;
   generated_tokens: number;
   finish_reasons: Record<string, number>;
   /** Tokens generated per second by this run (not counting resumed prompts). */
@@ -97,7 +114,11 @@ export interface TextBuildSummary {
 }
 
 /** One prompt's finished work as journaled: its responses, their scores (null: all identical, not scored). */
-interface Finished { i: number; responses: string[]; scores: number[] | null; tokens: number[]; finish: string[] }
+interface Finished {
+  i: number; responses: string[]; scores: number[] | null; tokens: number[]; finish: string[];
+  /** Responses cut to fit the reward model's context for scoring (absent: none). */
+  truncated?: number;
+}
 
 interface Prepared { row: PromptRow; chat: boolean; messages: Message[] | null; text: string; ids: number[] }
 
@@ -136,6 +157,8 @@ export function preparePrompts(rows: PromptRow[], policy: CausalLM, tokenizer: T
     prepared.push({ row, chat, messages, text, ids });
   }
   if (problems.length) throw new DataError(problems);
+  const promptIds = prepared.map((p) => ({ at: `${p.row.at}: the prompt`, ids: p.ids }));
+  checkTokenIds(promptIds, modelVocab(policyDir), tokenizerDirectory(policyDir));
   return prepared;
 }
 
@@ -155,26 +178,91 @@ export function sampleSeeds(k: number, seeds: number[] = REFERENCE_SEEDS): numbe
  * Reads a journal back: its finished prompts by index, after checking it belongs to this build;
  * starts one (its header line) when there is none.
  */
-function openJournal(file: string, identity: string): Map<number, Finished> {
+function openJournal(file: string, identity: string, prompts: number, k: number): Map<number, Finished> {
   const lines = readJournalLines(file);
   const done = new Map<number, Finished>();
   if (lines.length === 0) {
     appendLinesDurable(file, [JSON.stringify({ journal: "omni-dpo data build", identity })]);
     return done;
   }
-  const header = JSON.parse(lines[0]) as { journal?: string; identity?: string };
-  if (header.journal !== "omni-dpo data build" || header.identity !== identity) {
-    throw new Error(`${file}: this journal belongs to another build (other prompts, policy, scorer or sampling settings); ` +
+  let header: { journal?: unknown; identity?: unknown } | null = null;
+  try {
+    header = JSON.parse(lines[0]) as { journal?: unknown; identity?: unknown } | null;
+  } catch { /* not a journal: refused below */ }
+  if (header?.journal !== "omni-dpo data build" || header.identity !== identity) {
+    throw new Error(`${file}: this journal belongs to another build ` +
+      "(other prompts, policy, scorer or sampling settings)" +
+      `${header?.journal === "omni-dpo data build" ? "" : ", or is not a data build journal (line 1)"}; ` +
       "delete it or pass --restart to start over, or run with the settings it was made with");
   }
   lines.slice(1).forEach((line, n) => {
-    let f: Finished;
-    try { f = JSON.parse(line) as Finished; } catch (e) {
-      throw new Error(`${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`);
-    }
+    const f = journalEntry(line, prompts, k, `${file}:${n + 2}`);
     done.set(f.i, f);
   });
   return done;
+}
+
+/**
+ * One journal line: a finished prompt of this build (its index, and K responses with their
+ * counts), or an error naming the line.
+ */
+function journalEntry(line: string, prompts: number, k: number, at: string): Finished {
+  const bad = (what: string) =>
+    new Error(`${at}: ${what}; not a line this build wrote. Delete the journal or pass --restart`);
+  let f: Finished;
+  try { f = JSON.parse(line) as Finished; } catch (e) { throw bad(`not valid JSON (${(e as Error).message})`); }
+  if (typeof f !== "object" || f === null || Array.isArray(f)) throw bad("expected a JSON object");
+  if (!Number.isInteger(f.i) || f.i < 0 || f.i >= prompts) {
+    throw bad(`field 'i' must be a prompt index below ${prompts}, got ${JSON.stringify(f.i)}`);
+  }
+  const list = (field: keyof Finished, ok: (x: unknown) => boolean, what: string) => {
+    const v = f[field];
+    if (!Array.isArray(v) || v.length !== k || !v.every(ok)) {
+      throw bad(`field '${field}' must be a list of ${k} ${what}`);
+    }
+  };
+  list("responses", (x) => typeof x === "string", "strings");
+  list("tokens", (x) => Number.isInteger(x) && (x as number) >= 0, "token counts");
+  list("finish", (x) => typeof x === "string", "finish reasons");
+  if (f.scores !== null) list("scores", (x) => typeof x === "number" && Number.isFinite(x), "finite scores");
+  if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) {
+    throw bad("field 'truncated' must be a count");
+  }
+  return f;
+}
+
+/**
+ * New tokens each prompt may sample: maxNew, within the policy's context, and within the
+ * scorer's (a reward model's) so that prompt + response can be scored whole. Checked before
+ * any sampling: a prompt that leaves the scorer no room is an error naming it; a cap below
+ * maxNew is said once, with the numbers.
+ */
+function newTokenCaps(
+  prepared: Prepared[], policy: CausalLM, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
+): number[] {
+  const policyCaps = prepared.map((p) => Math.min(maxNew, policy.maxPositions - p.ids.length));
+  const context = scorer.context;
+  if (!context) return policyCaps;
+  const problems: string[] = [];
+  const caps = prepared.map((p, i) => {
+    const empty = { prompt: p.row.prompt, promptText: p.text, chat: p.chat, response: "", at: p.row.at };
+    const used = context.promptTokens(empty);
+    if (used >= context.tokens) {
+      problems.push(`${p.row.at}: field 'prompt': ${used} tokens for ${scorer.name}, whose context ` +
+        `(${context.file}) holds ${context.tokens}: no room to score a response`);
+    }
+    return Math.min(policyCaps[i], context.tokens - used);
+  });
+  if (problems.length) throw new DataError(problems);
+  const capped = caps.filter((c, i) => c < policyCaps[i]);
+  if (capped.length) {
+    const [least, most] = [Math.min(...capped), Math.max(...capped)];
+    onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens ` +
+      `(${context.file}) with their prompt: ${capped.length} of ${prepared.length} prompts sample at most ` +
+      `${least}${most > least ? `-${most}` : ""} ` +
+      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions})`);
+  }
+  return caps;
 }
 
 /**
@@ -195,7 +283,8 @@ export async function buildTextPairs(
   const identity = createHash("sha256").update(JSON.stringify({
     prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
   })).digest("hex");
-  const done = openJournal(options.journal, identity);
+  const caps = newTokenCaps(prepared, policy, scorer, maxNew, options.onNotice);
+  const done = openJournal(options.journal, identity, prepared.length, k);
   const resumed = done.size;
   const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a].ids.length - prepared[b].ids.length || a - b);
@@ -211,7 +300,7 @@ export async function buildTextPairs(
     if (todo.length === 0) continue;
     const rows = todo.flatMap((i) => seeds.map((s) => ({ i, seed: rowSeed(s, prepared[i].text) })));
     const out = generate(policy, rows.map((r) => prepared[r.i].ids), {
-      maxNewTokens: rows.map((r) => Math.min(maxNew, policy.maxPositions - prepared[r.i].ids.length)),
+      maxNewTokens: rows.map((r) => caps[r.i]),
       ...sampling, rowSeeds: rows.map((r) => r.seed), eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
     });
     const finished: Finished[] = todo.map((i, n) => {
@@ -223,13 +312,15 @@ export async function buildTextPairs(
     });
     // As the reference: prompts whose responses are all the same are dropped before scoring.
     const toScore = finished.filter((f) => new Set(f.responses).size > 1);
-    const items = toScore.flatMap((f) => f.responses.map((response) => ({
+    const items = toScore.flatMap((f) => f.responses.map((response): ResponseToScore => ({
       prompt: prepared[f.i].row.prompt, promptText: prepared[f.i].text, chat: prepared[f.i].chat, response, at: prepared[f.i].row.at,
     })));
     const scores = items.length ? await scorer.score(items) : [];
     if (scores.length !== items.length) throw new Error(`scorer ${scorer.name} returned ${scores.length} scores for ${items.length} responses`);
     toScore.forEach((f, n) => {
       f.scores = scores.slice(n * k, (n + 1) * k);
+      const cut = items.slice(n * k, (n + 1) * k).filter((item) => item.truncatedTo !== undefined).length;
+      if (cut) f.truncated = cut;
       const bad = f.scores.findIndex((s) => typeof s !== "number" || !Number.isFinite(s));
       if (bad >= 0) throw new Error(`${prepared[f.i].row.at}: scorer ${scorer.name} gave response ${bad} a non-finite score (${f.scores[bad]})`);
     });
@@ -245,7 +336,8 @@ export async function buildTextPairs(
   for (const f of all) for (const r of f.finish) finishReasons[r] = (finishReasons[r] ?? 0) + 1;
   const summary: TextBuildSummary = {
     prompts: prepared.length, resumed, pairs: result.pairs.length, dropped: result.dropped,
-    responses: all.length * k, generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
+    responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0),
+    generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
     finish_reasons: finishReasons, tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9), seconds,
     scores: describe(allScores), margins: describe(result.pairs.map((p) => p.score_chosen - p.score_rejected)),
   };
@@ -327,6 +419,9 @@ export function formatTextSummary(s: TextBuildSummary): string {
     `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons).map(([r, n]) => `${n} ${r}`).join(", ")}); ` +
       `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
   ];
+  if (s.truncated_for_scoring) {
+    lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
+  }
   for (const [name, d] of [["scores", s.scores], ["margins (chosen - rejected)", s.margins]] as const) {
     if (!d) continue;
     lines.push(`${name}: min ${d.min.toFixed(3)}, mean ${d.mean.toFixed(3)}, max ${d.max.toFixed(3)}`);

@@ -8,7 +8,8 @@ import { tokenizerDirectory } from "../models/peft.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "../data/readers.js";
-import { DataError } from "../data/records.js";
+import { DataError, where } from "../data/records.js";
+import { checkTokenIds, modelVocab, pairTokenRows } from "../models/vocab.js";
 import { tokenizeRecords, TOKENIZE_DEFAULTS, type ChatRendering, type TokenizedPair } from "../data/tokenize.js";
 import { pairLogps, type PairLogps } from "../logprobs/pairs.js";
 import { assertFinite } from "../util/finite.js";
@@ -145,6 +146,12 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
     chatRendering: options.chatRendering,
   });
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
+  // Before loading: ids the policy's or the reference's embedding lacks name the record, not the engine.
+  const pad = { at: "the pad token", ids: [padTokenId] };
+  const rows = () => [...pairTokenRows(pairs, (i) => where(records[i].source)), pad];
+  for (const dir of [options.model, options.ref]) {
+    if (dir) checkTokenIds(rows(), modelVocab(dir), tokenizerDirectory(options.model));
+  }
   options.onStatus?.(`loading ${options.model}${options.ref ? ` and ${options.ref}` : ""}`);
   const model = loadModel(options.model, { device: options.device });
   let reference: CausalLM | null = null;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Init } from "../nn/layers.js";
 import type { Module } from "../nn/module.js";
-import { readConfig, type RawConfig } from "./config.js";
+import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
 import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationConfig } from "./generation-config.js";
 import { resolveArchitecture, type ArchitectureSpec } from "./registry.js";
@@ -20,7 +20,7 @@ const layouts = new WeakMap<Module, { prefix: string }>();
 
 /** The spec's model for `config`, with its parsed config (the checkpoint rules read it). */
 function build<C>(spec: ArchitectureSpec<C>, config: RawConfig, init: Init, where: string): { model: CausalLM; parsed: C } {
-  const parsed = spec.parseConfig(config);
+  const parsed = parseModelConfig((raw) => spec.parseConfig(raw), config, where);
   const model = new spec.model(config, parsed, init);
   if (model.architecture !== spec.name) {
     model.dispose();

@@ -3,13 +3,14 @@
 // target_modules, base_model_name_or_path, ...) and adapter_model.safetensors, whose tensor
 // names are the model's with PEFT's "base_model.model." in front and no adapter name
 // ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import * as torch from "../torch/index.js";
 import { attachLora, checkLoraSettings, loraOf, PEFT_NAMES, type LoraModel, type LoraSettings, type SettingNames } from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { readJsonObjectFile } from "../util/utf8.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
+import { realPath } from "../util/paths.js";
 import type { CausalLM } from "./causal-lm.js";
 import { isModelDirectory, loadModel, saveModel, type LoadOptions } from "./auto.js";
 import { loadSafetensors, saveSafetensors } from "./safetensors.js";
@@ -185,12 +186,12 @@ export function tokenizerDirectory(dir: string): string {
  * modules_to_save's trained weights) and writes the plain Hugging Face checkpoint to `outDir`
  * (PEFT's merge_and_unload then save_pretrained). Returns the merged layer count.
  */
-export function mergeAdapterDirectory(adapterDir: string, outDir: string, options: { dtype?: torch.DType } = {}): { layers: number; baseDir: string } {
+export function mergeAdapterDirectory(
+  adapterDir: string, outDir: string, options: { dtype?: torch.DType; force?: boolean } = {},
+): { layers: number; baseDir: string } {
   if (!isAdapterDirectory(adapterDir)) throw new Error(`${adapterDir}: not an adapter directory (no ${ADAPTER_CONFIG})`);
   const { baseDir } = readAdapterConfig(adapterDir);
-  if (resolve(outDir) === resolve(baseDir) || resolve(outDir) === resolve(adapterDir)) {
-    throw new Error(`--out ${outDir} is the ${resolve(outDir) === resolve(baseDir) ? "base model's" : "adapter's"} directory; merging would overwrite it`);
-  }
+  checkMergeOutput(outDir, adapterDir, baseDir, options.force ?? false);
   const model = loadAdapterModel(adapterDir);
   try {
     const lora = loraOf(model)!;
@@ -203,3 +204,29 @@ export function mergeAdapterDirectory(adapterDir: string, outDir: string, option
   }
 }
 
+
+/** The files that make a directory hold a model (a full checkpoint or an adapter). */
+function modelFiles(dir: string): string[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  const isModelFile = (n: string) =>
+    n === "config.json" || n === ADAPTER_CONFIG || n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json");
+  return readdirSync(dir).filter(isModelFile);
+}
+
+/**
+ * Where a merge may write: never the adapter's or the base model's directory (after resolving
+ * links), and a directory that already holds a model only with `force`.
+ */
+export function checkMergeOutput(outDir: string, adapterDir: string, baseDir: string, force: boolean): void {
+  for (const [name, dir] of [["the adapter's", adapterDir], ["the base model's", baseDir]] as const) {
+    if (realPath(outDir) === realPath(dir)) {
+      throw new Error(`--out ${outDir} is ${name} directory; merging would overwrite it (--force does not allow this)`);
+    }
+  }
+  const held = modelFiles(outDir);
+  if (held.length && !force) {
+    const shown = `${held.slice(0, 4).join(", ")}${held.length > 4 ? ", ..." : ""}`;
+    throw new Error(`--out ${outDir} already holds a model (${shown}); ` +
+      "merging would replace it. Choose an empty or new directory, or pass --force to replace it");
+  }
+}

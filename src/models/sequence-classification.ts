@@ -12,7 +12,7 @@ import type { RecomputeTape } from "../nn/recompute.js";
 import { writeJsonAtomic } from "../util/files.js";
 import { loadDtype, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
 import type { CausalLM } from "./causal-lm.js";
-import { readConfig, type RawConfig } from "./config.js";
+import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import { resolveSequenceClassifier, type ArchitectureSpec } from "./registry.js";
 
 export interface ClassifierForwardOptions {
@@ -175,7 +175,7 @@ export class SequenceClassifier extends Module {
 /** The classifier of `config` (its class from the registry) over a fresh body built with `init`. */
 function build(config: RawConfig, init: Init, where: string): { model: SequenceClassifier; spec: ArchitectureSpec<unknown>; parsed: unknown } {
   const { spec, className } = resolveSequenceClassifier(config, where);
-  const parsed = spec.parseConfig(config);
+  const parsed = parseModelConfig((raw) => spec.parseConfig(raw), config, where);
   const body = new spec.model(config, parsed, init);
   try {
     return { model: new SequenceClassifier(body, className, where, init), spec, parsed };

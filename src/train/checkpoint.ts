@@ -6,7 +6,7 @@
 // directory fsynced, then renamed into place and output_dir fsynced, so a crash never leaves
 // half of one under the final name. Deleting one (rotation, overwrite_output_dir) renames it to
 // `*.deleting` first, so a deletion cut short is recognisable and finished at the next start.
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
@@ -49,7 +49,10 @@ const DELETING = ".deleting";
 export function checkpointDirs(outputDir: string): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir)
-    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)) && existsSync(join(outputDir, n, RESUME_STATE)))
+    // Every checkpoint-N, also one without its resume state: skipping it would silently restart the
+    // run, and a later save of that step would replace it (checkResumable refuses it instead).
+    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)))
+    .filter((n) => statSync(join(outputDir, n)).isDirectory())
     .map((n) => ({ step: Number(n.slice(PREFIX.length)), dir: join(outputDir, n) }))
     .sort((a, b) => a.step - b.step);
 }
@@ -141,20 +144,87 @@ export function readTrainerState(dir: string): TrainerState {
   const file = join(dir, RESUME_STATE);
   if (!existsSync(file)) {
     const hfOnly = existsSync(join(dir, TRAINER_STATE)) ? ` (its ${TRAINER_STATE} is transformers' record, without the data position and RNG an exact resume needs)` : "";
-    throw new Error(`${dir}: not an omni-dpo checkpoint (no ${RESUME_STATE})${hfOnly}`);
+    throw new Error(`${dir}: not an omni-dpo checkpoint: ${file} is missing${hfOnly}; ` +
+      "the run cannot continue from it. " +
+      "Set overwrite_output_dir: true (deleting its checkpoints) or choose a new output_dir to start afresh");
   }
+  const state = readJsonFile(file) as Partial<TrainerState>;
+  const integers = ["globalStep", "epochIndex", "nextBatch", "schedulerStep", "totalSteps", "trainPairs"] as const;
+  for (const field of integers) {
+    if (!Number.isInteger(state[field]) || (state[field] as number) < 0) {
+      throw new Error(`${file}: field '${field}' must be a non-negative integer, got ${JSON.stringify(state[field])}`);
+    }
+  }
+  if (typeof state.epoch !== "number" || !Number.isFinite(state.epoch)) {
+    throw new Error(`${file}: field 'epoch' must be a number, got ${JSON.stringify(state.epoch)}`);
+  }
+  if (typeof state.rngState !== "string") {
+    throw new Error(`${file}: field 'rngState' must be a string, got ${JSON.stringify(state.rngState)}`);
+  }
+  return state as TrainerState;
+}
+
+/** A JSON file of a checkpoint, read whole; a bad one is an error naming it. */
+function readJsonFile(file: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    return JSON.parse(readFileSync(file, "utf8")) as TrainerState;
+    value = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${file}: expected a JSON object; the checkpoint is damaged`);
+  }
+  return value as Record<string, unknown>;
+}
+
+interface OptimizerMeta { scalars: Record<string, Record<string, number>>; paramGroups: Record<string, unknown>[] }
+
+/** optimizer.json: the optimizer's scalar state by parameter index, and its parameter groups. */
+function readOptimizerMeta(dir: string): OptimizerMeta {
+  const file = join(dir, "optimizer.json");
+  if (!existsSync(file)) throw new Error(`${dir}: ${file} is missing; the checkpoint cannot be resumed`);
+  const meta = readJsonFile(file);
+  const scalars = meta.scalars;
+  if (typeof scalars !== "object" || scalars === null || Array.isArray(scalars)) {
+    throw new Error(`${file}: field 'scalars' must be an object`);
+  }
+  for (const [index, values] of Object.entries(scalars as Record<string, unknown>)) {
+    const bad = typeof values !== "object" || values === null ? [index, values]
+      : Object.entries(values).find(([, v]) => typeof v !== "number" || !Number.isFinite(v));
+    if (bad) {
+      throw new Error(`${file}: field 'scalars.${index}' must hold finite numbers, got ${JSON.stringify(values)}`);
+    }
+  }
+  const isObject = (g: unknown) => typeof g === "object" && g !== null && !Array.isArray(g);
+  if (!Array.isArray(meta.paramGroups) || !meta.paramGroups.every(isObject)) {
+    throw new Error(`${file}: field 'paramGroups' must be a list of objects`);
+  }
+  return meta as unknown as OptimizerMeta;
+}
+
+/**
+ * Checks that `dir` holds everything a resume reads, before anything is trained or deleted: the
+ * resume state, the optimizer's state (both files), the model's config and weights. Each
+ * missing or damaged file is an error naming it. Returns the resume state.
+ */
+export function checkResumable(dir: string): TrainerState {
+  const state = readTrainerState(dir);
+  readOptimizerMeta(dir);
+  const need = (names: string[], what: string) => {
+    if (!names.some((n) => existsSync(join(dir, n)))) {
+      throw new Error(`${dir}: ${what} is missing (${names.join(" or ")}); the checkpoint cannot be resumed`);
+    }
+  };
+  need(["optimizer.safetensors"], "the optimizer's state");
+  need(["config.json", "adapter_config.json"], "the model's config");
+  need(["model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors"], "the model's weights");
+  return state;
 }
 
 /** Restores the optimizer's state saved by saveTrainingCheckpoint. */
 export function loadOptimizerState(dir: string, optimizer: TrainOptimizer): void {
-  const meta = JSON.parse(readFileSync(join(dir, "optimizer.json"), "utf8")) as {
-    scalars: Record<string, Record<string, number>>; paramGroups: Record<string, unknown>[];
-  };
+  const meta = readOptimizerMeta(dir);
   const tensors = loadSafetensors(join(dir, "optimizer.safetensors"));
   const state: torch.OptimizerStateDict["state"] = {};
   for (const [key, t] of tensors) {
@@ -164,6 +234,9 @@ export function loadOptimizerState(dir: string, optimizer: TrainOptimizer): void
   for (const [index, values] of Object.entries(meta.scalars)) Object.assign((state[Number(index)] ??= {}), values);
   try {
     optimizer.loadStateDict({ state, paramGroups: meta.paramGroups });
+  } catch (e) {
+    const files = `${join(dir, "optimizer.json")} and optimizer.safetensors`;
+    throw new Error(`${files} do not fit this run's optimizer: ${(e as Error).message}`);
   } finally {
     for (const t of tensors.values()) t.dispose();
   }

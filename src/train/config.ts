@@ -4,8 +4,9 @@
 // key as a suggestion (a warning with allowUnknownKeys), wrong values are errors naming the
 // file, the key and the value, and keys the trainer does not act on are, as the table says,
 // warned about (tooling) or refused (they would change training).
-import { existsSync, realpathSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { isWithin } from "../util/paths.js";
 import { readTextFile } from "../util/utf8.js";
 import { parse as parseYaml } from "yaml";
 import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
@@ -56,17 +57,6 @@ export function parseOverride(text: string): [string, unknown] {
   const eq = text.indexOf("=");
   if (eq <= 0) throw new ConfigError(`--set expects key=value, got '${text}'`);
   return [text.slice(0, eq).trim(), parseYaml(text.slice(eq + 1))];
-}
-
-/** A path with symlinks resolved, also when it does not exist yet (its nearest existing ancestor is resolved). */
-function realPath(p: string): string {
-  let head = resolve(p);
-  const tail: string[] = [];
-  while (!existsSync(head) && dirname(head) !== head) {
-    tail.unshift(basename(head));
-    head = dirname(head);
-  }
-  return join(realpathSync(head), ...tail);
 }
 
 /** report_to as {tracker: written here}; "none" (or an empty list) is none, "all" every tracker. */
@@ -197,12 +187,34 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   // transformers: eval_strategy steps without eval_steps evaluates every logging_steps.
   if ((config.evalStrategy ?? config.evaluationStrategy) === "steps" && config.evalSteps === null) config.evalSteps = config.loggingSteps;
 
-  // Writing the run's output over the model it starts from (or compares against) destroys it.
-  const out = realPath(config.outputDir);
-  for (const [key, dir] of [["model_name_or_path", config.modelNameOrPath], ["ref_model", config.refModel]] as const) {
-    if (dir !== null && realPath(dir) === out) {
-      throw new ConfigError(`${where}: output_dir (${config.outputDir}) is the directory of ${key} (${dir}): training would overwrite that model; choose another output_dir`);
+  checkOutputDir(config, where);
+  return { warnings, config };
+}
+
+/**
+ * Refuses an output_dir that would overwrite or delete an input of the run: a model (policy or
+ * reference) equal to output_dir, inside it (a checkpoint of an earlier run, which rotation and
+ * overwrite_output_dir delete), or holding it; a data file inside it. Paths are compared with
+ * links resolved, before anything is written or deleted.
+ */
+function checkOutputDir(config: TrainConfig, where: string): void {
+  const out = config.outputDir;
+  const models: [string, string | null][] = [
+    ["model_name_or_path", config.modelNameOrPath], ["ref_model", config.refModel],
+  ];
+  const data: [string, string | null][] = [
+    ["train_data_path", config.trainDataPath], ["eval_data_path", config.evalDataPath], ["eval_file", config.evalFile],
+    ...Object.keys(config.datasetMixer ?? {}).map((p): [string, string] => ["dataset_mixer", p]),
+  ];
+  for (const [key, input] of [...models, ...data]) {
+    if (input === null) continue;
+    const model = models.some(([k]) => k === key);
+    const problem = isWithin(input, out) ? (isWithin(out, input) ? "is the directory of" : "contains")
+      : model && isWithin(out, input) ? "lies inside" : null;
+    if (problem) {
+      throw new ConfigError(`${where}: output_dir (${out}) ${problem} ${key} (${input}): ` +
+        "the run writes and deletes files there (checkpoints, overwrite_output_dir, save_total_limit), " +
+        "which would destroy that input; choose an output_dir apart from it");
     }
   }
-  return { warnings, config };
 }

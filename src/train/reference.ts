@@ -2,7 +2,7 @@
 // before training and cached on disk (keyed by the data's token ids, the reference weights, the
 // length normalisation and LD-DPO's alpha), so only the policy sits in memory while training.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { TokenizedPair } from "../data/tokenize.js";
@@ -61,10 +61,27 @@ export interface ReferenceSharding {
   writes: boolean;
 }
 
-function readCache(file: string, pairs: number): PairLogps | null {
-  if (!existsSync(file) || statSync(file).size === 0) return null;
-  const values = JSON.parse(readFileSync(file, "utf8")) as PairLogps;
-  return values.chosen.length === pairs ? values : null;
+/**
+ * The cached values for `pairs` pairs, or why the file cannot be used: absent (null), or damaged
+ * (a truncated write, a disk error, an edit), which is a reason to recompute, not to stop.
+ */
+function readCache(file: string, pairs: number): PairLogps | { damaged: string } | null {
+  if (!existsSync(file)) return null;
+  let values: Partial<PairLogps>;
+  try {
+    values = JSON.parse(readFileSync(file, "utf8")) as Partial<PairLogps>;
+  } catch (e) {
+    return { damaged: `not valid JSON (${(e as Error).message})` };
+  }
+  for (const side of ["chosen", "rejected"] as const) {
+    const list = values?.[side];
+    if (!Array.isArray(list) || list.length !== pairs) {
+      return { damaged: `field '${side}' is not a list of ${pairs} log-probs` };
+    }
+    const bad = list.findIndex((x) => typeof x !== "number" || !Number.isFinite(x));
+    if (bad >= 0) return { damaged: `field '${side}' holds ${JSON.stringify(list[bad])} at index ${bad}` };
+  }
+  return values as PairLogps;
 }
 
 /**
@@ -75,11 +92,17 @@ function readCache(file: string, pairs: number): PairLogps | null {
 export function precomputeReference(options: {
   pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; ldAlpha?: number | null; batchSize: number; padTokenId: number;
   loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void; sharding?: ReferenceSharding;
+  /** Told when a damaged cache file is recomputed. */
+  onNotice?: (message: string) => void;
 }): { values: PairLogps; cached: boolean; file: string } {
   const { sharding } = options;
   const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm, options.ldAlpha ?? null);
   const file = join(options.cacheDir, `${key}.json`);
-  const cached = readCache(file, options.pairs.length);
+  const read = readCache(file, options.pairs.length);
+  if (read && "damaged" in read) {
+    options.onNotice?.(`${file}: the reference log-prob cache is damaged (${read.damaged}); recomputing it`);
+  }
+  const cached = read && !("damaged" in read) ? read : null;
   // Every process must take the same path: one computing alone would wait for the others forever.
   if (cached && (!sharding || sharding.all(true))) return { values: cached, cached: true, file };
   if (!cached && sharding) sharding.all(false);

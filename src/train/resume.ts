@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { ConfigError, type TrainConfig } from "./config.js";
 import { fieldOf, specOf, SUPPORTED_KEYS } from "./keys.js";
-import { checkpointDirs, latestCheckpoint, readTrainerState, removeCheckpoint, type TrainerState } from "./checkpoint.js";
+import { checkpointDirs, checkResumable, latestCheckpoint, removeCheckpoint, type TrainerState } from "./checkpoint.js";
 
 /** The run's resolved config by recipe key, plus the objective (resolved, and its keys as given). */
 export function configRecord(config: TrainConfig): Record<string, unknown> {
@@ -95,7 +95,7 @@ export function planResume(config: TrainConfig, run: { trainPairs: number; total
   }
   if (!dir) return { dir: null, state: null, finished: false };
 
-  const state = readTrainerState(dir);
+  const state = checkResumable(dir);
   if (!state.config) {
     throw new ConfigError(`resume_from_checkpoint: ${dir} holds no record of its config (an older omni-dpo wrote it), so a resume cannot be checked; ` +
       "set overwrite_output_dir: true (or a new output_dir) to start afresh");

@@ -39,6 +39,7 @@ import {
 import { hfTrainerState, readLogHistory, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
 import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
+import { checkTrainingVocab } from "./vocab-check.js";
 import { RunLock } from "./run-lock.js";
 import { pairSample } from "./pair-log.js";
 import {
@@ -247,6 +248,7 @@ export class PreferenceTrainer {
         "(set eval_data_path, or test_split_size with dataset_mixer)"]);
     }
     this.padTokenId = config.paddingValue ?? this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
+    checkTrainingVocab(config, this.data, this.padTokenId);
     this.batchesPerEpoch = this.epochBatches(0).length;
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
     this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
@@ -405,6 +407,7 @@ export class PreferenceTrainer {
         pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha,
         batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
         onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.strategy.referenceSharding(),
+        onNotice: hooks.onWarning ?? hooks.onStatus,
       }));
       const train = compute(data.train, "train");
       const evalValues = data.eval.length ? compute(data.eval, "eval") : null;

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
 import { binarize, buildPairs, loadScorer, normaliseScore, scoreScale, type Pair, type Scored } from "../../src/data/build.js";
@@ -283,4 +283,26 @@ test("omni-dpo data build --scorer uses a user's scorer module (async, JSONL pro
   const bad = cli("--prompts", promptsFile, "--out", join(dir, "none.jsonl"), "--scorer", join(dir, "none.mjs"));
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /must export a function score\(prompt, response\)/);
+});
+
+test("data build refuses an --out that is --prompts (through a link too), --scorer, or in --model", () => {
+  const dir = tempDir("omni-dpo-build-clash-");
+  const promptsFile = join(dir, "prompts.txt");
+  const text = PROMPTS.join("\n") + "\n";
+  writeFileSync(promptsFile, text);
+  symlinkSync(promptsFile, join(dir, "link.jsonl"));
+  writeFileSync(join(dir, "s.mjs"), "export function score() { return 1; }\n");
+  const cases: [string[], RegExp][] = [
+    [["--out", promptsFile], /--out .*prompts\.txt is --prompts/],
+    [["--out", join(dir, "link.jsonl")], /--out .*link\.jsonl is --prompts \(.*prompts\.txt\)/],
+    [["--out", join(dir, "s.mjs"), "--scorer", join(dir, "s.mjs")], /--out .*s\.mjs is --scorer/],
+    [["--out", join(SFT_DIR, "pairs.jsonl")], /--out .*pairs\.jsonl lies inside --model/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli("--prompts", promptsFile, ...args);
+    assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+  assert.equal(readFileSync(promptsFile, "utf8"), text, "the prompts are as they were");
+  assert.equal(readFileSync(join(dir, "s.mjs"), "utf8"), "export function score() { return 1; }\n");
 });

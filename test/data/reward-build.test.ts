@@ -34,12 +34,16 @@ const root = tempDir("omni-dpo-rewardbuild-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** A tiny Llama reward model (one label, every weight random so scores spread) with a byte-level tokenizer. */
-function writeRewardModel(dir: string, options: { chatTemplate?: "chatml"; numLabels?: number } = {}): string {
+function writeRewardModel(
+  dir: string, options: { chatTemplate?: "chatml"; numLabels?: number; maxPositions?: number; vocabSize?: number } = {},
+): string {
   const tok = writeByteLevelTokenizer(dir, options.chatTemplate ? { chatTemplate: options.chatTemplate } : {});
   torch.manualSeed(5);
   const model = createSequenceClassifier({
-    architectures: ["LlamaForSequenceClassification"], model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 64,
-    num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, rms_norm_eps: 1e-6,
+    architectures: ["LlamaForSequenceClassification"], model_type: "llama",
+    vocab_size: options.vocabSize ?? tok.vocabSize,
+    hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    max_position_embeddings: options.maxPositions ?? 256, rms_norm_eps: 1e-6,
     num_labels: options.numLabels ?? 1, pad_token_id: tok.eosTokenId, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
   });
   torch.noGrad(() => torch.tidy(() => {
@@ -85,6 +89,58 @@ test("data build --reward-model: pairs from a policy and a reward model, all K s
     assert.equal(row.score_rejected, Math.min(...row.all_rm_scores));
     assert.ok(row.score_chosen > row.score_rejected);
   }
+});
+
+test("a reward model with a short context: sampling is capped to fit it (said once), every sample scored", () => {
+  const words = ["apple", "river", "stone", "cloud"];
+  const prompts = writeJsonl(join(root, "short-prompts.jsonl"), words.map((w) => ({ prompt: `say ${w}` })));
+  const tok = Tokenizer.fromPretrainedSync(RM);
+  const rmTokens = (prompt: string | Message[], response = "") =>
+    rewardInput(tok, { prompt, promptText: "", chat: true, response, at: "" }).length;
+  const used = words.map((w) => rmTokens(`say ${w}`));
+  const context = Math.max(...used) + 6;  // room for 6-10 response tokens; --max-new-tokens asks for 40
+  const rm = writeRewardModel(join(root, "rm-short"), { chatTemplate: "chatml", maxPositions: context });
+  const out = join(root, "short-pairs.jsonl");
+  const r = cli(["data", "build", "--model", POLICY, "--prompts", prompts, "--reward-model", rm, "--out", out,
+    "--max-new-tokens", "40", "--samples", "3"]);
+  assert.equal(r.status, 0, r.stderr);
+  const notices = r.stderr.split("\n").filter((l) => l.includes("sampled to fit"));
+  assert.equal(notices.length, 1, r.stderr);
+  assert.match(notices[0], new RegExp(`context of ${context} tokens \\(.*rm-short/config\\.json\\).*` +
+    "4 of 4 prompts sample at most 6-\\d+ new tokens instead of 40"));
+  const summary = JSON.parse(readFileSync(`${out}.summary.json`, "utf8")) as
+    { responses: number; generated_tokens: number; truncated_for_scoring: number };
+  assert.equal(summary.responses, 12);
+  assert.ok(summary.generated_tokens <= 12 * (context - Math.min(...used)), `${summary.generated_tokens} tokens`);
+  // The reward model's tokenizer may count a sampled response longer than the policy did: those
+  // are cut to its context for scoring and counted, never lost.
+  const rows = readJsonl(out);
+  const over = rows.flatMap((row) => row.all_generated_responses.filter((t) => rmTokens(row.prompt, t) > context));
+  assert.equal(summary.truncated_for_scoring, over.length);
+  if (over.length) assert.match(r.stdout, new RegExp(`${over.length} responses cut to fit the reward model's context`));
+  assert.ok(rows.every((row) => row.all_rm_scores.length === 3 && row.all_rm_scores.every(Number.isFinite)));
+  // A prompt that alone fills the reward model's context is refused before sampling, naming it.
+  let text = "say";
+  while (rmTokens(text) < context) text += " stone";
+  const long = writeJsonl(join(root, "long-prompts.jsonl"), [{ prompt: "say apple" }, { prompt: text }]);
+  const refused = cli(["data", "build", "--model", POLICY, "--prompts", long, "--reward-model", rm,
+    "--out", join(root, "long.jsonl")]);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /long-prompts\.jsonl:2: field 'prompt': \d+ tokens for reward model .*rm-short/);
+  assert.match(refused.stderr, /holds \d+: no room to score a response/);
+  assert.ok(!existsSync(join(root, "long.jsonl.progress.jsonl")), "nothing was sampled");
+});
+
+test("a reward model whose tokenizer gives ids past its vocab_size is refused before sampling", () => {
+  const rm = writeRewardModel(join(root, "rm-small-vocab"), { chatTemplate: "chatml", vocabSize: 40 });
+  const out = join(root, "small-vocab.jsonl");
+  const r = cli(["data", "build", "--model", POLICY, "--prompts", PROMPTS, "--reward-model", rm, "--out", out,
+    "--max-new-tokens", "4"]);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /prompts\.jsonl:1: the prompt: token id \d+.*the tokenizer of .*rm-small-vocab gives ids /);
+  assert.match(r.stderr, /rm-small-vocab\/config\.json: vocab_size 40/);
+  assert.doesNotMatch(r.stderr, /index out of range/);
+  assert.ok(!existsSync(`${out}.progress.jsonl`), "nothing was sampled");
 });
 
 test("every stored reward score equals the independent PyTorch head on the conversation scored alone", { skip: reason ?? false }, () => {

@@ -222,6 +222,34 @@ test("another build's journal (other settings) is refused, naming it; a journal'
   policy.dispose();
 });
 
+test("a foreign line in a build's journal names file, line and field; a foreign header names the file", async () => {
+  const policy = loadModel(PLAIN_POLICY);
+  const tok = Tokenizer.fromPretrainedSync(PLAIN_POLICY);
+  const rows = [{ prompt: "say a:", at: "p:1" }, { prompt: "say b:", at: "p:2" }];
+  const prepared = preparePrompts(rows, policy, tok, "auto", PLAIN_POLICY);
+  const journal = join(root, "foreign.progress.jsonl");
+  const scorer = moduleScorer((_p, r) => r.length, "length");
+  const build = () => buildTextPairs(policy, tok, prepared, scorer, { journal, maxNewTokens: 4, samples: 2 });
+  await build();
+  const [header, entry] = readFileSync(journal, "utf8").split("\n");
+  const cases: [string, RegExp][] = [
+    ['{"hello": 1}', /:3: field 'i' must be a prompt index below 2, got undefined/],
+    ["42", /:3: expected a JSON object/],
+    [JSON.stringify({ ...JSON.parse(entry), i: 7 }), /:3: field 'i' must be a prompt index below 2, got 7/],
+    [JSON.stringify({ ...JSON.parse(entry), scores: [1, "x"] }), /:3: field 'scores' must be a list of 2 finite/],
+    [JSON.stringify({ ...JSON.parse(entry), responses: ["one"] }), /:3: field 'responses' must be a list of 2 strings/],
+  ];
+  for (const [line, message] of cases) {
+    writeFileSync(journal, `${header}\n${entry}\n${line}\n`);
+    await assert.rejects(build, (e: Error) => e.message.startsWith(`${journal}:3: `) && message.test(e.message), line);
+  }
+  writeFileSync(journal, "not a journal\n");
+  await assert.rejects(build, (e: Error) =>
+    e.message.startsWith(`${journal}: this journal belongs to another build`) &&
+    /not a data build journal/.test(e.message));
+  policy.dispose();
+});
+
 test("bad prompts are named by file, line and field before any sampling", () => {
   const file = join(root, "bad.jsonl");
   const problems = (lines: string[]) => {

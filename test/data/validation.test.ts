@@ -53,6 +53,17 @@ describe("JSON Lines: file, line and field", () => {
     hasProblem(problems, `${file}:2:`, "'score_chosen'", "expected a number", "string");
   });
 
+  it("names a score that is finite in JSON but overflows float32, and a margin that does", async () => {
+    const file = writeJsonl(join(root, "overflow.jsonl"), [
+      GOOD, { ...GOOD, score_chosen: 1e39 }, { ...GOOD, score_rejected: -3e38, score_chosen: 3e38 },
+      { ...GOOD, score_chosen: 3.4e38, score_rejected: 1 },
+    ]);
+    const problems = await problemsOf(() => readPreferenceFile(file));
+    assert.equal(problems.length, 2, problems.join("\n"));
+    hasProblem(problems, `${file}:2:`, "'score_chosen'", "1e+39 overflows float32");
+    hasProblem(problems, `${file}:3:`, "'score_chosen' and 'score_rejected'", "overflows float32");
+  });
+
   it("names a line that is not valid JSON, counting blank lines", async () => {
     const file = join(root, "invalid.jsonl");
     writeFileSync(file, `${JSON.stringify(GOOD)}\n\n{"prompt": "x", "chosen": \n${JSON.stringify(GOOD)}\n`);

@@ -11,15 +11,24 @@ export function tempDir(prefix = "omni-dpo-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Writes a tiny model directory (config, weights, tokenizer) and returns its path. */
-export function writeToyModel(dir: string, options: { architecture?: "llama" | "gpt2"; seed?: number; chatTemplate?: "chatml"; tieWordEmbeddings?: boolean } = {}): string {
+/**
+ * Writes a tiny model directory (config, weights, tokenizer) and returns its path. `vocabSize`
+ * below the tokenizer's makes a model whose embedding lacks some of its tokenizer's ids.
+ */
+export function writeToyModel(dir: string, options: {
+  architecture?: "llama" | "gpt2"; seed?: number; chatTemplate?: "chatml"; tieWordEmbeddings?: boolean;
+  vocabSize?: number;
+} = {}): string {
   mkdirSync(dir, { recursive: true });
   const tok = writeByteLevelTokenizer(dir, options.chatTemplate ? { chatTemplate: options.chatTemplate } : {});
   torch.manualSeed(options.seed ?? 0);
+  const vocabSize = options.vocabSize ?? tok.vocabSize;
   const config = options.architecture === "gpt2"
-    ? { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: tok.vocabSize, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 128,
+    ? { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: vocabSize, n_embd: 32, n_layer: 2,
+      n_head: 4, n_positions: 128,
       bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId }
-    : { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 64,
+    : { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: vocabSize, hidden_size: 32,
+      intermediate_size: 64,
       num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, rms_norm_eps: 1e-6,
       tie_word_embeddings: options.tieWordEmbeddings ?? false, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId };
   const model = createModel(config);

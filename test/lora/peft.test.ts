@@ -7,7 +7,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
 import { AutoModelForCausalLM, loadModel } from "../../src/models/auto.js";
@@ -168,4 +168,27 @@ test("a base that does not match the adapter is an error naming the file and the
     const a = writeHandAdapter(llamaDir, llamaQV(), over);
     assert.throws(() => loadModel(a.dir), (e: Error) => e.message.startsWith(configFile(a)) && pattern.test(e.message), JSON.stringify(over));
   }
+});
+
+test("merge refuses an --out holding a model unless --force, and the adapter's or base's directory always", () => {
+  const adapter = writeHandAdapter(llamaDir, llamaQV());
+  const merge = (...args: string[]) => spawnSync(process.execPath, [CLI, "merge", "--adapter", adapter.dir, ...args],
+    { encoding: "utf8", timeout: 60_000 });
+  const run = writeToyModel(newDir("run"), { seed: 9 });
+  const before = readFileSync(join(run, "model.safetensors"));
+  const refused = merge("--out", run);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /--out .*run already holds a model \(.*config\.json.*\).*--force/);
+  assert.deepEqual(readFileSync(join(run, "model.safetensors")), before, "the run's model is untouched");
+  const forced = merge("--out", run, "--force");
+  assert.equal(forced.status, 0, forced.stderr);
+  assert.notDeepEqual(readFileSync(join(run, "model.safetensors")), before, "--force replaces it");
+  symlinkSync(adapter.dir, join(root, "adapter-link"));
+  for (const [out, name] of [[join(root, "adapter-link"), "the adapter's"], [llamaDir, "the base model's"]]) {
+    const r = merge("--out", out, "--force");
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`is ${name} directory; merging would overwrite it`));
+  }
+  const help = spawnSync(process.execPath, [CLI, "merge", "--help"], { encoding: "utf8" });
+  assert.match(help.stdout, /--force/);
 });

@@ -160,3 +160,27 @@ test("an invalid config.json names the file", () => {
   const msg = message(() => loadModel(dir));
   assert.ok(msg.includes(join(dir, "config.json")), msg);
 });
+
+test("config.json sizes must be positive integers and the heads must divide, naming the file and the field", () => {
+  const base = savedModel(LLAMA, "sizes");
+  const gpt2 = savedModel(GPT2, "sizes-gpt2");
+  const cases: [string, RawConfig, RegExp][] = [
+    [base, { ...LLAMA, num_attention_heads: 0 }, /field num_attention_heads must be a positive integer, got 0/],
+    [base, { ...LLAMA, num_hidden_layers: -1 }, /field num_hidden_layers must be a positive integer, got -1/],
+    [base, { ...LLAMA, hidden_size: 32.5 }, /field hidden_size must be a positive integer, got 32.5/],
+    [base, { ...LLAMA, vocab_size: "97" }, /field vocab_size must be a positive integer, got "97"/],
+    [base, { ...LLAMA, num_key_value_heads: 3 }, /num_attention_heads 4 is not a multiple of num_key_value_heads 3/],
+    [base, { ...LLAMA, num_attention_heads: 5, num_key_value_heads: 5 },
+      /hidden_size \(32\) must be a multiple of num_attention_heads \(5\)/],
+    [base, { ...LLAMA, max_position_embeddings: 0 }, /field max_position_embeddings must be a positive integer/],
+    [gpt2, { ...GPT2, n_head: 0 }, /field n_head must be a positive integer, got 0/],
+    [gpt2, { ...GPT2, n_head: 3 }, /n_embd \(32\) must be a multiple of n_head \(3\)/],
+    [base, { ...LLAMA, hidden_act: "relu" }, /hidden_act 'relu' is not supported/],
+  ];
+  for (const [dir, config, pattern] of cases) {
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    const msg = message(() => loadModel(dir));
+    assert.ok(msg.startsWith(`${join(dir, "config.json")}: `), msg);
+    assert.match(msg, pattern);
+  }
+});

@@ -2,7 +2,7 @@
 // errors naming the key, --set overrides typed by YAML, paths relative to the YAML's directory.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadTrainConfig, parseOverride } from "../../src/train/config.js";
 import { RECIPE_KEYS, type KeySpec } from "../../src/train/keys.js";
@@ -389,8 +389,37 @@ describe("output_dir never overwrites the model it starts from", () => {
         return true;
       }, lines);
     }
-    // A sibling, or a directory inside the model's, is fine.
+    // A sibling is fine.
     const ok = yamlFile("model_name_or_path: sft\noutput_dir: sft-dpo\ndataset_mixer:\n  data.jsonl: 1.0\n", models);
     assert.equal(loadTrainConfig(ok).config.outputDir, join(models, "sft-dpo"));
+  });
+});
+
+describe("output_dir never deletes an input", () => {
+  it("a model or data in output_dir (a checkpoint), or output_dir in a model: refused, naming the key", () => {
+    const runs = join(root, "inputs-guard");
+    mkdirSync(join(runs, "run", "checkpoint-6"), { recursive: true });
+    mkdirSync(join(runs, "base"), { recursive: true });
+    symlinkSync(join(runs, "run", "checkpoint-6"), join(runs, "ckpt-link"));
+    const data = "dataset_mixer:\n  data.jsonl: 1.0\n";
+    const cases: [string, RegExp][] = [
+      ["model_name_or_path: run/checkpoint-6\noutput_dir: run\noverwrite_output_dir: true\n" + data,
+        /output_dir \(.*run\) contains model_name_or_path \(.*run\/checkpoint-6\)/],
+      ["model_name_or_path: ckpt-link\noutput_dir: run\n" + data, /contains model_name_or_path \(.*ckpt-link\)/],
+      ["model_name_or_path: base\nref_model: run/checkpoint-6\noutput_dir: run\n" + data, /contains ref_model/],
+      ["model_name_or_path: base\noutput_dir: base/dpo\n" + data,
+        /output_dir \(.*base\/dpo\) lies inside model_name_or_path/],
+      ["model_name_or_path: base\noutput_dir: run\ndataset_mixer:\n  run/pairs.jsonl: 1.0\n",
+        /contains dataset_mixer \(.*run\/pairs\.jsonl\)/],
+      ["model_name_or_path: base\noutput_dir: run\ntrain_data_path: d.jsonl\neval_file: run/eval.jsonl\n",
+        /contains eval_file/],
+    ];
+    for (const [text, message] of cases) {
+      const refused = (e: unknown) => e instanceof ConfigError && message.test(e.message);
+      assert.throws(() => loadTrainConfig(yamlFile(text, runs)), refused, text);
+    }
+    assert.ok(existsSync(join(runs, "run", "checkpoint-6")), "nothing was deleted");
+    const ok = loadTrainConfig(yamlFile("model_name_or_path: run/checkpoint-6\noutput_dir: run-2\n" + data, runs));
+    assert.equal(ok.config.outputDir, join(runs, "run-2"));
   });
 });

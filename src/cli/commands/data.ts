@@ -1,6 +1,7 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
+import { outputClash } from "../../util/paths.js";
 
 export const dataCommand: Command = {
   help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
@@ -112,6 +113,7 @@ async function dataBuild(argv: string[]): Promise<number> {
   } });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
   if (!values.model || !values.prompts || !values.out) throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
+  refuseOverwritingInputs(values);
   const task = values.task ?? (values["reward-model"] ? "text" : "math");
   if (task !== "text" && task !== "math") throw new UsageError(`--task must be text or math, got '${task}'`);
   if (task === "text") return dataBuildText(values);
@@ -130,6 +132,9 @@ async function dataBuild(argv: string[]): Promise<number> {
     : (await import("../../tasks/arith/index.js")).arithScorer({ noise: nonNegative(values["judge-noise"], "--judge-noise", 1.5), seed });
   const model = loadModel(values.model);
   const tokenizer = Tokenizer.fromPretrainedSync(values.model);
+  const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
+  const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) }));
+  checkTokenIds(promptIds, modelVocab(values.model), values.model);
   const bar = new Progress("sampling", prompts.length, !values.json);
   const { pairs, stats } = await buildPairs(model, tokenizer, prompts, scorer, {
     samples: positiveInt(values.samples, "--samples", 5), temperature: nonNegative(values.temperature, "--temperature", 0.8),
@@ -146,6 +151,22 @@ async function dataBuild(argv: string[]): Promise<number> {
       `${stats.scoreScale !== 1 ? `; scores x${stats.scoreScale} (a 0..1 scorer)` : ""}) -> ${values.out}`);
   }
   return 0;
+}
+
+/** --out (and the journal and summary beside it) must not replace a file the build reads. */
+function refuseOverwritingInputs(values: BuildValues): void {
+  const out = values.out as string;
+  const outputs = [
+    { name: "--out", path: out },
+    { name: "--out's journal", path: `${out}.progress.jsonl` },
+    { name: "--out's summary", path: `${out}.summary.json` },
+  ];
+  const inputs = (["prompts", "model", "reward-model", "scorer"] as const).filter((f) => typeof values[f] === "string")
+    .map((f) => ({ name: `--${f}`, path: values[f] as string }));
+  const clash = outputClash(outputs, inputs);
+  if (clash) {
+    throw new UsageError(`data build: ${clash}; writing the pairs there would destroy it. Choose another --out`);
+  }
 }
 
 const TEXT_ONLY_FLAGS = ["reward-model", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
@@ -201,7 +222,8 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     let bar: InstanceType<typeof Progress> | undefined;
     let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: resolve(model) }, onProgress: (done, total, info) => {
+      ...options, journal, identity: { policy: resolve(model) }, onNotice: (m) => console.error(m),
+      onProgress: (done, total, info) => {
         if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
         bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
       },

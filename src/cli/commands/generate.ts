@@ -50,6 +50,10 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const texts = prompts.map((p) => (values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p));
     // A chat render writes its own special tokens; plain prompts get what the tokenizer adds (Llama's BOS).
     const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: !values.chat }));
+    const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
+    const pad = { at: "the pad token", ids: [tokenizer.padTokenId ?? 0] };
+    const rows = [...ids.map((x, i) => ({ at: `prompt ${i + 1}`, ids: x })), pad];
+    checkTokenIds(rows, modelVocab(values.model), tokenizerDirectory(values.model));
     // The model's generation_config.json names its EOS ids (chat models list the end-of-turn token there).
     const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
     const bar = new Progress("generating", prompts.length * maxNew, !values.json && prompts.length * maxNew > 64);

@@ -5,7 +5,7 @@ import { UsageError, type Command } from "../args.js";
 const DTYPES = ["float32", "bfloat16", "float16"] as const;
 
 export const mergeCommand: Command = {
-  help: `Usage: omni-dpo merge --adapter DIR --out DIR [--dtype D]
+  help: `Usage: omni-dpo merge --adapter DIR --out DIR [--dtype D] [--force]
 
 Merges a LoRA adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors) into
 the base model its base_model_name_or_path names: each adapted weight becomes
@@ -17,10 +17,12 @@ as PEFT's merge_and_unload() then save_pretrained() do; the result loads without
   --adapter DIR    the adapter directory (a LoRA run's output_dir or checkpoint)
   --out DIR        where the merged model goes (not the base model's or the adapter's directory)
   --dtype D        store the weights as float32 (default), bfloat16 or float16
+  --force          replace the model a non-empty --out already holds (never the base model's
+                   or the adapter's directory)
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      adapter: { type: "string" }, out: { type: "string" }, dtype: { type: "string" },
+      adapter: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, force: { type: "boolean" },
     } });
     if (positionals.length) throw new UsageError(`merge: unexpected argument '${positionals[0]}'`);
     if (!values.adapter) throw new UsageError("merge: --adapter DIR is required");
@@ -31,7 +33,7 @@ as PEFT's merge_and_unload() then save_pretrained() do; the result loads without
     if (!isAdapterDirectory(values.adapter)) throw new UsageError(`merge: ${values.adapter} is not an adapter directory (no adapter_config.json)`);
     const { Tokenizer } = await import("../../text/index.js");
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.adapter));
-    const r = mergeAdapterDirectory(values.adapter, values.out, { dtype });
+    const r = mergeAdapterDirectory(values.adapter, values.out, { dtype, force: values.force });
     await tokenizer.save(values.out);
     console.log(`merged ${r.layers} adapted layers of ${values.adapter} into ${r.baseDir}; wrote ${values.out}`);
     return 0;
