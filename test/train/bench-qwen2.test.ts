@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { TrainBenchResult } from "../../src/bench/train.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const skip = process.env.OMNI_DPO_SKIP_BENCH_TESTS ? "OMNI_DPO_SKIP_BENCH_TESTS is set" : false;
-const noTorch = skipReason();
+const noTorch = skipUnless("torch");
 
 test("bench train --case qwen2 --tiny --json: the checkpointed step on both sides", { skip }, () => {
   const r = spawnSync(process.execPath, [CLI, "bench", "train", "--case", "qwen2", "--tiny", "--json"], { encoding: "utf8" });
