@@ -19,14 +19,16 @@ function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
 
 test("a missing browser skips with the reason, and fails where OMNI_DPO_REQUIRE_BROWSER=1", () => {
   const off = { OMNI_DPO_SKIP_BROWSER: "1" };
-  assert.equal(withEnv({ ...off, OMNI_DPO_REQUIRE_BROWSER: undefined }, () => skipUnless("chromium")), "OMNI_DPO_SKIP_BROWSER=1");
+  const skipped = withEnv({ ...off, OMNI_DPO_REQUIRE_BROWSER: undefined }, () => skipUnless("chromium"));
+  assert.equal(skipped, "OMNI_DPO_SKIP_BROWSER=1");
   assert.throws(() => withEnv({ ...off, OMNI_DPO_REQUIRE_BROWSER: "1" }, () => skipUnless("chromium")),
     /OMNI_DPO_REQUIRE_BROWSER=1, but OMNI_DPO_SKIP_BROWSER=1/);
 });
 
 test("a reason found at run time (network namespaces) skips, or fails where required; none means run", () => {
   assert.equal(withEnv({ OMNI_DPO_REQUIRE_NETNS: undefined }, () => skipBecause("netns", "needs root")), "needs root");
-  assert.throws(() => withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", "needs root")), /OMNI_DPO_REQUIRE_NETNS=1, but needs root/);
+  assert.throws(() => withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", "needs root")),
+    /OMNI_DPO_REQUIRE_NETNS=1, but needs root/);
   assert.equal(withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", null)), false);
 });
 
