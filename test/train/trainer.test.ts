@@ -7,12 +7,12 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
 import { loadModel } from "../../src/models/auto.js";
-import { loadSafetensors } from "../../src/models/safetensors.js";
 import { Tokenizer } from "../../src/text/index.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train, type TrainHooks, type TrainResult } from "../../src/train/trainer.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { compareWeights } from "../helpers/weights.js";
 
 let root: string;
 let model: string;
@@ -59,26 +59,6 @@ function num(row: MetricRow, key: string): number {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** Every tensor of two model.safetensors files agrees to `tol`; returns the largest difference. */
-function compareWeights(a: string, b: string, tol: number): number {
-  const ta = loadSafetensors(join(a, "model.safetensors"));
-  const tb = loadSafetensors(join(b, "model.safetensors"));
-  let worst = 0;
-  try {
-    assert.deepEqual([...ta.keys()].sort(), [...tb.keys()].sort());
-    for (const [name, x] of ta) {
-      const y = tb.get(name)!;
-      assert.deepEqual(y.shape, x.shape, name);
-      const d = torch.tidy(() => x.sub(y).abs().max().item());
-      worst = Math.max(worst, d);
-      assert.ok(d <= tol, `${name}: weights differ by ${d}`);
-    }
-  } finally {
-    for (const t of [...ta.values(), ...tb.values()]) t.dispose();
-  }
-  return worst;
-}
 
 // Runs shared by several tests, each started once on first use.
 const runs = new Map<string, Promise<TrainResult>>();
