@@ -189,14 +189,16 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
   // --tiny (tests): one start per case, written once and read by both sides, so the losses must agree.
   const sharedDir = options.tiny ? mkdtempSync(join(tmpdir(), "omni-dpo-bench-train-")) : null;
   try {
-    if (sharedDir) plan.forEach(([cfg], i) => { cfg.shared = writeSharedStart(cfg, join(sharedDir, `start-${i}.safetensors`)); });
+    if (sharedDir) {
+      plan.forEach(([cfg], i) => { cfg.shared = writeSharedStart(cfg, join(sharedDir, `start-${i}.safetensors`)); });
+    }
     return runPlan(plan, models, base, info, loadAverage, python, seq, options);
   } finally {
     if (sharedDir) rmSync(sharedDir, { recursive: true, force: true });
   }
 }
 
-/** The policy's starting weights for `cfg`'s model (saved to `file`) and a batch of tokens, seeded as the worker seeds. */
+/** The policy's starting weights for `cfg`'s model (saved to `file`) and a batch of tokens, seeded as the worker is. */
 function writeSharedStart(cfg: TrainStepConfig, file: string): { weights: string; input_ids: number[][] } {
   torch.manualSeed(0);
   const model = createModel(archConfig(cfg));
@@ -349,12 +351,14 @@ function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
 /** The Hugging Face config.json of the case's model. */
 function archConfig(cfg: TrainStepConfig): Record<string, unknown> {
   if (cfg.arch === "gpt2") {
-    return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
+    const shape = pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]);
+    return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...shape };
   }
   return {
-    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: cfg.vocab_size, hidden_size: cfg.n_embd, intermediate_size: cfg.intermediate_size,
-    num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head, num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions,
-    rope_theta: cfg.rope_theta, rms_norm_eps: 1e-6, tie_word_embeddings: true,
+    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: cfg.vocab_size, hidden_size: cfg.n_embd,
+    intermediate_size: cfg.intermediate_size, num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head,
+    num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions, rope_theta: cfg.rope_theta,
+    rms_norm_eps: 1e-6, tie_word_embeddings: true,
   };
 }
 
@@ -362,7 +366,8 @@ function archConfig(cfg: TrainStepConfig): Record<string, unknown> {
 function gpt2Step(cfg: TrainStepConfig): BenchStep {
   const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(archConfig(cfg), cfg);
   const b = cfg.pairs;
-  const inputIds = cfg.shared ? torch.tensor(cfg.shared.input_ids, { dtype: "int64" }) : torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);
+  const inputIds = cfg.shared ? torch.tensor(cfg.shared.input_ids, { dtype: "int64" })
+    : torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);  // [2B, T]
   const labels = torch.tidy(() => {
     const promptMask = torch.arange(0, cfg.seq).lt(cfg.prompt_len).unsqueeze(0).expand(2 * b, cfg.seq);
     return inputIds.maskedFill(promptMask, -100);
@@ -390,7 +395,8 @@ function gpt2Step(cfg: TrainStepConfig): BenchStep {
 function qwen2Step(cfg: TrainStepConfig): BenchStep {
   const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(archConfig(cfg), cfg);
   const b = cfg.pairs;
-  const ids = cfg.shared?.input_ids ?? torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);
+  const ids = cfg.shared?.input_ids
+    ?? torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);  // [2B, T]
   const batch: PaddedBatch = {
     inputIds: ids, attentionMask: ids.map((r) => r.map(() => 1)), labels: ids.map((r) => r.map((x, t) => (t < cfg.prompt_len ? -100 : x))),
   };
@@ -438,8 +444,9 @@ export function formatTrainBench(r: TrainBenchResult): string {
   if (r.rows.some((x) => x.name.startsWith("LoRA step vs"))) lines.push("In the 'LoRA vs full' rows the PyTorch column holds omni-dpo's full fine-tune (the qwen2 case), not PyTorch.");
   const ours = r.runs.filter((x) => x.side === "omni-dpo").map((x) => x.loss);
   const theirs = r.runs.filter((x) => x.side === "pytorch").map((x) => x.loss);
-  const weights = r.sharedStart ? "the same starting weights and tokens on both sides" : "random weights differ between the sides";
-  if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : ""} (${weights})`);
+  const start = r.sharedStart ? "the same starting weights and tokens on both sides" : "each side's own random weights";
+  const pytorch = theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : "";
+  if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${pytorch} (${start})`);
   if (r.loadAverage >= 0.5) {
     lines.push(`load average before the run: ${r.loadAverage.toFixed(2)} on ${r.cores} cores: other processes were running, so timings are noisy (memory is not affected)`);
   }
