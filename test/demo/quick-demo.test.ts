@@ -5,8 +5,8 @@
 // held in every run measured (the quick demo: math 36.8% vs 32.9%, text 22.3% vs 14.3%, and each
 // pair seed alike; the full demo, and math at --quick --prompts 512 --seed 5, in the README), and the demo
 // is deterministic, so it is a fixed check here. It takes minutes (214 s in CI, 88 s on an idle
-// two-core machine, 355 s on one shared with other work), so it is not in the suite: .ci/run
-// runs it with OMNI_DPO_TEST_DEMO=1 after the suite.
+// two-core machine, 355 to 518 s on one shared with other work), so it is not in the suite:
+// .ci/run runs it with OMNI_DPO_TEST_DEMO=1 after the suite.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
