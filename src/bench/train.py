@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_common import attention, omni_dpo_loss, run_and_report  # noqa: E402
+from train_common import attention, omni_dpo_loss, run_and_report, starting_ids, starting_params  # noqa: E402
 
 cfg = json.load(sys.stdin)
 torch.set_num_threads(cfg["threads"])
@@ -36,6 +36,17 @@ def init_params():
             f"{i}.fcp_w": w(4 * E, E), f"{i}.fcp_b": torch.zeros(E),
         })
     return params
+
+
+def hf_name(key):
+    """transformers' GPT-2 name of a key of init_params ("3.attn_w" -> "transformer.h.3.attn.c_attn.weight")."""
+    top = {"wte": "wte.weight", "wpe": "wpe.weight", "lnf_w": "ln_f.weight", "lnf_b": "ln_f.bias"}
+    if key in top:
+        return f"transformer.{top[key]}"
+    i, name = key.split(".")
+    module, kind = name.rsplit("_", 1)
+    path = {"ln1": "ln_1", "ln2": "ln_2", "attn": "attn.c_attn", "proj": "attn.c_proj", "fc": "mlp.c_fc", "fcp": "mlp.c_proj"}[module]
+    return f"transformer.h.{i}.{path}.{'weight' if kind == 'w' else 'bias'}"
 
 
 def conv1d(x, w, b):
@@ -65,16 +76,10 @@ def sequence_logps(logits, labels):
     return token_logps.sum(-1) / (~ignored).sum(-1).clamp(min=1)
 
 
-
-
-
-
-
-
-policy = {k: v.requires_grad_() for k, v in init_params().items()}
+policy = {k: v.requires_grad_() for k, v in starting_params(cfg, init_params, hf_name).items()}
 reference = {k: v.detach().clone() for k, v in policy.items()}  # the policy's frozen copy
 optimizer = torch.optim.AdamW(list(policy.values()), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-input_ids = torch.randint(0, V, (2 * B, T))
+input_ids = starting_ids(cfg, V, 2 * B, T)
 labels = input_ids.masked_fill(torch.arange(T).lt(cfg["prompt_len"]).unsqueeze(0).expand(2 * B, T), -100)
 o = cfg["loss"]
 score_chosen = torch.full((B,), float(o["score_chosen"]))

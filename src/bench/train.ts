@@ -26,12 +26,13 @@
 // (y = x W^T + b + (alpha / r) B A x). Beside the qwen2 case in the same run, it shows what
 // LoRA saves over the full fine-tune.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as torch from "../torch/index.js";
 import { createModel } from "../models/auto.js";
+import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { preferenceLoss, resolvePreferenceOptions } from "../objectives/index.js";
 import { sequenceLogps } from "../logprobs/forward.js";
@@ -69,6 +70,11 @@ export interface TrainStepConfig {
   steps: number;
   lr: number;
   weight_decay: number;
+  /**
+   * Where set (--tiny), both sides start from these weights (a safetensors file in Hugging Face names) and tokens
+   * [2 pairs, seq], so their first losses must agree; otherwise each side draws its own.
+   */
+  shared?: { weights: string; input_ids: number[][] };
   /** Omni-DPO hyperparameters (the reference's text setting for Qwen2.5-0.5B). */
   loss: { beta: number; qual_eta: number; tau_ref: number; perf_gamma: number; nll_lambda: number; tau_good: number; score_chosen: number; score_rejected: number };
 }
@@ -93,6 +99,8 @@ export interface TrainStepResult {
   peak_reset: boolean;
   /** The loss of the last step (a sanity check that both sides compute the same kind of thing). */
   loss: number;
+  /** The loss of the first warm-up step, before any update: with shared weights, equal on both sides. */
+  first_loss: number;
   /** Whether the step trained LoRA adapters (the lora case). */
   lora?: boolean;
 }
@@ -127,6 +135,8 @@ export interface TrainBenchResult {
   /** The 1-minute load average before the run and the cores: other work on the machine makes timings noisy. */
   loadAverage: number;
   cores: number;
+  /** Whether both sides started from the same weights and tokens (--tiny). */
+  sharedStart: boolean;
   note?: string;
 }
 
@@ -178,6 +188,34 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
       "the reference is the adapters switched off (one copy of the weights), on both sides");
   }
   const python = torchPython();
+  // --tiny (tests): one start per case, written once and read by both sides, so the losses must agree.
+  const sharedDir = options.tiny ? mkdtempSync(join(tmpdir(), "omni-dpo-bench-train-")) : null;
+  try {
+    if (sharedDir) {
+      plan.forEach(([cfg], i) => { cfg.shared = writeSharedStart(cfg, join(sharedDir, `start-${i}.safetensors`)); });
+    }
+    return runPlan(plan, models, base, info, loadAverage, python, seq, options);
+  } finally {
+    if (sharedDir) rmSync(sharedDir, { recursive: true, force: true });
+  }
+}
+
+/** The policy's starting weights for `cfg`'s model (saved to `file`) and a batch of tokens, seeded as the worker is. */
+function writeSharedStart(cfg: TrainStepConfig, file: string): { weights: string; input_ids: number[][] } {
+  torch.manualSeed(0);
+  const model = createModel(archConfig(cfg));
+  try {
+    saveSafetensors(file, model.namedParameters());
+    const ids = torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * cfg.pairs, cfg.seq]).toArray() as number[][]);
+    return { weights: file, input_ids: ids };
+  } finally {
+    model.dispose();
+  }
+}
+
+function runPlan(plan: [TrainStepConfig, string, string][], models: string[], base: { pairs: number; threads: number },
+  info: ReturnType<typeof torch.buildInfo>, loadAverage: number, python: string | null, seq: number,
+  options: TrainBenchOptions): TrainBenchResult {
   const runs: TrainStepResult[] = [];
   const rows: Row[] = [];
   let pytorchVersion: string | null = null;
@@ -212,6 +250,7 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
   return {
     rows, runs, model: models.join("\n"), pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
     openblasCoretype: info.openblasCoretype, peakReset: runs.every((r) => r.peak_reset), loadAverage, cores: availableParallelism(),
+    sharedStart: plan.every(([cfg]) => cfg.shared !== undefined),
     note: python ? undefined : `PyTorch column empty: ${NO_TORCH_PYTHON}`,
   };
 }
@@ -248,7 +287,11 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   torch.manualSeed(0);
   const { step, dispose } = cfg.arch === "qwen2" ? qwen2Step(cfg) : gpt2Step(cfg);
   let lastLoss = NaN;
-  for (let i = 0; i < cfg.warmup; i++) lastLoss = step();
+  let firstLoss = NaN;
+  for (let i = 0; i < cfg.warmup; i++) {
+    lastLoss = step();
+    if (i === 0) firstLoss = lastLoss;  // before any update: the objective itself, comparable across sides
+  }
   const before = procStatus();
   const reset = resetPeak();
   const times: number[] = [];
@@ -264,7 +307,7 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
     side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * cfg.pairs,
     seconds_per_step: sorted[Math.floor(sorted.length / 2)], best_seconds: sorted[0], step_seconds: times, tokens_per_second: (2 * cfg.pairs * cfg.seq) / sorted[0],
     rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
-    peak_reset: reset && after !== null, loss: lastLoss, lora: cfg.lora !== undefined,
+    peak_reset: reset && after !== null, loss: lastLoss, first_loss: firstLoss, lora: cfg.lora !== undefined,
   };
 }
 
@@ -276,6 +319,10 @@ interface BenchStep { step: () => number; dispose: () => void }
  */
 function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
   const policy = createModel(config).eval();
+  if (cfg.shared) {
+    const start = loadSafetensors(cfg.shared.weights);
+    for (const [name] of policy.namedParameters()) policy.setParameter(name, start.get(name)!);
+  }
   let reference: CausalLM | null = null;
   let referenceLogps: <T>(forward: (model: CausalLM) => T) => T;
   if (cfg.lora) {
@@ -303,12 +350,26 @@ function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
   return { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose };
 }
 
+/** The Hugging Face config.json of the case's model. */
+function archConfig(cfg: TrainStepConfig): Record<string, unknown> {
+  if (cfg.arch === "gpt2") {
+    const shape = pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]);
+    return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...shape };
+  }
+  return {
+    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: cfg.vocab_size, hidden_size: cfg.n_embd,
+    intermediate_size: cfg.intermediate_size, num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head,
+    num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions, rope_theta: cfg.rope_theta,
+    rms_norm_eps: 1e-6, tie_word_embeddings: true,
+  };
+}
+
 /** gpt2: full logits and sequenceLogps, written as the Python side writes it. */
 function gpt2Step(cfg: TrainStepConfig): BenchStep {
-  const config = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) };
-  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(config, cfg);
+  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(archConfig(cfg), cfg);
   const b = cfg.pairs;
-  const inputIds = torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);
+  const inputIds = cfg.shared ? torch.tensor(cfg.shared.input_ids, { dtype: "int64" })
+    : torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);  // [2B, T]
   const labels = torch.tidy(() => {
     const promptMask = torch.arange(0, cfg.seq).lt(cfg.prompt_len).unsqueeze(0).expand(2 * b, cfg.seq);
     return inputIds.maskedFill(promptMask, -100);
@@ -339,9 +400,10 @@ function qwen2Step(cfg: TrainStepConfig): BenchStep {
     num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head, num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions,
     rope_theta: cfg.rope_theta, rms_norm_eps: 1e-6, tie_word_embeddings: true,
   };
-  const { policy, referenceLogps, optimizer, objective, dispose } = setUp(config, cfg);
+  const { policy, referenceLogps, optimizer, objective, dispose } = setUp(archConfig(cfg), cfg);
   const b = cfg.pairs;
-  const ids = torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);
+  const ids = cfg.shared?.input_ids
+    ?? torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);  // [2B, T]
   const labels = (row: number[]) => row.map((x, t) => (t < cfg.prompt_len ? -100 : x));
   // Equal-length rows: no padding. Pair i: rows i (chosen) and b + i (rejected), scored as the Python side.
   const pairs: TokenizedPair[] = Array.from({ length: b }, (_, i) => ({
@@ -392,7 +454,9 @@ export function formatTrainBench(r: TrainBenchResult): string {
   if (r.rows.some((x) => x.name.startsWith("LoRA step vs"))) lines.push("In the 'LoRA vs full' rows the PyTorch column holds omni-dpo's full fine-tune (the qwen2 case), not PyTorch.");
   const ours = r.runs.filter((x) => x.side === "omni-dpo").map((x) => x.loss);
   const theirs = r.runs.filter((x) => x.side === "pytorch").map((x) => x.loss);
-  if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : ""} (random weights differ between the sides)`);
+  const start = r.sharedStart ? "the same starting weights and tokens on both sides" : "each side's own random weights";
+  const pytorch = theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : "";
+  if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${pytorch} (${start})`);
   if (r.loadAverage >= 0.5) {
     lines.push(`load average before the run: ${r.loadAverage.toFixed(2)} on ${r.cores} cores: other processes were running, so timings are noisy (memory is not affected)`);
   }

@@ -1,6 +1,8 @@
 """What the PyTorch sides of `omni-dpo bench train` share: causal attention, the Omni-DPO loss (docs/method.md),
-the process's RSS and peak, and the timed loop that prints the JSON row train.ts reads."""
+the starting weights and tokens (the omni-dpo side's when shared), the process's RSS and peak, and the timed loop
+that prints the JSON row train.ts reads."""
 import json
+import struct
 import time
 
 import torch
@@ -33,6 +35,42 @@ def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):
     return losses.mean()
 
 
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "BF16": torch.bfloat16, "F16": torch.float16}
+
+
+def read_safetensors(path):
+    """A safetensors file as {name: tensor}: an 8-byte little-endian header length, the JSON header, the data."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = t["data_offsets"]
+        buf = bytearray(data[8 + n + begin:8 + n + end])
+        out[name] = torch.frombuffer(buf, dtype=_DTYPES[t["dtype"]]).reshape(t["shape"]) if buf else \
+            torch.empty(t["shape"], dtype=_DTYPES[t["dtype"]])
+    return out
+
+
+def starting_params(cfg, init_params, hf_name):
+    """The policy's starting weights: cfg["shared"]["weights"] (the omni-dpo side's, in Hugging Face names, mapped by
+    hf_name) when the run shares them, else this side's own random init."""
+    shared = cfg.get("shared")
+    if not shared:
+        return init_params()
+    hf = read_safetensors(shared["weights"])
+    return {k: hf[hf_name(k)].clone() for k in init_params()}  # init_params for its names only
+
+
+def starting_ids(cfg, vocab, rows, seq):
+    """The batch's token ids [rows, seq]: cfg["shared"]["input_ids"] when shared, else random."""
+    shared = cfg.get("shared")
+    return torch.tensor(shared["input_ids"], dtype=torch.int64) if shared else torch.randint(0, vocab, (rows, seq))
+
+
 def proc_status():
     try:
         with open("/proc/self/status") as f:
@@ -53,8 +91,11 @@ def reset_peak():
 
 def run_and_report(step, cfg, rows, seq, last_loss):
     """Warm-up steps, then timed steps with the peak RSS reset between; prints the JSON row."""
-    for _ in range(cfg["warmup"]):
+    first_loss = float("nan")
+    for i in range(cfg["warmup"]):
         step()
+        if i == 0:
+            first_loss = last_loss()  # before any update: the objective itself, comparable across sides
     before = proc_status()
     reset = reset_peak()
     times = []
@@ -74,5 +115,5 @@ def run_and_report(step, cfg, rows, seq, last_loss):
         "seconds_per_step": ordered[len(ordered) // 2], "best_seconds": ordered[0], "step_seconds": times,
         "tokens_per_second": rows * seq / ordered[0],
         "rss_before_bytes": before[0] if before else None, "peak_rss_bytes": peak,
-        "peak_reset": reset and after is not None, "loss": last_loss(),
+        "peak_reset": reset and after is not None, "loss": last_loss(), "first_loss": first_loss,
     }))

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_common import attention, omni_dpo_loss, run_and_report  # noqa: E402
+from train_common import attention, omni_dpo_loss, run_and_report, starting_ids, starting_params  # noqa: E402
 from hf_blocks import rms_norm as hf_rms_norm, rotate_half  # noqa: E402
 from torch.utils.checkpoint import checkpoint
 
@@ -47,6 +47,18 @@ def init_params():
             f"{i}.gate_w": w(I, E), f"{i}.up_w": w(I, E), f"{i}.down_w": w(E, I),
         })
     return params
+
+
+def hf_name(key):
+    """transformers' Qwen2 name of a key of init_params ("1.q_w" -> "model.layers.1.self_attn.q_proj.weight")."""
+    if key in ("embed", "norm"):
+        return {"embed": "model.embed_tokens.weight", "norm": "model.norm.weight"}[key]
+    i, name = key.split(".")
+    if name in ("in_norm", "post_norm"):
+        return f"model.layers.{i}.{'input_layernorm' if name == 'in_norm' else 'post_attention_layernorm'}.weight"
+    module, kind = name.rsplit("_", 1)
+    block = "mlp" if module in ("gate", "up", "down") else "self_attn"
+    return f"model.layers.{i}.{block}.{module}_proj.{'weight' if kind == 'w' else 'bias'}"
 
 
 def rms_norm(x, weight):
@@ -128,23 +140,17 @@ def concatenated_logps(logits, input_ids, loss_mask):
     return logps, mean_chosen, mean_rejected
 
 
-
-
-
-
-
-
 if LORA:
-    reference = init_params()  # the frozen base; the policy is the base plus its adapters
+    reference = starting_params(cfg, init_params, hf_name)  # the frozen base; the policy is the base plus its adapters
     adapters = {k: v.requires_grad_() for k, v in lora_params().items()}
     policy = {**reference, **adapters}
     trainable = list(adapters.values())
 else:
-    policy = {k: v.requires_grad_() for k, v in init_params().items()}
+    policy = {k: v.requires_grad_() for k, v in starting_params(cfg, init_params, hf_name).items()}
     reference = {k: v.detach().clone() for k, v in policy.items()}
     trainable = list(policy.values())
 optimizer = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-input_ids = torch.randint(0, V, (2 * B, T))
+input_ids = starting_ids(cfg, V, 2 * B, T)
 loss_mask = torch.arange(T).ge(cfg["prompt_len"]).unsqueeze(0).expand(2 * B, T).to(torch.int64)
 o = cfg["loss"]
 score_chosen = torch.full((B,), float(o["score_chosen"]))

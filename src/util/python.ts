@@ -20,10 +20,13 @@ export const NO_TORCH_PYTHON = "no python3 with torch (apt-get install python3-t
 
 /**
  * Runs a Python script (source text, or a file path with `file: true`) with `input` as JSON
- * on stdin and returns the JSON object printed on the last line of stdout.
+ * on stdin and returns the JSON object printed on the last line of stdout, run by the Python that
+ * has torch unless `options.python` names another.
  */
-export function runPythonJson<T = unknown>(script: string, input: unknown = null, options: { file?: boolean; env?: NodeJS.ProcessEnv; args?: string[] } = {}): T {
-  const exe = torchPython();
+export function runPythonJson<T = unknown>(script: string, input: unknown = null,
+  options: { file?: boolean; env?: NodeJS.ProcessEnv; args?: string[]; python?: string } = {}): T {
+  // `python`: another interpreter, for scripts that need only the standard library or jinja2.
+  const exe = options.python ?? torchPython();
   if (!exe) throw new Error(NO_TORCH_PYTHON);
   const argv = options.file ? [script, ...(options.args ?? [])] : ["-c", script, ...(options.args ?? [])];
   const r = spawnSync(exe, argv, {

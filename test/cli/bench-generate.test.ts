@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { GenerateBenchResult } from "../../src/bench/generate.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const skip = process.env.OMNI_DPO_SKIP_BENCH_TESTS ? "OMNI_DPO_SKIP_BENCH_TESTS is set" : false;
@@ -18,6 +18,6 @@ test("bench generate --tiny --json: generated tokens/s here and in PyTorch", { s
   assert.equal(j.rows[0].unit, "tokens/s");
   assert.match(j.rows[0].name, /batch 4, prompt 8, 8 new/);
   assert.ok(j.rows[0].omni > 0);
-  if (skipReason()) assert.equal(j.rows[0].pytorch, null);
+  if (skipUnless("torch")) assert.equal(j.rows[0].pytorch, null);
   else assert.ok(j.rows[0].pytorch! > 0 && j.rows[0].speedVsPytorch! > 0, r.stdout);
 });

@@ -9,15 +9,15 @@
 // (Debian's python3-jinja2), trl_chat_render.py renders the same records as TRL with jinja2.
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { Tokenizer } from "../../src/text/index.js";
 import { DataError, type Message, type PreferenceRecord } from "../../src/data/records.js";
 import { formatRecord, tokenizePair, tokenizeRecords, type TokenizeOptions } from "../../src/data/tokenize.js";
 import { loadTrainConfig, ConfigError } from "../../src/train/config.js";
 import { packageRoot } from "../../src/util/package-root.js";
-import { runPythonJson, torchPython } from "../../src/util/python.js";
+import { runPythonJson } from "../../src/util/python.js";
 import { LLAMA3_TEMPLATE } from "../helpers/tokenizers.js";
+import { pythonWith, skipUnless } from "../helpers/requirements.js";
 
 const WIDE: TokenizeOptions = { maxLength: 512, maxPromptLength: 128, truncationMode: "keep_end" };
 const msg = (role: string, content: string): Message => ({ role, content });
@@ -166,14 +166,8 @@ describe("the two renderings compared", () => {
   });
 });
 
-function jinjaSkipReason(): string | false {
-  const exe = torchPython();
-  if (!exe) return "no python3 (with torch) to run trl_chat_render.py";
-  return spawnSync(exe, ["-c", "import jinja2"]).status === 0 ? false : "python3 has no jinja2 (apt-get install python3-jinja2)";
-}
-
 describe("against TRL's rendering in Python (jinja2, as transformers renders templates)", () => {
-  it("the same prompt, chosen and rejected for every record and template", { skip: jinjaSkipReason() }, () => {
+  it("the same prompt, chosen and rejected for every record and template", { skip: skipUnless("jinja2") }, () => {
     const records: PreferenceRecord[] = [
       sky,
       record([msg("system", "Be brief."), msg("user", "Hi")], [msg("assistant", "Hello")], [msg("assistant", "Bye")]),
@@ -191,7 +185,7 @@ describe("against TRL's rendering in Python (jinja2, as transformers renders tem
       record: { ...(r.prompt === null ? {} : { prompt: r.prompt }), chosen: r.chosen, rejected: r.rejected },
     })));
     const { results } = runPythonJson<{ results: ({ prompt: string; chosen: string; rejected: string } | { error: string })[] }>(
-      join(packageRoot(), "test", "data", "trl_chat_render.py"), { cases }, { file: true });
+      join(packageRoot(), "test", "data", "trl_chat_render.py"), { cases }, { file: true, python: pythonWith("jinja2")! });
     let i = 0;
     for (const [name, tok, template] of templates) {
       for (const r of records) {

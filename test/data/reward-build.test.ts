@@ -20,13 +20,12 @@ import { createSequenceClassifier, saveSequenceClassifier } from "../../src/mode
 import { Tokenizer } from "../../src/text/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
 import { tempDir, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
 torch.setNumThreads(1);
-const reason = skipReason();
-if (reason) console.log(`reward-model parity skipped: ${reason}`);
+const needsTorch = skipUnless("torch");
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
 const REFERENCE = fileURLToPath(new URL("../../../test/models/reference_archs2.py", import.meta.url));
@@ -143,7 +142,7 @@ test("a reward model whose tokenizer gives ids past its vocab_size is refused be
   assert.ok(!existsSync(`${out}.progress.jsonl`), "nothing was sampled");
 });
 
-test("every stored reward score equals the independent PyTorch head on the conversation scored alone", { skip: reason ?? false }, () => {
+test("every stored reward score equals the independent PyTorch head on the conversation scored alone", { skip: needsTorch }, () => {
   const rows = readJsonl(PAIRS);
   const tok = Tokenizer.fromPretrainedSync(RM);
   const ids = rows.flatMap((row) => row.all_generated_responses.map((response) =>

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { torchPython } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -108,7 +108,7 @@ describe("faults in a 2-rank run", () => {
     assert.ok(existsSync(join(dir, "model.safetensors")));
   });
 
-  it("with TORCHELASTIC_USE_AGENT_STORE=True (torchrun's workers) the ranks use the store already served (PyTorch's own TCPStore)", { skip: skipReason() ?? false }, async () => {
+  it("with TORCHELASTIC_USE_AGENT_STORE=True (torchrun's workers) the ranks use the store already served (PyTorch's own TCPStore)", { skip: skipUnless("torch") }, async () => {
     const { file, dir } = recipe("agent-store", { max_steps: 2 });
     const port = String(await freePort());
     const agent = spawn(torchPython()!, [AGENT_STORE, port, "3"], { stdio: ["pipe", "pipe", "inherit"] });

@@ -6,13 +6,13 @@ import { fileURLToPath } from "node:url";
 import { torch } from "../../src/index.js";
 import { buckets, interleave, shardOf, strideOf } from "../../src/train/distributed/index.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 const SAMPLER = fileURLToPath(new URL("../../../test/distributed/distributed_sampler.py", import.meta.url));
 const CASES = [{ n: 16, world: 2 }, { n: 15, world: 2 }, { n: 10, world: 4 }, { n: 3, world: 4 }, { n: 1, world: 3 }, { n: 7, world: 1 }];
 
 describe("sharding", () => {
-  it("shardOf is PyTorch's DistributedSampler (pad from the start, then stride)", { skip: skipReason() ?? false }, () => {
+  it("shardOf is PyTorch's DistributedSampler (pad from the start, then stride)", { skip: skipUnless("torch") }, () => {
     const expected = runPythonJson<number[][][]>(SAMPLER, CASES, { file: true });
     CASES.forEach((c, i) => {
       const order = Array.from({ length: c.n }, (_, k) => k);

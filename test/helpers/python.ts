@@ -1,13 +1,8 @@
-// Parity tests run scripts in a Python with PyTorch; they skip with a printed reason when none
-// exists. CI installs Debian's python3-torch so they run there.
-import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
+// Parity tests run scripts in a Python with PyTorch. Whether they run here at all is decided in
+// requirements.ts (skipUnless("torch")), not here. CI installs Debian's python3-torch.
+import { runPythonJson, torchPython } from "../../src/util/python.js";
 
 export { torchPython };
-
-/** Why parity tests skip here, or null when they can run. */
-export function skipReason(): string | null {
-  return torchPython() ? null : NO_TORCH_PYTHON;
-}
 
 /** Runs `script` with `input` serialised as JSON on stdin; returns the JSON it prints last. */
 export function runPython<T = unknown>(script: string, input: unknown = null): T {

@@ -12,18 +12,17 @@ import { concatenatedBatch, tokenizeRecords } from "../../src/data/tokenize.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
 import { batchTensors, concatenatedForward } from "../../src/logprobs/forward.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
 const REFERENCE = fileURLToPath(new URL("../../../test/logprobs/reference_wpo.py", import.meta.url));
-const reason = skipReason();
-if (reason) console.log(`# WPO weight parity skipped: ${reason}`);
+const needsTorch = skipUnless("torch");
 
 let root: string;
 before(() => { root = tempDir("omni-dpo-wpo-"); });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-test("WPO weights and LD-DPO log-probs from the chunked path equal TRL's, from full logits", { skip: reason ?? false }, async () => {
+test("WPO weights and LD-DPO log-probs from the chunked path equal TRL's, from full logits", { skip: needsTorch }, async () => {
   torch.setNumThreads(1);
   const dir = writeToyModel(join(root, "model"));
   const tokenizer = Tokenizer.fromPretrainedSync(dir);

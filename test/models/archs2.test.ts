@@ -17,12 +17,11 @@ import type { RawConfig } from "../../src/models/config.js";
 import { KVCache } from "../../src/models/cache.js";
 import { attachLora } from "../../src/nn/lora.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { once, skipReason } from "../helpers/python.js";
+import { once } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 import { paddedBatches, randomizeParameters, type Batch } from "../helpers/batches.js";
 
-const reason = skipReason();
-if (reason) console.log(`Qwen3 / Phi-3 parity tests skipped: ${reason}`);
-const skip = reason ?? false;
+const skip = skipUnless("torch");
 
 torch.setNumThreads(1);
 const TOL = 1e-4;

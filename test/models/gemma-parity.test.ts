@@ -19,12 +19,10 @@ import { createModel, loadModel, saveModel } from "../../src/models/auto.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 import { GEMMA_CONFIGS, randomGemma } from "../helpers/gemma.js";
 
-const reason = skipReason();
-if (reason) console.log(`gemma parity tests skipped: ${reason}`);
-const skip = reason ?? false;
+const skip = skipUnless("torch");
 torch.setNumThreads(1);
 
 const TOL = 1e-4;

@@ -17,11 +17,9 @@ import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { saveCheckpoint } from "../../src/models/safetensors.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
-const reason = skipReason();
-if (reason) console.log(`model parity tests skipped: ${reason}`);
-const skip = reason ?? false;
+const skip = skipUnless("torch");
 
 const TOL = 1e-4;
 // Tiny models: one thread avoids thread-pool overhead on every small op (and contention).

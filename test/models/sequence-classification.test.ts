@@ -17,12 +17,11 @@ import type { RawConfig } from "../../src/models/config.js";
 import { createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from "../../src/models/sequence-classification.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { once, skipReason } from "../helpers/python.js";
+import { once } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 import { paddedBatches, randomizeParameters, type Batch } from "../helpers/batches.js";
 
-const reason = skipReason();
-if (reason) console.log(`sequence-classification parity tests skipped: ${reason}`);
-const skip = reason ?? false;
+const skip = skipUnless("torch");
 
 torch.setNumThreads(1);
 const TOL = 1e-4;

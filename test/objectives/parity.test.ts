@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { torch, preferenceLoss, resolvePreferenceOptions, type PreferenceLossOptions, type ResolvedPreferenceOptions } from "../../src/index.js";
 import { values } from "../helpers/gradcheck.js";
-import { runPython, skipReason } from "../helpers/python.js";
+import { runPython } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 // Written from docs/method.md's formulas with torch.nn.functional, independently of src/.
 const SCRIPT = String.raw`
@@ -138,8 +139,7 @@ function nearAll(actual: number[], expected: number[], what: string): void {
   actual.forEach((v, i) => near(v, expected[i], `${what}[${i}]`));
 }
 
-const reason = skipReason();
-if (reason) console.log(`# objectives parity tests skipped: ${reason}`);
+const needsTorch = skipUnless("torch");
 
 let python: PyResult[] | null = null;
 function pythonResults(): PyResult[] {
@@ -152,7 +152,7 @@ function pythonResults(): PyResult[] {
 }
 
 CASES.forEach((c, k) => {
-  test(`parity with PyTorch: ${JSON.stringify(c.options)}${c.scale ? ` (log-probs x${c.scale})` : ""}`, { skip: reason ?? false }, () => {
+  test(`parity with PyTorch: ${JSON.stringify(c.options)}${c.scale ? ` (log-probs x${c.scale})` : ""}`, { skip: needsTorch }, () => {
     const py = pythonResults()[k];
     const x = inputs(c.seed, c.scale ?? 1, resolvePreferenceOptions(c.options).tauGood);
     torch.tidy(() => {
@@ -178,7 +178,7 @@ CASES.forEach((c, k) => {
   });
 });
 
-test("parity inputs exercise both sides of the c-NLL gate and of the hinges", { skip: reason ?? false }, () => {
+test("parity inputs exercise both sides of the c-NLL gate and of the hinges", { skip: needsTorch }, () => {
   const metrics = pythonResults().map((r) => r.metrics);
   const gates = metrics.filter((m) => m.nll_gate !== undefined && m.nll_gate > 0 && m.nll_gate < 1);
   assert.ok(gates.length >= 5, `gates partly open in ${gates.length} cases`);

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { torch, preferenceLoss, resolvePreferenceOptions, type RegisteredLossOptions } from "../../src/index.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { values } from "../helpers/gradcheck.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 const REFERENCE = fileURLToPath(new URL("../../../test/objectives/reference_trl_losses.py", import.meta.url));
 const B = 12;
@@ -75,8 +75,7 @@ function nearAll(actual: number[], expected: number[], what: string): void {
   actual.forEach((v, i) => near(v, expected[i], `${what}[${i}]`));
 }
 
-const reason = skipReason();
-if (reason) console.log(`# TRL-loss parity tests skipped: ${reason}`);
+const needsTorch = skipUnless("torch");
 
 let python: PyResult[] | null = null;
 function pythonResults(): PyResult[] {
@@ -87,7 +86,7 @@ function pythonResults(): PyResult[] {
 }
 
 CASES.forEach((c, k) => {
-  test(`parity with PyTorch: ${JSON.stringify(c.options)} (${c.perToken ? "per-token" : "summed"} log-probs)`, { skip: reason ?? false }, () => {
+  test(`parity with PyTorch: ${JSON.stringify(c.options)} (${c.perToken ? "per-token" : "summed"} log-probs)`, { skip: needsTorch }, () => {
     const py = pythonResults()[k];
     const x = inputs(c.seed, c.perToken);
     torch.tidy(() => {
@@ -111,7 +110,7 @@ CASES.forEach((c, k) => {
   });
 });
 
-test("the parity inputs reach both branches: DPOP's penalty on and off, hinge active and flat, ORPO's two log1mexp sides", { skip: reason ?? false }, () => {
+test("the parity inputs reach both branches: DPOP's penalty on and off, hinge active and flat, ORPO's two log1mexp sides", { skip: needsTorch }, () => {
   for (const c of CASES.filter((c) => c.options.lossType === "dpop")) {
     const x = inputs(c.seed, c.perToken);
     assert.ok(x.rc.some((v, i) => v > x.pc[i]) && x.rc.some((v, i) => v < x.pc[i]), "DPOP's penalty on and off");

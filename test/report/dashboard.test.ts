@@ -10,13 +10,14 @@
 //   - `omni-dpo dashboard --export` writes one file that opens with every network request
 //     blocked, and none is attempted;
 //   - screenshots (under the test's temp dir) are not blank;
-//   - bad requests get 404/405, another Host header 403, and the server keeps serving; a
-//     non-loopback --host needs --allow-remote.
-// Skips with the reason when chromium is absent or OMNI_DPO_SKIP_BROWSER=1.
+// The browser tests skip with the reason when chromium is absent or OMNI_DPO_SKIP_BROWSER=1 (they
+// fail instead under OMNI_DPO_REQUIRE_BROWSER=1, as in CI). Without a browser, everywhere: bad
+// requests get 404/405, another Host header 403, and the server keeps serving; a non-loopback
+// --host needs --allow-remote.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -31,14 +32,12 @@ import { DASHBOARD_CHARTS } from "../../src/report/dashboard-page.js";
 import { startDashboard, type DashboardServer } from "../../src/report/dashboard-server.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { CHROMIUM, skipUnless } from "../helpers/requirements.js";
 
 torch.setNumThreads(1);
 
-const CHROMIUM = "/usr/bin/chromium";
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
-const skip = process.env.OMNI_DPO_SKIP_BROWSER === "1" ? "OMNI_DPO_SKIP_BROWSER=1"
-  : !existsSync(CHROMIUM) ? `no chromium at ${CHROMIUM} (scripts/setup.sh installs it)` : false;
-if (skip) console.log(`# dashboard browser tests skipped: ${skip}`);
+const skip = skipUnless("chromium");
 
 const SAMPLE = 12;
 let root: string;
@@ -240,19 +239,34 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     assert.ok(colours > 20, `the export's screenshot has ${colours} colours: blank?`);
     await check.close();
   });
+});
+
+// Plain HTTP, no browser: these run wherever the suite runs.
+describe("omni-dpo dashboard's server over plain HTTP", () => {
+  let dir: string;
+  let plain: DashboardServer;
+  before(async () => {
+    dir = tempDir("omni-dpo-dashboard-http-");
+    writeFileSync(join(dir, "metrics.jsonl"), [1, 2].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
+    plain = await startDashboard([dir], { intervalMs: 150 });
+  });
+  after(async () => {
+    await plain?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("bad requests do not stop the server; a non-loopback --host needs --allow-remote", async () => {
-    assert.equal((await fetch(new URL("nope", dash.url))).status, 404);
-    assert.equal((await fetch(dash.url, { method: "POST", body: "x" })).status, 405);
+    assert.equal((await fetch(new URL("nope", plain.url))).status, 404);
+    assert.equal((await fetch(plain.url, { method: "POST", body: "x" })).status, 405);
     // Another Host (a rebinding web page) is refused.
     const status = await new Promise<number>((resolve, reject) => {
-      request(dash.url, { headers: { host: "evil.example" } }, (res) => { res.resume(); resolve(res.statusCode!); }).on("error", reject).end();
+      request(plain.url, { headers: { host: "evil.example" } }, (res) => { res.resume(); resolve(res.statusCode!); }).on("error", reject).end();
     });
     assert.equal(status, 403);
-    const page = await fetch(dash.url);
+    const page = await fetch(plain.url);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<div id="dashboard">/);
-    const r = spawnSync(process.execPath, [CLI, "dashboard", trained, "--host", "0.0.0.0"], { encoding: "utf8", timeout: 30_000 });
+    const r = spawnSync(process.execPath, [CLI, "dashboard", dir, "--host", "0.0.0.0"], { encoding: "utf8", timeout: 30_000 });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--allow-remote/);
   });

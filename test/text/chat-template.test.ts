@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { ChatTemplateError, Tokenizer, renderChatTemplate, type ChatMessage } from "../../src/text/index.js";
+import { pythonWith, skipUnless } from "../helpers/requirements.js";
 import {
   CHATML_TEMPLATE, LLAMA2_TEMPLATE, LLAMA3_TEMPLATE, tempTokenizerDir, writeByteLevelTokenizer, writeLlama2Tokenizer,
   writeLlama3Tokenizer,
@@ -195,7 +196,7 @@ describe("template selection and context", () => {
   });
 });
 
-// The same templates through Python's Jinja2 with transformers' settings, where python3 has it.
+// The same templates through Python's Jinja2 with transformers' settings, where a python3 has it.
 const PY_RENDER = `
 import json, sys
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -214,11 +215,6 @@ for c in json.load(sys.stdin):
 print(json.dumps(out))
 `;
 
-function jinja2Missing(): string | false {
-  const r = spawnSync("python3", ["-c", "import jinja2"], { encoding: "utf8" });
-  return r.status === 0 ? false : "python3 with jinja2 not found";
-}
-
 // Python's str.strip family strips only the characters given (Qwen3's template relies on it).
 const STRIP_TEMPLATE = "{% for m in messages %}[{{ m.content.lstrip('\\n') }}|{{ m.content.rstrip('\\n ') }}|{{ m.content.strip('\\n') }}|" +
   "{{ m.content.split('</think>')[-1].lstrip('\\n') }}|{{ m.content.strip() }}|{{ m.content.lstrip(none) }}]{% endfor %}";
@@ -231,7 +227,7 @@ describe("str.strip, lstrip and rstrip with an argument", () => {
   });
 });
 
-describe("agreement with Python's Jinja2", { skip: jinja2Missing() }, () => {
+describe("agreement with Python's Jinja2", { skip: skipUnless("jinja2") }, () => {
   it("renders the ChatML, Llama 3 and Llama 2 templates (and str.strip with arguments) identically", () => {
     const conversations: ChatMessage[][] = [
       CONVERSATION,
@@ -254,7 +250,7 @@ describe("agreement with Python's Jinja2", { skip: jinja2Missing() }, () => {
       template: c.template,
       context: { ...c.specials, messages: c.messages, add_generation_prompt: c.gen, tools: null, documents: null },
     }));
-    const r = spawnSync("python3", ["-c", PY_RENDER], { input: JSON.stringify(input), encoding: "utf8" });
+    const r = spawnSync(pythonWith("jinja2")!, ["-c", PY_RENDER], { input: JSON.stringify(input), encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const expected = JSON.parse(r.stdout) as (string | { error: string })[];
     cases.forEach((c, i) => {

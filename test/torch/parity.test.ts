@@ -6,11 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { torch, type Tensor } from "../../src/index.js";
 import { values } from "../helpers/gradcheck.js";
-import { runPython, skipReason } from "../helpers/python.js";
+import { runPython } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
-const reason = skipReason();
-if (reason) console.log(`parity tests skipped: ${reason}`);
-const skip = reason ?? false;
+const skip = skipUnless("torch");
 
 const TOL = 1e-10;
 

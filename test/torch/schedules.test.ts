@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import * as torch from "../../src/torch/index.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 const REFERENCE = fileURLToPath(new URL("../../../test/torch/reference_schedules.py", import.meta.url));
 
@@ -30,7 +30,7 @@ const CASES: Case[] = [
 ];
 const STEPS = 24;  // past the end, where polynomial and warmup_stable_decay hold their floor
 
-test("every schedule type, with its lr_scheduler_kwargs, gives transformers' learning rates step by step (PyTorch LambdaLR reference)", { skip: skipReason() ?? undefined }, () => {
+test("every schedule type, with its lr_scheduler_kwargs, gives transformers' learning rates step by step (PyTorch LambdaLR reference)", { skip: skipUnless("torch") }, () => {
   const expected = runPythonJson<number[][]>(REFERENCE, CASES.map((c) => ({ ...c, steps: STEPS })), { file: true });
   CASES.forEach((c, i) => {
     const p = torch.tensor([0], { dtype: "float64" }).requiresGrad_(true);

@@ -31,14 +31,20 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-// Tolerances for bf16 mixed precision against float32 on this model. Measured here: loss
-// relative difference 3.4e-5, chosen log-probs 1.9e-5 (the logits are small, so the
-// vocabulary's logsumexp dominates), gradient cosine 0.99978.
-const LOSS_REL_TOL = 1e-2;
-const GRAD_COSINE_MIN = 0.99;
+// Tolerances for bf16 mixed precision against float32 on this model, set from measurement here:
+// loss 4.0e-5 relative, chosen log-probs 2.7e-5 (the logits are small, so the vocabulary's
+// logsumexp dominates), gradient cosine 0.999992 (1 - cos = 7.7e-6). The same step with the
+// log-softmax taken in bf16 (tokenLogProbs without its float32 upcast, the result cast back)
+// gave 7.3e-3, 1.5e-3 and 0.999967: the first two fail these bounds, which the old ones (1e-2,
+// cosine 0.99) let through.
+const LOSS_REL_TOL = 1e-3;
+const LOGPS_REL_TOL = 3e-4;
+const GRAD_COSINE_MIN = 0.9999;
+// Twelve steps at lr 1e-2 drift apart by bf16 rounding: 4.7e-3 at most, measured.
+const TRAINED_LOSS_ABS_TOL = 0.015;
 
 describe("bf16 mixed precision matches float32", () => {
-  it("the DPO loss and log-probs within 1e-2 relative and the gradients with cosine above 0.99", async () => {
+  it("the DPO loss within 1e-3 relative, log-probs within 3e-4, the gradients with cosine above 0.9999", async () => {
     const tokenizer = Tokenizer.fromPretrainedSync(policyDir);
     const pairs = tokenizeRecords((await readPreferenceFile(data)).slice(0, 8), tokenizer, { maxLength: 64, maxPromptLength: 32, truncationMode: "keep_end" });
     const pad = tokenizer.padTokenId ?? tokenizer.eosTokenId!;
@@ -68,7 +74,9 @@ describe("bf16 mixed precision matches float32", () => {
         const rel = Math.abs(bf16.loss - f32.loss) / Math.abs(f32.loss);
         const cos = torch.tidy(() => bf16.grad.mul(f32.grad).sum().item() / (bf16.grad.norm().item() * f32.grad.norm().item()));
         const logpsRel = Math.max(...f32Logps.map((x, i) => Math.abs(bf16Logps[i] - x) / Math.abs(x)));
-        assert.ok(logpsRel < LOSS_REL_TOL, `chosen log-probs differ by ${logpsRel} relative`);
+        console.log(`# bf16 vs float32: loss ${rel.toExponential(2)} relative, log-probs ${logpsRel.toExponential(2)}, `
+          + `cosine ${cos}`);
+        assert.ok(logpsRel < LOGPS_REL_TOL, `chosen log-probs differ by ${logpsRel} relative`);
         assert.ok(rel < LOSS_REL_TOL, `loss ${bf16.loss} vs float32 ${f32.loss}: relative difference ${rel}`);
         assert.ok(cos > GRAD_COSINE_MIN, `gradient cosine ${cos}`);
         assert.ok(bf16.loss !== f32.loss, "bf16 changed nothing: autocast did not apply");
@@ -111,7 +119,9 @@ describe("training with bf16 and torch_dtype", () => {
     const f32 = await train(recipe("float32", {}));
     const f32Losses = trainLosses(f32.outputDir);
     assert.notDeepEqual(losses, f32Losses);
-    assert.ok(losses.every((x, i) => Math.abs(x - f32Losses[i]) < 0.05), `bf16 ${losses} vs float32 ${f32Losses}`);
+    const drift = Math.max(...losses.map((x, i) => Math.abs(x - f32Losses[i])));
+    console.log(`# bf16 vs float32 training losses: ${drift} apart at most`);
+    assert.ok(drift < TRAINED_LOSS_ABS_TOL, `bf16 ${losses} vs float32 ${f32Losses}`);
     assert.equal(JSON.parse(readFileSync(join(r.outputDir, "config.json"), "utf8")).torch_dtype, "float32");
   });
 

@@ -1,6 +1,7 @@
 // The `omni-dpo train` command as users run it: a reference-style YAML trains and exits 0;
 // Ctrl-C (SIGINT) mid-training writes a checkpoint and exits 130 (SIGTERM 143, SIGHUP 129); --set resume_from_checkpoint=true
-// then finishes the run. A closed terminal (SIGHUP) checkpoints the same way; a second run on a
+// then finishes the run, with the weights of a run never interrupted (1e-6). A closed terminal (SIGHUP) checkpoints
+// and resumes the same way; a second run on a
 // busy output_dir is refused; a write that fails (a file-size limit) names the file; --help
 // lists every recipe key.
 import { after, before, describe, it } from "node:test";
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { compareWeights } from "../helpers/weights.js";
 import { RECIPE_KEYS, type KeySpec } from "../../src/train/keys.js";
 import { OBJECTIVE_CONFIG_KEYS } from "../../src/objectives/index.js";
 
@@ -115,26 +117,9 @@ save_total_limit: 20
     assert.doesNotMatch(r.stderr, /'(bf16|torch_dtype|gradient_checkpointing)'/);
   });
 
-  it("SIGINT mid-training writes a checkpoint and exits 130; --set resume_from_checkpoint=true finishes the run", async () => {
-    const model = writeToyModel(join(root, "llama-tiny"));
-    writeJsonl(join(root, "pairs.jsonl"), toyPairs(16));
-    const yaml = join(root, "long.yaml");
+  it("SIGINT mid-training writes a checkpoint and exits 130; --set resume_from_checkpoint=true finishes with an uninterrupted run's weights", async () => {
     // 4 steps an epoch, 8 epochs: long enough to interrupt, short enough to finish afterwards.
-    writeFileSync(yaml, `model_name_or_path: llama-tiny
-dataset_mixer:
-  pairs.jsonl: 1.0
-output_dir: long-run
-pref_loss: uni_dpo
-learning_rate: 1.0e-3
-num_train_epochs: 8
-per_device_train_batch_size: 4
-max_length: 48
-max_prompt_length: 24
-logging_steps: 1
-save_steps: 1000
-seed: 3
-`);
-    const out = join(root, "long-run");
+    const { yaml, out } = longRecipe("long-run", 8);
     const child = spawn(process.execPath, [CLI, "train", yaml], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
@@ -167,6 +152,8 @@ seed: 3
     assert.ok(existsSync(join(out, "model.safetensors")));
     const steps = metricRows(out).map((row) => row.step);
     assert.deepEqual(steps, Array.from({ length: 32 }, (_, i) => i + 1), "one row per step, none lost or repeated across the resume");
+    const worst = compareWeights(uninterrupted(), out, 1e-6);
+    console.log(`# SIGINT and resume against an uninterrupted run: weights ${worst} apart at most`);
   });
 
   it("a config error exits 1, names the key and writes nothing", () => {
@@ -220,6 +207,18 @@ seed: 3
   return { yaml, out: join(root, name) };
 }
 
+let uninterruptedDir: string | undefined;
+/** The output_dir of longRecipe(…, 8) run start to end without a signal (run once, on first use). */
+function uninterrupted(): string {
+  if (!uninterruptedDir) {
+    const { yaml, out } = longRecipe("uninterrupted", 8);
+    const r = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    uninterruptedDir = out;
+  }
+  return uninterruptedDir;
+}
+
 describe("omni-dpo train: no lost or overwritten work", () => {
   it("a second run on a busy output_dir is refused, naming the first run's pid and host and the lock file; the first goes on", async () => {
     const { yaml, out } = longRecipe("busy", 100);
@@ -250,7 +249,7 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     assert.equal(readdirSync(out).filter((n) => n.startsWith("checkpoint-")).length, 1);
   });
 
-  it("SIGHUP (a closed terminal) checkpoints and stops as SIGTERM does; the next run resumes from that checkpoint and finishes", async () => {
+  it("SIGHUP (a closed terminal) checkpoints and stops as SIGTERM does; the next run resumes and ends with an uninterrupted run's weights", async () => {
     const { yaml, out } = longRecipe("hangup", 8);
     const run = startTrain([yaml], root);
     await untilFirstRow(out, run);
@@ -269,6 +268,8 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     assert.match(resumed.stderr, new RegExp(`resumed from .*checkpoint-${stoppedAt} at step ${stoppedAt}`));
     assert.match(resumed.stdout, /trained 32 steps/);
     assert.deepEqual(metricRows(out).map((row) => row.step), Array.from({ length: 32 }, (_, i) => i + 1));
+    const worst = compareWeights(uninterrupted(), out, 1e-6);
+    console.log(`# SIGHUP and resume against an uninterrupted run: weights ${worst} apart at most`);
 
     // Run once more: the run is finished (its last step is checkpointed), so nothing is trained.
     const again = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: root, encoding: "utf8", timeout: 120_000 });

@@ -11,6 +11,7 @@ import { packageRoot } from "../../src/util/package-root.js";
 import { WriteError, writeFileAtomic, writeJsonAtomic } from "../../src/util/files.js";
 import { MetricsSink } from "../../src/train/metrics.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
+import { skipUnless } from "../helpers/requirements.js";
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
 let root: string;
@@ -43,15 +44,8 @@ describe("a write that fails names the path", () => {
   });
 });
 
-/** Whether strace can trace a child here (it needs ptrace, which some sandboxes deny). */
-function straceSkip(): string | false {
-  const r = spawnSync("strace", ["-f", "-qq", "-e", "trace=fsync", "true"], { encoding: "utf8" });
-  if (r.error) return "strace is not installed (apt-get install strace)";
-  return r.status === 0 ? false : `strace cannot trace here: ${r.stderr.trim()}`;
-}
-
 describe("durability order, on a real run's system calls", () => {
-  it("checkpoint: every file, then the directory, fsynced before the rename into place, then output_dir; atomic files likewise", { skip: straceSkip() }, () => {
+  it("checkpoint: every file, then the directory, fsynced before the rename into place, then output_dir; atomic files likewise", { skip: skipUnless("strace") }, () => {
     writeToyModel(join(root, "model"));
     writeJsonl(join(root, "pairs.jsonl"), toyPairs(8));
     const yaml = join(root, "run.yaml");

@@ -15,7 +15,7 @@ import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train, type TrainResult } from "../../src/train/trainer.js";
 import { crc32c } from "../../src/train/tensorboard.js";
 import { runPythonJson } from "../../src/util/python.js";
-import { skipReason } from "../helpers/python.js";
+import { pythonWith, skipUnless } from "../helpers/requirements.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
 const READER = fileURLToPath(new URL("../../../test/train/read_tfevents.py", import.meta.url));
@@ -149,7 +149,7 @@ describe("report_to: tensorboard", () => {
     assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);  // RFC 3720 B.4: 32 bytes of zeros
   });
 
-  it("writes an event file whose records (CRCs checked) hold every logged number under HF's tags at its step", { skip: skipReason() ?? undefined }, async () => {
+  it("writes an event file whose records (CRCs checked) hold every logged number under HF's tags at its step", { skip: skipUnless("python") }, async () => {
     const r = await byEpoch();
     const runs = join(r.outputDir, "runs");
     const [runDir] = readdirSync(runs);
@@ -158,7 +158,7 @@ describe("report_to: tensorboard", () => {
     assert.equal(files.length, 1);
     assert.match(files[0], /^events\.out\.tfevents\.\d+\./);
     const read = runPythonJson<{ events: { step?: number; file_version?: string; values: [string, number][] }[]; tensorboard: unknown }>(
-      READER, { file: join(runs, runDir, files[0]) }, { file: true });
+      READER, { file: join(runs, runDir, files[0]) }, { file: true, python: pythonWith(null)! });
     assert.equal(read.events[0].file_version, "brain.Event:2");
     const scalars = read.events.slice(1);
     const rows = rowsOf(r.outputDir);
