@@ -114,6 +114,7 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
   const options = {
     maxLength: config.maxLength, maxPromptLength: config.maxPromptLength, truncationMode: config.truncationMode,
     maxCompletionLength: config.maxCompletionLength ?? undefined, chatTemplate: config.chatTemplate ?? undefined,
+    chatTemplateSource: `${config.source}: chat_template`,
     chatRendering: config.chatRendering, onWarning: warn,
   };
   return { train: tokenizeRecords(trainRecords, tokenizer, options), eval: tokenizeRecords(evalRecords, tokenizer, options), tokenizer };

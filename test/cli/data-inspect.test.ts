@@ -172,3 +172,17 @@ test("CLI: a bad file fails with file:line:field, as training does", () => {
   assert.equal(cli("data", "inspect", file, "--max-length", "8", "--max-prompt-length", "8").code, 2);
   assert.equal(cli("data", "frobnicate", file).code, 2);
 });
+
+test("CLI: a tokenizer's chat template that loops without end fails within seconds, naming its file", () => {
+  const loopDir = join(dir, "tok-loop");
+  writeByteLevelTokenizer(loopDir, { chatTemplate: "{% for i in range(100000000) %}x{% endfor %}" });
+  const chats = join(dir, "chats.jsonl");
+  writeJsonl(chats, [{ prompt: [{ role: "user", content: "Hi" }], chosen: [{ role: "assistant", content: "Hello" }],
+    rejected: [{ role: "assistant", content: "Bye" }] }]);
+  const started = Date.now();
+  const r = cli("data", "inspect", chats, "--tokenizer", loopDir);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`chats.jsonl:1: cannot render the conversation with the chat template: chat template from ${
+    join(loopDir, "tokenizer_config.json")} stopped: it asked for range() of 100000000 items`), r.stderr);
+  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+});
