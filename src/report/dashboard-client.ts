@@ -138,8 +138,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   function apply(u: RunUpdate): void {
     if (u.reset || !runs[u.run]) runs[u.run] = { name: u.name, rows: [], pairHeader: null, pairRows: [], status: null, problems: [] };
     const r = runs[u.run];
-    r.rows.push(...u.rows);
-    r.pairRows.push(...u.pairRows);
+    // Item by item: push(...rows) would pass a long run's rows as arguments, past the stack's limit.
+    for (const row of u.rows) r.rows.push(row);
+    for (const row of u.pairRows) r.pairRows.push(row);
     r.pairHeader = u.pairHeader;
     r.status = u.status;
     r.problems = u.problems;

@@ -160,7 +160,7 @@ export class RunReader {
         this.#badLines.push(`${METRICS_FILE} line ${this.#metrics.line}: not a metrics row (${(e as Error).message}); skipped`);
       }
     }
-    this.rows.push(...out);
+    for (const row of out) this.rows.push(row);  // not push(...out): too many arguments for a long run's file
     const last = out.filter((r) => "loss" in r).at(-1);
     if (last) this.#seen.push([Date.now(), last.step as number]);
     return out;
@@ -188,7 +188,7 @@ export class RunReader {
         this.#badLines.push(`${PAIR_LOG_FILE} line ${this.#pairs.line}: ${(e as Error).message}; skipped`);
       }
     }
-    this.pairRows.push(...out);
+    for (const row of out) this.pairRows.push(row);
     return out;
   }
 
@@ -234,7 +234,8 @@ export class RunReader {
     };
     const resume = latest ? readJson<{ totalSteps?: unknown }>(join(latest.dir, RESUME_STATE)) : null;
     const resumeTotal = resume && this.#count(join(basename(latest!.dir), RESUME_STATE), "totalSteps", resume.totalSteps);
-    const step = Math.max(0, ...this.rows.filter((r) => "loss" in r).map((r) => r.step as number));
+    // A loop, not Math.max(...rows): a long run's rows are more than the call stack holds as arguments.
+    const step = this.rows.reduce((m, r) => ("loss" in r && (r.step as number) > m ? (r.step as number) : m), 0);
     const totalSteps = this.pairHeader?.total_steps ?? resumeTotal ?? final?.max_steps ?? null;
     const base = { step, totalSteps, etaSeconds: null as number | null, checkpoint: latest?.step ?? null };
     const hasMetrics = existsSync(join(dir, METRICS_FILE));
