@@ -2,11 +2,11 @@
 // (file and line, record or row number) so every later error can point at them. Text is strict
 // UTF-8 (a BOM at the start of a file is allowed) and sizes are bounded, so a corrupt or
 // oversized file is an error naming file and line, never replacement characters or a crash.
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { decodeUtf8, Utf8Error } from "../util/utf8.js";
-import { MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
+import { checkReadable, MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
 import { DataError, toRecord, type Message, type PreferenceRecord, type Source } from "./records.js";
 
 export interface RawRow { row: unknown; source: Source }
@@ -33,6 +33,7 @@ interface LineProblem { index: number; problem: string }
 /** readRows, but JSON Lines that cannot be read come back as problems beside the rows that can. */
 async function readRowsCollecting(file: string, options: ReadOptions): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
+  checkReadable(file, statSync(file));
   const ext = extname(file).toLowerCase();
   if (ext === ".parquet") return { rows: await readParquet(file), problems: [] };
   if (ext === ".json" && firstNonSpaceByte(file) === 0x5b /* [ */) {
@@ -73,13 +74,34 @@ function firstNonSpaceByte(file: string): number {
   }
 }
 
+/** The file's bytes, read until its end, refusing more than `maxBytes` (a pipe's size is not known before). */
+function readBounded(file: string, maxBytes: number): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(2 ** 20);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > maxBytes) {
+        throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}; this one holds more`]);
+      }
+      chunks.push(chunk.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readJsonArray(file: string, maxBytes: number): RawRow[] {
   const size = statSync(file).size;
   if (size > maxBytes) {
     throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}, this one holds ${size} bytes; ` +
       "write the records as JSON Lines (.jsonl, one per line), which are read line by line"]);
   }
-  const bytes = readFileSync(file);
+  const bytes = readBounded(file, maxBytes);
   let text: string;
   try { text = decodeUtf8(bytes, true); } catch (e) {
     if (!(e instanceof Utf8Error)) throw e;

@@ -2,11 +2,12 @@
 // with optional scores and conversational (message-list) records, each keeping its provenance.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parquetWriteFile } from "hyparquet-writer";
-import { readPreferenceFile, readRows } from "../../src/data/readers.js";
-import type { PreferenceRecord } from "../../src/data/records.js";
+import { readPreferenceFile, readPromptFile, readRows } from "../../src/data/readers.js";
+import { DataError, type PreferenceRecord } from "../../src/data/records.js";
 import { writePreferenceParquet } from "../helpers/parquet.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
@@ -144,5 +145,43 @@ describe("provenance and layout details", () => {
     assert.equal((await readPreferenceFile(file)).length, 3);
     const raw = await readRows(file);
     assert.deepEqual(raw.map((r) => r.row), rows);
+  });
+});
+
+describe("files that never end", () => {
+  it("a .jsonl or .json that is a device (a link to /dev/zero or /dev/urandom) is refused at once, naming it", async () => {
+    for (const [name, device] of [["zero.jsonl", "/dev/zero"], ["random.json", "/dev/urandom"], ["random.jsonl", "/dev/urandom"]]) {
+      const link = join(root, name);
+      symlinkSync(device, link);
+      const started = Date.now();
+      await assert.rejects(readPreferenceFile(link), (e: unknown) => e instanceof DataError &&
+        e.message.includes(`${link}: is a character device, not a data file`));
+      assert.throws(() => readPromptFile(link), (e: unknown) => e instanceof DataError && e.message.includes(link));
+      assert.ok(Date.now() - started < 2000, `${name}: took ${Date.now() - started} ms`);
+    }
+  });
+
+  it("a pipe whose line passes the bound stops there: its end may never come", async () => {
+    const fifo = join(root, "endless.jsonl");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const writer = spawn("sh", ["-c", `exec cat /dev/zero > '${fifo}'`], { stdio: "ignore" });
+    try {
+      const started = Date.now();
+      await assert.rejects(readPreferenceFile(fifo, { maxLineBytes: 2 ** 20 }), (e: unknown) => e instanceof DataError &&
+        e.message.includes(`${fifo}:1: the line passes the limit of 1 MiB for one line, and the file is not a regular file`));
+      assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    } finally {
+      writer.kill();
+    }
+  });
+
+  it("a pipe holding records is read as a file is", async () => {
+    const fifo = join(root, "piped.jsonl");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const rows = [{ prompt: "p", chosen: "a", rejected: "b" }, { prompt: "q", chosen: "c", rejected: "d" }];
+    const writer = spawn("sh", ["-c", `printf '%s\\n' '${JSON.stringify(rows[0])}' '${JSON.stringify(rows[1])}' > '${fifo}'`]);
+    const records = await readPreferenceFile(fifo);
+    assert.deepEqual(records.map((r) => r.chosen), ["a", "c"]);
+    writer.kill();
   });
 });
