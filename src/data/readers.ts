@@ -39,7 +39,12 @@ async function readRowsCollecting(file: string, options: ReadOptions): Promise<{
   if (ext === ".json" && firstNonSpaceByte(file) === 0x5b /* [ */) {
     return { rows: readJsonArray(file, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES), problems: [] };
   }
-  if (ext === ".json" || ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
+  if (ext === ".json") {
+    const read = readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
+    checkNotOneObject(file, read, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES);
+    return read;
+  }
+  if (ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
   throw new DataError([`${file}: unknown format '${ext}'; expected .jsonl, .json or .parquet`]);
 }
 
@@ -54,6 +59,27 @@ function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; pr
     }
   }
   return { rows, problems };
+}
+
+/**
+ * A .json file that is one JSON object, not records: its records are elsewhere (under a key, or
+ * the wrong file). Read as JSON Lines it would be one record missing every field, or lines that
+ * are not JSON; say what it is instead.
+ */
+function checkNotOneObject(file: string, read: { rows: RawRow[]; problems: LineProblem[] }, maxBytes: number): void {
+  const isRecordless = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v) && !("chosen" in v) && !("rejected" in v);
+  let top: unknown;
+  if (read.rows.length === 1 && read.problems.length === 0) top = read.rows[0]!.row;
+  else if (read.problems[0]?.index === 1 && statSync(file).isFile() && statSync(file).size <= maxBytes) {
+    try { top = JSON.parse(decodeUtf8(readBounded(file, maxBytes), true)); } catch { return; }  // not one object: JSON Lines after all
+  }
+  if (!isRecordless(top)) return;
+  const keys = Object.keys(top);
+  const arrays = keys.filter((k) => Array.isArray(top[k]));
+  throw new DataError([`${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object ` +
+    `with ${keys.length ? `keys ${keys.slice(0, 5).map((k) => `'${k}'`).join(", ")}${keys.length > 5 ? ", ..." : ""}` : "no keys"}` +
+    (arrays.length ? ` (are the records in '${arrays[0]}'?)` : "")]);
 }
 
 /** The first byte after a BOM and JSON white space (-1 for none): "[" means a JSON array, anything else JSON Lines. */

@@ -134,7 +134,9 @@ function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
   if (!needed.has("scoreChosen")) return;
   const missing = records.filter((r) => r.scoreChosen === undefined || r.scoreRejected === undefined);
   if (missing.length) {
-    throw new DataError(missing.slice(0, 20).map((r) => `${where(r.source)}: field 'score_chosen': missing, and ${needed.get("scoreChosen")} needs it`));
+    const field = (r: PreferenceRecord) => (r.scoreChosen === undefined ? "score_chosen" : "score_rejected");
+    throw new DataError(missing.slice(0, 20).map((r) => `${where(r.source)}: field '${field(r)}': missing, and ${needed.get("scoreChosen")} needs it`),
+      missing.length);
   }
 }
 

@@ -185,3 +185,31 @@ describe("files that never end", () => {
     writer.kill();
   });
 });
+
+describe("a .json file that is one object, not records", () => {
+  it("is named as such, on one line or pretty-printed, with the key that holds an array", async () => {
+    const records = [{ prompt: "p", chosen: "a", rejected: "b" }];
+    for (const [name, text] of [["one-line.json", JSON.stringify({ data: records, version: 1 })],
+      ["pretty.json", JSON.stringify({ data: records, version: 1 }, null, 2)]]) {
+      const file = join(root, name);
+      writeFileSync(file, text + "\n");
+      await assert.rejects(readPreferenceFile(file), (e: unknown) => e instanceof DataError && e.message ===
+        `${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object with keys 'data', 'version' (are the records in 'data'?)`);
+    }
+    // One record on one line is still JSON Lines.
+    const one = join(root, "one-record.json");
+    writeFileSync(one, JSON.stringify(records[0]) + "\n");
+    assert.equal((await readPreferenceFile(one)).length, 1);
+  });
+});
+
+describe("DataError", () => {
+  it("says when the problems it lists are the first of more", () => {
+    const problems = Array.from({ length: 40 }, (_, i) => `f.jsonl:${i + 1}: field 'chosen': missing`);
+    assert.match(new DataError(problems).message, /^first 20 of 40 problems in the data:\n {2}f\.jsonl:1: /);
+    assert.match(new DataError(problems.slice(0, 20), 40).message, /^first 20 of 40 problems in the data:/);
+    assert.equal(new DataError(problems.slice(0, 20)).message.split("\n")[0], "20 problems in the data:");
+    assert.equal(new DataError(problems.slice(0, 20)).message.split("\n").length, 21);
+    assert.equal(new DataError(problems.slice(0, 1)).message, "f.jsonl:1: field 'chosen': missing");
+  });
+});

@@ -316,7 +316,7 @@ describe("omni-dpo train: no lost or overwritten work", () => {
   });
 });
 
-describe("omni-dpo train: inputs that would never end", () => {
+describe("omni-dpo train: bad inputs fail at once, named", () => {
   function recipe(name: string, extra: string, data: string): string {
     const model = join(root, `${name}-model`);
     writeToyModel(model, { chatTemplate: "chatml" });
@@ -347,5 +347,14 @@ describe("omni-dpo train: inputs that would never end", () => {
     assert.equal(r.status, 1, r.stderr);
     assert.ok(r.stderr.includes(`chat template from ${yaml}: chat_template stopped: it asked for range() of 100000000 items`), r.stderr);
     assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+  });
+
+  it("40 records without the scores the loss needs: the first 20 named, and the count says it is capped", () => {
+    const data = join(root, "unscored.jsonl");
+    writeJsonl(data, toyPairs(40).map((p) => ({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })));
+    const r = spawnSync(process.execPath, [CLI, "train", recipe("unscored", "", data)], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /first 20 of 40 problems in the data:/);
+    assert.match(r.stderr, /unscored\.jsonl:\d+: field 'score_chosen': missing, and omni_dpo's quality weight/);
   });
 });
