@@ -10,6 +10,24 @@ export function positiveInt(text: string | undefined, name: string, fallback: nu
   return n;
 }
 
+/** `--top-p`: a probability in [0, 1], as transformers' top-p warper requires (1: no cut). */
+export function probability(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (text.trim() === "" || !(n >= 0 && n <= 1)) throw new UsageError(`${name} must be a probability from 0 to 1, got '${text}'`);
+  return n;
+}
+
+/** A seed: an integer from 0 to 2^53 - 1, the range manualSeed and the sampler's streams take exactly. */
+export function seedInt(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
+    throw new UsageError(`${name} must be an integer from 0 to ${Number.MAX_SAFE_INTEGER} (2^53 - 1), got '${text}'`);
+  }
+  return n;
+}
+
 export function nonNegative(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);

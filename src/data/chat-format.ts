@@ -14,19 +14,27 @@ import { DataError, where, type Message, type PreferenceRecord, type Text } from
 export const CHAT_RENDERINGS = ["trl", "reference"] as const;
 export type ChatRendering = (typeof CHAT_RENDERINGS)[number];
 
+/** The template a record renders with (the tokenizer's when undefined) and where it comes from. */
+interface TemplateChoice { chatTemplate: string | undefined; templateSource: string | undefined }
+
 export interface FormattedPair { prompt: string; chosen: string; rejected: string }
 
-/** `record` as text: plain-text records as they are, conversational ones through the chat template. */
-export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate?: string, rendering: ChatRendering = "trl"): FormattedPair {
+/**
+ * `record` as text: plain-text records as they are, conversational ones through the chat template
+ * (`chatTemplate`, from `templateSource` as errors name it, or else the tokenizer's own).
+ */
+export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate?: string,
+  rendering: ChatRendering = "trl", templateSource?: string): FormattedPair {
+  const template = { chatTemplate, templateSource };
   const { prompt, chosen, rejected } = record;
   if (typeof chosen === "string" && typeof rejected === "string") {
     if (typeof prompt !== "string") {
       if (prompt === null) throw new DataError([`${where(record.source)}: field 'prompt': missing`]);
-      return { prompt: render(prompt, tokenizer, chatTemplate, record, { addGenerationPrompt: true }), chosen, rejected };
+      return { prompt: render(prompt, tokenizer, template, record, { addGenerationPrompt: true }), chosen, rejected };
     }
     return { prompt, chosen, rejected };
   }
-  return rendering === "trl" ? formatTrl(record, tokenizer, chatTemplate) : formatReference(record, tokenizer, chatTemplate);
+  return rendering === "trl" ? formatTrl(record, tokenizer, template) : formatReference(record, tokenizer, template);
 }
 
 /** Whether the record goes through the chat template with message-list answers (where the two renderings can differ). */
@@ -75,7 +83,7 @@ function commonPrefix(a: string, b: string): string {
 }
 
 /** TRL's rendering: the answer is what prompt + answer renders to beyond the prompt rendered with its generation prompt. */
-function formatTrl(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate: string | undefined): FormattedPair {
+function formatTrl(record: PreferenceRecord, tokenizer: Tokenizer, template: TemplateChoice): FormattedPair {
   const at = where(record.source);
   const split = splitConversation(record);
   const last = split.prompt[split.prompt.length - 1];
@@ -85,15 +93,15 @@ function formatTrl(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate:
   }
   // A prompt ending with the assistant's words is continued, not answered in a new turn.
   const open = last.role === "assistant" ? { continueFinalMessage: true } : { addGenerationPrompt: true };
-  const promptText = render(split.prompt, tokenizer, chatTemplate, record, open);
-  const chosenText = render([...split.prompt, ...split.chosen], tokenizer, chatTemplate, record);
-  const rejectedText = render([...split.prompt, ...split.rejected], tokenizer, chatTemplate, record);
+  const promptText = render(split.prompt, tokenizer, template, record, open);
+  const chosenText = render([...split.prompt, ...split.chosen], tokenizer, template, record);
+  const rejectedText = render([...split.prompt, ...split.rejected], tokenizer, template, record);
   // Templates whose generation prompt differs from how a written answer opens (DeepSeek-R1's)
   // would leave a piece of it in the prompt: TRL keeps only what both renders share.
   const prompt = commonPrefix(commonPrefix(promptText, chosenText), rejectedText);
   let chosen = chosenText.slice(prompt.length);
   let rejected = rejectedText.slice(prompt.length);
-  const trailer = unconditionalGenerationPrompt(split.prompt, promptText, tokenizer, chatTemplate);
+  const trailer = unconditionalGenerationPrompt(split.prompt, promptText, tokenizer, template);
   if (trailer) {
     if (chosen.endsWith(trailer)) chosen = chosen.slice(0, -trailer.length);
     if (rejected.endsWith(trailer)) rejected = rejected.slice(0, -trailer.length);
@@ -109,11 +117,12 @@ function formatTrl(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate:
  * dropped there. Found as what the template renders for no messages at all, when it renders the
  * prompt the same with and without add_generation_prompt and the prompt ends with it.
  */
-function unconditionalGenerationPrompt(prompt: Message[], withGenerationPrompt: string, tokenizer: Tokenizer, chatTemplate: string | undefined): string | null {
+function unconditionalGenerationPrompt(prompt: Message[], withGenerationPrompt: string, tokenizer: Tokenizer,
+  template: TemplateChoice): string | null {
   try {
-    const without = tokenizer.applyChatTemplate(prompt.map((m) => ({ ...m })), { chatTemplate, addGenerationPrompt: false });
+    const without = tokenizer.applyChatTemplate(prompt.map((m) => ({ ...m })), { ...template, addGenerationPrompt: false });
     if (without !== withGenerationPrompt) return null;
-    const trailer = tokenizer.applyChatTemplate([], { chatTemplate, addGenerationPrompt: false });
+    const trailer = tokenizer.applyChatTemplate([], { ...template, addGenerationPrompt: false });
     return trailer.trim() !== "" && withGenerationPrompt.endsWith(trailer) ? trailer : null;
   } catch {
     return null;  // a template that cannot render no messages writes nothing unasked
@@ -128,7 +137,7 @@ function unconditionalGenerationPrompt(prompt: Message[], withGenerationPrompt: 
  * system prompt in front of every render (Qwen2's) repeats it before the answer, exactly as the
  * reference does.
  */
-function formatReference(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate: string | undefined): FormattedPair {
+function formatReference(record: PreferenceRecord, tokenizer: Tokenizer, choice: TemplateChoice): FormattedPair {
   const { prompt } = record;
   const chosenMessages = record.chosen as Message[];
   const rejectedMessages = record.rejected as Message[];
@@ -151,24 +160,24 @@ function formatReference(record: PreferenceRecord, tokenizer: Tokenizer, chatTem
     chosenTurn = chosenMessages.slice(-1);
     rejectedTurn = rejectedMessages.slice(-1);
   }
-  const template = chatTemplate ?? tokenizer.chatTemplate;
+  const template = choice.chatTemplate ?? tokenizer.chatTemplate;
   if (template && (template.includes("system") || template.includes("<|im_start|>")) && promptMessages[0]?.role !== "system") {
     promptMessages.unshift({ role: "system", content: "" });
   }
   const bos = tokenizer.bosToken;
   const strip = (s: string) => (bos && s.startsWith(bos) ? s.slice(bos.length) : s);
   return {
-    prompt: render(promptMessages, tokenizer, chatTemplate, record),
-    chosen: strip(render(chosenTurn, tokenizer, chatTemplate, record)),
-    rejected: strip(render(rejectedTurn, tokenizer, chatTemplate, record)),
+    prompt: render(promptMessages, tokenizer, choice, record),
+    chosen: strip(render(chosenTurn, tokenizer, choice, record)),
+    rejected: strip(render(rejectedTurn, tokenizer, choice, record)),
   };
 }
 
-function render(messages: Text, tokenizer: Tokenizer, chatTemplate: string | undefined, record: PreferenceRecord,
+function render(messages: Text, tokenizer: Tokenizer, template: TemplateChoice, record: PreferenceRecord,
   open: { addGenerationPrompt?: boolean; continueFinalMessage?: boolean } = {}): string {
   if (typeof messages === "string") return messages;
   try {
-    return tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { chatTemplate, ...open });
+    return tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { ...template, ...open });
   } catch (e) {
     throw new DataError([`${where(record.source)}: cannot render the conversation with the chat template: ${(e as Error).message}`]);
   }

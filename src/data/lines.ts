@@ -1,9 +1,11 @@
 // Reading a text file line by line, in bounded chunks, for JSON Lines and prompt files: memory
 // stays at one line (plus a chunk) whatever the file's size, a line longer than the bound is
 // skipped over without being held, and each line is decoded as strict UTF-8, so every problem
-// can name the file, the line and the byte.
-import { closeSync, openSync, readSync } from "node:fs";
+// can name the file, the line and the byte. A device (/dev/zero, a terminal) is refused: it never
+// ends; a pipe is read, but a line past the bound ends the reading, since its end may never come.
+import { closeSync, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { decodeUtf8, Utf8Error } from "../util/utf8.js";
+import { DataError } from "./records.js";
 
 /** The most bytes one line (one record) may hold: 64 MiB. */
 export const MAX_LINE_BYTES = 64 * 2 ** 20;
@@ -18,6 +20,13 @@ export function sizeLimit(bytes: number): string {
   return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20} MiB` : `${bytes} bytes`;
 }
 
+/** Refuses a device (a data file that is one never ends, or is no data); regular files, pipes and FIFOs pass. */
+export function checkReadable(file: string, stats: Stats): void {
+  const kind = stats.isDirectory() ? "a directory" : stats.isCharacterDevice() ? "a character device"
+    : stats.isBlockDevice() ? "a block device" : stats.isSocket() ? "a socket" : null;
+  if (kind) throw new DataError([`${file}: is ${kind}, not a data file`]);
+}
+
 /**
  * The lines of `file` split at "\n" (a "\r" before it stays, as with split("\n")), a BOM at the
  * start of the file dropped. A final line without "\n" counts; an empty one after the last
@@ -26,6 +35,8 @@ export function sizeLimit(bytes: number): string {
 export function* readLines(file: string, maxLineBytes = MAX_LINE_BYTES): Generator<Line> {
   const fd = openSync(file, "r");
   try {
+    const stats = fstatSync(fd);
+    checkReadable(file, stats);
     let parts: Uint8Array[] = [];
     let lineBytes = 0;
     let lineStart = 0;       // the line's offset in the file
@@ -57,6 +68,11 @@ export function* readLines(file: string, maxLineBytes = MAX_LINE_BYTES): Generat
         if (lineBytes + (end - from) <= maxLineBytes) parts.push(data.subarray(from, end));
         else parts = [];
         lineBytes += end - from;
+        if (lineBytes > maxLineBytes && !stats.isFile()) {
+          // A regular file's over-long line ends (the file does); a pipe's may not: stop here.
+          throw new DataError([`${file}:${number}: the line passes the limit of ${sizeLimit(maxLineBytes)} for one line, ` +
+            "and the file is not a regular file (a pipe), so its end may never come: reading stopped"]);
+        }
         if (nl === -1) break;
         yield finish();
         number++;

@@ -2,11 +2,11 @@
 // (file and line, record or row number) so every later error can point at them. Text is strict
 // UTF-8 (a BOM at the start of a file is allowed) and sizes are bounded, so a corrupt or
 // oversized file is an error naming file and line, never replacement characters or a crash.
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { decodeUtf8, Utf8Error } from "../util/utf8.js";
-import { MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
+import { checkReadable, MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
 import { DataError, toRecord, type Message, type PreferenceRecord, type Source } from "./records.js";
 
 export interface RawRow { row: unknown; source: Source }
@@ -33,12 +33,18 @@ interface LineProblem { index: number; problem: string }
 /** readRows, but JSON Lines that cannot be read come back as problems beside the rows that can. */
 async function readRowsCollecting(file: string, options: ReadOptions): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
+  checkReadable(file, statSync(file));
   const ext = extname(file).toLowerCase();
   if (ext === ".parquet") return { rows: await readParquet(file), problems: [] };
   if (ext === ".json" && firstNonSpaceByte(file) === 0x5b /* [ */) {
     return { rows: readJsonArray(file, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES), problems: [] };
   }
-  if (ext === ".json" || ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
+  if (ext === ".json") {
+    const read = readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
+    checkNotOneObject(file, read, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES);
+    return read;
+  }
+  if (ext === ".jsonl" || ext === ".ndjson") return readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
   throw new DataError([`${file}: unknown format '${ext}'; expected .jsonl, .json or .parquet`]);
 }
 
@@ -53,6 +59,27 @@ function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; pr
     }
   }
   return { rows, problems };
+}
+
+/**
+ * A .json file that is one JSON object, not records: its records are elsewhere (under a key, or
+ * the wrong file). Read as JSON Lines it would be one record missing every field, or lines that
+ * are not JSON; say what it is instead.
+ */
+function checkNotOneObject(file: string, read: { rows: RawRow[]; problems: LineProblem[] }, maxBytes: number): void {
+  const isRecordless = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v) && !("chosen" in v) && !("rejected" in v);
+  let top: unknown;
+  if (read.rows.length === 1 && read.problems.length === 0) top = read.rows[0]!.row;
+  else if (read.problems[0]?.index === 1 && statSync(file).isFile() && statSync(file).size <= maxBytes) {
+    try { top = JSON.parse(decodeUtf8(readBounded(file, maxBytes), true)); } catch { return; }  // not one object: JSON Lines after all
+  }
+  if (!isRecordless(top)) return;
+  const keys = Object.keys(top);
+  const arrays = keys.filter((k) => Array.isArray(top[k]));
+  throw new DataError([`${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object ` +
+    `with ${keys.length ? `keys ${keys.slice(0, 5).map((k) => `'${k}'`).join(", ")}${keys.length > 5 ? ", ..." : ""}` : "no keys"}` +
+    (arrays.length ? ` (are the records in '${arrays[0]}'?)` : "")]);
 }
 
 /** The first byte after a BOM and JSON white space (-1 for none): "[" means a JSON array, anything else JSON Lines. */
@@ -73,13 +100,34 @@ function firstNonSpaceByte(file: string): number {
   }
 }
 
+/** The file's bytes, read until its end, refusing more than `maxBytes` (a pipe's size is not known before). */
+function readBounded(file: string, maxBytes: number): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(2 ** 20);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, total);
+      total += n;
+      if (total > maxBytes) {
+        throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}; this one holds more`]);
+      }
+      chunks.push(chunk.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readJsonArray(file: string, maxBytes: number): RawRow[] {
   const size = statSync(file).size;
   if (size > maxBytes) {
     throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}, this one holds ${size} bytes; ` +
       "write the records as JSON Lines (.jsonl, one per line), which are read line by line"]);
   }
-  const bytes = readFileSync(file);
+  const bytes = readBounded(file, maxBytes);
   let text: string;
   try { text = decodeUtf8(bytes, true); } catch (e) {
     if (!(e instanceof Utf8Error)) throw e;

@@ -23,9 +23,13 @@ export function where(s: Source): string {
 
 /** A bad input file: all problems found, each naming file, line and field. */
 export class DataError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.length === 1 ? problems[0] : `${problems.length} problems in the data:\n  ${problems.slice(0, 20).join("\n  ")}` +
-      (problems.length > 20 ? `\n  ... and ${problems.length - 20} more` : ""));
+  /**
+   * `problems` as found; `total` counts them all where the caller kept only some. The message
+   * lists the first 20 and says so when there are more ("first 20 of 40 problems").
+   */
+  constructor(readonly problems: string[], readonly total = problems.length) {
+    const shown = problems.slice(0, 20);
+    super(total === 1 ? problems[0]! : `${shown.length < total ? `first ${shown.length} of ` : ""}${total} problems in the data:\n  ${shown.join("\n  ")}`);
     this.name = "DataError";
   }
 }

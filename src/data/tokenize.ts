@@ -17,6 +17,8 @@ export interface TokenizeOptions {
   maxCompletionLength?: number;
   /** A Jinja chat template that replaces the tokenizer's own for conversational records. */
   chatTemplate?: string;
+  /** Where chatTemplate comes from (e.g. "recipe.yaml: chat_template"), named in its errors. */
+  chatTemplateSource?: string;
   /** How conversational records become text (chat-format.ts; default "trl"). */
   chatRendering?: ChatRendering;
   /** Told, once per call, when some records would render differently the other way. */
@@ -171,7 +173,7 @@ export function tokenizeRecords(records: PreferenceRecord[], tokenizer: Tokenize
   const rendering = options.chatRendering ?? "trl";
   const comparison = options.onWarning ? new RenderingComparison(rendering) : null;
   const pairs = mapRecords(records, (record) => {
-    const formatted = formatRecord(record, tokenizer, options.chatTemplate, rendering);
+    const formatted = formatRecord(record, tokenizer, options.chatTemplate, rendering, options.chatTemplateSource);
     comparison?.compare(record, formatted, tokenizer, options.chatTemplate);
     const pair = tokenizePair(formatted, tokenizer, options, where(record.source));
     return { ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected };

@@ -40,6 +40,17 @@ export interface GenerateResult {
   finishReasons: ("eos" | "stop_string" | "length")[];
 }
 
+/** The sampling options in the ranges transformers' warpers accept (its errors, named here by option). */
+function checkSampling(o: GenerateOptions): void {
+  const { temperature = 0, topK = 0, topP = 1, seed } = o;
+  if (!(temperature >= 0 && Number.isFinite(temperature))) throw new Error(`generate: temperature must be a finite number >= 0 (0: greedy), got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new Error(`generate: topK must be an integer >= 0 (0: no limit), got ${topK}`);
+  if (!(topP >= 0 && topP <= 1)) throw new Error(`generate: topP must be from 0 to 1, got ${topP}`);
+  if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) {
+    throw new Error(`generate: seed must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${seed}`);
+  }
+}
+
 export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions = {}): GenerateResult {
   const limits = typeof options.maxNewTokens === "object" ? options.maxNewTokens : prompts.map(() => (options.maxNewTokens as number | undefined) ?? 64);
   const maxNew = Math.max(0, ...limits);
@@ -50,6 +61,7 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
   if (limits.length !== prompts.length) throw new Error(`generate: maxNewTokens has ${limits.length} limits for ${prompts.length} prompts`);
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token");
   if (options.stopStrings?.length && !options.decode) throw new Error("generate: stopStrings need a decode function");
+  checkSampling(options);
   if (options.seed !== undefined) torch.manualSeed(options.seed);
   const longest = Math.max(...prompts.map((p) => p.length));
   prompts.forEach((p, r) => {

@@ -136,7 +136,9 @@ function rejectUnknownKeys(config: Config, otherKeys: ReadonlySet<string>): void
     if (known.has(key) || NOT_OBJECTIVE_KEYS.has(key) || otherKeys.has(key)) continue;
     const owner = prefixes.find((p) => key.startsWith(p.prefix));
     if (!owner) continue;
-    const closest = [...known].map((k) => ({ k, d: distance(key, k) })).sort((a, b) => a.d - b.d)[0];
+    // Only keys within 3 of its length can be within distance 3 (and a huge key is not compared at all).
+    const closest = [...known].filter((k) => Math.abs(k.length - key.length) <= 3)
+      .map((k) => ({ k, d: distance(key, k) })).sort((a, b) => a.d - b.d)[0];
     const hint = closest && closest.d <= 3 ? `; did you mean ${closest.k}?` : "";
     fail(`unknown key ${key}: it starts with ${owner.prefix} like a key of loss ${owner.loss.name}, but no loss reads it ` +
       `(a typo would otherwise fall back to a default)${hint}`, { key, loss: owner.loss.name });

@@ -14,6 +14,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   interface Run { name: string; rows: Record<string, number | string>[]; pairHeader: PairLogHeader | null; pairRows: PairLogRow[]; status: RunStatus | null; problems: string[] }
   const runs: Run[] = [];
   const ui = { smoothing: 0, log: false, pairRun: -1, pairStep: -1, colour: "fitted" };
+  // Every value from a run's files goes through esc (run-data.ts type-checks them too).
   const esc = kit.esc;
   const root = document.getElementById("dashboard")!;
   root.innerHTML = `<div class="controls">
@@ -47,8 +48,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
       const problems = r.problems.length ? `<ul class="problems">${r.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>` : "";
       return `<div class="run" data-run="${i}"><span class="swatch" style="background:${colourOf(i)}"></span><b>${esc(r.name)}</b> ` +
         `<span class="state state-${(st?.state ?? "unknown").replace(/ /g, "-")}">${esc(st?.state ?? "unknown")}</span> ` +
-        `step <span class="step">${st?.step ?? 0}</span>${total ? ` of ${total}` : ""}${pct}${eta}` +
-        `${st?.checkpoint !== null && st?.checkpoint !== undefined ? `, checkpoint ${st.checkpoint}` : ""}<div class="detail">${esc(st?.detail ?? "")}</div>${problems}</div>`;
+        `step <span class="step">${esc(String(st?.step ?? 0))}</span>${total ? ` of ${esc(String(total))}` : ""}${esc(pct)}${esc(eta)}` +
+        `${st?.checkpoint !== null && st?.checkpoint !== undefined ? `, checkpoint ${esc(String(st.checkpoint))}` : ""}` +
+        `<div class="detail">${esc(st?.detail ?? "")}</div>${problems}</div>`;
     }).join("") : `<p class="problems">${config.live ? "waiting for the server's first update…" : "this export holds no run"}</p>`;
   }
 
@@ -118,8 +120,8 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
       : `colour: the log at which the pair was first fitted, <span style="color:${ramp(0)}">●</span> first … <span style="color:${ramp(1)}">●</span> this one; <span style="color:#bbb">●</span> not yet`;
     const moved = ids.map((id, i) => ({ id, i, d: row.m[i] - first.m[i] })).sort((a, b) => Math.abs(b.d) - Math.abs(a.d)).slice(0, 10);
     const cell = (v: number | null) => (v === null ? "" : kit.fmt(v));
-    const table = `<table class="moved"><caption>Pairs whose margin moved most since step ${first.step}</caption><tr><th>pair</th><th>margin then</th><th>margin now</th><th>change</th><th>w_perf then</th><th>w_perf now</th><th>w_qual</th><th>gate</th><th>fitted</th></tr>` +
-      moved.map(({ id, i, d }) => `<tr><td>${id}</td><td>${cell(first.m[i])}</td><td>${cell(row.m[i])}</td><td>${d > 0 ? "+" : ""}${cell(d)}</td><td>${cell(at(first.p, i))}</td><td>${cell(at(row.p, i))}</td><td>${cell(at(row.q, i))}</td><td>${cell(at(row.g, i))}</td><td>${row.m[i] > 0 ? "yes" : "no"}</td></tr>`).join("") + "</table>";
+    const table = `<table class="moved"><caption>Pairs whose margin moved most since step ${esc(String(first.step))}</caption><tr><th>pair</th><th>margin then</th><th>margin now</th><th>change</th><th>w_perf then</th><th>w_perf now</th><th>w_qual</th><th>gate</th><th>fitted</th></tr>` +
+      moved.map(({ id, i, d }) => `<tr><td>${esc(String(id))}</td><td>${cell(first.m[i])}</td><td>${cell(row.m[i])}</td><td>${d > 0 ? "+" : ""}${cell(d)}</td><td>${cell(at(first.p, i))}</td><td>${cell(at(row.p, i))}</td><td>${cell(at(row.q, i))}</td><td>${cell(at(row.g, i))}</td><td>${row.m[i] > 0 ? "yes" : "no"}</td></tr>`).join("") + "</table>";
     body.innerHTML = `<div class="pair-view"><div class="chart" data-chart="pairs">${chart}<div class="legend-note">${legend}</div></div>${table}</div>`;
   }
 
@@ -136,8 +138,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   function apply(u: RunUpdate): void {
     if (u.reset || !runs[u.run]) runs[u.run] = { name: u.name, rows: [], pairHeader: null, pairRows: [], status: null, problems: [] };
     const r = runs[u.run];
-    r.rows.push(...u.rows);
-    r.pairRows.push(...u.pairRows);
+    // Item by item: push(...rows) would pass a long run's rows as arguments, past the stack's limit.
+    for (const row of u.rows) r.rows.push(row);
+    for (const row of u.pairRows) r.pairRows.push(row);
     r.pairHeader = u.pairHeader;
     r.status = u.status;
     r.problems = u.problems;

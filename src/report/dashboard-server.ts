@@ -2,6 +2,8 @@
 // server-sent-event stream: each run's full state when a client connects, then what each poll
 // of the run directories finds appended (or a run's full state again when a file was
 // replaced). Reading errors become problems on the page; a request never takes the server down.
+// A client that stops reading is dropped once its unsent events pass a bound (its browser
+// reconnects and gets the whole state again), so a stalled client cannot grow the server's memory.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { RunReader, type RunUpdate } from "./run-data.js";
@@ -19,28 +21,50 @@ export interface DashboardOptions {
   /** Polling interval of the run directories, ms. */
   intervalMs?: number;
   names?: string[];
+  /**
+   * Bytes of events a client may leave unread beyond its first state (which is sent whole on
+   * connecting) before it is dropped (default 8 MiB).
+   */
+  maxUnsentBytes?: number;
 }
+
+const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 
 export interface DashboardServer { url: string; server: Server; close(): Promise<void> }
 
 export async function startDashboard(dirs: string[], options: DashboardOptions = {}): Promise<DashboardServer> {
   const readers = dirs.map((d, i) => new RunReader(d, i, options.names?.[i]));
-  const clients = new Set<ServerResponse>();
+  // Each client with the bytes it may leave unsent: its first state plus maxUnsentBytes.
+  const clients = new Map<ServerResponse, number>();
+  const maxUnsent = options.maxUnsentBytes ?? MAX_UNSENT_BYTES;
   const send = (res: ServerResponse, u: RunUpdate) => res.write(`data: ${JSON.stringify(u)}\n\n`);
-  const failed = (r: RunReader, e: unknown): RunUpdate => ({
-    ...r.snapshot(), problems: [`reading ${r.dir} failed: ${(e as Error).message}`],
-  });
+  /** Writes to a client, or drops it when it has fallen too far behind (writableLength: bytes not yet handed to the socket). */
+  const push = (res: ServerResponse, write: (res: ServerResponse) => void) => {
+    if (res.writableLength > clients.get(res)!) {
+      clients.delete(res);
+      res.destroy();
+      return;
+    }
+    write(res);
+  };
+  const failed = (r: RunReader, e: unknown): RunUpdate => {
+    const problems = [`reading ${r.dir} failed: ${(e as Error).message}`];
+    try {
+      return { ...r.snapshot(), problems };
+    } catch {
+      const status = { state: "not a run" as const, step: 0, totalSteps: null, etaSeconds: null, checkpoint: null, detail: "unreadable" };
+      return { run: r.index, name: r.name, reset: true, rows: [], pairHeader: null, pairRows: [], status, problems };
+    }
+  };
   const page = dashboardHtml({ live: true });
 
   const poll = () => {
     for (const r of readers) {
       let u: RunUpdate | null;
       try { u = r.poll(); } catch (e) { u = failed(r, e); }
-      if (u) for (const c of clients) send(c, u);
+      if (u) for (const c of clients.keys()) push(c, (res) => send(res, u));
     }
   };
-  poll();
-  const timer = setInterval(poll, options.intervalMs ?? 500);
 
   const host = options.host ?? "127.0.0.1";
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -58,7 +82,7 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
       for (const r of readers) {
         try { send(res, r.snapshot()); } catch (e) { send(res, failed(r, e)); }
       }
-      clients.add(res);
+      clients.set(res, res.writableLength + maxUnsent);
       req.on("close", () => clients.delete(res));
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}\n`);
@@ -70,19 +94,26 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
       res.end(`dashboard error: ${(e as Error).message}\n`);
     }
   });
+  // Listening first: a bad or busy port fails here, before any timer could keep the process alive.
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => { server.off("error", reject); resolve(); });
+    try {
+      server.listen(options.port ?? 0, host, () => { server.off("error", reject); resolve(); });
+    } catch (e) {
+      reject(e as Error);  // a port out of range throws at once
+    }
   });
   const { port } = server.address() as AddressInfo;
-  const heartbeat = setInterval(() => { for (const c of clients) c.write(": keep-alive\n\n"); }, 15_000);
+  poll();
+  const timer = setInterval(poll, options.intervalMs ?? 500);
+  const heartbeat = setInterval(() => { for (const c of clients.keys()) push(c, (res) => res.write(": keep-alive\n\n")); }, 15_000);
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/`,
     server,
     close: () => new Promise<void>((resolve) => {
       clearInterval(timer);
       clearInterval(heartbeat);
-      for (const c of clients) c.end();
+      for (const c of clients.keys()) c.end();
       server.close(() => resolve());
       server.closeAllConnections();
     }),

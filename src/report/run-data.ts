@@ -2,7 +2,9 @@
 // pair_log.jsonl from where the last read stopped (only complete lines: a line being written
 // waits for its newline), the run lock and the checkpoints for the run's state. A file that
 // shrank or was replaced (a resumed run truncates both logs) is read again from the start.
-// Whatever is missing or broken becomes a problem the page shows, never an exception.
+// Whatever is missing or broken becomes a problem the page shows, never an exception. Values
+// are type-checked here (the page is built from them): a step count that is not a whole number,
+// a pair log whose ids or margins are not numbers, is a problem, and the value is not used.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -78,6 +80,26 @@ function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, "utf8")) as T; } catch { return null; }
 }
 
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number");
+/** A value as a problem quotes it: JSON, cut short. */
+const quote = (v: unknown) => { const j = JSON.stringify(v) ?? String(v); return j.length > 80 ? `${j.slice(0, 80)}…` : j; };
+
+/** Why a pair log's first line is not its header, or null when it is. */
+function headerProblem(v: Record<string, unknown>): string | null {
+  if (v.pair_log !== 1 || !Array.isArray(v.ids)) return "the first line is not a pair_log header";
+  if (!v.ids.every(isCount)) return "the header's 'ids' are not all pair indices (whole numbers)";
+  if (!isCount(v.total_steps)) return `the header's 'total_steps' is not a whole number (${quote(v.total_steps)})`;
+  if (typeof v.loss !== "string") return `the header's 'loss' is not a string (${quote(v.loss)})`;
+  return null;
+}
+
+/** Whether a pair log row holds a step and, per followed pair, numbers (w_qual, w_perf, gate: one or one per pair). */
+function isPairRow(v: Record<string, unknown>, pairs: number): boolean {
+  const perPair = (x: unknown) => x === undefined || typeof x === "number" || (isNumbers(x) && x.length === pairs);
+  return typeof v.step === "number" && isNumbers(v.m) && v.m.length === pairs && perPair(v.q) && perPair(v.p) && perPair(v.g);
+}
+
 export class RunReader {
   readonly name: string;
   readonly dir: string;
@@ -138,7 +160,7 @@ export class RunReader {
         this.#badLines.push(`${METRICS_FILE} line ${this.#metrics.line}: not a metrics row (${(e as Error).message}); skipped`);
       }
     }
-    this.rows.push(...out);
+    for (const row of out) this.rows.push(row);  // not push(...out): too many arguments for a long run's file
     const last = out.filter((r) => "loss" in r).at(-1);
     if (last) this.#seen.push([Date.now(), last.step as number]);
     return out;
@@ -151,20 +173,22 @@ export class RunReader {
     for (const l of lines) {
       this.#pairs.line++;
       try {
-        const v = JSON.parse(l) as PairLogHeader & PairLogRow;
+        const v = JSON.parse(l) as Record<string, unknown>;
+        if (typeof v !== "object" || v === null) throw new Error("not a JSON object");
         if (this.#pairs.line === 1) {
-          if (v.pair_log !== 1 || !Array.isArray(v.ids)) throw new Error("the first line is not a pair_log header");
-          this.pairHeader = v;
-        } else if (typeof v.step === "number" && Array.isArray(v.m) && v.m.length === this.pairHeader?.ids.length) {
-          out.push(v);
+          const problem = headerProblem(v);
+          if (problem) throw new Error(problem);
+          this.pairHeader = v as unknown as PairLogHeader;
+        } else if (this.pairHeader && isPairRow(v, this.pairHeader.ids.length)) {
+          out.push(v as unknown as PairLogRow);
         } else {
-          throw new Error(`expected {"step", "m": [${this.pairHeader?.ids.length ?? "?"} margins]}`);
+          throw new Error(`expected {"step", "m": [${this.pairHeader?.ids.length ?? "?"} margins]} (numbers)`);
         }
       } catch (e) {
         this.#badLines.push(`${PAIR_LOG_FILE} line ${this.#pairs.line}: ${(e as Error).message}; skipped`);
       }
     }
-    this.pairRows.push(...out);
+    for (const row of out) this.pairRows.push(row);
     return out;
   }
 
@@ -181,21 +205,38 @@ export class RunReader {
     if (this.#metrics.partial) out.push(`${METRICS_FILE}: the last line is incomplete (being written); it is shown once complete`);
     if (!existsSync(join(this.dir, PAIR_LOG_FILE))) out.push(`no ${PAIR_LOG_FILE}: the per-pair view needs a run with pair_log_samples > 0`);
     else if (this.pairHeader && !this.pairRows.length) out.push(`${PAIR_LOG_FILE} has no logged step yet`);
-    return [...out, ...this.#badLines.slice(-20)];
+    return [...out, ...this.#statusProblems, ...this.#badLines.slice(-20)];
+  }
+
+  /** Values status() found unusable in the run's files (set by each call). */
+  #statusProblems: string[] = [];
+
+  /** A whole number of steps from `file`'s `field`; anything else is a problem, and null. */
+  #count(file: string, field: string, v: unknown): number | null {
+    if (v === undefined || v === null || isCount(v)) return v ?? null;
+    this.#statusProblems.push(`${file}: '${field}' is not a whole number of steps (${quote(v)}); ignored`);
+    return null;
   }
 
   status(): RunStatus {
     const dir = this.dir;
+    this.#statusProblems = [];
     const checkpoints = checkpointDirs(dir);
     const latest = checkpoints.at(-1) ?? null;
     const lock = readJson<LockHolder>(join(dir, LOCK_FILE));
     // train_results.json is written with the final model; so is output_dir's trainer_state.json
     // (transformers' format: global_step, max_steps). A checkpoint's own resume state has the total.
     const finished = existsSync(join(dir, RESULTS_FILE));
-    const final = finished ? readJson<{ global_step?: number; max_steps?: number }>(join(dir, HF_STATE_FILE)) : null;
-    const state = latest ? readJson<{ totalSteps?: number }>(join(latest.dir, RESUME_STATE)) : null;
-    const step = Math.max(0, ...this.rows.filter((r) => "loss" in r).map((r) => r.step as number));
-    const totalSteps = this.pairHeader?.total_steps ?? state?.totalSteps ?? final?.max_steps ?? null;
+    const hf = finished ? readJson<{ global_step?: unknown; max_steps?: unknown }>(join(dir, HF_STATE_FILE)) : null;
+    const final = hf && {
+      global_step: this.#count(HF_STATE_FILE, "global_step", hf.global_step) ?? undefined,
+      max_steps: this.#count(HF_STATE_FILE, "max_steps", hf.max_steps) ?? undefined,
+    };
+    const resume = latest ? readJson<{ totalSteps?: unknown }>(join(latest.dir, RESUME_STATE)) : null;
+    const resumeTotal = resume && this.#count(join(basename(latest!.dir), RESUME_STATE), "totalSteps", resume.totalSteps);
+    // A loop, not Math.max(...rows): a long run's rows are more than the call stack holds as arguments.
+    const step = this.rows.reduce((m, r) => ("loss" in r && (r.step as number) > m ? (r.step as number) : m), 0);
+    const totalSteps = this.pairHeader?.total_steps ?? resumeTotal ?? final?.max_steps ?? null;
     const base = { step, totalSteps, etaSeconds: null as number | null, checkpoint: latest?.step ?? null };
     const hasMetrics = existsSync(join(dir, METRICS_FILE));
     if (lock && Number.isInteger(lock.pid)) {

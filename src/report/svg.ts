@@ -52,8 +52,11 @@ export function chartKit(): ChartKit {
     const W = o.width ?? 560;
     const H = o.height ?? 320;
     const top = M.top + (o.legendRows ?? 0) * 14;  // the legend sits between the title and the plot
-    let [x0, x1] = o.xRange ?? [Math.min(...xs), Math.max(...xs)];
-    let [y0, y1] = o.yRange ?? [Math.min(...ys), Math.max(...ys)];
+    // reduce, not Math.min(...xs): a long run has more points than a call takes arguments.
+    const lo = (v: number[]) => v.reduce((a, b) => (b < a ? b : a), Infinity);
+    const hi = (v: number[]) => v.reduce((a, b) => (b > a ? b : a), -Infinity);
+    let [x0, x1] = o.xRange ?? [lo(xs), hi(xs)];
+    let [y0, y1] = o.yRange ?? [lo(ys), hi(ys)];
     if (!Number.isFinite(x0) || !Number.isFinite(x1)) [x0, x1] = [0, 1];
     if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = [0, 1];
     if (x1 === x0) x1 = x0 + 1;

@@ -1,8 +1,9 @@
 // Chat templates rendered as Hugging Face transformers renders them (apply_chat_template):
 // Jinja with trim_blocks and lstrip_blocks, given `messages`, `add_generation_prompt`, `tools`,
 // `documents`, the special tokens by name (bos_token, eos_token, ...) and raise_exception /
-// strftime_now. The engine is @huggingface/jinja, the one transformers.js uses.
-import { Template } from "@huggingface/jinja";
+// strftime_now. The engine is @huggingface/jinja, the one transformers.js uses, run under a budget
+// (see BoundedInterpreter) so that a template that loops without end fails instead of exhausting memory.
+import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { ChatTemplateError } from "./errors.js";
 
 /** One chat turn. `content` is usually a string; lists of parts pass through to the template. */
@@ -26,7 +27,141 @@ export interface RenderChatOptions {
   documents?: unknown[] | null;
   /** More template variables (transformers' **kwargs); they win over the special tokens. */
   context?: Record<string, unknown>;
+  /** Where the template comes from (a file, or a file and key), named in errors. */
+  templateSource?: string;
 }
+
+/**
+ * Bounds on one render. A chat render takes some tens of steps per message and its text is the
+ * size of the conversation; these leave room for conversations far beyond any context length, and
+ * stop a template that loops without end (range(10**8), nested loops, a string or list doubled in a
+ * loop) within about a second, long before it could exhaust the heap.
+ */
+export const RENDER_LIMITS = {
+  /**
+   * Steps: one per expression evaluated and per item a loop goes over, ITERATION_STEPS per loop
+   * iteration run.
+   */
+  steps: 500_000,
+  /** Characters in any one string the template builds, its output included. */
+  chars: 16 * 1024 * 1024,
+  /** Items in any one list the template builds (range() included). */
+  items: 100_000,
+  /** Milliseconds, for the few operations whose cost no step shows (`x in list` over a long list, in a loop). */
+  ms: 5_000,
+};
+
+/** A loop iteration (a scope, its `loop` variables, the body) costs the engine about as much as 8 expressions. */
+const ITERATION_STEPS = 8;
+
+/** A render over budget; renderChatTemplate turns it into a ChatTemplateError naming the template. */
+class RenderLimitError extends Error {}
+
+/**
+ * The engine's runtime classes as used here (its runtime.d.ts imports "./runtime" without an
+ * extension, which NodeNext resolution cannot follow, so they would be typed `any`).
+ */
+interface RuntimeValue { type: string; value: unknown }
+interface EngineInterpreter {
+  run(program: unknown): RuntimeValue;
+  evaluate(statement: unknown, environment: unknown): RuntimeValue;
+}
+const EngineInterpreter = Interpreter as unknown as new (environment: unknown) => EngineInterpreter;
+
+/** The expressions that for-loops iterate over, marked at compile time: their items are charged as steps. */
+const LOOP_ITERABLES = new WeakSet<object>();
+
+function markLoopIterables(node: unknown): void {
+  if (!node || typeof node !== "object") return;
+  if (Array.isArray(node)) { for (const n of node) markLoopIterables(n); return; }
+  const n = node as Node;
+  for (const v of Object.values(n)) markLoopIterables(v);
+  const iterable = n.type === "For" ? (n.iterable as Node) : undefined;
+  if (iterable) LOOP_ITERABLES.add(iterable.type === "SelectExpression" ? (iterable.lhs as object) : iterable);
+}
+
+/**
+ * The engine's interpreter, charging every evaluation, every loop iteration (each runs the loop's
+ * body block, even an empty one) and every item a loop goes over to a step budget, and refusing
+ * strings and lists over their size bounds as soon as they are built.
+ */
+class BoundedInterpreter extends EngineInterpreter {
+  private steps = 0;
+  private nextClockCheck = 0;
+  private readonly deadline = performance.now() + RENDER_LIMITS.ms;
+
+  charge(steps: number): void {
+    this.steps += steps;
+    if (this.steps > RENDER_LIMITS.steps) {
+      throw new RenderLimitError(`it ran more than ${RENDER_LIMITS.steps} steps (a loop without end?)`);
+    }
+    if (this.steps >= this.nextClockCheck) {
+      this.nextClockCheck = this.steps + 256;
+      if (performance.now() > this.deadline) throw new RenderLimitError(`it ran longer than ${RENDER_LIMITS.ms / 1000} s`);
+    }
+  }
+
+  override evaluate(statement: unknown, environment: unknown): RuntimeValue {
+    this.charge(1);
+    const value = super.evaluate(statement, environment);
+    const content = value.value;
+    if (typeof content === "string" && content.length > RENDER_LIMITS.chars) {
+      throw new RenderLimitError(`it built a string of more than ${RENDER_LIMITS.chars} characters`);
+    }
+    if (Array.isArray(content) && content.length > RENDER_LIMITS.items) {
+      throw new RenderLimitError(`it built a list of more than ${RENDER_LIMITS.items} items`);
+    }
+    if (LOOP_ITERABLES.has(statement as object)) {
+      this.charge(Array.isArray(content) ? content.length : content instanceof Map ? content.size : 0);
+    }
+    return value;
+  }
+
+  static {
+    // evaluateBlock is private in the engine's types: wrapped on this class's prototype only.
+    const proto = BoundedInterpreter.prototype as unknown as { evaluateBlock(...args: unknown[]): unknown };
+    const block = proto.evaluateBlock;
+    proto.evaluateBlock = function (this: BoundedInterpreter, ...args: unknown[]) {
+      this.charge(ITERATION_STEPS);
+      return block.apply(this, args);
+    };
+  }
+}
+
+/** Python's range, refusing more than RENDER_LIMITS.items items before building them. */
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (![start, stop, step].every(Number.isInteger)) throw new Error("range() arguments must be integers");
+  if (step === 0) throw new Error("range() step must not be zero");
+  const count = Math.max(0, Math.ceil((stop - start) / step));
+  if (count > RENDER_LIMITS.items) throw new RenderLimitError(`it asked for range() of ${count} items`);
+  return Array.from({ length: count }, (_, i) => start + i * step);
+}
+
+const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+  "November", "December"];
+const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/** strftime_now(format) as transformers gives it: the local time, formatted as Python's strftime (C locale). */
+function strftimeNow(format: string): string {
+  const d = new Date();
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const fields: Record<string, () => string> = {
+    Y: () => String(d.getFullYear()), y: () => pad(d.getFullYear() % 100), m: () => pad(d.getMonth() + 1),
+    d: () => pad(d.getDate()), H: () => pad(d.getHours()), M: () => pad(d.getMinutes()), S: () => pad(d.getSeconds()),
+    B: () => MONTHS[d.getMonth()]!, b: () => MONTHS[d.getMonth()]!.slice(0, 3),
+    A: () => DAYS[d.getDay()]!, a: () => DAYS[d.getDay()]!.slice(0, 3), "%": () => "%",
+  };
+  return String(format).replace(/%(.)/g, (token, c: string) => fields[c]?.() ?? token);
+}
+
+/** The globals transformers gives every template (the engine's own, with range bounded). */
+const GLOBALS: Record<string, unknown> = {
+  true: true, false: false, none: null, True: true, False: false, None: null,
+  raise_exception: (message: unknown) => { throw new Error(String(message)); },
+  range: boundedRange,
+  strftime_now: strftimeNow,
+};
 
 const cache = new Map<string, Template>();
 const CACHE_LIMIT = 64;
@@ -78,12 +213,20 @@ function compile(source: string): Template {
   try {
     t = new Template(source);
     rewriteStrips(t.parsed);
+    markLoopIterables(t.parsed);
   } catch (e) {
     throw new ChatTemplateError(`chat template does not parse: ${(e as Error).message}`, { cause: e });
   }
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
   cache.set(source, t);
   return t;
+}
+
+/** Template.render, with the interpreter under budget. */
+function renderBounded(template: Template, context: Record<string, unknown>): string {
+  const env = new Environment();
+  for (const [name, value] of Object.entries({ ...GLOBALS, ...context })) env.set(name, value);
+  return new BoundedInterpreter(env).run(template.parsed).value as string;
 }
 
 function finalText(messages: readonly ChatMessage[]): string {
@@ -131,12 +274,16 @@ export function renderChatTemplate(
     add_generation_prompt: addGenerationPrompt,
     ...PY_STRIP_CONTEXT,
   };
-  for (const reserved of ["raise_exception", "strftime_now", "range", "namespace"]) delete context[reserved];
+  for (const reserved of [...Object.keys(GLOBALS), "namespace"]) delete context[reserved];
   let rendered: string;
   try {
-    rendered = compiled.render(context);
+    rendered = renderBounded(compiled, context);
   } catch (e) {
-    throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
+    const from = options.templateSource ? ` from ${options.templateSource}` : "";
+    if (e instanceof RenderLimitError) {
+      throw new ChatTemplateError(`chat template${from} stopped: ${e.message}`, { cause: e });
+    }
+    throw new ChatTemplateError(`chat template${from} failed: ${(e as Error).message}`, { cause: e });
   }
   if (continueFinal) {
     const text = finalText(messages);

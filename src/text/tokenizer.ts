@@ -99,6 +99,8 @@ export class Tokenizer {
   private readonly rawConfig: JsonObject;
   private readonly parsed: ParsedTokenizerConfig;
   private readonly templates: Record<string, string>;
+  /** The file each template by name came from, for errors. */
+  private readonly templateFiles: Record<string, string>;
   private readonly specialIds: ReadonlySet<number>;
   private readonly size: number;
   private readonly boundaries: { bos: boolean; eos: boolean };
@@ -133,7 +135,12 @@ export class Tokenizer {
       config: where(TOKENIZER_CONFIG), specialTokensMap: where(SPECIAL_TOKENS_MAP),
     });
     this.templates = { ...this.parsed.chatTemplates, ...source.additionalChatTemplates };
-    if (source.chatTemplateFile !== undefined) this.templates.default = source.chatTemplateFile;
+    this.templateFiles = Object.fromEntries(Object.keys(this.templates).map((name) => [name,
+      name in (source.additionalChatTemplates ?? {}) ? where(join(ADDITIONAL_TEMPLATES_DIR, `${name}.jinja`)) : where(TOKENIZER_CONFIG)]));
+    if (source.chatTemplateFile !== undefined) {
+      this.templates.default = source.chatTemplateFile;
+      this.templateFiles.default = where(CHAT_TEMPLATE_FILE);
+    }
 
     // The fields tokenizers.js requires, defaulted as the Rust library defaults them.
     const json: JsonObject = {
@@ -292,6 +299,7 @@ export class Tokenizer {
 
   /** Sets (or, with undefined, removes) a chat template; save() writes it. */
   setChatTemplate(template: string | undefined, name = "default"): void {
+    delete this.templateFiles[name];
     if (template === undefined) delete this.templates[name];
     else this.templates[name] = template;
   }
@@ -306,16 +314,23 @@ export class Tokenizer {
   applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions & { tokenize: true }): ChatEncoding;
   applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions): string | ChatEncoding;
   applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): string | ChatEncoding {
-    const template = this.selectTemplate(options.chatTemplate, options.tools);
-    const text = renderChatTemplate(template, messages, this.specialTokensMap, options);
+    const { template, source } = this.selectTemplate(options.chatTemplate, options.tools);
+    const templateSource = options.templateSource ?? source;
+    const text = renderChatTemplate(template, messages, this.specialTokensMap, { ...options, templateSource });
     return options.tokenize ? { text, ids: this.encode(text, { addSpecialTokens: false }) } : text;
   }
 
-  private selectTemplate(requested: string | undefined, tools: unknown[] | null | undefined): string {
-    if (requested !== undefined) return this.templates[requested] ?? requested;
-    if (tools && this.templates.tool_use !== undefined) return this.templates.tool_use;
-    const t = this.templates.default;
-    if (t !== undefined) return t;
+  /** The template to render with, and where it comes from (a file; "the tokenizer" when built in memory). */
+  private selectTemplate(requested: string | undefined, tools: unknown[] | null | undefined): { template: string; source: string } {
+    const named = (name: string) => ({
+      template: this.templates[name]!,
+      source: this.templateFiles[name] ?? (name === "default" ? "the tokenizer" : `the tokenizer's template "${name}"`),
+    });
+    if (requested !== undefined) {
+      return this.templates[requested] !== undefined ? named(requested) : { template: requested, source: "the chatTemplate given" };
+    }
+    if (tools && this.templates.tool_use !== undefined) return named("tool_use");
+    if (this.templates.default !== undefined) return named("default");
     const names = Object.keys(this.templates);
     const source = this.dir ? ` in ${this.dir}` : "";
     throw new ChatTemplateError(

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isWithin } from "../util/paths.js";
 import { readTextFile } from "../util/utf8.js";
-import { parse as parseYaml } from "yaml";
+import { isMap, isScalar, LineCounter, parse as parseYaml, parseDocument, visit } from "yaml";
 import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
 import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
@@ -24,10 +24,18 @@ export class ConfigError extends Error {
   constructor(message: string) { super(message); this.name = "ConfigError"; }
 }
 
+/** A value as errors show it: JSON, but infinities and NaN (which JSON writes as null) by name. */
+function shown(v: unknown): string {
+  if (typeof v === "number" && !Number.isFinite(v)) {
+    return Number.isNaN(v) ? "NaN (not a number)" : `${v} (not a finite number: beyond ±1.8e308)`;
+  }
+  return JSON.stringify(v);
+}
+
 function typed(key: string, spec: KeySpec, v: unknown, where: string): unknown {
   // Reference YAMLs are read by Python's HfArgumentParser, where `None` means unset.
   if (v === null || v === undefined || v === "None") return null;
-  const bad = (expected: string) => new ConfigError(`${where}: key '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
+  const bad = (expected: string) => new ConfigError(`${where}: key '${key}' must be ${expected}, got ${shown(v)}`);
   const numeric = typeof v === "string" && v.trim() !== "" ? Number(v) : v;  // YAML 1.1 reads `1e-6` as a string
   switch (spec.kind) {
     case "path":
@@ -52,11 +60,23 @@ function typed(key: string, spec: KeySpec, v: unknown, where: string): unknown {
   }
 }
 
-/** Parses `key=value` (the value read as YAML, so numbers and booleans come out typed). */
+/**
+ * Parses `key=value` (the value read as YAML, so numbers and booleans come out typed). An empty
+ * value (an unset shell variable, say) is an error: read as YAML it would be null, the key's
+ * default, and the run would silently train with it. `None` still asks for the default.
+ */
 export function parseOverride(text: string): [string, unknown] {
   const eq = text.indexOf("=");
   if (eq <= 0) throw new ConfigError(`--set expects key=value, got '${text}'`);
-  return [text.slice(0, eq).trim(), parseYaml(text.slice(eq + 1))];
+  const key = text.slice(0, eq).trim();
+  const raw = text.slice(eq + 1);
+  if (raw.trim() === "") throw new ConfigError(`--set ${key}: the value is empty (give one, or None for the key's default)`);
+  let value: unknown;
+  try { value = parseYaml(raw); } catch (e) {
+    throw new ConfigError(`--set ${key}: '${raw}' is not a YAML value (${(e as Error).message.split("\n")[0]!.replace(/:$/, "")})`);
+  }
+  if (typeof value === "number" && !Number.isFinite(value)) throw new ConfigError(`--set ${key}: '${raw}' is ${shown(value)}`);
+  return [key, value];
 }
 
 /** report_to as {tracker: written here}; "none" (or an empty list) is none, "all" every tracker. */
@@ -93,18 +113,55 @@ function editDistance(a: string, b: string): number {
 
 /** The known key nearest `key`, when near enough to be a misspelling (a third of its length). */
 export function nearestKey(key: string, known: Iterable<string>): string | undefined {
+  const within = Math.max(2, Math.floor(key.length / 3));
   let best: { name: string; distance: number } | undefined;
   for (const name of known) {
+    // The lengths' difference bounds the distance from below: a name that far off is never near (nor worth the quadratic work).
+    if (Math.abs(key.length - name.length) > within) continue;
     const distance = editDistance(key, name);
     if (!best || distance < best.distance) best = { name, distance };
   }
-  return best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? best.name : undefined;
+  return best && best.distance <= within ? best.name : undefined;
 }
 
 /** Whether a status key's value leaves it as if unset: None, its default, or false for a key whose default is None. */
 function leftAtDefault(spec: KeySpec, v: unknown): boolean {
   if (v === null || v === undefined || v === "None" || (v === false && spec.default === null)) return true;
   return JSON.stringify(v) === JSON.stringify(spec.default);
+}
+
+/** How many unknown keys an error or warning lists (then a count of the rest). */
+const LISTED_KEYS = 20;
+
+/** A key as messages show it: a very long one cut short. */
+const keyName = (key: string) => (key.length > 80 ? `${key.slice(0, 80)}… (${key.length} characters)` : key);
+
+/**
+ * A recipe's YAML. Keys repeated in one mapping are an error (they would silently take the last
+ * value); the check here is linear, as the YAML library's own (uniqueKeys) is quadratic in the
+ * number of keys: minutes for a file of a hundred thousand.
+ */
+function parseRecipe(text: string, source: string): unknown {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: false, lineCounter: lines });
+  const error = doc.errors[0];
+  if (error) throw new ConfigError(`${source}: not valid YAML (${error.message})`);
+  visit(doc, {
+    Map(_, map) {
+      if (!isMap(map)) return;
+      const seen = new Map<unknown, number>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const line = lines.linePos(pair.key.range?.[0] ?? 0).line;
+        const first = seen.get(pair.key.value);
+        if (first !== undefined) {
+          throw new ConfigError(`${source}: line ${line}: key '${keyName(String(pair.key.value))}' repeats the one on line ${first}`);
+        }
+        seen.set(pair.key.value, line);
+      }
+    },
+  });
+  try { return doc.toJS(); } catch (e) { throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`); }
 }
 
 /** Reads a YAML file (or an already-parsed object) with overrides into a checked TrainConfig. */
@@ -116,8 +173,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     where = source;
     if (!existsSync(source)) throw new ConfigError(`${source}: file not found`);
     const text = readTextFile(source, (m) => new ConfigError(m));
-    let parsed: unknown;
-    try { parsed = parseYaml(text); } catch (e) { throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`); }
+    const parsed = parseRecipe(text, source);
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${source}: expected a mapping of keys to values`);
     raw = parsed as Record<string, unknown>;
     baseDir = dirname(resolve(source));
@@ -125,6 +181,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     raw = { ...source };
   }
   for (const [k, v] of overrides) raw[k] = v;
+  // A key's value as errors place it: the recipe's, or --set's.
+  const overridden = new Set(overrides.map(([k]) => k));
+  const whereOf = (key: string) => (overridden.has(key) ? `--set ${key}` : where);
 
   const warnings: string[] = [];
   const values: Record<string, unknown> = {};
@@ -138,18 +197,24 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     } else if (spec?.status === "error") {
       if (!leftAtDefault(spec, v)) throw new ConfigError(`${where}: key '${key}' (${JSON.stringify(v)}) is not supported: ${spec.help} It would change what training does; remove it or set it to ${JSON.stringify(spec.default)}`);
     } else if (spec) {
-      values[key] = typed(key, spec, v, where);
+      values[key] = typed(key, spec, v, whereOf(key));
     } else if (objectiveNames.has(key)) {
       if (v !== undefined) objectiveKeys[key] = v;
     } else {
-      const near = nearestKey(key, [...ALL_KEYS, ...objectiveNames]);
-      unknown.push(`${where}: unknown key '${key}'${near ? ` (did you mean '${near}'?)` : ""}`);
+      unknown.push(key);
     }
   }
+  // The first LISTED_KEYS by name, with a suggestion (an edit distance to every known key: not for all of a huge list).
+  const listed = unknown.slice(0, LISTED_KEYS).map((key) => {
+    const near = nearestKey(key, [...ALL_KEYS, ...objectiveNames]);
+    return `${whereOf(key)}: unknown key '${keyName(key)}'${near ? ` (did you mean '${near}'?)` : ""}`;
+  });
+  const more = unknown.length > LISTED_KEYS ? `, and ${unknown.length - LISTED_KEYS} more unknown keys` : "";
   if (unknown.length && !options.allowUnknownKeys) {
-    throw new ConfigError(`${unknown.join("; ")}. A misspelt key would train with the default instead; fix it, or pass --allow-unknown-keys to ignore unknown keys with a warning`);
+    throw new ConfigError(`${listed.join("; ")}${more}. A misspelt key would train with the default instead; fix it, or pass --allow-unknown-keys to ignore unknown keys with a warning`);
   }
-  warnings.push(...unknown.map((u) => `${u} ignored (--allow-unknown-keys)`));
+  warnings.push(...listed.map((u) => `${u} ignored (--allow-unknown-keys)`));
+  if (more) warnings.push(`${where}: ${unknown.length - LISTED_KEYS} more unknown keys ignored (--allow-unknown-keys)`);
   for (const key of SUPPORTED_KEYS) {
     if (values[key] === undefined || values[key] === null) {
       const spec = specOf(key)!;
@@ -164,7 +229,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   for (const key of SUPPORTED_KEYS) {
     const v = values[key];
     const problem = v === null ? undefined : specOf(key)!.check?.(v as never, values);
-    if (problem) throw new ConfigError(`${where}: key '${key}' ${problem}, got ${JSON.stringify(v)}`);
+    if (problem) throw new ConfigError(`${whereOf(key)}: key '${key}' ${problem}, got ${shown(v)}`);
   }
   for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
   let objective: ResolvedPreferenceOptions;

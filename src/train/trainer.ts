@@ -142,6 +142,7 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
   const options = {
     maxLength: config.maxLength, maxPromptLength: config.maxPromptLength, truncationMode: config.truncationMode,
     maxCompletionLength: config.maxCompletionLength ?? undefined, chatTemplate: config.chatTemplate ?? undefined,
+    chatTemplateSource: `${config.source}: chat_template`,
     chatRendering: config.chatRendering, onWarning: warn,
   };
   return { train: tokenizeRecords(trainRecords, tokenizer, options), eval: tokenizeRecords(evalRecords, tokenizer, options), tokenizer };
@@ -161,7 +162,9 @@ function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
   if (!needed.has("scoreChosen")) return;
   const missing = records.filter((r) => r.scoreChosen === undefined || r.scoreRejected === undefined);
   if (missing.length) {
-    throw new DataError(missing.slice(0, 20).map((r) => `${where(r.source)}: field 'score_chosen': missing, and ${needed.get("scoreChosen")} needs it`));
+    const field = (r: PreferenceRecord) => (r.scoreChosen === undefined ? "score_chosen" : "score_rejected");
+    throw new DataError(missing.slice(0, 20).map((r) => `${where(r.source)}: field '${field(r)}': missing, and ${needed.get("scoreChosen")} needs it`),
+      missing.length);
   }
 }
 

@@ -4,7 +4,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "../../src/text/index.js";
@@ -171,4 +171,30 @@ test("CLI: a bad file fails with file:line:field, as training does", () => {
   assert.match(usage.stderr, /expected one FILE/);
   assert.equal(cli("data", "inspect", file, "--max-length", "8", "--max-prompt-length", "8").code, 2);
   assert.equal(cli("data", "frobnicate", file).code, 2);
+});
+
+test("CLI: a tokenizer's chat template that loops without end fails within seconds, naming its file", () => {
+  const loopDir = join(dir, "tok-loop");
+  writeByteLevelTokenizer(loopDir, { chatTemplate: "{% for i in range(100000000) %}x{% endfor %}" });
+  const chats = join(dir, "chats.jsonl");
+  writeJsonl(chats, [{ prompt: [{ role: "user", content: "Hi" }], chosen: [{ role: "assistant", content: "Hello" }],
+    rejected: [{ role: "assistant", content: "Bye" }] }]);
+  const started = Date.now();
+  const r = cli("data", "inspect", chats, "--tokenizer", loopDir);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`chats.jsonl:1: cannot render the conversation with the chat template: chat template from ${
+    join(loopDir, "tokenizer_config.json")} stopped: it asked for range() of 100000000 items`), r.stderr);
+  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+});
+
+test("CLI: a data file that is a device (a link to /dev/zero or /dev/urandom) fails at once, naming it", () => {
+  for (const [name, device] of [["zero.jsonl", "/dev/zero"], ["random.json", "/dev/urandom"]]) {
+    const link = join(dir, name);
+    symlinkSync(device, link);
+    const started = Date.now();
+    const r = cli("data", "inspect", link);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(`${link}: is a character device, not a data file`), r.stderr);
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  }
 });

@@ -2,11 +2,12 @@
 // with optional scores and conversational (message-list) records, each keeping its provenance.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parquetWriteFile } from "hyparquet-writer";
-import { readPreferenceFile, readRows } from "../../src/data/readers.js";
-import type { PreferenceRecord } from "../../src/data/records.js";
+import { readPreferenceFile, readPromptFile, readRows } from "../../src/data/readers.js";
+import { DataError, type PreferenceRecord } from "../../src/data/records.js";
 import { writePreferenceParquet } from "../helpers/parquet.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
@@ -144,5 +145,71 @@ describe("provenance and layout details", () => {
     assert.equal((await readPreferenceFile(file)).length, 3);
     const raw = await readRows(file);
     assert.deepEqual(raw.map((r) => r.row), rows);
+  });
+});
+
+describe("files that never end", () => {
+  it("a .jsonl or .json that is a device (a link to /dev/zero or /dev/urandom) is refused at once, naming it", async () => {
+    for (const [name, device] of [["zero.jsonl", "/dev/zero"], ["random.json", "/dev/urandom"], ["random.jsonl", "/dev/urandom"]]) {
+      const link = join(root, name);
+      symlinkSync(device, link);
+      const started = Date.now();
+      await assert.rejects(readPreferenceFile(link), (e: unknown) => e instanceof DataError &&
+        e.message.includes(`${link}: is a character device, not a data file`));
+      assert.throws(() => readPromptFile(link), (e: unknown) => e instanceof DataError && e.message.includes(link));
+      assert.ok(Date.now() - started < 2000, `${name}: took ${Date.now() - started} ms`);
+    }
+  });
+
+  it("a pipe whose line passes the bound stops there: its end may never come", async () => {
+    const fifo = join(root, "endless.jsonl");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const writer = spawn("sh", ["-c", `exec cat /dev/zero > '${fifo}'`], { stdio: "ignore" });
+    try {
+      const started = Date.now();
+      await assert.rejects(readPreferenceFile(fifo, { maxLineBytes: 2 ** 20 }), (e: unknown) => e instanceof DataError &&
+        e.message.includes(`${fifo}:1: the line passes the limit of 1 MiB for one line, and the file is not a regular file`));
+      assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    } finally {
+      writer.kill();
+    }
+  });
+
+  it("a pipe holding records is read as a file is", async () => {
+    const fifo = join(root, "piped.jsonl");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const rows = [{ prompt: "p", chosen: "a", rejected: "b" }, { prompt: "q", chosen: "c", rejected: "d" }];
+    const writer = spawn("sh", ["-c", `printf '%s\\n' '${JSON.stringify(rows[0])}' '${JSON.stringify(rows[1])}' > '${fifo}'`]);
+    const records = await readPreferenceFile(fifo);
+    assert.deepEqual(records.map((r) => r.chosen), ["a", "c"]);
+    writer.kill();
+  });
+});
+
+describe("a .json file that is one object, not records", () => {
+  it("is named as such, on one line or pretty-printed, with the key that holds an array", async () => {
+    const records = [{ prompt: "p", chosen: "a", rejected: "b" }];
+    for (const [name, text] of [["one-line.json", JSON.stringify({ data: records, version: 1 })],
+      ["pretty.json", JSON.stringify({ data: records, version: 1 }, null, 2)]]) {
+      const file = join(root, name);
+      writeFileSync(file, text + "\n");
+      await assert.rejects(readPreferenceFile(file), (e: unknown) => e instanceof DataError && e.message ===
+        `${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object with keys 'data', 'version' (are the records in 'data'?)`);
+    }
+    // One record on one line is still JSON Lines.
+    const one = join(root, "one-record.json");
+    writeFileSync(one, JSON.stringify(records[0]) + "\n");
+    assert.equal((await readPreferenceFile(one)).length, 1);
+  });
+});
+
+describe("DataError", () => {
+  it("says when the problems it lists are the first of more", () => {
+    const problems = Array.from({ length: 40 }, (_, i) => `f.jsonl:${i + 1}: field 'chosen': missing`);
+    assert.match(new DataError(problems).message, /^first 20 of 40 problems in the data:\n {2}f\.jsonl:1: /);
+    assert.match(new DataError(problems.slice(0, 20), 40).message, /^first 20 of 40 problems in the data:/);
+    assert.equal(new DataError(problems.slice(0, 20)).message.split("\n")[0], "20 problems in the data:");
+    assert.equal(new DataError(problems.slice(0, 20)).message.split("\n").length, 21);
+    assert.equal(new DataError(problems.slice(0, 1)).message, "f.jsonl:1: field 'chosen': missing");
   });
 });

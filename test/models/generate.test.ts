@@ -231,6 +231,25 @@ test("input checks: no prompts, an empty prompt", () => {
   assert.throws(() => generate(m, [[1, 2], []]), /at least one token/);
 });
 
+test("sampling options outside transformers' ranges are errors naming the option", () => {
+  const m = model("gpt2");
+  const bad: [GenerateOptions, RegExp][] = [
+    [{ temperature: 1, topP: 2 }, /topP must be from 0 to 1, got 2/],
+    [{ temperature: 1, topP: -0.1 }, /topP must be from 0 to 1, got -0.1/],
+    [{ temperature: 1, topP: NaN }, /topP must be from 0 to 1, got NaN/],
+    [{ temperature: 1, topK: -1 }, /topK must be an integer >= 0 \(0: no limit\), got -1/],
+    [{ temperature: 1, topK: 2.5 }, /topK must be an integer >= 0/],
+    [{ temperature: -1 }, /temperature must be a finite number >= 0 \(0: greedy\), got -1/],
+    [{ temperature: Infinity }, /temperature must be a finite number/],
+    [{ temperature: 1, seed: 1e20 }, /seed must be an integer from 0 to 9007199254740991, got 100000000000000000000/],
+    [{ temperature: 1, seed: -1 }, /seed must be an integer from 0/],
+  ];
+  for (const [options, message] of bad) assert.throws(() => generate(m, PROMPTS, { maxNewTokens: 1, ...options }), message);
+  // The edges transformers accepts: top-p 0 (the most likely token only) and 1, top-k 0 (no limit).
+  for (const topP of [0, 1]) generate(m, PROMPTS, { maxNewTokens: 1, temperature: 1, topP, topK: 0, seed: 0 });
+  assert.deepEqual(generate(m, PROMPTS, { maxNewTokens: 3, temperature: 1, topP: 0, seed: 5 }).tokens, generate(m, PROMPTS, { maxNewTokens: 3 }).tokens);
+});
+
 test("generate restores training mode and decodes without dropout", () => {
   const m = model("gpt2");
   m.train();

@@ -163,3 +163,19 @@ test("omni-dpo generate stops at either of two EOS ids listed in generation_conf
   assert.deepEqual(rows.map((row) => [row.finish_reason, row.tokens]), expected.map((e) => ["eos", e.length]));
   assert.deepEqual(rows.map((row) => row.completion), expected.map((e) => tokenizer.decode(e, { skipSpecialTokens: true })));
 });
+
+test("CLI: --top-p outside [0, 1], a negative --top-k or --temperature, a --seed out of range: usage errors naming the flag", () => {
+  const cases: [string[], string][] = [
+    [["--top-p", "2"], "--top-p must be a probability from 0 to 1, got '2'"],
+    [["--top-p=-0.5"], "--top-p must be a probability from 0 to 1, got '-0.5'"],
+    [["--top-k=-1"], "--top-k must be a non-negative integer, got '-1'"],
+    [["--temperature=-1"], "--temperature must be a non-negative number, got '-1'"],
+    [["--seed", "1e20"], "--seed must be an integer from 0 to 9007199254740991 (2^53 - 1), got '1e20'"],
+    [["--seed=-3"], "--seed must be an integer from 0 to 9007199254740991 (2^53 - 1), got '-3'"],
+  ];
+  for (const [flags, message] of cases) {
+    const r = spawnSync(process.execPath, [CLI, "generate", "--model", "no-such-model", "--prompt", "hi", ...flags], { encoding: "utf8" });
+    assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(message), `${flags.join(" ")}: ${r.stderr}`);
+  }
+});

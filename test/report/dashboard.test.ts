@@ -255,6 +255,47 @@ describe("omni-dpo dashboard's server over plain HTTP", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("values from the run's files cannot inject script, live or exported: they are type-checked and shown escaped", async () => {
+    const payload = "<img src=x onerror=window.pwned=1>";
+    // Step counts in every file the run's state reads from, and a pair log's ids, holding markup.
+    const hostile = join(root, "hostile");
+    mkdirSync(join(hostile, "checkpoint-1"), { recursive: true });
+    writeFileSync(join(hostile, "metrics.jsonl"), [1, 2].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
+    writeFileSync(join(hostile, "train_results.json"), "{}");
+    writeFileSync(join(hostile, "trainer_state.json"), JSON.stringify({ global_step: payload, max_steps: payload }));
+    writeFileSync(join(hostile, "checkpoint-1", "omni_dpo_state.json"), JSON.stringify({ globalStep: 1, totalSteps: payload }));
+    writeFileSync(join(hostile, PAIR_LOG_FILE), JSON.stringify({ pair_log: 1, ids: [0, 1], loss: "dpo", total_steps: payload }) + "\n");
+    const hostileIds = join(root, "hostile-ids");
+    mkdirSync(hostileIds);
+    writeFileSync(join(hostileIds, "metrics.jsonl"), JSON.stringify(writingRow(1)) + "\n");
+    writeFileSync(join(hostileIds, PAIR_LOG_FILE), [JSON.stringify({ pair_log: 1, ids: [0, payload], loss: payload, total_steps: 4 }),
+      JSON.stringify({ step: 1, epoch: 0, m: [0.5, -0.5] })].join("\n") + "\n");
+    const file = join(root, "hostile.html");
+    const r = spawnSync(process.execPath, [CLI, "dashboard", hostile, hostileIds, "--export", file], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const live = await startDashboard([hostile, hostileIds], { intervalMs: 100 });
+    try {
+      for (const url of [live.url, pathToFileURL(file).href]) {
+        const page = await context.newPage();
+        await page.goto(url);
+        await page.waitForFunction(() => document.querySelectorAll(".run").length === 2 && Number(document.body.dataset.rendered) > 0);
+        await page.waitForTimeout(300);  // time for a broken image's onerror to fire
+        assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, `script ran at ${url}`);
+        assert.equal(await page.locator("#dashboard img").count(), 0, `markup injected at ${url}`);
+        const text = await page.locator("#runs").innerText();
+        for (const field of ["max_steps", "global_step", "totalSteps"]) {
+          assert.ok(text.includes(`'${field}' is not a whole number of steps (${JSON.stringify(payload)}); ignored`), `${field}: ${text}`);
+        }
+        assert.ok(text.includes(`the header's 'total_steps' is not a whole number (${JSON.stringify(payload)})`), text);
+        assert.ok(text.includes("the header's 'ids' are not all pair indices"), text);
+        assert.match(text, /hostile finished step 2/);
+        await page.close();
+      }
+    } finally {
+      await live.close();
+    }
+  });
+
   it("bad requests do not stop the server; a non-loopback --host needs --allow-remote", async () => {
     assert.equal((await fetch(new URL("nope", plain.url))).status, 404);
     assert.equal((await fetch(plain.url, { method: "POST", body: "x" })).status, 405);

@@ -78,3 +78,16 @@ test("state: not a run, killed (a lock whose process is gone), finished; and wha
   assert.equal(finished.status.state, "finished");
   assert.equal(finished.status.step, 10);
 });
+
+test("a long run's file (200k rows) is read whole, its step and chart range found without exhausting the stack", async () => {
+  const dir = join(root, "long");
+  mkdirSync(dir);
+  const rows = 200_000;  // Math.max(...rows) or push(...rows) overflow the stack from about 130k
+  writeFileSync(join(dir, "metrics.jsonl"), Array.from({ length: rows }, (_, i) => row(i + 1)).join(""));
+  const update = new RunReader(dir, 0).poll()!;
+  assert.equal(update.rows.length, rows);
+  assert.equal(update.status.step, rows);
+  const { lineChart } = await import("../../src/report/svg.js");
+  const points = update.rows.map((r) => [r.step as number, r.loss as number] as [number, number]);
+  assert.match(lineChart("loss", "step", "loss", [{ name: "long", points }]), /<svg/);
+});

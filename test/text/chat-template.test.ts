@@ -2,7 +2,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChatTemplateError, Tokenizer, renderChatTemplate, type ChatMessage } from "../../src/text/index.js";
 import { pythonWith, skipUnless } from "../helpers/requirements.js";
@@ -262,5 +262,44 @@ describe("agreement with Python's Jinja2", { skip: skipUnless("jinja2") }, () =>
       }
       assert.deepEqual(got, expected[i], `case ${i}`);
     });
+  });
+});
+
+describe("bounded rendering", () => {
+  // Each would, unbounded, run for minutes and end the process with V8's heap out of memory.
+  const RUNAWAY: Record<string, string> = {
+    "a huge range": "{% for i in range(100000000) %}x{% endfor %}",
+    "nested loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "a loop over the messages in a loop": "{% for i in range(100000) %}{% for m in messages %}{% endfor %}{% endfor %}",
+    "a string doubled in a loop": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "a list doubled in a loop": "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+    "a huge indent": "{{ 'a\\nb' | indent(100000000) }}",
+  };
+  for (const [what, template] of Object.entries(RUNAWAY)) {
+    it(`stops ${what} within seconds, naming the template's source`, () => {
+      const started = Date.now();
+      assert.throws(
+        () => renderChatTemplate(template, CONVERSATION, {}, { templateSource: "recipe.yaml: chat_template" }),
+        (e: unknown) => e instanceof ChatTemplateError && /^chat template from recipe\.yaml: chat_template stopped: /.test(e.message),
+      );
+      assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    });
+  }
+
+  it("still renders loops, range() and strftime_now as Jinja does", () => {
+    const template = "{{ range(3)|join(',') }} {{ range(1, 10, 3)|join(',') }} {{ range(3, 0, -1)|join(',') }} " +
+      "{{ range(0)|length }} {% for m in messages %}{{ loop.index }}{% endfor %} {{ strftime_now('%Y %%') }}";
+    assert.equal(renderChatTemplate(template, CONVERSATION, {}), `0,1,2 1,4,7 3,2,1 0 123 ${new Date().getFullYear()} %`);
+  });
+
+  it("names the tokenizer_config.json or chat_template.jinja the template came from", () => {
+    const loop = "{% for i in range(100000000) %}x{% endfor %}";
+    const fromConfig = writeByteLevelTokenizer(join(root, "loop-config"), { chatTemplate: loop }).dir;
+    assert.throws(() => Tokenizer.fromPretrainedSync(fromConfig).applyChatTemplate(PROMPT),
+      (e: unknown) => e instanceof ChatTemplateError && e.message.includes(`from ${join(fromConfig, "tokenizer_config.json")} stopped`));
+    const fromFile = writeByteLevelTokenizer(join(root, "loop-file"), { chatTemplate: "chatml" }).dir;
+    writeFileSync(join(fromFile, "chat_template.jinja"), loop);
+    assert.throws(() => Tokenizer.fromPretrainedSync(fromFile).applyChatTemplate(PROMPT),
+      (e: unknown) => e instanceof ChatTemplateError && e.message.includes(`from ${join(fromFile, "chat_template.jinja")} stopped`));
   });
 });

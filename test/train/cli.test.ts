@@ -7,7 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -314,5 +314,48 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     assert.match(r.stdout, /--allow-unknown-keys/);
     const objective = r.stdout.slice(r.stdout.indexOf("objective:"));
     for (const key of OBJECTIVE_CONFIG_KEYS) assert.ok(objective.includes(key), `objective key ${key} is not listed`);
+  });
+});
+
+describe("omni-dpo train: bad inputs fail at once, named", () => {
+  function recipe(name: string, extra: string, data: string): string {
+    const model = join(root, `${name}-model`);
+    writeToyModel(model, { chatTemplate: "chatml" });
+    const yaml = join(root, `${name}.yaml`);
+    writeFileSync(yaml, `model_name_or_path: ${model}\noutput_dir: ${join(root, `${name}-out`)}\n` +
+      `dataset_mixer:\n  ${data}: 1.0\nper_device_train_batch_size: 2\nmax_length: 64\nmax_prompt_length: 32\n${extra}`);
+    return yaml;
+  }
+
+  it("a data file that is a device (a link to /dev/zero) fails at once, naming it", () => {
+    const link = join(root, "endless.jsonl");
+    symlinkSync("/dev/zero", link);
+    const started = Date.now();
+    const r = spawnSync(process.execPath, [CLI, "train", recipe("endless", "", link)], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(r.stderr.includes(`${link}: is a character device, not a data file`), r.stderr);
+    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+  });
+
+  it("a recipe's chat_template that loops without end fails within seconds, naming the recipe and key", () => {
+    const data = join(root, "chats.jsonl");
+    writeJsonl(data, toyPairs(4).map((p) => ({ prompt: [{ role: "user", content: p.prompt }],
+      chosen: [{ role: "assistant", content: p.chosen }], rejected: [{ role: "assistant", content: p.rejected }],
+      score_chosen: p.score_chosen, score_rejected: p.score_rejected })));
+    const yaml = recipe("loop", "chat_template: \"{% for i in range(10**8) %}x{% endfor %}\"\n", data);
+    const started = Date.now();
+    const r = spawnSync(process.execPath, [CLI, "train", yaml], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(r.stderr.includes(`chat template from ${yaml}: chat_template stopped: it asked for range() of 100000000 items`), r.stderr);
+    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+  });
+
+  it("40 records without the scores the loss needs: the first 20 named, and the count says it is capped", () => {
+    const data = join(root, "unscored.jsonl");
+    writeJsonl(data, toyPairs(40).map((p) => ({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })));
+    const r = spawnSync(process.execPath, [CLI, "train", recipe("unscored", "", data)], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /first 20 of 40 problems in the data:/);
+    assert.match(r.stderr, /unscored\.jsonl:\d+: field 'score_chosen': missing, and omni_dpo's quality weight/);
   });
 });

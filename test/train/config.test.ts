@@ -231,6 +231,35 @@ describe("warnings and errors name the key", () => {
     }
   });
 
+  it("many unknown keys (10k) are checked in seconds (the YAML library's own check alone took 6 s) and listed 20 by name, then counted; a huge key is cut short", () => {
+    const keys = Array.from({ length: 10_000 }, (_, i) => `unknown_key_${i}: 1`).join("\n");
+    const file = yamlFile(BASE + keys + "\n");
+    const started = Date.now();
+    assert.throws(() => loadTrainConfig(file), (e: unknown) => {
+      const m = (e as Error).message;
+      assert.ok(m.includes(`${file}: unknown key 'unknown_key_0'; `) && m.includes(`unknown key 'unknown_key_19', and 9980 more unknown keys.`), m);
+      assert.doesNotMatch(m, /unknown_key_20\b/);
+      assert.ok(m.length < 3000, `the message is ${m.length} characters`);
+      return e instanceof ConfigError;
+    });
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    // (YAML's own keys stop at 1024 characters; a recipe given as an object has no such bound.)
+    const huge = { model_name_or_path: "m", output_dir: "o", dataset_mixer: { "d.jsonl": 1 }, ["k".repeat(1_000_000)]: 1 };
+    assert.throws(() => loadTrainConfig(huge), /unknown key 'k{80}… \(1000000 characters\)'/);
+    const { warnings } = loadTrainConfig(file, [], { allowUnknownKeys: true });
+    assert.equal(warnings.filter((w) => /unknown key '/.test(w)).length, 20);
+    assert.ok(warnings.some((w) => w === `${file}: 9980 more unknown keys ignored (--allow-unknown-keys)`), warnings.join("\n"));
+  });
+
+  it("a key repeated in a mapping is an error naming both lines", () => {
+    const file = yamlFile(BASE + "beta: 0.1\nbeta: 0.2\n");
+    const line = BASE.split("\n").length;
+    assert.throws(() => loadTrainConfig(file), (e: unknown) => e instanceof ConfigError &&
+      e.message === `${file}: line ${line + 1}: key 'beta' repeats the one on line ${line}`);
+    assert.throws(() => loadTrainConfig(yamlFile(BASE.replace("dataset_mixer:\n", "dataset_mixer:\n  a.jsonl: 1.0\n  a.jsonl: 0.5\n"))),
+      /key 'a\.jsonl' repeats the one on line/);
+  });
+
   it("a missing file, invalid YAML or a non-mapping is an error naming the file", () => {
     const gone = join(root, "nope.yaml");
     assert.throws(() => loadTrainConfig(gone), (e: unknown) => e instanceof ConfigError && e.message.includes(gone));
@@ -251,6 +280,26 @@ describe("--set overrides", () => {
     assert.deepEqual(parseOverride(" beta = 0.5"), ["beta", 0.5]);
     assert.throws(() => parseOverride("learning_rate"), ConfigError);
     assert.throws(() => parseOverride("=1"), ConfigError);
+  });
+
+  it("an empty value is an error naming the key, not the default (an unset shell variable)", () => {
+    for (const text of ["learning_rate=", "learning_rate=  "]) {
+      assert.throws(() => parseOverride(text), (e: unknown) => e instanceof ConfigError &&
+        e.message === "--set learning_rate: the value is empty (give one, or None for the key's default)");
+    }
+  });
+
+  it("a value that is not YAML, infinite or NaN names --set and the key and says what is wrong", () => {
+    assert.throws(() => parseOverride("beta=[1"), /^ConfigError: --set beta: '\[1' is not a YAML value \(/);
+    assert.throws(() => parseOverride("learning_rate=1e400"), /^ConfigError: --set learning_rate: '1e400' is Infinity \(not a finite number/);
+    assert.throws(() => parseOverride("learning_rate=.nan"), /^ConfigError: --set learning_rate: '\.nan' is NaN \(not a number\)/);
+    // A wrong type from --set is placed at --set, not in the recipe.
+    const file = yamlFile(BASE);
+    assert.throws(() => loadTrainConfig(file, [parseOverride("learning_rate=fast")]),
+      (e: unknown) => e instanceof ConfigError && e.message === `--set learning_rate: key 'learning_rate' must be a number, got "fast"`);
+    // In the recipe itself, an overflowing number is named as such, not as null.
+    assert.throws(() => loadTrainConfig(yamlFile(BASE + "learning_rate: 1e400\n")),
+      /key 'learning_rate' must be a number, got Infinity \(not a finite number/);
   });
 
   it("overrides replace YAML values and are checked like them", () => {

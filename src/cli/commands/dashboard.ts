@@ -39,7 +39,11 @@ opens anywhere, offline.
       if (!values["allow-remote"]) throw new UsageError(`dashboard: --host ${host} would serve the runs beyond this machine; add --allow-remote to do so`);
       console.error(`omni-dpo dashboard: warning: listening on ${host}: anyone who can reach this address can read these runs' metrics (no authentication)`);
     }
-    const dash = await startDashboard(positionals, { host, port: positiveInt(values.port, "--port", 6006, true) });
+    const port = positiveInt(values.port, "--port", 6006, true);
+    if (port > 65535) throw new UsageError(`dashboard: --port must be at most 65535, got ${port}`);
+    const dash = await startDashboard(positionals, { host, port }).catch((e: Error) => {
+      throw new Error(`dashboard: cannot listen on ${host}:${port}: ${e.message}`);
+    });
     console.log(`dashboard: ${dash.url} (Ctrl-C to stop)`);
     await new Promise<void>((resolve) => {
       const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); void dash.close().then(resolve); };

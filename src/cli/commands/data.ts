@@ -1,6 +1,6 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
-import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
+import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Command } from "../args.js";
 import { outputClash } from "../../util/paths.js";
 
 export const dataCommand: Command = {
@@ -127,7 +127,7 @@ async function dataBuild(argv: string[]): Promise<number> {
   const { loadModel } = await import("../../models/auto.js");
   const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../progress.js");
-  const seed = positiveInt(values.seed, "--seed", 0, true);
+  const seed = seedInt(values.seed, "--seed", 0);
   const scorer = values.scorer ? await loadScorer(values.scorer)
     : (await import("../../tasks/arith/index.js")).arithScorer({ noise: nonNegative(values["judge-noise"], "--judge-noise", 1.5), seed });
   const model = loadModel(values.model);
@@ -184,7 +184,9 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   if (!["auto", "chat", "text"].includes(format)) throw new UsageError(`--prompt-format must be auto, chat or text, got '${format}'`);
   const seeds = str("seeds")?.split(",").map((s) => {
     const n = Number(s.trim());
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--seeds must be non-negative integers separated by commas, got '${str("seeds")}'`);
+    if (s.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
+      throw new UsageError(`--seeds must be integers from 0 to ${Number.MAX_SAFE_INTEGER} (2^53 - 1) separated by commas, got '${str("seeds")}'`);
+    }
     return n;
   });
   const samples = positiveInt(str("samples"), "--samples", seeds?.length ?? 5);

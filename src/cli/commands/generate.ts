@@ -1,6 +1,6 @@
 // `omni-dpo generate`: text from a model directory, greedy or sampled.
 import { parseArgs } from "node:util";
-import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
+import { UsageError, positiveInt, nonNegative, probability, resolveDevice, seedInt, type Command } from "../args.js";
 
 export const generateCommand: Command = {
   help: `Usage: omni-dpo generate --model DIR (--prompt TEXT | --prompts FILE) [options]
@@ -36,8 +36,8 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const maxNew = positiveInt(values["max-new-tokens"], "--max-new-tokens", 128);
     const temperature = nonNegative(values.temperature, "--temperature", 0);
     const topK = positiveInt(values["top-k"], "--top-k", 0, true);
-    const topP = nonNegative(values["top-p"], "--top-p", 1);
-    const seed = positiveInt(values.seed, "--seed", 0, true);
+    const topP = probability(values["top-p"], "--top-p", 1);
+    const seed = seedInt(values.seed, "--seed", 0);
     const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
     const { loadModel } = await import("../../models/auto.js");
     const { generate } = await import("../../models/generate.js");
