@@ -12,7 +12,8 @@ export {
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
 export { DecoderLM, type CausalLM, type ForwardOptions, type DecoderLayer, type DecoderStep } from "./models/causal-lm.js";
-export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers, type ArchitectureSpec } from "./models/registry.js";
+export type { ArchitectureSpec } from "./models/architecture.js";
+export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers } from "./models/registry.js";
 export {
   AutoModelForSequenceClassification, SequenceClassifier, createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier,
   type ClassifierForwardOptions,

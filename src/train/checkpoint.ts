@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } 
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { savePretrained } from "../models/peft.js";
+import { savePretrained } from "../models/auto.js";
 import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
 import { fsyncPath, fsyncTree, isTempName, tempPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { Tokenizer } from "../text/index.js";
