@@ -27,7 +27,10 @@ export { KVCache } from "./models/cache.js";
 export { readPreferenceFile } from "./data/readers.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
 export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type TokenizeOptions, type ChatRendering } from "./data/tokenize.js";
-export { buildPairs, binarize, loadScorer, pairsFromSamples, sampleAndScore, type Pair, type Scorer, type BuildOptions, type ScoredSamples } from "./data/build.js";
+export {
+  buildPairs, binarize, loadScorer, registerScorer, registeredScorers, pairsFromSamples, sampleAndScore,
+  type Pair, type Scorer, type ScorerFactory, type ScorerOptions, type BuildOptions, type ScoredSamples,
+} from "./data/build.js";
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
