@@ -19,7 +19,7 @@ import type { Tokenizer } from "../../src/text/index.js";
 import {
   arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
-import type { BuildStats, Pair } from "../../src/data/build.js";
+import type { BuildStats, Pair, ScoredSamples } from "../../src/data/build.js";
 import { pairLogps } from "../../src/eval/pairwise.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { greedyCorrect } from "./evaluate.js";
@@ -192,35 +192,46 @@ export interface DemoResult {
   outDir: string;
 }
 
-export async function runDemo(options: DemoOptions): Promise<DemoResult> {
-  const start = Date.now();
+/** Everything a demo run will do, decided before any job runs: sets, seeds, methods, sizes. */
+export interface DemoPlan {
+  outDir: string;
+  /** The starting policy's directory, and whether it must be trained first (no shipped checkpoint). */
+  sft: { dir: string; train: boolean };
+  pipelines: PipelineName[];
+  specs: MethodSpec[];
+  sizes: DemoSizes;
+  trainSeeds: number[];
+  pairSeeds: number[];
+  /**
+   * The tuning runs' training seed: none of the reported runs uses it, so the runs a learning
+   * rate is chosen on are not the runs it is judged by.
+   */
+  tuneSeed: number;
+  difficulty: DifficultyName;
+  /** Pair-building prompts, validation problems (the learning rate) and held-out problems (the result): disjoint, and apart from the SFT set. */
+  trainPrompts: string[];
+  valProblems: ArithProblem[];
+  testProblems: ArithProblem[];
+  judgeNoise: number;
+  sampling: { samples: number; temperature: number };
+  /** Training runs at most (a sweep point that is also a reported run is trained once). */
+  plannedRuns: number;
+}
+
+/** The plan of a demo run: no model is loaded or trained, no job started. */
+export function planDemo(options: DemoOptions): DemoPlan {
   const mode = options.quick ? "quick" : "full";
   const seed = options.seed ?? 0;
   const sizes = { ...DEMO_SIZES[mode], ...options.sizes };
   const trainSeeds = range(options.trainSeeds ?? DEMO_SEEDS[mode].train, seed);
   const pairSeeds = range(options.pairSeeds ?? DEMO_SEEDS[mode].pair, seed);
-  // The tuning runs' training seed: none of the reported runs uses it, so the runs a learning
-  // rate is chosen on are not the runs it is judged by.
-  const tuneSeed = seed + 1000;
   const pipelines = options.pipeline === undefined || options.pipeline === "both" ? [...PIPELINES] : [options.pipeline];
   const specs = options.methods ?? methodSpecs(options.ablations ?? false);
   if (!specs.some((m) => m.name === "dpo")) throw new Error("the demo compares every method with DPO: the methods must include 'dpo'");
-  const status = options.onStatus ?? (() => {});
-  const out = options.outDir;
-  rmSync(join(out, "runs"), { recursive: true, force: true });
-  mkdirSync(join(out, "runs"), { recursive: true });
-  singleThreadForTinyModels();
+  const shipped = options.sftDir ?? shippedSftDir();
+  const sft = existsSync(join(shipped, "model.safetensors")) ? { dir: shipped, train: false } : { dir: join(options.outDir, "sft"), train: true };
 
-  // 1. The starting policy.
-  let sftDir = options.sftDir ?? shippedSftDir();
-  if (!existsSync(join(sftDir, "model.safetensors"))) {
-    sftDir = join(out, "sft");
-    status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.saveAtStep} steps)`);
-    trainSftModel(sftDir, (s, t) => options.onProgress?.("SFT", s, t));
-  }
-  const tokenizer = arithTokenizer();
-
-  // 2. Problems: the SFT set, pair-building, validation and held-out sets never overlap.
+  // The SFT set, pair-building, validation and held-out sets never overlap.
   const difficulty = SFT_RECIPE.difficulty;
   const used = new Set(generateProblems(SFT_RECIPE.problems, { difficulty, seed: SFT_RECIPE.problemSeed }).map(formatPrompt));
   const take = (n: number, s: number) => {
@@ -231,125 +242,204 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const trainPrompts = take(sizes.train, 1000 + seed).map(formatPrompt);
   const valProblems = take(sizes.val, 2000 + seed);
   const testProblems = take(sizes.test, 3000 + seed);
+  const runsPerPipeline = specs.reduce((n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length, 0);
+  return {
+    outDir: options.outDir, sft, pipelines, specs, sizes, trainSeeds, pairSeeds, tuneSeed: seed + 1000, difficulty,
+    trainPrompts, valProblems, testProblems, judgeNoise: options.judgeNoise ?? 1.5, sampling: { samples: 8, temperature: 0.8 },
+    plannedRuns: pipelines.length * runsPerPipeline,
+  };
+}
 
-  const judgeNoise = options.judgeNoise ?? 1.5;
-  const sampling = { samples: 8, temperature: 0.8 };
-  const plannedRuns = pipelines.length * specs.reduce((n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length, 0);
-  const totalJobs = pairSeeds.length + plannedRuns;
+/** The pairs one pipeline built from one pair seed's samples, and the file they were written to. */
+interface PairSet { file: string; pairs: Pair[]; stats: BuildStats }
+
+/** Where a training run's logs go. */
+function runDirectory(plan: DemoPlan, pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, pairSeed: number): string {
+  return join(plan.outDir, "runs", runId(pipeline, spec, lr, trainSeed, pairSeed).replaceAll("/", "-"));
+}
+
+function runId(pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, pairSeed: number): string {
+  return `${pipeline}/${spec.name}/lr${lr}/t${trainSeed}/p${pairSeed}`;
+}
+
+/**
+ * A failed job fails the pool and every job after it; the first error is the one reported
+ * (through whichever result is awaited), the others must not surface as unhandled rejections.
+ */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+/**
+ * The demo's jobs on a worker pool, each started once however often it is asked for: samples
+ * once per pair seed (started at once), pairs once per pipeline and pair seed, and a training
+ * run once per (pipeline, method, learning rate, training seed, pair seed).
+ */
+class DemoJobs {
+  readonly #samples: Map<number, Promise<ScoredSamples>>;
+  readonly #pairSets = new Map<string, Promise<PairSet>>();
+  readonly #runs = new Map<string, Promise<number[]>>();
+  #finished = 0;
+
+  constructor(readonly plan: DemoPlan, private readonly pool: JobPool, private readonly onProgress?: DemoOptions["onProgress"]) {
+    const { sft, trainPrompts, sampling, judgeNoise } = plan;
+    this.#samples = new Map(plan.pairSeeds.map((p) => [p, quiet(pool.run({
+      kind: "sample", id: `sample/${p}`, sftDir: sft.dir, prompts: trainPrompts, ...sampling, judgeNoise, seed: p,
+    }).then((s) => { this.tick(); return s; }))]));
+  }
+
+  /** Counts one planned job as done (the progress bar's total is every sample job and planned run). */
+  tick(): void {
+    this.onProgress?.("demo runs", ++this.#finished, this.plan.pairSeeds.length + this.plan.plannedRuns);
+  }
+
+  pairSet(pipeline: PipelineName, pairSeed: number): Promise<PairSet> {
+    const key = `${pipeline}/${pairSeed}`;
+    if (!this.#pairSets.has(key)) this.#pairSets.set(key, quiet(this.#samples.get(pairSeed)!.then((s) => {
+      const built = pipelinePairs(pipeline, s, pairSeed);
+      if (built.pairs.length < 8) throw new Error(`${pipeline} pipeline, pair seed ${pairSeed}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`);
+      const file = join(this.plan.outDir, `pairs-${pipeline}-seed${pairSeed}.jsonl`);
+      writeJsonLinesAtomic(file, built.pairs);
+      return { file, ...built };
+    })));
+    return this.#pairSets.get(key)!;
+  }
+
+  /** Trains one run and resolves to its greedy correctness (0/1 per problem) on `problems`. */
+  train(pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, pairSeed: number, problems: ArithProblem[], keepLogs: boolean): Promise<number[]> {
+    const id = runId(pipeline, spec, lr, trainSeed, pairSeed);
+    if (!this.#runs.has(id)) this.#runs.set(id, quiet(this.pairSet(pipeline, pairSeed).then(async ({ file }) => {
+      const job: TrainJob = {
+        kind: "train", id, evaluate: problems, keepLogs,
+        recipe: {
+          ...BASE_RECIPE, ...spec.config, model_name_or_path: this.plan.sft.dir, dataset_mixer: { [file]: 1.0 }, learning_rate: lr,
+          seed: trainSeed, output_dir: runDirectory(this.plan, pipeline, spec, lr, trainSeed, pairSeed),
+          // The report's per-pair view, for the runs it shows.
+          pair_log_samples: keepLogs ? 64 : 0, pair_logging_steps: 0.25,
+        },
+      };
+      const r = await this.pool.run(job);
+      this.tick();
+      return r.correct;
+    })));
+    return this.#runs.get(id)!;
+  }
+}
+
+/** One method's measurements in one pipeline: its chosen learning rate and the reported runs' correctness. */
+interface MethodRuns {
+  spec: MethodSpec;
+  lr: number;
+  validation: MethodResult["validation"];
+  cells: { t: number; p: number }[];
+  /** Per cell, greedy correctness on the held-out problems. */
+  corrects: number[][];
+}
+
+/**
+ * The runs of one pipeline: each method's tuning runs (validation, first pair seed, the tuning
+ * seed) pick its learning rate; its reported runs (every training x pair seed) at that rate; the
+ * sweep at its own rate and at 2x and 4x DPO's (training seed 0, every pair seed).
+ */
+async function runPipeline(jobs: DemoJobs, pipeline: PipelineName): Promise<{ methods: MethodRuns[]; lrSweep: SweepPoint[] }> {
+  const { specs, tuneSeed, pairSeeds, trainSeeds, valProblems, testProblems } = jobs.plan;
+  const tuned = new Map(specs.map((spec) => [spec.name, Promise.all(spec.grid.map((lr) => jobs.train(pipeline, spec, lr, tuneSeed, pairSeeds[0], valProblems, false)))
+    .then((corrects) => {
+      const validation = spec.grid.map((learning_rate, i) => ({ learning_rate, accuracy: average(corrects[i]) }));
+      return { validation, lr: validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate };
+    })]));
+  const methods = await Promise.all(specs.map(async (spec): Promise<MethodRuns> => {
+    const { validation, lr } = await tuned.get(spec.name)!;
+    const cells = trainSeeds.flatMap((t) => pairSeeds.map((p) => ({ t, p })));
+    const corrects = await Promise.all(cells.map(({ t, p }) => jobs.train(pipeline, spec, lr, t, p, testProblems, true)));
+    return { spec, lr, validation, cells, corrects };
+  }));
+  const dpoLr = (await tuned.get("dpo")!).lr;
+  const sweepRates = (m: MethodRuns) => {
+    // A multiple that is the method's own rate is its reported runs: those planned jobs are done.
+    for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) pairSeeds.forEach(() => jobs.tick());
+    return [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)].filter((lr, i, all) => all.indexOf(lr) === i);
+  };
+  const lrSweep = await Promise.all(methods.flatMap((m) => sweepRates(m).map(async (lr): Promise<SweepPoint> => {
+    const corrects = await Promise.all(pairSeeds.map((p) => jobs.train(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)));
+    return { name: m.spec.name, learning_rate: lr, lr_multiple: lr / dpoLr, heldout_accuracy: spread(corrects.map(average)) };
+  })));
+  return { methods, lrSweep };
+}
+
+/**
+ * One pipeline's result from its runs: every method against DPO and against the start (paired
+ * differences), the pairs' label quality per pair seed, the decoupling view, and the reported
+ * runs' metrics for the curves.
+ */
+function analysePipeline(plan: DemoPlan, pipeline: PipelineName, runs: { methods: MethodRuns[]; lrSweep: SweepPoint[] },
+  pairSets: PairSet[], sftCorrect: number[], tokenizer: Tokenizer): PipelineResult {
+  const { methods } = runs;
+  const dpo = methods.find((m) => m.spec.name === "dpo")!;
+  const compare = (a: string, b: string, ca: number[][], cb: number[][]): Comparison => {
+    const d = pairedDifference(ca, cb);
+    return { a, b, ...d, verdict: verdict(d) };
+  };
+  const comparisons = [
+    ...methods.filter((m) => m !== dpo).map((m) => compare(m.spec.name, "dpo", m.corrects, dpo.corrects)),
+    ...methods.map((m) => compare(m.spec.name, "sft", m.corrects, m.corrects.map(() => sftCorrect))),
+  ];
+  const data = pairSets.map(({ pairs, stats }, i) => ({
+    pair_seed: plan.pairSeeds[i], pairs: stats.pairs, prompts: stats.prompts, identical_dropped: stats.identicalDropped, no_pair: stats.noPair,
+    correct_share: stats.correctShare, labels: labelQuality(pairs),
+  }));
+  return {
+    name: pipeline, sft_accuracy: spread([average(sftCorrect)]), comparisons, lr_sweep: runs.lrSweep, data,
+    weights: decouplingView(plan.sft.dir, tokenizer, pairSets[0].pairs),
+    methods: methods.map((m) => ({
+      name: m.spec.name, label: m.spec.label, learning_rate: m.lr, validation: m.validation,
+      heldout_accuracy: spread(m.corrects.map(average)),
+      cells: m.cells.map(({ t, p }, i) => ({ train_seed: t, pair_seed: p, accuracy: average(m.corrects[i]) })),
+      curves: plan.pairSeeds.map((p) => {
+        const dir = runDirectory(plan, pipeline, m.spec, m.lr, plan.trainSeeds[0], p);
+        return { name: `${pipeline}: ${m.spec.label} pair seed ${p}`, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) };
+      }),
+    })),
+  };
+}
+
+/** The settings a result records, so a reader can tell exactly what was run. */
+function demoSettings(plan: DemoPlan): Record<string, unknown> {
+  return {
+    sft: plan.sft.dir, difficulty: plan.difficulty, sizes: plan.sizes, train_seeds: plan.trainSeeds, pair_seeds: plan.pairSeeds,
+    tune_seed: plan.tuneSeed, judge_noise: plan.judgeNoise, ...plan.sampling,
+    math_rules: { chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 }, text_rules: "best vs worst judge score",
+    recipe: BASE_RECIPE, methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])), lr_multiples: LR_MULTIPLES,
+  };
+}
+
+/** The demo: plan it, train the start if none is shipped, run every job on a worker pool, analyse each pipeline. */
+export async function runDemo(options: DemoOptions): Promise<DemoResult> {
+  const start = Date.now();
+  const plan = planDemo(options);
+  const status = options.onStatus ?? (() => {});
+  rmSync(join(plan.outDir, "runs"), { recursive: true, force: true });
+  mkdirSync(join(plan.outDir, "runs"), { recursive: true });
+  singleThreadForTinyModels();
+  if (plan.sft.train) {
+    status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.saveAtStep} steps)`);
+    trainSftModel(plan.sft.dir, (s, t) => options.onProgress?.("SFT", s, t));
+  }
+  const { pipelines, specs, trainSeeds, pairSeeds, sizes, sampling } = plan;
   status(`${pipelines.join(" and ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods, ${trainSeeds.length} training x ${pairSeeds.length} pair seeds, ` +
-    `${sizes.train} prompts x ${sampling.samples} samples, ${sizes.val} validation and ${sizes.test} held-out problems; up to ${plannedRuns} training runs`);
-  let finished = 0;
-  const tick = () => options.onProgress?.("demo runs", ++finished, totalJobs);
+    `${sizes.train} prompts x ${sampling.samples} samples, ${sizes.val} validation and ${sizes.test} held-out problems; up to ${plan.plannedRuns} training runs`);
+  const tokenizer = arithTokenizer();
   const pool = new JobPool(options.jobs);
   try {
-    // 3. Samples once per pair seed; each pipeline binarises them its own way.
-    const samples = new Map(pairSeeds.map((p) => [p, pool.run({
-      kind: "sample", id: `sample/${p}`, sftDir, prompts: trainPrompts, ...sampling, judgeNoise, seed: p,
-    }).then((s) => { tick(); return s; })]));
-    // A failed job fails the pool and every job after it; the first error is the one reported
-    // (through whichever result is awaited), the others must not surface as unhandled rejections.
-    const quiet = <T>(p: Promise<T>) => { p.catch(() => {}); return p; };
-    for (const p of samples.values()) quiet(p);
-    const pairSets = new Map<string, Promise<{ file: string; pairs: Pair[]; stats: BuildStats }>>();
-    const pairSet = (pipeline: PipelineName, p: number) => {
-      const key = `${pipeline}/${p}`;
-      if (!pairSets.has(key)) pairSets.set(key, quiet(samples.get(p)!.then((s) => {
-        const built = pipelinePairs(pipeline, s, p);
-        if (built.pairs.length < 8) throw new Error(`${pipeline} pipeline, pair seed ${p}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`);
-        const file = join(out, `pairs-${pipeline}-seed${p}.jsonl`);
-        writeJsonLinesAtomic(file, built.pairs);
-        return { file, ...built };
-      })));
-      return pairSets.get(key)!;
-    };
-
-    // 4. Runs, deduplicated: a sweep point that is also a reported run is trained once.
-    const runs = new Map<string, Promise<number[]>>();
-    const runId = (pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, p: number) => `${pipeline}/${spec.name}/lr${lr}/t${trainSeed}/p${p}`;
-    const dirOf = (id: string) => join(out, "runs", id.replaceAll("/", "-"));
-    const run = (pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, p: number, problems: ArithProblem[], keepLogs: boolean) => {
-      const id = runId(pipeline, spec, lr, trainSeed, p);
-      if (!runs.has(id)) runs.set(id, quiet(pairSet(pipeline, p).then(async ({ file }) => {
-        const dir = dirOf(id);
-        const job: TrainJob = {
-          kind: "train", id, evaluate: problems, keepLogs,
-          recipe: {
-            ...BASE_RECIPE, ...spec.config, model_name_or_path: sftDir, dataset_mixer: { [file]: 1.0 }, learning_rate: lr, seed: trainSeed, output_dir: dir,
-            // The report's per-pair view, for the runs it shows.
-            pair_log_samples: keepLogs ? 64 : 0, pair_logging_steps: 0.25,
-          },
-        };
-        const r = await pool.run(job);
-        tick();
-        return r.correct;
-      })));
-      return runs.get(id)!;
-    };
-
-    const sftCorrect = (() => { const sft = loadModel(sftDir); try { return greedyCorrect(sft, tokenizer, testProblems); } finally { sft.dispose(); } })();
-    const perPipeline = pipelines.map(async (pipeline): Promise<PipelineResult> => {
-      // Learning rate per method: the best validation accuracy of the tuning runs (first pair seed).
-      const tuned = new Map(specs.map((spec) => [spec.name, Promise.all(spec.grid.map((lr) => run(pipeline, spec, lr, tuneSeed, pairSeeds[0], valProblems, false)))
-        .then((corrects) => {
-          const validation = spec.grid.map((learning_rate, i) => ({ learning_rate, accuracy: average(corrects[i]) }));
-          return { validation, lr: validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate };
-        })]));
-      const methods = await Promise.all(specs.map(async (spec) => {
-        const { validation, lr } = await tuned.get(spec.name)!;
-        const cells = trainSeeds.flatMap((t) => pairSeeds.map((p) => ({ t, p })));
-        const corrects = await Promise.all(cells.map(({ t, p }) => run(pipeline, spec, lr, t, p, testProblems, true)));
-        return { spec, lr, validation, cells, corrects };
-      }));
-      const dpoLr = (await tuned.get("dpo")!).lr;
-      // The sweep: every method at its own rate and at 2x and 4x DPO's, on training seed 0 over every pair seed.
-      const sweepRates = (m: (typeof methods)[number]) => {
-        // A multiple that is the method's own rate is its reported runs: those planned jobs are done.
-        for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) pairSeeds.forEach(tick);
-        return [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)].filter((lr, i, all) => all.indexOf(lr) === i);
-      };
-      const lr_sweep = await Promise.all(methods.flatMap((m) => sweepRates(m)
-        .map(async (lr): Promise<SweepPoint> => {
-          const corrects = await Promise.all(pairSeeds.map((p) => run(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)));
-          return { name: m.spec.name, learning_rate: lr, lr_multiple: lr / dpoLr, heldout_accuracy: spread(corrects.map(average)) };
-        })));
-      const dpo = methods.find((m) => m.spec.name === "dpo")!;
-      const comparisons: Comparison[] = [];
-      const compare = (a: string, b: string, ca: number[][], cb: number[][]) => {
-        const d = pairedDifference(ca, cb);
-        comparisons.push({ a, b, ...d, verdict: verdict(d) });
-      };
-      for (const m of methods) if (m !== dpo) compare(m.spec.name, "dpo", m.corrects, dpo.corrects);
-      for (const m of methods) compare(m.spec.name, "sft", m.corrects, m.corrects.map(() => sftCorrect));
-      const data = await Promise.all(pairSeeds.map(async (p) => {
-        const { pairs, stats } = await pairSet(pipeline, p);
-        return {
-          pair_seed: p, pairs: stats.pairs, prompts: stats.prompts, identical_dropped: stats.identicalDropped, no_pair: stats.noPair,
-          correct_share: stats.correctShare, labels: labelQuality(pairs),
-        };
-      }));
-      return {
-        name: pipeline, sft_accuracy: spread([average(sftCorrect)]), comparisons, lr_sweep, data,
-        weights: decouplingView(sftDir, tokenizer, (await pairSet(pipeline, pairSeeds[0])).pairs),
-        methods: methods.map((m) => ({
-          name: m.spec.name, label: m.spec.label, learning_rate: m.lr, validation: m.validation,
-          heldout_accuracy: spread(m.corrects.map(average)),
-          cells: m.cells.map(({ t, p }, i) => ({ train_seed: t, pair_seed: p, accuracy: average(m.corrects[i]) })),
-          curves: pairSeeds.map((p) => {
-            const dir = dirOf(runId(pipeline, m.spec, m.lr, trainSeeds[0], p));
-            return { name: `${pipeline}: ${m.spec.label} pair seed ${p}`, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) };
-          }),
-        })),
-      };
-    });
-    const results = await Promise.all(perPipeline);
-    return {
-      pipelines: results, outDir: out, wall_seconds: (Date.now() - start) / 1000,
-      settings: {
-        sft: sftDir, difficulty, sizes, train_seeds: trainSeeds, pair_seeds: pairSeeds, tune_seed: tuneSeed, judge_noise: judgeNoise, ...sampling,
-        math_rules: { chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 }, text_rules: "best vs worst judge score",
-        recipe: BASE_RECIPE, methods: Object.fromEntries(specs.map((m) => [m.name, { ...m.config, grid: m.grid }])), lr_multiples: LR_MULTIPLES,
-      },
-    };
+    const jobs = new DemoJobs(plan, pool, options.onProgress);
+    const sftCorrect = (() => { const sft = loadModel(plan.sft.dir); try { return greedyCorrect(sft, tokenizer, plan.testProblems); } finally { sft.dispose(); } })();
+    const results = await Promise.all(pipelines.map(async (pipeline) => {
+      const runs = await runPipeline(jobs, pipeline);
+      const pairSets = await Promise.all(pairSeeds.map((p) => jobs.pairSet(pipeline, p)));
+      return analysePipeline(plan, pipeline, runs, pairSets, sftCorrect, tokenizer);
+    }));
+    return { pipelines: results, outDir: plan.outDir, wall_seconds: (Date.now() - start) / 1000, settings: demoSettings(plan) };
   } finally {
     pool.close();
   }
