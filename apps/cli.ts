@@ -11,11 +11,15 @@ import { arithScorer } from "./tasks/arith/scorer.js";
 registerScorer("arith", ({ seed, noise }) => arithScorer({ noise: noise ?? 1.5, seed }));
 
 const DEMO: ProgramCommand = {
-  name: "demo", usage: "demo", command: demoCommand,
+  name: "demo",
+  usage: "demo",
+  command: demoCommand,
   summary: ["the embedded demo: DPO, SimPO and Omni-DPO on the same pairs, with a report"],
 };
 const BENCH: ProgramCommand = {
-  name: "bench", usage: "bench engine|model|train", command: benchCommand,
+  name: "bench",
+  usage: "bench engine|model|train",
+  command: benchCommand,
   summary: [
     "engine throughput and overhead, model forward speed, or one training",
     "step's speed and memory, beside PyTorch",

@@ -24,26 +24,49 @@ export interface ProgramCommand {
 }
 
 export const LIBRARY_COMMANDS: readonly ProgramCommand[] = [
-  { name: "train", usage: "train CONFIG.yaml", summary: ["preference training from a reference-style YAML"], command: trainCommand },
-  { name: "generate", usage: "generate", summary: ["generate text with a model directory (greedy or sampled)"], command: generateCommand },
   {
-    name: "eval", usage: "eval", command: evalCommand,
+    name: "train",
+    usage: "train CONFIG.yaml",
+    summary: ["preference training from a reference-style YAML"],
+    command: trainCommand,
+  },
+  {
+    name: "generate",
+    usage: "generate",
+    summary: ["generate text with a model directory (greedy or sampled)"],
+    command: generateCommand,
+  },
+  {
+    name: "eval",
+    usage: "eval",
+    command: evalCommand,
     summary: ["pairwise preference accuracy and implied rewards of a model on pairs"],
   },
   {
-    name: "dashboard", usage: "dashboard RUN_DIR...", command: dashboardCommand,
+    name: "dashboard",
+    usage: "dashboard RUN_DIR...",
+    command: dashboardCommand,
     summary: ["a live local view of training runs (or --export report.html)"],
   },
   {
-    name: "merge", usage: "merge", command: mergeCommand,
+    name: "merge",
+    usage: "merge",
+    command: mergeCommand,
     summary: ["fold a LoRA adapter into its base model: a plain Hugging Face checkpoint"],
   },
   // `data` answers to two lines of the list.
   {
-    name: "data", usage: "data inspect FILE", command: dataCommand,
+    name: "data",
+    usage: "data inspect FILE",
+    command: dataCommand,
     summary: ["counts, token lengths, truncation, score margins, duplicates of a data file"],
   },
-  { name: "data", usage: "data build", summary: ["on-policy preference pairs: sample, score, binarise"], command: dataCommand },
+  {
+    name: "data",
+    usage: "data build",
+    summary: ["on-policy preference pairs: sample, score, binarise"],
+    command: dataCommand,
+  },
 ];
 
 const USAGE_WIDTH = 21;
@@ -51,7 +74,8 @@ const USAGE_WIDTH = 21;
 function helpText(commands: readonly ProgramCommand[]): string {
   const lines = commands.flatMap(({ usage, summary }) => {
     const pad = " ".repeat(2 + USAGE_WIDTH);
-    if (usage.length < USAGE_WIDTH) return [`  ${usage.padEnd(USAGE_WIDTH)}${summary[0]}`, ...summary.slice(1).map((s) => pad + s)];
+    if (usage.length < USAGE_WIDTH)
+      return [`  ${usage.padEnd(USAGE_WIDTH)}${summary[0]}`, ...summary.slice(1).map((s) => pad + s)];
     return [`  ${usage}`, ...summary.map((s) => pad + s)];
   });
   return `omni-dpo: preference training (Omni-DPO, DPO, SimPO, ...) for causal language models

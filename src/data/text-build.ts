@@ -170,7 +170,7 @@ function openJournal(file: string, identity: string): Map<number, Finished> {
   lines.slice(1).forEach((line, n) => {
     let f: Finished;
     try { f = JSON.parse(line) as Finished; } catch (e) {
-      throw new Error(`${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`);
+      throw new Error(`${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`, { cause: e });
     }
     done.set(f.i, f);
   });

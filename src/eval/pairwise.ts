@@ -11,7 +11,7 @@ import { readPreferenceFile } from "../data/readers.js";
 import { DataError } from "../data/records.js";
 import { tokenizeRecords, TOKENIZE_DEFAULTS, type ChatRendering, type TokenizedPair } from "../data/tokenize.js";
 import { pairLogps, type PairLogps } from "../train/batching.js";
-import { assertFinite } from "../train/metrics.js";
+import { assertFinite } from "../util/finite.js";
 
 /** The shared batching loop, also offered here beside the metrics built on it. */
 export { pairLogps };

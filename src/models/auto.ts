@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Init } from "../nn/layers.js";
 import type { Module } from "../nn/module.js";
-import { isModelDirectory, readConfig, type RawConfig } from "./config.js";
+import { readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
 import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationConfig } from "./generation-config.js";
 import type { ArchitectureSpec } from "./architecture.js";

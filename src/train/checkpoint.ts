@@ -146,7 +146,7 @@ export function readTrainerState(dir: string): TrainerState {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as TrainerState;
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
 

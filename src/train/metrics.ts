@@ -1,21 +1,12 @@
 // Where training metrics go: one JSON object per line in output_dir/metrics.jsonl (train rows
-// and `eval_`-prefixed eval rows), written as they happen so an interrupted run keeps them;
-// and the check that a metric is a number at all (NaN or infinity is an error, never a row).
+// and `eval_`-prefixed eval rows), written as they happen so an interrupted run keeps them.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { writeFileAtomic, writingTo } from "../util/files.js";
 
 export type MetricRow = Record<string, number | string>;
 
-/** A loss or metric that came out NaN or infinite: the weights or the data are broken, and averaging would hide it. */
-export class NonFiniteMetricError extends Error {
-  constructor(message: string) { super(message); this.name = "NonFiniteMetricError"; }
-}
-
-/** Throws a NonFiniteMetricError naming every metric of `values` that is NaN or infinite, after `context` ("step 12"), with `detail` (where it came from) after them. */
-export function assertFinite(values: Record<string, number>, context: string, detail?: string | null): void {
-  const bad = Object.entries(values).filter(([, v]) => !Number.isFinite(v));
-  if (bad.length) throw new NonFiniteMetricError(`${context}: ${bad.map(([k, v]) => `${k} is ${v}`).join(", ")}${detail ? ` (${detail})` : ""}`);
-}
+// The finiteness check lives below every layer that reports metrics (evaluation uses it too).
+export { assertFinite, NonFiniteMetricError } from "../util/finite.js";
 
 export class MetricsSink {
   constructor(readonly file: string) {}

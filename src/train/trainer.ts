@@ -6,7 +6,7 @@
 // method a subclass can override (computeLoss, optimizerStep, evaluate, log, save, resume,
 // createOptimizer), so gradient checkpointing, mixed precision, LoRA or data parallelism hook
 // in there; train(config, hooks) runs the stock trainer.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";

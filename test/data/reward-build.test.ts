@@ -13,7 +13,6 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { torch } from "../../src/index.js";
-import type { Message } from "../../src/data/records.js";
 import { rewardInput } from "../../src/data/reward.js";
 import type { TextPair } from "../../src/data/text-build.js";
 import { createSequenceClassifier, saveSequenceClassifier } from "../../src/models/sequence-classification.js";
@@ -66,7 +65,6 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 180_000, env: { ...process.env, OMP_NUM_THREADS: "1" } });
 }
 const readJsonl = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as TextPair);
-const conversation = (row: TextPair): Message[] => (typeof row.prompt === "string" ? [{ role: "user", content: row.prompt }] : row.prompt);
 
 test("data build --reward-model: pairs from a policy and a reward model, all K scores kept, the summary beside them", () => {
   const r = cli(["data", "build", "--model", POLICY, "--prompts", PROMPTS, "--reward-model", RM, "--out", PAIRS,

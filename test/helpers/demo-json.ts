@@ -1,4 +1,4 @@
-// The demo's --json shape, checked by the demo's tests (test/demo/*.test.ts).
+// The demo's --json shape, checked by the demo's tests (test/apps/demo/*.test.ts).
 import assert from "node:assert/strict";
 
 export interface PipelineJson {

@@ -25,8 +25,14 @@ after(() => rmSync(root, { recursive: true, force: true }));
 function writeTinyGemma(dir: string, config: Record<string, unknown>): string {
   const tok = writeByteLevelTokenizer(dir);
   torch.manualSeed(0);
-  const model = createModel({ ...config, vocab_size: tok.vocabSize, max_position_embeddings: 128,
-    bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.eosTokenId });
+  const model = createModel({
+    ...config,
+    vocab_size: tok.vocabSize,
+    max_position_embeddings: 128,
+    bos_token_id: tok.bosTokenId,
+    eos_token_id: tok.eosTokenId,
+    pad_token_id: tok.eosTokenId,
+  });
   saveModel(model, dir);
   model.dispose();
   return dir;
@@ -35,14 +41,31 @@ function writeTinyGemma(dir: string, config: Record<string, unknown>): string {
 /** DPO with use_peft and no lora_target_modules: 12 training pairs in batches of 4, 3 steps. */
 async function trainDefaultLora(model: string, name: string) {
   const { config } = loadTrainConfig({
-    model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, test_split_size: 4, output_dir: join(root, name),
-    loss_type: "sigmoid", beta: 0.1, use_peft: true, lora_r: 4, lora_alpha: 8, learning_rate: 1e-2,
-    num_train_epochs: 1, per_device_train_batch_size: 4, per_device_eval_batch_size: 4, max_length: 64,
-    max_prompt_length: 32, logging_steps: 1, eval_steps: null, save_steps: null, seed: 3,
+    model_name_or_path: model,
+    dataset_mixer: { [data]: 1.0 },
+    test_split_size: 4,
+    output_dir: join(root, name),
+    loss_type: "sigmoid",
+    beta: 0.1,
+    use_peft: true,
+    lora_r: 4,
+    lora_alpha: 8,
+    learning_rate: 1e-2,
+    num_train_epochs: 1,
+    per_device_train_batch_size: 4,
+    per_device_eval_batch_size: 4,
+    max_length: 64,
+    max_prompt_length: 32,
+    logging_steps: 1,
+    eval_steps: null,
+    save_steps: null,
+    seed: 3,
   });
   const r = await train(config);
   const adapter = JSON.parse(readFileSync(join(r.outputDir, "adapter_config.json"), "utf8"));
-  const losses = MetricsSink.read(join(r.outputDir, "metrics.jsonl")).filter((row) => "loss" in row).map((row) => row.loss as number);
+  const losses = MetricsSink.read(join(r.outputDir, "metrics.jsonl"))
+    .filter((row) => "loss" in row)
+    .map((row) => row.loss as number);
   return { steps: r.globalStep, targets: adapter.target_modules as string[], losses };
 }
 

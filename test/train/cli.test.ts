@@ -32,7 +32,7 @@ function metricRows(dir: string): Record<string, unknown>[] {
 describe("omni-dpo train", () => {
   it("trains from a reference-style YAML (the Qwen2.5-0.5B text recipe's keys, scaled down) and exits 0", () => {
     // UltraFeedback's layout: a string prompt, chosen/rejected as conversations, judge scores.
-    const model = writeToyModel(join(root, "qwen-tiny"), { chatTemplate: "chatml" });
+    writeToyModel(join(root, "qwen-tiny"), { chatTemplate: "chatml" });
     const rows = toyPairs(24).map((p) => ({
       prompt: p.prompt,
       chosen: [{ role: "user", content: p.prompt }, { role: "assistant", content: p.chosen.trim() }],
@@ -116,7 +116,7 @@ save_total_limit: 20
   });
 
   it("SIGINT mid-training writes a checkpoint and exits 130; --set resume_from_checkpoint=true finishes the run", async () => {
-    const model = writeToyModel(join(root, "llama-tiny"));
+    writeToyModel(join(root, "llama-tiny"));
     writeJsonl(join(root, "pairs.jsonl"), toyPairs(16));
     const yaml = join(root, "long.yaml");
     // 4 steps an epoch, 8 epochs: long enough to interrupt, short enough to finish afterwards.

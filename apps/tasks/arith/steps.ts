@@ -51,7 +51,7 @@ const ANSWER_RE = new RegExp(`^A=(-?\\d{1,15})$`);
 /** The step a token writes, or undefined when it is not one. */
 export function parseStep(token: string): Step | undefined {
   let m: RegExpExecArray | null;
-  if ((m = ADD_RE.exec(token))) {
+  if (ADD_RE.test(token)) {
     const numbers = token.slice(0, token.indexOf("=")).split("+").map(Number);
     return { kind: "add", terms: numbers.slice(0, -1), carry: numbers[numbers.length - 1]!, result: Number(token.slice(token.indexOf("=") + 1)) };
   }

@@ -3,7 +3,7 @@
 //     one its runs give (means of cells, paired differences, the sweep's points), the learning
 //     rate is the validation argmax, the report has every section and results.json is demoJson;
 //   - `omni-dpo demo --quick --pipeline math --json` on fewer problems prints one JSON object of
-//     the issue's shape (the real quick demo's claims: test/demo/quick-demo.test.ts);
+//     the issue's shape (the real quick demo's claims: test/apps/demo/quick-demo.test.ts);
 //   - greedyAccuracy against values computed here; bad flags are usage errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -98,7 +98,7 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
 
 test("omni-dpo demo --pipeline math --json: one JSON object of the issue's shape, the pipeline's fields at the top", () => {
   const out = tempDir("omni-dpo-demo-cli-");
-  // The quick design on fewer problems (the real quick demo is test/demo/quick-demo.test.ts, run by CI).
+  // The quick design on fewer problems (the real quick demo is test/apps/demo/quick-demo.test.ts, run by CI).
   const r = spawnSync(process.execPath, [CLI, "demo", "--quick", "--pipeline", "math", "--prompts", "64", "--val", "16", "--heldout", "32", "--json", "--out", out],
     { encoding: "utf8", timeout: 600_000 });
   assert.equal(r.status, 0, r.stderr);

@@ -16,18 +16,35 @@ test("planDemo --quick: seeds, sizes and run count as documented; the four probl
   // 4 methods, 2 pipelines: 72.
   assert.equal(plan.plannedRuns, 72);
   assert.deepEqual([plan.trainPrompts.length, plan.valProblems.length, plan.testProblems.length], [50, 20, 30]);
-  const sft = new Set(generateProblems(SFT_RECIPE.problems, { difficulty: SFT_RECIPE.difficulty, seed: SFT_RECIPE.problemSeed }).map(formatPrompt));
+  const sft = new Set(
+    generateProblems(SFT_RECIPE.problems, { difficulty: SFT_RECIPE.difficulty, seed: SFT_RECIPE.problemSeed }).map(
+      formatPrompt,
+    ),
+  );
   const sets = [plan.trainPrompts, plan.valProblems.map(formatPrompt), plan.testProblems.map(formatPrompt)];
   const all = sets.flat();
   assert.equal(new Set(all).size, all.length, "no prompt in two sets");
-  assert.ok(all.every((p) => !sft.has(p)), "no prompt from the SFT set");
+  assert.ok(
+    all.every((p) => !sft.has(p)),
+    "no prompt from the SFT set",
+  );
 });
 
 test("planDemo: a missing start is trained into the output directory; methods without DPO are refused", () => {
   const out = tempDir("omni-dpo-demo-plan-");
-  const plan = planDemo({ pipeline: "math", seed: 5, trainSeeds: 2, outDir: out, sftDir: join(out, "none"), sizes: { train: 8, val: 4, test: 4 } });
+  const plan = planDemo({
+    pipeline: "math",
+    seed: 5,
+    trainSeeds: 2,
+    outDir: out,
+    sftDir: join(out, "none"),
+    sizes: { train: 8, val: 4, test: 4 },
+  });
   assert.deepEqual(plan.sft, { dir: join(out, "sft"), train: true });
   assert.deepEqual(plan.trainSeeds, [5, 6]);
   assert.equal(plan.tuneSeed, 1005);
-  assert.throws(() => planDemo({ outDir: out, methods: [{ name: "rft", label: "RFT", config: {}, grid: [1e-5] }] }), /the methods must include 'dpo'/);
+  assert.throws(
+    () => planDemo({ outDir: out, methods: [{ name: "rft", label: "RFT", config: {}, grid: [1e-5] }] }),
+    /the methods must include 'dpo'/,
+  );
 });
