@@ -1,7 +1,7 @@
 // `omni-dpo bench engine`: the tensor engine's throughput and per-op overhead beside PyTorch
 // (Python) on the same machine, in the same run, under the same BLAS and thread settings.
 import { join } from "node:path";
-import * as torch from "../../src/torch/index.js";
+import { torch } from "../../src/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { formatTable, measure, row, type Row } from "./measure.js";

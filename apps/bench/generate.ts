@@ -3,9 +3,7 @@
 // new tokens (no EOS, so both sides do the same work): generated tokens/s here beside PyTorch
 // running transformers' generate() loop on the same shape in the same run (apps/bench/generate.py).
 import { join } from "node:path";
-import * as torch from "../../src/torch/index.js";
-import { createModel } from "../../src/models/auto.js";
-import { generate } from "../../src/models/generate.js";
+import { createModel, generate, torch } from "../../src/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { formatTable, measure, row, type Row } from "./measure.js";

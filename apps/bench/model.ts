@@ -1,8 +1,7 @@
 // `omni-dpo bench model`: forward throughput of a GPT-2-small-shaped (124M) random model at
 // sequence 512, batch 2, beside the same forward in PyTorch (Python) in the same run.
 import { join } from "node:path";
-import * as torch from "../../src/torch/index.js";
-import { createModel } from "../../src/models/auto.js";
+import { createModel, torch } from "../../src/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { formatTable, measure, row, type Row } from "./measure.js";

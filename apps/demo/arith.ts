@@ -13,9 +13,7 @@
 // Every run is a job for a pool of worker processes (apps/demo/runs.ts), one per core.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import * as torch from "../../src/torch/index.js";
-import { createModel, loadModel, saveModel } from "../../src/models/auto.js";
-import type { Tokenizer } from "../../src/text/index.js";
+import { createModel, loadModel, objectiveFromConfig, saveModel, sftTrain, type Tokenizer, torch } from "../../src/index.js";
 import {
   arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,
 } from "../tasks/arith/index.js";
@@ -28,8 +26,6 @@ import { JobPool, type TrainJob } from "./runs.js";
 import { average, pairedDifference, spread, verdict, type PairedDifference, type Spread } from "./statistics.js";
 
 import { tokenizePair, TOKENIZE_DEFAULTS } from "../../src/data/tokenize.js";
-import { objectiveFromConfig } from "../../src/objectives/index.js";
-import { sftTrain } from "../../src/train/sft.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeJsonAtomic, writeJsonLinesAtomic } from "../../src/util/files.js";
 

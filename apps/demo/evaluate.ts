@@ -1,7 +1,5 @@
 // Held-out measurement of an arithmetic policy: greedy answers, checked by the verifier.
-import type { CausalLM } from "../../src/models/causal-lm.js";
-import { generate } from "../../src/models/generate.js";
-import type { Tokenizer } from "../../src/text/index.js";
+import { type CausalLM, generate, type Tokenizer } from "../../src/index.js";
 import { formatPrompt, verify, type ArithProblem } from "../tasks/arith/index.js";
 
 /** 1 where the greedy answer to problem j is right, else 0 (per problem, so methods compare problem by problem). */

@@ -7,10 +7,7 @@ import { rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadModel } from "../../src/models/auto.js";
-import { sampleAndScore, type ScoredSamples } from "../../src/data/build.js";
-import { loadTrainConfig } from "../../src/train/config.js";
-import { train } from "../../src/train/trainer.js";
+import { loadModel, loadTrainConfig, sampleAndScore, type ScoredSamples, train } from "../../src/index.js";
 import { arithScorer, arithTokenizer, type ArithProblem } from "../tasks/arith/index.js";
 import { greedyCorrect } from "./evaluate.js";
 

@@ -2,7 +2,7 @@
 // over IPC, one at a time, and answers each with its result or its error. Sampling and training
 // runs are independent, so the demo spreads them over the machine's cores this way; LibTorch's
 // own threads do not help ops this small.
-import * as torch from "../../src/torch/index.js";
+import { torch } from "../../src/index.js";
 import { executeJob, type Job } from "./runs.js";
 
 torch.setNumThreads(1);
