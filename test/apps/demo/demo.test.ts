@@ -18,7 +18,7 @@ import { generate } from "../../../src/models/generate.js";
 import { arithTokenizer, formatPrompt, generateProblems, verify } from "../../../apps/tasks/arith/index.js";
 import { packageRoot } from "../../../src/util/package-root.js";
 import { tempDir } from "../../helpers/toy.js";
-import { assertPipelineShape, type PipelineJson } from "../../helpers/demo-json.js";
+import { assertPipelineShape, type PipelineJson } from "./json-shape.js";
 
 torch.setNumThreads(1);
 

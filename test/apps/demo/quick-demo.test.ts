@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { packageRoot } from "../../../src/util/package-root.js";
 import { tempDir } from "../../helpers/toy.js";
-import { assertPipelineShape, type PipelineJson } from "../../helpers/demo-json.js";
+import { assertPipelineShape, type PipelineJson } from "./json-shape.js";
 
 const enabled = process.env.OMNI_DPO_TEST_DEMO === "1";
 if (!enabled) console.log("# skipping the quick demo: set OMNI_DPO_TEST_DEMO=1 (CI does) to run it (about 1.5 minutes)");
