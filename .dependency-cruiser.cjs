@@ -2,16 +2,20 @@
 // types; the library's layers, each importing only those below it; apps use the library, never
 // the reverse. README.md's layout section lists the layers.
 
-/** The library's layers, lowest first: a module may import its own layer and those before it. */
+/**
+ * The library's layers, lowest first: a module may import its own layer and those before it.
+ * logprobs (forward passes to log-probs, a micro-batch to a loss's inputs) sits above data and
+ * objectives: it takes tokenized batches and builds the inputs an objective declares.
+ */
 const LAYERS = [
   "util",
   "torch",
   "nn",
   "text",
   "models",
-  "logprobs",
   "objectives",
   "data",
+  "logprobs",
   "eval",
   "train",
   "report",
