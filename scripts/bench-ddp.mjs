@@ -45,7 +45,7 @@ const common = { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", rms_n
 const shapes = {
   small: { vocab_size: tok.vocabSize, hidden_size: 256, intermediate_size: 768, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 2,
     max_position_embeddings: 512, tie_word_embeddings: false },
-  // src/bench/train.ts's QWEN2_SHAPED.
+  // apps/bench/train.ts's QWEN2_SHAPED.
   qwen2: { vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 2, num_attention_heads: 14, num_key_value_heads: 2,
     max_position_embeddings: 32768, rope_theta: 1e6, tie_word_embeddings: true },
 };

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-exec node dist/src/cli/main.js demo "$@"
+exec node dist/apps/cli.js demo "$@"

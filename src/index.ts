@@ -13,7 +13,8 @@ export {
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
 export { DecoderLM, type CausalLM, type ForwardOptions, type DecoderLayer, type DecoderStep } from "./models/causal-lm.js";
-export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers, type ArchitectureSpec } from "./models/registry.js";
+export type { ArchitectureSpec } from "./models/architecture.js";
+export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers } from "./models/registry.js";
 export {
   AutoModelForSequenceClassification, SequenceClassifier, createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier,
   type ClassifierForwardOptions,
@@ -27,7 +28,10 @@ export { KVCache } from "./models/cache.js";
 export { readPreferenceFile } from "./data/readers.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
 export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type TokenizeOptions, type ChatRendering } from "./data/tokenize.js";
-export { buildPairs, binarize, loadScorer, pairsFromSamples, sampleAndScore, type Pair, type Scorer, type BuildOptions, type ScoredSamples } from "./data/build.js";
+export {
+  buildPairs, binarize, loadScorer, registerScorer, registeredScorers, pairsFromSamples, sampleAndScore,
+  type Pair, type Scorer, type ScorerFactory, type ScorerOptions, type BuildOptions, type ScoredSamples,
+} from "./data/build.js";
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";

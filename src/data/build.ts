@@ -81,8 +81,36 @@ export function scoreScale(scores: number[]): number {
   return scores.length > 0 && scores.every((s) => s <= 1.1) ? 10 : 1;
 }
 
-/** Loads a user's scorer: a JS module exporting `score(prompt, response)`. */
-export async function loadScorer(path: string): Promise<Scorer> {
+/** What `data build` hands a named scorer: its --seed, and its --judge-noise when given. */
+export interface ScorerOptions { seed: number; noise?: number }
+export type ScorerFactory = (options: ScorerOptions) => Scorer;
+
+const namedScorers = new Map<string, ScorerFactory>();
+
+/**
+ * Makes a scorer available by name to loadScorer (and `data build --scorer NAME`): the package's
+ * command registers the arithmetic task's as "arith". A name is a plain word, used once.
+ */
+export function registerScorer(name: string, factory: ScorerFactory): void {
+  if (!/^[a-z][a-z0-9_-]*$/i.test(name)) throw new Error(`registerScorer: '${name}' is not a plain name (letters, digits, - and _)`);
+  if (namedScorers.has(name)) throw new Error(`registerScorer: a scorer named '${name}' is already registered`);
+  if (typeof factory !== "function") throw new Error(`registerScorer('${name}'): the factory must be a function`);
+  namedScorers.set(name, factory);
+}
+
+/** The names registerScorer has taken, in registration order. */
+export function registeredScorers(): string[] {
+  return [...namedScorers.keys()];
+}
+
+/**
+ * A scorer by registered name, made with `options`; else a user's JS module at that path
+ * exporting `score(prompt, response)`.
+ */
+export async function loadScorer(nameOrPath: string, options: ScorerOptions = { seed: 0 }): Promise<Scorer> {
+  const named = namedScorers.get(nameOrPath);
+  if (named) return named(options);
+  const path = nameOrPath;
   const mod = await import(pathToFileURL(resolve(path)).href) as { score?: Scorer; default?: { score?: Scorer } | Scorer };
   const fn = mod.score ?? (typeof mod.default === "function" ? mod.default : mod.default?.score);
   if (typeof fn !== "function") throw new Error(`${path}: a scorer module must export a function score(prompt, response)`);

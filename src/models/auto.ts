@@ -1,8 +1,8 @@
 // Loading and saving causal language models in Hugging Face's layout: config.json,
 // generation_config.json and safetensors weights, single-file or sharded. Which class, config
 // parser and checkpoint naming rules apply comes from the architecture registry. A model saved
-// here loads in transformers.
-import { existsSync } from "node:fs";
+// here loads in transformers. Adapter directories (PEFT's layout, peft.ts) load and save here too:
+// a base model with the adapter applied.
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { Init } from "../nn/layers.js";
@@ -10,10 +10,12 @@ import type { Module } from "../nn/module.js";
 import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
 import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationConfig } from "./generation-config.js";
-import { resolveArchitecture, type ArchitectureSpec } from "./registry.js";
+import type { ArchitectureSpec } from "./architecture.js";
+import { resolveArchitecture } from "./registry.js";
 import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
-import { writeJsonAtomic } from "../util/files.js";
-import { isAdapterDirectory, loadAdapterModel } from "./peft.js";
+import { writeJsonAtomic, writingTo } from "../util/files.js";
+import { loraOf } from "../nn/lora.js";
+import { ADAPTER_CONFIG, applyAdapter, checkMergeOutput, isAdapterDirectory, readAdapterConfig, saveAdapter } from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<Module, { prefix: string }>();
@@ -81,6 +83,27 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
     loadWeights(dir, model, spec, parsed, dtype, config.architectures?.[0] ?? spec.name);
     model.generationConfig = generation;
     if (options.device && options.device !== "cpu") model.to(options.device);
+    return model.eval() as CausalLM;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Loads an adapter directory as PEFT's AutoPeftModelForCausalLM does: the base model named by
+ * base_model_name_or_path, with the adapter's layers wrapped and its weights loaded (in eval
+ * mode, float32 adapters). A base that does not match (layers the adapter names that it lacks,
+ * other shapes, a missing or extra tensor) is an error naming the file and the tensor.
+ */
+export function loadAdapterModel(dir: string, options: LoadOptions = {}): CausalLM {
+  const config = readAdapterConfig(dir);
+  if (isAdapterDirectory(config.baseDir)) {
+    throw new Error(`${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path '${config.baseModelNameOrPath}' is itself an adapter; name a full model`);
+  }
+  const model = loadModel(config.baseDir, options);
+  try {
+    applyAdapter(model, dir, config);
     return model.eval() as CausalLM;
   } catch (e) {
     model.dispose();
@@ -173,6 +196,31 @@ export function saveWeights(model: Module, dir: string, options: SaveOptions = {
   });
 }
 
-export function isModelDirectory(dir: string): boolean {
-  return existsSync(join(dir, "config.json"));
+/** Saves a model the way it was trained: its adapter (PEFT's layout) when it has one, else the whole model (Hugging Face's). */
+export function savePretrained(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): void {
+  if (loraOf(model)) saveAdapter(model, dir, options);
+  else saveModel(model, dir);
+}
+
+/**
+ * Merges an adapter into its base model (W + scaling · B A in every wrapped layer,
+ * modules_to_save's trained weights) and writes the plain Hugging Face checkpoint to `outDir`
+ * (PEFT's merge_and_unload then save_pretrained). Returns the merged layer count.
+ */
+export function mergeAdapterDirectory(
+  adapterDir: string, outDir: string, options: { dtype?: torch.DType; force?: boolean } = {},
+): { layers: number; baseDir: string } {
+  if (!isAdapterDirectory(adapterDir)) throw new Error(`${adapterDir}: not an adapter directory (no ${ADAPTER_CONFIG})`);
+  const { baseDir } = readAdapterConfig(adapterDir);
+  checkMergeOutput(outDir, adapterDir, baseDir, options.force ?? false);
+  const model = loadAdapterModel(adapterDir);
+  try {
+    const lora = loraOf(model)!;
+    const layers = lora.layers.length;
+    lora.mergeAndUnload();
+    writingTo(outDir, () => saveModel(model, outDir, { dtype: options.dtype }));
+    return { layers, baseDir };
+  } finally {
+    model.dispose();
+  }
 }

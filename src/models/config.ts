@@ -7,6 +7,11 @@ import { readJsonObjectFile } from "../util/utf8.js";
 /** The raw config.json object; each architecture's config parser reads what it needs from it. */
 export type RawConfig = Record<string, unknown> & { architectures?: string[]; model_type?: string };
 
+/** A Hugging Face model directory: one holding config.json. */
+export function isModelDirectory(dir: string): boolean {
+  return existsSync(join(dir, "config.json"));
+}
+
 export function readConfig(dir: string): RawConfig {
   const file = join(dir, "config.json");
   if (!existsSync(file)) throw new Error(`${dir}: no config.json (is this a Hugging Face model directory?)`);

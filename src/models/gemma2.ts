@@ -20,7 +20,7 @@ import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScali
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
 import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
-import type { ArchitectureSpec } from "./registry.js";
+import type { ArchitectureSpec } from "./architecture.js";
 
 /** One rotary embedding: its base and optional scaling. */
 export interface GemmaRope { theta: number; scaling: RopeScaling | null }
@@ -322,6 +322,8 @@ export function gemmaSpec(name: string, className: string, modelType: string, pa
   model: ArchitectureSpec<GemmaConfig>["model"], sequenceClassifiers: readonly string[] = []): ArchitectureSpec<GemmaConfig> {
   return {
     name, architectures: [className], modelTypes: [modelType], parseConfig, model, sequenceClassifiers,
+    // PEFT's default for gemma2 and gemma3_text.
+    loraTargetModules: ["q_proj", "v_proj"],
     tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}),
     ignoredCheckpointNames: /\.rotary_emb(_local)?\.inv_freq$/,
   };

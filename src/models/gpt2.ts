@@ -6,7 +6,7 @@ import { Conv1D, Embedding, LayerNorm, Linear, type Init } from "../nn/layers.js
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
 import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
-import type { ArchitectureSpec } from "./registry.js";
+import type { ArchitectureSpec } from "./architecture.js";
 
 export interface GPT2Config {
   vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number; dropout: number; activation: string;
@@ -126,6 +126,8 @@ export const GPT2: ArchitectureSpec<GPT2Config> = {
   modelTypes: ["gpt2"],
   parseConfig: gpt2Config,
   model: GPT2LMHeadModel,
+  // PEFT's default: the fused query-key-value projection.
+  loraTargetModules: ["c_attn"],
   // GPT2Model checkpoints (and some GPT2LMHeadModel ones) store "h.0...", "wte.weight" without it.
   optionalPrefixes: ["transformer."],
   // The head shares the token embedding; checkpoints may still store it.

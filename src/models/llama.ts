@@ -10,7 +10,7 @@ import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScali
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
 import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
-import type { ArchitectureSpec } from "./registry.js";
+import type { ArchitectureSpec } from "./architecture.js";
 
 /** The members of the family; their config fields differ (see llamaConfig). */
 export type LlamaFamily = "llama" | "qwen2" | "mistral";
@@ -214,6 +214,8 @@ export function familySpec(name: string, prefix: string, model: ArchitectureSpec
     modelTypes: [name],
     parseConfig,
     model,
+    // PEFT's default for llama, mistral, qwen2 and qwen3 alike.
+    loraTargetModules: ["q_proj", "v_proj"],
     tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}),
     // Older checkpoints store the rotary frequencies, which are computed from the config here.
     ignoredCheckpointNames: /\.rotary_emb\.inv_freq$/,

@@ -2,7 +2,8 @@
 // one trained with PEFT loads here: adapter_config.json (peft_type LORA, r, lora_alpha,
 // target_modules, base_model_name_or_path, ...) and adapter_model.safetensors, whose tensor
 // names are the model's with PEFT's "base_model.model." in front and no adapter name
-// ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
+// ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"). This module is the
+// adapter format only; loading a base model under an adapter and saving either kind is auto.ts's.
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import * as torch from "../torch/index.js";
@@ -12,7 +13,7 @@ import { readJsonObjectFile } from "../util/utf8.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
 import { realPath } from "../util/paths.js";
 import type { CausalLM } from "./causal-lm.js";
-import { isModelDirectory, loadModel, saveModel, type LoadOptions } from "./auto.js";
+import { isModelDirectory } from "./config.js";
 import { loadSafetensors, saveSafetensors } from "./safetensors.js";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -21,20 +22,6 @@ export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
 const PEFT_PREFIX = "base_model.model.";
 /** Settings named as errors about adapter_config.json name them ("field r"). */
 const FIELDS = Object.fromEntries(Object.entries(PEFT_NAMES).map(([k, v]) => [k, `field ${v}`])) as SettingNames;
-
-/** PEFT's default target_modules per model_type, for a LoRA config that names none. */
-const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
-  gpt2: ["c_attn"], llama: ["q_proj", "v_proj"], mistral: ["q_proj", "v_proj"], qwen2: ["q_proj", "v_proj"],
-  qwen3: ["q_proj", "v_proj"], phi3: ["qkv_proj"],
-};
-
-/** PEFT's default target_modules for a model's config.json model_type; an unknown type is an error asking for the list. */
-export function defaultTargetModules(model: CausalLM, key = "target_modules"): readonly string[] {
-  const type = String(model.config.model_type ?? model.architecture);
-  const targets = DEFAULT_TARGETS[type] ?? DEFAULT_TARGETS[model.architecture];
-  if (!targets) throw new Error(`${key}: no default for model_type '${type}'; name the layers (or all-linear)`);
-  return targets;
-}
 
 /** A directory holding a PEFT adapter (adapter_config.json) rather than a whole model. */
 export function isAdapterDirectory(dir: string): boolean {
@@ -91,23 +78,17 @@ export function readAdapterConfig(dir: string): AdapterConfig {
 const bases = new WeakMap<Module, string>();
 
 /**
- * Loads an adapter directory as PEFT's AutoPeftModelForCausalLM does: the base model named by
- * base_model_name_or_path, with the adapter's layers wrapped and its weights loaded (in eval
- * mode, float32 adapters). A base that does not match (layers the adapter names that it lacks,
- * other shapes, a missing or extra tensor) is an error naming the file and the tensor.
+ * Wraps `model`'s layers as the adapter in `dir` says (`config`, read by readAdapterConfig) and
+ * loads its weights; saving the model later writes the same base_model_name_or_path. A model
+ * that does not match is an error naming the file and the tensor, with the model left unwrapped.
  */
-export function loadAdapterModel(dir: string, options: LoadOptions = {}): CausalLM {
-  const config = readAdapterConfig(dir);
-  if (isAdapterDirectory(config.baseDir)) throw new Error(`${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path '${config.baseModelNameOrPath}' is itself an adapter; name a full model`);
-  const model = loadModel(config.baseDir, options);
+export function applyAdapter(model: CausalLM, dir: string, config: AdapterConfig): void {
   try {
     const lora = attachLora(model, config.settings, `${join(dir, ADAPTER_CONFIG)} (base ${config.baseDir})`, FIELDS);
     loadAdapterWeights(lora, join(dir, ADAPTER_WEIGHTS), config.baseDir);
     bases.set(model, config.baseModelNameOrPath);
-    return model.eval() as CausalLM;
   } catch (e) {
     loraOf(model)?.detach();
-    model.dispose();
     throw e;
   }
 }
@@ -169,39 +150,10 @@ export function saveAdapter(model: Module, dir: string, options: { baseModelName
   });
 }
 
-/** Saves a model the way it was trained: its adapter (PEFT's layout) when it has one, else the whole model (Hugging Face's). */
-export function savePretrained(model: CausalLM, dir: string, options: { baseModelNameOrPath?: string } = {}): void {
-  if (loraOf(model)) saveAdapter(model, dir, options);
-  else saveModel(model, dir);
-}
-
 /** The directory a model directory's tokenizer is read from: its own, else (an adapter without one) its base model's. */
 export function tokenizerDirectory(dir: string): string {
   if (!isAdapterDirectory(dir) || existsSync(join(dir, "tokenizer.json"))) return dir;
   return readAdapterConfig(dir).baseDir;
-}
-
-/**
- * Merges an adapter into its base model (W + scaling · B A in every wrapped layer,
- * modules_to_save's trained weights) and writes the plain Hugging Face checkpoint to `outDir`
- * (PEFT's merge_and_unload then save_pretrained). Returns the merged layer count.
- */
-export function mergeAdapterDirectory(
-  adapterDir: string, outDir: string, options: { dtype?: torch.DType; force?: boolean } = {},
-): { layers: number; baseDir: string } {
-  if (!isAdapterDirectory(adapterDir)) throw new Error(`${adapterDir}: not an adapter directory (no ${ADAPTER_CONFIG})`);
-  const { baseDir } = readAdapterConfig(adapterDir);
-  checkMergeOutput(outDir, adapterDir, baseDir, options.force ?? false);
-  const model = loadAdapterModel(adapterDir);
-  try {
-    const lora = loraOf(model)!;
-    const layers = lora.layers.length;
-    lora.mergeAndUnload();
-    writingTo(outDir, () => saveModel(model, outDir, { dtype: options.dtype }));
-    return { layers, baseDir };
-  } finally {
-    model.dispose();
-  }
 }
 
 

@@ -12,7 +12,7 @@ import { applyRope, repeatKv, ropeCosSin } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
 import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
-import type { ArchitectureSpec } from "./registry.js";
+import type { ArchitectureSpec } from "./architecture.js";
 
 /** LongRoPE's two frequency sets and the cos/sin scale. */
 export interface LongRope { short: number[]; long: number[]; originalMax: number; attentionFactor: number }
@@ -235,6 +235,9 @@ export const PHI3: ArchitectureSpec<Phi3Config> = {
   modelTypes: ["phi3"],
   parseConfig: phi3Config,
   model: Phi3ForCausalLM,
+  // PEFT's mapping has no phi3 entry (it asks for the list); the fused attention projection,
+  // as GPT-2's c_attn, is this project's default.
+  loraTargetModules: ["qkv_proj"],
   tiedWeights: (c): Record<string, string> => (c.tied ? { "lm_head.weight": "model.embed_tokens.weight" } : {}),
   ignoredCheckpointNames: /\.rotary_emb\.(inv_freq|long_inv_freq|original_inv_freq)$/,
 };

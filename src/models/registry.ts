@@ -1,8 +1,9 @@
 // The architecture registry: one declaration per architecture (the config.json names it answers
 // to, its class, its config parser, its checkpoint naming rules), read by createModel,
 // loadModel and saveModel. Adding an architecture is a file that exports its spec and one line
-// in BUILT_IN below; code outside the package adds its own with registerArchitecture.
-import type { Init } from "../nn/layers.js";
+// in BUILT_IN below; code outside the package adds its own with registerArchitecture. The spec's
+// type lives in architecture.ts, which the architectures import (this module imports them all).
+import type { ArchitectureSpec } from "./architecture.js";
 import type { CausalLM } from "./causal-lm.js";
 import type { RawConfig } from "./config.js";
 import { GEMMA2 } from "./gemma2.js";
@@ -11,37 +12,6 @@ import { GPT2 } from "./gpt2.js";
 import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
 import { PHI3 } from "./phi3.js";
 import { QWEN3 } from "./qwen3.js";
-
-/** Everything the loaders need to know about one architecture; `C` is its parsed config. */
-export interface ArchitectureSpec<C = unknown> {
-  /** The short name its models report as `architecture` ("gpt2", "llama"). */
-  readonly name: string;
-  /** config.json `architectures` class names it answers to ("LlamaForCausalLM"). */
-  readonly architectures: readonly string[];
-  /** config.json `model_type` values it answers to when no `architectures` entry is known. */
-  readonly modelTypes: readonly string[];
-  /** Reads the hyperparameters from config.json, with Hugging Face's defaults; errors name the field. */
-  parseConfig(raw: RawConfig): C;
-  /** The model class, built from config.json (kept, to be saved back) and the parsed config. */
-  readonly model: new (raw: RawConfig, config: C, init: Init) => CausalLM;
-  /**
-   * Prefixes a checkpoint may leave off the parameter names (GPT-2's "transformer.": base-model
-   * checkpoints store "h.0.attn..." where the LM has "transformer.h.0.attn..."). A checkpoint
-   * loaded without one is saved back without it.
-   */
-  readonly optionalPrefixes?: readonly string[];
-  /** Checkpoint names that alias a parameter when embeddings are tied (name -> the parameter): accepted when loading, not saved. */
-  tiedWeights?(config: C): Readonly<Record<string, string>>;
-  /** Checkpoint names that hold buffers rather than weights (skipped when loading). */
-  readonly ignoredCheckpointNames?: RegExp;
-  /**
-   * config.json class names of its sequence-classification models
-   * ("LlamaForSequenceClassification"): the decoder without the LM head, plus score.weight
-   * (src/models/sequence-classification.ts). An architecture that lists any must implement
-   * CausalLM.finalNorm, and keep its LM head (if untied) as the submodule named lm_head.
-   */
-  readonly sequenceClassifiers?: readonly string[];
-}
 
 // Registered specs have different parsed-config types; each is only ever called with its own.
 type AnySpec = ArchitectureSpec<any>;
@@ -75,6 +45,9 @@ export function registerArchitecture<C>(spec: ArchitectureSpec<C>): void {
   if (spec.tiedWeights !== undefined && typeof spec.tiedWeights !== "function") throw new Error(`${what}: tiedWeights must be a function`);
   if (spec.ignoredCheckpointNames !== undefined && !(spec.ignoredCheckpointNames instanceof RegExp)) throw new Error(`${what}: ignoredCheckpointNames must be a RegExp`);
   if (spec.sequenceClassifiers !== undefined && !isStringList(spec.sequenceClassifiers)) throw new Error(`${what}: sequenceClassifiers must be a list of class names`);
+  if (spec.loraTargetModules !== undefined && !isStringList(spec.loraTargetModules)) {
+    throw new Error(`${what}: loraTargetModules must be a list of module names`);
+  }
   const taken = byName.get(spec.name);
   if (taken) throw new Error(`${what}: an architecture named '${spec.name}' is already registered`);
   // Causal-LM and classifier class names share one namespace.
@@ -145,4 +118,15 @@ export function resolveSequenceClassifier(config: RawConfig, where = "config.jso
   if (spec?.sequenceClassifiers?.length) return { spec, className: spec.sequenceClassifiers[0] };
   const what = classes?.length ? `architectures ${JSON.stringify(classes)}` : `model_type '${type ?? "(none)"}'`;
   throw new Error(`${where}: no sequence-classification model for ${what}; supported: ${supportedSequenceClassifiers().join(", ")}`);
+}
+
+/**
+ * The layers LoRA wraps when a recipe names none: the model's architecture's `loraTargetModules`
+ * (PEFT's default for its model_type). An architecture without one is an error, naming `key`,
+ * that asks for the list.
+ */
+export function defaultLoraTargets(model: CausalLM, key = "target_modules"): readonly string[] {
+  const targets = byName.get(model.architecture)?.loraTargetModules;
+  if (!targets) throw new Error(`${key}: no default for architecture '${model.architecture}'; name the layers (or all-linear)`);
+  return targets;
 }

@@ -62,7 +62,7 @@ export function readHeader(file: string): SafetensorsHeader {
     const json = Buffer.alloc(n);
     if (readSync(fd, json, 0, n, 8) !== n) throw new Error(`${file}: truncated safetensors header`);
     let parsed: unknown;
-    try { parsed = JSON.parse(json.toString("utf8")); } catch (e) { throw new Error(`${file}: safetensors header is not valid JSON (${(e as Error).message})`); }
+    try { parsed = JSON.parse(json.toString("utf8")); } catch (e) { throw new Error(`${file}: safetensors header is not valid JSON (${(e as Error).message})`, { cause: e }); }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       throw new Error(`${file}: safetensors header must be a JSON object {name: {dtype, shape, data_offsets}}, got ${Array.isArray(parsed) ? "a list" : JSON.stringify(parsed)}`);
     }
@@ -183,7 +183,7 @@ export function loadCheckpoint(dir: string, options: { dtype?: torch.DType } = {
   if (existsSync(indexPath)) {
     const text = readTextFile(indexPath);
     let index: { weight_map?: Record<string, string> };
-    try { index = JSON.parse(text); } catch (e) { throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`); }
+    try { index = JSON.parse(text); } catch (e) { throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`, { cause: e }); }
     if (!index.weight_map) throw new Error(`${indexPath}: missing field weight_map`);
     const byFile = new Map<string, Set<string>>();
     for (const [name, file] of Object.entries(index.weight_map)) {

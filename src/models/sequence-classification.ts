@@ -13,7 +13,8 @@ import { writeJsonAtomic } from "../util/files.js";
 import { loadDtype, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
 import type { CausalLM } from "./causal-lm.js";
 import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
-import { resolveSequenceClassifier, type ArchitectureSpec } from "./registry.js";
+import type { ArchitectureSpec } from "./architecture.js";
+import { resolveSequenceClassifier } from "./registry.js";
 
 export interface ClassifierForwardOptions {
   /** [B, T]: 1 for tokens, 0 for padding (left or right). The pooled token comes from pad_token_id, not from this. */

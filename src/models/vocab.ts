@@ -4,7 +4,6 @@
 // range in self", naming neither. Checked before any forward pass, naming the tokenizer, the
 // model, the id, the size and where the id came from.
 import { join } from "node:path";
-import type { TokenizedPair } from "../data/tokenize.js";
 import { parseModelConfig, readConfig } from "./config.js";
 import { isAdapterDirectory, readAdapterConfig } from "./peft.js";
 import { resolveArchitecture } from "./registry.js";
@@ -26,8 +25,13 @@ export function modelVocab(dir: string): ModelVocab {
 /** Token ids and where they came from ("data.jsonl:3 field 'chosen'", "prompt 2"). */
 export interface TokenRow { at: string; ids: readonly number[] }
 
-/** The rows of tokenized pairs (chosen and rejected, each with its prompt), pair i named by `at(i)`. */
-export function* pairTokenRows(pairs: readonly TokenizedPair[], at: (i: number) => string): Generator<TokenRow> {
+/**
+ * The rows of tokenized pairs (chosen and rejected, each with its prompt), pair i named by `at(i)`.
+ * (Typed by the two fields it reads: data/'s TokenizedPair is one, and models/ sits below data/.)
+ */
+export function* pairTokenRows(
+  pairs: readonly { chosenInputIds: number[]; rejectedInputIds: number[] }[], at: (i: number) => string,
+): Generator<TokenRow> {
   for (const [i, p] of pairs.entries()) {
     yield { at: `${at(i)}, chosen`, ids: p.chosenInputIds };
     yield { at: `${at(i)}, rejected`, ids: p.rejectedInputIds };

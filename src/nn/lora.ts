@@ -8,7 +8,7 @@
 // tree and matching names as PEFT does, so no architecture needs its own code.
 import * as torch from "../torch/index.js";
 import { Conv1D, Linear } from "./layers.js";
-import { Module } from "./module.js";
+import type { Module } from "./module.js";
 
 /** The adapter's hyperparameters (PEFT's LoraConfig fields, camelCased). */
 export interface LoraSettings {

@@ -2,7 +2,7 @@
 // PyTorch has. Numbers default to float32 (JavaScript cannot tell 1 from 1.0);
 // ask for another dtype with { dtype }.
 import { native } from "./native.js";
-import { callTensor, Tensor, type NestedArray } from "./tensor.js";
+import { callNamed, Tensor, type NestedArray } from "./tensor.js";
 import { dtypeCode, dtypeOfTypedArray, itemSize, type Device, type DType } from "./dtype.js";
 
 export interface TensorOptions { dtype?: DType; device?: Device; requiresGrad?: boolean }
@@ -119,18 +119,18 @@ export function readInto(t: Tensor, fd: number, position: number): number {
 }
 
 export function zeros(shape: number[], options: TensorOptions = {}): Tensor {
-  return finish(callTensor("zeros", shape, code(options.dtype), null, options.device ?? null, null), options);
+  return finish(callNamed("zeros", { size: shape, dtype: code(options.dtype), device: options.device }), options);
 }
 export function ones(shape: number[], options: TensorOptions = {}): Tensor {
-  return finish(callTensor("ones", shape, code(options.dtype), null, options.device ?? null, null), options);
+  return finish(callNamed("ones", { size: shape, dtype: code(options.dtype), device: options.device }), options);
 }
 export function full(shape: number[], value: number | boolean, options: TensorOptions = {}): Tensor {
   // Like PyTorch, full() of a whole number gives float32 unless a dtype is given.
   const dtype = options.dtype ?? (typeof value === "boolean" ? "bool" : "float32");
-  return finish(callTensor("full", shape, value, dtypeCode(dtype), null, options.device ?? null, null), options);
+  return finish(callNamed("full", { size: shape, fill_value: value, dtype: dtypeCode(dtype), device: options.device }), options);
 }
 export function empty(shape: number[], options: TensorOptions = {}): Tensor {
-  return finish(callTensor("empty.memory_format", shape, code(options.dtype), null, options.device ?? null, null, null), options);
+  return finish(callNamed("empty.memory_format", { size: shape, dtype: code(options.dtype), device: options.device }), options);
 }
 
 /**
@@ -141,38 +141,38 @@ export function arange(start: number, end?: number, step = 1, options: TensorOpt
   if (end === undefined) { end = start; start = 0; }
   const integral = [start, end, step].every(Number.isInteger);
   const dtype = options.dtype ?? (integral ? "int64" : "float32");
-  return finish(callTensor("arange.start_step", start, end, step, dtypeCode(dtype), null, options.device ?? null, null), options);
+  return finish(callNamed("arange.start_step", { start, end, step, dtype: dtypeCode(dtype), device: options.device }), options);
 }
 
 /** Uniform on [0, 1), from the generator seeded by manualSeed(). */
 export function rand(shape: number[], options: TensorOptions = {}): Tensor {
-  return finish(callTensor("rand", shape, code(options.dtype), null, options.device ?? null, null), options);
+  return finish(callNamed("rand", { size: shape, dtype: code(options.dtype), device: options.device }), options);
 }
 /** Standard normal, from the generator seeded by manualSeed(). */
 export function randn(shape: number[], options: TensorOptions = {}): Tensor {
-  return finish(callTensor("randn", shape, code(options.dtype), null, options.device ?? null, null), options);
+  return finish(callNamed("randn", { size: shape, dtype: code(options.dtype), device: options.device }), options);
 }
 /** Integers uniform on [low, high), int64 unless a dtype is given. */
 export function randint(low: number, high: number, shape: number[], options: TensorOptions = {}): Tensor {
-  return finish(callTensor("randint.low", low, high, shape, dtypeCode(options.dtype ?? "int64"), null, options.device ?? null, null), options);
+  return finish(callNamed("randint.low", { low, high, size: shape, dtype: dtypeCode(options.dtype ?? "int64"), device: options.device }), options);
 }
 /** A random permutation of 0..n-1 (int64). */
 export function randperm(n: number, options: TensorOptions = {}): Tensor {
-  return finish(callTensor("randperm", n, dtypeCode(options.dtype ?? "int64"), null, options.device ?? null, null), options);
+  return finish(callNamed("randperm", { n, dtype: dtypeCode(options.dtype ?? "int64"), device: options.device }), options);
 }
 
 export function zerosLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return finish(callTensor("zeros_like", t.id, code(options.dtype), null, options.device ?? null, null, null), options);
+  return finish(callNamed("zeros_like", { self: t.id, dtype: code(options.dtype), device: options.device }), options);
 }
 export function onesLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return finish(callTensor("ones_like", t.id, code(options.dtype), null, options.device ?? null, null, null), options);
+  return finish(callNamed("ones_like", { self: t.id, dtype: code(options.dtype), device: options.device }), options);
 }
 export function fullLike(t: Tensor, value: number | boolean, options: TensorOptions = {}): Tensor {
-  return finish(callTensor("full_like", t.id, value, code(options.dtype), null, options.device ?? null, null, null), options);
+  return finish(callNamed("full_like", { self: t.id, fill_value: value, dtype: code(options.dtype), device: options.device }), options);
 }
 export function randLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return finish(callTensor("rand_like", t.id, code(options.dtype), null, options.device ?? null, null, null), options);
+  return finish(callNamed("rand_like", { self: t.id, dtype: code(options.dtype), device: options.device }), options);
 }
 export function randnLike(t: Tensor, options: TensorOptions = {}): Tensor {
-  return finish(callTensor("randn_like", t.id, code(options.dtype), null, options.device ?? null, null, null), options);
+  return finish(callNamed("randn_like", { self: t.id, dtype: code(options.dtype), device: options.device }), options);
 }

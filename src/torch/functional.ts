@@ -1,5 +1,5 @@
 // Free functions over tensors: joining, selecting, and the neural-network building blocks.
-import { callTensor, callTensors, Tensor, type TensorOrScalar } from "./tensor.js";
+import { callNamed, callTensor, callTensors, Tensor, type TensorOrScalar } from "./tensor.js";
 import { hasOp } from "./ops.js";
 import { tidy } from "./scope.js";
 import { dtypeCode } from "./dtype.js";
@@ -20,7 +20,7 @@ export function bmm(a: Tensor, b: Tensor): Tensor { return a.bmm(b); }
 
 /** y = x W^T + b, with W of shape [out, in] as in torch.nn.Linear. */
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return callTensor("linear", input.id, weight.id, bias ? bias.id : null);
+  return callNamed("linear", { input: input.id, weight: weight.id, bias: bias?.id });
 }
 
 /** Rows of `weight` picked by integer `indices`. */
@@ -29,7 +29,7 @@ export function embedding(weight: Tensor, indices: Tensor, paddingIdx = -1): Ten
 }
 
 export function layerNorm(input: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
-  return callTensor("layer_norm", input.id, normalizedShape, weight ? weight.id : null, bias ? bias.id : null, eps, true);
+  return callNamed("layer_norm", { input: input.id, normalized_shape: normalizedShape, weight: weight?.id, bias: bias?.id, eps });
 }
 
 /**
@@ -59,8 +59,10 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: {
 } = {}): Tensor {
   const reduction = REDUCTIONS[options.reduction ?? "mean"];
   if (reduction === undefined) throw new Error(`crossEntropy: reduction must be none, mean or sum, got ${options.reduction}`);
-  return callTensor("cross_entropy_loss", logits.id, target.id, options.weight ? options.weight.id : null,
-    reduction, options.ignoreIndex ?? -100, options.labelSmoothing ?? 0);
+  return callNamed("cross_entropy_loss", {
+    self: logits.id, target: target.id, weight: options.weight?.id, reduction,
+    ignore_index: options.ignoreIndex ?? -100, label_smoothing: options.labelSmoothing ?? 0,
+  });
 }
 
 /** Zeroes elements with probability p and scales the rest by 1/(1-p), in training only. */
@@ -92,17 +94,17 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     // tk - tq + i), as a KV cache needs. LibTorch versions disagree on how is_causal aligns
     // them, so it is used only when the lengths are equal and no other mask is given.
     if (isCausal && (mask || tq !== tk)) {
-      const causal = callTensor("ones", [tq, tk], dtypeCode("bool"), null, q.device, null).tril(tk - tq);
+      const causal = callNamed("ones", { size: [tq, tk], dtype: dtypeCode("bool"), device: q.device }).tril(tk - tq);
       mask = mask ? (mask.dtype === "bool" ? causal.logicalAnd(mask) : mask.maskedFill(causal.logicalNot(), -Infinity)) : causal;
       isCausal = false;
     }
     if (mask && mask.dtype === "bool") {
       const lowest = { float64: -Number.MAX_VALUE, float16: -65504, bfloat16: -3.3895313892515355e38 }[q.dtype as string] ?? -3.4028234663852886e38;
-      mask = callTensor("zeros", mask.shape, dtypeCode(q.dtype), null, q.device, null).maskedFill(mask.logicalNot(), lowest);
+      mask = callNamed("zeros", { size: mask.shape, dtype: dtypeCode(q.dtype), device: q.device }).maskedFill(mask.logicalNot(), lowest);
     }
     const maskId = mask ? mask.id : null;
     if (hasOp("scaled_dot_product_attention")) {
-      return callTensor("scaled_dot_product_attention", q.id, k.id, v.id, maskId, dropoutP, isCausal);
+      return callNamed("scaled_dot_product_attention", { query: q.id, key: k.id, value: v.id, attn_mask: maskId, dropout_p: dropoutP, is_causal: isCausal });
     }
     if (hasOp("_scaled_dot_product_attention")) {
       // LibTorch 1.13's name; it also returns the attention weights (empty unless asked for).

@@ -23,7 +23,7 @@ export {
 } from "./optim/optimizer.js";
 export { LRScheduler, scheduleMultiplier, warmupStepsOf, SCHEDULE_TYPES, scheduleKwargsProblem, type ScheduleOptions, type ScheduleType } from "./optim/schedule.js";
 
-import { Tensor } from "./tensor.js";
+import type { Tensor } from "./tensor.js";
 /** Exempts `t` from the enclosing tidy(): the caller owns it and disposes it. */
 export function keep<T extends Tensor>(t: T): T { return t.keep(); }
 export * as distributed from "./distributed.js";

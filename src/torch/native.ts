@@ -100,7 +100,7 @@ export function blasSetup(): BlasSetup {
 function chooseBlasCoreType(): BlasSetup {
   const own = process.env.OPENBLAS_CORETYPE;
   if (own) return { coretype: own, chosenByEngine: false };
-  let flags = "";
+  let flags: string;
   try { flags = readFileSync("/proc/cpuinfo", "utf8"); } catch { return { coretype: null, chosenByEngine: false }; }
   if (/\bavx512f\b/.test(flags) && /\bavx512bw\b/.test(flags)) {
     process.env.OPENBLAS_CORETYPE = "SkylakeX";
@@ -137,7 +137,7 @@ function addon(): NativeAddon {
     a = createRequire(import.meta.url)(file) as NativeAddon;
   } catch (e) {
     throw new Error(`omni-dpo: the native addon ${file} could not be loaded: ${(e as Error).message}\n` +
-      "  Rebuild it with `npm run build:native` against the LibTorch this machine has.");
+      "  Rebuild it with `npm run build:native` against the LibTorch this machine has.", { cause: e });
   }
   a.configure(TorchError, MAX_THREADS);
   // LibTorch's own default can be a single thread; use every core unless the user said otherwise.

@@ -2,7 +2,7 @@
 // Each method is one operator call through the dispatcher (autograd included); the semantics,
 // broadcasting and type promotion are LibTorch's own.
 import { native } from "./native.js";
-import { handle } from "./ops.js";
+import { handle, positionalArguments } from "./ops.js";
 import { armBackstop, track, untrack, type Owned } from "./scope.js";
 import { dtypeCode, dtypeName, isDevice, isFloating, typedArrayFor, type Device, type DType, type TypedArray } from "./dtype.js";
 
@@ -18,6 +18,14 @@ export function callTensor(name: string, ...args: unknown[]): Tensor {
   return new Tensor(id);
 }
 
+/**
+ * Calls an operator with its arguments named as in its schema (`{ self: t.id, dim: 1 }`); an
+ * argument left out takes its default, as a keyword argument left out in PyTorch.
+ */
+export function callNamed(name: string, args: Readonly<Record<string, unknown>>): Tensor {
+  return callTensor(name, ...positionalArguments(name, args));
+}
+
 /** Calls an operator that returns several tensors (a tuple or a list). */
 export function callTensors(name: string, ...args: unknown[]): Tensor[] {
   return (native.call(handle(name), ...args) as number[]).map((id) => new Tensor(id));
@@ -26,6 +34,11 @@ export function callTensors(name: string, ...args: unknown[]): Tensor[] {
 /** Calls an in-place operator; the handle it returns to its first argument is released at once. */
 function callInPlace(name: string, ...args: unknown[]): void {
   native.free(native.call(handle(name), ...args));
+}
+
+/** callInPlace with the arguments named, as callNamed. */
+function callInPlaceNamed(name: string, args: Readonly<Record<string, unknown>>): void {
+  callInPlace(name, ...positionalArguments(name, args));
 }
 
 function shapeArgs(args: (number | number[])[]): number[] {
@@ -149,8 +162,9 @@ export class Tensor implements Owned {
   /** Casts and/or moves: `to("float64")`, `to("cuda")`, `to({ dtype, device })`. */
   to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
     const spec = typeof target === "string" ? (isDevice(target) ? { device: target } : { dtype: target }) : target;
-    return callTensor("to.dtype_layout", this.id, spec.dtype === undefined ? null : dtypeCode(spec.dtype),
-      null, spec.device ?? null, null, false, false, null);
+    return callNamed("to.dtype_layout", {
+      self: this.id, dtype: spec.dtype === undefined ? undefined : dtypeCode(spec.dtype), device: spec.device,
+    });
   }
   float(): Tensor { return this.to("float32"); }
   double(): Tensor { return this.to("float64"); }
@@ -239,10 +253,10 @@ export class Tensor implements Owned {
       // tensor's dtype, except a fractional bound of an integer tensor (default float).
       const keepType = (b: Scalar) => typeof b !== "number" || Number.isInteger(b) || isFloating(this.dtype);
       const bound = (b: TensorOrScalar | null): Tensor | null => b === null || b instanceof Tensor ? b
-        : callTensor("scalar_tensor", b, keepType(b) ? dtypeCode(this.dtype) : null, null, this.device, null);
+        : callNamed("scalar_tensor", { s: b, dtype: keepType(b) ? dtypeCode(this.dtype) : undefined, device: this.device });
       const lo = bound(min), hi = bound(max);
       try {
-        return callTensor("clamp.Tensor", this.id, lo ? lo.id : null, hi ? hi.id : null);
+        return callNamed("clamp.Tensor", { self: this.id, min: lo?.id, max: hi?.id });
       } finally {
         if (lo && lo !== min) lo.dispose();
         if (hi && hi !== max) hi.dispose();
@@ -318,9 +332,9 @@ export class Tensor implements Owned {
     return { values, indices };
   }
   /** Running sum along `dim` (int64 for integer and bool inputs, as PyTorch). */
-  cumsum(dim: number): Tensor { return callTensor("cumsum", this.id, dim, null); }
-  argmax(dim?: number, keepdim = false): Tensor { return callTensor("argmax", this.id, dim ?? null, keepdim); }
-  argmin(dim?: number, keepdim = false): Tensor { return callTensor("argmin", this.id, dim ?? null, keepdim); }
+  cumsum(dim: number): Tensor { return callNamed("cumsum", { self: this.id, dim }); }
+  argmax(dim?: number, keepdim = false): Tensor { return callNamed("argmax", { self: this.id, dim, keepdim }); }
+  argmin(dim?: number, keepdim = false): Tensor { return callNamed("argmin", { self: this.id, dim, keepdim }); }
   /** The k largest (or smallest) elements along `dim`, with their indices. */
   topk(k: number, dim = -1, largest = true): MaxResult {
     const [values, indices] = callTensors("topk", this.id, k, dim, largest, true);
@@ -331,7 +345,9 @@ export class Tensor implements Owned {
     return { values, indices };
   }
   /** Samples indices from the rows of this probability tensor, using manualSeed()'s generator. */
-  multinomial(numSamples: number, replacement = false): Tensor { return callTensor("multinomial", this.id, numSamples, replacement, null); }
+  multinomial(numSamples: number, replacement = false): Tensor {
+    return callNamed("multinomial", { self: this.id, num_samples: numSamples, replacement });
+  }
   logsumexp(dim: number | number[], keepdim = false): Tensor { return callTensor("logsumexp", this.id, dims(dim), keepdim); }
   /** Variance with Bessel's correction by default (correction 1), as torch.var. */
   var(dim?: number | number[], options: { correction?: number; keepdim?: boolean } = {}): Tensor {
@@ -387,8 +403,8 @@ export class Tensor implements Owned {
 
   matmul(other: Tensor): Tensor { return callTensor("matmul", this.id, other.id); }
   bmm(other: Tensor): Tensor { return callTensor("bmm", this.id, other.id); }
-  softmax(dim: number): Tensor { return callTensor("softmax.int", this.id, dim, null); }
-  logSoftmax(dim: number): Tensor { return callTensor("log_softmax.int", this.id, dim, null); }
+  softmax(dim: number): Tensor { return callNamed("softmax.int", { self: this.id, dim }); }
+  logSoftmax(dim: number): Tensor { return callNamed("log_softmax.int", { self: this.id, dim }); }
 
   // ---- in place (return this; PyTorch's autograd rules for in-place ops apply) --------
 
@@ -422,6 +438,6 @@ export class Tensor implements Owned {
   fill_(value: Scalar): this { callInPlace("fill_.Scalar", this.id, value); return this; }
   zero_(): this { callInPlace("zero_", this.id); return this; }
   clamp_(min: number | null = null, max: number | null = null): this { callInPlace("clamp_", this.id, min, max); return this; }
-  uniform_(from = 0, to = 1): this { callInPlace("uniform_", this.id, from, to, null); return this; }
-  normal_(mean = 0, std = 1): this { callInPlace("normal_", this.id, mean, std, null); return this; }
+  uniform_(from = 0, to = 1): this { callInPlaceNamed("uniform_", { self: this.id, from, to }); return this; }
+  normal_(mean = 0, std = 1): this { callInPlaceNamed("normal_", { self: this.id, mean, std }); return this; }
 }

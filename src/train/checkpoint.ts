@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync, s
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { savePretrained } from "../models/peft.js";
+import { savePretrained } from "../models/auto.js";
 import { loadSafetensors, saveSafetensors } from "../models/safetensors.js";
 import { fsyncPath, fsyncTree, isTempName, tempPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import type { Tokenizer } from "../text/index.js";
@@ -170,7 +170,7 @@ function readJsonFile(file: string): Record<string, unknown> {
   try {
     value = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message}); the checkpoint is damaged`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); the checkpoint is damaged`, { cause: e });
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new Error(`${file}: expected a JSON object; the checkpoint is damaged`);
@@ -236,7 +236,7 @@ export function loadOptimizerState(dir: string, optimizer: TrainOptimizer): void
     optimizer.loadStateDict({ state, paramGroups: meta.paramGroups });
   } catch (e) {
     const files = `${join(dir, "optimizer.json")} and optimizer.safetensors`;
-    throw new Error(`${files} do not fit this run's optimizer: ${(e as Error).message}`);
+    throw new Error(`${files} do not fit this run's optimizer: ${(e as Error).message}`, { cause: e });
   } finally {
     for (const t of tensors.values()) t.dispose();
   }

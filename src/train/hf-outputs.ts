@@ -160,7 +160,7 @@ export function readLogHistory(checkpoint: string): MetricRow[] {
   try {
     state = JSON.parse(readFileSync(file, "utf8")) as Partial<HfTrainerState>;
   } catch (e) {
-    throw new Error(`${file}: not readable as JSON (${(e as Error).message}); this checkpoint is damaged`);
+    throw new Error(`${file}: not readable as JSON (${(e as Error).message}); this checkpoint is damaged`, { cause: e });
   }
   if (!Array.isArray(state.log_history)) throw new Error(`${file}: field 'log_history': missing or not a list`);
   return state.log_history;

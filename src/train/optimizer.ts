@@ -2,7 +2,7 @@
 // embeddings, none on biases and norm weights. Chosen by rank (ndim < 2: no decay), since every
 // bias and norm weight is 1-D whatever the architecture names it. Shared by the preference
 // trainer and SFT.
-import * as torch from "../torch/index.js";
+import type * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 
 export function decayGroups(model: CausalLM, weightDecay: number): torch.ParamGroupSpec<torch.AdamWOptions>[] {

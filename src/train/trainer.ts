@@ -15,8 +15,9 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
-import { loadModel } from "../models/auto.js";
-import { defaultTargetModules, isAdapterDirectory, savePretrained } from "../models/peft.js";
+import { loadModel, savePretrained } from "../models/auto.js";
+import { isAdapterDirectory } from "../models/peft.js";
+import { defaultLoraTargets } from "../models/registry.js";
 import { attachLora, loraOf, type SettingNames } from "../nn/lora.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { holdOut, mixDatasets } from "../data/mixer.js";
@@ -373,7 +374,7 @@ export class PreferenceTrainer {
       try {
         attachLora(model, {
           r: config.loraR, alpha: config.loraAlpha, dropout: config.loraDropout,
-          targetModules: (config.loraTargetModules as string[] | string | null) ?? defaultTargetModules(model, "key 'lora_target_modules'"),
+          targetModules: (config.loraTargetModules as string[] | string | null) ?? defaultLoraTargets(model, "key 'lora_target_modules'"),
           modulesToSave: (config.loraModulesToSave as string[] | null) ?? [], useRslora: config.useRslora,
         }, config.source, LORA_KEYS);
       } catch (e) {

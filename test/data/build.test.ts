@@ -3,18 +3,20 @@
 //   - normaliseScore and loadScorer (a user's scorer module);
 //   - buildPairs on the shipped SFT checkpoint: chosen answers verify, scores obey the strategy,
 //     prompts come from the input, the stats add up, and a seed repeats the run;
-//   - the command line writes JSONL the trainer's validator accepts, with the built-in scorer and
-//     with a user scorer module.
+//   - named scorers (registerScorer): found by name, bad or taken names refused;
+//   - the command line writes JSONL the trainer's validator accepts, with the arithmetic scorer by
+//     name (--scorer arith, which the omni-dpo command registers) and with a user scorer module;
+//     without --scorer the math task is a usage error (the library has no default scorer).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
-import { binarize, buildPairs, loadScorer, normaliseScore, scoreScale, type Pair, type Scored } from "../../src/data/build.js";
+import { binarize, buildPairs, loadScorer, registerScorer, registeredScorers, normaliseScore, scoreScale, type Pair, type Scored } from "../../src/data/build.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
 import { loadModel } from "../../src/models/auto.js";
-import { arithScorer, arithTokenizer, formatPrompt, generateProblems, parsePrompt, verify } from "../../src/tasks/arith/index.js";
+import { arithScorer, arithTokenizer, formatPrompt, generateProblems, parsePrompt, verify } from "../../apps/tasks/arith/index.js";
 import { mulberry32 } from "../../src/util/random.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir } from "../helpers/toy.js";
@@ -23,7 +25,7 @@ torch.setNumThreads(1);
 
 const ROOT = packageRoot();
 const SFT_DIR = join(ROOT, "assets", "arith-sft");
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "apps", "cli.js");
 const S = (response: string, score: number, correct: boolean): Scored => ({ response, score, correct });
 /** A source that returns the given values in turn (binarize draws chosen first, then rejected). */
 const sequence = (...xs: number[]) => { let i = 0; return () => xs[i++ % xs.length]; };
@@ -132,6 +134,14 @@ test("no pair without a correct response above 6, without one at least margin be
 
 // ---------------------------------------------------------------- normaliseScore, loadScorer
 
+test("registerScorer: loadScorer finds a scorer by name and makes it with the options; bad or taken names are errors", async () => {
+  registerScorer("length-test", ({ seed, noise }) => (_prompt, response) => response.length * 10 + seed + (noise ?? 0));
+  assert.ok(registeredScorers().includes("length-test"));
+  assert.equal(await (await loadScorer("length-test", { seed: 3, noise: 1 }))("Q", "abcd"), 44);
+  assert.throws(() => registerScorer("length-test", () => () => 0), /a scorer named 'length-test' is already registered/);
+  assert.throws(() => registerScorer("./x.mjs", () => () => 0), /'.\/x.mjs' is not a plain name/);
+});
+
 test("normaliseScore keeps the score and treats bare numbers as correct; scoreScale rescales a 0..1 scorer as a whole", () => {
   assert.deepEqual(normaliseScore(0.8), { score: 0.8, correct: true });
   assert.deepEqual(normaliseScore(7), { score: 7, correct: true });
@@ -232,7 +242,7 @@ test("omni-dpo data build --json: exits 0, prints its stats and writes JSONL pai
   const promptsFile = join(dir, "prompts.txt");
   writeFileSync(promptsFile, PROMPTS.join("\n") + "\n");
   const out = join(dir, "pairs.jsonl");
-  const r = cli("--prompts", promptsFile, "--out", out, "--samples", "4", "--margin", "2", "--json");
+  const r = cli("--prompts", promptsFile, "--out", out, "--scorer", "arith", "--samples", "4", "--margin", "2", "--json");
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1, `one JSON object on stdout, got: ${r.stdout}`);
@@ -254,6 +264,14 @@ test("omni-dpo data build --json: exits 0, prints its stats and writes JSONL pai
     assert.equal(rec.scoreChosen, rows[i].score_chosen);
     assert.equal(rec.scoreRejected, rows[i].score_rejected);
   });
+});
+
+test("omni-dpo data build (the math task) without --scorer is a usage error naming the flag and the named scorers", () => {
+  const dir = tempDir("omni-dpo-build-no-scorer-");
+  writeFileSync(join(dir, "prompts.txt"), PROMPTS.join("\n") + "\n");
+  const r = cli("--prompts", join(dir, "prompts.txt"), "--out", join(dir, "pairs.jsonl"));
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /data build: --scorer NAME or MODULE is required \(names: arith\), or --reward-model DIR/);
 });
 
 test("omni-dpo data build --scorer uses a user's scorer module (async, JSONL prompts) and rejects a module without score()", async () => {

@@ -69,7 +69,6 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 180_000, env: { ...process.env, OMP_NUM_THREADS: "1" } });
 }
 const readJsonl = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as TextPair);
-const conversation = (row: TextPair): Message[] => (typeof row.prompt === "string" ? [{ role: "user", content: row.prompt }] : row.prompt);
 
 test("data build --reward-model: pairs from a policy and a reward model, all K scores kept, the summary beside them", () => {
   const r = cli(["data", "build", "--model", POLICY, "--prompts", PROMPTS, "--reward-model", RM, "--out", PAIRS,

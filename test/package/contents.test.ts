@@ -22,13 +22,13 @@ function packedFiles(): string[] {
 
 test("the tarball holds the compiled package, the native sources and the bench's Python, and no tests, CI or TypeScript sources", () => {
   const files = packedFiles();
-  for (const needed of ["package.json", "LICENSE", "README.md", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js",
+  for (const needed of ["package.json", "LICENSE", "README.md", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js", "dist/apps/cli.js",
     "dist/src/text/index.js", "native/binding.gyp", "native/find-libtorch.cjs", "native/install.cjs", "native/src/addon.cc"]) {
     assert.ok(files.includes(needed), `${needed} missing from the tarball`);
   }
   // `omni-dpo bench` runs these from the installed package.
-  for (const py of readdirSync(join(root, "src", "bench")).filter((f) => f.endsWith(".py"))) {
-    assert.ok(files.includes(`src/bench/${py}`), `src/bench/${py} missing from the tarball`);
+  for (const py of readdirSync(join(root, "apps", "bench")).filter((f) => f.endsWith(".py"))) {
+    assert.ok(files.includes(`apps/bench/${py}`), `apps/bench/${py} missing from the tarball`);
   }
   const unwanted = files.filter((f) => /^(dist\/test|test|scripts|\.ci|native\/build|node_modules)\//.test(f) ||
     (f.endsWith(".ts") && !f.endsWith(".d.ts")) || f.endsWith(".map"));

@@ -30,7 +30,7 @@ function distinct(shape: number[], seed: number) {
 }
 
 function check(name: string, fn: (...xs: Tensor[]) => Tensor, inputs: { values: number[]; shape: number[] }[], options = {}) {
-  try { gradcheck(fn, inputs, options); } catch (e) { throw new Error(`${name}: ${(e as Error).message}`); }
+  try { gradcheck(fn, inputs, options); } catch (e) { throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
 }
 
 // ---- gradchecks -------------------------------------------------------------------------

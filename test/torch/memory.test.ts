@@ -80,7 +80,7 @@ test("keep() survives tidy until disposed", () => {
     return [k2, k] as const;
   })[1];
   const survivor = torch.tidy(() => {
-    const s = torch.full([1], 5).keep();
+    torch.full([1], 5).keep();
     torch.ones([8]);
     return 0;
   });

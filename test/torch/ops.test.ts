@@ -855,3 +855,22 @@ test("item, toArray, data", run(() => {
   assert.deepEqual([...(torch.tensor([5n, -5n].map(Number), { dtype: "int64" }).data() as BigInt64Array)], [5n, -5n]);
   assert.match(String(t), /shape=\[2, 2\], dtype=float32/);
 }));
+
+// ---------------------------------------------------------------- named operator arguments
+
+test("operators called by argument name: schema order, defaults for what is left out, unknown names refused", async () => {
+  const { argumentNames, positionalArguments } = await import("../../src/torch/ops.js");
+  const { callNamed } = await import("../../src/torch/tensor.js");
+  // Schema types with parentheses and brackets ("Tensor(a) self", "int[1] dim=[]") and the "*" marker.
+  assert.deepEqual(argumentNames("to.dtype_layout"),
+    ["self", "dtype", "layout", "device", "pin_memory", "non_blocking", "copy", "memory_format"]);
+  assert.deepEqual(argumentNames("sum.dim_IntList"), ["self", "dim", "keepdim", "dtype"]);
+  assert.deepEqual(positionalArguments("to.dtype_layout", { self: 7, device: "cpu" }), [7, undefined, undefined, "cpu"]);
+  const t = torch.tensor([[1, 2], [3, 4]]);
+  const s = callNamed("sum.dim_IntList", { self: t.id, dim: [1], keepdim: true });  // dtype left out: its default
+  assert.deepEqual(s.toArray(), [[3], [7]]);
+  assert.equal(t.to("float64").dtype, "float64");
+  assert.throws(() => callNamed("sum.dim_IntList", { self: t.id, dims: [1] }),
+    /aten::sum.dim_IntList has no argument 'dims'; its arguments: self, dim, keepdim, dtype/);
+  for (const x of [t, s]) x.dispose();
+});

@@ -34,7 +34,7 @@ function metricRows(dir: string): Record<string, unknown>[] {
 describe("omni-dpo train", () => {
   it("trains from a reference-style YAML (the Qwen2.5-0.5B text recipe's keys, scaled down) and exits 0", () => {
     // UltraFeedback's layout: a string prompt, chosen/rejected as conversations, judge scores.
-    const model = writeToyModel(join(root, "qwen-tiny"), { chatTemplate: "chatml" });
+    writeToyModel(join(root, "qwen-tiny"), { chatTemplate: "chatml" });
     const rows = toyPairs(24).map((p) => ({
       prompt: p.prompt,
       chosen: [{ role: "user", content: p.prompt }, { role: "assistant", content: p.chosen.trim() }],

@@ -6,7 +6,7 @@ import { outputClash } from "../../util/paths.js";
 export const dataCommand: Command = {
   help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
        omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
-       omni-dpo data build --model DIR --prompts FILE --out FILE [options]   (the math task)
+       omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (the math task)
 
 data build --reward-model (text, as the reference's on_policy_data_gen): samples K responses per
 prompt from the policy, one seed per sample (chat prompts through the policy's chat template with
@@ -42,9 +42,9 @@ what was dropped and why, score and margin histograms) in OUT.summary.json.
   --device D               auto (default), cpu, cuda or cuda:N
   --json                   print the summary as JSON
 
-data build (the math task): samples K responses per prompt from the model (T 0.8), scores each (the arithmetic
-task's verifier and noisy process judge, or your scorer module exporting score(prompt, response)
-that returns a number or {score, correct}), drops prompts whose samples are all the same, and
+data build (the math task): samples K responses per prompt from the model (T 0.8), scores each (a
+named scorer, such as arith: the arithmetic task's verifier and noisy process judge; or your scorer
+module exporting score(prompt, response) that returns a number or {score, correct}), drops prompts whose samples are all the same, and
 binarises as the reference does: chosen = a correct response scoring above 6 (highest or random),
 rejected = one scoring at most chosen - margin (lowest, random, or "positive"). Writes JSONL with
 prompt, chosen, rejected, score_chosen, score_rejected.
@@ -52,8 +52,9 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --model DIR              the policy to sample from (with its tokenizer)
   --prompts FILE           one prompt per line, or JSONL with a "prompt" field
   --out FILE               where the pairs go (JSONL)
-  --scorer MODULE          a JS module exporting score(prompt, response); default: the arithmetic task
-  --judge-noise S          the arithmetic judge's noise in score points (default 1.5)
+  --scorer NAME|MODULE     a named scorer (arith: the arithmetic task's, in the omni-dpo command) or a
+                           JS module exporting score(prompt, response); required
+  --judge-noise S          a named scorer's noise in score points (arith: default 1.5)
   --samples K              responses per prompt (default 5)
   --temperature T          sampling temperature (default 0.8)
   --max-new-tokens N       (default 64)
@@ -128,8 +129,14 @@ async function dataBuild(argv: string[]): Promise<number> {
   const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../progress.js");
   const seed = seedInt(values.seed, "--seed", 0);
-  const scorer = values.scorer ? await loadScorer(values.scorer)
-    : (await import("../../tasks/arith/index.js")).arithScorer({ noise: nonNegative(values["judge-noise"], "--judge-noise", 1.5), seed });
+  const { registeredScorers } = await import("../../data/build.js");
+  if (!values.scorer) {
+    const names = registeredScorers();
+    throw new UsageError(`data build: --scorer NAME or MODULE is required (${names.length ? `names: ${names.join(", ")}` : "no named scorer here"}), ` +
+      "or --reward-model DIR for the text pipeline");
+  }
+  const noise = values["judge-noise"] === undefined ? undefined : nonNegative(values["judge-noise"], "--judge-noise", 0);
+  const scorer = await loadScorer(values.scorer, { seed, noise });
   const model = loadModel(values.model);
   const tokenizer = Tokenizer.fromPretrainedSync(values.model);
   const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");

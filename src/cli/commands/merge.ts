@@ -29,7 +29,8 @@ as PEFT's merge_and_unload() then save_pretrained() do; the result loads without
     if (!values.out) throw new UsageError("merge: --out DIR is required");
     const dtype = values.dtype as (typeof DTYPES)[number] | undefined;
     if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}, got '${values.dtype}'`);
-    const { isAdapterDirectory, mergeAdapterDirectory, tokenizerDirectory } = await import("../../models/peft.js");
+    const { isAdapterDirectory, tokenizerDirectory } = await import("../../models/peft.js");
+    const { mergeAdapterDirectory } = await import("../../models/auto.js");
     if (!isAdapterDirectory(values.adapter)) throw new UsageError(`merge: ${values.adapter} is not an adapter directory (no adapter_config.json)`);
     const { Tokenizer } = await import("../../text/index.js");
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.adapter));

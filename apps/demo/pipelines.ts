@@ -1,0 +1,76 @@
+// The paper's two ways of turning the policy's own samples into preference pairs, applied to the
+// same scored samples so the pipelines differ only in how they pick:
+//   - math: a verifier checks the final answer and a noisy process judge scores the steps;
+//     chosen is correct and scores above 6 (the highest), rejected is the lowest at a margin
+//     (the reference's math rules, src/data/build.ts);
+//   - text: the judge alone, as a reward model; best against worst of the K samples with both
+//     scores, no verifier (the reference's text rules, src/data/text-build.ts). Its labels can
+//     be wrong, which is what Omni-DPO's quality weight is for.
+// The verifier's verdicts ride along on every pair so the demo can say how often a label is wrong.
+import { emptyStats, pairsFromSamples, type BuildStats, type Pair, type ScoredSamples } from "../../src/data/build.js";
+import { bestAndWorst } from "../../src/data/text-build.js";
+
+export type PipelineName = "math" | "text";
+export const PIPELINES: readonly PipelineName[] = ["math", "text"];
+
+/** The math pipeline's binarisation settings (the reference's rules; margin 2 on this judge's 0..10 scale). */
+export const MATH_RULES = { chosen: "highest", rejected: "lowest", margin: 2, minChosenScore: 6 } as const;
+
+export interface PipelinePairs { pairs: Pair[]; stats: BuildStats }
+
+export function pipelinePairs(pipeline: PipelineName, samples: ScoredSamples, seed: number): PipelinePairs {
+  return pipeline === "math" ? pairsFromSamples(samples, { ...MATH_RULES, seed }) : textPairs(samples);
+}
+
+/** Best against worst by score for every prompt; prompts whose samples are identical or all tied give none. */
+export function textPairs(samples: ScoredSamples): PipelinePairs {
+  const stats = emptyStats(samples);
+  const pairs: Pair[] = [];
+  samples.scored.forEach((scored, i) => {
+    if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }
+    const pick = bestAndWorst(scored.map((s) => s.score));
+    if (!pick) { stats.noPair++; return; }
+    const [w, l] = [scored[pick.chosen], scored[pick.rejected]];
+    pairs.push({
+      prompt: samples.prompts[i], chosen: w.response, rejected: l.response, score_chosen: w.score, score_rejected: l.score,
+      chosen_correct: w.correct, rejected_correct: l.correct,
+    });
+  });
+  stats.pairs = pairs.length;
+  return { pairs, stats };
+}
+
+export interface LabelQuality {
+  pairs: number;
+  /** Share of pairs whose chosen answer is wrong (by the verifier). */
+  chosen_wrong: number;
+  /** Share of pairs whose label is backwards: chosen wrong, rejected right. */
+  flipped: number;
+  /**
+   * Among pairs where exactly one answer is right: the probability that a rightly labelled
+   * pair has a larger score gap than a flipped one (ROC AUC of the gap; 0.5 = no signal).
+   * Null when no pair is flipped (or none is right), as in the math pipeline, whose verifier
+   * picks every chosen.
+   */
+  gap_auc: number | null;
+}
+
+export function labelQuality(pairs: Pair[]): LabelQuality {
+  const n = Math.max(pairs.length, 1);
+  const gap = (p: Pair) => p.score_chosen - p.score_rejected;
+  const right = pairs.filter((p) => p.chosen_correct && !p.rejected_correct).map(gap);
+  const flipped = pairs.filter((p) => !p.chosen_correct && p.rejected_correct).map(gap);
+  return {
+    pairs: pairs.length,
+    chosen_wrong: pairs.filter((p) => !p.chosen_correct).length / n,
+    flipped: flipped.length / n,
+    gap_auc: right.length && flipped.length ? rocAuc(right, flipped) : null,
+  };
+}
+
+/** P(x > y) + P(x = y) / 2 for x from `positives`, y from `negatives` (the Mann-Whitney statistic). */
+export function rocAuc(positives: number[], negatives: number[]): number {
+  let wins = 0;
+  for (const x of positives) for (const y of negatives) wins += x > y ? 1 : x === y ? 0.5 : 0;
+  return wins / (positives.length * negatives.length);
+}

@@ -1,0 +1,50 @@
+// The demo's plan (apps/demo/arith.ts planDemo): what a run will do, decided before any job runs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { planDemo, SFT_RECIPE } from "../../../apps/demo/arith.js";
+import { formatPrompt, generateProblems } from "../../../apps/tasks/arith/index.js";
+import { tempDir } from "../../helpers/toy.js";
+
+test("planDemo --quick: seeds, sizes and run count as documented; the four problem sets are disjoint", () => {
+  const plan = planDemo({ quick: true, outDir: "out", sizes: { train: 50, val: 20, test: 30 } });
+  assert.deepEqual(plan.pipelines, ["math", "text"]);
+  assert.deepEqual(plan.trainSeeds, [0]);
+  assert.deepEqual(plan.pairSeeds, [0, 1]);
+  assert.equal(plan.tuneSeed, 1000);
+  // Per pipeline and method: 3 tuning rates + 1 x 2 reported runs + 2 sweep multiples x 2 pair seeds = 9;
+  // 4 methods, 2 pipelines: 72.
+  assert.equal(plan.plannedRuns, 72);
+  assert.deepEqual([plan.trainPrompts.length, plan.valProblems.length, plan.testProblems.length], [50, 20, 30]);
+  const sft = new Set(
+    generateProblems(SFT_RECIPE.problems, { difficulty: SFT_RECIPE.difficulty, seed: SFT_RECIPE.problemSeed }).map(
+      formatPrompt,
+    ),
+  );
+  const sets = [plan.trainPrompts, plan.valProblems.map(formatPrompt), plan.testProblems.map(formatPrompt)];
+  const all = sets.flat();
+  assert.equal(new Set(all).size, all.length, "no prompt in two sets");
+  assert.ok(
+    all.every((p) => !sft.has(p)),
+    "no prompt from the SFT set",
+  );
+});
+
+test("planDemo: a missing start is trained into the output directory; methods without DPO are refused", () => {
+  const out = tempDir("omni-dpo-demo-plan-");
+  const plan = planDemo({
+    pipeline: "math",
+    seed: 5,
+    trainSeeds: 2,
+    outDir: out,
+    sftDir: join(out, "none"),
+    sizes: { train: 8, val: 4, test: 4 },
+  });
+  assert.deepEqual(plan.sft, { dir: join(out, "sft"), train: true });
+  assert.deepEqual(plan.trainSeeds, [5, 6]);
+  assert.equal(plan.tuneSeed, 1005);
+  assert.throws(
+    () => planDemo({ outDir: out, methods: [{ name: "rft", label: "RFT", config: {}, grid: [1e-5] }] }),
+    /the methods must include 'dpo'/,
+  );
+});

@@ -1,0 +1,42 @@
+// The quick demo's promise, on the real thing: `omni-dpo demo --quick --json` (both pipelines)
+// prints the issue's JSON; every method, RFT included, beats the SFT start beyond noise in each
+// pipeline (its difference's 95% interval above 0); and at 4x DPO's learning rate Omni-DPO keeps
+// more held-out accuracy than DPO in each pipeline, the README's robustness finding. That ordering
+// held in every run measured (the quick demo: math 36.8% vs 32.9%, text 22.3% vs 14.3%, and each
+// pair seed alike; the full demo, and math at --quick --prompts 512 --seed 5, in the README), and the demo
+// is deterministic, so it is a fixed check here. It takes minutes (214 s in CI, 88 s on an idle
+// two-core machine, 355 to 518 s on one shared with other work), so it is not in the suite:
+// .ci/run runs it with OMNI_DPO_TEST_DEMO=1 after the suite.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { packageRoot } from "../../../src/util/package-root.js";
+import { tempDir } from "../../helpers/toy.js";
+import { assertPipelineShape, type PipelineJson } from "./json-shape.js";
+
+const enabled = process.env.OMNI_DPO_TEST_DEMO === "1";
+if (!enabled) console.log("# skipping the quick demo: set OMNI_DPO_TEST_DEMO=1 (CI does) to run it (minutes)");
+
+const name = "omni-dpo demo --quick: both pipelines; every method beats the start beyond noise, and Omni-DPO "
+  + "degrades less than DPO at 4x its lr";
+test(name, { skip: enabled ? undefined : "OMNI_DPO_TEST_DEMO is not 1" }, () => {
+  const start = Date.now();
+  const r = spawnSync(process.execPath, [join(packageRoot(), "dist", "apps", "cli.js"), "demo", "--quick", "--json", "--out", tempDir("omni-dpo-quick-demo-")],
+    { encoding: "utf8", timeout: 900_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const json = JSON.parse(r.stdout.trim()) as { pipelines: PipelineJson[]; wall_seconds: number };
+  assert.deepEqual(json.pipelines.map((p) => p.pipeline), ["math", "text"]);
+  for (const p of json.pipelines) {
+    assertPipelineShape(p, 2);
+    for (const name of ["rft", "dpo", "simpo", "omni_dpo"]) {
+      const c = p.comparisons.find((x) => x.a === name && x.b === "sft")!;
+      assert.ok(c.ci95[0] > 0,
+        `${p.pipeline}: ${name} - SFT = ${c.mean_diff} [${c.ci95}]: every method must beat the start beyond noise`);
+    }
+    const at4x = (method: string) => p.lr_sweep.find((s) => s.name === method && s.lr_multiple === 4)!.heldout_accuracy;
+    assert.ok(at4x("omni_dpo") > at4x("dpo"),
+      `${p.pipeline} at 4x DPO's lr: Omni-DPO ${at4x("omni_dpo")}, DPO ${at4x("dpo")}`);
+  }
+  console.log(`# quick demo: ${json.wall_seconds.toFixed(0)} s of demo, ${((Date.now() - start) / 1000).toFixed(0)} s in all`);
+});
