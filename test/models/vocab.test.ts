@@ -82,7 +82,7 @@ describe("the command line", () => {
     assert.match(r.stderr, /prompts\.jsonl:1: the prompt: token id/);
     assert.match(r.stderr, names(SMALL));
     assert.ok(!existsSync(`${out}.progress.jsonl`));
-    const math = cli("data", "build", "--model", SMALL, "--prompts", prompts, "--out", out);
+    const math = cli("data", "build", "--model", SMALL, "--prompts", prompts, "--scorer", join(root, "len.mjs"), "--out", out);
     assert.equal(math.status, 1, math.stderr);
     assert.match(math.stderr, /prompts\.jsonl: prompt 1: token id/);
     assert.match(math.stderr, names(SMALL));

@@ -239,21 +239,6 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     assert.ok(colours > 20, `the export's screenshot has ${colours} colours: blank?`);
     await check.close();
   });
-});
-
-// Plain HTTP, no browser: these run wherever the suite runs.
-describe("omni-dpo dashboard's server over plain HTTP", () => {
-  let dir: string;
-  let plain: DashboardServer;
-  before(async () => {
-    dir = tempDir("omni-dpo-dashboard-http-");
-    writeFileSync(join(dir, "metrics.jsonl"), [1, 2].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
-    plain = await startDashboard([dir], { intervalMs: 150 });
-  });
-  after(async () => {
-    await plain?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it("values from the run's files cannot inject script, live or exported: they are type-checked and shown escaped", async () => {
     const payload = "<img src=x onerror=window.pwned=1>";
@@ -294,6 +279,21 @@ describe("omni-dpo dashboard's server over plain HTTP", () => {
     } finally {
       await live.close();
     }
+  });
+});
+
+// Plain HTTP, no browser: these run wherever the suite runs.
+describe("omni-dpo dashboard's server over plain HTTP", () => {
+  let dir: string;
+  let plain: DashboardServer;
+  before(async () => {
+    dir = tempDir("omni-dpo-dashboard-http-");
+    writeFileSync(join(dir, "metrics.jsonl"), [1, 2].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
+    plain = await startDashboard([dir], { intervalMs: 150 });
+  });
+  after(async () => {
+    await plain?.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("bad requests do not stop the server; a non-loopback --host needs --allow-remote", async () => {

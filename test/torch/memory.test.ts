@@ -207,8 +207,9 @@ test("soak: 10,000 tidied AdamW steps of a small MLP keep RSS and the live tenso
   assert.equal(mem1.bytes, mem0.bytes, "live tensor bytes are constant");
   const grownMb = (rss1 - rss0) / 2 ** 20;
   t.diagnostic(`RSS ${(rss0 / 2 ** 20).toFixed(1)} MB after warm-up, ${(rss1 / 2 ** 20).toFixed(1)} MB at the end; ${mem1.tensors} live tensors`);
-  // Measured: 1.4 to 3.3 MB (allocator noise). 8 MB is a leak of under 900 bytes a step, which this catches.
-  assert.ok(grownMb < 8, `RSS grew ${grownMb.toFixed(1)} MB over 9,500 steps`);
+  // Measured: 2.0 to 3.3 MB alone (allocator noise), up to 10 MB after this file's other tests in the same
+  // process. 16 MB is a leak of under 1.8 KB a step, which this catches.
+  assert.ok(grownMb < 16, `RSS grew ${grownMb.toFixed(1)} MB over 9,500 steps`);
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   assert.ok(avg(losses.slice(-200)) < avg(losses.slice(0, 200)), "the model trained");
 
