@@ -4,6 +4,7 @@ import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } fro
 
 export const evalCommand: Command = {
   help: `Usage: omni-dpo eval --model DIR --data FILE [--ref DIR] [options]
+       omni-dpo eval --task math --predictions FILE [--dataset NAME] [--out FILE] [--json]
 
 Pairwise preference accuracy: the fraction of pairs whose implied reward of the chosen answer
 is strictly above the rejected one's, and the mean rewards (chosen, rejected, margin). With
@@ -22,9 +23,22 @@ tokenised with the model's tokenizer exactly as training does.
   --no-length-norm         sum the answer tokens' log-probs instead of averaging them
   --device D               auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N
   --json                   print one JSON object
+
+--task pairwise (the default) is the above. --task math grades math answers as the Qwen2.5-Math /
+Uni-DPO evaluation harness does (answer extraction, normalisation, numeric and symbolic equality):
+  --predictions FILE       JSON Lines, each with 'prediction' (the model's output) and 'answer'
+                           (the benchmark's answer or solution), optionally 'dataset'
+  --dataset NAME           the benchmark's rules for lines without 'dataset' (default math; also
+                           math500, gsm8k, minerva_math, aime24, amc23, olympiadbench, ...)
+  --out FILE               write every line back with 'extracted', 'gold' and 'correct' (a new file)
+  --json                   print { accuracy, n, correct, empty, perDataset }
 `,
   async run(argv) {
+    const task = taskOf(argv);
+    if (task === "math") return gradeMathPredictions(argv);
+    if (task !== "pairwise") throw new UsageError(`eval: --task must be pairwise or math, got '${task}'`);
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+      task: { type: "string" },
       model: { type: "string" }, data: { type: "string" }, ref: { type: "string" }, beta: { type: "string" }, "batch-size": { type: "string" },
       "max-length": { type: "string" }, "max-prompt-length": { type: "string" }, "no-length-norm": { type: "boolean" }, json: { type: "boolean" }, device: { type: "string" },
     } });
@@ -53,3 +67,26 @@ tokenised with the model's tokenizer exactly as training does.
     return 0;
   },
 };
+
+/** The value of --task (or --task=...), "pairwise" when absent. */
+function taskOf(argv: string[]): string {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--task") return argv[i + 1] ?? "";
+    if (argv[i].startsWith("--task=")) return argv[i].slice("--task=".length);
+  }
+  return "pairwise";
+}
+
+/** `eval --task math --predictions FILE`: grades outputs generated elsewhere. */
+async function gradeMathPredictions(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+    task: { type: "string" }, predictions: { type: "string" }, dataset: { type: "string" }, out: { type: "string" },
+    json: { type: "boolean" },
+  } });
+  if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
+  if (!values.predictions) throw new UsageError("eval --task math: --predictions FILE is required");
+  const { gradePredictionsFile, formatPredictions } = await import("../../eval/math/predictions.js");
+  const r = gradePredictionsFile(values.predictions, { dataset: values.dataset, out: values.out });
+  console.log(values.json ? JSON.stringify(r) : formatPredictions(r));
+  return 0;
+}

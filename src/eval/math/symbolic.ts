@@ -91,11 +91,11 @@ function* points(seed: number): Generator<number> {
   for (;;) {
     x = (x * 1103515245 + 12345) % 2147483648;
     const u = x / 2147483648;
-    yield (u < 0.5 ? -1 : 1) * (0.3 + 2 * u);
+    yield (u < 0.5 ? -1 : 1) * (0.3 + u);
   }
 }
 
-/** Equal values: as numbers (relative 1e-4), or with free symbols at several random points. */
+/** Equal values: as numbers (relative 1e-4), or with free symbols as sympy's simplify(a - b) == 0. */
 function sameValue(ce: Engine, a: Expression, b: Expression): boolean {
   const names = [...new Set([...a.unknowns, ...b.unknowns])];
   if (names.length === 0) {
@@ -105,6 +105,11 @@ function sameValue(ce: Engine, a: Expression, b: Expression): boolean {
     if (va[1] === 0 && vb[1] === 0) return isClose(va[0], vb[0]);
     return Math.hypot(va[0] - vb[0], va[1] - vb[1]) <= 1e-9 * Math.max(1, Math.hypot(...va), Math.hypot(...vb));
   }
+  // the difference, simplified: zero or a nonzero constant settles it
+  const diff = ce.box(["Subtract", a, b]).simplify();
+  if (diff.isSame(0)) return true;
+  if (diff.unknowns.length === 0) return false;
+  // else the difference vanishes at random points (sympy's `equals` also tests numerically)
   const rng = points(names.length * 7919 + 17);
   let agreeing = 0;
   for (let trial = 0; trial < 8 && agreeing < 4; trial++) {
@@ -113,7 +118,7 @@ function sameValue(ce: Engine, a: Expression, b: Expression): boolean {
     const vb = value(b.subs(at));
     if (!va || !vb || !va.every(Number.isFinite) || !vb.every(Number.isFinite)) continue;
     const scale = Math.max(1, Math.hypot(...va), Math.hypot(...vb));
-    if (Math.hypot(va[0] - vb[0], va[1] - vb[1]) > 1e-8 * scale) return false;
+    if (Math.hypot(va[0] - vb[0], va[1] - vb[1]) > 1e-10 * scale) return false;
     agreeing++;
   }
   return agreeing >= 3;
@@ -142,6 +147,8 @@ export function symbolicEqual(a: string, b: string, timeoutMs = 3000): boolean {
       const relations = RELATIONS.includes(ea.operator) && RELATIONS.includes(eb.operator);
       if (relations) return sameValue(ce, gap(ce, ea), gap(ce, eb));
       if (RELATIONS.includes(ea.operator) || RELATIONS.includes(eb.operator)) return false;
+      // infinities equal only themselves (sympy: oo != zoo), which isSame has settled
+      if (ea.isFinite === false || eb.isFinite === false) return false;
       if (ea.isEqual(eb) === true) return true;
       return sameValue(ce, ea, eb);
     });
