@@ -17,6 +17,10 @@ export {
   AutoModelForSequenceClassification, SequenceClassifier, createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier,
   type ClassifierForwardOptions,
 } from "./models/sequence-classification.js";
+export {
+  AutoModelForProcessRewardModel, ProcessRewardModel, createProcessRewardModel, loadProcessRewardModel, saveProcessRewardModel,
+  type PrmForwardOptions,
+} from "./models/process-reward.js";
 export type { RawConfig } from "./models/config.js";
 export { readGenerationConfig, stopTokenIds, type GenerationConfig } from "./models/generation-config.js";
 export { Module, ModuleList } from "./nn/module.js";

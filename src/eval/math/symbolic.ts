@@ -6,7 +6,8 @@
 //  - `\pi`, `e` and `i` are plain symbols (sympy's LaTeX parser returns Symbol('pi'), Symbol('e'),
 //    Symbol('i')): "10\pi" is not 31.4159, but 2\pi equals \pi+\pi;
 //  - juxtaposition multiplies: 1\frac{1}{2} is 1/2, not a mixed number;
-//  - the parser stops at a top-level comma ("a,b" reads as a), as sympy's grammar does.
+//  - the parser stops at a top-level comma ("a,b" reads as a) and before a dangling operator ("b+"
+//    reads as b), as sympy's grammar does.
 // Expressions with free symbols are compared at random points (sympy's `equals` also tests
 // numerically). A comparison that runs past its time limit counts as different, as a reference
 // comparison killed by its pool's timeout does.
@@ -40,7 +41,8 @@ function beforeTopLevelComma(s: string): string {
 
 /** LaTeX rewritten so that the Compute Engine reads it as sympy's parse_latex does (see the header). */
 export function asSympyReads(latex: string): string {
-  const s = beforeTopLevelComma(latex.replaceAll("\\\\", "\\"));
+  // sympy's parser also stops before a dangling operator: "b+" reads as b
+  const s = beforeTopLevelComma(latex.replaceAll("\\\\", "\\")).replace(/(\s*[-+*/^=]|\\cdot|\\times)+\s*$/u, "");
   let out = "";
   for (let i = 0; i < s.length; ) {
     const command = /^\\[a-zA-Z]+/.exec(s.slice(i));
