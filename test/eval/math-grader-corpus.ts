@@ -376,4 +376,22 @@ export const GRADER_CASES: GraderCase[] = [
   // \ removed; (A)5 vs 5: different
   { output: "\\boxed{\\text{(A)}\\ 5}", answer: "5", dataset: "math500",
     extracted: "(A)5", gold: "5", correct: false },
+  // tuple rule splits at commas; sympy reads -2]\cup[3 and -2)\cup(3 only up to the unmatched bracket: -2 = -2, so equal
+  { output: "\\boxed{(-\\infty,-2]\\cup[3,\\infty)}", answer: "(-\\infty,-2)\\cup(3,\\infty)", dataset: "math500",
+    extracted: "(-\\infty,-2]\\cup[3,\\infty)", gold: "(-\\infty,-2)\\cup(3,\\infty)", correct: true },
+  // sympy's LaTeX grammar divides at a colon: 3:2 = 1.5
+  { output: "\\boxed{1.5}", answer: "3:2", dataset: "math500",
+    extracted: "1.5", gold: "3:2", correct: true },
+  // 1,000,000 is one NUMBER token for sympy's parser: equal to 10^6
+  { output: "The answer is: 1,000,000", answer: "10^{6}", dataset: "math500",
+    extracted: "1,000,000", gold: "10^{6}", correct: true },
+  // 27 vs 25 as numbers (commas dropped): different
+  { output: "\\boxed{2,7}", answer: "2,5", dataset: "math500",
+    extracted: "2,7", gold: "2,5", correct: false },
+  // x= removed, then 27 vs 25 as numbers: different
+  { output: "\\boxed{x=2, 7}", answer: "2, 5", dataset: "math500",
+    extracted: "2,7", gold: "2,5", correct: false },
+  // fraction vs decimal
+  { output: "\\boxed{\\frac{3}{2}}", answer: {"question": "q", "answer": "1.5"}, dataset: "aime24",
+    extracted: "\\frac{3}{2}", gold: "1.5", correct: true },
 ];

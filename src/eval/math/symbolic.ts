@@ -6,8 +6,9 @@
 //  - `\pi`, `e` and `i` are plain symbols (sympy's LaTeX parser returns Symbol('pi'), Symbol('e'),
 //    Symbol('i')): "10\pi" is not 31.4159, but 2\pi equals \pi+\pi;
 //  - juxtaposition multiplies: 1\frac{1}{2} is 1/2, not a mixed number;
-//  - the parser stops at a top-level comma ("a,b" reads as a) and before a dangling operator ("b+"
-//    reads as b), as sympy's grammar does.
+//  - a colon divides (3:2 is 3/2), and 1,000 is a number;
+//  - the parser stops at a top-level comma ("a,b" reads as a), at a closing bracket that closes
+//    nothing, and before a dangling operator ("b+" reads as b), as sympy's grammar does.
 // Expressions with free symbols are compared at random points (sympy's `equals` also tests
 // numerically). A comparison that runs past its time limit counts as different, as a reference
 // comparison killed by its pool's timeout does.
@@ -27,22 +28,27 @@ function computeEngine(): Engine {
   return engine;
 }
 
-/** The text up to the first comma outside brackets and braces. */
-function beforeTopLevelComma(s: string): string {
+/**
+ * The text sympy's parser reads before it stops: up to the first comma outside brackets and
+ * braces, or the first closing bracket that closes nothing ("-2]\cup[3" reads as -2). Commas
+ * between digits in groups of three are thousands separators, part of a number (its NUMBER token).
+ */
+function parsedPrefix(s: string): string {
+  const t = s.replace(/(?<=[0-9]),(?=[0-9]{3}(?![0-9]))/g, "");
   let depth = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
+  for (let i = 0; i < t.length; i++) {
+    const c = t[i];
     if ("([{".includes(c)) depth++;
-    else if (")]}".includes(c)) depth--;
-    else if (c === "," && depth === 0) return s.slice(0, i);
+    else if (")]}".includes(c) && --depth < 0) return t.slice(0, i);
+    else if (c === "," && depth === 0) return t.slice(0, i);
   }
-  return s;
+  return t;
 }
 
 /** LaTeX rewritten so that the Compute Engine reads it as sympy's parse_latex does (see the header). */
 export function asSympyReads(latex: string): string {
   // sympy's parser also stops before a dangling operator: "b+" reads as b
-  const s = beforeTopLevelComma(latex.replaceAll("\\\\", "\\")).replace(/(\s*[-+*/^=]|\\cdot|\\times)+\s*$/u, "");
+  const s = parsedPrefix(latex.replaceAll("\\\\", "\\")).replace(/(\s*[-+*/^=]|\\cdot|\\times)+\s*$/u, "");
   let out = "";
   for (let i = 0; i < s.length; ) {
     const command = /^\\[a-zA-Z]+/.exec(s.slice(i));
@@ -55,8 +61,8 @@ export function asSympyReads(latex: string): string {
       i++;
     }
   }
-  // a number directly before \frac multiplies it
-  return out.replace(/([0-9.])(\s*)\\frac/g, "$1\\cdot\\frac");
+  // a number directly before \frac multiplies it; a colon divides (sympy's grammar: 3:2 is 3/2)
+  return out.replace(/([0-9.])(\s*)\\frac/g, "$1\\cdot\\frac").replaceAll(":", "/");
 }
 
 function parse(ce: Engine, latex: string): Expression | null {
