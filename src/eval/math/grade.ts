@@ -19,7 +19,7 @@ export interface MathGrade {
 }
 
 /** A benchmark record holding the answer text in the field the data set's parser reads. */
-function recordFor(answer: string, dataset: string): Record<string, unknown> {
+export function recordFor(answer: string, dataset: string): Record<string, unknown> {
   switch (dataset) {
     // a worked solution gives its last box; a bare answer is the answer itself
     case "math": case "math500": case "minerva_math":
@@ -51,6 +51,11 @@ export function gradeMath(prediction: string, answer: string | Record<string, un
     throw new GoldAnswerError(`unknown math data set '${dataset}' (known: ${MATH_DATASETS.join(", ")})`);
   }
   const gold = goldAnswer(typeof answer === "string" ? recordFor(answer, dataset) : answer, dataset);
+  return gradeAgainstGold(prediction, gold, dataset, options.timeoutMs);
+}
+
+/** The verdict on an output against a gold answer already parsed by goldAnswer. */
+export function gradeAgainstGold(prediction: string, gold: string, dataset: string, timeoutMs?: number): MathGrade {
   const extracted = predictedAnswer(prediction, dataset, gold);
-  return { extracted, gold, correct: mathEqual(extracted, gold, { timeoutMs: options.timeoutMs }) };
+  return { extracted, gold, correct: mathEqual(extracted, gold, { timeoutMs }) };
 }
