@@ -1,5 +1,5 @@
 // `omni-dpo data build --task math --prm DIR`: preference pairs from real math problems, as the
-// reference's Math/data_generation pipeline (src/data/math-build.ts).
+// reference's Math/data_generation pipeline (src/eval/math/preference-pairs.ts).
 import { parseArgs } from "node:util";
 import { UsageError, nonNegative, positiveInt, resolveDevice } from "../args.js";
 
@@ -65,7 +65,7 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
   const device = await resolveDevice(values.device);
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
-  const { readMathProblems, labelMathProblems, binarizeUniDpo, normalizeScoreMargins } = await import("../../data/math-build.js");
+  const { readMathProblems, labelMathProblems, binarizeUniDpo, normalizeScoreMargins } = await import("../../eval/math/preference-pairs.js");
   const { writeJsonAtomic, writeJsonLinesAtomic } = await import("../../util/files.js");
   const { loadModel } = await import("../../models/auto.js");
   const { loadProcessRewardModel } = await import("../../models/process-reward.js");

@@ -8,18 +8,18 @@
 // strategy says, at least the score margin below; the margin relaxed by 0.5 when too few pairs).
 // The work is journaled problem by problem, so a build that is killed continues where it stopped.
 import { createHash } from "node:crypto";
-import type { CausalLM } from "../models/causal-lm.js";
-import { generate } from "../models/generate.js";
-import { stopTokenIds } from "../models/generation-config.js";
-import type { ProcessRewardModel } from "../models/process-reward.js";
-import type { Tokenizer } from "../text/index.js";
-import { appendLinesDurable, readJournalLines } from "../util/files.js";
-import { mulberry32 } from "../util/random.js";
-import { gradeAgainstGold, recordFor } from "../eval/math/grade.js";
-import { goldAnswer } from "../eval/math/ground-truth.js";
-import { cutAtStopWords, STOP_WORDS } from "../eval/math/extract.js";
-import { readLines } from "./lines.js";
-import { DataError } from "./records.js";
+import type { CausalLM } from "../../models/causal-lm.js";
+import { generate } from "../../models/generate.js";
+import { stopTokenIds } from "../../models/generation-config.js";
+import type { ProcessRewardModel } from "../../models/process-reward.js";
+import type { Tokenizer } from "../../text/index.js";
+import { appendLinesDurable, readJournalLines } from "../../util/files.js";
+import { mulberry32 } from "../../util/random.js";
+import { gradeAgainstGold, recordFor } from "./grade.js";
+import { goldAnswer } from "./ground-truth.js";
+import { cutAtStopWords, STOP_WORDS } from "./extract.js";
+import { readLines } from "../../data/lines.js";
+import { DataError } from "../../data/records.js";
 
 /** The system prompt of the reference's sampling and PRM labelling. */
 export const MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}.";

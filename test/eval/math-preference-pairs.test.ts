@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { binarizeUniDpo, normalizeScoreMargins, type LabelledProblem } from "../../src/data/math-build.js";
+import { binarizeUniDpo, normalizeScoreMargins, type LabelledProblem } from "../../src/eval/math/preference-pairs.js";
 import { createProcessRewardModel, saveProcessRewardModel } from "../../src/models/process-reward.js";
 import { gradeMath, torch } from "../../src/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
