@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -67,7 +67,9 @@ test("eval --task math grades a predictions file, writes the graded lines, and n
   assert.match(again.stderr.toString(), /graded\.jsonl already exists/);
 
   writeFileSync(file, JSON.stringify(lines[0]) + "\n" + JSON.stringify({ prediction: "1", answer: ["x"] }) + "\n");
-  const bad = spawnSync(process.execPath, [CLI, "eval", "--task", "math", "--predictions", file]);
+  const partial = join(dir, "partial.jsonl");
+  const bad = spawnSync(process.execPath, [CLI, "eval", "--task", "math", "--predictions", file, "--out", partial]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr.toString(), /preds\.jsonl:2: 'answer' must be a string or a number/);
+  assert.equal(existsSync(partial), false, "no partial output");
 });

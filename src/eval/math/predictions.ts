@@ -1,8 +1,9 @@
 // Grading a file of outputs generated elsewhere: JSON Lines with `prediction` and `answer` (and
 // optionally `dataset`), each graded by gradeMath; with an output path, every line is written back
 // with `extracted`, `gold` and `correct` added.
-import { closeSync, existsSync, openSync, realpathSync, writeSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { readLines } from "../../data/lines.js";
+import { writeJsonLinesAtomic } from "../../util/files.js";
 import { DataError } from "../../data/records.js";
 import { gradeMath } from "./grade.js";
 import { MATH_DATASETS } from "./ground-truth.js";
@@ -45,45 +46,43 @@ export function gradePredictionsFile(file: string, options: PredictionsOptions =
       throw bad(`${options.out} already exists${same ? " (it is the predictions file)" : ""}; choose a new --out path`);
     }
   }
-  const fd = options.out === undefined ? null : openSync(options.out, "wx");
+  // the graded lines are written whole at the end: a bad line leaves no partial file behind
+  const graded: unknown[] = [];
   const groups = new Map<string, { n: number; correct: number }>();
   let n = 0, correct = 0, empty = 0;
-  try {
-    for (const line of readLines(file)) {
-      if ("problem" in line) throw bad(line.problem);
-      if (line.text.trim() === "") continue;
-      const where = `${file}:${line.number}`;
-      let record: Record<string, unknown>;
-      try {
-        record = JSON.parse(line.text);
-      } catch (e) {
-        throw bad(`${where}: not valid JSON (${(e as Error).message})`);
-      }
-      if (record === null || typeof record !== "object" || Array.isArray(record)) throw bad(`${where}: expected a JSON object`);
-      if (typeof record.prediction !== "string") throw bad(`${where}: 'prediction' must be a string`);
-      const answer = record.answer;
-      if (typeof answer !== "string" && typeof answer !== "number") throw bad(`${where}: 'answer' must be a string or a number`);
-      const dataset = record.dataset === undefined ? fallback : checkDataset(record.dataset, `${where}: 'dataset'`);
-      let grade;
-      try {
-        grade = gradeMath(record.prediction, typeof answer === "number" ? String(answer) : answer, { dataset, timeoutMs: options.timeoutMs });
-      } catch (e) {
-        throw bad(`${where}: ${(e as Error).message}`);
-      }
-      n++;
-      if (grade.correct) correct++;
-      if (grade.extracted === "") empty++;
-      const g = groups.get(dataset) ?? { n: 0, correct: 0 };
-      g.n++;
-      if (grade.correct) g.correct++;
-      groups.set(dataset, g);
-      if (fd !== null) writeSync(fd, JSON.stringify({ ...record, ...grade }) + "\n");
-      options.onProgress?.(n);
+  for (const line of readLines(file)) {
+    if ("problem" in line) throw bad(line.problem);
+    if (line.text.trim() === "") continue;
+    const where = `${file}:${line.number}`;
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line.text);
+    } catch (e) {
+      throw bad(`${where}: not valid JSON (${(e as Error).message})`);
     }
-  } finally {
-    if (fd !== null) closeSync(fd);
+    if (record === null || typeof record !== "object" || Array.isArray(record)) throw bad(`${where}: expected a JSON object`);
+    if (typeof record.prediction !== "string") throw bad(`${where}: 'prediction' must be a string`);
+    const answer = record.answer;
+    if (typeof answer !== "string" && typeof answer !== "number") throw bad(`${where}: 'answer' must be a string or a number`);
+    const dataset = record.dataset === undefined ? fallback : checkDataset(record.dataset, `${where}: 'dataset'`);
+    let grade;
+    try {
+      grade = gradeMath(record.prediction, typeof answer === "number" ? String(answer) : answer, { dataset, timeoutMs: options.timeoutMs });
+    } catch (e) {
+      throw bad(`${where}: ${(e as Error).message}`);
+    }
+    n++;
+    if (grade.correct) correct++;
+    if (grade.extracted === "") empty++;
+    const g = groups.get(dataset) ?? { n: 0, correct: 0 };
+    g.n++;
+    if (grade.correct) g.correct++;
+    groups.set(dataset, g);
+    if (options.out !== undefined) graded.push({ ...record, ...grade });
+    options.onProgress?.(n);
   }
   if (n === 0) throw bad(`${file}: no predictions`);
+  if (options.out !== undefined) writeJsonLinesAtomic(options.out, graded);
   const perDataset = Object.fromEntries([...groups].map(([k, g]) => [k, { accuracy: g.correct / g.n, n: g.n }]));
   return { accuracy: correct / n, n, correct, empty, perDataset };
 }
