@@ -4,7 +4,11 @@
 import { readFileSync } from "node:fs";
 import { gradeMath } from "../../dist/src/index.js";
 
-const read = (f) => readFileSync(f, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const read = (f) =>
+  readFileSync(f, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 const [cases, verdicts] = [read(process.argv[2]), read(process.argv[3])];
 if (cases.length !== verdicts.length) throw new Error(`${cases.length} cases but ${verdicts.length} verdicts`);
 let verdictsAgree = 0;
@@ -16,8 +20,12 @@ cases.forEach((c, i) => {
   if (ours.correct === ref.correct) verdictsAgree++;
   if (ours.extracted === ref.extracted && ours.gold === ref.gold) answersAgree++;
   if (ours.correct !== ref.correct || ours.extracted !== ref.extracted || ours.gold !== ref.gold) {
-    console.log(`#${i} ${JSON.stringify(c.output).slice(0, 80)}\n  ours ${JSON.stringify(ours)}\n  ref  ${JSON.stringify(ref)}`);
+    console.log(
+      `#${i} ${JSON.stringify(c.output).slice(0, 80)}\n  ours ${JSON.stringify(ours)}\n  ref  ${JSON.stringify(ref)}`,
+    );
   }
 });
 const pct = (k) => `${k}/${cases.length} (${((100 * k) / cases.length).toFixed(1)}%)`;
-console.log(`verdicts agree ${pct(verdictsAgree)}; extracted and gold answers agree ${pct(answersAgree)}; ${Date.now() - t0} ms`);
+console.log(
+  `verdicts agree ${pct(verdictsAgree)}; extracted and gold answers agree ${pct(answersAgree)}; ${Date.now() - t0} ms`,
+);

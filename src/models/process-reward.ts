@@ -43,29 +43,37 @@ export class ProcessRewardModel extends Module {
 
   constructor(body: CausalLM, className: string, where: string, init: Init) {
     super();
-    if (typeof body.finalNorm !== "function") throw new Error(`${where}: architecture '${body.architecture}' has no finalNorm`);
+    if (typeof body.finalNorm !== "function")
+      throw new Error(`${where}: architecture '${body.architecture}' has no finalNorm`);
     this.body = body;
     this.className = className;
     this.config = { ...body.config, architectures: [className] };
     // no LM head: drop it, then adopt the body's submodules under their checkpoint names
     for (const [name, child] of body.namedModules().filter(([n]) => n !== "" && !n.includes("."))) {
-      if (name === "lm_head") { body.removeModule(name); child.dispose(); } else this.registerModule(name, child);
+      if (name === "lm_head") {
+        body.removeModule(name);
+        child.dispose();
+      } else this.registerModule(name, child);
     }
     const hidden = body.namedParameters().find(([n]) => n.endsWith("embed_tokens.weight"))?.[1].shape[1];
     if (hidden === undefined) throw new Error(`${where}: cannot find the embedding to size the score head`);
     this.scoreHead = this.module("score", new ScoreHead(hidden, init));
   }
 
-  get vocabSize(): number { return this.body.vocabSize; }
+  get vocabSize(): number {
+    return this.body.vocabSize;
+  }
 
   /** Logits [B, T, 2] for input ids [B, T] (int64), at every position. */
   forward(inputIds: torch.Tensor, options: PrmForwardOptions = {}): torch.Tensor {
     if (inputIds.ndim !== 2 || inputIds.dtype !== "int64") {
-      throw new Error(`${this.className}: input ids must be an int64 tensor [B, T], got ${inputIds.dtype} [${inputIds.shape}]`);
+      throw new Error(
+        `${this.className}: input ids must be an int64 tensor [B, T], got ${inputIds.dtype} [${inputIds.shape}]`,
+      );
     }
     return torch.tidy(() => {
-      const hidden = this.body.hiddenStates(inputIds, options as ForwardOptions);   // [B, T, C]
-      return this.scoreHead.forward(this.body.finalNorm!(hidden));                // [B, T, 2]
+      const hidden = this.body.hiddenStates(inputIds, options as ForwardOptions); // [B, T, C]
+      return this.scoreHead.forward(this.body.finalNorm!(hidden)); // [B, T, 2]
     });
   }
 
@@ -77,13 +85,17 @@ export class ProcessRewardModel extends Module {
   stepRewards(rows: readonly (readonly number[])[], options: { stepTokenId: number; batchSize?: number }): number[][] {
     const { stepTokenId } = options;
     const batchSize = options.batchSize ?? 4;
-    if (!Number.isInteger(stepTokenId)) throw new Error(`stepRewards: stepTokenId must be a token id, got ${stepTokenId}`);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`stepRewards: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(stepTokenId))
+      throw new Error(`stepRewards: stepTokenId must be a token id, got ${stepTokenId}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`stepRewards: batchSize must be a positive integer, got ${batchSize}`);
     const vocab = this.vocabSize;
     rows.forEach((row, i) => {
-      if (!Array.isArray(row) || row.length === 0) throw new Error(`stepRewards: row ${i} must be a non-empty list of token ids`);
+      if (!Array.isArray(row) || row.length === 0)
+        throw new Error(`stepRewards: row ${i} must be a non-empty list of token ids`);
       row.forEach((id, j) => {
-        if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new Error(`stepRewards: row ${i}, position ${j}: token id ${id} is not an integer in [0, ${vocab})`);
+        if (!Number.isInteger(id) || id < 0 || id >= vocab)
+          throw new Error(`stepRewards: row ${i}, position ${j}: token id ${id} is not an integer in [0, ${vocab})`);
       });
     });
     const order = rows.map((_, i) => i).sort((a, b) => rows[b].length - rows[a].length);
@@ -94,14 +106,19 @@ export class ProcessRewardModel extends Module {
       const width = rows[chunk[0]].length;
       const ids = chunk.map((i) => [...rows[i], ...new Array(width - rows[i].length).fill(0)]);
       const mask = chunk.map((i) => Array.from({ length: width }, (_, j) => (j < rows[i].length ? 1 : 0)));
-      const probs = torch.noGrad(() => torch.tidy(() => {
-        const logits = this.forward(torch.tensor(ids, { dtype: "int64", device }),
-          { attentionMask: torch.tensor(mask, { dtype: "int64", device }) });              // [b, T, 2]
-        return logits.float().softmax(-1).select(2, 1).cpu().data() as Float32Array;       // [b, T]
-      }));
+      const probs = torch.noGrad(() =>
+        torch.tidy(() => {
+          const logits = this.forward(torch.tensor(ids, { dtype: "int64", device }), {
+            attentionMask: torch.tensor(mask, { dtype: "int64", device }),
+          }); // [b, T, 2]
+          return logits.float().softmax(-1).select(2, 1).cpu().data() as Float32Array; // [b, T]
+        }),
+      );
       chunk.forEach((i, k) => {
         out[i] = [];
-        rows[i].forEach((id, t) => { if (id === stepTokenId) out[i].push(probs[k * width + t]); });
+        rows[i].forEach((id, t) => {
+          if (id === stepTokenId) out[i].push(probs[k * width + t]);
+        });
       });
     }
     return out;
@@ -125,12 +142,18 @@ export class ProcessRewardModel extends Module {
   }
 }
 
-function build(config: RawConfig, init: Init, where: string): { model: ProcessRewardModel; spec: ArchitectureSpec<unknown>; parsed: unknown } {
+function build(
+  config: RawConfig,
+  init: Init,
+  where: string,
+): { model: ProcessRewardModel; spec: ArchitectureSpec<unknown>; parsed: unknown } {
   const classes = Array.isArray(config.architectures) ? config.architectures : [];
   const className = classes.find((c): c is string => typeof c === "string" && c in PROCESS_REWARD_CLASSES);
   if (!className) {
-    throw new Error(`${where}: not a process reward model (architectures ${JSON.stringify(config.architectures ?? null)}); ` +
-      `supported: ${Object.keys(PROCESS_REWARD_CLASSES).join(", ")}`);
+    throw new Error(
+      `${where}: not a process reward model (architectures ${JSON.stringify(config.architectures ?? null)}); ` +
+        `supported: ${Object.keys(PROCESS_REWARD_CLASSES).join(", ")}`,
+    );
   }
   const spec = resolveArchitecture({ ...config, architectures: [PROCESS_REWARD_CLASSES[className]] }, where);
   const parsed = spec.parseConfig(config);
@@ -154,7 +177,10 @@ export function loadProcessRewardModel(dir: string, options: LoadOptions = {}): 
   const dtype = loadDtype(config, options);
   const { model, spec, parsed } = build(config, { dtype, empty: true }, join(dir, "config.json"));
   try {
-    loadWeights(dir, model, spec, parsed, dtype, model.className, { tensor: "score.0.weight", kind: "process-reward head" });
+    loadWeights(dir, model, spec, parsed, dtype, model.className, {
+      tensor: "score.0.weight",
+      kind: "process-reward head",
+    });
     if (options.device && options.device !== "cpu") model.to(options.device);
     return model.eval();
   } catch (e) {

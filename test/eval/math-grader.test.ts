@@ -18,16 +18,22 @@ test("gradeMath gives the reference grader's extraction, gold answer and verdict
   for (const [i, c] of GRADER_CASES.entries()) {
     const got = gradeMath(c.output, c.answer, { dataset: c.dataset });
     const want = { extracted: c.extracted, gold: c.gold, correct: c.correct };
-    if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`#${i}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    if (JSON.stringify(got) !== JSON.stringify(want))
+      wrong.push(`#${i}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
   }
   assert.deepEqual(wrong, []);
 });
 
 test("gradeMath names an unknown data set and a record without the data set's answer field", () => {
-  assert.throws(() => gradeMath("\\boxed{1}", "1", { dataset: "math5000" }), /unknown math data set 'math5000'.*math500/);
+  assert.throws(
+    () => gradeMath("\\boxed{1}", "1", { dataset: "math5000" }),
+    /unknown math data set 'math5000'.*math500/,
+  );
   assert.throws(() => gradeMath("\\boxed{1}", { answer: "1" }, { dataset: "olympiadbench" }), /'final_answer'/);
-  assert.throws(() => gradeMath("\\boxed{1}", "12", { dataset: "gsm8k" }) && gradeMath("1", "#### 1 #### 2", { dataset: "gsm8k" }),
-    /exactly one '#### N'/);
+  assert.throws(
+    () => gradeMath("\\boxed{1}", "12", { dataset: "gsm8k" }) && gradeMath("1", "#### 1 #### 2", { dataset: "gsm8k" }),
+    /exactly one '#### N'/,
+  );
 });
 
 test("a symbolic comparison past its time limit counts as different", () => {
@@ -48,17 +54,32 @@ test("eval --task math grades a predictions file, writes the graded lines, and n
   ];
   writeFileSync(file, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
   const out = join(dir, "graded.jsonl");
-  const json = JSON.parse(execFileSync(process.execPath, [CLI, "eval", "--task", "math", "--predictions", file, "--out", out, "--json"],
-    { encoding: "utf8" }));
+  const json = JSON.parse(
+    execFileSync(process.execPath, [CLI, "eval", "--task", "math", "--predictions", file, "--out", out, "--json"], {
+      encoding: "utf8",
+    }),
+  );
   assert.equal(json.n, 3);
   assert.equal(json.accuracy, 2 / 3);
   assert.deepEqual(json.perDataset, { math: { accuracy: 0.5, n: 2 }, gsm8k: { accuracy: 1, n: 1 } });
-  const graded = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(graded.map((g) => [g.extracted, g.correct]), [["\\frac{1}{2}", true], ["72", true], ["7", false]]);
+  const graded = readFileSync(out, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    graded.map((g) => [g.extracted, g.correct]),
+    [
+      ["\\frac{1}{2}", true],
+      ["72", true],
+      ["7", false],
+    ],
+  );
   assert.equal(graded[0].id, 1, "the input's fields are kept");
   for (const [i, g] of graded.entries()) {
-    assert.deepEqual({ extracted: g.extracted, gold: g.gold, correct: g.correct },
-      gradeMath(lines[i].prediction, lines[i].answer, { dataset: lines[i].dataset ?? "math" }));
+    assert.deepEqual(
+      { extracted: g.extracted, gold: g.gold, correct: g.correct },
+      gradeMath(lines[i].prediction, lines[i].answer, { dataset: lines[i].dataset ?? "math" }),
+    );
   }
 
   // an existing --out is never overwritten

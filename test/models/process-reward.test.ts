@@ -9,9 +9,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AutoModelForProcessRewardModel, saveSequenceClassifier, torch, createSequenceClassifier } from "../../src/index.js";
 import {
-  createProcessRewardModel, saveProcessRewardModel, type ProcessRewardModel,
+  AutoModelForProcessRewardModel,
+  saveSequenceClassifier,
+  torch,
+  createSequenceClassifier,
+} from "../../src/index.js";
+import {
+  createProcessRewardModel,
+  saveProcessRewardModel,
+  type ProcessRewardModel,
 } from "../../src/models/process-reward.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { once, skipReason } from "../helpers/python.js";
@@ -24,16 +31,26 @@ const skip = reason ?? false;
 torch.setNumThreads(1);
 const TOL = 1e-4;
 const VOCAB = 61;
-const STEP = 60;   // the step separator's id in these tests
+const STEP = 60; // the step separator's id in these tests
 const REFERENCE = fileURLToPath(new URL("../../../test/models/reference_prm.py", import.meta.url));
 
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-prm-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const CONFIG = {
-  architectures: ["Qwen2ForProcessRewardModel"], model_type: "qwen2", vocab_size: VOCAB, hidden_size: 32,
-  intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-  max_position_embeddings: 64, rms_norm_eps: 1e-6, hidden_act: "silu", rope_theta: 10000, pad_token_id: 0,
+  architectures: ["Qwen2ForProcessRewardModel"],
+  model_type: "qwen2",
+  vocab_size: VOCAB,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-6,
+  hidden_act: "silu",
+  rope_theta: 10000,
+  pad_token_id: 0,
   tie_word_embeddings: false,
 };
 
@@ -41,7 +58,9 @@ const CONFIG = {
 function stepBatches() {
   const batches = paddedBatches([9, 6, 3], 5, VOCAB - 1, 0);
   for (const b of batches) {
-    b.ids = b.ids.map((row, r) => row.map((id, t) => ((t + r) % 3 === 2 && (!b.mask || b.mask[r][t] === 1) ? STEP : id)));
+    b.ids = b.ids.map((row, r) =>
+      row.map((id, t) => ((t + r) % 3 === 2 && (!b.mask || b.mask[r][t] === 1) ? STEP : id)),
+    );
   }
   return batches;
 }
@@ -53,9 +72,14 @@ const prepared = once(() => {
   saveProcessRewardModel(model, dir);
   model.dispose();
   const batches = stepBatches();
-  const request = { cases: batches.map((b) => ({ dir, input_ids: b.ids, attention_mask: b.mask, step_token_id: STEP })) };
+  const request = {
+    cases: batches.map((b) => ({ dir, input_ids: b.ids, attention_mask: b.mask, step_token_id: STEP })),
+  };
   const response = runPythonJson<{ results: { shape: number[]; values: number[]; step_rewards: number[][] }[] }>(
-    REFERENCE, request, { file: true });
+    REFERENCE,
+    request,
+    { file: true },
+  );
   return { dir, batches, refs: response.results };
 });
 
@@ -64,11 +88,14 @@ test("logits [B, T, 2] and step rewards match the PyTorch reference, padded eith
   const model: ProcessRewardModel = await AutoModelForProcessRewardModel.fromPretrained(dir);
   try {
     for (const [j, b] of batches.entries()) {
-      const logits = torch.noGrad(() => torch.tidy(() => {
-        const out = model.forward(torch.tensor(b.ids, { dtype: "int64" }),
-          { attentionMask: b.mask ? torch.tensor(b.mask, { dtype: "int64" }) : null });
-        return { shape: out.shape, values: Array.from(out.data() as Float32Array) };
-      }));
+      const logits = torch.noGrad(() =>
+        torch.tidy(() => {
+          const out = model.forward(torch.tensor(b.ids, { dtype: "int64" }), {
+            attentionMask: b.mask ? torch.tensor(b.mask, { dtype: "int64" }) : null,
+          });
+          return { shape: out.shape, values: Array.from(out.data() as Float32Array) };
+        }),
+      );
       assert.deepEqual(logits.shape, refs[j].shape);
       // padding positions hold nothing meaningful: compare the real tokens'
       const [, t] = logits.shape;
@@ -87,7 +114,12 @@ test("logits [B, T, 2] and step rewards match the PyTorch reference, padded eith
     assert.equal(rewards.length, 3);
     rewards.forEach((r, i) => {
       assert.equal(r.length, refs[1].step_rewards[i].length, `row ${i}: one reward per step`);
-      r.forEach((p, k) => assert.ok(Math.abs(p - refs[1].step_rewards[i][k]) <= TOL, `row ${i} step ${k}: ${p} vs ${refs[1].step_rewards[i][k]}`));
+      r.forEach((p, k) =>
+        assert.ok(
+          Math.abs(p - refs[1].step_rewards[i][k]) <= TOL,
+          `row ${i} step ${k}: ${p} vs ${refs[1].step_rewards[i][k]}`,
+        ),
+      );
     });
   } finally {
     model.dispose();
@@ -99,7 +131,10 @@ test("loading names a checkpoint that is not a process reward model", async () =
   const cls = createSequenceClassifier({ ...CONFIG, architectures: ["Qwen2ForSequenceClassification"] }, { std: 0.2 });
   saveSequenceClassifier(cls, dir);
   cls.dispose();
-  await assert.rejects(AutoModelForProcessRewardModel.fromPretrained(dir), /not a process reward model.*Qwen2ForProcessRewardModel/);
+  await assert.rejects(
+    AutoModelForProcessRewardModel.fromPretrained(dir),
+    /not a process reward model.*Qwen2ForProcessRewardModel/,
+  );
   const model = createProcessRewardModel(CONFIG, { std: 0.2 });
   assert.throws(() => model.stepRewards([[1, 2, VOCAB]], { stepTokenId: STEP }), /row 0, position 2: token id 61/);
   model.dispose();

@@ -26,33 +26,60 @@ problems without a correct response dropped), scores each step with the process 
 `;
 
 export async function dataBuildMath(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-    task: { type: "string" }, model: { type: "string" }, prompts: { type: "string" }, out: { type: "string" }, prm: { type: "string" },
-    samples: { type: "string" }, temperature: { type: "string" }, "top-p": { type: "string" }, "max-new-tokens": { type: "string" },
-    "truncate-length": { type: "string" }, "reward-type": { type: "string" }, "pos-strategy": { type: "string" },
-    "neg-strategy": { type: "string" }, "score-margin": { type: "string" }, "max-pairs": { type: "string" }, seed: { type: "string" },
-    "prompt-template": { type: "string" }, "step-token": { type: "string" }, "batch-size": { type: "string" },
-    restart: { type: "boolean" }, device: { type: "string" }, json: { type: "boolean" },
-  } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      task: { type: "string" },
+      model: { type: "string" },
+      prompts: { type: "string" },
+      out: { type: "string" },
+      prm: { type: "string" },
+      samples: { type: "string" },
+      temperature: { type: "string" },
+      "top-p": { type: "string" },
+      "max-new-tokens": { type: "string" },
+      "truncate-length": { type: "string" },
+      "reward-type": { type: "string" },
+      "pos-strategy": { type: "string" },
+      "neg-strategy": { type: "string" },
+      "score-margin": { type: "string" },
+      "max-pairs": { type: "string" },
+      seed: { type: "string" },
+      "prompt-template": { type: "string" },
+      "step-token": { type: "string" },
+      "batch-size": { type: "string" },
+      restart: { type: "boolean" },
+      device: { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
-  if (values.task !== undefined && values.task !== "math") throw new UsageError("data build: --prm belongs to --task math");
+  if (values.task !== undefined && values.task !== "math")
+    throw new UsageError("data build: --prm belongs to --task math");
   if (!values.model || !values.prompts || !values.out || !values.prm) {
     throw new UsageError("data build --task math: --model DIR, --prompts FILE, --prm DIR and --out FILE are required");
   }
   const oneOf = <T extends string>(v: string | undefined, name: string, allowed: readonly T[], fallback: T): T => {
     if (v === undefined) return fallback;
-    if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`${name} must be ${allowed.join(", ")}, got '${v}'`);
+    if (!(allowed as readonly string[]).includes(v))
+      throw new UsageError(`${name} must be ${allowed.join(", ")}, got '${v}'`);
     return v as T;
   };
   const samples = positiveInt(values.samples, "--samples", 8);
   if (samples < 2) throw new UsageError("--samples must be at least 2 to make a pair");
   const template = values["prompt-template"];
-  if (template !== undefined && !template.includes("{input}")) throw new UsageError("--prompt-template must contain {input}");
+  if (template !== undefined && !template.includes("{input}"))
+    throw new UsageError("--prompt-template must contain {input}");
   const build = {
-    samples, temperature: nonNegative(values.temperature, "--temperature", 1.0), topP: nonNegative(values["top-p"], "--top-p", 0.8),
+    samples,
+    temperature: nonNegative(values.temperature, "--temperature", 1.0),
+    topP: nonNegative(values["top-p"], "--top-p", 0.8),
     maxNewTokens: positiveInt(values["max-new-tokens"], "--max-new-tokens", 4096),
     truncateLength: positiveInt(values["truncate-length"], "--truncate-length", 4000, true),
-    promptTemplate: template, stepToken: values["step-token"], batchSize: positiveInt(values["batch-size"], "--batch-size", 4),
+    promptTemplate: template,
+    stepToken: values["step-token"],
+    batchSize: positiveInt(values["batch-size"], "--batch-size", 4),
     seed: positiveInt(values.seed, "--seed", 42, true),
   };
   const pairing = {
@@ -60,12 +87,14 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
     posStrategy: oneOf(values["pos-strategy"], "--pos-strategy", ["max", "rand"] as const, "max"),
     negStrategy: oneOf(values["neg-strategy"], "--neg-strategy", ["min", "rand", "positive"] as const, "positive"),
     scoreMargin: nonNegative(values["score-margin"], "--score-margin", 0),
-    maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10000), seed: build.seed,
+    maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10000),
+    seed: build.seed,
   };
   const device = await resolveDevice(values.device);
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
-  const { readMathProblems, labelMathProblems, binarizeUniDpo, normalizeScoreMargins } = await import("../../eval/math/preference-pairs.js");
+  const { readMathProblems, labelMathProblems, binarizeUniDpo, normalizeScoreMargins } =
+    await import("../../eval/math/preference-pairs.js");
   const { writeJsonAtomic, writeJsonLinesAtomic } = await import("../../util/files.js");
   const { loadModel } = await import("../../models/auto.js");
   const { loadProcessRewardModel } = await import("../../models/process-reward.js");
@@ -83,19 +112,30 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
   try {
     let bar: InstanceType<typeof Progress> | undefined;
     const { labelled, summary } = await labelMathProblems(policy as never, tokenizer, prm, prmTokenizer, problems, {
-      ...build, journal, identity: { policy: resolve(values.model), prm: resolve(values.prm) },
-      onProgress: (done, total) => { (bar ??= new Progress("sampling, grading, PRM", total, !values.json)).update(done); },
+      ...build,
+      journal,
+      identity: { policy: resolve(values.model), prm: resolve(values.prm) },
+      onProgress: (done, total) => {
+        (bar ??= new Progress("sampling, grading, PRM", total, !values.json)).update(done);
+      },
     });
     bar?.finish();
     const pairs = binarizeUniDpo(labelled, pairing);
     normalizeScoreMargins(pairs);
-    const pairsSummary = { ...summary, pairs: pairs.length, problems_without_pair: summary.labelled - new Set(pairs.map((p) => p.prompt)).size };
+    const pairsSummary = {
+      ...summary,
+      pairs: pairs.length,
+      problems_without_pair: summary.labelled - new Set(pairs.map((p) => p.prompt)).size,
+    };
     writeJsonLinesAtomic(values.out, pairs);
     const summaryFile = `${values.out}.summary.json`;
     writeJsonAtomic(summaryFile, pairsSummary);
     rmSync(journal, { force: true });
-    console.log(values.json ? JSON.stringify({ out: values.out, summary: summaryFile, ...pairsSummary })
-      : `${pairs.length} pairs from ${summary.problems} problems (dropped: ${JSON.stringify(summary.dropped)}) -> ${values.out}`);
+    console.log(
+      values.json
+        ? JSON.stringify({ out: values.out, summary: summaryFile, ...pairsSummary })
+        : `${pairs.length} pairs from ${summary.problems} problems (dropped: ${JSON.stringify(summary.dropped)}) -> ${values.out}`,
+    );
   } finally {
     policy.dispose();
     prm.dispose();

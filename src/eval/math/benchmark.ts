@@ -37,7 +37,12 @@ export interface ProblemResult extends Problem {
   tokens: number[];
 }
 
-export interface GroupMetrics { n: number; accuracy: number; pass_at_k: Record<string, number>; maj_at_k: number }
+export interface GroupMetrics {
+  n: number;
+  accuracy: number;
+  pass_at_k: Record<string, number>;
+  maj_at_k: number;
+}
 
 export interface BenchmarkResult extends GroupMetrics {
   dataset: string;
@@ -62,7 +67,10 @@ export interface BenchmarkOptions {
   topP?: number;
   /** New tokens per generation (default 3000, the reference's max_tokens_per_call), never past the model's context. */
   maxNewTokens?: number;
-  /** Prompt text with {input} for the question (default the qwen25-math-cot template); "chat": the tokenizer's chat template. */
+  /**
+   * Prompt text with {input} for the question (default the qwen25-math-cot template); "chat": the
+   * tokenizer's chat template.
+   */
   promptTemplate?: string;
   /** Generations per batch (default 16). */
   batchSize?: number;
@@ -82,7 +90,8 @@ export function datasetOfFile(file: string): string | null {
 }
 
 const QUESTION_KEYS = ["question", "problem", "Question", "input"];
-const text = (v: unknown): string | undefined => (typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined);
+const text = (v: unknown): string | undefined =>
+  typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
 
 /** The problems of a benchmark file: question, gold answer (the data set's rules), subject and level. */
 export async function readBenchmark(file: string, dataset: string): Promise<Problem[]> {
@@ -90,17 +99,20 @@ export async function readBenchmark(file: string, dataset: string): Promise<Prob
   if (rows.length === 0) throw new DataError([`${file}: no problems`]);
   return rows.map(({ row, source }, idx) => {
     const at = where(source);
-    if (row === null || typeof row !== "object" || Array.isArray(row)) throw new DataError([`${at}: expected an object`]);
+    if (row === null || typeof row !== "object" || Array.isArray(row))
+      throw new DataError([`${at}: expected an object`]);
     const record = row as Record<string, unknown>;
     const key = QUESTION_KEYS.find((k) => typeof record[k] === "string");
-    if (!key) throw new DataError([`${at}: no question (a string field ${QUESTION_KEYS.map((k) => `'${k}'`).join(", ")})`]);
+    if (!key)
+      throw new DataError([`${at}: no question (a string field ${QUESTION_KEYS.map((k) => `'${k}'`).join(", ")})`]);
     let gold: string;
     try {
       gold = goldAnswer(record, dataset);
     } catch (e) {
       // MATH-500 style records may carry the final answer without the worked solution
       const answer = text(record.answer);
-      if (!(e instanceof GoldAnswerError) || answer === undefined) throw new DataError([`${at}: ${(e as Error).message}`]);
+      if (!(e instanceof GoldAnswerError) || answer === undefined)
+        throw new DataError([`${at}: ${(e as Error).message}`]);
       gold = goldAnswer(recordFor(answer, dataset), dataset);
     }
     let question = record[key] as string;
@@ -115,7 +127,8 @@ export async function readBenchmark(file: string, dataset: string): Promise<Prob
 
 /** The prompt text of a question. */
 export function promptText(question: string, template: string, tokenizer: Tokenizer): string {
-  if (template === "chat") return tokenizer.applyChatTemplate([{ role: "user", content: question }], { addGenerationPrompt: true });
+  if (template === "chat")
+    return tokenizer.applyChatTemplate([{ role: "user", content: question }], { addGenerationPrompt: true });
   return template.replaceAll("{input}", question);
 }
 
@@ -132,7 +145,9 @@ export function majorityCorrect(extracted: string[], correct: boolean[]): boolea
   const counts = new Map<string, number>();
   extracted.forEach((e) => counts.set(e, (counts.get(e) ?? 0) + 1));
   let best = 0;
-  extracted.forEach((e, i) => { if (counts.get(e)! > counts.get(extracted[best])!) best = i; });
+  extracted.forEach((e, i) => {
+    if (counts.get(e)! > counts.get(extracted[best])!) best = i;
+  });
   return correct[best];
 }
 
@@ -150,7 +165,9 @@ export function metricsOf(results: ProblemResult[], samples: number): GroupMetri
   return {
     n,
     accuracy: mean((r) => count(r) / r.correct.length),
-    pass_at_k: Object.fromEntries(kValues(samples).map((k) => [String(k), mean((r) => passAtK(r.correct.length, count(r), k))])),
+    pass_at_k: Object.fromEntries(
+      kValues(samples).map((k) => [String(k), mean((r) => passAtK(r.correct.length, count(r), k))]),
+    ),
     maj_at_k: mean((r) => Number(majorityCorrect(r.extracted, r.correct))),
   };
 }
@@ -160,7 +177,10 @@ function groupsOf(results: ProblemResult[], samples: number): BenchmarkResult["g
   for (const key of ["subject", "level"] as const) {
     const by = new Map<string, ProblemResult[]>();
     for (const r of results) if (r[key] !== undefined) by.set(r[key]!, [...(by.get(r[key]!) ?? []), r]);
-    if (by.size > 0) groups[key] = Object.fromEntries([...by].sort(([a], [b]) => a.localeCompare(b)).map(([v, rs]) => [v, metricsOf(rs, samples)]));
+    if (by.size > 0)
+      groups[key] = Object.fromEntries(
+        [...by].sort(([a], [b]) => a.localeCompare(b)).map(([v, rs]) => [v, metricsOf(rs, samples)]),
+      );
   }
   return groups;
 }
@@ -175,10 +195,16 @@ function openJournal(file: string, identity: string): Map<number, ProblemResult>
     return done;
   }
   let header: { journal?: string; identity?: string } = {};
-  try { header = JSON.parse(lines[0]); } catch { /* reported below */ }
+  try {
+    header = JSON.parse(lines[0]);
+  } catch {
+    /* reported below */
+  }
   if (header.journal !== JOURNAL || header.identity !== identity) {
-    throw new DataError([`${file}: this file holds another evaluation (other problems, model or settings); ` +
-      "choose another --out, or run with the settings it was made with to continue it"]);
+    throw new DataError([
+      `${file}: this file holds another evaluation (other problems, model or settings); ` +
+        "choose another --out, or run with the settings it was made with to continue it",
+    ]);
   }
   lines.slice(1).forEach((line, n) => {
     try {
@@ -197,25 +223,41 @@ const rowSeed = (seed: number, idx: number, j: number): number =>
 
 /** Runs one benchmark file. */
 export async function evaluateMathBenchmark(
-  model: CausalLM, tokenizer: Tokenizer, file: string, options: BenchmarkOptions = {},
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  file: string,
+  options: BenchmarkOptions = {},
 ): Promise<{ result: BenchmarkResult; problems: ProblemResult[] }> {
   const dataset = options.dataset ?? datasetOfFile(file);
-  if (!dataset) throw new DataError([`${file}: which benchmark is it? Name it with --dataset (${MATH_DATASETS.join(", ")})`]);
+  if (!dataset)
+    throw new DataError([`${file}: which benchmark is it? Name it with --dataset (${MATH_DATASETS.join(", ")})`]);
   if (!(MATH_DATASETS as readonly string[]).includes(dataset)) {
     throw new DataError([`unknown math data set '${dataset}' (known: ${MATH_DATASETS.join(", ")})`]);
   }
   const samples = options.samples ?? 1;
   const temperature = options.temperature ?? 0;
-  const topP = temperature === 0 ? 1 : options.topP ?? 1;
+  const topP = temperature === 0 ? 1 : (options.topP ?? 1);
   const maxNew = options.maxNewTokens ?? 3000;
   const template = options.promptTemplate ?? QWEN25_MATH_COT;
   const batchSize = options.batchSize ?? 16;
   const seed = options.seed ?? 0;
   const problems = await readBenchmark(file, dataset);
   const prompts = problems.map((p) => tokenizer.encode(promptText(p.question, template, tokenizer)));
-  const identity = createHash("sha256").update(JSON.stringify({
-    problems, dataset, samples, temperature, topP, maxNew, template, seed, ...options.identity,
-  })).digest("hex");
+  const identity = createHash("sha256")
+    .update(
+      JSON.stringify({
+        problems,
+        dataset,
+        samples,
+        temperature,
+        topP,
+        maxNew,
+        template,
+        seed,
+        ...options.identity,
+      }),
+    )
+    .digest("hex");
   const done = options.out ? openJournal(options.out, identity) : new Map<number, ProblemResult>();
   const resumed = done.size;
   const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
@@ -233,32 +275,57 @@ export async function evaluateMathBenchmark(
     const room = (i: number) => model.maxPositions - prompts[i].length;
     const tooLong = todo.find((i) => room(i) < 1);
     if (tooLong !== undefined) {
-      throw new DataError([`${file}: problem ${tooLong + 1}'s prompt (${prompts[tooLong].length} tokens) fills the model's ${model.maxPositions} positions`]);
+      throw new DataError([
+        `${file}: problem ${tooLong + 1}'s prompt (${prompts[tooLong].length} tokens) fills the model's ${model.maxPositions} positions`,
+      ]);
     }
-    const out = generate(model, rows.map((r) => prompts[r.i]), {
-      maxNewTokens: rows.map((r) => Math.min(maxNew, room(r.i))), temperature, topP,
-      ...(temperature > 0 ? { rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)) } : {}),
-      eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0], stopStrings: STOP_WORDS, decode,
-    });
+    const out = generate(
+      model,
+      rows.map((r) => prompts[r.i]),
+      {
+        maxNewTokens: rows.map((r) => Math.min(maxNew, room(r.i))),
+        temperature,
+        topP,
+        ...(temperature > 0 ? { rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)) } : {}),
+        eosTokenIds: eos,
+        padTokenId: tokenizer.padTokenId ?? eos[0],
+        stopStrings: STOP_WORDS,
+        decode,
+      },
+    );
     const finished = todo.map((i, n) => {
       const tokens = out.tokens.slice(n * samples, (n + 1) * samples);
       const outputs = tokens.map((t) => cutAtStopWords(decode(t)));
       const grades = outputs.map((o) => gradeAgainstGold(o, problems[i].gold, dataset));
       generatedTokens += tokens.reduce((s, t) => s + t.length, 0);
       return {
-        ...problems[i], outputs, extracted: grades.map((g) => g.extracted), correct: grades.map((g) => g.correct),
+        ...problems[i],
+        outputs,
+        extracted: grades.map((g) => g.extracted),
+        correct: grades.map((g) => g.correct),
         tokens: tokens.map((t) => t.length),
       };
     });
-    if (options.out) appendLinesDurable(options.out, finished.map((f) => JSON.stringify(f)));
+    if (options.out)
+      appendLinesDurable(
+        options.out,
+        finished.map((f) => JSON.stringify(f)),
+      );
     for (const f of finished) done.set(f.idx, f);
     options.onProgress?.(done.size, problems.length);
   }
   const seconds = (Date.now() - start) / 1000;
   const results = problems.map((p) => done.get(p.idx)!);
   const result: BenchmarkResult = {
-    dataset, file, samples, ...metricsOf(results, samples), groups: groupsOf(results, samples), resumed, seconds,
-    problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9), generated_tokens: generatedTokens,
+    dataset,
+    file,
+    samples,
+    ...metricsOf(results, samples),
+    groups: groupsOf(results, samples),
+    resumed,
+    seconds,
+    problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9),
+    generated_tokens: generatedTokens,
   };
   return { result, problems: results };
 }
@@ -268,20 +335,36 @@ export function formatBenchmarks(results: BenchmarkResult[]): string {
   const pct = (x: number) => (100 * x).toFixed(1);
   const k = results[0]?.samples ?? 1;
   const head = ["benchmark", "n", "acc", ...(k > 1 ? [`pass@${k}`, `maj@${k}`] : [])];
-  const row = (r: { name: string; n: number | string; acc: number; pass: number; maj: number }) =>
-    [r.name, String(r.n), pct(r.acc), ...(k > 1 ? [pct(r.pass), pct(r.maj)] : [])];
-  const rows = results.map((r) => row({ name: r.dataset, n: r.n, acc: r.accuracy, pass: r.pass_at_k[String(k)], maj: r.maj_at_k }));
+  const row = (r: { name: string; n: number | string; acc: number; pass: number; maj: number }) => [
+    r.name,
+    String(r.n),
+    pct(r.acc),
+    ...(k > 1 ? [pct(r.pass), pct(r.maj)] : []),
+  ];
+  const rows = results.map((r) =>
+    row({ name: r.dataset, n: r.n, acc: r.accuracy, pass: r.pass_at_k[String(k)], maj: r.maj_at_k }),
+  );
   if (results.length > 1) {
     const avg = (f: (r: BenchmarkResult) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
-    rows.push(row({ name: "avg", n: "", acc: avg((r) => r.accuracy), pass: avg((r) => r.pass_at_k[String(k)] ?? 0), maj: avg((r) => r.maj_at_k) }));
+    rows.push(
+      row({
+        name: "avg",
+        n: "",
+        acc: avg((r) => r.accuracy),
+        pass: avg((r) => r.pass_at_k[String(k)] ?? 0),
+        maj: avg((r) => r.maj_at_k),
+      }),
+    );
   }
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join("  ");
   const out = [line(head), ...rows.map(line)];
   for (const r of results) {
     for (const [key, groups] of Object.entries(r.groups)) {
       out.push("", `${r.dataset} by ${key}:`);
-      for (const [name, g] of Object.entries(groups)) out.push(`  ${name.padEnd(24)} ${pct(g.accuracy).padStart(5)}  (${g.n})`);
+      for (const [name, g] of Object.entries(groups))
+        out.push(`  ${name.padEnd(24)} ${pct(g.accuracy).padStart(5)}  (${g.n})`);
     }
   }
   return out.join("\n");

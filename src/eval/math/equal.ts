@@ -14,7 +14,8 @@ export interface EqualOptions {
 // Python's float() syntax: digits with single underscores, optional fraction and exponent, inf/nan
 const DIGITS = "[0-9](?:_?[0-9])*";
 const PY_FLOAT = new RegExp(
-  `^[+-]?(?:(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?|inf(?:inity)?|nan)$`, "i",
+  `^[+-]?(?:(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?|inf(?:inity)?|nan)$`,
+  "i",
 );
 
 /** Python's float(s), or null where it raises. */
@@ -28,7 +29,10 @@ export function pyFloat(s: string): number | null {
 }
 
 /** A parsed number and whether Python holds it as an int (int-int comparisons are exact). */
-interface Num { value: number; int: boolean }
+interface Num {
+  value: number;
+  int: boolean;
+}
 
 /** _parse_digits: commas dropped, a float (int when integral), or a percentage over 100. */
 export function parseDigits(s: string): Num | null {
@@ -44,8 +48,8 @@ export function parseDigits(s: string): Num | null {
   return null;
 }
 
-
-const numericEqual = (pred: Num, ref: Num): boolean => (pred.int && ref.int ? pred.value === ref.value : isClose(ref.value, pred.value));
+const numericEqual = (pred: Num, ref: Num): boolean =>
+  pred.int && ref.int ? pred.value === ref.value : isClose(ref.value, pred.value);
 
 /** grader._choice_answer_clean: the last standalone A-E letter, else the trimmed text. */
 function choiceClean(pred: string): string {
@@ -63,9 +67,14 @@ function toPmatrix(s: string): string {
 
 const BEGIN = "\\begin{pmatrix}";
 const END = "\\end{pmatrix}";
-const isMatrix = (s: string) => (s.startsWith(BEGIN) || s.startsWith("\\begin{bmatrix}"))
-  && (s.endsWith(END) || s.endsWith("\\end{bmatrix}"));
-const matrixRows = (s: string) => s.slice(BEGIN.length, s.length - END.length).split("\\\\").map((l) => l.trim()).filter(Boolean);
+const isMatrix = (s: string) =>
+  (s.startsWith(BEGIN) || s.startsWith("\\begin{bmatrix}")) && (s.endsWith(END) || s.endsWith("\\end{bmatrix}"));
+const matrixRows = (s: string) =>
+  s
+    .slice(BEGIN.length, s.length - END.length)
+    .split("\\\\")
+    .map((l) => l.trim())
+    .filter(Boolean);
 
 /** Python's str.count. */
 const count = (s: string, sub: string) => s.split(sub).length - 1;
@@ -80,7 +89,9 @@ export function mathEqual(prediction: string, reference: string, options: EqualO
   if (pNum && rNum) {
     // the gold answer may be a percentage of the prediction or the other way round
     const candidates: Num[] = [
-      { value: rNum.value / 100, int: false }, rNum, { value: rNum.value * 100, int: rNum.int },
+      { value: rNum.value / 100, int: false },
+      rNum,
+      { value: rNum.value * 100, int: rNum.int },
     ];
     return candidates.some((c) => numericEqual(pNum, c));
   }
@@ -93,8 +104,10 @@ export function mathEqual(prediction: string, reference: string, options: EqualO
   // brackets ignored: [a,b] or (a,b) against the same list in other brackets
   let predBare = pred;
   let refBare = ref;
-  if ((pred.startsWith("[") && pred.endsWith("]") && !ref.startsWith("("))
-    || (pred.startsWith("(") && pred.endsWith(")") && !ref.startsWith("["))) {
+  if (
+    (pred.startsWith("[") && pred.endsWith("]") && !ref.startsWith("(")) ||
+    (pred.startsWith("(") && pred.endsWith(")") && !ref.startsWith("["))
+  ) {
     predBare = stripChars(predBare, "[]()");
     refBare = stripChars(refBare, "[]()");
   }
@@ -111,11 +124,13 @@ export function mathEqual(prediction: string, reference: string, options: EqualO
   if (isMatrix(pred) && isMatrix(ref)) {
     const pr = matrixRows(pred);
     const rr = matrixRows(ref);
-    const same = pr.length === rr.length && pr.every((row, i) => {
-      const pc = row.split("&");
-      const rc = rr[i].split("&");
-      return pc.length === rc.length && pc.map((c, j) => mathEqual(c, rc[j], options)).every(Boolean);
-    });
+    const same =
+      pr.length === rr.length &&
+      pr.every((row, i) => {
+        const pc = row.split("&");
+        const rc = rr[i].split("&");
+        return pc.length === rc.length && pc.map((c, j) => mathEqual(c, rc[j], options)).every(Boolean);
+      });
     if (same) return true;
   }
 

@@ -22,21 +22,37 @@ export interface MathGrade {
 export function recordFor(answer: string, dataset: string): Record<string, unknown> {
   switch (dataset) {
     // a worked solution gives its last box; a bare answer is the answer itself
-    case "math": case "math500": case "minerva_math":
+    case "math":
+    case "math500":
+    case "minerva_math":
       return { solution: answer.includes("boxed") ? answer : `\\boxed{${answer}}` };
-    case "gsm8k": return { answer: answer.includes("####") ? answer : `####${answer}` };
-    case "svamp": return { Equation: "", Answer: answer };
-    case "asdiv": return { formula: "", answer };
-    case "mawps": return { target: answer };
-    case "tabmwp": return { solution: "", answer };
-    case "carp_en": return { steps: "", answer };
-    case "mmlu_stem": return { answer: "ABCD".indexOf(answer.trim()) };
-    case "sat_math": return { Answer: answer };
-    case "aqua": return { correct: answer };
-    case "gaokao_math_qa": return { label: answer };
-    case "gaokao2024_mix": case "cn_middle_school": return { choice_answer: "", answer };
-    case "olympiadbench": return { final_answer: [answer] };
-    default: return { answer };
+    case "gsm8k":
+      return { answer: answer.includes("####") ? answer : `####${answer}` };
+    case "svamp":
+      return { Equation: "", Answer: answer };
+    case "asdiv":
+      return { formula: "", answer };
+    case "mawps":
+      return { target: answer };
+    case "tabmwp":
+      return { solution: "", answer };
+    case "carp_en":
+      return { steps: "", answer };
+    case "mmlu_stem":
+      return { answer: "ABCD".indexOf(answer.trim()) };
+    case "sat_math":
+      return { Answer: answer };
+    case "aqua":
+      return { correct: answer };
+    case "gaokao_math_qa":
+      return { label: answer };
+    case "gaokao2024_mix":
+    case "cn_middle_school":
+      return { choice_answer: "", answer };
+    case "olympiadbench":
+      return { final_answer: [answer] };
+    default:
+      return { answer };
   }
 }
 
@@ -45,7 +61,11 @@ export function recordFor(answer: string, dataset: string): Record<string, unkno
  * (a GSM8K "... #### 72" answer or a MATH solution with a box are read as the reference reads
  * them), or a whole benchmark record, parsed by the data set's own rules.
  */
-export function gradeMath(prediction: string, answer: string | Record<string, unknown>, options: GradeOptions = {}): MathGrade {
+export function gradeMath(
+  prediction: string,
+  answer: string | Record<string, unknown>,
+  options: GradeOptions = {},
+): MathGrade {
   const dataset = options.dataset ?? "math";
   if (!(MATH_DATASETS as readonly string[]).includes(dataset)) {
     throw new GoldAnswerError(`unknown math data set '${dataset}' (known: ${MATH_DATASETS.join(", ")})`);

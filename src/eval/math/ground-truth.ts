@@ -6,9 +6,31 @@ import { stripString } from "./normalize.js";
 
 /** Data sets the reference's parse_ground_truth knows. */
 export const MATH_DATASETS = [
-  "math", "minerva_math", "math500", "gsm8k", "svamp", "asdiv", "mawps", "tabmwp", "carp_en", "mmlu_stem", "sat_math",
-  "aqua", "gaokao2023en", "college_math", "gaokao_math_cloze", "gaokao_math_qa", "gaokao2024_mix", "cn_middle_school",
-  "olympiadbench", "aime24", "amc23", "cmath", "gaokao2024_I", "gaokao2024_II", "imo2024",
+  "math",
+  "minerva_math",
+  "math500",
+  "gsm8k",
+  "svamp",
+  "asdiv",
+  "mawps",
+  "tabmwp",
+  "carp_en",
+  "mmlu_stem",
+  "sat_math",
+  "aqua",
+  "gaokao2023en",
+  "college_math",
+  "gaokao_math_cloze",
+  "gaokao_math_qa",
+  "gaokao2024_mix",
+  "cn_middle_school",
+  "olympiadbench",
+  "aime24",
+  "amc23",
+  "cmath",
+  "gaokao2024_I",
+  "gaokao2024_II",
+  "imo2024",
 ] as const;
 
 export class GoldAnswerError extends Error {}
@@ -42,7 +64,9 @@ export function pyRepr(x: number, isFloat = !Number.isInteger(x)): string {
 /** The first pass: (gt_cot, gt_ans) before the final normalisation. */
 function firstPass(example: Example, dataset: string): [string, string] {
   switch (dataset) {
-    case "math": case "minerva_math": case "math500": {
+    case "math":
+    case "minerva_math":
+    case "math500": {
       const cot = text(example, "solution", dataset);
       return [cot, extractAnswer(cot, dataset)];
     }
@@ -51,9 +75,12 @@ function firstPass(example: Example, dataset: string): [string, string] {
       if (parts.length !== 2) throw new GoldAnswerError("gsm8k answers need exactly one '#### N'");
       return [parts[0], parts[1]];
     }
-    case "svamp": return [text(example, "Equation", dataset), text(example, "Answer", dataset)];
-    case "asdiv": return [text(example, "formula", dataset), text(example, "answer", dataset).replace(/\(.*?\)/gu, "")];
-    case "mawps": return ["None", text(example, "target", dataset)];
+    case "svamp":
+      return [text(example, "Equation", dataset), text(example, "Answer", dataset)];
+    case "asdiv":
+      return [text(example, "formula", dataset), text(example, "answer", dataset).replace(/\(.*?\)/gu, "")];
+    case "mawps":
+      return ["None", text(example, "target", dataset)];
     case "tabmwp": {
       let ans = text(example, "answer", dataset);
       if (["integer_number", "decimal_number"].includes(String(example.ans_type))) {
@@ -71,23 +98,37 @@ function firstPass(example: Example, dataset: string): [string, string] {
       }
       return [text(example, "solution", dataset), ans];
     }
-    case "carp_en": return [text(example, "steps", dataset), text(example, "answer", dataset)];
-    case "mmlu_stem": return ["None", "ABCD"[Number(field(example, "answer", dataset))] ?? ""];
-    case "sat_math": return ["None", text(example, "Answer", dataset)];
-    case "aqua": return ["None", text(example, "correct", dataset)];
-    case "gaokao2023en": case "college_math": case "gaokao_math_cloze":
+    case "carp_en":
+      return [text(example, "steps", dataset), text(example, "answer", dataset)];
+    case "mmlu_stem":
+      return ["None", "ABCD"[Number(field(example, "answer", dataset))] ?? ""];
+    case "sat_math":
+      return ["None", text(example, "Answer", dataset)];
+    case "aqua":
+      return ["None", text(example, "correct", dataset)];
+    case "gaokao2023en":
+    case "college_math":
+    case "gaokao_math_cloze":
       return ["None", text(example, "answer", dataset).replaceAll("$", "").trim()];
-    case "gaokao_math_qa": return ["None", text(example, "label", dataset)];
-    case "gaokao2024_mix": case "cn_middle_school": {
+    case "gaokao_math_qa":
+      return ["None", text(example, "label", dataset)];
+    case "gaokao2024_mix":
+    case "cn_middle_school": {
       const choice = field(example, "choice_answer", dataset);
       return ["None", String(choice).length > 0 ? String(choice) : text(example, "answer", dataset)];
     }
     case "olympiadbench": {
       const answers = field(example, "final_answer", dataset);
-      if (!Array.isArray(answers) || answers.length === 0) throw new GoldAnswerError("olympiadbench: 'final_answer' must be a list");
+      if (!Array.isArray(answers) || answers.length === 0)
+        throw new GoldAnswerError("olympiadbench: 'final_answer' must be a list");
       return ["None", String(answers[0]).replace(/^\$+|\$+$/gu, "")];
     }
-    case "aime24": case "amc23": case "cmath": case "gaokao2024_I": case "gaokao2024_II": case "imo2024":
+    case "aime24":
+    case "amc23":
+    case "cmath":
+    case "gaokao2024_I":
+    case "gaokao2024_II":
+    case "imo2024":
       return ["None", text(example, "answer", dataset)];
     default:
       throw new GoldAnswerError(`unknown math data set '${dataset}' (known: ${MATH_DATASETS.join(", ")})`);

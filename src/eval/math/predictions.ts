@@ -49,7 +49,9 @@ export function gradePredictionsFile(file: string, options: PredictionsOptions =
   // the graded lines are written whole at the end: a bad line leaves no partial file behind
   const graded: unknown[] = [];
   const groups = new Map<string, { n: number; correct: number }>();
-  let n = 0, correct = 0, empty = 0;
+  let n = 0,
+    correct = 0,
+    empty = 0;
   for (const line of readLines(file)) {
     if ("problem" in line) throw bad(line.problem);
     if (line.text.trim() === "") continue;
@@ -60,14 +62,19 @@ export function gradePredictionsFile(file: string, options: PredictionsOptions =
     } catch (e) {
       throw bad(`${where}: not valid JSON (${(e as Error).message})`);
     }
-    if (record === null || typeof record !== "object" || Array.isArray(record)) throw bad(`${where}: expected a JSON object`);
+    if (record === null || typeof record !== "object" || Array.isArray(record))
+      throw bad(`${where}: expected a JSON object`);
     if (typeof record.prediction !== "string") throw bad(`${where}: 'prediction' must be a string`);
     const answer = record.answer;
-    if (typeof answer !== "string" && typeof answer !== "number") throw bad(`${where}: 'answer' must be a string or a number`);
+    if (typeof answer !== "string" && typeof answer !== "number")
+      throw bad(`${where}: 'answer' must be a string or a number`);
     const dataset = record.dataset === undefined ? fallback : checkDataset(record.dataset, `${where}: 'dataset'`);
     let grade;
     try {
-      grade = gradeMath(record.prediction, typeof answer === "number" ? String(answer) : answer, { dataset, timeoutMs: options.timeoutMs });
+      grade = gradeMath(record.prediction, typeof answer === "number" ? String(answer) : answer, {
+        dataset,
+        timeoutMs: options.timeoutMs,
+      });
     } catch (e) {
       throw bad(`${where}: ${(e as Error).message}`);
     }
@@ -91,6 +98,7 @@ export function gradePredictionsFile(file: string, options: PredictionsOptions =
 export function formatPredictions(r: PredictionsResult): string {
   const lines = [`accuracy ${(100 * r.accuracy).toFixed(1)}% (${r.correct}/${r.n}; ${r.empty} without an answer)`];
   const sets = Object.entries(r.perDataset);
-  if (sets.length > 1) for (const [name, g] of sets) lines.push(`  ${name.padEnd(16)} ${(100 * g.accuracy).toFixed(1)}% of ${g.n}`);
+  if (sets.length > 1)
+    for (const [name, g] of sets) lines.push(`  ${name.padEnd(16)} ${(100 * g.accuracy).toFixed(1)}% of ${g.n}`);
   return lines.join("\n");
 }

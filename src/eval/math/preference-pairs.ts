@@ -26,7 +26,11 @@ export const MATH_SYSTEM = "Please reason step by step, and put your final answe
 /** What gen_samples.py appends to each problem. */
 export const MATH_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}";
 
-export interface MathProblem { problem: string; answer: string; at: string }
+export interface MathProblem {
+  problem: string;
+  answer: string;
+  at: string;
+}
 
 /** One problem's labelled responses, as the journal keeps them. */
 export interface LabelledProblem {
@@ -83,9 +87,14 @@ export function binarizeUniDpo(items: LabelledProblem[], options: BinarizeOption
   const random = mulberry32(options.seed ?? 42);
   const choice = (xs: number[]) => xs[Math.floor(random() * xs.length)];
   // the reference deletes used responses from its items: work on copies
-  const pool = items.filter((it) => !it.dropped).map((it) => ({
-    prompt: it.prompt, responses: [...it.responses], correct: [...it.correct], rewards: [...it[rewardKey]],
-  }));
+  const pool = items
+    .filter((it) => !it.dropped)
+    .map((it) => ({
+      prompt: it.prompt,
+      responses: [...it.responses],
+      correct: [...it.correct],
+      rewards: [...it[rewardKey]],
+    }));
   const pairs: MathPair[] = [];
   let margin = options.scoreMargin ?? 0;
   for (;;) {
@@ -100,7 +109,8 @@ export function binarizeUniDpo(items: LabelledProblem[], options: BinarizeOption
         const bar = rewards[chosen] - margin;
         const wrongLow = item.correct.flatMap((c, i) => (!c && rewards[i] <= bar ? [i] : []));
         let rejected: number | undefined;
-        if (neg === "min") rejected = wrongLow.length ? wrongLow.reduce((b, i) => (rewards[i] < rewards[b] ? i : b)) : undefined;
+        if (neg === "min")
+          rejected = wrongLow.length ? wrongLow.reduce((b, i) => (rewards[i] < rewards[b] ? i : b)) : undefined;
         else if (neg === "rand") rejected = wrongLow.length ? choice(wrongLow) : undefined;
         else {
           // "positive": a low-scoring correct response first, else a low-scoring wrong one
@@ -109,9 +119,14 @@ export function binarizeUniDpo(items: LabelledProblem[], options: BinarizeOption
         }
         if (rejected === undefined || rewards[chosen] < rewards[rejected]) continue;
         pairs.push({
-          prompt: item.prompt, chosen: item.responses[chosen], rejected: item.responses[rejected],
-          score_chosen: rewards[chosen], score_rejected: rewards[rejected], score_margin: rewards[chosen] - rewards[rejected],
-          correct_chosen: item.correct[chosen], correct_rejected: item.correct[rejected],
+          prompt: item.prompt,
+          chosen: item.responses[chosen],
+          rejected: item.responses[rejected],
+          score_chosen: rewards[chosen],
+          score_rejected: rewards[rejected],
+          score_margin: rewards[chosen] - rewards[rejected],
+          correct_chosen: item.correct[chosen],
+          correct_rejected: item.correct[rejected],
         });
         for (const i of [chosen, rejected].sort((a, b) => b - a)) {
           item.responses.splice(i, 1);
@@ -139,21 +154,24 @@ function chatText(tokenizer: Tokenizer, messages: { role: string; content: strin
   if (tokenizer.chatTemplate) {
     return tokenizer.applyChatTemplate(messages as never, { addGenerationPrompt: generation });
   }
-  return messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join("") + (generation ? "<|im_start|>assistant\n" : "");
+  return (
+    messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join("") +
+    (generation ? "<|im_start|>assistant\n" : "")
+  );
 }
 
 export interface MathBuildOptions {
-  samples?: number;            // K, default 8
-  temperature?: number;        // default 1.0 (generate_data.sh)
-  topP?: number;               // default 0.8 (gen_samples.py)
-  maxNewTokens?: number;       // default 4096, never past the policy's context
+  samples?: number; // K, default 8
+  temperature?: number; // default 1.0 (generate_data.sh)
+  topP?: number; // default 0.8 (gen_samples.py)
+  maxNewTokens?: number; // default 4096, never past the policy's context
   /** Prompt + response tokens above this drop the response (default 4000; 0: keep all). */
   truncateLength?: number;
   /** Text with {input} for the problem instead of the policy's chat template with the reference's system prompt. */
   promptTemplate?: string;
   /** The PRM's step separator (default "<extra_0>"), one token of its tokenizer. */
   stepToken?: string;
-  batchSize?: number;          // problems per generation batch, default 4
+  batchSize?: number; // problems per generation batch, default 4
   seed?: number;
   journal: string;
   identity?: Record<string, unknown>;
@@ -181,14 +199,25 @@ function openJournal(file: string, identity: string): Map<number, LabelledProble
     return done;
   }
   let header: { journal?: string; identity?: string } = {};
-  try { header = JSON.parse(lines[0]); } catch { /* reported below */ }
+  try {
+    header = JSON.parse(lines[0]);
+  } catch {
+    /* reported below */
+  }
   if (header.journal !== JOURNAL || header.identity !== identity) {
-    throw new DataError([`${file}: this journal belongs to another build (other problems, models or settings); ` +
-      "delete it or pass --restart to start over"]);
+    throw new DataError([
+      `${file}: this journal belongs to another build (other problems, models or settings); ` +
+        "delete it or pass --restart to start over",
+    ]);
   }
   lines.slice(1).forEach((line, n) => {
-    try { const p = JSON.parse(line) as LabelledProblem; done.set(p.i, p); } catch (e) {
-      throw new DataError([`${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`]);
+    try {
+      const p = JSON.parse(line) as LabelledProblem;
+      done.set(p.i, p);
+    } catch (e) {
+      throw new DataError([
+        `${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`,
+      ]);
     }
   });
   return done;
@@ -199,7 +228,11 @@ const rowSeed = (seed: number, i: number, j: number): number =>
 
 /** Samples, grades and PRM-labels every problem (journaled); returns the labelled problems in input order. */
 export async function labelMathProblems(
-  policy: CausalLM, tokenizer: Tokenizer, prm: ProcessRewardModel, prmTokenizer: Tokenizer, problems: MathProblem[],
+  policy: CausalLM,
+  tokenizer: Tokenizer,
+  prm: ProcessRewardModel,
+  prmTokenizer: Tokenizer,
+  problems: MathProblem[],
   options: MathBuildOptions,
 ): Promise<{ labelled: LabelledProblem[]; summary: MathBuildSummary }> {
   const k = options.samples ?? 8;
@@ -211,17 +244,46 @@ export async function labelMathProblems(
   const seed = options.seed ?? 42;
   const stepToken = options.stepToken ?? "<extra_0>";
   const stepIds = prmTokenizer.encode(stepToken, { addSpecialTokens: false });
-  if (stepIds.length !== 1) throw new DataError([`the PRM's tokenizer reads the step separator '${stepToken}' as ${stepIds.length} tokens, not one`]);
+  if (stepIds.length !== 1)
+    throw new DataError([
+      `the PRM's tokenizer reads the step separator '${stepToken}' as ${stepIds.length} tokens, not one`,
+    ]);
   const golds = problems.map((p) => {
-    try { return goldAnswer(recordFor(p.answer, "math"), "math"); } catch (e) { throw new DataError([`${p.at}: ${(e as Error).message}`]); }
+    try {
+      return goldAnswer(recordFor(p.answer, "math"), "math");
+    } catch (e) {
+      throw new DataError([`${p.at}: ${(e as Error).message}`]);
+    }
   });
-  const prompts = problems.map((p) => options.promptTemplate !== undefined
-    ? options.promptTemplate.replaceAll("{input}", p.problem)
-    : chatText(tokenizer, [{ role: "system", content: MATH_SYSTEM }, { role: "user", content: p.problem + MATH_SUFFIX }], true));
+  const prompts = problems.map((p) =>
+    options.promptTemplate !== undefined
+      ? options.promptTemplate.replaceAll("{input}", p.problem)
+      : chatText(
+          tokenizer,
+          [
+            { role: "system", content: MATH_SYSTEM },
+            { role: "user", content: p.problem + MATH_SUFFIX },
+          ],
+          true,
+        ),
+  );
   const ids = prompts.map((p) => tokenizer.encode(p));
-  const identity = createHash("sha256").update(JSON.stringify({
-    prompts, golds, k, temperature, topP, maxNew, truncate, seed, stepToken, ...options.identity,
-  })).digest("hex");
+  const identity = createHash("sha256")
+    .update(
+      JSON.stringify({
+        prompts,
+        golds,
+        k,
+        temperature,
+        topP,
+        maxNew,
+        truncate,
+        seed,
+        stepToken,
+        ...options.identity,
+      }),
+    )
+    .digest("hex");
   const done = openJournal(options.journal, identity);
   const resumed = done.size;
   const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
@@ -236,25 +298,52 @@ export async function labelMathProblems(
     const rows = todo.flatMap((i) => Array.from({ length: k }, (_, j) => ({ i, j })));
     const room = (i: number) => Math.min(maxNew, policy.maxPositions - ids[i].length);
     const bad = todo.find((i) => room(i) < 1);
-    if (bad !== undefined) throw new DataError([`${problems[bad].at}: the prompt (${ids[bad].length} tokens) fills the policy's ${policy.maxPositions} positions`]);
-    const out = generate(policy, rows.map((r) => ids[r.i]), {
-      maxNewTokens: rows.map((r) => room(r.i)), temperature, topP, rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)),
-      eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0], stopStrings: STOP_WORDS, decode,
-    });
+    if (bad !== undefined)
+      throw new DataError([
+        `${problems[bad].at}: the prompt (${ids[bad].length} tokens) fills the policy's ${policy.maxPositions} positions`,
+      ]);
+    const out = generate(
+      policy,
+      rows.map((r) => ids[r.i]),
+      {
+        maxNewTokens: rows.map((r) => room(r.i)),
+        temperature,
+        topP,
+        rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)),
+        eosTokenIds: eos,
+        padTokenId: tokenizer.padTokenId ?? eos[0],
+        stopStrings: STOP_WORDS,
+        decode,
+      },
+    );
     const finished: LabelledProblem[] = [];
     const toScore: { problem: LabelledProblem; steps: string[][] }[] = [];
     todo.forEach((i, n) => {
-      const item: LabelledProblem = { i, prompt: prompts[i], responses: [], correct: [], pred: [], min_rewards: [], avg_rewards: [] };
+      const item: LabelledProblem = {
+        i,
+        prompt: prompts[i],
+        responses: [],
+        correct: [],
+        pred: [],
+        min_rewards: [],
+        avg_rewards: [],
+      };
       finished.push(item);
       let kept = 0;
       for (const tokens of out.tokens.slice(n * k, (n + 1) * k)) {
         // gen_samples.py: prompt + completion longer than the truncation length is garbage
-        if (truncate > 0 && ids[i].length + tokens.length > truncate) { truncated++; continue; }
+        if (truncate > 0 && ids[i].length + tokens.length > truncate) {
+          truncated++;
+          continue;
+        }
         kept++;
         const response = cutAtStopWords(decode(tokens));
         const grade = gradeAgainstGold(response, golds[i], "math");
         // verifiable_reward_labeling.py: a response without an answer is dropped
-        if (grade.extracted.trim() === "") { withoutAnswer++; continue; }
+        if (grade.extracted.trim() === "") {
+          withoutAnswer++;
+          continue;
+        }
         item.responses.push(response);
         item.correct.push(grade.correct);
         item.pred.push(grade.extracted);
@@ -265,22 +354,39 @@ export async function labelMathProblems(
       else toScore.push({ problem: item, steps: item.responses.map((r) => r.split("\n\n")) });
     });
     // progress_reward_labeling.py: steps joined and ended by the separator, in the PRM's chat format
-    const prmRows = toScore.flatMap(({ problem, steps }) => steps.map((s) => prmTokenizer.encode(chatText(prmTokenizer, [
-      { role: "system", content: MATH_SYSTEM }, { role: "user", content: problems[problem.i].problem },
-      { role: "assistant", content: s.join(stepToken) + stepToken },
-    ], false))));
+    const prmRows = toScore.flatMap(({ problem, steps }) =>
+      steps.map((s) =>
+        prmTokenizer.encode(
+          chatText(
+            prmTokenizer,
+            [
+              { role: "system", content: MATH_SYSTEM },
+              { role: "user", content: problems[problem.i].problem },
+              { role: "assistant", content: s.join(stepToken) + stepToken },
+            ],
+            false,
+          ),
+        ),
+      ),
+    );
     const rewards = prmRows.length ? prm.stepRewards(prmRows, { stepTokenId: stepIds[0] }) : [];
     let at = 0;
     for (const { problem } of toScore) {
       for (let r = 0; r < problem.responses.length; r++) {
         const steps = rewards[at++];
-        if (steps.length === 0) throw new DataError([`${problems[problem.i].at}: the PRM input of a response holds no step separator (truncated by the PRM's context?)`]);
+        if (steps.length === 0)
+          throw new DataError([
+            `${problems[problem.i].at}: the PRM input of a response holds no step separator (truncated by the PRM's context?)`,
+          ]);
         const round3 = (x: number) => Math.round(x * 1000) / 1000;
         problem.min_rewards.push(round3(Math.min(...steps)));
         problem.avg_rewards.push(round3(steps.reduce((s, x) => s + x, 0) / steps.length));
       }
     }
-    appendLinesDurable(options.journal, finished.map((f) => JSON.stringify(f)));
+    appendLinesDurable(
+      options.journal,
+      finished.map((f) => JSON.stringify(f)),
+    );
     for (const f of finished) done.set(f.i, f);
     options.onProgress?.(done.size, problems.length);
   }
@@ -289,8 +395,13 @@ export async function labelMathProblems(
   for (const l of labelled) if (l.dropped) dropped[l.dropped] = (dropped[l.dropped] ?? 0) + 1;
   const responses = labelled.reduce((s, l) => s + l.responses.length, 0);
   const summary: MathBuildSummary = {
-    problems: problems.length, resumed, labelled: labelled.filter((l) => !l.dropped).length, dropped, responses,
-    responses_truncated: truncated, responses_without_answer: withoutAnswer,
+    problems: problems.length,
+    resumed,
+    labelled: labelled.filter((l) => !l.dropped).length,
+    dropped,
+    responses,
+    responses_truncated: truncated,
+    responses_without_answer: withoutAnswer,
     correct_rate: responses ? labelled.reduce((s, l) => s + l.correct.filter(Boolean).length, 0) / responses : 0,
   };
   return { labelled, summary };
@@ -304,12 +415,19 @@ export function readMathProblems(file: string): MathProblem[] {
     if (line.text.trim() === "") continue;
     const at = `${file}:${line.number}`;
     let row: Record<string, unknown>;
-    try { row = JSON.parse(line.text); } catch (e) { throw new DataError([`${at}: not valid JSON (${(e as Error).message})`]); }
-    if (row === null || typeof row !== "object" || Array.isArray(row)) throw new DataError([`${at}: expected a JSON object`]);
+    try {
+      row = JSON.parse(line.text);
+    } catch (e) {
+      throw new DataError([`${at}: not valid JSON (${(e as Error).message})`]);
+    }
+    if (row === null || typeof row !== "object" || Array.isArray(row))
+      throw new DataError([`${at}: expected a JSON object`]);
     const problem = typeof row.problem === "string" ? row.problem : row.prompt;
-    if (typeof problem !== "string" || problem.trim() === "") throw new DataError([`${at}: field 'problem' (or 'prompt') must be a non-empty string`]);
+    if (typeof problem !== "string" || problem.trim() === "")
+      throw new DataError([`${at}: field 'problem' (or 'prompt') must be a non-empty string`]);
     const answer = typeof row.answer === "number" ? String(row.answer) : row.answer;
-    if (typeof answer !== "string" || answer.trim() === "") throw new DataError([`${at}: field 'answer' must be a non-empty string or a number`]);
+    if (typeof answer !== "string" || answer.trim() === "")
+      throw new DataError([`${at}: field 'answer' must be a non-empty string or a number`]);
     problems.push({ problem, answer, at });
   }
   if (problems.length === 0) throw new DataError([`${file}: no problems`]);

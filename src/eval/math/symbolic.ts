@@ -20,9 +20,9 @@ import { isClose } from "./equal-numbers.js";
 let engine: Engine | null = null;
 function computeEngine(): Engine {
   if (!engine) {
-    const { ComputeEngine } = createRequire(import.meta.url)("@cortex-js/compute-engine") as typeof import(
-      "@cortex-js/compute-engine"
-    );
+    const { ComputeEngine } = createRequire(import.meta.url)(
+      "@cortex-js/compute-engine",
+    ) as typeof import("@cortex-js/compute-engine");
     engine = new ComputeEngine();
   }
   return engine;
@@ -50,7 +50,7 @@ export function asSympyReads(latex: string): string {
   // sympy's parser also stops before a dangling operator: "b+" reads as b
   const s = parsedPrefix(latex.replaceAll("\\\\", "\\")).replace(/(\s*[-+*/^=]|\\cdot|\\times)+\s*$/u, "");
   let out = "";
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     const command = /^\\[a-zA-Z]+/.exec(s.slice(i));
     if (command) {
       out += command[0] === "\\pi" ? "\\mathrm{PiSymbol}" : command[0];
@@ -78,7 +78,10 @@ function parse(ce: Engine, latex: string): Expression | null {
 function braceSet(s: string): string[] | null {
   const t = s.trim();
   if (!t.startsWith("{") || !t.endsWith("}")) return null;
-  const items = t.slice(1, -1).split(",").map((x) => x.trim());
+  const items = t
+    .slice(1, -1)
+    .split(",")
+    .map((x) => x.trim());
   return items.length > 1 && items.every((x) => x && !/[{}]/.test(x)) ? items : null;
 }
 
@@ -146,7 +149,8 @@ export function symbolicEqual(a: string, b: string, timeoutMs = 3000): boolean {
       // Python's parse_expr reads "{1,2}" as a set, which compares unordered
       const sa = braceSet(a);
       const sb = braceSet(b);
-      if (sa && sb) return sa.length === sb.length && sa.every((x) => sb.includes(x)) && sb.every((x) => sa.includes(x));
+      if (sa && sb)
+        return sa.length === sb.length && sa.every((x) => sb.includes(x)) && sb.every((x) => sa.includes(x));
       const ea = parse(ce, a);
       const eb = parse(ce, b);
       // unparsable text stays text, and text equals only itself

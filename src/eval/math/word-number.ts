@@ -3,10 +3,38 @@
 // number word makes the whole string that number ("two cars" -> "2"). Null when w2n would raise,
 // in which case the caller keeps the string unchanged.
 const VALUES: Record<string, number> = {
-  zero: 0, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10,
-  eleven: 11, twelve: 12, thirteen: 13, fourteen: 14, fifteen: 15, sixteen: 16, seventeen: 17, eighteen: 18,
-  nineteen: 19, twenty: 20, thirty: 30, forty: 40, fifty: 50, sixty: 60, seventy: 70, eighty: 80, ninety: 90,
-  hundred: 100, thousand: 1000, million: 1_000_000, billion: 1_000_000_000,
+  zero: 0,
+  one: 1,
+  two: 2,
+  three: 3,
+  four: 4,
+  five: 5,
+  six: 6,
+  seven: 7,
+  eight: 8,
+  nine: 9,
+  ten: 10,
+  eleven: 11,
+  twelve: 12,
+  thirteen: 13,
+  fourteen: 14,
+  fifteen: 15,
+  sixteen: 16,
+  seventeen: 17,
+  eighteen: 18,
+  nineteen: 19,
+  twenty: 20,
+  thirty: 30,
+  forty: 40,
+  fifty: 50,
+  sixty: 60,
+  seventy: 70,
+  eighty: 80,
+  ninety: 90,
+  hundred: 100,
+  thousand: 1000,
+  million: 1_000_000,
+  billion: 1_000_000_000,
 };
 const DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
 
@@ -21,7 +49,10 @@ function formation(words: string[]): number {
 }
 
 /** The value and whether Python holds it as a float (printed "3.0", not "3"). */
-interface W2nValue { value: number; float: boolean }
+interface W2nValue {
+  value: number;
+  float: boolean;
+}
 
 function wordToNumber(sentence: string): W2nValue {
   const text = sentence.replaceAll("-", " ").toLowerCase();
@@ -30,7 +61,10 @@ function wordToNumber(sentence: string): W2nValue {
     if (!/^[0-9]+$/.test(text)) throw new Error("not an int");
     return { value: Number(text), float: false };
   }
-  let words = text.trim().split(/\s+/).filter((w) => Object.hasOwn(VALUES, w) || w === "point");
+  let words = text
+    .trim()
+    .split(/\s+/)
+    .filter((w) => Object.hasOwn(VALUES, w) || w === "point");
   if (words.length === 0) throw new Error("no number words");
   const count = (w: string) => words.filter((x) => x === w).length;
   if (count("thousand") > 1 || count("million") > 1 || count("billion") > 1 || count("point") > 1) {
@@ -42,14 +76,17 @@ function wordToNumber(sentence: string): W2nValue {
     decimals = words.slice(at + 1);
     words = words.slice(0, at);
   }
-  const b = words.indexOf("billion"), m = words.indexOf("million"), t = words.indexOf("thousand");
+  const b = words.indexOf("billion"),
+    m = words.indexOf("million"),
+    t = words.indexOf("thousand");
   if ((t > -1 && (t < m || t < b)) || (m > -1 && m < b)) throw new Error("malformed number");
   let total = 0;
   if (words.length === 1) total += VALUES[words[0]];
   else if (words.length > 1) {
     if (b > -1) total += formation(words.slice(0, b)) * 1e9;
     if (m > -1) total += formation(b > -1 ? words.slice(b + 1, m) : words.slice(0, m)) * 1e6;
-    if (t > -1) total += formation(m > -1 ? words.slice(m + 1, t) : b > -1 ? words.slice(b + 1, t) : words.slice(0, t)) * 1e3;
+    if (t > -1)
+      total += formation(m > -1 ? words.slice(m + 1, t) : b > -1 ? words.slice(b + 1, t) : words.slice(0, t)) * 1e3;
     const last = words.length - 1;
     if (t > -1 && t !== last) total += formation(words.slice(t + 1));
     else if (m > -1 && m !== last) total += formation(words.slice(m + 1));
