@@ -33,6 +33,8 @@ export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type
 export { buildPairs, binarize, loadScorer, pairsFromSamples, sampleAndScore, type Pair, type Scorer, type BuildOptions, type ScoredSamples } from "./data/build.js";
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { gradeMath, mathEqual, MATH_DATASETS, type GradeOptions, type MathGrade } from "./eval/math/index.js";
+export { evaluateMathBenchmark, passAtK, type BenchmarkOptions, type BenchmarkResult } from "./eval/math/benchmark.js";
+export { binarizeUniDpo, labelMathProblems, type MathPair } from "./eval/math/preference-pairs.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
 export { train, PreferenceTrainer, type TrainHooks, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
