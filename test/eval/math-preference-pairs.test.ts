@@ -6,10 +6,23 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { binarizeUniDpo, normalizeScoreMargins, type LabelledProblem } from "../../src/eval/math/preference-pairs.js";
-import { createProcessRewardModel, saveProcessRewardModel } from "../../src/models/process-reward.js";
+import {
+  binarizeUniDpo,
+  labelMathProblems,
+  normalizeScoreMargins,
+  readMathProblems,
+  type LabelledProblem,
+} from "../../src/eval/math/preference-pairs.js";
+import {
+  createProcessRewardModel,
+  loadProcessRewardModel,
+  saveProcessRewardModel,
+} from "../../src/models/process-reward.js";
+import { loadModel } from "../../src/models/auto.js";
+import type { CausalLM } from "../../src/models/causal-lm.js";
+import { Tokenizer } from "../../src/text/index.js";
 import { gradeMath, torch } from "../../src/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
@@ -85,7 +98,7 @@ test("pairing follows get_uni_dpo_data.py: chosen correct above 6, rejected by s
   assert.ok(Math.abs(norm[0].score_margin_normalized! - 1 / (1 + 1e-6)) < 1e-9);
 });
 
-test("build pairs from a problems file with a tiny policy and a tiny PRM; they train with loss_type uni_dpo", () => {
+test("build pairs from a problems file with a tiny policy and a tiny PRM, resumably; they train with loss_type uni_dpo", async () => {
   const policy = join(packageRoot(), "assets", "arith-sft");
   // the PRM: a Qwen2 process reward model over the policy's character tokenizer ("Q" as its step separator)
   const prmDir = join(root, "prm");
@@ -172,6 +185,29 @@ test("build pairs from a problems file with a tiny policy and a tiny PRM; they t
     assert.ok(p.score_chosen > 6 && p.score_chosen <= 10 && p.score_rejected <= p.score_chosen, JSON.stringify(p));
     assert.equal(typeof p.score_margin_normalized, "number");
   }
+
+  // an interrupted build: the journal of one finished problem; the rerun redoes the rest, to the same pairs
+  const out2 = join(root, "pairs2.jsonl");
+  const journal = `${out2}.progress.jsonl`;
+  const tok = Tokenizer.fromPretrainedSync(policy);
+  const policyModel = loadModel(policy);
+  const prmModel = loadProcessRewardModel(prmDir);
+  await labelMathProblems(policyModel as CausalLM, tok, prmModel, tok, readMathProblems(problems), {
+    samples: 6,
+    temperature: 0.7,
+    maxNewTokens: 50,
+    promptTemplate: "Q:{input}=",
+    stepToken: "Q",
+    journal,
+    identity: { policy: resolve(policy), prm: resolve(prmDir) },
+  });
+  policyModel.dispose();
+  prmModel.dispose();
+  writeFileSync(journal, readFileSync(journal, "utf8").split("\n").slice(0, 2).join("\n") + "\n");
+  const resumed = cli(args.map((a) => (a === out ? out2 : a)));
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout).resumed, 1);
+  assert.equal(readFileSync(out2, "utf8"), readFileSync(out, "utf8"));
 
   writeFileSync(
     join(root, "uni-dpo.yaml"),
