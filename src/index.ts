@@ -19,6 +19,10 @@ export {
   AutoModelForSequenceClassification, SequenceClassifier, createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier,
   type ClassifierForwardOptions,
 } from "./models/sequence-classification.js";
+export {
+  AutoModelForProcessRewardModel, ProcessRewardModel, createProcessRewardModel, loadProcessRewardModel, saveProcessRewardModel,
+  type PrmForwardOptions,
+} from "./models/process-reward.js";
 export type { RawConfig } from "./models/config.js";
 export { readGenerationConfig, stopTokenIds, type GenerationConfig } from "./models/generation-config.js";
 export { Module, ModuleList } from "./nn/module.js";
@@ -33,6 +37,9 @@ export {
   type Pair, type Scorer, type ScorerFactory, type ScorerOptions, type BuildOptions, type ScoredSamples,
 } from "./data/build.js";
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
+export { gradeMath, mathEqual, MATH_DATASETS, type GradeOptions, type MathGrade } from "./eval/math/index.js";
+export { evaluateMathBenchmark, passAtK, type BenchmarkOptions, type BenchmarkResult } from "./eval/math/benchmark.js";
+export { binarizeUniDpo, labelMathProblems, type MathPair } from "./eval/math/preference-pairs.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
 export { train, PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";

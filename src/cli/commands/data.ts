@@ -2,11 +2,13 @@
 import { parseArgs } from "node:util";
 import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Command } from "../args.js";
 import { outputClash } from "../../util/paths.js";
+import { DATA_BUILD_MATH_HELP } from "./data-math.js";
 
 export const dataCommand: Command = {
   help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
        omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
        omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (the math task)
+       omni-dpo data build --task math --model POLICY --prompts FILE --prm PRM_DIR --out FILE [options]
 
 data build --reward-model (text, as the reference's on_policy_data_gen): samples K responses per
 prompt from the policy, one seed per sample (chat prompts through the policy's chat template with
@@ -77,7 +79,7 @@ share of near-ambiguous pairs; duplicate prompts.
   --max-prompt-length N    (default 128)
   --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
   --json                   print one JSON object
-`,
+${DATA_BUILD_MATH_HELP}`,
   async run(argv) {
     if (argv[0] === "build") return dataBuild(argv.slice(1));
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
@@ -103,6 +105,8 @@ share of near-ambiguous pairs; duplicate prompts.
 type BuildValues = Record<string, string | boolean | undefined>;
 
 async function dataBuild(argv: string[]): Promise<number> {
+  // real math problems with a process reward model: their own pipeline and options
+  if (argv.some((a) => a === "--prm" || a.startsWith("--prm="))) return (await import("./data-math.js")).dataBuildMath(argv);
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
     model: { type: "string" }, prompts: { type: "string" }, out: { type: "string" }, scorer: { type: "string" },
     "judge-noise": { type: "string" }, samples: { type: "string" }, temperature: { type: "string" }, "max-new-tokens": { type: "string" },

@@ -1,0 +1,371 @@
+// Math benchmarks, as the reference's math_eval.py runs them: each problem prompted with the
+// qwen25-math-cot template (or another), K generations (greedy by default, 3000 new tokens at
+// most), each graded by the reference's rules, then accuracy (pass@1), pass@k (the unbiased
+// estimator) and maj@k, overall and per subject and level. Every generation and verdict goes to a
+// journal, so an interrupted run continues where it stopped.
+import { createHash } from "node:crypto";
+import { basename, dirname } from "node:path";
+import type { CausalLM } from "../../models/causal-lm.js";
+import { generate } from "../../models/generate.js";
+import { stopTokenIds } from "../../models/generation-config.js";
+import type { Tokenizer } from "../../text/index.js";
+import { readRows } from "../../data/readers.js";
+import { DataError, where } from "../../data/records.js";
+import { appendLinesDurable, readJournalLines } from "../../util/files.js";
+import { cutAtStopWords, STOP_WORDS } from "./extract.js";
+import { gradeAgainstGold, recordFor } from "./grade.js";
+import { goldAnswer, GoldAnswerError, MATH_DATASETS } from "./ground-truth.js";
+
+/** The reference's qwen25-math-cot prompt (math_eval.py's default prompt type), with {input} for the question. */
+export const QWEN25_MATH_COT =
+  "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n" +
+  "<|im_start|>user\n{input} Let's think step by step and output the final answer within \\boxed{}<|im_end|>\n" +
+  "<|im_start|>assistant\n";
+
+export interface Problem {
+  idx: number;
+  question: string;
+  gold: string;
+  subject?: string;
+  level?: string;
+}
+
+export interface ProblemResult extends Problem {
+  outputs: string[];
+  extracted: string[];
+  correct: boolean[];
+  tokens: number[];
+}
+
+export interface GroupMetrics {
+  n: number;
+  accuracy: number;
+  pass_at_k: Record<string, number>;
+  maj_at_k: number;
+}
+
+export interface BenchmarkResult extends GroupMetrics {
+  dataset: string;
+  file: string;
+  samples: number;
+  /** Per subject and per level, when the data have them. */
+  groups: Record<string, Record<string, GroupMetrics>>;
+  /** Problems finished by an earlier run and read back from the journal. */
+  resumed: number;
+  seconds: number;
+  problems_per_second: number;
+  generated_tokens: number;
+}
+
+export interface BenchmarkOptions {
+  /** The reference's name of the benchmark; default: the file's (or its folder's) name when it is one. */
+  dataset?: string;
+  /** Generations per problem (default 1). */
+  samples?: number;
+  /** 0 (default) decodes greedily, as the reference. */
+  temperature?: number;
+  topP?: number;
+  /** New tokens per generation (default 3000, the reference's max_tokens_per_call), never past the model's context. */
+  maxNewTokens?: number;
+  /**
+   * Prompt text with {input} for the question (default the qwen25-math-cot template); "chat": the
+   * tokenizer's chat template.
+   */
+  promptTemplate?: string;
+  /** Generations per batch (default 16). */
+  batchSize?: number;
+  /** Seed of the sampler (default 0); each generation has its own stream, so resuming changes nothing. */
+  seed?: number;
+  /** The journal: every problem's generations and verdicts, one JSON line each; resumed when it exists. */
+  out?: string;
+  /** More identity for the journal (the model's directory). */
+  identity?: Record<string, unknown>;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The data set a file's name gives (".../math500/test.jsonl", "aime24.jsonl"), or null. */
+export function datasetOfFile(file: string): string | null {
+  const names = [basename(file).replace(/\.(jsonl|json|parquet)$/i, ""), basename(dirname(file))];
+  return names.find((n) => (MATH_DATASETS as readonly string[]).includes(n)) ?? null;
+}
+
+const QUESTION_KEYS = ["question", "problem", "Question", "input"];
+const text = (v: unknown): string | undefined =>
+  typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
+
+/** The problems of a benchmark file: question, gold answer (the data set's rules), subject and level. */
+export async function readBenchmark(file: string, dataset: string): Promise<Problem[]> {
+  const rows = await readRows(file);
+  if (rows.length === 0) throw new DataError([`${file}: no problems`]);
+  return rows.map(({ row, source }, idx) => {
+    const at = where(source);
+    if (row === null || typeof row !== "object" || Array.isArray(row))
+      throw new DataError([`${at}: expected an object`]);
+    const record = row as Record<string, unknown>;
+    const key = QUESTION_KEYS.find((k) => typeof record[k] === "string");
+    if (!key)
+      throw new DataError([`${at}: no question (a string field ${QUESTION_KEYS.map((k) => `'${k}'`).join(", ")})`]);
+    let gold: string;
+    try {
+      gold = goldAnswer(record, dataset);
+    } catch (e) {
+      // MATH-500 style records may carry the final answer without the worked solution
+      const answer = text(record.answer);
+      if (!(e instanceof GoldAnswerError) || answer === undefined)
+        throw new DataError([`${at}: ${(e as Error).message}`]);
+      gold = goldAnswer(recordFor(answer, dataset), dataset);
+    }
+    let question = record[key] as string;
+    // the reference's parse_question: yes/no and true/false questions say so
+    if (["true", "false"].includes(gold.toLowerCase())) question += " (True or False)";
+    if (["yes", "no"].includes(gold.toLowerCase())) question += " (Yes or No)";
+    const subject = text(record.subject) ?? text(record.type);
+    const level = text(record.level);
+    return { idx, question: question.trim(), gold, ...(subject ? { subject } : {}), ...(level ? { level } : {}) };
+  });
+}
+
+/** The prompt text of a question. */
+export function promptText(question: string, template: string, tokenizer: Tokenizer): string {
+  if (template === "chat")
+    return tokenizer.applyChatTemplate([{ role: "user", content: question }], { addGenerationPrompt: true });
+  return template.replaceAll("{input}", question);
+}
+
+/** Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k). */
+export function passAtK(n: number, c: number, k: number): number {
+  if (n - c < k) return 1;
+  let p = 1;
+  for (let i = n - c + 1; i <= n; i++) p *= 1 - k / i;
+  return 1 - p;
+}
+
+/** maj@k: whether the most frequent extracted answer (ties: the one seen first) is correct. */
+export function majorityCorrect(extracted: string[], correct: boolean[]): boolean {
+  const counts = new Map<string, number>();
+  extracted.forEach((e) => counts.set(e, (counts.get(e) ?? 0) + 1));
+  let best = 0;
+  extracted.forEach((e, i) => {
+    if (counts.get(e)! > counts.get(extracted[best])!) best = i;
+  });
+  return correct[best];
+}
+
+/** The k values reported: 1, 2, 4, ... below K, and K. */
+const kValues = (samples: number): number[] => {
+  const ks: number[] = [];
+  for (let k = 1; k < samples; k *= 2) ks.push(k);
+  return [...ks, samples];
+};
+
+export function metricsOf(results: ProblemResult[], samples: number): GroupMetrics {
+  const n = results.length;
+  const mean = (f: (r: ProblemResult) => number) => results.reduce((s, r) => s + f(r), 0) / Math.max(n, 1);
+  const count = (r: ProblemResult) => r.correct.filter(Boolean).length;
+  return {
+    n,
+    accuracy: mean((r) => count(r) / r.correct.length),
+    pass_at_k: Object.fromEntries(
+      kValues(samples).map((k) => [String(k), mean((r) => passAtK(r.correct.length, count(r), k))]),
+    ),
+    maj_at_k: mean((r) => Number(majorityCorrect(r.extracted, r.correct))),
+  };
+}
+
+function groupsOf(results: ProblemResult[], samples: number): BenchmarkResult["groups"] {
+  const groups: BenchmarkResult["groups"] = {};
+  for (const key of ["subject", "level"] as const) {
+    const by = new Map<string, ProblemResult[]>();
+    for (const r of results) if (r[key] !== undefined) by.set(r[key]!, [...(by.get(r[key]!) ?? []), r]);
+    if (by.size > 0)
+      groups[key] = Object.fromEntries(
+        [...by].sort(([a], [b]) => a.localeCompare(b)).map(([v, rs]) => [v, metricsOf(rs, samples)]),
+      );
+  }
+  return groups;
+}
+
+const JOURNAL = "omni-dpo eval math";
+
+function openJournal(file: string, identity: string): Map<number, ProblemResult> {
+  const lines = readJournalLines(file);
+  const done = new Map<number, ProblemResult>();
+  if (lines.length === 0) {
+    appendLinesDurable(file, [JSON.stringify({ journal: JOURNAL, identity })]);
+    return done;
+  }
+  let header: { journal?: string; identity?: string } = {};
+  try {
+    header = JSON.parse(lines[0]);
+  } catch {
+    /* reported below */
+  }
+  if (header.journal !== JOURNAL || header.identity !== identity) {
+    throw new DataError([
+      `${file}: this file holds another evaluation (other problems, model or settings); ` +
+        "choose another --out, or run with the settings it was made with to continue it",
+    ]);
+  }
+  lines.slice(1).forEach((line, n) => {
+    try {
+      const r = JSON.parse(line) as ProblemResult;
+      done.set(r.idx, r);
+    } catch (e) {
+      throw new DataError([`${file}:${n + 2}: not valid JSON (${(e as Error).message})`]);
+    }
+  });
+  return done;
+}
+
+/** A 32-bit seed for generation j of problem idx. */
+const rowSeed = (seed: number, idx: number, j: number): number =>
+  createHash("sha256").update(`${seed}:${idx}:${j}`).digest().readUInt32LE(0);
+
+/** Runs one benchmark file. */
+export async function evaluateMathBenchmark(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  file: string,
+  options: BenchmarkOptions = {},
+): Promise<{ result: BenchmarkResult; problems: ProblemResult[] }> {
+  const dataset = options.dataset ?? datasetOfFile(file);
+  if (!dataset)
+    throw new DataError([`${file}: which benchmark is it? Name it with --dataset (${MATH_DATASETS.join(", ")})`]);
+  if (!(MATH_DATASETS as readonly string[]).includes(dataset)) {
+    throw new DataError([`unknown math data set '${dataset}' (known: ${MATH_DATASETS.join(", ")})`]);
+  }
+  const samples = options.samples ?? 1;
+  const temperature = options.temperature ?? 0;
+  const topP = temperature === 0 ? 1 : (options.topP ?? 1);
+  const maxNew = options.maxNewTokens ?? 3000;
+  const template = options.promptTemplate ?? QWEN25_MATH_COT;
+  const batchSize = options.batchSize ?? 16;
+  const seed = options.seed ?? 0;
+  const problems = await readBenchmark(file, dataset);
+  const prompts = problems.map((p) => tokenizer.encode(promptText(p.question, template, tokenizer)));
+  const identity = createHash("sha256")
+    .update(
+      JSON.stringify({
+        problems,
+        dataset,
+        samples,
+        temperature,
+        topP,
+        maxNew,
+        template,
+        seed,
+        ...options.identity,
+      }),
+    )
+    .digest("hex");
+  const done = options.out ? openJournal(options.out, identity) : new Map<number, ProblemResult>();
+  const resumed = done.size;
+  const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
+  const decode = (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: false });
+  // shortest prompts first, so a batch's rows are of similar length
+  const order = problems.map((p) => p.idx).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
+  const perBatch = Math.max(1, Math.floor(batchSize / samples));
+  const start = Date.now();
+  let generatedTokens = 0;
+  options.onProgress?.(done.size, problems.length);
+  for (let b = 0; b < order.length; b += perBatch) {
+    const todo = order.slice(b, b + perBatch).filter((i) => !done.has(i));
+    if (todo.length === 0) continue;
+    const rows = todo.flatMap((i) => Array.from({ length: samples }, (_, j) => ({ i, j })));
+    const room = (i: number) => model.maxPositions - prompts[i].length;
+    const tooLong = todo.find((i) => room(i) < 1);
+    if (tooLong !== undefined) {
+      throw new DataError([
+        `${file}: problem ${tooLong + 1}'s prompt (${prompts[tooLong].length} tokens) fills the model's ${model.maxPositions} positions`,
+      ]);
+    }
+    const out = generate(
+      model,
+      rows.map((r) => prompts[r.i]),
+      {
+        maxNewTokens: rows.map((r) => Math.min(maxNew, room(r.i))),
+        temperature,
+        topP,
+        ...(temperature > 0 ? { rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)) } : {}),
+        eosTokenIds: eos,
+        padTokenId: tokenizer.padTokenId ?? eos[0],
+        stopStrings: STOP_WORDS,
+        decode,
+      },
+    );
+    const finished = todo.map((i, n) => {
+      const tokens = out.tokens.slice(n * samples, (n + 1) * samples);
+      const outputs = tokens.map((t) => cutAtStopWords(decode(t)));
+      const grades = outputs.map((o) => gradeAgainstGold(o, problems[i].gold, dataset));
+      generatedTokens += tokens.reduce((s, t) => s + t.length, 0);
+      return {
+        ...problems[i],
+        outputs,
+        extracted: grades.map((g) => g.extracted),
+        correct: grades.map((g) => g.correct),
+        tokens: tokens.map((t) => t.length),
+      };
+    });
+    if (options.out)
+      appendLinesDurable(
+        options.out,
+        finished.map((f) => JSON.stringify(f)),
+      );
+    for (const f of finished) done.set(f.idx, f);
+    options.onProgress?.(done.size, problems.length);
+  }
+  const seconds = (Date.now() - start) / 1000;
+  const results = problems.map((p) => done.get(p.idx)!);
+  const result: BenchmarkResult = {
+    dataset,
+    file,
+    samples,
+    ...metricsOf(results, samples),
+    groups: groupsOf(results, samples),
+    resumed,
+    seconds,
+    problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9),
+    generated_tokens: generatedTokens,
+  };
+  return { result, problems: results };
+}
+
+/** The console table: one row per benchmark, then their average (the reference's summary). */
+export function formatBenchmarks(results: BenchmarkResult[]): string {
+  const pct = (x: number) => (100 * x).toFixed(1);
+  const k = results[0]?.samples ?? 1;
+  const head = ["benchmark", "n", "acc", ...(k > 1 ? [`pass@${k}`, `maj@${k}`] : [])];
+  const row = (r: { name: string; n: number | string; acc: number; pass: number; maj: number }) => [
+    r.name,
+    String(r.n),
+    pct(r.acc),
+    ...(k > 1 ? [pct(r.pass), pct(r.maj)] : []),
+  ];
+  const rows = results.map((r) =>
+    row({ name: r.dataset, n: r.n, acc: r.accuracy, pass: r.pass_at_k[String(k)], maj: r.maj_at_k }),
+  );
+  if (results.length > 1) {
+    const avg = (f: (r: BenchmarkResult) => number) => results.reduce((s, r) => s + f(r), 0) / results.length;
+    rows.push(
+      row({
+        name: "avg",
+        n: "",
+        acc: avg((r) => r.accuracy),
+        pass: avg((r) => r.pass_at_k[String(k)] ?? 0),
+        maj: avg((r) => r.maj_at_k),
+      }),
+    );
+  }
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) =>
+    cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join("  ");
+  const out = [line(head), ...rows.map(line)];
+  for (const r of results) {
+    for (const [key, groups] of Object.entries(r.groups)) {
+      out.push("", `${r.dataset} by ${key}:`);
+      for (const [name, g] of Object.entries(groups))
+        out.push(`  ${name.padEnd(24)} ${pct(g.accuracy).padStart(5)}  (${g.n})`);
+    }
+  }
+  return out.join("\n");
+}
