@@ -1,5 +1,6 @@
 // `omni-dpo eval`: pairwise preference accuracy and implied rewards on a preference file.
 import { parseArgs } from "node:util";
+import type { CausalLM } from "../../models/causal-lm.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 
 export const evalCommand: Command = {
@@ -145,7 +146,7 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
     for (const file of files) {
       const name = options.dataset ?? datasetOfFile(file) ?? file;
       let bar = null as InstanceType<typeof Progress> | null;
-      const { result } = await evaluateMathBenchmark(policy as import("../../models/causal-lm.js").CausalLM, tokenizer, file, {
+      const { result } = await evaluateMathBenchmark(policy as CausalLM, tokenizer, file, {
         ...options, identity: { model },
         out: out === undefined ? undefined : files.length > 1 ? join(out, `${name.replace(/[^\w.-]+/g, "_")}.jsonl`) : out,
         onProgress: (done, total) => { (bar ??= new Progress(name, total, !values.json)).update(done); },

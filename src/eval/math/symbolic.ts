@@ -14,6 +14,7 @@
 // comparison killed by its pool's timeout does.
 import { createRequire } from "node:module";
 import type { ComputeEngine as Engine, Expression } from "@cortex-js/compute-engine";
+import type * as ComputeEngineModule from "@cortex-js/compute-engine";
 import { isClose } from "./equal-numbers.js";
 
 /** The Compute Engine, loaded on first use (it takes about half a second). */
@@ -22,7 +23,7 @@ function computeEngine(): Engine {
   if (!engine) {
     const { ComputeEngine } = createRequire(import.meta.url)(
       "@cortex-js/compute-engine",
-    ) as typeof import("@cortex-js/compute-engine");
+    ) as typeof ComputeEngineModule;
     engine = new ComputeEngine();
   }
   return engine;
