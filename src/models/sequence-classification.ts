@@ -57,16 +57,17 @@ export class SequenceClassifier extends Module {
   /** score.weight [num_labels, C]. */
   readonly scoreHead: Linear;
 
-  constructor(body: CausalLM, readonly className: string, where: string, init: Init) {
+  /** `overrides` replace fields of the body's config.json (num_labels and pad_token_id for a fresh head). */
+  constructor(body: CausalLM, readonly className: string, where: string, init: Init, overrides: RawConfig = {}) {
     super();
     if (typeof body.finalNorm !== "function") {
       throw new Error(`${where}: architecture '${body.architecture}' lists ${className} but its model has no finalNorm`);
     }
     this.body = body;
     this.architecture = body.architecture;
-    this.config = { ...body.config, architectures: [className] };
-    this.numLabels = numLabelsOf(body.config, where);
-    this.padTokenId = padTokenOf(body.config, where);
+    this.config = { ...body.config, ...overrides, architectures: [className] };
+    this.numLabels = numLabelsOf(this.config, where);
+    this.padTokenId = padTokenOf(this.config, where);
     // transformers' classifier has the base model and no LM head: drop an untied one, then
     // adopt the body's submodules so this module's names are the checkpoint's.
     const children = body.namedModules().filter(([n]) => n !== "" && !n.includes("."));
@@ -191,9 +192,12 @@ export function createSequenceClassifier(config: RawConfig, init: Init = {}): Se
   return build(config, init, "config.json").model;
 }
 
-/** Loads a sequence classifier (config.json and safetensors weights with score.weight); it starts in eval mode. */
-export function loadSequenceClassifier(dir: string, options: LoadOptions = {}): SequenceClassifier {
-  const config = readConfig(dir);
+/**
+ * Loads a sequence classifier (config.json and safetensors weights with score.weight); it starts
+ * in eval mode. `overrides` replace config.json's fields (a trainer's pad_token_id).
+ */
+export function loadSequenceClassifier(dir: string, options: LoadOptions = {}, overrides: RawConfig = {}): SequenceClassifier {
+  const config = { ...readConfig(dir), ...overrides };
   const dtype = loadDtype(config, options);
   const { model, spec, parsed } = build(config, { dtype, empty: true }, join(dir, "config.json"));
   try {
@@ -204,6 +208,23 @@ export function loadSequenceClassifier(dir: string, options: LoadOptions = {}): 
     model.dispose();
     throw e;
   }
+}
+
+/**
+ * A classifier over a loaded causal LM's body (its LM head dropped) with a fresh score head,
+ * as transformers' AutoModelForSequenceClassification.from_pretrained(causal_lm_dir, num_labels=N):
+ * score.weight drawn from N(0, initializer_range) (0.02 when config.json has none), in the body's
+ * dtype and on its device. `overrides` set num_labels, pad_token_id...; `where` names the source in errors.
+ */
+export function classifierOnCausalLM(body: CausalLM, overrides: RawConfig, where: string): SequenceClassifier {
+  const { className } = resolveSequenceClassifier(body.config, where);
+  const range = body.config.initializer_range;
+  const std = typeof range === "number" && range > 0 ? range : 0.02;
+  const dtype = body.parameters()[0]?.dtype ?? "float32";
+  const device = body.device;
+  const model = new SequenceClassifier(body, className, where, { dtype, std }, overrides);
+  if (device !== "cpu") model.to(device);
+  return model;
 }
 
 /** Writes config.json (architectures: the classifier class; id2label when it had none) and the weights. */

@@ -311,7 +311,7 @@ export class PreferenceTrainer {
   builtinCallbacks(): TrainerCallback[] {
     const { config } = this;
     const header = config.pairLogSamples > 0 ? {
-      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: config.objective.lossType,
+      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: this.lossName(),
       total_steps: this.totalSteps,
     } : null;
     const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
@@ -566,7 +566,7 @@ export class PreferenceTrainer {
         const state: TrainerState = { ...this.trainerState(), ...(gathered.rngStates ? { rngStates: gathered.rngStates } : {}) };
         this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
           model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state,
-          hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(),
+          hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(), saveModel: (d) => this.saveModel(d),
         }, this.config.saveTotalLimit);
       } else {
         this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
@@ -629,6 +629,16 @@ export class PreferenceTrainer {
     };
   }
 
+  /** The loss's name in the model card and the pair log. */
+  lossName(): string {
+    return this.config.objective.lossType;
+  }
+
+  /** Writes the trained model to `dir` (each checkpoint's and the final one): its adapter with use_peft, else the whole model. */
+  saveModel(dir: string): void {
+    savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() });
+  }
+
   /** What a LoRA run's adapters name as their base: model_name_or_path, unless that is itself an adapter (whose base then carries over). */
   adapterBase(): string | undefined {
     return isAdapterDirectory(this.config.modelNameOrPath) ? undefined : this.config.modelNameOrPath;
@@ -646,7 +656,7 @@ export class PreferenceTrainer {
     const dir = config.outputDir;
     const worldSize = this.strategy.worldSize;
     this.hooks.onStatus?.(`saving the ${loraOf(this.policy) ? "adapter" : "model"} to ${dir}`);
-    writingTo(dir, () => savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() }));
+    writingTo(dir, () => this.saveModel(dir));
     await this.data.tokenizer.save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
@@ -667,7 +677,7 @@ export class PreferenceTrainer {
     writeJsonAtomic(join(dir, TRAINER_STATE), this.hfState(history));
     writeModelCard({
       runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
-      lossType: config.objective.lossType, beta: (config.objective as { beta?: number }).beta,
+      lossType: this.lossName(), beta: (config.objective as { beta?: number }).beta,
       dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
       trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
       hyperparameters: {

@@ -1,0 +1,139 @@
+// Reward-model training, as TRL's RewardTrainer: a sequence classifier with one label (a causal
+// LM's body with a fresh score head, or an existing reward model) learns to score the chosen
+// answer of each preference pair above the rejected one, with the Bradley-Terry loss
+// -logsigmoid(r_w - r_l - margin) (objectives/reward.ts). It is the preference trainer with
+// another model and another micro-batch loss: the data, the steps, accumulation, the strategy
+// (one process, DDP, ZeRO), the callbacks, checkpoints, resume and outputs are all its.
+//
+// The base trainer types its model as a CausalLM. Every path of it that treats the model as an
+// LM (the reference, log-probs, the pair log's values, saving) is overridden here, so the
+// classifier is held in `policy` and read back through `classifier`.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import * as torch from "../torch/index.js";
+import { loadModel } from "../models/auto.js";
+import type { CausalLM } from "../models/causal-lm.js";
+import { readConfig } from "../models/config.js";
+import { classifierOnCausalLM, loadSequenceClassifier, saveSequenceClassifier, SequenceClassifier } from "../models/sequence-classification.js";
+import { RecomputeTape } from "../nn/recompute.js";
+import { rewardLoss } from "../objectives/index.js";
+import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
+import { DataError } from "../data/records.js";
+import { batchesOf } from "../logprobs/pairs.js";
+import { ConfigError, type TrainConfig } from "./config.js";
+import { PreferenceTrainer, type MicroBatchOutput, type TrainOptions, type TrainResult } from "./trainer.js";
+
+/** Whether `dir` holds a sequence classifier (config.json names a *ForSequenceClassification class). */
+function isClassifierDirectory(dir: string): boolean {
+  if (!existsSync(join(dir, "config.json"))) return false;
+  const architectures = readConfig(dir).architectures;
+  return Array.isArray(architectures) && architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"));
+}
+
+export class RewardTrainer extends PreferenceTrainer {
+  constructor(config: TrainConfig, hooks: TrainOptions = {}) {
+    super(config, hooks);
+    if (config.usePeft) {
+      throw new ConfigError(`${config.source}: key 'use_peft': train-rm does not train LoRA adapters yet; train the whole reward model (use_peft: false)`);
+    }
+  }
+
+  /** The reward model being trained. */
+  get classifier(): SequenceClassifier {
+    return this.policy as unknown as SequenceClassifier;
+  }
+
+  override lossName(): string {
+    return "bradley_terry";
+  }
+
+  /** No reference model: a reward model's loss reads only its own scores. Checks the margin column instead. */
+  override setUpReference(): void {
+    for (const [split, pairs] of [["training", this.data.train], ["eval", this.data.eval]] as const) {
+      const first = pairs.findIndex((p) => p.margin === undefined);
+      if (first >= 0 && pairs.some((p) => p.margin !== undefined)) {
+        throw new DataError([`${split} pair ${first + 1}: field 'margin': missing, while other records have one ` +
+          "(TRL reads the margin column for every pair: give each record a margin, or none)"]);
+      }
+    }
+  }
+
+  /**
+   * The classifier (num_labels 1) from the checkpoint being resumed, else model_name_or_path: a
+   * reward model as it is, or a causal LM's body with a fresh score head. Its pad_token_id is
+   * the run's padding token, as TRL sets it: the score is read at each row's last other token.
+   */
+  override loadPolicy(checkpoint: string | null, device: torch.Device): CausalLM {
+    const dir = checkpoint ?? this.config.modelNameOrPath;
+    const options = { device, dtype: this.config.torchDtype ?? "float32" };
+    const pad = { pad_token_id: this.padTokenId };
+    const model = isClassifierDirectory(dir)
+      ? loadSequenceClassifier(dir, options, pad)
+      : classifierOnCausalLM(loadModel(dir, options), { ...pad, num_labels: 1, id2label: { 0: "LABEL_0" } }, dir);
+    if (model.numLabels !== 1) {
+      model.dispose();
+      throw new ConfigError(`${dir}: a reward model has one label; this classifier has ${model.numLabels} (config.json's id2label / num_labels)`);
+    }
+    // Dropout stays off, as TRL's disable_dropout does by default.
+    model.eval();
+    const policy = model as unknown as CausalLM;
+    this.strategy.prepareModel(policy, this.config.seed);
+    return policy;
+  }
+
+  /** Rewards [B] of the chosen and the rejected answers of `pairs`: one forward over both (float32). */
+  rewards(pairs: TokenizedPair[], recompute: RecomputeTape | null): { chosen: torch.Tensor; rejected: torch.Tensor; tokens: number } {
+    const batch = concatenatedBatch(pairs, this.padTokenId);
+    const device = this.classifier.device;
+    const ids = torch.tensor(batch.inputIds, { dtype: "int64", device });             // [2B, T]
+    const mask = torch.tensor(batch.attentionMask, { dtype: "int64", device });       // [2B, T]
+    const scores = this.classifier.forward(ids, { attentionMask: mask, ...(recompute ? { recompute } : {}) })
+      .float().squeeze(-1);                                                            // [2B]
+    const b = pairs.length;
+    const tokens = batch.attentionMask.reduce((sum, row) => sum + row.reduce((a, x) => a + x, 0), 0);
+    return { chosen: scores.narrow(0, 0, b), rejected: scores.narrow(0, b, b), tokens };
+  }
+
+  /** One micro-batch: the rewards of chosen and rejected, the Bradley-Terry loss and TRL's metrics. */
+  override computeLoss(pairs: TokenizedPair[]): MicroBatchOutput {
+    // With gradient_checkpointing the body's layers are recomputed in backward (trainingStep runs the tape).
+    const recompute = torch.isGradEnabled() && this.config.gradientCheckpointing ? new RecomputeTape() : null;
+    try {
+      const { chosen, rejected, tokens } = this.rewards(pairs, recompute);
+      const margin = pairs[0].margin === undefined ? null
+        : torch.tensor(pairs.map((p) => p.margin!), { dtype: "float32", device: chosen.device });  // [B]
+      const { loss, metrics } = rewardLoss(chosen, rejected, margin, { centerRewardsCoefficient: this.config.centerRewardsCoefficient });
+      return { loss, metrics, tokens, recompute };
+    } catch (e) {
+      recompute?.dispose();
+      throw e;
+    }
+  }
+
+  /** The pair log's values: each sampled pair's reward gap r_w - r_l. */
+  override pairValues(ids: number[]): { margins: number[]; metrics: Record<string, number[] | number> } {
+    const margins: number[] = [];
+    torch.noGrad(() => {
+      for (const indices of batchesOf(ids, this.config.perDeviceEvalBatchSize)) {
+        margins.push(...torch.tidy(() => this.withMixedPrecision("train", this.classifier.device, () => {
+          const { chosen, rejected } = this.rewards(indices.map((i) => this.data.train[i]), null);
+          return Array.from(chosen.sub(rejected).data() as Float32Array);
+        })));
+      }
+    });
+    return { margins, metrics: {} };
+  }
+
+  /** The classifier in transformers' format (config.json naming *ForSequenceClassification, score.weight). */
+  override saveModel(dir: string): void {
+    saveSequenceClassifier(this.classifier, dir);
+  }
+}
+
+/**
+ * Trains a reward model as this process's environment says (one rank of a distributed run when
+ * WORLD_SIZE is set, else alone); `options.callbacks` join the built-in ones.
+ */
+export function trainRewardModel(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  return new RewardTrainer(config, options).train();
+}
