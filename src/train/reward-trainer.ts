@@ -18,7 +18,8 @@ import { classifierOnCausalLM, loadSequenceClassifier, saveSequenceClassifier, S
 import { RecomputeTape } from "../nn/recompute.js";
 import { rewardLoss } from "../objectives/index.js";
 import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
-import { DataError } from "../data/records.js";
+import { DataError, where, type PreferenceRecord } from "../data/records.js";
+import { readPreferenceFile } from "../data/readers.js";
 import { batchesOf } from "../logprobs/pairs.js";
 import { ConfigError, type TrainConfig } from "./config.js";
 import { PreferenceTrainer, type MicroBatchOutput, type TrainOptions, type TrainResult } from "./trainer.js";
@@ -28,6 +29,29 @@ function isClassifierDirectory(dir: string): boolean {
   if (!existsSync(join(dir, "config.json"))) return false;
   const architectures = readConfig(dir).architectures;
   return Array.isArray(architectures) && architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"));
+}
+
+/**
+ * TRL reads a dataset's margin column for every pair: a run's records (train and eval files) all
+ * have a `margin` or none does. Otherwise an error names the first record without one.
+ */
+async function checkMarginColumn(config: TrainConfig): Promise<void> {
+  const files = [
+    ...(config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {})),
+    ...[config.evalFile, config.evalDataPath].filter((f): f is string => !!f),
+  ];
+  let withMargin: PreferenceRecord | undefined;
+  let without: PreferenceRecord | undefined;
+  for (const file of files) {
+    for (const r of await readPreferenceFile(file)) {
+      if (r.margin === undefined) without ??= r;
+      else withMargin ??= r;
+    }
+    if (withMargin && without) {
+      throw new DataError([`${where(without.source)}: field 'margin': missing, while ${where(withMargin.source)} has one ` +
+        "(the margin column applies to every pair: give each record a margin, or none)"]);
+    }
+  }
 }
 
 export class RewardTrainer extends PreferenceTrainer {
@@ -47,16 +71,14 @@ export class RewardTrainer extends PreferenceTrainer {
     return "bradley_terry";
   }
 
-  /** No reference model: a reward model's loss reads only its own scores. Checks the margin column instead. */
-  override setUpReference(): void {
-    for (const [split, pairs] of [["training", this.data.train], ["eval", this.data.eval]] as const) {
-      const first = pairs.findIndex((p) => p.margin === undefined);
-      if (first >= 0 && pairs.some((p) => p.margin !== undefined)) {
-        throw new DataError([`${split} pair ${first + 1}: field 'margin': missing, while other records have one ` +
-          "(TRL reads the margin column for every pair: give each record a margin, or none)"]);
-      }
-    }
+  /** Checks the margin column (before the base trainer reads the data), then trains. */
+  override async train(): Promise<TrainResult> {
+    await checkMarginColumn(this.config);
+    return super.train();
   }
+
+  /** No reference model: a reward model's loss reads only its own scores. */
+  override setUpReference(): void {}
 
   /**
    * The classifier (num_labels 1) from the checkpoint being resumed, else model_name_or_path: a
