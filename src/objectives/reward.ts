@@ -18,15 +18,15 @@ export interface RewardLossResult {
 
 /**
  * -logsigmoid(r_w - r_l - margin), averaged over the pairs, plus the centring penalty.
- * `chosen`, `rejected` and `margin` are float32 [B]; `margin` null means no margin column.
+ * `chosen`, `rejected` and `margin` are [B] (float32 or float64); `margin` null means no margin column.
  */
 export function rewardLoss(chosen: Tensor, rejected: Tensor, margin: Tensor | null, options: RewardLossOptions): RewardLossResult {
   const gap = chosen.sub(rejected);  // [B]
   let loss = (margin ? gap.sub(margin) : gap).logsigmoid().neg().mean();
   const c = options.centerRewardsCoefficient;
   if (c !== null) loss = loss.add(chosen.add(rejected).pow(2).mean().mul(c));
-  const w = chosen.data() as Float32Array;
-  const l = rejected.data() as Float32Array;
+  const w = chosen.toArray() as number[];
+  const l = rejected.toArray() as number[];
   const all = [...w, ...l];
   let right = 0;
   for (let i = 0; i < w.length; i++) if (w[i] > l[i]) right++;

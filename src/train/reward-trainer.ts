@@ -103,14 +103,15 @@ export class RewardTrainer extends PreferenceTrainer {
     return policy;
   }
 
-  /** Rewards [B] of the chosen and the rejected answers of `pairs`: one forward over both (float32). */
+  /** Rewards [B] of the chosen and the rejected answers of `pairs`: one forward over both (float32, or float64). */
   rewards(pairs: TokenizedPair[], recompute: RecomputeTape | null): { chosen: torch.Tensor; rejected: torch.Tensor; tokens: number } {
     const batch = concatenatedBatch(pairs, this.padTokenId);
     const device = this.classifier.device;
     const ids = torch.tensor(batch.inputIds, { dtype: "int64", device });             // [2B, T]
     const mask = torch.tensor(batch.attentionMask, { dtype: "int64", device });       // [2B, T]
-    const scores = this.classifier.forward(ids, { attentionMask: mask, ...(recompute ? { recompute } : {}) })
-      .float().squeeze(-1);                                                            // [2B]
+    const logits = this.classifier.forward(ids, { attentionMask: mask, ...(recompute ? { recompute } : {}) });  // [2B, 1]
+    // The loss in float32 at least (bf16 logits are cast up; float64 stays float64).
+    const scores = (logits.dtype === "float64" ? logits : logits.float()).squeeze(-1);  // [2B]
     const b = pairs.length;
     const tokens = batch.attentionMask.reduce((sum, row) => sum + row.reduce((a, x) => a + x, 0), 0);
     return { chosen: scores.narrow(0, 0, b), rejected: scores.narrow(0, b, b), tokens };
@@ -123,7 +124,7 @@ export class RewardTrainer extends PreferenceTrainer {
     try {
       const { chosen, rejected, tokens } = this.rewards(pairs, recompute);
       const margin = pairs[0].margin === undefined ? null
-        : torch.tensor(pairs.map((p) => p.margin!), { dtype: "float32", device: chosen.device });  // [B]
+        : torch.tensor(pairs.map((p) => p.margin!), { dtype: chosen.dtype, device: chosen.device });  // [B]
       const { loss, metrics } = rewardLoss(chosen, rejected, margin, { centerRewardsCoefficient: this.config.centerRewardsCoefficient });
       return { loss, metrics, tokens, recompute };
     } catch (e) {
@@ -139,7 +140,7 @@ export class RewardTrainer extends PreferenceTrainer {
       for (const indices of batchesOf(ids, this.config.perDeviceEvalBatchSize)) {
         margins.push(...torch.tidy(() => this.withMixedPrecision("train", this.classifier.device, () => {
           const { chosen, rejected } = this.rewards(indices.map((i) => this.data.train[i]), null);
-          return Array.from(chosen.sub(rejected).data() as Float32Array);
+          return chosen.sub(rejected).toArray() as number[];
         })));
       }
     });
