@@ -140,5 +140,6 @@ export function toRecord(row: unknown, source: Source, problems: string[]): Pref
   }
   const rewardMargin = checkScore(r, "margin", problems, at);
   if (problems.length > before) return null;
-  return { prompt, chosen: chosen!, rejected: rejected!, scoreChosen, scoreRejected, ...(rewardMargin === undefined ? {} : { margin: rewardMargin }), source };
+  const marginField = rewardMargin === undefined ? {} : { margin: rewardMargin };
+  return { prompt, chosen: chosen!, rejected: rejected!, scoreChosen, scoreRejected, ...marginField, source };
 }

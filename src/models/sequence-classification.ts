@@ -196,7 +196,9 @@ export function createSequenceClassifier(config: RawConfig, init: Init = {}): Se
  * Loads a sequence classifier (config.json and safetensors weights with score.weight); it starts
  * in eval mode. `overrides` replace config.json's fields (a trainer's pad_token_id).
  */
-export function loadSequenceClassifier(dir: string, options: LoadOptions = {}, overrides: RawConfig = {}): SequenceClassifier {
+export function loadSequenceClassifier(
+  dir: string, options: LoadOptions = {}, overrides: RawConfig = {},
+): SequenceClassifier {
   const config = { ...readConfig(dir), ...overrides };
   const dtype = loadDtype(config, options);
   const { model, spec, parsed } = build(config, { dtype, empty: true }, join(dir, "config.json"));

@@ -20,8 +20,13 @@ export interface RewardLossResult {
  * -logsigmoid(r_w - r_l - margin), averaged over the pairs, plus the centring penalty.
  * `chosen`, `rejected` and `margin` are [B] (float32 or float64); `margin` null means no margin column.
  */
-export function rewardLoss(chosen: Tensor, rejected: Tensor, margin: Tensor | null, options: RewardLossOptions): RewardLossResult {
-  const gap = chosen.sub(rejected);  // [B]
+export function rewardLoss(
+  chosen: Tensor,
+  rejected: Tensor,
+  margin: Tensor | null,
+  options: RewardLossOptions,
+): RewardLossResult {
+  const gap = chosen.sub(rejected); // [B]
   let loss = (margin ? gap.sub(margin) : gap).logsigmoid().neg().mean();
   const c = options.centerRewardsCoefficient;
   if (c !== null) loss = loss.add(chosen.add(rejected).pow(2).mean().mul(c));

@@ -91,7 +91,9 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
   try {
     writingTo(tmp, () => mkdirSync(tmp, { recursive: true }));
     // The adapter alone for a LoRA model (its optimizer state is the adapter's too), else the whole model.
-    writingTo(tmp, () => parts.saveModel ? parts.saveModel(tmp) : savePretrained(parts.model, tmp, { baseModelNameOrPath: parts.baseModelNameOrPath }));
+    const save = parts.saveModel ?? ((dir: string) =>
+      savePretrained(parts.model, dir, { baseModelNameOrPath: parts.baseModelNameOrPath }));
+    writingTo(tmp, () => save(tmp));
     if (parts.tokenizer) await parts.tokenizer.save(tmp);
     const dict = parts.optimizer.stateDict();
     const tensors: [string, torch.Tensor][] = [];

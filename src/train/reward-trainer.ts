@@ -14,7 +14,12 @@ import * as torch from "../torch/index.js";
 import { loadModel } from "../models/auto.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { readConfig } from "../models/config.js";
-import { classifierOnCausalLM, loadSequenceClassifier, saveSequenceClassifier, SequenceClassifier } from "../models/sequence-classification.js";
+import {
+  classifierOnCausalLM,
+  loadSequenceClassifier,
+  saveSequenceClassifier,
+  type SequenceClassifier,
+} from "../models/sequence-classification.js";
 import { RecomputeTape } from "../nn/recompute.js";
 import { rewardLoss } from "../objectives/index.js";
 import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
@@ -28,7 +33,10 @@ import { PreferenceTrainer, type MicroBatchOutput, type TrainOptions, type Train
 function isClassifierDirectory(dir: string): boolean {
   if (!existsSync(join(dir, "config.json"))) return false;
   const architectures = readConfig(dir).architectures;
-  return Array.isArray(architectures) && architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"));
+  return (
+    Array.isArray(architectures) &&
+    architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"))
+  );
 }
 
 /**
@@ -48,8 +56,10 @@ async function checkMarginColumn(config: TrainConfig): Promise<void> {
       else withMargin ??= r;
     }
     if (withMargin && without) {
-      throw new DataError([`${where(without.source)}: field 'margin': missing, while ${where(withMargin.source)} has one ` +
-        "(the margin column applies to every pair: give each record a margin, or none)"]);
+      throw new DataError([
+        `${where(without.source)}: field 'margin': missing, while ${where(withMargin.source)} has one ` +
+          "(the margin column applies to every pair: give each record a margin, or none)",
+      ]);
     }
   }
 }
@@ -58,7 +68,9 @@ export class RewardTrainer extends PreferenceTrainer {
   constructor(config: TrainConfig, hooks: TrainOptions = {}) {
     super(config, hooks);
     if (config.usePeft) {
-      throw new ConfigError(`${config.source}: key 'use_peft': train-rm does not train LoRA adapters yet; train the whole reward model (use_peft: false)`);
+      throw new ConfigError(
+        `${config.source}: key 'use_peft': train-rm does not train LoRA adapters yet; train the whole reward model (use_peft: false)`,
+      );
     }
   }
 
@@ -94,7 +106,9 @@ export class RewardTrainer extends PreferenceTrainer {
       : classifierOnCausalLM(loadModel(dir, options), { ...pad, num_labels: 1, id2label: { 0: "LABEL_0" } }, dir);
     if (model.numLabels !== 1) {
       model.dispose();
-      throw new ConfigError(`${dir}: a reward model has one label; this classifier has ${model.numLabels} (config.json's id2label / num_labels)`);
+      throw new ConfigError(
+        `${dir}: a reward model has one label; this classifier has ${model.numLabels} (config.json's id2label / num_labels)`,
+      );
     }
     // Dropout stays off, as TRL's disable_dropout does by default.
     model.eval();
@@ -104,14 +118,17 @@ export class RewardTrainer extends PreferenceTrainer {
   }
 
   /** Rewards [B] of the chosen and the rejected answers of `pairs`: one forward over both (float32, or float64). */
-  rewards(pairs: TokenizedPair[], recompute: RecomputeTape | null): { chosen: torch.Tensor; rejected: torch.Tensor; tokens: number } {
+  rewards(
+    pairs: TokenizedPair[],
+    recompute: RecomputeTape | null,
+  ): { chosen: torch.Tensor; rejected: torch.Tensor; tokens: number } {
     const batch = concatenatedBatch(pairs, this.padTokenId);
     const device = this.classifier.device;
-    const ids = torch.tensor(batch.inputIds, { dtype: "int64", device });             // [2B, T]
-    const mask = torch.tensor(batch.attentionMask, { dtype: "int64", device });       // [2B, T]
-    const logits = this.classifier.forward(ids, { attentionMask: mask, ...(recompute ? { recompute } : {}) });  // [2B, 1]
+    const ids = torch.tensor(batch.inputIds, { dtype: "int64", device }); // [2B, T]
+    const mask = torch.tensor(batch.attentionMask, { dtype: "int64", device }); // [2B, T]
+    const logits = this.classifier.forward(ids, { attentionMask: mask, ...(recompute ? { recompute } : {}) }); // [2B, 1]
     // The loss in float32 at least (bf16 logits are cast up; float64 stays float64).
-    const scores = (logits.dtype === "float64" ? logits : logits.float()).squeeze(-1);  // [2B]
+    const scores = (logits.dtype === "float64" ? logits : logits.float()).squeeze(-1); // [2B]
     const b = pairs.length;
     const tokens = batch.attentionMask.reduce((sum, row) => sum + row.reduce((a, x) => a + x, 0), 0);
     return { chosen: scores.narrow(0, 0, b), rejected: scores.narrow(0, b, b), tokens };
@@ -123,9 +140,16 @@ export class RewardTrainer extends PreferenceTrainer {
     const recompute = torch.isGradEnabled() && this.config.gradientCheckpointing ? new RecomputeTape() : null;
     try {
       const { chosen, rejected, tokens } = this.rewards(pairs, recompute);
-      const margin = pairs[0].margin === undefined ? null
-        : torch.tensor(pairs.map((p) => p.margin!), { dtype: chosen.dtype, device: chosen.device });  // [B]
-      const { loss, metrics } = rewardLoss(chosen, rejected, margin, { centerRewardsCoefficient: this.config.centerRewardsCoefficient });
+      const margin =
+        pairs[0].margin === undefined
+          ? null
+          : torch.tensor(
+              pairs.map((p) => p.margin!),
+              { dtype: chosen.dtype, device: chosen.device },
+            ); // [B]
+      const { loss, metrics } = rewardLoss(chosen, rejected, margin, {
+        centerRewardsCoefficient: this.config.centerRewardsCoefficient,
+      });
       return { loss, metrics, tokens, recompute };
     } catch (e) {
       recompute?.dispose();
@@ -138,10 +162,17 @@ export class RewardTrainer extends PreferenceTrainer {
     const margins: number[] = [];
     torch.noGrad(() => {
       for (const indices of batchesOf(ids, this.config.perDeviceEvalBatchSize)) {
-        margins.push(...torch.tidy(() => this.withMixedPrecision("train", this.classifier.device, () => {
-          const { chosen, rejected } = this.rewards(indices.map((i) => this.data.train[i]), null);
-          return chosen.sub(rejected).toArray() as number[];
-        })));
+        margins.push(
+          ...torch.tidy(() =>
+            this.withMixedPrecision("train", this.classifier.device, () => {
+              const { chosen, rejected } = this.rewards(
+                indices.map((i) => this.data.train[i]),
+                null,
+              );
+              return chosen.sub(rejected).toArray() as number[];
+            }),
+          ),
+        );
       }
     });
     return { margins, metrics: {} };

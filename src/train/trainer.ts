@@ -26,7 +26,7 @@ import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
-import type { TrainConfig } from "./config.js";
+import { ConfigError, type TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, pairLogps } from "../logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
@@ -311,7 +311,8 @@ export class PreferenceTrainer {
   builtinCallbacks(): TrainerCallback[] {
     const { config } = this;
     const header = config.pairLogSamples > 0 ? {
-      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: this.lossName(),
+      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed),
+      loss: this.lossName(),
       total_steps: this.totalSteps,
     } : null;
     const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
@@ -566,7 +567,8 @@ export class PreferenceTrainer {
         const state: TrainerState = { ...this.trainerState(), ...(gathered.rngStates ? { rngStates: gathered.rngStates } : {}) };
         this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
           model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state,
-          hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(), saveModel: (d) => this.saveModel(d),
+          hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(),
+          saveModel: (d) => this.saveModel(d),
         }, this.config.saveTotalLimit);
       } else {
         this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
@@ -634,7 +636,7 @@ export class PreferenceTrainer {
     return this.config.objective.lossType;
   }
 
-  /** Writes the trained model to `dir` (each checkpoint's and the final one): its adapter with use_peft, else the whole model. */
+  /** Writes the trained model to `dir` (each checkpoint's and the final one): its adapter with use_peft, else all of it. */
   saveModel(dir: string): void {
     savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() });
   }
@@ -804,5 +806,10 @@ export class PreferenceTrainer {
  * set, else alone), with the stock PreferenceTrainer; `options.callbacks` join the built-in ones.
  */
 export function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  if (config.centerRewardsCoefficient !== null) {
+    // A reward-model key: preference training would ignore it, so it is an error rather than silence.
+    return Promise.reject(new ConfigError(`${config.source}: key 'center_rewards_coefficient': it applies to ` +
+      "reward-model training (omni-dpo train-rm, trainRewardModel); remove it to train a policy"));
+  }
   return new PreferenceTrainer(config, options).train();
 }

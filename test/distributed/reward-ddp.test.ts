@@ -17,17 +17,37 @@ before(() => {
   root = tempDir("omni-dpo-rm-ddp-");
   model = writeToyModel(join(root, "lm"), { seed: 6 });
   // 21 pairs, 5 held out (the ranks' eval shards differ in size), 16 to train.
-  data = writeJsonl(join(root, "pairs.jsonl"), toyPairs(21, 4).map((p, i) => ({ ...p, margin: (i % 3) * 0.5 })));
+  data = writeJsonl(
+    join(root, "pairs.jsonl"),
+    toyPairs(21, 4).map((p, i) => ({ ...p, margin: (i % 3) * 0.5 })),
+  );
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function recipe(name: string, batch: number): { file: string; dir: string } {
   const dir = join(root, name);
   const file = writeRecipe(join(root, `${name}.yaml`), {
-    model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, test_split_size: 5, output_dir: dir, torch_dtype: "float64",
-    learning_rate: 5e-3, lr_scheduler_type: "linear", warmup_steps: 1, num_train_epochs: 2, per_device_train_batch_size: batch,
-    gradient_accumulation_steps: 2, per_device_eval_batch_size: 3, max_grad_norm: 0.05, max_length: 48, max_prompt_length: 24,
-    logging_steps: 1, eval_steps: 2, save_steps: 3, seed: 11, center_rewards_coefficient: 0.01, ddp_timeout: 60,
+    model_name_or_path: model,
+    dataset_mixer: { [data]: 1.0 },
+    test_split_size: 5,
+    output_dir: dir,
+    torch_dtype: "float64",
+    learning_rate: 5e-3,
+    lr_scheduler_type: "linear",
+    warmup_steps: 1,
+    num_train_epochs: 2,
+    per_device_train_batch_size: batch,
+    gradient_accumulation_steps: 2,
+    per_device_eval_batch_size: 3,
+    max_grad_norm: 0.05,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    eval_steps: 2,
+    save_steps: 3,
+    seed: 11,
+    center_rewards_coefficient: 0.01,
+    ddp_timeout: 60,
   });
   return { file, dir };
 }
@@ -48,7 +68,10 @@ it("2 ranks with batch 2 train a reward model as 1 process with batch 4 (float64
   assert.equal(rowsB.length, rowsA.length);
   const train = rowsA.filter((r) => "loss" in r);
   assert.equal(train.length, 4, "4 optimizer steps");
-  assert.ok(train.every((r) => (r.grad_norm as number) > 0.05), "clipping was active at every step");
+  assert.ok(
+    train.every((r) => (r.grad_norm as number) > 0.05),
+    "clipping was active at every step",
+  );
   assert.equal(rowsA.filter((r) => "eval_accuracy" in r).length, 2);
   // min_reward / max_reward are per micro-batch extremes (as TRL's, averaged over batches): they depend on the split.
   const splitDependent = /tokens_per_second|min_reward|max_reward/;

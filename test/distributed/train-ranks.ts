@@ -25,7 +25,9 @@ export function writeRecipe(file: string, keys: Record<string, unknown>): string
 }
 
 /** Starts `omni-dpo train` (or `command`: train-rm) with `args` (the launcher's flags among them, or none). */
-export function startTrain(recipe: string, args: string[] = [], env: Record<string, string> = {}, command = "train"): { child: ChildProcess; done: Promise<RankRun> } {
+export function startTrain(
+  recipe: string, args: string[] = [], env: Record<string, string> = {}, command = "train",
+): { child: ChildProcess; done: Promise<RankRun> } {
   const child = spawn(process.execPath, [CLI, command, recipe, ...args], { env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let output = "";
@@ -35,7 +37,9 @@ export function startTrain(recipe: string, args: string[] = [], env: Record<stri
   return { child, done };
 }
 
-export function runTrain(recipe: string, args: string[] = [], env: Record<string, string> = {}, command = "train"): Promise<RankRun> {
+export function runTrain(
+  recipe: string, args: string[] = [], env: Record<string, string> = {}, command = "train",
+): Promise<RankRun> {
   return startTrain(recipe, args, env, command).done;
 }
 

@@ -13,7 +13,8 @@ checkpoint's decoder), here with gradients on every floating-point tensor of the
 
 JSON on stdin:
   {"dir": str, "input_ids": [[int]] (2B rows, chosen first), "attention_mask": [[0|1]],
-   "pad_token_id": int (the trainer's, as TRL sets model.config.pad_token_id), "margin": [float] | null, "center_rewards_coefficient": float | null}
+   "pad_token_id": int (the trainer's, as TRL sets model.config.pad_token_id),
+   "margin": [float] | null, "center_rewards_coefficient": float | null}
 prints on its last stdout line
   {"loss": float, "grads": {name: [float, ...]}}   (each gradient flattened, row-major)
 """

@@ -19,7 +19,7 @@ import { createSequenceClassifier, saveSequenceClassifier } from "../../src/mode
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { RewardTrainer, trainRewardModel } from "../../src/train/reward-trainer.js";
-import type { TrainHooks } from "../../src/train/trainer.js";
+import { train, type TrainHooks } from "../../src/train/trainer.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { skipUnless } from "../helpers/requirements.js";
@@ -44,16 +44,29 @@ function writeRewardModel(dir: string, numLabels = 1): string {
   const tok = writeByteLevelTokenizer(dir);
   torch.manualSeed(5);
   const model = createSequenceClassifier({
-    architectures: ["LlamaForSequenceClassification"], model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 32,
-    intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128,
-    rms_norm_eps: 1e-6, num_labels: numLabels, pad_token_id: tok.eosTokenId, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
+    architectures: ["LlamaForSequenceClassification"],
+    model_type: "llama",
+    vocab_size: tok.vocabSize,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 128,
+    rms_norm_eps: 1e-6,
+    num_labels: numLabels,
+    pad_token_id: tok.eosTokenId,
+    bos_token_id: tok.bosTokenId,
+    eos_token_id: tok.eosTokenId,
   });
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      const v = torch.randn(p.shape).mul(0.3);
-      model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
-    }
-  }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const [name, p] of model.namedParameters()) {
+        const v = torch.randn(p.shape).mul(0.3);
+        model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
+      }
+    }),
+  );
   saveSequenceClassifier(model, dir);
   model.dispose();
   return dir;
@@ -64,72 +77,121 @@ before(() => {
   lm = writeToyModel(join(root, "lm"), { seed: 4 });
   rm = writeRewardModel(join(root, "rm"));
   data = writeJsonl(join(root, "pairs.jsonl"), toyPairs(24, 3));
-  marginData = writeJsonl(join(root, "margins.jsonl"), toyPairs(6, 9).map((p, i) => ({ ...p, margin: 0.25 * i - 0.5 })));
+  marginData = writeJsonl(
+    join(root, "margins.jsonl"),
+    toyPairs(6, 9).map((p, i) => ({ ...p, margin: 0.25 * i - 0.5 })),
+  );
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function recipe(name: string, keys: Record<string, unknown>) {
   return loadTrainConfig({
-    model_name_or_path: rm, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, name), max_length: 64, max_prompt_length: 32,
-    learning_rate: 1e-3, lr_scheduler_type: "linear", warmup_steps: 1, per_device_train_batch_size: 4, logging_steps: 1, seed: 3,
-    pair_log_samples: 4, ...keys,
+    model_name_or_path: rm,
+    dataset_mixer: { [data]: 1.0 },
+    output_dir: join(root, name),
+    max_length: 64,
+    max_prompt_length: 32,
+    learning_rate: 1e-3,
+    lr_scheduler_type: "linear",
+    warmup_steps: 1,
+    per_device_train_batch_size: 4,
+    logging_steps: 1,
+    seed: 3,
+    pair_log_samples: 4,
+    ...keys,
   }).config;
 }
 
 const rowsOf = (dir: string): MetricRow[] => MetricsSink.read(join(dir, "metrics.jsonl"));
 
 function cli(args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 180_000, env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  return spawnSync(process.execPath, [CLI, ...args], {
+    encoding: "utf8",
+    timeout: 180_000,
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
 }
 
 describe("the reward loss", () => {
-  it("one step's loss and gradients equal PyTorch's TRL compute_loss (margin column, center_rewards_coefficient)", { skip: needsTorch }, async () => {
-    // SGD with lr 1, no clipping, decay or warmup: the weights move by exactly minus the gradient.
-    const config = recipe("parity", {
-      dataset_mixer: { [marginData]: 1.0 }, optim: "sgd", learning_rate: 1.0, weight_decay: 0, lr_scheduler_type: "constant",
-      warmup_steps: 0, max_steps: 1, per_device_train_batch_size: 6, max_grad_norm: 0, center_rewards_coefficient: 0.05,
-      save_strategy: "no", pair_log_samples: 0,
-    });
-    const trainer = new RewardTrainer(config);
-    await trainer.train();
-    const pairs = trainer.data.train;
-    assert.equal(pairs.length, 6);
-    const batch = concatenatedBatch(pairs, trainer.padTokenId);
-    const reference = runPythonJson<{ loss: number; grads: Record<string, number[]> }>(REWARD_REFERENCE, {
-      dir: rm, input_ids: batch.inputIds, attention_mask: batch.attentionMask, pad_token_id: trainer.padTokenId,
-      margin: pairs.map((p) => p.margin), center_rewards_coefficient: 0.05,
-    }, { file: true });
-    const loss = rowsOf(config.outputDir)[0].loss as number;
-    assert.ok(Math.abs(loss - reference.loss) <= 1e-5, `loss ${loss}, PyTorch ${reference.loss}`);
-    const before = weightsOf(rm);
-    const afterStep = weightsOf(config.outputDir);
-    assert.deepEqual([...afterStep.keys()].sort(), Object.keys(reference.grads).sort());
-    let worst = 0;
-    let largest = 0;
-    for (const [name, want] of Object.entries(reference.grads)) {
-      const w0 = before.get(name)!;
-      const w1 = afterStep.get(name)!;
-      want.forEach((g, i) => {
-        worst = Math.max(worst, Math.abs((w0[i] - w1[i]) - g));
-        largest = Math.max(largest, Math.abs(g));
+  it(
+    "one step's loss and gradients equal PyTorch's TRL compute_loss (margin column, center_rewards_coefficient)",
+    { skip: needsTorch },
+    async () => {
+      // SGD with lr 1, no clipping, decay or warmup: the weights move by exactly minus the gradient.
+      const config = recipe("parity", {
+        dataset_mixer: { [marginData]: 1.0 },
+        optim: "sgd",
+        learning_rate: 1.0,
+        weight_decay: 0,
+        lr_scheduler_type: "constant",
+        warmup_steps: 0,
+        max_steps: 1,
+        per_device_train_batch_size: 6,
+        max_grad_norm: 0,
+        center_rewards_coefficient: 0.05,
+        save_strategy: "no",
+        pair_log_samples: 0,
       });
-    }
-    assert.ok(worst <= 2e-5, `gradients differ by up to ${worst}`);
-    assert.ok(largest > 1e-2, `the gradients are not all ~0 (largest ${largest})`);
-  });
+      const trainer = new RewardTrainer(config);
+      await trainer.train();
+      const pairs = trainer.data.train;
+      assert.equal(pairs.length, 6);
+      const batch = concatenatedBatch(pairs, trainer.padTokenId);
+      const reference = runPythonJson<{ loss: number; grads: Record<string, number[]> }>(
+        REWARD_REFERENCE,
+        {
+          dir: rm,
+          input_ids: batch.inputIds,
+          attention_mask: batch.attentionMask,
+          pad_token_id: trainer.padTokenId,
+          margin: pairs.map((p) => p.margin),
+          center_rewards_coefficient: 0.05,
+        },
+        { file: true },
+      );
+      const loss = rowsOf(config.outputDir)[0].loss as number;
+      assert.ok(Math.abs(loss - reference.loss) <= 1e-5, `loss ${loss}, PyTorch ${reference.loss}`);
+      const before = weightsOf(rm);
+      const afterStep = weightsOf(config.outputDir);
+      assert.deepEqual([...afterStep.keys()].sort(), Object.keys(reference.grads).sort());
+      let worst = 0;
+      let largest = 0;
+      for (const [name, want] of Object.entries(reference.grads)) {
+        const w0 = before.get(name)!;
+        const w1 = afterStep.get(name)!;
+        want.forEach((g, i) => {
+          worst = Math.max(worst, Math.abs(w0[i] - w1[i] - g));
+          largest = Math.max(largest, Math.abs(g));
+        });
+      }
+      assert.ok(worst <= 2e-5, `gradients differ by up to ${worst}`);
+      assert.ok(largest > 1e-2, `the gradients are not all ~0 (largest ${largest})`);
+    },
+  );
 });
 
 describe("resume", () => {
   it("a run stopped at step 3 and resumed ends as the uninterrupted run (weights, metrics)", async () => {
     const keys = {
-      torch_dtype: "float64", max_steps: 6, per_device_train_batch_size: 4, gradient_accumulation_steps: 2, save_steps: 2,
-      test_split_size: 4, eval_steps: 3, center_rewards_coefficient: 0.01,
+      torch_dtype: "float64",
+      max_steps: 6,
+      per_device_train_batch_size: 4,
+      gradient_accumulation_steps: 2,
+      save_steps: 2,
+      test_split_size: 4,
+      eval_steps: 3,
+      center_rewards_coefficient: 0.01,
     };
     const whole = recipe("whole", keys);
     await trainRewardModel(whole);
     const parts = recipe("parts", keys);
     let step = 0;
-    const stopAt3: TrainHooks = { onProgress: (s) => { step = s; }, shouldStop: () => step >= 3 };
+    const stopAt3: TrainHooks = {
+      onProgress: (s) => {
+        step = s;
+      },
+      shouldStop: () => step >= 3,
+    };
     const first = await trainRewardModel(parts, stopAt3);
     assert.equal(first.interrupted, true);
     assert.equal(first.globalStep, 3);
@@ -146,8 +208,19 @@ describe("train-rm on the command line, from a causal LM", () => {
     const out = join(root, "cli-rm");
     const yaml = join(root, "cli-rm.yaml");
     const keys = {
-      model_name_or_path: lm, dataset_mixer: { [data]: 1.0 }, test_split_size: 6, output_dir: out, max_length: 64, max_prompt_length: 32,
-      learning_rate: 3e-3, per_device_train_batch_size: 6, max_steps: 6, eval_steps: 3, save_steps: 3, logging_steps: 1, seed: 2,
+      model_name_or_path: lm,
+      dataset_mixer: { [data]: 1.0 },
+      test_split_size: 6,
+      output_dir: out,
+      max_length: 64,
+      max_prompt_length: 32,
+      learning_rate: 3e-3,
+      per_device_train_batch_size: 6,
+      max_steps: 6,
+      eval_steps: 3,
+      save_steps: 3,
+      logging_steps: 1,
+      seed: 2,
     };
     writeRecipe(yaml, keys);
     const r = cli(["train-rm", yaml]);
@@ -164,12 +237,22 @@ describe("train-rm on the command line, from a causal LM", () => {
     assert.ok(existsSync(join(out, "checkpoint-6", "config.json")));
     // TRL's metrics, and eval's pairwise accuracy.
     const rows = rowsOf(out);
-    for (const k of ["loss", "accuracy", "margin", "min_reward", "mean_reward", "max_reward", "grad_norm", "learning_rate"]) {
+    for (const k of [
+      "loss",
+      "accuracy",
+      "margin",
+      "min_reward",
+      "mean_reward",
+      "max_reward",
+      "grad_norm",
+      "learning_rate",
+    ]) {
       assert.equal(typeof rows.find((x) => "loss" in x)![k], "number", k);
     }
     const evalRows = rows.filter((x) => "eval_accuracy" in x);
     assert.equal(evalRows.length, 2);
-    for (const e of evalRows) assert.ok(Number.isInteger((e.eval_accuracy as number) * 6), `accuracy over 6 pairs: ${e.eval_accuracy}`);
+    for (const e of evalRows)
+      assert.ok(Number.isInteger((e.eval_accuracy as number) * 6), `accuracy over 6 pairs: ${e.eval_accuracy}`);
     const card = readFileSync(join(out, "README.md"), "utf8");
     assert.match(card, /bradley_terry/);
 
@@ -180,38 +263,79 @@ describe("train-rm on the command line, from a causal LM", () => {
     model.dispose();
     assert.equal(ours.length, 2);
     if (!needsTorch) {
-      const theirs = runPythonJson<{ results: { values: number[] }[] }>(HEAD_REFERENCE, {
-        cases: ids.map((row) => ({ task: "scores", dir: out, input_ids: [row], attention_mask: null })),
-      }, { file: true }).results.map((x) => x.values[0]);
+      const theirs = runPythonJson<{ results: { values: number[] }[] }>(
+        HEAD_REFERENCE,
+        {
+          cases: ids.map((row) => ({ task: "scores", dir: out, input_ids: [row], attention_mask: null })),
+        },
+        { file: true },
+      ).results.map((x) => x.values[0]);
       ours.forEach((s, i) => assert.ok(Math.abs(s - theirs[i]) <= 1e-4, `${s} vs ${theirs[i]}`));
     }
 
     // And it scores on-policy samples.
-    const prompts = writeJsonl(join(root, "prompts.jsonl"), ["apple", "river", "stone", "cloud"].map((w) => ({ prompt: `say ${w}:` })));
+    const prompts = writeJsonl(
+      join(root, "prompts.jsonl"),
+      ["apple", "river", "stone", "cloud"].map((w) => ({ prompt: `say ${w}:` })),
+    );
     const pairs = join(root, "rm-pairs.jsonl");
-    const built = cli(["data", "build", "--model", lm, "--prompts", prompts, "--reward-model", out, "--out", pairs,
-      "--max-new-tokens", "6", "--samples", "3"]);
+    const built = cli([
+      "data",
+      "build",
+      "--model",
+      lm,
+      "--prompts",
+      prompts,
+      "--reward-model",
+      out,
+      "--out",
+      pairs,
+      "--max-new-tokens",
+      "6",
+      "--samples",
+      "3",
+    ]);
     assert.equal(built.status, 0, built.stderr);
-    const scored = readFileSync(pairs, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { all_rm_scores: number[] });
+    const scored = readFileSync(pairs, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { all_rm_scores: number[] });
     assert.ok(scored.length > 0);
     assert.ok(scored.every((row) => row.all_rm_scores.length === 3 && row.all_rm_scores.every(Number.isFinite)));
   });
 });
 
 describe("errors", () => {
+  it("center_rewards_coefficient in a preference-training run is an error naming the key", async () => {
+    const config = recipe("not-rm", { model_name_or_path: lm, center_rewards_coefficient: 0.01, max_steps: 1 });
+    await assert.rejects(train(config), /key 'center_rewards_coefficient': it applies to reward-model training/);
+  });
+
   it("use_peft is refused, naming the key", () => {
-    assert.throws(() => new RewardTrainer(recipe("peft", { use_peft: true })), /key 'use_peft': train-rm does not train LoRA/);
+    assert.throws(
+      () => new RewardTrainer(recipe("peft", { use_peft: true })),
+      /key 'use_peft': train-rm does not train LoRA/,
+    );
   });
 
   it("a margin column that some records lack is refused before training", async () => {
-    const mixed = writeJsonl(join(root, "mixed.jsonl"), toyPairs(4, 2).map((p, i) => (i === 2 ? p : { ...p, margin: 1 })));
+    const mixed = writeJsonl(
+      join(root, "mixed.jsonl"),
+      toyPairs(4, 2).map((p, i) => (i === 2 ? p : { ...p, margin: 1 })),
+    );
     const config = recipe("mixed", { dataset_mixer: { [mixed]: 1.0 }, max_steps: 1 });
-    await assert.rejects(trainRewardModel(config), /mixed\.jsonl:3: field 'margin': missing, while .*mixed\.jsonl:1 has one/);
+    await assert.rejects(
+      trainRewardModel(config),
+      /mixed\.jsonl:3: field 'margin': missing, while .*mixed\.jsonl:1 has one/,
+    );
     assert.ok(!existsSync(join(config.outputDir, "model.safetensors")));
   });
 
   it("a classifier with several labels is refused, naming it", async () => {
     const three = writeRewardModel(join(root, "rm-three"), 3);
-    await assert.rejects(trainRewardModel(recipe("three", { model_name_or_path: three, max_steps: 1 })), /rm-three: a reward model has one label; this classifier has 3/);
+    await assert.rejects(
+      trainRewardModel(recipe("three", { model_name_or_path: three, max_steps: 1 })),
+      /rm-three: a reward model has one label; this classifier has 3/,
+    );
   });
 });
