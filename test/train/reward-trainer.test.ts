@@ -203,7 +203,28 @@ describe("resume", () => {
   });
 });
 
+describe("gradient checkpointing", () => {
+  it("a run with gradient_checkpointing ends with the weights of one without (float64)", async () => {
+    const keys = { torch_dtype: "float64", max_steps: 3, save_strategy: "no", center_rewards_coefficient: 0.01 };
+    const plain = recipe("plain", keys);
+    const checkpointed = recipe("checkpointed", { ...keys, gradient_checkpointing: true });
+    await trainRewardModel(plain);
+    await trainRewardModel(checkpointed);
+    const moved = maxWeightDifference(weightsOf(rm), weightsOf(plain.outputDir));
+    assert.ok(moved > 1e-4, `the weights moved (${moved})`);
+    assert.ok(maxWeightDifference(weightsOf(plain.outputDir), weightsOf(checkpointed.outputDir)) <= 1e-12);
+  });
+});
+
 describe("train-rm on the command line, from a causal LM", () => {
+  it("train-rm --help says what it trains and lists the recipe keys", () => {
+    const r = cli(["train-rm", "--help"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: omni-dpo train-rm CONFIG\.yaml/);
+    assert.match(r.stdout, /TRL's RewardTrainer/);
+    assert.match(r.stdout, /center_rewards_coefficient/);
+  });
+
   it("writes a sequence classifier that loads, scores as the independent head, and scores data build --reward-model", async () => {
     const out = join(root, "cli-rm");
     const yaml = join(root, "cli-rm.yaml");
