@@ -10,11 +10,13 @@ import { Linear, type Init } from "../nn/layers.js";
 import { Module, type ModuleTarget } from "../nn/module.js";
 import type { RecomputeTape } from "../nn/recompute.js";
 import { writeJsonAtomic } from "../util/files.js";
-import { loadDtype, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
+import { loadDtype, loadModel, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
 import type { CausalLM } from "./causal-lm.js";
 import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import type { ArchitectureSpec } from "./architecture.js";
 import { resolveSequenceClassifier } from "./registry.js";
+import { applyAdapter, isAdapterDirectory, readAdapterConfig, tokenizerDirectory } from "./peft.js";
+import { Tokenizer } from "../text/index.js";
 
 export interface ClassifierForwardOptions {
   /** [B, T]: 1 for tokens, 0 for padding (left or right). The pooled token comes from pad_token_id, not from this. */
@@ -199,6 +201,7 @@ export function createSequenceClassifier(config: RawConfig, init: Init = {}): Se
 export function loadSequenceClassifier(
   dir: string, options: LoadOptions = {}, overrides: RawConfig = {},
 ): SequenceClassifier {
+  if (isAdapterDirectory(dir)) return loadClassifierAdapter(dir, options);
   const config = { ...readConfig(dir), ...overrides };
   const dtype = loadDtype(config, options);
   const { model, spec, parsed } = build(config, { dtype, empty: true }, join(dir, "config.json"));
@@ -227,6 +230,45 @@ export function classifierOnCausalLM(body: CausalLM, overrides: RawConfig, where
   const model = new SequenceClassifier(body, className, where, { dtype, std }, overrides);
   if (device !== "cpu") model.to(device);
   return model;
+}
+
+/** Whether `dir` holds a sequence classifier (config.json names a *ForSequenceClassification class). */
+export function isClassifierDirectory(dir: string): boolean {
+  const architectures = readConfig(dir).architectures;
+  return Array.isArray(architectures) && architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"));
+}
+
+/**
+ * The classifier a reward model is trained from: `dir` as it is when it holds a classifier, else
+ * its causal LM's body with a fresh one-label score head (classifierOnCausalLM). `overrides`
+ * replace config.json's fields (pad_token_id).
+ */
+export function classifierFromDirectory(dir: string, options: LoadOptions = {}, overrides: RawConfig = {}): SequenceClassifier {
+  if (isClassifierDirectory(dir)) return loadSequenceClassifier(dir, options, overrides);
+  return classifierOnCausalLM(loadModel(dir, options), { ...overrides, num_labels: 1, id2label: { 0: "LABEL_0" } }, dir);
+}
+
+/**
+ * A sequence classifier's LoRA adapter (PEFT's layout, task_type SEQ_CLS; its score head in
+ * modules_to_save), on its base: a classifier, or a causal LM given a one-label head that the
+ * adapter's score.weight replaces. The pooled token is the adapter's tokenizer's pad token (else
+ * EOS), as train-rm set pad_token_id while training it.
+ */
+function loadClassifierAdapter(dir: string, options: LoadOptions): SequenceClassifier {
+  const adapter = readAdapterConfig(dir);
+  if (adapter.taskType !== "SEQ_CLS") {
+    throw new Error(`${join(dir, "adapter_config.json")}: field task_type is ${adapter.taskType}: a causal LM's adapter, not a sequence classifier's`);
+  }
+  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(dir));
+  const pad = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? null;
+  const model = classifierFromDirectory(adapter.baseDir, { ...options, dtype: options.dtype ?? "float32" }, { pad_token_id: pad });
+  try {
+    applyAdapter(model, dir, adapter);
+    return model.eval();
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 /** Writes config.json (architectures: the classifier class; id2label when it had none) and the weights. */

@@ -8,18 +8,17 @@
 // The base trainer types its model as a CausalLM. Every path of it that treats the model as an
 // LM (the reference, log-probs, the pair log's values, saving) is overridden here, so the
 // classifier is held in `policy` and read back through `classifier`.
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
-import { loadModel } from "../models/auto.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { readConfig } from "../models/config.js";
+import { ADAPTER_WEIGHTS, isAdapterDirectory, loadAdapterWeights, saveAdapter } from "../models/peft.js";
+import { defaultLoraTargets } from "../models/registry.js";
 import {
-  classifierOnCausalLM,
-  loadSequenceClassifier,
+  classifierFromDirectory,
   saveSequenceClassifier,
   type SequenceClassifier,
 } from "../models/sequence-classification.js";
+import { attachLora, loraOf } from "../nn/lora.js";
 import { RecomputeTape } from "../nn/recompute.js";
 import { rewardLoss } from "../objectives/index.js";
 import { concatenatedBatch, type TokenizedPair } from "../data/tokenize.js";
@@ -27,17 +26,7 @@ import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { readPreferenceFile } from "../data/readers.js";
 import { batchesOf } from "../logprobs/pairs.js";
 import { ConfigError, type TrainConfig } from "./config.js";
-import { PreferenceTrainer, type MicroBatchOutput, type TrainOptions, type TrainResult } from "./trainer.js";
-
-/** Whether `dir` holds a sequence classifier (config.json names a *ForSequenceClassification class). */
-function isClassifierDirectory(dir: string): boolean {
-  if (!existsSync(join(dir, "config.json"))) return false;
-  const architectures = readConfig(dir).architectures;
-  return (
-    Array.isArray(architectures) &&
-    architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"))
-  );
-}
+import { LORA_KEYS, PreferenceTrainer, type MicroBatchOutput, type TrainOptions, type TrainResult } from "./trainer.js";
 
 /**
  * TRL reads a dataset's margin column for every pair: a run's records (train and eval files) all
@@ -65,15 +54,6 @@ async function checkMarginColumn(config: TrainConfig): Promise<void> {
 }
 
 export class RewardTrainer extends PreferenceTrainer {
-  constructor(config: TrainConfig, hooks: TrainOptions = {}) {
-    super(config, hooks);
-    if (config.usePeft) {
-      throw new ConfigError(
-        `${config.source}: key 'use_peft': train-rm does not train LoRA adapters yet; train the whole reward model (use_peft: false)`,
-      );
-    }
-  }
-
   /** The reward model being trained. */
   get classifier(): SequenceClassifier {
     return this.policy as unknown as SequenceClassifier;
@@ -93,27 +73,51 @@ export class RewardTrainer extends PreferenceTrainer {
   override setUpReference(): void {}
 
   /**
-   * The classifier (num_labels 1) from the checkpoint being resumed, else model_name_or_path: a
-   * reward model as it is, or a causal LM's body with a fresh score head. Its pad_token_id is
-   * the run's padding token, as TRL sets it: the score is read at each row's last other token.
+   * The classifier (num_labels 1): a reward model as it is, or a causal LM's body with a fresh
+   * score head (classifierFromDirectory), from the checkpoint being resumed, else
+   * model_name_or_path. Its pad_token_id is the run's padding token, as TRL sets it: the score is
+   * read at each row's last other token. With use_peft, LoRA adapters on its frozen body and the
+   * score head trained in full (modules_to_save, as PEFT does for SEQ_CLS); a resumed LoRA
+   * checkpoint is an adapter directory whose weights go onto model_name_or_path's classifier.
    */
   override loadPolicy(checkpoint: string | null, device: torch.Device): CausalLM {
-    const dir = checkpoint ?? this.config.modelNameOrPath;
-    const options = { device, dtype: this.config.torchDtype ?? "float32" };
-    const pad = { pad_token_id: this.padTokenId };
-    const model = isClassifierDirectory(dir)
-      ? loadSequenceClassifier(dir, options, pad)
-      : classifierOnCausalLM(loadModel(dir, options), { ...pad, num_labels: 1, id2label: { 0: "LABEL_0" } }, dir);
-    if (model.numLabels !== 1) {
+    const { config } = this;
+    const options = { device, dtype: config.torchDtype ?? "float32" };
+    const adapter = checkpoint !== null && isAdapterDirectory(checkpoint) ? checkpoint : null;
+    const dir = adapter === null ? (checkpoint ?? config.modelNameOrPath) : config.modelNameOrPath;
+    const model = classifierFromDirectory(dir, options, { pad_token_id: this.padTokenId });
+    try {
+      if (model.numLabels !== 1) {
+        throw new ConfigError(
+          `${dir}: a reward model has one label; this classifier has ${model.numLabels} (config.json's id2label / num_labels)`,
+        );
+      }
+      if (config.usePeft && !loraOf(model)) {
+        const lora = attachLora(
+          model,
+          {
+            r: config.loraR,
+            alpha: config.loraAlpha,
+            dropout: config.loraDropout,
+            targetModules:
+              (config.loraTargetModules as string[] | string | null) ??
+              defaultLoraTargets(model.body, "key 'lora_target_modules'"),
+            modulesToSave: [...new Set([...((config.loraModulesToSave as string[] | null) ?? []), "score"])],
+            useRslora: config.useRslora,
+          },
+          config.source,
+          LORA_KEYS,
+        );
+        if (adapter !== null) loadAdapterWeights(lora, join(adapter, ADAPTER_WEIGHTS), config.modelNameOrPath);
+      }
+    } catch (e) {
       model.dispose();
-      throw new ConfigError(
-        `${dir}: a reward model has one label; this classifier has ${model.numLabels} (config.json's id2label / num_labels)`,
-      );
+      throw e;
     }
     // Dropout stays off, as TRL's disable_dropout does by default.
     model.eval();
     const policy = model as unknown as CausalLM;
-    this.strategy.prepareModel(policy, this.config.seed);
+    this.strategy.prepareModel(policy, config.seed);
     return policy;
   }
 
@@ -178,9 +182,14 @@ export class RewardTrainer extends PreferenceTrainer {
     return { margins, metrics: {} };
   }
 
-  /** The classifier in transformers' format (config.json naming *ForSequenceClassification, score.weight). */
+  /**
+   * The classifier in transformers' format (config.json naming *ForSequenceClassification,
+   * score.weight); with use_peft, its adapter in PEFT's layout with task_type SEQ_CLS.
+   */
   override saveModel(dir: string): void {
-    saveSequenceClassifier(this.classifier, dir);
+    if (loraOf(this.classifier))
+      saveAdapter(this.classifier, dir, { baseModelNameOrPath: this.adapterBase(), taskType: "SEQ_CLS" });
+    else saveSequenceClassifier(this.classifier, dir);
   }
 }
 

@@ -178,7 +178,7 @@ export function resolveSteps(steps: number | null, totalSteps: number): number |
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 /** The recipe's names of the LoRA settings, for errors. */
-const LORA_KEYS: SettingNames = {
+export const LORA_KEYS: SettingNames = {
   r: "key 'lora_r'", alpha: "key 'lora_alpha'", dropout: "key 'lora_dropout'", targetModules: "key 'lora_target_modules'",
   modulesToSave: "key 'lora_modules_to_save'", useRslora: "key 'use_rslora'",
 };

@@ -5,7 +5,8 @@
 //   - from a causal LM, the CLI writes a LlamaForSequenceClassification checkpoint (score.weight
 //     [1, hidden], no lm_head) that loads as a sequence classifier, scores as the independent
 //     head does, and scores `omni-dpo data build --reward-model`; eval reports pairwise accuracy;
-//   - the errors a user meets: LoRA (not yet), a margin column some records lack, a classifier
+//   - with LoRA: PEFT's SEQ_CLS adapter (score head in modules_to_save), exact resume, loads as a classifier;
+//   - the errors a user meets: a margin column some records lack, a classifier
 //     with several labels.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -19,7 +20,7 @@ import { createSequenceClassifier, saveSequenceClassifier } from "../../src/mode
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { RewardTrainer, trainRewardModel } from "../../src/train/reward-trainer.js";
-import { train, type TrainHooks } from "../../src/train/trainer.js";
+import { prepareData, train, type TrainHooks } from "../../src/train/trainer.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { skipUnless } from "../helpers/requirements.js";
@@ -203,6 +204,55 @@ describe("resume", () => {
   });
 });
 
+describe("LoRA", () => {
+  it("trains adapters and the score head, saves PEFT's SEQ_CLS adapter, resumes exactly, and loads as a classifier", async () => {
+    const keys = {
+      model_name_or_path: lm,
+      use_peft: true,
+      lora_r: 4,
+      lora_alpha: 8,
+      max_steps: 4,
+      save_steps: 2,
+      test_split_size: 4,
+      eval_steps: 4,
+      learning_rate: 1e-2,
+    };
+    const whole = recipe("lora-whole", keys);
+    await trainRewardModel(whole);
+    const parts = recipe("lora-parts", keys);
+    let step = 0;
+    const first = await trainRewardModel(parts, {
+      onProgress: (s) => {
+        step = s;
+      },
+      shouldStop: () => step >= 1,
+    });
+    assert.equal(first.interrupted, true);
+    await trainRewardModel(parts);
+    const adapter = JSON.parse(readFileSync(join(whole.outputDir, "adapter_config.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(adapter.task_type, "SEQ_CLS");
+    assert.deepEqual(adapter.modules_to_save, ["score"]);
+    const weights = weightsOf(whole.outputDir);
+    assert.ok(weights.has("base_model.model.score.weight"), [...weights.keys()].join(", "));
+    assert.ok([...weights.keys()].some((k) => k.includes("lora_A")));
+    assert.ok(maxWeightDifference(weights, weightsOf(parts.outputDir)) <= 1e-6);
+    // The adapter loads as a sequence classifier: its mean reward over the eval pairs is the last eval row's.
+    const model = await AutoModelForSequenceClassification.fromPretrained(whole.outputDir);
+    const evalRow = rowsOf(whole.outputDir)
+      .filter((r) => "eval_mean_reward" in r)
+      .at(-1)!;
+    const evalPairs = (await prepareData(whole)).eval;
+    const rows = evalPairs.flatMap((p) => [p.chosenInputIds, p.rejectedInputIds]);
+    const scores = model.scoreTokenLists(rows, { batchSize: 1 }).map((x) => x[0]);
+    model.dispose();
+    const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
+    assert.ok(Math.abs(mean - (evalRow.eval_mean_reward as number)) <= 1e-5, `${mean} vs ${evalRow.eval_mean_reward}`);
+  });
+});
+
 describe("gradient checkpointing", () => {
   it("a run with gradient_checkpointing ends with the weights of one without (float64)", async () => {
     const keys = { torch_dtype: "float64", max_steps: 3, save_strategy: "no", center_rewards_coefficient: 0.01 };
@@ -330,13 +380,6 @@ describe("errors", () => {
   it("center_rewards_coefficient in a preference-training run is an error naming the key", async () => {
     const config = recipe("not-rm", { model_name_or_path: lm, center_rewards_coefficient: 0.01, max_steps: 1 });
     await assert.rejects(train(config), /key 'center_rewards_coefficient': it applies to reward-model training/);
-  });
-
-  it("use_peft is refused, naming the key", () => {
-    assert.throws(
-      () => new RewardTrainer(recipe("peft", { use_peft: true })),
-      /key 'use_peft': train-rm does not train LoRA/,
-    );
   });
 
   it("a margin column that some records lack is refused before training", async () => {
