@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AutoModelForSequenceClassification, torch, Tokenizer } from "../../src/index.js";
+import { AutoModelForSequenceClassification, loadModel, torch, Tokenizer } from "../../src/index.js";
 import { concatenatedBatch } from "../../src/data/tokenize.js";
 import { createSequenceClassifier, saveSequenceClassifier } from "../../src/models/sequence-classification.js";
 import { loadTrainConfig } from "../../src/train/config.js";
@@ -239,6 +239,8 @@ describe("LoRA", () => {
     assert.ok(weights.has("base_model.model.score.weight"), [...weights.keys()].join(", "));
     assert.ok([...weights.keys()].some((k) => k.includes("lora_A")));
     assert.ok(maxWeightDifference(weights, weightsOf(parts.outputDir)) <= 1e-6);
+    // Not a causal LM's adapter: loading it as one says what it is.
+    assert.throws(() => loadModel(whole.outputDir), /task_type is SEQ_CLS: a sequence classifier's adapter/);
     // The adapter loads as a sequence classifier: its mean reward over the eval pairs is the last eval row's.
     const model = await AutoModelForSequenceClassification.fromPretrained(whole.outputDir);
     const evalRow = rowsOf(whole.outputDir)
