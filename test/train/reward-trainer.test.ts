@@ -252,6 +252,26 @@ describe("LoRA", () => {
     model.dispose();
     const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
     assert.ok(Math.abs(mean - (evalRow.eval_mean_reward as number)) <= 1e-5, `${mean} vs ${evalRow.eval_mean_reward}`);
+    // And it scores on-policy samples as a --reward-model.
+    const prompts = writeJsonl(join(root, "lora-prompts.jsonl"), [{ prompt: "say apple:" }, { prompt: "say river:" }]);
+    const out = join(root, "lora-pairs.jsonl");
+    const built = cli([
+      "data",
+      "build",
+      "--model",
+      lm,
+      "--prompts",
+      prompts,
+      "--reward-model",
+      whole.outputDir,
+      "--out",
+      out,
+      "--max-new-tokens",
+      "4",
+      "--samples",
+      "2",
+    ]);
+    assert.equal(built.status, 0, built.stderr);
   });
 });
 
