@@ -8,7 +8,7 @@ export {
   type LossType, type LossName, type LossSpec, type OptionSpec, type LossInputs, type LossOptions, type LossResult,
   type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions, type ResolvedPreferenceOptions,
   type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm, type ObjectiveConfigKey, type TokenNeeds,
-  type TokenWork,
+  type TokenWork, rewardLoss, type RewardLossOptions, type RewardLossResult,
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
@@ -17,6 +17,7 @@ export type { ArchitectureSpec } from "./models/architecture.js";
 export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers } from "./models/registry.js";
 export {
   AutoModelForSequenceClassification, SequenceClassifier, createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier,
+  classifierOnCausalLM,
   type ClassifierForwardOptions,
 } from "./models/sequence-classification.js";
 export {
@@ -42,6 +43,7 @@ export { evaluateMathBenchmark, passAtK, type BenchmarkOptions, type BenchmarkRe
 export { binarizeUniDpo, labelMathProblems, type MathPair } from "./eval/math/preference-pairs.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
+export { RewardTrainer, trainRewardModel } from "./train/reward-trainer.js";
 export { train, PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
 export {
   TrainerControl, EarlyStoppingCallback, type TrainerCallback, type TrainerEvent, type TrainerRunState, type EarlyStoppingOptions,

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../util/package-root.js";
 import { UsageError, type Command } from "./args.js";
-import { trainCommand } from "./commands/train.js";
+import { trainCommand, trainRmCommand } from "./commands/train.js";
 import { generateCommand } from "./commands/generate.js";
 import { evalCommand } from "./commands/eval.js";
 import { dataCommand } from "./commands/data.js";
@@ -29,6 +29,12 @@ export const LIBRARY_COMMANDS: readonly ProgramCommand[] = [
     usage: "train CONFIG.yaml",
     summary: ["preference training from a reference-style YAML"],
     command: trainCommand,
+  },
+  {
+    name: "train-rm",
+    usage: "train-rm CONFIG.yaml",
+    summary: ["reward-model training (TRL's RewardTrainer) from the same YAML keys"],
+    command: trainRmCommand,
   },
   {
     name: "generate",

@@ -14,6 +14,8 @@ export interface PreferenceRecord {
   rejected: Text;
   scoreChosen?: number;
   scoreRejected?: number;
+  /** TRL RewardTrainer's `margin` column: how far the reward model must rank chosen above rejected. */
+  margin?: number;
   source: Source;
 }
 
@@ -136,6 +138,8 @@ export function toRecord(row: unknown, source: Source, problems: string[]): Pref
   if ((scoreChosen === undefined) !== (scoreRejected === undefined) && problems.length === before) {
     problems.push(`${at}: field '${scoreChosen === undefined ? "score_chosen" : "score_rejected"}': missing (the other score is present)`);
   }
+  const rewardMargin = checkScore(r, "margin", problems, at);
   if (problems.length > before) return null;
-  return { prompt, chosen: chosen!, rejected: rejected!, scoreChosen, scoreRejected, source };
+  const marginField = rewardMargin === undefined ? {} : { margin: rewardMargin };
+  return { prompt, chosen: chosen!, rejected: rejected!, scoreChosen, scoreRejected, ...marginField, source };
 }

@@ -38,6 +38,8 @@ export interface TokenizedPair {
   truncated: boolean;
   scoreChosen?: number;
   scoreRejected?: number;
+  /** The record's `margin` (reward-model training). */
+  margin?: number;
 }
 
 interface Answer { promptIds: number[]; answerIds: number[] }
@@ -176,7 +178,8 @@ export function tokenizeRecords(records: PreferenceRecord[], tokenizer: Tokenize
     const formatted = formatRecord(record, tokenizer, options.chatTemplate, rendering, options.chatTemplateSource);
     comparison?.compare(record, formatted, tokenizer, options.chatTemplate);
     const pair = tokenizePair(formatted, tokenizer, options, where(record.source));
-    return { ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected };
+    const margin = record.margin === undefined ? {} : { margin: record.margin };
+    return { ...pair, scoreChosen: record.scoreChosen, scoreRejected: record.scoreRejected, ...margin };
   });
   const warning = comparison?.warning();
   if (warning) options.onWarning!(warning);

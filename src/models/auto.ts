@@ -98,6 +98,10 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
  */
 export function loadAdapterModel(dir: string, options: LoadOptions = {}): CausalLM {
   const config = readAdapterConfig(dir);
+  if (config.taskType !== "CAUSAL_LM") {
+    throw new Error(`${join(dir, ADAPTER_CONFIG)}: field task_type is ${config.taskType}: a sequence classifier's adapter ` +
+      "(a reward model); load it with AutoModelForSequenceClassification");
+  }
   if (isAdapterDirectory(config.baseDir)) {
     throw new Error(`${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path '${config.baseModelNameOrPath}' is itself an adapter; name a full model`);
   }

@@ -12,7 +12,6 @@ import type { Module } from "../nn/module.js";
 import { readJsonObjectFile } from "../util/utf8.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
 import { realPath } from "../util/paths.js";
-import type { CausalLM } from "./causal-lm.js";
 import { isModelDirectory } from "./config.js";
 import { loadSafetensors, saveSafetensors } from "./safetensors.js";
 
@@ -34,7 +33,11 @@ export interface AdapterConfig {
   baseModelNameOrPath: string;
   /** The base model's directory: base_model_name_or_path as given when it exists, else relative to the adapter's directory. */
   baseDir: string;
+  /** PEFT's task_type: a causal LM's adapter, or a sequence classifier's (a reward model's, its score head in modules_to_save). */
+  taskType: AdapterTask;
 }
+
+export type AdapterTask = "CAUSAL_LM" | "SEQ_CLS";
 
 /** Reads and checks adapter_config.json; errors name the file and the field. */
 export function readAdapterConfig(dir: string): AdapterConfig {
@@ -42,7 +45,8 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const raw = readJsonObjectFile(file);
   const field = (key: string, what: string) => new Error(`${file}: field ${key} ${what}, got ${JSON.stringify(raw[key])}`);
   if (raw.peft_type !== "LORA") throw field("peft_type", "must be \"LORA\" (the only adapter type supported)");
-  if (raw.task_type !== undefined && raw.task_type !== null && raw.task_type !== "CAUSAL_LM") throw field("task_type", "must be \"CAUSAL_LM\"");
+  const taskType = (raw.task_type ?? "CAUSAL_LM") as AdapterTask;
+  if (taskType !== "CAUSAL_LM" && taskType !== "SEQ_CLS") throw field("task_type", "must be \"CAUSAL_LM\" or \"SEQ_CLS\"");
   // PEFT features that change the computation and are not implemented here: refused, never ignored.
   if (raw.use_dora === true) throw field("use_dora", "is not supported (LoRA only)");
   if ((raw.bias ?? "none") !== "none") throw field("bias", "is not supported (only \"none\": no trained biases)");
@@ -71,7 +75,7 @@ export function readAdapterConfig(dir: string): AdapterConfig {
     throw new Error(`${file}: field base_model_name_or_path '${base}' is not a model directory here (no config.json in ${[...new Set(candidates)].join(" or ")}); ` +
       "models are local directories: point it at the base model the adapter was trained on");
   }
-  return { settings, baseModelNameOrPath: base, baseDir };
+  return { settings, baseModelNameOrPath: base, baseDir, taskType };
 }
 
 /** Where each loaded adapter model's base came from, so saving it again writes the same base. */
@@ -82,7 +86,7 @@ const bases = new WeakMap<Module, string>();
  * loads its weights; saving the model later writes the same base_model_name_or_path. A model
  * that does not match is an error naming the file and the tensor, with the model left unwrapped.
  */
-export function applyAdapter(model: CausalLM, dir: string, config: AdapterConfig): void {
+export function applyAdapter(model: Module, dir: string, config: AdapterConfig): void {
   try {
     const lora = attachLora(model, config.settings, `${join(dir, ADAPTER_CONFIG)} (base ${config.baseDir})`, FIELDS);
     loadAdapterWeights(lora, join(dir, ADAPTER_WEIGHTS), config.baseDir);
@@ -128,7 +132,9 @@ export function loadAdapterWeights(lora: LoraModel, file: string, baseDir = "the
  * adapter tensors only, as they are: float32). `baseModelNameOrPath` defaults to where the
  * model's adapter was loaded from.
  */
-export function saveAdapter(model: Module, dir: string, options: { baseModelNameOrPath?: string } = {}): void {
+export function saveAdapter(
+  model: Module, dir: string, options: { baseModelNameOrPath?: string; taskType?: AdapterTask } = {},
+): void {
   const lora = loraOf(model);
   if (!lora) throw new Error(`saveAdapter: the model has no LoRA adapters`);
   const base = options.baseModelNameOrPath ?? bases.get(model);
@@ -145,7 +151,7 @@ export function saveAdapter(model: Module, dir: string, options: { baseModelName
       megatron_config: null, megatron_core: "megatron.core", modules_to_save: s.modulesToSave.length ? [...s.modulesToSave] : null,
       peft_type: "LORA", r: s.r, rank_pattern: {}, revision: null,
       target_modules: typeof s.targetModules === "string" ? s.targetModules : [...s.targetModules],
-      task_type: "CAUSAL_LM", use_dora: false, use_rslora: s.useRslora,
+      task_type: options.taskType ?? "CAUSAL_LM", use_dora: false, use_rslora: s.useRslora,
     });
   });
 }

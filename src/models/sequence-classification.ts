@@ -10,11 +10,13 @@ import { Linear, type Init } from "../nn/layers.js";
 import { Module, type ModuleTarget } from "../nn/module.js";
 import type { RecomputeTape } from "../nn/recompute.js";
 import { writeJsonAtomic } from "../util/files.js";
-import { loadDtype, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
+import { loadDtype, loadModel, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
 import type { CausalLM } from "./causal-lm.js";
 import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import type { ArchitectureSpec } from "./architecture.js";
 import { resolveSequenceClassifier } from "./registry.js";
+import { applyAdapter, isAdapterDirectory, readAdapterConfig, tokenizerDirectory } from "./peft.js";
+import { Tokenizer } from "../text/index.js";
 
 export interface ClassifierForwardOptions {
   /** [B, T]: 1 for tokens, 0 for padding (left or right). The pooled token comes from pad_token_id, not from this. */
@@ -57,16 +59,17 @@ export class SequenceClassifier extends Module {
   /** score.weight [num_labels, C]. */
   readonly scoreHead: Linear;
 
-  constructor(body: CausalLM, readonly className: string, where: string, init: Init) {
+  /** `overrides` replace fields of the body's config.json (num_labels and pad_token_id for a fresh head). */
+  constructor(body: CausalLM, readonly className: string, where: string, init: Init, overrides: RawConfig = {}) {
     super();
     if (typeof body.finalNorm !== "function") {
       throw new Error(`${where}: architecture '${body.architecture}' lists ${className} but its model has no finalNorm`);
     }
     this.body = body;
     this.architecture = body.architecture;
-    this.config = { ...body.config, architectures: [className] };
-    this.numLabels = numLabelsOf(body.config, where);
-    this.padTokenId = padTokenOf(body.config, where);
+    this.config = { ...body.config, ...overrides, architectures: [className] };
+    this.numLabels = numLabelsOf(this.config, where);
+    this.padTokenId = padTokenOf(this.config, where);
     // transformers' classifier has the base model and no LM head: drop an untied one, then
     // adopt the body's submodules so this module's names are the checkpoint's.
     const children = body.namedModules().filter(([n]) => n !== "" && !n.includes("."));
@@ -191,14 +194,76 @@ export function createSequenceClassifier(config: RawConfig, init: Init = {}): Se
   return build(config, init, "config.json").model;
 }
 
-/** Loads a sequence classifier (config.json and safetensors weights with score.weight); it starts in eval mode. */
-export function loadSequenceClassifier(dir: string, options: LoadOptions = {}): SequenceClassifier {
-  const config = readConfig(dir);
+/**
+ * Loads a sequence classifier (config.json and safetensors weights with score.weight); it starts
+ * in eval mode. `overrides` replace config.json's fields (a trainer's pad_token_id).
+ */
+export function loadSequenceClassifier(
+  dir: string, options: LoadOptions = {}, overrides: RawConfig = {},
+): SequenceClassifier {
+  if (isAdapterDirectory(dir)) return loadClassifierAdapter(dir, options);
+  const config = { ...readConfig(dir), ...overrides };
   const dtype = loadDtype(config, options);
   const { model, spec, parsed } = build(config, { dtype, empty: true }, join(dir, "config.json"));
   try {
     loadWeights(dir, model, spec, parsed, dtype, model.className, { tensor: "score.weight", kind: "sequence-classification head" });
     if (options.device && options.device !== "cpu") model.to(options.device);
+    return model.eval();
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * A classifier over a loaded causal LM's body (its LM head dropped) with a fresh score head,
+ * as transformers' AutoModelForSequenceClassification.from_pretrained(causal_lm_dir, num_labels=N):
+ * score.weight drawn from N(0, initializer_range) (0.02 when config.json has none), in the body's
+ * dtype and on its device. `overrides` set num_labels, pad_token_id...; `where` names the source in errors.
+ */
+export function classifierOnCausalLM(body: CausalLM, overrides: RawConfig, where: string): SequenceClassifier {
+  const { className } = resolveSequenceClassifier(body.config, where);
+  const range = body.config.initializer_range;
+  const std = typeof range === "number" && range > 0 ? range : 0.02;
+  const dtype = body.parameters()[0]?.dtype ?? "float32";
+  const device = body.device;
+  const model = new SequenceClassifier(body, className, where, { dtype, std }, overrides);
+  if (device !== "cpu") model.to(device);
+  return model;
+}
+
+/** Whether `dir` holds a sequence classifier (config.json names a *ForSequenceClassification class). */
+export function isClassifierDirectory(dir: string): boolean {
+  const architectures = readConfig(dir).architectures;
+  return Array.isArray(architectures) && architectures.some((a) => typeof a === "string" && a.endsWith("ForSequenceClassification"));
+}
+
+/**
+ * The classifier a reward model is trained from: `dir` as it is when it holds a classifier, else
+ * its causal LM's body with a fresh one-label score head (classifierOnCausalLM). `overrides`
+ * replace config.json's fields (pad_token_id).
+ */
+export function classifierFromDirectory(dir: string, options: LoadOptions = {}, overrides: RawConfig = {}): SequenceClassifier {
+  if (isClassifierDirectory(dir)) return loadSequenceClassifier(dir, options, overrides);
+  return classifierOnCausalLM(loadModel(dir, options), { ...overrides, num_labels: 1, id2label: { 0: "LABEL_0" } }, dir);
+}
+
+/**
+ * A sequence classifier's LoRA adapter (PEFT's layout, task_type SEQ_CLS; its score head in
+ * modules_to_save), on its base: a classifier, or a causal LM given a one-label head that the
+ * adapter's score.weight replaces. The pooled token is the adapter's tokenizer's pad token (else
+ * EOS), as train-rm set pad_token_id while training it.
+ */
+function loadClassifierAdapter(dir: string, options: LoadOptions): SequenceClassifier {
+  const adapter = readAdapterConfig(dir);
+  if (adapter.taskType !== "SEQ_CLS") {
+    throw new Error(`${join(dir, "adapter_config.json")}: field task_type is ${adapter.taskType}: a causal LM's adapter, not a sequence classifier's`);
+  }
+  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(dir));
+  const pad = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? null;
+  const model = classifierFromDirectory(adapter.baseDir, { ...options, dtype: options.dtype ?? "float32" }, { pad_token_id: pad });
+  try {
+    applyAdapter(model, dir, adapter);
     return model.eval();
   } catch (e) {
     model.dispose();

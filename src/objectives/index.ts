@@ -9,6 +9,7 @@ export {
 } from "./registry.js";
 export { ObjectiveError, type ObjectiveErrorFields, type ObjectiveErrorSource } from "./errors.js";
 export { lossTable } from "./table.js";
+export { rewardLoss, type RewardLossOptions, type RewardLossResult } from "./reward.js";
 export type {
   LossSpec, OptionSpec, OptionDecl, OptionDecls, OptionValue, ConfigName, ConfigStyle, DerivedKey, LossInputs, LossOptions,
   LossResult, NumberCheck, ScoreInput, TokenWork,

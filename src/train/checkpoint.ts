@@ -71,6 +71,8 @@ export interface CheckpointParts {
   hfState: HfTrainerState;
   /** For a model with LoRA adapters (saved as a PEFT adapter): the base it names. */
   baseModelNameOrPath?: string;
+  /** Writes the model to a directory in place of savePretrained (a reward model's classifier format). */
+  saveModel?: (dir: string) => void;
 }
 
 /** Deletes a checkpoint (or any directory) by renaming it to `<dir>.deleting` first, so a cut-short deletion is finished by cleanOutputDir. */
@@ -89,7 +91,9 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
   try {
     writingTo(tmp, () => mkdirSync(tmp, { recursive: true }));
     // The adapter alone for a LoRA model (its optimizer state is the adapter's too), else the whole model.
-    writingTo(tmp, () => savePretrained(parts.model, tmp, { baseModelNameOrPath: parts.baseModelNameOrPath }));
+    const save = parts.saveModel ?? ((dir: string) =>
+      savePretrained(parts.model, dir, { baseModelNameOrPath: parts.baseModelNameOrPath }));
+    writingTo(tmp, () => save(tmp));
     if (parts.tokenizer) await parts.tokenizer.save(tmp);
     const dict = parts.optimizer.stateDict();
     const tensors: [string, torch.Tensor][] = [];

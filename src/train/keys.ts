@@ -299,6 +299,11 @@ export const RECIPE_KEYS = {
   // --- objective: the loss's own keys come from OBJECTIVE_CONFIG_KEYS; this one is how log-probs are taken.
   dpo_length_norm: { kind: "boolean", default: true, group: "objective", follows: UNI_DPO, resume: "soft",
     help: "Sequence log-prob as the mean over answer tokens (true) or their sum." },
+  center_rewards_coefficient: {
+    kind: "number", default: null, group: "objective", follows: "TRL RewardConfig", resume: "soft",
+    help: "train-rm only: weight of the penalty mean((r_chosen + r_rejected)^2) that keeps rewards centred on 0 " +
+      "(Eisenstein et al. 2023; TRL recommends 0.01); None: no penalty.",
+  },
 } as const satisfies Record<string, KeySpec>;
 
 export type RecipeKey = keyof typeof RECIPE_KEYS;

@@ -26,7 +26,7 @@ import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
-import type { TrainConfig } from "./config.js";
+import { ConfigError, type TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, pairLogps } from "../logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
@@ -178,7 +178,7 @@ export function resolveSteps(steps: number | null, totalSteps: number): number |
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 /** The recipe's names of the LoRA settings, for errors. */
-const LORA_KEYS: SettingNames = {
+export const LORA_KEYS: SettingNames = {
   r: "key 'lora_r'", alpha: "key 'lora_alpha'", dropout: "key 'lora_dropout'", targetModules: "key 'lora_target_modules'",
   modulesToSave: "key 'lora_modules_to_save'", useRslora: "key 'use_rslora'",
 };
@@ -311,7 +311,8 @@ export class PreferenceTrainer {
   builtinCallbacks(): TrainerCallback[] {
     const { config } = this;
     const header = config.pairLogSamples > 0 ? {
-      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed), loss: config.objective.lossType,
+      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed),
+      loss: this.lossName(),
       total_steps: this.totalSteps,
     } : null;
     const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
@@ -567,6 +568,7 @@ export class PreferenceTrainer {
         this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
           model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state,
           hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(),
+          saveModel: (d) => this.saveModel(d),
         }, this.config.saveTotalLimit);
       } else {
         this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
@@ -629,6 +631,16 @@ export class PreferenceTrainer {
     };
   }
 
+  /** The loss's name in the model card and the pair log. */
+  lossName(): string {
+    return this.config.objective.lossType;
+  }
+
+  /** Writes the trained model to `dir` (each checkpoint's and the final one): its adapter with use_peft, else all of it. */
+  saveModel(dir: string): void {
+    savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() });
+  }
+
   /** What a LoRA run's adapters name as their base: model_name_or_path, unless that is itself an adapter (whose base then carries over). */
   adapterBase(): string | undefined {
     return isAdapterDirectory(this.config.modelNameOrPath) ? undefined : this.config.modelNameOrPath;
@@ -646,7 +658,7 @@ export class PreferenceTrainer {
     const dir = config.outputDir;
     const worldSize = this.strategy.worldSize;
     this.hooks.onStatus?.(`saving the ${loraOf(this.policy) ? "adapter" : "model"} to ${dir}`);
-    writingTo(dir, () => savePretrained(this.policy, dir, { baseModelNameOrPath: this.adapterBase() }));
+    writingTo(dir, () => this.saveModel(dir));
     await this.data.tokenizer.save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
@@ -667,7 +679,7 @@ export class PreferenceTrainer {
     writeJsonAtomic(join(dir, TRAINER_STATE), this.hfState(history));
     writeModelCard({
       runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
-      lossType: config.objective.lossType, beta: (config.objective as { beta?: number }).beta,
+      lossType: this.lossName(), beta: (config.objective as { beta?: number }).beta,
       dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
       trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
       hyperparameters: {
@@ -794,5 +806,10 @@ export class PreferenceTrainer {
  * set, else alone), with the stock PreferenceTrainer; `options.callbacks` join the built-in ones.
  */
 export function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  if (config.centerRewardsCoefficient !== null) {
+    // A reward-model key: preference training would ignore it, so it is an error rather than silence.
+    return Promise.reject(new ConfigError(`${config.source}: key 'center_rewards_coefficient': it applies to ` +
+      "reward-model training (omni-dpo train-rm, trainRewardModel); remove it to train a policy"));
+  }
   return new PreferenceTrainer(config, options).train();
 }

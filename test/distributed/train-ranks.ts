@@ -24,9 +24,11 @@ export function writeRecipe(file: string, keys: Record<string, unknown>): string
   return file;
 }
 
-/** Starts `omni-dpo train` with `args` (the launcher's flags among them, or none). */
-export function startTrain(recipe: string, args: string[] = [], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<RankRun> } {
-  const child = spawn(process.execPath, [CLI, "train", recipe, ...args], { env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `omni-dpo train` (or `command`: train-rm) with `args` (the launcher's flags among them, or none). */
+export function startTrain(
+  recipe: string, args: string[] = [], env: Record<string, string> = {}, command = "train",
+): { child: ChildProcess; done: Promise<RankRun> } {
+  const child = spawn(process.execPath, [CLI, command, recipe, ...args], { env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let output = "";
   child.stdout!.on("data", (d) => { stdout += d; output += d; });
@@ -35,8 +37,10 @@ export function startTrain(recipe: string, args: string[] = [], env: Record<stri
   return { child, done };
 }
 
-export function runTrain(recipe: string, args: string[] = [], env: Record<string, string> = {}): Promise<RankRun> {
-  return startTrain(recipe, args, env).done;
+export function runTrain(
+  recipe: string, args: string[] = [], env: Record<string, string> = {}, command = "train",
+): Promise<RankRun> {
+  return startTrain(recipe, args, env, command).done;
 }
 
 /** The final model's tensors (a LoRA run's: its adapter's) as float64 values, by name. */
