@@ -671,6 +671,13 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value DistReduce(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.reduce", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::reduce(intArg(info, 0, "group", 0, kMaxHandle), store().get(idArg(info, 1)),
+        intArg(info, 2, "root", 0, 1 << 20), stringArg(info, 3, "op"))));
+  });
+}
+
 Napi::Value DistAllgather(const Napi::CallbackInfo& info) {
   return guarded(info, "distributed.allGather", [&](Napi::Env env) -> Napi::Value {
     auto parts = dist::allgather(intArg(info, 0, "group", 0, kMaxHandle), store().get(idArg(info, 1)));
@@ -823,6 +830,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("distDestroy", Napi::Function::New(env, DistDestroy));
   exports.Set("distAllreduce", Napi::Function::New(env, DistAllreduce));
   exports.Set("distBroadcast", Napi::Function::New(env, DistBroadcast));
+  exports.Set("distReduce", Napi::Function::New(env, DistReduce));
   exports.Set("distAllgather", Napi::Function::New(env, DistAllgather));
   exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
   exports.Set("distWait", Napi::Function::New(env, DistWait));

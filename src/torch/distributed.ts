@@ -114,6 +114,16 @@ export class ProcessGroup {
     for (const w of works) w.wait();
   }
 
+  /**
+   * Starts reducing `tensor` (contiguous; the same shape and dtype on every rank) into root's
+   * copy, as c10d's reduce: only root's holds the result (the others' are left unspecified).
+   * wait() on the Work before reading or freeing it.
+   */
+  reduceAsync(tensor: Tensor, root: number, op: ReduceOp = "sum"): Work {
+    const handle = this.#run("reduce", () => native.distReduce(this.group, tensor.id, root, op));
+    return new Work(handle, (fn) => this.#run("reduce", fn));
+  }
+
   /** Every rank's `tensor` (same shape and dtype on all), rank r's at index r. The caller owns them. */
   allGather(tensor: Tensor): Tensor[] {
     return this.#run("allGather", () => native.distAllgather(this.group, tensor.id)).map((id) => new Tensor(id));

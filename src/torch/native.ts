@@ -57,6 +57,7 @@ export interface NativeAddon {
   /** Returns a work handle for distWait. */
   distAllreduce(group: number, ids: number[], op: string): number;
   distBroadcast(group: number, ids: number[], root: number): number;
+  distReduce(group: number, id: number, root: number, op: string): number;
   distAllgather(group: number, id: number): number[];
   distBarrier(group: number): void;
   distWait(work: number): void;

@@ -526,7 +526,8 @@ export class PreferenceTrainer {
   /** Averages the gradients over processes, then clips them, steps the optimizer, zeroes the gradients and advances the schedule (steps.ts). Returns the pre-clip norm and the step's learning rate. */
   optimizerStep(): { gradNorm: number; learningRate: number } {
     this.strategy.syncGradients(this.#trainable);
-    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1);
+    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1,
+      (params, maxNorm) => this.strategy.clipGradients(params, maxNorm));
   }
 
   /** Loss and metrics over the eval split (each process its share), averaged per pair, as an `eval_`-prefixed row. */

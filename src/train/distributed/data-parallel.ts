@@ -157,6 +157,10 @@ export class DataParallel implements ParallelStrategy {
     }
   }
 
+  clipGradients(params: torch.Tensor[], maxNorm: number): number {
+    return torch.clipGradNorm(params, maxNorm);
+  }
+
   // ---- metrics and control -------------------------------------------------------------
 
   /**
