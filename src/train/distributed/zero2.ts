@@ -1,9 +1,11 @@
 // ZeRO stage 2 (zero_stage: 2): the optimizer's state and the gradients sharded across ranks,
 // as DeepSpeed's stage 2 does it on c10d's collectives. Every trainable parameter has one owner
 // rank (ZeRO-1's ownersOf). After the step's backward each parameter's gradient is reduced
-// (summed, c10d's reduce) into its owner only, in buckets per owner, and divided by the world
-// size there; the other ranks drop it at once. So between backward and the next one a rank holds
-// only its own share of the gradients and of AdamW's moments; the compute weights stay whole on
+// (summed, c10d's reduce) into its owner only and divided by the world size there; the other
+// ranks drop it at once. So from there to the next backward (clipping, the optimizer's step) a
+// rank holds only its own share of the gradients and of AdamW's moments. During backward every
+// rank still builds the whole gradient (DeepSpeed frees each bucket as backward fills it: not
+// done here, so the peak at the end of backward is ZeRO-1's). The compute weights stay whole on
 // every rank (they are the float32 master weights when torch_dtype is float32, bf16 autocast
 // computing from them). Clipping takes the norm over the shards (each rank's sum of squares,
 // all-reduced), the owners update their parameters and broadcast them, as under ZeRO-1.
@@ -14,7 +16,6 @@
 import * as torch from "../../torch/index.js";
 import { plainBackprop, type Backprop } from "../../nn/recompute.js";
 import type { TrainOptimizer } from "../checkpoint.js";
-import { buckets } from "./gradients.js";
 import { ShardedOptimizer, ZeroStage1 } from "./zero.js";
 
 export class ZeroStage2 extends ZeroStage1 {
@@ -34,37 +35,25 @@ export class ZeroStage2 extends ZeroStage1 {
   }
 
   /**
-   * Each gradient summed into its owner's copy (one c10d reduce per bucket of an owner's
-   * gradients, all started before any is awaited) and divided by the world size there; the
-   * other ranks drop theirs. A parameter without a gradient counts as a zero one (another rank
-   * may have one), as under DDP.
+   * Each gradient summed into its owner's copy, in place (one c10d reduce per parameter, all
+   * started before any is awaited: no flat bucket, whose copy would be as large as the
+   * gradients), and divided by the world size there; the other ranks drop theirs. A parameter
+   * without a gradient counts as a zero one (another rank may have one), as under DDP.
    */
   override syncGradients(_params: torch.Tensor[]): void {
     const sharded = this.#sharded;
     if (!sharded) return;
     const params = sharded.paramGroups.flatMap((g) => g.params);
     torch.noGrad(() => torch.tidy(() => {
-      const flights: { owner: number; bucket: torch.Tensor[]; flat: torch.Tensor; work: { wait(): void } }[] = [];
-      for (let owner = 0; owner < this.worldSize; owner++) {
-        const owned = params.filter((_, i) => sharded.owners[i] === owner);
-        const grads = owned.map((p) => p.grad ?? (p.grad = torch.zerosLike(p), p.grad!));
-        for (const bucket of buckets(grads)) {
-          const flat = torch.cat(bucket.map((g) => g.reshape(-1)));  // [sum of the bucket's numels]
-          flights.push({ owner, bucket, flat, work: this.group.reduceAsync(flat, owner, "sum") });
-        }
-      }
-      for (const { owner, bucket, flat, work } of flights) {
+      const flights = params.map((p, i) => {
+        const grad = (p.grad = (p.grad ?? torch.zerosLike(p)).contiguous())!;
+        return { p, owner: sharded.owners[i], grad, work: this.group.reduceAsync(grad, sharded.owners[i], "sum") };
+      });
+      for (const { p, owner, grad, work } of flights) {
         work.wait();
-        if (owner !== this.rank) continue;
-        flat.div_(this.worldSize);
-        let offset = 0;
-        for (const g of bucket) {
-          const n = g.numel();
-          g.copy_(flat.narrow(0, offset, n).view(g.shape));
-          offset += n;
-        }
+        if (owner === this.rank) grad.div_(this.worldSize);
+        else p.grad = null;
       }
-      params.forEach((p, i) => { if (sharded.owners[i] !== this.rank) p.grad = null; });
     }));
   }
 
