@@ -12,6 +12,7 @@ import { dataCommand } from "./commands/data.js";
 import { benchCommand } from "./commands/bench.js";
 import { mergeCommand } from "./commands/merge.js";
 import { dashboardCommand } from "./commands/dashboard.js";
+import { estimateMemoryCommand } from "./commands/estimate-memory.js";
 
 const HELP = `omni-dpo: preference training (Omni-DPO, DPO, SimPO, ...) for causal language models
 
@@ -26,6 +27,8 @@ Commands:
   merge                fold a LoRA adapter into its base model: a plain Hugging Face checkpoint
   data inspect FILE    counts, token lengths, truncation, score margins, duplicates of a data file
   data build           on-policy preference pairs: sample, score, binarise
+  estimate-memory      per-device memory of a training run (weights, gradients, optimizer,
+                       activations) at each zero_stage, from the model's config alone
   bench engine|model|train
                        engine throughput and overhead, model forward speed, or one training
                        step's speed and memory, beside PyTorch
@@ -44,6 +47,7 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
   merge: mergeCommand,
   dashboard: dashboardCommand,
+  "estimate-memory": estimateMemoryCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
