@@ -7,7 +7,9 @@
 #   bash scripts/gpu-check.sh [OUT.json]        (default gpu-check.json; PYTHON=python3)
 # Where no GPU is present it says so and exits 3 before changing anything. GPU_CHECK_CPU=1 runs
 # the training, NCCL-less (Gloo) and generate steps on the CPU at toy sizes instead, to check
-# the script itself on a machine without one (nothing is rebuilt then).
+# the script itself on a machine without one (nothing is rebuilt then; GPU_CHECK_SKIP_TSC=1 also
+# skips compiling). Not here yet: PyTorch's training step beside ours on CUDA (bench train has
+# no CUDA mode), so the tokens/s row is omni-dpo's alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu-check.json}
@@ -48,7 +50,7 @@ else
   fi
   run "build the addon against $TORCH_DIR" "$WORK/build.log" env LIBTORCH="$TORCH_DIR" npm run build:native || { cat "$WORK/build.log" >&2; exit 1; }
 fi
-run "compile (tsc)" "$WORK/tsc.log" npx tsc -p tsconfig.json || { cat "$WORK/tsc.log" >&2; exit 1; }
+[ "${GPU_CHECK_SKIP_TSC:-0}" = 1 ] || run "compile (tsc)" "$WORK/tsc.log" npx tsc -p tsconfig.json || { cat "$WORK/tsc.log" >&2; exit 1; }
 
 if [ "$DEVICE" = cuda ]; then
   run "CUDA tensors, gradients, AdamW vs CPU" "$WORK/cuda-check.log" node scripts/cuda-check.mjs
@@ -87,7 +89,7 @@ beta: 2.0
 learning_rate: 1.0e-6
 per_device_train_batch_size: 1
 max_length: $(field seq)
-max_prompt_length: 64
+max_prompt_length: $(( $(field seq) / 4 ))
 max_steps: $(field steps)
 logging_steps: 1
 save_strategy: "no"
@@ -103,8 +105,17 @@ tokens_per_second() {
 }
 
 recipe "$WORK/bf16.yaml" "$WORK/out-bf16" $'bf16: true\ngradient_checkpointing: true'
+# The device's memory in use (nvidia-smi, MiB, the CUDA context included), sampled while it trains.
+if [ "$DEVICE" = cuda ]; then
+  ( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1; sleep 0.5; done ) > "$WORK/gpu-mem.log" 2>&1 &
+  SAMPLER=$!
+fi
 if run "train, bf16 autocast + gradient checkpointing ($DEVICE)" "$WORK/bf16.log" node dist/src/cli/main.js train "$WORK/bf16.yaml"; then
   row "  tokens/s (omni-dpo; PyTorch beside it: bench train has no CUDA mode yet)" ok 0 "$(tokens_per_second "$WORK/out-bf16")"
+fi
+if [ -n "${SAMPLER:-}" ]; then
+  kill "$SAMPLER" 2> /dev/null
+  row "  peak device memory in use (nvidia-smi)" ok 0 "$(sort -n "$WORK/gpu-mem.log" | tail -n 1) MiB"
 fi
 recipe "$WORK/ddp.yaml" "$WORK/out-ddp" ""
 run "trainer as 1 $BACKEND process" "$WORK/ddp.log" \
