@@ -120,6 +120,9 @@ export class ProcessGroup {
    * wait() on the Work before reading or freeing it.
    */
   reduceAsync(tensor: Tensor, root: number, op: ReduceOp = "sum"): Work {
+    if (typeof native.distReduce !== "function") {
+      throw new Error("this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native");
+    }
     const handle = this.#run("reduce", () => native.distReduce(this.group, tensor.id, root, op));
     return new Work(handle, (fn) => this.#run("reduce", fn));
   }
