@@ -723,8 +723,20 @@ Napi::Value GradSyncCreate(const Napi::CallbackInfo& info) {
       if (!(d >= 1 && d <= double(kMaxHandle)) || d != std::floor(d)) throw std::invalid_argument("every bucket size must be a positive integer");
       sizes.push_back(static_cast<int64_t>(d));
     }
+    // Optional: each bucket's owner rank (ZeRO-2's reduce mode).
+    std::vector<int64_t> owners;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsArray()) throw std::invalid_argument("owners must be an array of ranks");
+      auto list = info[3].As<Napi::Array>();
+      for (uint32_t k = 0; k < list.Length(); ++k) {
+        Napi::Value v = list.Get(k);
+        double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+        if (!(d >= 0 && d <= double(1 << 20)) || d != std::floor(d)) throw std::invalid_argument("every owner must be a rank (an integer >= 0)");
+        owners.push_back(static_cast<int64_t>(d));
+      }
+    }
     return Napi::Number::New(env, static_cast<double>(dist::createGradSync(intArg(info, 0, "group", 0, kMaxHandle),
-        tensorsArg(info, 1, "params"), sizes)));
+        tensorsArg(info, 1, "params"), sizes, owners)));
   });
 }
 

@@ -149,9 +149,12 @@ export class ProcessGroup {
    * Gradient averaging overlapped with backward (native/src/grad_sync.h) for `params` (distinct
    * leaves that require grad), bucketSizes[k] of them in bucket k, in order: reverse registration
    * order, as DistributedDataParallel, so the first buckets fill first in backward.
+   * With `owners` (a rank per bucket: ZeRO-2), each bucket is summed into its owner's gradients
+   * only (c10d reduce), the others drop theirs as it starts, and finish() leaves the owner the
+   * sum, not divided (arm every micro-batch: the sums add up over the step).
    */
-  gradientSync(params: Tensor[], bucketSizes: number[]): GradientSync {
-    const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes);
+  gradientSync(params: Tensor[], bucketSizes: number[], owners?: number[]): GradientSync {
+    const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes, owners);
     return new GradientSync(handle, bucketSizes.length, (operation, fn) => this.#run(operation, fn));
   }
 

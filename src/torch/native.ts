@@ -62,7 +62,7 @@ export interface NativeAddon {
   distBarrier(group: number): void;
   distWait(work: number): void;
   // native/src/grad_sync.h: the all-reduce of gradient buckets overlapped with backward.
-  gradSyncCreate(group: number, paramIds: number[], bucketSizes: number[]): number;
+  gradSyncCreate(group: number, paramIds: number[], bucketSizes: number[], owners?: number[]): number;
   gradSyncArm(sync: number): void;
   gradSyncBackward(sync: number, rootId: number, gradId: number | null, laterIds: number[]): void;
   /** Returns how many buckets started during backward. */

@@ -489,7 +489,9 @@ export class PreferenceTrainer {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
           try {
-            this.backward(out, 1 / group.length, k === group.length - 1 ? this.strategy.lastBackprop(this.#trainable) : plainBackprop);
+            const last = k === group.length - 1;
+            this.backward(out, 1 / group.length,
+              last ? this.strategy.lastBackprop(this.#trainable) : this.strategy.accumulateBackprop(this.#trainable));
           } finally {
             out.recompute?.dispose();
           }

@@ -58,6 +58,8 @@ export interface ParallelStrategy {
   wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer;
   /** How the step's last micro-batch backpropagates over `params` (the trainable parameters). */
   lastBackprop(params: torch.Tensor[]): Backprop;
+  /** How each micro-batch before the step's last backpropagates (DDP: locally, as no_sync; ZeRO-2: reducing). */
+  accumulateBackprop(params: torch.Tensor[]): Backprop;
   /** Makes the gradients of `params` the mean over processes; before clipping and the step. */
   syncGradients(params: torch.Tensor[]): void;
   /**
@@ -106,6 +108,7 @@ export class SingleProcess implements ParallelStrategy {
   prepareModel(_model: CausalLM, _seed: number): void {}
   wrapOptimizer(full: TrainOptimizer): TrainOptimizer { return full; }
   lastBackprop(): Backprop { return plainBackprop; }
+  accumulateBackprop(): Backprop { return plainBackprop; }
   syncGradients(): void {}
   clipGradients(params: torch.Tensor[], maxNorm: number): number { return torch.clipGradNorm(params, maxNorm); }
   reduceTrainRow(row: MetricRow): MetricRow { return row; }

@@ -16,12 +16,32 @@
 import * as torch from "../../torch/index.js";
 import { plainBackprop, type Backprop } from "../../nn/recompute.js";
 import type { TrainOptimizer } from "../checkpoint.js";
+import type { GradientSync } from "../../torch/distributed.js";
+import type { TrainConfig } from "../config.js";
+import { BUCKET_BYTES } from "./gradients.js";
 import { ShardedOptimizer, ZeroStage1 } from "./zero.js";
+
+const BYTES: Partial<Record<torch.DType, number>> = { float64: 8, float32: 4, bfloat16: 2, float16: 2 };
 
 export class ZeroStage2 extends ZeroStage1 {
   override readonly name: string = "zero2";
   /** The sharded optimizer (null with one rank): its parameters and their owners. */
   #sharded: ShardedOptimizer<torch.AdamWOptions | torch.SGDOptions> | null = null;
+  /** The reducing gradient sync (made at the first backward), and whether a micro-batch armed it. */
+  #sync: GradientSync | null = null;
+  #armed = false;
+  #bucketBytes = BUCKET_BYTES;
+
+  override begin(config: TrainConfig, status: (message: string) => void): void {
+    super.begin(config, status);
+    this.#bucketBytes = (config.ddpBucketCapMb ?? 25) * 1024 * 1024;
+  }
+
+  override end(): void {
+    this.#sync?.destroy();
+    this.#sync = null;
+    super.end();
+  }
 
   override wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer {
     const wrapped = super.wrapOptimizer(full, (m) => status(m.replace("ZeRO-1, optimizer state", "ZeRO-2, gradients and optimizer state")));
@@ -29,31 +49,65 @@ export class ZeroStage2 extends ZeroStage1 {
     return wrapped;
   }
 
-  /** Plain backward: the gradients are reduced to their owners after it (syncGradients). */
+  /** Every micro-batch reduces as backward goes (each owner's gradients sum the step's micro-batches). */
+  override accumulateBackprop(_params: torch.Tensor[]): Backprop {
+    return this.#reducing();
+  }
+
   override lastBackprop(_params: torch.Tensor[]): Backprop {
-    return plainBackprop;
+    return this.#reducing();
   }
 
   /**
-   * Each gradient summed into its owner's copy, in place (one c10d reduce per parameter, all
-   * started before any is awaited: no flat bucket, whose copy would be as large as the
-   * gradients), and divided by the world size there; the other ranks drop theirs. A parameter
-   * without a gradient counts as a zero one (another rank may have one), as under DDP.
+   * Arms the sync for this micro-batch (finishing the previous one's, whose backward is over)
+   * and returns the backward that reduces each bucket to its owner as soon as it is final.
+   */
+  #reducing(): Backprop {
+    const sharded = this.#sharded;
+    if (!sharded) return plainBackprop;
+    if (!this.#sync) {
+      // Reverse registration order (backward reaches the last layers first), one owner per bucket.
+      const params = sharded.paramGroups.flatMap((g) => g.params);
+      const order = params.map((_, i) => i).reverse();
+      const sizes: number[] = [];
+      const owners: number[] = [];
+      let bytes = 0;
+      order.forEach((i, k) => {
+        const size = params[i].numel() * (BYTES[params[i].dtype] ?? 8);
+        const previous = k > 0 ? order[k - 1] : -1;
+        const same = previous >= 0 && sharded.owners[previous] === sharded.owners[i] && params[previous].dtype === params[i].dtype &&
+          bytes + size <= this.#bucketBytes;
+        if (same) {
+          sizes[sizes.length - 1]++;
+          bytes += size;
+        } else {
+          sizes.push(1);
+          owners.push(sharded.owners[i]);
+          bytes = size;
+        }
+      });
+      this.#sync = this.group.gradientSync(order.map((i) => params[i]), sizes, owners);
+    }
+    const sync = this.#sync;
+    if (this.#armed) sync.finish();
+    sync.arm();
+    this.#armed = true;
+    return (root, grad, later) => sync.backward(root, grad, later);
+  }
+
+  /**
+   * Waits for the last buckets; each owner then holds the sum of its parameters' gradients
+   * over the ranks and the step's micro-batches, and divides it by the world size (the others
+   * hold none of them).
    */
   override syncGradients(_params: torch.Tensor[]): void {
     const sharded = this.#sharded;
-    if (!sharded) return;
-    const params = sharded.paramGroups.flatMap((g) => g.params);
-    torch.noGrad(() => torch.tidy(() => {
-      const flights = params.map((p, i) => {
-        const grad = (p.grad = (p.grad ?? torch.zerosLike(p)).contiguous())!;
-        return { p, owner: sharded.owners[i], grad, work: this.group.reduceAsync(grad, sharded.owners[i], "sum") };
-      });
-      for (const { p, owner, grad, work } of flights) {
-        work.wait();
-        if (owner === this.rank) grad.div_(this.worldSize);
-        else p.grad = null;
-      }
+    if (!sharded || !this.#sync) return;
+    if (this.#armed) this.#sync.finish();
+    this.#armed = false;
+    torch.noGrad(() => sharded.paramGroups.flatMap((g) => g.params).forEach((p, i) => {
+      if (sharded.owners[i] === this.rank) p.grad?.div_(this.worldSize);
+      else p.grad = null;
     }));
   }
 
