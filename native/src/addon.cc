@@ -575,6 +575,9 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     out.Set("tensors", Napi::Number::New(env, static_cast<double>(store().count())));
     out.Set("bytes", Napi::Number::New(env, static_cast<double>(store().bytes())));
     out.Set("cpuAllocated", Napi::Number::New(env, static_cast<double>(cpuAllocated())));
+    out.Set("cpuPeak", Napi::Number::New(env, static_cast<double>(cpuPeak())));
+    // memory(true): the peak starts again from now (after it is read).
+    if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) resetCpuPeak();
     return out;
   });
 }

@@ -44,8 +44,8 @@ struct State {
   size_t nextBucket = 0;   // buckets start in order on every rank: collectives pair up by order
   int64_t startedEarly = 0;
   std::string late;        // the first parameter that accumulated after its bucket left
-  // Reduce mode (ZeRO-2): each bucket's sum goes to its owner only; the flat buffers live from
-  // start to completion, the others' gradients are dropped as their bucket starts.
+  // Reduce mode (ZeRO-2): each bucket's sum goes to its owner only, through a flat buffer that
+  // lives while its reduce runs; the others' gradients are dropped as their bucket starts.
   bool reduceMode = false;
   int64_t rank = 0;
   size_t completed = 0;    // buckets whose reduce has been waited for (reduce mode)
@@ -96,9 +96,9 @@ struct State {
     c10d::ReduceOptions opts;
     opts.rootRank = b.owner;
     b.work = group->reduce(tensors, opts);
-    // One bucket in flight: the one before is waited for now, so its buffer is freed.
-    size_t index = &b - buckets.data();
-    if (index > 0) complete(index - 1);
+    // Waited for at once, so no more than one bucket's buffer exists at a time (on CUDA wait()
+    // only orders the streams; on the CPU, Gloo's transfer is the backward thread's time).
+    complete(static_cast<size_t>(&b - buckets.data()));
   }
 
   // Reduce mode: waits for bucket k's reduce (and any before it); the owner takes the sum as its

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { packageRoot } from "../util/package-root.js";
 import { TorchError } from "./errors.js";
 
-export interface NativeMemory { tensors: number; bytes: number; cpuAllocated: number }
+export interface NativeMemory { tensors: number; bytes: number; cpuAllocated: number; cpuPeak: number }
 export interface NativeBuildInfo { torchVersion: string; cuda: boolean; cudaDevices: number; parallelInfo: string }
 
 /** What native/src/addon.cc exports. Tensor ids are plain numbers naming slots in its store. */
@@ -43,7 +43,7 @@ export interface NativeAddon {
   numThreads(value?: number): number;
   manualSeed(seed: number): void;
   rngState(id?: number): number | undefined;
-  memory(): NativeMemory;
+  memory(resetPeak?: boolean): NativeMemory;
   buildInfo(): NativeBuildInfo;
   configure(errorClass: typeof TorchError, maxThreads: number): void;
   // c10d (native/src/distributed.h): handles are plain numbers; collectives work in place.

@@ -10,9 +10,9 @@
 //            (the flat copies the all-reduce runs on, kept from step to step: P x b more),
 //            AdamW's two moments 2 P x b;
 //   stage 1: the moments / N (the buckets stay);
-//   stage 2: no buckets (each gradient is reduced in place to its owner), and the gradients / N
-//            once reduced; every rank still builds the whole gradient during backward, so the
-//            peak (the end of backward) holds P x b of them.
+//   stage 2: the gradients / N: each bucket of gradients is reduced to its owner as soon as
+//            backward has made it final, and the others drop it; what is not final yet (about
+//            one decoder layer's, and the embeddings', final only at the end) comes on top.
 // Activations are an estimate (saved tensors per layer and token, the LM head's chunk), not exact.
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -160,16 +160,21 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
   const trainableBytes = o.lora ? 4 : weightBytes;
   const shards = o.worldSize;
   const weights = total * weightBytes + adapters * 4;
-  // DDP's buckets (stages 0 and 1 with several ranks) double the gradients' bytes.
-  const buckets = o.zeroStage <= 1 && o.worldSize > 1 ? trainable * trainableBytes : 0;
-  const gradients = trainable * trainableBytes + buckets;
   const sharded = (bytes: number) => Math.ceil(bytes / shards);
+  // DDP's buckets (stages 0 and 1 with several ranks) double the gradients' bytes; stage 2
+  // holds its shard plus what backward has not made final yet: one layer's and the embeddings'.
+  const perLayer = o.lora ? adapters / shape.layers : (total - shape.outside) / shape.layers;
+  const unreduced = (perLayer + (o.lora ? 0 : shape.outside)) * trainableBytes;
+  const buckets = o.zeroStage <= 1 && o.worldSize > 1 ? trainable * trainableBytes : 0;
+  const gradients = o.zeroStage >= 2 && o.worldSize > 1
+    ? Math.min(trainable * trainableBytes, sharded(trainable * trainableBytes) + unreduced)
+    : trainable * trainableBytes + buckets;
   const optimizer = o.zeroStage >= 1 ? sharded(2 * trainable * trainableBytes) : 2 * trainable * trainableBytes;
   const activations = activationBytes(shape, o);
   return {
     parameters: total, trainableParameters: trainable,
     per_device_bytes: { weights, gradients, optimizer, activations, total: weights + gradients + optimizer + activations },
-    gradients_after_reduce_bytes: o.zeroStage >= 2 ? sharded(gradients) : gradients,
+    gradients_after_reduce_bytes: o.zeroStage >= 2 ? sharded(trainable * trainableBytes) : gradients,
   };
 }
 

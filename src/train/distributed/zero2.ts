@@ -105,10 +105,11 @@ export class ZeroStage2 extends ZeroStage1 {
     if (!sharded || !this.#sync) return;
     if (this.#armed) this.#sync.finish();
     this.#armed = false;
-    torch.noGrad(() => sharded.paramGroups.flatMap((g) => g.params).forEach((p, i) => {
+    // In a tidy scope: the handles p.grad makes are freed with it (one kept would keep the gradient).
+    torch.noGrad(() => torch.tidy(() => sharded.paramGroups.flatMap((g) => g.params).forEach((p, i) => {
       if (sharded.owners[i] === this.rank) p.grad?.div_(this.worldSize);
       else p.grad = null;
-    }));
+    })));
   }
 
   /**
