@@ -1,18 +1,19 @@
 // ZeRO stage 2 (zero_stage: 2): the optimizer's state and the gradients sharded across ranks,
-// as DeepSpeed's stage 2 does it on c10d's collectives. Every trainable parameter has one owner
-// rank (ZeRO-1's ownersOf). After the step's backward each parameter's gradient is reduced
-// (summed, c10d's reduce) into its owner only and divided by the world size there; the other
-// ranks drop it at once. So from there to the next backward (clipping, the optimizer's step) a
-// rank holds only its own share of the gradients and of AdamW's moments. During backward every
-// rank still builds the whole gradient (DeepSpeed frees each bucket as backward fills it: not
-// done here, so the peak at the end of backward is ZeRO-1's). The compute weights stay whole on
-// every rank (they are the float32 master weights when torch_dtype is float32, bf16 autocast
-// computing from them). Clipping takes the norm over the shards (each rank's sum of squares,
-// all-reduced), the owners update their parameters and broadcast them, as under ZeRO-1.
+// as DeepSpeed's stage 2 does it, on c10d's collectives. Every trainable parameter has one owner
+// rank (ZeRO-1's ownersOf). The gradient sync's reduce mode (native/src/grad_sync.h) runs during
+// every micro-batch's backward: as soon as backward has made a bucket of one owner's gradients
+// final, they are summed into the owner's copy (c10d's reduce) and the other ranks drop theirs.
+// An owner's gradients thus add up the ranks' and the step's micro-batches; it divides them by
+// the world size at the step. A rank holds its share of the gradients and of AdamW's moments,
+// plus what backward has not made final yet; the compute weights stay whole on every rank (the
+// float32 master weights when torch_dtype is float32, bf16 autocast computing from them).
+// Clipping takes the norm over the shards (each rank's sum of squares, all-reduced), and the
+// owners update their parameters and broadcast them, as under ZeRO-1.
 //
-// The arithmetic of every update is plain DDP's (the same sum, divided by the world size, the
-// same norm to rounding), so the weights are DDP's. Checkpoints are ZeRO-1's: the optimizer's
-// state gathered on rank 0 in the usual files, so a run resumes under stage 0, 1 or 2.
+// The arithmetic of every update is plain DDP's (the same sums in another order, divided by the
+// world size, the same norm to rounding), so the weights are DDP's. Checkpoints are ZeRO-1's:
+// the optimizer's state gathered on rank 0 in the usual files, so a run resumes under stage 0,
+// 1 or 2.
 import * as torch from "../../torch/index.js";
 import { plainBackprop, type Backprop } from "../../nn/recompute.js";
 import type { TrainOptimizer } from "../checkpoint.js";
