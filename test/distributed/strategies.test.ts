@@ -7,7 +7,7 @@ import {
   registerStrategy, registeredStrategies, strategyFor, SingleProcess, DataParallel, ZeroStage1, ZeroStage2,
 } from "../../src/train/distributed/index.js";
 import { distributedEnv } from "../../src/train/distributed/environment.js";
-import type { TrainConfig } from "../../src/train/config.js";
+import { loadTrainConfig, type TrainConfig } from "../../src/train/config.js";
 
 const env = distributedEnv({ WORLD_SIZE: "2", RANK: "1", MASTER_ADDR: "127.0.0.1", MASTER_PORT: "29500" })!;
 const config = (zeroStage: number) => ({ zeroStage, localRank: -1 }) as TrainConfig;
@@ -30,5 +30,12 @@ describe("parallelism strategies", () => {
       /zero_stage: 9 has no parallelism strategy \(registered: 0 \(ddp\), 1 \(zero1\), 2 \(zero2\)/);
     assert.throws(() => registerStrategy({ name: "other", zeroStage: 1, create: (e) => new DataParallel(e) }),
       /zero_stage 1 already has a strategy \(zero1\)/);
+  });
+
+  it("a recipe's zero_stage outside the registered stages is an error naming the key and the stages", () => {
+    const recipe = { model_name_or_path: "m", train_data_path: "d.jsonl", output_dir: "o" };
+    assert.equal(loadTrainConfig({ ...recipe, zero_stage: 2 }).config.zeroStage, 2);
+    assert.throws(() => loadTrainConfig({ ...recipe, zero_stage: 3 }),
+      /key 'zero_stage' must be 0 \(off\), 1 \(ZeRO-1: optimizer state sharded\) or 2 \(ZeRO-2: gradients too\), got 3/);
   });
 });
