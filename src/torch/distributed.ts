@@ -154,6 +154,10 @@ export class ProcessGroup {
    * sum, not divided (arm every micro-batch: the sums add up over the step).
    */
   gradientSync(params: Tensor[], bucketSizes: number[], owners?: number[]): GradientSync {
+    // Reduce mode came with distReduce: an addon without it would ignore `owners` (all-reduce).
+    if (owners && typeof native.distReduce !== "function") {
+      throw new Error("this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native");
+    }
     const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes, owners);
     return new GradientSync(handle, bucketSizes.length, (operation, fn) => this.#run(operation, fn));
   }
