@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// Memory per rank with ZeRO-1 (zero_stage: 1) vs plain DDP: the same 2-rank `omni-dpo train` run
-// of a model whose optimizer state matters (a Qwen2-shaped model, width 1024, 8 layers, a
-// byte-level vocabulary: about 100M parameters, nearly all trainable weights, so AdamW's two
-// moments are about 800 MB in float32), SimPO (no reference model: the policy, its gradients and
-// AdamW's state are the memory). Each rank's peak resident set (VmHWM, polled from /proc every
-// 100 ms while it runs) is reported, with what ZeRO-1 should save: half of the moments.
-//   node scripts/bench-zero-memory.mjs [--steps N]
+// Memory per rank at each zero_stage: the same 2-rank `omni-dpo train` run of a model whose
+// states matter (by default a Qwen2-shaped model, width 1024, 8 layers, a byte-level
+// vocabulary: about 91M parameters, nearly all trainable weights, so AdamW's two moments are
+// about 700 MB in float32), SimPO (no reference model: the policy, its gradients, DDP's buckets
+// and AdamW's state are the memory). Each rank's peak resident set (VmHWM, polled from /proc
+// every 100 ms while it runs) is reported per stage, beside what `omni-dpo estimate-memory`
+// predicts each stage saves against stage 0.
+//   node scripts/bench-zero-memory.mjs [--steps N] [--stages 0,1,2] [--width W] [--layers L]
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,16 +16,23 @@ import { torch, createModel, saveModel } from "../dist/src/index.js";
 import { writeByteLevelTokenizer } from "../dist/test/helpers/tokenizers.js";
 import { toyPairs, writeJsonl } from "../dist/test/helpers/toy.js";
 
-const steps = Number(process.argv[process.argv.indexOf("--steps") + 1] || 3);
+import { estimateMemory, modelShape } from "../dist/src/train/memory-estimate.js";
+
+const flag = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
+const steps = Number(flag("steps", 3));
+const stages = flag("stages", "0,1,2").split(",").map(Number);
+const width = Number(flag("width", 1024));
+const layers = Number(flag("layers", 8));
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-bench-zero-"));
 const modelDir = join(root, "model");
 const tok = writeByteLevelTokenizer(modelDir);
 torch.manualSeed(0);
-const model = createModel({
-  architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: tok.vocabSize, hidden_size: 1024, intermediate_size: 2816,
-  num_hidden_layers: 8, num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 512, rms_norm_eps: 1e-6,
-  tie_word_embeddings: false, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
-});
+const config = {
+  architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: tok.vocabSize, hidden_size: width,
+  intermediate_size: Math.round((width * 11) / 4), num_hidden_layers: layers, num_attention_heads: 16, num_key_value_heads: 4,
+  max_position_embeddings: 512, rms_norm_eps: 1e-6, tie_word_embeddings: false, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
+};
+const model = createModel(config);
 const parameters = model.numParameters();
 saveModel(model, modelDir);
 model.dispose();
@@ -58,12 +66,19 @@ async function run(zeroStage) {
 }
 
 try {
-  const plain = await run(0);
-  const zero = await run(1);
-  const momentsMiB = Math.round((2 * 4 * parameters) / 2 ** 20);
+  const peaks = {};
+  for (const stage of stages) peaks[stage] = await run(stage);
+  const mib = (b) => Math.round(b / 2 ** 20);
+  const estimate = (zeroStage) => estimateMemory(modelShape(config), {
+    zeroStage, worldSize: 2, dtype: "float32", bf16: false, lora: null, gradientCheckpointing: false, seq: 64, batch: 2,
+  }).per_device_bytes;
+  const base = estimate(0);
+  const states = (e) => e.weights + e.gradients + e.optimizer;
   console.log(JSON.stringify({
-    parameters, adamwMomentsMiB: momentsMiB, expectedSavingPerRankMiB: Math.round(momentsMiB / 2),
-    peakRssMiB: { plainDdp: plain, zero1: zero }, savingPerRankMiB: plain.map((p, i) => p - zero[i]),
+    parameters, steps, peakRssMiB: peaks,
+    savedVsStage0MiB: Object.fromEntries(stages.map((s) => [s, peaks[s].map((p, i) => (peaks[0] ? peaks[0][i] - p : null))])),
+    predictedSavingVsStage0MiB: Object.fromEntries(stages.map((s) => [s, mib(states(base) - states(estimate(s)))])),
+    estimatedStatesMiB: Object.fromEntries(stages.map((s) => [s, mib(states(estimate(s)))])),
   }, null, 1));
 } finally {
   rmSync(root, { recursive: true, force: true });

@@ -575,6 +575,9 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
     out.Set("tensors", Napi::Number::New(env, static_cast<double>(store().count())));
     out.Set("bytes", Napi::Number::New(env, static_cast<double>(store().bytes())));
     out.Set("cpuAllocated", Napi::Number::New(env, static_cast<double>(cpuAllocated())));
+    out.Set("cpuPeak", Napi::Number::New(env, static_cast<double>(cpuPeak())));
+    // memory(true): the peak starts again from now (after it is read).
+    if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) resetCpuPeak();
     return out;
   });
 }
@@ -671,6 +674,13 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value DistReduce(const Napi::CallbackInfo& info) {
+  return guarded(info, "distributed.reduce", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(dist::reduce(intArg(info, 0, "group", 0, kMaxHandle), store().get(idArg(info, 1)),
+        intArg(info, 2, "root", 0, 1 << 20), stringArg(info, 3, "op"))));
+  });
+}
+
 Napi::Value DistAllgather(const Napi::CallbackInfo& info) {
   return guarded(info, "distributed.allGather", [&](Napi::Env env) -> Napi::Value {
     auto parts = dist::allgather(intArg(info, 0, "group", 0, kMaxHandle), store().get(idArg(info, 1)));
@@ -716,8 +726,20 @@ Napi::Value GradSyncCreate(const Napi::CallbackInfo& info) {
       if (!(d >= 1 && d <= double(kMaxHandle)) || d != std::floor(d)) throw std::invalid_argument("every bucket size must be a positive integer");
       sizes.push_back(static_cast<int64_t>(d));
     }
+    // Optional: each bucket's owner rank (ZeRO-2's reduce mode).
+    std::vector<int64_t> owners;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsArray()) throw std::invalid_argument("owners must be an array of ranks");
+      auto list = info[3].As<Napi::Array>();
+      for (uint32_t k = 0; k < list.Length(); ++k) {
+        Napi::Value v = list.Get(k);
+        double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+        if (!(d >= 0 && d <= double(1 << 20)) || d != std::floor(d)) throw std::invalid_argument("every owner must be a rank (an integer >= 0)");
+        owners.push_back(static_cast<int64_t>(d));
+      }
+    }
     return Napi::Number::New(env, static_cast<double>(dist::createGradSync(intArg(info, 0, "group", 0, kMaxHandle),
-        tensorsArg(info, 1, "params"), sizes)));
+        tensorsArg(info, 1, "params"), sizes, owners)));
   });
 }
 
@@ -823,6 +845,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("distDestroy", Napi::Function::New(env, DistDestroy));
   exports.Set("distAllreduce", Napi::Function::New(env, DistAllreduce));
   exports.Set("distBroadcast", Napi::Function::New(env, DistBroadcast));
+  exports.Set("distReduce", Napi::Function::New(env, DistReduce));
   exports.Set("distAllgather", Napi::Function::New(env, DistAllgather));
   exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
   exports.Set("distWait", Napi::Function::New(env, DistWait));

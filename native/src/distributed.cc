@@ -133,6 +133,14 @@ int64_t broadcast(int64_t group, std::vector<at::Tensor> tensors, int64_t root) 
   return works.add(groups.get(group, "process group")->broadcast(tensors, opts));
 }
 
+int64_t reduce(int64_t group, const at::Tensor& tensor, int64_t root, const std::string& op) {
+  c10d::ReduceOptions opts;
+  opts.reduceOp = reduceOp(op);
+  opts.rootRank = root;
+  std::vector<at::Tensor> tensors{tensor};
+  return works.add(groups.get(group, "process group")->reduce(tensors, opts));
+}
+
 std::vector<at::Tensor> allgather(int64_t group, const at::Tensor& input) {
   auto& pg = groups.get(group, "process group");
   std::vector<at::Tensor> in{input.contiguous()};

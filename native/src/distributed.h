@@ -41,6 +41,8 @@ c10::intrusive_ptr<c10d::ProcessGroup> processGroup(int64_t group);
 // op: "sum" | "max" | "min" | "product".
 int64_t allreduce(int64_t group, std::vector<at::Tensor> tensors, const std::string& op);
 int64_t broadcast(int64_t group, std::vector<at::Tensor> tensors, int64_t root);
+// Reduces `tensor` across ranks into root's (the others' are left unspecified), as c10d's reduce; returns a work handle.
+int64_t reduce(int64_t group, const at::Tensor& tensor, int64_t root, const std::string& op);
 // Blocks; returns worldSize tensors shaped like `input`, rank r's at index r.
 std::vector<at::Tensor> allgather(int64_t group, const at::Tensor& input);
 void barrier(int64_t group);

@@ -25,6 +25,7 @@ struct Bucket {
   at::Tensor flat;              // [sum of the params' numels], the params' dtype and device
   size_t unfinished = 0;        // params whose gradient is not final yet (this step)
   c10::intrusive_ptr<c10d::Work> work;
+  int64_t owner = -1;           // reduce mode: the rank its sum goes to (-1: all-reduce mode)
 };
 
 struct State {
@@ -43,6 +44,11 @@ struct State {
   size_t nextBucket = 0;   // buckets start in order on every rank: collectives pair up by order
   int64_t startedEarly = 0;
   std::string late;        // the first parameter that accumulated after its bucket left
+  // Reduce mode (ZeRO-2): each bucket's sum goes to its owner only, through a flat buffer that
+  // lives while its reduce runs; the others' gradients are dropped as their bucket starts.
+  bool reduceMode = false;
+  int64_t rank = 0;
+  size_t completed = 0;    // buckets whose reduce has been waited for (reduce mode)
 
   // Which of the params the graphs behind `roots` reach.
   std::vector<char> reach(const std::vector<at::Tensor>& roots) const {
@@ -73,15 +79,46 @@ struct State {
 
   void start(Bucket& b) {
     at::NoGradGuard noGrad;
+    if (reduceMode) b.flat = at::empty({b.offsets.back() + params[b.params.back()].numel()}, params[b.params[0]].options().requires_grad(false));
     for (size_t k = 0; k < b.params.size(); ++k) {
-      const at::Tensor& p = params[b.params[k]];
+      at::Tensor& p = params[b.params[k]];
       auto slot = b.flat.narrow(0, b.offsets[k], p.numel());
       const at::Tensor& g = p.grad();
       if (g.defined()) slot.copy_(g.reshape(-1));
       else slot.zero_();  // no gradient here; another rank may have one
+      if (reduceMode && b.owner != rank) p.mutable_grad().reset();  // its owner gets the sum
     }
     std::vector<at::Tensor> tensors{b.flat};
-    b.work = group->allreduce(tensors);
+    if (!reduceMode) {
+      b.work = group->allreduce(tensors);
+      return;
+    }
+    c10d::ReduceOptions opts;
+    opts.rootRank = b.owner;
+    b.work = group->reduce(tensors, opts);
+    // Waited for at once, so no more than one bucket's buffer exists at a time (on CUDA wait()
+    // only orders the streams; on the CPU, Gloo's transfer is the backward thread's time).
+    complete(static_cast<size_t>(&b - buckets.data()));
+  }
+
+  // Reduce mode: waits for bucket k's reduce (and any before it); the owner takes the sum as its
+  // gradients (not divided: a step's micro-batches add up), and the buffer is freed.
+  void complete(size_t k) {
+    at::NoGradGuard noGrad;
+    for (; completed <= k; ++completed) {
+      Bucket& b = buckets[completed];
+      b.work->wait();
+      b.work.reset();
+      if (b.owner == rank) {
+        for (size_t j = 0; j < b.params.size(); ++j) {
+          at::Tensor& p = params[b.params[j]];
+          auto sum = b.flat.narrow(0, b.offsets[j], p.numel()).view(p.sizes());
+          if (p.grad().defined()) p.mutable_grad().copy_(sum);
+          else p.mutable_grad() = sum.clone();
+        }
+      }
+      b.flat = at::Tensor();
+    }
   }
 
   void startReady(bool early) {
@@ -122,9 +159,18 @@ auto& syncs = *new Registry<std::shared_ptr<State>>();
 
 }  // namespace
 
-int64_t createGradSync(int64_t group, std::vector<at::Tensor> params, const std::vector<int64_t>& bucketSizes) {
+int64_t createGradSync(int64_t group, std::vector<at::Tensor> params, const std::vector<int64_t>& bucketSizes,
+                       const std::vector<int64_t>& owners) {
   auto s = std::make_shared<State>();
   s->group = processGroup(group);
+  s->reduceMode = !owners.empty();
+  s->rank = s->group->getRank();
+  if (s->reduceMode && owners.size() != bucketSizes.size()) {
+    throw std::invalid_argument(std::to_string(owners.size()) + " bucket owners for " + std::to_string(bucketSizes.size()) + " buckets");
+  }
+  for (auto o : owners) {
+    if (o < 0 || o >= s->group->getSize()) throw std::invalid_argument("bucket owner " + std::to_string(o) + " is not a rank of the group");
+  }
   int64_t total = 0;
   for (auto n : bucketSizes) {
     if (n < 1) throw std::invalid_argument("every bucket needs at least one parameter");
@@ -147,7 +193,8 @@ int64_t createGradSync(int64_t group, std::vector<at::Tensor> params, const std:
       b.offsets.push_back(offset);
       offset += p.numel();
     }
-    b.flat = at::empty({offset}, params[b.params[0]].options().requires_grad(false));
+    if (s->reduceMode) b.owner = owners[s->buckets.size()];
+    else b.flat = at::empty({offset}, params[b.params[0]].options().requires_grad(false));
     s->buckets.push_back(std::move(b));
   }
   s->params = std::move(params);
@@ -181,6 +228,7 @@ void gradSyncArm(int64_t sync) {
   s.finalOnFire.assign(n, 0);
   for (auto& b : s.buckets) { b.unfinished = b.params.size(); b.work.reset(); }
   s.nextBucket = 0;
+  s.completed = 0;
   s.startedEarly = 0;
   s.late.clear();
   s.armed = true;
@@ -221,6 +269,11 @@ int64_t gradSyncFinish(int64_t sync) {
   lock.unlock();
   const double worldSize = s.group->getSize();
   at::NoGradGuard noGrad;
+  if (s.reduceMode) {
+    if (!s.buckets.empty()) s.complete(s.buckets.size() - 1);
+    if (!late.empty()) throw std::logic_error(late);
+    return early;
+  }
   for (auto& b : s.buckets) {
     auto work = std::move(b.work);
     work->wait();

@@ -30,7 +30,11 @@ namespace omni::dist {
 
 // Hooks `params` (distinct leaves that require grad) for the process group; bucketSizes[k]
 // parameters go in bucket k, in order (their sum is params.size()). Returns a handle.
-int64_t createGradSync(int64_t group, std::vector<at::Tensor> params, const std::vector<int64_t>& bucketSizes);
+// With `owners` (one rank per bucket), reduce mode (ZeRO-2): each bucket's gradients are summed
+// into its owner's only (c10d reduce), the other ranks drop theirs as the bucket starts, and
+// finish() leaves the owner the sum (not divided: arm every micro-batch and the sums add up).
+int64_t createGradSync(int64_t group, std::vector<at::Tensor> params, const std::vector<int64_t>& bucketSizes,
+                       const std::vector<int64_t>& owners = {});
 // The next backward calls are the step's last micro-batch's: reduce as they go. (Not armed, the
 // hooks do nothing: earlier micro-batches accumulate locally, as under DDP's no_sync.)
 void gradSyncArm(int64_t sync);

@@ -12,6 +12,7 @@ namespace omni {
 namespace {
 
 std::atomic<int64_t> allocated{0};
+std::atomic<int64_t> peak{0};  // the most `allocated` has been since resetCpuPeak()
 
 // malloc_usable_size is what the block really occupies; counting it on both allocation and
 // free keeps the figure exact without a size table.
@@ -25,7 +26,10 @@ void countingDelete(void* p) {
 
 at::DataPtr countedAllocation(size_t nbytes) {
   void* p = c10::alloc_cpu(nbytes);  // 64-byte aligned, throws on out-of-memory
-  if (p) allocated.fetch_add(blockSize(p), std::memory_order_relaxed);
+  if (p) {
+    int64_t now = allocated.fetch_add(blockSize(p), std::memory_order_relaxed) + blockSize(p);
+    for (int64_t seen = peak.load(std::memory_order_relaxed); now > seen && !peak.compare_exchange_weak(seen, now);) {}
+  }
   // Context == data, so raw_allocate() (which asserts it) works as with the default allocator.
   return {p, p, &countingDelete, at::Device(at::DeviceType::CPU)};
 }
@@ -53,6 +57,10 @@ void installCountingAllocator() {
 }
 
 int64_t cpuAllocated() { return allocated.load(std::memory_order_relaxed); }
+
+int64_t cpuPeak() { return peak.load(std::memory_order_relaxed); }
+
+void resetCpuPeak() { peak.store(allocated.load(std::memory_order_relaxed), std::memory_order_relaxed); }
 
 void syncExternalMemory(Napi::Env env, int64_t deviceBytes) {
   int64_t now = cpuAllocated() + deviceBytes;

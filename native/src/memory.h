@@ -18,6 +18,10 @@ void installCountingAllocator();
 // Bytes LibTorch's CPU allocator holds now (live tensors, graph-saved tensors, optimizer state).
 int64_t cpuAllocated();
 
+// The most cpuAllocated() has been since the last resetCpuPeak() (or since the addon loaded).
+int64_t cpuPeak();
+void resetCpuPeak();
+
 // Tells V8 about native memory: the CPU allocator's figure plus `deviceBytes` (storage on other
 // devices, counted by the store). Only changes of a MiB or more are passed on, so the per-op
 // cost is one atomic read. JavaScript thread only.

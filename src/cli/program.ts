@@ -12,6 +12,7 @@ import { evalCommand } from "./commands/eval.js";
 import { dataCommand } from "./commands/data.js";
 import { mergeCommand } from "./commands/merge.js";
 import { dashboardCommand } from "./commands/dashboard.js";
+import { estimateMemoryCommand } from "./commands/estimate-memory.js";
 
 /** One command of the program: its name, its line(s) in the help's list, and what runs it. */
 export interface ProgramCommand {
@@ -72,6 +73,15 @@ export const LIBRARY_COMMANDS: readonly ProgramCommand[] = [
     usage: "data build",
     summary: ["on-policy preference pairs: sample, score, binarise"],
     command: dataCommand,
+  },
+  {
+    name: "estimate-memory",
+    usage: "estimate-memory",
+    summary: [
+      "per-device memory of a training run (weights, gradients, optimizer,",
+      "activations) at each zero_stage, from the model's config alone",
+    ],
+    command: estimateMemoryCommand,
   },
 ];
 

@@ -114,6 +114,19 @@ export class ProcessGroup {
     for (const w of works) w.wait();
   }
 
+  /**
+   * Starts reducing `tensor` (contiguous; the same shape and dtype on every rank) into root's
+   * copy, as c10d's reduce: only root's holds the result (the others' are left unspecified).
+   * wait() on the Work before reading or freeing it.
+   */
+  reduceAsync(tensor: Tensor, root: number, op: ReduceOp = "sum"): Work {
+    if (typeof native.distReduce !== "function") {
+      throw new Error("this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native");
+    }
+    const handle = this.#run("reduce", () => native.distReduce(this.group, tensor.id, root, op));
+    return new Work(handle, (fn) => this.#run("reduce", fn));
+  }
+
   /** Every rank's `tensor` (same shape and dtype on all), rank r's at index r. The caller owns them. */
   allGather(tensor: Tensor): Tensor[] {
     return this.#run("allGather", () => native.distAllgather(this.group, tensor.id)).map((id) => new Tensor(id));
@@ -136,9 +149,16 @@ export class ProcessGroup {
    * Gradient averaging overlapped with backward (native/src/grad_sync.h) for `params` (distinct
    * leaves that require grad), bucketSizes[k] of them in bucket k, in order: reverse registration
    * order, as DistributedDataParallel, so the first buckets fill first in backward.
+   * With `owners` (a rank per bucket: ZeRO-2), each bucket is summed into its owner's gradients
+   * only (c10d reduce), the others drop theirs as it starts, and finish() leaves the owner the
+   * sum, not divided (arm every micro-batch: the sums add up over the step).
    */
-  gradientSync(params: Tensor[], bucketSizes: number[]): GradientSync {
-    const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes);
+  gradientSync(params: Tensor[], bucketSizes: number[], owners?: number[]): GradientSync {
+    // Reduce mode came with distReduce: an addon without it would ignore `owners` (all-reduce).
+    if (owners && typeof native.distReduce !== "function") {
+      throw new Error("this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native");
+    }
+    const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes, owners);
     return new GradientSync(handle, bucketSizes.length, (operation, fn) => this.#run(operation, fn));
   }
 

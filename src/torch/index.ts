@@ -11,7 +11,7 @@ export {
   cat, stack, where, matmul, bmm, linear, embedding, layerNorm, rmsNorm, softmax, logSoftmax,
   crossEntropy, dropout, scaledDotProductAttention, tokenLogProbs, type Reduction, type AttentionOptions,
 } from "./functional.js";
-export { tidy, dispose, memory } from "./scope.js";
+export { tidy, dispose, memory, takeCpuPeak } from "./scope.js";
 export {
   noGrad, enableGrad, isGradEnabled, setNumThreads, getNumThreads, manualSeed, getRngState, setRngState,
   cuda, buildInfo,

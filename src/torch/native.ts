@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { packageRoot } from "../util/package-root.js";
 import { TorchError } from "./errors.js";
 
-export interface NativeMemory { tensors: number; bytes: number; cpuAllocated: number }
+export interface NativeMemory { tensors: number; bytes: number; cpuAllocated: number; cpuPeak: number }
 export interface NativeBuildInfo { torchVersion: string; cuda: boolean; cudaDevices: number; parallelInfo: string }
 
 /** What native/src/addon.cc exports. Tensor ids are plain numbers naming slots in its store. */
@@ -43,7 +43,7 @@ export interface NativeAddon {
   numThreads(value?: number): number;
   manualSeed(seed: number): void;
   rngState(id?: number): number | undefined;
-  memory(): NativeMemory;
+  memory(resetPeak?: boolean): NativeMemory;
   buildInfo(): NativeBuildInfo;
   configure(errorClass: typeof TorchError, maxThreads: number): void;
   // c10d (native/src/distributed.h): handles are plain numbers; collectives work in place.
@@ -57,11 +57,12 @@ export interface NativeAddon {
   /** Returns a work handle for distWait. */
   distAllreduce(group: number, ids: number[], op: string): number;
   distBroadcast(group: number, ids: number[], root: number): number;
+  distReduce(group: number, id: number, root: number, op: string): number;
   distAllgather(group: number, id: number): number[];
   distBarrier(group: number): void;
   distWait(work: number): void;
   // native/src/grad_sync.h: the all-reduce of gradient buckets overlapped with backward.
-  gradSyncCreate(group: number, paramIds: number[], bucketSizes: number[]): number;
+  gradSyncCreate(group: number, paramIds: number[], bucketSizes: number[], owners?: number[]): number;
   gradSyncArm(sync: number): void;
   gradSyncBackward(sync: number, rootId: number, gradId: number | null, laterIds: number[]): void;
   /** Returns how many buckets started during backward. */

@@ -115,7 +115,13 @@ export function dispose(value: unknown): void {
  * in CPU memory, which also counts tensors no handle names, such as those an autograd graph
  * saved for backward. A graph lives as long as a tensor made from it does, so `cpuAllocated`
  * far above `bytes` usually means outputs of forward passes that were never disposed.
+ * `cpuPeak`: the most `cpuAllocated` has been since takeCpuPeak() last ran.
  */
-export function memory(): { tensors: number; bytes: number; cpuAllocated: number } {
+export function memory(): { tensors: number; bytes: number; cpuAllocated: number; cpuPeak: number } {
   return native.memory();
+}
+
+/** The most `cpuAllocated` has been since the last call (or since the engine loaded); the peak then starts again from now. */
+export function takeCpuPeak(): number {
+  return native.memory(true).cpuPeak;
 }

@@ -222,8 +222,8 @@ export const RECIPE_KEYS = {
     help: "Seconds a distributed rendezvous or collective may wait for the other ranks before the run fails with an error naming the rank." },
   ddp_bucket_cap_mb: { kind: "number", default: null, group: "optimisation", follows: TA, check: (v: number) => (v <= 0 ? "must be above 0" : undefined),
     help: "Size of the buckets (MB) gradients are flattened into and all-reduced in, across ranks; None: 25, as DistributedDataParallel." },
-  zero_stage: { kind: "integer", default: 0, group: "optimisation", follows: OURS, check: (v: number) => (v === 0 || v === 1 ? undefined : "must be 0 (off) or 1 (ZeRO-1)"),
-    help: "1: ZeRO stage 1 over several ranks: each rank keeps the optimizer state (AdamW's moments) of its share of the parameters only, updates those and broadcasts them (PyTorch's ZeroRedundancyOptimizer); the same weights as without it. 0: every rank keeps the whole state. Checkpoints hold the whole state either way." },
+  zero_stage: { kind: "integer", default: 0, group: "optimisation", follows: OURS, check: (v: number) => (v >= 0 && v <= 2 ? undefined : "must be 0 (off), 1 (ZeRO-1: optimizer state sharded) or 2 (ZeRO-2: gradients too)"),
+    help: "1: ZeRO stage 1 over several ranks: each rank keeps the optimizer state (AdamW's moments) of its share of the parameters only, updates those and broadcasts them (PyTorch's ZeroRedundancyOptimizer); the same weights as without it. 2: ZeRO stage 2, the gradients sharded too (each reduced to its owner only, the others dropped). 0: every rank keeps the whole state. Checkpoints hold the whole state either way." },
   optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, resume: "hard", check: (v: string) => optimRule(v),
     help: `The optimizer: ${OPTIMIZERS.join(", ")} (adamw_torch_fused is the same update as adamw_torch; sgd is torch.optim.SGD with learning_rate and weight_decay, no momentum, as transformers makes it). Others, adafactor included, are an error.` },
 

@@ -74,11 +74,13 @@ export function createOptimizer(model: CausalLM, s: OptimizerSettings): TrainOpt
  * One update from the accumulated gradients of `params`: clipped to `maxGradNorm` (0 or less:
  * not clipped), the optimizer's step, the gradients zeroed, the schedule advanced. Returns the
  * pre-clip norm and the step's learning rate. A NaN or infinite norm is an error naming `step`,
- * before the weights change.
+ * before the weights change. `clip` clips and returns the norm (a distributed strategy's, where
+ * each process holds only its shard of the gradients).
  */
 export function applyOptimizerStep(params: torch.Tensor[], optimizer: TrainOptimizer, scheduler: torch.LRScheduler,
-  maxGradNorm: number, step: number): { gradNorm: number; learningRate: number } {
-  const gradNorm = torch.clipGradNorm(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
+  maxGradNorm: number, step: number, clip: (params: torch.Tensor[], maxNorm: number) => number = torch.clipGradNorm,
+): { gradNorm: number; learningRate: number } {
+  const gradNorm = clip(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
   if (!Number.isFinite(gradNorm)) {
     optimizer.zeroGrad();
     throw new NonFiniteMetricError(`step ${step}: grad_norm is ${gradNorm}; the weights were not updated`);

@@ -494,7 +494,9 @@ export class PreferenceTrainer {
         const r = torch.tidy(() => {
           const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
           try {
-            this.backward(out, 1 / group.length, k === group.length - 1 ? this.strategy.lastBackprop(this.#trainable) : plainBackprop);
+            const last = k === group.length - 1;
+            this.backward(out, 1 / group.length,
+              last ? this.strategy.lastBackprop(this.#trainable) : this.strategy.accumulateBackprop(this.#trainable));
           } finally {
             out.recompute?.dispose();
           }
@@ -531,7 +533,8 @@ export class PreferenceTrainer {
   /** Averages the gradients over processes, then clips them, steps the optimizer, zeroes the gradients and advances the schedule (steps.ts). Returns the pre-clip norm and the step's learning rate. */
   optimizerStep(): { gradNorm: number; learningRate: number } {
     this.strategy.syncGradients(this.#trainable);
-    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1);
+    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1,
+      (params, maxNorm) => this.strategy.clipGradients(params, maxNorm));
   }
 
   /** Loss and metrics over the eval split (each process its share), averaged per pair, as an `eval_`-prefixed row. */

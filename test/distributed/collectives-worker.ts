@@ -21,6 +21,10 @@ torch.tidy(() => {
   const c = torch.tensor([rank === 1 ? 7 : 0], { dtype: "int64" });
   pg.broadcast([c], 1);
   out.broadcast = c.toArray();
+  // Summed into rank 1's copy only.
+  const r = torch.tensor([rank + 1, 3], { dtype: "float64" });
+  pg.reduceAsync(r, 1).wait();
+  if (rank === 1) out.reduce = r.toArray();
   out.gather = pg.allGather(torch.tensor([rank * 2], { dtype: "float64" })).map((t) => t.toArray());
   pg.barrier();
   out.shared = pg.shareString("setting", rank === 0 ? "from rank 0" : null);

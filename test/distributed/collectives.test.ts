@@ -11,7 +11,7 @@ import { freePort, runRanks } from "./ranks.js";
 const WORKER = join(import.meta.dirname, "collectives-worker.js");
 
 describe("c10d collectives (Gloo, 2 processes)", () => {
-  it("all-reduce (sum, max), broadcast, all-gather, barrier and the store agree across ranks", async () => {
+  it("all-reduce (sum, max), broadcast, reduce, all-gather, barrier and the store agree across ranks", async () => {
     const runs = await runRanks(WORKER, 2, { MASTER_PORT: String(await freePort()) });
     const outs = runs.map((r) => { assert.equal(r.code, 0, r.output); return JSON.parse(r.stdout.trim().split("\n").at(-1)!); });
     for (const o of outs) {
@@ -19,6 +19,7 @@ describe("c10d collectives (Gloo, 2 processes)", () => {
       assert.deepEqual(o.max, [1, 0]);
       assert.deepEqual(o.broadcast, [7]);
       assert.deepEqual(o.gather, [[0], [2]]);
+      if (o.rank === 1) assert.deepEqual(o.reduce, [3, 6]);
       assert.equal(o.shared, "from rank 0");
     }
   });

@@ -148,6 +148,11 @@ export class DataParallel implements ParallelStrategy {
     return (root, grad, later) => sync.backward(root, grad, later);
   }
 
+  /** Earlier micro-batches accumulate locally (DDP's no_sync). */
+  accumulateBackprop(_params: torch.Tensor[]): Backprop {
+    return plainBackprop;
+  }
+
   syncGradients(params: torch.Tensor[]): void {
     if (this.#sync && this.worldSize > 1 && this.#overlapOn) {
       this.overlap.early += this.#sync.finish();
@@ -155,6 +160,10 @@ export class DataParallel implements ParallelStrategy {
     } else {
       averageGradients(this.group, this.#bucketOrder(params), this.#bucketBytes);
     }
+  }
+
+  clipGradients(params: torch.Tensor[], maxNorm: number): number {
+    return torch.clipGradNorm(params, maxNorm);
   }
 
   // ---- metrics and control -------------------------------------------------------------

@@ -5,6 +5,7 @@ export { launch, launchProblems, watchLauncher, type LaunchOptions } from "./lau
 export { SingleProcess, type ParallelStrategy, type GatheredState, type Interval } from "./strategy.js";
 export { DataParallel } from "./data-parallel.js";
 export { ZeroStage1, ShardedOptimizer } from "./zero.js";
+export { ZeroStage2 } from "./zero2.js";
 export { registerStrategy, registeredStrategies, strategyFor, type StrategyEntry } from "./strategies.js";
 export { averageGradients, buckets, bucketSizes, overlapEnabled, BUCKET_BYTES } from "./gradients.js";
 export { shardOf, strideOf, interleave } from "./sharding.js";

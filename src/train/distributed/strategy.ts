@@ -7,7 +7,7 @@
 // the same point (a method called by one rank alone would deadlock the others).
 //
 // SingleProcess is the identity for all of it. Data-parallel strategies are in
-// data-parallel.ts (DDP) and zero.ts (ZeRO-1); strategies.ts registers them.
+// data-parallel.ts (DDP), zero.ts (ZeRO-1) and zero2.ts (ZeRO-2); strategies.ts registers them.
 import * as torch from "../../torch/index.js";
 import { plainBackprop, type Backprop } from "../../nn/recompute.js";
 import type { CausalLM } from "../../models/causal-lm.js";
@@ -27,7 +27,7 @@ export interface GatheredState {
 }
 
 export interface ParallelStrategy {
-  /** The registry's name ("single", "ddp", "zero1"). */
+  /** The registry's name ("single", "ddp", "zero1", "zero2"). */
   readonly name: string;
   readonly rank: number;
   readonly worldSize: number;
@@ -58,8 +58,16 @@ export interface ParallelStrategy {
   wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer;
   /** How the step's last micro-batch backpropagates over `params` (the trainable parameters). */
   lastBackprop(params: torch.Tensor[]): Backprop;
+  /** How each micro-batch before the step's last backpropagates (DDP: locally, as no_sync; ZeRO-2: reducing). */
+  accumulateBackprop(params: torch.Tensor[]): Backprop;
   /** Makes the gradients of `params` the mean over processes; before clipping and the step. */
   syncGradients(params: torch.Tensor[]): void;
+  /**
+   * Clips the gradients of `params` (after syncGradients) to a joint norm of at most `maxNorm`,
+   * as torch.nn.utils.clip_grad_norm_, and returns the norm before clipping: the whole model's
+   * on every process, also where each holds only its shard of the gradients (ZeRO-2).
+   */
+  clipGradients(params: torch.Tensor[], maxNorm: number): number;
 
   /** A train row of this process's averages as the run's (every process's together). */
   reduceTrainRow(row: MetricRow, interval: Interval): MetricRow;
@@ -100,7 +108,9 @@ export class SingleProcess implements ParallelStrategy {
   prepareModel(_model: CausalLM, _seed: number): void {}
   wrapOptimizer(full: TrainOptimizer): TrainOptimizer { return full; }
   lastBackprop(): Backprop { return plainBackprop; }
+  accumulateBackprop(): Backprop { return plainBackprop; }
   syncGradients(): void {}
+  clipGradients(params: torch.Tensor[], maxNorm: number): number { return torch.clipGradNorm(params, maxNorm); }
   reduceTrainRow(row: MetricRow): MetricRow { return row; }
   reduceEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
     return { sums, n };

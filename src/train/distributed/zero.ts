@@ -121,8 +121,10 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
         for (const k of this.#layout.tensors) {
           const t = own ? (own[k] as torch.Tensor).detach().contiguous().clone() : torch.empty(p.shape, { dtype: p.dtype, device: p.device });
           this.#group.broadcast([t], owner);
-          if (keep) entry[k] = t.keep();
-          else t.dispose();
+          // Rank 0 keeps the whole state in host memory, one parameter's at a time on the device
+          // (the whole of it there would double the optimizer's device memory while saving).
+          if (keep) entry[k] = t.device === "cpu" ? t.keep() : torch.tidy(() => t.to({ device: "cpu" })).keep();
+          if (!keep || t.device !== "cpu") t.dispose();
         }
         if (keep) state[i] = entry;
       });
@@ -136,7 +138,7 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
     this.#gathered = keep ? { state, paramGroups } : null;
   }
 
-  /** The whole state in PyTorch's layout: rank 0, after gatherState() (the checkpoint's). */
+  /** The whole state in PyTorch's layout (its tensors in host memory): rank 0, after gatherState() (the checkpoint's). */
   override stateDict(): OptimizerStateDict {
     if (!this.#gathered) throw new Error(`rank ${this.#group.rank}: the sharded optimizer's state is gathered on rank 0 by gatherState() before a checkpoint`);
     return this.#gathered;
