@@ -9,9 +9,14 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { readTextFile } from "../util/utf8.js";
 import { parse as parseYaml } from "yaml";
 import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
+import { resolveLengthNorm } from "./length-norm.js";
 import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
-export interface TrainConfig extends RecipeValues {
+export interface TrainConfig extends Omit<RecipeValues, "dpoLengthNorm"> {
+  /** dpo_length_norm as resolved: the recipe's, else as the trainer it is written for (length-norm.ts). */
+  dpoLengthNorm: boolean;
+  /** Why dpoLengthNorm has its value (the run header and the model card say it). */
+  dpoLengthNormReason: string;
   objective: ResolvedPreferenceOptions;
   /** The objective's keys as the recipe gave them (to name what changed when a run resumes). */
   objectiveKeys: Record<string, unknown>;
@@ -191,7 +196,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       : kind === "mixer" ? Object.fromEntries(Object.entries(v as Record<string, number>).map(([p, f]) => [path(p), f]))
       : v;
   }
-  const config = { ...fields, objective, objectiveKeys, source: where } as TrainConfig;
+  const lengthNorm = resolveLengthNorm(raw, objective, values.dpo_length_norm as boolean | null);
+  fields.dpoLengthNorm = lengthNorm.value;
+  const config = { ...fields, dpoLengthNormReason: lengthNorm.reason, objective, objectiveKeys, source: where } as TrainConfig;
   if ((config.evalStrategy ?? config.evaluationStrategy) === "no") config.evalSteps = null;
   if (config.saveStrategy === "no" || config.saveStrategy === "epoch") config.saveSteps = null;
   // transformers: eval_strategy steps without eval_steps evaluates every logging_steps.

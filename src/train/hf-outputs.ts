@@ -102,6 +102,8 @@ export interface ModelCard {
   adapter: boolean;
   lossType: string;
   beta: number | undefined;
+  /** How sequence log-probs were taken, and why (lengthNormText). */
+  logProbs?: string;
   dataFiles: string[];
   trainPairs: number;
   evalPairs: number;
@@ -129,6 +131,7 @@ export function modelCardText(c: ModelCard): string {
     `This ${c.adapter ? "LoRA adapter" : "model"} is \`${c.baseModel}\` fine-tuned on preference pairs with the \`${c.lossType}\` objective` +
       `${c.beta === undefined ? "" : ` (beta ${c.beta})`} by omni-dpo ${c.version}.`,
     "",
+    ...(c.logProbs ? [`The objective used ${c.logProbs}.`, ""] : []),
     "## Data",
     "",
     ...c.dataFiles.map((f) => `- \`${f}\``),

@@ -297,8 +297,13 @@ export const RECIPE_KEYS = {
   output_hub: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "warn", help: "Hub destination." },
 
   // --- objective: the loss's own keys come from OBJECTIVE_CONFIG_KEYS; this one is how log-probs are taken.
-  dpo_length_norm: { kind: "boolean", default: true, group: "objective", follows: UNI_DPO, resume: "soft",
-    help: "Sequence log-prob as the mean over answer tokens (true) or their sum." },
+  dpo_length_norm: { kind: "boolean", default: null, group: "objective", follows: `${UNI_DPO} (true) and ${DPO} (false)`,
+    resume: "soft",
+    help: "Sequence log-prob as the mean over answer tokens (true) or their sum (false). None: as the trainer the recipe " +
+      "is written for: true (the Uni-DPO reference trainers' mean) when the recipe has a Uni-DPO marker (pref_loss, a " +
+      "uni_dpo_*/omni_dpo_* key, loss_type: uni_dpo, a Math trainer key such as train_data_path, or a loss TRL's " +
+      "DPOTrainer does not have, omni_dpo by default); false (TRL's sum) for a recipe of TRL / transformers keys only. " +
+      "The run header and the model card say which, and why." },
 } as const satisfies Record<string, KeySpec>;
 
 export type RecipeKey = keyof typeof RECIPE_KEYS;

@@ -40,6 +40,7 @@ import { hfTrainerState, readLogHistory, saveMetrics, trainMetrics, TRAINER_STAT
 import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
 import { RunLock } from "./run-lock.js";
+import { lengthNormText } from "./length-norm.js";
 import { pairSample } from "./pair-log.js";
 import {
   CallbackList, EarlyStoppingCallback, HooksCallback, MetricsFileCallback, PairLogCallback, TrainerControl, trackerCallbacks,
@@ -164,6 +165,13 @@ function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
   }
 }
 
+/** The first line a run prints: its objective and how sequence log-probs are taken, and why. */
+export function runHeader(config: TrainConfig): string {
+  const beta = (config.objective as { beta?: number }).beta;
+  const lengthNorm = lengthNormText({ value: config.dpoLengthNorm, reason: config.dpoLengthNormReason });
+  return `objective: ${config.objective.lossType}${beta === undefined ? "" : ` (beta ${beta})`}; ${lengthNorm}`;
+}
+
 /** logging/eval/save steps as a step count: a fraction of the run in (0, 1) rounds up, as transformers does. */
 export function resolveSteps(steps: number | null, totalSteps: number): number | null {
   if (steps === null) return null;
@@ -240,6 +248,7 @@ export class PreferenceTrainer {
 
   async #run(): Promise<TrainResult> {
     const { config, hooks, strategy } = this;
+    hooks.onStatus?.(runHeader(config));
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
     if (config.earlyStoppingPatience !== null && this.data.eval.length === 0) {
@@ -661,6 +670,7 @@ export class PreferenceTrainer {
     writeModelCard({
       runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
       lossType: config.objective.lossType, beta: (config.objective as { beta?: number }).beta,
+      logProbs: lengthNormText({ value: config.dpoLengthNorm, reason: config.dpoLengthNormReason }),
       dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
       trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
       hyperparameters: {
@@ -669,7 +679,7 @@ export class PreferenceTrainer {
         per_device_train_batch_size: config.perDeviceTrainBatchSize, gradient_accumulation_steps: config.gradientAccumulationSteps,
         total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize, num_steps: this.totalSteps,
         num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
-        seed: config.seed, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
+        seed: config.seed, dpo_length_norm: config.dpoLengthNorm, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
       },
       trainMetrics: train, evalMetrics, version: packageVersion(),
     });
