@@ -8,7 +8,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { readTextFile } from "../util/utf8.js";
 import { parse as parseYaml } from "yaml";
-import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
+import { objectiveConfigKeys, objectiveFromConfig, REFERENCE_LOSSES, type ResolvedPreferenceOptions } from "../objectives/index.js";
 import { resolveLengthNorm } from "./length-norm.js";
 import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
@@ -122,6 +122,25 @@ function leftAtDefault(spec: KeySpec, v: unknown): boolean {
   return JSON.stringify(v) === JSON.stringify(spec.default);
 }
 
+/** What to do with a Hub dataset id. */
+export const HUB_HINT = "datasets are not downloaded: save it as JSONL or Parquet (datasets' to_json or to_parquet; docs/data.md) " +
+  "and name the file";
+
+/** "owner/name" that names no file: what a Hub dataset id looks like. */
+function looksLikeHubId(p: string, baseDir: string): boolean {
+  return /^[\w.-]+\/[\w.-]+$/.test(p) && !/\.(jsonl|json|parquet)$/i.test(p) && !existsSync(resolve(baseDir, p));
+}
+
+/** TR-DPO and reference_free need a reference of their own kind; what they cannot go with, as TRL. */
+function referenceProblem(v: Record<string, unknown>): string | undefined {
+  if (v.sync_ref_model) {
+    if (v.use_peft) return "key 'sync_ref_model' cannot go with use_peft (the reference is the policy with its adapters off; as TRL)";
+    if (v.precompute_ref_log_probs) return "key 'sync_ref_model' cannot go with precompute_ref_log_probs (the reference changes as it trains; as TRL)";
+    if (v.reference_free) return "key 'sync_ref_model' cannot go with reference_free (there is no reference to sync)";
+  }
+  return undefined;
+}
+
 /** Reads a YAML file (or an already-parsed object) with overrides into a checked TrainConfig. */
 export function loadTrainConfig(source: string | Record<string, unknown>, overrides: [string, unknown][] = [], options: LoadOptions = {}): LoadedConfig {
   let raw: Record<string, unknown>;
@@ -149,7 +168,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   for (const [key, v] of Object.entries(raw)) {
     const spec = specOf(key);
     if (spec?.status === "warn") {
-      if (!leftAtDefault(spec, v)) warnings.push(`${where}: key '${key}' is for hardware or tooling this run does not use; ignored (${spec.help})`);
+      if (!leftAtDefault(spec, v)) warnings.push(`${where}: key '${key}' changes nothing in this run (tooling, hardware or memory use); ignored (${spec.help})`);
     } else if (spec?.status === "error") {
       if (!leftAtDefault(spec, v)) throw new ConfigError(`${where}: key '${key}' (${JSON.stringify(v)}) is not supported: ${spec.help} It would change what training does; remove it or set it to ${JSON.stringify(spec.default)}`);
     } else if (spec) {
@@ -172,18 +191,37 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       values[key] = spec.default;
     }
   }
-  // The training data: alignment-handbook's dataset_mixer, or the Math recipe's train_data_path.
-  if (values.dataset_mixer === null && values.train_data_path === null) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or the Math recipe's train_data_path)`);
-  if (values.dataset_mixer !== null && values.train_data_path !== null) throw new ConfigError(`${where}: keys 'dataset_mixer' and 'train_data_path' both name training data; give one`);
+  // The training data: alignment-handbook's dataset_mixer, TRL's dataset_name (a file here), or the Math recipe's train_data_path.
+  const dataKeys = ["dataset_mixer", "dataset_name", "train_data_path"].filter((k) => values[k] !== null);
+  if (!dataKeys.length) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or TRL's dataset_name, or the Math recipe's train_data_path)`);
+  if (dataKeys.length > 1) throw new ConfigError(`${where}: keys ${dataKeys.map((k) => `'${k}'`).join(" and ")} all name training data; give one`);
+  if (values.dataset_name !== null) values.dataset_mixer = { [values.dataset_name as string]: 1 };
+  // TRL's dataset_name is nearly always a Hub id; a missing dataset_mixer file gets the same hint when read (trainer.ts).
+  if (typeof values.dataset_name === "string" && looksLikeHubId(values.dataset_name, baseDir)) {
+    throw new ConfigError(`${where}: key 'dataset_name': '${values.dataset_name}' is not a file here and looks like a Hugging Face ` +
+      `Hub dataset id; ${HUB_HINT}`);
+  }
+  const initKwargs = (values.model_init_kwargs as Record<string, unknown> | null) ?? {};
+  if (initKwargs.torch_dtype != null && values.torch_dtype === null) values.torch_dtype = initKwargs.torch_dtype;
+  for (const k of Object.keys(initKwargs).filter((k) => k !== "torch_dtype")) {
+    warnings.push(`${where}: key 'model_init_kwargs.${k}' changes nothing in this run (tooling, hardware or memory use); ignored (models load from local directories, with LibTorch's attention)`);
+  }
   if (values.eval_file !== null && values.eval_data_path !== null) throw new ConfigError(`${where}: keys 'eval_file' and 'eval_data_path' both name evaluation data; give one`);
   for (const key of SUPPORTED_KEYS) {
     const v = values[key];
     const problem = v === null ? undefined : specOf(key)!.check?.(v as never, values);
     if (problem) throw new ConfigError(`${where}: key '${key}' ${problem}, got ${JSON.stringify(v)}`);
   }
+  const reference = referenceProblem(values);
+  if (reference) throw new ConfigError(`${where}: ${reference}`);
   for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
   let objective: ResolvedPreferenceOptions;
   try { objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS }); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
+  for (const key of ["sync_ref_model", "reference_free"]) {
+    if (values[key] && !REFERENCE_LOSSES.has(objective.lossType)) {
+      throw new ConfigError(`${where}: key '${key}' needs a loss with a reference model; ${objective.lossType} has none`);
+    }
+  }
 
   // Paths resolve against the YAML's directory, as the reference scripts run from theirs.
   const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));

@@ -45,12 +45,14 @@ export interface HfStateInputs {
   logHistory: MetricRow[];
   /** The run is over (its last step is done). */
   finished: boolean;
+  /** The best checkpoint by metric_for_best_model, when tracked. */
+  best?: { checkpoint: string; metric: number; step: number } | null;
 }
 
 export function hfTrainerState(s: HfStateInputs): HfTrainerState {
   return {
-    // No metric_for_best_model here, so no best checkpoint is tracked (transformers leaves these None too).
-    best_global_step: null, best_metric: null, best_model_checkpoint: null,
+    // Without metric_for_best_model (or load_best_model_at_end) no best checkpoint is tracked: None, as transformers.
+    best_global_step: s.best?.step ?? null, best_metric: s.best?.metric ?? null, best_model_checkpoint: s.best?.checkpoint ?? null,
     epoch: s.epoch, eval_steps: s.evalSteps, global_step: s.globalStep,
     is_hyper_param_search: false, is_local_process_zero: true, is_world_process_zero: true,
     log_history: s.logHistory, logging_steps: s.loggingSteps, max_steps: s.maxSteps,
