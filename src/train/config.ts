@@ -123,7 +123,7 @@ function leftAtDefault(spec: KeySpec, v: unknown): boolean {
 }
 
 /** What to do with a Hub dataset id. */
-export const HUB_HINT = "datasets are not downloaded: save it as JSONL or Parquet (datasets' to_json or to_parquet; docs/data.md) " +
+export const HUB_HINT = "datasets are not downloaded: save it as JSONL or Parquet (datasets' to_json or to_parquet; docs/recipe-keys.md, TRL recipes) " +
   "and name the file";
 
 /** "owner/name" that names no file: what a Hub dataset id looks like. */
