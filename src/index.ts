@@ -31,7 +31,9 @@ export { buildPairs, binarize, loadScorer, pairsFromSamples, sampleAndScore, typ
 export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
-export { train, PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export { PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export { train, type RecipeTrainOptions } from "./train/api.js";
+export type { Recipe } from "./train/recipe.js";
 export {
   TrainerControl, EarlyStoppingCallback, type TrainerCallback, type TrainerEvent, type TrainerRunState, type EarlyStoppingOptions,
 } from "./train/callbacks/index.js";

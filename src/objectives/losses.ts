@@ -35,7 +35,7 @@ function times(a: Weight, b: Weight): Weight {
   return a === 1 ? b : b === 1 ? a : a.mul(b);
 }
 
-const omniKeys = (name: string) => [`uni_dpo_${name}`, `omni_dpo_${name}`];
+const omniKeys = <const S extends string>(name: S) => [`uni_dpo_${name}`, `omni_dpo_${name}`] as const;
 
 /** λ: Omni-DPO's c-NLL weight, and DPOP's penalty weight (the Math trainer reads both from uni_dpo_nll_lambda). */
 const NLL_LAMBDA = {
