@@ -12,6 +12,10 @@ export {
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
+export {
+  loadAdapterModel, mergeAdapter, savePretrained, isAdapterDirectory, readAdapterConfig, type AdapterConfig, type MergeOptions,
+} from "./models/peft.js";
+export { attachLora, loraOf, type LoraSettings } from "./nn/lora.js";
 export { DecoderLM, type CausalLM, type ForwardOptions, type DecoderLayer, type DecoderStep } from "./models/causal-lm.js";
 export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers, type ArchitectureSpec } from "./models/registry.js";
 export {
@@ -28,7 +32,11 @@ export { readPreferenceFile } from "./data/readers.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
 export { tokenizePair, formatRecord, concatenatedBatch, type TokenizedPair, type TokenizeOptions, type ChatRendering } from "./data/tokenize.js";
 export { buildPairs, binarize, loadScorer, pairsFromSamples, sampleAndScore, type Pair, type Scorer, type BuildOptions, type ScoredSamples } from "./data/build.js";
-export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
+export {
+  evaluatePairs, evaluatePairwiseFile, evaluatePairwiseFile as evaluatePairwise, formatPairwise, type PairwiseResult,
+  type PairwiseFileOptions, type PairwiseFileResult,
+} from "./eval/pairwise.js";
+export { buildTextPairs, type TextBuildOptions } from "./data/text-build.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
 export { PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";

@@ -5,7 +5,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
-import type { Init } from "../nn/layers.js";
+import { Conv1D, type Init } from "../nn/layers.js";
+import { loraOf } from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
@@ -13,7 +14,7 @@ import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationC
 import { resolveArchitecture, type ArchitectureSpec } from "./registry.js";
 import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
 import { writeJsonAtomic } from "../util/files.js";
-import { isAdapterDirectory, loadAdapterModel } from "./peft.js";
+import { isAdapterDirectory, loadAdapterModel, saveAdapter } from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<Module, { prefix: string }>();
@@ -150,10 +151,25 @@ export interface SaveOptions {
   maxShardBytes?: number;
   /** Store weights in this dtype (e.g. bfloat16 to halve the size); default: as they are. */
   dtype?: torch.DType;
+  /**
+   * A model with LoRA adapters: true writes the merged model (W + scaling · B A, a plain Hugging
+   * Face checkpoint; the model keeps its adapters); default false writes the adapter (PEFT's layout).
+   */
+  merged?: boolean;
+  /** The adapter's base_model_name_or_path; default: where the adapter was loaded from. */
+  baseModelNameOrPath?: string;
 }
 
-/** Writes config.json, generation_config.json and the weights, with the names the model was loaded with. */
+/**
+ * Writes config.json, generation_config.json and the weights, with the names the model was
+ * loaded with. A model with LoRA adapters is written as what it is: its adapter directory
+ * (adapter_config.json, adapter_model.safetensors), or with `merged: true` the merged model.
+ */
 export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): void {
+  if (loraOf(model) && !options.merged) {
+    saveAdapter(model, dir, { baseModelNameOrPath: options.baseModelNameOrPath });
+    return;
+  }
   const dtype = saveWeights(model, dir, options);
   writeJsonAtomic(join(dir, "config.json"), { ...model.config, torch_dtype: dtype });
   writeGenerationConfig(dir, model.generationConfig);
@@ -163,14 +179,33 @@ export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {
 export function saveWeights(model: Module, dir: string, options: SaveOptions = {}): torch.DType {
   const prefix = layouts.get(model)?.prefix ?? "";
   return torch.tidy(() => {
-    const entries: [string, torch.Tensor][] = model.namedParameters().map(([name, p]) => {
+    const merged = mergedWeights(model);
+    const entries: [string, torch.Tensor][] = model.namedParameters().filter(([name]) => !isAdapterTensor(name)).map(([name, p]) => {
       const stored = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
-      const value = p.detach();
+      const value = merged.get(name) ?? p.detach();
       return [stored, options.dtype && options.dtype !== value.dtype ? value.to(options.dtype) : value];
     });
     saveCheckpoint(dir, entries, { maxShardBytes: options.maxShardBytes });
     return options.dtype ?? entries[0]?.[1].dtype ?? "float32";
   });
+}
+
+/** A LoRA adapter's own tensors (lora_A / lora_B of a wrapped layer), left out of a merged model. */
+const isAdapterTensor = (name: string) => /\.lora_[AB]\./.test(name);
+
+/** With LoRA adapters: each wrapped layer's weight with scaling · B A added (as mergeAndUnload), by parameter name; the model is left as it is. */
+function mergedWeights(model: Module): Map<string, torch.Tensor> {
+  const lora = loraOf(model);
+  const out = new Map<string, torch.Tensor>();
+  if (!lora) return out;
+  const names = new Map(model.namedParameters().map(([n, p]) => [p, n]));
+  for (const l of lora.layers) {
+    const w = l.layer.weight;
+    const delta = l.b.weight.matmul(l.a.weight).mul(lora.scaling);                         // [out, in]
+    const oriented = l.layer instanceof Conv1D ? delta.t() : delta;                        // as W is stored
+    out.set(names.get(w)!, w.detach().to({ dtype: "float32" }).add(oriented.detach().to({ device: w.device })).to({ dtype: w.dtype }));
+  }
+  return out;
 }
 
 export function isModelDirectory(dir: string): boolean {

@@ -10,6 +10,7 @@ import { attachLora, checkLoraSettings, loraOf, PEFT_NAMES, type LoraModel, type
 import type { Module } from "../nn/module.js";
 import { readJsonObjectFile } from "../util/utf8.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
+import { Tokenizer } from "../text/index.js";
 import type { CausalLM } from "./causal-lm.js";
 import { isModelDirectory, loadModel, saveModel, type LoadOptions } from "./auto.js";
 import { loadSafetensors, saveSafetensors } from "./safetensors.js";
@@ -178,6 +179,24 @@ export function savePretrained(model: CausalLM, dir: string, options: { baseMode
 export function tokenizerDirectory(dir: string): string {
   if (!isAdapterDirectory(dir) || existsSync(join(dir, "tokenizer.json"))) return dir;
   return readAdapterConfig(dir).baseDir;
+}
+
+export interface MergeOptions {
+  /** Store the merged weights in this dtype; default: the base model's. */
+  dtype?: torch.DType;
+}
+
+/**
+ * Folds the LoRA adapter in `adapterDir` into its base model and writes the merged model, a
+ * plain Hugging Face checkpoint with the tokenizer, to `outDir` (PEFT's merge_and_unload, then
+ * save_pretrained). Neither the base model's directory nor the adapter's is changed; writing
+ * over either is an error. Returns the number of merged layers and the base model's directory.
+ */
+export async function mergeAdapter(adapterDir: string, outDir: string, options: MergeOptions = {}): Promise<{ layers: number; baseDir: string }> {
+  const result = mergeAdapterDirectory(adapterDir, outDir, options);
+  const tokenizer = await Tokenizer.fromPretrained(tokenizerDirectory(adapterDir));
+  await tokenizer.save(outDir);
+  return result;
 }
 
 /**
