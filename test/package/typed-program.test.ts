@@ -2,11 +2,12 @@
 // the package's types (imported by the package's name), trains LoRA adapters from a typed Recipe
 // object, saves the merged model through saveModel and mergeAdapter, and reloads both; the merged
 // models compute what the adapter does. A misspelt recipe key must not compile (the program's
-// expect-error directives fail the compile when the error is missing).
+// expect-error directives fail the compile when the error is missing). The README's example
+// compiles with it.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
@@ -52,8 +53,13 @@ test("a tsc --strict program trains LoRA from a typed Recipe, merges through exp
   symlinkSync(join(root, "node_modules", "@types", "node"), join(app, "node_modules", "@types", "node"));
   writeFileSync(join(app, "package.json"), JSON.stringify({ type: "module", private: true }));
   writeFileSync(join(app, "program.ts"), PROGRAM);
+  // The README's "Training from code" example compiles too (it is not run: it names files of its own).
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("### Training from code"));
+  const example = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+  writeFileSync(join(app, "readme-example.ts"), `${example}\nexport {};\n`);
   const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--strict", "--module", "nodenext",
-    "--moduleResolution", "nodenext", "--target", "es2022", "--types", "node", "--skipLibCheck", "--outDir", "out", "program.ts"],
+    "--moduleResolution", "nodenext", "--target", "es2022", "--types", "node", "--skipLibCheck", "--outDir", "out", "program.ts", "readme-example.ts"],
   { cwd: app, encoding: "utf8" });
   assert.equal(tsc.status, 0, `tsc failed:\n${tsc.stdout}${tsc.stderr}`);
   const model = writeToyModel(join(dir, "model"), { seed: 5 });
