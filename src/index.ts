@@ -8,7 +8,7 @@ export {
   type LossType, type LossName, type LossSpec, type OptionSpec, type LossInputs, type LossOptions, type LossResult,
   type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions, type ResolvedPreferenceOptions,
   type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm, type ObjectiveConfigKey, type TokenNeeds,
-  type TokenWork,
+  type TokenWork, type LossTypeName, type RegisteredLosses, type DeclaredLossOptions, type LossOptionsInCode,
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";

@@ -462,13 +462,15 @@ export const discopop = defineLoss({
   },
 });
 
-/** TRL's sigmoid_norm: DPO on the per-token scores, `-logσ(β (s_w/|y_w| - s_l/|y_l|))`. */
+/**
+ * TRL's sigmoid_norm: DPO on the per-token scores, `-logσ(β (s_w/|y_w| - s_l/|y_l|))`. As ipo,
+ * without token counts the log-probs are taken as per-token means already (dpo_length_norm: true).
+ */
 export const sigmoidNorm = defineLoss({
   name: "sigmoid_norm",
   title: "DPO, per token",
   equation: "`-logσ(β·(s_w/|y_w| - s_l/|y_l|))`",
   needsReference: true,
-  needsLengths: true,
   trlLossType: "sigmoid_norm",
   options: F_OPTIONS,
   losses(x, o) {

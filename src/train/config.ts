@@ -10,6 +10,9 @@ import { readTextFile } from "../util/utf8.js";
 import { parse as parseYaml } from "yaml";
 import { objectiveConfigKeys, objectiveFromConfig, REFERENCE_LOSSES, type ResolvedPreferenceOptions } from "../objectives/index.js";
 import { resolveLengthNorm } from "./length-norm.js";
+import { nearestKey } from "../util/nearest.js";
+
+export { nearestKey };
 import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
 export interface TrainConfig extends Omit<RecipeValues, "dpoLengthNorm"> {
@@ -91,29 +94,6 @@ export interface LoadedConfig { config: TrainConfig; warnings: string[] }
 export interface LoadOptions {
   /** Unknown keys are warnings instead of errors (the CLI's --allow-unknown-keys). */
   allowUnknownKeys?: boolean;
-}
-
-/** Edit distance (insertions, deletions, substitutions, adjacent swaps), for did-you-mean. */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/** The known key nearest `key`, when near enough to be a misspelling (a third of its length). */
-export function nearestKey(key: string, known: Iterable<string>): string | undefined {
-  let best: { name: string; distance: number } | undefined;
-  for (const name of known) {
-    const distance = editDistance(key, name);
-    if (!best || distance < best.distance) best = { name, distance };
-  }
-  return best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? best.name : undefined;
 }
 
 /** Whether a status key's value leaves it as if unset: None, its default, or false for a key whose default is None. */
