@@ -12,6 +12,7 @@ import { train } from "../../src/index.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink } from "../../src/train/metrics.js";
 import { rotatedOut } from "../../src/train/checkpoint.js";
+import { configChanges, configRecord } from "../../src/train/resume.js";
 import { loadSafetensors } from "../../src/models/safetensors.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
@@ -179,6 +180,16 @@ describe("TRL keys implemented", () => {
     await assert.rejects(train(recipe("best-epoch", { load_best_model_at_end: true, save_strategy: "epoch" })),
       /save_strategy \(epoch\) must equal eval_strategy \(steps\)/);
     await assert.rejects(train(recipe("best-none", { load_best_model_at_end: true, eval_file: null })), /has no eval pairs/);
+  });
+
+  it("a checkpoint written before these keys resumes: a key absent from its record, at its default, is no change", () => {
+    const newKeys = ["sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps", "reference_free", "model_init_kwargs",
+      "lora_task_type", "dataset_name"];
+    const before = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([k]) => !newKeys.includes(k)));
+    const current = configRecord(load({}).config);
+    assert.deepEqual(configChanges(before(current), current), { hard: [], soft: [] });
+    const synced = configRecord(load({ sync_ref_model: true }).config);
+    assert.deepEqual(configChanges(before(current), synced).soft.map((c) => c.key), ["sync_ref_model"]);
   });
 
   it("rotation as transformers': the best is kept before the latest; a limit of 1 keeps 2 while the best is not the latest", () => {
