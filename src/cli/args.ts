@@ -1,7 +1,12 @@
 // Argument helpers shared by the commands: usage errors and number parsing.
 export class UsageError extends Error {}
 
-export interface Command { help: string; run: (argv: string[]) => Promise<number> }
+export interface Command {
+  help: string;
+  /** Help of a subcommand (`omni-dpo data inspect --help`), when it has its own. */
+  subcommandHelp?: Record<string, string>;
+  run: (argv: string[]) => Promise<number>;
+}
 
 export function positiveInt(text: string | undefined, name: string, fallback: number, allowZero = false): number {
   if (text === undefined) return fallback;

@@ -58,7 +58,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = COMMANDS[command];
   if (!cmd) throw new UsageError(`unknown command '${command}'. Run omni-dpo --help for the list.`);
-  if (rest.includes("-h") || rest.includes("--help")) { process.stdout.write(cmd.help); return 0; }
+  if (rest.includes("-h") || rest.includes("--help")) {
+    process.stdout.write((rest[0] !== undefined && cmd.subcommandHelp?.[rest[0]]) || cmd.help);
+    return 0;
+  }
   return cmd.run(rest);
 }
 

@@ -107,6 +107,8 @@ export interface ModelCard {
   /** How sequence log-probs were taken, and why (lengthNormText). */
   logProbs?: string;
   dataFiles: string[];
+  /** The held-out evaluation file(s), when the run had one (eval_file / eval_data_path). */
+  evalFiles?: string[];
   trainPairs: number;
   evalPairs: number;
   hyperparameters: Record<string, unknown>;
@@ -125,7 +127,7 @@ export function modelCardText(c: ModelCard): string {
     "---",
     `base_model: ${JSON.stringify(c.baseModel)}`,
     `library_name: ${c.adapter ? "peft" : "transformers"}`,
-    "tags:", "- omni-dpo", "- dpo", `- ${c.lossType}`,
+    "tags:", ...[...new Set(["omni-dpo", "dpo", c.lossType])].map((t) => `- ${t}`),
     "---",
     "",
     `# ${title}`,
@@ -139,6 +141,7 @@ export function modelCardText(c: ModelCard): string {
     ...c.dataFiles.map((f) => `- \`${f}\``),
     "",
     `${c.trainPairs} training pairs${c.evalPairs ? `, ${c.evalPairs} evaluation pairs` : ""}.`,
+    ...(c.evalFiles?.length ? ["", "Evaluated on:", "", ...c.evalFiles.map((f) => `- \`${f}\``)] : []),
     "",
     "## Training",
     "",

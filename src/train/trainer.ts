@@ -151,7 +151,9 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
     maxCompletionLength: config.maxCompletionLength ?? undefined, chatTemplate: config.chatTemplate ?? undefined,
     chatRendering: config.chatRendering, onWarning: warn,
   };
-  return { train: tokenizeRecords(trainRecords, tokenizer, options), eval: tokenizeRecords(evalRecords, tokenizer, options), tokenizer };
+  // One pass over both splits: one chat_rendering warning for the run, not one per split.
+  const all = tokenizeRecords([...trainRecords, ...evalRecords], tokenizer, options);
+  return { train: all.slice(0, trainRecords.length), eval: all.slice(trainRecords.length), tokenizer };
 }
 
 /** The Math data.py's eot_token: appended to each text answer not already ending with it (conversations end their turns through the template). */
@@ -747,6 +749,7 @@ export class PreferenceTrainer {
       runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
       lossType: config.objective.lossType, beta: (config.objective as { beta?: number }).beta,
       logProbs: lengthNormText({ value: config.dpoLengthNorm, reason: config.dpoLengthNormReason }),
+      evalFiles: [config.evalFile ?? config.evalDataPath].filter((f): f is string => f !== null),
       dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
       trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
       hyperparameters: {
@@ -756,6 +759,7 @@ export class PreferenceTrainer {
         total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize, num_steps: this.totalSteps,
         num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
         seed: config.seed, dpo_length_norm: config.dpoLengthNorm, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
+        ...(loraOf(this.policy) ? this.loraCardRows() : {}),
       },
       trainMetrics: train, evalMetrics, version: packageVersion(),
     });
@@ -769,6 +773,16 @@ export class PreferenceTrainer {
     if (this.config.saveStrategy !== "no") this.#noteBest(join(this.config.outputDir, `checkpoint-${this.globalStep}`));
     const { best } = this;
     return this.config.loadBestModelAtEnd && best !== null && best.step !== this.globalStep ? best : null;
+  }
+
+  /** The model card's LoRA rows: rank, alpha, dropout, targets and fully trained modules, as the adapter has them. */
+  loraCardRows(): Record<string, unknown> {
+    const s = loraOf(this.policy)!.settings;
+    const list = (v: string | readonly string[]) => (typeof v === "string" ? v : v.join(", "));
+    return {
+      lora_r: s.r, lora_alpha: s.alpha, lora_dropout: s.dropout, lora_target_modules: list(s.targetModules),
+      ...(s.modulesToSave.length ? { lora_modules_to_save: list(s.modulesToSave) } : {}), use_rslora: s.useRslora,
+    };
   }
 
   /** Where the run is, as callbacks see it. */

@@ -172,3 +172,13 @@ test("CLI: a bad file fails with file:line:field, as training does", () => {
   assert.equal(cli("data", "inspect", file, "--max-length", "8", "--max-prompt-length", "8").code, 2);
   assert.equal(cli("data", "frobnicate", file).code, 2);
 });
+
+test("data inspect --help prints inspect's help; data build --help build's", () => {
+  const help = (sub: string) => spawnSync(process.execPath, [CLI, "data", sub, "--help"], { encoding: "utf8" }).stdout;
+  const inspect = help("inspect");
+  assert.match(inspect, /^Usage: omni-dpo data inspect FILE/);
+  assert.ok(!inspect.includes("data build"), inspect);
+  const build = help("build");
+  assert.match(build, /^Usage: omni-dpo data build/);
+  assert.ok(!build.includes("--ambiguous-margin"));
+});

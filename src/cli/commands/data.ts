@@ -2,9 +2,22 @@
 import { parseArgs } from "node:util";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 
-export const dataCommand: Command = {
-  help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
-       omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
+const INSPECT_HELP = `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
+
+Reads and validates a preference file as training does (bad rows fail with file:line:field)
+and reports: counts (records, with scores, conversational vs plain); with a tokenizer, token
+lengths (p50/p90/p99/max of prompt, chosen, rejected, prompt + longer answer) and how many
+rows truncation will cut; the score-margin (score_chosen - score_rejected) histogram and the
+share of near-ambiguous pairs; duplicate prompts.
+
+  --tokenizer DIR          a model or tokenizer directory (tokenizer.json, tokenizer_config.json)
+  --max-length N           truncation limit as in training (default 512)
+  --max-prompt-length N    (default 128)
+  --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
+  --json                   print one JSON object
+`;
+
+const BUILD_HELP = `Usage: omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
        omni-dpo data build --model DIR --prompts FILE --out FILE [options]   (the math task)
 
 data build --reward-model (text, as the reference's on_policy_data_gen): samples K responses per
@@ -61,21 +74,11 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --margin M               rejected scores at most chosen - M (default 5)
   --max-pairs N            (default 10000)
   --seed N                 (default 0)
+`;
 
-data inspect:
-
-Reads and validates a preference file as training does (bad rows fail with file:line:field)
-and reports: counts (records, with scores, conversational vs plain); with a tokenizer, token
-lengths (p50/p90/p99/max of prompt, chosen, rejected, prompt + longer answer) and how many
-rows truncation will cut; the score-margin (score_chosen - score_rejected) histogram and the
-share of near-ambiguous pairs; duplicate prompts.
-
-  --tokenizer DIR          a model or tokenizer directory (tokenizer.json, tokenizer_config.json)
-  --max-length N           truncation limit as in training (default 512)
-  --max-prompt-length N    (default 128)
-  --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
-  --json                   print one JSON object
-`,
+export const dataCommand: Command = {
+  help: `${INSPECT_HELP}\n${BUILD_HELP}`,
+  subcommandHelp: { inspect: INSPECT_HELP, build: BUILD_HELP },
   async run(argv) {
     if (argv[0] === "build") return dataBuild(argv.slice(1));
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
