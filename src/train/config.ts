@@ -174,7 +174,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   // The training data: alignment-handbook's dataset_mixer, TRL's dataset_name (a file here), or the Math recipe's train_data_path.
   const dataKeys = ["dataset_mixer", "dataset_name", "train_data_path"].filter((k) => values[k] !== null);
   if (!dataKeys.length) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or TRL's dataset_name, or the Math recipe's train_data_path)`);
-  if (dataKeys.length > 1) throw new ConfigError(`${where}: keys ${dataKeys.map((k) => `'${k}'`).join(" and ")} all name training data; give one`);
+  if (dataKeys.length > 1) throw new ConfigError(`${where}: keys ${dataKeys.map((k) => `'${k}'`).join(" and ")} ${dataKeys.length === 2 ? "both" : "all"} name training data; give one`);
   if (values.dataset_name !== null) values.dataset_mixer = { [values.dataset_name as string]: 1 };
   // TRL's dataset_name is nearly always a Hub id; a missing dataset_mixer file gets the same hint when read (trainer.ts).
   if (typeof values.dataset_name === "string" && looksLikeHubId(values.dataset_name, baseDir)) {

@@ -106,7 +106,7 @@ describe("TRL keys refused with the reason", () => {
     const hub = (name: string) => train(loadTrainConfig({ ...minimal(), output_dir: join(root, name),
       dataset_mixer: { "HuggingFaceH4/ultrafeedback_binarized": 1.0 } }).config);
     await assert.rejects(hub("hub"), /key 'dataset_mixer': .*HuggingFaceH4\/ultrafeedback_binarized: file not found \(if it names a Hugging Face Hub dataset: datasets are not downloaded: save it as JSONL or Parquet/);
-    assert.throws(() => load({ dataset_name: data }), /keys 'dataset_mixer' and 'dataset_name' all name training data; give one/);
+    assert.throws(() => load({ dataset_name: data }), /keys 'dataset_mixer' and 'dataset_name' both name training data; give one/);
   });
 });
 
