@@ -58,7 +58,7 @@ export function resolveLengthNorm(raw: Record<string, unknown>, objective: Resol
   if (markers.length) {
     return {
       value: true,
-      reason: `the Uni-DPO reference trainers' default, as the recipe is written for them (${markers.slice(0, 3).join(", ")})`,
+      reason: `the Uni-DPO trainers' default, as the recipe is written for them (${markers.slice(0, 3).join(", ")})`,
     };
   }
   return { value: false, reason: "TRL's DPOTrainer sums them, and the recipe has only TRL / transformers keys" };

@@ -8,6 +8,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer, tokenizePair, train } from "../../src/index.js";
 import { loadTrainConfig } from "../../src/train/config.js";
+import { trainCommand } from "../../src/cli/commands/train.js";
 import { MetricsSink } from "../../src/train/metrics.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
@@ -44,7 +45,7 @@ describe("dpo_length_norm as the recipe means it", () => {
     for (const m of markers) {
       const c = resolved({ ...base("b"), ...m });
       assert.equal(c.dpoLengthNorm, true, JSON.stringify(m));
-      assert.match(c.dpoLengthNormReason, /Uni-DPO reference trainers' default/);
+      assert.match(c.dpoLengthNormReason, /Uni-DPO trainers' default/);
     }
     assert.match(resolved({ ...base("c"), dataset_mixer: { [data]: 1 } }).dpoLengthNormReason, /loss omni_dpo/);
     const given = resolved({ ...base("d"), dataset_mixer: { [data]: 1 }, loss_type: "sigmoid", dpo_length_norm: true });
@@ -75,5 +76,11 @@ describe("dpo_length_norm as the recipe means it", () => {
     const card = readFileSync(join(summed.outputDir, "README.md"), "utf8");
     assert.match(card, /summed over each answer's tokens \(dpo_length_norm: false; TRL's DPOTrainer sums them/);
     assert.match(card, /\| dpo_length_norm \| false \|/);
+  });
+
+  it("train --help states the rule", () => {
+    const help = trainCommand.help.replace(/\s+/g, " ");
+    assert.match(help, /Without dpo_length_norm, a recipe of TRL \/ transformers keys only is trained as TRL does \(summed\)/);
+    assert.match(help, /dpo_length_norm \(bool, default None\) Sequence log-prob as the mean over answer tokens \(true\) or their sum/);
   });
 });
