@@ -23,11 +23,17 @@ const isTrainConfig = (x: unknown): x is TrainConfig =>
  * Trains as this process's environment says (one rank of a distributed run when WORLD_SIZE is
  * set, else alone), with the stock PreferenceTrainer; `options.callbacks` join the built-in ones.
  */
-export async function train(recipe: string | Recipe | TrainConfig, options: RecipeTrainOptions = {}): Promise<TrainResult> {
+export async function train(
+  recipe: string | Recipe | TrainConfig,
+  options: RecipeTrainOptions = {},
+): Promise<TrainResult> {
   if (isTrainConfig(recipe)) return new PreferenceTrainer(recipe, options).train();
   const { quiet = false, set = [], allowUnknownKeys = false, ...hooks } = options;
-  const { config, warnings } = loadTrainConfig(typeof recipe === "string" ? recipe : { ...recipe }, set.map(parseOverride),
-    { allowUnknownKeys });
+  const { config, warnings } = loadTrainConfig(
+    typeof recipe === "string" ? recipe : { ...recipe },
+    set.map(parseOverride),
+    { allowUnknownKeys },
+  );
   const warn = hooks.onWarning ?? (quiet ? undefined : (m: string) => console.error(`warning: ${m}`));
   for (const w of warnings) warn?.(w);
   if (quiet) return new PreferenceTrainer(config, { ...hooks, onWarning: warn }).train();

@@ -49,8 +49,11 @@ function isTrlDpoLoss(lossType: string): boolean {
 }
 
 /** dpo_length_norm as this recipe means it, and why. */
-export function resolveLengthNorm(raw: Record<string, unknown>, objective: ResolvedPreferenceOptions,
-  given: boolean | null): LengthNormChoice {
+export function resolveLengthNorm(
+  raw: Record<string, unknown>,
+  objective: ResolvedPreferenceOptions,
+  given: boolean | null,
+): LengthNormChoice {
   if (given !== null) {
     return { value: given, reason: "dpo_length_norm set in the recipe" };
   }

@@ -10,20 +10,30 @@ type Table = typeof RECIPE_KEYS;
 
 /** What a program may give for each kind of key (before paths resolve and defaults fill in). */
 interface KindInput {
-  path: string; string: string; number: number; integer: number; boolean: boolean; steps: number;
-  mixer: string | string[] | Record<string, number>; checkpoint: string | boolean; list: string | string[];
+  path: string;
+  string: string;
+  number: number;
+  integer: number;
+  boolean: boolean;
+  steps: number;
+  mixer: string | string[] | Record<string, number>;
+  checkpoint: string | boolean;
+  list: string | string[];
   mapping: Record<string, unknown>;
 }
 type InputOf<S> =
-  | (S extends { kind: "enum"; values: readonly (infer V)[] } ? V
-    : S extends { kind: infer K extends keyof KindInput } ? KindInput[K] : never)
+  | (S extends { kind: "enum"; values: readonly (infer V)[] }
+      ? V
+      : S extends { kind: infer K extends keyof KindInput }
+        ? KindInput[K]
+        : never)
   | (S extends { default: unknown } ? null : never);
 
 /** Keys without a default: model_name_or_path and output_dir. */
 type RequiredKeys = { [K in RecipeKey]: Table[K] extends { default: unknown } ? never : K }[RecipeKey];
-type TrainerRecipe =
-  & { [K in RequiredKeys]: InputOf<Table[K]> }
-  & { [K in Exclude<RecipeKey, RequiredKeys>]?: InputOf<Table[K]> };
+type TrainerRecipe = { [K in RequiredKeys]: InputOf<Table[K]> } & {
+  [K in Exclude<RecipeKey, RequiredKeys>]?: InputOf<Table[K]>;
+};
 
 type Builtin = (typeof BUILTIN_LOSSES)[number];
 type Decls<L> = L extends { options: infer O } ? O : never;
@@ -31,7 +41,9 @@ type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) exten
 type AllDecls = UnionToIntersection<Decls<Builtin>>;
 /** Each built-in loss option's YAML keys, typed as the option's value. */
 type OptionKeys = {
-  [K in keyof AllDecls as AllDecls[K] extends { keys: readonly (infer Y extends string)[] } ? Y : never]?: OptionValueOf<AllDecls[K]>;
+  [
+    K in keyof AllDecls as AllDecls[K] extends { keys: readonly (infer Y extends string)[] } ? Y : never
+  ]?: OptionValueOf<AllDecls[K]>;
 };
 
 /** The objective's keys beyond the options: the loss's name(s), beta, SimPO's gamma, the combined loss's weights. */

@@ -16,10 +16,19 @@ after(() => rmSync(root, { recursive: true, force: true }));
 test("saveModel writes a LoRA model's adapter by default and its merged weights with { merged: true }", async () => {
   const base = writeToyModel(join(root, "base"), { seed: 2 });
   const model = loadModel(base);
-  attachLora(model, { r: 4, alpha: 8, dropout: 0, targetModules: ["q_proj", "v_proj"], modulesToSave: [], useRslora: false });
+  attachLora(model, {
+    r: 4,
+    alpha: 8,
+    dropout: 0,
+    targetModules: ["q_proj", "v_proj"],
+    modulesToSave: [],
+    useRslora: false,
+  });
   torch.manualSeed(1);
   // B starts at 0 (no change); random adapters make the merge visible.
-  torch.noGrad(() => { for (const [, p] of loraOf(model)!.namedParameters()) p.copy_(torch.randn(p.shape).mul(0.2)); });
+  torch.noGrad(() => {
+    for (const [, p] of loraOf(model)!.namedParameters()) p.copy_(torch.randn(p.shape).mul(0.2));
+  });
   const adapterDir = join(root, "adapter");
   saveModel(model, adapterDir, { baseModelNameOrPath: base });
   assert.ok(existsSync(join(adapterDir, "adapter_config.json")) && !existsSync(join(adapterDir, "model.safetensors")));

@@ -8,23 +8,28 @@ import { preferenceLoss, torch } from "../../src/index.js";
 
 const f64 = (v: number[]) => torch.tensor(v, { dtype: "float64" });
 const inputs = () => ({
-  policyChosenLogps: f64([-1, -0.4]), policyRejectedLogps: f64([-1.5, -2]),
-  referenceChosenLogps: f64([-0.9, -0.8]), referenceRejectedLogps: f64([-1.6, -1.1]),
+  policyChosenLogps: f64([-1, -0.4]),
+  policyRejectedLogps: f64([-1.5, -2]),
+  referenceChosenLogps: f64([-0.9, -0.8]),
+  referenceRejectedLogps: f64([-1.6, -1.1]),
 });
 
 test("TRL's loss_type names work in code: sigmoid is dpo", () => {
   const trl = preferenceLoss(inputs(), { lossType: "sigmoid", beta: 0.1 }).loss.item();
   const dpo = preferenceLoss(inputs(), { lossType: "dpo", beta: 0.1 }).loss.item();
   assert.equal(trl, dpo);
-  assert.equal(preferenceLoss(inputs(), { lossType: "uni_dpo", useQualityWeight: false, nllLambda: 0 }).loss.item(),
-    preferenceLoss(inputs(), { lossType: "omni_dpo", useQualityWeight: false, nllLambda: 0 }).loss.item());
+  assert.equal(
+    preferenceLoss(inputs(), { lossType: "uni_dpo", useQualityWeight: false, nllLambda: 0 }).loss.item(),
+    preferenceLoss(inputs(), { lossType: "omni_dpo", useQualityWeight: false, nllLambda: 0 }).loss.item(),
+  );
 });
 
 test("a misspelt loss name or option does not compile, and at run time suggests the nearest", () => {
   // @ts-expect-error not a loss
   assert.throws(() => preferenceLoss(inputs(), { lossType: "dpoo" }), /got "dpoo" \(did you mean 'dpo'\?\)/);
+  const misspelt = /unknown option 'qualEtaa' \(did you mean 'qualEta'\?\)/;
   // @ts-expect-error not an option
-  assert.throws(() => preferenceLoss(inputs(), { lossType: "omni_dpo", qualEtaa: 1 }), /unknown option 'qualEtaa' \(did you mean 'qualEta'\?\)/);
+  assert.throws(() => preferenceLoss(inputs(), { lossType: "omni_dpo", qualEtaa: 1 }), misspelt);
   // @ts-expect-error a value of the wrong type
   assert.throws(() => preferenceLoss(inputs(), { lossType: "dpo", beta: "0.1" }), /beta/);
 });

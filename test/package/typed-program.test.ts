@@ -58,16 +58,42 @@ test("a tsc --strict program trains LoRA from a typed Recipe, merges through exp
   const section = readme.slice(readme.indexOf("### Training from code"));
   const example = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
   writeFileSync(join(app, "readme-example.ts"), `${example}\nexport {};\n`);
-  const tsc = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "--strict", "--module", "nodenext",
-    "--moduleResolution", "nodenext", "--target", "es2022", "--types", "node", "--skipLibCheck", "--outDir", "out", "program.ts", "readme-example.ts"],
-  { cwd: app, encoding: "utf8" });
+  const tsc = spawnSync(
+    process.execPath,
+    [
+      join(root, "node_modules", "typescript", "bin", "tsc"),
+      "--strict",
+      "--module",
+      "nodenext",
+      "--moduleResolution",
+      "nodenext",
+      "--target",
+      "es2022",
+      "--types",
+      "node",
+      "--skipLibCheck",
+      "--outDir",
+      "out",
+      "program.ts",
+      "readme-example.ts",
+    ],
+    { cwd: app, encoding: "utf8" },
+  );
   assert.equal(tsc.status, 0, `tsc failed:\n${tsc.stdout}${tsc.stderr}`);
   const model = writeToyModel(join(dir, "model"), { seed: 5 });
   const data = writeJsonl(join(dir, "pairs.jsonl"), toyPairs(4, 3));
-  const r = spawnSync(process.execPath, [join(app, "out", "program.js"), model, data, join(dir, "runs")],
-    { cwd: app, encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  const r = spawnSync(process.execPath, [join(app, "out", "program.js"), model, data, join(dir, "runs")], {
+    cwd: app,
+    encoding: "utf8",
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
   assert.equal(r.status, 0, r.stderr);
-  const got = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { steps: number; layers: number; bySave: number; byMerge: number };
+  const got = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
+    steps: number;
+    layers: number;
+    bySave: number;
+    byMerge: number;
+  };
   assert.equal(got.steps, 2);
   assert.ok(got.layers > 0);
   assert.ok(got.bySave < 1e-5 && got.byMerge < 1e-5, JSON.stringify(got));

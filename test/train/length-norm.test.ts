@@ -32,7 +32,12 @@ describe("dpo_length_norm as the recipe means it", () => {
     const trl = resolved({ ...base("a"), dataset_mixer: { [data]: 1 }, loss_type: "sigmoid", beta: 0.1 });
     assert.equal(trl.dpoLengthNorm, false);
     assert.match(trl.dpoLengthNormReason, /TRL's DPOTrainer sums/);
-    const trlList = resolved({ ...base("a"), dataset_mixer: { [data]: 1 }, loss_type: ["sigmoid", "sft"], loss_weights: [1, 1] });
+    const trlList = resolved({
+      ...base("a"),
+      dataset_mixer: { [data]: 1 },
+      loss_type: ["sigmoid", "sft"],
+      loss_weights: [1, 1],
+    });
     assert.equal(trlList.dpoLengthNorm, false);
     const markers: Record<string, unknown>[] = [
       { dataset_mixer: { [data]: 1 }, pref_loss: "dpo" },
@@ -40,7 +45,7 @@ describe("dpo_length_norm as the recipe means it", () => {
       { dataset_mixer: { [data]: 1 }, loss_type: "uni_dpo" },
       { train_data_path: data, loss_type: "sigmoid" },
       { dataset_mixer: { [data]: 1 }, loss_type: "sigmoid", max_samples: 4 },
-      { dataset_mixer: { [data]: 1 } },  // no loss key: omni_dpo, Uni-DPO's loss
+      { dataset_mixer: { [data]: 1 } }, // no loss key: omni_dpo, Uni-DPO's loss
     ];
     for (const m of markers) {
       const c = resolved({ ...base("b"), ...m });
@@ -56,23 +61,46 @@ describe("dpo_length_norm as the recipe means it", () => {
   it("a TRL recipe's logged logps/chosen are sums over the answer; the header and model card say so", async () => {
     // Learning rate 0: both runs evaluate the starting model, on one eval pair, so the summed
     // value is the mean one times the answer's token count.
-    const recipe = (name: string, extra: Record<string, unknown> = {}) => loadTrainConfig({
-      ...base(name), dataset_mixer: { [data]: 1 }, eval_file: evalData, loss_type: "sigmoid", beta: 0.1, learning_rate: 0,
-      max_steps: 1, per_device_train_batch_size: 2, per_device_eval_batch_size: 1, max_length: 48, max_prompt_length: 24,
-      pair_log_samples: 0, save_strategy: "no", ...extra,
-    }).config;
+    const recipe = (name: string, extra: Record<string, unknown> = {}) =>
+      loadTrainConfig({
+        ...base(name),
+        dataset_mixer: { [data]: 1 },
+        eval_file: evalData,
+        loss_type: "sigmoid",
+        beta: 0.1,
+        learning_rate: 0,
+        max_steps: 1,
+        per_device_train_batch_size: 2,
+        per_device_eval_batch_size: 1,
+        max_length: 48,
+        max_prompt_length: 24,
+        pair_log_samples: 0,
+        save_strategy: "no",
+        ...extra,
+      }).config;
     const status: string[] = [];
     const summed = await train(recipe("trl"), { onStatus: (m) => status.push(m) });
     const mean = await train(recipe("mean", { dpo_length_norm: true }));
-    const evalRow = (dir: string) => MetricsSink.read(join(dir, "metrics.jsonl")).find((r) => "eval_logps/chosen" in r)!;
+    const evalRow = (dir: string) =>
+      MetricsSink.read(join(dir, "metrics.jsonl")).find((r) => "eval_logps/chosen" in r)!;
     const tokenizer = Tokenizer.fromPretrainedSync(model);
-    const pair = tokenizePair(toyPairs(1, 9)[0], tokenizer, { maxLength: 48, maxPromptLength: 24, truncationMode: "keep_end" });
+    const pair = tokenizePair(toyPairs(1, 9)[0], tokenizer, {
+      maxLength: 48,
+      maxPromptLength: 24,
+      truncationMode: "keep_end",
+    });
     const answerTokens = pair.chosenLabels.filter((l) => l !== -100).length;
     assert.ok(answerTokens > 1);
     const sum = Number(evalRow(summed.outputDir)["eval_logps/chosen"]);
     const perToken = Number(evalRow(mean.outputDir)["eval_logps/chosen"]);
-    assert.ok(Math.abs(sum - perToken * answerTokens) < 1e-4 * Math.abs(sum), `${sum} vs ${perToken} x ${answerTokens}`);
-    assert.match(status[0], /^objective: dpo \(beta 0\.1\); sequence log-probs summed over each answer's tokens \(dpo_length_norm: false; TRL's/);
+    assert.ok(
+      Math.abs(sum - perToken * answerTokens) < 1e-4 * Math.abs(sum),
+      `${sum} vs ${perToken} x ${answerTokens}`,
+    );
+    assert.match(
+      status[0],
+      /^objective: dpo \(beta 0\.1\); sequence log-probs summed over each answer's tokens \(dpo_length_norm: false; TRL's/,
+    );
     const card = readFileSync(join(summed.outputDir, "README.md"), "utf8");
     assert.match(card, /summed over each answer's tokens \(dpo_length_norm: false; TRL's DPOTrainer sums them/);
     assert.match(card, /\| dpo_length_norm \| false \|/);
@@ -80,7 +108,13 @@ describe("dpo_length_norm as the recipe means it", () => {
 
   it("train --help states the rule", () => {
     const help = trainCommand.help.replace(/\s+/g, " ");
-    assert.match(help, /Without dpo_length_norm, a recipe of TRL \/ transformers keys only is trained as TRL does \(summed\)/);
-    assert.match(help, /dpo_length_norm \(bool, default None\) Sequence log-prob as the mean over answer tokens \(true\) or their sum/);
+    assert.match(
+      help,
+      /Without dpo_length_norm, a recipe of TRL \/ transformers keys only is trained as TRL does \(summed\)/,
+    );
+    assert.match(
+      help,
+      /dpo_length_norm \(bool, default None\) Sequence log-prob as the mean over answer tokens \(true\) or their sum/,
+    );
   });
 });

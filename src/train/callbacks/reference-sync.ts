@@ -9,7 +9,11 @@ import type { CausalLM } from "../../models/causal-lm.js";
 import type { TrainerCallback, TrainerEvent } from "./callback.js";
 
 export class ReferenceSyncCallback implements TrainerCallback {
-  constructor(readonly reference: CausalLM, readonly alpha: number, readonly syncSteps: number) {}
+  constructor(
+    readonly reference: CausalLM,
+    readonly alpha: number,
+    readonly syncSteps: number,
+  ) {}
 
   onStepEnd({ state, model }: TrainerEvent): void {
     if (state.globalStep % this.syncSteps !== 0) return;
