@@ -9,9 +9,15 @@ export {
   type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions, type ResolvedPreferenceOptions,
   type PreferenceLossOutput, type PreferenceMetrics, type RobustVariant, type SimpoForm, type ObjectiveConfigKey, type TokenNeeds,
   type TokenWork, rewardLoss, type RewardLossOptions, type RewardLossResult,
+  type LossTypeName, type RegisteredLosses, type DeclaredLossOptions, type LossOptionsInCode,
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
-export { AutoModelForCausalLM, createModel, loadModel, saveModel, type LoadOptions, type SaveOptions } from "./models/auto.js";
+export {
+  AutoModelForCausalLM, createModel, loadModel, saveModel, loadAdapterModel, mergeAdapter, savePretrained,
+  type LoadOptions, type SaveOptions, type MergeOptions,
+} from "./models/auto.js";
+export { isAdapterDirectory, readAdapterConfig, type AdapterConfig } from "./models/peft.js";
+export { attachLora, loraOf, type LoraSettings } from "./nn/lora.js";
 export { DecoderLM, type CausalLM, type ForwardOptions, type DecoderLayer, type DecoderStep } from "./models/causal-lm.js";
 export type { ArchitectureSpec } from "./models/architecture.js";
 export { registerArchitecture, supportedArchitectures, supportedSequenceClassifiers } from "./models/registry.js";
@@ -37,14 +43,20 @@ export {
   buildPairs, binarize, loadScorer, registerScorer, registeredScorers, pairsFromSamples, sampleAndScore,
   type Pair, type Scorer, type ScorerFactory, type ScorerOptions, type BuildOptions, type ScoredSamples,
 } from "./data/build.js";
-export { evaluatePairs, evaluatePairwiseFile, type PairwiseResult } from "./eval/pairwise.js";
+export {
+  evaluatePairs, evaluatePairwiseFile, evaluatePairwiseFile as evaluatePairwise, formatPairwise, type PairwiseResult,
+  type PairwiseFileOptions, type PairwiseFileResult,
+} from "./eval/pairwise.js";
+export { buildTextPairs, type TextBuildOptions } from "./data/text-build.js";
 export { gradeMath, mathEqual, MATH_DATASETS, type GradeOptions, type MathGrade } from "./eval/math/index.js";
 export { evaluateMathBenchmark, passAtK, type BenchmarkOptions, type BenchmarkResult } from "./eval/math/benchmark.js";
 export { binarizeUniDpo, labelMathProblems, type MathPair } from "./eval/math/preference-pairs.js";
 export { loadTrainConfig, parseOverride, ConfigError, type TrainConfig } from "./train/config.js";
 export { RECIPE_KEYS, type KeySpec } from "./train/keys.js";
 export { RewardTrainer, trainRewardModel } from "./train/reward-trainer.js";
-export { train, PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export { PreferenceTrainer, type TrainHooks, type TrainOptions, type TrainResult, type MicroBatchOutput } from "./train/trainer.js";
+export { train, type RecipeTrainOptions } from "./train/api.js";
+export type { Recipe } from "./train/recipe.js";
 export {
   TrainerControl, EarlyStoppingCallback, type TrainerCallback, type TrainerEvent, type TrainerRunState, type EarlyStoppingOptions,
 } from "./train/callbacks/index.js";

@@ -41,7 +41,7 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
       "save-at-step": { type: "string" }, prompts: { type: "string" }, val: { type: "string" }, heldout: { type: "string" },
     } });
     const demo = await import("./arith.js");
-    const { Progress } = await import("../../src/cli/progress.js");
+    const { Progress } = await import("../../src/util/progress.js");
     if (positionals[0] === "sft") {
       if (!values.out) throw new UsageError("demo sft: --out DIR is required");
       const steps = demo.SFT_RECIPE.steps;

@@ -1,7 +1,12 @@
 // Argument helpers shared by the commands: usage errors and number parsing.
 export class UsageError extends Error {}
 
-export interface Command { help: string; run: (argv: string[]) => Promise<number> }
+export interface Command {
+  help: string;
+  /** Help of a subcommand (`omni-dpo data inspect --help`), when it has its own. */
+  subcommandHelp?: Record<string, string>;
+  run: (argv: string[]) => Promise<number>;
+}
 
 export function positiveInt(text: string | undefined, name: string, fallback: number, allowZero = false): number {
   if (text === undefined) return fallback;
@@ -46,6 +51,4 @@ export async function resolveDevice(flag: string | undefined): Promise<"cpu" | "
 }
 
 /** One metrics row as `key=value` pairs for the console. */
-export function formatRow(row: Record<string, number | string>): string {
-  return Object.entries(row).map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v}`).join(" ");
-}
+export { formatRow } from "../util/progress.js";

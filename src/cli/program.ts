@@ -121,7 +121,7 @@ export async function runProgram(argv: readonly string[], commands: readonly Pro
   const cmd = commands.find((c) => c.name === name)?.command;
   if (!cmd) throw new UsageError(`unknown command '${name}'. Run omni-dpo --help for the list.`);
   if (rest.includes("-h") || rest.includes("--help")) {
-    process.stdout.write(cmd.help);
+    process.stdout.write((rest[0] !== undefined && cmd.subcommandHelp?.[rest[0]]) || cmd.help);
     return 0;
   }
   return cmd.run(rest);

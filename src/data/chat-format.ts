@@ -200,7 +200,7 @@ export class RenderingComparison {
     try {
       const o = formatRecord(record, tokenizer, chatTemplate, other);
       const field = (["prompt", "chosen", "rejected"] as const).find((f) => o[f] !== formatted[f]);
-      detail = field ? `${field} ${JSON.stringify(clip(formatted[field]))} here, ${JSON.stringify(clip(o[field]))} with ${other}` : null;
+      detail = field ? `${field} ${JSON.stringify(clip(formatted[field], 60))} here, ${JSON.stringify(clip(o[field], 60))} with ${other}` : null;
     } catch (e) {
       detail = `the ${other} rendering fails: ${(e as Error).message}`;
     }

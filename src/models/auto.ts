@@ -5,7 +5,8 @@
 // a base model with the adapter applied.
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
-import type { Init } from "../nn/layers.js";
+import { Conv1D, type Init } from "../nn/layers.js";
+import { loraOf } from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
@@ -14,8 +15,10 @@ import type { ArchitectureSpec } from "./architecture.js";
 import { resolveArchitecture } from "./registry.js";
 import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
-import { loraOf } from "../nn/lora.js";
-import { ADAPTER_CONFIG, applyAdapter, checkMergeOutput, isAdapterDirectory, readAdapterConfig, saveAdapter } from "./peft.js";
+import { Tokenizer } from "../text/index.js";
+import {
+  ADAPTER_CONFIG, applyAdapter, checkMergeOutput, isAdapterDirectory, readAdapterConfig, saveAdapter, tokenizerDirectory,
+} from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<Module, { prefix: string }>();
@@ -177,10 +180,25 @@ export interface SaveOptions {
   maxShardBytes?: number;
   /** Store weights in this dtype (e.g. bfloat16 to halve the size); default: as they are. */
   dtype?: torch.DType;
+  /**
+   * A model with LoRA adapters: true writes the merged model (W + scaling · B A, a plain Hugging
+   * Face checkpoint; the model keeps its adapters); default false writes the adapter (PEFT's layout).
+   */
+  merged?: boolean;
+  /** The adapter's base_model_name_or_path; default: where the adapter was loaded from. */
+  baseModelNameOrPath?: string;
 }
 
-/** Writes config.json, generation_config.json and the weights, with the names the model was loaded with. */
+/**
+ * Writes config.json, generation_config.json and the weights, with the names the model was
+ * loaded with. A model with LoRA adapters is written as what it is: its adapter directory
+ * (adapter_config.json, adapter_model.safetensors), or with `merged: true` the merged model.
+ */
 export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {}): void {
+  if (loraOf(model) && !options.merged) {
+    saveAdapter(model, dir, { baseModelNameOrPath: options.baseModelNameOrPath });
+    return;
+  }
   const dtype = saveWeights(model, dir, options);
   writeJsonAtomic(join(dir, "config.json"), { ...model.config, torch_dtype: dtype });
   writeGenerationConfig(dir, model.generationConfig);
@@ -190,9 +208,10 @@ export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {
 export function saveWeights(model: Module, dir: string, options: SaveOptions = {}): torch.DType {
   const prefix = layouts.get(model)?.prefix ?? "";
   return torch.tidy(() => {
-    const entries: [string, torch.Tensor][] = model.namedParameters().map(([name, p]) => {
+    const merged = mergedWeights(model);
+    const entries: [string, torch.Tensor][] = model.namedParameters().filter(([name]) => !isAdapterTensor(name)).map(([name, p]) => {
       const stored = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
-      const value = p.detach();
+      const value = merged.get(name) ?? p.detach();
       return [stored, options.dtype && options.dtype !== value.dtype ? value.to(options.dtype) : value];
     });
     saveCheckpoint(dir, entries, { maxShardBytes: options.maxShardBytes });
@@ -227,4 +246,44 @@ export function mergeAdapterDirectory(
   } finally {
     model.dispose();
   }
+}
+
+export interface MergeOptions {
+  /** Store the merged weights in this dtype; default: the base model's. */
+  dtype?: torch.DType;
+  /** Write into an --out that already holds a model (never the base's or the adapter's own directory). */
+  force?: boolean;
+}
+
+/**
+ * Folds the LoRA adapter in `adapterDir` into its base model and writes the merged model, a
+ * plain Hugging Face checkpoint with the tokenizer, to `outDir` (PEFT's merge_and_unload, then
+ * save_pretrained). Neither the base model's directory nor the adapter's is changed; writing
+ * over either is an error. Returns the number of merged layers and the base model's directory.
+ */
+export async function mergeAdapter(
+  adapterDir: string, outDir: string, options: MergeOptions = {},
+): Promise<{ layers: number; baseDir: string }> {
+  const result = mergeAdapterDirectory(adapterDir, outDir, options);
+  const tokenizer = await Tokenizer.fromPretrained(tokenizerDirectory(adapterDir));
+  await tokenizer.save(outDir);
+  return result;
+}
+
+/** A LoRA adapter's own tensors (lora_A / lora_B of a wrapped layer), left out of a merged model. */
+const isAdapterTensor = (name: string) => /\.lora_[AB]\./.test(name);
+
+/** With LoRA adapters: each wrapped layer's weight with scaling · B A added (as mergeAndUnload), by parameter name; the model is left as it is. */
+function mergedWeights(model: Module): Map<string, torch.Tensor> {
+  const lora = loraOf(model);
+  const out = new Map<string, torch.Tensor>();
+  if (!lora) return out;
+  const names = new Map(model.namedParameters().map(([n, p]) => [p, n]));
+  for (const l of lora.layers) {
+    const w = l.layer.weight;
+    const delta = l.b.weight.matmul(l.a.weight).mul(lora.scaling);                         // [out, in]
+    const oriented = l.layer instanceof Conv1D ? delta.t() : delta;                        // as W is stored
+    out.set(names.get(w)!, w.detach().to({ dtype: "float32" }).add(oriented.detach().to({ device: w.device })).to({ dtype: w.dtype }));
+  }
+  return out;
 }

@@ -10,6 +10,23 @@ export interface GenerateOptions {
   maxNewTokens?: number | number[];
   /** 0 (default) decodes greedily; above 0 samples from softmax(logits / temperature). */
   temperature?: number;
+  /**
+   * transformers' do_sample: false decodes greedily whatever the temperature; true samples (with
+   * temperature 1 unless given). Unset: sample when temperature > 0.
+   */
+  doSample?: boolean;
+  /**
+   * transformers' repetition_penalty (CTRL's): each token already in the row (its prompt and what
+   * it generated) has its logit divided by the penalty when positive, multiplied when negative,
+   * before temperature, top-k and top-p. 1 (default): none.
+   */
+  repetitionPenalty?: number;
+  /**
+   * transformers' num_return_sequences: that many sequences per prompt, sampled independently
+   * (needs sampling, as transformers without beam search); result rows are prompt 0's sequences,
+   * then prompt 1's...
+   */
+  numReturnSequences?: number;
   /** Sample only among the k most likely tokens (0 = no limit). */
   topK?: number;
   /** Sample only from the smallest set of tokens whose probability reaches p (1 = no limit). */
@@ -51,7 +68,20 @@ function checkSampling(o: GenerateOptions): void {
   }
 }
 
-export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions = {}): GenerateResult {
+export function generate(model: CausalLM, given: number[][], options: GenerateOptions = {}): GenerateResult {
+  const n = options.numReturnSequences ?? 1;
+  const penalty = options.repetitionPenalty ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`generate: numReturnSequences must be a positive integer, got ${n}`);
+  if (!(penalty > 0)) throw new Error(`generate: repetitionPenalty must be above 0, got ${penalty}`);
+  const temperature = options.doSample === false ? 0 : options.doSample && !(options.temperature! > 0) ? 1 : options.temperature ?? 0;
+  if (n > 1 && temperature === 0) {
+    throw new Error("generate: numReturnSequences above 1 needs sampling (doSample, or temperature > 0): greedy decoding returns one sequence");
+  }
+  if (n > 1 && options.rowSeeds) throw new Error("generate: rowSeeds gives one seed per prompt; with numReturnSequences, use seed");
+  if (n > 1 && typeof options.maxNewTokens === "object") options = { ...options, maxNewTokens: options.maxNewTokens.flatMap((m) => new Array(n).fill(m)) };
+  options = { ...options, temperature };
+  // As transformers expands input_ids: each prompt n times in a row.
+  const prompts = n > 1 ? given.flatMap((p) => new Array<number[]>(n).fill(p)) : given;
   const limits = typeof options.maxNewTokens === "object" ? options.maxNewTokens : prompts.map(() => (options.maxNewTokens as number | undefined) ?? 64);
   const maxNew = Math.max(0, ...limits);
   const eos = new Set(options.eosTokenIds ?? []);
@@ -96,7 +126,8 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
           const logits = model.forward(input, { attentionMask: attention, cache });   // [B', T, V]
-          const last = logits.select(1, logits.shape[1] - 1).to("float32");            // [B', V]
+          let last = logits.select(1, logits.shape[1] - 1).to("float32");              // [B', V]
+          if (penalty !== 1) last = applyRepetitionPenalty(last, rows.map((r) => [...prompts[r], ...out[r]]), penalty);
           return pickTokens(last, options, uniforms);
         });
         const keep: number[] = [];
@@ -131,6 +162,23 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
     model.train(wasTraining);
   }
   return { tokens: out, finishReasons: reasons };
+}
+
+/**
+ * transformers' RepetitionPenaltyLogitsProcessor on logits [B, V]: for each token id in `seen[b]`,
+ * logit / penalty when positive, logit * penalty otherwise; other logits unchanged.
+ */
+export function applyRepetitionPenalty(logits: torch.Tensor, seen: number[][], penalty: number): torch.Tensor {
+  return torch.tidy(() => {
+    const width = Math.max(1, ...seen.map((s) => s.length));
+    const device = logits.device;
+    // Which ids each row has seen, as a mask [B, V]: ones scattered at its ids (padding entries add 0).
+    const index = torch.tensor(seen.map((s) => [...s, ...new Array(width - s.length).fill(0)]), { dtype: "int64", device });   // [B, W]
+    const ones = torch.tensor(seen.map((s) => [...s.map(() => 1), ...new Array(width - s.length).fill(0)]), { dtype: "float32", device });
+    const seenMask = torch.zerosLike(logits, { dtype: "float32" }).scatterAdd(1, index, ones).gt(0);                          // [B, V]
+    const penalised = torch.where(logits.lt(0), logits.mul(penalty), logits.div(penalty));                                     // [B, V]
+    return torch.where(seenMask, penalised, logits);
+  });
 }
 
 /**

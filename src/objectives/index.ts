@@ -16,7 +16,8 @@ export type {
 } from "./spec.js";
 export {
   LOSS_TYPES, OMNI_DPO_DEFAULTS, SIMPO_DEFAULTS, DEFAULT_BETA,
-  type LossType, type LossName, type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions,
+  type LossType, type LossName, type PreferenceInputs, type PreferenceLossOptions, type RegisteredLossOptions, type LossTypeName, type RegisteredLosses, type DeclaredLossOptions,
+  type LossOptionsInCode,
   type ResolvedPreferenceOptions, type ResolvedBuiltinOptions, type PreferenceLossOutput, type PreferenceMetrics,
   type RobustVariant, type SimpoForm,
 } from "./types.js";

@@ -35,7 +35,7 @@ function times(a: Weight, b: Weight): Weight {
   return a === 1 ? b : b === 1 ? a : a.mul(b);
 }
 
-const omniKeys = (name: string) => [`uni_dpo_${name}`, `omni_dpo_${name}`];
+const omniKeys = <const S extends string>(name: S) => [`uni_dpo_${name}`, `omni_dpo_${name}`] as const;
 
 /** λ: Omni-DPO's c-NLL weight, and DPOP's penalty weight (the Math trainer reads both from uni_dpo_nll_lambda). */
 const NLL_LAMBDA = {
@@ -462,13 +462,15 @@ export const discopop = defineLoss({
   },
 });
 
-/** TRL's sigmoid_norm: DPO on the per-token scores, `-logσ(β (s_w/|y_w| - s_l/|y_l|))`. */
+/**
+ * TRL's sigmoid_norm: DPO on the per-token scores, `-logσ(β (s_w/|y_w| - s_l/|y_l|))`. As ipo,
+ * without token counts the log-probs are taken as per-token means already (dpo_length_norm: true).
+ */
 export const sigmoidNorm = defineLoss({
   name: "sigmoid_norm",
   title: "DPO, per token",
   equation: "`-logσ(β·(s_w/|y_w| - s_l/|y_l|))`",
   needsReference: true,
-  needsLengths: true,
   trlLossType: "sigmoid_norm",
   options: F_OPTIONS,
   losses(x, o) {

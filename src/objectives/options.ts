@@ -2,6 +2,7 @@
 import { ObjectiveError } from "./errors.js";
 import { DEFAULT_LOSS, lossSpec, optionNames, registeredLosses, registeredOptions, type RegisteredOption } from "./registry.js";
 import type { LossOptions, NumberCheck, OptionValue } from "./spec.js";
+import { nearestKey } from "../util/nearest.js";
 import type { PreferenceLossOptions, RegisteredLossOptions, ResolvedBuiltinOptions, ResolvedPreferenceOptions } from "./types.js";
 
 function fail(detail: string, option?: string): never {
@@ -46,12 +47,20 @@ export function resolvePreferenceOptions(options: PreferenceLossOptions | Regist
   const given = options as Record<string, unknown>;
   const known = optionNames();
   for (const key of Object.keys(given)) {
-    if (!known.includes(key)) fail(`unknown option '${key}'; known options: ${known.join(", ")}`, key);
+    if (!known.includes(key)) {
+      const near = nearestKey(key, known);
+      fail(`unknown option '${key}'${near ? ` (did you mean '${near}'?)` : ""}; known options: ${known.join(", ")}`, key);
+    }
   }
   const absent = (v: unknown) => v === undefined || v === null;
   const name = absent(given.lossType) ? DEFAULT_LOSS : given.lossType;
   const loss = typeof name === "string" ? lossSpec(name) : undefined;
-  if (!loss) fail(`option lossType must be one of ${registeredLosses().map((l) => l.name).join(", ")}, got ${JSON.stringify(given.lossType)}`, "lossType");
+  if (!loss) {
+    const names = registeredLosses().flatMap((l) => [l.name, ...l.aliases, ...(l.trlLossType ? [l.trlLossType] : [])]);
+    const near = typeof name === "string" ? nearestKey(name, names) : undefined;
+    fail(`option lossType must be one of ${registeredLosses().map((l) => l.name).join(", ")} (or TRL's loss_type names), ` +
+      `got ${JSON.stringify(given.lossType)}${near ? ` (did you mean '${near}'?)` : ""}`, "lossType");
+  }
 
   const resolved: Record<string, OptionValue> = {
     lossType: loss.name,

@@ -7,7 +7,7 @@ import { computeMetrics, implicitRewards, STANDARD_METRICS } from "./metrics.js"
 import { resolvePreferenceOptions } from "./options.js";
 import { lossSpec, type RegisteredLoss } from "./registry.js";
 import type { LossInputs, LossOptions, LossResult } from "./spec.js";
-import type { PreferenceInputs, PreferenceLossOptions, PreferenceLossOutput, RegisteredLossOptions } from "./types.js";
+import type { DeclaredLossOptions, LossOptionsInCode, PreferenceInputs, ResolvedPreferenceOptions, PreferenceLossOptions, PreferenceLossOutput } from "./types.js";
 
 /** Runs the loss's function and checks what it returns: losses [B], and metrics of known kinds. */
 function runLoss(loss: RegisteredLoss, x: LossInputs, options: LossOptions): Required<LossResult> {
@@ -45,7 +45,9 @@ function runLoss(loss: RegisteredLoss, x: LossInputs, options: LossOptions): Req
  * intermediate tensor is freed before it returns; the caller owns (and disposes, or tidies)
  * losses, loss, chosenRewards and rejectedRewards.
  */
-export function preferenceLoss(inputs: PreferenceInputs, options: PreferenceLossOptions | RegisteredLossOptions = {}): PreferenceLossOutput {
+export function preferenceLoss(inputs: PreferenceInputs, options?: PreferenceLossOptions | DeclaredLossOptions): PreferenceLossOutput;
+export function preferenceLoss(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): PreferenceLossOutput;
+export function preferenceLoss(inputs: PreferenceInputs, options: LossOptionsInCode = {}): PreferenceLossOutput {
   const resolved = resolvePreferenceOptions(options as PreferenceLossOptions);
   const loss = lossSpec(resolved.lossType)!;
   return torch.tidy(() => {
@@ -72,7 +74,9 @@ export interface PairValues {
  * values are those it averages into rewards/margins, w_qual, w_perf and nll_gate), without
  * gradient and with every tensor freed.
  */
-export function pairValues(inputs: PreferenceInputs, options: PreferenceLossOptions | RegisteredLossOptions = {}): PairValues {
+export function pairValues(inputs: PreferenceInputs, options?: PreferenceLossOptions | DeclaredLossOptions): PairValues;
+export function pairValues(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): PairValues;
+export function pairValues(inputs: PreferenceInputs, options: LossOptionsInCode = {}): PairValues {
   const resolved = resolvePreferenceOptions(options as PreferenceLossOptions);
   const loss = lossSpec(resolved.lossType)!;
   return torch.noGrad(() => torch.tidy(() => {

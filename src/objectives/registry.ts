@@ -310,6 +310,8 @@ function addConfigKey(key: string, kind: ConfigKey["kind"], loss: string, option
 function commit(loss: RegisteredLoss, newOptions: RegisteredOption[], decls: OptionDecls): void {
   losses.push(loss);
   for (const n of [loss.name, ...loss.aliases]) byName.set(n, loss);
+  // TRL's loss_type name works in code as in a YAML (lossType: "sigmoid" is dpo), unless it names another loss.
+  if (loss.trlLossType && !byName.has(loss.trlLossType)) byName.set(loss.trlLossType, loss);
   for (const o of newOptions) {
     options.set(o.name, o as RegisteredOption & { losses: string[] });
     sources.set(o.name, decls[o.name]);

@@ -199,8 +199,9 @@ export interface LossSpec<O extends OptionDecls = OptionDecls> {
 }
 
 /** Declares a built-in loss with its name's and options' types kept (the registry normalises it). */
-export function defineLoss<const N extends string, const O extends OptionDecls = Record<never, never>>(
-  spec: LossSpec<O> & { name: N },
-): LossSpec<O> & { name: N; options: O } {
+export function defineLoss<const N extends string, const O extends OptionDecls = Record<never, never>,
+  const A extends readonly string[] = readonly [], const T extends string = never>(
+  spec: LossSpec<O> & { name: N; aliases?: A; trlLossType?: T },
+): LossSpec<O> & { name: N; options: O; aliases?: A; trlLossType?: T } {
   return { ...spec, options: spec.options ?? ({} as O) };
 }

@@ -14,6 +14,22 @@ export const LOSS_TYPES: readonly LossType[] = BUILTIN_LOSSES.map((l) => l.name)
 /** A built-in lossType or the name of a loss added with registerLoss. */
 export type LossName = LossType | (string & {});
 
+/** What lossType accepts in code for a built-in loss: its name, an alias (uni_dpo) or TRL's loss_type (sigmoid). */
+export type LossTypeName = LossType | NonNullable<Builtin["aliases"]>[number] | NonNullable<Builtin["trlLossType"]>;
+
+/**
+ * Losses added with registerLoss, as code sees them: declare each one's options so that
+ * preferenceLoss type-checks them as it does the built-in ones', e.g.
+ *   declare module "omni-dpo" { interface RegisteredLosses { my_loss: { my_margin?: number } } }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface RegisteredLosses {}
+
+/** Options of a loss declared in RegisteredLosses. */
+export type DeclaredLossOptions = {
+  [N in keyof RegisteredLosses]: CommonOptions & { lossType: N } & RegisteredLosses[N];
+}[keyof RegisteredLosses];
+
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
 type DeclsOf<L> = L extends { options: infer O extends OptionDecls } ? O : never;
 type BuiltinDecls = UnionToIntersection<DeclsOf<Builtin>>;
@@ -71,9 +87,16 @@ interface CommonOptions {
  * built-in loss's options by name (see each declaration in losses.ts, or the README's table).
  * Options a loss does not use are checked, then ignored.
  */
-export type PreferenceLossOptions = CommonOptions & { lossType?: LossType } & { [K in keyof BuiltinOptionValues]?: BuiltinOptionValues[K] };
+export type PreferenceLossOptions = CommonOptions & { lossType?: LossTypeName } & { [K in keyof BuiltinOptionValues]?: BuiltinOptionValues[K] };
 
-/** Options of a loss added with registerLoss: its name, beta, and its options by name. */
+/**
+ * What preferenceLoss and pairValues take: a built-in loss's options (checked at compile time), a
+ * declared registered loss's, or options already resolved (resolvePreferenceOptions,
+ * objectiveFromConfig), which is how options known only at run time come in.
+ */
+export type LossOptionsInCode = PreferenceLossOptions | DeclaredLossOptions | ResolvedPreferenceOptions;
+
+/** Options of any loss by name, checked at run time only (resolvePreferenceOptions takes them). */
 export type RegisteredLossOptions = CommonOptions & { lossType: string; [option: string]: OptionValue | undefined };
 
 /** Options with every default filled in, as preferenceLoss uses them (see resolvePreferenceOptions). */

@@ -41,7 +41,12 @@ export interface TrainerState {
   worldSize?: number;
   /** With several processes: each rank's generator state, rank r's at index r (rngState is rank 0's). */
   rngStates?: string[];
+  /** The best checkpoint so far by metric_for_best_model (load_best_model_at_end), when tracked. */
+  best?: BestCheckpoint | null;
 }
+
+/** transformers' best_model_checkpoint, best_metric and best_global_step. */
+export interface BestCheckpoint { checkpoint: string; metric: number; step: number }
 
 const PREFIX = "checkpoint-";
 const DELETING = ".deleting";
@@ -73,6 +78,18 @@ export interface CheckpointParts {
   baseModelNameOrPath?: string;
   /** Writes the model to a directory in place of savePretrained (a reward model's classifier format). */
   saveModel?: (dir: string) => void;
+  /** TR-DPO (sync_ref_model): the reference, which changes as the run trains, saved in ref_model/. */
+  syncedReference?: CausalLM;
+}
+
+/** Where a checkpoint keeps TR-DPO's synced reference. */
+export function syncedReferenceDir(checkpoint: string): string {
+  const dir = join(checkpoint, "ref_model");
+  if (!existsSync(join(dir, "config.json"))) {
+    throw new Error(`${checkpoint}: no ref_model/ (the synced reference sync_ref_model trains with); it was written without ` +
+      "sync_ref_model: resume it without, or set overwrite_output_dir: true to start afresh");
+  }
+  return dir;
 }
 
 /** Deletes a checkpoint (or any directory) by renaming it to `<dir>.deleting` first, so a cut-short deletion is finished by cleanOutputDir. */
@@ -84,7 +101,8 @@ export function removeCheckpoint(dir: string): void {
   rmSync(doomed, { recursive: true, force: true });
 }
 
-export async function saveTrainingCheckpoint(outputDir: string, parts: CheckpointParts, saveTotalLimit: number | null): Promise<string> {
+export async function saveTrainingCheckpoint(outputDir: string, parts: CheckpointParts, saveTotalLimit: number | null,
+  keep: string | null = null): Promise<string> {
   const final = join(outputDir, `${PREFIX}${parts.state.globalStep}`);
   const tmp = tempPath(final);
   rmSync(tmp, { recursive: true, force: true });
@@ -95,6 +113,10 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
       savePretrained(parts.model, dir, { baseModelNameOrPath: parts.baseModelNameOrPath }));
     writingTo(tmp, () => save(tmp));
     if (parts.tokenizer) await parts.tokenizer.save(tmp);
+    if (parts.syncedReference) {
+      const ref = join(tmp, "ref_model");
+      writingTo(ref, () => savePretrained(parts.syncedReference!, ref));
+    }
     const dict = parts.optimizer.stateDict();
     const tensors: [string, torch.Tensor][] = [];
     const scalars: Record<string, Record<string, number>> = {};
@@ -119,10 +141,22 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
   writingTo(final, () => renameSync(tmp, final));
   fsyncPath(outputDir);
   if (saveTotalLimit !== null && saveTotalLimit > 0) {
-    const all = checkpointDirs(outputDir);
-    for (const old of all.slice(0, Math.max(0, all.length - saveTotalLimit))) removeCheckpoint(old.dir);
+    for (const old of rotatedOut(checkpointDirs(outputDir).map((c) => c.dir), saveTotalLimit, keep)) removeCheckpoint(old);
   }
   return final;
+}
+
+/**
+ * The checkpoints (oldest first) save_total_limit deletes, as transformers' rotation: the best
+ * one (`keep`) is never deleted: it is ranked just before the latest, and a limit of 1 keeps 2
+ * while the best is not the latest.
+ */
+export function rotatedOut(dirs: string[], limit: number, keep: string | null): string[] {
+  const last = dirs.at(-1);
+  const kept = keep !== null && dirs.includes(keep) && keep !== last;
+  const order = kept ? [...dirs.filter((d) => d !== keep && d !== last), keep, last!] : dirs;
+  const effective = kept && limit === 1 ? 2 : limit;
+  return order.slice(0, Math.max(0, order.length - effective));
 }
 
 /**

@@ -9,10 +9,18 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { isWithin } from "../util/paths.js";
 import { readTextFile } from "../util/utf8.js";
 import { isMap, isScalar, LineCounter, parse as parseYaml, parseDocument, visit } from "yaml";
-import { objectiveConfigKeys, objectiveFromConfig, type ResolvedPreferenceOptions } from "../objectives/index.js";
+import { objectiveConfigKeys, objectiveFromConfig, REFERENCE_LOSSES, type ResolvedPreferenceOptions } from "../objectives/index.js";
+import { resolveLengthNorm } from "./length-norm.js";
+import { nearestKey } from "../util/nearest.js";
+
+export { nearestKey };
 import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
 
-export interface TrainConfig extends RecipeValues {
+export interface TrainConfig extends Omit<RecipeValues, "dpoLengthNorm"> {
+  /** dpo_length_norm as resolved: the recipe's, else as the trainer it is written for (length-norm.ts). */
+  dpoLengthNorm: boolean;
+  /** Why dpoLengthNorm has its value (the run header and the model card say it). */
+  dpoLengthNormReason: string;
   objective: ResolvedPreferenceOptions;
   /** The objective's keys as the recipe gave them (to name what changed when a run resumes). */
   objectiveKeys: Record<string, unknown>;
@@ -98,32 +106,6 @@ export interface LoadOptions {
   allowUnknownKeys?: boolean;
 }
 
-/** Edit distance (insertions, deletions, substitutions, adjacent swaps), for did-you-mean. */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/** The known key nearest `key`, when near enough to be a misspelling (a third of its length). */
-export function nearestKey(key: string, known: Iterable<string>): string | undefined {
-  const within = Math.max(2, Math.floor(key.length / 3));
-  let best: { name: string; distance: number } | undefined;
-  for (const name of known) {
-    // The lengths' difference bounds the distance from below: a name that far off is never near (nor worth the quadratic work).
-    if (Math.abs(key.length - name.length) > within) continue;
-    const distance = editDistance(key, name);
-    if (!best || distance < best.distance) best = { name, distance };
-  }
-  return best && best.distance <= within ? best.name : undefined;
-}
-
 /** Whether a status key's value leaves it as if unset: None, its default, or false for a key whose default is None. */
 function leftAtDefault(spec: KeySpec, v: unknown): boolean {
   if (v === null || v === undefined || v === "None" || (v === false && spec.default === null)) return true;
@@ -164,6 +146,25 @@ function parseRecipe(text: string, source: string): unknown {
   try { return doc.toJS(); } catch (e) { throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`); }
 }
 
+/** What to do with a Hub dataset id. */
+export const HUB_HINT = "datasets are not downloaded: save it as JSONL or Parquet (datasets' to_json or to_parquet; docs/recipe-keys.md, TRL recipes) " +
+  "and name the file";
+
+/** "owner/name" that names no file: what a Hub dataset id looks like. */
+function looksLikeHubId(p: string, baseDir: string): boolean {
+  return /^[\w.-]+\/[\w.-]+$/.test(p) && !/\.(jsonl|json|parquet)$/i.test(p) && !existsSync(resolve(baseDir, p));
+}
+
+/** TR-DPO and reference_free need a reference of their own kind; what they cannot go with, as TRL. */
+function referenceProblem(v: Record<string, unknown>): string | undefined {
+  if (v.sync_ref_model) {
+    if (v.use_peft) return "key 'sync_ref_model' cannot go with use_peft (the reference is the policy with its adapters off; as TRL)";
+    if (v.precompute_ref_log_probs) return "key 'sync_ref_model' cannot go with precompute_ref_log_probs (the reference changes as it trains; as TRL)";
+    if (v.reference_free) return "key 'sync_ref_model' cannot go with reference_free (there is no reference to sync)";
+  }
+  return undefined;
+}
+
 /** Reads a YAML file (or an already-parsed object) with overrides into a checked TrainConfig. */
 export function loadTrainConfig(source: string | Record<string, unknown>, overrides: [string, unknown][] = [], options: LoadOptions = {}): LoadedConfig {
   let raw: Record<string, unknown>;
@@ -193,7 +194,7 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   for (const [key, v] of Object.entries(raw)) {
     const spec = specOf(key);
     if (spec?.status === "warn") {
-      if (!leftAtDefault(spec, v)) warnings.push(`${where}: key '${key}' is for hardware or tooling this run does not use; ignored (${spec.help})`);
+      if (!leftAtDefault(spec, v)) warnings.push(`${where}: key '${key}' changes nothing in this run (tooling, hardware or memory use); ignored (${spec.help})`);
     } else if (spec?.status === "error") {
       if (!leftAtDefault(spec, v)) throw new ConfigError(`${where}: key '${key}' (${JSON.stringify(v)}) is not supported: ${spec.help} It would change what training does; remove it or set it to ${JSON.stringify(spec.default)}`);
     } else if (spec) {
@@ -222,18 +223,37 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       values[key] = spec.default;
     }
   }
-  // The training data: alignment-handbook's dataset_mixer, or the Math recipe's train_data_path.
-  if (values.dataset_mixer === null && values.train_data_path === null) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or the Math recipe's train_data_path)`);
-  if (values.dataset_mixer !== null && values.train_data_path !== null) throw new ConfigError(`${where}: keys 'dataset_mixer' and 'train_data_path' both name training data; give one`);
+  // The training data: alignment-handbook's dataset_mixer, TRL's dataset_name (a file here), or the Math recipe's train_data_path.
+  const dataKeys = ["dataset_mixer", "dataset_name", "train_data_path"].filter((k) => values[k] !== null);
+  if (!dataKeys.length) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or TRL's dataset_name, or the Math recipe's train_data_path)`);
+  if (dataKeys.length > 1) throw new ConfigError(`${where}: keys ${dataKeys.map((k) => `'${k}'`).join(" and ")} ${dataKeys.length === 2 ? "both" : "all"} name training data; give one`);
+  if (values.dataset_name !== null) values.dataset_mixer = { [values.dataset_name as string]: 1 };
+  // TRL's dataset_name is nearly always a Hub id; a missing dataset_mixer file gets the same hint when read (trainer.ts).
+  if (typeof values.dataset_name === "string" && looksLikeHubId(values.dataset_name, baseDir)) {
+    throw new ConfigError(`${where}: key 'dataset_name': '${values.dataset_name}' is not a file here and looks like a Hugging Face ` +
+      `Hub dataset id; ${HUB_HINT}`);
+  }
+  const initKwargs = (values.model_init_kwargs as Record<string, unknown> | null) ?? {};
+  if (initKwargs.torch_dtype != null && values.torch_dtype === null) values.torch_dtype = initKwargs.torch_dtype;
+  for (const k of Object.keys(initKwargs).filter((k) => k !== "torch_dtype")) {
+    warnings.push(`${where}: key 'model_init_kwargs.${k}' changes nothing in this run (tooling, hardware or memory use); ignored (models load from local directories, with LibTorch's attention)`);
+  }
   if (values.eval_file !== null && values.eval_data_path !== null) throw new ConfigError(`${where}: keys 'eval_file' and 'eval_data_path' both name evaluation data; give one`);
   for (const key of SUPPORTED_KEYS) {
     const v = values[key];
     const problem = v === null ? undefined : specOf(key)!.check?.(v as never, values);
     if (problem) throw new ConfigError(`${whereOf(key)}: key '${key}' ${problem}, got ${shown(v)}`);
   }
+  const reference = referenceProblem(values);
+  if (reference) throw new ConfigError(`${where}: ${reference}`);
   for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
   let objective: ResolvedPreferenceOptions;
   try { objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS }); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
+  for (const key of ["sync_ref_model", "reference_free"]) {
+    if (values[key] && !REFERENCE_LOSSES.has(objective.lossType)) {
+      throw new ConfigError(`${where}: key '${key}' needs a loss with a reference model; ${objective.lossType} has none`);
+    }
+  }
 
   // Paths resolve against the YAML's directory, as the reference scripts run from theirs.
   const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -246,7 +266,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
       : kind === "mixer" ? Object.fromEntries(Object.entries(v as Record<string, number>).map(([p, f]) => [path(p), f]))
       : v;
   }
-  const config = { ...fields, objective, objectiveKeys, source: where } as TrainConfig;
+  const lengthNorm = resolveLengthNorm(raw, objective, values.dpo_length_norm as boolean | null);
+  fields.dpoLengthNorm = lengthNorm.value;
+  const config = { ...fields, dpoLengthNormReason: lengthNorm.reason, objective, objectiveKeys, source: where } as TrainConfig;
   if ((config.evalStrategy ?? config.evaluationStrategy) === "no") config.evalSteps = null;
   if (config.saveStrategy === "no" || config.saveStrategy === "epoch") config.saveSteps = null;
   // transformers: eval_strategy steps without eval_steps evaluates every logging_steps.

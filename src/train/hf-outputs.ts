@@ -45,12 +45,14 @@ export interface HfStateInputs {
   logHistory: MetricRow[];
   /** The run is over (its last step is done). */
   finished: boolean;
+  /** The best checkpoint by metric_for_best_model, when tracked. */
+  best?: { checkpoint: string; metric: number; step: number } | null;
 }
 
 export function hfTrainerState(s: HfStateInputs): HfTrainerState {
   return {
-    // No metric_for_best_model here, so no best checkpoint is tracked (transformers leaves these None too).
-    best_global_step: null, best_metric: null, best_model_checkpoint: null,
+    // Without metric_for_best_model (or load_best_model_at_end) no best checkpoint is tracked: None, as transformers.
+    best_global_step: s.best?.step ?? null, best_metric: s.best?.metric ?? null, best_model_checkpoint: s.best?.checkpoint ?? null,
     epoch: s.epoch, eval_steps: s.evalSteps, global_step: s.globalStep,
     is_hyper_param_search: false, is_local_process_zero: true, is_world_process_zero: true,
     log_history: s.logHistory, logging_steps: s.loggingSteps, max_steps: s.maxSteps,
@@ -102,7 +104,11 @@ export interface ModelCard {
   adapter: boolean;
   lossType: string;
   beta: number | undefined;
+  /** How sequence log-probs were taken, and why (lengthNormText). */
+  logProbs?: string;
   dataFiles: string[];
+  /** The held-out evaluation file(s), when the run had one (eval_file / eval_data_path). */
+  evalFiles?: string[];
   trainPairs: number;
   evalPairs: number;
   hyperparameters: Record<string, unknown>;
@@ -121,7 +127,7 @@ export function modelCardText(c: ModelCard): string {
     "---",
     `base_model: ${JSON.stringify(c.baseModel)}`,
     `library_name: ${c.adapter ? "peft" : "transformers"}`,
-    "tags:", "- omni-dpo", "- dpo", `- ${c.lossType}`,
+    "tags:", ...[...new Set(["omni-dpo", "dpo", c.lossType])].map((t) => `- ${t}`),
     "---",
     "",
     `# ${title}`,
@@ -129,11 +135,13 @@ export function modelCardText(c: ModelCard): string {
     `This ${c.adapter ? "LoRA adapter" : "model"} is \`${c.baseModel}\` fine-tuned on preference pairs with the \`${c.lossType}\` objective` +
       `${c.beta === undefined ? "" : ` (beta ${c.beta})`} by omni-dpo ${c.version}.`,
     "",
+    ...(c.logProbs ? [`The objective used ${c.logProbs}.`, ""] : []),
     "## Data",
     "",
     ...c.dataFiles.map((f) => `- \`${f}\``),
     "",
     `${c.trainPairs} training pairs${c.evalPairs ? `, ${c.evalPairs} evaluation pairs` : ""}.`,
+    ...(c.evalFiles?.length ? ["", "Evaluated on:", "", ...c.evalFiles.map((f) => `- \`${f}\``)] : []),
     "",
     "## Training",
     "",

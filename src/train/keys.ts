@@ -15,7 +15,7 @@ export type Group = (typeof GROUPS)[number];
 /**
  * Keys read but not acted on. None is ever accepted silently: set to anything but its default
  * (or false/None), a "warn" key (hardware or tooling this run does not use: hub, trackers,
- * kernels) is ignored with a warning, and an "error" key (it would change what training does,
+ * kernels, memory savings that compute the same values) is ignored with a warning saying why, and an "error" key (it would change what training does,
  * and this trainer cannot) stops the run with an error naming it.
  */
 export type KeyStatus = "warn" | "error";
@@ -103,6 +103,24 @@ const reportToRule = (v: unknown) => {
   return Array.isArray(names) && names.every((x) => typeof x === "string") ? undefined : "must be a tracker's name or a list of them";
 };
 
+/** model_init_kwargs that only change how from_pretrained loads (devices, remote code, kernels), not the weights. */
+export const MODEL_INIT_TOOLING = ["trust_remote_code", "attn_implementation", "revision", "device_map",
+  "low_cpu_mem_usage", "use_cache"] as const;
+const modelInitKwargsRule = (v: unknown, all: Record<string, unknown>) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "must be a mapping of from_pretrained's arguments";
+  const kwargs = v as Record<string, unknown>;
+  const other = Object.keys(kwargs).filter((k) => k !== "torch_dtype" && !(MODEL_INIT_TOOLING as readonly string[]).includes(k));
+  if (other.length) return `has ${other.join(", ")}, not supported here (torch_dtype is read; ${MODEL_INIT_TOOLING.join(", ")} are ignored)`;
+  const dtype = kwargs.torch_dtype;
+  if (dtype !== undefined && dtype !== null && !(TORCH_DTYPES as readonly unknown[]).includes(dtype)) {
+    return `torch_dtype must be one of ${TORCH_DTYPES.join(", ")}`;
+  }
+  if (dtype != null && all.torch_dtype != null && all.torch_dtype !== dtype) {
+    return `torch_dtype (${String(dtype)}) disagrees with the key torch_dtype (${String(all.torch_dtype)}); give one`;
+  }
+  return undefined;
+};
+
 export const RECIPE_KEYS = {
   // --- model
   model_name_or_path: { kind: "path", group: "model", follows: HANDBOOK_MODEL, resume: "soft",
@@ -138,6 +156,33 @@ export const RECIPE_KEYS = {
     help: "Whether a reference model is used: as in the reference (UniDPOConfig.__post_init__), decided by the loss whatever the YAML says (no reference for SimPO and ORPO)." },
   disable_dropout: { kind: "boolean", default: true, group: "model", follows: DPO, check: (v: boolean) => (v ? undefined : "false is not supported (dropout stays off in the policy: the recomputed LM-head chunks and checkpointed layers must see the same forward)"),
     help: "Dropout off in the policy (and the LoRA adapters), as TRL does by default; false is an error." },
+  model_init_kwargs: { kind: "mapping", default: null, group: "model", follows: DPO, resume: "soft",
+    check: (v: unknown, all) => modelInitKwargsRule(v, all),
+    help: "TRL's keyword arguments for from_pretrained: torch_dtype is read (as the torch_dtype key; both set must agree); " +
+      `${MODEL_INIT_TOOLING.join(", ")} change nothing here and are ignored; any other is an error.` },
+  use_dora: { kind: "boolean", default: false, group: "model", follows: "PEFT LoraConfig", status: "error",
+    help: "DoRA (weight-decomposed LoRA): not implemented here; plain LoRA would train another update." },
+  lora_task_type: { kind: "string", default: "CAUSAL_LM", group: "model", follows: "TRL ModelConfig", resume: "hard",
+    check: (v: string) => (v === "CAUSAL_LM" ? undefined : "must be CAUSAL_LM (the adapters here are for causal language models)"),
+    help: "PEFT's task type of the adapters: CAUSAL_LM, the only one trained here (written to adapter_config.json)." },
+  router_aux_loss_coef: { kind: "number", default: 0.001, group: "model", follows: DPO, status: "warn",
+    help: "Weight of a mixture-of-experts router's load-balancing loss; no architecture here has a router, so there is none." },
+  use_liger_kernel: { kind: "boolean", default: false, group: "model", follows: TA, status: "warn",
+    help: "Liger's fused kernels save memory by never materialising the full logits; the chunked log-prob path here " +
+      "already avoids them, with the same values." },
+  use_logits_to_keep: { kind: "boolean", default: false, group: "model", follows: "TRL DPOConfig (<= 0.19)", status: "warn",
+    help: "Compute logits only from the first answer token on; the chunked log-prob path here already computes " +
+      "only what the answers need, with the same values." },
+  padding_free: { kind: "boolean", default: false, group: "model", follows: DPO, status: "warn",
+    help: "Pack a batch without padding to save memory; padding here is masked out of the loss, so it trains the same " +
+      "(current TRL turns padding_free off too)." },
+  pad_to_multiple_of: { kind: "integer", default: null, group: "model", follows: DPO, status: "warn",
+    help: "Pad batches to a multiple of N tokens (for tensor cores); padding is masked, so the loss is the same." },
+  activation_offloading: { kind: "boolean", default: false, group: "model", follows: DPO, status: "warn",
+    help: "Keep activations in CPU memory between forward and backward; a memory saving with the same gradients " +
+      "(gradient_checkpointing saves memory here)." },
+  pad_token: { kind: "string", default: null, group: "model", follows: "TRL DPOConfig (deprecated)", status: "warn",
+    help: "The padding token; padding is masked, so it does not change training (padding_value sets the id used)." },
 
   // --- data
   dataset_mixer: { kind: "mixer", default: null, group: "data", follows: HANDBOOK_DATA, resume: "hard",
@@ -184,6 +229,14 @@ export const RECIPE_KEYS = {
   is_llama3: { kind: "boolean", default: false, group: "data", follows: "Uni-DPO recipes", status: "warn", help: "Llama 3 chat formatting in the reference's scripts (the tokenizer's chat template decides here)." },
   max_completion_length: { kind: "integer", default: null, group: "data", follows: DPO, resume: "hard", check: atLeast(1),
     help: "Tokens kept of each answer (its start, EOS included), as TRL cuts completions, before max_length applies; None: no separate limit." },
+  dataset_name: { kind: "path", default: null, group: "data", follows: "TRL ScriptArguments", resume: "hard",
+    help: "TRL's training dataset: here a local preference file (JSONL, JSON or Parquet), used whole, as dataset_mixer " +
+      "{file: 1.0}. A Hub id is an error: datasets are not downloaded; save the dataset to a file (docs/data.md)." },
+  dataset_num_proc: { kind: "integer", default: null, group: "data", follows: DPO, status: "warn",
+    help: "Processes for tokenising the dataset; one process tokenises here, with the same result." },
+  max_target_length: { kind: "integer", default: null, group: "data", follows: "TRL DPOConfig (<= 0.11)", status: "warn",
+    help: "The target's length limit of encoder-decoder models only (TRL ignores it for decoder-only models, the only " +
+      "kind here); max_completion_length limits answers." },
 
   // --- optimisation
   learning_rate: { kind: "number", default: 5e-7, group: "optimisation", follows: `${OURS} (alignment-handbook's DPO recipes; ${TA}: 5e-5)`, resume: "soft", check: nonNegative,
@@ -222,6 +275,47 @@ export const RECIPE_KEYS = {
     help: "Seconds a distributed rendezvous or collective may wait for the other ranks before the run fails with an error naming the rank." },
   ddp_bucket_cap_mb: { kind: "number", default: null, group: "optimisation", follows: TA, check: (v: number) => (v <= 0 ? "must be above 0" : undefined),
     help: "Size of the buckets (MB) gradients are flattened into and all-reduced in, across ranks; None: 25, as DistributedDataParallel." },
+  // --- transformers TrainingArguments beyond those above: what each would change here.
+  save_safetensors: { kind: "boolean", default: true, group: "optimisation", follows: TA, status: "warn",
+    help: "Save in safetensors rather than pickle; everything is written as safetensors here." },
+  dataloader_pin_memory: { kind: "boolean", default: true, group: "optimisation", follows: TA, status: "warn",
+    help: "Page-locked host memory for faster copies to the GPU; a speed setting, same batches." },
+  dataloader_persistent_workers: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn",
+    help: "Keep data-loading workers alive between epochs; one process loads data here." },
+  dataloader_prefetch_factor: { kind: "integer", default: null, group: "optimisation", follows: TA, status: "warn",
+    help: "Batches each data-loading worker prefetches; one process loads data here." },
+  eval_accumulation_steps: { kind: "integer", default: null, group: "optimisation", follows: TA, status: "warn",
+    help: "Move eval predictions to the CPU every N steps (memory); evaluation keeps only its metrics here." },
+  torch_empty_cache_steps: { kind: "integer", default: null, group: "optimisation", follows: TA, status: "warn",
+    help: "Empty the CUDA cache every N steps (memory); the same training." },
+  include_num_input_tokens_seen: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "warn",
+    help: "Count input tokens in trainer_state.json; rows log tokens_per_second here instead." },
+  disable_tqdm: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "warn",
+    help: "Hide the progress bar; train() takes quiet: true, and the CLI draws no bar with --json." },
+  full_determinism: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "warn",
+    help: "Deterministic CUDA kernels; runs here are seeded and resume exactly, with LibTorch's default kernels." },
+  save_on_each_node: { kind: "boolean", default: false, group: "logging/saving", follows: TA, status: "warn",
+    help: "Write checkpoints on every machine; rank 0 writes output_dir here (use a shared file system)." },
+  hub_token: { kind: "string", default: null, group: "logging/saving", follows: TA, status: "warn",
+    help: "A Hugging Face hub token (never used: nothing is uploaded)." },
+  ddp_backend: { kind: "string", default: null, group: "optimisation", follows: TA, status: "warn",
+    help: "The collective backend; `omni-dpo train --backend gloo|nccl` picks it here." },
+  label_smoothing_factor: { kind: "number", default: 0, group: "optimisation", follows: TA, status: "warn",
+    help: "transformers' label smoothing of the LM loss, which TRL's DPOTrainer does not use either (its loss is " +
+      "its own); DPO's label smoothing is the objective's label_smoothing key." },
+  dataloader_drop_last: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "error",
+    help: "Drop the last incomplete batch of each epoch; the last batch is always trained here." },
+  group_by_length: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "error",
+    help: "Batch examples of similar length together; the order here is a seeded shuffle, as TRL's default." },
+  neftune_noise_alpha: { kind: "number", default: null, group: "optimisation", follows: TA, status: "error",
+    help: "NEFTune's noise on the input embeddings: not implemented here." },
+  use_cpu: { kind: "boolean", default: false, group: "optimisation", follows: TA, status: "error",
+    help: "Train on the CPU: set device: cpu instead." },
+  eval_on_start: { kind: "boolean", default: false, group: "schedule", follows: TA, status: "error",
+    help: "An evaluation before the first step: not supported (evaluations follow eval_strategy and the last step)." },
+  ddp_find_unused_parameters: { kind: "boolean", default: null, group: "optimisation", follows: TA, status: "warn",
+    help: "Let DistributedDataParallel look for parameters without a gradient; every gradient here is all-reduced from " +
+      "one flat buffer (unused ones as zeros), so nothing needs finding." },
   zero_stage: { kind: "integer", default: 0, group: "optimisation", follows: OURS, check: (v: number) => (v >= 0 && v <= 2 ? undefined : "must be 0 (off), 1 (ZeRO-1: optimizer state sharded) or 2 (ZeRO-2: gradients too)"),
     help: "1: ZeRO stage 1 over several ranks: each rank keeps the optimizer state (AdamW's moments) of its share of the parameters only, updates those and broadcasts them (PyTorch's ZeroRedundancyOptimizer); the same weights as without it. 2: ZeRO stage 2, the gradients sharded too (each reduced to its owner only, the others dropped). 0: every rank keeps the whole state. Checkpoints hold the whole state either way." },
   optim: { kind: "string", default: "adamw_torch", group: "optimisation", follows: TA, resume: "hard", check: (v: string) => optimRule(v),
@@ -256,6 +350,10 @@ export const RECIPE_KEYS = {
     help: "The eval metric early stopping watches, with or without its eval_ prefix (loss, rewards/accuracies...); None: loss." },
   greater_is_better: { kind: "boolean", default: null, group: "schedule", follows: TA,
     help: "Whether a larger metric_for_best_model is better; None: false for loss, true for any other metric, as transformers." },
+  load_best_model_at_end: { kind: "boolean", default: false, group: "schedule", follows: TA,
+    help: "Track the best checkpoint by metric_for_best_model (None: loss) and write its model to output_dir at the end, " +
+      "as transformers: checkpoint rotation (save_total_limit) never deletes it, and trainer_state.json names it. Needs " +
+      "eval data, evaluation at every checkpoint (save_strategy as eval_strategy, save_steps a multiple of eval_steps)." },
   generate_during_eval: { kind: "boolean", default: false, group: "schedule", follows: DPO, status: "warn", help: "Sample generations while evaluating and log them to Weights & Biases or Comet (neither is used here)." },
 
   // --- logging/saving
@@ -279,6 +377,8 @@ export const RECIPE_KEYS = {
     help: "Checkpoints kept (the oldest are deleted); None or 0: all." },
   precompute_ref_log_probs: { kind: "boolean", default: false, group: "logging/saving", follows: DPO,
     help: "Compute the reference log-probs once and cache them in output_dir/ref_logps_cache, so only the policy is in memory." },
+  precompute_ref_batch_size: { kind: "integer", default: null, group: "logging/saving", follows: DPO, check: atLeast(1),
+    help: "Pairs per batch when precomputing the reference log-probs; None: per_device_eval_batch_size." },
   logging_strategy: { kind: "enum", values: STRATEGIES, default: "steps", group: "logging/saving", follows: TA,
     help: "no: no train rows; steps: every logging_steps; epoch: at the end of each epoch. The last step is always logged." },
   logging_first_step: { kind: "boolean", default: false, group: "logging/saving", follows: TA, help: "Log the first step too." },
@@ -297,8 +397,25 @@ export const RECIPE_KEYS = {
   output_hub: { kind: "string", default: null, group: "logging/saving", follows: "Uni-DPO recipes", status: "warn", help: "Hub destination." },
 
   // --- objective: the loss's own keys come from OBJECTIVE_CONFIG_KEYS; this one is how log-probs are taken.
-  dpo_length_norm: { kind: "boolean", default: true, group: "objective", follows: UNI_DPO, resume: "soft",
-    help: "Sequence log-prob as the mean over answer tokens (true) or their sum." },
+  reference_free: { kind: "boolean", default: false, group: "objective", follows: "TRL DPOConfig (<= 0.20)", resume: "soft",
+    help: "Train against a uniform reference: every reference log-prob is 0 (no reference model is loaded), as TRL's " +
+      "reference_free." },
+  sync_ref_model: { kind: "boolean", default: false, group: "objective", follows: DPO, resume: "soft",
+    help: "TR-DPO: every ref_model_sync_steps steps the reference becomes ref_model_mixup_alpha * policy + (1 - alpha) " +
+      "* reference, as TRL's SyncRefModelCallback; checkpoints keep the reference (ref_model/) so a resume goes on " +
+      "with it. Not with use_peft or precompute_ref_log_probs (as TRL)." },
+  ref_model_mixup_alpha: { kind: "number", default: 0.6, group: "objective", follows: DPO, resume: "soft",
+    check: (v: number) => (v < 0 || v > 1 ? "must lie in [0, 1]" : undefined),
+    help: "TR-DPO's alpha: the policy's share of the synced reference (sync_ref_model)." },
+  ref_model_sync_steps: { kind: "integer", default: 512, group: "objective", follows: DPO, resume: "soft", check: atLeast(1),
+    help: "TR-DPO's tau: the reference is synced every this many optimizer steps (sync_ref_model)." },
+  dpo_length_norm: { kind: "boolean", default: null, group: "objective", follows: `${UNI_DPO} (true) and ${DPO} (false)`,
+    resume: "soft",
+    help: "Sequence log-prob as the mean over answer tokens (true) or their sum (false). None: as the trainer the recipe " +
+      "is written for: true (the Uni-DPO reference trainers' mean) when the recipe has a Uni-DPO marker (pref_loss, a " +
+      "uni_dpo_*/omni_dpo_* key, loss_type: uni_dpo, a Math trainer key such as train_data_path, or a loss TRL's " +
+      "DPOTrainer does not have, omni_dpo by default); false (TRL's sum) for a recipe of TRL / transformers keys only. " +
+      "The run header and the model card say which, and why." },
   center_rewards_coefficient: {
     kind: "number", default: null, group: "objective", follows: "TRL RewardConfig", resume: "soft",
     help: "train-rm only: weight of the penalty mean((r_chosen + r_rejected)^2) that keeps rewards centred on 0 " +

@@ -107,14 +107,16 @@ export function readModelConfig(path: string): RawConfig {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new Error(`${file}: cannot read the model's config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot read the model's config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
+      cause: e,
+    });
   }
   try {
     const raw = JSON.parse(text) as unknown;
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error("not a JSON object");
     return raw as RawConfig;
   } catch (e) {
-    throw new Error(`${file}: not a model config (${(e as Error).message})`);
+    throw new Error(`${file}: not a model config (${(e as Error).message})`, { cause: e });
   }
 }
 

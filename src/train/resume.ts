@@ -43,7 +43,9 @@ export function formatChanges(changes: ConfigChange[]): string {
 export function configChanges(saved: Record<string, unknown>, current: Record<string, unknown>): { hard: ConfigChange[]; soft: ConfigChange[] } {
   const hard: ConfigChange[] = [];
   const soft: ConfigChange[] = [];
-  const differs = (key: string) => canonical(saved[key]) !== canonical(current[key]);
+  // A key newer than the checkpoint is absent from its record: unchanged if this run leaves it at its default.
+  const newAtDefault = (key: string) => !(key in saved) && canonical(current[key]) === canonical(specOf(key)?.default ?? null);
+  const differs = (key: string) => canonical(saved[key]) !== canonical(current[key]) && !newAtDefault(key);
   for (const key of [...SUPPORTED_KEYS, "train_pairs"]) {
     const check = key === "train_pairs" ? "hard" : specOf(key)!.resume;
     if (check && differs(key)) (check === "hard" ? hard : soft).push({ key, saved: saved[key], current: current[key] });

@@ -11,7 +11,7 @@
 // number of processes and calls the strategy wherever they must agree. As TRL's DPOTrainer,
 // each part of a step is a method a subclass can override (computeLoss, optimizerStep,
 // evaluate, log, save, resume, createOptimizer).
-import { readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Tokenizer } from "../text/index.js";
@@ -26,25 +26,27 @@ import { DataError, where, type PreferenceRecord } from "../data/records.js";
 import { tokenizeRecords, type TokenizedPair } from "../data/tokenize.js";
 import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "../objectives/index.js";
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
-import { ConfigError, type TrainConfig } from "./config.js";
+import { ConfigError, HUB_HINT, type TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, pairLogps } from "../logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
 import { applyOptimizerStep, createOptimizer, epochOrder, stepGroups } from "./steps.js";
+import { syncedReferenceDir } from "./checkpoint.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, NonFiniteMetricError, type MetricRow } from "./metrics.js";
 import {
-  cleanOutputDir, loadOptimizerState, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint,
-  type TrainerState, type TrainOptimizer,
+  cleanOutputDir, loadOptimizerState, RESUME_STATE, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint,
+  type BestCheckpoint, type TrainerState, type TrainOptimizer,
 } from "./checkpoint.js";
 import { hfTrainerState, readLogHistory, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
 import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
 import { checkTrainingVocab } from "./vocab-check.js";
 import { RunLock } from "./run-lock.js";
+import { lengthNormText } from "./length-norm.js";
 import { pairSample } from "./pair-log.js";
 import {
-  CallbackList, EarlyStoppingCallback, HooksCallback, MetricsFileCallback, PairLogCallback, TrainerControl, trackerCallbacks,
+  CallbackList, EarlyStoppingCallback, ReferenceSyncCallback, HooksCallback, MetricsFileCallback, PairLogCallback, TrainerControl, trackerCallbacks,
   type CallbackEvent, type TrainerCallback, type TrainerEvent, type TrainerRunState,
 } from "./callbacks/index.js";
 import type { ParallelStrategy } from "./distributed/strategy.js";
@@ -109,6 +111,12 @@ export interface MicroBatchOutput {
 /** Reads, validates and tokenises everything before any training (and before any output). */
 export async function prepareData(config: TrainConfig, status?: (m: string) => void, warn?: (m: string) => void): Promise<PreparedData> {
   status?.("reading data");
+  for (const file of [...Object.keys(config.datasetMixer ?? {}), config.evalFile].filter((f): f is string => f !== null)) {
+    if (!existsSync(file)) {
+      const key = file === config.evalFile ? "eval_file" : config.datasetName !== null ? "dataset_name" : "dataset_mixer";
+      throw new DataError([`${config.source}: key '${key}': ${file}: file not found (if it names a Hugging Face Hub dataset: ${HUB_HINT})`]);
+    }
+  }
   // The Math recipe's train_data_path is read whole and in order (its data.py); the mixer shuffles.
   const mixed = config.trainDataPath !== null ? await readPreferenceFile(config.trainDataPath) : await mixDatasets(config.datasetMixer!, config.seed);
   let trainRecords: PreferenceRecord[] = mixed;
@@ -146,7 +154,9 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
     chatTemplateSource: `${config.source}: chat_template`,
     chatRendering: config.chatRendering, onWarning: warn,
   };
-  return { train: tokenizeRecords(trainRecords, tokenizer, options), eval: tokenizeRecords(evalRecords, tokenizer, options), tokenizer };
+  // One pass over both splits: one chat_rendering warning for the run, not one per split.
+  const all = tokenizeRecords([...trainRecords, ...evalRecords], tokenizer, options);
+  return { train: all.slice(0, trainRecords.length), eval: all.slice(trainRecords.length), tokenizer };
 }
 
 /** The Math data.py's eot_token: appended to each text answer not already ending with it (conversations end their turns through the template). */
@@ -167,6 +177,13 @@ function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
     throw new DataError(missing.slice(0, 20).map((r) => `${where(r.source)}: field '${field(r)}': missing, and ${needed.get("scoreChosen")} needs it`),
       missing.length);
   }
+}
+
+/** The first line a run prints: its objective and how sequence log-probs are taken, and why. */
+export function runHeader(config: TrainConfig): string {
+  const beta = (config.objective as { beta?: number }).beta;
+  const lengthNorm = lengthNormText({ value: config.dpoLengthNorm, reason: config.dpoLengthNormReason });
+  return `objective: ${config.objective.lossType}${beta === undefined ? "" : ` (beta ${beta})`}; ${lengthNorm}`;
 }
 
 /** logging/eval/save steps as a step count: a fraction of the run in (0, 1) rounds up, as transformers does. */
@@ -211,6 +228,8 @@ export class PreferenceTrainer {
   checkpoint: string | null = null;
   /** The checkpoint this session resumed from. */
   resumedFrom: string | null = null;
+  /** The best checkpoint so far by metric_for_best_model, tracked when that or load_best_model_at_end is set. */
+  best: BestCheckpoint | null = null;
   /** Step intervals resolved against the run's length (null: not by steps). */
   intervals: { logging: number | null; eval: number | null; save: number | null } = { logging: null, eval: null, save: null };
   /** What callbacks ask of the loop. */
@@ -245,6 +264,7 @@ export class PreferenceTrainer {
 
   async #run(): Promise<TrainResult> {
     const { config, hooks, strategy } = this;
+    hooks.onStatus?.(runHeader(config));
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
     if (config.earlyStoppingPatience !== null && this.data.eval.length === 0) {
@@ -257,6 +277,7 @@ export class PreferenceTrainer {
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
     this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
 
+    this.checkLoadBest();
     const lock = this.openOutputDir();
     try {
       const plan = this.planRun();
@@ -264,7 +285,7 @@ export class PreferenceTrainer {
 
       const device = strategy.device(config);
       torch.manualSeed(config.seed);
-      this.setUpReference(device);
+      this.setUpReference(device, plan.dir);
       // Dropout stays off in the policy, as TRL's disable_dropout does by default.
       this.policy = this.loadPolicy(plan.dir, device);
       this.#trainable = this.policy.parameters().filter((p) => p.requiresGrad);
@@ -317,11 +338,31 @@ export class PreferenceTrainer {
     } : null;
     const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
     const early = EarlyStoppingCallback.fromConfig(config);
-    return [
+    const sync = config.syncRefModel && this.referenceModel
+      ? [new ReferenceSyncCallback(this.referenceModel, config.refModelMixupAlpha, config.refModelSyncSteps)] : [];
+    return [...sync,
       new MetricsFileCallback(config.outputDir), ...trackerCallbacks(config),
       new PairLogCallback(config.outputDir, header, pairSteps, (ids) => this.pairValues(ids)),
       ...(early ? [early] : []), new HooksCallback(this.hooks),
     ];
+  }
+
+  /** load_best_model_at_end's needs, as transformers checks them: eval data, and an evaluation at every checkpoint. */
+  checkLoadBest(): void {
+    const { config } = this;
+    if (!config.loadBestModelAtEnd) return;
+    const fail = (why: string) => { throw new ConfigError(`${config.source}: key 'load_best_model_at_end': ${why}`); };
+    if (this.data.eval.length === 0) fail("the best model is chosen by its evaluation, and this run has no eval pairs");
+    const evalStrategy = config.evalStrategy ?? config.evaluationStrategy ?? (config.evalSteps !== null ? "steps" : "no");
+    const saveStrategy = config.saveStrategy ?? "steps";
+    if (evalStrategy !== saveStrategy) {
+      fail(`checkpoints must be evaluated: save_strategy (${saveStrategy}) must equal eval_strategy (${evalStrategy})`);
+    }
+    const evalSteps = resolveSteps(config.evalSteps, this.totalSteps);
+    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
+    if (saveStrategy === "steps" && evalSteps !== null && saveSteps !== null && saveSteps % evalSteps !== 0) {
+      fail(`checkpoints must be evaluated: save_steps (${saveSteps}) must be a multiple of eval_steps (${evalSteps})`);
+    }
   }
 
   /** Holds output_dir for this run (its lock) and clears what an interrupted run left there: the main process's work; the others wait. */
@@ -388,9 +429,15 @@ export class PreferenceTrainer {
   }
 
   /** The reference: precomputed once (only the policy stays in memory), a live frozen model, or with LoRA the policy with its adapters off. */
-  setUpReference(device: torch.Device): void {
+  setUpReference(device: torch.Device, checkpoint: string | null = null): void {
     const { config, data, hooks } = this;
     if (!REFERENCE_LOSSES.has(config.objective.lossType)) return;
+    if (config.referenceFree) {
+      // TRL's reference_free: a uniform reference, every log-prob 0; no model is loaded.
+      const zeros: ReferenceSource = { logps: (pairs) => ({ chosen: pairs.map(() => 0), rejected: pairs.map(() => 0) }) };
+      this.reference = { train: zeros, eval: zeros };
+      return;
+    }
     const { ldAlpha } = referenceLogpsOptions(config.objective);
     if (config.usePeft && config.refModel === null && !config.precomputeRefLogProbs) {
       // As TRL with a PEFT model and no ref_model: the same network with its adapters off, so
@@ -410,7 +457,7 @@ export class PreferenceTrainer {
       const precision = (split: "train" | "eval") => [dtype === "float32" ? "" : dtype, this.mixedPrecision(split) ? "autocast-bf16" : ""].filter(Boolean).join("-");
       const compute = (pairs: TokenizedPair[], label: "train" | "eval") => this.withMixedPrecision(label, device, () => precomputeReference({
         pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha,
-        batchSize: config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
+        batchSize: config.precomputeRefBatchSize ?? config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
         onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.strategy.referenceSharding(),
         onNotice: hooks.onWarning ?? hooks.onStatus,
       }));
@@ -419,7 +466,9 @@ export class PreferenceTrainer {
       hooks.onStatus?.(`reference log-probs ${train.cached ? "read from" : "cached in"} ${train.file}`);
       this.reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
     } else {
-      this.referenceModel = loadModel(referenceDir, { device, dtype }).requiresGrad_(false).eval() as CausalLM;
+      // TR-DPO's reference moves with the policy: a resumed run goes on from the checkpoint's.
+      const synced = config.syncRefModel && checkpoint !== null ? syncedReferenceDir(checkpoint) : referenceDir;
+      this.referenceModel = loadModel(synced, { device, dtype }).requiresGrad_(false).eval() as CausalLM;
       const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm, ldAlpha);
       this.reference = { train: live, eval: live };
     }
@@ -568,11 +617,13 @@ export class PreferenceTrainer {
     try {
       if (this.strategy.isMainProcess) {
         const state: TrainerState = { ...this.trainerState(), ...(gathered.rngStates ? { rngStates: gathered.rngStates } : {}) };
+        this.#noteBest(join(this.config.outputDir, `checkpoint-${this.globalStep}`));
         this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
           model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state,
           hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(),
           saveModel: (d) => this.saveModel(d),
-        }, this.config.saveTotalLimit);
+          syncedReference: this.config.syncRefModel ? this.referenceModel ?? undefined : undefined,
+        }, this.config.saveTotalLimit, this.best?.checkpoint ?? null);
       } else {
         this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
       }
@@ -585,6 +636,30 @@ export class PreferenceTrainer {
     return this.checkpoint;
   }
 
+  /** The eval metric best_model tracking compares (metric_for_best_model, eval_-prefixed), and its direction. */
+  bestMetric(): { name: string; greaterIsBetter: boolean } | null {
+    const { config } = this;
+    if (!config.loadBestModelAtEnd && config.metricForBestModel === null) return null;
+    const given = config.metricForBestModel ?? "loss";
+    const name = given.startsWith("eval_") ? given : `eval_${given}`;
+    return { name, greaterIsBetter: config.greaterIsBetter ?? name !== "eval_loss" };
+  }
+
+  /** Before checkpoint `dir` is written: when this step was evaluated and beats the best, it is the best (transformers). */
+  #noteBest(dir: string): void {
+    const metric = this.bestMetric();
+    const row = this.lastEvalRow;
+    if (!metric || !row || row.step !== this.globalStep) return;
+    if (!(metric.name in row)) {
+      const known = Object.keys(row).filter((k) => k.startsWith("eval_")).map((k) => k.slice(5));
+      throw new Error(`${this.config.source}: key 'metric_for_best_model': ${metric.name.slice(5)} is not an evaluation metric; ` +
+        `the evaluation logs ${known.join(", ")}`);
+    }
+    const value = Number(row[metric.name]);
+    const better = this.best === null || (metric.greaterIsBetter ? value > this.best.metric : value < this.best.metric);
+    if (better) this.best = { checkpoint: dir, metric: value, step: this.globalStep };
+  }
+
   /** transformers' TrainerState now, with `logHistory` (the rows logged so far, and at the end the train summary). */
   hfState(logHistory: MetricRow[]): HfTrainerState {
     const c = this.config;
@@ -594,7 +669,7 @@ export class PreferenceTrainer {
       globalStep: this.globalStep, epoch: this.epoch, maxSteps: this.totalSteps,
       numTrainEpochs: Math.ceil(this.totalSteps / Math.ceil(this.batchesPerEpoch / c.gradientAccumulationSteps)),
       loggingSteps, evalSteps: this.intervals.eval ?? loggingSteps, saveSteps: this.intervals.save ?? 500,
-      trainBatchSize: c.perDeviceTrainBatchSize, logHistory, finished: this.globalStep >= this.totalSteps,
+      trainBatchSize: c.perDeviceTrainBatchSize, logHistory, finished: this.globalStep >= this.totalSteps, best: this.best,
     });
   }
 
@@ -620,6 +695,7 @@ export class PreferenceTrainer {
     this.epoch = state.epoch;
     this.checkpoint = dir;
     this.resumedFrom = dir;
+    this.best = state.best ?? null;
     this.logHistory = readLogHistory(dir).filter((r) => Number(r.step) <= this.globalStep);
     this.hooks.onStatus?.(`resumed from ${dir} at step ${this.globalStep}`);
   }
@@ -631,6 +707,7 @@ export class PreferenceTrainer {
       globalStep: this.globalStep, epoch: this.epoch, epochIndex: epochDone ? this.epochIndex + 1 : this.epochIndex,
       nextBatch: epochDone ? 0 : this.nextBatch, schedulerStep: this.scheduler.lastStep, rngState: rngStateToBase64(),
       totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config), worldSize: this.strategy.worldSize,
+      best: this.best,
     };
   }
 
@@ -660,8 +737,16 @@ export class PreferenceTrainer {
     const { config } = this;
     const dir = config.outputDir;
     const worldSize = this.strategy.worldSize;
-    this.hooks.onStatus?.(`saving the ${loraOf(this.policy) ? "adapter" : "model"} to ${dir}`);
-    writingTo(dir, () => this.saveModel(dir));
+    const best = this.finalFromBest();
+    const what = loraOf(this.policy) ? "adapter" : "model";
+    if (best) {
+      // load_best_model_at_end: the model written is the best checkpoint's, as transformers loads it.
+      this.hooks.onStatus?.(`saving the best ${what} (${best.checkpoint}, ${this.bestMetric()!.name} ${best.metric}) to ${dir}`);
+      copyModelFiles(best.checkpoint, dir);
+    } else {
+      this.hooks.onStatus?.(`saving the ${what} to ${dir}`);
+      writingTo(dir, () => this.saveModel(dir));
+    }
     await this.data.tokenizer.save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
@@ -673,8 +758,10 @@ export class PreferenceTrainer {
     });
     saveMetrics(dir, "train", train);
     let evalMetrics: Record<string, number> | null = null;
-    if (this.lastEvalRow) {
-      const { step: _step, ...rest } = this.lastEvalRow;
+    // The eval metrics of the model written: the best checkpoint's evaluation, else the last.
+    const evalRow = best ? this.logHistory.find((r) => r.step === best.step && this.bestMetric()!.name in r) ?? null : this.lastEvalRow;
+    if (evalRow) {
+      const { step: _step, ...rest } = evalRow;
       evalMetrics = { ...(rest as Record<string, number>), eval_samples: this.data.eval.length };
       saveMetrics(dir, "eval", evalMetrics);
     }
@@ -683,6 +770,8 @@ export class PreferenceTrainer {
     writeModelCard({
       runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
       lossType: this.lossName(), beta: (config.objective as { beta?: number }).beta,
+      logProbs: lengthNormText({ value: config.dpoLengthNorm, reason: config.dpoLengthNormReason }),
+      evalFiles: [config.evalFile ?? config.evalDataPath].filter((f): f is string => f !== null),
       dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
       trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
       hyperparameters: {
@@ -691,12 +780,31 @@ export class PreferenceTrainer {
         per_device_train_batch_size: config.perDeviceTrainBatchSize, gradient_accumulation_steps: config.gradientAccumulationSteps,
         total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize, num_steps: this.totalSteps,
         num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
-        seed: config.seed, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
+        seed: config.seed, dpo_length_norm: config.dpoLengthNorm, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
+        ...(loraOf(this.policy) ? this.loraCardRows() : {}),
       },
       trainMetrics: train, evalMetrics, version: packageVersion(),
     });
     for (const name of readdirSync(dir)) if (name.endsWith(".safetensors") && statSync(join(dir, name)).isFile()) fsyncPath(join(dir, name));
     fsyncPath(dir);
+  }
+
+  /** With load_best_model_at_end, the best checkpoint when it is not the last step's (whose model is the policy). */
+  finalFromBest(): BestCheckpoint | null {
+    // The last step's evaluation counts before its checkpoint (written after the final model) exists.
+    if (this.config.saveStrategy !== "no") this.#noteBest(join(this.config.outputDir, `checkpoint-${this.globalStep}`));
+    const { best } = this;
+    return this.config.loadBestModelAtEnd && best !== null && best.step !== this.globalStep ? best : null;
+  }
+
+  /** The model card's LoRA rows: rank, alpha, dropout, targets and fully trained modules, as the adapter has them. */
+  loraCardRows(): Record<string, unknown> {
+    const s = loraOf(this.policy)!.settings;
+    const list = (v: string | readonly string[]) => (typeof v === "string" ? v : v.join(", "));
+    return {
+      lora_r: s.r, lora_alpha: s.alpha, lora_dropout: s.dropout, lora_target_modules: list(s.targetModules),
+      ...(s.modulesToSave.length ? { lora_modules_to_save: list(s.modulesToSave) } : {}), use_rslora: s.useRslora,
+    };
   }
 
   /** Where the run is, as callbacks see it. */
@@ -801,6 +909,16 @@ export class PreferenceTrainer {
       outputDir: this.config.outputDir, globalStep: this.globalStep, totalSteps: this.totalSteps, interrupted, stoppedEarly,
       checkpoint: this.checkpoint, lastTrainRow: this.lastTrainRow, lastEvalRow: this.lastEvalRow, alreadyFinished,
     };
+  }
+}
+
+/** A checkpoint's model files (weights, config, adapter; not its optimizer, states or reference) into `dir`. */
+function copyModelFiles(checkpoint: string, dir: string): void {
+  const skip = new Set(["optimizer.safetensors", "optimizer.json", RESUME_STATE, TRAINER_STATE]);
+  for (const name of readdirSync(checkpoint)) {
+    const from = join(checkpoint, name);
+    if (skip.has(name) || !statSync(from).isFile()) continue;
+    writingTo(join(dir, name), () => copyFileSync(from, join(dir, name)));
   }
 }
 

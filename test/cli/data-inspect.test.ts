@@ -198,3 +198,13 @@ test("CLI: a data file that is a device (a link to /dev/zero or /dev/urandom) fa
     assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   }
 });
+
+test("data inspect --help prints inspect's help; data build --help build's", () => {
+  const help = (sub: string) => spawnSync(process.execPath, [CLI, "data", sub, "--help"], { encoding: "utf8" }).stdout;
+  const inspect = help("inspect");
+  assert.match(inspect, /^Usage: omni-dpo data inspect FILE/);
+  assert.ok(!inspect.includes("data build"), inspect);
+  const build = help("build");
+  assert.match(build, /^Usage: omni-dpo data build/);
+  assert.ok(!build.includes("--ambiguous-margin"));
+});

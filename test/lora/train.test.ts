@@ -80,6 +80,11 @@ describe("use_peft: LoRA training", () => {
     assert.ok(names.includes("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"));
     assert.ok(names.every((n) => /^base_model\.model\..*\.lora_[AB]\.weight$/.test(n)), names.join());
     assert.ok(readFileSync(join(model, "model.safetensors")).equals(baseBytes), "the base model's file is unchanged");
+    // The model card names the adapter's settings.
+    const card = readFileSync(join(r.outputDir, "README.md"), "utf8");
+    for (const row of ["| lora_r | 4 |", "| lora_alpha | 8 |", "| lora_target_modules | down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj |"]) {
+      assert.ok(card.includes(row), row);
+    }
     // The output loads as a model (base + adapter) whose logits differ from the base's.
     const trained = loadModel(r.outputDir);
     assert.ok(loraOf(trained));

@@ -8,6 +8,16 @@ import {
   needsReference, ObjectiveError, OBJECTIVE_CONFIG_KEYS, REFERENCE_LOSSES, type LossSpec,
 } from "../../src/index.js";
 
+// The losses these tests register, declared as a program declares its own (so preferenceLoss type-checks their options).
+declare module "../../src/objectives/types.js" {
+  interface RegisteredLosses {
+    sq_hinge: { sq_margin?: number };
+    score_gap_loss: { gapScale?: number };
+    score_gap: { gapScale?: number; gapMode?: string };
+    bad_shape: Record<never, never>;
+  }
+}
+
 const f64 = (v: number[]) => torch.tensor(v, { dtype: "float64" });
 const PC = [-1, -0.4, -2], PR = [-1.5, -2, -1], RC = [-0.9, -0.8, -1.7], RR = [-1.6, -1.1, -2.4], SC = [8, 9, 6.5], SR = [3, 8.5, 1];
 const inputs = () => ({
@@ -122,6 +132,7 @@ test("richer declarations: aliases, needsScores, required options, values, Math 
 
 test("unknown options of a registered loss are errors, not silently ignored", () => {
   torch.tidy(() => {
+    // @ts-expect-error a misspelt option of a declared loss does not compile (and is an error at run time)
     assert.throws(() => preferenceLoss(inputs(), { lossType: "sq_hinge", sq_margn: 0.1 }),
       (e: unknown) => e instanceof ObjectiveError && e.option === "sq_margn" && /unknown option 'sq_margn'/.test(e.message));
   });
@@ -177,5 +188,5 @@ test("a bad declaration is an error naming the field", () => {
   rejects({ name: "ow", needsReference: true, options: {}, losses, config: [{ value: "ow", when: { key: "nothing", holds: () => true, text: "x" } }] }, {}, "when must be");
   rejects({ name: "oz", needsReference: true, options: { x_opt: 1 }, losses, readIn: { y_opt: "math" } }, {}, "readIn names y_opt");
   // None of these was registered.
-  for (const name of ["nr", "od", "os", "ok"]) assert.throws(() => preferenceLoss(inputs(), { lossType: name }), /option lossType must be one of/);
+  for (const name of ["nr", "od", "os", "ok"]) assert.throws(() => preferenceLoss(inputs(), { lossType: name } as never), /option lossType must be one of/);
 });

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { torch, preferenceLoss, resolvePreferenceOptions, type RegisteredLossOptions } from "../../src/index.js";
+import { torch, preferenceLoss, resolvePreferenceOptions, type PreferenceLossOptions } from "../../src/index.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { values } from "../helpers/gradcheck.js";
 import { skipUnless } from "../helpers/requirements.js";
@@ -33,14 +33,14 @@ function inputs(seed: number, perToken: boolean): Inputs {
   return { pc: sum(pc, lc), pr: sum(pr, lr), rc: sum(rc, lc), rr: sum(rr, lr), lc, lr, wc, wr, perToken };
 }
 
-const F_DIVERGENCES = [
+const F_DIVERGENCES: PreferenceLossOptions[] = [
   { fDivergenceType: "forward_kl" }, { fDivergenceType: "js_divergence" },
   { fDivergenceType: "alpha_divergence" }, { fDivergenceType: "alpha_divergence", fAlphaDivergenceCoef: 0.2 },
 ];
 
-const CASES: { options: RegisteredLossOptions; seed: number; perToken: boolean }[] = [];
-const add = (options: RegisteredLossOptions, perToken = true) => CASES.push({ options, seed: 100 + CASES.length * 7, perToken });
-for (const lossType of ["dpo", "hinge", "ipo", "nca_pair", "bco_pair", "sppo_hard", "apo_down", "discopop", "sigmoid_norm"]) {
+const CASES: { options: PreferenceLossOptions; seed: number; perToken: boolean }[] = [];
+const add = (options: PreferenceLossOptions, perToken = true) => CASES.push({ options, seed: 100 + CASES.length * 7, perToken });
+for (const lossType of ["dpo", "hinge", "ipo", "nca_pair", "bco_pair", "sppo_hard", "apo_down", "discopop", "sigmoid_norm"] as const) {
   add({ lossType });
   add({ lossType, beta: 0.05 }, false);
   for (const f of F_DIVERGENCES) add({ lossType, beta: 0.5, ...f });
@@ -62,7 +62,7 @@ add({ lossType: "combined", lossTypes: "sigmoid,bco_pair,sft", lossWeights: "0.8
 add({ lossType: "combined", lossTypes: "robust,ipo,apo_zero", lossWeights: "1,0.5,2", labelSmoothing: 0.1, fDivergenceType: "js_divergence" });
 add({ lossType: "dpop", beta: 0.5, nllLambda: 5 }); add({ lossType: "dpop", beta: 2, nllLambda: 0.3, labelSmoothing: 0.1 }, false);
 add({ lossType: "dpop", nllLambda: 0 });
-for (const lossType of ["dpo", "ipo", "exo_pair", "apo_zero", "sft", "sigmoid_norm"]) add({ lossType, useWeighting: true, labelSmoothing: 0.01 });
+for (const lossType of ["dpo", "ipo", "exo_pair", "apo_zero", "sft", "sigmoid_norm"] as const) add({ lossType, useWeighting: true, labelSmoothing: 0.01 });
 add({ lossType: "combined", lossTypes: "sigmoid,sft", lossWeights: "1,0.3", useWeighting: true, fDivergenceType: "forward_kl" }, false);
 add({ lossType: "orpo" }); add({ lossType: "orpo", beta: 0.5 }, false);
 add({ lossType: "simpo", sftWeight: 0.5 }); add({ lossType: "simpo", sftWeight: 1, simpoForm: "hinge", beta: 1 }, false);
@@ -131,7 +131,7 @@ test("inputs the TRL losses need are errors naming them when missing or wrong", 
     const t = (v: number[]) => torch.tensor(v, { dtype: "float64" });
     const base = { policyChosenLogps: t([-1, -2]), policyRejectedLogps: t([-1.5, -1]), referenceChosenLogps: t([-1.2, -1.9]), referenceRejectedLogps: t([-1.4, -1.1]) };
     const lengths = { chosenLengths: t([3, 4]), rejectedLengths: t([2, 5]) };
-    const bad: [Record<string, unknown>, RegisteredLossOptions, RegExp][] = [
+    const bad: [Record<string, unknown>, PreferenceLossOptions, RegExp][] = [
       [base, { lossType: "sft" }, /missing input chosenLengths, needed by lossType sft/],
       [base, { lossType: "orpo" }, /missing input chosenLengths, needed by lossType orpo/],
       [base, { lossType: "simpo", sftWeight: 0.5 }, /missing input chosenLengths.*sftWeight/],

@@ -14,6 +14,7 @@ import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train, type TrainResult } from "../../src/train/trainer.js";
 import { crc32c } from "../../src/train/tensorboard.js";
+import { modelCardText } from "../../src/train/hf-outputs.js";
 import { runPythonJson } from "../../src/util/python.js";
 import { pythonWith, skipUnless } from "../helpers/requirements.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
@@ -182,5 +183,16 @@ describe("optim and save_strategy", () => {
     assert.deepEqual(readdirSync(none.outputDir).filter((n) => n.startsWith("checkpoint-")), []);
     assert.ok(existsSync(join(none.outputDir, "model.safetensors")));
     assert.ok(existsSync(join(none.outputDir, "trainer_state.json")));
+  });
+});
+
+describe("the model card", () => {
+  it("tags each name once, and names the evaluation file", () => {
+    const card = modelCardText({
+      runName: null, baseModel: "base", outputDir: "/runs/x", adapter: false, lossType: "dpo", beta: 0.1, dataFiles: ["/d/train.jsonl"],
+      evalFiles: ["/d/eval.jsonl"], trainPairs: 4, evalPairs: 2, hyperparameters: {}, trainMetrics: {}, evalMetrics: null, version: "0",
+    });
+    assert.equal(card.split("\n").filter((l) => l === "- dpo").length, 1);
+    assert.match(card, /Evaluated on:\n\n- `\/d\/eval.jsonl`/);
   });
 });

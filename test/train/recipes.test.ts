@@ -142,7 +142,7 @@ describe("the Math recipe as it is", () => {
 
   it("train_data_path and dataset_mixer together, or neither, are errors", () => {
     assert.throws(() => loadTrainConfig(yaml("both", MATH("o") + "dataset_mixer:\n  data/many.jsonl: 1.0\n")), /'dataset_mixer' and 'train_data_path' both name training data/);
-    assert.throws(() => loadTrainConfig(yaml("neither", MATH("o").replace(/^train_data_path:.*$/m, ""))), /missing required key 'dataset_mixer' \(or the Math recipe's train_data_path\)/);
+    assert.throws(() => loadTrainConfig(yaml("neither", MATH("o").replace(/^train_data_path:.*$/m, ""))), /missing required key 'dataset_mixer' \(or TRL's dataset_name, or the Math recipe's train_data_path\)/);
   });
 });
 

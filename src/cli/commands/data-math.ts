@@ -100,7 +100,7 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
   const { loadProcessRewardModel } = await import("../../models/process-reward.js");
   const { tokenizerDirectory } = await import("../../models/peft.js");
   const { Tokenizer } = await import("../../text/index.js");
-  const { Progress } = await import("../progress.js");
+  const { Progress } = await import("../../util/progress.js");
   const problems = readMathProblems(values.prompts);
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.model));
   const prmTokenizer = Tokenizer.fromPretrainedSync(values.prm);

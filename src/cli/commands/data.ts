@@ -4,9 +4,22 @@ import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Comm
 import { outputClash } from "../../util/paths.js";
 import { DATA_BUILD_MATH_HELP } from "./data-math.js";
 
-export const dataCommand: Command = {
-  help: `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
-       omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
+const INSPECT_HELP = `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
+
+Reads and validates a preference file as training does (bad rows fail with file:line:field)
+and reports: counts (records, with scores, conversational vs plain); with a tokenizer, token
+lengths (p50/p90/p99/max of prompt, chosen, rejected, prompt + longer answer) and how many
+rows truncation will cut; the score-margin (score_chosen - score_rejected) histogram and the
+share of near-ambiguous pairs; duplicate prompts.
+
+  --tokenizer DIR          a model or tokenizer directory (tokenizer.json, tokenizer_config.json)
+  --max-length N           truncation limit as in training (default 512)
+  --max-prompt-length N    (default 128)
+  --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
+  --json                   print one JSON object
+`;
+
+const BUILD_HELP = `Usage: omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
        omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (the math task)
        omni-dpo data build --task math --model POLICY --prompts FILE --prm PRM_DIR --out FILE [options]
 
@@ -65,21 +78,11 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --margin M               rejected scores at most chosen - M (default 5)
   --max-pairs N            (default 10000)
   --seed N                 (default 0)
+${DATA_BUILD_MATH_HELP}`;
 
-data inspect:
-
-Reads and validates a preference file as training does (bad rows fail with file:line:field)
-and reports: counts (records, with scores, conversational vs plain); with a tokenizer, token
-lengths (p50/p90/p99/max of prompt, chosen, rejected, prompt + longer answer) and how many
-rows truncation will cut; the score-margin (score_chosen - score_rejected) histogram and the
-share of near-ambiguous pairs; duplicate prompts.
-
-  --tokenizer DIR          a model or tokenizer directory (tokenizer.json, tokenizer_config.json)
-  --max-length N           truncation limit as in training (default 512)
-  --max-prompt-length N    (default 128)
-  --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
-  --json                   print one JSON object
-${DATA_BUILD_MATH_HELP}`,
+export const dataCommand: Command = {
+  help: `${INSPECT_HELP}\n${BUILD_HELP}`,
+  subcommandHelp: { inspect: INSPECT_HELP, build: BUILD_HELP },
   async run(argv) {
     if (argv[0] === "build") return dataBuild(argv.slice(1));
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
@@ -131,7 +134,7 @@ async function dataBuild(argv: string[]): Promise<number> {
   const { buildPairs, loadScorer } = await import("../../data/build.js");
   const { loadModel } = await import("../../models/auto.js");
   const { Tokenizer } = await import("../../text/index.js");
-  const { Progress } = await import("../progress.js");
+  const { Progress } = await import("../../util/progress.js");
   const seed = seedInt(values.seed, "--seed", 0);
   const { registeredScorers } = await import("../../data/build.js");
   if (!values.scorer) {
@@ -218,7 +221,7 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   const { loadModel } = await import("../../models/auto.js");
   const { tokenizerDirectory } = await import("../../models/peft.js");
   const { Tokenizer } = await import("../../text/index.js");
-  const { Progress } = await import("../progress.js");
+  const { Progress } = await import("../../util/progress.js");
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
   const rows = readPromptRows(str("prompts")!);

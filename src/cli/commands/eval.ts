@@ -68,7 +68,7 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
     const maxPromptLength = positiveInt(values["max-prompt-length"], "--max-prompt-length", 128);
     if (maxPromptLength >= maxLength) throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
     const { evaluatePairwiseFile, formatPairwise } = await import("../../eval/pairwise.js");
-    const { Progress } = await import("../progress.js");
+    const { Progress } = await import("../../util/progress.js");
     let bar = null as InstanceType<typeof Progress> | null;
     const r = await evaluatePairwiseFile({
       model: values.model, data: values.data, ref: values.ref ?? null, beta, maxLength, maxPromptLength, device: await resolveDevice(values.device),
@@ -137,7 +137,7 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
   const { loadModel } = await import("../../models/auto.js");
   const { tokenizerDirectory } = await import("../../models/peft.js");
   const { Tokenizer } = await import("../../text/index.js");
-  const { Progress } = await import("../progress.js");
+  const { Progress } = await import("../../util/progress.js");
   const model = str("model")!;
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
   const policy = loadModel(model, { device: await resolveDevice(str("device")) });

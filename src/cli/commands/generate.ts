@@ -16,6 +16,11 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
   --temperature T        0 decodes greedily (default); above 0 samples
   --top-k K              sample among the K most likely tokens
   --top-p P              sample from the smallest set reaching probability P
+  --do-sample            sample (temperature 1 unless given), as transformers' do_sample
+  --repetition-penalty R divide a seen token's positive logit by R, multiply a negative one
+                         (transformers' repetition_penalty; default 1: none)
+  --num-return-sequences N
+                         N sampled completions per prompt (needs sampling; default 1)
   --stop TEXT            stop when the text appears (repeatable); generation also stops on the
                          EOS ids of the model's generation_config.json (else the tokenizer's EOS)
   --seed N               seed for sampling (default 0)
@@ -27,6 +32,7 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const { values } = parseArgs({ args: argv, options: {
       model: { type: "string" }, prompt: { type: "string", multiple: true }, prompts: { type: "string" }, chat: { type: "boolean" },
       "max-new-tokens": { type: "string" }, temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" },
+      "do-sample": { type: "boolean" }, "repetition-penalty": { type: "string" }, "num-return-sequences": { type: "string" },
       stop: { type: "string", multiple: true }, seed: { type: "string" }, "batch-size": { type: "string" }, json: { type: "boolean" }, device: { type: "string" },
     } });
     if (!values.model) throw new UsageError("generate: --model DIR is required");
@@ -38,12 +44,17 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const topK = positiveInt(values["top-k"], "--top-k", 0, true);
     const topP = probability(values["top-p"], "--top-p", 1);
     const seed = seedInt(values.seed, "--seed", 0);
+    const repetitionPenalty = nonNegative(values["repetition-penalty"], "--repetition-penalty", 1);
+    if (!(repetitionPenalty > 0)) throw new UsageError("generate: --repetition-penalty must be above 0");
+    const n = positiveInt(values["num-return-sequences"], "--num-return-sequences", 1);
+    const doSample = values["do-sample"] ?? undefined;
+    if (n > 1 && !doSample && !(temperature > 0)) throw new UsageError("generate: --num-return-sequences above 1 needs --do-sample or --temperature > 0");
     const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
     const { loadModel } = await import("../../models/auto.js");
     const { generate } = await import("../../models/generate.js");
     const { stopTokenIds } = await import("../../models/generation-config.js");
     const { Tokenizer } = await import("../../text/index.js");
-    const { Progress } = await import("../progress.js");
+    const { Progress } = await import("../../util/progress.js");
     const { tokenizerDirectory } = await import("../../models/peft.js");
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.model));
     const model = loadModel(values.model, { device: await resolveDevice(values.device) });
@@ -56,17 +67,17 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     checkTokenIds(rows, modelVocab(values.model), tokenizerDirectory(values.model));
     // The model's generation_config.json names its EOS ids (chat models list the end-of-turn token there).
     const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
-    const bar = new Progress("generating", prompts.length * maxNew, !values.json && prompts.length * maxNew > 64);
+    const bar = new Progress("generating", prompts.length * n * maxNew, !values.json && prompts.length * maxNew > 64);
     for (let start = 0; start < ids.length; start += batchSize) {
       const chunk = ids.slice(start, start + batchSize);
       const r = generate(model, chunk, {
-        maxNewTokens: maxNew, temperature, topK, topP, seed: seed + start, eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
+        maxNewTokens: maxNew, temperature, topK, topP, seed: seed + start, doSample, repetitionPenalty, numReturnSequences: n, eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
         stopStrings: values.stop, decode: (t) => tokenizer.decode(t, { skipSpecialTokens: true }),
-        onStep: (s) => bar.update(start * maxNew + s * chunk.length),
+        onStep: (s) => bar.update((start * maxNew + s * chunk.length) * n),
       });
       r.tokens.forEach((tokens, i) => {
         const completion = tokenizer.decode(tokens, { skipSpecialTokens: true });
-        const prompt = prompts[start + i];
+        const prompt = prompts[start + Math.floor(i / n)];
         if (values.json) console.log(JSON.stringify({ prompt, completion, finish_reason: r.finishReasons[i], tokens: tokens.length }));
         else console.log(`${prompt}${values.chat ? "\n" : ""}${completion}\n---`);
       });

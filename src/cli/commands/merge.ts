@@ -36,7 +36,7 @@ as PEFT's merge_and_unload() then save_pretrained() do; the result loads without
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.adapter));
     const r = mergeAdapterDirectory(values.adapter, values.out, { dtype, force: values.force });
     await tokenizer.save(values.out);
-    console.log(`merged ${r.layers} adapted layers of ${values.adapter} into ${r.baseDir}; wrote ${values.out}`);
+    console.log(`wrote ${values.out}: the base model ${r.baseDir} (left unchanged) with the adapter ${values.adapter} merged into its ${r.layers} adapted layers`);
     return 0;
   },
 };

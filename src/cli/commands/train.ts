@@ -37,6 +37,13 @@ SIGTERM or SIGHUP saves a checkpoint and stops, exiting 130, 143 or 129 (128 + t
 the next run on that output_dir resumes from it. One run at a time holds an output_dir
 (output_dir/train.lock). An unknown (misspelt) key is an error.
 
+Log-probs: TRL's DPOTrainer sums each answer's token log-probs, the Uni-DPO reference trainers
+take their mean (with a mean, beta acts as beta / length). Without dpo_length_norm, a recipe of
+TRL / transformers keys only is trained as TRL does (summed); one with a Uni-DPO marker
+(pref_loss, uni_dpo_* or omni_dpo_* keys, loss_type: uni_dpo, the Math trainer's
+train_data_path, eot_token, sanity_check, max_training_samples, or no loss key: omni_dpo) as
+the reference does (mean). The run's first line says which, and why; so does the model card.
+
   --set key=value        override a config key (repeatable; the value is read as YAML)
   --allow-unknown-keys   ignore unknown keys with a warning instead of an error
   --json                 print the final result as JSON
@@ -59,7 +66,7 @@ ${recipeKeysHelp()}`,
       const { loadTrainConfig, parseOverride } = await import("../../train/config.js");
       const train = await TRAINERS[name]();
       const { watchLauncher } = await import("../../train/distributed/launcher.js");
-      const { ConsoleProgressCallback } = await import("../progress-callback.js");
+      const { ConsoleProgressCallback } = await import("../../train/callbacks/console-progress.js");
       watchLauncher();
       // In a distributed run rank 0 speaks for the run; the others print only warnings and errors.
       const rank = Number(process.env.RANK ?? 0);

@@ -3,6 +3,7 @@ export {
   CallbackList, TrainerControl, type CallbackEvent, type TrainerCallback, type TrainerEvent, type TrainerRunState,
 } from "./callback.js";
 export { EarlyStoppingCallback, type EarlyStoppingOptions } from "./early-stopping.js";
+export { ReferenceSyncCallback } from "./reference-sync.js";
 export { HooksCallback, type ProgressHooks } from "./hooks.js";
 export { MetricsFileCallback, METRICS_FILE } from "./metrics-file.js";
 export { PairLogCallback, type PairValuesOf } from "./pair-log.js";

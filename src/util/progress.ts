@@ -36,3 +36,10 @@ export function formatSeconds(s: number): string {
   const m = Math.floor(s / 60);
   return m < 60 ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
+
+/** A metrics row as one console line: key=value, fractions to 4 significant digits. */
+export function formatRow(row: Record<string, number | string>): string {
+  return Object.entries(row)
+    .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v}`)
+    .join(" ");
+}

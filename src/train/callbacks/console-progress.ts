@@ -1,9 +1,8 @@
 // The console's view of a training run, as a training callback: a progress bar with the step's
 // loss and learning rate, and each eval row printed as it is logged (not with --json). The CLI
 // installs it on the process that speaks for the run (rank 0).
-import type { TrainerCallback, TrainerEvent } from "../train/callbacks/callback.js";
-import { formatRow } from "./args.js";
-import { Progress } from "./progress.js";
+import type { TrainerCallback, TrainerEvent } from "./callback.js";
+import { formatRow, Progress } from "../../util/progress.js";
 
 export class ConsoleProgressCallback implements TrainerCallback {
   #bar: Progress | null = null;
