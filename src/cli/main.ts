@@ -12,6 +12,7 @@ import { dataCommand } from "./commands/data.js";
 import { benchCommand } from "./commands/bench.js";
 import { mergeCommand } from "./commands/merge.js";
 import { dashboardCommand } from "./commands/dashboard.js";
+import { serveCommand } from "./commands/serve.js";
 
 const HELP = `omni-dpo: preference training (Omni-DPO, DPO, SimPO, ...) for causal language models
 
@@ -21,6 +22,7 @@ Commands:
   demo                 the embedded demo: DPO, SimPO and Omni-DPO on the same pairs, with a report
   train CONFIG.yaml    preference training from a reference-style YAML
   generate             generate text with a model directory (greedy or sampled)
+  serve                an OpenAI-compatible server over a model directory (continuous batching)
   eval                 pairwise preference accuracy and implied rewards of a model on pairs
   dashboard RUN_DIR... a live local view of training runs (or --export report.html)
   merge                fold a LoRA adapter into its base model: a plain Hugging Face checkpoint
@@ -44,6 +46,7 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
   merge: mergeCommand,
   dashboard: dashboardCommand,
+  serve: serveCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

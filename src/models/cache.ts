@@ -49,6 +49,32 @@ export class KVCache {
     }
   }
 
+  /**
+   * Takes `other`'s rows (new requests prefilled on their own) below these: the shorter of the
+   * two is left-padded with zeros so their lengths agree, as left-padded prompts are (the caller
+   * masks those positions). `other` is emptied. This is how rows join a running batch.
+   */
+  append(other: KVCache): void {
+    const total = Math.max(this.length, other.length);
+    const padLeft = (t: torch.Tensor) => {                                   // [B, Hkv, T, D] -> [B, Hkv, total, D]
+      const missing = total - t.shape[2];
+      if (missing === 0) return t;
+      const [b, h, , d] = t.shape;
+      return torch.cat([torch.zeros([b, h, missing, d], { dtype: t.dtype, device: t.device }), t], 2);
+    };
+    for (const [mine, theirs] of [[this.#keys, other.#keys], [this.#values, other.#values]]) {
+      mine.forEach((t, layer) => {
+        const o = theirs[layer];
+        if (!o) return;
+        const joined = t ? torch.tidy(() => torch.cat([padLeft(t), padLeft(o)], 0)) : o.keep();
+        t?.dispose();
+        if (t) o.dispose();
+        mine[layer] = joined.keep();
+        theirs[layer] = null;
+      });
+    }
+  }
+
   dispose(): void {
     for (const t of [...this.#keys, ...this.#values]) t?.dispose();
     this.#keys.fill(null);
