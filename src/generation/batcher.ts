@@ -62,6 +62,8 @@ export class ContinuousBatcher {
   /** Decoding steps run so far, and the most rows one of them held (for tests and logs). */
   steps = 0;
   widest = 0;
+  /** Admissions that joined rows to a batch already decoding. */
+  joins = 0;
 
   constructor(model: CausalLM, options: BatcherOptions) {
     this.#model = model;
@@ -127,7 +129,7 @@ export class ContinuousBatcher {
         r.ids = [...new Array(padding).fill(this.#options.padTokenId), ...r.ids];
         r.mask = [...new Array(padding).fill(0), ...r.mask];
       }
-      if (this.#cache) this.#cache.append(cache);
+      if (this.#cache) { this.#cache.append(cache); this.joins++; }
       else this.#cache = cache;
       this.#running.push(...rows);
       this.#accept(next, this.#running.length - rows.length);
