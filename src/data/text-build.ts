@@ -9,8 +9,8 @@ import { rmSync } from "node:fs";
 import type { CausalLM } from "../models/causal-lm.js";
 import { tokenizerDirectory } from "../models/peft.js";
 import { checkTokenIds, modelVocab } from "../models/vocab.js";
-import { generate } from "../models/generate.js";
-import { stopTokenIds } from "../models/generation-config.js";
+import { asGenerator } from "../generation/local.js";
+import type { Generator } from "../generation/types.js";
 import type { Tokenizer } from "../text/index.js";
 import { appendLinesDurable, readJournalLines, writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
 import { histogram, type HistogramBucket } from "./inspect.js";
@@ -123,7 +123,7 @@ interface Finished {
 interface Prepared { row: PromptRow; chat: boolean; messages: Message[] | null; text: string; ids: number[] }
 
 /** Renders every prompt for the policy (chat template with a generation prompt, or plain text) and checks its length. */
-export function preparePrompts(rows: PromptRow[], policy: CausalLM, tokenizer: Tokenizer, format: PromptFormat, policyDir: string): Prepared[] {
+export function preparePrompts(rows: PromptRow[], policy: { maxPositions: number }, tokenizer: Tokenizer, format: PromptFormat, policyDir: string): Prepared[] {
   const problems: string[] = [];
   const hasTemplate = tokenizer.chatTemplate !== undefined;
   const prepared: Prepared[] = [];
@@ -238,9 +238,9 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
  * maxNew is said once, with the numbers.
  */
 function newTokenCaps(
-  prepared: Prepared[], policy: CausalLM, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
+  prepared: Prepared[], policy: { maxPositions?: number }, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
 ): number[] {
-  const policyCaps = prepared.map((p) => Math.min(maxNew, policy.maxPositions - p.ids.length));
+  const policyCaps = prepared.map((p) => Math.min(maxNew, (policy.maxPositions ?? Infinity) - p.ids.length));
   const context = scorer.context;
   if (!context) return policyCaps;
   const problems: string[] = [];
@@ -260,7 +260,7 @@ function newTokenCaps(
     onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens ` +
       `(${context.file}) with their prompt: ${capped.length} of ${prepared.length} prompts sample at most ` +
       `${least}${most > least ? `-${most}` : ""} ` +
-      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions})`);
+      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions ?? "unknown"})`);
   }
   return caps;
 }
@@ -269,10 +269,11 @@ function newTokenCaps(
  * Samples, scores and pairs. Prompts are generated in batches sorted by token length; each
  * finished prompt is journaled (fsynced) before the next batch starts, and a journal left by an
  * interrupted run is read back so those prompts are not redone. Each response is sampled from
- * its own seed, so a prompt's responses do not depend on batching, order or resumption.
+ * its own seed, so a prompt's responses do not depend on batching, order or resumption. The
+ * policy is a Generator (the local model, or an OpenAI-compatible endpoint) or a model.
  */
 export async function buildTextPairs(
-  policy: CausalLM, tokenizer: Tokenizer, prepared: Prepared[], scorer: BatchScorer, options: TextBuildOptions,
+  policy: CausalLM | Generator, tokenizer: Tokenizer, prepared: Prepared[], scorer: BatchScorer, options: TextBuildOptions,
 ): Promise<{ pairs: TextPair[]; summary: TextBuildSummary }> {
   const k = options.samples ?? 5;
   if (k < 2) throw new Error(`samples must be at least 2 to make a pair, got ${k}`);
@@ -283,10 +284,10 @@ export async function buildTextPairs(
   const identity = createHash("sha256").update(JSON.stringify({
     prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
   })).digest("hex");
-  const caps = newTokenCaps(prepared, policy, scorer, maxNew, options.onNotice);
+  const generator = asGenerator(policy, tokenizer);
+  const caps = newTokenCaps(prepared, generator, scorer, maxNew, options.onNotice);
   const done = openJournal(options.journal, identity, prepared.length, k);
   const resumed = done.size;
-  const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a].ids.length - prepared[b].ids.length || a - b);
   const start = Date.now();
   let tokensThisRun = 0;
@@ -298,17 +299,15 @@ export async function buildTextPairs(
   for (let b = 0; b < order.length; b += batchSize) {
     const todo = order.slice(b, b + batchSize).filter((i) => !done.has(i));
     if (todo.length === 0) continue;
-    const rows = todo.flatMap((i) => seeds.map((s) => ({ i, seed: rowSeed(s, prepared[i].text) })));
-    const out = generate(policy, rows.map((r) => prepared[r.i].ids), {
-      maxNewTokens: rows.map((r) => caps[r.i]),
-      ...sampling, rowSeeds: rows.map((r) => r.seed), eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
-    });
+    // All K samples of the batch's prompts decode together (locally: one batch, rows leaving it).
+    const out = await generator.generate(todo.map((i) => ({
+      prompt: prepared[i].messages ?? prepared[i].text, seeds: seeds.map((s) => rowSeed(s, prepared[i].text)),
+      maxTokens: caps[i], ...sampling,
+    })));
     const finished: Finished[] = todo.map((i, n) => {
-      const slice = (xs: readonly any[]) => xs.slice(n * k, (n + 1) * k);
-      const tokens = slice(out.tokens) as number[][];
-      const responses = tokens.map((t) => tokenizer.decode(t.filter((id) => !eos.includes(id)), { skipSpecialTokens: true }));
-      tokensThisRun += tokens.reduce((s, t) => s + t.length, 0);
-      return { i, responses, scores: null, tokens: tokens.map((t) => t.length), finish: slice(out.finishReasons) as string[] };
+      const samples = out[n];
+      tokensThisRun += samples.reduce((s, x) => s + x.tokens, 0);
+      return { i, responses: samples.map((x) => x.text), scores: null, tokens: samples.map((x) => x.tokens), finish: samples.map((x) => x.finishReason) };
     });
     // As the reference: prompts whose responses are all the same are dropped before scoring.
     const toScore = finished.filter((f) => new Set(f.responses).size > 1);

@@ -58,3 +58,12 @@ export class LocalGenerator implements Generator {
 
   dispose(): void { this.model.dispose(); }
 }
+
+/** A generator as given, or a model wrapped in the local engine (for callers that still pass a model). */
+export function asGenerator(source: CausalLM | Generator, tokenizer: Tokenizer, name = "the local model"): Generator {
+  return isGenerator(source) ? source : new LocalGenerator(source, tokenizer, name);
+}
+
+export function isGenerator(x: CausalLM | Generator): x is Generator {
+  return typeof (x as Generator).generate === "function" && typeof (x as Generator).name === "string";
+}

@@ -1,5 +1,6 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFromFlags } from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 import { outputClash } from "../../util/paths.js";
 
@@ -62,6 +63,10 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --margin M               rejected scores at most chosen - M (default 5)
   --max-pairs N            (default 10000)
   --seed N                 (default 0)
+${ENDPOINT_HELP.replace("Generating through", "data build (both tasks) sampling through")}  With --endpoint, --model DIR is read for its tokenizer and config.json only: prompts are
+  rendered, length-checked and seeded exactly as a local build does them, and answers sized to
+  its context. Each sample with its own seed is one request (n = 1, seed); responses are
+  journaled as local ones are, so a killed build resumes.
 
 data inspect:
 
@@ -109,7 +114,7 @@ async function dataBuild(argv: string[]): Promise<number> {
     seed: { type: "string" }, json: { type: "boolean" },
     "reward-model": { type: "string" }, task: { type: "string" }, seeds: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
     "batch-size": { type: "string" }, "score-batch-size": { type: "string" }, "prompt-format": { type: "string" }, "min-margin": { type: "string" },
-    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" },
+    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" }, ...ENDPOINT_OPTIONS,
   } });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
   if (!values.model || !values.prompts || !values.out) throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
@@ -130,7 +135,8 @@ async function dataBuild(argv: string[]): Promise<number> {
   const seed = positiveInt(values.seed, "--seed", 0, true);
   const scorer = values.scorer ? await loadScorer(values.scorer)
     : (await import("../../tasks/arith/index.js")).arithScorer({ noise: nonNegative(values["judge-noise"], "--judge-noise", 1.5), seed });
-  const model = loadModel(values.model);
+  const endpoint = await endpointFromFlags(values, "data build");
+  const model = endpoint ?? loadModel(values.model);
   const tokenizer = Tokenizer.fromPretrainedSync(values.model);
   const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
   const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) }));
@@ -142,7 +148,7 @@ async function dataBuild(argv: string[]): Promise<number> {
     rejected: rejected as "lowest" | "random" | "positive", margin: nonNegative(values.margin, "--margin", 5),
     maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10_000), seed, onProgress: (d) => bar.update(d),
   });
-  model.dispose();
+  model.dispose?.();
   (await import("../../util/files.js")).writeJsonLinesAtomic(values.out, pairs);
   if (values.json) console.log(JSON.stringify({ out: values.out, ...stats }));
   else {
@@ -213,16 +219,20 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   // The reward model is checked before the policy samples anything: a bad directory fails fast.
   const scorer = values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
     : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize });
-  const policy = loadModel(model, { device });
+  // With --endpoint the policy samples there; --model gives its tokenizer and context (prompts
+  // rendered, checked and seeded as a local build's).
+  const { modelMaxPositions } = await import("../../models/vocab.js");
+  const endpoint = await endpointFromFlags(values, "data build", values.endpoint ? modelMaxPositions(model) : undefined);
+  const policy = endpoint ?? loadModel(model, { device });
   try {
-    const prepared = preparePrompts(rows, policy, tokenizer, options.promptFormat, model);
+    const prepared = preparePrompts(rows, { maxPositions: policy.maxPositions ?? Infinity }, tokenizer, options.promptFormat, model);
     const journal = `${out}.progress.jsonl`;
     if (values.restart) rmSync(journal, { force: true });
     // The bar counts this run's prompts, so its rate and ETA leave out those an earlier run finished.
     let bar: InstanceType<typeof Progress> | undefined;
     let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: resolve(model) }, onNotice: (m) => console.error(m),
+      ...options, journal, identity: { policy: endpoint ? endpoint.name : resolve(model) }, onNotice: (m) => console.error(m),
       onProgress: (done, total, info) => {
         if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
         bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
@@ -232,7 +242,7 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     const summaryFile = writeTextBuild(out, journal, pairs, summary);
     console.log(values.json ? JSON.stringify({ out, summary: summaryFile, ...summary }) : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`);
   } finally {
-    policy.dispose();
+    policy.dispose?.();
     scorer.dispose?.();
   }
   return 0;
