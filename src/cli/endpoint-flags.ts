@@ -8,6 +8,24 @@ export const ENDPOINT_OPTIONS = {
   "endpoint-key-env": { type: "string" }, "endpoint-timeout": { type: "string" }, "endpoint-retries": { type: "string" },
 } as const;
 
+export const JUDGE_OPTIONS = {
+  "judge-endpoint": { type: "string" }, "judge-model": { type: "string" }, "judge-template": { type: "string" },
+  "judge-retries": { type: "string" }, "judge-max-tokens": { type: "string" },
+} as const;
+
+export const JUDGE_HELP = `
+Scoring with an LLM judge behind an OpenAI-compatible server (instead of --reward-model):
+  --judge-endpoint URL       its base URL (may be the same server as --endpoint)
+  --judge-model NAME         the judge model it serves
+  --judge-template FILE      the rubric, with {{prompt}} and {{response}} (default: the shipped
+                             1-10 helpfulness rubric, assets/judge/helpfulness.txt)
+  --judge-retries N          asks again after an unparseable verdict (default 2); a response
+                             still unparsed is left unscored and counted, never fatal
+  --judge-max-tokens N       tokens the judge may write (default 256)
+  The verdict's last line must be "Rating: N" (N from 1 to 10). The key, concurrency, timeout
+  and retries on errors are the --endpoint-* flags'.
+`;
+
 export const ENDPOINT_HELP = `
 Generating through an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, Ollama, omni-dpo serve):
   --endpoint URL             its base URL, e.g. http://localhost:8000/v1; plain prompts go to
@@ -22,6 +40,23 @@ Generating through an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, Ol
 `;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** The LLM judge the flags ask for (a scorer), or null without --judge-endpoint. */
+export async function judgeFromFlags(values: Values, command: string) {
+  const str = (k: string) => values[k] as string | undefined;
+  if (str("judge-endpoint") === undefined) {
+    const stray = Object.keys(JUDGE_OPTIONS).find((k) => values[k] !== undefined);
+    if (stray) throw new UsageError(`${command}: --${stray} needs --judge-endpoint URL`);
+    return null;
+  }
+  if (!str("judge-model")) throw new UsageError(`${command}: --judge-endpoint needs --judge-model NAME`);
+  const judge = await endpointFromFlags({ ...values, endpoint: str("judge-endpoint"), "endpoint-model": str("judge-model") }, command);
+  const { llmJudgeScorer } = await import("../eval/llm-judge.js");
+  return llmJudgeScorer(judge!, {
+    templateFile: str("judge-template"), retries: positiveInt(str("judge-retries"), "--judge-retries", 2, true),
+    maxTokens: positiveInt(str("judge-max-tokens"), "--judge-max-tokens", 256),
+  });
+}
 
 /** The endpoint generator the flags ask for, or null without --endpoint. */
 export async function endpointFromFlags(values: Values, command: string, maxPositions?: number): Promise<EndpointGenerator | null> {

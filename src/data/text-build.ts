@@ -31,8 +31,12 @@ export interface ResponseToScore {
 /** Scores responses in batches; `name` identifies it in the journal (a directory, a module path). */
 export interface BatchScorer {
   name: string;
-  /** Scores, one per item; a scorer that cut an item to fit its context sets the item's `truncatedTo`. */
-  score(items: ResponseToScore[]): number[] | Promise<number[]>;
+  /**
+   * Scores, one per item; a scorer that cut an item to fit its context sets the item's
+   * `truncatedTo`. null: the scorer could not score it (an LLM judge's unparseable verdict); the
+   * response is left out of the pairing and counted.
+   */
+  score(items: ResponseToScore[]): (number | null)[] | Promise<(number | null)[]>;
   /**
    * A scorer with a bounded input (a reward model's max_position_embeddings): its size, the file
    * that sets it, and the tokens an item takes with an empty response (the prompt, the template).
@@ -90,7 +94,7 @@ export interface TextPair {
   score_chosen: number;
   score_rejected: number;
   all_generated_responses: string[];
-  all_rm_scores: number[];
+  all_rm_scores: (number | null)[];
   score_margin?: number;
   score_margin_normalized?: number;
 }
@@ -100,7 +104,10 @@ export interface TextBuildSummary {
   /** Prompts finished by an earlier, interrupted run (read back from the journal). */
   resumed: number;
   pairs: number;
-  dropped: { identical_responses: number; tied_scores: number; below_margin: number };
+  /** unscored: prompts left with fewer than two scored responses (see BatchScorer.score). */
+  dropped: { identical_responses: number; tied_scores: number; below_margin: number; unscored: number };
+  /** Responses the scorer could not score (null), left out of the pairing. */
+  unscored_responses: number;
   responses: number;
   /** Responses cut to fit the scorer's context before scoring (their samples kept). */
   truncated_for_scoring: number;
@@ -115,7 +122,7 @@ export interface TextBuildSummary {
 
 /** One prompt's finished work as journaled: its responses, their scores (null: all identical, not scored). */
 interface Finished {
-  i: number; responses: string[]; scores: number[] | null; tokens: number[]; finish: string[];
+  i: number; responses: string[]; scores: (number | null)[] | null; tokens: number[]; finish: string[];
   /** Responses cut to fit the reward model's context for scoring (absent: none). */
   truncated?: number;
 }
@@ -224,7 +231,7 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
   list("responses", (x) => typeof x === "string", "strings");
   list("tokens", (x) => Number.isInteger(x) && (x as number) >= 0, "token counts");
   list("finish", (x) => typeof x === "string", "finish reasons");
-  if (f.scores !== null) list("scores", (x) => typeof x === "number" && Number.isFinite(x), "finite scores");
+  if (f.scores !== null) list("scores", (x) => x === null || (typeof x === "number" && Number.isFinite(x)), "finite scores or nulls");
   if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) {
     throw bad("field 'truncated' must be a count");
   }
@@ -320,7 +327,7 @@ export async function buildTextPairs(
       f.scores = scores.slice(n * k, (n + 1) * k);
       const cut = items.slice(n * k, (n + 1) * k).filter((item) => item.truncatedTo !== undefined).length;
       if (cut) f.truncated = cut;
-      const bad = f.scores.findIndex((s) => typeof s !== "number" || !Number.isFinite(s));
+      const bad = f.scores.findIndex((s) => s !== null && (typeof s !== "number" || !Number.isFinite(s)));
       if (bad >= 0) throw new Error(`${prepared[f.i].row.at}: scorer ${scorer.name} gave response ${bad} a non-finite score (${f.scores[bad]})`);
     });
     appendLinesDurable(options.journal, finished.map((f) => JSON.stringify(f)));
@@ -330,11 +337,12 @@ export async function buildTextPairs(
   const seconds = (Date.now() - start) / 1000;
   const result = binarizeAll(prepared, done, options);
   const all = [...done.values()];
-  const allScores = all.flatMap((f) => f.scores ?? []);
+  const allScores = all.flatMap((f) => (f.scores ?? []).filter((x): x is number => x !== null));
   const finishReasons: Record<string, number> = {};
   for (const f of all) for (const r of f.finish) finishReasons[r] = (finishReasons[r] ?? 0) + 1;
   const summary: TextBuildSummary = {
     prompts: prepared.length, resumed, pairs: result.pairs.length, dropped: result.dropped,
+    unscored_responses: all.reduce((n, f) => n + (f.scores ?? []).filter((x) => x === null).length, 0),
     responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0),
     generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
     finish_reasons: finishReasons, tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9), seconds,
@@ -357,15 +365,17 @@ function describe(values: number[]): TextBuildSummary["scores"] {
  * The chosen and rejected indices of one prompt's scores: the first highest and the first lowest
  * (the reference's np.argmax / np.argmin, so ties go to the earlier sample); null when every
  * score is the same (no preference to learn; the reference would pair a response with itself).
+ * Unscored responses (null) are passed over.
  */
-export function bestAndWorst(scores: number[]): { chosen: number; rejected: number } | null {
-  let chosen = 0;
-  let rejected = 0;
-  for (let i = 1; i < scores.length; i++) {
-    if (scores[i] > scores[chosen]) chosen = i;
-    if (scores[i] < scores[rejected]) rejected = i;
-  }
-  return scores[chosen] === scores[rejected] ? null : { chosen, rejected };
+export function bestAndWorst(scores: (number | null)[]): { chosen: number; rejected: number } | null {
+  let chosen = -1;
+  let rejected = -1;
+  scores.forEach((s, i) => {
+    if (s === null) return;
+    if (chosen < 0 || s > scores[chosen]!) chosen = i;
+    if (rejected < 0 || s < scores[rejected]!) rejected = i;
+  });
+  return chosen < 0 || scores[chosen] === scores[rejected] ? null : { chosen, rejected };
 }
 
 /** Adds score_margin and score_margin_normalized, as the reference's normalize_score_margin: (m - mean) / (population std + 1e-6). */
@@ -379,17 +389,18 @@ export function normalizeMargins(pairs: TextPair[]): void {
 
 /**
  * Pairs every finished prompt, in input order. Dropped: all responses identical (never scored),
- * all scores tied, margin below minMargin.
+ * all scores tied, margin below minMargin, fewer than two responses scored.
  */
 function binarizeAll(prepared: Prepared[], done: Map<number, Finished>, options: TextBuildOptions): { pairs: TextPair[]; dropped: TextBuildSummary["dropped"] } {
-  const dropped = { identical_responses: 0, tied_scores: 0, below_margin: 0 };
+  const dropped = { identical_responses: 0, tied_scores: 0, below_margin: 0, unscored: 0 };
   const pairs: TextPair[] = [];
   prepared.forEach((p, i) => {
     const f = done.get(i)!;
     if (!f.scores) { dropped.identical_responses++; return; }
+    if (f.scores.filter((x) => x !== null).length < 2) { dropped.unscored++; return; }
     const pick = bestAndWorst(f.scores);
     if (!pick) { dropped.tied_scores++; return; }
-    const [best, worst] = [f.scores[pick.chosen], f.scores[pick.rejected]];
+    const [best, worst] = [f.scores[pick.chosen]!, f.scores[pick.rejected]!];
     if (options.minMargin !== undefined && best - worst < options.minMargin) { dropped.below_margin++; return; }
     const answer = (text: string): string | Message[] => (p.messages ? [...p.messages, { role: "assistant", content: text }] : text);
     pairs.push({
@@ -414,10 +425,12 @@ export function writeTextBuild(out: string, journal: string, pairs: TextPair[], 
 export function formatTextSummary(s: TextBuildSummary): string {
   const lines = [
     `${s.pairs} pairs from ${s.prompts} prompts${s.resumed ? ` (${s.resumed} finished by an earlier run)` : ""}; dropped: ` +
-      `${s.dropped.identical_responses} with identical responses, ${s.dropped.tied_scores} with all scores tied, ${s.dropped.below_margin} below the margin`,
+      `${s.dropped.identical_responses} with identical responses, ${s.dropped.tied_scores} with all scores tied, ${s.dropped.below_margin} below the margin` +
+      (s.dropped.unscored ? `, ${s.dropped.unscored} with fewer than two responses scored` : ""),
     `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons).map(([r, n]) => `${n} ${r}`).join(", ")}); ` +
       `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
   ];
+  if (s.unscored_responses) lines.push(`${s.unscored_responses} responses the scorer could not score (left out of the pairing)`);
   if (s.truncated_for_scoring) {
     lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
   }

@@ -3,11 +3,13 @@
 //   - `generate --endpoint` gives the local greedy generation token for token (plain and chat);
 //   - `data build --endpoint` with a reward model writes the same pairs as the local build, and
 //     resumes after kill -9 from its journal;
+//   - a build scored by an LLM judge (the tiny model itself, through serve) counts its
+//     unparseable verdicts, asks again, and leaves those responses unscored without failing;
 //   - 503 and 429 answers are retried; the API key comes from the named environment variable,
 //     reaches the server, and is never printed; a dead endpoint is an error naming it and the status.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
@@ -143,4 +145,30 @@ test("--endpoint: 503/429 are retried, the key comes from the named variable and
   const usage = await runCli(["generate", "--prompt", "x", "--endpoint", serve.url]);
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--endpoint-model/);
+});
+
+test("data build --judge-endpoint: a tiny judge's unparseable verdicts are retried, counted and left unscored, not fatal", async () => {
+  const out = join(root, "judged.jsonl");
+  // A short rubric: the shipped one is longer than the tiny model's 128 positions.
+  const rubric = join(root, "rubric.txt");
+  writeFileSync(rubric, "Rate 1-10.\n{{prompt}}\n{{response}}\nRating: N");
+  const proxy = await startProxy(serve.url);
+  try {
+    const r = await runCli(["data", "build", "--model", MODEL, "--prompts", PROMPTS, "--samples", "2", "--max-new-tokens", "6",
+      "--endpoint", serve.url, "--endpoint-model", "toy", "--judge-endpoint", proxy.url, "--judge-model", "toy",
+      "--judge-retries", "1", "--judge-max-tokens", "8", "--judge-template", rubric, "--out", out, "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const summary = JSON.parse(r.stdout) as { responses: number; unscored_responses: number; pairs: number;
+      dropped: { identical_responses: number; unscored: number } };
+    const scored = summary.responses - 2 * summary.dropped.identical_responses;
+    assert.ok(scored > 0);
+    // Random weights never write "Rating: N": every verdict fails, is asked once more, and its response is dropped.
+    assert.equal(summary.unscored_responses, scored);
+    assert.equal(summary.pairs, 0);
+    assert.equal(summary.dropped.unscored, scored / 2);
+    assert.equal(proxy.requests.filter((q) => q.path === "/chat/completions").length, 2 * scored);
+    assert.match(r.stderr, new RegExp(`judge: ${2 * scored} verdicts asked, ${2 * scored} unparseable \\(asked again\\), ${scored} responses left unscored`));
+  } finally {
+    await proxy.close();
+  }
 });

@@ -1,6 +1,6 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
-import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFromFlags } from "../endpoint-flags.js";
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, JUDGE_HELP, JUDGE_OPTIONS, endpointFromFlags, judgeFromFlags } from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 import { outputClash } from "../../util/paths.js";
 
@@ -67,7 +67,7 @@ ${ENDPOINT_HELP.replace("Generating through", "data build (both tasks) sampling 
   rendered, length-checked and seeded exactly as a local build does them, and answers sized to
   its context. Each sample with its own seed is one request (n = 1, seed); responses are
   journaled as local ones are, so a killed build resumes.
-
+${JUDGE_HELP}
 data inspect:
 
 Reads and validates a preference file as training does (bad rows fail with file:line:field)
@@ -114,12 +114,12 @@ async function dataBuild(argv: string[]): Promise<number> {
     seed: { type: "string" }, json: { type: "boolean" },
     "reward-model": { type: "string" }, task: { type: "string" }, seeds: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
     "batch-size": { type: "string" }, "score-batch-size": { type: "string" }, "prompt-format": { type: "string" }, "min-margin": { type: "string" },
-    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" }, ...ENDPOINT_OPTIONS,
+    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" }, ...ENDPOINT_OPTIONS, ...JUDGE_OPTIONS,
   } });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
   if (!values.model || !values.prompts || !values.out) throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
   refuseOverwritingInputs(values);
-  const task = values.task ?? (values["reward-model"] ? "text" : "math");
+  const task = values.task ?? (values["reward-model"] || values["judge-endpoint"] ? "text" : "math");
   if (task !== "text" && task !== "math") throw new UsageError(`--task must be text or math, got '${task}'`);
   if (task === "text") return dataBuildText(values);
   for (const flag of TEXT_ONLY_FLAGS) if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the text pipeline (--reward-model or --task text)`);
@@ -175,14 +175,15 @@ function refuseOverwritingInputs(values: BuildValues): void {
   }
 }
 
-const TEXT_ONLY_FLAGS = ["reward-model", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
+const TEXT_ONLY_FLAGS = ["reward-model", "judge-endpoint", "judge-model", "judge-template", "judge-retries", "judge-max-tokens", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
 
 /** The text pipeline: policy samples, reward-model (or scorer-module) scores, best vs worst. */
 async function dataBuildText(values: BuildValues): Promise<number> {
   const str = (k: string) => values[k] as string | undefined;
   const model = str("model")!, out = str("out")!;
-  if (!values["reward-model"] && !values.scorer) throw new UsageError("data build --task text: give --reward-model DIR or --scorer MODULE");
-  if (values["reward-model"] && values.scorer) throw new UsageError("data build: give --reward-model or --scorer, not both");
+  const scorers = (["reward-model", "scorer", "judge-endpoint"] as const).filter((f) => values[f] !== undefined);
+  if (scorers.length === 0) throw new UsageError("data build --task text: give --reward-model DIR, --judge-endpoint URL or --scorer MODULE");
+  if (scorers.length > 1) throw new UsageError(`data build: give one scorer, not ${scorers.map((f) => `--${f}`).join(" and ")}`);
   for (const flag of ["chosen", "rejected", "margin", "max-pairs", "judge-noise", "seed"]) {
     if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the math task; the text pipeline pairs best vs worst (see --min-margin, --seeds)`);
   }
@@ -217,8 +218,9 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   const rows = readPromptRows(str("prompts")!);
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
   // The reward model is checked before the policy samples anything: a bad directory fails fast.
-  const scorer = values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
-    : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize });
+  const judge = await judgeFromFlags(values, "data build");
+  const scorer = judge ?? (values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
+    : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize }));
   // With --endpoint the policy samples there; --model gives its tokenizer and context (prompts
   // rendered, checked and seeded as a local build's).
   const { modelMaxPositions } = await import("../../models/vocab.js");
@@ -239,6 +241,10 @@ async function dataBuildText(values: BuildValues): Promise<number> {
       },
     });
     bar?.finish();
+    if (judge) {
+      const c = judge.counts;
+      console.error(`judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable (asked again), ${c.dropped} responses left unscored`);
+    }
     const summaryFile = writeTextBuild(out, journal, pairs, summary);
     console.log(values.json ? JSON.stringify({ out, summary: summaryFile, ...summary }) : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`);
   } finally {
