@@ -155,8 +155,9 @@ export class ContinuousBatcher {
     return torch.tidy(() => {
       const input = torch.tensor(feed, { dtype: "int64", device });                     // [B, T]
       const attention = torch.tensor(rows.map((r) => r.mask), { dtype: "int64", device });   // [B, past + T]
-      const logits = this.#model.forward(input, { attentionMask: attention, cache });      // [B, T, V]
-      const last = logits.select(1, logits.shape[1] - 1).to("float32");                   // [B, V]
+      // The head on the last position only, as the in-process sampler does.
+      const hidden = this.#model.hiddenStates(input, { attentionMask: attention, cache });   // [B, T, C]
+      const last = this.#model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32");   // [B, V]
       return pickPerRow(last, rows.map((r) => r.request), rows.map((r) => r.stream));
     });
   }

@@ -83,8 +83,9 @@ export function generate(model: CausalLM, prompts: number[][], options: Generate
           const feed = cache && step > 0 ? ids.map((row) => [row[row.length - 1]]) : ids;
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
-          const logits = model.forward(input, { attentionMask: attention, cache });   // [B', T, V]
-          const last = logits.select(1, logits.shape[1] - 1).to("float32");            // [B', V]
+          // The head on the last position only: a prefill's other positions need no logits.
+          const hidden = model.hiddenStates(input, { attentionMask: attention, cache });   // [B', T, C]
+          const last = model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32");   // [B', V]
           return pickTokens(last, options, uniforms);
         });
         const keep: number[] = [];
