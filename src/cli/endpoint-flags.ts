@@ -5,7 +5,8 @@ import type { EndpointGenerator } from "../generation/endpoint.js";
 
 export const ENDPOINT_OPTIONS = {
   endpoint: { type: "string" }, "endpoint-model": { type: "string" }, "endpoint-concurrency": { type: "string" },
-  "endpoint-key-env": { type: "string" }, "endpoint-timeout": { type: "string" }, "endpoint-retries": { type: "string" },
+  "endpoint-key-env": { type: "string" }, "endpoint-timeout": { type: "string" },
+  "endpoint-retries": { type: "string" },
 } as const;
 
 export const JUDGE_OPTIONS = {
@@ -50,7 +51,8 @@ export async function judgeFromFlags(values: Values, command: string) {
     return null;
   }
   if (!str("judge-model")) throw new UsageError(`${command}: --judge-endpoint needs --judge-model NAME`);
-  const judge = await endpointFromFlags({ ...values, endpoint: str("judge-endpoint"), "endpoint-model": str("judge-model") }, command);
+  const flags = { ...values, endpoint: str("judge-endpoint"), "endpoint-model": str("judge-model") };
+  const judge = await endpointFromFlags(flags, command);
   const { llmJudgeScorer } = await import("../eval/llm-judge.js");
   return llmJudgeScorer(judge!, {
     templateFile: str("judge-template"), retries: positiveInt(str("judge-retries"), "--judge-retries", 2, true),
@@ -59,7 +61,9 @@ export async function judgeFromFlags(values: Values, command: string) {
 }
 
 /** The endpoint generator the flags ask for, or null without --endpoint. */
-export async function endpointFromFlags(values: Values, command: string, maxPositions?: number): Promise<EndpointGenerator | null> {
+export async function endpointFromFlags(
+  values: Values, command: string, maxPositions?: number,
+): Promise<EndpointGenerator | null> {
   const str = (k: string) => values[k] as string | undefined;
   const url = str("endpoint");
   if (url === undefined) {
@@ -68,8 +72,12 @@ export async function endpointFromFlags(values: Values, command: string, maxPosi
     return null;
   }
   let parsed: URL;
-  try { parsed = new URL(url); } catch { throw new UsageError(`${command}: --endpoint must be a URL such as http://localhost:8000/v1, got '${url}'`); }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`${command}: --endpoint must be an http(s) URL, got '${url}'`);
+  try { parsed = new URL(url); } catch {
+    throw new UsageError(`${command}: --endpoint must be a URL such as http://localhost:8000/v1, got '${url}'`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new UsageError(`${command}: --endpoint must be an http(s) URL, got '${url}'`);
+  }
   const model = str("endpoint-model");
   if (!model) throw new UsageError(`${command}: --endpoint needs --endpoint-model NAME (the model the server serves)`);
   const keyEnv = str("endpoint-key-env") ?? "OPENAI_API_KEY";

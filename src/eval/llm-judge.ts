@@ -44,7 +44,9 @@ export function readJudgeTemplate(file: string): string {
   }
   for (const slot of ["{{prompt}}", "{{response}}"]) {
     const count = text.split(slot).length - 1;
-    if (count !== 1) throw new JudgeTemplateError(`${file}: a judge template must contain ${slot} exactly once (found ${count})`);
+    if (count !== 1) {
+      throw new JudgeTemplateError(`${file}: a judge template must contain ${slot} exactly once (found ${count})`);
+    }
   }
   return text;
 }
@@ -54,7 +56,8 @@ export function judgePrompt(template: string, item: Pick<ResponseToScore, "promp
   const conversation = typeof item.prompt === "string" ? item.prompt
     : item.prompt.map((m) => `${m.role}: ${m.content}`).join("\n");
   // One pass over the template, so text in the prompt that looks like a slot is left alone.
-  return template.replace(/\{\{(prompt|response)\}\}/g, (_, slot: string) => (slot === "prompt" ? conversation : item.response));
+  return template.replace(/\{\{(prompt|response)\}\}/g,
+    (_, slot: string) => (slot === "prompt" ? conversation : item.response));
 }
 
 /** The rating in a verdict, or null: the last non-empty line must be exactly "Rating: N", N in 1..10. */

@@ -201,7 +201,8 @@ export class ContinuousBatcher {
     if (!reason && row.out.length >= request.maxTokens) reason = "length";
     if (request.onText) {
       // Held back while it could still become a stop string or is half a character.
-      const hold = reason ? 0 : Math.max(0, ...request.stop.map((s) => s.length - 1)) + (text.endsWith("\uFFFD") ? 1 : 0);
+      const halfCharacter = text.endsWith("\uFFFD") ? 1 : 0;
+      const hold = reason ? 0 : Math.max(0, ...request.stop.map((s) => s.length - 1)) + halfCharacter;
       const upTo = Math.max(row.sent, text.length - hold);
       if (upTo > row.sent) request.onText(text.slice(row.sent, upTo));
       row.sent = upTo;

@@ -7,7 +7,10 @@
 // exponential backoff (honouring Retry-After) and times each attempt out.
 import OpenAI from "openai";
 import type { Message } from "../data/records.js";
-import { sampleCount, type FinishReason, type GeneratedSample, type GenerationRequest, type Generator } from "./types.js";
+import {
+  sampleCount, type FinishReason, type GenerateCallOptions, type GeneratedSample, type GenerationRequest,
+  type Generator,
+} from "./types.js";
 
 export interface EndpointOptions {
   /** The OpenAI-compatible base URL, e.g. http://localhost:8000/v1. */
@@ -54,7 +57,7 @@ export class EndpointGenerator implements Generator {
   /** Nothing to free: the server holds the model. */
   dispose(): void {}
 
-  async generate(requests: GenerationRequest[], options: { seed?: number; onSample?: () => void } = {}): Promise<GeneratedSample[][]> {
+  async generate(requests: GenerationRequest[], options: GenerateCallOptions = {}): Promise<GeneratedSample[][]> {
     const results: GeneratedSample[][] = requests.map((r) => new Array(sampleCount(r)));
     const calls: Call[] = requests.flatMap((r, i): Call[] => {
       if (r.seeds) return r.seeds.map((seed, j) => ({ i, slots: [j], seed }));
@@ -66,7 +69,10 @@ export class EndpointGenerator implements Generator {
       let seed = call.seed;
       while (slots.length) {
         const got = await this.#call(requests[call.i], slots.length, seed);
-        got.slice(0, slots.length).forEach((sample, n) => { results[call.i][slots[n]] = sample; options.onSample?.(); });
+        got.slice(0, slots.length).forEach((sample, n) => {
+          results[call.i][slots[n]] = sample;
+          options.onSample?.();
+        });
         // A server that ignores n returns fewer: the rest are asked for one by one (next seeds).
         slots = slots.slice(got.length);
         if (got.length === 0) throw new EndpointError(`${this.name}: the server returned no choices`);
@@ -92,10 +98,13 @@ export class EndpointGenerator implements Generator {
         const choices = [...r.choices].sort((a, b) => a.index - b.index);
         return choices.map((c) => sample(c.text, c.finish_reason, r.usage?.completion_tokens, choices.length));
       }
-      const messages = request.prompt.map((m: Message) => ({ role: m.role, content: m.content })) as OpenAI.ChatCompletionMessageParam[];
-      const r = await this.#client.chat.completions.create({ ...common, messages, stream: false });
+      const messages = request.prompt.map((m: Message) => ({ role: m.role, content: m.content }));
+      const r = await this.#client.chat.completions.create({
+        ...common, messages: messages as OpenAI.ChatCompletionMessageParam[], stream: false,
+      });
       const choices = [...r.choices].sort((a, b) => a.index - b.index);
-      return choices.map((c) => sample(c.message.content ?? "", c.finish_reason, r.usage?.completion_tokens, choices.length));
+      const tokens = r.usage?.completion_tokens;
+      return choices.map((c) => sample(c.message.content ?? "", c.finish_reason, tokens, choices.length));
     } catch (e) {
       throw this.#describe(e);
     }

@@ -6,7 +6,9 @@ import { generate } from "../models/generate.js";
 import { stopTokenIds } from "../models/generation-config.js";
 import type { Tokenizer } from "../text/index.js";
 import { promptIds } from "./prompt.js";
-import { sampleCount, type GeneratedSample, type GenerationRequest, type Generator } from "./types.js";
+import {
+  sampleCount, type GenerateCallOptions, type GeneratedSample, type GenerationRequest, type Generator,
+} from "./types.js";
 
 export class LocalGenerator implements Generator {
   readonly eosTokenIds: number[];
@@ -18,7 +20,7 @@ export class LocalGenerator implements Generator {
 
   get maxPositions(): number { return this.model.maxPositions; }
 
-  async generate(requests: GenerationRequest[], options: { seed?: number; onSample?: () => void } = {}): Promise<GeneratedSample[][]> {
+  async generate(requests: GenerationRequest[], options: GenerateCallOptions = {}): Promise<GeneratedSample[][]> {
     const seeded = requests.filter((r) => r.seeds).length;
     if (seeded !== 0 && seeded !== requests.length) {
       throw new Error("generate: give seeds for every request or for none (one batch draws from one kind of stream)");
@@ -37,9 +39,11 @@ export class LocalGenerator implements Generator {
       });
       const r = requests[members[0]];
       const stop = r.stop?.filter((s) => s !== "") ?? [];
-      const decode = (t: number[]) => this.tokenizer.decode(t.filter((id) => !this.eosTokenIds.includes(id)), { skipSpecialTokens: true });
+      const decode = (t: number[]) =>
+        this.tokenizer.decode(t.filter((id) => !this.eosTokenIds.includes(id)), { skipSpecialTokens: true });
       const out = generate(this.model, rows.map((row) => row.ids), {
-        maxNewTokens: rows.map((row) => requests[row.i].maxTokens), temperature: r.temperature, topP: r.topP, topK: r.topK,
+        maxNewTokens: rows.map((row) => requests[row.i].maxTokens),
+        temperature: r.temperature, topP: r.topP, topK: r.topK,
         eosTokenIds: this.eosTokenIds, padTokenId: this.tokenizer.padTokenId,
         ...(seeded ? { rowSeeds: rows.map((row) => row.seed!) } : { seed: options.seed }),
         ...(stop.length ? { stopStrings: stop, decode } : {}),

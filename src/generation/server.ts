@@ -29,14 +29,18 @@ export interface RunningServer { url: string; port: number; batcher: ContinuousB
 
 /** A 4xx answer: OpenAI's error object, naming the parameter at fault. */
 class RequestError extends Error {
-  constructor(readonly status: number, message: string, readonly param: string | null = null, readonly code: string | null = null) {
+  constructor(
+    readonly status: number, message: string, readonly param: string | null = null, readonly code: string | null = null,
+  ) {
     super(message);
   }
 }
 
 const MAX_BODY = 16 << 20;
 
-export async function startServer(model: CausalLM, tokenizer: Tokenizer, options: ServeOptions): Promise<RunningServer> {
+export async function startServer(
+  model: CausalLM, tokenizer: Tokenizer, options: ServeOptions,
+): Promise<RunningServer> {
   const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
   const batcher = new ContinuousBatcher(model, {
     eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0] ?? 0, maxBatch: options.maxBatch,
@@ -48,11 +52,13 @@ export async function startServer(model: CausalLM, tokenizer: Tokenizer, options
     const path = (req.url ?? "/").split("?")[0].replace(/\/+$/, "");
     if (path === "/v1/models" || path === "/models") {
       if (req.method !== "GET") throw new RequestError(405, `${path} takes GET`);
-      return json(res, 200, { object: "list", data: [{ id: options.name, object: "model", created, owned_by: "omni-dpo" }] });
+      const entry = { id: options.name, object: "model", created, owned_by: "omni-dpo" };
+      return json(res, 200, { object: "list", data: [entry] });
     }
     const chat = path === "/v1/chat/completions" || path === "/chat/completions";
     if (!chat && path !== "/v1/completions" && path !== "/completions") {
-      throw new RequestError(404, `no route ${req.method} ${path}; this server has /v1/models, /v1/completions and /v1/chat/completions`);
+      throw new RequestError(404, `no route ${req.method} ${path}; ` +
+        "this server has /v1/models, /v1/completions and /v1/chat/completions");
     }
     if (req.method !== "POST") throw new RequestError(405, `${path} takes POST`);
     const body = await readBody(req);
@@ -66,14 +72,18 @@ export async function startServer(model: CausalLM, tokenizer: Tokenizer, options
     });
     const vocab = model.vocabSize;
     encoded.forEach((ids, i) => {
-      if (ids.length === 0) throw new RequestError(400, `prompt ${i} encodes to no tokens`, chat ? "messages" : "prompt");
-      if (ids.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)) throw new RequestError(400, `prompt ${i}: token ids must be in [0, ${vocab})`, "prompt");
+      const param = chat ? "messages" : "prompt";
+      if (ids.length === 0) throw new RequestError(400, `prompt ${i} encodes to no tokens`, param);
+      if (ids.some((t) => !Number.isInteger(t) || t < 0 || t >= vocab)) {
+        throw new RequestError(400, `prompt ${i}: token ids must be in [0, ${vocab})`, "prompt");
+      }
     });
     const maxTokens = encoded.map((ids) => {
       const room = model.maxPositions - ids.length;
       const wanted = params.maxTokens ?? (chat ? room : 16);
       if (ids.length + wanted > model.maxPositions) {
-        throw new RequestError(400, `this model's context holds ${model.maxPositions} tokens; the prompt takes ${ids.length} ` +
+        throw new RequestError(400, `this model's context holds ${model.maxPositions} tokens; ` +
+          `the prompt takes ${ids.length} ` +
           `and max_tokens asks for ${wanted}`, "max_tokens", "context_length_exceeded");
       }
       return wanted;
@@ -81,18 +91,23 @@ export async function startServer(model: CausalLM, tokenizer: Tokenizer, options
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
     const baseSeed = params.seed ?? randomBytes(4).readUInt32LE(0);
     // Choice k = prompt p, sample j (OpenAI's order); sample j of a seeded request uses seed + j.
-    const choices = encoded.flatMap((ids, p) => Array.from({ length: params.n }, (_, j) => ({ ids, p, j, index: p * params.n + j })));
+    const choices = encoded.flatMap((ids, p) =>
+      Array.from({ length: params.n }, (_, j) => ({ ids, p, j, index: p * params.n + j })));
     const head = { id, created: Math.floor(Date.now() / 1000), model: options.name };
     const object = chat ? "chat.completion" : "text_completion";
     if (params.stream) {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+      res.writeHead(200, {
+        "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive",
+      });
       let closed = false;
       res.on("close", () => { closed = true; });
       const send = (payload: unknown) => { if (!closed) res.write(`data: ${JSON.stringify(payload)}\n\n`); };
       const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
       const piece = (index: number, text: string, finish: string | null, first = false) => send({
         ...head, object: chunkObject,
-        choices: [chat ? { index, delta: first ? { role: "assistant", content: text } : { content: text }, finish_reason: finish, logprobs: null }
+        choices: [chat
+          ? { index, delta: first ? { role: "assistant", content: text } : { content: text }, finish_reason: finish,
+            logprobs: null }
           : { index, text, finish_reason: finish, logprobs: null }],
       });
       if (chat) for (const c of choices) piece(c.index, "", null, true);
@@ -101,7 +116,8 @@ export async function startServer(model: CausalLM, tokenizer: Tokenizer, options
         seed: (baseSeed + c.j) >>> 0, stop: params.stop, onText: (delta) => piece(c.index, delta, null),
       }).then((r) => { piece(c.index, "", finishReason(r)); return r; })));
       const failed = results.find((r) => r.status === "rejected");
-      if (failed) send({ error: errorBody(500, (failed as PromiseRejectedResult).reason?.message ?? "generation failed") });
+      const reason = (failed as PromiseRejectedResult | undefined)?.reason as Error | undefined;
+      if (failed) send({ error: errorBody(500, reason?.message ?? "generation failed") });
       if (params.includeUsage) {
         const done = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
         send({ ...head, object: chunkObject, choices: [], usage: usage(encoded, done) });
@@ -131,7 +147,8 @@ export async function startServer(model: CausalLM, tokenizer: Tokenizer, options
     handle(req, res).then(
       (status) => options.onRequest?.(`${req.method} ${req.url} ${status}`),
       (e: unknown) => {
-        const err = e instanceof RequestError ? e : new RequestError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+        const err = e instanceof RequestError ? e
+          : new RequestError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
         if (!res.headersSent) json(res, err.status, { error: errorBody(err.status, err.message, err.param, err.code) });
         else res.end();
         options.onRequest?.(`${req.method} ${req.url} ${err.status} ${err.message}`);
@@ -183,7 +200,9 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   try { body = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch (e) {
     throw new RequestError(400, `the request body is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new RequestError(400, "the request body must be a JSON object");
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new RequestError(400, "the request body must be a JSON object");
+  }
   return body as Record<string, unknown>;
 }
 
@@ -195,7 +214,8 @@ interface Params {
 
 /** The request's sampling parameters, checked field by field (OpenAI's defaults where absent). */
 function parseParams(body: Record<string, unknown>, chat: boolean, served: string): Params {
-  const bad = (param: string, what: string) => new RequestError(400, `'${param}' ${what}, got ${JSON.stringify(body[param])}`, param);
+  const bad = (param: string, what: string) =>
+    new RequestError(400, `'${param}' ${what}, got ${JSON.stringify(body[param])}`, param);
   const num = (param: string, fallback: number, ok: (x: number) => boolean, what: string): number => {
     const v = body[param];
     if (v === undefined || v === null) return fallback;
@@ -209,7 +229,8 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
     return v;
   };
   if (body.model !== undefined && body.model !== served) {
-    throw new RequestError(404, `The model '${String(body.model)}' does not exist; this server serves '${served}'`, "model", "model_not_found");
+    const message = `The model '${String(body.model)}' does not exist; this server serves '${served}'`;
+    throw new RequestError(404, message, "model", "model_not_found");
   }
   let prompts: (string | number[])[] | undefined;
   if (chat) {
@@ -217,31 +238,40 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
     if (!Array.isArray(m) || m.length === 0) throw bad("messages", "must be a non-empty list of {role, content}");
     m.forEach((x, i) => {
       const ok = typeof x === "object" && x !== null && typeof x.role === "string" && typeof x.content === "string";
-      if (!ok) throw new RequestError(400, `'messages[${i}]' must be {role: string, content: string}`, `messages[${i}]`);
+      const at = `messages[${i}]`;
+      if (!ok) throw new RequestError(400, `'${at}' must be {role: string, content: string}`, at);
     });
   } else {
     const p = body.prompt;
     const tokens = (x: unknown) => Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t));
     if (typeof p === "string") prompts = [p];
     else if (tokens(p)) prompts = [p as number[]];
-    else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "string" || tokens(x))) prompts = p as (string | number[])[];
+    else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "string" || tokens(x))) {
+      prompts = p as (string | number[])[];
+    }
     else throw bad("prompt", "must be a string, a list of strings, or token ids");
   }
   const stop = body.stop;
   let stops: string[] = [];
   if (typeof stop === "string") stops = [stop];
-  else if (Array.isArray(stop) && stop.length <= 4 && stop.every((s) => typeof s === "string")) stops = stop as string[];
+  else if (Array.isArray(stop) && stop.length <= 4 && stop.every((s) => typeof s === "string")) {
+    stops = stop as string[];
+  }
   else if (stop !== undefined && stop !== null) throw bad("stop", "must be a string or a list of up to 4 strings");
   for (const [param, value] of Object.entries({ stream: body.stream, echo: body.echo })) {
     if (value !== undefined && value !== null && typeof value !== "boolean") throw bad(param, "must be true or false");
   }
   if (body.echo === true) throw bad("echo", "is not supported");
-  const unsupported = ["logprobs", "top_logprobs", "best_of", "suffix", "logit_bias", "tools", "functions", "response_format"]
+  const unsupported = [
+    "logprobs", "top_logprobs", "best_of", "suffix", "logit_bias", "tools", "functions", "response_format",
+  ]
     .find((k) => body[k] !== undefined && body[k] !== null && body[k] !== false && !(k === "best_of" && body[k] === 1));
   if (unsupported) throw bad(unsupported, "is not supported by omni-dpo serve");
   const maxKey = chat && body.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
   const options = body.stream_options;
-  if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) throw bad("stream_options", "must be an object");
+  if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) {
+    throw bad("stream_options", "must be an object");
+  }
   return {
     prompts,
     n: int("n", (x) => x >= 1 && x <= 128, "must be an integer from 1 to 128") ?? 1,

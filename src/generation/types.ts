@@ -37,6 +37,13 @@ export interface GeneratedSample {
   finishReason: FinishReason;
 }
 
+export interface GenerateCallOptions {
+  /** Makes the samples of requests without `seeds` repeatable. */
+  seed?: number;
+  /** Called as each sample arrives. */
+  onSample?: () => void;
+}
+
 export interface Generator {
   /** What generates (a model directory, an endpoint URL and model): recorded in journals. */
   readonly name: string;
@@ -46,7 +53,7 @@ export interface Generator {
    * Samples for every request, in order: result[i] holds request i's samples. `seed` makes the
    * samples of requests without `seeds` repeatable.
    */
-  generate(requests: GenerationRequest[], options?: { seed?: number; onSample?: () => void }): Promise<GeneratedSample[][]>;
+  generate(requests: GenerationRequest[], options?: GenerateCallOptions): Promise<GeneratedSample[][]>;
   dispose?(): void;
 }
 

@@ -21,7 +21,10 @@ export class KVCache {
     return this.#lengths[0] ?? 0;
   }
 
-  /** Appends this step's keys and values [B, Hkv, T, D] for `layer`; returns all so far, [B, Hkv, past + T, D] (views). */
+  /**
+   * Appends this step's keys and values [B, Hkv, T, D] for `layer`; returns all so far,
+   * [B, Hkv, past + T, D] (views of the buffers).
+   */
   update(layer: number, k: torch.Tensor, v: torch.Tensor): [torch.Tensor, torch.Tensor] {
     const used = this.#lengths[layer];
     const need = used + k.shape[2];

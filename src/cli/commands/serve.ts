@@ -39,8 +39,12 @@ naming the field (HTTP 400).
     const { isLoopback } = await import("../../report/dashboard-server.js");
     const host = values.host ?? "127.0.0.1";
     if (!isLoopback(host)) {
-      if (!values["allow-remote"]) throw new UsageError(`serve: --host ${host} would serve the model beyond this machine; add --allow-remote to do so`);
-      console.error(`omni-dpo serve: warning: listening on ${host}: anyone who can reach this address can use the model (no authentication)`);
+      if (!values["allow-remote"]) {
+        throw new UsageError(`serve: --host ${host} would serve the model beyond this machine; ` +
+          "add --allow-remote to do so");
+      }
+      console.error(`omni-dpo serve: warning: listening on ${host}: ` +
+        "anyone who can reach this address can use the model (no authentication)");
     }
     const port = positiveInt(values.port, "--port", 8000, true);
     const maxBatch = positiveInt(values["max-batch"], "--max-batch", 16);
