@@ -3,6 +3,7 @@
 //   - `generate --endpoint` gives the local greedy generation token for token (plain and chat);
 //   - `data build --endpoint` with a reward model writes the same pairs as the local build, and
 //     resumes after kill -9 from its journal;
+//   - the math task's build asks for its K samples with n in one request per prompt;
 //   - a build scored by an LLM judge (the tiny model itself, through serve) counts its
 //     unparseable verdicts, asks again, and leaves those responses unscored without failing;
 //   - 503 and 429 answers are retried; the API key comes from the named environment variable,
@@ -168,6 +169,22 @@ test("data build --judge-endpoint: a tiny judge's unparseable verdicts are retri
     assert.equal(summary.dropped.unscored, scored / 2);
     assert.equal(proxy.requests.filter((q) => q.path === "/chat/completions").length, 2 * scored);
     assert.match(r.stderr, new RegExp(`judge: ${2 * scored} verdicts asked, ${2 * scored} unparseable \\(asked again\\), ${scored} responses left unscored`));
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("data build --task math --endpoint: K samples per prompt asked for with n, one request per prompt", async () => {
+  const prompts = join(root, "math-prompts.txt");
+  writeFileSync(prompts, "Q:1+2=\nQ:3+4=\nQ:5+6=\n");
+  const proxy = await startProxy(serve.url);
+  try {
+    const r = await runCli(["data", "build", "--model", MODEL, "--prompts", prompts, "--samples", "3",
+      "--max-new-tokens", "6", "--endpoint", proxy.url, "--endpoint-model", "toy", "--out", join(root, "math.jsonl"), "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const stats = JSON.parse(r.stdout) as { prompts: number; responses: number };
+    assert.deepEqual([stats.prompts, stats.responses], [3, 9]);
+    assert.deepEqual(proxy.requests.map((q) => [q.path, q.status]), [["/completions", 200], ["/completions", 200], ["/completions", 200]]);
   } finally {
     await proxy.close();
   }
