@@ -20,7 +20,8 @@ test("parseVerdict: only a last line 'Rating: N' with N from 1 to 10", () => {
 
 test("judge templates: the shipped rubric has both slots; a template without one is refused, naming the file", () => {
   const template = readJudgeTemplate(DEFAULT_JUDGE_TEMPLATE);
-  const text = judgePrompt(template, { prompt: [{ role: "system", content: "be brief" }, { role: "user", content: "say {{response}}" }], response: "hello" });
+  const prompt = [{ role: "system", content: "be brief" }, { role: "user", content: "say {{response}}" }];
+  const text = judgePrompt(template, { prompt, response: "hello" });
   assert.match(text, /system: be brief\nuser: say \{\{response\}\}/);   // slot-like text in the prompt is left alone
   assert.match(text, /\[Assistant's response\]\nhello\n/);
   assert.match(text, /Rating: N/);
@@ -28,7 +29,8 @@ test("judge templates: the shipped rubric has both slots; a template without one
   try {
     const file = join(dir, "rubric.txt");
     writeFileSync(file, "Rate {{response}} please");
-    assert.throws(() => readJudgeTemplate(file), (e: Error) => e.message.includes(file) && /\{\{prompt\}\} exactly once \(found 0\)/.test(e.message));
+    assert.throws(() => readJudgeTemplate(file),
+      (e: Error) => e.message.includes(file) && /\{\{prompt\}\} exactly once \(found 0\)/.test(e.message));
     assert.throws(() => readJudgeTemplate(join(dir, "missing.txt")), /missing\.txt: cannot read the judge template/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

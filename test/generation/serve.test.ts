@@ -71,15 +71,18 @@ test("serve: /v1/models and greedy completions equal the in-process sampler toke
   assert.deepEqual(r.choices.map((c) => c.text), expected.map((e) => e.text));
 });
 
-test("serve: chat completions render the chat template; seeded samples follow the per-row streams (n: seed + j)", async () => {
+test("serve: chat completions through the chat template; seeded samples follow row streams (seed + j)", async () => {
   const messages = [{ role: "user" as const, content: "say river" }];
-  const ids = tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { addGenerationPrompt: true, tokenize: true }).ids;
+  const rendered = { addGenerationPrompt: true, tokenize: true } as const;
+  const ids = tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), rendered).ids;
   const greedy = local([ids], { maxNewTokens: 10 })[0];
   const g = await client.chat.completions.create({ model: "toy", messages, max_tokens: 10, temperature: 0 });
   assert.equal(g.choices[0].message.content, greedy.text);
   assert.equal(g.choices[0].message.role, "assistant");
   const sampled = local([ids, ids, ids], { maxNewTokens: 10, temperature: 0.9, topP: 0.95, rowSeeds: [7, 8, 9] });
-  const s = await client.chat.completions.create({ model: "toy", messages, max_tokens: 10, temperature: 0.9, top_p: 0.95, n: 3, seed: 7 });
+  const s = await client.chat.completions.create({
+    model: "toy", messages, max_tokens: 10, temperature: 0.9, top_p: 0.95, n: 3, seed: 7,
+  });
   assert.deepEqual(s.choices.map((c) => c.message.content), sampled.map((x) => x.text));
   assert.ok(new Set(sampled.map((x) => x.text)).size > 1, "three seeds give different samples");
 });
@@ -111,7 +114,9 @@ test("serve: concurrent requests share decoding steps and answer as they would a
 test("serve: streamed chunks join to the non-streamed answer; stop strings cut it", async () => {
   const whole = await client.completions.create({ model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0 });
   const text = whole.choices[0].text;
-  const stream = await client.completions.create({ model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0, stream: true });
+  const stream = await client.completions.create({
+    model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0, stream: true,
+  });
   let joined = "";
   let finish: string | null = null;
   for await (const chunk of stream) {
@@ -125,20 +130,26 @@ test("serve: streamed chunks join to the non-streamed answer; stop strings cut i
   });
   let chatText = "";
   for await (const chunk of chat) chatText += chunk.choices[0]?.delta?.content ?? "";
-  const direct = await client.chat.completions.create({ model: "toy", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0 });
+  const direct = await client.chat.completions.create({
+    model: "toy", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0,
+  });
   assert.equal(chatText, direct.choices[0].message.content);
   // A stop string taken from the greedy answer: the answer ends just before it.
   const stop = [...text.slice(3, 5)].join("");
   assert.ok(stop.length > 0 && text.indexOf(stop) >= 0);
-  const cut = await client.completions.create({ model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0, stop: [stop] });
+  const cut = await client.completions.create({
+    model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0, stop: [stop],
+  });
   assert.equal(cut.choices[0].text, text.slice(0, text.indexOf(stop)));
   assert.equal(cut.choices[0].finish_reason, "stop");
 });
 
 test("serve: bad requests get OpenAI-style errors naming the field, and serving goes on", async () => {
   const post = async (path: string, body: string) => {
-    const r = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body });
-    return { status: r.status, body: await r.json() as { error: { message: string; param: string | null; type: string } } };
+    const headers = { "content-type": "application/json" };
+    const r = await fetch(`${server.url}${path}`, { method: "POST", headers, body });
+    type ErrorBody = { error: { message: string; param: string | null; type: string } };
+    return { status: r.status, body: await r.json() as ErrorBody };
   };
   const cases: [string, unknown, number, string | null][] = [
     ["/completions", { prompt: "a", temperature: "hot" }, 400, "temperature"],
@@ -172,9 +183,10 @@ test("serve: bad requests get OpenAI-style errors naming the field, and serving 
   assert.equal(ok.choices.length, 1);
 });
 
-test("serve CLI: refuses a remote host without --allow-remote; serves on a free port and stops on SIGTERM", async () => {
+test("serve CLI: a remote host needs --allow-remote; serves on a free port, stops on SIGTERM", async () => {
   const cli = join(packageRoot(), "dist", "src", "cli", "main.js");
-  const refused = spawnSync(process.execPath, [cli, "serve", "--model", MODEL, "--host", "0.0.0.0"], { encoding: "utf8" });
+  const refused = spawnSync(process.execPath, [cli, "serve", "--model", MODEL, "--host", "0.0.0.0"],
+    { encoding: "utf8" });
   assert.equal(refused.status, 2);
   assert.match(refused.stderr, /--allow-remote/);
   const served = await startServeProcess(["--model", MODEL, "--name", "mine"]);

@@ -51,13 +51,19 @@ export function startServeProcess(args: string[]): Promise<ServeProcess> {
   });
 }
 
-export interface Proxy { url: string; requests: { path: string; authorization?: string; status: number }[]; close(): Promise<void> }
+export interface Proxy {
+  url: string;
+  requests: { path: string; authorization?: string; status: number }[];
+  close(): Promise<void>;
+}
 
 /**
  * A flaky network in front of a real server: answers the first `failures` requests with the
  * given statuses itself, delays the rest by `delayMs` and forwards them. Records what it saw.
  */
-export async function startProxy(target: string, options: { failures?: number[]; delayMs?: number } = {}): Promise<Proxy> {
+export async function startProxy(
+  target: string, options: { failures?: number[]; delayMs?: number } = {},
+): Promise<Proxy> {
   const { createServer } = await import("node:http");
   const failures = [...(options.failures ?? [])];
   const requests: Proxy["requests"] = [];
@@ -70,14 +76,18 @@ export async function startProxy(target: string, options: { failures?: number[];
       if (status !== undefined) {
         requests.push({ path, authorization: req.headers.authorization, status });
         res.writeHead(status, { "content-type": "application/json", "retry-after-ms": "10" })
-          .end(JSON.stringify({ error: { message: `injected ${status}`, type: "server_error", param: null, code: null } }));
+          .end(JSON.stringify({
+            error: { message: `injected ${status}`, type: "server_error", param: null, code: null },
+          }));
         return;
       }
       setTimeout(() => {
-        fetch(`${target}${path}`, { method: req.method, headers: { "content-type": "application/json" }, body: req.method === "POST" ? Buffer.concat(chunks) : undefined })
+        const body = req.method === "POST" ? Buffer.concat(chunks) : undefined;
+        fetch(`${target}${path}`, { method: req.method, headers: { "content-type": "application/json" }, body })
           .then(async (r) => {
             requests.push({ path, authorization: req.headers.authorization, status: r.status });
-            res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" }).end(Buffer.from(await r.arrayBuffer()));
+            const type = r.headers.get("content-type") ?? "application/json";
+            res.writeHead(r.status, { "content-type": type }).end(Buffer.from(await r.arrayBuffer()));
           }, (e: Error) => { res.writeHead(502).end(e.message); });
       }, options.delayMs ?? 0);
     });
@@ -91,7 +101,9 @@ export async function startProxy(target: string, options: { failures?: number[];
 }
 
 /** Runs the CLI without blocking this process's event loop (a proxy or server here keeps serving). */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[], env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const cli = join(packageRoot(), "dist", "src", "cli", "main.js");
   const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, OMP_NUM_THREADS: "1", ...env } });
   let stdout = "";
