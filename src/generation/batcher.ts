@@ -23,6 +23,8 @@ export interface RowRequest {
   stop: string[];
   /** Streaming: called with each new piece of the answer's text. */
   onText?: (delta: string) => void;
+  /** Aborted when the client has gone: the row leaves the batch at the next step. */
+  signal?: AbortSignal;
 }
 
 export interface RowResult { tokens: number[]; text: string; finishReason: "eos" | "stop_string" | "length" }
@@ -107,7 +109,8 @@ export class ContinuousBatcher {
   #admit(): void {
     const room = this.#options.maxBatch - this.#running.length;
     if (room <= 0 || this.#waiting.length === 0) return;
-    const joining = this.#waiting.splice(0, room);
+    const joining = this.#waiting.splice(0, room).filter((w) => !this.#cancelled(w));
+    if (joining.length === 0) return;
     const longest = Math.max(...joining.map((w) => w.request.ids.length));
     const rows: Active[] = joining.map((w) => {
       const padding = longest - w.request.ids.length;
@@ -166,6 +169,7 @@ export class ContinuousBatcher {
   #accept(tokens: number[], first: number): void {
     const keep: number[] = [];
     this.#running.forEach((row, i) => {
+      if (this.#cancelled(row)) return;
       if (i < first) { keep.push(i); return; }
       const token = tokens[i - first];
       row.ids.push(token);
@@ -187,6 +191,13 @@ export class ContinuousBatcher {
     for (const r of this.#running) { r.ids = r.ids.slice(firstColumn); r.mask = r.mask.slice(firstColumn); }
     const index = torch.tensor(keep, { dtype: "int64", device: this.#model.device });
     try { this.#cache!.compact(index, firstColumn); } finally { index.dispose(); }
+  }
+
+  /** Whether the row's client has gone (then the row is rejected and must leave). */
+  #cancelled(row: Waiting): boolean {
+    if (!row.request.signal?.aborted) return false;
+    row.reject(new Error("the request was cancelled"));
+    return true;
   }
 
   /** The row's result when its last token ends it, else null (streaming what is safe to show). */

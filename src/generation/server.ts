@@ -88,6 +88,10 @@ export async function startServer(
       }
       return wanted;
     });
+    // A client that hangs up takes its rows out of the batch (they would run to max_tokens).
+    const gone = new AbortController();
+    res.on("close", () => { if (!res.writableFinished) gone.abort(); });
+    const signal = gone.signal;
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
     const baseSeed = params.seed ?? randomBytes(4).readUInt32LE(0);
     // Choice k = prompt p, sample j (OpenAI's order); sample j of a seeded request uses seed + j.
@@ -113,7 +117,7 @@ export async function startServer(
       if (chat) for (const c of choices) piece(c.index, "", null, true);
       const results = await Promise.allSettled(choices.map((c) => batcher.submit({
         ids: c.ids, maxTokens: maxTokens[c.p], temperature: params.temperature, topP: params.topP, topK: params.topK,
-        seed: (baseSeed + c.j) >>> 0, stop: params.stop, onText: (delta) => piece(c.index, delta, null),
+        seed: (baseSeed + c.j) >>> 0, stop: params.stop, signal, onText: (delta) => piece(c.index, delta, null),
       }).then((r) => { piece(c.index, "", finishReason(r)); return r; })));
       const failed = results.find((r) => r.status === "rejected");
       const reason = (failed as PromiseRejectedResult | undefined)?.reason as Error | undefined;
@@ -129,7 +133,7 @@ export async function startServer(
     try {
       results = await Promise.all(choices.map((c) => batcher.submit({
         ids: c.ids, maxTokens: maxTokens[c.p], temperature: params.temperature, topP: params.topP, topK: params.topK,
-        seed: (baseSeed + c.j) >>> 0, stop: params.stop,
+        seed: (baseSeed + c.j) >>> 0, stop: params.stop, signal,
       })));
     } catch (e) {
       throw new RequestError(500, `generation failed: ${(e as Error).message}`);

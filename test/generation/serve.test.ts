@@ -144,6 +144,24 @@ test("serve: streamed chunks join to the non-streamed answer; stop strings cut i
   assert.equal(cut.choices[0].finish_reason, "stop");
 });
 
+test("serve: a client that hangs up mid-stream takes its row out of the batch", async () => {
+  const steps = server.batcher.steps;
+  const controller = new AbortController();
+  const r = await fetch(`${server.url}/completions`, {
+    method: "POST", headers: { "content-type": "application/json" }, signal: controller.signal,
+    body: JSON.stringify({ prompt: "say apple", max_tokens: 100, temperature: 0.8, seed: 1, stream: true }),
+  });
+  const reader = r.body!.getReader();
+  await reader.read();                                       // the first chunk: decoding has started
+  controller.abort();
+  const start = Date.now();
+  while (server.batcher.pending > 0 && Date.now() - start < 5000) await new Promise((done) => setTimeout(done, 5));
+  assert.equal(server.batcher.pending, 0);
+  assert.ok(server.batcher.steps - steps < 100, `${server.batcher.steps - steps} steps for a row of 100 tokens`);
+  const ok = await client.completions.create({ model: "toy", prompt: "after", max_tokens: 3, temperature: 0 });
+  assert.equal(ok.choices.length, 1);
+});
+
 test("serve: bad requests get OpenAI-style errors naming the field, and serving goes on", async () => {
   const post = async (path: string, body: string) => {
     const headers = { "content-type": "application/json" };
