@@ -5,7 +5,9 @@
 /**
  * The library's layers, lowest first: a module may import its own layer and those before it.
  * logprobs (forward passes to log-probs, a micro-batch to a loss's inputs) sits above data and
- * objectives: it takes tokenized batches and builds the inputs an objective declares.
+ * objectives: it takes tokenized batches and builds the inputs an objective declares. generation
+ * (samplers: the in-process engine, an OpenAI-compatible endpoint, serve) sits on models and text;
+ * data building and evaluation take a generator.
  */
 const LAYERS = [
   "util",
@@ -13,6 +15,7 @@ const LAYERS = [
   "nn",
   "text",
   "models",
+  "generation",
   "objectives",
   "data",
   "logprobs",

@@ -13,6 +13,7 @@ import { dataCommand } from "./commands/data.js";
 import { mergeCommand } from "./commands/merge.js";
 import { dashboardCommand } from "./commands/dashboard.js";
 import { estimateMemoryCommand } from "./commands/estimate-memory.js";
+import { serveCommand } from "./commands/serve.js";
 
 /** One command of the program: its name, its line(s) in the help's list, and what runs it. */
 export interface ProgramCommand {
@@ -48,6 +49,12 @@ export const LIBRARY_COMMANDS: readonly ProgramCommand[] = [
     usage: "eval",
     command: evalCommand,
     summary: ["pairwise preference accuracy and implied rewards of a model on pairs"],
+  },
+  {
+    name: "serve",
+    usage: "serve",
+    summary: ["an OpenAI-compatible server over a model directory (continuous batching)"],
+    command: serveCommand,
   },
   {
     name: "dashboard",

@@ -5,8 +5,8 @@
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import type { CausalLM } from "../models/causal-lm.js";
-import { generate } from "../models/generate.js";
-import { stopTokenIds } from "../models/generation-config.js";
+import { asGenerator } from "../generation/local.js";
+import type { Generator } from "../generation/types.js";
 import type { Tokenizer } from "../text/index.js";
 import { rng } from "./mixer.js";
 
@@ -143,26 +143,23 @@ export interface ScoredSamples { prompts: string[]; scored: Scored[][]; scoreSca
 /**
  * Samples K responses per prompt from the policy and scores them all. All samples are scored
  * before any pair is made, so the score scale is decided from the whole set, as the reference does.
+ * The policy is a Generator (the local model, or an OpenAI-compatible endpoint) or a model.
  */
-export async function sampleAndScore(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<ScoredSamples> {
+export async function sampleAndScore(model: CausalLM | Generator, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<ScoredSamples> {
   const k = options.samples ?? 5;
   const batchSize = options.batchSize ?? 16;
   const random = rng(options.seed ?? 0);
-  // The model's generation_config.json says where a response ends (instruct models list several ids).
-  const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
+  const generator = asGenerator(model, tokenizer);
   const scoredByPrompt: Scored[][] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
     const chunk = prompts.slice(start, start + batchSize);
-    const ids = chunk.flatMap((p) => new Array(k).fill(tokenizer.encode(p)));
-    const out = generate(model, ids, {
-      maxNewTokens: options.maxNewTokens ?? 64, temperature: options.temperature ?? 0.8, topP: options.topP,
-      eosTokenIds: eos, padTokenId: tokenizer.padTokenId, seed: Math.floor(random() * 2 ** 31),
-      stopStrings: options.stopStrings, decode: options.stopStrings ? (t) => tokenizer.decode(t, { skipSpecialTokens: true }) : undefined,
-    });
+    const out = await generator.generate(chunk.map((prompt) => ({
+      prompt, n: k, maxTokens: options.maxNewTokens ?? 64, temperature: options.temperature ?? 0.8, topP: options.topP,
+      stop: options.stopStrings,
+    })), { seed: Math.floor(random() * 2 ** 31) });
     for (let i = 0; i < chunk.length; i++) {
       const scored: Scored[] = [];
-      for (let j = 0; j < k; j++) {
-        const response = tokenizer.decode(out.tokens[i * k + j], { skipSpecialTokens: true });
+      for (const { text: response } of out[i]) {
         scored.push({ response, ...normaliseScore(await scorer(chunk[i], response)) });
       }
       scoredByPrompt.push(scored);
@@ -204,6 +201,6 @@ export function pairsFromSamples(samples: ScoredSamples, options: BuildOptions =
 }
 
 /** Samples, scores and pairs responses for every prompt (sampleAndScore, then pairsFromSamples). */
-export async function buildPairs(model: CausalLM, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
+export async function buildPairs(model: CausalLM | Generator, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
   return pairsFromSamples(await sampleAndScore(model, tokenizer, prompts, scorer, options), options);
 }

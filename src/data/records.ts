@@ -2,7 +2,9 @@
 // Every problem names the file, the line (or record/row) and the field, and all problems are
 // found before any training starts.
 
-export interface Message { role: string; content: string }
+import type { Message } from "../text/chat-template.js";
+
+export type { Message };
 export type Text = string | Message[];
 
 /** Where a record came from, for error messages: "data.jsonl:12". */

@@ -9,8 +9,8 @@ import { rmSync } from "node:fs";
 import type { CausalLM } from "../models/causal-lm.js";
 import { tokenizerDirectory } from "../models/peft.js";
 import { checkTokenIds, modelVocab } from "../models/vocab.js";
-import { generate } from "../models/generate.js";
-import { stopTokenIds } from "../models/generation-config.js";
+import { asGenerator } from "../generation/local.js";
+import type { Generator } from "../generation/types.js";
 import type { Tokenizer } from "../text/index.js";
 import { appendLinesDurable, readJournalLines, writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
 import { histogram, type HistogramBucket } from "./inspect.js";
@@ -31,8 +31,12 @@ export interface ResponseToScore {
 /** Scores responses in batches; `name` identifies it in the journal (a directory, a module path). */
 export interface BatchScorer {
   name: string;
-  /** Scores, one per item; a scorer that cut an item to fit its context sets the item's `truncatedTo`. */
-  score(items: ResponseToScore[]): number[] | Promise<number[]>;
+  /**
+   * Scores, one per item; a scorer that cut an item to fit its context sets the item's
+   * `truncatedTo`. null: the scorer could not score it (an LLM judge's unparseable verdict); the
+   * response is left out of the pairing and counted.
+   */
+  score(items: ResponseToScore[]): (number | null)[] | Promise<(number | null)[]>;
   /**
    * A scorer with a bounded input (a reward model's max_position_embeddings): its size, the file
    * that sets it, and the tokens an item takes with an empty response (the prompt, the template).
@@ -90,7 +94,7 @@ export interface TextPair {
   score_chosen: number;
   score_rejected: number;
   all_generated_responses: string[];
-  all_rm_scores: number[];
+  all_rm_scores: (number | null)[];
   score_margin?: number;
   score_margin_normalized?: number;
 }
@@ -100,7 +104,10 @@ export interface TextBuildSummary {
   /** Prompts finished by an earlier, interrupted run (read back from the journal). */
   resumed: number;
   pairs: number;
-  dropped: { identical_responses: number; tied_scores: number; below_margin: number };
+  /** unscored: prompts left with fewer than two scored responses (see BatchScorer.score). */
+  dropped: { identical_responses: number; tied_scores: number; below_margin: number; unscored: number };
+  /** Responses the scorer could not score (null), left out of the pairing. */
+  unscored_responses: number;
   responses: number;
   /** Responses cut to fit the scorer's context before scoring (their samples kept). */
   truncated_for_scoring: number;
@@ -115,7 +122,7 @@ export interface TextBuildSummary {
 
 /** One prompt's finished work as journaled: its responses, their scores (null: all identical, not scored). */
 interface Finished {
-  i: number; responses: string[]; scores: number[] | null; tokens: number[]; finish: string[];
+  i: number; responses: string[]; scores: (number | null)[] | null; tokens: number[]; finish: string[];
   /** Responses cut to fit the reward model's context for scoring (absent: none). */
   truncated?: number;
 }
@@ -123,7 +130,7 @@ interface Finished {
 interface Prepared { row: PromptRow; chat: boolean; messages: Message[] | null; text: string; ids: number[] }
 
 /** Renders every prompt for the policy (chat template with a generation prompt, or plain text) and checks its length. */
-export function preparePrompts(rows: PromptRow[], policy: CausalLM, tokenizer: Tokenizer, format: PromptFormat, policyDir: string): Prepared[] {
+export function preparePrompts(rows: PromptRow[], policy: { maxPositions: number }, tokenizer: Tokenizer, format: PromptFormat, policyDir: string): Prepared[] {
   const problems: string[] = [];
   const hasTemplate = tokenizer.chatTemplate !== undefined;
   const prepared: Prepared[] = [];
@@ -224,7 +231,7 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
   list("responses", (x) => typeof x === "string", "strings");
   list("tokens", (x) => Number.isInteger(x) && (x as number) >= 0, "token counts");
   list("finish", (x) => typeof x === "string", "finish reasons");
-  if (f.scores !== null) list("scores", (x) => typeof x === "number" && Number.isFinite(x), "finite scores");
+  if (f.scores !== null) list("scores", (x) => x === null || (typeof x === "number" && Number.isFinite(x)), "finite scores or nulls");
   if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) {
     throw bad("field 'truncated' must be a count");
   }
@@ -238,9 +245,9 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
  * maxNew is said once, with the numbers.
  */
 function newTokenCaps(
-  prepared: Prepared[], policy: CausalLM, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
+  prepared: Prepared[], policy: { maxPositions?: number }, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
 ): number[] {
-  const policyCaps = prepared.map((p) => Math.min(maxNew, policy.maxPositions - p.ids.length));
+  const policyCaps = prepared.map((p) => Math.min(maxNew, (policy.maxPositions ?? Infinity) - p.ids.length));
   const context = scorer.context;
   if (!context) return policyCaps;
   const problems: string[] = [];
@@ -260,7 +267,7 @@ function newTokenCaps(
     onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens ` +
       `(${context.file}) with their prompt: ${capped.length} of ${prepared.length} prompts sample at most ` +
       `${least}${most > least ? `-${most}` : ""} ` +
-      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions})`);
+      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions ?? "unknown"})`);
   }
   return caps;
 }
@@ -269,10 +276,11 @@ function newTokenCaps(
  * Samples, scores and pairs. Prompts are generated in batches sorted by token length; each
  * finished prompt is journaled (fsynced) before the next batch starts, and a journal left by an
  * interrupted run is read back so those prompts are not redone. Each response is sampled from
- * its own seed, so a prompt's responses do not depend on batching, order or resumption.
+ * its own seed, so a prompt's responses do not depend on batching, order or resumption. The
+ * policy is a Generator (the local model, or an OpenAI-compatible endpoint) or a model.
  */
 export async function buildTextPairs(
-  policy: CausalLM, tokenizer: Tokenizer, prepared: Prepared[], scorer: BatchScorer, options: TextBuildOptions,
+  policy: CausalLM | Generator, tokenizer: Tokenizer, prepared: Prepared[], scorer: BatchScorer, options: TextBuildOptions,
 ): Promise<{ pairs: TextPair[]; summary: TextBuildSummary }> {
   const k = options.samples ?? 5;
   if (k < 2) throw new Error(`samples must be at least 2 to make a pair, got ${k}`);
@@ -283,10 +291,10 @@ export async function buildTextPairs(
   const identity = createHash("sha256").update(JSON.stringify({
     prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
   })).digest("hex");
-  const caps = newTokenCaps(prepared, policy, scorer, maxNew, options.onNotice);
+  const generator = asGenerator(policy, tokenizer);
+  const caps = newTokenCaps(prepared, generator, scorer, maxNew, options.onNotice);
   const done = openJournal(options.journal, identity, prepared.length, k);
   const resumed = done.size;
-  const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a].ids.length - prepared[b].ids.length || a - b);
   const start = Date.now();
   let tokensThisRun = 0;
@@ -298,17 +306,15 @@ export async function buildTextPairs(
   for (let b = 0; b < order.length; b += batchSize) {
     const todo = order.slice(b, b + batchSize).filter((i) => !done.has(i));
     if (todo.length === 0) continue;
-    const rows = todo.flatMap((i) => seeds.map((s) => ({ i, seed: rowSeed(s, prepared[i].text) })));
-    const out = generate(policy, rows.map((r) => prepared[r.i].ids), {
-      maxNewTokens: rows.map((r) => caps[r.i]),
-      ...sampling, rowSeeds: rows.map((r) => r.seed), eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
-    });
+    // All K samples of the batch's prompts decode together (locally: one batch, rows leaving it).
+    const out = await generator.generate(todo.map((i) => ({
+      prompt: prepared[i].messages ?? prepared[i].text, seeds: seeds.map((s) => rowSeed(s, prepared[i].text)),
+      maxTokens: caps[i], ...sampling,
+    })));
     const finished: Finished[] = todo.map((i, n) => {
-      const slice = (xs: readonly any[]) => xs.slice(n * k, (n + 1) * k);
-      const tokens = slice(out.tokens) as number[][];
-      const responses = tokens.map((t) => tokenizer.decode(t.filter((id) => !eos.includes(id)), { skipSpecialTokens: true }));
-      tokensThisRun += tokens.reduce((s, t) => s + t.length, 0);
-      return { i, responses, scores: null, tokens: tokens.map((t) => t.length), finish: slice(out.finishReasons) as string[] };
+      const samples = out[n];
+      tokensThisRun += samples.reduce((s, x) => s + x.tokens, 0);
+      return { i, responses: samples.map((x) => x.text), scores: null, tokens: samples.map((x) => x.tokens), finish: samples.map((x) => x.finishReason) };
     });
     // As the reference: prompts whose responses are all the same are dropped before scoring.
     const toScore = finished.filter((f) => new Set(f.responses).size > 1);
@@ -321,7 +327,7 @@ export async function buildTextPairs(
       f.scores = scores.slice(n * k, (n + 1) * k);
       const cut = items.slice(n * k, (n + 1) * k).filter((item) => item.truncatedTo !== undefined).length;
       if (cut) f.truncated = cut;
-      const bad = f.scores.findIndex((s) => typeof s !== "number" || !Number.isFinite(s));
+      const bad = f.scores.findIndex((s) => s !== null && (typeof s !== "number" || !Number.isFinite(s)));
       if (bad >= 0) throw new Error(`${prepared[f.i].row.at}: scorer ${scorer.name} gave response ${bad} a non-finite score (${f.scores[bad]})`);
     });
     appendLinesDurable(options.journal, finished.map((f) => JSON.stringify(f)));
@@ -331,11 +337,12 @@ export async function buildTextPairs(
   const seconds = (Date.now() - start) / 1000;
   const result = binarizeAll(prepared, done, options);
   const all = [...done.values()];
-  const allScores = all.flatMap((f) => f.scores ?? []);
+  const allScores = all.flatMap((f) => (f.scores ?? []).filter((x): x is number => x !== null));
   const finishReasons: Record<string, number> = {};
   for (const f of all) for (const r of f.finish) finishReasons[r] = (finishReasons[r] ?? 0) + 1;
   const summary: TextBuildSummary = {
     prompts: prepared.length, resumed, pairs: result.pairs.length, dropped: result.dropped,
+    unscored_responses: all.reduce((n, f) => n + (f.scores ?? []).filter((x) => x === null).length, 0),
     responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0),
     generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
     finish_reasons: finishReasons, tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9), seconds,
@@ -358,15 +365,17 @@ function describe(values: number[]): TextBuildSummary["scores"] {
  * The chosen and rejected indices of one prompt's scores: the first highest and the first lowest
  * (the reference's np.argmax / np.argmin, so ties go to the earlier sample); null when every
  * score is the same (no preference to learn; the reference would pair a response with itself).
+ * Unscored responses (null) are passed over.
  */
-export function bestAndWorst(scores: number[]): { chosen: number; rejected: number } | null {
-  let chosen = 0;
-  let rejected = 0;
-  for (let i = 1; i < scores.length; i++) {
-    if (scores[i] > scores[chosen]) chosen = i;
-    if (scores[i] < scores[rejected]) rejected = i;
-  }
-  return scores[chosen] === scores[rejected] ? null : { chosen, rejected };
+export function bestAndWorst(scores: (number | null)[]): { chosen: number; rejected: number } | null {
+  let chosen = -1;
+  let rejected = -1;
+  scores.forEach((s, i) => {
+    if (s === null) return;
+    if (chosen < 0 || s > scores[chosen]!) chosen = i;
+    if (rejected < 0 || s < scores[rejected]!) rejected = i;
+  });
+  return chosen < 0 || scores[chosen] === scores[rejected] ? null : { chosen, rejected };
 }
 
 /** Adds score_margin and score_margin_normalized, as the reference's normalize_score_margin: (m - mean) / (population std + 1e-6). */
@@ -380,17 +389,18 @@ export function normalizeMargins(pairs: TextPair[]): void {
 
 /**
  * Pairs every finished prompt, in input order. Dropped: all responses identical (never scored),
- * all scores tied, margin below minMargin.
+ * all scores tied, margin below minMargin, fewer than two responses scored.
  */
 function binarizeAll(prepared: Prepared[], done: Map<number, Finished>, options: TextBuildOptions): { pairs: TextPair[]; dropped: TextBuildSummary["dropped"] } {
-  const dropped = { identical_responses: 0, tied_scores: 0, below_margin: 0 };
+  const dropped = { identical_responses: 0, tied_scores: 0, below_margin: 0, unscored: 0 };
   const pairs: TextPair[] = [];
   prepared.forEach((p, i) => {
     const f = done.get(i)!;
     if (!f.scores) { dropped.identical_responses++; return; }
+    if (f.scores.filter((x) => x !== null).length < 2) { dropped.unscored++; return; }
     const pick = bestAndWorst(f.scores);
     if (!pick) { dropped.tied_scores++; return; }
-    const [best, worst] = [f.scores[pick.chosen], f.scores[pick.rejected]];
+    const [best, worst] = [f.scores[pick.chosen]!, f.scores[pick.rejected]!];
     if (options.minMargin !== undefined && best - worst < options.minMargin) { dropped.below_margin++; return; }
     const answer = (text: string): string | Message[] => (p.messages ? [...p.messages, { role: "assistant", content: text }] : text);
     pairs.push({
@@ -415,10 +425,12 @@ export function writeTextBuild(out: string, journal: string, pairs: TextPair[], 
 export function formatTextSummary(s: TextBuildSummary): string {
   const lines = [
     `${s.pairs} pairs from ${s.prompts} prompts${s.resumed ? ` (${s.resumed} finished by an earlier run)` : ""}; dropped: ` +
-      `${s.dropped.identical_responses} with identical responses, ${s.dropped.tied_scores} with all scores tied, ${s.dropped.below_margin} below the margin`,
+      `${s.dropped.identical_responses} with identical responses, ${s.dropped.tied_scores} with all scores tied, ${s.dropped.below_margin} below the margin` +
+      (s.dropped.unscored ? `, ${s.dropped.unscored} with fewer than two responses scored` : ""),
     `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons).map(([r, n]) => `${n} ${r}`).join(", ")}); ` +
       `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
   ];
+  if (s.unscored_responses) lines.push(`${s.unscored_responses} responses the scorer could not score (left out of the pairing)`);
   if (s.truncated_for_scoring) {
     lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
   }

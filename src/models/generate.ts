@@ -125,8 +125,9 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
           const feed = cache && step > 0 ? ids.map((row) => [row[row.length - 1]]) : ids;
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
-          const logits = model.forward(input, { attentionMask: attention, cache });   // [B', T, V]
-          let last = logits.select(1, logits.shape[1] - 1).to("float32");              // [B', V]
+          // The head on the last position only: a prefill's other positions need no logits.
+          const hidden = model.hiddenStates(input, { attentionMask: attention, cache });   // [B', T, C]
+          let last = model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32");   // [B', V]
           if (penalty !== 1) last = applyRepetitionPenalty(last, rows.map((r) => [...prompts[r], ...out[r]]), penalty);
           return pickTokens(last, options, uniforms);
         });
@@ -185,35 +186,83 @@ export function applyRepetitionPenalty(logits: torch.Tensor, seen: number[][], p
  * Chooses one token per row of logits [B, V]: argmax, or a sample after temperature/top-k/top-p,
  * drawn by the global generator, or, given one uniform in [0, 1) per row, by inverting that
  * row's cumulative distribution (so each row's draw depends on its own uniform only).
+ *
+ * Top-p needs the most likely tokens in order only up to where they reach p: the cutoff is
+ * found per row on the host by a weighted selection (expected linear time), not by sorting the
+ * whole vocabulary each step (a sort of [B, V] cost more than the rest of a decoding step).
+ * Tokens tied with the last kept one are all kept.
  */
 export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, "temperature" | "topK" | "topP">, uniforms?: number[]): number[] {
   const temperature = options.temperature ?? 0;
-  return torch.tidy(() => {
-    if (temperature <= 0) return (logits.argmax(-1).toArray() as number[]);
+  if (temperature <= 0) return torch.tidy(() => logits.argmax(-1).toArray() as number[]);
+  const [rows, vocab] = logits.shape;
+  const k = options.topK ?? 0;
+  const p = options.topP ?? 1;
+  const probs = torch.tidy(() => {
     let scores = logits.div(temperature);
-    const vocab = scores.shape[1];
-    const k = options.topK ?? 0;
     if (k > 0 && k < vocab) {
       const kth = scores.topk(k, -1).values.narrow(1, k - 1, 1);
       scores = scores.maskedFill(scores.lt(kth), -Infinity);
     }
-    const p = options.topP ?? 1;
-    if (p < 1) {
-      const { values, indices } = scores.sort(-1, true);
-      const probs = values.softmax(-1);
-      // Drop a token when the tokens ranked above it already reach p (transformers' top-p);
-      // the most likely token always stays.
-      const before = probs.cumsum(-1).sub(probs);
-      const dropSorted = before.ge(p).logicalAnd(torch.arange(0, vocab, 1, { device: logits.device }).gt(0));
-      const drop = torch.zerosLike(dropSorted, { dtype: "uint8" }).scatterAdd(1, indices, dropSorted.to("uint8")).to("bool");
-      scores = scores.maskedFill(drop, -Infinity);
-    }
-    const probs = scores.softmax(-1);                                                        // [B, V]
-    if (!uniforms) return probs.multinomial(1).squeeze(1).toArray() as number[];
-    // The first token whose cumulative probability exceeds u; tokens of probability 0 never are
-    // (their cumulative value equals the one before). The clamp covers rounding at the top.
-    const cdf = probs.to("float64").cumsum(-1);                                              // [B, V]
-    const u = torch.tensor(uniforms.map((x) => [x]), { dtype: "float64", device: logits.device });   // [B, 1]
-    return cdf.le(u).sum(-1).clamp(null, vocab - 1).toArray() as number[];
+    return scores.softmax(-1).to("float32");                                              // [B, V]
   });
+  try {
+    const q = probs.data() as Float32Array;                                                // B * V, row-major
+    const cutoffs = Array.from({ length: rows }, (_, r) => (p < 1 ? topPCutoff(q.subarray(r * vocab, (r + 1) * vocab), p) : 0));
+    if (uniforms) return cutoffs.map((cut, r) => inverseCdf(q.subarray(r * vocab, (r + 1) * vocab), cut, uniforms[r]));
+    return torch.tidy(() => {
+      const kept = p < 1
+        ? probs.maskedFill(probs.lt(torch.tensor(cutoffs.map((c) => [c]), { dtype: "float32", device: logits.device })), 0)
+        : probs;
+      return kept.multinomial(1).squeeze(1).toArray() as number[];
+    });
+  } finally {
+    probs.dispose();
+  }
+}
+
+/**
+ * The smallest probability top-p keeps in one row: going down from the most likely token, a
+ * token is kept while the tokens above it sum to less than p. Found by partitioning around
+ * pivots (a quickselect weighted by probability), so only the part holding the cutoff is
+ * visited again.
+ */
+export function topPCutoff(row: Float32Array, p: number): number {
+  const a = Float32Array.from(row);       // partitioned in place: [lo, hi) holds the candidates
+  let lo = 0;
+  let hi = a.length;
+  let above = 0;                          // the mass of tokens known to rank above every candidate (< p)
+  for (;;) {
+    const pivot = a[lo + ((hi - lo) >> 1)];
+    // Three-way partition: [lo, i) above the pivot, [i, j) equal to it, [k, hi) below it.
+    let i = lo;
+    let j = lo;
+    let k = hi;
+    let higherMass = 0;
+    while (j < k) {
+      const x = a[j];
+      if (x > pivot) { a[j] = a[i]; a[i] = x; i++; j++; higherMass += x; } else if (x < pivot) { k--; a[j] = a[k]; a[k] = x; } else j++;
+    }
+    // The first token at the pivot already has p above it: the cutoff is among the higher ones.
+    if (above + higherMass >= p) { hi = i; continue; }
+    above += higherMass + (j - i) * pivot;
+    if (above >= p || k === hi) return pivot;
+    lo = k;
+  }
+}
+
+/** The token where a row's cumulative probability, over the tokens kept (probability >= cut, > 0), first exceeds u. */
+function inverseCdf(row: Float32Array, cut: number, u: number): number {
+  let total = 0;
+  for (let i = 0; i < row.length; i++) if (row[i] > 0 && row[i] >= cut) total += row[i];
+  const target = u * total;
+  let sum = 0;
+  let last = 0;
+  for (let i = 0; i < row.length; i++) {
+    if (!(row[i] > 0 && row[i] >= cut)) continue;
+    sum += row[i];
+    last = i;
+    if (sum > target) return i;
+  }
+  return last;   // rounding at the top
 }

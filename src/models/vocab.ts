@@ -22,6 +22,18 @@ export function modelVocab(dir: string): ModelVocab {
   return { size: parsed.vocabSize, file };
 }
 
+/** The positions a model directory's config.json gives it (its context), without loading weights. */
+export function modelMaxPositions(dir: string): number {
+  const modelDir = isAdapterDirectory(dir) ? readAdapterConfig(dir).baseDir : dir;
+  const file = join(modelDir, "config.json");
+  const raw = readConfig(modelDir);
+  const parse = (r: typeof raw) => resolveArchitecture(r, file).parseConfig(r) as { maxPositions?: unknown; nPositions?: unknown };
+  const parsed = parseModelConfig(parse, raw, file);
+  const positions = parsed.maxPositions ?? parsed.nPositions;   // GPT-2 names it n_positions
+  if (typeof positions !== "number") throw new Error(`${file}: no context length (max_position_embeddings)`);
+  return positions;
+}
+
 /** Token ids and where they came from ("data.jsonl:3 field 'chosen'", "prompt 2"). */
 export interface TokenRow { at: string; ids: readonly number[] }
 

@@ -7,6 +7,12 @@ import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { ChatTemplateError } from "./errors.js";
 
 /** One chat turn. `content` is usually a string; lists of parts pass through to the template. */
+/** A conversation turn as preference data and prompts hold it: a role and plain text. */
+export interface Message {
+  role: string;
+  content: string;
+}
+
 export interface ChatMessage {
   role: string;
   content: unknown;

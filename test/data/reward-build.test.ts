@@ -83,8 +83,8 @@ test("data build --reward-model: pairs from a policy and a reward model, all K s
   assert.ok(rows.length >= 8, `only ${rows.length} pairs`);
   for (const row of rows) {
     assert.equal(row.all_rm_scores.length, 5);
-    assert.equal(row.score_chosen, Math.max(...row.all_rm_scores));
-    assert.equal(row.score_rejected, Math.min(...row.all_rm_scores));
+    assert.equal(row.score_chosen, Math.max(...(row.all_rm_scores as number[])));
+    assert.equal(row.score_rejected, Math.min(...(row.all_rm_scores as number[])));
     assert.ok(row.score_chosen > row.score_rejected);
   }
 });
@@ -149,7 +149,7 @@ test("every stored reward score equals the independent PyTorch head on the conve
   const response = runPythonJson<{ results: { shape: number[]; values: number[] }[] }>(REFERENCE, {
     cases: ids.map((row) => ({ task: "scores", dir: RM, input_ids: [row], attention_mask: null })),
   }, { file: true });
-  const ours = rows.flatMap((row) => row.all_rm_scores);
+  const ours = rows.flatMap((row) => row.all_rm_scores as number[]);
   const theirs = response.results.map((x) => x.values[0]);  // one row, one label each
   const diff = Math.max(...ours.map((s, i) => Math.abs(s - theirs[i])));
   assert.ok(diff <= 1e-4, `max |diff| ${diff}`);

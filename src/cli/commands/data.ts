@@ -1,5 +1,6 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, JUDGE_HELP, JUDGE_OPTIONS, endpointFromFlags, judgeFromFlags } from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Command } from "../args.js";
 import { outputClash } from "../../util/paths.js";
 import { DATA_BUILD_MATH_HELP } from "./data-math.js";
@@ -78,6 +79,11 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --margin M               rejected scores at most chosen - M (default 5)
   --max-pairs N            (default 10000)
   --seed N                 (default 0)
+${ENDPOINT_HELP.replace("Generating through", "data build (both tasks) sampling through")}  With --endpoint, --model DIR is read for its tokenizer and config.json only: prompts are
+  rendered, length-checked and seeded exactly as a local build does them, and answers sized to
+  its context. Each sample with its own seed is one request (n = 1, seed); responses are
+  journaled as local ones are, so a killed build resumes.
+${JUDGE_HELP}
 ${DATA_BUILD_MATH_HELP}`;
 
 export const dataCommand: Command = {
@@ -117,12 +123,12 @@ async function dataBuild(argv: string[]): Promise<number> {
     seed: { type: "string" }, json: { type: "boolean" },
     "reward-model": { type: "string" }, task: { type: "string" }, seeds: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
     "batch-size": { type: "string" }, "score-batch-size": { type: "string" }, "prompt-format": { type: "string" }, "min-margin": { type: "string" },
-    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" },
+    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" }, ...ENDPOINT_OPTIONS, ...JUDGE_OPTIONS,
   } });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
   if (!values.model || !values.prompts || !values.out) throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
   refuseOverwritingInputs(values);
-  const task = values.task ?? (values["reward-model"] ? "text" : "math");
+  const task = values.task ?? (values["reward-model"] || values["judge-endpoint"] ? "text" : "math");
   if (task !== "text" && task !== "math") throw new UsageError(`--task must be text or math, got '${task}'`);
   if (task === "text") return dataBuildText(values);
   for (const flag of TEXT_ONLY_FLAGS) if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the text pipeline (--reward-model or --task text)`);
@@ -144,7 +150,8 @@ async function dataBuild(argv: string[]): Promise<number> {
   }
   const noise = values["judge-noise"] === undefined ? undefined : nonNegative(values["judge-noise"], "--judge-noise", 0);
   const scorer = await loadScorer(values.scorer, { seed, noise });
-  const model = loadModel(values.model);
+  const endpoint = await endpointFromFlags(values, "data build");
+  const model = endpoint ?? loadModel(values.model);
   const tokenizer = Tokenizer.fromPretrainedSync(values.model);
   const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
   const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) }));
@@ -156,7 +163,7 @@ async function dataBuild(argv: string[]): Promise<number> {
     rejected: rejected as "lowest" | "random" | "positive", margin: nonNegative(values.margin, "--margin", 5),
     maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10_000), seed, onProgress: (d) => bar.update(d),
   });
-  model.dispose();
+  model.dispose?.();
   (await import("../../util/files.js")).writeJsonLinesAtomic(values.out, pairs);
   if (values.json) console.log(JSON.stringify({ out: values.out, ...stats }));
   else {
@@ -183,14 +190,15 @@ function refuseOverwritingInputs(values: BuildValues): void {
   }
 }
 
-const TEXT_ONLY_FLAGS = ["reward-model", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
+const TEXT_ONLY_FLAGS = ["reward-model", "judge-endpoint", "judge-model", "judge-template", "judge-retries", "judge-max-tokens", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
 
 /** The text pipeline: policy samples, reward-model (or scorer-module) scores, best vs worst. */
 async function dataBuildText(values: BuildValues): Promise<number> {
   const str = (k: string) => values[k] as string | undefined;
   const model = str("model")!, out = str("out")!;
-  if (!values["reward-model"] && !values.scorer) throw new UsageError("data build --task text: give --reward-model DIR or --scorer MODULE");
-  if (values["reward-model"] && values.scorer) throw new UsageError("data build: give --reward-model or --scorer, not both");
+  const scorers = (["reward-model", "scorer", "judge-endpoint"] as const).filter((f) => values[f] !== undefined);
+  if (scorers.length === 0) throw new UsageError("data build --task text: give --reward-model DIR, --judge-endpoint URL or --scorer MODULE");
+  if (scorers.length > 1) throw new UsageError(`data build: give one scorer, not ${scorers.map((f) => `--${f}`).join(" and ")}`);
   for (const flag of ["chosen", "rejected", "margin", "max-pairs", "judge-noise", "seed"]) {
     if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the math task; the text pipeline pairs best vs worst (see --min-margin, --seeds)`);
   }
@@ -227,28 +235,37 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   const rows = readPromptRows(str("prompts")!);
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
   // The reward model is checked before the policy samples anything: a bad directory fails fast.
-  const scorer = values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
-    : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize });
-  const policy = loadModel(model, { device });
+  const judge = await judgeFromFlags(values, "data build");
+  const scorer = judge ?? (values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
+    : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize }));
+  // With --endpoint the policy samples there; --model gives its tokenizer and context (prompts
+  // rendered, checked and seeded as a local build's).
+  const { modelMaxPositions } = await import("../../models/vocab.js");
+  const endpoint = await endpointFromFlags(values, "data build", values.endpoint ? modelMaxPositions(model) : undefined);
+  const policy = endpoint ?? loadModel(model, { device });
   try {
-    const prepared = preparePrompts(rows, policy, tokenizer, options.promptFormat, model);
+    const prepared = preparePrompts(rows, { maxPositions: policy.maxPositions ?? Infinity }, tokenizer, options.promptFormat, model);
     const journal = `${out}.progress.jsonl`;
     if (values.restart) rmSync(journal, { force: true });
     // The bar counts this run's prompts, so its rate and ETA leave out those an earlier run finished.
     let bar: InstanceType<typeof Progress> | undefined;
     let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: resolve(model) }, onNotice: (m) => console.error(m),
+      ...options, journal, identity: { policy: endpoint ? endpoint.name : resolve(model) }, onNotice: (m) => console.error(m),
       onProgress: (done, total, info) => {
         if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
         bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
       },
     });
     bar?.finish();
+    if (judge) {
+      const c = judge.counts;
+      console.error(`judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable (asked again), ${c.dropped} responses left unscored`);
+    }
     const summaryFile = writeTextBuild(out, journal, pairs, summary);
     console.log(values.json ? JSON.stringify({ out, summary: summaryFile, ...summary }) : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`);
   } finally {
-    policy.dispose();
+    policy.dispose?.();
     scorer.dispose?.();
   }
   return 0;

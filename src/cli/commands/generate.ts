@@ -1,5 +1,6 @@
 // `omni-dpo generate`: text from a model directory, greedy or sampled.
 import { parseArgs } from "node:util";
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFromFlags } from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, probability, resolveDevice, seedInt, type Command } from "../args.js";
 
 export const generateCommand: Command = {
@@ -27,6 +28,8 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
   --batch-size N         prompts per batch (default 8; left-padded)
   --device D             auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N
   --json                 print JSON lines {prompt, completion, finish_reason}
+${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with seed N + i, and a stop string
+  is cut from the answer (the protocol's way).
 `,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: {
@@ -34,8 +37,10 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
       "max-new-tokens": { type: "string" }, temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" },
       "do-sample": { type: "boolean" }, "repetition-penalty": { type: "string" }, "num-return-sequences": { type: "string" },
       stop: { type: "string", multiple: true }, seed: { type: "string" }, "batch-size": { type: "string" }, json: { type: "boolean" }, device: { type: "string" },
+      ...ENDPOINT_OPTIONS,
     } });
-    if (!values.model) throw new UsageError("generate: --model DIR is required");
+    const endpoint = await endpointFromFlags(values, "generate");
+    if (!values.model && !endpoint) throw new UsageError("generate: --model DIR (or --endpoint URL) is required");
     const prompts = [...(values.prompt ?? [])];
     if (values.prompts) prompts.push(...(await import("../../data/readers.js")).readPromptFile(values.prompts));
     if (prompts.length === 0) throw new UsageError("generate: give --prompt TEXT or --prompts FILE");
@@ -50,6 +55,18 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
     const doSample = values["do-sample"] ?? undefined;
     if (n > 1 && !doSample && !(temperature > 0)) throw new UsageError("generate: --num-return-sequences above 1 needs --do-sample or --temperature > 0");
     const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
+    if (endpoint) {
+      const out = await endpoint.generate(prompts.map((p, i) => ({
+        prompt: values.chat ? [{ role: "user", content: p }] : p, seeds: [seed + i], maxTokens: maxNew,
+        temperature, topP, topK, stop: values.stop,
+      })));
+      out.forEach(([sample], i) => {
+        if (values.json) console.log(JSON.stringify({ prompt: prompts[i], completion: sample.text, finish_reason: sample.finishReason, tokens: sample.tokens }));
+        else console.log(`${prompts[i]}${values.chat ? "\n" : ""}${sample.text}\n---`);
+      });
+      return 0;
+    }
+    if (!values.model) throw new UsageError("generate: --model DIR is required");
     const { loadModel } = await import("../../models/auto.js");
     const { generate } = await import("../../models/generate.js");
     const { stopTokenIds } = await import("../../models/generation-config.js");
