@@ -190,9 +190,11 @@ test("data build --judge-endpoint: a tiny judge's unparseable verdicts retried, 
 test("data build --task math --endpoint: K samples per prompt asked for with n, one request per prompt", async () => {
   const prompts = join(root, "math-prompts.txt");
   writeFileSync(prompts, "Q:1+2=\nQ:3+4=\nQ:5+6=\n");
+  const scorer = join(root, "length-scorer.mjs");
+  writeFileSync(scorer, "export function score(prompt, response) { return { score: response.length % 10, correct: true }; }\n");
   const proxy = await startProxy(serve.url);
   try {
-    const r = await runCli(["data", "build", "--model", MODEL, "--prompts", prompts, "--samples", "3",
+    const r = await runCli(["data", "build", "--model", MODEL, "--prompts", prompts, "--scorer", scorer, "--samples", "3",
       "--max-new-tokens", "6", "--endpoint", proxy.url, "--endpoint-model", "toy", "--out", join(root, "math.jsonl"),
       "--json"]);
     assert.equal(r.status, 0, r.stderr);
