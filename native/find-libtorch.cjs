@@ -12,22 +12,37 @@ function candidates() {
     const root = path.resolve(process.env.LIBTORCH);
     list.push({ include: path.join(root, "include"), lib: path.join(root, "lib"), root, fromEnv: true });
   }
-  for (const lib of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]) {
-    list.push({ include: lib.startsWith("/usr/local") ? "/usr/local/include" : "/usr/include", lib, root: null, fromEnv: false });
+  for (const lib of [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+  ]) {
+    list.push({
+      include: lib.startsWith("/usr/local") ? "/usr/local/include" : "/usr/include",
+      lib,
+      root: null,
+      fromEnv: false,
+    });
   }
   return list;
 }
 
 function valid(c) {
-  return fs.existsSync(path.join(c.include, "ATen", "ATen.h")) &&
-    (fs.existsSync(path.join(c.lib, "libtorch_cpu.so")) || fs.existsSync(path.join(c.lib, "libtorch.so")));
+  return (
+    fs.existsSync(path.join(c.include, "ATen", "ATen.h")) &&
+    (fs.existsSync(path.join(c.lib, "libtorch_cpu.so")) || fs.existsSync(path.join(c.lib, "libtorch.so")))
+  );
 }
 
 function fail(message) {
-  process.stderr.write(`\nomni-dpo: ${message}\n` +
-    "  Install Debian's LibTorch:   sudo apt-get install -y libtorch-dev libopenblas0-pthread\n" +
-    "  or point LIBTORCH at a directory with include/ and lib/: an official LibTorch download,\n" +
-    "  or a PyTorch install's torch/ directory (python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))').\n\n");
+  process.stderr.write(
+    `\nomni-dpo: ${message}\n` +
+      "  Install Debian's LibTorch:   sudo apt-get install -y libtorch-dev libopenblas0-pthread\n" +
+      "  or point LIBTORCH at a directory with include/ and lib/: an official LibTorch download,\n" +
+      "  or a PyTorch install's torch/ directory (python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))').\n\n",
+  );
   process.exit(1);
 }
 
@@ -67,22 +82,41 @@ function c10d() {
   const extra = [];
   if (has("gloo/config.h") && has("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp")) {
     defines.push("USE_C10D_GLOO");
-    const systemGloo = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", found.lib]
-      .some((dir) => fs.existsSync(path.join(dir, "libgloo.so")));
+    const systemGloo = [
+      "/usr/lib/x86_64-linux-gnu",
+      "/usr/lib/aarch64-linux-gnu",
+      "/usr/lib64",
+      "/usr/lib",
+      found.lib,
+    ].some((dir) => fs.existsSync(path.join(dir, "libgloo.so")));
     if (systemGloo && !found.fromEnv) extra.push("-lgloo");
   }
-  if (libs.includes("torch_cuda") && has("torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp") && has("nccl.h")) defines.push("USE_C10D_NCCL");
+  if (libs.includes("torch_cuda") && has("torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp") && has("nccl.h"))
+    defines.push("USE_C10D_NCCL");
   return { defines, extra };
 }
 
 const what = process.argv[2];
 const includeApi = path.join(found.include, "torch", "csrc", "api", "include");
 switch (what) {
-  case "include": console.log([found.include, includeApi].join(" ")); break;
-  case "lib": console.log(found.lib); break;
-  case "libs": console.log(libs.map((l) => `-l${l}`).join(" ")); break;
-  case "abi": console.log(abi()); break;
-  case "c10d-defines": console.log(c10d().defines.join(" ")); break;
-  case "c10d-libs": console.log(c10d().extra.join(" ")); break;
-  default: fail(`find-libtorch.cjs: unknown query '${what}'`);
+  case "include":
+    console.log([found.include, includeApi].join(" "));
+    break;
+  case "lib":
+    console.log(found.lib);
+    break;
+  case "libs":
+    console.log(libs.map((l) => `-l${l}`).join(" "));
+    break;
+  case "abi":
+    console.log(abi());
+    break;
+  case "c10d-defines":
+    console.log(c10d().defines.join(" "));
+    break;
+  case "c10d-libs":
+    console.log(c10d().extra.join(" "));
+    break;
+  default:
+    fail(`find-libtorch.cjs: unknown query '${what}'`);
 }

@@ -15,16 +15,22 @@ const addon = path.join(here, "build", "Release", "omni_torch.node");
 const say = (m) => process.stderr.write(`omni-dpo: ${m}\n`);
 
 if (process.env.OMNI_DPO_SKIP_BUILD === "1") {
-  say("OMNI_DPO_SKIP_BUILD=1: the native addon is not built (tokenizers and data tools work; tensors need `npm rebuild omni-dpo`)");
+  say(
+    "OMNI_DPO_SKIP_BUILD=1: the native addon is not built (tokenizers and data tools work; tensors need `npm rebuild omni-dpo`)",
+  );
   process.exit(0);
 }
 
 // LibTorch first: a missing one is one clear message (find-libtorch.cjs prints how to install
 // it) instead of a compiler error about ATen/ATen.h.
-const probe = spawnSync(process.execPath, [path.join(here, "find-libtorch.cjs"), "lib"], { stdio: ["ignore", "ignore", "inherit"] });
+const probe = spawnSync(process.execPath, [path.join(here, "find-libtorch.cjs"), "lib"], {
+  stdio: ["ignore", "ignore", "inherit"],
+});
 if (probe.status !== 0) {
-  say("cannot build the native addon without LibTorch; install it as above and run `npm rebuild omni-dpo`,\n" +
-    "  or set OMNI_DPO_SKIP_BUILD=1 to install without it (tokenizers and data tools only).");
+  say(
+    "cannot build the native addon without LibTorch; install it as above and run `npm rebuild omni-dpo`,\n" +
+      "  or set OMNI_DPO_SKIP_BUILD=1 to install without it (tokenizers and data tools only).",
+  );
   process.exit(1);
 }
 
@@ -32,7 +38,10 @@ if (probe.status !== 0) {
 function upToDate() {
   if (!fs.existsSync(addon)) return false;
   const built = fs.statSync(addon).mtimeMs;
-  const sources = [path.join(here, "binding.gyp"), ...fs.readdirSync(path.join(here, "src")).map((f) => path.join(here, "src", f))];
+  const sources = [
+    path.join(here, "binding.gyp"),
+    ...fs.readdirSync(path.join(here, "src")).map((f) => path.join(here, "src", f)),
+  ];
   return sources.every((f) => fs.statSync(f).mtimeMs <= built);
 }
 if (upToDate()) process.exit(0);

@@ -18,7 +18,10 @@ import { toyPairs, writeJsonl } from "../dist/test/helpers/toy.js";
 
 import { estimateMemory, modelShape } from "../dist/src/train/memory-estimate.js";
 
-const flag = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
+const flag = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
 const steps = Number(flag("steps", 3));
 const stages = flag("stages", "0,1,2").split(",").map(Number);
 const width = Number(flag("width", 1024));
@@ -28,9 +31,19 @@ const modelDir = join(root, "model");
 const tok = writeByteLevelTokenizer(modelDir);
 torch.manualSeed(0);
 const config = {
-  architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: tok.vocabSize, hidden_size: width,
-  intermediate_size: Math.round((width * 11) / 4), num_hidden_layers: layers, num_attention_heads: 16, num_key_value_heads: 4,
-  max_position_embeddings: 512, rms_norm_eps: 1e-6, tie_word_embeddings: false, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  vocab_size: tok.vocabSize,
+  hidden_size: width,
+  intermediate_size: Math.round((width * 11) / 4),
+  num_hidden_layers: layers,
+  num_attention_heads: 16,
+  num_key_value_heads: 4,
+  max_position_embeddings: 512,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: false,
+  bos_token_id: tok.bosTokenId,
+  eos_token_id: tok.eosTokenId,
 };
 const model = createModel(config);
 const parameters = model.numParameters();
@@ -38,26 +51,70 @@ saveModel(model, modelDir);
 model.dispose();
 const data = writeJsonl(join(root, "pairs.jsonl"), toyPairs(2 * 2 * (steps + 1), 9));
 
-const freePort = () => new Promise((resolve) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 const cli = join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
-const hwm = (pid) => { try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024; } catch { return null; } };
-const childrenOf = (pid) => { try { return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
+const hwm = (pid) => {
+  try {
+    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) * 1024;
+  } catch {
+    return null;
+  }
+};
+const childrenOf = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
 
 async function run(zeroStage) {
   const out = join(root, `out-${zeroStage}`);
   const recipe = join(root, `recipe-${zeroStage}.yaml`);
-  writeFileSync(recipe, Object.entries({
-    model_name_or_path: modelDir, dataset_mixer: { [data]: 1.0 }, output_dir: out, pref_loss: "simpo", beta: 2.0, learning_rate: 1e-5,
-    per_device_train_batch_size: 2, max_steps: steps, max_length: 64, max_prompt_length: 32, logging_steps: 1, save_strategy: "no",
-    pair_log_samples: 0, seed: 1, zero_stage: zeroStage,
-  }).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join("\n"));
-  const launcher = spawn(process.execPath, [cli, "train", recipe, "--nproc-per-node", "2", "--master-port", String(await freePort())],
-    { env: { ...process.env, OMP_NUM_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
+  writeFileSync(
+    recipe,
+    Object.entries({
+      model_name_or_path: modelDir,
+      dataset_mixer: { [data]: 1.0 },
+      output_dir: out,
+      pref_loss: "simpo",
+      beta: 2.0,
+      learning_rate: 1e-5,
+      per_device_train_batch_size: 2,
+      max_steps: steps,
+      max_length: 64,
+      max_prompt_length: 32,
+      logging_steps: 1,
+      save_strategy: "no",
+      pair_log_samples: 0,
+      seed: 1,
+      zero_stage: zeroStage,
+    })
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+      .join("\n"),
+  );
+  const launcher = spawn(
+    process.execPath,
+    [cli, "train", recipe, "--nproc-per-node", "2", "--master-port", String(await freePort())],
+    { env: { ...process.env, OMP_NUM_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] },
+  );
   let stderr = "";
-  launcher.stderr.on("data", (d) => { stderr += d; });
+  launcher.stderr.on("data", (d) => {
+    stderr += d;
+  });
   const peaks = new Map();
   const poll = setInterval(() => {
-    for (const pid of childrenOf(launcher.pid)) { const v = hwm(pid); if (v !== null) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, v)); }
+    for (const pid of childrenOf(launcher.pid)) {
+      const v = hwm(pid);
+      if (v !== null) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, v));
+    }
   }, 100);
   const code = await new Promise((resolve) => launcher.on("exit", resolve));
   clearInterval(poll);
@@ -69,17 +126,35 @@ try {
   const peaks = {};
   for (const stage of stages) peaks[stage] = await run(stage);
   const mib = (b) => Math.round(b / 2 ** 20);
-  const estimate = (zeroStage) => estimateMemory(modelShape(config), {
-    zeroStage, worldSize: 2, dtype: "float32", bf16: false, lora: null, gradientCheckpointing: false, seq: 64, batch: 2,
-  }).per_device_bytes;
+  const estimate = (zeroStage) =>
+    estimateMemory(modelShape(config), {
+      zeroStage,
+      worldSize: 2,
+      dtype: "float32",
+      bf16: false,
+      lora: null,
+      gradientCheckpointing: false,
+      seq: 64,
+      batch: 2,
+    }).per_device_bytes;
   const base = estimate(0);
   const states = (e) => e.weights + e.gradients + e.optimizer;
-  console.log(JSON.stringify({
-    parameters, steps, peakRssMiB: peaks,
-    savedVsStage0MiB: Object.fromEntries(stages.map((s) => [s, peaks[s].map((p, i) => (peaks[0] ? peaks[0][i] - p : null))])),
-    predictedSavingVsStage0MiB: Object.fromEntries(stages.map((s) => [s, mib(states(base) - states(estimate(s)))])),
-    estimatedStatesMiB: Object.fromEntries(stages.map((s) => [s, mib(states(estimate(s)))])),
-  }, null, 1));
+  console.log(
+    JSON.stringify(
+      {
+        parameters,
+        steps,
+        peakRssMiB: peaks,
+        savedVsStage0MiB: Object.fromEntries(
+          stages.map((s) => [s, peaks[s].map((p, i) => (peaks[0] ? peaks[0][i] - p : null))]),
+        ),
+        predictedSavingVsStage0MiB: Object.fromEntries(stages.map((s) => [s, mib(states(base) - states(estimate(s)))])),
+        estimatedStatesMiB: Object.fromEntries(stages.map((s) => [s, mib(states(estimate(s)))])),
+      },
+      null,
+      1,
+    ),
+  );
 } finally {
   rmSync(root, { recursive: true, force: true });
 }

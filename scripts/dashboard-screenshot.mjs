@@ -8,12 +8,25 @@ import { chromium } from "playwright-core";
 import { startDashboard } from "../dist/src/report/dashboard-server.js";
 
 const [out, ...dirs] = process.argv.slice(2);
-if (!out || !dirs.length) { console.error("usage: node scripts/dashboard-screenshot.mjs OUT.png RUN_DIR..."); process.exit(2); }
+if (!out || !dirs.length) {
+  console.error("usage: node scripts/dashboard-screenshot.mjs OUT.png RUN_DIR...");
+  process.exit(2);
+}
 const dash = await startDashboard(dirs);
 const profile = mkdtempSync(join(tmpdir(), "omni-dpo-shot-"));
 const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium", headless: true, viewport: { width: 1400, height: 900 },
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1400, height: 900 },
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
 });
 try {
   const page = await context.newPage();

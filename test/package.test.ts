@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 
-test("import { torch } from \"omni-dpo\" runs the README's examples", () => {
+test('import { torch } from "omni-dpo" runs the README\'s examples', () => {
   const script = `
     import { torch, preferenceLoss, AutoModelForCausalLM, AutoTokenizer, generate } from "omni-dpo";
     const x = torch.tensor([1, 2, 3], { dtype: "float64", requiresGrad: true });
@@ -19,6 +19,7 @@ test("import { torch } from \"omni-dpo\" runs the README's examples", () => {
   const got = JSON.parse(r.stdout.trim()) as { grad: number[]; loss: number; metrics: string[]; api: string[] };
   assert.deepEqual(got.grad, [2, 4, 6]);
   assert.ok(Number.isFinite(got.loss) && got.loss > 0);
-  for (const m of ["rewards/chosen", "rewards/accuracies", "w_qual", "w_perf", "nll_gate"]) assert.ok(got.metrics.includes(m), m);
+  for (const m of ["rewards/chosen", "rewards/accuracies", "w_qual", "w_perf", "nll_gate"])
+    assert.ok(got.metrics.includes(m), m);
   assert.deepEqual(got.api, ["function", "function", "function"]);
 });

@@ -38,19 +38,41 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
   --device D    generate: auto (default), cpu, cuda or cuda:N (PyTorch runs on the same device)
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, quick: { type: "boolean" }, tiny: { type: "boolean" }, case: { type: "string" }, seq: { type: "string" }, device: { type: "string" } } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: "boolean" },
+        quick: { type: "boolean" },
+        tiny: { type: "boolean" },
+        case: { type: "string" },
+        seq: { type: "string" },
+        device: { type: "string" },
+      },
+    });
     const which = positionals[0];
     if (which === "train") {
       // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
       const { benchTrain, formatTrainBench, TRAIN_BENCH_CASES } = await import("./train.js");
       const chosen = values.case?.split(",");
       const unknown = chosen?.find((c) => !(TRAIN_BENCH_CASES as readonly string[]).includes(c));
-      if (unknown !== undefined) throw new UsageError(`bench train: unknown --case '${unknown}'; available: ${TRAIN_BENCH_CASES.join(", ")}`);
+      if (unknown !== undefined)
+        throw new UsageError(`bench train: unknown --case '${unknown}'; available: ${TRAIN_BENCH_CASES.join(", ")}`);
       const cases = chosen === undefined ? TRAIN_BENCH_CASES : TRAIN_BENCH_CASES.filter((c) => chosen.includes(c));
       const seq = values.seq === undefined ? undefined : Number(values.seq);
-      if (seq !== undefined && !(Number.isInteger(seq) && seq >= 8)) throw new UsageError(`bench train: --seq must be a whole number of tokens >= 8, got '${values.seq}'`);
-      if (!values.json) console.error(`benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "a minute or two" : "4 to 5 minutes"})...`);
-      const r = benchTrain({ quick: values.quick, tiny: values.tiny, cases, seq, onStatus: values.json ? undefined : (m) => console.error(`  ${m}`) });
+      if (seq !== undefined && !(Number.isInteger(seq) && seq >= 8))
+        throw new UsageError(`bench train: --seq must be a whole number of tokens >= 8, got '${values.seq}'`);
+      if (!values.json)
+        console.error(
+          `benchmarking one Omni-DPO training step here and in PyTorch (${values.tiny ? "seconds" : values.quick ? "a minute or two" : "4 to 5 minutes"})...`,
+        );
+      const r = benchTrain({
+        quick: values.quick,
+        tiny: values.tiny,
+        cases,
+        seq,
+        onStatus: values.json ? undefined : (m) => console.error(`  ${m}`),
+      });
       console.log(values.json ? JSON.stringify(r, null, 2) : formatTrainBench(r));
       return 0;
     }
@@ -71,7 +93,10 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
     if (which === "generate") {
       const { benchGenerate, formatGenerateBench } = await import("./generate.js");
       const device = await (await import("../../src/cli/args.js")).resolveDevice(values.device);
-      if (!values.json) console.error(`benchmarking sampled decoding here and in PyTorch on ${device} (${values.tiny ? "seconds" : "a minute or two"})...`);
+      if (!values.json)
+        console.error(
+          `benchmarking sampled decoding here and in PyTorch on ${device} (${values.tiny ? "seconds" : "a minute or two"})...`,
+        );
       const r = benchGenerate({ quick: values.quick, tiny: values.tiny, device });
       console.log(values.json ? JSON.stringify(r, null, 2) : formatGenerateBench(r));
       return 0;

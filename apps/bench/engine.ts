@@ -6,10 +6,18 @@ import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { formatTable, measure, row, type Row } from "./measure.js";
 
-export interface EngineBenchOptions { quick?: boolean }
+export interface EngineBenchOptions {
+  quick?: boolean;
+}
 export interface EngineBenchResult {
   rows: Row[];
-  environment: { torchVersion: string; pytorchVersion: string | null; threads: number; openblasCoretype: string | null; coretypeChosenByEngine: boolean };
+  environment: {
+    torchVersion: string;
+    pytorchVersion: string | null;
+    threads: number;
+    openblasCoretype: string | null;
+    coretypeChosenByEngine: boolean;
+  };
   note?: string;
 }
 
@@ -27,7 +35,11 @@ export function benchEngine(options: EngineBenchOptions = {}): EngineBenchResult
   let pytorchVersion: string | null = null;
   let note: string | undefined;
   if (torchPython()) {
-    const result = runPythonJson<Record<string, number | string>>(join(packageRoot(), "apps", "bench", "engine.py"), cfg, { file: true });
+    const result = runPythonJson<Record<string, number | string>>(
+      join(packageRoot(), "apps", "bench", "engine.py"),
+      cfg,
+      { file: true },
+    );
     pytorchVersion = String(result.torch_version);
     py = result as Record<string, number>;
   } else {
@@ -40,17 +52,24 @@ export function benchEngine(options: EngineBenchOptions = {}): EngineBenchResult
   for (const n of cfg.matmul_sizes) {
     const [a, b] = [torch.randn([n, n]), torch.randn([n, n])];
     omni[`matmul_${n}`] = measure(() => a.matmul(b).dispose(), timing).secondsPerIteration;
-    a.dispose(); b.dispose();
+    a.dispose();
+    b.dispose();
   }
 
   const [B, fin, fout] = cfg.linear;
   const x = torch.randn([B, fin]).requiresGrad_();
   const w = torch.randn([fout, fin]).requiresGrad_();
   const bias = torch.randn([fout]).requiresGrad_();
-  omni.linear = measure(() => torch.tidy(() => {
-    torch.linear(x, w, bias).sum().backward();
-    x.zeroGrad(); w.zeroGrad(); bias.zeroGrad();
-  }), timing).secondsPerIteration;
+  omni.linear = measure(
+    () =>
+      torch.tidy(() => {
+        torch.linear(x, w, bias).sum().backward();
+        x.zeroGrad();
+        w.zeroGrad();
+        bias.zeroGrad();
+      }),
+    timing,
+  ).secondsPerIteration;
   torch.dispose([x, w, bias]);
 
   const [s, t] = [torch.randn([4]), torch.randn([4])];
@@ -63,18 +82,39 @@ export function benchEngine(options: EngineBenchOptions = {}): EngineBenchResult
   const rows: Row[] = [];
   for (const n of cfg.matmul_sizes) {
     const flops = 2 * n ** 3;
-    rows.push(row(`matmul ${n}x${n} fp32`, "GFLOP/s", gflops(flops, omni[`matmul_${n}`]), py ? gflops(flops, py[`matmul_${n}`]) : null, true));
+    rows.push(
+      row(
+        `matmul ${n}x${n} fp32`,
+        "GFLOP/s",
+        gflops(flops, omni[`matmul_${n}`]),
+        py ? gflops(flops, py[`matmul_${n}`]) : null,
+        true,
+      ),
+    );
   }
-  const linearFlops = 6 * B * fin * fout;  // forward, grad input, grad weight
-  rows.push(row(`linear fwd+bwd [${B},${fin}]x[${fout},${fin}]`, "GFLOP/s", gflops(linearFlops, omni.linear), py ? gflops(linearFlops, py.linear) : null, true));
+  const linearFlops = 6 * B * fin * fout; // forward, grad input, grad weight
+  rows.push(
+    row(
+      `linear fwd+bwd [${B},${fin}]x[${fout},${fin}]`,
+      "GFLOP/s",
+      gflops(linearFlops, omni.linear),
+      py ? gflops(linearFlops, py.linear) : null,
+      true,
+    ),
+  );
   rows.push(row("tiny add [4] (overhead)", "us/op", omni.tiny_add * 1e6, py ? py.tiny_add * 1e6 : null, false));
-  rows.push(row("tiny mul [4], grad recorded", "us/op", omni.tiny_mul_grad * 1e6, py ? py.tiny_mul_grad * 1e6 : null, false));
+  rows.push(
+    row("tiny mul [4], grad recorded", "us/op", omni.tiny_mul_grad * 1e6, py ? py.tiny_mul_grad * 1e6 : null, false),
+  );
 
   return {
     rows,
     environment: {
-      torchVersion: info.torchVersion, pytorchVersion, threads: info.threads,
-      openblasCoretype: info.openblasCoretype, coretypeChosenByEngine: info.coretypeChosenByEngine,
+      torchVersion: info.torchVersion,
+      pytorchVersion,
+      threads: info.threads,
+      openblasCoretype: info.openblasCoretype,
+      coretypeChosenByEngine: info.coretypeChosenByEngine,
     },
     note,
   };

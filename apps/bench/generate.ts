@@ -8,26 +8,75 @@ import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { formatTable, measure, row, type Row } from "./measure.js";
 
-export interface GenerateBenchResult { rows: Row[]; threads: number; device: string; pytorchVersion: string | null; note?: string }
+export interface GenerateBenchResult {
+  rows: Row[];
+  threads: number;
+  device: string;
+  pytorchVersion: string | null;
+  note?: string;
+}
 
-export function benchGenerate(options: { quick?: boolean; tiny?: boolean; device?: torch.Device } = {}): GenerateBenchResult {
+export function benchGenerate(
+  options: { quick?: boolean; tiny?: boolean; device?: torch.Device } = {},
+): GenerateBenchResult {
   const device = options.device ?? "cpu";
   const shape = options.tiny
-    ? { vocab_size: 512, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 }
-    : { vocab_size: 32000, hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4 };
+    ? {
+        vocab_size: 512,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+      }
+    : {
+        vocab_size: 32000,
+        hidden_size: 512,
+        intermediate_size: 1536,
+        num_hidden_layers: 8,
+        num_attention_heads: 8,
+        num_key_value_heads: 4,
+      };
   const cfg = {
-    ...shape, rope_theta: 10000, rms_norm_eps: 1e-6, max_position_embeddings: 1024, device, threads: torch.getNumThreads(),
-    batch: options.tiny ? 4 : 16, prompt: options.tiny ? 8 : 64, new_tokens: options.tiny ? 8 : options.quick ? 32 : 64,
-    temperature: 0.8, top_p: 0.95, trials: options.quick || options.tiny ? 1 : 3,
+    ...shape,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 1024,
+    device,
+    threads: torch.getNumThreads(),
+    batch: options.tiny ? 4 : 16,
+    prompt: options.tiny ? 8 : 64,
+    new_tokens: options.tiny ? 8 : options.quick ? 32 : 64,
+    temperature: 0.8,
+    top_p: 0.95,
+    trials: options.quick || options.tiny ? 1 : 3,
   };
   torch.manualSeed(0);
-  const model = createModel({ architectures: ["LlamaForCausalLM"], model_type: "llama", ...shape, rope_theta: 10000, rms_norm_eps: 1e-6,
-    max_position_embeddings: 1024, tie_word_embeddings: false }, { std: 0.02 });
+  const model = createModel(
+    {
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      ...shape,
+      rope_theta: 10000,
+      rms_norm_eps: 1e-6,
+      max_position_embeddings: 1024,
+      tie_word_embeddings: false,
+    },
+    { std: 0.02 },
+  );
   if (device !== "cpu") model.to(device);
-  const prompts = Array.from({ length: cfg.batch }, (_, r) => Array.from({ length: cfg.prompt }, (_, i) => (r * 7919 + i * 104729) % shape.vocab_size));
+  const prompts = Array.from({ length: cfg.batch }, (_, r) =>
+    Array.from({ length: cfg.prompt }, (_, i) => (r * 7919 + i * 104729) % shape.vocab_size),
+  );
   // Each step reads its tokens back to the host, so the call's end is the device's end too.
   const run = () => {
-    generate(model, prompts, { maxNewTokens: cfg.new_tokens, temperature: cfg.temperature, topP: cfg.top_p, rowSeeds: prompts.map((_, r) => r), eosTokenIds: [] });
+    generate(model, prompts, {
+      maxNewTokens: cfg.new_tokens,
+      temperature: cfg.temperature,
+      topP: cfg.top_p,
+      rowSeeds: prompts.map((_, r) => r),
+      eosTokenIds: [],
+    });
   };
   const ours = measure(run, { trials: cfg.trials, trialSeconds: 0, warmup: 1 }).secondsPerIteration;
   model.dispose();
@@ -36,15 +85,30 @@ export function benchGenerate(options: { quick?: boolean; tiny?: boolean; device
   let pytorchVersion: string | null = null;
   let note: string | undefined;
   if (torchPython()) {
-    const r = runPythonJson<{ torch_version: string; seconds: number }>(join(packageRoot(), "apps", "bench", "generate.py"), cfg, { file: true });
+    const r = runPythonJson<{ torch_version: string; seconds: number }>(
+      join(packageRoot(), "apps", "bench", "generate.py"),
+      cfg,
+      { file: true },
+    );
     theirs = r.seconds;
     pytorchVersion = r.torch_version;
   } else note = `PyTorch column empty: ${NO_TORCH_PYTHON}`;
   const tokens = cfg.batch * cfg.new_tokens;
   const name = `sampled decoding, KV cache: ${shape.num_hidden_layers} layers x ${shape.hidden_size}, batch ${cfg.batch}, prompt ${cfg.prompt}, ${cfg.new_tokens} new`;
-  return { rows: [row(name, "tokens/s", tokens / ours, theirs === null ? null : tokens / theirs, true)], threads: cfg.threads, device, pytorchVersion, note };
+  return {
+    rows: [row(name, "tokens/s", tokens / ours, theirs === null ? null : tokens / theirs, true)],
+    threads: cfg.threads,
+    device,
+    pytorchVersion,
+    note,
+  };
 }
 
 export function formatGenerateBench(r: GenerateBenchResult): string {
-  return [`${r.threads} threads on ${r.device}; PyTorch ${r.pytorchVersion ?? "absent"}`, "", formatTable(r.rows), ...(r.note ? ["", r.note] : [])].join("\n");
+  return [
+    `${r.threads} threads on ${r.device}; PyTorch ${r.pytorchVersion ?? "absent"}`,
+    "",
+    formatTable(r.rows),
+    ...(r.note ? ["", r.note] : []),
+  ].join("\n");
 }

@@ -1,8 +1,14 @@
 // Timing for benchmarks: warm up, size the loop to about `trialSeconds`, take the median of
 // several trials. The Python side (measure.py) follows the same procedure.
-export interface Timing { secondsPerIteration: number; iterations: number }
+export interface Timing {
+  secondsPerIteration: number;
+  iterations: number;
+}
 
-export function measure(fn: () => void, options: { trials?: number; trialSeconds?: number; warmup?: number } = {}): Timing {
+export function measure(
+  fn: () => void,
+  options: { trials?: number; trialSeconds?: number; warmup?: number } = {},
+): Timing {
   const trials = options.trials ?? 5;
   const trialSeconds = options.trialSeconds ?? 0.25;
   for (let i = 0; i < (options.warmup ?? 2); i++) fn();
@@ -28,7 +34,14 @@ function time(fn: () => void, n: number): number {
 }
 
 /** One benchmark row: this engine beside PyTorch, with speed relative to PyTorch (> 1 is faster). */
-export interface Row { name: string; unit: string; omni: number; pytorch: number | null; higherIsBetter: boolean; speedVsPytorch: number | null }
+export interface Row {
+  name: string;
+  unit: string;
+  omni: number;
+  pytorch: number | null;
+  higherIsBetter: boolean;
+  speedVsPytorch: number | null;
+}
 
 export function row(name: string, unit: string, omni: number, pytorch: number | null, higherIsBetter: boolean): Row {
   const speed = pytorch === null ? null : higherIsBetter ? omni / pytorch : pytorch / omni;
@@ -36,10 +49,18 @@ export function row(name: string, unit: string, omni: number, pytorch: number | 
 }
 
 export function formatTable(rows: Row[]): string {
-  const fmt = (v: number | null) => (v === null ? "n/a" : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  const fmt = (v: number | null) =>
+    v === null ? "n/a" : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
   const header = ["benchmark", "unit", "omni-dpo", "PyTorch", "vs PyTorch"];
-  const body = rows.map((r) => [r.name, r.unit, fmt(r.omni), fmt(r.pytorch), r.speedVsPytorch === null ? "n/a" : `${r.speedVsPytorch.toFixed(2)}x`]);
+  const body = rows.map((r) => [
+    r.name,
+    r.unit,
+    fmt(r.omni),
+    fmt(r.pytorch),
+    r.speedVsPytorch === null ? "n/a" : `${r.speedVsPytorch.toFixed(2)}x`,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }

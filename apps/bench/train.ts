@@ -76,7 +76,16 @@ export interface TrainStepConfig {
    */
   shared?: { weights: string; input_ids: number[][] };
   /** Omni-DPO hyperparameters (the reference's text setting for Qwen2.5-0.5B). */
-  loss: { beta: number; qual_eta: number; tau_ref: number; perf_gamma: number; nll_lambda: number; tau_good: number; score_chosen: number; score_rejected: number };
+  loss: {
+    beta: number;
+    qual_eta: number;
+    tau_ref: number;
+    perf_gamma: number;
+    nll_lambda: number;
+    tau_good: number;
+    score_chosen: number;
+    score_rejected: number;
+  };
 }
 
 /** What one process reports. Memory in bytes; null where /proc is absent. */
@@ -143,8 +152,26 @@ export interface TrainBenchResult {
 const GPT2_SMALL = { vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
 const TINY = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 2 };
 /** Qwen2.5-0.5B's vocabulary, width, heads, MLP and rotary base; 2 layers of its 24. */
-const QWEN2_SHAPED = { vocab_size: 151936, n_positions: 32768, n_embd: 896, n_layer: 2, n_head: 14, n_kv_head: 2, intermediate_size: 4864, rope_theta: 1e6 };
-const TINY_QWEN2 = { vocab_size: 256, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 2, intermediate_size: 64, rope_theta: 1e6 };
+const QWEN2_SHAPED = {
+  vocab_size: 151936,
+  n_positions: 32768,
+  n_embd: 896,
+  n_layer: 2,
+  n_head: 14,
+  n_kv_head: 2,
+  intermediate_size: 4864,
+  rope_theta: 1e6,
+};
+const TINY_QWEN2 = {
+  vocab_size: 256,
+  n_positions: 64,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+  n_kv_head: 2,
+  intermediate_size: 64,
+  rope_theta: 1e6,
+};
 /** The lora case's adapters: PEFT's usual r 16 with alpha 2r. */
 const LORA = { r: 16, alpha: 32 };
 const MiB = 1024 * 1024;
@@ -156,43 +183,85 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
   const loadAverage = loadavg()[0];
   const cases = options.cases ?? TRAIN_BENCH_CASES;
   const base = {
-    pairs: 1, threads: info.threads, warmup: 1, lr: 1e-6, weight_decay: 0.0,
-    loss: { beta: 3.5, qual_eta: 0.7, tau_ref: 0.8, perf_gamma: 3.0, nll_lambda: 0.001, tau_good: 3.2, score_chosen: 8.0, score_rejected: 3.0 },
+    pairs: 1,
+    threads: info.threads,
+    warmup: 1,
+    lr: 1e-6,
+    weight_decay: 0.0,
+    loss: {
+      beta: 3.5,
+      qual_eta: 0.7,
+      tau_ref: 0.8,
+      perf_gamma: 3.0,
+      nll_lambda: 0.001,
+      tau_good: 3.2,
+      score_chosen: 8.0,
+      score_rejected: 3.0,
+    },
   };
   // [config, the PyTorch script, the row's label] per run; each case's timed steps follow one warm-up step (it allocates AdamW's state).
   const plan: [TrainStepConfig, string, string][] = [];
   const models: string[] = [];
   if (cases.includes("gpt2")) {
     const shape = options.tiny ? TINY : GPT2_SMALL;
-    const seqs: [number, number][] = options.tiny ? [[32, 2]] : options.quick ? [[256, 2]] : [[256, 3], [512, 2]];
-    for (const [seq, steps] of seqs) plan.push([{ arch: "gpt2", ...shape, ...base, seq, steps, prompt_len: Math.floor(seq / 4) }, "train.py", `seq ${seq} (${2 * base.pairs} rows)`]);
-    models.push(options.tiny
-      ? `gpt2: tiny GPT-2 (vocab ${shape.vocab_size}, ${shape.n_layer} layers, width ${shape.n_embd}; for tests), full logits on both sides`
-      : `gpt2: GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd}), full logits on both sides`);
+    const seqs: [number, number][] = options.tiny
+      ? [[32, 2]]
+      : options.quick
+        ? [[256, 2]]
+        : [
+            [256, 3],
+            [512, 2],
+          ];
+    for (const [seq, steps] of seqs)
+      plan.push([
+        { arch: "gpt2", ...shape, ...base, seq, steps, prompt_len: Math.floor(seq / 4) },
+        "train.py",
+        `seq ${seq} (${2 * base.pairs} rows)`,
+      ]);
+    models.push(
+      options.tiny
+        ? `gpt2: tiny GPT-2 (vocab ${shape.vocab_size}, ${shape.n_layer} layers, width ${shape.n_embd}; for tests), full logits on both sides`
+        : `gpt2: GPT-2-small-shaped random model (124M: vocab ${shape.vocab_size}, ${shape.n_layer} layers, ${shape.n_head} heads, width ${shape.n_embd}), full logits on both sides`,
+    );
   }
   const qwen2Shape = options.tiny ? TINY_QWEN2 : QWEN2_SHAPED;
   const [seq, promptLen] = options.tiny ? [32, 24] : [options.seq ?? 1024, Math.floor(((options.seq ?? 1024) * 3) / 4)];
   const qwen2Steps = options.tiny || !options.quick ? 2 : 1;
-  const qwen2Config = { arch: "qwen2", ...qwen2Shape, ...base, seq, prompt_len: promptLen, steps: qwen2Steps, gradient_checkpointing: true } as const;
+  const qwen2Config = {
+    arch: "qwen2",
+    ...qwen2Shape,
+    ...base,
+    seq,
+    prompt_len: promptLen,
+    steps: qwen2Steps,
+    gradient_checkpointing: true,
+  } as const;
   const qwen2Label = `Qwen2-shaped, checkpointed, seq ${seq} = ${promptLen} + ${seq - promptLen} (${2 * base.pairs} rows)`;
-  const qwen2Model = `${options.tiny ? "tiny " : ""}Qwen2-shaped random model (vocab ${qwen2Shape.vocab_size}, width ${qwen2Shape.n_embd}, ${qwen2Shape.n_layer} layers, ` +
+  const qwen2Model =
+    `${options.tiny ? "tiny " : ""}Qwen2-shaped random model (vocab ${qwen2Shape.vocab_size}, width ${qwen2Shape.n_embd}, ${qwen2Shape.n_layer} layers, ` +
     `${qwen2Shape.n_head} heads / ${qwen2Shape.n_kv_head} key-value heads, MLP ${qwen2Shape.intermediate_size}, tied embeddings)`;
   if (cases.includes("qwen2")) {
     plan.push([qwen2Config, "train_qwen2.py", qwen2Label]);
-    models.push(`qwen2: ${qwen2Model}; gradient checkpointing on both sides: ` +
-      "omni-dpo's log-probs on response positions in chunks, PyTorch TRL-style with full logits and torch.utils.checkpoint");
+    models.push(
+      `qwen2: ${qwen2Model}; gradient checkpointing on both sides: ` +
+        "omni-dpo's log-probs on response positions in chunks, PyTorch TRL-style with full logits and torch.utils.checkpoint",
+    );
   }
   if (cases.includes("lora")) {
     plan.push([{ ...qwen2Config, lora: LORA }, "train_qwen2.py", `LoRA r ${LORA.r} all-linear, ${qwen2Label}`]);
-    models.push(`lora: the qwen2 case's model and step with LoRA (r ${LORA.r}, alpha ${LORA.alpha}, every linear layer but the head) on frozen weights; ` +
-      "the reference is the adapters switched off (one copy of the weights), on both sides");
+    models.push(
+      `lora: the qwen2 case's model and step with LoRA (r ${LORA.r}, alpha ${LORA.alpha}, every linear layer but the head) on frozen weights; ` +
+        "the reference is the adapters switched off (one copy of the weights), on both sides",
+    );
   }
   const python = torchPython();
   // --tiny (tests): one start per case, written once and read by both sides, so the losses must agree.
   const sharedDir = options.tiny ? mkdtempSync(join(tmpdir(), "omni-dpo-bench-train-")) : null;
   try {
     if (sharedDir) {
-      plan.forEach(([cfg], i) => { cfg.shared = writeSharedStart(cfg, join(sharedDir, `start-${i}.safetensors`)); });
+      plan.forEach(([cfg], i) => {
+        cfg.shared = writeSharedStart(cfg, join(sharedDir, `start-${i}.safetensors`));
+      });
     }
     return runPlan(plan, models, base, info, loadAverage, python, seq, options);
   } finally {
@@ -213,9 +282,16 @@ function writeSharedStart(cfg: TrainStepConfig, file: string): { weights: string
   }
 }
 
-function runPlan(plan: [TrainStepConfig, string, string][], models: string[], base: { pairs: number; threads: number },
-  info: ReturnType<typeof torch.buildInfo>, loadAverage: number, python: string | null, seq: number,
-  options: TrainBenchOptions): TrainBenchResult {
+function runPlan(
+  plan: [TrainStepConfig, string, string][],
+  models: string[],
+  base: { pairs: number; threads: number },
+  info: ReturnType<typeof torch.buildInfo>,
+  loadAverage: number,
+  python: string | null,
+  seq: number,
+  options: TrainBenchOptions,
+): TrainBenchResult {
   const runs: TrainStepResult[] = [];
   const rows: Row[] = [];
   let pytorchVersion: string | null = null;
@@ -231,11 +307,24 @@ function runPlan(plan: [TrainStepConfig, string, string][], models: string[], ba
       pytorchVersion = theirs.version;
       runs.push(theirs);
     }
-    rows.push(row(`Omni-DPO step, ${label}`, "tokens/s", ours.tokens_per_second, theirs?.tokens_per_second ?? null, true));
+    rows.push(
+      row(`Omni-DPO step, ${label}`, "tokens/s", ours.tokens_per_second, theirs?.tokens_per_second ?? null, true),
+    );
     if (ours.peak_rss_bytes !== null) {
-      rows.push(row(`  peak RSS during the step`, "MiB", ours.peak_rss_bytes / MiB, theirs?.peak_rss_bytes == null ? null : theirs.peak_rss_bytes / MiB, false));
+      rows.push(
+        row(
+          `  peak RSS during the step`,
+          "MiB",
+          ours.peak_rss_bytes / MiB,
+          theirs?.peak_rss_bytes == null ? null : theirs.peak_rss_bytes / MiB,
+          false,
+        ),
+      );
       if (ours.rss_before_bytes !== null) {
-        const grow = (r: TrainStepResult | null) => (r?.peak_rss_bytes == null || r.rss_before_bytes == null ? null : (r.peak_rss_bytes - r.rss_before_bytes) / MiB);
+        const grow = (r: TrainStepResult | null) =>
+          r?.peak_rss_bytes == null || r.rss_before_bytes == null
+            ? null
+            : (r.peak_rss_bytes - r.rss_before_bytes) / MiB;
         rows.push(row(`  step's rise over RSS before it`, "MiB", grow(ours)!, grow(theirs), false));
       }
     }
@@ -244,12 +333,30 @@ function runPlan(plan: [TrainStepConfig, string, string][], models: string[], ba
   const full = runs.find((r) => r.side === "omni-dpo" && r.seq === seq && !r.lora);
   const lora = runs.find((r) => r.side === "omni-dpo" && r.lora);
   if (full && lora) {
-    rows.push(row("LoRA step vs the full fine-tune (both omni-dpo)", "tokens/s", lora.tokens_per_second, full.tokens_per_second, true));
-    if (full.peak_rss_bytes !== null && lora.peak_rss_bytes !== null) rows.push(row("  peak RSS, LoRA vs full", "MiB", lora.peak_rss_bytes / MiB, full.peak_rss_bytes / MiB, false));
+    rows.push(
+      row(
+        "LoRA step vs the full fine-tune (both omni-dpo)",
+        "tokens/s",
+        lora.tokens_per_second,
+        full.tokens_per_second,
+        true,
+      ),
+    );
+    if (full.peak_rss_bytes !== null && lora.peak_rss_bytes !== null)
+      rows.push(row("  peak RSS, LoRA vs full", "MiB", lora.peak_rss_bytes / MiB, full.peak_rss_bytes / MiB, false));
   }
   return {
-    rows, runs, model: models.join("\n"), pairs: base.pairs, threads: base.threads, torchVersion: info.torchVersion, pytorchVersion,
-    openblasCoretype: info.openblasCoretype, peakReset: runs.every((r) => r.peak_reset), loadAverage, cores: availableParallelism(),
+    rows,
+    runs,
+    model: models.join("\n"),
+    pairs: base.pairs,
+    threads: base.threads,
+    torchVersion: info.torchVersion,
+    pytorchVersion,
+    openblasCoretype: info.openblasCoretype,
+    peakReset: runs.every((r) => r.peak_reset),
+    loadAverage,
+    cores: availableParallelism(),
     sharedStart: plan.every(([cfg]) => cfg.shared !== undefined),
     note: python ? undefined : `PyTorch column empty: ${NO_TORCH_PYTHON}`,
   };
@@ -258,8 +365,14 @@ function runPlan(plan: [TrainStepConfig, string, string][], models: string[], ba
 /** Runs the omni-dpo side in a fresh node process (apps/bench/train-worker.ts). */
 function runWorker(cfg: TrainStepConfig): TrainStepResult {
   const worker = fileURLToPath(new URL("./train-worker.js", import.meta.url));
-  const r = spawnSync(process.execPath, [worker], { input: JSON.stringify(cfg), encoding: "utf8", maxBuffer: 64 * MiB, env: process.env });
-  if (r.status !== 0) throw new Error(`bench train: the omni-dpo worker failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+  const r = spawnSync(process.execPath, [worker], {
+    input: JSON.stringify(cfg),
+    encoding: "utf8",
+    maxBuffer: 64 * MiB,
+    env: process.env,
+  });
+  if (r.status !== 0)
+    throw new Error(`bench train: the omni-dpo worker failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
   const lines = r.stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]) as TrainStepResult;
 }
@@ -270,7 +383,9 @@ function runWorker(cfg: TrainStepConfig): TrainStepResult {
 function procStatus(): { rss: number; hwm: number } | null {
   if (!existsSync("/proc/self/status")) return null;
   const text = readFileSync("/proc/self/status", "utf8");
-  const kb = (key: string) => Number(/^(\w+):\s+(\d+)\s+kB/m.exec(text.split("\n").find((l) => l.startsWith(`${key}:`)) ?? "")?.[2] ?? NaN) * 1024;
+  const kb = (key: string) =>
+    Number(/^(\w+):\s+(\d+)\s+kB/m.exec(text.split("\n").find((l) => l.startsWith(`${key}:`)) ?? "")?.[2] ?? NaN) *
+    1024;
   const rss = kb("VmRSS");
   const hwm = kb("VmHWM");
   return Number.isFinite(rss) && Number.isFinite(hwm) ? { rss, hwm } : null;
@@ -278,7 +393,12 @@ function procStatus(): { rss: number; hwm: number } | null {
 
 /** Resets VmHWM to the current RSS; false where the kernel does not allow it. */
 function resetPeak(): boolean {
-  try { writeFileSync("/proc/self/clear_refs", "5"); return true; } catch { return false; }
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** One process's measured run: set up the case's models and step, one warm-up step, the timed steps, peak RSS. */
@@ -290,7 +410,7 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   let firstLoss = NaN;
   for (let i = 0; i < cfg.warmup; i++) {
     lastLoss = step();
-    if (i === 0) firstLoss = lastLoss;  // before any update: the objective itself, comparable across sides
+    if (i === 0) firstLoss = lastLoss; // before any update: the objective itself, comparable across sides
   }
   const before = procStatus();
   const reset = resetPeak();
@@ -304,14 +424,27 @@ export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   const sorted = [...times].sort((x, y) => x - y);
   dispose();
   return {
-    side: "omni-dpo", version: torch.buildInfo().torchVersion, seq: cfg.seq, rows: 2 * cfg.pairs,
-    seconds_per_step: sorted[Math.floor(sorted.length / 2)], best_seconds: sorted[0], step_seconds: times, tokens_per_second: (2 * cfg.pairs * cfg.seq) / sorted[0],
-    rss_before_bytes: before?.rss ?? null, peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
-    peak_reset: reset && after !== null, loss: lastLoss, first_loss: firstLoss, lora: cfg.lora !== undefined,
+    side: "omni-dpo",
+    version: torch.buildInfo().torchVersion,
+    seq: cfg.seq,
+    rows: 2 * cfg.pairs,
+    seconds_per_step: sorted[Math.floor(sorted.length / 2)],
+    best_seconds: sorted[0],
+    step_seconds: times,
+    tokens_per_second: (2 * cfg.pairs * cfg.seq) / sorted[0],
+    rss_before_bytes: before?.rss ?? null,
+    peak_rss_bytes: after ? after.hwm : process.resourceUsage().maxRSS * 1024,
+    peak_reset: reset && after !== null,
+    loss: lastLoss,
+    first_loss: firstLoss,
+    lora: cfg.lora !== undefined,
   };
 }
 
-interface BenchStep { step: () => number; dispose: () => void }
+interface BenchStep {
+  step: () => number;
+  dispose: () => void;
+}
 
 /**
  * The policy, AdamW, the scores and the objective's options, and the reference as training
@@ -326,11 +459,22 @@ function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
   let reference: CausalLM | null = null;
   let referenceLogps: <T>(forward: (model: CausalLM) => T) => T;
   if (cfg.lora) {
-    const adapters = attachLora(policy, { r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: 0, targetModules: "all-linear", modulesToSave: [], useRslora: false });
+    const adapters = attachLora(policy, {
+      r: cfg.lora.r,
+      alpha: cfg.lora.alpha,
+      dropout: 0,
+      targetModules: "all-linear",
+      modulesToSave: [],
+      useRslora: false,
+    });
     referenceLogps = (forward) => adapters.withAdaptersDisabled(() => forward(policy));
   } else {
     const frozen = createModel(config, { empty: true }).eval();
-    for (const [name, p] of policy.namedParameters()) frozen.setParameter(name, torch.noGrad(() => p.detach().clone()));
+    for (const [name, p] of policy.namedParameters())
+      frozen.setParameter(
+        name,
+        torch.noGrad(() => p.detach().clone()),
+      );
     frozen.requiresGrad_(false);
     reference = frozen;
     referenceLogps = (forward) => forward(frozen);
@@ -340,7 +484,15 @@ function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
   const l = cfg.loss;
   const scoreChosen = torch.full([cfg.pairs], l.score_chosen);
   const scoreRejected = torch.full([cfg.pairs], l.score_rejected);
-  const objective = { lossType: "omni_dpo", beta: l.beta, qualEta: l.qual_eta, tauRef: l.tau_ref, perfGamma: l.perf_gamma, nllLambda: l.nll_lambda, tauGood: l.tau_good } as const;
+  const objective = {
+    lossType: "omni_dpo",
+    beta: l.beta,
+    qualEta: l.qual_eta,
+    tauRef: l.tau_ref,
+    perfGamma: l.perf_gamma,
+    nllLambda: l.nll_lambda,
+    tauGood: l.tau_good,
+  } as const;
   const dispose = () => {
     torch.dispose([scoreChosen, scoreRejected]);
     optimizer.dispose();
@@ -357,53 +509,91 @@ function archConfig(cfg: TrainStepConfig): Record<string, unknown> {
     return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...shape };
   }
   return {
-    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: cfg.vocab_size, hidden_size: cfg.n_embd,
-    intermediate_size: cfg.intermediate_size, num_hidden_layers: cfg.n_layer, num_attention_heads: cfg.n_head,
-    num_key_value_heads: cfg.n_kv_head, max_position_embeddings: cfg.n_positions, rope_theta: cfg.rope_theta,
-    rms_norm_eps: 1e-6, tie_word_embeddings: true,
+    architectures: ["Qwen2ForCausalLM"],
+    model_type: "qwen2",
+    vocab_size: cfg.vocab_size,
+    hidden_size: cfg.n_embd,
+    intermediate_size: cfg.intermediate_size,
+    num_hidden_layers: cfg.n_layer,
+    num_attention_heads: cfg.n_head,
+    num_key_value_heads: cfg.n_kv_head,
+    max_position_embeddings: cfg.n_positions,
+    rope_theta: cfg.rope_theta,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
   };
 }
 
 /** gpt2: full logits and sequenceLogps, written as the Python side writes it. */
 function gpt2Step(cfg: TrainStepConfig): BenchStep {
-  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(archConfig(cfg), cfg);
+  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(
+    archConfig(cfg),
+    cfg,
+  );
   const b = cfg.pairs;
-  const inputIds = cfg.shared ? torch.tensor(cfg.shared.input_ids, { dtype: "int64" })
-    : torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]);  // [2B, T]
+  const inputIds = cfg.shared
+    ? torch.tensor(cfg.shared.input_ids, { dtype: "int64" })
+    : torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]); // [2B, T]
   const labels = torch.tidy(() => {
-    const promptMask = torch.arange(0, cfg.seq).lt(cfg.prompt_len).unsqueeze(0).expand(2 * b, cfg.seq);
+    const promptMask = torch
+      .arange(0, cfg.seq)
+      .lt(cfg.prompt_len)
+      .unsqueeze(0)
+      .expand(2 * b, cfg.seq);
     return inputIds.maskedFill(promptMask, -100);
   });
-  const step = () => torch.tidy(() => {
-    // Equal-length rows without padding: plain causal attention, as on the Python side.
-    const logits = policy.forward(inputIds);
-    const { logps } = sequenceLogps(logits, labels, true);
-    // The reference's logits go as soon as its log-probs exist (Python frees them by refcount).
-    const ref = torch.noGrad(() => torch.tidy(() => referenceLogps((reference) => sequenceLogps(reference.forward(inputIds), labels, true).logps)));
-    const out = preferenceLoss({
-      policyChosenLogps: logps.narrow(0, 0, b), policyRejectedLogps: logps.narrow(0, b, b),
-      referenceChosenLogps: ref.narrow(0, 0, b), referenceRejectedLogps: ref.narrow(0, b, b),
-      scoreChosen, scoreRejected,
-    }, objective);
-    out.loss.backward();
-    optimizer.step();
-    optimizer.zeroGrad();
-    return out.loss.item();
-  });
-  return { step, dispose: () => { torch.dispose([inputIds, labels]); dispose(); } };
+  const step = () =>
+    torch.tidy(() => {
+      // Equal-length rows without padding: plain causal attention, as on the Python side.
+      const logits = policy.forward(inputIds);
+      const { logps } = sequenceLogps(logits, labels, true);
+      // The reference's logits go as soon as its log-probs exist (Python frees them by refcount).
+      const ref = torch.noGrad(() =>
+        torch.tidy(() => referenceLogps((reference) => sequenceLogps(reference.forward(inputIds), labels, true).logps)),
+      );
+      const out = preferenceLoss(
+        {
+          policyChosenLogps: logps.narrow(0, 0, b),
+          policyRejectedLogps: logps.narrow(0, b, b),
+          referenceChosenLogps: ref.narrow(0, 0, b),
+          referenceRejectedLogps: ref.narrow(0, b, b),
+          scoreChosen,
+          scoreRejected,
+        },
+        objective,
+      );
+      out.loss.backward();
+      optimizer.step();
+      optimizer.zeroGrad();
+      return out.loss.item();
+    });
+  return {
+    step,
+    dispose: () => {
+      torch.dispose([inputIds, labels]);
+      dispose();
+    },
+  };
 }
 
 /** qwen2: the trainer's path (objectiveInputs, as PreferenceTrainer.computeLoss; trainingStep's backward and step). */
 function qwen2Step(cfg: TrainStepConfig): BenchStep {
   const { policy, referenceLogps, optimizer, objective, dispose } = setUp(archConfig(cfg), cfg);
   const b = cfg.pairs;
-  const ids = cfg.shared?.input_ids
-    ?? torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]);  // [2B, T]
+  const ids =
+    cfg.shared?.input_ids ??
+    torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * b, cfg.seq]).toArray() as number[][]); // [2B, T]
   const labels = (row: number[]) => row.map((x, t) => (t < cfg.prompt_len ? -100 : x));
   // Equal-length rows: no padding. Pair i: rows i (chosen) and b + i (rejected), scored as the Python side.
   const pairs: TokenizedPair[] = Array.from({ length: b }, (_, i) => ({
-    chosenInputIds: ids[i], chosenLabels: labels(ids[i]), rejectedInputIds: ids[b + i], rejectedLabels: labels(ids[b + i]),
-    promptLength: cfg.prompt_len, truncated: false, scoreChosen: cfg.loss.score_chosen, scoreRejected: cfg.loss.score_rejected,
+    chosenInputIds: ids[i],
+    chosenLabels: labels(ids[i]),
+    rejectedInputIds: ids[b + i],
+    rejectedLabels: labels(ids[b + i]),
+    promptLength: cfg.prompt_len,
+    truncated: false,
+    scoreChosen: cfg.loss.score_chosen,
+    scoreRejected: cfg.loss.score_rejected,
   }));
   const resolved = resolvePreferenceOptions(objective);
   const step = () => {
@@ -411,8 +601,14 @@ function qwen2Step(cfg: TrainStepConfig): BenchStep {
     try {
       return torch.tidy(() => {
         const { inputs } = objectiveInputs(policy, pairs, resolved, {
-          padTokenId: 0, lengthNorm: true, recompute, gradientCheckpointing: cfg.gradient_checkpointing ?? false,
-          reference: () => referenceLogps((reference) => pairLogps(reference, pairs, 0, true, b, undefined, referenceLogpsOptions(resolved))),
+          padTokenId: 0,
+          lengthNorm: true,
+          recompute,
+          gradientCheckpointing: cfg.gradient_checkpointing ?? false,
+          reference: () =>
+            referenceLogps((reference) =>
+              pairLogps(reference, pairs, 0, true, b, undefined, referenceLogpsOptions(resolved)),
+            ),
         });
         const loss = preferenceLoss(inputs, resolved).loss;
         loss.backward();
@@ -444,16 +640,24 @@ export function formatTrainBench(r: TrainBenchResult): string {
     "tokens/s: the policy's tokens (rows x sequence) per full step, over the fastest timed step after a warm-up",
     "(the median is in --json); higher is better. Memory: lower is better, so 'vs PyTorch' above 1 means less",
     "memory than PyTorch. Peak RSS is the process's resident peak (VmHWM)" +
-      (r.peakReset ? " during the timed steps (reset via /proc/self/clear_refs)." : "; it could not be reset, so it is the process's lifetime peak."),
+      (r.peakReset
+        ? " during the timed steps (reset via /proc/self/clear_refs)."
+        : "; it could not be reset, so it is the process's lifetime peak."),
   ];
-  if (r.rows.some((x) => x.name.startsWith("LoRA step vs"))) lines.push("In the 'LoRA vs full' rows the PyTorch column holds omni-dpo's full fine-tune (the qwen2 case), not PyTorch.");
+  if (r.rows.some((x) => x.name.startsWith("LoRA step vs")))
+    lines.push(
+      "In the 'LoRA vs full' rows the PyTorch column holds omni-dpo's full fine-tune (the qwen2 case), not PyTorch.",
+    );
   const ours = r.runs.filter((x) => x.side === "omni-dpo").map((x) => x.loss);
   const theirs = r.runs.filter((x) => x.side === "pytorch").map((x) => x.loss);
   const start = r.sharedStart ? "the same starting weights and tokens on both sides" : "each side's own random weights";
   const pytorch = theirs.length ? `; PyTorch ${theirs.map((x) => x.toFixed(4)).join(", ")}` : "";
-  if (ours.length) lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${pytorch} (${start})`);
+  if (ours.length)
+    lines.push(`last-step loss: omni-dpo ${ours.map((x) => x.toFixed(4)).join(", ")}${pytorch} (${start})`);
   if (r.loadAverage >= 0.5) {
-    lines.push(`load average before the run: ${r.loadAverage.toFixed(2)} on ${r.cores} cores: other processes were running, so timings are noisy (memory is not affected)`);
+    lines.push(
+      `load average before the run: ${r.loadAverage.toFixed(2)} on ${r.cores} cores: other processes were running, so timings are noisy (memory is not affected)`,
+    );
   }
   if (r.note) lines.push("", r.note);
   return lines.join("\n");

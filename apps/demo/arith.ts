@@ -13,9 +13,23 @@
 // Every run is a job for a pool of worker processes (apps/demo/runs.ts), one per core.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createModel, loadModel, objectiveFromConfig, saveModel, sftTrain, type Tokenizer, torch } from "../../src/index.js";
 import {
-  arithTokenizer, formatPrompt, generateProblems, workedSolution, writeArithTokenizer, type ArithProblem, type DifficultyName,
+  createModel,
+  loadModel,
+  objectiveFromConfig,
+  saveModel,
+  sftTrain,
+  type Tokenizer,
+  torch,
+} from "../../src/index.js";
+import {
+  arithTokenizer,
+  formatPrompt,
+  generateProblems,
+  workedSolution,
+  writeArithTokenizer,
+  type ArithProblem,
+  type DifficultyName,
 } from "../tasks/arith/index.js";
 import type { BuildStats, Pair, ScoredSamples } from "../../src/data/build.js";
 import { batchesOf, pairLogps } from "../../src/logprobs/pairs.js";
@@ -42,8 +56,21 @@ export { spread, type Spread } from "./statistics.js";
  * time when sampling, so its chosen answers were rare lucky samples).
  */
 export const SFT_RECIPE = {
-  difficulty: "hard" as DifficultyName, problems: 20_000, problemSeed: 1, steps: 1500, saveAtStep: 800, batchSize: 64, learningRate: 3e-3, seed: 0,
-  model: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4 },
+  difficulty: "hard" as DifficultyName,
+  problems: 20_000,
+  problemSeed: 1,
+  steps: 1500,
+  saveAtStep: 800,
+  batchSize: 64,
+  learningRate: 3e-3,
+  seed: 0,
+  model: {
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 4,
+  },
 };
 
 /** The demo's model is tiny: LibTorch's thread pool costs more than it saves on ops this small. */
@@ -51,34 +78,64 @@ function singleThreadForTinyModels(): void {
   if (!process.env.OMP_NUM_THREADS) torch.setNumThreads(1);
 }
 
-export function shippedSftDir(): string { return join(packageRoot(), "assets", "arith-sft"); }
+export function shippedSftDir(): string {
+  return join(packageRoot(), "assets", "arith-sft");
+}
 
 /** Trains the demo's starting policy on worked solutions and saves it (model + tokenizer) to `dir`. */
-export function trainSftModel(dir: string, onStep?: (step: number, total: number, loss: number) => void, saveAtStep: number = SFT_RECIPE.saveAtStep): { seconds: number; finalLoss: number } {
+export function trainSftModel(
+  dir: string,
+  onStep?: (step: number, total: number, loss: number) => void,
+  saveAtStep: number = SFT_RECIPE.saveAtStep,
+): { seconds: number; finalLoss: number } {
   const start = Date.now();
   singleThreadForTinyModels();
   const tokenizer = arithTokenizer();
   torch.manualSeed(SFT_RECIPE.seed);
   const model = createModel({
-    architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: tokenizer.vocabSize, max_position_embeddings: 128,
-    rms_norm_eps: 1e-6, tie_word_embeddings: true, bos_token_id: tokenizer.bosTokenId, eos_token_id: tokenizer.eosTokenId,
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    vocab_size: tokenizer.vocabSize,
+    max_position_embeddings: 128,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+    bos_token_id: tokenizer.bosTokenId,
+    eos_token_id: tokenizer.eosTokenId,
     ...SFT_RECIPE.model,
   });
-  const problems = generateProblems(SFT_RECIPE.problems, { difficulty: SFT_RECIPE.difficulty, seed: SFT_RECIPE.problemSeed });
-  const losses = sftTrain(model, tokenizer, problems.map((p) => ({ prompt: formatPrompt(p), completion: workedSolution(p) })), {
-    maxSteps: SFT_RECIPE.steps, stopAtStep: saveAtStep, batchSize: SFT_RECIPE.batchSize, learningRate: SFT_RECIPE.learningRate, seed: SFT_RECIPE.seed, onStep,
+  const problems = generateProblems(SFT_RECIPE.problems, {
+    difficulty: SFT_RECIPE.difficulty,
+    seed: SFT_RECIPE.problemSeed,
   });
+  const losses = sftTrain(
+    model,
+    tokenizer,
+    problems.map((p) => ({ prompt: formatPrompt(p), completion: workedSolution(p) })),
+    {
+      maxSteps: SFT_RECIPE.steps,
+      stopAtStep: saveAtStep,
+      batchSize: SFT_RECIPE.batchSize,
+      learningRate: SFT_RECIPE.learningRate,
+      seed: SFT_RECIPE.seed,
+      onStep,
+    },
+  );
   mkdirSync(dir, { recursive: true });
   saveModel(model, dir);
   writeArithTokenizer(dir);
-  writeJsonAtomic(join(dir, "sft_recipe.json"), { ...SFT_RECIPE, saveAtStep, command: `omni-dpo demo sft --out DIR --save-at-step ${saveAtStep}`, finalLoss: losses[losses.length - 1] });
+  writeJsonAtomic(join(dir, "sft_recipe.json"), {
+    ...SFT_RECIPE,
+    saveAtStep,
+    command: `omni-dpo demo sft --out DIR --save-at-step ${saveAtStep}`,
+    finalLoss: losses[losses.length - 1],
+  });
   model.dispose();
   return { seconds: (Date.now() - start) / 1000, finalLoss: losses[losses.length - 1] };
 }
 
-
 export interface MethodSpec {
-  name: string; label: string;
+  name: string;
+  label: string;
   /** The recipe keys that make the method, with the reference's defaults. */
   config: Record<string, unknown>;
   /** Learning rates tried on the validation split. */
@@ -97,19 +154,46 @@ export const LR_MULTIPLES = [2, 4] as const;
 
 /** The methods compared: the simple baseline, DPO, SimPO and Omni-DPO (with the Math recipe's settings). */
 export function methodSpecs(ablations: boolean): MethodSpec[] {
-  const omni = { pref_loss: "uni_dpo", uni_dpo_qual_eta: 0.7, uni_dpo_tau_ref: 2.0, uni_dpo_perf_gamma: 3.0, uni_dpo_nll_lambda: 0.2, uni_dpo_tau_good: 8.0 };
+  const omni = {
+    pref_loss: "uni_dpo",
+    uni_dpo_qual_eta: 0.7,
+    uni_dpo_tau_ref: 2.0,
+    uni_dpo_perf_gamma: 3.0,
+    uni_dpo_nll_lambda: 0.2,
+    uni_dpo_tau_good: 8.0,
+  };
   const specs: MethodSpec[] = [
     // Rejection-sampling fine-tuning: next-token NLL of the chosen answers only (TRL's `sft` loss type).
     { name: "rft", label: "RFT", config: { loss_type: "sft" }, grid: RFT_GRID },
     { name: "dpo", label: "DPO", config: { loss_type: "sigmoid" }, grid: PREFERENCE_GRID },
-    { name: "simpo", label: "SimPO", config: { pref_loss: "simpo", loss_type: "sigmoid", gamma_beta_ratio: 0.25 }, grid: PREFERENCE_GRID },
+    {
+      name: "simpo",
+      label: "SimPO",
+      config: { pref_loss: "simpo", loss_type: "sigmoid", gamma_beta_ratio: 0.25 },
+      grid: PREFERENCE_GRID,
+    },
     { name: "omni_dpo", label: "Omni-DPO", config: omni, grid: PREFERENCE_GRID },
   ];
   if (ablations) {
     specs.push(
-      { name: "omni_dpo_no_qual", label: "Omni-DPO w/o w_qual", config: { ...omni, uni_dpo_use_qual_weight: false }, grid: PREFERENCE_GRID },
-      { name: "omni_dpo_no_perf", label: "Omni-DPO w/o w_perf", config: { ...omni, uni_dpo_use_perf_weight: false }, grid: PREFERENCE_GRID },
-      { name: "omni_dpo_no_nll", label: "Omni-DPO w/o c-NLL", config: { ...omni, uni_dpo_nll_lambda: 0 }, grid: PREFERENCE_GRID },
+      {
+        name: "omni_dpo_no_qual",
+        label: "Omni-DPO w/o w_qual",
+        config: { ...omni, uni_dpo_use_qual_weight: false },
+        grid: PREFERENCE_GRID,
+      },
+      {
+        name: "omni_dpo_no_perf",
+        label: "Omni-DPO w/o w_perf",
+        config: { ...omni, uni_dpo_use_perf_weight: false },
+        grid: PREFERENCE_GRID,
+      },
+      {
+        name: "omni_dpo_no_nll",
+        label: "Omni-DPO w/o c-NLL",
+        config: { ...omni, uni_dpo_nll_lambda: 0 },
+        grid: PREFERENCE_GRID,
+      },
     );
   }
   return specs;
@@ -117,16 +201,36 @@ export function methodSpecs(ablations: boolean): MethodSpec[] {
 
 /** The recipe keys every run shares (one place, so all methods train alike). */
 const BASE_RECIPE = {
-  max_length: 128, max_prompt_length: 32, beta: 2.0, lr_scheduler_type: "cosine", warmup_ratio: 0.1, num_train_epochs: 2,
-  per_device_train_batch_size: 32, precompute_ref_log_probs: true, weight_decay: 0, logging_steps: 2, save_strategy: "no", report_to: "none",
+  max_length: 128,
+  max_prompt_length: 32,
+  beta: 2.0,
+  lr_scheduler_type: "cosine",
+  warmup_ratio: 0.1,
+  num_train_epochs: 2,
+  per_device_train_batch_size: 32,
+  precompute_ref_log_probs: true,
+  weight_decay: 0,
+  logging_steps: 2,
+  save_strategy: "no",
+  report_to: "none",
   overwrite_output_dir: true,
 } as const;
 
-export interface DemoSizes { train: number; val: number; test: number }
+export interface DemoSizes {
+  train: number;
+  val: number;
+  test: number;
+}
 /** Problems per set: pair-building prompts, validation (learning-rate choice) and held-out (the result). */
-export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = { full: { train: 1024, val: 300, test: 600 }, quick: { train: 384, val: 200, test: 400 } };
+export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = {
+  full: { train: 1024, val: 300, test: 600 },
+  quick: { train: 384, val: 200, test: 400 },
+};
 /** Training seeds x pair-building seeds of the reported runs. */
-export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number }> = { full: { train: 2, pair: 3 }, quick: { train: 1, pair: 2 } };
+export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number }> = {
+  full: { train: 2, pair: 3 },
+  quick: { train: 1, pair: 2 },
+};
 
 export interface DemoOptions {
   /** Which of the paper's pipelines build the pairs (default both). */
@@ -153,10 +257,15 @@ export interface DemoOptions {
 }
 
 /** One reported run: its seeds and held-out accuracy. */
-export interface Cell { train_seed: number; pair_seed: number; accuracy: number }
+export interface Cell {
+  train_seed: number;
+  pair_seed: number;
+  accuracy: number;
+}
 
 export interface MethodResult {
-  name: string; label: string;
+  name: string;
+  label: string;
   learning_rate: number;
   /** Validation accuracy of every learning rate tried (the tuning runs). */
   validation: { learning_rate: number; accuracy: number }[];
@@ -166,9 +275,18 @@ export interface MethodResult {
   curves: { name: string; dir: string; rows: MetricRow[] }[];
 }
 
-export interface Comparison extends PairedDifference { a: string; b: string; verdict: ReturnType<typeof verdict> }
+export interface Comparison extends PairedDifference {
+  a: string;
+  b: string;
+  verdict: ReturnType<typeof verdict>;
+}
 
-export interface SweepPoint { name: string; learning_rate: number; lr_multiple: number; heldout_accuracy: Spread }
+export interface SweepPoint {
+  name: string;
+  learning_rate: number;
+  lr_multiple: number;
+  heldout_accuracy: Spread;
+}
 
 export interface PipelineResult {
   name: PipelineName;
@@ -178,7 +296,15 @@ export interface PipelineResult {
   comparisons: Comparison[];
   lr_sweep: SweepPoint[];
   /** Per pair seed: the pairs built and how often their labels are wrong. */
-  data: { pair_seed: number; pairs: number; prompts: number; identical_dropped: number; no_pair: number; correct_share: number; labels: LabelQuality }[];
+  data: {
+    pair_seed: number;
+    pairs: number;
+    prompts: number;
+    identical_dropped: number;
+    no_pair: number;
+    correct_share: number;
+    labels: LabelQuality;
+  }[];
   /** Per training pair of the first pair seed: w_qual and the starting policy's w_perf (the paper's decoupling view). */
   weights: { w_qual: number; w_perf: number; correct_rejected: boolean; correct_chosen: boolean }[];
 }
@@ -225,13 +351,18 @@ export function planDemo(options: DemoOptions): DemoPlan {
   const pairSeeds = range(options.pairSeeds ?? DEMO_SEEDS[mode].pair, seed);
   const pipelines = options.pipeline === undefined || options.pipeline === "both" ? [...PIPELINES] : [options.pipeline];
   const specs = options.methods ?? methodSpecs(options.ablations ?? false);
-  if (!specs.some((m) => m.name === "dpo")) throw new Error("the demo compares every method with DPO: the methods must include 'dpo'");
+  if (!specs.some((m) => m.name === "dpo"))
+    throw new Error("the demo compares every method with DPO: the methods must include 'dpo'");
   const shipped = options.sftDir ?? shippedSftDir();
-  const sft = existsSync(join(shipped, "model.safetensors")) ? { dir: shipped, train: false } : { dir: join(options.outDir, "sft"), train: true };
+  const sft = existsSync(join(shipped, "model.safetensors"))
+    ? { dir: shipped, train: false }
+    : { dir: join(options.outDir, "sft"), train: true };
 
   // The SFT set, pair-building, validation and held-out sets never overlap.
   const difficulty = SFT_RECIPE.difficulty;
-  const used = new Set(generateProblems(SFT_RECIPE.problems, { difficulty, seed: SFT_RECIPE.problemSeed }).map(formatPrompt));
+  const used = new Set(
+    generateProblems(SFT_RECIPE.problems, { difficulty, seed: SFT_RECIPE.problemSeed }).map(formatPrompt),
+  );
   const take = (n: number, s: number) => {
     const ps = generateProblems(n, { difficulty, seed: s, exclude: used });
     for (const p of ps) used.add(formatPrompt(p));
@@ -240,19 +371,45 @@ export function planDemo(options: DemoOptions): DemoPlan {
   const trainPrompts = take(sizes.train, 1000 + seed).map(formatPrompt);
   const valProblems = take(sizes.val, 2000 + seed);
   const testProblems = take(sizes.test, 3000 + seed);
-  const runsPerPipeline = specs.reduce((n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length, 0);
+  const runsPerPipeline = specs.reduce(
+    (n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length,
+    0,
+  );
   return {
-    outDir: options.outDir, sft, pipelines, specs, sizes, trainSeeds, pairSeeds, tuneSeed: seed + 1000, difficulty,
-    trainPrompts, valProblems, testProblems, judgeNoise: options.judgeNoise ?? 1.5, sampling: { samples: 8, temperature: 0.8 },
+    outDir: options.outDir,
+    sft,
+    pipelines,
+    specs,
+    sizes,
+    trainSeeds,
+    pairSeeds,
+    tuneSeed: seed + 1000,
+    difficulty,
+    trainPrompts,
+    valProblems,
+    testProblems,
+    judgeNoise: options.judgeNoise ?? 1.5,
+    sampling: { samples: 8, temperature: 0.8 },
     plannedRuns: pipelines.length * runsPerPipeline,
   };
 }
 
 /** The pairs one pipeline built from one pair seed's samples, and the file they were written to. */
-interface PairSet { file: string; pairs: Pair[]; stats: BuildStats }
+interface PairSet {
+  file: string;
+  pairs: Pair[];
+  stats: BuildStats;
+}
 
 /** Where a training run's logs go. */
-function runDirectory(plan: DemoPlan, pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, pairSeed: number): string {
+function runDirectory(
+  plan: DemoPlan,
+  pipeline: PipelineName,
+  spec: MethodSpec,
+  lr: number,
+  trainSeed: number,
+  pairSeed: number,
+): string {
   return join(plan.outDir, "runs", runId(pipeline, spec, lr, trainSeed, pairSeed).replaceAll("/", "-"));
 }
 
@@ -280,11 +437,33 @@ class DemoJobs {
   readonly #runs = new Map<string, Promise<number[]>>();
   #finished = 0;
 
-  constructor(readonly plan: DemoPlan, private readonly pool: JobPool, private readonly onProgress?: DemoOptions["onProgress"]) {
+  constructor(
+    readonly plan: DemoPlan,
+    private readonly pool: JobPool,
+    private readonly onProgress?: DemoOptions["onProgress"],
+  ) {
     const { sft, trainPrompts, sampling, judgeNoise } = plan;
-    this.#samples = new Map(plan.pairSeeds.map((p) => [p, quiet(pool.run({
-      kind: "sample", id: `sample/${p}`, sftDir: sft.dir, prompts: trainPrompts, ...sampling, judgeNoise, seed: p,
-    }).then((s) => { this.tick(); return s; }))]));
+    this.#samples = new Map(
+      plan.pairSeeds.map((p) => [
+        p,
+        quiet(
+          pool
+            .run({
+              kind: "sample",
+              id: `sample/${p}`,
+              sftDir: sft.dir,
+              prompts: trainPrompts,
+              ...sampling,
+              judgeNoise,
+              seed: p,
+            })
+            .then((s) => {
+              this.tick();
+              return s;
+            }),
+        ),
+      ]),
+    );
   }
 
   /** Counts one planned job as done (the progress bar's total is every sample job and planned run). */
@@ -294,33 +473,65 @@ class DemoJobs {
 
   pairSet(pipeline: PipelineName, pairSeed: number): Promise<PairSet> {
     const key = `${pipeline}/${pairSeed}`;
-    if (!this.#pairSets.has(key)) this.#pairSets.set(key, quiet(this.#samples.get(pairSeed)!.then((s) => {
-      const built = pipelinePairs(pipeline, s, pairSeed);
-      if (built.pairs.length < 8) throw new Error(`${pipeline} pipeline, pair seed ${pairSeed}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`);
-      const file = join(this.plan.outDir, `pairs-${pipeline}-seed${pairSeed}.jsonl`);
-      writeJsonLinesAtomic(file, built.pairs);
-      return { file, ...built };
-    })));
+    if (!this.#pairSets.has(key))
+      this.#pairSets.set(
+        key,
+        quiet(
+          this.#samples.get(pairSeed)!.then((s) => {
+            const built = pipelinePairs(pipeline, s, pairSeed);
+            if (built.pairs.length < 8)
+              throw new Error(
+                `${pipeline} pipeline, pair seed ${pairSeed}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`,
+              );
+            const file = join(this.plan.outDir, `pairs-${pipeline}-seed${pairSeed}.jsonl`);
+            writeJsonLinesAtomic(file, built.pairs);
+            return { file, ...built };
+          }),
+        ),
+      );
     return this.#pairSets.get(key)!;
   }
 
   /** Trains one run and resolves to its greedy correctness (0/1 per problem) on `problems`. */
-  train(pipeline: PipelineName, spec: MethodSpec, lr: number, trainSeed: number, pairSeed: number, problems: ArithProblem[], keepLogs: boolean): Promise<number[]> {
+  train(
+    pipeline: PipelineName,
+    spec: MethodSpec,
+    lr: number,
+    trainSeed: number,
+    pairSeed: number,
+    problems: ArithProblem[],
+    keepLogs: boolean,
+  ): Promise<number[]> {
     const id = runId(pipeline, spec, lr, trainSeed, pairSeed);
-    if (!this.#runs.has(id)) this.#runs.set(id, quiet(this.pairSet(pipeline, pairSeed).then(async ({ file }) => {
-      const job: TrainJob = {
-        kind: "train", id, evaluate: problems, keepLogs,
-        recipe: {
-          ...BASE_RECIPE, ...spec.config, model_name_or_path: this.plan.sft.dir, dataset_mixer: { [file]: 1.0 }, learning_rate: lr,
-          seed: trainSeed, output_dir: runDirectory(this.plan, pipeline, spec, lr, trainSeed, pairSeed),
-          // The report's per-pair view, for the runs it shows.
-          pair_log_samples: keepLogs ? 64 : 0, pair_logging_steps: 0.25,
-        },
-      };
-      const r = await this.pool.run(job);
-      this.tick();
-      return r.correct;
-    })));
+    if (!this.#runs.has(id))
+      this.#runs.set(
+        id,
+        quiet(
+          this.pairSet(pipeline, pairSeed).then(async ({ file }) => {
+            const job: TrainJob = {
+              kind: "train",
+              id,
+              evaluate: problems,
+              keepLogs,
+              recipe: {
+                ...BASE_RECIPE,
+                ...spec.config,
+                model_name_or_path: this.plan.sft.dir,
+                dataset_mixer: { [file]: 1.0 },
+                learning_rate: lr,
+                seed: trainSeed,
+                output_dir: runDirectory(this.plan, pipeline, spec, lr, trainSeed, pairSeed),
+                // The report's per-pair view, for the runs it shows.
+                pair_log_samples: keepLogs ? 64 : 0,
+                pair_logging_steps: 0.25,
+              },
+            };
+            const r = await this.pool.run(job);
+            this.tick();
+            return r.correct;
+          }),
+        ),
+      );
     return this.#runs.get(id)!;
   }
 }
@@ -340,29 +551,53 @@ interface MethodRuns {
  * seed) pick its learning rate; its reported runs (every training x pair seed) at that rate; the
  * sweep at its own rate and at 2x and 4x DPO's (training seed 0, every pair seed).
  */
-async function runPipeline(jobs: DemoJobs, pipeline: PipelineName): Promise<{ methods: MethodRuns[]; lrSweep: SweepPoint[] }> {
+async function runPipeline(
+  jobs: DemoJobs,
+  pipeline: PipelineName,
+): Promise<{ methods: MethodRuns[]; lrSweep: SweepPoint[] }> {
   const { specs, tuneSeed, pairSeeds, trainSeeds, valProblems, testProblems } = jobs.plan;
-  const tuned = new Map(specs.map((spec) => [spec.name, Promise.all(spec.grid.map((lr) => jobs.train(pipeline, spec, lr, tuneSeed, pairSeeds[0], valProblems, false)))
-    .then((corrects) => {
-      const validation = spec.grid.map((learning_rate, i) => ({ learning_rate, accuracy: average(corrects[i]) }));
-      return { validation, lr: validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate };
-    })]));
-  const methods = await Promise.all(specs.map(async (spec): Promise<MethodRuns> => {
-    const { validation, lr } = await tuned.get(spec.name)!;
-    const cells = trainSeeds.flatMap((t) => pairSeeds.map((p) => ({ t, p })));
-    const corrects = await Promise.all(cells.map(({ t, p }) => jobs.train(pipeline, spec, lr, t, p, testProblems, true)));
-    return { spec, lr, validation, cells, corrects };
-  }));
+  const tuned = new Map(
+    specs.map((spec) => [
+      spec.name,
+      Promise.all(
+        spec.grid.map((lr) => jobs.train(pipeline, spec, lr, tuneSeed, pairSeeds[0], valProblems, false)),
+      ).then((corrects) => {
+        const validation = spec.grid.map((learning_rate, i) => ({ learning_rate, accuracy: average(corrects[i]) }));
+        return { validation, lr: validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate };
+      }),
+    ]),
+  );
+  const methods = await Promise.all(
+    specs.map(async (spec): Promise<MethodRuns> => {
+      const { validation, lr } = await tuned.get(spec.name)!;
+      const cells = trainSeeds.flatMap((t) => pairSeeds.map((p) => ({ t, p })));
+      const corrects = await Promise.all(
+        cells.map(({ t, p }) => jobs.train(pipeline, spec, lr, t, p, testProblems, true)),
+      );
+      return { spec, lr, validation, cells, corrects };
+    }),
+  );
   const dpoLr = (await tuned.get("dpo")!).lr;
   const sweepRates = (m: MethodRuns) => {
     // A multiple that is the method's own rate is its reported runs: those planned jobs are done.
     for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) pairSeeds.forEach(() => jobs.tick());
     return [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)].filter((lr, i, all) => all.indexOf(lr) === i);
   };
-  const lrSweep = await Promise.all(methods.flatMap((m) => sweepRates(m).map(async (lr): Promise<SweepPoint> => {
-    const corrects = await Promise.all(pairSeeds.map((p) => jobs.train(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)));
-    return { name: m.spec.name, learning_rate: lr, lr_multiple: lr / dpoLr, heldout_accuracy: spread(corrects.map(average)) };
-  })));
+  const lrSweep = await Promise.all(
+    methods.flatMap((m) =>
+      sweepRates(m).map(async (lr): Promise<SweepPoint> => {
+        const corrects = await Promise.all(
+          pairSeeds.map((p) => jobs.train(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)),
+        );
+        return {
+          name: m.spec.name,
+          learning_rate: lr,
+          lr_multiple: lr / dpoLr,
+          heldout_accuracy: spread(corrects.map(average)),
+        };
+      }),
+    ),
+  );
   return { methods, lrSweep };
 }
 
@@ -371,8 +606,14 @@ async function runPipeline(jobs: DemoJobs, pipeline: PipelineName): Promise<{ me
  * differences), the pairs' label quality per pair seed, the decoupling view, and the reported
  * runs' metrics for the curves.
  */
-function analysePipeline(plan: DemoPlan, pipeline: PipelineName, runs: { methods: MethodRuns[]; lrSweep: SweepPoint[] },
-  pairSets: PairSet[], sftCorrect: number[], tokenizer: Tokenizer): PipelineResult {
+function analysePipeline(
+  plan: DemoPlan,
+  pipeline: PipelineName,
+  runs: { methods: MethodRuns[]; lrSweep: SweepPoint[] },
+  pairSets: PairSet[],
+  sftCorrect: number[],
+  tokenizer: Tokenizer,
+): PipelineResult {
   const { methods } = runs;
   const dpo = methods.find((m) => m.spec.name === "dpo")!;
   const compare = (a: string, b: string, ca: number[][], cb: number[][]): Comparison => {
@@ -381,22 +622,45 @@ function analysePipeline(plan: DemoPlan, pipeline: PipelineName, runs: { methods
   };
   const comparisons = [
     ...methods.filter((m) => m !== dpo).map((m) => compare(m.spec.name, "dpo", m.corrects, dpo.corrects)),
-    ...methods.map((m) => compare(m.spec.name, "sft", m.corrects, m.corrects.map(() => sftCorrect))),
+    ...methods.map((m) =>
+      compare(
+        m.spec.name,
+        "sft",
+        m.corrects,
+        m.corrects.map(() => sftCorrect),
+      ),
+    ),
   ];
   const data = pairSets.map(({ pairs, stats }, i) => ({
-    pair_seed: plan.pairSeeds[i], pairs: stats.pairs, prompts: stats.prompts, identical_dropped: stats.identicalDropped, no_pair: stats.noPair,
-    correct_share: stats.correctShare, labels: labelQuality(pairs),
+    pair_seed: plan.pairSeeds[i],
+    pairs: stats.pairs,
+    prompts: stats.prompts,
+    identical_dropped: stats.identicalDropped,
+    no_pair: stats.noPair,
+    correct_share: stats.correctShare,
+    labels: labelQuality(pairs),
   }));
   return {
-    name: pipeline, sft_accuracy: spread([average(sftCorrect)]), comparisons, lr_sweep: runs.lrSweep, data,
+    name: pipeline,
+    sft_accuracy: spread([average(sftCorrect)]),
+    comparisons,
+    lr_sweep: runs.lrSweep,
+    data,
     weights: decouplingView(plan.sft.dir, tokenizer, pairSets[0].pairs),
     methods: methods.map((m) => ({
-      name: m.spec.name, label: m.spec.label, learning_rate: m.lr, validation: m.validation,
+      name: m.spec.name,
+      label: m.spec.label,
+      learning_rate: m.lr,
+      validation: m.validation,
       heldout_accuracy: spread(m.corrects.map(average)),
       cells: m.cells.map(({ t, p }, i) => ({ train_seed: t, pair_seed: p, accuracy: average(m.corrects[i]) })),
       curves: plan.pairSeeds.map((p) => {
         const dir = runDirectory(plan, pipeline, m.spec, m.lr, plan.trainSeeds[0], p);
-        return { name: `${pipeline}: ${m.spec.label} pair seed ${p}`, dir, rows: MetricsSink.read(join(dir, "metrics.jsonl")) };
+        return {
+          name: `${pipeline}: ${m.spec.label} pair seed ${p}`,
+          dir,
+          rows: MetricsSink.read(join(dir, "metrics.jsonl")),
+        };
       }),
     })),
   };
@@ -405,10 +669,19 @@ function analysePipeline(plan: DemoPlan, pipeline: PipelineName, runs: { methods
 /** The settings a result records, so a reader can tell exactly what was run. */
 function demoSettings(plan: DemoPlan): Record<string, unknown> {
   return {
-    sft: plan.sft.dir, difficulty: plan.difficulty, sizes: plan.sizes, train_seeds: plan.trainSeeds, pair_seeds: plan.pairSeeds,
-    tune_seed: plan.tuneSeed, judge_noise: plan.judgeNoise, ...plan.sampling,
-    math_rules: { chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 }, text_rules: "best vs worst judge score",
-    recipe: BASE_RECIPE, methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])), lr_multiples: LR_MULTIPLES,
+    sft: plan.sft.dir,
+    difficulty: plan.difficulty,
+    sizes: plan.sizes,
+    train_seeds: plan.trainSeeds,
+    pair_seeds: plan.pairSeeds,
+    tune_seed: plan.tuneSeed,
+    judge_noise: plan.judgeNoise,
+    ...plan.sampling,
+    math_rules: { chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 },
+    text_rules: "best vs worst judge score",
+    recipe: BASE_RECIPE,
+    methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])),
+    lr_multiples: LR_MULTIPLES,
   };
 }
 
@@ -425,19 +698,35 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     trainSftModel(plan.sft.dir, (s, t) => options.onProgress?.("SFT", s, t));
   }
   const { pipelines, specs, trainSeeds, pairSeeds, sizes, sampling } = plan;
-  status(`${pipelines.join(" and ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods, ${trainSeeds.length} training x ${pairSeeds.length} pair seeds, ` +
-    `${sizes.train} prompts x ${sampling.samples} samples, ${sizes.val} validation and ${sizes.test} held-out problems; up to ${plan.plannedRuns} training runs`);
+  status(
+    `${pipelines.join(" and ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods, ${trainSeeds.length} training x ${pairSeeds.length} pair seeds, ` +
+      `${sizes.train} prompts x ${sampling.samples} samples, ${sizes.val} validation and ${sizes.test} held-out problems; up to ${plan.plannedRuns} training runs`,
+  );
   const tokenizer = arithTokenizer();
   const pool = new JobPool(options.jobs);
   try {
     const jobs = new DemoJobs(plan, pool, options.onProgress);
-    const sftCorrect = (() => { const sft = loadModel(plan.sft.dir); try { return greedyCorrect(sft, tokenizer, plan.testProblems); } finally { sft.dispose(); } })();
-    const results = await Promise.all(pipelines.map(async (pipeline) => {
-      const runs = await runPipeline(jobs, pipeline);
-      const pairSets = await Promise.all(pairSeeds.map((p) => jobs.pairSet(pipeline, p)));
-      return analysePipeline(plan, pipeline, runs, pairSets, sftCorrect, tokenizer);
-    }));
-    return { pipelines: results, outDir: plan.outDir, wall_seconds: (Date.now() - start) / 1000, settings: demoSettings(plan) };
+    const sftCorrect = (() => {
+      const sft = loadModel(plan.sft.dir);
+      try {
+        return greedyCorrect(sft, tokenizer, plan.testProblems);
+      } finally {
+        sft.dispose();
+      }
+    })();
+    const results = await Promise.all(
+      pipelines.map(async (pipeline) => {
+        const runs = await runPipeline(jobs, pipeline);
+        const pairSets = await Promise.all(pairSeeds.map((p) => jobs.pairSet(pipeline, p)));
+        return analysePipeline(plan, pipeline, runs, pairSets, sftCorrect, tokenizer);
+      }),
+    );
+    return {
+      pipelines: results,
+      outDir: plan.outDir,
+      wall_seconds: (Date.now() - start) / 1000,
+      settings: demoSettings(plan),
+    };
   } finally {
     pool.close();
   }
@@ -458,24 +747,39 @@ function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[]): Pi
   const o = objectiveFromConfig({ ...omni.config, beta: BASE_RECIPE.beta });
   const model = loadModel(sftDir);
   try {
-    const options = { ...TOKENIZE_DEFAULTS, maxLength: BASE_RECIPE.max_length, maxPromptLength: BASE_RECIPE.max_prompt_length };
-    const tokenized = pairs.map((p) => ({ ...tokenizePair(p, tokenizer, options), scoreChosen: p.score_chosen, scoreRejected: p.score_rejected }));
+    const options = {
+      ...TOKENIZE_DEFAULTS,
+      maxLength: BASE_RECIPE.max_length,
+      maxPromptLength: BASE_RECIPE.max_prompt_length,
+    };
+    const tokenized = pairs.map((p) => ({
+      ...tokenizePair(p, tokenizer, options),
+      scoreChosen: p.score_chosen,
+      scoreRejected: p.score_rejected,
+    }));
     const padTokenId = tokenizer.padTokenId!;
     const weights: { w_qual: number[]; w_perf: number[] } = { w_qual: [], w_perf: [] };
     torch.noGrad(() => {
       for (const batch of batchesOf(tokenized, 64)) {
         torch.tidy(() => {
-          const reference = () => pairLogps(model, batch, padTokenId, true, batch.length, undefined, referenceLogpsOptions(o));
-          const { metrics } = pairValues(objectiveInputs(model, batch, o, { padTokenId, lengthNorm: true, reference }).inputs, o);
+          const reference = () =>
+            pairLogps(model, batch, padTokenId, true, batch.length, undefined, referenceLogpsOptions(o));
+          const { metrics } = pairValues(
+            objectiveInputs(model, batch, o, { padTokenId, lengthNorm: true, reference }).inputs,
+            o,
+          );
           for (const k of ["w_qual", "w_perf"] as const) {
             const v = metrics[k];
-            weights[k].push(...(typeof v === "number" ? batch.map(() => v) : v));  // a weight switched off is one number
+            weights[k].push(...(typeof v === "number" ? batch.map(() => v) : v)); // a weight switched off is one number
           }
         });
       }
     });
     return pairs.map((p, i) => ({
-      w_qual: weights.w_qual[i], w_perf: weights.w_perf[i], correct_rejected: p.rejected_correct, correct_chosen: p.chosen_correct,
+      w_qual: weights.w_qual[i],
+      w_perf: weights.w_perf[i],
+      correct_rejected: p.rejected_correct,
+      correct_chosen: p.chosen_correct,
     }));
   } finally {
     model.dispose();

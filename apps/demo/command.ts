@@ -35,11 +35,26 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
                     takes it at step N of the recipe's schedule (default: the recipe's)
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      pipeline: { type: "string" }, quick: { type: "boolean" }, seed: { type: "string" }, "train-seeds": { type: "string" }, "pair-seeds": { type: "string" },
-      ablations: { type: "boolean" }, jobs: { type: "string" }, "judge-noise": { type: "string" }, out: { type: "string" }, json: { type: "boolean" },
-      "save-at-step": { type: "string" }, prompts: { type: "string" }, val: { type: "string" }, heldout: { type: "string" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        pipeline: { type: "string" },
+        quick: { type: "boolean" },
+        seed: { type: "string" },
+        "train-seeds": { type: "string" },
+        "pair-seeds": { type: "string" },
+        ablations: { type: "boolean" },
+        jobs: { type: "string" },
+        "judge-noise": { type: "string" },
+        out: { type: "string" },
+        json: { type: "boolean" },
+        "save-at-step": { type: "string" },
+        prompts: { type: "string" },
+        val: { type: "string" },
+        heldout: { type: "string" },
+      },
+    });
     const demo = await import("./arith.js");
     const { Progress } = await import("../../src/util/progress.js");
     if (positionals[0] === "sft") {
@@ -48,17 +63,26 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
       const at = positiveInt(values["save-at-step"], "--save-at-step", demo.SFT_RECIPE.saveAtStep);
       if (at > steps) throw new UsageError(`demo sft: --save-at-step ${at} is past the schedule's ${steps} steps`);
       let bar: InstanceType<typeof Progress> | null = null;
-      const r = demo.trainSftModel(values.out, (s, t, loss) => (bar ??= new Progress("SFT", t)).update(s, `loss ${loss.toFixed(4)}`), at);
-      console.log(`SFT model saved to ${values.out} (step ${at} of ${steps}, ${r.seconds.toFixed(0)} s, final loss ${r.finalLoss.toFixed(4)})`);
+      const r = demo.trainSftModel(
+        values.out,
+        (s, t, loss) => (bar ??= new Progress("SFT", t)).update(s, `loss ${loss.toFixed(4)}`),
+        at,
+      );
+      console.log(
+        `SFT model saved to ${values.out} (step ${at} of ${steps}, ${r.seconds.toFixed(0)} s, final loss ${r.finalLoss.toFixed(4)})`,
+      );
       return 0;
     }
     if (positionals.length) throw new UsageError(`demo: unknown argument '${positionals[0]}'`);
     const pipeline = values.pipeline ?? "both";
-    if (pipeline !== "math" && pipeline !== "text" && pipeline !== "both") throw new UsageError(`demo: --pipeline must be math, text or both, got '${pipeline}'`);
+    if (pipeline !== "math" && pipeline !== "text" && pipeline !== "both")
+      throw new UsageError(`demo: --pipeline must be math, text or both, got '${pipeline}'`);
     const { demoSummary, writeDemoReport, demoJson } = await import("./report.js");
     let bar: InstanceType<typeof Progress> | null = null;
     const result = await demo.runDemo({
-      pipeline, quick: values.quick, seed: positiveInt(values.seed, "--seed", 0, true),
+      pipeline,
+      quick: values.quick,
+      seed: positiveInt(values.seed, "--seed", 0, true),
       trainSeeds: values["train-seeds"] ? positiveInt(values["train-seeds"], "--train-seeds", 1) : undefined,
       pairSeeds: values["pair-seeds"] ? positiveInt(values["pair-seeds"], "--pair-seeds", 1) : undefined,
       jobs: values.jobs ? positiveInt(values.jobs, "--jobs", 1) : undefined,
@@ -67,13 +91,21 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
         ...(values.val ? { val: positiveInt(values.val, "--val", 1) } : {}),
         ...(values.heldout ? { test: positiveInt(values.heldout, "--heldout", 1) } : {}),
       },
-      ablations: values.ablations, judgeNoise: values["judge-noise"] ? nonNegative(values["judge-noise"], "--judge-noise", 1.5) : undefined,
+      ablations: values.ablations,
+      judgeNoise: values["judge-noise"] ? nonNegative(values["judge-noise"], "--judge-noise", 1.5) : undefined,
       outDir: values.out ?? "omni-dpo-demo",
-      onStatus: (m) => { if (!values.json) console.error(m); },
-      onProgress: (label, done, total) => { if (!values.json) (bar ??= new Progress(label, total)).update(done); },
+      onStatus: (m) => {
+        if (!values.json) console.error(m);
+      },
+      onProgress: (label, done, total) => {
+        if (!values.json) (bar ??= new Progress(label, total)).update(done);
+      },
     });
     const files = writeDemoReport(result);
-    if (values.json) { console.log(JSON.stringify(demoJson(result))); return 0; }
+    if (values.json) {
+      console.log(JSON.stringify(demoJson(result)));
+      return 0;
+    }
     console.log(`\n${demoSummary(result)}\n`);
     console.log(`report: ${files.html}\nresults: ${files.json}\nwall time: ${result.wall_seconds.toFixed(0)} s`);
     return 0;

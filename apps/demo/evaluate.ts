@@ -7,10 +7,18 @@ export function greedyCorrect(model: CausalLM, tokenizer: Tokenizer, problems: A
   const correct: number[] = [];
   for (let i = 0; i < problems.length; i += 128) {
     const chunk = problems.slice(i, i + 128);
-    const out = generate(model, chunk.map((p) => tokenizer.encode(formatPrompt(p))), {
-      maxNewTokens: 64, eosTokenIds: [tokenizer.eosTokenId!], padTokenId: tokenizer.padTokenId,
-    });
-    out.tokens.forEach((t, j) => correct.push(verify(chunk[j], tokenizer.decode(t, { skipSpecialTokens: true })) ? 1 : 0));
+    const out = generate(
+      model,
+      chunk.map((p) => tokenizer.encode(formatPrompt(p))),
+      {
+        maxNewTokens: 64,
+        eosTokenIds: [tokenizer.eosTokenId!],
+        padTokenId: tokenizer.padTokenId,
+      },
+    );
+    out.tokens.forEach((t, j) =>
+      correct.push(verify(chunk[j], tokenizer.decode(t, { skipSpecialTokens: true })) ? 1 : 0),
+    );
   }
   return correct;
 }

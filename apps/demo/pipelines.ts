@@ -16,7 +16,10 @@ export const PIPELINES: readonly PipelineName[] = ["math", "text"];
 /** The math pipeline's binarisation settings (the reference's rules; margin 2 on this judge's 0..10 scale). */
 export const MATH_RULES = { chosen: "highest", rejected: "lowest", margin: 2, minChosenScore: 6 } as const;
 
-export interface PipelinePairs { pairs: Pair[]; stats: BuildStats }
+export interface PipelinePairs {
+  pairs: Pair[];
+  stats: BuildStats;
+}
 
 export function pipelinePairs(pipeline: PipelineName, samples: ScoredSamples, seed: number): PipelinePairs {
   return pipeline === "math" ? pairsFromSamples(samples, { ...MATH_RULES, seed }) : textPairs(samples);
@@ -27,13 +30,24 @@ export function textPairs(samples: ScoredSamples): PipelinePairs {
   const stats = emptyStats(samples);
   const pairs: Pair[] = [];
   samples.scored.forEach((scored, i) => {
-    if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }
+    if (new Set(scored.map((s) => s.response)).size === 1) {
+      stats.identicalDropped++;
+      return;
+    }
     const pick = bestAndWorst(scored.map((s) => s.score));
-    if (!pick) { stats.noPair++; return; }
+    if (!pick) {
+      stats.noPair++;
+      return;
+    }
     const [w, l] = [scored[pick.chosen], scored[pick.rejected]];
     pairs.push({
-      prompt: samples.prompts[i], chosen: w.response, rejected: l.response, score_chosen: w.score, score_rejected: l.score,
-      chosen_correct: w.correct, rejected_correct: l.correct,
+      prompt: samples.prompts[i],
+      chosen: w.response,
+      rejected: l.response,
+      score_chosen: w.score,
+      score_rejected: l.score,
+      chosen_correct: w.correct,
+      rejected_correct: l.correct,
     });
   });
   stats.pairs = pairs.length;

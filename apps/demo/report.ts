@@ -9,10 +9,12 @@ import { barChart, esc, lineChart, PALETTE, pearson, scatterPlot } from "../../s
 import { dashboardHtml, readRuns } from "../../src/report/dashboard-page.js";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const pm = (s: { mean: number; std: number; runs: number[] }) => `${pct(s.mean)} ± ${(100 * s.std).toFixed(1)} (${s.runs.length} runs)`;
+const pm = (s: { mean: number; std: number; runs: number[] }) =>
+  `${pct(s.mean)} ± ${(100 * s.std).toFixed(1)} (${s.runs.length} runs)`;
 const points = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
 const interval = (c: Comparison) => `${points(c.mean_diff)} [${points(c.ci95[0])}, ${points(c.ci95[1])}]`;
-const labelOf = (p: PipelineResult, name: string) => (name === "sft" ? "SFT" : p.methods.find((m) => m.name === name)?.label ?? name);
+const labelOf = (p: PipelineResult, name: string) =>
+  name === "sft" ? "SFT" : (p.methods.find((m) => m.name === name)?.label ?? name);
 
 /** The sentence the console prints for a comparison: the difference, its interval, and whether it is beyond noise. */
 export function comparisonSentence(p: PipelineResult, c: Comparison): string {
@@ -22,10 +24,12 @@ export function comparisonSentence(p: PipelineResult, c: Comparison): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows.map((row, k) => {
-    const line = row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-    return k === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
-  }).join("\n");
+  return rows
+    .map((row, k) => {
+      const line = row.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+      return k === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
+    })
+    .join("\n");
 }
 
 const vsDpo = (p: PipelineResult, m: MethodResult) => p.comparisons.find((c) => c.a === m.name && c.b === "dpo");
@@ -36,33 +40,57 @@ const meanOver = <T>(xs: T[], f: (x: T) => number) => xs.reduce((s, x) => s + f(
 
 function dataLine(p: PipelineResult): string {
   const auc = p.data.map((d) => d.labels.gap_auc).filter((x): x is number => x !== null);
-  return `${Math.round(meanOver(p.data, (d) => d.pairs))} pairs per pair seed from ${p.data[0]?.prompts ?? 0} prompts; ` +
+  return (
+    `${Math.round(meanOver(p.data, (d) => d.pairs))} pairs per pair seed from ${p.data[0]?.prompts ?? 0} prompts; ` +
     `chosen answer wrong in ${pct(meanOver(p.data, (d) => d.labels.chosen_wrong))}, label backwards (chosen wrong, rejected right) in ${pct(meanOver(p.data, (d) => d.labels.flipped))}; ` +
-    (auc.length ? `the score gap tells a right label from a backwards one with AUC ${meanOver(auc, (x) => x).toFixed(2)}` : "no backwards label, so no AUC (the verifier picks every chosen)");
+    (auc.length
+      ? `the score gap tells a right label from a backwards one with AUC ${meanOver(auc, (x) => x).toFixed(2)}`
+      : "no backwards label, so no AUC (the verifier picks every chosen)")
+  );
 }
 
 /** The console summary: per pipeline, the table, the comparisons in words, the sweep. */
 export function demoSummary(r: DemoResult): string {
-  return r.pipelines.map((p) => {
-    const rows = [
-      ["method", "lr", "held-out accuracy", "vs SFT (points, 95% CI)", "vs DPO (points, 95% CI)"],
-      ["SFT (start)", "", pct(p.sft_accuracy.mean), "", ""],
-      ...p.methods.map((m) => {
-        const d = vsDpo(p, m);
-        const s = vsSft(p, m);
-        return [m.label, m.learning_rate.toExponential(1), pm(m.heldout_accuracy), s ? interval(s) : "", d ? interval(d) : ""];
-      }),
-    ];
-    const multiples = [...new Set(p.lr_sweep.map((s) => s.lr_multiple))].sort((a, b) => a - b);
-    const sweep = [
-      ["lr sweep (x DPO's lr)", ...multiples.map((k) => `${Number(k.toPrecision(3))}x`)],
-      ...p.methods.map((m) => [m.label, ...multiples.map((k) => {
-        const pt = p.lr_sweep.find((s) => s.name === m.name && s.lr_multiple === k);
-        return pt ? pct(pt.heldout_accuracy.mean) : "";
-      })]),
-    ];
-    return [`== ${p.name} pipeline ==`, dataLine(p), "", table(rows), "", ...p.comparisons.map((c) => comparisonSentence(p, c)), "", table(sweep)].join("\n");
-  }).join("\n\n");
+  return r.pipelines
+    .map((p) => {
+      const rows = [
+        ["method", "lr", "held-out accuracy", "vs SFT (points, 95% CI)", "vs DPO (points, 95% CI)"],
+        ["SFT (start)", "", pct(p.sft_accuracy.mean), "", ""],
+        ...p.methods.map((m) => {
+          const d = vsDpo(p, m);
+          const s = vsSft(p, m);
+          return [
+            m.label,
+            m.learning_rate.toExponential(1),
+            pm(m.heldout_accuracy),
+            s ? interval(s) : "",
+            d ? interval(d) : "",
+          ];
+        }),
+      ];
+      const multiples = [...new Set(p.lr_sweep.map((s) => s.lr_multiple))].sort((a, b) => a - b);
+      const sweep = [
+        ["lr sweep (x DPO's lr)", ...multiples.map((k) => `${Number(k.toPrecision(3))}x`)],
+        ...p.methods.map((m) => [
+          m.label,
+          ...multiples.map((k) => {
+            const pt = p.lr_sweep.find((s) => s.name === m.name && s.lr_multiple === k);
+            return pt ? pct(pt.heldout_accuracy.mean) : "";
+          }),
+        ]),
+      ];
+      return [
+        `== ${p.name} pipeline ==`,
+        dataLine(p),
+        "",
+        table(rows),
+        "",
+        ...p.comparisons.map((c) => comparisonSentence(p, c)),
+        "",
+        table(sweep),
+      ].join("\n");
+    })
+    .join("\n\n");
 }
 
 /** The report's runs, by directory, as the dashboard names them. */
@@ -71,23 +99,40 @@ export function demoRuns(r: DemoResult): { dir: string; name: string }[] {
 }
 
 function pipelineSection(p: PipelineResult): string {
-  const head = "<tr><th>method</th><th>lr (validation)</th><th>held-out accuracy (mean ± std)</th><th>runs</th><th>vs SFT, points [95% CI]</th><th>vs DPO, points [95% CI]</th><th>validation accuracy per lr</th></tr>";
-  const rows = p.methods.map((m) => {
-    const d = vsDpo(p, m);
-    const s = vsSft(p, m);
-    return `<tr><td>${esc(m.label)}</td><td>${m.learning_rate}</td><td>${pm(m.heldout_accuracy)}</td><td>${m.heldout_accuracy.runs.map(pct).join(", ")}</td>` +
-      `<td>${s ? `${interval(s)} ${s.verdict}` : ""}</td><td>${d ? `${interval(d)} ${d.verdict}` : ""}</td>` +
-      `<td>${m.validation.map((v) => `${v.learning_rate}: ${pct(v.accuracy)}`).join(", ")}</td></tr>`;
-  }).join("\n");
+  const head =
+    "<tr><th>method</th><th>lr (validation)</th><th>held-out accuracy (mean ± std)</th><th>runs</th><th>vs SFT, points [95% CI]</th><th>vs DPO, points [95% CI]</th><th>validation accuracy per lr</th></tr>";
+  const rows = p.methods
+    .map((m) => {
+      const d = vsDpo(p, m);
+      const s = vsSft(p, m);
+      return (
+        `<tr><td>${esc(m.label)}</td><td>${m.learning_rate}</td><td>${pm(m.heldout_accuracy)}</td><td>${m.heldout_accuracy.runs.map(pct).join(", ")}</td>` +
+        `<td>${s ? `${interval(s)} ${s.verdict}` : ""}</td><td>${d ? `${interval(d)} ${d.verdict}` : ""}</td>` +
+        `<td>${m.validation.map((v) => `${v.learning_rate}: ${pct(v.accuracy)}`).join(", ")}</td></tr>`
+      );
+    })
+    .join("\n");
   const bars = [
     { label: "SFT", value: p.sft_accuracy.mean, color: "#999" },
-    ...p.methods.map((m, i) => ({ label: m.label, value: m.heldout_accuracy.mean, error: m.heldout_accuracy.std, color: PALETTE[i % PALETTE.length] })),
+    ...p.methods.map((m, i) => ({
+      label: m.label,
+      value: m.heldout_accuracy.mean,
+      error: m.heldout_accuracy.std,
+      color: PALETTE[i % PALETTE.length],
+    })),
   ];
   const series = p.methods.map((m, i) => ({
-    name: m.label, color: PALETTE[i % PALETTE.length],
-    points: p.lr_sweep.filter((s) => s.name === m.name).sort((a, b) => a.lr_multiple - b.lr_multiple).map((s): [number, number] => [s.lr_multiple, s.heldout_accuracy.mean]),
+    name: m.label,
+    color: PALETTE[i % PALETTE.length],
+    points: p.lr_sweep
+      .filter((s) => s.name === m.name)
+      .sort((a, b) => a.lr_multiple - b.lr_multiple)
+      .map((s): [number, number] => [s.lr_multiple, s.heldout_accuracy.mean]),
   }));
-  const corr = pearson(p.weights.map((w) => w.w_qual), p.weights.map((w) => w.w_perf));
+  const corr = pearson(
+    p.weights.map((w) => w.w_qual),
+    p.weights.map((w) => w.w_perf),
+  );
   return `<section id="pipeline-${p.name}"><h2>The ${p.name} pipeline</h2>
 <p>${esc(dataLine(p))}.</p>
 <table>${head}
@@ -96,9 +141,17 @@ ${rows}</table>
 <ul>${p.comparisons.map((c) => `<li>${esc(comparisonSentence(p, c))}</li>`).join("")}</ul>
 <div class="charts">${barChart(`${p.name}: greedy accuracy on held-out problems (mean ± std over runs)`, "accuracy", bars, [0, 1])}
 ${lineChart(`${p.name}: held-out accuracy against learning rate`, "learning rate (multiple of DPO's validation choice)", "held-out accuracy", series)}
-${scatterPlot(`${p.name}: w_qual against w_perf of the training pairs (starting policy)`, "w_qual = σ(η(S_w − S_l))", "w_perf = (1 − σ(β·Δπ − τ_ref))^γ",
-    p.weights.map((w) => ({ x: w.w_qual, y: w.w_perf, color: !w.correct_chosen ? "#ff7f0e" : w.correct_rejected ? "#d62728" : "#1f77b4" })),
-    { note: `Pearson r = ${Number.isFinite(corr) ? corr.toFixed(2) : "n/a"}` })}</div>
+${scatterPlot(
+  `${p.name}: w_qual against w_perf of the training pairs (starting policy)`,
+  "w_qual = σ(η(S_w − S_l))",
+  "w_perf = (1 − σ(β·Δπ − τ_ref))^γ",
+  p.weights.map((w) => ({
+    x: w.w_qual,
+    y: w.w_perf,
+    color: !w.correct_chosen ? "#ff7f0e" : w.correct_rejected ? "#d62728" : "#1f77b4",
+  })),
+  { note: `Pearson r = ${Number.isFinite(corr) ? corr.toFixed(2) : "n/a"}` },
+)}</div>
 <p>Scatter: each dot is a training pair of the first pair seed (orange: the chosen answer is wrong; red: the rejected answer is right too).</p></section>`;
 }
 
@@ -120,8 +173,15 @@ ${r.pipelines.map(pipelineSection).join("\n")}
 <section id="settings"><h2>Settings</h2><pre>${esc(JSON.stringify(r.settings, null, 2))}</pre></section>`;
   const runs = demoRuns(r);
   return dashboardHtml({
-    title: "omni-dpo demo report", live: false, before, after, generated: "by omni-dpo demo",
-    updates: readRuns(runs.map((x) => x.dir), runs.map((x) => x.name)),
+    title: "omni-dpo demo report",
+    live: false,
+    before,
+    after,
+    generated: "by omni-dpo demo",
+    updates: readRuns(
+      runs.map((x) => x.dir),
+      runs.map((x) => x.name),
+    ),
   });
 }
 
@@ -137,9 +197,27 @@ function pipelineJson(p: PipelineResult): Record<string, unknown> {
   return {
     pipeline: p.name,
     sft_accuracy: { mean: p.sft_accuracy.mean, std: p.sft_accuracy.std },
-    methods: p.methods.map((m) => ({ name: m.name, learning_rate: m.learning_rate, heldout_accuracy: m.heldout_accuracy, cells: m.cells, validation: m.validation })),
-    comparisons: p.comparisons.map((c) => ({ a: c.a, b: c.b, mean_diff: c.mean_diff, ci95: c.ci95, verdict: c.verdict })),
-    lr_sweep: p.lr_sweep.map((s) => ({ name: s.name, lr_multiple: s.lr_multiple, learning_rate: s.learning_rate, heldout_accuracy: s.heldout_accuracy.mean, runs: s.heldout_accuracy.runs })),
+    methods: p.methods.map((m) => ({
+      name: m.name,
+      learning_rate: m.learning_rate,
+      heldout_accuracy: m.heldout_accuracy,
+      cells: m.cells,
+      validation: m.validation,
+    })),
+    comparisons: p.comparisons.map((c) => ({
+      a: c.a,
+      b: c.b,
+      mean_diff: c.mean_diff,
+      ci95: c.ci95,
+      verdict: c.verdict,
+    })),
+    lr_sweep: p.lr_sweep.map((s) => ({
+      name: s.name,
+      lr_multiple: s.lr_multiple,
+      learning_rate: s.learning_rate,
+      heldout_accuracy: s.heldout_accuracy.mean,
+      runs: s.heldout_accuracy.runs,
+    })),
     data: p.data,
   };
 }
@@ -150,5 +228,10 @@ function pipelineJson(p: PipelineResult): Record<string, unknown> {
  */
 export function demoJson(r: DemoResult): Record<string, unknown> {
   const pipelines = r.pipelines.map(pipelineJson);
-  return { ...(pipelines.length === 1 ? pipelines[0] : {}), pipelines, settings: r.settings, wall_seconds: r.wall_seconds };
+  return {
+    ...(pipelines.length === 1 ? pipelines[0] : {}),
+    pipelines,
+    settings: r.settings,
+    wall_seconds: r.wall_seconds,
+  };
 }

@@ -13,13 +13,20 @@ import { greedyCorrect } from "./evaluate.js";
 
 /** K samples per prompt from the starting policy, scored by the verifier and the noisy process judge. */
 export interface SampleJob {
-  kind: "sample"; id: string; sftDir: string; prompts: string[];
-  samples: number; temperature: number; judgeNoise: number; seed: number;
+  kind: "sample";
+  id: string;
+  sftDir: string;
+  prompts: string[];
+  samples: number;
+  temperature: number;
+  judgeNoise: number;
+  seed: number;
 }
 
 /** One training run through the trainer, then greedy correctness on `evaluate`. */
 export interface TrainJob {
-  kind: "train"; id: string;
+  kind: "train";
+  id: string;
   /** The recipe, as a YAML file would give it (output_dir included). */
   recipe: Record<string, unknown>;
   evaluate: ArithProblem[];
@@ -37,7 +44,10 @@ export async function executeJob(job: Job): Promise<ScoredSamples | { correct: n
     const sft = loadModel(job.sftDir);
     try {
       return await sampleAndScore(sft, tokenizer, job.prompts, arithScorer({ noise: job.judgeNoise, seed: job.seed }), {
-        samples: job.samples, temperature: job.temperature, maxNewTokens: 64, seed: job.seed,
+        samples: job.samples,
+        temperature: job.temperature,
+        maxNewTokens: 64,
+        seed: job.seed,
       });
     } finally {
       sft.dispose();
@@ -67,7 +77,10 @@ export class JobPool {
   #closed = false;
   done = 0;
 
-  constructor(size = availableParallelism(), readonly onDone?: (done: number) => void) {
+  constructor(
+    size = availableParallelism(),
+    readonly onDone?: (done: number) => void,
+  ) {
     this.size = Math.max(1, Math.floor(size));
   }
 
@@ -89,11 +102,18 @@ export class JobPool {
       const worker = this.#idle.pop() ?? (this.#workers.length < this.size ? this.#spawn() : null);
       if (!worker) return;
       const task = this.#queue.shift()!;
-      const finish = () => { worker.off("message", onMessage); worker.off("exit", onExit); };
+      const finish = () => {
+        worker.off("message", onMessage);
+        worker.off("exit", onExit);
+      };
       const onMessage = (m: { id: string; result?: unknown; error?: string }) => {
         if (m.id !== task.job.id) return;
         finish();
-        if (m.error !== undefined) { this.#fail(new Error(`demo job ${task.job.id} failed:\n${m.error}`)); task.reject(this.#failure!); return; }
+        if (m.error !== undefined) {
+          this.#fail(new Error(`demo job ${task.job.id} failed:\n${m.error}`));
+          task.reject(this.#failure!);
+          return;
+        }
         this.done++;
         this.onDone?.(this.done);
         this.#idle.push(worker);
@@ -104,7 +124,11 @@ export class JobPool {
         finish();
         if (this.#closed) return;
         const stderr = this.#stderr.get(worker) ?? "";
-        this.#fail(new Error(`demo worker running job ${task.job.id} exited (${signal ?? `code ${code}`})${stderr ? `:\n${stderr}` : ""}`));
+        this.#fail(
+          new Error(
+            `demo worker running job ${task.job.id} exited (${signal ?? `code ${code}`})${stderr ? `:\n${stderr}` : ""}`,
+          ),
+        );
         task.reject(this.#failure!);
       };
       worker.on("message", onMessage);
@@ -116,10 +140,15 @@ export class JobPool {
   #spawn(): ChildProcess {
     const script = fileURLToPath(new URL("./worker.js", import.meta.url));
     // Own stdout/stderr pipes: the demo's --json output stays one line, and a failure shows the worker's last words.
-    const worker = fork(script, [], { stdio: ["ignore", "ignore", "pipe", "ipc"], env: { ...process.env, OMP_NUM_THREADS: "1" } });
+    const worker = fork(script, [], {
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      env: { ...process.env, OMP_NUM_THREADS: "1" },
+    });
     this.#workers.push(worker);
     // Always read it (a full pipe would block the worker); keep the tail for error messages.
-    worker.stderr!.on("data", (chunk: Buffer) => this.#stderr.set(worker, ((this.#stderr.get(worker) ?? "") + chunk.toString()).slice(-4000)));
+    worker.stderr!.on("data", (chunk: Buffer) =>
+      this.#stderr.set(worker, ((this.#stderr.get(worker) ?? "") + chunk.toString()).slice(-4000)),
+    );
     return worker;
   }
 

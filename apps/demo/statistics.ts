@@ -2,7 +2,11 @@
 // 95% confidence interval that counts both sources of noise a reviewer asks about: which seeds
 // the runs drew (training seed and pair-building seed) and which problems were held out.
 
-export interface Spread { mean: number; std: number; runs: number[] }
+export interface Spread {
+  mean: number;
+  std: number;
+  runs: number[];
+}
 
 /** Mean and sample standard deviation (0 for one run). */
 export function spread(runs: number[]): Spread {
@@ -31,15 +35,21 @@ export interface PairedDifference {
 export function pairedDifference(a: number[][], b: number[][]): PairedDifference {
   if (a.length === 0 || a.length !== b.length) throw new RangeError(`paired runs: ${a.length} against ${b.length}`);
   const problems = a[0].length;
-  for (const rows of [a, b]) for (const r of rows) if (r.length !== problems) throw new RangeError(`paired runs must cover the same ${problems} problems, got ${r.length}`);
-  const diff = a.map((row, c) => row.map((x, j) => x - b[c][j]));           // [runs][problems]
-  const byRun = diff.map(average);                                            // [runs]
+  for (const rows of [a, b])
+    for (const r of rows)
+      if (r.length !== problems)
+        throw new RangeError(`paired runs must cover the same ${problems} problems, got ${r.length}`);
+  const diff = a.map((row, c) => row.map((x, j) => x - b[c][j])); // [runs][problems]
+  const byRun = diff.map(average); // [runs]
   const byProblem = Array.from({ length: problems }, (_, j) => average(diff.map((row) => row[j]))); // [problems]
   const runPart = a.length > 1 ? sampleVariance(byRun) / a.length : 0;
   const problemPart = problems > 1 ? sampleVariance(byProblem) / problems : 0;
   const se = Math.sqrt(runPart + problemPart);
-  const df = se === 0 ? Infinity : (runPart + problemPart) ** 2 /
-    ((a.length > 1 ? runPart ** 2 / (a.length - 1) : 0) + (problems > 1 ? problemPart ** 2 / (problems - 1) : 0));
+  const df =
+    se === 0
+      ? Infinity
+      : (runPart + problemPart) ** 2 /
+        ((a.length > 1 ? runPart ** 2 / (a.length - 1) : 0) + (problems > 1 ? problemPart ** 2 / (problems - 1) : 0));
   const meanDiff = average(byRun);
   const half = studentT975(df) * se;
   return { mean_diff: meanDiff, ci95: [meanDiff - half, meanDiff + half], se, df };
@@ -53,7 +63,9 @@ export function verdict(d: { ci95: [number, number] }): "better" | "worse" | "wi
 /** The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95%). */
 export function studentT975(df: number): number {
   if (!(df > 0)) throw new RangeError(`degrees of freedom must be > 0, got ${df}`);
-  const table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131];
+  const table = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131,
+  ];
   if (df < 1) return table[0];
   if (df <= table.length && Number.isInteger(df)) return table[df - 1];
   if (df < table.length) return table[Math.floor(df) - 1]; // between two entries: the wider

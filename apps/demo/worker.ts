@@ -11,7 +11,7 @@ process.on("message", (job: Job) => {
     try {
       process.send!({ id: job.id, result: await executeJob(job) });
     } catch (e) {
-      process.send!({ id: job.id, error: e instanceof Error ? e.stack ?? e.message : String(e) });
+      process.send!({ id: job.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
     }
   })();
 });

@@ -11,7 +11,8 @@ export interface Command {
 export function positiveInt(text: string | undefined, name: string, fallback: number, allowZero = false): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new UsageError(`${name} must be a${allowZero ? " non-negative" : " positive"} integer, got '${text}'`);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1))
+    throw new UsageError(`${name} must be a${allowZero ? " non-negative" : " positive"} integer, got '${text}'`);
   return n;
 }
 
@@ -19,7 +20,8 @@ export function positiveInt(text: string | undefined, name: string, fallback: nu
 export function probability(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (text.trim() === "" || !(n >= 0 && n <= 1)) throw new UsageError(`${name} must be a probability from 0 to 1, got '${text}'`);
+  if (text.trim() === "" || !(n >= 0 && n <= 1))
+    throw new UsageError(`${name} must be a probability from 0 to 1, got '${text}'`);
   return n;
 }
 
@@ -45,7 +47,8 @@ export async function resolveDevice(flag: string | undefined): Promise<"cpu" | "
   const torch = await import("../torch/index.js");
   const want = flag ?? "auto";
   if (want === "auto") return torch.cuda.isAvailable() ? "cuda" : "cpu";
-  if (want !== "cpu" && !/^cuda(:\d+)?$/.test(want)) throw new UsageError(`--device must be auto, cpu, cuda or cuda:N, got '${want}'`);
+  if (want !== "cpu" && !/^cuda(:\d+)?$/.test(want))
+    throw new UsageError(`--device must be auto, cpu, cuda or cuda:N, got '${want}'`);
   if (want !== "cpu" && !torch.cuda.isAvailable()) throw new UsageError(`--device ${want}: this LibTorch has no CUDA`);
   return want as "cpu" | "cuda" | `cuda:${number}`;
 }

@@ -4,14 +4,20 @@ import { UsageError, positiveInt } from "./args.js";
 import type { EndpointGenerator } from "../generation/endpoint.js";
 
 export const ENDPOINT_OPTIONS = {
-  endpoint: { type: "string" }, "endpoint-model": { type: "string" }, "endpoint-concurrency": { type: "string" },
-  "endpoint-key-env": { type: "string" }, "endpoint-timeout": { type: "string" },
+  endpoint: { type: "string" },
+  "endpoint-model": { type: "string" },
+  "endpoint-concurrency": { type: "string" },
+  "endpoint-key-env": { type: "string" },
+  "endpoint-timeout": { type: "string" },
   "endpoint-retries": { type: "string" },
 } as const;
 
 export const JUDGE_OPTIONS = {
-  "judge-endpoint": { type: "string" }, "judge-model": { type: "string" }, "judge-template": { type: "string" },
-  "judge-retries": { type: "string" }, "judge-max-tokens": { type: "string" },
+  "judge-endpoint": { type: "string" },
+  "judge-model": { type: "string" },
+  "judge-template": { type: "string" },
+  "judge-retries": { type: "string" },
+  "judge-max-tokens": { type: "string" },
 } as const;
 
 export const JUDGE_HELP = `
@@ -55,14 +61,17 @@ export async function judgeFromFlags(values: Values, command: string) {
   const judge = await endpointFromFlags(flags, command);
   const { llmJudgeScorer } = await import("../eval/llm-judge.js");
   return llmJudgeScorer(judge!, {
-    templateFile: str("judge-template"), retries: positiveInt(str("judge-retries"), "--judge-retries", 2, true),
+    templateFile: str("judge-template"),
+    retries: positiveInt(str("judge-retries"), "--judge-retries", 2, true),
     maxTokens: positiveInt(str("judge-max-tokens"), "--judge-max-tokens", 256),
   });
 }
 
 /** The endpoint generator the flags ask for, or null without --endpoint. */
 export async function endpointFromFlags(
-  values: Values, command: string, maxPositions?: number,
+  values: Values,
+  command: string,
+  maxPositions?: number,
 ): Promise<EndpointGenerator | null> {
   const str = (k: string) => values[k] as string | undefined;
   const url = str("endpoint");
@@ -72,7 +81,9 @@ export async function endpointFromFlags(
     return null;
   }
   let parsed: URL;
-  try { parsed = new URL(url); } catch {
+  try {
+    parsed = new URL(url);
+  } catch {
     throw new UsageError(`${command}: --endpoint must be a URL such as http://localhost:8000/v1, got '${url}'`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
@@ -86,9 +97,12 @@ export async function endpointFromFlags(
   }
   const { EndpointGenerator } = await import("../generation/endpoint.js");
   return new EndpointGenerator({
-    baseURL: url.replace(/\/+$/, ""), model, apiKey: process.env[keyEnv],
+    baseURL: url.replace(/\/+$/, ""),
+    model,
+    apiKey: process.env[keyEnv],
     concurrency: positiveInt(str("endpoint-concurrency"), "--endpoint-concurrency", 8),
     timeoutMs: 1000 * positiveInt(str("endpoint-timeout"), "--endpoint-timeout", 600),
-    maxRetries: positiveInt(str("endpoint-retries"), "--endpoint-retries", 4, true), maxPositions,
+    maxRetries: positiveInt(str("endpoint-retries"), "--endpoint-retries", 4, true),
+    maxPositions,
   });
 }

@@ -10,7 +10,11 @@ import type { Generator } from "../generation/types.js";
 import type { Tokenizer } from "../text/index.js";
 import { rng } from "./mixer.js";
 
-export interface Scored { response: string; score: number; correct: boolean }
+export interface Scored {
+  response: string;
+  score: number;
+  correct: boolean;
+}
 
 /** What a scorer says about one response: a score (0..10, or 0..1.1 which is rescaled x10) and, when known, correctness. */
 export type ScoreResult = number | { score: number; correct?: boolean };
@@ -29,7 +33,15 @@ export interface BinarizeOptions {
   seed?: number;
 }
 
-export interface Pair { prompt: string; chosen: string; rejected: string; score_chosen: number; score_rejected: number; chosen_correct: boolean; rejected_correct: boolean }
+export interface Pair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  score_chosen: number;
+  score_rejected: number;
+  chosen_correct: boolean;
+  rejected_correct: boolean;
+}
 
 /**
  * One prompt's responses to at most one pair, or null (no qualifying chosen or rejected, or
@@ -37,38 +49,59 @@ export interface Pair { prompt: string; chosen: string; rejected: string; score_
  * random one. Rejected: score <= chosen - margin, the lowest, a random one, or "positive"
  * (prefer a low-scoring correct response, else a low-scoring wrong one).
  */
-export function binarize(prompt: string, responses: Scored[], options: BinarizeOptions = {}, random: () => number = Math.random): Pair | null {
+export function binarize(
+  prompt: string,
+  responses: Scored[],
+  options: BinarizeOptions = {},
+  random: () => number = Math.random,
+): Pair | null {
   if (responses.length < 2 || new Set(responses.map((r) => r.response)).size === 1) return null;
   const minChosen = options.minChosenScore ?? 6;
   const margin = options.margin ?? 5;
   const candidates = responses.filter((r) => r.correct && r.score > minChosen);
   if (candidates.length === 0) return null;
   const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)];
-  const chosen = (options.chosen ?? "highest") === "highest" ? candidates.reduce((a, b) => (b.score > a.score ? b : a)) : pick(candidates);
-  const rejectable = responses.filter((r) => r !== chosen && r.response !== chosen.response && r.score <= chosen.score - margin);
+  const chosen =
+    (options.chosen ?? "highest") === "highest"
+      ? candidates.reduce((a, b) => (b.score > a.score ? b : a))
+      : pick(candidates);
+  const rejectable = responses.filter(
+    (r) => r !== chosen && r.response !== chosen.response && r.score <= chosen.score - margin,
+  );
   if (rejectable.length === 0) return null;
   const lowest = (xs: Scored[]) => xs.reduce((a, b) => (b.score < a.score ? b : a));
   let rejected: Scored;
   switch (options.rejected ?? "lowest") {
-    case "lowest": rejected = lowest(rejectable); break;
-    case "random": rejected = pick(rejectable); break;
+    case "lowest":
+      rejected = lowest(rejectable);
+      break;
+    case "random":
+      rejected = pick(rejectable);
+      break;
     case "positive": {
       const correct = rejectable.filter((r) => r.correct);
       rejected = lowest(correct.length ? correct : rejectable);
       break;
     }
-    default: throw new Error(`unknown rejected strategy '${options.rejected}'; expected lowest, random or positive`);
+    default:
+      throw new Error(`unknown rejected strategy '${options.rejected}'; expected lowest, random or positive`);
   }
   return {
-    prompt, chosen: chosen.response, rejected: rejected.response, score_chosen: chosen.score, score_rejected: rejected.score,
-    chosen_correct: chosen.correct, rejected_correct: rejected.correct,
+    prompt,
+    chosen: chosen.response,
+    rejected: rejected.response,
+    score_chosen: chosen.score,
+    score_rejected: rejected.score,
+    chosen_correct: chosen.correct,
+    rejected_correct: rejected.correct,
   };
 }
 
 /** A scorer's answer as {score, correct}; a bare number counts as correct (no verifier). */
 export function normaliseScore(result: ScoreResult): { score: number; correct: boolean } {
   const r = typeof result === "number" ? { score: result } : result;
-  if (typeof r.score !== "number" || !Number.isFinite(r.score)) throw new Error(`scorer returned a non-finite score: ${JSON.stringify(result)}`);
+  if (typeof r.score !== "number" || !Number.isFinite(r.score))
+    throw new Error(`scorer returned a non-finite score: ${JSON.stringify(result)}`);
   return { score: r.score, correct: r.correct ?? true };
 }
 
@@ -82,7 +115,10 @@ export function scoreScale(scores: number[]): number {
 }
 
 /** What `data build` hands a named scorer: its --seed, and its --judge-noise when given. */
-export interface ScorerOptions { seed: number; noise?: number }
+export interface ScorerOptions {
+  seed: number;
+  noise?: number;
+}
 export type ScorerFactory = (options: ScorerOptions) => Scorer;
 
 const namedScorers = new Map<string, ScorerFactory>();
@@ -92,7 +128,8 @@ const namedScorers = new Map<string, ScorerFactory>();
  * command registers the arithmetic task's as "arith". A name is a plain word, used once.
  */
 export function registerScorer(name: string, factory: ScorerFactory): void {
-  if (!/^[a-z][a-z0-9_-]*$/i.test(name)) throw new Error(`registerScorer: '${name}' is not a plain name (letters, digits, - and _)`);
+  if (!/^[a-z][a-z0-9_-]*$/i.test(name))
+    throw new Error(`registerScorer: '${name}' is not a plain name (letters, digits, - and _)`);
   if (namedScorers.has(name)) throw new Error(`registerScorer: a scorer named '${name}' is already registered`);
   if (typeof factory !== "function") throw new Error(`registerScorer('${name}'): the factory must be a function`);
   namedScorers.set(name, factory);
@@ -111,25 +148,33 @@ export async function loadScorer(nameOrPath: string, options: ScorerOptions = { 
   const named = namedScorers.get(nameOrPath);
   if (named) return named(options);
   const path = nameOrPath;
-  const mod = await import(pathToFileURL(resolve(path)).href) as { score?: Scorer; default?: { score?: Scorer } | Scorer };
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as {
+    score?: Scorer;
+    default?: { score?: Scorer } | Scorer;
+  };
   const fn = mod.score ?? (typeof mod.default === "function" ? mod.default : mod.default?.score);
-  if (typeof fn !== "function") throw new Error(`${path}: a scorer module must export a function score(prompt, response)`);
+  if (typeof fn !== "function")
+    throw new Error(`${path}: a scorer module must export a function score(prompt, response)`);
   return fn;
 }
 
 export interface BuildOptions extends BinarizeOptions {
-  samples?: number;          // K responses per prompt (default 5)
-  temperature?: number;      // default 0.8, as the reference samples
+  samples?: number; // K responses per prompt (default 5)
+  temperature?: number; // default 0.8, as the reference samples
   topP?: number;
   maxNewTokens?: number;
-  batchSize?: number;        // prompts per generation batch
-  maxPairs?: number;         // reference: up to 10,000
+  batchSize?: number; // prompts per generation batch
+  maxPairs?: number; // reference: up to 10,000
   stopStrings?: string[];
   onProgress?: (done: number, total: number) => void;
 }
 
 export interface BuildStats {
-  prompts: number; responses: number; identicalDropped: number; noPair: number; pairs: number;
+  prompts: number;
+  responses: number;
+  identicalDropped: number;
+  noPair: number;
+  pairs: number;
   /** Prompts with a pair beyond maxPairs (not kept). */
   overCap: number;
   correctShare: number;
@@ -138,14 +183,25 @@ export interface BuildStats {
 }
 
 /** Every prompt's K sampled responses, scored, on the scale pairs are built on (see scoreScale). */
-export interface ScoredSamples { prompts: string[]; scored: Scored[][]; scoreScale: number; correctShare: number }
+export interface ScoredSamples {
+  prompts: string[];
+  scored: Scored[][];
+  scoreScale: number;
+  correctShare: number;
+}
 
 /**
  * Samples K responses per prompt from the policy and scores them all. All samples are scored
  * before any pair is made, so the score scale is decided from the whole set, as the reference does.
  * The policy is a Generator (the local model, or an OpenAI-compatible endpoint) or a model.
  */
-export async function sampleAndScore(model: CausalLM | Generator, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<ScoredSamples> {
+export async function sampleAndScore(
+  model: CausalLM | Generator,
+  tokenizer: Tokenizer,
+  prompts: string[],
+  scorer: Scorer,
+  options: BuildOptions = {},
+): Promise<ScoredSamples> {
   const k = options.samples ?? 5;
   const batchSize = options.batchSize ?? 16;
   const random = rng(options.seed ?? 0);
@@ -153,10 +209,17 @@ export async function sampleAndScore(model: CausalLM | Generator, tokenizer: Tok
   const scoredByPrompt: Scored[][] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
     const chunk = prompts.slice(start, start + batchSize);
-    const out = await generator.generate(chunk.map((prompt) => ({
-      prompt, n: k, maxTokens: options.maxNewTokens ?? 64, temperature: options.temperature ?? 0.8, topP: options.topP,
-      stop: options.stopStrings,
-    })), { seed: Math.floor(random() * 2 ** 31) });
+    const out = await generator.generate(
+      chunk.map((prompt) => ({
+        prompt,
+        n: k,
+        maxTokens: options.maxNewTokens ?? 64,
+        temperature: options.temperature ?? 0.8,
+        topP: options.topP,
+        stop: options.stopStrings,
+      })),
+      { seed: Math.floor(random() * 2 ** 31) },
+    );
     for (let i = 0; i < chunk.length; i++) {
       const scored: Scored[] = [];
       for (const { text: response } of out[i]) {
@@ -169,30 +232,48 @@ export async function sampleAndScore(model: CausalLM | Generator, tokenizer: Tok
   const all = scoredByPrompt.flat();
   const scale = scoreScale(all.map((s) => s.score));
   return {
-    prompts, scoreScale: scale, correctShare: all.length ? all.filter((s) => s.correct).length / all.length : 0,
-    scored: scale === 1 ? scoredByPrompt : scoredByPrompt.map((xs) => xs.map((s) => ({ ...s, score: s.score * scale }))),
+    prompts,
+    scoreScale: scale,
+    correctShare: all.length ? all.filter((s) => s.correct).length / all.length : 0,
+    scored:
+      scale === 1 ? scoredByPrompt : scoredByPrompt.map((xs) => xs.map((s) => ({ ...s, score: s.score * scale }))),
   };
 }
 
 /** The counts of a binarisation about to start over `samples` (no prompt counted yet). */
 export function emptyStats(samples: ScoredSamples): BuildStats {
   return {
-    prompts: samples.prompts.length, responses: samples.scored.reduce((n, xs) => n + xs.length, 0), identicalDropped: 0, noPair: 0, pairs: 0, overCap: 0,
-    correctShare: samples.correctShare, scoreScale: samples.scoreScale,
+    prompts: samples.prompts.length,
+    responses: samples.scored.reduce((n, xs) => n + xs.length, 0),
+    identicalDropped: 0,
+    noPair: 0,
+    pairs: 0,
+    overCap: 0,
+    correctShare: samples.correctShare,
+    scoreScale: samples.scoreScale,
   };
 }
 
 /** Binarises scored samples with the reference's math rules (see binarize); `seed` drives the random strategies. */
-export function pairsFromSamples(samples: ScoredSamples, options: BuildOptions = {}): { pairs: Pair[]; stats: BuildStats } {
+export function pairsFromSamples(
+  samples: ScoredSamples,
+  options: BuildOptions = {},
+): { pairs: Pair[]; stats: BuildStats } {
   // The random strategies' own stream (offset from the sampling stream's seed, so the two do not
   // echo each other): binarising the same samples twice picks the same pairs.
   const random = rng((options.seed ?? 0) + 1_000_003);
   const stats = emptyStats(samples);
   const pairs: Pair[] = [];
   samples.scored.forEach((scored, i) => {
-    if (new Set(scored.map((s) => s.response)).size === 1) { stats.identicalDropped++; return; }
+    if (new Set(scored.map((s) => s.response)).size === 1) {
+      stats.identicalDropped++;
+      return;
+    }
     const pair = binarize(samples.prompts[i], scored, options, random);
-    if (!pair) { stats.noPair++; return; }
+    if (!pair) {
+      stats.noPair++;
+      return;
+    }
     if (pairs.length < (options.maxPairs ?? 10_000)) pairs.push(pair);
     else stats.overCap++;
   });
@@ -201,6 +282,12 @@ export function pairsFromSamples(samples: ScoredSamples, options: BuildOptions =
 }
 
 /** Samples, scores and pairs responses for every prompt (sampleAndScore, then pairsFromSamples). */
-export async function buildPairs(model: CausalLM | Generator, tokenizer: Tokenizer, prompts: string[], scorer: Scorer, options: BuildOptions = {}): Promise<{ pairs: Pair[]; stats: BuildStats }> {
+export async function buildPairs(
+  model: CausalLM | Generator,
+  tokenizer: Tokenizer,
+  prompts: string[],
+  scorer: Scorer,
+  options: BuildOptions = {},
+): Promise<{ pairs: Pair[]; stats: BuildStats }> {
   return pairsFromSamples(await sampleAndScore(model, tokenizer, prompts, scorer, options), options);
 }

@@ -15,16 +15,28 @@ export const CHAT_RENDERINGS = ["trl", "reference"] as const;
 export type ChatRendering = (typeof CHAT_RENDERINGS)[number];
 
 /** The template a record renders with (the tokenizer's when undefined) and where it comes from. */
-interface TemplateChoice { chatTemplate: string | undefined; templateSource: string | undefined }
+interface TemplateChoice {
+  chatTemplate: string | undefined;
+  templateSource: string | undefined;
+}
 
-export interface FormattedPair { prompt: string; chosen: string; rejected: string }
+export interface FormattedPair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+}
 
 /**
  * `record` as text: plain-text records as they are, conversational ones through the chat template
  * (`chatTemplate`, from `templateSource` as errors name it, or else the tokenizer's own).
  */
-export function formatRecord(record: PreferenceRecord, tokenizer: Tokenizer, chatTemplate?: string,
-  rendering: ChatRendering = "trl", templateSource?: string): FormattedPair {
+export function formatRecord(
+  record: PreferenceRecord,
+  tokenizer: Tokenizer,
+  chatTemplate?: string,
+  rendering: ChatRendering = "trl",
+  templateSource?: string,
+): FormattedPair {
   const template = { chatTemplate, templateSource };
   const { prompt, chosen, rejected } = record;
   if (typeof chosen === "string" && typeof rejected === "string") {
@@ -52,7 +64,12 @@ export function isConversationalPair(record: PreferenceRecord): boolean {
 function splitConversation(record: PreferenceRecord): { prompt: Message[]; chosen: Message[]; rejected: Message[] } {
   const chosen = record.chosen as Message[];
   const rejected = record.rejected as Message[];
-  if (Array.isArray(record.prompt)) return { prompt: record.prompt, chosen: answerAfter(record.prompt, chosen), rejected: answerAfter(record.prompt, rejected) };
+  if (Array.isArray(record.prompt))
+    return {
+      prompt: record.prompt,
+      chosen: answerAfter(record.prompt, chosen),
+      rejected: answerAfter(record.prompt, rejected),
+    };
   if (typeof record.prompt === "string" && chosen.length < 2 && rejected.length < 2) {
     return { prompt: [{ role: "user", content: record.prompt }], chosen, rejected };
   }
@@ -69,7 +86,9 @@ function splitConversation(record: PreferenceRecord): { prompt: Message[]; chose
  * `data build` writes them, and UltraFeedback does); the answer is then what follows it.
  */
 function answerAfter(prompt: readonly Message[], answer: Message[]): Message[] {
-  return answer.length > prompt.length && prompt.every((m, i) => sameMessage(answer[i]!, m)) ? answer.slice(prompt.length) : answer;
+  return answer.length > prompt.length && prompt.every((m, i) => sameMessage(answer[i]!, m))
+    ? answer.slice(prompt.length)
+    : answer;
 }
 
 function sameMessage(a: Message, b: Message): boolean {
@@ -87,9 +106,14 @@ function formatTrl(record: PreferenceRecord, tokenizer: Tokenizer, template: Tem
   const at = where(record.source);
   const split = splitConversation(record);
   const last = split.prompt[split.prompt.length - 1];
-  if (!last) throw new DataError([`${at}: field 'chosen': chosen and rejected differ from their first message, so there is no prompt`]);
+  if (!last)
+    throw new DataError([
+      `${at}: field 'chosen': chosen and rejected differ from their first message, so there is no prompt`,
+    ]);
   if (last.role !== "user" && last.role !== "tool" && last.role !== "assistant") {
-    throw new DataError([`${at}: field 'prompt': the prompt's last message must be the user's (or a tool's, or an assistant's to continue), got role '${last.role}'`]);
+    throw new DataError([
+      `${at}: field 'prompt': the prompt's last message must be the user's (or a tool's, or an assistant's to continue), got role '${last.role}'`,
+    ]);
   }
   // A prompt ending with the assistant's words is continued, not answered in a new turn.
   const open = last.role === "assistant" ? { continueFinalMessage: true } : { addGenerationPrompt: true };
@@ -117,15 +141,22 @@ function formatTrl(record: PreferenceRecord, tokenizer: Tokenizer, template: Tem
  * dropped there. Found as what the template renders for no messages at all, when it renders the
  * prompt the same with and without add_generation_prompt and the prompt ends with it.
  */
-function unconditionalGenerationPrompt(prompt: Message[], withGenerationPrompt: string, tokenizer: Tokenizer,
-  template: TemplateChoice): string | null {
+function unconditionalGenerationPrompt(
+  prompt: Message[],
+  withGenerationPrompt: string,
+  tokenizer: Tokenizer,
+  template: TemplateChoice,
+): string | null {
   try {
-    const without = tokenizer.applyChatTemplate(prompt.map((m) => ({ ...m })), { ...template, addGenerationPrompt: false });
+    const without = tokenizer.applyChatTemplate(
+      prompt.map((m) => ({ ...m })),
+      { ...template, addGenerationPrompt: false },
+    );
     if (without !== withGenerationPrompt) return null;
     const trailer = tokenizer.applyChatTemplate([], { ...template, addGenerationPrompt: false });
     return trailer.trim() !== "" && withGenerationPrompt.endsWith(trailer) ? trailer : null;
   } catch {
-    return null;  // a template that cannot render no messages writes nothing unasked
+    return null; // a template that cannot render no messages writes nothing unasked
   }
 }
 
@@ -161,7 +192,11 @@ function formatReference(record: PreferenceRecord, tokenizer: Tokenizer, choice:
     rejectedTurn = rejectedMessages.slice(-1);
   }
   const template = choice.chatTemplate ?? tokenizer.chatTemplate;
-  if (template && (template.includes("system") || template.includes("<|im_start|>")) && promptMessages[0]?.role !== "system") {
+  if (
+    template &&
+    (template.includes("system") || template.includes("<|im_start|>")) &&
+    promptMessages[0]?.role !== "system"
+  ) {
     promptMessages.unshift({ role: "system", content: "" });
   }
   const bos = tokenizer.bosToken;
@@ -173,13 +208,23 @@ function formatReference(record: PreferenceRecord, tokenizer: Tokenizer, choice:
   };
 }
 
-function render(messages: Text, tokenizer: Tokenizer, template: TemplateChoice, record: PreferenceRecord,
-  open: { addGenerationPrompt?: boolean; continueFinalMessage?: boolean } = {}): string {
+function render(
+  messages: Text,
+  tokenizer: Tokenizer,
+  template: TemplateChoice,
+  record: PreferenceRecord,
+  open: { addGenerationPrompt?: boolean; continueFinalMessage?: boolean } = {},
+): string {
   if (typeof messages === "string") return messages;
   try {
-    return tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { ...template, ...open });
+    return tokenizer.applyChatTemplate(
+      messages.map((m) => ({ ...m })),
+      { ...template, ...open },
+    );
   } catch (e) {
-    throw new DataError([`${where(record.source)}: cannot render the conversation with the chat template: ${(e as Error).message}`]);
+    throw new DataError([
+      `${where(record.source)}: cannot render the conversation with the chat template: ${(e as Error).message}`,
+    ]);
   }
 }
 
@@ -192,7 +237,12 @@ export class RenderingComparison {
   constructor(private readonly rendering: ChatRendering) {}
 
   /** Renders `record` the other way too and counts a difference (or the other way failing). */
-  compare(record: PreferenceRecord, formatted: FormattedPair, tokenizer: Tokenizer, chatTemplate: string | undefined): void {
+  compare(
+    record: PreferenceRecord,
+    formatted: FormattedPair,
+    tokenizer: Tokenizer,
+    chatTemplate: string | undefined,
+  ): void {
     if (!isConversationalPair(record)) return;
     this.compared++;
     const other: ChatRendering = this.rendering === "trl" ? "reference" : "trl";
@@ -200,7 +250,9 @@ export class RenderingComparison {
     try {
       const o = formatRecord(record, tokenizer, chatTemplate, other);
       const field = (["prompt", "chosen", "rejected"] as const).find((f) => o[f] !== formatted[f]);
-      detail = field ? `${field} ${JSON.stringify(clip(formatted[field], 60))} here, ${JSON.stringify(clip(o[field], 60))} with ${other}` : null;
+      detail = field
+        ? `${field} ${JSON.stringify(clip(formatted[field], 60))} here, ${JSON.stringify(clip(o[field], 60))} with ${other}`
+        : null;
     } catch (e) {
       detail = `the ${other} rendering fails: ${(e as Error).message}`;
     }
@@ -211,11 +263,14 @@ export class RenderingComparison {
 
   warning(): string | null {
     if (this.differing === 0) return null;
-    const why = this.rendering === "trl"
-      ? "chat_rendering: reference renders as the Uni-DPO reference does, for exact parity with it"
-      : "chat_rendering: trl renders as TRL does";
-    return `chat_rendering ${this.rendering}: ${this.differing} of ${this.compared} conversational records render differently with ` +
-      `chat_rendering ${this.rendering === "trl" ? "reference" : "trl"} (first, ${this.first}); ${why}`;
+    const why =
+      this.rendering === "trl"
+        ? "chat_rendering: reference renders as the Uni-DPO reference does, for exact parity with it"
+        : "chat_rendering: trl renders as TRL does";
+    return (
+      `chat_rendering ${this.rendering}: ${this.differing} of ${this.compared} conversational records render differently with ` +
+      `chat_rendering ${this.rendering === "trl" ? "reference" : "trl"} (first, ${this.first}); ${why}`
+    );
   }
 }
 

@@ -6,7 +6,15 @@
 import type { Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "./readers.js";
 import { mapRecords, where, type PreferenceRecord, type Text } from "./records.js";
-import { boundPair, CHARS_PER_TOKEN_BOUND, formatRecord, LABEL_PAD, tokenizePair, TOKENIZE_DEFAULTS, type ChatRendering } from "./tokenize.js";
+import {
+  boundPair,
+  CHARS_PER_TOKEN_BOUND,
+  formatRecord,
+  LABEL_PAD,
+  tokenizePair,
+  TOKENIZE_DEFAULTS,
+  type ChatRendering,
+} from "./tokenize.js";
 
 export interface InspectOptions {
   /** Token lengths and truncation counts need a tokenizer (a model or tokenizer directory's). */
@@ -27,7 +35,13 @@ export interface InspectOptions {
 }
 
 /** p50 / p90 / p99 (linear interpolation between ranks, as numpy's default) and the max. */
-export interface Percentiles { p50: number; p90: number; p99: number; max: number; mean: number }
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
 
 export interface HistogramBucket {
   /** The bucket holds margins m with from <= m < to (the last one also m == to). */
@@ -111,16 +125,22 @@ export async function inspectFile(file: string, options: InspectOptions = {}): P
 }
 
 /** Inspects validated records (as readPreferenceFile returns them). */
-export function inspectRecords(records: PreferenceRecord[], options: InspectOptions & { file?: string } = {}): DataInspection {
+export function inspectRecords(
+  records: PreferenceRecord[],
+  options: InspectOptions & { file?: string } = {},
+): DataInspection {
   const maxLength = options.maxLength ?? TOKENIZE_DEFAULTS.maxLength;
   const maxPromptLength = options.maxPromptLength ?? TOKENIZE_DEFAULTS.maxPromptLength;
-  if (!(maxPromptLength < maxLength)) throw new RangeError(`max_prompt_length (${maxPromptLength}) must be below max_length (${maxLength})`);
+  if (!(maxPromptLength < maxLength))
+    throw new RangeError(`max_prompt_length (${maxPromptLength}) must be below max_length (${maxLength})`);
   const threshold = options.ambiguousMargin ?? 0.5;
   if (!(threshold >= 0)) throw new RangeError(`the ambiguous margin must be >= 0, got ${threshold}`);
 
   const conversational = records.filter((r) => Array.isArray(r.chosen)).length;
   const scored = records.filter((r) => r.scoreChosen !== undefined && r.scoreRejected !== undefined);
-  const identicalAnswers = records.filter((r) => JSON.stringify(answerOf(r.chosen)) === JSON.stringify(answerOf(r.rejected))).length;
+  const identicalAnswers = records.filter(
+    (r) => JSON.stringify(answerOf(r.chosen)) === JSON.stringify(answerOf(r.rejected)),
+  ).length;
 
   let tokens: DataInspection["tokens"] = null;
   let truncation: DataInspection["truncation"] = null;
@@ -142,9 +162,17 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
       if (!prompts.some((p) => p + longer > maxLength)) continue;
       truncated++;
       if (prompts.some((p) => p + longer > maxLength && p > maxPromptLength)) promptCut++;
-      if (prompts.some((p) => p + longer > maxLength && Math.min(p, maxPromptLength) + longer > maxLength)) answersCut++;
+      if (prompts.some((p) => p + longer > maxLength && Math.min(p, maxPromptLength) + longer > maxLength))
+        answersCut++;
     }
-    truncation = { maxLength, maxPromptLength, truncated, promptCut, answersCut, cutBeforeTokenising: lengths.filter((l) => l.cut).length };
+    truncation = {
+      maxLength,
+      maxPromptLength,
+      truncated,
+      promptCut,
+      answersCut,
+      cutBeforeTokenising: lengths.filter((l) => l.cut).length,
+    };
   }
 
   let margins: DataInspection["margins"] = null;
@@ -154,26 +182,56 @@ export function inspectRecords(records: PreferenceRecord[], options: InspectOpti
     const max = m.reduce((a, b) => Math.max(a, b));
     const ambiguous = m.filter((x) => Math.abs(x) < threshold).length;
     margins = {
-      count: m.length, mean: m.reduce((a, b) => a + b, 0) / m.length, min, max, percentiles: percentiles(m),
-      histogram: histogram(m, options.bins ?? 10), ambiguousThreshold: threshold, ambiguous, ambiguousShare: ambiguous / m.length,
-      negative: m.filter((x) => x < 0).length, zero: m.filter((x) => x === 0).length,
+      count: m.length,
+      mean: m.reduce((a, b) => a + b, 0) / m.length,
+      min,
+      max,
+      percentiles: percentiles(m),
+      histogram: histogram(m, options.bins ?? 10),
+      ambiguousThreshold: threshold,
+      ambiguous,
+      ambiguousShare: ambiguous / m.length,
+      negative: m.filter((x) => x < 0).length,
+      zero: m.filter((x) => x === 0).length,
     };
   }
 
   return {
     file: options.file ?? records[0]?.source.file ?? "",
-    counts: { records: records.length, withScores: scored.length, conversational, plain: records.length - conversational, identicalAnswers },
-    tokens, truncation, margins, duplicates: duplicatePrompts(records, options.maxExamples ?? 5),
+    counts: {
+      records: records.length,
+      withScores: scored.length,
+      conversational,
+      plain: records.length - conversational,
+      identicalAnswers,
+    },
+    tokens,
+    truncation,
+    margins,
+    duplicates: duplicatePrompts(records, options.maxExamples ?? 5),
   };
 }
 
-interface Lengths { prompt: number; promptChosen: number; promptRejected: number; chosen: number; rejected: number; cut: boolean }
+interface Lengths {
+  prompt: number;
+  promptChosen: number;
+  promptRejected: number;
+  chosen: number;
+  rejected: number;
+  cut: boolean;
+}
 
 /**
  * Untruncated token lengths of every record, through the training tokenisation (BOS, EOS,
  * boundary rule); a field too long for max_length is cut first as training cuts it.
  */
-function tokenLengths(records: PreferenceRecord[], tokenizer: Tokenizer, maxLength: number, chatTemplate?: string, chatRendering?: ChatRendering): Lengths[] {
+function tokenLengths(
+  records: PreferenceRecord[],
+  tokenizer: Tokenizer,
+  maxLength: number,
+  chatTemplate?: string,
+  chatRendering?: ChatRendering,
+): Lengths[] {
   const options = { maxLength: Infinity, maxPromptLength: Infinity, truncationMode: "keep_end" as const, chatTemplate };
   return mapRecords(records, (record) => {
     const { pair, cut } = boundPair(formatRecord(record, tokenizer, chatTemplate, chatRendering), tokenizer, maxLength);
@@ -181,8 +239,12 @@ function tokenLengths(records: PreferenceRecord[], tokenizer: Tokenizer, maxLeng
     const promptChosen = p.chosenLabels.filter((x) => x === LABEL_PAD).length;
     const promptRejected = p.rejectedLabels.filter((x) => x === LABEL_PAD).length;
     return {
-      prompt: promptChosen, promptChosen, promptRejected,
-      chosen: p.chosenInputIds.length - promptChosen, rejected: p.rejectedInputIds.length - promptRejected, cut,
+      prompt: promptChosen,
+      promptChosen,
+      promptRejected,
+      chosen: p.chosenInputIds.length - promptChosen,
+      rejected: p.rejectedInputIds.length - promptRejected,
+      cut,
     };
   });
 }
@@ -197,7 +259,13 @@ export function percentiles(values: number[]): Percentiles {
     const hi = Math.min(lo + 1, s.length - 1);
     return s[lo] + (s[hi] - s[lo]) * (pos - lo);
   };
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s[s.length - 1], mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return {
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: s[s.length - 1],
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+  };
 }
 
 /** A width of 1, 2, 2.5 or 5 x 10^k at least `raw`. */
@@ -216,13 +284,20 @@ export function histogram(values: number[], bins = 10): HistogramBucket[] {
   // A loop, not Math.min(...values): spreading a few hundred thousand arguments overflows the stack.
   let min = Infinity;
   let max = -Infinity;
-  for (const v of values) { if (v < min) min = v; if (v > max) max = v; }
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
   if (min === max) return [{ from: min, to: max, count: values.length }];
   const width = niceWidth((max - min) / Math.max(1, bins));
   const round = (x: number) => Number(x.toPrecision(12));
   const start = round(Math.floor(min / width) * width);
   const n = Math.max(1, Math.ceil(round((max - start) / width)));
-  const buckets = Array.from({ length: n }, (_, i) => ({ from: round(start + i * width), to: round(start + (i + 1) * width), count: 0 }));
+  const buckets = Array.from({ length: n }, (_, i) => ({
+    from: round(start + i * width),
+    to: round(start + (i + 1) * width),
+    count: 0,
+  }));
   for (const v of values) {
     let i = Math.floor(round((v - start) / width));
     if (i >= n) i = n - 1;
@@ -257,7 +332,9 @@ function duplicatePrompts(records: PreferenceRecord[], maxExamples: number): Dat
     prompts: repeated.length,
     rows: repeated.reduce((n, [, g]) => n + g.length, 0),
     examples: repeated.slice(0, maxExamples).map(([key, g]) => ({
-      prompt: key.length > 120 ? `${key.slice(0, 117)}...` : key, count: g.length, at: g.slice(0, 10).map((r) => where(r.source)),
+      prompt: key.length > 120 ? `${key.slice(0, 117)}...` : key,
+      count: g.length,
+      at: g.slice(0, 10).map((r) => where(r.source)),
     })),
   };
 }
@@ -271,23 +348,40 @@ const pct = (n: number, of: number) => (of === 0 ? "0%" : `${((100 * n) / of).to
 export function formatInspection(r: DataInspection): string {
   const out: string[] = [];
   const c = r.counts;
-  out.push(`${r.file}: ${c.records} records (${c.plain} plain, ${c.conversational} conversational), ${c.withScores} with scores`);
+  out.push(
+    `${r.file}: ${c.records} records (${c.plain} plain, ${c.conversational} conversational), ${c.withScores} with scores`,
+  );
   if (c.identicalAnswers) out.push(`  ${c.identicalAnswers} rows have identical chosen and rejected answers`);
 
   out.push("", "Token lengths (before truncation):");
   if (r.tokens && r.truncation) {
     const rows: [string, Percentiles][] = [
-      ["prompt", r.tokens.prompt], ["chosen", r.tokens.chosen], ["rejected", r.tokens.rejected], ["prompt+longer", r.tokens.promptPlusLonger],
+      ["prompt", r.tokens.prompt],
+      ["chosen", r.tokens.chosen],
+      ["rejected", r.tokens.rejected],
+      ["prompt+longer", r.tokens.promptPlusLonger],
     ];
     const header = ["", "p50", "p90", "p99", "max", "mean"];
-    const body = rows.map(([name, p]) => [name, fmt(p.p50, 1), fmt(p.p90, 1), fmt(p.p99, 1), fmt(p.max), fmt(p.mean, 1)]);
+    const body = rows.map(([name, p]) => [
+      name,
+      fmt(p.p50, 1),
+      fmt(p.p90, 1),
+      fmt(p.p99, 1),
+      fmt(p.max),
+      fmt(p.mean, 1),
+    ]);
     out.push(...table(header, body).map((l) => `  ${l}`));
     const t = r.truncation;
-    out.push("", `Truncation at max_length ${t.maxLength}, max_prompt_length ${t.maxPromptLength}: ${t.truncated} of ${c.records} rows (${pct(t.truncated, c.records)})`);
+    out.push(
+      "",
+      `Truncation at max_length ${t.maxLength}, max_prompt_length ${t.maxPromptLength}: ${t.truncated} of ${c.records} rows (${pct(t.truncated, c.records)})`,
+    );
     out.push(`  prompt cut: ${t.promptCut}; answers cut too: ${t.answersCut}`);
     if (t.cutBeforeTokenising) {
-      out.push(`  ${t.cutBeforeTokenising} rows have a field above ${t.maxLength * CHARS_PER_TOKEN_BOUND} characters (max_length x ${CHARS_PER_TOKEN_BOUND}): ` +
-        "tokenised up to that cut, as training does, so the lengths above are lower bounds for them");
+      out.push(
+        `  ${t.cutBeforeTokenising} rows have a field above ${t.maxLength * CHARS_PER_TOKEN_BOUND} characters (max_length x ${CHARS_PER_TOKEN_BOUND}): ` +
+          "tokenised up to that cut, as training does, so the lengths above are lower bounds for them",
+      );
     }
   } else {
     out.push("  (give --tokenizer DIR for token lengths and truncation counts)");
@@ -296,10 +390,14 @@ export function formatInspection(r: DataInspection): string {
   out.push("", "Score margins (score_chosen - score_rejected):");
   if (r.margins) {
     const m = r.margins;
-    out.push(`  ${m.count} scored pairs; mean ${fmt(m.mean, 3)}, min ${fmt(m.min, 3)}, p50 ${fmt(m.percentiles.p50, 3)}, max ${fmt(m.max, 3)}`);
+    out.push(
+      `  ${m.count} scored pairs; mean ${fmt(m.mean, 3)}, min ${fmt(m.min, 3)}, p50 ${fmt(m.percentiles.p50, 3)}, max ${fmt(m.max, 3)}`,
+    );
     const peak = Math.max(...m.histogram.map((b) => b.count));
     const edge = (x: number) => String(Number(x.toPrecision(6)));
-    const labels = m.histogram.map((b, i) => `[${edge(b.from)}, ${edge(b.to)}${i === m.histogram.length - 1 ? "]" : ")"}`);
+    const labels = m.histogram.map(
+      (b, i) => `[${edge(b.from)}, ${edge(b.to)}${i === m.histogram.length - 1 ? "]" : ")"}`,
+    );
     const width = Math.max(...labels.map((l) => l.length));
     // A value on the last edge belongs to the last bucket, so it is closed on the right.
     m.histogram.forEach((b, i) => {
@@ -322,6 +420,7 @@ export function formatInspection(r: DataInspection): string {
 
 function table(header: string[], body: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join("  ");
   return [line(header), ...body.map(line)];
 }

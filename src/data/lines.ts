@@ -22,8 +22,15 @@ export function sizeLimit(bytes: number): string {
 
 /** Refuses a device (a data file that is one never ends, or is no data); regular files, pipes and FIFOs pass. */
 export function checkReadable(file: string, stats: Stats): void {
-  const kind = stats.isDirectory() ? "a directory" : stats.isCharacterDevice() ? "a character device"
-    : stats.isBlockDevice() ? "a block device" : stats.isSocket() ? "a socket" : null;
+  const kind = stats.isDirectory()
+    ? "a directory"
+    : stats.isCharacterDevice()
+      ? "a character device"
+      : stats.isBlockDevice()
+        ? "a block device"
+        : stats.isSocket()
+          ? "a socket"
+          : null;
   if (kind) throw new DataError([`${file}: is ${kind}, not a data file`]);
 }
 
@@ -39,19 +46,25 @@ export function* readLines(file: string, maxLineBytes = MAX_LINE_BYTES): Generat
     checkReadable(file, stats);
     let parts: Uint8Array[] = [];
     let lineBytes = 0;
-    let lineStart = 0;       // the line's offset in the file
+    let lineStart = 0; // the line's offset in the file
     let number = 1;
-    let fileOffset = 0;      // the current chunk's offset in the file
+    let fileOffset = 0; // the current chunk's offset in the file
     const finish = (): Line => {
       if (lineBytes > maxLineBytes) {
-        return { number, problem: `${file}:${number}: the line holds ${lineBytes} bytes, above the limit of ${sizeLimit(maxLineBytes)} for one line` };
+        return {
+          number,
+          problem: `${file}:${number}: the line holds ${lineBytes} bytes, above the limit of ${sizeLimit(maxLineBytes)} for one line`,
+        };
       }
       const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
       try {
         return { number, text: decodeUtf8(bytes, number === 1) };
       } catch (e) {
         if (!(e instanceof Utf8Error)) throw e;
-        return { number, problem: `${file}:${number}: invalid UTF-8 at byte ${lineStart + e.byteOffset} of the file (byte ${e.byteOffset} of the line)` };
+        return {
+          number,
+          problem: `${file}:${number}: invalid UTF-8 at byte ${lineStart + e.byteOffset} of the file (byte ${e.byteOffset} of the line)`,
+        };
       }
     };
     for (;;) {
@@ -70,8 +83,10 @@ export function* readLines(file: string, maxLineBytes = MAX_LINE_BYTES): Generat
         lineBytes += end - from;
         if (lineBytes > maxLineBytes && !stats.isFile()) {
           // A regular file's over-long line ends (the file does); a pipe's may not: stop here.
-          throw new DataError([`${file}:${number}: the line passes the limit of ${sizeLimit(maxLineBytes)} for one line, ` +
-            "and the file is not a regular file (a pipe), so its end may never come: reading stopped"]);
+          throw new DataError([
+            `${file}:${number}: the line passes the limit of ${sizeLimit(maxLineBytes)} for one line, ` +
+              "and the file is not a regular file (a pipe), so its end may never come: reading stopped",
+          ]);
         }
         if (nl === -1) break;
         yield finish();

@@ -26,7 +26,9 @@ export async function mixDatasets(mixer: Record<string, number> | string[], seed
   const all: PreferenceRecord[] = [];
   for (const [path, fraction] of entries) {
     if (typeof fraction !== "number" || !(fraction > 0 && fraction <= 1)) {
-      throw new DataError([`dataset_mixer: fraction for ${path} must be a number in (0, 1], got ${JSON.stringify(fraction)}`]);
+      throw new DataError([
+        `dataset_mixer: fraction for ${path} must be a number in (0, 1], got ${JSON.stringify(fraction)}`,
+      ]);
     }
     const records = await readPreferenceFile(path);
     all.push(...records.slice(0, Math.max(1, Math.floor(fraction * records.length))));
@@ -38,6 +40,7 @@ export async function mixDatasets(mixer: Record<string, number> | string[], seed
 export function holdOut<T>(records: T[], size: number): { train: T[]; test: T[] } {
   if (!(size >= 0)) throw new DataError([`test_split_size must be >= 0, got ${size}`]);
   const n = size < 1 ? Math.round(records.length * size) : Math.floor(size);
-  if (n >= records.length) throw new DataError([`test_split_size ${size} leaves no training records (${records.length} in all)`]);
+  if (n >= records.length)
+    throw new DataError([`test_split_size ${size} leaves no training records (${records.length} in all)`]);
   return { train: records.slice(0, records.length - n), test: records.slice(records.length - n) };
 }

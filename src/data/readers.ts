@@ -9,7 +9,10 @@ import { decodeUtf8, Utf8Error } from "../util/utf8.js";
 import { checkReadable, MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
 import { DataError, toRecord, type Message, type PreferenceRecord, type Source } from "./records.js";
 
-export interface RawRow { row: unknown; source: Source }
+export interface RawRow {
+  row: unknown;
+  source: Source;
+}
 
 /** The most bytes a JSON array file may hold: it is parsed whole (256 MiB). */
 export const MAX_JSON_ARRAY_BYTES = 256 * 2 ** 20;
@@ -28,10 +31,16 @@ export async function readRows(file: string, options: ReadOptions = {}): Promise
   return rows;
 }
 
-interface LineProblem { index: number; problem: string }
+interface LineProblem {
+  index: number;
+  problem: string;
+}
 
 /** readRows, but JSON Lines that cannot be read come back as problems beside the rows that can. */
-async function readRowsCollecting(file: string, options: ReadOptions): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
+async function readRowsCollecting(
+  file: string,
+  options: ReadOptions,
+): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   checkReadable(file, statSync(file));
   const ext = extname(file).toLowerCase();
@@ -52,10 +61,18 @@ function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; pr
   const rows: RawRow[] = [];
   const problems: LineProblem[] = [];
   for (const line of readLines(file, maxLineBytes)) {
-    if ("problem" in line) { problems.push({ index: line.number, problem: line.problem }); continue; }
+    if ("problem" in line) {
+      problems.push({ index: line.number, problem: line.problem });
+      continue;
+    }
     if (line.text.trim() === "") continue;
-    try { rows.push({ row: JSON.parse(line.text), source: { file, index: line.number, unit: "line" } }); } catch (e) {
-      problems.push({ index: line.number, problem: `${file}:${line.number}: not valid JSON (${(e as Error).message})` });
+    try {
+      rows.push({ row: JSON.parse(line.text), source: { file, index: line.number, unit: "line" } });
+    } catch (e) {
+      problems.push({
+        index: line.number,
+        problem: `${file}:${line.number}: not valid JSON (${(e as Error).message})`,
+      });
     }
   }
   return { rows, problems };
@@ -72,14 +89,27 @@ function checkNotOneObject(file: string, read: { rows: RawRow[]; problems: LineP
   let top: unknown;
   if (read.rows.length === 1 && read.problems.length === 0) top = read.rows[0]!.row;
   else if (read.problems[0]?.index === 1 && statSync(file).isFile() && statSync(file).size <= maxBytes) {
-    try { top = JSON.parse(decodeUtf8(readBounded(file, maxBytes), true)); } catch { return; }  // not one object: JSON Lines after all
+    try {
+      top = JSON.parse(decodeUtf8(readBounded(file, maxBytes), true));
+    } catch {
+      return;
+    } // not one object: JSON Lines after all
   }
   if (!isRecordless(top)) return;
   const keys = Object.keys(top);
   const arrays = keys.filter((k) => Array.isArray(top[k]));
-  throw new DataError([`${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object ` +
-    `with ${keys.length ? `keys ${keys.slice(0, 5).map((k) => `'${k}'`).join(", ")}${keys.length > 5 ? ", ..." : ""}` : "no keys"}` +
-    (arrays.length ? ` (are the records in '${arrays[0]}'?)` : "")]);
+  throw new DataError([
+    `${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object ` +
+      `with ${
+        keys.length
+          ? `keys ${keys
+              .slice(0, 5)
+              .map((k) => `'${k}'`)
+              .join(", ")}${keys.length > 5 ? ", ..." : ""}`
+          : "no keys"
+      }` +
+      (arrays.length ? ` (are the records in '${arrays[0]}'?)` : ""),
+  ]);
 }
 
 /** The first byte after a BOM and JSON white space (-1 for none): "[" means a JSON array, anything else JSON Lines. */
@@ -112,7 +142,9 @@ function readBounded(file: string, maxBytes: number): Buffer {
       if (n === 0) return Buffer.concat(chunks, total);
       total += n;
       if (total > maxBytes) {
-        throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}; this one holds more`]);
+        throw new DataError([
+          `${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}; this one holds more`,
+        ]);
       }
       chunks.push(chunk.subarray(0, n));
     }
@@ -124,17 +156,25 @@ function readBounded(file: string, maxBytes: number): Buffer {
 function readJsonArray(file: string, maxBytes: number): RawRow[] {
   const size = statSync(file).size;
   if (size > maxBytes) {
-    throw new DataError([`${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}, this one holds ${size} bytes; ` +
-      "write the records as JSON Lines (.jsonl, one per line), which are read line by line"]);
+    throw new DataError([
+      `${file}: a JSON array file is parsed whole and may hold at most ${sizeLimit(maxBytes)}, this one holds ${size} bytes; ` +
+        "write the records as JSON Lines (.jsonl, one per line), which are read line by line",
+    ]);
   }
   const bytes = readBounded(file, maxBytes);
   let text: string;
-  try { text = decodeUtf8(bytes, true); } catch (e) {
+  try {
+    text = decodeUtf8(bytes, true);
+  } catch (e) {
     if (!(e instanceof Utf8Error)) throw e;
     throw new DataError([`${file}:${e.line}: invalid UTF-8 at byte ${e.byteOffset} of the file`]);
   }
   let data: unknown;
-  try { data = JSON.parse(text); } catch (e) { throw new DataError([`${file}: not valid JSON (${(e as Error).message})`]); }
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new DataError([`${file}: not valid JSON (${(e as Error).message})`]);
+  }
   if (!Array.isArray(data)) throw new DataError([`${file}: expected a JSON array of records`]);
   return data.map((row, i) => ({ row, source: { file, index: i + 1, unit: "record" as const } }));
 }
@@ -146,7 +186,9 @@ class InvalidString {
 
 /** Parquet's strings, decoded strictly (hyparquet's own decoder would replace invalid bytes with U+FFFD). */
 function parquetString(bytes: Uint8Array): string | InvalidString {
-  try { return decodeUtf8(bytes); } catch (e) {
+  try {
+    return decodeUtf8(bytes);
+  } catch (e) {
     if (e instanceof Utf8Error) return new InvalidString(e.byteOffset);
     throw e;
   }
@@ -155,14 +197,22 @@ function parquetString(bytes: Uint8Array): string | InvalidString {
 async function readParquet(file: string): Promise<RawRow[]> {
   let rows: Record<string, unknown>[];
   try {
-    rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), parsers: { stringFromBytes: parquetString } }) as Record<string, unknown>[];
+    rows = (await parquetReadObjects({
+      file: await asyncBufferFromFile(file),
+      parsers: { stringFromBytes: parquetString },
+    })) as Record<string, unknown>[];
   } catch (e) {
     throw new DataError([`${file}: cannot read Parquet (${(e as Error).message})`]);
   }
   const problems: string[] = [];
   const out = rows.map((row, i) => {
     const source = { file, index: i + 1, unit: "row" as const };
-    return { row: plain(row, (field, bad) => problems.push(`${file} row ${i + 1}: field '${field}': invalid UTF-8 at byte ${bad.byteOffset} of the value`)), source };
+    return {
+      row: plain(row, (field, bad) =>
+        problems.push(`${file} row ${i + 1}: field '${field}': invalid UTF-8 at byte ${bad.byteOffset} of the value`),
+      ),
+      source,
+    };
   });
   if (problems.length) throw new DataError(problems);
   return out;
@@ -174,7 +224,10 @@ async function readParquet(file: string): Promise<RawRow[]> {
  */
 function plain(v: unknown, invalid: (field: string, bad: InvalidString) => void, field = ""): unknown {
   if (typeof v === "bigint") return Number(v);
-  if (v instanceof InvalidString) { invalid(field, v); return null; }
+  if (v instanceof InvalidString) {
+    invalid(field, v);
+    return null;
+  }
   if (Array.isArray(v)) return v.map((x, i) => plain(x, invalid, `${field}[${i}]`));
   if (v && typeof v === "object" && !(v instanceof Uint8Array)) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x, invalid, field ? `${field}.${k}` : k)]));
@@ -191,12 +244,20 @@ export function readPromptFile(file: string, options: Pick<ReadOptions, "maxLine
   const prompts: string[] = [];
   const problems: string[] = [];
   for (const line of readLines(file, options.maxLineBytes ?? MAX_LINE_BYTES)) {
-    if ("problem" in line) { problems.push(line.problem); continue; }
+    if ("problem" in line) {
+      problems.push(line.problem);
+      continue;
+    }
     const text = line.text;
     if (!text.trim()) continue;
-    if (!text.trimStart().startsWith("{")) { prompts.push(text); continue; }
+    if (!text.trimStart().startsWith("{")) {
+      prompts.push(text);
+      continue;
+    }
     let row: { prompt?: unknown };
-    try { row = JSON.parse(text) as { prompt?: unknown }; } catch (e) {
+    try {
+      row = JSON.parse(text) as { prompt?: unknown };
+    } catch (e) {
       problems.push(`${file}:${line.number}: not valid JSON (${(e as Error).message})`);
       continue;
     }
@@ -225,7 +286,10 @@ export async function readPreferenceFile(file: string, options: ReadOptions = {}
 }
 
 /** A prompt for the text pipeline: plain text, or a conversation to continue; `at` is "file:line". */
-export interface PromptRow { prompt: string | Message[]; at: string }
+export interface PromptRow {
+  prompt: string | Message[];
+  at: string;
+}
 
 /**
  * Reads a prompt file for `data build`: one prompt per line as plain text, or JSONL rows with a
@@ -238,38 +302,56 @@ export function readPromptRows(file: string, options: Pick<ReadOptions, "maxLine
   const rows: PromptRow[] = [];
   const problems: string[] = [];
   for (const line of readLines(file, options.maxLineBytes ?? MAX_LINE_BYTES)) {
-    if ("problem" in line) { problems.push(line.problem); continue; }
+    if ("problem" in line) {
+      problems.push(line.problem);
+      continue;
+    }
     const at = `${file}:${line.number}`;
     const text = line.text.replace(/\r$/, "");
     if (!text.trim()) continue;
-    if (!text.trimStart().startsWith("{")) { rows.push({ prompt: text, at }); continue; }
+    if (!text.trimStart().startsWith("{")) {
+      rows.push({ prompt: text, at });
+      continue;
+    }
     let row: Record<string, unknown>;
-    try { row = JSON.parse(text) as Record<string, unknown>; } catch (e) {
+    try {
+      row = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
       problems.push(`${at}: not valid JSON (${(e as Error).message})`);
       continue;
     }
     const field = row.prompt !== undefined ? "prompt" : row.messages !== undefined ? "messages" : null;
-    if (field === null) { problems.push(`${at}: field 'prompt': missing (give "prompt" or "messages")`); continue; }
+    if (field === null) {
+      problems.push(`${at}: field 'prompt': missing (give "prompt" or "messages")`);
+      continue;
+    }
     const value = row[field];
     if (typeof value === "string") {
       if (!value.trim()) problems.push(`${at}: field '${field}': empty prompt`);
       else rows.push({ prompt: value, at });
       continue;
     }
-    if (!Array.isArray(value)) { problems.push(`${at}: field '${field}': expected a string or a list of messages`); continue; }
+    if (!Array.isArray(value)) {
+      problems.push(`${at}: field '${field}': expected a string or a list of messages`);
+      continue;
+    }
     const before = problems.length;
     if (value.length === 0) problems.push(`${at}: field '${field}': empty message list`);
     value.forEach((m: unknown, i) => {
       const msg = m as Message;
       if (typeof m !== "object" || m === null || typeof msg.role !== "string" || typeof msg.content !== "string") {
         problems.push(`${at}: field '${field}[${i}]': expected a message {role, content} with string values`);
-      } else if (!msg.content.trim() && msg.role !== "system") problems.push(`${at}: field '${field}[${i}].content': empty message`);
+      } else if (!msg.content.trim() && msg.role !== "system")
+        problems.push(`${at}: field '${field}[${i}].content': empty message`);
     });
     const last = value[value.length - 1] as Message | undefined;
     if (problems.length === before && last?.role === "assistant") {
-      problems.push(`${at}: field '${field}[${value.length - 1}]': a prompt ends with the user's turn, not the assistant's`);
+      problems.push(
+        `${at}: field '${field}[${value.length - 1}]': a prompt ends with the user's turn, not the assistant's`,
+      );
     }
-    if (problems.length === before) rows.push({ prompt: (value as Message[]).map((m) => ({ role: m.role, content: m.content })), at });
+    if (problems.length === before)
+      rows.push({ prompt: (value as Message[]).map((m) => ({ role: m.role, content: m.content })), at });
   }
   if (problems.length) throw new DataError(problems);
   if (rows.length === 0) throw new DataError([`${file}: no prompts`]);

@@ -8,10 +8,14 @@ export type { Message };
 export type Text = string | Message[];
 
 /** Where a record came from, for error messages: "data.jsonl:12". */
-export interface Source { file: string; index: number; unit: "line" | "record" | "row" }
+export interface Source {
+  file: string;
+  index: number;
+  unit: "line" | "record" | "row";
+}
 
 export interface PreferenceRecord {
-  prompt: Text | null;         // null: taken from chosen[:-1] (conversational records)
+  prompt: Text | null; // null: taken from chosen[:-1] (conversational records)
   chosen: Text;
   rejected: Text;
   scoreChosen?: number;
@@ -31,9 +35,16 @@ export class DataError extends Error {
    * `problems` as found; `total` counts them all where the caller kept only some. The message
    * lists the first 20 and says so when there are more ("first 20 of 40 problems").
    */
-  constructor(readonly problems: string[], readonly total = problems.length) {
+  constructor(
+    readonly problems: string[],
+    readonly total = problems.length,
+  ) {
     const shown = problems.slice(0, 20);
-    super(total === 1 ? problems[0]! : `${shown.length < total ? `first ${shown.length} of ` : ""}${total} problems in the data:\n  ${shown.join("\n  ")}`);
+    super(
+      total === 1
+        ? problems[0]!
+        : `${shown.length < total ? `first ${shown.length} of ` : ""}${total} problems in the data:\n  ${shown.join("\n  ")}`,
+    );
     this.name = "DataError";
   }
 }
@@ -61,29 +72,53 @@ function describe(v: unknown): string {
   return typeof v === "string" ? (v.length ? "a string" : "an empty string") : `a ${typeof v}`;
 }
 
-function checkMessages(v: unknown[], field: string, problems: string[], at: string, mustEndWithAssistant: boolean): v is Message[] {
+function checkMessages(
+  v: unknown[],
+  field: string,
+  problems: string[],
+  at: string,
+  mustEndWithAssistant: boolean,
+): v is Message[] {
   let ok = true;
   v.forEach((m, i) => {
     const msg = m as Message;
     if (typeof m !== "object" || m === null || typeof msg.role !== "string" || typeof msg.content !== "string") {
-      problems.push(`${at}: field '${field}[${i}]': expected a message {role, content} with string values, got ${describe(m)}`);
+      problems.push(
+        `${at}: field '${field}[${i}]': expected a message {role, content} with string values, got ${describe(m)}`,
+      );
       ok = false;
     }
   });
-  if (ok && v.length === 0) { problems.push(`${at}: field '${field}': empty message list`); return false; }
+  if (ok && v.length === 0) {
+    problems.push(`${at}: field '${field}': empty message list`);
+    return false;
+  }
   if (ok && mustEndWithAssistant) {
     const last = v[v.length - 1] as Message;
-    if (last.role !== "assistant") { problems.push(`${at}: field '${field}': the last message must be the assistant's answer, got role '${last.role}'`); ok = false; }
-    else if (last.content.trim() === "") { problems.push(`${at}: field '${field}': empty response`); ok = false; }
+    if (last.role !== "assistant") {
+      problems.push(
+        `${at}: field '${field}': the last message must be the assistant's answer, got role '${last.role}'`,
+      );
+      ok = false;
+    } else if (last.content.trim() === "") {
+      problems.push(`${at}: field '${field}': empty response`);
+      ok = false;
+    }
   }
   return ok;
 }
 
 function checkAnswer(row: Record<string, unknown>, field: string, problems: string[], at: string): Text | undefined {
   const v = row[field];
-  if (v === undefined || v === null) { problems.push(`${at}: field '${field}': missing`); return undefined; }
+  if (v === undefined || v === null) {
+    problems.push(`${at}: field '${field}': missing`);
+    return undefined;
+  }
   if (typeof v === "string") {
-    if (v.trim() === "") { problems.push(`${at}: field '${field}': empty response`); return undefined; }
+    if (v.trim() === "") {
+      problems.push(`${at}: field '${field}': empty response`);
+      return undefined;
+    }
     return v;
   }
   if (Array.isArray(v)) return checkMessages(v, field, problems, at, true) ? (v as Message[]) : undefined;
@@ -94,8 +129,14 @@ function checkAnswer(row: Record<string, unknown>, field: string, problems: stri
 function checkScore(row: Record<string, unknown>, field: string, problems: string[], at: string): number | undefined {
   const v = row[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number") { problems.push(`${at}: field '${field}': expected a number, got ${describe(v)}`); return undefined; }
-  if (!Number.isFinite(v)) { problems.push(`${at}: field '${field}': must be finite, got ${v}`); return undefined; }
+  if (typeof v !== "number") {
+    problems.push(`${at}: field '${field}': expected a number, got ${describe(v)}`);
+    return undefined;
+  }
+  if (!Number.isFinite(v)) {
+    problems.push(`${at}: field '${field}': must be finite, got ${v}`);
+    return undefined;
+  }
   // Training reads scores as float32, where a JSON number past ±3.4028e38 becomes infinite.
   if (!Number.isFinite(Math.fround(v))) {
     problems.push(`${at}: field '${field}': ${v} overflows float32 (largest ${FLOAT32_MAX})`);
@@ -122,23 +163,29 @@ export function toRecord(row: unknown, source: Source, problems: string[]): Pref
   const p = r.prompt;
   if (typeof p === "string") prompt = p;
   else if (Array.isArray(p)) prompt = checkMessages(p, "prompt", problems, at, false) ? (p as Message[]) : null;
-  else if (p !== undefined && p !== null) problems.push(`${at}: field 'prompt': expected a string or a list of messages, got ${describe(p)}`);
+  else if (p !== undefined && p !== null)
+    problems.push(`${at}: field 'prompt': expected a string or a list of messages, got ${describe(p)}`);
   else if (typeof chosen === "string" || typeof rejected === "string") problems.push(`${at}: field 'prompt': missing`);
   if (Array.isArray(chosen) !== Array.isArray(rejected) && chosen !== undefined && rejected !== undefined) {
     problems.push(`${at}: fields 'chosen' and 'rejected' must both be strings or both be message lists`);
   }
   if (prompt === null && Array.isArray(chosen) && chosen.length < 2) {
-    problems.push(`${at}: field 'chosen': without a 'prompt' field, chosen must hold the conversation before the answer`);
+    problems.push(
+      `${at}: field 'chosen': without a 'prompt' field, chosen must hold the conversation before the answer`,
+    );
   }
   const scoreChosen = checkScore(r, "score_chosen", problems, at);
   const scoreRejected = checkScore(r, "score_rejected", problems, at);
   const margin = Math.fround(Math.fround(scoreChosen ?? 0) - Math.fround(scoreRejected ?? 0));
   if (!Number.isFinite(margin)) {
-    problems.push(`${at}: fields 'score_chosen' and 'score_rejected': their difference (the score margin) ` +
-      "overflows float32");
+    problems.push(
+      `${at}: fields 'score_chosen' and 'score_rejected': their difference (the score margin) ` + "overflows float32",
+    );
   }
   if ((scoreChosen === undefined) !== (scoreRejected === undefined) && problems.length === before) {
-    problems.push(`${at}: field '${scoreChosen === undefined ? "score_chosen" : "score_rejected"}': missing (the other score is present)`);
+    problems.push(
+      `${at}: field '${scoreChosen === undefined ? "score_chosen" : "score_rejected"}': missing (the other score is present)`,
+    );
   }
   const rewardMargin = checkScore(r, "margin", problems, at);
   if (problems.length > before) return null;

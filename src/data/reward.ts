@@ -19,9 +19,13 @@ export interface RewardModelOptions {
 /** The token ids the reward model scores for one response. */
 export function rewardInput(tokenizer: Tokenizer, item: ResponseToScore): number[] {
   if (tokenizer.chatTemplate !== undefined) {
-    const messages: Message[] = typeof item.prompt === "string" ? [{ role: "user", content: item.prompt }] : item.prompt.map((m) => ({ ...m }));
+    const messages: Message[] =
+      typeof item.prompt === "string" ? [{ role: "user", content: item.prompt }] : item.prompt.map((m) => ({ ...m }));
     messages.push({ role: "assistant", content: item.response });
-    return tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { tokenize: true }).ids;
+    return tokenizer.applyChatTemplate(
+      messages.map((m) => ({ ...m })),
+      { tokenize: true },
+    ).ids;
   }
   // No template: the text the policy continued, then the response. A chat render already holds
   // its special tokens; plain text gets the tokenizer's (Llama's BOS).
@@ -36,7 +40,9 @@ export function rewardModelScorer(dir: string, options: RewardModelOptions = {})
   const model = loadSequenceClassifier(dir, { device: options.device });
   try {
     if (model.numLabels !== 1) {
-      throw new Error(`${join(dir, "config.json")}: field num_labels: the reward model has ${model.numLabels} labels; a reward model for data build gives one score (num_labels 1)`);
+      throw new Error(
+        `${join(dir, "config.json")}: field num_labels: the reward model has ${model.numLabels} labels; a reward model for data build gives one score (num_labels 1)`,
+      );
     }
   } catch (e) {
     model.dispose();
@@ -48,7 +54,8 @@ export function rewardModelScorer(dir: string, options: RewardModelOptions = {})
   return {
     name: `reward model ${dir}`,
     context: {
-      tokens: context, file: join(dir, "config.json"),
+      tokens: context,
+      file: join(dir, "config.json"),
       promptTokens(item) {
         // Called for each prompt before sampling, so a tokenizer that does not fit the model fails first.
         const ids = rewardInput(tokenizer, item);
@@ -58,15 +65,24 @@ export function rewardModelScorer(dir: string, options: RewardModelOptions = {})
     },
     score(items) {
       const rows = items.map((item) => rewardInput(tokenizer, item));
-      checkTokenIds(rows.map((ids, i) => ({ at: `${items[i].at} (response to score)`, ids })), vocab, dir);
+      checkTokenIds(
+        rows.map((ids, i) => ({ at: `${items[i].at} (response to score)`, ids })),
+        vocab,
+        dir,
+      );
       // Sampling is capped to fit (text-build.ts), but the reward model's tokenizer may count a
       // response longer than the policy's did: such a row is cut at the context and counted,
       // rather than losing the build's samples. A cut keeps the start, as TRL's truncation does.
-      return model.scoreTokenLists(rows.map((ids, i) => {
-        if (ids.length <= context) return ids;
-        items[i].truncatedTo = context;
-        return ids.slice(0, context);
-      }), { batchSize: options.batchSize ?? 16 }).map((s) => s[0]);
+      return model
+        .scoreTokenLists(
+          rows.map((ids, i) => {
+            if (ids.length <= context) return ids;
+            items[i].truncatedTo = context;
+            return ids.slice(0, context);
+          }),
+          { batchSize: options.batchSize ?? 16 },
+        )
+        .map((s) => s[0]);
     },
     dispose: () => model.dispose(),
   };

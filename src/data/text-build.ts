@@ -23,7 +23,11 @@ export const REFERENCE_SEEDS = [13, 21, 42, 79, 100];
 
 /** One response to score: the prompt as given, the text the policy saw, and the response. */
 export interface ResponseToScore {
-  prompt: string | Message[]; promptText: string; chat: boolean; response: string; at: string;
+  prompt: string | Message[];
+  promptText: string;
+  chat: boolean;
+  response: string;
+  at: string;
   /** Set by a scorer that had to cut the item to fit its context: the tokens it scored. */
   truncatedTo?: number;
 }
@@ -65,9 +69,9 @@ export interface TextBuildOptions {
   samples?: number;
   /** Seed of sample j (default the reference's; more samples than seeds continue 1000, 1001, ...). */
   seeds?: number[];
-  temperature?: number;      // default 0.8
-  topP?: number;             // default 0.95 (the reference's decode.py)
-  topK?: number;             // default 0 (no limit)
+  temperature?: number; // default 0.8
+  topP?: number; // default 0.95 (the reference's decode.py)
+  topK?: number; // default 0 (no limit)
   /** New tokens per response, at most (default 4096, the reference's max_tokens); never past the policy's context. */
   maxNewTokens?: number;
   /** Prompts per generation batch (each brings K rows; default 8). */
@@ -122,31 +126,59 @@ export interface TextBuildSummary {
 
 /** One prompt's finished work as journaled: its responses, their scores (null: all identical, not scored). */
 interface Finished {
-  i: number; responses: string[]; scores: (number | null)[] | null; tokens: number[]; finish: string[];
+  i: number;
+  responses: string[];
+  scores: (number | null)[] | null;
+  tokens: number[];
+  finish: string[];
   /** Responses cut to fit the reward model's context for scoring (absent: none). */
   truncated?: number;
 }
 
-interface Prepared { row: PromptRow; chat: boolean; messages: Message[] | null; text: string; ids: number[] }
+interface Prepared {
+  row: PromptRow;
+  chat: boolean;
+  messages: Message[] | null;
+  text: string;
+  ids: number[];
+}
 
 /** Renders every prompt for the policy (chat template with a generation prompt, or plain text) and checks its length. */
-export function preparePrompts(rows: PromptRow[], policy: { maxPositions: number }, tokenizer: Tokenizer, format: PromptFormat, policyDir: string): Prepared[] {
+export function preparePrompts(
+  rows: PromptRow[],
+  policy: { maxPositions: number },
+  tokenizer: Tokenizer,
+  format: PromptFormat,
+  policyDir: string,
+): Prepared[] {
   const problems: string[] = [];
   const hasTemplate = tokenizer.chatTemplate !== undefined;
   const prepared: Prepared[] = [];
   for (const row of rows) {
     const chat = Array.isArray(row.prompt) || format === "chat" || (format === "auto" && hasTemplate);
-    if (chat && format === "text") { problems.push(`${row.at}: field 'prompt': a message list cannot be given as plain text (--prompt-format text)`); continue; }
-    if (chat && !hasTemplate) {
-      problems.push(`${row.at}: a chat prompt needs the policy's chat template, and ${policyDir} has none (chat_template in tokenizer_config.json or chat_template.jinja)`);
+    if (chat && format === "text") {
+      problems.push(`${row.at}: field 'prompt': a message list cannot be given as plain text (--prompt-format text)`);
       continue;
     }
-    const messages = chat ? (typeof row.prompt === "string" ? [{ role: "user", content: row.prompt }] : row.prompt) : null;
+    if (chat && !hasTemplate) {
+      problems.push(
+        `${row.at}: a chat prompt needs the policy's chat template, and ${policyDir} has none (chat_template in tokenizer_config.json or chat_template.jinja)`,
+      );
+      continue;
+    }
+    const messages = chat
+      ? typeof row.prompt === "string"
+        ? [{ role: "user", content: row.prompt }]
+        : row.prompt
+      : null;
     let text: string;
     let ids: number[];
     try {
       if (messages) {
-        const enc = tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), { addGenerationPrompt: true, tokenize: true }) as { text: string; ids: number[] };
+        const enc = tokenizer.applyChatTemplate(
+          messages.map((m) => ({ ...m })),
+          { addGenerationPrompt: true, tokenize: true },
+        ) as { text: string; ids: number[] };
         ({ text, ids } = enc);
       } else {
         text = row.prompt as string;
@@ -156,9 +188,14 @@ export function preparePrompts(rows: PromptRow[], policy: { maxPositions: number
       problems.push(`${row.at}: cannot render the prompt for the policy: ${(e as Error).message}`);
       continue;
     }
-    if (ids.length === 0) { problems.push(`${row.at}: field 'prompt': the prompt encodes to no tokens`); continue; }
+    if (ids.length === 0) {
+      problems.push(`${row.at}: field 'prompt': the prompt encodes to no tokens`);
+      continue;
+    }
     if (ids.length >= policy.maxPositions) {
-      problems.push(`${row.at}: field 'prompt': ${ids.length} tokens, but the policy's context (${policyDir}/config.json) holds ${policy.maxPositions} positions: no room for a response`);
+      problems.push(
+        `${row.at}: field 'prompt': ${ids.length} tokens, but the policy's context (${policyDir}/config.json) holds ${policy.maxPositions} positions: no room for a response`,
+      );
       continue;
     }
     prepared.push({ row, chat, messages, text, ids });
@@ -195,12 +232,16 @@ function openJournal(file: string, identity: string, prompts: number, k: number)
   let header: { journal?: unknown; identity?: unknown } | null = null;
   try {
     header = JSON.parse(lines[0]) as { journal?: unknown; identity?: unknown } | null;
-  } catch { /* not a journal: refused below */ }
+  } catch {
+    /* not a journal: refused below */
+  }
   if (header?.journal !== "omni-dpo data build" || header.identity !== identity) {
-    throw new Error(`${file}: this journal belongs to another build ` +
-      "(other prompts, policy, scorer or sampling settings)" +
-      `${header?.journal === "omni-dpo data build" ? "" : ", or is not a data build journal (line 1)"}; ` +
-      "delete it or pass --restart to start over, or run with the settings it was made with");
+    throw new Error(
+      `${file}: this journal belongs to another build ` +
+        "(other prompts, policy, scorer or sampling settings)" +
+        `${header?.journal === "omni-dpo data build" ? "" : ", or is not a data build journal (line 1)"}; ` +
+        "delete it or pass --restart to start over, or run with the settings it was made with",
+    );
   }
   lines.slice(1).forEach((line, n) => {
     const f = journalEntry(line, prompts, k, `${file}:${n + 2}`);
@@ -217,7 +258,11 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
   const bad = (what: string) =>
     new Error(`${at}: ${what}; not a line this build wrote. Delete the journal or pass --restart`);
   let f: Finished;
-  try { f = JSON.parse(line) as Finished; } catch (e) { throw bad(`not valid JSON (${(e as Error).message})`); }
+  try {
+    f = JSON.parse(line) as Finished;
+  } catch (e) {
+    throw bad(`not valid JSON (${(e as Error).message})`);
+  }
   if (typeof f !== "object" || f === null || Array.isArray(f)) throw bad("expected a JSON object");
   if (!Number.isInteger(f.i) || f.i < 0 || f.i >= prompts) {
     throw bad(`field 'i' must be a prompt index below ${prompts}, got ${JSON.stringify(f.i)}`);
@@ -231,7 +276,8 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
   list("responses", (x) => typeof x === "string", "strings");
   list("tokens", (x) => Number.isInteger(x) && (x as number) >= 0, "token counts");
   list("finish", (x) => typeof x === "string", "finish reasons");
-  if (f.scores !== null) list("scores", (x) => x === null || (typeof x === "number" && Number.isFinite(x)), "finite scores or nulls");
+  if (f.scores !== null)
+    list("scores", (x) => x === null || (typeof x === "number" && Number.isFinite(x)), "finite scores or nulls");
   if (f.truncated !== undefined && !(Number.isInteger(f.truncated) && f.truncated >= 0)) {
     throw bad("field 'truncated' must be a count");
   }
@@ -245,7 +291,11 @@ function journalEntry(line: string, prompts: number, k: number, at: string): Fin
  * maxNew is said once, with the numbers.
  */
 function newTokenCaps(
-  prepared: Prepared[], policy: { maxPositions?: number }, scorer: BatchScorer, maxNew: number, onNotice?: (m: string) => void,
+  prepared: Prepared[],
+  policy: { maxPositions?: number },
+  scorer: BatchScorer,
+  maxNew: number,
+  onNotice?: (m: string) => void,
 ): number[] {
   const policyCaps = prepared.map((p) => Math.min(maxNew, (policy.maxPositions ?? Infinity) - p.ids.length));
   const context = scorer.context;
@@ -255,8 +305,10 @@ function newTokenCaps(
     const empty = { prompt: p.row.prompt, promptText: p.text, chat: p.chat, response: "", at: p.row.at };
     const used = context.promptTokens(empty);
     if (used >= context.tokens) {
-      problems.push(`${p.row.at}: field 'prompt': ${used} tokens for ${scorer.name}, whose context ` +
-        `(${context.file}) holds ${context.tokens}: no room to score a response`);
+      problems.push(
+        `${p.row.at}: field 'prompt': ${used} tokens for ${scorer.name}, whose context ` +
+          `(${context.file}) holds ${context.tokens}: no room to score a response`,
+      );
     }
     return Math.min(policyCaps[i], context.tokens - used);
   });
@@ -264,10 +316,12 @@ function newTokenCaps(
   const capped = caps.filter((c, i) => c < policyCaps[i]);
   if (capped.length) {
     const [least, most] = [Math.min(...capped), Math.max(...capped)];
-    onNotice?.(`responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens ` +
-      `(${context.file}) with their prompt: ${capped.length} of ${prepared.length} prompts sample at most ` +
-      `${least}${most > least ? `-${most}` : ""} ` +
-      `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions ?? "unknown"})`);
+    onNotice?.(
+      `responses are sampled to fit ${scorer.name}'s context of ${context.tokens} tokens ` +
+        `(${context.file}) with their prompt: ${capped.length} of ${prepared.length} prompts sample at most ` +
+        `${least}${most > least ? `-${most}` : ""} ` +
+        `new tokens instead of ${maxNew} (the policy's context: ${policy.maxPositions ?? "unknown"})`,
+    );
   }
   return caps;
 }
@@ -280,7 +334,11 @@ function newTokenCaps(
  * policy is a Generator (the local model, or an OpenAI-compatible endpoint) or a model.
  */
 export async function buildTextPairs(
-  policy: CausalLM | Generator, tokenizer: Tokenizer, prepared: Prepared[], scorer: BatchScorer, options: TextBuildOptions,
+  policy: CausalLM | Generator,
+  tokenizer: Tokenizer,
+  prepared: Prepared[],
+  scorer: BatchScorer,
+  options: TextBuildOptions,
 ): Promise<{ pairs: TextPair[]; summary: TextBuildSummary }> {
   const k = options.samples ?? 5;
   if (k < 2) throw new Error(`samples must be at least 2 to make a pair, got ${k}`);
@@ -288,9 +346,18 @@ export async function buildTextPairs(
   const maxNew = options.maxNewTokens ?? 4096;
   const batchSize = options.batchSize ?? 8;
   const sampling = { temperature: options.temperature ?? 0.8, topP: options.topP ?? 0.95, topK: options.topK ?? 0 };
-  const identity = createHash("sha256").update(JSON.stringify({
-    prompts: prepared.map((p) => p.text), seeds, maxNew, ...sampling, scorer: scorer.name, ...options.identity,
-  })).digest("hex");
+  const identity = createHash("sha256")
+    .update(
+      JSON.stringify({
+        prompts: prepared.map((p) => p.text),
+        seeds,
+        maxNew,
+        ...sampling,
+        scorer: scorer.name,
+        ...options.identity,
+      }),
+    )
+    .digest("hex");
   const generator = asGenerator(policy, tokenizer);
   const caps = newTokenCaps(prepared, generator, scorer, maxNew, options.onNotice);
   const done = openJournal(options.journal, identity, prepared.length, k);
@@ -307,30 +374,53 @@ export async function buildTextPairs(
     const todo = order.slice(b, b + batchSize).filter((i) => !done.has(i));
     if (todo.length === 0) continue;
     // All K samples of the batch's prompts decode together (locally: one batch, rows leaving it).
-    const out = await generator.generate(todo.map((i) => ({
-      prompt: prepared[i].messages ?? prepared[i].text, seeds: seeds.map((s) => rowSeed(s, prepared[i].text)),
-      maxTokens: caps[i], ...sampling,
-    })));
+    const out = await generator.generate(
+      todo.map((i) => ({
+        prompt: prepared[i].messages ?? prepared[i].text,
+        seeds: seeds.map((s) => rowSeed(s, prepared[i].text)),
+        maxTokens: caps[i],
+        ...sampling,
+      })),
+    );
     const finished: Finished[] = todo.map((i, n) => {
       const samples = out[n];
       tokensThisRun += samples.reduce((s, x) => s + x.tokens, 0);
-      return { i, responses: samples.map((x) => x.text), scores: null, tokens: samples.map((x) => x.tokens), finish: samples.map((x) => x.finishReason) };
+      return {
+        i,
+        responses: samples.map((x) => x.text),
+        scores: null,
+        tokens: samples.map((x) => x.tokens),
+        finish: samples.map((x) => x.finishReason),
+      };
     });
     // As the reference: prompts whose responses are all the same are dropped before scoring.
     const toScore = finished.filter((f) => new Set(f.responses).size > 1);
-    const items = toScore.flatMap((f) => f.responses.map((response): ResponseToScore => ({
-      prompt: prepared[f.i].row.prompt, promptText: prepared[f.i].text, chat: prepared[f.i].chat, response, at: prepared[f.i].row.at,
-    })));
+    const items = toScore.flatMap((f) =>
+      f.responses.map((response): ResponseToScore => ({
+        prompt: prepared[f.i].row.prompt,
+        promptText: prepared[f.i].text,
+        chat: prepared[f.i].chat,
+        response,
+        at: prepared[f.i].row.at,
+      })),
+    );
     const scores = items.length ? await scorer.score(items) : [];
-    if (scores.length !== items.length) throw new Error(`scorer ${scorer.name} returned ${scores.length} scores for ${items.length} responses`);
+    if (scores.length !== items.length)
+      throw new Error(`scorer ${scorer.name} returned ${scores.length} scores for ${items.length} responses`);
     toScore.forEach((f, n) => {
       f.scores = scores.slice(n * k, (n + 1) * k);
       const cut = items.slice(n * k, (n + 1) * k).filter((item) => item.truncatedTo !== undefined).length;
       if (cut) f.truncated = cut;
       const bad = f.scores.findIndex((s) => s !== null && (typeof s !== "number" || !Number.isFinite(s)));
-      if (bad >= 0) throw new Error(`${prepared[f.i].row.at}: scorer ${scorer.name} gave response ${bad} a non-finite score (${f.scores[bad]})`);
+      if (bad >= 0)
+        throw new Error(
+          `${prepared[f.i].row.at}: scorer ${scorer.name} gave response ${bad} a non-finite score (${f.scores[bad]})`,
+        );
     });
-    appendLinesDurable(options.journal, finished.map((f) => JSON.stringify(f)));
+    appendLinesDurable(
+      options.journal,
+      finished.map((f) => JSON.stringify(f)),
+    );
     for (const f of finished) done.set(f.i, f);
     report();
   }
@@ -341,12 +431,19 @@ export async function buildTextPairs(
   const finishReasons: Record<string, number> = {};
   for (const f of all) for (const r of f.finish) finishReasons[r] = (finishReasons[r] ?? 0) + 1;
   const summary: TextBuildSummary = {
-    prompts: prepared.length, resumed, pairs: result.pairs.length, dropped: result.dropped,
+    prompts: prepared.length,
+    resumed,
+    pairs: result.pairs.length,
+    dropped: result.dropped,
     unscored_responses: all.reduce((n, f) => n + (f.scores ?? []).filter((x) => x === null).length, 0),
-    responses: all.length * k, truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0),
+    responses: all.length * k,
+    truncated_for_scoring: all.reduce((s, f) => s + (f.truncated ?? 0), 0),
     generated_tokens: all.reduce((s, f) => s + f.tokens.reduce((a, b) => a + b, 0), 0),
-    finish_reasons: finishReasons, tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9), seconds,
-    scores: describe(allScores), margins: describe(result.pairs.map((p) => p.score_chosen - p.score_rejected)),
+    finish_reasons: finishReasons,
+    tokens_per_second: tokensThisRun / Math.max(seconds, 1e-9),
+    seconds,
+    scores: describe(allScores),
+    margins: describe(result.pairs.map((p) => p.score_chosen - p.score_rejected)),
   };
   return { pairs: result.pairs, summary };
 }
@@ -356,8 +453,10 @@ function describe(values: number[]): TextBuildSummary["scores"] {
   const buckets = histogram(values, 10);
   // Reduced, not spread into Math.min: a build's scores can number hundreds of thousands.
   return {
-    min: values.reduce((a, b) => Math.min(a, b)), mean: values.reduce((a, b) => a + b, 0) / values.length,
-    max: values.reduce((a, b) => Math.max(a, b)), histogram: buckets,
+    min: values.reduce((a, b) => Math.min(a, b)),
+    mean: values.reduce((a, b) => a + b, 0) / values.length,
+    max: values.reduce((a, b) => Math.max(a, b)),
+    histogram: buckets,
   };
 }
 
@@ -384,28 +483,53 @@ export function normalizeMargins(pairs: TextPair[]): void {
   const margins = pairs.map((p) => p.score_chosen - p.score_rejected);
   const mean = margins.reduce((a, b) => a + b, 0) / margins.length;
   const std = Math.sqrt(margins.reduce((a, m) => a + (m - mean) ** 2, 0) / margins.length) + 1e-6;
-  pairs.forEach((p, n) => { p.score_margin = margins[n]; p.score_margin_normalized = (margins[n] - mean) / std; });
+  pairs.forEach((p, n) => {
+    p.score_margin = margins[n];
+    p.score_margin_normalized = (margins[n] - mean) / std;
+  });
 }
 
 /**
  * Pairs every finished prompt, in input order. Dropped: all responses identical (never scored),
  * all scores tied, margin below minMargin, fewer than two responses scored.
  */
-function binarizeAll(prepared: Prepared[], done: Map<number, Finished>, options: TextBuildOptions): { pairs: TextPair[]; dropped: TextBuildSummary["dropped"] } {
+function binarizeAll(
+  prepared: Prepared[],
+  done: Map<number, Finished>,
+  options: TextBuildOptions,
+): { pairs: TextPair[]; dropped: TextBuildSummary["dropped"] } {
   const dropped = { identical_responses: 0, tied_scores: 0, below_margin: 0, unscored: 0 };
   const pairs: TextPair[] = [];
   prepared.forEach((p, i) => {
     const f = done.get(i)!;
-    if (!f.scores) { dropped.identical_responses++; return; }
-    if (f.scores.filter((x) => x !== null).length < 2) { dropped.unscored++; return; }
+    if (!f.scores) {
+      dropped.identical_responses++;
+      return;
+    }
+    if (f.scores.filter((x) => x !== null).length < 2) {
+      dropped.unscored++;
+      return;
+    }
     const pick = bestAndWorst(f.scores);
-    if (!pick) { dropped.tied_scores++; return; }
+    if (!pick) {
+      dropped.tied_scores++;
+      return;
+    }
     const [best, worst] = [f.scores[pick.chosen]!, f.scores[pick.rejected]!];
-    if (options.minMargin !== undefined && best - worst < options.minMargin) { dropped.below_margin++; return; }
-    const answer = (text: string): string | Message[] => (p.messages ? [...p.messages, { role: "assistant", content: text }] : text);
+    if (options.minMargin !== undefined && best - worst < options.minMargin) {
+      dropped.below_margin++;
+      return;
+    }
+    const answer = (text: string): string | Message[] =>
+      p.messages ? [...p.messages, { role: "assistant", content: text }] : text;
     pairs.push({
-      prompt: p.row.prompt, chosen: answer(f.responses[pick.chosen]), rejected: answer(f.responses[pick.rejected]),
-      score_chosen: best, score_rejected: worst, all_generated_responses: f.responses, all_rm_scores: f.scores,
+      prompt: p.row.prompt,
+      chosen: answer(f.responses[pick.chosen]),
+      rejected: answer(f.responses[pick.rejected]),
+      score_chosen: best,
+      score_rejected: worst,
+      all_generated_responses: f.responses,
+      all_rm_scores: f.scores,
     });
   });
   if (options.normalizeMargin) normalizeMargins(pairs);
@@ -427,20 +551,27 @@ export function formatTextSummary(s: TextBuildSummary): string {
     `${s.pairs} pairs from ${s.prompts} prompts${s.resumed ? ` (${s.resumed} finished by an earlier run)` : ""}; dropped: ` +
       `${s.dropped.identical_responses} with identical responses, ${s.dropped.tied_scores} with all scores tied, ${s.dropped.below_margin} below the margin` +
       (s.dropped.unscored ? `, ${s.dropped.unscored} with fewer than two responses scored` : ""),
-    `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons).map(([r, n]) => `${n} ${r}`).join(", ")}); ` +
-      `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
+    `${s.responses} responses, ${s.generated_tokens} tokens (${Object.entries(s.finish_reasons)
+      .map(([r, n]) => `${n} ${r}`)
+      .join(", ")}); ` + `${s.tokens_per_second.toFixed(1)} tokens/s in ${s.seconds.toFixed(1)}s`,
   ];
-  if (s.unscored_responses) lines.push(`${s.unscored_responses} responses the scorer could not score (left out of the pairing)`);
+  if (s.unscored_responses)
+    lines.push(`${s.unscored_responses} responses the scorer could not score (left out of the pairing)`);
   if (s.truncated_for_scoring) {
     lines.push(`${s.truncated_for_scoring} responses cut to fit the reward model's context before scoring`);
   }
-  for (const [name, d] of [["scores", s.scores], ["margins (chosen - rejected)", s.margins]] as const) {
+  for (const [name, d] of [
+    ["scores", s.scores],
+    ["margins (chosen - rejected)", s.margins],
+  ] as const) {
     if (!d) continue;
     lines.push(`${name}: min ${d.min.toFixed(3)}, mean ${d.mean.toFixed(3)}, max ${d.max.toFixed(3)}`);
     const peak = Math.max(...d.histogram.map((b) => b.count));
     const labels = d.histogram.map((b) => `[${Number(b.from.toPrecision(4))}, ${Number(b.to.toPrecision(4))})`);
     const width = Math.max(...labels.map((l) => l.length));
-    d.histogram.forEach((b, i) => lines.push(`  ${labels[i].padEnd(width)} ${"#".repeat(Math.round((30 * b.count) / peak)).padEnd(30)} ${b.count}`));
+    d.histogram.forEach((b, i) =>
+      lines.push(`  ${labels[i].padEnd(width)} ${"#".repeat(Math.round((30 * b.count) / peak)).padEnd(30)} ${b.count}`),
+    );
   }
   return lines.join("\n");
 }

@@ -42,7 +42,10 @@ export interface TokenizedPair {
   margin?: number;
 }
 
-interface Answer { promptIds: number[]; answerIds: number[] }
+interface Answer {
+  promptIds: number[];
+  answerIds: number[];
+}
 
 /**
  * Tokenises prompt + answer together and splits at the prompt's length; when the tokenizer
@@ -52,7 +55,10 @@ function tokenizeAnswer(tokenizer: Tokenizer, prompt: string, answer: string, pr
   const full = tokenizer.encode(prompt + answer, { addSpecialTokens: false });
   let start = promptIds.length;
   for (let i = 0; i < start; i++) {
-    if (full[i] !== promptIds[i]) { start -= 1; break; }
+    if (full[i] !== promptIds[i]) {
+      start -= 1;
+      break;
+    }
   }
   return { promptIds: full.slice(0, start), answerIds: full.slice(start) };
 }
@@ -76,7 +82,11 @@ export const CHARS_PER_TOKEN_BOUND = 64;
  * kept lies at least maxLength tokens from a cut and the same truncation applies; when a piece
  * falls short (very long tokens), the pieces double until it does or the field is whole.
  */
-export function boundPair(pair: FormattedPair, tokenizer: Tokenizer, maxLength: number): { pair: FormattedPair; cut: boolean } {
+export function boundPair(
+  pair: FormattedPair,
+  tokenizer: Tokenizer,
+  maxLength: number,
+): { pair: FormattedPair; cut: boolean } {
   const prompt = boundField(pair.prompt, true, tokenizer, maxLength);
   const chosen = boundField(pair.chosen, false, tokenizer, maxLength);
   const rejected = boundField(pair.rejected, false, tokenizer, maxLength);
@@ -110,14 +120,22 @@ function tail(text: string, chars: number): string {
  * One pair's ids and labels, following TRL's DPOTrainer.tokenize_row step by step. Fields far
  * longer than max_length are cut first (boundPair), with the same result.
  */
-export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options: TokenizeOptions, at = "record"): TokenizedPair {
+export function tokenizePair(
+  whole: FormattedPair,
+  tokenizer: Tokenizer,
+  options: TokenizeOptions,
+  at = "record",
+): TokenizedPair {
   const { maxLength, maxPromptLength, truncationMode } = options;
   const pair = boundPair(whole, tokenizer, maxLength).pair;
   const promptOnly = tokenizer.encode(pair.prompt, { addSpecialTokens: false });
   const chosen = tokenizeAnswer(tokenizer, pair.prompt, pair.chosen, promptOnly);
   const rejected = tokenizeAnswer(tokenizer, pair.prompt, pair.rejected, promptOnly);
 
-  const differing = chosen.promptIds.reduce((n, id, i) => n + (i < rejected.promptIds.length && id !== rejected.promptIds[i] ? 1 : 0), 0);
+  const differing = chosen.promptIds.reduce(
+    (n, id, i) => n + (i < rejected.promptIds.length && id !== rejected.promptIds[i] ? 1 : 0),
+    0,
+  );
   if (differing > 1 || Math.abs(chosen.promptIds.length - rejected.promptIds.length) > 1) {
     throw new DataError([`${at}: chosen and rejected prompts tokenise differently beyond their last token`]);
   }
@@ -135,7 +153,10 @@ export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options
   let cut = false;
   if (options.maxCompletionLength !== undefined) {
     for (const a of [chosen, rejected]) {
-      if (a.answerIds.length > options.maxCompletionLength) { a.answerIds = a.answerIds.slice(0, options.maxCompletionLength); cut = true; }
+      if (a.answerIds.length > options.maxCompletionLength) {
+        a.answerIds = a.answerIds.slice(0, options.maxCompletionLength);
+        cut = true;
+      }
     }
   }
 
@@ -143,7 +164,8 @@ export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options
   let truncated = cut;
   for (const a of [chosen, rejected]) {
     if (a.promptIds.length + longer > maxLength) {
-      a.promptIds = truncationMode === "keep_start" ? a.promptIds.slice(0, maxPromptLength) : a.promptIds.slice(-maxPromptLength);
+      a.promptIds =
+        truncationMode === "keep_start" ? a.promptIds.slice(0, maxPromptLength) : a.promptIds.slice(-maxPromptLength);
       truncated = true;
     }
   }
@@ -161,8 +183,12 @@ export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options
   const c = sequence(chosen);
   const r = sequence(rejected);
   return {
-    chosenInputIds: c.ids, chosenLabels: c.labels, rejectedInputIds: r.ids, rejectedLabels: r.labels,
-    promptLength: chosen.promptIds.length, truncated,
+    chosenInputIds: c.ids,
+    chosenLabels: c.labels,
+    rejectedInputIds: r.ids,
+    rejectedLabels: r.labels,
+    promptLength: chosen.promptIds.length,
+    truncated,
   };
 }
 
@@ -171,7 +197,11 @@ export function tokenizePair(whole: FormattedPair, tokenizer: Tokenizer, options
  * each conversational record is rendered the other way too, and the records that differ are
  * reported in one warning.
  */
-export function tokenizeRecords(records: PreferenceRecord[], tokenizer: Tokenizer, options: TokenizeOptions): TokenizedPair[] {
+export function tokenizeRecords(
+  records: PreferenceRecord[],
+  tokenizer: Tokenizer,
+  options: TokenizeOptions,
+): TokenizedPair[] {
   const rendering = options.chatRendering ?? "trl";
   const comparison = options.onWarning ? new RenderingComparison(rendering) : null;
   const pairs = mapRecords(records, (record) => {
@@ -197,14 +227,24 @@ export interface PaddedBatch {
 
 /** Right-pads chosen and rejected sequences to one length and stacks them, chosen first. */
 export function concatenatedBatch(pairs: TokenizedPair[], padTokenId: number): PaddedBatch {
-  const rows = [...pairs.map((p) => [p.chosenInputIds, p.chosenLabels]), ...pairs.map((p) => [p.rejectedInputIds, p.rejectedLabels])];
+  const rows = [
+    ...pairs.map((p) => [p.chosenInputIds, p.chosenLabels]),
+    ...pairs.map((p) => [p.rejectedInputIds, p.rejectedLabels]),
+  ];
   const length = Math.max(...rows.map(([ids]) => ids.length));
   const pad = (xs: number[], value: number) => [...xs, ...new Array(length - xs.length).fill(value)];
   const scored = pairs.every((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined);
   return {
     inputIds: rows.map(([ids]) => pad(ids, padTokenId)),
-    attentionMask: rows.map(([ids]) => pad(ids.map(() => 1), 0)),
+    attentionMask: rows.map(([ids]) =>
+      pad(
+        ids.map(() => 1),
+        0,
+      ),
+    ),
     labels: rows.map(([, labels]) => pad(labels, LABEL_PAD)),
-    ...(scored ? { scoreChosen: pairs.map((p) => p.scoreChosen!), scoreRejected: pairs.map((p) => p.scoreRejected!) } : {}),
+    ...(scored
+      ? { scoreChosen: pairs.map((p) => p.scoreChosen!), scoreRejected: pairs.map((p) => p.scoreRejected!) }
+      : {}),
   };
 }

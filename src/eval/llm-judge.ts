@@ -39,7 +39,9 @@ export class JudgeTemplateError extends Error {}
 /** Reads a rubric template; it must hold {{prompt}} and {{response}} once each. */
 export function readJudgeTemplate(file: string): string {
   let text: string;
-  try { text = readFileSync(file, "utf8"); } catch (e) {
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
     throw new JudgeTemplateError(`${file}: cannot read the judge template: ${(e as Error).message}`);
   }
   for (const slot of ["{{prompt}}", "{{response}}"]) {
@@ -53,16 +55,20 @@ export function readJudgeTemplate(file: string): string {
 
 /** The rubric with the conversation and the response filled in. */
 export function judgePrompt(template: string, item: Pick<ResponseToScore, "prompt" | "response">): string {
-  const conversation = typeof item.prompt === "string" ? item.prompt
-    : item.prompt.map((m) => `${m.role}: ${m.content}`).join("\n");
+  const conversation =
+    typeof item.prompt === "string" ? item.prompt : item.prompt.map((m) => `${m.role}: ${m.content}`).join("\n");
   // One pass over the template, so text in the prompt that looks like a slot is left alone.
-  return template.replace(/\{\{(prompt|response)\}\}/g,
-    (_, slot: string) => (slot === "prompt" ? conversation : item.response));
+  return template.replace(/\{\{(prompt|response)\}\}/g, (_, slot: string) =>
+    slot === "prompt" ? conversation : item.response,
+  );
 }
 
 /** The rating in a verdict, or null: the last non-empty line must be exactly "Rating: N", N in 1..10. */
 export function parseVerdict(text: string): number | null {
-  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   const m = /^rating:\s*(10|[1-9])$/i.exec(lines[lines.length - 1] ?? "");
   return m ? Number(m[1]) : null;
 }
@@ -82,10 +88,14 @@ export function llmJudgeScorer(judge: Generator, options: JudgeOptions = {}): Ba
       const scores: (number | null)[] = items.map(() => null);
       let pending = items.map((_, i) => i);
       for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
-        const verdicts = await judge.generate(pending.map((i) => ({
-          prompt: [{ role: "user", content: prompts[i] }], seeds: [rowSeed(attempt, prompts[i])],
-          maxTokens: options.maxTokens ?? 256, temperature: attempt === 0 ? options.temperature ?? 0 : 1,
-        })));
+        const verdicts = await judge.generate(
+          pending.map((i) => ({
+            prompt: [{ role: "user", content: prompts[i] }],
+            seeds: [rowSeed(attempt, prompts[i])],
+            maxTokens: options.maxTokens ?? 256,
+            temperature: attempt === 0 ? (options.temperature ?? 0) : 1,
+          })),
+        );
         counts.asked += pending.length;
         pending = pending.filter((i, n) => {
           scores[i] = parseVerdict(verdicts[n][0].text);

@@ -60,36 +60,56 @@ function firstNonFinite(label: string, logps: PairLogps | null): string | null {
  * Evaluates `model` on tokenised pairs, against `reference` when given. Both models run in
  * eval mode; with a reference, each batch goes through the policy and then the reference.
  */
-export function evaluatePairs(model: CausalLM, pairs: TokenizedPair[], options: PairwiseOptions & { reference?: CausalLM | null; padTokenId: number }): PairwiseResult {
+export function evaluatePairs(
+  model: CausalLM,
+  pairs: TokenizedPair[],
+  options: PairwiseOptions & { reference?: CausalLM | null; padTokenId: number },
+): PairwiseResult {
   if (pairs.length === 0) throw new DataError(["no pairs to evaluate"]);
   const hasRef = Boolean(options.reference);
   const beta = options.beta ?? (hasRef ? 0.1 : 2.0);
   if (!(beta > 0) || !Number.isFinite(beta)) throw new RangeError(`beta must be a positive number, got ${beta}`);
   const lengthNorm = options.lengthNorm ?? true;
   const batchSize = options.batchSize ?? 8;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   model.eval();
   options.reference?.eval();
   // Progress counts forward passes over pairs: the policy's, then the reference's.
   const passes = hasRef ? 2 : 1;
   const total = pairs.length * passes;
-  const policy = pairLogps(model, pairs, options.padTokenId, lengthNorm, batchSize, (done) => options.onProgress?.(done, total));
+  const policy = pairLogps(model, pairs, options.padTokenId, lengthNorm, batchSize, (done) =>
+    options.onProgress?.(done, total),
+  );
   const ref = options.reference
-    ? pairLogps(options.reference, pairs, options.padTokenId, lengthNorm, batchSize, (done) => options.onProgress?.(pairs.length + done, total))
+    ? pairLogps(options.reference, pairs, options.padTokenId, lengthNorm, batchSize, (done) =>
+        options.onProgress?.(pairs.length + done, total),
+      )
     : null;
   const chosen = policy.chosen.map((lp, i) => beta * (lp - (ref ? ref.chosen[i] : 0)));
   const rejected = policy.rejected.map((lp, i) => beta * (lp - (ref ? ref.rejected[i] : 0)));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const correct = chosen.filter((c, i) => c > rejected[i]).length;
   const ties = chosen.filter((c, i) => c === rejected[i]).length;
-  const rewards = { chosen: mean(chosen), rejected: mean(rejected), margin: mean(chosen.map((c, i) => c - rejected[i])) };
+  const rewards = {
+    chosen: mean(chosen),
+    rejected: mean(rejected),
+    margin: mean(chosen.map((c, i) => c - rejected[i])),
+  };
   const logps = { chosen: mean(policy.chosen), rejected: mean(policy.rejected) };
   // A NaN reward compares false both ways, so NaN weights would read as 0% accuracy, not as broken.
   const culprit = firstNonFinite("the model", policy) ?? firstNonFinite("the reference", ref);
-  assertFinite({
-    "logps/chosen": logps.chosen, "logps/rejected": logps.rejected,
-    "rewards/chosen": rewards.chosen, "rewards/rejected": rewards.rejected, "rewards/margins": rewards.margin,
-  }, "eval", culprit);
+  assertFinite(
+    {
+      "logps/chosen": logps.chosen,
+      "logps/rejected": logps.rejected,
+      "rewards/chosen": rewards.chosen,
+      "rewards/rejected": rewards.rejected,
+      "rewards/margins": rewards.margin,
+    },
+    "eval",
+    culprit,
+  );
   return {
     pairs: pairs.length,
     accuracy: correct / pairs.length,
@@ -139,10 +159,14 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
   if (tokenizer.eosTokenId === undefined) throw new DataError([`${options.model}: the tokenizer has no eos_token`]);
   const maxLength = options.maxLength ?? TOKENIZE_DEFAULTS.maxLength;
   const maxPromptLength = options.maxPromptLength ?? TOKENIZE_DEFAULTS.maxPromptLength;
-  if (!(maxPromptLength < maxLength)) throw new RangeError(`max_prompt_length (${maxPromptLength}) must be below max_length (${maxLength})`);
+  if (!(maxPromptLength < maxLength))
+    throw new RangeError(`max_prompt_length (${maxPromptLength}) must be below max_length (${maxLength})`);
   options.onStatus?.(`tokenizing ${records.length} pairs`);
   const pairs = tokenizeRecords(records, tokenizer, {
-    maxLength, maxPromptLength, truncationMode: options.truncationMode ?? TOKENIZE_DEFAULTS.truncationMode, chatTemplate: options.chatTemplate,
+    maxLength,
+    maxPromptLength,
+    truncationMode: options.truncationMode ?? TOKENIZE_DEFAULTS.truncationMode,
+    chatTemplate: options.chatTemplate,
     chatRendering: options.chatRendering,
   });
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
@@ -160,8 +184,13 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
     model.requiresGrad_(false);
     const r = evaluatePairs(model, pairs, { ...options, reference, padTokenId });
     return {
-      ...r, model: options.model, ref: options.ref ?? null, data: options.data,
-      truncated: pairs.filter((p) => p.truncated).length, maxLength, maxPromptLength,
+      ...r,
+      model: options.model,
+      ref: options.ref ?? null,
+      data: options.data,
+      truncated: pairs.filter((p) => p.truncated).length,
+      maxLength,
+      maxPromptLength,
     };
   } finally {
     model.dispose();

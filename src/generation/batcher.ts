@@ -27,7 +27,11 @@ export interface RowRequest {
   signal?: AbortSignal;
 }
 
-export interface RowResult { tokens: number[]; text: string; finishReason: "eos" | "stop_string" | "length" }
+export interface RowResult {
+  tokens: number[];
+  text: string;
+  finishReason: "eos" | "stop_string" | "length";
+}
 
 export interface BatcherOptions {
   eosTokenIds: number[];
@@ -75,25 +79,37 @@ export class ContinuousBatcher {
   }
 
   /** Rows waiting or decoding. */
-  get pending(): number { return this.#waiting.length + this.#running.length; }
+  get pending(): number {
+    return this.#waiting.length + this.#running.length;
+  }
 
   submit(request: RowRequest): Promise<RowResult> {
     if (request.ids.length === 0) return Promise.reject(new Error("a prompt needs at least one token"));
     if (request.ids.length + request.maxTokens > this.#model.maxPositions) {
-      return Promise.reject(new Error(`prompt (${request.ids.length} tokens) + max_tokens (${request.maxTokens}) ` +
-        `exceeds the model's ${this.#model.maxPositions} positions`));
+      return Promise.reject(
+        new Error(
+          `prompt (${request.ids.length} tokens) + max_tokens (${request.maxTokens}) ` +
+            `exceeds the model's ${this.#model.maxPositions} positions`,
+        ),
+      );
     }
     return new Promise((resolve, reject) => {
       this.#waiting.push({ request, stream: mulberry32(request.seed), resolve, reject });
       // One decoding loop at a time: a request arriving while it runs joins its batch.
-      if (this.#loop === null) this.#loop = this.#run().finally(() => { this.#loop = null; });
+      if (this.#loop === null)
+        this.#loop = this.#run().finally(() => {
+          this.#loop = null;
+        });
     });
   }
 
   async #run(): Promise<void> {
     while (this.#waiting.length || this.#running.length) {
       try {
-        torch.noGrad(() => { this.#admit(); this.#step(); });
+        torch.noGrad(() => {
+          this.#admit();
+          this.#step();
+        });
       } catch (e) {
         // An engine error fails the rows in flight, never the server: the next request starts clean.
         const error = e instanceof Error ? e : new Error(String(e));
@@ -116,14 +132,20 @@ export class ContinuousBatcher {
     const rows: Active[] = joining.map((w) => {
       const padding = longest - w.request.ids.length;
       return {
-        ...w, out: [], sent: 0,
+        ...w,
+        out: [],
+        sent: 0,
         ids: [...new Array(padding).fill(this.#options.padTokenId), ...w.request.ids],
         mask: [...new Array(padding).fill(0), ...new Array(w.request.ids.length).fill(1)],
       };
     });
     const cache = new KVCache(this.#model.numLayers);
     try {
-      const next = this.#forward(rows, cache, rows.map((r) => r.ids));
+      const next = this.#forward(
+        rows,
+        cache,
+        rows.map((r) => r.ids),
+      );
       // Both sides left-padded to one cache length, as the caches are joined: a running row's
       // last id is not cached yet, a joining row's first answer token is appended below.
       const width = Math.max(longest, this.#cache?.length ?? 0);
@@ -133,8 +155,10 @@ export class ContinuousBatcher {
         r.ids = [...new Array(padding).fill(this.#options.padTokenId), ...r.ids];
         r.mask = [...new Array(padding).fill(0), ...r.mask];
       }
-      if (this.#cache) { this.#cache.append(cache); this.joins++; }
-      else this.#cache = cache;
+      if (this.#cache) {
+        this.#cache.append(cache);
+        this.joins++;
+      } else this.#cache = cache;
       this.#running.push(...rows);
       this.#accept(next, this.#running.length - rows.length);
     } catch (e) {
@@ -147,7 +171,11 @@ export class ContinuousBatcher {
   /** One token for every running row. */
   #step(): void {
     if (this.#running.length === 0 || !this.#cache) return;
-    const next = this.#forward(this.#running, this.#cache, this.#running.map((r) => [r.ids[r.ids.length - 1]]));
+    const next = this.#forward(
+      this.#running,
+      this.#cache,
+      this.#running.map((r) => [r.ids[r.ids.length - 1]]),
+    );
     this.#accept(next, 0);
   }
 
@@ -157,12 +185,19 @@ export class ContinuousBatcher {
     this.widest = Math.max(this.widest, rows.length);
     const device = this.#model.device;
     return torch.tidy(() => {
-      const input = torch.tensor(feed, { dtype: "int64", device });                     // [B, T]
-      const attention = torch.tensor(rows.map((r) => r.mask), { dtype: "int64", device });   // [B, past + T]
+      const input = torch.tensor(feed, { dtype: "int64", device }); // [B, T]
+      const attention = torch.tensor(
+        rows.map((r) => r.mask),
+        { dtype: "int64", device },
+      ); // [B, past + T]
       // The head on the last position only, as the in-process sampler does.
-      const hidden = this.#model.hiddenStates(input, { attentionMask: attention, cache });   // [B, T, C]
-      const last = this.#model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32");   // [B, V]
-      return pickPerRow(last, rows.map((r) => r.request), rows.map((r) => r.stream));
+      const hidden = this.#model.hiddenStates(input, { attentionMask: attention, cache }); // [B, T, C]
+      const last = this.#model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32"); // [B, V]
+      return pickPerRow(
+        last,
+        rows.map((r) => r.request),
+        rows.map((r) => r.stream),
+      );
     });
   }
 
@@ -171,7 +206,10 @@ export class ContinuousBatcher {
     const keep: number[] = [];
     this.#running.forEach((row, i) => {
       if (this.#cancelled(row)) return;
-      if (i < first) { keep.push(i); return; }
+      if (i < first) {
+        keep.push(i);
+        return;
+      }
       const token = tokens[i - first];
       row.ids.push(token);
       row.mask.push(1);
@@ -189,9 +227,16 @@ export class ContinuousBatcher {
     }
     let firstColumn = 0;
     while (this.#running.every((r) => r.mask[firstColumn] === 0)) firstColumn++;
-    for (const r of this.#running) { r.ids = r.ids.slice(firstColumn); r.mask = r.mask.slice(firstColumn); }
+    for (const r of this.#running) {
+      r.ids = r.ids.slice(firstColumn);
+      r.mask = r.mask.slice(firstColumn);
+    }
     const index = torch.tensor(keep, { dtype: "int64", device: this.#model.device });
-    try { this.#cache!.compact(index, firstColumn); } finally { index.dispose(); }
+    try {
+      this.#cache!.compact(index, firstColumn);
+    } finally {
+      index.dispose();
+    }
   }
 
   /** Whether the row's client has gone (then the row is rejected and must leave). */
@@ -209,7 +254,10 @@ export class ContinuousBatcher {
     let text = this.#options.decode(answer);
     let reason: RowResult["finishReason"] | null = eos ? "eos" : null;
     const cut = firstStop(text, request.stop);
-    if (cut >= 0) { text = text.slice(0, cut); reason = "stop_string"; }
+    if (cut >= 0) {
+      text = text.slice(0, cut);
+      reason = "stop_string";
+    }
     if (!reason && row.out.length >= request.maxTokens) reason = "length";
     if (request.onText) {
       // Held back while it could still become a stop string or is half a character.
@@ -250,11 +298,13 @@ export function pickPerRow(logits: torch.Tensor, requests: RowRequest[], streams
     const r = requests[rows[0]];
     const picked = torch.tidy(() => {
       const index = torch.tensor(rows, { dtype: "int64", device: logits.device });
-      const sub = rows.length === requests.length ? logits : logits.indexSelect(0, index);   // [B', V]
+      const sub = rows.length === requests.length ? logits : logits.indexSelect(0, index); // [B', V]
       const settings = { temperature: r.temperature, topP: r.topP, topK: r.topK };
       return pickTokens(sub, settings, r.temperature > 0 ? rows.map((i) => uniforms[i]) : undefined);
     });
-    rows.forEach((row, n) => { out[row] = picked[n]; });
+    rows.forEach((row, n) => {
+      out[row] = picked[n];
+    });
   }
   return out;
 }

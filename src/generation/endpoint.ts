@@ -8,7 +8,11 @@
 import OpenAI from "openai";
 import type { Message } from "../text/chat-template.js";
 import {
-  sampleCount, type FinishReason, type GenerateCallOptions, type GeneratedSample, type GenerationRequest,
+  sampleCount,
+  type FinishReason,
+  type GenerateCallOptions,
+  type GeneratedSample,
+  type GenerationRequest,
   type Generator,
 } from "./types.js";
 
@@ -32,7 +36,11 @@ export interface EndpointOptions {
 export class EndpointError extends Error {}
 
 /** One HTTP call's worth of work: request `i`, sample slots `slots` (n = slots.length), an optional seed. */
-interface Call { i: number; slots: number[]; seed?: number }
+interface Call {
+  i: number;
+  slots: number[];
+  seed?: number;
+}
 
 export class EndpointGenerator implements Generator {
   readonly name: string;
@@ -49,8 +57,10 @@ export class EndpointGenerator implements Generator {
     this.#concurrency = options.concurrency ?? 8;
     this.maxPositions = options.maxPositions;
     this.#client = new OpenAI({
-      baseURL: options.baseURL, apiKey: options.apiKey || "EMPTY",
-      maxRetries: options.maxRetries ?? 4, timeout: options.timeoutMs ?? 600_000,
+      baseURL: options.baseURL,
+      apiKey: options.apiKey || "EMPTY",
+      maxRetries: options.maxRetries ?? 4,
+      timeout: options.timeoutMs ?? 600_000,
     });
   }
 
@@ -85,9 +95,12 @@ export class EndpointGenerator implements Generator {
   async #call(request: GenerationRequest, n: number, seed: number | undefined): Promise<GeneratedSample[]> {
     this.calls++;
     const common = {
-      model: this.#options.model, max_tokens: request.maxTokens, temperature: request.temperature,
+      model: this.#options.model,
+      max_tokens: request.maxTokens,
+      temperature: request.temperature,
       ...(request.topP !== undefined && request.topP < 1 ? { top_p: request.topP } : {}),
-      ...(n > 1 ? { n } : {}), ...(seed !== undefined ? { seed } : {}),
+      ...(n > 1 ? { n } : {}),
+      ...(seed !== undefined ? { seed } : {}),
       ...(request.stop?.length ? { stop: request.stop } : {}),
       // top_k is vLLM's (and serve's) extension of the protocol: sent only when asked for.
       ...(request.topK ? { top_k: request.topK } : {}),
@@ -100,7 +113,9 @@ export class EndpointGenerator implements Generator {
       }
       const messages = request.prompt.map((m: Message) => ({ role: m.role, content: m.content }));
       const r = await this.#client.chat.completions.create({
-        ...common, messages: messages as OpenAI.ChatCompletionMessageParam[], stream: false,
+        ...common,
+        messages: messages as OpenAI.ChatCompletionMessageParam[],
+        stream: false,
       });
       const choices = [...r.choices].sort((a, b) => a.index - b.index);
       const tokens = r.usage?.completion_tokens;
@@ -115,8 +130,10 @@ export class EndpointGenerator implements Generator {
     if (e instanceof OpenAI.APIError) {
       const status = e.status === undefined ? "no response" : `HTTP ${e.status}`;
       const retries = this.#options.maxRetries ?? 4;
-      return new EndpointError(`${this.name}: ${status}: ${e.message}` +
-        (e.status === undefined || e.status === 429 || e.status >= 500 ? ` (after ${retries} retries)` : ""));
+      return new EndpointError(
+        `${this.name}: ${status}: ${e.message}` +
+          (e.status === undefined || e.status === 429 || e.status >= 500 ? ` (after ${retries} retries)` : ""),
+      );
     }
     return e instanceof Error ? e : new Error(String(e));
   }
@@ -135,7 +152,11 @@ async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<voi
   const worker = async () => {
     while (next < items.length && failure === null) {
       const item = items[next++];
-      try { await work(item); } catch (e) { failure ??= e; }
+      try {
+        await work(item);
+      } catch (e) {
+        failure ??= e;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));

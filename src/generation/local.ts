@@ -7,18 +7,28 @@ import { stopTokenIds } from "../models/generation-config.js";
 import type { Tokenizer } from "../text/index.js";
 import { promptIds } from "./prompt.js";
 import {
-  sampleCount, type GenerateCallOptions, type GeneratedSample, type GenerationRequest, type Generator,
+  sampleCount,
+  type GenerateCallOptions,
+  type GeneratedSample,
+  type GenerationRequest,
+  type Generator,
 } from "./types.js";
 
 export class LocalGenerator implements Generator {
   readonly eosTokenIds: number[];
 
-  constructor(readonly model: CausalLM, readonly tokenizer: Tokenizer, readonly name: string) {
+  constructor(
+    readonly model: CausalLM,
+    readonly tokenizer: Tokenizer,
+    readonly name: string,
+  ) {
     // The model's generation_config.json names its EOS ids (chat models list the end-of-turn token there).
     this.eosTokenIds = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
   }
 
-  get maxPositions(): number { return this.model.maxPositions; }
+  get maxPositions(): number {
+    return this.model.maxPositions;
+  }
 
   async generate(requests: GenerationRequest[], options: GenerateCallOptions = {}): Promise<GeneratedSample[][]> {
     const seeded = requests.filter((r) => r.seeds).length;
@@ -40,14 +50,24 @@ export class LocalGenerator implements Generator {
       const r = requests[members[0]];
       const stop = r.stop?.filter((s) => s !== "") ?? [];
       const decode = (t: number[]) =>
-        this.tokenizer.decode(t.filter((id) => !this.eosTokenIds.includes(id)), { skipSpecialTokens: true });
-      const out = generate(this.model, rows.map((row) => row.ids), {
-        maxNewTokens: rows.map((row) => requests[row.i].maxTokens),
-        temperature: r.temperature, topP: r.topP, topK: r.topK,
-        eosTokenIds: this.eosTokenIds, padTokenId: this.tokenizer.padTokenId,
-        ...(seeded ? { rowSeeds: rows.map((row) => row.seed!) } : { seed: options.seed }),
-        ...(stop.length ? { stopStrings: stop, decode } : {}),
-      });
+        this.tokenizer.decode(
+          t.filter((id) => !this.eosTokenIds.includes(id)),
+          { skipSpecialTokens: true },
+        );
+      const out = generate(
+        this.model,
+        rows.map((row) => row.ids),
+        {
+          maxNewTokens: rows.map((row) => requests[row.i].maxTokens),
+          temperature: r.temperature,
+          topP: r.topP,
+          topK: r.topK,
+          eosTokenIds: this.eosTokenIds,
+          padTokenId: this.tokenizer.padTokenId,
+          ...(seeded ? { rowSeeds: rows.map((row) => row.seed!) } : { seed: options.seed }),
+          ...(stop.length ? { stopStrings: stop, decode } : {}),
+        },
+      );
       rows.forEach((row, n) => {
         let text = decode(out.tokens[n]);
         // As an endpoint answers: the stop string itself is not part of the answer.
@@ -60,7 +80,9 @@ export class LocalGenerator implements Generator {
     return results;
   }
 
-  dispose(): void { this.model.dispose(); }
+  dispose(): void {
+    this.model.dispose();
+  }
 }
 
 /** A generator as given, or a model wrapped in the local engine (for callers that still pass a model). */

@@ -8,8 +8,10 @@ import type { Tokenizer } from "../text/index.js";
 export function promptIds(tokenizer: Tokenizer, prompt: string | Message[]): number[] {
   if (typeof prompt === "string") return tokenizer.encode(prompt);
   if (tokenizer.chatTemplate === undefined) {
-    throw new Error("a message list needs the model's chat template, and its tokenizer has none " +
-      "(chat_template in tokenizer_config.json or chat_template.jinja)");
+    throw new Error(
+      "a message list needs the model's chat template, and its tokenizer has none " +
+        "(chat_template in tokenizer_config.json or chat_template.jinja)",
+    );
   }
   const messages = prompt.map((m) => ({ ...m }));
   return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).ids;

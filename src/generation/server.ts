@@ -25,12 +25,20 @@ export interface ServeOptions {
   onRequest?: (line: string) => void;
 }
 
-export interface RunningServer { url: string; port: number; batcher: ContinuousBatcher; close(): Promise<void> }
+export interface RunningServer {
+  url: string;
+  port: number;
+  batcher: ContinuousBatcher;
+  close(): Promise<void>;
+}
 
 /** A 4xx answer: OpenAI's error object, naming the parameter at fault. */
 class RequestError extends Error {
   constructor(
-    readonly status: number, message: string, readonly param: string | null = null, readonly code: string | null = null,
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
   ) {
     super(message);
   }
@@ -39,11 +47,15 @@ class RequestError extends Error {
 const MAX_BODY = 16 << 20;
 
 export async function startServer(
-  model: CausalLM, tokenizer: Tokenizer, options: ServeOptions,
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  options: ServeOptions,
 ): Promise<RunningServer> {
   const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
   const batcher = new ContinuousBatcher(model, {
-    eosTokenIds: eos, padTokenId: tokenizer.padTokenId ?? eos[0] ?? 0, maxBatch: options.maxBatch,
+    eosTokenIds: eos,
+    padTokenId: tokenizer.padTokenId ?? eos[0] ?? 0,
+    maxBatch: options.maxBatch,
     decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
   });
   const created = Math.floor(Date.now() / 1000);
@@ -57,8 +69,10 @@ export async function startServer(
     }
     const chat = path === "/v1/chat/completions" || path === "/chat/completions";
     if (!chat && path !== "/v1/completions" && path !== "/completions") {
-      throw new RequestError(404, `no route ${req.method} ${path}; ` +
-        "this server has /v1/models, /v1/completions and /v1/chat/completions");
+      throw new RequestError(
+        404,
+        `no route ${req.method} ${path}; ` + "this server has /v1/models, /v1/completions and /v1/chat/completions",
+      );
     }
     if (req.method !== "POST") throw new RequestError(405, `${path} takes POST`);
     const body = await readBody(req);
@@ -66,7 +80,9 @@ export async function startServer(
     const prompts = chat ? [body.messages as Message[]] : (params.prompts as (string | number[])[]);
     const encoded = prompts.map((p) => {
       if (Array.isArray(p) && typeof p[0] === "number") return p as number[];
-      try { return promptIds(tokenizer, p as string | Message[]); } catch (e) {
+      try {
+        return promptIds(tokenizer, p as string | Message[]);
+      } catch (e) {
         throw new RequestError(400, (e as Error).message, chat ? "messages" : "prompt");
       }
     });
@@ -82,43 +98,81 @@ export async function startServer(
       const room = model.maxPositions - ids.length;
       const wanted = params.maxTokens ?? (chat ? room : 16);
       if (ids.length + wanted > model.maxPositions) {
-        throw new RequestError(400, `this model's context holds ${model.maxPositions} tokens; ` +
-          `the prompt takes ${ids.length} ` +
-          `and max_tokens asks for ${wanted}`, "max_tokens", "context_length_exceeded");
+        throw new RequestError(
+          400,
+          `this model's context holds ${model.maxPositions} tokens; ` +
+            `the prompt takes ${ids.length} ` +
+            `and max_tokens asks for ${wanted}`,
+          "max_tokens",
+          "context_length_exceeded",
+        );
       }
       return wanted;
     });
     // A client that hangs up takes its rows out of the batch (they would run to max_tokens).
     const gone = new AbortController();
-    res.on("close", () => { if (!res.writableFinished) gone.abort(); });
+    res.on("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
     const signal = gone.signal;
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
     const baseSeed = params.seed ?? randomBytes(4).readUInt32LE(0);
     // Choice k = prompt p, sample j (OpenAI's order); sample j of a seeded request uses seed + j.
     const choices = encoded.flatMap((ids, p) =>
-      Array.from({ length: params.n }, (_, j) => ({ ids, p, j, index: p * params.n + j })));
+      Array.from({ length: params.n }, (_, j) => ({ ids, p, j, index: p * params.n + j })),
+    );
     const head = { id, created: Math.floor(Date.now() / 1000), model: options.name };
     const object = chat ? "chat.completion" : "text_completion";
     if (params.stream) {
       res.writeHead(200, {
-        "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive",
+        "content-type": "text/event-stream",
+        "cache-control": "no-store",
+        connection: "keep-alive",
       });
       let closed = false;
-      res.on("close", () => { closed = true; });
-      const send = (payload: unknown) => { if (!closed) res.write(`data: ${JSON.stringify(payload)}\n\n`); };
-      const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
-      const piece = (index: number, text: string, finish: string | null, first = false) => send({
-        ...head, object: chunkObject,
-        choices: [chat
-          ? { index, delta: first ? { role: "assistant", content: text } : { content: text }, finish_reason: finish,
-            logprobs: null }
-          : { index, text, finish_reason: finish, logprobs: null }],
+      res.on("close", () => {
+        closed = true;
       });
+      const send = (payload: unknown) => {
+        if (!closed) res.write(`data: ${JSON.stringify(payload)}\n\n`);
+      };
+      const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
+      const piece = (index: number, text: string, finish: string | null, first = false) =>
+        send({
+          ...head,
+          object: chunkObject,
+          choices: [
+            chat
+              ? {
+                  index,
+                  delta: first ? { role: "assistant", content: text } : { content: text },
+                  finish_reason: finish,
+                  logprobs: null,
+                }
+              : { index, text, finish_reason: finish, logprobs: null },
+          ],
+        });
       if (chat) for (const c of choices) piece(c.index, "", null, true);
-      const results = await Promise.allSettled(choices.map((c) => batcher.submit({
-        ids: c.ids, maxTokens: maxTokens[c.p], temperature: params.temperature, topP: params.topP, topK: params.topK,
-        seed: (baseSeed + c.j) >>> 0, stop: params.stop, signal, onText: (delta) => piece(c.index, delta, null),
-      }).then((r) => { piece(c.index, "", finishReason(r)); return r; })));
+      const results = await Promise.allSettled(
+        choices.map((c) =>
+          batcher
+            .submit({
+              ids: c.ids,
+              maxTokens: maxTokens[c.p],
+              temperature: params.temperature,
+              topP: params.topP,
+              topK: params.topK,
+              seed: (baseSeed + c.j) >>> 0,
+              stop: params.stop,
+              signal,
+              onText: (delta) => piece(c.index, delta, null),
+            })
+            .then((r) => {
+              piece(c.index, "", finishReason(r));
+              return r;
+            }),
+        ),
+      );
       const failed = results.find((r) => r.status === "rejected");
       const reason = (failed as PromiseRejectedResult | undefined)?.reason as Error | undefined;
       if (failed) send({ error: errorBody(500, reason?.message ?? "generation failed") });
@@ -131,18 +185,36 @@ export async function startServer(
     }
     let results: RowResult[];
     try {
-      results = await Promise.all(choices.map((c) => batcher.submit({
-        ids: c.ids, maxTokens: maxTokens[c.p], temperature: params.temperature, topP: params.topP, topK: params.topK,
-        seed: (baseSeed + c.j) >>> 0, stop: params.stop, signal,
-      })));
+      results = await Promise.all(
+        choices.map((c) =>
+          batcher.submit({
+            ids: c.ids,
+            maxTokens: maxTokens[c.p],
+            temperature: params.temperature,
+            topP: params.topP,
+            topK: params.topK,
+            seed: (baseSeed + c.j) >>> 0,
+            stop: params.stop,
+            signal,
+          }),
+        ),
+      );
     } catch (e) {
       throw new RequestError(500, `generation failed: ${(e as Error).message}`);
     }
     return json(res, 200, {
-      ...head, object,
-      choices: results.map((r, k) => (chat
-        ? { index: k, message: { role: "assistant", content: r.text }, finish_reason: finishReason(r), logprobs: null }
-        : { index: k, text: r.text, finish_reason: finishReason(r), logprobs: null })),
+      ...head,
+      object,
+      choices: results.map((r, k) =>
+        chat
+          ? {
+              index: k,
+              message: { role: "assistant", content: r.text },
+              finish_reason: finishReason(r),
+              logprobs: null,
+            }
+          : { index: k, text: r.text, finish_reason: finishReason(r), logprobs: null },
+      ),
       usage: usage(encoded, results),
     });
   };
@@ -151,8 +223,10 @@ export async function startServer(
     handle(req, res).then(
       (status) => options.onRequest?.(`${req.method} ${req.url} ${status}`),
       (e: unknown) => {
-        const err = e instanceof RequestError ? e
-          : new RequestError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+        const err =
+          e instanceof RequestError
+            ? e
+            : new RequestError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
         if (!res.headersSent) json(res, err.status, { error: errorBody(err.status, err.message, err.param, err.code) });
         else res.end();
         options.onRequest?.(`${req.method} ${req.url} ${err.status} ${err.message}`);
@@ -161,13 +235,22 @@ export async function startServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => { server.off("error", reject); resolve(); });
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   const { port } = server.address() as AddressInfo;
   const host = options.host ?? "127.0.0.1";
   return {
-    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/v1`, port, batcher,
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/v1`,
+    port,
+    batcher,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -201,7 +284,9 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
     chunks.push(chunk as Buffer);
   }
   let body: unknown;
-  try { body = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch (e) {
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch (e) {
     throw new RequestError(400, `the request body is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -212,8 +297,15 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 interface Params {
   prompts?: (string | number[])[];
-  n: number; seed?: number; temperature: number; topP: number; topK: number; maxTokens?: number;
-  stop: string[]; stream: boolean; includeUsage: boolean;
+  n: number;
+  seed?: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  maxTokens?: number;
+  stop: string[];
+  stream: boolean;
+  includeUsage: boolean;
 }
 
 /** The request's sampling parameters, checked field by field (OpenAI's defaults where absent). */
@@ -252,24 +344,28 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
     else if (tokens(p)) prompts = [p as number[]];
     else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "string" || tokens(x))) {
       prompts = p as (string | number[])[];
-    }
-    else throw bad("prompt", "must be a string, a list of strings, or token ids");
+    } else throw bad("prompt", "must be a string, a list of strings, or token ids");
   }
   const stop = body.stop;
   let stops: string[] = [];
   if (typeof stop === "string") stops = [stop];
   else if (Array.isArray(stop) && stop.length <= 4 && stop.every((s) => typeof s === "string")) {
     stops = stop as string[];
-  }
-  else if (stop !== undefined && stop !== null) throw bad("stop", "must be a string or a list of up to 4 strings");
+  } else if (stop !== undefined && stop !== null) throw bad("stop", "must be a string or a list of up to 4 strings");
   for (const [param, value] of Object.entries({ stream: body.stream, echo: body.echo })) {
     if (value !== undefined && value !== null && typeof value !== "boolean") throw bad(param, "must be true or false");
   }
   if (body.echo === true) throw bad("echo", "is not supported");
   const unsupported = [
-    "logprobs", "top_logprobs", "best_of", "suffix", "logit_bias", "tools", "functions", "response_format",
-  ]
-    .find((k) => body[k] !== undefined && body[k] !== null && body[k] !== false && !(k === "best_of" && body[k] === 1));
+    "logprobs",
+    "top_logprobs",
+    "best_of",
+    "suffix",
+    "logit_bias",
+    "tools",
+    "functions",
+    "response_format",
+  ].find((k) => body[k] !== undefined && body[k] !== null && body[k] !== false && !(k === "best_of" && body[k] === 1));
   if (unsupported) throw bad(unsupported, "is not supported by omni-dpo serve");
   const maxKey = chat && body.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
   const options = body.stream_options;
@@ -284,7 +380,8 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
     topP: num("top_p", 1, (x) => x > 0 && x <= 1, "must be a number in (0, 1]"),
     topK: Math.max(0, int("top_k", (x) => x >= -1, "must be an integer (-1 or 0: no limit)") ?? 0),
     maxTokens: int(maxKey, (x) => x >= 1, "must be a positive integer"),
-    stop: stops, stream: body.stream === true,
+    stop: stops,
+    stream: body.stream === true,
     includeUsage: (options as { include_usage?: unknown } | undefined)?.include_usage === true,
   };
 }

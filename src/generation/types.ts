@@ -59,5 +59,5 @@ export interface Generator {
 
 /** The samples a request asks for. */
 export function sampleCount(request: GenerationRequest): number {
-  return request.seeds ? request.seeds.length : request.n ?? 1;
+  return request.seeds ? request.seeds.length : (request.n ?? 1);
 }

@@ -37,14 +37,17 @@ export function sequenceLogps(logits: torch.Tensor, labels: torch.Tensor, length
     const shiftedLogits = logits.narrow(1, 0, t - 1);
     const shiftedLabels = labels.narrow(1, 1, t - 1);
     const tokenLogps = torch.tokenLogProbs(shiftedLogits, shiftedLabels);
-    const lengths = shiftedLabels.ne(-100).sum(-1).to(tokenLogps.dtype);  // not bf16 logits' dtype: it rounds counts above 256
+    const lengths = shiftedLabels.ne(-100).sum(-1).to(tokenLogps.dtype); // not bf16 logits' dtype: it rounds counts above 256
     const sums = tokenLogps.sum(-1);
     return { logps: lengthNorm ? sums.div(lengths.clamp(1)) : sums, lengths };
   });
 }
 
 /** The concatenated batch as tensors: input ids, attention mask and labels [2B, T]. */
-export function batchTensors(batch: PaddedBatch, device: torch.Device = "cpu"): { inputIds: torch.Tensor; attentionMask: torch.Tensor; labels: torch.Tensor } {
+export function batchTensors(
+  batch: PaddedBatch,
+  device: torch.Device = "cpu",
+): { inputIds: torch.Tensor; attentionMask: torch.Tensor; labels: torch.Tensor } {
   return {
     inputIds: torch.tensor(batch.inputIds, { dtype: "int64", device }),
     attentionMask: torch.tensor(batch.attentionMask, { dtype: "int64", device }),
@@ -132,7 +135,10 @@ function ldTokenWeights(pos: ResponsePositions, alpha: number): number[] {
   let row = -1;
   let k = 0;
   for (const r of pos.rows) {
-    if (r !== row) { row = r; k = 0; }
+    if (r !== row) {
+      row = r;
+      k = 0;
+    }
     weights.push(k++ < shared[r] ? 1 : alpha);
   }
   return weights;
@@ -143,11 +149,18 @@ function ldTokenWeights(pos: ResponsePositions, alpha: number): number[] {
  * splits the per-sequence log-probs. Gradients as the caller's grad mode, through `recompute`
  * when given.
  */
-export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean, options: LogpsOptions = {}): ForwardResult {
+export function concatenatedForward(
+  model: CausalLM,
+  batch: PaddedBatch,
+  lengthNorm: boolean,
+  options: LogpsOptions = {},
+): ForwardResult {
   const chunkRows = options.chunkRows ?? LOGPROB_CHUNK_ROWS;
-  if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new RangeError(`chunkRows must be a positive integer, got ${chunkRows}`);
+  if (!Number.isInteger(chunkRows) || chunkRows < 1)
+    throw new RangeError(`chunkRows must be a positive integer, got ${chunkRows}`);
   const tape = options.recompute ?? null;
-  if (options.gradientCheckpointing && !tape) throw new Error("gradient checkpointing needs a recompute tape (options.recompute) to run backward with");
+  if (options.gradientCheckpointing && !tape)
+    throw new Error("gradient checkpointing needs a recompute tape (options.recompute) to run backward with");
   return torch.tidy(() => {
     const device = model.device;
     const { inputIds, attentionMask } = batchTensors(batch, device);
@@ -156,38 +169,44 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
     const length = batch.inputIds[0].length;
     const pos = responsePositions(batch.labels);
     const chosenTokens = pos.perRow.slice(0, half).reduce((a, b) => a + b, 0);
-    const hidden = model.hiddenStates(inputIds, { attentionMask, recompute: options.gradientCheckpointing ? tape! : undefined });  // [2B, T, C]
+    const hidden = model.hiddenStates(inputIds, {
+      attentionMask,
+      recompute: options.gradientCheckpointing ? tape! : undefined,
+    }); // [2B, T, C]
     const [, , width] = hidden.shape;
     // Log-probs of half-precision logits are float32 (tokenLogProbs upcasts), and so are their sums
     // and the token counts (bf16 rounds counts above 256).
     const dtype = hidden.dtype === "bfloat16" || hidden.dtype === "float16" ? "float32" : hidden.dtype;
-    const flat = torch.tensor(pos.flat, { dtype: "int64", device });       // [N]
-    const gather = (h: torch.Tensor) => h.reshape([rowCount * length, width]).indexSelect(0, flat);   // [N, C]
-    const picked = tape ? tape.segment(hidden, gather) : gather(hidden);  // [N, C]
+    const flat = torch.tensor(pos.flat, { dtype: "int64", device }); // [N]
+    const gather = (h: torch.Tensor) => h.reshape([rowCount * length, width]).indexSelect(0, flat); // [N, C]
+    const picked = tape ? tape.segment(hidden, gather) : gather(hidden); // [N, C]
     tape?.hold(flat);
 
-    const logitSums = [0, 0];  // chosen half, rejected half
-    const logSquareSums: number[] = [];  // [N] with wpoWeights: log Σ_v p_v² per response position
+    const logitSums = [0, 0]; // chosen half, rejected half
+    const logSquareSums: number[] = []; // [N] with wpoWeights: log Σ_v p_v² per response position
     let vocab = 0;
     const pieces: torch.Tensor[] = [];
     for (let start = 0; start < pos.flat.length; start += chunkRows) {
       const n = Math.min(chunkRows, pos.flat.length - start);
-      const targets = torch.tensor(pos.targets.slice(start, start + n), { dtype: "int64", device });  // [n]
-      const run = (x: torch.Tensor) => torch.tokenLogProbs(model.logitsFromHidden(x.narrow(0, start, n)), targets);  // [n]
+      const targets = torch.tensor(pos.targets.slice(start, start + n), { dtype: "int64", device }); // [n]
+      const run = (x: torch.Tensor) => torch.tokenLogProbs(model.logitsFromHidden(x.narrow(0, start, n)), targets); // [n]
       // The forward also sums the chunk's logits per position, for the logits/* metrics.
-      const first = (x: torch.Tensor) => torch.tidy(() => {
-        const logits = model.logitsFromHidden(x.narrow(0, start, n));    // [n, V]
-        vocab = logits.shape[1];
-        const sums = torch.noGrad(() => logits.sum(-1).toArray() as number[]);
-        sums.forEach((v, i) => { logitSums[start + i < chosenTokens ? 0 : 1] += v; });
-        if (options.wpoWeights) {
-          torch.noGrad(() => {
-            const square = logits.mul(2).logsumexp(-1).sub(logits.logsumexp(-1).mul(2));   // [n]
-            logSquareSums.push(...(square.toArray() as number[]));
+      const first = (x: torch.Tensor) =>
+        torch.tidy(() => {
+          const logits = model.logitsFromHidden(x.narrow(0, start, n)); // [n, V]
+          vocab = logits.shape[1];
+          const sums = torch.noGrad(() => logits.sum(-1).toArray() as number[]);
+          sums.forEach((v, i) => {
+            logitSums[start + i < chosenTokens ? 0 : 1] += v;
           });
-        }
-        return torch.tokenLogProbs(logits, targets);
-      });
+          if (options.wpoWeights) {
+            torch.noGrad(() => {
+              const square = logits.mul(2).logsumexp(-1).sub(logits.logsumexp(-1).mul(2)); // [n]
+              logSquareSums.push(...(square.toArray() as number[]));
+            });
+          }
+          return torch.tokenLogProbs(logits, targets);
+        });
       if (tape) {
         tape.hold(targets);
         pieces.push(tape.segment(picked, run, first, { group: "lm-head" }));
@@ -195,24 +214,29 @@ export function concatenatedForward(model: CausalLM, batch: PaddedBatch, lengthN
         pieces.push(first(picked));
       }
     }
-    const tokenLogps = pieces.length ? torch.cat(pieces, 0) : torch.zeros([0], { dtype, device });  // [N]
-    const rows = torch.tensor(pos.rows, { dtype: "int64", device });        // [N]
-    const weighted = options.ldAlpha == null ? tokenLogps : tokenLogps.mul(torch.tensor(ldTokenWeights(pos, options.ldAlpha), { dtype, device }));  // [N]
-    const sums = torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, weighted);   // [2B]
-    const lengths = torch.tensor(pos.perRow, { dtype, device });            // [2B]
+    const tokenLogps = pieces.length ? torch.cat(pieces, 0) : torch.zeros([0], { dtype, device }); // [N]
+    const rows = torch.tensor(pos.rows, { dtype: "int64", device }); // [N]
+    const weighted =
+      options.ldAlpha == null
+        ? tokenLogps
+        : tokenLogps.mul(torch.tensor(ldTokenWeights(pos, options.ldAlpha), { dtype, device })); // [N]
+    const sums = torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, weighted); // [2B]
+    const lengths = torch.tensor(pos.perRow, { dtype, device }); // [2B]
     const logps = lengthNorm ? sums.div(lengths.clamp(1)) : sums;
     const rejectedTokens = pos.flat.length - chosenTokens;
-    let weights: torch.Tensor | null = null;                                // [2B]
+    let weights: torch.Tensor | null = null; // [2B]
     if (options.wpoWeights) {
       weights = torch.noGrad(() => {
-        const aligned = tokenLogps.detach().sub(torch.tensor(logSquareSums, { dtype, device }));   // [N]
+        const aligned = tokenLogps.detach().sub(torch.tensor(logSquareSums, { dtype, device })); // [N]
         return torch.zeros([rowCount], { dtype, device }).scatterAdd(0, rows, aligned).div(lengths.clamp(1)).exp();
       });
     }
     return {
       ...(weights ? { chosenWeights: weights.narrow(0, 0, half), rejectedWeights: weights.narrow(0, half, half) } : {}),
-      chosen: logps.narrow(0, 0, half), rejected: logps.narrow(0, half, half),
-      chosenLengths: lengths.narrow(0, 0, half), rejectedLengths: lengths.narrow(0, half, half),
+      chosen: logps.narrow(0, 0, half),
+      rejected: logps.narrow(0, half, half),
+      chosenLengths: lengths.narrow(0, 0, half),
+      rejectedLengths: lengths.narrow(0, half, half),
       chosenLogitsMean: chosenTokens ? logitSums[0] / (chosenTokens * vocab) : 0,
       rejectedLogitsMean: rejectedTokens ? logitSums[1] / (rejectedTokens * vocab) : 0,
     };

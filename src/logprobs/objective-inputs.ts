@@ -39,25 +39,38 @@ export function referenceLogpsOptions(objective: ResolvedPreferenceOptions): { l
 }
 
 /** `pairs` through `policy` as the inputs of `objective`'s loss (grad as the caller's grad mode). */
-export function objectiveInputs(policy: CausalLM, pairs: TokenizedPair[], objective: ResolvedPreferenceOptions,
-  options: ObjectiveInputsOptions): ObjectiveInputs {
+export function objectiveInputs(
+  policy: CausalLM,
+  pairs: TokenizedPair[],
+  objective: ResolvedPreferenceOptions,
+  options: ObjectiveInputsOptions,
+): ObjectiveInputs {
   const needs = tokenNeeds(objective);
   const recompute = options.recompute ?? null;
   const out = forwardPairs(policy, pairs, options.padTokenId, options.lengthNorm, {
-    recompute, gradientCheckpointing: (options.gradientCheckpointing ?? false) && recompute !== null,
-    wpoWeights: needs.answerWeights, ldAlpha: needs.lengthWeight,
+    recompute,
+    gradientCheckpointing: (options.gradientCheckpointing ?? false) && recompute !== null,
+    wpoWeights: needs.answerWeights,
+    ldAlpha: needs.lengthWeight,
   });
   const dtype = out.chosen.dtype;
   const device = out.chosen.device;
-  const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null);  // [B]
+  const values = (xs: number[] | undefined) => (xs ? torch.tensor(xs, { dtype, device }) : null); // [B]
   const ref = options.reference?.() ?? undefined;
   const inputs: PreferenceInputs = {
-    policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
-    referenceChosenLogps: values(ref?.chosen), referenceRejectedLogps: values(ref?.rejected),
-    scoreChosen: values(out.batch.scoreChosen), scoreRejected: values(out.batch.scoreRejected),
-    chosenLengths: out.chosenLengths, rejectedLengths: out.rejectedLengths, logpsPerToken: options.lengthNorm,
-    chosenWeights: out.chosenWeights, rejectedWeights: out.rejectedWeights,
-    policyChosenLogitsMean: out.chosenLogitsMean, policyRejectedLogitsMean: out.rejectedLogitsMean,
+    policyChosenLogps: out.chosen,
+    policyRejectedLogps: out.rejected,
+    referenceChosenLogps: values(ref?.chosen),
+    referenceRejectedLogps: values(ref?.rejected),
+    scoreChosen: values(out.batch.scoreChosen),
+    scoreRejected: values(out.batch.scoreRejected),
+    chosenLengths: out.chosenLengths,
+    rejectedLengths: out.rejectedLengths,
+    logpsPerToken: options.lengthNorm,
+    chosenWeights: out.chosenWeights,
+    rejectedWeights: out.rejectedWeights,
+    policyChosenLogitsMean: out.chosenLogitsMean,
+    policyRejectedLogitsMean: out.rejectedLogitsMean,
   };
   const tokens = out.batch.attentionMask.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0);
   return { inputs, tokens, forward: out };

@@ -23,28 +23,44 @@ export interface PairForward extends ForwardResult {
  * One forward over the pairs' chosen and rejected sequences together; gradients as the
  * caller's grad mode, recorded for recomputation on `options.recompute` when given (training).
  */
-export function forwardPairs(model: CausalLM, pairs: TokenizedPair[], padTokenId: number, lengthNorm: boolean, options: LogpsOptions = {}): PairForward {
+export function forwardPairs(
+  model: CausalLM,
+  pairs: TokenizedPair[],
+  padTokenId: number,
+  lengthNorm: boolean,
+  options: LogpsOptions = {},
+): PairForward {
   const batch = concatenatedBatch(pairs, padTokenId);
   return { ...concatenatedForward(model, batch, lengthNorm, options), batch };
 }
 
 /** Per-pair log-probs of the chosen and rejected answers, in the pairs' order. */
-export interface PairLogps { chosen: number[]; rejected: number[] }
+export interface PairLogps {
+  chosen: number[];
+  rejected: number[];
+}
 
 /**
  * Per-pair log-probs of every pair, `batchSize` pairs per forward, under noGrad; `onBatch` gets
  * the pairs done; `options.ldAlpha` as the policy's (LD-DPO weighs the reference alike).
  */
-export function pairLogps(model: CausalLM, pairs: TokenizedPair[], padTokenId: number, lengthNorm: boolean, batchSize: number,
-  onBatch?: (done: number) => void, options: Pick<LogpsOptions, "ldAlpha"> = {}): PairLogps {
+export function pairLogps(
+  model: CausalLM,
+  pairs: TokenizedPair[],
+  padTokenId: number,
+  lengthNorm: boolean,
+  batchSize: number,
+  onBatch?: (done: number) => void,
+  options: Pick<LogpsOptions, "ldAlpha"> = {},
+): PairLogps {
   const out: PairLogps = { chosen: [], rejected: [] };
   let done = 0;
   torch.noGrad(() => {
     for (const slice of batchesOf(pairs, batchSize)) {
       torch.tidy(() => {
         const r = forwardPairs(model, slice, padTokenId, lengthNorm, options);
-        out.chosen.push(...(r.chosen.toArray() as number[]));  // [B]
-        out.rejected.push(...(r.rejected.toArray() as number[]));  // [B]
+        out.chosen.push(...(r.chosen.toArray() as number[])); // [B]
+        out.rejected.push(...(r.rejected.toArray() as number[])); // [B]
       });
       done += slice.length;
       onBatch?.(done);

@@ -17,19 +17,32 @@ import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
 import { Tokenizer } from "../text/index.js";
 import {
-  ADAPTER_CONFIG, applyAdapter, checkMergeOutput, isAdapterDirectory, readAdapterConfig, saveAdapter, tokenizerDirectory,
+  ADAPTER_CONFIG,
+  applyAdapter,
+  checkMergeOutput,
+  isAdapterDirectory,
+  readAdapterConfig,
+  saveAdapter,
+  tokenizerDirectory,
 } from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
 const layouts = new WeakMap<Module, { prefix: string }>();
 
 /** The spec's model for `config`, with its parsed config (the checkpoint rules read it). */
-function build<C>(spec: ArchitectureSpec<C>, config: RawConfig, init: Init, where: string): { model: CausalLM; parsed: C } {
+function build<C>(
+  spec: ArchitectureSpec<C>,
+  config: RawConfig,
+  init: Init,
+  where: string,
+): { model: CausalLM; parsed: C } {
   const parsed = parseModelConfig((raw) => spec.parseConfig(raw), config, where);
   const model = new spec.model(config, parsed, init);
   if (model.architecture !== spec.name) {
     model.dispose();
-    throw new Error(`${where}: architecture '${spec.name}' made a model that reports architecture '${model.architecture}'`);
+    throw new Error(
+      `${where}: architecture '${spec.name}' made a model that reports architecture '${model.architecture}'`,
+    );
   }
   return { model, parsed };
 }
@@ -102,11 +115,15 @@ export function loadModel(dir: string, options: LoadOptions = {}): CausalLM {
 export function loadAdapterModel(dir: string, options: LoadOptions = {}): CausalLM {
   const config = readAdapterConfig(dir);
   if (config.taskType !== "CAUSAL_LM") {
-    throw new Error(`${join(dir, ADAPTER_CONFIG)}: field task_type is ${config.taskType}: a sequence classifier's adapter ` +
-      "(a reward model); load it with AutoModelForSequenceClassification");
+    throw new Error(
+      `${join(dir, ADAPTER_CONFIG)}: field task_type is ${config.taskType}: a sequence classifier's adapter ` +
+        "(a reward model); load it with AutoModelForSequenceClassification",
+    );
   }
   if (isAdapterDirectory(config.baseDir)) {
-    throw new Error(`${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path '${config.baseModelNameOrPath}' is itself an adapter; name a full model`);
+    throw new Error(
+      `${join(dir, ADAPTER_CONFIG)}: base_model_name_or_path '${config.baseModelNameOrPath}' is itself an adapter; name a full model`,
+    );
   }
   const model = loadModel(config.baseDir, options);
   try {
@@ -120,31 +137,45 @@ export function loadAdapterModel(dir: string, options: LoadOptions = {}): Causal
 
 /** The compute dtype LoadOptions ask for, given config.json. */
 export function loadDtype(config: RawConfig, options: LoadOptions): torch.DType {
-  return options.dtype === "auto" ? configDtype(config) : options.dtype ?? "float32";
+  return options.dtype === "auto" ? configDtype(config) : (options.dtype ?? "float32");
 }
 
 /** A head tensor a checkpoint must hold, checked before the rest for a clearer error. */
-export interface RequiredHead { tensor: string; kind: string }
+export interface RequiredHead {
+  tensor: string;
+  kind: string;
+}
 
 /**
  * Fills every parameter of `model` (built by `spec` with `parsed`) from the checkpoint in
  * `dir`, by name; names `what` (the class) in the one error listing missing, unexpected and
  * misshapen tensors (or, first, the missing `head`). Remembers the naming so saving writes it back.
  */
-export function loadWeights<C>(dir: string, model: Module, spec: ArchitectureSpec<C>, parsed: C, dtype: torch.DType, what: string, head?: RequiredHead): void {
+export function loadWeights<C>(
+  dir: string,
+  model: Module,
+  spec: ArchitectureSpec<C>,
+  parsed: C,
+  dtype: torch.DType,
+  what: string,
+  head?: RequiredHead,
+): void {
   let tensors = new Map<string, torch.Tensor>();
   try {
     tensors = loadCheckpoint(dir, { dtype });
     if (head && !tensors.has(head.tensor)) {
-      throw new Error(`${dir}: no ${head.kind}: the checkpoint has no tensor ${head.tensor}, which ${what} needs` +
-        (tensors.has("lm_head.weight") ? " (it holds lm_head.weight: a causal-LM checkpoint?)" : ""));
+      throw new Error(
+        `${dir}: no ${head.kind}: the checkpoint has no tensor ${head.tensor}, which ${what} needs` +
+          (tensors.has("lm_head.weight") ? " (it holds lm_head.weight: a causal-LM checkpoint?)" : ""),
+      );
     }
     // Names and shapes up front: setParameter frees the tensors it replaces.
     const shapes = new Map(model.namedParameters().map(([n, p]) => [n, p.shape.join()]));
     const tied = spec.tiedWeights?.(parsed) ?? {};
     // A prefix the checkpoint left off: some stored name is a parameter's name without it.
     const names = [...tensors.keys()];
-    const prefix = (spec.optionalPrefixes ?? []).find((p) => names.some((n) => !shapes.has(n) && shapes.has(p + n))) ?? "";
+    const prefix =
+      (spec.optionalPrefixes ?? []).find((p) => names.some((n) => !shapes.has(n) && shapes.has(p + n))) ?? "";
     const unexpected: string[] = [];
     const misshapen: string[] = [];
     const loaded = new Set<string>();
@@ -164,10 +195,12 @@ export function loadWeights<C>(dir: string, model: Module, spec: ArchitectureSpe
     }
     const missing = [...shapes.keys()].filter((n) => !loaded.has(n));
     if (missing.length || unexpected.length || misshapen.length) {
-      throw new Error(`${dir}: checkpoint does not match ${what}` +
-        (missing.length ? `\n  missing tensors: ${missing.join(", ")}` : "") +
-        (unexpected.length ? `\n  unexpected tensors: ${unexpected.join(", ")}` : "") +
-        (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""));
+      throw new Error(
+        `${dir}: checkpoint does not match ${what}` +
+          (missing.length ? `\n  missing tensors: ${missing.join(", ")}` : "") +
+          (unexpected.length ? `\n  unexpected tensors: ${unexpected.join(", ")}` : "") +
+          (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""),
+      );
     }
     layouts.set(model, { prefix });
   } finally {
@@ -209,11 +242,14 @@ export function saveWeights(model: Module, dir: string, options: SaveOptions = {
   const prefix = layouts.get(model)?.prefix ?? "";
   return torch.tidy(() => {
     const merged = mergedWeights(model);
-    const entries: [string, torch.Tensor][] = model.namedParameters().filter(([name]) => !isAdapterTensor(name)).map(([name, p]) => {
-      const stored = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
-      const value = merged.get(name) ?? p.detach();
-      return [stored, options.dtype && options.dtype !== value.dtype ? value.to(options.dtype) : value];
-    });
+    const entries: [string, torch.Tensor][] = model
+      .namedParameters()
+      .filter(([name]) => !isAdapterTensor(name))
+      .map(([name, p]) => {
+        const stored = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
+        const value = merged.get(name) ?? p.detach();
+        return [stored, options.dtype && options.dtype !== value.dtype ? value.to(options.dtype) : value];
+      });
     saveCheckpoint(dir, entries, { maxShardBytes: options.maxShardBytes });
     return options.dtype ?? entries[0]?.[1].dtype ?? "float32";
   });
@@ -231,9 +267,12 @@ export function savePretrained(model: CausalLM, dir: string, options: { baseMode
  * (PEFT's merge_and_unload then save_pretrained). Returns the merged layer count.
  */
 export function mergeAdapterDirectory(
-  adapterDir: string, outDir: string, options: { dtype?: torch.DType; force?: boolean } = {},
+  adapterDir: string,
+  outDir: string,
+  options: { dtype?: torch.DType; force?: boolean } = {},
 ): { layers: number; baseDir: string } {
-  if (!isAdapterDirectory(adapterDir)) throw new Error(`${adapterDir}: not an adapter directory (no ${ADAPTER_CONFIG})`);
+  if (!isAdapterDirectory(adapterDir))
+    throw new Error(`${adapterDir}: not an adapter directory (no ${ADAPTER_CONFIG})`);
   const { baseDir } = readAdapterConfig(adapterDir);
   checkMergeOutput(outDir, adapterDir, baseDir, options.force ?? false);
   const model = loadAdapterModel(adapterDir);
@@ -262,7 +301,9 @@ export interface MergeOptions {
  * over either is an error. Returns the number of merged layers and the base model's directory.
  */
 export async function mergeAdapter(
-  adapterDir: string, outDir: string, options: MergeOptions = {},
+  adapterDir: string,
+  outDir: string,
+  options: MergeOptions = {},
 ): Promise<{ layers: number; baseDir: string }> {
   const result = mergeAdapterDirectory(adapterDir, outDir, options);
   const tokenizer = await Tokenizer.fromPretrained(tokenizerDirectory(adapterDir));
@@ -281,9 +322,16 @@ function mergedWeights(model: Module): Map<string, torch.Tensor> {
   const names = new Map(model.namedParameters().map(([n, p]) => [p, n]));
   for (const l of lora.layers) {
     const w = l.layer.weight;
-    const delta = l.b.weight.matmul(l.a.weight).mul(lora.scaling);                         // [out, in]
-    const oriented = l.layer instanceof Conv1D ? delta.t() : delta;                        // as W is stored
-    out.set(names.get(w)!, w.detach().to({ dtype: "float32" }).add(oriented.detach().to({ device: w.device })).to({ dtype: w.dtype }));
+    const delta = l.b.weight.matmul(l.a.weight).mul(lora.scaling); // [out, in]
+    const oriented = l.layer instanceof Conv1D ? delta.t() : delta; // as W is stored
+    out.set(
+      names.get(w)!,
+      w
+        .detach()
+        .to({ dtype: "float32" })
+        .add(oriented.detach().to({ device: w.device }))
+        .to({ dtype: w.dtype }),
+    );
   }
   return out;
 }

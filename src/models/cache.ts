@@ -35,11 +35,16 @@ export class KVCache {
         const [b, h, , d] = x.shape;
         const capacity = Math.max(need, 2 * (buffer?.shape[2] ?? 0));
         const grown = torch.zeros([b, h, capacity, d], { dtype: x.dtype, device: x.device }).keep();
-        if (buffer && used > 0) torch.tidy(() => { grown.narrow(2, 0, used).copy_(buffer!.narrow(2, 0, used)); });
+        if (buffer && used > 0)
+          torch.tidy(() => {
+            grown.narrow(2, 0, used).copy_(buffer!.narrow(2, 0, used));
+          });
         buffer?.dispose();
         store[layer] = buffer = grown;
       }
-      torch.tidy(() => { buffer!.narrow(2, used, need - used).copy_(x); });
+      torch.tidy(() => {
+        buffer!.narrow(2, used, need - used).copy_(x);
+      });
       return buffer.narrow(2, 0, need);
     });
     this.#lengths[layer] = need;
@@ -57,8 +62,8 @@ export class KVCache {
         if (!t) return;
         const used = this.#lengths[layer];
         const kept = torch.tidy(() => {
-          let x = t.narrow(2, firstColumn, used - firstColumn);                   // [B, Hkv, T', D]
-          if (rows) x = x.indexSelect(0, rows);                                   // [B', Hkv, T', D]
+          let x = t.narrow(2, firstColumn, used - firstColumn); // [B, Hkv, T', D]
+          if (rows) x = x.indexSelect(0, rows); // [B', Hkv, T', D]
           const [b, h, , d] = x.shape;
           const buffer = torch.zeros([b, h, t.shape[2] - firstColumn, d], { dtype: t.dtype, device: t.device });
           buffer.narrow(2, 0, used - firstColumn).copy_(x);
@@ -68,7 +73,9 @@ export class KVCache {
         store[layer] = kept.keep();
       });
     }
-    this.#lengths.forEach((n, layer) => { this.#lengths[layer] = Math.max(0, n - firstColumn); });
+    this.#lengths.forEach((n, layer) => {
+      this.#lengths[layer] = Math.max(0, n - firstColumn);
+    });
   }
 
   /**
@@ -78,19 +85,25 @@ export class KVCache {
    */
   append(other: KVCache): void {
     const total = Math.max(this.length, other.length);
-    const filled = (t: torch.Tensor, used: number) => {                     // [B, Hkv, used, D] -> [B, Hkv, total, D]
+    const filled = (t: torch.Tensor, used: number) => {
+      // [B, Hkv, used, D] -> [B, Hkv, total, D]
       const x = t.narrow(2, 0, used);
       if (used === total) return x;
       const [b, h, , d] = t.shape;
       return torch.cat([torch.zeros([b, h, total - used, d], { dtype: t.dtype, device: t.device }), x], 2);
     };
-    for (const [mine, theirs] of [[this.#keys, other.#keys], [this.#values, other.#values]]) {
+    for (const [mine, theirs] of [
+      [this.#keys, other.#keys],
+      [this.#values, other.#values],
+    ]) {
       mine.forEach((t, layer) => {
         const o = theirs[layer];
         if (!o) return;
-        const joined = torch.tidy(() => (t
-          ? torch.cat([filled(t, this.#lengths[layer]), filled(o, other.#lengths[layer])], 0)
-          : filled(o, other.#lengths[layer]).contiguous()));
+        const joined = torch.tidy(() =>
+          t
+            ? torch.cat([filled(t, this.#lengths[layer]), filled(o, other.#lengths[layer])], 0)
+            : filled(o, other.#lengths[layer]).contiguous(),
+        );
         t?.dispose();
         o.dispose();
         mine[layer] = joined.keep();

@@ -92,12 +92,21 @@ function decoderStep(inputIds: torch.Tensor, options: ForwardOptions, windows: I
   const device = inputIds.device;
   const positions = options.positionIds ?? positionIds(batch, length, past, options.attentionMask, device);
   const masks = new Map<number | null, torch.Tensor | null>();
-  for (const w of windows) if (!masks.has(w)) masks.set(w, attentionMask(batch, length, past, options.attentionMask, w, device));
+  for (const w of windows)
+    if (!masks.has(w)) masks.set(w, attentionMask(batch, length, past, options.attentionMask, w, device));
   return {
-    batch, length, past, device, positions, cache: options.cache,
+    batch,
+    length,
+    past,
+    device,
+    positions,
+    cache: options.cache,
     mask(window) {
       const m = masks.get(window);
-      if (m === undefined) throw new Error(`no attention mask for window ${window}: a layer asked for a window other than its attentionWindow`);
+      if (m === undefined)
+        throw new Error(
+          `no attention mask for window ${window}: a layer asked for a window other than its attentionWindow`,
+        );
       return m;
     },
   };
@@ -126,13 +135,19 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
   }
 
   #generationConfig?: GenerationConfig;
-  get generationConfig(): GenerationConfig { return (this.#generationConfig ??= generationConfigFromModelConfig(this.config)); }
-  set generationConfig(value: GenerationConfig) { this.#generationConfig = value; }
+  get generationConfig(): GenerationConfig {
+    return (this.#generationConfig ??= generationConfigFromModelConfig(this.config));
+  }
+  set generationConfig(value: GenerationConfig) {
+    this.#generationConfig = value;
+  }
 
-  get numLayers(): number { return this.decoderLayers.length; }
+  get numLayers(): number {
+    return this.decoderLayers.length;
+  }
 
   forward(inputIds: torch.Tensor, options: ForwardOptions = {}): torch.Tensor {
-    return torch.tidy(() => this.head(this.hiddenStates(inputIds, options)));   // [B, T, V]
+    return torch.tidy(() => this.head(this.hiddenStates(inputIds, options))); // [B, T, V]
   }
 
   logitsFromHidden(hidden: torch.Tensor): torch.Tensor {
@@ -141,27 +156,36 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
 
   hiddenStates(inputIds: torch.Tensor, options: HiddenStatesOptions = {}): torch.Tensor {
     const tape = options.recompute;
-    if (tape && options.cache) throw new Error("gradient checkpointing (a recompute tape) cannot be used with a KV cache");
+    if (tape && options.cache)
+      throw new Error("gradient checkpointing (a recompute tape) cannot be used with a KV cache");
     // Recomputation must reproduce the forward exactly; dropout would draw other masks.
-    if (tape && this.training) throw new Error("gradient checkpointing needs the model in eval mode (dropout off): call model.eval()");
+    if (tape && this.training)
+      throw new Error("gradient checkpointing needs the model in eval mode (dropout off): call model.eval()");
     return torch.tidy(() => {
       const layers = this.decoderLayers;
-      const base = decoderStep(inputIds, options, layers.map((l) => l.attentionWindow));
-      let h = this.embed(inputIds, base);                  // [B, T, C]
+      const base = decoderStep(
+        inputIds,
+        options,
+        layers.map((l) => l.attentionWindow),
+      );
+      let h = this.embed(inputIds, base); // [B, T, C]
       const step = this.prepare(base, h);
       if (tape) {
         // The layers read the step's tensors again in backward: the tape keeps the ones made
         // here (positions, masks, rotary cos/sin), never the caller's own.
         const callers = new Set([options.positionIds, options.attentionMask]);
         const made: torch.Tensor[] = [];
-        const collect = (v: unknown) => forEachTensor(v, (t) => { if (!callers.has(t as torch.Tensor)) made.push(t as torch.Tensor); });
+        const collect = (v: unknown) =>
+          forEachTensor(v, (t) => {
+            if (!callers.has(t as torch.Tensor)) made.push(t as torch.Tensor);
+          });
         collect({ ...step });
         for (const layer of layers) collect(step.mask(layer.attentionWindow));
         tape.hold(made);
         // Only each layer's input [B, T, C] stays alive until backward; the first is the
         // embedding's output, whose graph takes the last recomputation's gradient to the weights.
         for (const layer of layers) h = tape.segment(h, (x) => layer.forward(x, step));
-        return h;                                          // [B, T, C], a leaf owned by the tape
+        return h; // [B, T, C], a leaf owned by the tape
       }
       // Each layer in its own scope, and the previous activation freed as soon as the next
       // exists: without autograd (reference log-probs, evaluation, generation) only one
@@ -171,7 +195,7 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
         h = torch.tidy(() => layer.forward(prev, step));
         prev.dispose();
       }
-      return h;                                            // [B, T, C]
+      return h; // [B, T, C]
     });
   }
 }

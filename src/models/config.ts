@@ -31,8 +31,20 @@ export function num(config: RawConfig, key: string, fallback?: number): number {
 
 /** config.json integers that size the model: each, when given, must be a positive integer (transformers' names). */
 const SIZE_FIELDS = [
-  "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-  "head_dim", "max_position_embeddings", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", "sliding_window",
+  "vocab_size",
+  "hidden_size",
+  "intermediate_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "head_dim",
+  "max_position_embeddings",
+  "n_embd",
+  "n_layer",
+  "n_head",
+  "n_inner",
+  "n_positions",
+  "sliding_window",
   "num_labels",
 ];
 
@@ -56,15 +68,19 @@ export function parseModelConfig<C>(parse: (raw: RawConfig) => C, raw: RawConfig
   const [hiddenKey, headsKey] = gpt2 ? ["n_embd", "n_head"] : ["hidden_size", "num_attention_heads"];
   const [hidden, heads, kvHeads] = [raw[hiddenKey], raw[headsKey], raw.num_key_value_heads] as (number | undefined)[];
   if (heads !== undefined && kvHeads !== undefined && heads % kvHeads !== 0) {
-    throw new Error(`${where}: field ${headsKey} ${heads} is not a multiple of num_key_value_heads ${kvHeads}: ` +
-      "each key/value head serves a whole group of query heads");
+    throw new Error(
+      `${where}: field ${headsKey} ${heads} is not a multiple of num_key_value_heads ${kvHeads}: ` +
+        "each key/value head serves a whole group of query heads",
+    );
   }
   const derivedHeadDim = raw.head_dim === undefined || raw.head_dim === null;
   // Gemma's head_dim defaults to 256, whatever the hidden size.
   const gemma = typeof raw.model_type === "string" && raw.model_type.startsWith("gemma");
   if (hidden !== undefined && heads !== undefined && derivedHeadDim && !gemma && hidden % heads !== 0) {
-    throw new Error(`${where}: field ${hiddenKey} (${hidden}) must be a multiple of ${headsKey} (${heads}): ` +
-      `each head gets ${hiddenKey} / ${headsKey} dimensions`);
+    throw new Error(
+      `${where}: field ${hiddenKey} (${hidden}) must be a multiple of ${headsKey} (${heads}): ` +
+        `each head gets ${hiddenKey} / ${headsKey} dimensions`,
+    );
   }
   try {
     return parse(raw);

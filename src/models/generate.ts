@@ -60,8 +60,10 @@ export interface GenerateResult {
 /** The sampling options in the ranges transformers' warpers accept (its errors, named here by option). */
 function checkSampling(o: GenerateOptions): void {
   const { temperature = 0, topK = 0, topP = 1, seed } = o;
-  if (!(temperature >= 0 && Number.isFinite(temperature))) throw new Error(`generate: temperature must be a finite number >= 0 (0: greedy), got ${temperature}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new Error(`generate: topK must be an integer >= 0 (0: no limit), got ${topK}`);
+  if (!(temperature >= 0 && Number.isFinite(temperature)))
+    throw new Error(`generate: temperature must be a finite number >= 0 (0: greedy), got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0)
+    throw new Error(`generate: topK must be an integer >= 0 (0: no limit), got ${topK}`);
   if (!(topP >= 0 && topP <= 1)) throw new Error(`generate: topP must be from 0 to 1, got ${topP}`);
   if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) {
     throw new Error(`generate: seed must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${seed}`);
@@ -71,24 +73,34 @@ function checkSampling(o: GenerateOptions): void {
 export function generate(model: CausalLM, given: number[][], options: GenerateOptions = {}): GenerateResult {
   const n = options.numReturnSequences ?? 1;
   const penalty = options.repetitionPenalty ?? 1;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`generate: numReturnSequences must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`generate: numReturnSequences must be a positive integer, got ${n}`);
   if (!(penalty > 0)) throw new Error(`generate: repetitionPenalty must be above 0, got ${penalty}`);
-  const temperature = options.doSample === false ? 0 : options.doSample && !(options.temperature! > 0) ? 1 : options.temperature ?? 0;
+  const temperature =
+    options.doSample === false ? 0 : options.doSample && !(options.temperature! > 0) ? 1 : (options.temperature ?? 0);
   if (n > 1 && temperature === 0) {
-    throw new Error("generate: numReturnSequences above 1 needs sampling (doSample, or temperature > 0): greedy decoding returns one sequence");
+    throw new Error(
+      "generate: numReturnSequences above 1 needs sampling (doSample, or temperature > 0): greedy decoding returns one sequence",
+    );
   }
-  if (n > 1 && options.rowSeeds) throw new Error("generate: rowSeeds gives one seed per prompt; with numReturnSequences, use seed");
-  if (n > 1 && typeof options.maxNewTokens === "object") options = { ...options, maxNewTokens: options.maxNewTokens.flatMap((m) => new Array(n).fill(m)) };
+  if (n > 1 && options.rowSeeds)
+    throw new Error("generate: rowSeeds gives one seed per prompt; with numReturnSequences, use seed");
+  if (n > 1 && typeof options.maxNewTokens === "object")
+    options = { ...options, maxNewTokens: options.maxNewTokens.flatMap((m) => new Array(n).fill(m)) };
   options = { ...options, temperature };
   // As transformers expands input_ids: each prompt n times in a row.
   const prompts = n > 1 ? given.flatMap((p) => new Array<number[]>(n).fill(p)) : given;
-  const limits = typeof options.maxNewTokens === "object" ? options.maxNewTokens : prompts.map(() => (options.maxNewTokens as number | undefined) ?? 64);
+  const limits =
+    typeof options.maxNewTokens === "object"
+      ? options.maxNewTokens
+      : prompts.map(() => (options.maxNewTokens as number | undefined) ?? 64);
   const maxNew = Math.max(0, ...limits);
   const eos = new Set(options.eosTokenIds ?? []);
   const pad = options.padTokenId ?? options.eosTokenIds?.[0] ?? 0;
   const useCache = options.useCache ?? true;
   if (prompts.length === 0) return { tokens: [], finishReasons: [] };
-  if (limits.length !== prompts.length) throw new Error(`generate: maxNewTokens has ${limits.length} limits for ${prompts.length} prompts`);
+  if (limits.length !== prompts.length)
+    throw new Error(`generate: maxNewTokens has ${limits.length} limits for ${prompts.length} prompts`);
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token");
   if (options.stopStrings?.length && !options.decode) throw new Error("generate: stopStrings need a decode function");
   checkSampling(options);
@@ -96,7 +108,9 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
   const longest = Math.max(...prompts.map((p) => p.length));
   prompts.forEach((p, r) => {
     if (p.length + limits[r] > model.maxPositions) {
-      throw new Error(`generate: prompt (${p.length}) + maxNewTokens (${limits[r]}) exceeds the model's ${model.maxPositions} positions`);
+      throw new Error(
+        `generate: prompt (${p.length}) + maxNewTokens (${limits[r]}) exceeds the model's ${model.maxPositions} positions`,
+      );
     }
   });
 
@@ -105,7 +119,10 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
   // costing compute, and columns that are padding in every remaining row are dropped.
   let rows = prompts.map((_, r) => r).filter((r) => limits[r] > 0);
   let ids = rows.map((r) => [...new Array(longest - prompts[r].length).fill(pad), ...prompts[r]]);
-  let mask = rows.map((r) => [...new Array(longest - prompts[r].length).fill(0), ...new Array(prompts[r].length).fill(1)]);
+  let mask = rows.map((r) => [
+    ...new Array(longest - prompts[r].length).fill(0),
+    ...new Array(prompts[r].length).fill(1),
+  ]);
   const out: number[][] = prompts.map(() => []);
   const reasons: GenerateResult["finishReasons"] = prompts.map(() => "length");
   // Per-row streams: a row's samples depend on its own seed only, not on the rows beside it.
@@ -126,9 +143,14 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
           // The head on the last position only: a prefill's other positions need no logits.
-          const hidden = model.hiddenStates(input, { attentionMask: attention, cache });   // [B', T, C]
-          let last = model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32");   // [B', V]
-          if (penalty !== 1) last = applyRepetitionPenalty(last, rows.map((r) => [...prompts[r], ...out[r]]), penalty);
+          const hidden = model.hiddenStates(input, { attentionMask: attention, cache }); // [B', T, C]
+          let last = model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32"); // [B', V]
+          if (penalty !== 1)
+            last = applyRepetitionPenalty(
+              last,
+              rows.map((r) => [...prompts[r], ...out[r]]),
+              penalty,
+            );
           return pickTokens(last, options, uniforms);
         });
         const keep: number[] = [];
@@ -137,24 +159,40 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
           ids[i].push(token);
           mask[i].push(1);
           out[r].push(token);
-          if (eos.has(token)) { reasons[r] = "eos"; return; }
+          if (eos.has(token)) {
+            reasons[r] = "eos";
+            return;
+          }
           if (options.stopStrings?.length) {
             const text = options.decode!(out[r]);
-            if (options.stopStrings.some((s) => text.endsWith(s) || text.includes(s))) { reasons[r] = "stop_string"; return; }
+            if (options.stopStrings.some((s) => text.endsWith(s) || text.includes(s))) {
+              reasons[r] = "stop_string";
+              return;
+            }
           }
           if (out[r].length < limits[r]) keep.push(i);
         });
         options.onStep?.(step + 1);
-        if (keep.length === rows.length || keep.length === 0) { if (keep.length === 0) rows = []; continue; }
+        if (keep.length === rows.length || keep.length === 0) {
+          if (keep.length === 0) rows = [];
+          continue;
+        }
         rows = keep.map((i) => rows[i]);
         ids = keep.map((i) => ids[i]);
         mask = keep.map((i) => mask[i]);
         let firstColumn = 0;
         while (mask.every((m) => m[firstColumn] === 0)) firstColumn++;
-        if (firstColumn > 0) { ids = ids.map((row) => row.slice(firstColumn)); mask = mask.map((m) => m.slice(firstColumn)); }
+        if (firstColumn > 0) {
+          ids = ids.map((row) => row.slice(firstColumn));
+          mask = mask.map((m) => m.slice(firstColumn));
+        }
         if (cache) {
           const index = torch.tensor(keep, { dtype: "int64", device });
-          try { cache.compact(index, firstColumn); } finally { index.dispose(); }
+          try {
+            cache.compact(index, firstColumn);
+          } finally {
+            index.dispose();
+          }
         }
       }
     });
@@ -174,10 +212,16 @@ export function applyRepetitionPenalty(logits: torch.Tensor, seen: number[][], p
     const width = Math.max(1, ...seen.map((s) => s.length));
     const device = logits.device;
     // Which ids each row has seen, as a mask [B, V]: ones scattered at its ids (padding entries add 0).
-    const index = torch.tensor(seen.map((s) => [...s, ...new Array(width - s.length).fill(0)]), { dtype: "int64", device });   // [B, W]
-    const ones = torch.tensor(seen.map((s) => [...s.map(() => 1), ...new Array(width - s.length).fill(0)]), { dtype: "float32", device });
-    const seenMask = torch.zerosLike(logits, { dtype: "float32" }).scatterAdd(1, index, ones).gt(0);                          // [B, V]
-    const penalised = torch.where(logits.lt(0), logits.mul(penalty), logits.div(penalty));                                     // [B, V]
+    const index = torch.tensor(
+      seen.map((s) => [...s, ...new Array(width - s.length).fill(0)]),
+      { dtype: "int64", device },
+    ); // [B, W]
+    const ones = torch.tensor(
+      seen.map((s) => [...s.map(() => 1), ...new Array(width - s.length).fill(0)]),
+      { dtype: "float32", device },
+    );
+    const seenMask = torch.zerosLike(logits, { dtype: "float32" }).scatterAdd(1, index, ones).gt(0); // [B, V]
+    const penalised = torch.where(logits.lt(0), logits.mul(penalty), logits.div(penalty)); // [B, V]
     return torch.where(seenMask, penalised, logits);
   });
 }
@@ -192,7 +236,11 @@ export function applyRepetitionPenalty(logits: torch.Tensor, seen: number[][], p
  * whole vocabulary each step (a sort of [B, V] cost more than the rest of a decoding step).
  * Tokens tied with the last kept one are all kept.
  */
-export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, "temperature" | "topK" | "topP">, uniforms?: number[]): number[] {
+export function pickTokens(
+  logits: torch.Tensor,
+  options: Pick<GenerateOptions, "temperature" | "topK" | "topP">,
+  uniforms?: number[],
+): number[] {
   const temperature = options.temperature ?? 0;
   if (temperature <= 0) return torch.tidy(() => logits.argmax(-1).toArray() as number[]);
   const [rows, vocab] = logits.shape;
@@ -204,16 +252,27 @@ export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, 
       const kth = scores.topk(k, -1).values.narrow(1, k - 1, 1);
       scores = scores.maskedFill(scores.lt(kth), -Infinity);
     }
-    return scores.softmax(-1).to("float32");                                              // [B, V]
+    return scores.softmax(-1).to("float32"); // [B, V]
   });
   try {
-    const q = probs.data() as Float32Array;                                                // B * V, row-major
-    const cutoffs = Array.from({ length: rows }, (_, r) => (p < 1 ? topPCutoff(q.subarray(r * vocab, (r + 1) * vocab), p) : 0));
+    const q = probs.data() as Float32Array; // B * V, row-major
+    const cutoffs = Array.from({ length: rows }, (_, r) =>
+      p < 1 ? topPCutoff(q.subarray(r * vocab, (r + 1) * vocab), p) : 0,
+    );
     if (uniforms) return cutoffs.map((cut, r) => inverseCdf(q.subarray(r * vocab, (r + 1) * vocab), cut, uniforms[r]));
     return torch.tidy(() => {
-      const kept = p < 1
-        ? probs.maskedFill(probs.lt(torch.tensor(cutoffs.map((c) => [c]), { dtype: "float32", device: logits.device })), 0)
-        : probs;
+      const kept =
+        p < 1
+          ? probs.maskedFill(
+              probs.lt(
+                torch.tensor(
+                  cutoffs.map((c) => [c]),
+                  { dtype: "float32", device: logits.device },
+                ),
+              ),
+              0,
+            )
+          : probs;
       return kept.multinomial(1).squeeze(1).toArray() as number[];
     });
   } finally {
@@ -228,10 +287,10 @@ export function pickTokens(logits: torch.Tensor, options: Pick<GenerateOptions, 
  * visited again.
  */
 export function topPCutoff(row: Float32Array, p: number): number {
-  const a = Float32Array.from(row);       // partitioned in place: [lo, hi) holds the candidates
+  const a = Float32Array.from(row); // partitioned in place: [lo, hi) holds the candidates
   let lo = 0;
   let hi = a.length;
-  let above = 0;                          // the mass of tokens known to rank above every candidate (< p)
+  let above = 0; // the mass of tokens known to rank above every candidate (< p)
   for (;;) {
     const pivot = a[lo + ((hi - lo) >> 1)];
     // Three-way partition: [lo, i) above the pivot, [i, j) equal to it, [k, hi) below it.
@@ -241,10 +300,23 @@ export function topPCutoff(row: Float32Array, p: number): number {
     let higherMass = 0;
     while (j < k) {
       const x = a[j];
-      if (x > pivot) { a[j] = a[i]; a[i] = x; i++; j++; higherMass += x; } else if (x < pivot) { k--; a[j] = a[k]; a[k] = x; } else j++;
+      if (x > pivot) {
+        a[j] = a[i];
+        a[i] = x;
+        i++;
+        j++;
+        higherMass += x;
+      } else if (x < pivot) {
+        k--;
+        a[j] = a[k];
+        a[k] = x;
+      } else j++;
     }
     // The first token at the pivot already has p above it: the cutoff is among the higher ones.
-    if (above + higherMass >= p) { hi = i; continue; }
+    if (above + higherMass >= p) {
+      hi = i;
+      continue;
+    }
     above += higherMass + (j - i) * pivot;
     if (above >= p || k === hi) return pivot;
     lo = k;
@@ -264,5 +336,5 @@ function inverseCdf(row: Float32Array, cut: number, u: number): number {
     last = i;
     if (sum > target) return i;
   }
-  return last;   // rounding at the top
+  return last; // rounding at the top
 }

@@ -37,7 +37,9 @@ function eosIds(value: unknown, where: string): number[] {
   }
   return value.map((v, i) => {
     if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
-    throw new Error(`${where}: field eos_token_id[${i}] must be a token id (a non-negative integer), got ${JSON.stringify(v)}`);
+    throw new Error(
+      `${where}: field eos_token_id[${i}] must be a token id (a non-negative integer), got ${JSON.stringify(v)}`,
+    );
   });
 }
 
@@ -70,7 +72,8 @@ export function writeGenerationConfig(dir: string, config: GenerationConfig): vo
   const out: Record<string, unknown> = { ...config.extra };
   if (config.file === null) out._from_model_config = true;
   if (config.bosTokenId !== undefined) out.bos_token_id = config.bosTokenId;
-  if (config.eosTokenIds.length) out.eos_token_id = config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : config.eosTokenIds;
+  if (config.eosTokenIds.length)
+    out.eos_token_id = config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : config.eosTokenIds;
   if (config.padTokenId !== undefined) out.pad_token_id = config.padTokenId;
   const sorted = Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   writeJsonAtomic(join(dir, GENERATION_CONFIG_FILE), sorted);

@@ -9,19 +9,37 @@ import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
 import type { ArchitectureSpec } from "./architecture.js";
 
 export interface GPT2Config {
-  vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number; dropout: number; activation: string;
-  scaleAttnWeights: boolean; scaleByInverseLayerIdx: boolean; tied: boolean;
+  vocabSize: number;
+  nPositions: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nInner: number;
+  eps: number;
+  dropout: number;
+  activation: string;
+  scaleAttnWeights: boolean;
+  scaleByInverseLayerIdx: boolean;
+  tied: boolean;
 }
 
 export function gpt2Config(raw: RawConfig): GPT2Config {
   const nEmbd = num(raw, "n_embd", 768);
   const act = (raw.activation_function as string | undefined) ?? "gelu_new";
-  if (!["gelu_new", "gelu", "gelu_pytorch_tanh", "relu"].includes(act)) throw new Error(`config.json: activation_function '${act}' is not supported`);
+  if (!["gelu_new", "gelu", "gelu_pytorch_tanh", "relu"].includes(act))
+    throw new Error(`config.json: activation_function '${act}' is not supported`);
   return {
-    vocabSize: num(raw, "vocab_size", 50257), nPositions: num(raw, "n_positions", 1024), nEmbd,
-    nLayer: num(raw, "n_layer", 12), nHead: num(raw, "n_head", 12), nInner: num(raw, "n_inner", 4 * nEmbd),
-    eps: num(raw, "layer_norm_epsilon", 1e-5), dropout: num(raw, "resid_pdrop", 0.1), activation: act,
-    scaleAttnWeights: raw.scale_attn_weights !== false, scaleByInverseLayerIdx: raw.scale_attn_by_inverse_layer_idx === true,
+    vocabSize: num(raw, "vocab_size", 50257),
+    nPositions: num(raw, "n_positions", 1024),
+    nEmbd,
+    nLayer: num(raw, "n_layer", 12),
+    nHead: num(raw, "n_head", 12),
+    nInner: num(raw, "n_inner", 4 * nEmbd),
+    eps: num(raw, "layer_norm_epsilon", 1e-5),
+    dropout: num(raw, "resid_pdrop", 0.1),
+    activation: act,
+    scaleAttnWeights: raw.scale_attn_weights !== false,
+    scaleByInverseLayerIdx: raw.scale_attn_by_inverse_layer_idx === true,
     tied: raw.tie_word_embeddings !== false,
   };
 }
@@ -29,7 +47,11 @@ export function gpt2Config(raw: RawConfig): GPT2Config {
 class Attention extends Module {
   readonly cAttn: Conv1D;
   readonly cProj: Conv1D;
-  constructor(readonly c: GPT2Config, readonly layer: number, init: Init) {
+  constructor(
+    readonly c: GPT2Config,
+    readonly layer: number,
+    init: Init,
+  ) {
     super();
     this.cAttn = this.module("c_attn", new Conv1D(c.nEmbd, 3 * c.nEmbd, init));
     this.cProj = this.module("c_proj", new Conv1D(c.nEmbd, c.nEmbd, init));
@@ -40,19 +62,30 @@ class Attention extends Module {
     const heads = this.c.nHead;
     const d = this.c.nEmbd / heads;
     // [B, T, 3C] -> three [B, T, C] -> [B, H, T, D] each
-    const [q, k0, v0] = this.cAttn.forward(x).split(this.c.nEmbd, 2).map((p) => p.view(b, t, heads, d).transpose(1, 2));
-    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];   // [B, H, past + T, D]
+    const [q, k0, v0] = this.cAttn
+      .forward(x)
+      .split(this.c.nEmbd, 2)
+      .map((p) => p.view(b, t, heads, d).transpose(1, 2));
+    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0]; // [B, H, past + T, D]
     const p = this.training ? this.c.dropout : 0;
     // The kernel divides by sqrt(d); GPT-2's options change that scale, so q absorbs the difference.
     const scale = (this.c.scaleAttnWeights ? 1 : Math.sqrt(d)) / (this.c.scaleByInverseLayerIdx ? this.layer + 1 : 1);
-    const y = torch.scaledDotProductAttention(scale === 1 ? q : q.mul(scale), k, v, { attnMask: mask, isCausal: mask === null, dropoutP: p });  // [B, H, T, D]
-    return this.cProj.forward(y.transpose(1, 2).reshape(b, t, this.c.nEmbd));                                                               // [B, T, C]
+    const y = torch.scaledDotProductAttention(scale === 1 ? q : q.mul(scale), k, v, {
+      attnMask: mask,
+      isCausal: mask === null,
+      dropoutP: p,
+    }); // [B, H, T, D]
+    return this.cProj.forward(y.transpose(1, 2).reshape(b, t, this.c.nEmbd)); // [B, T, C]
   }
 }
 
 class MLP extends Module {
-  readonly fc: Conv1D; readonly proj: Conv1D;
-  constructor(readonly c: GPT2Config, init: Init) {
+  readonly fc: Conv1D;
+  readonly proj: Conv1D;
+  constructor(
+    readonly c: GPT2Config,
+    init: Init,
+  ) {
     super();
     this.fc = this.module("c_fc", new Conv1D(c.nEmbd, c.nInner, init));
     this.proj = this.module("c_proj", new Conv1D(c.nInner, c.nEmbd, init));
@@ -66,8 +99,15 @@ class MLP extends Module {
 
 class Block extends Module implements DecoderLayer {
   readonly attentionWindow = null;
-  readonly ln1: LayerNorm; readonly attn: Attention; readonly ln2: LayerNorm; readonly mlp: MLP;
-  constructor(readonly c: GPT2Config, layer: number, init: Init) {
+  readonly ln1: LayerNorm;
+  readonly attn: Attention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+  constructor(
+    readonly c: GPT2Config,
+    layer: number,
+    init: Init,
+  ) {
     super();
     this.ln1 = this.module("ln_1", new LayerNorm(c.nEmbd, c.eps, init));
     this.attn = this.module("attn", new Attention(c, layer, init));
@@ -76,13 +116,18 @@ class Block extends Module implements DecoderLayer {
   }
   forward(x: torch.Tensor, step: DecoderStep): torch.Tensor {
     const p = this.training ? this.c.dropout : 0;
-    const h = x.add(torch.dropout(this.attn.forward(this.ln1.forward(x), step.mask(null), step.cache), p, this.training));
+    const h = x.add(
+      torch.dropout(this.attn.forward(this.ln1.forward(x), step.mask(null), step.cache), p, this.training),
+    );
     return h.add(torch.dropout(this.mlp.forward(this.ln2.forward(h)), p, this.training));
   }
 }
 
 class Transformer extends Module {
-  readonly wte: Embedding; readonly wpe: Embedding; readonly h: Block[]; readonly lnF: LayerNorm;
+  readonly wte: Embedding;
+  readonly wpe: Embedding;
+  readonly h: Block[];
+  readonly lnF: LayerNorm;
   constructor(c: GPT2Config, init: Init) {
     super();
     this.wte = this.module("wte", new Embedding(c.vocabSize, c.nEmbd, init));
@@ -97,20 +142,31 @@ export class GPT2LMHeadModel extends DecoderLM {
   readonly transformer: Transformer;
   readonly lmHead: Linear | null;
 
-  constructor(readonly config: RawConfig, readonly c: GPT2Config = gpt2Config(config), init: Init = {}) {
+  constructor(
+    readonly config: RawConfig,
+    readonly c: GPT2Config = gpt2Config(config),
+    init: Init = {},
+  ) {
     super();
     this.transformer = this.module("transformer", new Transformer(c, init));
     this.lmHead = c.tied ? null : this.module("lm_head", new Linear(c.nEmbd, c.vocabSize, false, init));
   }
 
-  get vocabSize(): number { return this.c.vocabSize; }
-  get maxPositions(): number { return this.c.nPositions; }
-  protected get decoderLayers(): readonly Block[] { return this.transformer.h; }
+  get vocabSize(): number {
+    return this.c.vocabSize;
+  }
+  get maxPositions(): number {
+    return this.c.nPositions;
+  }
+  protected get decoderLayers(): readonly Block[] {
+    return this.transformer.h;
+  }
 
   protected embed(inputIds: torch.Tensor, step: DecoderStep): torch.Tensor {
     const total = step.past + step.length;
-    if (total > this.c.nPositions) throw new Error(`sequence of ${total} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
-    const h = this.transformer.wte.forward(inputIds).add(this.transformer.wpe.forward(step.positions));   // [B, T, C]
+    if (total > this.c.nPositions)
+      throw new Error(`sequence of ${total} tokens exceeds GPT-2's n_positions ${this.c.nPositions}`);
+    const h = this.transformer.wte.forward(inputIds).add(this.transformer.wpe.forward(step.positions)); // [B, T, C]
     return torch.dropout(h, this.training ? this.c.dropout : 0, this.training);
   }
 

@@ -16,12 +16,29 @@ import type { ArchitectureSpec } from "./architecture.js";
 export type LlamaFamily = "llama" | "qwen2" | "mistral";
 
 /** What every layer of one forward call shares: the step, and the rotary cos/sin [B, 1, T, D]. */
-interface RotaryStep extends DecoderStep { readonly cos: torch.Tensor; readonly sin: torch.Tensor }
+interface RotaryStep extends DecoderStep {
+  readonly cos: torch.Tensor;
+  readonly sin: torch.Tensor;
+}
 
 export interface LlamaConfig {
-  vocabSize: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
-  eps: number; ropeTheta: number; ropeScaling: RopeScaling | null; maxPositions: number; tied: boolean;
-  qkvBias: boolean; oBias: boolean; mlpBias: boolean; slidingWindow: number | null; attentionDropout: number;
+  vocabSize: number;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  eps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling | null;
+  maxPositions: number;
+  tied: boolean;
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+  slidingWindow: number | null;
+  attentionDropout: number;
   /** RMSNorm over head_dim on each query and key head before RoPE (Qwen3's q_norm / k_norm). */
   qkNorm: boolean;
   /** Per layer: whether it uses the sliding window (Qwen2 windows only layers >= max_window_layers). */
@@ -39,32 +56,54 @@ export function llamaConfig(raw: RawConfig, arch: LlamaFamily): LlamaConfig {
   // max_window_layers on, Mistral all of them.
   const layerTypes = raw.layer_types as string[] | undefined;
   const windowFrom = arch === "qwen2" ? num(raw, "max_window_layers", 28) : 0;
-  const slidingLayers = Array.from({ length: layers }, (_, i) =>
-    useWindow && (Array.isArray(layerTypes) ? layerTypes[i] === "sliding_attention" : i >= windowFrom));
+  const slidingLayers = Array.from(
+    { length: layers },
+    (_, i) => useWindow && (Array.isArray(layerTypes) ? layerTypes[i] === "sliding_attention" : i >= windowFrom),
+  );
   // transformers 5 writes rope_theta and the scaling into one rope_parameters object.
   const ropeParameters = raw.rope_parameters as (RopeScaling & { rope_theta?: number }) | null | undefined;
   return {
-    vocabSize: num(raw, "vocab_size"), hidden, intermediate: num(raw, "intermediate_size"),
-    layers, heads, kvHeads: num(raw, "num_key_value_heads", heads),
-    headDim: num(raw, "head_dim", Math.floor(hidden / heads)), eps: num(raw, "rms_norm_eps", 1e-6),
+    vocabSize: num(raw, "vocab_size"),
+    hidden,
+    intermediate: num(raw, "intermediate_size"),
+    layers,
+    heads,
+    kvHeads: num(raw, "num_key_value_heads", heads),
+    headDim: num(raw, "head_dim", Math.floor(hidden / heads)),
+    eps: num(raw, "rms_norm_eps", 1e-6),
     ropeTheta: num(raw, "rope_theta", ropeParameters?.rope_theta ?? 10000),
-    ropeScaling: (raw.rope_scaling as RopeScaling | null | undefined) ?? (ropeParameters?.rope_type && ropeParameters.rope_type !== "default" ? ropeParameters : null),
+    ropeScaling:
+      (raw.rope_scaling as RopeScaling | null | undefined) ??
+      (ropeParameters?.rope_type && ropeParameters.rope_type !== "default" ? ropeParameters : null),
     maxPositions: num(raw, "max_position_embeddings", 2048),
-    tied: (raw.tie_word_embeddings as boolean | undefined) ?? false,  // the default of all three configs
+    tied: (raw.tie_word_embeddings as boolean | undefined) ?? false, // the default of all three configs
     // Only Llama's config has attention_bias / mlp_bias; Qwen2 always has q/k/v biases.
     qkvBias: arch === "qwen2" || (arch === "llama" && raw.attention_bias === true),
     oBias: arch === "llama" && raw.attention_bias === true,
     mlpBias: arch === "llama" && raw.mlp_bias === true,
     // MistralConfig's default window is 4096 when the field is absent.
-    slidingWindow: useWindow ? ((raw.sliding_window as number | null | undefined) ?? (arch === "mistral" && !("sliding_window" in raw) ? 4096 : null)) : null,
-    attentionDropout: num(raw, "attention_dropout", 0), slidingLayers, qkNorm: false,
+    slidingWindow: useWindow
+      ? ((raw.sliding_window as number | null | undefined) ??
+        (arch === "mistral" && !("sliding_window" in raw) ? 4096 : null))
+      : null,
+    attentionDropout: num(raw, "attention_dropout", 0),
+    slidingLayers,
+    qkNorm: false,
   };
 }
 
 class Attention extends Module {
-  readonly q: Linear; readonly k: Linear; readonly v: Linear; readonly o: Linear;
-  readonly qNorm: RMSNorm | null = null; readonly kNorm: RMSNorm | null = null;
-  constructor(readonly c: LlamaConfig, readonly layer: number, init: Init) {
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+  readonly qNorm: RMSNorm | null = null;
+  readonly kNorm: RMSNorm | null = null;
+  constructor(
+    readonly c: LlamaConfig,
+    readonly layer: number,
+    init: Init,
+  ) {
     super();
     this.q = this.module("q_proj", new Linear(c.hidden, c.heads * c.headDim, c.qkvBias, init));
     this.k = this.module("k_proj", new Linear(c.hidden, c.kvHeads * c.headDim, c.qkvBias, init));
@@ -76,27 +115,37 @@ class Attention extends Module {
     }
   }
   /** x [B, T, C] -> [B, T, C]; cos/sin [B, 1, T, D]; mask [B, 1, T, past + T] or null (causal). */
-  forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null, cache?: KVCache): torch.Tensor {
+  forward(
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mask: torch.Tensor | null,
+    cache?: KVCache,
+  ): torch.Tensor {
     const [b, t] = x.shape;
     const { heads, kvHeads, headDim } = this.c;
     const perHead = (y: torch.Tensor, n: number, norm: RMSNorm | null) => {
-      const h = y.view(b, t, n, headDim);                                                             // [B, T, n, D]
-      return (norm ? norm.forward(h) : h).transpose(1, 2);                                            // [B, n, T, D]
+      const h = y.view(b, t, n, headDim); // [B, T, n, D]
+      return (norm ? norm.forward(h) : h).transpose(1, 2); // [B, n, T, D]
     };
-    const q = applyRope(perHead(this.q.forward(x), heads, this.qNorm), cos, sin);                     // [B, H, T, D]
-    const k0 = applyRope(perHead(this.k.forward(x), kvHeads, this.kNorm), cos, sin);                  // [B, Hkv, T, D]
-    const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);                        // [B, Hkv, T, D]
-    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0];                               // [B, Hkv, past + T, D]
+    const q = applyRope(perHead(this.q.forward(x), heads, this.qNorm), cos, sin); // [B, H, T, D]
+    const k0 = applyRope(perHead(this.k.forward(x), kvHeads, this.kNorm), cos, sin); // [B, Hkv, T, D]
+    const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, Hkv, T, D]
+    const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0]; // [B, Hkv, past + T, D]
     // Grouped-query attention: each key/value head serves heads / kvHeads query heads.
     const y = torch.scaledDotProductAttention(q, repeatKv(k, heads / kvHeads), repeatKv(v, heads / kvHeads), {
-      attnMask: mask, isCausal: mask === null, dropoutP: this.training ? this.c.attentionDropout : 0,
-    });                                                                                               // [B, H, T, D]
-    return this.o.forward(y.transpose(1, 2).reshape(b, t, heads * headDim));                          // [B, T, C]
+      attnMask: mask,
+      isCausal: mask === null,
+      dropoutP: this.training ? this.c.attentionDropout : 0,
+    }); // [B, H, T, D]
+    return this.o.forward(y.transpose(1, 2).reshape(b, t, heads * headDim)); // [B, T, C]
   }
 }
 
 class MLP extends Module {
-  readonly gate: Linear; readonly up: Linear; readonly down: Linear;
+  readonly gate: Linear;
+  readonly up: Linear;
+  readonly down: Linear;
   constructor(c: LlamaConfig, init: Init) {
     super();
     this.gate = this.module("gate_proj", new Linear(c.hidden, c.intermediate, c.mlpBias, init));
@@ -110,7 +159,10 @@ class MLP extends Module {
 
 class LlamaDecoderLayer extends Module implements DecoderLayer<RotaryStep> {
   readonly attentionWindow: number | null;
-  readonly inputNorm: RMSNorm; readonly attn: Attention; readonly postNorm: RMSNorm; readonly mlp: MLP;
+  readonly inputNorm: RMSNorm;
+  readonly attn: Attention;
+  readonly postNorm: RMSNorm;
+  readonly mlp: MLP;
   constructor(c: LlamaConfig, layer: number, init: Init) {
     super();
     this.attentionWindow = c.slidingLayers[layer] ? c.slidingWindow : null;
@@ -120,17 +172,24 @@ class LlamaDecoderLayer extends Module implements DecoderLayer<RotaryStep> {
     this.mlp = this.module("mlp", new MLP(c, init));
   }
   forward(x: torch.Tensor, step: RotaryStep): torch.Tensor {
-    const h = x.add(this.attn.forward(this.inputNorm.forward(x), step.cos, step.sin, step.mask(this.attentionWindow), step.cache));
+    const h = x.add(
+      this.attn.forward(this.inputNorm.forward(x), step.cos, step.sin, step.mask(this.attentionWindow), step.cache),
+    );
     return h.add(this.mlp.forward(this.postNorm.forward(h)));
   }
 }
 
 class Decoder extends Module {
-  readonly embed: Embedding; readonly layers: LlamaDecoderLayer[]; readonly norm: RMSNorm;
+  readonly embed: Embedding;
+  readonly layers: LlamaDecoderLayer[];
+  readonly norm: RMSNorm;
   constructor(c: LlamaConfig, init: Init) {
     super();
     this.embed = this.module("embed_tokens", new Embedding(c.vocabSize, c.hidden, init));
-    this.layers = this.module("layers", new ModuleList(Array.from({ length: c.layers }, (_, i) => new LlamaDecoderLayer(c, i, init)))).items;
+    this.layers = this.module(
+      "layers",
+      new ModuleList(Array.from({ length: c.layers }, (_, i) => new LlamaDecoderLayer(c, i, init))),
+    ).items;
     this.norm = this.module("norm", new RMSNorm(c.hidden, c.eps, init));
   }
 }
@@ -141,19 +200,29 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
   readonly lmHead: Linear | null;
   #inverseFrequencies: torch.Tensor;
 
-  constructor(readonly config: RawConfig, readonly c: LlamaConfig = llamaConfig(config, "llama"), init: Init = {}) {
+  constructor(
+    readonly config: RawConfig,
+    readonly c: LlamaConfig = llamaConfig(config, "llama"),
+    init: Init = {},
+  ) {
     super();
     this.model = this.module("model", new Decoder(c, init));
     this.lmHead = c.tied ? null : this.module("lm_head", new Linear(c.hidden, c.vocabSize, false, init));
     this.#inverseFrequencies = ropeInverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling).keep();
   }
 
-  get vocabSize(): number { return this.c.vocabSize; }
-  get maxPositions(): number { return this.c.maxPositions; }
-  protected get decoderLayers(): readonly LlamaDecoderLayer[] { return this.model.layers; }
+  get vocabSize(): number {
+    return this.c.vocabSize;
+  }
+  get maxPositions(): number {
+    return this.c.maxPositions;
+  }
+  protected get decoderLayers(): readonly LlamaDecoderLayer[] {
+    return this.model.layers;
+  }
 
   protected embed(inputIds: torch.Tensor): torch.Tensor {
-    return this.model.embed.forward(inputIds);   // [B, T, C]
+    return this.model.embed.forward(inputIds); // [B, T, C]
   }
 
   /** cos and sin [B, 1, T, D] for the step's positions, once for all layers. */
@@ -194,19 +263,28 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
 
 export class Qwen2ForCausalLM extends LlamaForCausalLM {
   override readonly architecture: string = "qwen2";
-  constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "qwen2"), init: Init = {}) { super(config, c, init); }
+  constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "qwen2"), init: Init = {}) {
+    super(config, c, init);
+  }
 }
 
 export class MistralForCausalLM extends LlamaForCausalLM {
   override readonly architecture: string = "mistral";
-  constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "mistral"), init: Init = {}) { super(config, c, init); }
+  constructor(config: RawConfig, c: LlamaConfig = llamaConfig(config, "mistral"), init: Init = {}) {
+    super(config, c, init);
+  }
 }
 
 /**
  * The declarations of a Llama-like architecture (class names from transformers' `prefix`):
  * names config.json answers to, class, config parser, checkpoint rules.
  */
-export function familySpec(name: string, prefix: string, model: ArchitectureSpec<LlamaConfig>["model"], parseConfig: (raw: RawConfig) => LlamaConfig): ArchitectureSpec<LlamaConfig> {
+export function familySpec(
+  name: string,
+  prefix: string,
+  model: ArchitectureSpec<LlamaConfig>["model"],
+  parseConfig: (raw: RawConfig) => LlamaConfig,
+): ArchitectureSpec<LlamaConfig> {
   return {
     name,
     architectures: [`${prefix}ForCausalLM`],

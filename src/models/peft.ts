@@ -7,7 +7,15 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import * as torch from "../torch/index.js";
-import { attachLora, checkLoraSettings, loraOf, PEFT_NAMES, type LoraModel, type LoraSettings, type SettingNames } from "../nn/lora.js";
+import {
+  attachLora,
+  checkLoraSettings,
+  loraOf,
+  PEFT_NAMES,
+  type LoraModel,
+  type LoraSettings,
+  type SettingNames,
+} from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { readJsonObjectFile } from "../util/utf8.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
@@ -43,22 +51,26 @@ export type AdapterTask = "CAUSAL_LM" | "SEQ_CLS";
 export function readAdapterConfig(dir: string): AdapterConfig {
   const file = join(dir, ADAPTER_CONFIG);
   const raw = readJsonObjectFile(file);
-  const field = (key: string, what: string) => new Error(`${file}: field ${key} ${what}, got ${JSON.stringify(raw[key])}`);
-  if (raw.peft_type !== "LORA") throw field("peft_type", "must be \"LORA\" (the only adapter type supported)");
+  const field = (key: string, what: string) =>
+    new Error(`${file}: field ${key} ${what}, got ${JSON.stringify(raw[key])}`);
+  if (raw.peft_type !== "LORA") throw field("peft_type", 'must be "LORA" (the only adapter type supported)');
   const taskType = (raw.task_type ?? "CAUSAL_LM") as AdapterTask;
-  if (taskType !== "CAUSAL_LM" && taskType !== "SEQ_CLS") throw field("task_type", "must be \"CAUSAL_LM\" or \"SEQ_CLS\"");
+  if (taskType !== "CAUSAL_LM" && taskType !== "SEQ_CLS") throw field("task_type", 'must be "CAUSAL_LM" or "SEQ_CLS"');
   // PEFT features that change the computation and are not implemented here: refused, never ignored.
   if (raw.use_dora === true) throw field("use_dora", "is not supported (LoRA only)");
-  if ((raw.bias ?? "none") !== "none") throw field("bias", "is not supported (only \"none\": no trained biases)");
+  if ((raw.bias ?? "none") !== "none") throw field("bias", 'is not supported (only "none": no trained biases)');
   for (const key of ["rank_pattern", "alpha_pattern"]) {
     const v = raw[key];
-    if (v !== undefined && v !== null && (typeof v !== "object" || Object.keys(v).length > 0)) throw field(key, "is not supported (one r and lora_alpha for every layer)");
+    if (v !== undefined && v !== null && (typeof v !== "object" || Object.keys(v).length > 0))
+      throw field(key, "is not supported (one r and lora_alpha for every layer)");
   }
   for (const key of ["layers_to_transform", "layers_pattern"]) {
-    if (raw[key] !== undefined && raw[key] !== null) throw field(key, "is not supported (target_modules alone picks the layers)");
+    if (raw[key] !== undefined && raw[key] !== null)
+      throw field(key, "is not supported (target_modules alone picks the layers)");
   }
   const base = raw.base_model_name_or_path;
-  if (typeof base !== "string" || base === "") throw field("base_model_name_or_path", "must name the base model's directory");
+  if (typeof base !== "string" || base === "")
+    throw field("base_model_name_or_path", "must name the base model's directory");
   const targets = raw.target_modules;
   const settings: LoraSettings = {
     r: raw.r as number,
@@ -72,8 +84,10 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const candidates = isAbsolute(base) ? [base] : [resolve(base), resolve(dir, base)];
   const baseDir = candidates.find(isModelDirectory);
   if (!baseDir) {
-    throw new Error(`${file}: field base_model_name_or_path '${base}' is not a model directory here (no config.json in ${[...new Set(candidates)].join(" or ")}); ` +
-      "models are local directories: point it at the base model the adapter was trained on");
+    throw new Error(
+      `${file}: field base_model_name_or_path '${base}' is not a model directory here (no config.json in ${[...new Set(candidates)].join(" or ")}); ` +
+        "models are local directories: point it at the base model the adapter was trained on",
+    );
   }
   return { settings, baseModelNameOrPath: base, baseDir, taskType };
 }
@@ -99,7 +113,8 @@ export function applyAdapter(model: Module, dir: string, config: AdapterConfig):
 
 /** Copies adapter_model.safetensors into the adapters; every tensor must have its parameter, and every parameter its tensor. */
 export function loadAdapterWeights(lora: LoraModel, file: string, baseDir = "the base model"): void {
-  if (!existsSync(file)) throw new Error(`${file}: not found (an adapter directory needs its weights beside ${ADAPTER_CONFIG})`);
+  if (!existsSync(file))
+    throw new Error(`${file}: not found (an adapter directory needs its weights beside ${ADAPTER_CONFIG})`);
   const tensors = loadSafetensors(file, { dtype: "float32" });
   try {
     const own = new Map(lora.namedParameters());
@@ -108,14 +123,24 @@ export function loadAdapterWeights(lora: LoraModel, file: string, baseDir = "the
     for (const [stored, t] of tensors) {
       const name = stored.startsWith(PEFT_PREFIX) ? stored.slice(PEFT_PREFIX.length) : null;
       const target = name === null ? undefined : own.get(name);
-      if (name === null) problems.push(`tensor ${stored} does not start with '${PEFT_PREFIX}' (PEFT's names for a causal LM)`);
-      else if (!target) problems.push(`tensor ${stored} has no adapter parameter in the base model (${baseDir}): it names a layer the base model lacks or one target_modules does not cover`);
-      else if (target.shape.join() !== t.shape.join()) problems.push(`tensor ${stored} has shape [${t.shape.join(", ")}], the base model's layer needs [${target.shape.join(", ")}] (is ${baseDir} the model this adapter was trained on?)`);
+      if (name === null)
+        problems.push(`tensor ${stored} does not start with '${PEFT_PREFIX}' (PEFT's names for a causal LM)`);
+      else if (!target)
+        problems.push(
+          `tensor ${stored} has no adapter parameter in the base model (${baseDir}): it names a layer the base model lacks or one target_modules does not cover`,
+        );
+      else if (target.shape.join() !== t.shape.join())
+        problems.push(
+          `tensor ${stored} has shape [${t.shape.join(", ")}], the base model's layer needs [${target.shape.join(", ")}] (is ${baseDir} the model this adapter was trained on?)`,
+        );
       else loaded.add(name);
     }
-    const missing = [...own.keys()].filter((n) => !loaded.has(n) && !problems.some((p) => p.includes(`${PEFT_PREFIX}${n} `)));
+    const missing = [...own.keys()].filter(
+      (n) => !loaded.has(n) && !problems.some((p) => p.includes(`${PEFT_PREFIX}${n} `)),
+    );
     if (missing.length) problems.push(`missing tensors: ${missing.map((n) => PEFT_PREFIX + n).join(", ")}`);
-    if (problems.length) throw new Error(`${file}: the adapter does not match its base model:\n  ${problems.join("\n  ")}`);
+    if (problems.length)
+      throw new Error(`${file}: the adapter does not match its base model:\n  ${problems.join("\n  ")}`);
     torch.noGrad(() => {
       for (const [stored, t] of tensors) {
         const p = own.get(stored.slice(PEFT_PREFIX.length))!;
@@ -133,25 +158,52 @@ export function loadAdapterWeights(lora: LoraModel, file: string, baseDir = "the
  * model's adapter was loaded from.
  */
 export function saveAdapter(
-  model: Module, dir: string, options: { baseModelNameOrPath?: string; taskType?: AdapterTask } = {},
+  model: Module,
+  dir: string,
+  options: { baseModelNameOrPath?: string; taskType?: AdapterTask } = {},
 ): void {
   const lora = loraOf(model);
   if (!lora) throw new Error(`saveAdapter: the model has no LoRA adapters`);
   const base = options.baseModelNameOrPath ?? bases.get(model);
-  if (!base) throw new Error(`saveAdapter(${dir}): give baseModelNameOrPath (the model was not loaded from an adapter directory)`);
+  if (!base)
+    throw new Error(
+      `saveAdapter(${dir}): give baseModelNameOrPath (the model was not loaded from an adapter directory)`,
+    );
   const s = lora.settings;
   writingTo(dir, () => {
     mkdirSync(dir, { recursive: true });
-    torch.tidy(() => saveSafetensors(join(dir, ADAPTER_WEIGHTS), lora.namedParameters().map(([n, p]) => [PEFT_PREFIX + n, p.detach()])));
+    torch.tidy(() =>
+      saveSafetensors(
+        join(dir, ADAPTER_WEIGHTS),
+        lora.namedParameters().map(([n, p]) => [PEFT_PREFIX + n, p.detach()]),
+      ),
+    );
     // PEFT's LoraConfig fields (peft 0.13); the ones this project does not use at their defaults.
     writeJsonAtomic(join(dir, ADAPTER_CONFIG), {
-      alpha_pattern: {}, auto_mapping: null, base_model_name_or_path: base, bias: "none",
-      fan_in_fan_out: lora.layers.some((l) => l.layer.constructor.name === "Conv1D"), inference_mode: true, init_lora_weights: true,
-      layer_replication: null, layers_pattern: null, layers_to_transform: null, loftq_config: {}, lora_alpha: s.alpha, lora_dropout: s.dropout,
-      megatron_config: null, megatron_core: "megatron.core", modules_to_save: s.modulesToSave.length ? [...s.modulesToSave] : null,
-      peft_type: "LORA", r: s.r, rank_pattern: {}, revision: null,
+      alpha_pattern: {},
+      auto_mapping: null,
+      base_model_name_or_path: base,
+      bias: "none",
+      fan_in_fan_out: lora.layers.some((l) => l.layer.constructor.name === "Conv1D"),
+      inference_mode: true,
+      init_lora_weights: true,
+      layer_replication: null,
+      layers_pattern: null,
+      layers_to_transform: null,
+      loftq_config: {},
+      lora_alpha: s.alpha,
+      lora_dropout: s.dropout,
+      megatron_config: null,
+      megatron_core: "megatron.core",
+      modules_to_save: s.modulesToSave.length ? [...s.modulesToSave] : null,
+      peft_type: "LORA",
+      r: s.r,
+      rank_pattern: {},
+      revision: null,
       target_modules: typeof s.targetModules === "string" ? s.targetModules : [...s.targetModules],
-      task_type: options.taskType ?? "CAUSAL_LM", use_dora: false, use_rslora: s.useRslora,
+      task_type: options.taskType ?? "CAUSAL_LM",
+      use_dora: false,
+      use_rslora: s.useRslora,
     });
   });
 }
@@ -161,7 +213,6 @@ export function tokenizerDirectory(dir: string): string {
   if (!isAdapterDirectory(dir) || existsSync(join(dir, "tokenizer.json"))) return dir;
   return readAdapterConfig(dir).baseDir;
 }
-
 
 /** The files that make a directory hold a model (a full checkpoint or an adapter). */
 function modelFiles(dir: string): string[] {
@@ -176,7 +227,10 @@ function modelFiles(dir: string): string[] {
  * links), and a directory that already holds a model only with `force`.
  */
 export function checkMergeOutput(outDir: string, adapterDir: string, baseDir: string, force: boolean): void {
-  for (const [name, dir] of [["the adapter's", adapterDir], ["the base model's", baseDir]] as const) {
+  for (const [name, dir] of [
+    ["the adapter's", adapterDir],
+    ["the base model's", baseDir],
+  ] as const) {
     if (realPath(outDir) === realPath(dir)) {
       throw new Error(`--out ${outDir} is ${name} directory; merging would overwrite it (--force does not allow this)`);
     }
@@ -184,7 +238,9 @@ export function checkMergeOutput(outDir: string, adapterDir: string, baseDir: st
   const held = modelFiles(outDir);
   if (held.length && !force) {
     const shown = `${held.slice(0, 4).join(", ")}${held.length > 4 ? ", ..." : ""}`;
-    throw new Error(`--out ${outDir} already holds a model (${shown}); ` +
-      "merging would replace it. Choose an empty or new directory, or pass --force to replace it");
+    throw new Error(
+      `--out ${outDir} already holds a model (${shown}); ` +
+        "merging would replace it. Choose an empty or new directory, or pass --force to replace it",
+    );
   }
 }

@@ -11,12 +11,22 @@ export function qwen3Config(raw: RawConfig): LlamaConfig {
   const bias = raw.attention_bias === true;
   // Qwen3Config: sliding_window defaults to 4096, and is dropped unless use_sliding_window.
   const window = raw.use_sliding_window === true ? num(raw, "sliding_window", 4096) : null;
-  return { ...c, headDim: num(raw, "head_dim", 128), qkvBias: bias, oBias: bias, mlpBias: false, slidingWindow: window, qkNorm: true };
+  return {
+    ...c,
+    headDim: num(raw, "head_dim", 128),
+    qkvBias: bias,
+    oBias: bias,
+    mlpBias: false,
+    slidingWindow: window,
+    qkNorm: true,
+  };
 }
 
 export class Qwen3ForCausalLM extends LlamaForCausalLM {
   override readonly architecture: string = "qwen3";
-  constructor(config: RawConfig, c: LlamaConfig = qwen3Config(config), init: Init = {}) { super(config, c, init); }
+  constructor(config: RawConfig, c: LlamaConfig = qwen3Config(config), init: Init = {}) {
+    super(config, c, init);
+  }
 }
 
 export const QWEN3 = familySpec("qwen3", "Qwen3", Qwen3ForCausalLM, qwen3Config);

@@ -38,13 +38,18 @@ export function registerArchitecture<C>(spec: ArchitectureSpec<C>): void {
   if (typeof spec.name !== "string" || !spec.name) throw new Error(`${what}: name must be a non-empty string`);
   if (!isStringList(spec.architectures)) throw new Error(`${what}: architectures must be a list of class names`);
   if (!isStringList(spec.modelTypes)) throw new Error(`${what}: modelTypes must be a list of model_type names`);
-  if (spec.architectures.length + spec.modelTypes.length === 0) throw new Error(`${what}: give at least one class name or model_type`);
+  if (spec.architectures.length + spec.modelTypes.length === 0)
+    throw new Error(`${what}: give at least one class name or model_type`);
   if (typeof spec.parseConfig !== "function") throw new Error(`${what}: parseConfig must be a function`);
   if (typeof spec.model !== "function") throw new Error(`${what}: model must be a class`);
-  if (spec.optionalPrefixes !== undefined && !isStringList(spec.optionalPrefixes)) throw new Error(`${what}: optionalPrefixes must be a list of strings`);
-  if (spec.tiedWeights !== undefined && typeof spec.tiedWeights !== "function") throw new Error(`${what}: tiedWeights must be a function`);
-  if (spec.ignoredCheckpointNames !== undefined && !(spec.ignoredCheckpointNames instanceof RegExp)) throw new Error(`${what}: ignoredCheckpointNames must be a RegExp`);
-  if (spec.sequenceClassifiers !== undefined && !isStringList(spec.sequenceClassifiers)) throw new Error(`${what}: sequenceClassifiers must be a list of class names`);
+  if (spec.optionalPrefixes !== undefined && !isStringList(spec.optionalPrefixes))
+    throw new Error(`${what}: optionalPrefixes must be a list of strings`);
+  if (spec.tiedWeights !== undefined && typeof spec.tiedWeights !== "function")
+    throw new Error(`${what}: tiedWeights must be a function`);
+  if (spec.ignoredCheckpointNames !== undefined && !(spec.ignoredCheckpointNames instanceof RegExp))
+    throw new Error(`${what}: ignoredCheckpointNames must be a RegExp`);
+  if (spec.sequenceClassifiers !== undefined && !isStringList(spec.sequenceClassifiers))
+    throw new Error(`${what}: sequenceClassifiers must be a list of class names`);
   if (spec.loraTargetModules !== undefined && !isStringList(spec.loraTargetModules)) {
     throw new Error(`${what}: loraTargetModules must be a list of module names`);
   }
@@ -103,7 +108,10 @@ export function supportedSequenceClassifiers(): string[] {
  * first registered causal-LM class, or else its `model_type`, of an architecture that has
  * classifiers (a causal-LM checkpoint then fails to load for want of score.weight, naming it).
  */
-export function resolveSequenceClassifier(config: RawConfig, where = "config.json"): { spec: AnySpec; className: string } {
+export function resolveSequenceClassifier(
+  config: RawConfig,
+  where = "config.json",
+): { spec: AnySpec; className: string } {
   const classes: unknown = config.architectures;
   if (classes !== undefined && classes !== null && !isStringList(classes)) {
     throw new Error(`${where}: field architectures must be a list of class names, got ${JSON.stringify(classes)}`);
@@ -113,11 +121,14 @@ export function resolveSequenceClassifier(config: RawConfig, where = "config.jso
     if (spec) return { spec, className: cls };
   }
   const type = config.model_type;
-  const spec = (classes ?? []).map((c) => byClass.get(c)).find((s) => s?.sequenceClassifiers?.length)
-    ?? (typeof type === "string" ? byModelType.get(type) : undefined);
+  const spec =
+    (classes ?? []).map((c) => byClass.get(c)).find((s) => s?.sequenceClassifiers?.length) ??
+    (typeof type === "string" ? byModelType.get(type) : undefined);
   if (spec?.sequenceClassifiers?.length) return { spec, className: spec.sequenceClassifiers[0] };
   const what = classes?.length ? `architectures ${JSON.stringify(classes)}` : `model_type '${type ?? "(none)"}'`;
-  throw new Error(`${where}: no sequence-classification model for ${what}; supported: ${supportedSequenceClassifiers().join(", ")}`);
+  throw new Error(
+    `${where}: no sequence-classification model for ${what}; supported: ${supportedSequenceClassifiers().join(", ")}`,
+  );
 }
 
 /**
@@ -127,6 +138,7 @@ export function resolveSequenceClassifier(config: RawConfig, where = "config.jso
  */
 export function defaultLoraTargets(model: CausalLM, key = "target_modules"): readonly string[] {
   const targets = byName.get(model.architecture)?.loraTargetModules;
-  if (!targets) throw new Error(`${key}: no default for architecture '${model.architecture}'; name the layers (or all-linear)`);
+  if (!targets)
+    throw new Error(`${key}: no default for architecture '${model.architecture}'; name the layers (or all-linear)`);
   return targets;
 }

@@ -1,21 +1,48 @@
 // The safetensors format (Hugging Face's weight files): an 8-byte little-endian header length,
 // a JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian bytes.
 // Single files and sharded checkpoints (model.safetensors.index.json) both read and write here.
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  writeSync,
+  mkdirSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import { readTextFile } from "../util/utf8.js";
 import * as torch from "../torch/index.js";
 import { writeJsonAtomic } from "../util/files.js";
 
 const TO_DTYPE: Record<string, torch.DType> = {
-  F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16",
-  I64: "int64", I32: "int32", I16: "int16", I8: "int8", U8: "uint8", BOOL: "bool",
+  F32: "float32",
+  F64: "float64",
+  F16: "float16",
+  BF16: "bfloat16",
+  I64: "int64",
+  I32: "int32",
+  I16: "int16",
+  I8: "int8",
+  U8: "uint8",
+  BOOL: "bool",
 };
 const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<torch.DType, string>;
 const ITEM: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-export interface TensorInfo { dtype: string; shape: number[]; data_offsets: [number, number] }
-export interface SafetensorsHeader { tensors: Map<string, TensorInfo>; metadata: Record<string, string>; dataStart: number }
+export interface TensorInfo {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+export interface SafetensorsHeader {
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+  dataStart: number;
+}
 
 // The reference implementation's cap: a larger header is taken as a corrupt length.
 const MAX_HEADER_BYTES = 100_000_000;
@@ -25,21 +52,35 @@ const isCount = (v: unknown): v is number => typeof v === "number" && Number.isS
 /** One tensor's header entry, checked on its own: dtype, shape, offsets and their byte count. */
 function tensorInfo(file: string, name: string, value: unknown, dataBytes: number): TensorInfo {
   const where = `${file}: tensor ${name}`;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${where}: its header entry must be an object {dtype, shape, data_offsets}, got ${JSON.stringify(value)}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new Error(
+      `${where}: its header entry must be an object {dtype, shape, data_offsets}, got ${JSON.stringify(value)}`,
+    );
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
   if (typeof dtype !== "string" || !(dtype in TO_DTYPE)) {
-    throw new Error(`${where} has dtype ${JSON.stringify(dtype)}, which is not supported (supported: ${Object.keys(TO_DTYPE).join(", ")})`);
+    throw new Error(
+      `${where} has dtype ${JSON.stringify(dtype)}, which is not supported (supported: ${Object.keys(TO_DTYPE).join(", ")})`,
+    );
   }
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw new Error(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => typeof o === "number" && Number.isSafeInteger(o))) {
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw new Error(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => typeof o === "number" && Number.isSafeInteger(o))
+  ) {
     throw new Error(`${where}: data_offsets must be two integers [begin, end], got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
   if (begin < 0) throw new Error(`${where}: data_offsets [${begin}, ${end}] begin before the data section (begin < 0)`);
   if (begin > end) throw new Error(`${where}: data_offsets [${begin}, ${end}] begin after they end`);
-  if (end > dataBytes) throw new Error(`${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataBytes} bytes)`);
+  if (end > dataBytes)
+    throw new Error(
+      `${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataBytes} bytes)`,
+    );
   const expected = shape.reduce((a: number, b: number) => a * b, 1) * ITEM[dtype];
-  if (end - begin !== expected) throw new Error(`${where} has ${end - begin} bytes, its dtype ${dtype} and shape [${shape}] need ${expected}`);
+  if (end - begin !== expected)
+    throw new Error(`${where} has ${end - begin} bytes, its dtype ${dtype} and shape [${shape}] need ${expected}`);
   return { dtype, shape, data_offsets: [begin, end] };
 }
 
@@ -54,24 +95,38 @@ export function readHeader(file: string): SafetensorsHeader {
   try {
     const size = fstatSync(fd).size;
     const lenBuf = Buffer.alloc(8);
-    if (size < 8 || readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new Error(`${file}: too short to be a safetensors file (${size} bytes)`);
+    if (size < 8 || readSync(fd, lenBuf, 0, 8, 0) !== 8)
+      throw new Error(`${file}: too short to be a safetensors file (${size} bytes)`);
     const len = lenBuf.readBigUInt64LE(0);
-    if (len === 0n || len > BigInt(MAX_HEADER_BYTES)) throw new Error(`${file}: invalid safetensors header length ${len}`);
-    if (len > BigInt(size - 8)) throw new Error(`${file}: safetensors header length ${len} exceeds the ${size - 8} bytes after the length field`);
+    if (len === 0n || len > BigInt(MAX_HEADER_BYTES))
+      throw new Error(`${file}: invalid safetensors header length ${len}`);
+    if (len > BigInt(size - 8))
+      throw new Error(`${file}: safetensors header length ${len} exceeds the ${size - 8} bytes after the length field`);
     const n = Number(len);
     const json = Buffer.alloc(n);
     if (readSync(fd, json, 0, n, 8) !== n) throw new Error(`${file}: truncated safetensors header`);
     let parsed: unknown;
-    try { parsed = JSON.parse(json.toString("utf8")); } catch (e) { throw new Error(`${file}: safetensors header is not valid JSON (${(e as Error).message})`, { cause: e }); }
+    try {
+      parsed = JSON.parse(json.toString("utf8"));
+    } catch (e) {
+      throw new Error(`${file}: safetensors header is not valid JSON (${(e as Error).message})`, { cause: e });
+    }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      throw new Error(`${file}: safetensors header must be a JSON object {name: {dtype, shape, data_offsets}}, got ${Array.isArray(parsed) ? "a list" : JSON.stringify(parsed)}`);
+      throw new Error(
+        `${file}: safetensors header must be a JSON object {name: {dtype, shape, data_offsets}}, got ${Array.isArray(parsed) ? "a list" : JSON.stringify(parsed)}`,
+      );
     }
     const dataBytes = size - 8 - n;
     const tensors = new Map<string, TensorInfo>();
     let metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(parsed)) {
       if (name === "__metadata__") {
-        if (typeof value !== "object" || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === "string")) {
+        if (
+          typeof value !== "object" ||
+          value === null ||
+          Array.isArray(value) ||
+          !Object.values(value).every((v) => typeof v === "string")
+        ) {
           throw new Error(`${file}: __metadata__ must be an object of strings, got ${JSON.stringify(value)}`);
         }
         metadata = value as Record<string, string>;
@@ -80,21 +135,35 @@ export function readHeader(file: string): SafetensorsHeader {
       tensors.set(name, tensorInfo(file, name, value, dataBytes));
     }
     // In data order (by begin, then end), each tensor must start where the previous one ended.
-    const ordered = [...tensors].sort(([, a], [, b]) => a.data_offsets[0] - b.data_offsets[0] || a.data_offsets[1] - b.data_offsets[1]);
+    const ordered = [...tensors].sort(
+      ([, a], [, b]) => a.data_offsets[0] - b.data_offsets[0] || a.data_offsets[1] - b.data_offsets[1],
+    );
     let covered = 0;
     let previous: [string, TensorInfo] | null = null;
     for (const [name, info] of ordered) {
       const [begin, end] = info.data_offsets;
       if (begin < covered) {
-        const [other, { data_offsets: [b0, b1] }] = previous!;
-        throw new Error(`${file}: tensor ${name} (bytes ${begin}..${end}) overlaps tensor ${other} (bytes ${b0}..${b1})`);
+        const [
+          other,
+          {
+            data_offsets: [b0, b1],
+          },
+        ] = previous!;
+        throw new Error(
+          `${file}: tensor ${name} (bytes ${begin}..${end}) overlaps tensor ${other} (bytes ${b0}..${b1})`,
+        );
       }
-      if (begin > covered) throw new Error(`${file}: bytes ${covered}..${begin} of the data section belong to no tensor (a gap before tensor ${name})`);
+      if (begin > covered)
+        throw new Error(
+          `${file}: bytes ${covered}..${begin} of the data section belong to no tensor (a gap before tensor ${name})`,
+        );
       covered = end;
       previous = [name, info];
     }
     if (covered !== dataBytes) {
-      throw new Error(`${file}: bytes ${covered}..${dataBytes} of the data section belong to no tensor (after ${previous ? `tensor ${previous[0]}` : "the header"})`);
+      throw new Error(
+        `${file}: bytes ${covered}..${dataBytes} of the data section belong to no tensor (after ${previous ? `tensor ${previous[0]}` : "the header"})`,
+      );
     }
     return { tensors, metadata, dataStart: 8 + n };
   } finally {
@@ -106,7 +175,10 @@ export function readHeader(file: string): SafetensorsHeader {
  * Loads tensors from one safetensors file. Each tensor's bytes are read into the tensor's own
  * memory, without a further copy; `dtype` casts floating-point tensors (e.g. BF16 -> float32).
  */
-export function loadSafetensors(file: string, options: { dtype?: torch.DType; names?: Set<string> } = {}): Map<string, torch.Tensor> {
+export function loadSafetensors(
+  file: string,
+  options: { dtype?: torch.DType; names?: Set<string> } = {},
+): Map<string, torch.Tensor> {
   const header = readHeader(file);
   const out = new Map<string, torch.Tensor>();
   const fd = openSync(file, "r");
@@ -135,13 +207,19 @@ export function loadSafetensors(file: string, options: { dtype?: torch.DType; na
   return out;
 }
 
-function isFloat(d: torch.DType): boolean { return d === "float32" || d === "float64" || d === "float16" || d === "bfloat16"; }
+function isFloat(d: torch.DType): boolean {
+  return d === "float32" || d === "float64" || d === "float16" || d === "bfloat16";
+}
 
 /**
  * Writes tensors to one safetensors file, through a temporary file renamed into place, so an
  * interrupted write never leaves a half-written file under the final name.
  */
-export function saveSafetensors(file: string, tensors: [string, torch.Tensor][], metadata: Record<string, string> = { format: "pt" }): void {
+export function saveSafetensors(
+  file: string,
+  tensors: [string, torch.Tensor][],
+  metadata: Record<string, string> = { format: "pt" },
+): void {
   const sorted = [...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
@@ -151,7 +229,7 @@ export function saveSafetensors(file: string, tensors: [string, torch.Tensor][],
     offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;  // keeps the data 8-byte aligned
+  const padded = Math.ceil(json.length / 8) * 8; // keeps the data 8-byte aligned
   json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = openSync(tmp, "w");
@@ -183,7 +261,11 @@ export function loadCheckpoint(dir: string, options: { dtype?: torch.DType } = {
   if (existsSync(indexPath)) {
     const text = readTextFile(indexPath);
     let index: { weight_map?: Record<string, string> };
-    try { index = JSON.parse(text); } catch (e) { throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`, { cause: e }); }
+    try {
+      index = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`, { cause: e });
+    }
     if (!index.weight_map) throw new Error(`${indexPath}: missing field weight_map`);
     const byFile = new Map<string, Set<string>>();
     for (const [name, file] of Object.entries(index.weight_map)) {
@@ -199,15 +281,23 @@ export function loadCheckpoint(dir: string, options: { dtype?: torch.DType } = {
     return out;
   }
   const other = ["pytorch_model.bin", "model.bin", "tf_model.h5"].filter((f) => existsSync(join(dir, f)));
-  throw new Error(`${dir}: no ${SINGLE_FILE} or ${INDEX_FILE}` +
-    (other.length ? ` (found ${other.join(", ")}; convert it to safetensors with transformers' save_pretrained(safe_serialization=True))` : ""));
+  throw new Error(
+    `${dir}: no ${SINGLE_FILE} or ${INDEX_FILE}` +
+      (other.length
+        ? ` (found ${other.join(", ")}; convert it to safetensors with transformers' save_pretrained(safe_serialization=True))`
+        : ""),
+  );
 }
 
 /**
  * Saves tensors as a checkpoint directory in Hugging Face's layout: one model.safetensors, or
  * shards of at most `maxShardBytes` named model-0000i-of-0000n.safetensors plus an index.
  */
-export function saveCheckpoint(dir: string, tensors: [string, torch.Tensor][], options: { maxShardBytes?: number } = {}): string[] {
+export function saveCheckpoint(
+  dir: string,
+  tensors: [string, torch.Tensor][],
+  options: { maxShardBytes?: number } = {},
+): string[] {
   mkdirSync(dir, { recursive: true });
   // Shards of an earlier save would linger beside the new files; remove them first.
   for (const f of readdirSync(dir)) if (/^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) unlinkSync(join(dir, f));
@@ -217,7 +307,10 @@ export function saveCheckpoint(dir: string, tensors: [string, torch.Tensor][], o
   let total = 0;
   for (const entry of tensors) {
     const bytes = entry[1].numel() * ITEM[FROM_DTYPE[entry[1].dtype]];
-    if (size > 0 && size + bytes > limit) { shards.push([]); size = 0; }
+    if (size > 0 && size + bytes > limit) {
+      shards.push([]);
+      size = 0;
+    }
     shards[shards.length - 1].push(entry);
     size += bytes;
     total += bytes;
@@ -228,7 +321,9 @@ export function saveCheckpoint(dir: string, tensors: [string, torch.Tensor][], o
     return [SINGLE_FILE];
   }
   const n = shards.length;
-  const names = shards.map((_, i) => `model-${String(i + 1).padStart(5, "0")}-of-${String(n).padStart(5, "0")}.safetensors`);
+  const names = shards.map(
+    (_, i) => `model-${String(i + 1).padStart(5, "0")}-of-${String(n).padStart(5, "0")}.safetensors`,
+  );
   const weightMap: Record<string, string> = {};
   shards.forEach((shard, i) => {
     saveSafetensors(join(dir, names[i]), shard);

@@ -3,7 +3,11 @@ import * as torch from "../torch/index.js";
 import { Module } from "./module.js";
 
 /** How new weights start: normal(0, std) by default; `empty` skips it when weights will be loaded. */
-export interface Init { dtype?: torch.DType; std?: number; empty?: boolean }
+export interface Init {
+  dtype?: torch.DType;
+  std?: number;
+  empty?: boolean;
+}
 
 function normal(shape: number[], init: Init): torch.Tensor {
   if (init.empty) return torch.empty(shape, { dtype: init.dtype ?? "float32" });
@@ -20,12 +24,19 @@ export type OutputAdapter = (x: torch.Tensor, y: torch.Tensor) => torch.Tensor;
 export class Linear extends Module {
   /** Set by an adapter wrapped around this layer; null: the plain layer. */
   adapter: OutputAdapter | null = null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true, init: Init = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    bias = true,
+    init: Init = {},
+  ) {
     super();
     this.param("weight", normal([outFeatures, inFeatures], init));
     if (bias) this.param("bias", torch.zeros([outFeatures], { dtype: init.dtype }));
   }
-  get weight(): torch.Tensor { return this.get("weight"); }
+  get weight(): torch.Tensor {
+    return this.get("weight");
+  }
   forward(x: torch.Tensor): torch.Tensor {
     const y = torch.linear(x, this.get("weight"), this.has("bias") ? this.get("bias") : null);
     return this.adapter ? this.adapter(x, y) : y;
@@ -39,12 +50,18 @@ export class Linear extends Module {
 export class Conv1D extends Module {
   /** Set by an adapter wrapped around this layer; null: the plain layer. */
   adapter: OutputAdapter | null = null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, init: Init = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    init: Init = {},
+  ) {
     super();
     this.param("weight", normal([inFeatures, outFeatures], init));
     this.param("bias", torch.zeros([outFeatures], { dtype: init.dtype }));
   }
-  get weight(): torch.Tensor { return this.get("weight"); }
+  get weight(): torch.Tensor {
+    return this.get("weight");
+  }
   forward(x: torch.Tensor): torch.Tensor {
     return torch.tidy(() => {
       const y = torch.linear(x, this.get("weight").t(), this.get("bias"));
@@ -54,16 +71,28 @@ export class Conv1D extends Module {
 }
 
 export class Embedding extends Module {
-  constructor(readonly numEmbeddings: number, readonly dim: number, init: Init = {}) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+    init: Init = {},
+  ) {
     super();
     this.param("weight", normal([numEmbeddings, dim], init));
   }
-  get weight(): torch.Tensor { return this.get("weight"); }
-  forward(ids: torch.Tensor): torch.Tensor { return torch.embedding(this.get("weight"), ids); }
+  get weight(): torch.Tensor {
+    return this.get("weight");
+  }
+  forward(ids: torch.Tensor): torch.Tensor {
+    return torch.embedding(this.get("weight"), ids);
+  }
 }
 
 export class LayerNorm extends Module {
-  constructor(readonly dim: number, readonly eps = 1e-5, init: Init = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    init: Init = {},
+  ) {
     super();
     this.param("weight", torch.ones([dim], { dtype: init.dtype }));
     this.param("bias", torch.zeros([dim], { dtype: init.dtype }));
@@ -74,9 +103,15 @@ export class LayerNorm extends Module {
 }
 
 export class RMSNorm extends Module {
-  constructor(readonly dim: number, readonly eps = 1e-6, init: Init = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+    init: Init = {},
+  ) {
     super();
     this.param("weight", torch.ones([dim], { dtype: init.dtype }));
   }
-  forward(x: torch.Tensor): torch.Tensor { return torch.rmsNorm(x, this.get("weight"), this.eps); }
+  forward(x: torch.Tensor): torch.Tensor {
+    return torch.rmsNorm(x, this.get("weight"), this.eps);
+  }
 }

@@ -33,7 +33,12 @@ export interface LoraSettings {
 export type SettingNames = Record<keyof LoraSettings, string>;
 
 export const PEFT_NAMES: SettingNames = {
-  r: "r", alpha: "lora_alpha", dropout: "lora_dropout", targetModules: "target_modules", modulesToSave: "modules_to_save", useRslora: "use_rslora",
+  r: "r",
+  alpha: "lora_alpha",
+  dropout: "lora_dropout",
+  targetModules: "target_modules",
+  modulesToSave: "modules_to_save",
+  useRslora: "use_rslora",
 };
 
 /** PEFT's scaling of B A. */
@@ -43,15 +48,21 @@ export function loraScaling(s: Pick<LoraSettings, "r" | "alpha" | "useRslora">):
 
 /** Checks the settings' values; errors start with `where` and name the setting as `names` does. */
 export function checkLoraSettings(s: LoraSettings, where: string, names: SettingNames = PEFT_NAMES): void {
-  const bad = (key: keyof LoraSettings, what: string) => new Error(`${where}: ${names[key]} ${what}, got ${JSON.stringify(s[key])}`);
+  const bad = (key: keyof LoraSettings, what: string) =>
+    new Error(`${where}: ${names[key]} ${what}, got ${JSON.stringify(s[key])}`);
   if (!Number.isInteger(s.r) || s.r <= 0) throw bad("r", "must be a positive integer");
   if (typeof s.alpha !== "number" || !Number.isFinite(s.alpha)) throw bad("alpha", "must be a number");
   if (typeof s.dropout !== "number" || !(s.dropout >= 0 && s.dropout < 1)) throw bad("dropout", "must lie in [0, 1)");
   const t = s.targetModules;
-  if (typeof t === "string" ? t === "" : !Array.isArray(t) || t.length === 0 || !t.every((x) => typeof x === "string" && x !== "")) {
-    throw bad("targetModules", "must be a non-empty list of module names, \"all-linear\", or a regular expression");
+  if (
+    typeof t === "string"
+      ? t === ""
+      : !Array.isArray(t) || t.length === 0 || !t.every((x) => typeof x === "string" && x !== "")
+  ) {
+    throw bad("targetModules", 'must be a non-empty list of module names, "all-linear", or a regular expression');
   }
-  if (!Array.isArray(s.modulesToSave) || !s.modulesToSave.every((x) => typeof x === "string" && x !== "")) throw bad("modulesToSave", "must be a list of module names");
+  if (!Array.isArray(s.modulesToSave) || !s.modulesToSave.every((x) => typeof x === "string" && x !== ""))
+    throw bad("modulesToSave", "must be a list of module names");
   if (typeof s.useRslora !== "boolean") throw bad("useRslora", "must be true or false");
 }
 
@@ -66,7 +77,11 @@ export interface LoraLayer {
 }
 
 /** A module trained in full (modules_to_save): its parameters, and a frozen copy of their starting values for the adapter-free model. */
-interface SavedModule { readonly name: string; readonly params: [string, torch.Tensor][]; readonly original: torch.Tensor[] }
+interface SavedModule {
+  readonly name: string;
+  readonly params: [string, torch.Tensor][];
+  readonly original: torch.Tensor[];
+}
 
 const attached = new WeakMap<Module, LoraModel>();
 
@@ -95,7 +110,10 @@ export class LoraModel {
   #enabled = true;
   readonly #saved: SavedModule[] = [];
 
-  private constructor(readonly model: Module, readonly settings: LoraSettings) {
+  private constructor(
+    readonly model: Module,
+    readonly settings: LoraSettings,
+  ) {
     this.scaling = loraScaling(settings);
   }
 
@@ -126,14 +144,23 @@ export class LoraModel {
         used.add(target);
         // A list entry may also name containers ("self_attn"); PEFT refuses those, and so do we.
         if (!isAdaptable(m)) {
-          throw new Error(`${where}: ${names.targetModules} '${target}' matches ${n}, a ${m.constructor.name}; only Linear and Conv1D layers take LoRA adapters`);
+          throw new Error(
+            `${where}: ${names.targetModules} '${target}' matches ${n}, a ${m.constructor.name}; only Linear and Conv1D layers take LoRA adapters`,
+          );
         }
         chosen.push([n, m]);
       }
       const known = [...new Set(adaptable.map(([n]) => leafName(n)))].join(", ");
-      const missing = typeof settings.targetModules === "string" ? (chosen.length ? [] : [settings.targetModules]) : settings.targetModules.filter((t) => !used.has(t));
+      const missing =
+        typeof settings.targetModules === "string"
+          ? chosen.length
+            ? []
+            : [settings.targetModules]
+          : settings.targetModules.filter((t) => !used.has(t));
       if (missing.length) {
-        throw new Error(`${where}: ${names.targetModules} ${missing.map((t) => `'${t}'`).join(", ")} ${missing.length > 1 ? "match" : "matches"} no layer of the model; its linear layers are ${known}`);
+        throw new Error(
+          `${where}: ${names.targetModules} ${missing.map((t) => `'${t}'`).join(", ")} ${missing.length > 1 ? "match" : "matches"} no layer of the model; its linear layers are ${known}`,
+        );
       }
     }
     const lora = new LoraModel(model, resolved);
@@ -159,22 +186,32 @@ export class LoraModel {
   #wrap(name: string, layer: Linear | Conv1D): void {
     const { r, dropout } = this.settings;
     const device = layer.weight.device;
-    const bound = 1 / Math.sqrt(layer.inFeatures);  // kaiming_uniform_(a = sqrt(5)) on [r, in]
+    const bound = 1 / Math.sqrt(layer.inFeatures); // kaiming_uniform_(a = sqrt(5)) on [r, in]
     const a = new Linear(layer.inFeatures, r, false, { empty: true });
     const b = new Linear(r, layer.outFeatures, false, { empty: true });
-    torch.noGrad(() => torch.tidy(() => {
-      a.weight.copy_(torch.rand([r, layer.inFeatures]).mul(2 * bound).sub(bound));
-      b.weight.zero_();
-    }));
-    if (device !== "cpu") { a.to(device); b.to(device); }
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        a.weight.copy_(
+          torch
+            .rand([r, layer.inFeatures])
+            .mul(2 * bound)
+            .sub(bound),
+        );
+        b.weight.zero_();
+      }),
+    );
+    if (device !== "cpu") {
+      a.to(device);
+      b.to(device);
+    }
     layer.registerModule("lora_A", a);
     layer.registerModule("lora_B", b);
     const scaling = this.scaling;
     layer.adapter = (x, y) => {
       if (!this.#enabled) return y;
-      const h = x.dtype === "float32" ? x : x.to({ dtype: "float32" });                   // [..., in]
-      const delta = b.forward(a.forward(torch.dropout(h, dropout, layer.training && dropout > 0))).mul(scaling);  // [..., out]
-      return y.add(delta.dtype === y.dtype ? delta : delta.to({ dtype: y.dtype }));        // [..., out]
+      const h = x.dtype === "float32" ? x : x.to({ dtype: "float32" }); // [..., in]
+      const delta = b.forward(a.forward(torch.dropout(h, dropout, layer.training && dropout > 0))).mul(scaling); // [..., out]
+      return y.add(delta.dtype === y.dtype ? delta : delta.to({ dtype: y.dtype })); // [..., out]
     };
     this.layers.push({ name, layer, a, b });
   }
@@ -187,7 +224,9 @@ export class LoraModel {
   }
 
   /** Whether the adapters take part in forward passes. */
-  get enabled(): boolean { return this.#enabled; }
+  get enabled(): boolean {
+    return this.#enabled;
+  }
 
   /**
    * Runs `fn` on the model without its adapters (and with modules_to_save at their starting
@@ -209,30 +248,39 @@ export class LoraModel {
   // handles on the trained values) or back at the trained ones. setData keeps the parameters'
   // identity, so the optimizer and the gradients are untouched.
   #swapSaved(trained: torch.Tensor[][] | null): torch.Tensor[][] {
-    return torch.noGrad(() => this.#saved.map((s, i) => s.params.map(([, p], j) => {
-      if (trained) {
-        p.setData(trained[i][j]);
-        trained[i][j].dispose();
-        return trained[i][j];
-      }
-      const current = p.detach().keep();
-      p.setData(s.original[j]);
-      return current;
-    })));
+    return torch.noGrad(() =>
+      this.#saved.map((s, i) =>
+        s.params.map(([, p], j) => {
+          if (trained) {
+            p.setData(trained[i][j]);
+            trained[i][j].dispose();
+            return trained[i][j];
+          }
+          const current = p.detach().keep();
+          p.setData(s.original[j]);
+          return current;
+        }),
+      ),
+    );
   }
 
   /** The trainable parameters with their model names: every lora_A and lora_B, then modules_to_save. */
   namedParameters(): [string, torch.Tensor][] {
     const out: [string, torch.Tensor][] = [];
-    for (const l of this.layers) out.push([`${l.name}.lora_A.weight`, l.a.weight], [`${l.name}.lora_B.weight`, l.b.weight]);
+    for (const l of this.layers)
+      out.push([`${l.name}.lora_A.weight`, l.a.weight], [`${l.name}.lora_B.weight`, l.b.weight]);
     for (const s of this.#saved) for (const [n, p] of s.params) out.push([`${s.name}.${n}`, p]);
     return out;
   }
 
-  parameters(): torch.Tensor[] { return this.namedParameters().map(([, p]) => p); }
+  parameters(): torch.Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
 
   /** The full names of the modules trained in full (modules_to_save). */
-  get savedModules(): string[] { return this.#saved.map((s) => s.name); }
+  get savedModules(): string[] {
+    return this.#saved.map((s) => s.name);
+  }
 
   /**
    * Adds scaling · B A into each wrapped layer's weight (transposed for Conv1D's [in, out]
@@ -244,9 +292,14 @@ export class LoraModel {
       for (const l of this.layers) {
         torch.tidy(() => {
           const w = l.layer.weight;
-          const delta = l.b.weight.matmul(l.a.weight).mul(this.scaling);                   // [out, in]
-          const oriented = l.layer instanceof Conv1D ? delta.t() : delta;                  // as W is stored
-          w.copy_(w.to({ dtype: "float32" }).add(oriented.to({ device: w.device })).to({ dtype: w.dtype }));
+          const delta = l.b.weight.matmul(l.a.weight).mul(this.scaling); // [out, in]
+          const oriented = l.layer instanceof Conv1D ? delta.t() : delta; // as W is stored
+          w.copy_(
+            w
+              .to({ dtype: "float32" })
+              .add(oriented.to({ device: w.device }))
+              .to({ dtype: w.dtype }),
+          );
         });
       }
     });

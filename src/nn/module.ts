@@ -6,7 +6,10 @@ import * as torch from "../torch/index.js";
 export type StateDict = Map<string, torch.Tensor>;
 
 /** What loadStateDict() left unmatched (with `strict: false`; strict loading throws instead). */
-export interface LoadStateDictResult { missingKeys: string[]; unexpectedKeys: string[] }
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
 
 /** What `to()` takes: a device, a dtype, or both. */
 export type ModuleTarget = torch.Device | torch.DType | { device?: torch.Device; dtype?: torch.DType };
@@ -24,7 +27,8 @@ export class Module {
   // Names are one path segment, unique across parameters, buffers and submodules, so a
   // dotted name always resolves to exactly one tensor.
   #checkName(kind: string, name: string): void {
-    if (name === "" || name.includes(".")) throw new Error(`${this.constructor.name}: ${kind} name '${name}' must be non-empty and contain no '.'`);
+    if (name === "" || name.includes("."))
+      throw new Error(`${this.constructor.name}: ${kind} name '${name}' must be non-empty and contain no '.'`);
     if (this.#params.has(name) || this.#buffers.has(name) || this.#children.has(name)) {
       throw new Error(`${this.constructor.name}: '${name}' is already registered`);
     }
@@ -46,7 +50,9 @@ export class Module {
     return p;
   }
 
-  protected has(name: string): boolean { return this.#params.has(name); }
+  protected has(name: string): boolean {
+    return this.#params.has(name);
+  }
 
   /**
    * Registers a buffer: state that is not trained (no gradient, no optimizer) but moves with
@@ -55,7 +61,10 @@ export class Module {
    */
   registerBuffer(name: string, t: torch.Tensor, options: { persistent?: boolean } = {}): torch.Tensor {
     this.#checkName("buffer", name);
-    if (t.requiresGrad) throw new Error(`${this.constructor.name}: buffer '${name}' requires grad; register it as a parameter, or detach() it`);
+    if (t.requiresGrad)
+      throw new Error(
+        `${this.constructor.name}: buffer '${name}' requires grad; register it as a parameter, or detach() it`,
+      );
     t.keep();
     this.#buffers.set(name, { tensor: t, persistent: options.persistent ?? true });
     return t;
@@ -78,7 +87,9 @@ export class Module {
    * Adds a submodule from outside the class (PyTorch's register_module), so its parameters
    * are named under this module's: how adapters (src/nn/lora.ts) attach to existing layers.
    */
-  registerModule<M extends Module>(name: string, m: M): M { return this.module(name, m); }
+  registerModule<M extends Module>(name: string, m: M): M {
+    return this.module(name, m);
+  }
 
   /** Removes a submodule added by registerModule (its tensors stay alive: dispose them yourself). */
   removeModule(name: string): void {
@@ -93,7 +104,9 @@ export class Module {
     return out;
   }
 
-  parameters(): torch.Tensor[] { return this.namedParameters().map(([, p]) => p); }
+  parameters(): torch.Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
 
   /** This module ("" or `prefix` without its dot) and every submodule, with dotted names, depth-first (PyTorch's named_modules). */
   namedModules(prefix = ""): [string, Module][] {
@@ -134,7 +147,10 @@ export class Module {
    * (the default), missing and unexpected keys are an error; a shape that differs always is.
    * The one error names every offending key.
    */
-  loadStateDict(dict: StateDict | Record<string, torch.Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(
+    dict: StateDict | Record<string, torch.Tensor>,
+    options: { strict?: boolean } = {},
+  ): LoadStateDictResult {
     const strict = options.strict ?? true;
     const given = dict instanceof Map ? dict : new Map(Object.entries(dict));
     const own = this.stateDict();
@@ -147,8 +163,14 @@ export class Module {
     for (const [key, value] of given) {
       const target = own.get(key);
       if (!target) continue;
-      if (!(value instanceof torch.Tensor)) { problems.push(`${key} is not a tensor`); continue; }
-      if (value.isDisposed) { problems.push(`${key} has been disposed`); continue; }
+      if (!(value instanceof torch.Tensor)) {
+        problems.push(`${key} is not a tensor`);
+        continue;
+      }
+      if (value.isDisposed) {
+        problems.push(`${key} has been disposed`);
+        continue;
+      }
       if (value.shape.join() !== target.shape.join()) {
         problems.push(`${key} has shape [${value.shape.join(", ")}], the module's is [${target.shape.join(", ")}]`);
         continue;
@@ -156,7 +178,9 @@ export class Module {
       pairs.push([target, value]);
     }
     if (problems.length > 0) throw new Error(`${this.constructor.name}.loadStateDict: ${problems.join("; ")}`);
-    torch.noGrad(() => { for (const [target, value] of pairs) target.copy_(value); });
+    torch.noGrad(() => {
+      for (const [target, value] of pairs) target.copy_(value);
+    });
     return { missingKeys, unexpectedKeys };
   }
 
@@ -170,7 +194,10 @@ export class Module {
     const dot = dottedName.indexOf(".");
     if (dot >= 0) {
       const child = this.#children.get(dottedName.slice(0, dot));
-      if (child) { child.#setParameter(dottedName.slice(dot + 1), value, fullName); return; }
+      if (child) {
+        child.#setParameter(dottedName.slice(dot + 1), value, fullName);
+        return;
+      }
     }
     const old = this.#params.get(dottedName);
     if (!old) throw new Error(`no parameter named ${fullName}`);
@@ -198,12 +225,16 @@ export class Module {
    * PyTorch: make the optimizer after `to()`, or before its first step.)
    */
   to(target: ModuleTarget): this {
-    const spec = typeof target === "string" ? (torch.isDevice(target) ? { device: target } : { dtype: target }) : target;
+    const spec =
+      typeof target === "string" ? (torch.isDevice(target) ? { device: target } : { dtype: target }) : target;
     const moves = (t: torch.Tensor): { device?: torch.Device; dtype?: torch.DType } | null => {
       // "cuda" is the current CUDA device, which a tensor on "cuda:0" is already on.
-      const device = spec.device === undefined || t.device === spec.device || (spec.device === "cuda" && t.device.startsWith("cuda"))
-        ? undefined : spec.device;
-      const dtype = spec.dtype === undefined || t.dtype === spec.dtype || !isFloatingDType(t.dtype) ? undefined : spec.dtype;
+      const device =
+        spec.device === undefined || t.device === spec.device || (spec.device === "cuda" && t.device.startsWith("cuda"))
+          ? undefined
+          : spec.device;
+      const dtype =
+        spec.dtype === undefined || t.dtype === spec.dtype || !isFloatingDType(t.dtype) ? undefined : spec.dtype;
       return device === undefined && dtype === undefined ? null : { device, dtype };
     };
     torch.noGrad(() => {
@@ -213,7 +244,7 @@ export class Module {
         torch.tidy(() => {
           const grad = t.grad;
           t.setData(t.detach().to(change));
-          if (grad) t.grad = grad.to(change);  // the gradient slot keeps it past this scope
+          if (grad) t.grad = grad.to(change); // the gradient slot keeps it past this scope
         });
       }
     });
@@ -225,7 +256,9 @@ export class Module {
     for (const m of this.#children.values()) m.train(mode);
     return this;
   }
-  eval(): this { return this.train(false); }
+  eval(): this {
+    return this.train(false);
+  }
 
   /** Freezes (or unfreezes) every parameter. */
   requiresGrad_(value: boolean): this {
@@ -233,9 +266,13 @@ export class Module {
     return this;
   }
 
-  zeroGrad(): void { for (const p of this.parameters()) p.zeroGrad(); }
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.zeroGrad();
+  }
 
-  numParameters(): number { return this.parameters().reduce((n, p) => n + p.numel(), 0); }
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.numel(), 0);
+  }
 
   /** Frees every parameter and buffer. */
   dispose(): void {

@@ -45,7 +45,9 @@ export class RecomputeTape {
   #done = false;
 
   /** Segments recorded and not yet backpropagated. */
-  get length(): number { return this.#segments.length; }
+  get length(): number {
+    return this.#segments.length;
+  }
 
   /**
    * Runs `forward(input)` under no-grad (default: `run`) and records `run` for backward.
@@ -56,8 +58,12 @@ export class RecomputeTape {
    * An input that is not a leaf is backpropagated through once, by this segment's backward:
    * at most one segment may read a given non-leaf input.
    */
-  segment(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor, forward: (input: torch.Tensor) => torch.Tensor = run,
-    options: SegmentOptions = {}): torch.Tensor {
+  segment(
+    input: torch.Tensor,
+    run: (input: torch.Tensor) => torch.Tensor,
+    forward: (input: torch.Tensor) => torch.Tensor = run,
+    options: SegmentOptions = {},
+  ): torch.Tensor {
     if (this.#done) throw new Error("this recompute tape has already run backward; make a new one per forward");
     this.hold(input);
     const output = torch.noGrad(() => torch.tidy(() => forward(input))).keep();
@@ -90,12 +96,15 @@ export class RecomputeTape {
         const { input, group, run, output } = this.#segments[i];
         const grad = output.grad;
         if (grad) {
-          torch.tidy(() => torch.enableGrad(() => {
-            const recomputed = run(input);
-            // While segments of this one's group follow, what this graph reaches is read again.
-            const sameGroupNext = group !== undefined && i > 0 && this.#segments[i - 1].group === group;
-            if (recomputed.requiresGrad) backprop(recomputed, grad, [...this.inputsBefore(i), ...(sameGroupNext ? [recomputed] : [])]);
-          }));
+          torch.tidy(() =>
+            torch.enableGrad(() => {
+              const recomputed = run(input);
+              // While segments of this one's group follow, what this graph reaches is read again.
+              const sameGroupNext = group !== undefined && i > 0 && this.#segments[i - 1].group === group;
+              if (recomputed.requiresGrad)
+                backprop(recomputed, grad, [...this.inputsBefore(i), ...(sameGroupNext ? [recomputed] : [])]);
+            }),
+          );
           grad.dispose();
         }
         // The output (the next segment's input) is done with: its gradient has gone down.

@@ -15,7 +15,13 @@
 import { ObjectiveError } from "./errors.js";
 import { resolvePreferenceOptions } from "./options.js";
 import {
-  allConfigKeys, DEFAULT_LOSS, lossSpec, registeredLosses, registeredOptions, type RegisteredLoss, type RegisteredOption,
+  allConfigKeys,
+  DEFAULT_LOSS,
+  lossSpec,
+  registeredLosses,
+  registeredOptions,
+  type RegisteredLoss,
+  type RegisteredOption,
 } from "./registry.js";
 import type { ConfigName, ConfigStyle, OptionValue } from "./spec.js";
 import type { RegisteredLossOptions, ResolvedPreferenceOptions } from "./types.js";
@@ -39,7 +45,10 @@ const normalise = (s: string) => s.trim().toLowerCase().replace(/-/g, "_");
 
 /** Typed reads of YAML values; each error names the key. */
 class YamlReader {
-  constructor(readonly config: Config, readonly style: ConfigStyle) {}
+  constructor(
+    readonly config: Config,
+    readonly style: ConfigStyle,
+  ) {}
 
   has(key: string): boolean {
     return present(this.config[key]);
@@ -78,8 +87,10 @@ class YamlReader {
     if (!present(v)) return undefined;
     const items = Array.isArray(v) ? v : [v];
     items.forEach((item, i) => {
-      if (typeof item !== "string" && typeof item !== "number") fail(`${key}[${i}] must be a name or a number, got ${JSON.stringify(item)}`, { key });
-      if (typeof item === "string" && item.includes(",")) fail(`${key}[${i}] must be one item, got ${JSON.stringify(item)}`, { key });
+      if (typeof item !== "string" && typeof item !== "number")
+        fail(`${key}[${i}] must be a name or a number, got ${JSON.stringify(item)}`, { key });
+      if (typeof item === "string" && item.includes(","))
+        fail(`${key}[${i}] must be one item, got ${JSON.stringify(item)}`, { key });
     });
     if (items.length === 0) fail(`${key} is an empty list`, { key });
     return items.map((item) => String(item).trim());
@@ -96,7 +107,10 @@ class YamlReader {
     if (!o.values.includes(v)) {
       const where = o.style === "textual" ? "with pref_loss, " : o.style === "math" ? "without pref_loss, " : "";
       const choices = o.values.length === 2 ? o.values.join(" or ") : `one of ${o.values.join(", ")}`;
-      fail(`${where}${key} ${o.label ? `is ${o.label} and ` : ""}must be ${choices}, got ${JSON.stringify(this.config[key])}`, { key, option: o.name });
+      fail(
+        `${where}${key} ${o.label ? `is ${o.label} and ` : ""}must be ${choices}, got ${JSON.stringify(this.config[key])}`,
+        { key, option: o.name },
+      );
     }
     return v;
   }
@@ -122,7 +136,8 @@ function distance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     row = next;
   }
   return row[b.length];
@@ -137,15 +152,23 @@ function rejectUnknownKeys(config: Config, otherKeys: ReadonlySet<string>): void
     const owner = prefixes.find((p) => key.startsWith(p.prefix));
     if (!owner) continue;
     // Only keys within 3 of its length can be within distance 3 (and a huge key is not compared at all).
-    const closest = [...known].filter((k) => Math.abs(k.length - key.length) <= 3)
-      .map((k) => ({ k, d: distance(key, k) })).sort((a, b) => a.d - b.d)[0];
+    const closest = [...known]
+      .filter((k) => Math.abs(k.length - key.length) <= 3)
+      .map((k) => ({ k, d: distance(key, k) }))
+      .sort((a, b) => a.d - b.d)[0];
     const hint = closest && closest.d <= 3 ? `; did you mean ${closest.k}?` : "";
-    fail(`unknown key ${key}: it starts with ${owner.prefix} like a key of loss ${owner.loss.name}, but no loss reads it ` +
-      `(a typo would otherwise fall back to a default)${hint}`, { key, loss: owner.loss.name });
+    fail(
+      `unknown key ${key}: it starts with ${owner.prefix} like a key of loss ${owner.loss.name}, but no loss reads it ` +
+        `(a typo would otherwise fall back to a default)${hint}`,
+      { key, loss: owner.loss.name },
+    );
   }
 }
 
-interface Selection { loss: RegisteredLoss; name?: ConfigName }
+interface Selection {
+  loss: RegisteredLoss;
+  name?: ConfigName;
+}
 
 /** The registered loss that sums TRL loss types (a YAML's loss_type list). */
 const COMBINED = "combined";
@@ -160,8 +183,11 @@ function selectList(yaml: YamlReader): (Selection & { terms: string }) | null {
   const known = new Map(registeredLosses().flatMap((l) => (l.trlLossType ? [[l.trlLossType, l] as const] : [])));
   const bad = terms.find((t) => !known.has(t));
   if (bad !== undefined) {
-    fail(`loss_type ${JSON.stringify(yaml.config.loss_type)}: ${bad} cannot be a term of a loss_type list (with loss_weights); ` +
-      `TRL's loss types are ${[...known.keys()].join(", ")}`, { key: "loss_type" });
+    fail(
+      `loss_type ${JSON.stringify(yaml.config.loss_type)}: ${bad} cannot be a term of a loss_type list (with loss_weights); ` +
+        `TRL's loss types are ${[...known.keys()].join(", ")}`,
+      { key: "loss_type" },
+    );
   }
   return { loss: lossSpec(COMBINED)!, terms: terms.join(",") };
 }
@@ -172,24 +198,42 @@ function selectLoss(yaml: YamlReader): Selection {
   const raw = yaml.string(key);
   if (raw === undefined) return { loss: lossSpec(DEFAULT_LOSS)! };
   const value = normalise(raw);
-  const candidates = registeredLosses().flatMap((loss) => loss.config
-    .filter((c) => c.value === value && (c.style === undefined || c.style === yaml.style))
-    .map((name) => ({ loss, name })));
+  const candidates = registeredLosses().flatMap((loss) =>
+    loss.config
+      .filter((c) => c.value === value && (c.style === undefined || c.style === yaml.style))
+      .map((name) => ({ loss, name })),
+  );
   if (candidates.length === 0) {
-    const names = [...new Set(registeredLosses().flatMap((l) => l.config.filter((c) => !c.when && (c.style ?? yaml.style) === yaml.style).map((c) => c.value)))];
+    const names = [
+      ...new Set(
+        registeredLosses().flatMap((l) =>
+          l.config.filter((c) => !c.when && (c.style ?? yaml.style) === yaml.style).map((c) => c.value),
+        ),
+      ),
+    ];
     fail(`unknown ${key} ${JSON.stringify(yaml.config[key])}: not supported; expected ${names.join(", ")}`, { key });
   }
-  const conditional = candidates.filter((c) => c.name.when && (() => {
-    const v = yaml.number(c.name.when!.key);
-    return v !== undefined && c.name.when!.holds(v);
-  })());
+  const conditional = candidates.filter(
+    (c) =>
+      c.name.when &&
+      (() => {
+        const v = yaml.number(c.name.when!.key);
+        return v !== undefined && c.name.when!.holds(v);
+      })(),
+  );
   if (conditional.length > 1) {
-    fail(`${key} ${value} means ${conditional.map((c) => `${c.loss.name} with ${c.name.when!.text.replace(/`/g, "")}`).join(", and ")}; ` +
-      `the YAML has both, which this project does not combine`, { key });
+    fail(
+      `${key} ${value} means ${conditional.map((c) => `${c.loss.name} with ${c.name.when!.text.replace(/`/g, "")}`).join(", and ")}; ` +
+        `the YAML has both, which this project does not combine`,
+      { key },
+    );
   }
   const chosen = conditional[0] ?? candidates.find((c) => !c.name.when);
   if (!chosen) {
-    fail(`${key} ${value} names ${candidates.map((c) => `${c.loss.name} only with ${c.name.when!.text.replace(/`/g, "")}`).join(", or ")}`, { key });
+    fail(
+      `${key} ${value} names ${candidates.map((c) => `${c.loss.name} only with ${c.name.when!.text.replace(/`/g, "")}`).join(", or ")}`,
+      { key },
+    );
   }
   return chosen;
 }
@@ -212,9 +256,14 @@ export interface ObjectiveConfigOptions {
  * cdpo); `loss_type: robust` is TRL's unbiased rDPO (variant rdpo); a `loss_type` list, or
  * `loss_weights`, is lossType combined; `rpo_alpha` with `loss_type: sigmoid` is lossType rpo.
  */
-export function objectiveFromConfig(config: Record<string, unknown>, options: ObjectiveConfigOptions = {}): ResolvedPreferenceOptions {
+export function objectiveFromConfig(
+  config: Record<string, unknown>,
+  options: ObjectiveConfigOptions = {},
+): ResolvedPreferenceOptions {
   if (config === null || typeof config !== "object" || Array.isArray(config)) {
-    fail(`config must be an object (a parsed YAML mapping), got ${config === null ? "null" : Array.isArray(config) ? "an array" : typeof config}`);
+    fail(
+      `config must be an object (a parsed YAML mapping), got ${config === null ? "null" : Array.isArray(config) ? "an array" : typeof config}`,
+    );
   }
   rejectUnknownKeys(config, new Set(options.otherKeys ?? []));
   const style: ConfigStyle = present(config.pref_loss) || !present(config.loss_type) ? "textual" : "math";
@@ -233,11 +282,16 @@ export function objectiveFromConfig(config: Record<string, unknown>, options: Ob
   for (const o of registeredOptions()) {
     if (!o.exclusive || readOptions.includes(o)) continue;
     const key = o.keys.find((k) => yaml.has(k));
-    if (key) fail(`${key} is an option of ${o.losses.join(", ")} only, not of loss ${loss.name}`, { key, option: o.name, loss: loss.name });
+    if (key)
+      fail(`${key} is an option of ${o.losses.join(", ")} only, not of loss ${loss.name}`, {
+        key,
+        option: o.name,
+        loss: loss.name,
+      });
   }
 
   const chosen: RegisteredLossOptions = { lossType: loss.name };
-  const keyOf = new Map<string, string>([["beta", "beta"]]);   // option -> the YAML key it came from
+  const keyOf = new Map<string, string>([["beta", "beta"]]); // option -> the YAML key it came from
   const beta = yaml.number("beta") ?? (style === "math" ? loss.beta.mathDefault : undefined);
   if (beta !== undefined) chosen.beta = beta;
   if (list) {
@@ -269,7 +323,11 @@ export function objectiveFromConfig(config: Record<string, unknown>, options: Ob
   } catch (err) {
     if (!(err instanceof ObjectiveError) || err.option === undefined) throw err;
     const key = keyOf.get(err.option);
-    fail(`${err.detail}${key ? ` (YAML key ${key})` : ""}`, { option: err.option, ...(key ? { key } : {}), loss: loss.name });
+    fail(`${err.detail}${key ? ` (YAML key ${key})` : ""}`, {
+      option: err.option,
+      ...(key ? { key } : {}),
+      loss: loss.name,
+    });
   }
 }
 
@@ -293,22 +351,47 @@ export function objectiveConfigKeys(): ObjectiveConfigKey[] {
     const losses = [...new Set(meanings.flatMap((m) => m.losses))];
     const first = meanings[0];
     if (first.kind === "selector" && key === "pref_loss") {
-      return { key, default: null, losses, help: "the loss, as the Textual trainer names it (uni_dpo, simpo, ...); present, it makes the YAML Textual-style" };
+      return {
+        key,
+        default: null,
+        losses,
+        help: "the loss, as the Textual trainer names it (uni_dpo, simpo, ...); present, it makes the YAML Textual-style",
+      };
     }
     if (first.kind === "selector") {
-      return { key, default: null, losses, help: "without pref_loss, the loss, as the Math trainer and TRL name it (uni_dpo, sigmoid, ipo, ...); with pref_loss, SimPO's form (sigmoid or hinge)" };
+      return {
+        key,
+        default: null,
+        losses,
+        help: "without pref_loss, the loss, as the Math trainer and TRL name it (uni_dpo, sigmoid, ipo, ...); with pref_loss, SimPO's form (sigmoid or hinge)",
+      };
     }
     if (first.kind === "beta") {
-      return { key, default: byLoss((l) => l.beta.default), mathDefault: byLoss((l) => l.beta.mathDefault), losses, help: "β, the temperature of the implicit reward (every loss; its default depends on the loss)" };
+      return {
+        key,
+        default: byLoss((l) => l.beta.default),
+        mathDefault: byLoss((l) => l.beta.mathDefault),
+        losses,
+        help: "β, the temperature of the implicit reward (every loss; its default depends on the loss)",
+      };
     }
     const o = first.option!;
     if (first.kind === "derived") {
       const d = o.derived!;
-      return { key, default: d.default ?? null, ...(d.mathDefault !== undefined ? { mathDefault: d.mathDefault } : {}), losses, help: d.help };
+      return {
+        key,
+        default: d.default ?? null,
+        ...(d.mathDefault !== undefined ? { mathDefault: d.mathDefault } : {}),
+        losses,
+        help: d.help,
+      };
     }
     const alias = o.keys.indexOf(key) > 0 ? ` (same as ${o.keys[0]})` : "";
     return {
-      key, default: o.default, ...(o.mathDefault !== undefined ? { mathDefault: o.mathDefault } : {}), losses,
+      key,
+      default: o.default,
+      ...(o.mathDefault !== undefined ? { mathDefault: o.mathDefault } : {}),
+      losses,
       help: `${o.help || `option ${o.name}`}${alias}`,
     };
   });

@@ -8,8 +8,16 @@ import type { LossInputs } from "./spec.js";
 import type { PreferenceInputs, ResolvedPreferenceOptions } from "./types.js";
 
 export type TensorInputName =
-  | "policyChosenLogps" | "policyRejectedLogps" | "referenceChosenLogps" | "referenceRejectedLogps"
-  | "scoreChosen" | "scoreRejected" | "chosenLengths" | "rejectedLengths" | "chosenWeights" | "rejectedWeights";
+  | "policyChosenLogps"
+  | "policyRejectedLogps"
+  | "referenceChosenLogps"
+  | "referenceRejectedLogps"
+  | "scoreChosen"
+  | "scoreRejected"
+  | "chosenLengths"
+  | "rejectedLengths"
+  | "chosenWeights"
+  | "rejectedWeights";
 
 const LENGTHS = ["chosenLengths", "rejectedLengths"] as const;
 
@@ -66,7 +74,9 @@ export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorIn
   for (const name of ["scoreChosen", "scoreRejected"] as const) if (scores[name]) need.set(name, scores[name]);
   const lengths = loss.lengthsNeeded(options);
   if (lengths) for (const name of LENGTHS) need.set(name, `${lengths} (the answers' token counts)`);
-  if (weighted(options)) for (const name of ["chosenWeights", "rejectedWeights"] as const) need.set(name, `useWeighting (WPO's answer weights) with lossType ${loss.name}`);
+  if (weighted(options))
+    for (const name of ["chosenWeights", "rejectedWeights"] as const)
+      need.set(name, `useWeighting (WPO's answer weights) with lossType ${loss.name}`);
   return need;
 }
 
@@ -76,7 +86,8 @@ export function requiredInputs(options: ResolvedPreferenceOptions): Map<TensorIn
  * The tensors it returns are new handles owned by the caller's tidy() scope.
  */
 export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): LossInputs {
-  if (inputs === null || typeof inputs !== "object") fail(`inputs must be an object of tensors, got ${inputs === null ? "null" : typeof inputs}`);
+  if (inputs === null || typeof inputs !== "object")
+    fail(`inputs must be an object of tensors, got ${inputs === null ? "null" : typeof inputs}`);
   const need = requiredInputs(options);
   // Token counts are read whenever given (ipo uses them when present), and checked like the rest.
   const raw = inputs as unknown as Record<string, unknown>;
@@ -88,18 +99,25 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
   for (const [name, why] of need) {
     const value = (inputs as unknown as Record<string, unknown>)[name];
     if (value === undefined || value === null) fail(`missing input ${name}, needed by ${why}`, name);
-    if (!(value instanceof Tensor)) fail(`input ${name} must be a Tensor, got ${Array.isArray(value) ? "an array" : typeof value}`, name);
+    if (!(value instanceof Tensor))
+      fail(`input ${name} must be a Tensor, got ${Array.isArray(value) ? "an array" : typeof value}`, name);
     if (value.isDisposed) fail(`input ${name} has been disposed`, name);
-    if (value.ndim !== 1) fail(`input ${name} must be 1-D (one value per pair), got shape [${value.shape.join(", ")}]`, name);
+    if (value.ndim !== 1)
+      fail(`input ${name} must be 1-D (one value per pair), got shape [${value.shape.join(", ")}]`, name);
     const isLogp = name.endsWith("Logps");
     if (isLogp && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
-    if (name.endsWith("Weights") && !FLOATING.has(value.dtype)) fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
-    if (name.endsWith("Lengths") && value.dtype !== "int64" && value.dtype !== "int32" && !FLOATING.has(value.dtype)) fail(`input ${name} must be numeric token counts, got ${value.dtype}`, name);
+    if (name.endsWith("Weights") && !FLOATING.has(value.dtype))
+      fail(`input ${name} must be a floating tensor, got ${value.dtype}`, name);
+    if (name.endsWith("Lengths") && value.dtype !== "int64" && value.dtype !== "int32" && !FLOATING.has(value.dtype))
+      fail(`input ${name} must be numeric token counts, got ${value.dtype}`, name);
     if (!isLogp && value.dtype === "bool") fail(`input ${name} must be numeric, got bool`, name);
     given.set(name, value);
   }
   if (withLengths && typeof inputs.logpsPerToken !== "boolean") {
-    fail(`input logpsPerToken must be true or false with chosenLengths / rejectedLengths (are the log-probs per-token means or sums?), got ${JSON.stringify(inputs.logpsPerToken)}`, "logpsPerToken");
+    fail(
+      `input logpsPerToken must be true or false with chosenLengths / rejectedLengths (are the log-probs per-token means or sums?), got ${JSON.stringify(inputs.logpsPerToken)}`,
+      "logpsPerToken",
+    );
   }
   const pc = given.get("policyChosenLogps")!;
   const batchSize = pc.shape[0];
@@ -124,7 +142,8 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     return t.to({ dtype, device });
   };
   const aligned: LossInputs = {
-    batchSize, dtype,
+    batchSize,
+    dtype,
     policyChosenLogps: align(pc)!,
     policyRejectedLogps: align(given.get("policyRejectedLogps"))!,
     referenceChosenLogps: align(given.get("referenceChosenLogps")),
@@ -135,7 +154,7 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
     rejectedWeights: align(given.get("rejectedWeights")),
     chosenLengths: align(given.get("chosenLengths")),
     rejectedLengths: align(given.get("rejectedLengths")),
-    logpsPerToken: withLengths ? inputs.logpsPerToken as boolean : null,
+    logpsPerToken: withLengths ? (inputs.logpsPerToken as boolean) : null,
   };
   if (options.validate) checkFinite(aligned, [...given.keys()]);
   if (options.validate && withLengths) checkCounts(aligned);
@@ -144,28 +163,39 @@ export function alignInputs(inputs: PreferenceInputs, options: ResolvedPreferenc
 
 /** One read-back for all inputs: the count of NaN / infinite values in each. */
 function checkFinite(aligned: LossInputs, names: TensorInputName[]): void {
-  torch.tidy(() => torch.noGrad(() => {
-    const rows = names.map((n) => aligned[n] as Tensor);
-    const bad = torch.stack(rows).isfinite().logicalNot();
-    const counts = bad.sum(1).toArray() as number[];
-    const i = counts.findIndex((c) => c > 0);
-    if (i < 0) return;
-    const flags = bad.select(0, i).toArray() as boolean[];
-    const first = flags.indexOf(true);
-    const value = (rows[i].toArray() as number[])[first];
-    fail(`input ${names[i]} has ${counts[i]} non-finite value${counts[i] === 1 ? "" : "s"} (NaN or infinite); ` +
-      `the first is ${value} at index ${first}`, names[i]);
-  }));
+  torch.tidy(() =>
+    torch.noGrad(() => {
+      const rows = names.map((n) => aligned[n] as Tensor);
+      const bad = torch.stack(rows).isfinite().logicalNot();
+      const counts = bad.sum(1).toArray() as number[];
+      const i = counts.findIndex((c) => c > 0);
+      if (i < 0) return;
+      const flags = bad.select(0, i).toArray() as boolean[];
+      const first = flags.indexOf(true);
+      const value = (rows[i].toArray() as number[])[first];
+      fail(
+        `input ${names[i]} has ${counts[i]} non-finite value${counts[i] === 1 ? "" : "s"} (NaN or infinite); ` +
+          `the first is ${value} at index ${first}`,
+        names[i],
+      );
+    }),
+  );
 }
 
 /** Token counts must be whole numbers >= 0 (one read-back). */
 function checkCounts(aligned: LossInputs): void {
-  torch.tidy(() => torch.noGrad(() => {
-    for (const name of LENGTHS) {
-      const t = aligned[name];
-      if (!t) continue;
-      const bad = t.lt(0).logicalOr(t.ne(t.round())).sum().item();
-      if (bad > 0) fail(`input ${name} must hold token counts (whole numbers >= 0); ${bad} value${bad === 1 ? " is" : "s are"} not`, name);
-    }
-  }));
+  torch.tidy(() =>
+    torch.noGrad(() => {
+      for (const name of LENGTHS) {
+        const t = aligned[name];
+        if (!t) continue;
+        const bad = t.lt(0).logicalOr(t.ne(t.round())).sum().item();
+        if (bad > 0)
+          fail(
+            `input ${name} must hold token counts (whole numbers >= 0); ${bad} value${bad === 1 ? " is" : "s are"} not`,
+            name,
+          );
+      }
+    }),
+  );
 }

@@ -39,7 +39,11 @@ const omniKeys = <const S extends string>(name: S) => [`uni_dpo_${name}`, `omni_
 
 /** λ: Omni-DPO's c-NLL weight, and DPOP's penalty weight (the Math trainer reads both from uni_dpo_nll_lambda). */
 const NLL_LAMBDA = {
-  default: 0.01, mathDefault: 0.001, check: "nonnegative", symbol: "λ", keys: omniKeys("nll_lambda"),
+  default: 0.01,
+  mathDefault: 0.001,
+  check: "nonnegative",
+  symbol: "λ",
+  keys: omniKeys("nll_lambda"),
   // The reference applies c-NLL only when lambda > 0, so a negative lambda in a YAML means off.
   fromYaml: (v: number) => (v < 0 ? 0 : v),
   help: "weight of omni_dpo's calibrated NLL of the chosen answer (0 turns c-NLL off), and of dpop's penalty",
@@ -59,45 +63,66 @@ export const omniDpo = defineLoss({
   name: "omni_dpo",
   aliases: ["uni_dpo", "unidpo", "omnidpo"],
   title: "Omni-DPO",
-  equation: "`-w_qual·w_perf·logσ(β·m) - λ·[ref(y_w) > logp(y_w)]·[S_w ≥ τ_good]·logp(y_w)`, with " +
+  equation:
+    "`-w_qual·w_perf·logσ(β·m) - λ·[ref(y_w) > logp(y_w)]·[S_w ≥ τ_good]·logp(y_w)`, with " +
     "`w_qual = σ(η·(S_w - S_l))`, `w_perf = (1 - σ(β·dpi - τ_ref))^γ`",
   needsReference: true,
   needsScores: (o) => {
     const quality = "omni_dpo's quality weight w_qual (set useQualityWeight: false to ablate it)";
     if (o.useQualityWeight) return { scoreChosen: quality, scoreRejected: quality };
-    if (o.nllLambda > 0) return { scoreChosen: "omni_dpo's c-NLL gate [S_w >= tauGood] (set nllLambda: 0 to turn c-NLL off)" };
+    if (o.nllLambda > 0)
+      return { scoreChosen: "omni_dpo's c-NLL gate [S_w >= tauGood] (set nllLambda: 0 to turn c-NLL off)" };
     return {};
   },
   beta: { default: 2.0, mathDefault: 0.1 },
   options: {
     qualEta: {
-      default: 0.1, mathDefault: 0.7, check: "nonnegative", symbol: "η", keys: omniKeys("qual_eta"),
+      default: 0.1,
+      mathDefault: 0.7,
+      check: "nonnegative",
+      symbol: "η",
+      keys: omniKeys("qual_eta"),
       help: "scale of the score margin in the quality weight w_qual = σ(η (S_w - S_l))",
     },
     tauRef: {
-      default: 0.8, mathDefault: 2.0, check: "finite", symbol: "τ_ref", keys: omniKeys("tau_ref"),
+      default: 0.8,
+      mathDefault: 2.0,
+      check: "finite",
+      symbol: "τ_ref",
+      keys: omniKeys("tau_ref"),
       help: "the policy margin (times beta) at which w_perf = (1 - σ(β dpi - τ_ref))^γ is 0.5^γ",
     },
     perfGamma: {
-      default: 1.0, mathDefault: 3.0, check: "nonnegative", symbol: "γ", keys: omniKeys("perf_gamma"),
+      default: 1.0,
+      mathDefault: 3.0,
+      check: "nonnegative",
+      symbol: "γ",
+      keys: omniKeys("perf_gamma"),
       help: "focal exponent of w_perf: how strongly pairs the policy already fits are down-weighted",
     },
     nllLambda: NLL_LAMBDA,
     tauGood: {
       // +-Infinity is allowed: the gate then never / always opens by score.
-      default: 7.0, mathDefault: 2.5, check: "notNaN", symbol: "τ_good", keys: omniKeys("tau_good"),
+      default: 7.0,
+      mathDefault: 2.5,
+      check: "notNaN",
+      symbol: "τ_good",
+      keys: omniKeys("tau_good"),
       help: "the c-NLL gate opens only for pairs whose chosen score S_w >= τ_good",
     },
     useQualityWeight: {
-      default: true, keys: omniKeys("use_qual_weight"),
+      default: true,
+      keys: omniKeys("use_qual_weight"),
       help: "ablation: false replaces w_qual by 1 (the scores are then unused by the weight)",
     },
     usePerformanceWeight: {
-      default: true, keys: omniKeys("use_perf_weight"),
+      default: true,
+      keys: omniKeys("use_perf_weight"),
       help: "ablation: false replaces w_perf by 1",
     },
     detachPerformanceWeight: {
-      default: false, keys: omniKeys("detach_perf_weight"),
+      default: false,
+      keys: omniKeys("detach_perf_weight"),
       help: "stop the gradient through w_perf (the reference lets it flow)",
     },
   },
@@ -107,7 +132,9 @@ export const omniDpo = defineLoss({
     // w_qual = σ(η (S_w - S_l))                          [B]; a function of the data only
     const wQual: Weight = o.useQualityWeight ? x.scoreChosen!.sub(x.scoreRejected!).mul(o.qualEta).sigmoid() : 1;
     // w_perf = (1 - σ(β dpi - τ_ref))^γ                  [B]; the policy margin dpi, not m
-    let wPerf: Weight = o.usePerformanceWeight ? dpi.mul(o.beta).sub(o.tauRef).sigmoid().neg().add(1).pow(o.perfGamma) : 1;
+    let wPerf: Weight = o.usePerformanceWeight
+      ? dpi.mul(o.beta).sub(o.tauRef).sigmoid().neg().add(1).pow(o.perfGamma)
+      : 1;
     if (o.detachPerformanceWeight && wPerf !== 1) wPerf = wPerf.detach();
     // L = -w_qual w_perf logσ(β m)                       [B]
     let losses = times(times(wQual, wPerf), m.mul(o.beta).logsigmoid()).neg();
@@ -115,7 +142,10 @@ export const omniDpo = defineLoss({
     // values and carries no gradient.
     let gate: Tensor | null = null;
     if (o.nllLambda > 0) {
-      gate = x.referenceChosenLogps!.gt(x.policyChosenLogps.detach()).logicalAnd(x.scoreChosen!.ge(o.tauGood)).to(x.dtype);
+      gate = x
+        .referenceChosenLogps!.gt(x.policyChosenLogps.detach())
+        .logicalAnd(x.scoreChosen!.ge(o.tauGood))
+        .to(x.dtype);
       losses = losses.sub(gate.mul(o.nllLambda).mul(x.policyChosenLogps));
     }
     // The weights as applied (1 when ablated) and the fraction of open gates (0 when c-NLL is off).
@@ -127,19 +157,27 @@ export const omniDpo = defineLoss({
 
 /** TRL's f_divergence_type: the f whose derivative turns a log-ratio into a score (f-DPO, arXiv 2309.16240). */
 const F_DIVERGENCE = {
-  default: "reverse_kl", values: ["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"], keys: ["f_divergence_type"],
+  default: "reverse_kl",
+  values: ["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"],
+  keys: ["f_divergence_type"],
   help: "f-DPO's divergence: the score of a log-ratio u is u (reverse_kl), -e^-u (forward_kl), logσ(u) (js_divergence) or e^((α-1)u)/(α-1) (alpha_divergence)",
 } as const satisfies OptionSpec;
 
 const F_ALPHA = {
-  default: 0.5, check: "finite", symbol: "α", keys: ["f_alpha_divergence_coef"],
+  default: 0.5,
+  check: "finite",
+  symbol: "α",
+  keys: ["f_alpha_divergence_coef"],
   help: "α of f_divergence_type alpha_divergence (within 1e-6 of 1 it is reverse_kl)",
 } as const satisfies OptionSpec;
 
 /** TRL's use_weighting: WPO's per-pair weight (the log-prob pass computes the answers' weights inside its chunks: tokens). */
 const USE_WEIGHTING = {
   // exclusive: a YAML asking for WPO with a loss that cannot apply it is an error, not ignored.
-  default: false, keys: ["use_weighting"], exclusive: true, tokens: "answerWeights",
+  default: false,
+  keys: ["use_weighting"],
+  exclusive: true,
+  tokens: "answerWeights",
   help: "WPO (arXiv 2406.11827): multiply each pair's loss by its answers' weights exp(mean_t (logp_t - log Σ_v p_v²)), from the policy, without gradient",
 } as const satisfies OptionSpec;
 
@@ -149,7 +187,11 @@ const USE_WEIGHTING = {
  * pass applies it inside its chunks (src/logprobs/forward.ts, by `tokens`); the losses see the result.
  */
 const LD_ALPHA = {
-  type: "number", default: null, keys: ["ld_alpha"], exclusive: true, tokens: "lengthWeight",
+  type: "number",
+  default: null,
+  keys: ["ld_alpha"],
+  exclusive: true,
+  tokens: "lengthWeight",
   refine: (v: number | null) => (v === null || (v >= 0 && v <= 1) ? null : "must be in [0, 1]"),
   help: "LD-DPO: weight α of each answer's tokens past the shorter answer's length in its log-prob (policy and reference); None: off",
 } as const satisfies OptionSpec;
@@ -167,16 +209,23 @@ const ALPHA_CLAMP: Partial<Record<DType, number>> = { float16: 11, bfloat16: 80,
  */
 function fScore(u: Tensor, o: LossOptions): Tensor {
   switch (o.fDivergenceType) {
-    case "forward_kl": return u.neg().exp().neg();           // f'(t) = 1 - 1/t, constant dropped
-    case "js_divergence": return u.logsigmoid();             // f'(t) = log(2t / (t + 1)), log 2 dropped
+    case "forward_kl":
+      return u.neg().exp().neg(); // f'(t) = 1 - 1/t, constant dropped
+    case "js_divergence":
+      return u.logsigmoid(); // f'(t) = log(2t / (t + 1)), log 2 dropped
     case "alpha_divergence": {
       const a = o.fAlphaDivergenceCoef as number;
-      if (Math.abs(a - 1) < 1e-6) return u;                   // the limit is log t: reverse_kl
+      if (Math.abs(a - 1) < 1e-6) return u; // the limit is log t: reverse_kl
       const t = u.mul(a - 1);
       const work = t.dtype === "float64" ? t : t.to("float32");
-      return work.clamp(null, ALPHA_CLAMP[t.dtype] ?? 80).exp().to(t.dtype).mul(1 / (a - 1));
+      return work
+        .clamp(null, ALPHA_CLAMP[t.dtype] ?? 80)
+        .exp()
+        .to(t.dtype)
+        .mul(1 / (a - 1));
     }
-    default: return u;                                       // reverse_kl: standard DPO
+    default:
+      return u; // reverse_kl: standard DPO
   }
 }
 
@@ -190,7 +239,9 @@ function scores(x: LossInputs, o: LossOptions): [Tensor, Tensor] {
 
 /** β Δs = β (s_w - s_l) [B]; for reverse_kl it is β m, computed as m (dpi - dref, so that DPO stays bit-equal to ablated Omni-DPO). */
 function scoreMargin(x: LossInputs, o: LossOptions): Tensor {
-  const identity = o.fDivergenceType === "reverse_kl" || (o.fDivergenceType === "alpha_divergence" && Math.abs((o.fAlphaDivergenceCoef as number) - 1) < 1e-6);
+  const identity =
+    o.fDivergenceType === "reverse_kl" ||
+    (o.fDivergenceType === "alpha_divergence" && Math.abs((o.fAlphaDivergenceCoef as number) - 1) < 1e-6);
   if (identity) return margin(x).mul(o.beta);
   const [sw, sl] = scores(x, o);
   return sw.sub(sl).mul(o.beta);
@@ -222,7 +273,7 @@ function perTokenScores(x: LossInputs, o: LossOptions): [Tensor, Tensor] {
  * (so longer answers weigh more), -Σ_i logp_sum(y_w,i) / Σ_i |y_w,i|.
  */
 function chosenTokenNll(x: LossInputs): Tensor {
-  const total = summed(x, x.policyChosenLogps, x.chosenLengths!).sum();   // []
+  const total = summed(x, x.policyChosenLogps, x.chosenLengths!).sum(); // []
   return total.div(x.chosenLengths!.sum()).neg().expand([x.batchSize]);
 }
 
@@ -240,7 +291,10 @@ export const dpo = defineLoss({
 
 /** Label smoothing e: robust's, exo_pair's, aot's, dpop's, and SimPO's sigmoid form's (as the Textual reference applies it). */
 const LABEL_SMOOTHING = {
-  default: 0, check: "nonnegative", symbol: "e", keys: ["label_smoothing"],
+  default: 0,
+  check: "nonnegative",
+  symbol: "e",
+  keys: ["label_smoothing"],
   refine: (e: number) => (e <= 1 ? null : "must be in [0, 1]"),
   help: "label smoothing e: the assumed probability that a pair's preference is flipped",
 } as const satisfies OptionSpec;
@@ -270,15 +324,21 @@ export const robust = defineLoss({
     robustVariant: { default: "cdpo", values: ["cdpo", "rdpo"], keys: [], help: "which robust loss: cdpo or rdpo" },
     ...F_OPTIONS,
   },
-  validate: (o) => (o.robustVariant === "rdpo" && !(o.labelSmoothing < 0.5)
-    ? { option: "labelSmoothing", message: "must be < 0.5 for the rdpo form of robust (it divides by 1 - 2e)" }
-    : null),
+  validate: (o) =>
+    o.robustVariant === "rdpo" && !(o.labelSmoothing < 0.5)
+      ? { option: "labelSmoothing", message: "must be < 0.5 for the rdpo form of robust (it divides by 1 - 2e)" }
+      : null,
   losses(x, o) {
     const z = scoreMargin(x, o);
     const e = o.labelSmoothing;
     return o.robustVariant === "cdpo"
       ? smoothedSigmoid(z, e)
-      : z.logsigmoid().neg().mul(1 - e).add(z.neg().logsigmoid().mul(e)).div(1 - 2 * e);
+      : z
+          .logsigmoid()
+          .neg()
+          .mul(1 - e)
+          .add(z.neg().logsigmoid().mul(e))
+          .div(1 - 2 * e);
   },
 });
 
@@ -296,7 +356,10 @@ export const ipo = defineLoss({
   options: F_OPTIONS,
   losses(x, o) {
     const [sw, sl] = perTokenScores(x, o);
-    return sw.sub(sl).sub(1 / (2 * o.beta)).pow(2);
+    return sw
+      .sub(sl)
+      .sub(1 / (2 * o.beta))
+      .pow(2);
   },
 });
 
@@ -322,14 +385,21 @@ export const exoPair = defineLoss({
   needsReference: true,
   trlLossType: "exo_pair",
   options: { labelSmoothing: LABEL_SMOOTHING, ...F_OPTIONS },
-  validate: (o) => (o.labelSmoothing > 0 && o.labelSmoothing < 1
-    ? null
-    : { option: "labelSmoothing", message: "must be in (0, 1) for exo_pair (its target is (1-e, e); the EXO paper uses 1e-3)" }),
+  validate: (o) =>
+    o.labelSmoothing > 0 && o.labelSmoothing < 1
+      ? null
+      : {
+          option: "labelSmoothing",
+          message: "must be in (0, 1) for exo_pair (its target is (1-e, e); the EXO paper uses 1e-3)",
+        },
   losses(x, o) {
     const z = scoreMargin(x, o);
     const e = o.labelSmoothing;
     const win = z.sigmoid().mul(z.logsigmoid().sub(Math.log1p(-e)));
-    const lose = z.neg().sigmoid().mul(z.neg().logsigmoid().sub(Math.log(e)));
+    const lose = z
+      .neg()
+      .sigmoid()
+      .mul(z.neg().logsigmoid().sub(Math.log(e)));
     return win.add(lose);
   },
 });
@@ -374,17 +444,25 @@ export const sppoHard = defineLoss({
   options: F_OPTIONS,
   losses(x, o) {
     const [sw, sl] = scores(x, o);
-    return sw.sub(0.5 / o.beta).pow(2).add(sl.add(0.5 / o.beta).pow(2));
+    return sw
+      .sub(0.5 / o.beta)
+      .pow(2)
+      .add(sl.add(0.5 / o.beta).pow(2));
   },
 });
 
 /** TRL refuses WPO weights for AOT: its losses sort pairs, so a pair's weight would land on another pair's loss. */
 const noWeighting = (o: { useWeighting: boolean }) =>
-  (o.useWeighting ? { option: "useWeighting", message: "cannot be used with aot or aot_unpaired, whose losses are sorted over the batch (TRL refuses it too)" } : null);
+  o.useWeighting
+    ? {
+        option: "useWeighting",
+        message: "cannot be used with aot or aot_unpaired, whose losses are sorted over the batch (TRL refuses it too)",
+      }
+    : null;
 
 /** AOT's loss on a batch: label-smoothed sigmoid of β times the difference of two sorted [B] vectors. */
 function aotLoss(a: Tensor, b: Tensor, o: LossOptions): Tensor {
-  const delta = a.sort(0).values.sub(b.sort(0).values).mul(o.beta);   // [B], sorted along the batch
+  const delta = a.sort(0).values.sub(b.sort(0).values).mul(o.beta); // [B], sorted along the batch
   return smoothedSigmoid(delta, o.labelSmoothing as number);
 }
 
@@ -408,12 +486,14 @@ export const aot = defineLoss({
 export const aotUnpaired = defineLoss({
   name: "aot_unpaired",
   title: "AOT (unpaired)",
-  equation: "`-(1-e)·logσ(β·δ) - e·logσ(-β·δ)`, `δ = sort(logp(y_w) - ref(y_w)) - sort(logp(y_l) - ref(y_l))` over the batch",
+  equation:
+    "`-(1-e)·logσ(β·δ) - e·logσ(-β·δ)`, `δ = sort(logp(y_w) - ref(y_w)) - sort(logp(y_l) - ref(y_l))` over the batch",
   needsReference: true,
   trlLossType: "aot_unpaired",
   options: { labelSmoothing: LABEL_SMOOTHING, ...TRL_OPTIONS },
   validate: noWeighting,
-  losses: (x, o) => aotLoss(x.policyChosenLogps.sub(x.referenceChosenLogps!), x.policyRejectedLogps.sub(x.referenceRejectedLogps!), o),
+  losses: (x, o) =>
+    aotLoss(x.policyChosenLogps.sub(x.referenceChosenLogps!), x.policyRejectedLogps.sub(x.referenceRejectedLogps!), o),
 });
 
 /** APO-zero (arXiv 2408.06266 eq. 7): raise the chosen likelihood, lower the rejected one: `1 - σ(β u_w) + σ(β u_l)`, u the raw log-ratios. */
@@ -452,7 +532,13 @@ export const discopop = defineLoss({
   needsReference: true,
   trlLossType: "discopop",
   options: {
-    discopopTau: { default: 0.05, check: "positive", symbol: "τ", keys: ["discopop_tau"], help: "DiscoPOP's temperature of the blend σ(z/τ) (the paper's 0.05)" },
+    discopopTau: {
+      default: 0.05,
+      check: "positive",
+      symbol: "τ",
+      keys: ["discopop_tau"],
+      help: "DiscoPOP's temperature of the blend σ(z/τ) (the paper's 0.05)",
+    },
     ...F_OPTIONS,
   },
   losses(x, o) {
@@ -492,7 +578,23 @@ export const sft = defineLoss({
 });
 
 /** The TRL loss types a `loss_type` list may combine, by TRL's name. */
-const TRL_TERMS = [dpo, robust, ipo, hinge, exoPair, ncaPair, bcoPair, sppoHard, aot, aotUnpaired, apoZero, apoDown, discopop, sigmoidNorm, sft] as const;
+const TRL_TERMS = [
+  dpo,
+  robust,
+  ipo,
+  hinge,
+  exoPair,
+  ncaPair,
+  bcoPair,
+  sppoHard,
+  aot,
+  aotUnpaired,
+  apoZero,
+  apoDown,
+  discopop,
+  sigmoidNorm,
+  sft,
+] as const;
 type Term = (typeof TRL_TERMS)[number];
 const termByTrlName = new Map<string, Term>(TRL_TERMS.map((t) => [t.trlLossType!, t]));
 /** Options a term's TRL name fixes, as its declaration's Math-style name sets them (TRL's `robust` is the rdpo form). */
@@ -502,22 +604,35 @@ function termSet(t: Term): { readonly [option: string]: unknown } {
 }
 
 /** The terms and weights of a `combined` loss's options; an error message when they are not valid. */
-export function combinedTerms(o: { readonly [option: string]: unknown }): { terms: { trl: string; spec: Term; weight: number }[] } | { error: { option: string; message: string } } {
+export function combinedTerms(o: {
+  readonly [option: string]: unknown;
+}): { terms: { trl: string; spec: Term; weight: number }[] } | { error: { option: string; message: string } } {
   const names = typeof o.lossTypes === "string" ? o.lossTypes.split(",").map((t) => t.trim()) : [];
   const bad = names.filter((n) => !termByTrlName.has(n));
   if (names.length === 0 || bad.length > 0) {
-    return { error: { option: "lossTypes", message: `must list TRL loss types separated by commas (${[...termByTrlName.keys()].join(", ")})${bad.length ? `; ${bad.join(", ")} is not one` : ""}` } };
+    return {
+      error: {
+        option: "lossTypes",
+        message: `must list TRL loss types separated by commas (${[...termByTrlName.keys()].join(", ")})${bad.length ? `; ${bad.join(", ")} is not one` : ""}`,
+      },
+    };
   }
-  const weights = typeof o.lossWeights === "string" ? o.lossWeights.split(",").map((w) => Number(w.trim())) : names.map(() => 1);
+  const weights =
+    typeof o.lossWeights === "string" ? o.lossWeights.split(",").map((w) => Number(w.trim())) : names.map(() => 1);
   if (weights.length !== names.length || weights.some((w) => !Number.isFinite(w))) {
-    return { error: { option: "lossWeights", message: `must be ${names.length} finite number${names.length === 1 ? "" : "s"} separated by commas, one per loss type of lossTypes (${names.join(", ")})` } };
+    return {
+      error: {
+        option: "lossWeights",
+        message: `must be ${names.length} finite number${names.length === 1 ? "" : "s"} separated by commas, one per loss type of lossTypes (${names.join(", ")})`,
+      },
+    };
   }
   return { terms: names.map((trl, i) => ({ trl, spec: termByTrlName.get(trl)!, weight: weights[i] })) };
 }
 
 const termsOf = (o: LossOptions) => {
   const r = combinedTerms(o);
-  if ("error" in r) throw new Error(`combined: ${r.error.option} ${r.error.message}`);   // validate() rejects this first
+  if ("error" in r) throw new Error(`combined: ${r.error.option} ${r.error.message}`); // validate() rejects this first
   return r.terms.map((t) => ({ ...t, options: { ...o, ...termSet(t.spec) } as LossOptions }));
 };
 
@@ -531,19 +646,33 @@ export const combined = defineLoss({
   title: "weighted TRL losses",
   equation: "`Σ_k w_k·L_k` over the TRL loss types of a `loss_type` list, `w` = `loss_weights` (default all 1)",
   needsReference: true,
-  needsLengths: (o) => termsOf(o).map((t) => {
-    const need = t.spec.needsLengths;
-    return typeof need === "function" ? need(t.options as never) : need ? `the ${t.trl} term of lossType combined` : null;
-  }).find((r) => r) ?? null,
+  needsLengths: (o) =>
+    termsOf(o)
+      .map((t) => {
+        const need = t.spec.needsLengths;
+        return typeof need === "function"
+          ? need(t.options as never)
+          : need
+            ? `the ${t.trl} term of lossType combined`
+            : null;
+      })
+      .find((r) => r) ?? null,
   config: [],
   selectedBy: "`loss_type`: a list of TRL loss types (`[sigmoid, sft]`), or one with `loss_weights`",
   options: {
     lossTypes: {
-      type: "string", default: null, keys: [], required: "the TRL loss types to combine, e.g. \"sigmoid,sft\"",
+      type: "string",
+      default: null,
+      keys: [],
+      required: 'the TRL loss types to combine, e.g. "sigmoid,sft"',
       help: "the TRL loss types summed, separated by commas (a YAML's loss_type list sets it)",
     },
     lossWeights: {
-      type: "string", default: null, keys: ["loss_weights"], list: true, exclusive: true,
+      type: "string",
+      default: null,
+      keys: ["loss_weights"],
+      list: true,
+      exclusive: true,
       help: "TRL's loss_weights: a weight per loss type of a loss_type list (in code, lossWeights separated by commas); unset: all 1",
     },
     ...TRL_OPTIONS,
@@ -552,7 +681,9 @@ export const combined = defineLoss({
     const r = combinedTerms(o);
     if ("error" in r) return r.error;
     for (const t of r.terms) {
-      const wrong = (t.spec as { validate?: (o: LossOptions) => { option: string; message: string } | null }).validate?.({ ...o, ...termSet(t.spec) } as LossOptions);
+      const wrong = (
+        t.spec as { validate?: (o: LossOptions) => { option: string; message: string } | null }
+      ).validate?.({ ...o, ...termSet(t.spec) } as LossOptions);
       if (wrong) return { option: wrong.option, message: `${wrong.message} (the ${t.trl} term)` };
     }
     return null;
@@ -560,7 +691,7 @@ export const combined = defineLoss({
   losses(x, o) {
     let total: Tensor | null = null;
     for (const t of termsOf(o)) {
-      const out = (t.spec.losses as (x: LossInputs, o: LossOptions) => Tensor)(x, t.options).mul(t.weight);   // [B]
+      const out = (t.spec.losses as (x: LossInputs, o: LossOptions) => Tensor)(x, t.options).mul(t.weight); // [B]
       total = total ? total.add(out) : out;
     }
     return total!;
@@ -583,7 +714,7 @@ export const dpop = defineLoss({
   needsReference: true,
   options: { nllLambda: NLL_LAMBDA, labelSmoothing: LABEL_SMOOTHING },
   losses(x, o) {
-    const penalty = x.referenceChosenLogps!.sub(x.policyChosenLogps).clamp(0);   // P [B]
+    const penalty = x.referenceChosenLogps!.sub(x.policyChosenLogps).clamp(0); // P [B]
     const z = margin(x).mul(o.beta).sub(penalty.mul(o.nllLambda));
     return { losses: smoothedSigmoid(z, o.labelSmoothing), metrics: { dpop_penalty: penalty } };
   },
@@ -598,32 +729,46 @@ export const dpop = defineLoss({
 export const simpo = defineLoss({
   name: "simpo",
   title: "SimPO",
-  equation: "`sigmoid`: `-(1-e)·logσ(β·(dpi - r)) - e·logσ(-β·(dpi - r))`; `hinge`: `relu(1 - β·(dpi - r))`; plus `w_sft·NLL(y_w)`",
+  equation:
+    "`sigmoid`: `-(1-e)·logσ(β·(dpi - r)) - e·logσ(-β·(dpi - r))`; `hinge`: `relu(1 - β·(dpi - r))`; plus `w_sft·NLL(y_w)`",
   needsReference: false,
   beta: { default: 2.0, mathDefault: 0.1 },
   options: {
     gammaBetaRatio: {
-      default: 0.25, check: "finite", symbol: "r", keys: ["gamma_beta_ratio"],
+      default: 0.25,
+      check: "finite",
+      symbol: "r",
+      keys: ["gamma_beta_ratio"],
       derived: {
-        key: "simpo_gamma", mathDefault: 1.0, compute: (gamma, beta) => gamma / beta, text: "r = simpo_gamma / β",
+        key: "simpo_gamma",
+        mathDefault: 1.0,
+        compute: (gamma, beta) => gamma / beta,
+        text: "r = simpo_gamma / β",
         help: "SimPO's target margin gamma, as the Math trainer takes it (gamma_beta_ratio = simpo_gamma / beta)",
       },
       help: "SimPO's target margin over beta, gamma / beta",
     },
     simpoForm: {
-      default: "sigmoid", values: ["sigmoid", "hinge"], keys: ["loss_type"], style: "textual", label: "SimPO's form",
+      default: "sigmoid",
+      values: ["sigmoid", "hinge"],
+      keys: ["loss_type"],
+      style: "textual",
+      label: "SimPO's form",
       help: "SimPO's loss form (in a Textual-style YAML, loss_type)",
     },
     labelSmoothing: LABEL_SMOOTHING,
     sftWeight: {
-      default: 0, check: "nonnegative", symbol: "w_sft", keys: ["sft_weight"],
+      default: 0,
+      check: "nonnegative",
+      symbol: "w_sft",
+      keys: ["sft_weight"],
       help: "SimPO's weight of the chosen answers' NLL (token mean over the batch); 0: none",
     },
   },
   readIn: { labelSmoothing: "textual" },
   needsLengths: (o) => (o.sftWeight > 0 ? "SimPO's sftWeight > 0 (the chosen answers' token-mean NLL)" : null),
   losses(x, o) {
-    const z = policyMargin(x).sub(o.gammaBetaRatio).mul(o.beta);   // β (dpi - r)
+    const z = policyMargin(x).sub(o.gammaBetaRatio).mul(o.beta); // β (dpi - r)
     const losses = o.simpoForm === "sigmoid" ? smoothedSigmoid(z, o.labelSmoothing) : z.neg().add(1).relu();
     return o.sftWeight > 0 ? losses.add(chosenTokenNll(x).mul(o.sftWeight)) : losses;
   },
@@ -631,8 +776,8 @@ export const simpo = defineLoss({
 
 /** log(1 - e^v) [B] for v < 0, as TRL's ORPO computes it (two branches, each exact on its side of -log 2). */
 function log1mexp(v: Tensor): Tensor {
-  const low = v.exp().neg().log1p();     // accurate for v < -log 2
-  const high = v.expm1().neg().log();    // accurate near 0
+  const low = v.exp().neg().log1p(); // accurate for v < -log 2
+  const high = v.expm1().neg().log(); // accurate near 0
   return torch.where(v.lt(-Math.LN2), low, high);
 }
 
@@ -650,12 +795,15 @@ export const orpo = defineLoss({
   needsLengths: true,
   losses(x, o) {
     const mean = (logps: Tensor, lengths: Tensor) => (x.logpsPerToken ? logps : logps.div(lengths.clamp(1)));
-    const lw = mean(x.policyChosenLogps, x.chosenLengths!);   // [B]
+    const lw = mean(x.policyChosenLogps, x.chosenLengths!); // [B]
     const ll = mean(x.policyRejectedLogps, x.rejectedLengths!);
     const logOdds = lw.sub(ll).sub(log1mexp(lw).sub(log1mexp(ll)));
     const ratio = logOdds.logsigmoid();
     const nll = chosenTokenNll(x);
-    return { losses: nll.sub(ratio.mul(o.beta)), metrics: { nll_loss: nll, log_odds_ratio: ratio, log_odds_chosen: logOdds } };
+    return {
+      losses: nll.sub(ratio.mul(o.beta)),
+      metrics: { nll_loss: nll, log_odds_ratio: ratio, log_odds_chosen: logOdds },
+    };
   },
 });
 
@@ -673,10 +821,19 @@ export const rpo = defineLoss({
   title: "RPO",
   equation: "`-logσ(β·m) - α·logp(y_w)`",
   needsReference: true,
-  config: [{ value: "rpo" }, { value: "sigmoid", style: "math", when: WITH_RPO_ALPHA }, { value: "dpo", when: WITH_RPO_ALPHA }],
+  config: [
+    { value: "rpo" },
+    { value: "sigmoid", style: "math", when: WITH_RPO_ALPHA },
+    { value: "dpo", when: WITH_RPO_ALPHA },
+  ],
   options: {
     rpoAlpha: {
-      type: "number", default: null, check: "nonnegative", symbol: "α", keys: ["rpo_alpha"], exclusive: true,
+      type: "number",
+      default: null,
+      check: "nonnegative",
+      symbol: "α",
+      keys: ["rpo_alpha"],
+      exclusive: true,
       required: "the weight of the chosen NLL; the RPO paper uses 1.0",
       help: "weight of the chosen answer's NLL added to DPO (the reference has no default: unset means off)",
     },
@@ -686,7 +843,25 @@ export const rpo = defineLoss({
 
 /** The built-in losses, in the order they are listed (README, errors). */
 export const BUILTIN_LOSSES = [
-  omniDpo, dpo, robust, ipo, hinge, simpo, rpo,
-  exoPair, ncaPair, bcoPair, sppoHard, aot, aotUnpaired, apoZero, apoDown, discopop, sigmoidNorm, sft, combined,
-  dpop, orpo,
+  omniDpo,
+  dpo,
+  robust,
+  ipo,
+  hinge,
+  simpo,
+  rpo,
+  exoPair,
+  ncaPair,
+  bcoPair,
+  sppoHard,
+  aot,
+  aotUnpaired,
+  apoZero,
+  apoDown,
+  discopop,
+  sigmoidNorm,
+  sft,
+  combined,
+  dpop,
+  orpo,
 ] as const;

@@ -7,8 +7,14 @@ import type { PreferenceInputs, PreferenceMetrics } from "./types.js";
 
 /** The metrics every loss logs; a loss's own metrics may not reuse these names. */
 export const STANDARD_METRICS: readonly string[] = [
-  "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
-  "logits/chosen", "logits/rejected",
+  "rewards/chosen",
+  "rewards/rejected",
+  "rewards/accuracies",
+  "rewards/margins",
+  "logps/chosen",
+  "logps/rejected",
+  "logits/chosen",
+  "logits/rejected",
 ];
 
 /**
@@ -32,24 +38,34 @@ export function implicitRewards(x: LossInputs, beta: number, withReference: bool
  * - logits/chosen, logits/rejected: passed through when the caller gives policy*LogitsMean.
  */
 export function computeMetrics(
-  inputs: PreferenceInputs, x: LossInputs, chosenRewards: Tensor, rejectedRewards: Tensor,
+  inputs: PreferenceInputs,
+  x: LossInputs,
+  chosenRewards: Tensor,
+  rejectedRewards: Tensor,
   own: { readonly [name: string]: Tensor | number } = {},
 ): PreferenceMetrics {
   const names: string[] = [];
-  const values = torch.tidy(() => torch.noGrad(() => {
-    const parts: Tensor[] = [];
-    const add = (name: string, t: Tensor) => { names.push(name); parts.push(t.detach().to(x.dtype).mean()); };
-    add("rewards/chosen", chosenRewards);
-    add("rewards/rejected", rejectedRewards);
-    add("rewards/accuracies", chosenRewards.gt(rejectedRewards));
-    add("rewards/margins", chosenRewards.sub(rejectedRewards));
-    add("logps/chosen", x.policyChosenLogps);
-    add("logps/rejected", x.policyRejectedLogps);
-    for (const [name, v] of Object.entries(own)) if (typeof v !== "number") add(name, v);
-    return torch.stack(parts).to("float64").toArray() as number[];
-  }));
+  const values = torch.tidy(() =>
+    torch.noGrad(() => {
+      const parts: Tensor[] = [];
+      const add = (name: string, t: Tensor) => {
+        names.push(name);
+        parts.push(t.detach().to(x.dtype).mean());
+      };
+      add("rewards/chosen", chosenRewards);
+      add("rewards/rejected", rejectedRewards);
+      add("rewards/accuracies", chosenRewards.gt(rejectedRewards));
+      add("rewards/margins", chosenRewards.sub(rejectedRewards));
+      add("logps/chosen", x.policyChosenLogps);
+      add("logps/rejected", x.policyRejectedLogps);
+      for (const [name, v] of Object.entries(own)) if (typeof v !== "number") add(name, v);
+      return torch.stack(parts).to("float64").toArray() as number[];
+    }),
+  );
   const metrics = {} as PreferenceMetrics;
-  names.slice(0, 6).forEach((name, i) => { metrics[name] = values[i]; });
+  names.slice(0, 6).forEach((name, i) => {
+    metrics[name] = values[i];
+  });
   // The loss's own metrics in its order, constants among them.
   let next = 6;
   for (const [name, v] of Object.entries(own)) metrics[name] = typeof v === "number" ? v : values[next++];

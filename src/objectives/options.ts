@@ -1,9 +1,21 @@
 // Options of preferenceLoss: defaults and validation, from the registered loss declarations.
 import { ObjectiveError } from "./errors.js";
-import { DEFAULT_LOSS, lossSpec, optionNames, registeredLosses, registeredOptions, type RegisteredOption } from "./registry.js";
+import {
+  DEFAULT_LOSS,
+  lossSpec,
+  optionNames,
+  registeredLosses,
+  registeredOptions,
+  type RegisteredOption,
+} from "./registry.js";
 import type { LossOptions, NumberCheck, OptionValue } from "./spec.js";
 import { nearestKey } from "../util/nearest.js";
-import type { PreferenceLossOptions, RegisteredLossOptions, ResolvedBuiltinOptions, ResolvedPreferenceOptions } from "./types.js";
+import type {
+  PreferenceLossOptions,
+  RegisteredLossOptions,
+  ResolvedBuiltinOptions,
+  ResolvedPreferenceOptions,
+} from "./types.js";
 
 function fail(detail: string, option?: string): never {
   throw new ObjectiveError("preferenceLoss", detail, option === undefined ? {} : { option });
@@ -26,7 +38,12 @@ function checkValue(o: RegisteredOption, v: unknown): OptionValue {
     value = v;
   } else {
     if (typeof v !== "string" || (o.values && !o.values.includes(v))) {
-      fail(o.values ? `option ${o.name} must be one of ${o.values.join(", ")}, got ${JSON.stringify(v)}` : `option ${o.name} must be a string, got ${JSON.stringify(v)}`, o.name);
+      fail(
+        o.values
+          ? `option ${o.name} must be one of ${o.values.join(", ")}, got ${JSON.stringify(v)}`
+          : `option ${o.name} must be a string, got ${JSON.stringify(v)}`,
+        o.name,
+      );
     }
     value = v;
   }
@@ -42,14 +59,20 @@ function checkValue(o: RegisteredOption, v: unknown): OptionValue {
  */
 export function resolvePreferenceOptions(options: RegisteredLossOptions): ResolvedPreferenceOptions;
 export function resolvePreferenceOptions(options?: PreferenceLossOptions): ResolvedBuiltinOptions;
-export function resolvePreferenceOptions(options: PreferenceLossOptions | RegisteredLossOptions = {}): ResolvedPreferenceOptions {
-  if (options === null || typeof options !== "object") fail(`options must be an object, got ${options === null ? "null" : typeof options}`);
+export function resolvePreferenceOptions(
+  options: PreferenceLossOptions | RegisteredLossOptions = {},
+): ResolvedPreferenceOptions {
+  if (options === null || typeof options !== "object")
+    fail(`options must be an object, got ${options === null ? "null" : typeof options}`);
   const given = options as Record<string, unknown>;
   const known = optionNames();
   for (const key of Object.keys(given)) {
     if (!known.includes(key)) {
       const near = nearestKey(key, known);
-      fail(`unknown option '${key}'${near ? ` (did you mean '${near}'?)` : ""}; known options: ${known.join(", ")}`, key);
+      fail(
+        `unknown option '${key}'${near ? ` (did you mean '${near}'?)` : ""}; known options: ${known.join(", ")}`,
+        key,
+      );
     }
   }
   const absent = (v: unknown) => v === undefined || v === null;
@@ -58,8 +81,13 @@ export function resolvePreferenceOptions(options: PreferenceLossOptions | Regist
   if (!loss) {
     const names = registeredLosses().flatMap((l) => [l.name, ...l.aliases, ...(l.trlLossType ? [l.trlLossType] : [])]);
     const near = typeof name === "string" ? nearestKey(name, names) : undefined;
-    fail(`option lossType must be one of ${registeredLosses().map((l) => l.name).join(", ")} (or TRL's loss_type names), ` +
-      `got ${JSON.stringify(given.lossType)}${near ? ` (did you mean '${near}'?)` : ""}`, "lossType");
+    fail(
+      `option lossType must be one of ${registeredLosses()
+        .map((l) => l.name)
+        .join(", ")} (or TRL's loss_type names), ` +
+        `got ${JSON.stringify(given.lossType)}${near ? ` (did you mean '${near}'?)` : ""}`,
+      "lossType",
+    );
   }
 
   const resolved: Record<string, OptionValue> = {
@@ -69,10 +97,12 @@ export function resolvePreferenceOptions(options: PreferenceLossOptions | Regist
   for (const o of registeredOptions()) {
     const v = given[o.name];
     if (!absent(v)) resolved[o.name] = checkValue(o, v);
-    else if (o.required && loss.options.includes(o)) fail(`lossType ${loss.name} needs option ${o.name} (${o.required})`, o.name);
+    else if (o.required && loss.options.includes(o))
+      fail(`lossType ${loss.name} needs option ${o.name} (${o.required})`, o.name);
     else resolved[o.name] = o.default;
   }
-  if (!absent(given.validate) && typeof given.validate !== "boolean") fail(`option validate must be true or false, got ${JSON.stringify(given.validate)}`, "validate");
+  if (!absent(given.validate) && typeof given.validate !== "boolean")
+    fail(`option validate must be true or false, got ${JSON.stringify(given.validate)}`, "validate");
   resolved.validate = (given.validate as boolean | undefined) ?? true;
 
   const wrong = loss.validate?.(resolved as LossOptions);

@@ -7,7 +7,14 @@ import { computeMetrics, implicitRewards, STANDARD_METRICS } from "./metrics.js"
 import { resolvePreferenceOptions } from "./options.js";
 import { lossSpec, type RegisteredLoss } from "./registry.js";
 import type { LossInputs, LossOptions, LossResult } from "./spec.js";
-import type { DeclaredLossOptions, LossOptionsInCode, PreferenceInputs, ResolvedPreferenceOptions, PreferenceLossOptions, PreferenceLossOutput } from "./types.js";
+import type {
+  DeclaredLossOptions,
+  LossOptionsInCode,
+  PreferenceInputs,
+  ResolvedPreferenceOptions,
+  PreferenceLossOptions,
+  PreferenceLossOutput,
+} from "./types.js";
 
 /** Runs the loss's function and checks what it returns: losses [B], and metrics of known kinds. */
 function runLoss(loss: RegisteredLoss, x: LossInputs, options: LossOptions): Required<LossResult> {
@@ -20,8 +27,10 @@ function runLoss(loss: RegisteredLoss, x: LossInputs, options: LossOptions): Req
     fail("losses() must return the per-pair losses (a Tensor [B]) or { losses, metrics? }");
   }
   const { losses } = result;
-  if (losses.ndim !== 1 || losses.shape[0] !== x.batchSize) fail(`losses() returned shape [${losses.shape.join(", ")}], expected [${x.batchSize}] (one loss per pair)`);
-  if (!["float64", "float32", "float16", "bfloat16"].includes(losses.dtype)) fail(`losses() returned a ${losses.dtype} tensor, expected a floating one`);
+  if (losses.ndim !== 1 || losses.shape[0] !== x.batchSize)
+    fail(`losses() returned shape [${losses.shape.join(", ")}], expected [${x.batchSize}] (one loss per pair)`);
+  if (!["float64", "float32", "float16", "bfloat16"].includes(losses.dtype))
+    fail(`losses() returned a ${losses.dtype} tensor, expected a floating one`);
   const metrics = result.metrics ?? {};
   for (const [name, v] of Object.entries(metrics)) {
     if (STANDARD_METRICS.includes(name)) fail(`metric ${name} is one of the standard metrics every loss logs`);
@@ -45,7 +54,10 @@ function runLoss(loss: RegisteredLoss, x: LossInputs, options: LossOptions): Req
  * intermediate tensor is freed before it returns; the caller owns (and disposes, or tidies)
  * losses, loss, chosenRewards and rejectedRewards.
  */
-export function preferenceLoss(inputs: PreferenceInputs, options?: PreferenceLossOptions | DeclaredLossOptions): PreferenceLossOutput;
+export function preferenceLoss(
+  inputs: PreferenceInputs,
+  options?: PreferenceLossOptions | DeclaredLossOptions,
+): PreferenceLossOutput;
 export function preferenceLoss(inputs: PreferenceInputs, options: ResolvedPreferenceOptions): PreferenceLossOutput;
 export function preferenceLoss(inputs: PreferenceInputs, options: LossOptionsInCode = {}): PreferenceLossOutput {
   const resolved = resolvePreferenceOptions(options as PreferenceLossOptions);
@@ -79,13 +91,15 @@ export function pairValues(inputs: PreferenceInputs, options: ResolvedPreference
 export function pairValues(inputs: PreferenceInputs, options: LossOptionsInCode = {}): PairValues {
   const resolved = resolvePreferenceOptions(options as PreferenceLossOptions);
   const loss = lossSpec(resolved.lossType)!;
-  return torch.noGrad(() => torch.tidy(() => {
-    const x = alignInputs(inputs, resolved);
-    const { metrics: own } = runLoss(loss, x, resolved as LossOptions);
-    const [chosenRewards, rejectedRewards] = implicitRewards(x, resolved.beta, loss.needsReference);
-    const read = (t: Tensor) => t.detach().to("float64").toArray() as number[];  // [B]
-    const metrics: Record<string, number[] | number> = {};
-    for (const [name, v] of Object.entries(own)) metrics[name] = typeof v === "number" ? v : read(v);
-    return { margins: read(chosenRewards.sub(rejectedRewards)), metrics };
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const x = alignInputs(inputs, resolved);
+      const { metrics: own } = runLoss(loss, x, resolved as LossOptions);
+      const [chosenRewards, rejectedRewards] = implicitRewards(x, resolved.beta, loss.needsReference);
+      const read = (t: Tensor) => t.detach().to("float64").toArray() as number[]; // [B]
+      const metrics: Record<string, number[] | number> = {};
+      for (const [name, v] of Object.entries(own)) metrics[name] = typeof v === "number" ? v : read(v);
+      return { margins: read(chosenRewards.sub(rejectedRewards)), metrics };
+    }),
+  );
 }

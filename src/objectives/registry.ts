@@ -4,8 +4,20 @@
 import { ObjectiveError } from "./errors.js";
 import { BUILTIN_LOSSES } from "./losses.js";
 import type {
-  ConfigName, ConfigStyle, DerivedKey, LossInputs, LossOptions, LossResult, LossSpec, NumberCheck, OptionDecl, OptionDecls,
-  OptionSpec, OptionValue, ScoreInput, TokenWork,
+  ConfigName,
+  ConfigStyle,
+  DerivedKey,
+  LossInputs,
+  LossOptions,
+  LossResult,
+  LossSpec,
+  NumberCheck,
+  OptionDecl,
+  OptionDecls,
+  OptionSpec,
+  OptionValue,
+  ScoreInput,
+  TokenWork,
 } from "./spec.js";
 import type { Tensor } from "../torch/index.js";
 
@@ -100,37 +112,53 @@ const CHECKS: readonly NumberCheck[] = ["positive", "nonnegative", "finite", "no
 const STYLES: readonly ConfigStyle[] = ["textual", "math"];
 
 const overlaps = (a?: ConfigStyle, b?: ConfigStyle) => a === undefined || b === undefined || a === b;
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Checks a declaration against what is registered, and normalises it; registers nothing. */
 function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; newOptions: RegisteredOption[] } {
   const bad = (detail: string, fields: { option?: string; key?: string } = {}): never => {
-    throw new ObjectiveError("registerLoss", detail, { loss: isPlainObject(spec) && typeof spec.name === "string" ? spec.name : undefined, ...fields });
+    throw new ObjectiveError("registerLoss", detail, {
+      loss: isPlainObject(spec) && typeof spec.name === "string" ? spec.name : undefined,
+      ...fields,
+    });
   };
-  if (!isPlainObject(spec)) bad(`a loss spec must be an object, got ${spec === null ? "null" : Array.isArray(spec) ? "an array" : typeof spec}`);
+  if (!isPlainObject(spec))
+    bad(
+      `a loss spec must be an object, got ${spec === null ? "null" : Array.isArray(spec) ? "an array" : typeof spec}`,
+    );
   const { name } = spec;
-  if (typeof name !== "string" || !NAME.test(name)) bad(`name must be lower-case letters, digits and _, starting with a letter, got ${JSON.stringify(name)}`);
+  if (typeof name !== "string" || !NAME.test(name))
+    bad(`name must be lower-case letters, digits and _, starting with a letter, got ${JSON.stringify(name)}`);
   const aliases = spec.aliases ?? [];
   if (!Array.isArray(aliases) || !aliases.every((a) => typeof a === "string" && NAME.test(a))) {
     bad(`loss ${name}: aliases must be names like its own, got ${JSON.stringify(spec.aliases)}`);
   }
   for (const n of [name, ...aliases]) {
     const taken = byName.get(n);
-    if (taken) bad(`loss ${name}: the name ${n} is already registered${taken.name === n ? "" : ` (an alias of ${taken.name})`}`);
+    if (taken)
+      bad(`loss ${name}: the name ${n} is already registered${taken.name === n ? "" : ` (an alias of ${taken.name})`}`);
   }
   if (new Set([name, ...aliases]).size !== aliases.length + 1) bad(`loss ${name}: aliases repeat a name`);
-  if (typeof spec.needsReference !== "boolean") bad(`loss ${name}: needsReference must be true or false, got ${JSON.stringify(spec.needsReference)}`);
-  if (typeof spec.losses !== "function") bad(`loss ${name}: losses must be a function (inputs, options) => per-pair losses [B]`);
+  if (typeof spec.needsReference !== "boolean")
+    bad(`loss ${name}: needsReference must be true or false, got ${JSON.stringify(spec.needsReference)}`);
+  if (typeof spec.losses !== "function")
+    bad(`loss ${name}: losses must be a function (inputs, options) => per-pair losses [B]`);
   for (const field of ["title", "equation"] as const) {
     if (spec[field] !== undefined && typeof spec[field] !== "string") bad(`loss ${name}: ${field} must be a string`);
   }
-  if (spec.validate !== undefined && typeof spec.validate !== "function") bad(`loss ${name}: validate must be a function`);
-  if (spec.selectedBy !== undefined && typeof spec.selectedBy !== "string") bad(`loss ${name}: selectedBy must be a string`);
+  if (spec.validate !== undefined && typeof spec.validate !== "function")
+    bad(`loss ${name}: validate must be a function`);
+  if (spec.selectedBy !== undefined && typeof spec.selectedBy !== "string")
+    bad(`loss ${name}: selectedBy must be a string`);
   const needsScores = spec.needsScores ?? false;
-  if (typeof needsScores !== "boolean" && typeof needsScores !== "function") bad(`loss ${name}: needsScores must be true, false or a function of the options`);
+  if (typeof needsScores !== "boolean" && typeof needsScores !== "function")
+    bad(`loss ${name}: needsScores must be true, false or a function of the options`);
   const needsLengths = spec.needsLengths ?? false;
-  if (typeof needsLengths !== "boolean" && typeof needsLengths !== "function") bad(`loss ${name}: needsLengths must be true, false or a function of the options`);
-  if (spec.trlLossType !== undefined && (typeof spec.trlLossType !== "string" || !NAME.test(spec.trlLossType))) bad(`loss ${name}: trlLossType must be a TRL loss_type name`);
+  if (typeof needsLengths !== "boolean" && typeof needsLengths !== "function")
+    bad(`loss ${name}: needsLengths must be true, false or a function of the options`);
+  if (spec.trlLossType !== undefined && (typeof spec.trlLossType !== "string" || !NAME.test(spec.trlLossType)))
+    bad(`loss ${name}: trlLossType must be a TRL loss_type name`);
   const trlTaken = spec.trlLossType === undefined ? undefined : losses.find((l) => l.trlLossType === spec.trlLossType);
   if (trlTaken) bad(`loss ${name}: TRL's loss_type ${spec.trlLossType} is already loss ${trlTaken.name}`);
 
@@ -146,13 +174,18 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
       betaDecl = decl as number;
       continue;
     }
-    if (!OPTION_NAME.test(option)) bad(`loss ${name}: option name ${JSON.stringify(option)} must be letters, digits and _`, { option });
-    if ((COMMON_OPTIONS as readonly string[]).includes(option)) bad(`loss ${name}: ${option} is not an option a loss can declare`, { option });
+    if (!OPTION_NAME.test(option))
+      bad(`loss ${name}: option name ${JSON.stringify(option)} must be letters, digits and _`, { option });
+    if ((COMMON_OPTIONS as readonly string[]).includes(option))
+      bad(`loss ${name}: ${option} is not an option a loss can declare`, { option });
     const existing = options.get(option);
     if (existing) {
       // One name, one meaning: losses share an option only by sharing its declaration.
       if (sources.get(option) !== decl) {
-        bad(`loss ${name}: option ${option} is already an option of ${existing.losses.join(", ")}; give it another name`, { option });
+        bad(
+          `loss ${name}: option ${option} is already an option of ${existing.losses.join(", ")}; give it another name`,
+          { option },
+        );
       }
       own.push(existing);
       continue;
@@ -169,11 +202,17 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
     for (const key of [...o.keys, ...(o.derived ? [o.derived.key] : [])]) {
       const clash = (configKeys.get(key) ?? []).find((c) => overlaps(c.style, o.style));
       if (clash) {
-        const what = clash.kind === "option" ? `sets option ${clash.option!.name}` : clash.kind === "derived" ? `determines option ${clash.option!.name}` : `is ${clash.kind === "beta" ? "beta" : "the loss selector"}`;
+        const what =
+          clash.kind === "option"
+            ? `sets option ${clash.option!.name}`
+            : clash.kind === "derived"
+              ? `determines option ${clash.option!.name}`
+              : `is ${clash.kind === "beta" ? "beta" : "the loss selector"}`;
         bad(`loss ${name}: option ${o.name}'s YAML key ${key} already ${what}`, { option: o.name, key });
       }
       const twice = pending.get(key);
-      if (twice && overlaps(twice.style, o.style)) bad(`loss ${name}: YAML key ${key} is given to two of its options`, { key });
+      if (twice && overlaps(twice.style, o.style))
+        bad(`loss ${name}: YAML key ${key} is given to two of its options`, { key });
       pending.set(key, o);
     }
   }
@@ -181,8 +220,10 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
   const readIn = spec.readIn ?? {};
   if (!isPlainObject(readIn)) bad(`loss ${name}: readIn must map option names to textual or math`);
   for (const [option, style] of Object.entries(readIn)) {
-    if (!own.some((o) => o.name === option)) bad(`loss ${name}: readIn names ${option}, which is not one of its options`, { option });
-    if (!STYLES.includes(style as ConfigStyle)) bad(`loss ${name}: readIn.${option} must be textual or math, got ${JSON.stringify(style)}`, { option });
+    if (!own.some((o) => o.name === option))
+      bad(`loss ${name}: readIn names ${option}, which is not one of its options`, { option });
+    if (!STYLES.includes(style as ConfigStyle))
+      bad(`loss ${name}: readIn.${option} must be textual or math, got ${JSON.stringify(style)}`, { option });
   }
 
   const config: readonly ConfigName[] = spec.config ?? [name, ...aliases].map((value) => ({ value }));
@@ -199,90 +240,174 @@ function normalise(spec: LossSpec, builtin: boolean): { loss: RegisteredLoss; ne
     }
   }
 
-  const scoresNeeded = typeof needsScores === "function"
-    ? needsScores as (o: LossOptions) => Partial<Record<ScoreInput, string>>
-    : needsScores
-      ? () => ({ scoreChosen: `lossType ${name}`, scoreRejected: `lossType ${name}` })
-      : () => ({});
-  const lengthsNeeded = typeof needsLengths === "function"
-    ? needsLengths as (o: LossOptions) => string | null
-    : () => (needsLengths ? `lossType ${name}` : null);
+  const scoresNeeded =
+    typeof needsScores === "function"
+      ? (needsScores as (o: LossOptions) => Partial<Record<ScoreInput, string>>)
+      : needsScores
+        ? () => ({ scoreChosen: `lossType ${name}`, scoreRejected: `lossType ${name}` })
+        : () => ({});
+  const lengthsNeeded =
+    typeof needsLengths === "function"
+      ? (needsLengths as (o: LossOptions) => string | null)
+      : () => (needsLengths ? `lossType ${name}` : null);
   const loss: RegisteredLoss = {
-    name, aliases: [...aliases], title: spec.title ?? name, equation: spec.equation ?? "", needsReference: spec.needsReference,
-    scoresNeeded, lengthsNeeded, ...(spec.trlLossType !== undefined ? { trlLossType: spec.trlLossType } : {}),
-    ...(spec.selectedBy !== undefined ? { selectedBy: spec.selectedBy } : {}), beta, options: own, losses: spec.losses as RegisteredLoss["losses"], config: config.map((c) => ({ ...c })),
-    readIn: { ...readIn } as Record<string, ConfigStyle>, validate: spec.validate as RegisteredLoss["validate"], builtin,
+    name,
+    aliases: [...aliases],
+    title: spec.title ?? name,
+    equation: spec.equation ?? "",
+    needsReference: spec.needsReference,
+    scoresNeeded,
+    lengthsNeeded,
+    ...(spec.trlLossType !== undefined ? { trlLossType: spec.trlLossType } : {}),
+    ...(spec.selectedBy !== undefined ? { selectedBy: spec.selectedBy } : {}),
+    beta,
+    options: own,
+    losses: spec.losses as RegisteredLoss["losses"],
+    config: config.map((c) => ({ ...c })),
+    readIn: { ...readIn } as Record<string, ConfigStyle>,
+    validate: spec.validate as RegisteredLoss["validate"],
+    builtin,
   };
   return { loss, newOptions };
 }
 
-function normaliseBeta(loss: string, decl: LossSpec["beta"], bad: (detail: string, fields?: { option?: string }) => never): RegisteredLoss["beta"] {
+function normaliseBeta(
+  loss: string,
+  decl: LossSpec["beta"],
+  bad: (detail: string, fields?: { option?: string }) => never,
+): RegisteredLoss["beta"] {
   const positive = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v > 0;
-  if (decl === undefined) return { default: 0.1 };   // TRL's DPOConfig
+  if (decl === undefined) return { default: 0.1 }; // TRL's DPOConfig
   if (typeof decl === "number") {
-    if (!positive(decl)) bad(`loss ${loss}: its default beta must be a finite number > 0, got ${decl}`, { option: "beta" });
+    if (!positive(decl))
+      bad(`loss ${loss}: its default beta must be a finite number > 0, got ${decl}`, { option: "beta" });
     return { default: decl };
   }
-  if (!isPlainObject(decl) || !positive(decl.default) || (decl.mathDefault !== undefined && !positive(decl.mathDefault))) {
-    bad(`loss ${loss}: beta must be a number > 0 or { default, mathDefault? } of such numbers, got ${JSON.stringify(decl)}`, { option: "beta" });
+  if (
+    !isPlainObject(decl) ||
+    !positive(decl.default) ||
+    (decl.mathDefault !== undefined && !positive(decl.mathDefault))
+  ) {
+    bad(
+      `loss ${loss}: beta must be a number > 0 or { default, mathDefault? } of such numbers, got ${JSON.stringify(decl)}`,
+      { option: "beta" },
+    );
   }
   return { default: decl.default, ...(decl.mathDefault !== undefined ? { mathDefault: decl.mathDefault } : {}) };
 }
 
-function normaliseOption(loss: string, name: string, decl: OptionDecl, bad: (detail: string, fields?: { option?: string; key?: string }) => never): RegisteredOption & { losses: string[] } {
+function normaliseOption(
+  loss: string,
+  name: string,
+  decl: OptionDecl,
+  bad: (detail: string, fields?: { option?: string; key?: string }) => never,
+): RegisteredOption & { losses: string[] } {
   const where = `loss ${loss}: option ${name}`;
   const fail = (detail: string): never => bad(`${where}: ${detail}`, { option: name });
-  const spec: OptionSpec = isPlainObject(decl) ? decl as OptionSpec : { default: decl as OptionValue };
+  const spec: OptionSpec = isPlainObject(decl) ? (decl as OptionSpec) : { default: decl as OptionValue };
   if (!isPlainObject(decl) && !["number", "boolean", "string"].includes(typeof decl)) {
-    fail(`its declaration must be a default (a number, true/false or a string) or an option spec, got ${decl === null ? "null" : typeof decl}`);
+    fail(
+      `its declaration must be a default (a number, true/false or a string) or an option spec, got ${decl === null ? "null" : typeof decl}`,
+    );
   }
   const declared: unknown = spec.type ?? (spec.default === null ? undefined : typeof spec.default);
   if (declared !== "number" && declared !== "boolean" && declared !== "string") {
-    return fail(spec.default === null ? "a null default needs a type (number, boolean or string)" : `its default must be a number, true/false or a string, got ${typeof spec.default}`);
+    return fail(
+      spec.default === null
+        ? "a null default needs a type (number, boolean or string)"
+        : `its default must be a number, true/false or a string, got ${typeof spec.default}`,
+    );
   }
   const type = declared;
   const fits = (v: unknown) => v === null || typeof v === type;
-  if (!fits(spec.default) || (spec.mathDefault !== undefined && !fits(spec.mathDefault))) fail(`its defaults must be of type ${type}`);
+  if (!fits(spec.default) || (spec.mathDefault !== undefined && !fits(spec.mathDefault)))
+    fail(`its defaults must be of type ${type}`);
   if (type === "number" && typeof spec.default === "number" && Number.isNaN(spec.default)) fail("its default is NaN");
   if (spec.values !== undefined) {
-    if (type !== "string" || !Array.isArray(spec.values) || spec.values.length === 0 || !spec.values.every((v) => typeof v === "string")) {
+    if (
+      type !== "string" ||
+      !Array.isArray(spec.values) ||
+      spec.values.length === 0 ||
+      !spec.values.every((v) => typeof v === "string")
+    ) {
       fail("values must be a non-empty list of strings, for a string option");
     }
-    for (const d of [spec.default, spec.mathDefault]) if (typeof d === "string" && !spec.values.includes(d)) fail(`its default ${JSON.stringify(d)} is not one of its values`);
+    for (const d of [spec.default, spec.mathDefault])
+      if (typeof d === "string" && !spec.values.includes(d))
+        fail(`its default ${JSON.stringify(d)} is not one of its values`);
   }
   if (spec.check !== undefined && !CHECKS.includes(spec.check)) fail(`check must be one of ${CHECKS.join(", ")}`);
-  if (spec.list !== undefined && (typeof spec.list !== "boolean" || (spec.list && (type !== "string" || spec.values)))) fail("list must be true or false, and true only on a string option without values");
-  for (const field of ["refine", "fromYaml"] as const) if (spec[field] !== undefined && typeof spec[field] !== "function") fail(`${field} must be a function`);
-  for (const field of ["required", "help", "symbol", "label"] as const) if (spec[field] !== undefined && typeof spec[field] !== "string") fail(`${field} must be a string`);
+  if (spec.list !== undefined && (typeof spec.list !== "boolean" || (spec.list && (type !== "string" || spec.values))))
+    fail("list must be true or false, and true only on a string option without values");
+  for (const field of ["refine", "fromYaml"] as const)
+    if (spec[field] !== undefined && typeof spec[field] !== "function") fail(`${field} must be a function`);
+  for (const field of ["required", "help", "symbol", "label"] as const)
+    if (spec[field] !== undefined && typeof spec[field] !== "string") fail(`${field} must be a string`);
   const keys = spec.keys ?? [name];
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string" && NAME.test(k))) fail(`keys must be YAML keys (lower case, digits, _), got ${JSON.stringify(spec.keys)}`);
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string" && NAME.test(k)))
+    fail(`keys must be YAML keys (lower case, digits, _), got ${JSON.stringify(spec.keys)}`);
   if (spec.style !== undefined && !STYLES.includes(spec.style)) fail("style must be textual or math");
-  if (spec.tokens !== undefined && !(["answerWeights", "lengthWeight"] as unknown[]).includes(spec.tokens)) fail("tokens must be answerWeights or lengthWeight");
+  if (spec.tokens !== undefined && !(["answerWeights", "lengthWeight"] as unknown[]).includes(spec.tokens))
+    fail("tokens must be answerWeights or lengthWeight");
   if (spec.tokens === "answerWeights" && type !== "boolean") fail("tokens: answerWeights is a boolean option's");
   if (spec.tokens === "lengthWeight" && type !== "number") fail("tokens: lengthWeight is a number option's");
   const d = spec.derived;
-  if (d !== undefined && (!isPlainObject(d) || typeof d.key !== "string" || !NAME.test(d.key) || typeof d.compute !== "function" || type !== "number")) {
+  if (
+    d !== undefined &&
+    (!isPlainObject(d) ||
+      typeof d.key !== "string" ||
+      !NAME.test(d.key) ||
+      typeof d.compute !== "function" ||
+      type !== "number")
+  ) {
     fail("derived must be { key, help, compute(value, beta), text } on a number option");
   }
   return {
-    name, type, default: spec.default, ...(spec.mathDefault !== undefined ? { mathDefault: spec.mathDefault } : {}),
-    ...(spec.values ? { values: [...spec.values] } : {}), list: spec.list === true, check: spec.check ?? "finite",
-    refine: spec.refine as RegisteredOption["refine"], required: spec.required, help: spec.help ?? "", symbol: spec.symbol,
-    label: spec.label, keys: [...keys], style: spec.style, fromYaml: spec.fromYaml as RegisteredOption["fromYaml"], derived: d,
-    exclusive: spec.exclusive === true, tokens: spec.tokens, losses: [],
+    name,
+    type,
+    default: spec.default,
+    ...(spec.mathDefault !== undefined ? { mathDefault: spec.mathDefault } : {}),
+    ...(spec.values ? { values: [...spec.values] } : {}),
+    list: spec.list === true,
+    check: spec.check ?? "finite",
+    refine: spec.refine as RegisteredOption["refine"],
+    required: spec.required,
+    help: spec.help ?? "",
+    symbol: spec.symbol,
+    label: spec.label,
+    keys: [...keys],
+    style: spec.style,
+    fromYaml: spec.fromYaml as RegisteredOption["fromYaml"],
+    derived: d,
+    exclusive: spec.exclusive === true,
+    tokens: spec.tokens,
+    losses: [],
   };
 }
 
-function normaliseConfigName(loss: string, entry: ConfigName, own: readonly RegisteredOption[], pendingKeys: Map<string, RegisteredOption>, bad: (detail: string) => never): void {
+function normaliseConfigName(
+  loss: string,
+  entry: ConfigName,
+  own: readonly RegisteredOption[],
+  pendingKeys: Map<string, RegisteredOption>,
+  bad: (detail: string) => never,
+): void {
   if (!isPlainObject(entry) || typeof entry.value !== "string" || !NAME.test(entry.value)) {
-    bad(`loss ${loss}: each config name needs a value as a YAML normalises it (lower case, "_"), got ${JSON.stringify(entry)}`);
+    bad(
+      `loss ${loss}: each config name needs a value as a YAML normalises it (lower case, "_"), got ${JSON.stringify(entry)}`,
+    );
   }
-  if (entry.style !== undefined && !STYLES.includes(entry.style)) bad(`loss ${loss}: config name ${entry.value}: style must be textual or math`);
+  if (entry.style !== undefined && !STYLES.includes(entry.style))
+    bad(`loss ${loss}: config name ${entry.value}: style must be textual or math`);
   if (entry.when !== undefined) {
     const w = entry.when;
-    const option = isPlainObject(w) ? pendingKeys.get(w.key) ?? configKeys.get(w.key)?.find((c) => c.kind === "option")?.option : undefined;
+    const option = isPlainObject(w)
+      ? (pendingKeys.get(w.key) ?? configKeys.get(w.key)?.find((c) => c.kind === "option")?.option)
+      : undefined;
     if (!isPlainObject(w) || typeof w.holds !== "function" || typeof w.text !== "string" || option?.type !== "number") {
-      bad(`loss ${loss}: config name ${entry.value}: when must be { key, holds(value), text } on a number option's YAML key`);
+      bad(
+        `loss ${loss}: config name ${entry.value}: when must be { key, holds(value), text } on a number option's YAML key`,
+      );
     }
   }
   for (const [option, value] of Object.entries(entry.set ?? {})) {
@@ -293,10 +418,16 @@ function normaliseConfigName(loss: string, entry: ConfigName, own: readonly Regi
   }
 }
 
-function addConfigKey(key: string, kind: ConfigKey["kind"], loss: string, option?: RegisteredOption, style?: ConfigStyle): void {
+function addConfigKey(
+  key: string,
+  kind: ConfigKey["kind"],
+  loss: string,
+  option?: RegisteredOption,
+  style?: ConfigStyle,
+): void {
   let meanings = configKeys.get(key);
   if (!meanings) {
-    configKeys.set(key, meanings = []);
+    configKeys.set(key, (meanings = []));
     (OBJECTIVE_CONFIG_KEYS as string[]).push(key);
   }
   const found = meanings.find((c) => c.kind === kind && c.option === option);
@@ -386,6 +517,7 @@ export function allConfigKeys(): readonly (readonly ConfigKey[])[] {
 export function needsReference(loss: string | { lossType: string }): boolean {
   const name = typeof loss === "string" ? loss : loss.lossType;
   const spec = byName.get(name);
-  if (!spec) throw new ObjectiveError("preferenceLoss", `unknown lossType ${JSON.stringify(name)}`, { option: "lossType" });
+  if (!spec)
+    throw new ObjectiveError("preferenceLoss", `unknown lossType ${JSON.stringify(name)}`, { option: "lossType" });
   return spec.needsReference;
 }

@@ -98,21 +98,34 @@ export interface ConfigName {
   set?: { readonly [option: string]: OptionValue };
 }
 
-type Widen<V> = V extends number ? number : V extends boolean ? boolean : V extends string ? string : V extends null ? null : never;
+type Widen<V> = V extends number
+  ? number
+  : V extends boolean
+    ? boolean
+    : V extends string
+      ? string
+      : V extends null
+        ? null
+        : never;
 type OrNull<D, T> = D extends { default: null } ? T | null : T;
 
 /** The value type of an option declaration. */
-export type OptionValueOf<D> =
-  D extends { values: readonly (infer S)[] } ? S
-    : D extends { type: "number" } ? OrNull<D, number>
-      : D extends { type: "boolean" } ? OrNull<D, boolean>
-        : D extends { type: "string" } ? OrNull<D, string>
-          : D extends { default: infer V } ? Widen<V>
-            : Widen<D>;
+export type OptionValueOf<D> = D extends { values: readonly (infer S)[] }
+  ? S
+  : D extends { type: "number" }
+    ? OrNull<D, number>
+    : D extends { type: "boolean" }
+      ? OrNull<D, boolean>
+      : D extends { type: "string" }
+        ? OrNull<D, string>
+        : D extends { default: infer V }
+          ? Widen<V>
+          : Widen<D>;
 
 /** The options a loss function receives: beta, its own options (every default filled in), and the rest. */
-export type LossOptions<O extends OptionDecls = OptionDecls> =
-  { lossType: string; beta: number; validate: boolean } & { readonly [K in keyof O]: OptionValueOf<O[K]> };
+export type LossOptions<O extends OptionDecls = OptionDecls> = { lossType: string; beta: number; validate: boolean } & {
+  readonly [K in keyof O]: OptionValueOf<O[K]>;
+};
 
 export type ScoreInput = "scoreChosen" | "scoreRejected";
 
@@ -199,8 +212,12 @@ export interface LossSpec<O extends OptionDecls = OptionDecls> {
 }
 
 /** Declares a built-in loss with its name's and options' types kept (the registry normalises it). */
-export function defineLoss<const N extends string, const O extends OptionDecls = Record<never, never>,
-  const A extends readonly string[] = readonly [], const T extends string = never>(
+export function defineLoss<
+  const N extends string,
+  const O extends OptionDecls = Record<never, never>,
+  const A extends readonly string[] = readonly [],
+  const T extends string = never,
+>(
   spec: LossSpec<O> & { name: N; aliases?: A; trlLossType?: T },
 ): LossSpec<O> & { name: N; options: O; aliases?: A; trlLossType?: T } {
   return { ...spec, options: spec.options ?? ({} as O) };

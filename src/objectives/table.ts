@@ -26,7 +26,12 @@ function namesOf(loss: RegisteredLoss): string {
   if (loss.config.length === 0) return loss.selectedBy ?? "(no YAML name)";
   const groups: { head: string; values: string[]; tail: string }[] = [];
   for (const c of loss.config) {
-    const head = c.style === "textual" ? code("pref_loss") : c.style === "math" ? code("loss_type") : `${code("pref_loss")} or ${code("loss_type")}`;
+    const head =
+      c.style === "textual"
+        ? code("pref_loss")
+        : c.style === "math"
+          ? code("loss_type")
+          : `${code("pref_loss")} or ${code("loss_type")}`;
     const tail = tailOf(c);
     const group = groups.find((g) => g.head === head && g.tail === tail);
     if (group) group.values.push(c.value);
@@ -37,7 +42,11 @@ function namesOf(loss: RegisteredLoss): string {
 
 function tailOf(c: ConfigName): string {
   const when = c.when ? ` with ${c.when.text}` : "";
-  const set = c.set ? ` (${Object.entries(c.set).map(([k, v]) => `${k} ${v}`).join(", ")})` : "";
+  const set = c.set
+    ? ` (${Object.entries(c.set)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")})`
+    : "";
   return when + set;
 }
 
@@ -55,13 +64,21 @@ function keysOf(loss: RegisteredLoss): string {
   };
   const pairs = new Set(read.map(prefixPair));
   const shared = pairs.size === 1 && !pairs.has(null) ? [...pairs][0]!.split(" ") : null;
-  const parts = [code("beta"), ...read.map((o) => {
-    const keys = shared ? o.keys.slice(0, 1) : o.keys;
-    const style = (loss.readIn[o.name] ?? o.style) === "textual" ? ` (with ${code("pref_loss")})` : (loss.readIn[o.name] ?? o.style) === "math" ? ` (without ${code("pref_loss")})` : "";
-    const own = keys.length ? keys.map(code).join(" or ") + style : "";
-    const derived = o.derived ? `${own ? " or " : ""}${code(o.derived.key)} (${o.derived.text})` : "";
-    return own + derived;
-  })];
+  const parts = [
+    code("beta"),
+    ...read.map((o) => {
+      const keys = shared ? o.keys.slice(0, 1) : o.keys;
+      const style =
+        (loss.readIn[o.name] ?? o.style) === "textual"
+          ? ` (with ${code("pref_loss")})`
+          : (loss.readIn[o.name] ?? o.style) === "math"
+            ? ` (without ${code("pref_loss")})`
+            : "";
+      const own = keys.length ? keys.map(code).join(" or ") + style : "";
+      const derived = o.derived ? `${own ? " or " : ""}${code(o.derived.key)} (${o.derived.text})` : "";
+      return own + derived;
+    }),
+  ];
   return parts.join(", ") + (shared ? ` (or ${code(`${shared[1]}*`)} for ${code(`${shared[0]}*`)})` : "");
 }
 
@@ -71,5 +88,11 @@ export function lossTable(losses: readonly RegisteredLoss[] = registeredLosses()
     const equation = l.equation + (l.needsReference ? "" : "; no reference model");
     return `| ${code(l.name)} | ${equation} | ${optionCell(l)} | ${namesOf(l)}; ${keysOf(l)} |`;
   });
-  return ["| `lossType` | loss per pair | options: default (Math-style YAML default) | reference YAML keys |", "|---|---|---|---|", ...rows].join("\n") + "\n";
+  return (
+    [
+      "| `lossType` | loss per pair | options: default (Math-style YAML default) | reference YAML keys |",
+      "|---|---|---|---|",
+      ...rows,
+    ].join("\n") + "\n"
+  );
 }

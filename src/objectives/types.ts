@@ -87,7 +87,9 @@ interface CommonOptions {
  * built-in loss's options by name (see each declaration in losses.ts, or the README's table).
  * Options a loss does not use are checked, then ignored.
  */
-export type PreferenceLossOptions = CommonOptions & { lossType?: LossTypeName } & { [K in keyof BuiltinOptionValues]?: BuiltinOptionValues[K] };
+export type PreferenceLossOptions = CommonOptions & { lossType?: LossTypeName } & {
+  [K in keyof BuiltinOptionValues]?: BuiltinOptionValues[K];
+};
 
 /**
  * What preferenceLoss and pairValues take: a built-in loss's options (checked at compile time), a
@@ -100,8 +102,11 @@ export type LossOptionsInCode = PreferenceLossOptions | DeclaredLossOptions | Re
 export type RegisteredLossOptions = CommonOptions & { lossType: string; [option: string]: OptionValue | undefined };
 
 /** Options with every default filled in, as preferenceLoss uses them (see resolvePreferenceOptions). */
-export type ResolvedPreferenceOptions =
-  { lossType: LossName; beta: number; validate: boolean } & BuiltinOptionValues & { [option: string]: OptionValue };
+export type ResolvedPreferenceOptions = {
+  lossType: LossName;
+  beta: number;
+  validate: boolean;
+} & BuiltinOptionValues & { [option: string]: OptionValue };
 
 /** Resolved options of a built-in loss. */
 export type ResolvedBuiltinOptions = ResolvedPreferenceOptions & { lossType: LossType };
@@ -137,15 +142,26 @@ export interface PreferenceLossOutput {
 }
 
 const defaultsOf = <O extends OptionDecls>(options: O) =>
-  Object.fromEntries(Object.entries(options).map(([k, d]) => [k, typeof d === "object" ? d.default : d])) as { [K in keyof O]: OptionValueOf<O[K]> };
+  Object.fromEntries(Object.entries(options).map(([k, d]) => [k, typeof d === "object" ? d.default : d])) as {
+    [K in keyof O]: OptionValueOf<O[K]>;
+  };
 
 /** Omni-DPO's hyperparameters' defaults in code and in a Textual-style YAML (the Textual trainer's UniDPOConfig). */
 export const OMNI_DPO_DEFAULTS = (({ qualEta, tauRef, perfGamma, nllLambda, tauGood }) => ({
-  beta: lossSpec(omniDpo.name)!.beta.default, qualEta, tauRef, perfGamma, nllLambda, tauGood,
+  beta: lossSpec(omniDpo.name)!.beta.default,
+  qualEta,
+  tauRef,
+  perfGamma,
+  nllLambda,
+  tauGood,
 }))(defaultsOf(omniDpo.options));
 
 /** SimPO's defaults (the Textual trainer's UniDPOConfig), beta aside. */
-export const SIMPO_DEFAULTS = (({ gammaBetaRatio, simpoForm }) => ({ gammaBetaRatio, simpoForm }))(defaultsOf(simpo.options));
+export const SIMPO_DEFAULTS = (({ gammaBetaRatio, simpoForm }) => ({ gammaBetaRatio, simpoForm }))(
+  defaultsOf(simpo.options),
+);
 
 /** Default beta per built-in loss type, in code and in a Textual-style YAML. */
-export const DEFAULT_BETA = Object.fromEntries(LOSS_TYPES.map((name) => [name, lossSpec(name)!.beta.default])) as Readonly<Record<LossType, number>>;
+export const DEFAULT_BETA = Object.fromEntries(
+  LOSS_TYPES.map((name) => [name, lossSpec(name)!.beta.default]),
+) as Readonly<Record<LossType, number>>;

@@ -7,11 +7,29 @@ import type { ChartKit, Series } from "./svg.js";
 import type { RunUpdate, RunStatus } from "./run-data.js";
 import type { PairLogHeader, PairLogRow } from "../train/pair-log.js";
 
-export interface ChartSpec { id: string; title: string; yLabel: string; keys: string[]; empty: string }
-export interface DashboardConfig { live: boolean; charts: ChartSpec[]; updates: RunUpdate[]; generated: string }
+export interface ChartSpec {
+  id: string;
+  title: string;
+  yLabel: string;
+  keys: string[];
+  empty: string;
+}
+export interface DashboardConfig {
+  live: boolean;
+  charts: ChartSpec[];
+  updates: RunUpdate[];
+  generated: string;
+}
 
 export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
-  interface Run { name: string; rows: Record<string, number | string>[]; pairHeader: PairLogHeader | null; pairRows: PairLogRow[]; status: RunStatus | null; problems: string[] }
+  interface Run {
+    name: string;
+    rows: Record<string, number | string>[];
+    pairHeader: PairLogHeader | null;
+    pairRows: PairLogRow[];
+    status: RunStatus | null;
+    problems: string[];
+  }
   const runs: Run[] = [];
   const ui = { smoothing: 0, log: false, pairRun: -1, pairStep: -1, colour: "fitted" };
   // Every value from a run's files goes through esc (run-data.ts type-checks them too).
@@ -30,46 +48,84 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
   const colourOf = (i: number) => kit.PALETTE[i % kit.PALETTE.length];
-  const fmtTime = (s: number) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+  const fmtTime = (s: number) =>
+    s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 
   /** Exponential moving average with the bias correction TensorBoard applies (the first points are not pulled to 0). */
   function smooth(points: [number, number][], w: number): [number, number][] {
     if (!(w > 0)) return points;
     let s = 0;
-    return points.map(([x, y], i) => { s = w * s + (1 - w) * y; return [x, s / (1 - w ** (i + 1))]; });
+    return points.map(([x, y], i) => {
+      s = w * s + (1 - w) * y;
+      return [x, s / (1 - w ** (i + 1))];
+    });
   }
 
   function renderRuns(): void {
-    $("runs").innerHTML = runs.length ? runs.map((r, i) => {
-      const st = r.status;
-      const total = st?.totalSteps ?? null;
-      const pct = st && total ? ` (${Math.floor((100 * st.step) / total)}%)` : "";
-      const eta = st?.state === "running" ? (st.etaSeconds === null ? ", ETA unknown yet" : `, ETA ${fmtTime(st.etaSeconds)}`) : "";
-      const problems = r.problems.length ? `<ul class="problems">${r.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>` : "";
-      return `<div class="run" data-run="${i}"><span class="swatch" style="background:${colourOf(i)}"></span><b>${esc(r.name)}</b> ` +
-        `<span class="state state-${(st?.state ?? "unknown").replace(/ /g, "-")}">${esc(st?.state ?? "unknown")}</span> ` +
-        `step <span class="step">${esc(String(st?.step ?? 0))}</span>${total ? ` of ${esc(String(total))}` : ""}${esc(pct)}${esc(eta)}` +
-        `${st?.checkpoint !== null && st?.checkpoint !== undefined ? `, checkpoint ${esc(String(st.checkpoint))}` : ""}` +
-        `<div class="detail">${esc(st?.detail ?? "")}</div>${problems}</div>`;
-    }).join("") : `<p class="problems">${config.live ? "waiting for the server's first update…" : "this export holds no run"}</p>`;
+    $("runs").innerHTML = runs.length
+      ? runs
+          .map((r, i) => {
+            const st = r.status;
+            const total = st?.totalSteps ?? null;
+            const pct = st && total ? ` (${Math.floor((100 * st.step) / total)}%)` : "";
+            const eta =
+              st?.state === "running"
+                ? st.etaSeconds === null
+                  ? ", ETA unknown yet"
+                  : `, ETA ${fmtTime(st.etaSeconds)}`
+                : "";
+            const problems = r.problems.length
+              ? `<ul class="problems">${r.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>`
+              : "";
+            return (
+              `<div class="run" data-run="${i}"><span class="swatch" style="background:${colourOf(i)}"></span><b>${esc(r.name)}</b> ` +
+              `<span class="state state-${(st?.state ?? "unknown").replace(/ /g, "-")}">${esc(st?.state ?? "unknown")}</span> ` +
+              `step <span class="step">${esc(String(st?.step ?? 0))}</span>${total ? ` of ${esc(String(total))}` : ""}${esc(pct)}${esc(eta)}` +
+              `${st?.checkpoint !== null && st?.checkpoint !== undefined ? `, checkpoint ${esc(String(st.checkpoint))}` : ""}` +
+              `<div class="detail">${esc(st?.detail ?? "")}</div>${problems}</div>`
+            );
+          })
+          .join("")
+      : `<p class="problems">${config.live ? "waiting for the server's first update…" : "this export holds no run"}</p>`;
   }
 
   function renderCharts(): void {
-    $("charts").innerHTML = config.charts.map((c) => {
-      const series: Series[] = [];
-      runs.forEach((r, i) => c.keys.forEach((k, j) => {
-        const points = r.rows.filter((row) => typeof row[k] === "number").map((row) => [row.step as number, row[k] as number] as [number, number]);
-        if (points.length) series.push({ name: c.keys.length > 1 ? `${r.name} ${k.split("/").pop()}` : r.name, points: smooth(points, ui.smoothing), color: colourOf(i), dash: ["", "5 3", "1 3"][j % 3] || undefined });
-      }));
-      const body = series.length ? kit.lineChart(c.title, "step", c.yLabel, series, { logY: ui.log, width: 440, height: 260 }) : `<p class="empty"><b>${esc(c.title)}</b>: ${esc(c.empty)}</p>`;
-      return `<div class="chart" data-chart="${esc(c.id)}">${body}</div>`;
-    }).join("");
+    $("charts").innerHTML = config.charts
+      .map((c) => {
+        const series: Series[] = [];
+        runs.forEach((r, i) =>
+          c.keys.forEach((k, j) => {
+            const points = r.rows
+              .filter((row) => typeof row[k] === "number")
+              .map((row) => [row.step as number, row[k] as number] as [number, number]);
+            if (points.length)
+              series.push({
+                name: c.keys.length > 1 ? `${r.name} ${k.split("/").pop()}` : r.name,
+                points: smooth(points, ui.smoothing),
+                color: colourOf(i),
+                dash: ["", "5 3", "1 3"][j % 3] || undefined,
+              });
+          }),
+        );
+        const body = series.length
+          ? kit.lineChart(c.title, "step", c.yLabel, series, { logY: ui.log, width: 440, height: 260 })
+          : `<p class="empty"><b>${esc(c.title)}</b>: ${esc(c.empty)}</p>`;
+        return `<div class="chart" data-chart="${esc(c.id)}">${body}</div>`;
+      })
+      .join("");
   }
 
-  const at = (v: number[] | number | undefined, i: number): number | null => (v === undefined ? null : typeof v === "number" ? v : v[i]);
+  const at = (v: number[] | number | undefined, i: number): number | null =>
+    v === undefined ? null : typeof v === "number" ? v : v[i];
   /** Viridis-like ramp over [0, 1]. */
   function ramp(t: number): string {
-    const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+    const stops = [
+      [68, 1, 84],
+      [59, 82, 139],
+      [33, 145, 140],
+      [94, 201, 98],
+      [253, 231, 37],
+    ];
     const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
     const k = Math.min(Math.floor(x), stops.length - 2);
     const f = x - k;
@@ -80,9 +136,14 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     const withPairs = runs.map((r, i) => [r, i] as const).filter(([r]) => r.pairHeader);
     const select = $<HTMLSelectElement>("pair-run");
     const options = withPairs.map(([r, i]) => `<option value="${i}">${esc(r.name)}</option>`).join("");
-    if (select.dataset.options !== options) { select.innerHTML = options; select.dataset.options = options; }  // not while it is open
+    if (select.dataset.options !== options) {
+      select.innerHTML = options;
+      select.dataset.options = options;
+    } // not while it is open
     // By default the first run whose loss has w_qual and w_perf (the picture this view is for).
-    const withWeights = withPairs.find(([r]) => r.pairRows.at(-1)?.q !== undefined && r.pairRows.at(-1)?.p !== undefined);
+    const withWeights = withPairs.find(
+      ([r]) => r.pairRows.at(-1)?.q !== undefined && r.pairRows.at(-1)?.p !== undefined,
+    );
     if (!withPairs.some(([, i]) => i === ui.pairRun)) ui.pairRun = (withWeights ?? withPairs[0])?.[1] ?? -1;
     select.value = String(ui.pairRun);
     const body = $("pair-body");
@@ -95,33 +156,73 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     const rows = run.pairRows;
     const slider = $<HTMLInputElement>("pair-step");
     slider.max = String(Math.max(0, rows.length - 1));
-    const idx = ui.pairStep < 0 || ui.pairStep >= rows.length ? rows.length - 1 : ui.pairStep;  // -1: follow the latest
+    const idx = ui.pairStep < 0 || ui.pairStep >= rows.length ? rows.length - 1 : ui.pairStep; // -1: follow the latest
     slider.value = String(Math.max(idx, 0));
-    if (!rows.length) { $("pair-step-value").textContent = ""; body.innerHTML = `<p class="problems">${esc(run.name)}: pair_log.jsonl has no logged step yet.</p>`; return; }
+    if (!rows.length) {
+      $("pair-step-value").textContent = "";
+      body.innerHTML = `<p class="problems">${esc(run.name)}: pair_log.jsonl has no logged step yet.</p>`;
+      return;
+    }
     const row = rows[idx];
     const first = rows[0];
     const total = run.pairHeader!.total_steps;
     $("pair-step-value").textContent = `step ${row.step} of ${total} (${idx + 1}/${rows.length} logs)`;
-    const firstFitted = ids.map((_, i) => { for (let k = 0; k <= idx; k++) if (rows[k].m[i] > 0) return k; return -1; });
+    const firstFitted = ids.map((_, i) => {
+      for (let k = 0; k <= idx; k++) if (rows[k].m[i] > 0) return k;
+      return -1;
+    });
     const weighted = row.q !== undefined && row.p !== undefined;
     const points = ids.map((id, i) => {
       const m = row.m[i];
-      const q = at(row.q, i), p = at(row.p, i), g = at(row.g, i);
-      const color = ui.colour === "fitted" ? (m > 0 ? "#2ca02c" : "#d62728") : firstFitted[i] < 0 ? "#bbbbbb" : ramp(idx ? firstFitted[i] / idx : 0);
+      const q = at(row.q, i),
+        p = at(row.p, i),
+        g = at(row.g, i);
+      const color =
+        ui.colour === "fitted"
+          ? m > 0
+            ? "#2ca02c"
+            : "#d62728"
+          : firstFitted[i] < 0
+            ? "#bbbbbb"
+            : ramp(idx ? firstFitted[i] / idx : 0);
       const title = `pair ${id}: margin ${kit.fmt(m)}${q === null ? "" : `, w_qual ${kit.fmt(q)}`}${p === null ? "" : `, w_perf ${kit.fmt(p)}`}${g === null ? "" : `, gate ${g}`}`;
       return weighted ? { x: q!, y: p!, color, title, id } : { x: id, y: m, color, title, id };
     });
     const fitted = row.m.filter((m) => m > 0).length;
     const note = `${fitted}/${ids.length} fitted`;
     const chart = weighted
-      ? kit.scatterPlot(`w_qual against w_perf at step ${row.step} (${run.pairHeader!.loss})`, "w_qual = σ(η(S_w − S_l))", "w_perf = (1 − σ(β·Δπ − τ_ref))^γ", points, { note, width: 520, height: 400 })
-      : kit.scatterPlot(`margin per pair at step ${row.step} (${run.pairHeader!.loss}: no w_qual/w_perf)`, "pair (index in the training split)", "reward margin", points, { note, width: 520, height: 400 });
-    const legend = ui.colour === "fitted" ? `<span style="color:#2ca02c">●</span> fitted (margin &gt; 0) <span style="color:#d62728">●</span> not fitted`
-      : `colour: the log at which the pair was first fitted, <span style="color:${ramp(0)}">●</span> first … <span style="color:${ramp(1)}">●</span> this one; <span style="color:#bbb">●</span> not yet`;
-    const moved = ids.map((id, i) => ({ id, i, d: row.m[i] - first.m[i] })).sort((a, b) => Math.abs(b.d) - Math.abs(a.d)).slice(0, 10);
+      ? kit.scatterPlot(
+          `w_qual against w_perf at step ${row.step} (${run.pairHeader!.loss})`,
+          "w_qual = σ(η(S_w − S_l))",
+          "w_perf = (1 − σ(β·Δπ − τ_ref))^γ",
+          points,
+          { note, width: 520, height: 400 },
+        )
+      : kit.scatterPlot(
+          `margin per pair at step ${row.step} (${run.pairHeader!.loss}: no w_qual/w_perf)`,
+          "pair (index in the training split)",
+          "reward margin",
+          points,
+          { note, width: 520, height: 400 },
+        );
+    const legend =
+      ui.colour === "fitted"
+        ? `<span style="color:#2ca02c">●</span> fitted (margin &gt; 0) <span style="color:#d62728">●</span> not fitted`
+        : `colour: the log at which the pair was first fitted, <span style="color:${ramp(0)}">●</span> first … <span style="color:${ramp(1)}">●</span> this one; <span style="color:#bbb">●</span> not yet`;
+    const moved = ids
+      .map((id, i) => ({ id, i, d: row.m[i] - first.m[i] }))
+      .sort((a, b) => Math.abs(b.d) - Math.abs(a.d))
+      .slice(0, 10);
     const cell = (v: number | null) => (v === null ? "" : kit.fmt(v));
-    const table = `<table class="moved"><caption>Pairs whose margin moved most since step ${esc(String(first.step))}</caption><tr><th>pair</th><th>margin then</th><th>margin now</th><th>change</th><th>w_perf then</th><th>w_perf now</th><th>w_qual</th><th>gate</th><th>fitted</th></tr>` +
-      moved.map(({ id, i, d }) => `<tr><td>${esc(String(id))}</td><td>${cell(first.m[i])}</td><td>${cell(row.m[i])}</td><td>${d > 0 ? "+" : ""}${cell(d)}</td><td>${cell(at(first.p, i))}</td><td>${cell(at(row.p, i))}</td><td>${cell(at(row.q, i))}</td><td>${cell(at(row.g, i))}</td><td>${row.m[i] > 0 ? "yes" : "no"}</td></tr>`).join("") + "</table>";
+    const table =
+      `<table class="moved"><caption>Pairs whose margin moved most since step ${esc(String(first.step))}</caption><tr><th>pair</th><th>margin then</th><th>margin now</th><th>change</th><th>w_perf then</th><th>w_perf now</th><th>w_qual</th><th>gate</th><th>fitted</th></tr>` +
+      moved
+        .map(
+          ({ id, i, d }) =>
+            `<tr><td>${esc(String(id))}</td><td>${cell(first.m[i])}</td><td>${cell(row.m[i])}</td><td>${d > 0 ? "+" : ""}${cell(d)}</td><td>${cell(at(first.p, i))}</td><td>${cell(at(row.p, i))}</td><td>${cell(at(row.q, i))}</td><td>${cell(at(row.g, i))}</td><td>${row.m[i] > 0 ? "yes" : "no"}</td></tr>`,
+        )
+        .join("") +
+      "</table>";
     body.innerHTML = `<div class="pair-view"><div class="chart" data-chart="pairs">${chart}<div class="legend-note">${legend}</div></div>${table}</div>`;
   }
 
@@ -133,10 +234,13 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     renderPairs();
     document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? 0) + 1);
   }
-  const schedule = () => { if (!pending) pending = window.setTimeout(render, 30); };
+  const schedule = () => {
+    if (!pending) pending = window.setTimeout(render, 30);
+  };
 
   function apply(u: RunUpdate): void {
-    if (u.reset || !runs[u.run]) runs[u.run] = { name: u.name, rows: [], pairHeader: null, pairRows: [], status: null, problems: [] };
+    if (u.reset || !runs[u.run])
+      runs[u.run] = { name: u.name, rows: [], pairHeader: null, pairRows: [], status: null, problems: [] };
     const r = runs[u.run];
     // Item by item: push(...rows) would pass a long run's rows as arguments, past the stack's limit.
     for (const row of u.rows) r.rows.push(row);
@@ -153,20 +257,33 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     $("smoothing-value").textContent = String(ui.smoothing);
     schedule();
   });
-  $<HTMLInputElement>("logscale").addEventListener("change", (e) => { ui.log = (e.target as HTMLInputElement).checked; schedule(); });
-  $<HTMLSelectElement>("pair-run").addEventListener("change", (e) => { ui.pairRun = Number((e.target as HTMLSelectElement).value); ui.pairStep = -1; schedule(); });
-  $<HTMLInputElement>("pair-step").addEventListener("input", (e) => {
-    const v = Number((e.target as HTMLInputElement).value);
-    ui.pairStep = v >= runs[ui.pairRun]?.pairRows.length - 1 ? -1 : v;  // at the end: follow new logs
+  $<HTMLInputElement>("logscale").addEventListener("change", (e) => {
+    ui.log = (e.target as HTMLInputElement).checked;
     schedule();
   });
-  $<HTMLSelectElement>("pair-colour").addEventListener("change", (e) => { ui.colour = (e.target as HTMLSelectElement).value; schedule(); });
+  $<HTMLSelectElement>("pair-run").addEventListener("change", (e) => {
+    ui.pairRun = Number((e.target as HTMLSelectElement).value);
+    ui.pairStep = -1;
+    schedule();
+  });
+  $<HTMLInputElement>("pair-step").addEventListener("input", (e) => {
+    const v = Number((e.target as HTMLInputElement).value);
+    ui.pairStep = v >= runs[ui.pairRun]?.pairRows.length - 1 ? -1 : v; // at the end: follow new logs
+    schedule();
+  });
+  $<HTMLSelectElement>("pair-colour").addEventListener("change", (e) => {
+    ui.colour = (e.target as HTMLSelectElement).value;
+    schedule();
+  });
   // Values on hover: the marker's <title>, shown at once beside the pointer.
   const tip = $("tip");
   root.addEventListener("mousemove", (e) => {
     const t = (e.target as Element).closest?.("circle");
     const title = t?.querySelector("title")?.textContent;
-    if (!title) { tip.hidden = true; return; }
+    if (!title) {
+      tip.hidden = true;
+      return;
+    }
     tip.textContent = title;
     tip.style.left = `${e.pageX + 12}px`;
     tip.style.top = `${e.pageY + 12}px`;
@@ -177,8 +294,12 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   render();
   if (config.live) {
     const source = new EventSource("events");
-    source.onopen = () => { $("connection").textContent = "live"; };
-    source.onerror = () => { $("connection").textContent = "disconnected: retrying…"; };
+    source.onopen = () => {
+      $("connection").textContent = "live";
+    };
+    source.onerror = () => {
+      $("connection").textContent = "disconnected: retrying…";
+    };
     source.onmessage = (e) => apply(JSON.parse(e.data) as RunUpdate);
   }
 }

@@ -8,21 +8,84 @@ import { RunReader, type RunUpdate } from "./run-data.js";
 /** The metric charts, by the names the trainer logs (metrics.jsonl). */
 export const DASHBOARD_CHARTS: ChartSpec[] = [
   { id: "loss", title: "Training loss", yLabel: "loss", keys: ["loss"], empty: "no run logged a loss yet" },
-  { id: "margins", title: "Reward margin", yLabel: "rewards/margins", keys: ["rewards/margins"], empty: "no run logged rewards/margins" },
-  { id: "accuracies", title: "Reward accuracy", yLabel: "rewards/accuracies", keys: ["rewards/accuracies"], empty: "no run logged rewards/accuracies" },
-  { id: "logps", title: "Policy log-probs (chosen, rejected)", yLabel: "log-prob", keys: ["logps/chosen", "logps/rejected"], empty: "no run logged logps" },
-  { id: "learning_rate", title: "Learning rate", yLabel: "learning rate", keys: ["learning_rate"], empty: "no run logged a learning rate" },
-  { id: "grad_norm", title: "Gradient norm (before clipping)", yLabel: "grad norm", keys: ["grad_norm"], empty: "no run logged grad_norm" },
-  { id: "tokens_per_second", title: "Throughput", yLabel: "tokens/s", keys: ["tokens_per_second"], empty: "no run logged tokens_per_second" },
-  { id: "weights", title: "Omni-DPO batch means", yLabel: "mean", keys: ["w_qual", "w_perf", "nll_gate"], empty: "no Omni-DPO run (w_qual, w_perf, nll_gate are its metrics)" },
-  { id: "eval_loss", title: "Eval loss", yLabel: "eval_loss", keys: ["eval_loss"], empty: "no eval rows: set eval_steps with an eval split (test_split_size or eval_file)" },
-  { id: "eval_accuracies", title: "Eval reward accuracy", yLabel: "eval_rewards/accuracies", keys: ["eval_rewards/accuracies"], empty: "no eval rows" },
-  { id: "eval_margins", title: "Eval reward margin", yLabel: "eval_rewards/margins", keys: ["eval_rewards/margins"], empty: "no eval rows" },
+  {
+    id: "margins",
+    title: "Reward margin",
+    yLabel: "rewards/margins",
+    keys: ["rewards/margins"],
+    empty: "no run logged rewards/margins",
+  },
+  {
+    id: "accuracies",
+    title: "Reward accuracy",
+    yLabel: "rewards/accuracies",
+    keys: ["rewards/accuracies"],
+    empty: "no run logged rewards/accuracies",
+  },
+  {
+    id: "logps",
+    title: "Policy log-probs (chosen, rejected)",
+    yLabel: "log-prob",
+    keys: ["logps/chosen", "logps/rejected"],
+    empty: "no run logged logps",
+  },
+  {
+    id: "learning_rate",
+    title: "Learning rate",
+    yLabel: "learning rate",
+    keys: ["learning_rate"],
+    empty: "no run logged a learning rate",
+  },
+  {
+    id: "grad_norm",
+    title: "Gradient norm (before clipping)",
+    yLabel: "grad norm",
+    keys: ["grad_norm"],
+    empty: "no run logged grad_norm",
+  },
+  {
+    id: "tokens_per_second",
+    title: "Throughput",
+    yLabel: "tokens/s",
+    keys: ["tokens_per_second"],
+    empty: "no run logged tokens_per_second",
+  },
+  {
+    id: "weights",
+    title: "Omni-DPO batch means",
+    yLabel: "mean",
+    keys: ["w_qual", "w_perf", "nll_gate"],
+    empty: "no Omni-DPO run (w_qual, w_perf, nll_gate are its metrics)",
+  },
+  {
+    id: "eval_loss",
+    title: "Eval loss",
+    yLabel: "eval_loss",
+    keys: ["eval_loss"],
+    empty: "no eval rows: set eval_steps with an eval split (test_split_size or eval_file)",
+  },
+  {
+    id: "eval_accuracies",
+    title: "Eval reward accuracy",
+    yLabel: "eval_rewards/accuracies",
+    keys: ["eval_rewards/accuracies"],
+    empty: "no eval rows",
+  },
+  {
+    id: "eval_margins",
+    title: "Eval reward margin",
+    yLabel: "eval_rewards/margins",
+    keys: ["eval_rewards/margins"],
+    empty: "no eval rows",
+  },
 ];
 
 /** JSON safe inside a <script> element. */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+  return JSON.stringify(value)
+    .replace(/</g, "\\u003c")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
 }
 
 export interface PageOptions {
@@ -49,7 +112,12 @@ caption{text-align:left;font-weight:600;margin-bottom:4px}.pair-view{display:fle
 circle.pt{opacity:.35}circle.pt:hover{opacity:1}section{margin:24px 0}code{background:#f4f4f4;padding:1px 4px}`;
 
 export function dashboardHtml(o: PageOptions): string {
-  const config: DashboardConfig = { live: o.live, charts: DASHBOARD_CHARTS, updates: o.updates ?? [], generated: o.generated ?? new Date().toISOString() };
+  const config: DashboardConfig = {
+    live: o.live,
+    charts: DASHBOARD_CHARTS,
+    updates: o.updates ?? [],
+    generated: o.generated ?? new Date().toISOString(),
+  };
   const title = o.title ?? "omni-dpo dashboard";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${DASHBOARD_STYLE}</style></head><body>

@@ -30,7 +30,11 @@ export interface DashboardOptions {
 
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 
-export interface DashboardServer { url: string; server: Server; close(): Promise<void> }
+export interface DashboardServer {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
 
 export async function startDashboard(dirs: string[], options: DashboardOptions = {}): Promise<DashboardServer> {
   const readers = dirs.map((d, i) => new RunReader(d, i, options.names?.[i]));
@@ -52,7 +56,14 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
     try {
       return { ...r.snapshot(), problems };
     } catch {
-      const status = { state: "not a run" as const, step: 0, totalSteps: null, etaSeconds: null, checkpoint: null, detail: "unreadable" };
+      const status = {
+        state: "not a run" as const,
+        step: 0,
+        totalSteps: null,
+        etaSeconds: null,
+        checkpoint: null,
+        detail: "unreadable",
+      };
       return { run: r.index, name: r.name, reset: true, rows: [], pairHeader: null, pairRows: [], status, problems };
     }
   };
@@ -61,7 +72,11 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
   const poll = () => {
     for (const r of readers) {
       let u: RunUpdate | null;
-      try { u = r.poll(); } catch (e) { u = failed(r, e); }
+      try {
+        u = r.poll();
+      } catch (e) {
+        u = failed(r, e);
+      }
       if (u) for (const c of clients.keys()) push(c, (res) => send(res, u));
     }
   };
@@ -72,15 +87,29 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
     // Bound to loopback, only a loopback Host is served: a web page that rebinds its own name to
     // 127.0.0.1 (DNS rebinding) must not read the runs from the user's browser.
     const asked = (req.headers.host ?? "").replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
-    if (isLoopback(host) && !isLoopback(asked)) { res.writeHead(403, { "content-type": "text/plain" }).end(`Host '${asked}' is not served\n`); return; }
-    if (req.method !== "GET") { res.writeHead(405, { allow: "GET" }).end("GET only\n"); return; }
+    if (isLoopback(host) && !isLoopback(asked)) {
+      res.writeHead(403, { "content-type": "text/plain" }).end(`Host '${asked}' is not served\n`);
+      return;
+    }
+    if (req.method !== "GET") {
+      res.writeHead(405, { allow: "GET" }).end("GET only\n");
+      return;
+    }
     if (path === "/" || path === "/index.html") {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(page);
     } else if (path === "/events") {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-store",
+        connection: "keep-alive",
+      });
       res.write("retry: 1000\n\n");
       for (const r of readers) {
-        try { send(res, r.snapshot()); } catch (e) { send(res, failed(r, e)); }
+        try {
+          send(res, r.snapshot());
+        } catch (e) {
+          send(res, failed(r, e));
+        }
       }
       clients.set(res, res.writableLength + maxUnsent);
       req.on("close", () => clients.delete(res));
@@ -89,7 +118,9 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
     }
   };
   const server = createServer((req, res) => {
-    try { handle(req, res); } catch (e) {
+    try {
+      handle(req, res);
+    } catch (e) {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end(`dashboard error: ${(e as Error).message}\n`);
     }
@@ -98,24 +129,30 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     try {
-      server.listen(options.port ?? 0, host, () => { server.off("error", reject); resolve(); });
+      server.listen(options.port ?? 0, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     } catch (e) {
-      reject(e as Error);  // a port out of range throws at once
+      reject(e as Error); // a port out of range throws at once
     }
   });
   const { port } = server.address() as AddressInfo;
   poll();
   const timer = setInterval(poll, options.intervalMs ?? 500);
-  const heartbeat = setInterval(() => { for (const c of clients.keys()) push(c, (res) => res.write(": keep-alive\n\n")); }, 15_000);
+  const heartbeat = setInterval(() => {
+    for (const c of clients.keys()) push(c, (res) => res.write(": keep-alive\n\n"));
+  }, 15_000);
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/`,
     server,
-    close: () => new Promise<void>((resolve) => {
-      clearInterval(timer);
-      clearInterval(heartbeat);
-      for (const c of clients.keys()) c.end();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer);
+        clearInterval(heartbeat);
+        for (const c of clients.keys()) c.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -56,13 +56,23 @@ class LineTail {
   read(): string[] {
     this.restarted = false;
     let st;
-    try { st = statSync(this.file); } catch { if (this.ino !== -1) this.#restart(-1); this.partial = false; return []; }
+    try {
+      st = statSync(this.file);
+    } catch {
+      if (this.ino !== -1) this.#restart(-1);
+      this.partial = false;
+      return [];
+    }
     if (st.ino !== this.ino || st.size < this.offset) this.#restart(st.ino);
     if (st.size === this.offset) return [];
     const buf = Buffer.alloc(st.size - this.offset);
     const fd = openSync(this.file, "r");
-    try { readSync(fd, buf, 0, buf.length, this.offset); } finally { closeSync(fd); }
-    const end = buf.lastIndexOf(0x0a) + 1;  // only up to the last newline: the rest is being written
+    try {
+      readSync(fd, buf, 0, buf.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    const end = buf.lastIndexOf(0x0a) + 1; // only up to the last newline: the rest is being written
     this.partial = end < buf.length;
     this.offset += end;
     return end ? buf.subarray(0, end).toString("utf8").split("\n").slice(0, -1) : [];
@@ -77,13 +87,20 @@ class LineTail {
 }
 
 function readJson<T>(file: string): T | null {
-  try { return JSON.parse(readFileSync(file, "utf8")) as T; } catch { return null; }
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as T;
+  } catch {
+    return null;
+  }
 }
 
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === "number");
 /** A value as a problem quotes it: JSON, cut short. */
-const quote = (v: unknown) => { const j = JSON.stringify(v) ?? String(v); return j.length > 80 ? `${j.slice(0, 80)}…` : j; };
+const quote = (v: unknown) => {
+  const j = JSON.stringify(v) ?? String(v);
+  return j.length > 80 ? `${j.slice(0, 80)}…` : j;
+};
 
 /** Why a pair log's first line is not its header, or null when it is. */
 function headerProblem(v: Record<string, unknown>): string | null {
@@ -97,7 +114,9 @@ function headerProblem(v: Record<string, unknown>): string | null {
 /** Whether a pair log row holds a step and, per followed pair, numbers (w_qual, w_perf, gate: one or one per pair). */
 function isPairRow(v: Record<string, unknown>, pairs: number): boolean {
   const perPair = (x: unknown) => x === undefined || typeof x === "number" || (isNumbers(x) && x.length === pairs);
-  return typeof v.step === "number" && isNumbers(v.m) && v.m.length === pairs && perPair(v.q) && perPair(v.p) && perPair(v.g);
+  return (
+    typeof v.step === "number" && isNumbers(v.m) && v.m.length === pairs && perPair(v.q) && perPair(v.p) && perPair(v.g)
+  );
 }
 
 export class RunReader {
@@ -112,7 +131,11 @@ export class RunReader {
   /** (time, step) when rows arrived, for the ETA. */
   #seen: [number, number][] = [];
 
-  constructor(dir: string, readonly index: number, name?: string) {
+  constructor(
+    dir: string,
+    readonly index: number,
+    name?: string,
+  ) {
     this.dir = resolve(dir);
     this.name = name ?? basename(this.dir);
     this.#metrics = new LineTail(join(this.dir, METRICS_FILE));
@@ -130,7 +153,9 @@ export class RunReader {
     const changed = seen !== this.#lastSeen;
     this.#lastSeen = seen;
     if (reset) return this.#update(true, this.rows, this.pairRows, status, problems);
-    return newRows.length || newPairs.length || changed ? this.#update(false, newRows, newPairs, status, problems) : null;
+    return newRows.length || newPairs.length || changed
+      ? this.#update(false, newRows, newPairs, status, problems)
+      : null;
   }
 
   /** Everything read so far, as one update that replaces the client's copy. */
@@ -147,20 +172,26 @@ export class RunReader {
 
   #readMetrics(): MetricRow[] {
     const lines = this.#metrics.read();
-    if (this.#metrics.restarted) { this.rows = []; this.#badLines = this.#badLines.filter((p) => !p.startsWith(METRICS_FILE)); }
+    if (this.#metrics.restarted) {
+      this.rows = [];
+      this.#badLines = this.#badLines.filter((p) => !p.startsWith(METRICS_FILE));
+    }
     const out: MetricRow[] = [];
     for (const l of lines) {
       this.#metrics.line++;
       if (!l.trim()) continue;
       try {
         const row = JSON.parse(l) as MetricRow;
-        if (typeof row !== "object" || row === null || typeof row.step !== "number") throw new Error("no numeric 'step'");
+        if (typeof row !== "object" || row === null || typeof row.step !== "number")
+          throw new Error("no numeric 'step'");
         out.push(row);
       } catch (e) {
-        this.#badLines.push(`${METRICS_FILE} line ${this.#metrics.line}: not a metrics row (${(e as Error).message}); skipped`);
+        this.#badLines.push(
+          `${METRICS_FILE} line ${this.#metrics.line}: not a metrics row (${(e as Error).message}); skipped`,
+        );
       }
     }
-    for (const row of out) this.rows.push(row);  // not push(...out): too many arguments for a long run's file
+    for (const row of out) this.rows.push(row); // not push(...out): too many arguments for a long run's file
     const last = out.filter((r) => "loss" in r).at(-1);
     if (last) this.#seen.push([Date.now(), last.step as number]);
     return out;
@@ -168,7 +199,11 @@ export class RunReader {
 
   #readPairs(): PairLogRow[] {
     const lines = this.#pairs.read();
-    if (this.#pairs.restarted) { this.pairHeader = null; this.pairRows = []; this.#badLines = this.#badLines.filter((p) => !p.startsWith(PAIR_LOG_FILE)); }
+    if (this.#pairs.restarted) {
+      this.pairHeader = null;
+      this.pairRows = [];
+      this.#badLines = this.#badLines.filter((p) => !p.startsWith(PAIR_LOG_FILE));
+    }
     const out: PairLogRow[] = [];
     for (const l of lines) {
       this.#pairs.line++;
@@ -197,13 +232,18 @@ export class RunReader {
     if (!existsSync(this.dir)) return [`${this.dir} does not exist`];
     const out: string[] = [];
     if (status.state === "not a run") {
-      out.push(`${this.dir} is not a training run: it has no ${METRICS_FILE}, ${LOCK_FILE} or checkpoint-* (pass an output_dir of omni-dpo train)`);
+      out.push(
+        `${this.dir} is not a training run: it has no ${METRICS_FILE}, ${LOCK_FILE} or checkpoint-* (pass an output_dir of omni-dpo train)`,
+      );
       return out;
     }
-    if (!existsSync(join(this.dir, METRICS_FILE))) out.push(`no ${METRICS_FILE} yet: nothing logged (the run logs every logging_steps)`);
+    if (!existsSync(join(this.dir, METRICS_FILE)))
+      out.push(`no ${METRICS_FILE} yet: nothing logged (the run logs every logging_steps)`);
     else if (!this.rows.length) out.push(`${METRICS_FILE} has no rows yet`);
-    if (this.#metrics.partial) out.push(`${METRICS_FILE}: the last line is incomplete (being written); it is shown once complete`);
-    if (!existsSync(join(this.dir, PAIR_LOG_FILE))) out.push(`no ${PAIR_LOG_FILE}: the per-pair view needs a run with pair_log_samples > 0`);
+    if (this.#metrics.partial)
+      out.push(`${METRICS_FILE}: the last line is incomplete (being written); it is shown once complete`);
+    if (!existsSync(join(this.dir, PAIR_LOG_FILE)))
+      out.push(`no ${PAIR_LOG_FILE}: the per-pair view needs a run with pair_log_samples > 0`);
     else if (this.pairHeader && !this.pairRows.length) out.push(`${PAIR_LOG_FILE} has no logged step yet`);
     return [...out, ...this.#statusProblems, ...this.#badLines.slice(-20)];
   }
@@ -233,23 +273,48 @@ export class RunReader {
       max_steps: this.#count(HF_STATE_FILE, "max_steps", hf.max_steps) ?? undefined,
     };
     const resume = latest ? readJson<{ totalSteps?: unknown }>(join(latest.dir, RESUME_STATE)) : null;
-    const resumeTotal = resume && this.#count(join(basename(latest!.dir), RESUME_STATE), "totalSteps", resume.totalSteps);
+    const resumeTotal =
+      resume && this.#count(join(basename(latest!.dir), RESUME_STATE), "totalSteps", resume.totalSteps);
     // A loop, not Math.max(...rows): a long run's rows are more than the call stack holds as arguments.
     const step = this.rows.reduce((m, r) => ("loss" in r && (r.step as number) > m ? (r.step as number) : m), 0);
     const totalSteps = this.pairHeader?.total_steps ?? resumeTotal ?? final?.max_steps ?? null;
     const base = { step, totalSteps, etaSeconds: null as number | null, checkpoint: latest?.step ?? null };
     const hasMetrics = existsSync(join(dir, METRICS_FILE));
     if (lock && Number.isInteger(lock.pid)) {
-      if (lock.hostname !== hostname()) return { ...base, state: "running", detail: `locked by pid ${lock.pid} on ${lock.hostname} (not checkable from here), started ${lock.started}` };
-      if (isAlive(lock.pid)) return { ...base, state: "running", etaSeconds: this.#eta(step, totalSteps, lock), detail: `pid ${lock.pid}, started ${lock.started}` };
-      return { ...base, state: "interrupted", detail: `its process (pid ${lock.pid}) is gone and left ${LOCK_FILE}: it was killed${latest ? `; resumes from checkpoint-${latest.step}` : ""}` };
+      if (lock.hostname !== hostname())
+        return {
+          ...base,
+          state: "running",
+          detail: `locked by pid ${lock.pid} on ${lock.hostname} (not checkable from here), started ${lock.started}`,
+        };
+      if (isAlive(lock.pid))
+        return {
+          ...base,
+          state: "running",
+          etaSeconds: this.#eta(step, totalSteps, lock),
+          detail: `pid ${lock.pid}, started ${lock.started}`,
+        };
+      return {
+        ...base,
+        state: "interrupted",
+        detail: `its process (pid ${lock.pid}) is gone and left ${LOCK_FILE}: it was killed${latest ? `; resumes from checkpoint-${latest.step}` : ""}`,
+      };
     }
     if (finished && (final?.max_steps === undefined || (final.global_step ?? 0) >= final.max_steps)) {
-      return { ...base, step: Math.max(step, final?.global_step ?? 0), state: "finished", detail: `finished at step ${final?.global_step ?? step}` };
+      return {
+        ...base,
+        step: Math.max(step, final?.global_step ?? 0),
+        state: "finished",
+        detail: `finished at step ${final?.global_step ?? step}`,
+      };
     }
     if (!hasMetrics && !latest && !lock) return { ...base, state: "not a run", detail: "no run files" };
     if (!step && !latest) return { ...base, state: "not started", detail: "no step logged and no lock held" };
-    return { ...base, state: "interrupted", detail: latest ? `stopped; resumes from checkpoint-${latest.step}` : "stopped before its first checkpoint" };
+    return {
+      ...base,
+      state: "interrupted",
+      detail: latest ? `stopped; resumes from checkpoint-${latest.step}` : "stopped before its first checkpoint",
+    };
   }
 
   /** Seconds left at the rate rows arrived while watching, else since the lock was taken. */
@@ -257,11 +322,17 @@ export class RunReader {
     if (total === null || step <= 0) return null;
     const seen = this.#seen.filter(([, s]) => s > 0);
     let rate = 0;
-    if (seen.length >= 2 && seen.at(-1)![1] > seen[0][1]) rate = (seen.at(-1)![1] - seen[0][1]) / ((seen.at(-1)![0] - seen[0][0]) / 1000);
+    if (seen.length >= 2 && seen.at(-1)![1] > seen[0][1])
+      rate = (seen.at(-1)![1] - seen[0][1]) / ((seen.at(-1)![0] - seen[0][0]) / 1000);
     else {
       const started = Date.parse(lock.started);
-      const since = checkpointDirs(this.dir).filter((c) => statSync(c.dir).mtimeMs < started).at(-1)?.step ?? 0;
-      const seconds = (statSync(join(this.dir, METRICS_FILE), { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) / 1000 - started / 1000;
+      const since =
+        checkpointDirs(this.dir)
+          .filter((c) => statSync(c.dir).mtimeMs < started)
+          .at(-1)?.step ?? 0;
+      const seconds =
+        (statSync(join(this.dir, METRICS_FILE), { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) / 1000 -
+        started / 1000;
       if (step > since && seconds > 0) rate = (step - since) / seconds;
     }
     return rate > 0 ? Math.max(0, (total - step) / rate) : null;

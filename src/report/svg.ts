@@ -6,11 +6,37 @@
 // calls it, and the dashboard page inlines its source (chartKit.toString()) so the browser
 // draws with the same code. One charting code path for the live page, its export and the demo.
 
-export interface Series { name: string; points: [number, number][]; color?: string; /** An SVG stroke-dasharray ("4 3"): a second metric of the same run. */ dash?: string }
-export interface LineOptions { logY?: boolean; width?: number; height?: number }
-export interface Bar { label: string; value: number; error?: number; color?: string }
-export interface ScatterPoint { x: number; y: number; color?: string; title?: string; id?: string | number }
-export interface ScatterOptions { note?: string; xRange?: [number, number]; yRange?: [number, number]; width?: number; height?: number }
+export interface Series {
+  name: string;
+  points: [number, number][];
+  color?: string;
+  /** An SVG stroke-dasharray ("4 3"): a second metric of the same run. */ dash?: string;
+}
+export interface LineOptions {
+  logY?: boolean;
+  width?: number;
+  height?: number;
+}
+export interface Bar {
+  label: string;
+  value: number;
+  error?: number;
+  color?: string;
+}
+export interface ScatterPoint {
+  x: number;
+  y: number;
+  color?: string;
+  title?: string;
+  id?: string | number;
+}
+export interface ScatterOptions {
+  note?: string;
+  xRange?: [number, number];
+  yRange?: [number, number];
+  width?: number;
+  height?: number;
+}
 
 export interface ChartKit {
   PALETTE: string[];
@@ -18,7 +44,13 @@ export interface ChartKit {
   fmt: (v: number) => string;
   lineChart: (title: string, xLabel: string, yLabel: string, series: Series[], options?: LineOptions) => string;
   barChart: (title: string, yLabel: string, bars: Bar[], yRange?: [number, number]) => string;
-  scatterPlot: (title: string, xLabel: string, yLabel: string, points: ScatterPoint[], options?: ScatterOptions) => string;
+  scatterPlot: (
+    title: string,
+    xLabel: string,
+    yLabel: string,
+    points: ScatterPoint[],
+    options?: ScatterOptions,
+  ) => string;
 }
 
 export function chartKit(): ChartKit {
@@ -44,14 +76,34 @@ export function chartKit(): ChartKit {
     return ticks;
   }
 
-  interface Frame { x: (v: number) => number; y: (v: number) => number; body: string[]; W: number; H: number }
+  interface Frame {
+    x: (v: number) => number;
+    y: (v: number) => number;
+    body: string[];
+    W: number;
+    H: number;
+  }
 
   /** Axes, labels and ticks; `log` plots log10 of y (the values passed in are already log10). */
-  function frame(title: string, xLabel: string, yLabel: string, xs: number[], ys: number[],
-    o: { yRange?: [number, number]; xRange?: [number, number]; xTicks?: boolean; log?: boolean; width?: number; height?: number; legendRows?: number }): Frame {
+  function frame(
+    title: string,
+    xLabel: string,
+    yLabel: string,
+    xs: number[],
+    ys: number[],
+    o: {
+      yRange?: [number, number];
+      xRange?: [number, number];
+      xTicks?: boolean;
+      log?: boolean;
+      width?: number;
+      height?: number;
+      legendRows?: number;
+    },
+  ): Frame {
     const W = o.width ?? 560;
     const H = o.height ?? 320;
-    const top = M.top + (o.legendRows ?? 0) * 14;  // the legend sits between the title and the plot
+    const top = M.top + (o.legendRows ?? 0) * 14; // the legend sits between the title and the plot
     // reduce, not Math.min(...xs): a long run has more points than a call takes arguments.
     const lo = (v: number[]) => v.reduce((a, b) => (b < a ? b : a), Infinity);
     const hi = (v: number[]) => v.reduce((a, b) => (b > a ? b : a), -Infinity);
@@ -60,8 +112,15 @@ export function chartKit(): ChartKit {
     if (!Number.isFinite(x0) || !Number.isFinite(x1)) [x0, x1] = [0, 1];
     if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = [0, 1];
     if (x1 === x0) x1 = x0 + 1;
-    if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-    if (!o.yRange) { const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad; }
+    if (y1 === y0) {
+      y0 -= 0.5;
+      y1 += 0.5;
+    }
+    if (!o.yRange) {
+      const pad = (y1 - y0) * 0.05;
+      y0 -= pad;
+      y1 += pad;
+    }
     const x = (v: number) => M.left + ((v - x0) / (x1 - x0)) * (W - M.left - M.right);
     const y = (v: number) => H - M.bottom - ((v - y0) / (y1 - y0)) * (H - top - M.bottom);
     const midY = (top + H - M.bottom) / 2;
@@ -73,13 +132,21 @@ export function chartKit(): ChartKit {
       `<text x="14" y="${midY}" text-anchor="middle" font-size="11" transform="rotate(-90 14 ${midY})">${esc(yLabel)}${o.log ? " (log)" : ""}</text>`,
     ];
     for (const t of o.xTicks === false ? [] : niceTicks(x0, x1)) {
-      body.push(`<line x1="${x(t)}" y1="${H - M.bottom}" x2="${x(t)}" y2="${H - M.bottom + 4}" stroke="#444"/>`,
-        `<text x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="10">${fmt(t)}</text>`);
+      body.push(
+        `<line x1="${x(t)}" y1="${H - M.bottom}" x2="${x(t)}" y2="${H - M.bottom + 4}" stroke="#444"/>`,
+        `<text x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="10">${fmt(t)}</text>`,
+      );
     }
-    const yTicks = o.log ? niceTicks(Math.floor(y0), Math.ceil(y1), Math.min(6, Math.max(1, Math.ceil(y1) - Math.floor(y0)))).filter((t) => Number.isInteger(t) && t >= y0 && t <= y1) : niceTicks(y0, y1);
+    const yTicks = o.log
+      ? niceTicks(Math.floor(y0), Math.ceil(y1), Math.min(6, Math.max(1, Math.ceil(y1) - Math.floor(y0)))).filter(
+          (t) => Number.isInteger(t) && t >= y0 && t <= y1,
+        )
+      : niceTicks(y0, y1);
     for (const t of yTicks) {
-      body.push(`<line x1="${M.left}" y1="${y(t)}" x2="${W - M.right}" y2="${y(t)}" stroke="#eee"/>`,
-        `<text x="${M.left - 6}" y="${y(t) + 3}" text-anchor="end" font-size="10">${fmt(o.log ? 10 ** t : t)}</text>`);
+      body.push(
+        `<line x1="${M.left}" y1="${y(t)}" x2="${W - M.right}" y2="${y(t)}" stroke="#eee"/>`,
+        `<text x="${M.left - 6}" y="${y(t) + 3}" text-anchor="end" font-size="10">${fmt(o.log ? 10 ** t : t)}</text>`,
+      );
     }
     return { x, y, body, W, H };
   }
@@ -93,8 +160,13 @@ export function chartKit(): ChartKit {
 
   function legend(names: string[], colors: string[], dashes: (string | undefined)[], width: number): string {
     const { columns, entry } = legendLayout(names, width);
-    return names.map((n, i) => `<g class="legend" transform="translate(${M.left + 4 + (i % columns) * entry},${M.top - 6 + Math.floor(i / columns) * 14})">` +
-      `<line x1="0" y1="5" x2="14" y2="5" stroke="${colors[i]}" stroke-width="2.5"${dashes[i] ? ` stroke-dasharray="${dashes[i]}"` : ""}/><text x="18" y="9" font-size="10">${esc(n)}</text></g>`).join("");
+    return names
+      .map(
+        (n, i) =>
+          `<g class="legend" transform="translate(${M.left + 4 + (i % columns) * entry},${M.top - 6 + Math.floor(i / columns) * 14})">` +
+          `<line x1="0" y1="5" x2="14" y2="5" stroke="${colors[i]}" stroke-width="2.5"${dashes[i] ? ` stroke-dasharray="${dashes[i]}"` : ""}/><text x="18" y="9" font-size="10">${esc(n)}</text></g>`,
+      )
+      .join("");
   }
 
   function svg(f: Frame): string {
@@ -102,24 +174,56 @@ export function chartKit(): ChartKit {
   }
 
   /** One polyline per series, and a marker per point (class "pt") whose <title> gives its value. */
-  function lineChart(title: string, xLabel: string, yLabel: string, series: Series[], options: LineOptions = {}): string {
+  function lineChart(
+    title: string,
+    xLabel: string,
+    yLabel: string,
+    series: Series[],
+    options: LineOptions = {},
+  ): string {
     const log = options.logY ?? false;
-    const shown = series.map((s) => s.points.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b) && (!log || b > 0)));
+    const shown = series.map((s) =>
+      s.points.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b) && (!log || b > 0)),
+    );
     const ty = (v: number) => (log ? Math.log10(v) : v);
     const all = shown.flat();
     const width = options.width ?? 560;
-    const legendRows = legendLayout(series.map((s) => s.name), width).rows;
-    const f = frame(title, xLabel, yLabel, all.map((p) => p[0]), all.map((p) => ty(p[1])), { log, width, height: options.height, legendRows });
+    const legendRows = legendLayout(
+      series.map((s) => s.name),
+      width,
+    ).rows;
+    const f = frame(
+      title,
+      xLabel,
+      yLabel,
+      all.map((p) => p[0]),
+      all.map((p) => ty(p[1])),
+      { log, width, height: options.height, legendRows },
+    );
     const colors = series.map((s, i) => s.color ?? PALETTE[i % PALETTE.length]);
     series.forEach((s, i) => {
       const pts = shown[i];
       const xy = pts.map(([a, b]) => [f.x(a).toFixed(1), f.y(ty(b)).toFixed(1)]);
       f.body.push(`<g class="series" data-series="${esc(s.name)}" data-points="${pts.length}">`);
-      if (pts.length) f.body.push(`<polyline fill="none" stroke="${colors[i]}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""} points="${xy.map((p) => p.join(",")).join(" ")}"/>`);
-      pts.forEach(([a, b], k) => f.body.push(`<circle class="pt" cx="${xy[k][0]}" cy="${xy[k][1]}" r="2.4" fill="${colors[i]}"><title>${esc(s.name)}: step ${fmt(a)}, ${esc(yLabel)} ${fmt(b)}</title></circle>`));
+      if (pts.length)
+        f.body.push(
+          `<polyline fill="none" stroke="${colors[i]}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""} points="${xy.map((p) => p.join(",")).join(" ")}"/>`,
+        );
+      pts.forEach(([a, b], k) =>
+        f.body.push(
+          `<circle class="pt" cx="${xy[k][0]}" cy="${xy[k][1]}" r="2.4" fill="${colors[i]}"><title>${esc(s.name)}: step ${fmt(a)}, ${esc(yLabel)} ${fmt(b)}</title></circle>`,
+        ),
+      );
       f.body.push("</g>");
     });
-    f.body.push(legend(series.map((s) => s.name), colors, series.map((s) => s.dash), width));
+    f.body.push(
+      legend(
+        series.map((s) => s.name),
+        colors,
+        series.map((s) => s.dash),
+        width,
+      ),
+    );
     return svg(f);
   }
 
@@ -133,27 +237,52 @@ export function chartKit(): ChartKit {
       const color = b.color ?? PALETTE[i % PALETTE.length];
       const top = f.y(b.value);
       const base = f.y(yRange ? yRange[0] : 0);
-      f.body.push(`<rect x="${(cx - slot * 0.3).toFixed(1)}" y="${Math.min(top, base).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" height="${Math.abs(base - top).toFixed(1)}" fill="${color}" opacity="0.85"/>`);
+      f.body.push(
+        `<rect x="${(cx - slot * 0.3).toFixed(1)}" y="${Math.min(top, base).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" height="${Math.abs(base - top).toFixed(1)}" fill="${color}" opacity="0.85"/>`,
+      );
       if (b.error) {
         const [lo, hi] = [f.y(b.value - b.error), f.y(b.value + b.error)];
-        f.body.push(`<line x1="${cx}" y1="${lo}" x2="${cx}" y2="${hi}" stroke="#222"/>`,
-          `<line x1="${cx - 6}" y1="${lo}" x2="${cx + 6}" y2="${lo}" stroke="#222"/>`, `<line x1="${cx - 6}" y1="${hi}" x2="${cx + 6}" y2="${hi}" stroke="#222"/>`);
+        f.body.push(
+          `<line x1="${cx}" y1="${lo}" x2="${cx}" y2="${hi}" stroke="#222"/>`,
+          `<line x1="${cx - 6}" y1="${lo}" x2="${cx + 6}" y2="${lo}" stroke="#222"/>`,
+          `<line x1="${cx - 6}" y1="${hi}" x2="${cx + 6}" y2="${hi}" stroke="#222"/>`,
+        );
       }
-      f.body.push(`<text x="${cx}" y="${f.H - M.bottom + 28}" text-anchor="middle" font-size="10">${esc(b.label)}</text>`,
-        `<text x="${cx}" y="${Math.min(top, base) - 4}" text-anchor="middle" font-size="10">${fmt(b.value)}</text>`);
+      f.body.push(
+        `<text x="${cx}" y="${f.H - M.bottom + 28}" text-anchor="middle" font-size="10">${esc(b.label)}</text>`,
+        `<text x="${cx}" y="${Math.min(top, base) - 4}" text-anchor="middle" font-size="10">${fmt(b.value)}</text>`,
+      );
     });
     return svg(f);
   }
 
   /** One circle (class "dot") per finite point, with its title on hover. */
-  function scatterPlot(title: string, xLabel: string, yLabel: string, points: ScatterPoint[], options: ScatterOptions = {}): string {
+  function scatterPlot(
+    title: string,
+    xLabel: string,
+    yLabel: string,
+    points: ScatterPoint[],
+    options: ScatterOptions = {},
+  ): string {
     const pts = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
-    const f = frame(title, xLabel, yLabel, pts.map((p) => p.x), pts.map((p) => p.y), options);
+    const f = frame(
+      title,
+      xLabel,
+      yLabel,
+      pts.map((p) => p.x),
+      pts.map((p) => p.y),
+      options,
+    );
     for (const p of pts) {
-      f.body.push(`<circle class="dot"${p.id === undefined ? "" : ` data-id="${esc(String(p.id))}"`} cx="${f.x(p.x).toFixed(1)}" cy="${f.y(p.y).toFixed(1)}" r="2.8" fill="${p.color ?? PALETTE[0]}" opacity="0.65">` +
-        `${p.title ? `<title>${esc(p.title)}</title>` : ""}</circle>`);
+      f.body.push(
+        `<circle class="dot"${p.id === undefined ? "" : ` data-id="${esc(String(p.id))}"`} cx="${f.x(p.x).toFixed(1)}" cy="${f.y(p.y).toFixed(1)}" r="2.8" fill="${p.color ?? PALETTE[0]}" opacity="0.65">` +
+          `${p.title ? `<title>${esc(p.title)}</title>` : ""}</circle>`,
+      );
     }
-    if (options.note) f.body.push(`<text x="${f.W - M.right - 4}" y="${M.top + 12}" text-anchor="end" font-size="11">${esc(options.note)}</text>`);
+    if (options.note)
+      f.body.push(
+        `<text x="${f.W - M.right - 4}" y="${M.top + 12}" text-anchor="end" font-size="11">${esc(options.note)}</text>`,
+      );
     return svg(f);
   }
 
@@ -169,7 +298,13 @@ export function pearson(xs: number[], ys: number[]): number {
   if (n < 2) return NaN;
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0, sxx = 0, syy = 0;
-  for (let i = 0; i < n; i++) { sxy += (xs[i] - mx) * (ys[i] - my); sxx += (xs[i] - mx) ** 2; syy += (ys[i] - my) ** 2; }
+  let sxy = 0,
+    sxx = 0,
+    syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+    syy += (ys[i] - my) ** 2;
+  }
   return sxy / Math.sqrt(sxx * syy);
 }

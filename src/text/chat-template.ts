@@ -67,7 +67,10 @@ class RenderLimitError extends Error {}
  * The engine's runtime classes as used here (its runtime.d.ts imports "./runtime" without an
  * extension, which NodeNext resolution cannot follow, so they would be typed `any`).
  */
-interface RuntimeValue { type: string; value: unknown }
+interface RuntimeValue {
+  type: string;
+  value: unknown;
+}
 interface EngineInterpreter {
   run(program: unknown): RuntimeValue;
   evaluate(statement: unknown, environment: unknown): RuntimeValue;
@@ -79,7 +82,10 @@ const LOOP_ITERABLES = new WeakSet<object>();
 
 function markLoopIterables(node: unknown): void {
   if (!node || typeof node !== "object") return;
-  if (Array.isArray(node)) { for (const n of node) markLoopIterables(n); return; }
+  if (Array.isArray(node)) {
+    for (const n of node) markLoopIterables(n);
+    return;
+  }
   const n = node as Node;
   for (const v of Object.values(n)) markLoopIterables(v);
   const iterable = n.type === "For" ? (n.iterable as Node) : undefined;
@@ -103,7 +109,8 @@ class BoundedInterpreter extends EngineInterpreter {
     }
     if (this.steps >= this.nextClockCheck) {
       this.nextClockCheck = this.steps + 256;
-      if (performance.now() > this.deadline) throw new RenderLimitError(`it ran longer than ${RENDER_LIMITS.ms / 1000} s`);
+      if (performance.now() > this.deadline)
+        throw new RenderLimitError(`it ran longer than ${RENDER_LIMITS.ms / 1000} s`);
     }
   }
 
@@ -144,8 +151,20 @@ function boundedRange(start: number, stop?: number, step = 1): number[] {
   return Array.from({ length: count }, (_, i) => start + i * step);
 }
 
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-  "November", "December"];
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /** strftime_now(format) as transformers gives it: the local time, formatted as Python's strftime (C locale). */
@@ -153,18 +172,33 @@ function strftimeNow(format: string): string {
   const d = new Date();
   const pad = (n: number) => String(n).padStart(2, "0");
   const fields: Record<string, () => string> = {
-    Y: () => String(d.getFullYear()), y: () => pad(d.getFullYear() % 100), m: () => pad(d.getMonth() + 1),
-    d: () => pad(d.getDate()), H: () => pad(d.getHours()), M: () => pad(d.getMinutes()), S: () => pad(d.getSeconds()),
-    B: () => MONTHS[d.getMonth()]!, b: () => MONTHS[d.getMonth()]!.slice(0, 3),
-    A: () => DAYS[d.getDay()]!, a: () => DAYS[d.getDay()]!.slice(0, 3), "%": () => "%",
+    Y: () => String(d.getFullYear()),
+    y: () => pad(d.getFullYear() % 100),
+    m: () => pad(d.getMonth() + 1),
+    d: () => pad(d.getDate()),
+    H: () => pad(d.getHours()),
+    M: () => pad(d.getMinutes()),
+    S: () => pad(d.getSeconds()),
+    B: () => MONTHS[d.getMonth()]!,
+    b: () => MONTHS[d.getMonth()]!.slice(0, 3),
+    A: () => DAYS[d.getDay()]!,
+    a: () => DAYS[d.getDay()]!.slice(0, 3),
+    "%": () => "%",
   };
   return String(format).replace(/%(.)/g, (token, c: string) => fields[c]?.() ?? token);
 }
 
 /** The globals transformers gives every template (the engine's own, with range bounded). */
 const GLOBALS: Record<string, unknown> = {
-  true: true, false: false, none: null, True: true, False: false, None: null,
-  raise_exception: (message: unknown) => { throw new Error(String(message)); },
+  true: true,
+  false: false,
+  none: null,
+  True: true,
+  False: false,
+  None: null,
+  raise_exception: (message: unknown) => {
+    throw new Error(String(message));
+  },
   range: boundedRange,
   strftime_now: strftimeNow,
 };
@@ -181,17 +215,30 @@ const CACHE_LIMIT = 64;
 const PY_STRIP = "__omni_dpo_py_strip";
 const STRIPS = new Set(["strip", "lstrip", "rstrip"]);
 
-interface Node { type?: string; [field: string]: unknown }
+interface Node {
+  type?: string;
+  [field: string]: unknown;
+}
 
 function rewriteStrips(node: unknown): void {
   if (!node || typeof node !== "object") return;
-  if (Array.isArray(node)) { for (const n of node) rewriteStrips(n); return; }
+  if (Array.isArray(node)) {
+    for (const n of node) rewriteStrips(n);
+    return;
+  }
   const n = node as Node;
   for (const v of Object.values(n)) rewriteStrips(v);
   const callee = n.callee as Node | undefined;
   const args = n.args as unknown[] | undefined;
   const name = (callee?.property as Node | undefined)?.value;
-  if (n.type === "CallExpression" && callee?.type === "MemberExpression" && !callee.computed && typeof name === "string" && STRIPS.has(name) && args?.length === 1) {
+  if (
+    n.type === "CallExpression" &&
+    callee?.type === "MemberExpression" &&
+    !callee.computed &&
+    typeof name === "string" &&
+    STRIPS.has(name) &&
+    args?.length === 1
+  ) {
     // The property node is an Identifier: its class makes the helper's name.
     const Identifier = (callee.property as object).constructor as new (value: string) => unknown;
     n.callee = new Identifier(PY_STRIP);
@@ -200,8 +247,10 @@ function rewriteStrips(node: unknown): void {
 }
 
 function pyStrip(value: unknown, chars: unknown, side: unknown): string {
-  if (typeof value !== "string") throw new Error(`strip() on a ${value === undefined ? "undefined value" : typeof value}, not a string`);
-  if (chars === null || chars === undefined) return side === "lstrip" ? value.trimStart() : side === "rstrip" ? value.trimEnd() : value.trim();
+  if (typeof value !== "string")
+    throw new Error(`strip() on a ${value === undefined ? "undefined value" : typeof value}, not a string`);
+  if (chars === null || chars === undefined)
+    return side === "lstrip" ? value.trimStart() : side === "rstrip" ? value.trimEnd() : value.trim();
   if (typeof chars !== "string") throw new Error("strip() argument must be a string or none");
   let start = 0;
   let end = value.length;
@@ -266,9 +315,12 @@ export function renderChatTemplate(
   const addGenerationPrompt = options.addGenerationPrompt ?? false;
   const continueFinal = options.continueFinalMessage ?? false;
   if (addGenerationPrompt && continueFinal) {
-    throw new ChatTemplateError("addGenerationPrompt and continueFinalMessage cannot both be set: one starts a new turn, the other continues the last");
+    throw new ChatTemplateError(
+      "addGenerationPrompt and continueFinalMessage cannot both be set: one starts a new turn, the other continues the last",
+    );
   }
-  if (continueFinal && messages.length === 0) throw new ChatTemplateError("continueFinalMessage needs at least one message");
+  if (continueFinal && messages.length === 0)
+    throw new ChatTemplateError("continueFinalMessage needs at least one message");
   const compiled = compile(template);
   // raise_exception and strftime_now are the engine's own globals.
   const context: Record<string, unknown> = {
@@ -299,7 +351,9 @@ export function renderChatTemplate(
     } else if (rendered.includes(stripped)) {
       rendered = rendered.slice(0, rendered.lastIndexOf(stripped) + stripped.length);
     } else {
-      throw new ChatTemplateError("continueFinalMessage is set but the final message does not appear in the rendered chat");
+      throw new ChatTemplateError(
+        "continueFinalMessage is set but the final message does not appear in the rendered chat",
+      );
     }
   }
   return rendered;

@@ -5,7 +5,15 @@ import { TokenizerError } from "./errors.js";
 import type { JsonObject } from "./json-files.js";
 
 /** The named special-token slots of a Hugging Face tokenizer, in transformers' order. */
-export const SPECIAL_TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"] as const;
+export const SPECIAL_TOKEN_KEYS = [
+  "bos_token",
+  "eos_token",
+  "unk_token",
+  "sep_token",
+  "pad_token",
+  "cls_token",
+  "mask_token",
+] as const;
 export type SpecialTokenKey = (typeof SPECIAL_TOKEN_KEYS)[number];
 
 /** transformers' VERY_LARGE_INTEGER: model_max_length at or above it means "no limit". */
@@ -29,7 +37,9 @@ export interface ParsedTokenizerConfig {
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  return typeof value === "object" ? "an object without a string \"content\"" : `${typeof value} ${JSON.stringify(value)}`;
+  return typeof value === "object"
+    ? 'an object without a string "content"'
+    : `${typeof value} ${JSON.stringify(value)}`;
 }
 
 /** A special token's text: the string itself, or the `content` of an AddedToken object; null/absent: undefined. */
@@ -57,7 +67,9 @@ export function parseChatTemplates(value: unknown, where: string): Record<string
     });
     return out;
   }
-  throw new TokenizerError(`${where}: chat_template must be a string or a list of {"name", "template"}, found ${describe(value)}`);
+  throw new TokenizerError(
+    `${where}: chat_template must be a string or a list of {"name", "template"}, found ${describe(value)}`,
+  );
 }
 
 function optionalBoolean(config: JsonObject, key: string, where: string): boolean | undefined {
@@ -90,14 +102,16 @@ export function parseTokenizerConfig(
   const mapFile = files.specialTokensMap ?? "special_tokens_map.json";
   for (const key of SPECIAL_TOKEN_KEYS) {
     const fromMap = specialTokensMap?.[key];
-    const v = fromMap !== undefined && fromMap !== null
-      ? tokenContent(fromMap, `${mapFile}: ${key}`)
-      : tokenContent(config[key], `${files.config}: ${key}`);
+    const v =
+      fromMap !== undefined && fromMap !== null
+        ? tokenContent(fromMap, `${mapFile}: ${key}`)
+        : tokenContent(config[key], `${files.config}: ${key}`);
     if (v !== undefined) specialTokens[key] = v;
   }
-  const additional = specialTokensMap?.additional_special_tokens !== undefined
-    ? tokenList(specialTokensMap.additional_special_tokens, mapFile)
-    : tokenList(config.additional_special_tokens, files.config);
+  const additional =
+    specialTokensMap?.additional_special_tokens !== undefined
+      ? tokenList(specialTokensMap.additional_special_tokens, mapFile)
+      : tokenList(config.additional_special_tokens, files.config);
   const maxLen = config.model_max_length;
   const tokenizerClass = typeof config.tokenizer_class === "string" ? config.tokenizer_class : undefined;
   const clean = optionalBoolean(config, "clean_up_tokenization_spaces", files.config);

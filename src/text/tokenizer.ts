@@ -11,7 +11,10 @@ import { readJsonObject, readJsonObjectIfExists, readTextIfExists, type JsonObje
 import { writeJsonAtomic } from "../util/files.js";
 import { bosEosPostProcessor, rebuildsPostProcessor } from "./post-processor.js";
 import {
-  parseTokenizerConfig, SPECIAL_TOKEN_KEYS, type ParsedTokenizerConfig, type SpecialTokenKey,
+  parseTokenizerConfig,
+  SPECIAL_TOKEN_KEYS,
+  type ParsedTokenizerConfig,
+  type SpecialTokenKey,
 } from "./tokenizer-config.js";
 
 export interface EncodeOptions {
@@ -59,12 +62,16 @@ const ADDITIONAL_TEMPLATES_DIR = "additional_chat_templates";
 
 function missingTokenizerHint(dir: string): string {
   if (existsSync(join(dir, "tokenizer.model"))) {
-    return "found tokenizer.model: convert the SentencePiece model to tokenizer.json, e.g. in Python: " +
-      "AutoTokenizer.from_pretrained(dir).save_pretrained(dir)";
+    return (
+      "found tokenizer.model: convert the SentencePiece model to tokenizer.json, e.g. in Python: " +
+      "AutoTokenizer.from_pretrained(dir).save_pretrained(dir)"
+    );
   }
   if (existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"))) {
-    return "found vocab.json + merges.txt: convert them to tokenizer.json, e.g. in Python: " +
-      "AutoTokenizer.from_pretrained(dir).save_pretrained(dir)";
+    return (
+      "found vocab.json + merges.txt: convert them to tokenizer.json, e.g. in Python: " +
+      "AutoTokenizer.from_pretrained(dir).save_pretrained(dir)"
+    );
   }
   return existsSync(dir) ? "a Hugging Face tokenizer directory needs tokenizer.json" : "the directory does not exist";
 }
@@ -78,11 +85,13 @@ function readSource(dir: string): TokenizerSource {
   const extraDir = join(dir, ADDITIONAL_TEMPLATES_DIR);
   if (existsSync(extraDir)) {
     for (const name of readdirSync(extraDir).sort()) {
-      if (name.endsWith(".jinja")) additionalChatTemplates[name.slice(0, -".jinja".length)] = readTextIfExists(join(extraDir, name))!;
+      if (name.endsWith(".jinja"))
+        additionalChatTemplates[name.slice(0, -".jinja".length)] = readTextIfExists(join(extraDir, name))!;
     }
   }
   return {
-    tokenizerJson, dir,
+    tokenizerJson,
+    dir,
     ...(tokenizerConfig ? { tokenizerConfig } : {}),
     ...(specialTokensMap ? { specialTokensMap } : {}),
     ...(chatTemplateFile !== undefined ? { chatTemplateFile } : {}),
@@ -125,18 +134,27 @@ export class Tokenizer {
     const where = (file: string) => (source.dir ? join(source.dir, file) : file);
     const tj = source.tokenizerJson;
     if (typeof tj.model !== "object" || tj.model === null) {
-      throw new TokenizerError(`${where(TOKENIZER_JSON)} has no "model" section: it is not a Hugging Face tokenizer.json`);
+      throw new TokenizerError(
+        `${where(TOKENIZER_JSON)} has no "model" section: it is not a Hugging Face tokenizer.json`,
+      );
     }
     if (tj.added_tokens !== undefined && !Array.isArray(tj.added_tokens)) {
       throw new TokenizerError(`${where(TOKENIZER_JSON)}: "added_tokens" must be a list`);
     }
     this.rawConfig = { ...(source.tokenizerConfig ?? {}) };
     this.parsed = parseTokenizerConfig(this.rawConfig, source.specialTokensMap, {
-      config: where(TOKENIZER_CONFIG), specialTokensMap: where(SPECIAL_TOKENS_MAP),
+      config: where(TOKENIZER_CONFIG),
+      specialTokensMap: where(SPECIAL_TOKENS_MAP),
     });
     this.templates = { ...this.parsed.chatTemplates, ...source.additionalChatTemplates };
-    this.templateFiles = Object.fromEntries(Object.keys(this.templates).map((name) => [name,
-      name in (source.additionalChatTemplates ?? {}) ? where(join(ADDITIONAL_TEMPLATES_DIR, `${name}.jinja`)) : where(TOKENIZER_CONFIG)]));
+    this.templateFiles = Object.fromEntries(
+      Object.keys(this.templates).map((name) => [
+        name,
+        name in (source.additionalChatTemplates ?? {})
+          ? where(join(ADDITIONAL_TEMPLATES_DIR, `${name}.jinja`))
+          : where(TOKENIZER_CONFIG),
+      ]),
+    );
     if (source.chatTemplateFile !== undefined) {
       this.templates.default = source.chatTemplateFile;
       this.templateFiles.default = where(CHAT_TEMPLATE_FILE);
@@ -144,7 +162,12 @@ export class Tokenizer {
 
     // The fields tokenizers.js requires, defaulted as the Rust library defaults them.
     const json: JsonObject = {
-      normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...tj, added_tokens: tj.added_tokens ?? [],
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      ...tj,
+      added_tokens: tj.added_tokens ?? [],
     };
     if (rebuildsPostProcessor(this.parsed.tokenizerClass)) {
       const idIn = (token: string | undefined) => {
@@ -155,8 +178,11 @@ export class Tokenizer {
         return typeof id === "number" ? { token, id } : undefined;
       };
       json.post_processor = bosEosPostProcessor(
-        this.parsed.addBosToken ?? true, this.parsed.addEosToken ?? false,
-        idIn(this.parsed.specialTokens.bos_token), idIn(this.parsed.specialTokens.eos_token), where(TOKENIZER_CONFIG),
+        this.parsed.addBosToken ?? true,
+        this.parsed.addEosToken ?? false,
+        idIn(this.parsed.specialTokens.bos_token),
+        idIn(this.parsed.specialTokens.eos_token),
+        where(TOKENIZER_CONFIG),
       );
     }
     this.tokenizerJson = json;
@@ -171,7 +197,9 @@ export class Tokenizer {
     try {
       this.inner = new HfTokenizer(json, libConfig);
     } catch (e) {
-      throw new TokenizerError(`${where(TOKENIZER_JSON)}: cannot build the tokenizer: ${(e as Error).message}`, { cause: e });
+      throw new TokenizerError(`${where(TOKENIZER_JSON)}: cannot build the tokenizer: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
 
     const vocab = this.inner.get_vocab(true);
@@ -188,7 +216,10 @@ export class Tokenizer {
     const probe = this.encode("", { addSpecialTokens: true });
     this.boundaries = {
       bos: this.bosTokenId !== undefined && probe[0] === this.bosTokenId,
-      eos: this.eosTokenId !== undefined && probe.length > (probe[0] === this.bosTokenId ? 1 : 0) && probe[probe.length - 1] === this.eosTokenId,
+      eos:
+        this.eosTokenId !== undefined &&
+        probe.length > (probe[0] === this.bosTokenId ? 1 : 0) &&
+        probe[probe.length - 1] === this.eosTokenId,
     };
   }
 
@@ -215,8 +246,14 @@ export class Tokenizer {
     const list: number[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = Number(ids[i]);
-      if (!Number.isInteger(id)) throw new TokenizerError(`decode expects integer ids, got ${String(ids[i])} at position ${i}`);
-      if (id >= 0 && this.inner.id_to_token(id) !== undefined && !(options.skipSpecialTokens && this.specialIds.has(id))) list.push(id);
+      if (!Number.isInteger(id))
+        throw new TokenizerError(`decode expects integer ids, got ${String(ids[i])} at position ${i}`);
+      if (
+        id >= 0 &&
+        this.inner.id_to_token(id) !== undefined &&
+        !(options.skipSpecialTokens && this.specialIds.has(id))
+      )
+        list.push(id);
     }
     if (list.length === 0) return "";
     return this.inner.decode(list, {
@@ -245,29 +282,52 @@ export class Tokenizer {
 
   // ----- special tokens -----
 
-  get bosToken(): string | undefined { return this.parsed.specialTokens.bos_token; }
-  get eosToken(): string | undefined { return this.parsed.specialTokens.eos_token; }
-  get unkToken(): string | undefined { return this.parsed.specialTokens.unk_token; }
+  get bosToken(): string | undefined {
+    return this.parsed.specialTokens.bos_token;
+  }
+  get eosToken(): string | undefined {
+    return this.parsed.specialTokens.eos_token;
+  }
+  get unkToken(): string | undefined {
+    return this.parsed.specialTokens.unk_token;
+  }
   /** The pad token; the EOS token when the config names none (the usual choice for preference training). */
-  get padToken(): string | undefined { return this.parsed.specialTokens.pad_token ?? this.eosToken; }
+  get padToken(): string | undefined {
+    return this.parsed.specialTokens.pad_token ?? this.eosToken;
+  }
 
-  get bosTokenId(): number | undefined { return this.idOf(this.bosToken); }
-  get eosTokenId(): number | undefined { return this.idOf(this.eosToken); }
-  get unkTokenId(): number | undefined { return this.idOf(this.unkToken); }
+  get bosTokenId(): number | undefined {
+    return this.idOf(this.bosToken);
+  }
+  get eosTokenId(): number | undefined {
+    return this.idOf(this.eosToken);
+  }
+  get unkTokenId(): number | undefined {
+    return this.idOf(this.unkToken);
+  }
   /** The pad token's id, falling back to EOS's as padToken does. */
-  get padTokenId(): number | undefined { return this.idOf(this.padToken); }
+  get padTokenId(): number | undefined {
+    return this.idOf(this.padToken);
+  }
   /** Whether the config names a pad token of its own (padToken falls back to EOS otherwise). */
-  get hasOwnPadToken(): boolean { return this.parsed.specialTokens.pad_token !== undefined; }
+  get hasOwnPadToken(): boolean {
+    return this.parsed.specialTokens.pad_token !== undefined;
+  }
 
   /** Whether encode(text) with special tokens starts with BOS (Llama: yes; GPT-2, Qwen2: no). */
-  get addBosToken(): boolean { return this.boundaries.bos; }
+  get addBosToken(): boolean {
+    return this.boundaries.bos;
+  }
   /** Whether encode(text) with special tokens ends with EOS. */
-  get addEosToken(): boolean { return this.boundaries.eos; }
+  get addEosToken(): boolean {
+    return this.boundaries.eos;
+  }
 
   /** The special tokens by name as templates see them (bos_token, eos_token, ..., additional_special_tokens). */
   get specialTokensMap(): Readonly<Record<string, string | readonly string[]>> {
     const out: Record<string, string | readonly string[]> = { ...this.parsed.specialTokens };
-    if (this.parsed.additionalSpecialTokens.length > 0) out.additional_special_tokens = [...this.parsed.additionalSpecialTokens];
+    if (this.parsed.additionalSpecialTokens.length > 0)
+      out.additional_special_tokens = [...this.parsed.additionalSpecialTokens];
     return out;
   }
 
@@ -310,8 +370,14 @@ export class Tokenizer {
    * and the other special tokens. With `tokenize: true` also returns the ids (encoded without
    * adding special tokens, since the template writes them).
    */
-  applyChatTemplate(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions & { tokenize?: false }): string;
-  applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions & { tokenize: true }): ChatEncoding;
+  applyChatTemplate(
+    messages: readonly ChatMessage[],
+    options?: ApplyChatTemplateOptions & { tokenize?: false },
+  ): string;
+  applyChatTemplate(
+    messages: readonly ChatMessage[],
+    options: ApplyChatTemplateOptions & { tokenize: true },
+  ): ChatEncoding;
   applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions): string | ChatEncoding;
   applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): string | ChatEncoding {
     const { template, source } = this.selectTemplate(options.chatTemplate, options.tools);
@@ -321,13 +387,18 @@ export class Tokenizer {
   }
 
   /** The template to render with, and where it comes from (a file; "the tokenizer" when built in memory). */
-  private selectTemplate(requested: string | undefined, tools: unknown[] | null | undefined): { template: string; source: string } {
+  private selectTemplate(
+    requested: string | undefined,
+    tools: unknown[] | null | undefined,
+  ): { template: string; source: string } {
     const named = (name: string) => ({
       template: this.templates[name]!,
       source: this.templateFiles[name] ?? (name === "default" ? "the tokenizer" : `the tokenizer's template "${name}"`),
     });
     if (requested !== undefined) {
-      return this.templates[requested] !== undefined ? named(requested) : { template: requested, source: "the chatTemplate given" };
+      return this.templates[requested] !== undefined
+        ? named(requested)
+        : { template: requested, source: "the chatTemplate given" };
     }
     if (tools && this.templates.tool_use !== undefined) return named("tool_use");
     if (this.templates.default !== undefined) return named("default");
@@ -335,7 +406,9 @@ export class Tokenizer {
     const source = this.dir ? ` in ${this.dir}` : "";
     throw new ChatTemplateError(
       `this tokenizer has no chat template${source}` +
-        (names.length > 0 ? ` named "default" (it has: ${names.join(", ")}; pass one with { chatTemplate: name })` : "") +
+        (names.length > 0
+          ? ` named "default" (it has: ${names.join(", ")}; pass one with { chatTemplate: name })`
+          : "") +
         `. Supply one: applyChatTemplate(messages, { chatTemplate: "<jinja template>" }), tokenizer.setChatTemplate(template), ` +
         `or a "chat_template" field in ${TOKENIZER_CONFIG} (or a ${CHAT_TEMPLATE_FILE} file)`,
     );
@@ -362,7 +435,10 @@ export class Tokenizer {
       // Keep the config's own form (string or AddedToken object) when it names the same token.
       if (value === undefined) continue;
       const raw = config[key];
-      const same = typeof raw === "string" ? raw === value : raw !== null && typeof raw === "object" && (raw as JsonObject).content === value;
+      const same =
+        typeof raw === "string"
+          ? raw === value
+          : raw !== null && typeof raw === "object" && (raw as JsonObject).content === value;
       if (!same) config[key] = value;
     }
     if (this.parsed.additionalSpecialTokens.length > 0 && config.additional_special_tokens === undefined) {
@@ -370,7 +446,8 @@ export class Tokenizer {
     }
     writeJsonAtomic(join(dir, TOKENIZER_CONFIG), config);
     const map: JsonObject = { ...this.parsed.specialTokens };
-    if (this.parsed.additionalSpecialTokens.length > 0) map.additional_special_tokens = [...this.parsed.additionalSpecialTokens];
+    if (this.parsed.additionalSpecialTokens.length > 0)
+      map.additional_special_tokens = [...this.parsed.additionalSpecialTokens];
     writeJsonAtomic(join(dir, SPECIAL_TOKENS_MAP), map);
     // A chat_template.jinja left in `dir` would win over the config's template when loading.
     const jinja = join(dir, CHAT_TEMPLATE_FILE);

@@ -13,7 +13,12 @@ export const BACKENDS: readonly Backend[] = ["gloo", "nccl"];
 
 /** A collective or the rendezvous failed; names this process's rank and what it was doing. */
 export class DistributedError extends Error {
-  constructor(readonly rank: number, readonly worldSize: number, readonly operation: string, readonly detail: string) {
+  constructor(
+    readonly rank: number,
+    readonly worldSize: number,
+    readonly operation: string,
+    readonly detail: string,
+  ) {
     super(`rank ${rank} of ${worldSize}: ${operation} failed: ${detail}`);
     this.name = "DistributedError";
   }
@@ -42,7 +47,12 @@ export function hasBackend(backend: Backend): boolean {
 /** An asynchronous collective in flight: wait() before reading (or freeing) its tensors. */
 export class Work {
   #handle: number | null;
-  constructor(handle: number, readonly done: (fn: () => void) => void) { this.#handle = handle; }
+  constructor(
+    handle: number,
+    readonly done: (fn: () => void) => void,
+  ) {
+    this.#handle = handle;
+  }
   wait(): void {
     if (this.#handle === null) return;
     const h = this.#handle;
@@ -55,28 +65,46 @@ export class ProcessGroup {
   #group: number | null;
   readonly #store: number;
 
-  private constructor(readonly rank: number, readonly worldSize: number, readonly backend: Backend, store: number, group: number) {
+  private constructor(
+    readonly rank: number,
+    readonly worldSize: number,
+    readonly backend: Backend,
+    store: number,
+    group: number,
+  ) {
     this.#store = store;
     this.#group = group;
   }
 
   /** Joins the group: rank 0 serves the store at masterAddr:masterPort (unless storeServed), the others connect (retrying until the timeout). */
   static init(o: ProcessGroupOptions): ProcessGroup {
-    if (!Number.isInteger(o.worldSize) || o.worldSize < 1) throw new Error(`world size must be a positive integer, not ${o.worldSize}`);
-    if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new Error(`rank must be an integer from 0 to ${o.worldSize - 1}, not ${o.rank}`);
-    if (!BACKENDS.includes(o.backend)) throw new Error(`backend must be one of ${BACKENDS.join(", ")}, not '${o.backend}'`);
+    if (!Number.isInteger(o.worldSize) || o.worldSize < 1)
+      throw new Error(`world size must be a positive integer, not ${o.worldSize}`);
+    if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize)
+      throw new Error(`rank must be an integer from 0 to ${o.worldSize - 1}, not ${o.rank}`);
+    if (!BACKENDS.includes(o.backend))
+      throw new Error(`backend must be one of ${BACKENDS.join(", ")}, not '${o.backend}'`);
     if (!hasBackend(o.backend)) {
-      throw new Error(o.backend === "gloo"
-        ? "this build of the addon has no Gloo backend: install libgloo-dev and rebuild it (npm run build:native)"
-        : "this LibTorch has no NCCL backend (it needs a CUDA build of LibTorch: set LIBTORCH and rebuild the addon)");
+      throw new Error(
+        o.backend === "gloo"
+          ? "this build of the addon has no Gloo backend: install libgloo-dev and rebuild it (npm run build:native)"
+          : "this LibTorch has no NCCL backend (it needs a CUDA build of LibTorch: set LIBTORCH and rebuild the addon)",
+      );
     }
     const where = `rendezvous at ${o.masterAddr}:${o.masterPort}`;
     const attempt = <T>(what: string, fn: () => T): T => {
-      try { return fn(); } catch (e) { throw new DistributedError(o.rank, o.worldSize, what, (e as Error).message); }
+      try {
+        return fn();
+      } catch (e) {
+        throw new DistributedError(o.rank, o.worldSize, what, (e as Error).message);
+      }
     };
-    const store = attempt(where, () => native.distStore(o.masterAddr, o.masterPort, o.worldSize, o.rank === 0 && !o.storeServed, o.timeoutMs));
+    const store = attempt(where, () =>
+      native.distStore(o.masterAddr, o.masterPort, o.worldSize, o.rank === 0 && !o.storeServed, o.timeoutMs),
+    );
     const group = attempt(`${o.backend} process group (${where})`, () =>
-      native.distGroup(store, o.rank, o.worldSize, o.backend, o.timeoutMs, o.masterAddr, o.socketIfname ?? ""));
+      native.distGroup(store, o.rank, o.worldSize, o.backend, o.timeoutMs, o.masterAddr, o.socketIfname ?? ""),
+    );
     return new ProcessGroup(o.rank, o.worldSize, o.backend, store, group);
   }
 
@@ -90,8 +118,12 @@ export class ProcessGroup {
       return fn();
     } catch (e) {
       if (e instanceof DistributedError) throw e;
-      throw new DistributedError(this.rank, this.worldSize, operation, `${(e as Error).message} ` +
-        "(another rank probably exited or stopped answering; its own log says why)");
+      throw new DistributedError(
+        this.rank,
+        this.worldSize,
+        operation,
+        `${(e as Error).message} ` + "(another rank probably exited or stopped answering; its own log says why)",
+      );
     }
   }
 
@@ -109,8 +141,13 @@ export class ProcessGroup {
 
   /** Copies root's `tensors` into every rank's, in place. */
   broadcast(tensors: Tensor[], root = 0): void {
-    const works = tensors.map((t) => new Work(this.#run("broadcast", () => native.distBroadcast(this.group, [t.id], root)),
-      (fn) => this.#run("broadcast", fn)));
+    const works = tensors.map(
+      (t) =>
+        new Work(
+          this.#run("broadcast", () => native.distBroadcast(this.group, [t.id], root)),
+          (fn) => this.#run("broadcast", fn),
+        ),
+    );
     for (const w of works) w.wait();
   }
 
@@ -121,7 +158,9 @@ export class ProcessGroup {
    */
   reduceAsync(tensor: Tensor, root: number, op: ReduceOp = "sum"): Work {
     if (typeof native.distReduce !== "function") {
-      throw new Error("this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native");
+      throw new Error(
+        "this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native",
+      );
     }
     const handle = this.#run("reduce", () => native.distReduce(this.group, tensor.id, root, op));
     return new Work(handle, (fn) => this.#run("reduce", fn));
@@ -156,9 +195,16 @@ export class ProcessGroup {
   gradientSync(params: Tensor[], bucketSizes: number[], owners?: number[]): GradientSync {
     // Reduce mode came with distReduce: an addon without it would ignore `owners` (all-reduce).
     if (owners && typeof native.distReduce !== "function") {
-      throw new Error("this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native");
+      throw new Error(
+        "this build of the addon predates c10d's reduce (ZeRO-2 needs it): rebuild it with npm run build:native",
+      );
     }
-    const handle = native.gradSyncCreate(this.group, params.map((p) => p.id), bucketSizes, owners);
+    const handle = native.gradSyncCreate(
+      this.group,
+      params.map((p) => p.id),
+      bucketSizes,
+      owners,
+    );
     return new GradientSync(handle, bucketSizes.length, (operation, fn) => this.#run(operation, fn));
   }
 
@@ -178,14 +224,22 @@ export class ProcessGroup {
 export class GradientSync {
   #handle: number | null;
 
-  constructor(handle: number, readonly bucketCount: number, readonly run: <T>(operation: string, fn: () => T) => T) { this.#handle = handle; }
+  constructor(
+    handle: number,
+    readonly bucketCount: number,
+    readonly run: <T>(operation: string, fn: () => T) => T,
+  ) {
+    this.#handle = handle;
+  }
 
   get handle(): number {
     if (this.#handle === null) throw new Error("the gradient sync was destroyed");
     return this.#handle;
   }
 
-  arm(): void { native.gradSyncArm(this.handle); }
+  arm(): void {
+    native.gradSyncArm(this.handle);
+  }
 
   /**
    * root.backward(grad), starting each bucket's all-reduce as soon as its gradients are final.
@@ -193,7 +247,12 @@ export class GradientSync {
    * a parameter they reach is not final after this call.
    */
   backward(root: Tensor, grad: Tensor | null, later: Tensor[]): void {
-    native.gradSyncBackward(this.handle, root.id, grad ? grad.id : null, later.map((t) => t.id));
+    native.gradSyncBackward(
+      this.handle,
+      root.id,
+      grad ? grad.id : null,
+      later.map((t) => t.id),
+    );
   }
 
   /** Waits for every bucket and leaves each gradient's mean over the ranks; returns how many buckets started during backward. */
@@ -202,7 +261,9 @@ export class GradientSync {
   }
 
   /** Buckets whose all-reduce has started in this step so far. */
-  started(): number { return native.gradSyncStarted(this.handle); }
+  started(): number {
+    return native.gradSyncStarted(this.handle);
+  }
 
   /** Removes the hooks. */
   destroy(): void {

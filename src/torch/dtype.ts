@@ -1,6 +1,7 @@
 // Data types and devices: PyTorch's names, LibTorch's ScalarType codes, and the typed arrays that hold them.
 
-export type DType = "float32" | "float64" | "float16" | "bfloat16" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
+export type DType =
+  "float32" | "float64" | "float16" | "bfloat16" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 
 /** Whether `name` is a device this API knows ("cpu", "cuda", "cuda:N"), as opposed to a dtype or a typo. */
@@ -16,12 +17,26 @@ export function toDevice(name: string): Device {
 
 /** c10::ScalarType codes (c10/core/ScalarType.h). */
 const CODES: Record<DType, number> = {
-  uint8: 0, int8: 1, int16: 2, int32: 3, int64: 4, float16: 5, float32: 6, float64: 7, bool: 11, bfloat16: 15,
+  uint8: 0,
+  int8: 1,
+  int16: 2,
+  int32: 3,
+  int64: 4,
+  float16: 5,
+  float32: 6,
+  float64: 7,
+  bool: 11,
+  bfloat16: 15,
 };
 const NAMES = new Map<number, DType>(Object.entries(CODES).map(([n, c]) => [c, n as DType]));
 
 export const ALIASES: Record<string, DType> = {
-  float: "float32", double: "float64", half: "float16", long: "int64", int: "int32", short: "int16",
+  float: "float32",
+  double: "float64",
+  half: "float16",
+  long: "int64",
+  int: "int32",
+  short: "int16",
 };
 
 export function dtypeCode(dtype: DType | string): number {
@@ -45,26 +60,45 @@ export function isFloating(dtype: DType): boolean {
 
 export function itemSize(dtype: DType): number {
   switch (dtype) {
-    case "float64": case "int64": return 8;
-    case "float32": case "int32": return 4;
-    case "float16": case "bfloat16": case "int16": return 2;
-    default: return 1;
+    case "float64":
+    case "int64":
+      return 8;
+    case "float32":
+    case "int32":
+      return 4;
+    case "float16":
+    case "bfloat16":
+    case "int16":
+      return 2;
+    default:
+      return 1;
   }
 }
 
-export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
+export type TypedArray =
+  Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
 /** A typed array over `buffer` that matches `dtype` (16-bit floats come back as raw Uint16 bits). */
 export function typedArrayFor(dtype: DType, buffer: ArrayBuffer, byteOffset = 0, length?: number): TypedArray {
   switch (dtype) {
-    case "float32": return new Float32Array(buffer, byteOffset, length);
-    case "float64": return new Float64Array(buffer, byteOffset, length);
-    case "int64": return new BigInt64Array(buffer, byteOffset, length);
-    case "int32": return new Int32Array(buffer, byteOffset, length);
-    case "int16": return new Int16Array(buffer, byteOffset, length);
-    case "int8": return new Int8Array(buffer, byteOffset, length);
-    case "uint8": case "bool": return new Uint8Array(buffer, byteOffset, length);
-    case "float16": case "bfloat16": return new Uint16Array(buffer, byteOffset, length);
+    case "float32":
+      return new Float32Array(buffer, byteOffset, length);
+    case "float64":
+      return new Float64Array(buffer, byteOffset, length);
+    case "int64":
+      return new BigInt64Array(buffer, byteOffset, length);
+    case "int32":
+      return new Int32Array(buffer, byteOffset, length);
+    case "int16":
+      return new Int16Array(buffer, byteOffset, length);
+    case "int8":
+      return new Int8Array(buffer, byteOffset, length);
+    case "uint8":
+    case "bool":
+      return new Uint8Array(buffer, byteOffset, length);
+    case "float16":
+    case "bfloat16":
+      return new Uint16Array(buffer, byteOffset, length);
   }
 }
 
@@ -77,5 +111,7 @@ export function dtypeOfTypedArray(a: ArrayBufferView): DType {
   if (a instanceof Int16Array) return "int16";
   if (a instanceof Int8Array) return "int8";
   if (a instanceof Uint8Array) return "uint8";
-  throw new Error("unsupported typed array; use Float32Array, Float64Array, BigInt64Array, Int32Array, Int16Array, Int8Array or Uint8Array");
+  throw new Error(
+    "unsupported typed array; use Float32Array, Float64Array, BigInt64Array, Int32Array, Int16Array, Int8Array or Uint8Array",
+  );
 }

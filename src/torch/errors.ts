@@ -9,7 +9,10 @@ export class TorchError extends Error {
    * @param torchMessage LibTorch's message (or the binding's, for arguments it rejects), without
    *   the C++ backtrace.
    */
-  constructor(readonly op: string, readonly torchMessage: string) {
+  constructor(
+    readonly op: string,
+    readonly torchMessage: string,
+  ) {
     super(`${op}: ${torchMessage}`);
     this.name = "TorchError";
   }

@@ -4,8 +4,20 @@ import { hasOp } from "./ops.js";
 import { tidy } from "./scope.js";
 import { dtypeCode } from "./dtype.js";
 
-export function cat(tensors: Tensor[], dim = 0): Tensor { return callTensor("cat", tensors.map((t) => t.id), dim); }
-export function stack(tensors: Tensor[], dim = 0): Tensor { return callTensor("stack", tensors.map((t) => t.id), dim); }
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  return callTensor(
+    "cat",
+    tensors.map((t) => t.id),
+    dim,
+  );
+}
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  return callTensor(
+    "stack",
+    tensors.map((t) => t.id),
+    dim,
+  );
+}
 
 /** Elementwise choice: `condition ? a : b`, with broadcasting; a and b may be numbers. */
 export function where(condition: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
@@ -15,8 +27,12 @@ export function where(condition: Tensor, a: TensorOrScalar, b: TensorOrScalar): 
   return callTensor("where.Scalar", condition.id, a, b);
 }
 
-export function matmul(a: Tensor, b: Tensor): Tensor { return a.matmul(b); }
-export function bmm(a: Tensor, b: Tensor): Tensor { return a.bmm(b); }
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
+export function bmm(a: Tensor, b: Tensor): Tensor {
+  return a.bmm(b);
+}
 
 /** y = x W^T + b, with W of shape [out, in] as in torch.nn.Linear. */
 export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
@@ -28,8 +44,20 @@ export function embedding(weight: Tensor, indices: Tensor, paddingIdx = -1): Ten
   return callTensor("embedding", weight.id, indices.id, paddingIdx, false, false);
 }
 
-export function layerNorm(input: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
-  return callNamed("layer_norm", { input: input.id, normalized_shape: normalizedShape, weight: weight?.id, bias: bias?.id, eps });
+export function layerNorm(
+  input: Tensor,
+  normalizedShape: number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
+  return callNamed("layer_norm", {
+    input: input.id,
+    normalized_shape: normalizedShape,
+    weight: weight?.id,
+    bias: bias?.id,
+    eps,
+  });
 }
 
 /**
@@ -44,8 +72,12 @@ export function rmsNorm(input: Tensor, weight?: Tensor | null, eps = 1e-6): Tens
   });
 }
 
-export function softmax(input: Tensor, dim: number): Tensor { return input.softmax(dim); }
-export function logSoftmax(input: Tensor, dim: number): Tensor { return input.logSoftmax(dim); }
+export function softmax(input: Tensor, dim: number): Tensor {
+  return input.softmax(dim);
+}
+export function logSoftmax(input: Tensor, dim: number): Tensor {
+  return input.logSoftmax(dim);
+}
 
 export type Reduction = "none" | "mean" | "sum";
 const REDUCTIONS: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
@@ -54,14 +86,26 @@ const REDUCTIONS: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
  * Cross-entropy of logits [N, C] (or [N, C, d...]) against class indices, as
  * torch.nn.functional.cross_entropy: targets equal to `ignoreIndex` do not count.
  */
-export function crossEntropy(logits: Tensor, target: Tensor, options: {
-  ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number; weight?: Tensor;
-} = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  target: Tensor,
+  options: {
+    ignoreIndex?: number;
+    reduction?: Reduction;
+    labelSmoothing?: number;
+    weight?: Tensor;
+  } = {},
+): Tensor {
   const reduction = REDUCTIONS[options.reduction ?? "mean"];
-  if (reduction === undefined) throw new Error(`crossEntropy: reduction must be none, mean or sum, got ${options.reduction}`);
+  if (reduction === undefined)
+    throw new Error(`crossEntropy: reduction must be none, mean or sum, got ${options.reduction}`);
   return callNamed("cross_entropy_loss", {
-    self: logits.id, target: target.id, weight: options.weight?.id, reduction,
-    ignore_index: options.ignoreIndex ?? -100, label_smoothing: options.labelSmoothing ?? 0,
+    self: logits.id,
+    target: target.id,
+    weight: options.weight?.id,
+    reduction,
+    ignore_index: options.ignoreIndex ?? -100,
+    label_smoothing: options.labelSmoothing ?? 0,
   });
 }
 
@@ -95,16 +139,32 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
     // them, so it is used only when the lengths are equal and no other mask is given.
     if (isCausal && (mask || tq !== tk)) {
       const causal = callNamed("ones", { size: [tq, tk], dtype: dtypeCode("bool"), device: q.device }).tril(tk - tq);
-      mask = mask ? (mask.dtype === "bool" ? causal.logicalAnd(mask) : mask.maskedFill(causal.logicalNot(), -Infinity)) : causal;
+      mask = mask
+        ? mask.dtype === "bool"
+          ? causal.logicalAnd(mask)
+          : mask.maskedFill(causal.logicalNot(), -Infinity)
+        : causal;
       isCausal = false;
     }
     if (mask && mask.dtype === "bool") {
-      const lowest = { float64: -Number.MAX_VALUE, float16: -65504, bfloat16: -3.3895313892515355e38 }[q.dtype as string] ?? -3.4028234663852886e38;
-      mask = callNamed("zeros", { size: mask.shape, dtype: dtypeCode(q.dtype), device: q.device }).maskedFill(mask.logicalNot(), lowest);
+      const lowest =
+        { float64: -Number.MAX_VALUE, float16: -65504, bfloat16: -3.3895313892515355e38 }[q.dtype as string] ??
+        -3.4028234663852886e38;
+      mask = callNamed("zeros", { size: mask.shape, dtype: dtypeCode(q.dtype), device: q.device }).maskedFill(
+        mask.logicalNot(),
+        lowest,
+      );
     }
     const maskId = mask ? mask.id : null;
     if (hasOp("scaled_dot_product_attention")) {
-      return callNamed("scaled_dot_product_attention", { query: q.id, key: k.id, value: v.id, attn_mask: maskId, dropout_p: dropoutP, is_causal: isCausal });
+      return callNamed("scaled_dot_product_attention", {
+        query: q.id,
+        key: k.id,
+        value: v.id,
+        attn_mask: maskId,
+        dropout_p: dropoutP,
+        is_causal: isCausal,
+      });
     }
     if (hasOp("_scaled_dot_product_attention")) {
       // LibTorch 1.13's name; it also returns the attention weights (empty unless asked for).
@@ -128,10 +188,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
  */
 export function tokenLogProbs(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
   if (logits.ndim !== labels.ndim + 1) {
-    throw new Error(`tokenLogProbs: logits must have one more dimension than labels, got [${logits.shape}] and [${labels.shape}]`);
+    throw new Error(
+      `tokenLogProbs: logits must have one more dimension than labels, got [${logits.shape}] and [${labels.shape}]`,
+    );
   }
   return tidy(() => {
-    if (logits.dtype === "bfloat16" || logits.dtype === "float16") logits = logits.to("float32");  // [N, T, V]
+    if (logits.dtype === "bfloat16" || logits.dtype === "float16") logits = logits.to("float32"); // [N, T, V]
     const ignored = labels.eq(ignoreIndex);
     const picked = logits.gather(-1, labels.maskedFill(ignored, 0).unsqueeze(-1)).squeeze(-1);
     return picked.sub(logits.logsumexp(-1)).maskedFill(ignored, 0);

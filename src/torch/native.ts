@@ -11,8 +11,18 @@ import { join } from "node:path";
 import { packageRoot } from "../util/package-root.js";
 import { TorchError } from "./errors.js";
 
-export interface NativeMemory { tensors: number; bytes: number; cpuAllocated: number; cpuPeak: number }
-export interface NativeBuildInfo { torchVersion: string; cuda: boolean; cudaDevices: number; parallelInfo: string }
+export interface NativeMemory {
+  tensors: number;
+  bytes: number;
+  cpuAllocated: number;
+  cpuPeak: number;
+}
+export interface NativeBuildInfo {
+  torchVersion: string;
+  cuda: boolean;
+  cudaDevices: number;
+  parallelInfo: string;
+}
 
 /** What native/src/addon.cc exports. Tensor ids are plain numbers naming slots in its store. */
 export interface NativeAddon {
@@ -52,7 +62,15 @@ export interface NativeAddon {
   distStoreSet(store: number, key: string, value: string): void;
   distStoreGet(store: number, key: string): string;
   distStoreAdd(store: number, key: string, delta: number): number;
-  distGroup(store: number, rank: number, worldSize: number, backend: string, timeoutMs: number, host: string, ifname: string): number;
+  distGroup(
+    store: number,
+    rank: number,
+    worldSize: number,
+    backend: string,
+    timeoutMs: number,
+    host: string,
+    ifname: string,
+  ): number;
   distDestroy(group: number): void;
   /** Returns a work handle for distWait. */
   distAllreduce(group: number, ids: number[], op: string): number;
@@ -83,7 +101,10 @@ export function addonPath(): string {
 }
 
 /** What the engine did about OpenBLAS's core type before LibTorch loaded (README, "How it is built"). */
-export interface BlasSetup { coretype: string | null; chosenByEngine: boolean }
+export interface BlasSetup {
+  coretype: string | null;
+  chosenByEngine: boolean;
+}
 let blas: BlasSetup | null = null;
 
 /** The BLAS setup, settled when the addon loads (it loads here if it has not yet). */
@@ -102,7 +123,11 @@ function chooseBlasCoreType(): BlasSetup {
   const own = process.env.OPENBLAS_CORETYPE;
   if (own) return { coretype: own, chosenByEngine: false };
   let flags: string;
-  try { flags = readFileSync("/proc/cpuinfo", "utf8"); } catch { return { coretype: null, chosenByEngine: false }; }
+  try {
+    flags = readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return { coretype: null, chosenByEngine: false };
+  }
   if (/\bavx512f\b/.test(flags) && /\bavx512bw\b/.test(flags)) {
     process.env.OPENBLAS_CORETYPE = "SkylakeX";
     return { coretype: "SkylakeX", chosenByEngine: true };
@@ -114,10 +139,14 @@ function chooseBlasCoreType(): BlasSetup {
 function checkOmpNumThreads(): void {
   const value = process.env.OMP_NUM_THREADS;
   if (value === undefined || value.trim() === "") return;
-  const ok = value.split(",").every((part) => /^\s*\d+\s*$/.test(part) && Number(part) >= 1 && Number(part) <= MAX_THREADS);
+  const ok = value
+    .split(",")
+    .every((part) => /^\s*\d+\s*$/.test(part) && Number(part) >= 1 && Number(part) <= MAX_THREADS);
   if (!ok) {
-    throw new Error(`omni-dpo: OMP_NUM_THREADS=${value} is not a thread count from 1 to ${MAX_THREADS}; ` +
-      "set it to a whole number in that range (or unset it to use every core)");
+    throw new Error(
+      `omni-dpo: OMP_NUM_THREADS=${value} is not a thread count from 1 to ${MAX_THREADS}; ` +
+        "set it to a whole number in that range (or unset it to use every core)",
+    );
   }
 }
 
@@ -129,16 +158,21 @@ function addon(): NativeAddon {
   checkOmpNumThreads();
   const file = addonPath();
   if (!existsSync(file)) {
-    throw new Error(`omni-dpo: the native addon is not built (${file} is missing).\n` +
-      "  Build it with `npm rebuild omni-dpo` where omni-dpo is installed, `npm run build:native` in a checkout\n" +
-      "  (needs LibTorch: `apt-get install libtorch-dev libopenblas0-pthread`, or LIBTORCH=<dir>).");
+    throw new Error(
+      `omni-dpo: the native addon is not built (${file} is missing).\n` +
+        "  Build it with `npm rebuild omni-dpo` where omni-dpo is installed, `npm run build:native` in a checkout\n" +
+        "  (needs LibTorch: `apt-get install libtorch-dev libopenblas0-pthread`, or LIBTORCH=<dir>).",
+    );
   }
   let a: NativeAddon;
   try {
     a = createRequire(import.meta.url)(file) as NativeAddon;
   } catch (e) {
-    throw new Error(`omni-dpo: the native addon ${file} could not be loaded: ${(e as Error).message}\n` +
-      "  Rebuild it with `npm run build:native` against the LibTorch this machine has.", { cause: e });
+    throw new Error(
+      `omni-dpo: the native addon ${file} could not be loaded: ${(e as Error).message}\n` +
+        "  Rebuild it with `npm run build:native` against the LibTorch this machine has.",
+      { cause: e },
+    );
   }
   a.configure(TorchError, MAX_THREADS);
   // LibTorch's own default can be a single thread; use every core unless the user said otherwise.

@@ -82,7 +82,8 @@ export function positionalArguments(name: string, args: Readonly<Record<string, 
   const out: unknown[] = [];
   for (const [key, value] of Object.entries(args)) {
     const i = index.get(key);
-    if (i === undefined) throw new Error(`aten::${name} has no argument '${key}'; its arguments: ${[...index.keys()].join(", ")}`);
+    if (i === undefined)
+      throw new Error(`aten::${name} has no argument '${key}'; its arguments: ${[...index.keys()].join(", ")}`);
     out[i] = value;
   }
   // Holes (arguments not given) read as undefined, which the addon fills with the default.

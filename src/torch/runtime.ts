@@ -5,13 +5,21 @@ import { Tensor } from "./tensor.js";
 /** Runs `fn` with gradient recording off (PyTorch's torch.no_grad()), restoring it after. */
 export function noGrad<T>(fn: () => T): T {
   const before = native.gradEnabled(false);
-  try { return fn(); } finally { native.gradEnabled(before); }
+  try {
+    return fn();
+  } finally {
+    native.gradEnabled(before);
+  }
 }
 
 /** Runs `fn` with gradient recording on, even inside noGrad(). */
 export function enableGrad<T>(fn: () => T): T {
   const before = native.gradEnabled(true);
-  try { return fn(); } finally { native.gradEnabled(before); }
+  try {
+    return fn();
+  } finally {
+    native.gradEnabled(before);
+  }
 }
 
 export function isGradEnabled(): boolean {
@@ -29,7 +37,9 @@ export function setNumThreads(n: number): void {
   }
   native.numThreads(n);
 }
-export function getNumThreads(): number { return native.numThreads(); }
+export function getNumThreads(): number {
+  return native.numThreads();
+}
 
 /** Seeds the default CPU generator (and CUDA's, where present), as torch.manual_seed. */
 export function manualSeed(seed: number): void {
@@ -38,20 +48,37 @@ export function manualSeed(seed: number): void {
 }
 
 /** The default generator's state as a uint8 tensor, for checkpoints. */
-export function getRngState(): Tensor { return new Tensor(native.rngState() as number); }
-export function setRngState(state: Tensor): void { native.rngState(state.id); }
+export function getRngState(): Tensor {
+  return new Tensor(native.rngState() as number);
+}
+export function setRngState(state: Tensor): void {
+  native.rngState(state.id);
+}
 
 export const cuda = {
-  isAvailable(): boolean { return native.buildInfo().cuda; },
-  deviceCount(): number { return native.buildInfo().cudaDevices; },
+  isAvailable(): boolean {
+    return native.buildInfo().cuda;
+  },
+  deviceCount(): number {
+    return native.buildInfo().cudaDevices;
+  },
 };
 
 /** What LibTorch this is and how it was set up: version, CUDA, threads, BLAS core type. */
-export function buildInfo(): { torchVersion: string; cuda: boolean; threads: number; openblasCoretype: string | null; coretypeChosenByEngine: boolean } {
+export function buildInfo(): {
+  torchVersion: string;
+  cuda: boolean;
+  threads: number;
+  openblasCoretype: string | null;
+  coretypeChosenByEngine: boolean;
+} {
   const info = native.buildInfo();
   const blas = blasSetup();
   return {
-    torchVersion: info.torchVersion, cuda: info.cuda, threads: native.numThreads(),
-    openblasCoretype: blas.coretype, coretypeChosenByEngine: blas.chosenByEngine,
+    torchVersion: info.torchVersion,
+    cuda: info.cuda,
+    threads: native.numThreads(),
+    openblasCoretype: blas.coretype,
+    coretypeChosenByEngine: blas.chosenByEngine,
   };
 }

@@ -45,24 +45,42 @@ function flushPending(): void {
 /** Called by every new tensor wrapper: the innermost scope owns it, or else the backstop. */
 export function track(t: Owned): void {
   const scope = scopes[scopes.length - 1];
-  if (scope) { scope.push(t); return; }
+  if (scope) {
+    scope.push(t);
+    return;
+  }
   pending.push(t);
   if (pending.length >= PENDING_LIMIT) flushPending();
-  else if (!flushQueued) { flushQueued = true; queueMicrotask(flushPending); }
+  else if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flushPending);
+  }
 }
 
 /** Called by Tensor.dispose: the native slot is freed now, so the backstop must not fire later. */
 export function untrack(t: Owned): void {
-  if (t.backstopArmed) { finalizer.unregister(t); t.backstopArmed = false; }
+  if (t.backstopArmed) {
+    finalizer.unregister(t);
+    t.backstopArmed = false;
+  }
 }
 
 /** Calls each tensor found in `value` (a tensor, or arrays and plain objects holding them). */
 export function forEachTensor(value: unknown, fn: (t: Owned) => void, seen = new Set<unknown>()): void {
   if (value === null || typeof value !== "object" || seen.has(value)) return;
   seen.add(value);
-  if (isOwned(value)) { fn(value); return; }
-  if (Array.isArray(value)) { for (const v of value) forEachTensor(v, fn, seen); return; }
-  if (value instanceof Map) { for (const v of value.values()) forEachTensor(v, fn, seen); return; }
+  if (isOwned(value)) {
+    fn(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) forEachTensor(v, fn, seen);
+    return;
+  }
+  if (value instanceof Map) {
+    for (const v of value.values()) forEachTensor(v, fn, seen);
+    return;
+  }
   const proto = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {
     for (const v of Object.values(value)) forEachTensor(v, fn, seen);
@@ -97,8 +115,10 @@ export function tidy<T>(fn: () => T): T {
     const parent = scopes[scopes.length - 1];
     for (const t of scope) {
       if (t.isDisposed) continue;
-      if (returned.has(t)) { if (parent) parent.push(t); else armBackstop(t); }
-      else if (t.isKept) armBackstop(t);
+      if (returned.has(t)) {
+        if (parent) parent.push(t);
+        else armBackstop(t);
+      } else if (t.isKept) armBackstop(t);
       else t.dispose();
     }
   }

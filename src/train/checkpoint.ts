@@ -46,20 +46,26 @@ export interface TrainerState {
 }
 
 /** transformers' best_model_checkpoint, best_metric and best_global_step. */
-export interface BestCheckpoint { checkpoint: string; metric: number; step: number }
+export interface BestCheckpoint {
+  checkpoint: string;
+  metric: number;
+  step: number;
+}
 
 const PREFIX = "checkpoint-";
 const DELETING = ".deleting";
 
 export function checkpointDirs(outputDir: string): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
-  return readdirSync(outputDir)
-    // Every checkpoint-N, also one without its resume state: skipping it would silently restart the
-    // run, and a later save of that step would replace it (checkResumable refuses it instead).
-    .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)))
-    .filter((n) => statSync(join(outputDir, n)).isDirectory())
-    .map((n) => ({ step: Number(n.slice(PREFIX.length)), dir: join(outputDir, n) }))
-    .sort((a, b) => a.step - b.step);
+  return (
+    readdirSync(outputDir)
+      // Every checkpoint-N, also one without its resume state: skipping it would silently restart the
+      // run, and a later save of that step would replace it (checkResumable refuses it instead).
+      .filter((n) => n.startsWith(PREFIX) && /^\d+$/.test(n.slice(PREFIX.length)))
+      .filter((n) => statSync(join(outputDir, n)).isDirectory())
+      .map((n) => ({ step: Number(n.slice(PREFIX.length)), dir: join(outputDir, n) }))
+      .sort((a, b) => a.step - b.step)
+  );
 }
 
 export function latestCheckpoint(outputDir: string): string | null {
@@ -86,8 +92,10 @@ export interface CheckpointParts {
 export function syncedReferenceDir(checkpoint: string): string {
   const dir = join(checkpoint, "ref_model");
   if (!existsSync(join(dir, "config.json"))) {
-    throw new Error(`${checkpoint}: no ref_model/ (the synced reference sync_ref_model trains with); it was written without ` +
-      "sync_ref_model: resume it without, or set overwrite_output_dir: true to start afresh");
+    throw new Error(
+      `${checkpoint}: no ref_model/ (the synced reference sync_ref_model trains with); it was written without ` +
+        "sync_ref_model: resume it without, or set overwrite_output_dir: true to start afresh",
+    );
   }
   return dir;
 }
@@ -101,16 +109,21 @@ export function removeCheckpoint(dir: string): void {
   rmSync(doomed, { recursive: true, force: true });
 }
 
-export async function saveTrainingCheckpoint(outputDir: string, parts: CheckpointParts, saveTotalLimit: number | null,
-  keep: string | null = null): Promise<string> {
+export async function saveTrainingCheckpoint(
+  outputDir: string,
+  parts: CheckpointParts,
+  saveTotalLimit: number | null,
+  keep: string | null = null,
+): Promise<string> {
   const final = join(outputDir, `${PREFIX}${parts.state.globalStep}`);
   const tmp = tempPath(final);
   rmSync(tmp, { recursive: true, force: true });
   try {
     writingTo(tmp, () => mkdirSync(tmp, { recursive: true }));
     // The adapter alone for a LoRA model (its optimizer state is the adapter's too), else the whole model.
-    const save = parts.saveModel ?? ((dir: string) =>
-      savePretrained(parts.model, dir, { baseModelNameOrPath: parts.baseModelNameOrPath }));
+    const save =
+      parts.saveModel ??
+      ((dir: string) => savePretrained(parts.model, dir, { baseModelNameOrPath: parts.baseModelNameOrPath }));
     writingTo(tmp, () => save(tmp));
     if (parts.tokenizer) await parts.tokenizer.save(tmp);
     if (parts.syncedReference) {
@@ -137,11 +150,16 @@ export async function saveTrainingCheckpoint(outputDir: string, parts: Checkpoin
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  if (existsSync(final)) removeCheckpoint(final);  // a step saved again (a run resumed from an earlier checkpoint)
+  if (existsSync(final)) removeCheckpoint(final); // a step saved again (a run resumed from an earlier checkpoint)
   writingTo(final, () => renameSync(tmp, final));
   fsyncPath(outputDir);
   if (saveTotalLimit !== null && saveTotalLimit > 0) {
-    for (const old of rotatedOut(checkpointDirs(outputDir).map((c) => c.dir), saveTotalLimit, keep)) removeCheckpoint(old);
+    for (const old of rotatedOut(
+      checkpointDirs(outputDir).map((c) => c.dir),
+      saveTotalLimit,
+      keep,
+    ))
+      removeCheckpoint(old);
   }
   return final;
 }
@@ -181,10 +199,14 @@ export function cleanOutputDir(outputDir: string): string[] {
 export function readTrainerState(dir: string): TrainerState {
   const file = join(dir, RESUME_STATE);
   if (!existsSync(file)) {
-    const hfOnly = existsSync(join(dir, TRAINER_STATE)) ? ` (its ${TRAINER_STATE} is transformers' record, without the data position and RNG an exact resume needs)` : "";
-    throw new Error(`${dir}: not an omni-dpo checkpoint: ${file} is missing${hfOnly}; ` +
-      "the run cannot continue from it. " +
-      "Set overwrite_output_dir: true (deleting its checkpoints) or choose a new output_dir to start afresh");
+    const hfOnly = existsSync(join(dir, TRAINER_STATE))
+      ? ` (its ${TRAINER_STATE} is transformers' record, without the data position and RNG an exact resume needs)`
+      : "";
+    throw new Error(
+      `${dir}: not an omni-dpo checkpoint: ${file} is missing${hfOnly}; ` +
+        "the run cannot continue from it. " +
+        "Set overwrite_output_dir: true (deleting its checkpoints) or choose a new output_dir to start afresh",
+    );
   }
   const state = readJsonFile(file) as Partial<TrainerState>;
   const integers = ["globalStep", "epochIndex", "nextBatch", "schedulerStep", "totalSteps", "trainPairs"] as const;
@@ -216,7 +238,10 @@ function readJsonFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-interface OptimizerMeta { scalars: Record<string, Record<string, number>>; paramGroups: Record<string, unknown>[] }
+interface OptimizerMeta {
+  scalars: Record<string, Record<string, number>>;
+  paramGroups: Record<string, unknown>[];
+}
 
 /** optimizer.json: the optimizer's scalar state by parameter index, and its parameter groups. */
 function readOptimizerMeta(dir: string): OptimizerMeta {
@@ -228,8 +253,10 @@ function readOptimizerMeta(dir: string): OptimizerMeta {
     throw new Error(`${file}: field 'scalars' must be an object`);
   }
   for (const [index, values] of Object.entries(scalars as Record<string, unknown>)) {
-    const bad = typeof values !== "object" || values === null ? [index, values]
-      : Object.entries(values).find(([, v]) => typeof v !== "number" || !Number.isFinite(v));
+    const bad =
+      typeof values !== "object" || values === null
+        ? [index, values]
+        : Object.entries(values).find(([, v]) => typeof v !== "number" || !Number.isFinite(v));
     if (bad) {
       throw new Error(`${file}: field 'scalars.${index}' must hold finite numbers, got ${JSON.stringify(values)}`);
     }
@@ -282,11 +309,19 @@ export function loadOptimizerState(dir: string, optimizer: TrainOptimizer): void
 
 export function rngStateToBase64(): string {
   const t = torch.getRngState();
-  try { return Buffer.from((t.data() as Uint8Array)).toString("base64"); } finally { t.dispose(); }
+  try {
+    return Buffer.from(t.data() as Uint8Array).toString("base64");
+  } finally {
+    t.dispose();
+  }
 }
 
 export function restoreRngState(base64: string): void {
   const bytes = Buffer.from(base64, "base64");
   const t = torch.tensor(new Uint8Array(bytes));
-  try { torch.setRngState(t); } finally { t.dispose(); }
+  try {
+    torch.setRngState(t);
+  } finally {
+    t.dispose();
+  }
 }

@@ -9,7 +9,12 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { isWithin } from "../util/paths.js";
 import { readTextFile } from "../util/utf8.js";
 import { isMap, isScalar, LineCounter, parse as parseYaml, parseDocument, visit } from "yaml";
-import { objectiveConfigKeys, objectiveFromConfig, REFERENCE_LOSSES, type ResolvedPreferenceOptions } from "../objectives/index.js";
+import {
+  objectiveConfigKeys,
+  objectiveFromConfig,
+  REFERENCE_LOSSES,
+  type ResolvedPreferenceOptions,
+} from "../objectives/index.js";
 import { resolveLengthNorm } from "./length-norm.js";
 import { nearestKey } from "../util/nearest.js";
 
@@ -29,7 +34,10 @@ export interface TrainConfig extends Omit<RecipeValues, "dpoLengthNorm"> {
 }
 
 export class ConfigError extends Error {
-  constructor(message: string) { super(message); this.name = "ConfigError"; }
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
 }
 
 /** A value as errors show it: JSON, but infinities and NaN (which JSON writes as null) by name. */
@@ -44,27 +52,43 @@ function typed(key: string, spec: KeySpec, v: unknown, where: string): unknown {
   // Reference YAMLs are read by Python's HfArgumentParser, where `None` means unset.
   if (v === null || v === undefined || v === "None") return null;
   const bad = (expected: string) => new ConfigError(`${where}: key '${key}' must be ${expected}, got ${shown(v)}`);
-  const numeric = typeof v === "string" && v.trim() !== "" ? Number(v) : v;  // YAML 1.1 reads `1e-6` as a string
+  const numeric = typeof v === "string" && v.trim() !== "" ? Number(v) : v; // YAML 1.1 reads `1e-6` as a string
   switch (spec.kind) {
     case "path":
-    case "string": if (typeof v !== "string") throw bad("a string"); return v;
-    case "enum": if (typeof v !== "string" || !spec.values!.includes(v)) throw bad(`one of ${spec.values!.join(", ")}`); return v;
-    case "boolean": if (typeof v !== "boolean") throw bad("true or false"); return v;
+    case "string":
+      if (typeof v !== "string") throw bad("a string");
+      return v;
+    case "enum":
+      if (typeof v !== "string" || !spec.values!.includes(v)) throw bad(`one of ${spec.values!.join(", ")}`);
+      return v;
+    case "boolean":
+      if (typeof v !== "boolean") throw bad("true or false");
+      return v;
     case "number":
-    case "steps": if (typeof numeric !== "number" || !Number.isFinite(numeric)) throw bad("a number"); return numeric;
-    case "integer": if (typeof numeric !== "number" || !Number.isInteger(numeric)) throw bad("an integer"); return numeric;
-    case "checkpoint": if (typeof v !== "string" && typeof v !== "boolean") throw bad("a path or true/false"); return v;
+    case "steps":
+      if (typeof numeric !== "number" || !Number.isFinite(numeric)) throw bad("a number");
+      return numeric;
+    case "integer":
+      if (typeof numeric !== "number" || !Number.isInteger(numeric)) throw bad("an integer");
+      return numeric;
+    case "checkpoint":
+      if (typeof v !== "string" && typeof v !== "boolean") throw bad("a path or true/false");
+      return v;
     case "mixer": {
       if (typeof v === "string") return { [v]: 1 };
       if (Array.isArray(v) && v.every((x) => typeof x === "string")) return Object.fromEntries(v.map((p) => [p, 1]));
       if (typeof v !== "object" || Array.isArray(v)) throw bad("a mapping {path: fraction}");
       for (const [p, f] of Object.entries(v as Record<string, unknown>)) {
-        if (typeof f !== "number" || !(f > 0 && f <= 1)) throw new ConfigError(`${where}: dataset_mixer: fraction for '${p}' must be a number in (0, 1], got ${JSON.stringify(f)}`);
+        if (typeof f !== "number" || !(f > 0 && f <= 1))
+          throw new ConfigError(
+            `${where}: dataset_mixer: fraction for '${p}' must be a number in (0, 1], got ${JSON.stringify(f)}`,
+          );
       }
       return v;
     }
     case "list":
-    case "mapping": return v;  // checked by the key's own rule, where the trainer reads it
+    case "mapping":
+      return v; // checked by the key's own rule, where the trainer reads it
   }
 }
 
@@ -78,12 +102,18 @@ export function parseOverride(text: string): [string, unknown] {
   if (eq <= 0) throw new ConfigError(`--set expects key=value, got '${text}'`);
   const key = text.slice(0, eq).trim();
   const raw = text.slice(eq + 1);
-  if (raw.trim() === "") throw new ConfigError(`--set ${key}: the value is empty (give one, or None for the key's default)`);
+  if (raw.trim() === "")
+    throw new ConfigError(`--set ${key}: the value is empty (give one, or None for the key's default)`);
   let value: unknown;
-  try { value = parseYaml(raw); } catch (e) {
-    throw new ConfigError(`--set ${key}: '${raw}' is not a YAML value (${(e as Error).message.split("\n")[0]!.replace(/:$/, "")})`);
+  try {
+    value = parseYaml(raw);
+  } catch (e) {
+    throw new ConfigError(
+      `--set ${key}: '${raw}' is not a YAML value (${(e as Error).message.split("\n")[0]!.replace(/:$/, "")})`,
+    );
   }
-  if (typeof value === "number" && !Number.isFinite(value)) throw new ConfigError(`--set ${key}: '${raw}' is ${shown(value)}`);
+  if (typeof value === "number" && !Number.isFinite(value))
+    throw new ConfigError(`--set ${key}: '${raw}' is ${shown(value)}`);
   return [key, value];
 }
 
@@ -99,7 +129,10 @@ export function reportedTo(v: unknown): Record<string, boolean> {
   return out;
 }
 
-export interface LoadedConfig { config: TrainConfig; warnings: string[] }
+export interface LoadedConfig {
+  config: TrainConfig;
+  warnings: string[];
+}
 
 export interface LoadOptions {
   /** Unknown keys are warnings instead of errors (the CLI's --allow-unknown-keys). */
@@ -137,17 +170,24 @@ function parseRecipe(text: string, source: string): unknown {
         const line = lines.linePos(pair.key.range?.[0] ?? 0).line;
         const first = seen.get(pair.key.value);
         if (first !== undefined) {
-          throw new ConfigError(`${source}: line ${line}: key '${keyName(String(pair.key.value))}' repeats the one on line ${first}`);
+          throw new ConfigError(
+            `${source}: line ${line}: key '${keyName(String(pair.key.value))}' repeats the one on line ${first}`,
+          );
         }
         seen.set(pair.key.value, line);
       }
     },
   });
-  try { return doc.toJS(); } catch (e) { throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`); }
+  try {
+    return doc.toJS();
+  } catch (e) {
+    throw new ConfigError(`${source}: not valid YAML (${(e as Error).message})`);
+  }
 }
 
 /** What to do with a Hub dataset id. */
-export const HUB_HINT = "datasets are not downloaded: save it as JSONL or Parquet (datasets' to_json or to_parquet; docs/recipe-keys.md, TRL recipes) " +
+export const HUB_HINT =
+  "datasets are not downloaded: save it as JSONL or Parquet (datasets' to_json or to_parquet; docs/recipe-keys.md, TRL recipes) " +
   "and name the file";
 
 /** "owner/name" that names no file: what a Hub dataset id looks like. */
@@ -158,15 +198,21 @@ function looksLikeHubId(p: string, baseDir: string): boolean {
 /** TR-DPO and reference_free need a reference of their own kind; what they cannot go with, as TRL. */
 function referenceProblem(v: Record<string, unknown>): string | undefined {
   if (v.sync_ref_model) {
-    if (v.use_peft) return "key 'sync_ref_model' cannot go with use_peft (the reference is the policy with its adapters off; as TRL)";
-    if (v.precompute_ref_log_probs) return "key 'sync_ref_model' cannot go with precompute_ref_log_probs (the reference changes as it trains; as TRL)";
+    if (v.use_peft)
+      return "key 'sync_ref_model' cannot go with use_peft (the reference is the policy with its adapters off; as TRL)";
+    if (v.precompute_ref_log_probs)
+      return "key 'sync_ref_model' cannot go with precompute_ref_log_probs (the reference changes as it trains; as TRL)";
     if (v.reference_free) return "key 'sync_ref_model' cannot go with reference_free (there is no reference to sync)";
   }
   return undefined;
 }
 
 /** Reads a YAML file (or an already-parsed object) with overrides into a checked TrainConfig. */
-export function loadTrainConfig(source: string | Record<string, unknown>, overrides: [string, unknown][] = [], options: LoadOptions = {}): LoadedConfig {
+export function loadTrainConfig(
+  source: string | Record<string, unknown>,
+  overrides: [string, unknown][] = [],
+  options: LoadOptions = {},
+): LoadedConfig {
   let raw: Record<string, unknown>;
   let where = "config";
   let baseDir = process.cwd();
@@ -175,7 +221,8 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
     if (!existsSync(source)) throw new ConfigError(`${source}: file not found`);
     const text = readTextFile(source, (m) => new ConfigError(m));
     const parsed = parseRecipe(text, source);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${source}: expected a mapping of keys to values`);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new ConfigError(`${source}: expected a mapping of keys to values`);
     raw = parsed as Record<string, unknown>;
     baseDir = dirname(resolve(source));
   } else {
@@ -194,9 +241,15 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   for (const [key, v] of Object.entries(raw)) {
     const spec = specOf(key);
     if (spec?.status === "warn") {
-      if (!leftAtDefault(spec, v)) warnings.push(`${where}: key '${key}' changes nothing in this run (tooling, hardware or memory use); ignored (${spec.help})`);
+      if (!leftAtDefault(spec, v))
+        warnings.push(
+          `${where}: key '${key}' changes nothing in this run (tooling, hardware or memory use); ignored (${spec.help})`,
+        );
     } else if (spec?.status === "error") {
-      if (!leftAtDefault(spec, v)) throw new ConfigError(`${where}: key '${key}' (${JSON.stringify(v)}) is not supported: ${spec.help} It would change what training does; remove it or set it to ${JSON.stringify(spec.default)}`);
+      if (!leftAtDefault(spec, v))
+        throw new ConfigError(
+          `${where}: key '${key}' (${JSON.stringify(v)}) is not supported: ${spec.help} It would change what training does; remove it or set it to ${JSON.stringify(spec.default)}`,
+        );
     } else if (spec) {
       values[key] = typed(key, spec, v, whereOf(key));
     } else if (objectiveNames.has(key)) {
@@ -212,7 +265,9 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   });
   const more = unknown.length > LISTED_KEYS ? `, and ${unknown.length - LISTED_KEYS} more unknown keys` : "";
   if (unknown.length && !options.allowUnknownKeys) {
-    throw new ConfigError(`${listed.join("; ")}${more}. A misspelt key would train with the default instead; fix it, or pass --allow-unknown-keys to ignore unknown keys with a warning`);
+    throw new ConfigError(
+      `${listed.join("; ")}${more}. A misspelt key would train with the default instead; fix it, or pass --allow-unknown-keys to ignore unknown keys with a warning`,
+    );
   }
   warnings.push(...listed.map((u) => `${u} ignored (--allow-unknown-keys)`));
   if (more) warnings.push(`${where}: ${unknown.length - LISTED_KEYS} more unknown keys ignored (--allow-unknown-keys)`);
@@ -225,20 +280,31 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   }
   // The training data: alignment-handbook's dataset_mixer, TRL's dataset_name (a file here), or the Math recipe's train_data_path.
   const dataKeys = ["dataset_mixer", "dataset_name", "train_data_path"].filter((k) => values[k] !== null);
-  if (!dataKeys.length) throw new ConfigError(`${where}: missing required key 'dataset_mixer' (or TRL's dataset_name, or the Math recipe's train_data_path)`);
-  if (dataKeys.length > 1) throw new ConfigError(`${where}: keys ${dataKeys.map((k) => `'${k}'`).join(" and ")} ${dataKeys.length === 2 ? "both" : "all"} name training data; give one`);
+  if (!dataKeys.length)
+    throw new ConfigError(
+      `${where}: missing required key 'dataset_mixer' (or TRL's dataset_name, or the Math recipe's train_data_path)`,
+    );
+  if (dataKeys.length > 1)
+    throw new ConfigError(
+      `${where}: keys ${dataKeys.map((k) => `'${k}'`).join(" and ")} ${dataKeys.length === 2 ? "both" : "all"} name training data; give one`,
+    );
   if (values.dataset_name !== null) values.dataset_mixer = { [values.dataset_name as string]: 1 };
   // TRL's dataset_name is nearly always a Hub id; a missing dataset_mixer file gets the same hint when read (trainer.ts).
   if (typeof values.dataset_name === "string" && looksLikeHubId(values.dataset_name, baseDir)) {
-    throw new ConfigError(`${where}: key 'dataset_name': '${values.dataset_name}' is not a file here and looks like a Hugging Face ` +
-      `Hub dataset id; ${HUB_HINT}`);
+    throw new ConfigError(
+      `${where}: key 'dataset_name': '${values.dataset_name}' is not a file here and looks like a Hugging Face ` +
+        `Hub dataset id; ${HUB_HINT}`,
+    );
   }
   const initKwargs = (values.model_init_kwargs as Record<string, unknown> | null) ?? {};
   if (initKwargs.torch_dtype != null && values.torch_dtype === null) values.torch_dtype = initKwargs.torch_dtype;
   for (const k of Object.keys(initKwargs).filter((k) => k !== "torch_dtype")) {
-    warnings.push(`${where}: key 'model_init_kwargs.${k}' changes nothing in this run (tooling, hardware or memory use); ignored (models load from local directories, with LibTorch's attention)`);
+    warnings.push(
+      `${where}: key 'model_init_kwargs.${k}' changes nothing in this run (tooling, hardware or memory use); ignored (models load from local directories, with LibTorch's attention)`,
+    );
   }
-  if (values.eval_file !== null && values.eval_data_path !== null) throw new ConfigError(`${where}: keys 'eval_file' and 'eval_data_path' both name evaluation data; give one`);
+  if (values.eval_file !== null && values.eval_data_path !== null)
+    throw new ConfigError(`${where}: keys 'eval_file' and 'eval_data_path' both name evaluation data; give one`);
   for (const key of SUPPORTED_KEYS) {
     const v = values[key];
     const problem = v === null ? undefined : specOf(key)!.check?.(v as never, values);
@@ -246,12 +312,22 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   }
   const reference = referenceProblem(values);
   if (reference) throw new ConfigError(`${where}: ${reference}`);
-  for (const [key, v] of Object.entries(reportedTo(values.report_to))) if (!v) warnings.push(`${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`);
+  for (const [key, v] of Object.entries(reportedTo(values.report_to)))
+    if (!v)
+      warnings.push(
+        `${where}: report_to: ${key} is not available here; skipped (metrics.jsonl holds every logged row)`,
+      );
   let objective: ResolvedPreferenceOptions;
-  try { objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS }); } catch (e) { throw new ConfigError(`${where}: ${(e as Error).message}`); }
+  try {
+    objective = objectiveFromConfig(raw, { otherKeys: ALL_KEYS });
+  } catch (e) {
+    throw new ConfigError(`${where}: ${(e as Error).message}`);
+  }
   for (const key of ["sync_ref_model", "reference_free"]) {
     if (values[key] && !REFERENCE_LOSSES.has(objective.lossType)) {
-      throw new ConfigError(`${where}: key '${key}' needs a loss with a reference model; ${objective.lossType} has none`);
+      throw new ConfigError(
+        `${where}: key '${key}' needs a loss with a reference model; ${objective.lossType} has none`,
+      );
     }
   }
 
@@ -261,18 +337,29 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
   for (const key of SUPPORTED_KEYS) {
     const v = values[key];
     const kind = specOf(key)!.kind;
-    fields[fieldOf(key)] = v === null ? null
-      : kind === "path" || (kind === "checkpoint" && typeof v === "string") ? path(v as string)
-      : kind === "mixer" ? Object.fromEntries(Object.entries(v as Record<string, number>).map(([p, f]) => [path(p), f]))
-      : v;
+    fields[fieldOf(key)] =
+      v === null
+        ? null
+        : kind === "path" || (kind === "checkpoint" && typeof v === "string")
+          ? path(v as string)
+          : kind === "mixer"
+            ? Object.fromEntries(Object.entries(v as Record<string, number>).map(([p, f]) => [path(p), f]))
+            : v;
   }
   const lengthNorm = resolveLengthNorm(raw, objective, values.dpo_length_norm as boolean | null);
   fields.dpoLengthNorm = lengthNorm.value;
-  const config = { ...fields, dpoLengthNormReason: lengthNorm.reason, objective, objectiveKeys, source: where } as TrainConfig;
+  const config = {
+    ...fields,
+    dpoLengthNormReason: lengthNorm.reason,
+    objective,
+    objectiveKeys,
+    source: where,
+  } as TrainConfig;
   if ((config.evalStrategy ?? config.evaluationStrategy) === "no") config.evalSteps = null;
   if (config.saveStrategy === "no" || config.saveStrategy === "epoch") config.saveSteps = null;
   // transformers: eval_strategy steps without eval_steps evaluates every logging_steps.
-  if ((config.evalStrategy ?? config.evaluationStrategy) === "steps" && config.evalSteps === null) config.evalSteps = config.loggingSteps;
+  if ((config.evalStrategy ?? config.evaluationStrategy) === "steps" && config.evalSteps === null)
+    config.evalSteps = config.loggingSteps;
 
   checkOutputDir(config, where);
   return { warnings, config };
@@ -287,21 +374,31 @@ export function loadTrainConfig(source: string | Record<string, unknown>, overri
 function checkOutputDir(config: TrainConfig, where: string): void {
   const out = config.outputDir;
   const models: [string, string | null][] = [
-    ["model_name_or_path", config.modelNameOrPath], ["ref_model", config.refModel],
+    ["model_name_or_path", config.modelNameOrPath],
+    ["ref_model", config.refModel],
   ];
   const data: [string, string | null][] = [
-    ["train_data_path", config.trainDataPath], ["eval_data_path", config.evalDataPath], ["eval_file", config.evalFile],
+    ["train_data_path", config.trainDataPath],
+    ["eval_data_path", config.evalDataPath],
+    ["eval_file", config.evalFile],
     ...Object.keys(config.datasetMixer ?? {}).map((p): [string, string] => ["dataset_mixer", p]),
   ];
   for (const [key, input] of [...models, ...data]) {
     if (input === null) continue;
     const model = models.some(([k]) => k === key);
-    const problem = isWithin(input, out) ? (isWithin(out, input) ? "is the directory of" : "contains")
-      : model && isWithin(out, input) ? "lies inside" : null;
+    const problem = isWithin(input, out)
+      ? isWithin(out, input)
+        ? "is the directory of"
+        : "contains"
+      : model && isWithin(out, input)
+        ? "lies inside"
+        : null;
     if (problem) {
-      throw new ConfigError(`${where}: output_dir (${out}) ${problem} ${key} (${input}): ` +
-        "the run writes and deletes files there (checkpoints, overwrite_output_dir, save_total_limit), " +
-        "which would destroy that input; choose an output_dir apart from it");
+      throw new ConfigError(
+        `${where}: output_dir (${out}) ${problem} ${key} (${input}): ` +
+          "the run writes and deletes files there (checkpoints, overwrite_output_dir, save_total_limit), " +
+          "which would destroy that input; choose an output_dir apart from it",
+      );
     }
   }
 }

@@ -52,22 +52,39 @@ export interface HfStateInputs {
 export function hfTrainerState(s: HfStateInputs): HfTrainerState {
   return {
     // Without metric_for_best_model (or load_best_model_at_end) no best checkpoint is tracked: None, as transformers.
-    best_global_step: s.best?.step ?? null, best_metric: s.best?.metric ?? null, best_model_checkpoint: s.best?.checkpoint ?? null,
-    epoch: s.epoch, eval_steps: s.evalSteps, global_step: s.globalStep,
-    is_hyper_param_search: false, is_local_process_zero: true, is_world_process_zero: true,
-    log_history: s.logHistory, logging_steps: s.loggingSteps, max_steps: s.maxSteps,
-    num_input_tokens_seen: 0,  // include_num_input_tokens_seen is off, as transformers' default
-    num_train_epochs: s.numTrainEpochs, save_steps: s.saveSteps,
+    best_global_step: s.best?.step ?? null,
+    best_metric: s.best?.metric ?? null,
+    best_model_checkpoint: s.best?.checkpoint ?? null,
+    epoch: s.epoch,
+    eval_steps: s.evalSteps,
+    global_step: s.globalStep,
+    is_hyper_param_search: false,
+    is_local_process_zero: true,
+    is_world_process_zero: true,
+    log_history: s.logHistory,
+    logging_steps: s.loggingSteps,
+    max_steps: s.maxSteps,
+    num_input_tokens_seen: 0, // include_num_input_tokens_seen is off, as transformers' default
+    num_train_epochs: s.numTrainEpochs,
+    save_steps: s.saveSteps,
     stateful_callbacks: {
       TrainerControl: {
-        args: { should_epoch_stop: false, should_evaluate: false, should_log: false, should_save: s.finished, should_training_stop: s.finished },
+        args: {
+          should_epoch_stop: false,
+          should_evaluate: false,
+          should_log: false,
+          should_save: s.finished,
+          should_training_stop: s.finished,
+        },
         attributes: {},
       },
     },
     // TRL's DPOTrainer reports 0: its batches have no input_ids, so transformers' floating_point_ops
     // estimate counts no tokens. Reported the same way rather than as a number of another kind.
     total_flos: 0,
-    train_batch_size: s.trainBatchSize, trial_name: null, trial_params: null,
+    train_batch_size: s.trainBatchSize,
+    trial_name: null,
+    trial_params: null,
   };
 }
 
@@ -79,18 +96,30 @@ export function saveMetrics(outputDir: string, split: "train" | "eval", metrics:
   const all = join(outputDir, "all_results.json");
   let merged: Record<string, number> = {};
   if (existsSync(all)) {
-    try { merged = JSON.parse(readFileSync(all, "utf8")) as Record<string, number>; } catch { merged = {}; }
+    try {
+      merged = JSON.parse(readFileSync(all, "utf8")) as Record<string, number>;
+    } catch {
+      merged = {};
+    }
   }
   writeJsonAtomic(all, { ...merged, ...metrics });
 }
 
 /** The train metrics transformers' speed_metrics and the handbook's run_dpo.py report. */
 export function trainMetrics(m: {
-  runtimeSeconds: number; samples: number; steps: number; trainLoss: number; epoch: number; trainSamples: number;
+  runtimeSeconds: number;
+  samples: number;
+  steps: number;
+  trainLoss: number;
+  epoch: number;
+  trainSamples: number;
 }): Record<string, number> {
   const runtime = Math.round(m.runtimeSeconds * 1e4) / 1e4;
   return {
-    epoch: m.epoch, total_flos: 0, train_loss: m.trainLoss, train_runtime: runtime,
+    epoch: m.epoch,
+    total_flos: 0,
+    train_loss: m.trainLoss,
+    train_runtime: runtime,
     train_samples: m.trainSamples,
     train_samples_per_second: Math.round((m.samples / m.runtimeSeconds) * 1e3) / 1e3,
     train_steps_per_second: Math.round((m.steps / m.runtimeSeconds) * 1e3) / 1e3,
@@ -117,17 +146,22 @@ export interface ModelCard {
   version: string;
 }
 
-const cell = (v: unknown) => (typeof v === "number" ? String(Math.abs(v) > 0 && Math.abs(v) < 1e-3 ? v.toExponential(3) : Math.round(v * 1e6) / 1e6) : String(v));
+const cell = (v: unknown) =>
+  typeof v === "number"
+    ? String(Math.abs(v) > 0 && Math.abs(v) < 1e-3 ? v.toExponential(3) : Math.round(v * 1e6) / 1e6)
+    : String(v);
 
 /** The model card README.md: what was trained, how, on what data, and the final metrics, with the hub's YAML header. */
 export function modelCardText(c: ModelCard): string {
   const title = c.runName ?? basename(c.outputDir);
-  const table = (rows: [string, unknown][]) => ["| | |", "| --- | --- |", ...rows.map(([k, v]) => `| ${k} | ${cell(v)} |`)].join("\n");
+  const table = (rows: [string, unknown][]) =>
+    ["| | |", "| --- | --- |", ...rows.map(([k, v]) => `| ${k} | ${cell(v)} |`)].join("\n");
   const lines = [
     "---",
     `base_model: ${JSON.stringify(c.baseModel)}`,
     `library_name: ${c.adapter ? "peft" : "transformers"}`,
-    "tags:", ...[...new Set(["omni-dpo", "dpo", c.lossType])].map((t) => `- ${t}`),
+    "tags:",
+    ...[...new Set(["omni-dpo", "dpo", c.lossType])].map((t) => `- ${t}`),
     "---",
     "",
     `# ${title}`,
@@ -168,7 +202,9 @@ export function readLogHistory(checkpoint: string): MetricRow[] {
   try {
     state = JSON.parse(readFileSync(file, "utf8")) as Partial<HfTrainerState>;
   } catch (e) {
-    throw new Error(`${file}: not readable as JSON (${(e as Error).message}); this checkpoint is damaged`, { cause: e });
+    throw new Error(`${file}: not readable as JSON (${(e as Error).message}); this checkpoint is damaged`, {
+      cause: e,
+    });
   }
   if (!Array.isArray(state.log_history)) throw new Error(`${file}: field 'log_history': missing or not a list`);
   return state.log_history;

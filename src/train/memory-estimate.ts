@@ -20,7 +20,12 @@ import type { RawConfig } from "../models/config.js";
 import { resolveArchitecture } from "../models/registry.js";
 
 /** One Linear layer of a decoder layer: its module name, fan-in, fan-out, and whether it has a bias. */
-interface LinearShape { name: string; in: number; out: number; bias: boolean }
+interface LinearShape {
+  name: string;
+  in: number;
+  out: number;
+  bias: boolean;
+}
 
 /** A model's parameters by kind, from config.json. */
 export interface ModelShape {
@@ -52,8 +57,10 @@ export function loraParameterCount(s: ModelShape, r: number, targets: readonly s
   const named = (l: LinearShape, t: string) => l.name === t || l.name.endsWith(`.${t}`);
   const chosen = s.linears.filter((l) => targets === "all-linear" || targets.some((t) => named(l, t)));
   if (chosen.length === 0) {
-    throw new Error(`--lora-targets: none of ${(targets as string[]).join(", ")} is a layer of ${s.architecture} ` +
-      `(its layers: ${s.linears.map((l) => l.name).join(", ")})`);
+    throw new Error(
+      `--lora-targets: none of ${(targets as string[]).join(", ")} is a layer of ${s.architecture} ` +
+        `(its layers: ${s.linears.map((l) => l.name).join(", ")})`,
+    );
   }
   return s.layers * chosen.reduce((n, l) => n + r * (l.in + l.out), 0);
 }
@@ -66,37 +73,69 @@ export function modelShape(raw: RawConfig, where = "config.json"): ModelShape {
   if (spec.name === "gpt2") {
     const [e, inner, v] = [n("nEmbd"), n("nInner"), n("vocabSize")];
     return {
-      architecture: spec.name, layers: n("nLayer"), hidden: e, intermediate: inner, heads: n("nHead"), vocab: v,
+      architecture: spec.name,
+      layers: n("nLayer"),
+      hidden: e,
+      intermediate: inner,
+      heads: n("nHead"),
+      vocab: v,
       linears: [
-        { name: "attn.c_attn", in: e, out: 3 * e, bias: true }, { name: "attn.c_proj", in: e, out: e, bias: true },
-        { name: "mlp.c_fc", in: e, out: inner, bias: true }, { name: "mlp.c_proj", in: inner, out: e, bias: true },
+        { name: "attn.c_attn", in: e, out: 3 * e, bias: true },
+        { name: "attn.c_proj", in: e, out: e, bias: true },
+        { name: "mlp.c_fc", in: e, out: inner, bias: true },
+        { name: "mlp.c_proj", in: inner, out: e, bias: true },
       ],
-      layerOther: 4 * e,  // two LayerNorms, weight and bias
+      layerOther: 4 * e, // two LayerNorms, weight and bias
       outside: v * e + n("nPositions") * e + 2 * e + (c.tied ? 0 : v * e),
     };
   }
-  const [h, inter, heads, kv, d, v] = [n("hidden"), n("intermediate"), n("heads"), n("kvHeads"), n("headDim"), n("vocabSize")];
+  const [h, inter, heads, kv, d, v] = [
+    n("hidden"),
+    n("intermediate"),
+    n("heads"),
+    n("kvHeads"),
+    n("headDim"),
+    n("vocabSize"),
+  ];
   const gemma = spec.name.startsWith("gemma");
   const qkvBias = gemma ? c.attentionBias === true : c.qkvBias === true;
   const oBias = gemma ? c.attentionBias === true : c.oBias === true;
   const mlpBias = !gemma && c.mlpBias === true;
-  const attention: LinearShape[] = spec.name === "phi3"
-    ? [{ name: "qkv_proj", in: h, out: (heads + 2 * kv) * d, bias: false }, { name: "o_proj", in: heads * d, out: h, bias: false }]
-    : [
-      { name: "q_proj", in: h, out: heads * d, bias: qkvBias }, { name: "k_proj", in: h, out: kv * d, bias: qkvBias },
-      { name: "v_proj", in: h, out: kv * d, bias: qkvBias }, { name: "o_proj", in: heads * d, out: h, bias: oBias },
-    ];
-  const mlp: LinearShape[] = spec.name === "phi3"
-    ? [{ name: "gate_up_proj", in: h, out: 2 * inter, bias: false }, { name: "down_proj", in: inter, out: h, bias: false }]
-    : [
-      { name: "gate_proj", in: h, out: inter, bias: mlpBias }, { name: "up_proj", in: h, out: inter, bias: mlpBias },
-      { name: "down_proj", in: inter, out: h, bias: mlpBias },
-    ];
+  const attention: LinearShape[] =
+    spec.name === "phi3"
+      ? [
+          { name: "qkv_proj", in: h, out: (heads + 2 * kv) * d, bias: false },
+          { name: "o_proj", in: heads * d, out: h, bias: false },
+        ]
+      : [
+          { name: "q_proj", in: h, out: heads * d, bias: qkvBias },
+          { name: "k_proj", in: h, out: kv * d, bias: qkvBias },
+          { name: "v_proj", in: h, out: kv * d, bias: qkvBias },
+          { name: "o_proj", in: heads * d, out: h, bias: oBias },
+        ];
+  const mlp: LinearShape[] =
+    spec.name === "phi3"
+      ? [
+          { name: "gate_up_proj", in: h, out: 2 * inter, bias: false },
+          { name: "down_proj", in: inter, out: h, bias: false },
+        ]
+      : [
+          { name: "gate_proj", in: h, out: inter, bias: mlpBias },
+          { name: "up_proj", in: h, out: inter, bias: mlpBias },
+          { name: "down_proj", in: inter, out: h, bias: mlpBias },
+        ];
   // Norms: two per layer (Gemma four), Qwen3's and Gemma 3's per-head q_norm and k_norm.
   const layerOther = (gemma ? 4 : 2) * h + (c.qkNorm === true ? 2 * d : 0);
   return {
-    architecture: spec.name, layers: n("layers"), hidden: h, intermediate: inter, heads, vocab: v,
-    linears: [...attention, ...mlp], layerOther, outside: v * h + h + (c.tied ? 0 : v * h),
+    architecture: spec.name,
+    layers: n("layers"),
+    hidden: h,
+    intermediate: inter,
+    heads,
+    vocab: v,
+    linears: [...attention, ...mlp],
+    layerOther,
+    outside: v * h + h + (c.tied ? 0 : v * h),
   };
 }
 
@@ -107,9 +146,12 @@ export function readModelConfig(path: string): RawConfig {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new Error(`${file}: cannot read the model's config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
-      cause: e,
-    });
+    throw new Error(
+      `${file}: cannot read the model's config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      {
+        cause: e,
+      },
+    );
   }
   try {
     const raw = JSON.parse(text) as unknown;
@@ -154,7 +196,8 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
   if (!(ZERO_STAGES as readonly number[]).includes(o.zeroStage)) {
     throw new Error(`--zero-stage ${o.zeroStage}: this trainer has stages ${ZERO_STAGES.join(", ")}`);
   }
-  if (!Number.isInteger(o.worldSize) || o.worldSize < 1) throw new Error(`--world-size must be a positive integer, not ${o.worldSize}`);
+  if (!Number.isInteger(o.worldSize) || o.worldSize < 1)
+    throw new Error(`--world-size must be a positive integer, not ${o.worldSize}`);
   const total = parameterCount(shape);
   const adapters = o.lora ? loraParameterCount(shape, o.lora.r, o.lora.targets) : 0;
   const trainable = o.lora ? adapters : total;
@@ -168,14 +211,22 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
   const perLayer = o.lora ? adapters / shape.layers : (total - shape.outside) / shape.layers;
   const unreduced = (perLayer + (o.lora ? 0 : shape.outside)) * trainableBytes;
   const buckets = o.zeroStage <= 1 && o.worldSize > 1 ? trainable * trainableBytes : 0;
-  const gradients = o.zeroStage >= 2 && o.worldSize > 1
-    ? Math.min(trainable * trainableBytes, sharded(trainable * trainableBytes) + unreduced)
-    : trainable * trainableBytes + buckets;
+  const gradients =
+    o.zeroStage >= 2 && o.worldSize > 1
+      ? Math.min(trainable * trainableBytes, sharded(trainable * trainableBytes) + unreduced)
+      : trainable * trainableBytes + buckets;
   const optimizer = o.zeroStage >= 1 ? sharded(2 * trainable * trainableBytes) : 2 * trainable * trainableBytes;
   const activations = activationBytes(shape, o);
   return {
-    parameters: total, trainableParameters: trainable,
-    per_device_bytes: { weights, gradients, optimizer, activations, total: weights + gradients + optimizer + activations },
+    parameters: total,
+    trainableParameters: trainable,
+    per_device_bytes: {
+      weights,
+      gradients,
+      optimizer,
+      activations,
+      total: weights + gradients + optimizer + activations,
+    },
     gradients_after_reduce_bytes: o.zeroStage >= 2 ? sharded(trainable * trainableBytes) : gradients,
   };
 }
@@ -188,11 +239,11 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
  * layer plus one layer's whole set while it is recomputed; plus a chunk of float32 logits.
  */
 function activationBytes(s: ModelShape, o: MemoryEstimateOptions): number {
-  const tokens = 2 * o.batch * o.seq;  // chosen and rejected in one forward
+  const tokens = 2 * o.batch * o.seq; // chosen and rejected in one forward
   const bytes = o.bf16 ? 2 : BYTES[o.dtype];
   const perLayerToken = 10 * s.hidden + 4 * s.intermediate + s.heads * o.seq;
   const layers = o.gradientCheckpointing ? s.layers * s.hidden + perLayerToken : s.layers * perLayerToken;
-  const logits = Math.min(tokens, LOGIT_CHUNK_TOKENS) * s.vocab * 4 * 2;  // the chunk and its gradient
+  const logits = Math.min(tokens, LOGIT_CHUNK_TOKENS) * s.vocab * 4 * 2; // the chunk and its gradient
   return tokens * layers * bytes + logits;
 }
 

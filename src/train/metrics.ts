@@ -18,16 +18,25 @@ export class MetricsSink {
   /** Drops rows logged after `step` (a resumed run rewrites them). */
   truncateAfter(step: number): void {
     if (!existsSync(this.file)) return;
-    const kept = readFileSync(this.file, "utf8").split("\n").filter((l) => {
-      if (!l.trim()) return false;
-      try { return (JSON.parse(l) as MetricRow).step as number <= step; } catch { return false; }
-    });
+    const kept = readFileSync(this.file, "utf8")
+      .split("\n")
+      .filter((l) => {
+        if (!l.trim()) return false;
+        try {
+          return ((JSON.parse(l) as MetricRow).step as number) <= step;
+        } catch {
+          return false;
+        }
+      });
     writeFileAtomic(this.file, kept.map((l) => l + "\n").join(""));
   }
 
   static read(file: string): MetricRow[] {
     if (!existsSync(file)) return [];
-    return readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricRow);
+    return readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as MetricRow);
   }
 }
 

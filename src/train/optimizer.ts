@@ -9,5 +9,8 @@ export function decayGroups(model: CausalLM, weightDecay: number): torch.ParamGr
   const decay: torch.Tensor[] = [];
   const noDecay: torch.Tensor[] = [];
   for (const [, p] of model.namedParameters()) (p.ndim < 2 ? noDecay : decay).push(p);
-  return [{ params: decay, weightDecay }, { params: noDecay, weightDecay: 0 }].filter((g) => g.params.length > 0);
+  return [
+    { params: decay, weightDecay },
+    { params: noDecay, weightDecay: 0 },
+  ].filter((g) => g.params.length > 0);
 }

@@ -19,15 +19,32 @@ import { writeFileAtomic, writingTo } from "../util/files.js";
 
 export const PAIR_LOG_FILE = "pair_log.jsonl";
 
-export interface PairLogHeader { pair_log: 1; ids: number[]; loss: string; total_steps: number }
-export interface PairLogRow { step: number; epoch: number; m: number[]; q?: number[] | number; p?: number[] | number; g?: number[] | number }
+export interface PairLogHeader {
+  pair_log: 1;
+  ids: number[];
+  loss: string;
+  total_steps: number;
+}
+export interface PairLogRow {
+  step: number;
+  epoch: number;
+  m: number[];
+  q?: number[] | number;
+  p?: number[] | number;
+  g?: number[] | number;
+}
 
 /** The loss's metric names and the row keys they go under. */
 export const PAIR_FIELDS = { w_qual: "q", w_perf: "p", nll_gate: "g" } as const;
 
 /** The training pairs the log follows: `count` of `pairs` indices drawn with `seed`, in index order. */
 export function pairSample(pairs: number, count: number, seed: number): number[] {
-  return shuffled(Array.from({ length: pairs }, (_, i) => i), seed + 7919).slice(0, count).sort((a, b) => a - b);
+  return shuffled(
+    Array.from({ length: pairs }, (_, i) => i),
+    seed + 7919,
+  )
+    .slice(0, count)
+    .sort((a, b) => a - b);
 }
 
 const short = (v: number) => Number(v.toPrecision(4));
@@ -36,7 +53,10 @@ export class PairLog {
   /** The file is not there yet: the header goes with the first row (a run that fails before logging leaves no file). */
   #headerPending = false;
 
-  constructor(readonly file: string, readonly header: PairLogHeader) {}
+  constructor(
+    readonly file: string,
+    readonly header: PairLogHeader,
+  ) {}
 
   /**
    * Makes the file this run's: keeps the header and the rows up to `step` (a resumed run redoes
@@ -46,14 +66,30 @@ export class PairLog {
     const same = (text: string) => {
       try {
         const h = JSON.parse(text) as PairLogHeader;
-        return h.pair_log === 1 && JSON.stringify(h.ids) === JSON.stringify(this.header.ids) && h.loss === this.header.loss;
-      } catch { return false; }
+        return (
+          h.pair_log === 1 && JSON.stringify(h.ids) === JSON.stringify(this.header.ids) && h.loss === this.header.loss
+        );
+      } catch {
+        return false;
+      }
     };
-    if (!existsSync(this.file)) { this.#headerPending = true; return; }
-    const lines = readFileSync(this.file, "utf8").split("\n").filter((l) => l.trim());
-    const kept = step >= 0 && lines.length && same(lines[0]) ? lines.slice(1).filter((l) => {
-      try { return (JSON.parse(l) as PairLogRow).step <= step; } catch { return false; }
-    }) : [];
+    if (!existsSync(this.file)) {
+      this.#headerPending = true;
+      return;
+    }
+    const lines = readFileSync(this.file, "utf8")
+      .split("\n")
+      .filter((l) => l.trim());
+    const kept =
+      step >= 0 && lines.length && same(lines[0])
+        ? lines.slice(1).filter((l) => {
+            try {
+              return (JSON.parse(l) as PairLogRow).step <= step;
+            } catch {
+              return false;
+            }
+          })
+        : [];
     writeFileAtomic(this.file, [JSON.stringify(this.header), ...kept].map((l) => l + "\n").join(""));
   }
 

@@ -5,8 +5,17 @@ import { objectiveConfigKeys } from "../objectives/config.js";
 import { ALL_KEYS, GROUPS, specOf, STATUS_TEXT, type KeySpec } from "./keys.js";
 
 const KIND_TEXT: Record<KeySpec["kind"], string> = {
-  path: "path", string: "string", enum: "", number: "float", integer: "int", boolean: "bool",
-  steps: "int or fraction", mixer: "{path: fraction}", checkpoint: "path or bool", list: "list", mapping: "mapping",
+  path: "path",
+  string: "string",
+  enum: "",
+  number: "float",
+  integer: "int",
+  boolean: "bool",
+  steps: "int or fraction",
+  mixer: "{path: fraction}",
+  checkpoint: "path or bool",
+  list: "list",
+  mapping: "mapping",
 };
 
 /** A default as the help prints it ("default None", "default 5e-7"), or "required". */
@@ -27,8 +36,10 @@ function wrap(text: string, indent: string, width = 96): string[] {
   const lines: string[] = [];
   let line = "";
   for (const word of text.split(/\s+/)) {
-    if (line && indent.length + line.length + 1 + word.length > width) { lines.push(indent + line); line = word; }
-    else line = line ? `${line} ${word}` : word;
+    if (line && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
   }
   if (line) lines.push(indent + line);
   return lines;

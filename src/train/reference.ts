@@ -17,9 +17,16 @@ export interface ReferenceSource {
 
 /** A frozen model run on each batch as it comes (one forward per batch). */
 export class LiveReference implements ReferenceSource {
-  constructor(readonly model: CausalLM, readonly padTokenId: number, readonly lengthNorm: boolean, readonly ldAlpha: number | null = null) {}
+  constructor(
+    readonly model: CausalLM,
+    readonly padTokenId: number,
+    readonly lengthNorm: boolean,
+    readonly ldAlpha: number | null = null,
+  ) {}
   logps(pairs: TokenizedPair[]): PairLogps {
-    return pairLogps(this.model, pairs, this.padTokenId, this.lengthNorm, Math.max(1, pairs.length), undefined, { ldAlpha: this.ldAlpha });
+    return pairLogps(this.model, pairs, this.padTokenId, this.lengthNorm, Math.max(1, pairs.length), undefined, {
+      ldAlpha: this.ldAlpha,
+    });
   }
 }
 
@@ -42,10 +49,18 @@ export function modelFingerprint(dir: string): string {
   return h.digest("hex");
 }
 
-export function cacheKey(pairs: TokenizedPair[], modelHash: string, lengthNorm: boolean, ldAlpha: number | null = null): string {
+export function cacheKey(
+  pairs: TokenizedPair[],
+  modelHash: string,
+  lengthNorm: boolean,
+  ldAlpha: number | null = null,
+): string {
   const h = createHash("sha256");
   h.update(`${modelHash}|norm=${lengthNorm}|${ldAlpha === null ? "" : `ld=${ldAlpha}|`}`);
-  for (const p of pairs) h.update(`${p.chosenInputIds.join(",")};${p.chosenLabels.join(",")}|${p.rejectedInputIds.join(",")};${p.rejectedLabels.join(",")}\n`);
+  for (const p of pairs)
+    h.update(
+      `${p.chosenInputIds.join(",")};${p.chosenLabels.join(",")}|${p.rejectedInputIds.join(",")};${p.rejectedLabels.join(",")}\n`,
+    );
   return h.digest("hex").slice(0, 32);
 }
 
@@ -90,8 +105,16 @@ function readCache(file: string, pairs: number): PairLogps | { damaged: string }
  * process computes its share and the values are gathered.
  */
 export function precomputeReference(options: {
-  pairs: TokenizedPair[]; modelDir: string; cacheDir: string; lengthNorm: boolean; ldAlpha?: number | null; batchSize: number; padTokenId: number;
-  loadModel: () => CausalLM; onProgress?: (done: number, total: number) => void; sharding?: ReferenceSharding;
+  pairs: TokenizedPair[];
+  modelDir: string;
+  cacheDir: string;
+  lengthNorm: boolean;
+  ldAlpha?: number | null;
+  batchSize: number;
+  padTokenId: number;
+  loadModel: () => CausalLM;
+  onProgress?: (done: number, total: number) => void;
+  sharding?: ReferenceSharding;
   /** Told when a damaged cache file is recomputed. */
   onNotice?: (message: string) => void;
 }): { values: PairLogps; cached: boolean; file: string } {
@@ -110,13 +133,23 @@ export function precomputeReference(options: {
   try {
     const indices = sharding?.indices(options.pairs.length);
     const mine = indices ? indices.map((i) => options.pairs[i]) : options.pairs;
-    const own = pairLogps(model, mine, options.padTokenId, options.lengthNorm, options.batchSize,
-      (done) => options.onProgress?.(done, mine.length), { ldAlpha: options.ldAlpha });
+    const own = pairLogps(
+      model,
+      mine,
+      options.padTokenId,
+      options.lengthNorm,
+      options.batchSize,
+      (done) => options.onProgress?.(done, mine.length),
+      { ldAlpha: options.ldAlpha },
+    );
     const values = sharding ? sharding.gather(own, options.pairs.length) : own;
     // JSON would store NaN as null, and a later run would read it back as a number.
     for (const side of ["chosen", "rejected"] as const) {
       const i = values[side].findIndex((x) => !Number.isFinite(x));
-      if (i >= 0) throw new NonFiniteMetricError(`${options.modelDir}: the reference's ${side} log-prob of pair ${i + 1} is ${values[side][i]}; nothing cached`);
+      if (i >= 0)
+        throw new NonFiniteMetricError(
+          `${options.modelDir}: the reference's ${side} log-prob of pair ${i + 1} is ${values[side][i]}; nothing cached`,
+        );
     }
     if (sharding && !sharding.writes) return { values, cached: false, file };
     mkdirSync(options.cacheDir, { recursive: true });

@@ -5,17 +5,37 @@
 // second Ctrl-C exits at once). A lock left by a killed run on this host (its pid no longer
 // alive) is taken over with a notice; one held by a live run, or by a run on another host
 // (whose pid cannot be checked from here), is refused with a message naming it.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { WriteError } from "../util/files.js";
 
 export const LOCK_FILE = "train.lock";
 
-export interface LockHolder { pid: number; hostname: string; started: string }
+export interface LockHolder {
+  pid: number;
+  hostname: string;
+  started: string;
+}
 
 export class RunLockedError extends Error {
-  constructor(message: string, readonly file: string, readonly holder: LockHolder | null) {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly holder: LockHolder | null,
+  ) {
     super(message);
     this.name = "RunLockedError";
   }
@@ -30,12 +50,16 @@ export function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";  // alive, someone else's
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, someone else's
   }
 }
 
 function readText(file: string): string | null {
-  try { return readFileSync(file, "utf8"); } catch { return null; }  // released meanwhile
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return null;
+  } // released meanwhile
 }
 
 function parseHolder(text: string): LockHolder | null {
@@ -55,7 +79,12 @@ export class RunLock {
   #released = false;
   readonly #onExit = () => this.release();
 
-  private constructor(readonly file: string, readonly text: string, readonly outputDir: string, readonly createdDir: boolean) {
+  private constructor(
+    readonly file: string,
+    readonly text: string,
+    readonly outputDir: string,
+    readonly createdDir: boolean,
+  ) {
     process.on("exit", this.#onExit);
   }
 
@@ -68,7 +97,7 @@ export class RunLock {
     const text = JSON.stringify(me) + "\n";
     for (let attempt = 0; attempt < 50; attempt++) {
       try {
-        const fd = openSync(file, "wx");  // O_CREAT | O_EXCL
+        const fd = openSync(file, "wx"); // O_CREAT | O_EXCL
         try {
           writeSync(fd, text);
           fsyncSync(fd);
@@ -87,20 +116,31 @@ export class RunLock {
         stale = `pid ${holder.pid}, started ${holder.started}, is no longer running`;
       } else if (!holder) {
         const age = Date.now() - (existsSync(file) ? statSync(file).mtimeMs : Date.now());
-        if (age < UNREADABLE_GRACE_MS) { sleepSync(100); continue; }
+        if (age < UNREADABLE_GRACE_MS) {
+          sleepSync(100);
+          continue;
+        }
         stale = "it is unreadable (its run was killed while writing it)";
       }
       if (stale === null) {
         const who = holder!;
-        throw new RunLockedError(`${outputDir} is in use by another run: pid ${who.pid} on ${who.hostname}, started ${who.started} ` +
-          `(lock file ${file}). Wait for that run to end or stop it; if no run holds it (a crashed run on another host, ` +
-          "or a pid since reused), delete the lock file.", file, who);
+        throw new RunLockedError(
+          `${outputDir} is in use by another run: pid ${who.pid} on ${who.hostname}, started ${who.started} ` +
+            `(lock file ${file}). Wait for that run to end or stop it; if no run holds it (a crashed run on another host, ` +
+            "or a pid since reused), delete the lock file.",
+          file,
+          who,
+        );
       }
       // Only the lock just read is removed: one that changed meanwhile belongs to a run that
       // took it over first. (The re-read and the unlink are not one atomic step; the window is
       // microseconds, and both contenders would then race on O_EXCL again.)
       if (readText(file) === seen) {
-        try { unlinkSync(file); } catch { /* another run removed it first */ }
+        try {
+          unlinkSync(file);
+        } catch {
+          /* another run removed it first */
+        }
         notify?.(`${file}: took over a stale lock (${stale})`);
       }
     }
@@ -113,10 +153,18 @@ export class RunLock {
     this.#released = true;
     process.off("exit", this.#onExit);
     if (readText(this.file) === this.text) {
-      try { unlinkSync(this.file); } catch { /* already gone */ }
+      try {
+        unlinkSync(this.file);
+      } catch {
+        /* already gone */
+      }
     }
     if (this.createdDir) {
-      try { if (readdirSync(this.outputDir).length === 0) rmdirSync(this.outputDir); } catch { /* not ours to worry about */ }
+      try {
+        if (readdirSync(this.outputDir).length === 0) rmdirSync(this.outputDir);
+      } catch {
+        /* not ours to worry about */
+      }
     }
   }
 }

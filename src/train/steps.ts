@@ -11,11 +11,17 @@ import { decayGroups } from "./optimizer.js";
 
 /** Epoch `epochIndex`'s order of `n` examples: a shuffle seeded by seed + epochIndex. */
 export function epochOrder(n: number, seed: number, epochIndex: number): number[] {
-  return shuffled(Array.from({ length: n }, (_, i) => i), seed + epochIndex);
+  return shuffled(
+    Array.from({ length: n }, (_, i) => i),
+    seed + epochIndex,
+  );
 }
 
 /** Where a run is in its data: the epoch, and the next micro-batch in it. */
-export interface DataPosition { epochIndex: number; nextBatch: number }
+export interface DataPosition {
+  epochIndex: number;
+  nextBatch: number;
+}
 
 export interface StepGroup {
   /** The step's micro-batches (up to the accumulation count; fewer at an epoch's end). */
@@ -32,8 +38,13 @@ export interface StepGroup {
  * `position` moves on as each group is handed out (so a checkpoint taken in the step records
  * the next one), and to the next epoch when one is used up.
  */
-export function* stepGroups(position: DataPosition, epochs: number, epochBatches: (epochIndex: number) => number[][],
-  accumulation: number, finished: () => boolean): Generator<StepGroup> {
+export function* stepGroups(
+  position: DataPosition,
+  epochs: number,
+  epochBatches: (epochIndex: number) => number[][],
+  accumulation: number,
+  finished: () => boolean,
+): Generator<StepGroup> {
   for (; position.epochIndex < epochs && !finished(); position.epochIndex++, position.nextBatch = 0) {
     const batches = epochBatches(position.epochIndex);
     while (position.nextBatch < batches.length && !finished()) {
@@ -66,7 +77,10 @@ export function createOptimizer(model: CausalLM, s: OptimizerSettings): TrainOpt
     .filter((g) => g.params.length > 0);
   if (s.optim === "sgd") return new torch.SGD(groups, { lr: s.learningRate, weightDecay: s.weightDecay });
   return new torch.AdamW(groups, {
-    lr: s.learningRate, betas: [s.adamBeta1, s.adamBeta2], eps: s.adamEpsilon, weightDecay: s.weightDecay,
+    lr: s.learningRate,
+    betas: [s.adamBeta1, s.adamBeta2],
+    eps: s.adamEpsilon,
+    weightDecay: s.weightDecay,
   });
 }
 
@@ -77,8 +91,13 @@ export function createOptimizer(model: CausalLM, s: OptimizerSettings): TrainOpt
  * before the weights change. `clip` clips and returns the norm (a distributed strategy's, where
  * each process holds only its shard of the gradients).
  */
-export function applyOptimizerStep(params: torch.Tensor[], optimizer: TrainOptimizer, scheduler: torch.LRScheduler,
-  maxGradNorm: number, step: number, clip: (params: torch.Tensor[], maxNorm: number) => number = torch.clipGradNorm,
+export function applyOptimizerStep(
+  params: torch.Tensor[],
+  optimizer: TrainOptimizer,
+  scheduler: torch.LRScheduler,
+  maxGradNorm: number,
+  step: number,
+  clip: (params: torch.Tensor[], maxNorm: number) => number = torch.clipGradNorm,
 ): { gradNorm: number; learningRate: number } {
   const gradNorm = clip(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
   if (!Number.isFinite(gradNorm)) {

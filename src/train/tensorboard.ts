@@ -49,7 +49,10 @@ export function tfRecord(data: Uint8Array): Buffer {
 function varint(value: bigint): number[] {
   const out: number[] = [];
   let v = BigInt.asUintN(64, value);
-  while (v >= 0x80n) { out.push(Number(v & 0x7fn) | 0x80); v >>= 7n; }
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
   out.push(Number(v));
   return out;
 }
@@ -69,11 +72,17 @@ function float(field: number, v: number): Buffer {
 }
 
 /** A serialized Event: wall_time, step, and a file_version or a Summary of scalar values. */
-export function eventBytes(wallTime: number, step: number, content: { fileVersion: string } | { scalars: [string, number][] }): Buffer {
+export function eventBytes(
+  wallTime: number,
+  step: number,
+  content: { fileVersion: string } | { scalars: [string, number][] },
+): Buffer {
   const parts = [double(1, wallTime), Buffer.from([...key(2, 0), ...varint(BigInt(step))])];
   if ("fileVersion" in content) parts.push(lengthDelimited(3, Buffer.from(content.fileVersion, "utf8")));
   else {
-    const values = content.scalars.map(([tag, v]) => lengthDelimited(1, Buffer.concat([lengthDelimited(1, Buffer.from(tag, "utf8")), float(2, v)])));
+    const values = content.scalars.map(([tag, v]) =>
+      lengthDelimited(1, Buffer.concat([lengthDelimited(1, Buffer.from(tag, "utf8")), float(2, v)])),
+    );
     parts.push(lengthDelimited(5, Buffer.concat(values)));
   }
   return Buffer.concat(parts);
@@ -90,7 +99,11 @@ export function tensorboardTag(name: string): string {
 export function defaultLoggingDir(outputDir: string, now = new Date()): string {
   const month = now.toLocaleString("en-US", { month: "short" });
   const p = (n: number) => String(n).padStart(2, "0");
-  return join(outputDir, "runs", `${month}${p(now.getDate())}_${p(now.getHours())}-${p(now.getMinutes())}-${p(now.getSeconds())}_${hostname()}`);
+  return join(
+    outputDir,
+    "runs",
+    `${month}${p(now.getDate())}_${p(now.getHours())}-${p(now.getMinutes())}-${p(now.getSeconds())}_${hostname()}`,
+  );
 }
 
 let fileCounter = 0;
@@ -101,7 +114,10 @@ export class TensorBoardWriter {
   constructor(readonly dir: string) {
     writingTo(dir, () => mkdirSync(dir, { recursive: true }));
     // PyTorch's SummaryWriter's name: events.out.tfevents.<seconds>.<host>.<pid>.<n>.
-    this.file = join(dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${hostname()}.${process.pid}.${fileCounter++}`);
+    this.file = join(
+      dir,
+      `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${hostname()}.${process.pid}.${fileCounter++}`,
+    );
     this.#append(eventBytes(Date.now() / 1000, 0, { fileVersion: "brain.Event:2" }));
   }
 
@@ -116,7 +132,11 @@ export class TensorBoardWriter {
   /** Flushes the file to disk (TensorBoard reads it as it grows; this makes it durable). */
   close(): void {
     const fd = openSync(this.file, "r");
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   #append(event: Buffer): void {

@@ -35,10 +35,26 @@ import { syncedReferenceDir } from "./checkpoint.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, NonFiniteMetricError, type MetricRow } from "./metrics.js";
 import {
-  cleanOutputDir, loadOptimizerState, RESUME_STATE, readTrainerState, restoreRngState, rngStateToBase64, saveTrainingCheckpoint,
-  type BestCheckpoint, type TrainerState, type TrainOptimizer,
+  cleanOutputDir,
+  loadOptimizerState,
+  RESUME_STATE,
+  readTrainerState,
+  restoreRngState,
+  rngStateToBase64,
+  saveTrainingCheckpoint,
+  type BestCheckpoint,
+  type TrainerState,
+  type TrainOptimizer,
 } from "./checkpoint.js";
-import { hfTrainerState, readLogHistory, saveMetrics, trainMetrics, TRAINER_STATE, writeModelCard, type HfTrainerState } from "./hf-outputs.js";
+import {
+  hfTrainerState,
+  readLogHistory,
+  saveMetrics,
+  trainMetrics,
+  TRAINER_STATE,
+  writeModelCard,
+  type HfTrainerState,
+} from "./hf-outputs.js";
 import { packageVersion } from "../util/package-root.js";
 import { configRecord, planResume, type ResumePlan } from "./resume.js";
 import { checkTrainingVocab } from "./vocab-check.js";
@@ -46,8 +62,18 @@ import { RunLock } from "./run-lock.js";
 import { lengthNormText } from "./length-norm.js";
 import { pairSample } from "./pair-log.js";
 import {
-  CallbackList, EarlyStoppingCallback, ReferenceSyncCallback, HooksCallback, MetricsFileCallback, PairLogCallback, TrainerControl, trackerCallbacks,
-  type CallbackEvent, type TrainerCallback, type TrainerEvent, type TrainerRunState,
+  CallbackList,
+  EarlyStoppingCallback,
+  ReferenceSyncCallback,
+  HooksCallback,
+  MetricsFileCallback,
+  PairLogCallback,
+  TrainerControl,
+  trackerCallbacks,
+  type CallbackEvent,
+  type TrainerCallback,
+  type TrainerEvent,
+  type TrainerRunState,
 } from "./callbacks/index.js";
 import type { ParallelStrategy } from "./distributed/strategy.js";
 import { strategyFor } from "./distributed/strategies.js";
@@ -109,21 +135,34 @@ export interface MicroBatchOutput {
 }
 
 /** Reads, validates and tokenises everything before any training (and before any output). */
-export async function prepareData(config: TrainConfig, status?: (m: string) => void, warn?: (m: string) => void): Promise<PreparedData> {
+export async function prepareData(
+  config: TrainConfig,
+  status?: (m: string) => void,
+  warn?: (m: string) => void,
+): Promise<PreparedData> {
   status?.("reading data");
-  for (const file of [...Object.keys(config.datasetMixer ?? {}), config.evalFile].filter((f): f is string => f !== null)) {
+  for (const file of [...Object.keys(config.datasetMixer ?? {}), config.evalFile].filter(
+    (f): f is string => f !== null,
+  )) {
     if (!existsSync(file)) {
-      const key = file === config.evalFile ? "eval_file" : config.datasetName !== null ? "dataset_name" : "dataset_mixer";
-      throw new DataError([`${config.source}: key '${key}': ${file}: file not found (if it names a Hugging Face Hub dataset: ${HUB_HINT})`]);
+      const key =
+        file === config.evalFile ? "eval_file" : config.datasetName !== null ? "dataset_name" : "dataset_mixer";
+      throw new DataError([
+        `${config.source}: key '${key}': ${file}: file not found (if it names a Hugging Face Hub dataset: ${HUB_HINT})`,
+      ]);
     }
   }
   // The Math recipe's train_data_path is read whole and in order (its data.py); the mixer shuffles.
-  const mixed = config.trainDataPath !== null ? await readPreferenceFile(config.trainDataPath) : await mixDatasets(config.datasetMixer!, config.seed);
+  const mixed =
+    config.trainDataPath !== null
+      ? await readPreferenceFile(config.trainDataPath)
+      : await mixDatasets(config.datasetMixer!, config.seed);
   let trainRecords: PreferenceRecord[] = mixed;
   let evalRecords: PreferenceRecord[] = [];
   const evalFile = config.evalFile ?? config.evalDataPath;
   if (evalFile) evalRecords = await readPreferenceFile(evalFile);
-  else if (config.testSplitSize > 0) ({ train: trainRecords, test: evalRecords } = holdOut(mixed, config.testSplitSize));
+  else if (config.testSplitSize > 0)
+    ({ train: trainRecords, test: evalRecords } = holdOut(mixed, config.testSplitSize));
   if (config.doEval === false) evalRecords = [];
   if (config.maxSamples !== null) {
     trainRecords = trainRecords.slice(0, config.maxSamples);
@@ -140,19 +179,26 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
   }
   if (config.maxTrainingSamples > 0) {
     if (config.maxTrainingSamples > trainRecords.length) {
-      throw new DataError([`max_training_samples: ${config.maxTrainingSamples} asked for, but the training data hold ${trainRecords.length} records`]);
+      throw new DataError([
+        `max_training_samples: ${config.maxTrainingSamples} asked for, but the training data hold ${trainRecords.length} records`,
+      ]);
     }
     trainRecords = trainRecords.slice(0, config.maxTrainingSamples);
   }
   checkScores([...trainRecords, ...evalRecords], config);
   status?.("tokenizing");
   const tokenizer = Tokenizer.fromPretrainedSync(config.modelNameOrPath);
-  if (tokenizer.eosTokenId === undefined) throw new DataError([`${config.modelNameOrPath}: the tokenizer has no eos_token`]);
+  if (tokenizer.eosTokenId === undefined)
+    throw new DataError([`${config.modelNameOrPath}: the tokenizer has no eos_token`]);
   const options = {
-    maxLength: config.maxLength, maxPromptLength: config.maxPromptLength, truncationMode: config.truncationMode,
-    maxCompletionLength: config.maxCompletionLength ?? undefined, chatTemplate: config.chatTemplate ?? undefined,
+    maxLength: config.maxLength,
+    maxPromptLength: config.maxPromptLength,
+    truncationMode: config.truncationMode,
+    maxCompletionLength: config.maxCompletionLength ?? undefined,
+    chatTemplate: config.chatTemplate ?? undefined,
     chatTemplateSource: `${config.source}: chat_template`,
-    chatRendering: config.chatRendering, onWarning: warn,
+    chatRendering: config.chatRendering,
+    onWarning: warn,
   };
   // One pass over both splits: one chat_rendering warning for the run, not one per split.
   const all = tokenizeRecords([...trainRecords, ...evalRecords], tokenizer, options);
@@ -162,7 +208,10 @@ export async function prepareData(config: TrainConfig, status?: (m: string) => v
 /** The Math data.py's eot_token: appended to each text answer not already ending with it (conversations end their turns through the template). */
 function withEotToken(r: PreferenceRecord, eot: string): PreferenceRecord {
   const add = (t: PreferenceRecord["chosen"], field: string) => {
-    if (typeof t !== "string") throw new DataError([`${where(r.source)}: field '${field}': eot_token applies to text answers; this record is a conversation`]);
+    if (typeof t !== "string")
+      throw new DataError([
+        `${where(r.source)}: field '${field}': eot_token applies to text answers; this record is a conversation`,
+      ]);
     return t.endsWith(eot) ? t : t + eot;
   };
   return { ...r, chosen: add(r.chosen, "chosen"), rejected: add(r.rejected, "rejected") };
@@ -174,8 +223,12 @@ function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
   const missing = records.filter((r) => r.scoreChosen === undefined || r.scoreRejected === undefined);
   if (missing.length) {
     const field = (r: PreferenceRecord) => (r.scoreChosen === undefined ? "score_chosen" : "score_rejected");
-    throw new DataError(missing.slice(0, 20).map((r) => `${where(r.source)}: field '${field(r)}': missing, and ${needed.get("scoreChosen")} needs it`),
-      missing.length);
+    throw new DataError(
+      missing
+        .slice(0, 20)
+        .map((r) => `${where(r.source)}: field '${field(r)}': missing, and ${needed.get("scoreChosen")} needs it`),
+      missing.length,
+    );
   }
 }
 
@@ -196,8 +249,12 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 /** The recipe's names of the LoRA settings, for errors. */
 export const LORA_KEYS: SettingNames = {
-  r: "key 'lora_r'", alpha: "key 'lora_alpha'", dropout: "key 'lora_dropout'", targetModules: "key 'lora_target_modules'",
-  modulesToSave: "key 'lora_modules_to_save'", useRslora: "key 'use_rslora'",
+  r: "key 'lora_r'",
+  alpha: "key 'lora_alpha'",
+  dropout: "key 'lora_dropout'",
+  targetModules: "key 'lora_target_modules'",
+  modulesToSave: "key 'lora_modules_to_save'",
+  useRslora: "key 'use_rslora'",
 };
 
 export class PreferenceTrainer {
@@ -231,7 +288,11 @@ export class PreferenceTrainer {
   /** The best checkpoint so far by metric_for_best_model, tracked when that or load_best_model_at_end is set. */
   best: BestCheckpoint | null = null;
   /** Step intervals resolved against the run's length (null: not by steps). */
-  intervals: { logging: number | null; eval: number | null; save: number | null } = { logging: null, eval: null, save: null };
+  intervals: { logging: number | null; eval: number | null; save: number | null } = {
+    logging: null,
+    eval: null,
+    save: null,
+  };
   /** What callbacks ask of the loop. */
   readonly control = new TrainerControl();
   /** The last train row's interval: this process's attention-mask tokens and training seconds (the strategy combines the processes'). */
@@ -248,7 +309,10 @@ export class PreferenceTrainer {
   #stepsThisSession = 0;
   #startedAt = Date.now();
 
-  constructor(readonly config: TrainConfig, readonly hooks: TrainOptions = {}) {
+  constructor(
+    readonly config: TrainConfig,
+    readonly hooks: TrainOptions = {},
+  ) {
     this.strategy = hooks.strategy ?? strategyFor(config);
   }
 
@@ -268,14 +332,17 @@ export class PreferenceTrainer {
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
     if (config.earlyStoppingPatience !== null && this.data.eval.length === 0) {
-      throw new DataError([`${config.source}: key 'early_stopping_patience': early stopping watches the evaluation, and this run has no eval pairs ` +
-        "(set eval_data_path, or test_split_size with dataset_mixer)"]);
+      throw new DataError([
+        `${config.source}: key 'early_stopping_patience': early stopping watches the evaluation, and this run has no eval pairs ` +
+          "(set eval_data_path, or test_split_size with dataset_mixer)",
+      ]);
     }
     this.padTokenId = config.paddingValue ?? this.data.tokenizer.padTokenId ?? this.data.tokenizer.eosTokenId!;
     checkTrainingVocab(config, this.data, this.padTokenId);
     this.batchesPerEpoch = this.epochBatches(0).length;
     const updatesPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradientAccumulationSteps);
-    this.totalSteps = config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
+    this.totalSteps =
+      config.maxSteps > 0 ? config.maxSteps : Math.max(1, Math.ceil(config.numTrainEpochs * updatesPerEpoch));
 
     this.checkLoadBest();
     const lock = this.openOutputDir();
@@ -291,8 +358,12 @@ export class PreferenceTrainer {
       this.#trainable = this.policy.parameters().filter((p) => p.requiresGrad);
       this.optimizer = this.createOptimizer();
       this.scheduler = new torch.LRScheduler(this.optimizer, {
-        type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio,
-        baseLr: config.learningRate, kwargs: (config.lrSchedulerKwargs as Record<string, unknown> | null) ?? {},
+        type: config.lrSchedulerType,
+        totalSteps: this.totalSteps,
+        warmupSteps: config.warmupSteps,
+        warmupRatio: config.warmupRatio,
+        baseLr: config.learningRate,
+        kwargs: (config.lrSchedulerKwargs as Record<string, unknown> | null) ?? {},
       });
       this.intervals = {
         logging: config.loggingStrategy === "steps" ? resolveSteps(config.loggingSteps, this.totalSteps) : null,
@@ -331,19 +402,28 @@ export class PreferenceTrainer {
    */
   builtinCallbacks(): TrainerCallback[] {
     const { config } = this;
-    const header = config.pairLogSamples > 0 ? {
-      pair_log: 1 as const, ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed),
-      loss: this.lossName(),
-      total_steps: this.totalSteps,
-    } : null;
+    const header =
+      config.pairLogSamples > 0
+        ? {
+            pair_log: 1 as const,
+            ids: pairSample(this.data.train.length, config.pairLogSamples, config.seed),
+            loss: this.lossName(),
+            total_steps: this.totalSteps,
+          }
+        : null;
     const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
     const early = EarlyStoppingCallback.fromConfig(config);
-    const sync = config.syncRefModel && this.referenceModel
-      ? [new ReferenceSyncCallback(this.referenceModel, config.refModelMixupAlpha, config.refModelSyncSteps)] : [];
-    return [...sync,
-      new MetricsFileCallback(config.outputDir), ...trackerCallbacks(config),
+    const sync =
+      config.syncRefModel && this.referenceModel
+        ? [new ReferenceSyncCallback(this.referenceModel, config.refModelMixupAlpha, config.refModelSyncSteps)]
+        : [];
+    return [
+      ...sync,
+      new MetricsFileCallback(config.outputDir),
+      ...trackerCallbacks(config),
       new PairLogCallback(config.outputDir, header, pairSteps, (ids) => this.pairValues(ids)),
-      ...(early ? [early] : []), new HooksCallback(this.hooks),
+      ...(early ? [early] : []),
+      new HooksCallback(this.hooks),
     ];
   }
 
@@ -351,9 +431,12 @@ export class PreferenceTrainer {
   checkLoadBest(): void {
     const { config } = this;
     if (!config.loadBestModelAtEnd) return;
-    const fail = (why: string) => { throw new ConfigError(`${config.source}: key 'load_best_model_at_end': ${why}`); };
+    const fail = (why: string) => {
+      throw new ConfigError(`${config.source}: key 'load_best_model_at_end': ${why}`);
+    };
     if (this.data.eval.length === 0) fail("the best model is chosen by its evaluation, and this run has no eval pairs");
-    const evalStrategy = config.evalStrategy ?? config.evaluationStrategy ?? (config.evalSteps !== null ? "steps" : "no");
+    const evalStrategy =
+      config.evalStrategy ?? config.evaluationStrategy ?? (config.evalSteps !== null ? "steps" : "no");
     const saveStrategy = config.saveStrategy ?? "steps";
     if (evalStrategy !== saveStrategy) {
       fail(`checkpoints must be evaluated: save_strategy (${saveStrategy}) must equal eval_strategy (${evalStrategy})`);
@@ -377,7 +460,8 @@ export class PreferenceTrainer {
     const lock = RunLock.acquire(config.outputDir, hooks.onStatus);
     try {
       const leftovers = cleanOutputDir(config.outputDir);
-      if (leftovers.length) hooks.onStatus?.(`removed what an interrupted run left in ${config.outputDir}: ${leftovers.join(", ")}`);
+      if (leftovers.length)
+        hooks.onStatus?.(`removed what an interrupted run left in ${config.outputDir}: ${leftovers.join(", ")}`);
     } catch (e) {
       lock.release();
       throw e;
@@ -390,8 +474,12 @@ export class PreferenceTrainer {
     const mine = this.strategy.isMainProcess
       ? planResume(this.config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, this.hooks)
       : null;
-    const shared = JSON.parse(this.strategy.fromMain("plan", mine && JSON.stringify({ dir: mine.dir, finished: mine.finished })));
-    return mine ?? { dir: shared.dir, finished: shared.finished, state: shared.dir ? readTrainerState(shared.dir) : null };
+    const shared = JSON.parse(
+      this.strategy.fromMain("plan", mine && JSON.stringify({ dir: mine.dir, finished: mine.finished })),
+    );
+    return (
+      mine ?? { dir: shared.dir, finished: shared.finished, state: shared.dir ? readTrainerState(shared.dir) : null }
+    );
   }
 
   /** Epoch `epochIndex`'s order of the training pairs (a shuffle seeded by seed + epoch). */
@@ -411,14 +499,27 @@ export class PreferenceTrainer {
    */
   loadPolicy(checkpoint: string | null, device: torch.Device): CausalLM {
     const { config } = this;
-    const model = loadModel(checkpoint ?? config.modelNameOrPath, { device, dtype: config.torchDtype ?? "float32" }).eval() as CausalLM;
+    const model = loadModel(checkpoint ?? config.modelNameOrPath, {
+      device,
+      dtype: config.torchDtype ?? "float32",
+    }).eval() as CausalLM;
     if (config.usePeft && !loraOf(model)) {
       try {
-        attachLora(model, {
-          r: config.loraR, alpha: config.loraAlpha, dropout: config.loraDropout,
-          targetModules: (config.loraTargetModules as string[] | string | null) ?? defaultLoraTargets(model, "key 'lora_target_modules'"),
-          modulesToSave: (config.loraModulesToSave as string[] | null) ?? [], useRslora: config.useRslora,
-        }, config.source, LORA_KEYS);
+        attachLora(
+          model,
+          {
+            r: config.loraR,
+            alpha: config.loraAlpha,
+            dropout: config.loraDropout,
+            targetModules:
+              (config.loraTargetModules as string[] | string | null) ??
+              defaultLoraTargets(model, "key 'lora_target_modules'"),
+            modulesToSave: (config.loraModulesToSave as string[] | null) ?? [],
+            useRslora: config.useRslora,
+          },
+          config.source,
+          LORA_KEYS,
+        );
       } catch (e) {
         model.dispose();
         throw e;
@@ -434,7 +535,9 @@ export class PreferenceTrainer {
     if (!REFERENCE_LOSSES.has(config.objective.lossType)) return;
     if (config.referenceFree) {
       // TRL's reference_free: a uniform reference, every log-prob 0; no model is loaded.
-      const zeros: ReferenceSource = { logps: (pairs) => ({ chosen: pairs.map(() => 0), rejected: pairs.map(() => 0) }) };
+      const zeros: ReferenceSource = {
+        logps: (pairs) => ({ chosen: pairs.map(() => 0), rejected: pairs.map(() => 0) }),
+      };
       this.reference = { train: zeros, eval: zeros };
       return;
     }
@@ -443,8 +546,12 @@ export class PreferenceTrainer {
       // As TRL with a PEFT model and no ref_model: the same network with its adapters off, so
       // the base weights are in memory once. Read at each call: the policy is loaded after this.
       const disabled: ReferenceSource = {
-        logps: (pairs) => loraOf(this.policy)!.withAdaptersDisabled(() =>
-          pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length), undefined, { ldAlpha })),
+        logps: (pairs) =>
+          loraOf(this.policy)!.withAdaptersDisabled(() =>
+            pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length), undefined, {
+              ldAlpha,
+            }),
+          ),
       };
       this.reference = { train: disabled, eval: disabled };
       return;
@@ -454,17 +561,31 @@ export class PreferenceTrainer {
     if (config.precomputeRefLogProbs) {
       // Values differ with the weights' dtype and autocast, which the cache key does not cover:
       // other precisions cache in a directory of their own (float32's stays where it was).
-      const precision = (split: "train" | "eval") => [dtype === "float32" ? "" : dtype, this.mixedPrecision(split) ? "autocast-bf16" : ""].filter(Boolean).join("-");
-      const compute = (pairs: TokenizedPair[], label: "train" | "eval") => this.withMixedPrecision(label, device, () => precomputeReference({
-        pairs, modelDir: referenceDir, cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)), lengthNorm: config.dpoLengthNorm, ldAlpha,
-        batchSize: config.precomputeRefBatchSize ?? config.perDeviceEvalBatchSize, padTokenId: this.padTokenId, loadModel: () => loadModel(referenceDir, { device, dtype }),
-        onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`), sharding: this.strategy.referenceSharding(),
-        onNotice: hooks.onWarning ?? hooks.onStatus,
-      }));
+      const precision = (split: "train" | "eval") =>
+        [dtype === "float32" ? "" : dtype, this.mixedPrecision(split) ? "autocast-bf16" : ""].filter(Boolean).join("-");
+      const compute = (pairs: TokenizedPair[], label: "train" | "eval") =>
+        this.withMixedPrecision(label, device, () =>
+          precomputeReference({
+            pairs,
+            modelDir: referenceDir,
+            cacheDir: join(config.outputDir, "ref_logps_cache", precision(label)),
+            lengthNorm: config.dpoLengthNorm,
+            ldAlpha,
+            batchSize: config.precomputeRefBatchSize ?? config.perDeviceEvalBatchSize,
+            padTokenId: this.padTokenId,
+            loadModel: () => loadModel(referenceDir, { device, dtype }),
+            onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
+            sharding: this.strategy.referenceSharding(),
+            onNotice: hooks.onWarning ?? hooks.onStatus,
+          }),
+        );
       const train = compute(data.train, "train");
       const evalValues = data.eval.length ? compute(data.eval, "eval") : null;
       hooks.onStatus?.(`reference log-probs ${train.cached ? "read from" : "cached in"} ${train.file}`);
-      this.reference = { train: new CachedReference(train.values), eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }) };
+      this.reference = {
+        train: new CachedReference(train.values),
+        eval: new CachedReference(evalValues?.values ?? { chosen: [], rejected: [] }),
+      };
     } else {
       // TR-DPO's reference moves with the policy: a resumed run goes on from the checkpoint's.
       const synced = config.syncRefModel && checkpoint !== null ? syncedReferenceDir(checkpoint) : referenceDir;
@@ -506,10 +627,18 @@ export class PreferenceTrainer {
   }
 
   /** The objective's inputs for a micro-batch of `split` (objectiveInputs with this run's policy, reference and settings). */
-  lossInputs(pairs: TokenizedPair[], indices: number[], split: "train" | "eval", recompute: RecomputeTape | null): ObjectiveInputs {
+  lossInputs(
+    pairs: TokenizedPair[],
+    indices: number[],
+    split: "train" | "eval",
+    recompute: RecomputeTape | null,
+  ): ObjectiveInputs {
     return objectiveInputs(this.policy, pairs, this.config.objective, {
-      padTokenId: this.padTokenId, lengthNorm: this.config.dpoLengthNorm, reference: () => this.reference?.[split].logps(pairs, indices) ?? null,
-      recompute, gradientCheckpointing: this.config.gradientCheckpointing,
+      padTokenId: this.padTokenId,
+      lengthNorm: this.config.dpoLengthNorm,
+      reference: () => this.reference?.[split].logps(pairs, indices) ?? null,
+      recompute,
+      gradientCheckpointing: this.config.gradientCheckpointing,
     });
   }
 
@@ -519,10 +648,22 @@ export class PreferenceTrainer {
     const metrics: Record<string, number[] | number> = {};
     torch.noGrad(() => {
       for (const indices of batchesOf(ids, this.config.perDeviceEvalBatchSize)) {
-        const v = torch.tidy(() => this.withMixedPrecision("train", this.policy.device, () =>
-          pairValues(this.lossInputs(indices.map((i) => this.data.train[i]), indices, "train", null).inputs, this.config.objective)));
+        const v = torch.tidy(() =>
+          this.withMixedPrecision("train", this.policy.device, () =>
+            pairValues(
+              this.lossInputs(
+                indices.map((i) => this.data.train[i]),
+                indices,
+                "train",
+                null,
+              ).inputs,
+              this.config.objective,
+            ),
+          ),
+        );
         margins.push(...v.margins);
-        for (const [k, x] of Object.entries(v.metrics)) metrics[k] = typeof x === "number" ? x : [...((metrics[k] as number[] | undefined) ?? []), ...x];
+        for (const [k, x] of Object.entries(v.metrics))
+          metrics[k] = typeof x === "number" ? x : [...((metrics[k] as number[] | undefined) ?? []), ...x];
       }
     });
     return { margins, metrics };
@@ -541,11 +682,20 @@ export class PreferenceTrainer {
     try {
       for (const [k, indices] of group.entries()) {
         const r = torch.tidy(() => {
-          const out = this.withMixedPrecision("train", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.train[i]), indices, "train"));
+          const out = this.withMixedPrecision("train", this.policy.device, () =>
+            this.computeLoss(
+              indices.map((i) => this.data.train[i]),
+              indices,
+              "train",
+            ),
+          );
           try {
             const last = k === group.length - 1;
-            this.backward(out, 1 / group.length,
-              last ? this.strategy.lastBackprop(this.#trainable) : this.strategy.accumulateBackprop(this.#trainable));
+            this.backward(
+              out,
+              1 / group.length,
+              last ? this.strategy.lastBackprop(this.#trainable) : this.strategy.accumulateBackprop(this.#trainable),
+            );
           } finally {
             out.recompute?.dispose();
           }
@@ -582,8 +732,14 @@ export class PreferenceTrainer {
   /** Averages the gradients over processes, then clips them, steps the optimizer, zeroes the gradients and advances the schedule (steps.ts). Returns the pre-clip norm and the step's learning rate. */
   optimizerStep(): { gradNorm: number; learningRate: number } {
     this.strategy.syncGradients(this.#trainable);
-    return applyOptimizerStep(this.policy.parameters(), this.optimizer, this.scheduler, this.config.maxGradNorm, this.globalStep + 1,
-      (params, maxNorm) => this.strategy.clipGradients(params, maxNorm));
+    return applyOptimizerStep(
+      this.policy.parameters(),
+      this.optimizer,
+      this.scheduler,
+      this.config.maxGradNorm,
+      this.globalStep + 1,
+      (params, maxNorm) => this.strategy.clipGradients(params, maxNorm),
+    );
   }
 
   /** Loss and metrics over the eval split (each process its share), averaged per pair, as an `eval_`-prefixed row. */
@@ -591,9 +747,18 @@ export class PreferenceTrainer {
     const sums: Record<string, number> = {};
     let n = 0;
     torch.noGrad(() => {
-      for (const indices of batchesOf(this.strategy.shardEval(this.data.eval.map((_, i) => i)), this.config.perDeviceEvalBatchSize)) {
+      for (const indices of batchesOf(
+        this.strategy.shardEval(this.data.eval.map((_, i) => i)),
+        this.config.perDeviceEvalBatchSize,
+      )) {
         const r = torch.tidy(() => {
-          const out = this.withMixedPrecision("eval", this.policy.device, () => this.computeLoss(indices.map((i) => this.data.eval[i]), indices, "eval"));
+          const out = this.withMixedPrecision("eval", this.policy.device, () =>
+            this.computeLoss(
+              indices.map((i) => this.data.eval[i]),
+              indices,
+              "eval",
+            ),
+          );
           return { loss: out.loss.item(), ...out.metrics };
         });
         assertFinite(r, `evaluation at step ${this.globalStep}`);
@@ -602,7 +767,11 @@ export class PreferenceTrainer {
       }
     });
     const all = this.strategy.reduceEvalSums(sums, n);
-    return { step: this.globalStep, epoch: round(this.epoch), ...Object.fromEntries(Object.entries(all.sums).map(([k, v]) => [`eval_${k}`, v / all.n])) };
+    return {
+      step: this.globalStep,
+      epoch: round(this.epoch),
+      ...Object.fromEntries(Object.entries(all.sums).map(([k, v]) => [`eval_${k}`, v / all.n])),
+    };
   }
 
   /** Records a row (the run's, on every process) in the log history and hands it to the callbacks' onLog (metrics.jsonl, trackers...). */
@@ -616,14 +785,26 @@ export class PreferenceTrainer {
     const gathered = this.strategy.gatherCheckpoint(this.optimizer);
     try {
       if (this.strategy.isMainProcess) {
-        const state: TrainerState = { ...this.trainerState(), ...(gathered.rngStates ? { rngStates: gathered.rngStates } : {}) };
+        const state: TrainerState = {
+          ...this.trainerState(),
+          ...(gathered.rngStates ? { rngStates: gathered.rngStates } : {}),
+        };
         this.#noteBest(join(this.config.outputDir, `checkpoint-${this.globalStep}`));
-        this.checkpoint = await saveTrainingCheckpoint(this.config.outputDir, {
-          model: this.policy, optimizer: this.optimizer, tokenizer: this.data.tokenizer, state,
-          hfState: this.hfState(this.logHistory), baseModelNameOrPath: this.adapterBase(),
-          saveModel: (d) => this.saveModel(d),
-          syncedReference: this.config.syncRefModel ? this.referenceModel ?? undefined : undefined,
-        }, this.config.saveTotalLimit, this.best?.checkpoint ?? null);
+        this.checkpoint = await saveTrainingCheckpoint(
+          this.config.outputDir,
+          {
+            model: this.policy,
+            optimizer: this.optimizer,
+            tokenizer: this.data.tokenizer,
+            state,
+            hfState: this.hfState(this.logHistory),
+            baseModelNameOrPath: this.adapterBase(),
+            saveModel: (d) => this.saveModel(d),
+            syncedReference: this.config.syncRefModel ? (this.referenceModel ?? undefined) : undefined,
+          },
+          this.config.saveTotalLimit,
+          this.best?.checkpoint ?? null,
+        );
       } else {
         this.checkpoint = `${this.config.outputDir}/checkpoint-${this.globalStep}`;
       }
@@ -651,9 +832,13 @@ export class PreferenceTrainer {
     const row = this.lastEvalRow;
     if (!metric || !row || row.step !== this.globalStep) return;
     if (!(metric.name in row)) {
-      const known = Object.keys(row).filter((k) => k.startsWith("eval_")).map((k) => k.slice(5));
-      throw new Error(`${this.config.source}: key 'metric_for_best_model': ${metric.name.slice(5)} is not an evaluation metric; ` +
-        `the evaluation logs ${known.join(", ")}`);
+      const known = Object.keys(row)
+        .filter((k) => k.startsWith("eval_"))
+        .map((k) => k.slice(5));
+      throw new Error(
+        `${this.config.source}: key 'metric_for_best_model': ${metric.name.slice(5)} is not an evaluation metric; ` +
+          `the evaluation logs ${known.join(", ")}`,
+      );
     }
     const value = Number(row[metric.name]);
     const better = this.best === null || (metric.greaterIsBetter ? value > this.best.metric : value < this.best.metric);
@@ -666,10 +851,17 @@ export class PreferenceTrainer {
     // transformers keeps the interval arguments as given when not resolved by steps (500 logging, None -> logging_steps for eval).
     const loggingSteps = this.intervals.logging ?? 500;
     return hfTrainerState({
-      globalStep: this.globalStep, epoch: this.epoch, maxSteps: this.totalSteps,
+      globalStep: this.globalStep,
+      epoch: this.epoch,
+      maxSteps: this.totalSteps,
       numTrainEpochs: Math.ceil(this.totalSteps / Math.ceil(this.batchesPerEpoch / c.gradientAccumulationSteps)),
-      loggingSteps, evalSteps: this.intervals.eval ?? loggingSteps, saveSteps: this.intervals.save ?? 500,
-      trainBatchSize: c.perDeviceTrainBatchSize, logHistory, finished: this.globalStep >= this.totalSteps, best: this.best,
+      loggingSteps,
+      evalSteps: this.intervals.eval ?? loggingSteps,
+      saveSteps: this.intervals.save ?? 500,
+      trainBatchSize: c.perDeviceTrainBatchSize,
+      logHistory,
+      finished: this.globalStep >= this.totalSteps,
+      best: this.best,
     });
   }
 
@@ -678,9 +870,11 @@ export class PreferenceTrainer {
     const savedWorldSize = state.worldSize ?? 1;
     const { worldSize } = this.strategy;
     if (savedWorldSize !== worldSize) {
-      throw new Error(`${dir}: this checkpoint was written by ${savedWorldSize} process${savedWorldSize === 1 ? "" : "es"} and its data position ` +
-        `counts in ${savedWorldSize} shard${savedWorldSize === 1 ? "" : "s"}; resume it with ${savedWorldSize} (--nproc-per-node x --nnodes = ${savedWorldSize}), ` +
-        `not ${worldSize}, or set overwrite_output_dir: true to start afresh`);
+      throw new Error(
+        `${dir}: this checkpoint was written by ${savedWorldSize} process${savedWorldSize === 1 ? "" : "es"} and its data position ` +
+          `counts in ${savedWorldSize} shard${savedWorldSize === 1 ? "" : "s"}; resume it with ${savedWorldSize} (--nproc-per-node x --nnodes = ${savedWorldSize}), ` +
+          `not ${worldSize}, or set overwrite_output_dir: true to start afresh`,
+      );
     }
     // The optimizer's moments carry over; its hyperparameters stay this config's, so a change
     // accepted by naming the checkpoint takes effect (otherwise they equal the saved ones).
@@ -704,9 +898,16 @@ export class PreferenceTrainer {
   trainerState(): TrainerState {
     const epochDone = this.nextBatch >= this.batchesPerEpoch;
     return {
-      globalStep: this.globalStep, epoch: this.epoch, epochIndex: epochDone ? this.epochIndex + 1 : this.epochIndex,
-      nextBatch: epochDone ? 0 : this.nextBatch, schedulerStep: this.scheduler.lastStep, rngState: rngStateToBase64(),
-      totalSteps: this.totalSteps, trainPairs: this.data.train.length, config: configRecord(this.config), worldSize: this.strategy.worldSize,
+      globalStep: this.globalStep,
+      epoch: this.epoch,
+      epochIndex: epochDone ? this.epochIndex + 1 : this.epochIndex,
+      nextBatch: epochDone ? 0 : this.nextBatch,
+      schedulerStep: this.scheduler.lastStep,
+      rngState: rngStateToBase64(),
+      totalSteps: this.totalSteps,
+      trainPairs: this.data.train.length,
+      config: configRecord(this.config),
+      worldSize: this.strategy.worldSize,
       best: this.best,
     };
   }
@@ -741,7 +942,9 @@ export class PreferenceTrainer {
     const what = loraOf(this.policy) ? "adapter" : "model";
     if (best) {
       // load_best_model_at_end: the model written is the best checkpoint's, as transformers loads it.
-      this.hooks.onStatus?.(`saving the best ${what} (${best.checkpoint}, ${this.bestMetric()!.name} ${best.metric}) to ${dir}`);
+      this.hooks.onStatus?.(
+        `saving the best ${what} (${best.checkpoint}, ${this.bestMetric()!.name} ${best.metric}) to ${dir}`,
+      );
       copyModelFiles(best.checkpoint, dir);
     } else {
       this.hooks.onStatus?.(`saving the ${what} to ${dir}`);
@@ -750,16 +953,24 @@ export class PreferenceTrainer {
     await this.data.tokenizer.save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
-    const samples = config.maxSteps > 0 ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize
-      : this.data.train.length * config.numTrainEpochs;
+    const samples =
+      config.maxSteps > 0
+        ? this.totalSteps * config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize
+        : this.data.train.length * config.numTrainEpochs;
     const train = trainMetrics({
-      runtimeSeconds: Math.max((Date.now() - this.#startedAt) / 1000, 1e-3), samples, steps: this.totalSteps,
-      trainLoss: this.#lossSum / Math.max(1, this.#stepsThisSession), epoch: round(this.epoch), trainSamples: this.data.train.length,
+      runtimeSeconds: Math.max((Date.now() - this.#startedAt) / 1000, 1e-3),
+      samples,
+      steps: this.totalSteps,
+      trainLoss: this.#lossSum / Math.max(1, this.#stepsThisSession),
+      epoch: round(this.epoch),
+      trainSamples: this.data.train.length,
     });
     saveMetrics(dir, "train", train);
     let evalMetrics: Record<string, number> | null = null;
     // The eval metrics of the model written: the best checkpoint's evaluation, else the last.
-    const evalRow = best ? this.logHistory.find((r) => r.step === best.step && this.bestMetric()!.name in r) ?? null : this.lastEvalRow;
+    const evalRow = best
+      ? (this.logHistory.find((r) => r.step === best.step && this.bestMetric()!.name in r) ?? null)
+      : this.lastEvalRow;
     if (evalRow) {
       const { step: _step, ...rest } = evalRow;
       evalMetrics = { ...(rest as Record<string, number>), eval_samples: this.data.eval.length };
@@ -768,24 +979,46 @@ export class PreferenceTrainer {
     const history = [...this.logHistory, { ...train, step: this.globalStep }];
     writeJsonAtomic(join(dir, TRAINER_STATE), this.hfState(history));
     writeModelCard({
-      runName: config.runName, baseModel: config.modelNameOrPath, outputDir: dir, adapter: loraOf(this.policy) !== null,
-      lossType: this.lossName(), beta: (config.objective as { beta?: number }).beta,
+      runName: config.runName,
+      baseModel: config.modelNameOrPath,
+      outputDir: dir,
+      adapter: loraOf(this.policy) !== null,
+      lossType: this.lossName(),
+      beta: (config.objective as { beta?: number }).beta,
       logProbs: lengthNormText({ value: config.dpoLengthNorm, reason: config.dpoLengthNormReason }),
       evalFiles: [config.evalFile ?? config.evalDataPath].filter((f): f is string => f !== null),
       dataFiles: config.trainDataPath !== null ? [config.trainDataPath] : Object.keys(config.datasetMixer ?? {}),
-      trainPairs: this.data.train.length, evalPairs: this.data.eval.length,
+      trainPairs: this.data.train.length,
+      evalPairs: this.data.eval.length,
       hyperparameters: {
-        learning_rate: config.learningRate, optim: config.optim, lr_scheduler_type: config.lrSchedulerType,
-        warmup_steps: torch.warmupStepsOf({ type: config.lrSchedulerType, totalSteps: this.totalSteps, warmupSteps: config.warmupSteps, warmupRatio: config.warmupRatio }),
-        per_device_train_batch_size: config.perDeviceTrainBatchSize, gradient_accumulation_steps: config.gradientAccumulationSteps,
-        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize, num_steps: this.totalSteps,
-        num_train_epochs: config.numTrainEpochs, max_length: config.maxLength, max_prompt_length: config.maxPromptLength,
-        seed: config.seed, dpo_length_norm: config.dpoLengthNorm, precision: config.bf16 ? "bf16 autocast" : config.torchDtype ?? "float32", use_peft: config.usePeft,
+        learning_rate: config.learningRate,
+        optim: config.optim,
+        lr_scheduler_type: config.lrSchedulerType,
+        warmup_steps: torch.warmupStepsOf({
+          type: config.lrSchedulerType,
+          totalSteps: this.totalSteps,
+          warmupSteps: config.warmupSteps,
+          warmupRatio: config.warmupRatio,
+        }),
+        per_device_train_batch_size: config.perDeviceTrainBatchSize,
+        gradient_accumulation_steps: config.gradientAccumulationSteps,
+        total_train_batch_size: config.perDeviceTrainBatchSize * config.gradientAccumulationSteps * worldSize,
+        num_steps: this.totalSteps,
+        num_train_epochs: config.numTrainEpochs,
+        max_length: config.maxLength,
+        max_prompt_length: config.maxPromptLength,
+        seed: config.seed,
+        dpo_length_norm: config.dpoLengthNorm,
+        precision: config.bf16 ? "bf16 autocast" : (config.torchDtype ?? "float32"),
+        use_peft: config.usePeft,
         ...(loraOf(this.policy) ? this.loraCardRows() : {}),
       },
-      trainMetrics: train, evalMetrics, version: packageVersion(),
+      trainMetrics: train,
+      evalMetrics,
+      version: packageVersion(),
     });
-    for (const name of readdirSync(dir)) if (name.endsWith(".safetensors") && statSync(join(dir, name)).isFile()) fsyncPath(join(dir, name));
+    for (const name of readdirSync(dir))
+      if (name.endsWith(".safetensors") && statSync(join(dir, name)).isFile()) fsyncPath(join(dir, name));
     fsyncPath(dir);
   }
 
@@ -802,8 +1035,12 @@ export class PreferenceTrainer {
     const s = loraOf(this.policy)!.settings;
     const list = (v: string | readonly string[]) => (typeof v === "string" ? v : v.join(", "));
     return {
-      lora_r: s.r, lora_alpha: s.alpha, lora_dropout: s.dropout, lora_target_modules: list(s.targetModules),
-      ...(s.modulesToSave.length ? { lora_modules_to_save: list(s.modulesToSave) } : {}), use_rslora: s.useRslora,
+      lora_r: s.r,
+      lora_alpha: s.alpha,
+      lora_dropout: s.dropout,
+      lora_target_modules: list(s.targetModules),
+      ...(s.modulesToSave.length ? { lora_modules_to_save: list(s.modulesToSave) } : {}),
+      use_rslora: s.useRslora,
     };
   }
 
@@ -811,15 +1048,27 @@ export class PreferenceTrainer {
   runState(): TrainerRunState {
     const { strategy } = this;
     return {
-      globalStep: this.globalStep, epoch: this.epoch, maxSteps: this.totalSteps, logHistory: this.logHistory,
-      isWorldProcessZero: strategy.isMainProcess, isLocalProcessZero: strategy.isLocalMainProcess, rank: strategy.rank,
-      worldSize: strategy.worldSize, resumedFrom: this.resumedFrom,
+      globalStep: this.globalStep,
+      epoch: this.epoch,
+      maxSteps: this.totalSteps,
+      logHistory: this.logHistory,
+      isWorldProcessZero: strategy.isMainProcess,
+      isLocalProcessZero: strategy.isLocalMainProcess,
+      rank: strategy.rank,
+      worldSize: strategy.worldSize,
+      resumedFrom: this.resumedFrom,
     };
   }
 
   /** Calls every callback's `name` with this moment's event (callbacks are synchronous, as transformers'). */
   #call(name: CallbackEvent, extra: Pick<TrainerEvent, "metrics" | "checkpoint"> = {}): void {
-    this.#callbacks.call(name, { state: this.runState(), control: this.control, model: this.policy, config: this.config, ...extra });
+    this.#callbacks.call(name, {
+      state: this.runState(),
+      control: this.control,
+      model: this.policy,
+      config: this.config,
+      ...extra,
+    });
   }
 
   /**
@@ -848,7 +1097,13 @@ export class PreferenceTrainer {
       }
     };
     const position = { epochIndex: this.epochIndex, nextBatch: this.nextBatch };
-    for (const { group, epochLength, epochEnd } of stepGroups(position, epochs, (e) => this.epochBatches(e), ga, () => this.globalStep >= this.totalSteps)) {
+    for (const { group, epochLength, epochEnd } of stepGroups(
+      position,
+      epochs,
+      (e) => this.epochBatches(e),
+      ga,
+      () => this.globalStep >= this.totalSteps,
+    )) {
       ({ epochIndex: this.epochIndex, nextBatch: this.nextBatch } = position);
       const loss = this.trainingStep(group);
       this.epoch = this.epochIndex + this.nextBatch / epochLength;
@@ -856,17 +1111,24 @@ export class PreferenceTrainer {
       const done = step >= this.totalSteps;
       await untimed(() => this.#call("onStepEnd", { metrics: { loss, learning_rate: this.scheduler.getLastLr()[0] } }));
       // transformers' DefaultFlowCallback: by steps (and logging_first_step), or at each epoch's end; here also at the last step.
-      const logNow = done || every(loggingSteps, step) || (step === 1 && config.loggingFirstStep) || (epochEnd && config.loggingStrategy === "epoch");
-      if (logNow) this.log(this.lastTrainRow = strategy.reduceTrainRow(this.#trainRow(), this.lastInterval));
-      const evalNow = done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
+      const logNow =
+        done ||
+        every(loggingSteps, step) ||
+        (step === 1 && config.loggingFirstStep) ||
+        (epochEnd && config.loggingStrategy === "epoch");
+      if (logNow) this.log((this.lastTrainRow = strategy.reduceTrainRow(this.#trainRow(), this.lastInterval)));
+      const evalNow =
+        done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
       if (data.eval.length && evalNow) {
-        const row = this.lastEvalRow = await untimed(() => this.evaluate());
+        const row = (this.lastEvalRow = await untimed(() => this.evaluate()));
         this.log(row);
         await untimed(() => this.#call("onEvaluate", { metrics: row }));
       }
-      await tick();  // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
+      await tick(); // lets signal handlers (SIGINT, SIGTERM, SIGHUP) run between steps
       // One agreement per step: a stop or save asked on any process is taken on all.
-      const [interrupt, stop, saveAsked] = await untimed(() => strategy.anyProcess([hooks.shouldStop?.() ?? false, control.shouldTrainingStop, control.shouldSave]));
+      const [interrupt, stop, saveAsked] = await untimed(() =>
+        strategy.anyProcess([hooks.shouldStop?.() ?? false, control.shouldTrainingStop, control.shouldSave]),
+      );
       control.shouldTrainingStop = stop;
       const saveNow = saveAsked || every(saveSteps, step) || (epochEnd && config.saveStrategy === "epoch");
       // A stop by a callback ends the run here, with the final model and checkpoint after the loop.
@@ -886,7 +1148,15 @@ export class PreferenceTrainer {
     // The rate the next step will use (the schedule has advanced), as the HF trainer logs it.
     const learning_rate = this.scheduler.getLastLr()[0];
     this.lastInterval = { tokens: this.#tokensSinceLog, seconds };
-    const row = { step: this.globalStep, epoch: round(this.epoch), loss, learning_rate, grad_norm, tokens_per_second: this.#tokensSinceLog / Math.max(seconds, 1e-9), ...rest };
+    const row = {
+      step: this.globalStep,
+      epoch: round(this.epoch),
+      loss,
+      learning_rate,
+      grad_norm,
+      tokens_per_second: this.#tokensSinceLog / Math.max(seconds, 1e-9),
+      ...rest,
+    };
     this.#tokensSinceLog = 0;
     this.#timeSinceLog = performance.now();
     return row;
@@ -899,15 +1169,24 @@ export class PreferenceTrainer {
     this.checkpoint = plan.dir;
     this.lastTrainRow = rows.filter((r) => !isEval(r)).at(-1) ?? null;
     this.lastEvalRow = rows.filter(isEval).at(-1) ?? null;
-    this.hooks.onStatus?.(`${this.config.outputDir} holds a finished run (${plan.dir}, step ${this.globalStep} of ${this.totalSteps}); nothing to train ` +
-      "(set overwrite_output_dir: true to train afresh)");
+    this.hooks.onStatus?.(
+      `${this.config.outputDir} holds a finished run (${plan.dir}, step ${this.globalStep} of ${this.totalSteps}); nothing to train ` +
+        "(set overwrite_output_dir: true to train afresh)",
+    );
     return this.#result(false, false, true);
   }
 
   #result(interrupted: boolean, stoppedEarly: boolean, alreadyFinished: boolean): TrainResult {
     return {
-      outputDir: this.config.outputDir, globalStep: this.globalStep, totalSteps: this.totalSteps, interrupted, stoppedEarly,
-      checkpoint: this.checkpoint, lastTrainRow: this.lastTrainRow, lastEvalRow: this.lastEvalRow, alreadyFinished,
+      outputDir: this.config.outputDir,
+      globalStep: this.globalStep,
+      totalSteps: this.totalSteps,
+      interrupted,
+      stoppedEarly,
+      checkpoint: this.checkpoint,
+      lastTrainRow: this.lastTrainRow,
+      lastEvalRow: this.lastEvalRow,
+      alreadyFinished,
     };
   }
 }
@@ -929,8 +1208,12 @@ function copyModelFiles(checkpoint: string, dir: string): void {
 export function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
   if (config.centerRewardsCoefficient !== null) {
     // A reward-model key: preference training would ignore it, so it is an error rather than silence.
-    return Promise.reject(new ConfigError(`${config.source}: key 'center_rewards_coefficient': it applies to ` +
-      "reward-model training (omni-dpo train-rm, trainRewardModel); remove it to train a policy"));
+    return Promise.reject(
+      new ConfigError(
+        `${config.source}: key 'center_rewards_coefficient': it applies to ` +
+          "reward-model training (omni-dpo train-rm, trainRewardModel); remove it to train a policy",
+      ),
+    );
   }
   return new PreferenceTrainer(config, options).train();
 }

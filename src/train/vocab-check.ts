@@ -7,7 +7,9 @@ import { checkTokenIds, modelVocab, pairTokenRows, type TokenRow } from "../mode
 import type { TrainConfig } from "./config.js";
 
 export function checkTrainingVocab(
-  config: TrainConfig, data: { train: TokenizedPair[]; eval: TokenizedPair[] }, padTokenId: number,
+  config: TrainConfig,
+  data: { train: TokenizedPair[]; eval: TokenizedPair[] },
+  padTokenId: number,
 ): void {
   function* rows(): Generator<TokenRow> {
     yield* pairTokenRows(data.train, (i) => `pair ${i + 1} of the training split`);

@@ -2,13 +2,28 @@
 // fsynced, renamed into place, and the directory is fsynced, so neither an interrupted run nor
 // a power cut leaves a half-written file under the final name (or a rename that never reached
 // the disk). Write errors (a full disk, a quota, an I/O error) name the file being written.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 /** A write that failed, naming the path; `code` is the system's (ENOSPC, EDQUOT, EIO, EFBIG...). */
 export class WriteError extends Error {
   readonly code: string | undefined;
-  constructor(readonly path: string, cause: unknown) {
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
     const e = cause as NodeJS.ErrnoException;
     super(`${path}: cannot write (${e?.message ?? String(cause)})`, { cause });
     this.name = "WriteError";
@@ -39,7 +54,11 @@ export function isTempName(name: string): boolean {
 export function fsyncPath(path: string): void {
   writingTo(path, () => {
     const fd = openSync(path, "r");
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   });
 }
 
@@ -59,7 +78,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     const fd = openSync(tmp, "w");
     try {
       const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-      for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+      for (let done = 0; done < bytes.byteLength;) done += writeSync(fd, bytes, done, bytes.byteLength - done);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -93,7 +112,7 @@ export function appendLinesDurable(file: string, lines: string[]): void {
     const fd = openSync(file, "a");
     try {
       const bytes = Buffer.from(lines.map((l) => l + "\n").join(""), "utf8");
-      for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+      for (let done = 0; done < bytes.byteLength;) done += writeSync(fd, bytes, done, bytes.byteLength - done);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -111,5 +130,8 @@ export function readJournalLines(file: string): string[] {
   const text = readFileSync(file, "utf8");
   const end = text.lastIndexOf("\n") + 1;
   if (end < text.length) writingTo(file, () => truncateSync(file, Buffer.byteLength(text.slice(0, end), "utf8")));
-  return text.slice(0, end).split("\n").filter((l) => l.length > 0);
+  return text
+    .slice(0, end)
+    .split("\n")
+    .filter((l) => l.length > 0);
 }

@@ -3,7 +3,10 @@
 
 /** A loss or metric that came out NaN or infinite: the weights or the data are broken, and averaging would hide it. */
 export class NonFiniteMetricError extends Error {
-  constructor(message: string) { super(message); this.name = "NonFiniteMetricError"; }
+  constructor(message: string) {
+    super(message);
+    this.name = "NonFiniteMetricError";
+  }
 }
 
 /**

@@ -22,7 +22,10 @@ export function isWithin(inner: string, outer: string): boolean {
 }
 
 /** A path a command is given, with the flag or key that named it (`--prompts`, `model_name_or_path`). */
-export interface NamedPath { name: string; path: string }
+export interface NamedPath {
+  name: string;
+  path: string;
+}
 
 /**
  * The first output that would overwrite an input, as a message naming both; null when none

@@ -6,7 +6,11 @@ export class Progress {
   #done = 0;
   readonly #tty = Boolean(process.stderr.isTTY);
 
-  constructor(readonly label: string, readonly total: number, readonly enabled = true) {}
+  constructor(
+    readonly label: string,
+    readonly total: number,
+    readonly enabled = true,
+  ) {}
 
   /** Advances to `done` (absolute) and shows `info` (e.g. "loss 0.41") after the bar. */
   update(done: number, info = ""): void {
@@ -27,14 +31,18 @@ export class Progress {
     else process.stderr.write(`${line}\n`);
   }
 
-  finish(info = ""): void { if (this.#done < this.total || this.#tty) this.update(this.total, info); }
+  finish(info = ""): void {
+    if (this.#done < this.total || this.#tty) this.update(this.total, info);
+  }
 }
 
 export function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return "?";
   if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
   const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+  return m < 60
+    ? `${m}m${String(Math.round(s % 60)).padStart(2, "0")}s`
+    : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
 
 /** A metrics row as one console line: key=value, fractions to 4 significant digits. */

@@ -11,7 +11,10 @@ export function torchPython(): string | null {
   cached = null;
   for (const exe of candidates) {
     const r = spawnSync(exe, ["-c", "import torch"], { encoding: "utf8" });
-    if (r.status === 0) { cached = exe; break; }
+    if (r.status === 0) {
+      cached = exe;
+      break;
+    }
   }
   return cached;
 }
@@ -23,14 +26,19 @@ export const NO_TORCH_PYTHON = "no python3 with torch (apt-get install python3-t
  * on stdin and returns the JSON object printed on the last line of stdout, run by the Python that
  * has torch unless `options.python` names another.
  */
-export function runPythonJson<T = unknown>(script: string, input: unknown = null,
-  options: { file?: boolean; env?: NodeJS.ProcessEnv; args?: string[]; python?: string } = {}): T {
+export function runPythonJson<T = unknown>(
+  script: string,
+  input: unknown = null,
+  options: { file?: boolean; env?: NodeJS.ProcessEnv; args?: string[]; python?: string } = {},
+): T {
   // `python`: another interpreter, for scripts that need only the standard library or jinja2.
   const exe = options.python ?? torchPython();
   if (!exe) throw new Error(NO_TORCH_PYTHON);
   const argv = options.file ? [script, ...(options.args ?? [])] : ["-c", script, ...(options.args ?? [])];
   const r = spawnSync(exe, argv, {
-    input: JSON.stringify(input), encoding: "utf8", maxBuffer: 256 * 1024 * 1024,
+    input: JSON.stringify(input),
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 * 1024,
     env: { ...process.env, PYTHONUNBUFFERED: "1", ...options.env },
   });
   if (r.status !== 0) throw new Error(`python failed (exit ${r.status}):\n${r.stderr}`);

@@ -13,7 +13,10 @@ const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * both counted from the start of the bytes decoded.
  */
 export class Utf8Error extends Error {
-  constructor(readonly byteOffset: number, readonly line: number) {
+  constructor(
+    readonly byteOffset: number,
+    readonly line: number,
+  ) {
     super(`invalid UTF-8 at byte ${byteOffset} (line ${line})`);
     this.name = "Utf8Error";
   }
@@ -43,12 +46,22 @@ function firstInvalidByte(bytes: Uint8Array): number {
     const b = bytes[i];
     // Sequence length and the allowed range of the second byte (excluding overlong forms,
     // UTF-16 surrogates and code points above U+10FFFF), as the Unicode standard's table 3-7.
-    let n: number; let lo = 0x80; let hi = 0xbf;
-    if (b < 0x80) { i++; continue; }
-    else if (b >= 0xc2 && b <= 0xdf) n = 2;
-    else if (b >= 0xe0 && b <= 0xef) { n = 3; if (b === 0xe0) lo = 0xa0; if (b === 0xed) hi = 0x9f; }
-    else if (b >= 0xf0 && b <= 0xf4) { n = 4; if (b === 0xf0) lo = 0x90; if (b === 0xf4) hi = 0x8f; }
-    else return i;
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b < 0x80) {
+      i++;
+      continue;
+    } else if (b >= 0xc2 && b <= 0xdf) n = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 3;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 4;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else return i;
     for (let k = 1; k < n; k++) {
       const c = bytes[i + k];
       if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i;
@@ -62,7 +75,10 @@ function firstInvalidByte(bytes: Uint8Array): number {
  * A whole text file as strict UTF-8 (a leading BOM dropped). Unreadable files and invalid bytes
  * become `makeError(message)`, the message naming the file (and the line and byte).
  */
-export function readTextFile(path: string, makeError: (message: string, cause: unknown) => Error = (m, cause) => new Error(m, { cause })): string {
+export function readTextFile(
+  path: string,
+  makeError: (message: string, cause: unknown) => Error = (m, cause) => new Error(m, { cause }),
+): string {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -81,7 +97,10 @@ export function readTextFile(path: string, makeError: (message: string, cause: u
  * A file holding one JSON object, read as strict UTF-8. Unreadable files, invalid bytes, bad
  * JSON and anything but an object become `makeError(message)`, the message naming the file.
  */
-export function readJsonObjectFile(path: string, makeError: (message: string, cause: unknown) => Error = (m, cause) => new Error(m, { cause })): Record<string, unknown> {
+export function readJsonObjectFile(
+  path: string,
+  makeError: (message: string, cause: unknown) => Error = (m, cause) => new Error(m, { cause }),
+): Record<string, unknown> {
   const text = readTextFile(path, makeError);
   let value: unknown;
   try {
@@ -90,7 +109,10 @@ export function readJsonObjectFile(path: string, makeError: (message: string, ca
     throw makeError(`${path}: not valid JSON (${(e as Error).message})`, e);
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw makeError(`${path}: must hold a JSON object, found ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`, undefined);
+    throw makeError(
+      `${path}: must hold a JSON object, found ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`,
+      undefined,
+    );
   }
   return value as Record<string, unknown>;
 }

@@ -30,14 +30,35 @@ const rows = [
   { prompt: "What is 12 plus 30?", chosen: " It is 42.", rejected: " It is 41.", score_chosen: 5.1, score_rejected: 5 },
   { prompt: "What is 12 plus 30?", chosen: " 42", rejected: " 43", score_chosen: 5.3, score_rejected: 5 },
   { prompt: "Hello world!", chosen: " Hello there.", rejected: " Go away.", score_chosen: 8, score_rejected: 6.5 },
-  { prompt: long, chosen: " The fox runs.", rejected: " The dog sleeps, the fox runs, the world is large.", score_chosen: 9, score_rejected: 6.5 },
+  {
+    prompt: long,
+    chosen: " The fox runs.",
+    rejected: " The dog sleeps, the fox runs, the world is large.",
+    score_chosen: 9,
+    score_rejected: 6.5,
+  },
   { prompt: "What is 12 plus 30?", chosen: " Forty-two.", rejected: " No idea.", score_chosen: 9, score_rejected: 5 },
   { prompt: "Hello world!", chosen: " Hi.", rejected: " Hi!", score_chosen: 4.6, score_rejected: 5 },
   { prompt: "Is this answer correct?", chosen: " Yes.", rejected: " No." },
-  { chosen: [{ role: "user", content: "Hello world!" }, { role: "assistant", content: "Hello!" }],
-    rejected: [{ role: "user", content: "Hello world!" }, { role: "assistant", content: "Bye." }], score_chosen: 7, score_rejected: 7 },
-  { prompt: [{ role: "user", content: "What is 7 times 6?" }], chosen: [{ role: "assistant", content: long }],
-    rejected: [{ role: "assistant", content: "It is 42." }], score_chosen: 3, score_rejected: 1 },
+  {
+    chosen: [
+      { role: "user", content: "Hello world!" },
+      { role: "assistant", content: "Hello!" },
+    ],
+    rejected: [
+      { role: "user", content: "Hello world!" },
+      { role: "assistant", content: "Bye." },
+    ],
+    score_chosen: 7,
+    score_rejected: 7,
+  },
+  {
+    prompt: [{ role: "user", content: "What is 7 times 6?" }],
+    chosen: [{ role: "assistant", content: long }],
+    rejected: [{ role: "assistant", content: "It is 42." }],
+    score_chosen: 3,
+    score_rejected: 1,
+  },
   { prompt: "Yes?", chosen: long, rejected: " No." },
 ];
 const file = writeJsonl(join(dir, "pairs.jsonl"), rows);
@@ -56,13 +77,33 @@ test("counts, margins, ambiguous share and duplicate prompts", async () => {
   assert.equal(m.negative, 1);
   assert.equal(m.zero, 1);
   // Range 4.4 over ~10 buckets: width 0.5, edges at multiples of 0.5, max in the last bucket.
-  assert.deepEqual(m.histogram.map((b) => [b.from, b.to]), [[-0.5, 0], [0, 0.5], [0.5, 1], [1, 1.5], [1.5, 2], [2, 2.5], [2.5, 3], [3, 3.5], [3.5, 4]]);
-  assert.deepEqual(m.histogram.map((b) => b.count), [1, 3, 0, 0, 1, 1, 1, 0, 1]);
+  assert.deepEqual(
+    m.histogram.map((b) => [b.from, b.to]),
+    [
+      [-0.5, 0],
+      [0, 0.5],
+      [0.5, 1],
+      [1, 1.5],
+      [1.5, 2],
+      [2, 2.5],
+      [2.5, 3],
+      [3, 3.5],
+      [3.5, 4],
+    ],
+  );
+  assert.deepEqual(
+    m.histogram.map((b) => b.count),
+    [1, 3, 0, 0, 1, 1, 1, 0, 1],
+  );
   // "What is 12 plus 30?" three times, "Hello world!" twice as a plain prompt (the conversational
   // one renders as "user: Hello world!", another prompt).
   assert.equal(r.duplicates.prompts, 2);
   assert.equal(r.duplicates.rows, 5);
-  assert.deepEqual(r.duplicates.examples[0], { prompt: "What is 12 plus 30?", count: 3, at: [`${file}:1`, `${file}:2`, `${file}:5`] });
+  assert.deepEqual(r.duplicates.examples[0], {
+    prompt: "What is 12 plus 30?",
+    count: 3,
+    at: [`${file}:1`, `${file}:2`, `${file}:5`],
+  });
   assert.deepEqual(r.duplicates.examples[1].at, [`${file}:3`, `${file}:6`]);
 });
 
@@ -71,7 +112,11 @@ test("token lengths and truncation counts agree with the training tokenisation",
   const options = { maxLength: 24, maxPromptLength: 8 };
   const r = await inspectFile(file, { tokenizer, ...options });
   const records = await readPreferenceFile(file);
-  const full = tokenizeRecords(records, tokenizer, { maxLength: 1e9, maxPromptLength: 1e9 - 1, truncationMode: "keep_end" });
+  const full = tokenizeRecords(records, tokenizer, {
+    maxLength: 1e9,
+    maxPromptLength: 1e9 - 1,
+    truncationMode: "keep_end",
+  });
   const cut = tokenizeRecords(records, tokenizer, { ...options, truncationMode: "keep_end" });
   const promptLen = (labels: number[]) => labels.filter((x) => x === LABEL_PAD).length;
   const prompts = full.map((p) => promptLen(p.chosenLabels));
@@ -80,7 +125,10 @@ test("token lengths and truncation counts agree with the training tokenisation",
   assert.equal(r.tokens!.prompt.max, Math.max(...prompts));
   assert.equal(r.tokens!.chosen.max, Math.max(...chosen));
   assert.equal(r.tokens!.rejected.max, Math.max(...rejected));
-  assert.equal(r.tokens!.promptPlusLonger.max, Math.max(...prompts.map((p, i) => p + Math.max(chosen[i], rejected[i]))));
+  assert.equal(
+    r.tokens!.promptPlusLonger.max,
+    Math.max(...prompts.map((p, i) => p + Math.max(chosen[i], rejected[i]))),
+  );
   assert.deepEqual(r.tokens!.prompt, percentiles(prompts));
 
   const t = r.truncation!;
@@ -90,8 +138,11 @@ test("token lengths and truncation counts agree with the training tokenisation",
   assert.ok(t.truncated >= 2, `the long prompt and the long answer rows are cut (got ${t.truncated})`);
   assert.ok(t.truncated < 10);
   const promptCut = cut.filter((p, i) => promptLen(p.chosenLabels) < prompts[i]).length;
-  const answersCut = cut.filter((p, i) => p.chosenInputIds.length - promptLen(p.chosenLabels) < chosen[i] ||
-    p.rejectedInputIds.length - promptLen(p.rejectedLabels) < rejected[i]).length;
+  const answersCut = cut.filter(
+    (p, i) =>
+      p.chosenInputIds.length - promptLen(p.chosenLabels) < chosen[i] ||
+      p.rejectedInputIds.length - promptLen(p.rejectedLabels) < rejected[i],
+  ).length;
   assert.equal(t.promptCut, promptCut);
   assert.equal(t.answersCut, answersCut);
   assert.ok(answersCut >= 1);
@@ -109,7 +160,10 @@ test("percentiles interpolate linearly and histograms cover every value", () => 
   assert.deepEqual(histogram([2, 2, 2]), [{ from: 2, to: 2, count: 3 }]);
   const values = Array.from({ length: 200 }, (_, i) => Math.sin(i) * 3.7 + 0.2);
   const h = histogram(values, 8);
-  assert.equal(h.reduce((n, b) => n + b.count, 0), values.length);
+  assert.equal(
+    h.reduce((n, b) => n + b.count, 0),
+    values.length,
+  );
   assert.ok(h.length >= 4 && h.length <= 10, `bucket count ${h.length}`);
   for (const v of values) {
     const i = h.findIndex((b, k) => v >= b.from && (v < b.to || (k === h.length - 1 && v <= b.to)));
@@ -119,7 +173,19 @@ test("percentiles interpolate linearly and histograms cover every value", () => 
 });
 
 test("CLI: text report with a tokenizer (truncation and histogram bars)", () => {
-  const r = cli("data", "inspect", file, "--tokenizer", tokDir, "--max-length", "24", "--max-prompt-length", "8", "--ambiguous-margin", "0.25");
+  const r = cli(
+    "data",
+    "inspect",
+    file,
+    "--tokenizer",
+    tokDir,
+    "--max-length",
+    "24",
+    "--max-prompt-length",
+    "8",
+    "--ambiguous-margin",
+    "0.25",
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /10 records \(8 plain, 2 conversational\), 8 with scores/);
   assert.match(r.stdout, /prompt\+longer/);
@@ -141,9 +207,18 @@ test("CLI: --json prints one object of the library's shape", () => {
   assert.deepEqual(Object.keys(j).sort(), ["counts", "duplicates", "file", "margins", "tokens", "truncation"]);
   assert.deepEqual(Object.keys(j.tokens!).sort(), ["chosen", "prompt", "promptPlusLonger", "rejected"]);
   assert.deepEqual(Object.keys(j.tokens!.prompt).sort(), ["max", "mean", "p50", "p90", "p99"]);
-  assert.deepEqual(Object.keys(j.truncation!).sort(), ["answersCut", "cutBeforeTokenising", "maxLength", "maxPromptLength", "promptCut", "truncated"]);
+  assert.deepEqual(Object.keys(j.truncation!).sort(), [
+    "answersCut",
+    "cutBeforeTokenising",
+    "maxLength",
+    "maxPromptLength",
+    "promptCut",
+    "truncated",
+  ]);
   assert.equal(j.margins!.ambiguousThreshold, 0.5);
-  assert.ok(Array.isArray(j.margins!.histogram) && j.margins!.histogram.every((b) => "from" in b && "to" in b && "count" in b));
+  assert.ok(
+    Array.isArray(j.margins!.histogram) && j.margins!.histogram.every((b) => "from" in b && "to" in b && "count" in b),
+  );
   assert.equal(j.counts.records, 10);
 
   // Without a tokenizer the token fields are null.
@@ -154,12 +229,15 @@ test("CLI: --json prints one object of the library's shape", () => {
 
 test("CLI: a bad file fails with file:line:field, as training does", () => {
   const bad = join(dir, "bad.jsonl");
-  writeFileSync(bad, [
-    JSON.stringify({ prompt: "a", chosen: "b", rejected: "c" }),
-    "",
-    JSON.stringify({ prompt: "a", chosen: "b" }),
-    JSON.stringify({ prompt: "a", chosen: "b", rejected: "c", score_chosen: "high", score_rejected: 1 }),
-  ].join("\n") + "\n");
+  writeFileSync(
+    bad,
+    [
+      JSON.stringify({ prompt: "a", chosen: "b", rejected: "c" }),
+      "",
+      JSON.stringify({ prompt: "a", chosen: "b" }),
+      JSON.stringify({ prompt: "a", chosen: "b", rejected: "c", score_chosen: "high", score_rejected: 1 }),
+    ].join("\n") + "\n",
+  );
   const r = cli("data", "inspect", bad);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3: field 'rejected': missing`));
@@ -177,18 +255,33 @@ test("CLI: a tokenizer's chat template that loops without end fails within secon
   const loopDir = join(dir, "tok-loop");
   writeByteLevelTokenizer(loopDir, { chatTemplate: "{% for i in range(100000000) %}x{% endfor %}" });
   const chats = join(dir, "chats.jsonl");
-  writeJsonl(chats, [{ prompt: [{ role: "user", content: "Hi" }], chosen: [{ role: "assistant", content: "Hello" }],
-    rejected: [{ role: "assistant", content: "Bye" }] }]);
+  writeJsonl(chats, [
+    {
+      prompt: [{ role: "user", content: "Hi" }],
+      chosen: [{ role: "assistant", content: "Hello" }],
+      rejected: [{ role: "assistant", content: "Bye" }],
+    },
+  ]);
   const started = Date.now();
   const r = cli("data", "inspect", chats, "--tokenizer", loopDir);
   assert.equal(r.code, 1, r.stderr);
-  assert.ok(r.stderr.includes(`chats.jsonl:1: cannot render the conversation with the chat template: chat template from ${
-    join(loopDir, "tokenizer_config.json")} stopped: it asked for range() of 100000000 items`), r.stderr);
+  assert.ok(
+    r.stderr.includes(
+      `chats.jsonl:1: cannot render the conversation with the chat template: chat template from ${join(
+        loopDir,
+        "tokenizer_config.json",
+      )} stopped: it asked for range() of 100000000 items`,
+    ),
+    r.stderr,
+  );
   assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
 });
 
 test("CLI: a data file that is a device (a link to /dev/zero or /dev/urandom) fails at once, naming it", () => {
-  for (const [name, device] of [["zero.jsonl", "/dev/zero"], ["random.json", "/dev/urandom"]]) {
+  for (const [name, device] of [
+    ["zero.jsonl", "/dev/zero"],
+    ["random.json", "/dev/urandom"],
+  ]) {
     const link = join(dir, name);
     symlinkSync(device, link);
     const started = Date.now();

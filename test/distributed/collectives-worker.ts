@@ -5,14 +5,24 @@ import { torch } from "../../src/index.js";
 const rank = Number(process.env.RANK);
 const worldSize = Number(process.env.WORLD_SIZE);
 const pg = torch.distributed.ProcessGroup.init({
-  rank, worldSize, masterAddr: process.env.MASTER_ADDR!, masterPort: Number(process.env.MASTER_PORT),
-  backend: "gloo", timeoutMs: Number(process.env.TIMEOUT_MS ?? 20000),
+  rank,
+  worldSize,
+  masterAddr: process.env.MASTER_ADDR!,
+  masterPort: Number(process.env.MASTER_PORT),
+  backend: "gloo",
+  timeoutMs: Number(process.env.TIMEOUT_MS ?? 20000),
 });
 const out: Record<string, unknown> = { rank };
 torch.tidy(() => {
   // float64 sum of rank-dependent values, two tensors at once.
   const a = torch.tensor([rank + 0.25, 10 * rank], { dtype: "float64" });
-  const b = torch.tensor([[rank, 1], [2, 3]], { dtype: "float32" });
+  const b = torch.tensor(
+    [
+      [rank, 1],
+      [2, 3],
+    ],
+    { dtype: "float32" },
+  );
   pg.allReduce([a, b]);
   out.sum = [a.toArray(), b.toArray()];
   const m = torch.tensor([rank, -rank], { dtype: "float32" });
@@ -31,7 +41,12 @@ torch.tidy(() => {
   if (process.env.DIE_AFTER_SETUP === String(rank)) process.exit(3);
   if (process.env.DIE_AFTER_SETUP) {
     const x = torch.tensor([1], { dtype: "float32" });
-    try { pg.allReduce([x]); out.afterDeath = "no error"; } catch (e) { out.afterDeath = (e as Error).message; }
+    try {
+      pg.allReduce([x]);
+      out.afterDeath = "no error";
+    } catch (e) {
+      out.afterDeath = (e as Error).message;
+    }
   }
 });
 console.log(JSON.stringify(out));

@@ -13,9 +13,18 @@ const WORKER = join(import.meta.dirname, "collectives-worker.js");
 describe("c10d collectives (Gloo, 2 processes)", () => {
   it("all-reduce (sum, max), broadcast, reduce, all-gather, barrier and the store agree across ranks", async () => {
     const runs = await runRanks(WORKER, 2, { MASTER_PORT: String(await freePort()) });
-    const outs = runs.map((r) => { assert.equal(r.code, 0, r.output); return JSON.parse(r.stdout.trim().split("\n").at(-1)!); });
+    const outs = runs.map((r) => {
+      assert.equal(r.code, 0, r.output);
+      return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    });
     for (const o of outs) {
-      assert.deepEqual(o.sum, [[1.5, 10], [[1, 2], [4, 6]]]);
+      assert.deepEqual(o.sum, [
+        [1.5, 10],
+        [
+          [1, 2],
+          [4, 6],
+        ],
+      ]);
       assert.deepEqual(o.max, [1, 0]);
       assert.deepEqual(o.broadcast, [7]);
       assert.deepEqual(o.gather, [[0], [2]]);
@@ -26,7 +35,11 @@ describe("c10d collectives (Gloo, 2 processes)", () => {
 
   it("a rank that exits makes the other's next collective fail with an error naming its own rank, within seconds", async () => {
     const started = Date.now();
-    const runs = await runRanks(WORKER, 2, { MASTER_PORT: String(await freePort()), DIE_AFTER_SETUP: "1", TIMEOUT_MS: "30000" });
+    const runs = await runRanks(WORKER, 2, {
+      MASTER_PORT: String(await freePort()),
+      DIE_AFTER_SETUP: "1",
+      TIMEOUT_MS: "30000",
+    });
     assert.equal(runs[1].code, 3);
     assert.equal(runs[0].code, 0, runs[0].output);
     const o = JSON.parse(runs[0].stdout.trim().split("\n").at(-1)!);
@@ -36,10 +49,42 @@ describe("c10d collectives (Gloo, 2 processes)", () => {
 
   it("rejects bad input with errors, in this process", () => {
     assert.equal(torch.distributed.hasBackend("gloo"), true);
-    assert.throws(() => torch.distributed.ProcessGroup.init({ rank: 2, worldSize: 2, masterAddr: "127.0.0.1", masterPort: 1, backend: "gloo", timeoutMs: 100 }), /rank must be an integer from 0 to 1/);
-    assert.throws(() => torch.distributed.ProcessGroup.init({ rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: 70000, backend: "gloo", timeoutMs: 100 }), /port/);
+    assert.throws(
+      () =>
+        torch.distributed.ProcessGroup.init({
+          rank: 2,
+          worldSize: 2,
+          masterAddr: "127.0.0.1",
+          masterPort: 1,
+          backend: "gloo",
+          timeoutMs: 100,
+        }),
+      /rank must be an integer from 0 to 1/,
+    );
+    assert.throws(
+      () =>
+        torch.distributed.ProcessGroup.init({
+          rank: 0,
+          worldSize: 1,
+          masterAddr: "127.0.0.1",
+          masterPort: 70000,
+          backend: "gloo",
+          timeoutMs: 100,
+        }),
+      /port/,
+    );
     // A client whose server never comes: the rendezvous times out with the address in the message.
-    assert.throws(() => torch.distributed.ProcessGroup.init({ rank: 1, worldSize: 2, masterAddr: "127.0.0.1", masterPort: 9, backend: "gloo", timeoutMs: 300 }),
-      /rank 1 of 2: rendezvous at 127\.0\.0\.1:9 failed/);
+    assert.throws(
+      () =>
+        torch.distributed.ProcessGroup.init({
+          rank: 1,
+          worldSize: 2,
+          masterAddr: "127.0.0.1",
+          masterPort: 9,
+          backend: "gloo",
+          timeoutMs: 300,
+        }),
+      /rank 1 of 2: rendezvous at 127\.0\.0\.1:9 failed/,
+    );
   });
 });

@@ -9,7 +9,15 @@ import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/toy.js";
 import { freePort } from "./ranks.js";
-import { maxWeightDifference, metricRows, readJson, runTrain, weightsOf, writeRecipe, writeSetup } from "./train-ranks.js";
+import {
+  maxWeightDifference,
+  metricRows,
+  readJson,
+  runTrain,
+  weightsOf,
+  writeRecipe,
+  writeSetup,
+} from "./train-ranks.js";
 
 let root: string;
 let setup: { model: string; data: string };
@@ -26,14 +34,37 @@ after(() => rmSync(root, { recursive: true, force: true }));
  * (a multiple of 2 ranks x batch 2, so no epoch ends in a padded batch): 2 ranks x batch 2 or
  * 1 x batch 4, 2 accumulated per step, 4 epochs = 8 optimizer steps, clipped at every step.
  */
-function recipe(name: string, dtype: "float64" | "float32", batch: number, extra: Record<string, unknown> = {}): { file: string; dir: string } {
+function recipe(
+  name: string,
+  dtype: "float64" | "float32",
+  batch: number,
+  extra: Record<string, unknown> = {},
+): { file: string; dir: string } {
   const dir = join(root, name);
   const file = writeRecipe(join(root, `${name}.yaml`), {
-    model_name_or_path: setup.model, dataset_mixer: { [setup.data]: 1.0 }, test_split_size: 5, output_dir: dir,
-    torch_dtype: dtype, pref_loss: "dpo", beta: 0.5, learning_rate: 5e-3, lr_scheduler_type: "linear", warmup_steps: 1,
-    num_train_epochs: 4, per_device_train_batch_size: batch, gradient_accumulation_steps: 2, per_device_eval_batch_size: 3,
-    max_grad_norm: 0.05, max_length: 48, max_prompt_length: 24, logging_steps: 1, eval_steps: 2, save_steps: 3, seed: 11,
-    ddp_timeout: 60, ...extra,
+    model_name_or_path: setup.model,
+    dataset_mixer: { [setup.data]: 1.0 },
+    test_split_size: 5,
+    output_dir: dir,
+    torch_dtype: dtype,
+    pref_loss: "dpo",
+    beta: 0.5,
+    learning_rate: 5e-3,
+    lr_scheduler_type: "linear",
+    warmup_steps: 1,
+    num_train_epochs: 4,
+    per_device_train_batch_size: batch,
+    gradient_accumulation_steps: 2,
+    per_device_eval_batch_size: 3,
+    max_grad_norm: 0.05,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    eval_steps: 2,
+    save_steps: 3,
+    seed: 11,
+    ddp_timeout: 60,
+    ...extra,
   });
   return { file, dir };
 }
@@ -45,7 +76,12 @@ function recipe(name: string, dtype: "float64" | "float32", batch: number, extra
  */
 const SPLIT_DEPENDENT = /tokens_per_second|logits\//;
 
-function assertRowsClose(one: Record<string, unknown>[], two: Record<string, unknown>[], tolerance: number, atInit: boolean): void {
+function assertRowsClose(
+  one: Record<string, unknown>[],
+  two: Record<string, unknown>[],
+  tolerance: number,
+  atInit: boolean,
+): void {
   assert.equal(two.length, one.length, "the same rows");
   for (let i = 0; i < one.length; i++) {
     assert.deepEqual(Object.keys(two[i]).sort(), Object.keys(one[i]).sort());
@@ -58,21 +94,33 @@ function assertRowsClose(one: Record<string, unknown>[], two: Record<string, unk
     for (const k of keys) {
       const a = one[i][k] as number;
       const b = two[i][k] as number;
-      assert.ok(Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a)), `row ${i} (step ${one[i].step}) ${k}: ${a} alone, ${b} with 2 ranks`);
+      assert.ok(
+        Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a)),
+        `row ${i} (step ${one[i].step}) ${k}: ${a} alone, ${b} with 2 ranks`,
+      );
     }
   }
 }
 
 /** What each rank says about the overlap: buckets started during backward, and all of them, over the run. */
 function overlapOf(output: string): { early: number; total: number }[] {
-  return [...output.matchAll(/rank (\d+): (\d+) of (\d+) gradient buckets started their all-reduce during backward/g)]
-    .map((m) => ({ early: Number(m[2]), total: Number(m[3]) }));
+  return [
+    ...output.matchAll(/rank (\d+): (\d+) of (\d+) gradient buckets started their all-reduce during backward/g),
+  ].map((m) => ({ early: Number(m[2]), total: Number(m[3]) }));
 }
 
-async function compare(dtype: "float64" | "float32", tolerance: number, extra: Record<string, unknown> = {}, name: string = dtype) {
+async function compare(
+  dtype: "float64" | "float32",
+  tolerance: number,
+  extra: Record<string, unknown> = {},
+  name: string = dtype,
+) {
   const alone = recipe(`${name}-alone`, dtype, 4, extra);
   const ranks = recipe(`${name}-ranks`, dtype, 2, extra);
-  const [a, b] = await Promise.all([runTrain(alone.file), runTrain(ranks.file, ["--nproc-per-node", "2", "--master-port", String(await freePort())])]);
+  const [a, b] = await Promise.all([
+    runTrain(alone.file),
+    runTrain(ranks.file, ["--nproc-per-node", "2", "--master-port", String(await freePort())]),
+  ]);
   assert.equal(a.code, 0, a.output);
   assert.equal(b.code, 0, b.output);
   const diff = maxWeightDifference(weightsOf(alone.dir), weightsOf(ranks.dir));
@@ -83,10 +131,16 @@ async function compare(dtype: "float64" | "float32", tolerance: number, extra: R
   const train = rowsA.filter((r) => "loss" in r);
   assert.equal(train.length, 8, "8 optimizer steps");
   const maxNorm = (extra.max_grad_norm as number | undefined) ?? 0.05;
-  assert.ok(train.every((r) => (r.grad_norm as number) > maxNorm), `clipping was active at every step: ${train.map((r) => r.grad_norm).join(", ")}`);
+  assert.ok(
+    train.every((r) => (r.grad_norm as number) > maxNorm),
+    `clipping was active at every step: ${train.map((r) => r.grad_norm).join(", ")}`,
+  );
   assert.equal(rowsA.filter((r) => "eval_loss" in r).length, 4);
   // The learning rate follows the global step: warmup then linear decay over 8 steps.
-  assert.deepEqual(train.map((r) => r.learning_rate), rowsB.filter((r) => "loss" in r).map((r) => r.learning_rate));
+  assert.deepEqual(
+    train.map((r) => r.learning_rate),
+    rowsB.filter((r) => "loss" in r).map((r) => r.learning_rate),
+  );
   return { alone, ranks, output: b.output };
 }
 
@@ -97,11 +151,17 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
     // Every bucket's all-reduce started during the last micro-batch's backward, none after it.
     const overlap = overlapOf(output);
     assert.ok(overlap.length > 0, output);
-    for (const o of overlap) assert.ok(o.total >= 8 * 10 && o.early === o.total, `${o.early} of ${o.total} buckets started during backward`);
+    for (const o of overlap)
+      assert.ok(o.total >= 8 * 10 && o.early === o.total, `${o.early} of ${o.total} buckets started during backward`);
     // Rank 0 alone wrote output_dir, and its checkpoints record both ranks' RNG streams.
-    const checkpoints = readdirSync(ranks.dir).filter((n) => n.startsWith("checkpoint-")).sort();
+    const checkpoints = readdirSync(ranks.dir)
+      .filter((n) => n.startsWith("checkpoint-"))
+      .sort();
     assert.ok(checkpoints.length > 0);
-    const state = readJson(join(ranks.dir, checkpoints[0], "omni_dpo_state.json")) as { worldSize: number; rngStates: string[] };
+    const state = readJson(join(ranks.dir, checkpoints[0], "omni_dpo_state.json")) as {
+      worldSize: number;
+      rngStates: string[];
+    };
     assert.equal(state.worldSize, 2);
     assert.equal(state.rngStates.length, 2);
     assert.notEqual(state.rngStates[0], state.rngStates[1], "each rank has its own stream");
@@ -113,11 +173,30 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
   // LoRA's adapters are float32 whatever torch_dtype (as PEFT makes them): float32's tolerance.
   for (const [label, extra, tolerance] of [
     ["tied embeddings", { model_name_or_path: "TIED" }, 1e-10],
-    ["tied embeddings with gradient checkpointing", { model_name_or_path: "TIED", gradient_checkpointing: true }, 1e-10],
-    ["LoRA with gradient checkpointing (only the adapters are reduced)", { use_peft: true, lora_r: 4, lora_alpha: 8, gradient_checkpointing: true, max_grad_norm: 0.002, ddp_bucket_cap_mb: 0.001 }, 1e-5],
+    [
+      "tied embeddings with gradient checkpointing",
+      { model_name_or_path: "TIED", gradient_checkpointing: true },
+      1e-10,
+    ],
+    [
+      "LoRA with gradient checkpointing (only the adapters are reduced)",
+      {
+        use_peft: true,
+        lora_r: 4,
+        lora_alpha: 8,
+        gradient_checkpointing: true,
+        max_grad_norm: 0.002,
+        ddp_bucket_cap_mb: 0.001,
+      },
+      1e-5,
+    ],
   ] as const) {
     it(`float64 weights, ${label}: the same weights to ${tolerance}, every bucket started during backward`, async () => {
-      const keys = { ddp_bucket_cap_mb: 0.004, ...extra, ...("model_name_or_path" in extra ? { model_name_or_path: tied } : {}) };
+      const keys = {
+        ddp_bucket_cap_mb: 0.004,
+        ...extra,
+        ...("model_name_or_path" in extra ? { model_name_or_path: tied } : {}),
+      };
       const { output } = await compare("float64", tolerance, keys, label.replace(/\W+/g, "-"));
       const overlap = overlapOf(output);
       // Several buckets at each of the 8 steps.
@@ -129,7 +208,9 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
     const { alone, ranks } = await compare("float32", 1e-5, { precompute_ref_log_probs: true });
     const cacheOf = (dir: string) => {
       const sub = join(dir, "ref_logps_cache");
-      const files = readdirSync(sub).filter((n) => n.endsWith(".json")).sort();
+      const files = readdirSync(sub)
+        .filter((n) => n.endsWith(".json"))
+        .sort();
       return files.map((f) => readJson(join(sub, f)) as { chosen: number[]; rejected: number[] });
     };
     const [a, b] = [cacheOf(alone.dir), cacheOf(ranks.dir)];
@@ -138,7 +219,12 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
     for (let i = 0; i < a.length; i++) {
       assert.equal(b[i].chosen.length, a[i].chosen.length);
       for (const side of ["chosen", "rejected"] as const) {
-        a[i][side].forEach((x, j) => assert.ok(Math.abs(x - b[i][side][j]) <= 1e-5 * Math.max(1, Math.abs(x)), `${side} ${j}: ${x} vs ${b[i][side][j]}`));
+        a[i][side].forEach((x, j) =>
+          assert.ok(
+            Math.abs(x - b[i][side][j]) <= 1e-5 * Math.max(1, Math.abs(x)),
+            `${side} ${j}: ${x} vs ${b[i][side][j]}`,
+          ),
+        );
       }
     }
   });
@@ -148,8 +234,19 @@ describe("2 ranks with batch b train as 1 process with batch 2b", () => {
     assert.ok(existsSync(join(alone, "model.safetensors")), "the first test's run alone");
     const nodes = recipe("float64-nodes", "float64", 2);
     const port = String(await freePort());
-    const node = (rank: number) => runTrain(nodes.file, ["--nnodes", "2", "--node-rank", String(rank), "--nproc-per-node", "1",
-      "--master-addr", "127.0.0.1", "--master-port", port]);
+    const node = (rank: number) =>
+      runTrain(nodes.file, [
+        "--nnodes",
+        "2",
+        "--node-rank",
+        String(rank),
+        "--nproc-per-node",
+        "1",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        port,
+      ]);
     const [n0, n1] = await Promise.all([node(0), node(1)]);
     assert.equal(n0.code, 0, n0.output);
     assert.equal(n1.code, 0, n1.output);

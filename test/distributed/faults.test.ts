@@ -21,15 +21,29 @@ const AGENT_STORE = fileURLToPath(new URL("../../../test/distributed/agent_store
 
 let root: string;
 let setup: { model: string; data: string };
-before(() => { root = tempDir("omni-dpo-ddp-faults-"); setup = writeSetup(root, 32); });
+before(() => {
+  root = tempDir("omni-dpo-ddp-faults-");
+  setup = writeSetup(root, 32);
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function recipe(name: string, extra: Record<string, unknown> = {}): { file: string; dir: string } {
   const dir = join(root, name);
   const file = writeRecipe(join(root, `${name}.yaml`), {
-    model_name_or_path: setup.model, dataset_mixer: { [setup.data]: 1.0 }, output_dir: dir, pref_loss: "dpo", beta: 0.5,
-    learning_rate: 1e-3, per_device_train_batch_size: 2, max_length: 48, max_prompt_length: 24, logging_steps: 1,
-    save_steps: 100000, seed: 3, ddp_timeout: 60, ...extra,
+    model_name_or_path: setup.model,
+    dataset_mixer: { [setup.data]: 1.0 },
+    output_dir: dir,
+    pref_loss: "dpo",
+    beta: 0.5,
+    learning_rate: 1e-3,
+    per_device_train_batch_size: 2,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    save_steps: 100000,
+    seed: 3,
+    ddp_timeout: 60,
+    ...extra,
   });
   return { file, dir };
 }
@@ -41,7 +55,9 @@ function rankPid(launcher: number, rank: number): number | null {
   for (const pid of readFileSync(file, "utf8").trim().split(/\s+/).filter(Boolean).map(Number)) {
     try {
       if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`RANK=${rank}`)) return pid;
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return null;
 }
@@ -87,44 +103,81 @@ describe("faults in a 2-rank run", () => {
 
     const alone = await runTrain(file);
     assert.equal(alone.code, 1);
-    assert.match(alone.output, /this checkpoint was written by 2 processes .*resume it with 2 \(--nproc-per-node x --nnodes = 2\), not 1/);
+    assert.match(
+      alone.output,
+      /this checkpoint was written by 2 processes .*resume it with 2 \(--nproc-per-node x --nnodes = 2\), not 1/,
+    );
 
     const resumed = await runTrain(file, ["--nproc-per-node", "2", "--master-port", String(await freePort())]);
     assert.equal(resumed.code, 0, resumed.output);
     assert.match(resumed.output, new RegExp(`resumed from .*checkpoint-${step} at step ${step}`));
     const rows = metricRows(dir).filter((row) => "loss" in row);
-    assert.deepEqual(rows.map((row) => row.step), Array.from({ length: 60 }, (_, i) => i + 1), "every step logged once");
+    assert.deepEqual(
+      rows.map((row) => row.step),
+      Array.from({ length: 60 }, (_, i) => i + 1),
+      "every step logged once",
+    );
   });
 
   it("processes started by an outside launcher (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) are the ranks of one run", async () => {
     const { file, dir } = recipe("outside", { max_steps: 3 });
     const port = String(await freePort());
-    const rank = (r: number) => runTrain(file, [], { RANK: String(r), WORLD_SIZE: "2", LOCAL_RANK: String(r), MASTER_ADDR: "127.0.0.1", MASTER_PORT: port });
+    const rank = (r: number) =>
+      runTrain(file, [], {
+        RANK: String(r),
+        WORLD_SIZE: "2",
+        LOCAL_RANK: String(r),
+        MASTER_ADDR: "127.0.0.1",
+        MASTER_PORT: port,
+      });
     const [r0, r1] = await Promise.all([rank(0), rank(1)]);
     assert.equal(r0.code, 0, r0.output);
     assert.equal(r1.code, 0, r1.output);
     assert.match(r0.output, /rank 0 of 2 joined \(gloo, 127\.0\.0\.1:\d+\)/);
-    assert.deepEqual(metricRows(dir).filter((row) => "loss" in row).map((row) => row.step), [1, 2, 3]);
+    assert.deepEqual(
+      metricRows(dir)
+        .filter((row) => "loss" in row)
+        .map((row) => row.step),
+      [1, 2, 3],
+    );
     assert.ok(existsSync(join(dir, "model.safetensors")));
   });
 
-  it("with TORCHELASTIC_USE_AGENT_STORE=True (torchrun's workers) the ranks use the store already served (PyTorch's own TCPStore)", { skip: skipUnless("torch") }, async () => {
-    const { file, dir } = recipe("agent-store", { max_steps: 2 });
-    const port = String(await freePort());
-    const agent = spawn(torchPython()!, [AGENT_STORE, port, "3"], { stdio: ["pipe", "pipe", "inherit"] });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        agent.stdout.on("data", (d) => { if (String(d).includes("serving")) resolve(); });
-        agent.on("exit", (code) => reject(new Error(`the store exited with ${code}`)));
-      });
-      const env = (r: number) => ({ RANK: String(r), WORLD_SIZE: "2", LOCAL_RANK: String(r), MASTER_ADDR: "127.0.0.1", MASTER_PORT: port, TORCHELASTIC_USE_AGENT_STORE: "True" });
-      const [r0, r1] = await Promise.all([runTrain(file, [], env(0)), runTrain(file, [], env(1))]);
-      assert.equal(r0.code, 0, r0.output);
-      assert.equal(r1.code, 0, r1.output);
-      assert.deepEqual(metricRows(dir).filter((row) => "loss" in row).map((row) => row.step), [1, 2]);
-    } finally {
-      agent.stdin.end();
-      agent.kill();
-    }
-  });
+  it(
+    "with TORCHELASTIC_USE_AGENT_STORE=True (torchrun's workers) the ranks use the store already served (PyTorch's own TCPStore)",
+    { skip: skipUnless("torch") },
+    async () => {
+      const { file, dir } = recipe("agent-store", { max_steps: 2 });
+      const port = String(await freePort());
+      const agent = spawn(torchPython()!, [AGENT_STORE, port, "3"], { stdio: ["pipe", "pipe", "inherit"] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          agent.stdout.on("data", (d) => {
+            if (String(d).includes("serving")) resolve();
+          });
+          agent.on("exit", (code) => reject(new Error(`the store exited with ${code}`)));
+        });
+        const env = (r: number) => ({
+          RANK: String(r),
+          WORLD_SIZE: "2",
+          LOCAL_RANK: String(r),
+          MASTER_ADDR: "127.0.0.1",
+          MASTER_PORT: port,
+          TORCHELASTIC_USE_AGENT_STORE: "True",
+        });
+        const [r0, r1] = await Promise.all([runTrain(file, [], env(0)), runTrain(file, [], env(1))]);
+        assert.equal(r0.code, 0, r0.output);
+        assert.equal(r1.code, 0, r1.output);
+        assert.deepEqual(
+          metricRows(dir)
+            .filter((row) => "loss" in row)
+            .map((row) => row.step),
+          [1, 2],
+        );
+      } finally {
+        agent.stdin.end();
+        agent.kill();
+      }
+    },
+  );
 });

@@ -14,7 +14,14 @@ import { freePort } from "./ranks.js";
 let group: ProcessGroup;
 
 before(async () => {
-  group = torch.distributed.ProcessGroup.init({ rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: await freePort(), backend: "gloo", timeoutMs: 30000 });
+  group = torch.distributed.ProcessGroup.init({
+    rank: 0,
+    worldSize: 1,
+    masterAddr: "127.0.0.1",
+    masterPort: await freePort(),
+    backend: "gloo",
+    timeoutMs: 30000,
+  });
 });
 after(() => group.destroy());
 
@@ -30,8 +37,8 @@ const values = (t: Tensor | null | undefined) => (t ? Array.from(t.data() as Flo
 function tapeLikeStep(sync: GradientSync, head: Tensor, body: Tensor, nameLater: boolean): number[] {
   const started: number[] = [];
   const x = f64([1, 2]);
-  const hidden = body.mul(x);                                   // non-leaf: its graph reaches body
-  const picked = hidden.detach().requiresGrad_(true);           // the tape's leaf
+  const hidden = body.mul(x); // non-leaf: its graph reaches body
+  const picked = hidden.detach().requiresGrad_(true); // the tape's leaf
   for (const k of [2, 1]) {
     const out = picked.mul(head).sum().mul(k);
     // Later calls: the other chunk (same parameters as this one) while it remains, and hidden's graph.
@@ -85,10 +92,12 @@ describe("gradient sync: all-reduce overlapped with backward", () => {
     const unused = param([5]);
     const sync = group.gradientSync([unused, a], [2]);
     try {
-      a.mul(f64([1, 1, 1])).sum().backward();                 // micro-batch 1, not armed
+      a.mul(f64([1, 1, 1]))
+        .sum()
+        .backward(); // micro-batch 1, not armed
       assert.equal(sync.started(), 0);
       sync.arm();
-      sync.backward(a.mul(f64([2, 2, 2])).sum(), null, []);   // the last micro-batch
+      sync.backward(a.mul(f64([2, 2, 2])).sum(), null, []); // the last micro-batch
       assert.equal(sync.started(), 0, "the bucket waits for `unused` until finish");
       assert.equal(sync.finish(), 0);
       assert.deepEqual(values(a.grad), [3, 3, 3]);
@@ -103,7 +112,10 @@ describe("gradient sync: all-reduce overlapped with backward", () => {
     assert.throws(() => group.gradientSync([a], [2]), /bucket sizes add up to 2, not the 1 parameters/);
     assert.throws(() => group.gradientSync([a, a], [2]), /listed twice/);
     assert.throws(() => group.gradientSync([f64([1])], [1]), /not a leaf that requires grad/);
-    assert.throws(() => group.gradientSync([a, torch.tensor([1], { dtype: "float32" }).requiresGrad_(true)], [2]), /parameter 1 differs in dtype or device from the first of its bucket/);
+    assert.throws(
+      () => group.gradientSync([a, torch.tensor([1], { dtype: "float32" }).requiresGrad_(true)], [2]),
+      /parameter 1 differs in dtype or device from the first of its bucket/,
+    );
     const sync = group.gradientSync([a], [1]);
     try {
       assert.throws(() => sync.finish(), /not armed/);

@@ -20,7 +20,8 @@ strategy.syncGradients = (params) => {
   if (step === 1) seen.beforeReduce = bytes();
   sync(params);
   if (step === 1) seen.afterReduce = bytes();
-  if (step === 1 && process.env.DEBUG_GRADS) seen.gradBytes = torch.tidy(() => params.reduce((n, p) => n + (p.grad ? p.grad.numel() * 4 : 0), 0));
+  if (step === 1 && process.env.DEBUG_GRADS)
+    seen.gradBytes = torch.tidy(() => params.reduce((n, p) => n + (p.grad ? p.grad.numel() * 4 : 0), 0));
 };
 
 class MeasuringTrainer extends PreferenceTrainer {
@@ -37,7 +38,8 @@ class MeasuringTrainer extends PreferenceTrainer {
       seen.afterStep = bytes();
       // The state this rank's optimizer keeps (ZeRO's: its local optimizer over its share).
       const own = this.optimizer instanceof ShardedOptimizer ? this.optimizer.local : this.optimizer;
-      seen.optimizerState = Object.values(own.stateDict().state).flatMap((entry) => Object.values(entry))
+      seen.optimizerState = Object.values(own.stateDict().state)
+        .flatMap((entry) => Object.values(entry))
         .reduce((n: number, v) => n + (v instanceof torch.Tensor ? v.numel() * 4 : 0), 0);
     }
     return r;

@@ -32,10 +32,16 @@ function makeHosts(): string | null {
   if (!ip(["-V"]).ok) return "no `ip` command (iproute2)";
   const [a, b] = HOSTS;
   const steps: string[][] = [
-    ["netns", "add", a.ns], ["netns", "add", b.ns],
+    ["netns", "add", a.ns],
+    ["netns", "add", b.ns],
     ["link", "add", a.dev, "type", "veth", "peer", "name", b.dev],
-    ["link", "set", a.dev, "netns", a.ns], ["link", "set", b.dev, "netns", b.ns],
-    ...HOSTS.flatMap((h) => [["-n", h.ns, "addr", "add", `${h.address}/24`, "dev", h.dev], ["-n", h.ns, "link", "set", h.dev, "up"], ["-n", h.ns, "link", "set", "lo", "up"]]),
+    ["link", "set", a.dev, "netns", a.ns],
+    ["link", "set", b.dev, "netns", b.ns],
+    ...HOSTS.flatMap((h) => [
+      ["-n", h.ns, "addr", "add", `${h.address}/24`, "dev", h.dev],
+      ["-n", h.ns, "link", "set", h.dev, "up"],
+      ["-n", h.ns, "link", "set", "lo", "up"],
+    ]),
   ];
   for (const s of steps) {
     const r = ip(s);
@@ -47,27 +53,50 @@ function makeHosts(): string | null {
 function removeHosts(): void {
   // Deleting a namespace deletes the veth end inside it, and with it the pair.
   for (const h of HOSTS) ip(["netns", "del", h.ns]);
-  ip(["link", "del", HOSTS[0].dev]);  // in case it never moved into its namespace
+  ip(["link", "del", HOSTS[0].dev]); // in case it never moved into its namespace
 }
 
 /** `omni-dpo train` inside host h's namespace, its Gloo on the veth (GLOO_SOCKET_IFNAME, as on a real machine with several interfaces). */
 function trainOnHost(h: (typeof HOSTS)[number], recipe: string, args: string[], timeoutMs = 120000): Promise<RankRun> {
-  return runCommand("ip", ["netns", "exec", h.ns, process.execPath, CLI, "train", recipe, ...args], { GLOO_SOCKET_IFNAME: h.dev }, timeoutMs);
+  return runCommand(
+    "ip",
+    ["netns", "exec", h.ns, process.execPath, CLI, "train", recipe, ...args],
+    { GLOO_SOCKET_IFNAME: h.dev },
+    timeoutMs,
+  );
 }
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-netns-"); });
+before(() => {
+  root = tempDir("omni-dpo-netns-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 describe("two hosts (network namespaces joined by a veth pair)", () => {
   it("a launcher on each (--nnodes 2, --master-addr 10.213.0.1) trains as one process with the global batch (float64, 1e-10)", async (t) => {
     const setup = writeSetup(root, 21);
-    const recipe = (name: string, batch: number) => writeRecipe(join(root, `${name}.yaml`), {
-      model_name_or_path: setup.model, dataset_mixer: { [setup.data]: 1.0 }, test_split_size: 5, output_dir: join(root, name),
-      torch_dtype: "float64", pref_loss: "dpo", beta: 0.5, learning_rate: 5e-3, num_train_epochs: 2, per_device_train_batch_size: batch,
-      gradient_accumulation_steps: 2, max_grad_norm: 0.05, max_length: 48, max_prompt_length: 24, logging_steps: 1, save_steps: 3, seed: 11,
-      ddp_timeout: 60, ddp_bucket_cap_mb: 0.016,
-    });
+    const recipe = (name: string, batch: number) =>
+      writeRecipe(join(root, `${name}.yaml`), {
+        model_name_or_path: setup.model,
+        dataset_mixer: { [setup.data]: 1.0 },
+        test_split_size: 5,
+        output_dir: join(root, name),
+        torch_dtype: "float64",
+        pref_loss: "dpo",
+        beta: 0.5,
+        learning_rate: 5e-3,
+        num_train_epochs: 2,
+        per_device_train_batch_size: batch,
+        gradient_accumulation_steps: 2,
+        max_grad_norm: 0.05,
+        max_length: 48,
+        max_prompt_length: 24,
+        logging_steps: 1,
+        save_steps: 3,
+        seed: 11,
+        ddp_timeout: 60,
+        ddp_bucket_cap_mb: 0.016,
+      });
     const cannot = makeHosts();
     try {
       const skip = skipBecause("netns", cannot);
@@ -78,15 +107,35 @@ describe("two hosts (network namespaces joined by a veth pair)", () => {
       const alone = await runTrain(recipe("alone", 4));
       assert.equal(alone.code, 0, alone.output);
       const nodes = recipe("hosts", 2);
-      const flags = (rank: number) => ["--nnodes", "2", "--node-rank", String(rank), "--nproc-per-node", "1", "--master-addr", HOSTS[0].address, "--master-port", "29500"];
-      const [h0, h1] = await Promise.all([trainOnHost(HOSTS[0], nodes, flags(0)), trainOnHost(HOSTS[1], nodes, flags(1))]);
+      const flags = (rank: number) => [
+        "--nnodes",
+        "2",
+        "--node-rank",
+        String(rank),
+        "--nproc-per-node",
+        "1",
+        "--master-addr",
+        HOSTS[0].address,
+        "--master-port",
+        "29500",
+      ];
+      const [h0, h1] = await Promise.all([
+        trainOnHost(HOSTS[0], nodes, flags(0)),
+        trainOnHost(HOSTS[1], nodes, flags(1)),
+      ]);
       assert.equal(h0.code, 0, h0.output);
       assert.equal(h1.code, 0, h1.output);
       assert.match(h0.stdout, /trained 4 steps/);
       assert.match(h0.output, /rank 0 of 2 joined \(gloo, 10\.213\.0\.1:29500\)/);
       // The gradients crossed the veth: the 4 steps' all-reduces alone are far more than 100 kB.
-      const received = HOSTS.map((h) => (JSON.parse(ip(["-n", h.ns, "-s", "-j", "link", "show", "dev", h.dev]).output)[0].stats64.rx.bytes as number));
-      assert.ok(received.every((b) => b > 100_000), `bytes received on the veth: ${received.join(", ")}`);
+      const received = HOSTS.map(
+        (h) =>
+          JSON.parse(ip(["-n", h.ns, "-s", "-j", "link", "show", "dev", h.dev]).output)[0].stats64.rx.bytes as number,
+      );
+      assert.ok(
+        received.every((b) => b > 100_000),
+        `bytes received on the veth: ${received.join(", ")}`,
+      );
       const diff = maxWeightDifference(weightsOf(join(root, "alone")), weightsOf(join(root, "hosts")));
       assert.ok(diff <= 1e-10, `weights differ by ${diff}`);
     } finally {

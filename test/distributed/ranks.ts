@@ -3,7 +3,12 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 
-export interface RankRun { code: number | null; signal: NodeJS.Signals | null; stdout: string; output: string }
+export interface RankRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  output: string;
+}
 
 /** A TCP port free on loopback right now. */
 export function freePort(): Promise<number> {
@@ -18,10 +23,23 @@ export function freePort(): Promise<number> {
 }
 
 /** Runs `script` once per rank and resolves with each rank's exit and output, in rank order. */
-export function runRanks(script: string, worldSize: number, env: Record<string, string>, args: string[] = []): Promise<RankRun[]> {
-  return Promise.all(Array.from({ length: worldSize }, (_, rank) => runProcess([script, ...args], {
-    RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), MASTER_ADDR: "127.0.0.1", ...env,
-  })));
+export function runRanks(
+  script: string,
+  worldSize: number,
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<RankRun[]> {
+  return Promise.all(
+    Array.from({ length: worldSize }, (_, rank) =>
+      runProcess([script, ...args], {
+        RANK: String(rank),
+        WORLD_SIZE: String(worldSize),
+        LOCAL_RANK: String(rank),
+        MASTER_ADDR: "127.0.0.1",
+        ...env,
+      }),
+    ),
+  );
 }
 
 /** Runs node with `args` and the extra environment; resolves when it exits. */
@@ -30,14 +48,30 @@ export function runProcess(args: string[], env: Record<string, string>, timeoutM
 }
 
 /** Runs `command` with `args` (one thread, the extra environment); resolves when it exits, killed after `timeoutMs`. */
-export function runCommand(command: string, args: string[], env: Record<string, string>, timeoutMs = 60000): Promise<RankRun> {
+export function runCommand(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 60000,
+): Promise<RankRun> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { env: { ...process.env, OMP_NUM_THREADS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, {
+      env: { ...process.env, OMP_NUM_THREADS: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let output = "";
-    child.stdout.on("data", (d) => { stdout += d; output += d; });
-    child.stderr.on("data", (d) => { output += d; });
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, output }); });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, output });
+    });
   });
 }

@@ -4,7 +4,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  registerStrategy, registeredStrategies, strategyFor, SingleProcess, DataParallel, ZeroStage1, ZeroStage2,
+  registerStrategy,
+  registeredStrategies,
+  strategyFor,
+  SingleProcess,
+  DataParallel,
+  ZeroStage1,
+  ZeroStage2,
 } from "../../src/train/distributed/index.js";
 import { distributedEnv } from "../../src/train/distributed/environment.js";
 import { loadTrainConfig, type TrainConfig } from "../../src/train/config.js";
@@ -17,25 +23,42 @@ describe("parallelism strategies", () => {
     assert.ok(strategyFor(config(0), null) instanceof SingleProcess);
     const ddp = strategyFor(config(0), env);
     assert.ok(ddp instanceof DataParallel && !(ddp instanceof ZeroStage1));
-    assert.deepEqual([ddp.name, ddp.rank, ddp.worldSize, ddp.isMainProcess, ddp.isLocalMainProcess],
-      ["ddp", 1, 2, false, false]);
+    assert.deepEqual(
+      [ddp.name, ddp.rank, ddp.worldSize, ddp.isMainProcess, ddp.isLocalMainProcess],
+      ["ddp", 1, 2, false, false],
+    );
     const zero1 = strategyFor(config(1), env);
     assert.ok(zero1 instanceof ZeroStage1 && !(zero1 instanceof ZeroStage2));
     assert.ok(strategyFor(config(2), env) instanceof ZeroStage2);
-    assert.deepEqual(registeredStrategies().map((e) => [e.zeroStage, e.name]).slice(0, 3), [[0, "ddp"], [1, "zero1"], [2, "zero2"]]);
+    assert.deepEqual(
+      registeredStrategies()
+        .map((e) => [e.zeroStage, e.name])
+        .slice(0, 3),
+      [
+        [0, "ddp"],
+        [1, "zero1"],
+        [2, "zero2"],
+      ],
+    );
   });
 
   it("a stage without a strategy, or registered twice, is an error naming it", () => {
-    assert.throws(() => strategyFor(config(9), env),
-      /zero_stage: 9 has no parallelism strategy \(registered: 0 \(ddp\), 1 \(zero1\), 2 \(zero2\)/);
-    assert.throws(() => registerStrategy({ name: "other", zeroStage: 1, create: (e) => new DataParallel(e) }),
-      /zero_stage 1 already has a strategy \(zero1\)/);
+    assert.throws(
+      () => strategyFor(config(9), env),
+      /zero_stage: 9 has no parallelism strategy \(registered: 0 \(ddp\), 1 \(zero1\), 2 \(zero2\)/,
+    );
+    assert.throws(
+      () => registerStrategy({ name: "other", zeroStage: 1, create: (e) => new DataParallel(e) }),
+      /zero_stage 1 already has a strategy \(zero1\)/,
+    );
   });
 
   it("a recipe's zero_stage outside the registered stages is an error naming the key and the stages", () => {
     const recipe = { model_name_or_path: "m", train_data_path: "d.jsonl", output_dir: "o" };
     assert.equal(loadTrainConfig({ ...recipe, zero_stage: 2 }).config.zeroStage, 2);
-    assert.throws(() => loadTrainConfig({ ...recipe, zero_stage: 3 }),
-      /key 'zero_stage' must be 0 \(off\), 1 \(ZeRO-1: optimizer state sharded\) or 2 \(ZeRO-2: gradients too\), got 3/);
+    assert.throws(
+      () => loadTrainConfig({ ...recipe, zero_stage: 3 }),
+      /key 'zero_stage' must be 0 \(off\), 1 \(ZeRO-1: optimizer state sharded\) or 2 \(ZeRO-2: gradients too\), got 3/,
+    );
   });
 });

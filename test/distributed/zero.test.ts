@@ -14,16 +14,39 @@ import { maxWeightDifference, metricRows, runTrain, weightsOf, writeRecipe, writ
 
 let root: string;
 let setup: { model: string; data: string };
-before(() => { root = tempDir("omni-dpo-zero-"); setup = writeSetup(root, 21); });
+before(() => {
+  root = tempDir("omni-dpo-zero-");
+  setup = writeSetup(root, 21);
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function recipe(name: string, extra: Record<string, unknown> = {}): { file: string; dir: string } {
   const dir = join(root, name);
   const file = writeRecipe(join(root, `${name}.yaml`), {
-    model_name_or_path: setup.model, dataset_mixer: { [setup.data]: 1.0 }, test_split_size: 5, output_dir: dir,
-    torch_dtype: "float64", pref_loss: "dpo", beta: 0.5, learning_rate: 5e-3, lr_scheduler_type: "linear", warmup_steps: 1, weight_decay: 0.1,
-    num_train_epochs: 4, per_device_train_batch_size: 2, gradient_accumulation_steps: 2, per_device_eval_batch_size: 3,
-    max_grad_norm: 0.05, max_length: 48, max_prompt_length: 24, logging_steps: 1, eval_steps: 4, save_steps: 3, seed: 11, ddp_timeout: 60, ...extra,
+    model_name_or_path: setup.model,
+    dataset_mixer: { [setup.data]: 1.0 },
+    test_split_size: 5,
+    output_dir: dir,
+    torch_dtype: "float64",
+    pref_loss: "dpo",
+    beta: 0.5,
+    learning_rate: 5e-3,
+    lr_scheduler_type: "linear",
+    warmup_steps: 1,
+    weight_decay: 0.1,
+    num_train_epochs: 4,
+    per_device_train_batch_size: 2,
+    gradient_accumulation_steps: 2,
+    per_device_eval_batch_size: 3,
+    max_grad_norm: 0.05,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    eval_steps: 4,
+    save_steps: 3,
+    seed: 11,
+    ddp_timeout: 60,
+    ...extra,
   });
   return { file, dir };
 }
@@ -58,7 +81,11 @@ describe("ZeRO-1: optimizer state sharded across ranks", () => {
     const [ra, rb] = [rows(plain.dir), rows(zero.dir)];
     assert.equal(rb.length, ra.length);
     ra.forEach((r, i) => {
-      for (const [k, v] of Object.entries(r)) assert.ok(Math.abs((v as number) - (rb[i][k] as number)) <= 1e-10 * Math.max(1, Math.abs(v as number)), `row ${i} ${k}`);
+      for (const [k, v] of Object.entries(r))
+        assert.ok(
+          Math.abs((v as number) - (rb[i][k] as number)) <= 1e-10 * Math.max(1, Math.abs(v as number)),
+          `row ${i} ${k}`,
+        );
     });
 
     // Resume from the sharded run's step-3 checkpoint: with zero_stage 1 and without.

@@ -10,7 +10,15 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir } from "../helpers/toy.js";
 import { freePort } from "./ranks.js";
-import { maxWeightDifference, metricRows, runTrain, startTrain, weightsOf, writeRecipe, writeSetup } from "./train-ranks.js";
+import {
+  maxWeightDifference,
+  metricRows,
+  runTrain,
+  startTrain,
+  weightsOf,
+  writeRecipe,
+  writeSetup,
+} from "./train-ranks.js";
 
 let root: string;
 let setup: { model: string; data: string };
@@ -26,11 +34,30 @@ after(() => rmSync(root, { recursive: true, force: true }));
 function recipe(name: string, dtype: "float64" | "float32", batch: number, extra: Record<string, unknown> = {}) {
   const dir = join(root, name);
   const file = writeRecipe(join(root, `${name}.yaml`), {
-    model_name_or_path: setup.model, dataset_mixer: { [setup.data]: 1.0 }, test_split_size: 5, output_dir: dir,
-    torch_dtype: dtype, pref_loss: "dpo", beta: 0.5, learning_rate: 5e-3, lr_scheduler_type: "linear", warmup_steps: 1,
-    weight_decay: 0.1, num_train_epochs: 4, per_device_train_batch_size: batch, gradient_accumulation_steps: 2,
-    per_device_eval_batch_size: 3, max_grad_norm: 0.05, max_length: 48, max_prompt_length: 24, logging_steps: 1,
-    eval_steps: 4, save_steps: 3, seed: 11, ddp_timeout: 60, ...extra,
+    model_name_or_path: setup.model,
+    dataset_mixer: { [setup.data]: 1.0 },
+    test_split_size: 5,
+    output_dir: dir,
+    torch_dtype: dtype,
+    pref_loss: "dpo",
+    beta: 0.5,
+    learning_rate: 5e-3,
+    lr_scheduler_type: "linear",
+    warmup_steps: 1,
+    weight_decay: 0.1,
+    num_train_epochs: 4,
+    per_device_train_batch_size: batch,
+    gradient_accumulation_steps: 2,
+    per_device_eval_batch_size: 3,
+    max_grad_norm: 0.05,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    eval_steps: 4,
+    save_steps: 3,
+    seed: 11,
+    ddp_timeout: 60,
+    ...extra,
   });
   return { file, dir };
 }
@@ -46,7 +73,10 @@ function assertRowsClose(one: Record<string, unknown>[], two: Record<string, unk
     assert.deepEqual(Object.keys(two[i]).sort(), Object.keys(row).sort());
     for (const k of Object.keys(row).filter((key) => !SPLIT_DEPENDENT.test(key))) {
       const [a, b] = [row[k] as number, two[i][k] as number];
-      assert.ok(Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a)), `row ${i} (step ${row.step}) ${k}: ${a} alone, ${b} at stage 2`);
+      assert.ok(
+        Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a)),
+        `row ${i} (step ${row.step}) ${k}: ${a} alone, ${b} at stage 2`,
+      );
     }
   });
 }
@@ -64,7 +94,10 @@ async function compare(dtype: "float64" | "float32", tolerance: number, extra: R
   assertRowsClose(rows, metricRows(zero.dir), tolerance);
   const train = rows.filter((r) => "loss" in r);
   assert.equal(train.length, 8, "8 optimizer steps");
-  assert.ok(train.every((r) => (r.grad_norm as number) > ((extra.max_grad_norm as number) ?? 0.05)), "clipping at every step");
+  assert.ok(
+    train.every((r) => (r.grad_norm as number) > ((extra.max_grad_norm as number) ?? 0.05)),
+    "clipping at every step",
+  );
   return { alone, zero, output: b.output };
 }
 
@@ -102,7 +135,10 @@ describe("ZeRO-2: gradients and optimizer state sharded across ranks", () => {
       assert.ok(Date.now() < end, "no checkpoint-2 within a minute");
     }
     // Every process of the run at once: the launcher and both ranks, as a machine's crash would.
-    const children = readFileSync(`/proc/${run.child.pid}/task/${run.child.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+    const children = readFileSync(`/proc/${run.child.pid}/task/${run.child.pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     for (const pid of [run.child.pid!, ...children]) process.kill(pid, "SIGKILL");
     await run.done;
     assert.ok(!existsSync(join(killed.dir, "model.safetensors")), "the run was killed before it finished");
@@ -117,7 +153,9 @@ describe("ZeRO-2: gradients and optimizer state sharded across ranks", () => {
     // A stage-2 checkpoint holds the whole optimizer state: it resumes under stage 1 too.
     const other = recipe("other-stage", "float64", 2, { zero_stage: 1, ...extra });
     mkdirSync(other.dir, { recursive: true });
-    const ckpt = readdirSync(whole.dir).filter((n) => n.startsWith("checkpoint-")).sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))[0];
+    const ckpt = readdirSync(whole.dir)
+      .filter((n) => n.startsWith("checkpoint-"))
+      .sort((a, b) => Number(a.slice(11)) - Number(b.slice(11)))[0];
     cpSync(join(whole.dir, ckpt), join(other.dir, ckpt), { recursive: true });
     const o = await runTrain(other.file, await twoRanks());
     assert.equal(o.code, 0, o.output);

@@ -34,10 +34,16 @@ async function direct(modelDir: string, lengthNorm: boolean) {
   const pairs = tokenizeRecords(await readPreferenceFile(data), tokenizer, TOKENIZE_DEFAULTS);
   const model = loadModel(modelDir);
   try {
-    return torch.noGrad(() => torch.tidy(() => {
-      const out = concatenatedForward(model, concatenatedBatch(pairs, tokenizer.padTokenId ?? tokenizer.eosTokenId!), lengthNorm);
-      return { chosen: out.chosen.toArray() as number[], rejected: out.rejected.toArray() as number[] };
-    }));
+    return torch.noGrad(() =>
+      torch.tidy(() => {
+        const out = concatenatedForward(
+          model,
+          concatenatedBatch(pairs, tokenizer.padTokenId ?? tokenizer.eosTokenId!),
+          lengthNorm,
+        );
+        return { chosen: out.chosen.toArray() as number[], rejected: out.rejected.toArray() as number[] };
+      }),
+    );
   } finally {
     model.dispose();
   }
@@ -64,7 +70,10 @@ test("rewards and accuracy with a reference match a direct concatenatedForward c
   const ref = await direct(refDir, true);
   const chosen = pol.chosen.map((x, i) => beta * (x - ref.chosen[i]));
   const rejected = pol.rejected.map((x, i) => beta * (x - ref.rejected[i]));
-  chosen.forEach((c, i) => { close(r.perPair.chosen[i], c); close(r.perPair.rejected[i], rejected[i]); });
+  chosen.forEach((c, i) => {
+    close(r.perPair.chosen[i], c);
+    close(r.perPair.rejected[i], rejected[i]);
+  });
   const accuracy = chosen.filter((c, i) => c > rejected[i]).length / chosen.length;
   assert.equal(r.accuracy, accuracy);
   assert.ok(r.accuracy > 0 && r.accuracy < 1, `a random pair of models splits the pairs (accuracy ${r.accuracy})`);
@@ -82,7 +91,10 @@ test("without a reference: beta * logp, length-normalised by default, summed wit
     const pol = await direct(llamaDir, lengthNorm);
     assert.equal(r.beta, 2);
     assert.equal(r.reference, false);
-    pol.chosen.forEach((c, i) => { close(r.perPair.chosen[i], 2 * c); close(r.perPair.rejected[i], 2 * pol.rejected[i]); });
+    pol.chosen.forEach((c, i) => {
+      close(r.perPair.chosen[i], 2 * c);
+      close(r.perPair.rejected[i], 2 * pol.rejected[i]);
+    });
     assert.equal(r.accuracy, pol.chosen.filter((c, i) => c > pol.rejected[i]).length / pol.chosen.length);
   }
   // Summed log-probs favour the shorter (rejected) answers of the toy data.
@@ -97,8 +109,20 @@ test("evaluatePairs reports progress over both models and rejects bad options", 
   const reference = loadModel(refDir);
   try {
     const seen: [number, number][] = [];
-    evaluatePairs(model, pairs, { reference, padTokenId: tokenizer.eosTokenId!, batchSize: 5, onProgress: (d, t) => seen.push([d, t]) });
-    assert.deepEqual(seen, [[5, 26], [10, 26], [13, 26], [18, 26], [23, 26], [26, 26]]);
+    evaluatePairs(model, pairs, {
+      reference,
+      padTokenId: tokenizer.eosTokenId!,
+      batchSize: 5,
+      onProgress: (d, t) => seen.push([d, t]),
+    });
+    assert.deepEqual(seen, [
+      [5, 26],
+      [10, 26],
+      [13, 26],
+      [18, 26],
+      [23, 26],
+      [26, 26],
+    ]);
     assert.throws(() => evaluatePairs(model, pairs, { padTokenId: 0, beta: -1 }), /beta must be a positive number/);
     assert.throws(() => evaluatePairs(model, pairs, { padTokenId: 0, batchSize: 0 }), /batch size/);
     assert.throws(() => evaluatePairs(model, [], { padTokenId: 0 }), /no pairs/);
@@ -116,7 +140,20 @@ test("CLI: --json prints one summary object; text output; usage errors", () => {
   assert.equal(lines.length, 1);
   const j = JSON.parse(lines[0]) as Omit<PairwiseFileResult, "perPair">;
   assert.deepEqual(Object.keys(j).sort(), [
-    "accuracy", "beta", "data", "lengthNorm", "logps", "maxLength", "maxPromptLength", "model", "pairs", "ref", "reference", "rewards", "ties", "truncated",
+    "accuracy",
+    "beta",
+    "data",
+    "lengthNorm",
+    "logps",
+    "maxLength",
+    "maxPromptLength",
+    "model",
+    "pairs",
+    "ref",
+    "reference",
+    "rewards",
+    "ties",
+    "truncated",
   ]);
   assert.deepEqual(Object.keys(j.rewards).sort(), ["chosen", "margin", "rejected"]);
   assert.deepEqual(Object.keys(j.logps).sort(), ["chosen", "rejected"]);
@@ -127,7 +164,20 @@ test("CLI: --json prints one summary object; text output; usage errors", () => {
   assert.equal(j.pairs, 13);
   assert.equal(r.stderr, "", "no progress bar with --json");
 
-  const text = cli("eval", "--model", policyDir, "--data", data, "--no-length-norm", "--beta", "1", "--max-length", "16", "--max-prompt-length", "4");
+  const text = cli(
+    "eval",
+    "--model",
+    policyDir,
+    "--data",
+    data,
+    "--no-length-norm",
+    "--beta",
+    "1",
+    "--max-length",
+    "16",
+    "--max-prompt-length",
+    "4",
+  );
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /accuracy +\d+\.\d\d%/);
   assert.match(text.stdout, /reward margin/);
@@ -153,7 +203,10 @@ test("a model with NaN weights is an error naming the metric and the first pair,
     return true;
   });
   // A sound model against a broken reference names the reference.
-  await assert.rejects(evaluatePairwiseFile({ model: policyDir, ref: nan, data }), /rewards\/chosen is NaN.*the reference's chosen log-prob of pair 1/);
+  await assert.rejects(
+    evaluatePairwiseFile({ model: policyDir, ref: nan, data }),
+    /rewards\/chosen is NaN.*the reference's chosen log-prob of pair 1/,
+  );
   const r = cli("eval", "--model", nan, "--data", data, "--json");
   assert.equal(r.code, 1, `exit ${r.code}: ${r.stdout}`);
   assert.equal(r.stdout, "", "no result printed");

@@ -27,11 +27,18 @@ const RM = writeRewardModel(join(root, "rm"));
 const WORDS = ["apple", "river", "stone", "cloud", "green", "tiger"];
 const PROMPTS = writeJsonl(join(root, "prompts.jsonl"), [
   ...WORDS.map((w) => ({ prompt: `say ${w}` })),
-  { prompt: [{ role: "system", content: "one word" }, { role: "user", content: "say north" }] },
+  {
+    prompt: [
+      { role: "system", content: "one word" },
+      { role: "user", content: "say north" },
+    ],
+  },
 ]);
 let serve: ServeProcess;
 
-before(async () => { serve = await startServeProcess(["--model", MODEL, "--name", "toy"]); });
+before(async () => {
+  serve = await startServeProcess(["--model", MODEL, "--name", "toy"]);
+});
 after(async () => {
   await serve?.stop();
   rmSync(root, { recursive: true, force: true });
@@ -42,24 +49,39 @@ function writeRewardModel(dir: string): string {
   const tok = writeByteLevelTokenizer(dir, { chatTemplate: "chatml" });
   torch.manualSeed(5);
   const model = createSequenceClassifier({
-    architectures: ["LlamaForSequenceClassification"], model_type: "llama", vocab_size: tok.vocabSize,
-    hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-    max_position_embeddings: 256, rms_norm_eps: 1e-6, num_labels: 1,
-    pad_token_id: tok.eosTokenId, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
+    architectures: ["LlamaForSequenceClassification"],
+    model_type: "llama",
+    vocab_size: tok.vocabSize,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    num_labels: 1,
+    pad_token_id: tok.eosTokenId,
+    bos_token_id: tok.bosTokenId,
+    eos_token_id: tok.eosTokenId,
   });
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      const v = torch.randn(p.shape).mul(0.3);
-      model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
-    }
-  }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const [name, p] of model.namedParameters()) {
+        const v = torch.randn(p.shape).mul(0.3);
+        model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
+      }
+    }),
+  );
   saveSequenceClassifier(model, dir);
   model.dispose();
   return dir;
 }
 
 const jsonLines = (text: string) =>
-  text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 test("generate --endpoint: greedy answers equal local greedy generation token for token (plain and chat)", async () => {
   for (const chat of [[], ["--chat"]]) {
@@ -78,8 +100,23 @@ test("generate --endpoint: greedy answers equal local greedy generation token fo
 });
 
 test("data build --endpoint with a reward model: the local build's pairs; resumes after kill -9", async () => {
-  const common = ["data", "build", "--model", MODEL, "--prompts", PROMPTS, "--reward-model", RM,
-    "--samples", "3", "--max-new-tokens", "10", "--batch-size", "1", "--json"];
+  const common = [
+    "data",
+    "build",
+    "--model",
+    MODEL,
+    "--prompts",
+    PROMPTS,
+    "--reward-model",
+    RM,
+    "--samples",
+    "3",
+    "--max-new-tokens",
+    "10",
+    "--batch-size",
+    "1",
+    "--json",
+  ];
   const localOut = join(root, "local.jsonl");
   const local = await runCli([...common, "--out", localOut]);
   assert.equal(local.status, 0, local.stderr);
@@ -94,8 +131,17 @@ test("data build --endpoint with a reward model: the local build's pairs; resume
   const proxy = await startProxy(serve.url, { delayMs: 60 });
   try {
     const out = join(root, "resumed.jsonl");
-    const args = [...common, "--out", out, "--endpoint", proxy.url, "--endpoint-model", "toy",
-      "--endpoint-concurrency", "1"];
+    const args = [
+      ...common,
+      "--out",
+      out,
+      "--endpoint",
+      proxy.url,
+      "--endpoint-model",
+      "toy",
+      "--endpoint-concurrency",
+      "1",
+    ];
     const cli = join(packageRoot(), "dist", "src", "cli", "main.js");
     const child = spawn(process.execPath, [cli, ...args], { stdio: "ignore" });
     const journal = `${out}.progress.jsonl`;
@@ -127,11 +173,26 @@ test("--endpoint: 503/429 retried; the key from its variable, never printed; fai
   const key = "sk-test-9f8e7d6c";
   const proxy = await startProxy(serve.url, { failures: [503, 429] });
   try {
-    const args = ["generate", "--prompt", "say apple", "--max-new-tokens", "5", "--json", "--endpoint", proxy.url,
-      "--endpoint-model", "toy", "--endpoint-key-env", "MY_KEY"];
+    const args = [
+      "generate",
+      "--prompt",
+      "say apple",
+      "--max-new-tokens",
+      "5",
+      "--json",
+      "--endpoint",
+      proxy.url,
+      "--endpoint-model",
+      "toy",
+      "--endpoint-key-env",
+      "MY_KEY",
+    ];
     const r = await runCli(args, { MY_KEY: key });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(proxy.requests.map((q) => q.status), [503, 429, 200]);
+    assert.deepEqual(
+      proxy.requests.map((q) => q.status),
+      [503, 429, 200],
+    );
     assert.ok(proxy.requests.every((q) => q.authorization === `Bearer ${key}`));
     assert.ok(!r.stdout.includes(key) && !r.stderr.includes(key));
   } finally {
@@ -139,8 +200,22 @@ test("--endpoint: 503/429 retried; the key from its variable, never printed; fai
   }
   const failing = await startProxy(serve.url, { failures: [500, 500, 500] });
   try {
-    const r = await runCli(["generate", "--prompt", "x", "--endpoint", failing.url, "--endpoint-model", "toy",
-      "--endpoint-retries", "2", "--endpoint-key-env", "MY_KEY"], { MY_KEY: key });
+    const r = await runCli(
+      [
+        "generate",
+        "--prompt",
+        "x",
+        "--endpoint",
+        failing.url,
+        "--endpoint-model",
+        "toy",
+        "--endpoint-retries",
+        "2",
+        "--endpoint-key-env",
+        "MY_KEY",
+      ],
+      { MY_KEY: key },
+    );
     assert.equal(r.status, 1);
     assert.ok(r.stderr.includes(failing.url), r.stderr);
     assert.match(r.stderr, /HTTP 500: .*after 2 retries/);
@@ -149,8 +224,17 @@ test("--endpoint: 503/429 retried; the key from its variable, never printed; fai
   } finally {
     await failing.close();
   }
-  const dead = await runCli(["generate", "--prompt", "x", "--endpoint", "http://127.0.0.1:9/v1",
-    "--endpoint-model", "toy", "--endpoint-retries", "0"]);
+  const dead = await runCli([
+    "generate",
+    "--prompt",
+    "x",
+    "--endpoint",
+    "http://127.0.0.1:9/v1",
+    "--endpoint-model",
+    "toy",
+    "--endpoint-retries",
+    "0",
+  ]);
   assert.equal(dead.status, 1);
   assert.match(dead.stderr, /endpoint http:\/\/127\.0\.0\.1:9\/v1 model toy: no response/);
   const usage = await runCli(["generate", "--prompt", "x", "--endpoint", serve.url]);
@@ -165,13 +249,42 @@ test("data build --judge-endpoint: a tiny judge's unparseable verdicts retried, 
   writeFileSync(rubric, "Rate 1-10.\n{{prompt}}\n{{response}}\nRating: N");
   const proxy = await startProxy(serve.url);
   try {
-    const r = await runCli(["data", "build", "--model", MODEL, "--prompts", PROMPTS, "--samples", "2",
-      "--max-new-tokens", "6",
-      "--endpoint", serve.url, "--endpoint-model", "toy", "--judge-endpoint", proxy.url, "--judge-model", "toy",
-      "--judge-retries", "1", "--judge-max-tokens", "8", "--judge-template", rubric, "--out", out, "--json"]);
+    const r = await runCli([
+      "data",
+      "build",
+      "--model",
+      MODEL,
+      "--prompts",
+      PROMPTS,
+      "--samples",
+      "2",
+      "--max-new-tokens",
+      "6",
+      "--endpoint",
+      serve.url,
+      "--endpoint-model",
+      "toy",
+      "--judge-endpoint",
+      proxy.url,
+      "--judge-model",
+      "toy",
+      "--judge-retries",
+      "1",
+      "--judge-max-tokens",
+      "8",
+      "--judge-template",
+      rubric,
+      "--out",
+      out,
+      "--json",
+    ]);
     assert.equal(r.status, 0, r.stderr);
-    const summary = JSON.parse(r.stdout) as { responses: number; unscored_responses: number; pairs: number;
-      dropped: { identical_responses: number; unscored: number } };
+    const summary = JSON.parse(r.stdout) as {
+      responses: number;
+      unscored_responses: number;
+      pairs: number;
+      dropped: { identical_responses: number; unscored: number };
+    };
     const scored = summary.responses - 2 * summary.dropped.identical_responses;
     assert.ok(scored > 0);
     // Random weights never write "Rating: N": every verdict fails, is asked once more, and its response is dropped.
@@ -179,7 +292,8 @@ test("data build --judge-endpoint: a tiny judge's unparseable verdicts retried, 
     assert.equal(summary.pairs, 0);
     assert.equal(summary.dropped.unscored, scored / 2);
     assert.equal(proxy.requests.filter((q) => q.path === "/chat/completions").length, 2 * scored);
-    const counts = `judge: ${2 * scored} verdicts asked, ${2 * scored} unparseable \\(asked again\\), ` +
+    const counts =
+      `judge: ${2 * scored} verdicts asked, ${2 * scored} unparseable \\(asked again\\), ` +
       `${scored} responses left unscored`;
     assert.match(r.stderr, new RegExp(counts));
   } finally {
@@ -191,16 +305,40 @@ test("data build --task math --endpoint: K samples per prompt asked for with n, 
   const prompts = join(root, "math-prompts.txt");
   writeFileSync(prompts, "Q:1+2=\nQ:3+4=\nQ:5+6=\n");
   const scorer = join(root, "length-scorer.mjs");
-  writeFileSync(scorer, "export function score(prompt, response) { return { score: response.length % 10, correct: true }; }\n");
+  writeFileSync(
+    scorer,
+    "export function score(prompt, response) { return { score: response.length % 10, correct: true }; }\n",
+  );
   const proxy = await startProxy(serve.url);
   try {
-    const r = await runCli(["data", "build", "--model", MODEL, "--prompts", prompts, "--scorer", scorer, "--samples", "3",
-      "--max-new-tokens", "6", "--endpoint", proxy.url, "--endpoint-model", "toy", "--out", join(root, "math.jsonl"),
-      "--json"]);
+    const r = await runCli([
+      "data",
+      "build",
+      "--model",
+      MODEL,
+      "--prompts",
+      prompts,
+      "--scorer",
+      scorer,
+      "--samples",
+      "3",
+      "--max-new-tokens",
+      "6",
+      "--endpoint",
+      proxy.url,
+      "--endpoint-model",
+      "toy",
+      "--out",
+      join(root, "math.jsonl"),
+      "--json",
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const stats = JSON.parse(r.stdout) as { prompts: number; responses: number };
     assert.deepEqual([stats.prompts, stats.responses], [3, 9]);
-    assert.deepEqual(proxy.requests.map((q) => [q.path, q.status]), new Array(3).fill(["/completions", 200]));
+    assert.deepEqual(
+      proxy.requests.map((q) => [q.path, q.status]),
+      new Array(3).fill(["/completions", 200]),
+    );
   } finally {
     await proxy.close();
   }

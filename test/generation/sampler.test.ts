@@ -35,8 +35,8 @@ test("topPCutoff equals the cutoff of a full sort (peaked, flat, tied, with zero
     const peak = [0.01, 1, 5, 20][n % 4];
     rows.push(normalised(Array.from({ length: size }, () => Math.exp(peak * random()))));
   }
-  rows.push(normalised([1, 1, 1, 1, 1, 1, 1, 1]));                 // all tied
-  rows.push(normalised([4, 2, 2, 2, 1, 0, 0, 1]));                 // ties at the cutoff, zeros
+  rows.push(normalised([1, 1, 1, 1, 1, 1, 1, 1])); // all tied
+  rows.push(normalised([4, 2, 2, 2, 1, 0, 0, 1])); // ties at the cutoff, zeros
   rows.push(Float32Array.from([1]));
   for (const [i, row] of rows.entries()) {
     for (const p of [0.05, 0.3, 0.5, 0.9, 0.95, 0.999]) {

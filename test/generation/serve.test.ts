@@ -49,7 +49,11 @@ after(async () => {
 function local(ids: number[][], options: Parameters<typeof generate>[2]) {
   const out = generate(model, ids, { eosTokenIds: eos, padTokenId: tokenizer.padTokenId, ...options });
   return out.tokens.map((t) => ({
-    text: tokenizer.decode(t.filter((x) => !eos.includes(x)), { skipSpecialTokens: true }), tokens: t.length,
+    text: tokenizer.decode(
+      t.filter((x) => !eos.includes(x)),
+      { skipSpecialTokens: true },
+    ),
+    tokens: t.length,
   }));
 }
 
@@ -57,9 +61,18 @@ const PROMPTS = ["say apple", "the river runs", "x"];
 
 test("serve: /v1/models and greedy completions equal the in-process sampler token for token", async () => {
   const models = await client.models.list();
-  assert.deepEqual(models.data.map((m) => m.id), ["toy"]);
-  const expected = local(PROMPTS.map((p) => tokenizer.encode(p)), { maxNewTokens: 12 });
-  assert.ok(expected.every((e) => e.tokens > 3), "answers long enough to compare");
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    ["toy"],
+  );
+  const expected = local(
+    PROMPTS.map((p) => tokenizer.encode(p)),
+    { maxNewTokens: 12 },
+  );
+  assert.ok(
+    expected.every((e) => e.tokens > 3),
+    "answers long enough to compare",
+  );
   for (const [i, prompt] of PROMPTS.entries()) {
     const r = await client.completions.create({ model: "toy", prompt, max_tokens: 12, temperature: 0 });
     assert.equal(r.choices[0].text, expected[i].text, prompt);
@@ -68,22 +81,37 @@ test("serve: /v1/models and greedy completions equal the in-process sampler toke
   }
   // A list of prompts in one request: one choice each, in order.
   const r = await client.completions.create({ model: "toy", prompt: PROMPTS, max_tokens: 12, temperature: 0 });
-  assert.deepEqual(r.choices.map((c) => c.text), expected.map((e) => e.text));
+  assert.deepEqual(
+    r.choices.map((c) => c.text),
+    expected.map((e) => e.text),
+  );
 });
 
 test("serve: chat completions through the chat template; seeded samples follow row streams (seed + j)", async () => {
   const messages = [{ role: "user" as const, content: "say river" }];
   const rendered = { addGenerationPrompt: true, tokenize: true } as const;
-  const ids = tokenizer.applyChatTemplate(messages.map((m) => ({ ...m })), rendered).ids;
+  const ids = tokenizer.applyChatTemplate(
+    messages.map((m) => ({ ...m })),
+    rendered,
+  ).ids;
   const greedy = local([ids], { maxNewTokens: 10 })[0];
   const g = await client.chat.completions.create({ model: "toy", messages, max_tokens: 10, temperature: 0 });
   assert.equal(g.choices[0].message.content, greedy.text);
   assert.equal(g.choices[0].message.role, "assistant");
   const sampled = local([ids, ids, ids], { maxNewTokens: 10, temperature: 0.9, topP: 0.95, rowSeeds: [7, 8, 9] });
   const s = await client.chat.completions.create({
-    model: "toy", messages, max_tokens: 10, temperature: 0.9, top_p: 0.95, n: 3, seed: 7,
+    model: "toy",
+    messages,
+    max_tokens: 10,
+    temperature: 0.9,
+    top_p: 0.95,
+    n: 3,
+    seed: 7,
   });
-  assert.deepEqual(s.choices.map((c) => c.message.content), sampled.map((x) => x.text));
+  assert.deepEqual(
+    s.choices.map((c) => c.message.content),
+    sampled.map((x) => x.text),
+  );
   assert.ok(new Set(sampled.map((x) => x.text)).size > 1, "three seeds give different samples");
 });
 
@@ -115,7 +143,11 @@ test("serve: streamed chunks join to the non-streamed answer; stop strings cut i
   const whole = await client.completions.create({ model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0 });
   const text = whole.choices[0].text;
   const stream = await client.completions.create({
-    model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0, stream: true,
+    model: "toy",
+    prompt: "say lemon",
+    max_tokens: 16,
+    temperature: 0,
+    stream: true,
   });
   let joined = "";
   let finish: string | null = null;
@@ -126,19 +158,30 @@ test("serve: streamed chunks join to the non-streamed answer; stop strings cut i
   assert.equal(joined, text);
   assert.equal(finish, whole.choices[0].finish_reason);
   const chat = await client.chat.completions.create({
-    model: "toy", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0, stream: true,
+    model: "toy",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 8,
+    temperature: 0,
+    stream: true,
   });
   let chatText = "";
   for await (const chunk of chat) chatText += chunk.choices[0]?.delta?.content ?? "";
   const direct = await client.chat.completions.create({
-    model: "toy", messages: [{ role: "user", content: "hi" }], max_tokens: 8, temperature: 0,
+    model: "toy",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 8,
+    temperature: 0,
   });
   assert.equal(chatText, direct.choices[0].message.content);
   // A stop string taken from the greedy answer: the answer ends just before it.
   const stop = [...text.slice(3, 5)].join("");
   assert.ok(stop.length > 0 && text.indexOf(stop) >= 0);
   const cut = await client.completions.create({
-    model: "toy", prompt: "say lemon", max_tokens: 16, temperature: 0, stop: [stop],
+    model: "toy",
+    prompt: "say lemon",
+    max_tokens: 16,
+    temperature: 0,
+    stop: [stop],
   });
   assert.equal(cut.choices[0].text, text.slice(0, text.indexOf(stop)));
   assert.equal(cut.choices[0].finish_reason, "stop");
@@ -148,11 +191,13 @@ test("serve: a client that hangs up mid-stream takes its row out of the batch", 
   const steps = server.batcher.steps;
   const controller = new AbortController();
   const r = await fetch(`${server.url}/completions`, {
-    method: "POST", headers: { "content-type": "application/json" }, signal: controller.signal,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    signal: controller.signal,
     body: JSON.stringify({ prompt: "say apple", max_tokens: 100, temperature: 0.8, seed: 1, stream: true }),
   });
   const reader = r.body!.getReader();
-  await reader.read();                                       // the first chunk: decoding has started
+  await reader.read(); // the first chunk: decoding has started
   controller.abort();
   const start = Date.now();
   while (server.batcher.pending > 0 && Date.now() - start < 5000) await new Promise((done) => setTimeout(done, 5));
@@ -167,7 +212,7 @@ test("serve: bad requests get OpenAI-style errors naming the field, and serving 
     const headers = { "content-type": "application/json" };
     const r = await fetch(`${server.url}${path}`, { method: "POST", headers, body });
     type ErrorBody = { error: { message: string; param: string | null; type: string } };
-    return { status: r.status, body: await r.json() as ErrorBody };
+    return { status: r.status, body: (await r.json()) as ErrorBody };
   };
   const cases: [string, unknown, number, string | null][] = [
     ["/completions", { prompt: "a", temperature: "hot" }, 400, "temperature"],
@@ -195,16 +240,19 @@ test("serve: bad requests get OpenAI-style errors naming the field, and serving 
   const missing = await fetch(`${server.url}/nothing`);
   assert.equal(missing.status, 404);
   // Through the official client: an APIError with the status and the server's message.
-  await assert.rejects(client.completions.create({ model: "toy", prompt: "a", temperature: 5 }),
-    (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && /temperature/.test(e.message));
+  await assert.rejects(
+    client.completions.create({ model: "toy", prompt: "a", temperature: 5 }),
+    (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && /temperature/.test(e.message),
+  );
   const ok = await client.completions.create({ model: "toy", prompt: "still here", max_tokens: 3, temperature: 0 });
   assert.equal(ok.choices.length, 1);
 });
 
 test("serve CLI: a remote host needs --allow-remote; serves on a free port, stops on SIGTERM", async () => {
   const cli = join(packageRoot(), "dist", "src", "cli", "main.js");
-  const refused = spawnSync(process.execPath, [cli, "serve", "--model", MODEL, "--host", "0.0.0.0"],
-    { encoding: "utf8" });
+  const refused = spawnSync(process.execPath, [cli, "serve", "--model", MODEL, "--host", "0.0.0.0"], {
+    encoding: "utf8",
+  });
   assert.equal(refused.status, 2);
   assert.match(refused.stderr, /--allow-remote/);
   const served = await startServeProcess(["--model", MODEL, "--name", "mine"]);

@@ -21,7 +21,8 @@ export function writePreferenceParquet(file: string, rows: Record<string, unknow
   const columnData = names.map((name) => {
     const values = rows.map((r) => r[name] ?? null);
     const kind = kindOf(name, values);
-    if (kind === "string") schema.push({ name, type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" });
+    if (kind === "string")
+      schema.push({ name, type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" });
     else if (kind === "double") schema.push({ name, type: "DOUBLE", repetition_type: "OPTIONAL" });
     else {
       schema.push(

@@ -19,7 +19,12 @@ export function once<T>(build: () => T): () => T {
   return () => {
     if (failure) throw failure.error;
     if (!done) {
-      try { done = { value: build() }; } catch (error) { failure = { error }; throw error; }
+      try {
+        done = { value: build() };
+      } catch (error) {
+        failure = { error };
+        throw error;
+      }
     }
     return done.value;
   };

@@ -13,8 +13,12 @@ export type Requirement = "torch" | "python" | "jinja2" | "chromium" | "strace" 
 
 /** The variable that turns each requirement's skip into a failure. */
 export const REQUIRE_VARIABLE: Record<Requirement, string> = {
-  torch: "OMNI_DPO_REQUIRE_PYTHON", python: "OMNI_DPO_REQUIRE_PYTHON", jinja2: "OMNI_DPO_REQUIRE_PYTHON",
-  chromium: "OMNI_DPO_REQUIRE_BROWSER", strace: "OMNI_DPO_REQUIRE_STRACE", netns: "OMNI_DPO_REQUIRE_NETNS",
+  torch: "OMNI_DPO_REQUIRE_PYTHON",
+  python: "OMNI_DPO_REQUIRE_PYTHON",
+  jinja2: "OMNI_DPO_REQUIRE_PYTHON",
+  chromium: "OMNI_DPO_REQUIRE_BROWSER",
+  strace: "OMNI_DPO_REQUIRE_STRACE",
+  netns: "OMNI_DPO_REQUIRE_NETNS",
 };
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -41,9 +45,12 @@ export function pythonWith(module: "torch" | "jinja2" | null): string | null {
 /** Why `what` is missing here, or null when it is present. */
 function missing(what: Exclude<Requirement, "netns">): string | null {
   switch (what) {
-    case "torch": return pythonWith("torch") ? null : NO_TORCH_PYTHON;
-    case "python": return pythonWith(null) ? null : "no python3 (apt-get install python3, or set OMNI_DPO_PYTHON)";
-    case "jinja2": return pythonWith("jinja2") ? null : "no python3 with jinja2 (apt-get install python3-jinja2)";
+    case "torch":
+      return pythonWith("torch") ? null : NO_TORCH_PYTHON;
+    case "python":
+      return pythonWith(null) ? null : "no python3 (apt-get install python3, or set OMNI_DPO_PYTHON)";
+    case "jinja2":
+      return pythonWith("jinja2") ? null : "no python3 with jinja2 (apt-get install python3-jinja2)";
     case "chromium":
       if (process.env.OMNI_DPO_SKIP_BROWSER === "1") return "OMNI_DPO_SKIP_BROWSER=1";
       return existsSync(CHROMIUM) ? null : `no chromium at ${CHROMIUM} (scripts/setup.sh installs it)`;

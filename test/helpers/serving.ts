@@ -12,24 +12,32 @@ export function writeSharpChatModel(dir: string, seed = 3): string {
   writeToyModel(dir, { chatTemplate: "chatml", seed });
   const model = loadModel(dir);
   torch.manualSeed(seed);
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      const v = torch.randn(p.shape).mul(0.3);
-      model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
-    }
-  }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const [name, p] of model.namedParameters()) {
+        const v = torch.randn(p.shape).mul(0.3);
+        model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
+      }
+    }),
+  );
   saveModel(model, dir);
   model.dispose();
   return dir;
 }
 
-export interface ServeProcess { url: string; child: ChildProcess; log: string[]; stop(): Promise<void> }
+export interface ServeProcess {
+  url: string;
+  child: ChildProcess;
+  log: string[];
+  stop(): Promise<void>;
+}
 
 /** Starts `omni-dpo serve` on port 0 (a free loopback port) and waits for the line that says where. */
 export function startServeProcess(args: string[]): Promise<ServeProcess> {
   const cli = join(packageRoot(), "dist", "src", "cli", "main.js");
   const child = spawn(process.execPath, [cli, "serve", "--port", "0", "--quiet", ...args], {
-    env: { ...process.env, OMP_NUM_THREADS: "1" }, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
   });
   const log: string[] = [];
   child.stderr!.on("data", (d: Buffer) => log.push(d.toString()));
@@ -39,12 +47,18 @@ export function startServeProcess(args: string[]): Promise<ServeProcess> {
       const m = /at (http:\/\/\S+)/.exec(line);
       if (!m) return;
       resolve({
-        url: m[1], child, log,
-        stop: () => new Promise<void>((done) => {
-          if (child.exitCode !== null) { done(); return; }
-          child.once("exit", () => done());
-          child.kill("SIGTERM");
-        }),
+        url: m[1],
+        child,
+        log,
+        stop: () =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null) {
+              done();
+              return;
+            }
+            child.once("exit", () => done());
+            child.kill("SIGTERM");
+          }),
       });
     });
     child.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${log.join("")}`)));
@@ -62,7 +76,8 @@ export interface Proxy {
  * given statuses itself, delays the rest by `delayMs` and forwards them. Records what it saw.
  */
 export async function startProxy(
-  target: string, options: { failures?: number[]; delayMs?: number } = {},
+  target: string,
+  options: { failures?: number[]; delayMs?: number } = {},
 ): Promise<Proxy> {
   const { createServer } = await import("node:http");
   const failures = [...(options.failures ?? [])];
@@ -75,40 +90,55 @@ export async function startProxy(
       const path = (req.url ?? "").replace(/^\/v1/, "");
       if (status !== undefined) {
         requests.push({ path, authorization: req.headers.authorization, status });
-        res.writeHead(status, { "content-type": "application/json", "retry-after-ms": "10" })
-          .end(JSON.stringify({
+        res.writeHead(status, { "content-type": "application/json", "retry-after-ms": "10" }).end(
+          JSON.stringify({
             error: { message: `injected ${status}`, type: "server_error", param: null, code: null },
-          }));
+          }),
+        );
         return;
       }
       setTimeout(() => {
         const body = req.method === "POST" ? Buffer.concat(chunks) : undefined;
-        fetch(`${target}${path}`, { method: req.method, headers: { "content-type": "application/json" }, body })
-          .then(async (r) => {
+        fetch(`${target}${path}`, { method: req.method, headers: { "content-type": "application/json" }, body }).then(
+          async (r) => {
             requests.push({ path, authorization: req.headers.authorization, status: r.status });
             const type = r.headers.get("content-type") ?? "application/json";
             res.writeHead(r.status, { "content-type": type }).end(Buffer.from(await r.arrayBuffer()));
-          }, (e: Error) => { res.writeHead(502).end(e.message); });
+          },
+          (e: Error) => {
+            res.writeHead(502).end(e.message);
+          },
+        );
       }, options.delayMs ?? 0);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}/v1`, requests,
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
 /** Runs the CLI without blocking this process's event loop (a proxy or server here keeps serving). */
 export function runCli(
-  args: string[], env: Record<string, string> = {},
+  args: string[],
+  env: Record<string, string> = {},
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const cli = join(packageRoot(), "dist", "src", "cli", "main.js");
   const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, OMP_NUM_THREADS: "1", ...env } });
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve) => child.on("close", (status) => resolve({ status, stdout, stderr })));
 }

@@ -181,8 +181,10 @@ export const LLAMA3_SPLIT_REGEX =
 export const QWEN2_SPLIT_REGEX =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 // The same two as JavaScript regexes, for splitting the training corpus.
-const LLAMA3_JS = /'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
-const QWEN2_JS = /'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+const LLAMA3_JS =
+  /'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+const QWEN2_JS =
+  /'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 function byteLevelVocab(corpus: string, split: RegExp, numMerges: number) {
   const { order, map } = bytesToUnicode();
@@ -203,12 +205,24 @@ function addedToken(id: number, content: string, special = true) {
 function addedTokensDecoder(tokens: { id: number; content: string; special: boolean }[]) {
   const out: Record<string, unknown> = {};
   for (const t of tokens) {
-    out[String(t.id)] = { content: t.content, lstrip: false, normalized: !t.special, rstrip: false, single_word: false, special: t.special };
+    out[String(t.id)] = {
+      content: t.content,
+      lstrip: false,
+      normalized: !t.special,
+      rstrip: false,
+      single_word: false,
+      special: t.special,
+    };
   }
   return out;
 }
 
-function writeDir(dir: string, tokenizer: unknown, config: Record<string, unknown>, overrides?: Record<string, unknown>) {
+function writeDir(
+  dir: string,
+  tokenizer: unknown,
+  config: Record<string, unknown>,
+  overrides?: Record<string, unknown>,
+) {
   mkdirSync(dir, { recursive: true });
   const cfg: Record<string, unknown> = { ...config };
   for (const [k, v] of Object.entries(overrides ?? {})) {
@@ -224,11 +238,23 @@ function byteLevelDecoder() {
   return { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true };
 }
 
-function bpeModel(vocab: Record<string, number>, merges: [string, string][], arrays: boolean, extra: Record<string, unknown> = {}) {
+function bpeModel(
+  vocab: Record<string, number>,
+  merges: [string, string][],
+  arrays: boolean,
+  extra: Record<string, unknown> = {},
+) {
   return {
-    type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-    fuse_unk: false, byte_fallback: false, ...extra,
-    vocab, merges: arrays ? merges : merges.map(([a, b]) => `${a} ${b}`),
+    type: "BPE",
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ...extra,
+    vocab,
+    merges: arrays ? merges : merges.map(([a, b]) => `${a} ${b}`),
   };
 }
 
@@ -247,13 +273,19 @@ export function writeByteLevelTokenizer(dir: string, options: TokenizerWriterOpt
   const chatml = options.chatTemplate === "chatml";
   const corpus = DEFAULT_CORPUS + (options.corpus ? "\n" + options.corpus : "");
   const { vocab, merges, size } = byteLevelVocab(corpus, chatml ? QWEN2_JS : GPT2_PATTERN, options.numMerges ?? 100);
-  const specials = [chatml ? ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] : ["<|endoftext|>"], options.extraSpecialTokens ?? []].flat();
+  const specials = [
+    chatml ? ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] : ["<|endoftext|>"],
+    options.extraSpecialTokens ?? [],
+  ].flat();
   const added = specials.map((s, i) => addedToken(size + i, s));
   const ids = Object.fromEntries(added.map((t) => [t.content, t.id]));
   const template = options.chatTemplate === undefined ? null : chatTemplateText(options.chatTemplate);
   const tokenizer = chatml
     ? {
-        version: "1.0", truncation: null, padding: null, added_tokens: added,
+        version: "1.0",
+        truncation: null,
+        padding: null,
+        added_tokens: added,
         normalizer: { type: "NFC" },
         pre_tokenizer: {
           type: "Sequence",
@@ -268,7 +300,10 @@ export function writeByteLevelTokenizer(dir: string, options: TokenizerWriterOpt
       }
     : {
         // GPT-2 keeps <|endoftext|> in its base vocabulary as well.
-        version: "1.0", truncation: null, padding: null, added_tokens: added,
+        version: "1.0",
+        truncation: null,
+        padding: null,
+        added_tokens: added,
         normalizer: null,
         pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
         post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
@@ -301,11 +336,26 @@ export function writeByteLevelTokenizer(dir: string, options: TokenizerWriterOpt
         ...(template === null ? {} : { chat_template: template }),
       };
   const cfg = writeDir(dir, tokenizer, config, options.config);
-  return summary(dir, added, size, cfg, chatml ? null : ids["<|endoftext|>"]!, ids[chatml ? "<|im_end|>" : "<|endoftext|>"]!, chatml ? ids["<|endoftext|>"]! : null);
+  return summary(
+    dir,
+    added,
+    size,
+    cfg,
+    chatml ? null : ids["<|endoftext|>"]!,
+    ids[chatml ? "<|im_end|>" : "<|endoftext|>"]!,
+    chatml ? ids["<|endoftext|>"]! : null,
+  );
 }
 
-function summary(dir: string, added: { id: number; content: string }[], baseSize: number, cfg: Record<string, unknown>,
-  bos: number | null, eos: number, pad: number | null): WrittenTokenizer {
+function summary(
+  dir: string,
+  added: { id: number; content: string }[],
+  baseSize: number,
+  cfg: Record<string, unknown>,
+  bos: number | null,
+  eos: number,
+  pad: number | null,
+): WrittenTokenizer {
   const specialTokens = Object.fromEntries(added.map((t) => [t.content, t.id]));
   const vocabSize = Math.max(baseSize, ...added.map((t) => t.id + 1));
   const chatTemplate = typeof cfg.chat_template === "string" ? cfg.chat_template : null;
@@ -324,11 +374,21 @@ function summary(dir: string, added: { id: number; content: string }[], baseSize
 export function writeLlama3Tokenizer(dir: string, options: TokenizerWriterOptions = {}): WrittenTokenizer {
   const corpus = DEFAULT_CORPUS + (options.corpus ? "\n" + options.corpus : "");
   const { vocab, merges, size } = byteLevelVocab(corpus, LLAMA3_JS, options.numMerges ?? 100);
-  const specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", ...(options.extraSpecialTokens ?? [])];
+  const specials = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    ...(options.extraSpecialTokens ?? []),
+  ];
   const added = specials.map((s, i) => addedToken(size + i, s));
   const bos = added[0]!.id;
   const tokenizer = {
-    version: "1.0", truncation: null, padding: null, added_tokens: added,
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
     normalizer: null,
     pre_tokenizer: {
       type: "Sequence",
@@ -345,10 +405,14 @@ export function writeLlama3Tokenizer(dir: string, options: TokenizerWriterOption
           type: "TemplateProcessing",
           single: [{ SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
           pair: [
-            { SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
-            { SpecialToken: { id: "<|begin_of_text|>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } },
+            { SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } },
+            { Sequence: { id: "A", type_id: 0 } },
+            { SpecialToken: { id: "<|begin_of_text|>", type_id: 1 } },
+            { Sequence: { id: "B", type_id: 1 } },
           ],
-          special_tokens: { "<|begin_of_text|>": { id: "<|begin_of_text|>", ids: [bos], tokens: ["<|begin_of_text|>"] } },
+          special_tokens: {
+            "<|begin_of_text|>": { id: "<|begin_of_text|>", ids: [bos], tokens: ["<|begin_of_text|>"] },
+          },
         },
       ],
     },
@@ -393,31 +457,46 @@ export function writeLlama2Tokenizer(dir: string, options: Llama2WriterOptions =
   const corpus = DEFAULT_CORPUS + (options.corpus ? "\n" + options.corpus : "");
   const normalized = ("\u2581" + corpus).replaceAll(" ", "\u2581");
   // Newlines and tabs stay byte-fallback tokens, so no merge may contain them.
-  const words = normalized.split(/[\n\t]/).map((line) => (line.startsWith("\u2581") ? line : "\u2581" + line)).flatMap((line) => line.match(/\u2581[^\u2581]*|[^\u2581]+/gu) ?? []).map((w) => [...w]);
+  const words = normalized
+    .split(/[\n\t]/)
+    .map((line) => (line.startsWith("\u2581") ? line : "\u2581" + line))
+    .flatMap((line) => line.match(/\u2581[^\u2581]*|[^\u2581]+/gu) ?? [])
+    .map((w) => [...w]);
   const merges = trainMerges(words, options.numMerges ?? 100);
   const vocab: Record<string, number> = { "<unk>": 0, "<s>": 1, "</s>": 2 };
   let next = 3;
   for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`] = next++;
   for (const [a, b] of merges) if (!(a + b in vocab)) vocab[a + b] = next++;
   // Single characters come last, as in Llama's vocabulary; newline and tab are left to bytes.
-  const chars = [...new Set([..."\u2581" + normalized])].filter((c) => c !== "\n" && c !== "\t").sort();
+  const chars = [...new Set([...("\u2581" + normalized)])].filter((c) => c !== "\n" && c !== "\t").sort();
   for (const c of chars) if (!(c in vocab)) vocab[c] = next++;
   const base = next;
   const added = [addedToken(0, "<unk>"), addedToken(1, "<s>"), addedToken(2, "</s>")];
   for (const s of options.extraSpecialTokens ?? []) added.push(addedToken(next++, s));
   const legacy = (options.layout ?? "legacy") === "legacy";
   const tokenizer = {
-    version: "1.0", truncation: null, padding: null, added_tokens: added,
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
     normalizer: legacy
-      ? { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "\u2581" }, { type: "Replace", pattern: { String: " " }, content: "\u2581" }] }
+      ? {
+          type: "Sequence",
+          normalizers: [
+            { type: "Prepend", prepend: "\u2581" },
+            { type: "Replace", pattern: { String: " " }, content: "\u2581" },
+          ],
+        }
       : null,
     pre_tokenizer: legacy ? null : { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false },
     post_processor: {
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
       pair: [
-        { SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: "<s>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } },
+        { SpecialToken: { id: "<s>", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "<s>", type_id: 1 } },
+        { Sequence: { id: "B", type_id: 1 } },
       ],
       special_tokens: { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } },
     },
@@ -432,7 +511,14 @@ export function writeLlama2Tokenizer(dir: string, options: Llama2WriterOptions =
     },
     model: bpeModel(vocab, merges, false, { unk_token: "<unk>", fuse_unk: true, byte_fallback: true }),
   };
-  const tok = (content: string) => ({ __type: "AddedToken", content, lstrip: false, normalized: false, rstrip: false, single_word: false });
+  const tok = (content: string) => ({
+    __type: "AddedToken",
+    content,
+    lstrip: false,
+    normalized: false,
+    rstrip: false,
+    single_word: false,
+  });
   const config: Record<string, unknown> = {
     add_bos_token: true,
     add_eos_token: false,

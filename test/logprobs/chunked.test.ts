@@ -17,14 +17,44 @@ type Toy = "llama" | "gpt2" | "qwen3" | "phi3";
 
 function toyConfig(architecture: Toy, layers = 3): Record<string, unknown> {
   const decoder = {
-    vocab_size: VOCAB, hidden_size: 16, intermediate_size: 32, num_hidden_layers: layers, num_attention_heads: 4,
-    num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6,
+    vocab_size: VOCAB,
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_hidden_layers: layers,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 64,
+    rms_norm_eps: 1e-6,
   };
   switch (architecture) {
-    case "gpt2": return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_embd: 16, n_layer: layers, n_head: 2, n_positions: 64 };
-    case "llama": return { architectures: ["LlamaForCausalLM"], model_type: "llama", ...decoder, tie_word_embeddings: false };
-    case "qwen3": return { architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...decoder, head_dim: 4, tie_word_embeddings: true };
-    case "phi3": return { architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...decoder, partial_rotary_factor: 0.5, sliding_window: 6 };
+    case "gpt2":
+      return {
+        architectures: ["GPT2LMHeadModel"],
+        model_type: "gpt2",
+        vocab_size: VOCAB,
+        n_embd: 16,
+        n_layer: layers,
+        n_head: 2,
+        n_positions: 64,
+      };
+    case "llama":
+      return { architectures: ["LlamaForCausalLM"], model_type: "llama", ...decoder, tie_word_embeddings: false };
+    case "qwen3":
+      return {
+        architectures: ["Qwen3ForCausalLM"],
+        model_type: "qwen3",
+        ...decoder,
+        head_dim: 4,
+        tie_word_embeddings: true,
+      };
+    case "phi3":
+      return {
+        architectures: ["Phi3ForCausalLM"],
+        model_type: "phi3",
+        ...decoder,
+        partial_rotary_factor: 0.5,
+        sliding_window: 6,
+      };
   }
 }
 
@@ -38,7 +68,12 @@ function toyModel(architecture: Toy, dtype: torch.DType, seed = 3): CausalLM {
  * length on the right (as training pads) or on the left.
  */
 function toyBatch(side: "right" | "left"): PaddedBatch {
-  const rows = [[5, 3, 2], [7, 9, 1, 4], [6, 2, 8, 3, 5], [1, 1, 2]].map((prompt, r) => {
+  const rows = [
+    [5, 3, 2],
+    [7, 9, 1, 4],
+    [6, 2, 8, 3, 5],
+    [1, 1, 2],
+  ].map((prompt, r) => {
     const response = Array.from({ length: [9, 2, 6, 4][r] }, (_, i) => (7 * r + 3 * i + 11) % VOCAB);
     return { ids: [...prompt, ...response], labels: [...prompt.map(() => -100), ...response] };
   });
@@ -49,17 +84,28 @@ function toyBatch(side: "right" | "left"): PaddedBatch {
   };
   return {
     inputIds: rows.map((r) => pad(r.ids, 0)),
-    attentionMask: rows.map((r) => pad(r.ids.map(() => 1), 0)),
+    attentionMask: rows.map((r) =>
+      pad(
+        r.ids.map(() => 1),
+        0,
+      ),
+    ),
     labels: rows.map((r) => pad(r.labels, -100)),
   };
 }
 
 /** A loss that weighs every row differently, so each row's gradient counts. */
 function lossOf(chosen: torch.Tensor, rejected: torch.Tensor): torch.Tensor {
-  return chosen.mul(torch.tensor([0.7, -1.3], { dtype: chosen.dtype })).sum().add(rejected.mul(torch.tensor([0.4, 2.1], { dtype: chosen.dtype })).sum());
+  return chosen
+    .mul(torch.tensor([0.7, -1.3], { dtype: chosen.dtype }))
+    .sum()
+    .add(rejected.mul(torch.tensor([0.4, 2.1], { dtype: chosen.dtype })).sum());
 }
 
-interface Run { logps: number[]; grads: Map<string, number[]> }
+interface Run {
+  logps: number[];
+  grads: Map<string, number[]>;
+}
 
 function grads(model: CausalLM): Map<string, number[]> {
   const out = new Map<string, number[]>();
@@ -85,13 +131,22 @@ function fullLogitsRun(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean)
   return { logps, grads: grads(model) };
 }
 
-function chunkedRun(model: CausalLM, batch: PaddedBatch, lengthNorm: boolean, options: { checkpointing: boolean; chunkRows?: number }): Run {
+function chunkedRun(
+  model: CausalLM,
+  batch: PaddedBatch,
+  lengthNorm: boolean,
+  options: { checkpointing: boolean; chunkRows?: number },
+): Run {
   const tape = new RecomputeTape();
   const logps = torch.tidy(() => {
-    const out = concatenatedForward(model, batch, lengthNorm, { recompute: tape, gradientCheckpointing: options.checkpointing, chunkRows: options.chunkRows });
+    const out = concatenatedForward(model, batch, lengthNorm, {
+      recompute: tape,
+      gradientCheckpointing: options.checkpointing,
+      chunkRows: options.chunkRows,
+    });
     lossOf(out.chosen, out.rejected).backward();
     tape.backward();
-    return [...out.chosen.toArray() as number[], ...out.rejected.toArray() as number[]];
+    return [...(out.chosen.toArray() as number[]), ...(out.rejected.toArray() as number[])];
   });
   return { logps, grads: grads(model) };
 }
@@ -111,7 +166,10 @@ function assertSameRun(got: Run, want: Run, tol: number, label: string) {
 
 for (const architecture of ["llama", "gpt2", "qwen3", "phi3"] as const) {
   describe(`${architecture}: chunked log-probs and gradient checkpointing equal the full-logits path`, () => {
-    for (const [dtype, tol] of [["float64", 1e-10], ["float32", 1e-5]] as const) {
+    for (const [dtype, tol] of [
+      ["float64", 1e-10],
+      ["float32", 1e-5],
+    ] as const) {
       it(`${dtype}: every parameter's gradient, right padding, responses longer than the chunk`, () => {
         const model = toyModel(architecture, dtype);
         try {
@@ -119,7 +177,12 @@ for (const architecture of ["llama", "gpt2", "qwen3", "phi3"] as const) {
           const want = fullLogitsRun(model, batch, true);
           // 21 response tokens in chunks of 4: the chunks cut rows, and the chosen/rejected boundary, in the middle.
           assertSameRun(chunkedRun(model, batch, true, { checkpointing: false, chunkRows: 4 }), want, tol, "chunked");
-          assertSameRun(chunkedRun(model, batch, true, { checkpointing: true, chunkRows: 4 }), want, tol, "checkpointed");
+          assertSameRun(
+            chunkedRun(model, batch, true, { checkpointing: true, chunkRows: 4 }),
+            want,
+            tol,
+            "checkpointed",
+          );
           assertSameRun(chunkedRun(model, batch, true, { checkpointing: true }), want, tol, "checkpointed, one chunk");
         } finally {
           model.dispose();
@@ -132,7 +195,12 @@ for (const architecture of ["llama", "gpt2", "qwen3", "phi3"] as const) {
       try {
         const batch = toyBatch("left");
         const want = fullLogitsRun(model, batch, false);
-        assertSameRun(chunkedRun(model, batch, false, { checkpointing: true, chunkRows: 3 }), want, 1e-10, "left padding");
+        assertSameRun(
+          chunkedRun(model, batch, false, { checkpointing: true, chunkRows: 3 }),
+          want,
+          1e-10,
+          "left padding",
+        );
       } finally {
         model.dispose();
       }
@@ -142,20 +210,32 @@ for (const architecture of ["llama", "gpt2", "qwen3", "phi3"] as const) {
       const model = toyModel(architecture, "float64");
       try {
         const batch = toyBatch("right");
-        torch.noGrad(() => torch.tidy(() => {
-          const out = concatenatedForward(model, batch, true, { chunkRows: 5 });
-          const { inputIds, attentionMask, labels } = batchTensors(batch);
-          const logits = model.forward(inputIds, { attentionMask });
-          const want = sequenceLogps(logits, labels, true).logps.toArray() as number[];
-          assertClose([...out.chosen.toArray() as number[], ...out.rejected.toArray() as number[]], want, 1e-10, "log-probs");
-          // TRL: logits[:, :-1] at positions whose next label counts, averaged over those positions and the vocabulary.
-          const [, t, v] = logits.shape;
-          const mask = labels.narrow(1, 1, t - 1).ne(-100).unsqueeze(-1).to("float64");   // [2B, T-1, 1]
-          const sums = logits.narrow(1, 0, t - 1).mul(mask);
-          const mean = (from: number) => sums.narrow(0, from, 2).sum().item() / (mask.narrow(0, from, 2).sum().item() * v);
-          assert.ok(Math.abs(out.chosenLogitsMean - mean(0)) < 1e-10, `${out.chosenLogitsMean} vs ${mean(0)}`);
-          assert.ok(Math.abs(out.rejectedLogitsMean - mean(2)) < 1e-10, `${out.rejectedLogitsMean} vs ${mean(2)}`);
-        }));
+        torch.noGrad(() =>
+          torch.tidy(() => {
+            const out = concatenatedForward(model, batch, true, { chunkRows: 5 });
+            const { inputIds, attentionMask, labels } = batchTensors(batch);
+            const logits = model.forward(inputIds, { attentionMask });
+            const want = sequenceLogps(logits, labels, true).logps.toArray() as number[];
+            assertClose(
+              [...(out.chosen.toArray() as number[]), ...(out.rejected.toArray() as number[])],
+              want,
+              1e-10,
+              "log-probs",
+            );
+            // TRL: logits[:, :-1] at positions whose next label counts, averaged over those positions and the vocabulary.
+            const [, t, v] = logits.shape;
+            const mask = labels
+              .narrow(1, 1, t - 1)
+              .ne(-100)
+              .unsqueeze(-1)
+              .to("float64"); // [2B, T-1, 1]
+            const sums = logits.narrow(1, 0, t - 1).mul(mask);
+            const mean = (from: number) =>
+              sums.narrow(0, from, 2).sum().item() / (mask.narrow(0, from, 2).sum().item() * v);
+            assert.ok(Math.abs(out.chosenLogitsMean - mean(0)) < 1e-10, `${out.chosenLogitsMean} vs ${mean(0)}`);
+            assert.ok(Math.abs(out.rejectedLogitsMean - mean(2)) < 1e-10, `${out.rejectedLogitsMean} vs ${mean(2)}`);
+          }),
+        );
       } finally {
         model.dispose();
       }
@@ -167,9 +247,18 @@ describe("recompute tape", () => {
   it("checkpointed layers under any loss of the hidden states: every weight's gradient as without the tape", () => {
     const model = toyModel("llama", "float64");
     try {
-      const ids = torch.tensor([[3, 8, 1, 4, 9, 2], [5, 5, 7, 1, 0, 3]], { dtype: "int64" });
+      const ids = torch.tensor(
+        [
+          [3, 8, 1, 4, 9, 2],
+          [5, 5, 7, 1, 0, 3],
+        ],
+        { dtype: "int64" },
+      );
       const weight = torch.randn([VOCAB], { dtype: "float64" });
-      const plain = torch.tidy(() => { model.logitsFromHidden(model.hiddenStates(ids)).mul(weight).tanh().sum().backward(); return grads(model); });
+      const plain = torch.tidy(() => {
+        model.logitsFromHidden(model.hiddenStates(ids)).mul(weight).tanh().sum().backward();
+        return grads(model);
+      });
       const tape = new RecomputeTape();
       const checkpointed = torch.tidy(() => {
         const h = model.hiddenStates(ids, { recompute: tape });
@@ -193,7 +282,11 @@ describe("recompute tape", () => {
       const before = torch.memory().tensors;
       const tape = new RecomputeTape();
       torch.tidy(() => {
-        const out = concatenatedForward(model, batch, true, { recompute: tape, gradientCheckpointing: true, chunkRows: 4 });
+        const out = concatenatedForward(model, batch, true, {
+          recompute: tape,
+          gradientCheckpointing: true,
+          chunkRows: 4,
+        });
         lossOf(out.chosen, out.rejected).backward();
       });
       assert.ok(torch.memory().tensors > before, "the tape holds the layers' inputs until backward");
@@ -203,7 +296,9 @@ describe("recompute tape", () => {
       assert.throws(() => tape.backward(), /already run backward/);
 
       const unused = new RecomputeTape();
-      torch.tidy(() => { concatenatedForward(model, batch, true, { recompute: unused, gradientCheckpointing: true }); });
+      torch.tidy(() => {
+        concatenatedForward(model, batch, true, { recompute: unused, gradientCheckpointing: true });
+      });
       unused.dispose();
       assert.equal(torch.memory().tensors, before);
     } finally {
@@ -220,7 +315,10 @@ describe("recompute tape", () => {
       model.train();
       assert.throws(() => model.hiddenStates(ids, { recompute: tape }), /eval mode \(dropout off\)/);
       model.eval();
-      assert.throws(() => concatenatedForward(model, toyBatch("right"), true, { gradientCheckpointing: true }), /needs a recompute tape/);
+      assert.throws(
+        () => concatenatedForward(model, toyBatch("right"), true, { gradientCheckpointing: true }),
+        /needs a recompute tape/,
+      );
       tape.dispose();
       ids.dispose();
     } finally {

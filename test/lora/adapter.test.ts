@@ -20,13 +20,23 @@ const llamaDir = writeToyModel(join(root, "llama"), { seed: 3 });
 const gpt2Dir = writeToyModel(join(root, "gpt2"), { architecture: "gpt2", seed: 4 });
 
 const settings = (over: Partial<LoraSettings> = {}): LoraSettings => ({
-  r: 4, alpha: 8, dropout: 0, targetModules: "all-linear", modulesToSave: [], useRslora: false, ...over,
+  r: 4,
+  alpha: 8,
+  dropout: 0,
+  targetModules: "all-linear",
+  modulesToSave: [],
+  useRslora: false,
+  ...over,
 });
 
 /** Gives every lora_B random values (a fresh adapter's are zero, which would hide the scaling). */
 function randomiseB(model: CausalLM, seed: number): void {
   torch.manualSeed(seed);
-  torch.noGrad(() => torch.tidy(() => { for (const l of loraOf(model)!.layers) l.b.weight.copy_(torch.randn(l.b.weight.shape).mul(0.3)); }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const l of loraOf(model)!.layers) l.b.weight.copy_(torch.randn(l.b.weight.shape).mul(0.3));
+    }),
+  );
 }
 
 test("a fresh adapter (B = 0) leaves the logits exactly as the base model's, Llama and GPT-2", () => {
@@ -44,7 +54,15 @@ test("a fresh adapter (B = 0) leaves the logits exactly as the base model's, Lla
 test("all-linear wraps every linear layer but the head; names follow PEFT's (…q_proj.lora_A.weight)", () => {
   const model = loadModel(llamaDir);
   const lora = attachLora(model, settings());
-  assert.deepEqual([...lora.settings.targetModules].sort(), ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]);
+  assert.deepEqual([...lora.settings.targetModules].sort(), [
+    "down_proj",
+    "gate_proj",
+    "k_proj",
+    "o_proj",
+    "q_proj",
+    "up_proj",
+    "v_proj",
+  ]);
   assert.equal(lora.layers.length, 2 * 7);
   const names = model.namedParameters().map(([n]) => n);
   assert.ok(names.includes("model.layers.0.self_attn.q_proj.lora_A.weight"));
@@ -55,7 +73,11 @@ test("all-linear wraps every linear layer but the head; names follow PEFT's (…
   model.dispose();
 });
 
-for (const [label, dir, useRslora] of [["Llama", llamaDir, false], ["Llama, rsLoRA", llamaDir, true], ["GPT-2 (Conv1D)", gpt2Dir, false]] as const) {
+for (const [label, dir, useRslora] of [
+  ["Llama", llamaDir, false],
+  ["Llama, rsLoRA", llamaDir, true],
+  ["GPT-2 (Conv1D)", gpt2Dir, false],
+] as const) {
   test(`the adapted forward equals the merged weights W + scaling·B·A to 1e-5 (${label})`, () => {
     const s = settings({ r: 4, alpha: 16, useRslora });
     const model = loadModel(dir);
@@ -65,14 +87,16 @@ for (const [label, dir, useRslora] of [["Llama", llamaDir, false], ["Llama, rsLo
     // The merge written out here, independently of mergeAndUnload: W + (alpha/r)·B·A, transposed for Conv1D's [in, out].
     const scaling = useRslora ? 16 / Math.sqrt(4) : 16 / 4;
     const merged = loadModel(dir);
-    torch.noGrad(() => torch.tidy(() => {
-      const params = new Map(merged.namedParameters());
-      for (const l of loraOf(model)!.layers) {
-        const w = params.get(`${l.name}.weight`)!;
-        const delta = l.b.weight.matmul(l.a.weight).mul(scaling);
-        w.copy_(w.add(l.layer.constructor.name === "Conv1D" ? delta.t() : delta));
-      }
-    }));
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        const params = new Map(merged.namedParameters());
+        for (const l of loraOf(model)!.layers) {
+          const w = params.get(`${l.name}.weight`)!;
+          const delta = l.b.weight.matmul(l.a.weight).mul(scaling);
+          w.copy_(w.add(l.layer.constructor.name === "Conv1D" ? delta.t() : delta));
+        }
+      }),
+    );
     const expected = probeLogits(merged);
     assert.ok(maxAbsDiff(adapted, expected) < 1e-5, `max diff ${maxAbsDiff(adapted, expected)}`);
     assert.ok(maxAbsDiff(adapted, probeLogits(loadModel(dir))) > 1e-3, "the adapter changes the logits");
@@ -104,9 +128,18 @@ test("only adapter parameters receive gradients", () => {
       assert.equal(p.grad, null, `${name} has no gradient`);
     }
   }
-  assert.deepEqual(lora.namedParameters().map(([n]) => n).filter((n) => n.startsWith("model.layers.0.")),
-    ["model.layers.0.self_attn.q_proj.lora_A.weight", "model.layers.0.self_attn.q_proj.lora_B.weight",
-      "model.layers.0.self_attn.v_proj.lora_A.weight", "model.layers.0.self_attn.v_proj.lora_B.weight"]);
+  assert.deepEqual(
+    lora
+      .namedParameters()
+      .map(([n]) => n)
+      .filter((n) => n.startsWith("model.layers.0.")),
+    [
+      "model.layers.0.self_attn.q_proj.lora_A.weight",
+      "model.layers.0.self_attn.q_proj.lora_B.weight",
+      "model.layers.0.self_attn.v_proj.lora_A.weight",
+      "model.layers.0.self_attn.v_proj.lora_B.weight",
+    ],
+  );
   model.dispose();
 });
 
@@ -117,7 +150,7 @@ test("with its adapters switched off the model is its base again (the LoRA refer
   randomiseB(model, 9);
   const head = model.namedParameters().find(([n]) => n === "lm_head.weight")![1];
   assert.ok(head.requiresGrad, "modules_to_save train in full");
-  torch.noGrad(() => head.copy_(head.add(0.5)));  // as a trained head would differ
+  torch.noGrad(() => head.copy_(head.add(0.5))); // as a trained head would differ
   const adapted = probeLogits(model);
   const off = lora.withAdaptersDisabled(() => probeLogits(model));
   assert.deepEqual(off, base);
@@ -140,15 +173,38 @@ test("a bfloat16 base keeps float32 adapters and gives bfloat16 logits", () => {
 
 test("bad settings are errors naming the setting", () => {
   const model = loadModel(llamaDir);
-  const names = { r: "lora_r", alpha: "lora_alpha", dropout: "lora_dropout", targetModules: "lora_target_modules", modulesToSave: "lora_modules_to_save", useRslora: "use_rslora" };
-  assert.throws(() => attachLora(model, settings({ r: 0 }), "recipe.yaml", names), /recipe\.yaml: lora_r must be a positive integer, got 0/);
-  assert.throws(() => attachLora(model, settings({ r: 2.5 }), "recipe.yaml", names), /lora_r must be a positive integer/);
-  assert.throws(() => attachLora(model, settings({ targetModules: ["q_proj", "qkv_proj"] }), "recipe.yaml", names),
-    /recipe\.yaml: lora_target_modules 'qkv_proj' matches no layer of the model; its linear layers are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/);
-  assert.throws(() => attachLora(model, settings({ targetModules: ["input_layernorm"] }), "recipe.yaml", names),
-    /lora_target_modules 'input_layernorm' matches model\.layers\.0\.input_layernorm, a RMSNorm; only Linear and Conv1D/);
-  assert.throws(() => attachLora(model, settings({ modulesToSave: ["score"] }), "recipe.yaml", names), /lora_modules_to_save 'score' is not a module/);
-  assert.throws(() => attachLora(model, settings({ dropout: 1 }), "recipe.yaml", names), /lora_dropout must lie in \[0, 1\)/);
+  const names = {
+    r: "lora_r",
+    alpha: "lora_alpha",
+    dropout: "lora_dropout",
+    targetModules: "lora_target_modules",
+    modulesToSave: "lora_modules_to_save",
+    useRslora: "use_rslora",
+  };
+  assert.throws(
+    () => attachLora(model, settings({ r: 0 }), "recipe.yaml", names),
+    /recipe\.yaml: lora_r must be a positive integer, got 0/,
+  );
+  assert.throws(
+    () => attachLora(model, settings({ r: 2.5 }), "recipe.yaml", names),
+    /lora_r must be a positive integer/,
+  );
+  assert.throws(
+    () => attachLora(model, settings({ targetModules: ["q_proj", "qkv_proj"] }), "recipe.yaml", names),
+    /recipe\.yaml: lora_target_modules 'qkv_proj' matches no layer of the model; its linear layers are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/,
+  );
+  assert.throws(
+    () => attachLora(model, settings({ targetModules: ["input_layernorm"] }), "recipe.yaml", names),
+    /lora_target_modules 'input_layernorm' matches model\.layers\.0\.input_layernorm, a RMSNorm; only Linear and Conv1D/,
+  );
+  assert.throws(
+    () => attachLora(model, settings({ modulesToSave: ["score"] }), "recipe.yaml", names),
+    /lora_modules_to_save 'score' is not a module/,
+  );
+  assert.throws(
+    () => attachLora(model, settings({ dropout: 1 }), "recipe.yaml", names),
+    /lora_dropout must lie in \[0, 1\)/,
+  );
   // Nothing was left attached by the refusals.
   assert.equal(loraOf(model), null);
   assert.ok(!model.namedParameters().some(([n]) => n.includes("lora_")));

@@ -27,18 +27,49 @@ let dirs = 0;
 const newDir = (what: string) => join(root, `${dirs++}-${what}`);
 
 const llamaBase = {
-  vocab_size: VOCAB, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6, rope_theta: 10000,
+  vocab_size: VOCAB,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
 };
 const CONFIGS: Record<string, RawConfig> = {
-  gpt2: { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4 },
+  gpt2: {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: VOCAB,
+    n_positions: 64,
+    n_embd: 32,
+    n_layer: 2,
+    n_head: 4,
+  },
   llama: { architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, tie_word_embeddings: false },
-  "llama (tied)": { architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, tie_word_embeddings: true, head_dim: 16 },
+  "llama (tied)": {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    ...llamaBase,
+    tie_word_embeddings: true,
+    head_dim: 16,
+  },
   qwen2: { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", ...llamaBase },
   mistral: { architectures: ["MistralForCausalLM"], model_type: "mistral", ...llamaBase, sliding_window: 4 },
-  "qwen3 (tied)": { architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...llamaBase, head_dim: 8, tie_word_embeddings: true },
+  "qwen3 (tied)": {
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    ...llamaBase,
+    head_dim: 8,
+    tie_word_embeddings: true,
+  },
   "phi3 (longrope)": {
-    architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...llamaBase, partial_rotary_factor: 0.5, original_max_position_embeddings: 8,
+    architectures: ["Phi3ForCausalLM"],
+    model_type: "phi3",
+    ...llamaBase,
+    partial_rotary_factor: 0.5,
+    original_max_position_embeddings: 8,
     rope_scaling: { type: "longrope", short_factor: [1, 1.5], long_factor: [2, 4] },
   },
 };
@@ -47,13 +78,15 @@ const CONFIGS: Record<string, RawConfig> = {
 function makeModel(config: RawConfig, seed: number): CausalLM {
   torch.manualSeed(seed);
   const model = createModel(config, { std: 0.2 });
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      let v = torch.randn(p.shape).mul(0.2);
-      if (/norm|ln_/.test(name) && name.endsWith("weight")) v = v.add(1);
-      model.setParameter(name, v);
-    }
-  }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const [name, p] of model.namedParameters()) {
+        let v = torch.randn(p.shape).mul(0.2);
+        if (/norm|ln_/.test(name) && name.endsWith("weight")) v = v.add(1);
+        model.setParameter(name, v);
+      }
+    }),
+  );
   return model.eval();
 }
 
@@ -64,7 +97,8 @@ function bytesOf(t: torch.Tensor): Buffer {
 
 /** Every parameter of `b` has the name, shape, dtype and exact bytes of `a`'s (after `map`). */
 function assertSameParameters(a: CausalLM, b: CausalLM, map: (t: torch.Tensor) => torch.Tensor = (t) => t): void {
-  const pa = a.namedParameters(), pb = new Map(b.namedParameters());
+  const pa = a.namedParameters(),
+    pb = new Map(b.namedParameters());
   assert.deepEqual([...pb.keys()].sort(), pa.map(([n]) => n).sort());
   torch.tidy(() => {
     for (const [name, p] of pa) {
@@ -79,7 +113,10 @@ function assertSameParameters(a: CausalLM, b: CausalLM, map: (t: torch.Tensor) =
 
 function assertBitEqual(a: Float32Array, b: Float32Array, what: string): void {
   assert.equal(a.length, b.length);
-  assert.ok(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)), `${what}: logits differ`);
+  assert.ok(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+    `${what}: logits differ`,
+  );
 }
 
 const readJson = (file: string) => JSON.parse(readFileSync(file, "utf8"));
@@ -97,8 +134,18 @@ for (const [name, config] of Object.entries(CONFIGS)) {
     for (const [k, v] of Object.entries(config)) assert.deepEqual(written[k], v, `config.json field ${k}`);
     // tied models store no lm_head; untied ones do
     const names = [...readHeader(join(dir, "model.safetensors")).tensors.keys()];
-    assert.equal(names.includes("lm_head.weight"), name !== "gpt2" && config.tie_word_embeddings !== true, `lm_head.weight stored: ${names.includes("lm_head.weight")}`);
-    assert.deepEqual(names.sort(), model.namedParameters().map(([n]) => n).sort());
+    assert.equal(
+      names.includes("lm_head.weight"),
+      name !== "gpt2" && config.tie_word_embeddings !== true,
+      `lm_head.weight stored: ${names.includes("lm_head.weight")}`,
+    );
+    assert.deepEqual(
+      names.sort(),
+      model
+        .namedParameters()
+        .map(([n]) => n)
+        .sort(),
+    );
 
     const loaded = loadModel(dir);
     assert.equal(loaded.training, false, "loaded models start in eval mode");
@@ -108,7 +155,10 @@ for (const [name, config] of Object.entries(CONFIGS)) {
     // and once more: a loaded model saves to the same bytes
     const again = newDir(`${name}-again`);
     saveModel(loaded, again);
-    assert.ok(readFileSync(join(again, "model.safetensors")).equals(readFileSync(join(dir, "model.safetensors"))), "re-saved weights differ");
+    assert.ok(
+      readFileSync(join(again, "model.safetensors")).equals(readFileSync(join(dir, "model.safetensors"))),
+      "re-saved weights differ",
+    );
     model.dispose();
     loaded.dispose();
   });
@@ -134,11 +184,19 @@ test("sharded checkpoints: model-0000i-of-0000n.safetensors plus an index, loadi
     const shards = files.filter((f) => f.endsWith(".safetensors"));
     assert.ok(shards.length >= 3, `${name}: only ${shards.length} shards`);
     assert.ok(!files.includes("model.safetensors"));
-    shards.forEach((f, i) => assert.equal(f, `model-${String(i + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`));
+    shards.forEach((f, i) =>
+      assert.equal(
+        f,
+        `model-${String(i + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`,
+      ),
+    );
     const index = readJson(join(dir, "model.safetensors.index.json"));
     const params = model.namedParameters();
     assert.deepEqual(Object.keys(index.weight_map).sort(), params.map(([n]) => n).sort());
-    assert.equal(index.metadata.total_size, params.reduce((s, [, p]) => s + p.numel() * 4, 0));
+    assert.equal(
+      index.metadata.total_size,
+      params.reduce((s, [, p]) => s + p.numel() * 4, 0),
+    );
     let inShards = 0;
     for (const shard of shards) {
       const header = readHeader(join(dir, shard));
@@ -178,7 +236,8 @@ test("BF16 checkpoints: written as BF16 with torch_dtype bfloat16, loaded cast t
     const loaded = loadModel(dir);
     // float32 parameters holding exactly the bf16-rounded values
     assertSameParameters(model, loaded, (t) => t.to("bfloat16").to("float32"));
-    const a = probeLogits(loaded), b = probeLogits(model);
+    const a = probeLogits(loaded),
+      b = probeLogits(model);
     let worst = 0;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
     assert.ok(worst > 0 && worst < 0.5, `${name}: bf16 rounding moved logits by ${worst}`);
@@ -218,7 +277,12 @@ test("GPT-2 loaded without the transformer. prefix is saved back without it", ()
   const model = makeModel(CONFIGS.gpt2, seed++);
   const dir = newDir("gpt2-unprefixed");
   saveModel(model, dir);
-  torch.tidy(() => saveCheckpoint(dir, model.namedParameters().map(([n, p]) => [n.replace(/^transformer\./, ""), p.detach()])));
+  torch.tidy(() =>
+    saveCheckpoint(
+      dir,
+      model.namedParameters().map(([n, p]) => [n.replace(/^transformer\./, ""), p.detach()]),
+    ),
+  );
   const loaded = loadModel(dir);
   assertSameParameters(model, loaded);
   assertBitEqual(probeLogits(loaded), probeLogits(model), "gpt2 unprefixed");
@@ -228,10 +292,18 @@ test("GPT-2 loaded without the transformer. prefix is saved back without it", ()
   assert.ok(names.includes("wte.weight") && names.includes("h.0.attn.c_attn.weight"), names.join(", "));
   assert.ok(!names.some((n) => n.startsWith("transformer.")), names.join(", "));
   // a stored lm_head.weight (tied to wte) is accepted
-  torch.tidy(() => saveCheckpoint(dir, [
-    ...model.namedParameters().map(([n, p]) => [n, p.detach()] as [string, torch.Tensor]),
-    ["lm_head.weight", model.namedParameters().find(([n]) => n === "transformer.wte.weight")![1].detach()],
-  ]));
+  torch.tidy(() =>
+    saveCheckpoint(dir, [
+      ...model.namedParameters().map(([n, p]) => [n, p.detach()] as [string, torch.Tensor]),
+      [
+        "lm_head.weight",
+        model
+          .namedParameters()
+          .find(([n]) => n === "transformer.wte.weight")![1]
+          .detach(),
+      ],
+    ]),
+  );
   const withHead = loadModel(dir);
   assertSameParameters(model, withHead);
   model.dispose();

@@ -11,17 +11,32 @@ import { createModel, loadModel, saveModel } from "../../src/models/auto.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { loadSafetensors, saveCheckpoint } from "../../src/models/safetensors.js";
 
-torch.setNumThreads(1);  // tiny models: thread-pool overhead would dominate
+torch.setNumThreads(1); // tiny models: thread-pool overhead would dominate
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-models-errors-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const newDir = (what: string) => join(root, `${dirs++}-${what}`);
 
 const LLAMA: RawConfig = {
-  architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 97, hidden_size: 32, intermediate_size: 64,
-  num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  vocab_size: 97,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
 };
-const GPT2: RawConfig = { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: 97, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4 };
+const GPT2: RawConfig = {
+  architectures: ["GPT2LMHeadModel"],
+  model_type: "gpt2",
+  vocab_size: 97,
+  n_positions: 64,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+};
 const SUPPORTED = ["GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"];
 
 /** A saved tiny model's directory. */
@@ -44,15 +59,25 @@ function editWeights(dir: string, edit: (entries: [string, torch.Tensor][]) => [
 }
 
 function message(fn: () => unknown): string {
-  try { fn(); } catch (e) { return (e as Error).message; }
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
   assert.fail("expected an error");
 }
 
 test("an unsupported architecture is an error that lists the supported ones", () => {
   const dir = newDir("bert");
   mkdirSync(dir);
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["BertForMaskedLM"], model_type: "bert", hidden_size: 32 }));
-  for (const msg of [message(() => loadModel(dir)), message(() => createModel({ architectures: ["BertForMaskedLM"], model_type: "bert" }))]) {
+  writeFileSync(
+    join(dir, "config.json"),
+    JSON.stringify({ architectures: ["BertForMaskedLM"], model_type: "bert", hidden_size: 32 }),
+  );
+  for (const msg of [
+    message(() => loadModel(dir)),
+    message(() => createModel({ architectures: ["BertForMaskedLM"], model_type: "bert" })),
+  ]) {
     assert.match(msg, /unsupported/);
     assert.match(msg, /BertForMaskedLM/);
     for (const s of SUPPORTED) assert.ok(msg.includes(s), `${s} not listed in: ${msg}`);
@@ -95,7 +120,9 @@ test("a checkpoint with unexpected tensors names them", () => {
 
 test("missing and unexpected tensors together (a GPT-2 with a renamed tensor)", () => {
   const dir = savedModel(GPT2, "renamed");
-  editWeights(dir, (entries) => entries.map(([n, t]) => [n === "transformer.h.0.mlp.c_fc.weight" ? "transformer.h.0.mlp.fc_in.weight" : n, t]));
+  editWeights(dir, (entries) =>
+    entries.map(([n, t]) => [n === "transformer.h.0.mlp.c_fc.weight" ? "transformer.h.0.mlp.fc_in.weight" : n, t]),
+  );
   const msg = message(() => loadModel(dir));
   assert.match(msg, /missing tensors: transformer\.h\.0\.mlp\.c_fc\.weight/);
   assert.match(msg, /unexpected tensors: transformer\.h\.0\.mlp\.fc_in\.weight/);
@@ -103,7 +130,9 @@ test("missing and unexpected tensors together (a GPT-2 with a renamed tensor)", 
 
 test("a tensor of the wrong shape names the parameter and both shapes", () => {
   const dir = savedModel(LLAMA, "shape");
-  editWeights(dir, (entries) => entries.map(([n, t]) => [n, n === "model.layers.0.self_attn.k_proj.weight" ? torch.zeros([32, 32]) : t]));
+  editWeights(dir, (entries) =>
+    entries.map(([n, t]) => [n, n === "model.layers.0.self_attn.k_proj.weight" ? torch.zeros([32, 32]) : t]),
+  );
   editWeights(dir, (entries) => entries.map(([n, t]) => [n, n === "model.norm.weight" ? torch.ones([31]) : t]));
   const msg = message(() => loadModel(dir));
   assert.ok(msg.includes(dir), msg);
@@ -114,9 +143,14 @@ test("a tensor of the wrong shape names the parameter and both shapes", () => {
   // setParameter itself names the whole dotted path too
   torch.manualSeed(3);
   const model = createModel(LLAMA);
-  const direct = message(() => torch.tidy(() => model.setParameter("model.layers.1.mlp.down_proj.weight", torch.zeros([2, 2]))));
+  const direct = message(() =>
+    torch.tidy(() => model.setParameter("model.layers.1.mlp.down_proj.weight", torch.zeros([2, 2]))),
+  );
   assert.match(direct, /model\.layers\.1\.mlp\.down_proj\.weight/);
-  assert.match(message(() => torch.tidy(() => model.setParameter("model.layers.1.mlp.nope", torch.zeros([2])))), /model\.layers\.1\.mlp\.nope/);
+  assert.match(
+    message(() => torch.tidy(() => model.setParameter("model.layers.1.mlp.nope", torch.zeros([2])))),
+    /model\.layers\.1\.mlp\.nope/,
+  );
   model.dispose();
 });
 
@@ -170,8 +204,11 @@ test("config.json sizes must be positive integers and the heads must divide, nam
     [base, { ...LLAMA, hidden_size: 32.5 }, /field hidden_size must be a positive integer, got 32.5/],
     [base, { ...LLAMA, vocab_size: "97" }, /field vocab_size must be a positive integer, got "97"/],
     [base, { ...LLAMA, num_key_value_heads: 3 }, /num_attention_heads 4 is not a multiple of num_key_value_heads 3/],
-    [base, { ...LLAMA, num_attention_heads: 5, num_key_value_heads: 5 },
-      /hidden_size \(32\) must be a multiple of num_attention_heads \(5\)/],
+    [
+      base,
+      { ...LLAMA, num_attention_heads: 5, num_key_value_heads: 5 },
+      /hidden_size \(32\) must be a multiple of num_attention_heads \(5\)/,
+    ],
     [base, { ...LLAMA, max_position_embeddings: 0 }, /field max_position_embeddings must be a positive integer/],
     [gpt2, { ...GPT2, n_head: 0 }, /field n_head must be a positive integer, got 0/],
     [gpt2, { ...GPT2, n_head: 3 }, /n_embd \(32\) must be a multiple of n_head \(3\)/],

@@ -36,7 +36,11 @@ const VOCAB = GEMMA_CONFIGS["gemma2"].vocab_size as number;
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-gemma-parity-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Batch { kind: string; ids: number[][]; mask: number[][] | null }
+interface Batch {
+  kind: string;
+  ids: number[][];
+  mask: number[][] | null;
+}
 
 /** Rows of 9, 6 and 3 random tokens: unpadded (all 9 long), right- and left-padded. */
 function batches(seed: number): Batch[] {
@@ -52,21 +56,41 @@ function batches(seed: number): Batch[] {
     { kind: "unpadded", ids: rows.map((r) => [...r, ...Array.from({ length: 9 - r.length }, rand)]), mask: null },
     ...[false, true].map((left) => ({
       kind: left ? "left-padded" : "right-padded",
-      ids: rows.map((r) => padded(r, left)), mask: rows.map((r) => padded(r.map(() => 1), left)),
+      ids: rows.map((r) => padded(r, left)),
+      mask: rows.map((r) =>
+        padded(
+          r.map(() => 1),
+          left,
+        ),
+      ),
     })),
   ];
 }
 
-interface Case { name: string; dir: string; model: CausalLM; batches: Batch[]; tolerance: "float32" | "bf16" }
+interface Case {
+  name: string;
+  dir: string;
+  model: CausalLM;
+  batches: Batch[];
+  tolerance: "float32" | "bf16";
+}
 
-function saved(name: string, config: RawConfig, seed: number, options: { dtype?: torch.DType; maxShardBytes?: number } = {}): string {
+function saved(
+  name: string,
+  config: RawConfig,
+  seed: number,
+  options: { dtype?: torch.DType; maxShardBytes?: number } = {},
+): string {
   const dir = join(root, name.replace(/[^a-z0-9]+/gi, "-"));
   const model = randomGemma(config, seed);
   saveModel(model, dir, options);
   model.dispose();
   if (options.maxShardBytes) {
     const files = readdirSync(dir);
-    assert.ok(files.includes("model.safetensors.index.json") && !files.includes("model.safetensors"), `${name}: not sharded: ${files}`);
+    assert.ok(
+      files.includes("model.safetensors.index.json") && !files.includes("model.safetensors"),
+      `${name}: not sharded: ${files}`,
+    );
   }
   return dir;
 }
@@ -77,7 +101,12 @@ const prepared = (() => {
   return () => {
     if (failure) throw failure;
     if (done) return done;
-    try { done = build(); } catch (e) { failure = e; throw e; }
+    try {
+      done = build();
+    } catch (e) {
+      failure = e;
+      throw e;
+    }
     return done;
   };
   function build() {
@@ -89,40 +118,78 @@ const prepared = (() => {
     }
     for (const key of ["gemma2", "gemma3_text"]) {
       const dir = saved(`${key}, bf16 sharded`, GEMMA_CONFIGS[key], seed++, { dtype: "bfloat16", maxShardBytes: 4096 });
-      cases.push({ name: `${key}, sharded bfloat16 checkpoint loaded to float32`, dir, model: loadModel(dir), batches: batches(seed * 17), tolerance: "float32" });
-      cases.push({ name: `${key}, sharded bfloat16 checkpoint run in bfloat16`, dir, model: loadModel(dir, { dtype: "auto" }), batches: batches(seed * 19), tolerance: "bf16" });
+      cases.push({
+        name: `${key}, sharded bfloat16 checkpoint loaded to float32`,
+        dir,
+        model: loadModel(dir),
+        batches: batches(seed * 17),
+        tolerance: "float32",
+      });
+      cases.push({
+        name: `${key}, sharded bfloat16 checkpoint run in bfloat16`,
+        dir,
+        model: loadModel(dir, { dtype: "auto" }),
+        batches: batches(seed * 19),
+        tolerance: "bf16",
+      });
     }
-    const request = { cases: cases.flatMap((c) => c.batches.map((b) => ({ dir: c.dir, input_ids: b.ids, attention_mask: b.mask, dtype: c.tolerance === "bf16" ? "bfloat16" : "float32" }))) };
-    const response = runPythonJson<{ results: { shape: number[]; logits: number[] }[] }>(REFERENCE, request, { file: true });
+    const request = {
+      cases: cases.flatMap((c) =>
+        c.batches.map((b) => ({
+          dir: c.dir,
+          input_ids: b.ids,
+          attention_mask: b.mask,
+          dtype: c.tolerance === "bf16" ? "bfloat16" : "float32",
+        })),
+      ),
+    };
+    const response = runPythonJson<{ results: { shape: number[]; logits: number[] }[] }>(REFERENCE, request, {
+      file: true,
+    });
     let at = 0;
     return { cases, refs: cases.map((c) => c.batches.map(() => response.results[at++])) };
   }
 })();
 
 /** Max |ours - reference| over non-padding positions, and the reference logits' span there. */
-function compare(model: CausalLM, batch: Batch, ref: { shape: number[]; logits: number[] }): { diff: number; span: number } {
-  const ours = torch.noGrad(() => torch.tidy(() => {
-    const out = model.forward(torch.tensor(batch.ids, { dtype: "int64" }), { attentionMask: batch.mask ? torch.tensor(batch.mask, { dtype: "int64" }) : null });
-    assert.deepEqual(out.shape, ref.shape, "logits shapes differ");
-    return out.to("float32").data() as Float32Array;
-  }));
+function compare(
+  model: CausalLM,
+  batch: Batch,
+  ref: { shape: number[]; logits: number[] },
+): { diff: number; span: number } {
+  const ours = torch.noGrad(() =>
+    torch.tidy(() => {
+      const out = model.forward(torch.tensor(batch.ids, { dtype: "int64" }), {
+        attentionMask: batch.mask ? torch.tensor(batch.mask, { dtype: "int64" }) : null,
+      });
+      assert.deepEqual(out.shape, ref.shape, "logits shapes differ");
+      return out.to("float32").data() as Float32Array;
+    }),
+  );
   const [b, t, v] = ref.shape;
-  let diff = 0, lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < b; i++) for (let j = 0; j < t; j++) {
-    if (batch.mask && batch.mask[i][j] === 0) continue;
-    for (let k = 0; k < v; k++) {
-      const at = (i * t + j) * v + k;
-      const d = Math.abs(ours[at] - ref.logits[at]);
-      if (!(d <= diff)) diff = d;   // NaN counts as the worst
-      lo = Math.min(lo, ref.logits[at]); hi = Math.max(hi, ref.logits[at]);
+  let diff = 0,
+    lo = Infinity,
+    hi = -Infinity;
+  for (let i = 0; i < b; i++)
+    for (let j = 0; j < t; j++) {
+      if (batch.mask && batch.mask[i][j] === 0) continue;
+      for (let k = 0; k < v; k++) {
+        const at = (i * t + j) * v + k;
+        const d = Math.abs(ours[at] - ref.logits[at]);
+        if (!(d <= diff)) diff = d; // NaN counts as the worst
+        lo = Math.min(lo, ref.logits[at]);
+        hi = Math.max(hi, ref.logits[at]);
+      }
     }
-  }
   return { diff, span: hi - lo };
 }
 
 const NAMES = [
   ...Object.keys(GEMMA_CONFIGS),
-  ...["gemma2", "gemma3_text"].flatMap((k) => [`${k}, sharded bfloat16 checkpoint loaded to float32`, `${k}, sharded bfloat16 checkpoint run in bfloat16`]),
+  ...["gemma2", "gemma3_text"].flatMap((k) => [
+    `${k}, sharded bfloat16 checkpoint loaded to float32`,
+    `${k}, sharded bfloat16 checkpoint run in bfloat16`,
+  ]),
 ];
 
 for (const name of NAMES) {
@@ -142,15 +209,25 @@ for (const name of NAMES) {
   });
 }
 
-test("soft-capping binds: the final logits stay inside the cap, and a capped model differs from the uncapped one", { skip }, () => {
-  const { cases, refs } = prepared();
-  const i = cases.findIndex((c) => c.name === "gemma2");
-  const cap = GEMMA_CONFIGS.gemma2.final_logit_softcapping as number;
-  assert.ok(refs[i][0].logits.every((x) => Math.abs(x) < cap));
-  // The same weights without either cap give other logits: the caps are not no-ops at this size.
-  const uncapped = createModel({ ...GEMMA_CONFIGS.gemma2, final_logit_softcapping: null, attn_logit_softcapping: null });
-  torch.noGrad(() => { for (const [n, p] of cases[i].model.namedParameters()) uncapped.setParameter(n, p); });
-  const { diff } = compare(uncapped.eval(), cases[i].batches[0], refs[i][0]);
-  assert.ok(diff > 0.1, `removing the caps changed the logits by only ${diff}`);
-  uncapped.dispose();
-});
+test(
+  "soft-capping binds: the final logits stay inside the cap, and a capped model differs from the uncapped one",
+  { skip },
+  () => {
+    const { cases, refs } = prepared();
+    const i = cases.findIndex((c) => c.name === "gemma2");
+    const cap = GEMMA_CONFIGS.gemma2.final_logit_softcapping as number;
+    assert.ok(refs[i][0].logits.every((x) => Math.abs(x) < cap));
+    // The same weights without either cap give other logits: the caps are not no-ops at this size.
+    const uncapped = createModel({
+      ...GEMMA_CONFIGS.gemma2,
+      final_logit_softcapping: null,
+      attn_logit_softcapping: null,
+    });
+    torch.noGrad(() => {
+      for (const [n, p] of cases[i].model.namedParameters()) uncapped.setParameter(n, p);
+    });
+    const { diff } = compare(uncapped.eval(), cases[i].batches[0], refs[i][0]);
+    assert.ok(diff > 0.1, `removing the caps changed the logits by only ${diff}`);
+    uncapped.dispose();
+  },
+);

@@ -16,28 +16,74 @@ torch.setNumThreads(1);
 
 const VOCAB = 97;
 const llamaBase = {
-  vocab_size: VOCAB, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, max_position_embeddings: 64, rope_theta: 10000,
+  vocab_size: VOCAB,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+  rope_theta: 10000,
 };
 const CONFIGS: Record<string, RawConfig> = {
-  gpt2: { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: VOCAB, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4 },
+  gpt2: {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: VOCAB,
+    n_positions: 64,
+    n_embd: 32,
+    n_layer: 2,
+    n_head: 4,
+  },
   llama: { architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase },
   "llama 3 (rope_scaling, tied)": {
-    architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, hidden_size: 48, head_dim: 24, rope_theta: 500000,
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    ...llamaBase,
+    hidden_size: 48,
+    head_dim: 24,
+    rope_theta: 500000,
     tie_word_embeddings: true,
-    rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 },
+    rope_scaling: {
+      rope_type: "llama3",
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 32,
+    },
   },
   qwen2: { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", ...llamaBase },
   "qwen2 (sliding window on layer 1 only)": {
-    architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", ...llamaBase, use_sliding_window: true, sliding_window: 3, max_window_layers: 1,
+    architectures: ["Qwen2ForCausalLM"],
+    model_type: "qwen2",
+    ...llamaBase,
+    use_sliding_window: true,
+    sliding_window: 3,
+    max_window_layers: 1,
   },
-  "mistral (sliding_window 4)": { architectures: ["MistralForCausalLM"], model_type: "mistral", ...llamaBase, sliding_window: 4 },
+  "mistral (sliding_window 4)": {
+    architectures: ["MistralForCausalLM"],
+    model_type: "mistral",
+    ...llamaBase,
+    sliding_window: 4,
+  },
   "qwen3 (q/k norms, window 3 on layer 1)": {
-    architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...llamaBase, head_dim: 16, use_sliding_window: true, sliding_window: 3, max_window_layers: 1,
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    ...llamaBase,
+    head_dim: 16,
+    use_sliding_window: true,
+    sliding_window: 3,
+    max_window_layers: 1,
   },
   "phi3 (partial rotary, longrope within its original context, sliding_window 5)": {
-    architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...llamaBase, partial_rotary_factor: 0.5, sliding_window: 5,
-    original_max_position_embeddings: 32, rope_scaling: { type: "longrope", short_factor: [1, 1.5], long_factor: [2, 4] },
+    architectures: ["Phi3ForCausalLM"],
+    model_type: "phi3",
+    ...llamaBase,
+    partial_rotary_factor: 0.5,
+    sliding_window: 5,
+    original_max_position_embeddings: 32,
+    rope_scaling: { type: "longrope", short_factor: [1, 1.5], long_factor: [2, 4] },
   },
 };
 
@@ -45,13 +91,15 @@ const CONFIGS: Record<string, RawConfig> = {
 function makeModel(config: RawConfig, seed: number): CausalLM {
   torch.manualSeed(seed);
   const model = createModel(config, { std: 0.2 });
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      let v = torch.randn(p.shape).mul(name.includes("wpe") ? 0.5 : 0.3);
-      if (/norm|ln_/.test(name) && name.endsWith("weight")) v = v.mul(0.3).add(1);
-      model.setParameter(name, v);
-    }
-  }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const [name, p] of model.namedParameters()) {
+        let v = torch.randn(p.shape).mul(name.includes("wpe") ? 0.5 : 0.3);
+        if (/norm|ln_/.test(name) && name.endsWith("weight")) v = v.mul(0.3).add(1);
+        model.setParameter(name, v);
+      }
+    }),
+  );
   return model.eval();
 }
 
@@ -62,7 +110,11 @@ function model(name: string): CausalLM {
 }
 
 // Prompts of different lengths, so the batch is left-padded (longest 7).
-const PROMPTS = [[11, 5, 42, 7, 3], [88, 2], [9, 31, 64, 20, 15, 77, 4]];
+const PROMPTS = [
+  [11, 5, 42, 7, 3],
+  [88, 2],
+  [9, 31, 64, 20, 15, 77, 4],
+];
 const SAMPLING: GenerateOptions[] = [
   { temperature: 1 },
   { temperature: 0.7, topK: 10 },
@@ -103,10 +155,15 @@ test("greedy generation continues with the argmax of the full forward pass", () 
   const { tokens } = generate(m, [prompt], { maxNewTokens: 6 });
   const seq = [...prompt];
   for (const token of tokens[0]) {
-    const expected = torch.noGrad(() => torch.tidy(() => {
-      const logits = m.forward(torch.tensor([seq], { dtype: "int64" }));
-      return logits.select(1, seq.length - 1).argmax(-1).item();
-    }));
+    const expected = torch.noGrad(() =>
+      torch.tidy(() => {
+        const logits = m.forward(torch.tensor([seq], { dtype: "int64" }));
+        return logits
+          .select(1, seq.length - 1)
+          .argmax(-1)
+          .item();
+      }),
+    );
     assert.equal(token, expected);
     seq.push(token);
   }
@@ -145,7 +202,13 @@ test("generation stops when every row has hit EOS", () => {
   const m = model("llama");
   let steps = 0;
   const first = generate(m, [PROMPTS[0]], { maxNewTokens: 1 }).tokens[0][0];
-  const r = generate(m, [PROMPTS[0]], { maxNewTokens: 20, eosTokenIds: [first], onStep: (s) => { steps = s; } });
+  const r = generate(m, [PROMPTS[0]], {
+    maxNewTokens: 20,
+    eosTokenIds: [first],
+    onStep: (s) => {
+      steps = s;
+    },
+  });
   assert.deepEqual(r, { tokens: [[first]], finishReasons: ["eos"] });
   assert.equal(steps, 1);
 });
@@ -154,7 +217,10 @@ test("maxNewTokens is respected", () => {
   const m = model("mistral (sliding_window 4)");
   for (const n of [0, 1, 5, 17]) {
     const r = generate(m, PROMPTS, { maxNewTokens: n, temperature: 1, seed: 3 });
-    assert.deepEqual(r.tokens.map((t) => t.length), [n, n, n]);
+    assert.deepEqual(
+      r.tokens.map((t) => t.length),
+      [n, n, n],
+    );
     assert.deepEqual(r.finishReasons, ["length", "length", "length"]);
   }
   // beyond the model's positions is an error, not a silent truncation
@@ -178,8 +244,14 @@ test("the same seed gives the same samples, a different seed different ones", ()
 test("top-k 1 and a tiny top-p reduce sampling to greedy decoding", () => {
   const m = model("qwen2");
   const greedy = generate(m, PROMPTS, { maxNewTokens: 10 });
-  assert.deepEqual(generate(m, PROMPTS, { maxNewTokens: 10, temperature: 1.5, topK: 1, seed: 5 }).tokens, greedy.tokens);
-  assert.deepEqual(generate(m, PROMPTS, { maxNewTokens: 10, temperature: 1.5, topP: 1e-6, seed: 5 }).tokens, greedy.tokens);
+  assert.deepEqual(
+    generate(m, PROMPTS, { maxNewTokens: 10, temperature: 1.5, topK: 1, seed: 5 }).tokens,
+    greedy.tokens,
+  );
+  assert.deepEqual(
+    generate(m, PROMPTS, { maxNewTokens: 10, temperature: 1.5, topP: 1e-6, seed: 5 }).tokens,
+    greedy.tokens,
+  );
 });
 
 test("pickTokens: top-k and top-p sample only from the allowed tokens", () => {
@@ -244,10 +316,14 @@ test("sampling options outside transformers' ranges are errors naming the option
     [{ temperature: 1, seed: 1e20 }, /seed must be an integer from 0 to 9007199254740991, got 100000000000000000000/],
     [{ temperature: 1, seed: -1 }, /seed must be an integer from 0/],
   ];
-  for (const [options, message] of bad) assert.throws(() => generate(m, PROMPTS, { maxNewTokens: 1, ...options }), message);
+  for (const [options, message] of bad)
+    assert.throws(() => generate(m, PROMPTS, { maxNewTokens: 1, ...options }), message);
   // The edges transformers accepts: top-p 0 (the most likely token only) and 1, top-k 0 (no limit).
   for (const topP of [0, 1]) generate(m, PROMPTS, { maxNewTokens: 1, temperature: 1, topP, topK: 0, seed: 0 });
-  assert.deepEqual(generate(m, PROMPTS, { maxNewTokens: 3, temperature: 1, topP: 0, seed: 5 }).tokens, generate(m, PROMPTS, { maxNewTokens: 3 }).tokens);
+  assert.deepEqual(
+    generate(m, PROMPTS, { maxNewTokens: 3, temperature: 1, topP: 0, seed: 5 }).tokens,
+    generate(m, PROMPTS, { maxNewTokens: 3 }).tokens,
+  );
 });
 
 test("generate restores training mode and decodes without dropout", () => {

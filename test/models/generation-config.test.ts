@@ -18,21 +18,37 @@ import { Tokenizer } from "../../src/text/index.js";
 import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
 import { tempDir } from "../helpers/toy.js";
 
-torch.setNumThreads(1);  // tiny models: thread-pool overhead would dominate
+torch.setNumThreads(1); // tiny models: thread-pool overhead would dominate
 const root = tempDir("omni-dpo-generation-config-");
 after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
-const newDir = (what: string) => { const d = join(root, `${dirs++}-${what}`); mkdirSync(d); return d; };
+const newDir = (what: string) => {
+  const d = join(root, `${dirs++}-${what}`);
+  mkdirSync(d);
+  return d;
+};
 const readJson = (file: string) => JSON.parse(readFileSync(file, "utf8"));
 
 const LLAMA: RawConfig = {
-  architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 97, hidden_size: 32, intermediate_size: 64,
-  num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64,
-  bos_token_id: 1, eos_token_id: 2,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  vocab_size: 97,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 
 function message(fn: () => unknown): string {
-  try { fn(); } catch (e) { return (e as Error).message; }
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
   assert.fail("expected an error");
 }
 
@@ -40,9 +56,22 @@ test("readGenerationConfig: eos_token_id as a number or a list, bos and pad ids,
   const dir = newDir("read");
   assert.equal(readGenerationConfig(dir), null);
   const file = join(dir, "generation_config.json");
-  writeFileSync(file, JSON.stringify({ bos_token_id: 1, eos_token_id: [7, 9], pad_token_id: null, do_sample: true, temperature: 0.6, transformers_version: "4.45.0" }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      bos_token_id: 1,
+      eos_token_id: [7, 9],
+      pad_token_id: null,
+      do_sample: true,
+      temperature: 0.6,
+      transformers_version: "4.45.0",
+    }),
+  );
   assert.deepEqual(readGenerationConfig(dir), {
-    eosTokenIds: [7, 9], bosTokenId: 1, padTokenId: undefined, file,
+    eosTokenIds: [7, 9],
+    bosTokenId: 1,
+    padTokenId: undefined,
+    file,
     extra: { do_sample: true, temperature: 0.6, transformers_version: "4.45.0" },
   });
   writeFileSync(file, JSON.stringify({ eos_token_id: 2, pad_token_id: 0 }));
@@ -68,14 +97,20 @@ test("bad generation_config.json fields are errors naming the file and the field
     assert.match(msg, pattern);
   }
   writeFileSync(file, "{ nope");
-  assert.match(message(() => readGenerationConfig(dir)), new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: not valid JSON`));
+  assert.match(
+    message(() => readGenerationConfig(dir)),
+    new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: not valid JSON`),
+  );
   // loadModel reports it before reading any weights
   torch.manualSeed(0);
   const model = createModel(LLAMA);
   saveModel(model, dir);
   model.dispose();
   writeFileSync(file, JSON.stringify({ eos_token_id: [2, "x"] }));
-  assert.match(message(() => loadModel(dir)), /generation_config\.json: field eos_token_id\[1\] must be a token id/);
+  assert.match(
+    message(() => loadModel(dir)),
+    /generation_config\.json: field eos_token_id\[1\] must be a token id/,
+  );
 });
 
 test("loadModel reads generation_config.json; saveModel writes its ids and other fields back, keys sorted", () => {
@@ -85,7 +120,10 @@ test("loadModel reads generation_config.json; saveModel writes its ids and other
   saveModel(model, dir);
   model.dispose();
   const file = join(dir, "generation_config.json");
-  writeFileSync(file, JSON.stringify({ transformers_version: "4.45.0", eos_token_id: [5, 9], bos_token_id: 1, top_p: 0.9 }));
+  writeFileSync(
+    file,
+    JSON.stringify({ transformers_version: "4.45.0", eos_token_id: [5, 9], bos_token_id: 1, top_p: 0.9 }),
+  );
   const loaded = loadModel(dir);
   assert.deepEqual(loaded.generationConfig.eosTokenIds, [5, 9]);
   assert.equal(loaded.generationConfig.file, file);
@@ -93,7 +131,12 @@ test("loadModel reads generation_config.json; saveModel writes its ids and other
   saveModel(loaded, out);
   const text = readFileSync(join(out, "generation_config.json"), "utf8");
   assert.deepEqual(Object.keys(JSON.parse(text)), ["bos_token_id", "eos_token_id", "top_p", "transformers_version"]);
-  assert.deepEqual(JSON.parse(text), { bos_token_id: 1, eos_token_id: [5, 9], top_p: 0.9, transformers_version: "4.45.0" });
+  assert.deepEqual(JSON.parse(text), {
+    bos_token_id: 1,
+    eos_token_id: [5, 9],
+    top_p: 0.9,
+    transformers_version: "4.45.0",
+  });
   // and a reload of the saved directory has the same ids
   const again = loadModel(out);
   assert.deepEqual(again.generationConfig.eosTokenIds, [5, 9]);
@@ -104,17 +147,37 @@ test("loadModel reads generation_config.json; saveModel writes its ids and other
 test("without generation_config.json the ids come from config.json, and saving writes them as transformers does", () => {
   torch.manualSeed(2);
   const model = createModel({ ...LLAMA, eos_token_id: [2, 3], pad_token_id: 0 });
-  assert.deepEqual(model.generationConfig, { eosTokenIds: [2, 3], bosTokenId: 1, padTokenId: 0, file: null, extra: {} });
+  assert.deepEqual(model.generationConfig, {
+    eosTokenIds: [2, 3],
+    bosTokenId: 1,
+    padTokenId: 0,
+    file: null,
+    extra: {},
+  });
   const dir = newDir("from-config");
   saveModel(model, dir);
   model.dispose();
-  assert.deepEqual(readJson(join(dir, "generation_config.json")), { _from_model_config: true, bos_token_id: 1, eos_token_id: [2, 3], pad_token_id: 0 });
+  assert.deepEqual(readJson(join(dir, "generation_config.json")), {
+    _from_model_config: true,
+    bos_token_id: 1,
+    eos_token_id: [2, 3],
+    pad_token_id: 0,
+  });
   unlinkSync(join(dir, "generation_config.json"));
   const loaded = loadModel(dir);
-  assert.deepEqual(loaded.generationConfig, { eosTokenIds: [2, 3], bosTokenId: 1, padTokenId: 0, file: null, extra: {} });
+  assert.deepEqual(loaded.generationConfig, {
+    eosTokenIds: [2, 3],
+    bosTokenId: 1,
+    padTokenId: 0,
+    file: null,
+    extra: {},
+  });
   loaded.dispose();
   // a bad id in config.json names config.json
-  assert.match(message(() => createModel({ ...LLAMA, eos_token_id: "2" })), /config\.json: field eos_token_id must be a token id/);
+  assert.match(
+    message(() => createModel({ ...LLAMA, eos_token_id: "2" })),
+    /config\.json: field eos_token_id must be a token id/,
+  );
 });
 
 test("stopTokenIds: the generation config's EOS ids when the directory had the file, else the tokenizer's EOS", () => {
@@ -131,7 +194,10 @@ test("omni-dpo generate stops at either of two EOS ids listed in generation_conf
   const dir = newDir("cli");
   const tok = writeByteLevelTokenizer(dir);
   torch.manualSeed(5);
-  const model = createModel({ ...LLAMA, vocab_size: tok.vocabSize, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId }, { std: 0.3 });
+  const model = createModel(
+    { ...LLAMA, vocab_size: tok.vocabSize, bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId },
+    { std: 0.3 },
+  );
   saveModel(model, dir);
   model.dispose();
   unlinkSync(join(dir, "generation_config.json"));
@@ -140,7 +206,11 @@ test("omni-dpo generate stops at either of two EOS ids listed in generation_conf
   const prompts = ["Hello world", "The quick brown fox"];
   const tokenizer = Tokenizer.fromPretrainedSync(dir);
   const loaded = loadModel(dir);
-  const free = generate(loaded, prompts.map((p) => tokenizer.encode(p)), { maxNewTokens: 10, padTokenId: tokenizer.padTokenId }).tokens;
+  const free = generate(
+    loaded,
+    prompts.map((p) => tokenizer.encode(p)),
+    { maxNewTokens: 10, padTokenId: tokenizer.padTokenId },
+  ).tokens;
   loaded.dispose();
   // Two ids such that the first prompt reaches `a` before `b` and the second `b` before `a`.
   const firstOf = (row: number[], ids: number[]) => row.findIndex((t) => ids.includes(t));
@@ -148,20 +218,53 @@ test("omni-dpo generate stops at either of two EOS ids listed in generation_conf
   for (const a of free[0].slice(1)) {
     for (const b of free[1].slice(1)) {
       if (a === b || a === tok.eosTokenId || b === tok.eosTokenId) continue;
-      if (free[0][firstOf(free[0], [a, b])] === a && free[1][firstOf(free[1], [a, b])] === b) { pick = [a, b]; break; }
+      if (free[0][firstOf(free[0], [a, b])] === a && free[1][firstOf(free[1], [a, b])] === b) {
+        pick = [a, b];
+        break;
+      }
     }
     if (pick) break;
   }
   assert.ok(pick, `no two stopping ids in ${JSON.stringify(free)}`);
   const [a, b] = pick;
-  writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: tok.bosTokenId, eos_token_id: [a, b] }));
+  writeFileSync(
+    join(dir, "generation_config.json"),
+    JSON.stringify({ bos_token_id: tok.bosTokenId, eos_token_id: [a, b] }),
+  );
 
-  const r = spawnSync(process.execPath, [CLI, "generate", "--model", dir, "--prompt", prompts[0], "--prompt", prompts[1], "--max-new-tokens", "10", "--json", "--device", "cpu"], { encoding: "utf8" });
+  const r = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      "generate",
+      "--model",
+      dir,
+      "--prompt",
+      prompts[0],
+      "--prompt",
+      prompts[1],
+      "--max-new-tokens",
+      "10",
+      "--json",
+      "--device",
+      "cpu",
+    ],
+    { encoding: "utf8" },
+  );
   assert.equal(r.status, 0, r.stderr);
-  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { prompt: string; completion: string; finish_reason: string; tokens: number });
+  const rows = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { prompt: string; completion: string; finish_reason: string; tokens: number });
   const expected = [free[0].slice(0, firstOf(free[0], [a, b]) + 1), free[1].slice(0, firstOf(free[1], [a, b]) + 1)];
-  assert.deepEqual(rows.map((row) => [row.finish_reason, row.tokens]), expected.map((e) => ["eos", e.length]));
-  assert.deepEqual(rows.map((row) => row.completion), expected.map((e) => tokenizer.decode(e, { skipSpecialTokens: true })));
+  assert.deepEqual(
+    rows.map((row) => [row.finish_reason, row.tokens]),
+    expected.map((e) => ["eos", e.length]),
+  );
+  assert.deepEqual(
+    rows.map((row) => row.completion),
+    expected.map((e) => tokenizer.decode(e, { skipSpecialTokens: true })),
+  );
 });
 
 test("CLI: --top-p outside [0, 1], a negative --top-k or --temperature, a --seed out of range: usage errors naming the flag", () => {
@@ -174,7 +277,9 @@ test("CLI: --top-p outside [0, 1], a negative --top-k or --temperature, a --seed
     [["--seed=-3"], "--seed must be an integer from 0 to 9007199254740991 (2^53 - 1), got '-3'"],
   ];
   for (const [flags, message] of cases) {
-    const r = spawnSync(process.execPath, [CLI, "generate", "--model", "no-such-model", "--prompt", "hi", ...flags], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, [CLI, "generate", "--model", "no-such-model", "--prompt", "hi", ...flags], {
+      encoding: "utf8",
+    });
     assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stderr}`);
     assert.ok(r.stderr.includes(message), `${flags.join(" ")}: ${r.stderr}`);
   }

@@ -11,12 +11,29 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  torch, registerArchitecture, supportedArchitectures, createModel, loadModel, saveModel, AutoModelForCausalLM, generate,
-  DecoderLM, Module, ModuleList, Embedding, Linear, RMSNorm,
-  type ArchitectureSpec, type CausalLM, type DecoderLayer, type DecoderStep, type Init, type RawConfig,
+  torch,
+  registerArchitecture,
+  supportedArchitectures,
+  createModel,
+  loadModel,
+  saveModel,
+  AutoModelForCausalLM,
+  generate,
+  DecoderLM,
+  Module,
+  ModuleList,
+  Embedding,
+  Linear,
+  RMSNorm,
+  type ArchitectureSpec,
+  type CausalLM,
+  type DecoderLayer,
+  type DecoderStep,
+  type Init,
+  type RawConfig,
 } from "omni-dpo";
 
-torch.setNumThreads(1);  // tiny models: thread-pool overhead would dominate
+torch.setNumThreads(1); // tiny models: thread-pool overhead would dominate
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-registry-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
@@ -24,7 +41,14 @@ const newDir = (what: string) => join(root, `${dirs++}-${what}`);
 
 // ---- a tiny architecture, as a user would write one --------------------------------------------
 
-interface TinyConfig { vocab: number; dim: number; layers: number; positions: number; window: number | null; tied: boolean }
+interface TinyConfig {
+  vocab: number;
+  dim: number;
+  layers: number;
+  positions: number;
+  window: number | null;
+  tied: boolean;
+}
 
 function tinyConfig(raw: RawConfig): TinyConfig {
   const need = (key: string): number => {
@@ -33,8 +57,12 @@ function tinyConfig(raw: RawConfig): TinyConfig {
     return v;
   };
   return {
-    vocab: need("vocab_size"), dim: need("dim"), layers: need("n_layers"), positions: need("max_positions"),
-    window: typeof raw.window === "number" ? raw.window : null, tied: raw.tie_word_embeddings === true,
+    vocab: need("vocab_size"),
+    dim: need("dim"),
+    layers: need("n_layers"),
+    positions: need("max_positions"),
+    window: typeof raw.window === "number" ? raw.window : null,
+    tied: raw.tie_word_embeddings === true,
   };
 }
 
@@ -43,8 +71,14 @@ const probe = { on: false, live: [] as number[] };
 
 class TinyLayer extends Module implements DecoderLayer {
   readonly attentionWindow: number | null;
-  readonly norm: RMSNorm; readonly qkv: Linear; readonly out: Linear;
-  constructor(c: TinyConfig, readonly index: number, init: Init) {
+  readonly norm: RMSNorm;
+  readonly qkv: Linear;
+  readonly out: Linear;
+  constructor(
+    c: TinyConfig,
+    readonly index: number,
+    init: Init,
+  ) {
     super();
     // Every other layer windowed, so the step makes two masks.
     this.attentionWindow = index % 2 === 1 ? c.window : null;
@@ -55,21 +89,30 @@ class TinyLayer extends Module implements DecoderLayer {
   forward(x: torch.Tensor, step: DecoderStep): torch.Tensor {
     if (probe.on) probe.live.push(torch.memory().tensors);
     const [b, t, d] = x.shape;
-    const [q, k0, v0] = this.qkv.forward(this.norm.forward(x)).split(d, 2).map((p) => p.view(b, t, 1, d).transpose(1, 2));  // [B, 1, T, D]
-    const [k, v] = step.cache ? step.cache.update(this.index, k0, v0) : [k0, v0];                                           // [B, 1, past + T, D]
+    const [q, k0, v0] = this.qkv
+      .forward(this.norm.forward(x))
+      .split(d, 2)
+      .map((p) => p.view(b, t, 1, d).transpose(1, 2)); // [B, 1, T, D]
+    const [k, v] = step.cache ? step.cache.update(this.index, k0, v0) : [k0, v0]; // [B, 1, past + T, D]
     const mask = step.mask(this.attentionWindow);
-    const y = torch.scaledDotProductAttention(q, k, v, { attnMask: mask, isCausal: mask === null });                         // [B, 1, T, D]
+    const y = torch.scaledDotProductAttention(q, k, v, { attnMask: mask, isCausal: mask === null }); // [B, 1, T, D]
     return x.add(this.out.forward(y.transpose(1, 2).reshape(b, t, d)));
   }
 }
 
 class TinyBackbone extends Module {
-  readonly tokens: Embedding; readonly positions: Embedding; readonly layers: TinyLayer[]; readonly norm: RMSNorm;
+  readonly tokens: Embedding;
+  readonly positions: Embedding;
+  readonly layers: TinyLayer[];
+  readonly norm: RMSNorm;
   constructor(c: TinyConfig, init: Init) {
     super();
     this.tokens = this.module("tokens", new Embedding(c.vocab, c.dim, init));
     this.positions = this.module("positions", new Embedding(c.positions, c.dim, init));
-    this.layers = this.module("layers", new ModuleList(Array.from({ length: c.layers }, (_, i) => new TinyLayer(c, i, init)))).items;
+    this.layers = this.module(
+      "layers",
+      new ModuleList(Array.from({ length: c.layers }, (_, i) => new TinyLayer(c, i, init))),
+    ).items;
     this.norm = this.module("norm", new RMSNorm(c.dim, 1e-6, init));
   }
 }
@@ -78,14 +121,24 @@ class TinyForCausalLM extends DecoderLM {
   readonly architecture = "tiny";
   readonly backbone: TinyBackbone;
   readonly lmHead: Linear | null;
-  constructor(readonly config: RawConfig, readonly c: TinyConfig, init: Init) {
+  constructor(
+    readonly config: RawConfig,
+    readonly c: TinyConfig,
+    init: Init,
+  ) {
     super();
     this.backbone = this.module("backbone", new TinyBackbone(c, init));
     this.lmHead = c.tied ? null : this.module("lm_head", new Linear(c.dim, c.vocab, false, init));
   }
-  get vocabSize(): number { return this.c.vocab; }
-  get maxPositions(): number { return this.c.positions; }
-  protected get decoderLayers(): readonly TinyLayer[] { return this.backbone.layers; }
+  get vocabSize(): number {
+    return this.c.vocab;
+  }
+  get maxPositions(): number {
+    return this.c.positions;
+  }
+  protected get decoderLayers(): readonly TinyLayer[] {
+    return this.backbone.layers;
+  }
   protected embed(inputIds: torch.Tensor, step: DecoderStep): torch.Tensor {
     return this.backbone.tokens.forward(inputIds).add(this.backbone.positions.forward(step.positions));
   }
@@ -111,43 +164,68 @@ registerArchitecture(TINY);
 
 const VOCAB = 50;
 const CONFIG: RawConfig = {
-  architectures: ["TinyForCausalLM"], model_type: "tiny", vocab_size: VOCAB, dim: 16, n_layers: 4, max_positions: 64, window: 3,
-  tie_word_embeddings: true, eos_token_id: 1,
+  architectures: ["TinyForCausalLM"],
+  model_type: "tiny",
+  vocab_size: VOCAB,
+  dim: 16,
+  n_layers: 4,
+  max_positions: 64,
+  window: 3,
+  tie_word_embeddings: true,
+  eos_token_id: 1,
 };
 
 /** A tiny model with every parameter random (norm weights around 1), peaked enough that greedy paths vary. */
 function makeModel(config: RawConfig, seed: number): CausalLM {
   torch.manualSeed(seed);
   const model = createModel(config);
-  torch.noGrad(() => torch.tidy(() => {
-    for (const [name, p] of model.namedParameters()) {
-      let v = torch.randn(p.shape).mul(0.5);
-      if (name.endsWith("norm.weight")) v = v.mul(0.2).add(1);
-      model.setParameter(name, v);
-    }
-  }));
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      for (const [name, p] of model.namedParameters()) {
+        let v = torch.randn(p.shape).mul(0.5);
+        if (name.endsWith("norm.weight")) v = v.mul(0.2).add(1);
+        model.setParameter(name, v);
+      }
+    }),
+  );
   return model.eval();
 }
 
-const IDS = [[5, 17, 3, 38, 42, 9, 21], [0, 0, 0, 12, 7, 33, 2]];
-const MASK = [[1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1]];
+const IDS = [
+  [5, 17, 3, 38, 42, 9, 21],
+  [0, 0, 0, 12, 7, 33, 2],
+];
+const MASK = [
+  [1, 1, 1, 1, 1, 1, 1],
+  [0, 0, 0, 1, 1, 1, 1],
+];
 
 function logits(model: CausalLM): Buffer {
-  return torch.noGrad(() => torch.tidy(() => {
-    const d = model.forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) }).data();
-    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const d = model
+        .forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) })
+        .data();
+      return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    }),
+  );
 }
 
 function parameterBytes(model: CausalLM): Map<string, string> {
-  return new Map(model.namedParameters().map(([n, p]) => {
-    const d = p.data();
-    return [n, Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString("hex")];
-  }));
+  return new Map(
+    model.namedParameters().map(([n, p]) => {
+      const d = p.data();
+      return [n, Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString("hex")];
+    }),
+  );
 }
 
 function message(fn: () => unknown): string {
-  try { fn(); } catch (e) { return (e as Error).message; }
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
   assert.fail("expected an error");
 }
 
@@ -197,7 +275,9 @@ test("its checkpoint rules apply: names without the optional prefix, a stored ti
   // saved back the way it was loaded: without the prefix, without the tied head or the buffer
   const out = newDir("tiny-unprefixed-resaved");
   saveModel(loaded, out);
-  const names = Object.keys(header(join(out, "model.safetensors"))).filter((n) => n !== "__metadata__").sort();
+  const names = Object.keys(header(join(out, "model.safetensors")))
+    .filter((n) => n !== "__metadata__")
+    .sort();
   assert.deepEqual(names, params.map(([n]) => n.replace(/^backbone\./, "")).sort());
   // an untied tiny model has (and needs) its own head
   const untied = makeModel({ ...CONFIG, tie_word_embeddings: false }, 3);
@@ -207,7 +287,11 @@ test("its checkpoint rules apply: names without the optional prefix, a stored ti
 
 test("through DecoderLM's layer loop: KV-cache generation equals uncached, and one layer's activation is alive at a time", () => {
   const model = makeModel(CONFIG, 4);
-  const prompts = [[11, 5, 42, 7, 3], [8, 2], [9, 31, 44, 20, 15, 27, 4]];
+  const prompts = [
+    [11, 5, 42, 7, 3],
+    [8, 2],
+    [9, 31, 44, 20, 15, 27, 4],
+  ];
   const cached = generate(model, prompts, { maxNewTokens: 8 });
   assert.deepEqual(generate(model, prompts, { maxNewTokens: 8, useCache: false }), cached);
   assert.ok(new Set(cached.tokens.flat()).size > 3, `degenerate generations: ${JSON.stringify(cached.tokens)}`);
@@ -217,7 +301,11 @@ test("through DecoderLM's layer loop: KV-cache generation equals uncached, and o
   probe.live = [];
   probe.on = true;
   try {
-    torch.noGrad(() => torch.tidy(() => deep.forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) })));
+    torch.noGrad(() =>
+      torch.tidy(() =>
+        deep.forward(torch.tensor(IDS, { dtype: "int64" }), { attentionMask: torch.tensor(MASK, { dtype: "int64" }) }),
+      ),
+    );
   } finally {
     probe.on = false;
   }
@@ -228,28 +316,61 @@ test("through DecoderLM's layer loop: KV-cache generation equals uncached, and o
 });
 
 test("registerArchitecture refuses a spec that clashes with a registered one or is malformed", () => {
-  assert.match(message(() => registerArchitecture(TINY)), /an architecture named 'tiny' is already registered/);
-  assert.match(message(() => registerArchitecture({ ...TINY, name: "tiny2", architectures: ["LlamaForCausalLM"], modelTypes: [] })),
-    /class LlamaForCausalLM is already registered, by 'llama'/);
-  assert.match(message(() => registerArchitecture({ ...TINY, name: "tiny3", architectures: ["Tiny3"], modelTypes: ["gpt2"] })),
-    /model_type 'gpt2' is already registered, by 'gpt2'/);
+  assert.match(
+    message(() => registerArchitecture(TINY)),
+    /an architecture named 'tiny' is already registered/,
+  );
+  assert.match(
+    message(() =>
+      registerArchitecture({ ...TINY, name: "tiny2", architectures: ["LlamaForCausalLM"], modelTypes: [] }),
+    ),
+    /class LlamaForCausalLM is already registered, by 'llama'/,
+  );
+  assert.match(
+    message(() => registerArchitecture({ ...TINY, name: "tiny3", architectures: ["Tiny3"], modelTypes: ["gpt2"] })),
+    /model_type 'gpt2' is already registered, by 'gpt2'/,
+  );
   const { parseConfig: _, ...noParser } = TINY;
-  assert.match(message(() => registerArchitecture(noParser as unknown as ArchitectureSpec)), /registerArchitecture\('tiny'\): parseConfig must be a function/);
-  assert.match(message(() => registerArchitecture({ ...TINY, name: "" })), /name must be a non-empty string/);
-  assert.match(message(() => registerArchitecture({ ...TINY, name: "tiny4", architectures: [], modelTypes: [] })), /at least one class name or model_type/);
+  assert.match(
+    message(() => registerArchitecture(noParser as unknown as ArchitectureSpec)),
+    /registerArchitecture\('tiny'\): parseConfig must be a function/,
+  );
+  assert.match(
+    message(() => registerArchitecture({ ...TINY, name: "" })),
+    /name must be a non-empty string/,
+  );
+  assert.match(
+    message(() => registerArchitecture({ ...TINY, name: "tiny4", architectures: [], modelTypes: [] })),
+    /at least one class name or model_type/,
+  );
   // a class that reports another architecture than its spec's name
   registerArchitecture({ ...TINY, name: "tiny-alias", architectures: ["TinyAliasForCausalLM"], modelTypes: [] });
-  assert.match(message(() => createModel({ ...CONFIG, architectures: ["TinyAliasForCausalLM"] })),
-    /architecture 'tiny-alias' made a model that reports architecture 'tiny'/);
+  assert.match(
+    message(() => createModel({ ...CONFIG, architectures: ["TinyAliasForCausalLM"] })),
+    /architecture 'tiny-alias' made a model that reports architecture 'tiny'/,
+  );
   // nothing half-registered: the failed specs' names resolve to nothing
   assert.ok(!supportedArchitectures().includes("Tiny3"));
-  assert.match(message(() => createModel({ ...CONFIG, architectures: ["Tiny3"], model_type: "tiny3" })), /unsupported/);
+  assert.match(
+    message(() => createModel({ ...CONFIG, architectures: ["Tiny3"], model_type: "tiny3" })),
+    /unsupported/,
+  );
 });
 
 test("an unknown architecture's error lists every registered one, this file's included", () => {
   const msg = message(() => createModel({ architectures: ["BertForMaskedLM"], model_type: "bert" }));
-  for (const cls of ["GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "TinyForCausalLM"]) assert.ok(msg.includes(cls), `${cls} not in: ${msg}`);
-  assert.match(message(() => createModel({ architectures: "LlamaForCausalLM" as unknown as string[] })), /field architectures must be a list of class names/);
+  for (const cls of [
+    "GPT2LMHeadModel",
+    "LlamaForCausalLM",
+    "Qwen2ForCausalLM",
+    "MistralForCausalLM",
+    "TinyForCausalLM",
+  ])
+    assert.ok(msg.includes(cls), `${cls} not in: ${msg}`);
+  assert.match(
+    message(() => createModel({ architectures: "LlamaForCausalLM" as unknown as string[] })),
+    /field architectures must be a list of class names/,
+  );
 });
 
 // ---- a safetensors file written by hand (the format is public; this test needs nothing more) ---

@@ -55,10 +55,16 @@ const f32 = (shape: number[], begin: number, end: number) => ({ dtype: "F32", sh
 
 test("a valid hand-written file loads: tensors listed out of data order, an empty tensor, metadata, I64", () => {
   const ints = Buffer.from(BigInt64Array.from([7n, -3n]).buffer);
-  const file = craft({
-    __metadata__: { format: "pt" },
-    b: f32([2], 8, 16), a: f32([2], 0, 8), empty: f32([0, 3], 16, 16), n: { dtype: "I64", shape: [2], data_offsets: [16, 32] },
-  }, Buffer.concat([floats(16), ints]));
+  const file = craft(
+    {
+      __metadata__: { format: "pt" },
+      b: f32([2], 8, 16),
+      a: f32([2], 0, 8),
+      empty: f32([0, 3], 16, 16),
+      n: { dtype: "I64", shape: [2], data_offsets: [16, 32] },
+    },
+    Buffer.concat([floats(16), ints]),
+  );
   assert.deepEqual(readHeader(file).metadata, { format: "pt" });
   const t = loadSafetensors(file);
   assert.deepEqual(t.get("a")!.toArray(), [1, 2]);
@@ -90,15 +96,28 @@ test("a byte count that does not match dtype x shape is an error naming the tens
 });
 
 test("a tensor overlapping another is an error naming both (it used to load the shared bytes twice)", () => {
-  assertRejected(craft({ a: f32([2], 0, 8), b: f32([2], 4, 12) }, floats(12)), /tensor b \(bytes 4\.\.12\) overlaps tensor a \(bytes 0\.\.8\)/, "a", "b");
+  assertRejected(
+    craft({ a: f32([2], 0, 8), b: f32([2], 4, 12) }, floats(12)),
+    /tensor b \(bytes 4\.\.12\) overlaps tensor a \(bytes 0\.\.8\)/,
+    "a",
+    "b",
+  );
   // the same bytes under two names
   assertRejected(craft({ w: f32([2], 0, 8), alias: f32([2], 0, 8) }, floats(8)), /overlaps/, "w", "alias");
 });
 
 test("bytes of the data section that belong to no tensor are an error: a gap, leading bytes, trailing bytes", () => {
-  assertRejected(craft({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, floats(12)), /bytes 4\.\.8 of the data section belong to no tensor \(a gap before tensor b\)/, "b");
+  assertRejected(
+    craft({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, floats(12)),
+    /bytes 4\.\.8 of the data section belong to no tensor \(a gap before tensor b\)/,
+    "b",
+  );
   assertRejected(craft({ a: f32([1], 4, 8) }, floats(8)), /bytes 0\.\.4 of the data section belong to no tensor/, "a");
-  assertRejected(craft({ a: f32([1], 0, 4) }, floats(8)), /bytes 4\.\.8 of the data section belong to no tensor \(after tensor a\)/, "a");
+  assertRejected(
+    craft({ a: f32([1], 0, 4) }, floats(8)),
+    /bytes 4\.\.8 of the data section belong to no tensor \(after tensor a\)/,
+    "a",
+  );
 });
 
 test("a header length beyond the file, or absurdly large, is an error naming the file", () => {
@@ -114,9 +133,14 @@ test("a header length beyond the file, or absurdly large, is an error naming the
 
 test("a header that is not a JSON object is an error naming the file", () => {
   assertRejected(craft("{ not json", Buffer.alloc(0)), /header is not valid JSON/);
-  for (const text of ["[1, 2]", "null", "\"a\"", "5"]) assertRejected(craft(text, Buffer.alloc(0)), /header must be a JSON object/);
-  for (const entry of [5, null, [1]]) assertRejected(craft({ w: entry }, Buffer.alloc(0)), /its header entry must be an object/, "w");
-  assertRejected(craft({ __metadata__: { format: 1 }, a: f32([1], 0, 4) }, floats(4)), /__metadata__ must be an object of strings/);
+  for (const text of ["[1, 2]", "null", '"a"', "5"])
+    assertRejected(craft(text, Buffer.alloc(0)), /header must be a JSON object/);
+  for (const entry of [5, null, [1]])
+    assertRejected(craft({ w: entry }, Buffer.alloc(0)), /its header entry must be an object/, "w");
+  assertRejected(
+    craft({ __metadata__: { format: 1 }, a: f32([1], 0, 4) }, floats(4)),
+    /__metadata__ must be an object of strings/,
+  );
 });
 
 test("an unknown dtype is an error naming the tensor and listing the supported dtypes", () => {
@@ -128,19 +152,40 @@ test("an unknown dtype is an error naming the tensor and listing the supported d
 
 test("shapes must be lists of non-negative integers, data_offsets two integers", () => {
   for (const shape of [[-2, -2], [1.5, 2], "4", [2, "2"], null]) {
-    assertRejected(craft({ s: { dtype: "F32", shape, data_offsets: [0, 16] } }, floats(16)), /shape must be a list of non-negative integers/, "s");
+    assertRejected(
+      craft({ s: { dtype: "F32", shape, data_offsets: [0, 16] } }, floats(16)),
+      /shape must be a list of non-negative integers/,
+      "s",
+    );
   }
   for (const offsets of [[0], [0, 4, 8], ["0", "4"], [0, 4.5], null]) {
-    assertRejected(craft({ o: { dtype: "F32", shape: [1], data_offsets: offsets } }, floats(4)), /data_offsets must be two integers \[begin, end\]/, "o");
+    assertRejected(
+      craft({ o: { dtype: "F32", shape: [1], data_offsets: offsets } }, floats(4)),
+      /data_offsets must be two integers \[begin, end\]/,
+      "o",
+    );
   }
 });
 
 test("loadModel reports a bad weight file by its path", () => {
   const dir = join(root, "model");
   mkdirSync(dir);
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["GPT2LMHeadModel"], vocab_size: 8, n_positions: 8, n_embd: 4, n_layer: 1, n_head: 1 }));
+  writeFileSync(
+    join(dir, "config.json"),
+    JSON.stringify({
+      architectures: ["GPT2LMHeadModel"],
+      vocab_size: 8,
+      n_positions: 8,
+      n_embd: 4,
+      n_layer: 1,
+      n_head: 1,
+    }),
+  );
   const file = join(dir, "model.safetensors");
-  copyFileSync(craft({ "transformer.wte.weight": f32([2], 0, 8), "transformer.wpe.weight": f32([2], 4, 12) }, floats(12)), file);
+  copyFileSync(
+    craft({ "transformer.wte.weight": f32([2], 0, 8), "transformer.wpe.weight": f32([2], 4, 12) }, floats(12)),
+    file,
+  );
   const msg = message(() => loadModel(dir));
   assert.ok(msg.startsWith(`${file}: `), msg);
   assert.match(msg, /tensor transformer\.wpe\.weight .* overlaps tensor transformer\.wte\.weight/);

@@ -29,9 +29,14 @@ const names = (tokenizer: string) =>
 
 function recipe(extra: Record<string, unknown>) {
   return loadTrainConfig({
-    model_name_or_path: POLICY, dataset_mixer: { [DATA]: 1.0 },
+    model_name_or_path: POLICY,
+    dataset_mixer: { [DATA]: 1.0 },
     output_dir: join(root, `run-${Object.keys(extra).join("-")}`),
-    per_device_train_batch_size: 4, max_length: 48, max_prompt_length: 24, max_steps: 1, ...extra,
+    per_device_train_batch_size: 4,
+    max_length: 48,
+    max_prompt_length: 24,
+    max_steps: 1,
+    ...extra,
   }).config;
 }
 
@@ -53,15 +58,22 @@ describe("training", () => {
 describe("eval", () => {
   it("--ref with a smaller vocabulary names the data file and line", async () => {
     const options = { model: POLICY, ref: SMALL, data: DATA, maxLength: 48, maxPromptLength: 24, batchSize: 4 };
-    await assert.rejects(evaluatePairwiseFile(options), (e: Error) => e instanceof VocabularyError &&
-      e.message.startsWith(`${DATA}:1, chosen: token id`) && names(POLICY).test(e.message));
+    await assert.rejects(
+      evaluatePairwiseFile(options),
+      (e: Error) =>
+        e instanceof VocabularyError &&
+        e.message.startsWith(`${DATA}:1, chosen: token id`) &&
+        names(POLICY).test(e.message),
+    );
   });
 });
 
 describe("the command line", () => {
   const cli = (...args: string[]) =>
     spawnSync(process.execPath, [CLI, ...args], {
-      encoding: "utf8", timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: "1" },
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, OMP_NUM_THREADS: "1" },
     });
 
   it("generate names the prompt", () => {
@@ -76,13 +88,36 @@ describe("the command line", () => {
     const prompts = writeJsonl(join(root, "prompts.jsonl"), [{ prompt: "say apple" }]);
     writeFileSync(join(root, "len.mjs"), "export function score(p, r) { return r.length; }\n");
     const out = join(root, "built.jsonl");
-    const r = cli("data", "build", "--task", "text", "--model", SMALL, "--prompts", prompts,
-      "--scorer", join(root, "len.mjs"), "--out", out);
+    const r = cli(
+      "data",
+      "build",
+      "--task",
+      "text",
+      "--model",
+      SMALL,
+      "--prompts",
+      prompts,
+      "--scorer",
+      join(root, "len.mjs"),
+      "--out",
+      out,
+    );
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /prompts\.jsonl:1: the prompt: token id/);
     assert.match(r.stderr, names(SMALL));
     assert.ok(!existsSync(`${out}.progress.jsonl`));
-    const math = cli("data", "build", "--model", SMALL, "--prompts", prompts, "--scorer", join(root, "len.mjs"), "--out", out);
+    const math = cli(
+      "data",
+      "build",
+      "--model",
+      SMALL,
+      "--prompts",
+      prompts,
+      "--scorer",
+      join(root, "len.mjs"),
+      "--out",
+      out,
+    );
     assert.equal(math.status, 1, math.stderr);
     assert.match(math.stderr, /prompts\.jsonl: prompt 1: token id/);
     assert.match(math.stderr, names(SMALL));

@@ -43,7 +43,10 @@ test("to(dtype) keeps parameter identity: an AdamW made before steps the moved w
   assert.deepEqual(params.map(vals), before, "values survive the cast (float32 -> float64 is exact)");
   assert.equal(params[0].grad!.dtype, "float64", "the gradient moved with its parameter");
   assert.deepEqual(vals(params[0].grad!), gradBefore);
-  assert.ok(params.every((p) => p.requiresGrad && p.isLeaf), "still trainable leaves");
+  assert.ok(
+    params.every((p) => p.requiresGrad && p.isLeaf),
+    "still trainable leaves",
+  );
   const buffers = Object.fromEntries(m.namedBuffers());
   assert.equal(buffers.scale.dtype, "float64", "floating buffers are cast");
   assert.equal(buffers.steps.dtype, "int64", "integer buffers are not");
@@ -62,31 +65,50 @@ test("to(dtype) keeps parameter identity: an AdamW made before steps the moved w
   // to() with nothing to change leaves everything as it is.
   const ids = params.map((p) => p.id);
   m.to({ dtype: "float64", device: "cpu" });
-  assert.deepEqual(params.map((p) => p.id), ids);
+  assert.deepEqual(
+    params.map((p) => p.id),
+    ids,
+  );
   torch.dispose([y, x]);
   opt.dispose();
   m.dispose();
 });
 
-test("to('cuda') keeps parameter identity and an optimizer made before steps on the GPU", { skip: torch.cuda.isAvailable() ? undefined : "this LibTorch has no CUDA" }, () => {
-  torch.manualSeed(0);
-  const m = new Block();
-  const params = m.parameters();
-  const opt = new torch.SGD(params, { lr: 0.1 });
-  const before = params.map(vals);
-  m.to("cuda");
-  assert.deepEqual(m.parameters(), params);
-  assert.ok(params.every((p) => p.device.startsWith("cuda")), "parameters moved");
-  assert.ok(m.namedBuffers().every(([, b]) => b.device.startsWith("cuda")), "buffers moved");
-  torch.tidy(() => m.forward(torch.randn([5, 4], { device: "cuda" })).square().sum().backward());
-  opt.step();
-  const after = params.map(vals);
-  for (let i = 0; i < params.length; i++) assert.notDeepEqual(after[i], before[i]);
-  m.to("cpu");
-  assert.ok(params.every((p) => p.device === "cpu"));
-  opt.dispose();
-  m.dispose();
-});
+test(
+  "to('cuda') keeps parameter identity and an optimizer made before steps on the GPU",
+  { skip: torch.cuda.isAvailable() ? undefined : "this LibTorch has no CUDA" },
+  () => {
+    torch.manualSeed(0);
+    const m = new Block();
+    const params = m.parameters();
+    const opt = new torch.SGD(params, { lr: 0.1 });
+    const before = params.map(vals);
+    m.to("cuda");
+    assert.deepEqual(m.parameters(), params);
+    assert.ok(
+      params.every((p) => p.device.startsWith("cuda")),
+      "parameters moved",
+    );
+    assert.ok(
+      m.namedBuffers().every(([, b]) => b.device.startsWith("cuda")),
+      "buffers moved",
+    );
+    torch.tidy(() =>
+      m
+        .forward(torch.randn([5, 4], { device: "cuda" }))
+        .square()
+        .sum()
+        .backward(),
+    );
+    opt.step();
+    const after = params.map(vals);
+    for (let i = 0; i < params.length; i++) assert.notDeepEqual(after[i], before[i]);
+    m.to("cpu");
+    assert.ok(params.every((p) => p.device === "cpu"));
+    opt.dispose();
+    m.dispose();
+  },
+);
 
 test("stateDict: parameters and persistent buffers in PyTorch's order, as the live tensors", () => {
   const m = new Block();
@@ -94,16 +116,25 @@ test("stateDict: parameters and persistent buffers in PyTorch's order, as the li
   assert.deepEqual([...dict.keys()], ["scale", "steps", "proj.weight", "proj.bias", "norm.weight", "norm.bias"]);
   assert.equal(dict.get("proj.weight"), m.proj.weight, "live tensors, not copies");
   assert.equal(dict.has("scratch"), false, "a non-persistent buffer is not state");
-  assert.deepEqual(m.namedBuffers().map(([n]) => n), ["scale", "steps", "scratch"]);
+  assert.deepEqual(
+    m.namedBuffers().map(([n]) => n),
+    ["scale", "steps", "scratch"],
+  );
   assert.equal(m.parameters().length, 4, "buffers are not parameters");
-  assert.equal(m.namedBuffers().every(([, b]) => !b.requiresGrad), true);
+  assert.equal(
+    m.namedBuffers().every(([, b]) => !b.requiresGrad),
+    true,
+  );
   m.dispose();
 });
 
 test("loadStateDict copies in place (identity kept, cast to each tensor's dtype), round-trips stateDict", () => {
   torch.manualSeed(1);
   const source = new Block();
-  torch.noGrad(() => { source.stateDict().get("scale")!.fill_(3); source.stateDict().get("steps")!.fill_(7); });
+  torch.noGrad(() => {
+    source.stateDict().get("scale")!.fill_(3);
+    source.stateDict().get("steps")!.fill_(7);
+  });
   const target = new Block().to("float64");
   const params = target.parameters();
   const result = target.loadStateDict(source.stateDict());
@@ -126,18 +157,27 @@ test("loadStateDict strict: one error names every missing, unexpected and wrong-
   const dict = new Map(m.stateDict());
   dict.delete("norm.bias");
   dict.delete("steps");
-  const extra = torch.ones([2]), wrong = torch.ones([4, 4]), changed = torch.full([3], 9);
+  const extra = torch.ones([2]),
+    wrong = torch.ones([4, 4]),
+    changed = torch.full([3], 9);
   dict.set("head.weight", extra);
   dict.set("proj.weight", wrong);
   dict.set("scale", changed);
-  assert.throws(() => m.loadStateDict(dict), (e: Error) => {
-    assert.match(e.message, /^Block\.loadStateDict: /);
-    assert.match(e.message, /missing keys: steps, norm\.bias/);
-    assert.match(e.message, /unexpected keys: head\.weight/);
-    assert.match(e.message, /proj\.weight has shape \[4, 4\], the module's is \[3, 4\]/);
-    return true;
-  });
-  assert.deepEqual([...m.stateDict()].map(([n, t]) => [n, vals(t)]), snapshot, "a failed load changes nothing");
+  assert.throws(
+    () => m.loadStateDict(dict),
+    (e: Error) => {
+      assert.match(e.message, /^Block\.loadStateDict: /);
+      assert.match(e.message, /missing keys: steps, norm\.bias/);
+      assert.match(e.message, /unexpected keys: head\.weight/);
+      assert.match(e.message, /proj\.weight has shape \[4, 4\], the module's is \[3, 4\]/);
+      return true;
+    },
+  );
+  assert.deepEqual(
+    [...m.stateDict()].map(([n, t]) => [n, vals(t)]),
+    snapshot,
+    "a failed load changes nothing",
+  );
 
   // strict: false reports missing and unexpected keys instead, but a wrong shape is still an error.
   assert.throws(() => m.loadStateDict(dict, { strict: false }), /proj\.weight has shape \[4, 4\]/);

@@ -4,7 +4,13 @@
 // skip, with the reason printed, where no Python with torch exists.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { torch, preferenceLoss, resolvePreferenceOptions, type PreferenceLossOptions, type ResolvedPreferenceOptions } from "../../src/index.js";
+import {
+  torch,
+  preferenceLoss,
+  resolvePreferenceOptions,
+  type PreferenceLossOptions,
+  type ResolvedPreferenceOptions,
+} from "../../src/index.js";
 import { values } from "../helpers/gradcheck.js";
 import { runPython } from "../helpers/python.js";
 import { skipUnless } from "../helpers/requirements.js";
@@ -83,8 +89,12 @@ print(json.dumps([run(c) for c in cases]))
 `;
 
 interface PyResult {
-  losses: number[]; loss: number; chosenRewards: number[]; rejectedRewards: number[];
-  grads: number[][]; metrics: Record<string, number>;
+  losses: number[];
+  loss: number;
+  chosenRewards: number[];
+  rejectedRewards: number[];
+  grads: number[][];
+  metrics: Record<string, number>;
 }
 
 const B = 16;
@@ -105,9 +115,34 @@ function inputs(seed: number, scale = 1, tauGood = 7): Inputs {
 
 const CASES: { options: PreferenceLossOptions; seed: number; scale?: number }[] = [
   { options: { lossType: "omni_dpo" }, seed: 1 },
-  { options: { lossType: "omni_dpo", beta: 10, qualEta: 0.7, tauRef: 0.8, perfGamma: 3, nllLambda: 0.001, tauGood: 3.2 }, seed: 2 },
-  { options: { lossType: "omni_dpo", beta: 3.5, qualEta: 0.7, tauRef: 0.8, perfGamma: 3, nllLambda: 0.001, tauGood: 3.2 }, seed: 3 },
-  { options: { lossType: "omni_dpo", beta: 2, qualEta: 0.7, tauRef: 2, perfGamma: 3, nllLambda: 0.2, tauGood: 8 }, seed: 4 },
+  {
+    options: {
+      lossType: "omni_dpo",
+      beta: 10,
+      qualEta: 0.7,
+      tauRef: 0.8,
+      perfGamma: 3,
+      nllLambda: 0.001,
+      tauGood: 3.2,
+    },
+    seed: 2,
+  },
+  {
+    options: {
+      lossType: "omni_dpo",
+      beta: 3.5,
+      qualEta: 0.7,
+      tauRef: 0.8,
+      perfGamma: 3,
+      nllLambda: 0.001,
+      tauGood: 3.2,
+    },
+    seed: 3,
+  },
+  {
+    options: { lossType: "omni_dpo", beta: 2, qualEta: 0.7, tauRef: 2, perfGamma: 3, nllLambda: 0.2, tauGood: 8 },
+    seed: 4,
+  },
   { options: { lossType: "omni_dpo", beta: 0.1, perfGamma: 2, nllLambda: 0.05 }, seed: 5, scale: 40 },
   { options: { lossType: "omni_dpo", perfGamma: 0.5, nllLambda: 0.3, tauGood: 5 }, seed: 6 },
   { options: { lossType: "omni_dpo", perfGamma: 0 }, seed: 7 },
@@ -117,22 +152,29 @@ const CASES: { options: PreferenceLossOptions; seed: number; scale?: number }[] 
   { options: { lossType: "omni_dpo", usePerformanceWeight: false, perfGamma: 3 }, seed: 11 },
   { options: { lossType: "omni_dpo", nllLambda: 0 }, seed: 12 },
   { options: { lossType: "omni_dpo", useQualityWeight: false, usePerformanceWeight: false, nllLambda: 0 }, seed: 13 },
-  { options: { lossType: "dpo" }, seed: 14 }, { options: { lossType: "dpo", beta: 2 }, seed: 15 },
+  { options: { lossType: "dpo" }, seed: 14 },
+  { options: { lossType: "dpo", beta: 2 }, seed: 15 },
   { options: { lossType: "dpo", beta: 0.1 }, seed: 16, scale: 40 },
   { options: { lossType: "robust", labelSmoothing: 0.1 }, seed: 17 },
   { options: { lossType: "robust", beta: 1, labelSmoothing: 0.4 }, seed: 18 },
   { options: { lossType: "robust", labelSmoothing: 0.2, robustVariant: "rdpo" }, seed: 19 },
-  { options: { lossType: "ipo" }, seed: 20 }, { options: { lossType: "ipo", beta: 0.5 }, seed: 21 },
-  { options: { lossType: "hinge", beta: 1.5 }, seed: 22 }, { options: { lossType: "hinge", beta: 4 }, seed: 23 },
+  { options: { lossType: "ipo" }, seed: 20 },
+  { options: { lossType: "ipo", beta: 0.5 }, seed: 21 },
+  { options: { lossType: "hinge", beta: 1.5 }, seed: 22 },
+  { options: { lossType: "hinge", beta: 4 }, seed: 23 },
   { options: { lossType: "simpo" }, seed: 24 },
   { options: { lossType: "simpo", beta: 2.5, gammaBetaRatio: 0.55, labelSmoothing: 0.2 }, seed: 25 },
   { options: { lossType: "simpo", simpoForm: "hinge" }, seed: 26 },
   { options: { lossType: "simpo", simpoForm: "hinge", beta: 10, gammaBetaRatio: 0.3 }, seed: 27 },
-  { options: { lossType: "rpo", rpoAlpha: 1 }, seed: 28 }, { options: { lossType: "rpo", beta: 0.5, rpoAlpha: 0.25 }, seed: 29 },
+  { options: { lossType: "rpo", rpoAlpha: 1 }, seed: 28 },
+  { options: { lossType: "rpo", beta: 0.5, rpoAlpha: 0.25 }, seed: 29 },
 ];
 
 function near(actual: number, expected: number, what: string): void {
-  assert.ok(Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)), `${what}: ${actual} (here) vs ${expected} (PyTorch)`);
+  assert.ok(
+    Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)),
+    `${what}: ${actual} (here) vs ${expected} (PyTorch)`,
+  );
 }
 function nearAll(actual: number[], expected: number[], what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
@@ -144,38 +186,57 @@ const needsTorch = skipUnless("torch");
 let python: PyResult[] | null = null;
 function pythonResults(): PyResult[] {
   // Python's json cannot read Infinity; resolved options here are all finite.
-  python ??= runPython<PyResult[]>(SCRIPT, CASES.map((c) => ({
-    options: resolvePreferenceOptions(c.options) as ResolvedPreferenceOptions,
-    inputs: inputs(c.seed, c.scale ?? 1, resolvePreferenceOptions(c.options).tauGood),
-  })));
+  python ??= runPython<PyResult[]>(
+    SCRIPT,
+    CASES.map((c) => ({
+      options: resolvePreferenceOptions(c.options) as ResolvedPreferenceOptions,
+      inputs: inputs(c.seed, c.scale ?? 1, resolvePreferenceOptions(c.options).tauGood),
+    })),
+  );
   return python;
 }
 
 CASES.forEach((c, k) => {
-  test(`parity with PyTorch: ${JSON.stringify(c.options)}${c.scale ? ` (log-probs x${c.scale})` : ""}`, { skip: needsTorch }, () => {
-    const py = pythonResults()[k];
-    const x = inputs(c.seed, c.scale ?? 1, resolvePreferenceOptions(c.options).tauGood);
-    torch.tidy(() => {
-      const t = (v: number[], grad: boolean) => torch.tensor(v, { dtype: "float64", requiresGrad: grad });
-      const leaves = [t(x.pc, true), t(x.pr, true), t(x.rc, true), t(x.rr, true)];
-      const out = preferenceLoss({
-        policyChosenLogps: leaves[0], policyRejectedLogps: leaves[1], referenceChosenLogps: leaves[2], referenceRejectedLogps: leaves[3],
-        scoreChosen: t(x.sc, false), scoreRejected: t(x.sr, false),
-      }, c.options);
-      out.loss.backward();
-      nearAll(out.losses.toArray() as number[], py.losses, "losses");
-      near(out.loss.item(), py.loss, "loss");
-      const names = ["d/d policyChosenLogps", "d/d policyRejectedLogps", "d/d referenceChosenLogps", "d/d referenceRejectedLogps"];
-      leaves.forEach((leaf, i) => {
-        const g = leaf.grad ? (leaf.grad.toArray() as number[]) : new Array<number>(B).fill(0);
-        nearAll(g, py.grads[i], names[i]);
+  test(
+    `parity with PyTorch: ${JSON.stringify(c.options)}${c.scale ? ` (log-probs x${c.scale})` : ""}`,
+    { skip: needsTorch },
+    () => {
+      const py = pythonResults()[k];
+      const x = inputs(c.seed, c.scale ?? 1, resolvePreferenceOptions(c.options).tauGood);
+      torch.tidy(() => {
+        const t = (v: number[], grad: boolean) => torch.tensor(v, { dtype: "float64", requiresGrad: grad });
+        const leaves = [t(x.pc, true), t(x.pr, true), t(x.rc, true), t(x.rr, true)];
+        const out = preferenceLoss(
+          {
+            policyChosenLogps: leaves[0],
+            policyRejectedLogps: leaves[1],
+            referenceChosenLogps: leaves[2],
+            referenceRejectedLogps: leaves[3],
+            scoreChosen: t(x.sc, false),
+            scoreRejected: t(x.sr, false),
+          },
+          c.options,
+        );
+        out.loss.backward();
+        nearAll(out.losses.toArray() as number[], py.losses, "losses");
+        near(out.loss.item(), py.loss, "loss");
+        const names = [
+          "d/d policyChosenLogps",
+          "d/d policyRejectedLogps",
+          "d/d referenceChosenLogps",
+          "d/d referenceRejectedLogps",
+        ];
+        leaves.forEach((leaf, i) => {
+          const g = leaf.grad ? (leaf.grad.toArray() as number[]) : new Array<number>(B).fill(0);
+          nearAll(g, py.grads[i], names[i]);
+        });
+        nearAll(out.chosenRewards.toArray() as number[], py.chosenRewards, "chosenRewards");
+        nearAll(out.rejectedRewards.toArray() as number[], py.rejectedRewards, "rejectedRewards");
+        assert.deepEqual(Object.keys(out.metrics).sort(), Object.keys(py.metrics).sort());
+        for (const [name, v] of Object.entries(py.metrics)) near(out.metrics[name]!, v, `metric ${name}`);
       });
-      nearAll(out.chosenRewards.toArray() as number[], py.chosenRewards, "chosenRewards");
-      nearAll(out.rejectedRewards.toArray() as number[], py.rejectedRewards, "rejectedRewards");
-      assert.deepEqual(Object.keys(out.metrics).sort(), Object.keys(py.metrics).sort());
-      for (const [name, v] of Object.entries(py.metrics)) near(out.metrics[name]!, v, `metric ${name}`);
-    });
-  });
+    },
+  );
 });
 
 test("parity inputs exercise both sides of the c-NLL gate and of the hinges", { skip: needsTorch }, () => {
@@ -185,7 +246,10 @@ test("parity inputs exercise both sides of the c-NLL gate and of the hinges", { 
   CASES.forEach((c, k) => {
     if (c.options.lossType === "hinge" || c.options.simpoForm === "hinge") {
       const losses = pythonResults()[k].losses;
-      assert.ok(losses.some((v) => v === 0) && losses.some((v) => v > 0), `${JSON.stringify(c.options)}: both sides of the hinge`);
+      assert.ok(
+        losses.some((v) => v === 0) && losses.some((v) => v > 0),
+        `${JSON.stringify(c.options)}: both sides of the hinge`,
+      );
     }
   });
 });

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { lossTable } from "../../src/objectives/table.js";
 import { packageRoot } from "../../src/util/package-root.js";
 
-const BEGIN = "<!-- loss table: written by lossTable() from src/objectives; test/objectives/readme.test.ts checks it -->";
+const BEGIN =
+  "<!-- loss table: written by lossTable() from src/objectives; test/objectives/readme.test.ts checks it -->";
 const END = "<!-- end of loss table -->";
 
 test("README.md's table of losses is lossTable()", () => {

@@ -22,21 +22,44 @@ function packedFiles(): string[] {
 
 test("the tarball holds the compiled package, the native sources and the bench's Python, and no tests, CI or TypeScript sources", () => {
   const files = packedFiles();
-  for (const needed of ["package.json", "LICENSE", "README.md", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js", "dist/apps/cli.js",
-    "dist/src/text/index.js", "native/binding.gyp", "native/find-libtorch.cjs", "native/install.cjs", "native/src/addon.cc"]) {
+  for (const needed of [
+    "package.json",
+    "LICENSE",
+    "README.md",
+    "dist/src/index.js",
+    "dist/src/index.d.ts",
+    "dist/src/cli/main.js",
+    "dist/apps/cli.js",
+    "dist/src/text/index.js",
+    "native/binding.gyp",
+    "native/find-libtorch.cjs",
+    "native/install.cjs",
+    "native/src/addon.cc",
+  ]) {
     assert.ok(files.includes(needed), `${needed} missing from the tarball`);
   }
   // `omni-dpo bench` runs these from the installed package.
   for (const py of readdirSync(join(root, "apps", "bench")).filter((f) => f.endsWith(".py"))) {
     assert.ok(files.includes(`apps/bench/${py}`), `apps/bench/${py} missing from the tarball`);
   }
-  const unwanted = files.filter((f) => /^(dist\/test|test|scripts|\.ci|native\/build|node_modules)\//.test(f) ||
-    (f.endsWith(".ts") && !f.endsWith(".d.ts")) || f.endsWith(".map"));
+  const unwanted = files.filter(
+    (f) =>
+      /^(dist\/test|test|scripts|\.ci|native\/build|node_modules)\//.test(f) ||
+      (f.endsWith(".ts") && !f.endsWith(".d.ts")) ||
+      f.endsWith(".map"),
+  );
   assert.deepEqual(unwanted, []);
   // Every file the manifest points at is shipped.
-  const targets = [manifest.main, manifest.types, ...Object.values(manifest.bin as Record<string, string>),
-    ...Object.values(manifest.exports as Record<string, string | Record<string, string>>).flatMap((e) => (typeof e === "string" ? [e] : Object.values(e)))];
-  for (const t of targets) assert.ok(files.includes(t.replace(/^\.\//, "")), `${t} (named in package.json) missing from the tarball`);
+  const targets = [
+    manifest.main,
+    manifest.types,
+    ...Object.values(manifest.bin as Record<string, string>),
+    ...Object.values(manifest.exports as Record<string, string | Record<string, string>>).flatMap((e) =>
+      typeof e === "string" ? [e] : Object.values(e),
+    ),
+  ];
+  for (const t of targets)
+    assert.ok(files.includes(t.replace(/^\.\//, "")), `${t} (named in package.json) missing from the tarball`);
 });
 
 test("package.json declares what npm shows and needs; LICENSE is the full Apache-2.0 text", () => {
@@ -56,13 +79,19 @@ test("package.json declares what npm shows and needs; LICENSE is the full Apache
 test("the install script names the apt packages and LIBTORCH when LibTorch is missing, and OMNI_DPO_SKIP_BUILD=1 skips the build", () => {
   const empty = mkdtempSync(join(tmpdir(), "omni-dpo-no-libtorch-"));
   try {
-    const r = spawnSync(process.execPath, [join(root, "native", "install.cjs")], { env: { ...process.env, LIBTORCH: empty }, encoding: "utf8" });
+    const r = spawnSync(process.execPath, [join(root, "native", "install.cjs")], {
+      env: { ...process.env, LIBTORCH: empty },
+      encoding: "utf8",
+    });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /LIBTORCH=.*has no include\/ATen\/ATen\.h/);
     assert.match(r.stderr, /apt-get install -y libtorch-dev libopenblas0-pthread/);
     assert.match(r.stderr, /npm rebuild omni-dpo/);
     assert.match(r.stderr, /OMNI_DPO_SKIP_BUILD=1/);
-    const skip = spawnSync(process.execPath, [join(root, "native", "install.cjs")], { env: { ...process.env, LIBTORCH: empty, OMNI_DPO_SKIP_BUILD: "1" }, encoding: "utf8" });
+    const skip = spawnSync(process.execPath, [join(root, "native", "install.cjs")], {
+      env: { ...process.env, LIBTORCH: empty, OMNI_DPO_SKIP_BUILD: "1" },
+      encoding: "utf8",
+    });
     assert.equal(skip.status, 0, skip.stderr);
     assert.match(skip.stderr, /not built/);
   } finally {
@@ -91,7 +120,9 @@ test("tokenizers, chat templates and the data tools work without the native addo
       console.log(JSON.stringify({ pair, ids: ids.chosenInputIds, same: FromText === AutoTokenizer,
         render: typeof renderChatTemplate, tensorError }));`;
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-      cwd: root, encoding: "utf8", env: { ...process.env, OMNI_DPO_ADDON: join(dir, "missing", "omni_torch.node") },
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, OMNI_DPO_ADDON: join(dir, "missing", "omni_torch.node") },
     });
     assert.equal(r.status, 0, r.stderr);
     const got = JSON.parse(r.stdout.trim());

@@ -18,16 +18,27 @@ import { tempDir, writeToyModel } from "../helpers/toy.js";
 const enabled = process.env.OMNI_DPO_TEST_INSTALL === "1";
 const root = packageRoot();
 let dir = "";
-after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 function run(cmd: string, args: string[], options: SpawnSyncOptions = {}): string {
   const r = spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, ...options });
-  assert.equal(r.status, 0, `${cmd} ${args.join(" ")} failed:\n${String(r.stdout).slice(-4000)}\n${String(r.stderr).slice(-8000)}`);
+  assert.equal(
+    r.status,
+    0,
+    `${cmd} ${args.join(" ")} failed:\n${String(r.stdout).slice(-4000)}\n${String(r.stderr).slice(-8000)}`,
+  );
   return String(r.stdout);
 }
 
-test("the packed tarball installs into an empty folder, builds its addon and runs `omni-dpo --help` and `generate`",
-  { skip: enabled ? false : "slow (builds the native addon): set OMNI_DPO_TEST_INSTALL=1; .ci/run does", timeout: 20 * 60_000 }, () => {
+test(
+  "the packed tarball installs into an empty folder, builds its addon and runs `omni-dpo --help` and `generate`",
+  {
+    skip: enabled ? false : "slow (builds the native addon): set OMNI_DPO_TEST_INSTALL=1; .ci/run does",
+    timeout: 20 * 60_000,
+  },
+  () => {
     dir = tempDir("omni-dpo-install-");
     const packDir = join(dir, "pack");
     const depsDir = join(dir, "deps");
@@ -35,21 +46,31 @@ test("the packed tarball installs into an empty folder, builds its addon and run
     for (const d of [packDir, depsDir, app]) mkdirSync(d);
 
     // prepack runs tsc: the tarball's dist/src is compiled from this checkout's sources.
-    const packed = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", packDir], { cwd: root })) as { filename: string; files: { path: string }[] }[];
+    const packed = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", packDir], { cwd: root })) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     const tarball = join(packDir, packed[0]!.filename);
     assert.ok(!packed[0]!.files.some((f) => f.path.startsWith("dist/test/")));
 
     // The runtime dependencies, packed from node_modules (the versions package-lock.json chose).
-    const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
     const deps: Record<string, string> = { "omni-dpo": `file:${tarball}` };
     for (const name of Object.keys(manifest.dependencies)) {
       const before = new Set(readdirSync(depsDir));
-      run("npm", ["pack", "--ignore-scripts", "--pack-destination", depsDir, join(root, "node_modules", name)], { cwd: depsDir });
+      run("npm", ["pack", "--ignore-scripts", "--pack-destination", depsDir, join(root, "node_modules", name)], {
+        cwd: depsDir,
+      });
       const made = readdirSync(depsDir).filter((f) => !before.has(f));
       assert.equal(made.length, 1, `packing ${name}`);
       deps[name] = `file:${join(depsDir, made[0]!)}`;
     }
-    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "omni-dpo-install-test", private: true, dependencies: deps }, null, 2));
+    writeFileSync(
+      join(app, "package.json"),
+      JSON.stringify({ name: "omni-dpo-install-test", private: true, dependencies: deps }, null, 2),
+    );
     run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--foreground-scripts"], { cwd: app });
 
     const help = run("npx", ["--offline", "omni-dpo", "--help"], { cwd: app });
@@ -58,8 +79,15 @@ test("the packed tarball installs into an empty folder, builds its addon and run
 
     const model = writeToyModel(join(dir, "tiny-llama"), { seed: 3 });
     const args = ["generate", "--model", model, "--prompt", "Hello world", "--max-new-tokens", "6", "--json"];
-    const installed = JSON.parse(run("npx", ["--offline", "omni-dpo", ...args], { cwd: app }).trim()) as { completion: string; tokens: number };
-    const here = JSON.parse(run(process.execPath, [join(root, "dist", "src", "cli", "main.js"), ...args]).trim()) as { completion: string; tokens: number };
+    const installed = JSON.parse(run("npx", ["--offline", "omni-dpo", ...args], { cwd: app }).trim()) as {
+      completion: string;
+      tokens: number;
+    };
+    const here = JSON.parse(run(process.execPath, [join(root, "dist", "src", "cli", "main.js"), ...args]).trim()) as {
+      completion: string;
+      tokens: number;
+    };
     assert.ok(installed.tokens > 0);
     assert.deepEqual(installed, here);
-  });
+  },
+);

@@ -24,9 +24,10 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const connections = (d: DashboardServer) => new Promise<number>((resolve, reject) => {
-  d.server.getConnections((e, n) => (e ? reject(e) : resolve(n)));
-});
+const connections = (d: DashboardServer) =>
+  new Promise<number>((resolve, reject) => {
+    d.server.getConnections((e, n) => (e ? reject(e) : resolve(n)));
+  });
 
 describe("event stream", () => {
   it("drops clients that never read once their unsent events pass the bound; a reading client keeps up", async () => {
@@ -35,13 +36,17 @@ describe("event stream", () => {
     const url = new URL(dash.url);
     const stalled: Socket[] = [];
     let received = 0;
-    const reader = get(new URL("events", dash.url), (res) => res.on("data", (chunk: Buffer) => { received += chunk.length; }));
+    const reader = get(new URL("events", dash.url), (res) =>
+      res.on("data", (chunk: Buffer) => {
+        received += chunk.length;
+      }),
+    );
     try {
       for (let i = 0; i < 5; i++) {
         const s = connect(Number(url.port), url.hostname);
-        s.on("error", () => {});  // the server resets it
+        s.on("error", () => {}); // the server resets it
         s.write(`GET /events HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
-        s.pause();  // and never reads
+        s.pause(); // and never reads
         stalled.push(s);
       }
       while ((await connections(dash)) < 6) await new Promise((r) => setTimeout(r, 10));
@@ -50,7 +55,10 @@ describe("event stream", () => {
       const started = Date.now();
       let step = 2;
       while ((await connections(dash)) > 1) {
-        assert.ok(Date.now() - started < 15_000, `stalled clients still connected after 15 s (${await connections(dash)} connections)`);
+        assert.ok(
+          Date.now() - started < 15_000,
+          `stalled clients still connected after 15 s (${await connections(dash)} connections)`,
+        );
         appendFileSync(join(run, "metrics.jsonl"), Array.from({ length: 4000 }, () => row(step++)).join(""));
         await new Promise((r) => setTimeout(r, 30));
       }
@@ -71,7 +79,8 @@ describe("event stream", () => {
 });
 
 describe("omni-dpo dashboard --port", () => {
-  const dashboard = (...args: string[]) => spawnSync(process.execPath, [CLI, "dashboard", run, ...args], { encoding: "utf8", timeout: 20_000 });
+  const dashboard = (...args: string[]) =>
+    spawnSync(process.execPath, [CLI, "dashboard", run, ...args], { encoding: "utf8", timeout: 20_000 });
 
   it("out of range: a usage error, at once", () => {
     const r = dashboard("--port", "70000");

@@ -44,17 +44,39 @@ const GAMMA = 2.0;
 /** 24 pairs in micro-batches of 4: 6 steps an epoch, 2 epochs = 12 steps; 10 pairs followed, logged every 3 steps. */
 function recipe(outputDir: string, extra: Record<string, unknown> = {}) {
   return loadTrainConfig({
-    model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, outputDir),
-    pref_loss: "uni_dpo", beta: BETA, uni_dpo_qual_eta: ETA, uni_dpo_tau_ref: TAU_REF, uni_dpo_perf_gamma: GAMMA,
-    uni_dpo_nll_lambda: 0.01, uni_dpo_tau_good: 7.0, learning_rate: 3e-3, num_train_epochs: 2,
-    per_device_train_batch_size: 4, per_device_eval_batch_size: 4, max_length: 64, max_prompt_length: 32,
-    logging_steps: 2, pair_logging_steps: 3, pair_log_samples: 10, save_steps: 3, seed: 5, ...extra,
+    model_name_or_path: model,
+    dataset_mixer: { [data]: 1.0 },
+    output_dir: join(root, outputDir),
+    pref_loss: "uni_dpo",
+    beta: BETA,
+    uni_dpo_qual_eta: ETA,
+    uni_dpo_tau_ref: TAU_REF,
+    uni_dpo_perf_gamma: GAMMA,
+    uni_dpo_nll_lambda: 0.01,
+    uni_dpo_tau_good: 7.0,
+    learning_rate: 3e-3,
+    num_train_epochs: 2,
+    per_device_train_batch_size: 4,
+    per_device_eval_batch_size: 4,
+    max_length: 64,
+    max_prompt_length: 32,
+    logging_steps: 2,
+    pair_logging_steps: 3,
+    pair_log_samples: 10,
+    save_steps: 3,
+    seed: 5,
+    ...extra,
   }).config;
 }
 
 function readLog(dir: string): { header: PairLogHeader; rows: PairLogRow[] } {
-  const lines = readFileSync(join(root, dir, PAIR_LOG_FILE), "utf8").split("\n").filter((l) => l.trim());
-  return { header: JSON.parse(lines[0]) as PairLogHeader, rows: lines.slice(1).map((l) => JSON.parse(l) as PairLogRow) };
+  const lines = readFileSync(join(root, dir, PAIR_LOG_FILE), "utf8")
+    .split("\n")
+    .filter((l) => l.trim());
+  return {
+    header: JSON.parse(lines[0]) as PairLogHeader,
+    rows: lines.slice(1).map((l) => JSON.parse(l) as PairLogRow),
+  };
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -65,10 +87,12 @@ function referenceMarginsOf(records: PreferenceRecord[]): number[] {
   const pairs = tokenizeRecords(records, tokenizer, { maxLength: 64, maxPromptLength: 32, truncationMode: "keep_end" });
   const reference = loadModel(model).requiresGrad_(false);
   try {
-    return torch.tidy(() => torch.noGrad(() => {
-      const out = forwardPairs(reference, pairs, tokenizer.padTokenId ?? tokenizer.eosTokenId!, true);
-      return out.chosen.sub(out.rejected).toArray() as number[];  // [pairs]
-    }));
+    return torch.tidy(() =>
+      torch.noGrad(() => {
+        const out = forwardPairs(reference, pairs, tokenizer.padTokenId ?? tokenizer.eosTokenId!, true);
+        return out.chosen.sub(out.rejected).toArray() as number[]; // [pairs]
+      }),
+    );
   } finally {
     reference.dispose();
   }
@@ -76,26 +100,53 @@ function referenceMarginsOf(records: PreferenceRecord[]): number[] {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 test("pairValues: per pair what preferenceLoss averages, and the closed forms of margin, w_qual, w_perf and the gate", () => {
-  const pc = [-1.2, -0.4, -2.0, -0.9, -1.5], pr = [-1.0, -1.6, -0.5, -1.9, -1.5];
-  const rc = [-1.1, -0.9, -1.8, -0.7, -1.6], rr = [-1.1, -1.2, -0.9, -1.5, -1.4];
-  const sc = [8, 6, 9, 7.5, 3], sr = [2, 5, 8.5, 1, 2];
-  const o = { lossType: "omni_dpo" as const, beta: 2, qualEta: ETA, tauRef: 0.8, perfGamma: 2, nllLambda: 0.01, tauGood: 7 };
+  const pc = [-1.2, -0.4, -2.0, -0.9, -1.5],
+    pr = [-1.0, -1.6, -0.5, -1.9, -1.5];
+  const rc = [-1.1, -0.9, -1.8, -0.7, -1.6],
+    rr = [-1.1, -1.2, -0.9, -1.5, -1.4];
+  const sc = [8, 6, 9, 7.5, 3],
+    sr = [2, 5, 8.5, 1, 2];
+  const o = {
+    lossType: "omni_dpo" as const,
+    beta: 2,
+    qualEta: ETA,
+    tauRef: 0.8,
+    perfGamma: 2,
+    nllLambda: 0.01,
+    tauGood: 7,
+  };
   torch.tidy(() => {
     const t = (xs: number[]) => torch.tensor(xs, { dtype: "float64" });
-    const inputs = { policyChosenLogps: t(pc), policyRejectedLogps: t(pr), referenceChosenLogps: t(rc), referenceRejectedLogps: t(rr), scoreChosen: t(sc), scoreRejected: t(sr) };
+    const inputs = {
+      policyChosenLogps: t(pc),
+      policyRejectedLogps: t(pr),
+      referenceChosenLogps: t(rc),
+      referenceRejectedLogps: t(rr),
+      scoreChosen: t(sc),
+      scoreRejected: t(sr),
+    };
     const v = pairValues(inputs, o);
     const batch = preferenceLoss(inputs, o).metrics;
-    const margins = pc.map((_, i) => o.beta * ((pc[i] - rc[i]) - (pr[i] - rr[i])));
+    const margins = pc.map((_, i) => o.beta * (pc[i] - rc[i] - (pr[i] - rr[i])));
     const wQual = sc.map((s, i) => sigmoid(ETA * (s - sr[i])));
     const wPerf = pc.map((_, i) => (1 - sigmoid(o.beta * (pc[i] - pr[i]) - o.tauRef)) ** o.perfGamma);
     const gate = pc.map((_, i) => (rc[i] > pc[i] && sc[i] >= o.tauGood ? 1 : 0));
-    const close = (a: number[], b: number[], what: string) => a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-12, `${what}[${i}]: ${x} != ${b[i]}`));
+    const close = (a: number[], b: number[], what: string) =>
+      a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-12, `${what}[${i}]: ${x} != ${b[i]}`));
     close(v.margins, margins, "margin");
     close(v.metrics.w_qual as number[], wQual, "w_qual");
     close(v.metrics.w_perf as number[], wPerf, "w_perf");
     assert.deepEqual(v.metrics.nll_gate, gate);
-    for (const [name, values] of [["rewards/margins", v.margins], ["w_qual", v.metrics.w_qual], ["w_perf", v.metrics.w_perf], ["nll_gate", v.metrics.nll_gate]] as const) {
-      assert.ok(Math.abs(mean(values as number[]) - batch[name]!) < 1e-12, `${name}: the batch metric is the mean of the per-pair values`);
+    for (const [name, values] of [
+      ["rewards/margins", v.margins],
+      ["w_qual", v.metrics.w_qual],
+      ["w_perf", v.metrics.w_perf],
+      ["nll_gate", v.metrics.nll_gate],
+    ] as const) {
+      assert.ok(
+        Math.abs(mean(values as number[]) - batch[name]!) < 1e-12,
+        `${name}: the batch metric is the mean of the per-pair values`,
+      );
     }
     // A weight switched off is a constant, as the loss applies it.
     assert.equal(pairValues(inputs, { ...o, useQualityWeight: false }).metrics.w_qual, 1);
@@ -111,11 +162,15 @@ test("a real Omni-DPO run logs its fixed sample every pair_logging_steps; w_qual
   assert.deepEqual(header.ids, pairSample(24, 10, 5));
   assert.equal(new Set(header.ids).size, 10);
   assert.ok(header.ids.every((i) => Number.isInteger(i) && i >= 0 && i < 24));
-  assert.deepEqual(rows.map((r) => r.step), [3, 6, 9, 12]);
+  assert.deepEqual(
+    rows.map((r) => r.step),
+    [3, 6, 9, 12],
+  );
   const records = await mixDatasets({ [data]: 1.0 }, 5);
   const referenceMargins = referenceMarginsOf(header.ids.map((i) => records[i]));
   for (const r of rows) {
-    for (const key of ["m", "q", "p", "g"] as const) assert.equal((r[key] as number[]).length, 10, `step ${r.step}: ${key} per pair`);
+    for (const key of ["m", "q", "p", "g"] as const)
+      assert.equal((r[key] as number[]).length, 10, `step ${r.step}: ${key} per pair`);
     (r.q as number[]).forEach((q, k) => {
       const rec = records[header.ids[k]];
       const expected = sigmoid(ETA * (rec.scoreChosen! - rec.scoreRejected!));
@@ -125,12 +180,17 @@ test("a real Omni-DPO run logs its fixed sample every pair_logging_steps; w_qual
     // m = β (dpi - dref) plus the frozen reference's margin, computed here from the initial model.
     // The log keeps 4 significant digits: 2.4e-4 relative at most, measured.
     (r.p as number[]).forEach((p, k) => {
-      const dpi = (r.m[k] / BETA) + referenceMargins[k];
+      const dpi = r.m[k] / BETA + referenceMargins[k];
       const expected = (1 - sigmoid(BETA * dpi - TAU_REF)) ** GAMMA;
-      assert.ok(Math.abs(p - expected) <= 1e-3 * expected,
-        `step ${r.step}, pair ${header.ids[k]}: w_perf ${p} != ${expected}`);
+      assert.ok(
+        Math.abs(p - expected) <= 1e-3 * expected,
+        `step ${r.step}, pair ${header.ids[k]}: w_perf ${p} != ${expected}`,
+      );
     });
-    assert.ok((r.g as number[]).every((g) => g === 0 || g === 1), "the gate is open or shut");
+    assert.ok(
+      (r.g as number[]).every((g) => g === 0 || g === 1),
+      "the gate is open or shut",
+    );
   }
   // Training moves the margins of the followed pairs.
   assert.notDeepEqual(rows[0].m, rows.at(-1)!.m);
@@ -138,16 +198,28 @@ test("a real Omni-DPO run logs its fixed sample every pair_logging_steps; w_qual
 
 test("a run killed after logging step 6 and resumed from checkpoint-3 writes the same pair log as one run straight through", async () => {
   let steps = 0;
-  const first = await train(recipe("resumed"), { onProgress: (s) => { steps = s; }, shouldStop: () => steps >= 7 });
+  const first = await train(recipe("resumed"), {
+    onProgress: (s) => {
+      steps = s;
+    },
+    shouldStop: () => steps >= 7,
+  });
   assert.equal(first.interrupted, true);
-  assert.deepEqual(readLog("resumed").rows.map((r) => r.step), [3, 6]);
+  assert.deepEqual(
+    readLog("resumed").rows.map((r) => r.step),
+    [3, 6],
+  );
   // As if killed before checkpoint-6 reached the disk: the resume starts at step 3, and step 6 is logged again.
   for (const c of ["checkpoint-6", "checkpoint-7"]) rmSync(join(root, "resumed", c), { recursive: true });
   await train(recipe("resumed"));
   const resumed = readLog("resumed");
   const straight = readLog("straight");
   assert.deepEqual(resumed.header, straight.header);
-  assert.deepEqual(resumed.rows.map((r) => r.step), [3, 6, 9, 12], "no step twice");
+  assert.deepEqual(
+    resumed.rows.map((r) => r.step),
+    [3, 6, 9, 12],
+    "no step twice",
+  );
   assert.deepEqual(resumed.rows, straight.rows, "exact resume: the same values");
 });
 

@@ -13,7 +13,9 @@ import { writeFileAtomic } from "../../src/util/files.js";
 import { tempDir } from "../helpers/toy.js";
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-rundata-"); });
+before(() => {
+  root = tempDir("omni-dpo-rundata-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const row = (step: number) => JSON.stringify({ step, epoch: step / 10, loss: 1 / step }) + "\n";
@@ -26,25 +28,40 @@ test("rows are read as appended; a partial line waits; a bad line is named; a sh
   const reader = new RunReader(dir, 0);
   const first = reader.poll()!;
   assert.equal(first.name, "run");
-  assert.deepEqual(first.rows.map((r) => r.step), [1, 2]);
+  assert.deepEqual(
+    first.rows.map((r) => r.step),
+    [1, 2],
+  );
   assert.equal(reader.poll(), null, "nothing new, nothing sent");
 
   appendFileSync(file, row(3).slice(0, 10));
   const partial = reader.poll()!;
   assert.deepEqual(partial.rows, []);
-  assert.ok(partial.problems.some((p) => /last line is incomplete/.test(p)), partial.problems.join(" | "));
+  assert.ok(
+    partial.problems.some((p) => /last line is incomplete/.test(p)),
+    partial.problems.join(" | "),
+  );
   appendFileSync(file, row(3).slice(10) + "{not json\n" + row(4));
   const rest = reader.poll()!;
   assert.equal(rest.reset, false);
-  assert.deepEqual(rest.rows.map((r) => r.step), [3, 4]);
-  assert.ok(rest.problems.some((p) => /^metrics\.jsonl line 4: not a metrics row/.test(p)), rest.problems.join(" | "));
+  assert.deepEqual(
+    rest.rows.map((r) => r.step),
+    [3, 4],
+  );
+  assert.ok(
+    rest.problems.some((p) => /^metrics\.jsonl line 4: not a metrics row/.test(p)),
+    rest.problems.join(" | "),
+  );
   assert.ok(!rest.problems.some((p) => /incomplete/.test(p)));
 
   // A resume truncates to its checkpoint's step: the file is replaced, and read again whole.
   writeFileAtomic(file, row(1) + row(2));
   const again = reader.poll()!;
   assert.equal(again.reset, true);
-  assert.deepEqual(again.rows.map((r) => r.step), [1, 2]);
+  assert.deepEqual(
+    again.rows.map((r) => r.step),
+    [1, 2],
+  );
   assert.ok(!again.problems.some((p) => /line 4/.test(p)), "the old file's problems are gone with it");
 });
 
@@ -61,7 +78,10 @@ test("state: not a run, killed (a lock whose process is gone), finished; and wha
   writeFileSync(join(dir, "checkpoint-4", "omni_dpo_state.json"), JSON.stringify({ globalStep: 4, totalSteps: 10 }));
   writeFileSync(join(dir, "metrics.jsonl"), row(2) + row(4) + row(6));
   const dead = spawnSync(process.execPath, ["-e", "console.log(process.pid)"], { encoding: "utf8" });
-  writeFileSync(join(dir, "train.lock"), JSON.stringify({ pid: Number(dead.stdout.trim()), hostname: hostname(), started: new Date().toISOString() }));
+  writeFileSync(
+    join(dir, "train.lock"),
+    JSON.stringify({ pid: Number(dead.stdout.trim()), hostname: hostname(), started: new Date().toISOString() }),
+  );
   const reader = new RunReader(dir, 0);
   const killed = reader.poll()!;
   assert.equal(killed.status.state, "interrupted");
@@ -82,7 +102,7 @@ test("state: not a run, killed (a lock whose process is gone), finished; and wha
 test("a long run's file (200k rows) is read whole, its step and chart range found without exhausting the stack", async () => {
   const dir = join(root, "long");
   mkdirSync(dir);
-  const rows = 200_000;  // Math.max(...rows) or push(...rows) overflow the stack from about 130k
+  const rows = 200_000; // Math.max(...rows) or push(...rows) overflow the stack from about 130k
   writeFileSync(join(dir, "metrics.jsonl"), Array.from({ length: rows }, (_, i) => row(i + 1)).join(""));
   const update = new RunReader(dir, 0).poll()!;
   assert.equal(update.rows.length, rows);

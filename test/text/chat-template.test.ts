@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { ChatTemplateError, Tokenizer, renderChatTemplate, type ChatMessage } from "../../src/text/index.js";
 import { pythonWith, skipUnless } from "../helpers/requirements.js";
 import {
-  CHATML_TEMPLATE, LLAMA2_TEMPLATE, LLAMA3_TEMPLATE, tempTokenizerDir, writeByteLevelTokenizer, writeLlama2Tokenizer,
+  CHATML_TEMPLATE,
+  LLAMA2_TEMPLATE,
+  LLAMA3_TEMPLATE,
+  tempTokenizerDir,
+  writeByteLevelTokenizer,
+  writeLlama2Tokenizer,
   writeLlama3Tokenizer,
 } from "../helpers/tokenizers.js";
 
@@ -25,7 +30,9 @@ let llama2: Tokenizer;
 let gpt2: Tokenizer;
 before(async () => {
   root = tempTokenizerDir();
-  chatml = await Tokenizer.fromPretrained(writeByteLevelTokenizer(join(root, "chatml"), { chatTemplate: "chatml" }).dir);
+  chatml = await Tokenizer.fromPretrained(
+    writeByteLevelTokenizer(join(root, "chatml"), { chatTemplate: "chatml" }).dir,
+  );
   llama3 = await Tokenizer.fromPretrained(writeLlama3Tokenizer(join(root, "llama3")).dir);
   llama2 = await Tokenizer.fromPretrained(writeLlama2Tokenizer(join(root, "llama2"), { chatTemplate: "llama2" }).dir);
   gpt2 = await Tokenizer.fromPretrained(writeByteLevelTokenizer(join(root, "gpt2")).dir);
@@ -80,7 +87,10 @@ describe("ChatML (Qwen2) template", () => {
       chatml.applyChatTemplate(partial, { continueFinalMessage: true }),
       "<|im_start|>system\nYou are a careful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n2 + 2 =",
     );
-    assert.throws(() => chatml.applyChatTemplate(partial, { continueFinalMessage: true, addGenerationPrompt: true }), ChatTemplateError);
+    assert.throws(
+      () => chatml.applyChatTemplate(partial, { continueFinalMessage: true, addGenerationPrompt: true }),
+      ChatTemplateError,
+    );
   });
 });
 
@@ -95,7 +105,10 @@ describe("Llama 3 template", () => {
   });
 
   it("adds the generation prompt", () => {
-    assert.equal(llama3.applyChatTemplate(CONVERSATION, { addGenerationPrompt: true }), full + "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    assert.equal(
+      llama3.applyChatTemplate(CONVERSATION, { addGenerationPrompt: true }),
+      full + "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    );
     assert.equal(
       llama3.applyChatTemplate(PROMPT, { addGenerationPrompt: true }),
       "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a careful math tutor.<|eot_id|>" +
@@ -143,8 +156,11 @@ describe("template selection and context", () => {
     assert.throws(
       () => gpt2.applyChatTemplate(CONVERSATION),
       (e: unknown) =>
-        e instanceof ChatTemplateError && e.message.includes(join(root, "gpt2")) && e.message.includes("chatTemplate") &&
-        e.message.includes("chat_template") && e.message.includes("tokenizer_config.json"),
+        e instanceof ChatTemplateError &&
+        e.message.includes(join(root, "gpt2")) &&
+        e.message.includes("chatTemplate") &&
+        e.message.includes("chat_template") &&
+        e.message.includes("tokenizer_config.json"),
     );
   });
 
@@ -173,17 +189,24 @@ describe("template selection and context", () => {
   });
 
   it("gives templates the special tokens, tools/documents (null by default) and extra context", () => {
-    const t = "{{ bos_token }}|{{ eos_token }}|{{ pad_token }}|{{ tools is none }}|{{ documents is none }}|{{ add_generation_prompt }}|{{ when }}";
+    const t =
+      "{{ bos_token }}|{{ eos_token }}|{{ pad_token }}|{{ tools is none }}|{{ documents is none }}|{{ add_generation_prompt }}|{{ when }}";
     assert.equal(
       llama2.applyChatTemplate(PROMPT, { chatTemplate: t, context: { when: "today" } }),
       "<s>|</s>||true|true|false|today",
     );
     // No pad token in a Llama 2 config: the template sees none, as in transformers.
-    assert.equal(chatml.applyChatTemplate(PROMPT, { chatTemplate: "{{ bos_token is defined }}|{{ pad_token }}" }), "false|<|endoftext|>");
+    assert.equal(
+      chatml.applyChatTemplate(PROMPT, { chatTemplate: "{{ bos_token is defined }}|{{ pad_token }}" }),
+      "false|<|endoftext|>",
+    );
   });
 
   it("reports templates that do not parse, and bad messages", () => {
-    assert.throws(() => llama3.applyChatTemplate(PROMPT, { chatTemplate: "{% for m in messages %}" }), ChatTemplateError);
+    assert.throws(
+      () => llama3.applyChatTemplate(PROMPT, { chatTemplate: "{% for m in messages %}" }),
+      ChatTemplateError,
+    );
     assert.throws(() => renderChatTemplate(LLAMA3_TEMPLATE, [{ content: "x" } as unknown as ChatMessage], {}), /role/);
   });
 
@@ -216,14 +239,25 @@ print(json.dumps(out))
 `;
 
 // Python's str.strip family strips only the characters given (Qwen3's template relies on it).
-const STRIP_TEMPLATE = "{% for m in messages %}[{{ m.content.lstrip('\\n') }}|{{ m.content.rstrip('\\n ') }}|{{ m.content.strip('\\n') }}|" +
+const STRIP_TEMPLATE =
+  "{% for m in messages %}[{{ m.content.lstrip('\\n') }}|{{ m.content.rstrip('\\n ') }}|{{ m.content.strip('\\n') }}|" +
   "{{ m.content.split('</think>')[-1].lstrip('\\n') }}|{{ m.content.strip() }}|{{ m.content.lstrip(none) }}]{% endfor %}";
 
 describe("str.strip, lstrip and rstrip with an argument", () => {
   it("strip only the characters given, as Python does", () => {
-    const got = renderChatTemplate(STRIP_TEMPLATE, [{ role: "assistant", content: "\n  <think>x</think>\n\n  hi \n" }], {});
-    assert.equal(got, "[  <think>x</think>\n\n  hi \n|\n  <think>x</think>\n\n  hi|  <think>x</think>\n\n  hi |  hi \n|<think>x</think>\n\n  hi|<think>x</think>\n\n  hi \n]");
-    assert.throws(() => renderChatTemplate("{{ messages[0].content.strip(3) }}", [{ role: "user", content: "a" }], {}), /strip\(\) argument must be a string/);
+    const got = renderChatTemplate(
+      STRIP_TEMPLATE,
+      [{ role: "assistant", content: "\n  <think>x</think>\n\n  hi \n" }],
+      {},
+    );
+    assert.equal(
+      got,
+      "[  <think>x</think>\n\n  hi \n|\n  <think>x</think>\n\n  hi|  <think>x</think>\n\n  hi |  hi \n|<think>x</think>\n\n  hi|<think>x</think>\n\n  hi \n]",
+    );
+    assert.throws(
+      () => renderChatTemplate("{{ messages[0].content.strip(3) }}", [{ role: "user", content: "a" }], {}),
+      /strip\(\) argument must be a string/,
+    );
   });
 });
 
@@ -232,7 +266,11 @@ describe("agreement with Python's Jinja2", { skip: skipUnless("jinja2") }, () =>
     const conversations: ChatMessage[][] = [
       CONVERSATION,
       PROMPT,
-      [{ role: "user", content: "  spaced  \n" }, { role: "assistant", content: " ok " }, { role: "user", content: "más, 中文 🤖" }],
+      [
+        { role: "user", content: "  spaced  \n" },
+        { role: "assistant", content: " ok " },
+        { role: "user", content: "más, 中文 🤖" },
+      ],
       [{ role: "assistant", content: "starts wrong" }],
       [{ role: "user", content: "\n\n  lead</think>\n trail \n\n" }],
     ];
@@ -244,7 +282,8 @@ describe("agreement with Python's Jinja2", { skip: skipUnless("jinja2") }, () =>
     ];
     const cases: { template: string; specials: Record<string, string>; messages: ChatMessage[]; gen: boolean }[] = [];
     for (const [template, specials] of templates) {
-      for (const messages of conversations) for (const gen of [false, true]) cases.push({ template, specials, messages, gen });
+      for (const messages of conversations)
+        for (const gen of [false, true]) cases.push({ template, specials, messages, gen });
     }
     const input = cases.map((c) => ({
       template: c.template,
@@ -271,8 +310,10 @@ describe("bounded rendering", () => {
     "a huge range": "{% for i in range(100000000) %}x{% endfor %}",
     "nested loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "a loop over the messages in a loop": "{% for i in range(100000) %}{% for m in messages %}{% endfor %}{% endfor %}",
-    "a string doubled in a loop": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-    "a list doubled in a loop": "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+    "a string doubled in a loop":
+      "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "a list doubled in a loop":
+      "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
     "a huge indent": "{{ 'a\\nb' | indent(100000000) }}",
   };
   for (const [what, template] of Object.entries(RUNAWAY)) {
@@ -280,26 +321,38 @@ describe("bounded rendering", () => {
       const started = Date.now();
       assert.throws(
         () => renderChatTemplate(template, CONVERSATION, {}, { templateSource: "recipe.yaml: chat_template" }),
-        (e: unknown) => e instanceof ChatTemplateError && /^chat template from recipe\.yaml: chat_template stopped: /.test(e.message),
+        (e: unknown) =>
+          e instanceof ChatTemplateError && /^chat template from recipe\.yaml: chat_template stopped: /.test(e.message),
       );
       assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     });
   }
 
   it("still renders loops, range() and strftime_now as Jinja does", () => {
-    const template = "{{ range(3)|join(',') }} {{ range(1, 10, 3)|join(',') }} {{ range(3, 0, -1)|join(',') }} " +
+    const template =
+      "{{ range(3)|join(',') }} {{ range(1, 10, 3)|join(',') }} {{ range(3, 0, -1)|join(',') }} " +
       "{{ range(0)|length }} {% for m in messages %}{{ loop.index }}{% endfor %} {{ strftime_now('%Y %%') }}";
-    assert.equal(renderChatTemplate(template, CONVERSATION, {}), `0,1,2 1,4,7 3,2,1 0 123 ${new Date().getFullYear()} %`);
+    assert.equal(
+      renderChatTemplate(template, CONVERSATION, {}),
+      `0,1,2 1,4,7 3,2,1 0 123 ${new Date().getFullYear()} %`,
+    );
   });
 
   it("names the tokenizer_config.json or chat_template.jinja the template came from", () => {
     const loop = "{% for i in range(100000000) %}x{% endfor %}";
     const fromConfig = writeByteLevelTokenizer(join(root, "loop-config"), { chatTemplate: loop }).dir;
-    assert.throws(() => Tokenizer.fromPretrainedSync(fromConfig).applyChatTemplate(PROMPT),
-      (e: unknown) => e instanceof ChatTemplateError && e.message.includes(`from ${join(fromConfig, "tokenizer_config.json")} stopped`));
+    assert.throws(
+      () => Tokenizer.fromPretrainedSync(fromConfig).applyChatTemplate(PROMPT),
+      (e: unknown) =>
+        e instanceof ChatTemplateError &&
+        e.message.includes(`from ${join(fromConfig, "tokenizer_config.json")} stopped`),
+    );
     const fromFile = writeByteLevelTokenizer(join(root, "loop-file"), { chatTemplate: "chatml" }).dir;
     writeFileSync(join(fromFile, "chat_template.jinja"), loop);
-    assert.throws(() => Tokenizer.fromPretrainedSync(fromFile).applyChatTemplate(PROMPT),
-      (e: unknown) => e instanceof ChatTemplateError && e.message.includes(`from ${join(fromFile, "chat_template.jinja")} stopped`));
+    assert.throws(
+      () => Tokenizer.fromPretrainedSync(fromFile).applyChatTemplate(PROMPT),
+      (e: unknown) =>
+        e instanceof ChatTemplateError && e.message.includes(`from ${join(fromFile, "chat_template.jinja")} stopped`),
+    );
   });
 });

@@ -7,7 +7,9 @@ import { AutoTokenizer, Tokenizer, TokenizerError } from "../../src/text/index.j
 import { tempTokenizerDir, writeByteLevelTokenizer, writeLlama2Tokenizer } from "../helpers/tokenizers.js";
 
 let root: string;
-before(() => { root = tempTokenizerDir(); });
+before(() => {
+  root = tempTokenizerDir();
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function rejectsWith(p: Promise<unknown>, ...parts: string[]) {
@@ -23,7 +25,12 @@ describe("loading errors", () => {
     const dir = join(root, "empty");
     mkdirSync(dir);
     await rejectsWith(Tokenizer.fromPretrained(dir), "no tokenizer.json in", dir);
-    await rejectsWith(AutoTokenizer.fromPretrained(join(root, "nowhere")), "tokenizer.json", join(root, "nowhere"), "does not exist");
+    await rejectsWith(
+      AutoTokenizer.fromPretrained(join(root, "nowhere")),
+      "tokenizer.json",
+      join(root, "nowhere"),
+      "does not exist",
+    );
   });
 
   it("says how to convert a SentencePiece-only or vocab.json/merges.txt directory", async () => {
@@ -57,7 +64,12 @@ describe("loading errors", () => {
     writeFileSync(join(w.dir, "tokenizer.json"), '{"version": "1.0"}');
     await rejectsWith(Tokenizer.fromPretrained(w.dir), join(w.dir, "tokenizer.json"), '"model"');
     writeFileSync(join(w.dir, "tokenizer.json"), '{"model": {"type": "Mystery"}, "added_tokens": []}');
-    await rejectsWith(Tokenizer.fromPretrained(w.dir), join(w.dir, "tokenizer.json"), "cannot build the tokenizer", "Mystery");
+    await rejectsWith(
+      Tokenizer.fromPretrained(w.dir),
+      join(w.dir, "tokenizer.json"),
+      "cannot build the tokenizer",
+      "Mystery",
+    );
   });
 
   it("names the config file and field for a bad special token", async () => {

@@ -6,7 +6,11 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "../../src/text/index.js";
 import {
-  tempTokenizerDir, writeByteLevelTokenizer, writeLlama2Tokenizer, writeLlama3Tokenizer, type WrittenTokenizer,
+  tempTokenizerDir,
+  writeByteLevelTokenizer,
+  writeLlama2Tokenizer,
+  writeLlama3Tokenizer,
+  type WrittenTokenizer,
 } from "../helpers/tokenizers.js";
 
 const TEXTS: Record<string, string> = {
@@ -31,19 +35,34 @@ interface Kind {
 
 const KINDS: Kind[] = [
   { name: "gpt2", write: (d) => writeByteLevelTokenizer(d), specials: ["<|endoftext|>"], addsBos: false },
-  { name: "chatml", write: (d) => writeByteLevelTokenizer(d, { chatTemplate: "chatml" }), specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], addsBos: false },
-  { name: "llama3", write: (d) => writeLlama3Tokenizer(d), specials: ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], addsBos: true },
+  {
+    name: "chatml",
+    write: (d) => writeByteLevelTokenizer(d, { chatTemplate: "chatml" }),
+    specials: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+    addsBos: false,
+  },
+  {
+    name: "llama3",
+    write: (d) => writeLlama3Tokenizer(d),
+    specials: ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+    addsBos: true,
+  },
   { name: "llama2", write: (d) => writeLlama2Tokenizer(d), specials: ["<s>", "</s>"], addsBos: true },
   // Metaspace (prepend_scheme "first") prepends no "▁" to text that starts with a space, and the
   // decoder still strips one: the Rust library loses that leading space too.
   {
-    name: "llama2-metaspace", write: (d) => writeLlama2Tokenizer(d, { layout: "metaspace" }), specials: ["<s>", "</s>"], addsBos: true,
+    name: "llama2-metaspace",
+    write: (d) => writeLlama2Tokenizer(d, { layout: "metaspace" }),
+    specials: ["<s>", "</s>"],
+    addsBos: true,
     expected: (t) => (t.startsWith(" ") ? t.slice(1) : t),
   },
 ];
 
 let root: string;
-before(() => { root = tempTokenizerDir(); });
+before(() => {
+  root = tempTokenizerDir();
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 for (const kind of KINDS) {
@@ -102,7 +121,10 @@ for (const kind of KINDS) {
     it("batch-encodes and batch-decodes", () => {
       const texts = [TEXTS.ascii!, TEXTS.cjk!, ""];
       const batch = tok.batchEncode(texts, { addSpecialTokens: false });
-      assert.deepEqual(batch, texts.map((t) => tok.encode(t, { addSpecialTokens: false })));
+      assert.deepEqual(
+        batch,
+        texts.map((t) => tok.encode(t, { addSpecialTokens: false })),
+      );
       assert.deepEqual(batch[2], []);
       assert.deepEqual(tok.batchDecode(batch), texts);
     });
@@ -133,7 +155,10 @@ describe("tokenizer layouts", () => {
     assert.deepEqual(llama.tokenize("Hello world"), ["\u2581Hello", "\u2581world"]);
     // Characters outside the vocabulary fall back to their UTF-8 bytes.
     assert.deepEqual(llama.tokenize("\u00e9"), ["\u2581", "<0xC3>", "<0xA9>"]);
-    assert.deepEqual(llama.encode("\n", { addSpecialTokens: false }), [llama.tokenToId("\u2581")!, llama.tokenToId("<0x0A>")!]);
+    assert.deepEqual(llama.encode("\n", { addSpecialTokens: false }), [
+      llama.tokenToId("\u2581")!,
+      llama.tokenToId("<0x0A>")!,
+    ]);
   });
 
   it("Llama 2 decodes BOS as '<s> ' and strips the SentencePiece prefix space", async () => {
@@ -161,7 +186,10 @@ describe("tokenizer layouts", () => {
   it("extra special tokens are single ids", async () => {
     const w = writeByteLevelTokenizer(join(root, "extra"), { extraSpecialTokens: ["<|pad|>", "<think>"] });
     const tok = await Tokenizer.fromPretrained(w.dir);
-    assert.deepEqual(tok.encode("a<think>b", { addSpecialTokens: false }).filter((x) => x === w.specialTokens["<think>"]).length, 1);
+    assert.deepEqual(
+      tok.encode("a<think>b", { addSpecialTokens: false }).filter((x) => x === w.specialTokens["<think>"]).length,
+      1,
+    );
     assert.equal(tok.vocabSize, w.vocabSize);
   });
 });

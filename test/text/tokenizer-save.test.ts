@@ -5,20 +5,33 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AutoTokenizer, Tokenizer } from "../../src/text/index.js";
 import {
-  CHATML_TEMPLATE, tempTokenizerDir, writeByteLevelTokenizer, writeLlama2Tokenizer, writeLlama3Tokenizer, type WrittenTokenizer,
+  CHATML_TEMPLATE,
+  tempTokenizerDir,
+  writeByteLevelTokenizer,
+  writeLlama2Tokenizer,
+  writeLlama3Tokenizer,
+  type WrittenTokenizer,
 } from "../helpers/tokenizers.js";
 
 const TEXTS = ["Hello world", "Café 🤖 中文\n\n  x", "a<|im_end|>b<s>c<|eot_id|>"];
-const CHAT = [{ role: "user", content: "Hi" }, { role: "assistant", content: "Hello." }];
+const CHAT = [
+  { role: "user", content: "Hi" },
+  { role: "assistant", content: "Hello." },
+];
 
 let root: string;
-before(() => { root = tempTokenizerDir(); });
+before(() => {
+  root = tempTokenizerDir();
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function sameBehaviour(a: Tokenizer, b: Tokenizer) {
   for (const t of TEXTS) {
     assert.deepEqual(b.encode(t), a.encode(t));
-    assert.equal(b.decode(b.encode(t), { skipSpecialTokens: true }), a.decode(a.encode(t), { skipSpecialTokens: true }));
+    assert.equal(
+      b.decode(b.encode(t), { skipSpecialTokens: true }),
+      a.decode(a.encode(t), { skipSpecialTokens: true }),
+    );
   }
   assert.equal(b.vocabSize, a.vocabSize);
   assert.equal(b.bosTokenId, a.bosTokenId);
@@ -43,7 +56,8 @@ describe("save + fromPretrained", () => {
       const original = await Tokenizer.fromPretrained(write(join(root, name)).dir);
       const out = join(root, `${name}-saved`, "nested");
       await original.save(out);
-      for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) assert.ok(existsSync(join(out, f)), f);
+      for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
+        assert.ok(existsSync(join(out, f)), f);
       const reloaded = await Tokenizer.fromPretrained(out);
       assert.equal(reloaded.dir, out);
       sameBehaviour(original, reloaded);
@@ -76,7 +90,10 @@ describe("save + fromPretrained", () => {
     tok.setChatTemplate("T{{ tools | length }}", "tool_use");
     await tok.save(join(root, "set-saved-2"));
     const config = JSON.parse(readFileSync(join(root, "set-saved-2", "tokenizer_config.json"), "utf8"));
-    assert.deepEqual(config.chat_template, [{ name: "default", template: CHATML_TEMPLATE }, { name: "tool_use", template: "T{{ tools | length }}" }]);
+    assert.deepEqual(config.chat_template, [
+      { name: "default", template: CHATML_TEMPLATE },
+      { name: "tool_use", template: "T{{ tools | length }}" },
+    ]);
     const two = await Tokenizer.fromPretrained(join(root, "set-saved-2"));
     assert.deepEqual(two.chatTemplates, tok.chatTemplates);
   });

@@ -13,7 +13,10 @@ describe("torch.autocast", () => {
       torch.manualSeed(0);
       const x = torch.randn([4, 16]);
       const w = torch.randn([8, 16], { requiresGrad: true });
-      const [y, m, state] = torch.autocast("bfloat16", () => [torch.linear(x, w), x.matmul(w.t()), torch.autocastState()] as const);
+      const [y, m, state] = torch.autocast(
+        "bfloat16",
+        () => [torch.linear(x, w), x.matmul(w.t()), torch.autocastState()] as const,
+      );
       assert.equal(y.dtype, "bfloat16");
       assert.equal(m.dtype, "bfloat16");
       assert.deepEqual(state, { enabled: true, dtype: "bfloat16" });
@@ -44,14 +47,30 @@ describe("torch.autocast", () => {
 
   it("restores the previous state after a throw, and nests (enabled: false inside turns it off there only)", () => {
     assert.deepEqual(torch.autocastState(), off);
-    assert.throws(() => torch.autocast("bfloat16", () => { throw new Error("inside"); }), /inside/);
+    assert.throws(
+      () =>
+        torch.autocast("bfloat16", () => {
+          throw new Error("inside");
+        }),
+      /inside/,
+    );
     assert.deepEqual(torch.autocastState(), off);
     torch.tidy(() => {
       const a = torch.randn([2, 3]);
       const b = torch.randn([3, 2]);
       torch.autocast("bfloat16", () => {
         assert.equal(torch.autocast("bfloat16", () => a.matmul(b), { enabled: false }).dtype, "float32");
-        assert.throws(() => torch.autocast("bfloat16", () => { throw new Error("nested"); }, { enabled: false }), /nested/);
+        assert.throws(
+          () =>
+            torch.autocast(
+              "bfloat16",
+              () => {
+                throw new Error("nested");
+              },
+              { enabled: false },
+            ),
+          /nested/,
+        );
         assert.equal(a.matmul(b).dtype, "bfloat16", "the outer scope is on again after the inner one");
         assert.deepEqual(torch.autocastState(), { enabled: true, dtype: "bfloat16" });
       });
@@ -64,7 +83,7 @@ describe("torch.autocast", () => {
       const x = torch.ones([1, 4]);
       const w = torch.ones([1, 4], { requiresGrad: true });
       assert.deepEqual(torch.autocast("bfloat16", () => torch.linear(x, w)).toArray(), [[4]]);
-      torch.noGrad(() => w.mul_(2));  // what an optimizer step does
+      torch.noGrad(() => w.mul_(2)); // what an optimizer step does
       assert.deepEqual(torch.autocast("bfloat16", () => torch.linear(x, w)).toArray(), [[8]]);
     });
   });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { AutoTokenizer } from "../../src/index.js";
 import { tempTokenizerDir, writeByteLevelTokenizer } from "../helpers/tokenizers.js";
 
-test("without the addon: import { AutoTokenizer } from \"omni-dpo\" tokenizes; the first tensor op names the missing addon", async () => {
+test('without the addon: import { AutoTokenizer } from "omni-dpo" tokenizes; the first tensor op names the missing addon', async () => {
   const dir = tempTokenizerDir();
   writeByteLevelTokenizer(dir);
   const text = "Hello world, the fox runs.";
@@ -22,7 +22,9 @@ test("without the addon: import { AutoTokenizer } from \"omni-dpo\" tokenizes; t
     try { torch.ones([2]); } catch (e) { error = e.message; }
     console.log(JSON.stringify({ ids, decoded: tokenizer.decode(ids), error }));`;
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-    encoding: "utf8", env: { ...process.env, OMNI_DPO_ADDON: missing }, timeout: 60_000,
+    encoding: "utf8",
+    env: { ...process.env, OMNI_DPO_ADDON: missing },
+    timeout: 60_000,
   });
   assert.equal(r.status, 0, r.stderr);
   const got = JSON.parse(r.stdout.trim()) as { ids: number[]; decoded: string; error: string | null };
@@ -45,7 +47,11 @@ test("importing the package loads no LibTorch; the first tensor op does, with OP
     console.log(JSON.stringify({ atImport, libtorch: loaded(), sum, info, coretype: process.env.OPENBLAS_CORETYPE ?? null }));`;
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env,
+    timeout: 60_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   const got = JSON.parse(r.stdout.trim());
   assert.deepEqual(got.atImport, { libtorch: false, coretype: null }, "nothing native at import");

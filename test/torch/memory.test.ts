@@ -21,7 +21,10 @@ test("tidy frees everything made inside except what it returns", () => {
     return c.sum();
   });
   assert.equal(live(), before + 1, "only the returned tensor is left");
-  assert.ok(inside.every((t) => t.isDisposed), "every intermediate is disposed");
+  assert.ok(
+    inside.every((t) => t.isDisposed),
+    "every intermediate is disposed",
+  );
   assert.equal(out.isDisposed, false);
   assert.equal(out.item(), 4 * 2 * 4 * 4);
   out.dispose();
@@ -31,7 +34,10 @@ test("tidy frees everything made inside except what it returns", () => {
 test("tidy keeps tensors returned inside arrays, plain objects and maps; other values pass through", () => {
   const before = live();
   const r = torch.tidy(() => {
-    const a = torch.zeros([2]), b = torch.ones([2]), c = torch.full([1], 3), dropped = torch.ones([5]);
+    const a = torch.zeros([2]),
+      b = torch.ones([2]),
+      c = torch.full([1], 3),
+      dropped = torch.ones([5]);
     void dropped;
     return { a, list: [b, 7], nested: { m: new Map([["c", c]]) }, label: "x" };
   });
@@ -44,7 +50,10 @@ test("tidy keeps tensors returned inside arrays, plain objects and maps; other v
   torch.dispose(r);
   assert.equal(live(), before);
   // Non-tensor results are returned as they are.
-  assert.equal(torch.tidy(() => torch.ones([3]).sum().item()), 3);
+  assert.equal(
+    torch.tidy(() => torch.ones([3]).sum().item()),
+    3,
+  );
   assert.equal(live(), before);
 });
 
@@ -59,7 +68,7 @@ test("nested tidy: a returned tensor moves to the parent scope and is freed ther
     });
     assert.equal(innerTemp!.isDisposed, true, "the inner scope freed its temporary");
     assert.equal(fromInner.isDisposed, false, "the inner result outlives the inner scope");
-    const kept = torch.tidy(() => torch.tidy(() => torch.ones([1])));  // two levels up
+    const kept = torch.tidy(() => torch.tidy(() => torch.ones([1]))); // two levels up
     return kept.add(fromInner.sum());
   });
   assert.equal(fromInner!.isDisposed, true, "the outer scope freed the inner result it did not return");
@@ -97,11 +106,18 @@ test("keep() survives tidy until disposed", () => {
 test("tidy disposes everything when fn throws, and rethrows", () => {
   const before = live();
   let made: Tensor[] = [];
-  assert.throws(() => torch.tidy(() => {
-    made = [torch.ones([10]), torch.zeros([10])];
-    torch.tidy(() => { made.push(torch.ones([1])); return made[2]; });
-    throw new Error("step failed");
-  }), /step failed/);
+  assert.throws(
+    () =>
+      torch.tidy(() => {
+        made = [torch.ones([10]), torch.zeros([10])];
+        torch.tidy(() => {
+          made.push(torch.ones([1]));
+          return made[2];
+        });
+        throw new Error("step failed");
+      }),
+    /step failed/,
+  );
   assert.equal(live(), before);
   assert.ok(made.every((t) => t.isDisposed));
   // A LibTorch error inside tidy likewise.
@@ -112,11 +128,15 @@ test("tidy disposes everything when fn throws, and rethrows", () => {
 test("tidy rejects an async function (and frees what it made before the first await)", async () => {
   const before = live();
   let made: Tensor | undefined;
-  assert.throws(() => torch.tidy((async () => {
-    made = torch.ones([3]);
-    await null;
-    return made;
-  }) as unknown as () => Tensor), /synchronous/);
+  assert.throws(
+    () =>
+      torch.tidy((async () => {
+        made = torch.ones([3]);
+        await null;
+        return made;
+      }) as unknown as () => Tensor),
+    /synchronous/,
+  );
   assert.equal(made!.isDisposed, true);
   assert.equal(live(), before);
   await new Promise((r) => setImmediate(r));
@@ -125,7 +145,10 @@ test("tidy rejects an async function (and frees what it made before the first aw
 
 test("dispose() of a tensor, arrays and objects; disposing twice is safe", () => {
   const before = live();
-  const a = torch.ones([2]), b = torch.ones([2]), c = torch.ones([2]), d = torch.ones([2]);
+  const a = torch.ones([2]),
+    b = torch.ones([2]),
+    c = torch.ones([2]),
+    d = torch.ones([2]);
   const m = new Map([["d", d]]);
   assert.equal(live(), before + 4);
   torch.dispose([a, { inner: [b, { c }] }, m, 42, "text", null]);
@@ -143,14 +166,18 @@ test("dispose() of a tensor, arrays and objects; disposing twice is safe", () =>
   assert.throws(() => a.toArray(), /disposed/);
   e.dispose();
   // Disposing inside tidy is fine; tidy does not dispose it again.
-  torch.tidy(() => { const t = torch.ones([1]); t.dispose(); t.dispose(); });
+  torch.tidy(() => {
+    const t = torch.ones([1]);
+    t.dispose();
+    t.dispose();
+  });
   assert.equal(live(), before);
 });
 
 test("memory(): bytes count storages, a view's storage once", () => {
   torch.tidy(() => {
     const m0 = torch.memory();
-    const x = torch.zeros([256]);  // 1024 bytes
+    const x = torch.zeros([256]); // 1024 bytes
     const m1 = torch.memory();
     assert.equal(m1.tensors, m0.tensors + 1);
     assert.equal(m1.bytes, m0.bytes + 1024);
@@ -177,23 +204,30 @@ test("memory(): bytes count storages, a view's storage once", () => {
 test("soak: 10,000 tidied AdamW steps of a small MLP keep RSS and the live tensor count flat", (t) => {
   const before = live();
   torch.manualSeed(0);
-  const init = (shape: number[], scale: number) => torch.tidy(() => torch.randn(shape, { dtype: "float32" }).mul(scale)).requiresGrad_().keep();
-  const w1 = init([64, 32], 1 / Math.sqrt(32)), b1 = torch.zeros([64], { requiresGrad: true }).keep();
-  const w2 = init([1, 64], 1 / 8), b2 = torch.zeros([1], { requiresGrad: true }).keep();
+  const init = (shape: number[], scale: number) =>
+    torch
+      .tidy(() => torch.randn(shape, { dtype: "float32" }).mul(scale))
+      .requiresGrad_()
+      .keep();
+  const w1 = init([64, 32], 1 / Math.sqrt(32)),
+    b1 = torch.zeros([64], { requiresGrad: true }).keep();
+  const w2 = init([1, 64], 1 / 8),
+    b2 = torch.zeros([1], { requiresGrad: true }).keep();
   const params = [w1, b1, w2, b2];
   const opt = new torch.AdamW(params, { lr: 1e-3, weightDecay: 0.01 });
   const direction = torch.tidy(() => torch.randn([32, 1])).keep();
 
-  const step = (): number => torch.tidy(() => {
-    opt.zeroGrad();
-    const x = torch.randn([16, 32]);
-    const y = x.matmul(direction).mul(0.2).tanh();
-    const h = torch.linear(x, w1, b1).gelu();
-    const loss = torch.linear(h, w2, b2).sub(y).square().mean();
-    loss.backward();
-    opt.step();
-    return loss.item();
-  });
+  const step = (): number =>
+    torch.tidy(() => {
+      opt.zeroGrad();
+      const x = torch.randn([16, 32]);
+      const y = x.matmul(direction).mul(0.2).tanh();
+      const h = torch.linear(x, w1, b1).gelu();
+      const loss = torch.linear(h, w2, b2).sub(y).square().mean();
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
 
   const losses: number[] = [];
   for (let i = 0; i < 500; i++) losses.push(step());
@@ -206,7 +240,9 @@ test("soak: 10,000 tidied AdamW steps of a small MLP keep RSS and the live tenso
   assert.equal(mem1.tensors, mem0.tensors, "live tensor count is constant");
   assert.equal(mem1.bytes, mem0.bytes, "live tensor bytes are constant");
   const grownMb = (rss1 - rss0) / 2 ** 20;
-  t.diagnostic(`RSS ${(rss0 / 2 ** 20).toFixed(1)} MB after warm-up, ${(rss1 / 2 ** 20).toFixed(1)} MB at the end; ${mem1.tensors} live tensors`);
+  t.diagnostic(
+    `RSS ${(rss0 / 2 ** 20).toFixed(1)} MB after warm-up, ${(rss1 / 2 ** 20).toFixed(1)} MB at the end; ${mem1.tensors} live tensors`,
+  );
   // Measured: 2.0 to 3.3 MB alone (allocator noise), up to 10 MB after this file's other tests in the same
   // process. 16 MB is a leak of under 1.8 KB a step, which this catches.
   assert.ok(grownMb < 16, `RSS grew ${grownMb.toFixed(1)} MB over 9,500 steps`);
@@ -220,16 +256,22 @@ test("soak: 10,000 tidied AdamW steps of a small MLP keep RSS and the live tenso
 
 test("memory().cpuAllocated counts what an autograd graph alone keeps alive; bytes counts live handles", () => {
   const m0 = torch.memory();
-  const x = torch.randn([512, 512], { dtype: "float64" }).requiresGrad_();  // 2 MiB
+  const x = torch.randn([512, 512], { dtype: "float64" }).requiresGrad_(); // 2 MiB
   const mb = 2 ** 20;
   // exp() saves its result for backward: inside tidy its handle is freed, the graph keeps it.
   const out = torch.tidy(() => x.exp().mul(2).sum());
   const m1 = torch.memory();
   assert.ok(m1.bytes - m0.bytes < 2.1 * mb, `bytes: x and a scalar (${m1.bytes - m0.bytes})`);
-  assert.ok(m1.cpuAllocated - m0.cpuAllocated >= 4 * mb, `cpuAllocated: x and the saved exp(x) (${m1.cpuAllocated - m0.cpuAllocated})`);
-  out.dispose();  // the graph goes with its last tensor
+  assert.ok(
+    m1.cpuAllocated - m0.cpuAllocated >= 4 * mb,
+    `cpuAllocated: x and the saved exp(x) (${m1.cpuAllocated - m0.cpuAllocated})`,
+  );
+  out.dispose(); // the graph goes with its last tensor
   const m2 = torch.memory();
-  assert.ok(m2.cpuAllocated - m0.cpuAllocated < 2.1 * mb, `freed with the graph (${m2.cpuAllocated - m0.cpuAllocated})`);
+  assert.ok(
+    m2.cpuAllocated - m0.cpuAllocated < 2.1 * mb,
+    `freed with the graph (${m2.cpuAllocated - m0.cpuAllocated})`,
+  );
   x.dispose();
   assert.ok(Math.abs(torch.memory().cpuAllocated - m0.cpuAllocated) < 0.1 * mb);
 });
@@ -296,7 +338,10 @@ test("a tensor made from a buffer owns its memory: transferring or shrinking the
     for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
     const junk = Array.from({ length: 40 }, () => new Float32Array(n).fill(-1));
     console.log(JSON.stringify({ sums: [a, b, c].map((t) => t.sum().item()), junk: junk.length }));`;
-  const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   assert.equal(r.signal, null, `child killed by ${r.signal}; stderr:\n${r.stderr}`);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim()).sums, [7 * 2 ** 20, 7 * 2 ** 20, 7 * 2 ** 20]);
@@ -308,8 +353,10 @@ test("fromBuffer of a detached buffer is an error naming it", () => {
   structuredClone(buffer, { transfer: [buffer] });
   for (const source of [buffer, view]) {
     for (const shape of [[2], [0]]) {
-      assert.throws(() => torch.fromBuffer(source, { dtype: "float32", shape }), (e: Error) =>
-        e instanceof torch.TorchError && e.op === "fromBuffer" && /detached/.test(e.torchMessage));
+      assert.throws(
+        () => torch.fromBuffer(source, { dtype: "float32", shape }),
+        (e: Error) => e instanceof torch.TorchError && e.op === "fromBuffer" && /detached/.test(e.torchMessage),
+      );
     }
   }
 });

@@ -46,36 +46,54 @@ const TRAINED_LOSS_ABS_TOL = 0.015;
 describe("bf16 mixed precision matches float32", () => {
   it("the DPO loss within 1e-3 relative, log-probs within 3e-4, the gradients with cosine above 0.9999", async () => {
     const tokenizer = Tokenizer.fromPretrainedSync(policyDir);
-    const pairs = tokenizeRecords((await readPreferenceFile(data)).slice(0, 8), tokenizer, { maxLength: 64, maxPromptLength: 32, truncationMode: "keep_end" });
+    const pairs = tokenizeRecords((await readPreferenceFile(data)).slice(0, 8), tokenizer, {
+      maxLength: 64,
+      maxPromptLength: 32,
+      truncationMode: "keep_end",
+    });
     const pad = tokenizer.padTokenId ?? tokenizer.eosTokenId!;
     const policy = loadModel(policyDir);
     const reference = loadModel(referenceDir).requiresGrad_(false);
     try {
-      const step = (mixed: boolean, logps: number[]) => torch.tidy(() => {
-        const run = () => {
-          const ref = torch.noGrad(() => forwardPairs(reference, pairs, pad, true));
-          const out = forwardPairs(policy, pairs, pad, true);
-          logps.push(...(out.chosen.toArray() as number[]));
-          return preferenceLoss({
-            policyChosenLogps: out.chosen, policyRejectedLogps: out.rejected,
-            referenceChosenLogps: ref.chosen, referenceRejectedLogps: ref.rejected,
-          }, { lossType: "dpo", beta: 2.0 }).loss;
-        };
-        const loss = mixed ? torch.autocast("bfloat16", run) : run();
-        assert.equal(loss.dtype, "float32", "the loss is computed in float32");
-        loss.backward();
-        const grads = policy.parameters().map((p) => { const g = p.grad!.flatten().keep(); p.grad = null; return g; });
-        return { loss: loss.item(), grad: torch.cat(grads).keep() };  // [all parameters]
-      });
+      const step = (mixed: boolean, logps: number[]) =>
+        torch.tidy(() => {
+          const run = () => {
+            const ref = torch.noGrad(() => forwardPairs(reference, pairs, pad, true));
+            const out = forwardPairs(policy, pairs, pad, true);
+            logps.push(...(out.chosen.toArray() as number[]));
+            return preferenceLoss(
+              {
+                policyChosenLogps: out.chosen,
+                policyRejectedLogps: out.rejected,
+                referenceChosenLogps: ref.chosen,
+                referenceRejectedLogps: ref.rejected,
+              },
+              { lossType: "dpo", beta: 2.0 },
+            ).loss;
+          };
+          const loss = mixed ? torch.autocast("bfloat16", run) : run();
+          assert.equal(loss.dtype, "float32", "the loss is computed in float32");
+          loss.backward();
+          const grads = policy.parameters().map((p) => {
+            const g = p.grad!.flatten().keep();
+            p.grad = null;
+            return g;
+          });
+          return { loss: loss.item(), grad: torch.cat(grads).keep() }; // [all parameters]
+        });
       const [f32Logps, bf16Logps]: number[][] = [[], []];
       const f32 = step(false, f32Logps);
       const bf16 = step(true, bf16Logps);
       try {
         const rel = Math.abs(bf16.loss - f32.loss) / Math.abs(f32.loss);
-        const cos = torch.tidy(() => bf16.grad.mul(f32.grad).sum().item() / (bf16.grad.norm().item() * f32.grad.norm().item()));
+        const cos = torch.tidy(
+          () => bf16.grad.mul(f32.grad).sum().item() / (bf16.grad.norm().item() * f32.grad.norm().item()),
+        );
         const logpsRel = Math.max(...f32Logps.map((x, i) => Math.abs(bf16Logps[i] - x) / Math.abs(x)));
-        console.log(`# bf16 vs float32: loss ${rel.toExponential(2)} relative, log-probs ${logpsRel.toExponential(2)}, `
-          + `cosine ${cos}`);
+        console.log(
+          `# bf16 vs float32: loss ${rel.toExponential(2)} relative, log-probs ${logpsRel.toExponential(2)}, ` +
+            `cosine ${cos}`,
+        );
         assert.ok(logpsRel < LOGPS_REL_TOL, `chosen log-probs differ by ${logpsRel} relative`);
         assert.ok(rel < LOSS_REL_TOL, `loss ${bf16.loss} vs float32 ${f32.loss}: relative difference ${rel}`);
         assert.ok(cos > GRAD_COSINE_MIN, `gradient cosine ${cos}`);
@@ -93,15 +111,28 @@ describe("bf16 mixed precision matches float32", () => {
 
 function recipe(outputDir: string, extra: Record<string, unknown>) {
   return loadTrainConfig({
-    model_name_or_path: policyDir, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, outputDir),
-    loss_type: "sigmoid", beta: 2.0, learning_rate: 1.0e-2, lr_scheduler_type: "constant", max_steps: 12,
-    per_device_train_batch_size: 4, max_length: 64, max_prompt_length: 32, logging_steps: 2, save_strategy: "no", seed: 3,
+    model_name_or_path: policyDir,
+    dataset_mixer: { [data]: 1.0 },
+    output_dir: join(root, outputDir),
+    loss_type: "sigmoid",
+    beta: 2.0,
+    learning_rate: 1.0e-2,
+    lr_scheduler_type: "constant",
+    max_steps: 12,
+    per_device_train_batch_size: 4,
+    max_length: 64,
+    max_prompt_length: 32,
+    logging_steps: 2,
+    save_strategy: "no",
+    seed: 3,
     ...extra,
   }).config;
 }
 
 function trainLosses(dir: string): number[] {
-  return MetricsSink.read(join(dir, "metrics.jsonl")).filter((r) => "loss" in r).map((r) => r.loss as number);
+  return MetricsSink.read(join(dir, "metrics.jsonl"))
+    .filter((r) => "loss" in r)
+    .map((r) => r.loss as number);
 }
 
 function storedDtypes(dir: string): Set<string> {
@@ -127,10 +158,15 @@ describe("training with bf16 and torch_dtype", () => {
 
   it("bf16 with gradient checkpointing ends where bf16 without it does (the recomputed forwards run under autocast too)", async () => {
     const plain = await train(recipe("mixed-plain", { bf16: true, max_steps: 3 }));
-    const checkpointed = await train(recipe("mixed-checkpointed", { bf16: true, gradient_checkpointing: true, max_steps: 3 }));
+    const checkpointed = await train(
+      recipe("mixed-checkpointed", { bf16: true, gradient_checkpointing: true, max_steps: 3 }),
+    );
     const a = trainLosses(plain.outputDir);
     const b = trainLosses(checkpointed.outputDir);
-    assert.ok(a.every((x, i) => Math.abs(x - b[i]) <= 1e-5 * Math.max(1, Math.abs(x))), `losses ${a} vs ${b}`);
+    assert.ok(
+      a.every((x, i) => Math.abs(x - b[i]) <= 1e-5 * Math.max(1, Math.abs(x))),
+      `losses ${a} vs ${b}`,
+    );
     const wa = loadModel(plain.outputDir);
     const wb = loadModel(checkpointed.outputDir);
     try {

@@ -8,7 +8,9 @@ export function writeNanModel(dir: string, options: { architecture?: "llama" | "
   writeToyModel(dir, options);
   const model = loadModel(dir);
   try {
-    torch.noGrad(() => { for (const p of model.parameters()) p.mul_(Number.NaN); });
+    torch.noGrad(() => {
+      for (const p of model.parameters()) p.mul_(Number.NaN);
+    });
     saveModel(model, dir);
   } finally {
     model.dispose();

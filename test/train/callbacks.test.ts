@@ -54,18 +54,38 @@ before(() => {
   // 16 pairs in micro-batches of 2, 4 pairs a step: one process accumulates 2 micro-batches,
   // two ranks take 1 each (8 pairs a rank); 4 steps, one epoch; log, evaluate and save every 2.
   recipeKeys = {
-    model_name_or_path: model, train_data_path: data, eval_data_path: evalData, pref_loss: "dpo", beta: 0.1,
-    learning_rate: 1e-3, max_steps: 4, per_device_train_batch_size: 2, per_device_eval_batch_size: 4, max_length: 48,
-    max_prompt_length: 24, logging_steps: 2, eval_steps: 2, save_steps: 2, pair_log_samples: 0,
+    model_name_or_path: model,
+    train_data_path: data,
+    eval_data_path: evalData,
+    pref_loss: "dpo",
+    beta: 0.1,
+    learning_rate: 1e-3,
+    max_steps: 4,
+    per_device_train_batch_size: 2,
+    per_device_eval_batch_size: 4,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 2,
+    eval_steps: 2,
+    save_steps: 2,
+    pair_log_samples: 0,
   };
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Run { events: [string, number, number, number, string | null][]; kinds: string[]; result: { globalStep: number; interrupted: boolean; stoppedEarly: boolean } }
+interface Run {
+  events: [string, number, number, number, string | null][];
+  kinds: string[];
+  result: { globalStep: number; interrupted: boolean; stoppedEarly: boolean };
+}
 
 async function runOne(name: string, env: Record<string, string> = {}): Promise<Run> {
   const dir = join(root, name);
-  const recipe = writeRecipe(join(root, `${name}.yaml`), { ...recipeKeys, output_dir: dir, gradient_accumulation_steps: 2 });
+  const recipe = writeRecipe(join(root, `${name}.yaml`), {
+    ...recipeKeys,
+    output_dir: dir,
+    gradient_accumulation_steps: 2,
+  });
   const r = await runProcess([script, recipe, join(root, name)], env);
   assert.equal(r.code, 0, r.output);
   return JSON.parse(readFileSync(join(root, `${name}.0.json`), "utf8")) as Run;
@@ -73,7 +93,11 @@ async function runOne(name: string, env: Record<string, string> = {}): Promise<R
 
 async function runTwo(name: string, env: Record<string, string> = {}): Promise<Run[]> {
   const dir = join(root, name);
-  const recipe = writeRecipe(join(root, `${name}.yaml`), { ...recipeKeys, output_dir: dir, gradient_accumulation_steps: 1 });
+  const recipe = writeRecipe(join(root, `${name}.yaml`), {
+    ...recipeKeys,
+    output_dir: dir,
+    gradient_accumulation_steps: 1,
+  });
   const runs = await runRanks(script, 2, { MASTER_PORT: String(await freePort()), ...env }, [recipe, join(root, name)]);
   for (const r of runs) assert.equal(r.code, 0, r.output);
   return [0, 1].map((rank) => JSON.parse(readFileSync(join(root, `${name}.${rank}.json`), "utf8")) as Run);
@@ -83,21 +107,32 @@ async function runTwo(name: string, env: Record<string, string> = {}): Promise<R
 const FULL: [string, number, string | null][] = [
   ["onTrainBegin", 0, null],
   ["onStepEnd", 1, null],
-  ["onStepEnd", 2, null], ["onLog", 2, "train"], ["onLog", 2, "eval"], ["onEvaluate", 2, "eval"], ["onSave", 2, "checkpoint-2"],
+  ["onStepEnd", 2, null],
+  ["onLog", 2, "train"],
+  ["onLog", 2, "eval"],
+  ["onEvaluate", 2, "eval"],
+  ["onSave", 2, "checkpoint-2"],
   ["onStepEnd", 3, null],
-  ["onStepEnd", 4, null], ["onLog", 4, "train"], ["onLog", 4, "eval"], ["onEvaluate", 4, "eval"], ["onSave", 4, "checkpoint-4"],
+  ["onStepEnd", 4, null],
+  ["onLog", 4, "train"],
+  ["onLog", 4, "eval"],
+  ["onEvaluate", 4, "eval"],
+  ["onSave", 4, "checkpoint-4"],
   ["onTrainEnd", 4, null],
 ];
 /** Stopped in onStepEnd at step 3: no row (3 is no logging step), then the final model's checkpoint. */
 const STOPPED = [...FULL.slice(0, 8), ["onSave", 3, "checkpoint-3"], ["onTrainEnd", 3, null]];
 const shape = (run: Run) => run.events.map(([name, step, , , what]) => [name, step, what]);
 
-describe("callbacks from outside the package (import from \"omni-dpo\")", () => {
+describe('callbacks from outside the package (import from "omni-dpo")', () => {
   it("one process: every event in the loop's order, with state, model and control", async () => {
     const run = await runOne("single");
     assert.deepEqual(shape(run), FULL);
     assert.ok(run.events.every(([, , , maxSteps]) => maxSteps === 4));
-    assert.deepEqual(run.events.filter(([n]) => n === "onStepEnd").map(([, , epoch]) => epoch), [0.25, 0.5, 0.75, 1]);
+    assert.deepEqual(
+      run.events.filter(([n]) => n === "onStepEnd").map(([, , epoch]) => epoch),
+      [0.25, 0.5, 0.75, 1],
+    );
     assert.deepEqual(run.kinds, ["function,true,true,1"]);
     assert.deepEqual([run.result.globalStep, run.result.stoppedEarly, run.result.interrupted], [4, false, false]);
   });
@@ -113,14 +148,20 @@ describe("callbacks from outside the package (import from \"omni-dpo\")", () => 
   it("onStepEnd stops the run: at that step, on every rank when one rank asks, with the final model written", async () => {
     const single = await runOne("stop-single", { STOP_AT: "3" });
     assert.deepEqual(shape(single), STOPPED);
-    assert.deepEqual([single.result.globalStep, single.result.stoppedEarly, single.result.interrupted], [3, true, false]);
+    assert.deepEqual(
+      [single.result.globalStep, single.result.stoppedEarly, single.result.interrupted],
+      [3, true, false],
+    );
     const [r0, r1] = await runTwo("stop-ranks", { STOP_AT: "3", STOP_RANK: "1" });
     assert.deepEqual(shape(r0), STOPPED);
     assert.deepEqual(shape(r1), STOPPED);
     assert.equal(r0.result.globalStep, 3);
     for (const name of ["stop-single", "stop-ranks"]) {
       const dir = join(root, name);
-      assert.ok(existsSync(join(dir, "model.safetensors")) && existsSync(join(dir, "checkpoint-3")), `${name}: final model and checkpoint`);
+      assert.ok(
+        existsSync(join(dir, "model.safetensors")) && existsSync(join(dir, "checkpoint-3")),
+        `${name}: final model and checkpoint`,
+      );
       const state = JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8"));
       assert.equal(state.global_step, 3);
     }

@@ -34,31 +34,42 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 async function pairsOf(maxLength: number, maxPromptLength: number): Promise<{ pairs: TokenizedPair[]; pad: number }> {
   const tokenizer = Tokenizer.fromPretrainedSync(model);
-  const pairs = tokenizeRecords(await readPreferenceFile(data), tokenizer, { maxLength, maxPromptLength, truncationMode: "keep_end" });
+  const pairs = tokenizeRecords(await readPreferenceFile(data), tokenizer, {
+    maxLength,
+    maxPromptLength,
+    truncationMode: "keep_end",
+  });
   return { pairs, pad: tokenizer.padTokenId ?? tokenizer.eosTokenId! };
 }
 
 /** Per-pair log-probs from full logits [2B, T, V], one forward over all pairs: the path before chunking. */
 function fullLogits(m: CausalLM, pairs: TokenizedPair[], pad: number, lengthNorm: boolean): PairLogps {
-  return torch.noGrad(() => torch.tidy(() => {
-    const batch = concatenatedBatch(pairs, pad);
-    const { inputIds, attentionMask, labels } = batchTensors(batch);
-    const lp = sequenceLogps(m.forward(inputIds, { attentionMask }), labels, lengthNorm).logps.toArray() as number[];
-    return { chosen: lp.slice(0, pairs.length), rejected: lp.slice(pairs.length) };
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const batch = concatenatedBatch(pairs, pad);
+      const { inputIds, attentionMask, labels } = batchTensors(batch);
+      const lp = sequenceLogps(m.forward(inputIds, { attentionMask }), labels, lengthNorm).logps.toArray() as number[];
+      return { chosen: lp.slice(0, pairs.length), rejected: lp.slice(pairs.length) };
+    }),
+  );
 }
 
 function assertSame(got: PairLogps, want: PairLogps, tol: number) {
   for (const side of ["chosen", "rejected"] as const) {
     assert.equal(got[side].length, want[side].length);
-    got[side].forEach((x, i) => assert.ok(Math.abs(x - want[side][i]) <= tol, `${side} ${i}: ${x} vs ${want[side][i]}`));
+    got[side].forEach((x, i) =>
+      assert.ok(Math.abs(x - want[side][i]) <= tol, `${side} ${i}: ${x} vs ${want[side][i]}`),
+    );
   }
 }
 
 describe("every caller of the pair-batching loop gets the full-logits log-probs", () => {
   it("max_length truncation: truncated pairs, in batches of 3 (rows of different lengths)", async () => {
     const { pairs, pad } = await pairsOf(12, 8);
-    assert.ok(pairs.some((p) => p.truncated), "some pairs are truncated");
+    assert.ok(
+      pairs.some((p) => p.truncated),
+      "some pairs are truncated",
+    );
     const m = loadModel(model, { dtype: "float64" });
     try {
       assertSame(pairLogps(m, pairs, pad, true, 3), fullLogits(m, pairs, pad, true), 1e-10);
@@ -72,7 +83,15 @@ describe("every caller of the pair-batching loop gets the full-logits log-probs"
     const { pairs, pad } = await pairsOf(64, 32);
     const m = loadModel(model);
     try {
-      const r = precomputeReference({ pairs, modelDir: model, cacheDir: join(root, "cache"), lengthNorm: true, batchSize: 4, padTokenId: pad, loadModel: () => loadModel(model) });
+      const r = precomputeReference({
+        pairs,
+        modelDir: model,
+        cacheDir: join(root, "cache"),
+        lengthNorm: true,
+        batchSize: 4,
+        padTokenId: pad,
+        loadModel: () => loadModel(model),
+      });
       assert.equal(r.cached, false);
       assertSame(r.values, fullLogits(m, pairs, pad, true), 1e-5);
     } finally {
@@ -88,7 +107,11 @@ describe("every caller of the pair-batching loop gets the full-logits log-probs"
       const r = evaluatePairs(m, pairs, { reference: ref, padTokenId: pad, batchSize: 5, beta: 1 });
       const p = fullLogits(m, pairs, pad, true);
       const q = fullLogits(ref, pairs, pad, true);
-      assertSame(r.perPair, { chosen: p.chosen.map((x, i) => x - q.chosen[i]), rejected: p.rejected.map((x, i) => x - q.rejected[i]) }, 1e-5);
+      assertSame(
+        r.perPair,
+        { chosen: p.chosen.map((x, i) => x - q.chosen[i]), rejected: p.rejected.map((x, i) => x - q.rejected[i]) },
+        1e-5,
+      );
     } finally {
       m.dispose();
       ref.dispose();
@@ -98,17 +121,36 @@ describe("every caller of the pair-batching loop gets the full-logits log-probs"
 
 function recipe(outputDir: string, extra: Record<string, unknown>) {
   return loadTrainConfig({
-    model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, outputDir),
-    loss_type: "omni_dpo", beta: 3.5, uni_dpo_qual_eta: 0.7, uni_dpo_tau_ref: 0.8, uni_dpo_perf_gamma: 3, uni_dpo_nll_lambda: 0.001, uni_dpo_tau_good: 3.2,
-    learning_rate: 3.0e-3, lr_scheduler_type: "cosine", max_steps: 4, per_device_train_batch_size: 2, gradient_accumulation_steps: 2,
-    max_length: 64, max_prompt_length: 32, logging_steps: 1, save_strategy: "no", seed: 3, ...extra,
+    model_name_or_path: model,
+    dataset_mixer: { [data]: 1.0 },
+    output_dir: join(root, outputDir),
+    loss_type: "omni_dpo",
+    beta: 3.5,
+    uni_dpo_qual_eta: 0.7,
+    uni_dpo_tau_ref: 0.8,
+    uni_dpo_perf_gamma: 3,
+    uni_dpo_nll_lambda: 0.001,
+    uni_dpo_tau_good: 3.2,
+    learning_rate: 3.0e-3,
+    lr_scheduler_type: "cosine",
+    max_steps: 4,
+    per_device_train_batch_size: 2,
+    gradient_accumulation_steps: 2,
+    max_length: 64,
+    max_prompt_length: 32,
+    logging_steps: 1,
+    save_strategy: "no",
+    seed: 3,
+    ...extra,
   }).config;
 }
 
 describe("training with gradient_checkpointing: true", () => {
   it("ends with the same weights as without (live reference), and with a precomputed reference", async () => {
     const plain = await train(recipe("plain", {}));
-    const checkpointed = await train(recipe("checkpointed", { gradient_checkpointing: true, gradient_checkpointing_kwargs: { use_reentrant: false } }));
+    const checkpointed = await train(
+      recipe("checkpointed", { gradient_checkpointing: true, gradient_checkpointing_kwargs: { use_reentrant: false } }),
+    );
     const cached = await train(recipe("cached", { gradient_checkpointing: true, precompute_ref_log_probs: true }));
     assert.equal(plain.globalStep, 4);
     const want = loadSafetensors(join(plain.outputDir, "model.safetensors"));
@@ -122,7 +164,9 @@ describe("training with gradient_checkpointing: true", () => {
       torch.dispose([...got.values()]);
     }
     // The runs trained: the weights moved from the start.
-    const moved = torch.tidy(() => Math.max(...[...want].map(([name, w]) => w.sub(start.get(name)!).abs().max().item())));
+    const moved = torch.tidy(() =>
+      Math.max(...[...want].map(([name, w]) => w.sub(start.get(name)!).abs().max().item())),
+    );
     assert.ok(moved > 1e-3, `weights moved by ${moved}`);
     torch.dispose([...want.values(), ...start.values()]);
   });
@@ -171,10 +215,22 @@ describe("memory", () => {
   it("checkpointing holds a fraction of the activations at loss.backward()", { skip }, () => {
     const url = (p: string) => new URL(p, import.meta.url).href;
     const held = (checkpointing: boolean): number => {
-      const r = spawnSync(process.execPath, ["--input-type=module", "-e", WORKER, url("../../src/index.js"), url("../../src/nn/recompute.js"),
-        url("../../src/logprobs/forward.js"), String(checkpointing)], {
-        encoding: "utf8", env: { ...process.env, MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "0", OMP_NUM_THREADS: "1" },
-      });
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          WORKER,
+          url("../../src/index.js"),
+          url("../../src/nn/recompute.js"),
+          url("../../src/logprobs/forward.js"),
+          String(checkpointing),
+        ],
+        {
+          encoding: "utf8",
+          env: { ...process.env, MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "0", OMP_NUM_THREADS: "1" },
+        },
+      );
       assert.equal(r.status, 0, r.stderr);
       return (JSON.parse(r.stdout.trim().split("\n").pop()!) as { held: number }).held;
     };
@@ -186,4 +242,3 @@ describe("memory", () => {
     assert.ok(checkpointed < full / 4, `checkpointed: ${checkpointed} bytes held, without: ${full}`);
   });
 });
-

@@ -20,15 +20,24 @@ import { OBJECTIVE_CONFIG_KEYS } from "../../src/objectives/index.js";
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-cli-"); });
+before(() => {
+  root = tempDir("omni-dpo-cli-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function metricRows(dir: string): Record<string, unknown>[] {
   const file = join(dir, "metrics.jsonl");
   if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).flatMap((l) => {
-    try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; }  // a line being written
-  });
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      } // a line being written
+    });
 }
 
 describe("omni-dpo train", () => {
@@ -37,13 +46,22 @@ describe("omni-dpo train", () => {
     writeToyModel(join(root, "qwen-tiny"), { chatTemplate: "chatml" });
     const rows = toyPairs(24).map((p) => ({
       prompt: p.prompt,
-      chosen: [{ role: "user", content: p.prompt }, { role: "assistant", content: p.chosen.trim() }],
-      rejected: [{ role: "user", content: p.prompt }, { role: "assistant", content: p.rejected.trim() }],
-      score_chosen: p.score_chosen, score_rejected: p.score_rejected,
+      chosen: [
+        { role: "user", content: p.prompt },
+        { role: "assistant", content: p.chosen.trim() },
+      ],
+      rejected: [
+        { role: "user", content: p.prompt },
+        { role: "assistant", content: p.rejected.trim() },
+      ],
+      score_chosen: p.score_chosen,
+      score_rejected: p.score_rejected,
     }));
     writeJsonl(join(root, "ultrafeedback-tiny.jsonl"), rows);
     const yaml = join(root, "Qwen2.5-0.5B.yaml");
-    writeFileSync(yaml, `# ==============================================
+    writeFileSync(
+      yaml,
+      `# ==============================================
 # Configuration Section
 # ==============================================
 model_name_or_path: qwen-tiny
@@ -102,16 +120,31 @@ push_to_hub: false
 save_strategy: "steps"
 save_steps: 1000000
 save_total_limit: 20
-`);
+`,
+    );
     // Run from another directory: the YAML's relative paths resolve against its own directory.
-    const r = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: packageRoot(), encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI, "train", yaml], {
+      cwd: packageRoot(),
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     assert.equal(r.status, 0, `exit ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     const out = join(root, "outputs", "qwen-tiny-uni-dpo");
     assert.match(r.stdout, /trained 3 steps; model saved to /);
-    for (const f of ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "metrics.jsonl", "train_results.json"]) {
+    for (const f of [
+      "model.safetensors",
+      "config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "metrics.jsonl",
+      "train_results.json",
+    ]) {
       assert.ok(existsSync(join(out, f)), f);
     }
-    assert.deepEqual(metricRows(out).map((row) => row.step), [1, 2, 3]);
+    assert.deepEqual(
+      metricRows(out).map((row) => row.step),
+      [1, 2, 3],
+    );
     // Hardware keys are named in warnings on stderr, and the run goes on.
     for (const key of ["attn_implementation"]) assert.match(r.stderr, new RegExp(`warning: .*'${key}'`));
     assert.doesNotMatch(r.stderr, /'(bf16|torch_dtype|gradient_checkpointing)'/);
@@ -123,8 +156,12 @@ save_total_limit: 20
     const child = spawn(process.execPath, [CLI, "train", yaml], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => { stdout += d; });
-    child.stderr.on("data", (d) => { stderr += d; });
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     const deadline = Date.now() + 60_000;
     while (metricRows(out).length === 0) {
@@ -143,7 +180,11 @@ save_total_limit: 20
     assert.match(stderr, /SIGINT: saving a checkpoint/);
     assert.ok(!existsSync(join(out, "model.safetensors")), "no final model after an interrupt");
 
-    const resumed = spawnSync(process.execPath, [CLI, "train", yaml, "--set", "resume_from_checkpoint=true", "--json"], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    const resumed = spawnSync(
+      process.execPath,
+      [CLI, "train", yaml, "--set", "resume_from_checkpoint=true", "--json"],
+      { cwd: root, encoding: "utf8", timeout: 120_000 },
+    );
     assert.equal(resumed.status, 0, resumed.stderr);
     const result = JSON.parse(resumed.stdout.trim().split("\n").at(-1)!);
     assert.equal(result.globalStep, 32);
@@ -151,7 +192,11 @@ save_total_limit: 20
     assert.match(resumed.stderr, new RegExp(`resumed from .*checkpoint-${stoppedAt} at step ${stoppedAt}`));
     assert.ok(existsSync(join(out, "model.safetensors")));
     const steps = metricRows(out).map((row) => row.step);
-    assert.deepEqual(steps, Array.from({ length: 32 }, (_, i) => i + 1), "one row per step, none lost or repeated across the resume");
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 32 }, (_, i) => i + 1),
+      "one row per step, none lost or repeated across the resume",
+    );
     const worst = compareWeights(uninterrupted(), out, 1e-6);
     console.log(`# SIGINT and resume against an uninterrupted run: weights ${worst} apart at most`);
   });
@@ -170,8 +215,12 @@ save_total_limit: 20
 function startTrain(args: string[], cwd: string) {
   const child = spawn(process.execPath, [CLI, "train", ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
   const out = { stdout: "", stderr: "" };
-  child.stdout.on("data", (d) => { out.stdout += d; });
-  child.stderr.on("data", (d) => { out.stderr += d; });
+  child.stdout.on("data", (d) => {
+    out.stdout += d;
+  });
+  child.stderr.on("data", (d) => {
+    out.stderr += d;
+  });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, out, exited };
 }
@@ -190,7 +239,9 @@ function longRecipe(name: string, epochs: number): { yaml: string; out: string }
   if (!existsSync(join(root, "llama-tiny-2"))) writeToyModel(join(root, "llama-tiny-2"));
   if (!existsSync(join(root, "pairs-2.jsonl"))) writeJsonl(join(root, "pairs-2.jsonl"), toyPairs(16));
   const yaml = join(root, `${name}.yaml`);
-  writeFileSync(yaml, `model_name_or_path: llama-tiny-2
+  writeFileSync(
+    yaml,
+    `model_name_or_path: llama-tiny-2
 dataset_mixer:
   pairs-2.jsonl: 1.0
 output_dir: ${name}
@@ -203,7 +254,8 @@ max_prompt_length: 24
 logging_steps: 1
 save_steps: 1000
 seed: 3
-`);
+`,
+  );
   return { yaml, out: join(root, name) };
 }
 
@@ -233,7 +285,11 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     assert.ok(second.out.stderr.includes(lock), second.out.stderr);
     assert.equal(first.child.exitCode, null, "the first run is still training");
     const steps = metricRows(out).map((row) => row.step as number);
-    assert.deepEqual(steps, Array.from({ length: steps.length }, (_, i) => i + 1), "the refused run wrote no rows");
+    assert.deepEqual(
+      steps,
+      Array.from({ length: steps.length }, (_, i) => i + 1),
+      "the refused run wrote no rows",
+    );
     first.child.kill("SIGINT");
     assert.equal(await first.exited, 130, first.out.stderr);
     assert.ok(!existsSync(lock), "the lock is released when the run stops");
@@ -263,11 +319,18 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     assert.ok(stoppedAt >= 1 && stoppedAt < 32, `stopped at step ${stoppedAt}`);
     assert.ok(!existsSync(join(out, "train.lock")));
 
-    const resumed = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    const resumed = spawnSync(process.execPath, [CLI, "train", yaml], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, new RegExp(`resumed from .*checkpoint-${stoppedAt} at step ${stoppedAt}`));
     assert.match(resumed.stdout, /trained 32 steps/);
-    assert.deepEqual(metricRows(out).map((row) => row.step), Array.from({ length: 32 }, (_, i) => i + 1));
+    assert.deepEqual(
+      metricRows(out).map((row) => row.step),
+      Array.from({ length: 32 }, (_, i) => i + 1),
+    );
     const worst = compareWeights(uninterrupted(), out, 1e-6);
     console.log(`# SIGHUP and resume against an uninterrupted run: weights ${worst} apart at most`);
 
@@ -281,11 +344,21 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     const { yaml, out } = longRecipe("too-big", 1);
     // The weights are ~170 kB; a 64 kB limit lets the small files through and stops the first
     // checkpoint. XFSZ is ignored so the write fails with EFBIG instead of killing the process.
-    const r = spawnSync("bash", ["-c", `trap '' XFSZ; ulimit -f 64; exec "${process.execPath}" "${CLI}" train "${yaml}" --set save_steps=1`],
-      { cwd: root, encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync(
+      "bash",
+      ["-c", `trap '' XFSZ; ulimit -f 64; exec "${process.execPath}" "${CLI}" train "${yaml}" --set save_steps=1`],
+      { cwd: root, encoding: "utf8", timeout: 120_000 },
+    );
     assert.equal(r.status, 1, `exit ${r.status}\n${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`omni-dpo: ${out}/checkpoint-1\\.tmp-\\d+: cannot write \\(EFBIG: file too large`));
-    assert.deepEqual(readdirSync(out).sort(), ["metrics.jsonl", "pair_log.jsonl"], "the logs of step 1; no checkpoint, temporary directory or lock left");
+    assert.match(
+      r.stderr,
+      new RegExp(`omni-dpo: ${out}/checkpoint-1\\.tmp-\\d+: cannot write \\(EFBIG: file too large`),
+    );
+    assert.deepEqual(
+      readdirSync(out).sort(),
+      ["metrics.jsonl", "pair_log.jsonl"],
+      "the logs of step 1; no checkpoint, temporary directory or lock left",
+    );
   });
 
   it("train --help lists every recipe key with its type and default, grouped, and the objective's keys", () => {
@@ -294,8 +367,12 @@ describe("omni-dpo train: no lost or overwritten work", () => {
     const lines = r.stdout.split("\n");
     const groups = ["model:", "data:", "optimisation:", "schedule:", "logging/saving:", "objective:"];
     const at = groups.map((g) => lines.indexOf(g));
-    assert.ok(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])), `groups in order: ${at}`);
-    const shown = (d: unknown) => (d === null ? "None" : d === "" ? '""' : typeof d === "object" ? JSON.stringify(d) : String(d));
+    assert.ok(
+      at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])),
+      `groups in order: ${at}`,
+    );
+    const shown = (d: unknown) =>
+      d === null ? "None" : d === "" ? '""' : typeof d === "object" ? JSON.stringify(d) : String(d);
     for (const [key, spec] of Object.entries(RECIPE_KEYS) as [string, KeySpec][]) {
       const line = lines.findIndex((l) => l.startsWith(`  ${key} (`));
       assert.ok(line >= 0, `${key} is not listed`);
@@ -304,13 +381,20 @@ describe("omni-dpo train: no lost or overwritten work", () => {
       const group = groups.filter((_, k) => at[k] < line).length - 1;
       assert.equal(groups[group], `${spec.group}:`, `${key} listed under ${groups[group]}`);
       const end = lines.findIndex((l, i) => i > line && !l.startsWith("      "));
-      const help = lines.slice(line + 1, end).join(" ").replace(/\s+/g, " ");
-      if (spec.status === "warn") assert.match(help, /Tooling this run does not use: ignored with a warning when set/, key);
+      const help = lines
+        .slice(line + 1, end)
+        .join(" ")
+        .replace(/\s+/g, " ");
+      if (spec.status === "warn")
+        assert.match(help, /Tooling this run does not use: ignored with a warning when set/, key);
       if (spec.status === "error") assert.match(help, /Not supported: an error when set/, key);
       assert.ok(help.includes(`[default from ${spec.follows}]`), `${key}: where its default comes from: ${help}`);
     }
     assert.match(r.stdout, /learning_rate \(float, default 5e-7\)/);
-    assert.match(r.stdout, /lr_scheduler_type \(linear \| cosine \| cosine_with_restarts \| polynomial \| constant \| constant_with_warmup \| inverse_sqrt \| cosine_with_min_lr \| cosine_warmup_with_min_lr \| warmup_stable_decay, default linear\)/);
+    assert.match(
+      r.stdout,
+      /lr_scheduler_type \(linear \| cosine \| cosine_with_restarts \| polynomial \| constant \| constant_with_warmup \| inverse_sqrt \| cosine_with_min_lr \| cosine_warmup_with_min_lr \| warmup_stable_decay, default linear\)/,
+    );
     assert.match(r.stdout, /--allow-unknown-keys/);
     const objective = r.stdout.slice(r.stdout.indexOf("objective:"));
     for (const key of OBJECTIVE_CONFIG_KEYS) assert.ok(objective.includes(key), `objective key ${key} is not listed`);
@@ -322,8 +406,11 @@ describe("omni-dpo train: bad inputs fail at once, named", () => {
     const model = join(root, `${name}-model`);
     writeToyModel(model, { chatTemplate: "chatml" });
     const yaml = join(root, `${name}.yaml`);
-    writeFileSync(yaml, `model_name_or_path: ${model}\noutput_dir: ${join(root, `${name}-out`)}\n` +
-      `dataset_mixer:\n  ${data}: 1.0\nper_device_train_batch_size: 2\nmax_length: 64\nmax_prompt_length: 32\n${extra}`);
+    writeFileSync(
+      yaml,
+      `model_name_or_path: ${model}\noutput_dir: ${join(root, `${name}-out`)}\n` +
+        `dataset_mixer:\n  ${data}: 1.0\nper_device_train_batch_size: 2\nmax_length: 64\nmax_prompt_length: 32\n${extra}`,
+    );
     return yaml;
   }
 
@@ -331,7 +418,10 @@ describe("omni-dpo train: bad inputs fail at once, named", () => {
     const link = join(root, "endless.jsonl");
     symlinkSync("/dev/zero", link);
     const started = Date.now();
-    const r = spawnSync(process.execPath, [CLI, "train", recipe("endless", "", link)], { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(process.execPath, [CLI, "train", recipe("endless", "", link)], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(r.status, 1, r.stderr);
     assert.ok(r.stderr.includes(`${link}: is a character device, not a data file`), r.stderr);
     assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
@@ -339,21 +429,37 @@ describe("omni-dpo train: bad inputs fail at once, named", () => {
 
   it("a recipe's chat_template that loops without end fails within seconds, naming the recipe and key", () => {
     const data = join(root, "chats.jsonl");
-    writeJsonl(data, toyPairs(4).map((p) => ({ prompt: [{ role: "user", content: p.prompt }],
-      chosen: [{ role: "assistant", content: p.chosen }], rejected: [{ role: "assistant", content: p.rejected }],
-      score_chosen: p.score_chosen, score_rejected: p.score_rejected })));
-    const yaml = recipe("loop", "chat_template: \"{% for i in range(10**8) %}x{% endfor %}\"\n", data);
+    writeJsonl(
+      data,
+      toyPairs(4).map((p) => ({
+        prompt: [{ role: "user", content: p.prompt }],
+        chosen: [{ role: "assistant", content: p.chosen }],
+        rejected: [{ role: "assistant", content: p.rejected }],
+        score_chosen: p.score_chosen,
+        score_rejected: p.score_rejected,
+      })),
+    );
+    const yaml = recipe("loop", 'chat_template: "{% for i in range(10**8) %}x{% endfor %}"\n', data);
     const started = Date.now();
     const r = spawnSync(process.execPath, [CLI, "train", yaml], { encoding: "utf8", timeout: 60_000 });
     assert.equal(r.status, 1, r.stderr);
-    assert.ok(r.stderr.includes(`chat template from ${yaml}: chat_template stopped: it asked for range() of 100000000 items`), r.stderr);
+    assert.ok(
+      r.stderr.includes(`chat template from ${yaml}: chat_template stopped: it asked for range() of 100000000 items`),
+      r.stderr,
+    );
     assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
   });
 
   it("40 records without the scores the loss needs: the first 20 named, and the count says it is capped", () => {
     const data = join(root, "unscored.jsonl");
-    writeJsonl(data, toyPairs(40).map((p) => ({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })));
-    const r = spawnSync(process.execPath, [CLI, "train", recipe("unscored", "", data)], { encoding: "utf8", timeout: 60_000 });
+    writeJsonl(
+      data,
+      toyPairs(40).map((p) => ({ prompt: p.prompt, chosen: p.chosen, rejected: p.rejected })),
+    );
+    const r = spawnSync(process.execPath, [CLI, "train", recipe("unscored", "", data)], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /first 20 of 40 problems in the data:/);
     assert.match(r.stderr, /unscored\.jsonl:\d+: field 'score_chosen': missing, and omni_dpo's quality weight/);

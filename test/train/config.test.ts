@@ -9,7 +9,9 @@ import { RECIPE_KEYS, type KeySpec } from "../../src/train/keys.js";
 import { tempDir } from "../helpers/toy.js";
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-config-"); });
+before(() => {
+  root = tempDir("omni-dpo-config-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 let counter = 0;
@@ -107,25 +109,48 @@ describe("reference YAML", () => {
     assert.equal(config.refModel, join(root, "models/Qwen2.5-0.5B"));
     assert.equal(config.gradientCheckpointing, true);
     // Hardware, hub and tooling keys set to anything but their default are accepted with a warning naming them.
-    for (const key of ["attn_implementation", "hub_model_id", "dataset_splits", "preprocessing_num_workers", "log_level"]) {
-      assert.ok(warnings.some((w) => w.includes(`'${key}'`)), `no warning for ${key}: ${warnings.join(" | ")}`);
+    for (const key of [
+      "attn_implementation",
+      "hub_model_id",
+      "dataset_splits",
+      "preprocessing_num_workers",
+      "log_level",
+    ]) {
+      assert.ok(
+        warnings.some((w) => w.includes(`'${key}'`)),
+        `no warning for ${key}: ${warnings.join(" | ")}`,
+      );
     }
     // bf16, torch_dtype and gradient checkpointing are honoured: no warning, and their values reach the config.
-    for (const key of ["bf16", "torch_dtype"]) assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `warning for ${key}: ${warnings.join(" | ")}`);
+    for (const key of ["bf16", "torch_dtype"])
+      assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `warning for ${key}: ${warnings.join(" | ")}`);
     assert.equal(config.bf16, true);
     assert.equal(config.torchDtype, null);
     // Honoured (run_name, optim, do_eval, gradient_checkpointing_kwargs' use_reentrant), or at their default (push_to_hub: false).
     assert.equal(config.runName, "Qwen2.5-0.5B-Uni-DPO");
     assert.equal(config.optim, "adamw_torch");
-    for (const key of ["run_name", "push_to_hub", "optim", "do_eval", "gradient_checkpointing", "gradient_checkpointing_kwargs", "save_strategy", "eval_strategy"]) {
+    for (const key of [
+      "run_name",
+      "push_to_hub",
+      "optim",
+      "do_eval",
+      "gradient_checkpointing",
+      "gradient_checkpointing_kwargs",
+      "save_strategy",
+      "eval_strategy",
+    ]) {
       assert.ok(!warnings.some((w) => w.includes(`'${key}'`)), `unexpected warning for ${key}`);
     }
-    assert.ok(warnings.every((w) => w.startsWith(file)), "warnings name the YAML file");
+    assert.ok(
+      warnings.every((w) => w.startsWith(file)),
+      "warnings name the YAML file",
+    );
   });
 
   it("loss_type selects the loss too (TRL style), and pref_loss: simpo is SimPO", () => {
     assert.equal(loadTrainConfig(yamlFile(BASE + "loss_type: sigmoid\nbeta: 0.1\n")).config.objective.lossType, "dpo");
-    const simpo = loadTrainConfig(yamlFile(BASE + "pref_loss: simpo\nbeta: 2.0\ngamma_beta_ratio: 0.5\n")).config.objective;
+    const simpo = loadTrainConfig(yamlFile(BASE + "pref_loss: simpo\nbeta: 2.0\ngamma_beta_ratio: 0.5\n")).config
+      .objective;
     assert.equal(simpo.lossType, "simpo");
     assert.equal(simpo.gammaBetaRatio, 0.5);
   });
@@ -149,14 +174,20 @@ describe("reference YAML", () => {
 describe("warnings and errors name the key", () => {
   it("an unknown key is an error naming it, with the nearest known key; allowUnknownKeys makes it a warning", () => {
     const text = BASE + "learnig_rate: 1.0e-5\nmy_custom_flag: true\nper_device_train_batchsize: 2\n";
-    assert.throws(() => loadTrainConfig(yamlFile(text)), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      assert.match(e.message, /unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)/);
-      assert.match(e.message, /unknown key 'per_device_train_batchsize' \(did you mean 'per_device_train_batch_size'\?\)/);
-      assert.match(e.message, /unknown key 'my_custom_flag'[;.]/, "no suggestion for a key near none");
-      assert.match(e.message, /--allow-unknown-keys/);
-      return true;
-    });
+    assert.throws(
+      () => loadTrainConfig(yamlFile(text)),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, /unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\)/);
+        assert.match(
+          e.message,
+          /unknown key 'per_device_train_batchsize' \(did you mean 'per_device_train_batch_size'\?\)/,
+        );
+        assert.match(e.message, /unknown key 'my_custom_flag'[;.]/, "no suggestion for a key near none");
+        assert.match(e.message, /--allow-unknown-keys/);
+        return true;
+      },
+    );
     const { config, warnings } = loadTrainConfig(yamlFile(text), [], { allowUnknownKeys: true });
     assert.equal(warnings.length, 3);
     assert.ok(warnings.some((w) => /unknown key 'learnig_rate' \(did you mean 'learning_rate'\?\) ignored/.test(w)));
@@ -164,14 +195,27 @@ describe("warnings and errors name the key", () => {
   });
 
   it("hardware and tooling keys (use_flash_attention_2, deepspeed, push_to_hub, report_to: wandb) are accepted with a warning", () => {
-    const { config, warnings } = loadTrainConfig(yamlFile(BASE + "use_flash_attention_2: true\ndeepspeed: configs/zero3.json\npush_to_hub: true\nreport_to: wandb\n"));
+    const { config, warnings } = loadTrainConfig(
+      yamlFile(
+        BASE + "use_flash_attention_2: true\ndeepspeed: configs/zero3.json\npush_to_hub: true\nreport_to: wandb\n",
+      ),
+    );
     assert.equal(config.maxLength, 512);
     for (const key of ["use_flash_attention_2", "deepspeed", "push_to_hub"]) {
-      assert.ok(warnings.some((w) => w.includes(`'${key}'`) && /tooling/.test(w)), `no tooling warning for ${key}`);
+      assert.ok(
+        warnings.some((w) => w.includes(`'${key}'`) && /tooling/.test(w)),
+        `no tooling warning for ${key}`,
+      );
     }
-    assert.ok(warnings.some((w) => /report_to: wandb is not available here; skipped/.test(w)), warnings.join(" | "));
+    assert.ok(
+      warnings.some((w) => /report_to: wandb is not available here; skipped/.test(w)),
+      warnings.join(" | "),
+    );
     // Switched off, they need no warning.
-    assert.deepEqual(loadTrainConfig(yamlFile(BASE + "bf16: false\nfp16: false\npush_to_hub: false\nreport_to: none\n")).warnings, []);
+    assert.deepEqual(
+      loadTrainConfig(yamlFile(BASE + "bf16: false\nfp16: false\npush_to_hub: false\nreport_to: none\n")).warnings,
+      [],
+    );
   });
 
   it("keys that would change training and are not supported are errors naming them (fp16, load_in_4bit, disable_dropout: false, optim: adafactor)", () => {
@@ -185,15 +229,31 @@ describe("warnings and errors name the key", () => {
       ["do_train: false\n", /key 'do_train' false \(evaluation only\)/],
       ["auto_insert_empty_system_msg: false\n", /key 'auto_insert_empty_system_msg' false is not supported/],
       ["label_pad_token_id: 0\n", /key 'label_pad_token_id' must be negative/],
-      ["gradient_checkpointing_kwargs:\n  preserve_rng_state: false\n", /key 'gradient_checkpointing_kwargs' supports only use_reentrant/],
+      [
+        "gradient_checkpointing_kwargs:\n  preserve_rng_state: false\n",
+        /key 'gradient_checkpointing_kwargs' supports only use_reentrant/,
+      ],
       ["lr_scheduler_type: reduce_lr_on_plateau\n", /key 'lr_scheduler_type' must be one of/],
-      ["lr_scheduler_type: cosine_with_min_lr\n", /key 'lr_scheduler_kwargs' cosine_with_min_lr needs exactly one of min_lr or min_lr_rate/],
-      ["lr_scheduler_type: linear\nlr_scheduler_kwargs:\n  power: 2\n", /key 'lr_scheduler_kwargs' linear takes no lr_scheduler_kwargs \(got power\)/],
+      [
+        "lr_scheduler_type: cosine_with_min_lr\n",
+        /key 'lr_scheduler_kwargs' cosine_with_min_lr needs exactly one of min_lr or min_lr_rate/,
+      ],
+      [
+        "lr_scheduler_type: linear\nlr_scheduler_kwargs:\n  power: 2\n",
+        /key 'lr_scheduler_kwargs' linear takes no lr_scheduler_kwargs \(got power\)/,
+      ],
       ["save_strategy: best\n", /key 'save_strategy' must be one of no, steps, epoch/],
     ];
     for (const [line, pattern] of cases) assert.throws(() => loadTrainConfig(yamlFile(BASE + line)), pattern, line);
     // Their defaults (or false) are fine.
-    assert.deepEqual(loadTrainConfig(yamlFile(BASE + "fp16: false\nload_in_4bit: false\ndisable_dropout: true\noptim: adamw_torch_fused\ndo_train: true\n")).warnings, []);
+    assert.deepEqual(
+      loadTrainConfig(
+        yamlFile(
+          BASE + "fp16: false\nload_in_4bit: false\ndisable_dropout: true\noptim: adamw_torch_fused\ndo_train: true\n",
+        ),
+      ).warnings,
+      [],
+    );
   });
 
   it("wrong types are errors naming the key", () => {
@@ -212,21 +272,30 @@ describe("warnings and errors name the key", () => {
     ];
     for (const [line, key] of cases) {
       const text = BASE.replace(/^output_dir: out\n/m, line.startsWith("output_dir") ? "" : "output_dir: out\n") + line;
-      assert.throws(() => loadTrainConfig(yamlFile(text)), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, `${key}: expected a ConfigError, got ${String(e)}`);
-        assert.ok(e.message.includes(key), `${key}: message does not name it: ${e.message}`);
-        return true;
-      }, key);
+      assert.throws(
+        () => loadTrainConfig(yamlFile(text)),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, `${key}: expected a ConfigError, got ${String(e)}`);
+          assert.ok(e.message.includes(key), `${key}: message does not name it: ${e.message}`);
+          return true;
+        },
+        key,
+      );
     }
   });
 
   it("dataset_mixer fractions outside (0, 1] name the path", () => {
-    assert.throws(() => loadTrainConfig(yamlFile("model_name_or_path: m\noutput_dir: o\ndataset_mixer:\n  data/x.jsonl: 2\n")), /dataset_mixer.*data\/x\.jsonl/);
+    assert.throws(
+      () => loadTrainConfig(yamlFile("model_name_or_path: m\noutput_dir: o\ndataset_mixer:\n  data/x.jsonl: 2\n")),
+      /dataset_mixer.*data\/x\.jsonl/,
+    );
   });
 
   it("a missing required key is an error naming it", () => {
     for (const key of ["model_name_or_path", "output_dir", "dataset_mixer"]) {
-      const text = BASE.split("\n").filter((l) => !l.startsWith(key) && !(key === "dataset_mixer" && l.startsWith("  "))).join("\n");
+      const text = BASE.split("\n")
+        .filter((l) => !l.startsWith(key) && !(key === "dataset_mixer" && l.startsWith("  ")))
+        .join("\n");
       assert.throws(() => loadTrainConfig(yamlFile(text)), new RegExp(`missing required key '${key}'`));
     }
   });
@@ -235,36 +304,64 @@ describe("warnings and errors name the key", () => {
     const keys = Array.from({ length: 10_000 }, (_, i) => `unknown_key_${i}: 1`).join("\n");
     const file = yamlFile(BASE + keys + "\n");
     const started = Date.now();
-    assert.throws(() => loadTrainConfig(file), (e: unknown) => {
-      const m = (e as Error).message;
-      assert.ok(m.includes(`${file}: unknown key 'unknown_key_0'; `) && m.includes(`unknown key 'unknown_key_19', and 9980 more unknown keys.`), m);
-      assert.doesNotMatch(m, /unknown_key_20\b/);
-      assert.ok(m.length < 3000, `the message is ${m.length} characters`);
-      return e instanceof ConfigError;
-    });
+    assert.throws(
+      () => loadTrainConfig(file),
+      (e: unknown) => {
+        const m = (e as Error).message;
+        assert.ok(
+          m.includes(`${file}: unknown key 'unknown_key_0'; `) &&
+            m.includes(`unknown key 'unknown_key_19', and 9980 more unknown keys.`),
+          m,
+        );
+        assert.doesNotMatch(m, /unknown_key_20\b/);
+        assert.ok(m.length < 3000, `the message is ${m.length} characters`);
+        return e instanceof ConfigError;
+      },
+    );
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     // (YAML's own keys stop at 1024 characters; a recipe given as an object has no such bound.)
-    const huge = { model_name_or_path: "m", output_dir: "o", dataset_mixer: { "d.jsonl": 1 }, ["k".repeat(1_000_000)]: 1 };
+    const huge = {
+      model_name_or_path: "m",
+      output_dir: "o",
+      dataset_mixer: { "d.jsonl": 1 },
+      ["k".repeat(1_000_000)]: 1,
+    };
     assert.throws(() => loadTrainConfig(huge), /unknown key 'k{80}… \(1000000 characters\)'/);
     const { warnings } = loadTrainConfig(file, [], { allowUnknownKeys: true });
     assert.equal(warnings.filter((w) => /unknown key '/.test(w)).length, 20);
-    assert.ok(warnings.some((w) => w === `${file}: 9980 more unknown keys ignored (--allow-unknown-keys)`), warnings.join("\n"));
+    assert.ok(
+      warnings.some((w) => w === `${file}: 9980 more unknown keys ignored (--allow-unknown-keys)`),
+      warnings.join("\n"),
+    );
   });
 
   it("a key repeated in a mapping is an error naming both lines", () => {
     const file = yamlFile(BASE + "beta: 0.1\nbeta: 0.2\n");
     const line = BASE.split("\n").length;
-    assert.throws(() => loadTrainConfig(file), (e: unknown) => e instanceof ConfigError &&
-      e.message === `${file}: line ${line + 1}: key 'beta' repeats the one on line ${line}`);
-    assert.throws(() => loadTrainConfig(yamlFile(BASE.replace("dataset_mixer:\n", "dataset_mixer:\n  a.jsonl: 1.0\n  a.jsonl: 0.5\n"))),
-      /key 'a\.jsonl' repeats the one on line/);
+    assert.throws(
+      () => loadTrainConfig(file),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === `${file}: line ${line + 1}: key 'beta' repeats the one on line ${line}`,
+    );
+    assert.throws(
+      () =>
+        loadTrainConfig(yamlFile(BASE.replace("dataset_mixer:\n", "dataset_mixer:\n  a.jsonl: 1.0\n  a.jsonl: 0.5\n"))),
+      /key 'a\.jsonl' repeats the one on line/,
+    );
   });
 
   it("a missing file, invalid YAML or a non-mapping is an error naming the file", () => {
     const gone = join(root, "nope.yaml");
-    assert.throws(() => loadTrainConfig(gone), (e: unknown) => e instanceof ConfigError && e.message.includes(gone));
+    assert.throws(
+      () => loadTrainConfig(gone),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(gone),
+    );
     const bad = yamlFile("model_name_or_path: [unclosed\n");
-    assert.throws(() => loadTrainConfig(bad), (e: unknown) => e instanceof ConfigError && e.message.includes(bad) && /YAML/.test(e.message));
+    assert.throws(
+      () => loadTrainConfig(bad),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(bad) && /YAML/.test(e.message),
+    );
     const list = yamlFile("- a\n- b\n");
     assert.throws(() => loadTrainConfig(list), /mapping/);
   });
@@ -284,27 +381,52 @@ describe("--set overrides", () => {
 
   it("an empty value is an error naming the key, not the default (an unset shell variable)", () => {
     for (const text of ["learning_rate=", "learning_rate=  "]) {
-      assert.throws(() => parseOverride(text), (e: unknown) => e instanceof ConfigError &&
-        e.message === "--set learning_rate: the value is empty (give one, or None for the key's default)");
+      assert.throws(
+        () => parseOverride(text),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          e.message === "--set learning_rate: the value is empty (give one, or None for the key's default)",
+      );
     }
   });
 
   it("a value that is not YAML, infinite or NaN names --set and the key and says what is wrong", () => {
     assert.throws(() => parseOverride("beta=[1"), /^ConfigError: --set beta: '\[1' is not a YAML value \(/);
-    assert.throws(() => parseOverride("learning_rate=1e400"), /^ConfigError: --set learning_rate: '1e400' is Infinity \(not a finite number/);
-    assert.throws(() => parseOverride("learning_rate=.nan"), /^ConfigError: --set learning_rate: '\.nan' is NaN \(not a number\)/);
+    assert.throws(
+      () => parseOverride("learning_rate=1e400"),
+      /^ConfigError: --set learning_rate: '1e400' is Infinity \(not a finite number/,
+    );
+    assert.throws(
+      () => parseOverride("learning_rate=.nan"),
+      /^ConfigError: --set learning_rate: '\.nan' is NaN \(not a number\)/,
+    );
     // A wrong type from --set is placed at --set, not in the recipe.
     const file = yamlFile(BASE);
-    assert.throws(() => loadTrainConfig(file, [parseOverride("learning_rate=fast")]),
-      (e: unknown) => e instanceof ConfigError && e.message === `--set learning_rate: key 'learning_rate' must be a number, got "fast"`);
+    assert.throws(
+      () => loadTrainConfig(file, [parseOverride("learning_rate=fast")]),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === `--set learning_rate: key 'learning_rate' must be a number, got "fast"`,
+    );
     // In the recipe itself, an overflowing number is named as such, not as null.
-    assert.throws(() => loadTrainConfig(yamlFile(BASE + "learning_rate: 1e400\n")),
-      /key 'learning_rate' must be a number, got Infinity \(not a finite number/);
+    assert.throws(
+      () => loadTrainConfig(yamlFile(BASE + "learning_rate: 1e400\n")),
+      /key 'learning_rate' must be a number, got Infinity \(not a finite number/,
+    );
   });
 
   it("overrides replace YAML values and are checked like them", () => {
     const file = yamlFile(BASE + "learning_rate: 1.0e-6\nbeta: 2.0\n");
-    const { config } = loadTrainConfig(file, ["learning_rate=5.0e-5", "beta=0.25", "num_train_epochs=2", "resume_from_checkpoint=true", "output_dir=elsewhere"].map(parseOverride));
+    const { config } = loadTrainConfig(
+      file,
+      [
+        "learning_rate=5.0e-5",
+        "beta=0.25",
+        "num_train_epochs=2",
+        "resume_from_checkpoint=true",
+        "output_dir=elsewhere",
+      ].map(parseOverride),
+    );
     assert.equal(config.learningRate, 5e-5);
     assert.equal(config.objective.beta, 0.25);
     assert.equal(config.numTrainEpochs, 2);
@@ -323,14 +445,17 @@ describe("paths", () => {
   it("relative paths resolve against the YAML's directory, not the working directory", () => {
     const dir = join(root, "nested", "recipes");
     mkdirSync(dir, { recursive: true });
-    const file = yamlFile(`model_name_or_path: ../models/tiny
+    const file = yamlFile(
+      `model_name_or_path: ../models/tiny
 ref_model: ../models/ref
 output_dir: runs/a
 eval_file: data/eval.jsonl
 dataset_mixer:
   data/one.jsonl: 0.5
   /abs/two.parquet: 1.0
-`, dir);
+`,
+      dir,
+    );
     const { config } = loadTrainConfig(file);
     assert.equal(config.modelNameOrPath, join(root, "nested", "models", "tiny"));
     assert.equal(config.refModel, join(root, "nested", "models", "ref"));
@@ -340,7 +465,7 @@ dataset_mixer:
   });
 
   it("eval_strategy / save_strategy 'no' turn eval and saving off", () => {
-    const { config } = loadTrainConfig(yamlFile(BASE + "eval_strategy: \"no\"\neval_steps: 10\nsave_strategy: \"no\"\n"));
+    const { config } = loadTrainConfig(yamlFile(BASE + 'eval_strategy: "no"\neval_steps: 10\nsave_strategy: "no"\n'));
     assert.equal(config.evalSteps, null);
     assert.equal(config.saveSteps, null);
   });
@@ -348,11 +473,18 @@ dataset_mixer:
 
 describe("values checked as transformers checks them", () => {
   const rejects = (lines: string, key: string, value: string) => {
-    assert.throws(() => loadTrainConfig(yamlFile(BASE + lines)), (e: unknown) => {
-      assert.ok(e instanceof ConfigError, `${lines.trim()}: expected a ConfigError, got ${String(e)}`);
-      assert.ok(e.message.includes(`'${key}'`) && e.message.includes(`got ${value}`), `${lines.trim()}: the message names neither the key nor the value: ${e.message}`);
-      return true;
-    }, lines);
+    assert.throws(
+      () => loadTrainConfig(yamlFile(BASE + lines)),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, `${lines.trim()}: expected a ConfigError, got ${String(e)}`);
+        assert.ok(
+          e.message.includes(`'${key}'`) && e.message.includes(`got ${value}`),
+          `${lines.trim()}: the message names neither the key nor the value: ${e.message}`,
+        );
+        return true;
+      },
+      lines,
+    );
   };
 
   it("out-of-range values are errors naming the key and the value", () => {
@@ -375,7 +507,9 @@ describe("values checked as transformers checks them", () => {
 
   it("what transformers accepts is accepted: epochs unused under max_steps, save_steps 0 with saving off, limits of 0, ratios up to 1", () => {
     assert.equal(loadTrainConfig(yamlFile(BASE + "num_train_epochs: 0\nmax_steps: 10\n")).config.maxSteps, 10);
-    const off = loadTrainConfig(yamlFile(BASE + "save_steps: 0\nsave_strategy: \"no\"\neval_steps: 0\neval_strategy: \"no\"\n")).config;
+    const off = loadTrainConfig(
+      yamlFile(BASE + 'save_steps: 0\nsave_strategy: "no"\neval_steps: 0\neval_strategy: "no"\n'),
+    ).config;
     assert.equal(off.saveSteps, null);
     assert.equal(off.evalSteps, null);
     assert.equal(loadTrainConfig(yamlFile(BASE + "save_total_limit: 0\n")).config.saveTotalLimit, 0);
@@ -402,13 +536,17 @@ describe("the table of recipe keys", () => {
         assert.ok(!(field in fields), `${key} is not acted on, yet the config has ${field}`);
         // Never silent: a warning ("warn") or an error ("error") naming the key.
         const set = `${BASE}${key}: ${spec.default === true ? "false" : "true"}\n`;
-        if (spec.status === "error") assert.throws(() => loadTrainConfig(yamlFile(set)), new RegExp(`key '${key}'.*not supported`));
+        if (spec.status === "error")
+          assert.throws(() => loadTrainConfig(yamlFile(set)), new RegExp(`key '${key}'.*not supported`));
         else {
           const { warnings: w } = loadTrainConfig(yamlFile(set));
           assert.equal(w.length, 1, `${key}: ${w.join(" | ")}`);
           assert.match(w[0], new RegExp(`'${key}'.*ignored`));
         }
-      } else if ("default" in spec && !["model_name_or_path", "output_dir", "dataset_mixer", "dpo_length_norm"].includes(key)) {
+      } else if (
+        "default" in spec &&
+        !["model_name_or_path", "output_dir", "dataset_mixer", "dpo_length_norm"].includes(key)
+      ) {
         assert.deepEqual(fields[field], spec.default, `${key} -> ${field}`);
       } else {
         assert.ok(fields[field] !== undefined, `${key} -> ${field}`);
@@ -432,11 +570,15 @@ describe("output_dir never overwrites the model it starts from", () => {
     ];
     for (const [lines, key] of cases) {
       const file = yamlFile(`${lines}dataset_mixer:\n  data.jsonl: 1.0\n`, models);
-      assert.throws(() => loadTrainConfig(file), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, String(e));
-        assert.ok(e.message.includes("output_dir") && e.message.includes(key), `${lines.trim()}: ${e.message}`);
-        return true;
-      }, lines);
+      assert.throws(
+        () => loadTrainConfig(file),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.ok(e.message.includes("output_dir") && e.message.includes(key), `${lines.trim()}: ${e.message}`);
+          return true;
+        },
+        lines,
+      );
     }
     // A sibling is fine.
     const ok = yamlFile("model_name_or_path: sft\noutput_dir: sft-dpo\ndataset_mixer:\n  data.jsonl: 1.0\n", models);
@@ -452,16 +594,24 @@ describe("output_dir never deletes an input", () => {
     symlinkSync(join(runs, "run", "checkpoint-6"), join(runs, "ckpt-link"));
     const data = "dataset_mixer:\n  data.jsonl: 1.0\n";
     const cases: [string, RegExp][] = [
-      ["model_name_or_path: run/checkpoint-6\noutput_dir: run\noverwrite_output_dir: true\n" + data,
-        /output_dir \(.*run\) contains model_name_or_path \(.*run\/checkpoint-6\)/],
+      [
+        "model_name_or_path: run/checkpoint-6\noutput_dir: run\noverwrite_output_dir: true\n" + data,
+        /output_dir \(.*run\) contains model_name_or_path \(.*run\/checkpoint-6\)/,
+      ],
       ["model_name_or_path: ckpt-link\noutput_dir: run\n" + data, /contains model_name_or_path \(.*ckpt-link\)/],
       ["model_name_or_path: base\nref_model: run/checkpoint-6\noutput_dir: run\n" + data, /contains ref_model/],
-      ["model_name_or_path: base\noutput_dir: base/dpo\n" + data,
-        /output_dir \(.*base\/dpo\) lies inside model_name_or_path/],
-      ["model_name_or_path: base\noutput_dir: run\ndataset_mixer:\n  run/pairs.jsonl: 1.0\n",
-        /contains dataset_mixer \(.*run\/pairs\.jsonl\)/],
-      ["model_name_or_path: base\noutput_dir: run\ntrain_data_path: d.jsonl\neval_file: run/eval.jsonl\n",
-        /contains eval_file/],
+      [
+        "model_name_or_path: base\noutput_dir: base/dpo\n" + data,
+        /output_dir \(.*base\/dpo\) lies inside model_name_or_path/,
+      ],
+      [
+        "model_name_or_path: base\noutput_dir: run\ndataset_mixer:\n  run/pairs.jsonl: 1.0\n",
+        /contains dataset_mixer \(.*run\/pairs\.jsonl\)/,
+      ],
+      [
+        "model_name_or_path: base\noutput_dir: run\ntrain_data_path: d.jsonl\neval_file: run/eval.jsonl\n",
+        /contains eval_file/,
+      ],
     ];
     for (const [text, message] of cases) {
       const refused = (e: unknown) => e instanceof ConfigError && message.test(e.message);

@@ -22,28 +22,54 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 function recipe(outputDir: string, extra: Record<string, unknown> = {}) {
   return loadTrainConfig({
-    model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, outputDir), beta: 0.5,
-    learning_rate: 1e-3, per_device_train_batch_size: 4, max_length: 48, max_prompt_length: 24, logging_steps: 1,
-    seed: 3, max_steps: 3, ...extra,
+    model_name_or_path: model,
+    dataset_mixer: { [data]: 1.0 },
+    output_dir: join(root, outputDir),
+    beta: 0.5,
+    learning_rate: 1e-3,
+    per_device_train_batch_size: 4,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    seed: 3,
+    max_steps: 3,
+    ...extra,
   }).config;
 }
 
 const stopAfter = (n: number): TrainHooks => {
   let step = 0;
-  return { onProgress: (s) => { step = s; }, shouldStop: () => step >= n };
+  return {
+    onProgress: (s) => {
+      step = s;
+    },
+    shouldStop: () => step >= n,
+  };
 };
 
 describe("a damaged checkpoint", () => {
   it("no omni_dpo_state.json, a corrupt optimizer.json, no weights: refused naming the file", async () => {
     const damages: [string, (dir: string) => void, RegExp][] = [
-      ["no-state", (d) => rmSync(join(d, "omni_dpo_state.json")),
-        /checkpoint-2\/omni_dpo_state\.json is missing.*overwrite_output_dir/],
-      ["bad-optimizer", (d) => truncateSync(join(d, "optimizer.json"), 7),
-        /checkpoint-2\/optimizer\.json: not valid JSON/],
-      ["no-weights", (d) => rmSync(join(d, "model.safetensors")),
-        /checkpoint-2: the model's weights is missing \(model\.safetensors/],
-      ["bad-state", (d) => writeFileSync(join(d, "omni_dpo_state.json"), "{\"globalStep\": \"two\"}"),
-        /checkpoint-2\/omni_dpo_state\.json: field 'globalStep' must be a non-negative integer/],
+      [
+        "no-state",
+        (d) => rmSync(join(d, "omni_dpo_state.json")),
+        /checkpoint-2\/omni_dpo_state\.json is missing.*overwrite_output_dir/,
+      ],
+      [
+        "bad-optimizer",
+        (d) => truncateSync(join(d, "optimizer.json"), 7),
+        /checkpoint-2\/optimizer\.json: not valid JSON/,
+      ],
+      [
+        "no-weights",
+        (d) => rmSync(join(d, "model.safetensors")),
+        /checkpoint-2: the model's weights is missing \(model\.safetensors/,
+      ],
+      [
+        "bad-state",
+        (d) => writeFileSync(join(d, "omni_dpo_state.json"), '{"globalStep": "two"}'),
+        /checkpoint-2\/omni_dpo_state\.json: field 'globalStep' must be a non-negative integer/,
+      ],
     ];
     for (const [name, damage, message] of damages) {
       const stopped = await train(recipe(name), stopAfter(2));
@@ -51,7 +77,15 @@ describe("a damaged checkpoint", () => {
       damage(stopped.checkpoint!);
       const metrics = readFileSync(join(root, name, "metrics.jsonl"), "utf8");
       let steps = 0;
-      await assert.rejects(train(recipe(name), { onProgress: () => { steps++; } }), message, name);
+      await assert.rejects(
+        train(recipe(name), {
+          onProgress: () => {
+            steps++;
+          },
+        }),
+        message,
+        name,
+      );
       assert.equal(steps, 0, `${name}: no step was trained`);
       const left = readdirSync(join(root, name)).filter((n) => n.startsWith("checkpoint-"));
       assert.deepEqual(left, ["checkpoint-2"], name);

@@ -18,14 +18,22 @@ import { tempDir, toyPairs, writeJsonl } from "../helpers/toy.js";
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
 let root: string;
-before(() => { root = tempDir("omni-dpo-gemma2-recipe-"); });
+before(() => {
+  root = tempDir("omni-dpo-gemma2-recipe-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** A tiny random Gemma-2 (soft-capping, sliding window, GQA) with a byte-level tokenizer holding Gemma's turn markers. */
 function writeTinyGemma2(dir: string): void {
   const tok = writeByteLevelTokenizer(dir, { extraSpecialTokens: ["<start_of_turn>", "<end_of_turn>"] });
-  const model = createModel({ ...GEMMA_CONFIGS.gemma2, vocab_size: tok.vocabSize, max_position_embeddings: 256,
-    bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId, pad_token_id: tok.eosTokenId });
+  const model = createModel({
+    ...GEMMA_CONFIGS.gemma2,
+    vocab_size: tok.vocabSize,
+    max_position_embeddings: 256,
+    bos_token_id: tok.bosTokenId,
+    eos_token_id: tok.eosTokenId,
+    pad_token_id: tok.eosTokenId,
+  });
   saveModel(model, dir);
   model.dispose();
 }
@@ -98,20 +106,36 @@ it("the reference's Gemma-2-9B-IT recipe trains a tiny Gemma-2 with bf16 and gra
   // UltraFeedback's layout: a string prompt, chosen/rejected as conversations, judge scores.
   const rows = toyPairs(32).map((p) => ({
     prompt: p.prompt,
-    chosen: [{ role: "user", content: p.prompt }, { role: "assistant", content: p.chosen.trim() }],
-    rejected: [{ role: "user", content: p.prompt }, { role: "assistant", content: p.rejected.trim() }],
-    score_chosen: p.score_chosen, score_rejected: p.score_rejected,
+    chosen: [
+      { role: "user", content: p.prompt },
+      { role: "assistant", content: p.chosen.trim() },
+    ],
+    rejected: [
+      { role: "user", content: p.prompt },
+      { role: "assistant", content: p.rejected.trim() },
+    ],
+    score_chosen: p.score_chosen,
+    score_rejected: p.score_rejected,
   }));
   writeJsonl(join(root, "ultrafeedback-tiny.jsonl"), rows);
   const yaml = join(root, "Gemma-2-9B-IT.yaml");
   writeFileSync(yaml, RECIPE);
-  const r = spawnSync(process.execPath, [CLI, "train", yaml], { cwd: packageRoot(), encoding: "utf8", timeout: 180_000, env: { ...process.env, OMP_NUM_THREADS: "1" } });
+  const r = spawnSync(process.execPath, [CLI, "train", yaml], {
+    cwd: packageRoot(),
+    encoding: "utf8",
+    timeout: 180_000,
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
   assert.equal(r.status, 0, `exit ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   // 32 pairs, one a micro-batch, 16 per step: 2 optimizer steps.
   assert.match(r.stdout, /trained 2 steps; model saved to /);
   // Warnings do reach stderr (the recipe's attn_implementation is one), but none for precision or checkpointing.
   assert.match(r.stderr, /warning: .*'attn_implementation'/);
-  assert.doesNotMatch(r.stderr, /'(bf16|torch_dtype|gradient_checkpointing|gradient_checkpointing_kwargs)'/, "a precision or checkpointing key was warned about");
+  assert.doesNotMatch(
+    r.stderr,
+    /'(bf16|torch_dtype|gradient_checkpointing|gradient_checkpointing_kwargs)'/,
+    "a precision or checkpointing key was warned about",
+  );
   assert.doesNotMatch(r.stderr, /unknown key/);
   const out = join(root, "outputs", "gemma2-tiny-uni-dpo");
   // As the HF Trainer writes them: trainer_state.json's global_step, train_results.json's train_loss.

@@ -21,22 +21,56 @@ import { CLI, writeRecipe } from "../distributed/train-ranks.js";
 const WORKER = fileURLToPath(new URL("../distributed/memory-worker.js", import.meta.url));
 
 const llamaBase = {
-  vocab_size: 61, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, max_position_embeddings: 64, rms_norm_eps: 1e-6,
+  vocab_size: 61,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+  rms_norm_eps: 1e-6,
 };
 const CONFIGS: Record<string, RawConfig> = {
-  gpt2: { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: 61, n_positions: 64, n_embd: 32, n_layer: 2, n_head: 4 },
-  "llama (biases)": { architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, attention_bias: true, mlp_bias: true },
-  "llama (tied, head_dim)": { architectures: ["LlamaForCausalLM"], model_type: "llama", ...llamaBase, tie_word_embeddings: true, head_dim: 16 },
+  gpt2: {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: 61,
+    n_positions: 64,
+    n_embd: 32,
+    n_layer: 2,
+    n_head: 4,
+  },
+  "llama (biases)": {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    ...llamaBase,
+    attention_bias: true,
+    mlp_bias: true,
+  },
+  "llama (tied, head_dim)": {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    ...llamaBase,
+    tie_word_embeddings: true,
+    head_dim: 16,
+  },
   qwen2: { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", ...llamaBase },
   mistral: { architectures: ["MistralForCausalLM"], model_type: "mistral", ...llamaBase, sliding_window: 4 },
-  "qwen3 (tied)": { architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", ...llamaBase, head_dim: 8, tie_word_embeddings: true },
+  "qwen3 (tied)": {
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    ...llamaBase,
+    head_dim: 8,
+    tie_word_embeddings: true,
+  },
   phi3: { architectures: ["Phi3ForCausalLM"], model_type: "phi3", ...llamaBase },
   ...GEMMA_CONFIGS,
 };
 
 let root: string;
-before(() => { root = tempDir("omni-dpo-memory-estimate-"); });
+before(() => {
+  root = tempDir("omni-dpo-memory-estimate-");
+});
 after(() => rmSync(root, { recursive: true, force: true }));
 
 describe("estimate-memory", () => {
@@ -46,8 +80,18 @@ describe("estimate-memory", () => {
       const shape = modelShape(config, name);
       assert.equal(parameterCount(shape), model.numParameters(), name);
       const targets = shape.linears.slice(0, 2).map((l) => l.name);
-      const lora = attachLora(model, { r: 4, alpha: 8, dropout: 0, targetModules: targets, modulesToSave: [], useRslora: false });
-      const adapters = model.parameters().filter((p) => p.requiresGrad).reduce((n, p) => n + p.numel(), 0);
+      const lora = attachLora(model, {
+        r: 4,
+        alpha: 8,
+        dropout: 0,
+        targetModules: targets,
+        modulesToSave: [],
+        useRslora: false,
+      });
+      const adapters = model
+        .parameters()
+        .filter((p) => p.requiresGrad)
+        .reduce((n, p) => n + p.numel(), 0);
       assert.equal(loraParameterCount(shape, 4, targets), adapters, `${name}: LoRA on ${targets.join(", ")}`);
       assert.ok(lora);
       model.dispose();
@@ -56,13 +100,30 @@ describe("estimate-memory", () => {
 
   it("Gemma-2-9B from its config: 9,241,705,984 parameters; on 8 ranks AdamW's state is 1/8 from stage 1", () => {
     const gemma = {
-      architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", vocab_size: 256000, hidden_size: 3584, intermediate_size: 14336,
-      num_hidden_layers: 42, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 256, hidden_activation: "gelu_pytorch_tanh",
-      query_pre_attn_scalar: 256, sliding_window: 4096,
+      architectures: ["Gemma2ForCausalLM"],
+      model_type: "gemma2",
+      vocab_size: 256000,
+      hidden_size: 3584,
+      intermediate_size: 14336,
+      num_hidden_layers: 42,
+      num_attention_heads: 16,
+      num_key_value_heads: 8,
+      head_dim: 256,
+      hidden_activation: "gelu_pytorch_tanh",
+      query_pre_attn_scalar: 256,
+      sliding_window: 4096,
     };
     const shape = modelShape(gemma);
     assert.equal(parameterCount(shape), 9_241_705_984);
-    const o = { worldSize: 8, dtype: "float32", bf16: true, lora: null, gradientCheckpointing: true, seq: 1024, batch: 1 } as const;
+    const o = {
+      worldSize: 8,
+      dtype: "float32",
+      bf16: true,
+      lora: null,
+      gradientCheckpointing: true,
+      seq: 1024,
+      batch: 1,
+    } as const;
     const [s0, s1, s2] = [0, 1, 2].map((zeroStage) => estimateMemory(shape, { ...o, zeroStage }));
     assert.equal(s0.per_device_bytes.optimizer, 2 * 4 * 9_241_705_984);
     assert.equal(s1.per_device_bytes.optimizer, s0.per_device_bytes.optimizer / 8);
@@ -72,7 +133,10 @@ describe("estimate-memory", () => {
     assert.equal(s2.gradients_after_reduce_bytes, (4 * 9_241_705_984) / 8);
     const layer = (9_241_705_984 - 256000 * 3584 - 3584) / 42;
     assert.equal(s2.per_device_bytes.gradients, s2.gradients_after_reduce_bytes + 4 * (layer + 256000 * 3584 + 3584));
-    assert.throws(() => estimateMemory(shape, { ...o, zeroStage: 3 }), /--zero-stage 3: this trainer has stages 0, 1, 2/);
+    assert.throws(
+      () => estimateMemory(shape, { ...o, zeroStage: 3 }),
+      /--zero-stage 3: this trainer has stages 0, 1, 2/,
+    );
   });
 
   it("weights, gradients and optimizer state match what 2 Gloo ranks hold at stages 0, 1 and 2 (within 15%)", async (t) => {
@@ -80,9 +144,18 @@ describe("estimate-memory", () => {
     const modelDir = join(root, "model");
     const tok = writeByteLevelTokenizer(modelDir);
     const config = {
-      architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: tok.vocabSize, hidden_size: 256, intermediate_size: 688,
-      num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, rms_norm_eps: 1e-6,
-      bos_token_id: tok.bosTokenId, eos_token_id: tok.eosTokenId,
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      vocab_size: tok.vocabSize,
+      hidden_size: 256,
+      intermediate_size: 688,
+      num_hidden_layers: 4,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      max_position_embeddings: 128,
+      rms_norm_eps: 1e-6,
+      bos_token_id: tok.bosTokenId,
+      eos_token_id: tok.eosTokenId,
     };
     torch.manualSeed(0);
     const model = createModel(config);
@@ -92,13 +165,32 @@ describe("estimate-memory", () => {
     const shape = modelShape(config);
     for (const zeroStage of [0, 1, 2]) {
       const recipe = writeRecipe(join(root, `stage-${zeroStage}.yaml`), {
-        model_name_or_path: modelDir, dataset_mixer: { [data]: 1.0 }, output_dir: join(root, `out-${zeroStage}`), pref_loss: "simpo",
-        beta: 2.0, learning_rate: 1e-4, per_device_train_batch_size: 2, max_steps: 2, max_length: 32, max_prompt_length: 16,
-        save_strategy: "no", pair_log_samples: 0, seed: 1, zero_stage: zeroStage, ddp_timeout: 60,
+        model_name_or_path: modelDir,
+        dataset_mixer: { [data]: 1.0 },
+        output_dir: join(root, `out-${zeroStage}`),
+        pref_loss: "simpo",
+        beta: 2.0,
+        learning_rate: 1e-4,
+        per_device_train_batch_size: 2,
+        max_steps: 2,
+        max_length: 32,
+        max_prompt_length: 16,
+        save_strategy: "no",
+        pair_log_samples: 0,
+        seed: 1,
+        zero_stage: zeroStage,
+        ddp_timeout: 60,
       });
       const runs = await runRanks(WORKER, 2, { MASTER_PORT: String(await freePort()) }, [recipe]);
       const want = estimateMemory(shape, {
-        zeroStage, worldSize: 2, dtype: "float32", bf16: false, lora: null, gradientCheckpointing: false, seq: 32, batch: 2,
+        zeroStage,
+        worldSize: 2,
+        dtype: "float32",
+        bf16: false,
+        lora: null,
+        gradientCheckpointing: false,
+        seq: 32,
+        batch: 2,
       });
       for (const r of runs) {
         assert.equal(r.code, 0, r.output);
@@ -107,25 +199,36 @@ describe("estimate-memory", () => {
         // the gradients (and DDP's buckets); the same after the reduction: what stays until the
         // step. (At stage 2 the reduction ran during backward: its peak is checked below.)
         const measured = {
-          weights: m.weights, gradients: m.beforeReduce - m.weights - m.optimizerState,
-          afterReduce: m.afterReduce - m.weights - m.optimizerState, optimizer: m.optimizerState,
+          weights: m.weights,
+          gradients: m.beforeReduce - m.weights - m.optimizerState,
+          afterReduce: m.afterReduce - m.weights - m.optimizerState,
+          optimizer: m.optimizerState,
         };
         const expected = {
           weights: want.per_device_bytes.weights,
           gradients: zeroStage === 2 ? want.gradients_after_reduce_bytes : want.per_device_bytes.gradients,
-          afterReduce: want.gradients_after_reduce_bytes, optimizer: want.per_device_bytes.optimizer,
+          afterReduce: want.gradients_after_reduce_bytes,
+          optimizer: want.per_device_bytes.optimizer,
         };
         // Step 2's peak (forward, backward, update) holds at least the states, and at stage 2 less
         // than stage 1's states would be.
         const states = want.per_device_bytes.weights + want.per_device_bytes.optimizer;
         assert.ok(m.stepPeak >= states + want.gradients_after_reduce_bytes, `stage ${zeroStage}: peak ${m.stepPeak}`);
-        t.diagnostic(`stage ${zeroStage} rank ${m.rank}: step peak ${(m.stepPeak / 2 ** 20).toFixed(2)} MiB, estimated total ` +
-          `${(want.per_device_bytes.total / 2 ** 20).toFixed(2)} MiB (activations ${(want.per_device_bytes.activations / 2 ** 20).toFixed(2)})`);
-        const mib = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(2)}`).join(", ");
+        t.diagnostic(
+          `stage ${zeroStage} rank ${m.rank}: step peak ${(m.stepPeak / 2 ** 20).toFixed(2)} MiB, estimated total ` +
+            `${(want.per_device_bytes.total / 2 ** 20).toFixed(2)} MiB (activations ${(want.per_device_bytes.activations / 2 ** 20).toFixed(2)})`,
+        );
+        const mib = (o: Record<string, number>) =>
+          Object.entries(o)
+            .map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(2)}`)
+            .join(", ");
         t.diagnostic(`stage ${zeroStage} rank ${m.rank} MiB measured: ${mib(measured)}; estimated: ${mib(expected)}`);
         for (const k of Object.keys(expected) as (keyof typeof expected)[]) {
           const ratio = measured[k] / expected[k];
-          assert.ok(Math.abs(ratio - 1) <= 0.15, `stage ${zeroStage} rank ${m.rank} ${k}: measured ${measured[k]}, estimated ${expected[k]}`);
+          assert.ok(
+            Math.abs(ratio - 1) <= 0.15,
+            `stage ${zeroStage} rank ${m.rank} ${k}: measured ${measured[k]}, estimated ${expected[k]}`,
+          );
         }
       }
     }
@@ -134,14 +237,29 @@ describe("estimate-memory", () => {
   it("the CLI prints every stage (or --json for one) and names a bad flag", async () => {
     const file = join(root, "config.json");
     writeFileSync(file, JSON.stringify(CONFIGS.qwen2));
-    const table = await runCommand(process.execPath, [CLI, "estimate-memory", "--model", file, "--world-size", "4"], {});
+    const table = await runCommand(
+      process.execPath,
+      [CLI, "estimate-memory", "--model", file, "--world-size", "4"],
+      {},
+    );
     assert.equal(table.code, 0, table.output);
     assert.match(table.stdout, /qwen2, [\d,]+ parameters, full fine-tuning/);
     assert.match(table.stdout, /zero_stage 0\s+zero_stage 1\s+zero_stage 2/);
-    const json = await runCommand(process.execPath, [CLI, "estimate-memory", "--model", file, "--zero-stage", "1", "--world-size", "4", "--json"], {});
+    const json = await runCommand(
+      process.execPath,
+      [CLI, "estimate-memory", "--model", file, "--zero-stage", "1", "--world-size", "4", "--json"],
+      {},
+    );
     const out = JSON.parse(json.stdout) as { per_device_bytes: Record<string, number> };
     const expected = estimateMemory(modelShape(CONFIGS.qwen2), {
-      zeroStage: 1, worldSize: 4, dtype: "float32", bf16: false, lora: null, gradientCheckpointing: false, seq: 1024, batch: 1,
+      zeroStage: 1,
+      worldSize: 4,
+      dtype: "float32",
+      bf16: false,
+      lora: null,
+      gradientCheckpointing: false,
+      seq: 1024,
+      batch: 1,
     });
     assert.deepEqual(out.per_device_bytes, expected.per_device_bytes);
     for (const [args, message] of [

@@ -77,7 +77,10 @@ function yaml(name: string, text: string): string {
 describe("the Math recipe as it is", () => {
   it("loads with only a warning for report_to: wandb, reading train_data_path, eot_token and the Math loss", () => {
     const { config, warnings } = loadTrainConfig(yaml("math", MATH("out-math")));
-    assert.deepEqual(warnings.map((w) => w.replace(/^.*?: /, "")), ["report_to: wandb is not available here; skipped (metrics.jsonl holds every logged row)"]);
+    assert.deepEqual(
+      warnings.map((w) => w.replace(/^.*?: /, "")),
+      ["report_to: wandb is not available here; skipped (metrics.jsonl holds every logged row)"],
+    );
     assert.equal(config.trainDataPath, join(root, "data", "Train_tiny.jsonl"));
     assert.equal(config.datasetMixer, null);
     assert.equal(config.eotToken, "<|im_end|>");
@@ -97,17 +100,30 @@ describe("the Math recipe as it is", () => {
     assert.equal(r.globalStep, 2);
     assert.equal(r.totalSteps, 2);
     const out = join(root, "out-math-run");
-    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith("checkpoint-")), ["checkpoint-2"]);
-    for (const f of ["model.safetensors", "trainer_state.json", "train_results.json", "all_results.json", "README.md"]) assert.ok(existsSync(join(out, f)), f);
+    assert.deepEqual(
+      readdirSync(out).filter((n) => n.startsWith("checkpoint-")),
+      ["checkpoint-2"],
+    );
+    for (const f of ["model.safetensors", "trainer_state.json", "train_results.json", "all_results.json", "README.md"])
+      assert.ok(existsSync(join(out, f)), f);
     assert.ok(!existsSync(join(out, "eval_results.json")), "do_eval: false evaluates nothing");
     assert.match(readFileSync(join(out, "README.md"), "utf8"), /# Qwen2\.5-Math-7B-Uni-DPO/);
   });
 
   it("save_steps below 1 is a fraction of the run (the Math TrainingArgs' default 0.35: every ceil(0.35 x 2) = 1 step)", async () => {
     // float32 without recomputation, to keep the test short: the fraction is what is checked here.
-    const { config } = loadTrainConfig(yaml("math-fraction", MATH("out-math-fraction")), [["save_steps", 0.35], ["bf16", false], ["gradient_checkpointing", false]]);
+    const { config } = loadTrainConfig(yaml("math-fraction", MATH("out-math-fraction")), [
+      ["save_steps", 0.35],
+      ["bf16", false],
+      ["gradient_checkpointing", false],
+    ]);
     await train(config);
-    assert.deepEqual(readdirSync(join(root, "out-math-fraction")).filter((n) => n.startsWith("checkpoint-")).sort(), ["checkpoint-1", "checkpoint-2"]);
+    assert.deepEqual(
+      readdirSync(join(root, "out-math-fraction"))
+        .filter((n) => n.startsWith("checkpoint-"))
+        .sort(),
+      ["checkpoint-1", "checkpoint-2"],
+    );
   });
 
   it("eot_token ends every answer once; sanity_check keeps the first 100 records; max_training_samples the first N, and more than there are is an error", async () => {
@@ -122,27 +138,48 @@ describe("the Math recipe as it is", () => {
       assert.deepEqual(answer.slice(-1 - eot.length, -1), eot);
       assert.notDeepEqual(answer.slice(-1 - 2 * eot.length, -1 - eot.length), eot);
     }
-    const sanity = await prepareData(loadTrainConfig(yaml("math-sanity", base.replace("sanity_check: False", "sanity_check: true"))).config);
+    const sanity = await prepareData(
+      loadTrainConfig(yaml("math-sanity", base.replace("sanity_check: False", "sanity_check: true"))).config,
+    );
     assert.equal(sanity.train.length, 100);
     assert.deepEqual(sanity.train[7], full.train[7]);
     const few = await prepareData(loadTrainConfig(yaml("math-few", base + "max_training_samples: 10\n")).config);
     assert.equal(few.train.length, 10);
     const sanityBase = base.replace("sanity_check: False", "sanity_check: true");
-    await assert.rejects(prepareData(loadTrainConfig(yaml("math-many", sanityBase + "max_training_samples: 101\n")).config), DataError, "sanity_check applies first");
-    await assert.rejects(prepareData(loadTrainConfig(yaml("math-many2", base + "max_training_samples: 151\n")).config), /max_training_samples: 151 asked for, but the training data hold 150 records/);
+    await assert.rejects(
+      prepareData(loadTrainConfig(yaml("math-many", sanityBase + "max_training_samples: 101\n")).config),
+      DataError,
+      "sanity_check applies first",
+    );
+    await assert.rejects(
+      prepareData(loadTrainConfig(yaml("math-many2", base + "max_training_samples: 151\n")).config),
+      /max_training_samples: 151 asked for, but the training data hold 150 records/,
+    );
   });
 
   it("eval_data_path is the held-out split (eot_token applied), and do_eval: false drops it as the Math script does", async () => {
     const withEval = MATH("out-math-eval") + "eval_data_path: data/Train_tiny.jsonl\n";
-    const evaluated = await prepareData(loadTrainConfig(yaml("math-eval", withEval.replace("do_eval: false", "do_eval: true"))).config);
+    const evaluated = await prepareData(
+      loadTrainConfig(yaml("math-eval", withEval.replace("do_eval: false", "do_eval: true"))).config,
+    );
     assert.equal(evaluated.eval.length, 16);
-    assert.deepEqual(evaluated.eval[0].chosenInputIds, evaluated.train[0].chosenInputIds, "the same records, prepared the same way");
+    assert.deepEqual(
+      evaluated.eval[0].chosenInputIds,
+      evaluated.train[0].chosenInputIds,
+      "the same records, prepared the same way",
+    );
     assert.equal((await prepareData(loadTrainConfig(yaml("math-no-eval", withEval)).config)).eval.length, 0);
   });
 
   it("train_data_path and dataset_mixer together, or neither, are errors", () => {
-    assert.throws(() => loadTrainConfig(yaml("both", MATH("o") + "dataset_mixer:\n  data/many.jsonl: 1.0\n")), /'dataset_mixer' and 'train_data_path' both name training data/);
-    assert.throws(() => loadTrainConfig(yaml("neither", MATH("o").replace(/^train_data_path:.*$/m, ""))), /missing required key 'dataset_mixer' \(or TRL's dataset_name, or the Math recipe's train_data_path\)/);
+    assert.throws(
+      () => loadTrainConfig(yaml("both", MATH("o") + "dataset_mixer:\n  data/many.jsonl: 1.0\n")),
+      /'dataset_mixer' and 'train_data_path' both name training data/,
+    );
+    assert.throws(
+      () => loadTrainConfig(yaml("neither", MATH("o").replace(/^train_data_path:.*$/m, ""))),
+      /missing required key 'dataset_mixer' \(or TRL's dataset_name, or the Math recipe's train_data_path\)/,
+    );
   });
 });
 
@@ -199,9 +236,15 @@ describe("a Textual recipe as it is", () => {
   it("trains, warning only about the hub, kernel and tooling keys it sets", async () => {
     const { config, warnings } = loadTrainConfig(yaml("textual", TEXTUAL));
     const named = warnings.map((w) => w.match(/key '([a-z_0-9]+)'/)?.[1]).sort();
-    assert.deepEqual(named, ["attn_implementation", "dataset_splits", "hub_model_id", "log_level", "preprocessing_num_workers"]);
+    assert.deepEqual(named, [
+      "attn_implementation",
+      "dataset_splits",
+      "hub_model_id",
+      "log_level",
+      "preprocessing_num_workers",
+    ]);
     const r = await train(config);
-    assert.equal(r.globalStep, 1);  // 16 pairs in micro-batches of 2, 16 accumulated: 1 step
+    assert.equal(r.globalStep, 1); // 16 pairs in micro-batches of 2, 16 accumulated: 1 step
     assert.ok(existsSync(join(root, "out-textual", "checkpoint-1", "trainer_state.json")));
   });
 });

@@ -30,18 +30,38 @@ after(() => rmSync(root, { recursive: true, force: true }));
 /** 16 training pairs and 4 held out, micro-batches of 4: 4 steps an epoch; constant learning rate. */
 function recipe(outputDir: string, extra: Record<string, unknown> = {}) {
   return loadTrainConfig({
-    model_name_or_path: model, dataset_mixer: { [data]: 1.0 }, test_split_size: 0.2, output_dir: join(root, outputDir),
-    pref_loss: "uni_dpo", beta: 2.0, learning_rate: 3.0e-3, lr_scheduler_type: "constant", num_train_epochs: 2,
-    per_device_train_batch_size: 4, per_device_eval_batch_size: 4, max_length: 48, max_prompt_length: 24, logging_steps: 1, seed: 5,
+    model_name_or_path: model,
+    dataset_mixer: { [data]: 1.0 },
+    test_split_size: 0.2,
+    output_dir: join(root, outputDir),
+    pref_loss: "uni_dpo",
+    beta: 2.0,
+    learning_rate: 3.0e-3,
+    lr_scheduler_type: "constant",
+    num_train_epochs: 2,
+    per_device_train_batch_size: 4,
+    per_device_eval_batch_size: 4,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
+    seed: 5,
     ...extra,
   }).config;
 }
 
 const stopAfter = (n: number): TrainHooks => {
   let step = 0;
-  return { onProgress: (s) => { step = s; }, shouldStop: () => step >= n };
+  return {
+    onProgress: (s) => {
+      step = s;
+    },
+    shouldStop: () => step >= n,
+  };
 };
-const checkpoints = (dir: string) => readdirSync(dir).filter((n) => n.startsWith("checkpoint-")).sort();
+const checkpoints = (dir: string) =>
+  readdirSync(dir)
+    .filter((n) => n.startsWith("checkpoint-"))
+    .sort();
 const rows = (dir: string): MetricRow[] => MetricsSink.read(join(dir, "metrics.jsonl"));
 
 describe("a finished run", () => {
@@ -54,19 +74,36 @@ describe("a finished run", () => {
 
     const statuses: string[] = [];
     let steps = 0;
-    const again = await train(recipe("finished", { max_steps: 3, save_steps: 100 }), { onStatus: (m) => statuses.push(m), onProgress: () => { steps++; } });
+    const again = await train(recipe("finished", { max_steps: 3, save_steps: 100 }), {
+      onStatus: (m) => statuses.push(m),
+      onProgress: () => {
+        steps++;
+      },
+    });
     assert.equal(again.alreadyFinished, true);
     assert.equal(again.globalStep, 3);
     assert.equal(steps, 0, "no step was trained again");
-    assert.ok(statuses.some((m) => /holds a finished run .*checkpoint-3.*step 3 of 3.*overwrite_output_dir: true/.test(m)), statuses.join("\n"));
+    assert.ok(
+      statuses.some((m) => /holds a finished run .*checkpoint-3.*step 3 of 3.*overwrite_output_dir: true/.test(m)),
+      statuses.join("\n"),
+    );
     assert.deepEqual(again.lastTrainRow, first.lastTrainRow, "the finished run's results are reported");
     assert.equal(readFileSync(join(first.outputDir, "metrics.jsonl"), "utf8"), metrics);
     assert.equal(statSync(join(first.outputDir, "model.safetensors")).mtimeMs, weights);
 
-    const fresh = await train(recipe("finished", { max_steps: 3, save_steps: 100, overwrite_output_dir: true }), { onProgress: () => { steps++; } });
+    const fresh = await train(recipe("finished", { max_steps: 3, save_steps: 100, overwrite_output_dir: true }), {
+      onProgress: () => {
+        steps++;
+      },
+    });
     assert.equal(fresh.alreadyFinished, false);
     assert.equal(steps, 3);
-    assert.deepEqual(rows(fresh.outputDir).filter((r) => "loss" in r).map((r) => r.step), [1, 2, 3]);
+    assert.deepEqual(
+      rows(fresh.outputDir)
+        .filter((r) => "loss" in r)
+        .map((r) => r.step),
+      [1, 2, 3],
+    );
   });
 });
 
@@ -79,7 +116,10 @@ describe("resuming with changed settings", () => {
       [{ learning_rate: 6.0e-3 }, /learning_rate: 0\.003 -> 0\.006/],
       [{ beta: 3.5, uni_dpo_tau_ref: 0.5 }, /beta: 2 -> 3\.5, uni_dpo_tau_ref: \(unset\) -> 0\.5/],
       [{ max_steps: 5 }, /max_steps: -1 -> 5/],
-      [{ lr_scheduler_type: "cosine", warmup_ratio: 0.1 }, /lr_scheduler_type: constant -> cosine.*warmup_ratio: 0 -> 0\.1/],
+      [
+        { lr_scheduler_type: "cosine", warmup_ratio: 0.1 },
+        /lr_scheduler_type: constant -> cosine.*warmup_ratio: 0 -> 0\.1/,
+      ],
     ];
     for (const [change, names] of cases) {
       await assert.rejects(train(recipe("changed", change)), (e: unknown) => {
@@ -98,31 +138,53 @@ describe("resuming with changed settings", () => {
   it("resume_from_checkpoint naming the checkpoint accepts the change with a warning, and the run continues under the new value", async () => {
     const stopped = await train(recipe("deliberate"), stopAfter(2));
     const warnings: string[] = [];
-    const resumed = await train(recipe("deliberate", { learning_rate: 6.0e-3, resume_from_checkpoint: stopped.checkpoint }), { onWarning: (m) => warnings.push(m) });
+    const resumed = await train(
+      recipe("deliberate", { learning_rate: 6.0e-3, resume_from_checkpoint: stopped.checkpoint }),
+      { onWarning: (m) => warnings.push(m) },
+    );
     assert.equal(resumed.globalStep, 8);
     assert.equal(warnings.length, 1, warnings.join("\n"));
     assert.match(warnings[0], /resuming from .*checkpoint-2 with changed settings \(learning_rate: 0\.003 -> 0\.006\)/);
-    const lrs = rows(resumed.outputDir).filter((r) => "loss" in r).map((r) => [r.step, r.learning_rate]);
-    assert.deepEqual(lrs, [[1, 0.003], [2, 0.003], [3, 0.006], [4, 0.006], [5, 0.006], [6, 0.006], [7, 0.006], [8, 0.006]]);
+    const lrs = rows(resumed.outputDir)
+      .filter((r) => "loss" in r)
+      .map((r) => [r.step, r.learning_rate]);
+    assert.deepEqual(lrs, [
+      [1, 0.003],
+      [2, 0.003],
+      [3, 0.006],
+      [4, 0.006],
+      [5, 0.006],
+      [6, 0.006],
+      [7, 0.006],
+      [8, 0.006],
+    ]);
   });
 
   it("changed batch settings are refused even from a named checkpoint, naming the key", async () => {
     const stopped = await train(recipe("batch"), stopAfter(1));
-    await assert.rejects(train(recipe("batch", { per_device_train_batch_size: 2, resume_from_checkpoint: stopped.checkpoint })),
-      /different data, batch or length settings \(per_device_train_batch_size: 4 -> 2\)/);
+    await assert.rejects(
+      train(recipe("batch", { per_device_train_batch_size: 2, resume_from_checkpoint: stopped.checkpoint })),
+      /different data, batch or length settings \(per_device_train_batch_size: 4 -> 2\)/,
+    );
   });
 });
 
 describe("one run per output_dir", () => {
   it("a lock left by a dead process on this host is taken over with a notice, and released at the end", async () => {
-    const dead = spawnSync(process.execPath, ["-e", ""]);  // a real pid, no longer running
+    const dead = spawnSync(process.execPath, ["-e", ""]); // a real pid, no longer running
     const dir = join(root, "stale");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: dead.pid, hostname: hostname(), started: "2020-01-01T00:00:00.000Z" }));
+    writeFileSync(
+      join(dir, LOCK_FILE),
+      JSON.stringify({ pid: dead.pid, hostname: hostname(), started: "2020-01-01T00:00:00.000Z" }),
+    );
     const statuses: string[] = [];
     const r = await train(recipe("stale", { max_steps: 1 }), { onStatus: (m) => statuses.push(m) });
     assert.equal(r.globalStep, 1);
-    assert.ok(statuses.some((m) => m.includes(join(dir, LOCK_FILE)) && m.includes(`took over a stale lock (pid ${dead.pid}`)), statuses.join("\n"));
+    assert.ok(
+      statuses.some((m) => m.includes(join(dir, LOCK_FILE)) && m.includes(`took over a stale lock (pid ${dead.pid}`)),
+      statuses.join("\n"),
+    );
     assert.ok(!existsSync(join(dir, LOCK_FILE)));
   });
 
@@ -148,47 +210,76 @@ describe("what a killed run leaves behind", () => {
     writeFileSync(join(dir, "checkpoint-4.tmp-99999", "model.safetensors"), "half");
     mkdirSync(join(dir, "checkpoint-2.deleting"), { recursive: true });
     writeFileSync(join(dir, "checkpoint-2.deleting", "trainer_state.json"), "{}");
-    writeFileSync(join(dir, "metrics.jsonl.tmp-99999"), "{\"step\": 1");
+    writeFileSync(join(dir, "metrics.jsonl.tmp-99999"), '{"step": 1');
     mkdirSync(join(dir, "ref_logps_cache"), { recursive: true });
     writeFileSync(join(dir, "ref_logps_cache", "abc.json.tmp-99999"), "[");
     const statuses: string[] = [];
     await train(recipe("leftovers", { max_steps: 1 }), { onStatus: (m) => statuses.push(m) });
     const left = readdirSync(dir);
-    for (const name of ["checkpoint-4.tmp-99999", "checkpoint-2.deleting", "metrics.jsonl.tmp-99999"]) assert.ok(!left.includes(name), `${name} is still there`);
+    for (const name of ["checkpoint-4.tmp-99999", "checkpoint-2.deleting", "metrics.jsonl.tmp-99999"])
+      assert.ok(!left.includes(name), `${name} is still there`);
     assert.deepEqual(readdirSync(join(dir, "ref_logps_cache")), []);
-    assert.ok(statuses.some((m) => /removed what an interrupted run left .*checkpoint-4\.tmp-99999.*checkpoint-2\.deleting/.test(m)
-      || /removed what an interrupted run left .*checkpoint-2\.deleting.*checkpoint-4\.tmp-99999/.test(m)), statuses.join("\n"));
+    assert.ok(
+      statuses.some(
+        (m) =>
+          /removed what an interrupted run left .*checkpoint-4\.tmp-99999.*checkpoint-2\.deleting/.test(m) ||
+          /removed what an interrupted run left .*checkpoint-2\.deleting.*checkpoint-4\.tmp-99999/.test(m),
+      ),
+      statuses.join("\n"),
+    );
     assert.deepEqual(checkpoints(dir), ["checkpoint-1"]);
   });
 });
 
 describe("step counts as fractions of the run", () => {
   it("save_steps 0.35 and logging_steps 0.25 of 20 steps checkpoint every 7 and log every 5, as transformers rounds them (up)", async () => {
-    const r = await train(recipe("fractions", { num_train_epochs: 5, save_steps: 0.35, logging_steps: 0.25, eval_steps: 0.5 }));
+    const r = await train(
+      recipe("fractions", { num_train_epochs: 5, save_steps: 0.35, logging_steps: 0.25, eval_steps: 0.5 }),
+    );
     assert.equal(r.totalSteps, 20);
     assert.deepEqual(checkpoints(r.outputDir), ["checkpoint-14", "checkpoint-20", "checkpoint-7"]);
     const logged = rows(r.outputDir);
-    assert.deepEqual(logged.filter((x) => "loss" in x).map((x) => x.step), [5, 10, 15, 20]);
-    assert.deepEqual(logged.filter((x) => "eval_loss" in x).map((x) => x.step), [10, 20]);
+    assert.deepEqual(
+      logged.filter((x) => "loss" in x).map((x) => x.step),
+      [5, 10, 15, 20],
+    );
+    assert.deepEqual(
+      logged.filter((x) => "eval_loss" in x).map((x) => x.step),
+      [10, 20],
+    );
   });
 });
 
 describe("non-finite values", () => {
   it("NaN weights stop training with an error naming the step; no checkpoint, no lock left", async () => {
     const nan = writeNanModel(join(root, "nan-model"));
-    const config = loadTrainConfig({ ...recipeRaw(), model_name_or_path: nan, output_dir: join(root, "nan-run") }).config;
+    const config = loadTrainConfig({
+      ...recipeRaw(),
+      model_name_or_path: nan,
+      output_dir: join(root, "nan-run"),
+    }).config;
     await assert.rejects(train(config), (e: unknown) => {
       assert.match((e as Error).message, /^step 1: .*NaN/);
       return true;
     });
-    assert.ok(!existsSync(join(root, "nan-run")), "output_dir, made by the run and left empty, is gone again: no checkpoint, no lock");
+    assert.ok(
+      !existsSync(join(root, "nan-run")),
+      "output_dir, made by the run and left empty, is gone again: no checkpoint, no lock",
+    );
   });
 });
 
 function recipeRaw(): Record<string, unknown> {
   return {
-    dataset_mixer: { [data]: 1.0 }, pref_loss: "simpo", beta: 2.0, learning_rate: 1e-3, max_steps: 2,
-    per_device_train_batch_size: 4, max_length: 48, max_prompt_length: 24, logging_steps: 1,
+    dataset_mixer: { [data]: 1.0 },
+    pref_loss: "simpo",
+    beta: 2.0,
+    learning_rate: 1e-3,
+    max_steps: 2,
+    per_device_train_batch_size: 4,
+    max_length: 48,
+    max_prompt_length: 24,
+    logging_steps: 1,
   };
 }
 
@@ -201,17 +292,39 @@ describe("the trainer's steps are methods", () => {
         const out = super.computeLoss(pairs, indices, split);
         return { ...out, metrics: { ...out.metrics, pairs_seen: pairs.length } };
       }
-      override optimizerStep() { seen.steps += 1; return super.optimizerStep(); }
-      override log(row: MetricRow) { seen.rows.push(row); super.log(row); }
+      override optimizerStep() {
+        seen.steps += 1;
+        return super.optimizerStep();
+      }
+      override log(row: MetricRow) {
+        seen.rows.push(row);
+        super.log(row);
+      }
     }
     // 16 pairs in micro-batches of 4, two accumulated per step: 2 steps an epoch, 2 epochs; 4 eval pairs in one batch.
     const r = await new Observed(recipe("observed", { gradient_accumulation_steps: 2, eval_steps: 2 })).train();
     assert.equal(r.globalStep, 4);
     assert.deepEqual(seen, {
-      train: 8, eval: 2, steps: 4, rows: seen.rows,
+      train: 8,
+      eval: 2,
+      steps: 4,
+      rows: seen.rows,
     });
-    assert.deepEqual(seen.rows.map((x) => [x.step, "loss" in x ? "train" : "eval"]), [[1, "train"], [2, "train"], [2, "eval"], [3, "train"], [4, "train"], [4, "eval"]]);
-    assert.ok(seen.rows.filter((x) => "loss" in x).every((x) => x.pairs_seen === 4), "the subclass's metric reached the log");
+    assert.deepEqual(
+      seen.rows.map((x) => [x.step, "loss" in x ? "train" : "eval"]),
+      [
+        [1, "train"],
+        [2, "train"],
+        [2, "eval"],
+        [3, "train"],
+        [4, "train"],
+        [4, "eval"],
+      ],
+    );
+    assert.ok(
+      seen.rows.filter((x) => "loss" in x).every((x) => x.pairs_seen === 4),
+      "the subclass's metric reached the log",
+    );
     assert.ok(seen.rows.filter((x) => "eval_loss" in x).every((x) => x.eval_pairs_seen === 4));
     assert.deepEqual(rows(r.outputDir), seen.rows);
   });
@@ -222,8 +335,10 @@ describe("a broken reference", () => {
     const nan = join(root, "nan-model");
     if (!existsSync(nan)) writeNanModel(nan);
     const out = join(root, "nan-ref");
-    await assert.rejects(train(recipe("nan-ref", { ref_model: nan, precompute_ref_log_probs: true, max_steps: 1 })),
-      new RegExp(`${nan}: the reference's chosen log-prob of pair 1 is NaN; nothing cached`));
+    await assert.rejects(
+      train(recipe("nan-ref", { ref_model: nan, precompute_ref_log_probs: true, max_steps: 1 })),
+      new RegExp(`${nan}: the reference's chosen log-prob of pair 1 is NaN; nothing cached`),
+    );
     assert.ok(!existsSync(join(out, "ref_logps_cache")) || readdirSync(join(out, "ref_logps_cache")).length === 0);
   });
 });

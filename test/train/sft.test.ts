@@ -26,9 +26,19 @@ describe("decay groups", () => {
         const noDecayNames = noDecay.params.map((p) => names.get(p)!);
         assert.equal(decay.params.length + noDecay.params.length, names.size);
         assert.ok(decay.params.every((p) => p.ndim >= 2));
-        assert.ok(noDecayNames.every((n) => /(bias|norm|ln_\d|ln_f)/.test(n)), noDecayNames.join(", "));
-        const expected = architecture === "gpt2" ? ["ln_f.weight", "h.0.ln_1.bias", "h.1.attn.c_attn.bias"] : ["model.norm.weight", "model.layers.0.input_layernorm.weight"];
-        for (const name of expected) assert.ok(noDecayNames.some((n) => n.endsWith(name)), `${name} should not be decayed: ${noDecayNames.join(", ")}`);
+        assert.ok(
+          noDecayNames.every((n) => /(bias|norm|ln_\d|ln_f)/.test(n)),
+          noDecayNames.join(", "),
+        );
+        const expected =
+          architecture === "gpt2"
+            ? ["ln_f.weight", "h.0.ln_1.bias", "h.1.attn.c_attn.bias"]
+            : ["model.norm.weight", "model.layers.0.input_layernorm.weight"];
+        for (const name of expected)
+          assert.ok(
+            noDecayNames.some((n) => n.endsWith(name)),
+            `${name} should not be decayed: ${noDecayNames.join(", ")}`,
+          );
       } finally {
         model.dispose();
       }
@@ -45,7 +55,12 @@ describe("sftTrain", () => {
       const before = new Map(model.namedParameters().map(([n, p]) => [n, torch.tidy(() => p.abs().mean().item())]));
       // AdamW's decoupled decay scales each decayed weight by (1 - lr * wd) = 0.9; Adam's own
       // update moves any weight by at most about lr = 1e-3.
-      const losses = sftTrain(model, tokenizer, [{ prompt: "say apple:", completion: " apple apple" }], { maxSteps: 1, learningRate: 1e-3, weightDecay: 100, warmupRatio: 0 });
+      const losses = sftTrain(model, tokenizer, [{ prompt: "say apple:", completion: " apple apple" }], {
+        maxSteps: 1,
+        learningRate: 1e-3,
+        weightDecay: 100,
+        warmupRatio: 0,
+      });
       assert.equal(losses.length, 1);
       for (const [name, p] of model.namedParameters()) {
         const ratio = torch.tidy(() => p.abs().mean().item()) / before.get(name)!;
@@ -66,7 +81,13 @@ describe("sftTrain", () => {
       torch.manualSeed(0);
       try {
         const steps: [number, number][] = [];
-        const losses = sftTrain(model, tokenizer, examples, { ...options, batchSize: 2, learningRate: 1e-2, warmupRatio: 0, onStep: (s, t) => steps.push([s, t]) });
+        const losses = sftTrain(model, tokenizer, examples, {
+          ...options,
+          batchSize: 2,
+          learningRate: 1e-2,
+          warmupRatio: 0,
+          onStep: (s, t) => steps.push([s, t]),
+        });
         return { losses, steps, weight: torch.tidy(() => model.parameters()[0].sum().item()) };
       } finally {
         model.dispose();
@@ -76,7 +97,15 @@ describe("sftTrain", () => {
     const stopped = run({ maxSteps: 6, stopAtStep: 3 });
     const short = run({ maxSteps: 3 });
     assert.deepEqual(stopped.losses, full.losses.slice(0, 3), "the first three steps of the 6-step schedule");
-    assert.deepEqual(stopped.steps, [[1, 3], [2, 3], [3, 3]], "progress counts to the stop");
+    assert.deepEqual(
+      stopped.steps,
+      [
+        [1, 3],
+        [2, 3],
+        [3, 3],
+      ],
+      "progress counts to the stop",
+    );
     // A 3-step schedule decays the learning rate sooner, so its third step differs.
     assert.notEqual(short.losses[2], stopped.losses[2]);
     assert.notEqual(short.weight, stopped.weight);

@@ -11,25 +11,41 @@ import { REQUIRE_VARIABLE, skipBecause, skipUnless } from "../helpers/requiremen
 function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
   const set = (values: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(values)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    for (const [k, v] of Object.entries(values))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   };
   set(vars);
-  try { return fn(); } finally { set(saved); }
+  try {
+    return fn();
+  } finally {
+    set(saved);
+  }
 }
 
 test("a missing browser skips with the reason, and fails where OMNI_DPO_REQUIRE_BROWSER=1", () => {
   const off = { OMNI_DPO_SKIP_BROWSER: "1" };
   const skipped = withEnv({ ...off, OMNI_DPO_REQUIRE_BROWSER: undefined }, () => skipUnless("chromium"));
   assert.equal(skipped, "OMNI_DPO_SKIP_BROWSER=1");
-  assert.throws(() => withEnv({ ...off, OMNI_DPO_REQUIRE_BROWSER: "1" }, () => skipUnless("chromium")),
-    /OMNI_DPO_REQUIRE_BROWSER=1, but OMNI_DPO_SKIP_BROWSER=1/);
+  assert.throws(
+    () => withEnv({ ...off, OMNI_DPO_REQUIRE_BROWSER: "1" }, () => skipUnless("chromium")),
+    /OMNI_DPO_REQUIRE_BROWSER=1, but OMNI_DPO_SKIP_BROWSER=1/,
+  );
 });
 
 test("a reason found at run time (network namespaces) skips, or fails where required; none means run", () => {
-  assert.equal(withEnv({ OMNI_DPO_REQUIRE_NETNS: undefined }, () => skipBecause("netns", "needs root")), "needs root");
-  assert.throws(() => withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", "needs root")),
-    /OMNI_DPO_REQUIRE_NETNS=1, but needs root/);
-  assert.equal(withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", null)), false);
+  assert.equal(
+    withEnv({ OMNI_DPO_REQUIRE_NETNS: undefined }, () => skipBecause("netns", "needs root")),
+    "needs root",
+  );
+  assert.throws(
+    () => withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", "needs root")),
+    /OMNI_DPO_REQUIRE_NETNS=1, but needs root/,
+  );
+  assert.equal(
+    withEnv({ OMNI_DPO_REQUIRE_NETNS: "1" }, () => skipBecause("netns", null)),
+    false,
+  );
 });
 
 test(".ci/run requires the references setup installs: Python (torch, jinja2), the browser and strace", () => {

@@ -19,12 +19,19 @@ before(() => {
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
-const INVALID = Buffer.from([0xc3, 0x28]);  // a two-byte lead followed by a non-continuation byte
+const INVALID = Buffer.from([0xc3, 0x28]); // a two-byte lead followed by a non-continuation byte
 
 function recipe(prefix: Buffer, secondLine: Buffer): string {
   const file = join(root, `recipe-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, Buffer.concat([prefix, Buffer.from(`model_name_or_path: ${model}\n`), secondLine,
-    Buffer.from(`output_dir: ${join(root, "out")}\ndataset_mixer: {${join(root, "d.jsonl")}: 1.0}\n`)]));
+  writeFileSync(
+    file,
+    Buffer.concat([
+      prefix,
+      Buffer.from(`model_name_or_path: ${model}\n`),
+      secondLine,
+      Buffer.from(`output_dir: ${join(root, "out")}\ndataset_mixer: {${join(root, "d.jsonl")}: 1.0}\n`),
+    ]),
+  );
   return file;
 }
 
@@ -35,12 +42,16 @@ describe("strict UTF-8 outside the data files", () => {
     assert.equal(bom.modelNameOrPath, plain.modelNameOrPath);
     assert.equal(bom.learningRate, 1e-6);
     const bad = recipe(Buffer.alloc(0), Buffer.concat([Buffer.from("run_name: caf"), INVALID, Buffer.from("\n")]));
-    assert.throws(() => loadTrainConfig(bad), (e: Error) => e instanceof ConfigError && e.message.startsWith(`${bad}:2: invalid UTF-8 at byte`));
+    assert.throws(
+      () => loadTrainConfig(bad),
+      (e: Error) => e instanceof ConfigError && e.message.startsWith(`${bad}:2: invalid UTF-8 at byte`),
+    );
   });
 
   it("config.json and generation_config.json: BOM accepted, invalid bytes an error naming the file and line", () => {
     const dir = writeToyModel(join(root, "bom-model"));
-    for (const name of ["config.json", "generation_config.json"]) writeFileSync(join(dir, name), Buffer.concat([BOM, readFileSync(join(dir, name))]));
+    for (const name of ["config.json", "generation_config.json"])
+      writeFileSync(join(dir, name), Buffer.concat([BOM, readFileSync(join(dir, name))]));
     const m = loadModel(dir);
     const { file: _bomFile, ...withBom } = readGenerationConfig(dir)!;
     const { file: _plainFile, ...plain } = readGenerationConfig(model)!;

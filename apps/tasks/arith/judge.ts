@@ -58,11 +58,14 @@ export function judgeResponse(problem: ArithProblem, response: string, options: 
   const noise = options.noise ?? 0;
   const penalty = options.malformedPenalty ?? 0.2;
   const aggregate = options.aggregate ?? "mean";
-  if (!(noise >= 0) || !Number.isFinite(noise)) throw new RangeError(`judge noise must be a finite number >= 0, got ${noise}`);
+  if (!(noise >= 0) || !Number.isFinite(noise))
+    throw new RangeError(`judge noise must be a finite number >= 0, got ${noise}`);
   if (!(penalty >= 0 && penalty <= 1)) throw new RangeError(`malformedPenalty must be in [0, 1], got ${penalty}`);
   const credit = options.credit ?? "prefix";
-  if (aggregate !== "mean" && aggregate !== "min") throw new RangeError(`aggregate must be "mean" or "min", got ${String(aggregate)}`);
-  if (credit !== "prefix" && credit !== "local") throw new RangeError(`credit must be "prefix" or "local", got ${String(credit)}`);
+  if (aggregate !== "mean" && aggregate !== "min")
+    throw new RangeError(`aggregate must be "mean" or "min", got ${String(aggregate)}`);
+  if (credit !== "prefix" && credit !== "local")
+    throw new RangeError(`credit must be "prefix" or "local", got ${String(credit)}`);
 
   const parsed = parseResponse(response);
   const bodyScores: number[] = [];
@@ -83,11 +86,13 @@ export function judgeResponse(problem: ArithProblem, response: string, options: 
     const firstWrong = stepScores.indexOf(0);
     if (firstWrong >= 0) stepScores.fill(0, firstWrong);
   }
-  const aggregated = aggregate === "min" ? Math.min(...stepScores) : stepScores.reduce((s, x) => s + x, 0) / stepScores.length;
+  const aggregated =
+    aggregate === "min" ? Math.min(...stepScores) : stepScores.reduce((s, x) => s + x, 0) / stepScores.length;
   const clean = 10 * clamp(aggregated - (parsed.malformed.length > 0 ? penalty : 0), 0, 1);
   let score = clean;
   if (noise > 0) {
-    const random = options.random ?? seededRandom(hashSeed(options.seed ?? 0, formatPrompt(problem), String(response), "judge"));
+    const random =
+      options.random ?? seededRandom(hashSeed(options.seed ?? 0, formatPrompt(problem), String(response), "judge"));
     score = clamp(clean + noise * gaussian(random), 0, 10);
   }
   return { score, clean, stepScores, expectedSteps: walk.roles.length, malformed: parsed.malformed };

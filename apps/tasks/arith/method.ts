@@ -67,21 +67,26 @@ export function walkMethod(problem: ArithProblem, choose: StepChooser = (e) => e
 
   const { a, b, op } = problem;
   if (op === "+") {
-    const da = digitsOf(a), db = digitsOf(b);
+    const da = digitsOf(a),
+      db = digitsOf(b);
     const results: number[] = [];
     for (let col = 0; col < Math.max(da.length, db.length); col++) {
       const terms = [da[col] ?? 0, db[col] ?? 0];
       const carry = col === 0 ? 0 : Math.floor(results[col - 1]! / 10);
-      results.push(take({ kind: "add", terms, carry, result: terms[0]! + terms[1]! + carry }, { kind: "add", col }).result);
+      results.push(
+        take({ kind: "add", terms, carry, result: terms[0]! + terms[1]! + carry }, { kind: "add", col }).result,
+      );
     }
     take({ kind: "answer", value: carryChainValue(results) }, { kind: "answer" });
   } else if (op === "-") {
     const negative = a < b;
-    const dt = digitsOf(negative ? b : a), ds = digitsOf(negative ? a : b);
+    const dt = digitsOf(negative ? b : a),
+      ds = digitsOf(negative ? a : b);
     let value = 0;
     let previousTop = 0;
     for (let col = 0; col < dt.length; col++) {
-      const x = dt[col]!, bottom = ds[col] ?? 0;
+      const x = dt[col]!,
+        bottom = ds[col] ?? 0;
       const borrow = col > 0 && previousTop >= 10 ? 1 : 0;
       const top = x - bottom - borrow < 0 ? x + 10 : x;
       const step = take({ kind: "sub", top, bottom, borrow, result: top - bottom - borrow }, { kind: "sub", col });
@@ -90,13 +95,20 @@ export function walkMethod(problem: ArithProblem, choose: StepChooser = (e) => e
     }
     take({ kind: "answer", value: negative && value !== 0 ? -value : value }, { kind: "answer" });
   } else {
-    const da = digitsOf(a), db = digitsOf(b);
+    const da = digitsOf(a),
+      db = digitsOf(b);
     const row = (r: number): number => {
       const results: number[] = [];
       for (let col = 0; col < da.length; col++) {
         const carry = col === 0 ? 0 : Math.floor(results[col - 1]! / 10);
-        const digit = da[col]!, multiplier = db[r]!;
-        results.push(take({ kind: "mul", digit, multiplier, carry, result: digit * multiplier + carry }, { kind: "mul", row: r, col }).result);
+        const digit = da[col]!,
+          multiplier = db[r]!;
+        results.push(
+          take(
+            { kind: "mul", digit, multiplier, carry, result: digit * multiplier + carry },
+            { kind: "mul", row: r, col },
+          ).result,
+        );
       }
       return carryChainValue(results);
     };
@@ -113,7 +125,10 @@ export function walkMethod(problem: ArithProblem, choose: StepChooser = (e) => e
       for (let col = 0; col < columns; col++) {
         const terms = partials.map((p) => digitAt(p, col));
         const carry = col === 0 ? 0 : Math.floor(results[col - 1]! / 10);
-        results.push(take({ kind: "add", terms, carry, result: terms.reduce((s, t) => s + t, 0) + carry }, { kind: "sum", col }).result);
+        results.push(
+          take({ kind: "add", terms, carry, result: terms.reduce((s, t) => s + t, 0) + carry }, { kind: "sum", col })
+            .result,
+        );
       }
       take({ kind: "answer", value: carryChainValue(results) }, { kind: "answer" });
     }

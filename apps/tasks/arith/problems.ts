@@ -74,7 +74,9 @@ export const MAX_OPERAND_DIGITS = 7;
 function checkRange(range: DigitRange, what: string): void {
   const [lo, hi] = range;
   if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi < lo || hi > MAX_OPERAND_DIGITS) {
-    throw new RangeError(`${what}: digit range must be integers 1 <= min <= max <= ${MAX_OPERAND_DIGITS}, got [${lo}, ${hi}]`);
+    throw new RangeError(
+      `${what}: digit range must be integers 1 <= min <= max <= ${MAX_OPERAND_DIGITS}, got [${lo}, ${hi}]`,
+    );
   }
 }
 
@@ -82,7 +84,8 @@ function checkRange(range: DigitRange, what: string): void {
 export function resolveDifficulty(difficulty: DifficultyName | Difficulty): Difficulty {
   if (typeof difficulty === "string") {
     const preset = DIFFICULTIES[difficulty];
-    if (!preset) throw new RangeError(`unknown difficulty "${difficulty}" (known: ${Object.keys(DIFFICULTIES).join(", ")})`);
+    if (!preset)
+      throw new RangeError(`unknown difficulty "${difficulty}" (known: ${Object.keys(DIFFICULTIES).join(", ")})`);
     return preset;
   }
   if (!difficulty.ops || difficulty.ops.length === 0) throw new RangeError("a difficulty needs at least one op spec");
@@ -98,16 +101,23 @@ export function resolveDifficulty(difficulty: DifficultyName | Difficulty): Diff
 /** The value of `a op b`. */
 export function applyOp(a: number, op: ArithOp, b: number): number {
   switch (op) {
-    case "+": return a + b;
-    case "-": return a - b;
-    case "*": return a * b;
+    case "+":
+      return a + b;
+    case "-":
+      return a - b;
+    case "*":
+      return a * b;
   }
 }
 
 /** A problem from its operands (non-negative integers). */
 export function makeProblem(a: number, op: ArithOp, b: number): ArithProblem {
-  for (const [name, v] of [["a", a], ["b", b]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`operand ${name} must be a non-negative integer, got ${v}`);
+  for (const [name, v] of [
+    ["a", a],
+    ["b", b],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new RangeError(`operand ${name} must be a non-negative integer, got ${v}`);
   }
   if (!ARITH_OPS.includes(op)) throw new RangeError(`unknown op "${String(op)}" (use + - *)`);
   return { a, b, op, answer: applyOp(a, op, b) };
@@ -139,7 +149,8 @@ export interface GenerateOptions {
 
 /** `n` problems, reproducible by seed. Throws when the difficulty has too few distinct problems. */
 export function generateProblems(n: number, options: GenerateOptions = {}): ArithProblem[] {
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`generateProblems: n must be a non-negative integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new RangeError(`generateProblems: n must be a non-negative integer, got ${n}`);
   const difficulty = resolveDifficulty(options.difficulty ?? "easy");
   const random = seededRandom(options.seed ?? 0);
   const unique = options.unique ?? true;
@@ -148,8 +159,10 @@ export function generateProblems(n: number, options: GenerateOptions = {}): Arit
   const maxDraws = 100 * n + 1000;
   for (let draws = 0; out.length < n; draws++) {
     if (draws >= maxDraws) {
-      throw new RangeError(`generateProblems: found only ${out.length} of ${n} distinct problems after ${draws} draws; ` +
-        "widen the difficulty or ask for fewer");
+      throw new RangeError(
+        `generateProblems: found only ${out.length} of ${n} distinct problems after ${draws} draws; ` +
+          "widen the difficulty or ask for fewer",
+      );
     }
     const p = drawProblem(random, difficulty);
     const key = formatPrompt(p);
@@ -176,7 +189,8 @@ const PROMPT_RE = /^Q:(\d{1,15})([+\-*])(\d{1,15})=$/;
 export function parsePrompt(text: string): ArithProblem | undefined {
   const m = PROMPT_RE.exec(text.trim());
   if (!m) return undefined;
-  const a = Number(m[1]), b = Number(m[3]);
+  const a = Number(m[1]),
+    b = Number(m[3]);
   if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b)) return undefined;
   return makeProblem(a, m[2] as ArithOp, b);
 }

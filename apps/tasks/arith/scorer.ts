@@ -5,7 +5,10 @@ import { processJudge, type JudgeOptions } from "./judge.js";
 import { parsePrompt } from "./problems.js";
 import { verify } from "./verifier.js";
 
-export interface ArithScore { score: number; correct: boolean }
+export interface ArithScore {
+  score: number;
+  correct: boolean;
+}
 
 export function arithScorer(options: JudgeOptions = {}): (prompt: string, response: string) => ArithScore {
   return (prompt, response) => {

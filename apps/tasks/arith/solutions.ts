@@ -63,9 +63,12 @@ const ARITHMETIC = new Set<Role["kind"]>(["add", "sub", "mul", "sum"]);
 function carryIn(step: Step): number {
   switch (step.kind) {
     case "add":
-    case "mul": return step.carry;
-    case "sub": return step.borrow;
-    default: return 0;
+    case "mul":
+      return step.carry;
+    case "sub":
+      return step.borrow;
+    default:
+      return 0;
   }
 }
 
@@ -76,7 +79,8 @@ function otherDigit(random: Random, digit: number): number {
 
 /** A slip of the result by +-1 or +-2, kept in the range a step of this kind can write. */
 function slip(random: Random, step: Step): Step {
-  const lo = 0, hi = step.kind === "sub" ? 9 : Number.MAX_SAFE_INTEGER;
+  const lo = 0,
+    hi = step.kind === "sub" ? 9 : Number.MAX_SAFE_INTEGER;
   const result = (step as { result: number }).result;
   const options = [-2, -1, 1, 2].map((d) => result + d).filter((r) => r >= lo && r <= hi);
   const wrong = options[randomInt(random, 0, options.length - 1)]!;
@@ -86,14 +90,17 @@ function slip(random: Random, step: Step): Step {
 /** The step computed right, but with its carry/borrow in dropped to 0. */
 function dropCarry(step: Step): Step {
   switch (step.kind) {
-    case "add": return { ...step, carry: 0, result: step.terms.reduce((s, t) => s + t, 0) };
-    case "mul": return { ...step, carry: 0, result: step.digit * step.multiplier };
+    case "add":
+      return { ...step, carry: 0, result: step.terms.reduce((s, t) => s + t, 0) };
+    case "mul":
+      return { ...step, carry: 0, result: step.digit * step.multiplier };
     case "sub": {
       const x = step.top % 10;
       const top = x - step.bottom < 0 ? x + 10 : x;
       return { ...step, top, borrow: 0, result: top - step.bottom };
     }
-    default: return step;
+    default:
+      return step;
   }
 }
 
@@ -115,7 +122,8 @@ function misread(random: Random, step: Step): Step {
       const top = x - bottom - step.borrow < 0 ? x + 10 : x;
       return { ...step, top, bottom, result: top - bottom - step.borrow };
     }
-    default: return step;
+    default:
+      return step;
   }
 }
 
@@ -133,13 +141,19 @@ function miscopy(random: Random, value: number): number {
  */
 export function corruptSolution(problem: ArithProblem, options: CorruptOptions = {}): CorruptedSolution {
   const random = options.random ?? seededRandom(hashSeed(options.seed ?? 0, formatPrompt(problem), "corrupt"));
-  const kinds = typeof options.kind === "string" ? [options.kind] : options.kind ?? DEFAULT_CORRUPTIONS;
+  const kinds = typeof options.kind === "string" ? [options.kind] : (options.kind ?? DEFAULT_CORRUPTIONS);
   if (kinds.length === 0) throw new RangeError("corruptSolution: no corruption kinds to choose from");
   let kind = kinds[randomInt(random, 0, kinds.length - 1)]!;
   const clean = walkMethod(problem);
   const n = clean.steps.length;
-  const done = (steps: Step[], text: string, stepIndex: number, answer: number | undefined): CorruptedSolution =>
-    ({ kind, text, steps, stepIndex, answer, changesAnswer: answer !== problem.answer });
+  const done = (steps: Step[], text: string, stepIndex: number, answer: number | undefined): CorruptedSolution => ({
+    kind,
+    text,
+    steps,
+    stepIndex,
+    answer,
+    changesAnswer: answer !== problem.answer,
+  });
 
   if (kind === "truncate") {
     const text = formatSteps(clean.steps);
@@ -155,7 +169,9 @@ export function corruptSolution(problem: ArithProblem, options: CorruptOptions =
     steps[n - 1] = { kind: "answer", value };
     return done(steps, formatSteps(steps), n - 1, value);
   }
-  let eligible = clean.roles.flatMap((r, i) => (ARITHMETIC.has(r.kind) && (kind !== "carry" || carryIn(clean.steps[i]!) > 0) ? [i] : []));
+  let eligible = clean.roles.flatMap((r, i) =>
+    ARITHMETIC.has(r.kind) && (kind !== "carry" || carryIn(clean.steps[i]!) > 0) ? [i] : [],
+  );
   if (eligible.length === 0) {
     kind = "slip";
     eligible = clean.roles.flatMap((r, i) => (ARITHMETIC.has(r.kind) ? [i] : []));
@@ -163,7 +179,11 @@ export function corruptSolution(problem: ArithProblem, options: CorruptOptions =
   const at = eligible[randomInt(random, 0, eligible.length - 1)]!;
   const walk = walkMethod(problem, (expected, _role, index) => {
     if (index !== at) return expected;
-    return kind === "slip" ? slip(random, expected) : kind === "carry" ? dropCarry(expected) : misread(random, expected);
+    return kind === "slip"
+      ? slip(random, expected)
+      : kind === "carry"
+        ? dropCarry(expected)
+        : misread(random, expected);
   });
   const answer = (walk.steps[walk.steps.length - 1] as { value: number }).value;
   return done(walk.steps, formatSteps(walk.steps), at, answer);

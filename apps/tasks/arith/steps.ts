@@ -27,11 +27,16 @@ export const PARTIAL_MARKER = "P=";
 /** The text of one step. */
 export function formatStep(step: Step): string {
   switch (step.kind) {
-    case "add": return `${[...step.terms, step.carry].join("+")}=${step.result}`;
-    case "sub": return `${step.top}-${step.bottom}-${step.borrow}=${step.result}`;
-    case "mul": return `${step.digit}*${step.multiplier}+${step.carry}=${step.result}`;
-    case "partial": return `${PARTIAL_MARKER}${step.value}`;
-    case "answer": return `${ANSWER_MARKER}${step.value}`;
+    case "add":
+      return `${[...step.terms, step.carry].join("+")}=${step.result}`;
+    case "sub":
+      return `${step.top}-${step.bottom}-${step.borrow}=${step.result}`;
+    case "mul":
+      return `${step.digit}*${step.multiplier}+${step.carry}=${step.result}`;
+    case "partial":
+      return `${PARTIAL_MARKER}${step.value}`;
+    case "answer":
+      return `${ANSWER_MARKER}${step.value}`;
   }
 }
 
@@ -53,10 +58,17 @@ export function parseStep(token: string): Step | undefined {
   let m: RegExpExecArray | null;
   if (ADD_RE.test(token)) {
     const numbers = token.slice(0, token.indexOf("=")).split("+").map(Number);
-    return { kind: "add", terms: numbers.slice(0, -1), carry: numbers[numbers.length - 1]!, result: Number(token.slice(token.indexOf("=") + 1)) };
+    return {
+      kind: "add",
+      terms: numbers.slice(0, -1),
+      carry: numbers[numbers.length - 1]!,
+      result: Number(token.slice(token.indexOf("=") + 1)),
+    };
   }
-  if ((m = SUB_RE.exec(token))) return { kind: "sub", top: Number(m[1]), bottom: Number(m[2]), borrow: Number(m[3]), result: Number(m[4]) };
-  if ((m = MUL_RE.exec(token))) return { kind: "mul", digit: Number(m[1]), multiplier: Number(m[2]), carry: Number(m[3]), result: Number(m[4]) };
+  if ((m = SUB_RE.exec(token)))
+    return { kind: "sub", top: Number(m[1]), bottom: Number(m[2]), borrow: Number(m[3]), result: Number(m[4]) };
+  if ((m = MUL_RE.exec(token)))
+    return { kind: "mul", digit: Number(m[1]), multiplier: Number(m[2]), carry: Number(m[3]), result: Number(m[4]) };
   if ((m = PARTIAL_RE.exec(token))) return { kind: "partial", value: Number(m[1]) };
   if ((m = ANSWER_RE.exec(token))) return { kind: "answer", value: Number(m[1]) };
   return undefined;
@@ -68,7 +80,12 @@ export function stepsEqual(x: Step, y: Step): boolean {
   switch (x.kind) {
     case "add": {
       const o = y as typeof x;
-      return x.carry === o.carry && x.result === o.result && x.terms.length === o.terms.length && x.terms.every((t, i) => t === o.terms[i]);
+      return (
+        x.carry === o.carry &&
+        x.result === o.result &&
+        x.terms.length === o.terms.length &&
+        x.terms.every((t, i) => t === o.terms[i])
+      );
     }
     case "sub": {
       const o = y as typeof x;
@@ -109,7 +126,9 @@ const TRAILING_SPECIALS = /(?:<\/s>|<pad>)+$/;
  * special tokens leaves them, are ignored.
  */
 export function parseResponse(response: string): ParsedResponse {
-  const text = String(response ?? "").replace(LEADING_SPECIALS, "").replace(TRAILING_SPECIALS, "");
+  const text = String(response ?? "")
+    .replace(LEADING_SPECIALS, "")
+    .replace(TRAILING_SPECIALS, "");
   const malformed: string[] = [];
   const end = text.indexOf(TERMINATOR);
   const terminated = end >= 0;
@@ -129,6 +148,12 @@ export function parseResponse(response: string): ParsedResponse {
   }
   const steps = tokens.map(parseStep);
   const bad = tokens.filter((_, i) => steps[i] === undefined);
-  if (bad.length > 0) malformed.push(`not steps: ${bad.slice(0, 3).map((t) => JSON.stringify(t.slice(0, 20))).join(", ")}${bad.length > 3 ? ", ..." : ""}`);
+  if (bad.length > 0)
+    malformed.push(
+      `not steps: ${bad
+        .slice(0, 3)
+        .map((t) => JSON.stringify(t.slice(0, 20)))
+        .join(", ")}${bad.length > 3 ? ", ..." : ""}`,
+    );
   return { steps, tokens, answer, terminated, trailing, malformed };
 }

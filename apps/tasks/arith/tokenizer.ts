@@ -13,11 +13,22 @@ export const ARITH_ALPHABET: readonly string[] = [..." +-*.:=0123456789APQ"];
 
 /** tokenizer.json and tokenizer_config.json of the task's tokenizer, as objects. */
 export function arithTokenizerFiles(): { tokenizerJson: JsonObject; tokenizerConfig: JsonObject } {
-  const specials = [ARITH_SPECIAL_TOKENS.pad, ARITH_SPECIAL_TOKENS.bos, ARITH_SPECIAL_TOKENS.eos, ARITH_SPECIAL_TOKENS.unk];
+  const specials = [
+    ARITH_SPECIAL_TOKENS.pad,
+    ARITH_SPECIAL_TOKENS.bos,
+    ARITH_SPECIAL_TOKENS.eos,
+    ARITH_SPECIAL_TOKENS.unk,
+  ];
   const vocab: Record<string, number> = {};
   for (const token of [...specials, ...ARITH_ALPHABET]) vocab[token] = Object.keys(vocab).length;
   const added = specials.map((content, id) => ({
-    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   }));
   const bos = ARITH_SPECIAL_TOKENS.bos;
   const tokenizerJson: JsonObject = {
@@ -31,20 +42,36 @@ export function arithTokenizerFiles(): { tokenizerJson: JsonObject; tokenizerCon
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
       pair: [
-        { SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } },
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: bos, type_id: 1 } },
+        { Sequence: { id: "B", type_id: 1 } },
       ],
       special_tokens: { [bos]: { id: bos, ids: [vocab[bos]!], tokens: [bos] } },
     },
     decoder: { type: "Fuse" },
     model: {
-      type: "BPE", dropout: null, unk_token: ARITH_SPECIAL_TOKENS.unk, continuing_subword_prefix: null,
-      end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [],
+      type: "BPE",
+      dropout: null,
+      unk_token: ARITH_SPECIAL_TOKENS.unk,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: [],
     },
   };
   const addedTokensDecoder: JsonObject = {};
   for (const t of added) {
-    addedTokensDecoder[String(t.id)] = { content: t.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+    addedTokensDecoder[String(t.id)] = {
+      content: t.content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   }
   const tokenizerConfig: JsonObject = {
     add_bos_token: true,

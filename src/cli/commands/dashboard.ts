@@ -20,9 +20,16 @@ opens anywhere, offline.
   --export FILE     write a self-contained HTML file instead of serving
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      port: { type: "string" }, host: { type: "string" }, "allow-remote": { type: "boolean" }, export: { type: "string" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        port: { type: "string" },
+        host: { type: "string" },
+        "allow-remote": { type: "boolean" },
+        export: { type: "string" },
+      },
+    });
     if (!positionals.length) throw new UsageError("dashboard: give at least one RUN_DIR (a training run's output_dir)");
     if (values.export) {
       const { dashboardHtml, readRuns } = await import("../../report/dashboard-page.js");
@@ -36,8 +43,13 @@ opens anywhere, offline.
     const { isLoopback, startDashboard } = await import("../../report/dashboard-server.js");
     const host = values.host ?? "127.0.0.1";
     if (!isLoopback(host)) {
-      if (!values["allow-remote"]) throw new UsageError(`dashboard: --host ${host} would serve the runs beyond this machine; add --allow-remote to do so`);
-      console.error(`omni-dpo dashboard: warning: listening on ${host}: anyone who can reach this address can read these runs' metrics (no authentication)`);
+      if (!values["allow-remote"])
+        throw new UsageError(
+          `dashboard: --host ${host} would serve the runs beyond this machine; add --allow-remote to do so`,
+        );
+      console.error(
+        `omni-dpo dashboard: warning: listening on ${host}: anyone who can reach this address can read these runs' metrics (no authentication)`,
+      );
     }
     const port = positiveInt(values.port, "--port", 6006, true);
     if (port > 65535) throw new UsageError(`dashboard: --port must be at most 65535, got ${port}`);
@@ -46,7 +58,11 @@ opens anywhere, offline.
     });
     console.log(`dashboard: ${dash.url} (Ctrl-C to stop)`);
     await new Promise<void>((resolve) => {
-      const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); void dash.close().then(resolve); };
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        void dash.close().then(resolve);
+      };
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
     });

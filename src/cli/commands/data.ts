@@ -1,6 +1,13 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
-import { ENDPOINT_HELP, ENDPOINT_OPTIONS, JUDGE_HELP, JUDGE_OPTIONS, endpointFromFlags, judgeFromFlags } from "../endpoint-flags.js";
+import {
+  ENDPOINT_HELP,
+  ENDPOINT_OPTIONS,
+  JUDGE_HELP,
+  JUDGE_OPTIONS,
+  endpointFromFlags,
+  judgeFromFlags,
+} from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Command } from "../args.js";
 import { outputClash } from "../../util/paths.js";
 import { DATA_BUILD_MATH_HELP } from "./data-math.js";
@@ -91,20 +98,33 @@ export const dataCommand: Command = {
   subcommandHelp: { inspect: INSPECT_HELP, build: BUILD_HELP },
   async run(argv) {
     if (argv[0] === "build") return dataBuild(argv.slice(1));
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      tokenizer: { type: "string" }, "max-length": { type: "string" }, "max-prompt-length": { type: "string" },
-      "ambiguous-margin": { type: "string" }, json: { type: "boolean" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        tokenizer: { type: "string" },
+        "max-length": { type: "string" },
+        "max-prompt-length": { type: "string" },
+        "ambiguous-margin": { type: "string" },
+        json: { type: "boolean" },
+      },
+    });
     const [sub, file, ...extra] = positionals;
     if (sub !== "inspect") throw new UsageError(`data: unknown subcommand '${sub ?? ""}'; available: inspect, build`);
     if (!file || extra.length) throw new UsageError("data inspect: expected one FILE");
     const maxLength = positiveInt(values["max-length"], "--max-length", 512);
     const maxPromptLength = positiveInt(values["max-prompt-length"], "--max-prompt-length", 128);
-    if (maxPromptLength >= maxLength) throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
+    if (maxPromptLength >= maxLength)
+      throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
     const { inspectFile, formatInspection } = await import("../../data/inspect.js");
-    const tokenizer = values.tokenizer ? (await import("../../text/index.js")).Tokenizer.fromPretrainedSync(values.tokenizer) : null;
+    const tokenizer = values.tokenizer
+      ? (await import("../../text/index.js")).Tokenizer.fromPretrainedSync(values.tokenizer)
+      : null;
     const r = await inspectFile(file, {
-      tokenizer, maxLength, maxPromptLength, ambiguousMargin: nonNegative(values["ambiguous-margin"], "--ambiguous-margin", 0.5),
+      tokenizer,
+      maxLength,
+      maxPromptLength,
+      ambiguousMargin: nonNegative(values["ambiguous-margin"], "--ambiguous-margin", 0.5),
     });
     console.log(values.json ? JSON.stringify(r) : formatInspection(r));
     return 0;
@@ -115,27 +135,58 @@ type BuildValues = Record<string, string | boolean | undefined>;
 
 async function dataBuild(argv: string[]): Promise<number> {
   // real math problems with a process reward model: their own pipeline and options
-  if (argv.some((a) => a === "--prm" || a.startsWith("--prm="))) return (await import("./data-math.js")).dataBuildMath(argv);
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-    model: { type: "string" }, prompts: { type: "string" }, out: { type: "string" }, scorer: { type: "string" },
-    "judge-noise": { type: "string" }, samples: { type: "string" }, temperature: { type: "string" }, "max-new-tokens": { type: "string" },
-    chosen: { type: "string" }, rejected: { type: "string" }, margin: { type: "string" }, "max-pairs": { type: "string" },
-    seed: { type: "string" }, json: { type: "boolean" },
-    "reward-model": { type: "string" }, task: { type: "string" }, seeds: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
-    "batch-size": { type: "string" }, "score-batch-size": { type: "string" }, "prompt-format": { type: "string" }, "min-margin": { type: "string" },
-    "normalize-margin": { type: "boolean" }, restart: { type: "boolean" }, device: { type: "string" }, ...ENDPOINT_OPTIONS, ...JUDGE_OPTIONS,
-  } });
+  if (argv.some((a) => a === "--prm" || a.startsWith("--prm=")))
+    return (await import("./data-math.js")).dataBuildMath(argv);
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: "string" },
+      prompts: { type: "string" },
+      out: { type: "string" },
+      scorer: { type: "string" },
+      "judge-noise": { type: "string" },
+      samples: { type: "string" },
+      temperature: { type: "string" },
+      "max-new-tokens": { type: "string" },
+      chosen: { type: "string" },
+      rejected: { type: "string" },
+      margin: { type: "string" },
+      "max-pairs": { type: "string" },
+      seed: { type: "string" },
+      json: { type: "boolean" },
+      "reward-model": { type: "string" },
+      task: { type: "string" },
+      seeds: { type: "string" },
+      "top-p": { type: "string" },
+      "top-k": { type: "string" },
+      "batch-size": { type: "string" },
+      "score-batch-size": { type: "string" },
+      "prompt-format": { type: "string" },
+      "min-margin": { type: "string" },
+      "normalize-margin": { type: "boolean" },
+      restart: { type: "boolean" },
+      device: { type: "string" },
+      ...ENDPOINT_OPTIONS,
+      ...JUDGE_OPTIONS,
+    },
+  });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
-  if (!values.model || !values.prompts || !values.out) throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
+  if (!values.model || !values.prompts || !values.out)
+    throw new UsageError("data build: --model DIR, --prompts FILE and --out FILE are required");
   refuseOverwritingInputs(values);
   const task = values.task ?? (values["reward-model"] || values["judge-endpoint"] ? "text" : "math");
   if (task !== "text" && task !== "math") throw new UsageError(`--task must be text or math, got '${task}'`);
   if (task === "text") return dataBuildText(values);
-  for (const flag of TEXT_ONLY_FLAGS) if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the text pipeline (--reward-model or --task text)`);
+  for (const flag of TEXT_ONLY_FLAGS)
+    if (values[flag] !== undefined)
+      throw new UsageError(`data build: --${flag} belongs to the text pipeline (--reward-model or --task text)`);
   const chosen = values.chosen ?? "highest";
   const rejected = values.rejected ?? "lowest";
-  if (chosen !== "highest" && chosen !== "random") throw new UsageError(`--chosen must be highest or random, got '${chosen}'`);
-  if (!["lowest", "random", "positive"].includes(rejected)) throw new UsageError(`--rejected must be lowest, random or positive, got '${rejected}'`);
+  if (chosen !== "highest" && chosen !== "random")
+    throw new UsageError(`--chosen must be highest or random, got '${chosen}'`);
+  if (!["lowest", "random", "positive"].includes(rejected))
+    throw new UsageError(`--rejected must be lowest, random or positive, got '${rejected}'`);
   const prompts = (await import("../../data/readers.js")).readPromptFile(values.prompts);
   const { buildPairs, loadScorer } = await import("../../data/build.js");
   const { loadModel } = await import("../../models/auto.js");
@@ -145,10 +196,13 @@ async function dataBuild(argv: string[]): Promise<number> {
   const { registeredScorers } = await import("../../data/build.js");
   if (!values.scorer) {
     const names = registeredScorers();
-    throw new UsageError(`data build: --scorer NAME or MODULE is required (${names.length ? `names: ${names.join(", ")}` : "no named scorer here"}), ` +
-      "or --reward-model DIR for the text pipeline");
+    throw new UsageError(
+      `data build: --scorer NAME or MODULE is required (${names.length ? `names: ${names.join(", ")}` : "no named scorer here"}), ` +
+        "or --reward-model DIR for the text pipeline",
+    );
   }
-  const noise = values["judge-noise"] === undefined ? undefined : nonNegative(values["judge-noise"], "--judge-noise", 0);
+  const noise =
+    values["judge-noise"] === undefined ? undefined : nonNegative(values["judge-noise"], "--judge-noise", 0);
   const scorer = await loadScorer(values.scorer, { seed, noise });
   const endpoint = await endpointFromFlags(values, "data build");
   const model = endpoint ?? loadModel(values.model);
@@ -158,18 +212,25 @@ async function dataBuild(argv: string[]): Promise<number> {
   checkTokenIds(promptIds, modelVocab(values.model), values.model);
   const bar = new Progress("sampling", prompts.length, !values.json);
   const { pairs, stats } = await buildPairs(model, tokenizer, prompts, scorer, {
-    samples: positiveInt(values.samples, "--samples", 5), temperature: nonNegative(values.temperature, "--temperature", 0.8),
-    maxNewTokens: positiveInt(values["max-new-tokens"], "--max-new-tokens", 64), chosen: chosen as "highest" | "random",
-    rejected: rejected as "lowest" | "random" | "positive", margin: nonNegative(values.margin, "--margin", 5),
-    maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10_000), seed, onProgress: (d) => bar.update(d),
+    samples: positiveInt(values.samples, "--samples", 5),
+    temperature: nonNegative(values.temperature, "--temperature", 0.8),
+    maxNewTokens: positiveInt(values["max-new-tokens"], "--max-new-tokens", 64),
+    chosen: chosen as "highest" | "random",
+    rejected: rejected as "lowest" | "random" | "positive",
+    margin: nonNegative(values.margin, "--margin", 5),
+    maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10_000),
+    seed,
+    onProgress: (d) => bar.update(d),
   });
   model.dispose?.();
   (await import("../../util/files.js")).writeJsonLinesAtomic(values.out, pairs);
   if (values.json) console.log(JSON.stringify({ out: values.out, ...stats }));
   else {
-    console.log(`${stats.pairs} pairs from ${stats.prompts} prompts (${stats.identicalDropped} with identical samples, ${stats.noPair} without a qualifying pair` +
-      `${stats.overCap ? `, ${stats.overCap} over --max-pairs` : ""}; ${(100 * stats.correctShare).toFixed(1)}% of samples correct` +
-      `${stats.scoreScale !== 1 ? `; scores x${stats.scoreScale} (a 0..1 scorer)` : ""}) -> ${values.out}`);
+    console.log(
+      `${stats.pairs} pairs from ${stats.prompts} prompts (${stats.identicalDropped} with identical samples, ${stats.noPair} without a qualifying pair` +
+        `${stats.overCap ? `, ${stats.overCap} over --max-pairs` : ""}; ${(100 * stats.correctShare).toFixed(1)}% of samples correct` +
+        `${stats.scoreScale !== 1 ? `; scores x${stats.scoreScale} (a 0..1 scorer)` : ""}) -> ${values.out}`,
+    );
   }
   return 0;
 }
@@ -182,7 +243,8 @@ function refuseOverwritingInputs(values: BuildValues): void {
     { name: "--out's journal", path: `${out}.progress.jsonl` },
     { name: "--out's summary", path: `${out}.summary.json` },
   ];
-  const inputs = (["prompts", "model", "reward-model", "scorer"] as const).filter((f) => typeof values[f] === "string")
+  const inputs = (["prompts", "model", "reward-model", "scorer"] as const)
+    .filter((f) => typeof values[f] === "string")
     .map((f) => ({ name: `--${f}`, path: values[f] as string }));
   const clash = outputClash(outputs, inputs);
   if (clash) {
@@ -190,42 +252,78 @@ function refuseOverwritingInputs(values: BuildValues): void {
   }
 }
 
-const TEXT_ONLY_FLAGS = ["reward-model", "judge-endpoint", "judge-model", "judge-template", "judge-retries", "judge-max-tokens", "seeds", "top-p", "top-k", "batch-size", "score-batch-size", "prompt-format", "min-margin", "normalize-margin", "restart", "device"] as const;
+const TEXT_ONLY_FLAGS = [
+  "reward-model",
+  "judge-endpoint",
+  "judge-model",
+  "judge-template",
+  "judge-retries",
+  "judge-max-tokens",
+  "seeds",
+  "top-p",
+  "top-k",
+  "batch-size",
+  "score-batch-size",
+  "prompt-format",
+  "min-margin",
+  "normalize-margin",
+  "restart",
+  "device",
+] as const;
 
 /** The text pipeline: policy samples, reward-model (or scorer-module) scores, best vs worst. */
 async function dataBuildText(values: BuildValues): Promise<number> {
   const str = (k: string) => values[k] as string | undefined;
-  const model = str("model")!, out = str("out")!;
+  const model = str("model")!,
+    out = str("out")!;
   const scorers = (["reward-model", "scorer", "judge-endpoint"] as const).filter((f) => values[f] !== undefined);
-  if (scorers.length === 0) throw new UsageError("data build --task text: give --reward-model DIR, --judge-endpoint URL or --scorer MODULE");
-  if (scorers.length > 1) throw new UsageError(`data build: give one scorer, not ${scorers.map((f) => `--${f}`).join(" and ")}`);
+  if (scorers.length === 0)
+    throw new UsageError("data build --task text: give --reward-model DIR, --judge-endpoint URL or --scorer MODULE");
+  if (scorers.length > 1)
+    throw new UsageError(`data build: give one scorer, not ${scorers.map((f) => `--${f}`).join(" and ")}`);
   for (const flag of ["chosen", "rejected", "margin", "max-pairs", "judge-noise", "seed"]) {
-    if (values[flag] !== undefined) throw new UsageError(`data build: --${flag} belongs to the math task; the text pipeline pairs best vs worst (see --min-margin, --seeds)`);
+    if (values[flag] !== undefined)
+      throw new UsageError(
+        `data build: --${flag} belongs to the math task; the text pipeline pairs best vs worst (see --min-margin, --seeds)`,
+      );
   }
   const format = str("prompt-format") ?? "auto";
-  if (!["auto", "chat", "text"].includes(format)) throw new UsageError(`--prompt-format must be auto, chat or text, got '${format}'`);
-  const seeds = str("seeds")?.split(",").map((s) => {
-    const n = Number(s.trim());
-    if (s.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
-      throw new UsageError(`--seeds must be integers from 0 to ${Number.MAX_SAFE_INTEGER} (2^53 - 1) separated by commas, got '${str("seeds")}'`);
-    }
-    return n;
-  });
+  if (!["auto", "chat", "text"].includes(format))
+    throw new UsageError(`--prompt-format must be auto, chat or text, got '${format}'`);
+  const seeds = str("seeds")
+    ?.split(",")
+    .map((s) => {
+      const n = Number(s.trim());
+      if (s.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
+        throw new UsageError(
+          `--seeds must be integers from 0 to ${Number.MAX_SAFE_INTEGER} (2^53 - 1) separated by commas, got '${str("seeds")}'`,
+        );
+      }
+      return n;
+    });
   const samples = positiveInt(str("samples"), "--samples", seeds?.length ?? 5);
   if (samples < 2) throw new UsageError("--samples must be at least 2 (a pair needs two responses)");
   const minMargin = str("min-margin") === undefined ? undefined : Number(str("min-margin"));
-  if (minMargin !== undefined && !Number.isFinite(minMargin)) throw new UsageError(`--min-margin must be a number, got '${str("min-margin")}'`);
+  if (minMargin !== undefined && !Number.isFinite(minMargin))
+    throw new UsageError(`--min-margin must be a number, got '${str("min-margin")}'`);
   const options = {
-    samples, seeds, temperature: nonNegative(str("temperature"), "--temperature", 0.8), topP: nonNegative(str("top-p"), "--top-p", 0.95),
-    topK: positiveInt(str("top-k"), "--top-k", 0, true), maxNewTokens: positiveInt(str("max-new-tokens"), "--max-new-tokens", 4096),
-    batchSize: positiveInt(str("batch-size"), "--batch-size", 8), minMargin, normalizeMargin: Boolean(values["normalize-margin"]),
+    samples,
+    seeds,
+    temperature: nonNegative(str("temperature"), "--temperature", 0.8),
+    topP: nonNegative(str("top-p"), "--top-p", 0.95),
+    topK: positiveInt(str("top-k"), "--top-k", 0, true),
+    maxNewTokens: positiveInt(str("max-new-tokens"), "--max-new-tokens", 4096),
+    batchSize: positiveInt(str("batch-size"), "--batch-size", 8),
+    minMargin,
+    normalizeMargin: Boolean(values["normalize-margin"]),
     promptFormat: format as "auto" | "chat" | "text",
   };
   if (options.topP <= 0 || options.topP > 1) throw new UsageError(`--top-p must be in (0, 1], got '${str("top-p")}'`);
   const scoreBatchSize = positiveInt(str("score-batch-size"), "--score-batch-size", 16);
   const device = await resolveDevice(str("device"));
   const { readPromptRows } = await import("../../data/readers.js");
-  const { buildTextPairs, formatTextSummary, moduleScorer, preparePrompts, writeTextBuild } = await import("../../data/text-build.js");
+  const { buildTextPairs, formatTextSummary, moduleScorer, preparePrompts, writeTextBuild } =
+    await import("../../data/text-build.js");
   const { loadModel } = await import("../../models/auto.js");
   const { tokenizerDirectory } = await import("../../models/peft.js");
   const { Tokenizer } = await import("../../text/index.js");
@@ -236,34 +334,65 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
   // The reward model is checked before the policy samples anything: a bad directory fails fast.
   const judge = await judgeFromFlags(values, "data build");
-  const scorer = judge ?? (values.scorer ? moduleScorer((await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!))), resolve(str("scorer")!))
-    : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, { device, batchSize: scoreBatchSize }));
+  const scorer =
+    judge ??
+    (values.scorer
+      ? moduleScorer(
+          await import("../../data/build.js").then((m) => m.loadScorer(str("scorer")!)),
+          resolve(str("scorer")!),
+        )
+      : (await import("../../data/reward.js")).rewardModelScorer(str("reward-model")!, {
+          device,
+          batchSize: scoreBatchSize,
+        }));
   // With --endpoint the policy samples there; --model gives its tokenizer and context (prompts
   // rendered, checked and seeded as a local build's).
   const { modelMaxPositions } = await import("../../models/vocab.js");
-  const endpoint = await endpointFromFlags(values, "data build", values.endpoint ? modelMaxPositions(model) : undefined);
+  const endpoint = await endpointFromFlags(
+    values,
+    "data build",
+    values.endpoint ? modelMaxPositions(model) : undefined,
+  );
   const policy = endpoint ?? loadModel(model, { device });
   try {
-    const prepared = preparePrompts(rows, { maxPositions: policy.maxPositions ?? Infinity }, tokenizer, options.promptFormat, model);
+    const prepared = preparePrompts(
+      rows,
+      { maxPositions: policy.maxPositions ?? Infinity },
+      tokenizer,
+      options.promptFormat,
+      model,
+    );
     const journal = `${out}.progress.jsonl`;
     if (values.restart) rmSync(journal, { force: true });
     // The bar counts this run's prompts, so its rate and ETA leave out those an earlier run finished.
     let bar: InstanceType<typeof Progress> | undefined;
     let resumed = 0;
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
-      ...options, journal, identity: { policy: endpoint ? endpoint.name : resolve(model) }, onNotice: (m) => console.error(m),
+      ...options,
+      journal,
+      identity: { policy: endpoint ? endpoint.name : resolve(model) },
+      onNotice: (m) => console.error(m),
       onProgress: (done, total, info) => {
-        if (!bar) { resumed = done; bar = new Progress("sampling and scoring", total - resumed, !values.json); }
+        if (!bar) {
+          resumed = done;
+          bar = new Progress("sampling and scoring", total - resumed, !values.json);
+        }
         bar.update(done - resumed, resumed ? `${info} (${resumed} prompts done before)` : info);
       },
     });
     bar?.finish();
     if (judge) {
       const c = judge.counts;
-      console.error(`judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable (asked again), ${c.dropped} responses left unscored`);
+      console.error(
+        `judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable (asked again), ${c.dropped} responses left unscored`,
+      );
     }
     const summaryFile = writeTextBuild(out, journal, pairs, summary);
-    console.log(values.json ? JSON.stringify({ out, summary: summaryFile, ...summary }) : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`);
+    console.log(
+      values.json
+        ? JSON.stringify({ out, summary: summaryFile, ...summary })
+        : `${formatTextSummary(summary)}\n-> ${out} (summary: ${summaryFile})`,
+    );
   } finally {
     policy.dispose?.();
     scorer.dispose?.();

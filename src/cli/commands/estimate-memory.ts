@@ -35,37 +35,66 @@ share alone, what stays until the step. A checkpoint also gathers the whole opti
 it is written. Activations are an estimate (the saved tensors of each layer, one chunk of logits).
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      model: { type: "string" }, "zero-stage": { type: "string" }, "world-size": { type: "string" }, dtype: { type: "string" },
-      bf16: { type: "boolean" }, lora: { type: "string" }, "lora-targets": { type: "string" },
-      "gradient-checkpointing": { type: "boolean" }, seq: { type: "string" }, batch: { type: "string" }, json: { type: "boolean" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        model: { type: "string" },
+        "zero-stage": { type: "string" },
+        "world-size": { type: "string" },
+        dtype: { type: "string" },
+        bf16: { type: "boolean" },
+        lora: { type: "string" },
+        "lora-targets": { type: "string" },
+        "gradient-checkpointing": { type: "boolean" },
+        seq: { type: "string" },
+        batch: { type: "string" },
+        json: { type: "boolean" },
+      },
+    });
     if (positionals.length) throw new UsageError(`estimate-memory: unexpected argument '${positionals[0]}'`);
     if (!values.model) throw new UsageError("estimate-memory: --model DIR|CONFIG is required");
     const int = (flag: string, text: string | undefined, fallback: number, min: number): number => {
       if (text === undefined) return fallback;
       const v = Number(text);
-      if (!Number.isInteger(v) || v < min) throw new UsageError(`--${flag} must be an integer of at least ${min}, got '${text}'`);
+      if (!Number.isInteger(v) || v < min)
+        throw new UsageError(`--${flag} must be an integer of at least ${min}, got '${text}'`);
       return v;
     };
     const dtype = (values.dtype ?? "float32") as (typeof DTYPES)[number];
-    if (!DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}, got '${values.dtype}'`);
-    const { estimateMemory, gib, modelShape, readModelConfig, ZERO_STAGES } = await import("../../train/memory-estimate.js");
+    if (!DTYPES.includes(dtype))
+      throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}, got '${values.dtype}'`);
+    const { estimateMemory, gib, modelShape, readModelConfig, ZERO_STAGES } =
+      await import("../../train/memory-estimate.js");
     const stage = values["zero-stage"] === undefined ? null : int("zero-stage", values["zero-stage"], 0, 0);
     if (stage !== null && !(ZERO_STAGES as readonly number[]).includes(stage)) {
-      throw new UsageError(`--zero-stage must be one of ${ZERO_STAGES.join(", ")} (the stages this trainer has), got ${stage}`);
+      throw new UsageError(
+        `--zero-stage must be one of ${ZERO_STAGES.join(", ")} (the stages this trainer has), got ${stage}`,
+      );
     }
     const loraR = values.lora === undefined ? null : int("lora", values.lora, 0, 1);
     if (values["lora-targets"] !== undefined && loraR === null) throw new UsageError("--lora-targets needs --lora R");
     const shape = modelShape(readModelConfig(values.model), values.model);
-    const defaultTargets = shape.architecture === "gpt2" ? ["c_attn"] : shape.architecture === "phi3" ? ["qkv_proj"] : ["q_proj", "v_proj"];
+    const defaultTargets =
+      shape.architecture === "gpt2" ? ["c_attn"] : shape.architecture === "phi3" ? ["qkv_proj"] : ["q_proj", "v_proj"];
     const targetText = values["lora-targets"];
-    const targets = targetText === "all-linear" ? "all-linear" as const
-      : targetText !== undefined ? targetText.split(",").map((t) => t.trim()).filter(Boolean) : defaultTargets;
+    const targets =
+      targetText === "all-linear"
+        ? ("all-linear" as const)
+        : targetText !== undefined
+          ? targetText
+              .split(",")
+              .map((t) => t.trim())
+              .filter(Boolean)
+          : defaultTargets;
     const options = {
-      worldSize: int("world-size", values["world-size"], 1, 1), dtype, bf16: values.bf16 === true,
-      lora: loraR === null ? null : { r: loraR, targets }, gradientCheckpointing: values["gradient-checkpointing"] === true,
-      seq: int("seq", values.seq, 1024, 1), batch: int("batch", values.batch, 1, 1),
+      worldSize: int("world-size", values["world-size"], 1, 1),
+      dtype,
+      bf16: values.bf16 === true,
+      lora: loraR === null ? null : { r: loraR, targets },
+      gradientCheckpointing: values["gradient-checkpointing"] === true,
+      seq: int("seq", values.seq, 1024, 1),
+      batch: int("batch", values.batch, 1, 1),
     };
     const stages = stage === null ? [...ZERO_STAGES] : [stage];
     const estimates = stages.map((s) => ({ zero_stage: s, ...estimateMemory(shape, { ...options, zeroStage: s }) }));
@@ -75,17 +104,25 @@ it is written. Activations are an estimate (the saved tensors of each layer, one
       return 0;
     }
     const first = estimates[0];
-    const what = options.lora ? `LoRA r=${loraR} (${first.trainableParameters.toLocaleString("en")} trainable)` : "full fine-tuning";
-    console.log(`${values.model}: ${shape.architecture}, ${first.parameters.toLocaleString("en")} parameters, ${what}, ` +
-      `${dtype}${options.bf16 ? " + bf16 autocast" : ""}, ${options.worldSize} rank${options.worldSize === 1 ? "" : "s"}, ` +
-      `${options.batch} pair(s) x ${options.seq} tokens${options.gradientCheckpointing ? ", gradient checkpointing" : ""}`);
+    const what = options.lora
+      ? `LoRA r=${loraR} (${first.trainableParameters.toLocaleString("en")} trainable)`
+      : "full fine-tuning";
+    console.log(
+      `${values.model}: ${shape.architecture}, ${first.parameters.toLocaleString("en")} parameters, ${what}, ` +
+        `${dtype}${options.bf16 ? " + bf16 autocast" : ""}, ${options.worldSize} rank${options.worldSize === 1 ? "" : "s"}, ` +
+        `${options.batch} pair(s) x ${options.seq} tokens${options.gradientCheckpointing ? ", gradient checkpointing" : ""}`,
+    );
     const rows: [string, (e: (typeof estimates)[number]) => number][] = [
-      ["weights", (e) => e.per_device_bytes.weights], ["gradients", (e) => e.per_device_bytes.gradients],
-      ["optimizer (AdamW)", (e) => e.per_device_bytes.optimizer], ["activations (est.)", (e) => e.per_device_bytes.activations],
-      ["total per device", (e) => e.per_device_bytes.total], ["gradients after reduce", (e) => e.gradients_after_reduce_bytes],
+      ["weights", (e) => e.per_device_bytes.weights],
+      ["gradients", (e) => e.per_device_bytes.gradients],
+      ["optimizer (AdamW)", (e) => e.per_device_bytes.optimizer],
+      ["activations (est.)", (e) => e.per_device_bytes.activations],
+      ["total per device", (e) => e.per_device_bytes.total],
+      ["gradients after reduce", (e) => e.gradients_after_reduce_bytes],
     ];
     console.log(["".padEnd(24), ...estimates.map((e) => `zero_stage ${e.zero_stage}`.padStart(14))].join(""));
-    for (const [label, get] of rows) console.log([label.padEnd(24), ...estimates.map((e) => gib(get(e)).padStart(14))].join(""));
+    for (const [label, get] of rows)
+      console.log([label.padEnd(24), ...estimates.map((e) => gib(get(e)).padStart(14))].join(""));
     return 0;
   },
 };

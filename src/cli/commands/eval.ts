@@ -54,11 +54,23 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
     const task = taskOf(argv);
     if (task === "math") return gradeMathPredictions(argv);
     if (task !== "pairwise") throw new UsageError(`eval: --task must be pairwise or math, got '${task}'`);
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      task: { type: "string" },
-      model: { type: "string" }, data: { type: "string" }, ref: { type: "string" }, beta: { type: "string" }, "batch-size": { type: "string" },
-      "max-length": { type: "string" }, "max-prompt-length": { type: "string" }, "no-length-norm": { type: "boolean" }, json: { type: "boolean" }, device: { type: "string" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        task: { type: "string" },
+        model: { type: "string" },
+        data: { type: "string" },
+        ref: { type: "string" },
+        beta: { type: "string" },
+        "batch-size": { type: "string" },
+        "max-length": { type: "string" },
+        "max-prompt-length": { type: "string" },
+        "no-length-norm": { type: "boolean" },
+        json: { type: "boolean" },
+        device: { type: "string" },
+      },
+    });
     if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
     if (!values.model) throw new UsageError("eval: --model DIR is required");
     if (!values.data) throw new UsageError("eval: --data FILE is required");
@@ -66,15 +78,25 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
     if (beta === 0) throw new UsageError("--beta must be positive");
     const maxLength = positiveInt(values["max-length"], "--max-length", 512);
     const maxPromptLength = positiveInt(values["max-prompt-length"], "--max-prompt-length", 128);
-    if (maxPromptLength >= maxLength) throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
+    if (maxPromptLength >= maxLength)
+      throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
     const { evaluatePairwiseFile, formatPairwise } = await import("../../eval/pairwise.js");
     const { Progress } = await import("../../util/progress.js");
     let bar = null as InstanceType<typeof Progress> | null;
     const r = await evaluatePairwiseFile({
-      model: values.model, data: values.data, ref: values.ref ?? null, beta, maxLength, maxPromptLength, device: await resolveDevice(values.device),
-      batchSize: positiveInt(values["batch-size"], "--batch-size", 8), lengthNorm: !values["no-length-norm"],
+      model: values.model,
+      data: values.data,
+      ref: values.ref ?? null,
+      beta,
+      maxLength,
+      maxPromptLength,
+      device: await resolveDevice(values.device),
+      batchSize: positiveInt(values["batch-size"], "--batch-size", 8),
+      lengthNorm: !values["no-length-norm"],
       onStatus: values.json ? undefined : (m) => console.error(m),
-      onProgress: (done, total) => { (bar ??= new Progress(values.ref ? "policy + reference" : "evaluating", total, !values.json)).update(done); },
+      onProgress: (done, total) => {
+        (bar ??= new Progress(values.ref ? "policy + reference" : "evaluating", total, !values.json)).update(done);
+      },
     });
     bar?.finish();
     if (values.json) {
@@ -96,15 +118,33 @@ function taskOf(argv: string[]): string {
 
 /** `eval --task math --predictions FILE`: grades outputs generated elsewhere. */
 async function gradeMathPredictions(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-    task: { type: "string" }, predictions: { type: "string" }, dataset: { type: "string" }, out: { type: "string" },
-    json: { type: "boolean" }, model: { type: "string" }, data: { type: "string", multiple: true }, samples: { type: "string" },
-    temperature: { type: "string" }, "top-p": { type: "string" }, "max-new-tokens": { type: "string" }, seed: { type: "string" },
-    "prompt-template": { type: "string" }, "batch-size": { type: "string" }, device: { type: "string" },
-  } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      task: { type: "string" },
+      predictions: { type: "string" },
+      dataset: { type: "string" },
+      out: { type: "string" },
+      json: { type: "boolean" },
+      model: { type: "string" },
+      data: { type: "string", multiple: true },
+      samples: { type: "string" },
+      temperature: { type: "string" },
+      "top-p": { type: "string" },
+      "max-new-tokens": { type: "string" },
+      seed: { type: "string" },
+      "prompt-template": { type: "string" },
+      "batch-size": { type: "string" },
+      device: { type: "string" },
+    },
+  });
   if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
   if (values.model !== undefined) return runMathBenchmarks(values);
-  if (!values.predictions) throw new UsageError("eval --task math: --predictions FILE (outputs to grade) or --model DIR --data FILE is required");
+  if (!values.predictions)
+    throw new UsageError(
+      "eval --task math: --predictions FILE (outputs to grade) or --model DIR --data FILE is required",
+    );
   const { gradePredictionsFile, formatPredictions } = await import("../../eval/math/predictions.js");
   const r = gradePredictionsFile(values.predictions, { dataset: values.dataset, out: values.out });
   console.log(values.json ? JSON.stringify(r) : formatPredictions(r));
@@ -121,14 +161,24 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
   const topP = nonNegative(str("top-p"), "--top-p", 1);
   if (topP === 0 || topP > 1) throw new UsageError(`--top-p must be in (0, 1], got '${str("top-p")}'`);
   const options = {
-    dataset: str("dataset"), samples: positiveInt(str("samples"), "--samples", 1), temperature, topP,
-    maxNewTokens: positiveInt(str("max-new-tokens"), "--max-new-tokens", 3000), seed: positiveInt(str("seed"), "--seed", 0, true),
-    promptTemplate: str("prompt-template"), batchSize: positiveInt(str("batch-size"), "--batch-size", 16),
+    dataset: str("dataset"),
+    samples: positiveInt(str("samples"), "--samples", 1),
+    temperature,
+    topP,
+    maxNewTokens: positiveInt(str("max-new-tokens"), "--max-new-tokens", 3000),
+    seed: positiveInt(str("seed"), "--seed", 0, true),
+    promptTemplate: str("prompt-template"),
+    batchSize: positiveInt(str("batch-size"), "--batch-size", 16),
   };
-  if (options.promptTemplate !== undefined && options.promptTemplate !== "chat" && !options.promptTemplate.includes("{input}")) {
+  if (
+    options.promptTemplate !== undefined &&
+    options.promptTemplate !== "chat" &&
+    !options.promptTemplate.includes("{input}")
+  ) {
     throw new UsageError("--prompt-template must contain {input} (where the question goes) or be 'chat'");
   }
-  if (options.samples > 1 && temperature === 0) throw new UsageError("--samples above 1 needs --temperature above 0 (greedy gives one answer)");
+  if (options.samples > 1 && temperature === 0)
+    throw new UsageError("--samples above 1 needs --temperature above 0 (greedy gives one answer)");
   const { join } = await import("node:path");
   const { mkdirSync } = await import("node:fs");
   const out = str("out");
@@ -147,9 +197,13 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
       const name = options.dataset ?? datasetOfFile(file) ?? file;
       let bar = null as InstanceType<typeof Progress> | null;
       const { result } = await evaluateMathBenchmark(policy as CausalLM, tokenizer, file, {
-        ...options, identity: { model },
-        out: out === undefined ? undefined : files.length > 1 ? join(out, `${name.replace(/[^\w.-]+/g, "_")}.jsonl`) : out,
-        onProgress: (done, total) => { (bar ??= new Progress(name, total, !values.json)).update(done); },
+        ...options,
+        identity: { model },
+        out:
+          out === undefined ? undefined : files.length > 1 ? join(out, `${name.replace(/[^\w.-]+/g, "_")}.jsonl`) : out,
+        onProgress: (done, total) => {
+          (bar ??= new Progress(name, total, !values.json)).update(done);
+        },
       });
       bar?.finish();
       results.push(result);

@@ -32,13 +32,28 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
   is cut from the answer (the protocol's way).
 `,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: {
-      model: { type: "string" }, prompt: { type: "string", multiple: true }, prompts: { type: "string" }, chat: { type: "boolean" },
-      "max-new-tokens": { type: "string" }, temperature: { type: "string" }, "top-k": { type: "string" }, "top-p": { type: "string" },
-      "do-sample": { type: "boolean" }, "repetition-penalty": { type: "string" }, "num-return-sequences": { type: "string" },
-      stop: { type: "string", multiple: true }, seed: { type: "string" }, "batch-size": { type: "string" }, json: { type: "boolean" }, device: { type: "string" },
-      ...ENDPOINT_OPTIONS,
-    } });
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: "string" },
+        prompt: { type: "string", multiple: true },
+        prompts: { type: "string" },
+        chat: { type: "boolean" },
+        "max-new-tokens": { type: "string" },
+        temperature: { type: "string" },
+        "top-k": { type: "string" },
+        "top-p": { type: "string" },
+        "do-sample": { type: "boolean" },
+        "repetition-penalty": { type: "string" },
+        "num-return-sequences": { type: "string" },
+        stop: { type: "string", multiple: true },
+        seed: { type: "string" },
+        "batch-size": { type: "string" },
+        json: { type: "boolean" },
+        device: { type: "string" },
+        ...ENDPOINT_OPTIONS,
+      },
+    });
     const endpoint = await endpointFromFlags(values, "generate");
     if (!values.model && !endpoint) throw new UsageError("generate: --model DIR (or --endpoint URL) is required");
     const prompts = [...(values.prompt ?? [])];
@@ -53,15 +68,31 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
     if (!(repetitionPenalty > 0)) throw new UsageError("generate: --repetition-penalty must be above 0");
     const n = positiveInt(values["num-return-sequences"], "--num-return-sequences", 1);
     const doSample = values["do-sample"] ?? undefined;
-    if (n > 1 && !doSample && !(temperature > 0)) throw new UsageError("generate: --num-return-sequences above 1 needs --do-sample or --temperature > 0");
+    if (n > 1 && !doSample && !(temperature > 0))
+      throw new UsageError("generate: --num-return-sequences above 1 needs --do-sample or --temperature > 0");
     const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
     if (endpoint) {
-      const out = await endpoint.generate(prompts.map((p, i) => ({
-        prompt: values.chat ? [{ role: "user", content: p }] : p, seeds: [seed + i], maxTokens: maxNew,
-        temperature, topP, topK, stop: values.stop,
-      })));
+      const out = await endpoint.generate(
+        prompts.map((p, i) => ({
+          prompt: values.chat ? [{ role: "user", content: p }] : p,
+          seeds: [seed + i],
+          maxTokens: maxNew,
+          temperature,
+          topP,
+          topK,
+          stop: values.stop,
+        })),
+      );
       out.forEach(([sample], i) => {
-        if (values.json) console.log(JSON.stringify({ prompt: prompts[i], completion: sample.text, finish_reason: sample.finishReason, tokens: sample.tokens }));
+        if (values.json)
+          console.log(
+            JSON.stringify({
+              prompt: prompts[i],
+              completion: sample.text,
+              finish_reason: sample.finishReason,
+              tokens: sample.tokens,
+            }),
+          );
         else console.log(`${prompts[i]}${values.chat ? "\n" : ""}${sample.text}\n---`);
       });
       return 0;
@@ -75,7 +106,9 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
     const { tokenizerDirectory } = await import("../../models/peft.js");
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.model));
     const model = loadModel(values.model, { device: await resolveDevice(values.device) });
-    const texts = prompts.map((p) => (values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p));
+    const texts = prompts.map((p) =>
+      values.chat ? tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true }) : p,
+    );
     // A chat render writes its own special tokens; plain prompts get what the tokenizer adds (Llama's BOS).
     const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: !values.chat }));
     const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
@@ -88,14 +121,25 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
     for (let start = 0; start < ids.length; start += batchSize) {
       const chunk = ids.slice(start, start + batchSize);
       const r = generate(model, chunk, {
-        maxNewTokens: maxNew, temperature, topK, topP, seed: seed + start, doSample, repetitionPenalty, numReturnSequences: n, eosTokenIds: eos, padTokenId: tokenizer.padTokenId,
-        stopStrings: values.stop, decode: (t) => tokenizer.decode(t, { skipSpecialTokens: true }),
+        maxNewTokens: maxNew,
+        temperature,
+        topK,
+        topP,
+        seed: seed + start,
+        doSample,
+        repetitionPenalty,
+        numReturnSequences: n,
+        eosTokenIds: eos,
+        padTokenId: tokenizer.padTokenId,
+        stopStrings: values.stop,
+        decode: (t) => tokenizer.decode(t, { skipSpecialTokens: true }),
         onStep: (s) => bar.update((start * maxNew + s * chunk.length) * n),
       });
       r.tokens.forEach((tokens, i) => {
         const completion = tokenizer.decode(tokens, { skipSpecialTokens: true });
         const prompt = prompts[start + Math.floor(i / n)];
-        if (values.json) console.log(JSON.stringify({ prompt, completion, finish_reason: r.finishReasons[i], tokens: tokens.length }));
+        if (values.json)
+          console.log(JSON.stringify({ prompt, completion, finish_reason: r.finishReasons[i], tokens: tokens.length }));
         else console.log(`${prompt}${values.chat ? "\n" : ""}${completion}\n---`);
       });
     }

@@ -21,22 +21,33 @@ as PEFT's merge_and_unload() then save_pretrained() do; the result loads without
                    or the adapter's directory)
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      adapter: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, force: { type: "boolean" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        adapter: { type: "string" },
+        out: { type: "string" },
+        dtype: { type: "string" },
+        force: { type: "boolean" },
+      },
+    });
     if (positionals.length) throw new UsageError(`merge: unexpected argument '${positionals[0]}'`);
     if (!values.adapter) throw new UsageError("merge: --adapter DIR is required");
     if (!values.out) throw new UsageError("merge: --out DIR is required");
     const dtype = values.dtype as (typeof DTYPES)[number] | undefined;
-    if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}, got '${values.dtype}'`);
+    if (dtype !== undefined && !DTYPES.includes(dtype))
+      throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}, got '${values.dtype}'`);
     const { isAdapterDirectory, tokenizerDirectory } = await import("../../models/peft.js");
     const { mergeAdapterDirectory } = await import("../../models/auto.js");
-    if (!isAdapterDirectory(values.adapter)) throw new UsageError(`merge: ${values.adapter} is not an adapter directory (no adapter_config.json)`);
+    if (!isAdapterDirectory(values.adapter))
+      throw new UsageError(`merge: ${values.adapter} is not an adapter directory (no adapter_config.json)`);
     const { Tokenizer } = await import("../../text/index.js");
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.adapter));
     const r = mergeAdapterDirectory(values.adapter, values.out, { dtype, force: values.force });
     await tokenizer.save(values.out);
-    console.log(`wrote ${values.out}: the base model ${r.baseDir} (left unchanged) with the adapter ${values.adapter} merged into its ${r.layers} adapted layers`);
+    console.log(
+      `wrote ${values.out}: the base model ${r.baseDir} (left unchanged) with the adapter ${values.adapter} merged into its ${r.layers} adapted layers`,
+    );
     return 0;
   },
 };

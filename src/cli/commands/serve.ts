@@ -29,22 +29,35 @@ naming the field (HTTP 400).
   --quiet             do not log each request
 `,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-      model: { type: "string" }, adapter: { type: "string" }, name: { type: "string" }, port: { type: "string" },
-      host: { type: "string" }, "allow-remote": { type: "boolean" }, "max-batch": { type: "string" },
-      device: { type: "string" }, quiet: { type: "boolean" },
-    } });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        model: { type: "string" },
+        adapter: { type: "string" },
+        name: { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+        "allow-remote": { type: "boolean" },
+        "max-batch": { type: "string" },
+        device: { type: "string" },
+        quiet: { type: "boolean" },
+      },
+    });
     if (positionals.length) throw new UsageError(`serve: unexpected argument '${positionals[0]}'`);
     if (!values.model) throw new UsageError("serve: --model DIR is required");
     const { isLoopback } = await import("../../report/dashboard-server.js");
     const host = values.host ?? "127.0.0.1";
     if (!isLoopback(host)) {
       if (!values["allow-remote"]) {
-        throw new UsageError(`serve: --host ${host} would serve the model beyond this machine; ` +
-          "add --allow-remote to do so");
+        throw new UsageError(
+          `serve: --host ${host} would serve the model beyond this machine; ` + "add --allow-remote to do so",
+        );
       }
-      console.error(`omni-dpo serve: warning: listening on ${host}: ` +
-        "anyone who can reach this address can use the model (no authentication)");
+      console.error(
+        `omni-dpo serve: warning: listening on ${host}: ` +
+          "anyone who can reach this address can use the model (no authentication)",
+      );
     }
     const port = positiveInt(values.port, "--port", 8000, true);
     const maxBatch = positiveInt(values["max-batch"], "--max-batch", 16);
@@ -56,8 +69,10 @@ naming the field (HTTP 400).
     if (values.adapter) {
       const base = readAdapterConfig(values.adapter).baseDir;
       if (realpathSync(base) !== realpathSync(values.model)) {
-        throw new UsageError(`serve: the adapter ${values.adapter} was trained on ${base} ` +
-          `(base_model_name_or_path in its adapter_config.json), not on --model ${values.model}`);
+        throw new UsageError(
+          `serve: the adapter ${values.adapter} was trained on ${base} ` +
+            `(base_model_name_or_path in its adapter_config.json), not on --model ${values.model}`,
+        );
       }
     }
     const dir = values.adapter ?? values.model;
@@ -65,12 +80,20 @@ naming the field (HTTP 400).
     const model = loadModel(dir, { device });
     const name = values.name ?? basename(resolve(dir));
     const server = await startServer(model, tokenizer, {
-      name, host, port, maxBatch, onRequest: values.quiet ? undefined : (line) => console.error(line),
+      name,
+      host,
+      port,
+      maxBatch,
+      onRequest: values.quiet ? undefined : (line) => console.error(line),
     });
     // The first line says where it listens (tests and scripts read it).
     console.log(`serving ${name} at ${server.url} (Ctrl-C to stop)`);
     await new Promise<void>((done) => {
-      const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); void server.close().then(done); };
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        void server.close().then(done);
+      };
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
     });

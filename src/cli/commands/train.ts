@@ -58,9 +58,16 @@ Recipe keys, by group (type, default; where the default comes from):
 
 ${recipeKeysHelp()}`,
     async run(argv) {
-      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
-        set: { type: "string", multiple: true }, json: { type: "boolean" }, "allow-unknown-keys": { type: "boolean" }, ...LAUNCH_OPTIONS,
-      } });
+      const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          set: { type: "string", multiple: true },
+          json: { type: "boolean" },
+          "allow-unknown-keys": { type: "boolean" },
+          ...LAUNCH_OPTIONS,
+        },
+      });
       if (positionals.length !== 1) throw new UsageError(`${name}: expected one CONFIG.yaml`);
       if (values["nproc-per-node"] !== undefined || values.nnodes !== undefined) return launchRanks(name, values, argv);
       const { loadTrainConfig, parseOverride } = await import("../../train/config.js");
@@ -71,7 +78,9 @@ ${recipeKeysHelp()}`,
       // In a distributed run rank 0 speaks for the run; the others print only warnings and errors.
       const rank = Number(process.env.RANK ?? 0);
       const quiet = process.env.WORLD_SIZE !== undefined && rank !== 0;
-      const { config, warnings } = loadTrainConfig(positionals[0], (values.set ?? []).map(parseOverride), { allowUnknownKeys: values["allow-unknown-keys"] ?? false });
+      const { config, warnings } = loadTrainConfig(positionals[0], (values.set ?? []).map(parseOverride), {
+        allowUnknownKeys: values["allow-unknown-keys"] ?? false,
+      });
       if (!quiet) for (const w of warnings) console.error(`warning: ${w}`);
       // Unix's convention for a process ended by a signal: 128 + its number.
       const exitCodes: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -81,7 +90,10 @@ ${recipeKeysHelp()}`,
           // The terminal is gone: writing to it fails, and the failure must not end the run before its checkpoint.
           for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
         }
-        if (stopRequested) { console.error(`\n${signal} again: exiting without a checkpoint`); process.exit(exitCodes[signal]); }
+        if (stopRequested) {
+          console.error(`\n${signal} again: exiting without a checkpoint`);
+          process.exit(exitCodes[signal]);
+        }
         stopRequested = signal;
         console.error(`\n${signal}: saving a checkpoint after this step, then stopping (again to exit now)`);
       };
@@ -89,16 +101,25 @@ ${recipeKeysHelp()}`,
       for (const s of signals) process.on(s, onSignal);
       try {
         const shouldStop = () => stopRequested !== null;
-        const result = await train(config, quiet ? { onWarning: (m) => console.error(`warning: rank ${rank}: ${m}`), shouldStop } : {
-          onStatus: (m) => console.error(m),
-          onWarning: (m) => console.error(`warning: ${m}`),
-          callbacks: [new ConsoleProgressCallback(!values.json)],
-          shouldStop,
-        });
+        const result = await train(
+          config,
+          quiet
+            ? { onWarning: (m) => console.error(`warning: rank ${rank}: ${m}`), shouldStop }
+            : {
+                onStatus: (m) => console.error(m),
+                onWarning: (m) => console.error(`warning: ${m}`),
+                callbacks: [new ConsoleProgressCallback(!values.json)],
+                shouldStop,
+              },
+        );
         if (quiet) return result.interrupted ? exitCodes[stopRequested ?? "SIGINT"]! : 0;
         if (values.json) console.log(JSON.stringify(result));
-        else if (result.alreadyFinished) console.log(`${result.outputDir} already holds the finished run (step ${result.globalStep}/${result.totalSteps}); nothing to train`);
-        else if (result.interrupted) console.log(`stopped at step ${result.globalStep}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
+        else if (result.alreadyFinished)
+          console.log(
+            `${result.outputDir} already holds the finished run (step ${result.globalStep}/${result.totalSteps}); nothing to train`,
+          );
+        else if (result.interrupted)
+          console.log(`stopped at step ${result.globalStep}/${result.totalSteps}; checkpoint ${result.checkpoint}`);
         else console.log(`trained ${result.globalStep} steps; model saved to ${result.outputDir}`);
         // Stopped by a signal, after its checkpoint: the signal's code (a run that finished anyway exits 0).
         return result.interrupted && stopRequested ? exitCodes[stopRequested]! : 0;
@@ -113,12 +134,20 @@ export const trainCommand = trainingCommand("train", TRAIN_WHAT);
 export const trainRmCommand = trainingCommand("train-rm", TRAIN_RM_WHAT);
 
 const LAUNCH_OPTIONS = {
-  "nproc-per-node": { type: "string" }, nnodes: { type: "string" }, "node-rank": { type: "string" },
-  "master-addr": { type: "string" }, "master-port": { type: "string" }, backend: { type: "string" },
+  "nproc-per-node": { type: "string" },
+  nnodes: { type: "string" },
+  "node-rank": { type: "string" },
+  "master-addr": { type: "string" },
+  "master-port": { type: "string" },
+  backend: { type: "string" },
 } as const;
 
 /** --nproc-per-node / --nnodes: this process is the launcher; each rank runs this command without those flags. */
-async function launchRanks(name: TrainingCommandName, values: Record<string, unknown>, argv: string[]): Promise<number> {
+async function launchRanks(
+  name: TrainingCommandName,
+  values: Record<string, unknown>,
+  argv: string[],
+): Promise<number> {
   const { launch } = await import("../../train/distributed/launcher.js");
   const { BACKENDS } = await import("../../torch/distributed.js");
   const int = (flag: string, fallback: number) => {
@@ -128,17 +157,26 @@ async function launchRanks(name: TrainingCommandName, values: Record<string, unk
     return Number(text);
   };
   const backend = (values.backend as string | undefined) ?? null;
-  if (backend !== null && !(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`${name}: --backend must be one of ${BACKENDS.join(", ")}, not '${backend}'`);
+  if (backend !== null && !(BACKENDS as readonly string[]).includes(backend))
+    throw new UsageError(`${name}: --backend must be one of ${BACKENDS.join(", ")}, not '${backend}'`);
   const forwarded: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const [name] = argv[i].replace(/^--/, "").split("=");
-    if (argv[i].startsWith("--") && name in LAUNCH_OPTIONS) { if (!argv[i].includes("=")) i++; continue; }
+    if (argv[i].startsWith("--") && name in LAUNCH_OPTIONS) {
+      if (!argv[i].includes("=")) i++;
+      continue;
+    }
     forwarded.push(argv[i]);
   }
   try {
     return await launch({
-      script: process.argv[1], args: [name, ...forwarded], nprocPerNode: int("nproc-per-node", 1), nnodes: int("nnodes", 1),
-      nodeRank: int("node-rank", 0), masterAddr: (values["master-addr"] as string | undefined) ?? "127.0.0.1", masterPort: int("master-port", 29500),
+      script: process.argv[1],
+      args: [name, ...forwarded],
+      nprocPerNode: int("nproc-per-node", 1),
+      nnodes: int("nnodes", 1),
+      nodeRank: int("node-rank", 0),
+      masterAddr: (values["master-addr"] as string | undefined) ?? "127.0.0.1",
+      masterPort: int("master-port", 29500),
       backend: backend as "gloo" | "nccl" | null,
     });
   } catch (e) {

@@ -21,9 +21,7 @@ import { isClose } from "./equal-numbers.js";
 let engine: Engine | null = null;
 function computeEngine(): Engine {
   if (!engine) {
-    const { ComputeEngine } = createRequire(import.meta.url)(
-      "@cortex-js/compute-engine",
-    ) as typeof ComputeEngineModule;
+    const { ComputeEngine } = createRequire(import.meta.url)("@cortex-js/compute-engine") as typeof ComputeEngineModule;
     engine = new ComputeEngine();
   }
   return engine;

@@ -6,7 +6,10 @@ import { zerosLike } from "../creation.js";
 import { tidy } from "../scope.js";
 
 /** Hyperparameters every group carries; each optimizer adds its own. */
-export interface GroupOptions { lr: number; weightDecay: number }
+export interface GroupOptions {
+  lr: number;
+  weightDecay: number;
+}
 export type ParamGroup<O> = O & { params: Tensor[]; initialLr: number };
 export type ParamGroupSpec<O> = Partial<O> & { params: Tensor[] };
 
@@ -21,9 +24,10 @@ export abstract class Optimizer<O extends GroupOptions> {
   protected readonly state = new Map<Tensor, Record<string, Tensor | number>>();
 
   constructor(params: Tensor[] | ParamGroupSpec<O>[], defaults: O) {
-    const specs: ParamGroupSpec<O>[] = params.length > 0 && params[0] instanceof Tensor
-      ? [{ params: params as Tensor[] } as ParamGroupSpec<O>]
-      : (params as ParamGroupSpec<O>[]);
+    const specs: ParamGroupSpec<O>[] =
+      params.length > 0 && params[0] instanceof Tensor
+        ? [{ params: params as Tensor[] } as ParamGroupSpec<O>]
+        : (params as ParamGroupSpec<O>[]);
     const seen = new Set<Tensor>();
     this.paramGroups = specs.map((spec, g) => {
       for (const p of spec.params) {
@@ -70,7 +74,7 @@ export abstract class Optimizer<O extends GroupOptions> {
         if (s) state[index] = { ...s };
         return index++;
       });
-      return { ...structuredClone(hyper), params: indices };  // no arrays (betas) shared with the live group
+      return { ...structuredClone(hyper), params: indices }; // no arrays (betas) shared with the live group
     });
     return { state, paramGroups };
   }
@@ -82,13 +86,16 @@ export abstract class Optimizer<O extends GroupOptions> {
    */
   loadStateDict(dict: OptimizerStateDict): void {
     if (dict.paramGroups.length !== this.paramGroups.length) {
-      throw new Error(`loadStateDict: ${dict.paramGroups.length} parameter groups saved, optimizer has ${this.paramGroups.length}`);
+      throw new Error(
+        `loadStateDict: ${dict.paramGroups.length} parameter groups saved, optimizer has ${this.paramGroups.length}`,
+      );
     }
     const params = this.paramGroups.flatMap((g) => g.params);
     const hypers = this.paramGroups.map((group, g) => {
       const saved = dict.paramGroups[g];
       const count = (saved.params as number[]).length;
-      if (count !== group.params.length) throw new Error(`loadStateDict: group ${g} saved ${count} parameters, has ${group.params.length}`);
+      if (count !== group.params.length)
+        throw new Error(`loadStateDict: group ${g} saved ${count} parameters, has ${group.params.length}`);
       const { params: _ignored, ...hyper } = saved;
       return hyper;
     });
@@ -97,7 +104,9 @@ export abstract class Optimizer<O extends GroupOptions> {
       if (!p) throw new Error(`loadStateDict: state for parameter ${key}, which does not exist`);
       for (const [name, v] of Object.entries(entry)) {
         if (v instanceof Tensor && v.shape.join() !== p.shape.join()) {
-          throw new Error(`loadStateDict: ${name} of parameter ${key} has shape [${v.shape}], parameter has [${p.shape}]`);
+          throw new Error(
+            `loadStateDict: ${name} of parameter ${key} has shape [${v.shape}], parameter has [${p.shape}]`,
+          );
         }
       }
     }
@@ -106,7 +115,9 @@ export abstract class Optimizer<O extends GroupOptions> {
       const copy: Record<string, Tensor | number> = {};
       const p = params[Number(key)];
       // A copy on the parameter's device and in its dtype (a checkpoint is read on the CPU).
-      for (const [name, v] of Object.entries(entry)) copy[name] = v instanceof Tensor ? tidy(() => v.detach().to({ device: p.device, dtype: p.dtype }).clone()).keep() : v;
+      for (const [name, v] of Object.entries(entry))
+        copy[name] =
+          v instanceof Tensor ? tidy(() => v.detach().to({ device: p.device, dtype: p.dtype }).clone()).keep() : v;
       loaded.set(p, copy);
     }
     this.paramGroups.forEach((group, g) => Object.assign(group, hypers[g]));
@@ -121,7 +132,10 @@ export abstract class Optimizer<O extends GroupOptions> {
   }
 }
 
-export interface AdamWOptions extends GroupOptions { betas: [number, number]; eps: number }
+export interface AdamWOptions extends GroupOptions {
+  betas: [number, number];
+  eps: number;
+}
 
 /**
  * AdamW (Loshchilov & Hutter), as torch.optim.AdamW: the parameter first decays by
@@ -153,14 +167,19 @@ export class AdamW extends Optimizer<AdamWOptions> {
   }
 }
 
-export interface SGDOptions extends GroupOptions { momentum: number; dampening: number; nesterov: boolean }
+export interface SGDOptions extends GroupOptions {
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+}
 
 /** SGD with optional momentum, dampening, Nesterov and (L2) weight decay, as torch.optim.SGD. */
 export class SGD extends Optimizer<SGDOptions> {
   constructor(params: Tensor[] | ParamGroupSpec<SGDOptions>[], options: Partial<SGDOptions> & { lr: number }) {
     super(params, { momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, ...options });
     for (const g of this.paramGroups) {
-      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error("SGD: Nesterov momentum needs momentum > 0 and dampening 0");
+      if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0))
+        throw new Error("SGD: Nesterov momentum needs momentum > 0 and dampening 0");
     }
   }
 
@@ -186,21 +205,29 @@ export class SGD extends Optimizer<SGDOptions> {
  * torch.nn.utils.clip_grad_norm_. Returns the norm before clipping.
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): number {
-  return noGrad(() => tidy(() => {
-    const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
-    if (grads.length === 0) return 0;
-    let total: Tensor;
-    if (normType === Infinity) {
-      total = grads.map((g) => g.abs().max()).reduce((a, b) => a.maximum(b));
-    } else {
-      const norms = grads.map((g) => g.norm(normType));
-      total = norms.length === 1 ? norms[0] : norms.slice(1).reduce((acc, n) => acc.add(n.pow(normType)), norms[0].pow(normType)).pow(1 / normType);
-    }
-    const totalNorm = total.item();
-    // As PyTorch: scale by min(maxNorm / (norm + 1e-6), 1); a NaN or infinite norm poisons the
-    // gradients the same way it does there, so a diverging run is not silently clipped.
-    const coef = Math.min(maxNorm / (totalNorm + 1e-6), 1);
-    if (!(coef >= 1)) for (const g of grads) g.mul_(Number.isNaN(totalNorm) ? NaN : coef);
-    return totalNorm;
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+      if (grads.length === 0) return 0;
+      let total: Tensor;
+      if (normType === Infinity) {
+        total = grads.map((g) => g.abs().max()).reduce((a, b) => a.maximum(b));
+      } else {
+        const norms = grads.map((g) => g.norm(normType));
+        total =
+          norms.length === 1
+            ? norms[0]
+            : norms
+                .slice(1)
+                .reduce((acc, n) => acc.add(n.pow(normType)), norms[0].pow(normType))
+                .pow(1 / normType);
+      }
+      const totalNorm = total.item();
+      // As PyTorch: scale by min(maxNorm / (norm + 1e-6), 1); a NaN or infinite norm poisons the
+      // gradients the same way it does there, so a diverging run is not silently clipped.
+      const coef = Math.min(maxNorm / (totalNorm + 1e-6), 1);
+      if (!(coef >= 1)) for (const g of grads) g.mul_(Number.isNaN(totalNorm) ? NaN : coef);
+      return totalNorm;
+    }),
+  );
 }

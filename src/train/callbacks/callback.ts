@@ -94,7 +94,11 @@ export class CallbackList {
   close(): void {
     let error: unknown = null;
     for (const callback of this.callbacks) {
-      try { callback.close?.(); } catch (e) { error ??= e; }
+      try {
+        callback.close?.();
+      } catch (e) {
+        error ??= e;
+      }
     }
     if (error) throw error;
   }

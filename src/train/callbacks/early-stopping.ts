@@ -39,8 +39,10 @@ export class EarlyStoppingCallback implements TrainerCallback {
   static fromConfig(config: TrainConfig): EarlyStoppingCallback | null {
     if (config.earlyStoppingPatience === null) return null;
     return new EarlyStoppingCallback({
-      patience: config.earlyStoppingPatience, threshold: config.earlyStoppingThreshold,
-      metric: config.metricForBestModel ?? undefined, greaterIsBetter: config.greaterIsBetter ?? undefined,
+      patience: config.earlyStoppingPatience,
+      threshold: config.earlyStoppingThreshold,
+      metric: config.metricForBestModel ?? undefined,
+      greaterIsBetter: config.greaterIsBetter ?? undefined,
     });
   }
 
@@ -53,10 +55,14 @@ export class EarlyStoppingCallback implements TrainerCallback {
   onEvaluate({ metrics, control, config }: TrainerEvent): void {
     if (!metrics) return;
     if (!(this.metric in metrics)) {
-      const known = Object.keys(metrics).filter((k) => k.startsWith("eval_")).map((k) => k.slice(5));
+      const known = Object.keys(metrics)
+        .filter((k) => k.startsWith("eval_"))
+        .map((k) => k.slice(5));
       const name = this.metric.slice("eval_".length);
-      throw new Error(`${config.source}: key 'metric_for_best_model': ${name} is not an evaluation metric; ` +
-        `the evaluation logs ${known.join(", ")}`);
+      throw new Error(
+        `${config.source}: key 'metric_for_best_model': ${name} is not an evaluation metric; ` +
+          `the evaluation logs ${known.join(", ")}`,
+      );
     }
     this.#see(metrics);
     if (this.waited >= this.options.patience) control.shouldTrainingStop = true;

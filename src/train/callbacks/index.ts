@@ -1,6 +1,11 @@
 // Training callbacks: the interface and the stock ones.
 export {
-  CallbackList, TrainerControl, type CallbackEvent, type TrainerCallback, type TrainerEvent, type TrainerRunState,
+  CallbackList,
+  TrainerControl,
+  type CallbackEvent,
+  type TrainerCallback,
+  type TrainerEvent,
+  type TrainerRunState,
 } from "./callback.js";
 export { EarlyStoppingCallback, type EarlyStoppingOptions } from "./early-stopping.js";
 export { ReferenceSyncCallback } from "./reference-sync.js";

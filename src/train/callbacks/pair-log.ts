@@ -14,8 +14,12 @@ export class PairLogCallback implements TrainerCallback {
   readonly #log: PairLog | null;
 
   /** `header` null: no pair log this run; `every`: the resolved pair_logging_steps. */
-  constructor(readonly outputDir: string, header: PairLogHeader | null, readonly every: number | null,
-    readonly valuesOf: PairValuesOf) {
+  constructor(
+    readonly outputDir: string,
+    header: PairLogHeader | null,
+    readonly every: number | null,
+    readonly valuesOf: PairValuesOf,
+  ) {
     this.#log = header ? new PairLog(join(outputDir, PAIR_LOG_FILE), header) : null;
   }
 

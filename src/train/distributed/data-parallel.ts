@@ -58,8 +58,13 @@ export class DataParallel implements ParallelStrategy {
     this.#bucketBytes = (config.ddpBucketCapMb ?? 25) * 1024 * 1024;
     const { env } = this;
     this.group = ProcessGroup.init({
-      rank: this.rank, worldSize: this.worldSize, masterAddr: env.masterAddr, masterPort: env.masterPort,
-      backend: this.backend(config), timeoutMs: config.ddpTimeout * 1000, socketIfname: env.socketIfname ?? undefined,
+      rank: this.rank,
+      worldSize: this.worldSize,
+      masterAddr: env.masterAddr,
+      masterPort: env.masterPort,
+      backend: this.backend(config),
+      timeoutMs: config.ddpTimeout * 1000,
+      socketIfname: env.socketIfname ?? undefined,
       storeServed: env.agentStore,
     });
     const where = `${this.group.backend}, ${env.masterAddr}:${env.masterPort}`;
@@ -90,21 +95,32 @@ export class DataParallel implements ParallelStrategy {
     const { rank, worldSize } = this;
     return {
       all: (mine) => !this.anyProcess([!mine])[0],
-      indices: (n) => strideOf(Array.from({ length: n }, (_, i) => i), rank, worldSize),
+      indices: (n) =>
+        strideOf(
+          Array.from({ length: n }, (_, i) => i),
+          rank,
+          worldSize,
+        ),
       gather: (mine, n) => {
         const per = Math.ceil(n / worldSize);
         const parts = torch.tidy(() => {
-          const own = torch.zeros([2, per], { dtype: "float64" });  // [chosen | rejected, pairs], padded
+          const own = torch.zeros([2, per], { dtype: "float64" }); // [chosen | rejected, pairs], padded
           if (mine.chosen.length) {
-            const values = torch.tensor([mine.chosen, mine.rejected], { dtype: "float64" });  // [2, own pairs]
+            const values = torch.tensor([mine.chosen, mine.rejected], { dtype: "float64" }); // [2, own pairs]
             own.narrow(1, 0, mine.chosen.length).copy_(values);
           }
           return this.group.allGather(own).map((t) => t.toArray() as number[][]);
         });
         const counts = Array.from({ length: worldSize }, (_, r) => Math.max(0, Math.ceil((n - r) / worldSize)));
         return {
-          chosen: interleave(parts.map((p, r) => p[0].slice(0, counts[r])), n),
-          rejected: interleave(parts.map((p, r) => p[1].slice(0, counts[r])), n),
+          chosen: interleave(
+            parts.map((p, r) => p[0].slice(0, counts[r])),
+            n,
+          ),
+          rejected: interleave(
+            parts.map((p, r) => p[1].slice(0, counts[r])),
+            n,
+          ),
         };
       },
       writes: this.isLocalMainProcess,
@@ -174,8 +190,9 @@ export class DataParallel implements ParallelStrategy {
    * all-reduce).
    */
   reduceTrainRow(row: MetricRow, interval: Interval): MetricRow {
-    const keys = Object.keys(row)
-      .filter((k) => typeof row[k] === "number" && k !== "step" && k !== "epoch" && k !== "tokens_per_second");
+    const keys = Object.keys(row).filter(
+      (k) => typeof row[k] === "number" && k !== "step" && k !== "epoch" && k !== "tokens_per_second",
+    );
     const totals = this.#sum([interval.tokens, ...keys.map((k) => row[k] as number)]);
     const seconds = torch.tidy(() => {
       const t = torch.tensor([interval.seconds], { dtype: "float64" });
@@ -198,7 +215,10 @@ export class DataParallel implements ParallelStrategy {
 
   anyProcess(flags: boolean[]): boolean[] {
     return torch.tidy(() => {
-      const t = torch.tensor(flags.map((f) => (f ? 1 : 0)), { dtype: "int64" });
+      const t = torch.tensor(
+        flags.map((f) => (f ? 1 : 0)),
+        { dtype: "int64" },
+      );
       this.group.allReduce([t], "max");
       return (t.toArray() as number[]).map((v) => v === 1);
     });
@@ -219,8 +239,9 @@ export class DataParallel implements ParallelStrategy {
   // ---- checkpoints ---------------------------------------------------------------------
 
   gatherCheckpoint(_optimizer: TrainOptimizer): GatheredState {
-    const rngStates = torch.tidy(() => this.group.allGather(torch.getRngState())
-      .map((t) => Buffer.from(t.data() as Uint8Array).toString("base64")));
+    const rngStates = torch.tidy(() =>
+      this.group.allGather(torch.getRngState()).map((t) => Buffer.from(t.data() as Uint8Array).toString("base64")),
+    );
     return { rngStates, release() {} };
   }
 

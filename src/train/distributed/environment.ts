@@ -21,10 +21,13 @@ function integer(env: NodeJS.ProcessEnv, name: string, min: number, max: number,
   const text = env[name];
   if (text === undefined || text === "") {
     if (fallback !== undefined) return fallback;
-    throw new Error(`environment: ${name} is not set (a distributed worker needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)`);
+    throw new Error(
+      `environment: ${name} is not set (a distributed worker needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)`,
+    );
   }
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`environment: ${name}=${text} must be an integer from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`environment: ${name}=${text} must be an integer from ${min} to ${max}`);
   return n;
 }
 
@@ -41,10 +44,18 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env, localRankKe
     throw new Error(`environment: OMNI_DPO_BACKEND=${backend} must be one of ${BACKENDS.join(", ")}`);
   }
   const masterAddr = env.MASTER_ADDR;
-  if (!masterAddr) throw new Error("environment: MASTER_ADDR is not set (a distributed worker needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)");
+  if (!masterAddr)
+    throw new Error(
+      "environment: MASTER_ADDR is not set (a distributed worker needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)",
+    );
   return {
-    rank, worldSize, localRank: integer(env, "LOCAL_RANK", 0, 1 << 20, localRankKey >= 0 ? localRankKey : rank),
-    masterAddr, masterPort: integer(env, "MASTER_PORT", 1, 65535), backend: backend as Backend | null,
-    socketIfname: env.GLOO_SOCKET_IFNAME || null, agentStore: env.TORCHELASTIC_USE_AGENT_STORE === "True",
+    rank,
+    worldSize,
+    localRank: integer(env, "LOCAL_RANK", 0, 1 << 20, localRankKey >= 0 ? localRankKey : rank),
+    masterAddr,
+    masterPort: integer(env, "MASTER_PORT", 1, 65535),
+    backend: backend as Backend | null,
+    socketIfname: env.GLOO_SOCKET_IFNAME || null,
+    agentStore: env.TORCHELASTIC_USE_AGENT_STORE === "True",
   };
 }

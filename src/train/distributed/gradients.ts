@@ -55,28 +55,30 @@ export function overlapEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
  */
 export function averageGradients(group: ProcessGroup, params: torch.Tensor[], bucketBytes = BUCKET_BYTES): void {
   if (group.worldSize === 1) return;
-  torch.noGrad(() => torch.tidy(() => {
-    const grads = params.map((p) => {
-      const g = p.grad;
-      if (g) return g;
-      p.grad = torch.zerosLike(p);
-      return p.grad!;
-    });
-    // Pack every bucket and start its all-reduce before waiting for any: packing the next one
-    // overlaps with the transfer of the last.
-    const flights = buckets(grads, bucketBytes).map((bucket) => {
-      const flat = torch.cat(bucket.map((g) => g.reshape(-1)));  // [sum of numels]
-      return { bucket, flat, work: group.allReduceAsync(flat, "sum") };
-    });
-    for (const { bucket, flat, work } of flights) {
-      work.wait();
-      flat.div_(group.worldSize);
-      let offset = 0;
-      for (const g of bucket) {
-        const n = g.numel();
-        g.copy_(flat.narrow(0, offset, n).view(g.shape));
-        offset += n;
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      const grads = params.map((p) => {
+        const g = p.grad;
+        if (g) return g;
+        p.grad = torch.zerosLike(p);
+        return p.grad!;
+      });
+      // Pack every bucket and start its all-reduce before waiting for any: packing the next one
+      // overlaps with the transfer of the last.
+      const flights = buckets(grads, bucketBytes).map((bucket) => {
+        const flat = torch.cat(bucket.map((g) => g.reshape(-1))); // [sum of numels]
+        return { bucket, flat, work: group.allReduceAsync(flat, "sum") };
+      });
+      for (const { bucket, flat, work } of flights) {
+        work.wait();
+        flat.div_(group.worldSize);
+        let offset = 0;
+        for (const g of bucket) {
+          const n = g.numel();
+          g.copy_(flat.narrow(0, offset, n).view(g.shape));
+          offset += n;
+        }
       }
-    }
-  }));
+    }),
+  );
 }

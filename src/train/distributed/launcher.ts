@@ -30,12 +30,18 @@ export interface LaunchOptions {
 export const LAUNCHED_BY = "OMNI_DPO_LAUNCHER_PID";
 
 /** Checks the launcher's flags; returns what is wrong, naming the flag. */
-export function launchProblems(o: Pick<LaunchOptions, "nprocPerNode" | "nnodes" | "nodeRank" | "masterPort">): string[] {
+export function launchProblems(
+  o: Pick<LaunchOptions, "nprocPerNode" | "nnodes" | "nodeRank" | "masterPort">,
+): string[] {
   const problems: string[] = [];
-  if (!Number.isInteger(o.nprocPerNode) || o.nprocPerNode < 1) problems.push(`--nproc-per-node must be a positive integer, not ${o.nprocPerNode}`);
-  if (!Number.isInteger(o.nnodes) || o.nnodes < 1) problems.push(`--nnodes must be a positive integer, not ${o.nnodes}`);
-  if (!Number.isInteger(o.nodeRank) || o.nodeRank < 0 || o.nodeRank >= o.nnodes) problems.push(`--node-rank must be an integer from 0 to ${o.nnodes - 1}, not ${o.nodeRank}`);
-  if (!Number.isInteger(o.masterPort) || o.masterPort < 1 || o.masterPort > 65535) problems.push(`--master-port must be from 1 to 65535, not ${o.masterPort}`);
+  if (!Number.isInteger(o.nprocPerNode) || o.nprocPerNode < 1)
+    problems.push(`--nproc-per-node must be a positive integer, not ${o.nprocPerNode}`);
+  if (!Number.isInteger(o.nnodes) || o.nnodes < 1)
+    problems.push(`--nnodes must be a positive integer, not ${o.nnodes}`);
+  if (!Number.isInteger(o.nodeRank) || o.nodeRank < 0 || o.nodeRank >= o.nnodes)
+    problems.push(`--node-rank must be an integer from 0 to ${o.nnodes - 1}, not ${o.nodeRank}`);
+  if (!Number.isInteger(o.masterPort) || o.masterPort < 1 || o.masterPort > 65535)
+    problems.push(`--master-port must be from 1 to 65535, not ${o.masterPort}`);
   return problems;
 }
 
@@ -70,15 +76,25 @@ export function launch(o: LaunchOptions): Promise<number> {
     for (let local = 0; local < o.nprocPerNode; local++) {
       const rank = o.nodeRank * o.nprocPerNode + local;
       const env: NodeJS.ProcessEnv = {
-        ...process.env, RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(local),
-        LOCAL_WORLD_SIZE: String(o.nprocPerNode), GROUP_RANK: String(o.nodeRank), MASTER_ADDR: o.masterAddr,
-        MASTER_PORT: String(o.masterPort), [LAUNCHED_BY]: String(process.pid),
+        ...process.env,
+        RANK: String(rank),
+        WORLD_SIZE: String(worldSize),
+        LOCAL_RANK: String(local),
+        LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+        GROUP_RANK: String(o.nodeRank),
+        MASTER_ADDR: o.masterAddr,
+        MASTER_PORT: String(o.masterPort),
+        [LAUNCHED_BY]: String(process.pid),
         // As torchrun: several ranks on one machine would oversubscribe its cores with a thread pool each.
         OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? (o.nprocPerNode > 1 ? "1" : undefined),
       };
       if (o.backend) env.OMNI_DPO_BACKEND = o.backend;
       if (env.OMP_NUM_THREADS === undefined) delete env.OMP_NUM_THREADS;
-      const child = spawn(process.execPath, [o.script, ...o.args], { env, stdio: ["ignore", "inherit", "inherit", "ipc"], detached: true });
+      const child = spawn(process.execPath, [o.script, ...o.args], {
+        env,
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        detached: true,
+      });
       const entry = { rank, child, exited: false };
       children.push(entry);
       child.on("exit", (code, signal) => {
@@ -91,7 +107,9 @@ export function launch(o: LaunchOptions): Promise<number> {
           for (const c of children) if (!c.exited) c.child.kill("SIGTERM");
           // A rank blocked in a collective cannot run its signal handler; the collective fails
           // when the dead rank's connections close, or at ddp_timeout. This bounds the wait.
-          killTimer = setTimeout(() => { for (const c of children) if (!c.exited) c.child.kill("SIGKILL"); }, o.graceMs ?? 15000);
+          killTimer = setTimeout(() => {
+            for (const c of children) if (!c.exited) c.child.kill("SIGKILL");
+          }, o.graceMs ?? 15000);
         }
         if (running === 0) {
           if (killTimer) clearTimeout(killTimer);
@@ -108,7 +126,9 @@ export function launch(o: LaunchOptions): Promise<number> {
 export function watchLauncher(): void {
   if (!process.env[LAUNCHED_BY] || !process.send) return;
   process.on("disconnect", () => {
-    process.stderr.write(`omni-dpo: rank ${process.env.RANK}: the launcher (pid ${process.env[LAUNCHED_BY]}) is gone; exiting\n`);
+    process.stderr.write(
+      `omni-dpo: rank ${process.env.RANK}: the launcher (pid ${process.env[LAUNCHED_BY]}) is gone; exiting\n`,
+    );
     process.exit(1);
   });
   // The channel must not keep a finished rank alive.

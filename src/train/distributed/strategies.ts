@@ -33,12 +33,16 @@ registerStrategy({ name: "zero1", zeroStage: 1, create: (env) => new ZeroStage1(
 registerStrategy({ name: "zero2", zeroStage: 2, create: (env) => new ZeroStage2(env) });
 
 /** The strategy this process runs: from its environment (WORLD_SIZE, RANK...) and the recipe's zero_stage. */
-export function strategyFor(config: TrainConfig,
-  env: DistributedEnv | null = distributedEnv(process.env, config.localRank)): ParallelStrategy {
+export function strategyFor(
+  config: TrainConfig,
+  env: DistributedEnv | null = distributedEnv(process.env, config.localRank),
+): ParallelStrategy {
   if (!env) return new SingleProcess();
   const entry = REGISTRY.get(config.zeroStage);
   if (!entry) {
-    const known = registeredStrategies().map((e) => `${e.zeroStage} (${e.name})`).join(", ");
+    const known = registeredStrategies()
+      .map((e) => `${e.zeroStage} (${e.name})`)
+      .join(", ");
     throw new Error(`zero_stage: ${config.zeroStage} has no parallelism strategy (registered: ${known})`);
   }
   return entry.create(env);

@@ -17,7 +17,10 @@ import type { MetricRow } from "../metrics.js";
 import type { ReferenceSharding } from "../reference.js";
 
 /** A train row's interval on this process: its attention-mask tokens and its training seconds. */
-export interface Interval { tokens: number; seconds: number }
+export interface Interval {
+  tokens: number;
+  seconds: number;
+}
 
 /** What a checkpoint needs from every process, gathered on the main one; release() frees it once written. */
 export interface GatheredState {
@@ -101,22 +104,46 @@ export class SingleProcess implements ParallelStrategy {
 
   begin(_config: TrainConfig, _status: (message: string) => void): void {}
   end(): void {}
-  shardEpoch(order: number[]): number[] { return order; }
-  shardEval(indices: number[]): number[] { return indices; }
-  referenceSharding(): ReferenceSharding | undefined { return undefined; }
-  fromMain(_key: string, value: string | null): string { return value!; }
+  shardEpoch(order: number[]): number[] {
+    return order;
+  }
+  shardEval(indices: number[]): number[] {
+    return indices;
+  }
+  referenceSharding(): ReferenceSharding | undefined {
+    return undefined;
+  }
+  fromMain(_key: string, value: string | null): string {
+    return value!;
+  }
   prepareModel(_model: CausalLM, _seed: number): void {}
-  wrapOptimizer(full: TrainOptimizer): TrainOptimizer { return full; }
-  lastBackprop(): Backprop { return plainBackprop; }
-  accumulateBackprop(): Backprop { return plainBackprop; }
+  wrapOptimizer(full: TrainOptimizer): TrainOptimizer {
+    return full;
+  }
+  lastBackprop(): Backprop {
+    return plainBackprop;
+  }
+  accumulateBackprop(): Backprop {
+    return plainBackprop;
+  }
   syncGradients(): void {}
-  clipGradients(params: torch.Tensor[], maxNorm: number): number { return torch.clipGradNorm(params, maxNorm); }
-  reduceTrainRow(row: MetricRow): MetricRow { return row; }
+  clipGradients(params: torch.Tensor[], maxNorm: number): number {
+    return torch.clipGradNorm(params, maxNorm);
+  }
+  reduceTrainRow(row: MetricRow): MetricRow {
+    return row;
+  }
   reduceEvalSums(sums: Record<string, number>, n: number): { sums: Record<string, number>; n: number } {
     return { sums, n };
   }
-  anyProcess(flags: boolean[]): boolean[] { return flags; }
+  anyProcess(flags: boolean[]): boolean[] {
+    return flags;
+  }
   barrier(): void {}
-  gatherCheckpoint(): GatheredState { return { release() {} }; }
-  rngStateOf(state: TrainerState): string { return state.rngState; }
+  gatherCheckpoint(): GatheredState {
+    return { release() {} };
+  }
+  rngStateOf(state: TrainerState): string {
+    return state.rngState;
+  }
 }

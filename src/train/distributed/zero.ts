@@ -35,7 +35,10 @@ export function ownersOf(groups: readonly { params: readonly torch.Tensor[] }[],
 }
 
 /** A parameter's state entries: tensors shaped like it, and numbers (AdamW's step). */
-export interface StateLayout { tensors: string[]; numbers: string[] }
+export interface StateLayout {
+  tensors: string[];
+  numbers: string[];
+}
 
 export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O> {
   /** The optimizer over this rank's own parameters; its groups mirror this one's. */
@@ -52,7 +55,12 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
    * ranks; `makeLocal` makes the same kind of optimizer over this rank's share, whose state
    * entries are `layout`'s.
    */
-  constructor(full: torch.Optimizer<O>, group: ProcessGroup, makeLocal: (groups: ParamGroupSpec<O>[]) => torch.Optimizer<O>, layout: StateLayout) {
+  constructor(
+    full: torch.Optimizer<O>,
+    group: ProcessGroup,
+    makeLocal: (groups: ParamGroupSpec<O>[]) => torch.Optimizer<O>,
+    layout: StateLayout,
+  ) {
     // The full optimizer's groups, hyperparameters included (each group's own override the defaults).
     super(full.paramGroups, full.paramGroups[0]);
     this.#group = group;
@@ -60,16 +68,20 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
     this.owners = ownersOf(this.paramGroups, group.worldSize);
     let position = 0;
     let local = 0;
-    this.local = makeLocal(this.paramGroups.map((g) => ({
-      ...g,
-      params: g.params.filter(() => {
-        const mine = this.owners[position] === group.rank;
-        if (mine) this.#localIndex.set(position, local++);
-        position++;
-        return mine;
-      }),
-    })));
-    this.local.paramGroups.forEach((g, i) => { g.initialLr = this.paramGroups[i].initialLr; });
+    this.local = makeLocal(
+      this.paramGroups.map((g) => ({
+        ...g,
+        params: g.params.filter(() => {
+          const mine = this.owners[position] === group.rank;
+          if (mine) this.#localIndex.set(position, local++);
+          position++;
+          return mine;
+        }),
+      })),
+    );
+    this.local.paramGroups.forEach((g, i) => {
+      g.initialLr = this.paramGroups[i].initialLr;
+    });
   }
 
   protected update(): void {
@@ -111,15 +123,21 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
         const own = owner === this.#group.rank ? mine[this.#localIndex.get(i)!] : undefined;
         // [has state, its numbers...]: whether there is anything to send (a parameter never stepped has none).
         const header = torch.tidy(() => {
-          const h = torch.tensor([own ? 1 : 0, ...this.#layout.numbers.map((k) => (own ? (own[k] as number) : 0))], { dtype: "float64" });
+          const h = torch.tensor([own ? 1 : 0, ...this.#layout.numbers.map((k) => (own ? (own[k] as number) : 0))], {
+            dtype: "float64",
+          });
           this.#group.broadcast([h], owner);
           return h.toArray() as number[];
         });
         if (header[0] !== 1) return;
         const entry: Record<string, torch.Tensor | number> = {};
-        this.#layout.numbers.forEach((k, j) => { entry[k] = header[j + 1]; });
+        this.#layout.numbers.forEach((k, j) => {
+          entry[k] = header[j + 1];
+        });
         for (const k of this.#layout.tensors) {
-          const t = own ? (own[k] as torch.Tensor).detach().contiguous().clone() : torch.empty(p.shape, { dtype: p.dtype, device: p.device });
+          const t = own
+            ? (own[k] as torch.Tensor).detach().contiguous().clone()
+            : torch.empty(p.shape, { dtype: p.dtype, device: p.device });
           this.#group.broadcast([t], owner);
           // Rank 0 keeps the whole state in host memory, one parameter's at a time on the device
           // (the whole of it there would double the optimizer's device memory while saving).
@@ -140,14 +158,19 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
 
   /** The whole state in PyTorch's layout (its tensors in host memory): rank 0, after gatherState() (the checkpoint's). */
   override stateDict(): OptimizerStateDict {
-    if (!this.#gathered) throw new Error(`rank ${this.#group.rank}: the sharded optimizer's state is gathered on rank 0 by gatherState() before a checkpoint`);
+    if (!this.#gathered)
+      throw new Error(
+        `rank ${this.#group.rank}: the sharded optimizer's state is gathered on rank 0 by gatherState() before a checkpoint`,
+      );
     return this.#gathered;
   }
 
   /** Takes this rank's share of a whole state (a checkpoint's, from any number of ranks or none). */
   override loadStateDict(dict: OptimizerStateDict): void {
     if (dict.paramGroups.length !== this.paramGroups.length) {
-      throw new Error(`loadStateDict: ${dict.paramGroups.length} parameter groups saved, optimizer has ${this.paramGroups.length}`);
+      throw new Error(
+        `loadStateDict: ${dict.paramGroups.length} parameter groups saved, optimizer has ${this.paramGroups.length}`,
+      );
     }
     const state: OptimizerStateDict["state"] = {};
     for (const [key, entry] of Object.entries(dict.state)) {
@@ -167,11 +190,14 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
   }
 
   /** Frees the gathered state (after the checkpoint is written). */
-  releaseGathered(): void { this.#dropGathered(); }
+  releaseGathered(): void {
+    this.#dropGathered();
+  }
 
   #dropGathered(): void {
     if (!this.#gathered) return;
-    for (const s of Object.values(this.#gathered.state)) for (const v of Object.values(s)) if (v instanceof torch.Tensor) v.dispose();
+    for (const s of Object.values(this.#gathered.state))
+      for (const v of Object.values(s)) if (v instanceof torch.Tensor) v.dispose();
     this.#gathered = null;
   }
 
@@ -190,16 +216,25 @@ export class ZeroStage1 extends DataParallel {
   override wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer {
     if (this.worldSize === 1) return full;
     const lr = full.paramGroups[0].lr;
-    const sharded = full instanceof torch.AdamW
-      ? new ShardedOptimizer(full, this.group, (groups) => new torch.AdamW(groups), { tensors: ["expAvg", "expAvgSq"], numbers: ["step"] })
-      : full instanceof torch.SGD
-        ? new ShardedOptimizer(full, this.group, (groups) => new torch.SGD(groups, { lr }), { tensors: ["momentumBuffer"], numbers: [] })
-        : null;
+    const sharded =
+      full instanceof torch.AdamW
+        ? new ShardedOptimizer(full, this.group, (groups) => new torch.AdamW(groups), {
+            tensors: ["expAvg", "expAvgSq"],
+            numbers: ["step"],
+          })
+        : full instanceof torch.SGD
+          ? new ShardedOptimizer(full, this.group, (groups) => new torch.SGD(groups, { lr }), {
+              tensors: ["momentumBuffer"],
+              numbers: [],
+            })
+          : null;
     if (!sharded) throw new Error("zero_stage 1 shards AdamW and SGD only");
     const params = sharded.paramGroups.flatMap((g) => g.params);
     const mine = params.filter((_, i) => sharded.owners[i] === this.rank).reduce((n, p) => n + p.numel(), 0);
     const all = params.reduce((n, p) => n + p.numel(), 0);
-    status(`rank ${this.rank}: ZeRO-1, optimizer state for ${mine} of ${all} parameter elements (${(100 * mine / all).toFixed(1)}%)`);
+    status(
+      `rank ${this.rank}: ZeRO-1, optimizer state for ${mine} of ${all} parameter elements (${((100 * mine) / all).toFixed(1)}%)`,
+    );
     return sharded;
   }
 

@@ -45,7 +45,9 @@ export class ZeroStage2 extends ZeroStage1 {
   }
 
   override wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer {
-    const wrapped = super.wrapOptimizer(full, (m) => status(m.replace("ZeRO-1, optimizer state", "ZeRO-2, gradients and optimizer state")));
+    const wrapped = super.wrapOptimizer(full, (m) =>
+      status(m.replace("ZeRO-1, optimizer state", "ZeRO-2, gradients and optimizer state")),
+    );
     this.#sharded = wrapped instanceof ShardedOptimizer ? wrapped : null;
     return wrapped;
   }
@@ -76,7 +78,10 @@ export class ZeroStage2 extends ZeroStage1 {
       order.forEach((i, k) => {
         const size = params[i].numel() * (BYTES[params[i].dtype] ?? 8);
         const previous = k > 0 ? order[k - 1] : -1;
-        const same = previous >= 0 && sharded.owners[previous] === sharded.owners[i] && params[previous].dtype === params[i].dtype &&
+        const same =
+          previous >= 0 &&
+          sharded.owners[previous] === sharded.owners[i] &&
+          params[previous].dtype === params[i].dtype &&
           bytes + size <= this.#bucketBytes;
         if (same) {
           sizes[sizes.length - 1]++;
@@ -87,7 +92,11 @@ export class ZeroStage2 extends ZeroStage1 {
           bytes = size;
         }
       });
-      this.#sync = this.group.gradientSync(order.map((i) => params[i]), sizes, owners);
+      this.#sync = this.group.gradientSync(
+        order.map((i) => params[i]),
+        sizes,
+        owners,
+      );
     }
     const sync = this.#sync;
     if (this.#armed) sync.finish();
@@ -107,10 +116,16 @@ export class ZeroStage2 extends ZeroStage1 {
     if (this.#armed) this.#sync.finish();
     this.#armed = false;
     // In a tidy scope: the handles p.grad makes are freed with it (one kept would keep the gradient).
-    torch.noGrad(() => torch.tidy(() => sharded.paramGroups.flatMap((g) => g.params).forEach((p, i) => {
-      if (sharded.owners[i] === this.rank) p.grad?.div_(this.worldSize);
-      else p.grad = null;
-    })));
+    torch.noGrad(() =>
+      torch.tidy(() =>
+        sharded.paramGroups
+          .flatMap((g) => g.params)
+          .forEach((p, i) => {
+            if (sharded.owners[i] === this.rank) p.grad?.div_(this.worldSize);
+            else p.grad = null;
+          }),
+      ),
+    );
   }
 
   /**
@@ -119,15 +134,19 @@ export class ZeroStage2 extends ZeroStage1 {
    */
   override clipGradients(params: torch.Tensor[], maxNorm: number): number {
     if (!this.#sharded) return super.clipGradients(params, maxNorm);
-    return torch.noGrad(() => torch.tidy(() => {
-      const grads = params.map((p) => p.grad).filter((g): g is torch.Tensor => g !== null);
-      const squares = torch.tensor([grads.reduce((sum, g) => sum + g.norm(2).pow(2).item(), 0)], { dtype: "float64" });
-      this.group.allReduce([squares], "sum");
-      const norm = Math.sqrt(squares.item());
-      // As clipGradNorm (PyTorch): min(maxNorm / (norm + 1e-6), 1); a NaN norm poisons the gradients.
-      const coef = Math.min(maxNorm / (norm + 1e-6), 1);
-      if (!(coef >= 1)) for (const g of grads) g.mul_(Number.isNaN(norm) ? NaN : coef);
-      return norm;
-    }));
+    return torch.noGrad(() =>
+      torch.tidy(() => {
+        const grads = params.map((p) => p.grad).filter((g): g is torch.Tensor => g !== null);
+        const squares = torch.tensor([grads.reduce((sum, g) => sum + g.norm(2).pow(2).item(), 0)], {
+          dtype: "float64",
+        });
+        this.group.allReduce([squares], "sum");
+        const norm = Math.sqrt(squares.item());
+        // As clipGradNorm (PyTorch): min(maxNorm / (norm + 1e-6), 1); a NaN norm poisons the gradients.
+        const coef = Math.min(maxNorm / (norm + 1e-6), 1);
+        if (!(coef >= 1)) for (const g of grads) g.mul_(Number.isNaN(norm) ? NaN : coef);
+        return norm;
+      }),
+    );
   }
 }

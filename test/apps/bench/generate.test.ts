@@ -11,7 +11,9 @@ const CLI = fileURLToPath(new URL("../../../apps/cli.js", import.meta.url));
 const skip = process.env.OMNI_DPO_SKIP_BENCH_TESTS ? "OMNI_DPO_SKIP_BENCH_TESTS is set" : false;
 
 test("bench generate --tiny --json: generated tokens/s here and in PyTorch", { skip }, () => {
-  const r = spawnSync(process.execPath, [CLI, "bench", "generate", "--tiny", "--json", "--device", "cpu"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLI, "bench", "generate", "--tiny", "--json", "--device", "cpu"], {
+    encoding: "utf8",
+  });
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as GenerateBenchResult;
   assert.equal(j.rows.length, 1);

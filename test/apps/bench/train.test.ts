@@ -46,7 +46,10 @@ test("bench train --tiny --json: both sides' runs with memory", { skip }, () => 
     // Same objective on both sides: --tiny starts both from the same weights and tokens, so the first step's loss
     // (before any update) agrees, and so does the last, after AdamW steps at lr 1e-6 (both measured equal to 1e-7).
     assert.equal(j.sharedStart, true);
-    assert.ok(Math.abs(theirs.first_loss - ours.first_loss) < 1e-5, `first step: ${theirs.first_loss} vs ${ours.first_loss}`);
+    assert.ok(
+      Math.abs(theirs.first_loss - ours.first_loss) < 1e-5,
+      `first step: ${theirs.first_loss} vs ${ours.first_loss}`,
+    );
     assert.ok(Math.abs(theirs.loss - ours.loss) < 1e-5, `last step: ${theirs.loss} vs ${ours.loss}`);
     assert.ok(j.pytorchVersion);
   }

@@ -11,7 +11,15 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../../src/index.js";
-import { greedyAccuracy, methodSpecs, runDemo, spread, LR_MULTIPLES, type DemoResult, type MethodSpec } from "../../../apps/demo/arith.js";
+import {
+  greedyAccuracy,
+  methodSpecs,
+  runDemo,
+  spread,
+  LR_MULTIPLES,
+  type DemoResult,
+  type MethodSpec,
+} from "../../../apps/demo/arith.js";
 import { demoHtml, demoJson, demoSummary, writeDemoReport } from "../../../apps/demo/report.js";
 import { loadModel } from "../../../src/models/auto.js";
 import { generate } from "../../../src/models/generate.js";
@@ -26,19 +34,35 @@ const ROOT = packageRoot();
 const SFT_DIR = join(ROOT, "assets", "arith-sft");
 const CLI = join(ROOT, "dist", "apps", "cli.js");
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} != ${b}`);
-const inUnit = (x: number, what: string) => assert.ok(Number.isFinite(x) && x >= 0 && x <= 1, `${what} = ${x} is not in [0, 1]`);
+const inUnit = (x: number, what: string) =>
+  assert.ok(Number.isFinite(x) && x >= 0 && x <= 1, `${what} = ${x} is not in [0, 1]`);
 
 test("runDemo on tiny settings: both pipelines, and every reported number is what its runs give", async () => {
   const out = tempDir("omni-dpo-demo-");
   const all = methodSpecs(false);
   // Two methods and small grids keep this to ~30 short runs; the design is the full one's.
-  const methods: MethodSpec[] = [{ ...all.find((m) => m.name === "dpo")!, grid: [2e-5, 4e-5] }, { ...all.find((m) => m.name === "omni_dpo")!, grid: [2e-5] }];
-  const result: DemoResult = await runDemo({ methods, trainSeeds: 1, pairSeeds: 2, sizes: { train: 48, val: 24, test: 24 }, outDir: out });
+  const methods: MethodSpec[] = [
+    { ...all.find((m) => m.name === "dpo")!, grid: [2e-5, 4e-5] },
+    { ...all.find((m) => m.name === "omni_dpo")!, grid: [2e-5] },
+  ];
+  const result: DemoResult = await runDemo({
+    methods,
+    trainSeeds: 1,
+    pairSeeds: 2,
+    sizes: { train: 48, val: 24, test: 24 },
+    outDir: out,
+  });
   assert.equal(result.outDir, out);
-  assert.deepEqual(result.pipelines.map((p) => p.name), ["math", "text"]);
+  assert.deepEqual(
+    result.pipelines.map((p) => p.name),
+    ["math", "text"],
+  );
   for (const p of result.pipelines) {
     const where = `${p.name} pipeline`;
-    assert.deepEqual(p.methods.map((m) => m.name), ["dpo", "omni_dpo"]);
+    assert.deepEqual(
+      p.methods.map((m) => m.name),
+      ["dpo", "omni_dpo"],
+    );
     inUnit(p.sft_accuracy.mean, `${where}: SFT accuracy`);
     assert.equal(p.data.length, 2, "one data summary per pair seed");
     for (const d of p.data) {
@@ -46,19 +70,47 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
       assert.ok(d.pairs >= 8, `${where}: ${d.pairs} pairs`);
       assert.ok(d.labels.flipped <= d.labels.chosen_wrong);
       // The pairs written for training are the ones counted.
-      assert.equal(readFileSync(join(out, `pairs-${p.name}-seed${d.pair_seed}.jsonl`), "utf8").trimEnd().split("\n").length, d.pairs);
+      assert.equal(
+        readFileSync(join(out, `pairs-${p.name}-seed${d.pair_seed}.jsonl`), "utf8")
+          .trimEnd()
+          .split("\n").length,
+        d.pairs,
+      );
     }
-    if (p.name === "math") assert.ok(p.data.every((d) => d.labels.chosen_wrong === 0 && d.labels.gap_auc === null), "the verifier picks every chosen");
+    if (p.name === "math")
+      assert.ok(
+        p.data.every((d) => d.labels.chosen_wrong === 0 && d.labels.gap_auc === null),
+        "the verifier picks every chosen",
+      );
     assert.equal(p.weights.length, p.data[0].pairs, "one decoupling point per training pair of the first pair seed");
     for (const m of p.methods) {
       const spec = methods.find((s) => s.name === m.name)!;
-      assert.deepEqual(m.validation.map((v) => v.learning_rate), [...spec.grid]);
-      assert.equal(m.learning_rate, m.validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate, `${m.name}: the validation argmax`);
-      assert.deepEqual(m.cells.map((c) => [c.train_seed, c.pair_seed]), [[0, 0], [0, 1]]);
-      assert.deepEqual(m.heldout_accuracy.runs, m.cells.map((c) => c.accuracy));
+      assert.deepEqual(
+        m.validation.map((v) => v.learning_rate),
+        [...spec.grid],
+      );
+      assert.equal(
+        m.learning_rate,
+        m.validation.reduce((a, b) => (b.accuracy > a.accuracy ? b : a)).learning_rate,
+        `${m.name}: the validation argmax`,
+      );
+      assert.deepEqual(
+        m.cells.map((c) => [c.train_seed, c.pair_seed]),
+        [
+          [0, 0],
+          [0, 1],
+        ],
+      );
+      assert.deepEqual(
+        m.heldout_accuracy.runs,
+        m.cells.map((c) => c.accuracy),
+      );
       close(m.heldout_accuracy.mean, spread(m.cells.map((c) => c.accuracy)).mean, `${m.name} mean`);
       assert.equal(m.curves.length, 2, "training seed 0's run per pair seed");
-      assert.ok(m.curves.every((c) => c.rows.some((r) => typeof r.loss === "number")), `${m.name}: logged losses`);
+      assert.ok(
+        m.curves.every((c) => c.rows.some((r) => typeof r.loss === "number")),
+        `${m.name}: logged losses`,
+      );
       assert.ok(!existsSync(join(m.curves[0].dir, "model.safetensors")), "weights removed, logs kept");
       // Paired differences over the same problems: the mean difference is the difference of means.
       const vsSft = p.comparisons.find((c) => c.a === m.name && c.b === "sft")!;
@@ -67,13 +119,24 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
       // The sweep: its own rate and 2x, 4x DPO's; at its own rate, the reported runs (one training seed here).
       const dpoLr = p.methods.find((x) => x.name === "dpo")!.learning_rate;
       const sweep = p.lr_sweep.filter((s) => s.name === m.name);
-      for (const k of LR_MULTIPLES) assert.ok(sweep.some((s) => s.lr_multiple === k && s.learning_rate === k * dpoLr), `${m.name} at ${k}x DPO's lr`);
+      for (const k of LR_MULTIPLES)
+        assert.ok(
+          sweep.some((s) => s.lr_multiple === k && s.learning_rate === k * dpoLr),
+          `${m.name} at ${k}x DPO's lr`,
+        );
       const own = sweep.find((s) => s.learning_rate === m.learning_rate)!;
       assert.deepEqual(own.heldout_accuracy.runs, m.heldout_accuracy.runs);
-      for (const s of sweep) { assert.equal(s.heldout_accuracy.runs.length, 2); s.heldout_accuracy.runs.forEach((x) => inUnit(x, "sweep accuracy")); }
+      for (const s of sweep) {
+        assert.equal(s.heldout_accuracy.runs.length, 2);
+        s.heldout_accuracy.runs.forEach((x) => inUnit(x, "sweep accuracy"));
+      }
     }
     const omniVsDpo = p.comparisons.find((c) => c.a === "omni_dpo" && c.b === "dpo")!;
-    close(omniVsDpo.mean_diff, p.methods[1].heldout_accuracy.mean - p.methods[0].heldout_accuracy.mean, "Omni-DPO - DPO");
+    close(
+      omniVsDpo.mean_diff,
+      p.methods[1].heldout_accuracy.mean - p.methods[0].heldout_accuracy.mean,
+      "Omni-DPO - DPO",
+    );
     assert.equal(p.comparisons.length, 1 + 2, "each method against DPO, and each against the start");
   }
 
@@ -81,36 +144,81 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
   const html = readFileSync(files.html, "utf8");
   assert.equal(html, demoHtml(result));
   assert.ok(html.startsWith("<!doctype html>") && html.trimEnd().endsWith("</html>"));
-  for (const id of ["results", "pipeline-math", "pipeline-text", "curves", "settings"]) assert.ok(html.includes(`<section id="${id}">`), `section #${id}`);
+  for (const id of ["results", "pipeline-math", "pipeline-text", "curves", "settings"])
+    assert.ok(html.includes(`<section id="${id}">`), `section #${id}`);
   const svgs = html.match(/<svg[\s>]/g) ?? [];
   assert.ok(svgs.length >= 6, "per pipeline: accuracy bars, the lr sweep, the weights scatter");
   assert.equal(svgs.length, (html.match(/<\/svg>/g) ?? []).length, "every <svg> is closed");
   assert.match(html, /held-out accuracy against learning rate/);
-  assert.doesNotMatch(html, /<script[^>]*\bsrc=|<link[^>]*\bhref=|(src|href)=["']?(https?:)?\/\//i, "self-contained: no external script, stylesheet or resource");
-  for (const p of result.pipelines) for (const m of p.methods) for (const c of m.curves) assert.ok(html.includes(c.name), `${c.name}: its run is in the report`);
+  assert.doesNotMatch(
+    html,
+    /<script[^>]*\bsrc=|<link[^>]*\bhref=|(src|href)=["']?(https?:)?\/\//i,
+    "self-contained: no external script, stylesheet or resource",
+  );
+  for (const p of result.pipelines)
+    for (const m of p.methods)
+      for (const c of m.curves) assert.ok(html.includes(c.name), `${c.name}: its run is in the report`);
   const fromFile = JSON.parse(readFileSync(files.json, "utf8")) as { pipelines: { pipeline: string }[] };
   assert.deepEqual(fromFile, JSON.parse(JSON.stringify(demoJson(result))), "results.json is demoJson(result)");
-  assert.deepEqual(fromFile.pipelines.map((p) => p.pipeline), ["math", "text"]);
+  assert.deepEqual(
+    fromFile.pipelines.map((p) => p.pipeline),
+    ["math", "text"],
+  );
   const summary = demoSummary(result);
   assert.match(summary, /== math pipeline ==[\s\S]*== text pipeline ==/);
-  assert.match(summary, /Omni-DPO - DPO: [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] points \(95% CI\): (within noise|better beyond noise|worse beyond noise)/);
+  assert.match(
+    summary,
+    /Omni-DPO - DPO: [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] points \(95% CI\): (within noise|better beyond noise|worse beyond noise)/,
+  );
 });
 
 test("omni-dpo demo --pipeline math --json: one JSON object of the issue's shape, the pipeline's fields at the top", () => {
   const out = tempDir("omni-dpo-demo-cli-");
   // The quick design on fewer problems (the real quick demo is test/apps/demo/quick-demo.test.ts, run by CI).
-  const r = spawnSync(process.execPath, [CLI, "demo", "--quick", "--pipeline", "math", "--prompts", "64", "--val", "16", "--heldout", "32", "--json", "--out", out],
-    { encoding: "utf8", timeout: 600_000 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      "demo",
+      "--quick",
+      "--pipeline",
+      "math",
+      "--prompts",
+      "64",
+      "--val",
+      "16",
+      "--heldout",
+      "32",
+      "--json",
+      "--out",
+      out,
+    ],
+    { encoding: "utf8", timeout: 600_000 },
+  );
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.split("\n").filter((l) => l.trim() !== "");
   assert.equal(lines.length, 1, `exactly one line on stdout, got:\n${r.stdout}`);
-  const json = JSON.parse(lines[0]) as PipelineJson & { pipelines: PipelineJson[]; settings: { sizes: Record<string, number> } };
+  const json = JSON.parse(lines[0]) as PipelineJson & {
+    pipelines: PipelineJson[];
+    settings: { sizes: Record<string, number> };
+  };
   assert.equal(json.pipeline, "math", "one pipeline: its fields at the top level");
-  assert.deepEqual(json.pipelines.map((p) => p.pipeline), ["math"]);
-  assert.deepEqual(json.settings.sizes, { train: 64, val: 16, test: 32 }, "--prompts, --val and --heldout set the sizes");
+  assert.deepEqual(
+    json.pipelines.map((p) => p.pipeline),
+    ["math"],
+  );
+  assert.deepEqual(
+    json.settings.sizes,
+    { train: 64, val: 16, test: 32 },
+    "--prompts, --val and --heldout set the sizes",
+  );
   assertPipelineShape(json, 2); // quick: 1 training x 2 pair seeds
   assert.ok(existsSync(join(out, "report.html")));
-  assert.deepEqual(JSON.parse(readFileSync(join(out, "results.json"), "utf8")), json, "results.json holds the same object");
+  assert.deepEqual(
+    JSON.parse(readFileSync(join(out, "results.json"), "utf8")),
+    json,
+    "results.json holds the same object",
+  );
 });
 
 test("omni-dpo demo: bad flags are usage errors naming the flag", () => {
@@ -128,17 +236,25 @@ test("greedyAccuracy of the shipped SFT model is the share of greedy answers tha
   const model = loadModel(SFT_DIR);
   const tokenizer = arithTokenizer();
   const problems = generateProblems(10, { difficulty: "hard", seed: 31 });
-  const out = generate(model, problems.map((p) => tokenizer.encode(formatPrompt(p))),
-    { maxNewTokens: 64, eosTokenIds: [tokenizer.eosTokenId!], padTokenId: tokenizer.padTokenId });
+  const out = generate(
+    model,
+    problems.map((p) => tokenizer.encode(formatPrompt(p))),
+    { maxNewTokens: 64, eosTokenIds: [tokenizer.eosTokenId!], padTokenId: tokenizer.padTokenId },
+  );
   let correct = 0;
-  out.tokens.forEach((t, i) => { if (verify(problems[i], tokenizer.decode(t, { skipSpecialTokens: true }))) correct++; });
+  out.tokens.forEach((t, i) => {
+    if (verify(problems[i], tokenizer.decode(t, { skipSpecialTokens: true }))) correct++;
+  });
   const acc = greedyAccuracy(model, tokenizer, problems);
   inUnit(acc, "greedyAccuracy");
   assert.equal(acc, correct / 10);
   // Each problem on its own gives 0 or 1, and they add up to the same count.
   const single = problems.map((p) => greedyAccuracy(model, tokenizer, [p]));
   assert.ok(single.every((x) => x === 0 || x === 1));
-  assert.equal(single.reduce((a: number, b) => a + b, 0), correct);
+  assert.equal(
+    single.reduce((a: number, b) => a + b, 0),
+    correct,
+  );
   assert.equal(greedyAccuracy(model, tokenizer, []), 0);
   model.dispose();
 });

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 
 export interface PipelineJson {
-  pipeline: string; sft_accuracy: { mean: number };
+  pipeline: string;
+  sft_accuracy: { mean: number };
   methods: { name: string; heldout_accuracy: { mean: number; runs: number[] } }[];
   comparisons: { a: string; b: string; mean_diff: number; ci95: [number, number] }[];
   lr_sweep: { name: string; lr_multiple: number; heldout_accuracy: number }[];
@@ -12,15 +13,35 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** The issue's per-pipeline JSON: methods with held-out means of their runs, comparisons with DPO and SFT, the sweep at 2x and 4x. */
 export function assertPipelineShape(json: PipelineJson, runs: number): void {
-  assert.deepEqual(json.methods.map((m) => m.name), ["rft", "dpo", "simpo", "omni_dpo"]);
+  assert.deepEqual(
+    json.methods.map((m) => m.name),
+    ["rft", "dpo", "simpo", "omni_dpo"],
+  );
   const a = json.sft_accuracy.mean;
   assert.ok(a >= 0 && a <= 1, `sft_accuracy.mean ${a}`);
   for (const m of json.methods) {
     assert.equal(m.heldout_accuracy.runs.length, runs, `${m.name}: ${runs} runs`);
-    assert.ok(Math.abs(m.heldout_accuracy.mean - mean(m.heldout_accuracy.runs)) < 1e-12, `${m.name}: the mean of its runs`);
+    assert.ok(
+      Math.abs(m.heldout_accuracy.mean - mean(m.heldout_accuracy.runs)) < 1e-12,
+      `${m.name}: the mean of its runs`,
+    );
   }
-  for (const name of ["simpo", "omni_dpo", "rft"]) assert.ok(json.comparisons.some((c) => c.a === name && c.b === "dpo"), `${name} - DPO`);
-  for (const name of ["rft", "dpo", "simpo", "omni_dpo"]) assert.ok(json.comparisons.some((c) => c.a === name && c.b === "sft"), `${name} - SFT`);
-  for (const c of json.comparisons) assert.ok(c.ci95[0] <= c.mean_diff && c.mean_diff <= c.ci95[1], `${c.a} - ${c.b}: the interval holds the mean`);
-  for (const m of json.methods) for (const k of [2, 4]) assert.ok(json.lr_sweep.some((s) => s.name === m.name && s.lr_multiple === k), `${m.name} at ${k}x DPO's lr`);
+  for (const name of ["simpo", "omni_dpo", "rft"])
+    assert.ok(
+      json.comparisons.some((c) => c.a === name && c.b === "dpo"),
+      `${name} - DPO`,
+    );
+  for (const name of ["rft", "dpo", "simpo", "omni_dpo"])
+    assert.ok(
+      json.comparisons.some((c) => c.a === name && c.b === "sft"),
+      `${name} - SFT`,
+    );
+  for (const c of json.comparisons)
+    assert.ok(c.ci95[0] <= c.mean_diff && c.mean_diff <= c.ci95[1], `${c.a} - ${c.b}: the interval holds the mean`);
+  for (const m of json.methods)
+    for (const k of [2, 4])
+      assert.ok(
+        json.lr_sweep.some((s) => s.name === m.name && s.lr_multiple === k),
+        `${m.name} at ${k}x DPO's lr`,
+      );
 }

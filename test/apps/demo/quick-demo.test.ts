@@ -18,25 +18,45 @@ import { assertPipelineShape, type PipelineJson } from "./json-shape.js";
 const enabled = process.env.OMNI_DPO_TEST_DEMO === "1";
 if (!enabled) console.log("# skipping the quick demo: set OMNI_DPO_TEST_DEMO=1 (CI does) to run it (minutes)");
 
-const name = "omni-dpo demo --quick: both pipelines; every method beats the start beyond noise, and Omni-DPO "
-  + "degrades less than DPO at 4x its lr";
+const name =
+  "omni-dpo demo --quick: both pipelines; every method beats the start beyond noise, and Omni-DPO " +
+  "degrades less than DPO at 4x its lr";
 test(name, { skip: enabled ? undefined : "OMNI_DPO_TEST_DEMO is not 1" }, () => {
   const start = Date.now();
-  const r = spawnSync(process.execPath, [join(packageRoot(), "dist", "apps", "cli.js"), "demo", "--quick", "--json", "--out", tempDir("omni-dpo-quick-demo-")],
-    { encoding: "utf8", timeout: 900_000 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(packageRoot(), "dist", "apps", "cli.js"),
+      "demo",
+      "--quick",
+      "--json",
+      "--out",
+      tempDir("omni-dpo-quick-demo-"),
+    ],
+    { encoding: "utf8", timeout: 900_000 },
+  );
   assert.equal(r.status, 0, r.stderr);
   const json = JSON.parse(r.stdout.trim()) as { pipelines: PipelineJson[]; wall_seconds: number };
-  assert.deepEqual(json.pipelines.map((p) => p.pipeline), ["math", "text"]);
+  assert.deepEqual(
+    json.pipelines.map((p) => p.pipeline),
+    ["math", "text"],
+  );
   for (const p of json.pipelines) {
     assertPipelineShape(p, 2);
     for (const name of ["rft", "dpo", "simpo", "omni_dpo"]) {
       const c = p.comparisons.find((x) => x.a === name && x.b === "sft")!;
-      assert.ok(c.ci95[0] > 0,
-        `${p.pipeline}: ${name} - SFT = ${c.mean_diff} [${c.ci95}]: every method must beat the start beyond noise`);
+      assert.ok(
+        c.ci95[0] > 0,
+        `${p.pipeline}: ${name} - SFT = ${c.mean_diff} [${c.ci95}]: every method must beat the start beyond noise`,
+      );
     }
     const at4x = (method: string) => p.lr_sweep.find((s) => s.name === method && s.lr_multiple === 4)!.heldout_accuracy;
-    assert.ok(at4x("omni_dpo") > at4x("dpo"),
-      `${p.pipeline} at 4x DPO's lr: Omni-DPO ${at4x("omni_dpo")}, DPO ${at4x("dpo")}`);
+    assert.ok(
+      at4x("omni_dpo") > at4x("dpo"),
+      `${p.pipeline} at 4x DPO's lr: Omni-DPO ${at4x("omni_dpo")}, DPO ${at4x("dpo")}`,
+    );
   }
-  console.log(`# quick demo: ${json.wall_seconds.toFixed(0)} s of demo, ${((Date.now() - start) / 1000).toFixed(0)} s in all`);
+  console.log(
+    `# quick demo: ${json.wall_seconds.toFixed(0)} s of demo, ${((Date.now() - start) / 1000).toFixed(0)} s in all`,
+  );
 });

@@ -6,7 +6,8 @@ import { pairedDifference, spread, studentT975, verdict } from "../../../apps/de
 import { labelQuality, rocAuc, textPairs } from "../../../apps/demo/pipelines.js";
 import type { Pair } from "../../../src/data/build.js";
 
-const close = (a: number, b: number, what: string, tol = 1e-12) => assert.ok(Math.abs(a - b) < tol, `${what}: ${a} != ${b}`);
+const close = (a: number, b: number, what: string, tol = 1e-12) =>
+  assert.ok(Math.abs(a - b) < tol, `${what}: ${a} != ${b}`);
 
 test("spread: the mean and the sample standard deviation (n - 1)", () => {
   const a = spread([0.5, 0.7, 0.9]); // deviations -0.2, 0, 0.2: (0.04 + 0 + 0.04) / 2 = 0.04
@@ -33,7 +34,16 @@ test("studentT975: the table's quantiles, the wider one between entries, the nor
 test("pairedDifference: problem noise alone (runs agree)", () => {
   // Per-run differences [1,0,0,0] and [0,0,1,0]: both 0.25, so no run variance. Per-problem
   // means [.5, 0, .5, 0]: variance (4 x 0.0625) / 3 = 1/12, over 4 problems 1/48; df 3, t 3.182.
-  const d = pairedDifference([[1, 1, 0, 0], [1, 0, 1, 0]], [[0, 1, 0, 0], [1, 0, 0, 0]]);
+  const d = pairedDifference(
+    [
+      [1, 1, 0, 0],
+      [1, 0, 1, 0],
+    ],
+    [
+      [0, 1, 0, 0],
+      [1, 0, 0, 0],
+    ],
+  );
   close(d.mean_diff, 0.25, "mean");
   close(d.se, Math.sqrt(1 / 48), "se");
   close(d.df, 3, "df", 1e-9);
@@ -45,27 +55,78 @@ test("pairedDifference: problem noise alone (runs agree)", () => {
 test("pairedDifference: run and problem noise add, with Welch-Satterthwaite degrees of freedom", () => {
   // Runs 1, .5, 0: variance .25, over 3 runs 1/12. Problems 2/3, 1/3: variance 1/18, over 2: 1/36.
   // se^2 = 1/9; df = (1/9)^2 / ((1/12)^2/2 + (1/36)^2/1) = 2.909..., so t is df 2's 4.303.
-  const d = pairedDifference([[1, 1], [1, 0], [0, 0]], [[0, 0], [0, 0], [0, 0]]);
+  const d = pairedDifference(
+    [
+      [1, 1],
+      [1, 0],
+      [0, 0],
+    ],
+    [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ],
+  );
   close(d.mean_diff, 0.5, "mean");
   close(d.se, 1 / 3, "se");
-  close(d.df, (1 / 81) / (1 / 288 + 1 / 1296), "df", 1e-9);
+  close(d.df, 1 / 81 / (1 / 288 + 1 / 1296), "df", 1e-9);
   close(d.ci95[1] - d.mean_diff, 4.303 / 3, "half width");
   // A clear win: mean 11/12, se^2 = 1/144 + 1/144, df 4.8, so t(4) 2.776 and the interval starts at 0.59.
   const ones = [1, 1, 1, 1];
-  assert.equal(verdict(pairedDifference([ones, ones, ones], [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]])), "better");
+  assert.equal(
+    verdict(
+      pairedDifference(
+        [ones, ones, ones],
+        [
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 1],
+        ],
+      ),
+    ),
+    "better",
+  );
   // Few runs that disagree: the same mean difference is within noise.
-  assert.equal(verdict(pairedDifference([[1, 1, 1], [1, 1, 1]], [[0, 0, 0], [0, 0, 1]])), "within noise");
+  assert.equal(
+    verdict(
+      pairedDifference(
+        [
+          [1, 1, 1],
+          [1, 1, 1],
+        ],
+        [
+          [0, 0, 0],
+          [0, 0, 1],
+        ],
+      ),
+    ),
+    "within noise",
+  );
   assert.equal(verdict({ ci95: [-0.3, -0.1] }), "worse");
   assert.throws(() => pairedDifference([[1]], [[1], [0]]), /paired runs/);
   assert.throws(() => pairedDifference([[1, 0]], [[1]]), /same 2 problems/);
 });
 
-const pair = (chosen_correct: boolean, rejected_correct: boolean, gap: number): Pair =>
-  ({ prompt: "Q", chosen: "a", rejected: "b", score_chosen: 5 + gap, score_rejected: 5, chosen_correct, rejected_correct });
+const pair = (chosen_correct: boolean, rejected_correct: boolean, gap: number): Pair => ({
+  prompt: "Q",
+  chosen: "a",
+  rejected: "b",
+  score_chosen: 5 + gap,
+  score_rejected: 5,
+  chosen_correct,
+  rejected_correct,
+});
 
 test("rocAuc and labelQuality: backwards labels and whether the score gap tells them", () => {
   close(rocAuc([3, 2], [1, 2]), 0.875, "3>1, 3>2, 2>1 and 2=2 (half): 3.5 of 4");
-  const pairs = [pair(true, false, 4), pair(true, false, 2), pair(false, true, 1), pair(false, true, 2), pair(false, false, 3), pair(true, true, 1)];
+  const pairs = [
+    pair(true, false, 4),
+    pair(true, false, 2),
+    pair(false, true, 1),
+    pair(false, true, 2),
+    pair(false, false, 3),
+    pair(true, true, 1),
+  ];
   const q = labelQuality(pairs);
   assert.equal(q.pairs, 6);
   close(q.chosen_wrong, 3 / 6, "chosen wrong");
@@ -77,11 +138,30 @@ test("rocAuc and labelQuality: backwards labels and whether the score gap tells 
 test("textPairs: best against worst by score; identical samples and tied scores give no pair", () => {
   const s = (response: string, score: number, correct: boolean) => ({ response, score, correct });
   const built = textPairs({
-    prompts: ["A", "B", "C"], scoreScale: 1, correctShare: 0.5,
-    scored: [[s("x", 5, false), s("y", 9, true), s("z", 1, false), s("w", 9, false)], [s("same", 3, true), s("same", 3, true)], [s("p", 4, true), s("q", 4, false)]],
+    prompts: ["A", "B", "C"],
+    scoreScale: 1,
+    correctShare: 0.5,
+    scored: [
+      [s("x", 5, false), s("y", 9, true), s("z", 1, false), s("w", 9, false)],
+      [s("same", 3, true), s("same", 3, true)],
+      [s("p", 4, true), s("q", 4, false)],
+    ],
   });
-  assert.deepEqual(built.pairs, [{ prompt: "A", chosen: "y", rejected: "z", score_chosen: 9, score_rejected: 1, chosen_correct: true, rejected_correct: false }],
-    "the first highest (ties to the earlier sample) against the lowest");
+  assert.deepEqual(
+    built.pairs,
+    [
+      {
+        prompt: "A",
+        chosen: "y",
+        rejected: "z",
+        score_chosen: 9,
+        score_rejected: 1,
+        chosen_correct: true,
+        rejected_correct: false,
+      },
+    ],
+    "the first highest (ties to the earlier sample) against the lowest",
+  );
   assert.equal(built.stats.identicalDropped, 1);
   assert.equal(built.stats.noPair, 1);
   assert.equal(built.stats.pairs, 1);

@@ -3,7 +3,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ARITH_ALPHABET, corruptSolution, generateProblems, judgeResponse, makeProblem, processJudge, seededRandom, workedSolution,
+  ARITH_ALPHABET,
+  corruptSolution,
+  generateProblems,
+  judgeResponse,
+  makeProblem,
+  processJudge,
+  seededRandom,
+  workedSolution,
 } from "../../../../apps/tasks/arith/index.js";
 
 const p = makeProblem(47, "+", 85); // " 7+5+0=12 4+8+1=13 A=132."
@@ -80,7 +87,10 @@ describe("arith judge: steps", () => {
     const random = seededRandom(2);
     const chars = [...ARITH_ALPHABET, "<s>", "</s>", "\n"];
     for (let i = 0; i < 2000; i++) {
-      const text = Array.from({ length: Math.floor(random() * 60) }, () => chars[Math.floor(random() * chars.length)]).join("");
+      const text = Array.from(
+        { length: Math.floor(random() * 60) },
+        () => chars[Math.floor(random() * chars.length)],
+      ).join("");
       const score = processJudge(p, text, { noise: 1, seed: i });
       assert.ok(score >= 0 && score <= 10, `${JSON.stringify(text)} -> ${score}`);
     }
@@ -119,20 +129,34 @@ describe("arith judge: noise", () => {
     assert.notEqual(processJudge(q, text, { noise: 1, seed: 5 }), processJudge(q, text, { noise: 1, seed: 6 }));
     // The same seed over different responses does not shift them all alike.
     const problems = generateProblems(400, { difficulty: "easy", seed: 4 });
-    const shifts = problems.map((r, i) => {
-      const t = corruptSolution(r, { seed: i }).text;
-      return processJudge(r, t, { noise: 1, seed: 0 }) - judgeResponse(r, t).clean;
-    }).filter((d, i) => {
-      const c = judgeResponse(problems[i]!, corruptSolution(problems[i]!, { seed: i }).text).clean;
-      return c > 3 && c < 7 && Number.isFinite(d);
-    });
+    const shifts = problems
+      .map((r, i) => {
+        const t = corruptSolution(r, { seed: i }).text;
+        return processJudge(r, t, { noise: 1, seed: 0 }) - judgeResponse(r, t).clean;
+      })
+      .filter((d, i) => {
+        const c = judgeResponse(problems[i]!, corruptSolution(problems[i]!, { seed: i }).text).clean;
+        return c > 3 && c < 7 && Number.isFinite(d);
+      });
     assert.ok(shifts.length > 50, `${shifts.length} mid-range responses`);
     assert.ok(stats(shifts).sd > 0.7, `sd of shifts ${stats(shifts).sd}`);
   });
 
   it("draws from a given generator instead of the seed, and stays within 0..10", () => {
-    const a = Array.from({ length: 5 }, ((r) => () => processJudge(p, mid, { noise: 1, random: r }))(seededRandom(9)));
-    const b = Array.from({ length: 5 }, ((r) => () => processJudge(p, mid, { noise: 1, random: r }))(seededRandom(9)));
+    const a = Array.from(
+      { length: 5 },
+      (
+        (r) => () =>
+          processJudge(p, mid, { noise: 1, random: r })
+      )(seededRandom(9)),
+    );
+    const b = Array.from(
+      { length: 5 },
+      (
+        (r) => () =>
+          processJudge(p, mid, { noise: 1, random: r })
+      )(seededRandom(9)),
+    );
     assert.deepEqual(a, b);
     assert.ok(new Set(a).size === 5, "a stream gives a new draw each call");
     for (let seed = 0; seed < 500; seed++) {

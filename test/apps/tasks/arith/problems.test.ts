@@ -3,8 +3,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  DIFFICULTIES, digitCount, formatPrompt, generateProblems, makeProblem, parsePrompt, resolveDifficulty,
-  type ArithOp, type Difficulty, type DifficultyName,
+  DIFFICULTIES,
+  digitCount,
+  formatPrompt,
+  generateProblems,
+  makeProblem,
+  parsePrompt,
+  resolveDifficulty,
+  type ArithOp,
+  type Difficulty,
+  type DifficultyName,
 } from "../../../../apps/tasks/arith/index.js";
 
 const inRange = (n: number, [lo, hi]: readonly [number, number]) => digitCount(n) >= lo && digitCount(n) <= hi;
@@ -26,10 +34,13 @@ describe("arith problems: generator", () => {
       const problems = generateProblems(600, { difficulty: name, seed: 7 });
       const seenOps = new Set<ArithOp>();
       for (const p of problems) {
-        const fits = spec.ops.filter((s) => s.op === p.op && (
-          (inRange(p.a, s.digitsA) && inRange(p.b, s.digitsB)) ||
-          // subtraction swaps operands to keep a >= b
-          (p.op === "-" && inRange(p.b, s.digitsA) && inRange(p.a, s.digitsB))));
+        const fits = spec.ops.filter(
+          (s) =>
+            s.op === p.op &&
+            ((inRange(p.a, s.digitsA) && inRange(p.b, s.digitsB)) ||
+              // subtraction swaps operands to keep a >= b
+              (p.op === "-" && inRange(p.b, s.digitsA) && inRange(p.a, s.digitsB))),
+        );
         assert.ok(fits.length > 0, `${formatPrompt(p)} does not fit ${name}`);
         const expected = p.op === "+" ? p.a + p.b : p.op === "-" ? p.a - p.b : p.a * p.b;
         assert.equal(p.answer, expected);
@@ -38,7 +49,12 @@ describe("arith problems: generator", () => {
       }
       assert.deepEqual([...seenOps].sort(), [...new Set(spec.ops.map((s) => s.op))].sort());
       // Each spec is drawn about equally often (weights 1).
-      const perSpec = spec.ops.map((s) => problems.filter((p) => p.op === s.op && inRange(Math.max(p.a, p.b), s.digitsA) && inRange(Math.min(p.a, p.b), s.digitsB)).length);
+      const perSpec = spec.ops.map(
+        (s) =>
+          problems.filter(
+            (p) => p.op === s.op && inRange(Math.max(p.a, p.b), s.digitsA) && inRange(Math.min(p.a, p.b), s.digitsB),
+          ).length,
+      );
       for (const count of perSpec) assert.ok(count > 600 / spec.ops.length / 2, `spec counts ${perSpec}`);
     });
   }
@@ -65,8 +81,15 @@ describe("arith problems: generator", () => {
     assert.ok(adds.every((p) => inRange(p.a, [1, 3]) && inRange(p.b, [1, 2])));
     assert.ok(adds.some((p) => digitCount(p.a) === 1) && adds.some((p) => digitCount(p.a) === 3));
     assert.ok(adds.length > 2 * subs.length && subs.length > 100, `${adds.length} adds, ${subs.length} subs`);
-    assert.ok(subs.some((p) => p.answer < 0), "allowNegative gives negative answers");
-    const noSub = generateProblems(50, { difficulty: { ops: [{ op: "-", digitsA: [1, 1], digitsB: [1, 1] }] }, seed: 0, unique: false });
+    assert.ok(
+      subs.some((p) => p.answer < 0),
+      "allowNegative gives negative answers",
+    );
+    const noSub = generateProblems(50, {
+      difficulty: { ops: [{ op: "-", digitsA: [1, 1], digitsB: [1, 1] }] },
+      seed: 0,
+      unique: false,
+    });
     assert.ok(noSub.every((p) => p.answer >= 0));
   });
 
@@ -86,7 +109,10 @@ describe("arith problems: generator", () => {
   it("rejects nonsense difficulties", () => {
     assert.throws(() => resolveDifficulty("impossible" as DifficultyName), /unknown difficulty/);
     assert.throws(() => resolveDifficulty({ ops: [] }), /at least one/);
-    assert.throws(() => resolveDifficulty({ ops: [{ op: "/" as ArithOp, digitsA: [1, 1], digitsB: [1, 1] }] }), /unknown op/);
+    assert.throws(
+      () => resolveDifficulty({ ops: [{ op: "/" as ArithOp, digitsA: [1, 1], digitsB: [1, 1] }] }),
+      /unknown op/,
+    );
     assert.throws(() => resolveDifficulty({ ops: [{ op: "+", digitsA: [0, 1], digitsB: [1, 1] }] }), /digit range/);
     assert.throws(() => resolveDifficulty({ ops: [{ op: "+", digitsA: [3, 2], digitsB: [1, 1] }] }), /digit range/);
     assert.throws(() => generateProblems(-1), RangeError);
@@ -99,7 +125,9 @@ describe("arith problems: prompts", () => {
     assert.equal(formatPrompt(makeProblem(47, "+", 85)), "Q:47+85=");
     assert.equal(formatPrompt(makeProblem(52, "-", 17)), "Q:52-17=");
     assert.equal(formatPrompt(makeProblem(47, "*", 36)), "Q:47*36=");
-    for (const p of generateProblems(300, { difficulty: "hard", seed: 9 })) assert.deepEqual(parsePrompt(formatPrompt(p)), p);
-    for (const bad of ["", "Q:", "47+85=", "Q:47+85", "Q:4a+85=", "Q:47/85=", "Q:-4+8="]) assert.equal(parsePrompt(bad), undefined, bad);
+    for (const p of generateProblems(300, { difficulty: "hard", seed: 9 }))
+      assert.deepEqual(parsePrompt(formatPrompt(p)), p);
+    for (const bad of ["", "Q:", "47+85=", "Q:47+85", "Q:4a+85=", "Q:47/85=", "Q:-4+8="])
+      assert.equal(parsePrompt(bad), undefined, bad);
   });
 });

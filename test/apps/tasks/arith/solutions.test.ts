@@ -3,15 +3,42 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  DEFAULT_CORRUPTIONS, corruptSolution, formatPrompt, formatStep, generateProblems, judgeResponse, makeProblem, parseResponse,
-  parseStep, processJudge, solutionSteps, stepsEqual, trainingText, verify, workedSolution,
-  type ArithOp, type ArithProblem, type CorruptionKind,
+  DEFAULT_CORRUPTIONS,
+  corruptSolution,
+  formatPrompt,
+  formatStep,
+  generateProblems,
+  judgeResponse,
+  makeProblem,
+  parseResponse,
+  parseStep,
+  processJudge,
+  solutionSteps,
+  stepsEqual,
+  trainingText,
+  verify,
+  workedSolution,
+  type ArithOp,
+  type ArithProblem,
+  type CorruptionKind,
 } from "../../../../apps/tasks/arith/index.js";
 
 const EDGE_CASES: ArithProblem[] = [
-  makeProblem(0, "+", 0), makeProblem(5, "+", 123), makeProblem(999, "+", 1), makeProblem(0, "-", 0), makeProblem(100, "-", 99),
-  makeProblem(1000, "-", 1), makeProblem(17, "-", 52), makeProblem(5, "-", 5), makeProblem(0, "*", 0), makeProblem(47, "*", 0),
-  makeProblem(99, "*", 99), makeProblem(7, "*", 46), makeProblem(50, "*", 20), makeProblem(123, "*", 405), makeProblem(9, "*", 9),
+  makeProblem(0, "+", 0),
+  makeProblem(5, "+", 123),
+  makeProblem(999, "+", 1),
+  makeProblem(0, "-", 0),
+  makeProblem(100, "-", 99),
+  makeProblem(1000, "-", 1),
+  makeProblem(17, "-", 52),
+  makeProblem(5, "-", 5),
+  makeProblem(0, "*", 0),
+  makeProblem(47, "*", 0),
+  makeProblem(99, "*", 99),
+  makeProblem(7, "*", 46),
+  makeProblem(50, "*", 20),
+  makeProblem(123, "*", 405),
+  makeProblem(9, "*", 9),
 ];
 
 function allProblems(): ArithProblem[] {
@@ -29,7 +56,10 @@ describe("arith solutions: worked", () => {
       [makeProblem(47, "+", 85), "Q:47+85= 7+5+0=12 4+8+1=13 A=132."],
       [makeProblem(52, "-", 17), "Q:52-17= 12-7-0=5 5-1-1=3 A=35."],
       [makeProblem(47, "*", 6), "Q:47*6= 7*6+0=42 4*6+4=28 A=282."],
-      [makeProblem(47, "*", 36), "Q:47*36= 7*6+0=42 4*6+4=28 P=282 7*3+0=21 4*3+2=14 P=1410 2+0+0=2 8+1+0=9 2+4+0=6 0+1+0=1 A=1692."],
+      [
+        makeProblem(47, "*", 36),
+        "Q:47*36= 7*6+0=42 4*6+4=28 P=282 7*3+0=21 4*3+2=14 P=1410 2+0+0=2 8+1+0=9 2+4+0=6 0+1+0=1 A=1692.",
+      ],
       [makeProblem(100, "-", 99), "Q:100-99= 10-9-0=1 10-9-1=0 1-0-1=0 A=1."],
       [makeProblem(17, "-", 52), "Q:17-52= 12-7-0=5 5-1-1=3 A=-35."],
       [makeProblem(5, "+", 123), "Q:5+123= 5+3+0=8 0+2+0=2 0+1+0=1 A=128."],
@@ -39,9 +69,12 @@ describe("arith solutions: worked", () => {
   });
 
   it("stays short: easy <= 40 characters with the prompt, medium <= 50", () => {
-    for (const p of generateProblems(300, { difficulty: "easy", seed: 2 })) assert.ok(trainingText(p).length <= 40, trainingText(p));
-    for (const p of generateProblems(300, { difficulty: "medium", seed: 2 })) assert.ok(trainingText(p).length <= 50, trainingText(p));
-    for (const p of generateProblems(300, { difficulty: "hard", seed: 2 })) assert.ok(trainingText(p).length <= 110, trainingText(p));
+    for (const p of generateProblems(300, { difficulty: "easy", seed: 2 }))
+      assert.ok(trainingText(p).length <= 40, trainingText(p));
+    for (const p of generateProblems(300, { difficulty: "medium", seed: 2 }))
+      assert.ok(trainingText(p).length <= 50, trainingText(p));
+    for (const p of generateProblems(300, { difficulty: "hard", seed: 2 }))
+      assert.ok(trainingText(p).length <= 110, trainingText(p));
   });
 
   it("verifies as correct, parses cleanly and is judged 10 (noise 0) for every difficulty and edge case", () => {
@@ -53,7 +86,11 @@ describe("arith solutions: worked", () => {
       assert.equal(parsed.answer, p.answer);
       for (const aggregate of ["mean", "min"] as const) {
         for (const credit of ["prefix", "local"] as const) {
-          assert.equal(processJudge(p, text, { aggregate, credit }), 10, `${formatPrompt(p)}${text} ${aggregate} ${credit}`);
+          assert.equal(
+            processJudge(p, text, { aggregate, credit }),
+            10,
+            `${formatPrompt(p)}${text} ${aggregate} ${credit}`,
+          );
         }
       }
     }
@@ -68,7 +105,8 @@ describe("arith solutions: worked", () => {
           const text = workedSolution(p);
           if (!verify(p, text)) assert.fail(`${formatPrompt(p)}${text} does not verify`);
           const report = judgeResponse(p, text);
-          if (report.clean !== 10) assert.fail(`${formatPrompt(p)}${text} judged ${report.clean}: ${report.stepScores}`);
+          if (report.clean !== 10)
+            assert.fail(`${formatPrompt(p)}${text} judged ${report.clean}: ${report.stepScores}`);
         }
       }
     }

@@ -7,8 +7,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tokenizer } from "../../../../src/text/index.js";
 import {
-  ARITH_ALPHABET, arithTokenizer, arithTokenizerFiles, corruptSolution, formatPrompt, generateProblems, makeProblem,
-  workedSolution, writeArithTokenizer,
+  ARITH_ALPHABET,
+  arithTokenizer,
+  arithTokenizerFiles,
+  corruptSolution,
+  formatPrompt,
+  generateProblems,
+  makeProblem,
+  workedSolution,
+  writeArithTokenizer,
 } from "../../../../apps/tasks/arith/index.js";
 
 function taskTexts(): string[] {
@@ -19,7 +26,13 @@ function taskTexts(): string[] {
       texts.push(corruptSolution(p, { seed: i }).text, corruptSolution(p, { seed: i, kind: "truncate" }).text);
     }
   }
-  texts.push(formatPrompt(makeProblem(17, "-", 52)) + workedSolution(makeProblem(17, "-", 52)), "  ", " ", "A=1.  .", "");
+  texts.push(
+    formatPrompt(makeProblem(17, "-", 52)) + workedSolution(makeProblem(17, "-", 52)),
+    "  ",
+    " ",
+    "A=1.  .",
+    "",
+  );
   return texts;
 }
 
@@ -52,7 +65,10 @@ describe("arith tokenizer", () => {
     assert.equal(ids[0], tok.bosTokenId);
     assert.equal(ids.length, 7);
     assert.deepEqual(tok.encode("</s>", { addSpecialTokens: false }), [tok.eosTokenId]);
-    assert.deepEqual(tok.encode("<s>Q", { addSpecialTokens: false }), [tok.bosTokenId, tok.encode("Q", { addSpecialTokens: false })[0]]);
+    assert.deepEqual(tok.encode("<s>Q", { addSpecialTokens: false }), [
+      tok.bosTokenId,
+      tok.encode("Q", { addSpecialTokens: false })[0],
+    ]);
   });
 
   it("round-trips every problem, solution and corrupted text exactly, one token per character", () => {
@@ -70,8 +86,12 @@ describe("arith tokenizer", () => {
 
   it("tokenizes prompt and response independently: prompt + response ids are the joint ids", () => {
     for (const p of generateProblems(200, { difficulty: "medium", seed: 32 })) {
-      const prompt = formatPrompt(p), response = workedSolution(p);
-      assert.deepEqual(tok.encode(prompt + response), [...tok.encode(prompt), ...tok.encode(response, { addSpecialTokens: false })]);
+      const prompt = formatPrompt(p),
+        response = workedSolution(p);
+      assert.deepEqual(tok.encode(prompt + response), [
+        ...tok.encode(prompt),
+        ...tok.encode(response, { addSpecialTokens: false }),
+      ]);
     }
   });
 
@@ -85,7 +105,8 @@ describe("arith tokenizer", () => {
     const dir = mkdtempSync(join(tmpdir(), "omni-dpo-arith-tok-"));
     dirs.push(dir);
     const written = writeArithTokenizer(dir);
-    for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) assert.ok(existsSync(join(dir, f)), f);
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
+      assert.ok(existsSync(join(dir, f)), f);
     const config = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8"));
     assert.equal(config.bos_token, "<s>");
     assert.equal(config.eos_token, "</s>");
@@ -106,6 +127,9 @@ describe("arith tokenizer", () => {
     }
     // The in-memory files and the tokenizer built from them agree.
     const { tokenizerJson, tokenizerConfig } = arithTokenizerFiles();
-    assert.deepEqual(Tokenizer.fromJSON(tokenizerJson, tokenizerConfig).encode("Q:9*9= A=81."), tok.encode("Q:9*9= A=81."));
+    assert.deepEqual(
+      Tokenizer.fromJSON(tokenizerJson, tokenizerConfig).encode("Q:9*9= A=81."),
+      tok.encode("Q:9*9= A=81."),
+    );
   });
 });

@@ -1,7 +1,14 @@
 // The verifier: the final answer decides, malformed responses are wrong, nothing throws.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ARITH_ALPHABET, extractAnswer, makeProblem, seededRandom, verify, workedSolution } from "../../../../apps/tasks/arith/index.js";
+import {
+  ARITH_ALPHABET,
+  extractAnswer,
+  makeProblem,
+  seededRandom,
+  verify,
+  workedSolution,
+} from "../../../../apps/tasks/arith/index.js";
 
 const p = makeProblem(47, "+", 85);
 
@@ -25,10 +32,33 @@ describe("arith verifier", () => {
 
   it("treats malformed responses as wrong: no answer, garbage, truncated", () => {
     const malformed = [
-      "", " ", ".", "garbage", "Q:47+85=", " 7+5+0=12 4+8+1=13", " 7+5+0=12 4+8+1=13 ", " 7+5+0=12 4+8+1=13 A=",
-      " 7+5+0=12 4+8+1=13 A=132", " 7+5+0=12 4+8+1=13 A=13", " 7+5+0=12 4+8+1=13 A=1", " 7+5+0=12 4+8+1=13 A", " 7+5+0=12 4+8+1=13 A=.",
-      " xA=132.", " A=1.32e2.", " A=+132.", " A=--132.", " A= 132.", " A=132 .", "132.", " a=132.", " P=132.",
-      ` A=${"9".repeat(40)}.`, "A".repeat(500), "=".repeat(100), "\u0000A=132", "<unk><unk>",
+      "",
+      " ",
+      ".",
+      "garbage",
+      "Q:47+85=",
+      " 7+5+0=12 4+8+1=13",
+      " 7+5+0=12 4+8+1=13 ",
+      " 7+5+0=12 4+8+1=13 A=",
+      " 7+5+0=12 4+8+1=13 A=132",
+      " 7+5+0=12 4+8+1=13 A=13",
+      " 7+5+0=12 4+8+1=13 A=1",
+      " 7+5+0=12 4+8+1=13 A",
+      " 7+5+0=12 4+8+1=13 A=.",
+      " xA=132.",
+      " A=1.32e2.",
+      " A=+132.",
+      " A=--132.",
+      " A= 132.",
+      " A=132 .",
+      "132.",
+      " a=132.",
+      " P=132.",
+      ` A=${"9".repeat(40)}.`,
+      "A".repeat(500),
+      "=".repeat(100),
+      "\u0000A=132",
+      "<unk><unk>",
     ];
     for (const text of malformed) assert.equal(verify(p, text), false, JSON.stringify(text));
   });
