@@ -80,7 +80,7 @@ export const DASHBOARD_CHARTS: ChartSpec[] = [
   },
 ];
 
-/** JSON safe inside a <script> element. */
+/** JSON safe inside a <script> element: no `<` (so no `</script>`), no line separators JavaScript rejects. */
 function scriptJson(value: unknown): string {
   return JSON.stringify(value)
     .replace(/</g, "\\u003c")
@@ -91,7 +91,7 @@ function scriptJson(value: unknown): string {
 export interface PageOptions {
   title?: string;
   live: boolean;
-  /** The runs' data (an export), or none (the live page asks the server). */
+  /** The runs' data: an export's, or the live page's state when served (the event stream then replaces it). */
   updates?: RunUpdate[];
   /** HTML before and after the dashboard (the demo's own sections). */
   before?: string;

@@ -1,4 +1,5 @@
-// `omni-dpo dashboard`'s server: node:http only. GET / is the page; GET /events is a
+// `omni-dpo dashboard`'s server: node:http only. GET / is the page, with each run's state as
+// read at the last poll inline (so it draws at once); GET /events is a
 // server-sent-event stream: each run's full state when a client connects, then what each poll
 // of the run directories finds appended (or a run's full state again when a file was
 // replaced). Reading errors become problems on the page; a request never takes the server down.
@@ -67,7 +68,15 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
       return { run: r.index, name: r.name, reset: true, rows: [], pairHeader: null, pairRows: [], status, problems };
     }
   };
-  const page = dashboardHtml({ live: true });
+  /** Each run's whole state now (or why it could not be read). */
+  const snapshots = () =>
+    readers.map((r) => {
+      try {
+        return r.snapshot();
+      } catch (e) {
+        return failed(r, e);
+      }
+    });
 
   const poll = () => {
     for (const r of readers) {
@@ -96,6 +105,9 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
       return;
     }
     if (path === "/" || path === "/index.html") {
+      // The runs' state goes into the page, so it draws the charts before the first event arrives
+      // (and without any, where a proxy holds the stream back); the stream starts with it again.
+      const page = dashboardHtml({ live: true, updates: snapshots() });
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(page);
     } else if (path === "/events") {
       res.writeHead(200, {
@@ -104,13 +116,7 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
         connection: "keep-alive",
       });
       res.write("retry: 1000\n\n");
-      for (const r of readers) {
-        try {
-          send(res, r.snapshot());
-        } catch (e) {
-          send(res, failed(r, e));
-        }
-      }
+      for (const u of snapshots()) send(res, u);
       clients.set(res, res.writableLength + maxUnsent);
       req.on("close", () => clients.delete(res));
     } else {

@@ -42,6 +42,11 @@ export interface ChartKit {
   PALETTE: string[];
   esc: (s: string) => string;
   fmt: (v: number) => string;
+  yAxis: (
+    lo: number,
+    hi: number,
+    o?: { log?: boolean; range?: [number, number] },
+  ) => { range: [number, number]; ticks: number[]; labels: string[] };
   lineChart: (title: string, xLabel: string, yLabel: string, series: Series[], options?: LineOptions) => string;
   barChart: (title: string, yLabel: string, bars: Bar[], yRange?: [number, number]) => string;
   scatterPlot: (
@@ -61,9 +66,23 @@ export function chartKit(): ChartKit {
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
   }
 
-  function fmt(v: number): string {
+  /** A value with `digits` significant digits (two fewer in exponent form): 4 is the charts' default. */
+  function fmtDigits(v: number, digits: number): string {
     const a = Math.abs(v);
-    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(1) : Number(v.toPrecision(4)).toString();
+    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(digits - 3) : Number(v.toPrecision(digits)).toString();
+  }
+
+  function fmt(v: number): string {
+    return fmtDigits(v, 4);
+  }
+
+  /** Tick labels with as many digits as it takes to tell them apart (fmt's when that is enough). */
+  function tickLabels(values: number[]): string[] {
+    for (let digits = 4; digits <= 17; digits++) {
+      const labels = values.map((v) => fmtDigits(v, digits));
+      if (new Set(labels).size === labels.length) return labels;
+    }
+    return values.map(String);
   }
 
   function niceTicks(lo: number, hi: number, count = 5): number[] {
@@ -82,6 +101,38 @@ export function chartKit(): ChartKit {
     body: string[];
     W: number;
     H: number;
+  }
+
+  /**
+   * The y range a plot shows (`range` when given, else the data's), its ticks and their labels.
+   * `log`: the values are log10 of the data. A computed range narrower than 1% of its values'
+   * size (a near-constant series, or runs whose eval accuracy differs in the 8th digit) is
+   * widened to that, centred: the lines sit mid-plot instead of rounding noise spanning it from
+   * edge to edge. It then gets a 5% margin. Labels are distinct (more digits when fmt's 4 repeat).
+   */
+  function yAxis(
+    lo: number,
+    hi: number,
+    o: { log?: boolean; range?: [number, number] } = {},
+  ): { range: [number, number]; ticks: number[]; labels: string[] } {
+    let [y0, y1] = o.range ?? [lo, hi];
+    if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = [0, 1];
+    if (!o.range) {
+      // 1% of the values: log10(1.01) decades on a log scale.
+      const least = o.log ? Math.log10(1.01) : 0.01 * Math.max(Math.abs(y0), Math.abs(y1));
+      if (y1 - y0 < least) [y0, y1] = [(y0 + y1) / 2 - least / 2, (y0 + y1) / 2 + least / 2];
+    }
+    if (y1 === y0) [y0, y1] = [y0 - 0.5, y1 + 0.5]; // all zero, or a given empty range
+    if (!o.range) {
+      const pad = (y1 - y0) * 0.05;
+      [y0, y1] = [y0 - pad, y1 + pad];
+    }
+    const ticks = o.log
+      ? niceTicks(Math.floor(y0), Math.ceil(y1), Math.min(6, Math.max(1, Math.ceil(y1) - Math.floor(y0)))).filter(
+          (t) => Number.isInteger(t) && t >= y0 && t <= y1,
+        )
+      : niceTicks(y0, y1);
+    return { range: [y0, y1], ticks, labels: tickLabels(o.log ? ticks.map((t) => 10 ** t) : ticks) };
   }
 
   /** Axes, labels and ticks; `log` plots log10 of y (the values passed in are already log10). */
@@ -108,19 +159,10 @@ export function chartKit(): ChartKit {
     const lo = (v: number[]) => v.reduce((a, b) => (b < a ? b : a), Infinity);
     const hi = (v: number[]) => v.reduce((a, b) => (b > a ? b : a), -Infinity);
     let [x0, x1] = o.xRange ?? [lo(xs), hi(xs)];
-    let [y0, y1] = o.yRange ?? [lo(ys), hi(ys)];
     if (!Number.isFinite(x0) || !Number.isFinite(x1)) [x0, x1] = [0, 1];
-    if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = [0, 1];
     if (x1 === x0) x1 = x0 + 1;
-    if (y1 === y0) {
-      y0 -= 0.5;
-      y1 += 0.5;
-    }
-    if (!o.yRange) {
-      const pad = (y1 - y0) * 0.05;
-      y0 -= pad;
-      y1 += pad;
-    }
+    const axis = yAxis(lo(ys), hi(ys), { log: o.log, range: o.yRange });
+    const [y0, y1] = axis.range;
     const x = (v: number) => M.left + ((v - x0) / (x1 - x0)) * (W - M.left - M.right);
     const y = (v: number) => H - M.bottom - ((v - y0) / (y1 - y0)) * (H - top - M.bottom);
     const midY = (top + H - M.bottom) / 2;
@@ -137,17 +179,12 @@ export function chartKit(): ChartKit {
         `<text x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="10">${fmt(t)}</text>`,
       );
     }
-    const yTicks = o.log
-      ? niceTicks(Math.floor(y0), Math.ceil(y1), Math.min(6, Math.max(1, Math.ceil(y1) - Math.floor(y0)))).filter(
-          (t) => Number.isInteger(t) && t >= y0 && t <= y1,
-        )
-      : niceTicks(y0, y1);
-    for (const t of yTicks) {
+    axis.ticks.forEach((t, i) =>
       body.push(
         `<line x1="${M.left}" y1="${y(t)}" x2="${W - M.right}" y2="${y(t)}" stroke="#eee"/>`,
-        `<text x="${M.left - 6}" y="${y(t) + 3}" text-anchor="end" font-size="10">${fmt(o.log ? 10 ** t : t)}</text>`,
-      );
-    }
+        `<text class="y-tick" x="${M.left - 6}" y="${y(t) + 3}" text-anchor="end" font-size="10">${axis.labels[i]}</text>`,
+      ),
+    );
     return { x, y, body, W, H };
   }
 
@@ -286,11 +323,11 @@ export function chartKit(): ChartKit {
     return svg(f);
   }
 
-  return { PALETTE, esc, fmt, lineChart, barChart, scatterPlot };
+  return { PALETTE, esc, fmt, yAxis, lineChart, barChart, scatterPlot };
 }
 
 const kit = chartKit();
-export const { PALETTE, esc, lineChart, barChart, scatterPlot } = kit;
+export const { PALETTE, esc, yAxis, lineChart, barChart, scatterPlot } = kit;
 
 /** Pearson correlation (NaN for fewer than two points or no spread). */
 export function pearson(xs: number[], ys: number[]): number {

@@ -349,12 +349,57 @@ describe("omni-dpo dashboard in chromium", { skip }, () => {
     await check.close();
   });
 
+  it("the served page draws the charts from its own copy of the runs' state, with the event stream blocked", async () => {
+    // Two runs whose eval accuracy differs by rounding noise: one chart, both mid-plot, distinct ticks.
+    const dirs = ["still-a", "still-b"].map((name, i) => {
+      const dir = join(root, name);
+      mkdirSync(dir, { recursive: true });
+      const rows = [1, 2, 3].map((s) => ({ ...writingRow(s), "eval_rewards/accuracies": 0.75 + i * 1e-10 }));
+      writeFileSync(join(dir, "metrics.jsonl"), rows.map((r) => JSON.stringify(r) + "\n").join(""));
+      return dir;
+    });
+    const still = await startDashboard(dirs, { intervalMs: 100 });
+    const page = await context.newPage();
+    try {
+      let streamAsked = false;
+      await page.route("**/events", (route) => {
+        streamAsked = true;
+        return route.abort();
+      });
+      await page.goto(still.url);
+      await page.waitForFunction(() => Number(document.body.dataset.rendered) > 0);
+      assert.equal(await page.evaluate(() => document.body.dataset.updates), "2", "the page's own two runs");
+      const drawn = await drawnPoints(page);
+      assert.equal(drawn["loss|still-a"], 3);
+      assert.equal(drawn["loss|still-b"], 3);
+      assert.equal(await page.locator('[data-chart="loss"] .empty').count(), 0);
+      assert.match(await page.locator(".run").first().innerText(), /still-a/);
+      const chart = page.locator('[data-chart="eval_accuracies"] svg');
+      const ticks = await chart.locator("text.y-tick").allTextContents();
+      assert.ok(ticks.length >= 2 && new Set(ticks).size === ticks.length, `tick labels ${ticks.join(", ")}`);
+      const cy = (await chart.locator("circle.pt").evaluateAll((cs) => cs.map((c) => c.getAttribute("cy")))).map(
+        Number,
+      );
+      assert.equal(cy.length, 6);
+      assert.ok(Math.max(...cy) - Math.min(...cy) < 2, `the runs are ${Math.max(...cy) - Math.min(...cy)} px apart`);
+      assert.ok(streamAsked, "the page did ask for the stream");
+    } finally {
+      await page.close();
+      await still.close();
+    }
+  });
+
   it("values from the run's files cannot inject script, live or exported: they are type-checked and shown escaped", async () => {
     const payload = "<img src=x onerror=window.pwned=1>";
     // Step counts in every file the run's state reads from, and a pair log's ids, holding markup.
     const hostile = join(root, "hostile");
     mkdirSync(join(hostile, "checkpoint-1"), { recursive: true });
-    writeFileSync(join(hostile, "metrics.jsonl"), [1, 2].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
+    // A row's text closing the page's <script> (the runs' state is inline in the page, live and exported).
+    const closer = "</script><script>window.pwned=2</script><!--";
+    writeFileSync(
+      join(hostile, "metrics.jsonl"),
+      [1, 2].map((s) => JSON.stringify({ ...writingRow(s), note: closer }) + "\n").join(""),
+    );
     writeFileSync(join(hostile, "train_results.json"), "{}");
     writeFileSync(join(hostile, "trainer_state.json"), JSON.stringify({ global_step: payload, max_steps: payload }));
     writeFileSync(
@@ -419,7 +464,8 @@ describe("omni-dpo dashboard's server over plain HTTP", () => {
   let plain: DashboardServer;
   before(async () => {
     dir = tempDir("omni-dpo-dashboard-http-");
-    writeFileSync(join(dir, "metrics.jsonl"), [1, 2].map((s) => JSON.stringify(writingRow(s)) + "\n").join(""));
+    const rows = [1, 2].map((s) => ({ ...writingRow(s), note: "</script><script>alert(1)</script>" }));
+    writeFileSync(join(dir, "metrics.jsonl"), rows.map((r) => JSON.stringify(r) + "\n").join(""));
     plain = await startDashboard([dir], { intervalMs: 150 });
   });
   after(async () => {
@@ -442,7 +488,11 @@ describe("omni-dpo dashboard's server over plain HTTP", () => {
     assert.equal(status, 403);
     const page = await fetch(plain.url);
     assert.equal(page.status, 200);
-    assert.match(await page.text(), /<div id="dashboard">/);
+    const html = await page.text();
+    assert.match(html, /<div id="dashboard">/);
+    // The runs' state is in the page, as JSON that cannot end its <script> element.
+    assert.ok(html.includes(`"rewards/margins":${writingRow(2)["rewards/margins"]}`), "the rows are inline");
+    assert.equal(html.match(/<\/script/gi)?.length, 1, "one </script>: the page's own");
     const r = spawnSync(process.execPath, [CLI, "dashboard", dir, "--host", "0.0.0.0"], {
       encoding: "utf8",
       timeout: 30_000,
