@@ -287,6 +287,9 @@ export function pickTokens(
  * visited again.
  */
 export function topPCutoff(row: Float32Array, p: number): number {
+  // top-p 0 keeps the most likely token only (transformers keeps at least one); the loop below
+  // needs p > 0 to find a token with less than p above it.
+  if (!(p > 0)) return row.reduce((m, x) => (x > m ? x : m), -Infinity);
   const a = Float32Array.from(row); // partitioned in place: [lo, hi) holds the candidates
   let lo = 0;
   let hi = a.length;
