@@ -115,6 +115,9 @@ function recipe(outputDir: string, extra: Record<string, unknown>) {
     dataset_mixer: { [data]: 1.0 },
     output_dir: join(root, outputDir),
     loss_type: "sigmoid",
+    // Per-token mean log-probs, the setting the tolerances above were measured in (a TRL-style
+    // recipe would otherwise sum them, and twelve steps at beta 2 on sums drift further apart).
+    dpo_length_norm: true,
     beta: 2.0,
     learning_rate: 1.0e-2,
     lr_scheduler_type: "constant",
