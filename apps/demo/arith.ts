@@ -164,8 +164,10 @@ export function methodSpecs(ablations: boolean): MethodSpec[] {
   };
   const specs: MethodSpec[] = [
     // Rejection-sampling fine-tuning: next-token NLL of the chosen answers only (TRL's `sft` loss type).
-    { name: "rft", label: "RFT", config: { loss_type: "sft" }, grid: RFT_GRID },
-    { name: "dpo", label: "DPO", config: { loss_type: "sigmoid" }, grid: PREFERENCE_GRID },
+    // Every method on per-token mean log-probs, the Uni-DPO reference trainers' setting the demo
+    // was designed and measured with (a recipe of TRL keys alone would sum them, as TRL does).
+    { name: "rft", label: "RFT", config: { loss_type: "sft", dpo_length_norm: true }, grid: RFT_GRID },
+    { name: "dpo", label: "DPO", config: { loss_type: "sigmoid", dpo_length_norm: true }, grid: PREFERENCE_GRID },
     {
       name: "simpo",
       label: "SimPO",
