@@ -5,7 +5,8 @@
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Linear, type Init } from "../nn/layers.js";
-import { Module, type ModuleTarget } from "../nn/module.js";
+import { Module } from "../nn/module.js";
+import { DecoderHead } from "./decoder-head.js";
 import { writeJsonAtomic } from "../util/files.js";
 import { loadDtype, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
 import type { CausalLM, ForwardOptions } from "./causal-lm.js";
@@ -35,7 +36,7 @@ class ScoreHead extends Module {
   }
 }
 
-export class ProcessRewardModel extends Module {
+export class ProcessRewardModel extends DecoderHead {
   readonly className: string;
   readonly config: RawConfig;
   /** The decoder; its submodules are this module's, so names are the checkpoint's ("model.layers.0..."). */
@@ -123,23 +124,6 @@ export class ProcessRewardModel extends Module {
       });
     }
     return out;
-  }
-
-  override to(target: ModuleTarget): this {
-    super.to(target);
-    this.body.to(target);
-    return this;
-  }
-
-  override train(mode = true): this {
-    super.train(mode);
-    this.body.train(mode);
-    return this;
-  }
-
-  override dispose(): void {
-    super.dispose();
-    this.body.dispose();
   }
 }
 

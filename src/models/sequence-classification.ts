@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import * as torch from "../torch/index.js";
 import { Linear, type Init } from "../nn/layers.js";
-import { Module, type ModuleTarget } from "../nn/module.js";
+import { DecoderHead } from "./decoder-head.js";
 import type { RecomputeTape } from "../nn/recompute.js";
 import { writeJsonAtomic } from "../util/files.js";
 import { loadDtype, loadModel, loadWeights, saveWeights, type LoadOptions, type SaveOptions } from "./auto.js";
@@ -50,7 +50,7 @@ function padTokenOf(config: RawConfig, where: string): number | null {
   return pad;
 }
 
-export class SequenceClassifier extends Module {
+export class SequenceClassifier extends DecoderHead {
   /** The body's registered architecture ("llama", "qwen2", ...). */
   readonly architecture: string;
   /** config.json, with `architectures` naming the classifier class; saved back as it is. */
@@ -193,24 +193,6 @@ export class SequenceClassifier extends Module {
       });
     }
     return out;
-  }
-
-  /** Moves the parameters, and whatever the body keeps beside them (rotary frequencies). */
-  override to(target: ModuleTarget): this {
-    super.to(target);
-    this.body.to(target);
-    return this;
-  }
-
-  override train(mode = true): this {
-    super.train(mode);
-    this.body.train(mode);
-    return this;
-  }
-
-  override dispose(): void {
-    super.dispose();
-    this.body.dispose();
   }
 }
 
