@@ -7,6 +7,20 @@ export abstract class DecoderHead extends Module {
   /** The decoder; its submodules are this module's, so names are the checkpoint's ("model.layers.0..."). */
   abstract readonly body: CausalLM;
 
+  /**
+   * Drops the body's LM head (transformers' heads have none) and adopts its other top-level
+   * submodules, so this module's parameter names are the checkpoint's.
+   */
+  protected adoptDecoder(body: CausalLM): void {
+    const children = body.namedModules().filter(([n]) => n !== "" && !n.includes("."));
+    for (const [name, child] of children) {
+      if (name === "lm_head") {
+        body.removeModule(name);
+        child.dispose();
+      } else this.registerModule(name, child);
+    }
+  }
+
   /** Moves the parameters, and whatever the body keeps beside them (rotary frequencies). */
   override to(target: ModuleTarget): this {
     super.to(target);

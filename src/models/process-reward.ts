@@ -50,13 +50,7 @@ export class ProcessRewardModel extends DecoderHead {
     this.body = body;
     this.className = className;
     this.config = { ...body.config, architectures: [className] };
-    // no LM head: drop it, then adopt the body's submodules under their checkpoint names
-    for (const [name, child] of body.namedModules().filter(([n]) => n !== "" && !n.includes("."))) {
-      if (name === "lm_head") {
-        body.removeModule(name);
-        child.dispose();
-      } else this.registerModule(name, child);
-    }
+    this.adoptDecoder(body);
     const hidden = body.namedParameters().find(([n]) => n.endsWith("embed_tokens.weight"))?.[1].shape[1];
     if (hidden === undefined) throw new Error(`${where}: cannot find the embedding to size the score head`);
     this.scoreHead = this.module("score", new ScoreHead(hidden, init));

@@ -82,15 +82,7 @@ export class SequenceClassifier extends DecoderHead {
     this.config = { ...body.config, ...overrides, architectures: [className] };
     this.numLabels = numLabelsOf(this.config, where);
     this.padTokenId = padTokenOf(this.config, where);
-    // transformers' classifier has the base model and no LM head: drop an untied one, then
-    // adopt the body's submodules so this module's names are the checkpoint's.
-    const children = body.namedModules().filter(([n]) => n !== "" && !n.includes("."));
-    for (const [name, child] of children) {
-      if (name === "lm_head") {
-        body.removeModule(name);
-        child.dispose();
-      } else this.registerModule(name, child);
-    }
+    this.adoptDecoder(body);
     if (this.namedParameters().length !== body.namedParameters().length) {
       throw new Error(
         `${where}: architecture '${body.architecture}' keeps parameters outside its submodules; a classifier cannot adopt them`,
