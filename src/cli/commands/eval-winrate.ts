@@ -8,6 +8,7 @@ import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFromFlags } from "../endpoint-
 import type { Generator } from "../../generation/types.js";
 import type { PromptRow } from "../../data/readers.js";
 import type { WinRateJournal } from "../../eval/winrate/journal.js";
+import type { WinRateJudge } from "../../eval/winrate/judges.js";
 
 export const WINRATE_HELP = `
 --task winrate: the model's answers against a baseline's on the same prompts, judged pairwise:
@@ -169,6 +170,41 @@ export async function runWinRate(argv: string[]): Promise<number> {
     journal = WinRateJournal.open(`${out}.journal`, identity);
   }
 
+  // The judge is checked before any answer is generated (a wrong directory or template fails
+  // first); a reward model is loaded only after the answering models are freed.
+  const judges = await import("../../eval/winrate/judges.js");
+  let openJudge: () => Promise<WinRateJudge>;
+  if (str("reward-model")) {
+    const dir = str("reward-model")!;
+    const { isClassifierDirectory, loadSequenceClassifier } = await import("../../models/sequence-classification.js");
+    if (!isClassifierDirectory(dir)) {
+      throw new UsageError(
+        `--reward-model ${dir}: config.json names no *ForSequenceClassification architecture (not a reward model)`,
+      );
+    }
+    const { Tokenizer } = await import("../../text/index.js");
+    const tokenizer = Tokenizer.fromPretrainedSync(dir);
+    openJudge = async () => {
+      const model = loadSequenceClassifier(dir, { device });
+      try {
+        return { ...judges.rewardModelJudge(model, tokenizer, { dir, batchSize: generation.batchSize }), dispose: () => model.dispose() };
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    };
+  } else {
+    const flags = { ...values, endpoint: str("judge-endpoint"), "endpoint-model": str("judge-model") };
+    const generator = await endpointFromFlags(flags, "eval");
+    const maxTokens = str("judge-max-tokens");
+    const judge = judges.llmPairwiseJudge(generator!, {
+      ...(mode === "score" ? { scoreTemplateFile: str("judge-template") } : { templateFile: str("judge-template") }),
+      maxTokens: maxTokens === undefined ? undefined : positiveInt(maxTokens, "--judge-max-tokens", 1),
+      retries: positiveInt(str("judge-retries"), "--judge-retries", 2, true),
+    });
+    openJudge = async () => judge;
+  }
+
   const { Progress } = await import("../../util/progress.js");
   const answersOf = async (who: NonNullable<typeof baseline>, label: string) => {
     let bar = null as InstanceType<typeof Progress> | null;
@@ -187,32 +223,7 @@ export async function runWinRate(argv: string[]): Promise<number> {
   const answers = await answersOf(policy, "model");
   const baselineAnswers = baselineFile ?? (await answersOf(baseline!, "baseline"));
 
-  const judges = await import("../../eval/winrate/judges.js");
-  let judge: import("../../eval/winrate/judges.js").WinRateJudge;
-  if (str("reward-model")) {
-    const dir = str("reward-model")!;
-    const { loadSequenceClassifier } = await import("../../models/sequence-classification.js");
-    const { Tokenizer } = await import("../../text/index.js");
-    const model = loadSequenceClassifier(dir, { device });
-    try {
-      judge = judges.rewardModelJudge(model, Tokenizer.fromPretrainedSync(dir), {
-        dir,
-        batchSize: generation.batchSize,
-      });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    judge.dispose = () => model.dispose();
-  } else {
-    const flags = { ...values, endpoint: str("judge-endpoint"), "endpoint-model": str("judge-model") };
-    const generator = await endpointFromFlags(flags, "eval");
-    judge = judges.llmPairwiseJudge(generator!, {
-      ...(mode === "score" ? { scoreTemplateFile: str("judge-template") } : { templateFile: str("judge-template") }),
-      maxTokens: str("judge-max-tokens") === undefined ? undefined : positiveInt(str("judge-max-tokens"), "--judge-max-tokens", 1),
-      retries: positiveInt(str("judge-retries"), "--judge-retries", 2, true),
-    });
-  }
+  const judge = await openJudge();
 
   const { evaluateWinRate, formatWinRate, winRateSummary } = await import("../../eval/winrate/evaluate.js");
   let bar = null as InstanceType<typeof Progress> | null;

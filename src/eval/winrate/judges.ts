@@ -200,7 +200,8 @@ export function llmPairwiseJudge(generator: Generator, options: LlmPairwiseJudge
     retries: options.retries,
     maxTokens: options.maxTokens,
   };
-  let scorer: ReturnType<typeof llmJudgeScorer> | null = null;
+  // Made now, so a bad rubric fails before any answer is generated.
+  const scorer = llmJudgeScorer(generator, scoreOptions);
   return {
     name: `LLM judge ${generator.name} template ${templateFile}`,
     positional: true,
@@ -230,7 +231,6 @@ export function llmPairwiseJudge(generator: Generator, options: LlmPairwiseJudge
       });
     },
     async scoreAnswers(items) {
-      scorer ??= llmJudgeScorer(generator, scoreOptions);
       return scorer.score(
         items.map((item, i) => ({
           prompt: item.prompt,
