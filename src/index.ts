@@ -167,6 +167,9 @@ export { startServer, type ServeOptions } from "./generation/server.js";
 export { llmJudgeScorer, parseVerdict } from "./eval/llm-judge.js";
 export {
   evaluateWinRate,
+  formatWinRate,
+  winRateSummary,
+  generateAnswers,
   rewardModelJudge,
   llmPairwiseJudge,
   type WinRateJudge,

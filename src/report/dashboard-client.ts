@@ -141,7 +141,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     };
     const table =
       `<table data-evals><caption>Evaluations</caption><tr><th>figure</th>` +
-      evals.map((e, i) => `<th title="${esc(e.file)}">${evals.length > 1 ? `${i + 1}. ` : ""}${esc(e.name)}</th>`).join("") +
+      evals
+        .map((e, i) => `<th title="${esc(e.file)}">${evals.length > 1 ? `${i + 1}. ` : ""}${esc(e.name)}</th>`)
+        .join("") +
       "</tr>" +
       names
         .map(
@@ -160,7 +162,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
       const isRate = (k: string) => values(k).every((v) => v >= 0 && v <= 1);
       const line = (k: string, i: number): Series => ({
         name: k,
-        points: evals.flatMap((e, x) => (e.metrics[k] === undefined ? [] : [[x + 1, e.metrics[k]] as [number, number]])),
+        points: evals.flatMap((e, x) =>
+          e.metrics[k] === undefined ? [] : [[x + 1, e.metrics[k]] as [number, number]],
+        ),
         color: colourOf(i),
       });
       const chart = (id: string, title: string, yLabel: string, series: Series[]) =>

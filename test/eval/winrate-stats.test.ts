@@ -43,12 +43,15 @@ test("length-controlled win rate: equal lengths give the win rate; all wins give
   assert.ok(Number.isFinite(separated.slope) && Math.abs(separated.lcWinRate - 0.5) < 1e-9);
 });
 
-test("length-controlled win rate with the ridge equals PyTorch's LBFGS on the same objective", { skip: skipUnless("torch") }, () => {
-  const prefs = [1, 0, 1, 1, 0.5, 0, 1, 0.75, 0, 1, 1, 0.25];
-  const diffs = [40, -5, 12, 70, 0, -30, 25, 8, -60, -2, 33, -14];
-  const fit = lengthControlledWinRate(prefs, diffs, 0.01);
-  const oracle = runPythonJson<{ a: number; b: number }>(
-    `
+test(
+  "length-controlled win rate with the ridge equals PyTorch's LBFGS on the same objective",
+  { skip: skipUnless("torch") },
+  () => {
+    const prefs = [1, 0, 1, 1, 0.5, 0, 1, 0.75, 0, 1, 1, 0.25];
+    const diffs = [40, -5, 12, 70, 0, -30, 25, 8, -60, -2, 33, -14];
+    const fit = lengthControlledWinRate(prefs, diffs, 0.01);
+    const oracle = runPythonJson<{ a: number; b: number }>(
+      `
 import json, sys, torch
 d = json.load(sys.stdin)
 p = torch.tensor(d["prefs"], dtype=torch.float64)
@@ -66,11 +69,12 @@ def closure():
 opt.step(closure)
 print(json.dumps({"a": w[0].item(), "b": w[1].item()}))
 `,
-    { prefs, diffs },
-  );
-  assert.ok(Math.abs(fit.intercept - oracle.a) < 1e-6, `${fit.intercept} vs ${oracle.a}`);
-  assert.ok(Math.abs(fit.slope - oracle.b) < 1e-6, `${fit.slope} vs ${oracle.b}`);
-});
+      { prefs, diffs },
+    );
+    assert.ok(Math.abs(fit.intercept - oracle.a) < 1e-6, `${fit.intercept} vs ${oracle.a}`);
+    assert.ok(Math.abs(fit.slope - oracle.b) < 1e-6, `${fit.slope} vs ${oracle.b}`);
+  },
+);
 
 test("bootstrap interval: repeatable by seed, a point on constant data, the normal width on a large sample", () => {
   const values = Array.from({ length: 400 }, (_, i) => (i % 10 < 7 ? 1 : 0)); // p = 0.7

@@ -16,7 +16,11 @@ import { torch, saveModel } from "../../src/index.js";
 import { loadModel } from "../../src/models/auto.js";
 import { rewardInput } from "../../src/data/reward.js";
 import { readPromptRows } from "../../src/data/readers.js";
-import { createSequenceClassifier, loadSequenceClassifier, saveSequenceClassifier } from "../../src/models/sequence-classification.js";
+import {
+  createSequenceClassifier,
+  loadSequenceClassifier,
+  saveSequenceClassifier,
+} from "../../src/models/sequence-classification.js";
 import { Tokenizer } from "../../src/text/index.js";
 import { evaluateWinRate, rewardModelJudge, type WinRateRecord } from "../../src/eval/winrate/index.js";
 import { bootstrapCI, lengthControlledWinRate } from "../../src/eval/winrate/stats.js";
@@ -33,7 +37,12 @@ const RM = writeRewardModel(join(root, "rm"));
 const WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "piano", "lemon"];
 const PROMPTS = writeJsonl(join(root, "prompts.jsonl"), [
   ...WORDS.map((w) => ({ prompt: `say ${w}` })),
-  { prompt: [{ role: "system", content: "one word" }, { role: "user", content: "say north" }] },
+  {
+    prompt: [
+      { role: "system", content: "one word" },
+      { role: "user", content: "say north" },
+    ],
+  },
 ]);
 let serve: ServeProcess;
 
@@ -134,7 +143,10 @@ test("reward-model judge: the records recompute to the report, and hold the rewa
   assert.equal(records.length, 9);
   assert.equal(s.n, 9);
   assert.ok(!existsSync(`${out}.journal`), "the journal is removed once the records are written");
-  assert.ok(records.some((x) => x.answer !== x.baseline_answer), "the policy answers differently from its start");
+  assert.ok(
+    records.some((x) => x.answer !== x.baseline_answer),
+    "the policy answers differently from its start",
+  );
 
   // The rewards are the reward model's, each conversation scored alone (no batch, no padding).
   const rm = loadSequenceClassifier(RM);

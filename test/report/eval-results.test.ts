@@ -70,7 +70,11 @@ describe("evaluations on the dashboard, in chromium", { skip: skipUnless("chromi
     mkdirSync(join(root, "rounds"));
     for (const r of [1, 2, 10]) writeFileSync(join(root, "rounds", `round-${r}.json`), JSON.stringify(winRate(r)));
     const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu"],
+    });
   });
   after(async () => {
     await browser?.close();
@@ -84,7 +88,9 @@ describe("evaluations on the dashboard, in chromium", { skip: skipUnless("chromi
       const header = [...(table?.querySelectorAll("th") ?? [])].map((th) => th.textContent ?? "");
       const rows: Record<string, string[]> = {};
       for (const tr of table?.querySelectorAll("tr[data-figure]") ?? []) {
-        rows[(tr as HTMLElement).dataset.figure!] = [...tr.querySelectorAll("td")].slice(1).map((td) => td.textContent ?? "");
+        rows[(tr as HTMLElement).dataset.figure!] = [...tr.querySelectorAll("td")]
+          .slice(1)
+          .map((td) => td.textContent ?? "");
       }
       const series: Record<string, number> = {};
       for (const g of document.querySelectorAll<SVGGElement>("#evals [data-chart] g.series")) {
@@ -98,9 +104,13 @@ describe("evaluations on the dashboard, in chromium", { skip: skipUnless("chromi
 
   it("one evaluation: a table of its figures, no chart", async () => {
     const out = join(root, "one.html");
-    const r = spawnSync(process.execPath, [CLI, "dashboard", "--eval", join(root, "rounds", "round-2.json"), "--export", out], {
-      encoding: "utf8",
-    });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, "dashboard", "--eval", join(root, "rounds", "round-2.json"), "--export", out],
+      {
+        encoding: "utf8",
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /0 runs, 1 evaluation/);
     const page = await browser.newPage();
@@ -117,7 +127,16 @@ describe("evaluations on the dashboard, in chromium", { skip: skipUnless("chromi
   it("several: a column each in natural order, a line per figure; an unreadable file is shown as a problem", async () => {
     const out = join(root, "rounds.html");
     writeFileSync(join(root, "broken.json"), "{ not json");
-    const args = [CLI, "dashboard", "--eval", join(root, "rounds"), "--eval", join(root, "broken.json"), "--export", out];
+    const args = [
+      CLI,
+      "dashboard",
+      "--eval",
+      join(root, "rounds"),
+      "--eval",
+      join(root, "broken.json"),
+      "--export",
+      out,
+    ];
     const r = spawnSync(process.execPath, args, { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /broken\.json: cannot read an evaluation JSON/);

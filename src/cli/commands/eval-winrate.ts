@@ -6,7 +6,6 @@ import { resolve } from "node:path";
 import { UsageError, nonNegative, positiveInt, probability, resolveDevice } from "../args.js";
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFromFlags } from "../endpoint-flags.js";
 import type { Generator } from "../../generation/types.js";
-import type { PromptRow } from "../../data/readers.js";
 import type { WinRateJournal } from "../../eval/winrate/journal.js";
 import type { WinRateJudge } from "../../eval/winrate/judges.js";
 
@@ -90,7 +89,8 @@ function checkFlags(values: Values): void {
     throw new UsageError("eval --task winrate: --judge-endpoint needs --judge-model NAME");
   }
   for (const k of ["judge-model", "judge-template", "judge-max-tokens", "judge-retries"]) {
-    if (given(k) && !given("judge-endpoint")) throw new UsageError(`eval --task winrate: --${k} needs --judge-endpoint URL`);
+    if (given(k) && !given("judge-endpoint"))
+      throw new UsageError(`eval --task winrate: --${k} needs --judge-endpoint URL`);
   }
   const mode = values.mode ?? "pairwise";
   if (mode !== "pairwise" && mode !== "score") {
@@ -187,7 +187,10 @@ export async function runWinRate(argv: string[]): Promise<number> {
     openJudge = async () => {
       const model = loadSequenceClassifier(dir, { device });
       try {
-        return { ...judges.rewardModelJudge(model, tokenizer, { dir, batchSize: generation.batchSize }), dispose: () => model.dispose() };
+        return {
+          ...judges.rewardModelJudge(model, tokenizer, { dir, batchSize: generation.batchSize }),
+          dispose: () => model.dispose(),
+        };
       } catch (e) {
         model.dispose();
         throw e;

@@ -101,7 +101,9 @@ export function readBaselineAnswers(file: string, prompts: PromptRow[]): string[
     .filter((l) => l.text.trim() !== "");
   const problems: string[] = [];
   if (lines.length !== prompts.length) {
-    problems.push(`${file}: ${lines.length} answers for ${prompts.length} prompts (one JSON line per prompt, in order)`);
+    problems.push(
+      `${file}: ${lines.length} answers for ${prompts.length} prompts (one JSON line per prompt, in order)`,
+    );
   }
   const answers = lines.slice(0, prompts.length).map(({ text, at }, i) => {
     let row: Record<string, unknown>;

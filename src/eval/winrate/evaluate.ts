@@ -102,7 +102,8 @@ function judgedFromJournal(line: JournalLine, at: string, prompts: number): Pair
   const bad = (what: string) => new Error(`${at}: ${what}; not a line this evaluation wrote`);
   if (line.i < 0 || line.i >= prompts) throw bad(`field 'i' must be a prompt index below ${prompts}`);
   const p = line.preference;
-  if (!(p === null || (typeof p === "number" && p >= 0 && p <= 1))) throw bad("field 'preference' must be 0..1 or null");
+  if (!(p === null || (typeof p === "number" && p >= 0 && p <= 1)))
+    throw bad("field 'preference' must be 0..1 or null");
   return line as unknown as PairJudgement & { i: number };
 }
 
@@ -141,7 +142,13 @@ export async function evaluateWinRate(options: WinRateOptions): Promise<WinRateR
   options.onProgress?.(judged.size, pairs.length);
   for (let start = 0; start < todo.length; start += batchSize) {
     const batch = todo.slice(start, start + batchSize);
-    const results = mode === "score" ? await scoreBoth(judge, batch.map((i) => pairs[i])) : await judge.comparePairs(batch.map((i) => pairs[i]));
+    const results =
+      mode === "score"
+        ? await scoreBoth(
+            judge,
+            batch.map((i) => pairs[i]),
+          )
+        : await judge.comparePairs(batch.map((i) => pairs[i]));
     batch.forEach((i, n) => judged.set(i, results[n]));
     journal?.append(batch.map((i, n) => ({ kind: "judged", i, ...results[n] })));
     options.onProgress?.(judged.size, pairs.length);

@@ -57,7 +57,9 @@ export class WinRateJournal {
       try {
         line = JSON.parse(text) as JournalLine;
       } catch (e) {
-        throw new Error(`${at}: not valid JSON (${(e as Error).message}); not a line this evaluation wrote`);
+        throw new Error(`${at}: not valid JSON (${(e as Error).message}); not a line this evaluation wrote`, {
+          cause: e,
+        });
       }
       if (typeof line !== "object" || line === null || typeof line.kind !== "string" || !Number.isInteger(line.i)) {
         throw new Error(`${at}: expected an object with 'kind' and an integer 'i'; not a line this evaluation wrote`);

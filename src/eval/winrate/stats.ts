@@ -67,7 +67,8 @@ export function lengthControlledWinRate(
   penalty = 0.01,
 ): LengthFit {
   const n = preferences.length;
-  if (n === 0 || n !== lengthDiffs.length) throw new Error("lengthControlledWinRate: one length difference per preference");
+  if (n === 0 || n !== lengthDiffs.length)
+    throw new Error("lengthControlledWinRate: one length difference per preference");
   const scale = Math.sqrt(mean(lengthDiffs.map((d) => d * d)));
   const x = lengthDiffs.map((d) => (scale > 0 ? d / scale : 0));
   let a = 0;
