@@ -6,10 +6,16 @@
 //     a judge that fails mid-run leaves a journal the next run resumes;
 //   - the LLM-judge path against `omni-dpo serve` (a tiny model as policy and judge, the baseline a
 //     JSONL of reference outputs): every unparseable verdict or rating counted and reported, exit 0;
+//   - parsed verdicts, from a local server speaking the protocol whose judge prefers the longer
+//     answer and, at equal length, the first shown: each pair asked in both orders, the win rate,
+//     ties and position consistency worked out by hand;
+//   - score mode with the reward model: the mean scores are the mean rewards; an answer past the
+//     reward model's context is cut and counted;
 //   - a baseline file for other prompts is an error naming its line.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch, saveModel } from "../../src/index.js";
@@ -22,7 +28,13 @@ import {
   saveSequenceClassifier,
 } from "../../src/models/sequence-classification.js";
 import { Tokenizer } from "../../src/text/index.js";
-import { evaluateWinRate, rewardModelJudge, type WinRateRecord } from "../../src/eval/winrate/index.js";
+import {
+  evaluateWinRate,
+  llmPairwiseJudge,
+  rewardModelJudge,
+  type WinRateRecord,
+} from "../../src/eval/winrate/index.js";
+import { EndpointGenerator } from "../../src/generation/endpoint.js";
 import { bootstrapCI, lengthControlledWinRate } from "../../src/eval/winrate/stats.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
@@ -291,4 +303,97 @@ test("a baseline file for other prompts is refused, naming its line", async () =
   const r = await runCli([...RM_ARGS.slice(0, 6), wrong, "--prompts", PROMPTS, ...RM_ARGS_TAIL]);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /wrong\.jsonl:3: field 'instruction': not the prompt at .*prompts\.jsonl:3/);
+});
+
+test("LLM judge, verdicts parsed: both orders asked, split verdicts tie, position consistency counted", async () => {
+  // A judge with a length bias and, at equal length, a position bias; "garbage" gets no verdict.
+  let asked = 0;
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      asked++;
+      const text = (JSON.parse(body) as { messages: { content: string }[] }).messages[0].content;
+      const [, a, b] = /A: (.*)\nB: (.*)\n/.exec(text)!;
+      const verdict = text.includes("garbage") ? "no idea" : b.length > a.length ? "[[B>>A]]" : "My verdict: [[A>B]]";
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          id: "x",
+          object: "chat.completion",
+          created: 0,
+          model: "judge",
+          choices: [{ index: 0, message: { role: "assistant", content: verdict }, finish_reason: "stop" }],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const template = join(root, "ab.txt");
+  writeFileSync(template, "Q: {{prompt}}\nA: {{answer_a}}\nB: {{answer_b}}\n");
+  try {
+    const { port } = server.address() as { port: number };
+    const generator = new EndpointGenerator({ baseURL: `http://127.0.0.1:${port}/v1`, model: "judge", maxRetries: 0 });
+    const r = await evaluateWinRate({
+      prompts: ["p1", "p2", "p3", "p4", "garbage"],
+      answers: ["a long answer", "same", "x", "abcd", "y"],
+      baselineAnswers: ["short", "same", "a longer one", "wxyz", "z"],
+      judge: llmPairwiseJudge(generator, { templateFile: template }),
+    });
+    assert.equal(asked, 10);
+    // p1: the model's longer answer wins in both orders (1). p2, p4: equal lengths, the first shown
+    // wins each time: one win, one loss, a split (0.5), inconsistent. p3: the baseline's longer
+    // answer wins both (0). p5: no verdict in either order.
+    assert.deepEqual(
+      r.records.map((x) => x.preference),
+      [1, 0.5, 0, 0.5, null],
+    );
+    assert.deepEqual(r.records[1].verdicts, ["A>B", "A>B"]);
+    assert.deepEqual(r.records[0].verdicts, ["A>B", "B>>A"]);
+    assert.equal(r.n, 4);
+    assert.equal(r.win_rate, 0.5);
+    assert.deepEqual([r.wins, r.ties, r.losses], [1, 2, 1]);
+    assert.equal(r.position_consistency, 0.5);
+    assert.equal(r.unparseable, 2);
+    assert.equal(r.unjudged, 1);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test("score mode with the reward model: mean rewards per side; an answer past its context is cut and counted", async () => {
+  assert.ok(firstRecords.length, "needs the first test's records");
+  const rm = loadSequenceClassifier(RM);
+  try {
+    const judge = rewardModelJudge(rm, Tokenizer.fromPretrainedSync(RM), { dir: RM });
+    const prompts = readPromptRows(PROMPTS);
+    const answers = firstRecords.map((x) => x.answer);
+    const r = await evaluateWinRate({
+      prompts,
+      answers,
+      baselineAnswers: firstRecords.map((x) => x.baseline_answer),
+      judge,
+      mode: "score",
+    });
+    const mean = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
+    const close = (a: number | null | undefined, b: number) => assert.ok(Math.abs(a! - b) < 1e-5, `${a} vs ${b}`);
+    close(r.mean_score, mean(firstRecords.map((x) => x.scores![0]!)));
+    close(r.baseline_mean_score, mean(firstRecords.map((x) => x.scores![1]!)));
+    assert.ok(r.score_ci95![0] <= r.mean_score! && r.mean_score! <= r.score_ci95![1]);
+    assert.deepEqual(
+      r.records.map((x) => x.winner),
+      firstRecords.map((x) => x.winner),
+    );
+    assert.equal(r.truncated, undefined);
+    // 300 characters of answer: past the reward model's 256 positions with the template.
+    const long = await evaluateWinRate({
+      prompts: ["say it"],
+      answers: ["x".repeat(300)],
+      baselineAnswers: ["y"],
+      judge,
+    });
+    assert.equal(long.truncated, 1);
+  } finally {
+    rm.dispose();
+  }
 });

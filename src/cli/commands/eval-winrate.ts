@@ -187,10 +187,9 @@ export async function runWinRate(argv: string[]): Promise<number> {
     openJudge = async () => {
       const model = loadSequenceClassifier(dir, { device });
       try {
-        return {
-          ...judges.rewardModelJudge(model, tokenizer, { dir, batchSize: generation.batchSize }),
-          dispose: () => model.dispose(),
-        };
+        // The same object (its truncation count keeps counting), freeing the model it was given.
+        const judge = judges.rewardModelJudge(model, tokenizer, { dir, batchSize: generation.batchSize });
+        return Object.assign(judge, { dispose: () => model.dispose() });
       } catch (e) {
         model.dispose();
         throw e;

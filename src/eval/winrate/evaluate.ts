@@ -82,6 +82,8 @@ export interface WinRateReport {
   score_ci95?: [number, number] | null;
   baseline_mean_score?: number | null;
   baseline_score_ci95?: [number, number] | null;
+  /** Answers cut to fit the judge's context before judging (a reward model's; absent: none). */
+  truncated?: number;
   /** Pairs read back from the journal of an interrupted run. */
   resumed: number;
   records: WinRateRecord[];
@@ -220,6 +222,7 @@ function report(
     resumed,
     records,
   };
+  if (options.judge.truncated) out.truncated = options.judge.truncated;
   if (options.judge.positional && mode === "pairwise") {
     const both = records.filter((r) => r.verdicts?.[0] && r.verdicts[1]);
     const agree = both.filter(
@@ -257,6 +260,7 @@ export function formatWinRate(r: WinRateReport): string {
     rows.push(["mean score (model)", `${num(r.mean_score)}${ci(r.score_ci95)}`]);
     rows.push(["mean score (baseline)", `${num(r.baseline_mean_score)}${ci(r.baseline_score_ci95)}`]);
   }
+  if (r.truncated) rows.push(["cut to fit the judge", `${r.truncated} answers (their start judged)`]);
   if (r.unparseable || r.unjudged) {
     rows.push([
       "unparseable",

@@ -50,6 +50,8 @@ export interface WinRateJudge {
   comparePairs(pairs: AnswerPair[]): Promise<PairJudgement[]>;
   /** A score per answer (a reward, or a 1-10 rating); null where the judge gave none. */
   scoreAnswers(items: { prompt: string | Message[]; response: string; at?: string }[]): Promise<(number | null)[]>;
+  /** Answers the judge had to cut to fit its context (a reward model's), so far. */
+  readonly truncated?: number;
   dispose?(): void;
 }
 
@@ -69,7 +71,7 @@ export function rewardModelJudge(
   model: SequenceClassifier,
   tokenizer: Tokenizer,
   options: RewardModelJudgeOptions = {},
-): WinRateJudge & { truncated: number } {
+): WinRateJudge {
   const where = options.dir ?? "the reward model";
   if (model.numLabels !== 1) {
     throw new Error(
