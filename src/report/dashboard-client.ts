@@ -64,6 +64,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
     });
   }
 
+  const noRun = "this export holds no run";
   function renderRuns(): void {
     $("runs").innerHTML = runs.length
       ? runs
@@ -91,7 +92,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
           .join("")
       : config.evals?.length
         ? ""
-        : `<p class="problems">${config.live ? "waiting for the server's first update…" : "this export holds no run"}</p>`;
+        : `<p class="problems">${config.live ? "waiting for the server's first update…" : noRun}</p>`;
   }
 
   function renderCharts(): void {
@@ -168,7 +169,9 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
         color: colourOf(i),
       });
       const chart = (id: string, title: string, yLabel: string, series: Series[]) =>
-        `<div class="chart" data-chart="${esc(id)}">${kit.lineChart(title, "evaluation", yLabel, series, { width: 440, height: 260 })}</div>`;
+        `<div class="chart" data-chart="${esc(id)}">` +
+        kit.lineChart(title, "evaluation", yLabel, series, { width: 440, height: 260 }) +
+        "</div>";
       const rates = plotted.filter(isRate);
       charts =
         (rates.length ? chart("eval-rates", "Evaluation rates", "rate", rates.map(line)) : "") +

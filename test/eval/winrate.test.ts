@@ -30,7 +30,9 @@ import {
 import { Tokenizer } from "../../src/text/index.js";
 import {
   evaluateWinRate,
+  formatWinRate,
   llmPairwiseJudge,
+  readBaselineAnswers,
   rewardModelJudge,
   type WinRateRecord,
 } from "../../src/eval/winrate/index.js";
@@ -222,7 +224,7 @@ test("an evaluation killed with -9 continues from its journal to the same record
   );
 });
 
-test("a judge failing mid-run leaves a journal the next run resumes; another evaluation's journal is refused", async () => {
+test("a judge failing mid-run leaves a journal the next run resumes; another evaluation's is refused", async () => {
   const prompts = readPromptRows(PROMPTS);
   const answers = firstRecords.map((x) => x.answer);
   const baselineAnswers = firstRecords.map((x) => x.baseline_answer);
@@ -289,20 +291,24 @@ test("LLM judge through omni-dpo serve: unparseable verdicts and ratings counted
   assert.equal(t.unparseable, 18); // every answer's rating, on both sides
   assert.equal(t.n, 0);
   assert.equal(t.mean_score, null);
-
-  const table = await runCli(common.filter((a) => a !== "--json").concat(["--judge-template", pairwise]));
-  assert.equal(table.status, 0, table.stderr);
-  assert.match(table.stdout, /unparseable\s+18 verdicts; 9 prompts left unjudged/);
 });
 
-test("a baseline file for other prompts is refused, naming its line", async () => {
+test("a baseline file for other prompts is refused, naming its line", () => {
   const wrong = writeJsonl(join(root, "wrong.jsonl"), [
     ...WORDS.map((w, i) => ({ instruction: i === 2 ? "say something else" : `say ${w}`, output: w })),
     { output: "north" },
   ]);
-  const r = await runCli([...RM_ARGS.slice(0, 6), wrong, "--prompts", PROMPTS, ...RM_ARGS_TAIL]);
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /wrong\.jsonl:3: field 'instruction': not the prompt at .*prompts\.jsonl:3/);
+  assert.throws(
+    () => readBaselineAnswers(wrong, readPromptRows(PROMPTS)),
+    (e: Error) => /wrong\.jsonl:3: field 'instruction': not the prompt at .*prompts\.jsonl:3/.test(e.message),
+  );
+  const short = writeJsonl(join(root, "short.jsonl"), [{ output: "a" }, { answer: 3 }]);
+  assert.throws(
+    () => readBaselineAnswers(short, readPromptRows(PROMPTS)),
+    (e: Error) =>
+      /short\.jsonl: 2 answers for 9 prompts/.test(e.message) &&
+      /short\.jsonl:2: field 'answer': expected the answer as a string/.test(e.message),
+  );
 });
 
 test("LLM judge, verdicts parsed: both orders asked, split verdicts tie, position consistency counted", async () => {
@@ -356,12 +362,18 @@ test("LLM judge, verdicts parsed: both orders asked, split verdicts tie, positio
     assert.equal(r.position_consistency, 0.5);
     assert.equal(r.unparseable, 2);
     assert.equal(r.unjudged, 1);
+    // The console table says the same.
+    const table = formatWinRate(r);
+    assert.match(table, /^win rate\s+50\.0%/m);
+    assert.match(table, /^wins \/ ties \/ losses\s+1 \/ 2 \/ 1$/m);
+    assert.match(table, /^position consistency\s+50\.0%$/m);
+    assert.match(table, /^unparseable\s+2 verdicts; 1 prompt left unjudged$/m);
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
 
-test("score mode with the reward model: mean rewards per side; an answer past its context is cut and counted", async () => {
+test("score mode, reward model: mean rewards per side; an answer past its context is cut and counted", async () => {
   assert.ok(firstRecords.length, "needs the first test's records");
   const rm = loadSequenceClassifier(RM);
   try {

@@ -124,7 +124,7 @@ describe("evaluations on the dashboard, in chromium", { skip: skipUnless("chromi
     await page.close();
   });
 
-  it("several: a column each in natural order, a line per figure; an unreadable file is shown as a problem", async () => {
+  it("several: a column each in natural order, a line per figure; an unreadable file is a problem", async () => {
     const out = join(root, "rounds.html");
     writeFileSync(join(root, "broken.json"), "{ not json");
     const args = [

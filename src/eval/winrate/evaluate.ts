@@ -262,10 +262,9 @@ export function formatWinRate(r: WinRateReport): string {
   }
   if (r.truncated) rows.push(["cut to fit the judge", `${r.truncated} answers (their start judged)`]);
   if (r.unparseable || r.unjudged) {
-    rows.push([
-      "unparseable",
-      `${r.unparseable} ${r.mode === "score" ? "ratings" : "verdicts"}; ${r.unjudged} prompts left unjudged`,
-    ]);
+    const what = r.mode === "score" ? "ratings" : "verdicts";
+    const prompts = `${r.unjudged} prompt${r.unjudged === 1 ? "" : "s"}`;
+    rows.push(["unparseable", `${r.unparseable} ${what}; ${prompts} left unjudged`]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n");
