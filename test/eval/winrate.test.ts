@@ -28,15 +28,19 @@ import {
   saveSequenceClassifier,
 } from "../../src/models/sequence-classification.js";
 import { Tokenizer } from "../../src/text/index.js";
+import type { Message } from "../../src/data/records.js";
 import {
   evaluateWinRate,
   formatWinRate,
   llmPairwiseJudge,
+  generateAnswers,
   readBaselineAnswers,
   rewardModelJudge,
   type WinRateRecord,
 } from "../../src/eval/winrate/index.js";
 import { EndpointGenerator } from "../../src/generation/endpoint.js";
+import { LocalGenerator } from "../../src/generation/local.js";
+import { promptIds } from "../../src/generation/prompt.js";
 import { bootstrapCI, lengthControlledWinRate } from "../../src/eval/winrate/stats.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
@@ -407,5 +411,24 @@ test("score mode, reward model: mean rewards per side; an answer past its contex
     assert.equal(long.truncated, 1);
   } finally {
     rm.dispose();
+  }
+});
+
+test("answers are sized to fit the model's context; a prompt that fills it is an error naming it", async () => {
+  const tokenizer = Tokenizer.fromPretrainedSync(BASE);
+  const generator = new LocalGenerator(loadModel(BASE), tokenizer, BASE);
+  try {
+    const promptTokens = (p: string | Message[]) => promptIds(tokenizer, p).length;
+    const prompts = [{ prompt: "x".repeat(120), at: "p.txt:1" }];
+    const options = { maxNewTokens: 1000, chat: false, side: "model", promptTokens };
+    // 120 prompt tokens (bytes) + BOS in 128 positions: at most 7 new tokens, not 1000.
+    const [answer] = await generateAnswers(generator, prompts, options);
+    assert.ok(promptIds(tokenizer, answer).length <= 128 - promptTokens(prompts[0].prompt) + 1);
+    await assert.rejects(
+      generateAnswers(generator, [{ prompt: "x".repeat(200), at: "p.txt:2" }], options),
+      /p\.txt:2: field 'prompt': \d+ tokens fill .*context of 128: no room for an answer/,
+    );
+  } finally {
+    generator.dispose();
   }
 });

@@ -8,6 +8,7 @@ import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFromFlags } from "../endpoint-
 import type { Generator } from "../../generation/types.js";
 import type { WinRateJournal } from "../../eval/winrate/journal.js";
 import type { WinRateJudge } from "../../eval/winrate/judges.js";
+import type { Message } from "../../data/records.js";
 
 export const WINRATE_HELP = `
 --task winrate: the model's answers against a baseline's on the same prompts, judged pairwise:
@@ -130,15 +131,17 @@ export async function runWinRate(argv: string[]): Promise<number> {
   const side = async (dirFlag: "model" | "baseline", url: string | undefined, model: string | undefined) => {
     if (url !== undefined) {
       const generator = await endpointFromFlags({ ...values, endpoint: url, "endpoint-model": model }, "eval");
-      return { name: generator!.name, chat: true, open: async () => generator as Generator };
+      return { name: generator!.name, chat: true, promptTokens: undefined, open: async () => generator as Generator };
     }
     const dir = str(dirFlag)!;
     const { tokenizerDirectory } = await import("../../models/peft.js");
     const { Tokenizer } = await import("../../text/index.js");
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(dir));
+    const { promptIds } = await import("../../generation/prompt.js");
     return {
       name: resolve(dir),
       chat: tokenizer.chatTemplate !== undefined,
+      promptTokens: (prompt: string | Message[]) => promptIds(tokenizer, prompt).length,
       open: async () => {
         const { loadModel } = await import("../../models/auto.js");
         const { LocalGenerator } = await import("../../generation/local.js");
@@ -214,6 +217,7 @@ export async function runWinRate(argv: string[]): Promise<number> {
       return await generateAnswers(who.open, prompts, {
         ...generation,
         chat: who.chat,
+        promptTokens: who.promptTokens,
         side: label,
         journal,
         onProgress: (d, total) => (bar ??= new Progress(`${label} answers`, total, !values.json)).update(d),

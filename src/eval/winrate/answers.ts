@@ -18,6 +18,11 @@ export interface AnswerOptions {
   batchSize?: number;
   /** Plain-text prompts become a user turn, so they go through the model's chat template. */
   chat: boolean;
+  /**
+   * The tokens a prompt takes as the generator sees it (a local model's tokenizer): answers are
+   * then sized to fit the generator's context, and a prompt that fills it is an error naming it.
+   */
+  promptTokens?: (prompt: string | Message[]) => number;
   /** Which side, in the journal ("model", "baseline"). */
   side: string;
   journal?: WinRateJournal;
@@ -68,12 +73,24 @@ async function generateInBatches(
 ): Promise<void> {
   const batchSize = options.batchSize ?? 16;
   const temperature = options.temperature ?? 0;
+  const context = generator.maxPositions;
+  const room = (i: number) => {
+    if (!options.promptTokens || context === undefined) return options.maxNewTokens;
+    const used = options.promptTokens(requestPrompt(prompts[i].prompt, options.chat));
+    if (used >= context) {
+      throw new DataError([
+        `${prompts[i].at}: field 'prompt': ${used} tokens fill ${generator.name}'s context of ${context}: ` +
+          "no room for an answer",
+      ]);
+    }
+    return Math.min(options.maxNewTokens, context - used);
+  };
   for (let start = 0; start < todo.length; start += batchSize) {
     const batch = todo.slice(start, start + batchSize);
     const out = await generator.generate(
       batch.map((i) => ({
         prompt: requestPrompt(prompts[i].prompt, options.chat),
-        maxTokens: options.maxNewTokens,
+        maxTokens: room(i),
         temperature,
         topP: options.topP,
         // Per-prompt seeds: an answer does not depend on batching or on resuming.
