@@ -75,7 +75,10 @@ class VisionAttention extends Module {
   forward(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | null): torch.Tensor {
     const n = x.shape[0];
     const { heads, embedDim } = this.c;
-    const qkv = this.qkv.forward(x).view(n, 3, heads, embedDim / heads).permute(1, 2, 0, 3); // [3, H, N, D]
+    const qkv = this.qkv
+      .forward(x)
+      .view(n, 3, heads, embedDim / heads)
+      .permute(1, 2, 0, 3); // [3, H, N, D]
     const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i).unsqueeze(0)); // [1, H, N, D] each
     const y = torch.scaledDotProductAttention(applyRope(q, cos, sin), applyRope(k, cos, sin), v, {
       attnMask: mask,

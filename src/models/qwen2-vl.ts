@@ -123,7 +123,7 @@ export function mropePositions(
   for (const [b, row] of ids.entries()) {
     const kept = row.map((_, i) => i).filter((i) => !mask || mask[b][i] === 1);
     let next = 0;
-    for (let k = 0; k < kept.length; ) {
+    for (let k = 0; k < kept.length;) {
       if (row[kept[k]] !== imageTokenId) {
         for (const axis of positions) axis[b][kept[k]] = next;
         next++;
