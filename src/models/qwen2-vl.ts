@@ -9,7 +9,6 @@
 import * as torch from "../torch/index.js";
 import type { Init } from "../nn/layers.js";
 import type { ArchitectureSpec } from "./architecture.js";
-import type { KVCache } from "./cache.js";
 import type { DecoderStep, HiddenStatesOptions } from "./causal-lm.js";
 import { num, type RawConfig } from "./config.js";
 import { llamaConfig, LlamaForCausalLM, type LlamaConfig, type RotaryStep } from "./llama.js";
@@ -180,12 +179,16 @@ function mropeCosSin(
   });
 }
 
+/**
+ * The cache's per-row value: how far a row's next position is past its count of tokens (what
+ * its images saved by counting rows and columns instead of tokens), 0 for text-only rows.
+ */
+const ROPE_DELTAS = "qwen2_vl.rope_deltas";
+
 export class Qwen2VLForConditionalGeneration extends LlamaForCausalLM {
   override readonly architecture: string = "qwen2_vl";
   readonly visual: VisionTower;
   readonly vl: Qwen2VLConfig;
-  /** Per generation (its cache): each row's rope delta, for the positions of later tokens. */
-  readonly #ropeDeltas = new WeakMap<KVCache, number[]>();
 
   constructor(config: RawConfig, c: Qwen2VLConfig = qwen2VlConfig(config), init: Init = {}) {
     super(config, c, init);
@@ -258,17 +261,16 @@ export class Qwen2VLForConditionalGeneration extends LlamaForCausalLM {
     const cache = options.cache;
     const device = step.device;
     if (step.past > 0) {
-      const deltas = (cache && this.#ropeDeltas.get(cache)) ?? new Array<number>(step.batch).fill(0);
-      if (deltas.length !== step.batch)
-        throw new Error(`the cache holds ${deltas.length} rows' rope deltas; this call has ${step.batch}`);
-      const delta = torch.tensor(BigInt64Array.from(deltas, BigInt), { device }).unsqueeze(1); // [B, 1]
+      const deltas = cache?.rowValues.get(ROPE_DELTAS) ?? [];
+      const perRow = Array.from({ length: step.batch }, (_, r) => BigInt(deltas[r] ?? 0));
+      const delta = torch.tensor(BigInt64Array.from(perRow), { device }).unsqueeze(1); // [B, 1]
       return step.positions.add(delta).unsqueeze(0).expand(3, step.batch, step.length);
     }
     const ids = inputIds.toArray() as number[][];
     const mask = options.attentionMask ? (options.attentionMask.toArray() as number[][]) : null;
     const grids = options.imageGridThw ? gridRows(options.imageGridThw) : [];
     const { positions, deltas } = mropePositions(ids, mask, grids, this.vl.imageTokenId, this.vl.vision.mergeSize);
-    if (cache) this.#ropeDeltas.set(cache, deltas);
+    cache?.rowValues.set(ROPE_DELTAS, deltas);
     return torch.tensor(positions, { dtype: "int64", device }); // [3, B, T]
   }
 }

@@ -15,6 +15,7 @@ import { AutoModelForCausalLM, AutoModelForImageTextToText, loadModel } from "..
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { KVCache } from "../../src/models/cache.js";
+import { generate } from "../../src/models/generate.js";
 import type { ImageForwardOptions } from "../../src/models/qwen2-vl.js";
 import { loadCheckpoint, saveCheckpoint } from "../../src/models/safetensors.js";
 import { runPythonJson } from "../../src/util/python.js";
@@ -419,5 +420,33 @@ test("AutoModelForCausalLM loads a Qwen2-VL for text-only use", async () => {
   assert.equal(loaded.architecture, "qwen2_vl");
   assert.deepEqual(logitsOf(loaded, CASES[1]), logitsOf(model, CASES[1]));
   loaded.dispose();
+  model.dispose();
+});
+
+test("generate with images: greedy, left-padded, a row leaving early, equals an uncached loop per prompt", () => {
+  const model = makeModel(8);
+  const prompts = [rowA, [...text(3), ...rowB]]; // 13 and 16 tokens
+  const images = [[A], [B]];
+  const limits = [2, 5];
+  const { options } = inputsOf({ ids: [rowA], mask: null, images: [A, B] });
+  const got = torch.noGrad(() =>
+    generate(model, prompts, {
+      maxNewTokens: limits,
+      images: { pixelValues: options.pixelValues, imageGridThw: options.imageGridThw },
+    }),
+  );
+  prompts.forEach((prompt, r) => {
+    const ids = [...prompt];
+    for (let i = 0; i < limits[r]; i++) {
+      const logits = logitsOf(model, { name: "", ids: [ids], mask: null, images: images[r] });
+      const last = logits.slice(logits.length - 64);
+      ids.push(last.indexOf(Math.max(...last)));
+    }
+    assert.deepEqual(got.tokens[r], ids.slice(prompt.length), `prompt ${r}`);
+  });
+  assert.throws(
+    () => generate(model, prompts, { images: { pixelValues: options.pixelValues }, useCache: false }),
+    /generate: images need the KV cache/,
+  );
   model.dispose();
 });
