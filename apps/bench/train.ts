@@ -198,7 +198,7 @@ const TINY_QWEN2 = {
   intermediate_size: 64,
   rope_theta: 1e6,
 };
-/** Qwen2-VL-2B's text widths, heads, vocabulary and rotary base (2 of its 28 layers), and its vision tower (2 of 32 blocks). */
+/** Qwen2-VL-2B's text widths, heads, vocabulary and rotary base (2 of its 28 layers); its vision tower (2 of 32 blocks). */
 const QWEN2VL_SHAPED = {
   vocab_size: 151936,
   n_positions: 32768,
@@ -334,9 +334,10 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
         `seq ${promptLen + answer} = ${promptLen} + ${answer} (${2 * base.pairs} rows)`,
     ]);
     models.push(
-      `qwen2vl: ${options.tiny ? "tiny " : ""}Qwen2-VL-2B-shaped random model (vocab ${shape.vocab_size}, width ${shape.n_embd}, ` +
-        `${shape.n_layer} layers, ${shape.n_head} heads / ${shape.n_kv_head} key-value heads, MLP ${shape.intermediate_size}; ` +
-        `vision: ${v.depth} blocks of width ${v.embed_dim}, ${v.num_heads} heads, ${v.image_side ** 2} patches -> ${imageTokens} tokens ` +
+      `qwen2vl: ${options.tiny ? "tiny " : ""}Qwen2-VL-2B-shaped random model (vocab ${shape.vocab_size}, ` +
+        `width ${shape.n_embd}, ${shape.n_layer} layers, ${shape.n_head} heads / ${shape.n_kv_head} key-value heads, ` +
+        `MLP ${shape.intermediate_size}; vision: ${v.depth} blocks of width ${v.embed_dim}, ${v.num_heads} heads, ` +
+        `${v.image_side ** 2} patches -> ${imageTokens} tokens ` +
         "per image, frozen with the merger); gradient checkpointing on both sides, omni-dpo's log-probs on response " +
         "positions in chunks, PyTorch TRL-style with full logits",
     );

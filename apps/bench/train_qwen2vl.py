@@ -26,7 +26,8 @@ from torch.utils.checkpoint import checkpoint  # noqa: E402
 cfg = json.load(sys.stdin)
 torch.set_num_threads(cfg["threads"])
 torch.manual_seed(0)
-E, L, H, KV, V, I = cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"], cfg["vocab_size"], cfg["intermediate_size"]
+E, L, H, KV = cfg["n_embd"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"]
+V, I = cfg["vocab_size"], cfg["intermediate_size"]
 D = E // H
 B, T = cfg["pairs"], cfg["seq"]
 vis = cfg["vision"]
@@ -54,7 +55,8 @@ def init_params():
             pre + "self_attn.k_proj.weight": w(KV * D, E), pre + "self_attn.k_proj.bias": torch.zeros(KV * D),
             pre + "self_attn.v_proj.weight": w(KV * D, E), pre + "self_attn.v_proj.bias": torch.zeros(KV * D),
             pre + "self_attn.o_proj.weight": w(E, H * D),
-            pre + "mlp.gate_proj.weight": w(I, E), pre + "mlp.up_proj.weight": w(I, E), pre + "mlp.down_proj.weight": w(E, I),
+            pre + "mlp.gate_proj.weight": w(I, E), pre + "mlp.up_proj.weight": w(I, E),
+            pre + "mlp.down_proj.weight": w(E, I),
         })
     p["visual.patch_embed.proj.weight"] = w(VE, 3, TP, P, P)
     VI = int(VE * vis["mlp_ratio"])
@@ -83,8 +85,13 @@ image = torch.arange(SIDE * SIDE * K, dtype=torch.float32).mul(0.001).sin().resh
 pixel_values = torch.cat([image] * ROWS)  # [ROWS * N, K]
 
 # Vision rotary: each patch's row and column within its merge window order (rot_pos_emb).
-hpos = torch.arange(SIDE).unsqueeze(1).expand(-1, SIDE).reshape(SIDE // M, M, SIDE // M, M).permute(0, 2, 1, 3).flatten()
-wpos = torch.arange(SIDE).unsqueeze(0).expand(SIDE, -1).reshape(SIDE // M, M, SIDE // M, M).permute(0, 2, 1, 3).flatten()
+def window_order(grid):
+    """[SIDE, SIDE] -> [SIDE * SIDE] in the processor's patch order: merge windows row-major, then within each."""
+    return grid.reshape(SIDE // M, M, SIDE // M, M).permute(0, 2, 1, 3).flatten()
+
+
+hpos = window_order(torch.arange(SIDE).unsqueeze(1).expand(-1, SIDE))
+wpos = window_order(torch.arange(SIDE).unsqueeze(0).expand(SIDE, -1))
 v_inv = 1.0 / (10000 ** (torch.arange(0, VD // 2, 2, dtype=torch.float) / (VD // 2)))
 v_table = torch.outer(torch.arange(SIDE, dtype=torch.float), v_inv)
 v_rot = v_table[torch.stack([hpos, wpos], -1)].flatten(1).repeat(ROWS, 1)
@@ -93,12 +100,14 @@ V_COS, V_SIN = v_emb.cos().unsqueeze(1), v_emb.sin().unsqueeze(1)  # [ROWS * N, 
 
 
 def vision(p):
-    x = F.conv3d(pixel_values.view(-1, 3, TP, P, P), p["visual.patch_embed.proj.weight"], stride=(TP, P, P)).view(-1, VE)
+    x = F.conv3d(pixel_values.view(-1, 3, TP, P, P), p["visual.patch_embed.proj.weight"], stride=(TP, P, P))
+    x = x.view(-1, VE)
     n = SIDE * SIDE
     for i in range(VDEPTH):
         pre = f"visual.blocks.{i}."
         y = F.layer_norm(x, (VE,), p[pre + "norm1.weight"], p[pre + "norm1.bias"], 1e-6)
-        q, k, v = F.linear(y, p[pre + "attn.qkv.weight"], p[pre + "attn.qkv.bias"]).reshape(-1, 3, VH, VD).permute(1, 0, 2, 3).unbind(0)
+        qkv = F.linear(y, p[pre + "attn.qkv.weight"], p[pre + "attn.qkv.bias"])
+        q, k, v = qkv.reshape(-1, 3, VH, VD).permute(1, 0, 2, 3).unbind(0)  # [ROWS * n, VH, VD] each
         q, k = q * V_COS + rotate_half(q) * V_SIN, k * V_COS + rotate_half(k) * V_SIN
         outs = []
         for r in range(ROWS):  # attention within each image (cu_seqlens)
@@ -109,7 +118,8 @@ def vision(p):
         y = F.layer_norm(x, (VE,), p[pre + "norm2.weight"], p[pre + "norm2.bias"], 1e-6)
         y = F.linear(y, p[pre + "mlp.fc1.weight"], p[pre + "mlp.fc1.bias"])
         x = x + F.linear(y * torch.sigmoid(1.702 * y), p[pre + "mlp.fc2.weight"], p[pre + "mlp.fc2.bias"])
-    x = F.layer_norm(x, (VE,), p["visual.merger.ln_q.weight"], p["visual.merger.ln_q.bias"], 1e-6).view(-1, VE * M * M)
+    x = F.layer_norm(x, (VE,), p["visual.merger.ln_q.weight"], p["visual.merger.ln_q.bias"], 1e-6)
+    x = x.view(-1, VE * M * M)
     x = F.gelu(F.linear(x, p["visual.merger.mlp.0.weight"], p["visual.merger.mlp.0.bias"]))
     return F.linear(x, p["visual.merger.mlp.2.weight"], p["visual.merger.mlp.2.bias"])  # [ROWS * N / M^2, E]
 
@@ -119,7 +129,8 @@ if cfg.get("shared"):
     input_ids = torch.tensor(cfg["shared"]["input_ids"], dtype=torch.int64)
 else:
     g = tok["text_vocab"]
-    before, question = torch.randint(0, g, (cfg["image_at"],)), torch.randint(0, g, (cfg["prompt_len"] - cfg["image_at"] - 2 - N_IMAGE_TOKENS,))
+    before = torch.randint(0, g, (cfg["image_at"],))
+    question = torch.randint(0, g, (cfg["prompt_len"] - cfg["image_at"] - 2 - N_IMAGE_TOKENS,))
     prompt = torch.cat([before, torch.tensor([tok["vision_start"]]), torch.full((N_IMAGE_TOKENS,), tok["image"]),
                         torch.tensor([tok["vision_end"]]), question])
     input_ids = torch.stack([torch.cat([prompt, torch.randint(0, g, (T - cfg["prompt_len"],))]) for _ in range(ROWS)])
@@ -147,9 +158,11 @@ def layer(p, i, h):
     n, t, _ = h.shape
     pre = f"model.layers.{i}."
     a = rms_norm(h, p[pre + "input_layernorm.weight"], EPS)
-    q = F.linear(a, p[pre + "self_attn.q_proj.weight"], p[pre + "self_attn.q_proj.bias"]).view(n, t, H, D).transpose(1, 2)
-    k = F.linear(a, p[pre + "self_attn.k_proj.weight"], p[pre + "self_attn.k_proj.bias"]).view(n, t, KV, D).transpose(1, 2)
-    v = F.linear(a, p[pre + "self_attn.v_proj.weight"], p[pre + "self_attn.v_proj.bias"]).view(n, t, KV, D).transpose(1, 2)
+    def proj(name, heads):
+        w, b = p[pre + f"self_attn.{name}_proj.weight"], p[pre + f"self_attn.{name}_proj.bias"]
+        return F.linear(a, w, b).view(n, t, heads, D).transpose(1, 2)  # [n, heads, t, D]
+
+    q, k, v = proj("q", H), proj("k", KV), proj("v", KV)
     q, k = q * COS + rotate_half(q) * SIN, k * COS + rotate_half(k) * SIN
     k, v = (x.repeat_interleave(H // KV, dim=1) for x in (k, v))
     y = attention(q, k, v).transpose(1, 2).reshape(n, t, H * D)

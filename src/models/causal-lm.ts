@@ -136,7 +136,12 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
    * Extends the step with what the layers share (made once per call, freed with it); `hidden` is
    * the embedding [B, T, C], `inputIds` [B, T] and `options` the call's (M-RoPE reads both).
    */
-  protected prepare(step: DecoderStep, _hidden: torch.Tensor, _inputIds: torch.Tensor, _options: HiddenStatesOptions): S {
+  protected prepare(
+    step: DecoderStep,
+    _hidden: torch.Tensor,
+    _inputIds: torch.Tensor,
+    _options: HiddenStatesOptions,
+  ): S {
     return step as S;
   }
 
