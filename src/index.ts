@@ -48,6 +48,7 @@ export {
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export {
   AutoModelForCausalLM,
+  AutoModelForImageTextToText,
   createModel,
   loadModel,
   saveModel,
@@ -92,6 +93,7 @@ export { Module, ModuleList } from "./nn/module.js";
 export { Embedding, LayerNorm, Linear, RMSNorm, type Init } from "./nn/layers.js";
 export { generate, type GenerateOptions, type GenerateResult } from "./models/generate.js";
 export { KVCache } from "./models/cache.js";
+export { Qwen2VLForConditionalGeneration, type ImageInputs, type ImageForwardOptions } from "./models/qwen2-vl.js";
 export { readPreferenceFile } from "./data/readers.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
 export {

@@ -12,7 +12,7 @@ model    forward tokens/s of a GPT-2-small-shaped (124M) random model at sequenc
 train    one Omni-DPO training step (policy forward+backward over chosen+rejected, live
          frozen reference, Omni-DPO loss, AdamW), one pair (2 rows) per step: tokens/s and
          peak memory (peak RSS), beside the same step in PyTorch; each side in its own
-         process. Three cases (--case picks one):
+         process. Cases (--case picks; the first three run by default):
            gpt2   the same 124M model at sequence 256 and 512, full logits on both sides
                   (2 to 3 minutes on 2 cores)
            qwen2  a Qwen2-shaped model with Qwen2.5's vocabulary (151936) and width (896),
@@ -23,6 +23,9 @@ train    one Omni-DPO training step (policy forward+backward over chosen+rejecte
            lora   the qwen2 case with LoRA (r 16, alpha 32, every linear layer but the
                   head) on frozen weights, the reference being the adapters switched off;
                   with qwen2 in the same run, a LoRA-vs-full-fine-tune row (about 1 minute)
+           qwen2vl  (only when named) a Qwen2-VL-2B-shaped model (2 decoder layers, 2 vision
+                  blocks), one 448x448 image per row (1024 patches, 256 tokens) in a 282-token
+                  prompt and a 256-token answer, vision tower frozen, checkpointed as qwen2
 
 generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as data build
          samples) on a Llama-shaped random model (8 layers x 512, vocabulary 32000), 16
@@ -32,7 +35,8 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
   --json        print the results as JSON
   --quick       shorter timing trials (noisier); train: gpt2 at sequence 256 only, two timed
                 steps; qwen2 one timed step
-  --case NAMES  train: gpt2, qwen2 or lora, or several joined by commas (default: all three)
+  --case NAMES  train: gpt2, qwen2, lora or qwen2vl, or several joined by commas (default:
+                gpt2, qwen2 and lora)
   --seq N       train, qwen2 and lora: tokens per row (default 1024; three quarters prompt);
                 PyTorch's full logits grow with it (2048: about 14 GB)
   --device D    generate: auto (default), cpu, cuda or cuda:N (PyTorch runs on the same device)
@@ -53,12 +57,13 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
     const which = positionals[0];
     if (which === "train") {
       // --tiny (undocumented): a tiny model, so tests can run the whole command in seconds.
-      const { benchTrain, formatTrainBench, TRAIN_BENCH_CASES } = await import("./train.js");
+      const { benchTrain, formatTrainBench, TRAIN_BENCH_CASES, DEFAULT_TRAIN_BENCH_CASES } = await import("./train.js");
       const chosen = values.case?.split(",");
       const unknown = chosen?.find((c) => !(TRAIN_BENCH_CASES as readonly string[]).includes(c));
       if (unknown !== undefined)
         throw new UsageError(`bench train: unknown --case '${unknown}'; available: ${TRAIN_BENCH_CASES.join(", ")}`);
-      const cases = chosen === undefined ? TRAIN_BENCH_CASES : TRAIN_BENCH_CASES.filter((c) => chosen.includes(c));
+      const cases =
+        chosen === undefined ? DEFAULT_TRAIN_BENCH_CASES : TRAIN_BENCH_CASES.filter((c) => chosen.includes(c));
       const seq = values.seq === undefined ? undefined : Number(values.seq);
       if (seq !== undefined && !(Number.isInteger(seq) && seq >= 8))
         throw new UsageError(`bench train: --seq must be a whole number of tokens >= 8, got '${values.seq}'`);

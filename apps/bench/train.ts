@@ -19,6 +19,14 @@
 // what TRL does with gradient_checkpointing: true (apps/bench/train_qwen2.py: HF-style forward
 // with full logits, torch.utils.checkpoint on each layer).
 //
+// qwen2vl: a Qwen2-VL-2B-shaped model (its vocabulary, widths and heads; 2 decoder layers of 28 and 2
+// vision blocks of 32) on one image preference pair: each row holds one 448x448 image (1024
+// patches, 256 merged tokens) in a 282-token prompt, then a 256-token answer; the vision tower and
+// merger frozen (LLaMA-Factory's freeze_vision_tower / freeze_multi_modal_projector defaults).
+// omni-dpo runs the trainer's log-prob path with the images (concatenatedForward: checkpointed
+// layers, the LM head on response positions in chunks); PyTorch runs what TRL does with
+// gradient_checkpointing (apps/bench/train_qwen2vl.py: full logits, torch.utils.checkpoint).
+//
 // lora: the qwen2 case's step with LoRA adapters (r 16, alpha 32, every linear layer but the
 // head) on frozen base weights, the reference being the same network with its adapters off, as
 // TRL runs a PEFT model without a ref_model: one copy of the weights, AdamW state for the
@@ -35,19 +43,19 @@ import { createModel } from "../../src/models/auto.js";
 import { loadSafetensors, saveSafetensors } from "../../src/models/safetensors.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import { preferenceLoss, resolvePreferenceOptions } from "../../src/objectives/index.js";
-import { sequenceLogps } from "../../src/logprobs/forward.js";
+import { concatenatedForward, sequenceLogps } from "../../src/logprobs/forward.js";
 import { pairLogps } from "../../src/logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions } from "../../src/logprobs/objective-inputs.js";
 import { RecomputeTape } from "../../src/nn/recompute.js";
 import { attachLora } from "../../src/nn/lora.js";
-import type { TokenizedPair } from "../../src/data/tokenize.js";
+import type { PaddedBatch, TokenizedPair } from "../../src/data/tokenize.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { formatTable, row, type Row } from "./measure.js";
 
 /** What one process (either side) is asked to run. Keys are snake_case: the Python side reads the same object. */
 export interface TrainStepConfig {
-  arch: "gpt2" | "qwen2";
+  arch: "gpt2" | "qwen2" | "qwen2vl";
   vocab_size: number;
   n_positions: number;
   n_embd: number;
@@ -60,6 +68,22 @@ export interface TrainStepConfig {
   gradient_checkpointing?: boolean;
   /** qwen2: LoRA adapters on every linear layer but the head, the reference being the adapters switched off. */
   lora?: { r: number; alpha: number };
+  /** qwen2vl: the vision tower (image_side: patches per side of the square image), M-RoPE, the image's place. */
+  vision?: {
+    depth: number;
+    embed_dim: number;
+    num_heads: number;
+    mlp_ratio: number;
+    patch_size: number;
+    temporal_patch_size: number;
+    merge_size: number;
+    image_side: number;
+  };
+  mrope_section?: [number, number, number];
+  /** qwen2vl: text tokens before <|vision_start|> in each row. */
+  image_at?: number;
+  /** qwen2vl: the special tokens' ids; text tokens are drawn from [0, text_vocab). */
+  tokens?: { vision_start: number; vision_end: number; image: number; text_vocab: number };
   /** Pairs per step; the forward runs 2x this many rows. */
   pairs: number;
   seq: number;
@@ -114,8 +138,10 @@ export interface TrainStepResult {
   lora?: boolean;
 }
 
-export type TrainBenchCase = "gpt2" | "qwen2" | "lora";
-export const TRAIN_BENCH_CASES: readonly TrainBenchCase[] = ["gpt2", "qwen2", "lora"];
+export type TrainBenchCase = "gpt2" | "qwen2" | "lora" | "qwen2vl";
+export const TRAIN_BENCH_CASES: readonly TrainBenchCase[] = ["gpt2", "qwen2", "lora", "qwen2vl"];
+/** What `bench train` runs without --case. */
+export const DEFAULT_TRAIN_BENCH_CASES: readonly TrainBenchCase[] = ["gpt2", "qwen2", "lora"];
 
 export interface TrainBenchOptions {
   /** gpt2: one sequence length (256), two timed steps; qwen2: one timed step. */
@@ -171,6 +197,38 @@ const TINY_QWEN2 = {
   n_kv_head: 2,
   intermediate_size: 64,
   rope_theta: 1e6,
+};
+/** Qwen2-VL-2B's text widths, heads, vocabulary and rotary base (2 of its 28 layers); its vision tower (2 of 32 blocks). */
+const QWEN2VL_SHAPED = {
+  vocab_size: 151936,
+  n_positions: 32768,
+  n_embd: 1536,
+  n_layer: 2,
+  n_head: 12,
+  n_kv_head: 2,
+  intermediate_size: 8960,
+  rope_theta: 1e6,
+  mrope_section: [16, 24, 24] as [number, number, number],
+  // 448 x 448 pixels: 32 x 32 patches of 14, 16 x 16 merged tokens.
+  vision: {
+    depth: 2,
+    embed_dim: 1280,
+    num_heads: 16,
+    mlp_ratio: 4,
+    patch_size: 14,
+    temporal_patch_size: 2,
+    merge_size: 2,
+    image_side: 32,
+  },
+  tokens: { vision_start: 151652, vision_end: 151653, image: 151655, text_vocab: 151643 },
+  image_at: 14,
+};
+const TINY_QWEN2VL = {
+  ...TINY_QWEN2,
+  mrope_section: [1, 1, 2] as [number, number, number],
+  vision: { ...QWEN2VL_SHAPED.vision, depth: 2, embed_dim: 16, num_heads: 2, mlp_ratio: 2, image_side: 4 },
+  tokens: { vision_start: 250, vision_end: 251, image: 252, text_vocab: 250 },
+  image_at: 4,
 };
 /** The lora case's adapters: PEFT's usual r 16 with alpha 2r. */
 const LORA = { r: 16, alpha: 32 };
@@ -254,6 +312,36 @@ export function benchTrain(options: TrainBenchOptions = {}): TrainBenchResult {
         "the reference is the adapters switched off (one copy of the weights), on both sides",
     );
   }
+  if (cases.includes("qwen2vl")) {
+    const shape = options.tiny ? TINY_QWEN2VL : QWEN2VL_SHAPED;
+    const v = shape.vision;
+    const imageTokens = (v.image_side / v.merge_size) ** 2;
+    // Text, the image, a question (10 tokens; 4 in --tiny), then the answer (256; 8 in --tiny).
+    const promptLen = shape.image_at + 2 + imageTokens + (options.tiny ? 4 : 10);
+    const answer = options.tiny ? 8 : 256;
+    plan.push([
+      {
+        arch: "qwen2vl",
+        ...shape,
+        ...base,
+        seq: promptLen + answer,
+        prompt_len: promptLen,
+        steps: options.tiny || !options.quick ? 2 : 1,
+        gradient_checkpointing: true,
+      },
+      "train_qwen2vl.py",
+      `Qwen2-VL-shaped, an image of ${v.image_side * v.patch_size}x${v.image_side * v.patch_size} per row, ` +
+        `seq ${promptLen + answer} = ${promptLen} + ${answer} (${2 * base.pairs} rows)`,
+    ]);
+    models.push(
+      `qwen2vl: ${options.tiny ? "tiny " : ""}Qwen2-VL-2B-shaped random model (vocab ${shape.vocab_size}, ` +
+        `width ${shape.n_embd}, ${shape.n_layer} layers, ${shape.n_head} heads / ${shape.n_kv_head} key-value heads, ` +
+        `MLP ${shape.intermediate_size}; vision: ${v.depth} blocks of width ${v.embed_dim}, ${v.num_heads} heads, ` +
+        `${v.image_side ** 2} patches -> ${imageTokens} tokens ` +
+        "per image, frozen with the merger); gradient checkpointing on both sides, omni-dpo's log-probs on response " +
+        "positions in chunks, PyTorch TRL-style with full logits",
+    );
+  }
   const python = torchPython();
   // --tiny (tests): one start per case, written once and read by both sides, so the losses must agree.
   const sharedDir = options.tiny ? mkdtempSync(join(tmpdir(), "omni-dpo-bench-train-")) : null;
@@ -275,7 +363,10 @@ function writeSharedStart(cfg: TrainStepConfig, file: string): { weights: string
   const model = createModel(archConfig(cfg));
   try {
     saveSafetensors(file, model.namedParameters());
-    const ids = torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * cfg.pairs, cfg.seq]).toArray() as number[][]);
+    const ids =
+      cfg.arch === "qwen2vl"
+        ? qwen2vlRows(cfg)
+        : torch.tidy(() => torch.randint(0, cfg.vocab_size, [2 * cfg.pairs, cfg.seq]).toArray() as number[][]);
     return { weights: file, input_ids: ids };
   } finally {
     model.dispose();
@@ -405,7 +496,8 @@ function resetPeak(): boolean {
 export function runTrainStep(cfg: TrainStepConfig): TrainStepResult {
   torch.setNumThreads(cfg.threads);
   torch.manualSeed(0);
-  const { step, dispose } = cfg.arch === "qwen2" ? qwen2Step(cfg) : gpt2Step(cfg);
+  const { step, dispose } =
+    cfg.arch === "qwen2" ? qwen2Step(cfg) : cfg.arch === "qwen2vl" ? qwen2vlStep(cfg) : gpt2Step(cfg);
   let lastLoss = NaN;
   let firstLoss = NaN;
   for (let i = 0; i < cfg.warmup; i++) {
@@ -450,12 +542,13 @@ interface BenchStep {
  * The policy, AdamW, the scores and the objective's options, and the reference as training
  * has it: the policy's frozen copy, or with LoRA the policy itself with its adapters off.
  */
-function setUp(config: Record<string, unknown>, cfg: TrainStepConfig) {
+function setUp(config: Record<string, unknown>, cfg: TrainStepConfig, frozen: (name: string) => boolean = () => false) {
   const policy = createModel(config).eval();
   if (cfg.shared) {
     const start = loadSafetensors(cfg.shared.weights);
     for (const [name] of policy.namedParameters()) policy.setParameter(name, start.get(name)!);
   }
+  for (const [name, p] of policy.namedParameters()) if (frozen(name)) p.requiresGrad_(false);
   let reference: CausalLM | null = null;
   let referenceLogps: <T>(forward: (model: CausalLM) => T) => T;
   if (cfg.lora) {
@@ -507,6 +600,40 @@ function archConfig(cfg: TrainStepConfig): Record<string, unknown> {
   if (cfg.arch === "gpt2") {
     const shape = pick(cfg, ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]);
     return { architectures: ["GPT2LMHeadModel"], model_type: "gpt2", ...shape };
+  }
+  if (cfg.arch === "qwen2vl") {
+    const v = cfg.vision!;
+    const t = cfg.tokens!;
+    return {
+      architectures: ["Qwen2VLForConditionalGeneration"],
+      model_type: "qwen2_vl",
+      vocab_size: cfg.vocab_size,
+      hidden_size: cfg.n_embd,
+      intermediate_size: cfg.intermediate_size,
+      num_hidden_layers: cfg.n_layer,
+      num_attention_heads: cfg.n_head,
+      num_key_value_heads: cfg.n_kv_head,
+      max_position_embeddings: cfg.n_positions,
+      rope_theta: cfg.rope_theta,
+      rms_norm_eps: 1e-6,
+      tie_word_embeddings: true,
+      rope_scaling: { type: "mrope", mrope_section: cfg.mrope_section },
+      vision_start_token_id: t.vision_start,
+      vision_end_token_id: t.vision_end,
+      image_token_id: t.image,
+      vision_config: {
+        depth: v.depth,
+        embed_dim: v.embed_dim,
+        num_heads: v.num_heads,
+        mlp_ratio: v.mlp_ratio,
+        in_chans: 3,
+        patch_size: v.patch_size,
+        temporal_patch_size: v.temporal_patch_size,
+        spatial_merge_size: v.merge_size,
+        hidden_size: cfg.n_embd,
+        hidden_act: "quick_gelu",
+      },
+    };
   }
   return {
     architectures: ["Qwen2ForCausalLM"],
@@ -622,6 +749,96 @@ function qwen2Step(cfg: TrainStepConfig): BenchStep {
     }
   };
   return { step, dispose };
+}
+
+/**
+ * qwen2vl's rows [2B, T]: text, <|vision_start|>, the image's pad tokens, <|vision_end|>, a
+ * question (the prompt, shared by chosen and rejected), then each row's own answer.
+ */
+function qwen2vlRows(cfg: TrainStepConfig): number[][] {
+  const v = cfg.vision!;
+  const t = cfg.tokens!;
+  const imageTokens = (v.image_side / v.merge_size) ** 2;
+  const text = (n: number) => torch.tidy(() => torch.randint(0, t.text_vocab, [n]).toArray() as number[]);
+  const prompt = [
+    ...text(cfg.image_at!),
+    t.vision_start,
+    ...new Array<number>(imageTokens).fill(t.image),
+    t.vision_end,
+    ...text(cfg.prompt_len - cfg.image_at! - 2 - imageTokens),
+  ];
+  return Array.from({ length: 2 * cfg.pairs }, () => [...prompt, ...text(cfg.seq - cfg.prompt_len)]);
+}
+
+/**
+ * qwen2vl: the trainer's log-prob path (concatenatedForward, checkpointed, the LM head in chunks)
+ * with each row's image; the vision tower and merger frozen.
+ */
+function qwen2vlStep(cfg: TrainStepConfig): BenchStep {
+  const { policy, referenceLogps, optimizer, scoreChosen, scoreRejected, objective, dispose } = setUp(
+    archConfig(cfg),
+    cfg,
+    (name) => name.startsWith("visual."),
+  );
+  const b = cfg.pairs;
+  const v = cfg.vision!;
+  const ids = cfg.shared?.input_ids ?? qwen2vlRows(cfg); // [2B, T]
+  const batch: PaddedBatch = {
+    inputIds: ids,
+    attentionMask: ids.map((r) => r.map(() => 1)),
+    labels: ids.map((r) => r.map((x, t) => (t < cfg.prompt_len ? -100 : x))),
+  };
+  // One image per row, the same on both sides: sin(0.001 i) over its patches' values.
+  const patches = v.image_side ** 2;
+  const values = 3 * v.temporal_patch_size * v.patch_size ** 2;
+  const pixelValues = torch.tidy(() => {
+    const image = torch
+      .arange(0, patches * values)
+      .to("float32")
+      .mul(0.001)
+      .sin()
+      .reshape(patches, values); // [N, K]
+    return torch.cat(new Array<torch.Tensor>(2 * b).fill(image), 0); // [2B * N, K]
+  });
+  const grid = Array.from({ length: 2 * b }, () => [1, v.image_side, v.image_side]);
+  const imageGridThw = torch.tensor(grid, { dtype: "int64" }); // [2B, 3]
+  const images = { pixelValues, imageGridThw };
+  const step = () => {
+    const recompute = new RecomputeTape();
+    try {
+      return torch.tidy(() => {
+        const ours = concatenatedForward(policy, batch, true, { recompute, gradientCheckpointing: true, images });
+        const ref = torch.noGrad(() =>
+          torch.tidy(() => referenceLogps((reference) => concatenatedForward(reference, batch, true, { images }))),
+        );
+        const loss = preferenceLoss(
+          {
+            policyChosenLogps: ours.chosen,
+            policyRejectedLogps: ours.rejected,
+            referenceChosenLogps: ref.chosen,
+            referenceRejectedLogps: ref.rejected,
+            scoreChosen,
+            scoreRejected,
+          },
+          objective,
+        ).loss;
+        loss.backward();
+        recompute.backward();
+        optimizer.step();
+        optimizer.zeroGrad();
+        return loss.item();
+      });
+    } finally {
+      recompute.dispose();
+    }
+  };
+  return {
+    step,
+    dispose: () => {
+      torch.dispose([pixelValues, imageGridThw]);
+      dispose();
+    },
+  };
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> {

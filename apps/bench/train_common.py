@@ -35,6 +35,27 @@ def omni_dpo_loss(pc, pr, rc, rr, sc, sr, o):
     return losses.mean()
 
 
+def selective_log_softmax(logits, index):
+    """TRL's: for float32, gather minus a logsumexp computed row by row."""
+    selected = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
+    logsumexp = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
+    return selected - logsumexp
+
+
+def concatenated_logps(logits, input_ids, loss_mask, B):
+    """TRL's concatenated_forward after the model call (B chosen rows, then B rejected): per-row mean log-prob and
+    the chosen/rejected mean logits."""
+    labels = torch.roll(input_ids, shifts=-1, dims=1)
+    mask = torch.roll(loss_mask, shifts=-1, dims=1).bool()
+    labels = labels.masked_fill(~mask, 0)
+    per_token = selective_log_softmax(logits, labels).masked_fill(~mask, 0)
+    logps = per_token.sum(-1) / mask.sum(-1).clamp(min=1)
+    with torch.no_grad():
+        mean_chosen = logits[:B][mask[:B]].mean().item()
+        mean_rejected = logits[B:][mask[B:]].mean().item()
+    return logps, mean_chosen, mean_rejected
+
+
 _DTYPES = {"F32": torch.float32, "F64": torch.float64, "BF16": torch.bfloat16, "F16": torch.float16}
 
 

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_common import attention, omni_dpo_loss, run_and_report, starting_ids, starting_params  # noqa: E402
+from train_common import (  # noqa: E402
+    attention, concatenated_logps, omni_dpo_loss, run_and_report, starting_ids, starting_params,
+)
 from hf_blocks import rms_norm as hf_rms_norm, rotate_half  # noqa: E402
 from torch.utils.checkpoint import checkpoint
 
@@ -120,26 +122,6 @@ def forward(p, ids, checkpointing):
     return F.linear(rms_norm(h, p["norm"]), p["embed"]).float()  # [2B, T, V]; tied head; HF upcasts logits
 
 
-def selective_log_softmax(logits, index):
-    """TRL's: for float32, gather minus a logsumexp computed row by row."""
-    selected = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
-    logsumexp = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
-    return selected - logsumexp
-
-
-def concatenated_logps(logits, input_ids, loss_mask):
-    """TRL's concatenated_forward after the model call: per-row mean log-prob and the chosen/rejected mean logits."""
-    labels = torch.roll(input_ids, shifts=-1, dims=1)
-    mask = torch.roll(loss_mask, shifts=-1, dims=1).bool()
-    labels = labels.masked_fill(~mask, 0)
-    per_token = selective_log_softmax(logits, labels).masked_fill(~mask, 0)
-    logps = per_token.sum(-1) / mask.sum(-1).clamp(min=1)
-    with torch.no_grad():
-        mean_chosen = logits[:B][mask[:B]].mean().item()
-        mean_rejected = logits[B:][mask[B:]].mean().item()
-    return logps, mean_chosen, mean_rejected
-
-
 if LORA:
     reference = starting_params(cfg, init_params, hf_name)  # the frozen base; the policy is the base plus its adapters
     adapters = {k: v.requires_grad_() for k, v in lora_params().items()}
@@ -160,9 +142,9 @@ last_loss = float("nan")
 
 def step():
     global last_loss
-    logps, _, _ = concatenated_logps(forward(policy, input_ids, cfg["gradient_checkpointing"]), input_ids, loss_mask)
+    logps, _, _ = concatenated_logps(forward(policy, input_ids, cfg["gradient_checkpointing"]), input_ids, loss_mask, B)
     with torch.no_grad():
-        ref, _, _ = concatenated_logps(forward(reference, input_ids, False), input_ids, loss_mask)
+        ref, _, _ = concatenated_logps(forward(reference, input_ids, False), input_ids, loss_mask, B)
     loss = omni_dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], score_chosen, score_rejected, o)
     loss.backward()
     optimizer.step()

@@ -13,6 +13,8 @@
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import type { PaddedBatch } from "../data/tokenize.js";
+import type { ImageInputs } from "../models/qwen2-vl.js";
+import { takesImages } from "../models/registry.js";
 import type { RecomputeTape } from "../nn/recompute.js";
 
 /**
@@ -96,6 +98,11 @@ export interface LogpsOptions {
    * and row r ± B) count ldAlpha times in its log-prob; null or undefined: off.
    */
   ldAlpha?: number | null;
+  /**
+   * The batch's images, for a model that takes them (Qwen2-VL): pixel values of every image in
+   * row order and their grids; the rows' image tokens stand for them.
+   */
+  images?: ImageInputs | null;
 }
 
 /** The response tokens of a batch, row by row: flat position (row * T + t) of each logit used, its label and its row. */
@@ -169,7 +176,10 @@ export function concatenatedForward(
     const length = batch.inputIds[0].length;
     const pos = responsePositions(batch.labels);
     const chosenTokens = pos.perRow.slice(0, half).reduce((a, b) => a + b, 0);
+    if (options.images && !takesImages(model))
+      throw new Error(`images given to a model of architecture '${model.architecture}', which takes none`);
     const hidden = model.hiddenStates(inputIds, {
+      ...options.images,
       attentionMask,
       recompute: options.gradientCheckpointing ? tape! : undefined,
     }); // [2B, T, C]

@@ -22,6 +22,15 @@ export interface ArchitectureSpec<C = unknown> {
    * loaded without one is saved back without it.
    */
   readonly optionalPrefixes?: readonly string[];
+  /**
+   * Other namings a checkpoint may use, each a map of stored-name prefix -> parameter-name
+   * prefix (Qwen2-VL's newer { "model.language_model.": "model.", "model.visual.": "visual." }).
+   * A checkpoint with any name under one of a layout's prefixes is read through that layout,
+   * and saved back in it.
+   */
+  readonly checkpointLayouts?: readonly Readonly<Record<string, string>>[];
+  /** The model takes images (forward's pixelValues / imageGridThw): AutoModelForImageTextToText loads it. */
+  readonly takesImages?: boolean;
   /** Checkpoint names that alias a parameter when embeddings are tied (name -> the parameter): accepted when loading, not saved. */
   tiedWeights?(config: C): Readonly<Record<string, string>>;
   /** Checkpoint names that hold buffers rather than weights (skipped when loading). */

@@ -12,7 +12,7 @@ import { parseModelConfig, readConfig, type RawConfig } from "./config.js";
 import type { CausalLM } from "./causal-lm.js";
 import { generationConfigFromModelConfig, readGenerationConfig, writeGenerationConfig } from "./generation-config.js";
 import type { ArchitectureSpec } from "./architecture.js";
-import { resolveArchitecture } from "./registry.js";
+import { resolveArchitecture, takesImages } from "./registry.js";
 import { loadCheckpoint, saveCheckpoint } from "./safetensors.js";
 import { writeJsonAtomic, writingTo } from "../util/files.js";
 import { Tokenizer } from "../text/index.js";
@@ -27,7 +27,20 @@ import {
 } from "./peft.js";
 
 /** How a loaded checkpoint named its tensors, so saving writes the same names back. */
-const layouts = new WeakMap<Module, { prefix: string }>();
+const layouts = new WeakMap<Module, { prefix: string; renames: Readonly<Record<string, string>> }>();
+
+/** `name` with its longest prefix that is a key of `renames` replaced by that key's value. */
+function renamed(name: string, renames: Readonly<Record<string, string>>): string {
+  const key = Object.keys(renames)
+    .filter((k) => name.startsWith(k))
+    .sort((a, b) => b.length - a.length)[0];
+  return key === undefined ? name : renames[key] + name.slice(key.length);
+}
+
+/** The inverse of a prefix map (parameter-name prefix -> stored prefix), for saving. */
+function inverted(renames: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(renames).map(([stored, param]) => [param, stored]));
+}
 
 /** The spec's model for `config`, with its parsed config (the checkpoint rules read it). */
 function build<C>(
@@ -78,6 +91,24 @@ export class AutoModelForCausalLM {
    */
   static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
     return loadModel(dir, options);
+  }
+}
+
+export class AutoModelForImageTextToText {
+  /**
+   * Loads a vision-language model (Qwen2VLForConditionalGeneration) as AutoModelForCausalLM
+   * does; a model of an architecture that takes no images is an error naming the directory.
+   */
+  static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
+    const model = loadModel(dir, options);
+    if (!takesImages(model)) {
+      model.dispose();
+      throw new Error(
+        `${join(dir, "config.json")}: architecture '${model.architecture}' takes no images; ` +
+          "load it with AutoModelForCausalLM",
+      );
+    }
+    return model;
   }
 }
 
@@ -163,6 +194,11 @@ export function loadWeights<C>(
   let tensors = new Map<string, torch.Tensor>();
   try {
     tensors = loadCheckpoint(dir, { dtype });
+    // Another naming of the same model (a checkpoint layout): read under the parameters' names.
+    const stored = [...tensors.keys()];
+    const renames =
+      (spec.checkpointLayouts ?? []).find((l) => stored.some((n) => Object.keys(l).some((k) => n.startsWith(k)))) ?? {};
+    if (Object.keys(renames).length) tensors = new Map([...tensors].map(([n, t]) => [renamed(n, renames), t]));
     if (head && !tensors.has(head.tensor)) {
       throw new Error(
         `${dir}: no ${head.kind}: the checkpoint has no tensor ${head.tensor}, which ${what} needs` +
@@ -202,7 +238,7 @@ export function loadWeights<C>(
           (misshapen.length ? `\n  tensors of the wrong shape: ${misshapen.join(", ")}` : ""),
       );
     }
-    layouts.set(model, { prefix });
+    layouts.set(model, { prefix, renames });
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
@@ -240,13 +276,15 @@ export function saveModel(model: CausalLM, dir: string, options: SaveOptions = {
 /** Writes the weights of `model` (with the names it was loaded with); returns the dtype stored. */
 export function saveWeights(model: Module, dir: string, options: SaveOptions = {}): torch.DType {
   const prefix = layouts.get(model)?.prefix ?? "";
+  const renames = inverted(layouts.get(model)?.renames ?? {});
   return torch.tidy(() => {
     const merged = mergedWeights(model);
     const entries: [string, torch.Tensor][] = model
       .namedParameters()
       .filter(([name]) => !isAdapterTensor(name))
       .map(([name, p]) => {
-        const stored = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
+        const unprefixed = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
+        const stored = renamed(unprefixed, renames);
         const value = merged.get(name) ?? p.detach();
         return [stored, options.dtype && options.dtype !== value.dtype ? value.to(options.dtype) : value];
       });

@@ -10,6 +10,12 @@ export class KVCache {
   readonly #values: (torch.Tensor | null)[];
   readonly #lengths: number[];
 
+  /**
+   * Numbers a model keeps per batch row beside the keys and values, by name (Qwen2-VL's M-RoPE
+   * offsets): compact() and append() keep them in step with the rows; a row without one reads 0.
+   */
+  readonly rowValues = new Map<string, number[]>();
+
   constructor(readonly numLayers: number) {
     this.#keys = new Array(numLayers).fill(null);
     this.#values = new Array(numLayers).fill(null);
@@ -76,6 +82,19 @@ export class KVCache {
     this.#lengths.forEach((n, layer) => {
       this.#lengths[layer] = Math.max(0, n - firstColumn);
     });
+    if (rows && this.rowValues.size) {
+      const kept = rows.toArray() as number[];
+      for (const [name, values] of this.rowValues)
+        this.rowValues.set(
+          name,
+          kept.map((r) => values[r] ?? 0),
+        );
+    }
+  }
+
+  /** Batch rows held (0 when empty). */
+  get rows(): number {
+    return this.#keys.find((t) => t !== null)?.shape[0] ?? 0;
   }
 
   /**
@@ -85,6 +104,15 @@ export class KVCache {
    */
   append(other: KVCache): void {
     const total = Math.max(this.length, other.length);
+    const [mineRows, theirRows] = [this.rows, other.rows];
+    for (const name of new Set([...this.rowValues.keys(), ...other.rowValues.keys()])) {
+      const part = (values: number[] | undefined, n: number) => Array.from({ length: n }, (_, r) => values?.[r] ?? 0);
+      this.rowValues.set(name, [
+        ...part(this.rowValues.get(name), mineRows),
+        ...part(other.rowValues.get(name), theirRows),
+      ]);
+    }
+    other.rowValues.clear();
     const filled = (t: torch.Tensor, used: number) => {
       // [B, Hkv, used, D] -> [B, Hkv, total, D]
       const x = t.narrow(2, 0, used);
@@ -115,6 +143,7 @@ export class KVCache {
   }
 
   dispose(): void {
+    this.rowValues.clear();
     for (const t of [...this.#keys, ...this.#values]) t?.dispose();
     this.#keys.fill(null);
     this.#values.fill(null);

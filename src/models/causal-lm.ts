@@ -124,13 +124,24 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
   abstract get maxPositions(): number;
   /** The decoder layers, in the order they run. */
   protected abstract get decoderLayers(): readonly DecoderLayer<S>[];
-  /** Input ids [B, T] -> hidden states [B, T, C]. */
-  protected abstract embed(inputIds: torch.Tensor, step: DecoderStep): torch.Tensor;
+  /**
+   * Input ids [B, T] -> hidden states [B, T, C]; `options` are the call's (a vision-language
+   * model reads its images from them).
+   */
+  protected abstract embed(inputIds: torch.Tensor, step: DecoderStep, options: HiddenStatesOptions): torch.Tensor;
   /** Final hidden states [..., C] -> logits [..., V] (the final norm and the LM head, per position). */
   protected abstract head(hidden: torch.Tensor): torch.Tensor;
 
-  /** Extends the step with what the layers share (made once per call, freed with it); `hidden` is the embedding [B, T, C]. */
-  protected prepare(step: DecoderStep, _hidden: torch.Tensor): S {
+  /**
+   * Extends the step with what the layers share (made once per call, freed with it); `hidden` is
+   * the embedding [B, T, C], `inputIds` [B, T] and `options` the call's (M-RoPE reads both).
+   */
+  protected prepare(
+    step: DecoderStep,
+    _hidden: torch.Tensor,
+    _inputIds: torch.Tensor,
+    _options: HiddenStatesOptions,
+  ): S {
     return step as S;
   }
 
@@ -168,8 +179,8 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
         options,
         layers.map((l) => l.attentionWindow),
       );
-      let h = this.embed(inputIds, base); // [B, T, C]
-      const step = this.prepare(base, h);
+      let h = this.embed(inputIds, base, options); // [B, T, C]
+      const step = this.prepare(base, h, inputIds, options);
       if (tape) {
         // The layers read the step's tensors again in backward: the tape keeps the ones made
         // here (positions, masks, rotary cos/sin), never the caller's own.

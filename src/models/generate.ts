@@ -3,6 +3,8 @@
 import * as torch from "../torch/index.js";
 import { KVCache } from "./cache.js";
 import type { CausalLM } from "./causal-lm.js";
+import type { ImageInputs } from "./qwen2-vl.js";
+import { takesImages } from "./registry.js";
 import { mulberry32 } from "../util/random.js";
 
 export interface GenerateOptions {
@@ -47,6 +49,12 @@ export interface GenerateOptions {
   rowSeeds?: number[];
   /** Reuse keys and values of earlier positions (default true); false recomputes everything. */
   useCache?: boolean;
+  /**
+   * The prompts' images, for a model that takes them (Qwen2-VL): pixel values of every image, in
+   * prompt order, and their grids; each prompt's image tokens stand for its images. They feed
+   * the first step (the prefill); needs the KV cache, one sequence per prompt.
+   */
+  images?: ImageInputs | null;
   /** Called after each step with the number of tokens generated so far. */
   onStep?: (step: number) => void;
 }
@@ -104,6 +112,15 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token");
   if (options.stopStrings?.length && !options.decode) throw new Error("generate: stopStrings need a decode function");
   checkSampling(options);
+  const images = options.images ?? undefined;
+  if (images) {
+    if (!takesImages(model))
+      throw new Error(`generate: images given to a model of architecture '${model.architecture}', which takes none`);
+    if (!useCache) throw new Error("generate: images need the KV cache (useCache true)");
+    if (n > 1) throw new Error("generate: images with numReturnSequences above 1: repeat the prompts instead");
+    if (limits.some((m) => m < 1))
+      throw new Error("generate: with images, every prompt needs maxNewTokens of 1 or more");
+  }
   if (options.seed !== undefined) torch.manualSeed(options.seed);
   const longest = Math.max(...prompts.map((p) => p.length));
   prompts.forEach((p, r) => {
@@ -143,7 +160,8 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
           const input = torch.tensor(feed, { dtype: "int64", device });
           const attention = torch.tensor(mask, { dtype: "int64", device });
           // The head on the last position only: a prefill's other positions need no logits.
-          const hidden = model.hiddenStates(input, { attentionMask: attention, cache }); // [B', T, C]
+          const prefill = step === 0 ? images : undefined;
+          const hidden = model.hiddenStates(input, { ...prefill, attentionMask: attention, cache }); // [B', T, C]
           let last = model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32"); // [B', V]
           if (penalty !== 1)
             last = applyRepetitionPenalty(

@@ -9,14 +9,14 @@ import { Embedding, Linear, RMSNorm, type Init } from "../nn/layers.js";
 import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
-import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
+import { DecoderLM, type DecoderLayer, type DecoderStep, type HiddenStatesOptions } from "./causal-lm.js";
 import type { ArchitectureSpec } from "./architecture.js";
 
 /** The members of the family; their config fields differ (see llamaConfig). */
 export type LlamaFamily = "llama" | "qwen2" | "mistral";
 
 /** What every layer of one forward call shares: the step, and the rotary cos/sin [B, 1, T, D]. */
-interface RotaryStep extends DecoderStep {
+export interface RotaryStep extends DecoderStep {
   readonly cos: torch.Tensor;
   readonly sin: torch.Tensor;
 }
@@ -217,16 +217,25 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
   get maxPositions(): number {
     return this.c.maxPositions;
   }
+  /** The rotary inverse frequencies [D/2], float32, on the model's device. */
+  protected get inverseFrequencies(): torch.Tensor {
+    return this.#inverseFrequencies;
+  }
   protected get decoderLayers(): readonly LlamaDecoderLayer[] {
     return this.model.layers;
   }
 
-  protected embed(inputIds: torch.Tensor): torch.Tensor {
+  protected embed(inputIds: torch.Tensor, _step?: DecoderStep, _options?: HiddenStatesOptions): torch.Tensor {
     return this.model.embed.forward(inputIds); // [B, T, C]
   }
 
   /** cos and sin [B, 1, T, D] for the step's positions, once for all layers. */
-  protected override prepare(step: DecoderStep, hidden: torch.Tensor): RotaryStep {
+  protected override prepare(
+    step: DecoderStep,
+    hidden: torch.Tensor,
+    _inputIds?: torch.Tensor,
+    _options?: HiddenStatesOptions,
+  ): RotaryStep {
     const [cos, sin] = ropeCosSin(this.#inverseFrequencies, step.positions, hidden.dtype);
     return { ...step, cos, sin };
   }

@@ -12,11 +12,12 @@ import { GPT2 } from "./gpt2.js";
 import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
 import { PHI3 } from "./phi3.js";
 import { QWEN3 } from "./qwen3.js";
+import { QWEN2_VL } from "./qwen2-vl.js";
 
 // Registered specs have different parsed-config types; each is only ever called with its own.
 type AnySpec = ArchitectureSpec<any>;
 
-const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL, QWEN3, PHI3, GEMMA2, GEMMA3_TEXT];
+const BUILT_IN: AnySpec[] = [GPT2, LLAMA, QWEN2, MISTRAL, QWEN3, PHI3, GEMMA2, GEMMA3_TEXT, QWEN2_VL];
 
 const byName = new Map<string, AnySpec>();
 const byClass = new Map<string, AnySpec>();
@@ -50,6 +51,8 @@ export function registerArchitecture<C>(spec: ArchitectureSpec<C>): void {
     throw new Error(`${what}: ignoredCheckpointNames must be a RegExp`);
   if (spec.sequenceClassifiers !== undefined && !isStringList(spec.sequenceClassifiers))
     throw new Error(`${what}: sequenceClassifiers must be a list of class names`);
+  if (spec.checkpointLayouts !== undefined && !Array.isArray(spec.checkpointLayouts))
+    throw new Error(`${what}: checkpointLayouts must be a list of prefix maps`);
   if (spec.loraTargetModules !== undefined && !isStringList(spec.loraTargetModules)) {
     throw new Error(`${what}: loraTargetModules must be a list of module names`);
   }
@@ -141,4 +144,9 @@ export function defaultLoraTargets(model: CausalLM, key = "target_modules"): rea
   if (!targets)
     throw new Error(`${key}: no default for architecture '${model.architecture}'; name the layers (or all-linear)`);
   return targets;
+}
+
+/** Whether the model's architecture takes images (a vision-language model such as Qwen2-VL). */
+export function takesImages(model: CausalLM): boolean {
+  return byName.get(model.architecture)?.takesImages === true;
 }

@@ -9,7 +9,7 @@ export interface Init {
   empty?: boolean;
 }
 
-function normal(shape: number[], init: Init): torch.Tensor {
+export function normal(shape: number[], init: Init): torch.Tensor {
   if (init.empty) return torch.empty(shape, { dtype: init.dtype ?? "float32" });
   return torch.tidy(() => torch.randn(shape, { dtype: init.dtype ?? "float32" }).mul(init.std ?? 0.02));
 }
