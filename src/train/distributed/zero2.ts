@@ -61,17 +61,48 @@ export class ZeroStage2 extends ZeroStage1 {
     return this.#reducing();
   }
 
+  /** The sharded optimizer (null with one rank). */
+  protected get sharded(): ShardedOptimizer<torch.AdamWOptions | torch.SGDOptions> | null {
+    return this.#sharded;
+  }
+
+  /**
+   * The order the sync's buckets take the sharded optimizer's parameters in (indices into them):
+   * reverse, as DDP (backward reaches the last ones first).
+   */
+  protected syncOrder(params: torch.Tensor[]): number[] {
+    return params.map((_, i) => i).reverse();
+  }
+
+  /** The unit parameter `i` (of the sharded optimizer's) belongs to: a bucket never spans two. */
+  protected bucketUnit(_i: number): number {
+    return 0;
+  }
+
   /**
    * Arms the sync for this micro-batch (finishing the previous one's, whose backward is over)
    * and returns the backward that reduces each bucket to its owner as soon as it is final.
    */
   #reducing(): Backprop {
+    const sync = this.reducingSync();
+    if (!sync) return plainBackprop;
+    if (this.#armed) sync.finish();
+    sync.arm();
+    this.#armed = true;
+    return (root, grad, later) => sync.backward(root, grad, later);
+  }
+
+  /**
+   * The gradient sync in reduce mode (null with one rank), made on first use: buckets of one
+   * owner, dtype and unit, in reverse registration order, each up to ddp_bucket_cap_mb.
+   */
+  protected reducingSync(): GradientSync | null {
     const sharded = this.#sharded;
-    if (!sharded) return plainBackprop;
+    if (!sharded) return null;
     if (!this.#sync) {
-      // Reverse registration order (backward reaches the last layers first), one owner per bucket.
+      // Backward's order, one owner per bucket.
       const params = sharded.paramGroups.flatMap((g) => g.params);
-      const order = params.map((_, i) => i).reverse();
+      const order = this.syncOrder(params);
       const sizes: number[] = [];
       const owners: number[] = [];
       let bytes = 0;
@@ -82,6 +113,7 @@ export class ZeroStage2 extends ZeroStage1 {
           previous >= 0 &&
           sharded.owners[previous] === sharded.owners[i] &&
           params[previous].dtype === params[i].dtype &&
+          this.bucketUnit(previous) === this.bucketUnit(i) &&
           bytes + size <= this.#bucketBytes;
         if (same) {
           sizes[sizes.length - 1]++;
@@ -98,11 +130,7 @@ export class ZeroStage2 extends ZeroStage1 {
         owners,
       );
     }
-    const sync = this.#sync;
-    if (this.#armed) sync.finish();
-    sync.arm();
-    this.#armed = true;
-    return (root, grad, later) => sync.backward(root, grad, later);
+    return this.#sync;
   }
 
   /**
