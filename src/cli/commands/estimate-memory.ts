@@ -119,6 +119,7 @@ it is written. Activations are an estimate (the saved tensors of each layer, one
       ["activations (est.)", (e) => e.per_device_bytes.activations],
       ["total per device", (e) => e.per_device_bytes.total],
       ["gradients after reduce", (e) => e.gradients_after_reduce_bytes],
+      ["weights between steps", (e) => e.weights_between_steps_bytes],
     ];
     console.log(["".padEnd(24), ...estimates.map((e) => `zero_stage ${e.zero_stage}`.padStart(14))].join(""));
     for (const [label, get] of rows)
