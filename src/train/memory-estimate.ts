@@ -230,7 +230,9 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
   const gathered = o.gradientCheckpointing
     ? (perLayer + (o.lora ? 0 : shape.outside)) * trainableBytes
     : trainableWeights;
-  const weights = stage3 ? Math.min(allWeights, betweenSteps + Math.ceil((gathered * (shards - 1)) / shards)) : allWeights;
+  const weights = stage3
+    ? Math.min(allWeights, betweenSteps + Math.ceil((gathered * (shards - 1)) / shards))
+    : allWeights;
   const activations = activationBytes(shape, o);
   return {
     parameters: total,

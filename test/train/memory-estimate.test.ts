@@ -253,7 +253,8 @@ describe("estimate-memory", () => {
       }
     }
     // Stage 3's step peak is below what stage 2 keeps from step to step: no rank holds the whole weights.
-    for (const p of peaks[3]) assert.ok(p < Math.min(...stage2States), `stage 3 peak ${p}, stage 2 states ${stage2States}`);
+    for (const p of peaks[3])
+      assert.ok(p < Math.min(...stage2States), `stage 3 peak ${p}, stage 2 states ${stage2States}`);
   });
 
   it("the CLI prints every stage (or --json for one) and names a bad flag", async () => {

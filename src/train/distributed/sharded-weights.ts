@@ -105,7 +105,9 @@ export class ShardedWeights implements ParameterResidency {
         } else if (rank === owner) {
           this.group.broadcast([p], owner);
         } else {
-          torch.tidy(() => this.group.broadcast([torch.empty(this.#shapes[i], { dtype: p.dtype, device: p.device })], owner));
+          torch.tidy(() =>
+            this.group.broadcast([torch.empty(this.#shapes[i], { dtype: p.dtype, device: p.device })], owner),
+          );
         }
       }),
     );
