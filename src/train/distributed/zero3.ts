@@ -18,7 +18,7 @@
 // Checkpoints are ZeRO-2's: the weights gathered on rank 0 (the usual Hugging Face files) and the
 // optimizer's state gathered there, so a run resumes under stage 0, 1, 2 or 3 with the same
 // number of ranks.
-import * as torch from "../../torch/index.js";
+import type * as torch from "../../torch/index.js";
 import { DecoderLM, type CausalLM } from "../../models/causal-lm.js";
 import type { TrainConfig } from "../config.js";
 import type { TrainOptimizer } from "../checkpoint.js";
