@@ -71,15 +71,6 @@ export class ZeroStage3 extends ZeroStage2 {
     return part === "outer" ? -1 : part;
   }
 
-  /**
-   * The model's reverse registration order, not the optimizer's (whose groups put the norms and
-   * biases last): a bucket waits for the ones before it, and must go while its layer is whole.
-   */
-  protected override syncOrder(params: torch.Tensor[]): number[] {
-    const position = new Map(this.#model!.parameters().map((p, i) => [p, i]));
-    return params.map((_, i) => i).sort((a, b) => position.get(params[b])! - position.get(params[a])!);
-  }
-
   override wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer {
     const wrapped = super.wrapOptimizer(full, (m) =>
       status(m.replace("ZeRO-2, gradients and optimizer state", "ZeRO-3, weights, gradients and optimizer state")),
