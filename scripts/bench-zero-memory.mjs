@@ -4,9 +4,12 @@
 // vocabulary: about 91M parameters, nearly all trainable weights, so AdamW's two moments are
 // about 700 MB in float32), SimPO (no reference model: the policy, its gradients, DDP's buckets
 // and AdamW's state are the memory). Each rank's peak resident set (VmHWM, polled from /proc
-// every 100 ms while it runs) is reported per stage, beside what `omni-dpo estimate-memory`
-// predicts each stage saves against stage 0.
-//   node scripts/bench-zero-memory.mjs [--steps N] [--stages 0,1,2] [--width W] [--layers L]
+// every 100 ms while it runs) is reported per stage, with its ratio to stage 0's, beside what
+// `omni-dpo estimate-memory` predicts each stage saves against stage 0. Gradient checkpointing is
+// on (--checkpointing 0 turns it off) at every stage: stage 3 frees each layer's gathered weights
+// after its recomputation, and the activations stay small beside the states.
+//   node scripts/bench-zero-memory.mjs [--steps N] [--stages 0,1,2,3] [--width W] [--layers L]
+//     [--max-length T] [--checkpointing 1|0]
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +26,9 @@ const flag = (name, fallback) => {
   return i > 0 ? process.argv[i + 1] : fallback;
 };
 const steps = Number(flag("steps", 3));
-const stages = flag("stages", "0,1,2").split(",").map(Number);
+const stages = flag("stages", "0,1,2,3").split(",").map(Number);
+const maxLength = Number(flag("max-length", 64));
+const checkpointing = flag("checkpointing", "1") !== "0";
 const width = Number(flag("width", 1024));
 const layers = Number(flag("layers", 8));
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-bench-zero-"));
@@ -89,8 +94,9 @@ async function run(zeroStage) {
       learning_rate: 1e-5,
       per_device_train_batch_size: 2,
       max_steps: steps,
-      max_length: 64,
-      max_prompt_length: 32,
+      max_length: maxLength,
+      max_prompt_length: maxLength / 2,
+      gradient_checkpointing: checkpointing,
       logging_steps: 1,
       save_strategy: "no",
       pair_log_samples: 0,
@@ -133,8 +139,8 @@ try {
       dtype: "float32",
       bf16: false,
       lora: null,
-      gradientCheckpointing: false,
-      seq: 64,
+      gradientCheckpointing: checkpointing,
+      seq: maxLength,
       batch: 2,
     }).per_device_bytes;
   const base = estimate(0);
@@ -144,7 +150,11 @@ try {
       {
         parameters,
         steps,
+        gradientCheckpointing: checkpointing,
         peakRssMiB: peaks,
+        peakVsStage0: Object.fromEntries(
+          stages.map((s) => [s, peaks[s].map((p, i) => (peaks[0] ? Math.round((100 * p) / peaks[0][i]) / 100 : null))]),
+        ),
         savedVsStage0MiB: Object.fromEntries(
           stages.map((s) => [s, peaks[s].map((p, i) => (peaks[0] ? peaks[0][i] - p : null))]),
         ),

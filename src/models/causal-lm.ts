@@ -58,6 +58,18 @@ export interface CausalLM extends Module {
   finalNorm?(hidden: torch.Tensor): torch.Tensor;
 }
 
+/**
+ * Where a model's trainable weights are sharded across processes (ZeRO-3): each part's weights
+ * are made whole on this process just before the part runs, and freed after. Parts are the
+ * decoder layers (by index) and "outer": everything else (embeddings, final norm, LM head).
+ */
+export interface ParameterResidency {
+  /** Makes `part`'s weights whole here (a no-op where they are). */
+  gather(part: number | "outer"): void;
+  /** Frees what gather(part) made (this process's own shard stays). */
+  release(part: number | "outer"): void;
+}
+
 /** What every layer of one forward call shares. */
 export interface DecoderStep {
   /** B: rows in the batch. */
@@ -145,6 +157,18 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
     return step as S;
   }
 
+  /**
+   * Set while the trainable weights are sharded (ZeRO-3): each layer gathered just before it
+   * runs and freed after (under grad without a tape, at the strategy's next release: autograd
+   * reads them in backward); "outer" gathered at the start of every forward.
+   */
+  residency: ParameterResidency | null = null;
+
+  /** Each decoder layer's parameters, in the order the layers run. */
+  layerParameters(): torch.Tensor[][] {
+    return this.decoderLayers.map((layer) => (layer as unknown as Module).parameters());
+  }
+
   #generationConfig?: GenerationConfig;
   get generationConfig(): GenerationConfig {
     return (this.#generationConfig ??= generationConfigFromModelConfig(this.config));
@@ -179,6 +203,8 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
         options,
         layers.map((l) => l.attentionWindow),
       );
+      const residency = this.residency;
+      residency?.gather("outer");
       let h = this.embed(inputIds, base, options); // [B, T, C]
       const step = this.prepare(base, h, inputIds, options);
       if (tape) {
@@ -195,18 +221,43 @@ export abstract class DecoderLM<S extends DecoderStep = DecoderStep> extends Mod
         tape.hold(made);
         // Only each layer's input [B, T, C] stays alive until backward; the first is the
         // embedding's output, whose graph takes the last recomputation's gradient to the weights.
-        for (const layer of layers) h = tape.segment(h, (x) => layer.forward(x, step));
+        if (!residency) {
+          for (const layer of layers) h = tape.segment(h, (x) => layer.forward(x, step));
+          return h; // [B, T, C], a leaf owned by the tape
+        }
+        // ZeRO-3: the layer's weights gathered for its forward (freed after it: no grad there)
+        // and again for its recomputation, freed once backward is through the layer.
+        layers.forEach((layer, i) => {
+          const run = (x: torch.Tensor) => this.#withLayer(i, () => layer.forward(x, step));
+          h = tape.segment(h, run, run, { afterBackward: () => residency.release(i) });
+        });
         return h; // [B, T, C], a leaf owned by the tape
       }
       // Each layer in its own scope, and the previous activation freed as soon as the next
       // exists: without autograd (reference log-probs, evaluation, generation) only one
       // layer's intermediates are alive at a time; with it, autograd keeps what backward needs.
-      for (const layer of layers) {
+      layers.forEach((layer, i) => {
         const prev = h;
-        h = torch.tidy(() => layer.forward(prev, step));
+        h = torch.tidy(() => this.#withLayer(i, () => layer.forward(prev, step)));
         prev.dispose();
-      }
+      });
       return h; // [B, T, C]
     });
+  }
+
+  /**
+   * Runs `fn` with layer `i`'s weights whole (ZeRO-3). Without grad they are freed at once;
+   * with it, autograd (or the recomputation's backprop) still reads them, and whoever runs
+   * that backward frees them.
+   */
+  #withLayer<T>(i: number, fn: () => T): T {
+    const residency = this.residency;
+    if (!residency) return fn();
+    residency.gather(i);
+    try {
+      return fn();
+    } finally {
+      if (!torch.isGradEnabled()) residency.release(i);
+    }
   }
 }

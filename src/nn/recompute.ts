@@ -28,12 +28,19 @@ export interface SegmentOptions {
    * one reads parameters no other segment reads (a decoder layer).
    */
   group?: string;
+  /**
+   * Called once this segment's backward is over (its recomputation and the backprop through
+   * it), or when the tape is freed without reaching it: what the recomputation gathered (a
+   * ZeRO-3 layer's weights) may be freed then, not before, as backprop reads it.
+   */
+  afterBackward?: () => void;
 }
 
 interface Segment {
   input: torch.Tensor;
   group: string | undefined;
   run: (input: torch.Tensor) => torch.Tensor;
+  afterBackward: (() => void) | undefined;
   /** The forward's output as a leaf that requires grad; loss.backward() fills its .grad. */
   output: torch.Tensor;
 }
@@ -69,7 +76,7 @@ export class RecomputeTape {
     const output = torch.noGrad(() => torch.tidy(() => forward(input))).keep();
     output.requiresGrad_(true);
     this.#held.add(output);
-    this.#segments.push({ input, group: options.group, run, output });
+    this.#segments.push({ input, group: options.group, run, afterBackward: options.afterBackward, output });
     return output;
   }
 
@@ -93,19 +100,24 @@ export class RecomputeTape {
     if (this.#done) throw new Error("this recompute tape has already run backward");
     try {
       for (let i = this.#segments.length - 1; i >= 0; i--) {
-        const { input, group, run, output } = this.#segments[i];
+        const segment = this.#segments[i];
+        const { input, group, run, output } = segment;
         const grad = output.grad;
-        if (grad) {
-          torch.tidy(() =>
-            torch.enableGrad(() => {
-              const recomputed = run(input);
-              // While segments of this one's group follow, what this graph reaches is read again.
-              const sameGroupNext = group !== undefined && i > 0 && this.#segments[i - 1].group === group;
-              if (recomputed.requiresGrad)
-                backprop(recomputed, grad, [...this.inputsBefore(i), ...(sameGroupNext ? [recomputed] : [])]);
-            }),
-          );
-          grad.dispose();
+        try {
+          if (grad) {
+            torch.tidy(() =>
+              torch.enableGrad(() => {
+                const recomputed = run(input);
+                // While segments of this one's group follow, what this graph reaches is read again.
+                const sameGroupNext = group !== undefined && i > 0 && this.#segments[i - 1].group === group;
+                if (recomputed.requiresGrad)
+                  backprop(recomputed, grad, [...this.inputsBefore(i), ...(sameGroupNext ? [recomputed] : [])]);
+              }),
+            );
+            grad.dispose();
+          }
+        } finally {
+          this.#after(segment);
         }
         // The output (the next segment's input) is done with: its gradient has gone down.
         this.#release(output);
@@ -126,9 +138,17 @@ export class RecomputeTape {
   /** Frees everything the tape holds without backpropagating (evaluation, or an error before backward). */
   dispose(): void {
     this.#done = true;
+    for (const s of this.#segments) this.#after(s);
     for (const t of this.#held) t.dispose();
     this.#held.clear();
     this.#segments.length = 0;
+  }
+
+  /** Calls the segment's afterBackward once. */
+  #after(segment: Segment): void {
+    const after = segment.afterBackward;
+    segment.afterBackward = undefined;
+    after?.();
   }
 
   #release(t: torch.Tensor): void {

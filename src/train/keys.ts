@@ -1004,10 +1004,10 @@ export const RECIPE_KEYS = {
     group: "optimisation",
     follows: OURS,
     check: (v: number) =>
-      v >= 0 && v <= 2
+      v >= 0 && v <= 3
         ? undefined
-        : "must be 0 (off), 1 (ZeRO-1: optimizer state sharded) or 2 (ZeRO-2: gradients too)",
-    help: "1: ZeRO stage 1 over several ranks: each rank keeps the optimizer state (AdamW's moments) of its share of the parameters only, updates those and broadcasts them (PyTorch's ZeroRedundancyOptimizer); the same weights as without it. 2: ZeRO stage 2, the gradients sharded too (each reduced to its owner only, the others dropped). 0: every rank keeps the whole state. Checkpoints hold the whole state either way.",
+        : "must be 0 (off), 1 (ZeRO-1: optimizer state sharded), 2 (ZeRO-2: gradients too) or 3 (ZeRO-3: weights too)",
+    help: "1: ZeRO stage 1 over several ranks: each rank keeps the optimizer state (AdamW's moments) of its share of the parameters only, updates those and broadcasts them (PyTorch's ZeroRedundancyOptimizer); the same weights as without it. 2: ZeRO stage 2, the gradients sharded too (each reduced to its owner only, the others dropped). 3: ZeRO stage 3, the trainable weights sharded too (each decoder layer's gathered from their owners just before it runs, and again for its recomputation with gradient_checkpointing, freed after). 0: every rank keeps the whole state. Checkpoints hold the whole state either way.",
   },
   optim: {
     kind: "string",

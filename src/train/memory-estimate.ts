@@ -12,7 +12,11 @@
 //   stage 1: the moments / N (the buckets stay);
 //   stage 2: the gradients / N: each bucket of gradients is reduced to its owner as soon as
 //            backward has made it final, and the others drop it; what is not final yet (about
-//            one decoder layer's, and the embeddings', final only at the end) comes on top.
+//            one decoder layer's, and the embeddings', final only at the end) comes on top;
+//   stage 3: the trainable weights / N too, plus what is gathered at the peak: with gradient
+//            checkpointing one decoder layer's and the embeddings' and head's (the rest of
+//            their weights, owned by other ranks), without it all of them (autograd keeps
+//            every layer's for backward). LoRA's frozen base stays whole on every rank.
 // Activations are an estimate (saved tensors per layer and token, the LM head's chunk), not exact.
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -183,11 +187,13 @@ export interface MemoryEstimate {
   per_device_bytes: { weights: number; gradients: number; optimizer: number; activations: number; total: number };
   /** What a rank holds of the gradients (buckets included) between their reduction and the step (stage 2: its shard). */
   gradients_after_reduce_bytes: number;
+  /** What a rank holds of the weights between steps (stage 3: its shard of the trainable ones, and the frozen ones). */
+  weights_between_steps_bytes: number;
 }
 
 const BYTES = { float64: 8, float32: 4, bfloat16: 2, float16: 2 } as const;
 /** The stages this trainer has (zero_stage's values). */
-export const ZERO_STAGES = [0, 1, 2] as const;
+export const ZERO_STAGES = [0, 1, 2, 3] as const;
 /** The LM head's logits are computed (and recomputed in backward) in chunks of this many tokens. */
 const LOGIT_CHUNK_TOKENS = 1024;
 
@@ -204,7 +210,7 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
   const weightBytes = BYTES[o.dtype];
   const trainableBytes = o.lora ? 4 : weightBytes;
   const shards = o.worldSize;
-  const weights = total * weightBytes + adapters * 4;
+  const allWeights = total * weightBytes + adapters * 4;
   const sharded = (bytes: number) => Math.ceil(bytes / shards);
   // DDP's buckets (stages 0 and 1 with several ranks) double the gradients' bytes; stage 2
   // holds its shard plus what backward has not made final yet: one layer's and the embeddings'.
@@ -216,6 +222,17 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
       ? Math.min(trainable * trainableBytes, sharded(trainable * trainableBytes) + unreduced)
       : trainable * trainableBytes + buckets;
   const optimizer = o.zeroStage >= 1 ? sharded(2 * trainable * trainableBytes) : 2 * trainable * trainableBytes;
+  // Stage 3: each rank owns 1/N of the trainable weights; at the peak the others' share of what
+  // is gathered (one layer and the outer weights with checkpointing, else every layer) is added.
+  const stage3 = o.zeroStage >= 3 && o.worldSize > 1;
+  const trainableWeights = trainable * trainableBytes;
+  const betweenSteps = stage3 ? allWeights - trainableWeights + sharded(trainableWeights) : allWeights;
+  const gathered = o.gradientCheckpointing
+    ? (perLayer + (o.lora ? 0 : shape.outside)) * trainableBytes
+    : trainableWeights;
+  const weights = stage3
+    ? Math.min(allWeights, betweenSteps + Math.ceil((gathered * (shards - 1)) / shards))
+    : allWeights;
   const activations = activationBytes(shape, o);
   return {
     parameters: total,
@@ -228,6 +245,7 @@ export function estimateMemory(shape: ModelShape, o: MemoryEstimateOptions): Mem
       total: weights + gradients + optimizer + activations,
     },
     gradients_after_reduce_bytes: o.zeroStage >= 2 ? sharded(trainable * trainableBytes) : gradients,
+    weights_between_steps_bytes: betweenSteps,
   };
 }
 

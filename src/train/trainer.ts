@@ -377,7 +377,12 @@ export class PreferenceTrainer {
       this.#startedAt = Date.now();
       const end = await this.#loop();
       if (end !== "interrupted") {
-        await this.saveFinalModel();
+        const weights = this.strategy.gatherWeights();
+        try {
+          await this.saveFinalModel();
+        } finally {
+          weights.release();
+        }
         // Last, as the HF trainer's end-of-run save: its presence means the run finished and
         // output_dir holds its model, so a rerun says so instead of redoing the tail.
         if (config.saveStrategy !== "no") await this.save();
@@ -421,7 +426,13 @@ export class PreferenceTrainer {
       ...sync,
       new MetricsFileCallback(config.outputDir),
       ...trackerCallbacks(config),
-      new PairLogCallback(config.outputDir, header, pairSteps, (ids) => this.pairValues(ids)),
+      new PairLogCallback(
+        config.outputDir,
+        header,
+        pairSteps,
+        (ids) => this.pairValues(ids),
+        this.strategy.collectiveForward,
+      ),
       ...(early ? [early] : []),
       new HooksCallback(this.hooks),
     ];

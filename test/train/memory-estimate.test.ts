@@ -98,7 +98,7 @@ describe("estimate-memory", () => {
     }
   });
 
-  it("Gemma-2-9B from its config: 9,241,705,984 parameters; on 8 ranks AdamW's state is 1/8 from stage 1", () => {
+  it("Gemma-2-9B from its config: 9,241,705,984 parameters; on 8 ranks AdamW's state is 1/8 from stage 1, the weights from stage 3", () => {
     const gemma = {
       architectures: ["Gemma2ForCausalLM"],
       model_type: "gemma2",
@@ -124,7 +124,7 @@ describe("estimate-memory", () => {
       seq: 1024,
       batch: 1,
     } as const;
-    const [s0, s1, s2] = [0, 1, 2].map((zeroStage) => estimateMemory(shape, { ...o, zeroStage }));
+    const [s0, s1, s2, s3] = [0, 1, 2, 3].map((zeroStage) => estimateMemory(shape, { ...o, zeroStage }));
     assert.equal(s0.per_device_bytes.optimizer, 2 * 4 * 9_241_705_984);
     assert.equal(s1.per_device_bytes.optimizer, s0.per_device_bytes.optimizer / 8);
     // Stages 0 and 1 keep DDP's buckets beside the gradients; stage 2 keeps 1/8, plus a layer's
@@ -133,13 +133,24 @@ describe("estimate-memory", () => {
     assert.equal(s2.gradients_after_reduce_bytes, (4 * 9_241_705_984) / 8);
     const layer = (9_241_705_984 - 256000 * 3584 - 3584) / 42;
     assert.equal(s2.per_device_bytes.gradients, s2.gradients_after_reduce_bytes + 4 * (layer + 256000 * 3584 + 3584));
+    // Stage 3: the gradients and state as stage 2's; the weights 1/8 between steps, and at the
+    // peak (checkpointing) the other ranks' 7/8 of one layer and of the (tied) embedding on top.
+    assert.equal(s3.per_device_bytes.gradients, s2.per_device_bytes.gradients);
+    assert.equal(s3.per_device_bytes.optimizer, s2.per_device_bytes.optimizer);
+    assert.equal(s3.weights_between_steps_bytes, (4 * 9_241_705_984) / 8);
+    assert.equal(s2.weights_between_steps_bytes, 4 * 9_241_705_984);
+    const gathered = 4 * (layer + 256000 * 3584 + 3584);
+    assert.equal(s3.per_device_bytes.weights, s3.weights_between_steps_bytes + Math.ceil((gathered * 7) / 8));
+    // Without checkpointing autograd keeps every gathered layer: the whole weights at the peak.
+    const plain = estimateMemory(shape, { ...o, gradientCheckpointing: false, zeroStage: 3 });
+    assert.equal(plain.per_device_bytes.weights, 4 * 9_241_705_984);
     assert.throws(
-      () => estimateMemory(shape, { ...o, zeroStage: 3 }),
-      /--zero-stage 3: this trainer has stages 0, 1, 2/,
+      () => estimateMemory(shape, { ...o, zeroStage: 4 }),
+      /--zero-stage 4: this trainer has stages 0, 1, 2, 3/,
     );
   });
 
-  it("weights, gradients and optimizer state match what 2 Gloo ranks hold at stages 0, 1 and 2 (within 15%)", async (t) => {
+  it("weights, gradients and optimizer state match what 2 Gloo ranks hold at stages 0, 1, 2 and 3 (within 15%)", async (t) => {
     // A Llama of about 3M parameters (12 MB in float32): the states dwarf what else is allocated.
     const modelDir = join(root, "model");
     const tok = writeByteLevelTokenizer(modelDir);
@@ -163,7 +174,9 @@ describe("estimate-memory", () => {
     model.dispose();
     const data = writeJsonl(join(root, "pairs.jsonl"), toyPairs(8, 3));
     const shape = modelShape(config);
-    for (const zeroStage of [0, 1, 2]) {
+    const peaks: number[][] = [];
+    const stage2States: number[] = [];
+    for (const zeroStage of [0, 1, 2, 3]) {
       const recipe = writeRecipe(join(root, `stage-${zeroStage}.yaml`), {
         model_name_or_path: modelDir,
         dataset_mixer: { [data]: 1.0 },
@@ -180,6 +193,8 @@ describe("estimate-memory", () => {
         seed: 1,
         zero_stage: zeroStage,
         ddp_timeout: 60,
+        // Stage 3 frees each layer's gathered weights after its recomputation.
+        gradient_checkpointing: zeroStage === 3,
       });
       const runs = await runRanks(WORKER, 2, { MASTER_PORT: String(await freePort()) }, [recipe]);
       const want = estimateMemory(shape, {
@@ -188,7 +203,7 @@ describe("estimate-memory", () => {
         dtype: "float32",
         bf16: false,
         lora: null,
-        gradientCheckpointing: false,
+        gradientCheckpointing: zeroStage === 3,
         seq: 32,
         batch: 2,
       });
@@ -198,22 +213,27 @@ describe("estimate-memory", () => {
         // The allocator's bytes at the end of backward, less the weights and the optimizer's state:
         // the gradients (and DDP's buckets); the same after the reduction: what stays until the
         // step. (At stage 2 the reduction ran during backward: its peak is checked below.)
+        // At stage 3 the weights a rank keeps are measured after the step (its shard, the
+        // gradients freed), and its gradients after the reduction (the gathered weights freed).
+        const kept = zeroStage === 3 ? m.afterStep - m.optimizerState : m.weights;
         const measured = {
-          weights: m.weights,
-          gradients: m.beforeReduce - m.weights - m.optimizerState,
-          afterReduce: m.afterReduce - m.weights - m.optimizerState,
+          weights: kept,
+          gradients: zeroStage === 3 ? m.afterReduce - m.afterStep : m.beforeReduce - kept - m.optimizerState,
+          afterReduce: m.afterReduce - kept - m.optimizerState,
           optimizer: m.optimizerState,
         };
         const expected = {
-          weights: want.per_device_bytes.weights,
-          gradients: zeroStage === 2 ? want.gradients_after_reduce_bytes : want.per_device_bytes.gradients,
+          weights: zeroStage === 3 ? want.weights_between_steps_bytes : want.per_device_bytes.weights,
+          gradients: zeroStage >= 2 ? want.gradients_after_reduce_bytes : want.per_device_bytes.gradients,
           afterReduce: want.gradients_after_reduce_bytes,
           optimizer: want.per_device_bytes.optimizer,
         };
         // Step 2's peak (forward, backward, update) holds at least the states, and at stage 2 less
         // than stage 1's states would be.
-        const states = want.per_device_bytes.weights + want.per_device_bytes.optimizer;
+        const states = want.weights_between_steps_bytes + want.per_device_bytes.optimizer;
         assert.ok(m.stepPeak >= states + want.gradients_after_reduce_bytes, `stage ${zeroStage}: peak ${m.stepPeak}`);
+        (peaks[zeroStage] ??= []).push(m.stepPeak);
+        if (zeroStage === 2) stage2States.push(states + want.gradients_after_reduce_bytes);
         t.diagnostic(
           `stage ${zeroStage} rank ${m.rank}: step peak ${(m.stepPeak / 2 ** 20).toFixed(2)} MiB, estimated total ` +
             `${(want.per_device_bytes.total / 2 ** 20).toFixed(2)} MiB (activations ${(want.per_device_bytes.activations / 2 ** 20).toFixed(2)})`,
@@ -232,6 +252,9 @@ describe("estimate-memory", () => {
         }
       }
     }
+    // Stage 3's step peak is below what stage 2 keeps from step to step: no rank holds the whole weights.
+    for (const p of peaks[3])
+      assert.ok(p < Math.min(...stage2States), `stage 3 peak ${p}, stage 2 states ${stage2States}`);
   });
 
   it("the CLI prints every stage (or --json for one) and names a bad flag", async () => {
@@ -244,7 +267,8 @@ describe("estimate-memory", () => {
     );
     assert.equal(table.code, 0, table.output);
     assert.match(table.stdout, /qwen2, [\d,]+ parameters, full fine-tuning/);
-    assert.match(table.stdout, /zero_stage 0\s+zero_stage 1\s+zero_stage 2/);
+    assert.match(table.stdout, /zero_stage 0\s+zero_stage 1\s+zero_stage 2\s+zero_stage 3/);
+    assert.match(table.stdout, /weights between steps/);
     const json = await runCommand(
       process.execPath,
       [CLI, "estimate-memory", "--model", file, "--zero-stage", "1", "--world-size", "4", "--json"],
@@ -263,7 +287,7 @@ describe("estimate-memory", () => {
     });
     assert.deepEqual(out.per_device_bytes, expected.per_device_bytes);
     for (const [args, message] of [
-      [["--zero-stage", "3"], /--zero-stage must be one of 0, 1, 2/],
+      [["--zero-stage", "4"], /--zero-stage must be one of 0, 1, 2, 3/],
       [["--world-size", "0"], /--world-size must be an integer of at least 1, got '0'/],
       [["--lora-targets", "q_proj"], /--lora-targets needs --lora R/],
       [["--lora", "8", "--lora-targets", "nope"], /--lora-targets: none of nope is a layer of qwen2/],

@@ -12,7 +12,8 @@ gradients, AdamW's state and (estimated) the activations, from config.json alone
 allocated, so a 9B model is sized on a laptop). Without --zero-stage, every stage side by side.
 
   --model DIR|CONFIG        a model directory (its config.json) or a config.json file
-  --zero-stage N            0 (DDP), 1 (optimizer state sharded) or 2 (gradients too)
+  --zero-stage N            0 (DDP), 1 (optimizer state sharded), 2 (gradients too) or 3
+                            (weights too)
   --world-size W            ranks (devices) in the run (default 1)
   --dtype D                 torch_dtype: float32 (default), bfloat16, float16, float64
   --bf16                    bf16 autocast (bf16: true): bf16 activations, the weights stay --dtype
@@ -31,8 +32,11 @@ Gradients include DDP's buckets at stages 0 and 1 (with several ranks the all-re
 flat copies kept from step to step: the gradients' size again). Stage 2 reduces each bucket to
 its owner as backward makes it final, so a rank holds its 1/W share plus what is not final yet
 (about one decoder layer's gradients and the embeddings'); "gradients after reduce" is the
-share alone, what stays until the step. A checkpoint also gathers the whole optimizer state on rank 0 while
-it is written. Activations are an estimate (the saved tensors of each layer, one chunk of logits).
+share alone, what stays until the step. Stage 3 keeps 1/W of the trainable weights ("weights
+between steps") and gathers the rest of one layer and of the embeddings and head at its peak
+with --gradient-checkpointing (all of them without it). A checkpoint also gathers the whole
+optimizer state (and at stage 3 the weights) on rank 0 while it is written. Activations are an
+estimate (the saved tensors of each layer, one chunk of logits).
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -119,6 +123,7 @@ it is written. Activations are an estimate (the saved tensors of each layer, one
       ["activations (est.)", (e) => e.per_device_bytes.activations],
       ["total per device", (e) => e.per_device_bytes.total],
       ["gradients after reduce", (e) => e.gradients_after_reduce_bytes],
+      ["weights between steps", (e) => e.weights_between_steps_bytes],
     ];
     console.log(["".padEnd(24), ...estimates.map((e) => `zero_stage ${e.zero_stage}`.padStart(14))].join(""));
     for (const [label, get] of rows)

@@ -19,6 +19,8 @@ export class PairLogCallback implements TrainerCallback {
     header: PairLogHeader | null,
     readonly every: number | null,
     readonly valuesOf: PairValuesOf,
+    /** Whether computing the values takes every process (ZeRO-3's forwards): then all compute, the main one writes. */
+    readonly collective = false,
   ) {
     this.#log = header ? new PairLog(join(outputDir, PAIR_LOG_FILE), header) : null;
   }
@@ -31,10 +33,11 @@ export class PairLogCallback implements TrainerCallback {
   }
 
   onStepEnd({ state }: TrainerEvent): void {
-    if (!this.#log || !state.isWorldProcessZero || this.every === null) return;
+    if (!this.#log || (!state.isWorldProcessZero && !this.collective) || this.every === null) return;
     const step = state.globalStep;
     if (step % this.every !== 0 && step < state.maxSteps) return;
     const { margins, metrics } = this.valuesOf(this.#log.header.ids);
+    if (!state.isWorldProcessZero) return;
     this.#log.write(step, Math.round(state.epoch * 1e4) / 1e4, margins, metrics);
   }
 }

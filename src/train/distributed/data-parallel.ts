@@ -22,6 +22,7 @@ export class DataParallel implements ParallelStrategy {
   readonly worldSize: number;
   readonly isMainProcess: boolean;
   readonly isLocalMainProcess: boolean;
+  readonly collectiveForward: boolean = false;
   group!: ProcessGroup;
   /** Buckets this run started during backward, and all it reduced (the overlap, for the log and tests). */
   readonly overlap = { early: 0, buckets: 0 };
@@ -243,6 +244,11 @@ export class DataParallel implements ParallelStrategy {
       this.group.allGather(torch.getRngState()).map((t) => Buffer.from(t.data() as Uint8Array).toString("base64")),
     );
     return { rngStates, release() {} };
+  }
+
+  /** Every rank holds the whole weights. */
+  gatherWeights(): { release(): void } {
+    return { release() {} };
   }
 
   rngStateOf(state: TrainerState): string {

@@ -6,6 +6,8 @@ export { SingleProcess, type ParallelStrategy, type GatheredState, type Interval
 export { DataParallel } from "./data-parallel.js";
 export { ZeroStage1, ShardedOptimizer } from "./zero.js";
 export { ZeroStage2 } from "./zero2.js";
+export { ZeroStage3 } from "./zero3.js";
+export { ShardedWeights } from "./sharded-weights.js";
 export { registerStrategy, registeredStrategies, strategyFor, type StrategyEntry } from "./strategies.js";
 export { averageGradients, buckets, bucketSizes, overlapEnabled, BUCKET_BYTES } from "./gradients.js";
 export { shardOf, strideOf, interleave } from "./sharding.js";

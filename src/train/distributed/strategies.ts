@@ -1,13 +1,14 @@
 // The parallelism strategies, each declared once: a run without WORLD_SIZE is one process; a
 // rank of a distributed run takes the strategy registered for the recipe's zero_stage. A new
-// strategy (ZeRO-3, say) is a module implementing ParallelStrategy and one registerStrategy
-// call below (and its zero_stage value allowed in keys.ts).
+// strategy is a module implementing ParallelStrategy and one registerStrategy call below (and
+// its zero_stage value allowed in keys.ts).
 import type { TrainConfig } from "../config.js";
 import { DataParallel } from "./data-parallel.js";
 import { distributedEnv, type DistributedEnv } from "./environment.js";
 import { SingleProcess, type ParallelStrategy } from "./strategy.js";
 import { ZeroStage1 } from "./zero.js";
 import { ZeroStage2 } from "./zero2.js";
+import { ZeroStage3 } from "./zero3.js";
 
 export interface StrategyEntry {
   name: string;
@@ -31,6 +32,7 @@ export function registeredStrategies(): StrategyEntry[] {
 registerStrategy({ name: "ddp", zeroStage: 0, create: (env) => new DataParallel(env) });
 registerStrategy({ name: "zero1", zeroStage: 1, create: (env) => new ZeroStage1(env) });
 registerStrategy({ name: "zero2", zeroStage: 2, create: (env) => new ZeroStage2(env) });
+registerStrategy({ name: "zero3", zeroStage: 3, create: (env) => new ZeroStage3(env) });
 
 /** The strategy this process runs: from its environment (WORLD_SIZE, RANK...) and the recipe's zero_stage. */
 export function strategyFor(

@@ -7,7 +7,8 @@
 // the same point (a method called by one rank alone would deadlock the others).
 //
 // SingleProcess is the identity for all of it. Data-parallel strategies are in
-// data-parallel.ts (DDP), zero.ts (ZeRO-1) and zero2.ts (ZeRO-2); strategies.ts registers them.
+// data-parallel.ts (DDP), zero.ts (ZeRO-1), zero2.ts (ZeRO-2) and zero3.ts (ZeRO-3);
+// strategies.ts registers them.
 import * as torch from "../../torch/index.js";
 import { plainBackprop, type Backprop } from "../../nn/recompute.js";
 import type { CausalLM } from "../../models/causal-lm.js";
@@ -30,7 +31,7 @@ export interface GatheredState {
 }
 
 export interface ParallelStrategy {
-  /** The registry's name ("single", "ddp", "zero1", "zero2"). */
+  /** The registry's name ("single", "ddp", "zero1", "zero2", "zero3"). */
   readonly name: string;
   readonly rank: number;
   readonly worldSize: number;
@@ -38,6 +39,11 @@ export interface ParallelStrategy {
   readonly isMainProcess: boolean;
   /** Whether this process writes what one machine's processes share (is_local_process_zero). */
   readonly isLocalMainProcess: boolean;
+  /**
+   * Whether every forward of the policy takes every process (ZeRO-3 gathers each layer's weights
+   * from their owners): what the main process alone would compute (the pair log) runs on all.
+   */
+  readonly collectiveForward: boolean;
 
   /** The device this process trains on (`device: auto` picks this process's GPU). */
   device(config: TrainConfig): torch.Device;
@@ -83,6 +89,8 @@ export interface ParallelStrategy {
 
   /** What a checkpoint needs from every process, gathered for the main one (which writes it). */
   gatherCheckpoint(optimizer: TrainOptimizer): GatheredState;
+  /** The policy's whole weights on the main process (to write the model) until release(); ZeRO-3 gathers them. */
+  gatherWeights(): { release(): void };
   /** The RNG state this process resumes with from a checkpoint's state. */
   rngStateOf(state: TrainerState): string;
 }
@@ -94,6 +102,7 @@ export class SingleProcess implements ParallelStrategy {
   readonly worldSize: number = 1;
   readonly isMainProcess: boolean = true;
   readonly isLocalMainProcess: boolean = true;
+  readonly collectiveForward: boolean = false;
 
   device(config: TrainConfig): torch.Device {
     const cuda = torch.cuda.isAvailable();
@@ -141,6 +150,9 @@ export class SingleProcess implements ParallelStrategy {
   }
   barrier(): void {}
   gatherCheckpoint(): GatheredState {
+    return { release() {} };
+  }
+  gatherWeights(): { release(): void } {
     return { release() {} };
   }
   rngStateOf(state: TrainerState): string {

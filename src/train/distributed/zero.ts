@@ -48,6 +48,8 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
   readonly #layout: StateLayout;
   /** Global position -> position in `local` (only for owned parameters). */
   readonly #localIndex = new Map<number, number>();
+  /** Each parameter's shape when sharded (ZeRO-3 empties the ones a rank does not own later). */
+  readonly #shapes: number[][];
   #gathered: OptimizerStateDict | null = null;
 
   /**
@@ -60,12 +62,15 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
     group: ProcessGroup,
     makeLocal: (groups: ParamGroupSpec<O>[]) => torch.Optimizer<O>,
     layout: StateLayout,
+    /** Whether step() broadcasts each owner's updated parameters (ZeRO-3's ranks keep only their own). */
+    readonly broadcastsUpdates = true,
   ) {
     // The full optimizer's groups, hyperparameters included (each group's own override the defaults).
     super(full.paramGroups, full.paramGroups[0]);
     this.#group = group;
     this.#layout = layout;
     this.owners = ownersOf(this.paramGroups, group.worldSize);
+    this.#shapes = this.paramGroups.flatMap((g) => g.params.map((p) => [...p.shape]));
     let position = 0;
     let local = 0;
     this.local = makeLocal(
@@ -95,6 +100,7 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
       Object.assign(g, structuredClone(hyper));
     });
     this.local.step();
+    if (!this.broadcastsUpdates) return;
     // Each owner's parameters in place, one broadcast each (all started, then awaited): no flat
     // copy, whose transient size (the owner's share of the weights) would eat into what the
     // sharding saves.
@@ -137,7 +143,7 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
         for (const k of this.#layout.tensors) {
           const t = own
             ? (own[k] as torch.Tensor).detach().contiguous().clone()
-            : torch.empty(p.shape, { dtype: p.dtype, device: p.device });
+            : torch.empty(this.#shapes[i], { dtype: p.dtype, device: p.device });
           this.#group.broadcast([t], owner);
           // Rank 0 keeps the whole state in host memory, one parameter's at a time on the device
           // (the whole of it there would double the optimizer's device memory while saving).
@@ -212,23 +218,34 @@ export class ShardedOptimizer<O extends GroupOptions> extends torch.Optimizer<O>
 export class ZeroStage1 extends DataParallel {
   override readonly name: string = "zero1";
 
+  /** Whether every rank needs the parameters each owner updates (all stages but 3). */
+  protected get broadcastsUpdates(): boolean {
+    return true;
+  }
+
   /** With several ranks, a ShardedOptimizer over `full` (AdamW or SGD); with one, `full`. */
   override wrapOptimizer(full: TrainOptimizer, status: (message: string) => void): TrainOptimizer {
     if (this.worldSize === 1) return full;
     const lr = full.paramGroups[0].lr;
     const sharded =
       full instanceof torch.AdamW
-        ? new ShardedOptimizer(full, this.group, (groups) => new torch.AdamW(groups), {
-            tensors: ["expAvg", "expAvgSq"],
-            numbers: ["step"],
-          })
+        ? new ShardedOptimizer(
+            full,
+            this.group,
+            (groups) => new torch.AdamW(groups),
+            { tensors: ["expAvg", "expAvgSq"], numbers: ["step"] },
+            this.broadcastsUpdates,
+          )
         : full instanceof torch.SGD
-          ? new ShardedOptimizer(full, this.group, (groups) => new torch.SGD(groups, { lr }), {
-              tensors: ["momentumBuffer"],
-              numbers: [],
-            })
+          ? new ShardedOptimizer(
+              full,
+              this.group,
+              (groups) => new torch.SGD(groups, { lr }),
+              { tensors: ["momentumBuffer"], numbers: [] },
+              this.broadcastsUpdates,
+            )
           : null;
-    if (!sharded) throw new Error("zero_stage 1 shards AdamW and SGD only");
+    if (!sharded) throw new Error(`zero_stage ${this.name.slice(4)} shards AdamW and SGD only`);
     const params = sharded.paramGroups.flatMap((g) => g.params);
     const mine = params.filter((_, i) => sharded.owners[i] === this.rank).reduce((n, p) => n + p.numel(), 0);
     const all = params.reduce((n, p) => n + p.numel(), 0);

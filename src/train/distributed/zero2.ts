@@ -2,7 +2,8 @@
 // as DeepSpeed's stage 2 does it, on c10d's collectives. Every trainable parameter has one owner
 // rank (ZeRO-1's ownersOf). The gradient sync's reduce mode (native/src/grad_sync.h) runs during
 // every micro-batch's backward: as soon as backward has made a bucket of one owner's gradients
-// final, they are summed into the owner's copy (c10d's reduce) and the other ranks drop theirs.
+// final, they are summed into the owner's copy (c10d's reduce) and the other ranks drop theirs
+// (buckets in the model's reverse registration order: see syncOrder).
 // An owner's gradients thus add up the ranks' and the step's micro-batches; it divides them by
 // the world size at the step. A rank holds its share of the gradients and of AdamW's moments,
 // plus what backward has not made final yet; the compute weights stay whole on every rank (the
@@ -19,6 +20,7 @@ import { plainBackprop, type Backprop } from "../../nn/recompute.js";
 import type { TrainOptimizer } from "../checkpoint.js";
 import type { GradientSync } from "../../torch/distributed.js";
 import type { TrainConfig } from "../config.js";
+import type { CausalLM } from "../../models/causal-lm.js";
 import { BUCKET_BYTES } from "./gradients.js";
 import { ShardedOptimizer, ZeroStage1 } from "./zero.js";
 
@@ -32,6 +34,13 @@ export class ZeroStage2 extends ZeroStage1 {
   #sync: GradientSync | null = null;
   #armed = false;
   #bucketBytes = BUCKET_BYTES;
+  /** The policy (its registration order is backward's, reversed). */
+  #model: CausalLM | null = null;
+
+  override prepareModel(model: CausalLM, seed: number): void {
+    super.prepareModel(model, seed);
+    this.#model = model;
+  }
 
   override begin(config: TrainConfig, status: (message: string) => void): void {
     super.begin(config, status);
@@ -61,17 +70,52 @@ export class ZeroStage2 extends ZeroStage1 {
     return this.#reducing();
   }
 
+  /** The sharded optimizer (null with one rank). */
+  protected get sharded(): ShardedOptimizer<torch.AdamWOptions | torch.SGDOptions> | null {
+    return this.#sharded;
+  }
+
+  /**
+   * The order the sync's buckets take the sharded optimizer's parameters in (indices into them):
+   * the model's reverse registration order, as DDP's (backward reaches the last layers first),
+   * not the optimizer's, whose groups put every norm and bias after the weights: buckets start in
+   * order, so one waiting for the first layer's norms would hold every gradient to the end.
+   */
+  protected syncOrder(params: torch.Tensor[]): number[] {
+    const position = new Map(this.#model?.parameters().map((p, i) => [p, i]));
+    const at = (i: number) => position.get(params[i]) ?? i;
+    return params.map((_, i) => i).sort((a, b) => at(b) - at(a));
+  }
+
+  /** The unit parameter `i` (of the sharded optimizer's) belongs to: a bucket never spans two. */
+  protected bucketUnit(_i: number): number {
+    return 0;
+  }
+
   /**
    * Arms the sync for this micro-batch (finishing the previous one's, whose backward is over)
    * and returns the backward that reduces each bucket to its owner as soon as it is final.
    */
   #reducing(): Backprop {
+    const sync = this.reducingSync();
+    if (!sync) return plainBackprop;
+    if (this.#armed) sync.finish();
+    sync.arm();
+    this.#armed = true;
+    return (root, grad, later) => sync.backward(root, grad, later);
+  }
+
+  /**
+   * The gradient sync in reduce mode (null with one rank), made on first use: buckets of one
+   * owner, dtype and unit, in syncOrder's order, each up to ddp_bucket_cap_mb.
+   */
+  protected reducingSync(): GradientSync | null {
     const sharded = this.#sharded;
-    if (!sharded) return plainBackprop;
+    if (!sharded) return null;
     if (!this.#sync) {
-      // Reverse registration order (backward reaches the last layers first), one owner per bucket.
+      // Backward's order, one owner per bucket.
       const params = sharded.paramGroups.flatMap((g) => g.params);
-      const order = params.map((_, i) => i).reverse();
+      const order = this.syncOrder(params);
       const sizes: number[] = [];
       const owners: number[] = [];
       let bytes = 0;
@@ -82,6 +126,7 @@ export class ZeroStage2 extends ZeroStage1 {
           previous >= 0 &&
           sharded.owners[previous] === sharded.owners[i] &&
           params[previous].dtype === params[i].dtype &&
+          this.bucketUnit(previous) === this.bucketUnit(i) &&
           bytes + size <= this.#bucketBytes;
         if (same) {
           sizes[sizes.length - 1]++;
@@ -98,11 +143,7 @@ export class ZeroStage2 extends ZeroStage1 {
         owners,
       );
     }
-    const sync = this.#sync;
-    if (this.#armed) sync.finish();
-    sync.arm();
-    this.#armed = true;
-    return (root, grad, later) => sync.backward(root, grad, later);
+    return this.#sync;
   }
 
   /**
