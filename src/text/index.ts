@@ -31,6 +31,7 @@ export {
 export {
   AutoProcessor,
   Qwen2VLProcessor,
+  PREPROCESSOR_CONFIG,
   loadImage,
   IMAGE_PAD,
   VISION_START,
