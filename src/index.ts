@@ -47,6 +47,14 @@ export {
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export {
+  AutoProcessor,
+  Qwen2VLProcessor,
+  Qwen2VLImageProcessor,
+  type ImageInput,
+  type ProcessorOutput,
+} from "./text/index.js";
+export { readImage, decodeImage, ImageError, type RgbImage } from "./util/images.js";
+export {
   AutoModelForCausalLM,
   createModel,
   loadModel,
@@ -93,6 +101,14 @@ export { Embedding, LayerNorm, Linear, RMSNorm, type Init } from "./nn/layers.js
 export { generate, type GenerateOptions, type GenerateResult } from "./models/generate.js";
 export { KVCache } from "./models/cache.js";
 export { readPreferenceFile } from "./data/readers.js";
+export { readImagePreferenceFile, readDatasetInfoEntry, type ImagePreferenceRecord } from "./data/image-records.js";
+export {
+  tokenizeImagePair,
+  tokenizeImageRecords,
+  imagePairBatch,
+  type ImageTokenizedPair,
+  type ImageBatch,
+} from "./data/image-tokenize.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
 export {
   tokenizePair,

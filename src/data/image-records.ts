@@ -124,7 +124,9 @@ function answerOf(v: unknown, field: string, at: string, problems: string[]): st
   if (!messages) return undefined;
   const last = messages[messages.length - 1]!;
   if (messages.length !== 1 || last.role !== "assistant") {
-    problems.push(`${at}: field '${field}': expected one assistant message, got ${messages.length} ending with '${last.role}'`);
+    problems.push(
+      `${at}: field '${field}': expected one assistant message, got ${messages.length} ending with '${last.role}'`,
+    );
     return undefined;
   }
   if (last.content.includes(IMAGE_PLACEHOLDER)) {
@@ -152,10 +154,11 @@ function scoreOf(row: Record<string, unknown>, field: string, at: string, proble
 function imagePaths(v: unknown[], field: string, baseDir: string, at: string, problems: string[]): string[] {
   const out: string[] = [];
   v.forEach((entry, i) => {
-    const path =
-      typeof entry === "string" ? entry : (entry as { path?: unknown } | null)?.path;
+    const path = typeof entry === "string" ? entry : (entry as { path?: unknown } | null)?.path;
     if (typeof path !== "string" || path === "") {
-      problems.push(`${at}: field '${field}[${i}]': expected an image path (a string or {path}), got ${describe(entry)}`);
+      problems.push(
+        `${at}: field '${field}[${i}]': expected an image path (a string or {path}), got ${describe(entry)}`,
+      );
       return;
     }
     out.push(isAbsolute(path) ? path : resolve(baseDir, path));
@@ -233,7 +236,15 @@ export function toImageRecord(
   }
   if (problems.length > before) return null;
   const scores = scoreChosen === undefined ? {} : { scoreChosen, scoreRejected };
-  return { ...(system ? { system } : {}), prompt: prompt!, chosen: chosen!, rejected: rejected!, images, ...scores, source };
+  return {
+    ...(system ? { system } : {}),
+    prompt: prompt!,
+    chosen: chosen!,
+    rejected: rejected!,
+    images,
+    ...scores,
+    source,
+  };
 }
 
 /**
@@ -351,14 +362,18 @@ export function readDatasetInfoEntry(infoFile: string, name: string): DatasetInf
   }
   if (entry.ranking !== true) throw new DataError([`${at}: field 'ranking': must be true for preference pairs`]);
   if (entry.formatting !== undefined && entry.formatting !== "alpaca") {
-    throw new DataError([`${at}: field 'formatting': only "alpaca" is supported for image pairs, got ${JSON.stringify(entry.formatting)}`]);
+    throw new DataError([
+      `${at}: field 'formatting': only "alpaca" is supported for image pairs, got ${JSON.stringify(entry.formatting)}`,
+    ]);
   }
   const columns: Partial<RankingColumns> = {};
   const raw = (entry.columns ?? {}) as Record<string, unknown>;
   for (const [key, value] of Object.entries(raw)) {
     const ours = COLUMN_KEYS[key];
     if (!ours) {
-      throw new DataError([`${at}: columns.${key}: not supported for image pairs (known: ${Object.keys(COLUMN_KEYS).join(", ")})`]);
+      throw new DataError([
+        `${at}: columns.${key}: not supported for image pairs (known: ${Object.keys(COLUMN_KEYS).join(", ")})`,
+      ]);
     }
     if (typeof value !== "string") throw new DataError([`${at}: columns.${key}: expected a column name`]);
     columns[ours] = value;

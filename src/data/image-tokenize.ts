@@ -132,18 +132,27 @@ export function tokenizeImagePair(
   const expand = (content: string) =>
     content
       .split(IMAGE_PLACEHOLDER)
-      .reduce((acc, piece, i) => (i === 0 ? piece : acc + VISION_START + IMAGE_PAD.repeat(counts[next++]!) + VISION_END + piece), "");
+      .reduce(
+        (acc, piece, i) =>
+          i === 0 ? piece : acc + VISION_START + IMAGE_PAD.repeat(counts[next++]!) + VISION_END + piece,
+        "",
+      );
   const prompt = record.prompt.map((m) => ({ role: m.role, content: expand(m.content) }));
 
   const tok = processor.tokenizer;
   const encode = (s: string) => tok.encode(s, { addSpecialTokens: false });
   // The prompt, turn by turn (each formatted turn encoded on its own, as LLaMA-Factory does).
   const promptIds: number[] = encode(QWEN2_VL_CHAT.system(record.system ?? QWEN2_VL_CHAT.defaultSystem));
-  for (const m of prompt) promptIds.push(...encode(m.role === "user" ? QWEN2_VL_CHAT.user(m.content) : QWEN2_VL_CHAT.assistant(m.content)));
+  for (const m of prompt)
+    promptIds.push(...encode(m.role === "user" ? QWEN2_VL_CHAT.user(m.content) : QWEN2_VL_CHAT.assistant(m.content)));
   const chosenIds = encode(QWEN2_VL_CHAT.assistant(record.chosen));
   const rejectedIds = encode(QWEN2_VL_CHAT.assistant(record.rejected));
 
-  const [sourceLen, targetLen] = inferSeqlen(promptIds.length, Math.max(chosenIds.length, rejectedIds.length), cutoffLen);
+  const [sourceLen, targetLen] = inferSeqlen(
+    promptIds.length,
+    Math.max(chosenIds.length, rejectedIds.length),
+    cutoffLen,
+  );
   const padId = processor.imagePadId;
   const imageTokens = promptIds.filter((id) => id === padId).length;
   if (sourceLen < promptIds.length && promptIds.slice(sourceLen).some((id) => id === padId)) {
@@ -183,7 +192,9 @@ export function tokenizeImageRecords(
 ): ImageTokenizedPair[] {
   return mapRecords(records, (record) => {
     const known = sizes && record.images.every((f) => sizes.has(f));
-    const imageSizes = known ? record.images.map((f) => [sizes.get(f)!.width, sizes.get(f)!.height] as [number, number]) : undefined;
+    const imageSizes = known
+      ? record.images.map((f) => [sizes.get(f)!.width, sizes.get(f)!.height] as [number, number])
+      : undefined;
     return tokenizeImagePair(record, processor, options, imageSizes);
   });
 }

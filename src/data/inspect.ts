@@ -147,7 +147,10 @@ export async function inspectFile(file: string, options: InspectOptions = {}): P
  * an image processor, image token counts. Text token lengths are not computed for them.
  */
 async function inspectImageFile(file: string, options: InspectOptions): Promise<DataInspection> {
-  const { records, imageSizes } = await readImagePreferenceData(file, options.mediaDir ? { mediaDir: options.mediaDir } : {});
+  const { records, imageSizes } = await readImagePreferenceData(
+    file,
+    options.mediaDir ? { mediaDir: options.mediaDir } : {},
+  );
   const asText = records.map(textView);
   const inspection = inspectRecords(asText, { ...options, tokenizer: null, file });
   const perRecord = records.map((r) => r.images.length);
@@ -177,7 +180,9 @@ async function inspectImageFile(file: string, options: InspectOptions): Promise<
 function textView(r: ImagePreferenceRecord): PreferenceRecord {
   let next = 0;
   const show = (content: string) =>
-    content.split(IMAGE_PLACEHOLDER).reduce((acc, piece, i) => (i === 0 ? piece : `${acc}<image:${r.images[next++]}>${piece}`), "");
+    content
+      .split(IMAGE_PLACEHOLDER)
+      .reduce((acc, piece, i) => (i === 0 ? piece : `${acc}<image:${r.images[next++]}>${piece}`), "");
   const prompt = [...(r.system ? [{ role: "system", content: r.system }] : []), ...r.prompt].map((m) => ({
     role: m.role,
     content: show(m.content),
@@ -489,7 +494,9 @@ export function formatInspection(r: DataInspection): string {
           `per record p50 ${fmt(t.perRecord.p50, 1)}, max ${fmt(t.perRecord.max)}`,
       );
     } else {
-      out.push("  (give --tokenizer DIR of a Qwen2-VL model, with its preprocessor_config.json, for image token counts)");
+      out.push(
+        "  (give --tokenizer DIR of a Qwen2-VL model, with its preprocessor_config.json, for image token counts)",
+      );
     }
   }
 

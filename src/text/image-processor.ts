@@ -68,7 +68,9 @@ export function parseImageProcessorConfig(json: JsonObject, file: string): Image
   };
   const resample = json.resample;
   if (resample !== undefined && resample !== null && resample !== PIL_BICUBIC) {
-    throw new TokenizerError(`${file}: field 'resample': only bicubic (3) is supported, got ${JSON.stringify(resample)}`);
+    throw new TokenizerError(
+      `${file}: field 'resample': only bicubic (3) is supported, got ${JSON.stringify(resample)}`,
+    );
   }
   if (json.do_convert_rgb === false) {
     throw new TokenizerError(`${file}: field 'do_convert_rgb': false is not supported (images are always RGB here)`);
@@ -268,7 +270,7 @@ export class Qwen2VLImageProcessor {
   imageTokenCount(height: number, width: number): number {
     const [h, w] = this.resizedSize(height, width);
     const c = this.config;
-    return (h / c.patchSize) * (w / c.patchSize) / (c.mergeSize * c.mergeSize);
+    return ((h / c.patchSize) * (w / c.patchSize)) / (c.mergeSize * c.mergeSize);
   }
 
   /** Patches and grids of `images`, in order (`names` label errors, e.g. the file of each image). */

@@ -93,7 +93,10 @@ export class Qwen2VLProcessor {
   }
 
   /** Renders messages (content as a string or a list of {type: "text" | "image"} parts) with the chat template. */
-  applyChatTemplate(messages: readonly ChatMessage[], options: Omit<ApplyChatTemplateOptions, "tokenize"> = {}): string {
+  applyChatTemplate(
+    messages: readonly ChatMessage[],
+    options: Omit<ApplyChatTemplateOptions, "tokenize"> = {},
+  ): string {
     const chatTemplate = options.chatTemplate ?? this.chatTemplate;
     return this.tokenizer.applyChatTemplate(messages, { ...options, ...(chatTemplate ? { chatTemplate } : {}) });
   }
@@ -146,8 +149,12 @@ export class Qwen2VLProcessor {
       attentionMask: tensor(mask, { shape: [ids.length, length] }),
     };
     if (images.gridThw.length > 0) {
-      out.pixelValues = tensor(images.pixelValues, { shape: [images.pixelValues.length / images.patchDim, images.patchDim] });
-      out.imageGridThw = tensor(BigInt64Array.from(images.gridThw.flat(), BigInt), { shape: [images.gridThw.length, 3] });
+      out.pixelValues = tensor(images.pixelValues, {
+        shape: [images.pixelValues.length / images.patchDim, images.patchDim],
+      });
+      out.imageGridThw = tensor(BigInt64Array.from(images.gridThw.flat(), BigInt), {
+        shape: [images.gridThw.length, 3],
+      });
     }
     return out;
   }

@@ -220,9 +220,12 @@ function referenceProblem(v: Record<string, unknown>): string | undefined {
 function renameLlamaFactoryKeys(raw: Record<string, unknown>, where: string): void {
   for (const [theirs, rule] of Object.entries(LLAMA_FACTORY_KEYS)) {
     if (!Object.hasOwn(raw, theirs)) continue;
-    if ("refused" in rule) throw new ConfigError(`${where}: key '${theirs}' (LLaMA-Factory's) is not read: ${rule.refused}`);
+    if ("refused" in rule)
+      throw new ConfigError(`${where}: key '${theirs}' (LLaMA-Factory's) is not read: ${rule.refused}`);
     if (Object.hasOwn(raw, rule.ours)) {
-      throw new ConfigError(`${where}: keys '${theirs}' (LLaMA-Factory's name) and '${rule.ours}' mean the same; give one`);
+      throw new ConfigError(
+        `${where}: keys '${theirs}' (LLaMA-Factory's name) and '${rule.ours}' mean the same; give one`,
+      );
     }
     raw[rule.ours] = raw[theirs];
     delete raw[theirs];

@@ -49,7 +49,12 @@ const trlRows = [
       { role: "system", content: "Be brief." },
       {
         role: "user",
-        content: [{ type: "text", text: "Compare " }, { type: "image" }, { type: "text", text: " and " }, { type: "image" }],
+        content: [
+          { type: "text", text: "Compare " },
+          { type: "image" },
+          { type: "text", text: " and " },
+          { type: "image" },
+        ],
       },
     ],
     chosen: "The first is red.",
@@ -151,10 +156,22 @@ describe("image preference records", () => {
       assert.match(e.message, /bad\.jsonl:4: the prompt has 1 image placeholder .* but 'images' lists 2/);
       return true;
     });
-    const onlyImages = writeJsonl("bad-images.jsonl", [lfRows[0], { ...lfRows[0], images: ["img/missing.png"] }, { ...lfRows[0], images: ["img/broken.png"] }]);
+    const onlyImages = writeJsonl("bad-images.jsonl", [
+      lfRows[0],
+      { ...lfRows[0], images: ["img/missing.png"] },
+      { ...lfRows[0], images: ["img/broken.png"] },
+    ]);
     await assert.rejects(readImagePreferenceFile(onlyImages), (e: Error) => {
-      assert.match(e.message, new RegExp(`bad-images\\.jsonl:2: image ${join(tmp, "img", "missing.png")}: cannot read the image \\(no such file\\)`));
-      assert.match(e.message, new RegExp(`bad-images\\.jsonl:3: image ${join(tmp, "img", "broken.png")}: cannot decode the PNG`));
+      assert.match(
+        e.message,
+        new RegExp(
+          `bad-images\\.jsonl:2: image ${join(tmp, "img", "missing.png")}: cannot read the image \\(no such file\\)`,
+        ),
+      );
+      assert.match(
+        e.message,
+        new RegExp(`bad-images\\.jsonl:3: image ${join(tmp, "img", "broken.png")}: cannot decode the PNG`),
+      );
       return true;
     });
   });
@@ -227,7 +244,10 @@ describe("qwen2_vl pair tokenisation (LLaMA-Factory's pairwise processor)", () =
     assert.equal(cut.chosenInputIds.length, 2 * prompt + 1);
     assert.deepEqual(cut.chosenInputIds, whole.chosenInputIds.slice(0, 2 * prompt + 1));
     assert.deepEqual(cut.rejectedInputIds, whole.rejectedInputIds); // shorter than its share
-    assert.throws(() => tokenizeImagePair(record!, processor, { cutoffLen: 12 }), /long\.jsonl:1: cutoff_len 12 would cut into the prompt's 4 image tokens/);
+    assert.throws(
+      () => tokenizeImagePair(record!, processor, { cutoffLen: 12 }),
+      /long\.jsonl:1: cutoff_len 12 would cut into the prompt's 4 image tokens/,
+    );
   });
 
   test("images are bounded in size first, as LLaMA-Factory does (image_max_pixels 768*768, image_min_pixels 32*32)", () => {

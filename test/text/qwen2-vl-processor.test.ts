@@ -75,7 +75,11 @@ describe("Qwen2-VL image processor against the PIL/torch reference", { skip: ski
   const png = writePng(join(tmp, "alpha.png"), decodable, (x, y) => (x * 13 + y * 7) % 256);
   const jpg = writeJpeg(join(tmp, "photo.jpg"), decodable, 95);
   const ref = once(() => {
-    const [a, b, c] = reference([{ images: exact }, { images: resized, config: small }, { images: [], files: [png, jpg] }]);
+    const [a, b, c] = reference([
+      { images: exact },
+      { images: resized, config: small },
+      { images: [], files: [png, jpg] },
+    ]);
     return { exact: a!, resized: b!, decoded: c!.decoded };
   });
 
@@ -177,7 +181,10 @@ describe("Qwen2VLProcessor", () => {
     });
     const mask = out.attentionMask.toArray() as number[][];
     assert.equal(mask.length, 2);
-    assert.ok(mask.some((r) => r.includes(0)), "one row is padded");
+    assert.ok(
+      mask.some((r) => r.includes(0)),
+      "one row is padded",
+    );
     assert.deepEqual(out.pixelValues!.shape, [16, 1176]);
   });
 
@@ -192,17 +199,25 @@ describe("Qwen2VLProcessor", () => {
     });
     const junk = join(tmp, "junk.jpg");
     writeFileSync(junk, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
-    assert.throws(() => readImage(junk), { name: "ImageError", message: new RegExp(`${junk}: cannot decode the JPEG`) });
-    assert.throws(() => decodeImage(Buffer.from("GIF89a")), ImageError);
-    assert.throws(() => processor.encode({ text: "<|image_pad|>", images: [{ width: 2, height: 2, data: new Uint8Array(5) }] }), {
-      message: /image 0: data holds 5 bytes, a 2x2 RGB image needs 12/,
+    assert.throws(() => readImage(junk), {
+      name: "ImageError",
+      message: new RegExp(`${junk}: cannot decode the JPEG`),
     });
+    assert.throws(() => decodeImage(Buffer.from("GIF89a")), ImageError);
+    assert.throws(
+      () => processor.encode({ text: "<|image_pad|>", images: [{ width: 2, height: 2, data: new Uint8Array(5) }] }),
+      {
+        message: /image 0: data holds 5 bytes, a 2x2 RGB image needs 12/,
+      },
+    );
     const bad = writeQwen2VLProcessor({ resample: 2 });
     assert.throws(() => AutoProcessor.fromPretrained(bad.dir), {
       message: /preprocessor_config\.json: field 'resample': only bicubic \(3\) is supported, got 2/,
     });
     const bad2 = writeQwen2VLProcessor({ merge_size: 0 });
-    assert.throws(() => AutoProcessor.fromPretrained(bad2.dir), { message: /field 'merge_size': expected a positive integer/ });
+    assert.throws(() => AutoProcessor.fromPretrained(bad2.dir), {
+      message: /field 'merge_size': expected a positive integer/,
+    });
     assert.throws(() => AutoProcessor.fromPretrained(tmp), { message: /no preprocessor_config\.json in/ });
   });
 

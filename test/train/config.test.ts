@@ -636,9 +636,18 @@ describe("LLaMA-Factory's key names (the reference's multimodal recipe)", () => 
   });
 
   it("cutoff_len, template, pref_loss: sigmoid and a key given twice under both names are refused by name", () => {
-    assert.throws(() => loadTrainConfig(yamlFile(`${BASE}cutoff_len: 4096\n`)), /key 'cutoff_len' \(LLaMA-Factory's\) is not read: set max_length instead/);
-    assert.throws(() => loadTrainConfig(yamlFile(`${BASE}template: qwen2_vl\n`)), /key 'template' \(LLaMA-Factory's\) is not read/);
-    assert.throws(() => loadTrainConfig(yamlFile(`${BASE}pref_loss: sigmoid\n`)), /"sigmoid" is DPO: write pref_loss: dpo/);
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}cutoff_len: 4096\n`)),
+      /key 'cutoff_len' \(LLaMA-Factory's\) is not read: set max_length instead/,
+    );
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}template: qwen2_vl\n`)),
+      /key 'template' \(LLaMA-Factory's\) is not read/,
+    );
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}pref_loss: sigmoid\n`)),
+      /"sigmoid" is DPO: write pref_loss: dpo/,
+    );
     assert.throws(
       () => loadTrainConfig(yamlFile(`${BASE}pref_beta: 2.0\nbeta: 0.1\n`)),
       /keys 'pref_beta' \(LLaMA-Factory's name\) and 'beta' mean the same; give one/,
