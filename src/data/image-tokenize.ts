@@ -64,8 +64,8 @@ export function regularizedSize(width: number, height: number, options: ImageTok
     [w, h] = [Math.trunc(w * f), Math.trunc(h * f)];
   }
   if (Math.min(w, h) < 28) [w, h] = [Math.max(w, 28), Math.max(h, 28)];
-  if (w / h > 200) [w, h] = [h * 180, h];
-  if (h / w > 200) [w, h] = [w, w * 180];
+  if (w / h > 200) w = h * 180;
+  if (h / w > 200) h = w * 180;
   return [w, h];
 }
 
