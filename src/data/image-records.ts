@@ -66,6 +66,7 @@ export function isImageRow(row: unknown, imagesColumn = "images"): boolean {
 }
 
 function describe(v: unknown): string {
+  if (v === undefined) return "nothing";
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   return typeof v === "string" ? (v.length ? "a string" : "an empty string") : `a ${typeof v}`;
@@ -202,10 +203,13 @@ export function toImageRecord(
       prompt = undefined;
     }
   } else {
-    const instruction = r[cols.prompt];
+    // LLaMA-Factory's instruction column, or a plain-text TRL prompt (with <image> placeholders).
+    const column = r[cols.prompt] === undefined && typeof r.prompt === "string" ? "prompt" : cols.prompt;
+    const instruction = r[column];
     if (typeof instruction !== "string") {
-      const which = r.prompt !== undefined ? "prompt" : cols.prompt;
-      problems.push(`${at}: field '${which}': expected a string (or TRL's message list), got ${describe(r[which])}`);
+      problems.push(
+        `${at}: field '${column}': expected a string (or TRL's message list in 'prompt'), got ${describe(instruction)}`,
+      );
     } else {
       // LLaMA-Factory joins instruction and input with a newline.
       const query = r[cols.query];

@@ -152,6 +152,12 @@ describe("image preference records", () => {
       { ...lfRows[0], images: ["img/broken.png"] },
       { ...lfRows[0], images: ["img/red.png", "img/red.png"] },
     ]);
+    const plain = writeJsonl("plain.jsonl", [{ ...trlRows[0], prompt: "<image>What colour is this?" }, { images: [] }]);
+    await assert.rejects(readImagePreferenceFile(plain), (e: Error) => {
+      assert.match(e.message, /plain\.jsonl:2: field 'instruction': expected a string .*, got nothing/);
+      assert.doesNotMatch(e.message, /plain\.jsonl:1/);
+      return true;
+    });
     await assert.rejects(readImagePreferenceFile(file), (e: Error) => {
       assert.match(e.message, /bad\.jsonl:4: the prompt has 1 image placeholder .* but 'images' lists 2/);
       return true;
