@@ -30,7 +30,10 @@ export interface ProcessorInput {
   images?: readonly ImageInput[];
 }
 
-/** What the model reads: ids and mask [B, T] int64; pixelValues float32 [patches, 1176]; imageGridThw int64 [images, 3]. */
+/**
+ * What the model reads: inputIds and attentionMask int64 [B, T]; pixelValues float32
+ * [patches, 1176]; imageGridThw int64 [images, 3].
+ */
 export interface ProcessorOutput {
   inputIds: Tensor;
   attentionMask: Tensor;

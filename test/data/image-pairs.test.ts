@@ -84,7 +84,7 @@ function writeJsonl(name: string, rows: unknown[]): string {
 }
 
 describe("image preference records", () => {
-  test("TRL's and LLaMA-Factory's formats read into the same records, images resolved against the data file", async () => {
+  test("TRL's and LLaMA-Factory's formats read into the same records, paths from the data file's folder", async () => {
     const trl = await readImagePreferenceFile(writeJsonl("trl.jsonl", trlRows));
     const lf = await readImagePreferenceFile(writeJsonl("lf.jsonl", lfRows));
     const strip = (rs: typeof trl) => rs.map(({ source: _source, ...r }) => r);
@@ -144,7 +144,7 @@ describe("image preference records", () => {
     assert.throws(() => readDatasetInfoEntry(info, "nope"), /no data set named 'nope' \(it has: mm_pairs, remote\)/);
   });
 
-  test("missing and undecodable images, and placeholder counts, name the record and the file, all at once", async () => {
+  test("bad fields, missing or undecodable images and placeholder counts name the record (and file)", async () => {
     writeFileSync(join(tmp, "img", "broken.png"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3]));
     const file = writeJsonl("bad.jsonl", [
       lfRows[0],
@@ -190,7 +190,8 @@ describe("qwen2_vl pair tokenisation (LLaMA-Factory's pairwise processor)", () =
     // Written out by hand from the template: system, user turn with 4 pads (56x56 -> 2x2 merged patches).
     const prompt =
       "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n" +
-      `<|vision_start|>${"<|image_pad|>".repeat(4)}<|vision_end|>What colour is this?<|im_end|>\n<|im_start|>assistant\n`;
+      `<|vision_start|>${"<|image_pad|>".repeat(4)}<|vision_end|>What colour is this?<|im_end|>\n` +
+      "<|im_start|>assistant\n";
     const tok = processor.tokenizer;
     const promptIds = tok.encode(prompt, { addSpecialTokens: false });
     const chosen = tok.encode("Red.<|im_end|>\n", { addSpecialTokens: false });
@@ -204,7 +205,7 @@ describe("qwen2_vl pair tokenisation (LLaMA-Factory's pairwise processor)", () =
     assert.equal(pair.promptLength, promptIds.length);
   });
 
-  test("two images: their pads in order, the record's system prompt; batches carry both copies of the pixels", async () => {
+  test("two images: pads in order, the record's system prompt; batches carry both copies of the pixels", async () => {
     const { records, imageSizes } = await readImagePreferenceData(writeJsonl("two.jsonl", lfRows));
     const pairs = tokenizeImageRecords(records, processor, {}, imageSizes);
     const p = pairs[1]!;
@@ -256,7 +257,7 @@ describe("qwen2_vl pair tokenisation (LLaMA-Factory's pairwise processor)", () =
     );
   });
 
-  test("images are bounded in size first, as LLaMA-Factory does (image_max_pixels 768*768, image_min_pixels 32*32)", () => {
+  test("images are bounded first, as LLaMA-Factory (image_max_pixels 768*768, image_min_pixels 32*32)", () => {
     assert.deepEqual(regularizedSize(1000, 1000), [768, 768]);
     assert.deepEqual(regularizedSize(2000, 1000), [1086, 543]);
     assert.deepEqual(regularizedSize(20, 20), [32, 32]);

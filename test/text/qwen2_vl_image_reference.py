@@ -74,7 +74,8 @@ def run(req):
     for path in req.get("files", []):
         image = convert_to_rgb(Image.open(path))
         rgb = np.asarray(image, dtype=np.uint8)
-        out["decoded"].append({"width": image.width, "height": image.height, "rgb": base64.b64encode(rgb.tobytes()).decode()})
+        encoded = base64.b64encode(rgb.tobytes()).decode()
+        out["decoded"].append({"width": image.width, "height": image.height, "rgb": encoded})
     return out
 
 
