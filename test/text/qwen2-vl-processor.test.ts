@@ -221,6 +221,15 @@ describe("Qwen2VLProcessor", () => {
     assert.throws(() => AutoProcessor.fromPretrained(tmp), { message: /no preprocessor_config\.json in/ });
   });
 
+  test("chat_template.json (the processor's template) wins over the tokenizer's", () => {
+    const own = writeQwen2VLProcessor();
+    const template = "{% for m in messages %}[{{ m['role'] }}]{% endfor %}";
+    writeFileSync(join(own.dir, "chat_template.json"), JSON.stringify({ chat_template: template }));
+    const messages = [{ role: "user", content: "hi" }];
+    assert.equal(AutoProcessor.fromPretrained(own.dir).applyChatTemplate(messages), "[user]");
+    assert.match(processor.applyChatTemplate(messages), /^<\|im_start\|>system\nYou are a helpful assistant/);
+  });
+
   test("min_pixels and max_pixels from preprocessor_config.json set the pad count", () => {
     const bounded = AutoProcessor.fromPretrained(writeQwen2VLProcessor({ max_pixels: 28 * 28 * 4 }).dir);
     const out = bounded.encode({ text: "<|image_pad|>", images: [patternImage(448, 448)] });
