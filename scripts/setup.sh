@@ -19,6 +19,8 @@ if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-torch >/dev/
 if [ "${OMNI_DPO_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
 # Jinja2 for Python: chat templates and TRL's chat rendering are checked against it.
 if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-jinja2 >/dev/null 2>&1; then need+=(python3-jinja2); fi
+# PIL for Python: image decoding and bicubic resizing are checked against it.
+if [ "${OMNI_DPO_SKIP_PYTHON_TORCH:-0}" != 1 ] && ! dpkg -s python3-pil >/dev/null 2>&1; then need+=(python3-pil); fi
 # strace checks that checkpoints are fsynced before their rename; iproute2's `ip` makes the network
 # namespaces of the two-host training test (which also needs root).
 dpkg -s strace >/dev/null 2>&1 || need+=(strace)

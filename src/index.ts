@@ -47,6 +47,14 @@ export {
 } from "./objectives/index.js";
 export { AutoTokenizer, Tokenizer, TokenizerError, ChatTemplateError, type ChatMessage } from "./text/index.js";
 export {
+  AutoProcessor,
+  Qwen2VLProcessor,
+  Qwen2VLImageProcessor,
+  type ImageInput,
+  type ProcessorOutput,
+} from "./text/index.js";
+export { readImage, decodeImage, ImageError, type RgbImage } from "./util/images.js";
+export {
   AutoModelForCausalLM,
   AutoModelForImageTextToText,
   createModel,
@@ -95,6 +103,14 @@ export { generate, type GenerateOptions, type GenerateResult } from "./models/ge
 export { KVCache } from "./models/cache.js";
 export { Qwen2VLForConditionalGeneration, type ImageInputs, type ImageForwardOptions } from "./models/qwen2-vl.js";
 export { readPreferenceFile } from "./data/readers.js";
+export { readImagePreferenceFile, readDatasetInfoEntry, type ImagePreferenceRecord } from "./data/image-records.js";
+export {
+  tokenizeImagePair,
+  tokenizeImageRecords,
+  imagePairBatch,
+  type ImageTokenizedPair,
+  type ImageBatch,
+} from "./data/image-tokenize.js";
 export { DataError, type PreferenceRecord, type Message } from "./data/records.js";
 export {
   tokenizePair,

@@ -3,8 +3,10 @@
 // histogram and the share of near-ambiguous pairs, duplicate prompts. The file is read and
 // validated exactly as training reads it, so a bad file fails with the same file:line:field
 // errors.
-import type { Tokenizer } from "../text/index.js";
-import { readPreferenceFile } from "./readers.js";
+import type { Qwen2VLImageProcessor, Tokenizer } from "../text/index.js";
+import { IMAGE_PLACEHOLDER, isImageRow, readImagePreferenceData, type ImagePreferenceRecord } from "./image-records.js";
+import { imageTokenCount } from "./image-tokenize.js";
+import { readPreferenceFile, readRows } from "./readers.js";
 import { mapRecords, where, type PreferenceRecord, type Text } from "./records.js";
 import {
   boundPair,
@@ -32,6 +34,10 @@ export interface InspectOptions {
   bins?: number;
   /** How many duplicate-prompt examples to keep (default 5). */
   maxExamples?: number;
+  /** For image records: counts each image's <|image_pad|> tokens (a Qwen2-VL model directory's processor). */
+  imageProcessor?: Qwen2VLImageProcessor | null;
+  /** For image records: the folder relative image paths are taken from (default: the data file's). */
+  mediaDir?: string;
 }
 
 /** p50 / p90 / p99 (linear interpolation between ranks, as numpy's default) and the max. */
@@ -109,6 +115,16 @@ export interface DataInspection {
     negative: number;
     zero: number;
   };
+  /** Null for text records. Every image is decoded (a bad one fails the inspection, naming it). */
+  images: null | {
+    /** Image references in all records, and distinct files among them. */
+    images: number;
+    distinctFiles: number;
+    /** Images a record. */
+    perRecord: Percentiles;
+    /** Null without an image processor: <|image_pad|> tokens, as training will expand them. */
+    tokens: null | { total: number; perImage: Percentiles; perRecord: Percentiles };
+  };
   duplicates: {
     /** Distinct prompts that occur in more than one row. */
     prompts: number;
@@ -121,7 +137,58 @@ export interface DataInspection {
 
 /** Reads, validates and inspects a preference file. Throws DataError (file:line:field) on a bad file. */
 export async function inspectFile(file: string, options: InspectOptions = {}): Promise<DataInspection> {
+  if ((await readRows(file)).some(({ row }) => isImageRow(row))) return inspectImageFile(file, options);
   return inspectRecords(await readPreferenceFile(file), { ...options, file });
+}
+
+/**
+ * Image records: the text statistics over their prompts (an image shown as <image:FILE>, so the
+ * same question about different images is no duplicate) and answers, plus image counts and, with
+ * an image processor, image token counts. Text token lengths are not computed for them.
+ */
+async function inspectImageFile(file: string, options: InspectOptions): Promise<DataInspection> {
+  const { records, imageSizes } = await readImagePreferenceData(
+    file,
+    options.mediaDir ? { mediaDir: options.mediaDir } : {},
+  );
+  const asText = records.map(textView);
+  const inspection = inspectRecords(asText, { ...options, tokenizer: null, file });
+  const perRecord = records.map((r) => r.images.length);
+  let tokens: NonNullable<DataInspection["images"]>["tokens"] = null;
+  if (options.imageProcessor) {
+    const processor = options.imageProcessor;
+    const count = (f: string) => imageTokenCount(processor, imageSizes.get(f)!.width, imageSizes.get(f)!.height);
+    const perImage = records.flatMap((r) => r.images.map(count));
+    tokens = {
+      total: perImage.reduce((a, b) => a + b, 0),
+      perImage: percentiles(perImage),
+      perRecord: percentiles(records.map((r) => r.images.reduce((n, f) => n + count(f), 0))),
+    };
+  }
+  return {
+    ...inspection,
+    images: {
+      images: perRecord.reduce((a, b) => a + b, 0),
+      distinctFiles: imageSizes.size,
+      perRecord: percentiles(perRecord),
+      tokens,
+    },
+  };
+}
+
+/** An image record as a text record: system and prompt turns, each image as <image:FILE>. */
+function textView(r: ImagePreferenceRecord): PreferenceRecord {
+  let next = 0;
+  const show = (content: string) =>
+    content
+      .split(IMAGE_PLACEHOLDER)
+      .reduce((acc, piece, i) => (i === 0 ? piece : `${acc}<image:${r.images[next++]}>${piece}`), "");
+  const prompt = [...(r.system ? [{ role: "system", content: r.system }] : []), ...r.prompt].map((m) => ({
+    role: m.role,
+    content: show(m.content),
+  }));
+  const scores = r.scoreChosen === undefined ? {} : { scoreChosen: r.scoreChosen, scoreRejected: r.scoreRejected };
+  return { prompt, chosen: r.chosen, rejected: r.rejected, ...scores, source: r.source };
 }
 
 /** Inspects validated records (as readPreferenceFile returns them). */
@@ -208,6 +275,7 @@ export function inspectRecords(
     tokens,
     truncation,
     margins,
+    images: null,
     duplicates: duplicatePrompts(records, options.maxExamples ?? 5),
   };
 }
@@ -383,6 +451,8 @@ export function formatInspection(r: DataInspection): string {
           "tokenised up to that cut, as training does, so the lengths above are lower bounds for them",
       );
     }
+  } else if (r.images) {
+    out.push("  (not computed for image records; image tokens are counted below)");
   } else {
     out.push("  (give --tokenizer DIR for token lengths and truncation counts)");
   }
@@ -408,6 +478,26 @@ export function formatInspection(r: DataInspection): string {
     if (m.negative || m.zero) out.push(`  rejected scored higher: ${m.negative}; ties: ${m.zero}`);
   } else {
     out.push("  no scores (Omni-DPO's quality weight needs score_chosen and score_rejected)");
+  }
+
+  if (r.images) {
+    const i = r.images;
+    out.push(
+      "",
+      `Images: ${i.images} in ${c.records} records (${i.distinctFiles} distinct files), ` +
+        `per record p50 ${fmt(i.perRecord.p50, 1)}, max ${fmt(i.perRecord.max)}`,
+    );
+    if (i.tokens) {
+      const t = i.tokens;
+      out.push(
+        `  image tokens: ${t.total} in all; per image p50 ${fmt(t.perImage.p50, 1)}, max ${fmt(t.perImage.max)}; ` +
+          `per record p50 ${fmt(t.perRecord.p50, 1)}, max ${fmt(t.perRecord.max)}`,
+      );
+    } else {
+      out.push(
+        "  (give --tokenizer DIR of a Qwen2-VL model, with its preprocessor_config.json, for image token counts)",
+      );
+    }
   }
 
   const d = r.duplicates;

@@ -50,7 +50,7 @@ export class DataError extends Error {
 }
 
 /** `fn` over every record; the DataErrors of all of them are gathered into one, thrown after the last. */
-export function mapRecords<T>(records: PreferenceRecord[], fn: (record: PreferenceRecord) => T): T[] {
+export function mapRecords<R, T>(records: readonly R[], fn: (record: R) => T): T[] {
   const problems: string[] = [];
   const out: T[] = [];
   for (const record of records) {

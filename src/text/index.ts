@@ -19,3 +19,24 @@ export {
   type SpecialTokenKey,
 } from "./tokenizer-config.js";
 export { TokenizerError, ChatTemplateError } from "./errors.js";
+export {
+  Qwen2VLImageProcessor,
+  smartResize,
+  resizeBicubic,
+  parseImageProcessorConfig,
+  QWEN2_VL_IMAGE_DEFAULTS,
+  type ImageProcessorConfig,
+  type ProcessedImages,
+} from "./image-processor.js";
+export {
+  AutoProcessor,
+  Qwen2VLProcessor,
+  PREPROCESSOR_CONFIG,
+  loadImage,
+  IMAGE_PAD,
+  VISION_START,
+  VISION_END,
+  type ImageInput,
+  type ProcessorInput,
+  type ProcessorOutput,
+} from "./vl-processor.js";

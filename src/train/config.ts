@@ -19,7 +19,16 @@ import { resolveLengthNorm } from "./length-norm.js";
 import { nearestKey } from "../util/nearest.js";
 
 export { nearestKey };
-import { ALL_KEYS, fieldOf, REPORTERS, specOf, SUPPORTED_KEYS, type KeySpec, type RecipeValues } from "./keys.js";
+import {
+  ALL_KEYS,
+  fieldOf,
+  LLAMA_FACTORY_KEYS,
+  REPORTERS,
+  specOf,
+  SUPPORTED_KEYS,
+  type KeySpec,
+  type RecipeValues,
+} from "./keys.js";
 
 export interface TrainConfig extends Omit<RecipeValues, "dpoLengthNorm"> {
   /** dpo_length_norm as resolved: the recipe's, else as the trainer it is written for (length-norm.ts). */
@@ -207,6 +216,26 @@ function referenceProblem(v: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+/** LLaMA-Factory's key names read as ours, or refused by name (keys.ts LLAMA_FACTORY_KEYS); in place. */
+function renameLlamaFactoryKeys(raw: Record<string, unknown>, where: string): void {
+  for (const [theirs, rule] of Object.entries(LLAMA_FACTORY_KEYS)) {
+    if (!Object.hasOwn(raw, theirs)) continue;
+    if ("refused" in rule)
+      throw new ConfigError(`${where}: key '${theirs}' (LLaMA-Factory's) is not read: ${rule.refused}`);
+    if (Object.hasOwn(raw, rule.ours)) {
+      throw new ConfigError(
+        `${where}: keys '${theirs}' (LLaMA-Factory's name) and '${rule.ours}' mean the same; give one`,
+      );
+    }
+    raw[rule.ours] = raw[theirs];
+    delete raw[theirs];
+  }
+  // LLaMA-Factory's pref_loss: sigmoid is DPO's loss; here pref_loss names the objective.
+  if (raw.pref_loss === "sigmoid") {
+    throw new ConfigError(`${where}: key 'pref_loss': LLaMA-Factory's "sigmoid" is DPO: write pref_loss: dpo`);
+  }
+}
+
 /** Reads a YAML file (or an already-parsed object) with overrides into a checked TrainConfig. */
 export function loadTrainConfig(
   source: string | Record<string, unknown>,
@@ -229,6 +258,7 @@ export function loadTrainConfig(
     raw = { ...source };
   }
   for (const [k, v] of overrides) raw[k] = v;
+  renameLlamaFactoryKeys(raw, where);
   // A key's value as errors place it: the recipe's, or --set's.
   const overridden = new Set(overrides.map(([k]) => k));
   const whereOf = (key: string) => (overridden.has(key) ? `--set ${key}` : where);

@@ -62,6 +62,7 @@ const HANDBOOK_MODEL = "alignment-handbook ModelArguments";
 const HANDBOOK_DATA = "alignment-handbook DataArguments";
 const UNI_DPO = "Uni-DPO UniDPOConfig";
 const OURS = "omni-dpo";
+const LLAMA_FACTORY = "LLaMA-Factory FinetuningArguments";
 
 /** torch_dtype's values: transformers' names for the weights' dtype, and auto (the checkpoint's). */
 export const TORCH_DTYPES = ["auto", "bfloat16", "float16", "float32", "float64"] as const;
@@ -206,6 +207,24 @@ export const RECIPE_KEYS = {
     follows: HANDBOOK_MODEL,
     status: "error",
     help: "Load the model quantised to 8 bits.",
+  },
+  freeze_vision_tower: {
+    kind: "boolean",
+    default: true,
+    group: "model",
+    follows: LLAMA_FACTORY,
+    resume: "hard",
+    help: "Vision-language models (Qwen2-VL): keep the vision tower's weights fixed. No effect on a text-only model.",
+  },
+  freeze_multi_modal_projector: {
+    kind: "boolean",
+    default: true,
+    group: "model",
+    follows: LLAMA_FACTORY,
+    resume: "hard",
+    help:
+      "Vision-language models (Qwen2-VL): keep the projector (the patch merger from vision features to text " +
+      "embeddings) fixed. No effect on a text-only model.",
   },
   use_peft: {
     kind: "boolean",
@@ -1469,3 +1488,23 @@ export function specOf(key: string): KeySpec | undefined {
 
 export const ALL_KEYS = Object.keys(RECIPE_KEYS) as RecipeKey[];
 export const SUPPORTED_KEYS = ALL_KEYS.filter((k) => !specOf(k)!.status) as SupportedKey[];
+
+/**
+ * LLaMA-Factory's names for keys (its `--stage dpo` arguments, which the reference's multimodal
+ * recipe uses): read as the key they mean, or refused with what to write instead.
+ */
+export const LLAMA_FACTORY_KEYS: Record<string, { ours: string } | { refused: string }> = {
+  pref_beta: { ours: "beta" },
+  // true: the mean log-prob over answer tokens, as Uni-DPO's dpo_length_norm.
+  dpo_average_log_prob: { ours: "dpo_length_norm" },
+  cutoff_len: {
+    refused:
+      "set max_length (and max_prompt_length) instead; LLaMA-Factory's rule keeps the answer first, TRL's, used " +
+      "here, cuts the prompt to max_prompt_length first",
+  },
+  template: {
+    refused:
+      "the chat format comes from the model directory's chat template (chat_template to replace it); " +
+      "Qwen2-VL's own template is LLaMA-Factory's qwen2_vl",
+  },
+};

@@ -1,10 +1,11 @@
 // The reference model's log-probabilities: computed live by a frozen model, or computed once
-// before training and cached on disk (keyed by the data's token ids, the reference weights, the
-// length normalisation and LD-DPO's alpha), so only the policy sits in memory while training.
+// before training and cached on disk (keyed by the data's token ids and images, the reference
+// weights, the length normalisation and LD-DPO's alpha), so only the policy sits in memory while training.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CausalLM } from "../models/causal-lm.js";
+import type { ImageTokenizedPair } from "../data/image-tokenize.js";
 import type { TokenizedPair } from "../data/tokenize.js";
 import { writeJsonAtomic } from "../util/files.js";
 import { pairLogps, type PairLogps } from "../logprobs/pairs.js";
@@ -49,6 +50,10 @@ export function modelFingerprint(dir: string): string {
   return h.digest("hex");
 }
 
+/**
+ * The cache's key: the model, the settings, every pair's ids and labels, and for image pairs
+ * the images' contents and patch grids (the same ids can come with other pixels).
+ */
 export function cacheKey(
   pairs: TokenizedPair[],
   modelHash: string,
@@ -57,10 +62,26 @@ export function cacheKey(
 ): string {
   const h = createHash("sha256");
   h.update(`${modelHash}|norm=${lengthNorm}|${ldAlpha === null ? "" : `ld=${ldAlpha}|`}`);
-  for (const p of pairs)
+  const imageHashes = new Map<string, string>();
+  const imageHash = (file: string) => {
+    let hash = imageHashes.get(file);
+    if (hash === undefined) {
+      hash = createHash("sha256").update(readFileSync(file)).digest("hex");
+      imageHashes.set(file, hash);
+    }
+    return hash;
+  };
+  for (const p of pairs) {
     h.update(
-      `${p.chosenInputIds.join(",")};${p.chosenLabels.join(",")}|${p.rejectedInputIds.join(",")};${p.rejectedLabels.join(",")}\n`,
+      `${p.chosenInputIds.join(",")};${p.chosenLabels.join(",")}|${p.rejectedInputIds.join(",")};${p.rejectedLabels.join(",")}`,
     );
+    const images = (p as Partial<ImageTokenizedPair>).images;
+    if (images?.length) {
+      const grids = (p as ImageTokenizedPair).imageGridThw;
+      h.update(`|images=${images.map(imageHash).join(",")}|grids=${JSON.stringify(grids)}`);
+    }
+    h.update("\n");
+  }
   return h.digest("hex").slice(0, 32);
 }
 

@@ -4,7 +4,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "../../src/text/index.js";
@@ -13,6 +13,7 @@ import { LABEL_PAD, tokenizeRecords } from "../../src/data/tokenize.js";
 import { histogram, inspectFile, percentiles, type DataInspection } from "../../src/data/inspect.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
+import { solidImage, writePng, writeQwen2VLProcessor } from "../helpers/qwen2-vl.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 function cli(...args: string[]) {
@@ -204,7 +205,15 @@ test("CLI: --json prints one object of the library's shape", () => {
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1);
   const j = JSON.parse(lines[0]) as DataInspection;
-  assert.deepEqual(Object.keys(j).sort(), ["counts", "duplicates", "file", "margins", "tokens", "truncation"]);
+  assert.deepEqual(Object.keys(j).sort(), [
+    "counts",
+    "duplicates",
+    "file",
+    "images",
+    "margins",
+    "tokens",
+    "truncation",
+  ]);
   assert.deepEqual(Object.keys(j.tokens!).sort(), ["chosen", "prompt", "promptPlusLonger", "rejected"]);
   assert.deepEqual(Object.keys(j.tokens!.prompt).sort(), ["max", "mean", "p50", "p90", "p99"]);
   assert.deepEqual(Object.keys(j.truncation!).sort(), [
@@ -300,4 +309,25 @@ test("data inspect --help prints inspect's help; data build --help build's", () 
   const build = help("build");
   assert.match(build, /^Usage: omni-dpo data build/);
   assert.ok(!build.includes("--ambiguous-margin"));
+});
+
+test("CLI: image records: images decoded and counted, image tokens with a Qwen2-VL --tokenizer, --images DIR", () => {
+  const model = writeQwen2VLProcessor().dir;
+  const images = join(dir, "pictures");
+  mkdirSync(images);
+  writePng(join(images, "red.png"), solidImage(300, 200, [200, 10, 10]));
+  const data = join(dir, "image-pairs.jsonl");
+  const row = { instruction: "<image>Colour?", chosen: "Red.", rejected: "Blue.", images: ["red.png"] };
+  writeFileSync(data, [row, { ...row, chosen: "It is red." }].map((r) => JSON.stringify(r)).join("\n") + "\n");
+  const r = cli("data", "inspect", data, "--tokenizer", model, "--images", images);
+  assert.equal(r.code, 0, r.stderr);
+  // 300x200 -> 308x196 (smart resize): 22 x 14 patches, 77 merged tokens.
+  assert.match(r.stdout, /Images: 2 in 2 records \(1 distinct files\)/);
+  assert.match(r.stdout, /image tokens: 154 in all; per image p50 77/);
+  const missing = cli("data", "inspect", data);
+  assert.equal(missing.code, 1);
+  assert.match(
+    missing.stderr,
+    new RegExp(`image-pairs\\.jsonl:1: image ${join(dir, "red.png")}: cannot read the image`),
+  );
 });

@@ -9,11 +9,12 @@ import { existsSync } from "node:fs";
 import { NO_TORCH_PYTHON, torchPython } from "../../src/util/python.js";
 
 /** What a test may need: a Python with torch, any Python 3, one with jinja2, Chromium, strace, root with iproute2. */
-export type Requirement = "torch" | "python" | "jinja2" | "chromium" | "strace" | "netns";
+export type Requirement = "torch" | "pil" | "python" | "jinja2" | "chromium" | "strace" | "netns";
 
 /** The variable that turns each requirement's skip into a failure. */
 export const REQUIRE_VARIABLE: Record<Requirement, string> = {
   torch: "OMNI_DPO_REQUIRE_PYTHON",
+  pil: "OMNI_DPO_REQUIRE_PYTHON",
   python: "OMNI_DPO_REQUIRE_PYTHON",
   jinja2: "OMNI_DPO_REQUIRE_PYTHON",
   chromium: "OMNI_DPO_REQUIRE_BROWSER",
@@ -47,6 +48,13 @@ function missing(what: Exclude<Requirement, "netns">): string | null {
   switch (what) {
     case "torch":
       return pythonWith("torch") ? null : NO_TORCH_PYTHON;
+    case "pil": {
+      // Image parity tests run PIL inside the python that has torch.
+      const exe = pythonWith("torch");
+      if (!exe) return NO_TORCH_PYTHON;
+      const ok = spawnSync(exe, ["-c", "import PIL"], { encoding: "utf8" }).status === 0;
+      return ok ? null : `${exe} cannot import PIL (apt-get install python3-pil)`;
+    }
     case "python":
       return pythonWith(null) ? null : "no python3 (apt-get install python3, or set OMNI_DPO_PYTHON)";
     case "jinja2":

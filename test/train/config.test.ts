@@ -622,3 +622,35 @@ describe("output_dir never deletes an input", () => {
     assert.equal(ok.config.outputDir, join(runs, "run-2"));
   });
 });
+
+describe("LLaMA-Factory's key names (the reference's multimodal recipe)", () => {
+  it("pref_beta and dpo_average_log_prob are read as beta and dpo_length_norm; the vision keys default to frozen", () => {
+    const text = `${BASE}pref_loss: uni_dpo\npref_beta: 2.0\ndpo_average_log_prob: true\n`;
+    const { config } = loadTrainConfig(yamlFile(text));
+    assert.equal(config.objectiveKeys.beta, 2);
+    assert.equal(config.dpoLengthNorm, true);
+    assert.equal(config.freezeVisionTower, true);
+    assert.equal(config.freezeMultiModalProjector, true);
+    const open = loadTrainConfig(yamlFile(`${BASE}freeze_vision_tower: false\n`)).config;
+    assert.equal(open.freezeVisionTower, false);
+  });
+
+  it("cutoff_len, template, pref_loss: sigmoid and a key given twice under both names are refused by name", () => {
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}cutoff_len: 4096\n`)),
+      /key 'cutoff_len' \(LLaMA-Factory's\) is not read: set max_length/,
+    );
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}template: qwen2_vl\n`)),
+      /key 'template' \(LLaMA-Factory's\) is not read/,
+    );
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}pref_loss: sigmoid\n`)),
+      /"sigmoid" is DPO: write pref_loss: dpo/,
+    );
+    assert.throws(
+      () => loadTrainConfig(yamlFile(`${BASE}pref_beta: 2.0\nbeta: 0.1\n`)),
+      /keys 'pref_beta' \(LLaMA-Factory's name\) and 'beta' mean the same; give one/,
+    );
+  });
+});

@@ -1,5 +1,7 @@
 // `omni-dpo data inspect|build`: look at a preference file, or build one from model samples.
 import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import {
   ENDPOINT_HELP,
   ENDPOINT_OPTIONS,
@@ -18,9 +20,12 @@ Reads and validates a preference file as training does (bad rows fail with file:
 and reports: counts (records, with scores, conversational vs plain); with a tokenizer, token
 lengths (p50/p90/p99/max of prompt, chosen, rejected, prompt + longer answer) and how many
 rows truncation will cut; the score-margin (score_chosen - score_rejected) histogram and the
-share of near-ambiguous pairs; duplicate prompts.
+share of near-ambiguous pairs; duplicate prompts. Image records (an "images" list, in TRL's or
+LLaMA-Factory's format) have every image decoded and counted; with a Qwen2-VL --tokenizer DIR
+(its preprocessor_config.json) their image tokens too.
 
   --tokenizer DIR          a model or tokenizer directory (tokenizer.json, tokenizer_config.json)
+  --images DIR             where relative image paths start (default: the data file's folder)
   --max-length N           truncation limit as in training (default 512)
   --max-prompt-length N    (default 128)
   --ambiguous-margin M     |margin| below M is near-ambiguous (default 0.5)
@@ -106,6 +111,7 @@ export const dataCommand: Command = {
         "max-length": { type: "string" },
         "max-prompt-length": { type: "string" },
         "ambiguous-margin": { type: "string" },
+        images: { type: "string" },
         json: { type: "boolean" },
       },
     });
@@ -117,11 +123,17 @@ export const dataCommand: Command = {
     if (maxPromptLength >= maxLength)
       throw new UsageError(`--max-prompt-length (${maxPromptLength}) must be below --max-length (${maxLength})`);
     const { inspectFile, formatInspection } = await import("../../data/inspect.js");
-    const tokenizer = values.tokenizer
-      ? (await import("../../text/index.js")).Tokenizer.fromPretrainedSync(values.tokenizer)
-      : null;
+    const text = await import("../../text/index.js");
+    const tokenizer = values.tokenizer ? text.Tokenizer.fromPretrainedSync(values.tokenizer) : null;
+    // A vision-language model directory counts image tokens with its own image processor.
+    const imageProcessor =
+      values.tokenizer && existsSync(join(values.tokenizer, text.PREPROCESSOR_CONFIG))
+        ? text.AutoProcessor.fromPretrained(values.tokenizer).imageProcessor
+        : null;
     const r = await inspectFile(file, {
       tokenizer,
+      imageProcessor,
+      ...(values.images ? { mediaDir: values.images } : {}),
       maxLength,
       maxPromptLength,
       ambiguousMargin: nonNegative(values["ambiguous-margin"], "--ambiguous-margin", 0.5),

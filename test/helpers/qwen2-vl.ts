@@ -1,0 +1,99 @@
+// Fixtures for Qwen2-VL processing: a processor directory (a small Qwen2-layout tokenizer with the
+// vision tokens, Qwen2-VL-Instruct's chat template, a preprocessor_config.json) and images written
+// as PNG and JPEG files, all made by the tests.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as jpeg from "jpeg-js";
+import { PNG } from "pngjs";
+import type { RgbImage } from "../../src/util/images.js";
+import { tempTokenizerDir, writeByteLevelTokenizer, type WrittenTokenizer } from "./tokenizers.js";
+
+/** Qwen2-VL-Instruct's chat template: string content, or parts of type image / text. */
+export const QWEN2_VL_TEMPLATE =
+  "{% set image_count = namespace(value=0) %}{% for message in messages %}" +
+  "{% if loop.first and message['role'] != 'system' %}" +
+  "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}" +
+  "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n" +
+  "{% else %}{% for content in message['content'] %}" +
+  "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}" +
+  "{% set image_count.value = image_count.value + 1 %}" +
+  "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}" +
+  "<|vision_start|><|image_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}" +
+  "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+export const VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>"];
+
+/** A processor directory; `preprocessor` fields override the written preprocessor_config.json. */
+export function writeQwen2VLProcessor(preprocessor: Record<string, unknown> = {}): WrittenTokenizer {
+  const dir = tempTokenizerDir("omni-dpo-vlproc-");
+  const tok = writeByteLevelTokenizer(dir, {
+    chatTemplate: "chatml",
+    extraSpecialTokens: VISION_TOKENS,
+    config: { chat_template: QWEN2_VL_TEMPLATE },
+  });
+  const config = {
+    do_convert_rgb: true,
+    do_normalize: true,
+    do_rescale: true,
+    do_resize: true,
+    image_mean: [0.48145466, 0.4578275, 0.40821073],
+    image_processor_type: "Qwen2VLImageProcessor",
+    image_std: [0.26862954, 0.26130258, 0.27577711],
+    max_pixels: 12845056,
+    merge_size: 2,
+    min_pixels: 3136,
+    patch_size: 14,
+    processor_class: "Qwen2VLProcessor",
+    resample: 3,
+    rescale_factor: 0.00392156862745098,
+    temporal_patch_size: 2,
+    ...preprocessor,
+  };
+  writeFileSync(join(dir, "preprocessor_config.json"), JSON.stringify(config, null, 2));
+  return { ...tok, chatTemplate: QWEN2_VL_TEMPLATE };
+}
+
+/** Deterministic RGB pixels with structure (gradients plus a pattern), so resizing has work to do. */
+export function patternImage(width: number, height: number, seed = 1): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      data[i] = (x * 7 + y * 3 + seed * 11) % 256;
+      data[i + 1] = ((x ^ y) * 5 + seed * 29) % 256;
+      data[i + 2] = (Math.floor((x * y) / 7) + seed * 53) % 256;
+    }
+  }
+  return { width, height, data };
+}
+
+/** One colour throughout. */
+export function solidImage(width: number, height: number, rgb: [number, number, number]): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) data.set(rgb, i * 3);
+  return { width, height, data };
+}
+
+/** Writes `image` as a PNG; `alpha` (per pixel, 0..255) makes it RGBA. */
+export function writePng(file: string, image: RgbImage, alpha?: (x: number, y: number) => number): string {
+  const png = new PNG({ width: image.width, height: image.height });
+  for (let p = 0; p < image.width * image.height; p++) {
+    png.data[p * 4] = image.data[p * 3]!;
+    png.data[p * 4 + 1] = image.data[p * 3 + 1]!;
+    png.data[p * 4 + 2] = image.data[p * 3 + 2]!;
+    png.data[p * 4 + 3] = alpha ? alpha(p % image.width, Math.floor(p / image.width)) : 255;
+  }
+  writeFileSync(file, PNG.sync.write(png));
+  return file;
+}
+
+/** Writes `image` as a baseline JPEG at `quality`. */
+export function writeJpeg(file: string, image: RgbImage, quality = 90): string {
+  const rgba = new Uint8Array(image.width * image.height * 4);
+  for (let p = 0; p < image.width * image.height; p++) {
+    rgba.set(image.data.subarray(p * 3, p * 3 + 3), p * 4);
+    rgba[p * 4 + 3] = 255;
+  }
+  writeFileSync(file, jpeg.encode({ width: image.width, height: image.height, data: rgba }, quality).data);
+  return file;
+}
