@@ -116,6 +116,8 @@ function startServe(
       const m = /at (http:\/\/\S+)/.exec(line);
       if (m) resolve({ url: m[1], stop });
     });
-    child.once("exit", (code) => reject(new Error(`bench generate --serve: serve exited with ${code}: ${log.join("")}`)));
+    child.once("exit", (code) =>
+      reject(new Error(`bench generate --serve: serve exited with ${code}: ${log.join("")}`)),
+    );
   });
 }

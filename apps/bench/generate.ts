@@ -121,9 +121,16 @@ export async function benchGenerate(
   const pytorch = theirs === null ? null : tokens / theirs;
   const rows = [
     row(name, "tokens/s", tokens / ours, pytorch, true),
-    row("the same, per CPU second", "tokens/CPU s", tokens / ourCpu, theirCpu === null ? null : tokens / theirCpu, true),
+    row(
+      "the same, per CPU second",
+      "tokens/CPU s",
+      tokens / ourCpu,
+      theirCpu === null ? null : tokens / theirCpu,
+      true,
+    ),
   ];
-  if (served !== null) rows.push(row("the same through omni-dpo serve + openai client", "tokens/s", tokens / served, pytorch, true));
+  if (served !== null)
+    rows.push(row("the same through omni-dpo serve + openai client", "tokens/s", tokens / served, pytorch, true));
   return {
     rows,
     threads: cfg.threads,
