@@ -321,11 +321,11 @@ function topPSelection(row: Float32Array, p: number): TopPSelection {
     if (b < lowest) lowest = b;
     if (b > highest) highest = b;
   }
+  if (highest < 0) return { cut: Infinity, mass: 0 }; // no token has probability above 0
   let above = 0; // the mass of the buckets above the one being looked at (< p)
   let bucket = highest;
   while (bucket > lowest && above + bucketMass[bucket] < p) above += bucketMass[bucket--];
   bucketMass.fill(0, lowest, highest + 1);
-  if (highest < 0) return { cut: Infinity, mass: 0 }; // no token has probability above 0
   let n = 0;
   if (scratch.length < row.length) scratch = new Float32Array(row.length);
   for (let i = 0; i < row.length; i++) if (row[i] > 0 && bits[i] >>> BUCKET_SHIFT === bucket) scratch[n++] = row[i];

@@ -133,12 +133,13 @@ class Attention extends Module {
     const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, Hkv, T, D]
     const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0]; // [B, Hkv, past + T, D]
     const dropoutP = this.training ? this.c.attentionDropout : 0;
-    if (t === 1 && heads !== kvHeads) {
+    if (t === 1 && heads !== kvHeads && dropoutP === 0) {
       // One new token per row (a decoding step): the query heads that share a key/value head
       // attend it together as a group of queries, [B, Hkv, G, D], instead of the keys and values
       // being copied out to every head (repeatKv copies the whole cache each step). Head h is
       // group member h % G of key/value head h / G, as repeatKv orders them. The single query
-      // sees every cached key, so only the given mask (padding, window) applies.
+      // sees every cached key, so only the given mask (padding, window) applies. Not with
+      // attention dropout, whose draws would then differ from the path below.
       const group = heads / kvHeads;
       const grouped = q.reshape(b, kvHeads, group, headDim); // [B, Hkv, G, D]
       const y = torch.scaledDotProductAttention(grouped, k, v, { attnMask: mask, isCausal: false, dropoutP });
