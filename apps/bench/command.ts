@@ -40,6 +40,8 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
   --seq N       train, qwen2 and lora: tokens per row (default 1024; three quarters prompt);
                 PyTorch's full logits grow with it (2048: about 14 GB)
   --device D    generate: auto (default), cpu, cuda or cuda:N (PyTorch runs on the same device)
+  --serve       generate: also send the same prompts at once to \`omni-dpo serve\` (started on a free
+                loopback port) through the official openai client, one request per prompt
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -52,6 +54,7 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
         case: { type: "string" },
         seq: { type: "string" },
         device: { type: "string" },
+        serve: { type: "boolean" },
       },
     });
     const which = positionals[0];
@@ -102,7 +105,7 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
         console.error(
           `benchmarking sampled decoding here and in PyTorch on ${device} (${values.tiny ? "seconds" : "a minute or two"})...`,
         );
-      const r = benchGenerate({ quick: values.quick, tiny: values.tiny, device });
+      const r = await benchGenerate({ quick: values.quick, tiny: values.tiny, device, serve: values.serve });
       console.log(values.json ? JSON.stringify(r, null, 2) : formatGenerateBench(r));
       return 0;
     }

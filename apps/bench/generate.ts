@@ -1,11 +1,14 @@
 // `omni-dpo bench generate`: sampled decoding with the KV cache (temperature 0.8, top-p 0.95,
 // as `data build` samples) on a Llama-shaped random model, batch of prompts, a fixed number of
 // new tokens (no EOS, so both sides do the same work): generated tokens/s here beside PyTorch
-// running transformers' generate() loop on the same shape in the same run (apps/bench/generate.py).
+// running transformers' generate() loop on the same shape in the same run (apps/bench/generate.py);
+// with `serve`, also through `omni-dpo serve` and the openai client (generate-serve.ts).
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createModel, generate, torch } from "../../src/index.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
+import { serveSecondsPerRound } from "./generate-serve.js";
 import { formatTable, measure, row, type Row } from "./measure.js";
 
 export interface GenerateBenchResult {
@@ -13,12 +16,15 @@ export interface GenerateBenchResult {
   threads: number;
   device: string;
   pytorchVersion: string | null;
+  /** The 1-minute load average when the bench started and when it ended (other work on the machine). */
+  loadAverage: [number, number];
   note?: string;
 }
 
-export function benchGenerate(
-  options: { quick?: boolean; tiny?: boolean; device?: torch.Device } = {},
-): GenerateBenchResult {
+export async function benchGenerate(
+  options: { quick?: boolean; tiny?: boolean; device?: torch.Device; serve?: boolean } = {},
+): Promise<GenerateBenchResult> {
+  const loadAtStart = loadavg()[0];
   const device = options.device ?? "cpu";
   const shape = options.tiny
     ? {
@@ -78,35 +84,69 @@ export function benchGenerate(
       eosTokenIds: [],
     });
   };
-  const ours = measure(run, { trials: cfg.trials, trialSeconds: 0, warmup: 1 }).secondsPerIteration;
+  // CPU time per round as well: on a machine shared with other work, wall time measures the
+  // neighbours too, CPU time much less so. Counted after the warm-up, over measure's sizing round
+  // (with trialSeconds 0, one round) and the timed ones; the Python side counts the same rounds.
+  run();
+  const cpuStart = process.cpuUsage();
+  const ours = measure(run, { trials: cfg.trials, trialSeconds: 0, warmup: 0 }).secondsPerIteration;
+  const cpu = process.cpuUsage(cpuStart);
+  const ourCpu = (cpu.user + cpu.system) / 1e6 / (cfg.trials + 1);
+  const served = options.serve
+    ? await serveSecondsPerRound(model, prompts, {
+        newTokens: cfg.new_tokens,
+        temperature: cfg.temperature,
+        topP: cfg.top_p,
+        trials: cfg.trials,
+        threads: cfg.threads,
+        device,
+      })
+    : null;
   model.dispose();
 
   let theirs: number | null = null;
+  let theirCpu: number | null = null;
   let pytorchVersion: string | null = null;
   let note: string | undefined;
   if (torchPython()) {
-    const r = runPythonJson<{ torch_version: string; seconds: number }>(
+    const r = runPythonJson<{ torch_version: string; seconds: number; cpu_seconds: number }>(
       join(packageRoot(), "apps", "bench", "generate.py"),
       cfg,
       { file: true },
     );
     theirs = r.seconds;
+    theirCpu = r.cpu_seconds;
     pytorchVersion = r.torch_version;
   } else note = `PyTorch column empty: ${NO_TORCH_PYTHON}`;
   const tokens = cfg.batch * cfg.new_tokens;
   const name = `sampled decoding, KV cache: ${shape.num_hidden_layers} layers x ${shape.hidden_size}, batch ${cfg.batch}, prompt ${cfg.prompt}, ${cfg.new_tokens} new`;
+  const pytorch = theirs === null ? null : tokens / theirs;
+  const rows = [
+    row(name, "tokens/s", tokens / ours, pytorch, true),
+    row(
+      "the same, per CPU second",
+      "tokens/CPU s",
+      tokens / ourCpu,
+      theirCpu === null ? null : tokens / theirCpu,
+      true,
+    ),
+  ];
+  if (served !== null)
+    rows.push(row("the same through omni-dpo serve + openai client", "tokens/s", tokens / served, pytorch, true));
   return {
-    rows: [row(name, "tokens/s", tokens / ours, theirs === null ? null : tokens / theirs, true)],
+    rows,
     threads: cfg.threads,
     device,
     pytorchVersion,
+    loadAverage: [loadAtStart, loadavg()[0]],
     note,
   };
 }
 
 export function formatGenerateBench(r: GenerateBenchResult): string {
   return [
-    `${r.threads} threads on ${r.device}; PyTorch ${r.pytorchVersion ?? "absent"}`,
+    `${r.threads} threads on ${r.device}; PyTorch ${r.pytorchVersion ?? "absent"}; ` +
+      `load average ${r.loadAverage.map((x) => x.toFixed(1)).join(" at the start, ")} at the end`,
     "",
     formatTable(r.rows),
     ...(r.note ? ["", r.note] : []),

@@ -95,11 +95,15 @@ export class ContinuousBatcher {
     }
     return new Promise((resolve, reject) => {
       this.#waiting.push({ request, stream: mulberry32(request.seed), resolve, reject });
-      // One decoding loop at a time: a request arriving while it runs joins its batch.
+      // One decoding loop at a time: a request arriving while it runs joins its batch. It starts
+      // after the event loop's current round, so requests that arrived together (a client
+      // sending its prompts at once) are prefilled together rather than one, then the rest.
       if (this.#loop === null)
-        this.#loop = this.#run().finally(() => {
-          this.#loop = null;
-        });
+        this.#loop = new Promise((resolve) => setImmediate(resolve))
+          .then(() => this.#run())
+          .finally(() => {
+            this.#loop = null;
+          });
     });
   }
 

@@ -250,9 +250,9 @@ export function applyRepetitionPenalty(logits: torch.Tensor, seen: number[][], p
  * row's cumulative distribution (so each row's draw depends on its own uniform only).
  *
  * Top-p needs the most likely tokens in order only up to where they reach p: the cutoff is
- * found per row on the host by a weighted selection (expected linear time), not by sorting the
- * whole vocabulary each step (a sort of [B, V] cost more than the rest of a decoding step).
- * Tokens tied with the last kept one are all kept.
+ * found per row on the host (topPCutoff, linear time), not by sorting the whole vocabulary each
+ * step (a sort of [B, V] cost more than the rest of a decoding step). Tokens tied with the last
+ * kept one are all kept.
  */
 export function pickTokens(
   logits: torch.Tensor,
@@ -274,17 +274,16 @@ export function pickTokens(
   });
   try {
     const q = probs.data() as Float32Array; // B * V, row-major
-    const cutoffs = Array.from({ length: rows }, (_, r) =>
-      p < 1 ? topPCutoff(q.subarray(r * vocab, (r + 1) * vocab), p) : 0,
-    );
-    if (uniforms) return cutoffs.map((cut, r) => inverseCdf(q.subarray(r * vocab, (r + 1) * vocab), cut, uniforms[r]));
+    const row = (r: number) => q.subarray(r * vocab, (r + 1) * vocab);
+    const cutoffs = Array.from({ length: rows }, (_, r) => (p < 1 ? topPSelection(row(r), p) : null));
+    if (uniforms) return cutoffs.map((c, r) => inverseCdf(row(r), c, uniforms[r]));
     return torch.tidy(() => {
       const kept =
         p < 1
           ? probs.maskedFill(
               probs.lt(
                 torch.tensor(
-                  cutoffs.map((c) => [c]),
+                  cutoffs.map((c) => [c!.cut]),
                   { dtype: "float32", device: logits.device },
                 ),
               ),
@@ -298,18 +297,69 @@ export function pickTokens(
   }
 }
 
+/** What top-p keeps of one row: the tokens with probability >= `cut`, whose probabilities sum to `mass`. */
+interface TopPSelection {
+  cut: number;
+  mass: number;
+}
+
 /**
  * The smallest probability top-p keeps in one row: going down from the most likely token, a
- * token is kept while the tokens above it sum to less than p. Found by partitioning around
- * pivots (a quickselect weighted by probability), so only the part holding the cutoff is
- * visited again.
+ * token is kept while the tokens above it sum to less than p.
  */
 export function topPCutoff(row: Float32Array, p: number): number {
-  // top-p 0 keeps the most likely token only (transformers keeps at least one); the loop below
-  // needs p > 0 to find a token with less than p above it.
-  if (!(p > 0)) return row.reduce((m, x) => (x > m ? x : m), -Infinity);
-  const a = Float32Array.from(row); // partitioned in place: [lo, hi) holds the candidates
-  let lo = 0;
+  return topPSelection(row, p).cut;
+}
+
+// Buckets of probabilities by the top bits of their float32 pattern: for non-negative floats the
+// bit pattern grows with the value, so bits >>> 15 (the exponent and 7 mantissa bits, 1/128 of an
+// octave wide) orders the buckets as the values. 2^16 of them cover every non-negative float32.
+const BUCKET_SHIFT = 15;
+const bucketMass = new Float64Array(1 << 16);
+let scratch = new Float32Array(0); // the cutoff bucket's tokens, reordered by the selection
+
+/**
+ * topPCutoff's selection, in two passes over the row instead of a sort: the mass per bucket
+ * (above), walked down from the highest bucket until it reaches p, finds the bucket holding
+ * the cutoff; only that bucket's tokens are then ordered exactly (a weighted quickselect).
+ */
+function topPSelection(row: Float32Array, p: number): TopPSelection {
+  // top-p 0 keeps the most likely token only (transformers keeps at least one).
+  if (!(p > 0)) {
+    const top = row.reduce((m, x) => (x > m ? x : m), -Infinity);
+    return { cut: top, mass: row.reduce((s, x) => (x === top ? s + x : s), 0) };
+  }
+  const bits = new Uint32Array(row.buffer, row.byteOffset, row.length);
+  let lowest = bucketMass.length;
+  let highest = -1;
+  for (let i = 0; i < row.length; i++) {
+    if (!(row[i] > 0)) continue; // zeros (and NaN) are never kept
+    const b = bits[i] >>> BUCKET_SHIFT;
+    bucketMass[b] += row[i];
+    if (b < lowest) lowest = b;
+    if (b > highest) highest = b;
+  }
+  if (highest < 0) return { cut: Infinity, mass: 0 }; // no token has probability above 0
+  let above = 0; // the mass of the buckets above the one being looked at (< p)
+  let bucket = highest;
+  while (bucket > lowest && above + bucketMass[bucket] < p) above += bucketMass[bucket--];
+  bucketMass.fill(0, lowest, highest + 1);
+  let n = 0;
+  if (scratch.length < row.length) scratch = new Float32Array(row.length);
+  for (let i = 0; i < row.length; i++) if (row[i] > 0 && bits[i] >>> BUCKET_SHIFT === bucket) scratch[n++] = row[i];
+  const candidates = scratch.subarray(0, n);
+  const { cut, keptMass } = weightedSelect(candidates, p - above);
+  return { cut, mass: above + keptMass };
+}
+
+/**
+ * Within `a` (one bucket's tokens, reordered in place): the smallest value kept when going down
+ * from the largest, each kept while the ones above it sum to less than `p`, and the mass of all
+ * tokens >= it. Partitions around pivots (quickselect weighted by probability), so only the part
+ * holding the cutoff is visited again. When all of `a` sums to less than p, its smallest value.
+ */
+function weightedSelect(a: Float32Array, p: number): { cut: number; keptMass: number } {
+  let lo = 0; // [lo, hi) holds the candidates
   let hi = a.length;
   let above = 0; // the mass of tokens known to rank above every candidate (< p)
   for (;;) {
@@ -334,20 +384,27 @@ export function topPCutoff(row: Float32Array, p: number): number {
       } else j++;
     }
     // The first token at the pivot already has p above it: the cutoff is among the higher ones.
-    if (above + higherMass >= p) {
+    if (above + higherMass >= p && i > lo) {
       hi = i;
       continue;
     }
     above += higherMass + (j - i) * pivot;
-    if (above >= p || k === hi) return pivot;
+    if (above >= p || k === hi) return { cut: pivot, keptMass: above };
     lo = k;
   }
 }
 
-/** The token where a row's cumulative probability, over the tokens kept (probability >= cut, > 0), first exceeds u. */
-function inverseCdf(row: Float32Array, cut: number, u: number): number {
-  let total = 0;
-  for (let i = 0; i < row.length; i++) if (row[i] > 0 && row[i] >= cut) total += row[i];
+/**
+ * The token where a row's cumulative probability, over the tokens kept (probability >= cut,
+ * > 0; all of them without a cut), first exceeds u times their mass.
+ */
+function inverseCdf(row: Float32Array, kept: TopPSelection | null, u: number): number {
+  const cut = kept?.cut ?? 0;
+  let total = kept?.mass;
+  if (total === undefined) {
+    total = 0;
+    for (let i = 0; i < row.length; i++) if (row[i] > 0) total += row[i];
+  }
   const target = u * total;
   let sum = 0;
   let last = 0;

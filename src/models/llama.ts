@@ -132,11 +132,24 @@ class Attention extends Module {
     const k0 = applyRope(perHead(this.k.forward(x), kvHeads, this.kNorm), cos, sin); // [B, Hkv, T, D]
     const v0 = this.v.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, Hkv, T, D]
     const [k, v] = cache ? cache.update(this.layer, k0, v0) : [k0, v0]; // [B, Hkv, past + T, D]
+    const dropoutP = this.training ? this.c.attentionDropout : 0;
+    if (t === 1 && heads !== kvHeads && dropoutP === 0) {
+      // One new token per row (a decoding step): the query heads that share a key/value head
+      // attend it together as a group of queries, [B, Hkv, G, D], instead of the keys and values
+      // being copied out to every head (repeatKv copies the whole cache each step). Head h is
+      // group member h % G of key/value head h / G, as repeatKv orders them. The single query
+      // sees every cached key, so only the given mask (padding, window) applies. Not with
+      // attention dropout, whose draws would then differ from the path below.
+      const group = heads / kvHeads;
+      const grouped = q.reshape(b, kvHeads, group, headDim); // [B, Hkv, G, D]
+      const y = torch.scaledDotProductAttention(grouped, k, v, { attnMask: mask, isCausal: false, dropoutP });
+      return this.o.forward(y.reshape(b, 1, heads * headDim)); // [B, Hkv, G, D] -> [B, 1, C]
+    }
     // Grouped-query attention: each key/value head serves heads / kvHeads query heads.
     const y = torch.scaledDotProductAttention(q, repeatKv(k, heads / kvHeads), repeatKv(v, heads / kvHeads), {
       attnMask: mask,
       isCausal: mask === null,
-      dropoutP: this.training ? this.c.attentionDropout : 0,
+      dropoutP,
     }); // [B, H, T, D]
     return this.o.forward(y.transpose(1, 2).reshape(b, t, heads * headDim)); // [B, T, C]
   }

@@ -10,8 +10,7 @@ import { mulberry32 } from "../../src/util/random.js";
 
 torch.setNumThreads(1);
 
-function sortedCutoff(row: Float32Array, p: number): number {
-  const sorted = [...row].filter((x) => x > 0).sort((a, b) => b - a);
+function sortedCutoff(row: Float32Array, p: number, sorted = descending(row)): number {
   let above = 0;
   let last = sorted[0];
   for (const x of sorted) {
@@ -20,6 +19,16 @@ function sortedCutoff(row: Float32Array, p: number): number {
     above += x;
   }
   return last;
+}
+
+/** The row's probabilities above 0, largest first. */
+function descending(row: Float32Array): Float32Array {
+  return row.filter((x) => x > 0).sort((a, b) => b - a);
+}
+
+/** A standard normal draw (Box-Muller) from a uniform stream. */
+function gaussian(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
 function normalised(values: number[]): Float32Array {
@@ -43,6 +52,57 @@ test("topPCutoff equals the cutoff of a full sort (peaked, flat, tied, with zero
       assert.equal(topPCutoff(row, p), sortedCutoff(row, p), `row ${i}, p ${p}`);
     }
   }
+});
+
+test("topPCutoff on vocabulary-sized rows: flat (one bucket holds the cutoff), peaked, with ties", () => {
+  const random = mulberry32(5);
+  const vocab = 32000;
+  const rows = [0.02, 0.3, 3, 12].map((scale) =>
+    normalised(Array.from({ length: vocab }, () => Math.exp(scale * gaussian(random)))),
+  );
+  // Many tokens tied at the cutoff's value, and a row where one token holds most of the mass.
+  rows.push(normalised(Array.from({ length: vocab }, (_, i) => (i % 3 === 0 ? 2 : 1))));
+  rows.push(normalised(Array.from({ length: vocab }, (_, i) => (i === 17 ? 1e5 : random()))));
+  for (const [i, row] of rows.entries()) {
+    const sorted = descending(row);
+    for (const p of [0, 0.1, 0.5, 0.9, 0.95, 0.999, 1]) {
+      assert.equal(topPCutoff(row, p), sortedCutoff(row, p, sorted), `row ${i}, p ${p}`);
+    }
+  }
+});
+
+test("pickTokens draws what a full sort's top-p then the inverse CDF draws (fixed logits, fixed uniforms)", () => {
+  // The oracle: softmax(logits / T) from the engine, then in plain JS a sort of the whole row for
+  // the cutoff and a walk in token order over the kept tokens to the uniform's share of their mass.
+  const random = mulberry32(23);
+  const vocab = 32000;
+  const values = [0.05, 1, 4].flatMap((scale) =>
+    Array.from({ length: 2 }, () => Array.from({ length: vocab }, () => scale * gaussian(random))),
+  );
+  const logits = torch.tensor(values, { dtype: "float32" }); // [6, V]
+  for (const [temperature, topP] of [
+    [0.8, 0.95],
+    [1, 0.5],
+    [0.7, 1],
+  ]) {
+    const probs = torch.tidy(() => logits.div(temperature).softmax(-1).toArray() as number[][]);
+    const kept = probs.map((row) => {
+      const q = Float32Array.from(row);
+      const cut = topP < 1 ? sortedCutoff(q, topP) : 0;
+      const ids = [...q.keys()].filter((i) => q[i] > 0 && q[i] >= cut);
+      return { q, ids, mass: ids.reduce((s, i) => s + q[i], 0) };
+    });
+    for (let draw = 0; draw < 5; draw++) {
+      const uniforms = values.map(() => random());
+      const expected = kept.map(({ q, ids, mass }, r) => {
+        const target = uniforms[r] * mass;
+        let sum = 0;
+        return ids.find((i) => (sum += q[i]) > target) ?? ids[ids.length - 1];
+      });
+      assert.deepEqual(pickTokens(logits, { temperature, topP }, uniforms), expected, `T ${temperature}, p ${topP}`);
+    }
+  }
+  logits.dispose();
 });
 
 test("pickTokens with uniforms draws each kept token with its renormalised probability", () => {

@@ -9,6 +9,7 @@ import { torch } from "../../src/index.js";
 import { createModel } from "../../src/models/auto.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import type { RawConfig } from "../../src/models/config.js";
+import { KVCache } from "../../src/models/cache.js";
 import { generate, pickTokens, type GenerateOptions } from "../../src/models/generate.js";
 
 // Tiny models: one thread avoids thread-pool overhead on every small op (and contention).
@@ -146,6 +147,38 @@ for (const name of Object.keys(CONFIGS)) {
     }
   });
 }
+
+test("a decoding step's grouped-query attention gives the logits of the full forward (padding, windows)", () => {
+  // A step of one token reads the cached keys and values once per key/value head (its query heads
+  // as a group) instead of copied out to every head: the step's logits must be the full forward's
+  // at that position, for left-padded rows and sliding windows alike.
+  const rows = [
+    [0, 0, 11, 5, 42, 7, 3, 19],
+    [9, 31, 64, 20, 15, 77, 4, 50],
+  ];
+  const mask = rows.map((r, i) => r.map((_, j) => (i === 0 && j < 2 ? 0 : 1)));
+  for (const name of ["llama", "qwen2 (sliding window on layer 1 only)", "qwen3 (q/k norms, window 3 on layer 1)"]) {
+    const m = model(name);
+    const [stepped, full] = torch.noGrad(() =>
+      torch.tidy(() => {
+        const ids = torch.tensor(rows, { dtype: "int64" }); // [2, 8]
+        const attention = torch.tensor(mask, { dtype: "int64" });
+        const expected = m.forward(ids, { attentionMask: attention }).select(1, 7); // [2, V]
+        const cache = new KVCache(m.numLayers);
+        try {
+          m.forward(ids.narrow(1, 0, 7), { attentionMask: attention.narrow(1, 0, 7), cache });
+          const step = m.forward(ids.narrow(1, 7, 1), { attentionMask: attention, cache }).select(1, 0); // [2, V]
+          return [step.toArray() as number[][], expected.toArray() as number[][]];
+        } finally {
+          cache.dispose();
+        }
+      }),
+    );
+    stepped.forEach((row, i) =>
+      row.forEach((x, v) => assert.ok(Math.abs(x - full[i][v]) < 1e-4, `${name}, row ${i}, logit ${v}`)),
+    );
+  }
+});
 
 test("greedy generation continues with the argmax of the full forward pass", () => {
   // Independent of generate's bookkeeping: each generated token is the argmax of the logits of

@@ -16,10 +16,28 @@ test("bench generate --tiny --json: generated tokens/s here and in PyTorch", { s
   });
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as GenerateBenchResult;
-  assert.equal(j.rows.length, 1);
+  assert.equal(j.rows.length, 2);
   assert.equal(j.rows[0].unit, "tokens/s");
+  assert.equal(j.rows[1].unit, "tokens/CPU s");
+  assert.ok(j.loadAverage.every((x) => x >= 0));
   assert.match(j.rows[0].name, /batch 4, prompt 8, 8 new/);
   assert.ok(j.rows[0].omni > 0);
   if (skipUnless("torch")) assert.equal(j.rows[0].pytorch, null);
   else assert.ok(j.rows[0].pytorch! > 0 && j.rows[0].speedVsPytorch! > 0, r.stdout);
+});
+
+test("bench generate --tiny --serve: the same prompts through omni-dpo serve and the openai client", { skip }, () => {
+  const r = spawnSync(process.execPath, [CLI, "bench", "generate", "--tiny", "--serve", "--json", "--device", "cpu"], {
+    encoding: "utf8",
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as GenerateBenchResult;
+  assert.deepEqual(
+    j.rows.map((x) => x.unit),
+    ["tokens/s", "tokens/CPU s", "tokens/s"],
+  );
+  assert.match(j.rows[2].name, /serve \+ openai client/);
+  // Every request answered with all the tokens asked for (the bench fails otherwise), in finite time.
+  assert.ok(j.rows[2].omni > 0 && Number.isFinite(j.rows[2].omni));
 });
