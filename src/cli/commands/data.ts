@@ -5,11 +5,11 @@ import {
   ENDPOINT_OPTIONS,
   JUDGE_HELP,
   JUDGE_OPTIONS,
-  endpointFromFlags,
   judgeFromFlags,
+  samplerFromFlags,
 } from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Command } from "../args.js";
-import { outputClash } from "../../util/paths.js";
+import { refuseOverwritingInputs } from "../build-outputs.js";
 import { DATA_BUILD_MATH_HELP } from "./data-math.js";
 
 const INSPECT_HELP = `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
@@ -134,8 +134,12 @@ export const dataCommand: Command = {
 type BuildValues = Record<string, string | boolean | undefined>;
 
 async function dataBuild(argv: string[]): Promise<number> {
-  // real math problems with a process reward model: their own pipeline and options
-  if (argv.some((a) => a === "--prm" || a.startsWith("--prm=")))
+  // real math problems (gold answers, optionally a process reward model): their own pipeline and
+  // options; the default when no scorer is named
+  const has = (flag: string) => argv.some((a) => a === flag || a.startsWith(`${flag}=`));
+  const taskFlag = argv.find((a, i) => argv[i - 1] === "--task") ?? argv.find((a) => a.startsWith("--task="))?.slice(7);
+  const named = ["--scorer", "--reward-model", "--judge-endpoint"].some(has);
+  if (has("--prm") || (!named && (taskFlag === undefined || taskFlag === "math")))
     return (await import("./data-math.js")).dataBuildMath(argv);
   const { values, positionals } = parseArgs({
     args: argv,
@@ -189,29 +193,17 @@ async function dataBuild(argv: string[]): Promise<number> {
     throw new UsageError(`--rejected must be lowest, random or positive, got '${rejected}'`);
   const prompts = (await import("../../data/readers.js")).readPromptFile(values.prompts);
   const { buildPairs, loadScorer } = await import("../../data/build.js");
-  const { loadModel } = await import("../../models/auto.js");
-  const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../../util/progress.js");
   const seed = seedInt(values.seed, "--seed", 0);
-  const { registeredScorers } = await import("../../data/build.js");
-  if (!values.scorer) {
-    const names = registeredScorers();
-    throw new UsageError(
-      `data build: --scorer NAME or MODULE is required (${names.length ? `names: ${names.join(", ")}` : "no named scorer here"}), ` +
-        "or --reward-model DIR for the text pipeline",
-    );
-  }
   const noise =
     values["judge-noise"] === undefined ? undefined : nonNegative(values["judge-noise"], "--judge-noise", 0);
-  const scorer = await loadScorer(values.scorer, { seed, noise });
-  const endpoint = await endpointFromFlags(values, "data build");
-  const model = endpoint ?? loadModel(values.model);
-  const tokenizer = Tokenizer.fromPretrainedSync(values.model);
+  const scorer = await loadScorer(values.scorer!, { seed, noise });
+  const { generator: model, tokenizer } = await samplerFromFlags(values, "data build");
   const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
-  const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) }));
+  const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer!.encode(p) }));
   checkTokenIds(promptIds, modelVocab(values.model), values.model);
   const bar = new Progress("sampling", prompts.length, !values.json);
-  const { pairs, stats } = await buildPairs(model, tokenizer, prompts, scorer, {
+  const { pairs, stats } = await buildPairs(model, tokenizer!, prompts, scorer, {
     samples: positiveInt(values.samples, "--samples", 5),
     temperature: nonNegative(values.temperature, "--temperature", 0.8),
     maxNewTokens: positiveInt(values["max-new-tokens"], "--max-new-tokens", 64),
@@ -233,23 +225,6 @@ async function dataBuild(argv: string[]): Promise<number> {
     );
   }
   return 0;
-}
-
-/** --out (and the journal and summary beside it) must not replace a file the build reads. */
-function refuseOverwritingInputs(values: BuildValues): void {
-  const out = values.out as string;
-  const outputs = [
-    { name: "--out", path: out },
-    { name: "--out's journal", path: `${out}.progress.jsonl` },
-    { name: "--out's summary", path: `${out}.summary.json` },
-  ];
-  const inputs = (["prompts", "model", "reward-model", "scorer"] as const)
-    .filter((f) => typeof values[f] === "string")
-    .map((f) => ({ name: `--${f}`, path: values[f] as string }));
-  const clash = outputClash(outputs, inputs);
-  if (clash) {
-    throw new UsageError(`data build: ${clash}; writing the pairs there would destroy it. Choose another --out`);
-  }
 }
 
 const TEXT_ONLY_FLAGS = [
@@ -324,14 +299,10 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   const { readPromptRows } = await import("../../data/readers.js");
   const { buildTextPairs, formatTextSummary, moduleScorer, preparePrompts, writeTextBuild } =
     await import("../../data/text-build.js");
-  const { loadModel } = await import("../../models/auto.js");
-  const { tokenizerDirectory } = await import("../../models/peft.js");
-  const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../../util/progress.js");
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
   const rows = readPromptRows(str("prompts")!);
-  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
   // The reward model is checked before the policy samples anything: a bad directory fails fast.
   const judge = await judgeFromFlags(values, "data build");
   const scorer =
@@ -347,13 +318,9 @@ async function dataBuildText(values: BuildValues): Promise<number> {
         }));
   // With --endpoint the policy samples there; --model gives its tokenizer and context (prompts
   // rendered, checked and seeded as a local build's).
-  const { modelMaxPositions } = await import("../../models/vocab.js");
-  const endpoint = await endpointFromFlags(
-    values,
-    "data build",
-    values.endpoint ? modelMaxPositions(model) : undefined,
-  );
-  const policy = endpoint ?? loadModel(model, { device });
+  const sampler = await samplerFromFlags(values, "data build", device);
+  const policy = sampler.generator;
+  const tokenizer = sampler.tokenizer!;
   try {
     const prepared = preparePrompts(
       rows,
@@ -370,7 +337,7 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
       ...options,
       journal,
-      identity: { policy: endpoint ? endpoint.name : resolve(model) },
+      identity: { policy: sampler.identity },
       onNotice: (m) => console.error(m),
       onProgress: (done, total, info) => {
         if (!bar) {
