@@ -17,12 +17,12 @@ test("graded on worker threads, the corpus's outputs get the main thread's verdi
     const got = await Promise.all(
       GRADER_CASES.map((c) => {
         const gold = gradeMath("", c.answer, { dataset: c.dataset }).gold;
-        return grader.grade([c.output, c.output + " and more"], gold, c.dataset);
+        return grader.grade([c.output], gold, c.dataset);
       }),
     );
     GRADER_CASES.forEach((c, n) => {
-      const inline = [c.output, c.output + " and more"].map((o) => gradeMath(o, c.answer, { dataset: c.dataset }));
-      assert.deepEqual(got[n], inline, `case ${n}: ${c.output.slice(0, 60)}`);
+      const inline = gradeMath(c.output, c.answer, { dataset: c.dataset });
+      assert.deepEqual(got[n], [inline], `case ${n}: ${c.output.slice(0, 60)}`);
     });
     assert.ok(got.some((g) => g[0].correct) && got.some((g) => !g[0].correct), "both verdicts occur");
   } finally {
