@@ -28,8 +28,8 @@ share of near-ambiguous pairs; duplicate prompts.
 `;
 
 const BUILD_HELP = `Usage: omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
-       omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (the math task)
-       omni-dpo data build --task math --model POLICY --prompts FILE --prm PRM_DIR --out FILE [options]
+       omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (a custom scorer)
+       omni-dpo data build [--task math] --model POLICY --prompts PROBLEMS --out FILE [--prm PRM_DIR] [options]
 
 data build --reward-model (text, as the reference's on_policy_data_gen): samples K responses per
 prompt from the policy, one seed per sample (chat prompts through the policy's chat template with
@@ -65,9 +65,10 @@ what was dropped and why, score and margin histograms) in OUT.summary.json.
   --device D               auto (default), cpu, cuda or cuda:N
   --json                   print the summary as JSON
 
-data build (the math task): samples K responses per prompt from the model (T 0.8), scores each (a
-named scorer, such as arith: the arithmetic task's verifier and noisy process judge; or your scorer
-module exporting score(prompt, response) that returns a number or {score, correct}), drops prompts whose samples are all the same, and
+data build --scorer (the math task with a custom scorer): samples K responses per prompt from the
+model (T 0.8), scores each (a named scorer, such as arith: the arithmetic task's verifier and noisy
+process judge; or your scorer module exporting score(prompt, response) that returns a number or
+{score, correct}), drops prompts whose samples are all the same, and
 binarises as the reference does: chosen = a correct response scoring above 6 (highest or random),
 rejected = one scoring at most chosen - margin (lowest, random, or "positive"). Writes JSONL with
 prompt, chosen, rejected, score_chosen, score_rejected.
@@ -76,7 +77,9 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --prompts FILE           one prompt per line, or JSONL with a "prompt" field
   --out FILE               where the pairs go (JSONL)
   --scorer NAME|MODULE     a named scorer (arith: the arithmetic task's, in the omni-dpo command) or a
-                           JS module exporting score(prompt, response); required
+                           JS module exporting score(prompt, response); without it (and without
+                           --reward-model or --judge-endpoint), data build grades against each
+                           problem's answer (data build --task math, below)
   --judge-noise S          a named scorer's noise in score points (arith: default 1.5)
   --samples K              responses per prompt (default 5)
   --temperature T          sampling temperature (default 0.8)

@@ -45,8 +45,9 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
   --max-new-tokens N       (default 3000)          --seed S    (default 0)
   --prompt-template TEXT   text with {input} for the question, or "chat" (the tokenizer's template)
   --batch-size N           generations per batch (default 16); problems are batched by prompt length
-  --grade-threads N        threads grading a batch while the next one generates (default: the
-                           cores left, at most 4; 0: grade on the main thread)
+  --grade-threads N|auto   threads grading a batch while the next one generates; 0 grades on
+                           the main thread; auto (default): on the main thread until grading takes
+                           over a tenth of generating, then on the cores left (at most 4)
   --out PATH               every generation and verdict, one JSON line per problem; an interrupted
                            run continues from it (with several --data files, a directory)
   --device D               auto (default), cpu, cuda or cuda:N
@@ -177,7 +178,7 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
     seed: positiveInt(str("seed"), "--seed", 0, true),
     promptTemplate: str("prompt-template"),
     batchSize: positiveInt(str("batch-size"), "--batch-size", 16),
-    gradeThreads: str("grade-threads") === undefined ? undefined : positiveInt(str("grade-threads"), "--grade-threads", 0, true),
+    gradeThreads: gradeThreadsFlag(str("grade-threads")),
   };
   if (
     options.promptTemplate !== undefined &&
@@ -221,4 +222,10 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
     console.log(JSON.stringify(results.length === 1 ? results[0] : { benchmarks: results, average }));
   } else console.log(formatBenchmarks(results));
   return 0;
+}
+
+/** --grade-threads: a count, or "auto" (the default). */
+function gradeThreadsFlag(value: string | undefined): number | "auto" {
+  if (value === undefined || value === "auto") return "auto";
+  return positiveInt(value, "--grade-threads", 0, true);
 }

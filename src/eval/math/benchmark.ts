@@ -58,6 +58,8 @@ export interface BenchmarkResult extends GroupMetrics {
   seconds: number;
   problems_per_second: number;
   generated_tokens: number;
+  /** Threads that graded beside generation at the end of the run (0: the main thread). */
+  grade_threads: number;
 }
 
 export interface BenchmarkOptions {
@@ -77,8 +79,13 @@ export interface BenchmarkOptions {
   promptTemplate?: string;
   /** Generations per batch (default 16). */
   batchSize?: number;
-  /** Threads grading beside generation (default: the cores left, at most 4); 0 grades on the main thread. */
-  gradeThreads?: number;
+  /**
+   * Threads grading beside generation; 0 grades on the main thread. "auto" (default) grades on
+   * the main thread until a batch's grading takes over a tenth of its generation, then on the
+   * cores left (at most 4): a thread costs about half a second to start and competes for a core,
+   * which cheap grading does not repay.
+   */
+  gradeThreads?: number | "auto";
   /** Seed of the sampler (default 0); each generation has its own stream, so resuming changes nothing. */
   seed?: number;
   /** The journal: every problem's generations and verdicts, one JSON line each; resumed when it exists. */
@@ -264,7 +271,11 @@ export async function evaluateMathBenchmark(
     ]);
   }
   const perBatch = Math.max(1, Math.floor(batchSize / samples));
-  const grader = createGrader(options.gradeThreads ?? defaultGradeThreads());
+  const threads = options.gradeThreads ?? "auto";
+  let gradeThreads = threads === "auto" ? 0 : threads;
+  let grader = createGrader(gradeThreads);
+  let adaptive = threads === "auto" && defaultGradeThreads() > 0;
+  let batches = 0;
   const start = Date.now();
   let generatedTokens = 0;
   options.onProgress?.(done.size, problems.length);
@@ -274,6 +285,7 @@ export async function evaluateMathBenchmark(
     for (let b = 0; b < order.length; b += perBatch) {
       const todo = order.slice(b, b + perBatch).filter((i) => !done.has(i));
       if (todo.length === 0) continue;
+      const generating = performance.now();
       const samplesOf = await generator.generate(
         todo.map((i) => ({
           prompt: prompts[i],
@@ -286,8 +298,16 @@ export async function evaluateMathBenchmark(
           stop: STOP_WORDS,
         })),
       );
+      const grading = performance.now();
       const outputs = samplesOf.map((ss) => ss.map((s) => cutAtStopWords(s.text)));
       const grades = Promise.all(todo.map((i, n) => grader.grade(outputs[n], problems[i].gold, dataset)));
+      // on the main thread, grading is done here: worth moving to threads when it rivals generating
+      // (judged from the second batch: the first also starts the Compute Engine)
+      if (adaptive && batches++ > 0 && performance.now() - grading > 0.1 * (grading - generating)) {
+        gradeThreads = defaultGradeThreads();
+        grader = createGrader(gradeThreads);
+        adaptive = false;
+      }
       const batch = Promise.all([grades, graded]).then(([verdicts]) => {
         const finished = todo.map((i, n) => ({
           ...problems[i],
@@ -322,6 +342,7 @@ export async function evaluateMathBenchmark(
     seconds,
     problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9),
     generated_tokens: generatedTokens,
+    grade_threads: gradeThreads,
   };
   return { result, problems: results };
 }
