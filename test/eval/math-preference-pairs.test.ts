@@ -1,7 +1,8 @@
 // `omni-dpo data build --task math --prm DIR`: get_uni_dpo_data.py's pairing rules on hand-made
 // labelled problems, and the whole pipeline on a tiny policy (the demo's arithmetic SFT model,
 // whose usual answer to each problem is taken as its gold, so samples are right and wrong) with a
-// tiny process reward model, through to `omni-dpo train` with loss_type uni_dpo.
+// tiny process reward model, through to `omni-dpo train` with loss_type uni_dpo; without a PRM,
+// the verifiable reward as the score (the default of `data build` on problems with answers).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

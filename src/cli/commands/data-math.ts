@@ -106,7 +106,8 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
     maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10000),
     seed: build.seed,
   };
-  const device = values.endpoint === undefined ? await resolveDevice(values.device) : undefined;
+  // the PRM runs here even when the policy samples on an endpoint
+  const device = await resolveDevice(values.device);
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
   const { readMathProblems, labelMathProblems, binarizeUniDpo, normalizeScoreMargins } =

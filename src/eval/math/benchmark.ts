@@ -81,7 +81,7 @@ export interface BenchmarkOptions {
   batchSize?: number;
   /**
    * Threads grading beside generation; 0 grades on the main thread. "auto" (default) grades on
-   * the main thread until a batch's grading takes over a tenth of its generation, then on the
+   * the main thread until grading takes over a tenth of the time of generating, then on the
    * cores left (at most 4): a thread costs about half a second to start and competes for a core,
    * which cheap grading does not repay.
    */
@@ -203,8 +203,8 @@ const rowSeed = (seed: number, idx: number, j: number): number =>
 /**
  * Runs one benchmark file through a sampler: the local engine or an endpoint. With the model's
  * tokenizer, answers are sized to the model's context and problems are batched by prompt length in
- * tokens (else in characters, and the server caps the answers). Each batch's outputs are graded on
- * worker threads while the next batch generates.
+ * tokens (else in characters, and the server caps the answers). A batch's outputs can be graded on
+ * worker threads while the next batch generates (`gradeThreads`).
  */
 export async function evaluateMathBenchmark(
   sampler: CausalLM | Generator,
@@ -276,6 +276,7 @@ export async function evaluateMathBenchmark(
   let grader = createGrader(gradeThreads);
   let adaptive = threads === "auto" && defaultGradeThreads() > 0;
   let batches = 0;
+  const spent = { grading: 0, generating: 0 };
   const start = Date.now();
   let generatedTokens = 0;
   options.onProgress?.(done.size, problems.length);
@@ -301,12 +302,16 @@ export async function evaluateMathBenchmark(
       const grading = performance.now();
       const outputs = samplesOf.map((ss) => ss.map((s) => cutAtStopWords(s.text)));
       const grades = Promise.all(todo.map((i, n) => grader.grade(outputs[n], problems[i].gold, dataset)));
-      // on the main thread, grading is done here: worth moving to threads when it rivals generating
-      // (judged from the second batch: the first also starts the Compute Engine)
-      if (adaptive && batches++ > 0 && performance.now() - grading > 0.1 * (grading - generating)) {
-        gradeThreads = defaultGradeThreads();
-        grader = createGrader(gradeThreads);
-        adaptive = false;
+      // on the main thread, grading is done here: worth moving to threads when it rivals generating,
+      // judged over two batches or more, from the second (the first also starts the Compute Engine)
+      if (adaptive && batches++ > 0) {
+        spent.grading += performance.now() - grading;
+        spent.generating += grading - generating;
+        if (batches > 2 && spent.grading > 0.1 * spent.generating) {
+          gradeThreads = defaultGradeThreads();
+          grader = createGrader(gradeThreads);
+          adaptive = false;
+        }
       }
       const batch = Promise.all([grades, graded]).then(([verdicts]) => {
         const finished = todo.map((i, n) => ({
