@@ -18,5 +18,10 @@ for (let i = 0; i < n; i++) {
   const [a, b] = [1 + next(99), 1 + next(99)];
   const times = next(3) === 0;
   const answer = times ? a * b : a + b;
-  console.log(JSON.stringify({ problem: `${a}${times ? "*" : "+"}${b}`, answer: latex ? `\\frac{${2 * answer}}{2}` : String(answer) }));
+  console.log(
+    JSON.stringify({
+      problem: `${a}${times ? "*" : "+"}${b}`,
+      answer: latex ? `\\frac{${2 * answer}}{2}` : String(answer),
+    }),
+  );
 }

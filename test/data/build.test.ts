@@ -352,13 +352,16 @@ test("omni-dpo data build --json: exits 0, prints its stats and writes JSONL pai
   });
 });
 
-test("omni-dpo data build without a scorer grades against answers: prompts without one are an error naming the line and --scorer", () => {
+test("data build without a scorer grades against answers: prompts without any are an error naming line and --scorer", () => {
   const dir = tempDir("omni-dpo-build-no-scorer-");
   writeFileSync(join(dir, "prompts.txt"), PROMPTS.join("\n") + "\n");
   const r = cli("--prompts", join(dir, "prompts.txt"), "--out", join(dir, "pairs.jsonl"));
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /prompts\.txt:1: not valid JSON/);
-  assert.match(r.stderr, /give --scorer NAME\|MODULE, --reward-model DIR or --judge-endpoint URL for prompts without answers/);
+  assert.match(
+    r.stderr,
+    /give --scorer NAME\|MODULE, --reward-model DIR or --judge-endpoint URL for prompts without answers/,
+  );
   assert.ok(!existsSync(join(dir, "pairs.jsonl")));
 });
 

@@ -56,7 +56,7 @@ const verdicts = (file: string) =>
 
 const ENDPOINT = () => ["--endpoint", serve.url, "--endpoint-model", "toy"];
 
-test("eval --task math --endpoint: greedy outputs and verdicts equal the local run's (plain and chat prompts)", async () => {
+test("eval --task math --endpoint: greedy outputs and verdicts equal the local run's (plain, chat)", async () => {
   // plain prompts with --model read for the tokenizer; chat prompts without it (the server's template)
   for (const [template, tokenizer] of [
     ["Q: {input}\nA:", ["--model", MODEL]],

@@ -238,10 +238,11 @@ save_strategy: "no"
   );
 });
 
-test("without a PRM the verifiable reward (1 correct, 0 wrong, x10) is the score, binarised as get_uni_dpo_data.py", () => {
-  const verifiable = (correct: boolean[]) => item(correct.length, correct, correct.map(Number), {
-    avg_rewards: correct.map(Number),
-  });
+test("without a PRM the verifiable reward (1 right, 0 wrong, x10) is the score, paired as get_uni_dpo_data.py", () => {
+  const verifiable = (correct: boolean[]) =>
+    item(correct.length, correct, correct.map(Number), {
+      avg_rewards: correct.map(Number),
+    });
   // min (the verifiable mode's default): each pass takes the first correct response (10, the first
   // of equals as Python's max) and the first wrong one (0, Python's min), and removes both
   const pairs = binarizeUniDpo([verifiable([true, false, true, false, false])], { negStrategy: "min" });
@@ -271,7 +272,7 @@ test("without a PRM the verifiable reward (1 correct, 0 wrong, x10) is the score
   );
 });
 
-test("data build on problems with answers and no --prm or --scorer grades the samples and pairs correct with wrong", () => {
+test("data build on problems with answers and no --prm or --scorer pairs correct with wrong samples", () => {
   const policy = join(packageRoot(), "assets", "arith-sft");
   const problems = writeJsonl(join(root, "verifiable-problems.jsonl"), [
     { problem: "2+3", answer: "5524" },

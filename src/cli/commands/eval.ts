@@ -53,8 +53,8 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
   --device D               auto (default), cpu, cuda or cuda:N
   --json                   print { accuracy, pass_at_k, maj_at_k, n, groups, ... }; with several
                            files { benchmarks: [...], average }
-${ENDPOINT_HELP.replace("Generating through", "eval --task math sampling through")}  With --endpoint, --model DIR is optional: when given, it is read for its tokenizer and
-  config.json only (answers sized to its context, problems batched by prompt tokens). A greedy
+${ENDPOINT_HELP.replace("Generating through", "eval --task math sampling through")}  With --endpoint,
+  --model DIR is optional: when given, it is read for its tokenizer and config.json only (answers sized to its context, problems batched by prompt tokens). A greedy
   run gives the local run's verdicts; the journal (--out) resumes as a local run's does.
 `,
   async run(argv) {
@@ -152,7 +152,8 @@ async function gradeMathPredictions(argv: string[]): Promise<number> {
   if (values.model !== undefined || values.endpoint !== undefined) return runMathBenchmarks(values);
   if (!values.predictions)
     throw new UsageError(
-      "eval --task math: --predictions FILE (outputs to grade) or --model DIR --data FILE is required",
+      "eval --task math: --predictions FILE (outputs to grade), or --model DIR (or --endpoint URL) " +
+        "and --data FILE, is required",
     );
   const { gradePredictionsFile, formatPredictions } = await import("../../eval/math/predictions.js");
   const r = gradePredictionsFile(values.predictions, { dataset: values.dataset, out: values.out });
@@ -164,7 +165,8 @@ async function gradeMathPredictions(argv: string[]): Promise<number> {
 async function runMathBenchmarks(values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const str = (k: string) => values[k] as string | undefined;
   const files = (values.data as string[] | undefined) ?? [];
-  if (files.length === 0) throw new UsageError("eval --task math --model DIR (or --endpoint URL): --data FILE is required");
+  if (files.length === 0)
+    throw new UsageError("eval --task math --model DIR (or --endpoint URL): --data FILE is required");
   if (str("predictions")) throw new UsageError("eval --task math: give --predictions or --model/--data, not both");
   const temperature = nonNegative(str("temperature"), "--temperature", 0);
   const topP = nonNegative(str("top-p"), "--top-p", 1);

@@ -392,7 +392,8 @@ function stepScores(
       const steps = rewards[at++];
       if (steps.length === 0)
         throw new DataError([
-          `${problems[item.i].at}: the PRM input of a response holds no step separator (truncated by the PRM's context?)`,
+          `${problems[item.i].at}: the PRM input of a response holds no step separator ` +
+            "(truncated by the PRM's context?)",
         ]);
       return steps;
     }),
