@@ -54,8 +54,9 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
   --json                   print { accuracy, pass_at_k, maj_at_k, n, groups, ... }; with several
                            files { benchmarks: [...], average }
 ${ENDPOINT_HELP.replace("Generating through", "eval --task math sampling through")}  With --endpoint,
-  --model DIR is optional: when given, it is read for its tokenizer and config.json only (answers sized to its context, problems batched by prompt tokens). A greedy
-  run gives the local run's verdicts; the journal (--out) resumes as a local run's does.
+  --model DIR is optional: when given, it is read for its tokenizer and config.json only
+  (answers sized to its context, problems batched by prompt tokens). A greedy run gives the
+  local run's verdicts; the journal (--out) resumes as a local run's does.
 `,
   async run(argv) {
     const task = taskOf(argv);
