@@ -2,6 +2,9 @@
 // local model: shared by `generate`, `data build` and `eval`.
 import { UsageError, positiveInt } from "./args.js";
 import type { EndpointGenerator } from "../generation/endpoint.js";
+import type { Generator } from "../generation/types.js";
+import type { Tokenizer } from "../text/index.js";
+import type { Device } from "../torch/index.js";
 
 export const ENDPOINT_OPTIONS = {
   endpoint: { type: "string" },
@@ -105,4 +108,37 @@ export async function endpointFromFlags(
     maxRetries: positiveInt(str("endpoint-retries"), "--endpoint-retries", 4, true),
     maxPositions,
   });
+}
+
+/** What generates for a command: the local model or an endpoint, and what is known of the model. */
+export interface Sampler {
+  generator: Generator;
+  /** The model's tokenizer: always for a local model; with --endpoint, when --model DIR names one. */
+  tokenizer: Tokenizer | null;
+  /** What the journal records as the sampler (a model directory, an endpoint and model name). */
+  identity: string;
+}
+
+/**
+ * The sampler the flags ask for: `--endpoint URL --endpoint-model NAME` (with --model DIR, if
+ * given, read for its tokenizer and context only, so prompts are sized as a local run's), else the
+ * local model of --model DIR on `device`.
+ */
+export async function samplerFromFlags(values: Values, command: string, device?: Device): Promise<Sampler> {
+  const model = values.model as string | undefined;
+  const { resolve } = await import("node:path");
+  const { Tokenizer } = await import("../text/index.js");
+  const { tokenizerDirectory } = await import("../models/peft.js");
+  const { modelMaxPositions } = await import("../models/vocab.js");
+  const endpoint = await endpointFromFlags(values, command, model ? modelMaxPositions(model) : undefined);
+  if (endpoint) {
+    const tokenizer = model ? Tokenizer.fromPretrainedSync(tokenizerDirectory(model)) : null;
+    return { generator: endpoint, tokenizer, identity: endpoint.name };
+  }
+  if (!model) throw new UsageError(`${command}: --model DIR (or --endpoint URL --endpoint-model NAME) is required`);
+  const { loadModel } = await import("../models/auto.js");
+  const { LocalGenerator } = await import("../generation/local.js");
+  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
+  const policy = loadModel(model, { device });
+  return { generator: new LocalGenerator(policy, tokenizer, resolve(model)), tokenizer, identity: resolve(model) };
 }

@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
 import {
@@ -352,12 +352,17 @@ test("omni-dpo data build --json: exits 0, prints its stats and writes JSONL pai
   });
 });
 
-test("omni-dpo data build (the math task) without --scorer is a usage error naming the flag and the named scorers", () => {
+test("data build without a scorer grades against answers: prompts without any are an error naming line and --scorer", () => {
   const dir = tempDir("omni-dpo-build-no-scorer-");
   writeFileSync(join(dir, "prompts.txt"), PROMPTS.join("\n") + "\n");
   const r = cli("--prompts", join(dir, "prompts.txt"), "--out", join(dir, "pairs.jsonl"));
-  assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /data build: --scorer NAME or MODULE is required \(names: arith\), or --reward-model DIR/);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /prompts\.txt:1: not valid JSON/);
+  assert.match(
+    r.stderr,
+    /give --scorer NAME\|MODULE, --reward-model DIR or --judge-endpoint URL for prompts without answers/,
+  );
+  assert.ok(!existsSync(join(dir, "pairs.jsonl")));
 });
 
 test("omni-dpo data build --scorer uses a user's scorer module (async, JSONL prompts) and rejects a module without score()", async () => {

@@ -1,7 +1,8 @@
 // `omni-dpo data build --task math --prm DIR`: get_uni_dpo_data.py's pairing rules on hand-made
 // labelled problems, and the whole pipeline on a tiny policy (the demo's arithmetic SFT model,
 // whose usual answer to each problem is taken as its gold, so samples are right and wrong) with a
-// tiny process reward model, through to `omni-dpo train` with loss_type uni_dpo.
+// tiny process reward model, through to `omni-dpo train` with loss_type uni_dpo; without a PRM,
+// the verifiable reward as the score (the default of `data build` on problems with answers).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -235,4 +236,84 @@ save_strategy: "no"
     metrics.some((m) => typeof m.loss === "number" && Number.isFinite(m.loss)),
     JSON.stringify(metrics[0]),
   );
+});
+
+test("without a PRM the verifiable reward (1 right, 0 wrong, x10) is the score, paired as get_uni_dpo_data.py", () => {
+  const verifiable = (correct: boolean[]) =>
+    item(correct.length, correct, correct.map(Number), {
+      avg_rewards: correct.map(Number),
+    });
+  // min (the verifiable mode's default): each pass takes the first correct response (10, the first
+  // of equals as Python's max) and the first wrong one (0, Python's min), and removes both
+  const pairs = binarizeUniDpo([verifiable([true, false, true, false, false])], { negStrategy: "min" });
+  assert.deepEqual(
+    pairs.map((p) => [p.chosen, p.rejected, p.score_chosen, p.score_rejected, p.correct_rejected]),
+    [
+      ["r0", "r1", 10, 0, false],
+      ["r2", "r3", 10, 0, false],
+    ],
+  );
+  normalizeScoreMargins(pairs);
+  assert.deepEqual(
+    pairs.map((p) => p.score_margin_normalized),
+    [0, 0],
+    "equal margins normalise to 0",
+  );
+  // "positive" (the PRM default) with margin 0: the reference draws the rejected one from the correct
+  // responses scoring at most chosen - 0, all of which tie at 10: two correct responses, margin 0
+  const positive = binarizeUniDpo([verifiable([true, true, true, false, true, false])], { negStrategy: "positive" });
+  assert.ok(positive.length > 0);
+  for (const p of positive) assert.deepEqual([p.correct_rejected, p.score_margin], [true, 0]);
+  // a margin above 0 leaves no correct response below the chosen one: a wrong one is taken
+  const margin = binarizeUniDpo([verifiable([true, true, false])], { negStrategy: "positive", scoreMargin: 5 });
+  assert.deepEqual(
+    margin.map((p) => [p.chosen, p.rejected, p.score_margin]),
+    [["r0", "r2", 10]],
+  );
+});
+
+test("data build on problems with answers and no --prm or --scorer pairs correct with wrong samples", () => {
+  const policy = join(packageRoot(), "assets", "arith-sft");
+  const problems = writeJsonl(join(root, "verifiable-problems.jsonl"), [
+    { problem: "2+3", answer: "5524" },
+    { problem: "12+7", answer: 3281 },
+    { problem: "34+21", answer: "12592" },
+    { problem: "9*8", answer: "1" },
+  ]);
+  const out = join(root, "verifiable-pairs.jsonl");
+  const r = cli([
+    "data",
+    "build",
+    "--model",
+    policy,
+    "--prompts",
+    problems,
+    "--out",
+    out,
+    "--prompt-template",
+    "Q:{input}=",
+    "--samples",
+    "6",
+    "--temperature",
+    "0.7",
+    "--max-new-tokens",
+    "50",
+    "--json",
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.equal(summary.problems, 4);
+  assert.ok(summary.pairs > 0, r.stdout);
+  const golds: Record<string, string> = { "Q:2+3=": "5524", "Q:12+7=": "3281", "Q:34+21=": "12592", "Q:9*8=": "1" };
+  const pairs = readFileSync(out, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  for (const p of pairs) {
+    const gold = golds[p.prompt];
+    assert.ok(gold !== undefined, p.prompt);
+    assert.equal(gradeMath(p.chosen, gold).correct, true, "chosen is graded correct");
+    assert.equal(gradeMath(p.rejected, gold).correct, false, "rejected is graded wrong (min: a wrong response)");
+    assert.deepEqual([p.score_chosen, p.score_rejected, p.correct_chosen, p.correct_rejected], [10, 0, true, false]);
+  }
 });

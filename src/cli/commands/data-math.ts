@@ -1,26 +1,35 @@
-// `omni-dpo data build --task math --prm DIR`: preference pairs from real math problems, as the
-// reference's Math/data_generation pipeline (src/eval/math/preference-pairs.ts).
+// `omni-dpo data build --task math [--prm DIR]`: preference pairs from real math problems, as the
+// reference's Math/data_generation pipeline (src/eval/math/preference-pairs.ts); without a process
+// reward model, the grader's verifiable reward is each response's score.
 import { parseArgs } from "node:util";
 import { UsageError, nonNegative, positiveInt, resolveDevice } from "../args.js";
+import { ENDPOINT_OPTIONS, samplerFromFlags } from "../endpoint-flags.js";
+import { refuseOverwritingInputs } from "../build-outputs.js";
 
 export const DATA_BUILD_MATH_HELP = `
-data build --task math --prm DIR (real problems, as the reference's Math/data_generation): samples K
-responses per problem from the policy (its chat template with the reference's system prompt and
-"Let's think step by step ..." suffix), drops responses past the truncation length, grades each
-against the gold answer by the evaluation harness's rules (responses without an answer dropped,
-problems without a correct response dropped), scores each step with the process reward model
-(steps split on blank lines; min or mean step score), and pairs them as get_uni_dpo_data.py
-(chosen: correct and above 6 of 10; rejected by --neg-strategy at least --score-margin lower).
+data build --task math (real problems with gold answers, as the reference's Math/data_generation):
+samples K responses per problem from the policy (its chat template with the reference's system
+prompt and "Let's think step by step ..." suffix), drops responses past the truncation length,
+grades each against the gold answer by the evaluation harness's rules (responses without an
+answer dropped, problems without a correct response dropped), scores each response, and pairs
+them as get_uni_dpo_data.py (chosen: correct and above 6 of 10; rejected by --neg-strategy at
+least --score-margin lower). The score: with --prm, the process reward model's min or mean step
+score (steps split on blank lines); without it, the verifiable reward (10 correct, 0 wrong), and
+--neg-strategy defaults to min (a wrong response; "positive" would pair two correct ones of equal
+score). This is the default of data build when the prompts carry answers and no --scorer,
+--reward-model or --judge-endpoint is given. --endpoint (above) samples through a server.
   --prompts FILE           JSON Lines with 'problem' (or 'prompt') and 'answer'
   --prm DIR                the process reward model (Qwen2ForProcessRewardModel, its tokenizer)
   --samples K              (default 8)          --temperature T   (default 1.0)
   --top-p P                (default 0.8)        --max-new-tokens N (default 4096)
   --truncate-length N      prompt + response tokens above it drop the response (default 4000; 0: keep)
   --reward-type min|avg    (default min)        --pos-strategy max|rand (default max)
-  --neg-strategy min|rand|positive (default positive)   --score-margin M (default 0, of 10)
+  --neg-strategy min|rand|positive (default positive with --prm, min without)
+  --score-margin M         (default 0, of 10)
   --max-pairs N            (default 10000)      --seed S (default 42)
   --prompt-template TEXT   text with {input} instead of the policy's chat template
   --step-token TEXT        the PRM's step separator (default <extra_0>)
+  --batch-size N           problems per generation batch (default 4)
   --restart                discard the journal (<out>.progress.jsonl) of an interrupted build
   --device D  --json
 `;
@@ -52,14 +61,16 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
       restart: { type: "boolean" },
       device: { type: "string" },
       json: { type: "boolean" },
+      ...ENDPOINT_OPTIONS,
     },
   });
   if (positionals.length) throw new UsageError(`data build: unexpected argument '${positionals[0]}'`);
   if (values.task !== undefined && values.task !== "math")
     throw new UsageError("data build: --prm belongs to --task math");
-  if (!values.model || !values.prompts || !values.out || !values.prm) {
-    throw new UsageError("data build --task math: --model DIR, --prompts FILE, --prm DIR and --out FILE are required");
+  if (!values.model || !values.prompts || !values.out) {
+    throw new UsageError("data build --task math: --model DIR, --prompts FILE and --out FILE are required");
   }
+  refuseOverwritingInputs(values);
   const oneOf = <T extends string>(v: string | undefined, name: string, allowed: readonly T[], fallback: T): T => {
     if (v === undefined) return fallback;
     if (!(allowed as readonly string[]).includes(v))
@@ -85,38 +96,53 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
   const pairing = {
     rewardType: oneOf(values["reward-type"], "--reward-type", ["min", "avg"] as const, "min"),
     posStrategy: oneOf(values["pos-strategy"], "--pos-strategy", ["max", "rand"] as const, "max"),
-    negStrategy: oneOf(values["neg-strategy"], "--neg-strategy", ["min", "rand", "positive"] as const, "positive"),
+    negStrategy: oneOf(
+      values["neg-strategy"],
+      "--neg-strategy",
+      ["min", "rand", "positive"] as const,
+      values.prm ? "positive" : "min",
+    ),
     scoreMargin: nonNegative(values["score-margin"], "--score-margin", 0),
     maxPairs: positiveInt(values["max-pairs"], "--max-pairs", 10000),
     seed: build.seed,
   };
+  // the PRM runs here even when the policy samples on an endpoint
   const device = await resolveDevice(values.device);
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
   const { readMathProblems, labelMathProblems, binarizeUniDpo, normalizeScoreMargins } =
     await import("../../eval/math/preference-pairs.js");
+  const { DataError } = await import("../../data/records.js");
   const { writeJsonAtomic, writeJsonLinesAtomic } = await import("../../util/files.js");
-  const { loadModel } = await import("../../models/auto.js");
   const { loadProcessRewardModel } = await import("../../models/process-reward.js");
-  const { tokenizerDirectory } = await import("../../models/peft.js");
   const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../../util/progress.js");
-  const problems = readMathProblems(values.prompts);
-  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.model));
-  const prmTokenizer = Tokenizer.fromPretrainedSync(values.prm);
+  let problems;
+  try {
+    problems = readMathProblems(values.prompts);
+  } catch (e) {
+    if (!(e instanceof DataError) || values.prm) throw e;
+    throw new DataError([
+      ...e.problems,
+      "data build grades responses against each problem's 'answer' unless a scorer is named: " +
+        "give --scorer NAME|MODULE, --reward-model DIR or --judge-endpoint URL for prompts without answers",
+    ]);
+  }
+  const prmTokenizer = values.prm ? Tokenizer.fromPretrainedSync(values.prm) : null;
   // the PRM is loaded before the policy samples anything: a bad directory fails fast
-  const prm = loadProcessRewardModel(values.prm, { device });
-  const policy = loadModel(values.model, { device });
+  const prm = values.prm ? loadProcessRewardModel(values.prm, { device }) : null;
+  const sampler = await samplerFromFlags(values, "data build", device);
+  const tokenizer = sampler.tokenizer!;
   const journal = `${values.out}.progress.jsonl`;
   if (values.restart) rmSync(journal, { force: true });
   try {
     let bar: InstanceType<typeof Progress> | undefined;
-    const { labelled, summary } = await labelMathProblems(policy as never, tokenizer, prm, prmTokenizer, problems, {
+    const { labelled, summary } = await labelMathProblems(sampler.generator, tokenizer, prm, prmTokenizer, problems, {
       ...build,
       journal,
-      identity: { policy: resolve(values.model), prm: resolve(values.prm) },
+      identity: { policy: sampler.identity, prm: values.prm ? resolve(values.prm) : null },
       onProgress: (done, total) => {
-        (bar ??= new Progress("sampling, grading, PRM", total, !values.json)).update(done);
+        (bar ??= new Progress(prm ? "sampling, grading, PRM" : "sampling, grading", total, !values.json)).update(done);
       },
     });
     bar?.finish();
@@ -137,8 +163,8 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
         : `${pairs.length} pairs from ${summary.problems} problems (dropped: ${JSON.stringify(summary.dropped)}) -> ${values.out}`,
     );
   } finally {
-    policy.dispose();
-    prm.dispose();
+    sampler.generator.dispose?.();
+    prm?.dispose();
   }
   return 0;
 }

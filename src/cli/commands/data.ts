@@ -7,11 +7,11 @@ import {
   ENDPOINT_OPTIONS,
   JUDGE_HELP,
   JUDGE_OPTIONS,
-  endpointFromFlags,
   judgeFromFlags,
+  samplerFromFlags,
 } from "../endpoint-flags.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, seedInt, type Command } from "../args.js";
-import { outputClash } from "../../util/paths.js";
+import { refuseOverwritingInputs } from "../build-outputs.js";
 import { DATA_BUILD_MATH_HELP } from "./data-math.js";
 
 const INSPECT_HELP = `Usage: omni-dpo data inspect FILE [--tokenizer DIR] [options]
@@ -33,8 +33,8 @@ LLaMA-Factory's format) have every image decoded and counted; with a Qwen2-VL --
 `;
 
 const BUILD_HELP = `Usage: omni-dpo data build --model POLICY --prompts FILE --reward-model RM_DIR --out FILE [options]
-       omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (the math task)
-       omni-dpo data build --task math --model POLICY --prompts FILE --prm PRM_DIR --out FILE [options]
+       omni-dpo data build --model DIR --prompts FILE --scorer NAME|MODULE --out FILE [options]   (a custom scorer)
+       omni-dpo data build [--task math] --model POLICY --prompts PROBLEMS --out FILE [--prm PRM_DIR] [options]
 
 data build --reward-model (text, as the reference's on_policy_data_gen): samples K responses per
 prompt from the policy, one seed per sample (chat prompts through the policy's chat template with
@@ -70,9 +70,10 @@ what was dropped and why, score and margin histograms) in OUT.summary.json.
   --device D               auto (default), cpu, cuda or cuda:N
   --json                   print the summary as JSON
 
-data build (the math task): samples K responses per prompt from the model (T 0.8), scores each (a
-named scorer, such as arith: the arithmetic task's verifier and noisy process judge; or your scorer
-module exporting score(prompt, response) that returns a number or {score, correct}), drops prompts whose samples are all the same, and
+data build --scorer (the math task with a custom scorer): samples K responses per prompt from the
+model (T 0.8), scores each (a named scorer, such as arith: the arithmetic task's verifier and noisy
+process judge; or your scorer module exporting score(prompt, response) that returns a number or
+{score, correct}), drops prompts whose samples are all the same, and
 binarises as the reference does: chosen = a correct response scoring above 6 (highest or random),
 rejected = one scoring at most chosen - margin (lowest, random, or "positive"). Writes JSONL with
 prompt, chosen, rejected, score_chosen, score_rejected.
@@ -81,7 +82,9 @@ prompt, chosen, rejected, score_chosen, score_rejected.
   --prompts FILE           one prompt per line, or JSONL with a "prompt" field
   --out FILE               where the pairs go (JSONL)
   --scorer NAME|MODULE     a named scorer (arith: the arithmetic task's, in the omni-dpo command) or a
-                           JS module exporting score(prompt, response); required
+                           JS module exporting score(prompt, response); without it (and without
+                           --reward-model or --judge-endpoint), data build grades against each
+                           problem's answer (data build --task math, below)
   --judge-noise S          a named scorer's noise in score points (arith: default 1.5)
   --samples K              responses per prompt (default 5)
   --temperature T          sampling temperature (default 0.8)
@@ -146,8 +149,12 @@ export const dataCommand: Command = {
 type BuildValues = Record<string, string | boolean | undefined>;
 
 async function dataBuild(argv: string[]): Promise<number> {
-  // real math problems with a process reward model: their own pipeline and options
-  if (argv.some((a) => a === "--prm" || a.startsWith("--prm=")))
+  // real math problems (gold answers, optionally a process reward model): their own pipeline and
+  // options; the default when no scorer is named
+  const has = (flag: string) => argv.some((a) => a === flag || a.startsWith(`${flag}=`));
+  const taskFlag = argv.find((a, i) => argv[i - 1] === "--task") ?? argv.find((a) => a.startsWith("--task="))?.slice(7);
+  const named = ["--scorer", "--reward-model", "--judge-endpoint"].some(has);
+  if (has("--prm") || (!named && (taskFlag === undefined || taskFlag === "math")))
     return (await import("./data-math.js")).dataBuildMath(argv);
   const { values, positionals } = parseArgs({
     args: argv,
@@ -201,29 +208,17 @@ async function dataBuild(argv: string[]): Promise<number> {
     throw new UsageError(`--rejected must be lowest, random or positive, got '${rejected}'`);
   const prompts = (await import("../../data/readers.js")).readPromptFile(values.prompts);
   const { buildPairs, loadScorer } = await import("../../data/build.js");
-  const { loadModel } = await import("../../models/auto.js");
-  const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../../util/progress.js");
   const seed = seedInt(values.seed, "--seed", 0);
-  const { registeredScorers } = await import("../../data/build.js");
-  if (!values.scorer) {
-    const names = registeredScorers();
-    throw new UsageError(
-      `data build: --scorer NAME or MODULE is required (${names.length ? `names: ${names.join(", ")}` : "no named scorer here"}), ` +
-        "or --reward-model DIR for the text pipeline",
-    );
-  }
   const noise =
     values["judge-noise"] === undefined ? undefined : nonNegative(values["judge-noise"], "--judge-noise", 0);
-  const scorer = await loadScorer(values.scorer, { seed, noise });
-  const endpoint = await endpointFromFlags(values, "data build");
-  const model = endpoint ?? loadModel(values.model);
-  const tokenizer = Tokenizer.fromPretrainedSync(values.model);
+  const scorer = await loadScorer(values.scorer!, { seed, noise });
+  const { generator: model, tokenizer } = await samplerFromFlags(values, "data build");
   const { checkTokenIds, modelVocab } = await import("../../models/vocab.js");
-  const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer.encode(p) }));
+  const promptIds = prompts.map((p, i) => ({ at: `${values.prompts}: prompt ${i + 1}`, ids: tokenizer!.encode(p) }));
   checkTokenIds(promptIds, modelVocab(values.model), values.model);
   const bar = new Progress("sampling", prompts.length, !values.json);
-  const { pairs, stats } = await buildPairs(model, tokenizer, prompts, scorer, {
+  const { pairs, stats } = await buildPairs(model, tokenizer!, prompts, scorer, {
     samples: positiveInt(values.samples, "--samples", 5),
     temperature: nonNegative(values.temperature, "--temperature", 0.8),
     maxNewTokens: positiveInt(values["max-new-tokens"], "--max-new-tokens", 64),
@@ -245,23 +240,6 @@ async function dataBuild(argv: string[]): Promise<number> {
     );
   }
   return 0;
-}
-
-/** --out (and the journal and summary beside it) must not replace a file the build reads. */
-function refuseOverwritingInputs(values: BuildValues): void {
-  const out = values.out as string;
-  const outputs = [
-    { name: "--out", path: out },
-    { name: "--out's journal", path: `${out}.progress.jsonl` },
-    { name: "--out's summary", path: `${out}.summary.json` },
-  ];
-  const inputs = (["prompts", "model", "reward-model", "scorer"] as const)
-    .filter((f) => typeof values[f] === "string")
-    .map((f) => ({ name: `--${f}`, path: values[f] as string }));
-  const clash = outputClash(outputs, inputs);
-  if (clash) {
-    throw new UsageError(`data build: ${clash}; writing the pairs there would destroy it. Choose another --out`);
-  }
 }
 
 const TEXT_ONLY_FLAGS = [
@@ -336,14 +314,10 @@ async function dataBuildText(values: BuildValues): Promise<number> {
   const { readPromptRows } = await import("../../data/readers.js");
   const { buildTextPairs, formatTextSummary, moduleScorer, preparePrompts, writeTextBuild } =
     await import("../../data/text-build.js");
-  const { loadModel } = await import("../../models/auto.js");
-  const { tokenizerDirectory } = await import("../../models/peft.js");
-  const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../../util/progress.js");
   const { resolve } = await import("node:path");
   const { rmSync } = await import("node:fs");
   const rows = readPromptRows(str("prompts")!);
-  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
   // The reward model is checked before the policy samples anything: a bad directory fails fast.
   const judge = await judgeFromFlags(values, "data build");
   const scorer =
@@ -359,13 +333,9 @@ async function dataBuildText(values: BuildValues): Promise<number> {
         }));
   // With --endpoint the policy samples there; --model gives its tokenizer and context (prompts
   // rendered, checked and seeded as a local build's).
-  const { modelMaxPositions } = await import("../../models/vocab.js");
-  const endpoint = await endpointFromFlags(
-    values,
-    "data build",
-    values.endpoint ? modelMaxPositions(model) : undefined,
-  );
-  const policy = endpoint ?? loadModel(model, { device });
+  const sampler = await samplerFromFlags(values, "data build", device);
+  const policy = sampler.generator;
+  const tokenizer = sampler.tokenizer!;
   try {
     const prepared = preparePrompts(
       rows,
@@ -382,7 +352,7 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     const { pairs, summary } = await buildTextPairs(policy, tokenizer, prepared, scorer, {
       ...options,
       journal,
-      identity: { policy: endpoint ? endpoint.name : resolve(model) },
+      identity: { policy: sampler.identity },
       onNotice: (m) => console.error(m),
       onProgress: (done, total, info) => {
         if (!bar) {

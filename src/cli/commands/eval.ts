@@ -1,13 +1,14 @@
 // `omni-dpo eval`: pairwise preference accuracy and implied rewards on a preference file.
 import { parseArgs } from "node:util";
-import type { CausalLM } from "../../models/causal-lm.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
 import { WINRATE_HELP, runWinRate } from "./eval-winrate.js";
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, samplerFromFlags } from "../endpoint-flags.js";
 
 export const evalCommand: Command = {
   help: `Usage: omni-dpo eval --model DIR --data FILE [--ref DIR] [options]
        omni-dpo eval --task math --predictions FILE [--dataset NAME] [--out FILE] [--json]
        omni-dpo eval --task math --model DIR --data FILE [--data FILE ...] [options]
+       omni-dpo eval --task math --endpoint URL --endpoint-model NAME [--model DIR] --data FILE [options]
 
 Pairwise preference accuracy: the fraction of pairs whose implied reward of the chosen answer
 is strictly above the rejected one's, and the mean rewards (chosen, rejected, margin). With
@@ -44,18 +45,25 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
   --temperature T          (default 0: greedy)     --top-p P   (default 1)
   --max-new-tokens N       (default 3000)          --seed S    (default 0)
   --prompt-template TEXT   text with {input} for the question, or "chat" (the tokenizer's template)
-  --batch-size N           generations per batch (default 16)
+  --batch-size N           generations per batch (default 16); problems are batched by prompt length
+  --grade-threads N|auto   threads grading a batch while the next one generates; 0 grades on
+                           the main thread; auto (default): on the main thread until grading takes
+                           over a tenth of generating, then on the cores left (at most 4)
   --out PATH               every generation and verdict, one JSON line per problem; an interrupted
                            run continues from it (with several --data files, a directory)
   --device D               auto (default), cpu, cuda or cuda:N
   --json                   print { accuracy, pass_at_k, maj_at_k, n, groups, ... }; with several
                            files { benchmarks: [...], average }
+${ENDPOINT_HELP.replace("Generating through", "eval --task math sampling through")}  With --endpoint,
+  --model DIR is optional: when given, it is read for its tokenizer and config.json only
+  (answers sized to its context, problems batched by prompt tokens). A greedy run gives the
+  local run's verdicts; the journal (--out) resumes as a local run's does.
 ${WINRATE_HELP}`,
   async run(argv) {
     const task = taskOf(argv);
     if (task === "math") return gradeMathPredictions(argv);
     if (task === "winrate") return runWinRate(argv);
-    if (task !== "pairwise") throw new UsageError(`eval: --task must be pairwise or math, got '${task}'`);
+    if (task !== "pairwise") throw new UsageError(`eval: --task must be pairwise, math or winrate, got '${task}'`);
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
@@ -138,14 +146,17 @@ async function gradeMathPredictions(argv: string[]): Promise<number> {
       seed: { type: "string" },
       "prompt-template": { type: "string" },
       "batch-size": { type: "string" },
+      "grade-threads": { type: "string" },
       device: { type: "string" },
+      ...ENDPOINT_OPTIONS,
     },
   });
   if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
-  if (values.model !== undefined) return runMathBenchmarks(values);
+  if (values.model !== undefined || values.endpoint !== undefined) return runMathBenchmarks(values);
   if (!values.predictions)
     throw new UsageError(
-      "eval --task math: --predictions FILE (outputs to grade) or --model DIR --data FILE is required",
+      "eval --task math: --predictions FILE (outputs to grade), or --model DIR (or --endpoint URL) " +
+        "and --data FILE, is required",
     );
   const { gradePredictionsFile, formatPredictions } = await import("../../eval/math/predictions.js");
   const r = gradePredictionsFile(values.predictions, { dataset: values.dataset, out: values.out });
@@ -157,7 +168,8 @@ async function gradeMathPredictions(argv: string[]): Promise<number> {
 async function runMathBenchmarks(values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const str = (k: string) => values[k] as string | undefined;
   const files = (values.data as string[] | undefined) ?? [];
-  if (files.length === 0) throw new UsageError("eval --task math --model DIR: --data FILE is required");
+  if (files.length === 0)
+    throw new UsageError("eval --task math --model DIR (or --endpoint URL): --data FILE is required");
   if (str("predictions")) throw new UsageError("eval --task math: give --predictions or --model/--data, not both");
   const temperature = nonNegative(str("temperature"), "--temperature", 0);
   const topP = nonNegative(str("top-p"), "--top-p", 1);
@@ -171,6 +183,7 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
     seed: positiveInt(str("seed"), "--seed", 0, true),
     promptTemplate: str("prompt-template"),
     batchSize: positiveInt(str("batch-size"), "--batch-size", 16),
+    gradeThreads: gradeThreadsFlag(str("grade-threads")),
   };
   if (
     options.promptTemplate !== undefined &&
@@ -186,21 +199,17 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
   const out = str("out");
   if (out !== undefined && files.length > 1) mkdirSync(out, { recursive: true });
   const { evaluateMathBenchmark, formatBenchmarks, datasetOfFile } = await import("../../eval/math/benchmark.js");
-  const { loadModel } = await import("../../models/auto.js");
-  const { tokenizerDirectory } = await import("../../models/peft.js");
-  const { Tokenizer } = await import("../../text/index.js");
   const { Progress } = await import("../../util/progress.js");
-  const model = str("model")!;
-  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(model));
-  const policy = loadModel(model, { device: await resolveDevice(str("device")) });
+  const device = values.endpoint === undefined ? await resolveDevice(str("device")) : undefined;
+  const { generator, tokenizer, identity } = await samplerFromFlags(values, "eval --task math", device);
   const results = [];
   try {
     for (const file of files) {
       const name = options.dataset ?? datasetOfFile(file) ?? file;
       let bar = null as InstanceType<typeof Progress> | null;
-      const { result } = await evaluateMathBenchmark(policy as CausalLM, tokenizer, file, {
+      const { result } = await evaluateMathBenchmark(generator, tokenizer, file, {
         ...options,
-        identity: { model },
+        identity: { sampler: identity },
         out:
           out === undefined ? undefined : files.length > 1 ? join(out, `${name.replace(/[^\w.-]+/g, "_")}.jsonl`) : out,
         onProgress: (done, total) => {
@@ -211,11 +220,17 @@ async function runMathBenchmarks(values: Record<string, string | boolean | strin
       results.push(result);
     }
   } finally {
-    policy.dispose();
+    generator.dispose?.();
   }
   if (values.json) {
     const average = results.reduce((s, r) => s + r.accuracy, 0) / results.length;
     console.log(JSON.stringify(results.length === 1 ? results[0] : { benchmarks: results, average }));
   } else console.log(formatBenchmarks(results));
   return 0;
+}
+
+/** --grade-threads: a count, or "auto" (the default). */
+function gradeThreadsFlag(value: string | undefined): number | "auto" {
+  if (value === undefined || value === "auto") return "auto";
+  return positiveInt(value, "--grade-threads", 0, true);
 }

@@ -6,14 +6,17 @@
 import { createHash } from "node:crypto";
 import { basename, dirname } from "node:path";
 import type { CausalLM } from "../../models/causal-lm.js";
-import { generate } from "../../models/generate.js";
-import { stopTokenIds } from "../../models/generation-config.js";
+import type { Message } from "../../text/chat-template.js";
 import type { Tokenizer } from "../../text/index.js";
+import { asGenerator, isGenerator } from "../../generation/local.js";
+import { promptIds } from "../../generation/prompt.js";
+import type { Generator } from "../../generation/types.js";
+import { openRecordJournal } from "../../data/journal.js";
 import { readRows } from "../../data/readers.js";
 import { DataError, where } from "../../data/records.js";
-import { appendLinesDurable, readJournalLines } from "../../util/files.js";
+import { createGrader, defaultGradeThreads } from "./grade-pool.js";
 import { cutAtStopWords, STOP_WORDS } from "./extract.js";
-import { gradeAgainstGold, recordFor } from "./grade.js";
+import { recordFor } from "./grade.js";
 import { goldAnswer, GoldAnswerError, MATH_DATASETS } from "./ground-truth.js";
 
 /** The reference's qwen25-math-cot prompt (math_eval.py's default prompt type), with {input} for the question. */
@@ -55,6 +58,8 @@ export interface BenchmarkResult extends GroupMetrics {
   seconds: number;
   problems_per_second: number;
   generated_tokens: number;
+  /** Threads that graded beside generation at the end of the run (0: the main thread). */
+  grade_threads: number;
 }
 
 export interface BenchmarkOptions {
@@ -74,6 +79,13 @@ export interface BenchmarkOptions {
   promptTemplate?: string;
   /** Generations per batch (default 16). */
   batchSize?: number;
+  /**
+   * Threads grading beside generation; 0 grades on the main thread. "auto" (default) grades on
+   * the main thread until grading takes over a tenth of the time of generating, then on the
+   * cores left (at most 4): a thread costs about half a second to start and competes for a core,
+   * which cheap grading does not repay.
+   */
+  gradeThreads?: number | "auto";
   /** Seed of the sampler (default 0); each generation has its own stream, so resuming changes nothing. */
   seed?: number;
   /** The journal: every problem's generations and verdicts, one JSON line each; resumed when it exists. */
@@ -125,10 +137,9 @@ export async function readBenchmark(file: string, dataset: string): Promise<Prob
   });
 }
 
-/** The prompt text of a question. */
-export function promptText(question: string, template: string, tokenizer: Tokenizer): string {
-  if (template === "chat")
-    return tokenizer.applyChatTemplate([{ role: "user", content: question }], { addGenerationPrompt: true });
+/** A question as the sampler gets it: the template's text, or a user message for "chat" (the model's chat template). */
+export function questionPrompt(question: string, template: string): string | Message[] {
+  if (template === "chat") return [{ role: "user", content: question }];
   return template.replaceAll("{input}", question);
 }
 
@@ -185,46 +196,19 @@ function groupsOf(results: ProblemResult[], samples: number): BenchmarkResult["g
   return groups;
 }
 
-const JOURNAL = "omni-dpo eval math";
-
-function openJournal(file: string, identity: string): Map<number, ProblemResult> {
-  const lines = readJournalLines(file);
-  const done = new Map<number, ProblemResult>();
-  if (lines.length === 0) {
-    appendLinesDurable(file, [JSON.stringify({ journal: JOURNAL, identity })]);
-    return done;
-  }
-  let header: { journal?: string; identity?: string } = {};
-  try {
-    header = JSON.parse(lines[0]);
-  } catch {
-    /* reported below */
-  }
-  if (header.journal !== JOURNAL || header.identity !== identity) {
-    throw new DataError([
-      `${file}: this file holds another evaluation (other problems, model or settings); ` +
-        "choose another --out, or run with the settings it was made with to continue it",
-    ]);
-  }
-  lines.slice(1).forEach((line, n) => {
-    try {
-      const r = JSON.parse(line) as ProblemResult;
-      done.set(r.idx, r);
-    } catch (e) {
-      throw new DataError([`${file}:${n + 2}: not valid JSON (${(e as Error).message})`]);
-    }
-  });
-  return done;
-}
-
 /** A 32-bit seed for generation j of problem idx. */
 const rowSeed = (seed: number, idx: number, j: number): number =>
   createHash("sha256").update(`${seed}:${idx}:${j}`).digest().readUInt32LE(0);
 
-/** Runs one benchmark file. */
+/**
+ * Runs one benchmark file through a sampler: the local engine or an endpoint. With the model's
+ * tokenizer, answers are sized to the model's context and problems are batched by prompt length in
+ * tokens (else in characters, and the server caps the answers). A batch's outputs can be graded on
+ * worker threads while the next batch generates (`gradeThreads`).
+ */
 export async function evaluateMathBenchmark(
-  model: CausalLM,
-  tokenizer: Tokenizer,
+  sampler: CausalLM | Generator,
+  tokenizer: Tokenizer | null,
   file: string,
   options: BenchmarkOptions = {},
 ): Promise<{ result: BenchmarkResult; problems: ProblemResult[] }> {
@@ -234,6 +218,8 @@ export async function evaluateMathBenchmark(
   if (!(MATH_DATASETS as readonly string[]).includes(dataset)) {
     throw new DataError([`unknown math data set '${dataset}' (known: ${MATH_DATASETS.join(", ")})`]);
   }
+  if (!isGenerator(sampler) && !tokenizer) throw new Error("evaluateMathBenchmark: a local model needs its tokenizer");
+  const generator = isGenerator(sampler) ? sampler : asGenerator(sampler, tokenizer!);
   const samples = options.samples ?? 1;
   const temperature = options.temperature ?? 0;
   const topP = temperature === 0 ? 1 : (options.topP ?? 1);
@@ -242,7 +228,11 @@ export async function evaluateMathBenchmark(
   const batchSize = options.batchSize ?? 16;
   const seed = options.seed ?? 0;
   const problems = await readBenchmark(file, dataset);
-  const prompts = problems.map((p) => tokenizer.encode(promptText(p.question, template, tokenizer)));
+  const prompts = problems.map((p) => questionPrompt(p.question, template));
+  // prompt lengths: tokens when the tokenizer is known, else characters (only for ordering)
+  const lengths = prompts.map((p) =>
+    tokenizer ? promptIds(tokenizer, p).length : typeof p === "string" ? p.length : p[0].content.length,
+  );
   const identity = createHash("sha256")
     .update(
       JSON.stringify({
@@ -258,61 +248,92 @@ export async function evaluateMathBenchmark(
       }),
     )
     .digest("hex");
-  const done = options.out ? openJournal(options.out, identity) : new Map<number, ProblemResult>();
+  const journal = options.out
+    ? openRecordJournal<ProblemResult>(options.out, {
+        kind: "omni-dpo eval math",
+        identity,
+        key: (r) => r.idx,
+        otherWork:
+          "this file holds another evaluation (other problems, model or settings); " +
+          "choose another --out, or run with the settings it was made with to continue it",
+      })
+    : null;
+  const done = journal?.done ?? new Map<number, ProblemResult>();
   const resumed = done.size;
-  const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
-  const decode = (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: false });
+  const context = tokenizer ? generator.maxPositions : undefined;
+  const room = (i: number) => (context === undefined ? maxNew : Math.min(maxNew, context - lengths[i]));
   // shortest prompts first, so a batch's rows are of similar length
-  const order = problems.map((p) => p.idx).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
+  const order = problems.map((p) => p.idx).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const tooLong = order.find((i) => !done.has(i) && room(i) < 1);
+  if (tooLong !== undefined) {
+    throw new DataError([
+      `${file}: problem ${tooLong + 1}'s prompt (${lengths[tooLong]} tokens) fills the model's ${context} positions`,
+    ]);
+  }
   const perBatch = Math.max(1, Math.floor(batchSize / samples));
+  const threads = options.gradeThreads ?? "auto";
+  let gradeThreads = threads === "auto" ? 0 : threads;
+  let grader = createGrader(gradeThreads);
+  let adaptive = threads === "auto" && defaultGradeThreads() > 0;
+  let batches = 0;
+  const spent = { grading: 0, generating: 0 };
   const start = Date.now();
   let generatedTokens = 0;
   options.onProgress?.(done.size, problems.length);
-  for (let b = 0; b < order.length; b += perBatch) {
-    const todo = order.slice(b, b + perBatch).filter((i) => !done.has(i));
-    if (todo.length === 0) continue;
-    const rows = todo.flatMap((i) => Array.from({ length: samples }, (_, j) => ({ i, j })));
-    const room = (i: number) => model.maxPositions - prompts[i].length;
-    const tooLong = todo.find((i) => room(i) < 1);
-    if (tooLong !== undefined) {
-      throw new DataError([
-        `${file}: problem ${tooLong + 1}'s prompt (${prompts[tooLong].length} tokens) fills the model's ${model.maxPositions} positions`,
-      ]);
-    }
-    const out = generate(
-      model,
-      rows.map((r) => prompts[r.i]),
-      {
-        maxNewTokens: rows.map((r) => Math.min(maxNew, room(r.i))),
-        temperature,
-        topP,
-        ...(temperature > 0 ? { rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)) } : {}),
-        eosTokenIds: eos,
-        padTokenId: tokenizer.padTokenId ?? eos[0],
-        stopStrings: STOP_WORDS,
-        decode,
-      },
-    );
-    const finished = todo.map((i, n) => {
-      const tokens = out.tokens.slice(n * samples, (n + 1) * samples);
-      const outputs = tokens.map((t) => cutAtStopWords(decode(t)));
-      const grades = outputs.map((o) => gradeAgainstGold(o, problems[i].gold, dataset));
-      generatedTokens += tokens.reduce((s, t) => s + t.length, 0);
-      return {
-        ...problems[i],
-        outputs,
-        extracted: grades.map((g) => g.extracted),
-        correct: grades.map((g) => g.correct),
-        tokens: tokens.map((t) => t.length),
-      };
-    });
-    if (options.out)
-      appendLinesDurable(
-        options.out,
-        finished.map((f) => JSON.stringify(f)),
+  // the grading and journaling of the batches so far, in order; a failure surfaces at the next await of it
+  let graded: Promise<void> = Promise.resolve();
+  try {
+    for (let b = 0; b < order.length; b += perBatch) {
+      const todo = order.slice(b, b + perBatch).filter((i) => !done.has(i));
+      if (todo.length === 0) continue;
+      const generating = performance.now();
+      const samplesOf = await generator.generate(
+        todo.map((i) => ({
+          prompt: prompts[i],
+          ...(temperature > 0
+            ? { seeds: Array.from({ length: samples }, (_, j) => rowSeed(seed, i, j)) }
+            : { n: samples }),
+          maxTokens: room(i),
+          temperature,
+          topP,
+          stop: STOP_WORDS,
+        })),
       );
-    for (const f of finished) done.set(f.idx, f);
-    options.onProgress?.(done.size, problems.length);
+      const grading = performance.now();
+      const outputs = samplesOf.map((ss) => ss.map((s) => cutAtStopWords(s.text)));
+      const grades = Promise.all(todo.map((i, n) => grader.grade(outputs[n], problems[i].gold, dataset)));
+      // on the main thread, grading is done here: worth moving to threads when it rivals generating,
+      // judged over two batches or more, from the second (the first also starts the Compute Engine)
+      if (adaptive && batches++ > 0) {
+        spent.grading += performance.now() - grading;
+        spent.generating += grading - generating;
+        if (batches > 2 && spent.grading > 0.1 * spent.generating) {
+          gradeThreads = defaultGradeThreads();
+          grader = createGrader(gradeThreads);
+          adaptive = false;
+        }
+      }
+      const batch = Promise.all([grades, graded]).then(([verdicts]) => {
+        const finished = todo.map((i, n) => ({
+          ...problems[i],
+          outputs: outputs[n],
+          extracted: verdicts[n].map((g) => g.extracted),
+          correct: verdicts[n].map((g) => g.correct),
+          tokens: samplesOf[n].map((s) => s.tokens),
+        }));
+        generatedTokens += finished.reduce((s, f) => s + f.tokens.reduce((t, x) => t + x, 0), 0);
+        if (journal) journal.append(finished);
+        else for (const f of finished) done.set(f.idx, f);
+        options.onProgress?.(done.size, problems.length);
+      });
+      batch.catch(() => {}); // awaited below; this only marks the rejection as handled meanwhile
+      graded = batch;
+      // let finished grades land (a local generator holds the thread for a whole batch)
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await graded;
+  } finally {
+    await grader.close();
   }
   const seconds = (Date.now() - start) / 1000;
   const results = problems.map((p) => done.get(p.idx)!);
@@ -326,6 +347,7 @@ export async function evaluateMathBenchmark(
     seconds,
     problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9),
     generated_tokens: generatedTokens,
+    grade_threads: gradeThreads,
   };
   return { result, problems: results };
 }

@@ -9,11 +9,11 @@
 // The work is journaled problem by problem, so a build that is killed continues where it stopped.
 import { createHash } from "node:crypto";
 import type { CausalLM } from "../../models/causal-lm.js";
-import { generate } from "../../models/generate.js";
-import { stopTokenIds } from "../../models/generation-config.js";
 import type { ProcessRewardModel } from "../../models/process-reward.js";
 import type { Tokenizer } from "../../text/index.js";
-import { appendLinesDurable, readJournalLines } from "../../util/files.js";
+import { asGenerator } from "../../generation/local.js";
+import type { Generator } from "../../generation/types.js";
+import { openRecordJournal } from "../../data/journal.js";
 import { mulberry32 } from "../../util/random.js";
 import { gradeAgainstGold, recordFor } from "./grade.js";
 import { goldAnswer } from "./ground-truth.js";
@@ -189,49 +189,15 @@ export interface MathBuildSummary {
   correct_rate: number;
 }
 
-const JOURNAL = "omni-dpo data build math";
-
-function openJournal(file: string, identity: string): Map<number, LabelledProblem> {
-  const lines = readJournalLines(file);
-  const done = new Map<number, LabelledProblem>();
-  if (lines.length === 0) {
-    appendLinesDurable(file, [JSON.stringify({ journal: JOURNAL, identity })]);
-    return done;
-  }
-  let header: { journal?: string; identity?: string } = {};
-  try {
-    header = JSON.parse(lines[0]);
-  } catch {
-    /* reported below */
-  }
-  if (header.journal !== JOURNAL || header.identity !== identity) {
-    throw new DataError([
-      `${file}: this journal belongs to another build (other problems, models or settings); ` +
-        "delete it or pass --restart to start over",
-    ]);
-  }
-  lines.slice(1).forEach((line, n) => {
-    try {
-      const p = JSON.parse(line) as LabelledProblem;
-      done.set(p.i, p);
-    } catch (e) {
-      throw new DataError([
-        `${file}:${n + 2}: not valid JSON (${(e as Error).message}); delete the journal or pass --restart`,
-      ]);
-    }
-  });
-  return done;
-}
-
 const rowSeed = (seed: number, i: number, j: number): number =>
   createHash("sha256").update(`math:${seed}:${i}:${j}`).digest().readUInt32LE(0);
 
 /** Samples, grades and PRM-labels every problem (journaled); returns the labelled problems in input order. */
 export async function labelMathProblems(
-  policy: CausalLM,
+  sampler: CausalLM | Generator,
   tokenizer: Tokenizer,
-  prm: ProcessRewardModel,
-  prmTokenizer: Tokenizer,
+  prm: ProcessRewardModel | null,
+  prmTokenizer: Tokenizer | null,
   problems: MathProblem[],
   options: MathBuildOptions,
 ): Promise<{ labelled: LabelledProblem[]; summary: MathBuildSummary }> {
@@ -243,7 +209,7 @@ export async function labelMathProblems(
   const batchSize = options.batchSize ?? 4;
   const seed = options.seed ?? 42;
   const stepToken = options.stepToken ?? "<extra_0>";
-  const stepIds = prmTokenizer.encode(stepToken, { addSpecialTokens: false });
+  const stepIds = prmTokenizer?.encode(stepToken, { addSpecialTokens: false }) ?? [0];
   if (stepIds.length !== 1)
     throw new DataError([
       `the PRM's tokenizer reads the step separator '${stepToken}' as ${stepIds.length} tokens, not one`,
@@ -279,15 +245,24 @@ export async function labelMathProblems(
         maxNew,
         truncate,
         seed,
-        stepToken,
+        ...(prm ? { stepToken } : { verifiableOnly: true }),
         ...options.identity,
       }),
     )
     .digest("hex");
-  const done = openJournal(options.journal, identity);
+  const journal = openRecordJournal<LabelledProblem>(options.journal, {
+    kind: "omni-dpo data build math",
+    identity,
+    key: (p) => p.i,
+    otherWork:
+      "this journal belongs to another build (other problems, models or settings); " +
+      "delete it or pass --restart to start over",
+    damagedHint: "delete the journal or pass --restart",
+  });
+  const done = journal.done;
   const resumed = done.size;
-  const eos = stopTokenIds(policy.generationConfig, tokenizer.eosTokenId);
-  const decode = (t: number[]) => tokenizer.decode(t, { skipSpecialTokens: false });
+  const generator = asGenerator(sampler, tokenizer);
+  const context = generator.maxPositions ?? Infinity;
   const order = problems.map((_, i) => i).sort((a, b) => ids[a].length - ids[b].length || a - b);
   let truncated = 0;
   let withoutAnswer = 0;
@@ -295,29 +270,24 @@ export async function labelMathProblems(
   for (let b = 0; b < order.length; b += batchSize) {
     const todo = order.slice(b, b + batchSize).filter((i) => !done.has(i));
     if (todo.length === 0) continue;
-    const rows = todo.flatMap((i) => Array.from({ length: k }, (_, j) => ({ i, j })));
-    const room = (i: number) => Math.min(maxNew, policy.maxPositions - ids[i].length);
+    const room = (i: number) => Math.min(maxNew, context - ids[i].length);
     const bad = todo.find((i) => room(i) < 1);
     if (bad !== undefined)
       throw new DataError([
-        `${problems[bad].at}: the prompt (${ids[bad].length} tokens) fills the policy's ${policy.maxPositions} positions`,
+        `${problems[bad].at}: the prompt (${ids[bad].length} tokens) fills the policy's ${context} positions`,
       ]);
-    const out = generate(
-      policy,
-      rows.map((r) => ids[r.i]),
-      {
-        maxNewTokens: rows.map((r) => room(r.i)),
+    const out = await generator.generate(
+      todo.map((i) => ({
+        prompt: prompts[i],
+        seeds: Array.from({ length: k }, (_, j) => rowSeed(seed, i, j)),
+        maxTokens: room(i),
         temperature,
         topP,
-        rowSeeds: rows.map((r) => rowSeed(seed, r.i, r.j)),
-        eosTokenIds: eos,
-        padTokenId: tokenizer.padTokenId ?? eos[0],
-        stopStrings: STOP_WORDS,
-        decode,
-      },
+        stop: STOP_WORDS,
+      })),
     );
     const finished: LabelledProblem[] = [];
-    const toScore: { problem: LabelledProblem; steps: string[][] }[] = [];
+    const toScore: LabelledProblem[] = [];
     todo.forEach((i, n) => {
       const item: LabelledProblem = {
         i,
@@ -330,14 +300,14 @@ export async function labelMathProblems(
       };
       finished.push(item);
       let kept = 0;
-      for (const tokens of out.tokens.slice(n * k, (n + 1) * k)) {
+      for (const sample of out[n]) {
         // gen_samples.py: prompt + completion longer than the truncation length is garbage
-        if (truncate > 0 && ids[i].length + tokens.length > truncate) {
+        if (truncate > 0 && ids[i].length + sample.tokens > truncate) {
           truncated++;
           continue;
         }
         kept++;
-        const response = cutAtStopWords(decode(tokens));
+        const response = cutAtStopWords(sample.text);
         const grade = gradeAgainstGold(response, golds[i], "math");
         // verifiable_reward_labeling.py: a response without an answer is dropped
         if (grade.extracted.trim() === "") {
@@ -351,43 +321,24 @@ export async function labelMathProblems(
       if (kept === 0) item.dropped = "all_truncated";
       else if (item.responses.length === 0) item.dropped = "no_answer";
       else if (!item.correct.some(Boolean)) item.dropped = "all_wrong";
-      else toScore.push({ problem: item, steps: item.responses.map((r) => r.split("\n\n")) });
+      else toScore.push(item);
     });
-    // progress_reward_labeling.py: steps joined and ended by the separator, in the PRM's chat format
-    const prmRows = toScore.flatMap(({ problem, steps }) =>
-      steps.map((s) =>
-        prmTokenizer.encode(
-          chatText(
-            prmTokenizer,
-            [
-              { role: "system", content: MATH_SYSTEM },
-              { role: "user", content: problems[problem.i].problem },
-              { role: "assistant", content: s.join(stepToken) + stepToken },
-            ],
-            false,
-          ),
-        ),
-      ),
-    );
-    const rewards = prmRows.length ? prm.stepRewards(prmRows, { stepTokenId: stepIds[0] }) : [];
-    let at = 0;
-    for (const { problem } of toScore) {
-      for (let r = 0; r < problem.responses.length; r++) {
-        const steps = rewards[at++];
-        if (steps.length === 0)
-          throw new DataError([
-            `${problems[problem.i].at}: the PRM input of a response holds no step separator (truncated by the PRM's context?)`,
-          ]);
-        const round3 = (x: number) => Math.round(x * 1000) / 1000;
-        problem.min_rewards.push(round3(Math.min(...steps)));
-        problem.avg_rewards.push(round3(steps.reduce((s, x) => s + x, 0) / steps.length));
+    if (prm && prmTokenizer) {
+      const rewards = stepScores(prm, prmTokenizer, stepToken, stepIds[0], problems, toScore);
+      // each response's least and mean step score, to 3 decimals as the reference keeps them
+      const round3 = (x: number) => Math.round(x * 1000) / 1000;
+      toScore.forEach((problem, n) => {
+        problem.min_rewards.push(...rewards[n].map((steps) => round3(Math.min(...steps))));
+        problem.avg_rewards.push(...rewards[n].map((steps) => round3(steps.reduce((s, x) => s + x, 0) / steps.length)));
+      });
+    } else {
+      // no process reward model: the verifiable reward (1 correct, 0 wrong) is every response's score
+      for (const problem of toScore) {
+        problem.min_rewards.push(...problem.correct.map(Number));
+        problem.avg_rewards.push(...problem.correct.map(Number));
       }
     }
-    appendLinesDurable(
-      options.journal,
-      finished.map((f) => JSON.stringify(f)),
-    );
-    for (const f of finished) done.set(f.i, f);
+    journal.append(finished);
     options.onProgress?.(done.size, problems.length);
   }
   const labelled = problems.map((_, i) => done.get(i)!);
@@ -405,6 +356,48 @@ export async function labelMathProblems(
     correct_rate: responses ? labelled.reduce((s, l) => s + l.correct.filter(Boolean).length, 0) / responses : 0,
   };
   return { labelled, summary };
+}
+
+/**
+ * progress_reward_labeling.py: each response's steps (split on blank lines) joined and ended by
+ * the separator, in the PRM's chat format; per problem, per response, the score of every step.
+ */
+function stepScores(
+  prm: ProcessRewardModel,
+  prmTokenizer: Tokenizer,
+  stepToken: string,
+  stepTokenId: number,
+  problems: MathProblem[],
+  items: LabelledProblem[],
+): number[][][] {
+  const rows = items.flatMap((item) =>
+    item.responses.map((response) =>
+      prmTokenizer.encode(
+        chatText(
+          prmTokenizer,
+          [
+            { role: "system", content: MATH_SYSTEM },
+            { role: "user", content: problems[item.i].problem },
+            { role: "assistant", content: response.split("\n\n").join(stepToken) + stepToken },
+          ],
+          false,
+        ),
+      ),
+    ),
+  );
+  const rewards = rows.length ? prm.stepRewards(rows, { stepTokenId }) : [];
+  let at = 0;
+  return items.map((item) =>
+    item.responses.map(() => {
+      const steps = rewards[at++];
+      if (steps.length === 0)
+        throw new DataError([
+          `${problems[item.i].at}: the PRM input of a response holds no step separator ` +
+            "(truncated by the PRM's context?)",
+        ]);
+      return steps;
+    }),
+  );
 }
 
 /** The problems of a JSON Lines file: 'problem' (or 'prompt') and 'answer' (a string or number). */
