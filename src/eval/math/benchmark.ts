@@ -81,6 +81,8 @@ export interface BenchmarkOptions {
   /** More identity for the journal (the model's directory). */
   identity?: Record<string, unknown>;
   onProgress?: (done: number, total: number) => void;
+  /** Only these problems (indices in the file), and the figures theirs: one rank's share of a generation eval. */
+  only?: number[];
 }
 
 /** The data set a file's name gives (".../math500/test.jsonl", "aime24.jsonl"), or null. */
@@ -242,6 +244,7 @@ export async function evaluateMathBenchmark(
   const batchSize = options.batchSize ?? 16;
   const seed = options.seed ?? 0;
   const problems = await readBenchmark(file, dataset);
+  const chosen = options.only ? problems.filter((p) => options.only!.includes(p.idx)) : problems;
   const prompts = problems.map((p) => tokenizer.encode(promptText(p.question, template, tokenizer)));
   const identity = createHash("sha256")
     .update(
@@ -263,11 +266,11 @@ export async function evaluateMathBenchmark(
   const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
   const decode = (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: false });
   // shortest prompts first, so a batch's rows are of similar length
-  const order = problems.map((p) => p.idx).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
+  const order = chosen.map((p) => p.idx).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
   const perBatch = Math.max(1, Math.floor(batchSize / samples));
   const start = Date.now();
   let generatedTokens = 0;
-  options.onProgress?.(done.size, problems.length);
+  options.onProgress?.(done.size, chosen.length);
   for (let b = 0; b < order.length; b += perBatch) {
     const todo = order.slice(b, b + perBatch).filter((i) => !done.has(i));
     if (todo.length === 0) continue;
@@ -312,10 +315,10 @@ export async function evaluateMathBenchmark(
         finished.map((f) => JSON.stringify(f)),
       );
     for (const f of finished) done.set(f.idx, f);
-    options.onProgress?.(done.size, problems.length);
+    options.onProgress?.(done.size, chosen.length);
   }
   const seconds = (Date.now() - start) / 1000;
-  const results = problems.map((p) => done.get(p.idx)!);
+  const results = chosen.map((p) => done.get(p.idx)!);
   const result: BenchmarkResult = {
     dataset,
     file,
@@ -324,7 +327,7 @@ export async function evaluateMathBenchmark(
     groups: groupsOf(results, samples),
     resumed,
     seconds,
-    problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9),
+    problems_per_second: (chosen.length - resumed) / Math.max(seconds, 1e-9),
     generated_tokens: generatedTokens,
   };
   return { result, problems: results };
