@@ -435,28 +435,29 @@ export class PreferenceTrainer {
       throw new ConfigError(`${config.source}: key 'load_best_model_at_end': ${why}`);
     };
     const metric = this.bestMetric()!.name;
-    const generated = metric.startsWith("eval_gen_");
-    if (generated && config.evalGenerationFile === null)
-      fail(`${metric} comes from generation eval, and this run has no eval_generation_file`);
-    if (!generated && this.data.eval.length === 0)
-      fail("the best model is chosen by its evaluation, and this run has no eval pairs");
+    const saveStrategy = config.saveStrategy ?? "steps";
+    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
+    // A generation-eval metric: its own steps must fall on every checkpoint.
+    if (metric.startsWith("eval_gen_")) {
+      if (config.evalGenerationFile === null)
+        fail(`${metric} comes from generation eval, and this run has no eval_generation_file`);
+      const genSteps = resolveSteps(config.evalGenerationSteps ?? config.evalSteps, this.totalSteps);
+      if (saveStrategy !== "steps" || saveSteps === null || genSteps === null || saveSteps % genSteps !== 0)
+        fail(
+          `checkpoints must be evaluated: save_steps (${saveSteps ?? "unset"}) must be a multiple of ` +
+            `eval_generation_steps (${genSteps ?? "unset"})`,
+        );
+      return;
+    }
+    if (this.data.eval.length === 0) fail("the best model is chosen by its evaluation, and this run has no eval pairs");
     const evalStrategy =
       config.evalStrategy ?? config.evaluationStrategy ?? (config.evalSteps !== null ? "steps" : "no");
-    const saveStrategy = config.saveStrategy ?? "steps";
     if (evalStrategy !== saveStrategy) {
       fail(`checkpoints must be evaluated: save_strategy (${saveStrategy}) must equal eval_strategy (${evalStrategy})`);
     }
     const evalSteps = resolveSteps(config.evalSteps, this.totalSteps);
-    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
     if (saveStrategy === "steps" && evalSteps !== null && saveSteps !== null && saveSteps % evalSteps !== 0) {
       fail(`checkpoints must be evaluated: save_steps (${saveSteps}) must be a multiple of eval_steps (${evalSteps})`);
-    }
-    const genSteps = resolveSteps(config.evalGenerationSteps ?? config.evalSteps, this.totalSteps);
-    if (generated && saveSteps !== null && (genSteps === null || saveSteps % genSteps !== 0)) {
-      fail(
-        `checkpoints must be evaluated: save_steps (${saveSteps}) must be a multiple of eval_generation_steps ` +
-          `(${genSteps ?? "unset"})`,
-      );
     }
   }
 
