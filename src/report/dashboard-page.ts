@@ -9,6 +9,20 @@ import { RunReader, type RunUpdate } from "./run-data.js";
 export const DASHBOARD_CHARTS: ChartSpec[] = [
   { id: "loss", title: "Training loss", yLabel: "loss", keys: ["loss"], empty: "no run logged a loss yet" },
   {
+    id: "eval_gen",
+    title: "Generation eval accuracy",
+    yLabel: "eval_gen_accuracy",
+    keys: ["eval_gen_accuracy"],
+    empty: "no run logged eval_gen_accuracy (eval_generation_file)",
+  },
+  {
+    id: "rounds",
+    title: "Iterate rounds (x: round): eval accuracy, train loss",
+    yLabel: "per round",
+    keys: ["round_eval_accuracy", "round_train_loss"],
+    empty: "no omni-dpo iterate output_dir (iterate.json)",
+  },
+  {
     id: "margins",
     title: "Reward margin",
     yLabel: "rewards/margins",

@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { RunReader } from "../../src/report/run-data.js";
 import type { RoundRow } from "../../src/train/iterate.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeToyRewardModel } from "../helpers/reward-model.js";
@@ -135,6 +136,13 @@ test("two rounds: each round's directory, round 2 sampled from round 1's model, 
     assert.equal(row.train_loss, trainLoss);
     assert.equal(row.reference_model, null, "round k's reference is the model it starts from (reference: previous)");
   }
+  // The dashboard shows the rounds as one run: a row per round (x: the round).
+  const view = new RunReader(out, 0).snapshot();
+  assert.equal(view.status.state, "finished");
+  assert.deepEqual(
+    view.rows.map((v) => [v.step, v.round_pairs, v.round_train_loss]),
+    rows.map((row) => [row.round, row.pairs, row.train_loss]),
+  );
   // The console carries one row per round.
   assert.match(r.stdout, /round 1: \d+ pairs from 4 prompts/);
   assert.match(r.stdout, /round 2: \d+ pairs from 4 prompts/);
@@ -171,6 +179,11 @@ test("the math task with the arith scorer, and each round evaluated as omni-dpo 
   assert.equal(rows[1].eval!.accuracy, direct.accuracy);
   assert.equal(rows[1].eval!.generated_tokens, direct.generated_tokens);
   assert.deepEqual(readJson(join(out, "round-2", "eval.json")), rows[1].eval);
+  const view = new RunReader(out, 0).snapshot();
+  assert.deepEqual(
+    view.rows.map((v) => v.round_eval_accuracy),
+    rows.map((row) => row.eval!.accuracy),
+  );
 });
 
 test("the text task with a tiny reward model", () => {
@@ -212,6 +225,8 @@ test("kill -9 in round 2, then the same command finishes without redoing round 1
   child.kill("SIGKILL");
   await exited;
   assert.ok(!existsSync(join(out, "round-2", "round.json")), "killed inside round 2");
+  const view = new RunReader(out, 0).snapshot();
+  assert.deepEqual([view.status.state, view.rows.length], ["interrupted", 1]);
   const round1 = ["round.json", "pairs.jsonl", "train/model.safetensors"].map((f) => join(out, "round-1", f));
   const before = round1.map((f) => statSync(f).mtimeMs);
   const r = run(["iterate", recipe]);
