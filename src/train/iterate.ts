@@ -167,9 +167,9 @@ function graderScorer(rows: PromptRow[], answers: string[]): BatchScorer {
   };
 }
 
-/** Round k's prompts: prompts_per_round of them from where round k-1 stopped, wrapping around. */
+/** Round k's prompts: prompts_per_round of them (each once) from where round k-1 stopped, wrapping around. */
 function roundPrompts(rows: PromptRow[], perRound: number | null, k: number): PromptRow[] {
-  if (perRound === null) return rows;
+  if (perRound === null || perRound >= rows.length) return rows;
   return Array.from({ length: perRound }, (_, j) => rows[((k - 1) * perRound + j) % rows.length]);
 }
 

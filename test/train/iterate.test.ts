@@ -186,6 +186,24 @@ test("the math task with the arith scorer, and each round evaluated as omni-dpo 
   );
 });
 
+test("the math task's grader: a round whose responses all score alike makes no pairs and stops, naming its summary", () => {
+  // The random policy answers no sum right: every response scores 0 and no prompt yields a pair.
+  const prompts = writeJsonl(
+    join(root, "sums.jsonl"),
+    [
+      ["12+7", 19],
+      ["30-4", 26],
+    ].map(([q, a]) => ({ prompt: `Q:${q}=`, answer: a })),
+  );
+  const r = run(["iterate", writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null })]);
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.output, /round 1: the build made no pairs from 2 prompts \(see .*round-1\/pairs\.jsonl\.summary\.json\)/);
+  const summary = readJson<{ scorer: string; dropped: { tied_scores: number } }>(
+    join(root, "graded", "round-1", "pairs.jsonl.summary.json"),
+  );
+  assert.deepEqual([summary.scorer, summary.dropped.tied_scores], ["math grader", 2]);
+});
+
 test("the text task with a tiny reward model", () => {
   const rm = writeToyRewardModel(join(root, "rm"));
   const block = { rounds: 2, prompts: PROMPTS, prompts_per_round: 3, reward_model: rm, ...SAMPLING };
@@ -264,6 +282,18 @@ test("bad iterations blocks are refused before any work, naming the recipe and t
     assert.match(r.output, message, name);
     assert.ok(!existsSync(join(root, `bad-${name}`)), `${name}: nothing written`);
   }
+  // The math task without a scorer grades against each prompt's answer: a prompt without one is refused, by line.
+  const math = writeRecipe("bad-answer", { ...TEXT_BLOCK, task: "math", scorer: null });
+  const noAnswer = run(["iterate", math]);
+  assert.match(noAnswer.output, /prompts\.jsonl:1: field 'answer': missing/);
+  assert.ok(!existsSync(join(root, "bad-answer")));
+  // omni-dpo train refuses the block, naming the command it belongs to.
+  const train = run(["train", writeRecipe("bad-train", TEXT_BLOCK, { train_data_path: PROMPTS })]);
+  assert.match(train.output, /key 'iterations' belongs to omni-dpo iterate/);
+  // iterate --help lists the block's keys.
+  const help = run(["iterate", "--help"]).stdout;
+  for (const key of ["rounds", "prompts", "prompts_per_round", "task", "reward_model", "samples", "reference", "eval"])
+    assert.match(help, new RegExp(`^  ${key} \\(`, "m"), key);
   // A training key of the recipe is checked too, before any sampling.
   const recipe = writeRecipe("bad-training", TEXT_BLOCK, { learning_rat: 1e-3 });
   const r = run(["iterate", recipe]);
