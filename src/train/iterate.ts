@@ -107,7 +107,9 @@ function plan(recipe: string | Record<string, unknown>, set: string[]): Plan {
   const iterations = readIterations(raw.iterations, where, baseDir);
   for (const key of DATA_KEYS)
     if (raw[key] !== undefined && raw[key] !== null)
-      throw new ConfigError(`${where}: key '${key}': omni-dpo iterate trains each round on the pairs it builds; remove it`);
+      throw new ConfigError(
+        `${where}: key '${key}': omni-dpo iterate trains each round on the pairs it builds; remove it`,
+      );
   const overrides: [string, unknown][] = [...set.map(parseOverride), ["iterations", null]];
   // The training keys, checked now (the prompts file stands in for the rounds' pairs, not read).
   const { config } = loadTrainConfig(recipe, [...overrides, ["train_data_path", iterations.prompts]]);
@@ -163,7 +165,9 @@ function graderScorer(rows: PromptRow[], answers: string[]): BatchScorer {
   return {
     name: "math grader",
     score: (items) =>
-      items.map((item) => (gradeAgainstGold(cutAtStopWords(item.response), gold.get(item.at)!, "math").correct ? 10 : 0)),
+      items.map((item) =>
+        gradeAgainstGold(cutAtStopWords(item.response), gold.get(item.at)!, "math").correct ? 10 : 0,
+      ),
   };
 }
 
@@ -186,7 +190,8 @@ export async function iterate(
   const p = plan(recipe, options.set ?? []);
   const { iterations, config } = p;
   const status = options.onStatus ?? (options.quiet ? () => {} : (m: string) => console.error(m));
-  const device: Device = config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : (config.device as Device);
+  const device: Device =
+    config.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : (config.device as Device);
   const outputDir = config.outputDir;
   mkdirSync(outputDir, { recursive: true });
   const rows: RoundRow[] = [];
@@ -200,7 +205,9 @@ export async function iterate(
     mkdirSync(dir, { recursive: true });
     const samplingModel = k === 1 ? config.modelNameOrPath : rows[k - 2].model;
     const reference =
-      k === 1 || iterations.reference === "initial" ? (config.refModel ?? (k === 1 ? null : config.modelNameOrPath)) : null;
+      k === 1 || iterations.reference === "initial"
+        ? (config.refModel ?? (k === 1 ? null : config.modelNameOrPath))
+        : null;
     const prompts = roundPrompts(p.rows, iterations.promptsPerRound, k);
     const pairs = await buildRound(p, k, dir, samplingModel, prompts, device, status);
     if (pairs === 0)
@@ -223,7 +230,9 @@ export async function iterate(
     });
     if (result.interrupted) return { outputDir, rounds: rows, interrupted: true };
     const trainResults = join(trainDir, "train_results.json");
-    const trainLoss = existsSync(trainResults) ? (readJson<{ train_loss?: number }>(trainResults).train_loss ?? null) : null;
+    const trainLoss = existsSync(trainResults)
+      ? (readJson<{ train_loss?: number }>(trainResults).train_loss ?? null)
+      : null;
     const evaluation = iterations.eval ? await evaluateRound(iterations.eval, dir, trainDir, device, status) : null;
     const row: RoundRow = {
       round: k,

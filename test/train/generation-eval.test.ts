@@ -62,7 +62,12 @@ function recipe(name: string, keys: Record<string, unknown>): string {
     eval_generation_prompt_template: TEMPLATE,
     ...keys,
   };
-  writeFileSync(file, Object.entries(all).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join("\n") + "\n");
+  writeFileSync(
+    file,
+    Object.entries(all)
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+      .join("\n") + "\n",
+  );
   return file;
 }
 
@@ -79,9 +84,12 @@ function generationRows(dir: string): Map<number, { accuracy: number; length: nu
 /** `omni-dpo eval --task math` on a checkpoint, with the run's generation settings. */
 function evalCheckpoint(dir: string): { accuracy: number; length: number } {
   const out = cli(
-    ["eval", "--task", "math", "--model", dir, "--data", PROBLEMS, "--dataset", "math", "--json"].concat(
-      ["--max-new-tokens", String(NEW_TOKENS), "--prompt-template", TEMPLATE],
-    ),
+    ["eval", "--task", "math", "--model", dir, "--data", PROBLEMS, "--dataset", "math", "--json"].concat([
+      "--max-new-tokens",
+      String(NEW_TOKENS),
+      "--prompt-template",
+      TEMPLATE,
+    ]),
   );
   const r = JSON.parse(out) as { accuracy: number; generated_tokens: number; n: number };
   return { accuracy: r.accuracy, length: r.generated_tokens / r.n };
@@ -92,17 +100,15 @@ const close = (a: number, b: number) => Math.abs(a - b) < 1e-9;
 test("eval_gen_* rows at eval_generation_steps equal omni-dpo eval on each step's checkpoint; the best by eval_gen_accuracy is kept", () => {
   const dir = join(root, "one");
   // eval_steps 2, eval_generation_steps 1: generation eval has its own interval.
-  cli(
-    [
-      "train",
-      recipe("one", {
-        eval_steps: 2,
-        eval_generation_steps: 1,
-        metric_for_best_model: "eval_gen_accuracy",
-        load_best_model_at_end: true,
-      }),
-    ],
-  );
+  cli([
+    "train",
+    recipe("one", {
+      eval_steps: 2,
+      eval_generation_steps: 1,
+      metric_for_best_model: "eval_gen_accuracy",
+      load_best_model_at_end: true,
+    }),
+  ]);
   const rows = generationRows(dir);
   assert.deepEqual([...rows.keys()], [1, 2, 3, 4]);
   const direct = [1, 2, 3, 4].map((step) => evalCheckpoint(join(dir, `checkpoint-${step}`)));

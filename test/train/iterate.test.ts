@@ -111,9 +111,22 @@ test("two rounds: each round's directory, round 2 sampled from round 1's model, 
     WORDS.slice(4).map((w) => ({ prompt: `say ${w}:` })),
   );
   const build = (model: string, file: string) => {
-    const b = run(["data", "build", "--task", "text", "--model", model, "--prompts", second, "--scorer", SCORER, "--samples", "3"].concat(
-      ["--max-new-tokens", "8", "--out", file],
-    ));
+    const b = run(
+      [
+        "data",
+        "build",
+        "--task",
+        "text",
+        "--model",
+        model,
+        "--prompts",
+        second,
+        "--scorer",
+        SCORER,
+        "--samples",
+        "3",
+      ].concat(["--max-new-tokens", "8", "--out", file]),
+    );
     assert.equal(b.code, 0, b.output);
     return responsesOf(file);
   };
@@ -171,9 +184,15 @@ test("the math task with the arith scorer, and each round evaluated as omni-dpo 
   const rows = rowsOf(out);
   assert.equal(rows.length, 2);
   assert.equal(readJson<{ scorer: string }>(join(out, "round-1", "pairs.jsonl.summary.json")).scorer, "arith");
-  const e = run(["eval", "--task", "math", "--model", rows[1].model, "--data", bench, "--dataset", "math"].concat(
-    ["--max-new-tokens", "8", "--prompt-template", "Q:{input}=", "--json"],
-  ));
+  const e = run(
+    ["eval", "--task", "math", "--model", rows[1].model, "--data", bench, "--dataset", "math"].concat([
+      "--max-new-tokens",
+      "8",
+      "--prompt-template",
+      "Q:{input}=",
+      "--json",
+    ]),
+  );
   assert.equal(e.code, 0, e.output);
   const direct = JSON.parse(e.stdout) as { accuracy: number; generated_tokens: number };
   assert.equal(rows[1].eval!.accuracy, direct.accuracy);
@@ -197,16 +216,26 @@ test("the math task's grader: a round whose responses all score alike makes no p
   );
   const r = run(["iterate", writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null })]);
   assert.equal(r.code, 1, r.output);
-  assert.match(r.output, /round 1: the build made no pairs from 2 prompts \(see .*round-1\/pairs\.jsonl\.summary\.json\)/);
+  assert.match(
+    r.output,
+    /round 1: the build made no pairs from 2 prompts \(see .*round-1\/pairs\.jsonl\.summary\.json\)/,
+  );
   const summary = readJson<{ scorer: string; dropped: { tied_scores: number } }>(
     join(root, "graded", "round-1", "pairs.jsonl.summary.json"),
   );
   assert.deepEqual([summary.scorer, summary.dropped.tied_scores], ["math grader", 2]);
 });
 
-test("the text task with a tiny reward model", () => {
+test("the text task with a tiny reward model; reference: initial trains every round against the starting model", () => {
   const rm = writeToyRewardModel(join(root, "rm"));
-  const block = { rounds: 2, prompts: PROMPTS, prompts_per_round: 3, reward_model: rm, ...SAMPLING };
+  const block = {
+    rounds: 2,
+    prompts: PROMPTS,
+    prompts_per_round: 3,
+    reward_model: rm,
+    reference: "initial",
+    ...SAMPLING,
+  };
   const r = run(["iterate", writeRecipe("rm-run", block), "--json"]);
   assert.equal(r.code, 0, r.output);
   const rows = (JSON.parse(r.stdout) as { rounds: RoundRow[] }).rounds;
@@ -218,9 +247,20 @@ test("the text task with a tiny reward model", () => {
       [2, 3],
     ],
   );
-  const summary = readJson<{ scorer: string; pairs: number }>(join(root, "rm-run", "round-2", "pairs.jsonl.summary.json"));
+  const summary = readJson<{ scorer: string; pairs: number }>(
+    join(root, "rm-run", "round-2", "pairs.jsonl.summary.json"),
+  );
   assert.equal(summary.scorer, `reward model ${rm}`);
   assert.equal(summary.pairs, rows[1].pairs);
+  // Round 2 trains from round 1's model against the starting model, as its checkpoints record.
+  assert.deepEqual(
+    rows.map((row) => row.reference_model),
+    [null, POLICY],
+  );
+  const state = readJson<{ config: { model_name_or_path: string; ref_model: string } }>(
+    join(rows[1].model, "checkpoint-1", "omni_dpo_state.json"),
+  );
+  assert.deepEqual([state.config.model_name_or_path, state.config.ref_model], [rows[0].model, POLICY]);
 });
 
 test("kill -9 in round 2, then the same command finishes without redoing round 1", async () => {
@@ -267,12 +307,32 @@ test("kill -9 in round 2, then the same command finishes without redoing round 1
 
 test("bad iterations blocks are refused before any work, naming the recipe and the key", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ["misspelt", { ...TEXT_BLOCK, sampels: 3 }, /unknown key 'iterations\.sampels' \(did you mean 'iterations\.samples'\?\)/],
-    ["no-prompts", { ...TEXT_BLOCK, prompts: join(root, "missing.jsonl") }, /key 'iterations\.prompts': .*missing\.jsonl: file not found/],
+    [
+      "misspelt",
+      { ...TEXT_BLOCK, sampels: 3 },
+      /unknown key 'iterations\.sampels' \(did you mean 'iterations\.samples'\?\)/,
+    ],
+    [
+      "no-prompts",
+      { ...TEXT_BLOCK, prompts: join(root, "missing.jsonl") },
+      /key 'iterations\.prompts': .*missing\.jsonl: file not found/,
+    ],
     ["zero", { ...TEXT_BLOCK, rounds: 0 }, /key 'iterations\.rounds' must be at least 1, got 0/],
-    ["no-rm", { ...TEXT_BLOCK, scorer: null, reward_model: join(root, "no-rm") }, /key 'iterations\.reward_model': .*no-rm: file not found/],
-    ["no-scorer", { ...TEXT_BLOCK, scorer: null }, /key 'iterations\.reward_model': the text task needs a reward model/],
-    ["winrate", { ...TEXT_BLOCK, eval: { task: "winrate", prompts: PROMPTS } }, /key 'iterations\.eval\.task': winrate is not available/],
+    [
+      "no-rm",
+      { ...TEXT_BLOCK, scorer: null, reward_model: join(root, "no-rm") },
+      /key 'iterations\.reward_model': .*no-rm: file not found/,
+    ],
+    [
+      "no-scorer",
+      { ...TEXT_BLOCK, scorer: null },
+      /key 'iterations\.reward_model': the text task needs a reward model/,
+    ],
+    [
+      "winrate",
+      { ...TEXT_BLOCK, eval: { task: "winrate", prompts: PROMPTS } },
+      /key 'iterations\.eval\.task': winrate is not available/,
+    ],
   ];
   for (const [name, block, message] of cases) {
     const recipe = writeRecipe(`bad-${name}`, block);
