@@ -168,3 +168,15 @@ export { LocalGenerator } from "./generation/local.js";
 export { EndpointGenerator, type EndpointOptions } from "./generation/endpoint.js";
 export { startServer, type ServeOptions } from "./generation/server.js";
 export { llmJudgeScorer, parseVerdict } from "./eval/llm-judge.js";
+export {
+  evaluateWinRate,
+  formatWinRate,
+  winRateSummary,
+  generateAnswers,
+  rewardModelJudge,
+  llmPairwiseJudge,
+  type WinRateJudge,
+  type WinRateOptions,
+  type WinRateReport,
+  type WinRateRecord,
+} from "./eval/winrate/index.js";

@@ -6,6 +6,7 @@
 import type { ChartKit, Series } from "./svg.js";
 import type { RunUpdate, RunStatus } from "./run-data.js";
 import type { PairLogHeader, PairLogRow } from "../train/pair-log.js";
+import type { EvalResult } from "./eval-results.js";
 
 export interface ChartSpec {
   id: string;
@@ -19,6 +20,8 @@ export interface DashboardConfig {
   charts: ChartSpec[];
   updates: RunUpdate[];
   generated: string;
+  /** Evaluation results (eval --json files), in checkpoint or round order. */
+  evals?: EvalResult[];
 }
 
 export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
@@ -44,7 +47,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
 <label>run <select id="pair-run"></select></label>
 <label>logged step <input id="pair-step" type="range" min="0" max="0" value="0"> <span id="pair-step-value"></span></label>
 <label>colour <select id="pair-colour"><option value="fitted">fitted now (margin &gt; 0)</option><option value="progress">step it was first fitted</option></select></label>
-</div><div id="pair-body"></div></section><div id="tip" hidden></div>`;
+</div><div id="pair-body"></div></section><section id="evals" hidden></section><div id="tip" hidden></div>`;
   const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
   const colourOf = (i: number) => kit.PALETTE[i % kit.PALETTE.length];
@@ -86,11 +89,15 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
             );
           })
           .join("")
-      : `<p class="problems">${config.live ? "waiting for the server's first update…" : "this export holds no run"}</p>`;
+      : config.evals?.length
+        ? ""
+        : `<p class="problems">${config.live ? "waiting for the server's first update…" : "this export holds no run"}</p>`;
   }
 
   function renderCharts(): void {
-    $("charts").innerHTML = config.charts
+    // A page of evaluations only: no empty training charts.
+    const charts = runs.length === 0 && config.evals?.length ? [] : config.charts;
+    $("charts").innerHTML = charts
       .map((c) => {
         const series: Series[] = [];
         runs.forEach((r, i) =>
@@ -113,6 +120,66 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
         return `<div class="chart" data-chart="${esc(c.id)}">${body}</div>`;
       })
       .join("");
+  }
+
+  /**
+   * Evaluation results: a table (a column per evaluation, a row per figure) and, with several, a
+   * line per figure that changes over them: the rates (every value in [0, 1]) on one chart, each
+   * other figure on its own. Figures that stay the same (n, the baseline's length) are in the table only.
+   */
+  function renderEvals(): void {
+    const evals = config.evals ?? [];
+    const section = $("evals");
+    section.hidden = evals.length === 0;
+    if (!evals.length) return;
+    const names: string[] = [];
+    for (const e of evals) for (const k of Object.keys(e.metrics)) if (!names.includes(k)) names.push(k);
+    const cell = (v: number | undefined) => {
+      if (v === undefined) return "";
+      const text = Number.isInteger(v) ? String(v) : v.toPrecision(4);
+      return /\.\d*0$/.test(text) ? text.replace(/\.?0+$/, "") : text; // 0.5000 -> 0.5; 1000 stays
+    };
+    const table =
+      `<table data-evals><caption>Evaluations</caption><tr><th>figure</th>` +
+      evals
+        .map((e, i) => `<th title="${esc(e.file)}">${evals.length > 1 ? `${i + 1}. ` : ""}${esc(e.name)}</th>`)
+        .join("") +
+      "</tr>" +
+      names
+        .map(
+          (k) =>
+            `<tr data-figure="${esc(k)}"><td>${esc(k)}</td>` +
+            evals.map((e) => `<td>${esc(cell(e.metrics[k]))}</td>`).join("") +
+            "</tr>",
+        )
+        .join("") +
+      "</table>";
+    const problems = evals.filter((e) => e.problem).map((e) => `<li>${esc(e.problem!)}</li>`);
+    let charts = "";
+    if (evals.length > 1) {
+      const values = (k: string) => evals.map((e) => e.metrics[k]).filter((v) => v !== undefined);
+      const plotted = names.filter((k) => new Set(values(k)).size > 1);
+      const isRate = (k: string) => values(k).every((v) => v >= 0 && v <= 1);
+      const line = (k: string, i: number): Series => ({
+        name: k,
+        points: evals.flatMap((e, x) =>
+          e.metrics[k] === undefined ? [] : [[x + 1, e.metrics[k]] as [number, number]],
+        ),
+        color: colourOf(i),
+      });
+      const chart = (id: string, title: string, yLabel: string, series: Series[]) =>
+        `<div class="chart" data-chart="${esc(id)}">${kit.lineChart(title, "evaluation", yLabel, series, { width: 440, height: 260 })}</div>`;
+      const rates = plotted.filter(isRate);
+      charts =
+        (rates.length ? chart("eval-rates", "Evaluation rates", "rate", rates.map(line)) : "") +
+        plotted
+          .filter((k) => !isRate(k))
+          .map((k, i) => chart(`eval-${k}`, k, k, [line(k, rates.length + i)]))
+          .join("");
+    }
+    section.innerHTML =
+      `<h2>Evaluations</h2>${problems.length ? `<ul class="problems">${problems.join("")}</ul>` : ""}` +
+      `<div class="charts">${charts}</div>${table}`;
   }
 
   const at = (v: number[] | number | undefined, i: number): number | null =>
@@ -291,6 +358,7 @@ export function dashboardApp(kit: ChartKit, config: DashboardConfig): void {
   });
 
   config.updates.forEach(apply);
+  renderEvals();
   render();
   if (config.live) {
     const source = new EventSource("events");

@@ -4,6 +4,7 @@
 import { chartKit, esc } from "./svg.js";
 import { dashboardApp, type ChartSpec, type DashboardConfig } from "./dashboard-client.js";
 import { RunReader, type RunUpdate } from "./run-data.js";
+import type { EvalResult } from "./eval-results.js";
 
 /** The metric charts, by the names the trainer logs (metrics.jsonl). */
 export const DASHBOARD_CHARTS: ChartSpec[] = [
@@ -112,6 +113,8 @@ export interface PageOptions {
   after?: string;
   /** When or by what the export was made (shown on the page); default: now. */
   generated?: string;
+  /** Evaluation results to show as a table (and, several, as lines). */
+  evals?: EvalResult[];
 }
 
 export const DASHBOARD_STYLE = `body{font-family:sans-serif;max-width:1400px;margin:20px auto;padding:0 16px;color:#222}
@@ -131,6 +134,7 @@ export function dashboardHtml(o: PageOptions): string {
     charts: DASHBOARD_CHARTS,
     updates: o.updates ?? [],
     generated: o.generated ?? new Date().toISOString(),
+    evals: o.evals ?? [],
   };
   const title = o.title ?? "omni-dpo dashboard";
   return `<!doctype html>

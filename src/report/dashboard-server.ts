@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { RunReader, type RunUpdate } from "./run-data.js";
 import { dashboardHtml } from "./dashboard-page.js";
+import { readEvalResults } from "./eval-results.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
@@ -27,6 +28,8 @@ export interface DashboardOptions {
    * connecting) before it is dropped (default 8 MiB).
    */
   maxUnsentBytes?: number;
+  /** Evaluation JSON files or directories of them, read again for each page load. */
+  evals?: string[];
 }
 
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
@@ -107,7 +110,8 @@ export async function startDashboard(dirs: string[], options: DashboardOptions =
     if (path === "/" || path === "/index.html") {
       // The runs' state goes into the page, so it draws the charts before the first event arrives
       // (and without any, where a proxy holds the stream back); the stream starts with it again.
-      const page = dashboardHtml({ live: true, updates: snapshots() });
+      const evals = options.evals?.length ? readEvalResults(options.evals) : [];
+      const page = dashboardHtml({ live: true, updates: snapshots(), evals });
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" }).end(page);
     } else if (path === "/events") {
       res.writeHead(200, {

@@ -18,6 +18,11 @@ opens anywhere, offline.
   --host H          address to bind (default 127.0.0.1, this machine only)
   --allow-remote    needed for a --host other than loopback: anyone who can reach it sees the runs
   --export FILE     write a self-contained HTML file instead of serving
+  --eval PATH       evaluation results: a JSON file of what \`omni-dpo eval --json\` printed (win
+                    rate, math, pairwise), or a directory of them; repeat for several. One is shown
+                    as a table; several (checkpoints, rounds; in the order given, a directory's
+                    files by name) as a table with a column each and a line per figure. With
+                    --eval, RUN_DIR may be left out.
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -28,16 +33,25 @@ opens anywhere, offline.
         host: { type: "string" },
         "allow-remote": { type: "boolean" },
         export: { type: "string" },
+        eval: { type: "string", multiple: true },
       },
     });
-    if (!positionals.length) throw new UsageError("dashboard: give at least one RUN_DIR (a training run's output_dir)");
+    const evals = values.eval ?? [];
+    if (!positionals.length && !evals.length)
+      throw new UsageError("dashboard: give at least one RUN_DIR (a training run's output_dir) or --eval FILE");
     if (values.export) {
       const { dashboardHtml, readRuns } = await import("../../report/dashboard-page.js");
       const { writeFileAtomic } = await import("../../util/files.js");
+      const { readEvalResults } = await import("../../report/eval-results.js");
       const updates = readRuns(positionals);
-      writeFileAtomic(values.export, dashboardHtml({ live: false, updates }));
+      const results = readEvalResults(evals);
+      writeFileAtomic(values.export, dashboardHtml({ live: false, updates, evals: results }));
       for (const u of updates) for (const p of u.problems) console.error(`${u.name}: ${p}`);
-      console.log(`wrote ${values.export} (${updates.length} run${updates.length === 1 ? "" : "s"})`);
+      for (const r of results) if (r.problem) console.error(r.problem);
+      const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+      console.log(
+        `wrote ${values.export} (${plural(updates.length, "run")}${results.length ? `, ${plural(results.length, "evaluation")}` : ""})`,
+      );
       return 0;
     }
     const { isLoopback, startDashboard } = await import("../../report/dashboard-server.js");
@@ -53,7 +67,7 @@ opens anywhere, offline.
     }
     const port = positiveInt(values.port, "--port", 6006, true);
     if (port > 65535) throw new UsageError(`dashboard: --port must be at most 65535, got ${port}`);
-    const dash = await startDashboard(positionals, { host, port }).catch((e: Error) => {
+    const dash = await startDashboard(positionals, { host, port, evals }).catch((e: Error) => {
       throw new Error(`dashboard: cannot listen on ${host}:${port}: ${e.message}`);
     });
     console.log(`dashboard: ${dash.url} (Ctrl-C to stop)`);

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import type { CausalLM } from "../../models/causal-lm.js";
 import { UsageError, positiveInt, nonNegative, resolveDevice, type Command } from "../args.js";
+import { WINRATE_HELP, runWinRate } from "./eval-winrate.js";
 
 export const evalCommand: Command = {
   help: `Usage: omni-dpo eval --model DIR --data FILE [--ref DIR] [options]
@@ -49,10 +50,11 @@ math_eval.py: prompts in its qwen25-math-cot template, greedy, 3000 new tokens a
   --device D               auto (default), cpu, cuda or cuda:N
   --json                   print { accuracy, pass_at_k, maj_at_k, n, groups, ... }; with several
                            files { benchmarks: [...], average }
-`,
+${WINRATE_HELP}`,
   async run(argv) {
     const task = taskOf(argv);
     if (task === "math") return gradeMathPredictions(argv);
+    if (task === "winrate") return runWinRate(argv);
     if (task !== "pairwise") throw new UsageError(`eval: --task must be pairwise or math, got '${task}'`);
     const { values, positionals } = parseArgs({
       args: argv,
