@@ -20,8 +20,8 @@ interface IterationKeySpec {
 
 export const ITERATION_TASKS = ["text", "math"] as const;
 export const ITERATION_REFERENCES = ["previous", "initial"] as const;
-/** The evaluation tasks a round can run; winrate needs the reward-model judge, which this build lacks. */
-export const ITERATION_EVAL_TASKS = ["math"] as const;
+/** The evaluations a round can run: math (graded answers) or winrate (a reward model's verdicts vs the starting model). */
+export const ITERATION_EVAL_TASKS = ["math", "winrate"] as const;
 
 export const ITERATION_KEYS = {
   rounds: { kind: "integer", min: 1, help: "How many rounds (sample, score, pair, train, evaluate) to run." },
@@ -72,7 +72,8 @@ export const ITERATION_KEYS = {
     default: null,
     help:
       "After each round: {task: math, data: FILE} (the model's greedy answers graded as `eval --task math`; " +
-      "also max_new_tokens, prompt_template). Its figures join the round's row.",
+      "also max_new_tokens, prompt_template) or {task: winrate, prompts: FILE, reward_model: DIR} (its answers " +
+      "judged against the starting model's, generated once, as `eval --task winrate`). Its figures join the round's row.",
   },
 } as const satisfies Record<string, IterationKeySpec>;
 
@@ -80,18 +81,17 @@ export type IterationKey = keyof typeof ITERATION_KEYS;
 
 /** The `eval` block's keys. */
 const EVAL_KEYS: Record<string, IterationKeySpec> = {
-  task: { kind: "enum", values: ITERATION_EVAL_TASKS, help: "math" },
-  data: { kind: "path", help: "the benchmark file" },
+  task: { kind: "enum", values: ITERATION_EVAL_TASKS, help: "math or winrate" },
+  data: { kind: "path", default: null, help: "math: the benchmark file" },
+  prompts: { kind: "path", default: null, help: "winrate: the held-out prompts" },
+  reward_model: { kind: "path", default: null, help: "winrate: the judge" },
   max_new_tokens: { kind: "integer", min: 1, default: 256, help: "new tokens per answer" },
-  prompt_template: { kind: "string", default: null, help: "text with {input}, or chat" },
+  prompt_template: { kind: "string", default: null, help: "math: text with {input}, or chat" },
 };
 
-export interface RoundEval {
-  task: "math";
-  data: string;
-  maxNewTokens: number;
-  promptTemplate: string | null;
-}
+export type RoundEval =
+  | { task: "math"; data: string; maxNewTokens: number; promptTemplate: string | null }
+  | { task: "winrate"; prompts: string; rewardModel: string; maxNewTokens: number };
 
 export interface Iterations {
   rounds: number;
@@ -208,18 +208,29 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
   }
   let roundEval: RoundEval | null = null;
   if (v.eval !== null) {
-    const block = v.eval as Record<string, unknown>;
-    if (block.task === "winrate")
-      throw new IterationsError(
-        `${where}: key 'iterations.eval.task': winrate is not available in this build (no reward-model judge); use math`,
-      );
-    const e = readTable(block, EVAL_KEYS, where, "iterations.eval.", baseDir);
-    roundEval = {
-      task: e.task as "math",
-      data: e.data as string,
-      maxNewTokens: e.max_new_tokens as number,
-      promptTemplate: e.prompt_template as string | null,
+    const e = readTable(v.eval, EVAL_KEYS, where, "iterations.eval.", baseDir);
+    const needs = (key: string) => {
+      if (e[key] === null)
+        throw new IterationsError(`${where}: missing key 'iterations.eval.${key}' (eval task ${String(e.task)})`);
     };
+    if (e.task === "math") {
+      needs("data");
+      roundEval = {
+        task: "math",
+        data: e.data as string,
+        maxNewTokens: e.max_new_tokens as number,
+        promptTemplate: e.prompt_template as string | null,
+      };
+    } else {
+      needs("prompts");
+      needs("reward_model");
+      roundEval = {
+        task: "winrate",
+        prompts: e.prompts as string,
+        rewardModel: e.reward_model as string,
+        maxNewTokens: e.max_new_tokens as number,
+      };
+    }
   }
   return {
     rounds: v.rounds as number,

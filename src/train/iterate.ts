@@ -19,6 +19,7 @@ import { DataError } from "../data/records.js";
 import { rewardModelScorer } from "../data/reward.js";
 import { datasetOfFile, evaluateMathBenchmark, type BenchmarkResult } from "../eval/math/benchmark.js";
 import { cutAtStopWords } from "../eval/math/extract.js";
+import { winRateSummary } from "../eval/winrate/evaluate.js";
 import { gradeAgainstGold, recordFor } from "../eval/math/grade.js";
 import { goldAnswer } from "../eval/math/ground-truth.js";
 import { loadModel } from "../models/auto.js";
@@ -30,7 +31,8 @@ import { writeJsonAtomic } from "../util/files.js";
 import { readTextFile } from "../util/utf8.js";
 import { ConsoleProgressCallback } from "./callbacks/console-progress.js";
 import { ConfigError, loadTrainConfig, parseOverride, type TrainConfig } from "./config.js";
-import { IterationsError, readIterations, type Iterations } from "./iterate-keys.js";
+import { IterationsError, readIterations, type Iterations, type RoundEval } from "./iterate-keys.js";
+import { answersOf, rewardJudge, winRate } from "./winrate-eval.js";
 import { train } from "./trainer.js";
 
 /** One round, as iterate.json and round-K/round.json hold it. */
@@ -233,7 +235,9 @@ export async function iterate(
     const trainLoss = existsSync(trainResults)
       ? (readJson<{ train_loss?: number }>(trainResults).train_loss ?? null)
       : null;
-    const evaluation = iterations.eval ? await evaluateRound(iterations.eval, dir, trainDir, device, status) : null;
+    const evaluation = iterations.eval
+      ? await evaluateRound(iterations.eval, dir, trainDir, config.modelNameOrPath, outputDir, device, status)
+      : null;
     const row: RoundRow = {
       round: k,
       sampling_model: samplingModel,
@@ -302,30 +306,86 @@ async function buildRound(
 
 /** The round's evaluation (round-K/eval.json), run or read back; an interrupted one continues from its journal. */
 async function evaluateRound(
-  spec: NonNullable<Iterations["eval"]>,
+  spec: RoundEval,
   dir: string,
   modelDir: string,
+  startModel: string,
+  outputDir: string,
   device: Device,
   status: (m: string) => void,
 ): Promise<Record<string, unknown>> {
   const file = join(dir, "eval.json");
   if (existsSync(file)) return readJson<Record<string, unknown>>(file);
-  status(`evaluating ${modelDir} on ${spec.data}`);
+  status(`evaluating ${modelDir} (${spec.task})`);
+  const row =
+    spec.task === "math"
+      ? { task: spec.task, ...(await mathRound(spec, dir, modelDir, device)) }
+      : { task: spec.task, ...(await winRateRound(spec, modelDir, startModel, outputDir, device)) };
+  writeJsonAtomic(file, row);
+  return row;
+}
+
+async function mathRound(
+  spec: Extract<RoundEval, { task: "math" }>,
+  dir: string,
+  modelDir: string,
+  device: Device,
+): Promise<BenchmarkResult> {
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(modelDir));
   const model = loadModel(modelDir, { device });
-  let result: BenchmarkResult;
   try {
-    ({ result } = await evaluateMathBenchmark(model, tokenizer, spec.data, {
+    const { result } = await evaluateMathBenchmark(model, tokenizer, spec.data, {
       dataset: datasetOfFile(spec.data) ?? "math",
       maxNewTokens: spec.maxNewTokens,
       promptTemplate: spec.promptTemplate ?? undefined,
       out: join(dir, "eval.jsonl"),
       identity: { model: resolve(modelDir) },
-    }));
+    });
+    return result;
   } finally {
     model.dispose();
   }
-  const row = { task: spec.task, ...result };
-  writeJsonAtomic(file, row);
-  return row;
+}
+
+/** The starting model's answers to the win-rate prompts: generated once, kept in output_dir for every round. */
+async function baselineAnswers(
+  spec: Extract<RoundEval, { task: "winrate" }>,
+  prompts: PromptRow[],
+  startModel: string,
+  outputDir: string,
+  device: Device,
+): Promise<string[]> {
+  const file = join(outputDir, "winrate-baseline.json");
+  if (existsSync(file)) return readJson<{ answers: string[] }>(file).answers;
+  const answers = await modelAnswers(startModel, prompts, spec.maxNewTokens, device);
+  writeJsonAtomic(file, { model: startModel, prompts: spec.prompts, answers });
+  return answers;
+}
+
+async function modelAnswers(dir: string, prompts: PromptRow[], maxNewTokens: number, device: Device) {
+  const model = loadModel(dir, { device });
+  try {
+    const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(dir));
+    return await answersOf(model, tokenizer, dir, prompts, { maxNewTokens, batchSize: 16 });
+  } finally {
+    model.dispose();
+  }
+}
+
+async function winRateRound(
+  spec: Extract<RoundEval, { task: "winrate" }>,
+  modelDir: string,
+  startModel: string,
+  outputDir: string,
+  device: Device,
+): Promise<Record<string, unknown>> {
+  const prompts = readPromptRows(spec.prompts);
+  const baseline = await baselineAnswers(spec, prompts, startModel, outputDir, device);
+  const answers = await modelAnswers(modelDir, prompts, spec.maxNewTokens, device);
+  const judge = rewardJudge(spec.rewardModel, device, 16);
+  try {
+    return winRateSummary(await winRate(prompts, answers, baseline, judge, 16));
+  } finally {
+    judge.dispose?.();
+  }
 }

@@ -1107,8 +1107,9 @@ export const RECIPE_KEYS = {
     follows: OURS,
     help:
       "Held-out prompts the policy answers during training (generation eval): a math benchmark file (problem or " +
-      "question, and its answer) for eval_generation_task math. Logs eval_gen_accuracy and eval_gen_mean_length " +
-      "(tokens) at eval_generation_steps and at the end, on the eval rows (metric_for_best_model may name them).",
+      "question, and its answer) for eval_generation_task math, a prompt file for winrate. Logs eval_gen_accuracy " +
+      "(or eval_gen_win_rate) and eval_gen_mean_length at eval_generation_steps and at the end, on the eval rows " +
+      "(metric_for_best_model may name them).",
   },
   eval_generation_task: {
     kind: "enum",
@@ -1116,9 +1117,21 @@ export const RECIPE_KEYS = {
     default: "math",
     group: "schedule",
     follows: OURS,
-    check: (v: string) =>
-      v === "winrate" ? "winrate is not available in this build (no reward-model judge); use math" : undefined,
-    help: "math: greedy answers graded against the gold answers as `omni-dpo eval --task math` grades them.",
+    check: (v: string, all: Record<string, unknown>) =>
+      v === "winrate" && all.eval_generation_file !== null && all.eval_generation_reward_model === null
+        ? "winrate needs eval_generation_reward_model (the judge)"
+        : undefined,
+    help:
+      "math: greedy answers graded against the gold answers as `omni-dpo eval --task math` grades them; winrate: " +
+      "greedy answers judged by eval_generation_reward_model against the starting model's (generated once), as " +
+      "`omni-dpo eval --task winrate --reward-model` judges them (eval_gen_win_rate, ties half).",
+  },
+  eval_generation_reward_model: {
+    kind: "path",
+    default: null,
+    group: "schedule",
+    follows: OURS,
+    help: "The reward model that judges eval_generation_task winrate (a *ForSequenceClassification directory).",
   },
   eval_generation_steps: {
     kind: "steps",

@@ -4,12 +4,15 @@
 // checkpoint of step N (the oracle: the eval command, a separate process on the saved weights),
 // on one process and on two Gloo ranks (the problems split between them, the figures combined).
 // metric_for_best_model: eval_gen_accuracy with load_best_model_at_end keeps the best step's model.
+// eval_generation_task winrate: eval_gen_win_rate at step N equals `omni-dpo eval --task winrate`
+// on checkpoint-N against the starting model, judged by the same reward model.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../src/util/package-root.js";
+import { writeToyRewardModel } from "../helpers/reward-model.js";
 import { tempDir, toyPairs, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
@@ -136,5 +139,49 @@ test("under two Gloo ranks the problems are split and the figures combined: equa
     const logged = rows.get(step)!;
     assert.ok(close(logged.accuracy, d.accuracy), `step ${step}: accuracy ${logged.accuracy} vs ${d.accuracy}`);
     assert.ok(close(logged.length, d.length), `step ${step}: mean length ${logged.length} vs ${d.length}`);
+  }
+});
+
+test("eval_generation_task winrate: eval_gen_win_rate at step N equals omni-dpo eval --task winrate on checkpoint-N", () => {
+  const dir = join(root, "winrate");
+  const rm = writeToyRewardModel(join(root, "rm"));
+  const prompts = writeJsonl(
+    join(root, "held-out.jsonl"),
+    ["north", "candle", "mirror", "garden", "apple"].map((w) => ({ prompt: `say ${w}:` })),
+  );
+  cli([
+    "train",
+    recipe("winrate", {
+      eval_steps: 2,
+      eval_generation_task: "winrate",
+      eval_generation_file: prompts,
+      eval_generation_reward_model: rm,
+      eval_generation_prompt_template: null,
+    }),
+  ]);
+  const rows = readFileSync(join(dir, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, number>)
+    .filter((r) => "eval_gen_win_rate" in r);
+  assert.deepEqual(
+    rows.map((r) => r.step),
+    [2, 4],
+  );
+  for (const row of rows) {
+    const out = cli(
+      ["eval", "--task", "winrate", "--model", join(dir, `checkpoint-${row.step}`), "--baseline", MODEL].concat([
+        "--reward-model",
+        rm,
+        "--prompts",
+        prompts,
+        "--max-new-tokens",
+        String(NEW_TOKENS),
+        "--json",
+      ]),
+    );
+    const d = JSON.parse(out) as { win_rate: number; mean_length: number };
+    assert.ok(close(row.eval_gen_win_rate, d.win_rate), `step ${row.step}: ${row.eval_gen_win_rate} vs ${d.win_rate}`);
+    assert.ok(close(row.eval_gen_mean_length, d.mean_length), `step ${row.step}: mean length`);
   }
 });

@@ -226,14 +226,20 @@ test("the math task's grader: a round whose responses all score alike makes no p
   assert.deepEqual([summary.scorer, summary.dropped.tied_scores], ["math grader", 2]);
 });
 
-test("the text task with a tiny reward model; reference: initial trains every round against the starting model", () => {
+test("the text task with a tiny reward model; reference: initial; each round's win rate as omni-dpo eval --task winrate", () => {
   const rm = writeToyRewardModel(join(root, "rm"));
+  const heldOut = writeJsonl(
+    join(root, "held-out.jsonl"),
+    ["north", "candle", "mirror", "garden"].map((w) => ({ prompt: `say ${w}:` })),
+  );
+  const evalBlock = { task: "winrate", prompts: heldOut, reward_model: rm, max_new_tokens: 8 };
   const block = {
     rounds: 2,
     prompts: PROMPTS,
     prompts_per_round: 3,
     reward_model: rm,
     reference: "initial",
+    eval: evalBlock,
     ...SAMPLING,
   };
   const r = run(["iterate", writeRecipe("rm-run", block), "--json"]);
@@ -261,6 +267,24 @@ test("the text task with a tiny reward model; reference: initial trains every ro
     join(rows[1].model, "checkpoint-1", "omni_dpo_state.json"),
   );
   assert.deepEqual([state.config.model_name_or_path, state.config.ref_model], [rows[0].model, POLICY]);
+  // The win rate of round 2's model against the starting model's answers (generated once, kept).
+  assert.ok(existsSync(join(root, "rm-run", "winrate-baseline.json")));
+  const e = run(
+    ["eval", "--task", "winrate", "--model", rows[1].model, "--baseline", POLICY, "--reward-model", rm].concat([
+      "--prompts",
+      heldOut,
+      "--max-new-tokens",
+      "8",
+      "--json",
+    ]),
+  );
+  assert.equal(e.code, 0, e.output);
+  const direct = JSON.parse(e.stdout) as { win_rate: number; mean_length: number; n: number };
+  const logged = rows[1].eval as { task: string; win_rate: number; mean_length: number; n: number };
+  assert.deepEqual(
+    [logged.task, logged.win_rate, logged.mean_length, logged.n],
+    ["winrate", direct.win_rate, direct.mean_length, direct.n],
+  );
 });
 
 test("kill -9 in round 2, then the same command finishes without redoing round 1", async () => {
@@ -331,7 +355,7 @@ test("bad iterations blocks are refused before any work, naming the recipe and t
     [
       "winrate",
       { ...TEXT_BLOCK, eval: { task: "winrate", prompts: PROMPTS } },
-      /key 'iterations\.eval\.task': winrate is not available/,
+      /missing key 'iterations\.eval\.reward_model'/,
     ],
   ];
   for (const [name, block, message] of cases) {
