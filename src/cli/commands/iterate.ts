@@ -30,7 +30,7 @@ Example:
     reward_model: path/to/rm
     samples: 5
     reference: previous           # or initial
-    eval: { task: math, data: math500.jsonl }
+    eval: { task: math, data: math500.jsonl }   # or { task: winrate, prompts: FILE, reward_model: DIR }
 
 The iterations block's keys (kind, default):
 ${iterationKeysHelp()}
