@@ -160,9 +160,12 @@ export {
 } from "./train/trainer.js";
 export { train, type RecipeTrainOptions } from "./train/api.js";
 export type { Recipe } from "./train/recipe.js";
+export { iterate, type IterateOptions, type IterateResult, type RoundRow } from "./train/iterate.js";
 export {
   TrainerControl,
   EarlyStoppingCallback,
+  GenerationEvalCallback,
+  type EvaluationSums,
   type TrainerCallback,
   type TrainerEvent,
   type TrainerRunState,

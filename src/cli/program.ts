@@ -14,6 +14,7 @@ import { mergeCommand } from "./commands/merge.js";
 import { dashboardCommand } from "./commands/dashboard.js";
 import { estimateMemoryCommand } from "./commands/estimate-memory.js";
 import { serveCommand } from "./commands/serve.js";
+import { iterateCommand } from "./commands/iterate.js";
 
 /** One command of the program: its name, its line(s) in the help's list, and what runs it. */
 export interface ProgramCommand {
@@ -37,6 +38,12 @@ export const LIBRARY_COMMANDS: readonly ProgramCommand[] = [
     usage: "train-rm CONFIG.yaml",
     summary: ["reward-model training (TRL's RewardTrainer) from the same YAML keys"],
     command: trainRmCommand,
+  },
+  {
+    name: "iterate",
+    usage: "iterate RECIPE.yaml",
+    summary: ["rounds of on-policy sampling, scoring, training and evaluation"],
+    command: iterateCommand,
   },
   {
     name: "generate",

@@ -10,6 +10,20 @@ import type { EvalResult } from "./eval-results.js";
 export const DASHBOARD_CHARTS: ChartSpec[] = [
   { id: "loss", title: "Training loss", yLabel: "loss", keys: ["loss"], empty: "no run logged a loss yet" },
   {
+    id: "eval_gen",
+    title: "Generation eval (accuracy, win rate)",
+    yLabel: "share",
+    keys: ["eval_gen_accuracy", "eval_gen_win_rate"],
+    empty: "no run logged eval_gen_accuracy or eval_gen_win_rate (eval_generation_file)",
+  },
+  {
+    id: "rounds",
+    title: "Iterate rounds (x: round): eval accuracy or win rate, train loss",
+    yLabel: "per round",
+    keys: ["round_eval_accuracy", "round_eval_win_rate", "round_train_loss"],
+    empty: "no omni-dpo iterate output_dir (iterate.json)",
+  },
+  {
     id: "margins",
     title: "Reward margin",
     yLabel: "rewards/margins",

@@ -14,6 +14,8 @@ import { PAIR_LOG_FILE, type PairLogHeader, type PairLogRow } from "../train/pai
 import { checkpointDirs, RESUME_STATE } from "../train/checkpoint.js";
 
 export const METRICS_FILE = "metrics.jsonl";
+/** An `omni-dpo iterate` output_dir's rows, one per round (train/iterate.ts writes it). */
+const ITERATE_FILE = "iterate.json";
 const RESULTS_FILE = "train_results.json";
 const HF_STATE_FILE = "trainer_state.json";
 
@@ -144,6 +146,10 @@ export class RunReader {
 
   /** Reads what was appended; returns the update, or null when nothing changed (the ETA aside). */
   poll(): RunUpdate | null {
+    if (this.#readRounds()) {
+      const status = this.status();
+      return this.#update(true, this.rows, [], status, this.problems(status));
+    }
     const newRows = this.#readMetrics();
     const newPairs = this.#readPairs();
     const reset = this.#metrics.restarted || this.#pairs.restarted;
@@ -160,6 +166,7 @@ export class RunReader {
 
   /** Everything read so far, as one update that replaces the client's copy. */
   snapshot(): RunUpdate {
+    this.#readRounds();
     const status = this.status();
     return this.#update(true, this.rows, this.pairRows, status, this.problems(status));
   }
@@ -168,6 +175,35 @@ export class RunReader {
 
   #update(reset: boolean, rows: MetricRow[], pairRows: PairLogRow[], status: RunStatus, problems: string[]): RunUpdate {
     return { run: this.index, name: this.name, reset, rows, pairHeader: this.pairHeader, pairRows, status, problems };
+  }
+
+  #roundsSeen = "";
+
+  /**
+   * An iterate output_dir: its rounds as rows (step: the round; round_pairs, round_train_loss and
+   * each numeric eval figure as round_eval_*), read whole when iterate.json changes. Whether it changed.
+   */
+  #readRounds(): boolean {
+    const file = join(this.dir, ITERATE_FILE);
+    const st = statSync(file, { throwIfNoEntry: false });
+    const seen = st ? `${st.ino}:${st.mtimeMs}:${st.size}` : "";
+    if (seen === this.#roundsSeen) return false;
+    this.#roundsSeen = seen;
+    const rounds = readJson<{ rounds?: unknown }>(file)?.rounds;
+    this.rows = [];
+    if (!Array.isArray(rounds)) {
+      if (st) this.#badLines.push(`${ITERATE_FILE}: not {"rounds": [...]}; ignored`);
+      return true;
+    }
+    for (const r of rounds as Record<string, unknown>[]) {
+      if (!isCount(r?.round)) continue;
+      const row: MetricRow = { step: r.round as number, round_pairs: Number(r.pairs) };
+      if (typeof r.train_loss === "number") row.round_train_loss = r.train_loss;
+      const evaluation = (r.eval ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(evaluation)) if (typeof v === "number") row[`round_eval_${k}`] = v;
+      this.rows.push(row);
+    }
+    return true;
   }
 
   #readMetrics(): MetricRow[] {
@@ -230,6 +266,7 @@ export class RunReader {
   /** What the page should say is missing or wrong (`status`: this poll's, read once). */
   problems(status: RunStatus = this.status()): string[] {
     if (!existsSync(this.dir)) return [`${this.dir} does not exist`];
+    if (this.#roundsSeen) return this.#badLines.slice(-20);
     const out: string[] = [];
     if (status.state === "not a run") {
       out.push(
@@ -261,6 +298,7 @@ export class RunReader {
   status(): RunStatus {
     const dir = this.dir;
     this.#statusProblems = [];
+    if (this.#roundsSeen) return this.#iterateStatus();
     const checkpoints = checkpointDirs(dir);
     const latest = checkpoints.at(-1) ?? null;
     const lock = readJson<LockHolder>(join(dir, LOCK_FILE));
@@ -314,6 +352,21 @@ export class RunReader {
       ...base,
       state: "interrupted",
       detail: latest ? `stopped; resumes from checkpoint-${latest.step}` : "stopped before its first checkpoint",
+    };
+  }
+
+  /** An iterate output_dir's state: its rounds done, and the round under way (its training's lock) if any. */
+  #iterateStatus(): RunStatus {
+    const done = this.rows.length;
+    const base = { step: done, totalSteps: null, etaSeconds: null, checkpoint: null };
+    const next = join(this.dir, `round-${done + 1}`);
+    if (!existsSync(next)) return { ...base, state: "finished", detail: `iterate: ${done} rounds done` };
+    const lock = readJson<LockHolder>(join(next, "train", LOCK_FILE));
+    const alive = lock !== null && lock.hostname === hostname() && isAlive(lock.pid);
+    return {
+      ...base,
+      state: alive ? "running" : "interrupted",
+      detail: `iterate: ${done} rounds done; round ${done + 1} ${alive ? "training" : "under way or stopped"}`,
     };
   }
 

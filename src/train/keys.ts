@@ -1119,6 +1119,86 @@ export const RECIPE_KEYS = {
     check: stepsRule(["eval_strategy", "evaluation_strategy"]),
     help: "Evaluate every N steps, or every fraction of the run in (0, 1); None: only at the end.",
   },
+  eval_generation_file: {
+    kind: "path",
+    default: null,
+    group: "schedule",
+    follows: OURS,
+    help:
+      "Held-out prompts the policy answers during training (generation eval): a math benchmark file (problem or " +
+      "question, and its answer) for eval_generation_task math, a prompt file for winrate. Logs eval_gen_accuracy " +
+      "(or eval_gen_win_rate) and eval_gen_mean_length at eval_generation_steps and at the end, on the eval rows " +
+      "(metric_for_best_model may name them).",
+  },
+  eval_generation_task: {
+    kind: "enum",
+    values: ["math", "winrate"],
+    default: "math",
+    group: "schedule",
+    follows: OURS,
+    check: (v: string, all: Record<string, unknown>) =>
+      v === "winrate" && all.eval_generation_file !== null && all.eval_generation_reward_model === null
+        ? "winrate needs eval_generation_reward_model (the judge)"
+        : undefined,
+    help:
+      "math: greedy answers graded against the gold answers as `omni-dpo eval --task math` grades them; winrate: " +
+      "greedy answers judged by eval_generation_reward_model against the starting model's (generated once), as " +
+      "`omni-dpo eval --task winrate --reward-model` judges them (eval_gen_win_rate, ties half).",
+  },
+  eval_generation_reward_model: {
+    kind: "path",
+    default: null,
+    group: "schedule",
+    follows: OURS,
+    help: "The reward model that judges eval_generation_task winrate (a *ForSequenceClassification directory).",
+  },
+  eval_generation_steps: {
+    kind: "steps",
+    default: null,
+    group: "schedule",
+    follows: OURS,
+    check: stepsRule([]),
+    help: "Generation eval every N steps (or fraction of the run); None: at eval_steps (and always at the end).",
+  },
+  eval_generation_samples: {
+    kind: "integer",
+    default: null,
+    group: "schedule",
+    follows: OURS,
+    check: atLeast(1),
+    help: "How many of eval_generation_file's prompts (the first N); None: all. Split across the ranks under DDP.",
+  },
+  eval_generation_max_new_tokens: {
+    kind: "integer",
+    default: 256,
+    group: "schedule",
+    follows: OURS,
+    check: atLeast(1),
+    help: "New tokens per generation-eval answer, at most (greedy decoding).",
+  },
+  eval_generation_prompt_template: {
+    kind: "string",
+    default: null,
+    group: "schedule",
+    follows: OURS,
+    help: "Text with {input} for the question, or chat (the tokenizer's template); None: the qwen25-math-cot prompt.",
+  },
+  eval_generation_batch_size: {
+    kind: "integer",
+    default: 16,
+    group: "schedule",
+    follows: OURS,
+    check: atLeast(1),
+    help: "Generations per batch in generation eval.",
+  },
+  iterations: {
+    kind: "mapping",
+    default: null,
+    group: "data",
+    follows: OURS,
+    check: () => "belongs to omni-dpo iterate (its rounds); run this recipe with omni-dpo iterate, or remove the block",
+    help: "omni-dpo iterate's rounds (sampling, scoring, training, evaluation; see omni-dpo iterate --help).",
+  },
   do_eval: {
     kind: "boolean",
     default: null,

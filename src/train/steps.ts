@@ -110,3 +110,9 @@ export function applyOptimizerStep(
   scheduler.step();
   return { gradNorm, learningRate };
 }
+
+/** logging/eval/save steps as a count: a fraction of the run (below 1) rounded up, or the count given. */
+export function resolveSteps(steps: number | null, totalSteps: number): number | null {
+  if (steps === null) return null;
+  return steps < 1 ? Math.ceil(steps * totalSteps) : steps;
+}

@@ -30,7 +30,7 @@ import { ConfigError, HUB_HINT, type TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
 import { batchesOf, pairLogps } from "../logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
-import { applyOptimizerStep, createOptimizer, epochOrder, stepGroups } from "./steps.js";
+import { applyOptimizerStep, createOptimizer, epochOrder, resolveSteps, stepGroups } from "./steps.js";
 import { syncedReferenceDir } from "./checkpoint.js";
 import { CachedReference, LiveReference, precomputeReference, type ReferenceSource } from "./reference.js";
 import { assertFinite, MetricAverager, NonFiniteMetricError, type MetricRow } from "./metrics.js";
@@ -64,6 +64,7 @@ import { pairSample } from "./pair-log.js";
 import {
   CallbackList,
   EarlyStoppingCallback,
+  GenerationEvalCallback,
   ReferenceSyncCallback,
   HooksCallback,
   MetricsFileCallback,
@@ -240,10 +241,7 @@ export function runHeader(config: TrainConfig): string {
 }
 
 /** logging/eval/save steps as a step count: a fraction of the run in (0, 1) rounds up, as transformers does. */
-export function resolveSteps(steps: number | null, totalSteps: number): number | null {
-  if (steps === null) return null;
-  return steps < 1 ? Math.ceil(steps * totalSteps) : steps;
-}
+export { resolveSteps } from "./steps.js";
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -418,6 +416,7 @@ export class PreferenceTrainer {
         : null;
     const pairSteps = resolveSteps(config.pairLoggingSteps ?? config.loggingSteps, this.totalSteps);
     const early = EarlyStoppingCallback.fromConfig(config);
+    const generation = GenerationEvalCallback.fromConfig(config);
     const sync =
       config.syncRefModel && this.referenceModel
         ? [new ReferenceSyncCallback(this.referenceModel, config.refModelMixupAlpha, config.refModelSyncSteps)]
@@ -434,6 +433,7 @@ export class PreferenceTrainer {
         this.strategy.collectiveForward,
       ),
       ...(early ? [early] : []),
+      ...(generation ? [generation] : []),
       new HooksCallback(this.hooks),
     ];
   }
@@ -445,15 +445,28 @@ export class PreferenceTrainer {
     const fail = (why: string) => {
       throw new ConfigError(`${config.source}: key 'load_best_model_at_end': ${why}`);
     };
+    const metric = this.bestMetric()!.name;
+    const saveStrategy = config.saveStrategy ?? "steps";
+    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
+    // A generation-eval metric: its own steps must fall on every checkpoint.
+    if (metric.startsWith("eval_gen_")) {
+      if (config.evalGenerationFile === null)
+        fail(`${metric} comes from generation eval, and this run has no eval_generation_file`);
+      const genSteps = resolveSteps(config.evalGenerationSteps ?? config.evalSteps, this.totalSteps);
+      if (saveStrategy !== "steps" || saveSteps === null || genSteps === null || saveSteps % genSteps !== 0)
+        fail(
+          `checkpoints must be evaluated: save_steps (${saveSteps ?? "unset"}) must be a multiple of ` +
+            `eval_generation_steps (${genSteps ?? "unset"})`,
+        );
+      return;
+    }
     if (this.data.eval.length === 0) fail("the best model is chosen by its evaluation, and this run has no eval pairs");
     const evalStrategy =
       config.evalStrategy ?? config.evaluationStrategy ?? (config.evalSteps !== null ? "steps" : "no");
-    const saveStrategy = config.saveStrategy ?? "steps";
     if (evalStrategy !== saveStrategy) {
       fail(`checkpoints must be evaluated: save_strategy (${saveStrategy}) must equal eval_strategy (${evalStrategy})`);
     }
     const evalSteps = resolveSteps(config.evalSteps, this.totalSteps);
-    const saveSteps = resolveSteps(config.saveSteps, this.totalSteps);
     if (saveStrategy === "steps" && evalSteps !== null && saveSteps !== null && saveSteps % evalSteps !== 0) {
       fail(`checkpoints must be evaluated: save_steps (${saveSteps}) must be a multiple of eval_steps (${evalSteps})`);
     }
@@ -785,6 +798,23 @@ export class PreferenceTrainer {
     };
   }
 
+  /**
+   * The callbacks' evaluationSums at this step, combined over the processes (each gave its share),
+   * as `eval_`-prefixed means; null when none evaluates now. Every process asks at the same steps.
+   */
+  async #callbackEvaluations(): Promise<MetricRow | null> {
+    const row: MetricRow = {};
+    let any = false;
+    for (const callback of this.#callbacks.callbacks) {
+      const mine = await callback.evaluationSums?.(this.#event());
+      if (!mine) continue;
+      any = true;
+      const all = this.strategy.reduceEvalSums(mine.sums, mine.n);
+      for (const [k, v] of Object.entries(all.sums)) row[`eval_${k}`] = v / Math.max(all.n, 1);
+    }
+    return any ? row : null;
+  }
+
   /** Records a row (the run's, on every process) in the log history and hands it to the callbacks' onLog (metrics.jsonl, trackers...). */
   log(row: MetricRow): void {
     this.logHistory.push(row);
@@ -1073,13 +1103,11 @@ export class PreferenceTrainer {
 
   /** Calls every callback's `name` with this moment's event (callbacks are synchronous, as transformers'). */
   #call(name: CallbackEvent, extra: Pick<TrainerEvent, "metrics" | "checkpoint"> = {}): void {
-    this.#callbacks.call(name, {
-      state: this.runState(),
-      control: this.control,
-      model: this.policy,
-      config: this.config,
-      ...extra,
-    });
+    this.#callbacks.call(name, this.#event(extra));
+  }
+
+  #event(extra: Pick<TrainerEvent, "metrics" | "checkpoint"> = {}): TrainerEvent {
+    return { state: this.runState(), control: this.control, model: this.policy, config: this.config, ...extra };
   }
 
   /**
@@ -1130,8 +1158,13 @@ export class PreferenceTrainer {
       if (logNow) this.log((this.lastTrainRow = strategy.reduceTrainRow(this.#trainRow(), this.lastInterval)));
       const evalNow =
         done || (evalStrategy !== "epoch" && every(evalSteps, step)) || (epochEnd && evalStrategy === "epoch");
-      if (data.eval.length && evalNow) {
-        const row = (this.lastEvalRow = await untimed(() => this.evaluate()));
+      // The callbacks' own evaluations (generation eval) join the step's eval row, or make one.
+      const extra = await untimed(() => this.#callbackEvaluations());
+      if ((data.eval.length && evalNow) || extra) {
+        const row = (this.lastEvalRow = await untimed(() => ({
+          ...(data.eval.length && evalNow ? this.evaluate() : { step, epoch: round(this.epoch) }),
+          ...extra,
+        })));
         this.log(row);
         await untimed(() => this.#call("onEvaluate", { metrics: row }));
       }

@@ -93,6 +93,8 @@ export interface BenchmarkOptions {
   /** More identity for the journal (the model's directory). */
   identity?: Record<string, unknown>;
   onProgress?: (done: number, total: number) => void;
+  /** Only these problems (indices in the file), and the figures theirs: one rank's share of a generation eval. */
+  only?: number[];
 }
 
 /** The data set a file's name gives (".../math500/test.jsonl", "aime24.jsonl"), or null. */
@@ -228,6 +230,7 @@ export async function evaluateMathBenchmark(
   const batchSize = options.batchSize ?? 16;
   const seed = options.seed ?? 0;
   const problems = await readBenchmark(file, dataset);
+  const chosen = options.only ? problems.filter((p) => options.only!.includes(p.idx)) : problems;
   const prompts = problems.map((p) => questionPrompt(p.question, template));
   // prompt lengths: tokens when the tokenizer is known, else characters (only for ordering)
   const lengths = prompts.map((p) =>
@@ -263,7 +266,7 @@ export async function evaluateMathBenchmark(
   const context = tokenizer ? generator.maxPositions : undefined;
   const room = (i: number) => (context === undefined ? maxNew : Math.min(maxNew, context - lengths[i]));
   // shortest prompts first, so a batch's rows are of similar length
-  const order = problems.map((p) => p.idx).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const order = chosen.map((p) => p.idx).sort((a, b) => lengths[a] - lengths[b] || a - b);
   const tooLong = order.find((i) => !done.has(i) && room(i) < 1);
   if (tooLong !== undefined) {
     throw new DataError([
@@ -279,7 +282,7 @@ export async function evaluateMathBenchmark(
   const spent = { grading: 0, generating: 0 };
   const start = Date.now();
   let generatedTokens = 0;
-  options.onProgress?.(done.size, problems.length);
+  options.onProgress?.(done.size, chosen.length);
   // the grading and journaling of the batches so far, in order; a failure surfaces at the next await of it
   let graded: Promise<void> = Promise.resolve();
   try {
@@ -324,7 +327,7 @@ export async function evaluateMathBenchmark(
         generatedTokens += finished.reduce((s, f) => s + f.tokens.reduce((t, x) => t + x, 0), 0);
         if (journal) journal.append(finished);
         else for (const f of finished) done.set(f.idx, f);
-        options.onProgress?.(done.size, problems.length);
+        options.onProgress?.(done.size, chosen.length);
       });
       batch.catch(() => {}); // awaited below; this only marks the rejection as handled meanwhile
       graded = batch;
@@ -336,7 +339,7 @@ export async function evaluateMathBenchmark(
     await grader.close();
   }
   const seconds = (Date.now() - start) / 1000;
-  const results = problems.map((p) => done.get(p.idx)!);
+  const results = chosen.map((p) => done.get(p.idx)!);
   const result: BenchmarkResult = {
     dataset,
     file,
@@ -345,7 +348,7 @@ export async function evaluateMathBenchmark(
     groups: groupsOf(results, samples),
     resumed,
     seconds,
-    problems_per_second: (problems.length - resumed) / Math.max(seconds, 1e-9),
+    problems_per_second: (chosen.length - resumed) / Math.max(seconds, 1e-9),
     generated_tokens: generatedTokens,
     grade_threads: gradeThreads,
   };

@@ -59,6 +59,12 @@ export interface TrainerEvent {
 
 type Hook = (event: TrainerEvent) => void;
 
+/** One process's share of a callback's evaluation: per-item sums and the item count (the loop averages over all). */
+export interface EvaluationSums {
+  sums: Record<string, number>;
+  n: number;
+}
+
 /**
  * Each method is optional and synchronous, as transformers' (the loop does not await a promise
  * one returns: start asynchronous work of your own and let it finish on its own).
@@ -76,6 +82,14 @@ export interface TrainerCallback {
   onSave?: Hook;
   /** After the last step (and the final model), or when the run stops. Not after an error. */
   onTrainEnd?: Hook;
+  /**
+   * An evaluation of the callback's own (generation eval), asked after each step: this process's
+   * share as sums and a count, or null when it does not evaluate at this step (every process must
+   * answer alike). The loop combines the shares over the processes (the one collective a callback
+   * takes part in, through the loop) and logs their means, `eval_`-prefixed, on the step's eval
+   * row. The one method the loop awaits.
+   */
+  evaluationSums?: (event: TrainerEvent) => Promise<EvaluationSums | null> | EvaluationSums | null;
   /** When train() ends in any way, errors included: release files. */
   close?: () => void;
 }

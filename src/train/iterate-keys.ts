@@ -1,0 +1,262 @@
+// The keys of a recipe's `iterations` block (`omni-dpo iterate`), in one table as the recipe keys
+// are (keys.ts): kind, default, help. The block is read against it before any work starts: an
+// unknown key, a wrong type, a missing file or `rounds: 0` is an error naming the recipe and the
+// key. This module does not load LibTorch (the CLI prints help from it).
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { nearestKey } from "../util/nearest.js";
+
+type IterationKind = "path" | "string" | "enum" | "integer" | "number" | "list" | "mapping";
+
+interface IterationKeySpec {
+  kind: IterationKind;
+  values?: readonly string[];
+  /** Absent: required. */
+  default?: unknown;
+  help: string;
+  /** The least value of a number. */
+  min?: number;
+}
+
+export const ITERATION_TASKS = ["text", "math"] as const;
+export const ITERATION_REFERENCES = ["previous", "initial"] as const;
+/** The evaluations a round can run: math (graded answers) or winrate (a reward model's verdicts vs the starting model). */
+export const ITERATION_EVAL_TASKS = ["math", "winrate"] as const;
+
+export const ITERATION_KEYS = {
+  rounds: { kind: "integer", min: 1, help: "How many rounds (sample, score, pair, train, evaluate) to run." },
+  prompts: {
+    kind: "path",
+    help: "JSON Lines of prompts: 'prompt' (a string or messages); the math task also needs 'answer' (the gold answer).",
+  },
+  prompts_per_round: {
+    kind: "integer",
+    min: 1,
+    default: null,
+    help: "Fresh prompts each round, taken in file order and wrapping around at the end; None: every prompt, every round.",
+  },
+  task: {
+    kind: "enum",
+    values: ITERATION_TASKS,
+    default: "text",
+    help:
+      "text: responses scored by reward_model (or a scorer); math: graded against each prompt's 'answer' by the " +
+      "math grader (10 right, 0 wrong), or scored by a scorer. Each prompt pairs its best and worst response.",
+  },
+  reward_model: {
+    kind: "path",
+    default: null,
+    help: "The text task's reward model (a *ForSequenceClassification directory with one label).",
+  },
+  scorer: {
+    kind: "string",
+    default: null,
+    help: "A named scorer (arith, in the omni-dpo command) or a JS module exporting score(prompt, response).",
+  },
+  samples: { kind: "integer", min: 2, default: 5, help: "Responses sampled per prompt." },
+  seeds: { kind: "list", default: null, help: "The samples' seeds (default the reference's 13, 21, 42, 79, 100)." },
+  temperature: { kind: "number", min: 0, default: 0.8, help: "Sampling temperature." },
+  top_p: { kind: "number", min: 0, default: 0.95, help: "Nucleus sampling's probability mass, in (0, 1]." },
+  max_new_tokens: { kind: "integer", min: 1, default: 256, help: "New tokens per response, at most." },
+  batch_size: { kind: "integer", min: 1, default: 8, help: "Prompts per generation batch." },
+  reference: {
+    kind: "enum",
+    values: ITERATION_REFERENCES,
+    default: "previous",
+    help:
+      "previous: round k's reference is round k-1's policy (iterative DPO); initial: the starting model " +
+      "(or the recipe's ref_model) every round.",
+  },
+  eval: {
+    kind: "mapping",
+    default: null,
+    help:
+      "After each round: {task: math, data: FILE} (the model's greedy answers graded as `eval --task math`; " +
+      "also max_new_tokens, prompt_template) or {task: winrate, prompts: FILE, reward_model: DIR} (its answers " +
+      "judged against the starting model's, generated once, as `eval --task winrate`). Its figures join the round's row.",
+  },
+} as const satisfies Record<string, IterationKeySpec>;
+
+export type IterationKey = keyof typeof ITERATION_KEYS;
+
+/** The `eval` block's keys. */
+const EVAL_KEYS: Record<string, IterationKeySpec> = {
+  task: { kind: "enum", values: ITERATION_EVAL_TASKS, help: "math or winrate" },
+  data: { kind: "path", default: null, help: "math: the benchmark file" },
+  prompts: { kind: "path", default: null, help: "winrate: the held-out prompts" },
+  reward_model: { kind: "path", default: null, help: "winrate: the judge" },
+  max_new_tokens: { kind: "integer", min: 1, default: 256, help: "new tokens per answer" },
+  prompt_template: { kind: "string", default: null, help: "math: text with {input}, or chat" },
+};
+
+export type RoundEval =
+  | { task: "math"; data: string; maxNewTokens: number; promptTemplate: string | null }
+  | { task: "winrate"; prompts: string; rewardModel: string; maxNewTokens: number };
+
+export interface Iterations {
+  rounds: number;
+  prompts: string;
+  promptsPerRound: number | null;
+  task: (typeof ITERATION_TASKS)[number];
+  rewardModel: string | null;
+  scorer: string | null;
+  samples: number;
+  seeds: number[] | null;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  batchSize: number;
+  reference: (typeof ITERATION_REFERENCES)[number];
+  eval: RoundEval | null;
+}
+
+export class IterationsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "IterationsError";
+  }
+}
+
+/** Reads values against a table: unknown keys (with the nearest known one), types, bounds, required keys, files. */
+function readTable(
+  block: unknown,
+  table: Record<string, IterationKeySpec>,
+  where: string,
+  prefix: string,
+  baseDir: string,
+): Record<string, unknown> {
+  if (typeof block !== "object" || block === null || Array.isArray(block))
+    throw new IterationsError(`${where}: key '${prefix.slice(0, -1)}' must be a mapping of keys to values`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(block as Record<string, unknown>)) {
+    const spec = table[key];
+    const name = `${prefix}${key}`;
+    if (!spec) {
+      const near = nearestKey(key, Object.keys(table));
+      throw new IterationsError(
+        `${where}: unknown key '${name}'${near ? ` (did you mean '${prefix}${near}'?)` : ""}; ` +
+          `known: ${Object.keys(table).join(", ")}`,
+      );
+    }
+    if (value === null || value === "None") continue;
+    const bad = (expected: string) =>
+      new IterationsError(`${where}: key '${name}' must be ${expected}, got ${JSON.stringify(value)}`);
+    switch (spec.kind) {
+      case "path":
+      case "string":
+        if (typeof value !== "string" || value === "") throw bad("a non-empty string");
+        break;
+      case "enum":
+        if (typeof value !== "string" || !spec.values!.includes(value)) throw bad(`one of ${spec.values!.join(", ")}`);
+        break;
+      case "integer":
+      case "number":
+        if (typeof value !== "number" || !Number.isFinite(value)) throw bad("a number");
+        if (spec.kind === "integer" && !Number.isInteger(value)) throw bad("a whole number");
+        if (spec.min !== undefined && value < spec.min) throw bad(`at least ${spec.min}`);
+        break;
+      case "list":
+        if (!Array.isArray(value)) throw bad("a list");
+        break;
+      case "mapping":
+        if (typeof value !== "object" || Array.isArray(value)) throw bad("a mapping");
+        break;
+    }
+    if (spec.kind === "path") {
+      const path = isAbsolute(value as string) ? (value as string) : resolve(baseDir, value as string);
+      if (!existsSync(path)) throw new IterationsError(`${where}: key '${name}': ${path}: file not found`);
+      out[key] = path;
+    } else out[key] = value;
+  }
+  for (const [key, spec] of Object.entries(table)) {
+    if (out[key] !== undefined) continue;
+    if (!("default" in spec)) throw new IterationsError(`${where}: missing required key '${prefix}${key}'`);
+    out[key] = spec.default;
+  }
+  return out;
+}
+
+/**
+ * The `iterations` block of the recipe at `where` (paths resolved against `baseDir`), checked
+ * whole: what the task needs (text: reward_model or scorer; math: a scorer, or answers), sampling
+ * bounds, the eval block.
+ */
+export function readIterations(block: unknown, where: string, baseDir: string): Iterations {
+  if (block === undefined || block === null)
+    throw new IterationsError(`${where}: missing required key 'iterations' (the rounds to run; see iterate --help)`);
+  const v = readTable(block, ITERATION_KEYS, where, "iterations.", baseDir);
+  if (v.task === "text" && v.reward_model === null && v.scorer === null)
+    throw new IterationsError(
+      `${where}: key 'iterations.reward_model': the text task needs a reward model (or iterations.scorer)`,
+    );
+  if (v.reward_model !== null && v.scorer !== null)
+    throw new IterationsError(`${where}: keys 'iterations.reward_model' and 'iterations.scorer': give one scorer`);
+  if (v.task === "math" && v.reward_model !== null)
+    throw new IterationsError(
+      `${where}: key 'iterations.reward_model' belongs to the text task; math grades against 'answer' (or a scorer)`,
+    );
+  const topP = v.top_p as number;
+  if (!(topP > 0 && topP <= 1))
+    throw new IterationsError(`${where}: key 'iterations.top_p' must be in (0, 1], got ${topP}`);
+  let seeds: number[] | null = null;
+  if (v.seeds !== null) {
+    seeds = v.seeds as number[];
+    if (!seeds.every((s) => Number.isSafeInteger(s) && s >= 0))
+      throw new IterationsError(
+        `${where}: key 'iterations.seeds' must be a list of whole numbers from 0, got ${JSON.stringify(v.seeds)}`,
+      );
+  }
+  let roundEval: RoundEval | null = null;
+  if (v.eval !== null) {
+    const e = readTable(v.eval, EVAL_KEYS, where, "iterations.eval.", baseDir);
+    const needs = (key: string) => {
+      if (e[key] === null)
+        throw new IterationsError(`${where}: missing key 'iterations.eval.${key}' (eval task ${String(e.task)})`);
+    };
+    if (e.task === "math") {
+      needs("data");
+      roundEval = {
+        task: "math",
+        data: e.data as string,
+        maxNewTokens: e.max_new_tokens as number,
+        promptTemplate: e.prompt_template as string | null,
+      };
+    } else {
+      needs("prompts");
+      needs("reward_model");
+      roundEval = {
+        task: "winrate",
+        prompts: e.prompts as string,
+        rewardModel: e.reward_model as string,
+        maxNewTokens: e.max_new_tokens as number,
+      };
+    }
+  }
+  return {
+    rounds: v.rounds as number,
+    prompts: v.prompts as string,
+    promptsPerRound: v.prompts_per_round as number | null,
+    task: v.task as Iterations["task"],
+    rewardModel: v.reward_model as string | null,
+    scorer: v.scorer as string | null,
+    samples: v.samples as number,
+    seeds,
+    temperature: v.temperature as number,
+    topP,
+    maxNewTokens: v.max_new_tokens as number,
+    batchSize: v.batch_size as number,
+    reference: v.reference as Iterations["reference"],
+    eval: roundEval,
+  };
+}
+
+/** The block's keys for `iterate --help`: one line each (kind, default, help). */
+export function iterationKeysHelp(): string {
+  const lines: string[] = [];
+  for (const [key, spec] of Object.entries(ITERATION_KEYS) as [string, IterationKeySpec][]) {
+    const type = spec.kind === "enum" ? spec.values!.join("|") : spec.kind;
+    const dflt = !("default" in spec) ? "required" : spec.default === null ? "None" : JSON.stringify(spec.default);
+    lines.push(`  ${key} (${type}, ${dflt}): ${spec.help}`);
+  }
+  return lines.join("\n");
+}
