@@ -22,11 +22,7 @@ import { torch, saveModel } from "../../src/index.js";
 import { loadModel } from "../../src/models/auto.js";
 import { rewardInput } from "../../src/data/reward.js";
 import { readPromptRows } from "../../src/data/readers.js";
-import {
-  createSequenceClassifier,
-  loadSequenceClassifier,
-  saveSequenceClassifier,
-} from "../../src/models/sequence-classification.js";
+import { loadSequenceClassifier } from "../../src/models/sequence-classification.js";
 import { Tokenizer } from "../../src/text/index.js";
 import type { Message } from "../../src/data/records.js";
 import {
@@ -43,15 +39,15 @@ import { LocalGenerator } from "../../src/generation/local.js";
 import { promptIds } from "../../src/generation/prompt.js";
 import { bootstrapCI, lengthControlledWinRate } from "../../src/eval/winrate/stats.js";
 import { packageRoot } from "../../src/util/package-root.js";
-import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
 import { runCli, startServeProcess, writeSharpChatModel, type ServeProcess } from "../helpers/serving.js";
+import { writeToyRewardModel } from "../helpers/reward-model.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
 torch.setNumThreads(1);
 const root = tempDir("omni-dpo-winrate-");
 const BASE = writeSharpChatModel(join(root, "base"));
 const POLICY = trainedFrom(BASE, join(root, "policy"));
-const RM = writeRewardModel(join(root, "rm"));
+const RM = writeToyRewardModel(join(root, "rm"), { chatTemplate: "chatml" });
 const WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "piano", "lemon"];
 const PROMPTS = writeJsonl(join(root, "prompts.jsonl"), [
   ...WORDS.map((w) => ({ prompt: `say ${w}` })),
@@ -85,39 +81,6 @@ function trainedFrom(start: string, dir: string): string {
   saveModel(model, dir);
   model.dispose();
   assert.ok(existsSync(join(start, "config.json")));
-  return dir;
-}
-
-/** A tiny Llama reward model (one label, weights at scale 0.3 so rewards spread) with the chatml template. */
-function writeRewardModel(dir: string): string {
-  const tok = writeByteLevelTokenizer(dir, { chatTemplate: "chatml" });
-  torch.manualSeed(5);
-  const model = createSequenceClassifier({
-    architectures: ["LlamaForSequenceClassification"],
-    model_type: "llama",
-    vocab_size: tok.vocabSize,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 256,
-    rms_norm_eps: 1e-6,
-    num_labels: 1,
-    pad_token_id: tok.eosTokenId,
-    bos_token_id: tok.bosTokenId,
-    eos_token_id: tok.eosTokenId,
-  });
-  torch.noGrad(() =>
-    torch.tidy(() => {
-      for (const [name, p] of model.namedParameters()) {
-        const v = torch.randn(p.shape).mul(0.3);
-        model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
-      }
-    }),
-  );
-  saveSequenceClassifier(model, dir);
-  model.dispose();
   return dir;
 }
 

@@ -14,16 +14,15 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { torch } from "../../src/index.js";
-import { createSequenceClassifier, saveSequenceClassifier } from "../../src/models/sequence-classification.js";
 import { packageRoot } from "../../src/util/package-root.js";
-import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
 import { runCli, startProxy, startServeProcess, writeSharpChatModel, type ServeProcess } from "../helpers/serving.js";
+import { writeToyRewardModel } from "../helpers/reward-model.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
 torch.setNumThreads(1);
 const root = tempDir("omni-dpo-endpoint-");
 const MODEL = writeSharpChatModel(join(root, "policy"));
-const RM = writeRewardModel(join(root, "rm"));
+const RM = writeToyRewardModel(join(root, "rm"), { chatTemplate: "chatml" });
 const WORDS = ["apple", "river", "stone", "cloud", "green", "tiger"];
 const PROMPTS = writeJsonl(join(root, "prompts.jsonl"), [
   ...WORDS.map((w) => ({ prompt: `say ${w}` })),
@@ -43,39 +42,6 @@ after(async () => {
   await serve?.stop();
   rmSync(root, { recursive: true, force: true });
 });
-
-/** A tiny Llama reward model (one label, weights at scale 0.3 so scores spread) with the chatml template. */
-function writeRewardModel(dir: string): string {
-  const tok = writeByteLevelTokenizer(dir, { chatTemplate: "chatml" });
-  torch.manualSeed(5);
-  const model = createSequenceClassifier({
-    architectures: ["LlamaForSequenceClassification"],
-    model_type: "llama",
-    vocab_size: tok.vocabSize,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 256,
-    rms_norm_eps: 1e-6,
-    num_labels: 1,
-    pad_token_id: tok.eosTokenId,
-    bos_token_id: tok.bosTokenId,
-    eos_token_id: tok.eosTokenId,
-  });
-  torch.noGrad(() =>
-    torch.tidy(() => {
-      for (const [name, p] of model.namedParameters()) {
-        const v = torch.randn(p.shape).mul(0.3);
-        model.setParameter(name, /norm/.test(name) ? v.add(1) : v);
-      }
-    }),
-  );
-  saveSequenceClassifier(model, dir);
-  model.dispose();
-  return dir;
-}
 
 const jsonLines = (text: string) =>
   text
