@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { loadCheckpoint } from "../../src/models/safetensors.js";
+import { loadCheckpoint, loadSafetensors } from "../../src/models/safetensors.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
@@ -112,4 +112,52 @@ describe("training a vision-language model on image pairs", () => {
       assert.ok(moved.length > 0, "the language model trained");
     });
   }
+});
+
+describe("image pairs with the trainer's other settings", () => {
+  const short = (name: string, extra: Record<string, unknown> = {}) =>
+    recipe(lfFile, name, { max_steps: 3, learning_rate: 5e-3, ...extra });
+  const losses = (dir: string) => rowsOf(dir).map((r) => Number(r.loss));
+  const close = (a: number[], b: number[], what: string) =>
+    a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) < 1e-5, `${what}: step ${i + 1}: ${x} vs ${b[i]}`));
+
+  test("a precomputed reference (cached with the images) and gradient checkpointing give the live run's losses", async () => {
+    const live = short("live");
+    await train(live);
+    const cached = short("cached", { precompute_ref_log_probs: true });
+    await train(cached);
+    const checkpointed = short("checkpointed", { gradient_checkpointing: true });
+    await train(checkpointed);
+    assert.equal(losses(live.outputDir).length, 3);
+    close(losses(cached.outputDir), losses(live.outputDir), "precomputed reference");
+    close(losses(checkpointed.outputDir), losses(live.outputDir), "gradient checkpointing");
+  });
+
+  test("freeze_vision_tower: false trains the tower; freeze_multi_modal_projector keeps the merger", async () => {
+    const config = short("tower", { freeze_vision_tower: false });
+    await train(config);
+    const before = loadCheckpoint(model.dir);
+    const saved = loadCheckpoint(config.outputDir);
+    const same = (k: string) => JSON.stringify(saved.get(k)!.toArray()) === JSON.stringify(before.get(k)!.toArray());
+    const visual = [...before.keys()].filter((k) => k.startsWith("visual."));
+    const merger = visual.filter((k) => k.startsWith("visual.merger."));
+    assert.ok(merger.length > 0 && merger.every(same), "the projector stays");
+    assert.ok(visual.filter((k) => !k.startsWith("visual.merger.") && !same(k)).length > 0, "the tower trained");
+  });
+
+  test("LoRA's default targets wrap the language model only; bf16 autocast runs the vision tower", async () => {
+    const lora = short("lora", { use_peft: true, lora_r: 4, lora_alpha: 8 });
+    await train(lora);
+    const names = [...loadSafetensors(join(lora.outputDir, "adapter_model.safetensors")).keys()];
+    assert.ok(names.length > 0 && names.every((n) => /\.layers\.\d+\.self_attn\.(q|v)_proj\.lora_[AB]\.weight$/.test(n)), names.join());
+    assert.ok(names.every((n) => !n.includes("visual")));
+    // The vision tower's LayerNorms under autocast run in float32 (bf16 activations, float32 weights).
+    const bf16 = short("bf16", { bf16: true });
+    await train(bf16);
+    const fp32 = short("fp32", { max_steps: 1 });
+    await train(fp32);
+    const l = losses(bf16.outputDir);
+    assert.ok(l.length === 3 && l.every(Number.isFinite), `bf16 losses ${l}`);
+    assert.ok(Math.abs(l[0]! - losses(fp32.outputDir)[0]!) < 2e-2, `step 1: bf16 ${l[0]}, float32 ${losses(fp32.outputDir)}`);
+  });
 });
