@@ -146,3 +146,53 @@ export function writeTinyQwen2VL(seed = 3): { dir: string; written: WrittenToken
   model.dispose();
   return { dir: written.dir, written };
 }
+
+const COLOURS: Record<string, [number, number, number]> = {
+  red: [220, 20, 30],
+  green: [20, 200, 40],
+  blue: [30, 40, 220],
+};
+
+/**
+ * A toy image preference only the image decides, in `dir`: a 56x56 PNG of each of three colours
+ * and, for each image against each other colour, a pair whose chosen answer names the image's
+ * colour (6 pairs; every answer is chosen twice and rejected twice). Written in LLaMA-Factory's
+ * ranking format and in TRL's, with scores (Omni-DPO's quality weight reads them).
+ */
+export function writeColourPairs(dir: string): { lfFile: string; trlFile: string } {
+  for (const [name, rgb] of Object.entries(COLOURS)) writePng(join(dir, `${name}.png`), solidImage(56, 56, rgb));
+  const names = Object.keys(COLOURS);
+  const pairs = names.flatMap((colour) =>
+    names
+      .filter((other) => other !== colour)
+      .map((other) => ({ image: `${colour}.png`, chosen: `It is ${colour}.`, rejected: `It is ${other}.` })),
+  );
+  const question = "What colour is this?";
+  const jsonl = (file: string, rows: unknown[]) => {
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    return file;
+  };
+  const lfFile = jsonl(
+    join(dir, "lf.jsonl"),
+    pairs.map((p) => ({
+      instruction: `<image>${question}`,
+      chosen: p.chosen,
+      rejected: p.rejected,
+      images: [p.image],
+      score_chosen: 9,
+      score_rejected: 2,
+    })),
+  );
+  const trlFile = jsonl(
+    join(dir, "trl.jsonl"),
+    pairs.map((p) => ({
+      images: [p.image],
+      prompt: [{ role: "user", content: [{ type: "image" }, { type: "text", text: question }] }],
+      chosen: [{ role: "assistant", content: [{ type: "text", text: p.chosen }] }],
+      rejected: [{ role: "assistant", content: [{ type: "text", text: p.rejected }] }],
+      score_chosen: 9,
+      score_rejected: 2,
+    })),
+  );
+  return { lfFile, trlFile };
+}

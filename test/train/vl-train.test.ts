@@ -10,50 +10,14 @@ import { loadCheckpoint, loadSafetensors } from "../../src/models/safetensors.js
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
-import { tempDir, writeJsonl } from "../helpers/toy.js";
-import { solidImage, writePng, writeTinyQwen2VL } from "../helpers/qwen2-vl.js";
+import { tempDir } from "../helpers/toy.js";
+import { writeColourPairs, writeTinyQwen2VL } from "../helpers/qwen2-vl.js";
 
 const root = tempDir("omni-dpo-vl-train-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const model = writeTinyQwen2VL();
-const COLOURS: Record<string, [number, number, number]> = {
-  red: [220, 20, 30],
-  green: [20, 200, 40],
-  blue: [30, 40, 220],
-};
-for (const [name, rgb] of Object.entries(COLOURS)) writePng(join(root, `${name}.png`), solidImage(56, 56, rgb));
-
-/** Each image against each other colour: 6 pairs, every answer chosen twice and rejected twice. */
-const PAIRS = Object.keys(COLOURS).flatMap((colour) =>
-  Object.keys(COLOURS)
-    .filter((other) => other !== colour)
-    .map((other) => ({ image: `${colour}.png`, chosen: `It is ${colour}.`, rejected: `It is ${other}.` })),
-);
-const QUESTION = "What colour is this?";
-
-const lfFile = writeJsonl(
-  join(root, "lf.jsonl"),
-  PAIRS.map((p) => ({
-    instruction: `<image>${QUESTION}`,
-    chosen: p.chosen,
-    rejected: p.rejected,
-    images: [p.image],
-    score_chosen: 9,
-    score_rejected: 2,
-  })),
-);
-const trlFile = writeJsonl(
-  join(root, "trl.jsonl"),
-  PAIRS.map((p) => ({
-    images: [p.image],
-    prompt: [{ role: "user", content: [{ type: "image" }, { type: "text", text: QUESTION }] }],
-    chosen: [{ role: "assistant", content: [{ type: "text", text: p.chosen }] }],
-    rejected: [{ role: "assistant", content: [{ type: "text", text: p.rejected }] }],
-    score_chosen: 9,
-    score_rejected: 2,
-  })),
-);
+const { lfFile, trlFile } = writeColourPairs(root);
 
 /** Omni-DPO with the reference's multimodal weights (eta, tau_ref, gamma, tau_good), on the 6 pairs. */
 function recipe(data: string, outputDir: string, extra: Record<string, unknown> = {}) {
