@@ -5,7 +5,7 @@
 // type lives in architecture.ts, which the architectures import (this module imports them all).
 import type { ArchitectureSpec } from "./architecture.js";
 import type { CausalLM } from "./causal-lm.js";
-import type { RawConfig } from "./config.js";
+import { isModelDirectory, readConfig, type RawConfig } from "./config.js";
 import { GEMMA2 } from "./gemma2.js";
 import { GEMMA3_TEXT } from "./gemma3.js";
 import { GPT2 } from "./gpt2.js";
@@ -149,4 +149,18 @@ export function defaultLoraTargets(model: CausalLM, key = "target_modules"): rea
 /** Whether the model's architecture takes images (a vision-language model such as Qwen2-VL). */
 export function takesImages(model: CausalLM): boolean {
   return byName.get(model.architecture)?.takesImages === true;
+}
+
+/**
+ * Whether a model directory's config.json names an architecture that takes images, before
+ * loading it (false for a directory without config.json, such as a LoRA adapter's, and for an
+ * unsupported config, which the load reports in its own words).
+ */
+export function directoryTakesImages(dir: string): boolean {
+  if (!isModelDirectory(dir)) return false;
+  try {
+    return resolveArchitecture(readConfig(dir)).takesImages === true;
+  } catch {
+    return false;
+  }
 }

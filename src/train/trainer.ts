@@ -31,7 +31,7 @@ import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js"
 import { batchesOf, pairLogps, type PairVision } from "../logprobs/pairs.js";
 import { tokenizeImageRecords } from "../data/image-tokenize.js";
 import type { ImagePreferenceRecord } from "../data/image-records.js";
-import { freezeVisionParts, imageRecordReader, visionOf } from "./vision.js";
+import { freezeVisionParts, imageRecordReader, tokenizerSaver, visionOf } from "./vision.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
 import { applyOptimizerStep, createOptimizer, epochOrder, stepGroups } from "./steps.js";
 import { syncedReferenceDir } from "./checkpoint.js";
@@ -839,7 +839,7 @@ export class PreferenceTrainer {
           {
             model: this.policy,
             optimizer: this.optimizer,
-            tokenizer: this.data.tokenizer,
+            tokenizer: this.tokenizerSaver(),
             state,
             hfState: this.hfState(this.logHistory),
             baseModelNameOrPath: this.adapterBase(),
@@ -956,6 +956,11 @@ export class PreferenceTrainer {
     };
   }
 
+  /** Saves the tokenizer (and a vision-language model's processor files) into a directory. */
+  tokenizerSaver(): Pick<Tokenizer, "save"> {
+    return tokenizerSaver(this.data.tokenizer, this.data.vision, this.config.modelNameOrPath);
+  }
+
   /** The loss's name in the model card and the pair log. */
   lossName(): string {
     return this.config.objective.lossType;
@@ -994,7 +999,7 @@ export class PreferenceTrainer {
       this.hooks.onStatus?.(`saving the ${what} to ${dir}`);
       writingTo(dir, () => this.saveModel(dir));
     }
-    await this.data.tokenizer.save(dir);
+    await this.tokenizerSaver().save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
     const samples =

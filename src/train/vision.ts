@@ -2,10 +2,10 @@
 // (the model's architecture takes images), the processor and image bounds its pairs are
 // tokenised and batched with, and LLaMA-Factory's freezing of the vision tower and the
 // projector (requires_grad off, so the optimizer never holds them and they save unchanged).
-import { AutoProcessor } from "../text/index.js";
-import { isModelDirectory, readConfig } from "../models/config.js";
-import { isAdapterDirectory } from "../models/peft.js";
-import { resolveArchitecture, takesImages } from "../models/registry.js";
+import { copyFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { AutoProcessor, PREPROCESSOR_CONFIG, type Tokenizer } from "../text/index.js";
+import { directoryTakesImages, takesImages } from "../models/registry.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { readImagePreferenceData, type ImagePreferenceRecord } from "../data/image-records.js";
 import { IMAGE_TOKENIZE_DEFAULTS } from "../data/image-tokenize.js";
@@ -16,19 +16,9 @@ import type { TrainConfig } from "./config.js";
 const VISION_TOWER = "visual.";
 const PROJECTOR = "visual.merger.";
 
-/** Whether the model directory's config.json names an architecture that takes images (an adapter's base counts). */
-export function modelTakesImages(dir: string): boolean {
-  if (!isModelDirectory(dir) || isAdapterDirectory(dir)) return false;
-  try {
-    return resolveArchitecture(readConfig(dir)).takesImages === true;
-  } catch {
-    return false; // an unsupported config is reported where the model loads, with its own message
-  }
-}
-
 /** The run's vision settings: the model directory's processor, and image pairs cut at max_length; null for a text model. */
 export function visionOf(config: TrainConfig): PairVision | null {
-  if (!modelTakesImages(config.modelNameOrPath)) return null;
+  if (!directoryTakesImages(config.modelNameOrPath)) return null;
   return {
     processor: AutoProcessor.fromPretrained(config.modelNameOrPath),
     options: { ...IMAGE_TOKENIZE_DEFAULTS, cutoffLen: config.maxLength },
@@ -61,4 +51,23 @@ export function freezeVisionParts(model: CausalLM, config: Pick<TrainConfig, "fr
     }
   }
   return frozen;
+}
+
+/** The processor's files beside the tokenizer's: a trained vision-language model is used as it came (generate --image, eval). */
+const PROCESSOR_FILES = [PREPROCESSOR_CONFIG, "chat_template.json"];
+
+/** What saves a run's tokenizer, and with `vision` the model directory's processor files too. */
+export function tokenizerSaver(
+  tokenizer: Tokenizer,
+  vision: PairVision | null,
+  modelDir: string,
+): Pick<Tokenizer, "save"> {
+  return {
+    async save(dir: string) {
+      await tokenizer.save(dir);
+      if (!vision) return;
+      for (const name of PROCESSOR_FILES)
+        if (existsSync(join(modelDir, name))) copyFileSync(join(modelDir, name), join(dir, name));
+    },
+  };
 }

@@ -3,10 +3,11 @@
 // image can decide (every answer is chosen as often as it is rejected; the right one names the
 // image's colour), with the vision tower and projector frozen as LLaMA-Factory freezes them.
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { loadCheckpoint, loadSafetensors } from "../../src/models/safetensors.js";
+import { evaluatePairwiseFile } from "../../src/eval/pairwise.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
@@ -76,6 +77,23 @@ describe("training a vision-language model on image pairs", () => {
       assert.ok(moved.length > 0, "the language model trained");
     });
   }
+});
+
+describe("the trained vision-language model in use", () => {
+  test("eval (pairwise) ranks the image pairs it learnt, in both formats alike; the output has the processor", async () => {
+    const trained = join(root, "run-LLaMA-Factory");
+    assert.ok(existsSync(join(trained, "preprocessor_config.json")), "the processor's files are saved with the model");
+    const ev = (data: string, ref: string | null) =>
+      evaluatePairwiseFile({ model: trained, ref, data, beta: 2.0, maxLength: 64, maxPromptLength: 48 });
+    const lf = await ev(lfFile, model.dir);
+    const trl = await ev(trlFile, model.dir);
+    assert.equal(lf.pairs, 6);
+    assert.ok(lf.accuracy >= 5 / 6, `accuracy ${lf.accuracy}`);
+    assert.deepEqual(trl.perPair, lf.perPair);
+    // Against itself every reward is 0: the pairs and images reach both models alike.
+    const self = await evaluatePairwiseFile({ model: trained, ref: trained, data: lfFile, maxLength: 64, maxPromptLength: 48 });
+    assert.equal(self.ties, 6);
+  });
 });
 
 describe("image pairs with the trainer's other settings", () => {
