@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { loadCheckpoint, loadSafetensors } from "../../src/models/safetensors.js";
 import { evaluatePairwiseFile } from "../../src/eval/pairwise.js";
+import { readRuns } from "../../src/report/dashboard-page.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
@@ -93,6 +94,13 @@ describe("the trained vision-language model in use", () => {
     // Against itself every reward is 0: the pairs and images reach both models alike.
     const self = await evaluatePairwiseFile({ model: trained, ref: trained, data: lfFile, maxLength: 64, maxPromptLength: 48 });
     assert.equal(self.ties, 6);
+  });
+
+  test("the dashboard reads an image run like any other", () => {
+    const [run] = readRuns([join(root, "run-TRL")]);
+    assert.deepEqual(run!.problems, []);
+    assert.equal(run!.rows.filter((r) => "loss" in r).length, 16);
+    assert.ok(run!.pairRows.length > 0, "the pair log");
   });
 });
 
