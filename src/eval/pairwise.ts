@@ -180,7 +180,10 @@ async function readPairs(
   const dir = tokenizerDirectory(options.model);
   if (directoryTakesImages(options.model) || directoryTakesImages(dir)) {
     const { records, imageSizes } = await readImagePreferenceData(options.data);
-    const vision = { processor: AutoProcessor.fromPretrained(dir), options: { ...IMAGE_TOKENIZE_DEFAULTS, cutoffLen: maxLength } };
+    const vision = {
+      processor: AutoProcessor.fromPretrained(dir),
+      options: { ...IMAGE_TOKENIZE_DEFAULTS, cutoffLen: maxLength },
+    };
     options.onStatus?.(`tokenizing ${records.length} image pairs`);
     const pairs = tokenizeImageRecords(records, vision.processor, vision.options, imageSizes);
     return { pairs, sources: records, tokenizer: vision.processor.tokenizer, vision };

@@ -337,7 +337,9 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
       const at = `messages[${i}]`;
       // OpenAI-style image parts ({type: "image_url"}): not served; named so the client knows which part.
       const parts: unknown[] = Array.isArray(x?.content) ? x.content : [];
-      const image = parts.findIndex((p) => typeof p === "object" && p !== null && (p as { type?: unknown }).type === "image_url");
+      const image = parts.findIndex(
+        (p) => typeof p === "object" && p !== null && (p as { type?: unknown }).type === "image_url",
+      );
       if (image >= 0) {
         const part = `${at}.content[${image}]`;
         throw new RequestError(

@@ -58,9 +58,7 @@ export function layerNorm(
 ): Tensor {
   const mixed = [weight, bias].some((t) => t && t.dtype !== input.dtype);
   if (mixed) {
-    return tidy(() =>
-      layerNorm(input.to("float32"), normalizedShape, weight?.to("float32"), bias?.to("float32"), eps),
-    );
+    return tidy(() => layerNorm(input.to("float32"), normalizedShape, weight?.to("float32"), bias?.to("float32"), eps));
   }
   return callNamed("layer_norm", {
     input: input.id,

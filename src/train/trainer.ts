@@ -233,7 +233,9 @@ type AnyRecord = PreferenceRecord | ImagePreferenceRecord;
 /** The Math data.py's eot_token: appended to each text answer not already ending with it (conversations end their turns through the template). */
 function withEotToken(r: AnyRecord, eot: string): AnyRecord {
   if ("images" in r)
-    throw new DataError([`${where(r.source)}: eot_token applies to text records; image records end turns through the template`]);
+    throw new DataError([
+      `${where(r.source)}: eot_token applies to text records; image records end turns through the template`,
+    ]);
   const add = (t: PreferenceRecord["chosen"], field: string) => {
     if (typeof t !== "string")
       throw new DataError([
@@ -565,7 +567,10 @@ export class PreferenceTrainer {
     }
     // LLaMA-Factory's defaults for a vision-language model: the vision tower (and projector) stay fixed.
     const frozen = freezeVisionParts(model, config);
-    if (frozen.length) this.hooks.onStatus?.(`vision: ${frozen.length} parameters frozen (freeze_vision_tower, freeze_multi_modal_projector)`);
+    if (frozen.length)
+      this.hooks.onStatus?.(
+        `vision: ${frozen.length} parameters frozen (freeze_vision_tower, freeze_multi_modal_projector)`,
+      );
     this.strategy.prepareModel(model, config.seed);
     return model;
   }

@@ -39,7 +39,10 @@ export function imageRecordReader(sizes: Map<string, { width: number; height: nu
  * tower without its merger, and the merger, lose requires_grad. Returns the parameters frozen
  * (none for a model that takes no images).
  */
-export function freezeVisionParts(model: CausalLM, config: Pick<TrainConfig, "freezeVisionTower" | "freezeMultiModalProjector">): string[] {
+export function freezeVisionParts(
+  model: CausalLM,
+  config: Pick<TrainConfig, "freezeVisionTower" | "freezeMultiModalProjector">,
+): string[] {
   if (!takesImages(model)) return [];
   const frozen: string[] = [];
   for (const [name, p] of model.namedParameters()) {

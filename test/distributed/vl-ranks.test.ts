@@ -69,7 +69,10 @@ describe("image pairs across 2 ranks", () => {
       assert.equal(run.code, 0, run.output);
       const diff = maxWeightDifference(weightsOf(alone.dir), weightsOf(two.dir));
       assert.ok(diff < 1e-10, `largest weight difference ${diff}`);
-      const losses = (dir: string) => metricRows(dir).filter((r) => "loss" in r).map((r) => Number(r.loss));
+      const losses = (dir: string) =>
+        metricRows(dir)
+          .filter((r) => "loss" in r)
+          .map((r) => Number(r.loss));
       const [a, b] = [losses(alone.dir), losses(two.dir)];
       assert.equal(b.length, 3);
       a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) < 1e-10, `step ${i + 1}: ${x} alone, ${b[i]} with 2 ranks`));

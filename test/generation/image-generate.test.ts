@@ -30,7 +30,10 @@ function greedyUncached(model: CausalLM, prompt: number[], pixels: torch.Tensor,
         pixelValues: pixels,
         imageGridThw: grid,
       } as never); // [1, T, V]
-      return logits.select(1, ids.length - 1).argmax(-1).item() as number;
+      return logits
+        .select(1, ids.length - 1)
+        .argmax(-1)
+        .item() as number;
     });
     ids.push(next);
     if (next === eos) break;
@@ -81,7 +84,17 @@ test("generate --image refuses a text-only model, a missing image, and --endpoin
   const missing = await runCli(["generate", "--model", vl.dir, "--image", join(root, "nope.png"), "--prompt", "hi"]);
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr, /nope\.png/);
-  const endpoint = await runCli(["generate", "--endpoint", "http://127.0.0.1:9", "--endpoint-model", "m", "--image", image, "--prompt", "hi"]);
+  const endpoint = await runCli([
+    "generate",
+    "--endpoint",
+    "http://127.0.0.1:9",
+    "--endpoint-model",
+    "m",
+    "--image",
+    image,
+    "--prompt",
+    "hi",
+  ]);
   assert.equal(endpoint.status, 2);
   assert.match(endpoint.stderr, /--image works with --model, not --endpoint/);
 });

@@ -73,7 +73,9 @@ describe("training a vision-language model on image pairs", () => {
       assert.ok(visual.some((k) => k.startsWith("visual.merger.")) && visual.length > 4);
       for (const k of visual) assert.deepEqual(saved.get(k)!.toArray(), before.get(k)!.toArray(), k);
       const moved = [...before.keys()].filter(
-        (k) => !k.startsWith("visual.") && JSON.stringify(saved.get(k)!.toArray()) !== JSON.stringify(before.get(k)!.toArray()),
+        (k) =>
+          !k.startsWith("visual.") &&
+          JSON.stringify(saved.get(k)!.toArray()) !== JSON.stringify(before.get(k)!.toArray()),
       );
       assert.ok(moved.length > 0, "the language model trained");
     });
@@ -92,7 +94,13 @@ describe("the trained vision-language model in use", () => {
     assert.ok(lf.accuracy >= 5 / 6, `accuracy ${lf.accuracy}`);
     assert.deepEqual(trl.perPair, lf.perPair);
     // Against itself every reward is 0: the pairs and images reach both models alike.
-    const self = await evaluatePairwiseFile({ model: trained, ref: trained, data: lfFile, maxLength: 64, maxPromptLength: 48 });
+    const self = await evaluatePairwiseFile({
+      model: trained,
+      ref: trained,
+      data: lfFile,
+      maxLength: 64,
+      maxPromptLength: 48,
+    });
     assert.equal(self.ties, 6);
   });
 
@@ -139,7 +147,10 @@ describe("image pairs with the trainer's other settings", () => {
     const lora = short("lora", { use_peft: true, lora_r: 4, lora_alpha: 8 });
     await train(lora);
     const names = [...loadSafetensors(join(lora.outputDir, "adapter_model.safetensors")).keys()];
-    assert.ok(names.length > 0 && names.every((n) => /\.layers\.\d+\.self_attn\.(q|v)_proj\.lora_[AB]\.weight$/.test(n)), names.join());
+    assert.ok(
+      names.length > 0 && names.every((n) => /\.layers\.\d+\.self_attn\.(q|v)_proj\.lora_[AB]\.weight$/.test(n)),
+      names.join(),
+    );
     assert.ok(names.every((n) => !n.includes("visual")));
     // The vision tower's LayerNorms under autocast run in float32 (bf16 activations, float32 weights).
     const bf16 = short("bf16", { bf16: true });
@@ -148,6 +159,9 @@ describe("image pairs with the trainer's other settings", () => {
     await train(fp32);
     const l = losses(bf16.outputDir);
     assert.ok(l.length === 3 && l.every(Number.isFinite), `bf16 losses ${l}`);
-    assert.ok(Math.abs(l[0]! - losses(fp32.outputDir)[0]!) < 2e-2, `step 1: bf16 ${l[0]}, float32 ${losses(fp32.outputDir)}`);
+    assert.ok(
+      Math.abs(l[0]! - losses(fp32.outputDir)[0]!) < 2e-2,
+      `step 1: bf16 ${l[0]}, float32 ${losses(fp32.outputDir)}`,
+    );
   });
 });

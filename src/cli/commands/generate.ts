@@ -214,7 +214,13 @@ async function generateAboutImages(
         const completion = tokenizer.decode(tokens, { skipSpecialTokens: true });
         if (values.json)
           console.log(
-            JSON.stringify({ prompt, images: files, completion, finish_reason: r.finishReasons[0], tokens: tokens.length }),
+            JSON.stringify({
+              prompt,
+              images: files,
+              completion,
+              finish_reason: r.finishReasons[0],
+              tokens: tokens.length,
+            }),
           );
         else console.log(`${prompt}\n${completion}\n---`);
       } finally {
