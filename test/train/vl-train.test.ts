@@ -12,7 +12,7 @@ import { readRuns } from "../../src/report/dashboard-page.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
-import { tempDir } from "../helpers/toy.js";
+import { tempDir, writeJsonl, writeToyModel } from "../helpers/toy.js";
 import { writeColourPairs, writeTinyQwen2VL } from "../helpers/qwen2-vl.js";
 
 const root = tempDir("omni-dpo-vl-train-");
@@ -110,6 +110,19 @@ describe("the trained vision-language model in use", () => {
     assert.equal(run!.rows.filter((r) => "loss" in r).length, 16);
     assert.ok(run!.pairRows.length > 0, "the pair log");
   });
+});
+
+test("a text model refuses image records by name instead of dropping their images", async () => {
+  const text = writeToyModel(join(root, "text-model"));
+  const file = writeJsonl(join(root, "images-for-text.jsonl"), [
+    { prompt: "Colour?", chosen: "Red.", rejected: "Blue.", images: ["red.png"] },
+  ]);
+  await assert.rejects(
+    train(
+      loadTrainConfig({ model_name_or_path: text, train_data_path: file, output_dir: join(root, "text-run") }).config,
+    ),
+    /images-for-text\.jsonl:1: field 'images': this record has images/,
+  );
 });
 
 describe("image pairs with the trainer's other settings", () => {
