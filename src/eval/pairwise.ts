@@ -178,7 +178,7 @@ async function readPairs(
   maxPromptLength: number,
 ): Promise<{ pairs: TokenizedPair[]; sources: { source: Source }[]; tokenizer: Tokenizer; vision: PairVision | null }> {
   const dir = tokenizerDirectory(options.model);
-  if (directoryTakesImages(options.model) || directoryTakesImages(dir)) {
+  if (directoryTakesImages(options.model)) {
     const { records, imageSizes } = await readImagePreferenceData(options.data);
     const vision = {
       processor: AutoProcessor.fromPretrained(dir),

@@ -7,6 +7,7 @@ import type { ArchitectureSpec } from "./architecture.js";
 import type { CausalLM } from "./causal-lm.js";
 import { isModelDirectory, readConfig, type RawConfig } from "./config.js";
 import { GEMMA2 } from "./gemma2.js";
+import { isAdapterDirectory, readAdapterConfig } from "./peft.js";
 import { GEMMA3_TEXT } from "./gemma3.js";
 import { GPT2 } from "./gpt2.js";
 import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
@@ -152,14 +153,14 @@ export function takesImages(model: CausalLM): boolean {
 }
 
 /**
- * Whether a model directory's config.json names an architecture that takes images, before
- * loading it (false for a directory without config.json, such as a LoRA adapter's, and for an
- * unsupported config, which the load reports in its own words).
+ * Whether a model directory's config.json (a LoRA adapter's: its base model's) names an
+ * architecture that takes images, before loading it; false for an unsupported or unreadable
+ * config, which the load reports in its own words.
  */
 export function directoryTakesImages(dir: string): boolean {
-  if (!isModelDirectory(dir)) return false;
   try {
-    return resolveArchitecture(readConfig(dir)).takesImages === true;
+    const model = isAdapterDirectory(dir) ? readAdapterConfig(dir).baseDir : dir;
+    return isModelDirectory(model) && resolveArchitecture(readConfig(model)).takesImages === true;
   } catch {
     return false;
   }

@@ -6,6 +6,7 @@ import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { AutoProcessor, PREPROCESSOR_CONFIG, type Tokenizer } from "../text/index.js";
 import { directoryTakesImages, takesImages } from "../models/registry.js";
+import { tokenizerDirectory } from "../models/peft.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { readImagePreferenceData, type ImagePreferenceRecord } from "../data/image-records.js";
 import { IMAGE_TOKENIZE_DEFAULTS } from "../data/image-tokenize.js";
@@ -20,7 +21,7 @@ const PROJECTOR = "visual.merger.";
 export function visionOf(config: TrainConfig): PairVision | null {
   if (!directoryTakesImages(config.modelNameOrPath)) return null;
   return {
-    processor: AutoProcessor.fromPretrained(config.modelNameOrPath),
+    processor: AutoProcessor.fromPretrained(tokenizerDirectory(config.modelNameOrPath)),
     options: { ...IMAGE_TOKENIZE_DEFAULTS, cutoffLen: config.maxLength },
   };
 }
@@ -69,8 +70,9 @@ export function tokenizerSaver(
     async save(dir: string) {
       await tokenizer.save(dir);
       if (!vision) return;
+      const from = tokenizerDirectory(modelDir);
       for (const name of PROCESSOR_FILES)
-        if (existsSync(join(modelDir, name))) copyFileSync(join(modelDir, name), join(dir, name));
+        if (existsSync(join(from, name))) copyFileSync(join(from, name), join(dir, name));
     },
   };
 }

@@ -165,6 +165,9 @@ describe("image pairs with the trainer's other settings", () => {
       names.join(),
     );
     assert.ok(names.every((n) => !n.includes("visual")));
+    // The adapter directory is a vision-language model to eval (its base's config, its own processor files).
+    const ev = await evaluatePairwiseFile({ model: lora.outputDir, data: lfFile, maxLength: 64, maxPromptLength: 48 });
+    assert.equal(ev.pairs, 6);
     // The vision tower's LayerNorms under autocast run in float32 (bf16 activations, float32 weights).
     const bf16 = short("bf16", { bf16: true });
     await train(bf16);
