@@ -183,6 +183,7 @@ export { NonFiniteMetricError } from "./train/metrics.js";
 export { sftTrain, type SftExample, type SftOptions } from "./train/sft.js";
 export type { Generator, GenerationRequest, GeneratedSample } from "./generation/types.js";
 export { LocalGenerator } from "./generation/local.js";
+export { imagePrompt, type ImagePrompt } from "./generation/image-prompt.js";
 export { EndpointGenerator, type EndpointOptions } from "./generation/endpoint.js";
 export { startServer, type ServeOptions } from "./generation/server.js";
 export { llmJudgeScorer, parseVerdict } from "./eval/llm-judge.js";

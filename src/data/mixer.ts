@@ -19,18 +19,25 @@ export function shuffled<T>(items: T[], seed: number): T[] {
   return out;
 }
 
-/** Reads and mixes files: {path: fraction in (0, 1]} (or a list of paths, each whole). */
-export async function mixDatasets(mixer: Record<string, number> | string[], seed: number): Promise<PreferenceRecord[]> {
+/**
+ * Reads and mixes files: {path: fraction in (0, 1]} (or a list of paths, each whole); `read`
+ * reads one file (default: text preference records; image records use their own reader).
+ */
+export async function mixDatasets<R = PreferenceRecord>(
+  mixer: Record<string, number> | string[],
+  seed: number,
+  read: (path: string) => Promise<R[]> = readPreferenceFile as unknown as (path: string) => Promise<R[]>,
+): Promise<R[]> {
   const entries = Array.isArray(mixer) ? mixer.map((p) => [p, 1] as [string, number]) : Object.entries(mixer);
   if (entries.length === 0) throw new DataError(["dataset_mixer: no datasets given"]);
-  const all: PreferenceRecord[] = [];
+  const all: R[] = [];
   for (const [path, fraction] of entries) {
     if (typeof fraction !== "number" || !(fraction > 0 && fraction <= 1)) {
       throw new DataError([
         `dataset_mixer: fraction for ${path} must be a number in (0, 1], got ${JSON.stringify(fraction)}`,
       ]);
     }
-    const records = await readPreferenceFile(path);
+    const records = await read(path);
     all.push(...records.slice(0, Math.max(1, Math.floor(fraction * records.length))));
   }
   return shuffled(all, seed);

@@ -7,7 +7,7 @@ import { extname } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { decodeUtf8, Utf8Error } from "../util/utf8.js";
 import { checkReadable, MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
-import { DataError, toRecord, type Message, type PreferenceRecord, type Source } from "./records.js";
+import { DataError, toRecord, where, type Message, type PreferenceRecord, type Source } from "./records.js";
 
 export interface RawRow {
   row: unknown;
@@ -275,7 +275,15 @@ export async function readPreferenceFile(file: string, options: ReadOptions = {}
   const records: PreferenceRecord[] = [];
   for (const { row, source } of rows) {
     const problems: string[] = [];
-    const r = toRecord(row, source, problems);
+    // Images would be dropped silently: a text reader cannot use them.
+    const images = (row as { images?: unknown } | null)?.images;
+    if (Array.isArray(images) && images.length > 0) {
+      problems.push(
+        `${where(source)}: field 'images': this record has images, which text preference data cannot carry; ` +
+          "train a vision-language model (Qwen2-VL) on image pairs, or remove the field",
+      );
+    }
+    const r = problems.length ? null : toRecord(row, source, problems);
     if (r) records.push(r);
     for (const problem of problems) found.push({ index: source.index, problem });
   }

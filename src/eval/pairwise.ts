@@ -6,12 +6,15 @@
 import { loadModel } from "../models/auto.js";
 import { tokenizerDirectory } from "../models/peft.js";
 import type { CausalLM } from "../models/causal-lm.js";
-import { Tokenizer } from "../text/index.js";
+import { AutoProcessor, Tokenizer } from "../text/index.js";
 import { readPreferenceFile } from "../data/readers.js";
-import { DataError, where } from "../data/records.js";
+import { DataError, where, type Source } from "../data/records.js";
 import { checkTokenIds, modelVocab, pairTokenRows } from "../models/vocab.js";
 import { tokenizeRecords, TOKENIZE_DEFAULTS, type ChatRendering, type TokenizedPair } from "../data/tokenize.js";
-import { pairLogps, type PairLogps } from "../logprobs/pairs.js";
+import { pairLogps, type PairLogps, type PairVision } from "../logprobs/pairs.js";
+import { directoryTakesImages } from "../models/registry.js";
+import { readImagePreferenceData } from "../data/image-records.js";
+import { IMAGE_TOKENIZE_DEFAULTS, tokenizeImageRecords } from "../data/image-tokenize.js";
 import { assertFinite } from "../util/finite.js";
 
 /** The shared batching loop, also offered here beside the metrics built on it. */
@@ -63,7 +66,7 @@ function firstNonFinite(label: string, logps: PairLogps | null): string | null {
 export function evaluatePairs(
   model: CausalLM,
   pairs: TokenizedPair[],
-  options: PairwiseOptions & { reference?: CausalLM | null; padTokenId: number },
+  options: PairwiseOptions & { reference?: CausalLM | null; padTokenId: number; vision?: PairVision | null },
 ): PairwiseResult {
   if (pairs.length === 0) throw new DataError(["no pairs to evaluate"]);
   const hasRef = Boolean(options.reference);
@@ -78,12 +81,25 @@ export function evaluatePairs(
   // Progress counts forward passes over pairs: the policy's, then the reference's.
   const passes = hasRef ? 2 : 1;
   const total = pairs.length * passes;
-  const policy = pairLogps(model, pairs, options.padTokenId, lengthNorm, batchSize, (done) =>
-    options.onProgress?.(done, total),
+  const vision = { vision: options.vision };
+  const policy = pairLogps(
+    model,
+    pairs,
+    options.padTokenId,
+    lengthNorm,
+    batchSize,
+    (done) => options.onProgress?.(done, total),
+    vision,
   );
   const ref = options.reference
-    ? pairLogps(options.reference, pairs, options.padTokenId, lengthNorm, batchSize, (done) =>
-        options.onProgress?.(pairs.length + done, total),
+    ? pairLogps(
+        options.reference,
+        pairs,
+        options.padTokenId,
+        lengthNorm,
+        batchSize,
+        (done) => options.onProgress?.(pairs.length + done, total),
+        vision,
       )
     : null;
   const chosen = policy.chosen.map((lp, i) => beta * (lp - (ref ? ref.chosen[i] : 0)));
@@ -152,15 +168,28 @@ export interface PairwiseFileResult extends PairwiseResult {
   maxPromptLength: number;
 }
 
-/** Reads and tokenises a preference file with the model's tokenizer, loads the models and evaluates. */
-export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promise<PairwiseFileResult> {
+/**
+ * The file's pairs tokenised for the model: image preference records with a vision-language
+ * model's processor (cut at maxLength, as training does), else text records with its tokenizer.
+ */
+async function readPairs(
+  options: PairwiseFileOptions,
+  maxLength: number,
+  maxPromptLength: number,
+): Promise<{ pairs: TokenizedPair[]; sources: { source: Source }[]; tokenizer: Tokenizer; vision: PairVision | null }> {
+  const dir = tokenizerDirectory(options.model);
+  if (directoryTakesImages(options.model)) {
+    const { records, imageSizes } = await readImagePreferenceData(options.data);
+    const vision = {
+      processor: AutoProcessor.fromPretrained(dir),
+      options: { ...IMAGE_TOKENIZE_DEFAULTS, cutoffLen: maxLength },
+    };
+    options.onStatus?.(`tokenizing ${records.length} image pairs`);
+    const pairs = tokenizeImageRecords(records, vision.processor, vision.options, imageSizes);
+    return { pairs, sources: records, tokenizer: vision.processor.tokenizer, vision };
+  }
   const records = await readPreferenceFile(options.data);
-  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(options.model));
-  if (tokenizer.eosTokenId === undefined) throw new DataError([`${options.model}: the tokenizer has no eos_token`]);
-  const maxLength = options.maxLength ?? TOKENIZE_DEFAULTS.maxLength;
-  const maxPromptLength = options.maxPromptLength ?? TOKENIZE_DEFAULTS.maxPromptLength;
-  if (!(maxPromptLength < maxLength))
-    throw new RangeError(`max_prompt_length (${maxPromptLength}) must be below max_length (${maxLength})`);
+  const tokenizer = Tokenizer.fromPretrainedSync(dir);
   options.onStatus?.(`tokenizing ${records.length} pairs`);
   const pairs = tokenizeRecords(records, tokenizer, {
     maxLength,
@@ -169,6 +198,17 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
     chatTemplate: options.chatTemplate,
     chatRendering: options.chatRendering,
   });
+  return { pairs, sources: records, tokenizer, vision: null };
+}
+
+/** Reads and tokenises a preference file with the model's tokenizer (or processor), loads the models and evaluates. */
+export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promise<PairwiseFileResult> {
+  const maxLength = options.maxLength ?? TOKENIZE_DEFAULTS.maxLength;
+  const maxPromptLength = options.maxPromptLength ?? TOKENIZE_DEFAULTS.maxPromptLength;
+  if (!(maxPromptLength < maxLength))
+    throw new RangeError(`max_prompt_length (${maxPromptLength}) must be below max_length (${maxLength})`);
+  const { pairs, sources: records, tokenizer, vision } = await readPairs(options, maxLength, maxPromptLength);
+  if (tokenizer.eosTokenId === undefined) throw new DataError([`${options.model}: the tokenizer has no eos_token`]);
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
   // Before loading: ids the policy's or the reference's embedding lacks name the record, not the engine.
   const pad = { at: "the pad token", ids: [padTokenId] };
@@ -182,7 +222,7 @@ export async function evaluatePairwiseFile(options: PairwiseFileOptions): Promis
   try {
     if (options.ref) reference = loadModel(options.ref, { device: options.device }).requiresGrad_(false) as CausalLM;
     model.requiresGrad_(false);
-    const r = evaluatePairs(model, pairs, { ...options, reference, padTokenId });
+    const r = evaluatePairs(model, pairs, { ...options, reference, padTokenId, vision });
     return {
       ...r,
       model: options.model,

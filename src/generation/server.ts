@@ -335,6 +335,19 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
     m.forEach((x, i) => {
       const ok = typeof x === "object" && x !== null && typeof x.role === "string" && typeof x.content === "string";
       const at = `messages[${i}]`;
+      // OpenAI-style image parts ({type: "image_url"}): not served; named so the client knows which part.
+      const parts: unknown[] = Array.isArray(x?.content) ? x.content : [];
+      const image = parts.findIndex(
+        (p) => typeof p === "object" && p !== null && (p as { type?: unknown }).type === "image_url",
+      );
+      if (image >= 0) {
+        const part = `${at}.content[${image}]`;
+        throw new RequestError(
+          400,
+          `'${part}': image content parts are not served; ask about images with omni-dpo generate --image FILE`,
+          part,
+        );
+      }
       if (!ok) throw new RequestError(400, `'${at}' must be {role: string, content: string}`, at);
     });
   } else {

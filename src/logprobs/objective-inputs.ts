@@ -8,7 +8,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import type { TokenizedPair } from "../data/tokenize.js";
 import type { RecomputeTape } from "../nn/recompute.js";
 import { tokenNeeds, type PreferenceInputs, type ResolvedPreferenceOptions } from "../objectives/index.js";
-import { forwardPairs, type PairForward, type PairLogps } from "./pairs.js";
+import { forwardPairs, type PairForward, type PairLogps, type PairVision } from "./pairs.js";
 
 export interface ObjectiveInputsOptions {
   padTokenId: number;
@@ -23,6 +23,8 @@ export interface ObjectiveInputsOptions {
   recompute?: RecomputeTape | null;
   /** Checkpoint every decoder layer (needs `recompute`). */
   gradientCheckpointing?: boolean;
+  /** Image pairs' processor and size bounds (their pixels go to the policy with the ids). */
+  vision?: PairVision | null;
 }
 
 export interface ObjectiveInputs {
@@ -52,6 +54,7 @@ export function objectiveInputs(
     gradientCheckpointing: (options.gradientCheckpointing ?? false) && recompute !== null,
     wpoWeights: needs.answerWeights,
     ldAlpha: needs.lengthWeight,
+    vision: options.vision,
   });
   const dtype = out.chosen.dtype;
   const device = out.chosen.device;

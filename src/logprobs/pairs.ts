@@ -4,6 +4,9 @@
 import * as torch from "../torch/index.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { concatenatedBatch, type PaddedBatch, type TokenizedPair } from "../data/tokenize.js";
+import { imagePairBatch, type ImageTokenizeOptions, type ImageTokenizedPair } from "../data/image-tokenize.js";
+import type { Qwen2VLProcessor } from "../text/index.js";
+import type { ImageInputs } from "../models/qwen2-vl.js";
 import { concatenatedForward, type ForwardResult, type LogpsOptions } from "./forward.js";
 
 /** Consecutive slices of at most `size` items, in order (the last may be shorter). */
@@ -12,6 +15,48 @@ export function batchesOf<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));
   return out;
+}
+
+/**
+ * How image pairs get their pixels at each forward: the model's processor and the size bounds the
+ * pairs were tokenised with (their pads were counted for those sizes). Pixels are made per batch
+ * from the files, so a data set's images are never all in memory at once.
+ */
+export interface PairVision {
+  processor: Qwen2VLProcessor;
+  options: ImageTokenizeOptions;
+}
+
+/** Options of a forward over pairs: the log-prob options, and the vision settings image pairs need. */
+export interface PairForwardOptions extends Omit<LogpsOptions, "images"> {
+  vision?: PairVision | null;
+}
+
+const hasImages = (p: TokenizedPair): p is ImageTokenizedPair =>
+  ((p as Partial<ImageTokenizedPair>).images?.length ?? 0) > 0;
+
+/**
+ * The padded batch of `pairs` and, when any pair carries images, their pixel values and grids as
+ * tensors on `device` (every pair's images, chosen rows first: imagePairBatch's order).
+ */
+export function pairBatch(
+  pairs: TokenizedPair[],
+  padTokenId: number,
+  vision: PairVision | null | undefined,
+  device: torch.Device,
+): { batch: PaddedBatch; images: ImageInputs | null } {
+  if (!pairs.some(hasImages)) return { batch: concatenatedBatch(pairs, padTokenId), images: null };
+  if (!vision) throw new Error("these pairs carry images: their forward needs the model's processor (vision)");
+  const b = imagePairBatch(pairs as ImageTokenizedPair[], vision.processor, padTokenId, vision.options);
+  const patches = b.pixelValues.length / b.patchDim;
+  const { pixelValues: _pixels, patchDim: _dim, imageGridThw: _grids, ...batch } = b;
+  return {
+    batch,
+    images: {
+      pixelValues: torch.tensor(b.pixelValues, { shape: [patches, b.patchDim], device }), // [patches, 3*2*14*14]
+      imageGridThw: torch.tensor(b.imageGridThw, { dtype: "int64", device }), // [images, 3]
+    },
+  };
 }
 
 export interface PairForward extends ForwardResult {
@@ -28,10 +73,16 @@ export function forwardPairs(
   pairs: TokenizedPair[],
   padTokenId: number,
   lengthNorm: boolean,
-  options: LogpsOptions = {},
+  options: PairForwardOptions = {},
 ): PairForward {
-  const batch = concatenatedBatch(pairs, padTokenId);
-  return { ...concatenatedForward(model, batch, lengthNorm, options), batch };
+  const { vision, ...logps } = options;
+  const { batch, images } = pairBatch(pairs, padTokenId, vision, model.device);
+  try {
+    return { ...concatenatedForward(model, batch, lengthNorm, { ...logps, images }), batch };
+  } finally {
+    images?.pixelValues?.dispose();
+    images?.imageGridThw?.dispose();
+  }
 }
 
 /** Per-pair log-probs of the chosen and rejected answers, in the pairs' order. */
@@ -42,7 +93,8 @@ export interface PairLogps {
 
 /**
  * Per-pair log-probs of every pair, `batchSize` pairs per forward, under noGrad; `onBatch` gets
- * the pairs done; `options.ldAlpha` as the policy's (LD-DPO weighs the reference alike).
+ * the pairs done; `options.ldAlpha` as the policy's (LD-DPO weighs the reference alike);
+ * `options.vision` for image pairs.
  */
 export function pairLogps(
   model: CausalLM,
@@ -51,7 +103,7 @@ export function pairLogps(
   lengthNorm: boolean,
   batchSize: number,
   onBatch?: (done: number) => void,
-  options: Pick<LogpsOptions, "ldAlpha"> = {},
+  options: Pick<PairForwardOptions, "ldAlpha" | "vision"> = {},
 ): PairLogps {
   const out: PairLogps = { chosen: [], rejected: [] };
   let done = 0;

@@ -5,8 +5,9 @@
 // type lives in architecture.ts, which the architectures import (this module imports them all).
 import type { ArchitectureSpec } from "./architecture.js";
 import type { CausalLM } from "./causal-lm.js";
-import type { RawConfig } from "./config.js";
+import { isModelDirectory, readConfig, type RawConfig } from "./config.js";
 import { GEMMA2 } from "./gemma2.js";
+import { isAdapterDirectory, readAdapterConfig } from "./peft.js";
 import { GEMMA3_TEXT } from "./gemma3.js";
 import { GPT2 } from "./gpt2.js";
 import { LLAMA, MISTRAL, QWEN2 } from "./llama.js";
@@ -149,4 +150,18 @@ export function defaultLoraTargets(model: CausalLM, key = "target_modules"): rea
 /** Whether the model's architecture takes images (a vision-language model such as Qwen2-VL). */
 export function takesImages(model: CausalLM): boolean {
   return byName.get(model.architecture)?.takesImages === true;
+}
+
+/**
+ * Whether a model directory's config.json (a LoRA adapter's: its base model's) names an
+ * architecture that takes images, before loading it; false for an unsupported or unreadable
+ * config, which the load reports in its own words.
+ */
+export function directoryTakesImages(dir: string): boolean {
+  try {
+    const model = isAdapterDirectory(dir) ? readAdapterConfig(dir).baseDir : dir;
+    return isModelDirectory(model) && resolveArchitecture(readConfig(model)).takesImages === true;
+  } catch {
+    return false;
+  }
 }

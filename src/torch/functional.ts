@@ -44,6 +44,11 @@ export function embedding(weight: Tensor, indices: Tensor, paddingIdx = -1): Ten
   return callTensor("embedding", weight.id, indices.id, paddingIdx, false, false);
 }
 
+/**
+ * LayerNorm over the trailing `normalizedShape`. An input whose dtype differs from the weight's
+ * (bf16 activations under autocast, float32 weights) is normalised in float32, as PyTorch's
+ * autocast runs layer_norm, and the result stays float32.
+ */
 export function layerNorm(
   input: Tensor,
   normalizedShape: number[],
@@ -51,6 +56,10 @@ export function layerNorm(
   bias?: Tensor | null,
   eps = 1e-5,
 ): Tensor {
+  const mixed = [weight, bias].some((t) => t && t.dtype !== input.dtype);
+  if (mixed) {
+    return tidy(() => layerNorm(input.to("float32"), normalizedShape, weight?.to("float32"), bias?.to("float32"), eps));
+  }
   return callNamed("layer_norm", {
     input: input.id,
     normalized_shape: normalizedShape,

@@ -76,7 +76,7 @@ export function latestCheckpoint(outputDir: string): string | null {
 export interface CheckpointParts {
   model: CausalLM;
   optimizer: TrainOptimizer;
-  tokenizer?: Tokenizer;
+  tokenizer?: Pick<Tokenizer, "save">;
   state: TrainerState;
   /** transformers' TrainerState for this checkpoint. */
   hfState: HfTrainerState;

@@ -1579,8 +1579,8 @@ export const LLAMA_FACTORY_KEYS: Record<string, { ours: string } | { refused: st
   dpo_average_log_prob: { ours: "dpo_length_norm" },
   cutoff_len: {
     refused:
-      "set max_length (and max_prompt_length) instead; LLaMA-Factory's rule keeps the answer first, TRL's, used " +
-      "here, cuts the prompt to max_prompt_length first",
+      "set max_length instead: on image pairs (a vision-language model) it is cutoff_len, with LLaMA-Factory's " +
+      "rule (the answer kept first); on text, TRL's rule applies with max_prompt_length",
   },
   template: {
     refused:

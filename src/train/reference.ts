@@ -8,7 +8,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import type { ImageTokenizedPair } from "../data/image-tokenize.js";
 import type { TokenizedPair } from "../data/tokenize.js";
 import { writeJsonAtomic } from "../util/files.js";
-import { pairLogps, type PairLogps } from "../logprobs/pairs.js";
+import { pairLogps, type PairLogps, type PairVision } from "../logprobs/pairs.js";
 import { NonFiniteMetricError } from "./metrics.js";
 
 /** Reference log-probs for the pairs at `indices` of a split. */
@@ -23,10 +23,12 @@ export class LiveReference implements ReferenceSource {
     readonly padTokenId: number,
     readonly lengthNorm: boolean,
     readonly ldAlpha: number | null = null,
+    readonly vision: PairVision | null = null,
   ) {}
   logps(pairs: TokenizedPair[]): PairLogps {
     return pairLogps(this.model, pairs, this.padTokenId, this.lengthNorm, Math.max(1, pairs.length), undefined, {
       ldAlpha: this.ldAlpha,
+      vision: this.vision,
     });
   }
 }
@@ -138,6 +140,8 @@ export function precomputeReference(options: {
   sharding?: ReferenceSharding;
   /** Told when a damaged cache file is recomputed. */
   onNotice?: (message: string) => void;
+  /** Image pairs' processor and size bounds. */
+  vision?: PairVision | null;
 }): { values: PairLogps; cached: boolean; file: string } {
   const { sharding } = options;
   const key = cacheKey(options.pairs, modelFingerprint(options.modelDir), options.lengthNorm, options.ldAlpha ?? null);
@@ -161,7 +165,7 @@ export function precomputeReference(options: {
       options.lengthNorm,
       options.batchSize,
       (done) => options.onProgress?.(done, mine.length),
-      { ldAlpha: options.ldAlpha },
+      { ldAlpha: options.ldAlpha, vision: options.vision },
     );
     const values = sharding ? sharding.gather(own, options.pairs.length) : own;
     // JSON would store NaN as null, and a later run would read it back as a number.

@@ -28,7 +28,10 @@ import { pairValues, preferenceLoss, REFERENCE_LOSSES, requiredInputs } from "..
 import { fsyncPath, writeJsonAtomic, writingTo } from "../util/files.js";
 import { ConfigError, HUB_HINT, type TrainConfig } from "./config.js";
 import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js";
-import { batchesOf, pairLogps } from "../logprobs/pairs.js";
+import { batchesOf, pairLogps, type PairVision } from "../logprobs/pairs.js";
+import { tokenizeImageRecords } from "../data/image-tokenize.js";
+import type { ImagePreferenceRecord } from "../data/image-records.js";
+import { freezeVisionParts, imageRecordReader, tokenizerSaver, visionOf } from "./vision.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
 import { applyOptimizerStep, createOptimizer, epochOrder, resolveSteps, stepGroups } from "./steps.js";
 import { syncedReferenceDir } from "./checkpoint.js";
@@ -121,6 +124,8 @@ export interface PreparedData {
   train: TokenizedPair[];
   eval: TokenizedPair[];
   tokenizer: Tokenizer;
+  /** A vision-language model's processor and image bounds (its pairs carry images); null for text. */
+  vision: PairVision | null;
 }
 
 /** One micro-batch through the policy and the objective. */
@@ -153,15 +158,19 @@ export async function prepareData(
       ]);
     }
   }
+  // A vision-language model's data are image preference records (TRL's or LLaMA-Factory's format).
+  const vision = visionOf(config);
+  const imageSizes = new Map<string, { width: number; height: number }>();
+  const read = (vision ? imageRecordReader(imageSizes) : readPreferenceFile) as (f: string) => Promise<AnyRecord[]>;
   // The Math recipe's train_data_path is read whole and in order (its data.py); the mixer shuffles.
   const mixed =
     config.trainDataPath !== null
-      ? await readPreferenceFile(config.trainDataPath)
-      : await mixDatasets(config.datasetMixer!, config.seed);
-  let trainRecords: PreferenceRecord[] = mixed;
-  let evalRecords: PreferenceRecord[] = [];
+      ? await read(config.trainDataPath)
+      : await mixDatasets(config.datasetMixer!, config.seed, read);
+  let trainRecords: AnyRecord[] = mixed;
+  let evalRecords: AnyRecord[] = [];
   const evalFile = config.evalFile ?? config.evalDataPath;
-  if (evalFile) evalRecords = await readPreferenceFile(evalFile);
+  if (evalFile) evalRecords = await read(evalFile);
   else if (config.testSplitSize > 0)
     ({ train: trainRecords, test: evalRecords } = holdOut(mixed, config.testSplitSize));
   if (config.doEval === false) evalRecords = [];
@@ -188,6 +197,19 @@ export async function prepareData(
   }
   checkScores([...trainRecords, ...evalRecords], config);
   status?.("tokenizing");
+  if (vision) {
+    // LLaMA-Factory's qwen2_vl template and pairwise processor, cut at max_length (its cutoff_len).
+    const all = tokenizeImageRecords(
+      [...trainRecords, ...evalRecords] as ImagePreferenceRecord[],
+      vision.processor,
+      vision.options,
+      imageSizes,
+    );
+    const tokenizer = vision.processor.tokenizer;
+    if (tokenizer.eosTokenId === undefined)
+      throw new DataError([`${config.modelNameOrPath}: the tokenizer has no eos_token`]);
+    return { train: all.slice(0, trainRecords.length), eval: all.slice(trainRecords.length), tokenizer, vision };
+  }
   const tokenizer = Tokenizer.fromPretrainedSync(config.modelNameOrPath);
   if (tokenizer.eosTokenId === undefined)
     throw new DataError([`${config.modelNameOrPath}: the tokenizer has no eos_token`]);
@@ -202,12 +224,19 @@ export async function prepareData(
     onWarning: warn,
   };
   // One pass over both splits: one chat_rendering warning for the run, not one per split.
-  const all = tokenizeRecords([...trainRecords, ...evalRecords], tokenizer, options);
-  return { train: all.slice(0, trainRecords.length), eval: all.slice(trainRecords.length), tokenizer };
+  const all = tokenizeRecords([...trainRecords, ...evalRecords] as PreferenceRecord[], tokenizer, options);
+  return { train: all.slice(0, trainRecords.length), eval: all.slice(trainRecords.length), tokenizer, vision: null };
 }
 
+/** A record of either kind: text (PreferenceRecord) or with images (ImagePreferenceRecord). */
+type AnyRecord = PreferenceRecord | ImagePreferenceRecord;
+
 /** The Math data.py's eot_token: appended to each text answer not already ending with it (conversations end their turns through the template). */
-function withEotToken(r: PreferenceRecord, eot: string): PreferenceRecord {
+function withEotToken(r: AnyRecord, eot: string): AnyRecord {
+  if ("images" in r)
+    throw new DataError([
+      `${where(r.source)}: eot_token applies to text records; image records end turns through the template`,
+    ]);
   const add = (t: PreferenceRecord["chosen"], field: string) => {
     if (typeof t !== "string")
       throw new DataError([
@@ -218,12 +247,12 @@ function withEotToken(r: PreferenceRecord, eot: string): PreferenceRecord {
   return { ...r, chosen: add(r.chosen, "chosen"), rejected: add(r.rejected, "rejected") };
 }
 
-function checkScores(records: PreferenceRecord[], config: TrainConfig): void {
+function checkScores(records: AnyRecord[], config: TrainConfig): void {
   const needed = requiredInputs(config.objective);
   if (!needed.has("scoreChosen")) return;
   const missing = records.filter((r) => r.scoreChosen === undefined || r.scoreRejected === undefined);
   if (missing.length) {
-    const field = (r: PreferenceRecord) => (r.scoreChosen === undefined ? "score_chosen" : "score_rejected");
+    const field = (r: AnyRecord) => (r.scoreChosen === undefined ? "score_chosen" : "score_rejected");
     throw new DataError(
       missing
         .slice(0, 20)
@@ -549,6 +578,12 @@ export class PreferenceTrainer {
         throw e;
       }
     }
+    // LLaMA-Factory's defaults for a vision-language model: the vision tower (and projector) stay fixed.
+    const frozen = freezeVisionParts(model, config);
+    if (frozen.length)
+      this.hooks.onStatus?.(
+        `vision: ${frozen.length} parameters frozen (freeze_vision_tower, freeze_multi_modal_projector)`,
+      );
     this.strategy.prepareModel(model, config.seed);
     return model;
   }
@@ -574,6 +609,7 @@ export class PreferenceTrainer {
           loraOf(this.policy)!.withAdaptersDisabled(() =>
             pairLogps(this.policy, pairs, this.padTokenId, config.dpoLengthNorm, Math.max(1, pairs.length), undefined, {
               ldAlpha,
+              vision: data.vision,
             }),
           ),
       };
@@ -601,6 +637,7 @@ export class PreferenceTrainer {
             onProgress: (done, total) => hooks.onStatus?.(`reference log-probs (${label}) ${done}/${total}`),
             sharding: this.strategy.referenceSharding(),
             onNotice: hooks.onWarning ?? hooks.onStatus,
+            vision: data.vision,
           }),
         );
       const train = compute(data.train, "train");
@@ -614,7 +651,7 @@ export class PreferenceTrainer {
       // TR-DPO's reference moves with the policy: a resumed run goes on from the checkpoint's.
       const synced = config.syncRefModel && checkpoint !== null ? syncedReferenceDir(checkpoint) : referenceDir;
       this.referenceModel = loadModel(synced, { device, dtype }).requiresGrad_(false).eval() as CausalLM;
-      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm, ldAlpha);
+      const live = new LiveReference(this.referenceModel, this.padTokenId, config.dpoLengthNorm, ldAlpha, data.vision);
       this.reference = { train: live, eval: live };
     }
   }
@@ -663,6 +700,7 @@ export class PreferenceTrainer {
       reference: () => this.reference?.[split].logps(pairs, indices) ?? null,
       recompute,
       gradientCheckpointing: this.config.gradientCheckpointing,
+      vision: this.data.vision,
     });
   }
 
@@ -836,7 +874,7 @@ export class PreferenceTrainer {
           {
             model: this.policy,
             optimizer: this.optimizer,
-            tokenizer: this.data.tokenizer,
+            tokenizer: this.tokenizerSaver(),
             state,
             hfState: this.hfState(this.logHistory),
             baseModelNameOrPath: this.adapterBase(),
@@ -953,6 +991,11 @@ export class PreferenceTrainer {
     };
   }
 
+  /** Saves the tokenizer (and a vision-language model's processor files) into a directory. */
+  tokenizerSaver(): Pick<Tokenizer, "save"> {
+    return tokenizerSaver(this.data.tokenizer, this.data.vision, this.config.modelNameOrPath);
+  }
+
   /** The loss's name in the model card and the pair log. */
   lossName(): string {
     return this.config.objective.lossType;
@@ -991,7 +1034,7 @@ export class PreferenceTrainer {
       this.hooks.onStatus?.(`saving the ${what} to ${dir}`);
       writingTo(dir, () => this.saveModel(dir));
     }
-    await this.data.tokenizer.save(dir);
+    await this.tokenizerSaver().save(dir);
 
     // transformers' speed_metrics count the whole run's samples and steps, over this session's runtime.
     const samples =

@@ -227,6 +227,23 @@ test("serve: bad requests get OpenAI-style errors naming the field, and serving 
     ["/completions", { prompt: "a", model: "gpt-4" }, 404, "model"],
     ["/chat/completions", { messages: [] }, 400, "messages"],
     ["/chat/completions", { messages: [{ role: "user" }] }, 400, "messages[0]"],
+    [
+      "/chat/completions",
+      {
+        messages: [
+          { role: "system", content: "Be brief." },
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "What is this?" },
+              { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } },
+            ],
+          },
+        ],
+      },
+      400,
+      "messages[1].content[1]",
+    ],
   ];
   for (const [path, body, status, param] of cases) {
     const r = await post(path, JSON.stringify(body));

@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as jpeg from "jpeg-js";
 import { PNG } from "pngjs";
+import { createModel, saveModel, torch } from "../../src/index.js";
 import type { RgbImage } from "../../src/util/images.js";
 import { tempTokenizerDir, writeByteLevelTokenizer, type WrittenTokenizer } from "./tokenizers.js";
 
@@ -96,4 +97,102 @@ export function writeJpeg(file: string, image: RgbImage, quality = 90): string {
   }
   writeFileSync(file, jpeg.encode({ width: image.width, height: image.height, data: rgba }, quality).data);
   return file;
+}
+
+/**
+ * A tiny Qwen2-VL model directory the trainer can load: the processor files above, a config with
+ * the tokenizer's vision token ids and the processor's patch sizes (14, temporal 2, merge 2), and
+ * seeded random weights. Small enough that a training step on a few 56x56 images takes well
+ * under a second.
+ */
+export function writeTinyQwen2VL(seed = 3): { dir: string; written: WrittenTokenizer } {
+  const written = writeQwen2VLProcessor();
+  const ids = written.specialTokens;
+  const config = {
+    architectures: ["Qwen2VLForConditionalGeneration"],
+    model_type: "qwen2_vl",
+    vocab_size: written.vocabSize,
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    max_position_embeddings: 512,
+    tie_word_embeddings: false,
+    rope_scaling: { type: "mrope", mrope_section: [2, 3, 3] },
+    vision_start_token_id: ids["<|vision_start|>"],
+    vision_end_token_id: ids["<|vision_end|>"],
+    image_token_id: ids["<|image_pad|>"],
+    video_token_id: ids["<|image_pad|>"]! + 100,
+    eos_token_id: written.eosTokenId,
+    vision_config: {
+      depth: 1,
+      embed_dim: 32,
+      num_heads: 2,
+      mlp_ratio: 2,
+      in_chans: 3,
+      patch_size: 14,
+      temporal_patch_size: 2,
+      spatial_merge_size: 2,
+      hidden_size: 64,
+      hidden_act: "quick_gelu",
+    },
+  };
+  torch.manualSeed(seed);
+  const model = createModel(config);
+  saveModel(model, written.dir);
+  model.dispose();
+  return { dir: written.dir, written };
+}
+
+const COLOURS: Record<string, [number, number, number]> = {
+  red: [220, 20, 30],
+  green: [20, 200, 40],
+  blue: [30, 40, 220],
+};
+
+/**
+ * A toy image preference only the image decides, in `dir`: a 56x56 PNG of each of three colours
+ * and, for each image against each other colour, a pair whose chosen answer names the image's
+ * colour (6 pairs; every answer is chosen twice and rejected twice). Written in LLaMA-Factory's
+ * ranking format and in TRL's, with scores (Omni-DPO's quality weight reads them).
+ */
+export function writeColourPairs(dir: string): { lfFile: string; trlFile: string } {
+  for (const [name, rgb] of Object.entries(COLOURS)) writePng(join(dir, `${name}.png`), solidImage(56, 56, rgb));
+  const names = Object.keys(COLOURS);
+  const pairs = names.flatMap((colour) =>
+    names
+      .filter((other) => other !== colour)
+      .map((other) => ({ image: `${colour}.png`, chosen: `It is ${colour}.`, rejected: `It is ${other}.` })),
+  );
+  const question = "What colour is this?";
+  const jsonl = (file: string, rows: unknown[]) => {
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    return file;
+  };
+  const lfFile = jsonl(
+    join(dir, "lf.jsonl"),
+    pairs.map((p) => ({
+      instruction: `<image>${question}`,
+      chosen: p.chosen,
+      rejected: p.rejected,
+      images: [p.image],
+      score_chosen: 9,
+      score_rejected: 2,
+    })),
+  );
+  const trlFile = jsonl(
+    join(dir, "trl.jsonl"),
+    pairs.map((p) => ({
+      images: [p.image],
+      prompt: [{ role: "user", content: [{ type: "image" }, { type: "text", text: question }] }],
+      chosen: [{ role: "assistant", content: [{ type: "text", text: p.chosen }] }],
+      rejected: [{ role: "assistant", content: [{ type: "text", text: p.rejected }] }],
+      score_chosen: 9,
+      score_rejected: 2,
+    })),
+  );
+  return { lfFile, trlFile };
 }

@@ -13,6 +13,10 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
   --prompt TEXT          one prompt (repeatable)
   --prompts FILE         a file with one prompt per line (or JSONL with a "prompt" field)
   --chat                 wrap each prompt as a user message in the model's chat template
+  --image FILE           a vision-language model (Qwen2-VL): ask each prompt about this image
+                         (PNG or JPEG; repeatable: several images, in order). The prompt becomes a
+                         user turn of the images and the text, through the processor and the
+                         chat template (--chat implied); one prompt at a time
   --max-new-tokens N     tokens to generate (default 128)
   --temperature T        0 decodes greedily (default); above 0 samples
   --top-k K              sample among the K most likely tokens
@@ -39,6 +43,7 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
         prompt: { type: "string", multiple: true },
         prompts: { type: "string" },
         chat: { type: "boolean" },
+        image: { type: "string", multiple: true },
         "max-new-tokens": { type: "string" },
         temperature: { type: "string" },
         "top-k": { type: "string" },
@@ -71,6 +76,8 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
     if (n > 1 && !doSample && !(temperature > 0))
       throw new UsageError("generate: --num-return-sequences above 1 needs --do-sample or --temperature > 0");
     const batchSize = positiveInt(values["batch-size"], "--batch-size", 8);
+    const imageFiles = values.image ?? [];
+    if (endpoint && imageFiles.length) throw new UsageError("generate: --image works with --model, not --endpoint");
     if (endpoint) {
       const out = await endpoint.generate(
         prompts.map((p, i) => ({
@@ -104,6 +111,7 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
     const { Tokenizer } = await import("../../text/index.js");
     const { Progress } = await import("../../util/progress.js");
     const { tokenizerDirectory } = await import("../../models/peft.js");
+    if (imageFiles.length) return generateAboutImages(values.model, imageFiles, prompts, values, { maxNew, n, seed });
     const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(values.model));
     const model = loadModel(values.model, { device: await resolveDevice(values.device) });
     const texts = prompts.map((p) =>
@@ -148,3 +156,80 @@ ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with 
     return 0;
   },
 };
+
+/**
+ * generate --image: each prompt, with the images, through the model directory's processor and
+ * chat template; generated one prompt at a time (the images feed the prefill).
+ */
+async function generateAboutImages(
+  modelDir: string,
+  files: string[],
+  prompts: string[],
+  values: {
+    temperature?: string;
+    "top-k"?: string;
+    "top-p"?: string;
+    "do-sample"?: boolean;
+    "repetition-penalty"?: string;
+    stop?: string[];
+    json?: boolean;
+    device?: string;
+  },
+  settings: { maxNew: number; n: number; seed: number },
+): Promise<number> {
+  if (settings.n > 1) throw new UsageError("generate: --image with --num-return-sequences above 1: repeat the prompt");
+  const { loadModel } = await import("../../models/auto.js");
+  const { generate } = await import("../../models/generate.js");
+  const { stopTokenIds } = await import("../../models/generation-config.js");
+  const { takesImages } = await import("../../models/registry.js");
+  const { AutoProcessor } = await import("../../text/index.js");
+  const { imagePrompt } = await import("../../generation/image-prompt.js");
+  const { tokenizerDirectory } = await import("../../models/peft.js");
+  const model = loadModel(modelDir, { device: await resolveDevice(values.device) });
+  try {
+    if (!takesImages(model)) {
+      throw new UsageError(`generate: --image: ${modelDir} is a '${model.architecture}' model, which takes no images`);
+    }
+    const processor = AutoProcessor.fromPretrained(tokenizerDirectory(modelDir));
+    const tokenizer = processor.tokenizer;
+    const eos = stopTokenIds(model.generationConfig, tokenizer.eosTokenId);
+    for (const [i, prompt] of prompts.entries()) {
+      const asked = imagePrompt(processor, prompt, files, model.device);
+      try {
+        const r = generate(model, [asked.ids], {
+          maxNewTokens: settings.maxNew,
+          temperature: nonNegative(values.temperature, "--temperature", 0),
+          topK: positiveInt(values["top-k"], "--top-k", 0, true),
+          topP: probability(values["top-p"], "--top-p", 1),
+          seed: settings.seed + i,
+          doSample: values["do-sample"] ?? undefined,
+          repetitionPenalty: nonNegative(values["repetition-penalty"], "--repetition-penalty", 1),
+          eosTokenIds: eos,
+          padTokenId: tokenizer.padTokenId,
+          stopStrings: values.stop,
+          decode: (t) => tokenizer.decode(t, { skipSpecialTokens: true }),
+          images: asked.images,
+        });
+        const tokens = r.tokens[0]!;
+        const completion = tokenizer.decode(tokens, { skipSpecialTokens: true });
+        if (values.json)
+          console.log(
+            JSON.stringify({
+              prompt,
+              images: files,
+              completion,
+              finish_reason: r.finishReasons[0],
+              tokens: tokens.length,
+            }),
+          );
+        else console.log(`${prompt}\n${completion}\n---`);
+      } finally {
+        asked.images.pixelValues?.dispose();
+        asked.images.imageGridThw?.dispose();
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
