@@ -7,9 +7,18 @@ import { rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadModel, loadTrainConfig, sampleAndScore, type ScoredSamples, train } from "../../src/index.js";
+import {
+  loadModel,
+  loadTrainConfig,
+  sampleAndScore,
+  type Pair,
+  type ScoredSamples,
+  train,
+  trainRewardModel,
+} from "../../src/index.js";
 import { arithScorer, arithTokenizer, type ArithProblem } from "../tasks/arith/index.js";
 import { greedyCorrect } from "./evaluate.js";
+import { pairwiseAccuracy, scoreSamples } from "./reward-model.js";
 
 /** K samples per prompt from the starting policy, scored by the verifier and the noisy process judge. */
 export interface SampleJob {
@@ -34,12 +43,44 @@ export interface TrainJob {
   keepLogs: boolean;
 }
 
-export type Job = SampleJob | TrainJob;
-export type JobResult<J extends Job> = J extends SampleJob ? ScoredSamples : { correct: number[]; seconds: number };
+/** The rm pipeline's reward model: trained (train-rm's trainer) and kept in output_dir, then its held-out accuracy. */
+export interface RewardModelJob {
+  kind: "reward-model";
+  id: string;
+  /** The recipe, as a YAML file would give it (output_dir included). */
+  recipe: Record<string, unknown>;
+  /** Judge-labelled pairs of prompts the training never saw. */
+  heldout: Pair[];
+}
+
+/** The reward model in `dir` scoring every sample of `samples`. */
+export interface RewardScoreJob {
+  kind: "reward-score";
+  id: string;
+  dir: string;
+  samples: ScoredSamples;
+}
+
+export type Job = SampleJob | TrainJob | RewardModelJob | RewardScoreJob;
+export type JobResult<J extends Job> = J extends SampleJob
+  ? ScoredSamples
+  : J extends TrainJob
+    ? TrainResult
+    : J extends RewardModelJob
+      ? { accuracy: number; seconds: number }
+      : number[][];
+type TrainResult = { correct: number[]; seconds: number };
 
 /** Runs one job in this process (a worker calls it). */
-export async function executeJob(job: Job): Promise<ScoredSamples | { correct: number[]; seconds: number }> {
+export async function executeJob(job: Job): Promise<JobResult<Job>> {
   const tokenizer = arithTokenizer();
+  if (job.kind === "reward-model") {
+    const start = Date.now();
+    const { config } = loadTrainConfig(job.recipe);
+    await trainRewardModel(config);
+    return { accuracy: pairwiseAccuracy(config.outputDir, tokenizer, job.heldout), seconds: (Date.now() - start) / 1000 };
+  }
+  if (job.kind === "reward-score") return scoreSamples(job.dir, tokenizer, job.samples);
   if (job.kind === "sample") {
     const sft = loadModel(job.sftDir);
     try {
