@@ -49,7 +49,14 @@ import {
   type PipelineName,
 } from "./pipelines.js";
 import { JobPool, type TrainJob } from "./runs.js";
-import { judgePairs, RM_HELDOUT_SHARE, RM_RECIPE, rewardModelDir } from "./reward-model.js";
+import {
+  makeRewardModel,
+  readRewardModel,
+  RM_RECIPE,
+  RM_TRAINER,
+  shippedRewardModelDir,
+  type RewardModelInfo,
+} from "./reward-model.js";
 import {
   average,
   pairedDifference,
@@ -243,13 +250,11 @@ export interface DemoSizes {
   train: number;
   val: number;
   test: number;
-  /** The rm pipeline's reward-model prompts (judge-labelled pairs; a fifth of them held out for its accuracy). */
-  rm: number;
 }
 /** Problems per set: pair-building prompts, validation (learning-rate choice), held-out (the result), reward model. */
 export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = {
-  full: { train: 1024, val: 300, test: 600, rm: 1024 },
-  quick: { train: 384, val: 200, test: 400, rm: 512 },
+  full: { train: 1024, val: 300, test: 600 },
+  quick: { train: 384, val: 200, test: 400 },
 };
 
 /**
@@ -277,6 +282,8 @@ export interface DemoOptions {
   /** The rm pipeline's Omni-DPO η (default RM_ETA) and score scaling (default raw). */
   rmEta?: number;
   rmScale?: RmScale;
+  /** The rm pipeline's reward model (default: the shipped assets/arith-rm, trained on the spot if absent). */
+  rmDir?: string;
   quick?: boolean;
   /** Base seed: the problem sets, and the first training and pair seed (default 0). */
   seed?: number;
@@ -378,8 +385,11 @@ export interface DemoResult {
 /** Everything a demo run will do, decided before any job runs: sets, seeds, methods, sizes. */
 export interface DemoPlan {
   outDir: string;
-  /** The rm pipeline's reward model: its prompts (apart from every other set), η and score scaling. */
-  rm: { prompts: string[]; eta: number; scale: RmScale };
+  /**
+   * The rm pipeline's reward model: its directory and whether it must be trained first, its
+   * prompts (RM_RECIPE's, apart from every other set), η and score scaling.
+   */
+  rm: { dir: string; train: boolean; prompts: string[]; eta: number; scale: RmScale };
   /** The starting policy's directory, and whether it must be trained first (no shipped checkpoint). */
   sft: { dir: string; train: boolean };
   pipelines: PipelineName[];
@@ -430,11 +440,15 @@ export function planDemo(options: DemoOptions): DemoPlan {
     for (const p of ps) used.add(formatPrompt(p));
     return ps;
   };
+  // The reward model's prompts are fixed by its recipe (it is shipped), so every seed's sets avoid them.
+  const rmPrompts = take(RM_RECIPE.prompts, RM_RECIPE.problemSeed).map(formatPrompt);
+  const rmDir = options.rmDir ?? shippedRewardModelDir();
+  const rm = existsSync(join(rmDir, "model.safetensors"))
+    ? { dir: rmDir, train: false }
+    : { dir: join(options.outDir, "reward-model"), train: true };
   const trainPrompts = take(sizes.train, 1000 + seed).map(formatPrompt);
   const valProblems = take(sizes.val, 2000 + seed);
   const testProblems = take(sizes.test, 3000 + seed);
-  // Taken last, so the other sets are the same with or without the rm pipeline.
-  const rmPrompts = pipelines.includes("rm") ? take(sizes.rm, 4000 + seed).map(formatPrompt) : [];
   const runs = (p: PipelineName) =>
     pipelineSpecs(specs, p).reduce(
       (n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length,
@@ -442,7 +456,7 @@ export function planDemo(options: DemoOptions): DemoPlan {
     );
   return {
     outDir: options.outDir,
-    rm: { prompts: rmPrompts, eta: options.rmEta ?? RM_ETA, scale: options.rmScale ?? "raw" },
+    rm: { ...rm, prompts: rmPrompts, eta: options.rmEta ?? RM_ETA, scale: options.rmScale ?? "raw" },
     sft,
     pipelines,
     specs,
@@ -478,14 +492,8 @@ interface PairSet {
   rawGaps?: number[];
 }
 
-/** What the rm pipeline's reward model job reports, and the pairs it trained on. */
-interface RewardModelRun {
-  dir: string;
-  trainPairs: number;
-  heldoutPairs: number;
-  accuracy: number;
-  seconds: number;
-}
+/** The rm pipeline's reward model and its accuracy on its held-out pairs, measured in this run. */
+type RewardModelRun = RewardModelInfo & { accuracy: number };
 
 /** Where a training run's logs go. */
 function runDirectory(
@@ -565,39 +573,17 @@ class DemoJobs {
   rewardModel(): Promise<RewardModelRun> {
     this.#rewardModel ??= quiet(
       (async () => {
-        const { sft, rm, sampling, judgeNoise, tuneSeed } = this.plan;
-        const samples = await this.pool.run({
-          kind: "sample",
-          id: "sample/reward-model",
-          sftDir: sft.dir,
-          prompts: rm.prompts,
-          ...sampling,
-          judgeNoise,
-          seed: tuneSeed + 1,
-        });
-        const held = Math.round(rm.prompts.length * RM_HELDOUT_SHARE);
-        const trainPrompts = new Set(rm.prompts.slice(0, rm.prompts.length - held));
-        const pairs = judgePairs(samples);
-        const train = pairs.filter((p) => trainPrompts.has(p.prompt));
-        const heldout = pairs.filter((p) => !trainPrompts.has(p.prompt));
-        if (train.length < 32 || heldout.length < 8)
-          throw new Error(`rm pipeline: only ${train.length} + ${heldout.length} judge-labelled pairs for the reward model`);
-        const file = join(this.plan.outDir, "pairs-reward-model.jsonl");
-        writeJsonLinesAtomic(file, train);
-        const dir = rewardModelDir(this.plan.outDir);
-        const r = await this.pool.run({
-          kind: "reward-model",
-          id: "reward-model",
-          heldout,
-          recipe: {
-            ...RM_RECIPE,
-            model_name_or_path: sft.dir,
-            dataset_mixer: { [file]: 1.0 },
-            seed: tuneSeed,
-            output_dir: dir,
-          },
-        });
-        return { dir, trainPairs: train.length, heldoutPairs: heldout.length, ...r };
+        const { sft, rm } = this.plan;
+        if (rm.train)
+          await makeRewardModel(rm.dir, sft.dir, rm.prompts, {
+            sample: (job) => this.pool.run(job),
+            train: (job) => this.pool.run(job),
+          });
+        const made = readRewardModel(rm.dir);
+        if (!made) throw new Error(`${rm.dir}: no reward model (model.safetensors and rm_recipe.json)`);
+        const { heldout, ...info } = made;
+        const accuracy = await this.pool.run({ kind: "reward-accuracy", id: "reward-accuracy", dir: rm.dir, pairs: heldout });
+        return { ...info, accuracy };
       })(),
     );
     return this.#rewardModel;
@@ -809,7 +795,7 @@ function analysePipeline(
         train_pairs: rewardModel.trainPairs,
         heldout_pairs: rewardModel.heldoutPairs,
         heldout_accuracy: rewardModel.accuracy,
-        train_seconds: rewardModel.seconds,
+        train_seconds: rewardModel.trainSeconds,
         eta: plan.rm.eta,
         scale: plan.rm.scale,
         per_pair_seed: pairSets.map((s, i) => ({
@@ -858,9 +844,9 @@ function demoSettings(plan: DemoPlan): Record<string, unknown> {
     ...(plan.pipelines.includes("rm") && {
       rm_rules: "best vs worst reward-model score",
       reward_model: {
+        dir: plan.rm.dir,
         recipe: RM_RECIPE,
-        prompts: plan.rm.prompts.length,
-        heldout_share: RM_HELDOUT_SHARE,
+        trainer: RM_TRAINER,
         pairs: "each prompt's samples in twos, the higher judge score chosen",
         start: "the SFT checkpoint with a fresh score head",
         eta: plan.rm.eta,
@@ -885,6 +871,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.saveAtStep} steps)`);
     trainSftModel(plan.sft.dir, (s, t) => options.onProgress?.("SFT", s, t));
   }
+  if (plan.pipelines.includes("rm") && plan.rm.train) status(`no shipped reward model; training one into ${plan.rm.dir}`);
   const { pipelines, specs, trainSeeds, pairSeeds, sizes, sampling } = plan;
   status(
     `${pipelines.join(", ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods (the rm pipeline: ` +
@@ -983,4 +970,16 @@ function decouplingView(
   } finally {
     model.dispose();
   }
+}
+
+/** `omni-dpo demo rm`: the shipped reward model remade by its recipe, in this process, from the shipped SFT start. */
+export async function remakeRewardModel(dir: string): Promise<RewardModelInfo> {
+  singleThreadForTinyModels();
+  const plan = planDemo({ outDir: dir, pipeline: "rm", rmDir: join(dir, "none") });
+  mkdirSync(dir, { recursive: true });
+  const { executeJob } = await import("./runs.js");
+  return makeRewardModel(dir, plan.sft.dir, plan.rm.prompts, {
+    sample: (job) => executeJob(job) as Promise<ScoredSamples>,
+    train: (job) => executeJob(job) as Promise<{ seconds: number }>,
+  });
 }

@@ -5,15 +5,17 @@ import { UsageError, positiveInt, nonNegative, type Command } from "../../src/cl
 export const demoCommand: Command = {
   help: `Usage: omni-dpo demo [--pipeline math|text|rm|all] [--quick] [--seed N] [--train-seeds N] [--pair-seeds N]
                      [--prompts N] [--val N] [--heldout N] [--ablations] [--jobs N] [--judge-noise S]
-                     [--rm-prompts N] [--rm-eta E] [--rm-scale raw|std|z] [--out DIR] [--json]
+                     [--rm-eta E] [--rm-scale raw|std|z] [--out DIR] [--json]
        omni-dpo demo sft --out DIR [--save-at-step N]
+       omni-dpo demo rm --out DIR
 
 Preference learning tested in miniature, on this machine. A small Llama-style model (SFT on
 worked arithmetic solutions, shipped in assets/arith-sft) samples answers to new problems; a
 verifier and a noisy process judge score them; the math pipeline (verifier + judge) and the
-text pipeline (the judge alone, best vs worst) turn them into pairs; the rm pipeline trains a small
-reward model (train-rm's trainer) on judge-labelled pairs of prompts no other stage sees and
-pairs the same samples best vs worst by its scores. RFT (SFT on the chosen
+text pipeline (the judge alone, best vs worst) turn them into pairs; the rm pipeline has a small
+reward model (train-rm's trainer, on judge-labelled pairs of prompts no other stage sees;
+shipped in assets/arith-rm) score the same samples and pairs them best vs worst by it. RFT
+(SFT on the chosen
 answers), DPO, SimPO and Omni-DPO train from the same start, each at the learning rate its
 validation accuracy picks, over training seeds x pair-building seeds, and again at 2x and 4x
 DPO's learning rate. Held-out greedy accuracy decides; differences are paired, with 95%
@@ -30,7 +32,6 @@ intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
   --ablations       also train Omni-DPO without each of w_qual, w_perf and c-NLL
   --jobs N          worker processes (default: one per core)
   --judge-noise S   the process judge's noise, in score points (default 1.5)
-  --rm-prompts N    the reward model's prompts, a fifth held out (default 1024; quick 512)
   --rm-eta E        the rm pipeline's Omni-DPO η (default 1: on raw scores, w_qual is the
                     reward model's own probability that the label is right)
   --rm-scale S      the reward model's scores as w_qual reads them: raw (default), std (gaps
@@ -40,6 +41,7 @@ intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
 
 demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-at-step N
                     takes it at step N of the recipe's schedule (default: the recipe's)
+demo rm --out DIR   retrains the shipped reward model with its recipe (rm_recipe.json)
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -60,7 +62,6 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
         prompts: { type: "string" },
         val: { type: "string" },
         heldout: { type: "string" },
-        "rm-prompts": { type: "string" },
         "rm-eta": { type: "string" },
         "rm-scale": { type: "string" },
       },
@@ -80,6 +81,14 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
       );
       console.log(
         `SFT model saved to ${values.out} (step ${at} of ${steps}, ${r.seconds.toFixed(0)} s, final loss ${r.finalLoss.toFixed(4)})`,
+      );
+      return 0;
+    }
+    if (positionals[0] === "rm") {
+      if (!values.out) throw new UsageError("demo rm: --out DIR is required");
+      const r = await demo.remakeRewardModel(values.out);
+      console.log(
+        `reward model saved to ${values.out} (${r.trainPairs} training pairs, ${r.heldoutPairs} held out, ${r.trainSeconds.toFixed(0)} s)`,
       );
       return 0;
     }
@@ -105,7 +114,6 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
         ...(values.prompts ? { train: positiveInt(values.prompts, "--prompts", 1) } : {}),
         ...(values.val ? { val: positiveInt(values.val, "--val", 1) } : {}),
         ...(values.heldout ? { test: positiveInt(values.heldout, "--heldout", 1) } : {}),
-        ...(values["rm-prompts"] ? { rm: positiveInt(values["rm-prompts"], "--rm-prompts", 1) } : {}),
       },
       ablations: values.ablations,
       judgeNoise: values["judge-noise"] ? nonNegative(values["judge-noise"], "--judge-noise", 1.5) : undefined,

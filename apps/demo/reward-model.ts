@@ -3,12 +3,34 @@
 // from the policy's own samples of prompts that no other stage of the demo sees; then it scores
 // the on-policy samples the other pipelines use. It starts from the SFT checkpoint (its body, a
 // fresh one-label score head), as reward models usually start from the policy's SFT model.
+// Trained once with RM_RECIPE and shipped in assets/arith-rm (with its held-out pairs), as the
+// SFT start is; `omni-dpo demo rm --out DIR` remakes it, and the demo trains it when it is absent.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSequenceClassifier, type Pair, type ScoredSamples, type Tokenizer } from "../../src/index.js";
 import { tokenizePair, TOKENIZE_DEFAULTS } from "../../src/data/tokenize.js";
+import { packageRoot } from "../../src/util/package-root.js";
+import { writeJsonAtomic, writeJsonLinesAtomic } from "../../src/util/files.js";
+import type { RewardModelJob, SampleJob } from "./runs.js";
 
-/** How the demo's reward model is trained (the trainer's YAML keys; model, data and output are the demo's). */
+/**
+ * How the demo's reward model is made: its prompts (hard problems apart from the SFT set, drawn
+ * with `problemSeed`; the demo's other sets avoid them), K samples of the SFT start at the demo's
+ * temperature, labelled by the process judge at `judgeNoise`, a fifth of the prompts held out.
+ */
 export const RM_RECIPE = {
+  prompts: 1024,
+  problemSeed: 4000,
+  sampleSeed: 4000,
+  samples: 8,
+  temperature: 0.8,
+  judgeNoise: 1.5,
+  heldoutShare: 0.2,
+};
+
+/** The trainer's keys for it (YAML keys of `omni-dpo train-rm`; model, data and output are added). */
+export const RM_TRAINER = {
   learning_rate: 1e-3,
   num_train_epochs: 2,
   per_device_train_batch_size: 32,
@@ -21,10 +43,11 @@ export const RM_RECIPE = {
   save_strategy: "no",
   report_to: "none",
   overwrite_output_dir: true,
+  seed: 0,
 } as const;
 
-/** Share of the reward model's prompts whose pairs are held out to measure its pairwise accuracy. */
-export const RM_HELDOUT_SHARE = 0.2;
+export const RM_RECIPE_FILE = "rm_recipe.json";
+export const RM_HELDOUT_FILE = "heldout_pairs.jsonl";
 
 /**
  * Judge-labelled pairs for the reward model: each prompt's samples in twos (0 with 1, 2 with 3,
@@ -57,8 +80,8 @@ export function judgePairs(samples: ScoredSamples): Pair[] {
 function rewardRow(tokenizer: Tokenizer, prompt: string, response: string): number[] {
   const options = {
     ...TOKENIZE_DEFAULTS,
-    maxLength: RM_RECIPE.max_length,
-    maxPromptLength: RM_RECIPE.max_prompt_length,
+    maxLength: RM_TRAINER.max_length,
+    maxPromptLength: RM_TRAINER.max_prompt_length,
   };
   return tokenizePair({ prompt, chosen: response, rejected: response }, tokenizer, options).chosenInputIds;
 }
@@ -98,7 +121,84 @@ export function pairwiseAccuracy(dir: string, tokenizer: Tokenizer, pairs: Pair[
   return wins / Math.max(pairs.length, 1);
 }
 
-/** Where the demo keeps its reward model. */
-export function rewardModelDir(outDir: string): string {
-  return join(outDir, "reward-model");
+export function shippedRewardModelDir(): string {
+  return join(packageRoot(), "assets", "arith-rm");
+}
+
+/** A reward model made by makeRewardModel: its directory, pair counts and how long it took. */
+export interface RewardModelInfo {
+  dir: string;
+  trainPairs: number;
+  heldoutPairs: number;
+  trainSeconds: number;
+}
+
+/** The reward model in `dir` (made by makeRewardModel), or null when it has none. */
+export function readRewardModel(dir: string): (RewardModelInfo & { heldout: Pair[] }) | null {
+  if (!existsSync(join(dir, "model.safetensors")) || !existsSync(join(dir, RM_RECIPE_FILE))) return null;
+  const recipe = JSON.parse(readFileSync(join(dir, RM_RECIPE_FILE), "utf8")) as {
+    trainPairs: number;
+    trainSeconds: number;
+  };
+  const heldout = readFileSync(join(dir, RM_HELDOUT_FILE), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Pair);
+  return { dir, trainPairs: recipe.trainPairs, heldoutPairs: heldout.length, trainSeconds: recipe.trainSeconds, heldout };
+}
+
+/**
+ * Makes the reward model in `dir` by RM_RECIPE: samples of `prompts` from the SFT start, pairs
+ * in twos labelled by the judge, the trainer on the first four fifths of the prompts' pairs; the
+ * rest are written beside it (heldout_pairs.jsonl) with the recipe. `run` runs the two jobs (the
+ * demo's worker pool, or this process).
+ */
+export async function makeRewardModel(
+  dir: string,
+  sftDir: string,
+  prompts: string[],
+  run: { sample(job: SampleJob): Promise<ScoredSamples>; train(job: RewardModelJob): Promise<{ seconds: number }> },
+): Promise<RewardModelInfo> {
+  const { samples, temperature, judgeNoise, sampleSeed, heldoutShare } = RM_RECIPE;
+  const scored = await run.sample({
+    kind: "sample",
+    id: "sample/reward-model",
+    sftDir,
+    prompts,
+    samples,
+    temperature,
+    judgeNoise,
+    seed: sampleSeed,
+  });
+  const trainPrompts = new Set(prompts.slice(0, prompts.length - Math.round(prompts.length * heldoutShare)));
+  const pairs = judgePairs(scored);
+  const train = pairs.filter((p) => trainPrompts.has(p.prompt));
+  const heldout = pairs.filter((p) => !trainPrompts.has(p.prompt));
+  if (train.length < 32 || heldout.length < 8)
+    throw new Error(`reward model: only ${train.length} + ${heldout.length} judge-labelled pairs`);
+  const scratch = mkdtempSync(join(tmpdir(), "omni-dpo-rm-pairs-"));
+  let seconds: number;
+  try {
+    const file = join(scratch, "train_pairs.jsonl");
+    writeJsonLinesAtomic(file, train);
+    ({ seconds } = await run.train({
+      kind: "reward-model",
+      id: "reward-model",
+      recipe: { ...RM_TRAINER, model_name_or_path: sftDir, dataset_mixer: { [file]: 1.0 }, output_dir: dir },
+    }));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  writeJsonLinesAtomic(join(dir, RM_HELDOUT_FILE), heldout);
+  writeJsonAtomic(join(dir, RM_RECIPE_FILE), {
+    ...RM_RECIPE,
+    trainer: RM_TRAINER,
+    start: "the SFT checkpoint (assets/arith-sft) with a fresh one-label score head",
+    pairs: "each prompt's samples in twos (0-1, 2-3, ...), the higher judge score chosen; identical or tied skipped",
+    command: "omni-dpo demo rm --out DIR",
+    trainPairs: train.length,
+    heldoutPairs: heldout.length,
+    trainSeconds: seconds,
+  });
+  return { dir, trainPairs: train.length, heldoutPairs: heldout.length, trainSeconds: seconds };
 }

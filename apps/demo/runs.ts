@@ -43,14 +43,20 @@ export interface TrainJob {
   keepLogs: boolean;
 }
 
-/** The rm pipeline's reward model: trained (train-rm's trainer) and kept in output_dir, then its held-out accuracy. */
+/** The rm pipeline's reward model, trained by train-rm's trainer and kept in output_dir. */
 export interface RewardModelJob {
   kind: "reward-model";
   id: string;
   /** The recipe, as a YAML file would give it (output_dir included). */
   recipe: Record<string, unknown>;
-  /** Judge-labelled pairs of prompts the training never saw. */
-  heldout: Pair[];
+}
+
+/** A reward model's pairwise accuracy on judge-labelled pairs it never trained on. */
+export interface RewardAccuracyJob {
+  kind: "reward-accuracy";
+  id: string;
+  dir: string;
+  pairs: Pair[];
 }
 
 /** The reward model in `dir` scoring every sample of `samples`. */
@@ -61,14 +67,16 @@ export interface RewardScoreJob {
   samples: ScoredSamples;
 }
 
-export type Job = SampleJob | TrainJob | RewardModelJob | RewardScoreJob;
+export type Job = SampleJob | TrainJob | RewardModelJob | RewardAccuracyJob | RewardScoreJob;
 export type JobResult<J extends Job> = J extends SampleJob
   ? ScoredSamples
   : J extends TrainJob
     ? TrainResult
     : J extends RewardModelJob
-      ? { accuracy: number; seconds: number }
-      : number[][];
+      ? { seconds: number }
+      : J extends RewardAccuracyJob
+        ? number
+        : number[][];
 type TrainResult = { correct: number[]; seconds: number };
 
 /** Runs one job in this process (a worker calls it). */
@@ -78,8 +86,9 @@ export async function executeJob(job: Job): Promise<JobResult<Job>> {
     const start = Date.now();
     const { config } = loadTrainConfig(job.recipe);
     await trainRewardModel(config);
-    return { accuracy: pairwiseAccuracy(config.outputDir, tokenizer, job.heldout), seconds: (Date.now() - start) / 1000 };
+    return { seconds: (Date.now() - start) / 1000 };
   }
+  if (job.kind === "reward-accuracy") return pairwiseAccuracy(job.dir, tokenizer, job.pairs);
   if (job.kind === "reward-score") return scoreSamples(job.dir, tokenizer, job.samples);
   if (job.kind === "sample") {
     const sft = loadModel(job.sftDir);

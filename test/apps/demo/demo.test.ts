@@ -49,7 +49,7 @@ test("runDemo on tiny settings: all three pipelines, and every reported number i
     methods,
     trainSeeds: 1,
     pairSeeds: 2,
-    sizes: { train: 48, val: 24, test: 24, rm: 48 },
+    sizes: { train: 48, val: 24, test: 24 },
     outDir: out,
   });
   assert.equal(result.outDir, out);
@@ -232,7 +232,7 @@ test("omni-dpo demo --pipeline math --json: one JSON object of the issue's shape
   );
   assert.deepEqual(
     json.settings.sizes,
-    { train: 64, val: 16, test: 32, rm: 512 },
+    { train: 64, val: 16, test: 32 },
     "--prompts, --val and --heldout set the sizes",
   );
   assertPipelineShape(json, 2); // quick: 1 training x 2 pair seeds

@@ -7,7 +7,7 @@ import { formatPrompt, generateProblems } from "../../../apps/tasks/arith/index.
 import { tempDir } from "../../helpers/toy.js";
 
 test("planDemo --quick: seeds, sizes and run count as documented; the five problem sets are disjoint", () => {
-  const plan = planDemo({ quick: true, outDir: "out", sizes: { train: 50, val: 20, test: 30, rm: 40 } });
+  const plan = planDemo({ quick: true, outDir: "out", sizes: { train: 50, val: 20, test: 30 } });
   assert.deepEqual(plan.pipelines, ["math", "text", "rm"]);
   assert.deepEqual(planDemo({ quick: true, outDir: "out", pipeline: "both" }).pipelines, plan.pipelines, "both = all");
   assert.deepEqual(plan.trainSeeds, [0]);
@@ -18,7 +18,7 @@ test("planDemo --quick: seeds, sizes and run count as documented; the five probl
   assert.equal(plan.plannedRuns, 99);
   assert.deepEqual(
     [plan.trainPrompts.length, plan.valProblems.length, plan.testProblems.length, plan.rm.prompts.length],
-    [50, 20, 30, 40],
+    [50, 20, 30, 1024],
   );
   assert.deepEqual({ eta: plan.rm.eta, scale: plan.rm.scale }, { eta: 1, scale: "raw" }, "the rm pipeline's defaults");
   const sft = new Set(
@@ -38,11 +38,16 @@ test("planDemo --quick: seeds, sizes and run count as documented; the five probl
     all.every((p) => !sft.has(p)),
     "no prompt from the SFT set",
   );
-  // The rm pipeline's prompts are drawn last: the other sets are the same without it.
-  const math = planDemo({ quick: true, outDir: "out", pipeline: "math", sizes: { train: 50, val: 20, test: 30 } });
-  assert.deepEqual(math.trainPrompts, plan.trainPrompts);
-  assert.deepEqual(math.testProblems, plan.testProblems);
-  assert.deepEqual(math.rm.prompts, []);
+  // The reward model's prompts are its recipe's: the same for every seed, and every seed's sets avoid them.
+  const other = planDemo({ quick: true, seed: 7, outDir: "out", sizes: { train: 50, val: 20, test: 30 } });
+  assert.deepEqual(other.rm.prompts, plan.rm.prompts);
+  const rm = new Set(plan.rm.prompts);
+  assert.ok(
+    [other.trainPrompts, other.valProblems.map(formatPrompt), other.testProblems.map(formatPrompt)]
+      .flat()
+      .every((p) => !rm.has(p)),
+    "seed 7's sets avoid the reward model's prompts",
+  );
 });
 
 test("planDemo: a missing start is trained into the output directory; methods without DPO are refused", () => {

@@ -15,12 +15,20 @@ import { packageRoot } from "../../../src/util/package-root.js";
 import { tempDir } from "../../helpers/toy.js";
 import { assertPipelineShape, type PipelineJson } from "./json-shape.js";
 
+type RmPipelineJson = PipelineJson & {
+  reward_model: {
+    heldout_accuracy: number;
+    per_pair_seed: { judge: { backwards: number } }[];
+    w_qual: { p10: number; p90: number };
+  };
+};
+
 const enabled = process.env.OMNI_DPO_TEST_DEMO === "1";
 if (!enabled) console.log("# skipping the quick demo: set OMNI_DPO_TEST_DEMO=1 (CI does) to run it (minutes)");
 
 const name =
-  "omni-dpo demo --quick: both pipelines; every method beats the start beyond noise, and Omni-DPO " +
-  "degrades less than DPO at 4x its lr";
+  "omni-dpo demo --quick: all three pipelines; in math and text every method beats the start beyond noise, and " +
+  "Omni-DPO degrades less than DPO at 4x its lr; the rm pipeline reports its reward model";
 test(name, { skip: enabled ? undefined : "OMNI_DPO_TEST_DEMO is not 1" }, () => {
   const start = Date.now();
   const r = spawnSync(
@@ -36,13 +44,22 @@ test(name, { skip: enabled ? undefined : "OMNI_DPO_TEST_DEMO is not 1" }, () => 
     { encoding: "utf8", timeout: 900_000 },
   );
   assert.equal(r.status, 0, r.stderr);
-  const json = JSON.parse(r.stdout.trim()) as { pipelines: PipelineJson[]; wall_seconds: number };
+  const json = JSON.parse(r.stdout.trim()) as { pipelines: RmPipelineJson[]; wall_seconds: number };
   assert.deepEqual(
     json.pipelines.map((p) => p.pipeline),
-    ["math", "text"],
+    ["math", "text", "rm"],
   );
   for (const p of json.pipelines) {
     assertPipelineShape(p, 2);
+    if (p.pipeline === "rm") {
+      // Its numbers are reported as they fall (README); here, that they are all there and sane.
+      const rm = p.reward_model;
+      assert.ok(rm.heldout_accuracy >= 0 && rm.heldout_accuracy <= 1, `held-out accuracy ${rm.heldout_accuracy}`);
+      assert.equal(rm.per_pair_seed.length, 2);
+      for (const s of rm.per_pair_seed) assert.ok(s.judge.backwards >= 0 && s.judge.backwards <= 1);
+      assert.ok(rm.w_qual.p10 >= 0.5 && rm.w_qual.p90 < 1, "w_qual of pairs the reward model orders");
+      continue;
+    }
     for (const name of ["rft", "dpo", "simpo", "omni_dpo"]) {
       const c = p.comparisons.find((x) => x.a === name && x.b === "sft")!;
       assert.ok(
