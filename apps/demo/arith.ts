@@ -440,8 +440,8 @@ export function planDemo(options: DemoOptions): DemoPlan {
     for (const p of ps) used.add(formatPrompt(p));
     return ps;
   };
-  // The reward model's prompts are fixed by its recipe (it is shipped), so every seed's sets avoid them.
-  const rmPrompts = take(RM_RECIPE.prompts, RM_RECIPE.problemSeed).map(formatPrompt);
+  const rmPrompts = rewardModelPrompts(new Set(used));
+  for (const p of rmPrompts) used.add(p);
   const rmDir = options.rmDir ?? shippedRewardModelDir();
   const rm = existsSync(join(rmDir, "model.safetensors"))
     ? { dir: rmDir, train: false }
@@ -472,6 +472,23 @@ export function planDemo(options: DemoOptions): DemoPlan {
     sampling: { samples: 8, temperature: 0.8 },
     plannedRuns: pipelines.reduce((n, p) => n + runs(p), 0),
   };
+}
+
+/**
+ * The reward model's prompts, fixed by its recipe (it is shipped, so they cannot depend on the
+ * run): drawn after the default demo's own sets (seed 0, full sizes) and apart from them and from
+ * `sft`. Every run's sets then avoid these, so seed 0's are unchanged by them.
+ */
+function rewardModelPrompts(sft: Set<string>): string[] {
+  const used = sft;
+  const take = (n: number, seed: number) => {
+    const ps = generateProblems(n, { difficulty: SFT_RECIPE.difficulty, seed, exclude: used }).map(formatPrompt);
+    for (const p of ps) used.add(p);
+    return ps;
+  };
+  const { train, val, test } = DEMO_SIZES.full;
+  [train, val, test].forEach((n, i) => take(n, 1000 * (i + 1)));
+  return take(RM_RECIPE.prompts, RM_RECIPE.problemSeed);
 }
 
 /**
@@ -582,7 +599,12 @@ class DemoJobs {
         const made = readRewardModel(rm.dir);
         if (!made) throw new Error(`${rm.dir}: no reward model (model.safetensors and rm_recipe.json)`);
         const { heldout, ...info } = made;
-        const accuracy = await this.pool.run({ kind: "reward-accuracy", id: "reward-accuracy", dir: rm.dir, pairs: heldout });
+        const accuracy = await this.pool.run({
+          kind: "reward-accuracy",
+          id: "reward-accuracy",
+          dir: rm.dir,
+          pairs: heldout,
+        });
         return { ...info, accuracy };
       })(),
     );
@@ -645,7 +667,8 @@ class DemoJobs {
         quiet(
           this.pairSet(pipeline, pairSeed).then(async ({ file }) => {
             // The rm pipeline's Omni-DPO reads its reward model's scores at its own η.
-            const eta = pipeline === "rm" && spec.config.pref_loss === "uni_dpo" ? { uni_dpo_qual_eta: this.plan.rm.eta } : {};
+            const eta =
+              pipeline === "rm" && spec.config.pref_loss === "uni_dpo" ? { uni_dpo_qual_eta: this.plan.rm.eta } : {};
             const job: TrainJob = {
               kind: "train",
               id,
@@ -847,7 +870,7 @@ function demoSettings(plan: DemoPlan): Record<string, unknown> {
         dir: plan.rm.dir,
         recipe: RM_RECIPE,
         trainer: RM_TRAINER,
-        pairs: "each prompt's samples in twos, the higher judge score chosen",
+        pairs: "best against worst judge score",
         start: "the SFT checkpoint with a fresh score head",
         eta: plan.rm.eta,
         scale: plan.rm.scale,
@@ -871,7 +894,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.saveAtStep} steps)`);
     trainSftModel(plan.sft.dir, (s, t) => options.onProgress?.("SFT", s, t));
   }
-  if (plan.pipelines.includes("rm") && plan.rm.train) status(`no shipped reward model; training one into ${plan.rm.dir}`);
+  if (plan.pipelines.includes("rm") && plan.rm.train)
+    status(`no shipped reward model; training one into ${plan.rm.dir}`);
   const { pipelines, specs, trainSeeds, pairSeeds, sizes, sampling } = plan;
   status(
     `${pipelines.join(", ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods (the rm pipeline: ` +
@@ -919,12 +943,7 @@ function range(n: number, from: number): number[] {
  * policy is its own reference): the paper's view that data quality and learning difficulty are
  * different axes.
  */
-function decouplingView(
-  sftDir: string,
-  tokenizer: Tokenizer,
-  pairs: Pair[],
-  eta?: number,
-): PipelineResult["weights"] {
+function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[], eta?: number): PipelineResult["weights"] {
   const omni = methodSpecs(false).find((m) => m.name === "omni_dpo")!;
   const o = objectiveFromConfig({
     ...omni.config,

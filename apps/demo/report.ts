@@ -164,7 +164,13 @@ function pipelineSection(p: PipelineResult): string {
     p.weights.map((w) => w.w_perf),
   );
   return `<section id="pipeline-${p.name}"><h2>The ${p.name} pipeline</h2>
-${p.reward_model ? `<ul>${rewardModelLines(p.reward_model).map((l) => `<li>${esc(l)}</li>`).join("")}</ul>` : ""}
+${
+  p.reward_model
+    ? `<ul>${rewardModelLines(p.reward_model)
+        .map((l) => `<li>${esc(l)}</li>`)
+        .join("")}</ul>`
+    : ""
+}
 <p>${esc(dataLine(p))}.</p>
 <table>${head}
 <tr><td>SFT (start)</td><td></td><td>${pct(p.sft_accuracy.mean)}</td><td></td><td></td><td></td><td></td></tr>

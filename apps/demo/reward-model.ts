@@ -12,7 +12,8 @@ import { loadSequenceClassifier, type Pair, type ScoredSamples, type Tokenizer }
 import { tokenizePair, TOKENIZE_DEFAULTS } from "../../src/data/tokenize.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeJsonAtomic, writeJsonLinesAtomic } from "../../src/util/files.js";
-import type { RewardModelJob, SampleJob } from "./runs.js";
+import type { RewardModelJob, SampleJob } from "./jobs.js";
+import { textPairs } from "./pipelines.js";
 
 /**
  * How the demo's reward model is made: its prompts (hard problems apart from the SFT set, drawn
@@ -22,7 +23,7 @@ import type { RewardModelJob, SampleJob } from "./runs.js";
 export const RM_RECIPE = {
   prompts: 1024,
   problemSeed: 4000,
-  sampleSeed: 4000,
+  sampleSeed: 1001,
   samples: 8,
   temperature: 0.8,
   judgeNoise: 1.5,
@@ -32,7 +33,7 @@ export const RM_RECIPE = {
 /** The trainer's keys for it (YAML keys of `omni-dpo train-rm`; model, data and output are added). */
 export const RM_TRAINER = {
   learning_rate: 1e-3,
-  num_train_epochs: 2,
+  num_train_epochs: 16,
   per_device_train_batch_size: 32,
   lr_scheduler_type: "cosine",
   warmup_ratio: 0.1,
@@ -43,38 +44,11 @@ export const RM_TRAINER = {
   save_strategy: "no",
   report_to: "none",
   overwrite_output_dir: true,
-  seed: 0,
+  seed: 1000,
 } as const;
 
 export const RM_RECIPE_FILE = "rm_recipe.json";
 export const RM_HELDOUT_FILE = "heldout_pairs.jsonl";
-
-/**
- * Judge-labelled pairs for the reward model: each prompt's samples in twos (0 with 1, 2 with 3,
- * ...), the higher judge score chosen. Disjoint pairs of random samples cover close and far
- * scores alike, so the model learns small differences too, not only best against worst. Pairs of
- * identical answers or tied scores carry no label and are skipped.
- */
-export function judgePairs(samples: ScoredSamples): Pair[] {
-  const pairs: Pair[] = [];
-  samples.scored.forEach((scored, i) => {
-    for (let j = 0; j + 1 < scored.length; j += 2) {
-      const [a, b] = [scored[j], scored[j + 1]];
-      if (a.response === b.response || a.score === b.score) continue;
-      const [w, l] = a.score > b.score ? [a, b] : [b, a];
-      pairs.push({
-        prompt: samples.prompts[i],
-        chosen: w.response,
-        rejected: l.response,
-        score_chosen: w.score,
-        score_rejected: l.score,
-        chosen_correct: w.correct,
-        rejected_correct: l.correct,
-      });
-    }
-  });
-  return pairs;
-}
 
 /** The token ids the reward model reads for one answer: exactly as the trainer tokenised its pairs. */
 function rewardRow(tokenizer: Tokenizer, prompt: string, response: string): number[] {
@@ -99,7 +73,9 @@ export function scoreResponses(dir: string, tokenizer: Tokenizer, items: { promp
 
 /** Every sample's reward, as [prompt][sample]. */
 export function scoreSamples(dir: string, tokenizer: Tokenizer, samples: ScoredSamples): number[][] {
-  const items = samples.scored.flatMap((xs, i) => xs.map((s) => ({ prompt: samples.prompts[i], response: s.response })));
+  const items = samples.scored.flatMap((xs, i) =>
+    xs.map((s) => ({ prompt: samples.prompts[i], response: s.response })),
+  );
   const flat = scoreResponses(dir, tokenizer, items);
   let k = 0;
   return samples.scored.map((xs) => xs.map(() => flat[k++]));
@@ -144,12 +120,19 @@ export function readRewardModel(dir: string): (RewardModelInfo & { heldout: Pair
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as Pair);
-  return { dir, trainPairs: recipe.trainPairs, heldoutPairs: heldout.length, trainSeconds: recipe.trainSeconds, heldout };
+  return {
+    dir,
+    trainPairs: recipe.trainPairs,
+    heldoutPairs: heldout.length,
+    trainSeconds: recipe.trainSeconds,
+    heldout,
+  };
 }
 
 /**
- * Makes the reward model in `dir` by RM_RECIPE: samples of `prompts` from the SFT start, pairs
- * in twos labelled by the judge, the trainer on the first four fifths of the prompts' pairs; the
+ * Makes the reward model in `dir` by RM_RECIPE: samples of `prompts` from the SFT start, paired
+ * best against worst by the judge (the text pipeline's rule, so its pairs are the kind the judge
+ * labels most reliably), the trainer on the first four fifths of the prompts' pairs; the
  * rest are written beside it (heldout_pairs.jsonl) with the recipe. `run` runs the two jobs (the
  * demo's worker pool, or this process).
  */
@@ -171,7 +154,7 @@ export async function makeRewardModel(
     seed: sampleSeed,
   });
   const trainPrompts = new Set(prompts.slice(0, prompts.length - Math.round(prompts.length * heldoutShare)));
-  const pairs = judgePairs(scored);
+  const { pairs } = textPairs(scored);
   const train = pairs.filter((p) => trainPrompts.has(p.prompt));
   const heldout = pairs.filter((p) => !trainPrompts.has(p.prompt));
   if (train.length < 32 || heldout.length < 8)
@@ -194,7 +177,7 @@ export async function makeRewardModel(
     ...RM_RECIPE,
     trainer: RM_TRAINER,
     start: "the SFT checkpoint (assets/arith-sft) with a fresh one-label score head",
-    pairs: "each prompt's samples in twos (0-1, 2-3, ...), the higher judge score chosen; identical or tied skipped",
+    pairs: "best against worst judge score of each prompt's samples (prompts with identical or tied samples give none)",
     command: "omni-dpo demo rm --out DIR",
     trainPairs: train.length,
     heldoutPairs: heldout.length,

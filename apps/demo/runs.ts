@@ -1,4 +1,4 @@
-// The demo's units of work and the pool of worker processes that runs them. A job is
+// The pool of worker processes that runs the demo's units of work (apps/demo/jobs.ts). A job is
 // self-contained (a recipe for `omni-dpo train`'s trainer, or a sampling request) and its result
 // depends on its inputs only, so jobs run in any order on any worker and the demo's numbers do
 // not depend on how many cores ran them.
@@ -7,77 +7,13 @@ import { rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  loadModel,
-  loadTrainConfig,
-  sampleAndScore,
-  type Pair,
-  type ScoredSamples,
-  train,
-  trainRewardModel,
-} from "../../src/index.js";
-import { arithScorer, arithTokenizer, type ArithProblem } from "../tasks/arith/index.js";
+import { loadModel, loadTrainConfig, sampleAndScore, train, trainRewardModel } from "../../src/index.js";
+import { arithScorer, arithTokenizer } from "../tasks/arith/index.js";
 import { greedyCorrect } from "./evaluate.js";
 import { pairwiseAccuracy, scoreSamples } from "./reward-model.js";
+import type { Job, JobResult } from "./jobs.js";
 
-/** K samples per prompt from the starting policy, scored by the verifier and the noisy process judge. */
-export interface SampleJob {
-  kind: "sample";
-  id: string;
-  sftDir: string;
-  prompts: string[];
-  samples: number;
-  temperature: number;
-  judgeNoise: number;
-  seed: number;
-}
-
-/** One training run through the trainer, then greedy correctness on `evaluate`. */
-export interface TrainJob {
-  kind: "train";
-  id: string;
-  /** The recipe, as a YAML file would give it (output_dir included). */
-  recipe: Record<string, unknown>;
-  evaluate: ArithProblem[];
-  /** Keep output_dir's logs (metrics, pair log) for the report; the weights are always removed. */
-  keepLogs: boolean;
-}
-
-/** The rm pipeline's reward model, trained by train-rm's trainer and kept in output_dir. */
-export interface RewardModelJob {
-  kind: "reward-model";
-  id: string;
-  /** The recipe, as a YAML file would give it (output_dir included). */
-  recipe: Record<string, unknown>;
-}
-
-/** A reward model's pairwise accuracy on judge-labelled pairs it never trained on. */
-export interface RewardAccuracyJob {
-  kind: "reward-accuracy";
-  id: string;
-  dir: string;
-  pairs: Pair[];
-}
-
-/** The reward model in `dir` scoring every sample of `samples`. */
-export interface RewardScoreJob {
-  kind: "reward-score";
-  id: string;
-  dir: string;
-  samples: ScoredSamples;
-}
-
-export type Job = SampleJob | TrainJob | RewardModelJob | RewardAccuracyJob | RewardScoreJob;
-export type JobResult<J extends Job> = J extends SampleJob
-  ? ScoredSamples
-  : J extends TrainJob
-    ? TrainResult
-    : J extends RewardModelJob
-      ? { seconds: number }
-      : J extends RewardAccuracyJob
-        ? number
-        : number[][];
-type TrainResult = { correct: number[]; seconds: number };
+export type { Job, JobResult, RewardAccuracyJob, RewardModelJob, RewardScoreJob, SampleJob, TrainJob } from "./jobs.js";
 
 /** Runs one job in this process (a worker calls it). */
 export async function executeJob(job: Job): Promise<JobResult<Job>> {

@@ -94,7 +94,10 @@ test("runDemo on tiny settings: all three pipelines, and every reported number i
       assert.equal(rm.eta, 1);
       // The w_qual distribution is the decoupling view's: σ(η · gap) of the first pair seed's pairs.
       const sorted = p.weights.map((w) => w.w_qual).sort((a, b) => a - b);
-      assert.ok(sorted.every((w) => w >= 0.5 && w < 1), "a chosen answer scores above its rejected one");
+      assert.ok(
+        sorted.every((w) => w >= 0.5 && w < 1),
+        "a chosen answer scores above its rejected one",
+      );
       assert.ok(rm.w_qual.p10 >= sorted[0] && rm.w_qual.p90 <= sorted[sorted.length - 1]);
     }
     if (p.name === "math")

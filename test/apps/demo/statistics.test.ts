@@ -4,7 +4,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { pairedDifference, quantiles, spread, studentT975, verdict } from "../../../apps/demo/statistics.js";
 import { judgeAgreement, labelQuality, rmPairs, rocAuc, textPairs } from "../../../apps/demo/pipelines.js";
-import { judgePairs } from "../../../apps/demo/reward-model.js";
 import type { Pair } from "../../../src/data/build.js";
 
 const close = (a: number, b: number, what: string, tol = 1e-12) =>
@@ -240,22 +239,4 @@ test("rmPairs: best against worst by the reward model's score (scaled), with the
     { chosen: 5, rejected: 2 },
     { chosen: 6, rejected: 4 },
   ]);
-});
-
-test("judgePairs: each prompt's samples in twos, the judge's higher score chosen; identical or tied skipped", () => {
-  const s = (response: string, score: number, correct: boolean) => ({ response, score, correct });
-  const pairs = judgePairs({
-    prompts: ["A", "B"],
-    scoreScale: 1,
-    correctShare: 0.5,
-    scored: [
-      [s("a", 3, false), s("b", 7, true), s("c", 5, true), s("c", 5, true)],
-      [s("d", 4, false), s("e", 4, true), s("f", 9, true)],
-    ],
-  });
-  assert.deepEqual(
-    pairs.map((p) => [p.prompt, p.chosen, p.rejected, p.score_chosen, p.score_rejected, p.chosen_correct]),
-    [["A", "b", "a", 7, 3, true]],
-    "(a, b) ordered by the judge; (c, c) identical; (d, e) tied; f has no partner",
-  );
 });
