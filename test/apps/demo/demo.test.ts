@@ -21,6 +21,7 @@ import {
   type MethodSpec,
 } from "../../../apps/demo/arith.js";
 import { demoHtml, demoJson, demoSummary, writeDemoReport } from "../../../apps/demo/report.js";
+import { readRewardModel, shippedRewardModelDir } from "../../../apps/demo/reward-model.js";
 import { loadModel } from "../../../src/models/auto.js";
 import { generate } from "../../../src/models/generate.js";
 import { arithTokenizer, formatPrompt, generateProblems, verify } from "../../../apps/tasks/arith/index.js";
@@ -82,7 +83,12 @@ test("runDemo on tiny settings: all three pipelines, and every reported number i
       const rm = p.reward_model;
       inUnit(rm.heldout_accuracy, "the reward model's held-out accuracy");
       assert.ok(rm.train_pairs >= 32 && rm.heldout_pairs >= 8, `${rm.train_pairs} + ${rm.heldout_pairs} pairs`);
-      assert.ok(existsSync(join(out, "reward-model", "config.json")), "the reward model is kept");
+      const shipped = readRewardModel(shippedRewardModelDir())!;
+      assert.deepEqual(
+        [rm.train_pairs, rm.heldout_pairs],
+        [shipped.trainPairs, shipped.heldout.length],
+        "the shipped reward model, measured on its held-out pairs",
+      );
       assert.deepEqual(
         rm.per_pair_seed.map((s) => [s.pair_seed, s.judge.pairs]),
         p.data.map((d) => [d.pair_seed, d.pairs]),
@@ -255,7 +261,7 @@ test("omni-dpo demo: bad flags are usage errors naming the flag", () => {
   const scale = run("--rm-scale", "log");
   assert.notEqual(scale.status, 0);
   assert.match(scale.stderr, /--rm-scale must be raw, std or z, got 'log'/);
-  assert.match(run("--rm-eta", "-1").stderr, /--rm-eta must be a non-negative number, got '-1'/);
+  assert.match(run("--rm-eta=-1").stderr, /--rm-eta must be a non-negative number, got '-1'/);
   const step = run("sft", "--out", tempDir("omni-dpo-sft-"), "--save-at-step", "2000");
   assert.notEqual(step.status, 0);
   assert.match(step.stderr, /--save-at-step 2000 is past the schedule's 1500 steps/);
