@@ -4,7 +4,9 @@
 //      in assets/arith-sft, reproducible with `omni-dpo demo sft`), right about half the time;
 //   2. on-policy pairs: K samples per prompt at T = 0.8, scored by a verifier (final answer) and
 //      a noisy process judge (steps), binarised by the math pipeline's rules and by the text
-//      pipeline's (the judge alone; apps/demo/pipelines.ts), once per pair-building seed;
+//      pipeline's (the judge alone; apps/demo/pipelines.ts), once per pair-building seed; the rm
+//      pipeline trains a small reward model on judge-labelled pairs of prompts no other stage
+//      sees and binarises the same samples by its scores (apps/demo/reward-model.ts);
 //   3. RFT (SFT on the chosen answers), DPO, SimPO and Omni-DPO (optionally its ablations) from
 //      the same start, each at the learning rate its validation accuracy picks, over training
 //      seeds x pair seeds, and again at 2x and 4x the learning rate DPO picked;
@@ -36,9 +38,35 @@ import { batchesOf, pairLogps } from "../../src/logprobs/pairs.js";
 import { objectiveInputs, referenceLogpsOptions } from "../../src/logprobs/objective-inputs.js";
 import { MetricsSink, type MetricRow } from "../../src/train/metrics.js";
 import { greedyCorrect } from "./evaluate.js";
-import { labelQuality, pipelinePairs, PIPELINES, type LabelQuality, type PipelineName } from "./pipelines.js";
+import {
+  judgeAgreement,
+  labelQuality,
+  pipelinePairs,
+  PIPELINES,
+  rmPairs,
+  type JudgeAgreement,
+  type LabelQuality,
+  type PipelineName,
+} from "./pipelines.js";
 import { JobPool, type TrainJob } from "./runs.js";
-import { average, pairedDifference, spread, verdict, type PairedDifference, type Spread } from "./statistics.js";
+import {
+  makeRewardModel,
+  readRewardModel,
+  RM_RECIPE,
+  RM_TRAINER,
+  shippedRewardModelDir,
+  type RewardModelInfo,
+} from "./reward-model.js";
+import {
+  average,
+  pairedDifference,
+  quantiles,
+  spread,
+  verdict,
+  type PairedDifference,
+  type Quantiles,
+  type Spread,
+} from "./statistics.js";
 
 import { tokenizePair, TOKENIZE_DEFAULTS } from "../../src/data/tokenize.js";
 import { pairValues } from "../../src/objectives/index.js";
@@ -223,11 +251,25 @@ export interface DemoSizes {
   val: number;
   test: number;
 }
-/** Problems per set: pair-building prompts, validation (learning-rate choice) and held-out (the result). */
+/** Problems per set: pair-building prompts, validation (learning-rate choice), held-out (the result), reward model. */
 export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = {
   full: { train: 1024, val: 300, test: 600 },
   quick: { train: 384, val: 200, test: 400 },
 };
+
+/**
+ * How the rm pipeline turns reward-model scores into the pairs' scores, which w_qual reads:
+ *   - raw: the reward model's own scores. Trained with the Bradley-Terry loss, σ(r_w − r_l) is
+ *     its probability that the label is right, so at η = 1 w_qual is exactly that probability;
+ *   - std: divided by the population standard deviation of the pairs' gaps (per pair seed),
+ *     the scaling half of the reference's margin normalisation;
+ *   - z: each pair's gap replaced by the reference's normalised margin (gap − mean) / std
+ *     (scores z and 0), which also centres it, so half the pairs get w_qual below 0.5.
+ */
+export type RmScale = "raw" | "std" | "z";
+export const RM_SCALES: readonly RmScale[] = ["raw", "std", "z"];
+/** The rm pipeline's default η: 1 on raw scores makes w_qual the reward model's own P(label right). */
+export const RM_ETA = 1;
 /** Training seeds x pair-building seeds of the reported runs. */
 export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number }> = {
   full: { train: 2, pair: 3 },
@@ -235,8 +277,13 @@ export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number 
 };
 
 export interface DemoOptions {
-  /** Which of the paper's pipelines build the pairs (default both). */
-  pipeline?: PipelineName | "both";
+  /** Which pipelines build the pairs (default all; "both" is its old name). */
+  pipeline?: PipelineName | "all" | "both";
+  /** The rm pipeline's Omni-DPO η (default RM_ETA) and score scaling (default raw). */
+  rmEta?: number;
+  rmScale?: RmScale;
+  /** The rm pipeline's reward model (default: the shipped assets/arith-rm, trained on the spot if absent). */
+  rmDir?: string;
   quick?: boolean;
   /** Base seed: the problem sets, and the first training and pair seed (default 0). */
   seed?: number;
@@ -309,6 +356,23 @@ export interface PipelineResult {
   }[];
   /** Per training pair of the first pair seed: w_qual and the starting policy's w_perf (the paper's decoupling view). */
   weights: { w_qual: number; w_perf: number; correct_rejected: boolean; correct_chosen: boolean }[];
+  /** The rm pipeline's reward model and what its labels are worth (absent in the other pipelines). */
+  reward_model?: RewardModelReport;
+}
+
+export interface RewardModelReport {
+  /** Judge-labelled pairs it trained on and was held out on, from prompts no other stage sees. */
+  train_pairs: number;
+  heldout_pairs: number;
+  /** Share of the held-out pairs it orders as the judge does. */
+  heldout_accuracy: number;
+  train_seconds: number;
+  eta: number;
+  scale: RmScale;
+  /** Per pair seed: the gap distribution of the pairs built (raw reward-model units) and agreement with the judge. */
+  per_pair_seed: { pair_seed: number; gap: Quantiles; judge: JudgeAgreement }[];
+  /** w_qual of the first pair seed's training pairs, at `eta` on the scaled scores. */
+  w_qual: Quantiles;
 }
 
 export interface DemoResult {
@@ -321,6 +385,11 @@ export interface DemoResult {
 /** Everything a demo run will do, decided before any job runs: sets, seeds, methods, sizes. */
 export interface DemoPlan {
   outDir: string;
+  /**
+   * The rm pipeline's reward model: its directory and whether it must be trained first, its
+   * prompts (RM_RECIPE's, apart from every other set), η and score scaling.
+   */
+  rm: { dir: string; train: boolean; prompts: string[]; eta: number; scale: RmScale };
   /** The starting policy's directory, and whether it must be trained first (no shipped checkpoint). */
   sft: { dir: string; train: boolean };
   pipelines: PipelineName[];
@@ -351,7 +420,8 @@ export function planDemo(options: DemoOptions): DemoPlan {
   const sizes = { ...DEMO_SIZES[mode], ...options.sizes };
   const trainSeeds = range(options.trainSeeds ?? DEMO_SEEDS[mode].train, seed);
   const pairSeeds = range(options.pairSeeds ?? DEMO_SEEDS[mode].pair, seed);
-  const pipelines = options.pipeline === undefined || options.pipeline === "both" ? [...PIPELINES] : [options.pipeline];
+  const all = options.pipeline === undefined || options.pipeline === "all" || options.pipeline === "both";
+  const pipelines = all ? [...PIPELINES] : [options.pipeline as PipelineName];
   const specs = options.methods ?? methodSpecs(options.ablations ?? false);
   if (!specs.some((m) => m.name === "dpo"))
     throw new Error("the demo compares every method with DPO: the methods must include 'dpo'");
@@ -370,15 +440,23 @@ export function planDemo(options: DemoOptions): DemoPlan {
     for (const p of ps) used.add(formatPrompt(p));
     return ps;
   };
+  const rmPrompts = rewardModelPrompts(new Set(used));
+  for (const p of rmPrompts) used.add(p);
+  const rmDir = options.rmDir ?? shippedRewardModelDir();
+  const rm = existsSync(join(rmDir, "model.safetensors"))
+    ? { dir: rmDir, train: false }
+    : { dir: join(options.outDir, "reward-model"), train: true };
   const trainPrompts = take(sizes.train, 1000 + seed).map(formatPrompt);
   const valProblems = take(sizes.val, 2000 + seed);
   const testProblems = take(sizes.test, 3000 + seed);
-  const runsPerPipeline = specs.reduce(
-    (n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length,
-    0,
-  );
+  const runs = (p: PipelineName) =>
+    pipelineSpecs(specs, p).reduce(
+      (n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length,
+      0,
+    );
   return {
     outDir: options.outDir,
+    rm: { ...rm, prompts: rmPrompts, eta: options.rmEta ?? RM_ETA, scale: options.rmScale ?? "raw" },
     sft,
     pipelines,
     specs,
@@ -392,8 +470,33 @@ export function planDemo(options: DemoOptions): DemoPlan {
     testProblems,
     judgeNoise: options.judgeNoise ?? 1.5,
     sampling: { samples: 8, temperature: 0.8 },
-    plannedRuns: pipelines.length * runsPerPipeline,
+    plannedRuns: pipelines.reduce((n, p) => n + runs(p), 0),
   };
+}
+
+/**
+ * The reward model's prompts, fixed by its recipe (it is shipped, so they cannot depend on the
+ * run): drawn after the default demo's own sets (seed 0, full sizes) and apart from them and from
+ * `sft`. Every run's sets then avoid these, so seed 0's are unchanged by them.
+ */
+function rewardModelPrompts(sft: Set<string>): string[] {
+  const used = sft;
+  const take = (n: number, seed: number) => {
+    const ps = generateProblems(n, { difficulty: SFT_RECIPE.difficulty, seed, exclude: used }).map(formatPrompt);
+    for (const p of ps) used.add(p);
+    return ps;
+  };
+  const { train, val, test } = DEMO_SIZES.full;
+  [train, val, test].forEach((n, i) => take(n, 1000 * (i + 1)));
+  return take(RM_RECIPE.prompts, RM_RECIPE.problemSeed);
+}
+
+/**
+ * The methods a pipeline compares: all of them, but the rm pipeline leaves out RFT (the preference
+ * losses are what its question is about, and its runs must fit the demo's time).
+ */
+export function pipelineSpecs(specs: MethodSpec[], pipeline: PipelineName): MethodSpec[] {
+  return pipeline === "rm" ? specs.filter((m) => m.name !== "rft") : specs;
 }
 
 /** The pairs one pipeline built from one pair seed's samples, and the file they were written to. */
@@ -401,7 +504,13 @@ interface PairSet {
   file: string;
   pairs: Pair[];
   stats: BuildStats;
+  /** The rm pipeline's: the judge's scores of each pair's answers, and the gaps in raw reward-model units. */
+  judge?: { chosen: number; rejected: number }[];
+  rawGaps?: number[];
 }
+
+/** The rm pipeline's reward model and its accuracy on its held-out pairs, measured in this run. */
+type RewardModelRun = RewardModelInfo & { accuracy: number };
 
 /** Where a training run's logs go. */
 function runDirectory(
@@ -437,11 +546,12 @@ class DemoJobs {
   readonly #samples: Map<number, Promise<ScoredSamples>>;
   readonly #pairSets = new Map<string, Promise<PairSet>>();
   readonly #runs = new Map<string, Promise<number[]>>();
+  #rewardModel: Promise<RewardModelRun> | null = null;
   #finished = 0;
 
   constructor(
     readonly plan: DemoPlan,
-    private readonly pool: JobPool,
+    readonly pool: JobPool,
     private readonly onProgress?: DemoOptions["onProgress"],
   ) {
     const { sft, trainPrompts, sampling, judgeNoise } = plan;
@@ -473,14 +583,60 @@ class DemoJobs {
     this.onProgress?.("demo runs", ++this.#finished, this.plan.pairSeeds.length + this.plan.plannedRuns);
   }
 
+  /**
+   * The rm pipeline's reward model, trained once: the policy's samples of its own prompts, paired
+   * and labelled by the judge; a fifth of the prompts held out for its pairwise accuracy.
+   */
+  rewardModel(): Promise<RewardModelRun> {
+    this.#rewardModel ??= quiet(
+      (async () => {
+        const { sft, rm } = this.plan;
+        if (rm.train)
+          await makeRewardModel(rm.dir, sft.dir, rm.prompts, {
+            sample: (job) => this.pool.run(job),
+            train: (job) => this.pool.run(job),
+          });
+        const made = readRewardModel(rm.dir);
+        if (!made) throw new Error(`${rm.dir}: no reward model (model.safetensors and rm_recipe.json)`);
+        const { heldout, ...info } = made;
+        const accuracy = await this.pool.run({
+          kind: "reward-accuracy",
+          id: "reward-accuracy",
+          dir: rm.dir,
+          pairs: heldout,
+        });
+        return { ...info, accuracy };
+      })(),
+    );
+    return this.#rewardModel;
+  }
+
+  /** The pairs of one pipeline and pair seed: the math and text rules on the judge's scores, or the reward model's. */
+  #buildPairs(pipeline: PipelineName, pairSeed: number, samples: ScoredSamples): Promise<Omit<PairSet, "file">> {
+    if (pipeline !== "rm") return Promise.resolve(pipelinePairs(pipeline, samples, pairSeed));
+    return this.rewardModel().then(async ({ dir }) => {
+      const rewards = await this.pool.run({ kind: "reward-score", id: `reward-score/${pairSeed}`, dir, samples });
+      const raw = rmPairs(samples, rewards, 1);
+      const rawGaps = raw.pairs.map((p) => p.score_chosen - p.score_rejected);
+      const { scale } = this.plan.rm;
+      if (scale === "raw") return { ...raw, rawGaps };
+      const m = average(rawGaps);
+      const std = Math.sqrt(average(rawGaps.map((g) => (g - m) ** 2))) + 1e-6;
+      if (scale === "std") return { ...rmPairs(samples, rewards, 1 / std), rawGaps };
+      // z: the reference's normalised margin as the gap (the order of chosen and rejected stays the reward model's).
+      const pairs = raw.pairs.map((p, i) => ({ ...p, score_chosen: (rawGaps[i] - m) / std, score_rejected: 0 }));
+      return { ...raw, pairs, rawGaps };
+    });
+  }
+
   pairSet(pipeline: PipelineName, pairSeed: number): Promise<PairSet> {
     const key = `${pipeline}/${pairSeed}`;
     if (!this.#pairSets.has(key))
       this.#pairSets.set(
         key,
         quiet(
-          this.#samples.get(pairSeed)!.then((s) => {
-            const built = pipelinePairs(pipeline, s, pairSeed);
+          this.#samples.get(pairSeed)!.then(async (s) => {
+            const built = await this.#buildPairs(pipeline, pairSeed, s);
             if (built.pairs.length < 8)
               throw new Error(
                 `${pipeline} pipeline, pair seed ${pairSeed}: only ${built.pairs.length} pairs were built; the starting policy is too strong or too weak for this setup`,
@@ -510,6 +666,9 @@ class DemoJobs {
         id,
         quiet(
           this.pairSet(pipeline, pairSeed).then(async ({ file }) => {
+            // The rm pipeline's Omni-DPO reads its reward model's scores at its own η.
+            const eta =
+              pipeline === "rm" && spec.config.pref_loss === "uni_dpo" ? { uni_dpo_qual_eta: this.plan.rm.eta } : {};
             const job: TrainJob = {
               kind: "train",
               id,
@@ -518,6 +677,7 @@ class DemoJobs {
               recipe: {
                 ...BASE_RECIPE,
                 ...spec.config,
+                ...eta,
                 model_name_or_path: this.plan.sft.dir,
                 dataset_mixer: { [file]: 1.0 },
                 learning_rate: lr,
@@ -557,7 +717,8 @@ async function runPipeline(
   jobs: DemoJobs,
   pipeline: PipelineName,
 ): Promise<{ methods: MethodRuns[]; lrSweep: SweepPoint[] }> {
-  const { specs, tuneSeed, pairSeeds, trainSeeds, valProblems, testProblems } = jobs.plan;
+  const { tuneSeed, pairSeeds, trainSeeds, valProblems, testProblems } = jobs.plan;
+  const specs = pipelineSpecs(jobs.plan.specs, pipeline);
   const tuned = new Map(
     specs.map((spec) => [
       spec.name,
@@ -615,6 +776,7 @@ function analysePipeline(
   pairSets: PairSet[],
   sftCorrect: number[],
   tokenizer: Tokenizer,
+  rewardModel: RewardModelRun | null,
 ): PipelineResult {
   const { methods } = runs;
   const dpo = methods.find((m) => m.spec.name === "dpo")!;
@@ -642,13 +804,34 @@ function analysePipeline(
     correct_share: stats.correctShare,
     labels: labelQuality(pairs),
   }));
+  const eta = pipeline === "rm" ? plan.rm.eta : undefined;
+  const weights = decouplingView(plan.sft.dir, tokenizer, pairSets[0].pairs, eta);
   return {
     name: pipeline,
     sft_accuracy: spread([average(sftCorrect)]),
     comparisons,
     lr_sweep: runs.lrSweep,
     data,
-    weights: decouplingView(plan.sft.dir, tokenizer, pairSets[0].pairs),
+    weights,
+    ...(rewardModel && {
+      reward_model: {
+        train_pairs: rewardModel.trainPairs,
+        heldout_pairs: rewardModel.heldoutPairs,
+        heldout_accuracy: rewardModel.accuracy,
+        train_seconds: rewardModel.trainSeconds,
+        eta: plan.rm.eta,
+        scale: plan.rm.scale,
+        per_pair_seed: pairSets.map((s, i) => ({
+          pair_seed: plan.pairSeeds[i],
+          gap: quantiles(s.rawGaps!),
+          judge: judgeAgreement(
+            s.pairs.map((p, k) => ({ ...p, score_chosen: s.rawGaps![k], score_rejected: 0 })),
+            s.judge!,
+          ),
+        })),
+        w_qual: quantiles(weights.map((w) => w.w_qual)),
+      },
+    }),
     methods: methods.map((m) => ({
       name: m.spec.name,
       label: m.spec.label,
@@ -681,6 +864,18 @@ function demoSettings(plan: DemoPlan): Record<string, unknown> {
     ...plan.sampling,
     math_rules: { chosen: "highest", rejected: "lowest", margin: 2, min_chosen_score: 6 },
     text_rules: "best vs worst judge score",
+    ...(plan.pipelines.includes("rm") && {
+      rm_rules: "best vs worst reward-model score",
+      reward_model: {
+        dir: plan.rm.dir,
+        recipe: RM_RECIPE,
+        trainer: RM_TRAINER,
+        pairs: "best against worst judge score",
+        start: "the SFT checkpoint with a fresh score head",
+        eta: plan.rm.eta,
+        scale: plan.rm.scale,
+      },
+    }),
     recipe: BASE_RECIPE,
     methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])),
     lr_multiples: LR_MULTIPLES,
@@ -699,9 +894,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     status(`no shipped SFT checkpoint; training one (${SFT_RECIPE.saveAtStep} steps)`);
     trainSftModel(plan.sft.dir, (s, t) => options.onProgress?.("SFT", s, t));
   }
+  if (plan.pipelines.includes("rm") && plan.rm.train)
+    status(`no shipped reward model; training one into ${plan.rm.dir}`);
   const { pipelines, specs, trainSeeds, pairSeeds, sizes, sampling } = plan;
   status(
-    `${pipelines.join(" and ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods, ${trainSeeds.length} training x ${pairSeeds.length} pair seeds, ` +
+    `${pipelines.join(", ")} pipeline${pipelines.length > 1 ? "s" : ""}: ${specs.length} methods (the rm pipeline: ` +
+      `${pipelineSpecs(specs, "rm").length}), ${trainSeeds.length} training x ${pairSeeds.length} pair seeds, ` +
       `${sizes.train} prompts x ${sampling.samples} samples, ${sizes.val} validation and ${sizes.test} held-out problems; up to ${plan.plannedRuns} training runs`,
   );
   const tokenizer = arithTokenizer();
@@ -720,7 +918,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       pipelines.map(async (pipeline) => {
         const runs = await runPipeline(jobs, pipeline);
         const pairSets = await Promise.all(pairSeeds.map((p) => jobs.pairSet(pipeline, p)));
-        return analysePipeline(plan, pipeline, runs, pairSets, sftCorrect, tokenizer);
+        const rewardModel = pipeline === "rm" ? await jobs.rewardModel() : null;
+        return analysePipeline(plan, pipeline, runs, pairSets, sftCorrect, tokenizer, rewardModel);
       }),
     );
     return {
@@ -744,9 +943,13 @@ function range(n: number, from: number): number[] {
  * policy is its own reference): the paper's view that data quality and learning difficulty are
  * different axes.
  */
-function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[]): PipelineResult["weights"] {
+function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[], eta?: number): PipelineResult["weights"] {
   const omni = methodSpecs(false).find((m) => m.name === "omni_dpo")!;
-  const o = objectiveFromConfig({ ...omni.config, beta: BASE_RECIPE.beta });
+  const o = objectiveFromConfig({
+    ...omni.config,
+    ...(eta === undefined ? {} : { uni_dpo_qual_eta: eta }),
+    beta: BASE_RECIPE.beta,
+  });
   const model = loadModel(sftDir);
   try {
     const options = {
@@ -786,4 +989,16 @@ function decouplingView(sftDir: string, tokenizer: Tokenizer, pairs: Pair[]): Pi
   } finally {
     model.dispose();
   }
+}
+
+/** `omni-dpo demo rm`: the shipped reward model remade by its recipe, in this process, from the shipped SFT start. */
+export async function remakeRewardModel(dir: string): Promise<RewardModelInfo> {
+  singleThreadForTinyModels();
+  const plan = planDemo({ outDir: dir, pipeline: "rm", rmDir: join(dir, "none") });
+  mkdirSync(dir, { recursive: true });
+  const { executeJob } = await import("./runs.js");
+  return makeRewardModel(dir, plan.sft.dir, plan.rm.prompts, {
+    sample: (job) => executeJob(job) as Promise<ScoredSamples>,
+    train: (job) => executeJob(job) as Promise<{ seconds: number }>,
+  });
 }

@@ -3,22 +3,26 @@ import { parseArgs } from "node:util";
 import { UsageError, positiveInt, nonNegative, type Command } from "../../src/cli/args.js";
 
 export const demoCommand: Command = {
-  help: `Usage: omni-dpo demo [--pipeline math|text|both] [--quick] [--seed N] [--train-seeds N] [--pair-seeds N]
+  help: `Usage: omni-dpo demo [--pipeline math|text|rm|all] [--quick] [--seed N] [--train-seeds N] [--pair-seeds N]
                      [--prompts N] [--val N] [--heldout N] [--ablations] [--jobs N] [--judge-noise S]
-                     [--out DIR] [--json]
+                     [--rm-eta E] [--rm-scale raw|std|z] [--out DIR] [--json]
        omni-dpo demo sft --out DIR [--save-at-step N]
+       omni-dpo demo rm --out DIR
 
 Preference learning tested in miniature, on this machine. A small Llama-style model (SFT on
 worked arithmetic solutions, shipped in assets/arith-sft) samples answers to new problems; a
 verifier and a noisy process judge score them; the math pipeline (verifier + judge) and the
-text pipeline (the judge alone, best vs worst) turn them into pairs. RFT (SFT on the chosen
+text pipeline (the judge alone, best vs worst) turn them into pairs; the rm pipeline has a small
+reward model (train-rm's trainer, on judge-labelled pairs of prompts no other stage sees;
+shipped in assets/arith-rm) score the same samples and pairs them best vs worst by it. RFT
+(SFT on the chosen
 answers), DPO, SimPO and Omni-DPO train from the same start, each at the learning rate its
 validation accuracy picks, over training seeds x pair-building seeds, and again at 2x and 4x
 DPO's learning rate. Held-out greedy accuracy decides; differences are paired, with 95%
 intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
 
-  --pipeline P      math, text or both (default both)
-  --quick           fewer problems and seeds, same design (about 1.5 minutes on 2 cores)
+  --pipeline P      math, text, rm or all (default all; "both" is its old name)
+  --quick           fewer problems and seeds, same design (about 2 minutes on 2 idle cores)
   --seed N          base seed: problem sets, first training and pair seed (default 0)
   --train-seeds N   training seeds per method (default 2; quick 1)
   --pair-seeds N    pair-building seeds (default 3; quick 2)
@@ -28,11 +32,16 @@ intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
   --ablations       also train Omni-DPO without each of w_qual, w_perf and c-NLL
   --jobs N          worker processes (default: one per core)
   --judge-noise S   the process judge's noise, in score points (default 1.5)
+  --rm-eta E        the rm pipeline's Omni-DPO η (default 1: on raw scores, w_qual is the
+                    reward model's own probability that the label is right)
+  --rm-scale S      the reward model's scores as w_qual reads them: raw (default), std (gaps
+                    divided by their standard deviation) or z (the reference's normalised margin)
   --out DIR         where runs and the report go (default ./omni-dpo-demo)
   --json            print one JSON object with the results
 
 demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-at-step N
                     takes it at step N of the recipe's schedule (default: the recipe's)
+demo rm --out DIR   retrains the shipped reward model with its recipe (rm_recipe.json)
 `,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -53,6 +62,8 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
         prompts: { type: "string" },
         val: { type: "string" },
         heldout: { type: "string" },
+        "rm-eta": { type: "string" },
+        "rm-scale": { type: "string" },
       },
     });
     const demo = await import("./arith.js");
@@ -73,14 +84,27 @@ demo sft --out DIR  retrains the shipped SFT checkpoint with its recipe; --save-
       );
       return 0;
     }
+    if (positionals[0] === "rm") {
+      if (!values.out) throw new UsageError("demo rm: --out DIR is required");
+      const r = await demo.remakeRewardModel(values.out);
+      console.log(
+        `reward model saved to ${values.out} (${r.trainPairs} training pairs, ${r.heldoutPairs} held out, ${r.trainSeconds.toFixed(0)} s)`,
+      );
+      return 0;
+    }
     if (positionals.length) throw new UsageError(`demo: unknown argument '${positionals[0]}'`);
-    const pipeline = values.pipeline ?? "both";
-    if (pipeline !== "math" && pipeline !== "text" && pipeline !== "both")
-      throw new UsageError(`demo: --pipeline must be math, text or both, got '${pipeline}'`);
+    const pipeline = values.pipeline ?? "all";
+    if (!["math", "text", "rm", "all", "both"].includes(pipeline))
+      throw new UsageError(`demo: --pipeline must be math, text, rm or all, got '${pipeline}'`);
+    const rmScale = values["rm-scale"] ?? "raw";
+    if (!(demo.RM_SCALES as readonly string[]).includes(rmScale))
+      throw new UsageError(`demo: --rm-scale must be raw, std or z, got '${rmScale}'`);
     const { demoSummary, writeDemoReport, demoJson } = await import("./report.js");
     let bar: InstanceType<typeof Progress> | null = null;
     const result = await demo.runDemo({
-      pipeline,
+      pipeline: pipeline as "math" | "text" | "rm" | "all",
+      rmEta: values["rm-eta"] ? nonNegative(values["rm-eta"], "--rm-eta", demo.RM_ETA) : undefined,
+      rmScale: rmScale as "raw" | "std" | "z",
       quick: values.quick,
       seed: positiveInt(values.seed, "--seed", 0, true),
       trainSeeds: values["train-seeds"] ? positiveInt(values["train-seeds"], "--train-seeds", 1) : undefined,

@@ -6,12 +6,15 @@
 //   - text: the judge alone, as a reward model; best against worst of the K samples with both
 //     scores, no verifier (the reference's text rules, src/data/text-build.ts). Its labels can
 //     be wrong, which is what Omni-DPO's quality weight is for.
+//   - rm: a small reward model, trained on judge-labelled pairs from prompts no other stage sees,
+//     scores the same samples; best against worst by its score (apps/demo/reward-model.ts). Its
+//     gaps are small and noisy, the regime the paper credits Omni-DPO's quality weight with.
 // The verifier's verdicts ride along on every pair so the demo can say how often a label is wrong.
 import { emptyStats, pairsFromSamples, type BuildStats, type Pair, type ScoredSamples } from "../../src/data/build.js";
 import { bestAndWorst } from "../../src/data/text-build.js";
 
-export type PipelineName = "math" | "text";
-export const PIPELINES: readonly PipelineName[] = ["math", "text"];
+export type PipelineName = "math" | "text" | "rm";
+export const PIPELINES: readonly PipelineName[] = ["math", "text", "rm"];
 
 /** The math pipeline's binarisation settings (the reference's rules; margin 2 on this judge's 0..10 scale). */
 export const MATH_RULES = { chosen: "highest", rejected: "lowest", margin: 2, minChosenScore: 6 } as const;
@@ -19,9 +22,12 @@ export const MATH_RULES = { chosen: "highest", rejected: "lowest", margin: 2, mi
 export interface PipelinePairs {
   pairs: Pair[];
   stats: BuildStats;
+  /** Per pair: which prompt, and which of its samples are chosen and rejected (best-vs-worst pipelines). */
+  picks?: { prompt: number; chosen: number; rejected: number }[];
 }
 
-export function pipelinePairs(pipeline: PipelineName, samples: ScoredSamples, seed: number): PipelinePairs {
+/** The math and text pipelines' pairs (the rm pipeline's come from rmPairs, once its reward model has scored). */
+export function pipelinePairs(pipeline: "math" | "text", samples: ScoredSamples, seed: number): PipelinePairs {
   return pipeline === "math" ? pairsFromSamples(samples, { ...MATH_RULES, seed }) : textPairs(samples);
 }
 
@@ -29,6 +35,7 @@ export function pipelinePairs(pipeline: PipelineName, samples: ScoredSamples, se
 export function textPairs(samples: ScoredSamples): PipelinePairs {
   const stats = emptyStats(samples);
   const pairs: Pair[] = [];
+  const picks: NonNullable<PipelinePairs["picks"]> = [];
   samples.scored.forEach((scored, i) => {
     if (new Set(scored.map((s) => s.response)).size === 1) {
       stats.identicalDropped++;
@@ -49,9 +56,33 @@ export function textPairs(samples: ScoredSamples): PipelinePairs {
       chosen_correct: w.correct,
       rejected_correct: l.correct,
     });
+    picks.push({ prompt: i, ...pick });
   });
   stats.pairs = pairs.length;
-  return { pairs, stats };
+  return { pairs, stats, picks };
+}
+
+/**
+ * The rm pipeline's pairs: best against worst by the reward model's score (`rewards[i][j]` for
+ * sample j of prompt i, times `scale`, become the pairs' scores, which w_qual reads), as the
+ * text pipeline picks by the judge's. Also returns the judge's scores of each pair's two answers,
+ * to measure how often the reward model's label is backwards against the judge.
+ */
+export function rmPairs(
+  samples: ScoredSamples,
+  rewards: number[][],
+  scale: number,
+): PipelinePairs & { judge: { chosen: number; rejected: number }[] } {
+  const rescored = {
+    ...samples,
+    scored: samples.scored.map((xs, i) => xs.map((s, j) => ({ ...s, score: rewards[i][j] * scale }))),
+  };
+  const built = textPairs(rescored);
+  const judge = built.picks!.map(({ prompt, chosen, rejected }) => ({
+    chosen: samples.scored[prompt][chosen].score,
+    rejected: samples.scored[prompt][rejected].score,
+  }));
+  return { ...built, judge };
 }
 
 export interface LabelQuality {
@@ -87,4 +118,40 @@ export function rocAuc(positives: number[], negatives: number[]): number {
   let wins = 0;
   for (const x of positives) for (const y of negatives) wins += x > y ? 1 : x === y ? 0.5 : 0;
   return wins / (positives.length * negatives.length);
+}
+
+export interface JudgeAgreement {
+  pairs: number;
+  /** Share of pairs the judge orders the other way (it scores the chosen answer below the rejected one). */
+  backwards: number;
+  /** Share of pairs the judge scores alike (no order to agree with). */
+  tied: number;
+  /**
+   * Among pairs the judge orders: the probability that a pair it agrees with has a larger
+   * reward-model gap than one it reverses (ROC AUC; 0.5 = the gap says nothing). Null when
+   * either kind is missing.
+   */
+  gap_auc: number | null;
+}
+
+/**
+ * How a reward model's labels compare with the judge it learned from: `pairs` carry the reward
+ * model's scores (score_chosen > score_rejected), `judge` the judge's scores of the same answers.
+ */
+export function judgeAgreement(pairs: Pair[], judge: { chosen: number; rejected: number }[]): JudgeAgreement {
+  if (pairs.length !== judge.length) throw new RangeError(`${pairs.length} pairs but ${judge.length} judge scores`);
+  const n = Math.max(pairs.length, 1);
+  const agree: number[] = [];
+  const reversed: number[] = [];
+  pairs.forEach((p, i) => {
+    const gap = p.score_chosen - p.score_rejected;
+    if (judge[i].chosen > judge[i].rejected) agree.push(gap);
+    else if (judge[i].chosen < judge[i].rejected) reversed.push(gap);
+  });
+  return {
+    pairs: pairs.length,
+    backwards: reversed.length / n,
+    tied: (pairs.length - agree.length - reversed.length) / n,
+    gap_auc: agree.length && reversed.length ? rocAuc(agree, reversed) : null,
+  };
 }

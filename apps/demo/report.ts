@@ -4,7 +4,8 @@
 // quality and the starting policy's w_qual-against-w_perf scatter.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Comparison, DemoResult, MethodResult, PipelineResult } from "./arith.js";
+import type { Comparison, DemoResult, MethodResult, PipelineResult, RewardModelReport } from "./arith.js";
+import type { Quantiles } from "./statistics.js";
 import { barChart, esc, lineChart, PALETTE, pearson, scatterPlot } from "../../src/report/svg.js";
 import { dashboardHtml, readRuns } from "../../src/report/dashboard-page.js";
 
@@ -37,6 +38,34 @@ const vsSft = (p: PipelineResult, m: MethodResult) => p.comparisons.find((c) => 
 
 /** Mean over pair seeds of a number per seed. */
 const meanOver = <T>(xs: T[], f: (x: T) => number) => xs.reduce((s, x) => s + f(x), 0) / Math.max(xs.length, 1);
+
+const num = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
+const fiveNumbers = (q: Quantiles) =>
+  `median ${num(q.median)} (10th-90th percentile ${num(q.p10)} to ${num(q.p90)}, quartiles ${num(q.p25)} to ${num(q.p75)})`;
+
+/**
+ * The rm pipeline's reward model in sentences: its held-out accuracy, its gaps, how its labels
+ * compare with the judge's, and the w_qual they produce at the η used (and why that η).
+ */
+export function rewardModelLines(rm: RewardModelReport): string[] {
+  const seeds = rm.per_pair_seed;
+  const auc = seeds.map((s) => s.judge.gap_auc).filter((x): x is number => x !== null);
+  const why =
+    rm.scale === "raw" && rm.eta === 1
+      ? "at η 1 on its raw scores, w_qual = σ(r_w − r_l) is the reward model's own probability that the label is right"
+      : `at η ${rm.eta} on ${rm.scale === "raw" ? "raw" : rm.scale === "std" ? "std-scaled" : "z-normalised"} scores`;
+  return [
+    `reward model: trained on ${rm.train_pairs} judge-labelled pairs of prompts no other stage sees (${rm.train_seconds.toFixed(0)} s); ` +
+      `orders ${pct(rm.heldout_accuracy)} of ${rm.heldout_pairs} held-out pairs as the judge does`,
+    `its best-vs-worst gaps (reward-model units), first pair seed: ${fiveNumbers(seeds[0].gap)}`,
+    `against the judge: label backwards in ${pct(meanOver(seeds, (s) => s.judge.backwards))} of pairs, judge tied in ` +
+      `${pct(meanOver(seeds, (s) => s.judge.tied))}; ` +
+      (auc.length
+        ? `the gap tells a label the judge agrees with from a backwards one with AUC ${meanOver(auc, (x) => x).toFixed(2)}`
+        : "no backwards label, so no AUC"),
+    `w_qual of the training pairs (first pair seed), ${why}: ${fiveNumbers(rm.w_qual)}`,
+  ];
+}
 
 function dataLine(p: PipelineResult): string {
   const auc = p.data.map((d) => d.labels.gap_auc).filter((x): x is number => x !== null);
@@ -81,6 +110,7 @@ export function demoSummary(r: DemoResult): string {
       ];
       return [
         `== ${p.name} pipeline ==`,
+        ...(p.reward_model ? rewardModelLines(p.reward_model) : []),
         dataLine(p),
         "",
         table(rows),
@@ -134,6 +164,13 @@ function pipelineSection(p: PipelineResult): string {
     p.weights.map((w) => w.w_perf),
   );
   return `<section id="pipeline-${p.name}"><h2>The ${p.name} pipeline</h2>
+${
+  p.reward_model
+    ? `<ul>${rewardModelLines(p.reward_model)
+        .map((l) => `<li>${esc(l)}</li>`)
+        .join("")}</ul>`
+    : ""
+}
 <p>${esc(dataLine(p))}.</p>
 <table>${head}
 <tr><td>SFT (start)</td><td></td><td>${pct(p.sft_accuracy.mean)}</td><td></td><td></td><td></td><td></td></tr>
@@ -161,7 +198,8 @@ export function demoHtml(r: DemoResult): string {
   const before = `<h1>omni-dpo demo: preference training on arithmetic</h1>
 <p>A small Llama-style model, SFT-trained on worked solutions, samples ${s.samples} responses per prompt at T=${s.temperature};
 a verifier checks each final answer and a process judge (Gaussian noise σ=${s.judge_noise}) scores the steps 0–10. The math pipeline pairs them by the
-reference's rules (chosen: correct, score &gt; 6, highest; rejected: lowest, at most chosen − 2); the text pipeline by the judge alone (best against worst).
+reference's rules (chosen: correct, score &gt; 6, highest; rejected: lowest, at most chosen − 2); the text pipeline by the judge alone (best against worst);
+the rm pipeline by a small reward model trained on judge-labelled pairs of other prompts (best against worst of its scores).
 Every method starts from the same SFT model; its learning rate is the best on a validation split (tuning runs on their own training seed), its accuracy is
 measured on held-out problems over training seeds × pair-building seeds. Differences are paired (same seeds, same problems); their 95% intervals count
 both the seeds' and the problems' noise. Wall time ${r.wall_seconds.toFixed(0)} s.</p>
@@ -219,6 +257,7 @@ function pipelineJson(p: PipelineResult): Record<string, unknown> {
       runs: s.heldout_accuracy.runs,
     })),
     data: p.data,
+    ...(p.reward_model && { reward_model: p.reward_model }),
   };
 }
 

@@ -1,4 +1,4 @@
-// The demo's units of work and the pool of worker processes that runs them. A job is
+// The pool of worker processes that runs the demo's units of work (apps/demo/jobs.ts). A job is
 // self-contained (a recipe for `omni-dpo train`'s trainer, or a sampling request) and its result
 // depends on its inputs only, so jobs run in any order on any worker and the demo's numbers do
 // not depend on how many cores ran them.
@@ -7,39 +7,25 @@ import { rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadModel, loadTrainConfig, sampleAndScore, type ScoredSamples, train } from "../../src/index.js";
-import { arithScorer, arithTokenizer, type ArithProblem } from "../tasks/arith/index.js";
+import { loadModel, loadTrainConfig, sampleAndScore, train, trainRewardModel } from "../../src/index.js";
+import { arithScorer, arithTokenizer } from "../tasks/arith/index.js";
 import { greedyCorrect } from "./evaluate.js";
+import { pairwiseAccuracy, scoreSamples } from "./reward-model.js";
+import type { Job, JobResult } from "./jobs.js";
 
-/** K samples per prompt from the starting policy, scored by the verifier and the noisy process judge. */
-export interface SampleJob {
-  kind: "sample";
-  id: string;
-  sftDir: string;
-  prompts: string[];
-  samples: number;
-  temperature: number;
-  judgeNoise: number;
-  seed: number;
-}
-
-/** One training run through the trainer, then greedy correctness on `evaluate`. */
-export interface TrainJob {
-  kind: "train";
-  id: string;
-  /** The recipe, as a YAML file would give it (output_dir included). */
-  recipe: Record<string, unknown>;
-  evaluate: ArithProblem[];
-  /** Keep output_dir's logs (metrics, pair log) for the report; the weights are always removed. */
-  keepLogs: boolean;
-}
-
-export type Job = SampleJob | TrainJob;
-export type JobResult<J extends Job> = J extends SampleJob ? ScoredSamples : { correct: number[]; seconds: number };
+export type { Job, JobResult, RewardAccuracyJob, RewardModelJob, RewardScoreJob, SampleJob, TrainJob } from "./jobs.js";
 
 /** Runs one job in this process (a worker calls it). */
-export async function executeJob(job: Job): Promise<ScoredSamples | { correct: number[]; seconds: number }> {
+export async function executeJob(job: Job): Promise<JobResult<Job>> {
   const tokenizer = arithTokenizer();
+  if (job.kind === "reward-model") {
+    const start = Date.now();
+    const { config } = loadTrainConfig(job.recipe);
+    await trainRewardModel(config);
+    return { seconds: (Date.now() - start) / 1000 };
+  }
+  if (job.kind === "reward-accuracy") return pairwiseAccuracy(job.dir, tokenizer, job.pairs);
+  if (job.kind === "reward-score") return scoreSamples(job.dir, tokenizer, job.samples);
   if (job.kind === "sample") {
     const sft = loadModel(job.sftDir);
     try {

@@ -82,3 +82,28 @@ function sampleVariance(xs: number[]): number {
   const m = average(xs);
   return xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1);
 }
+
+/** A distribution in five numbers: the 10th, 25th, 50th, 75th and 90th percentiles. */
+export interface Quantiles {
+  p10: number;
+  p25: number;
+  median: number;
+  p75: number;
+  p90: number;
+}
+
+/**
+ * The percentiles of `xs`, each by linear interpolation between the closest ranks (numpy's and
+ * R's default: rank q * (n - 1) from 0). NaN for an empty list.
+ */
+export function quantiles(xs: number[]): Quantiles {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => {
+    if (sorted.length === 0) return NaN;
+    const r = q * (sorted.length - 1);
+    const lo = Math.floor(r);
+    const hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo] + (r - lo) * (sorted[hi] - sorted[lo]);
+  };
+  return { p10: at(0.1), p25: at(0.25), median: at(0.5), p75: at(0.75), p90: at(0.9) };
+}

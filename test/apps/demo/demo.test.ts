@@ -1,5 +1,5 @@
 // The embedded demo (apps/demo/*, apps/demo/report.ts, `omni-dpo demo`):
-//   - runDemo on tiny settings completes with both pipelines; every number it reports is the
+//   - runDemo on tiny settings completes with all three pipelines; every number it reports is the
 //     one its runs give (means of cells, paired differences, the sweep's points), the learning
 //     rate is the validation argmax, the report has every section and results.json is demoJson;
 //   - `omni-dpo demo --quick --pipeline math --json` on fewer problems prints one JSON object of
@@ -21,6 +21,7 @@ import {
   type MethodSpec,
 } from "../../../apps/demo/arith.js";
 import { demoHtml, demoJson, demoSummary, writeDemoReport } from "../../../apps/demo/report.js";
+import { readRewardModel, shippedRewardModelDir } from "../../../apps/demo/reward-model.js";
 import { loadModel } from "../../../src/models/auto.js";
 import { generate } from "../../../src/models/generate.js";
 import { arithTokenizer, formatPrompt, generateProblems, verify } from "../../../apps/tasks/arith/index.js";
@@ -37,7 +38,7 @@ const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) 
 const inUnit = (x: number, what: string) =>
   assert.ok(Number.isFinite(x) && x >= 0 && x <= 1, `${what} = ${x} is not in [0, 1]`);
 
-test("runDemo on tiny settings: both pipelines, and every reported number is what its runs give", async () => {
+test("runDemo on tiny settings: all three pipelines, and every reported number is what its runs give", async () => {
   const out = tempDir("omni-dpo-demo-");
   const all = methodSpecs(false);
   // Two methods and small grids keep this to ~30 short runs; the design is the full one's.
@@ -55,7 +56,7 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
   assert.equal(result.outDir, out);
   assert.deepEqual(
     result.pipelines.map((p) => p.name),
-    ["math", "text"],
+    ["math", "text", "rm"],
   );
   for (const p of result.pipelines) {
     const where = `${p.name} pipeline`;
@@ -76,6 +77,34 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
           .split("\n").length,
         d.pairs,
       );
+    }
+    assert.equal(p.reward_model !== undefined, p.name === "rm", "only the rm pipeline reports a reward model");
+    if (p.reward_model) {
+      const rm = p.reward_model;
+      inUnit(rm.heldout_accuracy, "the reward model's held-out accuracy");
+      assert.ok(rm.train_pairs >= 32 && rm.heldout_pairs >= 8, `${rm.train_pairs} + ${rm.heldout_pairs} pairs`);
+      const shipped = readRewardModel(shippedRewardModelDir())!;
+      assert.deepEqual(
+        [rm.train_pairs, rm.heldout_pairs],
+        [shipped.trainPairs, shipped.heldout.length],
+        "the shipped reward model, measured on its held-out pairs",
+      );
+      assert.deepEqual(
+        rm.per_pair_seed.map((s) => [s.pair_seed, s.judge.pairs]),
+        p.data.map((d) => [d.pair_seed, d.pairs]),
+      );
+      for (const s of rm.per_pair_seed) {
+        assert.ok(s.gap.p10 >= 0 && s.gap.p10 <= s.gap.median && s.gap.median <= s.gap.p90, "best minus worst");
+        assert.ok(s.judge.backwards + s.judge.tied <= 1);
+      }
+      assert.equal(rm.eta, 1);
+      // The w_qual distribution is the decoupling view's: σ(η · gap) of the first pair seed's pairs.
+      const sorted = p.weights.map((w) => w.w_qual).sort((a, b) => a - b);
+      assert.ok(
+        sorted.every((w) => w >= 0.5 && w < 1),
+        "a chosen answer scores above its rejected one",
+      );
+      assert.ok(rm.w_qual.p10 >= sorted[0] && rm.w_qual.p90 <= sorted[sorted.length - 1]);
     }
     if (p.name === "math")
       assert.ok(
@@ -144,7 +173,7 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
   const html = readFileSync(files.html, "utf8");
   assert.equal(html, demoHtml(result));
   assert.ok(html.startsWith("<!doctype html>") && html.trimEnd().endsWith("</html>"));
-  for (const id of ["results", "pipeline-math", "pipeline-text", "curves", "settings"])
+  for (const id of ["results", "pipeline-math", "pipeline-text", "pipeline-rm", "curves", "settings"])
     assert.ok(html.includes(`<section id="${id}">`), `section #${id}`);
   const svgs = html.match(/<svg[\s>]/g) ?? [];
   assert.ok(svgs.length >= 6, "per pipeline: accuracy bars, the lr sweep, the weights scatter");
@@ -162,10 +191,13 @@ test("runDemo on tiny settings: both pipelines, and every reported number is wha
   assert.deepEqual(fromFile, JSON.parse(JSON.stringify(demoJson(result))), "results.json is demoJson(result)");
   assert.deepEqual(
     fromFile.pipelines.map((p) => p.pipeline),
-    ["math", "text"],
+    ["math", "text", "rm"],
   );
   const summary = demoSummary(result);
-  assert.match(summary, /== math pipeline ==[\s\S]*== text pipeline ==/);
+  assert.match(summary, /== math pipeline ==[\s\S]*== text pipeline ==[\s\S]*== rm pipeline ==/);
+  assert.match(summary, /reward model: trained on \d+ judge-labelled pairs[\s\S]*held-out pairs as the judge does/);
+  assert.match(summary, /against the judge: label backwards in \d+\.\d%/);
+  assert.match(summary, /w_qual of the training pairs \(first pair seed\), at η 1 on its raw scores/);
   assert.match(
     summary,
     /Omni-DPO - DPO: [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] points \(95% CI\): (within noise|better beyond noise|worse beyond noise)/,
@@ -225,7 +257,11 @@ test("omni-dpo demo: bad flags are usage errors naming the flag", () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [CLI, "demo", ...args], { encoding: "utf8" });
   const pipeline = run("--pipeline", "maths");
   assert.notEqual(pipeline.status, 0);
-  assert.match(pipeline.stderr, /--pipeline must be math, text or both, got 'maths'/);
+  assert.match(pipeline.stderr, /--pipeline must be math, text, rm or all, got 'maths'/);
+  const scale = run("--rm-scale", "log");
+  assert.notEqual(scale.status, 0);
+  assert.match(scale.stderr, /--rm-scale must be raw, std or z, got 'log'/);
+  assert.match(run("--rm-eta=-1").stderr, /--rm-eta must be a non-negative number, got '-1'/);
   const step = run("sft", "--out", tempDir("omni-dpo-sft-"), "--save-at-step", "2000");
   assert.notEqual(step.status, 0);
   assert.match(step.stderr, /--save-at-step 2000 is past the schedule's 1500 steps/);

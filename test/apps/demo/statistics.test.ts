@@ -2,8 +2,8 @@
 // (apps/demo/pipelines.ts), against values worked out by hand in the comments.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { pairedDifference, spread, studentT975, verdict } from "../../../apps/demo/statistics.js";
-import { labelQuality, rocAuc, textPairs } from "../../../apps/demo/pipelines.js";
+import { pairedDifference, quantiles, spread, studentT975, verdict } from "../../../apps/demo/statistics.js";
+import { judgeAgreement, labelQuality, rmPairs, rocAuc, textPairs } from "../../../apps/demo/pipelines.js";
 import type { Pair } from "../../../src/data/build.js";
 
 const close = (a: number, b: number, what: string, tol = 1e-12) =>
@@ -165,4 +165,78 @@ test("textPairs: best against worst by score; identical samples and tied scores 
   assert.equal(built.stats.identicalDropped, 1);
   assert.equal(built.stats.noPair, 1);
   assert.equal(built.stats.pairs, 1);
+});
+
+test("quantiles: linear interpolation between closest ranks, worked by hand", () => {
+  // Sorted 1, 2, 4, 8, 16 (n = 5): rank q * 4. p10 at 0.4: 1 + 0.4 * 1 = 1.4; p25 at 1: 2; median at 2: 4;
+  // p75 at 3: 8; p90 at 3.6: 8 + 0.6 * 8 = 12.8.
+  const q = quantiles([16, 4, 1, 8, 2]);
+  close(q.p10, 1.4, "p10");
+  close(q.p25, 2, "p25");
+  close(q.median, 4, "median");
+  close(q.p75, 8, "p75");
+  close(q.p90, 12.8, "p90");
+  assert.deepEqual(quantiles([3]), { p10: 3, p25: 3, median: 3, p75: 3, p90: 3 });
+  assert.ok(Number.isNaN(quantiles([]).median));
+});
+
+test("judgeAgreement: backwards and tied labels against the judge, and the AUC of the reward model's gap", () => {
+  // Reward-model gaps 3, 1, 2, 0.5, 4; the judge agrees with the first two and the last, reverses
+  // the third and fourth, and ties none: backwards 2/5. AUC over agreeing gaps {3, 1, 4} against
+  // reversed {2, 0.5}: 3 beats both, 1 beats 0.5 only, 4 beats both: 5 of 6.
+  const pairs = [3, 1, 2, 0.5, 4].map((g) => pair(true, false, g));
+  const judge = [
+    { chosen: 8, rejected: 2 },
+    { chosen: 6, rejected: 5 },
+    { chosen: 4, rejected: 7 },
+    { chosen: 3, rejected: 3.5 },
+    { chosen: 9, rejected: 1 },
+  ];
+  const a = judgeAgreement(pairs, judge);
+  assert.equal(a.pairs, 5);
+  close(a.backwards, 2 / 5, "backwards");
+  close(a.tied, 0, "tied");
+  close(a.gap_auc!, 5 / 6, "auc");
+  // A tie counts as neither; with no reversed pair there is no AUC.
+  const b = judgeAgreement(pairs.slice(0, 2), [
+    { chosen: 5, rejected: 5 },
+    { chosen: 6, rejected: 1 },
+  ]);
+  close(b.tied, 1 / 2, "tied");
+  close(b.backwards, 0, "backwards");
+  assert.equal(b.gap_auc, null);
+  assert.throws(() => judgeAgreement(pairs, judge.slice(1)), /5 pairs but 4 judge scores/);
+});
+
+test("rmPairs: best against worst by the reward model's score (scaled), with the judge's scores of the same answers", () => {
+  const s = (response: string, score: number, correct: boolean) => ({ response, score, correct });
+  const samples = {
+    prompts: ["A", "B"],
+    scoreScale: 1,
+    correctShare: 0.5,
+    scored: [
+      [s("x", 9, true), s("y", 2, false), s("z", 5, false)],
+      [s("p", 4, true), s("q", 6, false)],
+    ],
+  };
+  // The reward model prefers z over x in A (the judge does not), q over p in B.
+  const built = rmPairs(
+    samples,
+    [
+      [0.5, -1, 1.5],
+      [0.1, 0.3],
+    ],
+    2,
+  );
+  assert.deepEqual(
+    built.pairs.map((p) => [p.prompt, p.chosen, p.rejected, p.score_chosen, p.score_rejected]),
+    [
+      ["A", "z", "y", 3, -2],
+      ["B", "q", "p", 0.6, 0.2],
+    ],
+  );
+  assert.deepEqual(built.judge, [
+    { chosen: 5, rejected: 2 },
+    { chosen: 6, rejected: 4 },
+  ]);
 });
