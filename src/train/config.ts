@@ -384,6 +384,7 @@ export function loadTrainConfig(
   const datasetColumns: TrainConfig["datasetColumns"] = {};
   if (values.dataset !== null) {
     // LLaMA-Factory's dataset: each name an entry of dataset_dir/dataset_info.json, read as dataset_mixer {file: 1}.
+    fields.datasetDir ??= path("data");
     const info = join(fields.datasetDir as string, "dataset_info.json");
     const names = typeof values.dataset === "string" ? values.dataset.split(",") : (values.dataset as string[]);
     const mixer: Record<string, number> = {};

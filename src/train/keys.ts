@@ -440,11 +440,13 @@ export const RECIPE_KEYS = {
   },
   dataset_dir: {
     kind: "path",
-    default: "data",
+    default: null,
     group: "data",
     follows: "LLaMA-Factory DataArguments",
     resume: "hard",
-    help: "The folder holding dataset_info.json and its entries' files (as LLaMA-Factory's dataset_dir).",
+    help:
+      "The folder holding dataset_info.json and its entries' files (LLaMA-Factory's dataset_dir); None: " +
+      "the folder data beside the recipe (LLaMA-Factory's default, data, read from where it runs).",
   },
   media_dir: {
     kind: "path",
