@@ -1,6 +1,6 @@
 // `omni-dpo serve` on a tiny Qwen2-VL, through the official openai client: a chat message with an
 // image part (a data: URL, PNG or JPEG) is answered greedily as `omni-dpo generate --image` answers
-// the same question about the same image file; an image request and a text request sent together
+// the same question about the same image file (streamed too); an image request and a text request sent together
 // answer as they do alone (the image row prefilled on its own, then decoded with the other); remote
 // URLs and undecodable images are refused with a 400 naming the field.
 import assert from "node:assert/strict";
@@ -66,6 +66,25 @@ test("serve: an image_url part (PNG, JPEG) is answered greedily as generate --im
     assert.equal(a.choices[0].message.content, expected[i].completion, `image ${i}`);
     assert.equal(a.usage?.completion_tokens, expected[i].tokens, `image ${i}`);
   });
+  // Streamed: the chunks join to the same answer.
+  const stream = await client.chat.completions.create({
+    model: "vl",
+    temperature: 0,
+    max_tokens: MAX_NEW,
+    stream: true,
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "image_url", image_url: { url: dataUrl(png, "image/png") } },
+          { type: "text", text: QUESTION },
+        ],
+      },
+    ],
+  });
+  let streamed = "";
+  for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(streamed, expected[0].completion);
   // Sent together with a text-only chat: each answers as it does alone.
   const text = () =>
     client.chat.completions.create({
