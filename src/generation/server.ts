@@ -1,7 +1,8 @@
 // `omni-dpo serve`: an OpenAI-compatible HTTP server over one model: GET /v1/models,
 // POST /v1/completions (plain prompts) and POST /v1/chat/completions (messages rendered with the
-// model's chat template; a vision-language model's also take images as data: URLs), with n, seed, temperature, top_p, top_k (vLLM's extension),
-// max_tokens, stop and streaming (server-sent events). Every request's rows go to one
+// model's chat template; a vision-language model's also take images as data: URLs), with n,
+// seed, temperature, top_p, top_k (vLLM's extension), max_tokens, stop and streaming
+// (server-sent events). Every request's rows go to one
 // ContinuousBatcher, so concurrent requests share decoding steps. A bad request gets OpenAI's
 // error object with the field named (400), never a crash.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";

@@ -16,8 +16,8 @@ with n, seed (sample j of a request uses seed + j), temperature (default 1), top
 max_tokens (default 16 for completions, the rest of the context for chat), stop, and
 stream (server-sent events). A vision-language model (Qwen2-VL) answers about images: chat
 content parts {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}} (PNG or
-JPEG inline; http(s) URLs are refused, the server fetches nothing). Concurrent requests are decoded together (continuous batching:
-rows join and leave the running batch at every step). A bad request gets an OpenAI-style error
+JPEG inline; http(s) URLs are refused, the server fetches nothing). Concurrent requests are
+decoded together (continuous batching: rows join and leave the running batch at every step). A bad request gets an OpenAI-style error
 naming the field (HTTP 400).
 
   --model DIR         the model directory (config.json, safetensors, tokenizer)
