@@ -17,8 +17,8 @@ max_tokens (default 16 for completions, the rest of the context for chat), stop,
 stream (server-sent events). A vision-language model (Qwen2-VL) answers about images: chat
 content parts {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}} (PNG or
 JPEG inline; http(s) URLs are refused, the server fetches nothing). Concurrent requests are
-decoded together (continuous batching: rows join and leave the running batch at every step). A bad request gets an OpenAI-style error
-naming the field (HTTP 400).
+decoded together (continuous batching: rows join and leave the running batch at every step).
+A bad request gets an OpenAI-style error naming the field (HTTP 400).
 
   --model DIR         the model directory (config.json, safetensors, tokenizer)
   --adapter DIR       a LoRA adapter trained on --model, served on top of it
