@@ -11,7 +11,7 @@ import { MetricsSink } from "../../src/train/metrics.js";
 import { prepareData, train } from "../../src/train/trainer.js";
 import { visionOf } from "../../src/train/vision.js";
 import type { ImageTokenizedPair } from "../../src/data/image-tokenize.js";
-import { tempDir } from "../helpers/toy.js";
+import { tempDir, writeToyModel } from "../helpers/toy.js";
 import { writeColourPairs, writeTinyQwen2VL } from "../helpers/qwen2-vl.js";
 
 const root = tempDir("omni-dpo-vl-dataset-info-");
@@ -94,6 +94,10 @@ test("dataset: a missing entry, dataset_info.json or file is named; images are s
     () => recipe({ dataset: "gone", dataset_dir: broken }, "x"),
     /'gone': field 'file_name': .*gone\.jsonl: file not found/,
   );
+  // A text model: dataset_info.json entries describe image pairs here, so `dataset` is refused by name.
+  const text = writeToyModel(join(root, "text-model"));
+  const textRun = { model_name_or_path: text, dataset: "colour_pairs", dataset_dir: dataDir, media_dir: root };
+  await assert.rejects(prepareData(recipe(textRun, "x")), /key 'dataset': .*takes no images/);
   // media_dir left out: LLaMA-Factory's default, dataset_dir, where these images are not.
   await assert.rejects(
     prepareData(recipe({ dataset: "colour_pairs", dataset_dir: dataDir }, "x")),
