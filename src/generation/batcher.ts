@@ -4,10 +4,13 @@
 // for every running row; rows that finish leave the batch and the cache at once, so a long
 // answer never holds the short ones back. Between steps the event loop runs, so new requests
 // join the next step. Each row samples from its own seeded stream (the in-process sampler's
-// per-row streams), so an answer does not depend on what else is in the batch.
+// per-row streams), so an answer does not depend on what else is in the batch. A row with images
+// (Qwen2-VL) is prefilled on its own, as its images feed only its prefill; it then decodes with
+// the others (its M-RoPE offset travels with its cache row).
 import * as torch from "../torch/index.js";
 import { KVCache } from "../models/cache.js";
 import type { CausalLM } from "../models/causal-lm.js";
+import type { ImageInputs } from "../models/qwen2-vl.js";
 import { pickTokens } from "../models/generate.js";
 import { mulberry32 } from "../util/random.js";
 
@@ -25,6 +28,8 @@ export interface RowRequest {
   onText?: (delta: string) => void;
   /** Aborted when the client has gone: the row leaves the batch at the next step. */
   signal?: AbortSignal;
+  /** The images the prompt's image tokens stand for (a model that takes them); the caller disposes them. */
+  images?: ImageInputs;
 }
 
 export interface RowResult {
@@ -130,7 +135,11 @@ export class ContinuousBatcher {
   #admit(): void {
     const room = this.#options.maxBatch - this.#running.length;
     if (room <= 0 || this.#waiting.length === 0) return;
-    const joining = this.#waiting.splice(0, room).filter((w) => !this.#cancelled(w));
+    // A row with images is prefilled alone; rows without join together up to the next one with.
+    const withImages = (w: Waiting) => w.request.images !== undefined;
+    const firstImage = this.#waiting.findIndex(withImages);
+    const take = firstImage === 0 ? 1 : firstImage > 0 ? Math.min(room, firstImage) : room;
+    const joining = this.#waiting.splice(0, take).filter((w) => !this.#cancelled(w));
     if (joining.length === 0) return;
     const longest = Math.max(...joining.map((w) => w.request.ids.length));
     const rows: Active[] = joining.map((w) => {
@@ -149,6 +158,7 @@ export class ContinuousBatcher {
         rows,
         cache,
         rows.map((r) => r.ids),
+        rows[0].request.images,
       );
       // Both sides left-padded to one cache length, as the caches are joined: a running row's
       // last id is not cached yet, a joining row's first answer token is appended below.
@@ -183,8 +193,8 @@ export class ContinuousBatcher {
     this.#accept(next, 0);
   }
 
-  /** Runs the model over `feed` [B, T] with the rows' masks and picks each row's next token. */
-  #forward(rows: Active[], cache: KVCache, feed: number[][]): number[] {
+  /** Runs the model over `feed` [B, T] with the rows' masks (a prefill: its images) and picks each row's next token. */
+  #forward(rows: Active[], cache: KVCache, feed: number[][], images?: ImageInputs): number[] {
     this.steps++;
     this.widest = Math.max(this.widest, rows.length);
     const device = this.#model.device;
@@ -195,7 +205,8 @@ export class ContinuousBatcher {
         { dtype: "int64", device },
       ); // [B, past + T]
       // The head on the last position only, as the in-process sampler does.
-      const hidden = this.#model.hiddenStates(input, { attentionMask: attention, cache }); // [B, T, C]
+      const options = { attentionMask: attention, cache, ...images };
+      const hidden = this.#model.hiddenStates(input, options); // [B, T, C]
       const last = this.#model.logitsFromHidden(hidden.select(1, hidden.shape[1] - 1)).to("float32"); // [B, V]
       return pickPerRow(
         last,

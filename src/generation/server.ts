@@ -1,17 +1,20 @@
 // `omni-dpo serve`: an OpenAI-compatible HTTP server over one model: GET /v1/models,
 // POST /v1/completions (plain prompts) and POST /v1/chat/completions (messages rendered with the
-// model's chat template), with n, seed, temperature, top_p, top_k (vLLM's extension),
-// max_tokens, stop and streaming (server-sent events). Every request's rows go to one
+// model's chat template; a vision-language model's also take images as data: URLs), with n,
+// seed, temperature, top_p, top_k (vLLM's extension), max_tokens, stop and streaming
+// (server-sent events). Every request's rows go to one
 // ContinuousBatcher, so concurrent requests share decoding steps. A bad request gets OpenAI's
 // error object with the field named (400), never a crash.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
-import type { Message } from "../text/chat-template.js";
+import type { ChatMessage, Message } from "../text/chat-template.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { stopTokenIds } from "../models/generation-config.js";
-import type { Tokenizer } from "../text/index.js";
+import type { ImageInputs } from "../models/qwen2-vl.js";
+import type { Qwen2VLProcessor, Tokenizer } from "../text/index.js";
 import { ContinuousBatcher, type RowResult } from "./batcher.js";
+import { type ChatWithImages, ContentPartError, readChatMessages } from "./chat-images.js";
 import { promptIds } from "./prompt.js";
 
 export interface ServeOptions {
@@ -23,6 +26,11 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Called for each request served (method, path, status). */
   onRequest?: (line: string) => void;
+  /**
+   * A vision-language model's processor: chat messages may then hold image parts, rendered with
+   * its chat template and encoded by it. Without one, an image part is refused (400, named).
+   */
+  processor?: Qwen2VLProcessor;
 }
 
 export interface RunningServer {
@@ -76,16 +84,49 @@ export async function startServer(
     }
     if (req.method !== "POST") throw new RequestError(405, `${path} takes POST`);
     const body = await readBody(req);
-    const params = parseParams(body, chat, options.name);
-    const prompts = chat ? [body.messages as Message[]] : (params.prompts as (string | number[])[]);
+    const params = parseParams(body, chat, options.name, options.processor !== undefined);
+    const prompts = chat ? [params.chat!.messages] : (params.prompts as (string | number[])[]);
+    // A chat with images: its ids through the processor (pads expanded), its pixels for its prefill.
+    let images: ImageInputs | undefined;
     const encoded = prompts.map((p) => {
       if (Array.isArray(p) && typeof p[0] === "number") return p as number[];
       try {
+        if (chat && options.processor) {
+          const processor = options.processor;
+          const text = processor.applyChatTemplate(p as ChatMessage[], { addGenerationPrompt: true });
+          const out = processor.encode({ text, images: params.chat!.images });
+          const ids = (out.inputIds.toArray() as number[][])[0]!; // [T]
+          out.inputIds.dispose();
+          out.attentionMask.dispose();
+          if (out.pixelValues && out.imageGridThw) {
+            const device = model.device;
+            images = { pixelValues: out.pixelValues.to({ device }), imageGridThw: out.imageGridThw.to({ device }) };
+            out.pixelValues.dispose();
+            out.imageGridThw.dispose();
+          }
+          return ids;
+        }
         return promptIds(tokenizer, p as string | Message[]);
       } catch (e) {
         throw new RequestError(400, (e as Error).message, chat ? "messages" : "prompt");
       }
     });
+    try {
+      return await answer(req, res, chat, params, encoded, images);
+    } finally {
+      images?.pixelValues?.dispose();
+      images?.imageGridThw?.dispose();
+    }
+  };
+
+  const answer = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    chat: boolean,
+    params: Params,
+    encoded: number[][],
+    images: ImageInputs | undefined,
+  ): Promise<number> => {
     const vocab = model.vocabSize;
     encoded.forEach((ids, i) => {
       const param = chat ? "messages" : "prompt";
@@ -165,6 +206,7 @@ export async function startServer(
               seed: (baseSeed + c.j) >>> 0,
               stop: params.stop,
               signal,
+              images,
               onText: (delta) => piece(c.index, delta, null),
             })
             .then((r) => {
@@ -196,6 +238,7 @@ export async function startServer(
             seed: (baseSeed + c.j) >>> 0,
             stop: params.stop,
             signal,
+            images,
           }),
         ),
       );
@@ -297,6 +340,8 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 interface Params {
   prompts?: (string | number[])[];
+  /** A chat's messages (image parts as {type: "image"}) and its images' pixels. */
+  chat?: ChatWithImages;
   n: number;
   seed?: number;
   temperature: number;
@@ -309,7 +354,7 @@ interface Params {
 }
 
 /** The request's sampling parameters, checked field by field (OpenAI's defaults where absent). */
-function parseParams(body: Record<string, unknown>, chat: boolean, served: string): Params {
+function parseParams(body: Record<string, unknown>, chat: boolean, served: string, takesImages: boolean): Params {
   const bad = (param: string, what: string) =>
     new RequestError(400, `'${param}' ${what}, got ${JSON.stringify(body[param])}`, param);
   const num = (param: string, fallback: number, ok: (x: number) => boolean, what: string): number => {
@@ -329,27 +374,16 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
     throw new RequestError(404, message, "model", "model_not_found");
   }
   let prompts: (string | number[])[] | undefined;
+  let chatMessages: Params["chat"];
   if (chat) {
     const m = body.messages;
     if (!Array.isArray(m) || m.length === 0) throw bad("messages", "must be a non-empty list of {role, content}");
-    m.forEach((x, i) => {
-      const ok = typeof x === "object" && x !== null && typeof x.role === "string" && typeof x.content === "string";
-      const at = `messages[${i}]`;
-      // OpenAI-style image parts ({type: "image_url"}): not served; named so the client knows which part.
-      const parts: unknown[] = Array.isArray(x?.content) ? x.content : [];
-      const image = parts.findIndex(
-        (p) => typeof p === "object" && p !== null && (p as { type?: unknown }).type === "image_url",
-      );
-      if (image >= 0) {
-        const part = `${at}.content[${image}]`;
-        throw new RequestError(
-          400,
-          `'${part}': image content parts are not served; ask about images with omni-dpo generate --image FILE`,
-          part,
-        );
-      }
-      if (!ok) throw new RequestError(400, `'${at}' must be {role: string, content: string}`, at);
-    });
+    try {
+      chatMessages = readChatMessages(m, takesImages);
+    } catch (e) {
+      if (e instanceof ContentPartError) throw new RequestError(400, e.message, e.param);
+      throw e;
+    }
   } else {
     const p = body.prompt;
     const tokens = (x: unknown) => Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t));
@@ -387,6 +421,7 @@ function parseParams(body: Record<string, unknown>, chat: boolean, served: strin
   }
   return {
     prompts,
+    chat: chatMessages,
     n: int("n", (x) => x >= 1 && x <= 128, "must be an integer from 1 to 128") ?? 1,
     seed: int("seed", (x) => Number.isSafeInteger(x), "must be an integer"),
     temperature: num("temperature", 1, (x) => x >= 0 && x <= 2, "must be a number from 0 to 2"),

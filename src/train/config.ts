@@ -5,7 +5,8 @@
 // file, the key and the value, and keys the trainer does not act on are, as the table says,
 // warned about (tooling) or refused (they would change training).
 import { existsSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { readDatasetInfoEntry, type DatasetInfoEntry, type RankingColumns } from "../data/image-records.js";
 import { isWithin } from "../util/paths.js";
 import { readTextFile } from "../util/utf8.js";
 import { isMap, isScalar, LineCounter, parse as parseYaml, parseDocument, visit } from "yaml";
@@ -40,6 +41,8 @@ export interface TrainConfig extends Omit<RecipeValues, "dpoLengthNorm"> {
   objectiveKeys: Record<string, unknown>;
   /** Where the YAML came from (relative paths in it resolve against its directory). */
   source: string;
+  /** With `dataset`: each entry's file (a dataset_mixer path) and its dataset_info.json column names. */
+  datasetColumns?: Record<string, Partial<RankingColumns>>;
 }
 
 export class ConfigError extends Error {
@@ -308,11 +311,13 @@ export function loadTrainConfig(
       values[key] = spec.default;
     }
   }
-  // The training data: alignment-handbook's dataset_mixer, TRL's dataset_name (a file here), or the Math recipe's train_data_path.
-  const dataKeys = ["dataset_mixer", "dataset_name", "train_data_path"].filter((k) => values[k] !== null);
+  // The training data: alignment-handbook's dataset_mixer, TRL's dataset_name (a file here), the Math recipe's
+  // train_data_path, or LLaMA-Factory's dataset (entries of a dataset_info.json).
+  const dataKeys = ["dataset_mixer", "dataset_name", "train_data_path", "dataset"].filter((k) => values[k] !== null);
   if (!dataKeys.length)
     throw new ConfigError(
-      `${where}: missing required key 'dataset_mixer' (or TRL's dataset_name, or the Math recipe's train_data_path)`,
+      `${where}: missing required key 'dataset_mixer' ` +
+        "(or TRL's dataset_name, the Math recipe's train_data_path, or LLaMA-Factory's dataset)",
     );
   if (dataKeys.length > 1)
     throw new ConfigError(
@@ -376,6 +381,35 @@ export function loadTrainConfig(
             ? Object.fromEntries(Object.entries(v as Record<string, number>).map(([p, f]) => [path(p), f]))
             : v;
   }
+  const datasetColumns: TrainConfig["datasetColumns"] = {};
+  if (values.dataset !== null) {
+    // LLaMA-Factory's dataset: each name an entry of dataset_dir/dataset_info.json, read as dataset_mixer {file: 1}.
+    fields.datasetDir ??= path("data");
+    const info = join(fields.datasetDir as string, "dataset_info.json");
+    const names = typeof values.dataset === "string" ? values.dataset.split(",") : (values.dataset as string[]);
+    const mixer: Record<string, number> = {};
+    for (const name of names.map((n) => n.trim())) {
+      let entry: DatasetInfoEntry;
+      try {
+        entry = readDatasetInfoEntry(info, name);
+      } catch (e) {
+        throw new ConfigError(`${whereOf("dataset")}: key 'dataset': ${(e as Error).message}`);
+      }
+      if (!existsSync(entry.file)) {
+        throw new ConfigError(
+          `${whereOf("dataset")}: key 'dataset': ${info}: '${name}': field 'file_name': ${entry.file}: file not found`,
+        );
+      }
+      if (Object.hasOwn(mixer, entry.file)) {
+        throw new ConfigError(`${whereOf("dataset")}: key 'dataset': '${name}' names ${entry.file} a second time`);
+      }
+      mixer[entry.file] = 1;
+      datasetColumns[entry.file] = entry.columns;
+    }
+    fields.datasetMixer = mixer;
+    // LLaMA-Factory's media_dir defaults to dataset_dir.
+    fields.mediaDir ??= fields.datasetDir;
+  }
   const lengthNorm = resolveLengthNorm(raw, objective, values.dpo_length_norm as boolean | null);
   fields.dpoLengthNorm = lengthNorm.value;
   const config = {
@@ -384,6 +418,7 @@ export function loadTrainConfig(
     objective,
     objectiveKeys,
     source: where,
+    datasetColumns,
   } as TrainConfig;
   if ((config.evalStrategy ?? config.evaluationStrategy) === "no") config.evalSteps = null;
   if (config.saveStrategy === "no" || config.saveStrategy === "epoch") config.saveSteps = null;

@@ -423,6 +423,59 @@ export const RECIPE_KEYS = {
     resume: "hard",
     help: "Preference files (JSONL, JSON or Parquet) and the fraction of each to use: {path: fraction}, a path, or a list of paths. Required unless train_data_path is given.",
   },
+  dataset: {
+    kind: "list",
+    default: null,
+    group: "data",
+    follows: "LLaMA-Factory DataArguments",
+    resume: "hard",
+    check: (v: unknown) =>
+      (typeof v === "string" && v.trim() !== "") ||
+      (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string" && x.trim() !== ""))
+        ? undefined
+        : "must name entries of dataset_info.json (a name, names separated by commas, or a list)",
+    help:
+      "LLaMA-Factory's training data: entries of dataset_dir/dataset_info.json (ranking image pairs, alpaca " +
+      "formatting, their columns mapping), read as dataset_mixer {file: 1.0} each; instead of dataset_mixer.",
+  },
+  dataset_dir: {
+    kind: "path",
+    default: null,
+    group: "data",
+    follows: "LLaMA-Factory DataArguments",
+    resume: "hard",
+    help:
+      "The folder holding dataset_info.json and its entries' files (LLaMA-Factory's dataset_dir); None: " +
+      "the folder data beside the recipe (LLaMA-Factory's default, data, read from where it runs).",
+  },
+  media_dir: {
+    kind: "path",
+    default: null,
+    group: "data",
+    follows: "LLaMA-Factory DataArguments",
+    resume: "hard",
+    help:
+      "The folder relative image paths of image pairs are read from; None: dataset_dir with `dataset`, " +
+      "else each data file's folder.",
+  },
+  image_max_pixels: {
+    kind: "integer",
+    default: 768 * 768,
+    group: "data",
+    follows: "LLaMA-Factory ProcessorArguments",
+    resume: "hard",
+    check: atLeast(28 * 28),
+    help: "Image pairs: an image above this many pixels is scaled down (aspect kept) before the processor sees it.",
+  },
+  image_min_pixels: {
+    kind: "integer",
+    default: 32 * 32,
+    group: "data",
+    follows: "LLaMA-Factory ProcessorArguments",
+    resume: "hard",
+    check: atLeast(1),
+    help: "Image pairs: an image below this many pixels is scaled up (aspect kept) before the processor sees it.",
+  },
   train_data_path: {
     kind: "path",
     default: null,

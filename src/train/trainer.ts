@@ -161,7 +161,15 @@ export async function prepareData(
   // A vision-language model's data are image preference records (TRL's or LLaMA-Factory's format).
   const vision = visionOf(config);
   const imageSizes = new Map<string, { width: number; height: number }>();
-  const read = (vision ? imageRecordReader(imageSizes) : readPreferenceFile) as (f: string) => Promise<AnyRecord[]>;
+  if (!vision && config.dataset !== null) {
+    throw new DataError([
+      `${config.source}: key 'dataset': dataset_info.json entries are read for image pairs ` +
+        `(a vision-language model); ${config.modelNameOrPath} takes no images: give its data in dataset_mixer`,
+    ]);
+  }
+  const read = (vision ? imageRecordReader(imageSizes, config) : readPreferenceFile) as (
+    f: string,
+  ) => Promise<AnyRecord[]>;
   // The Math recipe's train_data_path is read whole and in order (its data.py); the mixer shuffles.
   const mixed =
     config.trainDataPath !== null

@@ -22,14 +22,29 @@ export function visionOf(config: TrainConfig): PairVision | null {
   if (!directoryTakesImages(config.modelNameOrPath)) return null;
   return {
     processor: AutoProcessor.fromPretrained(tokenizerDirectory(config.modelNameOrPath)),
-    options: { ...IMAGE_TOKENIZE_DEFAULTS, cutoffLen: config.maxLength },
+    options: {
+      ...IMAGE_TOKENIZE_DEFAULTS,
+      cutoffLen: config.maxLength,
+      imageMaxPixels: config.imageMaxPixels,
+      imageMinPixels: config.imageMinPixels,
+    },
   };
 }
 
-/** A reader of image preference files that also collects each image's size (so tokenising decodes nothing again). */
-export function imageRecordReader(sizes: Map<string, { width: number; height: number }>) {
+/**
+ * A reader of image preference files that also collects each image's size (so tokenising decodes
+ * nothing again): images under media_dir when set, a dataset_info.json entry's file with its columns.
+ */
+export function imageRecordReader(
+  sizes: Map<string, { width: number; height: number }>,
+  config: Pick<TrainConfig, "mediaDir" | "datasetColumns">,
+) {
   return async (file: string): Promise<ImagePreferenceRecord[]> => {
-    const data = await readImagePreferenceData(file);
+    const columns = config.datasetColumns?.[file];
+    const data = await readImagePreferenceData(file, {
+      ...(config.mediaDir !== null ? { mediaDir: config.mediaDir } : {}),
+      ...(columns ? { columns } : {}),
+    });
     for (const [k, v] of data.imageSizes) sizes.set(k, v);
     return data.records;
   };

@@ -250,6 +250,7 @@ test("serve: bad requests get OpenAI-style errors naming the field, and serving 
     assert.equal(r.status, status, JSON.stringify(body));
     assert.equal(r.body.error.param, param, JSON.stringify(body));
     assert.ok(r.body.error.message.length > 0);
+    if (param === "messages[1].content[1]") assert.match(r.body.error.message, /takes no images/);
   }
   const broken = await post("/completions", "{not json");
   assert.equal(broken.status, 400);

@@ -178,7 +178,7 @@ describe("the Math recipe as it is", () => {
     );
     assert.throws(
       () => loadTrainConfig(yaml("neither", MATH("o").replace(/^train_data_path:.*$/m, ""))),
-      /missing required key 'dataset_mixer' \(or TRL's dataset_name, or the Math recipe's train_data_path\)/,
+      /missing required key 'dataset_mixer' \(or TRL's dataset_name, the Math recipe's train_data_path, or LLaMA-Factory's dataset\)/,
     );
   });
 });

@@ -14,9 +14,11 @@ official SDKs, curl, omni-dpo's own --endpoint) can use it:
   POST /v1/chat/completions   messages, rendered with the model's chat template
 with n, seed (sample j of a request uses seed + j), temperature (default 1), top_p, top_k,
 max_tokens (default 16 for completions, the rest of the context for chat), stop, and
-stream (server-sent events). Concurrent requests are decoded together (continuous batching:
-rows join and leave the running batch at every step). A bad request gets an OpenAI-style error
-naming the field (HTTP 400).
+stream (server-sent events). A vision-language model (Qwen2-VL) answers about images: chat
+content parts {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}} (PNG or
+JPEG inline; http(s) URLs are refused, the server fetches nothing). Concurrent requests are
+decoded together (continuous batching: rows join and leave the running batch at every step).
+A bad request gets an OpenAI-style error naming the field (HTTP 400).
 
   --model DIR         the model directory (config.json, safetensors, tokenizer)
   --adapter DIR       a LoRA adapter trained on --model, served on top of it
@@ -64,7 +66,7 @@ naming the field (HTTP 400).
     const device = await resolveDevice(values.device);
     const { loadModel } = await import("../../models/auto.js");
     const { readAdapterConfig, tokenizerDirectory } = await import("../../models/peft.js");
-    const { Tokenizer } = await import("../../text/index.js");
+    const { AutoProcessor, Tokenizer } = await import("../../text/index.js");
     const { startServer } = await import("../../generation/server.js");
     if (values.adapter) {
       const base = readAdapterConfig(values.adapter).baseDir;
@@ -76,14 +78,18 @@ naming the field (HTTP 400).
       }
     }
     const dir = values.adapter ?? values.model;
-    const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(dir));
+    const { takesImages } = await import("../../models/registry.js");
     const model = loadModel(dir, { device });
+    // A vision-language model's processor reads the image parts of chat messages (its tokenizer is the one).
+    const processor = takesImages(model) ? AutoProcessor.fromPretrained(tokenizerDirectory(dir)) : undefined;
+    const tokenizer = processor?.tokenizer ?? Tokenizer.fromPretrainedSync(tokenizerDirectory(dir));
     const name = values.name ?? basename(resolve(dir));
     const server = await startServer(model, tokenizer, {
       name,
       host,
       port,
       maxBatch,
+      processor,
       onRequest: values.quiet ? undefined : (line) => console.error(line),
     });
     // The first line says where it listens (tests and scripts read it).
