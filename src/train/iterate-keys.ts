@@ -48,6 +48,39 @@ export const ITERATION_KEYS = {
     default: null,
     help: "The text task's reward model (a *ForSequenceClassification directory with one label).",
   },
+  judge_endpoint: {
+    kind: "string",
+    default: null,
+    help:
+      "The text task's LLM judge: the base URL of an OpenAI-compatible server (e.g. http://localhost:8000/v1) " +
+      "asked for each response's 1-10 rating, as data build --judge-endpoint.",
+  },
+  judge_model: { kind: "string", default: null, help: "The model the judge's server serves (needed with judge_endpoint)." },
+  judge_template: {
+    kind: "path",
+    default: null,
+    help: "The judge's rubric, with {{prompt}} and {{response}}; None: the shipped 1-10 helpfulness rubric.",
+  },
+  judge_retries: {
+    kind: "integer",
+    min: 0,
+    default: 2,
+    help: "Asks again after an unparseable verdict; a response still unparsed is left unscored and counted.",
+  },
+  judge_max_tokens: { kind: "integer", min: 1, default: 256, help: "Tokens the judge may write per verdict." },
+  judge_concurrency: { kind: "integer", min: 1, default: 8, help: "Judge requests in flight at once." },
+  judge_timeout: { kind: "integer", min: 1, default: 600, help: "Seconds one judge request may take." },
+  judge_request_retries: {
+    kind: "integer",
+    min: 0,
+    default: 4,
+    help: "Retries of a judge request on 408/409/429/5xx and connection errors, with exponential backoff.",
+  },
+  judge_key_env: {
+    kind: "string",
+    default: null,
+    help: "The environment variable holding the judge's API key (None: OPENAI_API_KEY if set; a local server needs none).",
+  },
   scorer: {
     kind: "string",
     default: null,
@@ -89,6 +122,31 @@ const EVAL_KEYS: Record<string, IterationKeySpec> = {
   prompt_template: { kind: "string", default: null, help: "math: text with {input}, or chat" },
 };
 
+/** The text task's LLM judge behind an endpoint (judge_* keys). */
+export interface IterationJudge {
+  endpoint: string;
+  model: string;
+  templateFile: string | null;
+  retries: number;
+  maxTokens: number;
+  concurrency: number;
+  timeoutSeconds: number;
+  requestRetries: number;
+  keyEnv: string | null;
+}
+
+/**
+ * Keys that a user may expect here but that iterate refuses, each with its reason. Sampling through
+ * a server cannot work past round 1: round k samples from round k-1's model, which exists only here.
+ */
+const REFUSED_KEYS: Record<string, string> = {
+  endpoint:
+    "iterate samples each round from the previous round's model, which exists only in output_dir (no server " +
+    "serves it); sampling runs locally. Score through a server with iterations.judge_endpoint instead",
+};
+for (const key of ["endpoint_model", "endpoint_concurrency", "endpoint_key_env", "endpoint_timeout"])
+  REFUSED_KEYS[key] = REFUSED_KEYS.endpoint;
+
 export type RoundEval =
   | { task: "math"; data: string; maxNewTokens: number; promptTemplate: string | null }
   | { task: "winrate"; prompts: string; rewardModel: string; maxNewTokens: number };
@@ -100,6 +158,7 @@ export interface Iterations {
   task: (typeof ITERATION_TASKS)[number];
   rewardModel: string | null;
   scorer: string | null;
+  judge: IterationJudge | null;
   samples: number;
   seeds: number[] | null;
   temperature: number;
@@ -184,13 +243,25 @@ function readTable(
 export function readIterations(block: unknown, where: string, baseDir: string): Iterations {
   if (block === undefined || block === null)
     throw new IterationsError(`${where}: missing required key 'iterations' (the rounds to run; see iterate --help)`);
+  if (typeof block === "object" && block !== null)
+    for (const key of Object.keys(block))
+      if (REFUSED_KEYS[key]) throw new IterationsError(`${where}: key 'iterations.${key}': ${REFUSED_KEYS[key]}`);
   const v = readTable(block, ITERATION_KEYS, where, "iterations.", baseDir);
-  if (v.task === "text" && v.reward_model === null && v.scorer === null)
+  const judge = readJudge(v, where);
+  const scorers = ["reward_model", "scorer", "judge_endpoint"].filter((k) => v[k] !== null);
+  if (v.task === "text" && scorers.length === 0)
     throw new IterationsError(
-      `${where}: key 'iterations.reward_model': the text task needs a reward model (or iterations.scorer)`,
+      `${where}: key 'iterations.reward_model': the text task needs a reward model ` +
+        "(or iterations.scorer, or iterations.judge_endpoint)",
     );
-  if (v.reward_model !== null && v.scorer !== null)
-    throw new IterationsError(`${where}: keys 'iterations.reward_model' and 'iterations.scorer': give one scorer`);
+  if (scorers.length > 1)
+    throw new IterationsError(
+      `${where}: keys ${scorers.map((k) => `'iterations.${k}'`).join(" and ")}: give one scorer`,
+    );
+  if (v.task === "math" && judge !== null)
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_endpoint' belongs to the text task; math grades against 'answer' (or a scorer)`,
+    );
   if (v.task === "math" && v.reward_model !== null)
     throw new IterationsError(
       `${where}: key 'iterations.reward_model' belongs to the text task; math grades against 'answer' (or a scorer)`,
@@ -239,6 +310,7 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
     task: v.task as Iterations["task"],
     rewardModel: v.reward_model as string | null,
     scorer: v.scorer as string | null,
+    judge,
     samples: v.samples as number,
     seeds,
     temperature: v.temperature as number,
@@ -247,6 +319,45 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
     batchSize: v.batch_size as number,
     reference: v.reference as Iterations["reference"],
     eval: roundEval,
+  };
+}
+
+/** The judge_* keys, read together: judge_endpoint must be an http(s) URL with judge_model; the rest need it. */
+function readJudge(v: Record<string, unknown>, where: string): IterationJudge | null {
+  const url = v.judge_endpoint as string | null;
+  if (url === null) {
+    // A judge key set (not left at its default) without the endpoint it configures.
+    const stray = ["judge_model", "judge_template", "judge_key_env"].find((k) => v[k] !== null);
+    if (stray) throw new IterationsError(`${where}: key 'iterations.${stray}' needs iterations.judge_endpoint`);
+    return null;
+  }
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = null;
+  }
+  if (parsed === null || (parsed.protocol !== "http:" && parsed.protocol !== "https:"))
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_endpoint' must be an http(s) URL such as http://localhost:8000/v1, got '${url}'`,
+    );
+  if (v.judge_model === null)
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_model': judge_endpoint needs the model name its server serves`,
+    );
+  const keyEnv = v.judge_key_env as string | null;
+  if (keyEnv !== null && process.env[keyEnv] === undefined)
+    throw new IterationsError(`${where}: key 'iterations.judge_key_env': the environment variable ${keyEnv} is not set`);
+  return {
+    endpoint: url.replace(/\/+$/, ""),
+    model: v.judge_model as string,
+    templateFile: v.judge_template as string | null,
+    retries: v.judge_retries as number,
+    maxTokens: v.judge_max_tokens as number,
+    concurrency: v.judge_concurrency as number,
+    timeoutSeconds: v.judge_timeout as number,
+    requestRetries: v.judge_request_retries as number,
+    keyEnv,
   };
 }
 

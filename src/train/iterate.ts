@@ -22,6 +22,8 @@ import { cutAtStopWords } from "../eval/math/extract.js";
 import { winRateSummary } from "../eval/winrate/evaluate.js";
 import { gradeAgainstGold, recordFor } from "../eval/math/grade.js";
 import { goldAnswer } from "../eval/math/ground-truth.js";
+import { EndpointGenerator } from "../generation/endpoint.js";
+import { DEFAULT_JUDGE_TEMPLATE, llmJudgeScorer, readJudgeTemplate, type JudgeCounts } from "../eval/llm-judge.js";
 import { loadModel } from "../models/auto.js";
 import { tokenizerDirectory } from "../models/peft.js";
 import { Tokenizer } from "../text/index.js";
@@ -31,7 +33,13 @@ import { writeJsonAtomic } from "../util/files.js";
 import { readTextFile } from "../util/utf8.js";
 import { ConsoleProgressCallback } from "./callbacks/console-progress.js";
 import { ConfigError, loadTrainConfig, parseOverride, type TrainConfig } from "./config.js";
-import { IterationsError, readIterations, type Iterations, type RoundEval } from "./iterate-keys.js";
+import {
+  IterationsError,
+  readIterations,
+  type IterationJudge,
+  type Iterations,
+  type RoundEval,
+} from "./iterate-keys.js";
 import { answersOf, rewardJudge, winRate } from "./winrate-eval.js";
 import { train } from "./trainer.js";
 
@@ -128,6 +136,13 @@ function plan(recipe: string | Record<string, unknown>, set: string[]): Plan {
           `(${registeredScorers().join(", ") || "none registered"}) nor a file (${scorer})`,
       );
   }
+  if (iterations.judge) {
+    try {
+      readJudgeTemplate(iterations.judge.templateFile ?? DEFAULT_JUDGE_TEMPLATE);
+    } catch (e) {
+      throw new IterationsError(`${where}: key 'iterations.judge_template': ${(e as Error).message}`);
+    }
+  }
   const rows = readPromptRows(iterations.prompts);
   const answers = iterations.task === "math" && scorer === null ? readAnswers(iterations.prompts, rows) : null;
   return { where, recipe, iterations, config, overrides, rows, answers, scorer };
@@ -171,6 +186,23 @@ function graderScorer(rows: PromptRow[], answers: string[]): BatchScorer {
         gradeAgainstGold(cutAtStopWords(item.response), gold.get(item.at)!, "math").correct ? 10 : 0,
       ),
   };
+}
+
+/** The LLM judge the judge_* keys describe: a scorer asking the endpoint for each response's rating. */
+function judgeScorer(judge: IterationJudge): BatchScorer & { counts: JudgeCounts } {
+  const generator = new EndpointGenerator({
+    baseURL: judge.endpoint,
+    model: judge.model,
+    apiKey: process.env[judge.keyEnv ?? "OPENAI_API_KEY"],
+    concurrency: judge.concurrency,
+    timeoutMs: 1000 * judge.timeoutSeconds,
+    maxRetries: judge.requestRetries,
+  });
+  return llmJudgeScorer(generator, {
+    templateFile: judge.templateFile ?? undefined,
+    retries: judge.retries,
+    maxTokens: judge.maxTokens,
+  });
 }
 
 /** Round k's prompts: prompts_per_round of them (each once) from where round k-1 stopped, wrapping around. */
@@ -272,11 +304,12 @@ async function buildRound(
   const summaryFile = `${out}.summary.json`;
   if (existsSync(summaryFile)) return readJson<{ pairs: number }>(summaryFile).pairs;
   const { iterations } = p;
+  const judge = iterations.judge ? judgeScorer(iterations.judge) : null;
   const scorer: BatchScorer = p.scorer
     ? moduleScorer(await loadScorer(p.scorer, { seed: k }), p.scorer)
     : iterations.rewardModel
       ? rewardModelScorer(iterations.rewardModel, { device })
-      : graderScorer(p.rows, p.answers!);
+      : (judge ?? graderScorer(p.rows, p.answers!));
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(samplingModel));
   const policy = loadModel(samplingModel, { device });
   try {
@@ -295,7 +328,17 @@ async function buildRound(
       onNotice: status,
     });
     // The summary records where the samples came from: this round, its sampling model, its scorer.
-    const recorded = { ...summary, round: k, sampling_model: resolve(samplingModel), scorer: scorer.name };
+    const recorded = {
+      ...summary,
+      round: k,
+      sampling_model: resolve(samplingModel),
+      scorer: scorer.name,
+      ...(judge ? { judge: { ...judge.counts } } : {}),
+    };
+    if (judge) {
+      const c = judge.counts;
+      status(`round ${k}: judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable, ${c.dropped} left unscored`);
+    }
     writeTextBuild(out, journal, pairs, recorded);
     return pairs.length;
   } finally {

@@ -19,6 +19,7 @@ import { RunReader } from "../../src/report/run-data.js";
 import type { RoundRow } from "../../src/train/iterate.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeToyRewardModel } from "../helpers/reward-model.js";
+import { runCli, startProxy, startServeProcess, writeSharpChatModel } from "../helpers/serving.js";
 import { tempDir, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
@@ -383,4 +384,78 @@ test("bad iterations blocks are refused before any work, naming the recipe and t
   const r = run(["iterate", recipe]);
   assert.match(r.output, /unknown key 'learning_rat'/);
   assert.ok(!existsSync(join(root, "bad-training")));
+});
+
+test("the text task scored by an LLM judge behind omni-dpo serve: every response asked, verdicts counted", async () => {
+  // A tiny chat model served as the judge: random weights never write "Rating: N", so every verdict
+  // is asked again once, every response is left unscored, and round 1 stops with no pairs.
+  const serve = await startServeProcess(["--model", writeSharpChatModel(join(root, "judge")), "--name", "toy"]);
+  const proxy = await startProxy(serve.url);
+  try {
+    // A short rubric: the shipped one is longer than the tiny model's positions.
+    const rubric = join(root, "rubric.txt");
+    writeFileSync(rubric, "Rate 1-10.\n{{prompt}}\n{{response}}\nRating: N");
+    const block = {
+      ...TEXT_BLOCK,
+      scorer: null,
+      judge_endpoint: proxy.url,
+      judge_model: "toy",
+      judge_template: rubric,
+      judge_retries: 1,
+      judge_max_tokens: 4,
+    };
+    const r = await runCli(["iterate", writeRecipe("judged", block)]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /round 1: the build made no pairs from 4 prompts/);
+    const summary = readJson<{
+      scorer: string;
+      responses: number;
+      unscored_responses: number;
+      dropped: { identical_responses: number };
+      judge: { asked: number; unparseable: number; dropped: number };
+    }>(join(root, "judged", "round-1", "pairs.jsonl.summary.json"));
+    assert.match(summary.scorer, /^LLM judge endpoint http:\/\/127\.0\.0\.1:\d+\/v1 model toy rubric .*rubric\.txt/);
+    const scored = summary.unscored_responses;
+    assert.ok(scored > 0 && scored <= summary.responses);
+    assert.deepEqual(summary.judge, { asked: 2 * scored, unparseable: 2 * scored, dropped: scored });
+    assert.equal(proxy.requests.filter((q) => q.path === "/chat/completions" && q.status === 200).length, 2 * scored);
+  } finally {
+    await proxy.close();
+    await serve.stop();
+  }
+});
+
+test("judge and endpoint keys: refused before any work, naming the key", () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    [
+      "endpoint",
+      { ...TEXT_BLOCK, endpoint: "http://127.0.0.1:8000/v1" },
+      /key 'iterations\.endpoint': iterate samples each round from the previous round's model, which exists only/,
+    ],
+    ["judge-model", { ...TEXT_BLOCK, scorer: null, judge_endpoint: "http://x/v1" }, /key 'iterations\.judge_model'/],
+    ["judge-url", { ...TEXT_BLOCK, scorer: null, judge_endpoint: "x", judge_model: "m" }, /must be an http\(s\) URL/],
+    ["stray", { ...TEXT_BLOCK, judge_model: "m" }, /key 'iterations\.judge_model' needs iterations\.judge_endpoint/],
+    [
+      "two-scorers",
+      { ...TEXT_BLOCK, judge_endpoint: "http://x/v1", judge_model: "m" },
+      /keys 'iterations\.scorer' and 'iterations\.judge_endpoint': give one scorer/,
+    ],
+    [
+      "math-judge",
+      { ...TEXT_BLOCK, scorer: null, task: "math", judge_endpoint: "http://x/v1", judge_model: "m" },
+      /key 'iterations\.judge_endpoint' belongs to the text task/,
+    ],
+    [
+      "template",
+      { ...TEXT_BLOCK, scorer: null, judge_endpoint: "http://x/v1", judge_model: "m", judge_template: PROMPTS },
+      /key 'iterations\.judge_template': .*prompts\.jsonl: a judge template must contain \{\{prompt\}\}/,
+    ],
+  ];
+  for (const [name, block, message] of cases) {
+    const recipe = writeRecipe(`bad-${name}`, block);
+    const r = run(["iterate", recipe]);
+    assert.equal(r.code, 1, `${name}: ${r.output}`);
+    assert.match(r.output, message, name);
+    assert.ok(!existsSync(join(root, `bad-${name}`)), `${name}: nothing written`);
+  }
 });
