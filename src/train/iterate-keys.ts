@@ -86,6 +86,33 @@ export const ITERATION_KEYS = {
     default: null,
     help: "A named scorer (arith, in the omni-dpo command) or a JS module exporting score(prompt, response).",
   },
+  prm: {
+    kind: "path",
+    default: null,
+    help:
+      "The math task's process reward model: each response's step scores (min or avg, reward_type) pick the " +
+      "pairs as data build --task math --prm does; None: the verifiable reward (right 10, wrong 0).",
+  },
+  reward_type: {
+    kind: "enum",
+    values: ["min", "avg"],
+    default: "min",
+    help: "With prm: a response's score is its least (min) or mean (avg) step score.",
+  },
+  step_token: { kind: "string", default: null, help: "With prm: its step separator, one token (default <extra_0>)." },
+  score_margin: {
+    kind: "number",
+    min: 0,
+    default: 0,
+    help: "The math task's least score difference chosen - rejected on the 0..10 scale (relaxed when too few pairs).",
+  },
+  prompt_template: {
+    kind: "string",
+    default: null,
+    help:
+      "The math task's prompt: text with {input} for the problem; None: the policy's chat template with the " +
+      "reference's step-by-step system prompt.",
+  },
   samples: { kind: "integer", min: 2, default: 5, help: "Responses sampled per prompt." },
   seeds: { kind: "list", default: null, help: "The samples' seeds (default the reference's 13, 21, 42, 79, 100)." },
   temperature: { kind: "number", min: 0, default: 0.8, help: "Sampling temperature." },
@@ -159,6 +186,11 @@ export interface Iterations {
   rewardModel: string | null;
   scorer: string | null;
   judge: IterationJudge | null;
+  prm: string | null;
+  rewardType: "min" | "avg";
+  stepToken: string | null;
+  scoreMargin: number;
+  promptTemplate: string | null;
   samples: number;
   seeds: number[] | null;
   temperature: number;
@@ -266,6 +298,21 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
     throw new IterationsError(
       `${where}: key 'iterations.reward_model' belongs to the text task; math grades against 'answer' (or a scorer)`,
     );
+  // The math keys belong to the graded math pipeline (data build --task math's): no scorer.
+  const graded = v.task === "math" && v.scorer === null;
+  for (const key of ["prm", "step_token", "prompt_template"])
+    if (v[key] !== null && !graded)
+      throw new IterationsError(
+        `${where}: key 'iterations.${key}' belongs to the math task graded against 'answer' (task: math, no scorer)`,
+      );
+  if (v.prm === null && v.step_token !== null)
+    throw new IterationsError(`${where}: key 'iterations.step_token' needs iterations.prm`);
+  if (graded && v.seeds !== null)
+    throw new IterationsError(
+      `${where}: key 'iterations.seeds': the graded math task seeds its samples as data build --task math does`,
+    );
+  if (v.prompt_template !== null && !(v.prompt_template as string).includes("{input}"))
+    throw new IterationsError(`${where}: key 'iterations.prompt_template' must contain {input}`);
   const topP = v.top_p as number;
   if (!(topP > 0 && topP <= 1))
     throw new IterationsError(`${where}: key 'iterations.top_p' must be in (0, 1], got ${topP}`);
@@ -311,6 +358,11 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
     rewardModel: v.reward_model as string | null,
     scorer: v.scorer as string | null,
     judge,
+    prm: v.prm as string | null,
+    rewardType: v.reward_type as "min" | "avg",
+    stepToken: v.step_token as string | null,
+    scoreMargin: v.score_margin as number,
+    promptTemplate: v.prompt_template as string | null,
     samples: v.samples as number,
     seeds,
     temperature: v.temperature as number,

@@ -13,9 +13,12 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RunReader } from "../../src/report/run-data.js";
+import { createProcessRewardModel, saveProcessRewardModel } from "../../src/models/process-reward.js";
+import { torch } from "../../src/index.js";
+import { randomizeParameters } from "../helpers/batches.js";
 import type { RoundRow } from "../../src/train/iterate.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeToyRewardModel } from "../helpers/reward-model.js";
@@ -215,16 +218,18 @@ test("the math task's grader: a round whose responses all score alike makes no p
       ["30-4", 26],
     ].map(([q, a]) => ({ prompt: `Q:${q}=`, answer: a })),
   );
-  const r = run(["iterate", writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null })]);
+  const r = run(["iterate", writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null, prompt_template: "{input}" })]);
   assert.equal(r.code, 1, r.output);
   assert.match(
     r.output,
     /round 1: the build made no pairs from 2 prompts \(see .*round-1\/pairs\.jsonl\.summary\.json\)/,
   );
-  const summary = readJson<{ scorer: string; dropped: { tied_scores: number } }>(
+  // Built as data build --task math builds: both problems dropped (no right answer, or no answer at all).
+  const summary = readJson<{ scorer: string; problems: number; labelled: number; dropped: Record<string, number> }>(
     join(root, "graded", "round-1", "pairs.jsonl.summary.json"),
   );
-  assert.deepEqual([summary.scorer, summary.dropped.tied_scores], ["math grader", 2]);
+  assert.deepEqual([summary.scorer, summary.problems, summary.labelled], ["math grader", 2, 0]);
+  assert.equal((summary.dropped.all_wrong ?? 0) + (summary.dropped.no_answer ?? 0), 2);
 });
 
 test("the text task with a tiny reward model; reference: initial; each round's win rate as omni-dpo eval --task winrate", () => {
@@ -370,7 +375,7 @@ test("bad iterations blocks are refused before any work, naming the recipe and t
   // The math task without a scorer grades against each prompt's answer: a prompt without one is refused, by line.
   const math = writeRecipe("bad-answer", { ...TEXT_BLOCK, task: "math", scorer: null });
   const noAnswer = run(["iterate", math]);
-  assert.match(noAnswer.output, /prompts\.jsonl:1: field 'answer': missing/);
+  assert.match(noAnswer.output, /prompts\.jsonl:1: field 'answer' must be a non-empty string or a number/);
   assert.ok(!existsSync(join(root, "bad-answer")));
   // omni-dpo train refuses the block, naming the command it belongs to.
   const train = run(["train", writeRecipe("bad-train", TEXT_BLOCK, { train_data_path: PROMPTS })]);
@@ -458,4 +463,72 @@ test("judge and endpoint keys: refused before any work, naming the key", () => {
     assert.match(r.output, message, name);
     assert.ok(!existsSync(join(root, `bad-${name}`)), `${name}: nothing written`);
   }
+});
+
+test("the graded math task with a PRM builds each round's pairs exactly as data build --task math --prm does", () => {
+  const policy = join(packageRoot(), "assets", "arith-sft");
+  // A tiny Qwen2 process reward model over the policy's character tokenizer ("Q" as its step separator),
+  // label 1 favoured so that step scores spread around 0.8 and some answers clear the reference's bar of 6/10.
+  const prmDir = join(root, "prm");
+  const prm = createProcessRewardModel(
+    {
+      architectures: ["Qwen2ForProcessRewardModel"],
+      model_type: "qwen2",
+      vocab_size: 24,
+      hidden_size: 32,
+      intermediate_size: 48,
+      num_hidden_layers: 1,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      max_position_embeddings: 512,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      tie_word_embeddings: false,
+    },
+    { std: 0.2 },
+  );
+  randomizeParameters(prm, 5);
+  prm.setParameter("score.2.weight", torch.randn([2, 32]).mul(0.02));
+  prm.setParameter("score.2.bias", torch.tensor([0, 1.5]));
+  saveProcessRewardModel(prm, prmDir);
+  prm.dispose();
+  for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
+    copyFileSync(join(policy, f), join(prmDir, f));
+  // Golds: the policy's usual answers, so that its samples are partly right.
+  const problems = writeJsonl(join(root, "arith-problems.jsonl"), [
+    { problem: "2+3", answer: "5524" },
+    { problem: "12+7", answer: 3281 },
+    { problem: "34+21", answer: "12592" },
+    { problem: "9*8", answer: "1" },
+  ]);
+  const block = {
+    rounds: 1,
+    prompts: problems,
+    task: "math",
+    prm: prmDir,
+    step_token: "Q",
+    prompt_template: "Q:{input}=",
+    samples: 6,
+    temperature: 0.7,
+    top_p: 0.8,
+    max_new_tokens: 50,
+    batch_size: 4,
+  };
+  const r = run(["iterate", writeRecipe("prm", block, { model_name_or_path: policy, max_length: 96 })]);
+  assert.equal(r.code, 0, r.output);
+  const round = join(root, "prm", "round-1");
+  const summary = readJson<{ scorer: string; pairs: number; sampling_model: string }>(
+    join(round, "pairs.jsonl.summary.json"),
+  );
+  assert.ok(summary.pairs > 0);
+  assert.match(summary.scorer, /^math grader \+ PRM .*prm \(min\)$/);
+  assert.ok(!existsSync(join(round, "pairs.jsonl.progress.jsonl")), "the build's journal is removed");
+  const alone = join(root, "prm-alone.jsonl");
+  const build = run([
+    ...["data", "build", "--task", "math", "--model", policy, "--prompts", problems, "--prm", prmDir],
+    ...["--out", alone, "--prompt-template", "Q:{input}=", "--step-token", "Q", "--samples", "6"],
+    ...["--temperature", "0.7", "--top-p", "0.8", "--max-new-tokens", "50", "--batch-size", "4"],
+  ]);
+  assert.equal(build.code, 0, build.output);
+  assert.ok(readFileSync(join(round, "pairs.jsonl")).equals(readFileSync(alone)), "the same pairs, byte for byte");
 });
