@@ -27,7 +27,9 @@ export const ITERATION_KEYS = {
   rounds: { kind: "integer", min: 1, help: "How many rounds (sample, score, pair, train, evaluate) to run." },
   prompts: {
     kind: "path",
-    help: "JSON Lines of prompts: 'prompt' (a string or messages); the math task also needs 'answer' (the gold answer).",
+    help:
+      "JSON Lines of prompts: 'prompt' (a string or messages); the graded math task reads 'problem' (or 'prompt') " +
+      "and 'answer' (the gold answer).",
   },
   prompts_per_round: {
     kind: "integer",
@@ -40,8 +42,9 @@ export const ITERATION_KEYS = {
     values: ITERATION_TASKS,
     default: "text",
     help:
-      "text: responses scored by reward_model (or a scorer); math: graded against each prompt's 'answer' by the " +
-      "math grader (10 right, 0 wrong), or scored by a scorer. Each prompt pairs its best and worst response.",
+      "text: responses scored by reward_model (or judge_endpoint, or a scorer), each prompt pairing its best and " +
+      "worst; math: graded against each prompt's 'answer' and paired as data build --task math (optional prm), " +
+      "or scored by a scorer.",
   },
   reward_model: {
     kind: "path",
