@@ -58,7 +58,11 @@ export const ITERATION_KEYS = {
       "The text task's LLM judge: the base URL of an OpenAI-compatible server (e.g. http://localhost:8000/v1) " +
       "asked for each response's 1-10 rating, as data build --judge-endpoint.",
   },
-  judge_model: { kind: "string", default: null, help: "The model the judge's server serves (needed with judge_endpoint)." },
+  judge_model: {
+    kind: "string",
+    default: null,
+    help: "The model the judge's server serves (needed with judge_endpoint).",
+  },
   judge_template: {
     kind: "path",
     default: null,
@@ -386,7 +390,7 @@ function readJudge(v: Record<string, unknown>, where: string): IterationJudge | 
     if (stray) throw new IterationsError(`${where}: key 'iterations.${stray}' needs iterations.judge_endpoint`);
     return null;
   }
-  let parsed: URL | null = null;
+  let parsed: URL | null;
   try {
     parsed = new URL(url);
   } catch {
@@ -402,7 +406,9 @@ function readJudge(v: Record<string, unknown>, where: string): IterationJudge | 
     );
   const keyEnv = v.judge_key_env as string | null;
   if (keyEnv !== null && process.env[keyEnv] === undefined)
-    throw new IterationsError(`${where}: key 'iterations.judge_key_env': the environment variable ${keyEnv} is not set`);
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_key_env': the environment variable ${keyEnv} is not set`,
+    );
   return {
     endpoint: url.replace(/\/+$/, ""),
     model: v.judge_model as string,

@@ -217,9 +217,20 @@ test("early stopping on eval_gen_accuracy: no eval pairs needed; stops after pat
   // Without eval_generation_file the generation metric cannot be watched: refused, naming the key.
   const bad = spawnSync(
     process.execPath,
-    [CLI, "train", recipe("early-bad", { eval_generation_file: null, metric_for_best_model: "eval_gen_accuracy", early_stopping_patience: 1 })],
+    [
+      CLI,
+      "train",
+      recipe("early-bad", {
+        eval_generation_file: null,
+        metric_for_best_model: "eval_gen_accuracy",
+        early_stopping_patience: 1,
+      }),
+    ],
     { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } },
   );
   assert.equal(bad.status, 1, bad.stderr);
-  assert.match(bad.stderr, /key 'early_stopping_patience': metric_for_best_model eval_gen_accuracy comes from generation eval/);
+  assert.match(
+    bad.stderr,
+    /key 'early_stopping_patience': metric_for_best_model eval_gen_accuracy comes from generation eval/,
+  );
 });

@@ -9,7 +9,10 @@
 //   - the text task with a tiny reward model;
 //   - kill -9 in round 2, then the same command: round 1 is not redone, and the rows equal an
 //     uninterrupted run's;
-//   - bad blocks are refused before any work, naming the recipe and the key.
+//   - bad blocks are refused before any work, naming the recipe and the key;
+//   - the text task scored by an LLM judge (judge_endpoint) behind `omni-dpo serve`;
+//   - the graded math task with a PRM builds exactly the pairs `data build --task math --prm` builds;
+//   - iterations.endpoint and bad judge_* keys are refused by name.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -218,7 +221,10 @@ test("the math task's grader: a round whose responses all score alike makes no p
       ["30-4", 26],
     ].map(([q, a]) => ({ prompt: `Q:${q}=`, answer: a })),
   );
-  const r = run(["iterate", writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null, prompt_template: "{input}" })]);
+  const r = run([
+    "iterate",
+    writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null, prompt_template: "{input}" }),
+  ]);
   assert.equal(r.code, 1, r.output);
   assert.match(
     r.output,
