@@ -212,7 +212,7 @@ test("the math task with the arith scorer, and each round evaluated as omni-dpo 
   );
 });
 
-test("the math task's grader: a round whose responses all score alike makes no pairs and stops, naming its summary", () => {
+test("the graded math task: a round with no right answer makes no pairs and stops, naming its summary", () => {
   // The random policy answers no sum right: every response scores 0 and no prompt yields a pair.
   const prompts = writeJsonl(
     join(root, "sums.jsonl"),
