@@ -12,12 +12,26 @@
 //   - bad blocks are refused before any work, naming the recipe and the key;
 //   - the text task scored by an LLM judge (judge_endpoint) behind `omni-dpo serve`;
 //   - the graded math task with a PRM builds exactly the pairs `data build --task math --prm` builds;
+//   - the graded math task resumes an interrupted build from its journal;
 //   - iterations.endpoint and bad judge_* keys are refused by name.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join, resolve } from "node:path";
+import { labelMathProblems, readMathProblems } from "../../src/eval/math/preference-pairs.js";
+import { loadModel } from "../../src/models/auto.js";
+import type { CausalLM } from "../../src/models/causal-lm.js";
+import { Tokenizer } from "../../src/text/index.js";
 import { RunReader } from "../../src/report/run-data.js";
 import { createProcessRewardModel, saveProcessRewardModel } from "../../src/models/process-reward.js";
 import { torch } from "../../src/index.js";
@@ -534,6 +548,58 @@ test("the graded math task with a PRM builds each round's pairs exactly as data 
     ...["data", "build", "--task", "math", "--model", policy, "--prompts", problems, "--prm", prmDir],
     ...["--out", alone, "--prompt-template", "Q:{input}=", "--step-token", "Q", "--samples", "6"],
     ...["--temperature", "0.7", "--top-p", "0.8", "--max-new-tokens", "50", "--batch-size", "4"],
+  ]);
+  assert.equal(build.code, 0, build.output);
+  assert.ok(readFileSync(join(round, "pairs.jsonl")).equals(readFileSync(alone)), "the same pairs, byte for byte");
+});
+
+test("the graded math task resumes an interrupted build from its journal, to data build --task math's pairs", async () => {
+  const policy = join(packageRoot(), "assets", "arith-sft");
+  // Golds: the policy's usual answers; it answers 9*8 two ways, so that problem pairs a right and a wrong one.
+  const problemsFile = writeJsonl(join(root, "arith-resume.jsonl"), [
+    { problem: "2+3", answer: "5524" },
+    { problem: "12+7", answer: 0 },
+    { problem: "9*8", answer: "79" },
+  ]);
+  const settings = { samples: 4, temperature: 0.7, topP: 0.8, maxNewTokens: 40, promptTemplate: "Q:{input}=" };
+  // An interrupted round 1: its journal holds the first problem's work only (the build stopped after one batch).
+  const round = join(root, "resume", "round-1");
+  mkdirSync(round, { recursive: true });
+  const model = loadModel(policy);
+  const tokenizer = Tokenizer.fromPretrainedSync(policy);
+  await assert.rejects(
+    labelMathProblems(model as CausalLM, tokenizer, null, null, readMathProblems(problemsFile), {
+      ...settings,
+      batchSize: 1,
+      journal: join(round, "pairs.jsonl.progress.jsonl"),
+      identity: { policy: resolve(policy), prm: null, round: 1 },
+      onProgress: (done) => {
+        if (done === 1) throw new Error("interrupted");
+      },
+    }),
+    /interrupted/,
+  );
+  model.dispose();
+  const block = {
+    rounds: 1,
+    prompts: problemsFile,
+    task: "math",
+    prompt_template: "Q:{input}=",
+    samples: 4,
+    temperature: 0.7,
+    top_p: 0.8,
+    max_new_tokens: 40,
+    batch_size: 1,
+  };
+  const r = await runCli(["iterate", writeRecipe("resume", block, { model_name_or_path: policy, max_length: 96 })]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = readJson<{ resumed: number; problems: number }>(join(round, "pairs.jsonl.summary.json"));
+  assert.deepEqual([summary.resumed, summary.problems], [1, 3]);
+  const alone = join(root, "resume-alone.jsonl");
+  const build = run([
+    ...["data", "build", "--task", "math", "--model", policy, "--prompts", problemsFile, "--out", alone],
+    ...["--prompt-template", "Q:{input}=", "--samples", "4", "--temperature", "0.7", "--top-p", "0.8"],
+    ...["--max-new-tokens", "40", "--batch-size", "1"],
   ]);
   assert.equal(build.code, 0, build.output);
   assert.ok(readFileSync(join(round, "pairs.jsonl")).equals(readFileSync(alone)), "the same pairs, byte for byte");
