@@ -27,7 +27,9 @@ export const ITERATION_KEYS = {
   rounds: { kind: "integer", min: 1, help: "How many rounds (sample, score, pair, train, evaluate) to run." },
   prompts: {
     kind: "path",
-    help: "JSON Lines of prompts: 'prompt' (a string or messages); the math task also needs 'answer' (the gold answer).",
+    help:
+      "JSON Lines of prompts: 'prompt' (a string or messages); the graded math task reads 'problem' (or 'prompt') " +
+      "and 'answer' (the gold answer).",
   },
   prompts_per_round: {
     kind: "integer",
@@ -40,18 +42,83 @@ export const ITERATION_KEYS = {
     values: ITERATION_TASKS,
     default: "text",
     help:
-      "text: responses scored by reward_model (or a scorer); math: graded against each prompt's 'answer' by the " +
-      "math grader (10 right, 0 wrong), or scored by a scorer. Each prompt pairs its best and worst response.",
+      "text: responses scored by reward_model (or judge_endpoint, or a scorer), each prompt pairing its best and " +
+      "worst; math: graded against each prompt's 'answer' and paired as data build --task math (optional prm), " +
+      "or scored by a scorer.",
   },
   reward_model: {
     kind: "path",
     default: null,
     help: "The text task's reward model (a *ForSequenceClassification directory with one label).",
   },
+  judge_endpoint: {
+    kind: "string",
+    default: null,
+    help:
+      "The text task's LLM judge: the base URL of an OpenAI-compatible server (e.g. http://localhost:8000/v1) " +
+      "asked for each response's 1-10 rating, as data build --judge-endpoint.",
+  },
+  judge_model: {
+    kind: "string",
+    default: null,
+    help: "The model the judge's server serves (needed with judge_endpoint).",
+  },
+  judge_template: {
+    kind: "path",
+    default: null,
+    help: "The judge's rubric, with {{prompt}} and {{response}}; None: the shipped 1-10 helpfulness rubric.",
+  },
+  judge_retries: {
+    kind: "integer",
+    min: 0,
+    default: 2,
+    help: "Asks again after an unparseable verdict; a response still unparsed is left unscored and counted.",
+  },
+  judge_max_tokens: { kind: "integer", min: 1, default: 256, help: "Tokens the judge may write per verdict." },
+  judge_concurrency: { kind: "integer", min: 1, default: 8, help: "Judge requests in flight at once." },
+  judge_timeout: { kind: "integer", min: 1, default: 600, help: "Seconds one judge request may take." },
+  judge_request_retries: {
+    kind: "integer",
+    min: 0,
+    default: 4,
+    help: "Retries of a judge request on 408/409/429/5xx and connection errors, with exponential backoff.",
+  },
+  judge_key_env: {
+    kind: "string",
+    default: null,
+    help: "The environment variable holding the judge's API key (None: OPENAI_API_KEY if set; a local server needs none).",
+  },
   scorer: {
     kind: "string",
     default: null,
     help: "A named scorer (arith, in the omni-dpo command) or a JS module exporting score(prompt, response).",
+  },
+  prm: {
+    kind: "path",
+    default: null,
+    help:
+      "The math task's process reward model: each response's step scores (min or avg, reward_type) pick the " +
+      "pairs as data build --task math --prm does; None: the verifiable reward (right 10, wrong 0).",
+  },
+  reward_type: {
+    kind: "enum",
+    values: ["min", "avg"],
+    default: "min",
+    help: "With prm: a response's score is its least (min) or mean (avg) step score.",
+  },
+  step_token: { kind: "string", default: null, help: "With prm: its step separator, one token (default <extra_0>)." },
+  score_margin: {
+    kind: "number",
+    min: 0,
+    default: 0,
+    help: "The math task's least score difference chosen - rejected on the 0..10 scale (relaxed when too few pairs).",
+  },
+  prompt_template: {
+    kind: "string",
+    default: null,
+    help:
+      "The math task's prompt: text with {input} for the problem; None: the policy's chat template with the " +
+      "reference's step-by-step system prompt.",
   },
   samples: { kind: "integer", min: 2, default: 5, help: "Responses sampled per prompt." },
   seeds: { kind: "list", default: null, help: "The samples' seeds (default the reference's 13, 21, 42, 79, 100)." },
@@ -89,6 +156,31 @@ const EVAL_KEYS: Record<string, IterationKeySpec> = {
   prompt_template: { kind: "string", default: null, help: "math: text with {input}, or chat" },
 };
 
+/** The text task's LLM judge behind an endpoint (judge_* keys). */
+export interface IterationJudge {
+  endpoint: string;
+  model: string;
+  templateFile: string | null;
+  retries: number;
+  maxTokens: number;
+  concurrency: number;
+  timeoutSeconds: number;
+  requestRetries: number;
+  keyEnv: string | null;
+}
+
+/**
+ * Keys that a user may expect here but that iterate refuses, each with its reason. Sampling through
+ * a server cannot work past round 1: round k samples from round k-1's model, which exists only here.
+ */
+const REFUSED_KEYS: Record<string, string> = {
+  endpoint:
+    "iterate samples each round from the previous round's model, which exists only in output_dir (no server " +
+    "serves it); sampling runs locally. Score through a server with iterations.judge_endpoint instead",
+};
+for (const key of ["endpoint_model", "endpoint_concurrency", "endpoint_key_env", "endpoint_timeout"])
+  REFUSED_KEYS[key] = REFUSED_KEYS.endpoint;
+
 export type RoundEval =
   | { task: "math"; data: string; maxNewTokens: number; promptTemplate: string | null }
   | { task: "winrate"; prompts: string; rewardModel: string; maxNewTokens: number };
@@ -100,6 +192,12 @@ export interface Iterations {
   task: (typeof ITERATION_TASKS)[number];
   rewardModel: string | null;
   scorer: string | null;
+  judge: IterationJudge | null;
+  prm: string | null;
+  rewardType: "min" | "avg";
+  stepToken: string | null;
+  scoreMargin: number;
+  promptTemplate: string | null;
   samples: number;
   seeds: number[] | null;
   temperature: number;
@@ -184,17 +282,44 @@ function readTable(
 export function readIterations(block: unknown, where: string, baseDir: string): Iterations {
   if (block === undefined || block === null)
     throw new IterationsError(`${where}: missing required key 'iterations' (the rounds to run; see iterate --help)`);
+  if (typeof block === "object" && block !== null)
+    for (const key of Object.keys(block))
+      if (REFUSED_KEYS[key]) throw new IterationsError(`${where}: key 'iterations.${key}': ${REFUSED_KEYS[key]}`);
   const v = readTable(block, ITERATION_KEYS, where, "iterations.", baseDir);
-  if (v.task === "text" && v.reward_model === null && v.scorer === null)
+  const judge = readJudge(v, where);
+  const scorers = ["reward_model", "scorer", "judge_endpoint"].filter((k) => v[k] !== null);
+  if (v.task === "text" && scorers.length === 0)
     throw new IterationsError(
-      `${where}: key 'iterations.reward_model': the text task needs a reward model (or iterations.scorer)`,
+      `${where}: key 'iterations.reward_model': the text task needs a reward model ` +
+        "(or iterations.scorer, or iterations.judge_endpoint)",
     );
-  if (v.reward_model !== null && v.scorer !== null)
-    throw new IterationsError(`${where}: keys 'iterations.reward_model' and 'iterations.scorer': give one scorer`);
+  if (scorers.length > 1)
+    throw new IterationsError(
+      `${where}: keys ${scorers.map((k) => `'iterations.${k}'`).join(" and ")}: give one scorer`,
+    );
+  if (v.task === "math" && judge !== null)
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_endpoint' belongs to the text task; math grades against 'answer' (or a scorer)`,
+    );
   if (v.task === "math" && v.reward_model !== null)
     throw new IterationsError(
       `${where}: key 'iterations.reward_model' belongs to the text task; math grades against 'answer' (or a scorer)`,
     );
+  // The math keys belong to the graded math pipeline (data build --task math's): no scorer.
+  const graded = v.task === "math" && v.scorer === null;
+  for (const key of ["prm", "step_token", "prompt_template"])
+    if (v[key] !== null && !graded)
+      throw new IterationsError(
+        `${where}: key 'iterations.${key}' belongs to the math task graded against 'answer' (task: math, no scorer)`,
+      );
+  if (v.prm === null && v.step_token !== null)
+    throw new IterationsError(`${where}: key 'iterations.step_token' needs iterations.prm`);
+  if (graded && v.seeds !== null)
+    throw new IterationsError(
+      `${where}: key 'iterations.seeds': the graded math task seeds its samples as data build --task math does`,
+    );
+  if (v.prompt_template !== null && !(v.prompt_template as string).includes("{input}"))
+    throw new IterationsError(`${where}: key 'iterations.prompt_template' must contain {input}`);
   const topP = v.top_p as number;
   if (!(topP > 0 && topP <= 1))
     throw new IterationsError(`${where}: key 'iterations.top_p' must be in (0, 1], got ${topP}`);
@@ -239,6 +364,12 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
     task: v.task as Iterations["task"],
     rewardModel: v.reward_model as string | null,
     scorer: v.scorer as string | null,
+    judge,
+    prm: v.prm as string | null,
+    rewardType: v.reward_type as "min" | "avg",
+    stepToken: v.step_token as string | null,
+    scoreMargin: v.score_margin as number,
+    promptTemplate: v.prompt_template as string | null,
     samples: v.samples as number,
     seeds,
     temperature: v.temperature as number,
@@ -247,6 +378,47 @@ export function readIterations(block: unknown, where: string, baseDir: string): 
     batchSize: v.batch_size as number,
     reference: v.reference as Iterations["reference"],
     eval: roundEval,
+  };
+}
+
+/** The judge_* keys, read together: judge_endpoint must be an http(s) URL with judge_model; the rest need it. */
+function readJudge(v: Record<string, unknown>, where: string): IterationJudge | null {
+  const url = v.judge_endpoint as string | null;
+  if (url === null) {
+    // A judge key set (not left at its default) without the endpoint it configures.
+    const stray = ["judge_model", "judge_template", "judge_key_env"].find((k) => v[k] !== null);
+    if (stray) throw new IterationsError(`${where}: key 'iterations.${stray}' needs iterations.judge_endpoint`);
+    return null;
+  }
+  let parsed: URL | null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = null;
+  }
+  if (parsed === null || (parsed.protocol !== "http:" && parsed.protocol !== "https:"))
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_endpoint' must be an http(s) URL such as http://localhost:8000/v1, got '${url}'`,
+    );
+  if (v.judge_model === null)
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_model': judge_endpoint needs the model name its server serves`,
+    );
+  const keyEnv = v.judge_key_env as string | null;
+  if (keyEnv !== null && process.env[keyEnv] === undefined)
+    throw new IterationsError(
+      `${where}: key 'iterations.judge_key_env': the environment variable ${keyEnv} is not set`,
+    );
+  return {
+    endpoint: url.replace(/\/+$/, ""),
+    model: v.judge_model as string,
+    templateFile: v.judge_template as string | null,
+    retries: v.judge_retries as number,
+    maxTokens: v.judge_max_tokens as number,
+    concurrency: v.judge_concurrency as number,
+    timeoutSeconds: v.judge_timeout as number,
+    requestRetries: v.judge_request_retries as number,
+    keyEnv,
   };
 }
 

@@ -9,7 +9,7 @@
 // Every stage resumes as it does alone (the build's journal, training's checkpoints, the
 // evaluation's journal) and a finished round is never redone, so after a kill -9 anywhere the
 // same command continues where it stopped. output_dir/iterate.json holds one row per round.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { buildTextPairs, moduleScorer, preparePrompts, writeTextBuild, type BatchScorer } from "../data/text-build.js";
@@ -18,20 +18,33 @@ import { readPromptRows, type PromptRow } from "../data/readers.js";
 import { DataError } from "../data/records.js";
 import { rewardModelScorer } from "../data/reward.js";
 import { datasetOfFile, evaluateMathBenchmark, type BenchmarkResult } from "../eval/math/benchmark.js";
-import { cutAtStopWords } from "../eval/math/extract.js";
+import {
+  binarizeUniDpo,
+  labelMathProblems,
+  normalizeScoreMargins,
+  readMathProblems,
+  type MathProblem,
+} from "../eval/math/preference-pairs.js";
 import { winRateSummary } from "../eval/winrate/evaluate.js";
-import { gradeAgainstGold, recordFor } from "../eval/math/grade.js";
-import { goldAnswer } from "../eval/math/ground-truth.js";
+import { EndpointGenerator } from "../generation/endpoint.js";
+import { DEFAULT_JUDGE_TEMPLATE, llmJudgeScorer, readJudgeTemplate, type JudgeCounts } from "../eval/llm-judge.js";
 import { loadModel } from "../models/auto.js";
+import { loadProcessRewardModel } from "../models/process-reward.js";
 import { tokenizerDirectory } from "../models/peft.js";
 import { Tokenizer } from "../text/index.js";
 import * as torch from "../torch/index.js";
 import type { Device } from "../torch/index.js";
-import { writeJsonAtomic } from "../util/files.js";
+import { writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
 import { readTextFile } from "../util/utf8.js";
 import { ConsoleProgressCallback } from "./callbacks/console-progress.js";
 import { ConfigError, loadTrainConfig, parseOverride, type TrainConfig } from "./config.js";
-import { IterationsError, readIterations, type Iterations, type RoundEval } from "./iterate-keys.js";
+import {
+  IterationsError,
+  readIterations,
+  type IterationJudge,
+  type Iterations,
+  type RoundEval,
+} from "./iterate-keys.js";
 import { answersOf, rewardJudge, winRate } from "./winrate-eval.js";
 import { train } from "./trainer.js";
 
@@ -82,7 +95,8 @@ interface Plan {
   config: TrainConfig;
   overrides: [string, unknown][];
   rows: PromptRow[];
-  answers: string[] | null;
+  /** The graded math task's problems (task: math, no scorer): built as data build --task math builds. */
+  problems: MathProblem[] | null;
   scorer: string | null;
 }
 
@@ -128,53 +142,42 @@ function plan(recipe: string | Record<string, unknown>, set: string[]): Plan {
           `(${registeredScorers().join(", ") || "none registered"}) nor a file (${scorer})`,
       );
   }
-  const rows = readPromptRows(iterations.prompts);
-  const answers = iterations.task === "math" && scorer === null ? readAnswers(iterations.prompts, rows) : null;
-  return { where, recipe, iterations, config, overrides, rows, answers, scorer };
-}
-
-/** The math task's gold answers: each prompt line's 'answer' (a string or a number), parsed as the grader reads it. */
-function readAnswers(file: string, rows: PromptRow[]): string[] {
-  const lines = readFileSync(file, "utf8").split("\n");
-  const problems: string[] = [];
-  const answers = rows.map((row) => {
-    const number = Number(row.at.slice(row.at.lastIndexOf(":") + 1));
-    let answer: unknown;
+  if (iterations.judge) {
     try {
-      answer = (JSON.parse(lines[number - 1]) as Record<string, unknown>).answer;
-    } catch {
-      answer = undefined;
-    }
-    if (typeof answer === "number") answer = String(answer);
-    if (typeof answer !== "string" || answer.trim() === "") {
-      problems.push(`${row.at}: field 'answer': missing (the math task grades responses against it)`);
-      return "";
-    }
-    try {
-      return goldAnswer(recordFor(answer, "math"), "math");
+      readJudgeTemplate(iterations.judge.templateFile ?? DEFAULT_JUDGE_TEMPLATE);
     } catch (e) {
-      problems.push(`${row.at}: field 'answer': ${(e as Error).message}`);
-      return "";
+      throw new IterationsError(`${where}: key 'iterations.judge_template': ${(e as Error).message}`);
     }
-  });
-  if (problems.length) throw new DataError(problems);
-  return answers;
+  }
+  if (iterations.prm !== null && !existsSync(join(iterations.prm, "config.json")))
+    throw new IterationsError(
+      `${where}: key 'iterations.prm': ${iterations.prm} is not a model directory (no config.json)`,
+    );
+  const graded = iterations.task === "math" && scorer === null;
+  const problems = graded ? readMathProblems(iterations.prompts) : null;
+  const rows = graded ? [] : readPromptRows(iterations.prompts);
+  return { where, recipe, iterations, config, overrides, rows, problems, scorer };
 }
 
-/** The math grader as a scorer: 10 for a response whose final answer equals the prompt's, else 0. */
-function graderScorer(rows: PromptRow[], answers: string[]): BatchScorer {
-  const gold = new Map(rows.map((r, i) => [r.at, answers[i]]));
-  return {
-    name: "math grader",
-    score: (items) =>
-      items.map((item) =>
-        gradeAgainstGold(cutAtStopWords(item.response), gold.get(item.at)!, "math").correct ? 10 : 0,
-      ),
-  };
+/** The LLM judge the judge_* keys describe: a scorer asking the endpoint for each response's rating. */
+function judgeScorer(judge: IterationJudge): BatchScorer & { counts: JudgeCounts } {
+  const generator = new EndpointGenerator({
+    baseURL: judge.endpoint,
+    model: judge.model,
+    apiKey: process.env[judge.keyEnv ?? "OPENAI_API_KEY"],
+    concurrency: judge.concurrency,
+    timeoutMs: 1000 * judge.timeoutSeconds,
+    maxRetries: judge.requestRetries,
+  });
+  return llmJudgeScorer(generator, {
+    templateFile: judge.templateFile ?? undefined,
+    retries: judge.retries,
+    maxTokens: judge.maxTokens,
+  });
 }
 
 /** Round k's prompts: prompts_per_round of them (each once) from where round k-1 stopped, wrapping around. */
-function roundPrompts(rows: PromptRow[], perRound: number | null, k: number): PromptRow[] {
+function roundPrompts<T>(rows: T[], perRound: number | null, k: number): T[] {
   if (perRound === null || perRound >= rows.length) return rows;
   return Array.from({ length: perRound }, (_, j) => rows[((k - 1) * perRound + j) % rows.length]);
 }
@@ -210,8 +213,12 @@ export async function iterate(
       k === 1 || iterations.reference === "initial"
         ? (config.refModel ?? (k === 1 ? null : config.modelNameOrPath))
         : null;
-    const prompts = roundPrompts(p.rows, iterations.promptsPerRound, k);
-    const pairs = await buildRound(p, k, dir, samplingModel, prompts, device, status);
+    const prompts = p.problems
+      ? roundPrompts(p.problems, iterations.promptsPerRound, k)
+      : roundPrompts(p.rows, iterations.promptsPerRound, k);
+    const pairs = p.problems
+      ? await buildMathRound(p, k, dir, samplingModel, prompts as MathProblem[], device, status)
+      : await buildRound(p, k, dir, samplingModel, prompts as PromptRow[], device, status);
     if (pairs === 0)
       throw new DataError([
         `round ${k}: the build made no pairs from ${prompts.length} prompts (see ${join(dir, "pairs.jsonl.summary.json")})`,
@@ -272,11 +279,12 @@ async function buildRound(
   const summaryFile = `${out}.summary.json`;
   if (existsSync(summaryFile)) return readJson<{ pairs: number }>(summaryFile).pairs;
   const { iterations } = p;
+  const judge = iterations.judge ? judgeScorer(iterations.judge) : null;
   const scorer: BatchScorer = p.scorer
     ? moduleScorer(await loadScorer(p.scorer, { seed: k }), p.scorer)
     : iterations.rewardModel
       ? rewardModelScorer(iterations.rewardModel, { device })
-      : graderScorer(p.rows, p.answers!);
+      : judge!;
   const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(samplingModel));
   const policy = loadModel(samplingModel, { device });
   try {
@@ -295,12 +303,81 @@ async function buildRound(
       onNotice: status,
     });
     // The summary records where the samples came from: this round, its sampling model, its scorer.
-    const recorded = { ...summary, round: k, sampling_model: resolve(samplingModel), scorer: scorer.name };
+    const recorded = {
+      ...summary,
+      round: k,
+      sampling_model: resolve(samplingModel),
+      scorer: scorer.name,
+      ...(judge ? { judge: { ...judge.counts } } : {}),
+    };
+    if (judge) {
+      const c = judge.counts;
+      status(`round ${k}: judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable, ${c.dropped} left unscored`);
+    }
     writeTextBuild(out, journal, pairs, recorded);
     return pairs.length;
   } finally {
     policy.dispose();
     scorer.dispose?.();
+  }
+}
+
+/**
+ * The graded math task's round: data build --task math's pipeline (sample, grade against the
+ * answer, optionally score each step with the PRM, pair by the reference's rules), journaled.
+ */
+async function buildMathRound(
+  p: Plan,
+  k: number,
+  dir: string,
+  samplingModel: string,
+  problems: MathProblem[],
+  device: Device,
+  status: (m: string) => void,
+): Promise<number> {
+  const out = join(dir, "pairs.jsonl");
+  const summaryFile = `${out}.summary.json`;
+  if (existsSync(summaryFile)) return readJson<{ pairs: number }>(summaryFile).pairs;
+  const { iterations: it } = p;
+  const prmTokenizer = it.prm ? Tokenizer.fromPretrainedSync(it.prm) : null;
+  const prm = it.prm ? loadProcessRewardModel(it.prm, { device }) : null;
+  const tokenizer = Tokenizer.fromPretrainedSync(tokenizerDirectory(samplingModel));
+  const policy = loadModel(samplingModel, { device });
+  const journal = `${out}.progress.jsonl`;
+  try {
+    status(`round ${k}: sampling ${it.samples} answers to ${problems.length} problems from ${samplingModel}`);
+    const { labelled, summary } = await labelMathProblems(policy, tokenizer, prm, prmTokenizer, problems, {
+      samples: it.samples,
+      temperature: it.temperature,
+      topP: it.topP,
+      maxNewTokens: it.maxNewTokens,
+      promptTemplate: it.promptTemplate ?? undefined,
+      stepToken: it.stepToken ?? undefined,
+      batchSize: it.batchSize,
+      journal,
+      identity: { policy: resolve(samplingModel), prm: it.prm ? resolve(it.prm) : null, round: k },
+    });
+    // data build --task math's pairing: with a PRM the rejected answer may be a weaker right one.
+    const pairs = binarizeUniDpo(labelled, {
+      rewardType: it.rewardType,
+      negStrategy: it.prm ? "positive" : "min",
+      scoreMargin: it.scoreMargin,
+    });
+    normalizeScoreMargins(pairs);
+    writeJsonLinesAtomic(out, pairs);
+    writeJsonAtomic(summaryFile, {
+      ...summary,
+      pairs: pairs.length,
+      problems_without_pair: summary.labelled - new Set(pairs.map((q) => q.prompt)).size,
+      round: k,
+      sampling_model: resolve(samplingModel),
+      scorer: it.prm ? `math grader + PRM ${resolve(it.prm)} (${it.rewardType})` : "math grader",
+    });
+    rmSync(journal, { force: true });
+    return pairs.length;
+  } finally {
+    policy.dispose();
+    prm?.dispose();
   }
 }
 

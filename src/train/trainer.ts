@@ -366,7 +366,16 @@ export class PreferenceTrainer {
     hooks.onStatus?.(runHeader(config));
     this.data = await prepareData(config, hooks.onStatus, hooks.onWarning);
     if (this.data.train.length === 0) throw new DataError(["no training pairs after the held-out split"]);
-    if (config.earlyStoppingPatience !== null && this.data.eval.length === 0) {
+    // Early stopping on a generation-eval metric (eval_gen_*) watches eval_generation_file, not eval pairs.
+    const watched = config.metricForBestModel ?? "loss";
+    const onGeneration = /^(eval_)?gen_/.test(watched);
+    if (config.earlyStoppingPatience !== null && onGeneration && config.evalGenerationFile === null) {
+      throw new ConfigError(
+        `${config.source}: key 'early_stopping_patience': metric_for_best_model ${watched} comes from ` +
+          "generation eval, and this run has no eval_generation_file",
+      );
+    }
+    if (config.earlyStoppingPatience !== null && !onGeneration && this.data.eval.length === 0) {
       throw new DataError([
         `${config.source}: key 'early_stopping_patience': early stopping watches the evaluation, and this run has no eval pairs ` +
           "(set eval_data_path, or test_split_size with dataset_mixer)",

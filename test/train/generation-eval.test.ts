@@ -185,3 +185,52 @@ test("eval_generation_task winrate: eval_gen_win_rate at step N equals omni-dpo 
     assert.ok(close(row.eval_gen_mean_length, d.mean_length), `step ${row.step}: mean length`);
   }
 });
+
+test("early stopping on eval_gen_accuracy: no eval pairs needed; stops after patience rows without a gain", () => {
+  const dir = join(root, "early");
+  cli([
+    "train",
+    recipe("early", {
+      eval_generation_steps: 1,
+      metric_for_best_model: "eval_gen_accuracy",
+      early_stopping_patience: 1,
+    }),
+  ]);
+  const rows = generationRows(dir);
+  // The oracle: transformers' rule over the logged accuracies (patience 1: the first row not above the best stops).
+  let best = -Infinity;
+  let stop = 4;
+  for (const [step, { accuracy }] of rows) {
+    if (!(accuracy > best)) {
+      stop = step;
+      break;
+    }
+    best = accuracy;
+  }
+  assert.ok(stop < 4, `the toy policy's accuracy stalls, so the run stops early: ${JSON.stringify([...rows])}`);
+  assert.deepEqual(
+    [...rows.keys()],
+    Array.from({ length: stop }, (_, i) => i + 1),
+  );
+  const results = JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8")) as { global_step: number };
+  assert.equal(results.global_step, stop);
+  // Without eval_generation_file the generation metric cannot be watched: refused, naming the key.
+  const bad = spawnSync(
+    process.execPath,
+    [
+      CLI,
+      "train",
+      recipe("early-bad", {
+        eval_generation_file: null,
+        metric_for_best_model: "eval_gen_accuracy",
+        early_stopping_patience: 1,
+      }),
+    ],
+    { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } },
+  );
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(
+    bad.stderr,
+    /key 'early_stopping_patience': metric_for_best_model eval_gen_accuracy comes from generation eval/,
+  );
+});

@@ -9,16 +9,37 @@
 //   - the text task with a tiny reward model;
 //   - kill -9 in round 2, then the same command: round 1 is not redone, and the rows equal an
 //     uninterrupted run's;
-//   - bad blocks are refused before any work, naming the recipe and the key.
+//   - bad blocks are refused before any work, naming the recipe and the key;
+//   - the text task scored by an LLM judge (judge_endpoint) behind `omni-dpo serve`;
+//   - the graded math task with a PRM builds exactly the pairs `data build --task math --prm` builds;
+//   - the graded math task resumes an interrupted build from its journal;
+//   - iterations.endpoint and bad judge_* keys are refused by name.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join, resolve } from "node:path";
+import { labelMathProblems, readMathProblems } from "../../src/eval/math/preference-pairs.js";
+import { loadModel } from "../../src/models/auto.js";
+import type { CausalLM } from "../../src/models/causal-lm.js";
+import { Tokenizer } from "../../src/text/index.js";
 import { RunReader } from "../../src/report/run-data.js";
+import { createProcessRewardModel, saveProcessRewardModel } from "../../src/models/process-reward.js";
+import { torch } from "../../src/index.js";
+import { randomizeParameters } from "../helpers/batches.js";
 import type { RoundRow } from "../../src/train/iterate.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { writeToyRewardModel } from "../helpers/reward-model.js";
+import { runCli, startProxy, startServeProcess, writeSharpChatModel } from "../helpers/serving.js";
 import { tempDir, writeJsonl, writeToyModel } from "../helpers/toy.js";
 
 const CLI = join(packageRoot(), "dist", "src", "cli", "main.js");
@@ -205,7 +226,7 @@ test("the math task with the arith scorer, and each round evaluated as omni-dpo 
   );
 });
 
-test("the math task's grader: a round whose responses all score alike makes no pairs and stops, naming its summary", () => {
+test("the graded math task: a round with no right answer makes no pairs and stops, naming its summary", () => {
   // The random policy answers no sum right: every response scores 0 and no prompt yields a pair.
   const prompts = writeJsonl(
     join(root, "sums.jsonl"),
@@ -214,16 +235,21 @@ test("the math task's grader: a round whose responses all score alike makes no p
       ["30-4", 26],
     ].map(([q, a]) => ({ prompt: `Q:${q}=`, answer: a })),
   );
-  const r = run(["iterate", writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null })]);
+  const r = run([
+    "iterate",
+    writeRecipe("graded", { ...TEXT_BLOCK, prompts, task: "math", scorer: null, prompt_template: "{input}" }),
+  ]);
   assert.equal(r.code, 1, r.output);
   assert.match(
     r.output,
     /round 1: the build made no pairs from 2 prompts \(see .*round-1\/pairs\.jsonl\.summary\.json\)/,
   );
-  const summary = readJson<{ scorer: string; dropped: { tied_scores: number } }>(
+  // Built as data build --task math builds: both problems dropped (no right answer, or no answer at all).
+  const summary = readJson<{ scorer: string; problems: number; labelled: number; dropped: Record<string, number> }>(
     join(root, "graded", "round-1", "pairs.jsonl.summary.json"),
   );
-  assert.deepEqual([summary.scorer, summary.dropped.tied_scores], ["math grader", 2]);
+  assert.deepEqual([summary.scorer, summary.problems, summary.labelled], ["math grader", 2, 0]);
+  assert.equal((summary.dropped.all_wrong ?? 0) + (summary.dropped.no_answer ?? 0), 2);
 });
 
 test("the text task with a tiny reward model; reference: initial; each round's win rate as omni-dpo eval --task winrate", () => {
@@ -369,7 +395,7 @@ test("bad iterations blocks are refused before any work, naming the recipe and t
   // The math task without a scorer grades against each prompt's answer: a prompt without one is refused, by line.
   const math = writeRecipe("bad-answer", { ...TEXT_BLOCK, task: "math", scorer: null });
   const noAnswer = run(["iterate", math]);
-  assert.match(noAnswer.output, /prompts\.jsonl:1: field 'answer': missing/);
+  assert.match(noAnswer.output, /prompts\.jsonl:1: field 'answer' must be a non-empty string or a number/);
   assert.ok(!existsSync(join(root, "bad-answer")));
   // omni-dpo train refuses the block, naming the command it belongs to.
   const train = run(["train", writeRecipe("bad-train", TEXT_BLOCK, { train_data_path: PROMPTS })]);
@@ -383,4 +409,198 @@ test("bad iterations blocks are refused before any work, naming the recipe and t
   const r = run(["iterate", recipe]);
   assert.match(r.output, /unknown key 'learning_rat'/);
   assert.ok(!existsSync(join(root, "bad-training")));
+});
+
+test("the text task scored by an LLM judge behind omni-dpo serve: every response asked, verdicts counted", async () => {
+  // A tiny chat model served as the judge: random weights never write "Rating: N", so every verdict
+  // is asked again once, every response is left unscored, and round 1 stops with no pairs.
+  const serve = await startServeProcess(["--model", writeSharpChatModel(join(root, "judge")), "--name", "toy"]);
+  const proxy = await startProxy(serve.url);
+  try {
+    // A short rubric: the shipped one is longer than the tiny model's positions.
+    const rubric = join(root, "rubric.txt");
+    writeFileSync(rubric, "Rate 1-10.\n{{prompt}}\n{{response}}\nRating: N");
+    const block = {
+      ...TEXT_BLOCK,
+      scorer: null,
+      judge_endpoint: proxy.url,
+      judge_model: "toy",
+      judge_template: rubric,
+      judge_retries: 1,
+      judge_max_tokens: 4,
+    };
+    const r = await runCli(["iterate", writeRecipe("judged", block)]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /round 1: the build made no pairs from 4 prompts/);
+    const summary = readJson<{
+      scorer: string;
+      responses: number;
+      unscored_responses: number;
+      dropped: { identical_responses: number };
+      judge: { asked: number; unparseable: number; dropped: number };
+    }>(join(root, "judged", "round-1", "pairs.jsonl.summary.json"));
+    assert.match(summary.scorer, /^LLM judge endpoint http:\/\/127\.0\.0\.1:\d+\/v1 model toy rubric .*rubric\.txt/);
+    const scored = summary.unscored_responses;
+    assert.ok(scored > 0 && scored <= summary.responses);
+    assert.deepEqual(summary.judge, { asked: 2 * scored, unparseable: 2 * scored, dropped: scored });
+    assert.equal(proxy.requests.filter((q) => q.path === "/chat/completions" && q.status === 200).length, 2 * scored);
+  } finally {
+    await proxy.close();
+    await serve.stop();
+  }
+});
+
+test("judge and endpoint keys: refused before any work, naming the key", () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    [
+      "endpoint",
+      { ...TEXT_BLOCK, endpoint: "http://127.0.0.1:8000/v1" },
+      /key 'iterations\.endpoint': iterate samples each round from the previous round's model, which exists only/,
+    ],
+    ["judge-model", { ...TEXT_BLOCK, scorer: null, judge_endpoint: "http://x/v1" }, /key 'iterations\.judge_model'/],
+    ["judge-url", { ...TEXT_BLOCK, scorer: null, judge_endpoint: "x", judge_model: "m" }, /must be an http\(s\) URL/],
+    ["stray", { ...TEXT_BLOCK, judge_model: "m" }, /key 'iterations\.judge_model' needs iterations\.judge_endpoint/],
+    [
+      "two-scorers",
+      { ...TEXT_BLOCK, judge_endpoint: "http://x/v1", judge_model: "m" },
+      /keys 'iterations\.scorer' and 'iterations\.judge_endpoint': give one scorer/,
+    ],
+    [
+      "math-judge",
+      { ...TEXT_BLOCK, scorer: null, task: "math", judge_endpoint: "http://x/v1", judge_model: "m" },
+      /key 'iterations\.judge_endpoint' belongs to the text task/,
+    ],
+    [
+      "template",
+      { ...TEXT_BLOCK, scorer: null, judge_endpoint: "http://x/v1", judge_model: "m", judge_template: PROMPTS },
+      /key 'iterations\.judge_template': .*prompts\.jsonl: a judge template must contain \{\{prompt\}\}/,
+    ],
+  ];
+  for (const [name, block, message] of cases) {
+    const recipe = writeRecipe(`bad-${name}`, block);
+    const r = run(["iterate", recipe]);
+    assert.equal(r.code, 1, `${name}: ${r.output}`);
+    assert.match(r.output, message, name);
+    assert.ok(!existsSync(join(root, `bad-${name}`)), `${name}: nothing written`);
+  }
+});
+
+test("the graded math task with a PRM builds each round's pairs exactly as data build --task math --prm does", () => {
+  const policy = join(packageRoot(), "assets", "arith-sft");
+  // A tiny Qwen2 process reward model over the policy's character tokenizer ("Q" as its step separator),
+  // label 1 favoured so that step scores spread around 0.8 and some answers clear the reference's bar of 6/10.
+  const prmDir = join(root, "prm");
+  const prm = createProcessRewardModel(
+    {
+      architectures: ["Qwen2ForProcessRewardModel"],
+      model_type: "qwen2",
+      vocab_size: 24,
+      hidden_size: 32,
+      intermediate_size: 48,
+      num_hidden_layers: 1,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      max_position_embeddings: 512,
+      rms_norm_eps: 1e-6,
+      rope_theta: 10000,
+      tie_word_embeddings: false,
+    },
+    { std: 0.2 },
+  );
+  randomizeParameters(prm, 5);
+  prm.setParameter("score.2.weight", torch.randn([2, 32]).mul(0.02));
+  prm.setParameter("score.2.bias", torch.tensor([0, 1.5]));
+  saveProcessRewardModel(prm, prmDir);
+  prm.dispose();
+  for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
+    copyFileSync(join(policy, f), join(prmDir, f));
+  // Golds: the policy's usual answers, so that its samples are partly right.
+  const problems = writeJsonl(join(root, "arith-problems.jsonl"), [
+    { problem: "2+3", answer: "5524" },
+    { problem: "12+7", answer: 3281 },
+    { problem: "34+21", answer: "12592" },
+    { problem: "9*8", answer: "1" },
+  ]);
+  const block = {
+    rounds: 1,
+    prompts: problems,
+    task: "math",
+    prm: prmDir,
+    step_token: "Q",
+    prompt_template: "Q:{input}=",
+    samples: 6,
+    temperature: 0.7,
+    top_p: 0.8,
+    max_new_tokens: 50,
+    batch_size: 4,
+  };
+  const r = run(["iterate", writeRecipe("prm", block, { model_name_or_path: policy, max_length: 96 })]);
+  assert.equal(r.code, 0, r.output);
+  const round = join(root, "prm", "round-1");
+  const summary = readJson<{ scorer: string; pairs: number; sampling_model: string }>(
+    join(round, "pairs.jsonl.summary.json"),
+  );
+  assert.ok(summary.pairs > 0);
+  assert.match(summary.scorer, /^math grader \+ PRM .*prm \(min\)$/);
+  assert.ok(!existsSync(join(round, "pairs.jsonl.progress.jsonl")), "the build's journal is removed");
+  const alone = join(root, "prm-alone.jsonl");
+  const build = run([
+    ...["data", "build", "--task", "math", "--model", policy, "--prompts", problems, "--prm", prmDir],
+    ...["--out", alone, "--prompt-template", "Q:{input}=", "--step-token", "Q", "--samples", "6"],
+    ...["--temperature", "0.7", "--top-p", "0.8", "--max-new-tokens", "50", "--batch-size", "4"],
+  ]);
+  assert.equal(build.code, 0, build.output);
+  assert.ok(readFileSync(join(round, "pairs.jsonl")).equals(readFileSync(alone)), "the same pairs, byte for byte");
+});
+
+test("the graded math task resumes an interrupted build from its journal, to data build --task math's pairs", async () => {
+  const policy = join(packageRoot(), "assets", "arith-sft");
+  // Golds: the policy's usual answers; it answers 9*8 two ways, so that problem pairs a right and a wrong one.
+  const problemsFile = writeJsonl(join(root, "arith-resume.jsonl"), [
+    { problem: "2+3", answer: "5524" },
+    { problem: "12+7", answer: 0 },
+    { problem: "9*8", answer: "79" },
+  ]);
+  const settings = { samples: 4, temperature: 0.7, topP: 0.8, maxNewTokens: 40, promptTemplate: "Q:{input}=" };
+  // An interrupted round 1: its journal holds the first problem's work only (the build stopped after one batch).
+  const round = join(root, "resume", "round-1");
+  mkdirSync(round, { recursive: true });
+  const model = loadModel(policy);
+  const tokenizer = Tokenizer.fromPretrainedSync(policy);
+  await assert.rejects(
+    labelMathProblems(model as CausalLM, tokenizer, null, null, readMathProblems(problemsFile), {
+      ...settings,
+      batchSize: 1,
+      journal: join(round, "pairs.jsonl.progress.jsonl"),
+      identity: { policy: resolve(policy), prm: null, round: 1 },
+      onProgress: (done) => {
+        if (done === 1) throw new Error("interrupted");
+      },
+    }),
+    /interrupted/,
+  );
+  model.dispose();
+  const block = {
+    rounds: 1,
+    prompts: problemsFile,
+    task: "math",
+    prompt_template: "Q:{input}=",
+    samples: 4,
+    temperature: 0.7,
+    top_p: 0.8,
+    max_new_tokens: 40,
+    batch_size: 1,
+  };
+  const r = await runCli(["iterate", writeRecipe("resume", block, { model_name_or_path: policy, max_length: 96 })]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = readJson<{ resumed: number; problems: number }>(join(round, "pairs.jsonl.summary.json"));
+  assert.deepEqual([summary.resumed, summary.problems], [1, 3]);
+  const alone = join(root, "resume-alone.jsonl");
+  const build = run([
+    ...["data", "build", "--task", "math", "--model", policy, "--prompts", problemsFile, "--out", alone],
+    ...["--prompt-template", "Q:{input}=", "--samples", "4", "--temperature", "0.7", "--top-p", "0.8"],
+    ...["--max-new-tokens", "40", "--batch-size", "1"],
+  ]);
+  assert.equal(build.code, 0, build.output);
+  assert.ok(readFileSync(join(round, "pairs.jsonl")).equals(readFileSync(alone)), "the same pairs, byte for byte");
 });

@@ -10,7 +10,9 @@ export const iterateCommand: Command = {
 Iterative on-policy preference training: the recipe's training keys (as omni-dpo train reads
 them; no training data key) plus an 'iterations' block. Each round k samples responses to fresh
 prompts from round k-1's final model (round 1: model_name_or_path), scores them, pairs each
-prompt's best and worst response, trains on the pairs from that model, and evaluates the result:
+prompt's best and worst response (the graded math task: as data build --task math pairs, with
+an optional prm), trains on the pairs from that model, and evaluates the result. Sampling is
+local only (round k's model exists nowhere else), so an 'endpoint' key is refused.
   output_dir/round-K/pairs.jsonl (+ .summary.json, recording sampling_model), round-K/train/ (the
   run), round-K/eval.json, round-K/round.json; output_dir/iterate.json: {"rounds": [row, ...]}.
 Interrupted anywhere (even kill -9), the same command continues without redoing finished work:
@@ -26,8 +28,8 @@ Example:
     rounds: 3
     prompts: prompts.jsonl        # prompt (string or messages); math: + answer
     prompts_per_round: 2000
-    task: text                    # text: reward_model or scorer; math: the grader against answer, or scorer
-    reward_model: path/to/rm
+    task: text                    # text: reward_model, judge_endpoint or scorer; math: graded, or scorer
+    reward_model: path/to/rm      # or judge_endpoint: URL + judge_model: NAME (an LLM judge)
     samples: 5
     reference: previous           # or initial
     eval: { task: math, data: math500.jsonl }   # or { task: winrate, prompts: FILE, reward_model: DIR }

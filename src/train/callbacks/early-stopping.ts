@@ -54,6 +54,9 @@ export class EarlyStoppingCallback implements TrainerCallback {
 
   onEvaluate({ metrics, control, config }: TrainerEvent): void {
     if (!metrics) return;
+    // A generation-eval metric is only on the rows of eval_generation_steps; a pair-eval row between them is not its.
+    if (this.metric.startsWith("eval_gen_") && !(this.metric in metrics) && !("eval_gen_mean_length" in metrics))
+      return;
     if (!(this.metric in metrics)) {
       const known = Object.keys(metrics)
         .filter((k) => k.startsWith("eval_"))
