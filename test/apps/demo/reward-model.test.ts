@@ -25,7 +25,7 @@ torch.setNumThreads(1);
 test("makeRewardModel: judge-labelled pairs, a fifth of the prompts held out, a classifier that scores", async () => {
   const dir = join(tempDir("omni-dpo-demo-rm-"), "rm");
   const plan = planDemo({ outDir: dir, pipeline: "rm" });
-  const prompts = plan.rm.prompts.slice(0, 40);
+  const prompts = plan.rm.prompts.slice(0, 64);
   let samples: ScoredSamples | null = null;
   const info = await makeRewardModel(dir, plan.sft.dir, prompts, {
     sample: async (job) => {
@@ -39,7 +39,7 @@ test("makeRewardModel: judge-labelled pairs, a fifth of the prompts held out, a 
   const read = readRewardModel(dir)!;
   assert.deepEqual({ ...read, heldout: undefined }, { ...info, heldout: undefined });
   assert.equal(read.heldout.length, info.heldoutPairs);
-  const heldPrompts = new Set(prompts.slice(32)); // 40 prompts, a fifth (8) held out
+  const heldPrompts = new Set(prompts.slice(64 - Math.round(64 * RM_RECIPE.heldoutShare))); // a fifth held out
   assert.ok(
     read.heldout.every((p) => heldPrompts.has(p.prompt)),
     "held-out pairs come from the last fifth",
