@@ -43,5 +43,12 @@ if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addo
   npm run --silent build:native >/tmp/omni-dpo-native-build.log 2>&1 || { cat /tmp/omni-dpo-native-build.log >&2; exit 1; }
 fi
 
-say "compiling TypeScript"
-npm run --silent build
+# tsc over the whole tree takes a while on two cores: skip it when no source or setting changed
+# since the last build (a fresh clone has no stamp and builds).
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src apps test scripts tsconfig.json package.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
+  say "compiling TypeScript"
+  touch "$stamp.next" # taken before tsc reads the sources, so an edit made during the build still counts as newer
+  npm run --silent build
+  mv "$stamp.next" "$stamp"
+fi

@@ -179,6 +179,11 @@ export const PREFERENCE_GRID = [1e-5, 2e-5, 4e-5] as const;
 export const RFT_GRID = [1e-5, 4e-5, 1.6e-4] as const;
 /** The robustness sweep: every method at these multiples of the learning rate DPO picked. */
 export const LR_MULTIPLES = [2, 4] as const;
+/**
+ * The sweep's runs: training seed 0 on this many of the pair seeds (the first ones). Two keep the
+ * default demo within 10 minutes on two cores; the sweep reports means, not intervals.
+ */
+export const SWEEP_PAIR_SEEDS = 2;
 
 /** The methods compared: the simple baseline, DPO, SimPO and Omni-DPO (with the Math recipe's settings). */
 export function methodSpecs(ablations: boolean): MethodSpec[] {
@@ -451,7 +456,11 @@ export function planDemo(options: DemoOptions): DemoPlan {
   const testProblems = take(sizes.test, 3000 + seed);
   const runs = (p: PipelineName) =>
     pipelineSpecs(specs, p).reduce(
-      (n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * pairSeeds.length,
+      (n, m) =>
+        n +
+        m.grid.length +
+        trainSeeds.length * pairSeeds.length +
+        LR_MULTIPLES.length * Math.min(SWEEP_PAIR_SEEDS, pairSeeds.length),
       0,
     );
   return {
@@ -711,7 +720,7 @@ interface MethodRuns {
 /**
  * The runs of one pipeline: each method's tuning runs (validation, first pair seed, the tuning
  * seed) pick its learning rate; its reported runs (every training x pair seed) at that rate; the
- * sweep at its own rate and at 2x and 4x DPO's (training seed 0, every pair seed).
+ * sweep at its own rate and at 2x and 4x DPO's (training seed 0, the first SWEEP_PAIR_SEEDS pair seeds).
  */
 async function runPipeline(
   jobs: DemoJobs,
@@ -741,16 +750,17 @@ async function runPipeline(
     }),
   );
   const dpoLr = (await tuned.get("dpo")!).lr;
+  const sweepSeeds = pairSeeds.slice(0, SWEEP_PAIR_SEEDS);
   const sweepRates = (m: MethodRuns) => {
     // A multiple that is the method's own rate is its reported runs: those planned jobs are done.
-    for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) pairSeeds.forEach(() => jobs.tick());
+    for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) sweepSeeds.forEach(() => jobs.tick());
     return [m.lr, ...LR_MULTIPLES.map((k) => k * dpoLr)].filter((lr, i, all) => all.indexOf(lr) === i);
   };
   const lrSweep = await Promise.all(
     methods.flatMap((m) =>
       sweepRates(m).map(async (lr): Promise<SweepPoint> => {
         const corrects = await Promise.all(
-          pairSeeds.map((p) => jobs.train(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)),
+          sweepSeeds.map((p) => jobs.train(pipeline, m.spec, lr, trainSeeds[0], p, testProblems, lr === m.lr)),
         );
         return {
           name: m.spec.name,
@@ -879,6 +889,7 @@ function demoSettings(plan: DemoPlan): Record<string, unknown> {
     recipe: BASE_RECIPE,
     methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])),
     lr_multiples: LR_MULTIPLES,
+    sweep_pair_seeds: plan.pairSeeds.slice(0, SWEEP_PAIR_SEEDS),
   };
 }
 
