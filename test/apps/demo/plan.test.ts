@@ -19,7 +19,13 @@ test("planDemo --quick: seeds, sizes and run count as documented; the five probl
   // The default: 3 tuning rates + 2 x 3 reported runs + 2 sweep multiples x 2 pair seeds (the
   // sweep uses the first two, so the default fits 10 minutes) = 13 per method; 11 methods: 143.
   const full = planDemo({ outDir: "out", sizes: { train: 50, val: 20, test: 30 } });
-  assert.deepEqual([full.trainSeeds, full.pairSeeds], [[0, 1], [0, 1, 2]]);
+  assert.deepEqual(
+    [full.trainSeeds, full.pairSeeds],
+    [
+      [0, 1],
+      [0, 1, 2],
+    ],
+  );
   assert.equal(full.plannedRuns, 143);
   assert.deepEqual(
     [plan.trainPrompts.length, plan.valProblems.length, plan.testProblems.length, plan.rm.prompts.length],
