@@ -43,10 +43,12 @@ import {
   labelQuality,
   pipelinePairs,
   PIPELINES,
+  rescalePairs,
   rmPairs,
   type JudgeAgreement,
   type LabelQuality,
   type PipelineName,
+  type ScoreScale,
 } from "./pipelines.js";
 import { JobPool, type TrainJob } from "./runs.js";
 import {
@@ -271,7 +273,7 @@ export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = {
  *   - z: each pair's gap replaced by the reference's normalised margin (gap − mean) / std
  *     (scores z and 0), which also centres it, so half the pairs get w_qual below 0.5.
  */
-export type RmScale = "raw" | "std" | "z";
+export type RmScale = ScoreScale;
 export const RM_SCALES: readonly RmScale[] = ["raw", "std", "z"];
 /** The rm pipeline's default η: 1 on raw scores makes w_qual the reward model's own P(label right). */
 export const RM_ETA = 1;
@@ -287,6 +289,8 @@ export interface DemoOptions {
   /** The rm pipeline's Omni-DPO η (default RM_ETA) and score scaling (default raw). */
   rmEta?: number;
   rmScale?: RmScale;
+  /** The text pipeline's judge scores as its Omni-DPO's w_qual reads them (default raw; as rmScale). */
+  textScale?: ScoreScale;
   /** The rm pipeline's reward model (default: the shipped assets/arith-rm, trained on the spot if absent). */
   rmDir?: string;
   quick?: boolean;
@@ -395,6 +399,7 @@ export interface DemoPlan {
    * prompts (RM_RECIPE's, apart from every other set), η and score scaling.
    */
   rm: { dir: string; train: boolean; prompts: string[]; eta: number; scale: RmScale };
+  textScale: ScoreScale;
   /** The starting policy's directory, and whether it must be trained first (no shipped checkpoint). */
   sft: { dir: string; train: boolean };
   pipelines: PipelineName[];
@@ -466,6 +471,7 @@ export function planDemo(options: DemoOptions): DemoPlan {
   return {
     outDir: options.outDir,
     rm: { ...rm, prompts: rmPrompts, eta: options.rmEta ?? RM_ETA, scale: options.rmScale ?? "raw" },
+    textScale: options.textScale ?? "raw",
     sft,
     pipelines,
     specs,
@@ -622,19 +628,16 @@ class DemoJobs {
 
   /** The pairs of one pipeline and pair seed: the math and text rules on the judge's scores, or the reward model's. */
   #buildPairs(pipeline: PipelineName, pairSeed: number, samples: ScoredSamples): Promise<Omit<PairSet, "file">> {
-    if (pipeline !== "rm") return Promise.resolve(pipelinePairs(pipeline, samples, pairSeed));
+    if (pipeline === "text") {
+      const built = pipelinePairs(pipeline, samples, pairSeed);
+      return Promise.resolve({ ...built, pairs: rescalePairs(built.pairs, this.plan.textScale) });
+    }
+    if (pipeline === "math") return Promise.resolve(pipelinePairs(pipeline, samples, pairSeed));
     return this.rewardModel().then(async ({ dir }) => {
       const rewards = await this.pool.run({ kind: "reward-score", id: `reward-score/${pairSeed}`, dir, samples });
       const raw = rmPairs(samples, rewards, 1);
       const rawGaps = raw.pairs.map((p) => p.score_chosen - p.score_rejected);
-      const { scale } = this.plan.rm;
-      if (scale === "raw") return { ...raw, rawGaps };
-      const m = average(rawGaps);
-      const std = Math.sqrt(average(rawGaps.map((g) => (g - m) ** 2))) + 1e-6;
-      if (scale === "std") return { ...rmPairs(samples, rewards, 1 / std), rawGaps };
-      // z: the reference's normalised margin as the gap (the order of chosen and rejected stays the reward model's).
-      const pairs = raw.pairs.map((p, i) => ({ ...p, score_chosen: (rawGaps[i] - m) / std, score_rejected: 0 }));
-      return { ...raw, pairs, rawGaps };
+      return { ...raw, pairs: rescalePairs(raw.pairs, this.plan.rm.scale), rawGaps };
     });
   }
 
@@ -888,6 +891,7 @@ function demoSettings(plan: DemoPlan): Record<string, unknown> {
     }),
     recipe: BASE_RECIPE,
     methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])),
+    text_scale: plan.textScale,
     lr_multiples: LR_MULTIPLES,
     sweep_pair_seeds: plan.pairSeeds.slice(0, SWEEP_PAIR_SEEDS),
   };

@@ -5,7 +5,7 @@ import { UsageError, positiveInt, nonNegative, type Command } from "../../src/cl
 export const demoCommand: Command = {
   help: `Usage: omni-dpo demo [--pipeline math|text|rm|all] [--quick] [--seed N] [--train-seeds N] [--pair-seeds N]
                      [--prompts N] [--val N] [--heldout N] [--ablations] [--jobs N] [--judge-noise S]
-                     [--rm-eta E] [--rm-scale raw|std|z] [--out DIR] [--json]
+                     [--rm-eta E] [--rm-scale raw|std|z] [--text-scale raw|std|z] [--out DIR] [--json]
        omni-dpo demo sft --out DIR [--save-at-step N]
        omni-dpo demo rm --out DIR
 
@@ -36,6 +36,7 @@ intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
                     reward model's own probability that the label is right)
   --rm-scale S      the reward model's scores as w_qual reads them: raw (default), std (gaps
                     divided by their standard deviation) or z (the reference's normalised margin)
+  --text-scale S    the same for the judge's scores in the text pipeline (default raw)
   --out DIR         where runs and the report go (default ./omni-dpo-demo)
   --json            print one JSON object with the results
 
@@ -64,6 +65,7 @@ demo rm --out DIR   retrains the shipped reward model with its recipe (rm_recipe
         heldout: { type: "string" },
         "rm-eta": { type: "string" },
         "rm-scale": { type: "string" },
+        "text-scale": { type: "string" },
       },
     });
     const demo = await import("./arith.js");
@@ -96,15 +98,19 @@ demo rm --out DIR   retrains the shipped reward model with its recipe (rm_recipe
     const pipeline = values.pipeline ?? "all";
     if (!["math", "text", "rm", "all", "both"].includes(pipeline))
       throw new UsageError(`demo: --pipeline must be math, text, rm or all, got '${pipeline}'`);
-    const rmScale = values["rm-scale"] ?? "raw";
-    if (!(demo.RM_SCALES as readonly string[]).includes(rmScale))
-      throw new UsageError(`demo: --rm-scale must be raw, std or z, got '${rmScale}'`);
+    const scale = (flag: "rm-scale" | "text-scale") => {
+      const value = values[flag] ?? "raw";
+      if (!(demo.RM_SCALES as readonly string[]).includes(value))
+        throw new UsageError(`demo: --${flag} must be raw, std or z, got '${value}'`);
+      return value as "raw" | "std" | "z";
+    };
     const { demoSummary, writeDemoReport, demoJson } = await import("./report.js");
     let bar: InstanceType<typeof Progress> | null = null;
     const result = await demo.runDemo({
       pipeline: pipeline as "math" | "text" | "rm" | "all",
       rmEta: values["rm-eta"] ? nonNegative(values["rm-eta"], "--rm-eta", demo.RM_ETA) : undefined,
-      rmScale: rmScale as "raw" | "std" | "z",
+      rmScale: scale("rm-scale"),
+      textScale: scale("text-scale"),
       quick: values.quick,
       seed: positiveInt(values.seed, "--seed", 0, true),
       trainSeeds: values["train-seeds"] ? positiveInt(values["train-seeds"], "--train-seeds", 1) : undefined,

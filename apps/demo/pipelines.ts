@@ -85,6 +85,26 @@ export function rmPairs(
   return { ...built, judge };
 }
 
+/** How a pipeline's pair scores are scaled before w_qual reads them (see rescalePairs). */
+export type ScoreScale = "raw" | "std" | "z";
+
+/**
+ * The pairs with their scores as w_qual reads them: raw; std (both scores divided by the
+ * population standard deviation of the pairs' gaps, the scaling half of the reference's margin
+ * normalisation); z (each gap replaced by the reference's normalised margin (gap − mean) / std,
+ * as scores z and 0, which also centres it). Monotone in the gap: which answer is chosen, and
+ * every statistic of the gap's order (its AUC), stay as they were.
+ */
+export function rescalePairs(pairs: Pair[], scale: ScoreScale): Pair[] {
+  if (scale === "raw") return pairs;
+  const gaps = pairs.map((p) => p.score_chosen - p.score_rejected);
+  const mean = gaps.reduce((a, b) => a + b, 0) / Math.max(gaps.length, 1);
+  const std = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / Math.max(gaps.length, 1)) + 1e-6;
+  if (scale === "std")
+    return pairs.map((p) => ({ ...p, score_chosen: p.score_chosen / std, score_rejected: p.score_rejected / std }));
+  return pairs.map((p, i) => ({ ...p, score_chosen: (gaps[i] - mean) / std, score_rejected: 0 }));
+}
+
 export interface LabelQuality {
   pairs: number;
   /** Share of pairs whose chosen answer is wrong (by the verifier). */

@@ -261,6 +261,7 @@ test("omni-dpo demo: bad flags are usage errors naming the flag", () => {
   const scale = run("--rm-scale", "log");
   assert.notEqual(scale.status, 0);
   assert.match(scale.stderr, /--rm-scale must be raw, std or z, got 'log'/);
+  assert.match(run("--text-scale", "unit").stderr, /--text-scale must be raw, std or z, got 'unit'/);
   assert.match(run("--rm-eta=-1").stderr, /--rm-eta must be a non-negative number, got '-1'/);
   const step = run("sft", "--out", tempDir("omni-dpo-sft-"), "--save-at-step", "2000");
   assert.notEqual(step.status, 0);

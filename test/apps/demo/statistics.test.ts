@@ -3,7 +3,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { pairedDifference, quantiles, spread, studentT975, verdict } from "../../../apps/demo/statistics.js";
-import { judgeAgreement, labelQuality, rmPairs, rocAuc, textPairs } from "../../../apps/demo/pipelines.js";
+import {
+  judgeAgreement,
+  labelQuality,
+  rescalePairs,
+  rmPairs,
+  rocAuc,
+  textPairs,
+} from "../../../apps/demo/pipelines.js";
 import type { Pair } from "../../../src/data/build.js";
 
 const close = (a: number, b: number, what: string, tol = 1e-12) =>
@@ -239,4 +246,34 @@ test("rmPairs: best against worst by the reward model's score (scaled), with the
     { chosen: 5, rejected: 2 },
     { chosen: 6, rejected: 4 },
   ]);
+});
+
+test("rescalePairs: std divides both scores by the gaps' standard deviation; z is the reference's normalised margin", () => {
+  const pair = (chosen: number, rejected: number) => ({
+    prompt: "Q",
+    chosen: "a",
+    rejected: "b",
+    score_chosen: chosen,
+    score_rejected: rejected,
+    chosen_correct: true,
+    rejected_correct: false,
+  });
+  const pairs = [pair(9, 1), pair(6, 4), pair(7, 4)]; // gaps 8, 2, 3: mean 13/3, population std 2.6247
+  assert.equal(rescalePairs(pairs, "raw"), pairs);
+  const std = Math.sqrt(((8 - 13 / 3) ** 2 + (2 - 13 / 3) ** 2 + (3 - 13 / 3) ** 2) / 3) + 1e-6; // as the code guards 0
+  const scaled = rescalePairs(pairs, "std");
+  close(scaled[0].score_chosen, 9 / std, "std: chosen");
+  close(scaled[0].score_rejected, 1 / std, "std: rejected");
+  close(scaled[1].score_chosen - scaled[1].score_rejected, 2 / std, "std: gap");
+  const z = rescalePairs(pairs, "z");
+  assert.deepEqual(
+    z.map((p) => p.score_rejected),
+    [0, 0, 0],
+  );
+  z.forEach((p, i) => close(p.score_chosen, ([8, 2, 3][i] - 13 / 3) / std, `z: pair ${i}`));
+  assert.deepEqual(
+    z.map((p) => [p.prompt, p.chosen, p.rejected]),
+    pairs.map((p) => [p.prompt, p.chosen, p.rejected]),
+    "the labels stay",
+  );
 });
