@@ -797,8 +797,12 @@ function analysePipeline(
     const d = pairedDifference(ca, cb);
     return { a, b, ...d, verdict: verdict(d) };
   };
+  // With --ablations, full Omni-DPO against each variant without one part: that part's own effect.
+  const omni = methods.find((m) => m.spec.name === "omni_dpo");
+  const ablated = omni ? methods.filter((m) => m.spec.name.startsWith("omni_dpo_no_")) : [];
   const comparisons = [
     ...methods.filter((m) => m !== dpo).map((m) => compare(m.spec.name, "dpo", m.corrects, dpo.corrects)),
+    ...ablated.map((m) => compare("omni_dpo", m.spec.name, omni!.corrects, m.corrects)),
     ...methods.map((m) =>
       compare(
         m.spec.name,

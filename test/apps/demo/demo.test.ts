@@ -40,11 +40,12 @@ const inUnit = (x: number, what: string) =>
 
 test("runDemo on tiny settings: all three pipelines, and every reported number is what its runs give", async () => {
   const out = tempDir("omni-dpo-demo-");
-  const all = methodSpecs(false);
-  // Two methods and small grids keep this to ~30 short runs; the design is the full one's.
+  const all = methodSpecs(true);
+  // Three methods (one an ablation) and small grids keep this to ~50 short runs; the design is the full one's.
   const methods: MethodSpec[] = [
     { ...all.find((m) => m.name === "dpo")!, grid: [2e-5, 4e-5] },
     { ...all.find((m) => m.name === "omni_dpo")!, grid: [2e-5] },
+    { ...all.find((m) => m.name === "omni_dpo_no_qual")!, grid: [2e-5] },
   ];
   const result: DemoResult = await runDemo({
     methods,
@@ -62,8 +63,12 @@ test("runDemo on tiny settings: all three pipelines, and every reported number i
     const where = `${p.name} pipeline`;
     assert.deepEqual(
       p.methods.map((m) => m.name),
-      ["dpo", "omni_dpo"],
+      ["dpo", "omni_dpo", "omni_dpo_no_qual"],
     );
+    // An ablation is compared with full Omni-DPO too (that part's own effect), paired over the same runs.
+    const [omni, noQual] = ["omni_dpo", "omni_dpo_no_qual"].map((n) => p.methods.find((m) => m.name === n)!);
+    const ablation = p.comparisons.find((c) => c.a === "omni_dpo" && c.b === "omni_dpo_no_qual")!;
+    close(ablation.mean_diff, omni.heldout_accuracy.mean - noQual.heldout_accuracy.mean, `${where}: w_qual's effect`);
     inUnit(p.sft_accuracy.mean, `${where}: SFT accuracy`);
     assert.equal(p.data.length, 2, "one data summary per pair seed");
     for (const d of p.data) {
@@ -166,7 +171,11 @@ test("runDemo on tiny settings: all three pipelines, and every reported number i
       p.methods[1].heldout_accuracy.mean - p.methods[0].heldout_accuracy.mean,
       "Omni-DPO - DPO",
     );
-    assert.equal(p.comparisons.length, 1 + 2, "each method against DPO, and each against the start");
+    assert.equal(
+      p.comparisons.length,
+      2 + 1 + 3,
+      "each method against DPO, the ablation against Omni-DPO, and each against the start",
+    );
   }
 
   const files = writeDemoReport(result);
