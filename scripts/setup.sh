@@ -48,6 +48,7 @@ fi
 stamp=dist/.build-stamp
 if [ ! -f "$stamp" ] || [ -n "$(find src apps test scripts tsconfig.json package.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
   say "compiling TypeScript"
+  mkdir -p dist
   touch "$stamp.next" # taken before tsc reads the sources, so an edit made during the build still counts as newer
   npm run --silent build
   mv "$stamp.next" "$stamp"
