@@ -1348,11 +1348,11 @@ export const RECIPE_KEYS = {
   },
   pair_logging_steps: {
     kind: "steps",
-    default: null,
+    default: 0.1,
     group: "logging/saving",
     follows: OURS,
     check: stepsRule([]),
-    help: "Log each sampled pair's w_qual, w_perf, margin and c-NLL gate to pair_log.jsonl every N steps (or every fraction of the run in (0, 1)); None: every logging_steps.",
+    help: "Log each sampled pair's w_qual, w_perf, margin and c-NLL gate to pair_log.jsonl every N steps (or every fraction of the run in (0, 1); default 0.1: ten times a run, and at its last step). Each log runs the sample through the policy, about pair_log_samples / 3 training pairs' compute: logging it with every metrics row (pair_logging_steps = logging_steps) can double a run's time.",
   },
   pair_log_samples: {
     kind: "integer",
