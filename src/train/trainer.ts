@@ -541,12 +541,38 @@ export class PreferenceTrainer {
 
   /** Where the run starts: afresh, from a checkpoint, or nowhere (output_dir holds it finished). The main process plans (it may delete checkpoints); the others follow. */
   planRun(): ResumePlan {
-    const mine = this.strategy.isMainProcess
-      ? planResume(this.config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, this.hooks)
-      : null;
+    // The main process plans; a plan it refuses (a damaged checkpoint, a missing
+    // resume_from_checkpoint) is shared like a plan, so every rank stops with its reason instead
+    // of waiting for a plan that never comes.
+    let mine: ResumePlan | null = null;
+    let refusal: unknown = null;
+    if (this.strategy.isMainProcess) {
+      try {
+        mine = planResume(this.config, { trainPairs: this.data.train.length, totalSteps: this.totalSteps }, this.hooks);
+      } catch (e) {
+        refusal = e;
+      }
+    }
     const shared = JSON.parse(
-      this.strategy.fromMain("plan", mine && JSON.stringify({ dir: mine.dir, finished: mine.finished })),
+      this.strategy.fromMain(
+        "plan",
+        !this.strategy.isMainProcess
+          ? null
+          : JSON.stringify(
+              refusal !== null
+                ? {
+                    refused: refusal instanceof Error ? refusal.message : String(refusal),
+                    config: refusal instanceof ConfigError,
+                  }
+                : { dir: mine!.dir, finished: mine!.finished },
+            ),
+      ),
     );
+    if (refusal !== null) throw refusal;
+    if (shared.refused !== undefined) {
+      const message = `the main process refused to start the run: ${shared.refused}`;
+      throw shared.config ? new ConfigError(message) : new Error(message);
+    }
     return (
       mine ?? { dir: shared.dir, finished: shared.finished, state: shared.dir ? readTrainerState(shared.dir) : null }
     );

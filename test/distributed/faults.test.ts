@@ -143,6 +143,32 @@ describe("faults in a 2-rank run", () => {
     assert.ok(existsSync(join(dir, "model.safetensors")));
   });
 
+  it("a run the main process refuses to plan (a missing resume_from_checkpoint) stops every rank with the reason, not a wait", async () => {
+    const missing = join(root, "no-such-checkpoint");
+    const { file } = recipe("refused", { max_steps: 3, resume_from_checkpoint: missing });
+    const port = String(await freePort());
+    const started = Date.now();
+    const rank = (r: number) =>
+      runTrain(file, [], {
+        RANK: String(r),
+        WORLD_SIZE: "2",
+        LOCAL_RANK: String(r),
+        MASTER_ADDR: "127.0.0.1",
+        MASTER_PORT: port,
+      });
+    const [r0, r1] = await Promise.all([rank(0), rank(1)]);
+    const seconds = (Date.now() - started) / 1000;
+    assert.notEqual(r0.code, 0);
+    assert.notEqual(r1.code, 0);
+    assert.match(r0.output, /resume_from_checkpoint: .*no-such-checkpoint does not exist/);
+    assert.match(
+      r1.output,
+      /the main process refused to start the run: resume_from_checkpoint: .*no-such-checkpoint does not exist/,
+    );
+    // ddp_timeout is 60 s: rank 1 heard the reason, it did not time out waiting for a plan.
+    assert.ok(seconds < 45, `both stopped in ${seconds.toFixed(1)} s`);
+  });
+
   it(
     "with TORCHELASTIC_USE_AGENT_STORE=True (torchrun's workers) the ranks use the store already served (PyTorch's own TCPStore)",
     { skip: skipUnless("torch") },
