@@ -22,7 +22,8 @@ DPO's learning rate. Held-out greedy accuracy decides; differences are paired, w
 intervals. Prints a summary and writes DIR/report.html and DIR/results.json.
 
   --pipeline P      math, text, rm or all (default all; "both" is its old name)
-  --quick           fewer problems and seeds, same design (about 2 minutes on 2 idle cores)
+  --quick           fewer problems and seeds, same design (under 3 minutes on 2 idle cores;
+                    the default takes about 9.5)
   --seed N          base seed: problem sets, first training and pair seed (default 0)
   --train-seeds N   training seeds per method (default 2; quick 1)
   --pair-seeds N    pair-building seeds (default 3; quick 2)
