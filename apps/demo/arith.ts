@@ -635,7 +635,7 @@ class DemoJobs {
     if (pipeline === "math") return Promise.resolve(pipelinePairs(pipeline, samples, pairSeed));
     return this.rewardModel().then(async ({ dir }) => {
       const rewards = await this.pool.run({ kind: "reward-score", id: `reward-score/${pairSeed}`, dir, samples });
-      const raw = rmPairs(samples, rewards, 1);
+      const raw = rmPairs(samples, rewards);
       const rawGaps = raw.pairs.map((p) => p.score_chosen - p.score_rejected);
       return { ...raw, pairs: rescalePairs(raw.pairs, this.plan.rm.scale), rawGaps };
     });

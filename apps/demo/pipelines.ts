@@ -64,18 +64,18 @@ export function textPairs(samples: ScoredSamples): PipelinePairs {
 
 /**
  * The rm pipeline's pairs: best against worst by the reward model's score (`rewards[i][j]` for
- * sample j of prompt i, times `scale`, become the pairs' scores, which w_qual reads), as the
- * text pipeline picks by the judge's. Also returns the judge's scores of each pair's two answers,
- * to measure how often the reward model's label is backwards against the judge.
+ * sample j of prompt i becomes the pairs' scores, which w_qual reads once rescalePairs has
+ * scaled them), as the text pipeline picks by the judge's. Also returns the judge's scores of
+ * each pair's two answers, to measure how often the reward model's label is backwards against
+ * the judge.
  */
 export function rmPairs(
   samples: ScoredSamples,
   rewards: number[][],
-  scale: number,
 ): PipelinePairs & { judge: { chosen: number; rejected: number }[] } {
   const rescored = {
     ...samples,
-    scored: samples.scored.map((xs, i) => xs.map((s, j) => ({ ...s, score: rewards[i][j] * scale }))),
+    scored: samples.scored.map((xs, i) => xs.map((s, j) => ({ ...s, score: rewards[i][j] }))),
   };
   const built = textPairs(rescored);
   const judge = built.picks!.map(({ prompt, chosen, rejected }) => ({

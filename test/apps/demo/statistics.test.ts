@@ -215,7 +215,7 @@ test("judgeAgreement: backwards and tied labels against the judge, and the AUC o
   assert.throws(() => judgeAgreement(pairs, judge.slice(1)), /5 pairs but 4 judge scores/);
 });
 
-test("rmPairs: best against worst by the reward model's score (scaled), with the judge's scores of the same answers", () => {
+test("rmPairs: best against worst by the reward model's score, with the judge's scores of the same answers", () => {
   const s = (response: string, score: number, correct: boolean) => ({ response, score, correct });
   const samples = {
     prompts: ["A", "B"],
@@ -227,19 +227,15 @@ test("rmPairs: best against worst by the reward model's score (scaled), with the
     ],
   };
   // The reward model prefers z over x in A (the judge does not), q over p in B.
-  const built = rmPairs(
-    samples,
-    [
-      [0.5, -1, 1.5],
-      [0.1, 0.3],
-    ],
-    2,
-  );
+  const built = rmPairs(samples, [
+    [0.5, -1, 1.5],
+    [0.1, 0.3],
+  ]);
   assert.deepEqual(
     built.pairs.map((p) => [p.prompt, p.chosen, p.rejected, p.score_chosen, p.score_rejected]),
     [
-      ["A", "z", "y", 3, -2],
-      ["B", "q", "p", 0.6, 0.2],
+      ["A", "z", "y", 1.5, -1],
+      ["B", "q", "p", 0.3, 0.1],
     ],
   );
   assert.deepEqual(built.judge, [
