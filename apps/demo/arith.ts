@@ -407,6 +407,8 @@ export interface DemoPlan {
   sizes: DemoSizes;
   trainSeeds: number[];
   pairSeeds: number[];
+  /** The learning-rate sweep's pair seeds: the first SWEEP_PAIR_SEEDS of pairSeeds. */
+  sweepSeeds: number[];
   /**
    * The tuning runs' training seed: none of the reported runs uses it, so the runs a learning
    * rate is chosen on are not the runs it is judged by.
@@ -430,6 +432,7 @@ export function planDemo(options: DemoOptions): DemoPlan {
   const sizes = { ...DEMO_SIZES[mode], ...options.sizes };
   const trainSeeds = range(options.trainSeeds ?? DEMO_SEEDS[mode].train, seed);
   const pairSeeds = range(options.pairSeeds ?? DEMO_SEEDS[mode].pair, seed);
+  const sweepSeeds = pairSeeds.slice(0, SWEEP_PAIR_SEEDS);
   const all = options.pipeline === undefined || options.pipeline === "all" || options.pipeline === "both";
   const pipelines = all ? [...PIPELINES] : [options.pipeline as PipelineName];
   const specs = options.methods ?? methodSpecs(options.ablations ?? false);
@@ -461,11 +464,7 @@ export function planDemo(options: DemoOptions): DemoPlan {
   const testProblems = take(sizes.test, 3000 + seed);
   const runs = (p: PipelineName) =>
     pipelineSpecs(specs, p).reduce(
-      (n, m) =>
-        n +
-        m.grid.length +
-        trainSeeds.length * pairSeeds.length +
-        LR_MULTIPLES.length * Math.min(SWEEP_PAIR_SEEDS, pairSeeds.length),
+      (n, m) => n + m.grid.length + trainSeeds.length * pairSeeds.length + LR_MULTIPLES.length * sweepSeeds.length,
       0,
     );
   return {
@@ -478,6 +477,7 @@ export function planDemo(options: DemoOptions): DemoPlan {
     sizes,
     trainSeeds,
     pairSeeds,
+    sweepSeeds,
     tuneSeed: seed + 1000,
     difficulty,
     trainPrompts,
@@ -723,13 +723,13 @@ interface MethodRuns {
 /**
  * The runs of one pipeline: each method's tuning runs (validation, first pair seed, the tuning
  * seed) pick its learning rate; its reported runs (every training x pair seed) at that rate; the
- * sweep at its own rate and at 2x and 4x DPO's (training seed 0, the first SWEEP_PAIR_SEEDS pair seeds).
+ * sweep at its own rate and at 2x and 4x DPO's (training seed 0, the plan's sweep seeds).
  */
 async function runPipeline(
   jobs: DemoJobs,
   pipeline: PipelineName,
 ): Promise<{ methods: MethodRuns[]; lrSweep: SweepPoint[] }> {
-  const { tuneSeed, pairSeeds, trainSeeds, valProblems, testProblems } = jobs.plan;
+  const { tuneSeed, pairSeeds, sweepSeeds, trainSeeds, valProblems, testProblems } = jobs.plan;
   const specs = pipelineSpecs(jobs.plan.specs, pipeline);
   const tuned = new Map(
     specs.map((spec) => [
@@ -753,7 +753,6 @@ async function runPipeline(
     }),
   );
   const dpoLr = (await tuned.get("dpo")!).lr;
-  const sweepSeeds = pairSeeds.slice(0, SWEEP_PAIR_SEEDS);
   const sweepRates = (m: MethodRuns) => {
     // A multiple that is the method's own rate is its reported runs: those planned jobs are done.
     for (const k of LR_MULTIPLES) if (k * dpoLr === m.lr) sweepSeeds.forEach(() => jobs.tick());
@@ -897,7 +896,7 @@ function demoSettings(plan: DemoPlan): Record<string, unknown> {
     methods: Object.fromEntries(plan.specs.map((m) => [m.name, { ...m.config, grid: m.grid }])),
     text_scale: plan.textScale,
     lr_multiples: LR_MULTIPLES,
-    sweep_pair_seeds: plan.pairSeeds.slice(0, SWEEP_PAIR_SEEDS),
+    sweep_pair_seeds: plan.sweepSeeds,
   };
 }
 

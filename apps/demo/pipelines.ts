@@ -12,6 +12,7 @@
 // The verifier's verdicts ride along on every pair so the demo can say how often a label is wrong.
 import { emptyStats, pairsFromSamples, type BuildStats, type Pair, type ScoredSamples } from "../../src/data/build.js";
 import { bestAndWorst } from "../../src/data/text-build.js";
+import { average } from "./statistics.js";
 
 export type PipelineName = "math" | "text" | "rm";
 export const PIPELINES: readonly PipelineName[] = ["math", "text", "rm"];
@@ -98,8 +99,8 @@ export type ScoreScale = "raw" | "std" | "z";
 export function rescalePairs(pairs: Pair[], scale: ScoreScale): Pair[] {
   if (scale === "raw") return pairs;
   const gaps = pairs.map((p) => p.score_chosen - p.score_rejected);
-  const mean = gaps.reduce((a, b) => a + b, 0) / Math.max(gaps.length, 1);
-  const std = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / Math.max(gaps.length, 1)) + 1e-6;
+  const mean = average(gaps);
+  const std = Math.sqrt(average(gaps.map((g) => (g - mean) ** 2))) + 1e-6;
   if (scale === "std")
     return pairs.map((p) => ({ ...p, score_chosen: p.score_chosen / std, score_rejected: p.score_rejected / std }));
   return pairs.map((p, i) => ({ ...p, score_chosen: (gaps[i] - mean) / std, score_rejected: 0 }));

@@ -62,6 +62,21 @@ function rankPid(launcher: number, rank: number): number | null {
   return null;
 }
 
+/** Both ranks of a 2-rank run started as an outside launcher starts them: only the standard environment. */
+async function outsideRanks(file: string, port?: string, extra: Record<string, string> = {}) {
+  const master = port ?? String(await freePort());
+  const rank = (r: number) =>
+    runTrain(file, [], {
+      RANK: String(r),
+      WORLD_SIZE: "2",
+      LOCAL_RANK: String(r),
+      MASTER_ADDR: "127.0.0.1",
+      MASTER_PORT: master,
+      ...extra,
+    });
+  return Promise.all([rank(0), rank(1)]);
+}
+
 async function until(what: string, ok: () => boolean, timeoutMs = 60000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!ok()) {
@@ -121,16 +136,7 @@ describe("faults in a 2-rank run", () => {
 
   it("processes started by an outside launcher (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) are the ranks of one run", async () => {
     const { file, dir } = recipe("outside", { max_steps: 3 });
-    const port = String(await freePort());
-    const rank = (r: number) =>
-      runTrain(file, [], {
-        RANK: String(r),
-        WORLD_SIZE: "2",
-        LOCAL_RANK: String(r),
-        MASTER_ADDR: "127.0.0.1",
-        MASTER_PORT: port,
-      });
-    const [r0, r1] = await Promise.all([rank(0), rank(1)]);
+    const [r0, r1] = await outsideRanks(file);
     assert.equal(r0.code, 0, r0.output);
     assert.equal(r1.code, 0, r1.output);
     assert.match(r0.output, /rank 0 of 2 joined \(gloo, 127\.0\.0\.1:\d+\)/);
@@ -146,17 +152,8 @@ describe("faults in a 2-rank run", () => {
   it("a run the main process refuses to plan (a missing resume_from_checkpoint) stops every rank with the reason, not a wait", async () => {
     const missing = join(root, "no-such-checkpoint");
     const { file } = recipe("refused", { max_steps: 3, resume_from_checkpoint: missing });
-    const port = String(await freePort());
     const started = Date.now();
-    const rank = (r: number) =>
-      runTrain(file, [], {
-        RANK: String(r),
-        WORLD_SIZE: "2",
-        LOCAL_RANK: String(r),
-        MASTER_ADDR: "127.0.0.1",
-        MASTER_PORT: port,
-      });
-    const [r0, r1] = await Promise.all([rank(0), rank(1)]);
+    const [r0, r1] = await outsideRanks(file);
     const seconds = (Date.now() - started) / 1000;
     assert.notEqual(r0.code, 0);
     assert.notEqual(r1.code, 0);
@@ -183,15 +180,7 @@ describe("faults in a 2-rank run", () => {
           });
           agent.on("exit", (code) => reject(new Error(`the store exited with ${code}`)));
         });
-        const env = (r: number) => ({
-          RANK: String(r),
-          WORLD_SIZE: "2",
-          LOCAL_RANK: String(r),
-          MASTER_ADDR: "127.0.0.1",
-          MASTER_PORT: port,
-          TORCHELASTIC_USE_AGENT_STORE: "True",
-        });
-        const [r0, r1] = await Promise.all([runTrain(file, [], env(0)), runTrain(file, [], env(1))]);
+        const [r0, r1] = await outsideRanks(file, port, { TORCHELASTIC_USE_AGENT_STORE: "True" });
         assert.equal(r0.code, 0, r0.output);
         assert.equal(r1.code, 0, r1.output);
         assert.deepEqual(
