@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "omni_torch",
-      "sources": ["src/addon.cc", "src/store.cc", "src/convert.cc", "src/memory.cc", "src/autocast.cc", "src/distributed.cc", "src/grad_sync.cc"],
+      "sources": ["src/addon.cc", "src/store.cc", "src/convert.cc", "src/memory.cc", "src/autocast.cc", "src/distributed.cc", "src/grad_sync.cc", "src/packed_linear.cc"],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node find-libtorch.cjs include)"
@@ -11,7 +11,8 @@
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "_GLIBCXX_USE_CXX11_ABI=<!(node find-libtorch.cjs abi)",
-        "<!@(node find-libtorch.cjs c10d-defines)"
+        "<!@(node find-libtorch.cjs c10d-defines)",
+        "<!@(node find-libtorch.cjs onednn-defines)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
@@ -21,6 +22,7 @@
         "-Wl,--no-as-needed",
         "<!@(node find-libtorch.cjs libs)",
         "<!@(node find-libtorch.cjs c10d-libs)",
+        "<!@(node find-libtorch.cjs onednn-libs)",
         "-Wl,--as-needed",
         "-Wl,-rpath,<!(node find-libtorch.cjs lib)"
       ]

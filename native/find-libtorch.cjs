@@ -1,5 +1,5 @@
 // Locates LibTorch for binding.gyp. Prints one value, chosen by the first argument:
-//   include | lib | libs | abi | c10d-defines | c10d-libs
+//   include | lib | libs | abi | c10d-defines | c10d-libs | onednn-defines | onednn-libs
 // Order: $LIBTORCH (an official LibTorch download or a PyTorch install's torch/ directory),
 // then the system's (Debian's libtorch-dev). Fails with instructions when neither exists.
 "use strict";
@@ -96,6 +96,17 @@ function c10d() {
   return { defines, extra };
 }
 
+// oneDNN for prepacked linear weights in inference (native/src/packed_linear.h): with Debian's
+// LibTorch, which links the system's libdnnl itself, when libdnnl-dev's headers and library are
+// there. An official LibTorch carries its own oneDNN inside libtorch_cpu, without headers; a
+// second copy beside it is not worth the risk, so such builds use at::linear throughout.
+function onednn() {
+  if (found.fromEnv || !fs.existsSync("/usr/include/oneapi/dnnl/dnnl.hpp")) return false;
+  return ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"].some((dir) =>
+    fs.existsSync(path.join(dir, "libdnnl.so")),
+  );
+}
+
 const what = process.argv[2];
 const includeApi = path.join(found.include, "torch", "csrc", "api", "include");
 switch (what) {
@@ -116,6 +127,12 @@ switch (what) {
     break;
   case "c10d-libs":
     console.log(c10d().extra.join(" "));
+    break;
+  case "onednn-defines":
+    console.log(onednn() ? "OMNI_DPO_ONEDNN" : "");
+    break;
+  case "onednn-libs":
+    console.log(onednn() ? "-ldnnl" : "");
     break;
   default:
     fail(`find-libtorch.cjs: unknown query '${what}'`);

@@ -34,6 +34,7 @@
 #include "distributed.h"
 #include "grad_sync.h"
 #include "memory.h"
+#include "packed_linear.h"
 #include "store.h"
 
 namespace omni {
@@ -589,6 +590,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     out.Set("cuda", Napi::Boolean::New(env, at::hasCUDA()));
     out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
     out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+    out.Set("packedLinear", Napi::Boolean::New(env, packed::available()));
     return out;
   });
 }
@@ -780,6 +782,37 @@ Napi::Value GradSyncDestroy(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- packed linear weights (packed_linear.h) -----------------------------------------------
+
+// packedLinearCreate(weight, bias | null): a pack's handle, or 0 when the weight cannot be packed.
+Napi::Value PackedLinearCreate(const Napi::CallbackInfo& info) {
+  return guarded(info, "packedLinear.create", [&](Napi::Env env) -> Napi::Value {
+    at::Tensor bias;
+    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) bias = store().get(idArg(info, 1));
+    return Napi::Number::New(env, static_cast<double>(packed::create(store().get(idArg(info, 0)), bias)));
+  });
+}
+
+Napi::Value PackedLinearForward(const Napi::CallbackInfo& info) {
+  return guarded(info, "packedLinear.forward", [&](Napi::Env env) -> Napi::Value {
+    at::Tensor y = packed::forward(intArg(info, 0, "pack", 1, kMaxHandle), store().get(idArg(info, 1)));
+    return Napi::Number::New(env, static_cast<double>(store().put(env, std::move(y))));
+  });
+}
+
+Napi::Value PackedLinearBytes(const Napi::CallbackInfo& info) {
+  return guarded(info, "packedLinear.bytes", [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(packed::bytes(intArg(info, 0, "pack", 1, kMaxHandle))));
+  });
+}
+
+Napi::Value PackedLinearDestroy(const Napi::CallbackInfo& info) {
+  return guarded(info, "packedLinear.destroy", [&](Napi::Env env) -> Napi::Value {
+    packed::destroy(intArg(info, 0, "pack", 1, kMaxHandle));
+    return env.Undefined();
+  });
+}
+
 // configure(errorClass, maxThreads): what src/torch/native.ts hands over when it loads the
 // addon. `errorClass` is constructed as new errorClass(op, message) for every error.
 Napi::Value Configure(const Napi::CallbackInfo& info) {
@@ -855,6 +888,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gradSyncFinish", Napi::Function::New(env, GradSyncFinish));
   exports.Set("gradSyncStarted", Napi::Function::New(env, GradSyncStarted));
   exports.Set("gradSyncDestroy", Napi::Function::New(env, GradSyncDestroy));
+  exports.Set("packedLinearCreate", Napi::Function::New(env, PackedLinearCreate));
+  exports.Set("packedLinearForward", Napi::Function::New(env, PackedLinearForward));
+  exports.Set("packedLinearBytes", Napi::Function::New(env, PackedLinearBytes));
+  exports.Set("packedLinearDestroy", Napi::Function::New(env, PackedLinearDestroy));
   return exports;
 }
 

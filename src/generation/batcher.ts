@@ -13,6 +13,7 @@ import type { CausalLM } from "../models/causal-lm.js";
 import type { ImageInputs } from "../models/qwen2-vl.js";
 import { pickTokens } from "../models/generate.js";
 import { mulberry32 } from "../util/random.js";
+import { holdPackedWeights } from "../nn/packing.js";
 
 export interface RowRequest {
   ids: number[];
@@ -113,6 +114,17 @@ export class ContinuousBatcher {
   }
 
   async #run(): Promise<void> {
+    // Packed linear weights while rows decode (src/nn/packing.ts); `serve` holds them for its
+    // whole life, so a new burst of requests does not pack again.
+    const releasePacks = holdPackedWeights(this.#model);
+    try {
+      await this.#decodeWhileBusy();
+    } finally {
+      releasePacks();
+    }
+  }
+
+  async #decodeWhileBusy(): Promise<void> {
     while (this.#waiting.length || this.#running.length) {
       try {
         torch.noGrad(() => {

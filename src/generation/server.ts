@@ -16,6 +16,7 @@ import type { Qwen2VLProcessor, Tokenizer } from "../text/index.js";
 import { ContinuousBatcher, type RowResult } from "./batcher.js";
 import { type ChatWithImages, ContentPartError, readChatMessages } from "./chat-images.js";
 import { promptIds } from "./prompt.js";
+import { holdPackedWeights } from "../nn/packing.js";
 
 export interface ServeOptions {
   /** The model's id in /v1/models and responses; requests naming another model get 404. */
@@ -285,13 +286,18 @@ export async function startServer(
   });
   const { port } = server.address() as AddressInfo;
   const host = options.host ?? "127.0.0.1";
+  // The model's linear weights stay packed while the server runs (src/nn/packing.ts).
+  const releasePacks = holdPackedWeights(model);
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/v1`,
     port,
     batcher,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          releasePacks();
+          resolve();
+        });
         server.closeAllConnections();
       }),
   };

@@ -16,6 +16,7 @@
 import * as torch from "../torch/index.js";
 import { Module, ModuleList, type ModuleTarget } from "../nn/module.js";
 import { Embedding, Linear, type Init } from "../nn/layers.js";
+import { linear } from "../nn/packing.js";
 import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
@@ -392,7 +393,7 @@ export class Gemma2ForCausalLM extends DecoderLM<GemmaStep> {
   protected head(hidden: torch.Tensor): torch.Tensor {
     return torch.tidy(() => {
       const h = this.finalNorm(hidden);
-      const logits = this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
+      const logits = this.lmHead ? this.lmHead.forward(h) : linear(h, this.model.embed.weight, null);
       const cap = this.c.finalSoftcap;
       return cap === null ? logits : logits.div(cap).tanh().mul(cap);
     });

@@ -6,6 +6,7 @@ import type { CausalLM } from "./causal-lm.js";
 import type { ImageInputs } from "./qwen2-vl.js";
 import { takesImages } from "./registry.js";
 import { mulberry32 } from "../util/random.js";
+import { holdPackedWeights } from "../nn/packing.js";
 
 export interface GenerateOptions {
   /** At most this many new tokens per prompt: one number, or one per prompt. */
@@ -151,6 +152,9 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
   const wasTraining = model.training;
   const device = model.device;
   model.eval();
+  // Linear weights packed for the length of the call (src/nn/packing.ts): a caller that
+  // generates again and again holds its own pack, and this one then costs nothing.
+  const releasePacks = holdPackedWeights(model);
   try {
     torch.noGrad(() => {
       for (let step = 0; step < maxNew && rows.length > 0; step++) {
@@ -215,6 +219,7 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
       }
     });
   } finally {
+    releasePacks();
     cache?.dispose();
     model.train(wasTraining);
   }

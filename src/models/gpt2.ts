@@ -3,6 +3,7 @@
 import * as torch from "../torch/index.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { Conv1D, Embedding, LayerNorm, Linear, type Init } from "../nn/layers.js";
+import { linear } from "../nn/packing.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
 import { DecoderLM, type DecoderLayer, type DecoderStep } from "./causal-lm.js";
@@ -172,7 +173,7 @@ export class GPT2LMHeadModel extends DecoderLM {
 
   protected head(hidden: torch.Tensor): torch.Tensor {
     const out = this.transformer.lnF.forward(hidden);
-    return this.lmHead ? this.lmHead.forward(out) : torch.linear(out, this.transformer.wte.weight);
+    return this.lmHead ? this.lmHead.forward(out) : linear(out, this.transformer.wte.weight, null);
   }
 }
 

@@ -6,6 +6,7 @@
 import * as torch from "../torch/index.js";
 import { Module, ModuleList, type ModuleTarget } from "../nn/module.js";
 import { Embedding, Linear, RMSNorm, type Init } from "../nn/layers.js";
+import { linear } from "../nn/packing.js";
 import { applyRope, repeatKv, ropeCosSin, ropeInverseFrequencies, type RopeScaling } from "./attention.js";
 import type { KVCache } from "./cache.js";
 import { num, type RawConfig } from "./config.js";
@@ -259,7 +260,7 @@ export class LlamaForCausalLM extends DecoderLM<RotaryStep> {
 
   protected head(hidden: torch.Tensor): torch.Tensor {
     const h = this.finalNorm(hidden);
-    return this.lmHead ? this.lmHead.forward(h) : torch.linear(h, this.model.embed.weight);
+    return this.lmHead ? this.lmHead.forward(h) : linear(h, this.model.embed.weight, null);
   }
 
   /**

@@ -1,6 +1,7 @@
 // The layers causal language models are made of. Weights use PyTorch's layouts and names.
 import * as torch from "../torch/index.js";
 import { Module } from "./module.js";
+import { linear } from "./packing.js";
 
 /** How new weights start: normal(0, std) by default; `empty` skips it when weights will be loaded. */
 export interface Init {
@@ -38,7 +39,7 @@ export class Linear extends Module {
     return this.get("weight");
   }
   forward(x: torch.Tensor): torch.Tensor {
-    const y = torch.linear(x, this.get("weight"), this.has("bias") ? this.get("bias") : null);
+    const y = linear(x, this.get("weight"), this.has("bias") ? this.get("bias") : null);
     return this.adapter ? this.adapter(x, y) : y;
   }
 }

@@ -57,6 +57,7 @@ export {
 } from "./runtime.js";
 export { autocast, autocastState, type AutocastOptions } from "./autocast.js";
 export { hasOp, schemaOf } from "./ops.js";
+export { PackedLinear } from "./packed-linear.js";
 export {
   Optimizer,
   AdamW,

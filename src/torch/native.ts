@@ -22,6 +22,8 @@ export interface NativeBuildInfo {
   cuda: boolean;
   cudaDevices: number;
   parallelInfo: string;
+  /** Whether linear weights can be prepacked for oneDNN (native/src/packed_linear.h). */
+  packedLinear: boolean;
 }
 
 /** What native/src/addon.cc exports. Tensor ids are plain numbers naming slots in its store. */
@@ -87,6 +89,11 @@ export interface NativeAddon {
   gradSyncFinish(sync: number): number;
   gradSyncStarted(sync: number): number;
   gradSyncDestroy(sync: number): void;
+  /** A pack's handle, or 0 when the weight cannot be packed. */
+  packedLinearCreate(weightId: number, biasId: number | null): number;
+  packedLinearForward(pack: number, inputId: number): number;
+  packedLinearBytes(pack: number): number;
+  packedLinearDestroy(pack: number): void;
 }
 
 /**

@@ -71,6 +71,8 @@ export function buildInfo(): {
   threads: number;
   openblasCoretype: string | null;
   coretypeChosenByEngine: boolean;
+  /** Whether linear weights can be prepacked for oneDNN's matmul (PackedLinear). */
+  packedLinear: boolean;
 } {
   const info = native.buildInfo();
   const blas = blasSetup();
@@ -80,5 +82,6 @@ export function buildInfo(): {
     threads: native.numThreads(),
     openblasCoretype: blas.coretype,
     coretypeChosenByEngine: blas.chosenByEngine,
+    packedLinear: info.packedLinear,
   };
 }

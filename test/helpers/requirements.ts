@@ -1,15 +1,17 @@
 // The one place that decides whether a test whose oracle lives outside Node (PyTorch, Jinja2,
-// Chromium, strace, network namespaces) runs here. Where the oracle is missing the test skips and
-// prints why, except where the environment requires it: .ci/run sets OMNI_DPO_REQUIRE_PYTHON=1,
-// OMNI_DPO_REQUIRE_BROWSER=1 and OMNI_DPO_REQUIRE_STRACE=1, because setup installs those, and a
-// quiet skip there would let a broken install pass. Required and missing is an error, which fails
-// the test (or the test file, when asked at load time) with the reason.
+// Chromium, strace, network namespaces, an addon built with oneDNN) runs here. Where the oracle
+// is missing the test skips and prints why, except where the environment requires it: .ci/run
+// sets OMNI_DPO_REQUIRE_PYTHON=1, OMNI_DPO_REQUIRE_BROWSER=1, OMNI_DPO_REQUIRE_STRACE=1 and
+// OMNI_DPO_REQUIRE_ONEDNN=1, because setup installs those, and a quiet skip there would let a
+// broken install pass. Required and missing is an error, which fails the test (or the test file,
+// when asked at load time) with the reason.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { NO_TORCH_PYTHON, torchPython } from "../../src/util/python.js";
+import { torch } from "../../src/index.js";
 
 /** What a test may need: a Python with torch, any Python 3, one with jinja2, Chromium, strace, root with iproute2. */
-export type Requirement = "torch" | "pil" | "python" | "jinja2" | "chromium" | "strace" | "netns";
+export type Requirement = "torch" | "pil" | "python" | "jinja2" | "chromium" | "strace" | "netns" | "onednn";
 
 /** The variable that turns each requirement's skip into a failure. */
 export const REQUIRE_VARIABLE: Record<Requirement, string> = {
@@ -20,6 +22,7 @@ export const REQUIRE_VARIABLE: Record<Requirement, string> = {
   chromium: "OMNI_DPO_REQUIRE_BROWSER",
   strace: "OMNI_DPO_REQUIRE_STRACE",
   netns: "OMNI_DPO_REQUIRE_NETNS",
+  onednn: "OMNI_DPO_REQUIRE_ONEDNN",
 };
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -62,6 +65,10 @@ function missing(what: Exclude<Requirement, "netns">): string | null {
     case "chromium":
       if (process.env.OMNI_DPO_SKIP_BROWSER === "1") return "OMNI_DPO_SKIP_BROWSER=1";
       return existsSync(CHROMIUM) ? null : `no chromium at ${CHROMIUM} (scripts/setup.sh installs it)`;
+    case "onednn":
+      return torch.buildInfo().packedLinear
+        ? null
+        : "the addon was built without oneDNN, so nothing packs (scripts/setup.sh installs libdnnl-dev, then rebuilds it)";
     case "strace": {
       // strace needs ptrace, which some sandboxes deny even where it is installed.
       const r = spawnSync("strace", ["-f", "-qq", "-e", "trace=fsync", "true"], { encoding: "utf8" });
