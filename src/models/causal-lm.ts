@@ -56,6 +56,8 @@ export interface CausalLM extends Module {
    * returns and a sequence-classification head reads. Architectures with classifiers have it.
    */
   finalNorm?(hidden: torch.Tensor): torch.Tensor;
+  /** Set while the weights are sharded across processes (ZeRO-3): each part is whole only while it runs. */
+  readonly residency?: ParameterResidency | null;
 }
 
 /**

@@ -152,9 +152,10 @@ export function generate(model: CausalLM, given: number[][], options: GenerateOp
   const wasTraining = model.training;
   const device = model.device;
   model.eval();
-  // Linear weights packed for the length of the call (src/nn/packing.ts): a caller that
-  // generates again and again holds its own pack, and this one then costs nothing.
-  const releasePacks = holdPackedWeights(model);
+  // Linear weights packed for the length of the call (src/nn/packing.ts); `serve` holds them for
+  // its whole life. Not with ZeRO-3's sharded weights: a pack of every layer would hold the whole
+  // model on each process, which is what sharding avoids.
+  const releasePacks = model.residency ? () => {} : holdPackedWeights(model);
   try {
     torch.noGrad(() => {
       for (let step = 0; step < maxNew && rows.length > 0; step++) {
