@@ -4,9 +4,12 @@
 // on every call. Decoding steps multiply a few rows by every weight, so this is where a step's
 // time goes: bench generate runs about 1.5x faster with it. A pack costs as much memory as its
 // weight, and lives until the last hold naming that weight is released; packs are made on first
-// use, so a hold costs nothing for weights it never multiplies by.
+// use, so a hold costs nothing for weights it never multiplies by. A pack is made only while
+// twice its size is free (MemAvailable): a model too large to copy keeps at least half of what
+// is left for activations and the KV cache, and its later layers run unpacked.
 //
 // OMNI_DPO_PACKED_LINEAR=0 turns packing off (every linear() is torch.linear).
+import { freemem } from "node:os";
 import * as torch from "../torch/index.js";
 import type { Module } from "./module.js";
 
@@ -74,7 +77,8 @@ export function linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
   if (held.size === 0 || !held.has(weight) || torch.isGradEnabled()) return torch.linear(x, weight, bias);
   let packed = packs.get(weight);
   if (packed === undefined) {
-    packed = { bias, pack: torch.PackedLinear.create(weight, bias) };
+    const roomFor = 2 * weight.numel() * 4 <= freemem(); // float32: 4 bytes a weight
+    packed = { bias, pack: roomFor ? torch.PackedLinear.create(weight, bias) : null };
     packs.set(weight, packed);
   }
   return packed.pack && packed.bias === bias ? packed.pack.forward(x) : torch.linear(x, weight, bias);
