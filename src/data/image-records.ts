@@ -11,7 +11,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { readJsonObjectFile } from "../util/utf8.js";
 import { readImage, type RgbImage } from "../util/images.js";
 import { readRows, type ReadOptions } from "./readers.js";
-import { DataError, where, type Message, type Source } from "./records.js";
+import { DataError, ProblemList, where, type Message, type Problems, type Source } from "./records.js";
 
 /** Where an image goes in a prompt, as LLaMA-Factory writes it. */
 export const IMAGE_PLACEHOLDER = "<image>";
@@ -73,7 +73,7 @@ function describe(v: unknown): string {
 }
 
 /** A TRL content (a string, or parts of type text / image) as one string with placeholders. */
-function flattenContent(content: unknown, field: string, at: string, problems: string[]): string | undefined {
+function flattenContent(content: unknown, field: string, at: string, problems: Problems): string | undefined {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) {
     problems.push(`${at}: field '${field}': expected a string or a list of {type: "text" | "image"} parts`);
@@ -92,7 +92,7 @@ function flattenContent(content: unknown, field: string, at: string, problems: s
   return out;
 }
 
-function messagesOf(v: unknown, field: string, at: string, problems: string[]): Message[] | undefined {
+function messagesOf(v: unknown, field: string, at: string, problems: Problems): Message[] | undefined {
   if (!Array.isArray(v) || v.length === 0) {
     problems.push(`${at}: field '${field}': expected a non-empty list of messages, got ${describe(v)}`);
     return undefined;
@@ -112,7 +112,7 @@ function messagesOf(v: unknown, field: string, at: string, problems: string[]): 
 }
 
 /** An answer: a string, or messages ending with the assistant's (its text is the answer). */
-function answerOf(v: unknown, field: string, at: string, problems: string[]): string | undefined {
+function answerOf(v: unknown, field: string, at: string, problems: Problems): string | undefined {
   if (typeof v === "string") {
     if (v.trim() === "") problems.push(`${at}: field '${field}': empty response`);
     return v.trim() === "" ? undefined : v;
@@ -141,7 +141,7 @@ function answerOf(v: unknown, field: string, at: string, problems: string[]): st
   return last.content;
 }
 
-function scoreOf(row: Record<string, unknown>, field: string, at: string, problems: string[]): number | undefined {
+function scoreOf(row: Record<string, unknown>, field: string, at: string, problems: Problems): number | undefined {
   const v = row[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v) || !Number.isFinite(Math.fround(v))) {
@@ -152,7 +152,7 @@ function scoreOf(row: Record<string, unknown>, field: string, at: string, proble
 }
 
 /** Resolves image entries (paths, or {path} objects as Hugging Face datasets store them) against `baseDir`. */
-function imagePaths(v: unknown[], field: string, baseDir: string, at: string, problems: string[]): string[] {
+function imagePaths(v: unknown[], field: string, baseDir: string, at: string, problems: Problems): string[] {
   const out: string[] = [];
   v.forEach((entry, i) => {
     const path = typeof entry === "string" ? entry : (entry as { path?: unknown } | null)?.path;
@@ -172,7 +172,7 @@ export function toImageRecord(
   row: unknown,
   source: Source,
   baseDir: string,
-  problems: string[],
+  problems: Problems,
   columns: Partial<RankingColumns> = {},
 ): ImagePreferenceRecord | null {
   const at = where(source);
@@ -272,7 +272,7 @@ export async function readImagePreferenceData(
   if (options.mediaDir !== undefined && !isDirectory(baseDir)) {
     throw new DataError([`image folder ${options.mediaDir}: not a directory`]);
   }
-  const problems: string[] = [];
+  const problems = new ProblemList();
   const records: ImagePreferenceRecord[] = [];
   for (const { row, source } of rows) {
     const r = toImageRecord(row, source, baseDir, problems, options.columns);
@@ -295,7 +295,7 @@ function isDirectory(path: string): boolean {
 export function checkImages(records: readonly ImagePreferenceRecord[]): Map<string, { width: number; height: number }> {
   const sizes = new Map<string, { width: number; height: number }>();
   const failures = new Map<string, string>();
-  const problems: string[] = [];
+  const problems = new ProblemList();
   for (const record of records) {
     for (const file of record.images) {
       if (!sizes.has(file) && !failures.has(file)) {

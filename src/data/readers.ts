@@ -7,7 +7,16 @@ import { extname } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { decodeUtf8, Utf8Error } from "../util/utf8.js";
 import { checkReadable, MAX_LINE_BYTES, readLines, sizeLimit } from "./lines.js";
-import { DataError, toRecord, where, type Message, type PreferenceRecord, type Source } from "./records.js";
+import {
+  DataError,
+  KEPT_PROBLEMS,
+  ProblemList,
+  toRecord,
+  where,
+  type Message,
+  type PreferenceRecord,
+  type Source,
+} from "./records.js";
 
 export interface RawRow {
   row: unknown;
@@ -27,7 +36,11 @@ export interface ReadOptions {
 /** Reads every row of a .jsonl, .json or .parquet file, unvalidated. */
 export async function readRows(file: string, options: ReadOptions = {}): Promise<RawRow[]> {
   const { rows, problems } = await readRowsCollecting(file, options);
-  if (problems.length) throw new DataError(problems.map((p) => p.problem));
+  if (problems.length)
+    throw new DataError(
+      problems.kept.map((p) => p.problem),
+      problems.length,
+    );
   return rows;
 }
 
@@ -40,13 +53,16 @@ interface LineProblem {
 async function readRowsCollecting(
   file: string,
   options: ReadOptions,
-): Promise<{ rows: RawRow[]; problems: LineProblem[] }> {
+): Promise<{ rows: RawRow[]; problems: ProblemList<LineProblem> }> {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   checkReadable(file, statSync(file));
   const ext = extname(file).toLowerCase();
-  if (ext === ".parquet") return { rows: await readParquet(file), problems: [] };
+  if (ext === ".parquet") return { rows: await readParquet(file), problems: new ProblemList() };
   if (ext === ".json" && firstNonSpaceByte(file) === 0x5b /* [ */) {
-    return { rows: readJsonArray(file, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES), problems: [] };
+    return {
+      rows: readJsonArray(file, options.maxJsonArrayBytes ?? MAX_JSON_ARRAY_BYTES),
+      problems: new ProblemList(),
+    };
   }
   if (ext === ".json") {
     const read = readJsonLines(file, options.maxLineBytes ?? MAX_LINE_BYTES);
@@ -57,9 +73,9 @@ async function readRowsCollecting(
   throw new DataError([`${file}: unknown format '${ext}'; expected .jsonl, .json or .parquet`]);
 }
 
-function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; problems: LineProblem[] } {
+function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; problems: ProblemList<LineProblem> } {
   const rows: RawRow[] = [];
-  const problems: LineProblem[] = [];
+  const problems = new ProblemList<LineProblem>();
   for (const line of readLines(file, maxLineBytes)) {
     if ("problem" in line) {
       problems.push({ index: line.number, problem: line.problem });
@@ -83,12 +99,16 @@ function readJsonLines(file: string, maxLineBytes: number): { rows: RawRow[]; pr
  * the wrong file). Read as JSON Lines it would be one record missing every field, or lines that
  * are not JSON; say what it is instead.
  */
-function checkNotOneObject(file: string, read: { rows: RawRow[]; problems: LineProblem[] }, maxBytes: number): void {
+function checkNotOneObject(
+  file: string,
+  read: { rows: RawRow[]; problems: ProblemList<LineProblem> },
+  maxBytes: number,
+): void {
   const isRecordless = (v: unknown): v is Record<string, unknown> =>
     typeof v === "object" && v !== null && !Array.isArray(v) && !("chosen" in v) && !("rejected" in v);
   let top: unknown;
   if (read.rows.length === 1 && read.problems.length === 0) top = read.rows[0]!.row;
-  else if (read.problems[0]?.index === 1 && statSync(file).isFile() && statSync(file).size <= maxBytes) {
+  else if (read.problems.kept[0]?.index === 1 && statSync(file).isFile() && statSync(file).size <= maxBytes) {
     try {
       top = JSON.parse(decodeUtf8(readBounded(file, maxBytes), true));
     } catch {
@@ -204,7 +224,7 @@ async function readParquet(file: string): Promise<RawRow[]> {
   } catch (e) {
     throw new DataError([`${file}: cannot read Parquet (${(e as Error).message})`]);
   }
-  const problems: string[] = [];
+  const problems = new ProblemList();
   const out = rows.map((row, i) => {
     const source = { file, index: i + 1, unit: "row" as const };
     return {
@@ -242,7 +262,7 @@ function plain(v: unknown, invalid: (field: string, bad: InvalidString) => void,
 export function readPromptFile(file: string, options: Pick<ReadOptions, "maxLineBytes"> = {}): string[] {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   const prompts: string[] = [];
-  const problems: string[] = [];
+  const problems = new ProblemList();
   for (const line of readLines(file, options.maxLineBytes ?? MAX_LINE_BYTES)) {
     if ("problem" in line) {
       problems.push(line.problem);
@@ -271,7 +291,8 @@ export function readPromptFile(file: string, options: Pick<ReadOptions, "maxLine
 /** Reads and validates a preference file; throws one DataError listing every bad row. */
 export async function readPreferenceFile(file: string, options: ReadOptions = {}): Promise<PreferenceRecord[]> {
   // Lines that cannot be read and rows that fail validation are reported together, in file order.
-  const { rows, problems: found } = await readRowsCollecting(file, options);
+  const { rows, problems: unreadable } = await readRowsCollecting(file, options);
+  const invalid = new ProblemList<LineProblem>();
   const records: PreferenceRecord[] = [];
   for (const { row, source } of rows) {
     const problems: string[] = [];
@@ -285,10 +306,16 @@ export async function readPreferenceFile(file: string, options: ReadOptions = {}
     }
     const r = problems.length ? null : toRecord(row, source, problems);
     if (r) records.push(r);
-    for (const problem of problems) found.push({ index: source.index, problem });
+    for (const problem of problems) invalid.push({ index: source.index, problem });
   }
-  const problems = found.sort((a, b) => a.index - b.index).map((f) => f.problem);
-  if (problems.length) throw new DataError(problems);
+  // Each list kept its first problems in file order, so the first of both together are these.
+  const first = [...unreadable.kept, ...invalid.kept].sort((a, b) => a.index - b.index).slice(0, KEPT_PROBLEMS);
+  const total = unreadable.length + invalid.length;
+  if (total)
+    throw new DataError(
+      first.map((f) => f.problem),
+      total,
+    );
   if (records.length === 0) throw new DataError([`${file}: no records`]);
   return records;
 }
@@ -308,7 +335,7 @@ export interface PromptRow {
 export function readPromptRows(file: string, options: Pick<ReadOptions, "maxLineBytes"> = {}): PromptRow[] {
   if (!existsSync(file)) throw new DataError([`${file}: file not found`]);
   const rows: PromptRow[] = [];
-  const problems: string[] = [];
+  const problems = new ProblemList();
   for (const line of readLines(file, options.maxLineBytes ?? MAX_LINE_BYTES)) {
     if ("problem" in line) {
       problems.push(line.problem);

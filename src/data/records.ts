@@ -29,35 +29,78 @@ export function where(s: Source): string {
   return s.unit === "line" ? `${s.file}:${s.index}` : `${s.file} ${s.unit} ${s.index}`;
 }
 
+/** The most problems an error keeps: a file of millions of bad lines costs a count, not millions of messages. */
+export const KEPT_PROBLEMS = 1000;
+
+/** What checks append their problems to: an array, or a ProblemList. `length` counts every one. */
+export interface Problems {
+  push(...problems: string[]): unknown;
+  readonly length: number;
+}
+
+/**
+ * Problems as found, in order: the first KEPT_PROBLEMS of them are kept, every one is counted
+ * (`length`), so reading a huge file of bad lines stays in bounded memory.
+ */
+export class ProblemList<T = string> {
+  readonly kept: T[] = [];
+  #total = 0;
+
+  push(...problems: T[]): number {
+    for (const p of problems) {
+      if (this.kept.length < KEPT_PROBLEMS) this.kept.push(p);
+      this.#total++;
+    }
+    return this.#total;
+  }
+
+  /** Adds what a DataError found, its uncounted rest included. */
+  absorb(this: ProblemList<string>, e: DataError): void {
+    this.push(...e.problems);
+    this.#total += e.total - e.problems.length;
+  }
+
+  get length(): number {
+    return this.#total;
+  }
+}
+
 /** A bad input file: all problems found, each naming file, line and field. */
 export class DataError extends Error {
+  /** The problems kept (all of them, or a ProblemList's first KEPT_PROBLEMS). */
+  readonly problems: string[];
+  /** How many were found, kept or not. */
+  readonly total: number;
+
   /**
-   * `problems` as found; `total` counts them all where the caller kept only some. The message
-   * lists the first 20 and says so when there are more ("first 20 of 40 problems").
+   * `problems` as found (a ProblemList counts those it did not keep); `total` counts them all
+   * where the caller kept only some. The message lists the first 20 and says so when there are
+   * more ("first 20 of 40 problems").
    */
-  constructor(
-    readonly problems: string[],
-    readonly total = problems.length,
-  ) {
-    const shown = problems.slice(0, 20);
+  constructor(problems: readonly string[] | ProblemList, total?: number) {
+    const kept = problems instanceof ProblemList ? problems.kept : [...problems];
+    const all = total ?? problems.length;
+    const shown = kept.slice(0, 20);
     super(
-      total === 1
-        ? problems[0]!
-        : `${shown.length < total ? `first ${shown.length} of ` : ""}${total} problems in the data:\n  ${shown.join("\n  ")}`,
+      all === 1
+        ? kept[0]!
+        : `${shown.length < all ? `first ${shown.length} of ` : ""}${all} problems in the data:\n  ${shown.join("\n  ")}`,
     );
     this.name = "DataError";
+    this.problems = kept;
+    this.total = all;
   }
 }
 
 /** `fn` over every record; the DataErrors of all of them are gathered into one, thrown after the last. */
 export function mapRecords<R, T>(records: readonly R[], fn: (record: R) => T): T[] {
-  const problems: string[] = [];
+  const problems = new ProblemList();
   const out: T[] = [];
   for (const record of records) {
     try {
       out.push(fn(record));
     } catch (e) {
-      if (e instanceof DataError) problems.push(...e.problems);
+      if (e instanceof DataError) problems.absorb(e);
       else throw e;
     }
   }
@@ -75,7 +118,7 @@ function describe(v: unknown): string {
 function checkMessages(
   v: unknown[],
   field: string,
-  problems: string[],
+  problems: Problems,
   at: string,
   mustEndWithAssistant: boolean,
 ): v is Message[] {
@@ -108,7 +151,7 @@ function checkMessages(
   return ok;
 }
 
-function checkAnswer(row: Record<string, unknown>, field: string, problems: string[], at: string): Text | undefined {
+function checkAnswer(row: Record<string, unknown>, field: string, problems: Problems, at: string): Text | undefined {
   const v = row[field];
   if (v === undefined || v === null) {
     problems.push(`${at}: field '${field}': missing`);
@@ -126,7 +169,7 @@ function checkAnswer(row: Record<string, unknown>, field: string, problems: stri
   return undefined;
 }
 
-function checkScore(row: Record<string, unknown>, field: string, problems: string[], at: string): number | undefined {
+function checkScore(row: Record<string, unknown>, field: string, problems: Problems, at: string): number | undefined {
   const v = row[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number") {
@@ -149,7 +192,7 @@ function checkScore(row: Record<string, unknown>, field: string, problems: strin
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Validates one raw row; appends problems and returns null when the row is unusable. */
-export function toRecord(row: unknown, source: Source, problems: string[]): PreferenceRecord | null {
+export function toRecord(row: unknown, source: Source, problems: Problems): PreferenceRecord | null {
   const at = where(source);
   if (typeof row !== "object" || row === null || Array.isArray(row)) {
     problems.push(`${at}: expected an object with prompt, chosen and rejected, got ${describe(row)}`);

@@ -15,7 +15,7 @@ import type { Tokenizer } from "../text/index.js";
 import { appendLinesDurable, readJournalLines, writeJsonAtomic, writeJsonLinesAtomic } from "../util/files.js";
 import { histogram, type HistogramBucket } from "./inspect.js";
 import type { PromptRow } from "./readers.js";
-import { DataError, type Message } from "./records.js";
+import { DataError, ProblemList, type Message } from "./records.js";
 import { normaliseScore, type Scorer } from "./build.js";
 
 /** The reference's five decoding seeds (on_policy_data_gen: 13, 21, 42, 79, 100). */
@@ -151,7 +151,7 @@ export function preparePrompts(
   format: PromptFormat,
   policyDir: string,
 ): Prepared[] {
-  const problems: string[] = [];
+  const problems = new ProblemList();
   const hasTemplate = tokenizer.chatTemplate !== undefined;
   const prepared: Prepared[] = [];
   for (const row of rows) {
@@ -300,7 +300,7 @@ function newTokenCaps(
   const policyCaps = prepared.map((p) => Math.min(maxNew, (policy.maxPositions ?? Infinity) - p.ids.length));
   const context = scorer.context;
   if (!context) return policyCaps;
-  const problems: string[] = [];
+  const problems = new ProblemList();
   const caps = prepared.map((p, i) => {
     const empty = { prompt: p.row.prompt, promptText: p.text, chat: p.chat, response: "", at: p.row.at };
     const used = context.promptTokens(empty);

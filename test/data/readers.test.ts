@@ -6,8 +6,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parquetWriteFile } from "hyparquet-writer";
-import { readPreferenceFile, readPromptFile, readRows } from "../../src/data/readers.js";
-import { DataError, type PreferenceRecord } from "../../src/data/records.js";
+import { readPreferenceFile, readPromptFile, readPromptRows, readRows } from "../../src/data/readers.js";
+import { DataError, KEPT_PROBLEMS, type PreferenceRecord } from "../../src/data/records.js";
 import { writePreferenceParquet } from "../helpers/parquet.js";
 import { tempDir, writeJsonl } from "../helpers/toy.js";
 
@@ -306,6 +306,37 @@ describe("a .json file that is one object, not records", () => {
     const one = join(root, "one-record.json");
     writeFileSync(one, JSON.stringify(records[0]) + "\n");
     assert.equal((await readPreferenceFile(one)).length, 1);
+  });
+});
+
+describe("a file of many bad lines", () => {
+  it("keeps the first 1000 problems in file order and counts them all", async () => {
+    const root = tempDir("omni-dpo-many-");
+    // 200k lines alternating: not JSON, then a record missing 'rejected'.
+    const lines = Array.from({ length: 200_000 }, (_, i) =>
+      i % 2 === 0 ? "not json" : JSON.stringify({ prompt: "p", chosen: "a" }),
+    );
+    const file = join(root, "many.jsonl");
+    writeFileSync(file, lines.join("\n") + "\n");
+    await assert.rejects(readPreferenceFile(file), (e: unknown) => {
+      assert.ok(e instanceof DataError);
+      assert.equal(e.total, 200_000);
+      assert.equal(e.problems.length, KEPT_PROBLEMS);
+      assert.match(e.problems[0], /many\.jsonl:1: not valid JSON/);
+      assert.match(e.problems[1], /many\.jsonl:2: field 'rejected'/);
+      assert.match(e.problems[KEPT_PROBLEMS - 1], new RegExp(`many\\.jsonl:${KEPT_PROBLEMS}: `));
+      assert.match(e.message, /^first 20 of 200000 problems in the data:/);
+      return true;
+    });
+    const prompts = join(root, "prompts.jsonl");
+    writeFileSync(prompts, Array.from({ length: 50_000 }, () => "{bad").join("\n") + "\n");
+    for (const read of [readPromptRows, readPromptFile]) {
+      assert.throws(
+        () => read(prompts),
+        (e: unknown) => e instanceof DataError && e.total === 50_000 && e.problems.length === KEPT_PROBLEMS,
+      );
+    }
+    rmSync(root, { recursive: true, force: true });
   });
 });
 

@@ -122,11 +122,14 @@ export async function dataBuildMath(argv: string[]): Promise<number> {
     problems = readMathProblems(values.prompts);
   } catch (e) {
     if (!(e instanceof DataError) || values.prm) throw e;
-    throw new DataError([
-      ...e.problems,
-      "data build grades responses against each problem's 'answer' unless a scorer is named: " +
-        "give --scorer NAME|MODULE, --reward-model DIR or --judge-endpoint URL for prompts without answers",
-    ]);
+    throw new DataError(
+      [
+        ...e.problems,
+        "data build grades responses against each problem's 'answer' unless a scorer is named: " +
+          "give --scorer NAME|MODULE, --reward-model DIR or --judge-endpoint URL for prompts without answers",
+      ],
+      e.total + 1,
+    );
   }
   const prmTokenizer = values.prm ? Tokenizer.fromPretrainedSync(values.prm) : null;
   // the PRM is loaded before the policy samples anything: a bad directory fails fast

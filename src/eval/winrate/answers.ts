@@ -3,7 +3,7 @@
 // (AlpacaEval ships GPT-4's so: one row per prompt, in the prompts' order, with "output").
 import { existsSync, readFileSync } from "node:fs";
 import type { PromptRow } from "../../data/readers.js";
-import { DataError, type Message } from "../../data/records.js";
+import { DataError, ProblemList, type Message } from "../../data/records.js";
 import type { Generator } from "../../generation/types.js";
 import type { WinRateJournal } from "./journal.js";
 
@@ -116,7 +116,7 @@ export function readBaselineAnswers(file: string, prompts: PromptRow[]): string[
     .split("\n")
     .map((text, n) => ({ text: text.replace(/\r$/, ""), at: `${file}:${n + 1}` }))
     .filter((l) => l.text.trim() !== "");
-  const problems: string[] = [];
+  const problems = new ProblemList();
   if (lines.length !== prompts.length) {
     problems.push(
       `${file}: ${lines.length} answers for ${prompts.length} prompts (one JSON line per prompt, in order)`,
