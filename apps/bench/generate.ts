@@ -15,6 +15,8 @@ export interface GenerateBenchResult {
   rows: Row[];
   threads: number;
   device: string;
+  /** Whether omni-dpo's side multiplied by packed linear weights (oneDNN; off: LibTorch's linear). */
+  packedWeights: boolean;
   pytorchVersion: string | null;
   /** The 1-minute load average when the bench started and when it ended (other work on the machine). */
   loadAverage: [number, number];
@@ -137,6 +139,7 @@ export async function benchGenerate(
     rows,
     threads: cfg.threads,
     device,
+    packedWeights: device === "cpu" && torch.buildInfo().packedLinear && process.env.OMNI_DPO_PACKED_LINEAR !== "0",
     pytorchVersion,
     loadAverage: [loadAtStart, loadavg()[0]],
     note,
@@ -145,7 +148,8 @@ export async function benchGenerate(
 
 export function formatGenerateBench(r: GenerateBenchResult): string {
   return [
-    `${r.threads} threads on ${r.device}; PyTorch ${r.pytorchVersion ?? "absent"}; ` +
+    `${r.threads} threads on ${r.device}; packed weights ${r.packedWeights ? "on" : "off"}; ` +
+      `PyTorch ${r.pytorchVersion ?? "absent"}; ` +
       `load average ${r.loadAverage.map((x) => x.toFixed(1)).join(" at the start, ")} at the end`,
     "",
     formatTable(r.rows),

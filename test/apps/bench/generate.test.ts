@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { GenerateBenchResult } from "../../../apps/bench/generate.js";
 import { skipUnless } from "../../helpers/requirements.js";
+import { torch } from "../../../src/index.js";
 
 const CLI = fileURLToPath(new URL("../../../apps/cli.js", import.meta.url));
 const skip = process.env.OMNI_DPO_SKIP_BENCH_TESTS ? "OMNI_DPO_SKIP_BENCH_TESTS is set" : false;
@@ -22,6 +23,8 @@ test("bench generate --tiny --json: generated tokens/s here and in PyTorch", { s
   assert.ok(j.loadAverage.every((x) => x >= 0));
   assert.match(j.rows[0].name, /batch 4, prompt 8, 8 new/);
   assert.ok(j.rows[0].omni > 0);
+  // The header says whether the figures are with packed weights: on wherever the addon has oneDNN.
+  assert.equal(j.packedWeights, torch.buildInfo().packedLinear);
   if (skipUnless("torch")) assert.equal(j.rows[0].pytorch, null);
   else assert.ok(j.rows[0].pytorch! > 0 && j.rows[0].speedVsPytorch! > 0, r.stdout);
 });
