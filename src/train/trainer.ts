@@ -31,7 +31,7 @@ import { plainBackprop, RecomputeTape, type Backprop } from "../nn/recompute.js"
 import { batchesOf, pairLogps, type PairVision } from "../logprobs/pairs.js";
 import { tokenizeImageRecords } from "../data/image-tokenize.js";
 import type { ImagePreferenceRecord } from "../data/image-records.js";
-import { freezeVisionParts, imageRecordReader, tokenizerSaver, visionOf } from "./vision.js";
+import { freezeVisionParts, imagePairCutting, imageRecordReader, tokenizerSaver, visionOf } from "./vision.js";
 import { objectiveInputs, referenceLogpsOptions, type ObjectiveInputs } from "../logprobs/objective-inputs.js";
 import { applyOptimizerStep, createOptimizer, epochOrder, resolveSteps, stepGroups } from "./steps.js";
 import { syncedReferenceDir } from "./checkpoint.js";
@@ -160,6 +160,7 @@ export async function prepareData(
   }
   // A vision-language model's data are image preference records (TRL's or LLaMA-Factory's format).
   const vision = visionOf(config);
+  if (vision) status?.(imagePairCutting(config));
   const imageSizes = new Map<string, { width: number; height: number }>();
   if (!vision && config.dataset !== null) {
     throw new DataError([

@@ -32,6 +32,17 @@ export function visionOf(config: TrainConfig): PairVision | null {
 }
 
 /**
+ * How a vision-language run cuts its pairs, said when it starts: max_prompt_length and
+ * truncation_mode (TRL's text rule, which could split an image's pads) do not apply.
+ */
+export function imagePairCutting(config: Pick<TrainConfig, "maxLength">): string {
+  return (
+    `image pairs are cut at max_length (${config.maxLength} tokens) by LLaMA-Factory's rule, the answer kept ` +
+    "first; max_prompt_length and truncation_mode apply to text pairs only"
+  );
+}
+
+/**
  * A reader of image preference files that also collects each image's size (so tokenising decodes
  * nothing again): images under media_dir when set, a dataset_info.json entry's file with its columns.
  */

@@ -105,6 +105,18 @@ test("dataset: a missing entry, dataset_info.json or file is named; images are s
   );
 });
 
+test("a vision-language run says how its pairs are cut: max_prompt_length and truncation_mode are text-only", async () => {
+  const said: string[] = [];
+  await prepareData(recipe({ dataset_mixer: lfFile }, "x"), (m) => said.push(m));
+  assert.ok(
+    said.includes(
+      "image pairs are cut at max_length (64 tokens) by LLaMA-Factory's rule, the answer kept first; " +
+        "max_prompt_length and truncation_mode apply to text pairs only",
+    ),
+    said.join("\n"),
+  );
+});
+
 test("image_max_pixels and image_min_pixels reach the processor", async () => {
   const tokens = async (extra: Record<string, unknown>) => {
     const data = await prepareData(recipe({ dataset_mixer: lfFile, ...extra }, "x"));
