@@ -6,7 +6,7 @@
 // read, written and read again for a handful of output rows. A pack does the reordering once,
 // into the blocked layout oneDNN's matmul chose for this CPU (AVX-512 or AVX2 brgemm kernels),
 // and each call then multiplies against it: about 2x faster for a decoding step's 16 rows and
-// 1.1-1.3x for a prefill's thousand (bench generate, README "Sampling").
+// 1.1-1.3x for a prefill's thousand (omni-dpo bench generate; README "Performance").
 //
 // A pack keeps the weight and bias tensors it came from and their version counters: when either
 // was written in place since (an optimizer step, a merged adapter, a loaded checkpoint), the
