@@ -30,7 +30,9 @@ Generates text with a causal LM in Hugging Face layout (config.json, safetensors
                          EOS ids of the model's generation_config.json (else the tokenizer's EOS)
   --seed N               seed for sampling (default 0)
   --batch-size N         prompts per batch (default 8; left-padded)
-  --device D             auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N
+  --device D             auto (default: CUDA when LibTorch has it), cpu, cuda or cuda:N; on CPU
+                         the float32 linear weights are packed for oneDNN while a batch generates
+                         (about 1.5x faster, as much memory again; OMNI_DPO_PACKED_LINEAR=0: off)
   --json                 print JSON lines {prompt, completion, finish_reason}
 ${ENDPOINT_HELP}  With --endpoint, --model is not needed; prompt i samples with seed N + i, and a stop string
   is cut from the answer (the protocol's way).

@@ -18,7 +18,9 @@ stream (server-sent events). A vision-language model (Qwen2-VL) answers about im
 content parts {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}} (PNG or
 JPEG inline; http(s) URLs are refused, the server fetches nothing). Concurrent requests are
 decoded together (continuous batching: rows join and leave the running batch at every step).
-A bad request gets an OpenAI-style error naming the field (HTTP 400).
+A bad request gets an OpenAI-style error naming the field (HTTP 400). On CPU the float32 linear
+weights are packed for oneDNN's matmul while the server runs: decoding about 1.5x faster, for as
+much memory again as those weights (OMNI_DPO_PACKED_LINEAR=0 turns it off).
 
   --model DIR         the model directory (config.json, safetensors, tokenizer)
   --adapter DIR       a LoRA adapter trained on --model, served on top of it
