@@ -28,15 +28,18 @@ train    one Omni-DPO training step (policy forward+backward over chosen+rejecte
                   prompt and a 256-token answer, vision tower frozen, checkpointed as qwen2
 
 generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as data build
-         samples) on a Llama-shaped random model (8 layers x 512, vocabulary 32000), 16
-         prompts of 64 tokens, 64 new tokens each: generated tokens/s beside transformers'
-         generate() loop written in PyTorch, same shape, same run (a minute or two on 2 cores)
+         samples) on a Llama-shaped random model, 16 prompts of 64 tokens, 64 new tokens each:
+         generated tokens/s beside transformers' generate() loop written in PyTorch, same shape,
+         same run. Cases (--case picks one):
+           llama  8 layers x 512, vocabulary 32000 (the default; a minute or two on 2 cores)
+           qwen2  Qwen2.5-0.5B's decoder: 24 layers x 896, 14 heads over 2 key/value heads,
+                  vocabulary 151936 (about 5 minutes on 2 cores, 6 GB of memory)
 
   --json        print the results as JSON
   --quick       shorter timing trials (noisier); train: gpt2 at sequence 256 only, two timed
                 steps; qwen2 one timed step
   --case NAMES  train: gpt2, qwen2, lora or qwen2vl, or several joined by commas (default:
-                gpt2, qwen2 and lora)
+                gpt2, qwen2 and lora); generate: llama (default) or qwen2
   --seq N       train, qwen2 and lora: tokens per row (default 1024; three quarters prompt);
                 PyTorch's full logits grow with it (2048: about 14 GB)
   --device D    generate: auto (default), cpu, cuda or cuda:N (PyTorch runs on the same device)
@@ -99,13 +102,22 @@ generate sampled decoding with the KV cache (temperature 0.8, top-p 0.95, as dat
       return 0;
     }
     if (which === "generate") {
-      const { benchGenerate, formatGenerateBench } = await import("./generate.js");
+      const { benchGenerate, formatGenerateBench, GENERATE_CASES } = await import("./generate.js");
       const device = await (await import("../../src/cli/args.js")).resolveDevice(values.device);
+      const benchCase = values.case ?? "llama";
+      if (!(GENERATE_CASES as readonly string[]).includes(benchCase))
+        throw new UsageError(`bench generate: --case must be one of ${GENERATE_CASES.join(", ")}, got '${benchCase}'`);
       if (!values.json)
         console.error(
           `benchmarking sampled decoding here and in PyTorch on ${device} (${values.tiny ? "seconds" : "a minute or two"})...`,
         );
-      const r = await benchGenerate({ quick: values.quick, tiny: values.tiny, device, serve: values.serve });
+      const r = await benchGenerate({
+        quick: values.quick,
+        tiny: values.tiny,
+        device,
+        serve: values.serve,
+        case: benchCase as (typeof GENERATE_CASES)[number],
+      });
       console.log(values.json ? JSON.stringify(r, null, 2) : formatGenerateBench(r));
       return 0;
     }

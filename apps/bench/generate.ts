@@ -23,8 +23,12 @@ export interface GenerateBenchResult {
   note?: string;
 }
 
+/** The decoder shapes the bench samples from: `llama` (the default) and Qwen2.5-0.5B's `qwen2`. */
+export const GENERATE_CASES = ["llama", "qwen2"] as const;
+export type GenerateCase = (typeof GENERATE_CASES)[number];
+
 export async function benchGenerate(
-  options: { quick?: boolean; tiny?: boolean; device?: torch.Device; serve?: boolean } = {},
+  options: { quick?: boolean; tiny?: boolean; device?: torch.Device; serve?: boolean; case?: GenerateCase } = {},
 ): Promise<GenerateBenchResult> {
   const loadAtStart = loadavg()[0];
   const device = options.device ?? "cpu";
@@ -37,14 +41,24 @@ export async function benchGenerate(
         num_attention_heads: 4,
         num_key_value_heads: 2,
       }
-    : {
-        vocab_size: 32000,
-        hidden_size: 512,
-        intermediate_size: 1536,
-        num_hidden_layers: 8,
-        num_attention_heads: 8,
-        num_key_value_heads: 4,
-      };
+    : options.case === "qwen2"
+      ? // Qwen2.5-0.5B's decoder (its q/k/v biases aside, which the PyTorch side lacks), head untied on both sides.
+        {
+          vocab_size: 151936,
+          hidden_size: 896,
+          intermediate_size: 4864,
+          num_hidden_layers: 24,
+          num_attention_heads: 14,
+          num_key_value_heads: 2,
+        }
+      : {
+          vocab_size: 32000,
+          hidden_size: 512,
+          intermediate_size: 1536,
+          num_hidden_layers: 8,
+          num_attention_heads: 8,
+          num_key_value_heads: 4,
+        };
   const cfg = {
     ...shape,
     rope_theta: 10000,
@@ -121,7 +135,9 @@ export async function benchGenerate(
     pytorchVersion = r.torch_version;
   } else note = `PyTorch column empty: ${NO_TORCH_PYTHON}`;
   const tokens = cfg.batch * cfg.new_tokens;
-  const name = `sampled decoding, KV cache: ${shape.num_hidden_layers} layers x ${shape.hidden_size}, batch ${cfg.batch}, prompt ${cfg.prompt}, ${cfg.new_tokens} new`;
+  const name =
+    `sampled decoding, KV cache: ${shape.num_hidden_layers} layers x ${shape.hidden_size}, ` +
+    `vocabulary ${shape.vocab_size}, batch ${cfg.batch}, prompt ${cfg.prompt}, ${cfg.new_tokens} new`;
   const pytorch = theirs === null ? null : tokens / theirs;
   const rows = [
     row(name, "tokens/s", tokens / ours, pytorch, true),

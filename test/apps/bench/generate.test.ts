@@ -44,3 +44,9 @@ test("bench generate --tiny --serve: the same prompts through omni-dpo serve and
   // Every request answered with all the tokens asked for (the bench fails otherwise), in finite time.
   assert.ok(j.rows[2].omni > 0 && Number.isFinite(j.rows[2].omni));
 });
+
+test("bench generate --case names a shape it knows, or says which it does", () => {
+  const r = spawnSync(process.execPath, [CLI, "bench", "generate", "--case", "gpt2", "--json"], { encoding: "utf8" });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /bench generate: --case must be one of llama, qwen2, got 'gpt2'/);
+});
