@@ -33,7 +33,14 @@ export interface EndpointOptions {
   maxPositions?: number;
 }
 
-export class EndpointError extends Error {}
+export class EndpointError extends Error {
+  /** The HTTP status the server answered with; null: no HTTP answer (or none to report). */
+  readonly status: number | null;
+  constructor(message: string, status: number | null = null) {
+    super(message);
+    this.status = status;
+  }
+}
 
 /** One HTTP call's worth of work: request `i`, sample slots `slots` (n = slots.length), an optional seed. */
 interface Call {
@@ -133,6 +140,7 @@ export class EndpointGenerator implements Generator {
       return new EndpointError(
         `${this.name}: ${status}: ${e.message}` +
           (e.status === undefined || e.status === 429 || e.status >= 500 ? ` (after ${retries} retries)` : ""),
+        e.status ?? null,
       );
     }
     return e instanceof Error ? e : new Error(String(e));

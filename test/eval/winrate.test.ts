@@ -260,6 +260,29 @@ test("LLM judge through omni-dpo serve: unparseable verdicts and ratings counted
   assert.equal(t.mean_score, null);
 });
 
+test("LLM judge through omni-dpo serve: a judge prompt beyond the judge's context is refused, counted, not fatal", async () => {
+  // The third baseline answer makes that pair's judge prompt longer than the judge's 128 positions:
+  // serve answers HTTP 400 (context_length_exceeded) in both orders. Before, that 400 ended the
+  // evaluation, and every resume met it again.
+  const long = Array.from({ length: 200 }, () => "apple").join(" ");
+  const baseline = writeJsonl(join(root, "long-reference.jsonl"), [
+    ...WORDS.map((w, i) => ({ output: i === 2 ? long : w })),
+    { output: "north" },
+  ]);
+  const pairwise = join(root, "pairwise-short.txt");
+  writeFileSync(pairwise, "{{prompt}}\nA: {{answer_a}}\nB: {{answer_b}}\n[[A>B]] or [[B>A]]?");
+  const r = await runCli([
+    ...["eval", "--task", "winrate", "--endpoint", serve.url, "--endpoint-model", "toy"],
+    ...["--baseline", baseline, "--prompts", PROMPTS, "--judge-endpoint", serve.url, "--judge-model", "toy"],
+    ...["--max-new-tokens", "4", "--judge-max-tokens", "8", "--judge-template", pairwise, "--json"],
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as Summary & { refused?: number };
+  assert.equal(s.refused, 2, "both orders of the long pair");
+  assert.equal(s.unparseable, 16, "the other eight pairs' verdicts, as random weights write them");
+  assert.equal(s.unjudged, 9);
+});
+
 test("a baseline file for other prompts is refused, naming its line", () => {
   const wrong = writeJsonl(join(root, "wrong.jsonl"), [
     ...WORDS.map((w, i) => ({ instruction: i === 2 ? "say something else" : `say ${w}`, output: w })),

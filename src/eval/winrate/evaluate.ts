@@ -84,6 +84,8 @@ export interface WinRateReport {
   baseline_score_ci95?: [number, number] | null;
   /** Answers cut to fit the judge's context before judging (a reward model's; absent: none). */
   truncated?: number;
+  /** Verdicts the LLM judge's server refused (HTTP 400, a prompt beyond its context, say; absent: none). */
+  refused?: number;
   /** Pairs read back from the journal of an interrupted run. */
   resumed: number;
   records: WinRateRecord[];
@@ -223,6 +225,8 @@ function report(
     records,
   };
   if (options.judge.truncated) out.truncated = options.judge.truncated;
+  const refused = [...judged.values()].reduce((s, j) => s + (j.refused ?? 0), 0);
+  if (refused) out.refused = refused;
   if (options.judge.positional && mode === "pairwise") {
     const both = records.filter((r) => r.verdicts?.[0] && r.verdicts[1]);
     const agree = both.filter(
@@ -261,6 +265,8 @@ export function formatWinRate(r: WinRateReport): string {
     rows.push(["mean score (baseline)", `${num(r.baseline_mean_score)}${ci(r.baseline_score_ci95)}`]);
   }
   if (r.truncated) rows.push(["cut to fit the judge", `${r.truncated} answers (their start judged)`]);
+  if (r.refused)
+    rows.push(["refused by the judge", `${r.refused} verdicts (HTTP 400: the judge prompt beyond its context?)`]);
   if (r.unparseable || r.unjudged) {
     const what = r.mode === "score" ? "ratings" : "verdicts";
     const prompts = `${r.unjudged} prompt${r.unjudged === 1 ? "" : "s"}`;

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import type { Message } from "../../data/records.js";
 import { rewardInput } from "../../data/reward.js";
 import type { ResponseToScore } from "../../data/text-build.js";
-import type { Generator } from "../../generation/types.js";
+import { EndpointError } from "../../generation/endpoint.js";
+import type { GenerationRequest, Generator } from "../../generation/types.js";
 import type { SequenceClassifier } from "../../models/sequence-classification.js";
 import type { Tokenizer } from "../../text/index.js";
 import { checkTokenIds } from "../../models/vocab.js";
@@ -40,6 +41,8 @@ export interface PairJudgement {
   verdicts?: [Verdict | null, Verdict | null];
   /** The verdicts that did not parse (0-2). */
   unparseable?: number;
+  /** The verdicts the judge's server refused to give (HTTP 400: the request beyond its context, say). */
+  refused?: number;
 }
 
 export interface WinRateJudge {
@@ -193,6 +196,27 @@ export interface LlmPairwiseJudgeOptions {
   retries?: number;
 }
 
+/**
+ * Each request's answer, or null where the server refused it with HTTP 400 (a judge prompt
+ * beyond the judge's context, say): one such request must not end an evaluation that would meet
+ * it again on every resume. The batch goes as one call; only when it is refused are its requests
+ * sent one by one, to find which. Any other error ends the call, as before.
+ */
+async function judgeRefusable(generator: Generator, requests: GenerationRequest[]): Promise<(string | null)[]> {
+  const refused = (e: unknown) => e instanceof EndpointError && e.status === 400;
+  try {
+    return (await generator.generate(requests)).map((samples) => samples[0].text);
+  } catch (e) {
+    if (!refused(e) || requests.length === 1) {
+      if (refused(e)) return [null];
+      throw e;
+    }
+  }
+  const out: (string | null)[] = [];
+  for (const request of requests) out.push(...(await judgeRefusable(generator, [request])));
+  return out;
+}
+
 /** An LLM judge through `generator` (an endpoint), judging each pair in both orders at temperature 0. */
 export function llmPairwiseJudge(generator: Generator, options: LlmPairwiseJudgeOptions = {}): WinRateJudge {
   const templateFile = options.templateFile ?? DEFAULT_PAIRWISE_TEMPLATE;
@@ -213,22 +237,26 @@ export function llmPairwiseJudge(generator: Generator, options: LlmPairwiseJudge
         pairwisePrompt(template, p.prompt, p.answer, p.baseline),
         pairwisePrompt(template, p.prompt, p.baseline, p.answer),
       ]);
-      const out = await generator.generate(
+      const out = await judgeRefusable(
+        generator,
         requests.map((text) => ({
-          prompt: [{ role: "user", content: text }],
+          prompt: [{ role: "user" as const, content: text }],
           maxTokens: options.maxTokens ?? 1024,
           temperature: 0,
         })),
       );
       return pairs.map((_, i) => {
-        const verdicts: [Verdict | null, Verdict | null] = [
-          parsePairwiseVerdict(out[2 * i][0].text),
-          parsePairwiseVerdict(out[2 * i + 1][0].text),
+        const texts = [out[2 * i], out[2 * i + 1]];
+        const verdicts = texts.map((t) => (t === null ? null : parsePairwiseVerdict(t))) as [
+          Verdict | null,
+          Verdict | null,
         ];
+        const refused = texts.filter((t) => t === null).length;
         return {
           preference: combineOrders(...verdicts),
           verdicts,
-          unparseable: verdicts.filter((v) => v === null).length,
+          unparseable: verdicts.filter((v) => v === null).length - refused,
+          ...(refused ? { refused } : {}),
         };
       });
     },
