@@ -9,7 +9,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BatchScorer, ResponseToScore } from "../data/text-build.js";
 import { rowSeed } from "../data/text-build.js";
-import type { Generator } from "../generation/types.js";
+import { EndpointError } from "../generation/endpoint.js";
+import type { GenerationRequest, Generator } from "../generation/types.js";
 import { packageRoot } from "../util/package-root.js";
 
 export const DEFAULT_JUDGE_TEMPLATE = join(packageRoot(), "assets", "judge", "helpfulness.txt");
@@ -32,6 +33,8 @@ export interface JudgeCounts {
   unparseable: number;
   /** Responses left unscored after every retry. */
   dropped: number;
+  /** Verdicts the judge's server refused (HTTP 400: the judge prompt beyond its context, say); not asked again. */
+  refused: number;
 }
 
 export class JudgeTemplateError extends Error {}
@@ -73,12 +76,33 @@ export function parseVerdict(text: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/**
+ * Each request's answer, or null where the server refused it with HTTP 400 (a judge prompt
+ * beyond the judge's context, say): one such request must not end an evaluation that would meet
+ * it again on every resume. The batch goes as one call; only when it is refused are its requests
+ * sent one by one, to find which. Any other error ends the call, as before.
+ */
+export async function judgeRefusable(generator: Generator, requests: GenerationRequest[]): Promise<(string | null)[]> {
+  const refused = (e: unknown) => e instanceof EndpointError && e.status === 400;
+  try {
+    return (await generator.generate(requests)).map((samples) => samples[0].text);
+  } catch (e) {
+    if (!refused(e) || requests.length === 1) {
+      if (refused(e)) return [null];
+      throw e;
+    }
+  }
+  const out: (string | null)[] = [];
+  for (const request of requests) out.push(...(await judgeRefusable(generator, [request])));
+  return out;
+}
+
 /** A BatchScorer asking `judge` (an endpoint generator) for each response's rating. */
 export function llmJudgeScorer(judge: Generator, options: JudgeOptions = {}): BatchScorer & { counts: JudgeCounts } {
   const templateFile = options.templateFile ?? DEFAULT_JUDGE_TEMPLATE;
   const template = readJudgeTemplate(templateFile);
   const retries = options.retries ?? 2;
-  const counts: JudgeCounts = { asked: 0, unparseable: 0, dropped: 0 };
+  const counts: JudgeCounts = { asked: 0, unparseable: 0, dropped: 0, refused: 0 };
   return {
     // The name goes into the build's journal identity: another judge or rubric is another build.
     name: `LLM judge ${judge.name} rubric ${templateFile} (${retries} retries)`,
@@ -88,9 +112,10 @@ export function llmJudgeScorer(judge: Generator, options: JudgeOptions = {}): Ba
       const scores: (number | null)[] = items.map(() => null);
       let pending = items.map((_, i) => i);
       for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
-        const verdicts = await judge.generate(
+        const verdicts = await judgeRefusable(
+          judge,
           pending.map((i) => ({
-            prompt: [{ role: "user", content: prompts[i] }],
+            prompt: [{ role: "user" as const, content: prompts[i] }],
             seeds: [rowSeed(attempt, prompts[i])],
             maxTokens: options.maxTokens ?? 256,
             temperature: attempt === 0 ? (options.temperature ?? 0) : 1,
@@ -98,7 +123,13 @@ export function llmJudgeScorer(judge: Generator, options: JudgeOptions = {}): Ba
         );
         counts.asked += pending.length;
         pending = pending.filter((i, n) => {
-          scores[i] = parseVerdict(verdicts[n][0].text);
+          const text = verdicts[n];
+          if (text === null) {
+            counts.refused++; // asked again, it would be refused again
+            counts.dropped++;
+            return false;
+          }
+          scores[i] = parseVerdict(text);
           if (scores[i] === null) counts.unparseable++;
           return scores[i] === null;
         });

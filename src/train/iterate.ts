@@ -312,7 +312,10 @@ async function buildRound(
     };
     if (judge) {
       const c = judge.counts;
-      status(`round ${k}: judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable, ${c.dropped} left unscored`);
+      status(
+        `round ${k}: judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable` +
+          `${c.refused ? `, ${c.refused} refused (HTTP 400)` : ""}, ${c.dropped} left unscored`,
+      );
     }
     writeTextBuild(out, journal, pairs, recorded);
     return pairs.length;

@@ -35,6 +35,7 @@ import {
   type WinRateRecord,
 } from "../../src/eval/winrate/index.js";
 import { EndpointGenerator } from "../../src/generation/endpoint.js";
+import { llmJudgeScorer } from "../../src/eval/llm-judge.js";
 import { LocalGenerator } from "../../src/generation/local.js";
 import { promptIds } from "../../src/generation/prompt.js";
 import { bootstrapCI, lengthControlledWinRate } from "../../src/eval/winrate/stats.js";
@@ -281,6 +282,24 @@ test("LLM judge through omni-dpo serve: a judge prompt beyond the judge's contex
   assert.equal(s.refused, 2, "both orders of the long pair");
   assert.equal(s.unparseable, 16, "the other eight pairs' verdicts, as random weights write them");
   assert.equal(s.unjudged, 9);
+});
+
+test("the rubric scorer (data build, iterate): a refused rating is counted, left unscored and not asked again", async () => {
+  const rubric = join(root, "rubric-short.txt");
+  writeFileSync(rubric, "{{prompt}}\n{{response}}\nRating: N");
+  const scorer = llmJudgeScorer(new EndpointGenerator({ baseURL: serve.url, model: "toy", maxRetries: 0 }), {
+    templateFile: rubric,
+    retries: 1,
+    maxTokens: 8,
+  });
+  const long = Array.from({ length: 200 }, () => "apple").join(" ");
+  const item = (response: string) => ({ prompt: "say", promptText: "say", chat: false, response, at: "p" });
+  const scores = await scorer.score([item("apple"), item(long), item("river")]);
+  assert.equal(scores[1], null);
+  assert.equal(scorer.counts.refused, 1);
+  // The refused one is asked once; the two random-weight ratings twice (the first try and a retry).
+  assert.equal(scorer.counts.asked, 3 + 2);
+  assert.equal(scorer.counts.dropped, 3);
 });
 
 test("a baseline file for other prompts is refused, naming its line", () => {

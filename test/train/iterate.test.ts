@@ -437,12 +437,12 @@ test("the text task scored by an LLM judge behind omni-dpo serve: every response
       responses: number;
       unscored_responses: number;
       dropped: { identical_responses: number };
-      judge: { asked: number; unparseable: number; dropped: number };
+      judge: { asked: number; unparseable: number; dropped: number; refused: number };
     }>(join(root, "judged", "round-1", "pairs.jsonl.summary.json"));
     assert.match(summary.scorer, /^LLM judge endpoint http:\/\/127\.0\.0\.1:\d+\/v1 model toy rubric .*rubric\.txt/);
     const scored = summary.unscored_responses;
     assert.ok(scored > 0 && scored <= summary.responses);
-    assert.deepEqual(summary.judge, { asked: 2 * scored, unparseable: 2 * scored, dropped: scored });
+    assert.deepEqual(summary.judge, { asked: 2 * scored, unparseable: 2 * scored, dropped: scored, refused: 0 });
     assert.equal(proxy.requests.filter((q) => q.path === "/chat/completions" && q.status === 200).length, 2 * scored);
   } finally {
     await proxy.close();

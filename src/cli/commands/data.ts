@@ -366,7 +366,8 @@ async function dataBuildText(values: BuildValues): Promise<number> {
     if (judge) {
       const c = judge.counts;
       console.error(
-        `judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable (asked again), ${c.dropped} responses left unscored`,
+        `judge: ${c.asked} verdicts asked, ${c.unparseable} unparseable (asked again)` +
+          `${c.refused ? `, ${c.refused} refused by the server (HTTP 400)` : ""}, ${c.dropped} responses left unscored`,
       );
     }
     const summaryFile = writeTextBuild(out, journal, pairs, summary);

@@ -11,13 +11,12 @@ import { join } from "node:path";
 import type { Message } from "../../data/records.js";
 import { rewardInput } from "../../data/reward.js";
 import type { ResponseToScore } from "../../data/text-build.js";
-import { EndpointError } from "../../generation/endpoint.js";
-import type { GenerationRequest, Generator } from "../../generation/types.js";
+import type { Generator } from "../../generation/types.js";
 import type { SequenceClassifier } from "../../models/sequence-classification.js";
 import type { Tokenizer } from "../../text/index.js";
 import { checkTokenIds } from "../../models/vocab.js";
 import { packageRoot } from "../../util/package-root.js";
-import { JudgeTemplateError, llmJudgeScorer, type JudgeOptions } from "../llm-judge.js";
+import { JudgeTemplateError, judgeRefusable, llmJudgeScorer, type JudgeOptions } from "../llm-judge.js";
 
 export const DEFAULT_PAIRWISE_TEMPLATE = join(packageRoot(), "assets", "judge", "pairwise.txt");
 
@@ -194,27 +193,6 @@ export interface LlmPairwiseJudgeOptions {
   maxTokens?: number;
   /** Extra attempts for an unparseable rating in score mode (default 2). */
   retries?: number;
-}
-
-/**
- * Each request's answer, or null where the server refused it with HTTP 400 (a judge prompt
- * beyond the judge's context, say): one such request must not end an evaluation that would meet
- * it again on every resume. The batch goes as one call; only when it is refused are its requests
- * sent one by one, to find which. Any other error ends the call, as before.
- */
-async function judgeRefusable(generator: Generator, requests: GenerationRequest[]): Promise<(string | null)[]> {
-  const refused = (e: unknown) => e instanceof EndpointError && e.status === 400;
-  try {
-    return (await generator.generate(requests)).map((samples) => samples[0].text);
-  } catch (e) {
-    if (!refused(e) || requests.length === 1) {
-      if (refused(e)) return [null];
-      throw e;
-    }
-  }
-  const out: (string | null)[] = [];
-  for (const request of requests) out.push(...(await judgeRefusable(generator, [request])));
-  return out;
 }
 
 /** An LLM judge through `generator` (an endpoint), judging each pair in both orders at temperature 0. */
