@@ -87,10 +87,8 @@ export async function judgeRefusable(generator: Generator, requests: GenerationR
   try {
     return (await generator.generate(requests)).map((samples) => samples[0].text);
   } catch (e) {
-    if (!refused(e) || requests.length === 1) {
-      if (refused(e)) return [null];
-      throw e;
-    }
+    if (!refused(e)) throw e;
+    if (requests.length === 1) return [null];
   }
   const out: (string | null)[] = [];
   for (const request of requests) out.push(...(await judgeRefusable(generator, [request])));
