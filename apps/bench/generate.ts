@@ -6,6 +6,7 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createModel, generate, torch } from "../../src/index.js";
+import { packsWeightsOn } from "../../src/nn/packing.js";
 import { packageRoot } from "../../src/util/package-root.js";
 import { NO_TORCH_PYTHON, runPythonJson, torchPython } from "../../src/util/python.js";
 import { serveSecondsPerRound } from "./generate-serve.js";
@@ -155,7 +156,7 @@ export async function benchGenerate(
     rows,
     threads: cfg.threads,
     device,
-    packedWeights: device === "cpu" && torch.buildInfo().packedLinear && process.env.OMNI_DPO_PACKED_LINEAR !== "0",
+    packedWeights: packsWeightsOn(device),
     pytorchVersion,
     loadAverage: [loadAtStart, loadavg()[0]],
     note,

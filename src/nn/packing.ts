@@ -22,8 +22,14 @@ interface Packed {
 const held = new Map<torch.Tensor, number>();
 const packs = new Map<torch.Tensor, Packed>();
 
+/** Whether holds pack at all: not under OMNI_DPO_PACKED_LINEAR=0. */
 function packingOn(): boolean {
   return process.env.OMNI_DPO_PACKED_LINEAR !== "0";
+}
+
+/** Whether generation on `device` runs on packed weights here: CPU, a build with oneDNN, packing on. */
+export function packsWeightsOn(device: torch.Device): boolean {
+  return device === "cpu" && packingOn() && torch.buildInfo().packedLinear;
 }
 
 /**

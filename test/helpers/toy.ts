@@ -5,7 +5,21 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { torch, createModel, saveModel, type CausalLM } from "../../src/index.js";
+import type { RawConfig } from "../../src/models/config.js";
 import { writeByteLevelTokenizer } from "./tokenizers.js";
+
+/** A tiny random Llama (2 layers of width 32, grouped-query attention, 97 tokens, 64 positions). */
+export const TINY_LLAMA: RawConfig = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  vocab_size: 97,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+};
 
 export function tempDir(prefix = "omni-dpo-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

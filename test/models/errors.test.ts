@@ -10,6 +10,7 @@ import { torch } from "../../src/index.js";
 import { createModel, loadModel, saveModel } from "../../src/models/auto.js";
 import type { RawConfig } from "../../src/models/config.js";
 import { loadSafetensors, saveCheckpoint } from "../../src/models/safetensors.js";
+import { TINY_LLAMA } from "../helpers/toy.js";
 
 torch.setNumThreads(1); // tiny models: thread-pool overhead would dominate
 const root = mkdtempSync(join(tmpdir(), "omni-dpo-models-errors-"));
@@ -17,17 +18,6 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const newDir = (what: string) => join(root, `${dirs++}-${what}`);
 
-const LLAMA: RawConfig = {
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  vocab_size: 97,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 64,
-};
 const GPT2: RawConfig = {
   architectures: ["GPT2LMHeadModel"],
   model_type: "gpt2",
@@ -89,16 +79,16 @@ test("an unsupported architecture is an error that lists the supported ones", ()
 });
 
 test("architectures win over model_type, and model_type alone is enough", () => {
-  const byType = createModel({ ...LLAMA, architectures: undefined, model_type: "mistral", sliding_window: 4 });
+  const byType = createModel({ ...TINY_LLAMA, architectures: undefined, model_type: "mistral", sliding_window: 4 });
   assert.equal(byType.architecture, "mistral");
   byType.dispose();
-  const byClass = createModel({ ...LLAMA, architectures: ["Qwen2ForCausalLM"], model_type: "llama" });
+  const byClass = createModel({ ...TINY_LLAMA, architectures: ["Qwen2ForCausalLM"], model_type: "llama" });
   assert.equal(byClass.architecture, "qwen2");
   byClass.dispose();
 });
 
 test("a checkpoint with missing tensors names them", () => {
-  const dir = savedModel(LLAMA, "missing");
+  const dir = savedModel(TINY_LLAMA, "missing");
   const gone = ["model.layers.1.mlp.up_proj.weight", "model.norm.weight"];
   editWeights(dir, (entries) => entries.filter(([n]) => !gone.includes(n)));
   const msg = message(() => loadModel(dir));
@@ -109,7 +99,7 @@ test("a checkpoint with missing tensors names them", () => {
 });
 
 test("a checkpoint with unexpected tensors names them", () => {
-  const dir = savedModel(LLAMA, "unexpected");
+  const dir = savedModel(TINY_LLAMA, "unexpected");
   const extra = ["model.layers.0.self_attn.extra_proj.weight", "model.layers.2.mlp.gate_proj.weight"];
   editWeights(dir, (entries) => [...entries, ...extra.map((n) => [n, torch.zeros([4, 4])] as [string, torch.Tensor])]);
   const msg = message(() => loadModel(dir));
@@ -129,7 +119,7 @@ test("missing and unexpected tensors together (a GPT-2 with a renamed tensor)", 
 });
 
 test("a tensor of the wrong shape names the parameter and both shapes", () => {
-  const dir = savedModel(LLAMA, "shape");
+  const dir = savedModel(TINY_LLAMA, "shape");
   editWeights(dir, (entries) =>
     entries.map(([n, t]) => [n, n === "model.layers.0.self_attn.k_proj.weight" ? torch.zeros([32, 32]) : t]),
   );
@@ -142,7 +132,7 @@ test("a tensor of the wrong shape names the parameter and both shapes", () => {
   assert.doesNotMatch(msg, /missing|unexpected/);
   // setParameter itself names the whole dotted path too
   torch.manualSeed(3);
-  const model = createModel(LLAMA);
+  const model = createModel(TINY_LLAMA);
   const direct = message(() =>
     torch.tidy(() => model.setParameter("model.layers.1.mlp.down_proj.weight", torch.zeros([2, 2]))),
   );
@@ -163,7 +153,7 @@ test("a directory without config.json is named", () => {
 });
 
 test("a directory without weights is named, and the expected files too", () => {
-  const dir = savedModel(LLAMA, "no-weights");
+  const dir = savedModel(TINY_LLAMA, "no-weights");
   unlinkSync(join(dir, "model.safetensors"));
   let msg = message(() => loadModel(dir));
   assert.ok(msg.includes(dir), msg);
@@ -176,7 +166,7 @@ test("a directory without weights is named, and the expected files too", () => {
 
 test("a sharded index naming an absent shard names the shard", () => {
   torch.manualSeed(3);
-  const model = createModel(LLAMA, { std: 0.2 });
+  const model = createModel(TINY_LLAMA, { std: 0.2 });
   const dir = newDir("sharded");
   saveModel(model, dir, { maxShardBytes: 10_000 });
   model.dispose();
@@ -196,23 +186,27 @@ test("an invalid config.json names the file", () => {
 });
 
 test("config.json sizes must be positive integers and the heads must divide, naming the file and the field", () => {
-  const base = savedModel(LLAMA, "sizes");
+  const base = savedModel(TINY_LLAMA, "sizes");
   const gpt2 = savedModel(GPT2, "sizes-gpt2");
   const cases: [string, RawConfig, RegExp][] = [
-    [base, { ...LLAMA, num_attention_heads: 0 }, /field num_attention_heads must be a positive integer, got 0/],
-    [base, { ...LLAMA, num_hidden_layers: -1 }, /field num_hidden_layers must be a positive integer, got -1/],
-    [base, { ...LLAMA, hidden_size: 32.5 }, /field hidden_size must be a positive integer, got 32.5/],
-    [base, { ...LLAMA, vocab_size: "97" }, /field vocab_size must be a positive integer, got "97"/],
-    [base, { ...LLAMA, num_key_value_heads: 3 }, /num_attention_heads 4 is not a multiple of num_key_value_heads 3/],
+    [base, { ...TINY_LLAMA, num_attention_heads: 0 }, /field num_attention_heads must be a positive integer, got 0/],
+    [base, { ...TINY_LLAMA, num_hidden_layers: -1 }, /field num_hidden_layers must be a positive integer, got -1/],
+    [base, { ...TINY_LLAMA, hidden_size: 32.5 }, /field hidden_size must be a positive integer, got 32.5/],
+    [base, { ...TINY_LLAMA, vocab_size: "97" }, /field vocab_size must be a positive integer, got "97"/],
     [
       base,
-      { ...LLAMA, num_attention_heads: 5, num_key_value_heads: 5 },
+      { ...TINY_LLAMA, num_key_value_heads: 3 },
+      /num_attention_heads 4 is not a multiple of num_key_value_heads 3/,
+    ],
+    [
+      base,
+      { ...TINY_LLAMA, num_attention_heads: 5, num_key_value_heads: 5 },
       /hidden_size \(32\) must be a multiple of num_attention_heads \(5\)/,
     ],
-    [base, { ...LLAMA, max_position_embeddings: 0 }, /field max_position_embeddings must be a positive integer/],
+    [base, { ...TINY_LLAMA, max_position_embeddings: 0 }, /field max_position_embeddings must be a positive integer/],
     [gpt2, { ...GPT2, n_head: 0 }, /field n_head must be a positive integer, got 0/],
     [gpt2, { ...GPT2, n_head: 3 }, /n_embd \(32\) must be a multiple of n_head \(3\)/],
-    [base, { ...LLAMA, hidden_act: "relu" }, /hidden_act 'relu' is not supported/],
+    [base, { ...TINY_LLAMA, hidden_act: "relu" }, /hidden_act 'relu' is not supported/],
   ];
   for (const [dir, config, pattern] of cases) {
     writeFileSync(join(dir, "config.json"), JSON.stringify(config));

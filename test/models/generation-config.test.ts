@@ -16,7 +16,7 @@ import { generate } from "../../src/models/generate.js";
 import { readGenerationConfig, stopTokenIds } from "../../src/models/generation-config.js";
 import { Tokenizer } from "../../src/text/index.js";
 import { writeByteLevelTokenizer } from "../helpers/tokenizers.js";
-import { tempDir } from "../helpers/toy.js";
+import { TINY_LLAMA, tempDir } from "../helpers/toy.js";
 
 torch.setNumThreads(1); // tiny models: thread-pool overhead would dominate
 const root = tempDir("omni-dpo-generation-config-");
@@ -29,19 +29,7 @@ const newDir = (what: string) => {
 };
 const readJson = (file: string) => JSON.parse(readFileSync(file, "utf8"));
 
-const LLAMA: RawConfig = {
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  vocab_size: 97,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 64,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
+const LLAMA: RawConfig = { ...TINY_LLAMA, bos_token_id: 1, eos_token_id: 2 };
 
 function message(fn: () => unknown): string {
   try {

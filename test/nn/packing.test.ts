@@ -10,6 +10,7 @@ import { Linear } from "../../src/nn/layers.js";
 import { holdPackedWeights, packedBytes, withPackedWeights } from "../../src/nn/packing.js";
 import { createModel, generate } from "../../src/index.js";
 import { skipUnless } from "../helpers/requirements.js";
+import { TINY_LLAMA } from "../helpers/toy.js";
 
 torch.setNumThreads(1);
 const skip = skipUnless("onednn");
@@ -120,21 +121,7 @@ test("packs are made on first use inside a hold, shared by nested holds, and fre
 
 test("generate() packs for its call only, and its tokens and logits match the unpacked model's", { skip }, () => {
   torch.manualSeed(4);
-  const model = createModel(
-    {
-      architectures: ["LlamaForCausalLM"],
-      model_type: "llama",
-      vocab_size: 97,
-      hidden_size: 32,
-      intermediate_size: 64,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      max_position_embeddings: 64,
-      tie_word_embeddings: true,
-    },
-    { std: 0.2 },
-  );
+  const model = createModel({ ...TINY_LLAMA, tie_word_embeddings: true }, { std: 0.2 });
   const prompts = [
     [3, 14, 15, 92],
     [65, 35],
