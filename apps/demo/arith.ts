@@ -264,17 +264,6 @@ export const DEMO_SIZES: Record<"full" | "quick", DemoSizes> = {
   quick: { train: 384, val: 200, test: 400 },
 };
 
-/**
- * How the rm pipeline turns reward-model scores into the pairs' scores, which w_qual reads:
- *   - raw: the reward model's own scores. Trained with the Bradley-Terry loss, σ(r_w − r_l) is
- *     its probability that the label is right, so at η = 1 w_qual is exactly that probability;
- *   - std: divided by the population standard deviation of the pairs' gaps (per pair seed),
- *     the scaling half of the reference's margin normalisation;
- *   - z: each pair's gap replaced by the reference's normalised margin (gap − mean) / std
- *     (scores z and 0), which also centres it, so half the pairs get w_qual below 0.5.
- */
-export type RmScale = ScoreScale;
-export const RM_SCALES: readonly RmScale[] = ["raw", "std", "z"];
 /** The rm pipeline's default η: 1 on raw scores makes w_qual the reward model's own P(label right). */
 export const RM_ETA = 1;
 /** Training seeds x pair-building seeds of the reported runs. */
@@ -286,9 +275,19 @@ export const DEMO_SEEDS: Record<"full" | "quick", { train: number; pair: number 
 export interface DemoOptions {
   /** Which pipelines build the pairs (default all; "both" is its old name). */
   pipeline?: PipelineName | "all" | "both";
-  /** The rm pipeline's Omni-DPO η (default RM_ETA) and score scaling (default raw). */
+  /** The rm pipeline's Omni-DPO η (default RM_ETA). */
   rmEta?: number;
-  rmScale?: RmScale;
+  /**
+   * How the rm pipeline's reward-model scores become the pairs' scores, which w_qual reads
+   * (default raw; rescalePairs):
+   *   - raw: the reward model's own scores. Trained with the Bradley-Terry loss, σ(r_w − r_l) is
+   *     its probability that the label is right, so at η = 1 w_qual is exactly that probability;
+   *   - std: divided by the population standard deviation of the pairs' gaps (per pair seed),
+   *     the scaling half of the reference's margin normalisation;
+   *   - z: each pair's gap replaced by the reference's normalised margin (gap − mean) / std
+   *     (scores z and 0), which also centres it, so half the pairs get w_qual below 0.5.
+   */
+  rmScale?: ScoreScale;
   /** The text pipeline's judge scores as its Omni-DPO's w_qual reads them (default raw; as rmScale). */
   textScale?: ScoreScale;
   /** The rm pipeline's reward model (default: the shipped assets/arith-rm, trained on the spot if absent). */
@@ -377,7 +376,7 @@ export interface RewardModelReport {
   heldout_accuracy: number;
   train_seconds: number;
   eta: number;
-  scale: RmScale;
+  scale: ScoreScale;
   /** Per pair seed: the gap distribution of the pairs built (raw reward-model units) and agreement with the judge. */
   per_pair_seed: { pair_seed: number; gap: Quantiles; judge: JudgeAgreement }[];
   /** w_qual of the first pair seed's training pairs, at `eta` on the scaled scores. */
@@ -398,7 +397,7 @@ export interface DemoPlan {
    * The rm pipeline's reward model: its directory and whether it must be trained first, its
    * prompts (RM_RECIPE's, apart from every other set), η and score scaling.
    */
-  rm: { dir: string; train: boolean; prompts: string[]; eta: number; scale: RmScale };
+  rm: { dir: string; train: boolean; prompts: string[]; eta: number; scale: ScoreScale };
   textScale: ScoreScale;
   /** The starting policy's directory, and whether it must be trained first (no shipped checkpoint). */
   sft: { dir: string; train: boolean };

@@ -99,11 +99,12 @@ demo rm --out DIR   retrains the shipped reward model with its recipe (rm_recipe
     const pipeline = values.pipeline ?? "all";
     if (!["math", "text", "rm", "all", "both"].includes(pipeline))
       throw new UsageError(`demo: --pipeline must be math, text, rm or all, got '${pipeline}'`);
+    const { SCORE_SCALES } = await import("./pipelines.js");
     const scale = (flag: "rm-scale" | "text-scale") => {
       const value = values[flag] ?? "raw";
-      if (!(demo.RM_SCALES as readonly string[]).includes(value))
-        throw new UsageError(`demo: --${flag} must be raw, std or z, got '${value}'`);
-      return value as "raw" | "std" | "z";
+      const known = SCORE_SCALES.find((s) => s === value);
+      if (!known) throw new UsageError(`demo: --${flag} must be raw, std or z, got '${value}'`);
+      return known;
     };
     const { demoSummary, writeDemoReport, demoJson } = await import("./report.js");
     let bar: InstanceType<typeof Progress> | null = null;

@@ -88,6 +88,7 @@ export function rmPairs(
 
 /** How a pipeline's pair scores are scaled before w_qual reads them (see rescalePairs). */
 export type ScoreScale = "raw" | "std" | "z";
+export const SCORE_SCALES: readonly ScoreScale[] = ["raw", "std", "z"];
 
 /**
  * The pairs with their scores as w_qual reads them: raw; std (both scores divided by the
